@@ -1,0 +1,52 @@
+# Cairn. `make run` starts the engine with a sample graph; `make test` runs
+# the whole suite (installing what is missing first).
+SHELL := /bin/bash
+GO ?= go
+BUF := $(GO) tool -modfile=tools/go.mod buf
+DATA ?= .cairn
+PKGS := ./...
+
+.PHONY: run test proto check-proto vet unit bench deps build clean
+
+build:
+	$(GO) build -o bin/cairn ./cmd/cairn
+
+run: build
+	./bin/cairn serve --data $(DATA) --sample
+
+# deps installs what the suite needs and is missing. Go modules come from the
+# module proxy; system packages (none needed yet, the viewer will need
+# libegl-dev) from apt.
+deps:
+	@command -v $(GO) >/dev/null || { echo "make: Go is required (https://go.dev/dl)"; exit 1; }
+	@command -v git >/dev/null || { echo "installing git"; apt-get update -qq && apt-get install -y -qq git; }
+	$(GO) mod download
+	cd tools && $(GO) mod download
+
+test: deps check-proto vet unit
+
+unit:
+	CGO_ENABLED=0 $(GO) test -count=1 -timeout 12m $(PKGS)
+
+vet:
+	CGO_ENABLED=0 $(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+proto:
+	$(BUF) generate
+
+# check-proto fails when the committed generated code is stale, when buf lint
+# fails, or when the schemas break wire compatibility with main.
+check-proto:
+	$(BUF) lint
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	$(BUF) generate -o $$tmp && \
+	diff -r -x '*.proto' $$tmp/messages messages >/dev/null || { echo "make: generated code in messages/ is stale: run 'make proto' and commit"; diff -r -x '*.proto' $$tmp/messages messages | head -20; exit 1; }
+	@if git rev-parse --verify -q main >/dev/null && git cat-file -e main:buf.yaml 2>/dev/null; then \
+		$(BUF) breaking --against '.git#branch=main'; fi
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 60m $(PKGS) | tee bench.out
+
+clean:
+	rm -rf bin $(DATA) bench.out

@@ -1,0 +1,296 @@
+package actors
+
+import (
+	"fmt"
+	"slices"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+)
+
+// State is a graph aggregate: everything Decide needs to validate a command.
+// It is folded from events by Apply and owned by one grain; it is not safe for
+// concurrent use.
+type State struct {
+	graph    string
+	created  bool
+	deleted  bool
+	typ      string
+	metadata map[string]string
+	nodes    map[string]*nodeState
+	edges    map[string]*edgeState
+	comps    interner
+
+	// undo, when not nil, records how to revert each change Apply makes, so
+	// that a speculative batch can be rolled back.
+	undo []func()
+}
+
+type nodeState struct {
+	comps      []*cairnv1.Component // interned, at most one per type
+	categories []string
+	edges      []string // ids of edges that start or end here
+}
+
+type edgeState struct {
+	source, target string
+	typ            string
+	comps          []*cairnv1.Component // interned
+}
+
+// NewState returns the empty state of graph: it does not exist yet.
+func NewState(graph string) *State {
+	return &State{
+		graph: graph,
+		nodes: make(map[string]*nodeState),
+		edges: make(map[string]*edgeState),
+		comps: interner{m: make(map[componentKey]*internedComponent)},
+	}
+}
+
+// Graph returns the graph id.
+func (s *State) Graph() string { return s.graph }
+
+// Exists reports whether the graph was created and not deleted.
+func (s *State) Exists() bool { return s.created && !s.deleted }
+
+// Deleted reports whether the graph was deleted.
+func (s *State) Deleted() bool { return s.deleted }
+
+// NodeCount and EdgeCount count live nodes and edges.
+func (s *State) NodeCount() int { return len(s.nodes) }
+func (s *State) EdgeCount() int { return len(s.edges) }
+
+// DistinctComponents counts distinct (type, value) pairs held, each stored
+// once however many nodes and edges carry it.
+func (s *State) DistinctComponents() int { return len(s.comps.m) }
+
+// HasNode and HasEdge report whether a live node or edge has the id.
+func (s *State) HasNode(id string) bool { _, ok := s.nodes[id]; return ok }
+func (s *State) HasEdge(id string) bool { _, ok := s.edges[id]; return ok }
+
+// Node returns a node's components and categories; the slices must not be
+// modified.
+func (s *State) Node(id string) (comps []*cairnv1.Component, categories []string, ok bool) {
+	n, ok := s.nodes[id]
+	if !ok {
+		return nil, nil, false
+	}
+	return n.comps, n.categories, true
+}
+
+// Edge returns an edge's endpoints, type and components.
+func (s *State) Edge(id string) (source, target, typ string, comps []*cairnv1.Component, ok bool) {
+	e, ok := s.edges[id]
+	if !ok {
+		return "", "", "", nil, false
+	}
+	return e.source, e.target, e.typ, e.comps, true
+}
+
+// NodeIDs and EdgeIDs return the live ids, sorted.
+func (s *State) NodeIDs() []string { return sortedKeys(s.nodes) }
+func (s *State) EdgeIDs() []string { return sortedKeys(s.edges) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (s *State) record(f func()) {
+	if s.undo != nil {
+		s.undo = append(s.undo, f)
+	}
+}
+
+// begin starts recording changes for rollback.
+func (s *State) begin() { s.undo = make([]func(), 0, 16) }
+
+// mark returns a rollback point inside the current recording.
+func (s *State) mark() int { return len(s.undo) }
+
+// rollback reverts every change recorded after mark m.
+func (s *State) rollback(m int) {
+	for i := len(s.undo) - 1; i >= m; i-- {
+		s.undo[i]()
+	}
+	s.undo = s.undo[:m]
+}
+
+// commit stops recording and keeps the changes.
+func (s *State) commit() { s.undo = nil }
+
+// Apply folds one event into s, in place. It returns an error, and leaves s
+// unchanged, when the event does not fit the state (which a valid chain never
+// produces).
+func Apply(s *State, ev *cairnv1.Event) error {
+	switch k := ev.GetKind().(type) {
+	case *cairnv1.Event_GraphCreated:
+		if s.created {
+			return fmt.Errorf("apply GraphCreated: graph %s already exists", s.graph)
+		}
+		s.created, s.typ, s.metadata = true, k.GraphCreated.GetGraphType(), k.GraphCreated.GetMetadata()
+		s.record(func() { s.created, s.typ, s.metadata = false, "", nil })
+	case *cairnv1.Event_GraphDeleted:
+		if !s.Exists() {
+			return fmt.Errorf("apply GraphDeleted: graph %s does not exist", s.graph)
+		}
+		s.deleted = true
+		s.record(func() { s.deleted = false })
+	case *cairnv1.Event_NodeAdded:
+		na := k.NodeAdded
+		id := na.GetNodeId()
+		if _, ok := s.nodes[id]; ok {
+			return fmt.Errorf("apply NodeAdded: node %q exists", id)
+		}
+		n := &nodeState{comps: s.comps.internAll(na.GetComponents()), categories: na.GetCategories()}
+		s.nodes[id] = n
+		s.record(func() { delete(s.nodes, id); s.comps.releaseAll(n.comps) })
+	case *cairnv1.Event_NodeComponentsChanged:
+		nc := k.NodeComponentsChanged
+		n, ok := s.nodes[nc.GetNodeId()]
+		if !ok {
+			return fmt.Errorf("apply NodeComponentsChanged: node %q does not exist", nc.GetNodeId())
+		}
+		old := n.comps
+		next := make([]*cairnv1.Component, 0, len(old)+len(nc.GetSet()))
+		for _, c := range old {
+			if !hasType(nc.GetSet(), c.GetType()) && !slices.Contains(nc.GetRemovedTypes(), c.GetType()) {
+				next = append(next, s.comps.intern(c))
+			}
+		}
+		for _, c := range nc.GetSet() {
+			next = append(next, s.comps.intern(c))
+		}
+		s.comps.releaseAll(old)
+		n.comps = next
+		s.record(func() { s.comps.internAll(old); s.comps.releaseAll(next); n.comps = old })
+	case *cairnv1.Event_NodeRemoved:
+		id := k.NodeRemoved.GetNodeId()
+		n, ok := s.nodes[id]
+		if !ok {
+			return fmt.Errorf("apply NodeRemoved: node %q does not exist", id)
+		}
+		if len(n.edges) > 0 {
+			return fmt.Errorf("apply NodeRemoved: node %q still has %d edges", id, len(n.edges))
+		}
+		delete(s.nodes, id)
+		s.comps.releaseAll(n.comps)
+		s.record(func() { s.comps.internAll(n.comps); s.nodes[id] = n })
+	case *cairnv1.Event_EdgeAdded:
+		ea := k.EdgeAdded
+		id := ea.GetEdgeId()
+		if _, ok := s.edges[id]; ok {
+			return fmt.Errorf("apply EdgeAdded: edge %q exists", id)
+		}
+		src, okS := s.nodes[ea.GetSource()]
+		dst, okT := s.nodes[ea.GetTarget()]
+		if !okS || !okT {
+			return fmt.Errorf("apply EdgeAdded: edge %q has a missing endpoint", id)
+		}
+		e := &edgeState{source: ea.GetSource(), target: ea.GetTarget(), typ: ea.GetEdgeType(), comps: s.comps.internAll(ea.GetComponents())}
+		s.edges[id] = e
+		src.edges = append(src.edges, id)
+		if dst != src {
+			dst.edges = append(dst.edges, id)
+		}
+		s.record(func() {
+			delete(s.edges, id)
+			s.comps.releaseAll(e.comps)
+			src.edges = removeString(src.edges, id)
+			dst.edges = removeString(dst.edges, id)
+		})
+	case *cairnv1.Event_EdgeRemoved:
+		id := k.EdgeRemoved.GetEdgeId()
+		e, ok := s.edges[id]
+		if !ok {
+			return fmt.Errorf("apply EdgeRemoved: edge %q does not exist", id)
+		}
+		src, dst := s.nodes[e.source], s.nodes[e.target]
+		delete(s.edges, id)
+		s.comps.releaseAll(e.comps)
+		src.edges = removeString(src.edges, id)
+		dst.edges = removeString(dst.edges, id)
+		s.record(func() {
+			s.edges[id] = e
+			s.comps.internAll(e.comps)
+			src.edges = append(src.edges, id)
+			if dst != src {
+				dst.edges = append(dst.edges, id)
+			}
+		})
+	default:
+		return fmt.Errorf("apply: event has no kind")
+	}
+	return nil
+}
+
+func hasType(cs []*cairnv1.Component, typ string) bool {
+	for _, c := range cs {
+		if c.GetType() == typ {
+			return true
+		}
+	}
+	return false
+}
+
+func removeString(ss []string, s string) []string {
+	if i := slices.Index(ss, s); i >= 0 {
+		ss[i] = ss[len(ss)-1]
+		return ss[:len(ss)-1]
+	}
+	return ss
+}
+
+// interner stores each distinct component once (flyweight) with a reference
+// count, and frees it when the last holder lets go.
+type interner struct {
+	m map[componentKey]*internedComponent
+}
+
+type componentKey struct{ typ, value string }
+
+type internedComponent struct {
+	c    *cairnv1.Component
+	refs int
+}
+
+func (in *interner) intern(c *cairnv1.Component) *cairnv1.Component {
+	k := componentKey{c.GetType(), string(c.GetValue())}
+	if e, ok := in.m[k]; ok {
+		e.refs++
+		return e.c
+	}
+	shared := &cairnv1.Component{Type: k.typ, Value: []byte(k.value)}
+	in.m[k] = &internedComponent{c: shared, refs: 1}
+	return shared
+}
+
+func (in *interner) internAll(cs []*cairnv1.Component) []*cairnv1.Component {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]*cairnv1.Component, len(cs))
+	for i, c := range cs {
+		out[i] = in.intern(c)
+	}
+	return out
+}
+
+func (in *interner) release(c *cairnv1.Component) {
+	k := componentKey{c.GetType(), string(c.GetValue())}
+	if e, ok := in.m[k]; ok {
+		if e.refs--; e.refs == 0 {
+			delete(in.m, k)
+		}
+	}
+}
+
+func (in *interner) releaseAll(cs []*cairnv1.Component) {
+	for _, c := range cs {
+		in.release(c)
+	}
+}

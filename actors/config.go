@@ -1,0 +1,72 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// GrainConfig tunes graph grains. DefaultGrainConfig documents every default.
+type GrainConfig struct {
+	// PassivateAfter stops a grain that received nothing for this long; its
+	// next command re-activates it from the store. Default 5 minutes.
+	PassivateAfter time.Duration
+	// IdempotencyWindow is how many recent command ids (with their results)
+	// a grain remembers, rebuilt on replay. Default 10,000.
+	IdempotencyWindow int
+	// MaxBatchEvents caps the events of one group-commit transaction; an
+	// envelope that alone exceeds it still goes out alone. Default 4,096.
+	MaxBatchEvents int
+	// MaxQueue caps envelopes waiting behind an in-flight append; more are
+	// refused as UNAVAILABLE. Default 10,000.
+	MaxQueue int
+	// AppendTimeout bounds one append, publish retries included. Default 10s.
+	AppendTimeout time.Duration
+	// AppendRetries is how often an append that got no answer is published
+	// again with the same transaction id (de-duplicated by JetStream).
+	// Default 2.
+	AppendRetries int
+	// Logger receives grain diagnostics. Default: discard.
+	Logger *slog.Logger
+}
+
+// DefaultGrainConfig returns the defaults.
+func DefaultGrainConfig() GrainConfig {
+	return GrainConfig{
+		PassivateAfter:    5 * time.Minute,
+		IdempotencyWindow: 10_000,
+		MaxBatchEvents:    4096,
+		MaxQueue:          10_000,
+		AppendTimeout:     10 * time.Second,
+		AppendRetries:     2,
+		Logger:            slog.New(slog.DiscardHandler),
+	}
+}
+
+// Validate returns every problem with c, joined.
+func (c GrainConfig) Validate() error {
+	var errs []error
+	if c.PassivateAfter <= 0 {
+		errs = append(errs, errors.New("passivate-after must be positive"))
+	}
+	if c.IdempotencyWindow < 1 {
+		errs = append(errs, fmt.Errorf("idempotency window must be at least 1, not %d", c.IdempotencyWindow))
+	}
+	if c.MaxBatchEvents < 1 {
+		errs = append(errs, fmt.Errorf("max batch events must be at least 1, not %d", c.MaxBatchEvents))
+	}
+	if c.MaxQueue < 1 {
+		errs = append(errs, fmt.Errorf("max queue must be at least 1, not %d", c.MaxQueue))
+	}
+	if c.AppendTimeout <= 0 {
+		errs = append(errs, errors.New("append timeout must be positive"))
+	}
+	if c.AppendRetries < 0 {
+		errs = append(errs, errors.New("append retries must not be negative"))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger is nil (use a discard logger)"))
+	}
+	return errors.Join(errs...)
+}

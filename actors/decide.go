@@ -1,0 +1,149 @@
+package actors
+
+import (
+	"slices"
+	"strconv"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+)
+
+// Decide validates one command against s and returns the events that record
+// it. It does not change s. Errors are *CommandError values naming the field;
+// field paths start with prefix (for example "commands[3]").
+//
+// Decide assumes the command passed ValidateEnvelope (ids well formed, sizes
+// within limits); it checks what depends on the state.
+func Decide(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event, error) {
+	if cg, ok := cmd.GetKind().(*cairnv1.Command_CreateGraph); ok {
+		if s.created {
+			if s.deleted {
+				return nil, alreadyExists(prefix+".create_graph.graph_id", "graph %s existed and was deleted; its id cannot be reused", s.graph)
+			}
+			return nil, alreadyExists(prefix+".create_graph.graph_id", "graph %s already exists", s.graph)
+		}
+		return one(&cairnv1.Event{Kind: &cairnv1.Event_GraphCreated{GraphCreated: &cairnv1.GraphCreated{
+			GraphId: s.graph, GraphType: cg.CreateGraph.GetGraphType(), Metadata: cg.CreateGraph.GetMetadata(),
+		}}}), nil
+	}
+	if !s.created {
+		return nil, notFound("graph_id", "graph %s does not exist", s.graph)
+	}
+	if s.deleted {
+		return nil, failedPrecondition("graph_id", "graph %s is deleted", s.graph)
+	}
+	switch k := cmd.GetKind().(type) {
+	case *cairnv1.Command_AddNode:
+		f := prefix + ".add_node"
+		if s.HasNode(k.AddNode.GetNodeId()) {
+			return nil, alreadyExists(f+".node_id", "node %q already exists", k.AddNode.GetNodeId())
+		}
+		return one(&cairnv1.Event{Kind: &cairnv1.Event_NodeAdded{NodeAdded: &cairnv1.NodeAdded{
+			NodeId: k.AddNode.GetNodeId(), Components: k.AddNode.GetComponents(), Categories: k.AddNode.GetCategories(),
+		}}}), nil
+	case *cairnv1.Command_SetNodeComponents:
+		f := prefix + ".set_node_components"
+		if !s.HasNode(k.SetNodeComponents.GetNodeId()) {
+			return nil, notFound(f+".node_id", "node %q does not exist", k.SetNodeComponents.GetNodeId())
+		}
+		return one(&cairnv1.Event{Kind: &cairnv1.Event_NodeComponentsChanged{NodeComponentsChanged: &cairnv1.NodeComponentsChanged{
+			NodeId: k.SetNodeComponents.GetNodeId(), Set: k.SetNodeComponents.GetComponents(),
+		}}}), nil
+	case *cairnv1.Command_RemoveNodeComponents:
+		f := prefix + ".remove_node_components"
+		rc := k.RemoveNodeComponents
+		n, ok := s.nodes[rc.GetNodeId()]
+		if !ok {
+			return nil, notFound(f+".node_id", "node %q does not exist", rc.GetNodeId())
+		}
+		for i, t := range rc.GetTypes() {
+			if !hasType(n.comps, t) {
+				return nil, notFound(f+".types["+strconv.Itoa(i)+"]", "node %q has no component of type %q", rc.GetNodeId(), t)
+			}
+		}
+		return one(&cairnv1.Event{Kind: &cairnv1.Event_NodeComponentsChanged{NodeComponentsChanged: &cairnv1.NodeComponentsChanged{
+			NodeId: rc.GetNodeId(), RemovedTypes: rc.GetTypes(),
+		}}}), nil
+	case *cairnv1.Command_RemoveNode:
+		id := k.RemoveNode.GetNodeId()
+		n, ok := s.nodes[id]
+		if !ok {
+			return nil, notFound(prefix+".remove_node.node_id", "node %q does not exist", id)
+		}
+		// Edges first, in id order, so that the transaction is deterministic.
+		edges := slices.Clone(n.edges)
+		slices.Sort(edges)
+		evs := make([]*cairnv1.Event, 0, len(edges)+1)
+		for _, eid := range edges {
+			e := s.edges[eid]
+			evs = append(evs, &cairnv1.Event{Kind: &cairnv1.Event_EdgeRemoved{EdgeRemoved: &cairnv1.EdgeRemoved{
+				EdgeId: eid, Source: e.source, Target: e.target,
+			}}})
+		}
+		return append(evs, &cairnv1.Event{Kind: &cairnv1.Event_NodeRemoved{NodeRemoved: &cairnv1.NodeRemoved{NodeId: id}}}), nil
+	case *cairnv1.Command_ConnectNodes:
+		f := prefix + ".connect_nodes"
+		cn := k.ConnectNodes
+		if s.HasEdge(cn.GetEdgeId()) {
+			return nil, alreadyExists(f+".edge_id", "edge %q already exists", cn.GetEdgeId())
+		}
+		if !s.HasNode(cn.GetSource()) {
+			return nil, notFound(f+".source", "source node %q does not exist", cn.GetSource())
+		}
+		if !s.HasNode(cn.GetTarget()) {
+			return nil, notFound(f+".target", "target node %q does not exist", cn.GetTarget())
+		}
+		return one(&cairnv1.Event{Kind: &cairnv1.Event_EdgeAdded{EdgeAdded: &cairnv1.EdgeAdded{
+			EdgeId: cn.GetEdgeId(), Source: cn.GetSource(), Target: cn.GetTarget(), EdgeType: cn.GetEdgeType(), Components: cn.GetComponents(),
+		}}}), nil
+	case *cairnv1.Command_DisconnectNodes:
+		id := k.DisconnectNodes.GetEdgeId()
+		e, ok := s.edges[id]
+		if !ok {
+			return nil, notFound(prefix+".disconnect_nodes.edge_id", "edge %q does not exist", id)
+		}
+		return one(&cairnv1.Event{Kind: &cairnv1.Event_EdgeRemoved{EdgeRemoved: &cairnv1.EdgeRemoved{
+			EdgeId: id, Source: e.source, Target: e.target,
+		}}}), nil
+	case *cairnv1.Command_DeleteGraph:
+		return one(&cairnv1.Event{Kind: &cairnv1.Event_GraphDeleted{GraphDeleted: &cairnv1.GraphDeleted{}}}), nil
+	}
+	return nil, invalid(prefix, "command has no kind")
+}
+
+func one(ev *cairnv1.Event) []*cairnv1.Event { return []*cairnv1.Event{ev} }
+
+// DecideEnvelope decides every command of env in order on s, applying each
+// command's events before deciding the next, all or nothing: on success s
+// holds the envelope's changes and the events are returned with their count
+// per command; on error s is as it was. Call ValidateEnvelope first.
+func DecideEnvelope(s *State, env *cairnv1.CommandEnvelope) ([]*cairnv1.Event, error) {
+	outer := s.undo != nil
+	if !outer {
+		s.begin()
+	}
+	m := s.mark()
+	var all []*cairnv1.Event
+	for i, cmd := range env.GetCommands() {
+		evs, err := Decide(s, cmdField(i), cmd)
+		if err == nil {
+			for _, ev := range evs {
+				if err = Apply(s, ev); err != nil {
+					err = &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Field: cmdField(i), Message: err.Error()}
+					break
+				}
+			}
+		}
+		if err != nil {
+			s.rollback(m)
+			if !outer {
+				s.commit()
+			}
+			return nil, err
+		}
+		all = append(all, evs...)
+	}
+	if !outer {
+		s.commit()
+	}
+	return all, nil
+}

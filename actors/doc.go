@@ -1,0 +1,49 @@
+// Package actors holds Cairn's actors: the graph aggregate grain, the
+// dispatcher that routes commands to it, and the "cairn" NATS micro service
+// gateway. (Projection shards and the render actor come with later issues.)
+//
+// # The aggregate
+//
+// A graph's state is folded from its events by Apply; commands are validated
+// by ValidateEnvelope (everything that does not depend on state) and decided
+// by Decide (everything that does), a pure function that returns events.
+// DecideEnvelope applies an envelope's commands all or nothing.
+//
+// Invariants, each refused with a *CommandError naming the field:
+//   - the graph exists and is not deleted (NOT_FOUND, FAILED_PRECONDITION);
+//     a deleted graph's id is never reused (ALREADY_EXISTS);
+//   - node ids and edge ids are unique (ALREADY_EXISTS);
+//   - edge endpoints exist (NOT_FOUND);
+//   - removing a node removes its edges in the same transaction;
+//   - graph ids are 1-64 letters, digits, '-' and '_'; node ids, edge ids,
+//     component types and categories are 1-256 bytes of printable UTF-8;
+//     component values at most 64 KiB; 1-1,000 commands an envelope
+//     (INVALID_ARGUMENT).
+//
+// # The grain
+//
+// Kind "graph", identity = graph id. On activation it replays the graph's
+// transactions, checking the chain. For each envelope it decides, appends one
+// transaction to the event store with optimistic concurrency (expected last
+// subject sequence), and answers with the head CID and stream sequence. While
+// an append is in flight, envelopes queue; when it completes they are decided
+// one by one on the new state and the valid ones go out together as the next
+// transaction (group commit), each answered with its own result. On a
+// conflict the grain reloads the tail and decides once more, then answers
+// CONFLICT. The last IdempotencyWindow command ids and their results are
+// remembered (rebuilt on replay): a retry gets the original result with
+// duplicate = true and never a second transaction. Refused commands are not
+// remembered: nothing was written, so a retry is decided afresh. Idle grains
+// passivate after PassivateAfter.
+//
+// # The gateway
+//
+// The NATS micro service "cairn" takes a protobuf cairn.v1.CommandEnvelope on
+// subject "cairn.command" and answers a protobuf cairn.v1.CommandReply;
+// malformed input gets INVALID_ARGUMENT and the service keeps serving.
+//
+//	data, _ := proto.Marshal(envelope)
+//	msg, err := nc.Request(actors.CommandSubject, data, 5*time.Second)
+//	reply := &cairnv1.CommandReply{}
+//	_ = proto.Unmarshal(msg.Data, reply)
+package actors

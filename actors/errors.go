@@ -1,0 +1,116 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+)
+
+// Sentinels, one per wire error code. A *CommandError matches the sentinel of
+// its code with errors.Is.
+var (
+	ErrInvalidArgument    = errors.New("invalid argument")
+	ErrNotFound           = errors.New("not found")
+	ErrAlreadyExists      = errors.New("already exists")
+	ErrFailedPrecondition = errors.New("failed precondition")
+	ErrConflict           = errors.New("conflict")
+	ErrUnavailable        = errors.New("unavailable")
+	ErrInternal           = errors.New("internal error")
+)
+
+var codeSentinel = map[cairnv1.ErrorCode]error{
+	cairnv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT:    ErrInvalidArgument,
+	cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND:           ErrNotFound,
+	cairnv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS:      ErrAlreadyExists,
+	cairnv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION: ErrFailedPrecondition,
+	cairnv1.ErrorCode_ERROR_CODE_CONFLICT:            ErrConflict,
+	cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE:         ErrUnavailable,
+	cairnv1.ErrorCode_ERROR_CODE_INTERNAL:            ErrInternal,
+}
+
+// CommandError is a refused command: a code, the field it concerns (a path
+// such as "commands[0].add_node.node_id") and a message for people.
+type CommandError struct {
+	Code    cairnv1.ErrorCode
+	Field   string
+	Message string
+}
+
+func (e *CommandError) Error() string {
+	name := codeName(e.Code)
+	if e.Field == "" {
+		return fmt.Sprintf("%s: %s", name, e.Message)
+	}
+	return fmt.Sprintf("%s: %s: %s", name, e.Field, e.Message)
+}
+
+// Unwrap returns the sentinel of the error's code.
+func (e *CommandError) Unwrap() error { return codeSentinel[e.Code] }
+
+// Proto converts e to its wire form.
+func (e *CommandError) Proto() *cairnv1.Error {
+	return &cairnv1.Error{Code: e.Code, Field: e.Field, Message: e.Message}
+}
+
+// ErrorFromProto converts a wire error back to a *CommandError; nil stays nil.
+func ErrorFromProto(p *cairnv1.Error) error {
+	if p == nil {
+		return nil
+	}
+	return &CommandError{Code: p.GetCode(), Field: p.GetField(), Message: p.GetMessage()}
+}
+
+// AsCommandError returns err as a *CommandError, classifying errors of other
+// kinds as INTERNAL.
+func AsCommandError(err error) *CommandError {
+	var ce *CommandError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()}
+}
+
+func codeName(c cairnv1.ErrorCode) string {
+	switch c {
+	case cairnv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT:
+		return "INVALID_ARGUMENT"
+	case cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND:
+		return "NOT_FOUND"
+	case cairnv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS:
+		return "ALREADY_EXISTS"
+	case cairnv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION:
+		return "FAILED_PRECONDITION"
+	case cairnv1.ErrorCode_ERROR_CODE_CONFLICT:
+		return "CONFLICT"
+	case cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE:
+		return "UNAVAILABLE"
+	case cairnv1.ErrorCode_ERROR_CODE_INTERNAL:
+		return "INTERNAL"
+	}
+	return "UNKNOWN"
+}
+
+func invalid(field, format string, a ...any) *CommandError {
+	return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, Field: field, Message: fmt.Sprintf(format, a...)}
+}
+
+func notFound(field, format string, a ...any) *CommandError {
+	return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND, Field: field, Message: fmt.Sprintf(format, a...)}
+}
+
+func alreadyExists(field, format string, a ...any) *CommandError {
+	return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS, Field: field, Message: fmt.Sprintf(format, a...)}
+}
+
+func failedPrecondition(field, format string, a ...any) *CommandError {
+	return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, Field: field, Message: fmt.Sprintf(format, a...)}
+}
+
+func unavailable(format string, a ...any) *CommandError {
+	return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE, Message: fmt.Sprintf(format, a...)}
+}
+
+func conflict(format string, a ...any) *CommandError {
+	return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_CONFLICT, Message: fmt.Sprintf(format, a...)}
+}

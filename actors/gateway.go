@@ -1,0 +1,147 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"google.golang.org/protobuf/proto"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+)
+
+// Service identity on NATS.
+const (
+	ServiceName    = "cairn"
+	ServiceVersion = "0.1.0"
+	// CommandSubject takes a protobuf CommandEnvelope and answers a protobuf
+	// CommandReply.
+	CommandSubject = "cairn.command"
+)
+
+// Executor runs one command envelope and always returns a reply.
+type Executor interface {
+	Execute(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply
+}
+
+var _ Executor = (*Dispatcher)(nil)
+
+// Gateway is the NATS micro service "cairn": any NATS client can send
+// commands to it, and `nats micro ls` / `nats micro info cairn` show it.
+type Gateway struct {
+	svc      micro.Service
+	exec     Executor
+	log      *slog.Logger
+	timeout  time.Duration
+	sem      chan struct{}
+	inflight sync.WaitGroup
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+// GatewayConfig tunes the gateway.
+type GatewayConfig struct {
+	// Timeout bounds one command. Default 10 seconds.
+	Timeout time.Duration
+	// MaxInFlight bounds commands being executed at once; more wait in NATS.
+	// Default 8,192.
+	MaxInFlight int
+	// Logger. Default: discard.
+	Logger *slog.Logger
+}
+
+// StartGateway registers the micro service on nc and serves until Close.
+func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, error) {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 8192
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &Gateway{exec: exec, log: cfg.Logger.With("component", "gateway"), timeout: cfg.Timeout,
+		sem: make(chan struct{}, cfg.MaxInFlight), ctx: ctx, cancel: cancel}
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        ServiceName,
+		Version:     ServiceVersion,
+		Description: "Cairn event-sourced graph engine: commands in, CID-chained transactions out",
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	err = svc.AddEndpoint("command", micro.HandlerFunc(g.handleCommand),
+		micro.WithEndpointSubject(CommandSubject),
+		micro.WithEndpointMetadata(map[string]string{
+			"request":  "cairn.v1.CommandEnvelope (protobuf)",
+			"response": "cairn.v1.CommandReply (protobuf)",
+		}))
+	if err != nil {
+		_ = svc.Stop()
+		cancel()
+		return nil, fmt.Errorf("start gateway: add command endpoint: %w", err)
+	}
+	g.svc = svc
+	return g, nil
+}
+
+// handleCommand runs on the endpoint's subscription goroutine: it decodes and
+// hands the command to a worker so that a slow graph never holds up others.
+func (g *Gateway) handleCommand(req micro.Request) {
+	env := &cairnv1.CommandEnvelope{}
+	if err := proto.Unmarshal(req.Data(), env); err != nil {
+		g.reply(req, errorReply(env, invalid("", "request is not a protobuf cairn.v1.CommandEnvelope: %v", err)))
+		return
+	}
+	if err := ValidateEnvelope(env); err != nil {
+		g.reply(req, errorReply(env, AsCommandError(err)))
+		return
+	}
+	select {
+	case g.sem <- struct{}{}:
+	case <-g.ctx.Done():
+		g.reply(req, errorReply(env, unavailable("cairn is shutting down")))
+		return
+	}
+	g.inflight.Add(1)
+	go func() {
+		defer func() { <-g.sem; g.inflight.Done() }()
+		ctx, cancel := context.WithTimeout(g.ctx, g.timeout)
+		defer cancel()
+		g.reply(req, g.exec.Execute(ctx, env))
+	}()
+}
+
+func (g *Gateway) reply(req micro.Request, rep *cairnv1.CommandReply) {
+	data, err := proto.Marshal(rep)
+	if err == nil {
+		err = req.Respond(data)
+	}
+	if err != nil {
+		g.log.LogAttrs(context.Background(), slog.LevelWarn, "reply failed", slog.String("err", err.Error()))
+	}
+}
+
+// Close stops taking requests and waits, until ctx ends, for the commands in
+// flight to be answered.
+func (g *Gateway) Close(ctx context.Context) error {
+	err := g.svc.Stop()
+	done := make(chan struct{})
+	go func() { g.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.cancel()
+		err = errors.Join(err, fmt.Errorf("gateway drain: %w", ctx.Err()))
+	}
+	g.cancel()
+	return err
+}

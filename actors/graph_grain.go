@@ -1,0 +1,377 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/nats-io/nuid"
+	"google.golang.org/protobuf/proto"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
+)
+
+// GraphKind is the cluster kind of graph grains; a grain's identity is its
+// graph id.
+const GraphKind = "graph"
+
+// EventStore is what a graph grain needs from the event store.
+type EventStore interface {
+	// Append stores tx if graph's last sequence is expectedSeq.
+	Append(ctx context.Context, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error)
+	// Read calls fn for graph's transactions from fromSeq on and returns the
+	// graph's last sequence.
+	Read(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error)
+}
+
+var _ EventStore = (*persistence.Store)(nil)
+
+// NewGraphKind returns the cluster kind that hosts graph grains over store.
+// ctx bounds the grains' I/O: cancel it to abort appends at shutdown.
+func NewGraphKind(ctx context.Context, store EventStore, cfg GrainConfig) (*cluster.Kind, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("grain config: %w", err)
+	}
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &graphGrain{base: ctx, store: store, cfg: cfg}
+	})
+	return cluster.NewKind(GraphKind, props), nil
+}
+
+// graphGrain owns one graph aggregate. It decides commands against its
+// state, appends them to the store, and only then answers. While one append
+// is in flight, new envelopes queue; when it completes they are decided one
+// by one on the new state and the valid ones go out together as the next
+// transaction (group commit).
+type graphGrain struct {
+	base  context.Context
+	store EventStore
+	cfg   GrainConfig
+	log   *slog.Logger
+
+	graph   string
+	state   *State
+	head    persistence.Head
+	lastSeq uint64
+	loaded  bool
+	recent  *resultWindow
+
+	queue    []*request
+	pending  map[string]*request // queued or in flight, by command id
+	inflight *batch
+	appends  sync.WaitGroup
+}
+
+type request struct {
+	env      *cairnv1.CommandEnvelope
+	senders  []*actor.PID
+	attempts int // appends of this request that hit a conflict
+}
+
+type batch struct {
+	reqs   []*request
+	counts []int // events per request
+	tx     *cairnv1.Transaction
+	heads  []persistence.Head // head after each request
+}
+
+type appendDone struct {
+	b   *batch
+	seq uint64
+	err error
+}
+
+func (g *graphGrain) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *cluster.ClusterInit:
+		g.graph = m.Identity.Identity
+		g.log = g.cfg.Logger.With("component", "graph-grain", "graph", g.graph)
+		g.pending = make(map[string]*request)
+		ctx.SetReceiveTimeout(g.cfg.PassivateAfter)
+		if err := g.load(); err != nil {
+			g.log.LogAttrs(context.Background(), slog.LevelWarn, "activation replay failed", slog.String("err", err.Error()))
+		}
+	case *cairnv1.CommandEnvelope:
+		g.receive(ctx, m)
+	case *appendDone:
+		g.appended(ctx, m)
+	case *actor.ReceiveTimeout:
+		if g.inflight == nil && len(g.queue) == 0 {
+			ctx.Stop(ctx.Self())
+		}
+	case *actor.Stopping:
+		g.appends.Wait()
+		for _, r := range g.queue {
+			g.respond(ctx, r, errorReply(r.env, unavailable("graph %s is shutting down; retry with the same command id", g.graph)))
+		}
+		g.queue = nil
+	}
+}
+
+// load rebuilds the state from the whole stream. On error the grain stays
+// unloaded and answers UNAVAILABLE until a later load succeeds.
+func (g *graphGrain) load() error {
+	g.state = NewState(g.graph)
+	g.head, g.lastSeq, g.loaded = persistence.Head{}, 0, false
+	g.recent = newResultWindow(g.cfg.IdempotencyWindow)
+	if err := g.replay(1); err != nil {
+		return err
+	}
+	g.loaded = true
+	return nil
+}
+
+// replay applies the graph's transactions from stream sequence from on,
+// checking the chain as it goes.
+func (g *graphGrain) replay(from uint64) error {
+	ctx, cancel := context.WithTimeout(g.base, g.cfg.AppendTimeout)
+	defer cancel()
+	chain := persistence.NewChainAt(g.graph, g.head)
+	start := time.Now()
+	n := 0
+	last, err := g.store.Read(ctx, g.graph, from, func(r persistence.Record) error {
+		evs, err := chain.Check(r.Seq, r.Tx)
+		if err != nil {
+			return err
+		}
+		i := 0
+		for _, cr := range r.Tx.GetCommands() {
+			for range cr.GetEventCount() {
+				if err := Apply(g.state, evs[i].Event); err != nil {
+					return fmt.Errorf("replay %s seq %d: %w", g.graph, r.Seq, err)
+				}
+				i++
+			}
+			h := evs[i-1]
+			g.recent.put(&cairnv1.CommandReply{CommandId: cr.GetCommandId(), HeadCid: h.CID.String(), Seq: r.Seq, Position: h.Envelope.N, TxId: r.Tx.GetTxId()})
+		}
+		g.head, g.lastSeq = chain.Head(), r.Seq
+		n++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("replay %s: %w", g.graph, err)
+	}
+	if last > g.lastSeq {
+		return fmt.Errorf("replay %s: read stopped at seq %d before the last seq %d", g.graph, g.lastSeq, last)
+	}
+	if n > 0 {
+		g.log.LogAttrs(context.Background(), slog.LevelDebug, "replayed", slog.Int("transactions", n), slog.Uint64("last_seq", g.lastSeq), slog.Duration("took", time.Since(start)))
+	}
+	return nil
+}
+
+func (g *graphGrain) receive(ctx actor.Context, env *cairnv1.CommandEnvelope) {
+	sender := ctx.Sender()
+	reply := func(r *cairnv1.CommandReply) {
+		if sender != nil {
+			ctx.Send(sender, r)
+		}
+	}
+	if err := ValidateEnvelope(env); err != nil {
+		reply(errorReply(env, AsCommandError(err)))
+		return
+	}
+	if env.GetGraphId() != g.graph {
+		reply(errorReply(env, invalid("graph_id", "envelope for graph %s reached the grain of graph %s", env.GetGraphId(), g.graph)))
+		return
+	}
+	if !g.loaded {
+		if err := g.load(); err != nil {
+			reply(errorReply(env, unavailable("graph %s could not be loaded: %v", g.graph, err)))
+			return
+		}
+	}
+	if r, ok := g.recent.get(env.GetCommandId()); ok {
+		dup := proto.Clone(r).(*cairnv1.CommandReply)
+		dup.Duplicate = true
+		reply(dup)
+		return
+	}
+	if r, ok := g.pending[env.GetCommandId()]; ok {
+		if sender != nil {
+			r.senders = append(r.senders, sender)
+		}
+		return
+	}
+	if len(g.queue) >= g.cfg.MaxQueue {
+		reply(errorReply(env, unavailable("graph %s has %d commands queued; retry later", g.graph, len(g.queue))))
+		return
+	}
+	r := &request{env: env}
+	if sender != nil {
+		r.senders = []*actor.PID{sender}
+	}
+	g.pending[env.GetCommandId()] = r
+	g.queue = append(g.queue, r)
+	if g.inflight == nil {
+		g.flush(ctx)
+	}
+}
+
+// flush decides queued envelopes on the state and starts appending the valid
+// ones as one transaction.
+func (g *graphGrain) flush(ctx actor.Context) {
+	for g.inflight == nil && len(g.queue) > 0 {
+		b := &batch{}
+		g.state.begin()
+		var events []*cairnv1.Event
+		taken := 0
+		for _, r := range g.queue {
+			if len(b.reqs) > 0 && len(events)+len(r.env.GetCommands()) > g.cfg.MaxBatchEvents {
+				break
+			}
+			taken++
+			evs, err := DecideEnvelope(g.state, r.env)
+			if err != nil {
+				g.finish(ctx, r, errorReply(r.env, AsCommandError(err)))
+				continue
+			}
+			b.reqs = append(b.reqs, r)
+			b.counts = append(b.counts, len(evs))
+			events = append(events, evs...)
+		}
+		g.queue = g.queue[taken:]
+		if len(b.reqs) == 0 {
+			g.state.commit()
+			continue
+		}
+		if err := g.seal(b, events); err != nil {
+			g.state.rollback(0)
+			g.state.commit()
+			for _, r := range b.reqs {
+				g.finish(ctx, r, errorReply(r.env, AsCommandError(err)))
+			}
+			continue
+		}
+		g.inflight = b
+		g.startAppend(ctx, b)
+	}
+	if len(g.queue) == 0 {
+		g.queue = nil // let a burst's backing array go
+	}
+}
+
+func (g *graphGrain) seal(b *batch, events []*cairnv1.Event) error {
+	now := time.Now().UnixNano()
+	txID := nuid.Next()
+	recs, _, err := persistence.Seal(g.graph, txID, now, g.head, events)
+	if err != nil {
+		return err
+	}
+	tx := &cairnv1.Transaction{GraphId: g.graph, TxId: txID, TimestampUnixNano: now, Events: recs}
+	i := 0
+	for k, r := range b.reqs {
+		n := b.counts[k]
+		tx.Commands = append(tx.Commands, &cairnv1.CommandRecord{
+			CommandId: r.env.GetCommandId(), CorrelationId: r.env.GetCorrelationId(),
+			CausationId: r.env.GetCausationId(), Issuer: r.env.GetIssuer(), EventCount: uint32(n),
+		})
+		i += n
+		last := recs[i-1]
+		_, id, err := cidFromBytes(last.GetCid())
+		if err != nil {
+			return err
+		}
+		b.heads = append(b.heads, persistence.Head{N: g.head.N + uint64(i), CID: id})
+	}
+	b.tx = tx
+	return nil
+}
+
+func (g *graphGrain) startAppend(ctx actor.Context, b *batch) {
+	self, sys := ctx.Self(), ctx.ActorSystem()
+	expected := g.lastSeq
+	g.appends.Add(1)
+	go func() {
+		defer g.appends.Done()
+		actx, cancel := context.WithTimeout(g.base, g.cfg.AppendTimeout)
+		defer cancel()
+		var seq uint64
+		var err error
+		for attempt := 0; ; attempt++ {
+			seq, err = g.store.Append(actx, g.graph, expected, b.tx)
+			if err == nil || !errors.Is(err, persistence.ErrUnavailable) || attempt >= g.cfg.AppendRetries || actx.Err() != nil {
+				break
+			}
+		}
+		sys.Root.Send(self, &appendDone{b: b, seq: seq, err: err})
+	}()
+}
+
+func (g *graphGrain) appended(ctx actor.Context, d *appendDone) {
+	b := d.b
+	g.inflight = nil
+	switch {
+	case d.err == nil:
+		g.state.commit()
+		g.lastSeq = d.seq
+		g.head = b.heads[len(b.heads)-1]
+		for k, r := range b.reqs {
+			h := b.heads[k]
+			rep := &cairnv1.CommandReply{CommandId: r.env.GetCommandId(), HeadCid: h.CID.String(), Seq: d.seq, Position: h.N, TxId: b.tx.GetTxId()}
+			g.recent.put(rep)
+			g.finish(ctx, r, rep)
+		}
+	case errors.Is(d.err, persistence.ErrConflict):
+		// Another writer moved the graph on: reload the tail and decide once
+		// more; a second conflict is answered as CONFLICT.
+		g.state.rollback(0)
+		g.state.commit()
+		g.log.LogAttrs(context.Background(), slog.LevelInfo, "append conflict; reloading", slog.Uint64("expected_seq", g.lastSeq))
+		if err := g.replay(g.lastSeq + 1); err != nil {
+			g.loaded = false
+			for _, r := range b.reqs {
+				g.finish(ctx, r, errorReply(r.env, unavailable("graph %s changed and could not be reloaded: %v", g.graph, err)))
+			}
+			break
+		}
+		var retry []*request
+		for _, r := range b.reqs {
+			if prev, ok := g.recent.get(r.env.GetCommandId()); ok {
+				// The other writer was an earlier activation of ours that
+				// stored this very command.
+				dup := proto.Clone(prev).(*cairnv1.CommandReply)
+				dup.Duplicate = true
+				g.finish(ctx, r, dup)
+				continue
+			}
+			if r.attempts++; r.attempts > 1 {
+				g.finish(ctx, r, errorReply(r.env, conflict("graph %s was changed by another writer twice while deciding; retry with the same command id", g.graph)))
+				continue
+			}
+			retry = append(retry, r)
+		}
+		g.queue = append(retry, g.queue...)
+	default:
+		// Nothing is known to be stored; if it was after all, the next append
+		// conflicts and the reload finds it.
+		g.state.rollback(0)
+		g.state.commit()
+		for _, r := range b.reqs {
+			g.finish(ctx, r, errorReply(r.env, unavailable("append to graph %s failed: %v; retry with the same command id", g.graph, d.err)))
+		}
+	}
+	g.flush(ctx)
+}
+
+func (g *graphGrain) finish(ctx actor.Context, r *request, rep *cairnv1.CommandReply) {
+	delete(g.pending, r.env.GetCommandId())
+	g.respond(ctx, r, rep)
+}
+
+func (g *graphGrain) respond(ctx actor.Context, r *request, rep *cairnv1.CommandReply) {
+	for _, s := range r.senders {
+		ctx.Send(s, rep)
+	}
+}
+
+func errorReply(env *cairnv1.CommandEnvelope, e *CommandError) *cairnv1.CommandReply {
+	return &cairnv1.CommandReply{CommandId: env.GetCommandId(), Error: e.Proto()}
+}

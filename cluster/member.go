@@ -1,0 +1,103 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/remote"
+)
+
+// Config configures a cluster member. DefaultConfig documents the defaults.
+type Config struct {
+	// Name is the cluster name; members of one cluster share it. Default
+	// "cairn".
+	Name string
+	// Host and Port are where the member's remote endpoint listens. Default
+	// 127.0.0.1 and 0 (a free port).
+	Host string
+	Port int
+	// RequestTimeout bounds a grain request. Default 10 seconds.
+	RequestTimeout time.Duration
+	// Logger receives the actor system's and cluster's logs. Default:
+	// discard (protoactor builds a debug record per request otherwise).
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Name: "cairn", Host: "127.0.0.1", RequestTimeout: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)}
+}
+
+// Validate returns every problem with c, joined.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("cluster name is empty"))
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("port %d is out of range", c.Port))
+	}
+	if c.RequestTimeout <= 0 {
+		errs = append(errs, errors.New("request timeout must be positive"))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger is nil (use a discard logger)"))
+	}
+	return errors.Join(errs...)
+}
+
+// Member is one running member of a Proto.Actor cluster that hosts kinds.
+type Member struct {
+	system  *actor.ActorSystem
+	cluster *cluster.Cluster
+}
+
+// Start starts a single-member cluster (in-memory membership, distributed
+// hash identity lookup) hosting kinds.
+func Start(cfg Config, kinds ...*cluster.Kind) (*Member, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("cluster config: %w", err)
+	}
+	logger := cfg.Logger
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	provider := test.NewTestProvider(test.NewInMemAgent())
+	lookup := disthash.New()
+	rc := remote.Configure(cfg.Host, cfg.Port)
+	cc := cluster.Configure(cfg.Name, provider, lookup, rc,
+		cluster.WithKinds(kinds...),
+		cluster.WithRequestTimeout(cfg.RequestTimeout),
+		cluster.WithRequestLog(false),
+	)
+	c := cluster.New(system, cc)
+	c.StartMember()
+	return &Member{system: system, cluster: c}, nil
+}
+
+// Cluster returns the Proto.Actor cluster.
+func (m *Member) Cluster() *cluster.Cluster { return m.cluster }
+
+// System returns the actor system.
+func (m *Member) System() *actor.ActorSystem { return m.system }
+
+// Close leaves the cluster gracefully, stopping every grain this member
+// hosts, within ctx's deadline.
+func (m *Member) Close(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		m.cluster.Shutdown(true)
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cluster shutdown: %w", ctx.Err())
+	}
+}

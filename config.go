@@ -1,0 +1,72 @@
+package cairn
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/cairn-graph/cairn/actors"
+	cairncluster "github.com/cairn-graph/cairn/cluster"
+	"github.com/cairn-graph/cairn/persistence"
+)
+
+// Config assembles an engine. DefaultConfig documents every default.
+type Config struct {
+	// DataDir holds the embedded NATS server's JetStream files. Required
+	// unless NATSURL is set.
+	DataDir string
+	// NATSListen is where the embedded server listens for other processes
+	// (host:port), or persistence.ListenNone for in-process only. Default
+	// "127.0.0.1:4222".
+	NATSListen string
+	// NATSURL, when set, connects to an external NATS with JetStream instead
+	// of embedding a server.
+	NATSURL string
+	// NATSOptions are passed to nats.Connect for an external NATS
+	// (credentials, user and password, TLS).
+	NATSOptions []nats.Option
+	// SyncAlways makes the embedded server fsync every write.
+	SyncAlways bool
+	// Store, Grain and Cluster configure the parts; see their defaults.
+	Store   persistence.StoreConfig
+	Grain   actors.GrainConfig
+	Cluster cairncluster.Config
+	// Gateway serves the "cairn" NATS micro service. Default true.
+	Gateway bool
+	// CommandTimeout bounds one command end to end. Default 10 seconds.
+	CommandTimeout time.Duration
+	// Logger. Default: discard.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults with dataDir.
+func DefaultConfig(dataDir string) Config {
+	return Config{
+		DataDir:        dataDir,
+		NATSListen:     "127.0.0.1:4222",
+		Store:          persistence.DefaultStoreConfig(),
+		Grain:          actors.DefaultGrainConfig(),
+		Cluster:        cairncluster.DefaultConfig(),
+		Gateway:        true,
+		CommandTimeout: 10 * time.Second,
+		Logger:         slog.New(slog.DiscardHandler),
+	}
+}
+
+// Validate returns every problem with c, joined.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" && c.NATSURL == "" {
+		errs = append(errs, errors.New("data dir is empty and no external NATS URL is set"))
+	}
+	if c.CommandTimeout <= 0 {
+		errs = append(errs, errors.New("command timeout must be positive"))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger is nil (use a discard logger)"))
+	}
+	errs = append(errs, c.Store.Validate(), c.Grain.Validate(), c.Cluster.Validate())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,150 @@
+package cairn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cairn-graph/cairn/actors"
+	cairncluster "github.com/cairn-graph/cairn/cluster"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
+)
+
+// Engine is a running Cairn member: NATS JetStream (embedded or external),
+// the event store, a cluster member hosting graph grains, and the "cairn"
+// NATS micro service.
+type Engine struct {
+	cfg     Config
+	server  *persistence.Server // nil with an external NATS
+	nc      *nats.Conn
+	store   *persistence.Store
+	member  *cairncluster.Member
+	disp    *actors.Dispatcher
+	gateway *actors.Gateway
+	cancel  context.CancelFunc
+}
+
+// Open starts an engine. On error everything it started is stopped again.
+func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("engine config: %w", err)
+	}
+	base, cancel := context.WithCancel(context.Background())
+	e := &Engine{cfg: cfg, cancel: cancel}
+	defer func() {
+		if err != nil {
+			_ = e.Close(context.Background())
+		}
+	}()
+	if cfg.NATSURL == "" {
+		e.server, err = persistence.StartServer(persistence.ServerConfig{
+			DataDir: cfg.DataDir, Listen: cfg.NATSListen, SyncAlways: cfg.SyncAlways, Logger: cfg.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		e.nc, err = e.server.Connect()
+	} else {
+		opts := append([]nats.Option{nats.Name("cairn-engine"), nats.MaxReconnects(-1)}, cfg.NATSOptions...)
+		e.nc, err = nats.Connect(cfg.NATSURL, opts...)
+		if err != nil {
+			err = fmt.Errorf("connect to %s: %w", cfg.NATSURL, err)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(16384))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if e.store, err = persistence.OpenStore(ctx, js, cfg.Store); err != nil {
+		return nil, err
+	}
+	grainCfg := cfg.Grain
+	grainCfg.Logger = cfg.Logger
+	kind, err := actors.NewGraphKind(base, e.store, grainCfg)
+	if err != nil {
+		return nil, err
+	}
+	clusterCfg := cfg.Cluster
+	clusterCfg.Logger = cfg.Logger.With("component", "protoactor")
+	if e.member, err = cairncluster.Start(clusterCfg, kind); err != nil {
+		return nil, err
+	}
+	e.disp = actors.NewDispatcher(e.member.Cluster(), cfg.CommandTimeout)
+	if cfg.Gateway {
+		e.gateway, err = actors.StartGateway(e.nc, e.disp, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// Execute runs one command envelope. It returns the reply and, when the
+// command was refused, a *actors.CommandError (match its code with errors.Is
+// against the actors sentinels, for example actors.ErrNotFound).
+func (e *Engine) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) (*cairnv1.CommandReply, error) {
+	rep := e.disp.Execute(ctx, env)
+	return rep, actors.ErrorFromProto(rep.GetError())
+}
+
+// Store returns the event store, for reading and verifying graphs.
+func (e *Engine) Store() *persistence.Store { return e.store }
+
+// Conn returns the engine's NATS connection.
+func (e *Engine) Conn() *nats.Conn { return e.nc }
+
+// ClientURL is the URL other processes use to reach this engine's NATS: the
+// embedded server's listen URL, or the external URL.
+func (e *Engine) ClientURL() string {
+	if e.server != nil {
+		return e.server.ClientURL()
+	}
+	return e.cfg.NATSURL
+}
+
+// DataDir returns the embedded server's data directory ("" when external).
+func (e *Engine) DataDir() string {
+	if e.server != nil {
+		return e.server.DataDir()
+	}
+	return ""
+}
+
+// Close shuts down in order: stop taking commands, drain the grains (their
+// in-flight appends finish), drain the NATS connection, stop the embedded
+// server. It returns when done or when ctx ends.
+func (e *Engine) Close(ctx context.Context) error {
+	var errs []error
+	if e.gateway != nil {
+		errs = append(errs, e.gateway.Close(ctx))
+	}
+	if e.member != nil {
+		errs = append(errs, e.member.Close(ctx))
+	}
+	e.cancel()
+	if e.nc != nil {
+		if err := e.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, fmt.Errorf("drain nats: %w", err))
+		}
+		tick := time.NewTicker(5 * time.Millisecond)
+		for !e.nc.IsClosed() && ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-tick.C:
+			}
+		}
+		tick.Stop()
+	}
+	if e.server != nil {
+		errs = append(errs, e.server.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}

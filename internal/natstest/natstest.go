@@ -1,0 +1,69 @@
+// Package natstest starts an embedded nats-server with JetStream for tests:
+// a random port on 127.0.0.1, its files in t.TempDir(), shut down in
+// t.Cleanup.
+package natstest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cairn-graph/cairn/persistence"
+)
+
+// Server is a running test server.
+type Server struct {
+	*persistence.Server
+	t testing.TB
+}
+
+// Start starts a server for t.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	srv, err := persistence.StartServer(persistence.ServerConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatalf("start embedded nats: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shut down embedded nats: %v", err)
+		}
+	})
+	return &Server{Server: srv, t: t}
+}
+
+// Conn opens an in-process connection closed in t.Cleanup.
+func (s *Server) Conn() *nats.Conn {
+	s.t.Helper()
+	nc, err := s.Connect()
+	if err != nil {
+		s.t.Fatalf("connect: %v", err)
+	}
+	s.t.Cleanup(nc.Close)
+	return nc
+}
+
+// JetStream returns a JetStream context over a new in-process connection.
+func (s *Server) JetStream() jetstream.JetStream {
+	s.t.Helper()
+	js, err := jetstream.New(s.Conn())
+	if err != nil {
+		s.t.Fatalf("jetstream: %v", err)
+	}
+	return js
+}
+
+// Store opens the event store with default settings.
+func (s *Server) Store() *persistence.Store {
+	s.t.Helper()
+	st, err := persistence.OpenStore(context.Background(), s.JetStream(), persistence.DefaultStoreConfig())
+	if err != nil {
+		s.t.Fatalf("open store: %v", err)
+	}
+	return st
+}

@@ -1,0 +1,173 @@
+package persistence
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+	"google.golang.org/protobuf/proto"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+)
+
+// EventType names an event's kind as it appears in the envelope's "type".
+func EventType(ev *cairnv1.Event) string {
+	switch ev.GetKind().(type) {
+	case *cairnv1.Event_GraphCreated:
+		return "GraphCreated"
+	case *cairnv1.Event_NodeAdded:
+		return "NodeAdded"
+	case *cairnv1.Event_NodeComponentsChanged:
+		return "NodeComponentsChanged"
+	case *cairnv1.Event_NodeRemoved:
+		return "NodeRemoved"
+	case *cairnv1.Event_EdgeAdded:
+		return "EdgeAdded"
+	case *cairnv1.Event_EdgeRemoved:
+		return "EdgeRemoved"
+	case *cairnv1.Event_GraphDeleted:
+		return "GraphDeleted"
+	}
+	return ""
+}
+
+// Head is the tip of a graph's chain: the position and CID of its last event.
+type Head struct {
+	N   uint64
+	CID cid.Cid // cid.Undef when N is 0
+}
+
+// Seal links events onto the chain that ends at head: it encodes each event's
+// envelope, computes its CID and returns the records to store with the new
+// head. ts is the transaction timestamp in Unix nanoseconds.
+func Seal(graph, txID string, ts int64, head Head, events []*cairnv1.Event) ([]*cairnv1.EventRecord, Head, error) {
+	recs := make([]*cairnv1.EventRecord, len(events))
+	mo := proto.MarshalOptions{Deterministic: true}
+	var body, buf []byte
+	for i, ev := range events {
+		typ := EventType(ev)
+		if typ == "" {
+			return nil, head, fmt.Errorf("seal %s: event %d has no kind", graph, i)
+		}
+		var err error
+		body, err = mo.MarshalAppend(body[:0], ev)
+		if err != nil {
+			return nil, head, fmt.Errorf("seal %s: marshal event %d: %w", graph, i, err)
+		}
+		env := Envelope{Version: EnvelopeVersion, Graph: graph, N: head.N + 1, Type: typ, Tx: txID, TS: ts, Body: body, Prev: head.CID}
+		buf = env.AppendEncode(buf[:0])
+		enc := bytes.Clone(buf)
+		c := EventCID(enc)
+		recs[i] = &cairnv1.EventRecord{Cid: c, DagCbor: enc}
+		_, parsed, err := cid.CidFromBytes(c)
+		if err != nil {
+			return nil, head, fmt.Errorf("seal %s: %w", graph, err)
+		}
+		head = Head{N: env.N, CID: parsed}
+	}
+	return recs, head, nil
+}
+
+// Chain checks transactions of one graph in stream order: every CID, every
+// prev link, every position and every transaction field that an envelope
+// repeats. Its zero value is not usable; use NewChain.
+type Chain struct {
+	graph string
+	head  Head
+}
+
+// NewChain starts checking a graph's chain from its beginning.
+func NewChain(graph string) *Chain { return &Chain{graph: graph} }
+
+// Head returns the last event checked so far.
+func (c *Chain) Head() Head { return c.head }
+
+// DecodedEvent is one checked event.
+type DecodedEvent struct {
+	Envelope Envelope
+	CID      cid.Cid
+	Event    *cairnv1.Event
+}
+
+// Check verifies the transaction stored at stream sequence seq and advances
+// the chain. It returns the decoded events, or a *ChainError that wraps
+// ErrChainBroken; after an error the chain does not advance.
+func (c *Chain) Check(seq uint64, tx *cairnv1.Transaction) ([]DecodedEvent, error) {
+	fail := func(pos uint64, reason, want, got string, err error) error {
+		return &ChainError{Graph: c.graph, Seq: seq, Position: pos, Reason: reason, Want: want, Got: got, Err: err}
+	}
+	if tx.GetGraphId() != c.graph {
+		return nil, fail(0, "transaction graph id", c.graph, tx.GetGraphId(), nil)
+	}
+	if len(tx.GetEvents()) == 0 {
+		return nil, fail(0, "transaction holds no events", "", "", nil)
+	}
+	var total uint64
+	for _, cr := range tx.GetCommands() {
+		total += uint64(cr.GetEventCount())
+	}
+	if total != uint64(len(tx.GetEvents())) {
+		return nil, fail(0, "command event counts do not add up to the events", fmt.Sprint(len(tx.GetEvents())), fmt.Sprint(total), nil)
+	}
+	head := c.head
+	out := make([]DecodedEvent, 0, len(tx.GetEvents()))
+	for _, rec := range tx.GetEvents() {
+		pos := head.N + 1
+		sum := EventCID(rec.GetDagCbor())
+		if !bytes.Equal(sum, rec.GetCid()) {
+			return nil, fail(pos, "stored CID does not match the envelope bytes", cidString(sum), cidString(rec.GetCid()), nil)
+		}
+		env, err := DecodeEnvelope(rec.GetDagCbor())
+		if err != nil {
+			return nil, fail(pos, "envelope does not decode", "", "", err)
+		}
+		switch {
+		case env.Version != EnvelopeVersion:
+			return nil, fail(pos, "envelope version", fmt.Sprint(EnvelopeVersion), fmt.Sprint(env.Version), nil)
+		case env.Graph != c.graph:
+			return nil, fail(pos, "envelope graph", c.graph, env.Graph, nil)
+		case env.N != pos:
+			return nil, fail(pos, "chain position", fmt.Sprint(pos), fmt.Sprint(env.N), nil)
+		case env.Tx != tx.GetTxId():
+			return nil, fail(pos, "envelope transaction id", tx.GetTxId(), env.Tx, nil)
+		case env.TS != tx.GetTimestampUnixNano():
+			return nil, fail(pos, "envelope timestamp", fmt.Sprint(tx.GetTimestampUnixNano()), fmt.Sprint(env.TS), nil)
+		case !env.Prev.Equals(head.CID):
+			return nil, fail(pos, "prev link", linkString(head.CID), linkString(env.Prev), nil)
+		}
+		ev := &cairnv1.Event{}
+		if err := proto.Unmarshal(env.Body, ev); err != nil {
+			return nil, fail(pos, "event body does not decode", "", "", fmt.Errorf("%w: %v", ErrMalformed, err))
+		}
+		if typ := EventType(ev); typ != env.Type {
+			return nil, fail(pos, "envelope type does not match the event body", typ, env.Type, nil)
+		}
+		_, id, err := cid.CidFromBytes(rec.GetCid())
+		if err != nil {
+			return nil, fail(pos, "stored CID does not parse", "", "", err)
+		}
+		out = append(out, DecodedEvent{Envelope: env, CID: id, Event: ev})
+		head = Head{N: pos, CID: id}
+	}
+	c.head = head
+	return out, nil
+}
+
+func cidString(b []byte) string {
+	_, c, err := cid.CidFromBytes(b)
+	if err != nil {
+		return fmt.Sprintf("%x", b)
+	}
+	return c.String()
+}
+
+func linkString(c cid.Cid) string {
+	if !c.Defined() {
+		return "(none)"
+	}
+	return c.String()
+}
+
+// NewChainAt continues checking a graph's chain after head, which the caller
+// has already verified.
+func NewChainAt(graph string, head Head) *Chain { return &Chain{graph: graph, head: head} }

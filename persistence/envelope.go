@@ -1,0 +1,317 @@
+package persistence
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/ipfs/go-cid"
+)
+
+// EnvelopeVersion is the only envelope format version this package writes and
+// accepts.
+const EnvelopeVersion = 1
+
+// Multicodec and multihash codes used in event CIDs.
+const (
+	codecDagCBOR = 0x71
+	mhSHA2_256   = 0x12
+)
+
+// cidPrefix is the binary prefix of every event CID: CIDv1, dag-cbor,
+// sha2-256, 32-byte digest.
+var cidPrefix = [4]byte{0x01, codecDagCBOR, mhSHA2_256, 0x20}
+
+// CIDLen is the length of a binary event CID.
+const CIDLen = 36
+
+// Envelope is the dag-cbor document whose CID identifies an event. Its
+// canonical encoding is a map with the keys, in dag-cbor order:
+//
+//	n     int    position of the event in the graph's chain, from 1
+//	v     int    envelope version (1)
+//	ts    int    transaction timestamp, Unix nanoseconds
+//	tx    string transaction id
+//	body  bytes  the event's protobuf encoding (cairn.v1.Event)
+//	prev  link   CID of the previous event; absent for n = 1
+//	type  string event type, for example "NodeAdded"
+//	graph string graph id
+type Envelope struct {
+	Version int64
+	Graph   string
+	N       uint64
+	Type    string
+	Tx      string
+	TS      int64
+	Body    []byte
+	Prev    cid.Cid // cid.Undef for the first event
+}
+
+// EventCID computes the CIDv1 (dag-cbor, sha2-256) of encoded envelope bytes.
+func EventCID(dagCBOR []byte) []byte {
+	sum := sha256.Sum256(dagCBOR)
+	out := make([]byte, 0, CIDLen)
+	out = append(out, cidPrefix[:]...)
+	return append(out, sum[:]...)
+}
+
+// AppendEncode appends the canonical dag-cbor encoding of e to dst. It is
+// byte-identical to go-ipld-prime's dagcbor encoder (tests prove it) and about
+// five times faster.
+func (e *Envelope) AppendEncode(dst []byte) []byte {
+	n := 7
+	if e.Prev.Defined() {
+		n = 8
+	}
+	dst = append(dst, 0xa0|byte(n))
+	dst = cborText(dst, "n")
+	dst = cborUint(dst, 0, e.N)
+	dst = cborText(dst, "v")
+	dst = cborInt(dst, e.Version)
+	dst = cborText(dst, "ts")
+	dst = cborInt(dst, e.TS)
+	dst = cborText(dst, "tx")
+	dst = cborText(dst, e.Tx)
+	dst = cborText(dst, "body")
+	dst = cborUint(dst, 2, uint64(len(e.Body)))
+	dst = append(dst, e.Body...)
+	if e.Prev.Defined() {
+		dst = cborText(dst, "prev")
+		b := e.Prev.Bytes()
+		dst = append(dst, 0xd8, 42) // tag 42: CID
+		dst = cborUint(dst, 2, uint64(len(b)+1))
+		dst = append(dst, 0x00) // multibase identity prefix
+		dst = append(dst, b...)
+	}
+	dst = cborText(dst, "type")
+	dst = cborText(dst, e.Type)
+	dst = cborText(dst, "graph")
+	dst = cborText(dst, e.Graph)
+	return dst
+}
+
+func cborText(dst []byte, s string) []byte {
+	dst = cborUint(dst, 3, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func cborInt(dst []byte, v int64) []byte {
+	if v >= 0 {
+		return cborUint(dst, 0, uint64(v))
+	}
+	return cborUint(dst, 1, uint64(-(v + 1)))
+}
+
+// cborUint writes a head of the given major type with the minimal-length
+// argument, as dag-cbor requires.
+func cborUint(dst []byte, major byte, v uint64) []byte {
+	m := major << 5
+	switch {
+	case v < 24:
+		return append(dst, m|byte(v))
+	case v <= math.MaxUint8:
+		return append(dst, m|24, byte(v))
+	case v <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(dst, m|25), uint16(v))
+	case v <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(dst, m|26), uint32(v))
+	default:
+		return binary.BigEndian.AppendUint64(append(dst, m|27), v)
+	}
+}
+
+// DecodeEnvelope decodes the canonical dag-cbor encoding of an envelope. It
+// accepts only the exact bytes that AppendEncode would produce for the result,
+// so a decoded envelope always re-encodes to the same bytes and the same CID.
+// It returns an error wrapping ErrMalformed otherwise.
+func DecodeEnvelope(data []byte) (Envelope, error) {
+	var e Envelope
+	d := cborDecoder{buf: data}
+	major, count, err := d.head()
+	if err != nil {
+		return e, err
+	}
+	if major != 5 || (count != 7 && count != 8) {
+		return e, malformed("envelope is not a map of 7 or 8 entries")
+	}
+	keys := [...]string{"n", "v", "ts", "tx", "body", "prev", "type", "graph"}
+	for _, k := range keys {
+		if k == "prev" && count == 7 {
+			continue
+		}
+		key, err := d.text()
+		if err != nil {
+			return e, err
+		}
+		if key != k {
+			return e, malformed(fmt.Sprintf("envelope key %q where %q was expected", key, k))
+		}
+		switch k {
+		case "n":
+			if e.N, err = d.uint(); err != nil {
+				return e, err
+			}
+		case "v":
+			if e.Version, err = d.int(); err != nil {
+				return e, err
+			}
+		case "ts":
+			if e.TS, err = d.int(); err != nil {
+				return e, err
+			}
+		case "tx":
+			if e.Tx, err = d.text(); err != nil {
+				return e, err
+			}
+		case "body":
+			if e.Body, err = d.bytes(); err != nil {
+				return e, err
+			}
+		case "prev":
+			if e.Prev, err = d.link(); err != nil {
+				return e, err
+			}
+		case "type":
+			if e.Type, err = d.text(); err != nil {
+				return e, err
+			}
+		case "graph":
+			if e.Graph, err = d.text(); err != nil {
+				return e, err
+			}
+		}
+	}
+	if d.off != len(data) {
+		return e, malformed("trailing bytes after envelope")
+	}
+	return e, nil
+}
+
+type cborDecoder struct {
+	buf []byte
+	off int
+}
+
+func malformed(msg string) error { return fmt.Errorf("%w: %s", ErrMalformed, msg) }
+
+// head reads a CBOR item head and checks that its argument is minimal.
+func (d *cborDecoder) head() (major byte, arg uint64, err error) {
+	if d.off >= len(d.buf) {
+		return 0, 0, malformed("unexpected end of data")
+	}
+	b := d.buf[d.off]
+	d.off++
+	major, info := b>>5, b&0x1f
+	var size int
+	switch {
+	case info < 24:
+		return major, uint64(info), nil
+	case info == 24:
+		size = 1
+	case info == 25:
+		size = 2
+	case info == 26:
+		size = 4
+	case info == 27:
+		size = 8
+	default:
+		return 0, 0, malformed("indefinite or reserved length")
+	}
+	if len(d.buf)-d.off < size {
+		return 0, 0, malformed("unexpected end of data")
+	}
+	p := d.buf[d.off : d.off+size]
+	d.off += size
+	var min uint64
+	switch size {
+	case 1:
+		arg, min = uint64(p[0]), 24
+	case 2:
+		arg, min = uint64(binary.BigEndian.Uint16(p)), math.MaxUint8+1
+	case 4:
+		arg, min = uint64(binary.BigEndian.Uint32(p)), math.MaxUint16+1
+	default:
+		arg, min = binary.BigEndian.Uint64(p), math.MaxUint32+1
+	}
+	if arg < min {
+		return 0, 0, malformed("non-minimal integer encoding")
+	}
+	return major, arg, nil
+}
+
+func (d *cborDecoder) payload(major byte) ([]byte, error) {
+	m, n, err := d.head()
+	if err != nil {
+		return nil, err
+	}
+	if m != major {
+		return nil, malformed(fmt.Sprintf("major type %d where %d was expected", m, major))
+	}
+	if n > uint64(len(d.buf)-d.off) {
+		return nil, malformed("length runs past the end of data")
+	}
+	p := d.buf[d.off : d.off+int(n)]
+	d.off += int(n)
+	return p, nil
+}
+
+func (d *cborDecoder) text() (string, error) {
+	p, err := d.payload(3)
+	return string(p), err
+}
+
+func (d *cborDecoder) bytes() ([]byte, error) {
+	p, err := d.payload(2)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{}, p...), nil
+}
+
+func (d *cborDecoder) uint() (uint64, error) {
+	m, v, err := d.head()
+	if err != nil {
+		return 0, err
+	}
+	if m != 0 {
+		return 0, malformed("expected an unsigned integer")
+	}
+	return v, nil
+}
+
+func (d *cborDecoder) int() (int64, error) {
+	m, v, err := d.head()
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case m == 0 && v <= math.MaxInt64:
+		return int64(v), nil
+	case m == 1 && v <= math.MaxInt64:
+		return -int64(v) - 1, nil
+	}
+	return 0, malformed("expected a 64-bit integer")
+}
+
+func (d *cborDecoder) link() (cid.Cid, error) {
+	if len(d.buf)-d.off < 2 || d.buf[d.off] != 0xd8 || d.buf[d.off+1] != 42 {
+		return cid.Undef, malformed("prev is not a CID link (tag 42)")
+	}
+	d.off += 2
+	p, err := d.payload(2)
+	if err != nil {
+		return cid.Undef, err
+	}
+	if len(p) < 2 || p[0] != 0x00 {
+		return cid.Undef, malformed("CID link without the identity multibase prefix")
+	}
+	n, c, err := cid.CidFromBytes(p[1:])
+	if err != nil {
+		return cid.Undef, malformed("prev: " + err.Error())
+	}
+	if n != len(p)-1 {
+		return cid.Undef, malformed("trailing bytes after prev CID")
+	}
+	return c, nil
+}

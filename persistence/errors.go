@@ -1,0 +1,56 @@
+package persistence
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Every error a Store method returns wraps one of them or a
+// context error, so callers test with errors.Is.
+var (
+	// ErrConflict: the graph's subject moved past the expected sequence
+	// (optimistic concurrency); reload and decide again.
+	ErrConflict = errors.New("conflict: graph changed since it was read")
+	// ErrUnavailable: NATS or the stream could not be reached or did not answer.
+	ErrUnavailable = errors.New("event store unavailable")
+	// ErrNotFound: no message at that sequence, or no such stream.
+	ErrNotFound = errors.New("not found")
+	// ErrMalformed: stored bytes do not decode as a transaction or envelope.
+	ErrMalformed = errors.New("malformed data")
+	// ErrChainBroken: a CID, a prev link or a chain position does not hold.
+	ErrChainBroken = errors.New("chain broken")
+)
+
+// ChainError locates the first break in a graph's chain.
+type ChainError struct {
+	Graph    string
+	Seq      uint64 // stream sequence of the transaction
+	Position uint64 // chain position (n) of the event, 0 when not known
+	Reason   string
+	Want     string // what the chain requires, when it is a value
+	Got      string // what was found
+	Err      error  // underlying cause, ErrChainBroken when none
+}
+
+func (e *ChainError) Error() string {
+	s := fmt.Sprintf("graph %s: chain broken at seq %d", e.Graph, e.Seq)
+	if e.Position > 0 {
+		s += fmt.Sprintf(" (event %d)", e.Position)
+	}
+	s += ": " + e.Reason
+	if e.Want != "" || e.Got != "" {
+		s += fmt.Sprintf(": want %s, got %s", e.Want, e.Got)
+	}
+	if e.Err != nil && !errors.Is(e.Err, ErrChainBroken) {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap returns ErrChainBroken and the underlying cause, if any.
+func (e *ChainError) Unwrap() []error {
+	if e.Err == nil || errors.Is(e.Err, ErrChainBroken) {
+		return []error{ErrChainBroken}
+	}
+	return []error{ErrChainBroken, e.Err}
+}

@@ -1,0 +1,273 @@
+package persistence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+)
+
+// Record is one stored transaction.
+type Record struct {
+	Seq  uint64    // stream sequence
+	Time time.Time // when the stream stored it
+	Tx   *cairnv1.Transaction
+}
+
+// Store is the event store on a JetStream stream.
+type Store struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	cfg    StoreConfig
+}
+
+// OpenStore creates or updates the event-store stream and returns a Store
+// over it. It returns an error wrapping ErrUnavailable when JetStream cannot
+// be reached.
+func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("store config: %w", err)
+	}
+	sc := jetstream.StreamConfig{
+		Name:        cfg.Stream,
+		Description: "Cairn graph transactions, one subject per graph",
+		Subjects:    []string{cfg.SubjectPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		MaxBytes:    cfg.MaxBytes,
+		MaxMsgSize:  cfg.MaxMsgSize,
+		Duplicates:  cfg.DuplicateWindow,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardNew,
+		AllowDirect: true,
+	}
+	ctx, cancel := withTimeout(ctx, cfg.OpTimeout)
+	defer cancel()
+	st, err := js.CreateOrUpdateStream(ctx, sc)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", cfg.Stream, translate(err))
+	}
+	return &Store{js: js, stream: st, cfg: cfg}, nil
+}
+
+// Subject returns the subject that holds graph's transactions.
+func (s *Store) Subject(graph string) string { return s.cfg.SubjectPrefix + "." + graph }
+
+// Append stores tx as one message on graph's subject, provided the subject's
+// last sequence is still expectedSeq (0: the graph has no transaction yet).
+// A retry with the same tx id within the duplicate window returns the
+// original sequence instead of storing it twice.
+//
+// Errors: ErrConflict when the subject moved on; ErrUnavailable when NATS or
+// the stream did not answer; ctx's error when ctx ended first.
+func (s *Store) Append(ctx context.Context, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error) {
+	data, err := proto.Marshal(tx)
+	if err != nil {
+		return 0, fmt.Errorf("append %s: marshal: %w", graph, err)
+	}
+	msg := &nats.Msg{Subject: s.Subject(graph), Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expectedSeq, 10))
+	msg.Header.Set(jetstream.MsgIDHeader, tx.GetTxId())
+	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	fut, err := s.js.PublishMsgAsync(msg)
+	if err != nil {
+		return 0, fmt.Errorf("append %s: %w", graph, translate(err))
+	}
+	select {
+	case ack := <-fut.Ok():
+		return ack.Sequence, nil
+	case err := <-fut.Err():
+		return 0, fmt.Errorf("append %s: %w", graph, translate(err))
+	case <-ctx.Done():
+		return 0, fmt.Errorf("append %s: %w: %w", graph, ErrUnavailable, ctx.Err())
+	}
+}
+
+// LastSeq returns the stream sequence of graph's last transaction, 0 when it
+// has none.
+func (s *Store) LastSeq(ctx context.Context, graph string) (uint64, error) {
+	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	m, err := s.stream.GetLastMsgForSubject(ctx, s.Subject(graph))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("last seq of %s: %w", graph, translate(err))
+	}
+	return m.Sequence, nil
+}
+
+// Read calls fn for each of graph's transactions with a stream sequence of at
+// least fromSeq, in order, up to the graph's last transaction when Read
+// started. It returns that last sequence (0 when the graph has none). An
+// error from fn stops the read and is returned as is.
+//
+// Errors: ErrUnavailable, ErrMalformed (a message that is no transaction),
+// ctx's error, or fn's.
+func (s *Store) Read(ctx context.Context, graph string, fromSeq uint64, fn func(Record) error) (uint64, error) {
+	last, err := s.LastSeq(ctx, graph)
+	if err != nil || last == 0 || last < fromSeq {
+		return last, err
+	}
+	return last, s.consume(ctx, []string{s.Subject(graph)}, fromSeq, last, fn)
+}
+
+// ReadAll calls fn for every transaction in the stream with a sequence of at
+// least fromSeq, in order, up to the stream's last message when ReadAll
+// started. It returns that last sequence. Errors as for Read.
+func (s *Store) ReadAll(ctx context.Context, fromSeq uint64, fn func(Record) error) (uint64, error) {
+	ictx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	info, err := s.stream.Info(ictx)
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", translate(err))
+	}
+	last := info.State.LastSeq
+	if info.State.Msgs == 0 || last < fromSeq {
+		return last, nil
+	}
+	return last, s.consume(ctx, nil, fromSeq, last, fn)
+}
+
+func (s *Store) consume(ctx context.Context, subjects []string, fromSeq, last uint64, fn func(Record) error) error {
+	if fromSeq == 0 {
+		fromSeq = 1
+	}
+	cctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	cons, err := s.stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: subjects,
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    fromSeq,
+	})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("read from %d: %w", fromSeq, translate(err))
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	if err != nil {
+		return fmt.Errorf("read from %d: %w", fromSeq, translate(err))
+	}
+	defer it.Stop()
+	// The iterator does not watch ctx: stop it when ctx ends.
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("read from %d: %w", fromSeq, translate(err))
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("read from %d: %w: %v", fromSeq, ErrMalformed, err)
+		}
+		rec, err := decodeRecord(md.Sequence.Stream, md.Timestamp, m.Data())
+		if err != nil {
+			return err
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+		if md.Sequence.Stream >= last {
+			return nil
+		}
+	}
+}
+
+// Get returns the transaction stored at stream sequence seq.
+//
+// Errors: ErrNotFound, ErrMalformed, ErrUnavailable.
+func (s *Store) Get(ctx context.Context, seq uint64) (Record, error) {
+	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	m, err := s.stream.GetMsg(ctx, seq)
+	if err != nil {
+		return Record{}, fmt.Errorf("get seq %d: %w", seq, translate(err))
+	}
+	return decodeRecord(m.Sequence, m.Time, m.Data)
+}
+
+// VerifyResult summarises a whole, verified chain.
+type VerifyResult struct {
+	Graph        string
+	Transactions int
+	Events       uint64
+	Head         Head
+	LastSeq      uint64
+}
+
+// Verify reads every transaction of graph and checks its chain: each CID is
+// recomputed from the stored envelope bytes, each prev link and position is
+// checked. It returns the first break as a *ChainError (wrapping
+// ErrChainBroken), or ErrNotFound when the graph has no transaction.
+func (s *Store) Verify(ctx context.Context, graph string) (VerifyResult, error) {
+	res := VerifyResult{Graph: graph}
+	chain := NewChain(graph)
+	last, err := s.Read(ctx, graph, 1, func(r Record) error {
+		if _, err := chain.Check(r.Seq, r.Tx); err != nil {
+			return err
+		}
+		res.Transactions++
+		return nil
+	})
+	res.LastSeq, res.Head, res.Events = last, chain.Head(), chain.Head().N
+	if err != nil {
+		return res, fmt.Errorf("verify %s: %w", graph, err)
+	}
+	if last == 0 {
+		return res, fmt.Errorf("verify %s: %w: graph has no transactions", graph, ErrNotFound)
+	}
+	return res, nil
+}
+
+func decodeRecord(seq uint64, ts time.Time, data []byte) (Record, error) {
+	tx := &cairnv1.Transaction{}
+	if err := proto.Unmarshal(data, tx); err != nil {
+		return Record{}, fmt.Errorf("seq %d: %w: %v", seq, ErrMalformed, err)
+	}
+	return Record{Seq: seq, Time: ts, Tx: tx}, nil
+}
+
+// translate maps JetStream and NATS failures to this package's sentinels,
+// keeping the original error in the chain.
+func translate(err error) error {
+	var apiErr *jetstream.APIError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &apiErr):
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+			return fmt.Errorf("%w: %w", ErrConflict, err)
+		case jetstream.JSErrCodeMessageNotFound, jetstream.JSErrCodeStreamNotFound:
+			return fmt.Errorf("%w: %w", ErrNotFound, err)
+		}
+		if apiErr.Code == 503 {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return err
+	case errors.Is(err, context.Canceled):
+		return err
+	default:
+		// Time-outs, no responders, closed or reconnecting connections.
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+}
+
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
