@@ -24,6 +24,7 @@ type Engine struct {
 	nc      *nats.Conn
 	store   *persistence.Store
 	member  *cairncluster.Member
+	grains  *actors.GraphGrains
 	disp    *actors.Dispatcher
 	gateway *actors.Gateway
 	cancel  context.CancelFunc
@@ -68,13 +69,12 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	}
 	grainCfg := cfg.Grain
 	grainCfg.Logger = cfg.Logger
-	kind, err := actors.NewGraphKind(base, e.store, grainCfg)
-	if err != nil {
+	if e.grains, err = actors.NewGraphKind(base, e.store, grainCfg); err != nil {
 		return nil, err
 	}
 	clusterCfg := cfg.Cluster
 	clusterCfg.Logger = cfg.Logger.With("component", "protoactor")
-	if e.member, err = cairncluster.Start(clusterCfg, kind); err != nil {
+	if e.member, err = cairncluster.Start(clusterCfg, e.grains.Kind()); err != nil {
 		return nil, err
 	}
 	e.disp = actors.NewDispatcher(e.member.Cluster(), cfg.CommandTimeout)
@@ -127,6 +127,7 @@ func (e *Engine) Close(ctx context.Context) error {
 		errs = append(errs, e.gateway.Close(ctx))
 	}
 	if e.member != nil {
+		errs = append(errs, e.grains.StopAll(ctx, e.member.System().Root))
 		errs = append(errs, e.member.Close(ctx))
 	}
 	e.cancel()

@@ -32,16 +32,67 @@ type EventStore interface {
 
 var _ EventStore = (*persistence.Store)(nil)
 
+// GraphGrains hosts graph grains and keeps track of the ones active on this
+// member, so that shutdown can drain them.
+type GraphGrains struct {
+	kind   *cluster.Kind
+	mu     sync.Mutex
+	active map[*actor.PID]struct{}
+}
+
 // NewGraphKind returns the cluster kind that hosts graph grains over store.
-// ctx bounds the grains' I/O: cancel it to abort appends at shutdown.
-func NewGraphKind(ctx context.Context, store EventStore, cfg GrainConfig) (*cluster.Kind, error) {
+// ctx bounds the grains' I/O: cancel it to abort appends.
+func NewGraphKind(ctx context.Context, store EventStore, cfg GrainConfig) (*GraphGrains, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("grain config: %w", err)
 	}
+	k := &GraphGrains{active: make(map[*actor.PID]struct{})}
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &graphGrain{base: ctx, store: store, cfg: cfg}
+		return &graphGrain{base: ctx, store: store, cfg: cfg, kind: k}
 	})
-	return cluster.NewKind(GraphKind, props), nil
+	k.kind = cluster.NewKind(GraphKind, props)
+	return k, nil
+}
+
+// Kind returns the cluster kind to register with a member.
+func (k *GraphGrains) Kind() *cluster.Kind { return k.kind }
+
+// Active returns how many graph grains are active on this member.
+func (k *GraphGrains) Active() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.active)
+}
+
+// StopAll stops every active grain and waits until each has answered its
+// in-flight and queued commands, or until ctx ends.
+func (k *GraphGrains) StopAll(ctx context.Context, root *actor.RootContext) error {
+	k.mu.Lock()
+	pids := make([]*actor.PID, 0, len(k.active))
+	for pid := range k.active {
+		pids = append(pids, pid)
+	}
+	k.mu.Unlock()
+	futures := make([]*actor.Future, len(pids))
+	for i, pid := range pids {
+		futures[i] = root.StopFuture(pid)
+	}
+	for _, f := range futures {
+		if err := f.Wait(); err != nil && ctx.Err() != nil {
+			return fmt.Errorf("stop graph grains: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (k *GraphGrains) track(pid *actor.PID, on bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if on {
+		k.active[pid] = struct{}{}
+	} else {
+		delete(k.active, pid)
+	}
 }
 
 // graphGrain owns one graph aggregate. It decides commands against its
@@ -53,6 +104,7 @@ type graphGrain struct {
 	base  context.Context
 	store EventStore
 	cfg   GrainConfig
+	kind  *GraphGrains
 	log   *slog.Logger
 
 	graph   string
@@ -65,7 +117,7 @@ type graphGrain struct {
 	queue    []*request
 	pending  map[string]*request // queued or in flight, by command id
 	inflight *batch
-	appends  sync.WaitGroup
+	stopping bool
 }
 
 type request struct {
@@ -79,10 +131,12 @@ type batch struct {
 	counts []int // events per request
 	tx     *cairnv1.Transaction
 	heads  []persistence.Head // head after each request
+	// done receives the append's outcome before the batch is sent back to
+	// the grain as a message, so a stopping grain can wait for it.
+	done chan appendDone
 }
 
 type appendDone struct {
-	b   *batch
 	seq uint64
 	err error
 }
@@ -93,24 +147,34 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 		g.graph = m.Identity.Identity
 		g.log = g.cfg.Logger.With("component", "graph-grain", "graph", g.graph)
 		g.pending = make(map[string]*request)
+		g.kind.track(ctx.Self(), true)
 		ctx.SetReceiveTimeout(g.cfg.PassivateAfter)
 		if err := g.load(); err != nil {
 			g.log.LogAttrs(context.Background(), slog.LevelWarn, "activation replay failed", slog.String("err", err.Error()))
 		}
 	case *cairnv1.CommandEnvelope:
 		g.receive(ctx, m)
-	case *appendDone:
-		g.appended(ctx, m)
+	case *batch:
+		if m == g.inflight {
+			g.appended(ctx, m, <-m.done)
+		}
 	case *actor.ReceiveTimeout:
 		if g.inflight == nil && len(g.queue) == 0 {
 			ctx.Stop(ctx.Self())
 		}
 	case *actor.Stopping:
-		g.appends.Wait()
+		// Drain: the append in flight completes and is answered with its real
+		// outcome; queued commands are refused (nothing of theirs was written).
+		g.stopping = true
+		if b := g.inflight; b != nil {
+			g.appended(ctx, b, <-b.done)
+		}
 		for _, r := range g.queue {
-			g.respond(ctx, r, errorReply(r.env, unavailable("graph %s is shutting down; retry with the same command id", g.graph)))
+			g.finish(ctx, r, errorReply(r.env, unavailable("graph %s is shutting down; retry with the same command id", g.graph)))
 		}
 		g.queue = nil
+	case *actor.Stopped:
+		g.kind.track(ctx.Self(), false)
 	}
 }
 
@@ -218,7 +282,7 @@ func (g *graphGrain) receive(ctx actor.Context, env *cairnv1.CommandEnvelope) {
 // flush decides queued envelopes on the state and starts appending the valid
 // ones as one transaction.
 func (g *graphGrain) flush(ctx actor.Context) {
-	for g.inflight == nil && len(g.queue) > 0 {
+	for g.inflight == nil && len(g.queue) > 0 && !g.stopping {
 		b := &batch{}
 		g.state.begin()
 		var events []*cairnv1.Event
@@ -288,9 +352,8 @@ func (g *graphGrain) seal(b *batch, events []*cairnv1.Event) error {
 func (g *graphGrain) startAppend(ctx actor.Context, b *batch) {
 	self, sys := ctx.Self(), ctx.ActorSystem()
 	expected := g.lastSeq
-	g.appends.Add(1)
+	b.done = make(chan appendDone, 1)
 	go func() {
-		defer g.appends.Done()
 		actx, cancel := context.WithTimeout(g.base, g.cfg.AppendTimeout)
 		defer cancel()
 		var seq uint64
@@ -301,12 +364,12 @@ func (g *graphGrain) startAppend(ctx actor.Context, b *batch) {
 				break
 			}
 		}
-		sys.Root.Send(self, &appendDone{b: b, seq: seq, err: err})
+		b.done <- appendDone{seq: seq, err: err}
+		sys.Root.Send(self, b)
 	}()
 }
 
-func (g *graphGrain) appended(ctx actor.Context, d *appendDone) {
-	b := d.b
+func (g *graphGrain) appended(ctx actor.Context, b *batch, d appendDone) {
 	g.inflight = nil
 	switch {
 	case d.err == nil:

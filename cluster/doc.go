@@ -5,8 +5,8 @@
 // in-memory membership and distributed-hash identity lookup; grains are
 // placed on the member that owns their identity.
 //
-//	kind, _ := actors.NewGraphKind(ctx, store, actors.DefaultGrainConfig())
-//	m, err := cluster.Start(cluster.DefaultConfig(), kind)
-//	defer m.Close(ctx)
+//	grains, _ := actors.NewGraphKind(ctx, store, actors.DefaultGrainConfig())
+//	m, err := cluster.Start(cluster.DefaultConfig(), grains.Kind())
+//	defer m.Close(ctx)            // after grains.StopAll(ctx, m.System().Root)
 //	reply, err := m.Cluster().Request("my-graph", actors.GraphKind, envelope)
 package cluster

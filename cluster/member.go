@@ -55,8 +55,9 @@ func (c Config) Validate() error {
 
 // Member is one running member of a Proto.Actor cluster that hosts kinds.
 type Member struct {
-	system  *actor.ActorSystem
-	cluster *cluster.Cluster
+	system   *actor.ActorSystem
+	cluster  *cluster.Cluster
+	provider *test.Provider
 }
 
 // Start starts a single-member cluster (in-memory membership, distributed
@@ -77,7 +78,7 @@ func Start(cfg Config, kinds ...*cluster.Kind) (*Member, error) {
 	)
 	c := cluster.New(system, cc)
 	c.StartMember()
-	return &Member{system: system, cluster: c}, nil
+	return &Member{system: system, cluster: c, provider: provider}, nil
 }
 
 // Cluster returns the Proto.Actor cluster.
@@ -86,12 +87,17 @@ func (m *Member) Cluster() *cluster.Cluster { return m.cluster }
 // System returns the actor system.
 func (m *Member) System() *actor.ActorSystem { return m.system }
 
-// Close leaves the cluster gracefully, stopping every grain this member
-// hosts, within ctx's deadline.
+// Close leaves the cluster and stops the actor system and its remote
+// endpoint, within ctx's deadline. Stop the grains first (for graph grains,
+// actors.GraphGrains.StopAll) so that they drain.
+//
+// A single member has no one to hand its identities to, so it skips the
+// graceful hand-over (which waits two seconds).
 func (m *Member) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
-		m.cluster.Shutdown(true)
+		_ = m.provider.Shutdown(true)
+		m.cluster.Shutdown(false)
 		close(done)
 	}()
 	select {
