@@ -95,14 +95,11 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 
 // handleCommand runs on the endpoint's subscription goroutine: it decodes and
 // hands the command to a worker so that a slow graph never holds up others.
+// The executor validates it.
 func (g *Gateway) handleCommand(req micro.Request) {
 	env := &cairnv1.CommandEnvelope{}
 	if err := proto.Unmarshal(req.Data(), env); err != nil {
 		g.reply(req, errorReply(env, invalid("", "request is not a protobuf cairn.v1.CommandEnvelope: %v", err)))
-		return
-	}
-	if err := ValidateEnvelope(env); err != nil {
-		g.reply(req, errorReply(env, AsCommandError(err)))
 		return
 	}
 	select {

@@ -76,8 +76,10 @@ func ValidateEnvelope(env *cairnv1.CommandEnvelope) error {
 	if err := validatePrintable("command_id", "command id", env.GetCommandId(), 1, MaxCommandIDLen); err != nil {
 		return err
 	}
-	for field, v := range map[string]string{"correlation_id": env.GetCorrelationId(), "causation_id": env.GetCausationId(), "issuer": env.GetIssuer()} {
-		if err := validatePrintable(field, field, v, 0, MaxMetaLen); err != nil {
+	for _, f := range [...]struct{ name, v string }{
+		{"correlation_id", env.GetCorrelationId()}, {"causation_id", env.GetCausationId()}, {"issuer", env.GetIssuer()},
+	} {
+		if err := validatePrintable(f.name, f.name, f.v, 0, MaxMetaLen); err != nil {
 			return err
 		}
 	}
