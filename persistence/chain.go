@@ -39,20 +39,25 @@ type Head struct {
 
 // Seal links events onto the chain that ends at head: it encodes each event's
 // envelope, computes its CID and returns the records to store with the new
-// head. ts is the transaction timestamp in Unix nanoseconds.
+// head. ts is the transaction timestamp in Unix nanoseconds. On error it
+// returns the head it was given.
 func Seal(graph, txID string, ts int64, head Head, events []*cairnv1.Event) ([]*cairnv1.EventRecord, Head, error) {
+	start := head
+	if len(events) == 0 {
+		return nil, start, fmt.Errorf("seal %s: a transaction needs at least one event", graph)
+	}
 	recs := make([]*cairnv1.EventRecord, len(events))
 	mo := proto.MarshalOptions{Deterministic: true}
 	var body, buf []byte
 	for i, ev := range events {
 		typ := EventType(ev)
 		if typ == "" {
-			return nil, head, fmt.Errorf("seal %s: event %d has no kind", graph, i)
+			return nil, start, fmt.Errorf("seal %s: event %d has no kind", graph, i)
 		}
 		var err error
 		body, err = mo.MarshalAppend(body[:0], ev)
 		if err != nil {
-			return nil, head, fmt.Errorf("seal %s: marshal event %d: %w", graph, i, err)
+			return nil, start, fmt.Errorf("seal %s: marshal event %d: %w", graph, i, err)
 		}
 		env := Envelope{Version: EnvelopeVersion, Graph: graph, N: head.N + 1, Type: typ, Tx: txID, TS: ts, Body: body, Prev: head.CID}
 		buf = env.AppendEncode(buf[:0])
@@ -61,7 +66,7 @@ func Seal(graph, txID string, ts int64, head Head, events []*cairnv1.Event) ([]*
 		recs[i] = &cairnv1.EventRecord{Cid: c, DagCbor: enc}
 		_, parsed, err := cid.CidFromBytes(c)
 		if err != nil {
-			return nil, head, fmt.Errorf("seal %s: %w", graph, err)
+			return nil, start, fmt.Errorf("seal %s: %w", graph, err)
 		}
 		head = Head{N: env.N, CID: parsed}
 	}
@@ -139,7 +144,12 @@ func (c *Chain) Check(seq uint64, tx *cairnv1.Transaction) ([]DecodedEvent, erro
 		if err := proto.Unmarshal(env.Body, ev); err != nil {
 			return nil, fail(pos, "event body does not decode", "", "", fmt.Errorf("%w: %v", ErrMalformed, err))
 		}
-		if typ := EventType(ev); typ != env.Type {
+		typ := EventType(ev)
+		if typ == "" {
+			// Seal never stores one: an empty body or only unknown fields.
+			return nil, fail(pos, "event body has no kind", "", "", nil)
+		}
+		if typ != env.Type {
 			return nil, fail(pos, "envelope type does not match the event body", typ, env.Type, nil)
 		}
 		_, id, err := cid.CidFromBytes(rec.GetCid())

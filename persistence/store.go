@@ -83,12 +83,45 @@ func (s *Store) Append(ctx context.Context, graph string, expectedSeq uint64, tx
 	}
 	select {
 	case ack := <-fut.Ok():
+		if ack.Duplicate {
+			// The duplicate window is stream-wide: make sure the stored
+			// original is this graph's transaction.
+			m, err := s.stream.GetMsg(ctx, ack.Sequence)
+			if err != nil {
+				return 0, fmt.Errorf("append %s: check duplicate: %w", graph, translate(err))
+			}
+			if m.Subject != msg.Subject {
+				return 0, fmt.Errorf("append %s: %w: transaction id %s was already used on %s", graph, ErrConflict, tx.GetTxId(), m.Subject)
+			}
+		}
 		return ack.Sequence, nil
 	case err := <-fut.Err():
-		return 0, fmt.Errorf("append %s: %w", graph, translate(err))
+		err = translate(err)
+		if errors.Is(err, ErrConflict) {
+			// nats-server checks the expected subject sequence before the
+			// duplicate window, so a retry of a stored transaction conflicts.
+			if seq, ok := s.storedAfter(ctx, msg.Subject, expectedSeq, tx.GetTxId()); ok {
+				return seq, nil
+			}
+		}
+		return 0, fmt.Errorf("append %s: %w", graph, err)
 	case <-ctx.Done():
 		return 0, fmt.Errorf("append %s: %w: %w", graph, ErrUnavailable, ctx.Err())
 	}
+}
+
+// storedAfter returns the sequence of subject's first message after seq when
+// that message is the transaction txID: then it was an earlier try of this
+// append that moved the subject on.
+func (s *Store) storedAfter(ctx context.Context, subject string, seq uint64, txID string) (uint64, bool) {
+	if txID == "" {
+		return 0, false
+	}
+	m, err := s.stream.GetMsg(ctx, seq+1, jetstream.WithGetMsgSubject(subject))
+	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != txID {
+		return 0, false
+	}
+	return m.Sequence, true
 }
 
 // LastSeq returns the stream sequence of graph's last transaction, 0 when it
@@ -179,7 +212,9 @@ func (s *Store) consume(ctx context.Context, subjects []string, fromSeq, last ui
 		if err := fn(rec); err != nil {
 			return err
 		}
-		if md.Sequence.Stream >= last {
+		// NumPending 0: nothing left for this consumer, even if the message
+		// at last was deleted meanwhile.
+		if md.Sequence.Stream >= last || md.NumPending == 0 {
 			return nil
 		}
 	}
