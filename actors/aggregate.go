@@ -167,7 +167,7 @@ func Apply(s *State, ev *cairnv1.Event) error {
 		}
 		s.comps.releaseAll(old)
 		n.comps = next
-		s.record(func() { s.comps.internAll(old); s.comps.releaseAll(next); n.comps = old })
+		s.record(func() { s.comps.restoreAll(old); s.comps.releaseAll(next); n.comps = old })
 	case *cairnv1.Event_NodeRemoved:
 		id := k.NodeRemoved.GetNodeId()
 		n, ok := s.nodes[id]
@@ -179,7 +179,7 @@ func Apply(s *State, ev *cairnv1.Event) error {
 		}
 		delete(s.nodes, id)
 		s.comps.releaseAll(n.comps)
-		s.record(func() { s.comps.internAll(n.comps); s.nodes[id] = n })
+		s.record(func() { s.comps.restoreAll(n.comps); s.nodes[id] = n })
 	case *cairnv1.Event_EdgeAdded:
 		ea := k.EdgeAdded
 		id := ea.GetEdgeId()
@@ -216,7 +216,7 @@ func Apply(s *State, ev *cairnv1.Event) error {
 		dst.edges = removeString(dst.edges, id)
 		s.record(func() {
 			s.edges[id] = e
-			s.comps.internAll(e.comps)
+			s.comps.restoreAll(e.comps)
 			src.edges = append(src.edges, id)
 			if dst != src {
 				dst.edges = append(dst.edges, id)
@@ -278,6 +278,21 @@ func (in *interner) internAll(cs []*cairnv1.Component) []*cairnv1.Component {
 		out[i] = in.intern(c)
 	}
 	return out
+}
+
+// restoreAll takes back components that were interned and then released,
+// when a change is undone. Undo runs newest first, so a component that is
+// still interned is the very copy cs holds; one that was freed is put back
+// as that copy, so that its holders keep sharing one.
+func (in *interner) restoreAll(cs []*cairnv1.Component) {
+	for _, c := range cs {
+		k := componentKey{c.GetType(), string(c.GetValue())}
+		if e, ok := in.m[k]; ok {
+			e.refs++
+		} else {
+			in.m[k] = &internedComponent{c: c, refs: 1}
+		}
+	}
 }
 
 func (in *interner) release(c *cairnv1.Component) {

@@ -42,6 +42,11 @@ type Gateway struct {
 	inflight sync.WaitGroup
 	ctx      context.Context
 	cancel   context.CancelFunc
+
+	// mu orders taking a command (inflight.Add) against Close: once closing
+	// is set, no command is taken, so Close's wait covers every one.
+	mu      sync.Mutex
+	closing bool
 }
 
 // GatewayConfig tunes the gateway.
@@ -55,7 +60,8 @@ type GatewayConfig struct {
 	Logger *slog.Logger
 }
 
-// StartGateway registers the micro service on nc and serves until Close.
+// StartGateway registers the micro service on nc and serves until Close; when
+// it returns, the server routes requests to it.
 func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
@@ -89,6 +95,13 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 		cancel()
 		return nil, fmt.Errorf("start gateway: add command endpoint: %w", err)
 	}
+	// Ready means the server has the subscriptions: a request sent right
+	// after StartGateway returns, on any connection, finds the service.
+	if err := nc.Flush(); err != nil {
+		_ = svc.Stop()
+		cancel()
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
 	g.svc = svc
 	return g, nil
 }
@@ -108,13 +121,29 @@ func (g *Gateway) handleCommand(req micro.Request) {
 		g.reply(req, errorReply(env, unavailable("cairn is shutting down")))
 		return
 	}
-	g.inflight.Add(1)
+	if !g.take() {
+		<-g.sem
+		// The subscription drains requests that arrived before Close.
+		g.reply(req, errorReply(env, unavailable("cairn is shutting down")))
+		return
+	}
 	go func() {
 		defer func() { <-g.sem; g.inflight.Done() }()
 		ctx, cancel := context.WithTimeout(g.ctx, g.timeout)
 		defer cancel()
 		g.reply(req, g.exec.Execute(ctx, env))
 	}()
+}
+
+// take counts a command in flight, unless the gateway is closing.
+func (g *Gateway) take() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closing {
+		return false
+	}
+	g.inflight.Add(1)
+	return true
 }
 
 func (g *Gateway) reply(req micro.Request, rep *cairnv1.CommandReply) {
@@ -128,8 +157,12 @@ func (g *Gateway) reply(req micro.Request, rep *cairnv1.CommandReply) {
 }
 
 // Close stops taking requests and waits, until ctx ends, for the commands in
-// flight to be answered.
+// flight to be answered. Requests that reach it after Close began are
+// refused as UNAVAILABLE.
 func (g *Gateway) Close(ctx context.Context) error {
+	g.mu.Lock()
+	g.closing = true
+	g.mu.Unlock()
 	err := g.svc.Stop()
 	done := make(chan struct{})
 	go func() { g.inflight.Wait(); close(done) }()

@@ -161,6 +161,10 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 	case *actor.ReceiveTimeout:
 		if g.inflight == nil && len(g.queue) == 0 {
 			ctx.Stop(ctx.Self())
+		} else {
+			// The timeout fires once; re-arm it, or a grain that was busy
+			// when it fired never passivates.
+			ctx.SetReceiveTimeout(g.cfg.PassivateAfter)
 		}
 	case *actor.Stopping:
 		// Drain: the append in flight completes and is answered with its real
@@ -206,6 +210,9 @@ func (g *graphGrain) replay(from uint64) error {
 		}
 		i := 0
 		for _, cr := range r.Tx.GetCommands() {
+			if cr.GetEventCount() == 0 {
+				return fmt.Errorf("replay %s seq %d: command %q records no events", g.graph, r.Seq, cr.GetCommandId())
+			}
 			for range cr.GetEventCount() {
 				if err := Apply(g.state, evs[i].Event); err != nil {
 					return fmt.Errorf("replay %s seq %d: %w", g.graph, r.Seq, err)
@@ -389,10 +396,14 @@ func (g *graphGrain) appended(ctx actor.Context, b *batch, d appendDone) {
 		g.state.commit()
 		g.log.LogAttrs(context.Background(), slog.LevelInfo, "append conflict; reloading", slog.Uint64("expected_seq", g.lastSeq))
 		if err := g.replay(g.lastSeq + 1); err != nil {
+			// The state may be half reloaded: decide nothing more on it (an
+			// append could succeed unseen by the next full load). Refuse
+			// what is queued too; the next command reloads from scratch.
 			g.loaded = false
-			for _, r := range b.reqs {
+			for _, r := range append(b.reqs, g.queue...) {
 				g.finish(ctx, r, errorReply(r.env, unavailable("graph %s changed and could not be reloaded: %v", g.graph, err)))
 			}
+			g.queue = nil
 			break
 		}
 		var retry []*request

@@ -1,0 +1,161 @@
+package actors_test
+
+import (
+	"fmt"
+	"maps"
+	"testing"
+
+	"github.com/cairn-graph/cairn/actors"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+)
+
+func TestFlyweightComponents(t *testing.T) {
+	s := actors.NewState("g")
+	mustDecide(t, s, envelope("g", "create", createGraph()))
+	cmds := make([]*cairnv1.Command, 1000)
+	for i := range cmds {
+		cmds[i] = addNode(fmt.Sprint("n", i), comp("color", "red"))
+	}
+	mustDecide(t, s, envelope("g", "add", cmds...))
+	if got := s.DistinctComponents(); got != 1 {
+		t.Fatalf("DistinctComponents = %d with 1,000 nodes of one component, want 1", got)
+	}
+	wantRefs(t, s, map[string]int{"color=red": 1000})
+	shared := s.Interned("color", []byte("red"))
+	for i := range 1000 {
+		cs, _, _ := s.Node(fmt.Sprint("n", i))
+		if len(cs) != 1 || cs[0] != shared {
+			t.Fatalf("node n%d holds %p, not the shared component %p", i, cs[0], shared)
+		}
+	}
+	// The shared copy is not the command's: changing the command changes nothing.
+	cmds[0].GetAddNode().Components[0].Value[0] = 'X'
+	if string(shared.GetValue()) != "red" {
+		t.Fatal("the interned component aliases the command's bytes")
+	}
+
+	// Changing half of them to blue: two distinct components, counted right.
+	var change []*cairnv1.Command
+	for i := 0; i < 1000; i += 2 {
+		change = append(change, setComps(fmt.Sprint("n", i), comp("color", "blue")))
+	}
+	mustDecide(t, s, envelope("g", "blue", change...))
+	wantRefs(t, s, map[string]int{"color=red": 500, "color=blue": 500})
+
+	// Setting the same value again holds it once, not twice.
+	mustDecide(t, s, envelope("g", "same", setComps("n0", comp("color", "blue"), comp("size", "1"))))
+	wantRefs(t, s, map[string]int{"color=red": 500, "color=blue": 500, "size=1": 1})
+	mustDecide(t, s, envelope("g", "drop", removeComps("n0", "size")))
+	wantRefs(t, s, map[string]int{"color=red": 500, "color=blue": 500})
+
+	// Edges share the same table.
+	mustDecide(t, s, envelope("g", "edge", connect("e", "n0", "n1", comp("color", "red"))))
+	wantRefs(t, s, map[string]int{"color=red": 501, "color=blue": 500})
+	if _, _, _, cs, _ := s.Edge("e"); cs[0] != shared {
+		t.Fatal("the edge does not hold the shared component")
+	}
+
+	// Removing every node (and so the edge) frees everything.
+	var rm []*cairnv1.Command
+	for i := range 1000 {
+		rm = append(rm, removeNode(fmt.Sprint("n", i)))
+	}
+	mustDecide(t, s, envelope("g", "rm", rm...))
+	if got := s.DistinctComponents(); got != 0 {
+		t.Fatalf("DistinctComponents = %d after removing every node, want 0", got)
+	}
+	wantRefs(t, s, map[string]int{})
+}
+
+func wantRefs(t *testing.T, s *actors.State, want map[string]int) {
+	t.Helper()
+	if got := s.ComponentRefs(); !maps.Equal(got, want) {
+		t.Fatalf("component references = %v, want %v", got, want)
+	}
+	if s.DistinctComponents() != len(want) {
+		t.Fatalf("DistinctComponents = %d, want %d", s.DistinctComponents(), len(want))
+	}
+}
+
+// A grain decides a group-commit batch speculatively and rolls it back when
+// the append fails: every change, reference counts included, is undone, and
+// the components nodes hold are still the shared copies.
+func TestRollbackRestoresComponents(t *testing.T) {
+	s := actors.NewState("g")
+	mustDecide(t, s, envelope("g", "setup", createGraph(),
+		addNode("a", comp("color", "red"), comp("only-a", "1")), addNode("b", comp("color", "red")),
+		addNode("c", comp("solo", "x")), connect("ab", "a", "b", comp("w", "5")), connect("cc", "c", "c", comp("w", "5"))))
+	before := takeSnapshot(s)
+
+	s.Begin()
+	m := s.Mark()
+	for i, cmds := range [][]*cairnv1.Command{
+		{setComps("a", comp("color", "blue"))},                        // red 2 -> 1
+		{removeComps("a", "only-a")},                                  // only-a freed
+		{removeNode("c")},                                             // solo freed, a self-loop with it
+		{disconnect("ab")},                                            // w freed
+		{addNode("d", comp("color", "red"), comp("solo", "x"))},       // solo back, a new copy
+		{removeNode("b"), setComps("d", comp("color", "blue"))},       // red freed
+		{connect("da", "d", "a", comp("w", "5")), addNode("e")},       // w back
+		{addNode("a")},                                                // refused alone
+		{setComps("a", comp("color", "green")), removeNode("nobody")}, // refused alone
+	} {
+		_, _ = actors.DecideEnvelope(s, envelope("g", fmt.Sprint("b", i), cmds...))
+	}
+	if d := diffSnapshots(takeSnapshot(s), before); d == "" {
+		t.Fatal("the batch changed nothing; the test proves nothing")
+	}
+	s.Rollback(m)
+	s.Commit()
+	if d := diffSnapshots(takeSnapshot(s), before); d != "" {
+		t.Fatalf("after rollback: %s", d)
+	}
+	// Flyweight: whatever a node or edge holds is the interned copy.
+	for _, id := range s.NodeIDs() {
+		cs, _, _ := s.Node(id)
+		for _, c := range cs {
+			if s.Interned(c.GetType(), c.GetValue()) != c {
+				t.Errorf("node %s holds a copy of %s=%s that is not the interned one", id, c.GetType(), c.GetValue())
+			}
+		}
+	}
+	for _, id := range s.EdgeIDs() {
+		_, _, _, cs, _ := s.Edge(id)
+		for _, c := range cs {
+			if s.Interned(c.GetType(), c.GetValue()) != c {
+				t.Errorf("edge %s holds a copy of %s=%s that is not the interned one", id, c.GetType(), c.GetValue())
+			}
+		}
+	}
+	// And the state keeps working: removing everything frees everything.
+	mustDecide(t, s, envelope("g", "rm", removeNode("a"), removeNode("b"), removeNode("c")))
+	wantRefs(t, s, map[string]int{})
+}
+
+// A rollback to a mark inside a batch undoes only what came after the mark,
+// the way a refused envelope in a group commit is undone.
+func TestRollbackToMark(t *testing.T) {
+	s := baseState(t)
+	s.Begin()
+	mustDecideRaw(t, s, envelope("g", "first", addNode("x", comp("color", "red")), removeNode("a")))
+	afterFirst := takeSnapshot(s)
+	m := s.Mark()
+	mustDecideRaw(t, s, envelope("g", "second", setComps("x", comp("color", "blue")), connect("xb", "x", "b")))
+	s.Rollback(m)
+	if d := diffSnapshots(takeSnapshot(s), afterFirst); d != "" {
+		t.Fatalf("rollback to the mark: %s", d)
+	}
+	s.Commit()
+	if d := diffSnapshots(takeSnapshot(s), afterFirst); d != "" {
+		t.Fatalf("commit after rollback: %s", d)
+	}
+}
+
+// mustDecideRaw is mustDecide without validation, for envelopes decided
+// inside a batch.
+func mustDecideRaw(t *testing.T, s *actors.State, env *cairnv1.CommandEnvelope) {
+	t.Helper()
+	if _, err := actors.DecideEnvelope(s, env); err != nil {
+		t.Fatalf("decide %s: %v", env.GetCommandId(), err)
+	}
+}

@@ -1,0 +1,321 @@
+package actors_test
+
+import (
+	"fmt"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-graph/cairn/actors"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
+)
+
+// baseState is graph "g" with nodes a, b, c (a carries color=red and size=1),
+// edge ab from a to b and edge self from c to c.
+func baseState(t *testing.T) *actors.State {
+	t.Helper()
+	s := actors.NewState("g")
+	mustDecide(t, s, envelope("g", "setup", createGraph(),
+		addNode("a", comp("color", "red"), comp("size", "1")), addNodeCats("b", "lib"), addNode("c"),
+		connect("ab", "a", "b"), connect("self", "c", "c")))
+	return s
+}
+
+func TestDecideRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		state    func(t *testing.T) *actors.State
+		cmds     []*cairnv1.Command
+		code     cairnv1.ErrorCode
+		field    string
+		sentinel error
+	}{
+		{"graph not found", func(*testing.T) *actors.State { return actors.NewState("g") },
+			[]*cairnv1.Command{addNode("a")}, codeNotFound, "graph_id", actors.ErrNotFound},
+		{"delete a graph that does not exist", func(*testing.T) *actors.State { return actors.NewState("g") },
+			[]*cairnv1.Command{deleteGraph()}, codeNotFound, "graph_id", actors.ErrNotFound},
+		{"graph deleted", deletedState, []*cairnv1.Command{addNode("x")}, codePrecondition, "graph_id", actors.ErrFailedPrecondition},
+		{"delete twice", deletedState, []*cairnv1.Command{deleteGraph()}, codePrecondition, "graph_id", actors.ErrFailedPrecondition},
+		{"create twice", baseState, []*cairnv1.Command{createGraph()}, codeExists, "commands[0].create_graph.graph_id", actors.ErrAlreadyExists},
+		{"create after delete", deletedState, []*cairnv1.Command{createGraph()}, codeExists, "commands[0].create_graph.graph_id", actors.ErrAlreadyExists},
+		{"create twice in one envelope", func(*testing.T) *actors.State { return actors.NewState("g") },
+			[]*cairnv1.Command{createGraph(), createGraph()}, codeExists, "commands[1].create_graph.graph_id", actors.ErrAlreadyExists},
+		{"duplicate node", baseState, []*cairnv1.Command{addNode("a")}, codeExists, "commands[0].add_node.node_id", actors.ErrAlreadyExists},
+		{"duplicate node in one envelope", baseState, []*cairnv1.Command{addNode("x"), addNode("x")}, codeExists, "commands[1].add_node.node_id", actors.ErrAlreadyExists},
+		{"duplicate edge", baseState, []*cairnv1.Command{connect("ab", "b", "c")}, codeExists, "commands[0].connect_nodes.edge_id", actors.ErrAlreadyExists},
+		{"missing source", baseState, []*cairnv1.Command{connect("e", "zz", "b")}, codeNotFound, "commands[0].connect_nodes.source", actors.ErrNotFound},
+		{"missing target", baseState, []*cairnv1.Command{addNode("x"), connect("e", "x", "zz")}, codeNotFound, "commands[1].connect_nodes.target", actors.ErrNotFound},
+		{"endpoint removed earlier in the envelope", baseState, []*cairnv1.Command{removeNode("b"), connect("e", "a", "b")},
+			codeNotFound, "commands[1].connect_nodes.target", actors.ErrNotFound},
+		{"set components on a missing node", baseState, []*cairnv1.Command{setComps("zz", comp("t", "v"))},
+			codeNotFound, "commands[0].set_node_components.node_id", actors.ErrNotFound},
+		{"remove components of a missing node", baseState, []*cairnv1.Command{removeComps("zz", "color")},
+			codeNotFound, "commands[0].remove_node_components.node_id", actors.ErrNotFound},
+		{"remove an absent component type", baseState, []*cairnv1.Command{removeComps("a", "color", "weight")},
+			codeNotFound, "commands[0].remove_node_components.types[1]", actors.ErrNotFound},
+		{"remove a component type removed earlier in the envelope", baseState,
+			[]*cairnv1.Command{removeComps("a", "color"), removeComps("a", "size", "color")},
+			codeNotFound, "commands[1].remove_node_components.types[1]", actors.ErrNotFound},
+		{"remove a missing node", baseState, []*cairnv1.Command{removeNode("zz")}, codeNotFound, "commands[0].remove_node.node_id", actors.ErrNotFound},
+		{"remove a node twice", baseState, []*cairnv1.Command{removeNode("a"), removeNode("a")}, codeNotFound, "commands[1].remove_node.node_id", actors.ErrNotFound},
+		{"disconnect a missing edge", baseState, []*cairnv1.Command{disconnect("zz")}, codeNotFound, "commands[0].disconnect_nodes.edge_id", actors.ErrNotFound},
+		{"disconnect an edge its node's removal took", baseState, []*cairnv1.Command{removeNode("a"), disconnect("ab")},
+			codeNotFound, "commands[1].disconnect_nodes.edge_id", actors.ErrNotFound},
+		{"command with no kind", baseState, []*cairnv1.Command{{}}, codeInvalid, "commands[0]", actors.ErrInvalidArgument},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.state(t)
+			before := takeSnapshot(s)
+			evs, err := actors.DecideEnvelope(s, envelope("g", "c", tc.cmds...))
+			wantCommandError(t, err, tc.code, tc.field, tc.sentinel)
+			if evs != nil {
+				t.Errorf("refused envelope returned %d events", len(evs))
+			}
+			if d := diffSnapshots(takeSnapshot(s), before); d != "" {
+				t.Errorf("refused envelope changed the state: %s", d)
+			}
+		})
+	}
+}
+
+func deletedState(t *testing.T) *actors.State {
+	s := baseState(t)
+	mustDecide(t, s, envelope("g", "del", deleteGraph()))
+	return s
+}
+
+func TestDecideDoesNotChangeState(t *testing.T) {
+	s := baseState(t)
+	before := takeSnapshot(s)
+	for i, cmd := range []*cairnv1.Command{addNode("x"), setComps("a", comp("color", "blue")), removeComps("a", "color"),
+		removeNode("a"), removeNode("c"), connect("e", "a", "c"), disconnect("ab"), deleteGraph()} {
+		evs, err := actors.Decide(s, fmt.Sprintf("commands[%d]", i), cmd)
+		if err != nil || len(evs) == 0 {
+			t.Fatalf("Decide %v = %d events, %v", cmd, len(evs), err)
+		}
+		if d := diffSnapshots(takeSnapshot(s), before); d != "" {
+			t.Fatalf("Decide %v changed the state: %s", cmd, d)
+		}
+	}
+}
+
+func TestDecideEvents(t *testing.T) {
+	s := baseState(t)
+	mustDecide(t, s, envelope("g", "free", addNode("b-free")))
+	for _, tc := range []struct {
+		name string
+		cmd  *cairnv1.Command
+		want []*cairnv1.Event
+	}{
+		{"add node", addNode("x", comp("k", "v")), []*cairnv1.Event{{Kind: &cairnv1.Event_NodeAdded{NodeAdded: &cairnv1.NodeAdded{
+			NodeId: "x", Components: []*cairnv1.Component{comp("k", "v")}}}}}},
+		{"set components", setComps("a", comp("color", "blue")), []*cairnv1.Event{{Kind: &cairnv1.Event_NodeComponentsChanged{
+			NodeComponentsChanged: &cairnv1.NodeComponentsChanged{NodeId: "a", Set: []*cairnv1.Component{comp("color", "blue")}}}}}},
+		{"remove components", removeComps("a", "size"), []*cairnv1.Event{{Kind: &cairnv1.Event_NodeComponentsChanged{
+			NodeComponentsChanged: &cairnv1.NodeComponentsChanged{NodeId: "a", RemovedTypes: []string{"size"}}}}}},
+		{"connect", connect("e", "a", "c", comp("w", "2")), []*cairnv1.Event{{Kind: &cairnv1.Event_EdgeAdded{EdgeAdded: &cairnv1.EdgeAdded{
+			EdgeId: "e", Source: "a", Target: "c", EdgeType: "dep", Components: []*cairnv1.Component{comp("w", "2")}}}}}},
+		{"disconnect names the endpoints", disconnect("ab"), []*cairnv1.Event{edgeRemoved("ab", "a", "b")}},
+		{"remove a node without edges", removeNode("b-free"), []*cairnv1.Event{{Kind: &cairnv1.Event_NodeRemoved{
+			NodeRemoved: &cairnv1.NodeRemoved{NodeId: "b-free"}}}}},
+		{"delete", deleteGraph(), []*cairnv1.Event{{Kind: &cairnv1.Event_GraphDeleted{GraphDeleted: &cairnv1.GraphDeleted{}}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := actors.Decide(s, "commands[0]", tc.cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !eventsEqual(got, tc.want) {
+				t.Fatalf("events = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRemoveNodeCascades(t *testing.T) {
+	s := actors.NewState("g")
+	mustDecide(t, s, envelope("g", "setup", createGraph(), addNode("a", comp("color", "red")), addNode("b"), addNode("c"),
+		connect("z-out", "a", "b", comp("w", "1")), connect("m-in", "c", "a"), connect("a-self", "a", "a"),
+		connect("k-other", "b", "c"), connect("b-out", "a", "b")))
+	want := []*cairnv1.Event{
+		edgeRemoved("a-self", "a", "a"), // a self-loop is removed once
+		edgeRemoved("b-out", "a", "b"),
+		edgeRemoved("m-in", "c", "a"),
+		edgeRemoved("z-out", "a", "b"),
+		{Kind: &cairnv1.Event_NodeRemoved{NodeRemoved: &cairnv1.NodeRemoved{NodeId: "a"}}},
+	}
+	got, err := actors.Decide(s, "commands[0]", removeNode("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !eventsEqual(got, want) {
+		t.Fatalf("events:\n got %v\nwant %v", got, want)
+	}
+	// The same through an envelope, whose events Apply folds.
+	evs := mustDecide(t, s, envelope("g", "rm", removeNode("a")))
+	if !eventsEqual(evs, want) {
+		t.Fatalf("envelope events:\n got %v\nwant %v", evs, want)
+	}
+	if ids := fmt.Sprint(s.NodeIDs(), s.EdgeIDs()); ids != "[b c] [k-other]" {
+		t.Fatalf("after removal: nodes and edges %s, want [b c] [k-other]", ids)
+	}
+	if s.DistinctComponents() != 0 {
+		t.Fatalf("DistinctComponents = %d after removing every holder, want 0", s.DistinctComponents())
+	}
+	// Removing the other end later cascades only what is left.
+	evs = mustDecide(t, s, envelope("g", "rm2", removeNode("c")))
+	if !eventsEqual(evs, []*cairnv1.Event{edgeRemoved("k-other", "b", "c"),
+		{Kind: &cairnv1.Event_NodeRemoved{NodeRemoved: &cairnv1.NodeRemoved{NodeId: "c"}}}}) {
+		t.Fatalf("second removal events: %v", evs)
+	}
+}
+
+func edgeRemoved(id, src, dst string) *cairnv1.Event {
+	return &cairnv1.Event{Kind: &cairnv1.Event_EdgeRemoved{EdgeRemoved: &cairnv1.EdgeRemoved{EdgeId: id, Source: src, Target: dst}}}
+}
+
+func eventsEqual(a, b []*cairnv1.Event) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !proto.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// An envelope whose third command fails leaves the state exactly as it was,
+// whatever the first two changed.
+func TestDecideEnvelopeAllOrNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cmds  []*cairnv1.Command
+		field string
+	}{
+		{"adds then a missing target", []*cairnv1.Command{addNode("x", comp("color", "red")), connect("ax", "a", "x"), connect("e", "x", "nope")},
+			"commands[2].connect_nodes.target"},
+		{"component changes then a duplicate", []*cairnv1.Command{setComps("a", comp("color", "green"), comp("new", "1")),
+			removeComps("a", "size"), addNode("b")}, "commands[2].add_node.node_id"},
+		{"cascading removal then a missing node", []*cairnv1.Command{removeNode("a"), removeNode("c"), setComps("a", comp("k", "v"))},
+			"commands[2].set_node_components.node_id"},
+		{"disconnect, reconnect, then a duplicate edge", []*cairnv1.Command{disconnect("ab"), connect("ab", "b", "a"), connect("ab", "a", "b")},
+			"commands[2].connect_nodes.edge_id"},
+		{"delete then add", []*cairnv1.Command{addNode("y", comp("color", "red")), deleteGraph(), addNode("z")}, "graph_id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := baseState(t)
+			before := takeSnapshot(s)
+			if _, err := actors.DecideEnvelope(s, envelope("g", "c", tc.cmds...)); err == nil {
+				t.Fatal("envelope was accepted")
+			} else if ce := actors.AsCommandError(err); ce.Field != tc.field {
+				t.Fatalf("err = %v, want field %q", err, tc.field)
+			}
+			if d := diffSnapshots(takeSnapshot(s), before); d != "" {
+				t.Fatalf("state changed: %s", d)
+			}
+			// The rolled-back state still works: the first two commands alone
+			// are accepted and give the same events as on a fresh copy.
+			want, err := actors.DecideEnvelope(baseState(t), envelope("g", "c", tc.cmds[:2]...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := mustDecide(t, s, envelope("g", "c", tc.cmds[:2]...))
+			if !eventsEqual(got, want) {
+				t.Fatalf("after rollback the envelope decides differently:\n got %v\nwant %v", got, want)
+			}
+		})
+	}
+}
+
+// Events that a decided envelope returns fold onto a fresh state to the same
+// state, and seal into a chain that checks.
+func TestDecidedEventsReplay(t *testing.T) {
+	s := actors.NewState("g")
+	var all []*cairnv1.Event
+	for i, cmds := range [][]*cairnv1.Command{
+		{createGraph(), addNode("a", comp("color", "red")), addNode("b", comp("color", "red")), connect("ab", "a", "b")},
+		{setComps("a", comp("color", "blue"), comp("size", "3")), connect("aa", "a", "a"), addNodeCats("c", "x", "y")},
+		{removeComps("a", "size"), connect("cb", "c", "b", comp("w", "1"))},
+		{removeNode("b"), disconnect("aa")},
+	} {
+		all = append(all, mustDecide(t, s, envelope("g", fmt.Sprint("c", i), cmds...))...)
+	}
+	recs, head, err := persistence.Seal("g", "tx1", 1, persistence.Head{}, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := &cairnv1.Transaction{GraphId: "g", TxId: "tx1", TimestampUnixNano: 1, Events: recs,
+		Commands: []*cairnv1.CommandRecord{{CommandId: "all", EventCount: uint32(len(all))}}}
+	decoded, err := persistence.NewChain("g").Check(1, tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replayed := actors.NewState("g")
+	for i, d := range decoded {
+		if !proto.Equal(d.Event, all[i]) {
+			t.Fatalf("event %d changed in the chain", i)
+		}
+		if err := actors.Apply(replayed, d.Event); err != nil {
+			t.Fatalf("apply event %d: %v", i, err)
+		}
+	}
+	if d := diffSnapshots(takeSnapshot(replayed), takeSnapshot(s)); d != "" {
+		t.Fatalf("replayed state differs: %s", d)
+	}
+	if head.N != uint64(len(all)) {
+		t.Fatalf("head position %d, want %d", head.N, len(all))
+	}
+}
+
+func TestApplyRefusesEventsThatDoNotFit(t *testing.T) {
+	ev := func(e any) *cairnv1.Event {
+		switch k := e.(type) {
+		case *cairnv1.GraphCreated:
+			return &cairnv1.Event{Kind: &cairnv1.Event_GraphCreated{GraphCreated: k}}
+		case *cairnv1.GraphDeleted:
+			return &cairnv1.Event{Kind: &cairnv1.Event_GraphDeleted{GraphDeleted: k}}
+		case *cairnv1.NodeAdded:
+			return &cairnv1.Event{Kind: &cairnv1.Event_NodeAdded{NodeAdded: k}}
+		case *cairnv1.NodeRemoved:
+			return &cairnv1.Event{Kind: &cairnv1.Event_NodeRemoved{NodeRemoved: k}}
+		case *cairnv1.NodeComponentsChanged:
+			return &cairnv1.Event{Kind: &cairnv1.Event_NodeComponentsChanged{NodeComponentsChanged: k}}
+		case *cairnv1.EdgeAdded:
+			return &cairnv1.Event{Kind: &cairnv1.Event_EdgeAdded{EdgeAdded: k}}
+		case *cairnv1.EdgeRemoved:
+			return &cairnv1.Event{Kind: &cairnv1.Event_EdgeRemoved{EdgeRemoved: k}}
+		}
+		return &cairnv1.Event{}
+	}
+	for _, tc := range []struct {
+		name string
+		ev   *cairnv1.Event
+	}{
+		{"created twice", ev(&cairnv1.GraphCreated{GraphId: "g"})},
+		{"node exists", ev(&cairnv1.NodeAdded{NodeId: "a"})},
+		{"change a missing node", ev(&cairnv1.NodeComponentsChanged{NodeId: "zz", Set: []*cairnv1.Component{comp("k", "v")}})},
+		{"remove a missing node", ev(&cairnv1.NodeRemoved{NodeId: "zz"})},
+		{"remove a node with edges", ev(&cairnv1.NodeRemoved{NodeId: "a"})},
+		{"edge exists", ev(&cairnv1.EdgeAdded{EdgeId: "ab", Source: "a", Target: "b"})},
+		{"edge with a missing endpoint", ev(&cairnv1.EdgeAdded{EdgeId: "e", Source: "a", Target: "zz"})},
+		{"remove a missing edge", ev(&cairnv1.EdgeRemoved{EdgeId: "zz"})},
+		{"no kind", ev(nil)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := baseState(t)
+			before := takeSnapshot(s)
+			if err := actors.Apply(s, tc.ev); err == nil {
+				t.Fatal("Apply accepted the event")
+			}
+			if d := diffSnapshots(takeSnapshot(s), before); d != "" {
+				t.Fatalf("refused event changed the state: %s", d)
+			}
+		})
+	}
+	if err := actors.Apply(actors.NewState("g"), ev(&cairnv1.GraphDeleted{})); err == nil {
+		t.Fatal("Apply deleted a graph that does not exist")
+	}
+}

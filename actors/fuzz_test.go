@@ -1,0 +1,232 @@
+package actors_test
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-graph/cairn/actors"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
+)
+
+// seedEnvelopes are the fuzzers' starting points: valid envelopes of every
+// kind and the malformed ones of the table tests.
+func seedEnvelopes() []*cairnv1.CommandEnvelope {
+	return []*cairnv1.CommandEnvelope{
+		envelope("g", "c1", createGraph()),
+		envelope("g", "c2", addNode("x", comp("color", "red")), addNodeCats("y", "lib"), connect("xy", "x", "y", comp("w", "1"))),
+		envelope("g", "c3", setComps("a", comp("color", "blue"), comp("size", "2")), removeComps("a", "size")),
+		envelope("g", "c4", removeNode("a"), disconnect("self"), deleteGraph()),
+		envelope("g", "c5", connect("ab", "a", "b"), connect("e", "zz", "a"), removeComps("a", "nope")),
+		envelope("g", "c6", addNode("libstdc++6"), addNode("user:42/alice"), addNode("Zürich"), addNode("python3.11")),
+		{GraphId: "g", CommandId: "c7", CorrelationId: "corr", CausationId: "cause", Issuer: "me", Commands: []*cairnv1.Command{removeNode("c")}},
+		envelope("a.b", "c1", createGraph()),
+		envelope("g", "", createGraph()),
+		envelope("g", "c1"),
+		envelope("g", "c1", &cairnv1.Command{}),
+		envelope("g", "c1", addNode("a\x00")),
+		envelope("g", "c1", addNode("a", comp("t", "1"), comp("t", "2"))),
+		envelope("g", "c1", &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphId: "h"}}}),
+		envelope("g", "c1", setComps("a", comp("blob", strings.Repeat("x", actors.MaxComponentValueLen+1)))),
+	}
+}
+
+// fuzzState is the state envelopes are decided on: graph id with nodes a, b,
+// c, edges ab and a self-loop, some components.
+func fuzzState(t *testing.T, graph string) (*actors.State, []*cairnv1.Event) {
+	s := actors.NewState(graph)
+	evs, err := actors.DecideEnvelope(s, envelope(graph, "setup", createGraph(),
+		addNode("a", comp("color", "red"), comp("size", "1")), addNode("b", comp("color", "red")), addNode("c"),
+		connect("ab", "a", "b"), connect("self", "c", "c", comp("w", "1"))))
+	if err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	return s, evs
+}
+
+// FuzzValidateEnvelope decodes arbitrary bytes as an envelope. Validation
+// never panics and refuses only with INVALID_ARGUMENT; a valid envelope is
+// decided without panicking, and either refused with the state untouched or
+// accepted with events that fold, seal and check to the same state.
+func FuzzValidateEnvelope(f *testing.F) {
+	for _, env := range seedEnvelopes() {
+		data, err := proto.Marshal(env)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte{0xff, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		env := &cairnv1.CommandEnvelope{}
+		if proto.Unmarshal(data, env) != nil {
+			return
+		}
+		if err := actors.ValidateEnvelope(env); err != nil {
+			var ce *actors.CommandError
+			if !errors.As(err, &ce) || ce.Code != codeInvalid || !errors.Is(err, actors.ErrInvalidArgument) {
+				t.Fatalf("ValidateEnvelope = %v, want INVALID_ARGUMENT", err)
+			}
+			return
+		}
+		graph := env.GetGraphId()
+		s, setup := fuzzState(t, graph)
+		before := takeSnapshot(s)
+		evs, err := actors.DecideEnvelope(s, env)
+		if err != nil {
+			var ce *actors.CommandError
+			if !errors.As(err, &ce) || ce.Code == codeInternal || ce.Code == 0 {
+				t.Fatalf("DecideEnvelope = %v, want a state error", err)
+			}
+			if d := diffSnapshots(takeSnapshot(s), before); d != "" {
+				t.Fatalf("refused envelope changed the state: %s", d)
+			}
+			return
+		}
+		all := append(setup, evs...)
+		recs, _, err := persistence.Seal(graph, "tx", 1, persistence.Head{}, all)
+		if err != nil {
+			t.Fatalf("seal: %v", err)
+		}
+		decoded, err := persistence.NewChain(graph).Check(1, &cairnv1.Transaction{GraphId: graph, TxId: "tx", TimestampUnixNano: 1,
+			Events: recs, Commands: []*cairnv1.CommandRecord{{CommandId: "all", EventCount: uint32(len(all))}}})
+		if err != nil {
+			t.Fatalf("check: %v", err)
+		}
+		replayed := actors.NewState(graph)
+		for i, d := range decoded {
+			if err := actors.Apply(replayed, d.Event); err != nil {
+				t.Fatalf("apply event %d: %v", i, err)
+			}
+		}
+		if d := diffSnapshots(takeSnapshot(replayed), takeSnapshot(s)); d != "" {
+			t.Fatalf("replayed state differs: %s", d)
+		}
+	})
+}
+
+// FuzzDecide reads bytes as a stream of commands over a small id space and
+// decides them envelope by envelope, against the reference model: the same
+// envelopes are accepted and refused (with the same field), the states
+// agree, and the accepted events replay to the same state.
+func FuzzDecide(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 0x80 | 1, 1, 0, 5, 1, 2, 0x80 | 2, 1, 3})
+	f.Add([]byte{0, 0, 0, 1, 0, 1, 1, 1, 2, 0x80 | 5, 0, 1, 4, 0, 0, 0x80 | 3, 3, 3, 6, 0, 0})
+	f.Add([]byte{0, 0, 0, 1, 1, 1, 1, 2, 2, 5, 1, 2, 5, 2, 1, 5, 2, 2, 0x80 | 4, 2, 0, 7, 0, 0, 1, 3, 3})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const graph = "fuzz"
+		s, replayed, model := actors.NewState(graph), actors.NewState(graph), newRefModel()
+		var gen []genCmd
+		n := 0
+		flush := func() {
+			if len(gen) == 0 {
+				return
+			}
+			cmds := make([]*cairnv1.Command, len(gen))
+			for i, g := range gen {
+				cmds[i] = g.cmd
+			}
+			env := envelope(graph, fmt.Sprint("c", n), cmds...)
+			n++
+			want := model.decide(graph, env, gen, "")
+			evs, err := actors.DecideEnvelope(s, env)
+			switch {
+			case want.code == 0 && err != nil:
+				t.Fatalf("envelope %d %v refused: %v", n, env.GetCommands(), err)
+			case want.code != 0 && err == nil:
+				t.Fatalf("envelope %d %v accepted, want %v at %q", n, env.GetCommands(), want.code, want.field)
+			case err != nil:
+				if ce := actors.AsCommandError(err); ce.Code != want.code || ce.Field != want.field {
+					t.Fatalf("envelope %d %v: %v, want %v at %q", n, env.GetCommands(), err, want.code, want.field)
+				}
+			}
+			for _, ev := range evs {
+				if err := actors.Apply(replayed, ev); err != nil {
+					t.Fatalf("envelope %d: replay: %v", n, err)
+				}
+			}
+			if d := diffSnapshots(takeSnapshot(s), model.snapshot()); d != "" {
+				t.Fatalf("after envelope %d %v: state differs from the model: %s", n, env.GetCommands(), d)
+			}
+			if d := diffSnapshots(takeSnapshot(replayed), takeSnapshot(s)); d != "" {
+				t.Fatalf("after envelope %d: replayed events differ: %s", n, d)
+			}
+			gen = gen[:0]
+		}
+		for i := 0; i+2 < len(data) && n < 200; i += 3 {
+			op, x, y := data[i], int(data[i+1]), int(data[i+2])
+			node := func(v int) string { return propNodeIDs[v%len(propNodeIDs)] }
+			edge := "e" + fmt.Sprint(y%6)
+			c := comp([]string{"color", "size"}[y%2], []string{"red", "blue", ""}[x%3])
+			var cmd *cairnv1.Command
+			switch op & 0x0f % 9 {
+			case 0:
+				cmd = createGraph()
+			case 1:
+				cmd = addNode(node(x), c)
+			case 2:
+				cmd = setComps(node(x), c)
+			case 3:
+				cmd = removeComps(node(x), c.GetType())
+			case 4:
+				cmd = removeNode(node(x))
+			case 5:
+				cmd = connect(edge, node(x), node(x+y/6))
+			case 6:
+				cmd = disconnect(edge)
+			case 7:
+				cmd = addNodeCats(node(x), "k")
+			default:
+				cmd = deleteGraph()
+			}
+			gen = append(gen, genCmd{cmd: cmd})
+			if op&0x80 != 0 || len(gen) == 8 {
+				flush()
+			}
+		}
+		flush()
+	})
+}
+
+var graphIDRule = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// FuzzValidateGraphID: exactly the ids of the documented rule pass.
+func FuzzValidateGraphID(f *testing.F) {
+	for _, s := range []string{"g", "deps-2024_Q1", "a.b", "a b", "a*", "a>", "", strings.Repeat("a", 65), "Zürich"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		err := actors.ValidateGraphID("graph_id", id)
+		if want := graphIDRule.MatchString(id); (err == nil) != want {
+			t.Fatalf("ValidateGraphID(%q) = %v, rule says valid = %v", id, err, want)
+		}
+		if err != nil && !errors.Is(err, actors.ErrInvalidArgument) {
+			t.Fatalf("ValidateGraphID(%q) = %v, want INVALID_ARGUMENT", id, err)
+		}
+	})
+}
+
+// FuzzValidateID: exactly 1-256 bytes of printable UTF-8 pass.
+func FuzzValidateID(f *testing.F) {
+	for _, s := range []string{"libstdc++6", "user:42/alice", "Zürich", "python3.11", "", strings.Repeat("a", 257),
+		"a\xffb", "a\x00b", "a\nb", "a\u200bb", "a\uFFFDb", strings.Repeat("ü", 128)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		err := actors.ValidateID("f", "node id", id)
+		want := len(id) >= 1 && len(id) <= actors.MaxIDLen && utf8.ValidString(id) && !strings.ContainsFunc(id, func(r rune) bool { return !unicode.IsPrint(r) })
+		if (err == nil) != want {
+			t.Fatalf("ValidateID(%q) = %v, rule says valid = %v", id, err, want)
+		}
+		if err != nil && !errors.Is(err, actors.ErrInvalidArgument) {
+			t.Fatalf("ValidateID(%q) = %v, want INVALID_ARGUMENT", id, err)
+		}
+	})
+}

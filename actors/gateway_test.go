@@ -1,0 +1,144 @@
+package actors_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-graph/cairn/actors"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+)
+
+// Commands reach the grains as protobuf over NATS; malformed requests are
+// answered INVALID_ARGUMENT and the service goes on serving.
+func TestGatewayOverNATS(t *testing.T) {
+	srv, store := newStore(t)
+	m := startMember(t, store, quickGrains())
+	gw, err := actors.StartGateway(srv.Conn(), m.disp, actors.GatewayConfig{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			_ = gw.Close(context.Background())
+		}
+	})
+	client := srv.Conn()
+	send := func(data []byte) *cairnv1.CommandReply {
+		t.Helper()
+		msg, err := client.Request(actors.CommandSubject, data, 5*time.Second)
+		if err != nil {
+			t.Fatalf("request: %v", err)
+		}
+		rep := &cairnv1.CommandReply{}
+		if err := proto.Unmarshal(msg.Data, rep); err != nil {
+			t.Fatalf("reply is not a CommandReply: %v", err)
+		}
+		return rep
+	}
+	sendEnv := func(env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
+		t.Helper()
+		data, err := proto.Marshal(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return send(data)
+	}
+
+	// Bytes that are no protobuf at all.
+	for _, junk := range [][]byte{{0xff, 0xff, 0xff}, []byte("{\"graph_id\":\"g\"}"), {0x0a, 0x05, 'g'}} {
+		rep := send(junk)
+		if rep.GetError().GetCode() != codeInvalid {
+			t.Fatalf("junk %q: reply %v, want INVALID_ARGUMENT", junk, rep)
+		}
+	}
+	// An empty request decodes to an empty envelope.
+	wantRefused(t, send(nil), codeInvalid, "graph_id")
+	// A well-formed protobuf that breaks the rules.
+	wantRefused(t, sendEnv(envelope("a.b", "c1", createGraph())), codeInvalid, "graph_id")
+	wantRefused(t, sendEnv(envelope("g", "c1", addNode("a\x00"))), codeInvalid, "commands[0].add_node.node_id")
+
+	// The service still serves.
+	created := sendEnv(envelope("g", "c1", createGraph()))
+	if created.GetError() != nil || created.GetSeq() == 0 || created.GetPosition() != 1 {
+		t.Fatalf("create over NATS: %v", created)
+	}
+	added := sendEnv(envelope("g", "c2", addNode("libstdc++6"), addNode("Zürich"), connect("e", "libstdc++6", "Zürich")))
+	if added.GetError() != nil || added.GetPosition() != 4 {
+		t.Fatalf("add over NATS: %v", added)
+	}
+	wantRefused(t, sendEnv(envelope("g", "c3", addNode("Zürich"))), codeExists, "commands[0].add_node.node_id")
+	if again := sendEnv(envelope("g", "c2", addNode("x"))); !again.GetDuplicate() || again.GetSeq() != added.GetSeq() {
+		t.Fatalf("retry over NATS: %v, want a duplicate of %v", again, added)
+	}
+	if res, err := store.Verify(context.Background(), "g"); err != nil || res.Head.CID.String() != added.GetHeadCid() {
+		t.Fatalf("verify: %+v %v", res, err)
+	}
+
+	// The micro service is discoverable and lists its endpoint.
+	subj, err := micro.ControlSubject(micro.InfoVerb, actors.ServiceName, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := client.Request(subj, nil, 5*time.Second)
+	if err != nil {
+		t.Fatalf("%s: %v", subj, err)
+	}
+	var info micro.Info
+	if err := json.Unmarshal(msg.Data, &info); err != nil {
+		t.Fatalf("info: %v", err)
+	}
+	if info.Name != actors.ServiceName || info.Version != actors.ServiceVersion {
+		t.Fatalf("info: %+v", info)
+	}
+	i := slices.IndexFunc(info.Endpoints, func(e micro.EndpointInfo) bool { return e.Name == "command" })
+	if i < 0 || info.Endpoints[i].Subject != actors.CommandSubject {
+		t.Fatalf("endpoints %+v lack command on %s", info.Endpoints, actors.CommandSubject)
+	}
+	subj, _ = micro.ControlSubject(micro.StatsVerb, actors.ServiceName, "")
+	if msg, err = client.Request(subj, nil, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var stats micro.Stats
+	if err := json.Unmarshal(msg.Data, &stats); err != nil {
+		t.Fatal(err)
+	}
+	if len(stats.Endpoints) != 1 {
+		t.Fatalf("stats list %d endpoints, want 1", len(stats.Endpoints))
+	}
+	if n := stats.Endpoints[0].NumRequests; n != 10 {
+		t.Fatalf("stats count %d requests, want 10", n)
+	}
+
+	// After Close no command is taken: a late request finds no responder,
+	// or, while the subscription drains, is refused UNAVAILABLE.
+	if err := gw.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	closed = true
+	data, _ := proto.Marshal(envelope("g", "late", addNode("late")))
+	for range 20 {
+		msg, err := client.Request(actors.CommandSubject, data, 5*time.Second)
+		if errors.Is(err, nats.ErrNoResponders) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("request after close: %v", err)
+		}
+		rep := &cairnv1.CommandReply{}
+		if err := proto.Unmarshal(msg.Data, rep); err != nil || rep.GetError().GetCode() != codeUnavailable {
+			t.Fatalf("request after close answered %v (%v), want no responders or UNAVAILABLE", rep, err)
+		}
+	}
+	if _, ok := commandSeqs(readGraph(t, store, "g"))["late"]; ok {
+		t.Fatal("a command sent after Close was stored")
+	}
+}

@@ -1,0 +1,228 @@
+package actors_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/cairn-graph/cairn/actors"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+)
+
+func TestValidateGraphID(t *testing.T) {
+	for _, tc := range []struct {
+		id string
+		ok bool
+	}{
+		{"g", true},
+		{"deps-2024_Q1", true},
+		{"0", true},
+		{strings.Repeat("a", 64), true},
+		{"", false},
+		{strings.Repeat("a", 65), false},
+		{"a.b", false}, // a subject token separator
+		{"a b", false},
+		{"a*", false}, // subject wildcards
+		{"a>", false},
+		{"Zürich", false},
+		{"a/b", false},
+		{"a\x00", false},
+	} {
+		t.Run(fmt.Sprintf("%q", tc.id), func(t *testing.T) {
+			err := actors.ValidateGraphID("graph_id", tc.id)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("ValidateGraphID(%q) = %v, want nil", tc.id, err)
+				}
+				return
+			}
+			wantCommandError(t, err, codeInvalid, "graph_id", actors.ErrInvalidArgument)
+			// The envelope check uses the same rule.
+			wantCommandError(t, actors.ValidateEnvelope(envelope(tc.id, "c1", createGraph())), codeInvalid, "graph_id", actors.ErrInvalidArgument)
+		})
+	}
+}
+
+func TestValidateID(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		id   string
+		ok   bool
+	}{
+		{"debian package", "libstdc++6", true},
+		{"path", "user:42/alice", true},
+		{"non-ASCII", "Zürich", true},
+		{"dots", "python3.11", true},
+		{"spaces", " a b ", true},
+		{"CJK", "日本語", true},
+		{"one byte", "x", true},
+		{"256 bytes", strings.Repeat("a", 256), true},
+		{"256 bytes of 2-byte runes", strings.Repeat("ü", 128), true},
+		{"encoded U+FFFD", "a\uFFFDb", true},
+		{"empty", "", false},
+		{"257 bytes", strings.Repeat("a", 257), false},
+		{"257 bytes ending mid-rune", strings.Repeat("a", 255) + "ü", false},
+		{"invalid UTF-8", "a\xffb", false},
+		{"truncated rune", "\xc3", false},
+		{"NUL", "a\x00b", false},
+		{"newline", "a\nb", false},
+		{"tab", "\t", false},
+		{"DEL", "a\x7f", false},
+		{"C1 control", "a\u0085", false},
+		{"zero-width space", "a\u200bb", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := actors.ValidateID("f", "node id", tc.id)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("ValidateID(%q) = %v, want nil", tc.id, err)
+				}
+			} else {
+				wantCommandError(t, err, codeInvalid, "f", actors.ErrInvalidArgument)
+			}
+			// Every id-like field of every command follows the same rule.
+			for _, c := range []struct {
+				field string
+				cmd   *cairnv1.Command
+			}{
+				{"commands[0].add_node.node_id", addNode(tc.id)},
+				{"commands[0].set_node_components.node_id", setComps(tc.id, comp("t", "v"))},
+				{"commands[0].remove_node_components.node_id", removeComps(tc.id, "t")},
+				{"commands[0].remove_node.node_id", removeNode(tc.id)},
+				{"commands[0].connect_nodes.edge_id", connect(tc.id, "a", "b")},
+				{"commands[0].connect_nodes.source", connect("e", tc.id, "b")},
+				{"commands[0].connect_nodes.target", connect("e", "a", tc.id)},
+				{"commands[0].disconnect_nodes.edge_id", disconnect(tc.id)},
+				{"commands[0].add_node.components[0].type", addNode("n", comp(tc.id, "v"))},
+				{"commands[0].add_node.categories[0]", addNodeCats("n", tc.id)},
+				{"commands[0].remove_node_components.types[0]", removeComps("n", tc.id)},
+			} {
+				err := actors.ValidateEnvelope(envelope("g", "c1", c.cmd))
+				if tc.ok {
+					if err != nil {
+						t.Errorf("%s: %v", c.field, err)
+					}
+					continue
+				}
+				var ce *actors.CommandError
+				if !errors.As(err, &ce) || ce.Field != c.field || !errors.Is(err, actors.ErrInvalidArgument) {
+					t.Errorf("%s: err = %v, want INVALID_ARGUMENT at that field", c.field, err)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateEnvelope(t *testing.T) {
+	many := func(n int) []*cairnv1.Command {
+		cmds := make([]*cairnv1.Command, n)
+		for i := range cmds {
+			cmds[i] = addNode(fmt.Sprint("n", i))
+		}
+		return cmds
+	}
+	big := strings.Repeat("x", actors.MaxComponentValueLen)
+	for _, tc := range []struct {
+		name  string
+		env   *cairnv1.CommandEnvelope
+		field string // "-" when the envelope is valid
+	}{
+		{"minimal", envelope("g", "c1", createGraph()), "-"},
+		{"every kind", envelope("g", "c1", createGraph(), addNode("a", comp("t", "v")), addNodeCats("b", "x", "y"),
+			setComps("a", comp("t", "w"), comp("u", "")), removeComps("a", "t", "u"), connect("e", "a", "b"),
+			disconnect("e"), removeNode("b"), deleteGraph()), "-"},
+		{"metadata", &cairnv1.CommandEnvelope{GraphId: "g", CommandId: "c1", CorrelationId: "corr", CausationId: "cause",
+			Issuer: "alice@example.org", Commands: []*cairnv1.Command{createGraph()}}, "-"},
+		{"1,000 commands", envelope("g", "c1", many(1000)...), "-"},
+		{"component value of 64 KiB", envelope("g", "c1", addNode("a", comp("blob", big))), "-"},
+		{"empty component value", envelope("g", "c1", addNode("a", comp("flag", ""))), "-"},
+		{"create_graph with the envelope's graph id", envelope("g", "c1",
+			&cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphId: "g"}}}), "-"},
+
+		{"nil envelope", nil, ""},
+		{"no command id", envelope("g", "", createGraph()), "command_id"},
+		{"command id of 129 bytes", envelope("g", strings.Repeat("c", 129), createGraph()), "command_id"},
+		{"command id with newline", envelope("g", "c\n1", createGraph()), "command_id"},
+		{"correlation id with NUL", &cairnv1.CommandEnvelope{GraphId: "g", CommandId: "c1", CorrelationId: "\x00",
+			Commands: []*cairnv1.Command{createGraph()}}, "correlation_id"},
+		{"causation id too long", &cairnv1.CommandEnvelope{GraphId: "g", CommandId: "c1", CausationId: strings.Repeat("c", 257),
+			Commands: []*cairnv1.Command{createGraph()}}, "causation_id"},
+		{"issuer not UTF-8", &cairnv1.CommandEnvelope{GraphId: "g", CommandId: "c1", Issuer: "\xff",
+			Commands: []*cairnv1.Command{createGraph()}}, "issuer"},
+		{"no commands", envelope("g", "c1"), "commands"},
+		{"1,001 commands", envelope("g", "c1", many(1001)...), "commands"},
+		{"command with no kind", envelope("g", "c1", createGraph(), &cairnv1.Command{}), "commands[1]"},
+		{"nil command", envelope("g", "c1", addNode("a"), addNode("b"), nil), "commands[2]"},
+		{"create_graph for another graph", envelope("g", "c1",
+			&cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphId: "h"}}}),
+			"commands[0].create_graph.graph_id"},
+		{"graph type too long", envelope("g", "c1",
+			&cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphType: strings.Repeat("t", 257)}}}),
+			"commands[0].create_graph.graph_type"},
+		{"metadata key empty", envelope("g", "c1",
+			&cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{Metadata: map[string]string{"": "v"}}}}),
+			"commands[0].create_graph.metadata"},
+		{"metadata value too big", envelope("g", "c1",
+			&cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{Metadata: map[string]string{"k": big + "x"}}}}),
+			"commands[0].create_graph.metadata[k]"},
+		{"component value over 64 KiB", envelope("g", "c1", addNode("a"), addNode("b", comp("ok", "v"), comp("blob", big+"x"))),
+			"commands[1].add_node.components[1].value"},
+		{"edge component value over 64 KiB", envelope("g", "c1", connect("e", "a", "b", comp("blob", big+"x"))),
+			"commands[0].connect_nodes.components[0].value"},
+		{"set component value over 64 KiB", envelope("g", "c1", setComps("a", comp("blob", big+"x"))),
+			"commands[0].set_node_components.components[0].value"},
+		{"duplicate component types", envelope("g", "c1", addNode("a", comp("color", "red"), comp("size", "1"), comp("color", "blue"))),
+			"commands[0].add_node.components[2].type"},
+		{"duplicate component types on set", envelope("g", "c1", setComps("a", comp("color", "red"), comp("color", "red"))),
+			"commands[0].set_node_components.components[1].type"},
+		{"duplicate component types on an edge", envelope("g", "c1", connect("e", "a", "b", comp("w", "1"), comp("w", "2"))),
+			"commands[0].connect_nodes.components[1].type"},
+		{"nil component", envelope("g", "c1", addNode("a", nil)), "commands[0].add_node.components[0]"},
+		{"set with no components", envelope("g", "c1", setComps("a")), "commands[0].set_node_components.components"},
+		{"remove no component types", envelope("g", "c1", removeComps("a")), "commands[0].remove_node_components.types"},
+		{"remove a component type twice", envelope("g", "c1", removeComps("a", "t", "u", "t")), "commands[0].remove_node_components.types[2]"},
+		{"duplicate categories", envelope("g", "c1", addNodeCats("a", "x", "x")), "commands[0].add_node.categories[1]"},
+		{"edge type too long", envelope("g", "c1", &cairnv1.Command{Kind: &cairnv1.Command_ConnectNodes{ConnectNodes: &cairnv1.ConnectNodes{
+			EdgeId: "e", Source: "a", Target: "b", EdgeType: strings.Repeat("t", 257)}}}), "commands[0].connect_nodes.edge_type"},
+		{"add_node without its message", envelope("g", "c1", &cairnv1.Command{Kind: &cairnv1.Command_AddNode{}}), "commands[0].add_node.node_id"},
+		{"first bad command wins", envelope("g", "c1", addNode("a"), connect("e", "a", ""), addNode("")), "commands[1].connect_nodes.target"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := actors.ValidateEnvelope(tc.env)
+			if tc.field == "-" {
+				if err != nil {
+					t.Fatalf("ValidateEnvelope = %v, want nil", err)
+				}
+				return
+			}
+			wantCommandError(t, err, codeInvalid, tc.field, actors.ErrInvalidArgument)
+		})
+	}
+}
+
+func TestCommandErrorWireForm(t *testing.T) {
+	for code, sentinel := range map[cairnv1.ErrorCode]error{
+		codeInvalid: actors.ErrInvalidArgument, codeNotFound: actors.ErrNotFound, codeExists: actors.ErrAlreadyExists,
+		codePrecondition: actors.ErrFailedPrecondition, codeConflict: actors.ErrConflict,
+		codeUnavailable: actors.ErrUnavailable, codeInternal: actors.ErrInternal,
+	} {
+		ce := &actors.CommandError{Code: code, Field: "commands[0].add_node.node_id", Message: "m"}
+		back := actors.ErrorFromProto(ce.Proto())
+		wantCommandError(t, back, code, ce.Field, sentinel)
+		if back.Error() != ce.Error() || !strings.Contains(ce.Error(), ce.Field) {
+			t.Errorf("%v: round trip changed the message: %q -> %q", code, ce.Error(), back.Error())
+		}
+	}
+	if actors.ErrorFromProto(nil) != nil {
+		t.Error("ErrorFromProto(nil) != nil")
+	}
+	plain := errors.New("disk on fire")
+	if ce := actors.AsCommandError(fmt.Errorf("wrapped: %w", plain)); ce.Code != codeInternal || !errors.Is(ce, actors.ErrInternal) {
+		t.Errorf("AsCommandError(plain) = %v, want INTERNAL", ce)
+	}
+	inner := &actors.CommandError{Code: codeNotFound, Field: "f", Message: "m"}
+	if ce := actors.AsCommandError(fmt.Errorf("ctx: %w", inner)); ce != inner {
+		t.Errorf("AsCommandError did not unwrap to the *CommandError")
+	}
+}

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-graph/cairn/actors"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
+)
+
+// defaultServer is where client commands look for the engine, and where
+// "cairn serve" listens by default.
+const defaultServer = "nats://127.0.0.1:4222"
+
+// authFlags are the NATS credentials and TLS files, for client commands and
+// for "cairn serve --nats".
+type authFlags struct {
+	creds, user, password, tlsCert, tlsKey, tlsCA string
+}
+
+func (a *authFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.creds, "creds", "", "NATS credentials `file` (JWT and NKey seed)")
+	fs.StringVar(&a.user, "user", "", "NATS user `name`")
+	fs.StringVar(&a.password, "password", "", "NATS `password`")
+	fs.StringVar(&a.tlsCert, "tls-cert", "", "TLS client certificate `file` (with --tls-key)")
+	fs.StringVar(&a.tlsKey, "tls-key", "", "TLS client key `file` (with --tls-cert)")
+	fs.StringVar(&a.tlsCA, "tls-ca", "", "TLS root CA `file` to trust the server by")
+}
+
+// set reports whether any credential or TLS flag was given.
+func (a *authFlags) set() bool {
+	return a.creds != "" || a.user != "" || a.password != "" || a.tlsCert != "" || a.tlsKey != "" || a.tlsCA != ""
+}
+
+// options returns the nats.Connect options for the flags, or a usage error
+// for an incomplete pair.
+func (a *authFlags) options(topic string) ([]nats.Option, error) {
+	var opts []nats.Option
+	if a.creds != "" {
+		opts = append(opts, nats.UserCredentials(a.creds))
+	}
+	if a.user != "" || a.password != "" {
+		if a.user == "" {
+			return nil, &usageError{topic: topic, err: errors.New("--password needs --user")}
+		}
+		opts = append(opts, nats.UserInfo(a.user, a.password))
+	}
+	if (a.tlsCert == "") != (a.tlsKey == "") {
+		return nil, &usageError{topic: topic, err: errors.New("--tls-cert and --tls-key go together")}
+	}
+	if a.tlsCert != "" {
+		opts = append(opts, nats.ClientCert(a.tlsCert, a.tlsKey))
+	}
+	if a.tlsCA != "" {
+		opts = append(opts, nats.RootCAs(a.tlsCA))
+	}
+	return opts, nil
+}
+
+// clientFlags are the flags of every command that talks to a running engine.
+type clientFlags struct {
+	topic   string
+	server  string
+	auth    authFlags
+	timeout time.Duration
+	json    bool
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet, topic string, timeout time.Duration) {
+	c.topic = topic
+	fs.StringVar(&c.server, "server", defaultServer, "NATS `URL` of the engine")
+	c.auth.register(fs)
+	fs.DurationVar(&c.timeout, "timeout", timeout, "give up after this `duration`")
+	fs.BoolVar(&c.json, "json", false, "print JSON")
+}
+
+// connect opens a NATS connection to the engine.
+func (c *clientFlags) connect() (*nats.Conn, error) {
+	if c.timeout <= 0 {
+		return nil, &usageError{topic: c.topic, err: fmt.Errorf("--timeout must be positive, not %s", c.timeout)}
+	}
+	opts, err := c.auth.options(c.topic)
+	if err != nil {
+		return nil, err
+	}
+	// One request per process: on a lost connection fail at once (the
+	// command may be retried with its id) rather than buffer and wait.
+	opts = append(opts, nats.Name("cairn-cli"), nats.Timeout(min(c.timeout, 5*time.Second)), nats.NoReconnect())
+	nc, err := nats.Connect(c.server, opts...)
+	switch {
+	case errors.Is(err, nats.ErrNoServers):
+		return nil, fmt.Errorf("cannot reach NATS at %s: %w (is 'cairn serve' running?)", c.server, err)
+	case err != nil:
+		return nil, fmt.Errorf("connect to NATS at %s: %w", c.server, err)
+	}
+	return nc, nil
+}
+
+// graphReader is a read command ("cairn log", "cairn verify") on one graph.
+type graphReader struct {
+	clientFlags
+	graph string
+	store *persistence.Store
+}
+
+// openGraphReader parses "<graph> [client flags]" for topic, bounds ctx by
+// --timeout and opens the event store. The caller calls done when finished.
+func openGraphReader(ctx context.Context, topic string, args []string) (_ *graphReader, _ context.Context, done func(), _ error) {
+	r := &graphReader{}
+	fs := newFlagSet(topic)
+	r.register(fs, topic, time.Minute)
+	pos, err := parseArgs(fs, topic, args, "graph")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	r.graph = pos[0]
+	// A graph id is one subject token: no '.', '*' or '>' may widen the read.
+	if err := actors.ValidateGraphID("graph", r.graph); err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	store, closeConn, err := r.openStore(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	r.store = store
+	return r, ctx, func() { closeConn(); cancel() }, nil
+}
+
+// timedOut adds the --timeout to an error that ran out of time.
+func (c *clientFlags) timedOut(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w (not done within --timeout %s)", err, c.timeout)
+	}
+	return err
+}
+
+// openStore connects and opens the event store for reading. It refuses to
+// create the event-store stream on a NATS server that has none.
+func (c *clientFlags) openStore(ctx context.Context) (*persistence.Store, func(), error) {
+	nc, err := c.connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream on %s: %w", c.server, err)
+	}
+	cfg := persistence.DefaultStoreConfig()
+	// OpenStore creates the stream when it is missing; look it up first so
+	// that reading never creates an empty event store.
+	if _, err := js.Stream(ctx, cfg.Stream); err != nil {
+		nc.Close()
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, nil, fmt.Errorf("no Cairn event store on %s (stream %s not found)", c.server, cfg.Stream)
+		}
+		return nil, nil, fmt.Errorf("look up stream %s on %s: %w", cfg.Stream, c.server, err)
+	}
+	st, err := persistence.OpenStore(ctx, js, cfg)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return st, nc.Close, nil
+}
+
+// writeFlags are the flags of every command that changes a graph.
+type writeFlags struct {
+	clientFlags
+	commandID, issuer, correlationID, causationID string
+}
+
+func newWriteFlags(fs *flag.FlagSet, topic string) *writeFlags {
+	w := &writeFlags{}
+	w.register(fs, topic, 10*time.Second)
+	fs.StringVar(&w.commandID, "command-id", "", "idempotency `key`; a retry with the same key gets the original result (default: a fresh random id)")
+	fs.StringVar(&w.issuer, "issuer", "cli", "`name` recorded as the command's issuer")
+	fs.StringVar(&w.correlationID, "correlation-id", "", "correlation `id` recorded with the command")
+	fs.StringVar(&w.causationID, "causation-id", "", "causation `id` recorded with the command")
+	return w
+}
+
+// execute sends cmds for graph as one envelope to the engine and prints the
+// reply. A refused command is returned as its *actors.CommandError.
+func (w *writeFlags) execute(ctx context.Context, stdout io.Writer, graph string, cmds ...*cairnv1.Command) error {
+	env := &cairnv1.CommandEnvelope{
+		GraphId: graph, CommandId: w.commandID, Issuer: w.issuer,
+		CorrelationId: w.correlationID, CausationId: w.causationID, Commands: cmds,
+	}
+	if env.CommandId == "" {
+		env.CommandId = nuid.Next()
+	}
+	rep, err := w.send(ctx, env)
+	if err != nil {
+		return err
+	}
+	if w.json {
+		if err := writeJSON(stdout, newReplyJSON(rep)); err != nil {
+			return err
+		}
+	} else if rep.GetError() == nil {
+		dup := ""
+		if rep.GetDuplicate() {
+			dup = " (duplicate)"
+		}
+		fmt.Fprintf(stdout, "ok seq=%d position=%d head=%s tx=%s command=%s%s\n",
+			rep.GetSeq(), rep.GetPosition(), rep.GetHeadCid(), rep.GetTxId(), rep.GetCommandId(), dup)
+	}
+	return actors.ErrorFromProto(rep.GetError())
+}
+
+// send makes one request to the "cairn" micro service.
+func (w *writeFlags) send(ctx context.Context, env *cairnv1.CommandEnvelope) (*cairnv1.CommandReply, error) {
+	data, err := proto.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("encode command: %w", err)
+	}
+	nc, err := w.connect()
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	rctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	msg, err := nc.RequestWithContext(rctx, actors.CommandSubject, data)
+	switch {
+	case err == nil:
+	case errors.Is(err, nats.ErrNoResponders):
+		return nil, fmt.Errorf("no Cairn engine answers on %s (is 'cairn serve' running?)", w.server)
+	case errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionClosed):
+		return nil, fmt.Errorf("lost the connection to %s before the engine answered; the command may still be applied: retry with --command-id %s",
+			w.server, env.GetCommandId())
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("interrupted before the engine answered; the command may still be applied: retry with --command-id %s", env.GetCommandId())
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		return nil, fmt.Errorf("no answer from the Cairn engine on %s within %s; the command may still be applied: retry with --command-id %s",
+			w.server, w.timeout, env.GetCommandId())
+	default:
+		return nil, fmt.Errorf("send command to %s: %w", w.server, err)
+	}
+	rep := &cairnv1.CommandReply{}
+	if err := proto.Unmarshal(msg.Data, rep); err != nil {
+		return nil, fmt.Errorf("the engine's reply is not a cairn.v1.CommandReply: %w", err)
+	}
+	return rep, nil
+}
+
+// replyJSON is a CommandReply as "--json" prints it.
+type replyJSON struct {
+	CommandID string     `json:"command_id"`
+	Seq       uint64     `json:"seq"`
+	Position  uint64     `json:"position"`
+	HeadCID   string     `json:"head_cid"`
+	TxID      string     `json:"tx_id"`
+	Duplicate bool       `json:"duplicate"`
+	Error     *errorJSON `json:"error,omitempty"`
+}
+
+type errorJSON struct {
+	Code    string `json:"code"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+func newReplyJSON(r *cairnv1.CommandReply) replyJSON {
+	out := replyJSON{
+		CommandID: r.GetCommandId(), Seq: r.GetSeq(), Position: r.GetPosition(),
+		HeadCID: r.GetHeadCid(), TxID: r.GetTxId(), Duplicate: r.GetDuplicate(),
+	}
+	if e := r.GetError(); e != nil {
+		out.Error = &errorJSON{
+			Code:  strings.TrimPrefix(e.GetCode().String(), "ERROR_CODE_"),
+			Field: e.GetField(), Message: e.GetMessage(),
+		}
+	}
+	return out
+}
+
+// writeJSON prints v as one line of JSON.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode JSON: %w", err)
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"io"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+)
+
+const edgeUsage = `Usage:
+  cairn edge add <graph> <edge> <source> <target> [--type T] [--component type=value]... [write flags]
+  cairn edge remove <graph> <edge> [write flags]
+
+add adds a directed edge with a new id from source to target; both nodes
+must exist. remove removes an edge.
+`
+
+func runEdge(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	sub, args, err := subcommand("edge", args, "add", "remove")
+	if err != nil {
+		return err
+	}
+	fs := newFlagSet("edge " + sub)
+	w := newWriteFlags(fs, "edge")
+	if sub == "remove" {
+		pos, err := parseArgs(fs, "edge", args, "graph", "edge")
+		if err != nil {
+			return err
+		}
+		return w.execute(ctx, stdout, pos[0], &cairnv1.Command{Kind: &cairnv1.Command_DisconnectNodes{
+			DisconnectNodes: &cairnv1.DisconnectNodes{EdgeId: pos[1]}}})
+	}
+	typ := fs.String("type", "", "edge `type`")
+	var comps componentsFlag
+	fs.Var(&comps, "component", "component `type=value` (repeatable)")
+	pos, err := parseArgs(fs, "edge", args, "graph", "edge", "source", "target")
+	if err != nil {
+		return err
+	}
+	return w.execute(ctx, stdout, pos[0], &cairnv1.Command{Kind: &cairnv1.Command_ConnectNodes{
+		ConnectNodes: &cairnv1.ConnectNodes{EdgeId: pos[1], Source: pos[2], Target: pos[3], EdgeType: *typ, Components: comps}}})
+}

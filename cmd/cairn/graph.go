@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+)
+
+const graphUsage = `Usage:
+  cairn graph create <graph> [--type T] [--meta key=value]... [write flags]
+  cairn graph delete <graph> [write flags]
+
+create starts a graph; --type and --meta are recorded in its first event.
+delete ends it: its history stays and its id is never used again. Graph ids
+are 1-64 letters, digits, '-' and '_'.
+`
+
+func runGraph(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	sub, args, err := subcommand("graph", args, "create", "delete")
+	if err != nil {
+		return err
+	}
+	fs := newFlagSet("graph " + sub)
+	w := newWriteFlags(fs, "graph")
+	switch sub {
+	case "create":
+		typ := fs.String("type", "", "graph `type`")
+		meta := metaFlag{}
+		fs.Var(meta, "meta", "metadata `key=value` (repeatable)")
+		pos, err := parseArgs(fs, "graph", args, "graph")
+		if err != nil {
+			return err
+		}
+		return w.execute(ctx, stdout, pos[0], &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{
+			CreateGraph: &cairnv1.CreateGraph{GraphId: pos[0], GraphType: *typ, Metadata: meta}}})
+	default: // delete
+		pos, err := parseArgs(fs, "graph", args, "graph")
+		if err != nil {
+			return err
+		}
+		return w.execute(ctx, stdout, pos[0], &cairnv1.Command{Kind: &cairnv1.Command_DeleteGraph{
+			DeleteGraph: &cairnv1.DeleteGraph{}}})
+	}
+}
+
+// subcommand splits "<sub> args..." off args for the command group topic,
+// allowing only the given subcommands.
+func subcommand(topic string, args []string, subs ...string) (string, []string, error) {
+	if len(args) == 0 {
+		return "", nil, &usageError{topic: topic, err: fmt.Errorf("%s: want a subcommand: %s", topic, orList(subs))}
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		return "", nil, &helpRequest{topic: topic}
+	}
+	for _, s := range subs {
+		if args[0] == s {
+			return s, args[1:], nil
+		}
+	}
+	return "", nil, &usageError{topic: topic, err: fmt.Errorf("%s: unknown subcommand %q; want %s", topic, args[0], orList(subs))}
+}
+
+func orList(ss []string) string {
+	switch len(ss) {
+	case 0:
+		return ""
+	case 1:
+		return ss[0]
+	}
+	out := ss[0]
+	for _, s := range ss[1 : len(ss)-1] {
+		out += ", " + s
+	}
+	return out + " or " + ss[len(ss)-1]
+}

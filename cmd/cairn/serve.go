@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/cairn-graph/cairn"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
+)
+
+const serveUsage = `Usage:
+  cairn serve [--data DIR] [--nats-listen ADDR|none] [--sync-always] [--sample]
+              [--log-level LEVEL] [--drain-timeout D] [--json]
+  cairn serve --nats URL [--creds FILE] [--user U --password P]
+              [--tls-cert F --tls-key F] [--tls-ca F] [--sample] ...
+
+serve runs the engine: an embedded NATS server with JetStream keeping its
+files in --data (or, with --nats, an external NATS with JetStream), the event
+store, the graph actors and the "cairn" NATS micro service. It prints one
+line on stdout when it is ready, for example
+  cairn ready: nats=nats://127.0.0.1:4222 data=/abs/path/.cairn
+(with --json: {"nats":"nats://127.0.0.1:4222","data":"/abs/path/.cairn"}),
+logs to stderr, and runs until SIGINT or SIGTERM: the first drains (commands
+in flight are answered, within --drain-timeout), a second exits at once.
+
+Flags:
+  --data DIR            embedded server's data directory (default .cairn)
+  --nats-listen ADDR    where the embedded server listens for NATS clients,
+                        host:port (port 0 picks a free one) or none
+                        (default 127.0.0.1:4222); it takes no credentials,
+                        so keep it on a loopback address
+  --sync-always         fsync every write (survives power loss, slower)
+  --nats URL            use an external NATS with JetStream instead
+  --creds, --user, --password, --tls-cert, --tls-key, --tls-ca
+                        credentials and TLS files for --nats
+  --sample              create the graph "sample" if it has no transactions
+  --log-level LEVEL     debug, info, warn or error (default info)
+  --drain-timeout D     how long the first signal waits for a drain (default 30s)
+  --json                print the ready line as JSON
+`
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve")
+	data := fs.String("data", ".cairn", "data `directory`")
+	listen := fs.String("nats-listen", "127.0.0.1:4222", "listen `address` or none")
+	natsURL := fs.String("nats", "", "external NATS `URL`")
+	var auth authFlags
+	auth.register(fs)
+	syncAlways := fs.Bool("sync-always", false, "fsync every write")
+	sample := fs.Bool("sample", false, "create the sample graph")
+	level := fs.String("log-level", "info", "log `level`")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "drain `timeout`")
+	jsonOut := fs.Bool("json", false, "print the ready line as JSON")
+	if _, err := parseArgs(fs, "serve", args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	usage := func(format string, a ...any) error {
+		return &usageError{topic: "serve", err: fmt.Errorf("serve: "+format, a...)}
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		return usage("--log-level %q: want debug, info, warn or error", *level)
+	}
+	if *drain <= 0 {
+		return usage("--drain-timeout must be positive, not %s", *drain)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+
+	cfg := cairn.DefaultConfig("")
+	cfg.Logger = logger
+	if *natsURL != "" {
+		if given["data"] || given["nats-listen"] || given["sync-always"] {
+			return usage("--data, --nats-listen and --sync-always configure the embedded server; with --nats the data lives in the external NATS")
+		}
+		opts, err := auth.options("serve")
+		if err != nil {
+			return err
+		}
+		cfg.NATSURL, cfg.NATSOptions = *natsURL, opts
+	} else {
+		if auth.set() {
+			return usage("--creds, --user, --password and --tls-* are for an external NATS (--nats); the embedded server takes no credentials")
+		}
+		dir, err := filepath.Abs(*data)
+		if err != nil {
+			return fmt.Errorf("serve: data dir %s: %w", *data, err)
+		}
+		cfg.DataDir, cfg.NATSListen, cfg.SyncAlways = dir, *listen, *syncAlways
+		if host, _, err := net.SplitHostPort(*listen); err == nil && !isLoopback(host) {
+			logger.Warn("the embedded NATS server takes no credentials and listens beyond this machine", "listen", *listen)
+		}
+	}
+
+	eng, err := cairn.Open(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	closeEngine := func() error {
+		dctx, cancel := context.WithTimeout(context.Background(), *drain)
+		defer cancel()
+		return eng.Close(dctx)
+	}
+	if *sample {
+		if err := createSample(ctx, eng); err != nil {
+			return errors.Join(fmt.Errorf("serve: sample graph: %w", err), closeEngine())
+		}
+	}
+	url, dir := eng.ClientURL(), eng.DataDir()
+	switch {
+	case *jsonOut:
+		err = writeJSON(stdout, struct {
+			NATS string `json:"nats"`
+			Data string `json:"data"`
+		}{url, dir})
+	case cfg.NATSURL != "":
+		_, err = fmt.Fprintf(stdout, "cairn ready: nats=%s (external)\n", url)
+	default:
+		if url == "" {
+			url = persistence.ListenNone
+		}
+		_, err = fmt.Fprintf(stdout, "cairn ready: nats=%s data=%s\n", url, dir)
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("serve: print ready line: %w", err), closeEngine())
+	}
+	logger.Info("cairn ready", "nats", url, "data", dir)
+
+	<-ctx.Done()
+	logger.Info("draining; a second signal exits at once", "timeout", *drain)
+	if err := closeEngine(); err != nil {
+		return fmt.Errorf("serve: drain: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// createSample creates the graph "sample" unless it already has
+// transactions. Its commands have fixed ids, so that even a race with another
+// member creates it once.
+func createSample(ctx context.Context, eng *cairn.Engine) error {
+	const graph = "sample"
+	last, err := eng.Store().LastSeq(ctx, graph)
+	if err != nil || last > 0 {
+		return err
+	}
+	comp := func(typ, val string) *cairnv1.Component { return &cairnv1.Component{Type: typ, Value: []byte(val)} }
+	addNode := func(id string, cats []string, comps ...*cairnv1.Component) *cairnv1.Command {
+		return &cairnv1.Command{Kind: &cairnv1.Command_AddNode{AddNode: &cairnv1.AddNode{NodeId: id, Components: comps, Categories: cats}}}
+	}
+	connect := func(id, src, dst string) *cairnv1.Command {
+		return &cairnv1.Command{Kind: &cairnv1.Command_ConnectNodes{ConnectNodes: &cairnv1.ConnectNodes{EdgeId: id, Source: src, Target: dst, EdgeType: "depends"}}}
+	}
+	pkg := []string{"package"}
+	envs := [][]*cairnv1.Command{
+		{{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphId: graph, GraphType: "packages",
+			Metadata: map[string]string{"created_by": "cairn serve --sample"}}}}},
+		{
+			addNode("libc6", pkg, comp("name", "GNU C Library"), comp("version", "2.41-5")),
+			addNode("libgcc-s1", pkg, comp("name", "GCC support library"), comp("version", "14.2.0")),
+			addNode("libstdc++6", pkg, comp("name", "GNU Standard C++ Library v3"), comp("version", "14.2.0")),
+			addNode("Zürich", []string{"mirror"}, comp("url", "https://mirror.example.ch/debian")),
+		},
+		{connect("dep-1", "libstdc++6", "libc6"), connect("dep-2", "libstdc++6", "libgcc-s1"), connect("dep-3", "libgcc-s1", "libc6")},
+		{{Kind: &cairnv1.Command_SetNodeComponents{SetNodeComponents: &cairnv1.SetNodeComponents{
+			NodeId: "libc6", Components: []*cairnv1.Component{comp("version", "2.41-6")}}}}},
+	}
+	for i, cmds := range envs {
+		env := &cairnv1.CommandEnvelope{GraphId: graph, CommandId: fmt.Sprintf("sample-%d", i+1), Issuer: "cairn serve --sample", Commands: cmds}
+		if _, err := eng.Execute(ctx, env); err != nil {
+			return fmt.Errorf("%s: %w", env.GetCommandId(), err)
+		}
+	}
+	return nil
+}
