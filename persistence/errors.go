@@ -17,6 +17,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrMalformed: stored bytes do not decode as a transaction or envelope.
 	ErrMalformed = errors.New("malformed data")
+	// ErrInvalidGraph: the graph id is not a single subject token.
+	ErrInvalidGraph = errors.New("invalid graph id")
 	// ErrChainBroken: a CID, a prev link or a chain position does not hold.
 	ErrChainBroken = errors.New("chain broken")
 )

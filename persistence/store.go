@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -57,6 +58,31 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*S
 	return &Store{js: js, stream: st, cfg: cfg}, nil
 }
 
+// LookupStore returns a Store over an existing event-store stream without
+// creating or changing it (readers need no permission to manage streams).
+// It returns an error wrapping ErrNotFound when the stream does not exist.
+func LookupStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("store config: %w", err)
+	}
+	ctx, cancel := withTimeout(ctx, cfg.OpTimeout)
+	defer cancel()
+	st, err := js.Stream(ctx, cfg.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("look up stream %s: %w", cfg.Stream, translate(err))
+	}
+	return &Store{js: js, stream: st, cfg: cfg}, nil
+}
+
+// checkGraph refuses graph ids that are not one plain subject token: a
+// wildcard or a dot would read or write other graphs' subjects.
+func checkGraph(graph string) error {
+	if graph == "" || strings.ContainsAny(graph, ".*> \t\r\n") {
+		return fmt.Errorf("%w: %q is not a graph id (one subject token, no wildcards)", ErrInvalidGraph, graph)
+	}
+	return nil
+}
+
 // Subject returns the subject that holds graph's transactions.
 func (s *Store) Subject(graph string) string { return s.cfg.SubjectPrefix + "." + graph }
 
@@ -66,8 +92,11 @@ func (s *Store) Subject(graph string) string { return s.cfg.SubjectPrefix + "." 
 // original sequence instead of storing it twice.
 //
 // Errors: ErrConflict when the subject moved on; ErrUnavailable when NATS or
-// the stream did not answer; ctx's error when ctx ended first.
+// the stream did not answer; ErrInvalidGraph; ctx's error when ctx ended first.
 func (s *Store) Append(ctx context.Context, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error) {
+	if err := checkGraph(graph); err != nil {
+		return 0, fmt.Errorf("append: %w", err)
+	}
 	data, err := proto.Marshal(tx)
 	if err != nil {
 		return 0, fmt.Errorf("append %s: marshal: %w", graph, err)
@@ -127,6 +156,9 @@ func (s *Store) storedAfter(ctx context.Context, subject string, seq uint64, txI
 // LastSeq returns the stream sequence of graph's last transaction, 0 when it
 // has none.
 func (s *Store) LastSeq(ctx context.Context, graph string) (uint64, error) {
+	if err := checkGraph(graph); err != nil {
+		return 0, fmt.Errorf("last seq: %w", err)
+	}
 	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
 	m, err := s.stream.GetLastMsgForSubject(ctx, s.Subject(graph))

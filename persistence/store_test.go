@@ -570,3 +570,56 @@ func TestStoreAppendTxIDUsedByAnotherGraph(t *testing.T) {
 		t.Fatalf("g2 last seq = %d, %v; want 0", last, err)
 	}
 }
+
+func TestStoreRefusesWildcardGraphs(t *testing.T) {
+	ctx := testCtx(t)
+	st := natstest.Start(t).Store()
+	txs, _ := mustBuildChain(t, "g1")
+	mustAppend(t, ctx, st, "g1", 0, txs[0])
+	for _, g := range []string{"", ">", "*", "g1.x", "a b"} {
+		if _, err := st.Read(ctx, g, 1, func(persistence.Record) error { return nil }); !errors.Is(err, persistence.ErrInvalidGraph) {
+			t.Errorf("Read(%q): %v, want ErrInvalidGraph", g, err)
+		}
+		if _, err := st.Verify(ctx, g); !errors.Is(err, persistence.ErrInvalidGraph) {
+			t.Errorf("Verify(%q): %v, want ErrInvalidGraph", g, err)
+		}
+		if _, err := st.Append(ctx, g, 0, txs[0]); !errors.Is(err, persistence.ErrInvalidGraph) {
+			t.Errorf("Append(%q): %v, want ErrInvalidGraph", g, err)
+		}
+	}
+}
+
+func TestLookupStore(t *testing.T) {
+	ctx := testCtx(t)
+	srv := natstest.Start(t)
+	js := srv.JetStream()
+	if _, err := persistence.LookupStore(ctx, js, persistence.DefaultStoreConfig()); !errors.Is(err, persistence.ErrNotFound) {
+		t.Fatalf("LookupStore before the stream exists: %v, want ErrNotFound", err)
+	}
+	if n := len(streamNames(t, ctx, js)); n != 0 {
+		t.Fatalf("LookupStore created %d streams", n)
+	}
+	st := srv.Store()
+	txs, _ := mustBuildChain(t, "g1")
+	mustAppend(t, ctx, st, "g1", 0, txs[0])
+	ro, err := persistence.LookupStore(ctx, js, persistence.DefaultStoreConfig())
+	if err != nil {
+		t.Fatalf("LookupStore: %v", err)
+	}
+	if last, err := ro.LastSeq(ctx, "g1"); err != nil || last != 1 {
+		t.Fatalf("LastSeq through the looked-up store = %d, %v; want 1", last, err)
+	}
+}
+
+func streamNames(t *testing.T, ctx context.Context, js jetstream.JetStream) []string {
+	t.Helper()
+	var out []string
+	names := js.StreamNames(ctx)
+	for n := range names.Name() {
+		out = append(out, n)
+	}
+	if err := names.Err(); err != nil {
+		t.Fatalf("stream names: %v", err)
+	}
+	return out
+}

@@ -161,19 +161,14 @@ func (c *clientFlags) openStore(ctx context.Context) (*persistence.Store, func()
 		return nil, nil, fmt.Errorf("jetstream on %s: %w", c.server, err)
 	}
 	cfg := persistence.DefaultStoreConfig()
-	// OpenStore creates the stream when it is missing; look it up first so
-	// that reading never creates an empty event store.
-	if _, err := js.Stream(ctx, cfg.Stream); err != nil {
+	// LookupStore never creates or changes the stream.
+	st, err := persistence.LookupStore(ctx, js, cfg)
+	if err != nil {
 		nc.Close()
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if errors.Is(err, persistence.ErrNotFound) {
 			return nil, nil, fmt.Errorf("no Cairn event store on %s (stream %s not found)", c.server, cfg.Stream)
 		}
 		return nil, nil, fmt.Errorf("look up stream %s on %s: %w", cfg.Stream, c.server, err)
-	}
-	st, err := persistence.OpenStore(ctx, js, cfg)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
 	}
 	return st, nc.Close, nil
 }
