@@ -91,8 +91,8 @@ func ValidateEnvelope(env *cairnv1.CommandEnvelope) error {
 		return invalid("commands", "envelope holds %d commands; the limit is %d", n, MaxCommands)
 	}
 	for i, c := range env.GetCommands() {
-		if err := validateCommand(cmdField(i), env.GetGraphId(), c); err != nil {
-			return err
+		if err := validateCommand(env.GetGraphId(), c); err != nil {
+			return within(cmdField(i), err)
 		}
 	}
 	return nil
@@ -100,10 +100,10 @@ func ValidateEnvelope(env *cairnv1.CommandEnvelope) error {
 
 func cmdField(i int) string { return "commands[" + strconv.Itoa(i) + "]" }
 
-func validateCommand(f, graph string, c *cairnv1.Command) error {
+func validateCommand(graph string, c *cairnv1.Command) error {
 	switch k := c.GetKind().(type) {
 	case *cairnv1.Command_CreateGraph:
-		f += ".create_graph"
+		const f = "create_graph"
 		if id := k.CreateGraph.GetGraphId(); id != "" && id != graph {
 			return invalid(f+".graph_id", "graph id %q differs from the envelope's %q", id, graph)
 		}
@@ -122,7 +122,7 @@ func validateCommand(f, graph string, c *cairnv1.Command) error {
 			}
 		}
 	case *cairnv1.Command_AddNode:
-		f += ".add_node"
+		const f = "add_node"
 		if err := ValidateID(f+".node_id", "node id", k.AddNode.GetNodeId()); err != nil {
 			return err
 		}
@@ -131,13 +131,13 @@ func validateCommand(f, graph string, c *cairnv1.Command) error {
 		}
 		return validateCategories(f+".categories", k.AddNode.GetCategories())
 	case *cairnv1.Command_SetNodeComponents:
-		f += ".set_node_components"
+		const f = "set_node_components"
 		if err := ValidateID(f+".node_id", "node id", k.SetNodeComponents.GetNodeId()); err != nil {
 			return err
 		}
 		return validateComponents(f+".components", k.SetNodeComponents.GetComponents(), true)
 	case *cairnv1.Command_RemoveNodeComponents:
-		f += ".remove_node_components"
+		const f = "remove_node_components"
 		if err := ValidateID(f+".node_id", "node id", k.RemoveNodeComponents.GetNodeId()); err != nil {
 			return err
 		}
@@ -147,9 +147,9 @@ func validateCommand(f, graph string, c *cairnv1.Command) error {
 		}
 		return validateUnique(f+".types", "component type", types)
 	case *cairnv1.Command_RemoveNode:
-		return ValidateID(f+".remove_node.node_id", "node id", k.RemoveNode.GetNodeId())
+		return ValidateID("remove_node.node_id", "node id", k.RemoveNode.GetNodeId())
 	case *cairnv1.Command_ConnectNodes:
-		f += ".connect_nodes"
+		const f = "connect_nodes"
 		cn := k.ConnectNodes
 		if err := ValidateID(f+".edge_id", "edge id", cn.GetEdgeId()); err != nil {
 			return err
@@ -165,10 +165,10 @@ func validateCommand(f, graph string, c *cairnv1.Command) error {
 		}
 		return validateComponents(f+".components", cn.GetComponents(), false)
 	case *cairnv1.Command_DisconnectNodes:
-		return ValidateID(f+".disconnect_nodes.edge_id", "edge id", k.DisconnectNodes.GetEdgeId())
+		return ValidateID("disconnect_nodes.edge_id", "edge id", k.DisconnectNodes.GetEdgeId())
 	case *cairnv1.Command_DeleteGraph:
 	default:
-		return invalid(f, "command has no kind")
+		return invalid("", "command has no kind")
 	}
 	return nil
 }
@@ -180,22 +180,19 @@ func validateComponents(f string, cs []*cairnv1.Component, needOne bool) error {
 	if len(cs) > MaxComponentsPerItem {
 		return invalid(f, "%d components; the limit is %d", len(cs), MaxComponentsPerItem)
 	}
-	seen := make(map[string]struct{}, len(cs))
 	for i, c := range cs {
-		cf := f + "[" + strconv.Itoa(i) + "]"
 		if c == nil {
-			return invalid(cf, "component is missing")
+			return invalid(elem(f, i), "component is missing")
 		}
-		if err := ValidateID(cf+".type", "component type", c.GetType()); err != nil {
-			return err
+		if err := ValidateID("type", "component type", c.GetType()); err != nil {
+			return within(elem(f, i), err)
 		}
 		if len(c.GetValue()) > MaxComponentValueLen {
-			return invalid(cf+".value", "component value is %d bytes; the limit is %d", len(c.GetValue()), MaxComponentValueLen)
+			return invalid(elem(f, i)+".value", "component value is %d bytes; the limit is %d", len(c.GetValue()), MaxComponentValueLen)
 		}
-		if _, dup := seen[c.GetType()]; dup {
-			return invalid(cf+".type", "component type %q appears twice", c.GetType())
-		}
-		seen[c.GetType()] = struct{}{}
+	}
+	if i := firstDup(len(cs), func(i int) string { return cs[i].GetType() }); i >= 0 {
+		return invalid(elem(f, i)+".type", "component type %q appears twice", cs[i].GetType())
 	}
 	return nil
 }
@@ -208,16 +205,57 @@ func validateCategories(f string, cats []string) error {
 }
 
 func validateUnique(f, what string, ss []string) error {
-	seen := make(map[string]struct{}, len(ss))
 	for i, s := range ss {
-		sf := f + "[" + strconv.Itoa(i) + "]"
-		if err := ValidateID(sf, what, s); err != nil {
-			return err
+		if err := ValidateID("", what, s); err != nil {
+			return within(elem(f, i), err)
 		}
-		if _, dup := seen[s]; dup {
-			return invalid(sf, "%s %q appears twice", what, s)
-		}
-		seen[s] = struct{}{}
+	}
+	if i := firstDup(len(ss), func(i int) string { return ss[i] }); i >= 0 {
+		return invalid(elem(f, i), "%s %q appears twice", what, ss[i])
 	}
 	return nil
+}
+
+// firstDup returns the index of the first of n keys that repeats an earlier
+// one, or -1. Short lists, the usual case, are compared pairwise without
+// allocating.
+func firstDup(n int, key func(int) string) int {
+	if n <= 16 {
+		for i := 1; i < n; i++ {
+			for j := range i {
+				if key(i) == key(j) {
+					return i
+				}
+			}
+		}
+		return -1
+	}
+	seen := make(map[string]struct{}, n)
+	for i := range n {
+		if _, dup := seen[key(i)]; dup {
+			return i
+		}
+		seen[key(i)] = struct{}{}
+	}
+	return -1
+}
+
+func elem(f string, i int) string { return f + "[" + strconv.Itoa(i) + "]" }
+
+// within puts prefix in front of the field path of a *CommandError; field
+// paths are built this way, on the way out, only when validation fails.
+func within(prefix string, err error) error {
+	ce, ok := err.(*CommandError)
+	if !ok {
+		return err
+	}
+	switch {
+	case ce.Field == "":
+		ce.Field = prefix
+	case ce.Field[0] == '[':
+		ce.Field = prefix + ce.Field
+	default:
+		ce.Field = prefix + "." + ce.Field
+	}
+	return ce
 }
