@@ -22,7 +22,8 @@ type State struct {
 
 	// undo, when not nil, records how to revert each change Apply makes, so
 	// that a speculative batch can be rolled back.
-	undo []func()
+	undo    []func()
+	undoBuf []func() // undo's storage between recordings
 }
 
 type nodeState struct {
@@ -106,8 +107,14 @@ func (s *State) record(f func()) {
 	}
 }
 
-// begin starts recording changes for rollback.
-func (s *State) begin() { s.undo = make([]func(), 0, 16) }
+// begin starts recording changes for rollback, reusing the last recording's
+// storage.
+func (s *State) begin() {
+	if s.undoBuf == nil {
+		s.undoBuf = make([]func(), 0, 16)
+	}
+	s.undo = s.undoBuf[:0]
+}
 
 // mark returns a rollback point inside the current recording.
 func (s *State) mark() int { return len(s.undo) }
@@ -121,7 +128,10 @@ func (s *State) rollback(m int) {
 }
 
 // commit stops recording and keeps the changes.
-func (s *State) commit() { s.undo = nil }
+func (s *State) commit() {
+	clear(s.undo) // let the closures go
+	s.undoBuf, s.undo = s.undo[:0], nil
+}
 
 // Apply folds one event into s, in place. It returns an error, and leaves s
 // unchanged, when the event does not fit the state (which a valid chain never

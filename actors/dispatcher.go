@@ -26,20 +26,57 @@ func NewDispatcher(c *cluster.Cluster, timeout time.Duration) *Dispatcher {
 // Failures are in the reply's error: INVALID_ARGUMENT for a malformed
 // envelope, UNAVAILABLE when the grain did not answer in time (retry with the
 // same command id: it is never applied twice).
+//
+// A grain on this member is sent a message carrying a reply channel; a grain
+// on another member gets the protobuf envelope through a cluster request.
 func (d *Dispatcher) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
 	if err := ValidateEnvelope(env); err != nil {
 		return errorReply(env, AsCommandError(err))
 	}
-	timeout := d.timeout
-	if dl, ok := ctx.Deadline(); ok {
-		if left := time.Until(dl); left < timeout {
-			timeout = left
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.timeout)
+		defer cancel()
+	}
+	graph := env.GetGraphId()
+	sys := d.cluster.ActorSystem
+	why := "no cluster member could activate it"
+	for attempt := 0; attempt < 3; attempt++ {
+		if ctx.Err() != nil {
+			break
+		}
+		pid, _ := d.cluster.PidCache.Get(graph, GraphKind)
+		if pid == nil {
+			if pid = d.cluster.Get(graph, GraphKind); pid == nil {
+				continue
+			}
+			d.cluster.PidCache.Set(graph, GraphKind, pid)
+		}
+		if pid.Address != sys.ProcessRegistry.Address {
+			return d.remote(ctx, env)
+		}
+		if _, alive := sys.ProcessRegistry.Get(pid); !alive {
+			// A passivated grain's PID: look the graph up again.
+			d.cluster.PidCache.Remove(graph, GraphKind)
+			continue
+		}
+		ch := make(chan *cairnv1.CommandReply, 1)
+		sys.Root.Send(pid, &localCommand{env: env, reply: ch})
+		select {
+		case rep := <-ch:
+			return rep
+		case <-ctx.Done():
 		}
 	}
-	if timeout <= 0 {
-		return errorReply(env, unavailable("deadline passed before the command was sent"))
+	if ctx.Err() != nil {
+		why = "no answer in time (" + context.Cause(ctx).Error() + ")"
 	}
-	res, err := d.cluster.Request(env.GetGraphId(), GraphKind, env, cluster.WithTimeout(timeout))
+	return errorReply(env, unavailable("graph %s: %s; retry with the same command id", graph, why))
+}
+
+func (d *Dispatcher) remote(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
+	dl, _ := ctx.Deadline()
+	res, err := d.cluster.Request(env.GetGraphId(), GraphKind, env, cluster.WithTimeout(time.Until(dl)))
 	if err != nil {
 		return errorReply(env, unavailable("graph %s did not answer: %v", env.GetGraphId(), err))
 	}

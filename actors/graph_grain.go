@@ -122,7 +122,7 @@ type graphGrain struct {
 
 type request struct {
 	env      *cairnv1.CommandEnvelope
-	senders  []*actor.PID
+	senders  []replyTo
 	attempts int // appends of this request that hit a conflict
 }
 
@@ -153,7 +153,9 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 			g.log.LogAttrs(context.Background(), slog.LevelWarn, "activation replay failed", slog.String("err", err.Error()))
 		}
 	case *cairnv1.CommandEnvelope:
-		g.receive(ctx, m)
+		g.receive(ctx, m, replyTo{pid: ctx.Sender()})
+	case *localCommand:
+		g.receive(ctx, m.env, replyTo{ch: m.reply})
 	case *batch:
 		if m == g.inflight {
 			g.appended(ctx, m, <-m.done)
@@ -238,13 +240,33 @@ func (g *graphGrain) replay(from uint64) error {
 	return nil
 }
 
-func (g *graphGrain) receive(ctx actor.Context, env *cairnv1.CommandEnvelope) {
-	sender := ctx.Sender()
-	reply := func(r *cairnv1.CommandReply) {
-		if sender != nil {
-			ctx.Send(sender, r)
-		}
+// replyTo is where an answer goes: the sender's PID (a future, local or
+// remote) or, for a local caller, a channel with room for the answer.
+type replyTo struct {
+	pid *actor.PID
+	ch  chan<- *cairnv1.CommandReply
+}
+
+func (t replyTo) valid() bool { return t.pid != nil || t.ch != nil }
+
+func (t replyTo) send(ctx actor.Context, rep *cairnv1.CommandReply) {
+	switch {
+	case t.ch != nil:
+		t.ch <- rep
+	case t.pid != nil:
+		ctx.Send(t.pid, rep)
 	}
+}
+
+// localCommand is an envelope from a caller on this member, answered on its
+// channel: no future, timer or registry entry per command.
+type localCommand struct {
+	env   *cairnv1.CommandEnvelope
+	reply chan *cairnv1.CommandReply // buffered, capacity 1
+}
+
+func (g *graphGrain) receive(ctx actor.Context, env *cairnv1.CommandEnvelope, sender replyTo) {
+	reply := func(r *cairnv1.CommandReply) { sender.send(ctx, r) }
 	if err := ValidateEnvelope(env); err != nil {
 		reply(errorReply(env, AsCommandError(err)))
 		return
@@ -266,7 +288,7 @@ func (g *graphGrain) receive(ctx actor.Context, env *cairnv1.CommandEnvelope) {
 		return
 	}
 	if r, ok := g.pending[env.GetCommandId()]; ok {
-		if sender != nil {
+		if sender.valid() {
 			r.senders = append(r.senders, sender)
 		}
 		return
@@ -276,8 +298,8 @@ func (g *graphGrain) receive(ctx actor.Context, env *cairnv1.CommandEnvelope) {
 		return
 	}
 	r := &request{env: env}
-	if sender != nil {
-		r.senders = []*actor.PID{sender}
+	if sender.valid() {
+		r.senders = []replyTo{sender}
 	}
 	g.pending[env.GetCommandId()] = r
 	g.queue = append(g.queue, r)
@@ -442,7 +464,7 @@ func (g *graphGrain) finish(ctx actor.Context, r *request, rep *cairnv1.CommandR
 
 func (g *graphGrain) respond(ctx actor.Context, r *request, rep *cairnv1.CommandReply) {
 	for _, s := range r.senders {
-		ctx.Send(s, rep)
+		s.send(ctx, rep)
 	}
 }
 

@@ -101,9 +101,11 @@ func (s *Store) Append(ctx context.Context, graph string, expectedSeq uint64, tx
 	if err != nil {
 		return 0, fmt.Errorf("append %s: marshal: %w", graph, err)
 	}
-	msg := &nats.Msg{Subject: s.Subject(graph), Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expectedSeq, 10))
-	msg.Header.Set(jetstream.MsgIDHeader, tx.GetTxId())
+	// Both header names are in canonical form already: skip Header.Set.
+	msg := &nats.Msg{Subject: s.Subject(graph), Data: data, Header: nats.Header{
+		jetstream.ExpectedLastSubjSeqHeader: {strconv.FormatUint(expectedSeq, 10)},
+		jetstream.MsgIDHeader:               {tx.GetTxId()},
+	}}
 	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
 	fut, err := s.js.PublishMsgAsync(msg)
@@ -332,9 +334,10 @@ func translate(err error) error {
 	}
 }
 
+// withTimeout bounds ctx by d unless it has a deadline already.
 func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
+		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, d)
 }
