@@ -15,7 +15,8 @@ type GrainConfig struct {
 	// IdempotencyWindow is how many recent command ids (with their results)
 	// a grain remembers, rebuilt on replay. Default 10,000.
 	IdempotencyWindow int
-	// MaxBatchEvents caps the events of one group-commit transaction; an
+	// MaxBatchEvents caps the commands, and so roughly the events, of one
+	// group-commit transaction (a node removal adds one event per edge); an
 	// envelope that alone exceeds it still goes out alone. Default 4,096.
 	MaxBatchEvents int
 	// MaxQueue caps envelopes waiting behind an in-flight append; more are

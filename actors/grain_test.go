@@ -400,6 +400,8 @@ type faultyStore struct {
 	*persistence.Store
 	delay     atomic.Int64 // nanoseconds each append waits first
 	failReads atomic.Bool
+	appends   atomic.Int64 // appends so far
+	failNth   atomic.Int64 // the append (1-based) that fails as unavailable; 0: none
 }
 
 func newFaultyStore(s *persistence.Store, delay time.Duration) *faultyStore {
@@ -413,6 +415,9 @@ func (s *faultyStore) Append(ctx context.Context, graph string, expectedSeq uint
 	case <-time.After(time.Duration(s.delay.Load())):
 	case <-ctx.Done():
 		return 0, ctx.Err()
+	}
+	if n := s.appends.Add(1); n == s.failNth.Load() {
+		return 0, fmt.Errorf("append %s: %w: injected", graph, persistence.ErrUnavailable)
 	}
 	return s.Store.Append(ctx, graph, expectedSeq, tx)
 }
@@ -533,5 +538,35 @@ func TestConflictReloadFailure(t *testing.T) {
 		if r.GetError() == nil && len(stored[r.GetCommandId()]) != 1 {
 			t.Fatalf("acked %s stored at %v", r.GetCommandId(), stored[r.GetCommandId()])
 		}
+	}
+}
+
+// A refusal decided on a batch's own uncommitted commands is not final: when
+// that batch is not stored, the refused command is decided again.
+func TestHeldRefusalDecidedAgain(t *testing.T) {
+	_, store := newStore(t)
+	cfg := quickGrains()
+	cfg.AppendRetries = 0
+	fs := newFaultyStore(store, 0)
+	m := startMember(t, fs, cfg)
+	m.mustExec(envelope("g", "create", createGraph()))
+	fs.delay.Store(int64(200 * time.Millisecond))
+	fs.failNth.Store(fs.appends.Load() + 2) // the batch after "slow"
+	slow := m.send("g", envelope("g", "slow", addNode("first")))
+	a := m.send("g", envelope("g", "a", addNode("x")))
+	b := m.send("g", envelope("g", "b", addNode("x")))
+	if rep := m.answer(slow); rep.GetError() != nil {
+		t.Fatalf("slow: %v", actors.ErrorFromProto(rep.GetError()))
+	}
+	if rep := m.answer(a); rep.GetError().GetCode() != codeUnavailable {
+		t.Fatalf("a: want UNAVAILABLE from the failed append, got %v", rep)
+	}
+	repB := m.answer(b)
+	if repB.GetError() != nil {
+		t.Fatalf("b was refused (%v) on the strength of a's node, which was never stored", actors.ErrorFromProto(repB.GetError()))
+	}
+	stored := commandSeqs(readGraph(t, store, "g"))
+	if len(stored["a"]) != 0 || len(stored["b"]) != 1 {
+		t.Fatalf("stored a at %v, b at %v; want b once and a never", stored["a"], stored["b"])
 	}
 }

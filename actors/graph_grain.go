@@ -131,9 +131,17 @@ type batch struct {
 	counts []int // events per request
 	tx     *cairnv1.Transaction
 	heads  []persistence.Head // head after each request
+	// held are refusals decided after the batch's first accepted command:
+	// they may rest on it, so they are answered only once it is stored.
+	held []held
 	// done receives the append's outcome before the batch is sent back to
 	// the grain as a message, so a stopping grain can wait for it.
 	done chan appendDone
+}
+
+type held struct {
+	r   *request
+	rep *cairnv1.CommandReply
 }
 
 type appendDone struct {
@@ -323,7 +331,14 @@ func (g *graphGrain) flush(ctx actor.Context) {
 			taken++
 			evs, err := DecideEnvelope(g.state, r.env)
 			if err != nil {
-				g.finish(ctx, r, errorReply(r.env, AsCommandError(err)))
+				if len(b.reqs) == 0 {
+					// Decided on stored state alone: final.
+					g.finish(ctx, r, errorReply(r.env, AsCommandError(err)))
+				} else {
+					// It may rest on the batch's own commands: answer when
+					// the batch is stored, decide again if it is not.
+					b.held = append(b.held, held{r, errorReply(r.env, AsCommandError(err))})
+				}
 				continue
 			}
 			b.reqs = append(b.reqs, r)
@@ -341,6 +356,7 @@ func (g *graphGrain) flush(ctx actor.Context) {
 			for _, r := range b.reqs {
 				g.finish(ctx, r, errorReply(r.env, AsCommandError(err)))
 			}
+			g.requeueHeld(b)
 			continue
 		}
 		g.inflight = b
@@ -411,6 +427,9 @@ func (g *graphGrain) appended(ctx actor.Context, b *batch, d appendDone) {
 			g.recent.put(rep)
 			g.finish(ctx, r, rep)
 		}
+		for _, h := range b.held {
+			g.finish(ctx, h.r, h.rep)
+		}
 	case errors.Is(d.err, persistence.ErrConflict):
 		// Another writer moved the graph on: reload the tail and decide once
 		// more; a second conflict is answered as CONFLICT.
@@ -422,6 +441,7 @@ func (g *graphGrain) appended(ctx actor.Context, b *batch, d appendDone) {
 			// append could succeed unseen by the next full load). Refuse
 			// what is queued too; the next command reloads from scratch.
 			g.loaded = false
+			g.requeueHeld(b)
 			for _, r := range append(b.reqs, g.queue...) {
 				g.finish(ctx, r, errorReply(r.env, unavailable("graph %s changed and could not be reloaded: %v", g.graph, err)))
 			}
@@ -444,6 +464,7 @@ func (g *graphGrain) appended(ctx actor.Context, b *batch, d appendDone) {
 			}
 			retry = append(retry, r)
 		}
+		g.requeueHeld(b)
 		g.queue = append(retry, g.queue...)
 	default:
 		// Nothing is known to be stored; if it was after all, the next append
@@ -453,8 +474,23 @@ func (g *graphGrain) appended(ctx actor.Context, b *batch, d appendDone) {
 		for _, r := range b.reqs {
 			g.finish(ctx, r, errorReply(r.env, unavailable("append to graph %s failed: %v; retry with the same command id", g.graph, d.err)))
 		}
+		g.requeueHeld(b)
 	}
 	g.flush(ctx)
+}
+
+// requeueHeld puts the batch's held refusals back at the head of the queue,
+// to be decided again on the state as stored.
+func (g *graphGrain) requeueHeld(b *batch) {
+	if len(b.held) == 0 {
+		return
+	}
+	again := make([]*request, 0, len(b.held)+len(g.queue))
+	for _, h := range b.held {
+		again = append(again, h.r)
+	}
+	g.queue = append(again, g.queue...)
+	b.held = nil
 }
 
 func (g *graphGrain) finish(ctx actor.Context, r *request, rep *cairnv1.CommandReply) {
