@@ -28,13 +28,26 @@
 // subject sequence), and answers with the head CID and stream sequence. While
 // an append is in flight, envelopes queue; when it completes they are decided
 // one by one on the new state and the valid ones go out together as the next
-// transaction (group commit), each answered with its own result. On a
+// transaction (group commit), each answered with its own result. An invalid
+// envelope is refused alone; a refusal that may rest on an earlier command of
+// the same batch (a second AddNode of one id, say) is answered only once that
+// batch is stored, and decided again if it is not. On a
 // conflict the grain reloads the tail and decides once more, then answers
 // CONFLICT. The last IdempotencyWindow command ids and their results are
 // remembered (rebuilt on replay): a retry gets the original result with
 // duplicate = true and never a second transaction. Refused commands are not
 // remembered: nothing was written, so a retry is decided afresh. Idle grains
 // passivate after PassivateAfter.
+//
+// # The dispatcher
+//
+// Dispatcher.Execute finds the graph's grain through the cluster (the PID
+// cache, else the identity lookup that activates it). A grain on this member
+// gets the envelope with a reply channel, which costs no future, timer or
+// registry entry; a grain on another member gets the protobuf envelope as a
+// cluster request. A command that reaches a grain just as it passivates is
+// lost with the grain's mailbox (as with protoactor futures): the caller gets
+// UNAVAILABLE at its deadline, and a retry with the same command id is safe.
 //
 // # The gateway
 //
