@@ -53,6 +53,7 @@ import (
 
 	"github.com/cairn-graph/cairn"
 	"github.com/cairn-graph/cairn/internal/benchutil"
+	"github.com/cairn-graph/cairn/internal/enginetest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -170,21 +171,7 @@ func reportEngine(b *testing.B, run benchutil.Run, err error, events int, lat *b
 }
 
 func openBenchEngine(b *testing.B) *cairn.Engine {
-	b.Helper()
-	cfg := cairn.DefaultConfig(b.TempDir())
-	cfg.NATSListen = persistence.ListenNone
-	eng, err := cairn.Open(context.Background(), cfg)
-	if err != nil {
-		b.Fatalf("open: %v", err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := eng.Close(ctx); err != nil {
-			b.Errorf("close: %v", err)
-		}
-	})
-	return eng
+	return enginetest.Open(b, persistence.ListenNone)
 }
 
 // createBenchGraphs creates n graphs, which also activates their grains.

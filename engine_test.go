@@ -4,30 +4,16 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/cairn-graph/cairn"
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/internal/enginetest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
 func openEngine(t *testing.T) *cairn.Engine {
-	t.Helper()
-	cfg := cairn.DefaultConfig(t.TempDir())
-	cfg.NATSListen = persistence.ListenNone
-	eng, err := cairn.Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := eng.Close(ctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return eng
+	return enginetest.Open(t, persistence.ListenNone)
 }
 
 func env(graph, id string, cmds ...*cairnv1.Command) *cairnv1.CommandEnvelope {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cairn-graph/cairn"
+	"github.com/cairn-graph/cairn/internal/enginetest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -47,21 +48,7 @@ func mustRun(t *testing.T, args ...string) string {
 
 // openEngine starts an engine listening on a random local port.
 func openEngine(t *testing.T) *cairn.Engine {
-	t.Helper()
-	cfg := cairn.DefaultConfig(t.TempDir())
-	cfg.NATSListen = "127.0.0.1:0"
-	eng, err := cairn.Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("open engine: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := eng.Close(ctx); err != nil {
-			t.Errorf("close engine: %v", err)
-		}
-	})
-	return eng
+	return enginetest.Open(t, "127.0.0.1:0")
 }
 
 var (
