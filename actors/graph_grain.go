@@ -28,6 +28,9 @@ type EventStore interface {
 	// Read calls fn for graph's transactions from fromSeq on and returns the
 	// graph's last sequence.
 	Read(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error)
+	// ReadScan is Read without the server's subject filter: slower, for
+	// when a filtered read skipped a message.
+	ReadScan(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error)
 }
 
 var _ EventStore = (*persistence.Store)(nil)
@@ -195,25 +198,38 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 // load rebuilds the state from the whole stream. On error the grain stays
 // unloaded and answers UNAVAILABLE until a later load succeeds.
 func (g *graphGrain) load() error {
-	g.state = NewState(g.graph)
-	g.head, g.lastSeq, g.loaded = persistence.Head{}, 0, false
-	g.recent = newResultWindow(g.cfg.IdempotencyWindow)
-	if err := g.replay(1); err != nil {
+	reset := func() {
+		g.state = NewState(g.graph)
+		g.head, g.lastSeq, g.loaded = persistence.Head{}, 0, false
+		g.recent = newResultWindow(g.cfg.IdempotencyWindow)
+	}
+	reset()
+	err := g.replay(g.store.Read, 1)
+	if errors.Is(err, persistence.ErrChainBroken) {
+		// A gap may be the server's filtered read skipping a message rather
+		// than the chain itself: read the stream unfiltered once.
+		g.log.LogAttrs(context.Background(), slog.LevelWarn, "replay found a chain break; reading the stream unfiltered", slog.String("err", err.Error()))
+		reset()
+		err = g.replay(g.store.ReadScan, 1)
+	}
+	if err != nil {
 		return err
 	}
 	g.loaded = true
 	return nil
 }
 
+type readFunc func(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error)
+
 // replay applies the graph's transactions from stream sequence from on,
 // checking the chain as it goes.
-func (g *graphGrain) replay(from uint64) error {
+func (g *graphGrain) replay(read readFunc, from uint64) error {
 	ctx, cancel := context.WithTimeout(g.base, g.cfg.AppendTimeout)
 	defer cancel()
 	chain := persistence.NewChainAt(g.graph, g.head)
 	start := time.Now()
 	n := 0
-	last, err := g.store.Read(ctx, g.graph, from, func(r persistence.Record) error {
+	last, err := read(ctx, g.graph, from, func(r persistence.Record) error {
 		evs, err := chain.Check(r.Seq, r.Tx)
 		if err != nil {
 			return err
@@ -436,7 +452,7 @@ func (g *graphGrain) appended(ctx actor.Context, b *batch, d appendDone) {
 		g.state.rollback(0)
 		g.state.commit()
 		g.log.LogAttrs(context.Background(), slog.LevelInfo, "append conflict; reloading", slog.Uint64("expected_seq", g.lastSeq))
-		if err := g.replay(g.lastSeq + 1); err != nil {
+		if err := g.replay(g.store.Read, g.lastSeq+1); err != nil {
 			// The state may be half reloaded: decide nothing more on it (an
 			// append could succeed unseen by the next full load). Refuse
 			// what is queued too; the next command reloads from scratch.

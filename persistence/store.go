@@ -185,7 +185,20 @@ func (s *Store) Read(ctx context.Context, graph string, fromSeq uint64, fn func(
 	if err != nil || last == 0 || last < fromSeq {
 		return last, err
 	}
-	return last, s.consume(ctx, []string{s.Subject(graph)}, fromSeq, last, fn)
+	return last, s.consume(ctx, []string{s.Subject(graph)}, "", fromSeq, last, fn)
+}
+
+// ReadScan is Read done the slow way: it reads every message of the stream
+// from fromSeq on and keeps graph's, instead of asking the server to filter
+// by subject. It is the fallback when a filtered read was found to have
+// skipped a message (a chain gap), which a server whose per-subject index
+// is wrong after an unclean stop could do.
+func (s *Store) ReadScan(ctx context.Context, graph string, fromSeq uint64, fn func(Record) error) (uint64, error) {
+	last, err := s.LastSeq(ctx, graph)
+	if err != nil || last == 0 || last < fromSeq {
+		return last, err
+	}
+	return last, s.consume(ctx, nil, s.Subject(graph), fromSeq, last, fn)
 }
 
 // ReadAll calls fn for every transaction in the stream with a sequence of at
@@ -202,10 +215,12 @@ func (s *Store) ReadAll(ctx context.Context, fromSeq uint64, fn func(Record) err
 	if info.State.Msgs == 0 || last < fromSeq {
 		return last, nil
 	}
-	return last, s.consume(ctx, nil, fromSeq, last, fn)
+	return last, s.consume(ctx, nil, "", fromSeq, last, fn)
 }
 
-func (s *Store) consume(ctx context.Context, subjects []string, fromSeq, last uint64, fn func(Record) error) error {
+// consume reads from fromSeq to last, the server filtering by subjects (all
+// when nil) and this side keeping only subject only (all when "").
+func (s *Store) consume(ctx context.Context, subjects []string, only string, fromSeq, last uint64, fn func(Record) error) error {
 	if fromSeq == 0 {
 		fromSeq = 1
 	}
@@ -239,12 +254,14 @@ func (s *Store) consume(ctx context.Context, subjects []string, fromSeq, last ui
 		if err != nil {
 			return fmt.Errorf("read from %d: %w: %v", fromSeq, ErrMalformed, err)
 		}
-		rec, err := decodeRecord(md.Sequence.Stream, md.Timestamp, m.Data())
-		if err != nil {
-			return err
-		}
-		if err := fn(rec); err != nil {
-			return err
+		if only == "" || m.Subject() == only {
+			rec, err := decodeRecord(md.Sequence.Stream, md.Timestamp, m.Data())
+			if err != nil {
+				return err
+			}
+			if err := fn(rec); err != nil {
+				return err
+			}
 		}
 		// NumPending 0: nothing left for this consumer, even if the message
 		// at last was deleted meanwhile.

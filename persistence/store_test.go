@@ -201,17 +201,23 @@ func TestStoreRead(t *testing.T) {
 		{"nope", 0, nil, 0},
 		{"nope", 3, nil, 0},
 	}
-	for _, tc := range cases {
-		var calls []readCall
-		last, err := st.Read(ctx, tc.graph, tc.from, collect(&calls))
-		if err != nil {
-			t.Errorf("Read(%s, %d): %v", tc.graph, tc.from, err)
-			continue
+	reads := []struct {
+		name string
+		read func(context.Context, string, uint64, func(persistence.Record) error) (uint64, error)
+	}{{"Read", st.Read}, {"ReadScan", st.ReadScan}}
+	for _, r := range reads {
+		for _, tc := range cases {
+			var calls []readCall
+			last, err := r.read(ctx, tc.graph, tc.from, collect(&calls))
+			if err != nil {
+				t.Errorf("%s(%s, %d): %v", r.name, tc.graph, tc.from, err)
+				continue
+			}
+			if last != tc.last {
+				t.Errorf("%s(%s, %d) returned last %d, want %d", r.name, tc.graph, tc.from, last, tc.last)
+			}
+			checkCalls(t, fmt.Sprintf("%s(%s, %d)", r.name, tc.graph, tc.from), calls, tc.want, byseq)
 		}
-		if last != tc.last {
-			t.Errorf("Read(%s, %d) returned last %d, want %d", tc.graph, tc.from, last, tc.last)
-		}
-		checkCalls(t, fmt.Sprintf("Read(%s, %d)", tc.graph, tc.from), calls, tc.want, byseq)
 	}
 
 	// An error from fn stops the read and comes back as is.
