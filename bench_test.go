@@ -69,22 +69,26 @@ func BenchmarkCommandsOneGraphSequential(b *testing.B) {
 }
 
 // BenchmarkCommands1000GraphsConcurrent: single AddNode commands on 1,000
-// graphs, one caller per graph (every append carries one command) and four
-// callers per graph (commands queue behind the in-flight append and go out
-// together: group commit). The baseline has one publish in flight per
+// graphs, one caller per graph (every append carries one command), and four
+// and sixteen callers per graph (commands queue behind the in-flight append
+// and go out together: group commit). The baseline has one publish in flight per
 // subject either way.
 func BenchmarkCommands1000GraphsConcurrent(b *testing.B) {
-	for _, callers := range []int{benchGraphs, 4 * benchGraphs} {
+	for _, callers := range []int{benchGraphs, 4 * benchGraphs, 16 * benchGraphs} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
 			benchClosedLoop(b, benchGraphs, callers, 1)
 		})
 	}
 }
 
-// BenchmarkTx10Events1000Graphs: envelopes of ten AddNode commands, one
-// caller per graph on 1,000 graphs; an op is one envelope (ten events).
+// BenchmarkTx10Events1000Graphs: envelopes of ten AddNode commands on 1,000
+// graphs, one and four callers per graph; an op is one envelope (ten events).
 func BenchmarkTx10Events1000Graphs(b *testing.B) {
-	benchClosedLoop(b, benchGraphs, benchGraphs, 10)
+	for _, callers := range []int{benchGraphs, 4 * benchGraphs} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			benchClosedLoop(b, benchGraphs, callers, 10)
+		})
+	}
 }
 
 // BenchmarkLatencyAt10kPerSecond: an open loop offers 10,000 single AddNode
