@@ -10,6 +10,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/ipfs/go-cid"
 	"github.com/nats-io/nuid"
 	"google.golang.org/protobuf/proto"
 
@@ -400,7 +401,7 @@ func (g *graphGrain) seal(b *batch, events []*cairnv1.Event) error {
 		})
 		i += n
 		last := recs[i-1]
-		_, id, err := cidFromBytes(last.GetCid())
+		_, id, err := cid.CidFromBytes(last.GetCid())
 		if err != nil {
 			return err
 		}
