@@ -18,6 +18,7 @@ import (
 
 const serveUsage = `Usage:
   cairn serve [--data DIR] [--nats-listen ADDR|none] [--sync-always] [--sample]
+              [--replicas N] [--max-bytes N] [--passivate-after D]
               [--log-level LEVEL] [--drain-timeout D] [--json]
   cairn serve --nats URL [--creds FILE] [--user U --password P]
               [--tls-cert F --tls-key F] [--tls-ca F] [--sample] ...
@@ -41,6 +42,13 @@ Flags:
   --nats URL            use an external NATS with JetStream instead
   --creds, --user, --password, --tls-cert, --tls-key, --tls-ca
                         credentials and TLS files for --nats
+  --replicas N          event-store stream replicas: 1, 3 or 5 (default 1;
+                        more than 1 needs a clustered external NATS)
+  --max-bytes N         event-store stream size limit in bytes; new
+                        transactions are refused when it is full
+                        (default -1, unlimited)
+  --passivate-after D   stop a graph's actor after D without commands; the
+                        next command reloads it (default 5m)
   --sample              create the graph "sample" if it has no transactions
   --log-level LEVEL     debug, info, warn or error (default info)
   --drain-timeout D     how long the first signal waits for a drain (default 30s)
@@ -56,6 +64,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	auth.register(fs)
 	syncAlways := fs.Bool("sync-always", false, "fsync every write")
 	sample := fs.Bool("sample", false, "create the sample graph")
+	replicas := fs.Int("replicas", 1, "stream `replicas`")
+	maxBytes := fs.Int64("max-bytes", -1, "stream size `limit`")
+	passivate := fs.Duration("passivate-after", 5*time.Minute, "idle `time` before a graph actor stops")
 	level := fs.String("log-level", "info", "log `level`")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "drain `timeout`")
 	jsonOut := fs.Bool("json", false, "print the ready line as JSON")
@@ -78,6 +89,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	cfg := cairn.DefaultConfig("")
 	cfg.Logger = logger
+	cfg.Store.Replicas, cfg.Store.MaxBytes = *replicas, *maxBytes
+	cfg.Grain.PassivateAfter = *passivate
+	if err := cfg.Store.Validate(); err != nil {
+		return usage("%v", err)
+	}
+	if err := cfg.Grain.Validate(); err != nil {
+		return usage("%v", err)
+	}
 	if *natsURL != "" {
 		if given["data"] || given["nats-listen"] || given["sync-always"] {
 			return usage("--data, --nats-listen and --sync-always configure the embedded server; with --nats the data lives in the external NATS")
