@@ -98,6 +98,9 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "verify":
 		return runVerify(ctx, rest, stdout, stderr)
 	}
+	if strings.HasPrefix(name, "-") {
+		return &usageError{err: fmt.Errorf("flag %s before the command: write 'cairn <command> [arguments] [flags]'", name)}
+	}
 	return &usageError{err: fmt.Errorf("unknown command %q", name)}
 }
 
