@@ -1,0 +1,150 @@
+// Package adjacency stores the out- and in-edges of a graph as compressed
+// sparse rows (CSR: one offset per node and one edge index per entry) plus a
+// small mutable delta: per-node append lists for edges added since the last
+// compaction and a bitset of edges removed since then. Compact folds the delta
+// into fresh CSR arrays.
+//
+// Entries are dense edge indices; the caller keeps each edge's endpoints. An
+// edge index removed here must not be reused until after the next Compact,
+// since dead entries stay in place until then.
+//
+// Positions inside a row are stable between compactions: the CSR part first,
+// then the appended part, dead entries keeping their place. Epoch counts the
+// compactions so that a cursor can tell whether its position still holds.
+package adjacency
+
+import "math/bits"
+
+// Dir selects a direction.
+type Dir uint8
+
+// Directions.
+const (
+	Out Dir = iota
+	In
+)
+
+type rows struct {
+	offs  []uint32            // len nodes+1
+	ents  []uint32            // edge indices
+	added map[uint32][]uint32 // node -> edges appended since the last compaction
+}
+
+// Index holds both directions.
+type Index struct {
+	dir    [2]rows
+	dead   []uint64 // bitset of edge indices removed since the last compaction
+	nAdded int
+	nDead  int
+	epoch  uint64
+}
+
+// New returns an empty index.
+func New() *Index {
+	x := &Index{}
+	for d := range x.dir {
+		x.dir[d] = rows{offs: []uint32{0}, added: map[uint32][]uint32{}}
+	}
+	return x
+}
+
+// Epoch returns the number of compactions so far.
+func (x *Index) Epoch() uint64 { return x.epoch }
+
+// Delta returns the number of entries added plus removed since the last compaction.
+func (x *Index) Delta() int { return x.nAdded + x.nDead }
+
+// Bytes returns the memory the CSR arrays and the dead bitset hold (the delta
+// lists not counted).
+func (x *Index) Bytes() int {
+	n := 8 * cap(x.dead)
+	for _, r := range x.dir {
+		n += 4*cap(r.offs) + 4*cap(r.ents)
+	}
+	return n
+}
+
+// Add records edge e from src to dst.
+func (x *Index) Add(e, src, dst uint32) {
+	x.dir[Out].added[src] = append(x.dir[Out].added[src], e)
+	x.dir[In].added[dst] = append(x.dir[In].added[dst], e)
+	x.nAdded++
+}
+
+// Remove marks edge e dead.
+func (x *Index) Remove(e uint32) {
+	w := int(e / 64)
+	for w >= len(x.dead) {
+		x.dead = append(x.dead, 0)
+	}
+	x.dead[w] |= 1 << (e % 64)
+	x.nDead++
+}
+
+// Dead reports whether edge e was removed since the last compaction.
+func (x *Index) Dead(e uint32) bool {
+	w := int(e / 64)
+	return w < len(x.dead) && x.dead[w]&(1<<(e%64)) != 0
+}
+
+// Len returns the number of positions in node u's row, dead ones included.
+func (x *Index) Len(d Dir, u uint32) int {
+	r := &x.dir[d]
+	n := len(r.added[u])
+	if int(u)+1 < len(r.offs) {
+		n += int(r.offs[u+1] - r.offs[u])
+	}
+	return n
+}
+
+// Scan calls f with each position from pos on in node u's row and the edge
+// there, dead ones skipped, until f returns false.
+func (x *Index) Scan(d Dir, u uint32, pos int, f func(pos int, e uint32) bool) {
+	r := &x.dir[d]
+	base := 0
+	if int(u)+1 < len(r.offs) {
+		row := r.ents[r.offs[u]:r.offs[u+1]]
+		for ; pos < len(row); pos++ {
+			if e := row[pos]; !x.Dead(e) && !f(pos, e) {
+				return
+			}
+		}
+		base = len(row)
+	}
+	add := r.added[u]
+	for ; pos-base < len(add); pos++ {
+		if e := add[pos-base]; !x.Dead(e) && !f(pos, e) {
+			return
+		}
+	}
+}
+
+// Compact folds the delta into fresh CSR arrays for nodes [0, nodes) and
+// returns the edge indices that died since the last compaction, now free for
+// reuse.
+func (x *Index) Compact(nodes int) (freed []uint32) {
+	for d := range x.dir {
+		r := &x.dir[d]
+		offs := make([]uint32, nodes+1)
+		for u := 0; u < nodes; u++ {
+			n := 0
+			x.Scan(Dir(d), uint32(u), 0, func(int, uint32) bool { n++; return true })
+			offs[u+1] = offs[u] + uint32(n)
+		}
+		ents := make([]uint32, offs[nodes])
+		for u := 0; u < nodes; u++ {
+			i := offs[u]
+			x.Scan(Dir(d), uint32(u), 0, func(_ int, e uint32) bool { ents[i] = e; i++; return true })
+		}
+		*r = rows{offs: offs, ents: ents, added: map[uint32][]uint32{}}
+	}
+	for w, word := range x.dead {
+		for ; word != 0; word &= word - 1 {
+			freed = append(freed, uint32(w*64+bits.TrailingZeros64(word)))
+		}
+	}
+	x.dead = x.dead[:0]
+	x.nAdded, x.nDead = 0, 0
+	x.epoch++
+	return freed
+}

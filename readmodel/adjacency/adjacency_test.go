@@ -1,0 +1,58 @@
+package adjacency
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+func TestIndexAgainstLists(t *testing.T) {
+	const nodes = 50
+	x := New()
+	type edge struct{ src, dst uint32 }
+	live := map[uint32]edge{}
+	var free []uint32
+	next := uint32(0)
+	r := rand.New(rand.NewPCG(3, 4))
+	for step := 0; step < 20000; step++ {
+		switch {
+		case r.IntN(3) > 0 || len(live) == 0:
+			e := next
+			if len(free) > 0 {
+				e, free = free[0], free[1:]
+			} else {
+				next++
+			}
+			ed := edge{uint32(r.IntN(nodes)), uint32(r.IntN(nodes))}
+			live[e] = ed
+			x.Add(e, ed.src, ed.dst)
+		default:
+			for e := range live {
+				x.Remove(e)
+				delete(live, e)
+				break
+			}
+		}
+		if x.Delta() > 200 {
+			free = append(free, x.Compact(nodes)...)
+		}
+		if step%101 == 0 {
+			for u := uint32(0); u < nodes; u++ {
+				for d, end := range []func(edge) uint32{func(e edge) uint32 { return e.src }, func(e edge) uint32 { return e.dst }} {
+					var want, got []uint32
+					for e, ed := range live {
+						if end(ed) == u {
+							want = append(want, e)
+						}
+					}
+					x.Scan(Dir(d), u, 0, func(_ int, e uint32) bool { got = append(got, e); return true })
+					slices.Sort(want)
+					slices.Sort(got)
+					if !slices.Equal(got, want) {
+						t.Fatalf("step %d node %d dir %d: got %v want %v", step, u, d, got, want)
+					}
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,442 @@
+package readmodel
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
+	"github.com/cairn-graph/cairn/readmodel/adjacency"
+	"github.com/cairn-graph/cairn/readmodel/intern"
+)
+
+// maxEdgeTypes is the number of distinct edge types a graph may hold (they
+// are stored as uint16).
+const maxEdgeTypes = 1 << 16
+
+// Graph is the compact read model of one graph. It is deterministic, does no
+// I/O and is not safe for concurrent use: its owner (a projection shard
+// actor) serialises Apply, ApplyTx and the queries.
+type Graph struct {
+	id  string
+	cfg Config
+
+	created, deleted bool
+	asOf             uint64 // stream sequence of the last applied transaction
+	version          uint64 // applied events so far
+
+	// Nodes: dense index <-> external id, free slots reused.
+	nodes     *intern.Table
+	freeNodes []uint32
+	comps     lists // node -> component handles
+	cats      lists // node -> category ids
+	outDeg    []uint32
+	inDeg     []uint32
+
+	// Edges: dense index <-> external id, endpoints and type. An index
+	// freed by EdgeRemoved is reused only after the next compaction.
+	edges     *intern.Table
+	freeEdges []uint32
+	src, dst  []uint32
+	etype     []uint16
+	types     names // edge types; ids fit a uint16
+	adj       *adjacency.Index
+
+	store *components
+
+	categories names
+	catNodes   []*roaring.Bitmap
+
+	nEdges  int
+	degHist map[uint32]int // total degree -> nodes
+	top     topCache
+}
+
+// New returns an empty read model for graph id.
+func New(id string, cfg Config) (*Graph, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("readmodel config: %w", err)
+	}
+	g := &Graph{id: id, cfg: cfg}
+	g.reset()
+	return g, nil
+}
+
+func (g *Graph) reset() {
+	g.nodes, g.freeNodes = intern.New(), nil
+	g.comps, g.cats = lists{}, lists{}
+	g.outDeg, g.inDeg = nil, nil
+	g.edges, g.freeEdges = intern.New(), nil
+	g.src, g.dst, g.etype = nil, nil, nil
+	g.types = names{}
+	g.adj = adjacency.New()
+	g.store = newComponents(g.cfg.BloomFalsePositive)
+	g.categories, g.catNodes = names{}, nil
+	g.nEdges, g.degHist, g.top = 0, map[uint32]int{}, topCache{}
+}
+
+// ID returns the graph id.
+func (g *Graph) ID() string { return g.id }
+
+// AsOf returns the stream sequence of the last applied transaction.
+func (g *Graph) AsOf() uint64 { return g.asOf }
+
+// Version counts the events applied so far; any write changes it.
+func (g *Graph) Version() uint64 { return g.version }
+
+// Apply folds one event of the transaction at stream sequence seq. Several
+// events may share a seq; a seq below AsOf is refused with ErrInvalidArgument.
+// An event that does not fit returns an *ApplyError wrapping ErrInvalidEvent
+// and leaves g unchanged.
+func (g *Graph) Apply(seq uint64, ev *cairnv1.Event) error {
+	if seq < g.asOf {
+		return fmt.Errorf("apply seq %d below as-of %d: %w", seq, g.asOf, ErrInvalidArgument)
+	}
+	return g.applyAll(seq, []*cairnv1.Event{ev})
+}
+
+// ApplyTx applies the whole transaction at stream sequence seq, or nothing:
+// every event is validated against the graph as the earlier events of the
+// transaction leave it before any is applied. A seq at or below AsOf is a
+// redelivery and changes nothing. A transaction that does not fit returns an
+// *ApplyError (wrapping ErrInvalidEvent) naming the event, and g is unchanged.
+func (g *Graph) ApplyTx(seq uint64, events []*cairnv1.Event) error {
+	if seq <= g.asOf {
+		return nil
+	}
+	return g.applyAll(seq, events)
+}
+
+func (g *Graph) applyAll(seq uint64, events []*cairnv1.Event) error {
+	if err := g.validate(seq, events); err != nil {
+		return err
+	}
+	for _, ev := range events {
+		g.apply(ev)
+		g.version++
+	}
+	g.asOf = seq
+	if d := g.adj.Delta(); d > g.cfg.CompactMin && d > g.nEdges/g.cfg.CompactDivisor {
+		g.compact()
+	}
+	return nil
+}
+
+// compact folds the adjacency delta into fresh CSR arrays, releases the edge
+// indices removed since the last one and rebuilds the bloom filter when dead
+// keys dominate it.
+func (g *Graph) compact() {
+	g.freeEdges = append(g.freeEdges, g.adj.Compact(g.nodes.Cap())...)
+	// Hand out low indices first.
+	slices.SortFunc(g.freeEdges, func(a, b uint32) int { return cmp.Compare(b, a) })
+	g.store.maybeRebuildBloom()
+}
+
+// Compact folds the adjacency delta into the CSR arrays now and gives back
+// the spare capacity of the growing arrays. A shard calls it when it has
+// caught up with the stream; the next writes grow the arrays again.
+func (g *Graph) Compact() {
+	g.compact()
+	g.nodes.Trim()
+	g.edges.Trim()
+	g.comps.trim()
+	g.cats.trim()
+	g.outDeg, g.inDeg = slices.Clone(g.outDeg), slices.Clone(g.inDeg)
+	g.src, g.dst, g.etype = slices.Clone(g.src), slices.Clone(g.dst), slices.Clone(g.etype)
+	g.freeNodes, g.freeEdges = slices.Clone(g.freeNodes), slices.Clone(g.freeEdges)
+}
+
+// kind names an event's kind for errors.
+func kind(ev *cairnv1.Event) string {
+	if k := persistence.EventType(ev); k != "" {
+		return k
+	}
+	return "unknown"
+}
+
+// overlay is what a transaction's earlier events have changed, for
+// validating its later ones.
+type overlay struct {
+	created, deleted bool
+	nodes            map[string]bool // id -> exists
+	degree           map[string]int  // id -> change of out+in degree
+	edges            map[string]bool // id -> exists
+	ends             map[string][2]string
+	types            map[string]bool
+}
+
+func (g *Graph) nodeExists(o *overlay, id string) bool {
+	if v, ok := o.nodes[id]; ok {
+		return v
+	}
+	_, ok := g.nodes.Lookup(id)
+	return ok
+}
+
+func (g *Graph) validate(seq uint64, events []*cairnv1.Event) error {
+	o := &overlay{
+		created: g.created, deleted: g.deleted,
+		nodes: map[string]bool{}, degree: map[string]int{}, edges: map[string]bool{},
+		ends: map[string][2]string{}, types: map[string]bool{},
+	}
+	for i, ev := range events {
+		if err := g.check(o, ev); err != nil {
+			return &ApplyError{Seq: seq, Index: i, Kind: kind(ev), Err: err}
+		}
+	}
+	return nil
+}
+
+func (g *Graph) check(o *overlay, ev *cairnv1.Event) error {
+	if o.deleted {
+		return invalid("graph %s was deleted", g.id)
+	}
+	switch k := ev.GetKind().(type) {
+	case *cairnv1.Event_GraphCreated:
+		if o.created {
+			return invalid("graph %s already exists", g.id)
+		}
+		o.created = true
+	case *cairnv1.Event_GraphDeleted:
+		if !o.created {
+			return invalid("graph %s does not exist", g.id)
+		}
+		o.deleted = true
+	case *cairnv1.Event_NodeAdded:
+		id := k.NodeAdded.GetNodeId()
+		if g.nodeExists(o, id) {
+			return invalid("node %q exists", id)
+		}
+		if len(k.NodeAdded.GetComponents()) > maxList || len(k.NodeAdded.GetCategories()) > maxList {
+			return invalid("node %q has too many components or categories", id)
+		}
+		o.nodes[id] = true
+	case *cairnv1.Event_NodeComponentsChanged:
+		id := k.NodeComponentsChanged.GetNodeId()
+		if !g.nodeExists(o, id) {
+			return invalid("node %q does not exist", id)
+		}
+		// A node holds at most one component per type, so the set alone
+		// bounds how many it can gain.
+		if len(k.NodeComponentsChanged.GetSet()) > maxList {
+			return invalid("node %q gets too many components", id)
+		}
+	case *cairnv1.Event_NodeRemoved:
+		id := k.NodeRemoved.GetNodeId()
+		if !g.nodeExists(o, id) {
+			return invalid("node %q does not exist", id)
+		}
+		deg := o.degree[id]
+		if _, ok := o.nodes[id]; !ok {
+			u, _ := g.nodes.Lookup(id)
+			deg += int(g.outDeg[u] + g.inDeg[u])
+		}
+		if deg != 0 {
+			return invalid("node %q still has edges", id)
+		}
+		o.nodes[id] = false
+		delete(o.degree, id)
+	case *cairnv1.Event_EdgeAdded:
+		ea := k.EdgeAdded
+		id := ea.GetEdgeId()
+		if g.edgeExists(o, id) {
+			return invalid("edge %q exists", id)
+		}
+		if !g.nodeExists(o, ea.GetSource()) || !g.nodeExists(o, ea.GetTarget()) {
+			return invalid("edge %q has a missing endpoint", id)
+		}
+		if _, ok := g.types.lookup(ea.GetEdgeType()); !ok && !o.types[ea.GetEdgeType()] {
+			if g.types.len()+len(o.types) >= maxEdgeTypes {
+				return invalid("edge %q: more than %d edge types", id, maxEdgeTypes)
+			}
+			o.types[ea.GetEdgeType()] = true
+		}
+		o.edges[id] = true
+		o.ends[id] = [2]string{ea.GetSource(), ea.GetTarget()}
+		o.degree[ea.GetSource()]++
+		o.degree[ea.GetTarget()]++
+	case *cairnv1.Event_EdgeRemoved:
+		id := k.EdgeRemoved.GetEdgeId()
+		if !g.edgeExists(o, id) {
+			return invalid("edge %q does not exist", id)
+		}
+		ends, ok := o.ends[id]
+		if !ok {
+			e, _ := g.edges.Lookup(id)
+			ends = [2]string{g.nodes.String(g.src[e]), g.nodes.String(g.dst[e])}
+		}
+		o.edges[id] = false
+		o.degree[ends[0]]--
+		o.degree[ends[1]]--
+	default:
+		return invalid("event has no kind")
+	}
+	return nil
+}
+
+func (g *Graph) edgeExists(o *overlay, id string) bool {
+	if v, ok := o.edges[id]; ok {
+		return v
+	}
+	_, ok := g.edges.Lookup(id)
+	return ok
+}
+
+// apply folds one validated event; it cannot fail.
+func (g *Graph) apply(ev *cairnv1.Event) {
+	switch k := ev.GetKind().(type) {
+	case *cairnv1.Event_GraphCreated:
+		g.created = true
+	case *cairnv1.Event_GraphDeleted:
+		g.reset()
+		g.deleted = true
+	case *cairnv1.Event_NodeAdded:
+		g.addNode(k.NodeAdded)
+	case *cairnv1.Event_NodeComponentsChanged:
+		g.changeComponents(k.NodeComponentsChanged)
+	case *cairnv1.Event_NodeRemoved:
+		g.removeNode(k.NodeRemoved.GetNodeId())
+	case *cairnv1.Event_EdgeAdded:
+		g.addEdge(k.EdgeAdded)
+	case *cairnv1.Event_EdgeRemoved:
+		g.removeEdge(k.EdgeRemoved.GetEdgeId())
+	}
+}
+
+// dedupe keeps the last component of each type, in order of first appearance.
+func dedupe(cs []*cairnv1.Component) []*cairnv1.Component {
+	out := make([]*cairnv1.Component, 0, len(cs))
+	for _, c := range cs {
+		if i := slices.IndexFunc(out, func(o *cairnv1.Component) bool { return o.GetType() == c.GetType() }); i >= 0 {
+			out[i] = c
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func (g *Graph) addNode(na *cairnv1.NodeAdded) {
+	var u uint32
+	if n := len(g.freeNodes); n > 0 {
+		u, g.freeNodes = g.freeNodes[n-1], g.freeNodes[:n-1]
+	} else {
+		u = uint32(g.nodes.Cap())
+		g.outDeg = append(g.outDeg, 0)
+		g.inDeg = append(g.inDeg, 0)
+	}
+	g.nodes.Set(u, na.GetNodeId())
+	g.setComponents(u, nil, dedupe(na.GetComponents()))
+	var cats []uint32
+	for _, c := range na.GetCategories() {
+		id, added := g.categories.intern(c)
+		if added {
+			g.catNodes = append(g.catNodes, roaring.New())
+		}
+		if !slices.Contains(cats, id) {
+			cats = append(cats, id)
+			g.catNodes[id].Add(u)
+		}
+	}
+	g.cats.set(u, cats)
+	g.degHist[0]++
+	g.top.invalidate()
+}
+
+// setComponents replaces node u's components (handles old) with cs.
+func (g *Graph) setComponents(u uint32, old []uint32, cs []*cairnv1.Component) {
+	hs := make([]uint32, 0, len(cs))
+	for _, c := range cs {
+		hs = append(hs, g.store.acquire(c.GetType(), c.GetValue()))
+	}
+	for _, h := range old {
+		g.store.nodes[h].Remove(u)
+		g.store.typeNodes[g.store.typ[h]].Remove(u)
+		g.store.release(h)
+	}
+	for _, h := range hs {
+		g.store.nodes[h].Add(u)
+		g.store.typeNodes[g.store.typ[h]].Add(u)
+	}
+	g.comps.set(u, hs)
+}
+
+func (g *Graph) changeComponents(nc *cairnv1.NodeComponentsChanged) {
+	u, _ := g.nodes.Lookup(nc.GetNodeId())
+	old := slices.Clone(g.comps.get(u))
+	set := dedupe(nc.GetSet())
+	next := make([]*cairnv1.Component, 0, len(old)+len(set))
+	for _, h := range old {
+		typ := g.store.types.name(g.store.typ[h])
+		if slices.ContainsFunc(set, func(c *cairnv1.Component) bool { return c.GetType() == typ }) ||
+			slices.Contains(nc.GetRemovedTypes(), typ) {
+			continue
+		}
+		next = append(next, &cairnv1.Component{Type: typ, Value: []byte(g.store.val[h])})
+	}
+	next = append(next, set...)
+	g.setComponents(u, old, next)
+}
+
+func (g *Graph) removeNode(id string) {
+	u, _ := g.nodes.Lookup(id)
+	g.setComponents(u, slices.Clone(g.comps.get(u)), nil)
+	for _, c := range g.cats.get(u) {
+		g.catNodes[c].Remove(u)
+	}
+	g.cats.set(u, nil)
+	g.nodes.Delete(u)
+	g.freeNodes = append(g.freeNodes, u)
+	g.degHist[0]--
+	if g.degHist[0] == 0 {
+		delete(g.degHist, 0)
+	}
+	g.top.invalidate()
+}
+
+// bumpDegree moves node u in the degree histogram after its degrees change.
+func (g *Graph) bumpDegree(u uint32, dOut, dIn int) {
+	before := g.outDeg[u] + g.inDeg[u]
+	g.outDeg[u] = uint32(int(g.outDeg[u]) + dOut)
+	g.inDeg[u] = uint32(int(g.inDeg[u]) + dIn)
+	if after := g.outDeg[u] + g.inDeg[u]; after != before {
+		if g.degHist[before]--; g.degHist[before] == 0 {
+			delete(g.degHist, before)
+		}
+		g.degHist[after]++
+	}
+	g.top.invalidate()
+}
+
+func (g *Graph) addEdge(ea *cairnv1.EdgeAdded) {
+	s, _ := g.nodes.Lookup(ea.GetSource())
+	t, _ := g.nodes.Lookup(ea.GetTarget())
+	id, _ := g.types.intern(ea.GetEdgeType())
+	typ := uint16(id)
+	var e uint32
+	if n := len(g.freeEdges); n > 0 {
+		e, g.freeEdges = g.freeEdges[n-1], g.freeEdges[:n-1]
+		g.src[e], g.dst[e], g.etype[e] = s, t, typ
+	} else {
+		e = uint32(g.edges.Cap())
+		g.src = append(g.src, s)
+		g.dst = append(g.dst, t)
+		g.etype = append(g.etype, typ)
+	}
+	g.edges.Set(e, ea.GetEdgeId())
+	g.adj.Add(e, s, t)
+	g.bumpDegree(s, 1, 0)
+	g.bumpDegree(t, 0, 1)
+	g.nEdges++
+}
+
+func (g *Graph) removeEdge(id string) {
+	e, _ := g.edges.Lookup(id)
+	g.adj.Remove(e)
+	g.edges.Delete(e)
+	g.bumpDegree(g.src[e], -1, 0)
+	g.bumpDegree(g.dst[e], 0, -1)
+	g.nEdges--
+}

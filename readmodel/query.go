@@ -1,0 +1,277 @@
+package readmodel
+
+import (
+	"cmp"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/cairn-graph/cairn/readmodel/adjacency"
+)
+
+// Component is one (type, value) of a node.
+type Component struct {
+	Type  string
+	Value []byte
+}
+
+// NodeView is what Node answers.
+type NodeView struct {
+	ID         string
+	Components []Component // sorted by type
+	Categories []string    // sorted
+	OutDegree  int         // a self-loop counts once here and once in InDegree
+	InDegree   int
+}
+
+// Page is one page of node ids, in dense-index order. Next is the cursor of
+// the following page, empty on the last one.
+type Page struct {
+	IDs  []string
+	Next string
+}
+
+// Direction selects which edges Neighbors follows.
+type Direction uint8
+
+// Directions.
+const (
+	Out  Direction = iota // edges leaving the node
+	In                    // edges entering the node
+	Both                  // Out, then In; a self-loop is listed once
+)
+
+// Neighbor is one edge at a node.
+type Neighbor struct {
+	EdgeID   string
+	NodeID   string // the other end (the node itself for a self-loop)
+	EdgeType string
+}
+
+// NeighborPage is one page of Neighbors. Next is empty on the last page.
+type NeighborPage struct {
+	Entries []Neighbor
+	Next    string
+}
+
+func (g *Graph) live() error {
+	if g.deleted {
+		return fmt.Errorf("graph %s was deleted: %w", g.id, ErrNotFound)
+	}
+	return nil
+}
+
+func (g *Graph) lookupNode(id string) (uint32, error) {
+	if err := g.live(); err != nil {
+		return 0, err
+	}
+	u, ok := g.nodes.Lookup(id)
+	if !ok {
+		return 0, fmt.Errorf("node %q: %w", id, ErrNotFound)
+	}
+	return u, nil
+}
+
+func checkLimit(limit int) error {
+	if limit <= 0 || limit > MaxLimit {
+		return fmt.Errorf("limit %d not in 1..%d: %w", limit, MaxLimit, ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Node returns node id's components, categories and degrees.
+// Errors: ErrNotFound.
+func (g *Graph) Node(id string) (NodeView, error) {
+	u, err := g.lookupNode(id)
+	if err != nil {
+		return NodeView{}, err
+	}
+	v := NodeView{ID: id, OutDegree: int(g.outDeg[u]), InDegree: int(g.inDeg[u])}
+	for _, h := range g.comps.get(u) {
+		v.Components = append(v.Components, Component{Type: g.store.types.name(g.store.typ[h]), Value: []byte(g.store.val[h])})
+	}
+	slices.SortFunc(v.Components, func(a, b Component) int { return cmp.Compare(a.Type, b.Type) })
+	for _, c := range g.cats.get(u) {
+		v.Categories = append(v.Categories, g.categories.name(c))
+	}
+	slices.Sort(v.Categories)
+	return v, nil
+}
+
+// Cursor encoding: base64url of a kind byte and uvarints. Find cursors hold
+// the next dense index and the graph version they were made at; neighbour
+// cursors hold the node's dense index, the direction, the adjacency epoch,
+// the phase (0 out, 1 in) and the position in the row.
+const (
+	kindFind     = 'f'
+	kindNeighbor = 'n'
+)
+
+func encodeCursor(kind byte, vals ...uint64) string {
+	b := []byte{kind}
+	for _, v := range vals {
+		b = binary.AppendUvarint(b, v)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string, kind byte, n int) ([]uint64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) == 0 || b[0] != kind {
+		return nil, fmt.Errorf("cursor %q: %w", s, ErrBadCursor)
+	}
+	b = b[1:]
+	vals := make([]uint64, n)
+	for i := range vals {
+		v, k := binary.Uvarint(b)
+		if k <= 0 {
+			return nil, fmt.Errorf("cursor %q: %w", s, ErrBadCursor)
+		}
+		vals[i], b = v, b[k:]
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("cursor %q: %w", s, ErrBadCursor)
+	}
+	return vals, nil
+}
+
+// page walks bm from the cursor's position.
+func (g *Graph) page(bm *roaring.Bitmap, cursor string, limit int) (Page, error) {
+	if err := g.live(); err != nil {
+		return Page{}, err
+	}
+	if err := checkLimit(limit); err != nil {
+		return Page{}, err
+	}
+	start := uint64(0)
+	if cursor != "" {
+		vals, err := decodeCursor(cursor, kindFind, 2)
+		if err != nil {
+			return Page{}, err
+		}
+		if vals[0] > 1<<32 || vals[1] > g.version {
+			return Page{}, fmt.Errorf("cursor %q out of range: %w", cursor, ErrBadCursor)
+		}
+		start = vals[0]
+	}
+	var p Page
+	if bm == nil || start >= 1<<32 {
+		return p, nil
+	}
+	it := bm.Iterator()
+	it.AdvanceIfNeeded(uint32(start))
+	var last uint32
+	for it.HasNext() && len(p.IDs) < limit {
+		last = it.Next()
+		p.IDs = append(p.IDs, g.nodes.String(last))
+	}
+	if it.HasNext() {
+		p.Next = encodeCursor(kindFind, uint64(last)+1, g.version)
+	}
+	return p, nil
+}
+
+// FindByComponentType pages through the nodes that hold a component of type
+// typ. Errors: ErrInvalidArgument (limit), ErrBadCursor, ErrNotFound (graph
+// deleted).
+func (g *Graph) FindByComponentType(typ, cursor string, limit int) (Page, error) {
+	var bm *roaring.Bitmap
+	if t, ok := g.store.types.lookup(typ); ok {
+		bm = g.store.typeNodes[t]
+	}
+	return g.page(bm, cursor, limit)
+}
+
+// FindByComponent pages through the nodes that hold component (typ, value).
+// A bloom filter answers most misses. Errors as FindByComponentType.
+func (g *Graph) FindByComponent(typ string, value []byte, cursor string, limit int) (Page, error) {
+	var bm *roaring.Bitmap
+	if h, ok := g.store.lookup(typ, value); ok {
+		bm = g.store.nodes[h]
+	}
+	return g.page(bm, cursor, limit)
+}
+
+// FindByCategory pages through the nodes in category cat. Errors as
+// FindByComponentType.
+func (g *Graph) FindByCategory(cat, cursor string, limit int) (Page, error) {
+	var bm *roaring.Bitmap
+	if c, ok := g.categories.lookup(cat); ok {
+		bm = g.catNodes[c]
+	}
+	return g.page(bm, cursor, limit)
+}
+
+// Neighbors pages through the edges at node id in direction dir, of type
+// edgeType ("" for any). Pages neither skip nor repeat an edge while the
+// graph does not change; across writes a cursor stays valid until the next
+// adjacency compaction, after which it gets ErrBadCursor.
+// Errors: ErrNotFound, ErrInvalidArgument (limit, direction), ErrBadCursor.
+func (g *Graph) Neighbors(id string, dir Direction, edgeType, cursor string, limit int) (NeighborPage, error) {
+	u, err := g.lookupNode(id)
+	if err != nil {
+		return NeighborPage{}, err
+	}
+	if err := checkLimit(limit); err != nil {
+		return NeighborPage{}, err
+	}
+	if dir > Both {
+		return NeighborPage{}, fmt.Errorf("direction %d: %w", dir, ErrInvalidArgument)
+	}
+	phases := []adjacency.Dir{adjacency.Out, adjacency.In}
+	switch dir {
+	case Out:
+		phases = phases[:1]
+	case In:
+		phases = phases[1:]
+	}
+	phase, pos := 0, 0
+	if cursor != "" {
+		vals, err := decodeCursor(cursor, kindNeighbor, 5)
+		if err != nil {
+			return NeighborPage{}, err
+		}
+		if vals[0] != uint64(u) || vals[1] != uint64(dir) {
+			return NeighborPage{}, fmt.Errorf("cursor %q belongs to another query: %w", cursor, ErrBadCursor)
+		}
+		if vals[2] != g.adj.Epoch() {
+			return NeighborPage{}, fmt.Errorf("cursor %q predates a compaction: %w", cursor, ErrBadCursor)
+		}
+		if vals[3] >= uint64(len(phases)) || vals[4] > uint64(g.adj.Len(phases[vals[3]], u)) {
+			return NeighborPage{}, fmt.Errorf("cursor %q out of range: %w", cursor, ErrBadCursor)
+		}
+		phase, pos = int(vals[3]), int(vals[4])
+	}
+	var p NeighborPage
+	typ, anyType := uint16(0), edgeType == ""
+	if !anyType {
+		t, ok := g.types.lookup(edgeType)
+		if !ok {
+			return p, nil
+		}
+		typ = uint16(t)
+	}
+	full := false
+	for ; phase < len(phases) && !full; phase, pos = phase+1, 0 {
+		d := phases[phase]
+		g.adj.Scan(d, u, pos, func(at int, e uint32) bool {
+			if (!anyType && g.etype[e] != typ) || (dir == Both && d == adjacency.In && g.src[e] == g.dst[e]) {
+				return true
+			}
+			if len(p.Entries) == limit {
+				p.Next = encodeCursor(kindNeighbor, uint64(u), uint64(dir), g.adj.Epoch(), uint64(phase), uint64(at))
+				full = true
+				return false
+			}
+			other := g.dst[e]
+			if d == adjacency.In {
+				other = g.src[e]
+			}
+			p.Entries = append(p.Entries, Neighbor{EdgeID: g.edges.String(e), NodeID: g.nodes.String(other), EdgeType: g.types.name(uint32(g.etype[e]))})
+			return true
+		})
+	}
+	return p, nil
+}
