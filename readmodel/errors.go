@@ -7,7 +7,8 @@ import (
 
 // Sentinel errors; match them with errors.Is.
 var (
-	// ErrNotFound: the node is unknown, or the graph was deleted.
+	// ErrNotFound: the node is unknown, the graph was deleted, or no path
+	// joins two nodes (ShortestPath).
 	ErrNotFound = errors.New("readmodel: not found")
 	// ErrInvalidArgument: a query argument is out of range (a limit outside
 	// 1..MaxLimit, an unknown direction, a sequence that goes backwards).
@@ -15,6 +16,9 @@ var (
 	// ErrBadCursor: a cursor is malformed, belongs to another kind of query,
 	// or no longer fits the graph (it predates a compaction of the adjacency).
 	ErrBadCursor = errors.New("readmodel: bad cursor")
+	// ErrLimitExceeded: a traversal would pass one of its TraverseLimits
+	// (frontier or result cap); it stops instead of walking on.
+	ErrLimitExceeded = errors.New("readmodel: limit exceeded")
 	// ErrInvalidEvent: an event does not fit the read model (which a valid
 	// chain never produces); it comes wrapped in an *ApplyError.
 	ErrInvalidEvent = errors.New("readmodel: invalid event")

@@ -52,6 +52,7 @@ type Graph struct {
 	nEdges  int
 	degHist map[uint32]int // total degree -> nodes
 	top     topCache
+	trav    traversal // scratch and component cache of traverse.go
 }
 
 // New returns an empty read model for graph id.
