@@ -29,10 +29,12 @@ type Config struct {
 	NATSOptions []nats.Option
 	// SyncAlways makes the embedded server fsync every write.
 	SyncAlways bool
-	// Store, Grain and Cluster configure the parts; see their defaults.
-	Store   persistence.StoreConfig
-	Grain   actors.GrainConfig
-	Cluster cairncluster.Config
+	// Store, Grain, Cluster and Projections configure the parts; see their
+	// defaults (Projections.Shards: one shard per CPU).
+	Store       persistence.StoreConfig
+	Grain       actors.GrainConfig
+	Cluster     cairncluster.Config
+	Projections actors.ProjectionConfig
 	// Gateway serves the "cairn" NATS micro service. Default true.
 	Gateway bool
 	// CommandTimeout bounds one command end to end. Default 10 seconds.
@@ -49,6 +51,7 @@ func DefaultConfig(dataDir string) Config {
 		Store:          persistence.DefaultStoreConfig(),
 		Grain:          actors.DefaultGrainConfig(),
 		Cluster:        cairncluster.DefaultConfig(),
+		Projections:    actors.DefaultProjectionConfig(),
 		Gateway:        true,
 		CommandTimeout: 10 * time.Second,
 		Logger:         slog.New(slog.DiscardHandler),
@@ -67,6 +70,8 @@ func (c Config) Validate() error {
 	if c.Logger == nil {
 		errs = append(errs, errors.New("logger is nil (use a discard logger)"))
 	}
-	errs = append(errs, c.Store.Validate(), c.Grain.Validate(), c.Cluster.Validate())
+	proj := c.Projections
+	proj.Logger = c.Logger // Open passes the engine's logger down
+	errs = append(errs, c.Store.Validate(), c.Grain.Validate(), c.Cluster.Validate(), proj.Validate())
 	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,8 +17,8 @@ import (
 )
 
 // Engine is a running Cairn member: NATS JetStream (embedded or external),
-// the event store, a cluster member hosting graph grains, and the "cairn"
-// NATS micro service.
+// the event store, a cluster member hosting graph grains, the projection
+// shards that answer queries, and the "cairn" NATS micro service.
 type Engine struct {
 	cfg     Config
 	server  *persistence.Server // nil with an external NATS
@@ -26,8 +27,12 @@ type Engine struct {
 	member  *cairncluster.Member
 	grains  *actors.GraphGrains
 	disp    *actors.Dispatcher
+	proj    *actors.Projections
 	gateway *actors.Gateway
 	cancel  context.CancelFunc
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open starts an engine. On error everything it started is stopped again.
@@ -78,8 +83,14 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		return nil, err
 	}
 	e.disp = actors.NewDispatcher(e.member.Cluster(), cfg.CommandTimeout)
+	projCfg := cfg.Projections
+	projCfg.Logger = cfg.Logger
+	if e.proj, err = actors.NewProjections(e.member.System(), e.store, projCfg); err != nil {
+		return nil, err
+	}
+	e.proj.Start()
 	if cfg.Gateway {
-		e.gateway, err = actors.StartGateway(e.nc, e.disp, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Logger: cfg.Logger})
+		e.gateway, err = actors.StartGateway(e.nc, e.disp, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: e.proj, Logger: cfg.Logger})
 		if err != nil {
 			return nil, err
 		}
@@ -94,6 +105,22 @@ func (e *Engine) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) (*ca
 	rep := e.disp.Execute(ctx, env)
 	return rep, actors.ErrorFromProto(rep.GetError())
 }
+
+// Query answers one query from the graph's read model. Pass a write's reply
+// seq as min_seq to read your writes: the query waits (bounded by ctx, else
+// by Config.Projections.QueryTimeout) until the graph's projection shard has
+// applied it. It returns the reply and, when the query failed, its error as
+// a *actors.CommandError (errors.Is with actors.ErrNotFound,
+// actors.ErrInvalidArgument, actors.ErrDeadlineExceeded, actors.ErrInternal
+// for a stopped projection, actors.ErrUnavailable).
+func (e *Engine) Query(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, error) {
+	rep := e.proj.Query(ctx, req)
+	return rep, actors.ErrorFromProto(rep.GetError())
+}
+
+// Projections returns the projection shards, for their health
+// (Stopped, Failures) and WaitFor.
+func (e *Engine) Projections() *actors.Projections { return e.proj }
 
 // Store returns the event store, for reading and verifying graphs.
 func (e *Engine) Store() *persistence.Store { return e.store }
@@ -118,16 +145,25 @@ func (e *Engine) DataDir() string {
 	return ""
 }
 
-// Close shuts down in order: stop taking commands, drain the grains (their
-// in-flight appends finish), drain the NATS connection, stop the embedded
-// server. It returns when done or when ctx ends.
+// Close shuts down in order: stop taking commands and queries, drain the
+// grains (their in-flight appends finish), stop the projections, drain the
+// NATS connection, stop the embedded server. It returns when done or when
+// ctx ends. Later calls return the first call's result.
 func (e *Engine) Close(ctx context.Context) error {
+	e.closeOnce.Do(func() { e.closeErr = e.close(ctx) })
+	return e.closeErr
+}
+
+func (e *Engine) close(ctx context.Context) error {
 	var errs []error
 	if e.gateway != nil {
 		errs = append(errs, e.gateway.Close(ctx))
 	}
 	if e.member != nil {
 		errs = append(errs, e.grains.StopAll(ctx, e.member.System().Root))
+		if e.proj != nil {
+			errs = append(errs, e.proj.Close(ctx))
+		}
 		errs = append(errs, e.member.Close(ctx))
 	}
 	e.cancel()

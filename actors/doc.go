@@ -1,6 +1,7 @@
 // Package actors holds Cairn's actors: the graph aggregate grain, the
-// dispatcher that routes commands to it, and the "cairn" NATS micro service
-// gateway. (Projection shards and the render actor come with later issues.)
+// dispatcher that routes commands to it, the projection shards that answer
+// queries, and the "cairn" NATS micro service gateway. (The render actor
+// comes with a later issue.)
 //
 // # The aggregate
 //
@@ -49,11 +50,51 @@
 // lost with the grain's mailbox (as with protoactor futures): the caller gets
 // UNAVAILABLE at its deadline, and a retry with the same command id is safe.
 //
+// # Projections
+//
+// Projections is the read side. One reader goroutine follows the whole
+// event-store stream from its start (persistence.Store.Follow, an ordered
+// consumer) and sends each transaction, in stream order, to shard
+// FNV-1a(graph id) mod ProjectionConfig.Shards (default: one per CPU). A
+// shard is a plain protoactor actor (not a cluster grain) that owns a
+// readmodel.Graph per graph: it decodes the transaction's events (without
+// re-verifying CIDs) and applies them with ApplyTx, all or nothing; a
+// redelivered sequence changes nothing.
+//
+// Queries run inside the shard actor, as a message between two
+// transactions, so a query never sees half of one and the read models need
+// no locks. Each shard publishes the stream sequence up to which it has
+// applied all of its transactions; the reader also sends every shard a
+// watermark whenever it catches up with the stream (and every 1,024
+// messages while behind), so the position moves for shards whose graphs are
+// idle. WaitFor(ctx, graph, minSeq) blocks until the graph's shard reaches
+// minSeq, else answers DEADLINE_EXCEEDED: a query that passes a write's seq
+// as min_seq reads that write. Every answer carries as_of_seq, the shard's
+// position when the query ran.
+//
+// A transaction that cannot be applied (a corrupt message, an event that
+// does not fit, a read-model panic) stops that graph's projection: it is
+// logged, counted (Failures), listed by Stopped, and every query on the
+// graph answers INTERNAL "projection of graph g stopped at seq N: ...";
+// later transactions of the graph are not applied, other graphs go on.
+//
+// Positions live in memory: after a restart every shard rebuilds from the
+// stream start (until snapshots come). The shard mailboxes are unbounded: a
+// reader far ahead of a slow shard buffers in memory.
+//
+//	p, err := actors.NewProjections(system, store, actors.DefaultProjectionConfig())
+//	p.Start()
+//	defer p.Close(ctx)
+//	rep := p.Query(ctx, &cairnv1.QueryRequest{GraphId: "g", MinSeq: writeReply.GetSeq(),
+//		Query: &cairnv1.QueryRequest_GetNode{GetNode: &cairnv1.GetNode{NodeId: "alice"}}})
+//
 // # The gateway
 //
 // The NATS micro service "cairn" takes a protobuf cairn.v1.CommandEnvelope on
-// subject "cairn.command" and answers a protobuf cairn.v1.CommandReply;
-// malformed input gets INVALID_ARGUMENT and the service keeps serving.
+// subject "cairn.command" and answers a protobuf cairn.v1.CommandReply, and
+// (when given a Querier) a protobuf cairn.v1.QueryRequest on "cairn.query",
+// answered with a cairn.v1.QueryReply; malformed input gets INVALID_ARGUMENT
+// and the service keeps serving.
 //
 //	data, _ := proto.Marshal(envelope)
 //	msg, err := nc.Request(actors.CommandSubject, data, 5*time.Second)

@@ -17,6 +17,7 @@ var (
 	ErrConflict           = errors.New("conflict")
 	ErrUnavailable        = errors.New("unavailable")
 	ErrInternal           = errors.New("internal error")
+	ErrDeadlineExceeded   = errors.New("deadline exceeded")
 )
 
 var codeSentinel = map[cairnv1.ErrorCode]error{
@@ -27,6 +28,7 @@ var codeSentinel = map[cairnv1.ErrorCode]error{
 	cairnv1.ErrorCode_ERROR_CODE_CONFLICT:            ErrConflict,
 	cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE:         ErrUnavailable,
 	cairnv1.ErrorCode_ERROR_CODE_INTERNAL:            ErrInternal,
+	cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED:   ErrDeadlineExceeded,
 }
 
 // CommandError is a refused command: a code, the field it concerns (a path
@@ -87,6 +89,8 @@ func codeName(c cairnv1.ErrorCode) string {
 		return "UNAVAILABLE"
 	case cairnv1.ErrorCode_ERROR_CODE_INTERNAL:
 		return "INTERNAL"
+	case cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED:
+		return "DEADLINE_EXCEEDED"
 	}
 	return "UNKNOWN"
 }

@@ -22,6 +22,9 @@ const (
 	// CommandSubject takes a protobuf CommandEnvelope and answers a protobuf
 	// CommandReply.
 	CommandSubject = "cairn.command"
+	// QuerySubject takes a protobuf QueryRequest and answers a protobuf
+	// QueryReply.
+	QuerySubject = "cairn.query"
 )
 
 // Executor runs one command envelope and always returns a reply.
@@ -36,6 +39,7 @@ var _ Executor = (*Dispatcher)(nil)
 type Gateway struct {
 	svc      micro.Service
 	exec     Executor
+	queries  Querier
 	log      *slog.Logger
 	timeout  time.Duration
 	sem      chan struct{}
@@ -53,9 +57,11 @@ type Gateway struct {
 type GatewayConfig struct {
 	// Timeout bounds one command. Default 10 seconds.
 	Timeout time.Duration
-	// MaxInFlight bounds commands being executed at once; more wait in NATS.
-	// Default 8,192.
+	// MaxInFlight bounds commands and queries being run at once; more wait
+	// in NATS. Default 8,192.
 	MaxInFlight int
+	// Queries, when set, is served on the "query" endpoint (QuerySubject).
+	Queries Querier
 	// Logger. Default: discard.
 	Logger *slog.Logger
 }
@@ -73,7 +79,7 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &Gateway{exec: exec, log: cfg.Logger.With("component", "gateway"), timeout: cfg.Timeout,
+	g := &Gateway{exec: exec, queries: cfg.Queries, log: cfg.Logger.With("component", "gateway"), timeout: cfg.Timeout,
 		sem: make(chan struct{}, cfg.MaxInFlight), ctx: ctx, cancel: cancel}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
@@ -95,6 +101,19 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 		cancel()
 		return nil, fmt.Errorf("start gateway: add command endpoint: %w", err)
 	}
+	if cfg.Queries != nil {
+		err = svc.AddEndpoint("query", micro.HandlerFunc(g.handleQuery),
+			micro.WithEndpointSubject(QuerySubject),
+			micro.WithEndpointMetadata(map[string]string{
+				"request":  "cairn.v1.QueryRequest (protobuf)",
+				"response": "cairn.v1.QueryReply (protobuf)",
+			}))
+		if err != nil {
+			_ = svc.Stop()
+			cancel()
+			return nil, fmt.Errorf("start gateway: add query endpoint: %w", err)
+		}
+	}
 	// Ready means the server has the subscriptions: a request sent right
 	// after StartGateway returns, on any connection, finds the service.
 	if err := nc.Flush(); err != nil {
@@ -115,24 +134,43 @@ func (g *Gateway) handleCommand(req micro.Request) {
 		g.reply(req, errorReply(env, invalid("", "request is not a protobuf cairn.v1.CommandEnvelope: %v", err)))
 		return
 	}
+	g.work(func() { g.reply(req, errorReply(env, unavailable("cairn is shutting down"))) },
+		func(ctx context.Context) { g.reply(req, g.exec.Execute(ctx, env)) })
+}
+
+// work runs do on a worker goroutine, at most MaxInFlight at once, bounded by
+// the gateway's timeout; when the gateway is closing it calls refuse instead
+// (the subscription drains requests that arrived before Close).
+func (g *Gateway) work(refuse func(), do func(ctx context.Context)) {
 	select {
 	case g.sem <- struct{}{}:
 	case <-g.ctx.Done():
-		g.reply(req, errorReply(env, unavailable("cairn is shutting down")))
+		refuse()
 		return
 	}
 	if !g.take() {
 		<-g.sem
-		// The subscription drains requests that arrived before Close.
-		g.reply(req, errorReply(env, unavailable("cairn is shutting down")))
+		refuse()
 		return
 	}
 	go func() {
 		defer func() { <-g.sem; g.inflight.Done() }()
 		ctx, cancel := context.WithTimeout(g.ctx, g.timeout)
 		defer cancel()
-		g.reply(req, g.exec.Execute(ctx, env))
+		do(ctx)
 	}()
+}
+
+// handleQuery is handleCommand for queries: a query may wait for its
+// min_seq, so it runs on a worker too.
+func (g *Gateway) handleQuery(req micro.Request) {
+	q := &cairnv1.QueryRequest{}
+	if err := proto.Unmarshal(req.Data(), q); err != nil {
+		g.respond(req, &cairnv1.QueryReply{Error: invalid("", "request is not a protobuf cairn.v1.QueryRequest: %v", err).Proto()})
+		return
+	}
+	g.work(func() { g.respond(req, &cairnv1.QueryReply{Error: unavailable("cairn is shutting down").Proto()}) },
+		func(ctx context.Context) { g.respond(req, g.queries.Query(ctx, q)) })
 }
 
 // take counts a command in flight, unless the gateway is closing.
@@ -146,7 +184,9 @@ func (g *Gateway) take() bool {
 	return true
 }
 
-func (g *Gateway) reply(req micro.Request, rep *cairnv1.CommandReply) {
+func (g *Gateway) reply(req micro.Request, rep *cairnv1.CommandReply) { g.respond(req, rep) }
+
+func (g *Gateway) respond(req micro.Request, rep proto.Message) {
 	data, err := proto.Marshal(rep)
 	if err == nil {
 		err = req.Respond(data)

@@ -64,7 +64,7 @@ func withServer(args []string, url string) []string {
 	switch args[0] {
 	case "log", "verify":
 		at = 1
-	case "graph", "node", "edge":
+	case "graph", "node", "edge", "query":
 		at = 2
 	}
 	if at == 0 || len(args) < at {

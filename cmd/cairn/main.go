@@ -97,6 +97,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runLog(ctx, rest, stdout, stderr)
 	case "verify":
 		return runVerify(ctx, rest, stdout, stderr)
+	case "query":
+		return runQuery(ctx, rest, stdout, stderr)
 	}
 	if strings.HasPrefix(name, "-") {
 		return &usageError{err: fmt.Errorf("flag %s before the command: write 'cairn <command> [arguments] [flags]'", name)}
@@ -140,6 +142,7 @@ Usage:
   cairn edge remove <graph> <edge>
   cairn log <graph>
   cairn verify <graph>
+  cairn query node|find|neighbors|stats <graph> ... [--min-seq N]
   cairn help [command]
 
 Flags may come before or after the arguments; "--" ends the flags.
@@ -154,8 +157,8 @@ Client flags (every command but serve):
   --tls-cert F --tls-key F
                         TLS client certificate and key
   --tls-ca F            TLS root CA to trust the server by
-  --timeout D           give up after D (default 10s for writes, 1m for log
-                        and verify)
+  --timeout D           give up after D (default 10s for writes and queries,
+                        1m for log and verify)
   --json                print JSON
 `
 
@@ -172,7 +175,8 @@ A write prints
   ok seq=12 position=7 head=bafy... tx=... command=...
 (seq: the transaction's stream sequence; position: the chain position of the
 command's last event; head: that event's CID), with " (duplicate)" when the
-command id had been seen; --json prints every reply field.
+command id had been seen; --json prints every reply field. To read your
+writes, pass the seq to a query: cairn query ... --min-seq 12.
 `
 
 const exitUsageText = `
@@ -200,6 +204,8 @@ func printUsage(w io.Writer, topic string) bool {
 		text, flags = logUsage, clientUsage
 	case "verify":
 		text, flags = verifyUsage, clientUsage
+	case "query":
+		text, flags = queryUsage, clientUsage
 	default:
 		return false
 	}

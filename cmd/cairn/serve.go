@@ -18,14 +18,16 @@ import (
 
 const serveUsage = `Usage:
   cairn serve [--data DIR] [--nats-listen ADDR|none] [--sync-always] [--sample]
-              [--replicas N] [--max-bytes N] [--passivate-after D]
+              [--replicas N] [--max-bytes N] [--passivate-after D] [--shards N]
               [--log-level LEVEL] [--drain-timeout D] [--json]
   cairn serve --nats URL [--creds FILE] [--user U --password P]
               [--tls-cert F --tls-key F] [--tls-ca F] [--sample] ...
 
 serve runs the engine: an embedded NATS server with JetStream keeping its
 files in --data (or, with --nats, an external NATS with JetStream), the event
-store, the graph actors and the "cairn" NATS micro service. It prints one
+store, the graph actors, the projection shards that answer queries (they
+rebuild every read model from the stream start on each start) and the
+"cairn" NATS micro service. It prints one
 line on stdout when it is ready, for example
   cairn ready: nats=nats://127.0.0.1:4222 data=/abs/path/.cairn
 (with --json: {"nats":"nats://127.0.0.1:4222","data":"/abs/path/.cairn"}),
@@ -49,6 +51,7 @@ Flags:
                         (default -1, unlimited)
   --passivate-after D   stop a graph's actor after D without commands; the
                         next command reloads it (default 5m)
+  --shards N            projection shard actors (default: the number of CPUs)
   --sample              create the graph "sample" if it has no transactions
   --log-level LEVEL     debug, info, warn or error (default info)
   --drain-timeout D     how long the first signal waits for a drain (default 30s)
@@ -67,6 +70,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	replicas := fs.Int("replicas", 1, "stream `replicas`")
 	maxBytes := fs.Int64("max-bytes", -1, "stream size `limit`")
 	passivate := fs.Duration("passivate-after", 5*time.Minute, "idle `time` before a graph actor stops")
+	shards := fs.Int("shards", 0, "projection `shards` (default: the number of CPUs)")
 	level := fs.String("log-level", "info", "log `level`")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "drain `timeout`")
 	jsonOut := fs.Bool("json", false, "print the ready line as JSON")
@@ -91,10 +95,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.Logger = logger
 	cfg.Store.Replicas, cfg.Store.MaxBytes = *replicas, *maxBytes
 	cfg.Grain.PassivateAfter = *passivate
+	if given["shards"] {
+		cfg.Projections.Shards = *shards
+	}
 	if err := cfg.Store.Validate(); err != nil {
 		return usage("%v", err)
 	}
 	if err := cfg.Grain.Validate(); err != nil {
+		return usage("%v", err)
+	}
+	if err := cfg.Projections.Validate(); err != nil {
 		return usage("%v", err)
 	}
 	if *natsURL != "" {

@@ -1,0 +1,646 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
+	"github.com/cairn-graph/cairn/readmodel"
+)
+
+// ProjectionConfig tunes the projection shards. DefaultProjectionConfig
+// documents every default.
+type ProjectionConfig struct {
+	// Shards is the number of projection shard actors; graph g goes to shard
+	// FNV-1a(g) mod Shards. Default runtime.NumCPU().
+	Shards int
+	// ReadModel configures each graph's read model.
+	ReadModel readmodel.Config
+	// QueryTimeout bounds a query (its min_seq wait included) when the
+	// caller's ctx has no deadline. Default 10 seconds.
+	QueryTimeout time.Duration
+	// RetryAfter is how long the stream reader waits before following the
+	// stream again after it lost it (NATS unreachable). Default 1 second.
+	RetryAfter time.Duration
+	// Logger. Default: discard.
+	Logger *slog.Logger
+}
+
+// DefaultProjectionConfig returns the defaults.
+func DefaultProjectionConfig() ProjectionConfig {
+	return ProjectionConfig{
+		Shards:       runtime.NumCPU(),
+		ReadModel:    readmodel.DefaultConfig(),
+		QueryTimeout: 10 * time.Second,
+		RetryAfter:   time.Second,
+		Logger:       slog.New(slog.DiscardHandler),
+	}
+}
+
+// Validate returns every problem with c, joined.
+func (c ProjectionConfig) Validate() error {
+	var errs []error
+	if c.Shards < 1 {
+		errs = append(errs, fmt.Errorf("projection shards must be at least 1, not %d", c.Shards))
+	}
+	if err := c.ReadModel.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.QueryTimeout <= 0 {
+		errs = append(errs, errors.New("query timeout must be positive"))
+	}
+	if c.RetryAfter <= 0 {
+		errs = append(errs, errors.New("projection retry-after must be positive"))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger is nil (use a discard logger)"))
+	}
+	return errors.Join(errs...)
+}
+
+// Follower delivers the event-store stream in order; *persistence.Store is
+// one.
+type Follower interface {
+	Follow(ctx context.Context, fromSeq uint64, fn func(persistence.Followed) error) error
+}
+
+var _ Follower = (*persistence.Store)(nil)
+
+// Querier answers queries; it always returns a reply, with the failure in
+// its error.
+type Querier interface {
+	Query(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1.QueryReply
+}
+
+var _ Querier = (*Projections)(nil)
+
+// ErrProjectionStopped is wrapped by *ProjectionStoppedError.
+var ErrProjectionStopped = errors.New("projection stopped")
+
+// ProjectionStoppedError says that a graph's projection stopped at a
+// transaction it could not apply (a bug or a corrupt message). Its queries
+// answer this error until the engine restarts; later transactions of the
+// graph are not applied.
+type ProjectionStoppedError struct {
+	Graph string
+	Seq   uint64 // the stream sequence of the transaction that failed
+	Err   error
+}
+
+func (e *ProjectionStoppedError) Error() string {
+	return fmt.Sprintf("projection of graph %s stopped at seq %d: %v", e.Graph, e.Seq, e.Err)
+}
+
+// Unwrap returns ErrProjectionStopped and the cause.
+func (e *ProjectionStoppedError) Unwrap() []error { return []error{ErrProjectionStopped, e.Err} }
+
+// defaultLimit is a page's size when a query gives none.
+const defaultLimit = 100
+
+// watermarkEvery: while the reader is behind the stream, it tells every
+// shard its position at least this often (and whenever it catches up), so
+// that a min_seq wait on a graph that had no transaction for a while ends.
+const watermarkEvery = 1024
+
+// Projections is the read side: one stream reader and N shard actors that
+// fold each graph's transactions into its readmodel.Graph and answer
+// queries on it.
+//
+// The reader follows the whole event-store stream from its start with an
+// ordered consumer and hands each transaction to its graph's shard, in
+// stream order. A shard applies a transaction as a whole (ApplyTx), so a
+// query, which runs inside the shard actor between two messages, never sees
+// half of one; a redelivered sequence changes nothing. Positions are kept
+// in memory only: after a restart every shard rebuilds from the stream
+// start (snapshots come later).
+type Projections struct {
+	cfg    ProjectionConfig
+	log    *slog.Logger
+	src    Follower
+	root   *actor.RootContext
+	shards []*shard
+
+	cancel  context.CancelFunc
+	done    chan struct{}
+	closing chan struct{}
+	once    sync.Once
+
+	failures atomic.Uint64
+	mu       sync.Mutex
+	stopped  map[string]*ProjectionStoppedError
+}
+
+// shard is what the reader and queries share with one shard actor.
+type shard struct {
+	pid *actor.PID
+
+	mu      sync.Mutex
+	applied uint64        // every transaction of the shard up to here is applied
+	changed chan struct{} // closed and replaced when applied advances
+}
+
+func (s *shard) advance(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq > s.applied {
+		s.applied = seq
+		close(s.changed)
+		s.changed = make(chan struct{})
+	}
+}
+
+func (s *shard) position() (uint64, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applied, s.changed
+}
+
+// NewProjections spawns cfg.Shards shard actors on system over src; Start
+// starts reading.
+func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfig) (*Projections, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("projection config: %w", err)
+	}
+	p := &Projections{
+		cfg: cfg, log: cfg.Logger.With("component", "projections"), src: src, root: system.Root,
+		done: make(chan struct{}), closing: make(chan struct{}), stopped: map[string]*ProjectionStoppedError{},
+	}
+	for i := range cfg.Shards {
+		sh := &shard{changed: make(chan struct{})}
+		a := &shardActor{p: p, shard: sh, index: i, graphs: map[string]*projected{}}
+		pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return a }),
+			fmt.Sprintf("projection-%d-%p", i, p))
+		if err != nil {
+			p.stopShards(context.Background())
+			return nil, fmt.Errorf("spawn projection shard %d: %w", i, err)
+		}
+		sh.pid = pid
+		p.shards = append(p.shards, sh)
+	}
+	return p, nil
+}
+
+// Start starts the stream reader; it runs until Close.
+func (p *Projections) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go p.read(ctx)
+}
+
+// Shard returns the shard index of graph.
+func (p *Projections) Shard(graph string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(graph))
+	return int(h.Sum32() % uint32(len(p.shards)))
+}
+
+func (p *Projections) read(ctx context.Context) {
+	defer close(p.done)
+	next, sinceMark := uint64(1), 0
+	for {
+		err := p.src.Follow(ctx, next, func(f persistence.Followed) error {
+			p.deliver(f)
+			next = f.Seq + 1
+			if sinceMark++; f.Pending == 0 || sinceMark >= watermarkEvery {
+				p.watermark(f.Seq)
+				sinceMark = 0
+			}
+			return nil
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		p.log.LogAttrs(ctx, slog.LevelWarn, "following the event stream failed; retrying",
+			slog.Uint64("next_seq", next), slog.String("err", err.Error()))
+		t := time.NewTimer(p.cfg.RetryAfter)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// deliver hands f to its graph's shard.
+func (p *Projections) deliver(f persistence.Followed) {
+	p.root.Send(p.shards[p.Shard(f.Graph)].pid, &deliverTx{f: f})
+}
+
+// watermark tells every shard that the reader has handed out everything up
+// to seq: once a shard has processed the message, it has applied all of its
+// transactions up to seq.
+func (p *Projections) watermark(seq uint64) {
+	for _, sh := range p.shards {
+		p.root.Send(sh.pid, &watermark{seq: seq})
+	}
+}
+
+// Stopped returns the graphs whose projection stopped, by graph id.
+func (p *Projections) Stopped() map[string]*ProjectionStoppedError {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]*ProjectionStoppedError, len(p.stopped))
+	for k, v := range p.stopped {
+		out[k] = v
+	}
+	return out
+}
+
+// Failures counts transactions that could not be applied.
+func (p *Projections) Failures() uint64 { return p.failures.Load() }
+
+func (p *Projections) fail(e *ProjectionStoppedError) {
+	p.failures.Add(1)
+	p.mu.Lock()
+	p.stopped[e.Graph] = e
+	p.mu.Unlock()
+	p.log.LogAttrs(context.Background(), slog.LevelError, "projection stopped",
+		slog.String("graph", e.Graph), slog.Uint64("seq", e.Seq), slog.String("err", e.Err.Error()))
+}
+
+// Applied returns the stream sequence up to which graph's shard has applied
+// every transaction.
+func (p *Projections) Applied(graph string) uint64 {
+	seq, _ := p.shards[p.Shard(graph)].position()
+	return seq
+}
+
+// WaitFor blocks until graph's shard has applied every transaction up to
+// stream sequence minSeq and returns the shard's position. It returns a
+// *CommandError: DEADLINE_EXCEEDED when ctx ends first, UNAVAILABLE when the
+// projections are closing.
+func (p *Projections) WaitFor(ctx context.Context, graph string, minSeq uint64) (uint64, error) {
+	sh := p.shards[p.Shard(graph)]
+	for {
+		seq, changed := sh.position()
+		if seq >= minSeq {
+			return seq, nil
+		}
+		select {
+		case <-changed:
+		case <-p.closing:
+			return seq, unavailable("projections are closing")
+		case <-ctx.Done():
+			return seq, &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED, Field: "min_seq",
+				Message: fmt.Sprintf("graph %s: min_seq %d not reached in time: the projection has applied up to seq %d (%v)",
+					graph, minSeq, seq, context.Cause(ctx))}
+		}
+	}
+}
+
+// Close stops the reader, then the shard actors, waiting until ctx ends.
+func (p *Projections) Close(ctx context.Context) error {
+	var err error
+	p.once.Do(func() {
+		close(p.closing)
+		if p.cancel != nil {
+			p.cancel()
+			select {
+			case <-p.done:
+			case <-ctx.Done():
+				err = fmt.Errorf("projections: reader did not stop: %w", ctx.Err())
+			}
+		}
+		err = errors.Join(err, p.stopShards(ctx))
+	})
+	return err
+}
+
+func (p *Projections) stopShards(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, sh := range p.shards {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = p.root.StopFuture(sh.pid).Wait() }()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("projections: shards did not stop: %w", ctx.Err())
+	}
+}
+
+// Messages of a shard actor.
+type (
+	deliverTx struct{ f persistence.Followed }
+	watermark struct{ seq uint64 }
+	// runQuery runs fn inside the shard actor, between two transactions.
+	runQuery struct {
+		graph string
+		fn    func(g *projected, asOf uint64)
+	}
+)
+
+// projected is one graph in a shard.
+type projected struct {
+	g       *readmodel.Graph
+	stopped *ProjectionStoppedError
+}
+
+// shardActor owns its graphs' read models; only its Receive touches them.
+type shardActor struct {
+	p      *Projections
+	shard  *shard
+	index  int
+	graphs map[string]*projected
+	seq    uint64 // last stream sequence seen (transaction or watermark)
+}
+
+func (a *shardActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *deliverTx:
+		a.apply(m.f)
+		a.mark(m.f.Seq)
+	case *watermark:
+		a.mark(m.seq)
+	case *runQuery:
+		m.fn(a.graphs[m.graph], a.seq)
+	}
+}
+
+func (a *shardActor) mark(seq uint64) {
+	if seq > a.seq {
+		a.seq = seq
+		a.shard.advance(seq)
+	}
+}
+
+func (a *shardActor) apply(f persistence.Followed) {
+	e := a.graphs[f.Graph]
+	if e == nil {
+		// New fails only on an invalid config, which NewProjections
+		// refused; safeApply reports a nil graph all the same.
+		g, _ := readmodel.New(f.Graph, a.p.cfg.ReadModel)
+		e = &projected{g: g}
+		a.graphs[f.Graph] = e
+	}
+	if e.stopped != nil {
+		return
+	}
+	err := f.Err
+	if err == nil && f.Tx.GetGraphId() != f.Graph {
+		err = fmt.Errorf("transaction names graph %q on the subject of graph %q", f.Tx.GetGraphId(), f.Graph)
+	}
+	var events []*cairnv1.Event
+	if err == nil {
+		events, err = decodeEvents(f.Tx)
+	}
+	if err == nil {
+		err = safeApply(e.g, f.Seq, events)
+	}
+	if err != nil {
+		e.stopped = &ProjectionStoppedError{Graph: f.Graph, Seq: f.Seq, Err: err}
+		a.p.fail(e.stopped)
+	}
+}
+
+// safeApply applies a transaction, turning a panic (a read-model bug) into
+// an error so that the actor, and every other graph of the shard, goes on.
+func safeApply(g *readmodel.Graph, seq uint64, events []*cairnv1.Event) (err error) {
+	if g == nil {
+		return errors.New("no read model")
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("read model panicked: %v", r)
+		}
+	}()
+	return g.ApplyTx(seq, events)
+}
+
+// decodeEvents decodes a transaction's events without re-verifying their
+// CIDs: the grain checked the chain before appending, and `cairn verify`
+// checks it on demand.
+func decodeEvents(tx *cairnv1.Transaction) ([]*cairnv1.Event, error) {
+	if len(tx.GetEvents()) == 0 {
+		return nil, errors.New("transaction holds no events")
+	}
+	out := make([]*cairnv1.Event, 0, len(tx.GetEvents()))
+	for i, rec := range tx.GetEvents() {
+		env, err := persistence.DecodeEnvelope(rec.GetDagCbor())
+		if err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		ev := &cairnv1.Event{}
+		if err := proto.Unmarshal(env.Body, ev); err != nil {
+			return nil, fmt.Errorf("event %d: body: %w: %v", i, persistence.ErrMalformed, err)
+		}
+		if typ := persistence.EventType(ev); typ == "" || typ != env.Type {
+			return nil, fmt.Errorf("event %d: body kind %q does not match envelope type %q", i, typ, env.Type)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// Query answers req from its graph's read model, after waiting for its
+// min_seq. Failures are in the reply's error: INVALID_ARGUMENT (a malformed
+// request, a limit above readmodel.MaxLimit, a bad cursor), NOT_FOUND (no
+// such graph or node), DEADLINE_EXCEEDED (min_seq not reached in time),
+// INTERNAL (the graph's projection stopped), UNAVAILABLE (closing).
+func (p *Projections) Query(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1.QueryReply {
+	if err := validateQuery(req); err != nil {
+		return &cairnv1.QueryReply{Error: err.Proto()}
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.cfg.QueryTimeout)
+		defer cancel()
+	}
+	if ms := req.GetTimeoutMs(); ms > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
+		defer cancel()
+	}
+	graph := req.GetGraphId()
+	if seq, err := p.WaitFor(ctx, graph, req.GetMinSeq()); err != nil {
+		return &cairnv1.QueryReply{AsOfSeq: seq, Error: AsCommandError(err).Proto()}
+	}
+	ch := make(chan *cairnv1.QueryReply, 1)
+	p.root.Send(p.shards[p.Shard(graph)].pid, &runQuery{graph: graph, fn: func(e *projected, asOf uint64) {
+		ch <- answer(e, graph, asOf, req)
+	}})
+	select {
+	case rep := <-ch:
+		return rep
+	case <-p.closing:
+		return &cairnv1.QueryReply{Error: unavailable("projections are closing").Proto()}
+	case <-ctx.Done():
+		return &cairnv1.QueryReply{Error: (&CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,
+			Message: fmt.Sprintf("graph %s: the projection shard did not answer in time (%v)", graph, context.Cause(ctx))}).Proto()}
+	}
+}
+
+// validateQuery checks what does not depend on the read model.
+func validateQuery(req *cairnv1.QueryRequest) *CommandError {
+	if err := ValidateGraphID("graph_id", req.GetGraphId()); err != nil {
+		return AsCommandError(err)
+	}
+	checkLimit := func(field string, limit uint32) *CommandError {
+		if limit > readmodel.MaxLimit {
+			return invalid(field, "limit %d is above %d", limit, readmodel.MaxLimit)
+		}
+		return nil
+	}
+	switch q := req.GetQuery().(type) {
+	case *cairnv1.QueryRequest_GetNode:
+		if q.GetNode.GetNodeId() == "" {
+			return invalid("get_node.node_id", "node id is empty")
+		}
+	case *cairnv1.QueryRequest_FindNodes:
+		f := q.FindNodes
+		switch by := f.GetBy().(type) {
+		case *cairnv1.FindNodes_ComponentType:
+			if by.ComponentType == "" {
+				return invalid("find_nodes.component_type", "component type is empty")
+			}
+		case *cairnv1.FindNodes_Component:
+			if by.Component.GetType() == "" {
+				return invalid("find_nodes.component.type", "component type is empty")
+			}
+		case *cairnv1.FindNodes_Category:
+			if by.Category == "" {
+				return invalid("find_nodes.category", "category is empty")
+			}
+		default:
+			return invalid("find_nodes.by", "give a component type, a component or a category")
+		}
+		return checkLimit("find_nodes.limit", f.GetLimit())
+	case *cairnv1.QueryRequest_ListNeighbors:
+		n := q.ListNeighbors
+		if n.GetNodeId() == "" {
+			return invalid("list_neighbors.node_id", "node id is empty")
+		}
+		if _, ok := cairnv1.Direction_name[int32(n.GetDirection())]; !ok {
+			return invalid("list_neighbors.direction", "unknown direction %d", n.GetDirection())
+		}
+		return checkLimit("list_neighbors.limit", n.GetLimit())
+	case *cairnv1.QueryRequest_GetStats:
+	default:
+		return invalid("query", "the request holds no query")
+	}
+	return nil
+}
+
+// answer runs req on e inside the shard actor.
+func answer(e *projected, graph string, asOf uint64, req *cairnv1.QueryRequest) (rep *cairnv1.QueryReply) {
+	rep = &cairnv1.QueryReply{AsOfSeq: asOf}
+	switch {
+	case e == nil:
+		rep.Error = notFound("graph_id", "graph %s has no transactions up to seq %d", graph, asOf).Proto()
+		return rep
+	case e.stopped != nil:
+		rep.Error = (&CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Field: "graph_id", Message: e.stopped.Error()}).Proto()
+		return rep
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			rep = &cairnv1.QueryReply{AsOfSeq: asOf, Error: (&CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL,
+				Message: fmt.Sprintf("graph %s: query panicked: %v", graph, r)}).Proto()}
+		}
+	}()
+	g := e.g
+	limit := func(l uint32) int {
+		if l == 0 {
+			return defaultLimit
+		}
+		return int(l)
+	}
+	var err error
+	switch q := req.GetQuery().(type) {
+	case *cairnv1.QueryRequest_GetNode:
+		var v readmodel.NodeView
+		if v, err = g.Node(q.GetNode.GetNodeId()); err == nil {
+			rep.Result = &cairnv1.QueryReply_Node{Node: nodeProto(v)}
+		}
+	case *cairnv1.QueryRequest_FindNodes:
+		f := q.FindNodes
+		var page readmodel.Page
+		switch by := f.GetBy().(type) {
+		case *cairnv1.FindNodes_ComponentType:
+			page, err = g.FindByComponentType(by.ComponentType, f.GetCursor(), limit(f.GetLimit()))
+		case *cairnv1.FindNodes_Component:
+			page, err = g.FindByComponent(by.Component.GetType(), by.Component.GetValue(), f.GetCursor(), limit(f.GetLimit()))
+		case *cairnv1.FindNodes_Category:
+			page, err = g.FindByCategory(by.Category, f.GetCursor(), limit(f.GetLimit()))
+		}
+		if err == nil {
+			rep.Result = &cairnv1.QueryReply_Nodes{Nodes: &cairnv1.NodePage{NodeIds: page.IDs, NextCursor: page.Next}}
+		}
+	case *cairnv1.QueryRequest_ListNeighbors:
+		n := q.ListNeighbors
+		dir := readmodel.Out
+		switch n.GetDirection() {
+		case cairnv1.Direction_DIRECTION_IN:
+			dir = readmodel.In
+		case cairnv1.Direction_DIRECTION_BOTH:
+			dir = readmodel.Both
+		}
+		var page readmodel.NeighborPage
+		if page, err = g.Neighbors(n.GetNodeId(), dir, n.GetEdgeType(), n.GetCursor(), limit(n.GetLimit())); err == nil {
+			np := &cairnv1.NeighborPage{NextCursor: page.Next}
+			for _, x := range page.Entries {
+				np.Neighbors = append(np.Neighbors, &cairnv1.Neighbor{EdgeId: x.EdgeID, NodeId: x.NodeID, EdgeType: x.EdgeType})
+			}
+			rep.Result = &cairnv1.QueryReply_Neighbors{Neighbors: np}
+		}
+	case *cairnv1.QueryRequest_GetStats:
+		var s readmodel.Stats
+		if s, err = g.Stats(); err == nil {
+			rep.Result = &cairnv1.QueryReply_Stats{Stats: statsProto(s)}
+		}
+	}
+	if err != nil {
+		rep.Error = queryError(graph, err).Proto()
+	}
+	return rep
+}
+
+func queryError(graph string, err error) *CommandError {
+	msg := fmt.Sprintf("graph %s: %v", graph, err)
+	switch {
+	case errors.Is(err, readmodel.ErrNotFound):
+		return notFound("", "%s", msg)
+	case errors.Is(err, readmodel.ErrBadCursor):
+		return invalid("cursor", "%s", msg)
+	case errors.Is(err, readmodel.ErrInvalidArgument):
+		return invalid("", "%s", msg)
+	}
+	return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: msg}
+}
+
+func nodeProto(v readmodel.NodeView) *cairnv1.NodeView {
+	out := &cairnv1.NodeView{NodeId: v.ID, Categories: v.Categories, OutDegree: uint32(v.OutDegree), InDegree: uint32(v.InDegree)}
+	for _, c := range v.Components {
+		out.Components = append(out.Components, &cairnv1.Component{Type: c.Type, Value: c.Value})
+	}
+	return out
+}
+
+func statsProto(s readmodel.Stats) *cairnv1.GraphStats {
+	out := &cairnv1.GraphStats{Version: s.Version, Nodes: uint64(s.Nodes), Edges: uint64(s.Edges), DistinctComponents: uint64(s.DistinctComponents)}
+	for _, d := range s.Degrees {
+		out.Degrees = append(out.Degrees, &cairnv1.DegreeCount{Degree: uint32(d.Degree), Nodes: uint64(d.Nodes)})
+	}
+	for _, t := range s.Top {
+		out.Top = append(out.Top, &cairnv1.NodeDegree{NodeId: t.ID, Degree: uint32(t.Degree)})
+	}
+	for _, t := range s.ComponentTypes {
+		out.ComponentTypes = append(out.ComponentTypes, &cairnv1.TypeCount{Type: t.Type, Nodes: uint64(t.Nodes)})
+	}
+	return out
+}
