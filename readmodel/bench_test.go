@@ -88,7 +88,7 @@ func BenchmarkBigGraph(b *testing.B) {
 	base := heapInUse()
 	g, took := buildBig(b)
 	total := float64(heapInUse() - base)
-	edgePart := float64(g.edges.Bytes() + 4*cap(g.src) + 4*cap(g.dst) + 2*cap(g.etype) + g.adj.Bytes())
+	edgePart := float64(g.edges.Bytes() + g.src.Bytes() + g.dst.Bytes() + g.etype.Bytes() + g.adj.Bytes())
 	for _, p := range g.memory() {
 		b.Logf("%-22s %7.1f MB", p.name, float64(p.bytes)/1e6)
 	}

@@ -111,6 +111,22 @@ func (c *components) rebuildBloom() {
 	}
 }
 
+// trim gives back the spare capacity of the index bitmaps.
+func (c *components) trim() {
+	trimBitmaps(c.nodes)
+	trimBitmaps(c.typeNodes)
+}
+
+// trimBitmaps replaces each bitmap with a copy: a roaring container grows
+// by appending, and a copy holds exactly its values.
+func trimBitmaps(bms []*roaring.Bitmap) {
+	for i, bm := range bms {
+		if bm != nil {
+			bms[i] = bm.Clone()
+		}
+	}
+}
+
 func (c *components) maybeRebuildBloom() {
 	if c.bloomAdded > uint(2*c.live)+1024 {
 		c.rebuildBloom()

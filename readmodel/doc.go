@@ -27,20 +27,26 @@
 // sentinels of errors.go (ErrNotFound, ErrInvalidArgument, ErrBadCursor,
 // ErrLimitExceeded).
 //
-// Storage, per graph:
+// Storage, per graph. Integer arrays are packed (internal/packed) in the
+// fewest bits (2, 4, 8, 16, 24 or 32) that hold their largest value, so a
+// graph below 16M nodes and edges pays 3 bytes per index:
 //   - nodes: dense uint32 indices, external ids interned in an intern.Table
 //     (one byte arena plus an open-addressing table of indices: no Go map and
-//     no string header per entry); freed indices are reused via a free list;
+//     no string header per entry; an id of the form prefix+number, such as
+//     "n123456", is kept in its 4-byte cell without arena); freed indices are
+//     reused via a free list; out- and in-degree take a byte each, with a
+//     small map for the nodes above 254 (degrees.go);
 //   - edges: dense uint32 indices with ids in a second intern.Table, source
-//     and target indices in two []uint32 and the edge type interned as a
-//     uint16: about 19 bytes of id (8-byte ids) plus 10 bytes per edge;
-//   - adjacency (package adjacency): out- and in-CSR of edge indices (4 bytes
-//     per edge and direction, 4 per node and direction) plus a delta of
+//     and target indices and the interned edge type in packed arrays: about
+//     8 bytes of id ("e123456") plus 6.25 bytes per edge;
+//   - adjacency (package adjacency): out- and in-CSR of edge indices (3 bytes
+//     per edge and direction, 3 per node and direction) plus a delta of
 //     per-node append lists and a dead-edge bitset, compacted once it
 //     exceeds max(Config.CompactMin, edges/Config.CompactDivisor);
 //   - components: a flyweight store, each distinct (type, value) stored once
 //     with a reference count and freed with the last reference; a node holds
-//     a short list of uint32 handles in one shared array (lists.go);
+//     its component handles and category ids as one list of uvarints in a
+//     shared byte array (lists.go);
 //   - indices: roaring bitmaps of node indices by component type, by
 //     (type, value) and by category; a bloom filter in front of the
 //     (type, value) lookup, rebuilt when keys added since its last build
@@ -60,7 +66,7 @@
 // arrays and frontier slices kept in the Graph and reused, so a query costs
 // nothing per node it does not touch (and no map per visited node); the
 // scratch grows to 16 bytes per node index once a traversal has run, 32
-// after a weighted shortest path:
+// after a weighted shortest path, and Compact gives it back:
 //   - KHop: level-synchronous BFS to depth 1..MaxDepth (6), answers ordered
 //     by distance then id; TraverseLimits (defaults 100,000 each) cap a
 //     level and the nodes reached with ErrLimitExceeded;
@@ -86,7 +92,7 @@
 // (and so edge weights); degree centrality beyond top-k; as_of_seq / min_seq
 // waiting; the query cache; the API and CLI; point-in-time views and
 // snapshots; neighbour cursors that survive compaction; canonical (least by
-// id) shortest paths; and a smaller memory footprint. BenchmarkBigGraph
-// (run it with -readmodel.big) measures 1,000,000 nodes and 3,000,000 edges
-// at about 186 MB of heap, against a goal of 100 MB: ids take 75 MB of it.
+// id) shortest paths. BenchmarkBigGraph (run it with -readmodel.big)
+// measures 1,000,000 nodes and 3,000,000 edges at about 98 MB of heap
+// (goal: 100 MB), of which ids take 32 MB and adjacency 24 MB.
 package readmodel

@@ -10,6 +10,7 @@ import (
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel/adjacency"
 	"github.com/cairn-graph/cairn/readmodel/intern"
+	"github.com/cairn-graph/cairn/readmodel/internal/packed"
 )
 
 // maxEdgeTypes is the number of distinct edge types a graph may hold (they
@@ -30,18 +31,17 @@ type Graph struct {
 	// Nodes: dense index <-> external id, free slots reused.
 	nodes     *intern.Table
 	freeNodes []uint32
-	comps     lists // node -> component handles
-	cats      lists // node -> category ids
-	outDeg    []uint32
-	inDeg     []uint32
+	attrs     lists // node -> [component count, component handles..., category ids...]
+	outDeg    degrees
+	inDeg     degrees
 
 	// Edges: dense index <-> external id, endpoints and type. An index
 	// freed by EdgeRemoved is reused only after the next compaction.
 	edges     *intern.Table
 	freeEdges []uint32
-	src, dst  []uint32
-	etype     []uint16
-	types     names // edge types; ids fit a uint16
+	src, dst  packed.Uints // node indices
+	etype     packed.Uints // edge type ids, < maxEdgeTypes
+	types     names        // edge types; ids fit a uint16
 	adj       *adjacency.Index
 
 	store *components
@@ -67,10 +67,10 @@ func New(id string, cfg Config) (*Graph, error) {
 
 func (g *Graph) reset() {
 	g.nodes, g.freeNodes = intern.New(), nil
-	g.comps, g.cats = lists{}, lists{}
-	g.outDeg, g.inDeg = nil, nil
+	g.attrs = lists{}
+	g.outDeg, g.inDeg = degrees{}, degrees{}
 	g.edges, g.freeEdges = intern.New(), nil
-	g.src, g.dst, g.etype = nil, nil, nil
+	g.src, g.dst, g.etype = packed.Uints{}, packed.Uints{}, packed.Uints{}
 	g.types = names{}
 	g.adj = adjacency.New()
 	g.store = newComponents(g.cfg.BloomFalsePositive)
@@ -136,17 +136,23 @@ func (g *Graph) compact() {
 }
 
 // Compact folds the adjacency delta into the CSR arrays now and gives back
-// the spare capacity of the growing arrays. A shard calls it when it has
-// caught up with the stream; the next writes grow the arrays again.
+// the spare capacity of the growing arrays and the traversal scratch. A shard
+// calls it when it has caught up with the stream; the next writes and
+// traversals grow them again.
 func (g *Graph) Compact() {
 	g.compact()
+	g.trav.release()
 	g.nodes.Trim()
 	g.edges.Trim()
-	g.comps.trim()
-	g.cats.trim()
-	g.outDeg, g.inDeg = slices.Clone(g.outDeg), slices.Clone(g.inDeg)
-	g.src, g.dst, g.etype = slices.Clone(g.src), slices.Clone(g.dst), slices.Clone(g.etype)
+	g.attrs.trim()
+	g.outDeg.trim()
+	g.inDeg.trim()
+	g.src.Clip()
+	g.dst.Clip()
+	g.etype.Clip()
 	g.freeNodes, g.freeEdges = slices.Clone(g.freeNodes), slices.Clone(g.freeEdges)
+	g.store.trim()
+	trimBitmaps(g.catNodes)
 }
 
 // kind names an event's kind for errors.
@@ -232,7 +238,7 @@ func (g *Graph) check(o *overlay, ev *cairnv1.Event) error {
 		deg := o.degree[id]
 		if _, ok := o.nodes[id]; !ok {
 			u, _ := g.nodes.Lookup(id)
-			deg += int(g.outDeg[u] + g.inDeg[u])
+			deg += int(g.outDeg.get(u) + g.inDeg.get(u))
 		}
 		if deg != 0 {
 			return invalid("node %q still has edges", id)
@@ -266,7 +272,7 @@ func (g *Graph) check(o *overlay, ev *cairnv1.Event) error {
 		ends, ok := o.ends[id]
 		if !ok {
 			e, _ := g.edges.Lookup(id)
-			ends = [2]string{g.nodes.String(g.src[e]), g.nodes.String(g.dst[e])}
+			ends = [2]string{g.nodes.String(g.src.Get(int(e))), g.nodes.String(g.dst.Get(int(e)))}
 		}
 		o.edges[id] = false
 		o.degree[ends[0]]--
@@ -325,8 +331,8 @@ func (g *Graph) addNode(na *cairnv1.NodeAdded) {
 		u, g.freeNodes = g.freeNodes[n-1], g.freeNodes[:n-1]
 	} else {
 		u = uint32(g.nodes.Cap())
-		g.outDeg = append(g.outDeg, 0)
-		g.inDeg = append(g.inDeg, 0)
+		g.outDeg.grow()
+		g.inDeg.grow()
 	}
 	g.nodes.Set(u, na.GetNodeId())
 	g.setComponents(u, nil, dedupe(na.GetComponents()))
@@ -341,7 +347,7 @@ func (g *Graph) addNode(na *cairnv1.NodeAdded) {
 			g.catNodes[id].Add(u)
 		}
 	}
-	g.cats.set(u, cats)
+	g.setAttrs(u, g.compsOf(u, nil), cats)
 	g.degHist[0]++
 	g.top.invalidate()
 }
@@ -361,12 +367,12 @@ func (g *Graph) setComponents(u uint32, old []uint32, cs []*cairnv1.Component) {
 		g.store.nodes[h].Add(u)
 		g.store.typeNodes[g.store.typ[h]].Add(u)
 	}
-	g.comps.set(u, hs)
+	g.setAttrs(u, hs, g.catsOf(u, nil))
 }
 
 func (g *Graph) changeComponents(nc *cairnv1.NodeComponentsChanged) {
 	u, _ := g.nodes.Lookup(nc.GetNodeId())
-	old := slices.Clone(g.comps.get(u))
+	old := g.compsOf(u, nil)
 	set := dedupe(nc.GetSet())
 	next := make([]*cairnv1.Component, 0, len(old)+len(set))
 	for _, h := range old {
@@ -383,11 +389,11 @@ func (g *Graph) changeComponents(nc *cairnv1.NodeComponentsChanged) {
 
 func (g *Graph) removeNode(id string) {
 	u, _ := g.nodes.Lookup(id)
-	g.setComponents(u, slices.Clone(g.comps.get(u)), nil)
-	for _, c := range g.cats.get(u) {
+	g.setComponents(u, g.compsOf(u, nil), nil)
+	for _, c := range g.catsOf(u, nil) {
 		g.catNodes[c].Remove(u)
 	}
-	g.cats.set(u, nil)
+	g.setAttrs(u, nil, nil)
 	g.nodes.Delete(u)
 	g.freeNodes = append(g.freeNodes, u)
 	g.degHist[0]--
@@ -399,10 +405,12 @@ func (g *Graph) removeNode(id string) {
 
 // bumpDegree moves node u in the degree histogram after its degrees change.
 func (g *Graph) bumpDegree(u uint32, dOut, dIn int) {
-	before := g.outDeg[u] + g.inDeg[u]
-	g.outDeg[u] = uint32(int(g.outDeg[u]) + dOut)
-	g.inDeg[u] = uint32(int(g.inDeg[u]) + dIn)
-	if after := g.outDeg[u] + g.inDeg[u]; after != before {
+	out, in := g.outDeg.get(u), g.inDeg.get(u)
+	before := out + in
+	out, in = uint32(int(out)+dOut), uint32(int(in)+dIn)
+	g.outDeg.set(u, out)
+	g.inDeg.set(u, in)
+	if after := out + in; after != before {
 		if g.degHist[before]--; g.degHist[before] == 0 {
 			delete(g.degHist, before)
 		}
@@ -415,16 +423,18 @@ func (g *Graph) addEdge(ea *cairnv1.EdgeAdded) {
 	s, _ := g.nodes.Lookup(ea.GetSource())
 	t, _ := g.nodes.Lookup(ea.GetTarget())
 	id, _ := g.types.intern(ea.GetEdgeType())
-	typ := uint16(id)
+	typ := id
 	var e uint32
 	if n := len(g.freeEdges); n > 0 {
 		e, g.freeEdges = g.freeEdges[n-1], g.freeEdges[:n-1]
-		g.src[e], g.dst[e], g.etype[e] = s, t, typ
+		g.src.Set(int(e), s)
+		g.dst.Set(int(e), t)
+		g.etype.Set(int(e), typ)
 	} else {
 		e = uint32(g.edges.Cap())
-		g.src = append(g.src, s)
-		g.dst = append(g.dst, t)
-		g.etype = append(g.etype, typ)
+		g.src.Append(s)
+		g.dst.Append(t)
+		g.etype.Append(typ)
 	}
 	g.edges.Set(e, ea.GetEdgeId())
 	g.adj.Add(e, s, t)
@@ -437,7 +447,7 @@ func (g *Graph) removeEdge(id string) {
 	e, _ := g.edges.Lookup(id)
 	g.adj.Remove(e)
 	g.edges.Delete(e)
-	g.bumpDegree(g.src[e], -1, 0)
-	g.bumpDegree(g.dst[e], 0, -1)
+	g.bumpDegree(g.src.Get(int(e)), -1, 0)
+	g.bumpDegree(g.dst.Get(int(e)), 0, -1)
 	g.nEdges--
 }

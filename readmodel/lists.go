@@ -1,68 +1,130 @@
 package readmodel
 
-import "slices"
+import (
+	"encoding/binary"
 
-// lists holds a short list of uint32 handles per node in one shared array, so
-// that a node costs 6 bytes plus 4 per handle instead of a slice header and an
-// allocation. A list that grows moves to the end; the hole it leaves is
-// reclaimed when holes pass half of the array.
+	"github.com/cairn-graph/cairn/readmodel/internal/packed"
+)
+
+// lists holds a short list of uint32 handles per node in one shared byte
+// array, each handle a uvarint, so that a node costs about 3.5 bytes (an
+// offset and a length packed in the fewest bits that hold them) plus 1 to 2
+// per handle below 16,384 instead of a slice header and an allocation. A list
+// that grows moves to the end; the hole it leaves is reclaimed when holes
+// pass half of the array.
 type lists struct {
-	off     []uint32
-	n       []uint16
-	data    []uint32
-	garbage int
+	off     packed.Uints // node -> start of its list in data
+	n       packed.Uints // node -> number of handles
+	data    []byte       // uvarint handles
+	garbage int          // bytes in holes
 }
 
-// maxList is the longest list a node may hold.
+// maxList is the most components, and the most categories, a node may hold.
 const maxList = 1<<16 - 1
 
+// compsOf appends node u's component handles to buf and returns them.
+func (g *Graph) compsOf(u uint32, buf []uint32) []uint32 {
+	l := g.attrs.get(u, buf)
+	if len(l) == len(buf) {
+		return l
+	}
+	at := len(buf)
+	return l[at+1 : at+1+int(l[at])]
+}
+
+// catsOf appends node u's category ids to buf and returns them.
+func (g *Graph) catsOf(u uint32, buf []uint32) []uint32 {
+	l := g.attrs.get(u, buf)
+	if len(l) == len(buf) {
+		return l
+	}
+	at := len(buf)
+	return l[at+1+int(l[at]):]
+}
+
+// setAttrs replaces node u's component handles and category ids; neither
+// may alias the other's storage in g.
+func (g *Graph) setAttrs(u uint32, comps, cats []uint32) {
+	if len(comps)+len(cats) == 0 {
+		g.attrs.set(u, nil)
+		return
+	}
+	var buf [16]uint32
+	l := append(append(append(buf[:0], uint32(len(comps))), comps...), cats...)
+	g.attrs.set(u, l)
+}
+
 func (l *lists) grow(size int) {
-	for len(l.off) < size {
-		l.off = append(l.off, 0)
-		l.n = append(l.n, 0)
+	for l.off.Len() < size {
+		l.off.Append(0)
+		l.n.Append(0)
 	}
 }
 
-func (l *lists) get(i uint32) []uint32 {
-	if int(i) >= len(l.off) {
-		return nil
+// get appends list i's handles to buf and returns it; a caller passes a
+// small stack array's slice to avoid allocating.
+func (l *lists) get(i uint32, buf []uint32) []uint32 {
+	if int(i) >= l.off.Len() {
+		return buf
 	}
-	o := l.off[i]
-	return l.data[o : o+uint32(l.n[i]) : o+uint32(l.n[i])]
+	p := int(l.off.Get(int(i)))
+	for range l.n.Get(int(i)) {
+		v, k := binary.Uvarint(l.data[p:])
+		buf = append(buf, uint32(v))
+		p += k
+	}
+	return buf
 }
 
-// set replaces list i with h (len(h) <= maxList); h may alias nothing in l.
+// span returns the bytes of list i.
+func (l *lists) span(i uint32) []byte {
+	o := int(l.off.Get(int(i)))
+	p := o
+	for range l.n.Get(int(i)) {
+		_, k := binary.Uvarint(l.data[p:])
+		p += k
+	}
+	return l.data[o:p]
+}
+
+// set replaces list i with h.
 func (l *lists) set(i uint32, h []uint32) {
 	l.grow(int(i) + 1)
-	old := int(l.n[i])
-	if len(h) <= old {
-		copy(l.data[l.off[i]:], h)
-		l.garbage += old - len(h)
+	var tmp [32]byte
+	enc := tmp[:0]
+	for _, x := range h {
+		enc = binary.AppendUvarint(enc, uint64(x))
+	}
+	old := len(l.span(i))
+	if len(enc) <= old {
+		copy(l.data[l.off.Get(int(i)):], enc)
+		l.garbage += old - len(enc)
 	} else {
 		l.garbage += old
-		l.off[i] = uint32(len(l.data))
-		l.data = append(l.data, h...)
+		l.off.Set(int(i), uint32(len(l.data)))
+		l.data = append(l.data, enc...)
 	}
-	l.n[i] = uint16(len(h))
+	l.n.Set(int(i), uint32(len(h)))
 	if l.garbage > 4096 && l.garbage*2 > len(l.data) {
 		l.compact()
 	}
 }
 
 func (l *lists) compact() {
-	data := make([]uint32, 0, len(l.data)-l.garbage)
-	for i := range l.off {
-		h := l.get(uint32(i))
-		l.off[i] = uint32(len(data))
-		data = append(data, h...)
+	data := make([]byte, 0, len(l.data)-l.garbage)
+	for i := range l.off.Len() {
+		b := l.span(uint32(i))
+		l.off.Set(i, uint32(len(data)))
+		data = append(data, b...)
 	}
 	l.data, l.garbage = data, 0
 }
 
-func (l *lists) bytes() int { return 4*cap(l.off) + 2*cap(l.n) + 4*cap(l.data) }
+func (l *lists) bytes() int { return l.off.Bytes() + l.n.Bytes() + cap(l.data) }
 
 // trim drops holes and unused capacity.
 func (l *lists) trim() {
 	l.compact()
-	l.off, l.n = slices.Clone(l.off), slices.Clone(l.n)
+	l.off.Clip()
+	l.n.Clip()
 }

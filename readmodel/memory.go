@@ -26,11 +26,10 @@ func (g *Graph) memory() []memoryPart {
 	}
 	return []memoryPart{
 		{"node ids", g.nodes.Bytes()},
-		{"node degrees", 4 * (cap(g.outDeg) + cap(g.inDeg))},
-		{"node component lists", g.comps.bytes()},
-		{"node category lists", g.cats.bytes()},
+		{"node degrees", g.outDeg.bytes() + g.inDeg.bytes()},
+		{"node comp+cat lists", g.attrs.bytes()},
 		{"edge ids", g.edges.Bytes()},
-		{"edge ends and types", 4*(cap(g.src)+cap(g.dst)) + 2*cap(g.etype)},
+		{"edge ends and types", g.src.Bytes() + g.dst.Bytes() + g.etype.Bytes()},
 		{"adjacency", g.adj.Bytes()},
 		{"index by component", bitmaps},
 		{"index by type", types},

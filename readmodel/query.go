@@ -88,12 +88,13 @@ func (g *Graph) Node(id string) (NodeView, error) {
 	if err != nil {
 		return NodeView{}, err
 	}
-	v := NodeView{ID: id, OutDegree: int(g.outDeg[u]), InDegree: int(g.inDeg[u])}
-	for _, h := range g.comps.get(u) {
+	v := NodeView{ID: id, OutDegree: int(g.outDeg.get(u)), InDegree: int(g.inDeg.get(u))}
+	var buf [8]uint32
+	for _, h := range g.compsOf(u, buf[:0]) {
 		v.Components = append(v.Components, Component{Type: g.store.types.name(g.store.typ[h]), Value: []byte(g.store.val[h])})
 	}
 	slices.SortFunc(v.Components, func(a, b Component) int { return cmp.Compare(a.Type, b.Type) })
-	for _, c := range g.cats.get(u) {
+	for _, c := range g.catsOf(u, buf[:0]) {
 		v.Categories = append(v.Categories, g.categories.name(c))
 	}
 	slices.Sort(v.Categories)
@@ -257,7 +258,7 @@ func (g *Graph) Neighbors(id string, dir Direction, edgeType, cursor string, lim
 	for ; phase < len(phases) && !full; phase, pos = phase+1, 0 {
 		d := phases[phase]
 		g.adj.Scan(d, u, pos, func(at int, e uint32) bool {
-			if (!anyType && g.etype[e] != typ) || (dir == Both && d == adjacency.In && g.src[e] == g.dst[e]) {
+			if (!anyType && uint16(g.etype.Get(int(e))) != typ) || (dir == Both && d == adjacency.In && g.src.Get(int(e)) == g.dst.Get(int(e))) {
 				return true
 			}
 			if len(p.Entries) == limit {
@@ -265,11 +266,11 @@ func (g *Graph) Neighbors(id string, dir Direction, edgeType, cursor string, lim
 				full = true
 				return false
 			}
-			other := g.dst[e]
+			other := g.dst.Get(int(e))
 			if d == adjacency.In {
-				other = g.src[e]
+				other = g.src.Get(int(e))
 			}
-			p.Entries = append(p.Entries, Neighbor{EdgeID: g.edges.String(e), NodeID: g.nodes.String(other), EdgeType: g.types.name(uint32(g.etype[e]))})
+			p.Entries = append(p.Entries, Neighbor{EdgeID: g.edges.String(e), NodeID: g.nodes.String(other), EdgeType: g.types.name(g.etype.Get(int(e)))})
 			return true
 		})
 	}

@@ -77,9 +77,14 @@ func (g *Graph) topK(hist []DegreeCount) []NodeDegree {
 	}
 	var top []NodeDegree
 	if k > 0 {
-		for u := range g.outDeg {
-			if d := int(g.outDeg[u] + g.inDeg[u]); d >= min && g.nodes.Has(uint32(u)) {
-				top = append(top, NodeDegree{ID: g.nodes.String(uint32(u)), Degree: d})
+		outLow, inLow := g.outDeg.low, g.inDeg.low[:len(g.outDeg.low)]
+		for u := range uint32(len(outLow)) {
+			// Most nodes fall below min on their 1-byte counts alone.
+			if o, i := outLow[u], inLow[u]; o != degreeSpill && i != degreeSpill && int(o)+int(i) < min {
+				continue
+			}
+			if d := int(g.outDeg.get(u) + g.inDeg.get(u)); d >= min && g.nodes.Has(u) {
+				top = append(top, NodeDegree{ID: g.nodes.String(u), Degree: d})
 			}
 		}
 	}

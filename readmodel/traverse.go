@@ -100,6 +100,16 @@ type traversal struct {
 
 const noIndex = ^uint32(0)
 
+// release drops the per-query scratch (up to about 40 bytes per node after a
+// weighted shortest path); the next query grows it again. The marks need no
+// clearing: a fresh array holds only epoch 0, which no query uses. The
+// component cache is kept.
+func (t *traversal) release() {
+	t.stamp, t.par, t.dist = [2][]uint32{}, [2][]uint32{}, [2][]float64{}
+	t.front, t.next, t.queue = [2][]uint32{}, nil, [2]pqueue{}
+	t.wStamp, t.wVal = nil, nil
+}
+
 // begin starts a query on n node indices and returns its epoch.
 func (t *traversal) begin(n int) uint32 {
 	for s := range t.stamp {
@@ -154,19 +164,19 @@ func (g *Graph) eachNeighbor(u uint32, dir Direction, typ uint16, anyType bool, 
 	goOn := true
 	if dir == Out || dir == Both {
 		g.adj.Scan(adjacency.Out, u, 0, func(_ int, e uint32) bool {
-			if !anyType && g.etype[e] != typ {
+			if !anyType && uint16(g.etype.Get(int(e))) != typ {
 				return true
 			}
-			goOn = f(e, g.dst[e])
+			goOn = f(e, g.dst.Get(int(e)))
 			return goOn
 		})
 	}
 	if goOn && (dir == In || dir == Both) {
 		g.adj.Scan(adjacency.In, u, 0, func(_ int, e uint32) bool {
-			if !anyType && g.etype[e] != typ {
+			if !anyType && uint16(g.etype.Get(int(e))) != typ {
 				return true
 			}
-			return f(e, g.src[e])
+			return f(e, g.src.Get(int(e)))
 		})
 	}
 }
@@ -361,10 +371,10 @@ func (g *Graph) bidiBFS(s, d uint32, dir Direction, typ uint16, anyType bool, li
 
 // otherEnd returns the end of edge e that is not v (v for a self-loop).
 func (g *Graph) otherEnd(e, v uint32) uint32 {
-	if g.src[e] == v {
-		return g.dst[e]
+	if g.src.Get(int(e)) == v {
+		return g.dst.Get(int(e))
 	}
-	return g.src[e]
+	return g.src.Get(int(e))
 }
 
 func (g *Graph) pathResult(nodes, edges []uint32) PathResult {
@@ -392,7 +402,8 @@ func (w *weigher) of(u uint32) float64 {
 		return 1
 	}
 	g, t := w.g, &w.g.trav
-	for _, h := range g.comps.get(u) {
+	var buf [8]uint32
+	for _, h := range g.compsOf(u, buf[:0]) {
 		if g.store.typ[h] != w.wt {
 			continue
 		}
@@ -608,7 +619,7 @@ func (g *Graph) components() *traversal {
 		if !g.edges.Has(uint32(e)) {
 			continue
 		}
-		a, b := find(g.src[e]), find(g.dst[e])
+		a, b := find(g.src.Get(int(e))), find(g.dst.Get(int(e)))
 		if a == b {
 			continue
 		}

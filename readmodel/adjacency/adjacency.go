@@ -13,7 +13,11 @@
 // compactions so that a cursor can tell whether its position still holds.
 package adjacency
 
-import "math/bits"
+import (
+	"math/bits"
+
+	"github.com/cairn-graph/cairn/readmodel/internal/packed"
+)
 
 // Dir selects a direction.
 type Dir uint8
@@ -25,8 +29,8 @@ const (
 )
 
 type rows struct {
-	offs  []uint32            // len nodes+1
-	ents  []uint32            // edge indices
+	offs  packed.Uints        // len nodes+1
+	ents  packed.Uints        // edge indices, in the fewest bits that hold them
 	added map[uint32][]uint32 // node -> edges appended since the last compaction
 }
 
@@ -43,7 +47,7 @@ type Index struct {
 func New() *Index {
 	x := &Index{}
 	for d := range x.dir {
-		x.dir[d] = rows{offs: []uint32{0}, added: map[uint32][]uint32{}}
+		x.dir[d] = rows{offs: packed.Make(1, 0), added: map[uint32][]uint32{}}
 	}
 	return x
 }
@@ -59,7 +63,7 @@ func (x *Index) Delta() int { return x.nAdded + x.nDead }
 func (x *Index) Bytes() int {
 	n := 8 * cap(x.dead)
 	for _, r := range x.dir {
-		n += 4*cap(r.offs) + 4*cap(r.ents)
+		n += r.offs.Bytes() + r.ents.Bytes()
 	}
 	return n
 }
@@ -91,8 +95,8 @@ func (x *Index) Dead(e uint32) bool {
 func (x *Index) Len(d Dir, u uint32) int {
 	r := &x.dir[d]
 	n := len(r.added[u])
-	if int(u)+1 < len(r.offs) {
-		n += int(r.offs[u+1] - r.offs[u])
+	if int(u)+1 < r.offs.Len() {
+		n += int(r.offs.Get(int(u)+1) - r.offs.Get(int(u)))
 	}
 	return n
 }
@@ -102,14 +106,14 @@ func (x *Index) Len(d Dir, u uint32) int {
 func (x *Index) Scan(d Dir, u uint32, pos int, f func(pos int, e uint32) bool) {
 	r := &x.dir[d]
 	base := 0
-	if int(u)+1 < len(r.offs) {
-		row := r.ents[r.offs[u]:r.offs[u+1]]
-		for ; pos < len(row); pos++ {
-			if e := row[pos]; !x.Dead(e) && !f(pos, e) {
+	if int(u)+1 < r.offs.Len() {
+		start, end := int(r.offs.Get(int(u))), int(r.offs.Get(int(u)+1))
+		for ; pos < end-start; pos++ {
+			if e := r.ents.Get(start + pos); !x.Dead(e) && !f(pos, e) {
 				return
 			}
 		}
-		base = len(row)
+		base = end - start
 	}
 	add := r.added[u]
 	for ; pos-base < len(add); pos++ {
@@ -126,17 +130,22 @@ func (x *Index) Compact(nodes int) (freed []uint32) {
 	for d := range x.dir {
 		r := &x.dir[d]
 		offs := make([]uint32, nodes+1)
+		maxEdge := uint32(0)
 		for u := 0; u < nodes; u++ {
 			n := 0
-			x.Scan(Dir(d), uint32(u), 0, func(int, uint32) bool { n++; return true })
+			x.Scan(Dir(d), uint32(u), 0, func(_ int, e uint32) bool { n++; maxEdge = max(maxEdge, e); return true })
 			offs[u+1] = offs[u] + uint32(n)
 		}
-		ents := make([]uint32, offs[nodes])
+		ents := packed.Make(int(offs[nodes]), maxEdge)
 		for u := 0; u < nodes; u++ {
-			i := offs[u]
-			x.Scan(Dir(d), uint32(u), 0, func(_ int, e uint32) bool { ents[i] = e; i++; return true })
+			i := int(offs[u])
+			x.Scan(Dir(d), uint32(u), 0, func(_ int, e uint32) bool { ents.Set(i, e); i++; return true })
 		}
-		*r = rows{offs: offs, ents: ents, added: map[uint32][]uint32{}}
+		poffs := packed.Make(nodes+1, offs[nodes])
+		for u, o := range offs {
+			poffs.Set(u, o)
+		}
+		*r = rows{offs: poffs, ents: ents, added: map[uint32][]uint32{}}
 	}
 	for w, word := range x.dead {
 		for ; word != 0; word &= word - 1 {

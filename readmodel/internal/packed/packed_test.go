@@ -1,0 +1,43 @@
+package packed
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestUintsAgainstSlice appends and sets values of every width and compares
+// with a plain slice.
+func TestUintsAgainstSlice(t *testing.T) {
+	var a Uints
+	var ref []uint32
+	r := rand.New(rand.NewPCG(5, 6))
+	for step := range 20000 {
+		v := uint32(r.Uint64() >> uint(63-min(31, step/500))) // widths grow over time, from 1 bit
+		if len(ref) == 0 || r.IntN(3) > 0 {
+			a.Append(v)
+			ref = append(ref, v)
+		} else {
+			i := r.IntN(len(ref))
+			a.Set(i, v)
+			ref[i] = v
+		}
+		if step%1000 == 0 {
+			a.Clip()
+		}
+		if step%101 == 0 {
+			if a.Len() != len(ref) {
+				t.Fatalf("step %d: len %d want %d", step, a.Len(), len(ref))
+			}
+			for i, want := range ref {
+				if got := a.Get(i); got != want {
+					t.Fatalf("step %d: Get(%d) = %d want %d", step, i, got, want)
+				}
+			}
+		}
+	}
+	m := Make(10, 1<<20)
+	m.Set(9, 1<<20)
+	if m.Len() != 10 || m.Get(9) != 1<<20 || m.Get(0) != 0 || m.Bytes() != 30+pad {
+		t.Fatalf("Make: len %d, last %d, bytes %d", m.Len(), m.Get(9), m.Bytes())
+	}
+}
