@@ -218,40 +218,49 @@ func (w *writeFlags) execute(ctx context.Context, stdout io.Writer, graph string
 	return actors.ErrorFromProto(rep.GetError())
 }
 
-// send makes one request to the "cairn" micro service.
+// send makes one command request to the "cairn" micro service.
 func (w *writeFlags) send(ctx context.Context, env *cairnv1.CommandEnvelope) (*cairnv1.CommandReply, error) {
-	data, err := proto.Marshal(env)
-	if err != nil {
-		return nil, fmt.Errorf("encode command: %w", err)
-	}
-	nc, err := w.connect()
-	if err != nil {
+	rep := &cairnv1.CommandReply{}
+	hint := "; the command may still be applied: retry with --command-id " + env.GetCommandId()
+	if err := w.request(ctx, actors.CommandSubject, "command", env, rep, hint); err != nil {
 		return nil, err
 	}
+	return rep, nil
+}
+
+// request sends req on subject to the "cairn" micro service and decodes the
+// answer into rep. what names the request in errors; hint follows the errors
+// that leave the outcome unknown.
+func (c *clientFlags) request(ctx context.Context, subject, what string, req, rep proto.Message, hint string) error {
+	data, err := proto.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", what, err)
+	}
+	nc, err := c.connect()
+	if err != nil {
+		return err
+	}
 	defer nc.Close()
-	rctx, cancel := context.WithTimeout(ctx, w.timeout)
+	rctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	msg, err := nc.RequestWithContext(rctx, actors.CommandSubject, data)
+	msg, err := nc.RequestWithContext(rctx, subject, data)
 	switch {
 	case err == nil:
 	case errors.Is(err, nats.ErrNoResponders):
-		return nil, fmt.Errorf("no Cairn engine answers on %s (is 'cairn serve' running?)", w.server)
+		return fmt.Errorf("no Cairn engine answers on %s (is 'cairn serve' running?)", c.server)
 	case errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionClosed):
-		return nil, fmt.Errorf("lost the connection to %s before the engine answered; the command may still be applied: retry with --command-id %s",
-			w.server, env.GetCommandId())
+		return fmt.Errorf("lost the connection to %s before the engine answered%s", c.server, hint)
 	case ctx.Err() != nil:
-		return nil, fmt.Errorf("interrupted before the engine answered; the command may still be applied: retry with --command-id %s", env.GetCommandId())
+		return fmt.Errorf("interrupted before the engine answered%s", hint)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
-		return nil, fmt.Errorf("no answer from the Cairn engine on %s within %s; the command may still be applied: retry with --command-id %s",
-			w.server, w.timeout, env.GetCommandId())
+		return fmt.Errorf("no answer from the Cairn engine on %s within %s%s", c.server, c.timeout, hint)
 	default:
-		return nil, fmt.Errorf("send command to %s: %w", w.server, err)
+		return fmt.Errorf("send %s to %s: %w", what, c.server, err)
 	}
-	rep := &cairnv1.CommandReply{}
 	if err := proto.Unmarshal(msg.Data, rep); err != nil {
-		return nil, fmt.Errorf("the engine's reply is not a cairn.v1.CommandReply: %w", err)
+		return fmt.Errorf("the engine's reply is not a %s: %w", rep.ProtoReflect().Descriptor().FullName(), err)
 	}
-	return rep, nil
+	return nil
 }
 
 // replyJSON is a CommandReply as "--json" prints it.

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -137,32 +135,9 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 
 // query makes one request to the "cairn" micro service's query endpoint.
 func (c *clientFlags) query(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, error) {
-	data, err := proto.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("encode query: %w", err)
-	}
-	nc, err := c.connect()
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	rctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	msg, err := nc.RequestWithContext(rctx, actors.QuerySubject, data)
-	switch {
-	case err == nil:
-	case errors.Is(err, nats.ErrNoResponders):
-		return nil, fmt.Errorf("no Cairn engine answers queries on %s (is 'cairn serve' running?)", c.server)
-	case ctx.Err() != nil:
-		return nil, errors.New("interrupted before the engine answered")
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
-		return nil, fmt.Errorf("no answer from the Cairn engine on %s within %s", c.server, c.timeout)
-	default:
-		return nil, fmt.Errorf("send query to %s: %w", c.server, err)
-	}
 	rep := &cairnv1.QueryReply{}
-	if err := proto.Unmarshal(msg.Data, rep); err != nil {
-		return nil, fmt.Errorf("the engine's reply is not a cairn.v1.QueryReply: %w", err)
+	if err := c.request(ctx, actors.QuerySubject, "query", req, rep, ""); err != nil {
+		return nil, err
 	}
 	return rep, nil
 }
