@@ -2,7 +2,6 @@ package persistence
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,44 +27,11 @@ type Followed struct {
 // Errors: ctx's error when ctx ended, fn's error as is, ErrUnavailable when
 // the consumer could not be created or the connection was lost.
 func (s *Store) Follow(ctx context.Context, fromSeq uint64, fn func(Followed) error) error {
-	if fromSeq == 0 {
-		fromSeq = 1
-	}
-	cctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
-	cons, err := s.stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   fromSeq,
-	})
-	cancel()
-	if err != nil {
-		return fmt.Errorf("follow from %d: %w", fromSeq, translate(err))
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
-	if err != nil {
-		return fmt.Errorf("follow from %d: %w", fromSeq, translate(err))
-	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
 	prefix := s.cfg.SubjectPrefix + "."
-	for {
-		m, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("follow: %w", translate(err))
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			// Not a JetStream message: the consumer is broken, not a graph.
-			return fmt.Errorf("follow: %w: %v", ErrMalformed, err)
-		}
+	return s.iterate(ctx, nil, fromSeq, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
 		f := Followed{Graph: strings.TrimPrefix(m.Subject(), prefix), Pending: md.NumPending}
 		f.Record, f.Err = decodeRecord(md.Sequence.Stream, md.Timestamp, m.Data())
 		f.Seq, f.Time = md.Sequence.Stream, md.Timestamp
-		if err := fn(f); err != nil {
-			return err
-		}
-	}
+		return false, fn(f)
+	})
 }

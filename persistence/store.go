@@ -221,6 +221,27 @@ func (s *Store) ReadAll(ctx context.Context, fromSeq uint64, fn func(Record) err
 // consume reads from fromSeq to last, the server filtering by subjects (all
 // when nil) and this side keeping only subject only (all when "").
 func (s *Store) consume(ctx context.Context, subjects []string, only string, fromSeq, last uint64, fn func(Record) error) error {
+	return s.iterate(ctx, subjects, fromSeq, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
+		if only == "" || m.Subject() == only {
+			rec, err := decodeRecord(md.Sequence.Stream, md.Timestamp, m.Data())
+			if err != nil {
+				return false, err
+			}
+			if err := fn(rec); err != nil {
+				return false, err
+			}
+		}
+		// NumPending 0: nothing left for this consumer, even if the message
+		// at last was deleted meanwhile.
+		return md.Sequence.Stream >= last || md.NumPending == 0, nil
+	})
+}
+
+// iterate runs an ordered consumer over the stream from fromSeq on (the
+// server filtering by subjects, all when nil) and calls fn for each message
+// until fn says done, fn fails or ctx ends. Read, ReadAll, ReadScan and
+// Follow all go through it.
+func (s *Store) iterate(ctx context.Context, subjects []string, fromSeq uint64, fn func(jetstream.Msg, *jetstream.MsgMetadata) (done bool, err error)) error {
 	if fromSeq == 0 {
 		fromSeq = 1
 	}
@@ -252,21 +273,11 @@ func (s *Store) consume(ctx context.Context, subjects []string, only string, fro
 		}
 		md, err := m.Metadata()
 		if err != nil {
+			// Not a JetStream message: the consumer is broken, not a graph.
 			return fmt.Errorf("read from %d: %w: %v", fromSeq, ErrMalformed, err)
 		}
-		if only == "" || m.Subject() == only {
-			rec, err := decodeRecord(md.Sequence.Stream, md.Timestamp, m.Data())
-			if err != nil {
-				return err
-			}
-			if err := fn(rec); err != nil {
-				return err
-			}
-		}
-		// NumPending 0: nothing left for this consumer, even if the message
-		// at last was deleted meanwhile.
-		if md.Sequence.Stream >= last || md.NumPending == 0 {
-			return nil
+		if done, err := fn(m, md); done || err != nil {
+			return err
 		}
 	}
 }
