@@ -229,6 +229,12 @@ func testSeeds(t *testing.T) []uint64 {
 }
 
 func TestDifferential(t *testing.T) {
+	forEachSeed(t, func(t *testing.T, seed uint64) { runDifferential(t, seed, 400) })
+}
+
+// forEachSeed runs f as a subtest per seed and says how to reproduce a
+// failure.
+func forEachSeed(t *testing.T, f func(t *testing.T, seed uint64)) {
 	for _, seed := range testSeeds(t) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			defer func() {
@@ -236,7 +242,7 @@ func TestDifferential(t *testing.T) {
 					t.Logf("reproduce with CAIRN_TEST_SEED=%d", seed)
 				}
 			}()
-			runDifferential(t, seed, 400)
+			f(t, seed)
 		})
 	}
 }

@@ -135,16 +135,7 @@ func (r *refModel) components() map[string]string {
 }
 
 func TestDifferentialTraverse(t *testing.T) {
-	for _, seed := range testSeeds(t) {
-		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
-			defer func() {
-				if t.Failed() {
-					t.Logf("reproduce with CAIRN_TEST_SEED=%d", seed)
-				}
-			}()
-			runDifferentialTraverse(t, seed, 300)
-		})
-	}
+	forEachSeed(t, func(t *testing.T, seed uint64) { runDifferentialTraverse(t, seed, 300) })
 }
 
 func runDifferentialTraverse(t *testing.T, seed uint64, batches int) {
