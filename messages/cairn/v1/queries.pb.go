@@ -76,6 +76,61 @@ func (Direction) EnumDescriptor() ([]byte, []int) {
 	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{0}
 }
 
+// DegreeKind selects the degree TopDegree ranks by.
+type DegreeKind int32
+
+const (
+	// DEGREE_KIND_UNSPECIFIED means DEGREE_KIND_TOTAL.
+	DegreeKind_DEGREE_KIND_UNSPECIFIED DegreeKind = 0
+	// DEGREE_KIND_TOTAL is out-degree plus in-degree.
+	DegreeKind_DEGREE_KIND_TOTAL DegreeKind = 1
+	DegreeKind_DEGREE_KIND_OUT   DegreeKind = 2
+	DegreeKind_DEGREE_KIND_IN    DegreeKind = 3
+)
+
+// Enum value maps for DegreeKind.
+var (
+	DegreeKind_name = map[int32]string{
+		0: "DEGREE_KIND_UNSPECIFIED",
+		1: "DEGREE_KIND_TOTAL",
+		2: "DEGREE_KIND_OUT",
+		3: "DEGREE_KIND_IN",
+	}
+	DegreeKind_value = map[string]int32{
+		"DEGREE_KIND_UNSPECIFIED": 0,
+		"DEGREE_KIND_TOTAL":       1,
+		"DEGREE_KIND_OUT":         2,
+		"DEGREE_KIND_IN":          3,
+	}
+)
+
+func (x DegreeKind) Enum() *DegreeKind {
+	p := new(DegreeKind)
+	*p = x
+	return p
+}
+
+func (x DegreeKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DegreeKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_cairn_v1_queries_proto_enumTypes[1].Descriptor()
+}
+
+func (DegreeKind) Type() protoreflect.EnumType {
+	return &file_cairn_v1_queries_proto_enumTypes[1]
+}
+
+func (x DegreeKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DegreeKind.Descriptor instead.
+func (DegreeKind) EnumDescriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{1}
+}
+
 // QueryRequest asks one graph's read model one question. The NATS micro
 // service "cairn" takes it on subject "cairn.query" and answers a QueryReply.
 type QueryRequest struct {
@@ -93,6 +148,11 @@ type QueryRequest struct {
 	//	*QueryRequest_FindNodes
 	//	*QueryRequest_ListNeighbors
 	//	*QueryRequest_GetStats
+	//	*QueryRequest_KHop
+	//	*QueryRequest_ShortestPath
+	//	*QueryRequest_GetComponent
+	//	*QueryRequest_CountComponents
+	//	*QueryRequest_TopDegree
 	Query isQueryRequest_Query `protobuf_oneof:"query"`
 	// timeout_ms bounds the query, its min_seq wait included, when it is
 	// below the server's own limit; 0 means the server's limit.
@@ -188,6 +248,51 @@ func (x *QueryRequest) GetGetStats() *GetStats {
 	return nil
 }
 
+func (x *QueryRequest) GetKHop() *KHop {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_KHop); ok {
+			return x.KHop
+		}
+	}
+	return nil
+}
+
+func (x *QueryRequest) GetShortestPath() *ShortestPath {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_ShortestPath); ok {
+			return x.ShortestPath
+		}
+	}
+	return nil
+}
+
+func (x *QueryRequest) GetGetComponent() *GetComponent {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_GetComponent); ok {
+			return x.GetComponent
+		}
+	}
+	return nil
+}
+
+func (x *QueryRequest) GetCountComponents() *CountComponents {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_CountComponents); ok {
+			return x.CountComponents
+		}
+	}
+	return nil
+}
+
+func (x *QueryRequest) GetTopDegree() *TopDegree {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_TopDegree); ok {
+			return x.TopDegree
+		}
+	}
+	return nil
+}
+
 func (x *QueryRequest) GetTimeoutMs() uint32 {
 	if x != nil {
 		return x.TimeoutMs
@@ -215,6 +320,26 @@ type QueryRequest_GetStats struct {
 	GetStats *GetStats `protobuf:"bytes,6,opt,name=get_stats,json=getStats,proto3,oneof"`
 }
 
+type QueryRequest_KHop struct {
+	KHop *KHop `protobuf:"bytes,8,opt,name=k_hop,json=kHop,proto3,oneof"`
+}
+
+type QueryRequest_ShortestPath struct {
+	ShortestPath *ShortestPath `protobuf:"bytes,9,opt,name=shortest_path,json=shortestPath,proto3,oneof"`
+}
+
+type QueryRequest_GetComponent struct {
+	GetComponent *GetComponent `protobuf:"bytes,10,opt,name=get_component,json=getComponent,proto3,oneof"`
+}
+
+type QueryRequest_CountComponents struct {
+	CountComponents *CountComponents `protobuf:"bytes,11,opt,name=count_components,json=countComponents,proto3,oneof"`
+}
+
+type QueryRequest_TopDegree struct {
+	TopDegree *TopDegree `protobuf:"bytes,12,opt,name=top_degree,json=topDegree,proto3,oneof"`
+}
+
 func (*QueryRequest_GetNode) isQueryRequest_Query() {}
 
 func (*QueryRequest_FindNodes) isQueryRequest_Query() {}
@@ -222,6 +347,16 @@ func (*QueryRequest_FindNodes) isQueryRequest_Query() {}
 func (*QueryRequest_ListNeighbors) isQueryRequest_Query() {}
 
 func (*QueryRequest_GetStats) isQueryRequest_Query() {}
+
+func (*QueryRequest_KHop) isQueryRequest_Query() {}
+
+func (*QueryRequest_ShortestPath) isQueryRequest_Query() {}
+
+func (*QueryRequest_GetComponent) isQueryRequest_Query() {}
+
+func (*QueryRequest_CountComponents) isQueryRequest_Query() {}
+
+func (*QueryRequest_TopDegree) isQueryRequest_Query() {}
 
 // GetNode asks for one node's components, categories and degrees.
 type GetNode struct {
@@ -502,6 +637,389 @@ func (*GetStats) Descriptor() ([]byte, []int) {
 	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{4}
 }
 
+// TraverseLimits caps one traversal's work; 0 takes the server's default,
+// and a value above the server's cap is INVALID_ARGUMENT. Passing a cap
+// answers RESOURCE_EXHAUSTED: the walk stops instead of going on.
+type TraverseLimits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// max_frontier caps one BFS level (each side of a bidirectional search)
+	// or Dijkstra's priority queue.
+	MaxFrontier uint32 `protobuf:"varint,1,opt,name=max_frontier,json=maxFrontier,proto3" json:"max_frontier,omitempty"`
+	// max_results caps the nodes reached (k-hop) or visited (shortest path).
+	MaxResults    uint32 `protobuf:"varint,2,opt,name=max_results,json=maxResults,proto3" json:"max_results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraverseLimits) Reset() {
+	*x = TraverseLimits{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraverseLimits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraverseLimits) ProtoMessage() {}
+
+func (x *TraverseLimits) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraverseLimits.ProtoReflect.Descriptor instead.
+func (*TraverseLimits) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TraverseLimits) GetMaxFrontier() uint32 {
+	if x != nil {
+		return x.MaxFrontier
+	}
+	return 0
+}
+
+func (x *TraverseLimits) GetMaxResults() uint32 {
+	if x != nil {
+		return x.MaxResults
+	}
+	return 0
+}
+
+// KHop lists the nodes within depth hops of a node, by distance then id;
+// the start node is not listed.
+type KHop struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	NodeId    string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Direction Direction              `protobuf:"varint,2,opt,name=direction,proto3,enum=cairn.v1.Direction" json:"direction,omitempty"`
+	// edge_type follows only edges of this type; empty for any.
+	EdgeType string `protobuf:"bytes,3,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
+	// depth is 1-6.
+	Depth         uint32          `protobuf:"varint,4,opt,name=depth,proto3" json:"depth,omitempty"`
+	Limits        *TraverseLimits `protobuf:"bytes,5,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KHop) Reset() {
+	*x = KHop{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KHop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KHop) ProtoMessage() {}
+
+func (x *KHop) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KHop.ProtoReflect.Descriptor instead.
+func (*KHop) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *KHop) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *KHop) GetDirection() Direction {
+	if x != nil {
+		return x.Direction
+	}
+	return Direction_DIRECTION_UNSPECIFIED
+}
+
+func (x *KHop) GetEdgeType() string {
+	if x != nil {
+		return x.EdgeType
+	}
+	return ""
+}
+
+func (x *KHop) GetDepth() uint32 {
+	if x != nil {
+		return x.Depth
+	}
+	return 0
+}
+
+func (x *KHop) GetLimits() *TraverseLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// ShortestPath finds a shortest path between two nodes: fewest edges
+// (bidirectional BFS), or, when weight names a component type, least total
+// weight (bidirectional Dijkstra), where entering a node costs the numeric
+// value of its weight component (1 when it has none; a negative or
+// non-numeric value is INVALID_ARGUMENT). No path is NOT_FOUND.
+type ShortestPath struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FromNodeId    string                 `protobuf:"bytes,1,opt,name=from_node_id,json=fromNodeId,proto3" json:"from_node_id,omitempty"`
+	ToNodeId      string                 `protobuf:"bytes,2,opt,name=to_node_id,json=toNodeId,proto3" json:"to_node_id,omitempty"`
+	Direction     Direction              `protobuf:"varint,3,opt,name=direction,proto3,enum=cairn.v1.Direction" json:"direction,omitempty"`
+	EdgeType      string                 `protobuf:"bytes,4,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
+	Weight        string                 `protobuf:"bytes,5,opt,name=weight,proto3" json:"weight,omitempty"`
+	Limits        *TraverseLimits        `protobuf:"bytes,6,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShortestPath) Reset() {
+	*x = ShortestPath{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShortestPath) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShortestPath) ProtoMessage() {}
+
+func (x *ShortestPath) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShortestPath.ProtoReflect.Descriptor instead.
+func (*ShortestPath) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ShortestPath) GetFromNodeId() string {
+	if x != nil {
+		return x.FromNodeId
+	}
+	return ""
+}
+
+func (x *ShortestPath) GetToNodeId() string {
+	if x != nil {
+		return x.ToNodeId
+	}
+	return ""
+}
+
+func (x *ShortestPath) GetDirection() Direction {
+	if x != nil {
+		return x.Direction
+	}
+	return Direction_DIRECTION_UNSPECIFIED
+}
+
+func (x *ShortestPath) GetEdgeType() string {
+	if x != nil {
+		return x.EdgeType
+	}
+	return ""
+}
+
+func (x *ShortestPath) GetWeight() string {
+	if x != nil {
+		return x.Weight
+	}
+	return ""
+}
+
+func (x *ShortestPath) GetLimits() *TraverseLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// GetComponent pages through the weakly connected component of a node
+// (edges followed both ways, any type).
+type GetComponent struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Cursor string                 `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// limit is the page size, 1-1000; 0 means 100.
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetComponent) Reset() {
+	*x = GetComponent{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetComponent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetComponent) ProtoMessage() {}
+
+func (x *GetComponent) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetComponent.ProtoReflect.Descriptor instead.
+func (*GetComponent) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetComponent) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *GetComponent) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *GetComponent) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// CountComponents asks for the number of weakly connected components (an
+// isolated node is one).
+type CountComponents struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountComponents) Reset() {
+	*x = CountComponents{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountComponents) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountComponents) ProtoMessage() {}
+
+func (x *CountComponents) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountComponents.ProtoReflect.Descriptor instead.
+func (*CountComponents) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{9}
+}
+
+// TopDegree asks for the k nodes of highest degree (degree centrality),
+// ties broken by node id.
+type TopDegree struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// k is 1-1000; 0 means 10.
+	K             uint32     `protobuf:"varint,1,opt,name=k,proto3" json:"k,omitempty"`
+	Kind          DegreeKind `protobuf:"varint,2,opt,name=kind,proto3,enum=cairn.v1.DegreeKind" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopDegree) Reset() {
+	*x = TopDegree{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopDegree) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopDegree) ProtoMessage() {}
+
+func (x *TopDegree) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopDegree.ProtoReflect.Descriptor instead.
+func (*TopDegree) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TopDegree) GetK() uint32 {
+	if x != nil {
+		return x.K
+	}
+	return 0
+}
+
+func (x *TopDegree) GetKind() DegreeKind {
+	if x != nil {
+		return x.Kind
+	}
+	return DegreeKind_DEGREE_KIND_UNSPECIFIED
+}
+
 // QueryReply answers a QueryRequest.
 type QueryReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -516,14 +1034,22 @@ type QueryReply struct {
 	//	*QueryReply_Nodes
 	//	*QueryReply_Neighbors
 	//	*QueryReply_Stats
-	Result        isQueryReply_Result `protobuf_oneof:"result"`
+	//	*QueryReply_KHop
+	//	*QueryReply_Path
+	//	*QueryReply_Component
+	//	*QueryReply_ComponentCount
+	//	*QueryReply_Top
+	Result isQueryReply_Result `protobuf_oneof:"result"`
+	// cached is true when the answer came from the query cache (the graph has
+	// not changed since it was computed).
+	Cached        bool `protobuf:"varint,12,opt,name=cached,proto3" json:"cached,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *QueryReply) Reset() {
 	*x = QueryReply{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[5]
+	mi := &file_cairn_v1_queries_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +1061,7 @@ func (x *QueryReply) String() string {
 func (*QueryReply) ProtoMessage() {}
 
 func (x *QueryReply) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[5]
+	mi := &file_cairn_v1_queries_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +1074,7 @@ func (x *QueryReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryReply.ProtoReflect.Descriptor instead.
 func (*QueryReply) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{5}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *QueryReply) GetAsOfSeq() uint64 {
@@ -608,6 +1134,58 @@ func (x *QueryReply) GetStats() *GraphStats {
 	return nil
 }
 
+func (x *QueryReply) GetKHop() *KHopResult {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_KHop); ok {
+			return x.KHop
+		}
+	}
+	return nil
+}
+
+func (x *QueryReply) GetPath() *PathResult {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_Path); ok {
+			return x.Path
+		}
+	}
+	return nil
+}
+
+func (x *QueryReply) GetComponent() *ComponentPage {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_Component); ok {
+			return x.Component
+		}
+	}
+	return nil
+}
+
+func (x *QueryReply) GetComponentCount() *ComponentCount {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_ComponentCount); ok {
+			return x.ComponentCount
+		}
+	}
+	return nil
+}
+
+func (x *QueryReply) GetTop() *TopNodes {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_Top); ok {
+			return x.Top
+		}
+	}
+	return nil
+}
+
+func (x *QueryReply) GetCached() bool {
+	if x != nil {
+		return x.Cached
+	}
+	return false
+}
+
 type isQueryReply_Result interface {
 	isQueryReply_Result()
 }
@@ -628,6 +1206,26 @@ type QueryReply_Stats struct {
 	Stats *GraphStats `protobuf:"bytes,6,opt,name=stats,proto3,oneof"`
 }
 
+type QueryReply_KHop struct {
+	KHop *KHopResult `protobuf:"bytes,7,opt,name=k_hop,json=kHop,proto3,oneof"`
+}
+
+type QueryReply_Path struct {
+	Path *PathResult `protobuf:"bytes,8,opt,name=path,proto3,oneof"`
+}
+
+type QueryReply_Component struct {
+	Component *ComponentPage `protobuf:"bytes,9,opt,name=component,proto3,oneof"`
+}
+
+type QueryReply_ComponentCount struct {
+	ComponentCount *ComponentCount `protobuf:"bytes,10,opt,name=component_count,json=componentCount,proto3,oneof"`
+}
+
+type QueryReply_Top struct {
+	Top *TopNodes `protobuf:"bytes,11,opt,name=top,proto3,oneof"`
+}
+
 func (*QueryReply_Node) isQueryReply_Result() {}
 
 func (*QueryReply_Nodes) isQueryReply_Result() {}
@@ -635,6 +1233,16 @@ func (*QueryReply_Nodes) isQueryReply_Result() {}
 func (*QueryReply_Neighbors) isQueryReply_Result() {}
 
 func (*QueryReply_Stats) isQueryReply_Result() {}
+
+func (*QueryReply_KHop) isQueryReply_Result() {}
+
+func (*QueryReply_Path) isQueryReply_Result() {}
+
+func (*QueryReply_Component) isQueryReply_Result() {}
+
+func (*QueryReply_ComponentCount) isQueryReply_Result() {}
+
+func (*QueryReply_Top) isQueryReply_Result() {}
 
 // NodeView is one node.
 type NodeView struct {
@@ -653,7 +1261,7 @@ type NodeView struct {
 
 func (x *NodeView) Reset() {
 	*x = NodeView{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[6]
+	mi := &file_cairn_v1_queries_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +1273,7 @@ func (x *NodeView) String() string {
 func (*NodeView) ProtoMessage() {}
 
 func (x *NodeView) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[6]
+	mi := &file_cairn_v1_queries_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +1286,7 @@ func (x *NodeView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeView.ProtoReflect.Descriptor instead.
 func (*NodeView) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{6}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NodeView) GetNodeId() string {
@@ -728,7 +1336,7 @@ type NodePage struct {
 
 func (x *NodePage) Reset() {
 	*x = NodePage{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[7]
+	mi := &file_cairn_v1_queries_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +1348,7 @@ func (x *NodePage) String() string {
 func (*NodePage) ProtoMessage() {}
 
 func (x *NodePage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[7]
+	mi := &file_cairn_v1_queries_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +1361,7 @@ func (x *NodePage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodePage.ProtoReflect.Descriptor instead.
 func (*NodePage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{7}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NodePage) GetNodeIds() []string {
@@ -782,7 +1390,7 @@ type Neighbor struct {
 
 func (x *Neighbor) Reset() {
 	*x = Neighbor{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[8]
+	mi := &file_cairn_v1_queries_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +1402,7 @@ func (x *Neighbor) String() string {
 func (*Neighbor) ProtoMessage() {}
 
 func (x *Neighbor) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[8]
+	mi := &file_cairn_v1_queries_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +1415,7 @@ func (x *Neighbor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Neighbor.ProtoReflect.Descriptor instead.
 func (*Neighbor) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{8}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Neighbor) GetEdgeId() string {
@@ -842,7 +1450,7 @@ type NeighborPage struct {
 
 func (x *NeighborPage) Reset() {
 	*x = NeighborPage{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[9]
+	mi := &file_cairn_v1_queries_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +1462,7 @@ func (x *NeighborPage) String() string {
 func (*NeighborPage) ProtoMessage() {}
 
 func (x *NeighborPage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[9]
+	mi := &file_cairn_v1_queries_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +1475,7 @@ func (x *NeighborPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NeighborPage.ProtoReflect.Descriptor instead.
 func (*NeighborPage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{9}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *NeighborPage) GetNeighbors() []*Neighbor {
@@ -905,7 +1513,7 @@ type GraphStats struct {
 
 func (x *GraphStats) Reset() {
 	*x = GraphStats{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[10]
+	mi := &file_cairn_v1_queries_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1525,7 @@ func (x *GraphStats) String() string {
 func (*GraphStats) ProtoMessage() {}
 
 func (x *GraphStats) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[10]
+	mi := &file_cairn_v1_queries_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1538,7 @@ func (x *GraphStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphStats.ProtoReflect.Descriptor instead.
 func (*GraphStats) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{10}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GraphStats) GetVersion() uint64 {
@@ -993,7 +1601,7 @@ type DegreeCount struct {
 
 func (x *DegreeCount) Reset() {
 	*x = DegreeCount{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[11]
+	mi := &file_cairn_v1_queries_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1613,7 @@ func (x *DegreeCount) String() string {
 func (*DegreeCount) ProtoMessage() {}
 
 func (x *DegreeCount) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[11]
+	mi := &file_cairn_v1_queries_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1626,7 @@ func (x *DegreeCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DegreeCount.ProtoReflect.Descriptor instead.
 func (*DegreeCount) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{11}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DegreeCount) GetDegree() uint32 {
@@ -1046,7 +1654,7 @@ type NodeDegree struct {
 
 func (x *NodeDegree) Reset() {
 	*x = NodeDegree{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[12]
+	mi := &file_cairn_v1_queries_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1666,7 @@ func (x *NodeDegree) String() string {
 func (*NodeDegree) ProtoMessage() {}
 
 func (x *NodeDegree) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[12]
+	mi := &file_cairn_v1_queries_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1679,7 @@ func (x *NodeDegree) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeDegree.ProtoReflect.Descriptor instead.
 func (*NodeDegree) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{12}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *NodeDegree) GetNodeId() string {
@@ -1099,7 +1707,7 @@ type TypeCount struct {
 
 func (x *TypeCount) Reset() {
 	*x = TypeCount{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[13]
+	mi := &file_cairn_v1_queries_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1719,7 @@ func (x *TypeCount) String() string {
 func (*TypeCount) ProtoMessage() {}
 
 func (x *TypeCount) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[13]
+	mi := &file_cairn_v1_queries_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1732,7 @@ func (x *TypeCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypeCount.ProtoReflect.Descriptor instead.
 func (*TypeCount) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{13}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TypeCount) GetType() string {
@@ -1141,11 +1749,323 @@ func (x *TypeCount) GetNodes() uint64 {
 	return 0
 }
 
+// ReachedNode is a node a k-hop traversal reached and its hop distance.
+type ReachedNode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Distance      uint32                 `protobuf:"varint,2,opt,name=distance,proto3" json:"distance,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReachedNode) Reset() {
+	*x = ReachedNode{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReachedNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReachedNode) ProtoMessage() {}
+
+func (x *ReachedNode) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReachedNode.ProtoReflect.Descriptor instead.
+func (*ReachedNode) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ReachedNode) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ReachedNode) GetDistance() uint32 {
+	if x != nil {
+		return x.Distance
+	}
+	return 0
+}
+
+// KHopResult lists the nodes reached, by distance then node id.
+type KHopResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nodes         []*ReachedNode         `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KHopResult) Reset() {
+	*x = KHopResult{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KHopResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KHopResult) ProtoMessage() {}
+
+func (x *KHopResult) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KHopResult.ProtoReflect.Descriptor instead.
+func (*KHopResult) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *KHopResult) GetNodes() []*ReachedNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+// PathResult is a path: its nodes from source to target, the edges between
+// them and its cost (the number of edges, or the sum of the weights).
+type PathResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeIds       []string               `protobuf:"bytes,1,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
+	EdgeIds       []string               `protobuf:"bytes,2,rep,name=edge_ids,json=edgeIds,proto3" json:"edge_ids,omitempty"`
+	Cost          float64                `protobuf:"fixed64,3,opt,name=cost,proto3" json:"cost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PathResult) Reset() {
+	*x = PathResult{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PathResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PathResult) ProtoMessage() {}
+
+func (x *PathResult) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PathResult.ProtoReflect.Descriptor instead.
+func (*PathResult) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PathResult) GetNodeIds() []string {
+	if x != nil {
+		return x.NodeIds
+	}
+	return nil
+}
+
+func (x *PathResult) GetEdgeIds() []string {
+	if x != nil {
+		return x.EdgeIds
+	}
+	return nil
+}
+
+func (x *PathResult) GetCost() float64 {
+	if x != nil {
+		return x.Cost
+	}
+	return 0
+}
+
+// ComponentPage is one page of a weakly connected component: its size and
+// members in the read model's order.
+type ComponentPage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Size          uint64                 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	NodeIds       []string               `protobuf:"bytes,2,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
+	NextCursor    string                 `protobuf:"bytes,3,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ComponentPage) Reset() {
+	*x = ComponentPage{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ComponentPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ComponentPage) ProtoMessage() {}
+
+func (x *ComponentPage) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ComponentPage.ProtoReflect.Descriptor instead.
+func (*ComponentPage) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ComponentPage) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ComponentPage) GetNodeIds() []string {
+	if x != nil {
+		return x.NodeIds
+	}
+	return nil
+}
+
+func (x *ComponentPage) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+// ComponentCount is the number of weakly connected components.
+type ComponentCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Components    uint64                 `protobuf:"varint,1,opt,name=components,proto3" json:"components,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ComponentCount) Reset() {
+	*x = ComponentCount{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ComponentCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ComponentCount) ProtoMessage() {}
+
+func (x *ComponentCount) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ComponentCount.ProtoReflect.Descriptor instead.
+func (*ComponentCount) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ComponentCount) GetComponents() uint64 {
+	if x != nil {
+		return x.Components
+	}
+	return 0
+}
+
+// TopNodes lists nodes by degree, highest first, ties by node id.
+type TopNodes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nodes         []*NodeDegree          `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopNodes) Reset() {
+	*x = TopNodes{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopNodes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopNodes) ProtoMessage() {}
+
+func (x *TopNodes) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopNodes.ProtoReflect.Descriptor instead.
+func (*TopNodes) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *TopNodes) GetNodes() []*NodeDegree {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
 var File_cairn_v1_queries_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\n" +
-	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\"\xc5\x02\n" +
+	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\"\xe8\x04\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x17\n" +
 	"\amin_seq\x18\x02 \x01(\x04R\x06minSeq\x12.\n" +
@@ -1153,7 +2073,14 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\n" +
 	"find_nodes\x18\x04 \x01(\v2\x13.cairn.v1.FindNodesH\x00R\tfindNodes\x12@\n" +
 	"\x0elist_neighbors\x18\x05 \x01(\v2\x17.cairn.v1.ListNeighborsH\x00R\rlistNeighbors\x121\n" +
-	"\tget_stats\x18\x06 \x01(\v2\x12.cairn.v1.GetStatsH\x00R\bgetStats\x12\x1d\n" +
+	"\tget_stats\x18\x06 \x01(\v2\x12.cairn.v1.GetStatsH\x00R\bgetStats\x12%\n" +
+	"\x05k_hop\x18\b \x01(\v2\x0e.cairn.v1.KHopH\x00R\x04kHop\x12=\n" +
+	"\rshortest_path\x18\t \x01(\v2\x16.cairn.v1.ShortestPathH\x00R\fshortestPath\x12=\n" +
+	"\rget_component\x18\n" +
+	" \x01(\v2\x16.cairn.v1.GetComponentH\x00R\fgetComponent\x12F\n" +
+	"\x10count_components\x18\v \x01(\v2\x19.cairn.v1.CountComponentsH\x00R\x0fcountComponents\x124\n" +
+	"\n" +
+	"top_degree\x18\f \x01(\v2\x13.cairn.v1.TopDegreeH\x00R\ttopDegree\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\a \x01(\rR\ttimeoutMsB\a\n" +
 	"\x05query\"\"\n" +
@@ -1173,7 +2100,34 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x06cursor\x18\x04 \x01(\tR\x06cursor\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\rR\x05limit\"\n" +
 	"\n" +
-	"\bGetStats\"\x95\x02\n" +
+	"\bGetStats\"T\n" +
+	"\x0eTraverseLimits\x12!\n" +
+	"\fmax_frontier\x18\x01 \x01(\rR\vmaxFrontier\x12\x1f\n" +
+	"\vmax_results\x18\x02 \x01(\rR\n" +
+	"maxResults\"\xb7\x01\n" +
+	"\x04KHop\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x121\n" +
+	"\tdirection\x18\x02 \x01(\x0e2\x13.cairn.v1.DirectionR\tdirection\x12\x1b\n" +
+	"\tedge_type\x18\x03 \x01(\tR\bedgeType\x12\x14\n" +
+	"\x05depth\x18\x04 \x01(\rR\x05depth\x120\n" +
+	"\x06limits\x18\x05 \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\"\xe8\x01\n" +
+	"\fShortestPath\x12 \n" +
+	"\ffrom_node_id\x18\x01 \x01(\tR\n" +
+	"fromNodeId\x12\x1c\n" +
+	"\n" +
+	"to_node_id\x18\x02 \x01(\tR\btoNodeId\x121\n" +
+	"\tdirection\x18\x03 \x01(\x0e2\x13.cairn.v1.DirectionR\tdirection\x12\x1b\n" +
+	"\tedge_type\x18\x04 \x01(\tR\bedgeType\x12\x16\n" +
+	"\x06weight\x18\x05 \x01(\tR\x06weight\x120\n" +
+	"\x06limits\x18\x06 \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\"U\n" +
+	"\fGetComponent\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"\x11\n" +
+	"\x0fCountComponents\"C\n" +
+	"\tTopDegree\x12\f\n" +
+	"\x01k\x18\x01 \x01(\rR\x01k\x12(\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xac\x04\n" +
 	"\n" +
 	"QueryReply\x12\x1a\n" +
 	"\tas_of_seq\x18\x01 \x01(\x04R\aasOfSeq\x12%\n" +
@@ -1181,7 +2135,14 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x04node\x18\x03 \x01(\v2\x12.cairn.v1.NodeViewH\x00R\x04node\x12*\n" +
 	"\x05nodes\x18\x04 \x01(\v2\x12.cairn.v1.NodePageH\x00R\x05nodes\x126\n" +
 	"\tneighbors\x18\x05 \x01(\v2\x16.cairn.v1.NeighborPageH\x00R\tneighbors\x12,\n" +
-	"\x05stats\x18\x06 \x01(\v2\x14.cairn.v1.GraphStatsH\x00R\x05statsB\b\n" +
+	"\x05stats\x18\x06 \x01(\v2\x14.cairn.v1.GraphStatsH\x00R\x05stats\x12+\n" +
+	"\x05k_hop\x18\a \x01(\v2\x14.cairn.v1.KHopResultH\x00R\x04kHop\x12*\n" +
+	"\x04path\x18\b \x01(\v2\x14.cairn.v1.PathResultH\x00R\x04path\x127\n" +
+	"\tcomponent\x18\t \x01(\v2\x17.cairn.v1.ComponentPageH\x00R\tcomponent\x12C\n" +
+	"\x0fcomponent_count\x18\n" +
+	" \x01(\v2\x18.cairn.v1.ComponentCountH\x00R\x0ecomponentCount\x12&\n" +
+	"\x03top\x18\v \x01(\v2\x12.cairn.v1.TopNodesH\x00R\x03top\x12\x16\n" +
+	"\x06cached\x18\f \x01(\bR\x06cachedB\b\n" +
 	"\x06result\"\xb4\x01\n" +
 	"\bNodeView\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x123\n" +
@@ -1224,12 +2185,40 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x06degree\x18\x02 \x01(\rR\x06degree\"5\n" +
 	"\tTypeCount\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x14\n" +
-	"\x05nodes\x18\x02 \x01(\x04R\x05nodes*_\n" +
+	"\x05nodes\x18\x02 \x01(\x04R\x05nodes\"B\n" +
+	"\vReachedNode\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1a\n" +
+	"\bdistance\x18\x02 \x01(\rR\bdistance\"9\n" +
+	"\n" +
+	"KHopResult\x12+\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x15.cairn.v1.ReachedNodeR\x05nodes\"V\n" +
+	"\n" +
+	"PathResult\x12\x19\n" +
+	"\bnode_ids\x18\x01 \x03(\tR\anodeIds\x12\x19\n" +
+	"\bedge_ids\x18\x02 \x03(\tR\aedgeIds\x12\x12\n" +
+	"\x04cost\x18\x03 \x01(\x01R\x04cost\"_\n" +
+	"\rComponentPage\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x04R\x04size\x12\x19\n" +
+	"\bnode_ids\x18\x02 \x03(\tR\anodeIds\x12\x1f\n" +
+	"\vnext_cursor\x18\x03 \x01(\tR\n" +
+	"nextCursor\"0\n" +
+	"\x0eComponentCount\x12\x1e\n" +
+	"\n" +
+	"components\x18\x01 \x01(\x04R\n" +
+	"components\"6\n" +
+	"\bTopNodes\x12*\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x14.cairn.v1.NodeDegreeR\x05nodes*_\n" +
 	"\tDirection\x12\x19\n" +
 	"\x15DIRECTION_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rDIRECTION_OUT\x10\x01\x12\x10\n" +
 	"\fDIRECTION_IN\x10\x02\x12\x12\n" +
-	"\x0eDIRECTION_BOTH\x10\x03B8Z6github.com/cairn-graph/cairn/messages/cairn/v1;cairnv1b\x06proto3"
+	"\x0eDIRECTION_BOTH\x10\x03*i\n" +
+	"\n" +
+	"DegreeKind\x12\x1b\n" +
+	"\x17DEGREE_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11DEGREE_KIND_TOTAL\x10\x01\x12\x13\n" +
+	"\x0fDEGREE_KIND_OUT\x10\x02\x12\x12\n" +
+	"\x0eDEGREE_KIND_IN\x10\x03B8Z6github.com/cairn-graph/cairn/messages/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_queries_proto_rawDescOnce sync.Once
@@ -1243,49 +2232,79 @@ func file_cairn_v1_queries_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_queries_proto_rawDescData
 }
 
-var file_cairn_v1_queries_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cairn_v1_queries_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_cairn_v1_queries_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_cairn_v1_queries_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_cairn_v1_queries_proto_goTypes = []any{
-	(Direction)(0),        // 0: cairn.v1.Direction
-	(*QueryRequest)(nil),  // 1: cairn.v1.QueryRequest
-	(*GetNode)(nil),       // 2: cairn.v1.GetNode
-	(*FindNodes)(nil),     // 3: cairn.v1.FindNodes
-	(*ListNeighbors)(nil), // 4: cairn.v1.ListNeighbors
-	(*GetStats)(nil),      // 5: cairn.v1.GetStats
-	(*QueryReply)(nil),    // 6: cairn.v1.QueryReply
-	(*NodeView)(nil),      // 7: cairn.v1.NodeView
-	(*NodePage)(nil),      // 8: cairn.v1.NodePage
-	(*Neighbor)(nil),      // 9: cairn.v1.Neighbor
-	(*NeighborPage)(nil),  // 10: cairn.v1.NeighborPage
-	(*GraphStats)(nil),    // 11: cairn.v1.GraphStats
-	(*DegreeCount)(nil),   // 12: cairn.v1.DegreeCount
-	(*NodeDegree)(nil),    // 13: cairn.v1.NodeDegree
-	(*TypeCount)(nil),     // 14: cairn.v1.TypeCount
-	(*Component)(nil),     // 15: cairn.v1.Component
-	(*Error)(nil),         // 16: cairn.v1.Error
+	(Direction)(0),          // 0: cairn.v1.Direction
+	(DegreeKind)(0),         // 1: cairn.v1.DegreeKind
+	(*QueryRequest)(nil),    // 2: cairn.v1.QueryRequest
+	(*GetNode)(nil),         // 3: cairn.v1.GetNode
+	(*FindNodes)(nil),       // 4: cairn.v1.FindNodes
+	(*ListNeighbors)(nil),   // 5: cairn.v1.ListNeighbors
+	(*GetStats)(nil),        // 6: cairn.v1.GetStats
+	(*TraverseLimits)(nil),  // 7: cairn.v1.TraverseLimits
+	(*KHop)(nil),            // 8: cairn.v1.KHop
+	(*ShortestPath)(nil),    // 9: cairn.v1.ShortestPath
+	(*GetComponent)(nil),    // 10: cairn.v1.GetComponent
+	(*CountComponents)(nil), // 11: cairn.v1.CountComponents
+	(*TopDegree)(nil),       // 12: cairn.v1.TopDegree
+	(*QueryReply)(nil),      // 13: cairn.v1.QueryReply
+	(*NodeView)(nil),        // 14: cairn.v1.NodeView
+	(*NodePage)(nil),        // 15: cairn.v1.NodePage
+	(*Neighbor)(nil),        // 16: cairn.v1.Neighbor
+	(*NeighborPage)(nil),    // 17: cairn.v1.NeighborPage
+	(*GraphStats)(nil),      // 18: cairn.v1.GraphStats
+	(*DegreeCount)(nil),     // 19: cairn.v1.DegreeCount
+	(*NodeDegree)(nil),      // 20: cairn.v1.NodeDegree
+	(*TypeCount)(nil),       // 21: cairn.v1.TypeCount
+	(*ReachedNode)(nil),     // 22: cairn.v1.ReachedNode
+	(*KHopResult)(nil),      // 23: cairn.v1.KHopResult
+	(*PathResult)(nil),      // 24: cairn.v1.PathResult
+	(*ComponentPage)(nil),   // 25: cairn.v1.ComponentPage
+	(*ComponentCount)(nil),  // 26: cairn.v1.ComponentCount
+	(*TopNodes)(nil),        // 27: cairn.v1.TopNodes
+	(*Component)(nil),       // 28: cairn.v1.Component
+	(*Error)(nil),           // 29: cairn.v1.Error
 }
 var file_cairn_v1_queries_proto_depIdxs = []int32{
-	2,  // 0: cairn.v1.QueryRequest.get_node:type_name -> cairn.v1.GetNode
-	3,  // 1: cairn.v1.QueryRequest.find_nodes:type_name -> cairn.v1.FindNodes
-	4,  // 2: cairn.v1.QueryRequest.list_neighbors:type_name -> cairn.v1.ListNeighbors
-	5,  // 3: cairn.v1.QueryRequest.get_stats:type_name -> cairn.v1.GetStats
-	15, // 4: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
-	0,  // 5: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
-	16, // 6: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
-	7,  // 7: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
-	8,  // 8: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
-	10, // 9: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
-	11, // 10: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
-	15, // 11: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
-	9,  // 12: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
-	12, // 13: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
-	13, // 14: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
-	14, // 15: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	3,  // 0: cairn.v1.QueryRequest.get_node:type_name -> cairn.v1.GetNode
+	4,  // 1: cairn.v1.QueryRequest.find_nodes:type_name -> cairn.v1.FindNodes
+	5,  // 2: cairn.v1.QueryRequest.list_neighbors:type_name -> cairn.v1.ListNeighbors
+	6,  // 3: cairn.v1.QueryRequest.get_stats:type_name -> cairn.v1.GetStats
+	8,  // 4: cairn.v1.QueryRequest.k_hop:type_name -> cairn.v1.KHop
+	9,  // 5: cairn.v1.QueryRequest.shortest_path:type_name -> cairn.v1.ShortestPath
+	10, // 6: cairn.v1.QueryRequest.get_component:type_name -> cairn.v1.GetComponent
+	11, // 7: cairn.v1.QueryRequest.count_components:type_name -> cairn.v1.CountComponents
+	12, // 8: cairn.v1.QueryRequest.top_degree:type_name -> cairn.v1.TopDegree
+	28, // 9: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
+	0,  // 10: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
+	0,  // 11: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
+	7,  // 12: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
+	0,  // 13: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
+	7,  // 14: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
+	1,  // 15: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
+	29, // 16: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
+	14, // 17: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
+	15, // 18: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
+	17, // 19: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
+	18, // 20: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
+	23, // 21: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
+	24, // 22: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
+	25, // 23: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
+	26, // 24: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
+	27, // 25: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
+	28, // 26: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
+	16, // 27: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
+	19, // 28: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
+	20, // 29: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
+	21, // 30: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
+	22, // 31: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
+	20, // 32: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_queries_proto_init() }
@@ -1300,25 +2319,35 @@ func file_cairn_v1_queries_proto_init() {
 		(*QueryRequest_FindNodes)(nil),
 		(*QueryRequest_ListNeighbors)(nil),
 		(*QueryRequest_GetStats)(nil),
+		(*QueryRequest_KHop)(nil),
+		(*QueryRequest_ShortestPath)(nil),
+		(*QueryRequest_GetComponent)(nil),
+		(*QueryRequest_CountComponents)(nil),
+		(*QueryRequest_TopDegree)(nil),
 	}
 	file_cairn_v1_queries_proto_msgTypes[2].OneofWrappers = []any{
 		(*FindNodes_ComponentType)(nil),
 		(*FindNodes_Component)(nil),
 		(*FindNodes_Category)(nil),
 	}
-	file_cairn_v1_queries_proto_msgTypes[5].OneofWrappers = []any{
+	file_cairn_v1_queries_proto_msgTypes[11].OneofWrappers = []any{
 		(*QueryReply_Node)(nil),
 		(*QueryReply_Nodes)(nil),
 		(*QueryReply_Neighbors)(nil),
 		(*QueryReply_Stats)(nil),
+		(*QueryReply_KHop)(nil),
+		(*QueryReply_Path)(nil),
+		(*QueryReply_Component)(nil),
+		(*QueryReply_ComponentCount)(nil),
+		(*QueryReply_Top)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_queries_proto_rawDesc), len(file_cairn_v1_queries_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   14,
+			NumEnums:      2,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -36,6 +36,9 @@ const (
 	// DEADLINE_EXCEEDED: a query's min_seq was not reached in time; retry
 	// later or with a longer timeout.
 	ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED ErrorCode = 8
+	// RESOURCE_EXHAUSTED: a traversal would pass its frontier or result cap;
+	// narrow it (smaller depth, an edge type) or raise the caps.
+	ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED ErrorCode = 9
 )
 
 // Enum value maps for ErrorCode.
@@ -50,6 +53,7 @@ var (
 		6: "ERROR_CODE_UNAVAILABLE",
 		7: "ERROR_CODE_INTERNAL",
 		8: "ERROR_CODE_DEADLINE_EXCEEDED",
+		9: "ERROR_CODE_RESOURCE_EXHAUSTED",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED":         0,
@@ -61,6 +65,7 @@ var (
 		"ERROR_CODE_UNAVAILABLE":         6,
 		"ERROR_CODE_INTERNAL":            7,
 		"ERROR_CODE_DEADLINE_EXCEEDED":   8,
+		"ERROR_CODE_RESOURCE_EXHAUSTED":  9,
 	}
 )
 
@@ -270,7 +275,7 @@ const file_cairn_v1_replies_proto_rawDesc = "" +
 	"\bposition\x18\x04 \x01(\x04R\bposition\x12\x1c\n" +
 	"\tduplicate\x18\x05 \x01(\bR\tduplicate\x12\x13\n" +
 	"\x05tx_id\x18\x06 \x01(\tR\x04txId\x12%\n" +
-	"\x05error\x18\a \x01(\v2\x0f.cairn.v1.ErrorR\x05error*\x95\x02\n" +
+	"\x05error\x18\a \x01(\v2\x0f.cairn.v1.ErrorR\x05error*\xb8\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bERROR_CODE_INVALID_ARGUMENT\x10\x01\x12\x18\n" +
@@ -280,7 +285,8 @@ const file_cairn_v1_replies_proto_rawDesc = "" +
 	"\x13ERROR_CODE_CONFLICT\x10\x05\x12\x1a\n" +
 	"\x16ERROR_CODE_UNAVAILABLE\x10\x06\x12\x17\n" +
 	"\x13ERROR_CODE_INTERNAL\x10\a\x12 \n" +
-	"\x1cERROR_CODE_DEADLINE_EXCEEDED\x10\bB8Z6github.com/cairn-graph/cairn/messages/cairn/v1;cairnv1b\x06proto3"
+	"\x1cERROR_CODE_DEADLINE_EXCEEDED\x10\b\x12!\n" +
+	"\x1dERROR_CODE_RESOURCE_EXHAUSTED\x10\tB8Z6github.com/cairn-graph/cairn/messages/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_replies_proto_rawDescOnce sync.Once
