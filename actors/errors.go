@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
@@ -73,24 +74,11 @@ func AsCommandError(err error) *CommandError {
 	return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: err.Error()}
 }
 
+// codeName is the code's name without the ERROR_CODE_ prefix, for example
+// "NOT_FOUND".
 func codeName(c cairnv1.ErrorCode) string {
-	switch c {
-	case cairnv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT:
-		return "INVALID_ARGUMENT"
-	case cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND:
-		return "NOT_FOUND"
-	case cairnv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS:
-		return "ALREADY_EXISTS"
-	case cairnv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION:
-		return "FAILED_PRECONDITION"
-	case cairnv1.ErrorCode_ERROR_CODE_CONFLICT:
-		return "CONFLICT"
-	case cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE:
-		return "UNAVAILABLE"
-	case cairnv1.ErrorCode_ERROR_CODE_INTERNAL:
-		return "INTERNAL"
-	case cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED:
-		return "DEADLINE_EXCEEDED"
+	if name, ok := cairnv1.ErrorCode_name[int32(c)]; ok && c != cairnv1.ErrorCode_ERROR_CODE_UNSPECIFIED {
+		return strings.TrimPrefix(name, "ERROR_CODE_")
 	}
 	return "UNKNOWN"
 }

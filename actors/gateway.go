@@ -41,6 +41,8 @@ type Gateway struct {
 	exec     Executor
 	queries  Querier
 	log      *slog.Logger
+	// maxPayload is the server's largest message.
+	maxPayload int64
 	timeout  time.Duration
 	sem      chan struct{}
 	inflight sync.WaitGroup
@@ -80,11 +82,19 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{exec: exec, queries: cfg.Queries, log: cfg.Logger.With("component", "gateway"), timeout: cfg.Timeout,
-		sem: make(chan struct{}, cfg.MaxInFlight), ctx: ctx, cancel: cancel}
+		sem: make(chan struct{}, cfg.MaxInFlight), ctx: ctx, cancel: cancel, maxPayload: nc.MaxPayload()}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
 		Version:     ServiceVersion,
 		Description: "Cairn event-sourced graph engine: commands in, CID-chained transactions out",
+		// The query endpoint's stats carry the query cache's counters.
+		StatsHandler: func(e *micro.Endpoint) any {
+			if c, ok := cfg.Queries.(interface{ CacheStats() (uint64, uint64) }); ok && e.Name == "query" {
+				hits, misses := c.CacheStats()
+				return map[string]uint64{"cache_hits": hits, "cache_misses": misses}
+			}
+			return nil
+		},
 	})
 	if err != nil {
 		cancel()
@@ -170,7 +180,17 @@ func (g *Gateway) handleQuery(req micro.Request) {
 		return
 	}
 	g.work(func() { g.respond(req, &cairnv1.QueryReply{Error: unavailable("cairn is shutting down").Proto()}) },
-		func(ctx context.Context) { g.respond(req, g.queries.Query(ctx, q)) })
+		func(ctx context.Context) { g.respondQuery(req, g.queries.Query(ctx, q)) })
+}
+
+// respondQuery sends rep, or, when it would not fit in one NATS message,
+// a RESOURCE_EXHAUSTED error that says so.
+func (g *Gateway) respondQuery(req micro.Request, rep *cairnv1.QueryReply) {
+	if n := proto.Size(rep); n > int(g.maxPayload)-1024 {
+		rep = &cairnv1.QueryReply{AsOfSeq: rep.GetAsOfSeq(), Error: (&CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED,
+			Message: fmt.Sprintf("the answer takes %d bytes, more than a NATS message holds (%d): ask for a smaller page, depth or max_results", n, g.maxPayload)}).Proto()}
+	}
+	g.respond(req, rep)
 }
 
 // take counts a command in flight, unless the gateway is closing.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/elastic/go-freelru"
 	"google.golang.org/protobuf/proto"
 
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
@@ -30,6 +31,19 @@ type ProjectionConfig struct {
 	// QueryTimeout bounds a query (its min_seq wait included) when the
 	// caller's ctx has no deadline. Default 10 seconds.
 	QueryTimeout time.Duration
+	// Traverse caps k-hop and shortest-path queries: a request's own limits
+	// may be lower, not higher. Default readmodel.DefaultTraverseLimits().
+	Traverse readmodel.TraverseLimits
+	// CacheEntries is the number of answers each shard's query cache holds
+	// (an LRU, elastic/go-freelru); 0 turns the cache off. Default 4,096.
+	CacheEntries int
+	// CacheTTL is how long a cached answer is served. Answers are keyed by
+	// the graph's version, so a write makes them unreachable at once; the
+	// TTL only bounds how long an unused one holds memory. Default 1 minute.
+	CacheTTL time.Duration
+	// CacheMaxReplyBytes: larger answers are not cached. Default 8 KiB, so
+	// that a shard's cache holds at most CacheEntries * 8 KiB (32 MiB).
+	CacheMaxReplyBytes int
 	// RetryAfter is how long the stream reader waits before following the
 	// stream again after it lost it (NATS unreachable). Default 1 second.
 	RetryAfter time.Duration
@@ -40,11 +54,15 @@ type ProjectionConfig struct {
 // DefaultProjectionConfig returns the defaults.
 func DefaultProjectionConfig() ProjectionConfig {
 	return ProjectionConfig{
-		Shards:       runtime.NumCPU(),
-		ReadModel:    readmodel.DefaultConfig(),
-		QueryTimeout: 10 * time.Second,
-		RetryAfter:   time.Second,
-		Logger:       slog.New(slog.DiscardHandler),
+		Shards:             runtime.NumCPU(),
+		ReadModel:          readmodel.DefaultConfig(),
+		QueryTimeout:       10 * time.Second,
+		Traverse:           readmodel.DefaultTraverseLimits(),
+		CacheEntries:       4096,
+		CacheTTL:           time.Minute,
+		CacheMaxReplyBytes: 8 << 10,
+		RetryAfter:         time.Second,
+		Logger:             slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -59,6 +77,15 @@ func (c ProjectionConfig) Validate() error {
 	}
 	if c.QueryTimeout <= 0 {
 		errs = append(errs, errors.New("query timeout must be positive"))
+	}
+	if c.Traverse.MaxFrontier < 1 || c.Traverse.MaxResults < 1 {
+		errs = append(errs, fmt.Errorf("traverse caps %+v must be at least 1", c.Traverse))
+	}
+	if c.CacheEntries < 0 || c.CacheEntries > 1<<24 {
+		errs = append(errs, fmt.Errorf("query cache entries %d not in 0..%d", c.CacheEntries, 1<<24))
+	}
+	if c.CacheEntries > 0 && (c.CacheTTL <= 0 || c.CacheMaxReplyBytes <= 0) {
+		errs = append(errs, errors.New("query cache TTL and max reply bytes must be positive"))
 	}
 	if c.RetryAfter <= 0 {
 		errs = append(errs, errors.New("projection retry-after must be positive"))
@@ -137,6 +164,8 @@ type Projections struct {
 	once    sync.Once
 
 	failures atomic.Uint64
+	hits     atomic.Uint64
+	misses   atomic.Uint64
 	mu       sync.Mutex
 	stopped  map[string]*ProjectionStoppedError
 }
@@ -176,9 +205,16 @@ func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfi
 		cfg: cfg, log: cfg.Logger.With("component", "projections"), src: src, root: system.Root,
 		done: make(chan struct{}), closing: make(chan struct{}), stopped: map[string]*ProjectionStoppedError{},
 	}
+	var err error
 	for i := range cfg.Shards {
 		sh := &shard{changed: make(chan struct{})}
 		a := &shardActor{p: p, shard: sh, index: i, graphs: map[string]*projected{}}
+		if cfg.CacheEntries > 0 {
+			if a.cache, err = newQueryCache(cfg); err != nil {
+				p.stopShards(context.Background())
+				return nil, err
+			}
+		}
 		pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return a }),
 			fmt.Sprintf("projection-%d-%p", i, p))
 		if err != nil {
@@ -338,10 +374,11 @@ func (p *Projections) stopShards(ctx context.Context) error {
 type (
 	deliverTx struct{ f persistence.Followed }
 	watermark struct{ seq uint64 }
-	// runQuery runs fn inside the shard actor, between two transactions.
+	// runQuery answers req inside the shard actor, between two
+	// transactions, on reply.
 	runQuery struct {
-		graph string
-		fn    func(g *projected, asOf uint64)
+		req   *cairnv1.QueryRequest
+		reply chan<- *cairnv1.QueryReply
 	}
 )
 
@@ -357,7 +394,8 @@ type shardActor struct {
 	shard  *shard
 	index  int
 	graphs map[string]*projected
-	seq    uint64 // last stream sequence seen (transaction or watermark)
+	seq    uint64                                      // last stream sequence seen (transaction or watermark)
+	cache  *freelru.LRU[cacheKey, *cairnv1.QueryReply] // nil when off
 }
 
 func (a *shardActor) Receive(ctx actor.Context) {
@@ -368,7 +406,7 @@ func (a *shardActor) Receive(ctx actor.Context) {
 	case *watermark:
 		a.mark(m.seq)
 	case *runQuery:
-		m.fn(a.graphs[m.graph], a.seq)
+		m.reply <- a.answer(m.req)
 	}
 }
 
@@ -445,202 +483,4 @@ func decodeEvents(tx *cairnv1.Transaction) ([]*cairnv1.Event, error) {
 		out = append(out, ev)
 	}
 	return out, nil
-}
-
-// Query answers req from its graph's read model, after waiting for its
-// min_seq. Failures are in the reply's error: INVALID_ARGUMENT (a malformed
-// request, a limit above readmodel.MaxLimit, a bad cursor), NOT_FOUND (no
-// such graph or node), DEADLINE_EXCEEDED (min_seq not reached in time),
-// INTERNAL (the graph's projection stopped), UNAVAILABLE (closing).
-func (p *Projections) Query(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1.QueryReply {
-	if err := validateQuery(req); err != nil {
-		return &cairnv1.QueryReply{Error: err.Proto()}
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.cfg.QueryTimeout)
-		defer cancel()
-	}
-	if ms := req.GetTimeoutMs(); ms > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
-		defer cancel()
-	}
-	graph := req.GetGraphId()
-	if seq, err := p.WaitFor(ctx, graph, req.GetMinSeq()); err != nil {
-		return &cairnv1.QueryReply{AsOfSeq: seq, Error: AsCommandError(err).Proto()}
-	}
-	ch := make(chan *cairnv1.QueryReply, 1)
-	p.root.Send(p.shards[p.Shard(graph)].pid, &runQuery{graph: graph, fn: func(e *projected, asOf uint64) {
-		ch <- answer(e, graph, asOf, req)
-	}})
-	select {
-	case rep := <-ch:
-		return rep
-	case <-p.closing:
-		return &cairnv1.QueryReply{Error: unavailable("projections are closing").Proto()}
-	case <-ctx.Done():
-		return &cairnv1.QueryReply{Error: (&CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,
-			Message: fmt.Sprintf("graph %s: the projection shard did not answer in time (%v)", graph, context.Cause(ctx))}).Proto()}
-	}
-}
-
-// validateQuery checks what does not depend on the read model.
-func validateQuery(req *cairnv1.QueryRequest) *CommandError {
-	if err := ValidateGraphID("graph_id", req.GetGraphId()); err != nil {
-		return AsCommandError(err)
-	}
-	checkLimit := func(field string, limit uint32) *CommandError {
-		if limit > readmodel.MaxLimit {
-			return invalid(field, "limit %d is above %d", limit, readmodel.MaxLimit)
-		}
-		return nil
-	}
-	switch q := req.GetQuery().(type) {
-	case *cairnv1.QueryRequest_GetNode:
-		if q.GetNode.GetNodeId() == "" {
-			return invalid("get_node.node_id", "node id is empty")
-		}
-	case *cairnv1.QueryRequest_FindNodes:
-		f := q.FindNodes
-		switch by := f.GetBy().(type) {
-		case *cairnv1.FindNodes_ComponentType:
-			if by.ComponentType == "" {
-				return invalid("find_nodes.component_type", "component type is empty")
-			}
-		case *cairnv1.FindNodes_Component:
-			if by.Component.GetType() == "" {
-				return invalid("find_nodes.component.type", "component type is empty")
-			}
-		case *cairnv1.FindNodes_Category:
-			if by.Category == "" {
-				return invalid("find_nodes.category", "category is empty")
-			}
-		default:
-			return invalid("find_nodes.by", "give a component type, a component or a category")
-		}
-		return checkLimit("find_nodes.limit", f.GetLimit())
-	case *cairnv1.QueryRequest_ListNeighbors:
-		n := q.ListNeighbors
-		if n.GetNodeId() == "" {
-			return invalid("list_neighbors.node_id", "node id is empty")
-		}
-		if _, ok := cairnv1.Direction_name[int32(n.GetDirection())]; !ok {
-			return invalid("list_neighbors.direction", "unknown direction %d", n.GetDirection())
-		}
-		return checkLimit("list_neighbors.limit", n.GetLimit())
-	case *cairnv1.QueryRequest_GetStats:
-	default:
-		return invalid("query", "the request holds no query")
-	}
-	return nil
-}
-
-// answer runs req on e inside the shard actor.
-func answer(e *projected, graph string, asOf uint64, req *cairnv1.QueryRequest) (rep *cairnv1.QueryReply) {
-	rep = &cairnv1.QueryReply{AsOfSeq: asOf}
-	switch {
-	case e == nil:
-		rep.Error = notFound("graph_id", "graph %s has no transactions up to seq %d", graph, asOf).Proto()
-		return rep
-	case e.stopped != nil:
-		rep.Error = (&CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Field: "graph_id", Message: e.stopped.Error()}).Proto()
-		return rep
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			rep = &cairnv1.QueryReply{AsOfSeq: asOf, Error: (&CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL,
-				Message: fmt.Sprintf("graph %s: query panicked: %v", graph, r)}).Proto()}
-		}
-	}()
-	g := e.g
-	limit := func(l uint32) int {
-		if l == 0 {
-			return defaultLimit
-		}
-		return int(l)
-	}
-	var err error
-	switch q := req.GetQuery().(type) {
-	case *cairnv1.QueryRequest_GetNode:
-		var v readmodel.NodeView
-		if v, err = g.Node(q.GetNode.GetNodeId()); err == nil {
-			rep.Result = &cairnv1.QueryReply_Node{Node: nodeProto(v)}
-		}
-	case *cairnv1.QueryRequest_FindNodes:
-		f := q.FindNodes
-		var page readmodel.Page
-		switch by := f.GetBy().(type) {
-		case *cairnv1.FindNodes_ComponentType:
-			page, err = g.FindByComponentType(by.ComponentType, f.GetCursor(), limit(f.GetLimit()))
-		case *cairnv1.FindNodes_Component:
-			page, err = g.FindByComponent(by.Component.GetType(), by.Component.GetValue(), f.GetCursor(), limit(f.GetLimit()))
-		case *cairnv1.FindNodes_Category:
-			page, err = g.FindByCategory(by.Category, f.GetCursor(), limit(f.GetLimit()))
-		}
-		if err == nil {
-			rep.Result = &cairnv1.QueryReply_Nodes{Nodes: &cairnv1.NodePage{NodeIds: page.IDs, NextCursor: page.Next}}
-		}
-	case *cairnv1.QueryRequest_ListNeighbors:
-		n := q.ListNeighbors
-		dir := readmodel.Out
-		switch n.GetDirection() {
-		case cairnv1.Direction_DIRECTION_IN:
-			dir = readmodel.In
-		case cairnv1.Direction_DIRECTION_BOTH:
-			dir = readmodel.Both
-		}
-		var page readmodel.NeighborPage
-		if page, err = g.Neighbors(n.GetNodeId(), dir, n.GetEdgeType(), n.GetCursor(), limit(n.GetLimit())); err == nil {
-			np := &cairnv1.NeighborPage{NextCursor: page.Next}
-			for _, x := range page.Entries {
-				np.Neighbors = append(np.Neighbors, &cairnv1.Neighbor{EdgeId: x.EdgeID, NodeId: x.NodeID, EdgeType: x.EdgeType})
-			}
-			rep.Result = &cairnv1.QueryReply_Neighbors{Neighbors: np}
-		}
-	case *cairnv1.QueryRequest_GetStats:
-		var s readmodel.Stats
-		if s, err = g.Stats(); err == nil {
-			rep.Result = &cairnv1.QueryReply_Stats{Stats: statsProto(s)}
-		}
-	}
-	if err != nil {
-		rep.Error = queryError(graph, err).Proto()
-	}
-	return rep
-}
-
-func queryError(graph string, err error) *CommandError {
-	msg := fmt.Sprintf("graph %s: %v", graph, err)
-	switch {
-	case errors.Is(err, readmodel.ErrNotFound):
-		return notFound("", "%s", msg)
-	case errors.Is(err, readmodel.ErrBadCursor):
-		return invalid("cursor", "%s", msg)
-	case errors.Is(err, readmodel.ErrInvalidArgument):
-		return invalid("", "%s", msg)
-	}
-	return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: msg}
-}
-
-func nodeProto(v readmodel.NodeView) *cairnv1.NodeView {
-	out := &cairnv1.NodeView{NodeId: v.ID, Categories: v.Categories, OutDegree: uint32(v.OutDegree), InDegree: uint32(v.InDegree)}
-	for _, c := range v.Components {
-		out.Components = append(out.Components, &cairnv1.Component{Type: c.Type, Value: c.Value})
-	}
-	return out
-}
-
-func statsProto(s readmodel.Stats) *cairnv1.GraphStats {
-	out := &cairnv1.GraphStats{Version: s.Version, Nodes: uint64(s.Nodes), Edges: uint64(s.Edges), DistinctComponents: uint64(s.DistinctComponents)}
-	for _, d := range s.Degrees {
-		out.Degrees = append(out.Degrees, &cairnv1.DegreeCount{Degree: uint32(d.Degree), Nodes: uint64(d.Nodes)})
-	}
-	for _, t := range s.Top {
-		out.Top = append(out.Top, &cairnv1.NodeDegree{NodeId: t.ID, Degree: uint32(t.Degree)})
-	}
-	for _, t := range s.ComponentTypes {
-		out.ComponentTypes = append(out.ComponentTypes, &cairnv1.TypeCount{Type: t.Type, Nodes: uint64(t.Nodes)})
-	}
-	return out
 }

@@ -117,7 +117,6 @@ func (r *refModel) stats(k int) Stats {
 	for id, n := range r.nodes {
 		o, i := r.degrees(id)
 		hist[o+i]++
-		s.Top = append(s.Top, NodeDegree{id, o + i})
 		for t, v := range n.comps {
 			types[t]++
 			distinct[[2]string{t, v}] = true
@@ -129,10 +128,7 @@ func (r *refModel) stats(k int) Stats {
 	for _, t := range slices.Sorted(maps.Keys(types)) {
 		s.ComponentTypes = append(s.ComponentTypes, TypeCount{t, types[t]})
 	}
-	slices.SortFunc(s.Top, func(a, b NodeDegree) int {
-		return cmp.Or(cmp.Compare(b.Degree, a.Degree), cmp.Compare(a.ID, b.ID))
-	})
-	s.Top = s.Top[:min(k, len(s.Top))]
+	s.Top = r.top(k, TotalDegree)
 	s.DistinctComponents = len(distinct)
 	return s
 }
@@ -345,6 +341,30 @@ func compare(t *testing.T, g *Graph, ref *refModel, r *rand.Rand, k, batch int) 
 	if w := ref.stats(k); fmt.Sprint(s) != fmt.Sprint(w) {
 		fail("Stats = %+v, want %+v", s, w)
 	}
+	for _, kind := range []DegreeKind{TotalDegree, OutDegree, InDegree} {
+		k := 1 + r.IntN(20)
+		got, err := g.TopDegree(k, kind)
+		if err != nil {
+			fail("TopDegree(%d, %d): %v", k, kind, err)
+		}
+		if w := ref.top(k, kind); fmt.Sprint(got) != fmt.Sprint(w) {
+			fail("TopDegree(%d, %d) = %v, want %v", k, kind, got, w)
+		}
+	}
+}
+
+// top ranks the nodes by degree of kind, ties by id.
+func (r *refModel) top(k int, kind DegreeKind) []NodeDegree {
+	var top []NodeDegree
+	for id := range r.nodes {
+		o, i := r.degrees(id)
+		d := [...]int{TotalDegree: o + i, OutDegree: o, InDegree: i}[kind]
+		top = append(top, NodeDegree{id, d})
+	}
+	slices.SortFunc(top, func(a, b NodeDegree) int {
+		return cmp.Or(cmp.Compare(b.Degree, a.Degree), cmp.Compare(a.ID, b.ID))
+	})
+	return top[:min(k, len(top))]
 }
 
 // walkFind follows a find query's cursors to the end, checking that no id

@@ -193,11 +193,15 @@ func TestBadQueryInput(t *testing.T) {
 		{"cursor of another direction", ErrBadCursor, func() error { _, err := g.Neighbors("n0", Out, "", q.Next, 10); return err }},
 		{"find cursor to neighbors", ErrBadCursor, func() error { _, err := g.Neighbors("n0", Both, "", findCursor, 10); return err }},
 		{"neighbor cursor past the row", ErrBadCursor, func() error {
-			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 0, 0, 99), 10)
+			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 0, 0, 99, 0), 10)
 			return err
 		}},
-		{"neighbor cursor of an old epoch", ErrBadCursor, func() error {
-			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 7, 0, 0), 10)
+		{"neighbor cursor of an old epoch whose edges are gone", ErrBadCursor, func() error {
+			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 7, 0, 1, 1, 12345, 6789), 10)
+			return err
+		}},
+		{"neighbor cursor with half an anchor", ErrBadCursor, func() error {
+			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 7, 0, 1, 1, 12345), 10)
 			return err
 		}},
 	}

@@ -2,6 +2,7 @@ package readmodel
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 )
 
@@ -35,17 +36,28 @@ type TypeCount struct {
 	Nodes int
 }
 
+// DegreeKind selects the degree TopDegree ranks by.
+type DegreeKind uint8
+
+// Degree kinds.
+const (
+	TotalDegree DegreeKind = iota // out-degree plus in-degree
+	OutDegree
+	InDegree
+)
+
 // topCache holds the last top-k answer until a degree changes.
 type topCache struct {
 	valid bool
+	k     int
+	kind  DegreeKind
 	top   []NodeDegree
 }
 
 func (c *topCache) invalidate() { c.valid, c.top = false, nil }
 
-// Stats returns the graph's metrics. Top-k is computed on demand from the
-// degree histogram (which fixes the smallest degree that qualifies) and one
-// pass over the degree arrays, then cached until a degree changes.
+// Stats returns the graph's metrics. Top-k is computed on demand as
+// TopDegree's and cached until a degree changes.
 // Errors: ErrNotFound (graph deleted).
 func (g *Graph) Stats() (Stats, error) {
 	if err := g.live(); err != nil {
@@ -62,28 +74,94 @@ func (g *Graph) Stats() (Stats, error) {
 		}
 	}
 	slices.SortFunc(s.ComponentTypes, func(a, b TypeCount) int { return cmp.Compare(a.Type, b.Type) })
-	s.Top = slices.Clone(g.topK(s.Degrees))
+	s.Top = slices.Clone(g.topK(g.cfg.TopK, TotalDegree))
 	return s, nil
 }
 
-func (g *Graph) topK(hist []DegreeCount) []NodeDegree {
-	if g.top.valid {
-		return g.top.top
+// TopDegree returns the k nodes of highest degree of the given kind (degree
+// centrality), highest first, ties by id. It costs two passes over the
+// 1-byte degree arrays: the first finds the smallest degree that qualifies
+// (from the total-degree histogram, or a count of the bytes), the second
+// collects the nodes at or above it. The answer is cached until a degree
+// changes. Errors: ErrInvalidArgument (k outside 1..MaxLimit, unknown kind),
+// ErrNotFound (graph deleted).
+func (g *Graph) TopDegree(k int, kind DegreeKind) ([]NodeDegree, error) {
+	if err := g.live(); err != nil {
+		return nil, err
 	}
-	k := g.cfg.TopK
-	min, seen := 0, 0
-	for i := len(hist) - 1; i >= 0 && seen < k; i-- {
-		min, seen = hist[i].Degree, seen+hist[i].Nodes
+	if err := checkLimit(k); err != nil {
+		return nil, err
+	}
+	if kind > InDegree {
+		return nil, fmt.Errorf("degree kind %d: %w", kind, ErrInvalidArgument)
+	}
+	return slices.Clone(g.topK(k, kind)), nil
+}
+
+// degreeFloor returns the smallest degree among the k highest, given the
+// degrees as (degree, nodes) buckets in any order.
+func degreeFloor(k int, buckets []DegreeCount) int {
+	slices.SortFunc(buckets, func(a, b DegreeCount) int { return cmp.Compare(b.Degree, a.Degree) })
+	floor, seen := 0, 0
+	for _, b := range buckets {
+		if seen >= k {
+			break
+		}
+		floor, seen = b.Degree, seen+b.Nodes
+	}
+	return floor
+}
+
+func (g *Graph) topK(k int, kind DegreeKind) []NodeDegree {
+	if g.top.valid && g.top.k == k && g.top.kind == kind {
+		return g.top.top
 	}
 	var top []NodeDegree
 	if k > 0 {
 		outLow, inLow := g.outDeg.low, g.inDeg.low[:len(g.outDeg.low)]
+		var buckets []DegreeCount
+		var deg func(u uint32) int
+		var below func(u uint32, floor int) bool // true when u surely ranks below floor
+		switch kind {
+		case TotalDegree:
+			for d, n := range g.degHist {
+				buckets = append(buckets, DegreeCount{Degree: int(d), Nodes: n})
+			}
+			deg = func(u uint32) int { return int(g.outDeg.get(u) + g.inDeg.get(u)) }
+			below = func(u uint32, floor int) bool {
+				o, i := outLow[u], inLow[u]
+				return o != degreeSpill && i != degreeSpill && int(o)+int(i) < floor
+			}
+		default:
+			d := &g.outDeg
+			if kind == InDegree {
+				d = &g.inDeg
+			}
+			low := d.low[:len(outLow)]
+			var count [degreeSpill]int
+			for u, v := range low {
+				if v != degreeSpill && g.nodes.Has(uint32(u)) {
+					count[v]++
+				}
+			}
+			for v, n := range count {
+				if n > 0 {
+					buckets = append(buckets, DegreeCount{Degree: v, Nodes: n})
+				}
+			}
+			for _, v := range d.high {
+				buckets = append(buckets, DegreeCount{Degree: int(v), Nodes: 1})
+			}
+			deg = func(u uint32) int { return int(d.get(u)) }
+			below = func(u uint32, floor int) bool { return low[u] != degreeSpill && int(low[u]) < floor }
+		}
+		floor := degreeFloor(k, buckets)
 		for u := range uint32(len(outLow)) {
-			// Most nodes fall below min on their 1-byte counts alone.
-			if o, i := outLow[u], inLow[u]; o != degreeSpill && i != degreeSpill && int(o)+int(i) < min {
+			// Most nodes fall below the floor on their 1-byte counts alone.
+			if below(u, floor) {
 				continue
 			}
-			if d := int(g.outDeg.get(u) + g.inDeg.get(u)); d >= min && g.nodes.Has(u) {
+			if d := deg(u); d >= floor && g.nodes.Has(u) {
 				top = append(top, NodeDegree{ID: g.nodes.String(u), Degree: d})
 			}
 		}
@@ -97,6 +175,6 @@ func (g *Graph) topK(hist []DegreeCount) []NodeDegree {
 	if len(top) > k {
 		top = top[:k]
 	}
-	g.top = topCache{valid: true, top: top}
+	g.top = topCache{valid: true, k: k, kind: kind, top: top}
 	return top
 }

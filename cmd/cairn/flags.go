@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
@@ -52,10 +53,19 @@ func parseArgs(fs *flag.FlagSet, topic string, args []string, names ...string) (
 		}
 		return nil, &usageError{topic: topic, err: fmt.Errorf("%s: %w", strings.TrimPrefix(fs.Name(), "cairn "), err)}
 	}
-	if len(pos) != len(names) {
+	required := 0 // names in brackets ("[node]") are optional and trail
+	for _, n := range names {
+		if !strings.HasPrefix(n, "[") {
+			required++
+		}
+	}
+	if len(pos) < required || len(pos) > len(names) {
 		want := make([]string, len(names))
 		for i, n := range names {
-			want[i] = "<" + n + ">"
+			want[i] = n
+			if !strings.HasPrefix(n, "[") {
+				want[i] = "<" + n + ">"
+			}
 		}
 		got := fmt.Sprintf("got %d", len(pos))
 		if len(pos) > 0 {
@@ -69,8 +79,15 @@ func parseArgs(fs *flag.FlagSet, topic string, args []string, names ...string) (
 		if len(names) == 1 {
 			noun = "argument"
 		}
-		return nil, &usageError{topic: topic, err: fmt.Errorf("%s: want %d %s %s, %s",
-			strings.TrimPrefix(fs.Name(), "cairn "), len(names), noun, strings.Join(want, " "), got)}
+		count := strconv.Itoa(len(names))
+		if required < len(names) {
+			count = fmt.Sprintf("%d to %d", required, len(names))
+		}
+		return nil, &usageError{topic: topic, err: fmt.Errorf("%s: want %s %s %s, %s",
+			strings.TrimPrefix(fs.Name(), "cairn "), count, noun, strings.Join(want, " "), got)}
+	}
+	for len(pos) < len(names) {
+		pos = append(pos, "") // an optional argument not given
 	}
 	return pos, nil
 }

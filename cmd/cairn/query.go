@@ -21,28 +21,43 @@ const queryUsage = `Usage:
                    [--cursor C] [--limit N] [query flags]
   cairn query neighbors <graph> <node> [--direction out|in|both] [--edge-type T]
                    [--cursor C] [--limit N] [query flags]
+  cairn query khop <graph> <node> [--depth N] [--direction out|in|both] [--edge-type T]
+                   [--max-frontier N] [--max-results N] [query flags]
+  cairn query path <graph> <from> <to> [--weight T] [--direction out|in|both]
+                   [--edge-type T] [--max-frontier N] [--max-results N] [query flags]
+  cairn query components <graph> [<node> [--cursor C] [--limit N]] [query flags]
+  cairn query top <graph> [--k N] [--kind total|out|in] [query flags]
   cairn query stats <graph> [query flags]
 
 query asks the engine's read model (the projection shards) over NATS.
 node prints a node's degrees, components and categories; find pages through
 the nodes holding a component type, a component or a category; neighbors
-pages through the edges at a node (default --direction out, any type); stats
-prints node and edge counts, the degree histogram, the top-degree nodes and
-nodes per component type. A page holds --limit entries (1-1000, default 100)
-and ends with "next=C" when there is more: pass --cursor C for the next page.
+pages through the edges at a node (default --direction out, any type).
+khop lists the nodes within --depth hops (1-6, default 2) by distance; path
+prints a shortest path, fewest edges or, with --weight T, least total
+weight where entering a node costs its component T (a number; 1 when
+absent). A traversal that would pass --max-frontier (one BFS level) or
+--max-results (nodes reached) stops with RESOURCE_EXHAUSTED; 0 takes the
+server's default. components with a node pages through its weakly
+connected component; without one it prints the number of components. top
+prints the --k (1-1000, default 10) nodes of highest degree. stats prints
+node and edge counts, the degree histogram, the top-degree nodes and nodes
+per component type. A page holds --limit entries (1-1000, default 100) and
+ends with "next=C" when there is more: pass --cursor C for the next page.
 
 Every answer starts with as_of_seq=N: it reflects every transaction up to
-stream sequence N. Write commands print seq=N: pass --min-seq N to read
-your writes (the query waits, up to --timeout, until the graph's projection
-has applied N; else it fails with DEADLINE_EXCEEDED). --json prints the
-protobuf cairn.v1.QueryReply as one line of JSON (protojson, proto names).
+stream sequence N ("cached" follows when it came from the query cache).
+Write commands print seq=N: pass --min-seq N to read your writes (the query
+waits, up to --timeout, until the graph's projection has applied N; else it
+fails with DEADLINE_EXCEEDED). --json prints the protobuf
+cairn.v1.QueryReply as one line of JSON (protojson, proto names).
 
 Query flags:
   --min-seq N           wait until the projection has applied stream seq N
 `
 
 func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	sub, args, err := subcommand("query", args, "node", "find", "neighbors", "stats")
+	sub, args, err := subcommand("query", args, "node", "find", "neighbors", "khop", "path", "components", "top", "stats")
 	if err != nil {
 		return err
 	}
@@ -50,9 +65,9 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	var c clientFlags
 	c.register(fs, "query", 10*time.Second)
 	minSeq := fs.Uint64("min-seq", 0, "wait until the projection has applied this stream `seq`")
-	var compType, component, category, cursor, direction, edgeType string
-	var limit int
-	if sub == "find" || sub == "neighbors" {
+	var compType, component, category, cursor, direction, edgeType, weight, kind string
+	var limit, depth, k, maxFrontier, maxResults int
+	if sub == "find" || sub == "neighbors" || sub == "components" {
 		fs.StringVar(&cursor, "cursor", "", "`cursor` of the next page (printed as next=)")
 		fs.IntVar(&limit, "limit", 0, "page size `N`, 1-1000 (default 100)")
 	}
@@ -61,13 +76,32 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		fs.StringVar(&compType, "component-type", "", "find nodes holding a component of `type`")
 		fs.StringVar(&component, "component", "", "find nodes holding component `type=value`")
 		fs.StringVar(&category, "category", "", "find nodes in `category`")
-	case "neighbors":
+	case "neighbors", "khop", "path":
 		fs.StringVar(&direction, "direction", "out", "`out`, in or both")
 		fs.StringVar(&edgeType, "edge-type", "", "only edges of `type`")
+	case "top":
+		fs.IntVar(&k, "k", 10, "how many nodes, `N` 1-1000")
+		fs.StringVar(&kind, "kind", "total", "rank by `total`, out or in degree")
+	}
+	switch sub {
+	case "khop", "path":
+		fs.IntVar(&maxFrontier, "max-frontier", 0, "stop with RESOURCE_EXHAUSTED past `N` nodes in one BFS level (0: server default)")
+		fs.IntVar(&maxResults, "max-results", 0, "stop with RESOURCE_EXHAUSTED past `N` nodes reached (0: server default)")
+	}
+	switch sub {
+	case "khop":
+		fs.IntVar(&depth, "depth", 2, "hops, `N` 1-6")
+	case "path":
+		fs.StringVar(&weight, "weight", "", "least total weight: entering a node costs its component `T` (numeric)")
 	}
 	names := []string{"graph"}
-	if sub == "node" || sub == "neighbors" {
+	switch sub {
+	case "node", "neighbors", "khop":
 		names = append(names, "node")
+	case "path":
+		names = append(names, "from", "to")
+	case "components":
+		names = append(names, "[node]")
 	}
 	pos, err := parseArgs(fs, "query", args, names...)
 	if err != nil {
@@ -79,6 +113,15 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if limit < 0 || limit > 1000 {
 		return usage("--limit %d is not in 1..1000", limit)
 	}
+	if maxFrontier < 0 || maxResults < 0 {
+		return usage("--max-frontier and --max-results must not be negative")
+	}
+	dirs := map[string]cairnv1.Direction{"out": cairnv1.Direction_DIRECTION_OUT, "in": cairnv1.Direction_DIRECTION_IN, "both": cairnv1.Direction_DIRECTION_BOTH}
+	dir, ok := dirs[direction]
+	if direction != "" && !ok {
+		return usage("--direction %q: want out, in or both", direction)
+	}
+	limits := &cairnv1.TraverseLimits{MaxFrontier: uint32(min(maxFrontier, 1<<31)), MaxResults: uint32(min(maxResults, 1<<31))}
 	// The engine gives up a little before the client does, so that a
 	// min_seq that is not reached is answered DEADLINE_EXCEEDED.
 	req := &cairnv1.QueryRequest{GraphId: pos[0], MinSeq: *minSeq, TimeoutMs: uint32(min(c.timeout*9/10, time.Hour).Milliseconds())}
@@ -106,13 +149,36 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		}
 		req.Query = &cairnv1.QueryRequest_FindNodes{FindNodes: f}
 	case "neighbors":
-		dirs := map[string]cairnv1.Direction{"out": cairnv1.Direction_DIRECTION_OUT, "in": cairnv1.Direction_DIRECTION_IN, "both": cairnv1.Direction_DIRECTION_BOTH}
-		dir, ok := dirs[direction]
-		if !ok {
-			return usage("--direction %q: want out, in or both", direction)
-		}
 		req.Query = &cairnv1.QueryRequest_ListNeighbors{ListNeighbors: &cairnv1.ListNeighbors{
 			NodeId: pos[1], Direction: dir, EdgeType: edgeType, Cursor: cursor, Limit: uint32(limit)}}
+	case "khop":
+		if depth < 1 || depth > 6 {
+			return usage("--depth %d is not in 1..6", depth)
+		}
+		req.Query = &cairnv1.QueryRequest_KHop{KHop: &cairnv1.KHop{
+			NodeId: pos[1], Direction: dir, EdgeType: edgeType, Depth: uint32(depth), Limits: limits}}
+	case "path":
+		req.Query = &cairnv1.QueryRequest_ShortestPath{ShortestPath: &cairnv1.ShortestPath{
+			FromNodeId: pos[1], ToNodeId: pos[2], Direction: dir, EdgeType: edgeType, Weight: weight, Limits: limits}}
+	case "components":
+		if len(pos) < 2 || pos[1] == "" {
+			if cursor != "" || limit != 0 {
+				return usage("--cursor and --limit page through one node's component: name the node")
+			}
+			req.Query = &cairnv1.QueryRequest_CountComponents{CountComponents: &cairnv1.CountComponents{}}
+		} else {
+			req.Query = &cairnv1.QueryRequest_GetComponent{GetComponent: &cairnv1.GetComponent{NodeId: pos[1], Cursor: cursor, Limit: uint32(limit)}}
+		}
+	case "top":
+		kinds := map[string]cairnv1.DegreeKind{"total": cairnv1.DegreeKind_DEGREE_KIND_TOTAL, "out": cairnv1.DegreeKind_DEGREE_KIND_OUT, "in": cairnv1.DegreeKind_DEGREE_KIND_IN}
+		kd, ok := kinds[kind]
+		if !ok {
+			return usage("--kind %q: want total, out or in", kind)
+		}
+		if k < 1 || k > 1000 {
+			return usage("--k %d is not in 1..1000", k)
+		}
+		req.Query = &cairnv1.QueryRequest_TopDegree{TopDegree: &cairnv1.TopDegree{K: uint32(k), Kind: kd}}
 	case "stats":
 		req.Query = &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}
 	}
@@ -143,10 +209,19 @@ func (c *clientFlags) query(ctx context.Context, req *cairnv1.QueryRequest) (*ca
 }
 
 func printQueryReply(w io.Writer, rep *cairnv1.QueryReply) {
+	head := fmt.Sprintf("as_of_seq=%d", rep.GetAsOfSeq())
+	if rep.GetCached() {
+		head += " cached"
+	}
+	next := func(c string) {
+		if c != "" {
+			fmt.Fprintf(w, "next=%s\n", c)
+		}
+	}
 	switch r := rep.GetResult().(type) {
 	case *cairnv1.QueryReply_Node:
 		n := r.Node
-		fmt.Fprintf(w, "as_of_seq=%d node %s out=%d in=%d\n", rep.GetAsOfSeq(), n.GetNodeId(), n.GetOutDegree(), n.GetInDegree())
+		fmt.Fprintf(w, "%s node %s out=%d in=%d\n", head, n.GetNodeId(), n.GetOutDegree(), n.GetInDegree())
 		for _, c := range n.GetComponents() {
 			fmt.Fprintf(w, "  component %s=%s\n", c.GetType(), c.GetValue())
 		}
@@ -154,25 +229,49 @@ func printQueryReply(w io.Writer, rep *cairnv1.QueryReply) {
 			fmt.Fprintf(w, "  category %s\n", c)
 		}
 	case *cairnv1.QueryReply_Nodes:
-		fmt.Fprintf(w, "as_of_seq=%d nodes=%d\n", rep.GetAsOfSeq(), len(r.Nodes.GetNodeIds()))
+		fmt.Fprintf(w, "%s nodes=%d\n", head, len(r.Nodes.GetNodeIds()))
 		for _, id := range r.Nodes.GetNodeIds() {
 			fmt.Fprintf(w, "  %s\n", id)
 		}
-		if next := r.Nodes.GetNextCursor(); next != "" {
-			fmt.Fprintf(w, "next=%s\n", next)
-		}
+		next(r.Nodes.GetNextCursor())
 	case *cairnv1.QueryReply_Neighbors:
-		fmt.Fprintf(w, "as_of_seq=%d edges=%d\n", rep.GetAsOfSeq(), len(r.Neighbors.GetNeighbors()))
+		fmt.Fprintf(w, "%s edges=%d\n", head, len(r.Neighbors.GetNeighbors()))
 		for _, n := range r.Neighbors.GetNeighbors() {
 			fmt.Fprintf(w, "  %s %s type=%q\n", n.GetEdgeId(), n.GetNodeId(), n.GetEdgeType())
 		}
-		if next := r.Neighbors.GetNextCursor(); next != "" {
-			fmt.Fprintf(w, "next=%s\n", next)
+		next(r.Neighbors.GetNextCursor())
+	case *cairnv1.QueryReply_KHop:
+		fmt.Fprintf(w, "%s reached=%d\n", head, len(r.KHop.GetNodes()))
+		for _, n := range r.KHop.GetNodes() {
+			fmt.Fprintf(w, "  %d %s\n", n.GetDistance(), n.GetNodeId())
+		}
+	case *cairnv1.QueryReply_Path:
+		p := r.Path
+		fmt.Fprintf(w, "%s hops=%d cost=%g\n", head, len(p.GetEdgeIds()), p.GetCost())
+		for i, id := range p.GetNodeIds() {
+			if i > 0 {
+				fmt.Fprintf(w, "  -[%s]-> %s\n", p.GetEdgeIds()[i-1], id)
+			} else {
+				fmt.Fprintf(w, "  %s\n", id)
+			}
+		}
+	case *cairnv1.QueryReply_Component:
+		fmt.Fprintf(w, "%s component size=%d nodes=%d\n", head, r.Component.GetSize(), len(r.Component.GetNodeIds()))
+		for _, id := range r.Component.GetNodeIds() {
+			fmt.Fprintf(w, "  %s\n", id)
+		}
+		next(r.Component.GetNextCursor())
+	case *cairnv1.QueryReply_ComponentCount:
+		fmt.Fprintf(w, "%s components=%d\n", head, r.ComponentCount.GetComponents())
+	case *cairnv1.QueryReply_Top:
+		fmt.Fprintf(w, "%s top=%d\n", head, len(r.Top.GetNodes()))
+		for _, t := range r.Top.GetNodes() {
+			fmt.Fprintf(w, "  %s degree %d\n", t.GetNodeId(), t.GetDegree())
 		}
 	case *cairnv1.QueryReply_Stats:
 		s := r.Stats
-		fmt.Fprintf(w, "as_of_seq=%d version=%d nodes=%d edges=%d distinct_components=%d\n",
-			rep.GetAsOfSeq(), s.GetVersion(), s.GetNodes(), s.GetEdges(), s.GetDistinctComponents())
+		fmt.Fprintf(w, "%s version=%d nodes=%d edges=%d distinct_components=%d\n",
+			head, s.GetVersion(), s.GetNodes(), s.GetEdges(), s.GetDistinctComponents())
 		for _, d := range s.GetDegrees() {
 			fmt.Fprintf(w, "  degree %d: %d nodes\n", d.GetDegree(), d.GetNodes())
 		}

@@ -778,8 +778,8 @@ func (x *KHop) GetLimits() *TraverseLimits {
 // ShortestPath finds a shortest path between two nodes: fewest edges
 // (bidirectional BFS), or, when weight names a component type, least total
 // weight (bidirectional Dijkstra), where entering a node costs the numeric
-// value of its weight component (1 when it has none; a negative or
-// non-numeric value is INVALID_ARGUMENT). No path is NOT_FOUND.
+// value of its weight component (1 when it has none, or when the value is
+// not a finite non-negative number). No path is NOT_FOUND.
 type ShortestPath struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	FromNodeId    string                 `protobuf:"bytes,1,opt,name=from_node_id,json=fromNodeId,proto3" json:"from_node_id,omitempty"`
