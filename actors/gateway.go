@@ -37,17 +37,17 @@ var _ Executor = (*Dispatcher)(nil)
 // Gateway is the NATS micro service "cairn": any NATS client can send
 // commands to it, and `nats micro ls` / `nats micro info cairn` show it.
 type Gateway struct {
-	svc      micro.Service
-	exec     Executor
-	queries  Querier
-	log      *slog.Logger
+	svc     micro.Service
+	exec    Executor
+	queries Querier
+	log     *slog.Logger
 	// maxPayload is the server's largest message.
 	maxPayload int64
-	timeout  time.Duration
-	sem      chan struct{}
-	inflight sync.WaitGroup
-	ctx      context.Context
-	cancel   context.CancelFunc
+	timeout    time.Duration
+	sem        chan struct{}
+	inflight   sync.WaitGroup
+	ctx        context.Context
+	cancel     context.CancelFunc
 
 	// mu orders taking a command (inflight.Add) against Close: once closing
 	// is set, no command is taken, so Close's wait covers every one.

@@ -172,7 +172,8 @@ type Projections struct {
 
 // shard is what the reader and queries share with one shard actor.
 type shard struct {
-	pid *actor.PID
+	pid    *actor.PID
+	queued chan struct{} // a token per transaction handed over, not yet applied
 
 	mu      sync.Mutex
 	applied uint64        // every transaction of the shard up to here is applied
@@ -207,7 +208,7 @@ func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfi
 	}
 	var err error
 	for i := range cfg.Shards {
-		sh := &shard{changed: make(chan struct{})}
+		sh := &shard{changed: make(chan struct{}), queued: make(chan struct{}, maxQueued)}
 		a := &shardActor{p: p, shard: sh, index: i, graphs: map[string]*projected{}}
 		if cfg.CacheEntries > 0 {
 			if a.cache, err = newQueryCache(cfg); err != nil {
@@ -246,7 +247,9 @@ func (p *Projections) read(ctx context.Context) {
 	next, sinceMark := uint64(1), 0
 	for {
 		err := p.src.Follow(ctx, next, func(f persistence.Followed) error {
-			p.deliver(f)
+			if err := p.deliver(ctx, f); err != nil {
+				return err
+			}
 			next = f.Seq + 1
 			if sinceMark++; f.Pending == 0 || sinceMark >= watermarkEvery {
 				p.watermark(f.Seq)
@@ -269,10 +272,22 @@ func (p *Projections) read(ctx context.Context) {
 	}
 }
 
-// deliver hands f to its graph's shard.
-func (p *Projections) deliver(f persistence.Followed) {
-	p.root.Send(p.shards[p.Shard(f.Graph)].pid, &deliverTx{f: f})
+// deliver hands f to its graph's shard, waiting while that shard already
+// has maxQueued transactions to apply: a reader far ahead of a slow shard
+// holds back instead of buffering the stream in memory.
+func (p *Projections) deliver(ctx context.Context, f persistence.Followed) error {
+	sh := p.shards[p.Shard(f.Graph)]
+	select {
+	case sh.queued <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	p.root.Send(sh.pid, &deliverTx{f: f})
+	return nil
 }
+
+// maxQueued bounds the transactions handed to one shard and not yet applied.
+const maxQueued = 4096
 
 // watermark tells every shard that the reader has handed out everything up
 // to seq: once a shard has processed the message, it has applied all of its
@@ -403,6 +418,7 @@ func (a *shardActor) Receive(ctx actor.Context) {
 	case *deliverTx:
 		a.apply(m.f)
 		a.mark(m.f.Seq)
+		<-a.shard.queued
 	case *watermark:
 		a.mark(m.seq)
 	case *runQuery:

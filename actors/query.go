@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"strings"
 	"time"
 
 	"github.com/elastic/go-freelru"
@@ -330,7 +331,7 @@ func (p *Projections) run(g *readmodel.Graph, graph string, req *cairnv1.QueryRe
 		}
 	}
 	if err != nil {
-		rep.Error = queryError(graph, err).Proto()
+		rep.Error = queryError(graph, req, err).Proto()
 	}
 	return rep
 }
@@ -345,17 +346,39 @@ func direction(d cairnv1.Direction) readmodel.Direction {
 	return readmodel.Out
 }
 
-func queryError(graph string, err error) *CommandError {
+// queryError turns a read-model error into a typed one whose field is the
+// request's path to the culprit, for example "list_neighbors.cursor" or
+// "shortest_path.to_node_id".
+func queryError(graph string, req *cairnv1.QueryRequest, err error) *CommandError {
 	msg := fmt.Sprintf("graph %s: %v", graph, err)
+	m := req.ProtoReflect()
+	prefix := ""
+	if fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("query")); fd != nil {
+		prefix = string(fd.Name()) + "."
+	}
+	var nf *readmodel.NodeNotFoundError
 	switch {
+	case errors.As(err, &nf):
+		field := prefix + "node_id"
+		if p := req.GetShortestPath(); p != nil {
+			field = prefix + "from_node_id"
+			if nf.ID != p.GetFromNodeId() {
+				field = prefix + "to_node_id"
+			}
+		}
+		return notFound(field, "%s", msg)
 	case errors.Is(err, readmodel.ErrNotFound):
-		return notFound("", "%s", msg)
+		field := ""
+		if req.GetShortestPath() == nil { // no path is not about one field
+			field = "graph_id" // the graph was deleted
+		}
+		return notFound(field, "%s", msg)
 	case errors.Is(err, readmodel.ErrBadCursor):
-		return invalid("cursor", "%s", msg)
+		return invalid(prefix+"cursor", "%s", msg)
 	case errors.Is(err, readmodel.ErrInvalidArgument):
-		return invalid("", "%s", msg)
+		return invalid(strings.TrimSuffix(prefix, "."), "%s", msg)
 	case errors.Is(err, readmodel.ErrLimitExceeded):
-		return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED, Field: "limits", Message: msg}
+		return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED, Field: prefix + "limits", Message: msg}
 	}
 	return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: msg}
 }

@@ -70,10 +70,19 @@ func (g *Graph) lookupNode(id string) (uint32, error) {
 	}
 	u, ok := g.nodes.Lookup(id)
 	if !ok {
-		return 0, fmt.Errorf("node %q: %w", id, ErrNotFound)
+		return 0, &NodeNotFoundError{ID: id}
 	}
 	return u, nil
 }
+
+// NodeNotFoundError names the unknown node a query was given; it wraps
+// ErrNotFound.
+type NodeNotFoundError struct{ ID string }
+
+func (e *NodeNotFoundError) Error() string { return fmt.Sprintf("node %q: %v", e.ID, ErrNotFound) }
+
+// Unwrap returns ErrNotFound.
+func (e *NodeNotFoundError) Unwrap() error { return ErrNotFound }
 
 func checkLimit(limit int) error {
 	if limit <= 0 || limit > MaxLimit {
