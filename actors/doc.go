@@ -79,8 +79,18 @@
 // later transactions of the graph are not applied, other graphs go on.
 //
 // Positions live in memory: after a restart every shard rebuilds from the
-// stream start (until snapshots come). The shard mailboxes are unbounded: a
-// reader far ahead of a slow shard buffers in memory.
+// stream start (until snapshots come). The reader hands a shard at most
+// 4,096 transactions it has not applied yet, then waits: a reader far
+// ahead of a slow shard holds back instead of buffering the stream.
+//
+// Each shard caches answers (elastic/go-freelru, no goroutine; 4,096
+// entries of at most 8 KiB, 1 minute TTL by default) under the graph, its
+// version (events applied) and the query's deterministic wire form, so a
+// write makes every earlier answer unreachable; errors are not cached. A
+// cached reply says cached and carries the shard's current as_of_seq;
+// CacheStats counts hits and misses, and the gateway shows them in the
+// query endpoint's stats. Query errors name the request field at fault
+// ("list_neighbors.cursor", "shortest_path.to_node_id", "k_hop.limits").
 //
 //	p, err := actors.NewProjections(system, store, actors.DefaultProjectionConfig())
 //	p.Start()
