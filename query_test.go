@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/cairn-graph/cairn"
 	"github.com/cairn-graph/cairn/actors"
@@ -23,9 +25,15 @@ import (
 // openEngineAt starts an engine on dir with shards projection shards.
 func openEngineAt(t *testing.T, dir string, shards int) *cairn.Engine {
 	t.Helper()
+	return openEngineWith(t, dir, func(cfg *cairn.Config) { cfg.Projections.Shards = shards })
+}
+
+// openEngineWith starts an engine on dir with the defaults changed by tune.
+func openEngineWith(t *testing.T, dir string, tune func(*cairn.Config)) *cairn.Engine {
+	t.Helper()
 	cfg := cairn.DefaultConfig(dir)
 	cfg.NATSListen = persistence.ListenNone
-	cfg.Projections.Shards = shards
+	tune(&cfg)
 	eng, err := cairn.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("open engine: %v", err)
@@ -260,15 +268,18 @@ func (r redelivering) Follow(ctx context.Context, from uint64, fn func(persisten
 }
 
 // Metamorphic and redelivery: on a seeded random command stream over
-// several graphs, projections with 1, 2 and 8 shards, and one whose stream
-// redelivers transactions, answer every query identically.
+// several graphs, projections with 1, 2 and 8 shards, one without query
+// cache, one that compacts its adjacency every few changes, and one whose
+// stream redelivers transactions, answer every query kind identically.
 func TestQueryShardCountsAgree(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	forEachQuerySeed(t, runQueryShardCountsAgree)
+}
+
+func runQueryShardCountsAgree(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	ctx := context.Background()
 	eng := openEngineAt(t, t.TempDir(), 3)
-	graphs := []string{"m0", "m1", "m2", "m3", "m4", "m5"}
+	graphs := []string{"m0", "m1", "m2", "m3"}
 	for _, g := range graphs {
 		if _, err := eng.Execute(ctx, env(g, "create-"+g, cmdCreate())); err != nil {
 			t.Fatal(err)
@@ -278,22 +289,26 @@ func TestQueryShardCountsAgree(t *testing.T) {
 	comp := func() *cairnv1.Component {
 		return &cairnv1.Component{Type: types[rng.IntN(len(types))], Value: []byte(fmt.Sprint(rng.IntN(4)))}
 	}
-	node := func() string { return fmt.Sprintf("n%d", rng.IntN(25)) }
-	edge := func() string { return fmt.Sprintf("e%d", rng.IntN(40)) }
+	node := func() string { return fmt.Sprintf("n%d", rng.IntN(12)) }
+	edge := func() string { return fmt.Sprintf("e%d", rng.IntN(60)) }
 	var last uint64
 	for i := range 400 {
 		g := graphs[rng.IntN(len(graphs))]
 		var c *cairnv1.Command
-		switch k := rng.IntN(10); {
-		case k < 3:
-			c = cmdAdd(node(), []string{cats[rng.IntN(3)]}, comp(), comp())
-		case k < 6:
-			c = cmdConnect(edge(), node(), node(), etypes[rng.IntN(3)])
+		switch k := rng.IntN(20); {
 		case k < 7:
+			comps := []*cairnv1.Component{comp(), comp()}
+			if comps[0].Type == comps[1].Type { // a node holds one component of a type
+				comps = comps[:1]
+			}
+			c = cmdAdd(node(), []string{cats[rng.IntN(3)]}, comps...)
+		case k < 14:
+			c = cmdConnect(edge(), node(), node(), etypes[rng.IntN(3)])
+		case k < 16:
 			c = &cairnv1.Command{Kind: &cairnv1.Command_SetNodeComponents{SetNodeComponents: &cairnv1.SetNodeComponents{NodeId: node(), Components: []*cairnv1.Component{comp()}}}}
-		case k < 8:
+		case k < 17:
 			c = &cairnv1.Command{Kind: &cairnv1.Command_RemoveNodeComponents{RemoveNodeComponents: &cairnv1.RemoveNodeComponents{NodeId: node(), Types: []string{types[rng.IntN(3)]}}}}
-		case k < 9:
+		case k < 19:
 			c = &cairnv1.Command{Kind: &cairnv1.Command_DisconnectNodes{DisconnectNodes: &cairnv1.DisconnectNodes{EdgeId: edge()}}}
 		default:
 			c = &cairnv1.Command{Kind: &cairnv1.Command_RemoveNode{RemoveNode: &cairnv1.RemoveNode{NodeId: node()}}}
@@ -303,24 +318,37 @@ func TestQueryShardCountsAgree(t *testing.T) {
 			last = rep.GetSeq()
 		}
 	}
-	if _, err := eng.Execute(ctx, env("m5", "delete-m5", &cairnv1.Command{Kind: &cairnv1.Command_DeleteGraph{DeleteGraph: &cairnv1.DeleteGraph{}}})); err != nil {
+	if _, err := eng.Execute(ctx, env("m3", "delete-m3", &cairnv1.Command{Kind: &cairnv1.Command_DeleteGraph{DeleteGraph: &cairnv1.DeleteGraph{}}})); err != nil {
 		t.Fatal(err)
 	}
-	if last, _ = eng.Store().LastSeq(ctx, "m5"); last == 0 {
+	if last, _ = eng.Store().LastSeq(ctx, "m3"); last == 0 {
 		t.Fatal("no last seq")
 	}
 
 	// Every query, paging with small pages to exercise cursors.
 	var queries []*cairnv1.QueryRequest
 	for _, g := range append(graphs, "none") {
-		queries = append(queries, &cairnv1.QueryRequest{GraphId: g, Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}})
-		for n := range 26 {
+		queries = append(queries, &cairnv1.QueryRequest{GraphId: g, Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}},
+			&cairnv1.QueryRequest{GraphId: g, Query: &cairnv1.QueryRequest_CountComponents{CountComponents: &cairnv1.CountComponents{}}})
+		for kind := range cairnv1.DegreeKind(4) {
+			for _, k := range []uint32{0, 3} {
+				queries = append(queries, &cairnv1.QueryRequest{GraphId: g, Query: &cairnv1.QueryRequest_TopDegree{TopDegree: &cairnv1.TopDegree{K: k, Kind: kind}}})
+			}
+		}
+		for n := range 13 { // n12 is never written
 			id := fmt.Sprintf("n%d", n)
-			queries = append(queries, getNode(g, id, 0))
+			queries = append(queries, getNode(g, id, 0),
+				&cairnv1.QueryRequest{GraphId: g, Query: &cairnv1.QueryRequest_GetComponent{GetComponent: &cairnv1.GetComponent{NodeId: id, Limit: 2}}})
 			for _, d := range []cairnv1.Direction{cairnv1.Direction_DIRECTION_OUT, cairnv1.Direction_DIRECTION_IN, cairnv1.Direction_DIRECTION_BOTH} {
 				for _, et := range etypes {
 					queries = append(queries, &cairnv1.QueryRequest{GraphId: g, Query: &cairnv1.QueryRequest_ListNeighbors{
-						ListNeighbors: &cairnv1.ListNeighbors{NodeId: id, Direction: d, EdgeType: et, Limit: 2}}})
+						ListNeighbors: &cairnv1.ListNeighbors{NodeId: id, Direction: d, EdgeType: et, Limit: 2}}},
+						&cairnv1.QueryRequest{GraphId: g, Query: &cairnv1.QueryRequest_KHop{
+							KHop: &cairnv1.KHop{NodeId: id, Direction: d, EdgeType: et, Depth: uint32(1 + (n+len(et))%3)}}})
+				}
+				for _, w := range []string{"", "version"} {
+					queries = append(queries, &cairnv1.QueryRequest{GraphId: g, Query: &cairnv1.QueryRequest_ShortestPath{
+						ShortestPath: &cairnv1.ShortestPath{FromNodeId: id, ToNodeId: fmt.Sprintf("n%d", (n*5+3)%12), Direction: d, Weight: w}}})
 				}
 			}
 		}
@@ -338,16 +366,32 @@ func TestQueryShardCountsAgree(t *testing.T) {
 		}
 	}
 	// answers runs every query, following next cursors, and returns the
-	// replies in order.
-	answers := func(q actors.Querier) []*cairnv1.QueryReply {
+	// replies in order. With canon, the pages of a neighbour walk come as
+	// one reply sorted by edge id, and a path as its cost and length only:
+	// the order of a node's edges and the choice among equal paths follow
+	// the edge indices, which depend on when the adjacency was compacted.
+	answers := func(q actors.Querier, canon bool) []*cairnv1.QueryReply {
 		var out []*cairnv1.QueryReply
 		for _, req := range queries {
 			req = proto.Clone(req).(*cairnv1.QueryRequest)
 			req.MinSeq = last
+			var walk *cairnv1.QueryReply
 			for {
 				rep := q.Query(ctx, req)
-				out = append(out, rep)
-				next := rep.GetNodes().GetNextCursor() + rep.GetNeighbors().GetNextCursor()
+				switch {
+				case canon && rep.GetNeighbors() != nil && walk != nil:
+					walk.GetNeighbors().Neighbors = append(walk.GetNeighbors().Neighbors, rep.GetNeighbors().GetNeighbors()...)
+				case canon && rep.GetNeighbors() != nil:
+					walk = proto.Clone(rep).(*cairnv1.QueryReply)
+					out = append(out, walk)
+				case canon && rep.GetPath() != nil:
+					p := rep.GetPath()
+					out = append(out, &cairnv1.QueryReply{AsOfSeq: rep.GetAsOfSeq(), Result: &cairnv1.QueryReply_Path{Path: &cairnv1.PathResult{
+						Cost: p.GetCost(), EdgeIds: make([]string, len(p.GetEdgeIds()))}}})
+				default:
+					out = append(out, rep)
+				}
+				next := rep.GetNodes().GetNextCursor() + rep.GetNeighbors().GetNextCursor() + rep.GetComponent().GetNextCursor()
 				if next == "" {
 					break
 				}
@@ -356,20 +400,33 @@ func TestQueryShardCountsAgree(t *testing.T) {
 					k.FindNodes.Cursor = next
 				case *cairnv1.QueryRequest_ListNeighbors:
 					k.ListNeighbors.Cursor = next
+				case *cairnv1.QueryRequest_GetComponent:
+					k.GetComponent.Cursor = next
 				}
+			}
+			if walk != nil {
+				n := walk.GetNeighbors()
+				n.NextCursor = ""
+				slices.SortFunc(n.Neighbors, func(a, b *cairnv1.Neighbor) int { return strings.Compare(a.GetEdgeId(), b.GetEdgeId()) })
 			}
 		}
 		return out
 	}
-	want := answers(eng.Projections())
-	found := 0
+	want := answers(eng.Projections(), false)
+	canonWant := answers(eng.Projections(), true)
+	found, paths, reached := 0, 0, 0
 	for _, r := range want {
 		if r.GetError() == nil && r.GetNode() != nil {
 			found++
 		}
+		if len(r.GetPath().GetEdgeIds()) > 1 {
+			paths++
+		}
+		reached += len(r.GetKHop().GetNodes())
 	}
-	if found < 20 {
-		t.Fatalf("only %d nodes found: the stream is too thin to compare", found)
+	t.Logf("%d nodes found, %d paths of 2 edges or more, %d nodes reached by k-hops", found, paths, reached)
+	if found < 20 || paths < 5 || reached < 100 {
+		t.Fatalf("%d nodes found, %d paths of 2 edges or more, %d nodes reached by k-hops: the stream is too thin to compare", found, paths, reached)
 	}
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
 	defer system.Shutdown()
@@ -377,25 +434,262 @@ func TestQueryShardCountsAgree(t *testing.T) {
 		name   string
 		shards int
 		src    actors.Follower
-	}{{"1 shard", 1, eng.Store()}, {"2 shards", 2, eng.Store()}, {"8 shards", 8, eng.Store()}, {"8 shards, redelivered", 8, redelivering{eng.Store()}}} {
+		tune   func(*actors.ProjectionConfig)
+		// canon: compare answers as answers(q, true) gives them.
+		canon bool
+	}{
+		{"1 shard", 1, eng.Store(), nil, false},
+		{"2 shards", 2, eng.Store(), nil, false},
+		{"8 shards", 8, eng.Store(), nil, false},
+		{"2 shards, no cache", 2, eng.Store(), func(c *actors.ProjectionConfig) { c.CacheEntries = 0 }, false},
+		{"2 shards, compacting", 2, eng.Store(), func(c *actors.ProjectionConfig) { c.ReadModel.CompactMin, c.ReadModel.CompactDivisor = 2, 1 }, true},
+		{"8 shards, redelivered", 8, redelivering{eng.Store()}, nil, false},
+	} {
 		cfg := actors.DefaultProjectionConfig()
 		cfg.Shards = tc.shards
+		if tc.tune != nil {
+			tc.tune(&cfg)
+		}
 		p, err := actors.NewProjections(system, tc.src, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		p.Start()
-		got := answers(p)
+		got := answers(p, tc.canon)
 		if err := p.Close(ctx); err != nil {
 			t.Errorf("%s: close: %v", tc.name, err)
 		}
+		want := want
+		if tc.canon {
+			want = canonWant
+		}
 		if len(got) != len(want) {
-			t.Fatalf("%s: %d answers, want %d (seed %d)", tc.name, len(got), len(want), seed)
+			t.Fatalf("%s: %d answers, want %d", tc.name, len(got), len(want))
 		}
 		for i := range want {
-			if !proto.Equal(got[i], want[i]) {
-				t.Fatalf("%s: answer %d differs (seed %d):\n got %v\nwant %v", tc.name, i, seed, got[i], want[i])
+			// Whether an answer came from a cache is no part of it.
+			g, w := proto.Clone(got[i]).(*cairnv1.QueryReply), proto.Clone(want[i]).(*cairnv1.QueryReply)
+			g.Cached, w.Cached = false, false
+			if !proto.Equal(g, w) {
+				t.Fatalf("%s: answer %d differs:\n got %v\nwant %v", tc.name, i, got[i], want[i])
 			}
 		}
 	}
+}
+
+// Bad query input gets a typed error: its code and the field at fault.
+func TestQueryBadInput(t *testing.T) {
+	ctx := context.Background()
+	eng := openEngineAt(t, t.TempDir(), 2)
+	cmds := []*cairnv1.Command{cmdCreate(), cmdAdd("lonely", []string{"c"})}
+	for i := range 5 {
+		cmds = append(cmds, cmdAdd(fmt.Sprintf("p%d", i), []string{"c"}, &cairnv1.Component{Type: "w", Value: []byte("1")}))
+		if i > 0 {
+			cmds = append(cmds, cmdConnect(fmt.Sprintf("e%d", i), fmt.Sprintf("p%d", i-1), fmt.Sprintf("p%d", i), "k"))
+		}
+	}
+	rep, err := eng.Execute(ctx, env("bad", "setup", cmds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := rep.GetSeq()
+	q := func(query proto.Message) *cairnv1.QueryRequest { return queryOf("bad", seq, query) }
+	// Real cursors of each kind, to hand to the wrong query.
+	cursor := func(query proto.Message) string {
+		t.Helper()
+		r, err := eng.Query(ctx, q(query))
+		next := r.GetNodes().GetNextCursor() + r.GetNeighbors().GetNextCursor() + r.GetComponent().GetNextCursor()
+		if err != nil || next == "" {
+			t.Fatalf("%v: no cursor: %v %v", query, r, err)
+		}
+		return next
+	}
+	findCursor := cursor(&cairnv1.FindNodes{By: &cairnv1.FindNodes_Category{Category: "c"}, Limit: 1})
+	nbrCursor := cursor(&cairnv1.ListNeighbors{NodeId: "p1", Direction: cairnv1.Direction_DIRECTION_BOTH, Limit: 1})
+	compCursor := cursor(&cairnv1.GetComponent{NodeId: "p0", Limit: 1})
+
+	const (
+		invalid   = cairnv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT
+		notFound  = cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND
+		exhausted = cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED
+		anyField  = "?"
+	)
+	byCat := &cairnv1.FindNodes_Category{Category: "c"}
+	both := cairnv1.Direction_DIRECTION_BOTH
+	huge := uint32(1 << 31)
+	for _, tc := range []struct {
+		name  string
+		req   *cairnv1.QueryRequest
+		code  cairnv1.ErrorCode
+		field string
+	}{
+		{"unknown graph", &cairnv1.QueryRequest{GraphId: "nope", MinSeq: seq, Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}}, notFound, "graph_id"},
+		{"unknown graph, traversal", &cairnv1.QueryRequest{GraphId: "nope", Query: &cairnv1.QueryRequest_KHop{KHop: &cairnv1.KHop{NodeId: "p0", Depth: 1}}}, notFound, "graph_id"},
+		{"malformed graph id", &cairnv1.QueryRequest{GraphId: "a.b", Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}}, invalid, "graph_id"},
+		{"no query", q(nil), invalid, "query"},
+
+		{"find limit above 1000", q(&cairnv1.FindNodes{By: byCat, Limit: 1001}), invalid, "find_nodes.limit"},
+		{"neighbours limit above 1000", q(&cairnv1.ListNeighbors{NodeId: "p0", Limit: 1001}), invalid, "list_neighbors.limit"},
+		{"component limit above 1000", q(&cairnv1.GetComponent{NodeId: "p0", Limit: 1001}), invalid, "get_component.limit"},
+		{"top k above 1000", q(&cairnv1.TopDegree{K: 1001}), invalid, "top_degree.k"},
+		{"depth 0", q(&cairnv1.KHop{NodeId: "p0"}), invalid, "k_hop.depth"},
+		{"depth 7", q(&cairnv1.KHop{NodeId: "p0", Depth: 7}), invalid, "k_hop.depth"},
+
+		{"find without a key", q(&cairnv1.FindNodes{}), invalid, "find_nodes.by"},
+		{"find by an empty type", q(&cairnv1.FindNodes{By: &cairnv1.FindNodes_ComponentType{}}), invalid, "find_nodes.component_type"},
+		{"find by a component without type", q(&cairnv1.FindNodes{By: &cairnv1.FindNodes_Component{Component: &cairnv1.Component{Value: []byte("1")}}}), invalid, "find_nodes.component.type"},
+		{"find by an empty category", q(&cairnv1.FindNodes{By: &cairnv1.FindNodes_Category{}}), invalid, "find_nodes.category"},
+
+		{"find, malformed cursor", q(&cairnv1.FindNodes{By: byCat, Cursor: "!!"}), invalid, "find_nodes.cursor"},
+		{"neighbours, malformed cursor", q(&cairnv1.ListNeighbors{NodeId: "p1", Cursor: "!!"}), invalid, "list_neighbors.cursor"},
+		{"component, malformed cursor", q(&cairnv1.GetComponent{NodeId: "p0", Cursor: "!!"}), invalid, "get_component.cursor"},
+		{"find, truncated cursor", q(&cairnv1.FindNodes{By: byCat, Cursor: findCursor[:2]}), invalid, "find_nodes.cursor"},
+		{"find, a neighbours cursor", q(&cairnv1.FindNodes{By: byCat, Cursor: nbrCursor}), invalid, "find_nodes.cursor"},
+		{"find, a component cursor", q(&cairnv1.FindNodes{By: byCat, Cursor: compCursor}), invalid, "find_nodes.cursor"},
+		{"neighbours, a find cursor", q(&cairnv1.ListNeighbors{NodeId: "p1", Direction: both, Cursor: findCursor}), invalid, "list_neighbors.cursor"},
+		{"neighbours, a component cursor", q(&cairnv1.ListNeighbors{NodeId: "p1", Direction: both, Cursor: compCursor}), invalid, "list_neighbors.cursor"},
+		{"neighbours, another node's cursor", q(&cairnv1.ListNeighbors{NodeId: "p2", Direction: both, Cursor: nbrCursor}), invalid, "list_neighbors.cursor"},
+		{"neighbours, another direction's cursor", q(&cairnv1.ListNeighbors{NodeId: "p1", Direction: cairnv1.Direction_DIRECTION_IN, Cursor: nbrCursor}), invalid, "list_neighbors.cursor"},
+		{"component, a find cursor", q(&cairnv1.GetComponent{NodeId: "p0", Cursor: findCursor}), invalid, "get_component.cursor"},
+		{"component, a neighbours cursor", q(&cairnv1.GetComponent{NodeId: "p0", Cursor: nbrCursor}), invalid, "get_component.cursor"},
+		{"component, another node's cursor", q(&cairnv1.GetComponent{NodeId: "lonely", Cursor: compCursor}), invalid, "get_component.cursor"},
+
+		{"neighbours, unknown direction", q(&cairnv1.ListNeighbors{NodeId: "p0", Direction: 9}), invalid, "list_neighbors.direction"},
+		{"k-hop, unknown direction", q(&cairnv1.KHop{NodeId: "p0", Depth: 1, Direction: 4}), invalid, "k_hop.direction"},
+		{"path, unknown direction", q(&cairnv1.ShortestPath{FromNodeId: "p0", ToNodeId: "p1", Direction: -1}), invalid, "shortest_path.direction"},
+		{"top, unknown degree kind", q(&cairnv1.TopDegree{Kind: 4}), invalid, "top_degree.kind"},
+
+		{"node, empty id", q(&cairnv1.GetNode{}), invalid, "get_node.node_id"},
+		{"neighbours, empty id", q(&cairnv1.ListNeighbors{}), invalid, "list_neighbors.node_id"},
+		{"k-hop, empty id", q(&cairnv1.KHop{Depth: 1}), invalid, "k_hop.node_id"},
+		{"path, empty from", q(&cairnv1.ShortestPath{ToNodeId: "p1"}), invalid, "shortest_path.from_node_id"},
+		{"path, empty to", q(&cairnv1.ShortestPath{FromNodeId: "p0"}), invalid, "shortest_path.to_node_id"},
+		{"component, empty id", q(&cairnv1.GetComponent{}), invalid, "get_component.node_id"},
+
+		{"node, unknown", q(&cairnv1.GetNode{NodeId: "ghost"}), notFound, "get_node.node_id"},
+		{"neighbours, unknown node", q(&cairnv1.ListNeighbors{NodeId: "ghost"}), notFound, "list_neighbors.node_id"},
+		{"k-hop, unknown node", q(&cairnv1.KHop{NodeId: "ghost", Depth: 1}), notFound, "k_hop.node_id"},
+		{"path to an unknown node", q(&cairnv1.ShortestPath{FromNodeId: "p0", ToNodeId: "ghost"}), notFound, "shortest_path.to_node_id"},
+		{"path from an unknown node", q(&cairnv1.ShortestPath{FromNodeId: "ghost", ToNodeId: "p0"}), notFound, "shortest_path.from_node_id"},
+		{"weighted path to an unknown node", q(&cairnv1.ShortestPath{FromNodeId: "p0", ToNodeId: "ghost", Weight: "w"}), notFound, "shortest_path.to_node_id"},
+		{"component, unknown node", q(&cairnv1.GetComponent{NodeId: "ghost"}), notFound, "get_component.node_id"},
+		{"no path", q(&cairnv1.ShortestPath{FromNodeId: "p0", ToNodeId: "lonely", Direction: both}), notFound, anyField},
+		{"no path against the edges", q(&cairnv1.ShortestPath{FromNodeId: "p4", ToNodeId: "p0", Weight: "w"}), notFound, anyField},
+
+		{"k-hop above its result cap", q(&cairnv1.KHop{NodeId: "p0", Depth: 3, Limits: &cairnv1.TraverseLimits{MaxResults: 2}}), exhausted, "k_hop.limits"},
+		{"k-hop above its frontier cap", q(&cairnv1.KHop{NodeId: "p1", Depth: 1, Direction: both, Limits: &cairnv1.TraverseLimits{MaxFrontier: 1}}), exhausted, "k_hop.limits"},
+		{"path above its result cap", q(&cairnv1.ShortestPath{FromNodeId: "p0", ToNodeId: "p4", Limits: &cairnv1.TraverseLimits{MaxResults: 3}}), exhausted, "shortest_path.limits"},
+		{"weighted path above its result cap", q(&cairnv1.ShortestPath{FromNodeId: "p0", ToNodeId: "p4", Weight: "w", Limits: &cairnv1.TraverseLimits{MaxResults: 3}}), exhausted, "shortest_path.limits"},
+		{"k-hop cap above the server's", q(&cairnv1.KHop{NodeId: "p0", Depth: 1, Limits: &cairnv1.TraverseLimits{MaxResults: huge}}), invalid, "k_hop.limits.max_results"},
+		{"path cap above the server's", q(&cairnv1.ShortestPath{FromNodeId: "p0", ToNodeId: "p1", Limits: &cairnv1.TraverseLimits{MaxFrontier: huge}}), invalid, "shortest_path.limits.max_frontier"},
+
+		{"min_seq never reached", &cairnv1.QueryRequest{GraphId: "bad", MinSeq: seq + 1000, TimeoutMs: 50, Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}},
+			cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED, "min_seq"},
+	} {
+		r, err := eng.Query(ctx, tc.req)
+		e := r.GetError()
+		switch {
+		case e.GetCode() != tc.code || (tc.field != anyField && e.GetField() != tc.field):
+			t.Errorf("%s: got %v %q, want %v %q (%s)", tc.name, e.GetCode(), e.GetField(), tc.code, tc.field, e.GetMessage())
+		case e.GetMessage() == "" || err == nil || r.GetResult() != nil:
+			t.Errorf("%s: a failed reply with no message or with a result: %v, %v", tc.name, r, err)
+		}
+	}
+
+	// The edges of the ranges are fine.
+	for _, req := range []*cairnv1.QueryRequest{
+		q(&cairnv1.FindNodes{By: byCat, Limit: 1000}),
+		q(&cairnv1.ListNeighbors{NodeId: "p0", Limit: 1000}),
+		q(&cairnv1.GetComponent{NodeId: "p0", Limit: 1000}),
+		q(&cairnv1.TopDegree{K: 1000}),
+		q(&cairnv1.KHop{NodeId: "p0", Depth: 1}),
+		q(&cairnv1.KHop{NodeId: "p0", Depth: 6}),
+		q(&cairnv1.KHop{NodeId: "p0", Depth: 6, Limits: &cairnv1.TraverseLimits{MaxResults: 4, MaxFrontier: 1}}),
+		q(&cairnv1.ShortestPath{FromNodeId: "p0", ToNodeId: "p4", Limits: &cairnv1.TraverseLimits{MaxResults: 5, MaxFrontier: 1}}),
+		q(&cairnv1.ShortestPath{FromNodeId: "p0", ToNodeId: "p0"}),
+		q(&cairnv1.CountComponents{}),
+	} {
+		if r, err := eng.Query(ctx, req); err != nil {
+			t.Errorf("%v: %v", req, err)
+		} else if r.GetResult() == nil {
+			t.Errorf("%v: no result", req)
+		}
+	}
+}
+
+// The query cache answers a repeated query while its graph is unchanged, and
+// never after the graph changed; writes to other graphs do not matter.
+func TestQueryCache(t *testing.T) {
+	ctx := context.Background()
+	eng := openEngineAt(t, t.TempDir(), 1) // one shard: both graphs share its cache
+	rep, err := eng.Execute(ctx, env("qc", "c1", cmdCreate(), cmdAdd("a", []string{"c"}), cmdAdd("b", []string{"c"}), cmdConnect("ab", "a", "b", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Execute(ctx, env("other", "o1", cmdCreate())); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(req *cairnv1.QueryRequest, minSeq uint64, cached bool) *cairnv1.QueryReply {
+		t.Helper()
+		req = proto.Clone(req).(*cairnv1.QueryRequest)
+		req.MinSeq = minSeq
+		r, err := eng.Query(ctx, req)
+		if err != nil || r.GetCached() != cached || r.GetAsOfSeq() < minSeq {
+			t.Fatalf("%v: %v %v, want cached %v", req, r, err, cached)
+		}
+		return r
+	}
+	khop := &cairnv1.QueryRequest{GraphId: "qc", Query: &cairnv1.QueryRequest_KHop{KHop: &cairnv1.KHop{NodeId: "a", Depth: 2}}}
+	find := &cairnv1.QueryRequest{GraphId: "qc", Query: &cairnv1.QueryRequest_FindNodes{FindNodes: &cairnv1.FindNodes{By: &cairnv1.FindNodes_Category{Category: "c"}, Limit: 1}}}
+	first := ask(khop, rep.GetSeq(), false)
+	if again := ask(khop, rep.GetSeq(), true); !proto.Equal(again.GetKHop(), first.GetKHop()) {
+		t.Fatalf("cached %v, computed %v", again, first)
+	}
+	page := ask(find, rep.GetSeq(), false)
+	ask(find, 0, true)
+	next := proto.Clone(find).(*cairnv1.QueryRequest)
+	next.GetFindNodes().Cursor = page.GetNodes().GetNextCursor()
+	ask(next, 0, false) // another page is another query
+
+	// A write to another graph leaves qc's answers cached, and they are as
+	// of that write.
+	o, err := eng.Execute(ctx, env("other", "o2", cmdAdd("x", nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask(khop, o.GetSeq(), true)
+
+	// A write to qc makes its cached answers unreachable.
+	w, err := eng.Execute(ctx, env("qc", "c2", cmdAdd("c", []string{"c"}), cmdConnect("bc", "b", "c", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ask(khop, w.GetSeq(), false)
+	want := &cairnv1.KHopResult{Nodes: []*cairnv1.ReachedNode{{NodeId: "b", Distance: 1}, {NodeId: "c", Distance: 2}}}
+	if !proto.Equal(got.GetKHop(), want) {
+		t.Fatalf("after the write: %v, want %v", got, want)
+	}
+	ask(khop, w.GetSeq(), true)
+	ask(find, w.GetSeq(), false)
+	if hits, misses := eng.Projections().CacheStats(); hits != 4 || misses != 5 {
+		t.Fatalf("cache stats: %d hits, %d misses; want 4 and 5", hits, misses)
+	}
+}
+
+// queryOf wraps one query message (a *cairnv1.GetNode, *cairnv1.KHop, …; nil
+// for none) in a request.
+func queryOf(graph string, minSeq uint64, query proto.Message) *cairnv1.QueryRequest {
+	req := &cairnv1.QueryRequest{GraphId: graph, MinSeq: minSeq}
+	if query == nil {
+		return req
+	}
+	m := req.ProtoReflect()
+	fields := m.Descriptor().Oneofs().ByName("query").Fields()
+	for i := range fields.Len() {
+		if fd := fields.Get(i); fd.Message().FullName() == query.ProtoReflect().Descriptor().FullName() {
+			m.Set(fd, protoreflect.ValueOfMessage(query.ProtoReflect()))
+			return req
+		}
+	}
+	panic(fmt.Sprintf("no query of type %T", query))
 }

@@ -192,16 +192,16 @@ func TestBadQueryInput(t *testing.T) {
 		{"cursor of another node", ErrBadCursor, func() error { _, err := g.Neighbors("n1", Both, "", q.Next, 10); return err }},
 		{"cursor of another direction", ErrBadCursor, func() error { _, err := g.Neighbors("n0", Out, "", q.Next, 10); return err }},
 		{"find cursor to neighbors", ErrBadCursor, func() error { _, err := g.Neighbors("n0", Both, "", findCursor, 10); return err }},
-		{"neighbor cursor past the row", ErrBadCursor, func() error {
-			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 0, 0, 99, 0), 10)
+		{"neighbor cursor of a phase the direction lacks", ErrBadCursor, func() error {
+			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 1, 0), 10)
 			return err
 		}},
-		{"neighbor cursor of an old epoch whose edges are gone", ErrBadCursor, func() error {
-			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 7, 0, 1, 1, 12345, 6789), 10)
+		{"neighbor cursor beyond 32 bits", ErrBadCursor, func() error {
+			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 0, 1<<32), 10)
 			return err
 		}},
-		{"neighbor cursor with half an anchor", ErrBadCursor, func() error {
-			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 7, 0, 1, 1, 12345), 10)
+		{"neighbor cursor with a value too many", ErrBadCursor, func() error {
+			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 0, 0, 1), 10)
 			return err
 		}},
 	}

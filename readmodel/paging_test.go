@@ -44,7 +44,7 @@ func TestNeighborPagingUnderWrites(t *testing.T) {
 			apply(edgeAdded(id, src, dst, "r"+strconv.Itoa(r.IntN(2))))
 			live[id] = true
 		}
-		for range 60 {
+		for range 150 {
 			add()
 		}
 		for _, dir := range []Direction{Out, In, Both} {
@@ -66,10 +66,10 @@ func TestNeighborPagingUnderWrites(t *testing.T) {
 					if cursor, pages = p.Next, pages+1; cursor == "" {
 						break
 					}
-					// Writes between pages: remove a few edges (some of
-					// them just returned), add a few; every write set
-					// triggers a compaction (CompactMin 1).
-					for range r.IntN(4) {
+					// Writes between pages: remove edges (often all of
+					// those just returned and the next ones), add a few;
+					// every write triggers a compaction (CompactMin 1).
+					for range r.IntN(12) {
 						for id := range live {
 							apply(edgeRemoved(id))
 							delete(live, id)

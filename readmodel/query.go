@@ -5,7 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
-	"hash/fnv"
+	"math"
 	"slices"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -113,8 +113,8 @@ func (g *Graph) Node(id string) (NodeView, error) {
 
 // Cursor encoding: base64url of a kind byte and uvarints. Find cursors hold
 // the next dense index and the graph version they were made at; neighbour
-// cursors hold the node's dense index, the direction, the adjacency epoch,
-// the phase (0 out, 1 in) and the position in the row.
+// cursors hold the node's dense index, the direction, the phase (0 out, 1
+// in) and the next edge index.
 const (
 	kindFind     = 'f'
 	kindNeighbor = 'n'
@@ -129,29 +129,23 @@ func encodeCursor(kind byte, vals ...uint64) string {
 }
 
 func decodeCursor(s string, kind byte, n int) ([]uint64, error) {
-	vals, rest, err := decodeCursorRest(s, kind, n)
-	if err == nil && len(rest) != 0 {
-		err = fmt.Errorf("cursor %q: %w", s, ErrBadCursor)
-	}
-	return vals, err
-}
-
-// decodeCursorRest decodes a cursor of n values followed by any number of
-// further ones (at most 64), returned as rest.
-func decodeCursorRest(s string, kind byte, n int) (vals, rest []uint64, err error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || len(b) == 0 || b[0] != kind {
-		return nil, nil, fmt.Errorf("cursor %q: %w", s, ErrBadCursor)
+		return nil, fmt.Errorf("cursor %q: %w", s, ErrBadCursor)
 	}
 	b = b[1:]
-	for len(b) > 0 || len(vals) < n {
+	vals := make([]uint64, n)
+	for i := range vals {
 		v, k := binary.Uvarint(b)
-		if k <= 0 || len(vals) == n+64 {
-			return nil, nil, fmt.Errorf("cursor %q: %w", s, ErrBadCursor)
+		if k <= 0 {
+			return nil, fmt.Errorf("cursor %q: %w", s, ErrBadCursor)
 		}
-		vals, b = append(vals, v), b[k:]
+		vals[i], b = v, b[k:]
 	}
-	return vals[:n], vals[n:], nil
+	if len(b) != 0 {
+		return nil, fmt.Errorf("cursor %q: %w", s, ErrBadCursor)
+	}
+	return vals, nil
 }
 
 // page walks bm from the cursor's position.
@@ -222,13 +216,11 @@ func (g *Graph) FindByCategory(cat, cursor string, limit int) (Page, error) {
 }
 
 // Neighbors pages through the edges at node id in direction dir, of type
-// edgeType ("" for any). Pages neither skip nor repeat an edge that is there
-// for the whole walk, even when the graph changes between pages: a row keeps
-// its order across compactions (new edges go to its end), so a cursor holds
-// the position of the next entry and, for the case where a compaction moved
-// the entries since, the last few edges it returned; the next page starts
-// after the latest of those that is still there. Only when all of them were
-// removed and compacted away does the cursor fail with ErrBadCursor.
+// edgeType ("" for any): out-edges, then in-edges (Both), each in ascending
+// edge-index order. A cursor holds the phase and the next edge index, and
+// a live edge keeps its index, so pages neither skip nor repeat an edge that
+// is there for the whole walk, whatever is written or compacted between
+// them; an edge added meanwhile may or may not be listed.
 // Errors: ErrNotFound, ErrInvalidArgument (limit, direction), ErrBadCursor.
 func (g *Graph) Neighbors(id string, dir Direction, edgeType, cursor string, limit int) (NeighborPage, error) {
 	u, err := g.lookupNode(id)
@@ -248,11 +240,19 @@ func (g *Graph) Neighbors(id string, dir Direction, edgeType, cursor string, lim
 	case In:
 		phases = phases[1:]
 	}
-	phase, pos := 0, 0
+	phase, from := 0, uint32(0)
 	if cursor != "" {
-		if phase, pos, err = g.resumeNeighbors(cursor, u, dir, phases); err != nil {
+		vals, err := decodeCursor(cursor, kindNeighbor, 4)
+		if err != nil {
 			return NeighborPage{}, err
 		}
+		if vals[0] != uint64(u) || vals[1] != uint64(dir) {
+			return NeighborPage{}, fmt.Errorf("cursor %q belongs to another query: %w", cursor, ErrBadCursor)
+		}
+		if vals[2] >= uint64(len(phases)) || vals[3] > math.MaxUint32 {
+			return NeighborPage{}, fmt.Errorf("cursor %q out of range: %w", cursor, ErrBadCursor)
+		}
+		phase, from = int(vals[2]), uint32(vals[3])
 	}
 	var p NeighborPage
 	typ, anyType := uint16(0), edgeType == ""
@@ -263,16 +263,15 @@ func (g *Graph) Neighbors(id string, dir Direction, edgeType, cursor string, lim
 		}
 		typ = uint16(t)
 	}
-	var anchors []uint32 // the edges returned in the current phase
 	full := false
-	for ; phase < len(phases) && !full; phase, pos, anchors = phase+1, 0, anchors[:0] {
+	for ; phase < len(phases) && !full; phase, from = phase+1, 0 {
 		d := phases[phase]
-		g.adj.Scan(d, u, pos, func(at int, e uint32) bool {
+		g.adj.ScanFrom(d, u, from, func(e uint32) bool {
 			if (!anyType && uint16(g.etype.Get(int(e))) != typ) || (dir == Both && d == adjacency.In && g.src.Get(int(e)) == g.dst.Get(int(e))) {
 				return true
 			}
 			if len(p.Entries) == limit {
-				p.Next = g.neighborCursor(u, dir, phase, at, anchors)
+				p.Next = encodeCursor(kindNeighbor, uint64(u), uint64(dir), uint64(phase), uint64(e))
 				full = true
 				return false
 			}
@@ -281,100 +280,8 @@ func (g *Graph) Neighbors(id string, dir Direction, edgeType, cursor string, lim
 				other = g.src.Get(int(e))
 			}
 			p.Entries = append(p.Entries, Neighbor{EdgeID: g.edges.String(e), NodeID: g.nodes.String(other), EdgeType: g.types.name(g.etype.Get(int(e)))})
-			anchors = append(anchors, e)
 			return true
 		})
 	}
 	return p, nil
-}
-
-// neighborAnchors is how many edges a neighbour cursor holds on each side of
-// its position (the last ones returned, the next ones in the row), to find
-// its place again after a compaction moved the row.
-const neighborAnchors = 4
-
-// neighborCursor encodes the node, the direction, the adjacency epoch, the
-// phase, the position at, then the number of anchors before it and the
-// anchors before and after it as (edge index, hash of the edge id) pairs.
-func (g *Graph) neighborCursor(u uint32, dir Direction, phase, at int, returned []uint32) string {
-	returned = returned[max(0, len(returned)-neighborAnchors):]
-	vals := []uint64{uint64(u), uint64(dir), g.adj.Epoch(), uint64(phase), uint64(at), uint64(len(returned))}
-	for _, e := range returned {
-		vals = append(vals, uint64(e), uint64(g.edgeHash(e)))
-	}
-	d := adjacency.Out
-	if dir == In || (dir == Both && phase == 1) {
-		d = adjacency.In
-	}
-	n := 0
-	g.adj.Scan(d, u, at, func(_ int, e uint32) bool {
-		vals = append(vals, uint64(e), uint64(g.edgeHash(e)))
-		n++
-		return n < neighborAnchors
-	})
-	return encodeCursor(kindNeighbor, vals...)
-}
-
-// edgeHash tells an edge index from a later reuse of it by another edge.
-func (g *Graph) edgeHash(e uint32) uint32 {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(g.edges.String(e)))
-	return h.Sum32()
-}
-
-// resumeNeighbors returns the phase and row position a neighbour cursor
-// continues from. In the epoch it was made in, that is its position; after
-// a compaction, it is just after the latest returned anchor still in the
-// row, else at the first next anchor still there.
-func (g *Graph) resumeNeighbors(cursor string, u uint32, dir Direction, phases []adjacency.Dir) (phase, pos int, err error) {
-	vals, rest, err := decodeCursorRest(cursor, kindNeighbor, 6)
-	if err != nil {
-		return 0, 0, err
-	}
-	if vals[0] != uint64(u) || vals[1] != uint64(dir) {
-		return 0, 0, fmt.Errorf("cursor %q belongs to another query: %w", cursor, ErrBadCursor)
-	}
-	nBefore := vals[5]
-	if vals[3] >= uint64(len(phases)) || len(rest)%2 != 0 || nBefore > neighborAnchors ||
-		2*nBefore > uint64(len(rest)) || uint64(len(rest))-2*nBefore > 2*neighborAnchors {
-		return 0, 0, fmt.Errorf("cursor %q out of range: %w", cursor, ErrBadCursor)
-	}
-	phase = int(vals[3])
-	d := phases[phase]
-	if vals[2] == g.adj.Epoch() {
-		if vals[4] > uint64(g.adj.Len(d, u)) {
-			return 0, 0, fmt.Errorf("cursor %q out of range: %w", cursor, ErrBadCursor)
-		}
-		return phase, int(vals[4]), nil
-	}
-	if nBefore == 0 {
-		// Nothing of this phase returned yet: start it again.
-		return phase, 0, nil
-	}
-	// Anchors in order: returned ones (oldest first), then next ones. The
-	// best is the latest returned one still there (resume after it), else
-	// the earliest next one (resume at it).
-	anchors := len(rest) / 2
-	rank := func(i int) int { // higher is better
-		if i < int(nBefore) {
-			return anchors + i
-		}
-		return anchors - i
-	}
-	best, bestRank := 0, -1
-	g.adj.Scan(d, u, 0, func(p int, e uint32) bool {
-		for i := range anchors {
-			if rest[2*i] == uint64(e) && rank(i) > bestRank && rest[2*i+1] == uint64(g.edgeHash(e)) {
-				best, bestRank = p, rank(i)
-				if i < int(nBefore) {
-					best++
-				}
-			}
-		}
-		return true
-	})
-	if bestRank < 0 {
-		return 0, 0, fmt.Errorf("cursor %q: the edges it stood between were removed since: %w", cursor, ErrBadCursor)
-	}
-	return phase, best, nil
 }

@@ -8,13 +8,18 @@
 // edge index removed here must not be reused until after the next Compact,
 // since dead entries stay in place until then.
 //
-// Positions inside a row are stable between compactions: the CSR part first,
-// then the appended part, dead entries keeping their place. Epoch counts the
-// compactions so that a cursor can tell whether its position still holds.
+// Both parts of a row are kept in ascending edge-index order (Add inserts
+// in place, Compact merges), so ScanFrom can walk a row in index order from
+// any edge index: a cursor that holds the last index it returned resumes
+// correctly across any writes and compactions, since a live edge keeps its
+// index. Positions (Scan) are stable only while the index does not change.
+// Epoch counts the compactions.
 package adjacency
 
 import (
 	"math/bits"
+	"slices"
+	"sort"
 
 	"github.com/cairn-graph/cairn/readmodel/internal/packed"
 )
@@ -70,9 +75,19 @@ func (x *Index) Bytes() int {
 
 // Add records edge e from src to dst.
 func (x *Index) Add(e, src, dst uint32) {
-	x.dir[Out].added[src] = append(x.dir[Out].added[src], e)
-	x.dir[In].added[dst] = append(x.dir[In].added[dst], e)
+	x.dir[Out].added[src] = insertSorted(x.dir[Out].added[src], e)
+	x.dir[In].added[dst] = insertSorted(x.dir[In].added[dst], e)
 	x.nAdded++
+}
+
+// insertSorted inserts e into the ascending list l; new edges mostly carry
+// the highest index yet, so the common case is an append.
+func insertSorted(l []uint32, e uint32) []uint32 {
+	if n := len(l); n == 0 || l[n-1] < e {
+		return append(l, e)
+	}
+	i, _ := slices.BinarySearch(l, e)
+	return slices.Insert(l, i, e)
 }
 
 // Remove marks edge e dead.
@@ -123,6 +138,31 @@ func (x *Index) Scan(d Dir, u uint32, pos int, f func(pos int, e uint32) bool) {
 	}
 }
 
+// ScanFrom calls f with each live edge of node u's row whose index is at
+// least from, in ascending index order, until f returns false.
+func (x *Index) ScanFrom(d Dir, u uint32, from uint32, f func(e uint32) bool) {
+	r := &x.dir[d]
+	i, end := 0, 0
+	if int(u)+1 < r.offs.Len() {
+		start := int(r.offs.Get(int(u)))
+		end = int(r.offs.Get(int(u) + 1))
+		i = start + sort.Search(end-start, func(k int) bool { return r.ents.Get(start+k) >= from })
+	}
+	add := r.added[u]
+	j, _ := slices.BinarySearch(add, from)
+	for i < end || j < len(add) {
+		var e uint32
+		if j == len(add) || (i < end && r.ents.Get(i) < add[j]) {
+			e, i = r.ents.Get(i), i+1
+		} else {
+			e, j = add[j], j+1
+		}
+		if !x.Dead(e) && !f(e) {
+			return
+		}
+	}
+}
+
 // Compact folds the delta into fresh CSR arrays for nodes [0, nodes) and
 // returns the edge indices that died since the last compaction, now free for
 // reuse.
@@ -133,13 +173,13 @@ func (x *Index) Compact(nodes int) (freed []uint32) {
 		maxEdge := uint32(0)
 		for u := 0; u < nodes; u++ {
 			n := 0
-			x.Scan(Dir(d), uint32(u), 0, func(_ int, e uint32) bool { n++; maxEdge = max(maxEdge, e); return true })
+			x.ScanFrom(Dir(d), uint32(u), 0, func(e uint32) bool { n++; maxEdge = max(maxEdge, e); return true })
 			offs[u+1] = offs[u] + uint32(n)
 		}
 		ents := packed.Make(int(offs[nodes]), maxEdge)
 		for u := 0; u < nodes; u++ {
 			i := int(offs[u])
-			x.Scan(Dir(d), uint32(u), 0, func(_ int, e uint32) bool { ents.Set(i, e); i++; return true })
+			x.ScanFrom(Dir(d), uint32(u), 0, func(e uint32) bool { ents.Set(i, e); i++; return true })
 		}
 		poffs := packed.Make(nodes+1, offs[nodes])
 		for u, o := range offs {

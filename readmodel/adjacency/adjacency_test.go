@@ -51,6 +51,22 @@ func TestIndexAgainstLists(t *testing.T) {
 					if !slices.Equal(got, want) {
 						t.Fatalf("step %d node %d dir %d: got %v want %v", step, u, d, got, want)
 					}
+					// ScanFrom walks the same edges in index order from any
+					// index, and stops when told.
+					from := uint32(r.IntN(int(next) + 2))
+					got = got[:0]
+					x.ScanFrom(Dir(d), u, from, func(e uint32) bool { got = append(got, e); return true })
+					i, _ := slices.BinarySearch(want, from)
+					if !slices.Equal(got, want[i:]) {
+						t.Fatalf("step %d node %d dir %d: ScanFrom(%d) = %v, want %v", step, u, d, from, got, want[i:])
+					}
+					if len(want[i:]) > 1 {
+						n := 0
+						x.ScanFrom(Dir(d), u, from, func(uint32) bool { n++; return n < 2 })
+						if n != 2 {
+							t.Fatalf("ScanFrom went on after false: %d calls", n)
+						}
+					}
 				}
 			}
 		}
