@@ -171,6 +171,9 @@ func TestQueryPoisonedTransaction(t *testing.T) {
 		eng.Projections().Failures() != 2 {
 		t.Fatalf("health: stopped %v, failures %d", stopped, eng.Projections().Failures())
 	}
+	if h := eng.Projections().Health(); h.Failures != 2 || len(h.Stopped) != 2 || !strings.Contains(h.Stopped["bad"], want) || h.AppliedSeq < junk.Sequence {
+		t.Fatalf("Health() = %+v", h)
+	}
 	// The good graph is still served, writes included.
 	rep, err := eng.Execute(ctx, env("good", "add-y", cmdAdd("y", nil)))
 	if err != nil {

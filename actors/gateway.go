@@ -87,11 +87,10 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 		Name:        ServiceName,
 		Version:     ServiceVersion,
 		Description: "Cairn event-sourced graph engine: commands in, CID-chained transactions out",
-		// The query endpoint's stats carry the query cache's counters.
+		// The query endpoint's stats carry the projections' health.
 		StatsHandler: func(e *micro.Endpoint) any {
-			if c, ok := cfg.Queries.(interface{ CacheStats() (uint64, uint64) }); ok && e.Name == "query" {
-				hits, misses := c.CacheStats()
-				return map[string]uint64{"cache_hits": hits, "cache_misses": misses}
+			if h, ok := cfg.Queries.(interface{ Health() ProjectionHealth }); ok && e.Name == "query" {
+				return h.Health()
 			}
 			return nil
 		},

@@ -26,11 +26,13 @@ func (q sizedQuerier) Query(_ context.Context, _ *cairnv1.QueryRequest) *cairnv1
 	return &cairnv1.QueryReply{AsOfSeq: 7, Result: &cairnv1.QueryReply_KHop{KHop: res}}
 }
 
-func (sizedQuerier) CacheStats() (hits, misses uint64) { return 3, 4 }
+func (sizedQuerier) Health() actors.ProjectionHealth {
+	return actors.ProjectionHealth{Shards: 2, CacheHits: 3, CacheMisses: 4}
+}
 
 // An answer too big for one NATS message is refused as RESOURCE_EXHAUSTED
-// instead of being lost; the query endpoint's stats carry the cache
-// counters.
+// instead of being lost; the query endpoint's stats carry the projections'
+// health.
 func TestGatewayQueryReplyLimits(t *testing.T) {
 	srv, _ := newStore(t)
 	over := int(srv.Conn().MaxPayload())/100 + 100 // ids of 100 bytes
@@ -70,8 +72,8 @@ func TestGatewayQueryReplyLimits(t *testing.T) {
 		}
 		var stats struct {
 			Endpoints []struct {
-				Name string            `json:"name"`
-				Data map[string]uint64 `json:"data"`
+				Name string         `json:"name"`
+				Data map[string]any `json:"data"`
 			} `json:"endpoints"`
 		}
 		if err := json.Unmarshal(st.Data, &stats); err != nil {
@@ -80,7 +82,7 @@ func TestGatewayQueryReplyLimits(t *testing.T) {
 		found := false
 		for _, e := range stats.Endpoints {
 			if e.Name == "query" {
-				found = e.Data["cache_hits"] == 3 && e.Data["cache_misses"] == 4
+				found = e.Data["cache_hits"] == 3.0 && e.Data["cache_misses"] == 4.0 && e.Data["shards"] == 2.0
 			}
 		}
 		if !found {

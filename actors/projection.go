@@ -312,6 +312,39 @@ func (p *Projections) Stopped() map[string]*ProjectionStoppedError {
 // Failures counts transactions that could not be applied.
 func (p *Projections) Failures() uint64 { return p.failures.Load() }
 
+// ProjectionHealth is what the gateway reports in the query endpoint's
+// stats (`nats micro stats cairn`, `cairn health`).
+type ProjectionHealth struct {
+	Shards int `json:"shards"`
+	// AppliedSeq is the lowest shard position: every transaction up to it
+	// is applied (or stopped its graph).
+	AppliedSeq  uint64 `json:"applied_seq"`
+	CacheHits   uint64 `json:"cache_hits"`
+	CacheMisses uint64 `json:"cache_misses"`
+	// Failures counts transactions that could not be applied; Stopped
+	// names each graph whose projection stopped, with the reason.
+	Failures uint64            `json:"projection_failures"`
+	Stopped  map[string]string `json:"stopped_graphs,omitempty"`
+}
+
+// Health returns the projections' health.
+func (p *Projections) Health() ProjectionHealth {
+	h := ProjectionHealth{Shards: len(p.shards), Failures: p.Failures()}
+	h.CacheHits, h.CacheMisses = p.CacheStats()
+	for i, sh := range p.shards {
+		if seq, _ := sh.position(); i == 0 || seq < h.AppliedSeq {
+			h.AppliedSeq = seq
+		}
+	}
+	for g, e := range p.Stopped() {
+		if h.Stopped == nil {
+			h.Stopped = map[string]string{}
+		}
+		h.Stopped[g] = e.Error()
+	}
+	return h
+}
+
 func (p *Projections) fail(e *ProjectionStoppedError) {
 	p.failures.Add(1)
 	p.mu.Lock()

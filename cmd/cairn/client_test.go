@@ -62,7 +62,7 @@ func withServer(args []string, url string) []string {
 	}
 	at := 0
 	switch args[0] {
-	case "log", "verify":
+	case "log", "verify", "health":
 		at = 1
 	case "graph", "node", "edge", "query":
 		at = 2

@@ -99,6 +99,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runVerify(ctx, rest, stdout, stderr)
 	case "query":
 		return runQuery(ctx, rest, stdout, stderr)
+	case "health":
+		return runHealth(ctx, rest, stdout, stderr)
 	}
 	if strings.HasPrefix(name, "-") {
 		return &usageError{err: fmt.Errorf("flag %s before the command: write 'cairn <command> [arguments] [flags]'", name)}
@@ -142,7 +144,8 @@ Usage:
   cairn edge remove <graph> <edge>
   cairn log <graph>
   cairn verify <graph>
-  cairn query node|find|neighbors|stats <graph> ... [--min-seq N]
+  cairn query node|find|neighbors|khop|path|components|top|stats <graph> ... [--min-seq N]
+  cairn health
   cairn help [command]
 
 Flags may come before or after the arguments; "--" ends the flags.
@@ -206,6 +209,8 @@ func printUsage(w io.Writer, topic string) bool {
 		text, flags = verifyUsage, clientUsage
 	case "query":
 		text, flags = queryUsage, clientUsage
+	case "health":
+		text, flags = healthUsage, clientUsage
 	default:
 		return false
 	}
