@@ -2,6 +2,7 @@ package readmodel
 
 import (
 	"cmp"
+	"container/heap"
 	"errors"
 	"fmt"
 	"maps"
@@ -138,13 +139,21 @@ func TestDifferentialTraverse(t *testing.T) {
 	forEachSeed(t, func(t *testing.T, seed uint64) { runDifferentialTraverse(t, seed, 300) })
 }
 
-func runDifferentialTraverse(t *testing.T, seed uint64, batches int) {
+// newCompactingGraph returns an empty graph that compacts its adjacency
+// after a few writes, so that the differential tests cross compactions.
+func newCompactingGraph(t *testing.T) *Graph {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.CompactMin, cfg.CompactDivisor = 8, 4
 	g, err := New("g", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return g
+}
+
+func runDifferentialTraverse(t *testing.T, seed uint64, batches int) {
+	g := newCompactingGraph(t)
 	gn := &gen{r: rand.New(rand.NewPCG(seed, 1)), ref: newRef()}
 	if err := g.ApplyTx(1, []*cairnv1.Event{created()}); err != nil {
 		t.Fatal(err)
@@ -286,4 +295,203 @@ func checkPath(ref *refModel, p PathResult, from, to string, dir Direction, typ,
 		return fmt.Sprintf("edges cost %v, not %v", cost, p.Cost)
 	}
 	return ""
+}
+
+func TestDifferentialComponentPaging(t *testing.T) {
+	forEachSeed(t, func(t *testing.T, seed uint64) { runDifferentialComponentPaging(t, seed, 200) })
+}
+
+// runDifferentialComponentPaging pages through components with random
+// transactions between the pages and checks the cursor's promise: every
+// node listed was a member when its page was made, a node that was a member
+// on every page comes exactly once, and only a node removed (and added
+// again, so with a new dense index) meanwhile may come twice.
+func runDifferentialComponentPaging(t *testing.T, seed uint64, walks int) {
+	g := newCompactingGraph(t)
+	gn := &gen{r: rand.New(rand.NewPCG(seed, 2)), ref: newRef()}
+	seq := uint64(1)
+	write := func(evs []*cairnv1.Event) {
+		t.Helper()
+		if err := g.ApplyTx(seq, evs); err != nil {
+			t.Fatalf("seq %d: %v", seq, err)
+		}
+		seq++
+	}
+	write([]*cairnv1.Event{created()})
+	for range 40 {
+		write(gn.tx())
+	}
+	for w := range walks {
+		start := gn.someNode()
+		limit := 1 + gn.r.IntN(4)
+		var listed []string
+		var always map[string]bool // members on every page so far
+		removed := map[string]bool{}
+		for cursor := ""; ; {
+			comp := gn.ref.components()
+			members := map[string]bool{}
+			for id, root := range comp {
+				if root == comp[start] {
+					members[id] = true
+				}
+			}
+			if always == nil {
+				always = maps.Clone(members)
+			}
+			maps.DeleteFunc(always, func(id string, _ bool) bool { return !members[id] })
+			c, err := g.Component(start, cursor, limit)
+			if err != nil {
+				t.Fatalf("walk %d: Component(%s, %q): %v", w, start, cursor, err)
+			}
+			if c.Size != len(members) {
+				t.Errorf("walk %d: Component(%s) size %d, want %d", w, start, c.Size, len(members))
+			}
+			for _, id := range c.IDs {
+				if !members[id] {
+					t.Errorf("walk %d: Component(%s) lists %s, not a member", w, start, id)
+				}
+			}
+			listed = append(listed, c.IDs...)
+			if cursor = c.Next; cursor == "" {
+				break
+			}
+			// A write between pages, unless it removes the start node.
+			tx := gn.tx()
+			for _, ev := range tx {
+				if id := ev.GetNodeRemoved().GetNodeId(); id != "" {
+					removed[id] = true
+				}
+			}
+			if removed[start] {
+				start = ""
+			}
+			write(tx)
+			if start == "" {
+				break
+			}
+		}
+		seen := map[string]bool{}
+		for _, id := range listed {
+			if seen[id] && !removed[id] {
+				t.Errorf("walk %d: %s listed twice in %v", w, id, listed)
+			}
+			seen[id] = true
+		}
+		if start != "" {
+			for id := range always {
+				if !seen[id] {
+					t.Errorf("walk %d: member %s of every page not listed in %v", w, id, listed)
+				}
+			}
+		}
+		if t.Failed() {
+			return
+		}
+		write(gn.tx())
+	}
+}
+
+// TestShortestPathPowerLaw checks ShortestPath against a plain one-sided
+// Dijkstra on a power-law graph big enough for hubs, where the pruning and
+// the side choice of the bidirectional searches matter: weights include 0,
+// fractions, bad values and missing ones.
+func TestShortestPathPowerLaw(t *testing.T) {
+	const nodes, edges = 3000, 9000
+	g := newGraph(t)
+	ref := newRef()
+	r := rand.New(rand.NewPCG(7, 7))
+	vals := []string{"0", "0.5", "1", "2", "3.25", "7", "x", "-1"}
+	var tx []*cairnv1.Event
+	add := func(ev *cairnv1.Event) { ref.apply(ev); tx = append(tx, ev) }
+	for i := range nodes {
+		var cs []*cairnv1.Component
+		if r.IntN(10) > 0 {
+			cs = append(cs, comp("w", vals[r.IntN(len(vals))]))
+		}
+		add(nodeAdded("n"+strconv.Itoa(i), nil, cs...))
+	}
+	zipf := rand.NewZipf(r, 1.2, 5, nodes-1)
+	for i := range edges {
+		add(edgeAdded("e"+strconv.Itoa(i), "n"+strconv.Itoa(r.IntN(nodes)), "n"+strconv.Itoa(int(zipf.Uint64())), edgeTypes[r.IntN(2)]))
+	}
+	if err := g.ApplyTx(2, tx); err != nil {
+		t.Fatal(err)
+	}
+	// adj[dir][id] lists the (node, edge type) steps of the reference.
+	adj := [3]map[string][][2]string{{}, {}, {}}
+	for _, e := range ref.edges {
+		for _, dir := range []Direction{Out, Both} {
+			adj[dir][e.src] = append(adj[dir][e.src], [2]string{e.dst, e.typ})
+		}
+		for _, dir := range []Direction{In, Both} {
+			adj[dir][e.dst] = append(adj[dir][e.dst], [2]string{e.src, e.typ})
+		}
+	}
+	cost := func(from, to string, dir Direction, typ, weight string) (float64, bool) {
+		dist := map[string]float64{from: 0}
+		done := map[string]bool{}
+		q := &refQueue{{from, 0}}
+		for q.Len() > 0 {
+			u := heap.Pop(q).(refQueued).id
+			if done[u] {
+				continue
+			}
+			if u == to {
+				return dist[u], true
+			}
+			done[u] = true
+			for _, step := range adj[dir][u] {
+				if typ != "" && step[1] != typ {
+					continue
+				}
+				v := step[0]
+				c := dist[u] + ref.weight(v, weight)
+				if d, ok := dist[v]; !ok || c < d {
+					dist[v] = c
+					heap.Push(q, refQueued{v, c})
+				}
+			}
+		}
+		return 0, false
+	}
+	for i := range 300 {
+		from, to := "n"+strconv.Itoa(r.IntN(nodes)), "n"+strconv.Itoa(r.IntN(nodes))
+		dir, typ, weight := Direction(r.IntN(3)), []string{"", "r"}[r.IntN(2)], []string{"", "w", "w"}[r.IntN(3)]
+		q := fmt.Sprintf("%d: ShortestPath(%s, %s, %d, %q, %q)", i, from, to, dir, typ, weight)
+		p, err := g.ShortestPath(from, to, dir, typ, weight, TraverseLimits{})
+		want, ok := cost(from, to, dir, typ, weight)
+		switch {
+		case !ok:
+			if !errors.Is(err, ErrNotFound) {
+				t.Errorf("%s = %+v, %v; want ErrNotFound", q, p, err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", q, err)
+		case p.Cost != want: // the weights are binary fractions: sums are exact
+			t.Errorf("%s cost %v, want %v", q, p.Cost, want)
+		default:
+			if msg := checkPath(ref, p, from, to, dir, typ, weight); msg != "" {
+				t.Errorf("%s = %+v: %s", q, p, msg)
+			}
+		}
+	}
+}
+
+// refQueue is a container/heap of node ids by cost for the reference.
+type refQueue []refQueued
+
+type refQueued struct {
+	id   string
+	cost float64
+}
+
+func (q refQueue) Len() int           { return len(q) }
+func (q refQueue) Less(i, j int) bool { return q[i].cost < q[j].cost }
+func (q refQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *refQueue) Push(x any)        { *q = append(*q, x.(refQueued)) }
+func (q *refQueue) Pop() any {
+	old := *q
+	x := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return x
 }

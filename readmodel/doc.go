@@ -52,15 +52,19 @@
 //     (type, value) lookup, rebuilt when keys added since its last build
 //     exceed its sizing or dead keys outnumber live ones at a compaction;
 //   - metrics kept incrementally: node and edge counts, total-degree
-//     histogram, nodes per component type; top-k degree nodes computed from
-//     the histogram and one pass over the degree arrays, cached until a
-//     degree changes.
+//     histogram, nodes per component type. TopDegree (degree centrality:
+//     the k nodes of highest total, out- or in-degree) finds the smallest
+//     qualifying degree from the histogram (or a count of the 1-byte
+//     degrees), then collects the nodes at or above it in one pass; the
+//     answer is cached until a degree changes.
 //
-// Pages are in dense-index order (find) or adjacency order (neighbours), up
-// to MaxLimit entries, with an opaque cursor. A find cursor holds the next
-// dense index and stays valid across writes. A neighbour cursor holds a
-// position in the node's row, valid until the next adjacency compaction,
-// after which it gets ErrBadCursor.
+// Pages are in dense-index order (find, component) or edge-index order
+// (neighbours: the adjacency keeps each row sorted by edge index), up to
+// MaxLimit entries, with an opaque cursor, and survive writes: a page walk
+// neither skips nor repeats an entry that is there for the whole walk,
+// since a live node or edge keeps its index. A find cursor holds the next
+// dense index; a neighbour cursor the phase (out, in) and the next edge
+// index; a component cursor the start node and the next dense index.
 //
 // Traversals (traverse.go) work on dense indices with epoch-stamped visit
 // arrays and frontier slices kept in the Graph and reused, so a query costs
@@ -68,31 +72,37 @@
 // scratch grows to 16 bytes per node index once a traversal has run, 32
 // after a weighted shortest path, and Compact gives it back:
 //   - KHop: level-synchronous BFS to depth 1..MaxDepth (6), answers ordered
-//     by distance then id; TraverseLimits (defaults 100,000 each) cap a
-//     level and the nodes reached with ErrLimitExceeded;
-//   - ShortestPath: bidirectional BFS, expanding whole levels of the
-//     smaller side; with a weight it is a bidirectional Dijkstra (typed
-//     binary heap, lazy deletion). Edges carry no components in the read
-//     model, so the weight is the named numeric component of the node an
-//     edge enters (strconv.ParseFloat of its value; missing, negative or
-//     not a number counts 1), and a path's cost is the sum over its nodes
-//     after the first. Among equal paths the answer is deterministic for a
-//     given event history, not canonical. MaxResults caps visited nodes,
-//     MaxFrontier each side's frontier;
+//     by distance then id (each level radix-sorted on the ids' first 8
+//     bytes); TraverseLimits (defaults 100,000 each) cap a level and the
+//     nodes reached with ErrLimitExceeded;
+//   - ShortestPath: bidirectional BFS expanding whole levels of the side
+//     whose frontier has fewer edges, high-degree nodes last. With a weight
+//     it is a bidirectional Dijkstra that queues a settled node's row (a
+//     4-ary heap of (cost, node, row position), rows walked 32 edges at a
+//     time), grows the side with less work, queues no row that cannot beat
+//     the best path found, and stops when the two queue tops together reach
+//     it. Edges carry no components in the read model, so the weight is the
+//     named numeric component of the node an edge enters (strconv.ParseFloat
+//     of its value; missing, negative or not a number counts 1), and a
+//     path's cost is the sum over its nodes after the first. Among equal
+//     paths the answer is deterministic for a given event history, not
+//     canonical. MaxResults caps visited (BFS) or settled (Dijkstra) nodes,
+//     MaxFrontier each side's frontier (BFS) or queued rows (Dijkstra);
 //   - Component and ComponentCount: weakly connected components (both
 //     directions, any edge type) by union-find over the live edges, with
 //     the members grouped by a counting sort, rebuilt on the first call
 //     after a write (O(nodes + edges), 8 bytes per node kept) and cached by
 //     graph version. Component pages members in dense-index order; its
-//     cursor gets ErrBadCursor after any write.
+//     cursor holds the start node's and the next dense index, so it
+//     survives writes: a member throughout a page walk is listed once.
 //
-// # Still to come (issue "Read model")
+// # Not here
 //
-// Projection shard actors feeding Graph from JetStream; edge components
-// (and so edge weights); degree centrality beyond top-k; as_of_seq / min_seq
-// waiting; the query cache; the API and CLI; point-in-time views and
-// snapshots; neighbour cursors that survive compaction; canonical (least by
-// id) shortest paths. BenchmarkBigGraph (run it with -readmodel.big)
-// measures 1,000,000 nodes and 3,000,000 edges at about 98 MB of heap
-// (goal: 100 MB), of which ids take 32 MB and adjacency 24 MB.
+// Edge components (and so edge weights: Dijkstra weighs the node an edge
+// enters); point-in-time views and snapshots (issue "Snapshots");
+// canonical (least by id) shortest paths. The projection shards, min_seq
+// waiting and the query cache are in package actors. BenchmarkBigGraph
+// (run it with -readmodel.big) measures 1,000,000 nodes and 3,000,000 edges
+// at about 98 MB of heap (goal: 100 MB), of which ids take 32 MB and
+// adjacency 24 MB.
 package readmodel

@@ -3,6 +3,9 @@ package readmodel
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -124,7 +127,9 @@ func TestTraverseBadInput(t *testing.T) {
 		{"path unknown node", ErrNotFound, func() error { _, err := g.ShortestPath("a", "zz", Out, "", "", TraverseLimits{}); return err }},
 		{"path direction", ErrInvalidArgument, func() error { _, err := g.ShortestPath("a", "b", Direction(3), "", "", TraverseLimits{}); return err }},
 		{"path frontier cap", ErrLimitExceeded, func() error {
-			_, err := g.ShortestPath("b", "d", Both, "", "", TraverseLimits{MaxFrontier: 1})
+			// a's level of two nodes must be built before the sides meet.
+			g := buildSpec(t, "a b c d e a>b a>c b>d c>d d>e")
+			_, err := g.ShortestPath("a", "e", Out, "", "", TraverseLimits{MaxFrontier: 1})
 			return err
 		}},
 		{"dijkstra visit cap", ErrLimitExceeded, func() error {
@@ -132,7 +137,10 @@ func TestTraverseBadInput(t *testing.T) {
 			return err
 		}},
 		{"dijkstra frontier cap", ErrLimitExceeded, func() error {
-			_, err := g.ShortestPath("a", "d", Out, "", "w", TraverseLimits{MaxFrontier: 1})
+			// a's row settles b and c before the sides meet; their two
+			// rows cannot both be queued.
+			g := buildSpec(t, "a b c d e a>b a>c b>d c>d d>e")
+			_, err := g.ShortestPath("a", "e", Out, "", "w", TraverseLimits{MaxFrontier: 1})
 			return err
 		}},
 		{"component limit", ErrInvalidArgument, func() error { _, err := g.Component("a", "", 0); return err }},
@@ -222,8 +230,8 @@ func TestComponents(t *testing.T) {
 		t.Fatal(err)
 	}
 	count(4) // the cache follows the version
-	if _, err := g.Component("c", c.Next, 2); !errors.Is(err, ErrBadCursor) {
-		t.Errorf("cursor across a write: %v", err)
+	if c2, err := g.Component("c", c.Next, 2); err != nil || strings.Join(c2.IDs, " ") != "c" || c2.Next != "" {
+		t.Errorf("Component(c) second page after a write = %+v, %v", c2, err)
 	}
 	if err := g.ApplyTx(101, []*cairnv1.Event{nodeRemoved("f")}); err != nil {
 		t.Fatal(err)
@@ -237,5 +245,100 @@ func TestComponents(t *testing.T) {
 	}
 	if _, err := g.ComponentCount(); !errors.Is(err, ErrNotFound) {
 		t.Errorf("ComponentCount after delete: %v", err)
+	}
+}
+
+// TestComponentCursorAcrossWrites pages through a component while nodes join
+// and leave it: the members of the whole walk come exactly once.
+func TestComponentCursorAcrossWrites(t *testing.T) {
+	// Dense indices a0 b1 c2 d3 e4.
+	g := buildSpec(t, "a b c d e a>b#ab b>c c>d d>e#de")
+	seq := uint64(100)
+	write := func(evs ...*cairnv1.Event) {
+		t.Helper()
+		if err := g.ApplyTx(seq, evs); err != nil {
+			t.Fatal(err)
+		}
+		seq++
+	}
+	page := func(cursor, want string, wantSize int) string {
+		t.Helper()
+		c, err := g.Component("c", cursor, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(c.IDs, " "); got != want || c.Size != wantSize {
+			t.Errorf("Component(c, %q) = %q size %d, want %q size %d", cursor, got, c.Size, want, wantSize)
+		}
+		return c.Next
+	}
+	next := page("", "a b", 5)
+	// x (index 5) joins, e leaves.
+	write(nodeAdded("x", nil), edgeAdded("xc", "x", "c", "r"), edgeRemoved("de"))
+	next = page(next, "c d", 5)
+	// a leaves and its index goes to y, which joins behind the cursor.
+	write(edgeRemoved("ab"), nodeRemoved("a"), nodeAdded("y", nil), edgeAdded("yc", "y", "c", "r"))
+	if next = page(next, "x", 5); next != "" {
+		t.Errorf("last page has cursor %q", next)
+	}
+
+	// A cursor belongs to its start node and must decode.
+	first, err := g.Component("c", "", 1)
+	if err != nil || first.Next == "" {
+		t.Fatalf("Component(c) = %+v, %v", first, err)
+	}
+	for name, cursor := range map[string]string{
+		"another node":  first.Next,
+		"bad base64":    "!!",
+		"find cursor":   encodeCursor(kindFind, 1, 1),
+		"old format":    encodeCursor(kindComponent, 2, 7, 1),
+		"truncated":     encodeCursor(kindComponent, 2),
+		"index too big": encodeCursor(kindComponent, 2, 1<<32),
+	} {
+		start := "c"
+		if name == "another node" {
+			start = "b"
+		}
+		if _, err := g.Component(start, cursor, 2); !errors.Is(err, ErrBadCursor) {
+			t.Errorf("%s: err = %v, want ErrBadCursor", name, err)
+		}
+	}
+	// A cursor past every member gives an empty last page.
+	if c, err := g.Component("c", encodeCursor(kindComponent, 2, 1000), 2); err != nil || len(c.IDs) != 0 || c.Next != "" || c.Size != 5 {
+		t.Errorf("cursor past the end: %+v, %v", c, err)
+	}
+}
+
+func TestSortedByID(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	alphabet := []string{"", "\x00", "a", "b", "n", "1", "9", "\xff"}
+	var buf []keyed
+	for _, n := range []int{0, 1, 2, 63, 64, 65, 1000, 5000} {
+		for _, shape := range []string{"numbered", "long prefix", "random"} {
+			ids := make([]string, n)
+			for i := range ids {
+				switch shape {
+				case "numbered":
+					ids[i] = "n" + strconv.Itoa(r.IntN(1_000_000))
+				case "long prefix":
+					ids[i] = "user-0000" + strconv.Itoa(r.IntN(100))
+				default:
+					var b strings.Builder
+					for range r.IntN(12) {
+						b.WriteString(alphabet[r.IntN(len(alphabet))])
+					}
+					ids[i] = b.String()
+				}
+			}
+			buf = sortedByID(ids, buf)
+			got := make([]string, n)
+			for i, k := range buf[:n] {
+				got[i] = ids[k.i]
+			}
+			want := slices.Sorted(slices.Values(ids))
+			if !slices.Equal(got, want) {
+				t.Errorf("%d %s ids: sortedByID out of order", n, shape)
+			}
+		}
 	}
 }
