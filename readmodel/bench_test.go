@@ -8,62 +8,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-graph/cairn/internal/graphgen"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
 var bigBench = flag.Bool("readmodel.big", false, "run BenchmarkBigGraph (1,000,000 nodes, 3,000,000 edges; about a minute)")
 
+// bigNodes and bigEdges are graphgen.Big's size, for the benchmarks that
+// build their own graph of it (BenchmarkTraverseBig).
 const (
-	bigNodes      = 1_000_000
-	bigEdges      = 3_000_000
-	bigTypes      = 10
-	bigValues     = 100 // bigTypes*bigValues = 1,000 distinct components
-	bigTxEvents   = 1000
-	bigCategories = 5
+	bigNodes = 1_000_000
+	bigEdges = 3_000_000
 )
 
-// buildBig applies a power-law-ish graph: sources uniform, targets drawn from
-// a Zipf distribution; each node holds 3 components of distinct types from a
-// pool of 1,000 and one category.
-func buildBig(b *testing.B) (*Graph, time.Duration) {
-	g, err := New("big", DefaultConfig())
+// buildBig applies graphgen.Big, a power-law graph (sources uniform, targets
+// Zipf-distributed) of 1,000,000 nodes and 3,000,000 edges, each node with 3
+// components of distinct types from a pool of 1,000 and one category.
+func buildBig(b *testing.B, cfg graphgen.Config) (*Graph, time.Duration) {
+	g, err := New(cfg.Graph, DefaultConfig())
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := rand.New(rand.NewPCG(1, 1))
 	seq := uint64(1)
-	var tx []*cairnv1.Event
-	flush := func() {
-		if err := g.ApplyTx(seq, tx); err != nil {
-			b.Fatal(err)
-		}
-		seq++
-		tx = tx[:0]
-	}
 	start := time.Now()
-	tx = append(tx, created())
-	for i := range bigNodes {
-		t := r.Perm(bigTypes)[:3]
-		cs := make([]*cairnv1.Component, 3)
-		for j := range cs {
-			cs[j] = comp("t"+strconv.Itoa(t[j]), strconv.Itoa(r.IntN(bigValues)))
-		}
-		tx = append(tx, nodeAdded("n"+strconv.Itoa(i), []string{"c" + strconv.Itoa(r.IntN(bigCategories))}, cs...))
-		if len(tx) == bigTxEvents {
-			flush()
-		}
-	}
-	zipf := rand.NewZipf(r, 1.2, 10, bigNodes-1)
-	for i := range bigEdges {
-		src := "n" + strconv.Itoa(r.IntN(bigNodes))
-		dst := "n" + strconv.Itoa(int(zipf.Uint64()))
-		tx = append(tx, edgeAdded("e"+strconv.Itoa(i), src, dst, "r"+strconv.Itoa(r.IntN(4))))
-		if len(tx) == bigTxEvents {
-			flush()
-		}
-	}
-	if len(tx) > 0 {
-		flush()
+	err = cfg.Generate(func(tx []*cairnv1.Event) error {
+		seq++
+		return g.ApplyTx(seq-1, tx)
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
 	g.Compact()
 	return g, time.Since(start)
@@ -85,8 +58,9 @@ func BenchmarkBigGraph(b *testing.B) {
 	if !*bigBench {
 		b.Skip("pass -readmodel.big to run")
 	}
+	cfg := graphgen.Big()
 	base := heapInUse()
-	g, took := buildBig(b)
+	g, took := buildBig(b, cfg)
 	total := float64(heapInUse() - base)
 	edgePart := float64(g.edges.Bytes() + g.src.Bytes() + g.dst.Bytes() + g.etype.Bytes() + g.adj.Bytes())
 	for _, p := range g.memory() {
@@ -96,15 +70,15 @@ func BenchmarkBigGraph(b *testing.B) {
 		for range b.N {
 		}
 		b.ReportMetric(total/1e6, "MB")
-		b.ReportMetric(edgePart/bigEdges, "bytes/edge")
-		b.ReportMetric((total-edgePart)/bigNodes, "bytes/node")
-		b.ReportMetric(float64(bigNodes+bigEdges)/took.Seconds(), "events/s")
+		b.ReportMetric(edgePart/float64(cfg.Edges), "bytes/edge")
+		b.ReportMetric((total-edgePart)/float64(cfg.Nodes), "bytes/node")
+		b.ReportMetric(float64(cfg.Events())/took.Seconds(), "events/s")
 	})
 	r := rand.New(rand.NewPCG(2, 2))
 	b.Run("Node", func(b *testing.B) {
 		b.ReportAllocs()
 		for range b.N {
-			if _, err := g.Node("n" + strconv.Itoa(r.IntN(bigNodes))); err != nil {
+			if _, err := g.Node(graphgen.NodeID(r.IntN(cfg.Nodes))); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -112,7 +86,7 @@ func BenchmarkBigGraph(b *testing.B) {
 	b.Run("Neighbors100", func(b *testing.B) {
 		b.ReportAllocs()
 		for range b.N {
-			if _, err := g.Neighbors("n"+strconv.Itoa(r.IntN(1000)), Both, "", "", 100); err != nil {
+			if _, err := g.Neighbors(graphgen.NodeID(r.IntN(1000)), Both, "", "", 100); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -120,7 +94,7 @@ func BenchmarkBigGraph(b *testing.B) {
 	b.Run("FindByComponent100", func(b *testing.B) {
 		b.ReportAllocs()
 		for range b.N {
-			typ, val := "t"+strconv.Itoa(r.IntN(bigTypes)), strconv.Itoa(r.IntN(bigValues))
+			typ, val := "t"+strconv.Itoa(r.IntN(cfg.Types)), strconv.Itoa(r.IntN(cfg.Values))
 			if _, err := g.FindByComponent(typ, []byte(val), "", 100); err != nil {
 				b.Fatal(err)
 			}
