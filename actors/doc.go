@@ -80,8 +80,10 @@
 //
 // Positions live in memory: after a restart every shard rebuilds from the
 // stream start (until snapshots come). The reader hands a shard at most
-// 4,096 transactions it has not applied yet, then waits: a reader far
-// ahead of a slow shard holds back instead of buffering the stream.
+// 65,536 events it has not applied yet, then waits: a reader far ahead of
+// a slow shard holds back instead of buffering the stream. When the reader
+// first reaches the end of the stream, every shard compacts its read
+// models (Graph.Compact), giving back what the rebuild left spare.
 //
 // Each shard caches answers (elastic/go-freelru, no goroutine; 4,096
 // entries of at most 8 KiB, 1 minute TTL by default) under the graph, its

@@ -15,9 +15,9 @@ type Config struct {
 	// CompactMin is the smallest adjacency delta (edges added plus removed
 	// since the last compaction) that triggers a compaction. Default 4096.
 	CompactMin int
-	// CompactDivisor: a compaction also waits until the delta exceeds live
-	// edges / CompactDivisor, which keeps the amortised cost per change
-	// constant. Default 16.
+	// CompactDivisor: a compaction also waits until the delta exceeds
+	// (live edges + node indices) / CompactDivisor, which keeps the
+	// amortised cost per change constant. Default 16.
 	CompactDivisor int
 	// BloomFalsePositive is the target false-positive rate of the bloom
 	// filter in front of component (type, value) lookups. Default 0.01.

@@ -119,7 +119,9 @@ func (g *Graph) applyAll(seq uint64, events []*cairnv1.Event) error {
 		g.version++
 	}
 	g.asOf = seq
-	if d := g.adj.Delta(); d > g.cfg.CompactMin && d > g.nEdges/g.cfg.CompactDivisor {
+	// A compaction costs O(nodes + edges): wait until the delta is a fixed
+	// share of that, so its cost per change stays constant.
+	if d := g.adj.Delta(); d > g.cfg.CompactMin && d > (g.nEdges+g.nodes.Cap())/g.cfg.CompactDivisor {
 		g.compact()
 	}
 	return nil

@@ -165,20 +165,65 @@ func (x *Index) ScanFrom(d Dir, u uint32, from uint32, f func(e uint32) bool) {
 
 // Compact folds the delta into fresh CSR arrays for nodes [0, nodes) and
 // returns the edge indices that died since the last compaction, now free for
-// reuse.
+// reuse. It walks the old arrays once per direction to count and once to
+// fill, looking at the delta lists only for the nodes that have one.
 func (x *Index) Compact(nodes int) (freed []uint32) {
 	for d := range x.dir {
 		r := &x.dir[d]
+		// Count the live entries per node: old row minus dead, plus added.
 		offs := make([]uint32, nodes+1)
+		old := r.offs.Len() - 1 // nodes the old CSR covers
 		maxEdge := uint32(0)
+		var start uint32
+		if old >= 0 {
+			start = r.offs.Get(0)
+		}
 		for u := 0; u < nodes; u++ {
-			n := 0
-			x.ScanFrom(Dir(d), uint32(u), 0, func(e uint32) bool { n++; maxEdge = max(maxEdge, e); return true })
-			offs[u+1] = offs[u] + uint32(n)
+			n := uint32(0)
+			if u < old {
+				end := r.offs.Get(u + 1)
+				for i := start; i < end; i++ {
+					if e := r.ents.Get(int(i)); !x.Dead(e) {
+						n++
+						maxEdge = max(maxEdge, e)
+					}
+				}
+				start = end
+			}
+			offs[u+1] = n
+		}
+		for u, add := range r.added {
+			if int(u) >= nodes {
+				continue
+			}
+			for _, e := range add {
+				if !x.Dead(e) {
+					offs[u+1]++
+					maxEdge = max(maxEdge, e)
+				}
+			}
+		}
+		for u := range nodes {
+			offs[u+1] += offs[u]
 		}
 		ents := packed.Make(int(offs[nodes]), maxEdge)
 		for u := 0; u < nodes; u++ {
+			if offs[u] == offs[u+1] {
+				continue
+			}
 			i := int(offs[u])
+			if len(r.added) == 0 || r.added[uint32(u)] == nil {
+				// Only the old row: copy its live entries.
+				if u < old {
+					for k := r.offs.Get(u); k < r.offs.Get(u+1); k++ {
+						if e := r.ents.Get(int(k)); !x.Dead(e) {
+							ents.Set(i, e)
+							i++
+						}
+					}
+				}
+				continue
+			}
 			x.ScanFrom(Dir(d), uint32(u), 0, func(e uint32) bool { ents.Set(i, e); i++; return true })
 		}
 		poffs := packed.Make(nodes+1, offs[nodes])
