@@ -119,19 +119,28 @@ func (g *Graph) applyAll(seq uint64, events []*cairnv1.Event) error {
 		g.version++
 	}
 	g.asOf = seq
-	// A compaction costs O(nodes + edges): wait until the delta is a fixed
-	// share of that, so its cost per change stays constant.
-	if d := g.adj.Delta(); d > g.cfg.CompactMin && d > (g.nEdges+g.nodes.Cap())/g.cfg.CompactDivisor {
-		g.compact()
+	// A compaction costs O(nodes + edges): it starts when the delta is a
+	// fixed share of that, so its cost per change stays constant, and runs
+	// in the background; it is taken in (waiting for it if need be) once a
+	// quarter as many changes again have come, a point fixed by the event
+	// history, so answers do not depend on the goroutine's timing.
+	threshold := max(g.cfg.CompactMin, (g.nEdges+g.nodes.Cap())/g.cfg.CompactDivisor)
+	switch d := g.adj.Delta(); {
+	case g.adj.Compacting() && d >= threshold/4:
+		g.finishCompaction(g.adj.Finish())
+	case !g.adj.Compacting() && d > threshold:
+		g.adj.Begin(g.nodes.Cap())
 	}
 	return nil
 }
 
-// compact folds the adjacency delta into fresh CSR arrays, releases the edge
-// indices removed since the last one and rebuilds the bloom filter when dead
-// keys dominate it.
-func (g *Graph) compact() {
-	g.freeEdges = append(g.freeEdges, g.adj.Compact(g.nodes.Cap())...)
+// compact folds the whole adjacency delta into fresh CSR arrays now.
+func (g *Graph) compact() { g.finishCompaction(g.adj.Compact(g.nodes.Cap())) }
+
+// finishCompaction releases the edge indices a compaction removed and
+// rebuilds the bloom filter when dead keys dominate it.
+func (g *Graph) finishCompaction(freed []uint32) {
+	g.freeEdges = append(g.freeEdges, freed...)
 	// Hand out low indices first.
 	slices.SortFunc(g.freeEdges, func(a, b uint32) int { return cmp.Compare(b, a) })
 	g.store.maybeRebuildBloom()

@@ -14,6 +14,14 @@
 // correctly across any writes and compactions, since a live edge keeps its
 // index. Positions (Scan) are stable only while the index does not change.
 // Epoch counts the compactions.
+//
+// A compaction can run in the background (Begin, then Finish): Begin
+// freezes the delta so far and builds the new arrays on another goroutine
+// from data nobody writes any more, while Add and Remove go on into a fresh
+// delta and reads merge the old arrays, the frozen delta and the fresh one.
+// Finish swaps the new arrays in. Only Finish may wait, so a caller that
+// finishes at a fixed point (say, after so many more changes) gets the same
+// answers whatever the goroutine's timing.
 package adjacency
 
 import (
@@ -34,18 +42,28 @@ const (
 )
 
 type rows struct {
-	offs  packed.Uints        // len nodes+1
-	ents  packed.Uints        // edge indices, in the fewest bits that hold them
-	added map[uint32][]uint32 // node -> edges appended since the last compaction
+	offs   packed.Uints        // len nodes+1
+	ents   packed.Uints        // edge indices, in the fewest bits that hold them
+	frozen map[uint32][]uint32 // node -> edges a running compaction folds in; nil when none runs
+	added  map[uint32][]uint32 // node -> edges added since then
 }
 
 // Index holds both directions.
 type Index struct {
 	dir    [2]rows
-	dead   []uint64 // bitset of edge indices removed since the last compaction
+	dead   []uint64 // bitset of edge indices removed and not yet compacted away
 	nAdded int
 	nDead  int
 	epoch  uint64
+	job    *compaction // the running compaction, nil when none
+}
+
+// compaction is a background build of fresh CSR arrays.
+type compaction struct {
+	done          chan struct{}
+	dead          []uint64 // the removals it folds in
+	nAdded, nDead int      // the changes it folds in
+	out           [2]struct{ offs, ents packed.Uints }
 }
 
 // New returns an empty index.
@@ -57,11 +75,21 @@ func New() *Index {
 	return x
 }
 
-// Epoch returns the number of compactions so far.
+// Epoch returns the number of compactions finished so far.
 func (x *Index) Epoch() uint64 { return x.epoch }
 
-// Delta returns the number of entries added plus removed since the last compaction.
-func (x *Index) Delta() int { return x.nAdded + x.nDead }
+// Delta returns the number of entries added plus removed that no
+// compaction, finished or running, has taken up yet.
+func (x *Index) Delta() int {
+	n := x.nAdded + x.nDead
+	if x.job != nil {
+		n -= x.job.nAdded + x.job.nDead
+	}
+	return n
+}
+
+// Compacting reports whether a compaction runs (Begin without Finish).
+func (x *Index) Compacting() bool { return x.job != nil }
 
 // Bytes returns the memory the CSR arrays and the dead bitset hold (the delta
 // lists not counted).
@@ -100,41 +128,49 @@ func (x *Index) Remove(e uint32) {
 	x.nDead++
 }
 
-// Dead reports whether edge e was removed since the last compaction.
-func (x *Index) Dead(e uint32) bool {
+// Dead reports whether edge e was removed and not yet compacted away.
+func (x *Index) Dead(e uint32) bool { return isDead(x.dead, e) }
+
+func isDead(dead []uint64, e uint32) bool {
 	w := int(e / 64)
-	return w < len(x.dead) && x.dead[w]&(1<<(e%64)) != 0
+	return w < len(dead) && dead[w]&(1<<(e%64)) != 0
+}
+
+// csrRow returns the bounds of node u's row in the CSR arrays.
+func (r *rows) csrRow(u uint32) (start, end int) {
+	if int(u)+1 < r.offs.Len() {
+		return int(r.offs.Get(int(u))), int(r.offs.Get(int(u) + 1))
+	}
+	return 0, 0
 }
 
 // Len returns the number of positions in node u's row, dead ones included.
 func (x *Index) Len(d Dir, u uint32) int {
 	r := &x.dir[d]
-	n := len(r.added[u])
-	if int(u)+1 < r.offs.Len() {
-		n += int(r.offs.Get(int(u)+1) - r.offs.Get(int(u)))
-	}
-	return n
+	start, end := r.csrRow(u)
+	return end - start + len(r.frozen[u]) + len(r.added[u])
 }
 
 // Scan calls f with each position from pos on in node u's row and the edge
-// there, dead ones skipped, until f returns false.
+// there, dead ones skipped, until f returns false: the CSR part, then the
+// frozen delta, then the fresh one. Positions hold only while the index
+// does not change.
 func (x *Index) Scan(d Dir, u uint32, pos int, f func(pos int, e uint32) bool) {
 	r := &x.dir[d]
-	base := 0
-	if int(u)+1 < r.offs.Len() {
-		start, end := int(r.offs.Get(int(u))), int(r.offs.Get(int(u)+1))
-		for ; pos < end-start; pos++ {
-			if e := r.ents.Get(start + pos); !x.Dead(e) && !f(pos, e) {
+	start, end := r.csrRow(u)
+	for ; pos < end-start; pos++ {
+		if e := r.ents.Get(start + pos); !x.Dead(e) && !f(pos, e) {
+			return
+		}
+	}
+	base := end - start
+	for _, part := range [2][]uint32{r.frozen[u], r.added[u]} {
+		for ; pos-base < len(part); pos++ {
+			if e := part[pos-base]; !x.Dead(e) && !f(pos, e) {
 				return
 			}
 		}
-		base = end - start
-	}
-	add := r.added[u]
-	for ; pos-base < len(add); pos++ {
-		if e := add[pos-base]; !x.Dead(e) && !f(pos, e) {
-			return
-		}
+		base += len(part)
 	}
 }
 
@@ -142,103 +178,158 @@ func (x *Index) Scan(d Dir, u uint32, pos int, f func(pos int, e uint32) bool) {
 // least from, in ascending index order, until f returns false.
 func (x *Index) ScanFrom(d Dir, u uint32, from uint32, f func(e uint32) bool) {
 	r := &x.dir[d]
+	scanFrom(&r.ents, r.offs, r.frozen[u], r.added[u], u, from, x.dead, f)
+}
+
+// scanFrom merges, in ascending order from index from, the CSR row of u and
+// the sorted lists a and b, skipping the edges in dead.
+func scanFrom(ents *packed.Uints, offs packed.Uints, a, b []uint32, u, from uint32, dead []uint64, f func(e uint32) bool) {
 	i, end := 0, 0
-	if int(u)+1 < r.offs.Len() {
-		start := int(r.offs.Get(int(u)))
-		end = int(r.offs.Get(int(u) + 1))
-		i = start + sort.Search(end-start, func(k int) bool { return r.ents.Get(start+k) >= from })
+	if int(u)+1 < offs.Len() {
+		start := int(offs.Get(int(u)))
+		end = int(offs.Get(int(u) + 1))
+		i = start + sort.Search(end-start, func(k int) bool { return ents.Get(start+k) >= from })
 	}
-	add := r.added[u]
-	j, _ := slices.BinarySearch(add, from)
-	for i < end || j < len(add) {
-		var e uint32
-		if j == len(add) || (i < end && r.ents.Get(i) < add[j]) {
-			e, i = r.ents.Get(i), i+1
-		} else {
-			e, j = add[j], j+1
+	j, _ := slices.BinarySearch(a, from)
+	k, _ := slices.BinarySearch(b, from)
+	const none = ^uint32(0)
+	for {
+		c, e := 0, none
+		if i < end {
+			c, e = 1, ents.Get(i)
 		}
-		if !x.Dead(e) && !f(e) {
+		if j < len(a) && a[j] < e {
+			c, e = 2, a[j]
+		}
+		if k < len(b) && b[k] < e {
+			c, e = 3, b[k]
+		}
+		switch c {
+		case 0:
+			return
+		case 1:
+			i++
+		case 2:
+			j++
+		case 3:
+			k++
+		}
+		if !isDead(dead, e) && !f(e) {
 			return
 		}
 	}
 }
 
-// Compact folds the delta into fresh CSR arrays for nodes [0, nodes) and
-// returns the edge indices that died since the last compaction, now free for
-// reuse. It walks the old arrays once per direction to count and once to
-// fill, looking at the delta lists only for the nodes that have one.
+// Compact folds the whole delta into fresh CSR arrays for nodes [0, nodes)
+// now and returns the edge indices that died since the last compaction,
+// now free for reuse.
 func (x *Index) Compact(nodes int) (freed []uint32) {
+	if x.job != nil {
+		freed = x.Finish()
+	}
+	x.Begin(nodes)
+	return append(freed, x.Finish()...)
+}
+
+// Begin starts a compaction of the delta so far for nodes [0, nodes) on
+// another goroutine; it does nothing when one runs already.
+func (x *Index) Begin(nodes int) {
+	if x.job != nil {
+		return
+	}
+	job := &compaction{done: make(chan struct{}), dead: slices.Clone(x.dead), nAdded: x.nAdded, nDead: x.nDead}
+	var in [2]rows
 	for d := range x.dir {
 		r := &x.dir[d]
-		// Count the live entries per node: old row minus dead, plus added.
-		offs := make([]uint32, nodes+1)
-		old := r.offs.Len() - 1 // nodes the old CSR covers
-		maxEdge := uint32(0)
-		var start uint32
-		if old >= 0 {
-			start = r.offs.Get(0)
-		}
-		for u := 0; u < nodes; u++ {
-			n := uint32(0)
-			if u < old {
-				end := r.offs.Get(u + 1)
-				for i := start; i < end; i++ {
-					if e := r.ents.Get(int(i)); !x.Dead(e) {
-						n++
-						maxEdge = max(maxEdge, e)
-					}
-				}
-				start = end
-			}
-			offs[u+1] = n
-		}
-		for u, add := range r.added {
-			if int(u) >= nodes {
-				continue
-			}
-			for _, e := range add {
-				if !x.Dead(e) {
-					offs[u+1]++
-					maxEdge = max(maxEdge, e)
-				}
-			}
-		}
-		for u := range nodes {
-			offs[u+1] += offs[u]
-		}
-		ents := packed.Make(int(offs[nodes]), maxEdge)
-		for u := 0; u < nodes; u++ {
-			if offs[u] == offs[u+1] {
-				continue
-			}
-			i := int(offs[u])
-			if len(r.added) == 0 || r.added[uint32(u)] == nil {
-				// Only the old row: copy its live entries.
-				if u < old {
-					for k := r.offs.Get(u); k < r.offs.Get(u+1); k++ {
-						if e := r.ents.Get(int(k)); !x.Dead(e) {
-							ents.Set(i, e)
-							i++
-						}
-					}
-				}
-				continue
-			}
-			x.ScanFrom(Dir(d), uint32(u), 0, func(e uint32) bool { ents.Set(i, e); i++; return true })
-		}
-		poffs := packed.Make(nodes+1, offs[nodes])
-		for u, o := range offs {
-			poffs.Set(u, o)
-		}
-		*r = rows{offs: poffs, ents: ents, added: map[uint32][]uint32{}}
+		r.frozen, r.added = r.added, map[uint32][]uint32{}
+		in[d] = *r
 	}
-	for w, word := range x.dead {
+	x.job = job
+	go func() {
+		defer close(job.done)
+		for d := range in {
+			job.out[d].offs, job.out[d].ents = build(in[d], job.dead, nodes)
+		}
+	}()
+}
+
+// build returns the CSR arrays of r's rows and frozen delta without the
+// edges in dead.
+func build(r rows, dead []uint64, nodes int) (packed.Uints, packed.Uints) {
+	offs := make([]uint32, nodes+1)
+	old := r.offs.Len() - 1 // nodes the old arrays cover
+	maxEdge := uint32(0)
+	for u := 0; u < min(old, nodes); u++ {
+		n := uint32(0)
+		for k := r.offs.Get(u); k < r.offs.Get(u+1); k++ {
+			if e := r.ents.Get(int(k)); !isDead(dead, e) {
+				n++
+				maxEdge = max(maxEdge, e)
+			}
+		}
+		offs[u+1] = n
+	}
+	for u, add := range r.frozen {
+		if int(u) >= nodes {
+			continue
+		}
+		for _, e := range add {
+			if !isDead(dead, e) {
+				offs[u+1]++
+				maxEdge = max(maxEdge, e)
+			}
+		}
+	}
+	for u := range nodes {
+		offs[u+1] += offs[u]
+	}
+	ents := packed.Make(int(offs[nodes]), maxEdge)
+	for u := 0; u < nodes; u++ {
+		if offs[u] == offs[u+1] {
+			continue
+		}
+		i := int(offs[u])
+		if add := r.frozen[uint32(u)]; add == nil && u < old {
+			// Only the old row: copy its live entries.
+			for k := r.offs.Get(u); k < r.offs.Get(u+1); k++ {
+				if e := r.ents.Get(int(k)); !isDead(dead, e) {
+					ents.Set(i, e)
+					i++
+				}
+			}
+			continue
+		}
+		scanFrom(&r.ents, r.offs, r.frozen[uint32(u)], nil, uint32(u), 0, dead, func(e uint32) bool { ents.Set(i, e); i++; return true })
+	}
+	poffs := packed.Make(nodes+1, offs[nodes])
+	for u, o := range offs {
+		poffs.Set(u, o)
+	}
+	return poffs, ents
+}
+
+// Finish waits for the running compaction, swaps its arrays in and returns
+// the edge indices it compacted away, now free for reuse; nil when none
+// runs.
+func (x *Index) Finish() (freed []uint32) {
+	job := x.job
+	if job == nil {
+		return nil
+	}
+	<-job.done
+	for d := range x.dir {
+		r := &x.dir[d]
+		r.offs, r.ents, r.frozen = job.out[d].offs, job.out[d].ents, nil
+	}
+	for w, word := range job.dead {
+		x.dead[w] &^= word
 		for ; word != 0; word &= word - 1 {
 			freed = append(freed, uint32(w*64+bits.TrailingZeros64(word)))
 		}
 	}
-	x.dead = x.dead[:0]
-	x.nAdded, x.nDead = 0, 0
+	x.nAdded -= job.nAdded
+	x.nDead -= job.nDead
 	x.epoch++
+	x.job = nil
 	return freed
 }

@@ -14,6 +14,11 @@ func TestIndexAgainstLists(t *testing.T) {
 	var free []uint32
 	next := uint32(0)
 	r := rand.New(rand.NewPCG(3, 4))
+	defer func() {
+		if x.Epoch() < 20 {
+			t.Errorf("only %d compactions", x.Epoch())
+		}
+	}()
 	for step := 0; step < 20000; step++ {
 		switch {
 		case r.IntN(3) > 0 || len(live) == 0:
@@ -33,8 +38,15 @@ func TestIndexAgainstLists(t *testing.T) {
 				break
 			}
 		}
-		if x.Delta() > 200 {
+		// Compactions: mostly in the background, finished a while later,
+		// sometimes all at once; reads in between see every layer.
+		switch {
+		case x.Compacting() && r.IntN(40) == 0:
+			free = append(free, x.Finish()...)
+		case !x.Compacting() && x.Delta() > 200 && r.IntN(4) == 0:
 			free = append(free, x.Compact(nodes)...)
+		case !x.Compacting() && x.Delta() > 200:
+			x.Begin(nodes)
 		}
 		if step%101 == 0 {
 			for u := uint32(0); u < nodes; u++ {
