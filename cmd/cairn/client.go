@@ -236,9 +236,22 @@ func (c *clientFlags) request(ctx context.Context, subject, what string, req, re
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", what, err)
 	}
-	nc, err := c.connect()
+	msg, err := c.requestRaw(ctx, subject, what, data, hint)
 	if err != nil {
 		return err
+	}
+	if err := proto.Unmarshal(msg.Data, rep); err != nil {
+		return fmt.Errorf("the engine's reply is not a %s: %w", rep.ProtoReflect().Descriptor().FullName(), err)
+	}
+	return nil
+}
+
+// requestRaw sends data on subject and returns the reply, with the failure
+// named for a person.
+func (c *clientFlags) requestRaw(ctx context.Context, subject, what string, data []byte, hint string) (*nats.Msg, error) {
+	nc, err := c.connect()
+	if err != nil {
+		return nil, err
 	}
 	defer nc.Close()
 	rctx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -246,21 +259,17 @@ func (c *clientFlags) request(ctx context.Context, subject, what string, req, re
 	msg, err := nc.RequestWithContext(rctx, subject, data)
 	switch {
 	case err == nil:
+		return msg, nil
 	case errors.Is(err, nats.ErrNoResponders):
-		return fmt.Errorf("no Cairn engine answers on %s (is 'cairn serve' running?)", c.server)
+		return nil, fmt.Errorf("no Cairn engine answers on %s (is 'cairn serve' running?)", c.server)
 	case errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionClosed):
-		return fmt.Errorf("lost the connection to %s before the engine answered%s", c.server, hint)
+		return nil, fmt.Errorf("lost the connection to %s before the engine answered%s", c.server, hint)
 	case ctx.Err() != nil:
-		return fmt.Errorf("interrupted before the engine answered%s", hint)
+		return nil, fmt.Errorf("interrupted before the engine answered%s", hint)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
-		return fmt.Errorf("no answer from the Cairn engine on %s within %s%s", c.server, c.timeout, hint)
-	default:
-		return fmt.Errorf("send %s to %s: %w", what, c.server, err)
+		return nil, fmt.Errorf("no answer from the Cairn engine on %s within %s%s", c.server, c.timeout, hint)
 	}
-	if err := proto.Unmarshal(msg.Data, rep); err != nil {
-		return fmt.Errorf("the engine's reply is not a %s: %w", rep.ProtoReflect().Descriptor().FullName(), err)
-	}
-	return nil
+	return nil, fmt.Errorf("send %s to %s: %w", what, c.server, err)
 }
 
 // replyJSON is a CommandReply as "--json" prints it.

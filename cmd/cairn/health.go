@@ -10,7 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/cairn-graph/cairn/actors"
@@ -37,22 +36,9 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if _, err := parseArgs(fs, "health", args); err != nil {
 		return err
 	}
-	nc, err := c.connect()
+	msg, err := c.requestRaw(ctx, "$SRV.STATS."+actors.ServiceName, "a stats request", nil, "")
 	if err != nil {
 		return err
-	}
-	defer nc.Close()
-	rctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	msg, err := nc.RequestWithContext(rctx, "$SRV.STATS."+actors.ServiceName, nil)
-	switch {
-	case err == nil:
-	case errors.Is(err, nats.ErrNoResponders):
-		return fmt.Errorf("no Cairn engine answers on %s (is 'cairn serve' running?)", c.server)
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
-		return fmt.Errorf("no answer from the Cairn engine on %s within %s", c.server, c.timeout)
-	default:
-		return fmt.Errorf("ask %s for the engine's stats: %w", c.server, err)
 	}
 	var stats struct {
 		Endpoints []struct {
