@@ -120,19 +120,21 @@ func (g *Graph) topK(k int, kind DegreeKind) []NodeDegree {
 	if k > 0 {
 		outLow, inLow := g.outDeg.low, g.inDeg.low[:len(g.outDeg.low)]
 		var buckets []DegreeCount
-		var deg func(u uint32) int
-		var below func(u uint32, floor int) bool // true when u surely ranks below floor
-		switch kind {
-		case TotalDegree:
+		if kind == TotalDegree {
 			for d, n := range g.degHist {
 				buckets = append(buckets, DegreeCount{Degree: int(d), Nodes: n})
 			}
-			deg = func(u uint32) int { return int(g.outDeg.get(u) + g.inDeg.get(u)) }
-			below = func(u uint32, floor int) bool {
-				o, i := outLow[u], inLow[u]
-				return o != degreeSpill && i != degreeSpill && int(o)+int(i) < floor
+			floor := degreeFloor(k, buckets)
+			for u := range uint32(len(outLow)) {
+				// Most nodes fall below the floor on their 1-byte counts alone.
+				if o, i := outLow[u], inLow[u]; o != degreeSpill && i != degreeSpill && int(o)+int(i) < floor {
+					continue
+				}
+				if d := int(g.outDeg.get(u) + g.inDeg.get(u)); d >= floor && g.nodes.Has(u) {
+					top = append(top, NodeDegree{ID: g.nodes.String(u), Degree: d})
+				}
 			}
-		default:
+		} else {
 			d := &g.outDeg
 			if kind == InDegree {
 				d = &g.inDeg
@@ -152,17 +154,14 @@ func (g *Graph) topK(k int, kind DegreeKind) []NodeDegree {
 			for _, v := range d.high {
 				buckets = append(buckets, DegreeCount{Degree: int(v), Nodes: 1})
 			}
-			deg = func(u uint32) int { return int(d.get(u)) }
-			below = func(u uint32, floor int) bool { return low[u] != degreeSpill && int(low[u]) < floor }
-		}
-		floor := degreeFloor(k, buckets)
-		for u := range uint32(len(outLow)) {
-			// Most nodes fall below the floor on their 1-byte counts alone.
-			if below(u, floor) {
-				continue
-			}
-			if d := deg(u); d >= floor && g.nodes.Has(u) {
-				top = append(top, NodeDegree{ID: g.nodes.String(u), Degree: d})
+			floor := degreeFloor(k, buckets)
+			for u, v := range low {
+				if v != degreeSpill && int(v) < floor {
+					continue
+				}
+				if n := int(d.get(uint32(u))); n >= floor && g.nodes.Has(uint32(u)) {
+					top = append(top, NodeDegree{ID: g.nodes.String(uint32(u)), Degree: n})
+				}
 			}
 		}
 	}
