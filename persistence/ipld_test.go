@@ -159,20 +159,6 @@ func ipldDecode(data []byte) (persistence.Envelope, error) {
 	return e, nil
 }
 
-// ipldReencode decodes data with go-ipld-prime and encodes the node again:
-// for canonical dag-cbor the result is data itself.
-func ipldReencode(data []byte) ([]byte, error) {
-	nb := basicnode.Prototype.Any.NewBuilder()
-	if err := dagcbor.Decode(nb, bytes.NewReader(data)); err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if err := dagcbor.Encode(nb.Build(), &buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
 // envelopeDiff describes how two envelopes differ, "" when they are equal
 // (a nil and an empty body are equal).
 func envelopeDiff(got, want persistence.Envelope) string {

@@ -14,13 +14,6 @@ import (
 
 var bigBench = flag.Bool("readmodel.big", false, "run BenchmarkBigGraph (1,000,000 nodes, 3,000,000 edges; about a minute)")
 
-// bigNodes and bigEdges are graphgen.Big's size, for the benchmarks that
-// build their own graph of it (BenchmarkTraverseBig).
-const (
-	bigNodes = 1_000_000
-	bigEdges = 3_000_000
-)
-
 // buildBig applies graphgen.Big, a power-law graph (sources uniform, targets
 // Zipf-distributed) of 1,000,000 nodes and 3,000,000 edges, each node with 3
 // components of distinct types from a pool of 1,000 and one category.

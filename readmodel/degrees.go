@@ -14,8 +14,6 @@ type degrees struct {
 
 const degreeSpill = 0xff
 
-func (d *degrees) len() int { return len(d.low) }
-
 // grow appends a zero count.
 func (d *degrees) grow() { d.low = append(d.low, 0) }
 

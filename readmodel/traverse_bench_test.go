@@ -2,6 +2,7 @@ package readmodel
 
 import (
 	"errors"
+	"github.com/cairn-graph/cairn/internal/graphgen"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -87,7 +88,8 @@ func BenchmarkTraverseBig(b *testing.B) {
 	if !*bigBench {
 		b.Skip("pass -readmodel.big to run")
 	}
-	benchTraverse(b, buildTraverse(b, bigNodes, bigEdges), bigNodes, false)
+	big := graphgen.Big()
+	benchTraverse(b, buildTraverse(b, big.Nodes, big.Edges), big.Nodes, false)
 }
 
 // benchTraverse runs the sub-benchmarks on g, whose nodes are n0..n<nodes-1>.
