@@ -185,11 +185,12 @@ func (g *Gateway) handleQuery(req micro.Request) {
 // respondQuery sends rep, or, when it would not fit in one NATS message,
 // a RESOURCE_EXHAUSTED error that says so.
 func (g *Gateway) respondQuery(req micro.Request, rep *cairnv1.QueryReply) {
-	if n := proto.Size(rep); n > int(g.maxPayload)-1024 {
-		rep = &cairnv1.QueryReply{AsOfSeq: rep.GetAsOfSeq(), Error: (&CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED,
-			Message: fmt.Sprintf("the answer takes %d bytes, more than a NATS message holds (%d): ask for a smaller page, depth or max_results", n, g.maxPayload)}).Proto()}
+	data, err := proto.Marshal(rep)
+	if n := len(data); err == nil && n > int(g.maxPayload)-1024 {
+		data, err = proto.Marshal(&cairnv1.QueryReply{AsOfSeq: rep.GetAsOfSeq(), Error: (&CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED,
+			Message: fmt.Sprintf("the answer takes %d bytes, more than a NATS message holds (%d): ask for a smaller page, depth or max_results", n, g.maxPayload)}).Proto()})
 	}
-	g.respond(req, rep)
+	g.send(req, data, err)
 }
 
 // take counts a command in flight, unless the gateway is closing.
@@ -207,6 +208,11 @@ func (g *Gateway) reply(req micro.Request, rep *cairnv1.CommandReply) { g.respon
 
 func (g *Gateway) respond(req micro.Request, rep proto.Message) {
 	data, err := proto.Marshal(rep)
+	g.send(req, data, err)
+}
+
+// send answers req with data, or logs why it cannot (err from encoding it).
+func (g *Gateway) send(req micro.Request, data []byte, err error) {
 	if err == nil {
 		err = req.Respond(data)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/elastic/go-freelru"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/readmodel"
@@ -179,10 +180,16 @@ func newQueryCache(cfg ProjectionConfig) (*freelru.LRU[cacheKey, *cairnv1.QueryR
 	return c, nil
 }
 
+// queryField returns req and the field of its "query" oneof that is set,
+// nil when none is.
+func queryField(req *cairnv1.QueryRequest) (protoreflect.Message, protoreflect.FieldDescriptor) {
+	m := req.ProtoReflect()
+	return m, m.WhichOneof(m.Descriptor().Oneofs().ByName("query"))
+}
+
 // queryKey returns req's cache key on graph g.
 func queryKey(g *readmodel.Graph, req *cairnv1.QueryRequest) (cacheKey, bool) {
-	m := req.ProtoReflect()
-	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("query"))
+	m, fd := queryField(req)
 	if fd == nil {
 		return cacheKey{}, false
 	}
@@ -351,9 +358,8 @@ func direction(d cairnv1.Direction) readmodel.Direction {
 // "shortest_path.to_node_id".
 func queryError(graph string, req *cairnv1.QueryRequest, err error) *CommandError {
 	msg := fmt.Sprintf("graph %s: %v", graph, err)
-	m := req.ProtoReflect()
 	prefix := ""
-	if fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("query")); fd != nil {
+	if _, fd := queryField(req); fd != nil {
 		prefix = string(fd.Name()) + "."
 	}
 	var nf *readmodel.NodeNotFoundError
