@@ -32,7 +32,7 @@ type Store struct {
 // OpenStore creates or updates the event-store stream and returns a Store
 // over it. It returns an error wrapping ErrUnavailable when JetStream cannot
 // be reached.
-func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*Store, error) {
+func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, opts ...StoreOption) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("store config: %w", err)
 	}
@@ -55,13 +55,13 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*S
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", cfg.Stream, translate(err))
 	}
-	return &Store{js: js, stream: st, cfg: cfg}, nil
+	return newStore(js, st, cfg, opts), nil
 }
 
 // LookupStore returns a Store over an existing event-store stream without
 // creating or changing it (readers need no permission to manage streams).
 // It returns an error wrapping ErrNotFound when the stream does not exist.
-func LookupStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*Store, error) {
+func LookupStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, opts ...StoreOption) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("store config: %w", err)
 	}
@@ -71,7 +71,15 @@ func LookupStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("look up stream %s: %w", cfg.Stream, translate(err))
 	}
-	return &Store{js: js, stream: st, cfg: cfg}, nil
+	return newStore(js, st, cfg, opts), nil
+}
+
+func newStore(js jetstream.JetStream, st jetstream.Stream, cfg StoreConfig, opts []StoreOption) *Store {
+	s := &Store{js: js, stream: st, cfg: cfg}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // checkGraph refuses graph ids that are not one plain subject token: a

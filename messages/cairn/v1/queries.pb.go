@@ -156,7 +156,12 @@ type QueryRequest struct {
 	Query isQueryRequest_Query `protobuf_oneof:"query"`
 	// timeout_ms bounds the query, its min_seq wait included, when it is
 	// below the server's own limit; 0 means the server's limit.
-	TimeoutMs     uint32 `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	TimeoutMs uint32 `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// as_of, when set, asks the graph as it was at that point of its history
+	// (time travel): the engine builds that view from the nearest earlier
+	// read-model snapshot plus the events after it, and caches it. min_seq
+	// is ignored then. A point past the graph's head is the head.
+	AsOf          *AsOf `protobuf:"bytes,13,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -298,6 +303,13 @@ func (x *QueryRequest) GetTimeoutMs() uint32 {
 		return x.TimeoutMs
 	}
 	return 0
+}
+
+func (x *QueryRequest) GetAsOf() *AsOf {
+	if x != nil {
+		return x.AsOf
+	}
+	return nil
 }
 
 type isQueryRequest_Query interface {
@@ -1042,7 +1054,12 @@ type QueryReply struct {
 	Result isQueryReply_Result `protobuf_oneof:"result"`
 	// cached is true when the answer came from the query cache (the graph has
 	// not changed since it was computed).
-	Cached        bool `protobuf:"varint,12,opt,name=cached,proto3" json:"cached,omitempty"`
+	Cached bool `protobuf:"varint,12,opt,name=cached,proto3" json:"cached,omitempty"`
+	// head_cid is the CID of the last event the answer reflects; empty when
+	// the graph had no event at that point.
+	HeadCid string `protobuf:"bytes,13,opt,name=head_cid,json=headCid,proto3" json:"head_cid,omitempty"`
+	// position is that event's position in the graph's chain (0: none).
+	Position      uint64 `protobuf:"varint,14,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1184,6 +1201,20 @@ func (x *QueryReply) GetCached() bool {
 		return x.Cached
 	}
 	return false
+}
+
+func (x *QueryReply) GetHeadCid() string {
+	if x != nil {
+		return x.HeadCid
+	}
+	return ""
+}
+
+func (x *QueryReply) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
 }
 
 type isQueryReply_Result interface {
@@ -2065,7 +2096,7 @@ var File_cairn_v1_queries_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\n" +
-	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\"\xe8\x04\n" +
+	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\x1a\x17cairn/v1/snapshot.proto\"\x8d\x05\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x17\n" +
 	"\amin_seq\x18\x02 \x01(\x04R\x06minSeq\x12.\n" +
@@ -2082,7 +2113,8 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\n" +
 	"top_degree\x18\f \x01(\v2\x13.cairn.v1.TopDegreeH\x00R\ttopDegree\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\a \x01(\rR\ttimeoutMsB\a\n" +
+	"timeout_ms\x18\a \x01(\rR\ttimeoutMs\x12#\n" +
+	"\x05as_of\x18\r \x01(\v2\x0e.cairn.v1.AsOfR\x04asOfB\a\n" +
 	"\x05query\"\"\n" +
 	"\aGetNode\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\xbb\x01\n" +
@@ -2127,7 +2159,7 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x0fCountComponents\"C\n" +
 	"\tTopDegree\x12\f\n" +
 	"\x01k\x18\x01 \x01(\rR\x01k\x12(\n" +
-	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xac\x04\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xe3\x04\n" +
 	"\n" +
 	"QueryReply\x12\x1a\n" +
 	"\tas_of_seq\x18\x01 \x01(\x04R\aasOfSeq\x12%\n" +
@@ -2142,7 +2174,9 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x0fcomponent_count\x18\n" +
 	" \x01(\v2\x18.cairn.v1.ComponentCountH\x00R\x0ecomponentCount\x12&\n" +
 	"\x03top\x18\v \x01(\v2\x12.cairn.v1.TopNodesH\x00R\x03top\x12\x16\n" +
-	"\x06cached\x18\f \x01(\bR\x06cachedB\b\n" +
+	"\x06cached\x18\f \x01(\bR\x06cached\x12\x19\n" +
+	"\bhead_cid\x18\r \x01(\tR\aheadCid\x12\x1a\n" +
+	"\bposition\x18\x0e \x01(\x04R\bpositionB\b\n" +
 	"\x06result\"\xb4\x01\n" +
 	"\bNodeView\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x123\n" +
@@ -2263,8 +2297,9 @@ var file_cairn_v1_queries_proto_goTypes = []any{
 	(*ComponentPage)(nil),   // 25: cairn.v1.ComponentPage
 	(*ComponentCount)(nil),  // 26: cairn.v1.ComponentCount
 	(*TopNodes)(nil),        // 27: cairn.v1.TopNodes
-	(*Component)(nil),       // 28: cairn.v1.Component
-	(*Error)(nil),           // 29: cairn.v1.Error
+	(*AsOf)(nil),            // 28: cairn.v1.AsOf
+	(*Component)(nil),       // 29: cairn.v1.Component
+	(*Error)(nil),           // 30: cairn.v1.Error
 }
 var file_cairn_v1_queries_proto_depIdxs = []int32{
 	3,  // 0: cairn.v1.QueryRequest.get_node:type_name -> cairn.v1.GetNode
@@ -2276,35 +2311,36 @@ var file_cairn_v1_queries_proto_depIdxs = []int32{
 	10, // 6: cairn.v1.QueryRequest.get_component:type_name -> cairn.v1.GetComponent
 	11, // 7: cairn.v1.QueryRequest.count_components:type_name -> cairn.v1.CountComponents
 	12, // 8: cairn.v1.QueryRequest.top_degree:type_name -> cairn.v1.TopDegree
-	28, // 9: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
-	0,  // 10: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
-	0,  // 11: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
-	7,  // 12: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
-	0,  // 13: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
-	7,  // 14: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
-	1,  // 15: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
-	29, // 16: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
-	14, // 17: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
-	15, // 18: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
-	17, // 19: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
-	18, // 20: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
-	23, // 21: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
-	24, // 22: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
-	25, // 23: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
-	26, // 24: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
-	27, // 25: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
-	28, // 26: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
-	16, // 27: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
-	19, // 28: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
-	20, // 29: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
-	21, // 30: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
-	22, // 31: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
-	20, // 32: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	28, // 9: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
+	29, // 10: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
+	0,  // 11: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
+	0,  // 12: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
+	7,  // 13: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
+	0,  // 14: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
+	7,  // 15: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
+	1,  // 16: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
+	30, // 17: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
+	14, // 18: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
+	15, // 19: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
+	17, // 20: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
+	18, // 21: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
+	23, // 22: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
+	24, // 23: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
+	25, // 24: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
+	26, // 25: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
+	27, // 26: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
+	29, // 27: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
+	16, // 28: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
+	19, // 29: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
+	20, // 30: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
+	21, // 31: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
+	22, // 32: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
+	20, // 33: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_queries_proto_init() }
@@ -2314,6 +2350,7 @@ func file_cairn_v1_queries_proto_init() {
 	}
 	file_cairn_v1_component_proto_init()
 	file_cairn_v1_replies_proto_init()
+	file_cairn_v1_snapshot_proto_init()
 	file_cairn_v1_queries_proto_msgTypes[0].OneofWrappers = []any{
 		(*QueryRequest_GetNode)(nil),
 		(*QueryRequest_FindNodes)(nil),
