@@ -12,7 +12,7 @@ import (
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
-var bigBench = flag.Bool("readmodel.big", false, "run BenchmarkBigGraph (1,000,000 nodes, 3,000,000 edges; about a minute)")
+var bigBench = flag.Bool("readmodel.big", false, "run BenchmarkBigGraph and BenchmarkSnapshot (1,000,000 nodes, 3,000,000 edges; about a minute each)")
 
 // buildBig applies graphgen.Big, a power-law graph (sources uniform, targets
 // Zipf-distributed) of 1,000,000 nodes and 3,000,000 edges, each node with 3

@@ -96,10 +96,38 @@
 //     cursor holds the start node's and the next dense index, so it
 //     survives writes: a member throughout a page walk is listed once.
 //
+// # Snapshots
+//
+// g.AppendSnapshot(buf) appends a binary snapshot of g (format
+// SnapshotFormat) and LoadSnapshot(data, cfg) rebuilds an identical Graph:
+// same answers, cursors included, and the same future behaviour (edge
+// indices reused in the same order, compactions at the same points), given
+// the same Config. The format is g's storage as it lies in memory, so that a
+// load is mostly copying: a 24-byte header (magic "cairnrm\x00", format
+// uint32, CRC-32C of the body uint32, body length uint64, little-endian),
+// then the body: graph id, flags, AsOf, Version; each id table (intern) as
+// its hash seed, arena, packed offset cells and packed hash slots (the
+// seeded hash is stored, so nothing is rehashed); free lists; the node
+// lists' packed offsets and bytes; degrees; edge ends and types as packed
+// arrays; the adjacency's CSR arrays, delta rows and dead bitset, and when a
+// compaction was running, its frozen rows, which LoadSnapshot compacts
+// again in the background so that it is taken in at the same point; the
+// component store with its roaring bitmaps in their portable format;
+// categories. Integers are uvarints, runs of integers fixed-width. The
+// component key map, name maps, degree histogram and bloom filter (at its
+// old size) are rebuilt; the caches start empty. LoadSnapshot checks the
+// header, then every length against the bytes left and every index,
+// offset and handle against what it points into, and refuses what does not
+// fit with ErrInvalidSnapshot naming the part; it never panics. Consistency
+// between parts beyond that (that an edge sits in its ends' rows, say) is
+// trusted to the checksum. Compression is the caller's (package
+// persistence): packed arrays leave zstd little to gain.
+//
 // # Not here
 //
 // Edge components (and so edge weights: Dijkstra weighs the node an edge
-// enters); point-in-time views and snapshots (issue "Snapshots");
+// enters); point-in-time views (package actors builds them from snapshots
+// and the stream);
 // canonical (least by id) shortest paths. The projection shards, min_seq
 // waiting and the query cache are in package actors. BenchmarkBigGraph
 // (run it with -readmodel.big) measures 1,000,000 nodes and 3,000,000 edges

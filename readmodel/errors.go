@@ -21,10 +21,10 @@ var (
 	ErrLimitExceeded = errors.New("readmodel: limit exceeded")
 	// ErrInvalidEvent: an event does not fit the read model (which a valid
 	// chain never produces); it comes wrapped in an *ApplyError.
-	// ErrInvalidSnapshot: snapshot bytes are truncated, corrupt or of an
-	// unknown format version.
-	ErrInvalidSnapshot = errors.New("readmodel: invalid snapshot")
 	ErrInvalidEvent = errors.New("readmodel: invalid event")
+	// ErrInvalidSnapshot: snapshot bytes are truncated, corrupt or of an
+	// unknown format version (LoadSnapshot).
+	ErrInvalidSnapshot = errors.New("readmodel: invalid snapshot")
 )
 
 // ApplyError says which event of which transaction could not be applied.

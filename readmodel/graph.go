@@ -134,9 +134,6 @@ func (g *Graph) applyAll(seq uint64, events []*cairnv1.Event) error {
 	return nil
 }
 
-// compact folds the whole adjacency delta into fresh CSR arrays now.
-func (g *Graph) compact() { g.finishCompaction(g.adj.Compact(g.nodes.Cap())) }
-
 // finishCompaction releases the edge indices a compaction removed and
 // rebuilds the bloom filter when dead keys dominate it.
 func (g *Graph) finishCompaction(freed []uint32) {
@@ -151,7 +148,12 @@ func (g *Graph) finishCompaction(freed []uint32) {
 // calls it when it has caught up with the stream; the next writes and
 // traversals grow them again.
 func (g *Graph) Compact() {
-	g.compact()
+	// Fold, not compact: when a shard catches up depends on timing, and a
+	// compaction then would free edge indices earlier than the history
+	// alone says, so later edges would get other indices and neighbour
+	// order would depend on timing.
+	g.adj.Fold(g.nodes.Cap())
+	g.store.maybeRebuildBloom()
 	g.trav.release()
 	g.nodes.Trim()
 	g.edges.Trim()

@@ -1,21 +1,521 @@
 package readmodel
 
-import "errors"
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"maps"
+	"slices"
 
-// STUB: the API is fixed; the bodies are being written.
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/bits-and-blooms/bloom/v3"
+	"github.com/cairn-graph/cairn/readmodel/adjacency"
+	"github.com/cairn-graph/cairn/readmodel/intern"
+	"github.com/cairn-graph/cairn/readmodel/internal/wire"
+)
 
 // SnapshotFormat is the version of the binary snapshot format that
 // AppendSnapshot writes and LoadSnapshot reads.
 const SnapshotFormat = 1
 
+// snapshotMagic opens every snapshot.
+const snapshotMagic = "cairnrm\x00"
+
+// headerLen is the fixed header: magic, format (uint32), CRC-32C of the
+// body (uint32), body length (uint64), all little-endian.
+const headerLen = len(snapshotMagic) + 4 + 4 + 8
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 // AppendSnapshot appends g's binary snapshot to dst: everything needed to
 // rebuild g exactly (same answers, same future behaviour), AsOf and Version
 // included. It does not change g.
-func (g *Graph) AppendSnapshot(dst []byte) []byte { return dst }
+//
+// The body is g's storage as it lies in memory (packed arrays, arenas,
+// delta rows, free lists, roaring bitmaps in their portable format), so
+// that LoadSnapshot copies rather than rebuilds; a compaction running in
+// the background is written as its input (the CSR arrays and the frozen
+// delta) without waiting for it. The caches are not written.
+func (g *Graph) AppendSnapshot(dst []byte) []byte {
+	est := headerLen + 64
+	for _, p := range g.memory() {
+		est += p.bytes
+	}
+	dst = slices.Grow(dst, est)
+	start := len(dst)
+	dst = append(dst, make([]byte, headerLen)...)
+
+	dst = wire.AppendString(dst, g.id)
+	dst = wire.AppendBool(dst, g.created)
+	dst = wire.AppendBool(dst, g.deleted)
+	dst = wire.AppendUvarint(dst, g.asOf)
+	dst = wire.AppendUvarint(dst, g.version)
+	dst = wire.AppendUvarint(dst, uint64(g.nEdges))
+
+	dst = g.nodes.AppendSnapshot(dst)
+	dst = wire.AppendU32s(dst, g.freeNodes)
+	dst = wire.AppendPacked(dst, &g.attrs.off)
+	dst = wire.AppendPacked(dst, &g.attrs.n)
+	dst = wire.AppendBytes(dst, g.attrs.data)
+	dst = wire.AppendUvarint(dst, uint64(g.attrs.garbage))
+	dst = g.outDeg.appendSnapshot(dst)
+	dst = g.inDeg.appendSnapshot(dst)
+
+	dst = g.edges.AppendSnapshot(dst)
+	dst = wire.AppendU32s(dst, g.freeEdges)
+	dst = wire.AppendPacked(dst, &g.src)
+	dst = wire.AppendPacked(dst, &g.dst)
+	dst = wire.AppendPacked(dst, &g.etype)
+	dst = g.types.appendSnapshot(dst)
+	dst = g.adj.AppendSnapshot(dst)
+
+	c := g.store
+	dst = wire.AppendU32s(dst, c.typ)
+	for _, v := range c.val {
+		dst = wire.AppendString(dst, v)
+	}
+	dst = wire.AppendU32s(dst, c.refs)
+	dst = wire.AppendU32s(dst, c.free)
+	dst = wire.AppendUvarint(dst, uint64(c.live))
+	dst = appendBitmaps(dst, c.nodes)
+	dst = c.types.appendSnapshot(dst)
+	dst = appendBitmaps(dst, c.typeNodes)
+	dst = wire.AppendUvarint(dst, uint64(c.bloomCap))
+	dst = wire.AppendUvarint(dst, uint64(c.bloomAdded))
+
+	dst = g.categories.appendSnapshot(dst)
+	dst = appendBitmaps(dst, g.catNodes)
+
+	h := dst[start : start+headerLen]
+	body := dst[start+headerLen:]
+	copy(h, snapshotMagic)
+	binary.LittleEndian.PutUint32(h[8:], SnapshotFormat)
+	binary.LittleEndian.PutUint32(h[12:], crc32.Checksum(body, castagnoli))
+	binary.LittleEndian.PutUint64(h[16:], uint64(len(body)))
+	return dst
+}
 
 // LoadSnapshot rebuilds a Graph from AppendSnapshot's output. Corrupt or
 // truncated input, or an unknown format version, returns an error wrapping
 // ErrInvalidSnapshot; it never panics.
+//
+// The header's checksum catches corruption before anything is decoded;
+// the body is then checked as it is copied in: every length against the
+// bytes left, every index, offset and handle against what it points into.
+// The maps (component keys, names) and the degree histogram are rebuilt, the
+// bloom filter too (at its old size, so it is rebuilt again at the same
+// points), and a compaction that ran when the snapshot was taken starts
+// again. data is not retained. The restored graph behaves as the original
+// exactly when cfg is the original's Config.
 func LoadSnapshot(data []byte, cfg Config) (*Graph, error) {
-	return nil, errors.New("not implemented")
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("readmodel config: %w", err)
+	}
+	body, err := checkHeader(data)
+	if err != nil {
+		return nil, err
+	}
+	g, err := decodeBody(body, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidSnapshot, err)
+	}
+	return g, nil
+}
+
+func checkHeader(data []byte) ([]byte, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: header: "+format, append([]any{ErrInvalidSnapshot}, args...)...)
+	}
+	if len(data) < headerLen {
+		return nil, bad("%d bytes, want at least %d", len(data), headerLen)
+	}
+	if string(data[:8]) != snapshotMagic {
+		return nil, bad("bad magic %q", data[:8])
+	}
+	if v := binary.LittleEndian.Uint32(data[8:]); v != SnapshotFormat {
+		return nil, bad("unknown format version %d (this build reads %d)", v, SnapshotFormat)
+	}
+	body := data[headerLen:]
+	if n := binary.LittleEndian.Uint64(data[16:]); n != uint64(len(body)) {
+		return nil, bad("body length %d, %d bytes follow", n, len(body))
+	}
+	if want, got := binary.LittleEndian.Uint32(data[12:]), crc32.Checksum(body, castagnoli); want != got {
+		return nil, bad("checksum %08x, body has %08x", want, got)
+	}
+	return body, nil
+}
+
+// decodeBody reads the body that AppendSnapshot wrote after the header.
+func decodeBody(body []byte, cfg Config) (*Graph, error) {
+	r := wire.NewReader(body)
+	g := &Graph{cfg: cfg}
+	r.Section("graph")
+	g.id = r.String()
+	g.created, g.deleted = r.Bool(), r.Bool()
+	g.asOf, g.version = r.Uvarint(), r.Uvarint()
+	nEdges := r.Uvarint()
+
+	r.Section("node table")
+	if g.nodes = intern.ReadSnapshot(r); g.nodes == nil {
+		return nil, r.Err()
+	}
+	nodes := g.nodes.Cap()
+	r.Section("free nodes")
+	g.freeNodes = r.U32s("free nodes")
+	for _, u := range g.freeNodes {
+		if int(u) >= nodes || g.nodes.Has(u) {
+			r.Failf("free node %d is live or past %d indices", u, nodes)
+			break
+		}
+	}
+	if r.Err() == nil && g.nodes.Len()+len(g.freeNodes) != nodes {
+		r.Failf("%d live and %d free nodes, %d indices", g.nodes.Len(), len(g.freeNodes), nodes)
+	}
+	r.Section("node lists")
+	g.attrs.off = r.Packed("list offsets")
+	g.attrs.n = r.Packed("list lengths")
+	g.attrs.data = bytes.Clone(r.Bytes())
+	g.attrs.garbage = r.Int(len(g.attrs.data), "garbage")
+	if r.Err() == nil && (g.attrs.off.Len() != g.attrs.n.Len() || g.attrs.off.Len() > nodes) {
+		r.Failf("%d offsets and %d lengths for %d nodes", g.attrs.off.Len(), g.attrs.n.Len(), nodes)
+	}
+	r.Section("out-degrees")
+	g.outDeg = readDegrees(r, nodes)
+	r.Section("in-degrees")
+	g.inDeg = readDegrees(r, nodes)
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
+
+	r.Section("edge table")
+	if g.edges = intern.ReadSnapshot(r); g.edges == nil {
+		return nil, r.Err()
+	}
+	edges := g.edges.Cap()
+	if nEdges != uint64(g.edges.Len()) {
+		r.Failf("%d edges, edge table holds %d", nEdges, g.edges.Len())
+	}
+	g.nEdges = int(nEdges)
+	r.Section("free edges")
+	g.freeEdges = r.U32s("free edges")
+	for _, e := range g.freeEdges {
+		if int(e) >= edges || g.edges.Has(e) {
+			r.Failf("free edge %d is live or past %d indices", e, edges)
+			break
+		}
+	}
+	r.Section("edge ends")
+	g.src, g.dst, g.etype = r.Packed("sources"), r.Packed("targets"), r.Packed("types")
+	r.Section("edge types")
+	g.types = readNames(r)
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
+	r.Section("edge ends")
+	if g.src.Len() != edges || g.dst.Len() != edges || g.etype.Len() != edges {
+		r.Failf("%d, %d and %d ends and types for %d edges", g.src.Len(), g.dst.Len(), g.etype.Len(), edges)
+	} else if edges > 0 && (int(g.src.Max()) >= nodes || int(g.dst.Max()) >= nodes || int(g.etype.Max()) >= g.types.len()) {
+		r.Failf("an end past %d nodes or a type past %d types", nodes, g.types.len())
+	}
+	r.Section("adjacency")
+	if g.adj = adjacency.ReadSnapshot(r, nodes, edges); g.adj == nil {
+		return nil, r.Err()
+	}
+	// From here on a failure must wait for the compaction that
+	// ReadSnapshot may have started.
+	g.store = readComponents(r, cfg.BloomFalsePositive, nodes)
+	r.Section("categories")
+	g.categories = readNames(r)
+	g.catNodes = readBitmaps(r, nodes, false)
+	if r.Err() == nil && len(g.catNodes) != g.categories.len() {
+		r.Failf("%d bitmaps for %d categories", len(g.catNodes), g.categories.len())
+	}
+	if r.Err() == nil && r.Len() != 0 {
+		r.Section("end")
+		r.Failf("%d bytes left over", r.Len())
+	}
+	if r.Err() == nil {
+		r.Section("node lists")
+		g.checkLists(r)
+	}
+	if err := r.Err(); err != nil {
+		g.adj.Finish()
+		return nil, err
+	}
+	g.degHist = map[uint32]int{}
+	for u := range nodes {
+		if g.nodes.Has(uint32(u)) {
+			g.degHist[g.outDeg.get(uint32(u))+g.inDeg.get(uint32(u))]++
+		}
+	}
+	return g, nil
+}
+
+// checkLists checks every node's list: a component count within it, live
+// component handles and known category ids, and none on a free node.
+func (g *Graph) checkLists(r *wire.Reader) {
+	l := &g.attrs
+	c := g.store
+	used := make([]uint64, (len(l.data)+63)/64) // bytes some list holds
+	total := 0
+	for i := range l.off.Len() {
+		p, n := int(l.off.Get(i)), int(l.n.Get(i))
+		if p > len(l.data) {
+			r.Failf("node %d: list at %d past the data's end %d", i, p, len(l.data))
+			return
+		}
+		if n > 0 && !g.nodes.Has(uint32(i)) {
+			r.Failf("free node %d has a list", i)
+			return
+		}
+		nComps := -1
+		for j := range n {
+			v, k := binary.Uvarint(l.data[p:])
+			if k <= 0 {
+				r.Failf("node %d: bad handle at %d", i, p)
+				return
+			}
+			for q := p; q < p+k; q++ {
+				if used[q/64]&(1<<(q%64)) != 0 {
+					r.Failf("node %d: list overlaps another at %d", i, q)
+					return
+				}
+				used[q/64] |= 1 << (q % 64)
+			}
+			p += k
+			total += k
+			switch {
+			case j == 0:
+				if int(v) >= n {
+					r.Failf("node %d: %d components in a list of %d", i, v, n)
+					return
+				}
+				nComps = int(v)
+			case j <= nComps:
+				if v >= uint64(len(c.refs)) || c.refs[v] == 0 {
+					r.Failf("node %d: component handle %d is free or unknown", i, v)
+					return
+				}
+			default:
+				if v >= uint64(len(g.catNodes)) {
+					r.Failf("node %d: category %d of %d", i, v, len(g.catNodes))
+					return
+				}
+			}
+		}
+	}
+	if total+l.garbage != len(l.data) {
+		r.Failf("%d bytes of lists and %d of garbage in %d", total, l.garbage, len(l.data))
+	}
+}
+
+// readComponents reads the component store that AppendSnapshot wrote, and
+// rebuilds its key map and bloom filter.
+func readComponents(r *wire.Reader, fp float64, nodes int) *components {
+	c := &components{fp: fp}
+	r.Section("components")
+	c.typ = r.U32s("component types")
+	c.val = make([]string, len(c.typ))
+	for h := range c.val {
+		c.val[h] = r.String()
+	}
+	c.refs = r.U32s("reference counts")
+	c.free = r.U32s("free handles")
+	c.live = r.Int(len(c.typ), "live components")
+	c.nodes = readBitmaps(r, nodes, true)
+	c.types = readNames(r)
+	c.typeNodes = readBitmaps(r, nodes, false)
+	c.bloomCap = uint(r.Int(max(1024, 2*len(c.typ)), "bloom size"))
+	c.bloomAdded = uint(r.Int(1<<40, "bloom keys"))
+	if r.Err() != nil {
+		return nil
+	}
+	n := len(c.typ)
+	if len(c.refs) != n || len(c.nodes) != n || len(c.typeNodes) != c.types.len() {
+		r.Failf("%d types, %d counts, %d bitmaps for %d handles; %d bitmaps for %d types",
+			n, len(c.refs), len(c.nodes), n, len(c.typeNodes), c.types.len())
+		return nil
+	}
+	c.byKey = make(map[string]uint32, c.live)
+	for h := range n {
+		live := c.refs[h] > 0
+		if live != (c.nodes[h] != nil) || !live && c.val[h] != "" {
+			r.Failf("handle %d: %d references but bitmap %t, value %q", h, c.refs[h], c.nodes[h] != nil, c.val[h])
+			return nil
+		}
+		if !live {
+			continue
+		}
+		if int(c.typ[h]) >= c.types.len() {
+			r.Failf("handle %d: type %d of %d", h, c.typ[h], c.types.len())
+			return nil
+		}
+		key := compKey(c.types.name(c.typ[h]), []byte(c.val[h]))
+		if _, dup := c.byKey[key]; dup {
+			r.Failf("handle %d: component %q twice", h, key)
+			return nil
+		}
+		c.byKey[key] = uint32(h)
+	}
+	if len(c.byKey) != c.live || len(c.free)+c.live != n {
+		r.Failf("%d live and %d free handles of %d, header says %d live", len(c.byKey), len(c.free), n, c.live)
+		return nil
+	}
+	for _, h := range c.free {
+		if int(h) >= n || c.refs[h] != 0 {
+			r.Failf("free handle %d is live or unknown", h)
+			return nil
+		}
+	}
+	if c.bloomCap < 1024 {
+		r.Failf("bloom size %d below 1024", c.bloomCap)
+		return nil
+	}
+	c.bloom = bloom.NewWithEstimates(c.bloomCap, fp)
+	for k := range c.byKey {
+		c.bloom.AddString(k)
+	}
+	return c
+}
+
+// appendSnapshot appends the counts of one byte each and the spilled ones
+// as sorted (node, count) pairs.
+func (d *degrees) appendSnapshot(dst []byte) []byte {
+	dst = wire.AppendBytes(dst, d.low)
+	dst = wire.AppendUvarint(dst, uint64(len(d.high)))
+	for _, u := range slices.Sorted(maps.Keys(d.high)) {
+		dst = wire.AppendUvarint(dst, uint64(u))
+		dst = wire.AppendUvarint(dst, uint64(d.high[u]))
+	}
+	return dst
+}
+
+func readDegrees(r *wire.Reader, nodes int) degrees {
+	d := degrees{low: bytes.Clone(r.Bytes())}
+	if r.Err() == nil && len(d.low) != nodes {
+		r.Failf("%d counts for %d nodes", len(d.low), nodes)
+	}
+	n := r.Count(2, "spilled counts")
+	if n > 0 {
+		d.high = make(map[uint32]uint32, n)
+	}
+	for range n {
+		u, v := r.Int(nodes-1, "node"), r.Uvarint()
+		if r.Err() != nil {
+			break
+		}
+		if _, dup := d.high[uint32(u)]; dup || v < degreeSpill || v > 1<<32-1 || d.low[u] != degreeSpill {
+			r.Failf("node %d: spilled count %d repeated, too small or not marked", u, v)
+			break
+		}
+		d.high[uint32(u)] = uint32(v)
+	}
+	if r.Err() == nil {
+		for u, v := range d.low {
+			if _, ok := d.high[uint32(u)]; v == degreeSpill && !ok {
+				r.Failf("node %d: spilled count missing", u)
+				break
+			}
+		}
+	}
+	return d
+}
+
+func (n *names) appendSnapshot(dst []byte) []byte {
+	dst = wire.AppendUvarint(dst, uint64(len(n.list)))
+	for _, s := range n.list {
+		dst = wire.AppendString(dst, s)
+	}
+	return dst
+}
+
+func readNames(r *wire.Reader) names {
+	var n names
+	for range r.Count(1, "names") {
+		s := r.String()
+		if r.Err() != nil {
+			break
+		}
+		if _, added := n.intern(s); !added {
+			r.Failf("name %q twice", s)
+		}
+	}
+	return n
+}
+
+// appendBitmaps appends a count, then per bitmap a presence byte and its
+// portable serialization.
+func appendBitmaps(dst []byte, bms []*roaring.Bitmap) []byte {
+	dst = wire.AppendUvarint(dst, uint64(len(bms)))
+	for _, bm := range bms {
+		dst = wire.AppendBool(dst, bm != nil)
+		if bm == nil {
+			continue
+		}
+		dst = wire.AppendUvarint(dst, bm.GetSerializedSizeInBytes())
+		w := appender{dst}
+		_, _ = bm.WriteTo(&w) // fails only when the writer does, and it cannot
+		dst = w.b
+	}
+	return dst
+}
+
+type appender struct{ b []byte }
+
+func (a *appender) Write(p []byte) (int, error) { a.b = append(a.b, p...); return len(p), nil }
+
+// readBitmaps reads what appendBitmaps wrote; every value must be below
+// limit, and only with sparse may a bitmap be missing.
+func readBitmaps(r *wire.Reader, limit int, sparse bool) []*roaring.Bitmap {
+	n := r.Count(1, "bitmaps")
+	if r.Err() != nil {
+		return nil
+	}
+	bms := make([]*roaring.Bitmap, n)
+	for i := range bms {
+		if !r.Bool() {
+			if !sparse {
+				r.Failf("bitmap %d missing", i)
+				return nil
+			}
+			continue
+		}
+		b := r.Bytes()
+		if r.Err() != nil {
+			return nil
+		}
+		bm, err := decodeBitmap(b)
+		if err == nil && !bm.IsEmpty() && int64(bm.Maximum()) >= int64(limit) {
+			err = fmt.Errorf("value %d past %d", bm.Maximum(), limit)
+		}
+		if err != nil {
+			r.Failf("bitmap %d: %v", i, err)
+			return nil
+		}
+		bms[i] = bm
+	}
+	return bms
+}
+
+// decodeBitmap decodes and validates one bitmap; a panic of the roaring
+// decoder on malformed input becomes an error.
+func decodeBitmap(b []byte) (bm *roaring.Bitmap, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			bm, err = nil, fmt.Errorf("roaring decoder: %v", p)
+		}
+	}()
+	bm = roaring.New()
+	n, err := bm.ReadFrom(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	if n != int64(len(b)) {
+		return nil, fmt.Errorf("%d of %d bytes read", n, len(b))
+	}
+	if err := bm.Validate(); err != nil {
+		return nil, err
+	}
+	return bm, nil
 }

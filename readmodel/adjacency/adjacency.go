@@ -25,11 +25,14 @@
 package adjacency
 
 import (
+	"fmt"
+	"maps"
 	"math/bits"
 	"slices"
 	"sort"
 
 	"github.com/cairn-graph/cairn/readmodel/internal/packed"
+	"github.com/cairn-graph/cairn/readmodel/internal/wire"
 )
 
 // Dir selects a direction.
@@ -61,6 +64,7 @@ type Index struct {
 // compaction is a background build of fresh CSR arrays.
 type compaction struct {
 	done          chan struct{}
+	nodes         int      // the node indices it covers
 	dead          []uint64 // the removals it folds in
 	nAdded, nDead int      // the changes it folds in
 	out           [2]struct{ offs, ents packed.Uints }
@@ -231,19 +235,46 @@ func (x *Index) Compact(nodes int) (freed []uint32) {
 	return append(freed, x.Finish()...)
 }
 
+// Fold folds the delta into the CSR arrays now, to give back the memory
+// the delta maps hold, without changing anything a caller can see: removed
+// edges stay marked dead (their indices are freed by the next compaction,
+// as they would have been) and Delta stays as it was, so the compactions
+// that follow start and finish at the same points as without the fold.
+// While a compaction runs it does nothing.
+func (x *Index) Fold(nodes int) {
+	if x.job != nil {
+		return
+	}
+	for d := range x.dir {
+		r := &x.dir[d]
+		if len(r.added) == 0 && r.offs.Len() == nodes+1 {
+			continue
+		}
+		r.frozen = r.added
+		r.offs, r.ents = build(*r, x.dead, nodes)
+		r.frozen, r.added = nil, map[uint32][]uint32{}
+	}
+}
+
 // Begin starts a compaction of the delta so far for nodes [0, nodes) on
 // another goroutine; it does nothing when one runs already.
 func (x *Index) Begin(nodes int) {
 	if x.job != nil {
 		return
 	}
-	job := &compaction{done: make(chan struct{}), dead: slices.Clone(x.dead), nAdded: x.nAdded, nDead: x.nDead}
-	var in [2]rows
+	job := &compaction{done: make(chan struct{}), nodes: nodes, dead: slices.Clone(x.dead), nAdded: x.nAdded, nDead: x.nDead}
 	for d := range x.dir {
 		r := &x.dir[d]
 		r.frozen, r.added = r.added, map[uint32][]uint32{}
-		in[d] = *r
 	}
+	x.start(job)
+}
+
+// start runs job on another goroutine over the arrays and frozen delta the
+// index holds now, which nobody changes until Finish.
+func (x *Index) start(job *compaction) {
+	in := [2]rows{x.dir[0], x.dir[1]}
+	nodes := job.nodes
 	x.job = job
 	go func() {
 		defer close(job.done)
@@ -332,4 +363,141 @@ func (x *Index) Finish() (freed []uint32) {
 	x.epoch++
 	x.job = nil
 	return freed
+}
+
+// AppendSnapshot appends the index to dst as it stands: the CSR arrays, the
+// delta and, when a compaction runs, its frozen delta and what it folds in,
+// without waiting for it. ReadSnapshot starts that compaction again, so a
+// restored index finishes it at the same point with the same result.
+func (x *Index) AppendSnapshot(dst []byte) []byte {
+	dst = wire.AppendUvarint(dst, x.epoch)
+	dst = wire.AppendUvarint(dst, uint64(x.nAdded))
+	dst = wire.AppendUvarint(dst, uint64(x.nDead))
+	dst = wire.AppendU64s(dst, x.dead)
+	dst = wire.AppendBool(dst, x.job != nil)
+	if j := x.job; j != nil {
+		dst = wire.AppendUvarint(dst, uint64(j.nodes))
+		dst = wire.AppendUvarint(dst, uint64(j.nAdded))
+		dst = wire.AppendUvarint(dst, uint64(j.nDead))
+		dst = wire.AppendU64s(dst, j.dead)
+	}
+	for d := range x.dir {
+		r := &x.dir[d]
+		dst = wire.AppendPacked(dst, &r.offs)
+		dst = wire.AppendPacked(dst, &r.ents)
+		dst = appendRows(dst, r.added)
+		if x.job != nil {
+			dst = appendRows(dst, r.frozen)
+		}
+	}
+	return dst
+}
+
+func appendRows(dst []byte, m map[uint32][]uint32) []byte {
+	dst = wire.AppendUvarint(dst, uint64(len(m)))
+	for _, u := range slices.Sorted(maps.Keys(m)) {
+		dst = wire.AppendUvarint(dst, uint64(u))
+		dst = wire.AppendU32s(dst, m[u])
+	}
+	return dst
+}
+
+// ReadSnapshot reads an index that AppendSnapshot wrote for a graph of
+// nodes node indices and edges edge indices, checking that every entry fits
+// them; nil when r fails (r.Err says why). A compaction that ran when the
+// snapshot was taken starts again.
+func ReadSnapshot(r *wire.Reader, nodes, edges int) *Index {
+	x := &Index{}
+	x.epoch = r.Uvarint()
+	x.nAdded = r.Int(1<<40, "added count")
+	x.nDead = r.Int(1<<40, "dead count")
+	x.dead = r.U64s("dead bitset")
+	if len(x.dead) > (edges+63)/64 {
+		r.Failf("dead bitset of %d words for %d edges", len(x.dead), edges)
+	}
+	var job *compaction
+	if r.Bool() {
+		job = &compaction{done: make(chan struct{})}
+		job.nodes = r.Int(nodes, "compaction nodes")
+		job.nAdded = r.Int(x.nAdded, "compaction added count")
+		job.nDead = r.Int(x.nDead, "compaction dead count")
+		job.dead = r.U64s("compaction dead bitset")
+		if len(job.dead) > len(x.dead) {
+			r.Failf("compaction dead bitset of %d words, index has %d", len(job.dead), len(x.dead))
+		}
+	}
+	for d := range x.dir {
+		rw := &x.dir[d]
+		rw.offs = r.Packed("offsets")
+		rw.ents = r.Packed("entries")
+		rw.added = readRows(r, nodes, edges)
+		if job != nil {
+			rw.frozen = readRows(r, nodes, edges)
+		}
+		if r.Err() != nil {
+			return nil
+		}
+		if msg := checkCSR(&rw.offs, &rw.ents, nodes, edges); msg != "" {
+			r.Failf("direction %d: %s", d, msg)
+			return nil
+		}
+	}
+	if r.Err() != nil {
+		return nil
+	}
+	if job != nil {
+		x.start(job)
+	}
+	return x
+}
+
+// readRows reads delta rows: ascending edge indices below edges per node
+// below nodes.
+func readRows(r *wire.Reader, nodes, edges int) map[uint32][]uint32 {
+	n := r.Count(2, "delta rows")
+	m := make(map[uint32][]uint32, n)
+	for range n {
+		u := r.Int(nodes-1, "delta row node")
+		l := r.U32s("delta row")
+		if r.Err() != nil {
+			return nil
+		}
+		if _, dup := m[uint32(u)]; dup || len(l) == 0 {
+			r.Failf("delta row of node %d repeated or empty", u)
+			return nil
+		}
+		for i, e := range l {
+			if int(e) >= edges || i > 0 && e <= l[i-1] {
+				r.Failf("delta row of node %d: edge %d out of range or order", u, e)
+				return nil
+			}
+		}
+		m[uint32(u)] = l
+	}
+	return m
+}
+
+// checkCSR checks CSR arrays against the graph's size; "" when sound.
+func checkCSR(offs, ents *packed.Uints, nodes, edges int) string {
+	if offs.Len() < 1 || offs.Len() > nodes+1 {
+		return fmt.Sprintf("%d offsets for %d nodes", offs.Len(), nodes)
+	}
+	prev := uint32(0)
+	if offs.Get(0) != 0 {
+		return "first offset not 0"
+	}
+	for i := 1; i < offs.Len(); i++ {
+		o := offs.Get(i)
+		if o < prev {
+			return fmt.Sprintf("offset %d goes backwards", i)
+		}
+		prev = o
+	}
+	if int(prev) != ents.Len() {
+		return fmt.Sprintf("last offset %d, %d entries", prev, ents.Len())
+	}
+	if ents.Len() > 0 && int(ents.Max()) >= edges {
+		return fmt.Sprintf("entry %d past %d edges", ents.Max(), edges)
+	}
+	return ""
 }

@@ -20,11 +20,14 @@ package intern
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/maphash"
+	"fmt"
+	"math/bits"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 
 	"github.com/cairn-graph/cairn/readmodel/internal/packed"
+	"github.com/cairn-graph/cairn/readmodel/internal/wire"
 )
 
 const (
@@ -40,7 +43,7 @@ const (
 
 // Table maps strings to dense indices chosen by the caller.
 type Table struct {
-	seed    maphash.Seed
+	seed    uint64       // of the hash; random per table, kept in snapshots
 	arena   []byte       // encoded entries (see encode), live or dead
 	offs    packed.Uints // index -> arena offset+1, or an inline entry; 0 when free
 	slots   packed.Uints // index+1, 0 when empty; any length, not only powers of two
@@ -132,7 +135,7 @@ func entryLen(b []byte) int {
 
 // New returns an empty table.
 func New() *Table {
-	return &Table{seed: maphash.MakeSeed(), slots: packed.Make(minSlots, 0)}
+	return &Table{seed: rand.Uint64(), slots: packed.Make(minSlots, 0)}
 }
 
 // Len returns the number of live strings.
@@ -145,7 +148,44 @@ func (t *Table) Cap() int { return t.offs.Len() }
 // hash scaled to the table by a multiply and shift, so that the table can
 // have any size.
 func (t *Table) home(b []byte) uint32 {
-	return uint32(uint64(uint32(maphash.Bytes(t.seed, b))) * uint64(t.slots.Len()) >> 32)
+	return uint32(uint64(uint32(hash(t.seed, b))) * uint64(t.slots.Len()) >> 32)
+}
+
+// Constants of wyhash, whose scheme hash follows.
+const (
+	hashP0 = 0xa0761d6478bd642f
+	hashP1 = 0xe7037ed1a0b428db
+)
+
+// mix multiplies a and b into 128 bits and folds them.
+func mix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
+// hash is a seeded 64-bit hash of b after wyhash: as fast as maphash on
+// the short encoded entries, but with a seed that a snapshot can store, so
+// that a restored table keeps its slots instead of rehashing every entry.
+func hash(seed uint64, b []byte) uint64 {
+	n := len(b)
+	seed ^= hashP0
+	var a, c uint64
+	switch {
+	case n > 16:
+		p := b
+		for len(p) > 16 {
+			seed = mix(binary.LittleEndian.Uint64(p)^hashP1, binary.LittleEndian.Uint64(p[8:])^seed)
+			p = p[16:]
+		}
+		a, c = binary.LittleEndian.Uint64(b[n-16:]), binary.LittleEndian.Uint64(b[n-8:])
+	case n >= 8:
+		a, c = binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[n-8:])
+	case n >= 4:
+		a, c = uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[n-4:]))
+	case n > 0:
+		a = uint64(b[0])<<16 | uint64(b[n>>1])<<8 | uint64(b[n-1])
+	}
+	return mix(hashP1^uint64(n), mix(a^hashP1, c^seed))
 }
 
 // next returns the slot after p, wrapping around.
@@ -316,4 +356,156 @@ func (t *Table) compact() {
 		arena = append(arena, b...)
 	}
 	t.arena, t.garbage = arena, 0
+}
+
+// AppendSnapshot appends the table's contents to dst: its counters, the
+// prefixes, and the arena, offset cells, hash seed and hash slots as they
+// are, so that ReadSnapshot copies them rather than rehashing.
+func (t *Table) AppendSnapshot(dst []byte) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, t.seed)
+	dst = wire.AppendUvarint(dst, uint64(t.n))
+	dst = wire.AppendUvarint(dst, uint64(t.garbage))
+	dst = wire.AppendUvarint(dst, uint64(len(t.prefixOf)))
+	for _, p := range t.prefixOf {
+		dst = wire.AppendString(dst, p)
+	}
+	dst = wire.AppendBytes(dst, t.arena)
+	dst = wire.AppendPacked(dst, &t.offs)
+	return wire.AppendPacked(dst, &t.slots)
+}
+
+// ReadSnapshot reads a table that AppendSnapshot wrote, checking every
+// offset cell against the arena and the prefixes, and that the hash slots
+// hold each live index once and leave one free; nil when r fails (r.Err
+// says why).
+func ReadSnapshot(r *wire.Reader) *Table {
+	t := &Table{}
+	if b := r.Next(8); b != nil {
+		t.seed = binary.LittleEndian.Uint64(b)
+	}
+	n := r.Int(1<<31, "live count")
+	t.garbage = r.Int(1<<31, "garbage")
+	np := r.Int(maxPrefixes, "prefix count")
+	for range np {
+		p := r.String()
+		if len(p) > maxPrefixLen {
+			r.Failf("prefix %q longer than %d", p, maxPrefixLen)
+		}
+		if _, dup := t.prefixes[p]; dup {
+			r.Failf("prefix %q twice", p)
+		}
+		if r.Err() != nil {
+			return nil
+		}
+		if t.prefixes == nil {
+			t.prefixes = map[string]uint8{}
+		}
+		t.prefixes[p] = uint8(len(t.prefixOf))
+		t.prefixOf = append(t.prefixOf, p)
+	}
+	arena := r.Bytes()
+	if len(arena) >= 1<<31 {
+		r.Failf("arena of %d bytes", len(arena))
+	}
+	t.arena = append([]byte(nil), arena...)
+	t.offs = r.Packed("offset cells")
+	t.slots = r.Packed("hash slots")
+	if r.Err() != nil {
+		return nil
+	}
+	live, used := 0, 0
+	for i := range t.offs.Len() {
+		c := t.offs.Get(i)
+		switch {
+		case c == 0:
+			continue
+		case c&inline != 0:
+			if int(c>>inlineNumBits&(1<<inlinePrefixBits-1)) >= len(t.prefixOf) {
+				r.Failf("index %d: inline prefix %d of %d", i, c>>inlineNumBits&(1<<inlinePrefixBits-1), len(t.prefixOf))
+				return nil
+			}
+		default:
+			k, err := t.checkEntry(int(c - 1))
+			if err != "" {
+				r.Failf("index %d: offset %d: %s", i, c-1, err)
+				return nil
+			}
+			used += k
+		}
+		live++
+	}
+	if live != n {
+		r.Failf("%d live entries, header says %d", live, n)
+	}
+	if used+t.garbage != len(t.arena) {
+		r.Failf("%d bytes of live entries and %d of garbage in an arena of %d", used, t.garbage, len(t.arena))
+	}
+	if r.Err() != nil {
+		return nil
+	}
+	t.n = n
+	if msg := t.checkSlots(); msg != "" {
+		r.Failf("%s", msg)
+		return nil
+	}
+	return t
+}
+
+// checkSlots checks that the hash slots hold each live index once and
+// leave one empty, so that every probe ends; "" when they do.
+func (t *Table) checkSlots() string {
+	if t.slots.Len() <= t.n || t.slots.Len() < minSlots {
+		return fmt.Sprintf("%d hash slots for %d entries", t.slots.Len(), t.n)
+	}
+	seen := make([]uint64, (t.offs.Len()+63)/64)
+	filled := 0
+	for p := range t.slots.Len() {
+		v := t.slots.Get(p)
+		if v == 0 {
+			continue
+		}
+		i := v - 1
+		if int(i) >= t.offs.Len() || seen[i/64]&(1<<(i%64)) != 0 {
+			return fmt.Sprintf("hash slot %d: index %d past %d or twice", p, i, t.offs.Len())
+		}
+		seen[i/64] |= 1 << (i % 64)
+		filled++
+	}
+	if filled != t.n {
+		return fmt.Sprintf("%d hash slots filled for %d entries", filled, t.n)
+	}
+	// n distinct indices, each live: the slots hold exactly the live ones.
+	for i := range t.offs.Len() {
+		if t.offs.Get(i) != 0 && seen[i/64]&(1<<(i%64)) == 0 {
+			return fmt.Sprintf("index %d has no hash slot", i)
+		}
+	}
+	return ""
+}
+
+// checkEntry checks the encoded entry at arena offset o and returns its
+// length, or what is wrong with it.
+func (t *Table) checkEntry(o int) (int, string) {
+	if o >= len(t.arena) {
+		return 0, "past arena end"
+	}
+	b := t.arena[o:]
+	h, k := binary.Uvarint(b)
+	if k <= 0 {
+		return 0, "bad header"
+	}
+	if h&1 == 0 {
+		if h>>1 > uint64(len(b)-k) {
+			return 0, "string past arena end"
+		}
+		return k + int(h>>1), ""
+	}
+	if h>>1 >= uint64(len(t.prefixOf)) {
+		return 0, fmt.Sprintf("prefix %d of %d", h>>1, len(t.prefixOf))
+	}
+	_, k2 := binary.Uvarint(b[k:])
+	if k2 <= 0 {
+		return 0, "bad number"
+	}
+	return k + k2, ""
 }

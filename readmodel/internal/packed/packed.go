@@ -104,3 +104,40 @@ func (a *Uints) Clip() {
 		a.b = append([]byte(nil), a.b...)
 	}
 }
+
+// Raw returns the array's width in bits and its values' bytes (aliasing
+// the array), for a snapshot.
+func (a *Uints) Raw() (w uint, b []byte) {
+	if a.w == 0 {
+		return 0, nil
+	}
+	return a.w, a.b[:size(a.n, a.w)]
+}
+
+// FromRaw returns an array of n values of w bits copied from b, as Raw
+// gave them; ok is false when w is not a width or b is not n values long.
+func FromRaw(n int, w uint, b []byte) (a Uints, ok bool) {
+	switch w {
+	case 0:
+		return Uints{}, n == 0 && len(b) == 0
+	case 2, 4, 8, 16, 24, 32:
+	default:
+		return Uints{}, false
+	}
+	if n < 0 || len(b) != size(n, w) {
+		return Uints{}, false
+	}
+	// Appending the pad to a full slice copies b once, clearing only the
+	// pad (make then copy would clear it all first).
+	buf := append(b[:len(b):len(b)], make([]byte, pad)...)
+	return Uints{b: buf, w: w, mask: maskOf(w), n: n}, true
+}
+
+// Max returns the largest value (0 when empty).
+func (a *Uints) Max() uint32 {
+	m := uint32(0)
+	for i := range a.n {
+		m = max(m, a.Get(i))
+	}
+	return m
+}

@@ -41,3 +41,33 @@ func TestUintsAgainstSlice(t *testing.T) {
 		t.Fatalf("Make: len %d, last %d, bytes %d", m.Len(), m.Get(9), m.Bytes())
 	}
 }
+
+// TestRawRoundTrip copies arrays of every width through Raw and FromRaw.
+func TestRawRoundTrip(t *testing.T) {
+	for _, top := range []uint32{0, 3, 15, 255, 65535, 1<<24 - 1, 1<<32 - 1} {
+		var a Uints
+		for i := range 37 {
+			a.Append(top / uint32(i+1))
+		}
+		w, b := a.Raw()
+		c, ok := FromRaw(a.Len(), w, b)
+		if !ok {
+			t.Fatalf("top %d: FromRaw refused its own Raw", top)
+		}
+		for i := range a.Len() {
+			if a.Get(i) != c.Get(i) {
+				t.Fatalf("top %d: value %d = %d, want %d", top, i, c.Get(i), a.Get(i))
+			}
+		}
+		if c.Max() != top {
+			t.Fatalf("Max = %d, want %d", c.Max(), top)
+		}
+		c.Append(1)
+		if _, ok := FromRaw(a.Len()+8, w, b); ok {
+			t.Fatal("FromRaw accepted a short buffer")
+		}
+	}
+	if _, ok := FromRaw(1, 3, []byte{0}); ok {
+		t.Fatal("FromRaw accepted width 3")
+	}
+}
