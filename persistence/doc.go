@@ -13,6 +13,7 @@
 // (optimistic concurrency: a stale writer gets ErrConflict) and Nats-Msg-Id =
 // transaction id (a publish retry within the duplicate window is stored
 // once). Read replays one graph, ReadAll the whole stream, Get one message.
+// A graph's history can be moved into archive objects (see Archives below).
 //
 // # Event envelopes and CIDs
 //
@@ -39,6 +40,35 @@
 // Verify (and Chain, for a stream of transactions) recomputes every CID,
 // checks every prev link and position, and returns the first break as a
 // *ChainError wrapping ErrChainBroken.
+//
+// # Archives
+//
+// A Store opened WithObjects keeps archives in the Object Store bucket it is
+// given (the snapshot bucket, "object-store"). Archive(ctx, g, before, nil)
+// moves graph g's transactions with a stream sequence below before (never
+// its last one, which optimistic concurrency needs) into zstd-compressed
+// objects named "archive/<g>/<from seq, 20 digits>-<to seq, 20 digits>",
+// reads each one back and checks it (digest, format, chain from the
+// previous archive's head, count), and only then purges them from the
+// stream with a subject-filtered purge below the bound. Appends that arrive
+// meanwhile get higher sequences and are never touched; a crashed Archive
+// is finished by the next one, which compares the archives still in the
+// stream with the stream instead of writing them again.
+//
+// An archive object's payload is, before compression: "CAIRNARC", the
+// format version (uvarint, ArchiveFormat), the graph id (uvarint length,
+// bytes), then per transaction its stream sequence (uvarint), stream time
+// (varint Unix nanoseconds) and protobuf bytes exactly as the stream held
+// them (uvarint length, bytes). Its Object Store metadata repeats graph,
+// format, first and last sequence, chain position, time and CID, count and
+// uncompressed size.
+//
+// Read, ReadScan and so Verify and FindEvent read across archive and
+// stream; GetGraph and CheckHead find an archived transaction by sequence;
+// SeqAtTime counts archived transactions' times. ReadAll, Follow and Get
+// read the stream only; a follower that finds a graph's first transaction
+// in the stream past chain position 1 reads the archived prefix with
+// ReadArchived.
 //
 // # Embedded server
 //

@@ -22,7 +22,10 @@ type Followed struct {
 // Follow calls fn for every message of the stream from fromSeq on, in stream
 // order, and keeps waiting for new ones until ctx ends or fn returns an
 // error. It uses an ordered consumer, which re-creates itself after a gap,
-// so fn sees each sequence at most once and in order.
+// so fn sees each sequence at most once and in order. It follows the stream
+// only: transactions archived before fromSeq's turn came are not delivered
+// (a follower that finds a graph starting past chain position 1 reads the
+// archived prefix with ReadArchived).
 //
 // Errors: ctx's error when ctx ended, fn's error as is, ErrUnavailable when
 // the consumer could not be created or the connection was lost.

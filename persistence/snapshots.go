@@ -1,15 +1,26 @@
 package persistence
 
 import (
+	"cmp"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/klauspost/compress/zstd"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// STUB: the API is fixed; the bodies are being written.
 
 // DefaultObjectBucket is the JetStream Object Store bucket that holds
 // snapshots and archives.
@@ -24,6 +35,10 @@ const (
 	KindAggregate SnapshotKind = "aggregate"
 	// KindReadModel: one graph's read model (readmodel's binary format).
 	KindReadModel SnapshotKind = "readmodel"
+	// KindManifest: a projection manifest, the set of read-model snapshots
+	// taken at one stream position (Graph names the manifest series, for
+	// example "projections").
+	KindManifest SnapshotKind = "manifest"
 )
 
 // SnapshotInfo describes one stored snapshot. Put fills Name, Size, Stored
@@ -56,45 +71,769 @@ func DefaultSnapshotConfig() SnapshotConfig {
 	return SnapshotConfig{Bucket: DefaultObjectBucket, Replicas: 1, OpTimeout: 30 * time.Second}
 }
 
+// bucketName is what the Object Store accepts as a bucket name.
+var bucketName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+
+// Validate returns every problem with c, joined.
+func (c SnapshotConfig) Validate() error {
+	var errs []error
+	if !bucketName.MatchString(c.Bucket) {
+		errs = append(errs, fmt.Errorf("bucket name %q is not letters, digits, '-' and '_'", c.Bucket))
+	}
+	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
+		errs = append(errs, fmt.Errorf("replicas must be 1, 3 or 5, not %d", c.Replicas))
+	}
+	if c.OpTimeout <= 0 {
+		errs = append(errs, errors.New("op timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
 // Snapshots stores zstd-compressed snapshots in the JetStream Object Store.
 // It is safe for concurrent use.
+//
+// A snapshot is one object named "<kind>/<graph>/<seq, 20 digits>", whose
+// Object Store metadata carries the SnapshotInfo fields (see snapMeta*). Its
+// payload is split into frames of snapshotFrame bytes, each compressed on
+// its own as one zstd frame (default level, content size in the header), the
+// frames concatenated: any zstd decoder reads it back, and Put and Get
+// compress and decompress the frames on all cores. The Object Store keeps a
+// SHA-256 digest of the compressed bytes, which Get checks.
 type Snapshots struct {
-	obj jetstream.ObjectStore
-	cfg SnapshotConfig
+	obj    jetstream.ObjectStore
+	cfg    SnapshotConfig
+	stream jetstream.Stream // the bucket's stream, to drop delete markers
+	chunk  uint32           // Object Store chunk size
+	enc    *zstd.Encoder    // EncodeAll only: safe for concurrent use
+	dec    *zstd.Decoder    // DecodeAll only: safe for concurrent use
+}
+
+const (
+	// snapshotFrame is the raw bytes compressed as one zstd frame: frames
+	// are compressed and decompressed in parallel. 4 MiB loses nothing
+	// measurable against one frame (zstd's default window is 8 MiB, but
+	// snapshot data repeats locally) and splits 100 MB into 25 jobs.
+	snapshotFrame = 4 << 20
+	// snapshotChunk is the Object Store chunk size: one message per MiB
+	// instead of the default 128 KiB, 48 messages instead of 380 for a
+	// 100 MB snapshot stored in 47 MiB.
+	snapshotChunk = 1 << 20
+	// snapshotCodec is the only payload encoding there is.
+	snapshotCodec = "zstd"
+	// zstdMaxBlock is the largest block a zstd frame may hold.
+	zstdMaxBlock = 128 << 10
+	// seqDigits is the width of the sequence in an object name.
+	seqDigits = 20
+)
+
+// Object metadata keys of a snapshot.
+const (
+	snapMetaKind     = "kind"
+	snapMetaGraph    = "graph"
+	snapMetaSeq      = "seq"
+	snapMetaPosition = "position"
+	snapMetaHead     = "head" // CID string; absent when undefined
+	snapMetaFormat   = "format"
+	snapMetaSize     = "size" // raw payload bytes
+	snapMetaCodec    = "codec"
+)
+
+// OpenObjects creates or updates the Object Store bucket cfg.Bucket (file
+// storage, cfg.Replicas) and returns it. Snapshots and archives share it.
+//
+// Errors: an invalid cfg; ErrUnavailable when JetStream cannot be reached.
+func OpenObjects(ctx context.Context, js jetstream.JetStream, cfg SnapshotConfig) (jetstream.ObjectStore, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("snapshot config: %w", err)
+	}
+	ctx, cancel := withTimeout(ctx, cfg.OpTimeout)
+	defer cancel()
+	obj, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      cfg.Bucket,
+		Description: "Cairn snapshots and archives",
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open object store %s: %w", cfg.Bucket, objectErr(err))
+	}
+	return obj, nil
 }
 
 // OpenSnapshots creates or binds the bucket.
+//
+// Errors: an invalid cfg; ErrUnavailable when JetStream cannot be reached.
 func OpenSnapshots(ctx context.Context, js jetstream.JetStream, cfg SnapshotConfig) (*Snapshots, error) {
-	return nil, errors.New("not implemented")
+	obj, err := OpenObjects(ctx, js, cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := withTimeout(ctx, cfg.OpTimeout)
+	defer cancel()
+	st, err := js.Stream(ctx, "OBJ_"+cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("open object store %s: %w", cfg.Bucket, translate(err))
+	}
+	n := runtime.GOMAXPROCS(0)
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(n))
+	if err != nil {
+		return nil, fmt.Errorf("zstd encoder: %w", err)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(n), zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		return nil, fmt.Errorf("zstd decoder: %w", err)
+	}
+	chunk := uint32(snapshotChunk)
+	// A chunk is one message: leave room for the protocol under a server
+	// with a small max_payload.
+	if mp := js.Conn().MaxPayload(); mp > 0 && int64(chunk)+4096 > mp {
+		chunk = uint32(max(mp-4096, 64<<10))
+	}
+	return &Snapshots{obj: obj, cfg: cfg, stream: st, chunk: chunk, enc: enc, dec: dec}, nil
 }
 
 // Objects returns the Object Store the snapshots live in (archives share it).
 func (s *Snapshots) Objects() jetstream.ObjectStore { return s.obj }
 
+// SnapshotName returns the object name of kind's snapshot of graph at seq:
+// "<kind>/<graph>/<seq, 20 digits>".
+func SnapshotName(kind SnapshotKind, graph string, seq uint64) string {
+	return fmt.Sprintf("%s/%s/%0*d", kind, graph, seqDigits, seq)
+}
+
+// ParseSnapshotName splits a snapshot object name into kind, graph and seq;
+// ok is false when name is not one (an archive, say). A graph id may hold
+// '/': the kind ends at the first, the sequence starts after the last.
+func ParseSnapshotName(name string) (kind SnapshotKind, graph string, seq uint64, ok bool) {
+	k, rest, found := strings.Cut(name, "/")
+	if !found || !validKind(SnapshotKind(k)) || len(rest) < seqDigits+2 || rest[len(rest)-seqDigits-1] != '/' {
+		return "", "", 0, false
+	}
+	graph, digits := rest[:len(rest)-seqDigits-1], rest[len(rest)-seqDigits:]
+	for i := range len(digits) {
+		if digits[i] < '0' || digits[i] > '9' {
+			return "", "", 0, false
+		}
+	}
+	seq, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil || checkGraph(graph) != nil {
+		return "", "", 0, false
+	}
+	return SnapshotKind(k), graph, seq, true
+}
+
+// kindName is what a snapshot kind may be: one lowercase word.
+var kindName = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+
+// checkKind refuses kinds that would not make a snapshot name: a kind is one
+// lowercase word, and "archive" names the archives that share the bucket.
+func checkKind(kind SnapshotKind) error {
+	if !validKind(kind) {
+		return fmt.Errorf("%w: %q is not a snapshot kind", ErrInvalidSnapshotKind, kind)
+	}
+	return nil
+}
+
+func validKind(kind SnapshotKind) bool {
+	return kindName.MatchString(string(kind)) && kind != "archive"
+}
+
+// ErrInvalidSnapshotKind: a snapshot kind is not one lowercase word, or is
+// "archive".
+var ErrInvalidSnapshotKind = errors.New("invalid snapshot kind")
+
+// name returns info's object name after checking its kind and graph.
+func (info SnapshotInfo) name() (string, error) {
+	if err := checkKind(info.Kind); err != nil {
+		return "", err
+	}
+	if err := checkGraph(info.Graph); err != nil {
+		return "", err
+	}
+	return SnapshotName(info.Kind, info.Graph, info.Seq), nil
+}
+
 // Put compresses data and stores it under info's kind, graph and seq,
 // replacing a snapshot with the same name. It returns info as stored.
+//
+// Errors: ErrInvalidGraph, ErrInvalidSnapshotKind; ErrUnavailable when NATS
+// did not answer; ctx's error.
 func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (SnapshotInfo, error) {
-	return info, errors.New("not implemented")
+	name, err := info.name()
+	if err != nil {
+		return info, fmt.Errorf("put snapshot: %w", err)
+	}
+	info.Name, info.Size = name, int64(len(data))
+	md := map[string]string{
+		snapMetaKind:     string(info.Kind),
+		snapMetaGraph:    info.Graph,
+		snapMetaSeq:      strconv.FormatUint(info.Seq, 10),
+		snapMetaPosition: strconv.FormatUint(info.Position, 10),
+		snapMetaFormat:   strconv.FormatUint(uint64(info.Format), 10),
+		snapMetaSize:     strconv.Itoa(len(data)),
+		snapMetaCodec:    snapshotCodec,
+	}
+	if info.Head.Defined() {
+		md[snapMetaHead] = info.Head.String()
+	}
+	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	// The frames are compressed in parallel while the first ones are sent.
+	c := s.compress(data)
+	defer c.stop()
+	chunk := s.chunk
+	switch len(c.frames) {
+	case 0:
+		chunk = 1
+	case 1:
+		// The Object Store allocates a chunk before reading: no more than
+		// the one frame of a small snapshot.
+		<-c.done[0]
+		chunk = uint32(min(int(chunk), len(c.frames[0])))
+	}
+	oi, err := s.obj.Put(ctx, jetstream.ObjectMeta{
+		Name:     name,
+		Metadata: md,
+		Opts:     &jetstream.ObjectMetaOptions{ChunkSize: chunk},
+	}, c)
+	if err != nil {
+		return info, fmt.Errorf("put snapshot %s: %w", name, objectErr(err))
+	}
+	info.Stored, info.Created = int64(oi.Size), oi.ModTime
+	if info.Stored != c.sent {
+		return info, fmt.Errorf("put snapshot %s: stored %d bytes of %d", name, info.Stored, c.sent)
+	}
+	return info, nil
+}
+
+// compressor compresses a payload into zstd frames of snapshotFrame raw
+// bytes on up to GOMAXPROCS goroutines, and reads them out in order as
+// soon as each is done.
+type compressor struct {
+	frames  [][]byte
+	done    []chan struct{} // closed when frames[i] is compressed
+	next    int             // the frame to read after cur
+	cur     []byte          // the unread rest of frame next-1
+	sent    int64           // bytes read out
+	stopped atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// compress starts compressing data. The caller reads the frames and must
+// call stop.
+func (s *Snapshots) compress(data []byte) *compressor {
+	n := (len(data) + snapshotFrame - 1) / snapshotFrame
+	c := &compressor{frames: make([][]byte, n), done: make([]chan struct{}, n)}
+	for i := range c.done {
+		c.done[i] = make(chan struct{})
+	}
+	var job atomic.Int64
+	for range min(n, runtime.GOMAXPROCS(0)) {
+		c.wg.Go(func() {
+			for i := int(job.Add(1) - 1); i < n; i = int(job.Add(1) - 1) {
+				if !c.stopped.Load() {
+					raw := data[i*snapshotFrame : min((i+1)*snapshotFrame, len(data))]
+					c.frames[i] = s.enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
+				}
+				close(c.done[i])
+			}
+		})
+	}
+	return c
+}
+
+// Read fills p with the next compressed bytes, waiting for their frame:
+// the Object Store makes a chunk of each read.
+func (c *compressor) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if len(c.cur) == 0 {
+			if c.next == len(c.frames) {
+				break
+			}
+			<-c.done[c.next]
+			c.cur, c.frames[c.next] = c.frames[c.next], nil
+			c.next++
+			continue
+		}
+		k := copy(p[n:], c.cur)
+		c.cur, n = c.cur[k:], n+k
+	}
+	c.sent += int64(n)
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// stop skips the frames not started yet and waits for the goroutines.
+func (c *compressor) stop() {
+	c.stopped.Store(true)
+	c.wg.Wait()
 }
 
 // List returns the snapshots of kind for graph ("" for every graph), newest
-// (highest Seq) first.
+// (highest Seq) first, snapshots at the same Seq by graph id.
+//
+// A snapshot whose object metadata does not parse, or contradicts its name,
+// is listed all the same, with only what its name says (Kind, Graph, Seq,
+// Name, Stored, Created): Format 0, Position 0, Head undefined. A reader
+// must not trust it and Get refuses it (ErrMalformed); listing it lets
+// callers see it, count it and fall back to an older one.
+//
+// Errors: ErrInvalidGraph, ErrInvalidSnapshotKind; ErrUnavailable; ctx's
+// error.
 func (s *Snapshots) List(ctx context.Context, kind SnapshotKind, graph string) ([]SnapshotInfo, error) {
-	return nil, errors.New("not implemented")
+	if err := checkKind(kind); err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	if graph != "" {
+		if err := checkGraph(graph); err != nil {
+			return nil, fmt.Errorf("list snapshots: %w", err)
+		}
+	}
+	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	objs, err := s.listObjects(ctx, func(k SnapshotKind, g string) bool {
+		return k == kind && (graph == "" || g == graph)
+	}, graph != "")
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, context.Canceled) {
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return nil, fmt.Errorf("list %s snapshots of %q: %w", kind, graph, objectErr(err))
+	}
+	var out []SnapshotInfo
+	for _, oi := range objs {
+		k, g, seq, ok := ParseSnapshotName(oi.Name)
+		if !ok || oi.Deleted || k != kind || (graph != "" && g != graph) {
+			continue
+		}
+		info, err := parseSnapMeta(oi)
+		if err != nil {
+			info = SnapshotInfo{Kind: k, Graph: g, Seq: seq, Name: oi.Name}
+		}
+		info.Stored, info.Created = int64(oi.Size), oi.ModTime
+		out = append(out, info)
+	}
+	slices.SortFunc(out, func(a, b SnapshotInfo) int {
+		if c := cmp.Compare(b.Seq, a.Seq); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Graph, b.Graph)
+	})
+	return out, nil
+}
+
+// listObjects returns the snapshot objects, deleted ones left out, whose
+// name match accepts. It reads the last metadata message of every object
+// and decodes only those of the snapshots it wants: nats.go's List decodes
+// all of them, which made listing one graph's snapshots in a bucket of
+// 3,000 objects take 136 ms. With few, it reads the names alone and then
+// the metadata of each match.
+func (s *Snapshots) listObjects(ctx context.Context, match func(SnapshotKind, string) bool, few bool) ([]*jetstream.ObjectInfo, error) {
+	prefix := "$O." + s.cfg.Bucket + ".M."
+	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{prefix + ">"},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+		HeadersOnly:    few,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if ci := cons.CachedInfo(); ci != nil && ci.NumPending == 0 {
+		return nil, nil
+	}
+	it, err := cons.Messages(jetstream.PullMaxBytes(16 << 20)) // metadata messages are small
+	if err != nil {
+		return nil, err
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	var objs []*jetstream.ObjectInfo
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return nil, err
+		}
+		raw, err := base64.URLEncoding.DecodeString(strings.TrimPrefix(m.Subject(), prefix))
+		if k, g, _, ok := ParseSnapshotName(string(raw)); err == nil && ok && match(k, g) {
+			data, ts := m.Data(), md.Timestamp
+			if few {
+				lm, err := s.stream.GetLastMsgForSubject(ctx, m.Subject())
+				if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+					return nil, err
+				}
+				if lm != nil {
+					data, ts = lm.Data, lm.Time
+				}
+			}
+			var oi jetstream.ObjectInfo
+			if len(data) > 0 && json.Unmarshal(data, &oi) == nil && !oi.Deleted && oi.Name == string(raw) {
+				oi.ModTime = ts
+				objs = append(objs, &oi)
+			}
+		}
+		if md.NumPending == 0 {
+			return objs, nil
+		}
+	}
+}
+
+// parseSnapMeta reads a snapshot's info from its object's metadata and
+// checks it against the object's name.
+func parseSnapMeta(oi *jetstream.ObjectInfo) (SnapshotInfo, error) {
+	md := oi.Metadata
+	info := SnapshotInfo{Kind: SnapshotKind(md[snapMetaKind]), Graph: md[snapMetaGraph], Name: oi.Name}
+	var errs []error
+	num := func(key string, bits int) uint64 {
+		v, err := strconv.ParseUint(md[key], 10, bits)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("metadata %s: %q is not a number", key, md[key]))
+		}
+		return v
+	}
+	info.Seq = num(snapMetaSeq, 64)
+	info.Position = num(snapMetaPosition, 64)
+	info.Format = uint32(num(snapMetaFormat, 32))
+	info.Size = int64(num(snapMetaSize, 63))
+	if h, ok := md[snapMetaHead]; ok {
+		c, err := cid.Decode(h)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("metadata %s: %q is not a CID", snapMetaHead, h))
+		}
+		info.Head = c
+	}
+	if c := md[snapMetaCodec]; c != snapshotCodec {
+		errs = append(errs, fmt.Errorf("metadata %s: unknown codec %q", snapMetaCodec, c))
+	}
+	if len(errs) == 0 {
+		if name, err := info.name(); err != nil || name != oi.Name {
+			errs = append(errs, fmt.Errorf("metadata names %s/%s/%d, not the object", info.Kind, info.Graph, info.Seq))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return SnapshotInfo{}, fmt.Errorf("%w: snapshot %s: %w", ErrMalformed, oi.Name, err)
+	}
+	info.Stored, info.Created = int64(oi.Size), oi.ModTime
+	return info, nil
 }
 
 // Get returns a snapshot's payload, decompressed. A snapshot that cannot be
 // read back whole (digest, decompression or size mismatch) is ErrMalformed.
+//
+// info names the snapshot by Name, or by Kind, Graph and Seq when Name is
+// empty. Its Position, Head, Format and Size, where not zero, must be what
+// is stored: a snapshot replaced since it was listed is ErrConflict, so the
+// payload returned is the one whose head the caller checked.
+//
+// Errors: ErrNotFound, ErrMalformed, ErrConflict, ErrInvalidGraph,
+// ErrInvalidSnapshotKind, ErrUnavailable, ctx's error.
 func (s *Snapshots) Get(ctx context.Context, info SnapshotInfo) ([]byte, error) {
-	return nil, errors.New("not implemented")
+	name := info.Name
+	if name == "" {
+		var err error
+		if name, err = info.name(); err != nil {
+			return nil, fmt.Errorf("get snapshot: %w", err)
+		}
+	}
+	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	res, err := s.obj.Get(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("get snapshot %s: %w", name, objectErr(err))
+	}
+	defer res.Close()
+	oi, err := res.Info()
+	if err != nil {
+		return nil, fmt.Errorf("get snapshot %s: %w", name, objectErr(err))
+	}
+	stored, err := parseSnapMeta(oi)
+	if err != nil {
+		return nil, fmt.Errorf("get: %w", err)
+	}
+	if err := sameSnapshot(info, stored); err != nil {
+		return nil, fmt.Errorf("get snapshot %s: %w: %w", name, ErrConflict, err)
+	}
+	data, ioErr, err := s.readDecode(res, oi.Size, stored.Size)
+	if ioErr != nil {
+		if ctx.Err() != nil && !errors.Is(ioErr, context.Canceled) {
+			ioErr = fmt.Errorf("%w: %w", ErrUnavailable, ioErr)
+		}
+		return nil, fmt.Errorf("get snapshot %s: %w", name, objectErr(ioErr))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get snapshot %s: %w: %w", name, ErrMalformed, err)
+	}
+	return data, nil
 }
 
-// Delete removes one snapshot.
+// sameSnapshot checks the fields of want that are set against got.
+func sameSnapshot(want, got SnapshotInfo) error {
+	switch {
+	case want.Position != 0 && want.Position != got.Position:
+		return fmt.Errorf("position is %d, not %d", got.Position, want.Position)
+	case want.Head.Defined() && !want.Head.Equals(got.Head):
+		return fmt.Errorf("head is %s, not %s", got.Head, want.Head)
+	case want.Format != 0 && want.Format != got.Format:
+		return fmt.Errorf("format is %d, not %d", got.Format, want.Format)
+	case want.Size != 0 && want.Size != got.Size:
+		return fmt.Errorf("size is %d, not %d", got.Size, want.Size)
+	}
+	return nil
+}
+
+// readDecode reads an object of stored bytes from r and returns the size
+// bytes it decompresses to. It decodes each frame on a worker as soon as it
+// has been read, so that reading and decoding overlap; frames that are not
+// as Put writes them (no content size, say) are decoded in one go at the
+// end. It never decodes more than size bytes. The data is returned only
+// once r said EOF, which is when the Object Store has checked the digest.
+// ioErr is a failure to read the object, err a payload that is not the
+// snapshot.
+func (s *Snapshots) readDecode(r io.Reader, stored uint64, size int64) (data []byte, ioErr, err error) {
+	comp := make([]byte, stored+1) // a byte more: to see an object too long
+	out := make([]byte, size)
+	d := s.newFrameDecoder(int((size + snapshotFrame - 1) / snapshotFrame))
+	n, p, off, split := 0, 0, uint64(0), true
+	for {
+		k, err := r.Read(comp[n:])
+		n += k
+		for split && p < n {
+			l, fcs, ok := frameLen(comp[p:n])
+			if !ok || fcs > uint64(size)-off {
+				split = false // decoded in one go below, or refused there
+				break
+			}
+			if l == 0 {
+				break // the rest of the frame is still to come
+			}
+			d.add(comp[p:p+l], out[off:off:off+fcs])
+			p, off = p+l, off+fcs
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			d.wait()
+			return nil, err, nil
+		}
+		if n == len(comp) {
+			d.wait()
+			return nil, nil, fmt.Errorf("the object is longer than its %d bytes", stored)
+		}
+	}
+	errs := d.wait()
+	switch {
+	case uint64(n) != stored:
+		return nil, nil, fmt.Errorf("read %d bytes, the object has %d", n, stored)
+	case split && p == n && off == uint64(size):
+		if errs != nil {
+			return nil, nil, errs
+		}
+		return out, nil, nil
+	}
+	got, err := s.dec.DecodeAll(comp[:n], out[:0])
+	if err != nil {
+		return nil, nil, err
+	}
+	if int64(len(got)) != size {
+		return nil, nil, fmt.Errorf("decompressed %d bytes, metadata says %d", len(got), size)
+	}
+	return got, nil, nil
+}
+
+// frameLen returns the length of the zstd frame that b starts with and its
+// content size; l is 0 when the frame does not end within b. ok is false
+// when b does not start with a frame as Put writes them: a skippable frame,
+// a frame without a content size, a reserved block type, a block too big.
+func frameLen(b []byte) (l int, fcs uint64, ok bool) {
+	var h zstd.Header
+	if err := h.Decode(b); err != nil {
+		return 0, 0, errors.Is(err, io.ErrUnexpectedEOF)
+	}
+	if h.Skippable || !h.HasFCS {
+		return 0, 0, false
+	}
+	p := h.HeaderSize
+	for {
+		if p+3 > len(b) {
+			return 0, 0, true
+		}
+		bh := int(b[p]) | int(b[p+1])<<8 | int(b[p+2])<<16
+		p += 3
+		size := bh >> 3
+		if size > zstdMaxBlock {
+			return 0, 0, false
+		}
+		switch (bh >> 1) & 3 {
+		case 0, 2: // raw, compressed
+			p += size
+		case 1: // RLE: one byte
+			p++
+		default:
+			return 0, 0, false
+		}
+		if bh&1 != 0 { // the last block
+			break
+		}
+	}
+	if h.HasCheckSum {
+		p += 4
+	}
+	if p > len(b) {
+		return 0, 0, true
+	}
+	return p, h.FrameContentSize, true
+}
+
+// frameDecoder decodes frames into their place in the payload on up to
+// GOMAXPROCS goroutines.
+type frameDecoder struct {
+	dec    *zstd.Decoder
+	jobs   chan frameJob
+	queued int
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+}
+
+type frameJob struct {
+	i        int
+	src, dst []byte // dst: empty, with the frame's content size as capacity
+}
+
+// newFrameDecoder starts the workers for about frames frames.
+func (s *Snapshots) newFrameDecoder(frames int) *frameDecoder {
+	d := &frameDecoder{dec: s.dec, jobs: make(chan frameJob, max(frames, 1))}
+	for range max(1, min(frames, runtime.GOMAXPROCS(0))) {
+		d.wg.Go(func() {
+			for j := range d.jobs {
+				got, err := d.dec.DecodeAll(j.src, j.dst)
+				if err == nil && len(got) != cap(j.dst) {
+					err = fmt.Errorf("decompressed %d bytes, its header says %d", len(got), cap(j.dst))
+				}
+				if err != nil {
+					d.mu.Lock()
+					d.errs = append(d.errs, fmt.Errorf("frame %d: %w", j.i, err))
+					d.mu.Unlock()
+				}
+			}
+		})
+	}
+	return d
+}
+
+// add queues one frame.
+func (d *frameDecoder) add(src, dst []byte) {
+	d.jobs <- frameJob{i: d.queued, src: src, dst: dst}
+	d.queued++
+}
+
+// wait waits for the queued frames and returns their errors, joined.
+func (d *frameDecoder) wait() error {
+	close(d.jobs)
+	d.wg.Wait()
+	return errors.Join(d.errs...)
+}
+
+// Delete removes one snapshot, named by info.Name or by its Kind, Graph and
+// Seq when Name is empty.
+//
+// Errors: ErrNotFound, ErrInvalidGraph, ErrInvalidSnapshotKind,
+// ErrUnavailable, ctx's error.
 func (s *Snapshots) Delete(ctx context.Context, info SnapshotInfo) error {
-	return errors.New("not implemented")
+	name := info.Name
+	if name == "" {
+		var err error
+		if name, err = info.name(); err != nil {
+			return fmt.Errorf("delete snapshot: %w", err)
+		}
+	}
+	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	// The Object Store deletes a deleted object again without a word.
+	if _, err := s.obj.GetInfo(ctx, name); err != nil {
+		return fmt.Errorf("delete snapshot %s: %w", name, objectErr(err))
+	}
+	if err := s.obj.Delete(ctx, name); err != nil {
+		return fmt.Errorf("delete snapshot %s: %w", name, objectErr(err))
+	}
+	s.dropDeleteMarker(ctx, name)
+	return nil
+}
+
+// dropDeleteMarker removes the marker the Object Store leaves for a deleted
+// object: otherwise every snapshot ever pruned would stay in the bucket and
+// be read by every List. It purges the marker and what came before it on
+// the object's metadata subject, never a Put that came after. Best effort:
+// a marker left over costs only its bytes.
+func (s *Snapshots) dropDeleteMarker(ctx context.Context, name string) {
+	subj := "$O." + s.cfg.Bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(name))
+	m, err := s.stream.GetLastMsgForSubject(ctx, subj)
+	if err != nil {
+		return
+	}
+	var oi jetstream.ObjectInfo
+	if json.Unmarshal(m.Data, &oi) != nil || !oi.Deleted || oi.Name != name {
+		return
+	}
+	_ = s.stream.Purge(ctx, jetstream.WithPurgeSubject(subj), jetstream.WithPurgeSequence(m.Sequence+1))
 }
 
 // Prune keeps graph's newest keep snapshots of kind and deletes the others.
+// It returns how many it deleted; snapshots deleted meanwhile by someone
+// else are not counted.
+//
+// Errors: ErrInvalidGraph, ErrInvalidSnapshotKind, a negative keep,
+// ErrUnavailable, ctx's error.
 func (s *Snapshots) Prune(ctx context.Context, kind SnapshotKind, graph string, keep int) (int, error) {
-	return 0, errors.New("not implemented")
+	if err := checkGraph(graph); err != nil {
+		return 0, fmt.Errorf("prune snapshots: %w", err)
+	}
+	if keep < 0 {
+		return 0, fmt.Errorf("prune %s snapshots of %s: keep %d is negative", kind, graph, keep)
+	}
+	infos, err := s.List(ctx, kind, graph)
+	if err != nil {
+		return 0, fmt.Errorf("prune: %w", err)
+	}
+	deleted := 0
+	for _, info := range infos[min(keep, len(infos)):] {
+		err := s.Delete(ctx, info)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return deleted, fmt.Errorf("prune: %w", err)
+		default:
+			deleted++
+		}
+	}
+	return deleted, nil
+}
+
+// objectErr maps Object Store failures to this package's sentinels, keeping
+// the original error in the chain; the rest go through translate.
+func objectErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, jetstream.ErrObjectNotFound), errors.Is(err, jetstream.ErrBucketNotFound),
+		errors.Is(err, jetstream.ErrNoObjectsFound):
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	case errors.Is(err, jetstream.ErrDigestMismatch), errors.Is(err, jetstream.ErrBadObjectMeta),
+		errors.Is(err, jetstream.ErrInvalidDigestFormat):
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrNotFound), errors.Is(err, ErrMalformed):
+		return err
+	}
+	return translate(err)
 }

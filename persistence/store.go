@@ -27,6 +27,7 @@ type Store struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	cfg    StoreConfig
+	arc    archives // set up by WithObjects and WithArchiveSegments
 }
 
 // OpenStore creates or updates the event-store stream and returns a Store
@@ -76,6 +77,7 @@ func LookupStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, o
 
 func newStore(js jetstream.JetStream, st jetstream.Stream, cfg StoreConfig, opts []StoreOption) *Store {
 	s := &Store{js: js, stream: st, cfg: cfg}
+	s.arc.segTx, s.arc.segBytes = DefaultArchiveSegmentTransactions, DefaultArchiveSegmentBytes
 	for _, o := range opts {
 		o(s)
 	}
@@ -186,12 +188,22 @@ func (s *Store) LastSeq(ctx context.Context, graph string) (uint64, error) {
 // started. It returns that last sequence (0 when the graph has none). An
 // error from fn stops the read and is returned as is.
 //
-// Errors: ErrUnavailable, ErrMalformed (a message that is no transaction),
-// ctx's error, or fn's.
+// With WithObjects, Read reads across archive and stream: first graph's
+// archived transactions with a sequence of at least fromSeq, then the
+// stream's from after the last archived one. A transaction that a
+// concurrent Archive moves out of the stream during the read is taken from
+// its new archive (Read notices the gap in chain positions). Without it,
+// Read is stream-only.
+//
+// Errors: ErrUnavailable, ErrMalformed (a message or archive that is no
+// transaction), ErrInvalidGraph, ctx's error, or fn's.
 func (s *Store) Read(ctx context.Context, graph string, fromSeq uint64, fn func(Record) error) (uint64, error) {
 	last, err := s.LastSeq(ctx, graph)
 	if err != nil || last == 0 || last < fromSeq {
 		return last, err
+	}
+	if s.arc.obj != nil {
+		return last, s.readAcross(ctx, graph, fromSeq, last, []string{s.Subject(graph)}, "", fn)
 	}
 	return last, s.consume(ctx, []string{s.Subject(graph)}, "", fromSeq, last, fn)
 }
@@ -200,18 +212,24 @@ func (s *Store) Read(ctx context.Context, graph string, fromSeq uint64, fn func(
 // from fromSeq on and keeps graph's, instead of asking the server to filter
 // by subject. It is the fallback when a filtered read was found to have
 // skipped a message (a chain gap), which a server whose per-subject index
-// is wrong after an unclean stop could do.
+// is wrong after an unclean stop could do. Like Read, it reads graph's
+// archives first when the store has them. Errors as for Read.
 func (s *Store) ReadScan(ctx context.Context, graph string, fromSeq uint64, fn func(Record) error) (uint64, error) {
 	last, err := s.LastSeq(ctx, graph)
 	if err != nil || last == 0 || last < fromSeq {
 		return last, err
+	}
+	if s.arc.obj != nil {
+		return last, s.readAcross(ctx, graph, fromSeq, last, nil, s.Subject(graph), fn)
 	}
 	return last, s.consume(ctx, nil, s.Subject(graph), fromSeq, last, fn)
 }
 
 // ReadAll calls fn for every transaction in the stream with a sequence of at
 // least fromSeq, in order, up to the stream's last message when ReadAll
-// started. It returns that last sequence. Errors as for Read.
+// started. It returns that last sequence. It reads the stream only:
+// archived transactions are not in it (ReadArchived reads a graph's).
+// Errors as for Read.
 func (s *Store) ReadAll(ctx context.Context, fromSeq uint64, fn func(Record) error) (uint64, error) {
 	ictx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
 	info, err := s.stream.Info(ictx)
@@ -294,7 +312,8 @@ func (s *Store) iterate(ctx context.Context, subjects []string, fromSeq uint64, 
 	}
 }
 
-// Get returns the transaction stored at stream sequence seq.
+// Get returns the transaction stored at stream sequence seq. It reads the
+// stream only; GetGraph also finds a graph's archived transactions.
 //
 // Errors: ErrNotFound, ErrMalformed, ErrUnavailable.
 func (s *Store) Get(ctx context.Context, seq uint64) (Record, error) {
@@ -316,9 +335,9 @@ type VerifyResult struct {
 	LastSeq      uint64
 }
 
-// Verify reads every transaction of graph and checks its chain: each CID is
-// recomputed from the stored envelope bytes, each prev link and position is
-// checked. It returns the first break as a *ChainError (wrapping
+// Verify reads every transaction of graph (across archive and stream, as
+// Read does) and checks its chain: each CID is recomputed from the stored
+// envelope bytes, each prev link and position is checked. It returns the first break as a *ChainError (wrapping
 // ErrChainBroken), or ErrNotFound when the graph has no transaction.
 func (s *Store) Verify(ctx context.Context, graph string) (VerifyResult, error) {
 	res := VerifyResult{Graph: graph}
