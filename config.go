@@ -35,6 +35,15 @@ type Config struct {
 	Grain       actors.GrainConfig
 	Cluster     cairncluster.Config
 	Projections actors.ProjectionConfig
+	// Snapshots configures the Object Store bucket that holds aggregate and
+	// read-model snapshots and archives (default bucket "object-store").
+	// How often they are taken and how many are kept is Grain.SnapshotEvery
+	// and SnapshotKeep, and Projections.SnapshotEvery and SnapshotKeep.
+	Snapshots persistence.SnapshotConfig
+	// DisableSnapshots turns snapshots off: every activation and every
+	// restart replays the stream, and `--as-of` queries replay from the
+	// graph's first event. Default false.
+	DisableSnapshots bool
 	// Gateway serves the "cairn" NATS micro service. Default true.
 	Gateway bool
 	// CommandTimeout bounds one command end to end. Default 10 seconds.
@@ -49,6 +58,7 @@ func DefaultConfig(dataDir string) Config {
 		DataDir:        dataDir,
 		NATSListen:     "127.0.0.1:4222",
 		Store:          persistence.DefaultStoreConfig(),
+		Snapshots:      persistence.DefaultSnapshotConfig(),
 		Grain:          actors.DefaultGrainConfig(),
 		Cluster:        cairncluster.DefaultConfig(),
 		Projections:    actors.DefaultProjectionConfig(),
@@ -73,5 +83,8 @@ func (c Config) Validate() error {
 	proj := c.Projections
 	proj.Logger = c.Logger // Open passes the engine's logger down
 	errs = append(errs, c.Store.Validate(), c.Grain.Validate(), c.Cluster.Validate(), proj.Validate())
+	if !c.DisableSnapshots {
+		errs = append(errs, c.Snapshots.Validate())
+	}
 	return errors.Join(errs...)
 }

@@ -24,6 +24,7 @@ type Engine struct {
 	server  *persistence.Server // nil with an external NATS
 	nc      *nats.Conn
 	store   *persistence.Store
+	snaps   *persistence.Snapshots // nil when snapshots are off
 	member  *cairncluster.Member
 	grains  *actors.GraphGrains
 	disp    *actors.Dispatcher
@@ -69,11 +70,21 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if e.store, err = persistence.OpenStore(ctx, js, cfg.Store); err != nil {
+	var storeOpts []persistence.StoreOption
+	if !cfg.DisableSnapshots {
+		if e.snaps, err = persistence.OpenSnapshots(ctx, js, cfg.Snapshots); err != nil {
+			return nil, err
+		}
+		storeOpts = append(storeOpts, persistence.WithObjects(e.snaps.Objects()))
+	}
+	if e.store, err = persistence.OpenStore(ctx, js, cfg.Store, storeOpts...); err != nil {
 		return nil, err
 	}
 	grainCfg := cfg.Grain
 	grainCfg.Logger = cfg.Logger
+	if e.snaps != nil {
+		grainCfg.Snapshots = e.snaps
+	}
 	if e.grains, err = actors.NewGraphKind(base, e.store, grainCfg); err != nil {
 		return nil, err
 	}
@@ -85,6 +96,10 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	e.disp = actors.NewDispatcher(e.member.Cluster(), cfg.CommandTimeout)
 	projCfg := cfg.Projections
 	projCfg.Logger = cfg.Logger
+	projCfg.Store = e.store
+	if e.snaps != nil {
+		projCfg.Snapshots = e.snaps
+	}
 	if e.proj, err = actors.NewProjections(e.member.System(), e.store, projCfg); err != nil {
 		return nil, err
 	}
@@ -124,6 +139,14 @@ func (e *Engine) Projections() *actors.Projections { return e.proj }
 
 // Store returns the event store, for reading and verifying graphs.
 func (e *Engine) Store() *persistence.Store { return e.store }
+
+// Snapshots returns the snapshot store, nil when Config.DisableSnapshots is
+// set.
+func (e *Engine) Snapshots() *persistence.Snapshots { return e.snaps }
+
+// Grains returns the graph grains hosted by this member, for their
+// statistics (snapshots written and loaded, fallbacks).
+func (e *Engine) Grains() *actors.GraphGrains { return e.grains }
 
 // Conn returns the engine's NATS connection.
 func (e *Engine) Conn() *nats.Conn { return e.nc }

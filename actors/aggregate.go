@@ -26,12 +26,15 @@ type State struct {
 	undoBuf []func() // undo's storage between recordings
 }
 
+// nodeState is modified in place; its comps and categories slices are
+// replaced, never modified (snapshots share them), its edges list is.
 type nodeState struct {
 	comps      []*cairnv1.Component // interned, at most one per type
 	categories []string
 	edges      []string // ids of edges that start or end here
 }
 
+// edgeState is never modified once its edge is added (snapshots share it).
 type edgeState struct {
 	source, target string
 	typ            string
@@ -222,15 +225,24 @@ func Apply(s *State, ev *cairnv1.Event) error {
 		src, dst := s.nodes[e.source], s.nodes[e.target]
 		delete(s.edges, id)
 		s.comps.releaseAll(e.comps)
+		i := slices.Index(src.edges, id)
 		src.edges = removeString(src.edges, id)
-		dst.edges = removeString(dst.edges, id)
+		j := -1
+		if dst != src {
+			j = slices.Index(dst.edges, id)
+			dst.edges = removeString(dst.edges, id)
+		}
+		// Undo puts the edge back where it was, so that a rolled-back
+		// batch leaves each node's edges in the order a replay of the
+		// stored events gives (a node removal emits its edge removals in
+		// that order, and snapshots record it).
 		s.record(func() {
 			s.edges[id] = e
 			s.comps.restoreAll(e.comps)
-			src.edges = append(src.edges, id)
-			if dst != src {
-				dst.edges = append(dst.edges, id)
+			if j >= 0 {
+				dst.edges = unremoveString(dst.edges, j, id)
 			}
+			src.edges = unremoveString(src.edges, i, id)
 		})
 	default:
 		return fmt.Errorf("apply: event has no kind")
@@ -247,6 +259,20 @@ func hasType(cs []*cairnv1.Component, typ string) bool {
 	return false
 }
 
+// unremoveString undoes removeString(ss, s) that found s at index i.
+func unremoveString(ss []string, i int, s string) []string {
+	if i < 0 {
+		return ss
+	}
+	if i == len(ss) {
+		return append(ss, s)
+	}
+	ss = append(ss, ss[i])
+	ss[i] = s
+	return ss
+}
+
+// removeString removes s from ss by moving the last element into its place.
 func removeString(ss []string, s string) []string {
 	if i := slices.Index(ss, s); i >= 0 {
 		ss[i] = ss[len(ss)-1]

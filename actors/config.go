@@ -22,7 +22,9 @@ type GrainConfig struct {
 	// MaxQueue caps envelopes waiting behind an in-flight append; more are
 	// refused as UNAVAILABLE. Default 10,000.
 	MaxQueue int
-	// AppendTimeout bounds one append, publish retries included. Default 10s.
+	// AppendTimeout bounds one append, publish retries included, one
+	// activation's reads, and how long a stopping grain waits for its last
+	// snapshot write. Default 10s.
 	AppendTimeout time.Duration
 	// AppendRetries is how often an append that got no answer is published
 	// again with the same transaction id (de-duplicated by JetStream).
@@ -30,6 +32,19 @@ type GrainConfig struct {
 	AppendRetries int
 	// Logger receives grain diagnostics. Default: discard.
 	Logger *slog.Logger
+	// Snapshots, when not nil, is where grains keep aggregate snapshots
+	// (persistence.Snapshots): a grain writes one every SnapshotEvery events
+	// (counting those an activation replayed), and when it stops if events
+	// were applied since the last; activation starts from the newest
+	// trusted one plus the transactions after it. Nil (the default): no
+	// snapshots; every activation replays the graph's whole history.
+	Snapshots SnapshotStore
+	// SnapshotEvery is how many events a grain applies between two
+	// snapshots. Default 1,000.
+	SnapshotEvery int
+	// SnapshotKeep is how many snapshots per graph are kept; older ones are
+	// deleted after each write. Default 3.
+	SnapshotKeep int
 }
 
 // DefaultGrainConfig returns the defaults.
@@ -42,6 +57,8 @@ func DefaultGrainConfig() GrainConfig {
 		AppendTimeout:     10 * time.Second,
 		AppendRetries:     2,
 		Logger:            slog.New(slog.DiscardHandler),
+		SnapshotEvery:     1000,
+		SnapshotKeep:      3,
 	}
 }
 
@@ -65,6 +82,12 @@ func (c GrainConfig) Validate() error {
 	}
 	if c.AppendRetries < 0 {
 		errs = append(errs, errors.New("append retries must not be negative"))
+	}
+	if c.SnapshotEvery < 1 {
+		errs = append(errs, fmt.Errorf("snapshot interval must be at least 1 event, not %d", c.SnapshotEvery))
+	}
+	if c.SnapshotKeep < 1 {
+		errs = append(errs, fmt.Errorf("snapshots kept must be at least 1, not %d", c.SnapshotKeep))
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("logger is nil (use a discard logger)"))

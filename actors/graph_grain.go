@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -32,6 +33,10 @@ type EventStore interface {
 	// ReadScan is Read without the server's subject filter: slower, for
 	// when a filtered read skipped a message.
 	ReadScan(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error)
+	// CheckHead reports whether the transaction at stream sequence seq
+	// belongs to graph and ends with the event head: an aggregate snapshot
+	// is trusted only then.
+	CheckHead(ctx context.Context, graph string, seq uint64, head persistence.Head) error
 }
 
 var _ EventStore = (*persistence.Store)(nil)
@@ -42,7 +47,56 @@ type GraphGrains struct {
 	kind   *cluster.Kind
 	mu     sync.Mutex
 	active map[*actor.PID]struct{}
+	stats  grainCounters
 }
+
+// GrainStats counts what the graph grains of a member did since it started:
+// activations, snapshots and replays.
+type GrainStats struct {
+	// Activations counts successful loads of a graph's state.
+	Activations uint64
+	// SnapshotLoads counts activations that started from a snapshot.
+	SnapshotLoads uint64
+	// SnapshotFallbacks counts snapshots passed over at activation because
+	// they could not be read, decoded or trusted (each is logged).
+	SnapshotFallbacks uint64
+	// SnapshotsWritten and SnapshotWriteErrors count snapshot writes.
+	SnapshotsWritten, SnapshotWriteErrors uint64
+	// SnapshotBytes is the uncompressed size of the snapshots written.
+	SnapshotBytes uint64
+	// EncodeTotal and EncodeMax are how long grains were blocked copying
+	// their state for snapshots (the rest of the encoding runs aside), in
+	// all and at most once.
+	EncodeTotal, EncodeMax time.Duration
+	// ReplayedTransactions and ReplayedEvents count what activations and
+	// conflict reloads read from the event store and folded.
+	ReplayedTransactions, ReplayedEvents uint64
+}
+
+type grainCounters struct {
+	activations, snapshotLoads, fallbacks atomic.Uint64
+	written, writeErrors, bytes           atomic.Uint64
+	encodeTotal, encodeMax                atomic.Int64
+	replayedTransactions, replayedEvents  atomic.Uint64
+}
+
+// Stats returns the counters of this member's graph grains.
+func (k *GraphGrains) Stats() GrainStats {
+	c := &k.stats
+	return GrainStats{
+		Activations: c.activations.Load(), SnapshotLoads: c.snapshotLoads.Load(), SnapshotFallbacks: c.fallbacks.Load(),
+		SnapshotsWritten: c.written.Load(), SnapshotWriteErrors: c.writeErrors.Load(), SnapshotBytes: c.bytes.Load(),
+		EncodeTotal: time.Duration(c.encodeTotal.Load()), EncodeMax: time.Duration(c.encodeMax.Load()),
+		ReplayedTransactions: c.replayedTransactions.Load(), ReplayedEvents: c.replayedEvents.Load(),
+	}
+}
+
+// SnapshotFallbacks counts snapshots passed over at activation because they
+// could not be read, decoded or trusted.
+func (k *GraphGrains) SnapshotFallbacks() uint64 { return k.stats.fallbacks.Load() }
+
+// SnapshotsWritten counts aggregate snapshots written.
+func (k *GraphGrains) SnapshotsWritten() uint64 { return k.stats.written.Load() }
 
 // NewGraphKind returns the cluster kind that hosts graph grains over store.
 // ctx bounds the grains' I/O: cancel it to abort appends.
@@ -118,6 +172,12 @@ type graphGrain struct {
 	loaded  bool
 	recent  *resultWindow
 
+	// sinceSnap counts events applied since the last snapshot (or since
+	// the state was restored from one).
+	sinceSnap int
+	// snapWrite, when not nil, is the snapshot write in flight.
+	snapWrite *snapWrite
+
 	queue    []*request
 	pending  map[string]*request // queued or in flight, by command id
 	inflight *batch
@@ -172,6 +232,8 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 		if m == g.inflight {
 			g.appended(ctx, m, <-m.done)
 		}
+	case *stateProbe:
+		g.probe(m)
 	case *actor.ReceiveTimeout:
 		if g.inflight == nil && len(g.queue) == 0 {
 			ctx.Stop(ctx.Self())
@@ -191,33 +253,239 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 			g.finish(ctx, r, errorReply(r.env, unavailable("graph %s is shutting down; retry with the same command id", g.graph)))
 		}
 		g.queue = nil
+		g.finalSnapshot()
 	case *actor.Stopped:
 		g.kind.track(ctx.Self(), false)
 	}
 }
 
-// load rebuilds the state from the whole stream. On error the grain stays
-// unloaded and answers UNAVAILABLE until a later load succeeds.
+// load rebuilds the state: from the newest trusted snapshot and the
+// transactions after it when snapshots are on, else (or when none can be
+// trusted) from the whole stream. On error the grain stays unloaded and
+// answers UNAVAILABLE until a later load succeeds.
 func (g *graphGrain) load() error {
-	reset := func() {
-		g.state = NewState(g.graph)
-		g.head, g.lastSeq, g.loaded = persistence.Head{}, 0, false
-		g.recent = newResultWindow(g.cfg.IdempotencyWindow)
+	start := time.Now()
+	g.reset()
+	if g.cfg.Snapshots != nil {
+		if info, ok := g.loadSnapshot(); ok {
+			g.loaded = true
+			g.kind.stats.activations.Add(1)
+			g.kind.stats.snapshotLoads.Add(1)
+			g.log.LogAttrs(context.Background(), slog.LevelDebug, "activated from snapshot", slog.String("snapshot", info.Name),
+				slog.Uint64("snapshot_seq", info.Seq), slog.Uint64("last_seq", g.lastSeq), slog.Int("tail_events", g.sinceSnap), slog.Duration("took", time.Since(start)))
+			g.maybeSnapshot()
+			return nil
+		}
+		if g.base.Err() != nil {
+			return fmt.Errorf("load %s: %w", g.graph, g.base.Err())
+		}
 	}
-	reset()
+	g.reset()
 	err := g.replay(g.store.Read, 1)
 	if errors.Is(err, persistence.ErrChainBroken) {
 		// A gap may be the server's filtered read skipping a message rather
 		// than the chain itself: read the stream unfiltered once.
 		g.log.LogAttrs(context.Background(), slog.LevelWarn, "replay found a chain break; reading the stream unfiltered", slog.String("err", err.Error()))
-		reset()
+		g.reset()
 		err = g.replay(g.store.ReadScan, 1)
 	}
 	if err != nil {
 		return err
 	}
 	g.loaded = true
+	g.kind.stats.activations.Add(1)
+	g.maybeSnapshot()
 	return nil
+}
+
+// reset empties the state.
+func (g *graphGrain) reset() {
+	g.state = NewState(g.graph)
+	g.head, g.lastSeq, g.loaded, g.sinceSnap = persistence.Head{}, 0, false, 0
+	g.recent = newResultWindow(g.cfg.IdempotencyWindow)
+}
+
+// loadSnapshot restores the newest snapshot that can be trusted and replays
+// the transactions after it. Each snapshot passed over is logged and
+// counted. It reports false, with the state reset, when none would do.
+func (g *graphGrain) loadSnapshot() (persistence.SnapshotInfo, bool) {
+	ctx, cancel := context.WithTimeout(g.base, g.cfg.AppendTimeout)
+	infos, err := g.cfg.Snapshots.List(ctx, persistence.KindAggregate, g.graph)
+	cancel()
+	if err != nil {
+		g.log.LogAttrs(context.Background(), slog.LevelWarn, "listing snapshots failed; replaying the whole history", slog.String("err", err.Error()))
+		return persistence.SnapshotInfo{}, false
+	}
+	for _, info := range infos {
+		if err := g.fromSnapshot(info); err != nil {
+			g.reset()
+			if g.base.Err() != nil {
+				return persistence.SnapshotInfo{}, false
+			}
+			g.kind.stats.fallbacks.Add(1)
+			g.log.LogAttrs(context.Background(), slog.LevelWarn, "snapshot not used; trying an older one", slog.String("snapshot", info.Name),
+				slog.Uint64("snapshot_seq", info.Seq), slog.String("reason", err.Error()))
+			continue
+		}
+		return info, true
+	}
+	if len(infos) > 0 {
+		g.log.LogAttrs(context.Background(), slog.LevelWarn, "no snapshot can be trusted; replaying the whole history", slog.Int("snapshots", len(infos)))
+	}
+	return persistence.SnapshotInfo{}, false
+}
+
+// fromSnapshot restores info and replays the transactions after it.
+func (g *graphGrain) fromSnapshot(info persistence.SnapshotInfo) error {
+	restore := func() error {
+		ctx, cancel := context.WithTimeout(g.base, g.cfg.AppendTimeout)
+		defer cancel()
+		st, recent, err := restoreSnapshot(ctx, g.cfg.Snapshots, g.store, g.graph, info)
+		if err != nil {
+			return err
+		}
+		g.reset()
+		g.state, g.head, g.lastSeq = st, persistence.Head{N: info.Position, CID: info.Head}, info.Seq
+		g.recent.load(recent)
+		return nil
+	}
+	if err := restore(); err != nil {
+		return err
+	}
+	err := g.replay(g.store.Read, info.Seq+1)
+	if errors.Is(err, persistence.ErrChainBroken) {
+		g.log.LogAttrs(context.Background(), slog.LevelWarn, "tail replay found a chain break; reading the stream unfiltered",
+			slog.String("snapshot", info.Name), slog.String("err", err.Error()))
+		if err = restore(); err == nil {
+			err = g.replay(g.store.ReadScan, info.Seq+1)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("replay after snapshot %s: %w", info.Name, err)
+	}
+	return nil
+}
+
+// maybeSnapshot snapshots the state when SnapshotEvery events were applied
+// since the last snapshot and no snapshot write is in flight. It must only
+// run with no batch in flight: the state then holds exactly lastSeq.
+func (g *graphGrain) maybeSnapshot() {
+	if g.cfg.Snapshots == nil || !g.loaded || g.inflight != nil || g.sinceSnap < g.cfg.SnapshotEvery || g.lastSeq == 0 {
+		return
+	}
+	if g.snapWrite != nil {
+		select {
+		case <-g.snapWrite.done:
+			g.wrote()
+		default:
+			return // the next batch tries again
+		}
+		if g.sinceSnap < g.cfg.SnapshotEvery {
+			return
+		}
+	}
+	g.snapshot()
+}
+
+// snapWrite is one snapshot write; err is set before done is closed.
+type snapWrite struct {
+	done   chan struct{}
+	err    error
+	events int // events the snapshot covered since the one before
+}
+
+// wrote takes note of the finished write: when it failed, the events it
+// covered still wait for a snapshot.
+func (g *graphGrain) wrote() {
+	if g.snapWrite.err != nil {
+		g.sinceSnap += g.snapWrite.events
+	}
+	g.snapWrite = nil
+}
+
+// snapshot copies the state here, in the actor (the only part that blocks
+// commands), and encodes, marshals, compresses and stores it on another
+// goroutine.
+func (g *graphGrain) snapshot() {
+	start := time.Now()
+	capture := captureState(g.state, g.recent.recentList())
+	took := time.Since(start)
+	c := &g.kind.stats
+	c.encodeTotal.Add(int64(took))
+	for {
+		old := c.encodeMax.Load()
+		if int64(took) <= old || c.encodeMax.CompareAndSwap(old, int64(took)) {
+			break
+		}
+	}
+	g.log.LogAttrs(context.Background(), slog.LevelDebug, "snapshot captured", slog.Uint64("seq", g.lastSeq),
+		slog.Int("nodes", len(capture.nodes)), slog.Int("edges", len(capture.edges)), slog.Duration("blocked", took))
+	info := persistence.SnapshotInfo{Kind: persistence.KindAggregate, Graph: g.graph, Seq: g.lastSeq, Position: g.head.N, Head: g.head.CID, Format: AggregateSnapshotFormat}
+	w := &snapWrite{done: make(chan struct{}), events: g.sinceSnap}
+	g.sinceSnap = 0
+	g.snapWrite = w
+	go func() {
+		defer close(w.done)
+		w.err = g.writeSnapshot(info, capture)
+	}()
+}
+
+// writeSnapshot stores snap and prunes the graph's older snapshots.
+func (g *graphGrain) writeSnapshot(info persistence.SnapshotInfo, capture *stateCapture) error {
+	start := time.Now()
+	c := &g.kind.stats
+	fail := func(what string, err error) error {
+		c.writeErrors.Add(1)
+		g.log.LogAttrs(context.Background(), slog.LevelWarn, what, slog.Uint64("seq", info.Seq), slog.String("err", err.Error()))
+		return err
+	}
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(capture.encode())
+	if err != nil {
+		return fail("snapshot marshal failed", err)
+	}
+	ctx, cancel := context.WithTimeout(g.base, max(g.cfg.AppendTimeout, 30*time.Second))
+	defer cancel()
+	stored, err := g.cfg.Snapshots.Put(ctx, info, data)
+	if err != nil {
+		return fail("snapshot write failed", err)
+	}
+	c.written.Add(1)
+	c.bytes.Add(uint64(len(data)))
+	g.log.LogAttrs(context.Background(), slog.LevelDebug, "snapshot written", slog.String("snapshot", stored.Name), slog.Int("bytes", len(data)),
+		slog.Int64("stored", stored.Stored), slog.Duration("took", time.Since(start)))
+	if _, err := g.cfg.Snapshots.Prune(ctx, persistence.KindAggregate, g.graph, g.cfg.SnapshotKeep); err != nil {
+		g.log.LogAttrs(context.Background(), slog.LevelWarn, "snapshot prune failed", slog.String("err", err.Error()))
+	}
+	return nil
+}
+
+// finalSnapshot, as the grain stops, waits for the snapshot write in flight
+// and snapshots what was applied since, waiting for that write too, at most
+// AppendTimeout in all.
+func (g *graphGrain) finalSnapshot() {
+	if g.cfg.Snapshots == nil {
+		return
+	}
+	timer := time.NewTimer(g.cfg.AppendTimeout)
+	defer timer.Stop()
+	wait := func() bool {
+		if g.snapWrite == nil {
+			return true
+		}
+		select {
+		case <-g.snapWrite.done:
+			g.wrote()
+			return true
+		case <-timer.C:
+			g.log.LogAttrs(context.Background(), slog.LevelWarn, "stopping without waiting for the snapshot write", slog.Duration("waited", g.cfg.AppendTimeout))
+			return false
+		}
+	}
+	if !wait() || !g.loaded || g.sinceSnap == 0 || g.lastSeq == 0 || g.inflight != nil {
+		return
+	}
+	g.snapshot()
+	wait()
 }
 
 type readFunc func(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error)
@@ -250,6 +518,9 @@ func (g *graphGrain) replay(read readFunc, from uint64) error {
 			g.recent.put(&cairnv1.CommandReply{CommandId: cr.GetCommandId(), HeadCid: h.CID.String(), Seq: r.Seq, Position: h.Envelope.N, TxId: r.Tx.GetTxId()})
 		}
 		g.head, g.lastSeq = chain.Head(), r.Seq
+		g.sinceSnap += len(evs)
+		g.kind.stats.replayedTransactions.Add(1)
+		g.kind.stats.replayedEvents.Add(uint64(len(evs)))
 		n++
 		return nil
 	})
@@ -438,6 +709,7 @@ func (g *graphGrain) appended(ctx actor.Context, b *batch, d appendDone) {
 		g.state.commit()
 		g.lastSeq = d.seq
 		g.head = b.heads[len(b.heads)-1]
+		g.sinceSnap += len(b.tx.GetEvents())
 		for k, r := range b.reqs {
 			h := b.heads[k]
 			rep := &cairnv1.CommandReply{CommandId: r.env.GetCommandId(), HeadCid: h.CID.String(), Seq: d.seq, Position: h.N, TxId: b.tx.GetTxId()}
@@ -493,6 +765,7 @@ func (g *graphGrain) appended(ctx actor.Context, b *batch, d appendDone) {
 		}
 		g.requeueHeld(b)
 	}
+	g.maybeSnapshot()
 	g.flush(ctx)
 }
 
@@ -523,4 +796,37 @@ func (g *graphGrain) respond(ctx actor.Context, r *request, rep *cairnv1.Command
 
 func errorReply(env *cairnv1.CommandEnvelope, e *CommandError) *cairnv1.CommandReply {
 	return &cairnv1.CommandReply{CommandId: env.GetCommandId(), Error: e.Proto()}
+}
+
+// stateProbe asks a grain for its state as a snapshot would hold it, with
+// its head and last sequence (tests compare activations with it).
+type stateProbe struct {
+	reply chan<- probed // buffered, capacity 1
+	// headOnly: answer with the head and sequence only.
+	headOnly bool
+}
+
+type probed struct {
+	snap *cairnv1.GraphSnapshot
+	head persistence.Head
+	seq  uint64
+	err  error
+}
+
+func (g *graphGrain) probe(m *stateProbe) {
+	if !g.loaded {
+		if err := g.load(); err != nil {
+			m.reply <- probed{err: err}
+			return
+		}
+	}
+	if g.inflight != nil {
+		m.reply <- probed{err: fmt.Errorf("graph %s has an append in flight", g.graph)}
+		return
+	}
+	if m.headOnly {
+		m.reply <- probed{head: g.head, seq: g.lastSeq}
+		return
+	}
+	m.reply <- probed{snap: EncodeState(g.state, g.recent.recentList()), head: g.head, seq: g.lastSeq}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/elastic/go-freelru"
+	"github.com/ipfs/go-cid"
 	"google.golang.org/protobuf/proto"
 
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
@@ -49,6 +51,24 @@ type ProjectionConfig struct {
 	RetryAfter time.Duration
 	// Logger. Default: discard.
 	Logger *slog.Logger
+	// Snapshots stores the read-model snapshots and manifests; nil turns
+	// snapshots off (every start rebuilds from the stream start).
+	Snapshots SnapshotStore
+	// Store is the event store read for time travel (QueryRequest.as_of),
+	// to verify a snapshot's head before trusting it and to fold a graph
+	// whose stream prefix was archived; *persistence.Store is one. nil
+	// turns time travel off and snapshots are then trusted unverified.
+	Store HistoryStore
+	// SnapshotEvery is how many events the reader delivers, over all
+	// shards, between two snapshot rounds. A round also runs when the
+	// reader first catches up with the stream and on Close. Default 100,000.
+	SnapshotEvery int
+	// SnapshotKeep is how many snapshot rounds (manifests) are kept; every
+	// read-model snapshot a kept manifest names is kept. Default 3.
+	SnapshotKeep int
+	// ViewCacheEntries is how many time-travel views (point-in-time read
+	// models) an LRU keeps; 0 turns the cache off. Default 8.
+	ViewCacheEntries int
 }
 
 // DefaultProjectionConfig returns the defaults.
@@ -63,6 +83,9 @@ func DefaultProjectionConfig() ProjectionConfig {
 		CacheMaxReplyBytes: 8 << 10,
 		RetryAfter:         time.Second,
 		Logger:             slog.New(slog.DiscardHandler),
+		SnapshotEvery:      100_000,
+		SnapshotKeep:       3,
+		ViewCacheEntries:   8,
 	}
 }
 
@@ -92,6 +115,15 @@ func (c ProjectionConfig) Validate() error {
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("logger is nil (use a discard logger)"))
+	}
+	if c.Snapshots != nil && c.SnapshotEvery < 1 {
+		errs = append(errs, fmt.Errorf("snapshot every %d events: must be at least 1", c.SnapshotEvery))
+	}
+	if c.Snapshots != nil && c.SnapshotKeep < 1 {
+		errs = append(errs, fmt.Errorf("snapshot keep %d: must be at least 1", c.SnapshotKeep))
+	}
+	if c.ViewCacheEntries < 0 || c.ViewCacheEntries > 1<<16 {
+		errs = append(errs, fmt.Errorf("view cache entries %d not in 0..%d", c.ViewCacheEntries, 1<<16))
 	}
 	return errors.Join(errs...)
 }
@@ -148,9 +180,14 @@ const watermarkEvery = 1024
 // ordered consumer and hands each transaction to its graph's shard, in
 // stream order. A shard applies a transaction as a whole (ApplyTx), so a
 // query, which runs inside the shard actor between two messages, never sees
-// half of one; a redelivered sequence changes nothing. Positions are kept
-// in memory only: after a restart every shard rebuilds from the stream
-// start (snapshots come later).
+// half of one; a redelivered sequence changes nothing.
+//
+// With ProjectionConfig.Snapshots set, the shards snapshot their read
+// models every SnapshotEvery events, all at the same stream position, and
+// a manifest names the set (see projection_snapshot.go); Start restores the
+// newest valid set and follows the stream from just after it. With
+// ProjectionConfig.Store set, queries may ask for a graph as it was at an
+// earlier point (time travel, see timetravel.go).
 type Projections struct {
 	cfg    ProjectionConfig
 	log    *slog.Logger
@@ -168,6 +205,16 @@ type Projections struct {
 	misses   atomic.Uint64
 	mu       sync.Mutex
 	stopped  map[string]*ProjectionStoppedError
+
+	// life ends at Close; the shards' rare reads of the event store (an
+	// archived prefix) and the snapshot writes use it.
+	life     context.Context
+	lifeStop context.CancelFunc
+	// ready is closed once Start has handed the restored read models (if
+	// any) to the shards; queries wait for it.
+	ready chan struct{}
+	snap  snapState
+	tt    *timeTravel
 }
 
 // shard is what the reader and queries share with one shard actor.
@@ -200,20 +247,38 @@ func (s *shard) position() (uint64, <-chan struct{}) {
 // NewProjections spawns cfg.Shards shard actors on system over src; Start
 // starts reading.
 func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfig) (*Projections, error) {
+	// A nil *persistence.Snapshots or *persistence.Store in the interface
+	// means off, as a nil interface does.
+	if isNilPointer(cfg.Snapshots) {
+		cfg.Snapshots = nil
+	}
+	if isNilPointer(cfg.Store) {
+		cfg.Store = nil
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("projection config: %w", err)
 	}
 	p := &Projections{
 		cfg: cfg, log: cfg.Logger.With("component", "projections"), src: src, root: system.Root,
 		done: make(chan struct{}), closing: make(chan struct{}), stopped: map[string]*ProjectionStoppedError{},
+		ready: make(chan struct{}),
+	}
+	p.life, p.lifeStop = context.WithCancel(context.Background())
+	if cfg.Snapshots == nil {
+		close(p.ready) // nothing to restore
 	}
 	var err error
+	if p.tt, err = newTimeTravel(p); err != nil {
+		p.lifeStop()
+		return nil, err
+	}
 	for i := range cfg.Shards {
 		sh := &shard{changed: make(chan struct{}), space: make(chan struct{}, 1)}
 		a := &shardActor{p: p, shard: sh, index: i, graphs: map[string]*projected{}}
 		if cfg.CacheEntries > 0 {
 			if a.cache, err = newQueryCache(cfg); err != nil {
 				p.stopShards(context.Background())
+				p.lifeStop()
 				return nil, err
 			}
 		}
@@ -221,6 +286,7 @@ func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfi
 			fmt.Sprintf("projection-%d-%p", i, p))
 		if err != nil {
 			p.stopShards(context.Background())
+			p.lifeStop()
 			return nil, fmt.Errorf("spawn projection shard %d: %w", i, err)
 		}
 		sh.pid = pid
@@ -229,7 +295,15 @@ func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfi
 	return p, nil
 }
 
-// Start starts the stream reader; it runs until Close.
+// isNilPointer reports whether v holds a nil pointer.
+func isNilPointer(v any) bool {
+	r := reflect.ValueOf(v)
+	return r.Kind() == reflect.Pointer && r.IsNil()
+}
+
+// Start starts the stream reader; it runs until Close. With snapshots on,
+// the reader first restores the newest valid snapshot set (queries wait
+// until it is in the shards) and follows the stream from just after it.
 func (p *Projections) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
@@ -245,18 +319,25 @@ func (p *Projections) Shard(graph string) int {
 
 func (p *Projections) read(ctx context.Context) {
 	defer close(p.done)
-	next, sinceMark, caughtUp := uint64(1), 0, false
+	if p.cfg.Snapshots != nil {
+		p.restore(ctx)
+		close(p.ready)
+		p.fillIndex(ctx)
+	}
+	next, sinceMark, caughtUp := p.snap.resumed+1, 0, false
 	for {
 		err := p.src.Follow(ctx, next, func(f persistence.Followed) error {
 			if err := p.deliver(ctx, f); err != nil {
 				return err
 			}
 			next = f.Seq + 1
+			first := f.Pending == 0 && !caughtUp
 			if sinceMark++; f.Pending == 0 || sinceMark >= watermarkEvery {
-				p.watermark(f.Seq, f.Pending == 0 && !caughtUp)
+				p.watermark(f.Seq, first)
 				caughtUp = caughtUp || f.Pending == 0
 				sinceMark = 0
 			}
+			p.delivered(f, first, caughtUp)
 			return nil
 		})
 		if ctx.Err() != nil {
@@ -333,6 +414,10 @@ type ProjectionHealth struct {
 	// names each graph whose projection stopped, with the reason.
 	Failures uint64            `json:"projection_failures"`
 	Stopped  map[string]string `json:"stopped_graphs,omitempty"`
+	// Snapshot rounds and restarts (zero when snapshots are off).
+	Snapshots SnapshotHealth `json:"snapshots"`
+	// TimeTravel counts as_of queries.
+	TimeTravel TimeTravelHealth `json:"time_travel"`
 }
 
 // Health returns the projections' health.
@@ -350,6 +435,8 @@ func (p *Projections) Health() ProjectionHealth {
 		}
 		h.Stopped[g] = e.Error()
 	}
+	h.Snapshots = p.snapHealth()
+	h.TimeTravel = p.tt.health()
 	return h
 }
 
@@ -392,19 +479,27 @@ func (p *Projections) WaitFor(ctx context.Context, graph string, minSeq uint64) 
 	}
 }
 
-// Close stops the reader, then the shard actors, waiting until ctx ends.
+// Close stops the reader, takes a last snapshot round when snapshots are on
+// and events came since the previous one (bounded by ctx), then stops the
+// shard actors, waiting until ctx ends.
 func (p *Projections) Close(ctx context.Context) error {
 	var err error
 	p.once.Do(func() {
 		close(p.closing)
+		readerStopped := p.cancel == nil
 		if p.cancel != nil {
 			p.cancel()
 			select {
 			case <-p.done:
+				readerStopped = true
 			case <-ctx.Done():
 				err = fmt.Errorf("projections: reader did not stop: %w", ctx.Err())
 			}
 		}
+		if readerStopped {
+			err = errors.Join(err, p.finalSnapshot(ctx))
+		}
+		p.lifeStop()
 		err = errors.Join(err, p.stopShards(ctx))
 	})
 	return err
@@ -448,6 +543,10 @@ type (
 type projected struct {
 	g       *readmodel.Graph
 	stopped *ProjectionStoppedError
+	head    persistence.Head // the last event applied
+	// snap is the graph's newest stored read-model snapshot (Name is empty
+	// when there is none); a round reuses it while g.AsOf() is its Seq.
+	snap persistence.SnapshotInfo
 }
 
 // shardActor owns its graphs' read models; only its Receive touches them.
@@ -484,6 +583,16 @@ func (a *shardActor) Receive(ctx actor.Context) {
 		}
 	case *runQuery:
 		m.reply <- a.answer(m.req)
+	case *snapshotMarker:
+		a.snapshot(m.round)
+	case *snapshotsStored:
+		for _, info := range m.infos {
+			if e := a.graphs[info.Graph]; e != nil && info.Seq > e.snap.Seq {
+				e.snap = info
+			}
+		}
+	case *restoreGraphs:
+		a.restore(m)
 	}
 }
 
@@ -496,7 +605,8 @@ func (a *shardActor) mark(seq uint64) {
 
 func (a *shardActor) apply(f persistence.Followed) {
 	e := a.graphs[f.Graph]
-	if e == nil {
+	fresh := e == nil
+	if fresh {
 		// New fails only on an invalid config, which NewProjections
 		// refused; safeApply reports a nil graph all the same.
 		g, _ := readmodel.New(f.Graph, a.p.cfg.ReadModel)
@@ -510,16 +620,26 @@ func (a *shardActor) apply(f persistence.Followed) {
 	if err == nil && f.Tx.GetGraphId() != f.Graph {
 		err = fmt.Errorf("transaction names graph %q on the subject of graph %q", f.Tx.GetGraphId(), f.Graph)
 	}
-	var events []*cairnv1.Event
+	var d decodedTx
 	if err == nil {
-		events, err = decodeEvents(f.Tx)
+		d, err = decodeTx(f.Tx)
+	}
+	if err == nil && fresh && d.first != 1 {
+		// The graph's chain does not start here: its prefix was archived
+		// (or this start resumed from a snapshot set that left the graph
+		// out). Fold it from the event store first.
+		err = a.foldPrefix(e, f.Seq-1)
 	}
 	if err == nil {
-		err = safeApply(e.g, f.Seq, events)
+		err = safeApply(e.g, f.Seq, d.events)
 	}
 	if err != nil {
 		e.stopped = &ProjectionStoppedError{Graph: f.Graph, Seq: f.Seq, Err: err}
 		a.p.fail(e.stopped)
+		return
+	}
+	if f.Seq >= e.g.AsOf() && d.head.N > e.head.N {
+		e.head = d.head
 	}
 }
 
@@ -537,27 +657,43 @@ func safeApply(g *readmodel.Graph, seq uint64, events []*cairnv1.Event) (err err
 	return g.ApplyTx(seq, events)
 }
 
-// decodeEvents decodes a transaction's events without re-verifying their
-// CIDs: the grain checked the chain before appending, and `cairn verify`
-// checks it on demand.
-func decodeEvents(tx *cairnv1.Transaction) ([]*cairnv1.Event, error) {
-	if len(tx.GetEvents()) == 0 {
-		return nil, errors.New("transaction holds no events")
+// decodedTx is a transaction's events with their chain positions.
+type decodedTx struct {
+	events []*cairnv1.Event
+	ns     []uint64         // each event's chain position
+	first  uint64           // the first event's position
+	head   persistence.Head // the last event
+}
+
+// decodeTx decodes a transaction's events without re-verifying their CIDs:
+// the grain checked the chain before appending, and `cairn verify` checks
+// it on demand.
+func decodeTx(tx *cairnv1.Transaction) (decodedTx, error) {
+	recs := tx.GetEvents()
+	if len(recs) == 0 {
+		return decodedTx{}, errors.New("transaction holds no events")
 	}
-	out := make([]*cairnv1.Event, 0, len(tx.GetEvents()))
-	for i, rec := range tx.GetEvents() {
+	d := decodedTx{events: make([]*cairnv1.Event, 0, len(recs)), ns: make([]uint64, 0, len(recs))}
+	for i, rec := range recs {
 		env, err := persistence.DecodeEnvelope(rec.GetDagCbor())
 		if err != nil {
-			return nil, fmt.Errorf("event %d: %w", i, err)
+			return decodedTx{}, fmt.Errorf("event %d: %w", i, err)
 		}
 		ev := &cairnv1.Event{}
 		if err := proto.Unmarshal(env.Body, ev); err != nil {
-			return nil, fmt.Errorf("event %d: body: %w: %v", i, persistence.ErrMalformed, err)
+			return decodedTx{}, fmt.Errorf("event %d: body: %w: %v", i, persistence.ErrMalformed, err)
 		}
 		if typ := persistence.EventType(ev); typ == "" || typ != env.Type {
-			return nil, fmt.Errorf("event %d: body kind %q does not match envelope type %q", i, typ, env.Type)
+			return decodedTx{}, fmt.Errorf("event %d: body kind %q does not match envelope type %q", i, typ, env.Type)
 		}
-		out = append(out, ev)
+		d.events = append(d.events, ev)
+		d.ns = append(d.ns, env.N)
 	}
-	return out, nil
+	d.first = d.ns[0]
+	c, err := cid.Cast(recs[len(recs)-1].GetCid())
+	if err != nil {
+		return decodedTx{}, fmt.Errorf("event %d: cid: %w: %v", len(recs)-1, persistence.ErrMalformed, err)
+	}
+	d.head = persistence.Head{N: d.ns[len(d.ns)-1], CID: c}
+	return d, nil
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel"
 )
 
@@ -22,7 +23,9 @@ import (
 // traversal cap above the server's, a bad cursor), NOT_FOUND (no such graph
 // or node, no path), RESOURCE_EXHAUSTED (a traversal passed its frontier or
 // result cap), DEADLINE_EXCEEDED (min_seq not reached in time), INTERNAL
-// (the graph's projection stopped), UNAVAILABLE (closing).
+// (the graph's projection stopped), UNAVAILABLE (closing), and for as_of
+// (time travel, see timetravel.go) FAILED_PRECONDITION when time travel is
+// off. The reply's head_cid and position name the last event it reflects.
 //
 // A reply may come from the shard's query cache (its cached field says so)
 // and share its result with other callers: do not modify it.
@@ -41,6 +44,12 @@ func (p *Projections) Query(ctx context.Context, req *cairnv1.QueryRequest) *cai
 		defer cancel()
 	}
 	graph := req.GetGraphId()
+	if req.GetAsOf() != nil {
+		return p.tt.query(ctx, req)
+	}
+	if err := p.waitReady(ctx, graph); err != nil {
+		return &cairnv1.QueryReply{Error: err.Proto()}
+	}
 	if seq, err := p.WaitFor(ctx, graph, req.GetMinSeq()); err != nil {
 		return &cairnv1.QueryReply{AsOfSeq: seq, Error: AsCommandError(err).Proto()}
 	}
@@ -64,6 +73,11 @@ func (p *Projections) CacheStats() (hits, misses uint64) { return p.hits.Load(),
 func (p *Projections) validateQuery(req *cairnv1.QueryRequest) *CommandError {
 	if err := ValidateGraphID("graph_id", req.GetGraphId()); err != nil {
 		return AsCommandError(err)
+	}
+	if req.GetAsOf() != nil {
+		if err := p.validateAsOf(req.GetAsOf()); err != nil {
+			return err
+		}
 	}
 	checkLimit := func(field string, limit uint32) *CommandError {
 		if limit > readmodel.MaxLimit {
@@ -218,7 +232,7 @@ func (a *shardActor) answer(req *cairnv1.QueryRequest) *cairnv1.QueryReply {
 				a.p.hits.Add(1)
 				// The result is shared, read-only; the graph has not changed
 				// since it was computed, so it holds as of now.
-				return &cairnv1.QueryReply{AsOfSeq: asOf, Cached: true, Result: hit.Result}
+				return &cairnv1.QueryReply{AsOfSeq: asOf, Cached: true, Result: hit.Result, HeadCid: headCID(e.head), Position: e.head.N}
 			}
 			a.p.misses.Add(1)
 		}
@@ -227,7 +241,38 @@ func (a *shardActor) answer(req *cairnv1.QueryRequest) *cairnv1.QueryReply {
 	if cacheable && rep.Error == nil && proto.Size(rep) <= a.p.cfg.CacheMaxReplyBytes {
 		a.cache.Add(key, rep)
 	}
-	return &cairnv1.QueryReply{AsOfSeq: asOf, Error: rep.Error, Result: rep.Result}
+	out := &cairnv1.QueryReply{AsOfSeq: asOf, Error: rep.Error, Result: rep.Result}
+	if rep.Error == nil {
+		out.HeadCid, out.Position = headCID(e.head), e.head.N
+	}
+	return out
+}
+
+// headCID is h's CID in string form, "" when the chain is empty.
+func headCID(h persistence.Head) string {
+	if h.N == 0 || !h.CID.Defined() {
+		return ""
+	}
+	return h.CID.String()
+}
+
+// waitReady waits until Start has put the restored read models in the
+// shards, bounded by ctx.
+func (p *Projections) waitReady(ctx context.Context, graph string) *CommandError {
+	select {
+	case <-p.ready:
+		return nil
+	default:
+	}
+	select {
+	case <-p.ready:
+		return nil
+	case <-p.closing:
+		return unavailable("projections are closing")
+	case <-ctx.Done():
+		return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,
+			Message: fmt.Sprintf("graph %s: the projections are still restoring their snapshots (%v)", graph, context.Cause(ctx))}
+	}
 }
 
 // run answers req on g. It turns a panic (a read-model bug) into INTERNAL so

@@ -108,19 +108,25 @@ func (c *clientFlags) connect() (*nats.Conn, error) {
 	return nc, nil
 }
 
-// graphReader is a read command ("cairn log", "cairn verify") on one graph.
+// graphReader is a read command ("cairn log", "cairn verify", ...) on one
+// graph.
 type graphReader struct {
 	clientFlags
 	graph string
-	store *persistence.Store
+	store *persistence.Store     // reads across archive and stream
+	snaps *persistence.Snapshots // snapshots and archives
 }
 
 // openGraphReader parses "<graph> [client flags]" for topic, bounds ctx by
 // --timeout and opens the event store. The caller calls done when finished.
-func openGraphReader(ctx context.Context, topic string, args []string) (_ *graphReader, _ context.Context, done func(), _ error) {
+// extra, when not nil, registers the command's own flags.
+func openGraphReader(ctx context.Context, topic string, args []string, extra ...func(*flag.FlagSet)) (_ *graphReader, _ context.Context, done func(), _ error) {
 	r := &graphReader{}
 	fs := newFlagSet(topic)
 	r.register(fs, topic, time.Minute)
+	for _, f := range extra {
+		f(fs)
+	}
 	pos, err := parseArgs(fs, topic, args, "graph")
 	if err != nil {
 		return nil, nil, nil, err
@@ -131,12 +137,12 @@ func openGraphReader(ctx context.Context, topic string, args []string) (_ *graph
 		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	store, closeConn, err := r.openStore(ctx)
+	store, snaps, closeConn, err := r.openStore(ctx)
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err
 	}
-	r.store = store
+	r.store, r.snaps = store, snaps
 	return r, ctx, func() { closeConn(); cancel() }, nil
 }
 
@@ -148,29 +154,40 @@ func (c *clientFlags) timedOut(err error) error {
 	return err
 }
 
-// openStore connects and opens the event store for reading. It refuses to
-// create the event-store stream on a NATS server that has none.
-func (c *clientFlags) openStore(ctx context.Context) (*persistence.Store, func(), error) {
+// openStore connects and opens the event store for reading, with the
+// snapshot bucket, so that reads go across archive and stream. It refuses
+// to create the event-store stream on a NATS server that has none.
+func (c *clientFlags) openStore(ctx context.Context) (*persistence.Store, *persistence.Snapshots, func(), error) {
 	nc, err := c.connect()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("jetstream on %s: %w", c.server, err)
+		return nil, nil, nil, fmt.Errorf("jetstream on %s: %w", c.server, err)
 	}
 	cfg := persistence.DefaultStoreConfig()
 	// LookupStore never creates or changes the stream.
-	st, err := persistence.LookupStore(ctx, js, cfg)
-	if err != nil {
+	if _, err := persistence.LookupStore(ctx, js, cfg); err != nil {
 		nc.Close()
 		if errors.Is(err, persistence.ErrNotFound) {
-			return nil, nil, fmt.Errorf("no Cairn event store on %s (stream %s not found)", c.server, cfg.Stream)
+			return nil, nil, nil, fmt.Errorf("no Cairn event store on %s (stream %s not found)", c.server, cfg.Stream)
 		}
-		return nil, nil, fmt.Errorf("look up stream %s on %s: %w", cfg.Stream, c.server, err)
+		return nil, nil, nil, fmt.Errorf("look up stream %s on %s: %w", cfg.Stream, c.server, err)
 	}
-	return st, nc.Close, nil
+	scfg := persistence.DefaultSnapshotConfig()
+	snaps, err := persistence.OpenSnapshots(ctx, js, scfg)
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, fmt.Errorf("open object store %s on %s: %w", scfg.Bucket, c.server, err)
+	}
+	st, err := persistence.LookupStore(ctx, js, cfg, persistence.WithObjects(snaps.Objects()))
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, fmt.Errorf("look up stream %s on %s: %w", cfg.Stream, c.server, err)
+	}
+	return st, snaps, nc.Close, nil
 }
 
 // writeFlags are the flags of every command that changes a graph.

@@ -97,6 +97,12 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runLog(ctx, rest, stdout, stderr)
 	case "verify":
 		return runVerify(ctx, rest, stdout, stderr)
+	case "history":
+		return runHistory(ctx, rest, stdout, stderr)
+	case "diff":
+		return runDiff(ctx, rest, stdout, stderr)
+	case "archive":
+		return runArchive(ctx, rest, stdout, stderr)
 	case "query":
 		return runQuery(ctx, rest, stdout, stderr)
 	case "health":
@@ -143,11 +149,17 @@ Usage:
   cairn edge add <graph> <edge> <source> <target> [--type T] [--component type=value]...
   cairn edge remove <graph> <edge>
   cairn log <graph>
+  cairn history <graph> [--from-seq N] [--limit N]
+  cairn diff <graph> --from X --to Y
   cairn verify <graph>
-  cairn query node|find|neighbors|khop|path|components|top|stats <graph> ... [--min-seq N]
+  cairn archive <graph> --before X
+  cairn query node|find|neighbors|khop|path|components|top|stats <graph> ...
+              [--min-seq N | --as-of X]
   cairn health
   cairn help [command]
 
+X and Y are points of a graph's history: a stream sequence (12), an RFC 3339
+time (2026-11-27T20:43:12Z) or an event CID (bafy...).
 Flags may come before or after the arguments; "--" ends the flags.
 Run 'cairn help <command>' for a command's flags.
 `
@@ -161,7 +173,7 @@ Client flags (every command but serve):
                         TLS client certificate and key
   --tls-ca F            TLS root CA to trust the server by
   --timeout D           give up after D (default 10s for writes and queries,
-                        1m for log and verify)
+                        1m for log, history, diff and verify, 10m for archive)
   --json                print JSON
 `
 
@@ -207,6 +219,12 @@ func printUsage(w io.Writer, topic string) bool {
 		text, flags = logUsage, clientUsage
 	case "verify":
 		text, flags = verifyUsage, clientUsage
+	case "history":
+		text, flags = historyUsage, clientUsage
+	case "diff":
+		text, flags = diffUsage, clientUsage
+	case "archive":
+		text, flags = archiveUsage, clientUsage
 	case "query":
 		text, flags = queryUsage, clientUsage
 	case "health":

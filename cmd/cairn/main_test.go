@@ -51,6 +51,28 @@ func openEngine(t *testing.T) *cairn.Engine {
 	return enginetest.Open(t, "127.0.0.1:0")
 }
 
+// openEngineNoSnapshots starts an engine that writes no snapshots, for
+// transcripts that must not depend on when the engine takes one (the
+// projections' first snapshot round races with the first write).
+func openEngineNoSnapshots(t *testing.T) *cairn.Engine {
+	t.Helper()
+	cfg := cairn.DefaultConfig(t.TempDir())
+	cfg.NATSListen = "127.0.0.1:0"
+	cfg.DisableSnapshots = true
+	eng, err := cairn.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("open engine: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := eng.Close(ctx); err != nil {
+			t.Errorf("close engine: %v", err)
+		}
+	})
+	return eng
+}
+
 var (
 	cidRE  = regexp.MustCompile(`bafy[a-z2-7]{50,}`)
 	timeRE = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z`)
@@ -128,7 +150,7 @@ func TestHelp(t *testing.T) {
 		}
 		golden(t, "help.golden", r.stdout)
 	}
-	for _, topic := range []string{"serve", "graph", "node", "edge", "log", "verify", "query"} {
+	for _, topic := range []string{"serve", "graph", "node", "edge", "log", "verify", "query", "history", "diff", "archive"} {
 		r := runCLI(t, "help", topic)
 		if r.err != nil || !strings.Contains(r.stdout, "cairn "+topic) {
 			t.Errorf("cairn help %s: err %v, stdout %q", topic, r.err, r.stdout)

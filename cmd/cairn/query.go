@@ -45,15 +45,28 @@ node and edge counts, the degree histogram, the top-degree nodes and nodes
 per component type. A page holds --limit entries (1-1000, default 100) and
 ends with "next=C" when there is more: pass --cursor C for the next page.
 
-Every answer starts with as_of_seq=N: it reflects every transaction up to
-stream sequence N ("cached" follows when it came from the query cache).
+Every answer starts with as_of_seq=N position=P head=CID: it reflects
+every transaction up to stream sequence N, the last event it reflects is at
+chain position P with that CID ("cached" follows when it came from the
+query cache).
 Write commands print seq=N: pass --min-seq N to read your writes (the query
 waits, up to --timeout, until the graph's projection has applied N; else it
 fails with DEADLINE_EXCEEDED). --json prints the protobuf
 cairn.v1.QueryReply as one line of JSON (protojson, proto names).
 
+Time travel: --as-of X asks the graph as it was at point X of its history:
+the engine builds that view from the nearest earlier read-model snapshot
+plus the events after it, and caches it. X is a stream sequence (every
+transaction of the graph up to it; past the head is the head), an RFC 3339
+time (every transaction stored at or before it) or an event CID (the chain
+up to and including that very event). The answer names the event it
+reflects, as_of_seq=N position=P head=bafy... (with --json: head_cid and
+position).
+
 Query flags:
   --min-seq N           wait until the projection has applied stream seq N
+  --as-of X             answer as of X: a stream seq, an RFC 3339 time or an
+                        event CID (not with --min-seq)
 `
 
 func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
@@ -65,6 +78,7 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	var c clientFlags
 	c.register(fs, "query", 10*time.Second)
 	minSeq := fs.Uint64("min-seq", 0, "wait until the projection has applied this stream `seq`")
+	asOf := fs.String("as-of", "", "answer as of this `point`: stream seq, RFC 3339 time or event CID")
 	var compType, component, category, cursor, direction, edgeType, weight, kind string
 	var limit, depth, k, maxFrontier, maxResults int
 	if sub == "find" || sub == "neighbors" || sub == "components" {
@@ -113,6 +127,17 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if limit < 0 || limit > 1000 {
 		return usage("--limit %d is not in 1..1000", limit)
 	}
+	var at *cairnv1.AsOf
+	if *asOf != "" {
+		p, err := parsePoint("--as-of", *asOf)
+		if err != nil {
+			return usage("%v", err)
+		}
+		if *minSeq != 0 {
+			return usage("--as-of and --min-seq do not go together: a view as of a point needs no wait")
+		}
+		at = p.asOf()
+	}
 	if maxFrontier < 0 || maxResults < 0 {
 		return usage("--max-frontier and --max-results must not be negative")
 	}
@@ -124,7 +149,7 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	limits := &cairnv1.TraverseLimits{MaxFrontier: uint32(min(maxFrontier, 1<<31)), MaxResults: uint32(min(maxResults, 1<<31))}
 	// The engine gives up a little before the client does, so that a
 	// min_seq that is not reached is answered DEADLINE_EXCEEDED.
-	req := &cairnv1.QueryRequest{GraphId: pos[0], MinSeq: *minSeq, TimeoutMs: uint32(min(c.timeout*9/10, time.Hour).Milliseconds())}
+	req := &cairnv1.QueryRequest{GraphId: pos[0], MinSeq: *minSeq, AsOf: at, TimeoutMs: uint32(min(c.timeout*9/10, time.Hour).Milliseconds())}
 	switch sub {
 	case "node":
 		req.Query = &cairnv1.QueryRequest_GetNode{GetNode: &cairnv1.GetNode{NodeId: pos[1]}}
@@ -210,6 +235,9 @@ func (c *clientFlags) query(ctx context.Context, req *cairnv1.QueryRequest) (*ca
 
 func printQueryReply(w io.Writer, rep *cairnv1.QueryReply) {
 	head := fmt.Sprintf("as_of_seq=%d", rep.GetAsOfSeq())
+	if h := rep.GetHeadCid(); h != "" {
+		head += fmt.Sprintf(" position=%d head=%s", rep.GetPosition(), h)
+	}
 	if rep.GetCached() {
 		head += " cached"
 	}

@@ -19,15 +19,18 @@ import (
 const serveUsage = `Usage:
   cairn serve [--data DIR] [--nats-listen ADDR|none] [--sync-always] [--sample]
               [--replicas N] [--max-bytes N] [--passivate-after D] [--shards N]
+              [--snapshot-every N] [--snapshot-keep K] [--readmodel-snapshot-every N]
+              [--no-snapshots]
               [--log-level LEVEL] [--drain-timeout D] [--json]
   cairn serve --nats URL [--creds FILE] [--user U --password P]
               [--tls-cert F --tls-key F] [--tls-ca F] [--sample] ...
 
 serve runs the engine: an embedded NATS server with JetStream keeping its
 files in --data (or, with --nats, an external NATS with JetStream), the event
-store, the graph actors, the projection shards that answer queries (they
-rebuild every read model from the stream start on each start) and the
-"cairn" NATS micro service. It prints one
+store, the graph actors, the projection shards that answer queries (on
+each start they load their newest read-model snapshot and replay the events
+after it) and the "cairn" NATS micro service. Snapshots and archives live in
+the JetStream Object Store bucket "object-store". It prints one
 line on stdout when it is ready, for example
   cairn ready: nats=nats://127.0.0.1:4222 data=/abs/path/.cairn
 (with --json: {"nats":"nats://127.0.0.1:4222","data":"/abs/path/.cairn"}),
@@ -52,6 +55,17 @@ Flags:
   --passivate-after D   stop a graph's actor after D without commands; the
                         next command reloads it (default 5m)
   --shards N            projection shard actors (default: the number of CPUs)
+  --snapshot-every N    a graph actor snapshots its state every N events (and
+                        when it stops), so that it restarts from the
+                        snapshot plus the events after it (default 1000)
+  --snapshot-keep K     aggregate snapshots kept per graph (default 3); cairn
+                        archive moves only events older than the oldest one
+  --readmodel-snapshot-every N
+                        the projection shards snapshot their read models
+                        every N events (default 100000)
+  --no-snapshots        take and load no snapshots: every graph activation
+                        and every start replays the stream, and --as-of
+                        queries replay from the graph's first event
   --sample              create the graph "sample" if it has no transactions
   --log-level LEVEL     debug, info, warn or error (default info)
   --drain-timeout D     how long the first signal waits for a drain (default 30s)
@@ -71,6 +85,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxBytes := fs.Int64("max-bytes", -1, "stream size `limit`")
 	passivate := fs.Duration("passivate-after", 5*time.Minute, "idle `time` before a graph actor stops")
 	shards := fs.Int("shards", 0, "projection `shards` (default: the number of CPUs)")
+	def := cairn.DefaultConfig("")
+	snapEvery := fs.Int("snapshot-every", def.Grain.SnapshotEvery, "aggregate snapshot every `N` events")
+	snapKeep := fs.Int("snapshot-keep", def.Grain.SnapshotKeep, "aggregate snapshots `kept` per graph")
+	rmSnapEvery := fs.Int("readmodel-snapshot-every", def.Projections.SnapshotEvery, "read-model snapshot every `N` events")
+	noSnaps := fs.Bool("no-snapshots", false, "take and load no snapshots")
 	level := fs.String("log-level", "info", "log `level`")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "drain `timeout`")
 	jsonOut := fs.Bool("json", false, "print the ready line as JSON")
@@ -95,6 +114,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.Logger = logger
 	cfg.Store.Replicas, cfg.Store.MaxBytes = *replicas, *maxBytes
 	cfg.Grain.PassivateAfter = *passivate
+	cfg.Grain.SnapshotEvery, cfg.Grain.SnapshotKeep = *snapEvery, *snapKeep
+	cfg.Projections.SnapshotEvery = *rmSnapEvery
+	cfg.DisableSnapshots = *noSnaps
+	if *rmSnapEvery < 1 {
+		return usage("--readmodel-snapshot-every must be at least 1, not %d", *rmSnapEvery)
+	}
 	if given["shards"] {
 		cfg.Projections.Shards = *shards
 	}

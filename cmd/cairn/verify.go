@@ -5,30 +5,60 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-graph/cairn/actors"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
+	"github.com/cairn-graph/cairn/readmodel"
 )
 
 const verifyUsage = `Usage:
   cairn verify <graph> [client flags]
 
-verify reads every transaction of the graph, recomputes every event's CID
-from its stored dag-cbor envelope and checks every prev link and chain
-position. It prints
+verify reads every transaction of the graph, across archive and stream,
+recomputes every event's CID from its stored dag-cbor envelope and checks
+every prev link and chain position. It prints
   graph g: chain whole: 12 transactions, 40 events, head bafy... (seq 57)
-and exits 0 only when the chain is whole; the first break is printed to
-stderr with exit status 1. --json prints one object:
-  {"graph":..,"ok":..,"transactions":..,"events":..,"head":..,"last_seq":..,"error":..}
+Then it checks every snapshot it finds for the graph, aggregate and read
+model: the object reads back whole, decodes, has a known format version,
+is of the graph, and its head is the event at its position in the chain.
+One line per snapshot, newest first:
+  snapshot aggregate seq 1000 position 3000: ok
+  snapshot readmodel seq 900 position 2700: head does not match the chain: ...
+verify exits 0 only when the chain is whole and every snapshot is good;
+the first break in the chain is printed to stderr, and with bad snapshots
+the exit status is 1 too. --json prints one object:
+  {"graph":..,"ok":..,"transactions":..,"events":..,"head":..,"last_seq":..,"error":..,
+   "snapshots":[{"kind":..,"seq":..,"position":..,"head":..,"format":..,"name":..,
+                 "size":..,"stored":..,"ok":..,"error":..},..]}
 `
 
 type verifyJSON struct {
-	Graph        string `json:"graph"`
-	OK           bool   `json:"ok"`
-	Transactions int    `json:"transactions"`
-	Events       uint64 `json:"events"`
-	Head         string `json:"head"`
-	LastSeq      uint64 `json:"last_seq"`
-	Error        string `json:"error,omitempty"`
+	Graph        string         `json:"graph"`
+	OK           bool           `json:"ok"`
+	Transactions int            `json:"transactions"`
+	Events       uint64         `json:"events"`
+	Head         string         `json:"head"`
+	LastSeq      uint64         `json:"last_seq"`
+	Error        string         `json:"error,omitempty"`
+	Snapshots    []snapshotJSON `json:"snapshots"`
+}
+
+// snapshotJSON is one snapshot's check.
+type snapshotJSON struct {
+	Kind     string `json:"kind"`
+	Seq      uint64 `json:"seq"`
+	Position uint64 `json:"position"`
+	Head     string `json:"head,omitempty"`
+	Format   uint32 `json:"format"`
+	Name     string `json:"name"`
+	Size     int64  `json:"size"`
+	Stored   int64  `json:"stored"`
+	OK       bool   `json:"ok"`
+	Error    string `json:"error,omitempty"`
 }
 
 func runVerify(ctx context.Context, args []string, stdout, _ io.Writer) error {
@@ -37,6 +67,52 @@ func runVerify(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		return err
 	}
 	defer done()
+	graph := r.graph
+	out, err := r.verifyChain(ctx)
+	snaps, serr := r.checkSnapshots(ctx)
+	bad := 0
+	for _, s := range snaps {
+		if !s.OK {
+			bad++
+		}
+	}
+	if serr == nil && bad > 0 {
+		serr = fmt.Errorf("graph %s: %d of %d snapshots are bad", graph, bad, len(snaps))
+	}
+	if r.json {
+		out.Snapshots = snaps
+		if out.Snapshots == nil {
+			out.Snapshots = []snapshotJSON{}
+		}
+		if err == nil && serr != nil {
+			out.OK, out.Error = false, serr.Error()
+		}
+		if jerr := writeJSON(stdout, out); jerr != nil {
+			return errors.Join(err, serr, jerr)
+		}
+		return errors.Join(err, serr)
+	}
+	var b strings.Builder
+	if err == nil {
+		b.WriteString(verifyLine(out) + "\n")
+	}
+	for _, s := range snaps {
+		fmt.Fprintf(&b, "snapshot %s seq %d position %d: ", s.Kind, s.Seq, s.Position)
+		if s.OK {
+			b.WriteString("ok\n")
+		} else {
+			b.WriteString(s.Error + "\n")
+		}
+	}
+	if _, werr := io.WriteString(stdout, b.String()); werr != nil {
+		return errors.Join(err, serr, werr)
+	}
+	return errors.Join(err, serr)
+}
+
+// verifyChain checks the graph's chain across archive and stream and returns
+// the result as --json prints it, with the error that makes it not OK.
+func (r *graphReader) verifyChain(ctx context.Context) (verifyJSON, error) {
 	graph := r.graph
 	res, err := r.store.Verify(ctx, graph)
 	var ce *persistence.ChainError
@@ -49,23 +125,96 @@ func runVerify(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	default:
 		err = r.timedOut(err)
 	}
-	if r.json {
-		out := verifyJSON{Graph: graph, OK: err == nil, Transactions: res.Transactions, Events: res.Events, LastSeq: res.LastSeq}
-		if res.Head.CID.Defined() {
-			out.Head = res.Head.CID.String()
-		}
-		if err != nil {
-			out.Error = err.Error()
-		}
-		if jerr := writeJSON(stdout, out); jerr != nil {
-			return errors.Join(err, jerr)
-		}
-		return err
+	out := verifyJSON{Graph: graph, OK: err == nil, Transactions: res.Transactions, Events: res.Events, LastSeq: res.LastSeq}
+	if res.Head.CID.Defined() {
+		out.Head = res.Head.CID.String()
 	}
 	if err != nil {
-		return err
+		out.Error = err.Error()
 	}
-	_, err = fmt.Fprintf(stdout, "graph %s: chain whole: %d transactions, %d events, head %s (seq %d)\n",
-		graph, res.Transactions, res.Events, res.Head.CID, res.LastSeq)
-	return err
+	return out, err
+}
+
+// verifyLine is verify's line for a whole chain.
+func verifyLine(v verifyJSON) string {
+	return fmt.Sprintf("graph %s: chain whole: %d transactions, %d events, head %s (seq %d)",
+		v.Graph, v.Transactions, v.Events, v.Head, v.LastSeq)
+}
+
+// checkSnapshots checks every aggregate and read-model snapshot of the
+// graph. The error is for a failure to list them, not for a bad one.
+func (r *graphReader) checkSnapshots(ctx context.Context) ([]snapshotJSON, error) {
+	var out []snapshotJSON
+	for _, kind := range []persistence.SnapshotKind{persistence.KindAggregate, persistence.KindReadModel} {
+		infos, err := r.snaps.List(ctx, kind, r.graph)
+		if err != nil {
+			return out, fmt.Errorf("list %s snapshots of graph %s: %w", kind, r.graph, r.timedOut(err))
+		}
+		for _, info := range infos {
+			s := snapshotJSON{
+				Kind: string(info.Kind), Seq: info.Seq, Position: info.Position, Format: info.Format,
+				Name: info.Name, Size: info.Size, Stored: info.Stored,
+			}
+			if info.Head.Defined() {
+				s.Head = info.Head.String()
+			}
+			if err := r.checkSnapshot(ctx, info); err != nil {
+				if ctx.Err() != nil {
+					return out, r.timedOut(ctx.Err())
+				}
+				s.Error = err.Error()
+			} else {
+				s.OK = true
+			}
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// checkSnapshot says why one snapshot cannot be trusted, nil when it can.
+func (r *graphReader) checkSnapshot(ctx context.Context, info persistence.SnapshotInfo) error {
+	if info.Graph != r.graph {
+		return fmt.Errorf("listed for graph %q", info.Graph)
+	}
+	data, err := r.snaps.Get(ctx, info)
+	if err != nil {
+		return fmt.Errorf("does not read back: %w", err)
+	}
+	switch info.Kind {
+	case persistence.KindAggregate:
+		if info.Format != actors.AggregateSnapshotFormat {
+			return fmt.Errorf("unknown format version %d (this cairn reads %d)", info.Format, actors.AggregateSnapshotFormat)
+		}
+		snap := &cairnv1.GraphSnapshot{}
+		if err := proto.Unmarshal(data, snap); err != nil {
+			return fmt.Errorf("not a cairn.v1.GraphSnapshot: %v", err)
+		}
+		if snap.GetGraphId() != r.graph {
+			return fmt.Errorf("holds graph %q", snap.GetGraphId())
+		}
+		if _, _, err := actors.DecodeState(snap); err != nil {
+			return fmt.Errorf("does not decode: %w", err)
+		}
+	case persistence.KindReadModel:
+		if info.Format != readmodel.SnapshotFormat {
+			return fmt.Errorf("unknown format version %d (this cairn reads %d)", info.Format, readmodel.SnapshotFormat)
+		}
+		g, err := readmodel.LoadSnapshot(data, readmodel.DefaultConfig())
+		if err != nil {
+			return fmt.Errorf("does not load: %w", err)
+		}
+		if g.ID() != r.graph {
+			return fmt.Errorf("holds graph %q", g.ID())
+		}
+		if g.AsOf() != info.Seq {
+			return fmt.Errorf("read model is as of seq %d, its metadata says seq %d", g.AsOf(), info.Seq)
+		}
+	default:
+		return fmt.Errorf("unknown snapshot kind %q", info.Kind)
+	}
+	if err := r.store.CheckHead(ctx, r.graph, info.Seq, persistence.Head{N: info.Position, CID: info.Head}); err != nil {
+		return fmt.Errorf("head does not match the chain: %w", err)
+	}
+	return nil
 }

@@ -1,0 +1,510 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/elastic/go-freelru"
+	"github.com/ipfs/go-cid"
+	"google.golang.org/protobuf/proto"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
+	"github.com/cairn-graph/cairn/readmodel"
+)
+
+// Time travel: a query with as_of runs on a point-in-time view of its
+// graph, outside the shard actors. The point is resolved to a stream
+// sequence (seq as is, a time through HistoryStore.SeqAtTime, a CID through
+// HistoryStore.FindEvent, which also gives the event's chain position: the
+// view then ends with that very event, mid-transaction if need be). The view
+// is built from the nearest earlier base (a cached view, cloned, or the
+// newest trusted read-model snapshot at or before the point, else an empty
+// graph) plus the graph's transactions after it, read from the event store.
+// Views are cached in a bounded LRU keyed by (graph, seq, position); one
+// build per key runs at a time and concurrent askers wait for it.
+
+// HistoryStore is what time travel, snapshot verification and archived
+// prefixes need from the event store; *persistence.Store is one.
+type HistoryStore interface {
+	// Read calls fn for each of graph's transactions from fromSeq on, in
+	// order, across archive and stream; an error from fn stops it.
+	Read(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error)
+	// CheckHead reports whether graph's transaction at seq ends with head.
+	CheckHead(ctx context.Context, graph string, seq uint64, head persistence.Head) error
+	// SeqAtTime returns the highest stream sequence stored at or before t.
+	SeqAtTime(ctx context.Context, graph string, t time.Time) (uint64, error)
+	// FindEvent returns the stream sequence and chain position of graph's
+	// event c.
+	FindEvent(ctx context.Context, graph string, c cid.Cid) (seq, position uint64, err error)
+}
+
+var _ HistoryStore = (*persistence.Store)(nil)
+
+// TimeTravelHealth counts as_of queries.
+type TimeTravelHealth struct {
+	Queries uint64 `json:"queries"`
+	// ViewHits: answered on a cached view; Builds: views built.
+	ViewHits uint64 `json:"view_hits"`
+	Builds   uint64 `json:"builds"`
+	// FromSnapshot: builds that started from a read-model snapshot;
+	// FromView: from a cached view; the others replayed from the start.
+	FromSnapshot uint64 `json:"from_snapshot"`
+	FromView     uint64 `json:"from_view"`
+	// BadSnapshots: read-model snapshots skipped because they did not load
+	// or verify.
+	BadSnapshots uint64  `json:"bad_snapshots"`
+	Cached       int     `json:"cached_views"`
+	LastBuildMs  float64 `json:"last_build_ms"`
+	// Where the builds spent their time, in total: finding and loading
+	// their base (listing, fetching, decoding and verifying a snapshot, or
+	// cloning a view), and replaying the events after it.
+	BaseMs   float64 `json:"base_ms"`
+	ReplayMs float64 `json:"replay_ms"`
+}
+
+// viewKey names a view: graph up to stream sequence seq, or, when position
+// is not 0, up to the event at that chain position (in the transaction at
+// seq).
+type viewKey struct {
+	graph         string
+	seq, position uint64
+}
+
+// view is a point-in-time read model. Read models are not safe for
+// concurrent use: mu guards g and answers.
+type view struct {
+	mu   sync.Mutex
+	g    *readmodel.Graph
+	seq  uint64           // the last transaction folded (0: none)
+	head persistence.Head // the last event folded
+	// whole is true when the view ends at a transaction's end: only such a
+	// view can be the base of another.
+	whole   bool
+	answers map[cacheKey]*cairnv1.QueryReply
+}
+
+// cidKey names an event of a graph.
+type cidKey struct{ graph, cid string }
+
+// cidEntries bounds the CID resolution cache.
+const cidEntries = 4096
+
+// viewAnswers bounds the answers a view keeps.
+const viewAnswers = 256
+
+// build is a view being built; its askers wait on done.
+type build struct {
+	done chan struct{}
+	v    *view
+	err  *CommandError
+}
+
+// timeTravel is the time-travel side of a Projections.
+type timeTravel struct {
+	p        *Projections
+	mu       sync.Mutex
+	lru      *freelru.LRU[viewKey, *view] // nil when off
+	byGraph  map[string]map[viewKey]*view // the cached views, by graph
+	building map[viewKey]*build
+	// cids caches FindEvent's answers (a CID's place never changes), so
+	// that a series of queries at one CID scans the graph's history once.
+	cids *freelru.SyncedLRU[cidKey, viewKey]
+
+	queries, hits, builds, fromSnap, fromView, bad atomic.Uint64
+	lastBuild, baseNs, replayNs                    atomic.Int64
+}
+
+func newTimeTravel(p *Projections) (*timeTravel, error) {
+	tt := &timeTravel{p: p, byGraph: map[string]map[viewKey]*view{}, building: map[viewKey]*build{}}
+	var err error
+	if tt.cids, err = freelru.NewSynced[cidKey, viewKey](cidEntries, func(k cidKey) uint32 { return uint32(maphash.Comparable(cacheSeed, k)) }); err != nil {
+		return nil, fmt.Errorf("time-travel CID cache: %w", err)
+	}
+	if n := p.cfg.ViewCacheEntries; n > 0 {
+		lru, err := freelru.New[viewKey, *view](uint32(n), func(k viewKey) uint32 { return uint32(maphash.Comparable(cacheSeed, k)) })
+		if err != nil {
+			return nil, fmt.Errorf("time-travel view cache: %w", err)
+		}
+		lru.SetOnEvict(func(k viewKey, _ *view) { // under tt.mu
+			if m := tt.byGraph[k.graph]; m != nil {
+				delete(m, k)
+				if len(m) == 0 {
+					delete(tt.byGraph, k.graph)
+				}
+			}
+		})
+		tt.lru = lru
+	}
+	return tt, nil
+}
+
+func (tt *timeTravel) health() TimeTravelHealth {
+	h := TimeTravelHealth{Queries: tt.queries.Load(), ViewHits: tt.hits.Load(), Builds: tt.builds.Load(), FromSnapshot: tt.fromSnap.Load(),
+		FromView: tt.fromView.Load(), BadSnapshots: tt.bad.Load(), LastBuildMs: ms(time.Duration(tt.lastBuild.Load())),
+		BaseMs: ms(time.Duration(tt.baseNs.Load())), ReplayMs: ms(time.Duration(tt.replayNs.Load()))}
+	tt.mu.Lock()
+	if tt.lru != nil {
+		h.Cached = tt.lru.Len()
+	}
+	tt.mu.Unlock()
+	return h
+}
+
+// validateAsOf checks a query's as_of.
+func (p *Projections) validateAsOf(a *cairnv1.AsOf) *CommandError {
+	switch pt := a.GetPoint().(type) {
+	case *cairnv1.AsOf_Seq:
+		if pt.Seq == 0 {
+			return invalid("as_of.seq", "sequence 0 names no point: stream sequences start at 1")
+		}
+	case *cairnv1.AsOf_TimeUnixNano:
+		if pt.TimeUnixNano <= 0 {
+			return invalid("as_of.time_unix_nano", "time %d is not after the Unix epoch", pt.TimeUnixNano)
+		}
+	case *cairnv1.AsOf_Cid:
+		if _, err := cid.Decode(pt.Cid); err != nil {
+			return invalid("as_of.cid", "%q is not a CID: %v", pt.Cid, err)
+		}
+	default:
+		return invalid("as_of", "give a seq, a time_unix_nano or a cid")
+	}
+	if p.cfg.Store == nil {
+		return failedPrecondition("as_of", "time travel is off: the projections were started without an event store to replay from")
+	}
+	return nil
+}
+
+// query answers an as_of query; req is valid and ctx bounded.
+func (tt *timeTravel) query(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1.QueryReply {
+	tt.queries.Add(1)
+	key, cacheable, cerr := tt.resolve(ctx, req)
+	if cerr != nil {
+		return &cairnv1.QueryReply{Error: cerr.Proto()}
+	}
+	if key.seq == 0 {
+		return &cairnv1.QueryReply{Error: notFound("graph_id", "graph %s has no transactions at that point (%v)", key.graph, req.GetAsOf()).Proto()}
+	}
+	v, cerr := tt.view(ctx, key, cacheable)
+	if cerr != nil {
+		return &cairnv1.QueryReply{Error: cerr.Proto()}
+	}
+	return tt.answer(v, req)
+}
+
+// resolve turns req's as_of into a view key; cacheable says whether the
+// view it names can no longer change (its point is not past the stream
+// position the live projection has reached).
+func (tt *timeTravel) resolve(ctx context.Context, req *cairnv1.QueryRequest) (viewKey, bool, *CommandError) {
+	st, graph := tt.p.cfg.Store, req.GetGraphId()
+	key := viewKey{graph: graph}
+	switch pt := req.GetAsOf().GetPoint().(type) {
+	case *cairnv1.AsOf_Seq:
+		key.seq = pt.Seq
+	case *cairnv1.AsOf_TimeUnixNano:
+		seq, err := st.SeqAtTime(ctx, graph, time.Unix(0, pt.TimeUnixNano))
+		if err != nil {
+			return key, false, storeError(graph, "as_of.time_unix_nano", fmt.Sprintf("find the stream sequence at %s", time.Unix(0, pt.TimeUnixNano).UTC()), err)
+		}
+		key.seq = seq
+	case *cairnv1.AsOf_Cid:
+		c, err := cid.Decode(pt.Cid)
+		if err != nil {
+			return key, false, invalid("as_of.cid", "%q is not a CID: %v", pt.Cid, err)
+		}
+		ck := cidKey{graph: graph, cid: c.KeyString()}
+		if k, ok := tt.cids.Get(ck); ok {
+			return k, true, nil
+		}
+		seq, pos, err := st.FindEvent(ctx, graph, c)
+		if err != nil {
+			return key, false, storeError(graph, "as_of.cid", "find event "+pt.Cid, err)
+		}
+		key.seq, key.position = seq, pos
+		tt.cids.Add(ck, key)
+		return key, true, nil
+	}
+	return key, key.seq <= tt.p.Applied(graph), nil
+}
+
+// storeError classifies an event-store error of a time-travel query.
+func storeError(graph, field, what string, err error) *CommandError {
+	msg := fmt.Sprintf("graph %s: %s: %v", graph, what, err)
+	switch {
+	case errors.Is(err, persistence.ErrNotFound):
+		return notFound(field, "%s", msg)
+	case errors.Is(err, persistence.ErrUnavailable):
+		return unavailable("%s", msg)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED, Message: msg}
+	}
+	return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: msg}
+}
+
+// view returns key's view: cached, being built by another asker, or built
+// now.
+func (tt *timeTravel) view(ctx context.Context, key viewKey, cacheable bool) (*view, *CommandError) {
+	tt.mu.Lock()
+	if tt.lru != nil {
+		if v, ok := tt.lru.Get(key); ok {
+			tt.mu.Unlock()
+			tt.hits.Add(1)
+			return v, nil
+		}
+	}
+	if b := tt.building[key]; b != nil {
+		tt.mu.Unlock()
+		select {
+		case <-b.done:
+			return b.v, b.err
+		case <-ctx.Done():
+			return nil, &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,
+				Message: fmt.Sprintf("graph %s: the view as of seq %d was not built in time (%v)", key.graph, key.seq, context.Cause(ctx))}
+		}
+	}
+	b := &build{done: make(chan struct{})}
+	tt.building[key] = b
+	base := tt.nearest(key)
+	tt.mu.Unlock()
+
+	start := time.Now()
+	b.v, b.err = tt.build(ctx, key, base)
+	tt.builds.Add(1)
+	tt.lastBuild.Store(int64(time.Since(start)))
+	tt.mu.Lock()
+	delete(tt.building, key)
+	if b.err == nil && cacheable && tt.lru != nil {
+		tt.lru.Add(key, b.v)
+		if tt.lru.Contains(key) {
+			m := tt.byGraph[key.graph]
+			if m == nil {
+				m = map[viewKey]*view{}
+				tt.byGraph[key.graph] = m
+			}
+			m[key] = b.v
+		}
+	}
+	tt.mu.Unlock()
+	close(b.done)
+	return b.v, b.err
+}
+
+// nearest returns the cached whole view of key's graph that ends closest
+// before key's point, nil when none; under tt.mu.
+func (tt *timeTravel) nearest(key viewKey) *view {
+	limit := key.seq
+	if key.position != 0 {
+		limit-- // the target's own transaction is applied event by event
+	}
+	var best *view
+	for _, v := range tt.byGraph[key.graph] {
+		if v.whole && v.seq <= limit && (best == nil || v.seq > best.seq) {
+			best = v
+		}
+	}
+	return best
+}
+
+// build folds key's view from the nearest base plus the event store. The
+// transactions after the planned base are read and decoded in the
+// background while the base loads.
+func (tt *timeTravel) build(ctx context.Context, key viewKey, base *view) (*view, *CommandError) {
+	start := time.Now()
+	p, graph := tt.p, key.graph
+	limit := key.seq
+	if key.position != 0 {
+		limit-- // the target's own transaction is applied event by event
+	}
+	// The read-model snapshots after the cached base (if any) and at or
+	// before the point, newest first.
+	var cands []persistence.SnapshotInfo
+	if p.cfg.Snapshots != nil {
+		for _, info := range p.snap.index.get(graph) {
+			if base != nil && info.Seq <= base.seq {
+				break
+			}
+			if info.Seq <= limit {
+				cands = append(cands, info)
+			}
+		}
+	}
+	planned := uint64(0)
+	switch {
+	case len(cands) > 0:
+		planned = cands[0].Seq
+	case base != nil:
+		planned = base.seq
+	}
+	fetch, stop := tt.prefetch(ctx, graph, planned+1, key.seq)
+	defer func() { stop() }()
+
+	v := &view{whole: true, answers: map[cacheKey]*cairnv1.QueryReply{}}
+	for _, info := range cands {
+		g, err := p.loadReadModel(ctx, info)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			tt.bad.Add(1)
+			p.log.LogAttrs(ctx, slog.LevelWarn, "read-model snapshot skipped for time travel",
+				slog.String("graph", graph), slog.String("snapshot", info.Name), slog.String("err", err.Error()))
+			continue
+		}
+		v.g, v.seq, v.head = g, info.Seq, persistence.Head{N: info.Position, CID: info.Head}
+		tt.fromSnap.Add(1)
+		break
+	}
+	if v.g == nil && base != nil {
+		base.mu.Lock()
+		data := base.g.AppendSnapshot(nil)
+		v.seq, v.head = base.seq, base.head
+		base.mu.Unlock()
+		g, err := readmodel.LoadSnapshot(data, p.cfg.ReadModel)
+		if err != nil {
+			return nil, &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: fmt.Sprintf("graph %s: clone the view as of seq %d: %v", graph, base.seq, err)}
+		}
+		v.g = g
+		tt.fromView.Add(1)
+	}
+	if v.g == nil {
+		// New fails only on an invalid config, which NewProjections refused.
+		g, err := readmodel.New(graph, p.cfg.ReadModel)
+		if err != nil {
+			return nil, &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: fmt.Sprintf("graph %s: %v", graph, err)}
+		}
+		v.g, v.seq, v.head = g, 0, persistence.Head{}
+	}
+	if v.seq != planned {
+		// The planned snapshot did not load: read from the base we got.
+		stop()
+		fetch, stop = tt.prefetch(ctx, graph, v.seq+1, key.seq)
+	}
+	replayStart := time.Now()
+	tt.baseNs.Add(int64(replayStart.Sub(start)))
+	defer func() { tt.replayNs.Add(int64(time.Since(replayStart))) }()
+	err := tt.replay(v, key, fetch)
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err() // the read may have stopped short: never keep that view
+	}
+	if err != nil {
+		if ce := storeError(graph, "", fmt.Sprintf("replay up to seq %d", key.seq), err); ce.Code != cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND {
+			return nil, ce
+		}
+		return nil, &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: fmt.Sprintf("graph %s: replay up to seq %d: %v", graph, key.seq, err)}
+	}
+	return v, nil
+}
+
+// fetched is one transaction read and decoded by prefetch, or the read's
+// error.
+type fetched struct {
+	rec persistence.Record
+	d   decodedTx
+	err error
+}
+
+// prefetch reads and decodes graph's transactions from seq from up to seq
+// to in the background; stop ends it.
+func (tt *timeTravel) prefetch(ctx context.Context, graph string, from, to uint64) (<-chan fetched, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	ch := make(chan fetched, 64)
+	go func() {
+		defer close(ch)
+		_, err := tt.p.cfg.Store.Read(ctx, graph, from, func(rec persistence.Record) error {
+			if rec.Seq > to {
+				return errStopReplay
+			}
+			d, err := decodeTx(rec.Tx)
+			if err != nil {
+				return fmt.Errorf("seq %d: %w", rec.Seq, err)
+			}
+			select {
+			case ch <- fetched{rec: rec, d: d}:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		if err != nil && !errors.Is(err, errStopReplay) {
+			select {
+			case ch <- fetched{err: err}:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	return ch, cancel
+}
+
+// replay folds the fetched transactions onto v up to key's point.
+func (tt *timeTravel) replay(v *view, key viewKey, fetch <-chan fetched) error {
+	for f := range fetch {
+		if f.err != nil {
+			return f.err
+		}
+		rec, d := f.rec, f.d
+		if rec.Seq <= v.seq {
+			continue
+		}
+		if key.position == 0 || rec.Seq < key.seq {
+			if err := safeApply(v.g, rec.Seq, d.events); err != nil {
+				return fmt.Errorf("seq %d: %w", rec.Seq, err)
+			}
+			v.seq, v.head = rec.Seq, d.head
+			continue
+		}
+		// The target transaction: its events up to the target position.
+		for i, ev := range d.events {
+			if d.ns[i] > key.position {
+				v.whole = false
+				break
+			}
+			if err := v.g.Apply(rec.Seq, ev); err != nil {
+				return fmt.Errorf("seq %d event %d: %w", rec.Seq, i, err)
+			}
+			c, err := cid.Cast(rec.Tx.GetEvents()[i].GetCid())
+			if err != nil {
+				return fmt.Errorf("seq %d event %d: cid: %w: %v", rec.Seq, i, persistence.ErrMalformed, err)
+			}
+			v.seq, v.head = rec.Seq, persistence.Head{N: d.ns[i], CID: c}
+		}
+		return nil
+	}
+	return nil
+}
+
+// answer runs req on v, through v's own answer cache.
+func (tt *timeTravel) answer(v *view, req *cairnv1.QueryRequest) *cairnv1.QueryReply {
+	graph := req.GetGraphId()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.seq == 0 {
+		return &cairnv1.QueryReply{Error: notFound("graph_id", "graph %s has no transactions at that point (%v)", graph, req.GetAsOf()).Proto()}
+	}
+	head, pos := headCID(v.head), v.head.N
+	key, cacheable := queryKey(v.g, req)
+	if cacheable {
+		if hit, ok := v.answers[key]; ok {
+			tt.p.hits.Add(1)
+			return &cairnv1.QueryReply{AsOfSeq: v.seq, Cached: true, Result: hit.Result, HeadCid: head, Position: pos}
+		}
+		tt.p.misses.Add(1)
+	}
+	rep := tt.p.run(v.g, graph, req)
+	if cacheable && rep.Error == nil && proto.Size(rep) <= tt.p.cfg.CacheMaxReplyBytes {
+		if len(v.answers) >= viewAnswers {
+			clear(v.answers)
+		}
+		v.answers[key] = rep
+	}
+	out := &cairnv1.QueryReply{AsOfSeq: v.seq, Error: rep.Error, Result: rep.Result}
+	if rep.Error == nil {
+		out.HeadCid, out.Position = head, pos
+	}
+	return out
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/cairn-graph/cairn/persistence"
+)
+
+const archiveUsage = `Usage:
+  cairn archive <graph> --before X [client flags]
+
+archive moves the graph's oldest transactions out of the hot stream into
+compressed archive objects in the object-store bucket, and then removes them
+from the stream, so that the stream stays bounded. Nothing is lost: log,
+history, diff, verify and a full replay read across archive and stream.
+
+It archives the transactions before X, but never one that no aggregate
+snapshot covers: the bound used is the lower of X and the stream sequence of
+the graph's oldest kept aggregate snapshot that checks out (its head is the
+event at its position). A graph without such a snapshot is refused (exit
+1). X is a point of the graph's history: a stream sequence (the
+transactions below it), a time (those stored at or before it) or an event
+CID (those before the transaction holding it).
+
+` + pointUsage + `
+It is safe while the graph is being written to. Progress goes to stderr;
+the result is one line, then the chain is verified across archive and
+stream:
+  graph g: archived 1200 transactions (seq < 1301) in 2 objects, 812345 bytes (301234 stored), purged 1200 messages
+  graph g: chain whole: 1500 transactions, 4500 events, head bafy... (seq 1600)
+and the exit status is 1 when the chain does not verify. --json prints one
+object:
+  {"graph":..,"asked":..,"oldest_snapshot_seq":..,"before":..,"transactions":..,
+   "objects":[{"name":..,"from_seq":..,"to_seq":..,"from_n":..,"to_n":..,
+               "transactions":..,"size":..,"stored":..}],
+   "bytes":..,"stored":..,"purged":..,"verify":{..as cairn verify --json..}}
+
+Archive flags:
+  --before X            archive the transactions before this point (required)
+  --timeout D           as for the client flags, default 10m here
+`
+
+type archiveObjectJSON struct {
+	Name         string `json:"name"`
+	FromSeq      uint64 `json:"from_seq"`
+	ToSeq        uint64 `json:"to_seq"`
+	FromN        uint64 `json:"from_n"`
+	ToN          uint64 `json:"to_n"`
+	Transactions int    `json:"transactions"`
+	Size         int64  `json:"size"`
+	Stored       int64  `json:"stored"`
+}
+
+type archiveJSON struct {
+	Graph             string              `json:"graph"`
+	Asked             uint64              `json:"asked"`
+	OldestSnapshotSeq uint64              `json:"oldest_snapshot_seq"`
+	Before            uint64              `json:"before"`
+	Transactions      int                 `json:"transactions"`
+	Objects           []archiveObjectJSON `json:"objects"`
+	Bytes             int64               `json:"bytes"`
+	Stored            int64               `json:"stored"`
+	Purged            uint64              `json:"purged"`
+	Verify            *verifyJSON         `json:"verify,omitempty"`
+}
+
+func runArchive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var beforeText string
+	r, ctx, done, err := openGraphReader(ctx, "archive", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&beforeText, "before", "", "archive the transactions before this `point`: seq, RFC 3339 time or event CID")
+		// Archiving a long history takes longer than reading it.
+		_ = fs.Lookup("timeout").Value.Set("10m")
+	})
+	if err != nil {
+		return err
+	}
+	defer done()
+	graph := r.graph
+	if beforeText == "" {
+		return &usageError{topic: "archive", err: errors.New("archive: give --before")}
+	}
+	p, err := parsePoint("--before", beforeText)
+	if err != nil {
+		return &usageError{topic: "archive", err: fmt.Errorf("archive: %w", err)}
+	}
+	res, err := (&resolver{store: r.store, graph: graph}).resolve(ctx, p)
+	if err != nil {
+		return fmt.Errorf("archive --before %s: %w", beforeText, r.timedOut(err))
+	}
+	asked := res.Seq
+	if p.isTime {
+		asked++ // the transactions stored at or before the time
+	}
+	oldest, err := r.oldestTrustedSnapshot(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	before := min(asked, oldest)
+	out := archiveJSON{Graph: graph, Asked: asked, OldestSnapshotSeq: oldest, Before: before, Objects: []archiveObjectJSON{}}
+	if before <= res.FirstSeq {
+		return fmt.Errorf("graph %s: nothing to archive before seq %d (asked seq %d, oldest aggregate snapshot seq %d, first transaction seq %d)",
+			graph, before, asked, oldest, res.FirstSeq)
+	}
+	fmt.Fprintf(stderr, "archiving graph %s: transactions below seq %d (asked %d, oldest aggregate snapshot seq %d)\n", graph, before, asked, oldest)
+	ar, err := r.store.Archive(ctx, graph, before, func(pr persistence.ArchiveProgress) {
+		fmt.Fprintf(stderr, "  %s, %s, %d bytes\n", plural(pr.Transactions, "transaction"), plural(pr.Objects, "object"), pr.Bytes)
+	})
+	if err != nil {
+		return fmt.Errorf("archive graph %s below seq %d: %w", graph, before, r.timedOut(err))
+	}
+	if ar.Before != 0 {
+		out.Before = ar.Before
+	}
+	out.Transactions, out.Purged = ar.Transactions, ar.Purged
+	for _, o := range ar.Objects {
+		out.Objects = append(out.Objects, archiveObjectJSON{
+			Name: o.Name, FromSeq: o.FromSeq, ToSeq: o.ToSeq, FromN: o.FromN, ToN: o.ToN,
+			Transactions: o.Transactions, Size: o.Size, Stored: o.Stored,
+		})
+		out.Bytes += o.Size
+		out.Stored += o.Stored
+	}
+	vr, verr := r.verifyChain(ctx)
+	vr.Snapshots = []snapshotJSON{} // the chain only
+	out.Verify = &vr
+	if r.json {
+		if err := writeJSON(stdout, out); err != nil {
+			return errors.Join(verr, err)
+		}
+		return verr
+	}
+	fmt.Fprintf(stdout, "graph %s: archived %s (seq < %d) in %s, %d bytes (%d stored), purged %s\n",
+		graph, plural(out.Transactions, "transaction"), out.Before, plural(len(out.Objects), "object"), out.Bytes, out.Stored, plural(int(out.Purged), "message"))
+	if verr != nil {
+		return fmt.Errorf("after archiving: %w", verr)
+	}
+	_, err = fmt.Fprintln(stdout, verifyLine(vr))
+	return err
+}
+
+// oldestTrustedSnapshot returns the stream sequence of the graph's oldest
+// aggregate snapshot whose head checks out against the chain. Snapshots that
+// do not check out are named on stderr and skipped.
+func (r *graphReader) oldestTrustedSnapshot(ctx context.Context, stderr io.Writer) (uint64, error) {
+	infos, err := r.snaps.List(ctx, persistence.KindAggregate, r.graph)
+	if err != nil {
+		return 0, fmt.Errorf("list aggregate snapshots of graph %s: %w", r.graph, r.timedOut(err))
+	}
+	// Newest first: try the oldest first.
+	for i := len(infos) - 1; i >= 0; i-- {
+		info := infos[i]
+		err := r.store.CheckHead(ctx, r.graph, info.Seq, persistence.Head{N: info.Position, CID: info.Head})
+		if err == nil {
+			return info.Seq, nil
+		}
+		if ctx.Err() != nil {
+			return 0, r.timedOut(ctx.Err())
+		}
+		fmt.Fprintf(stderr, "skipping aggregate snapshot seq %d position %d: %v\n", info.Seq, info.Position, err)
+	}
+	if len(infos) == 0 {
+		return 0, fmt.Errorf("graph %s has no aggregate snapshot: archive only moves transactions that a snapshot covers (the engine writes one every N events and when the graph goes idle)", r.graph)
+	}
+	return 0, fmt.Errorf("graph %s has no aggregate snapshot that checks out against its chain (%d found): nothing can be archived", r.graph, len(infos))
+}
+
+// plural counts n things.
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
