@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,6 +131,15 @@ func TestSnapshotConfigValidate(t *testing.T) {
 		{"dotted bucket", func(c *persistence.SnapshotConfig) { c.Bucket = "a.b" }},
 		{"replicas 2", func(c *persistence.SnapshotConfig) { c.Replicas = 2 }},
 		{"no timeout", func(c *persistence.SnapshotConfig) { c.OpTimeout = 0 }},
+		{"level of an archive", func(c *persistence.SnapshotConfig) {
+			c.Levels = map[persistence.SnapshotKind]zstd.EncoderLevel{"archive": zstd.SpeedFastest}
+		}},
+		{"level 0", func(c *persistence.SnapshotConfig) {
+			c.Levels = map[persistence.SnapshotKind]zstd.EncoderLevel{persistence.KindReadModel: 0}
+		}},
+		{"level 9", func(c *persistence.SnapshotConfig) {
+			c.Levels = map[persistence.SnapshotKind]zstd.EncoderLevel{persistence.KindAggregate: 9}
+		}},
 	} {
 		c := persistence.DefaultSnapshotConfig()
 		tc.edit(&c)
@@ -210,6 +220,54 @@ func TestSnapshotsRoundTrip(t *testing.T) {
 	list, err := ss.List(ctx, persistence.KindManifest, "")
 	if err != nil || len(list) != 1 || list[0].Head.Defined() || list[0].Position != 0 || list[0].Name != info.Name {
 		t.Fatalf("list manifests: %+v, %v", list, err)
+	}
+}
+
+// TestSnapshotsLevels: read models are compressed at SpeedFastest and
+// aggregates at the default level unless the config says otherwise, and Get
+// reads a snapshot whatever level wrote it.
+func TestSnapshotsLevels(t *testing.T) {
+	ctx := testCtx(t)
+	srv := natstest.Start(t)
+	open := func(levels map[persistence.SnapshotKind]zstd.EncoderLevel) *persistence.Snapshots {
+		cfg := persistence.DefaultSnapshotConfig()
+		cfg.Levels = levels
+		ss, err := persistence.OpenSnapshots(ctx, srv.JetStream(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ss
+	}
+	def := open(nil)
+	best := open(map[persistence.SnapshotKind]zstd.EncoderLevel{
+		persistence.KindReadModel: zstd.SpeedBestCompression, persistence.KindAggregate: zstd.SpeedFastest,
+	})
+	if persistence.DefaultSnapshotLevel(persistence.KindReadModel) != zstd.SpeedFastest ||
+		persistence.DefaultSnapshotLevel(persistence.KindAggregate) != zstd.SpeedDefault {
+		t.Fatal("default levels changed")
+	}
+	data := readModelLike(snapshotRand(t), 1<<20)
+	stored := map[string]int64{}
+	for _, w := range []struct {
+		name string
+		ss   *persistence.Snapshots
+	}{{"default", def}, {"best", best}} {
+		for _, kind := range []persistence.SnapshotKind{persistence.KindReadModel, persistence.KindAggregate} {
+			info, err := w.ss.Put(ctx, persistence.SnapshotInfo{Kind: kind, Graph: w.name, Seq: 1}, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored[w.name+"/"+string(kind)] = info.Stored
+			for _, r := range []*persistence.Snapshots{def, best} {
+				if got, err := r.Get(ctx, info); err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("get %s written by %s: %v", info.Name, w.name, err)
+				}
+			}
+		}
+	}
+	// Each level writes other bytes: the fastest the most.
+	if !(stored["default/readmodel"] > stored["default/aggregate"] && stored["best/aggregate"] > stored["best/readmodel"]) {
+		t.Errorf("stored sizes %v: the levels are not the ones configured", stored)
 	}
 }
 
@@ -529,5 +587,86 @@ func TestSnapshotsUnavailable(t *testing.T) {
 		if !errors.Is(err, persistence.ErrUnavailable) {
 			t.Errorf("%s on a stopped server: %v, want ErrUnavailable", what, err)
 		}
+	}
+}
+
+// TestSnapshotsListConcurrent lists while other goroutines put, delete and
+// prune snapshots in the same bucket (graph grains list on activation while
+// others snapshot): every List must return, with exactly the snapshots of
+// the graph nobody touches. Run it with -race and -count. Listing with a
+// consumer until the server said nothing was pending hung here until its
+// deadline in about one run in three.
+func TestSnapshotsListConcurrent(t *testing.T) {
+	const lists, fillers = 100, 100
+	ctx := t.Context()
+	ss, _ := openSnapshots(t)
+	for seq := uint64(1); seq <= 3; seq++ {
+		mustPut(t, ctx, ss, persistence.KindAggregate, "still", seq, []byte("state"))
+	}
+	// Other objects, so that a listing takes a while.
+	for i := range fillers {
+		mustPut(t, ctx, ss, persistence.KindReadModel, fmt.Sprintf("filler%03d", i), 1, []byte("state"))
+	}
+	wctx, stop := context.WithCancel(ctx)
+	errs := make(chan error, 3)
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			graph := fmt.Sprintf("busy%d", w)
+			for seq := uint64(1); wctx.Err() == nil; seq++ {
+				info := persistence.SnapshotInfo{Kind: persistence.KindAggregate, Graph: graph, Seq: seq}
+				_, err := ss.Put(wctx, info, []byte("state"))
+				switch {
+				case err != nil:
+				case w == 0:
+					err = ss.Delete(wctx, info)
+				case w == 1:
+					_, err = ss.Prune(wctx, persistence.KindAggregate, graph, 1)
+				case seq%2 == 0: // a put replaces the object, then it goes
+					if _, err = ss.Put(wctx, info, []byte("again")); err == nil {
+						err = ss.Delete(wctx, info)
+					}
+				}
+				if err != nil && wctx.Err() == nil {
+					errs <- fmt.Errorf("%s@%d: %w", graph, seq, err)
+					return
+				}
+			}
+		})
+	}
+	defer wg.Wait()
+	defer stop()
+	var slowest time.Duration
+	for i := range lists {
+		// A hang shows as this deadline.
+		lctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		graph := "still"
+		if i%2 == 1 {
+			graph = ""
+		}
+		start := time.Now()
+		list, err := ss.List(lctx, persistence.KindAggregate, graph)
+		took := time.Since(start)
+		cancel()
+		if err != nil {
+			t.Fatalf("list %d (%q) while others write: %v after %v", i, graph, err, took)
+		}
+		slowest = max(slowest, took)
+		var still []string
+		for _, l := range list {
+			if l.Graph == "still" {
+				still = append(still, names([]persistence.SnapshotInfo{l})...)
+			}
+		}
+		if want := []string{"still@3", "still@2", "still@1"}; !slices.Equal(still, want) {
+			t.Fatalf("list %d (%q): %v, want %v", i, graph, still, want)
+		}
+	}
+	stop()
+	wg.Wait()
+	t.Logf("%d lists, the slowest took %v", lists, slowest)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
