@@ -19,6 +19,10 @@ type State struct {
 	nodes    map[string]*nodeState
 	edges    map[string]*edgeState
 	comps    interner
+	// epoch counts the captures taken of the state (captureState): a
+	// node's edge list allocated in an earlier epoch may be shared with a
+	// capture, and is copied before it is changed in place.
+	epoch uint64
 
 	// undo, when not nil, records how to revert each change Apply makes, so
 	// that a speculative batch can be rolled back.
@@ -27,11 +31,59 @@ type State struct {
 }
 
 // nodeState is modified in place; its comps and categories slices are
-// replaced, never modified (snapshots share them), its edges list is.
+// replaced, never modified (snapshots share them). Its edges list is
+// appended to in place, which a capture holding a shorter view of it never
+// sees, and otherwise changed in place only when it was allocated since the
+// last capture (own == State.epoch); else it is copied first (ownEdges).
 type nodeState struct {
 	comps      []*cairnv1.Component // interned, at most one per type
 	categories []string
 	edges      []string // ids of edges that start or end here
+	own        uint64   // the epoch edges' array was allocated in
+}
+
+// addEdge appends id to n's edges.
+func (s *State) addEdge(n *nodeState, id string) {
+	if len(n.edges) == cap(n.edges) { // append allocates a fresh array
+		n.own = s.epoch
+	}
+	n.edges = append(n.edges, id)
+}
+
+// ownEdges makes n's edge list private to the state, copying it when a
+// capture may share it.
+func (s *State) ownEdges(n *nodeState) {
+	if n.own != s.epoch {
+		n.edges = append(make([]string, 0, len(n.edges)+1), n.edges...)
+		n.own = s.epoch
+	}
+}
+
+// removeEdge removes id from n's edges by moving the last one into its
+// place, and returns where it was (-1: not listed).
+func (s *State) removeEdge(n *nodeState, id string) int {
+	i := slices.Index(n.edges, id)
+	if i < 0 {
+		return -1
+	}
+	s.ownEdges(n)
+	n.edges[i] = n.edges[len(n.edges)-1]
+	n.edges = n.edges[:len(n.edges)-1]
+	return i
+}
+
+// unremoveEdge undoes removeEdge(n, id) that found id at index i.
+func (s *State) unremoveEdge(n *nodeState, i int, id string) {
+	if i < 0 {
+		return
+	}
+	if i == len(n.edges) {
+		s.addEdge(n, id)
+		return
+	}
+	s.ownEdges(n)
+	n.edges = append(n.edges, n.edges[i])
+	n.edges[i] = id
 }
 
 // edgeState is never modified once its edge is added (snapshots share it).
@@ -206,15 +258,15 @@ func Apply(s *State, ev *cairnv1.Event) error {
 		}
 		e := &edgeState{source: ea.GetSource(), target: ea.GetTarget(), typ: ea.GetEdgeType(), comps: s.comps.internAll(ea.GetComponents())}
 		s.edges[id] = e
-		src.edges = append(src.edges, id)
+		s.addEdge(src, id)
 		if dst != src {
-			dst.edges = append(dst.edges, id)
+			s.addEdge(dst, id)
 		}
 		s.record(func() {
 			delete(s.edges, id)
 			s.comps.releaseAll(e.comps)
-			src.edges = removeString(src.edges, id)
-			dst.edges = removeString(dst.edges, id)
+			s.removeEdge(src, id)
+			s.removeEdge(dst, id)
 		})
 	case *cairnv1.Event_EdgeRemoved:
 		id := k.EdgeRemoved.GetEdgeId()
@@ -225,12 +277,10 @@ func Apply(s *State, ev *cairnv1.Event) error {
 		src, dst := s.nodes[e.source], s.nodes[e.target]
 		delete(s.edges, id)
 		s.comps.releaseAll(e.comps)
-		i := slices.Index(src.edges, id)
-		src.edges = removeString(src.edges, id)
+		i := s.removeEdge(src, id)
 		j := -1
 		if dst != src {
-			j = slices.Index(dst.edges, id)
-			dst.edges = removeString(dst.edges, id)
+			j = s.removeEdge(dst, id)
 		}
 		// Undo puts the edge back where it was, so that a rolled-back
 		// batch leaves each node's edges in the order a replay of the
@@ -240,9 +290,9 @@ func Apply(s *State, ev *cairnv1.Event) error {
 			s.edges[id] = e
 			s.comps.restoreAll(e.comps)
 			if j >= 0 {
-				dst.edges = unremoveString(dst.edges, j, id)
+				s.unremoveEdge(dst, j, id)
 			}
-			src.edges = unremoveString(src.edges, i, id)
+			s.unremoveEdge(src, i, id)
 		})
 	default:
 		return fmt.Errorf("apply: event has no kind")
@@ -259,28 +309,6 @@ func hasType(cs []*cairnv1.Component, typ string) bool {
 	return false
 }
 
-// unremoveString undoes removeString(ss, s) that found s at index i.
-func unremoveString(ss []string, i int, s string) []string {
-	if i < 0 {
-		return ss
-	}
-	if i == len(ss) {
-		return append(ss, s)
-	}
-	ss = append(ss, ss[i])
-	ss[i] = s
-	return ss
-}
-
-// removeString removes s from ss by moving the last element into its place.
-func removeString(ss []string, s string) []string {
-	if i := slices.Index(ss, s); i >= 0 {
-		ss[i] = ss[len(ss)-1]
-		return ss[:len(ss)-1]
-	}
-	return ss
-}
-
 // interner stores each distinct component once (flyweight) with a reference
 // count, and frees it when the last holder lets go.
 type interner struct {
@@ -295,11 +323,24 @@ type internedComponent struct {
 }
 
 func (in *interner) intern(c *cairnv1.Component) *cairnv1.Component {
-	k := componentKey{c.GetType(), string(c.GetValue())}
-	if e, ok := in.m[k]; ok {
+	// The lookup key does not escape: no copy of the value is made for it.
+	if e, ok := in.m[componentKey{c.GetType(), string(c.GetValue())}]; ok {
 		e.refs++
 		return e.c
 	}
+	k := componentKey{c.GetType(), string(c.GetValue())}
+	shared := &cairnv1.Component{Type: k.typ, Value: []byte(k.value)}
+	in.m[k] = &internedComponent{c: shared, refs: 1}
+	return shared
+}
+
+// internBytes interns the component of type typ and value value.
+func (in *interner) internBytes(typ, value []byte) *cairnv1.Component {
+	if e, ok := in.m[componentKey{string(typ), string(value)}]; ok {
+		e.refs++
+		return e.c
+	}
+	k := componentKey{string(typ), string(value)}
 	shared := &cairnv1.Component{Type: k.typ, Value: []byte(k.value)}
 	in.m[k] = &internedComponent{c: shared, refs: 1}
 	return shared

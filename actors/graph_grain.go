@@ -366,11 +366,17 @@ func (g *graphGrain) fromSnapshot(info persistence.SnapshotInfo) error {
 	return nil
 }
 
-// maybeSnapshot snapshots the state when SnapshotEvery events were applied
-// since the last snapshot and no snapshot write is in flight. It must only
-// run with no batch in flight: the state then holds exactly lastSeq.
+// snapshotDue reports whether enough events were applied since the last
+// snapshot: GrainConfig.SnapshotInterval of the state's size.
+func (g *graphGrain) snapshotDue() bool {
+	return g.sinceSnap >= g.cfg.SnapshotInterval(g.state.NodeCount()+g.state.EdgeCount())
+}
+
+// maybeSnapshot snapshots the state when snapshotDue and no snapshot write
+// is in flight. It must only run with no batch in flight: the state then
+// holds exactly lastSeq.
 func (g *graphGrain) maybeSnapshot() {
-	if g.cfg.Snapshots == nil || !g.loaded || g.inflight != nil || g.sinceSnap < g.cfg.SnapshotEvery || g.lastSeq == 0 {
+	if g.cfg.Snapshots == nil || !g.loaded || g.inflight != nil || g.lastSeq == 0 || !g.snapshotDue() {
 		return
 	}
 	if g.snapWrite != nil {
@@ -380,7 +386,7 @@ func (g *graphGrain) maybeSnapshot() {
 		default:
 			return // the next batch tries again
 		}
-		if g.sinceSnap < g.cfg.SnapshotEvery {
+		if !g.snapshotDue() {
 			return
 		}
 	}
@@ -439,7 +445,7 @@ func (g *graphGrain) writeSnapshot(info persistence.SnapshotInfo, capture *state
 		g.log.LogAttrs(context.Background(), slog.LevelWarn, what, slog.Uint64("seq", info.Seq), slog.String("err", err.Error()))
 		return err
 	}
-	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(capture.encode())
+	data, err := capture.marshal()
 	if err != nil {
 		return fail("snapshot marshal failed", err)
 	}

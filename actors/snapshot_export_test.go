@@ -41,8 +41,15 @@ func RecentList(max int, replies []*cairnv1.CommandReply) []*cairnv1.CommandRepl
 	return w.recentList()
 }
 
-// CaptureState is the part of EncodeState a grain blocks for; the function
-// it returns does the rest.
-func CaptureState(s *State, recent []*cairnv1.CommandReply) func() *cairnv1.GraphSnapshot {
-	return captureState(s, recent).encode
+// CaptureState is the part of a snapshot a grain blocks for; the function
+// it returns does the rest, as the grain does on another goroutine: the
+// snapshot's bytes.
+func CaptureState(s *State, recent []*cairnv1.CommandReply) func() ([]byte, error) {
+	return captureState(s, recent).marshal
+}
+
+// MarshalState is what a grain stores for a snapshot of s: the capture
+// marshalled straight to bytes.
+func MarshalState(s *State, recent []*cairnv1.CommandReply) ([]byte, error) {
+	return captureState(s, recent).marshal()
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/actors"
@@ -149,12 +150,18 @@ func TestResultWindowExport(t *testing.T) {
 }
 
 // validSnapshot is a small consistent snapshot the table test breaks.
-func validSnapshot(t *testing.T) *cairnv1.GraphSnapshot {
+func validSnapshot(t testing.TB) *cairnv1.GraphSnapshot {
 	t.Helper()
 	s := actors.NewState("g")
-	mustDecide(t, s, envelope("g", "c1", createGraph()))
-	mustDecide(t, s, envelope("g", "c2", addNode("a", comp("color", "red")), addNodeCats("b", "lib"), addNode("c", comp("color", "red"))))
-	mustDecide(t, s, envelope("g", "c3", connect("ab", "a", "b", comp("w", "1")), connect("bc", "b", "c"), connect("cc", "c", "c")))
+	for _, env := range []*cairnv1.CommandEnvelope{
+		envelope("g", "c1", createGraph()),
+		envelope("g", "c2", addNode("a", comp("color", "red")), addNodeCats("b", "lib"), addNode("c", comp("color", "red"))),
+		envelope("g", "c3", connect("ab", "a", "b", comp("w", "1")), connect("bc", "b", "c"), connect("cc", "c", "c")),
+	} {
+		if _, err := actors.DecideEnvelope(s, env); err != nil {
+			t.Fatalf("decide %s: %v", env.GetCommandId(), err)
+		}
+	}
 	recent := []*cairnv1.CommandReply{{CommandId: "c1", Seq: 1, Position: 1}, {CommandId: "c2", Seq: 2, Position: 4}, {CommandId: "c3", Seq: 3, Position: 7}}
 	var snap cairnv1.GraphSnapshot
 	if err := proto.Unmarshal(marshalSnap(t, actors.EncodeState(s, recent)), &snap); err != nil {
@@ -233,6 +240,109 @@ func FuzzDecodeState(f *testing.F) {
 			t.Fatal("an accepted snapshot does not survive a round trip")
 		}
 	})
+}
+
+// UnmarshalState reads the wire bytes itself: whatever bytes it is given,
+// it never panics, and it decides as it does on the canonical encoding of
+// what proto.Unmarshal reads from them (unknown fields, fields repeated,
+// unpacked lists, wrong wire types), refusing bytes proto.Unmarshal
+// refuses.
+func FuzzUnmarshalState(f *testing.F) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 8 {
+		s, recent := randomState(r, "g", 30)
+		f.Add(marshalSnap(f, actors.EncodeState(s, recent)))
+	}
+	f.Add(unpackedSnapshot(f))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, recent, err := actors.UnmarshalState(data)
+		var snap cairnv1.GraphSnapshot
+		if proto.Unmarshal(data, &snap) != nil {
+			if err == nil {
+				t.Fatal("accepted bytes proto.Unmarshal refuses")
+			}
+			return
+		}
+		canon, cerr := proto.Marshal(&snap)
+		if cerr != nil {
+			t.Fatal(cerr)
+		}
+		s2, recent2, err2 := actors.UnmarshalState(canon)
+		if (err == nil) != (err2 == nil) {
+			t.Fatalf("bytes: %v; their canonical encoding: %v", err, err2)
+		}
+		if err == nil && !bytes.Equal(marshalSnap(t, actors.EncodeState(s, recent)), marshalSnap(t, actors.EncodeState(s2, recent2))) {
+			t.Fatal("bytes and their canonical encoding decode to different states")
+		}
+	})
+}
+
+// unpackedSnapshot is validSnapshot's encoding with its nodes' edge lists
+// unpacked, an unknown field in every node and at the top, and the last
+// node's id written twice (the last one counts).
+func unpackedSnapshot(t testing.TB) []byte {
+	var snap cairnv1.GraphSnapshot
+	if err := proto.Unmarshal(validSnapshotBytes(t), &snap); err != nil {
+		t.Fatal(err)
+	}
+	nodes := snap.Nodes
+	snap.Nodes = nil
+	out := protowire.AppendTag(marshalSnap(t, &snap), 99, protowire.VarintType)
+	out = protowire.AppendVarint(out, 7)
+	for i, sn := range nodes {
+		edges := sn.Edges
+		sn.Edges = nil
+		b, err := proto.Marshal(sn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == len(nodes)-1 {
+			b = append(protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "zz-overwritten"), b...)
+		}
+		for _, e := range edges {
+			b = protowire.AppendVarint(protowire.AppendTag(b, 4, protowire.VarintType), uint64(e))
+		}
+		b = protowire.AppendVarint(protowire.AppendTag(b, 42, protowire.VarintType), 1)
+		out = protowire.AppendBytes(protowire.AppendTag(out, 6, protowire.BytesType), b)
+	}
+	return out
+}
+
+func TestUnmarshalStateWireForms(t *testing.T) {
+	want, wantRecent, err := actors.UnmarshalState(validSnapshotBytes(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, gotRecent, err := actors.UnmarshalState(unpackedSnapshot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(marshalSnap(t, actors.EncodeState(got, gotRecent)), marshalSnap(t, actors.EncodeState(want, wantRecent))) {
+		t.Fatal("unpacked lists, unknown fields or a repeated id decode to another state")
+	}
+	// Bytes in a bigger buffer, with room before and after them.
+	valid := validSnapshotBytes(t)
+	buf := make([]byte, 7+len(valid), 7+len(valid)+100)
+	copy(buf[7:], valid)
+	inside, insideRecent, err := actors.UnmarshalState(buf[7:])
+	if err != nil || !bytes.Equal(marshalSnap(t, actors.EncodeState(inside, insideRecent)), marshalSnap(t, actors.EncodeState(want, wantRecent))) {
+		t.Fatalf("bytes inside a bigger buffer: %v, or another state", err)
+	}
+	if _, _, err := actors.UnmarshalState([]byte{0x32, 0x05, 0x0a}); !errors.Is(err, actors.ErrInvalidSnapshot) {
+		t.Fatalf("truncated bytes: err = %v, want ErrInvalidSnapshot", err)
+	}
+	bad := validSnapshotBytes(t)
+	i := bytes.Index(bad, []byte("ab"))
+	bad[i] = 0xff // not UTF-8
+	if _, _, err := actors.UnmarshalState(bad); !errors.Is(err, actors.ErrInvalidSnapshot) || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("invalid UTF-8: err = %v, want ErrInvalidSnapshot", err)
+	}
+}
+
+func validSnapshotBytes(t testing.TB) []byte {
+	t.Helper()
+	return marshalSnap(t, validSnapshot(t))
 }
 
 // snapWorld is an embedded server with the event store and the snapshot
@@ -348,8 +458,9 @@ func TestSnapshotRecoveryMatchesReplay(t *testing.T) {
 	w := newSnapWorld(t)
 	snaps := &gate{Snapshots: w.snaps}
 	every := 1 + r.IntN(50)
-	t.Logf("snapshot every %d events", every)
 	cfg := snapGrains(snaps, every)
+	cfg.SnapshotSizeDivisor = 1 + r.IntN(8) // intervals that grow with the state
+	t.Logf("snapshot every max(%d, items/%d) events", every, cfg.SnapshotSizeDivisor)
 	cfg.SnapshotKeep = 1 + r.IntN(3)
 	const graph = "prop"
 	accepted := map[string]*cairnv1.CommandReply{}
@@ -669,5 +780,174 @@ func TestRollbackKeepsEdgeOrder(t *testing.T) {
 	s.Commit()
 	if !bytes.Equal(marshalSnap(t, actors.EncodeState(s, nil)), before) {
 		t.Fatal("the rolled-back state differs from the state before the batch")
+	}
+}
+
+// A capture shares the state's edge lists, which the state goes on
+// changing (edges added and removed, batches rolled back): what it encodes
+// later is still the state as it was when captured, and so is a second
+// capture taken in between. States decoded from a snapshot (whose lists are
+// carved from one slab) behave the same.
+func TestCaptureIsolatedFromLaterChanges(t *testing.T) {
+	seed := testSeed(t)
+	r := rand.New(rand.NewPCG(seed, seed^0xca9))
+	for round := range 20 {
+		s, _ := randomState(r, "g", 200+r.IntN(200))
+		if round%2 == 1 {
+			s, _ = roundTrip(t, s, nil)
+		}
+		gen := generator{r: r}
+		want := []byte(nil)
+		var rest func() ([]byte, error)
+		k := 0
+		var wantLater []byte
+		var restLater func() ([]byte, error)
+		for step := range 3 {
+			switch step {
+			case 0:
+				want, rest = marshalSnap(t, actors.EncodeState(s, nil)), actors.CaptureState(s, nil)
+			case 1:
+				wantLater, restLater = marshalSnap(t, actors.EncodeState(s, nil)), actors.CaptureState(s, nil)
+			}
+			for range 50 + r.IntN(100) {
+				env := &cairnv1.CommandEnvelope{GraphId: "g", CommandId: fmt.Sprint("m", k)}
+				k++
+				for range 1 + r.IntN(4) {
+					env.Commands = append(env.Commands, gen.command(r.IntN(4) == 0).cmd)
+				}
+				if actors.ValidateEnvelope(env) != nil {
+					continue
+				}
+				s.Begin()
+				_, err := actors.DecideEnvelope(s, env)
+				if err == nil && r.IntN(3) == 0 {
+					s.Rollback(0)
+				}
+				s.Commit()
+			}
+		}
+		if got, err := rest(); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("seed %d round %d: the first capture changed with the state", seed, round)
+		}
+		if got, err := restLater(); err != nil || !bytes.Equal(got, wantLater) {
+			t.Fatalf("seed %d round %d: the second capture changed with the state", seed, round)
+		}
+	}
+}
+
+// The snapshot interval is SnapshotEvery for states of up to SnapshotEvery
+// × SnapshotSizeDivisor nodes and edges, and grows with the state beyond.
+func TestSnapshotInterval(t *testing.T) {
+	cfg := actors.DefaultGrainConfig()
+	if cfg.SnapshotEvery != 1000 || cfg.SnapshotSizeDivisor != 4 {
+		t.Fatalf("defaults: every %d, divisor %d", cfg.SnapshotEvery, cfg.SnapshotSizeDivisor)
+	}
+	for _, tc := range []struct{ items, want int }{
+		{0, 1000}, {1, 1000}, {3999, 1000}, {4000, 1000}, {4004, 1001}, {100_000, 25_000}, {4_000_000, 1_000_000},
+	} {
+		if got := cfg.SnapshotInterval(tc.items); got != tc.want {
+			t.Errorf("interval of %d items = %d, want %d", tc.items, got, tc.want)
+		}
+	}
+	cfg.SnapshotSizeDivisor = 0
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "divisor") {
+		t.Fatalf("a zero divisor: err = %v", err)
+	}
+}
+
+// A grain writes its snapshots at the interval of its state's size: every
+// SnapshotEvery events while it is small, less often once it holds more
+// nodes and edges than SnapshotEvery × SnapshotSizeDivisor.
+func TestGrainSnapshotCadence(t *testing.T) {
+	w := newSnapWorld(t)
+	const graph = "cad"
+	cfg := snapGrains(w.snaps, 10)
+	cfg.SnapshotSizeDivisor = 1
+	m := startMember(t, w.store, cfg)
+	k := 0
+	exec := func(cmd *cairnv1.Command) {
+		m.mustExec(envelope(graph, fmt.Sprint("c", k), cmd))
+		k++
+	}
+	positions := func() []uint64 {
+		infos, err := w.snaps.List(context.Background(), persistence.KindAggregate, graph)
+		if err != nil {
+			t.Fatalf("list: %v", err)
+		}
+		var out []uint64
+		for _, info := range infos {
+			out = append(out, info.Position)
+		}
+		return out
+	}
+	written := func(n uint64) {
+		eventually(t, fmt.Sprint(n, " snapshots written"), 10*time.Second, func() bool { return m.grains.SnapshotsWritten() >= n })
+	}
+	// Small: 9 nodes, a snapshot after the 10th event.
+	exec(createGraph())
+	for i := range 9 {
+		exec(addNode(fmt.Sprint("n", i)))
+	}
+	written(1)
+	if got := positions(); !slices.Equal(got, []uint64{10}) {
+		t.Fatalf("snapshots at positions %v, want [10]", got)
+	}
+	// 20 nodes: from now on an interval of 20 events, not 10.
+	for i := 9; i < 20; i++ {
+		exec(addNode(fmt.Sprint("n", i)))
+	}
+	for i := 0; k < 30; i++ { // positions 22 to 30
+		exec(setComps(fmt.Sprint("n", i), comp("k", fmt.Sprint(i))))
+	}
+	written(2)
+	if got := positions(); !slices.Equal(got, []uint64{30, 10}) {
+		t.Fatalf("snapshots at positions %v, want [30 10]", got)
+	}
+	if n := m.grains.SnapshotsWritten(); n != 2 {
+		t.Fatalf("%d snapshots written, want 2", n)
+	}
+}
+
+// The bytes a grain writes for a snapshot, marshalled straight from its
+// capture, are the deterministic encoding of EncodeState's message.
+func TestMarshalStateMatchesProto(t *testing.T) {
+	seed := testSeed(t)
+	r := rand.New(rand.NewPCG(seed, seed^0x3a5))
+	states := []func() (*actors.State, []*cairnv1.CommandReply){
+		func() (*actors.State, []*cairnv1.CommandReply) { return actors.NewState("empty"), nil },
+		func() (*actors.State, []*cairnv1.CommandReply) {
+			s, rec, err := actors.DecodeState(validSnapshot(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s, rec
+		},
+	}
+	states = append(states, func() (*actors.State, []*cairnv1.CommandReply) {
+		s := actors.NewState("meta")
+		create := &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphType: "t",
+			Metadata: map[string]string{"b": "2", "a": "1", "c": ""}}}}
+		for _, env := range []*cairnv1.CommandEnvelope{
+			envelope("meta", "c1", create, addNode("x", comp("empty", ""), comp("k", "v")), addNode("y"), connect("xy", "x", "y")),
+			envelope("meta", "c2", deleteGraph()),
+		} {
+			if _, err := actors.DecideEnvelope(s, env); err != nil {
+				t.Fatalf("decide %s: %v", env.GetCommandId(), err)
+			}
+		}
+		return s, []*cairnv1.CommandReply{{CommandId: "c1", Seq: 1, Position: 5}}
+	})
+	for range 20 {
+		states = append(states, func() (*actors.State, []*cairnv1.CommandReply) { return randomState(r, "g", 50+r.IntN(300)) })
+	}
+	for i, mk := range states {
+		s, recent := mk()
+		got, err := actors.MarshalState(s, recent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := marshalSnap(t, actors.EncodeState(s, recent)); !bytes.Equal(got, want) {
+			t.Fatalf("seed %d state %d: %d bytes marshalled from the capture differ from the %d of proto", seed, i, len(got), len(want))
+		}
 	}
 }
