@@ -47,6 +47,22 @@ const ManifestFormat = 1
 // snapshotRoundTimeout bounds one snapshot round (its stores and manifest).
 const snapshotRoundTimeout = 5 * time.Minute
 
+// snapshotBufferMin is the smallest snapshot buffer a graph keeps for its
+// next round: below it, a fresh buffer costs little.
+const snapshotBufferMin = 1 << 20
+
+// spareBuffer returns an empty buffer of capacity n whose pages are
+// already mapped, so that the shard that encodes into it does not take
+// their page faults: the store goroutine makes it when a graph's snapshot
+// outgrew its buffer (or had none), with room for the graph to grow.
+func spareBuffer(n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i < n; i += 4096 {
+		b[i] = 0
+	}
+	return b[:0]
+}
+
 // prefixTimeout bounds a shard's read of a graph's archived prefix.
 const prefixTimeout = 5 * time.Minute
 
@@ -210,8 +226,11 @@ type (
 	// snapshotMarker asks the shard to snapshot its graphs for round.
 	snapshotMarker struct{ round *snapRound }
 	// snapshotsStored says which snapshots of the shard's graphs were
-	// stored.
-	snapshotsStored struct{ infos []persistence.SnapshotInfo }
+	// stored, and hands back the large buffers they were encoded into.
+	snapshotsStored struct {
+		infos []persistence.SnapshotInfo
+		bufs  map[string][]byte
+	}
 	// restoreGraphs hands the shard its restored read models.
 	restoreGraphs struct {
 		seq     uint64
@@ -267,6 +286,7 @@ func (a *shardActor) snapshot(r *snapRound) {
 	type pending struct {
 		info persistence.SnapshotInfo
 		data []byte
+		fits bool // encoded into the graph's buffer, not a new one
 	}
 	start := time.Now()
 	var part roundPart
@@ -280,15 +300,29 @@ func (a *shardActor) snapshot(r *snapRound) {
 		default:
 			info := persistence.SnapshotInfo{Kind: persistence.KindReadModel, Graph: id, Seq: e.g.AsOf(), Position: e.head.N, Head: e.head.CID,
 				Format: readmodel.SnapshotFormat}
-			todo = append(todo, pending{info: info, data: e.g.AppendSnapshot(nil)})
+			data := e.g.AppendSnapshot(e.snapBuf[:0])
+			todo = append(todo, pending{info: info, data: data, fits: cap(e.snapBuf) > 0 && cap(data) == cap(e.snapBuf)})
+			e.snapBuf = nil // the store's until it hands it back
 		}
 	}
 	part.block = time.Since(start)
 	snaps, pid := a.p.cfg.Snapshots, a.shard.pid
 	go func() {
 		var stored []persistence.SnapshotInfo
+		var bufs map[string][]byte
 		for _, t := range todo {
 			info, err := snaps.Put(r.ctx, t.info, t.data)
+			// Put keeps no reference to the data once it returns.
+			if a.p.cfg.KeepSnapshotBuffers && cap(t.data) >= snapshotBufferMin {
+				if bufs == nil {
+					bufs = map[string][]byte{}
+				}
+				buf := t.data
+				if !t.fits {
+					buf = spareBuffer(cap(t.data) + cap(t.data)/4)
+				}
+				bufs[t.info.Graph] = buf
+			}
 			if err != nil {
 				part.err = errors.Join(part.err, fmt.Errorf("store the read-model snapshot of graph %s at seq %d: %w", t.info.Graph, t.info.Seq, err))
 				continue
@@ -301,8 +335,8 @@ func (a *shardActor) snapshot(r *snapRound) {
 			part.written++
 			part.bytes += int64(len(t.data))
 		}
-		if len(stored) > 0 {
-			a.p.root.Send(pid, &snapshotsStored{infos: stored})
+		if len(stored) > 0 || len(bufs) > 0 {
+			a.p.root.Send(pid, &snapshotsStored{infos: stored, bufs: bufs})
 		}
 		r.parts <- part
 	}()
@@ -594,14 +628,43 @@ func (p *Projections) loadManifest(ctx context.Context, info persistence.Snapsho
 // its graph and sequence match info and, with a Store, the event store
 // confirms that the graph's transaction at info.Seq ends with info's head.
 func (p *Projections) loadReadModel(ctx context.Context, info persistence.SnapshotInfo) (*readmodel.Graph, error) {
+	data, err := p.fetchReadModel(ctx, info)
+	if err != nil {
+		return nil, err
+	}
+	return p.decodeReadModel(info, data)
+}
+
+// fetchReadModel fetches one read-model snapshot's payload and, with a
+// Store, has the event store confirm meanwhile that the graph's transaction
+// at info.Seq ends with info's head.
+func (p *Projections) fetchReadModel(ctx context.Context, info persistence.SnapshotInfo) ([]byte, error) {
 	if info.Format != readmodel.SnapshotFormat {
 		return nil, fmt.Errorf("read-model snapshot %s of graph %s: unknown format %d (this engine reads %d)",
 			info.Name, info.Graph, info.Format, readmodel.SnapshotFormat)
 	}
+	var headErr error
+	var wg sync.WaitGroup
+	if st := p.cfg.Store; st != nil {
+		wg.Go(func() {
+			headErr = st.CheckHead(ctx, info.Graph, info.Seq, persistence.Head{N: info.Position, CID: info.Head})
+		})
+	}
 	data, err := p.cfg.Snapshots.Get(ctx, info)
+	wg.Wait()
 	if err != nil {
 		return nil, fmt.Errorf("read-model snapshot %s of graph %s: %w", info.Name, info.Graph, err)
 	}
+	if headErr != nil {
+		return nil, fmt.Errorf("read-model snapshot %s of graph %s: head (position %d) not confirmed by the event store: %w",
+			info.Name, info.Graph, info.Position, headErr)
+	}
+	return data, nil
+}
+
+// decodeReadModel decodes a read-model snapshot's payload and checks that
+// it holds info's graph as of info.Seq. data is not retained.
+func (p *Projections) decodeReadModel(info persistence.SnapshotInfo, data []byte) (*readmodel.Graph, error) {
 	g, err := readmodel.LoadSnapshot(data, p.cfg.ReadModel)
 	if err != nil {
 		return nil, fmt.Errorf("read-model snapshot %s of graph %s: %w", info.Name, info.Graph, err)
@@ -609,12 +672,6 @@ func (p *Projections) loadReadModel(ctx context.Context, info persistence.Snapsh
 	if g.ID() != info.Graph || g.AsOf() != info.Seq {
 		return nil, fmt.Errorf("read-model snapshot %s holds graph %s as of seq %d, not graph %s as of seq %d",
 			info.Name, g.ID(), g.AsOf(), info.Graph, info.Seq)
-	}
-	if st := p.cfg.Store; st != nil {
-		if err := st.CheckHead(ctx, info.Graph, info.Seq, persistence.Head{N: info.Position, CID: info.Head}); err != nil {
-			return nil, fmt.Errorf("read-model snapshot %s of graph %s: head (position %d) not confirmed by the event store: %w",
-				info.Name, info.Graph, info.Position, err)
-		}
 	}
 	return g, nil
 }

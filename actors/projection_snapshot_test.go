@@ -251,6 +251,8 @@ type snapEnv struct {
 	srv   *natstest.Server
 	store *persistence.Store
 	snaps *persistence.Snapshots
+	// keepBuffers sets ProjectionConfig.KeepSnapshotBuffers.
+	keepBuffers bool
 }
 
 func newSnapEnv(t *testing.T) *snapEnv {
@@ -275,7 +277,7 @@ func (env *snapEnv) open(t *testing.T, shards, every int, seq uint64) *actors.Pr
 	system := quietSystem()
 	t.Cleanup(system.Shutdown)
 	cfg := actors.DefaultProjectionConfig()
-	cfg.Shards, cfg.Store = shards, env.store
+	cfg.Shards, cfg.Store, cfg.KeepSnapshotBuffers = shards, env.store, env.keepBuffers
 	if every > 0 {
 		cfg.Snapshots, cfg.SnapshotEvery, cfg.SnapshotKeep = env.snaps, every, 3
 	}
@@ -367,6 +369,46 @@ func TestProjectionSnapshotRestart(t *testing.T) {
 	}
 	if len(ms) > 3 {
 		t.Fatalf("%d manifests kept, want at most 3", len(ms))
+	}
+}
+
+// TestProjectionSnapshotReusedBuffer: with KeepSnapshotBuffers, the rounds after the first encode a
+// large graph (its snapshot over a megabyte) into the buffer of its
+// previous round; what they store restores to what a rebuild holds.
+func TestProjectionSnapshotReusedBuffer(t *testing.T) {
+	env := newSnapEnv(t)
+	env.keepBuffers = true
+	cfg := graphgen.Big().Scaled(12_000)
+	var events []*cairnv1.Event
+	if err := cfg.Generate(func(evs []*cairnv1.Event) error { events = append(events, evs...); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	chain, churn := graphgen.NewChain(cfg.Graph), cfg.Churn(3)
+	last := appendAll(t, env.store, chain, cfg.Graph, 0, events, 1000)
+	p := env.open(t, 2, 2000, last)
+	for i := range 3 {
+		rounds := p.Health().Snapshots.Rounds
+		last = appendAll(t, env.store, chain, cfg.Graph, last, churn.Next(2500), 500)
+		waitApplied(t, p, last)
+		eventually(t, fmt.Sprintf("snapshot round %d after the catch-up", i+1), 30*time.Second, func() bool { return p.Health().Snapshots.Rounds > rounds })
+	}
+	last = appendAll(t, env.store, chain, cfg.Graph, last, churn.Next(300), 100)
+	waitApplied(t, p, last)
+	closeProjections(t, p)
+	if hs := p.Health().Snapshots; hs.LastSeq != last || hs.LastBytes < 1<<20 {
+		t.Fatalf("after close: %+v, want the last round at seq %d and over a megabyte", hs, last)
+	}
+	restored := env.open(t, 1, 2000, last)
+	if hs := restored.Health().Snapshots; hs.RestoredSeq != last || hs.Fallbacks != 0 {
+		t.Fatalf("restart: %+v, want seq %d restored with no fallback", hs, last)
+	}
+	fresh := env.open(t, 1, 0, last)
+	ctx := context.Background()
+	for _, req := range probes(cfg.Graph) {
+		a, b := restored.Query(ctx, req), fresh.Query(ctx, req)
+		if ca, cb := canon(a), canon(b); ca != cb {
+			t.Fatalf("query %v:\nrestored %v\nrebuilt  %v", req.GetQuery(), a, b)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -28,7 +29,10 @@ import (
 // newest trusted read-model snapshot at or before the point, else an empty
 // graph) plus the graph's transactions after it, read from the event store.
 // Views are cached in a bounded LRU keyed by (graph, seq, position); one
-// build per key runs at a time and concurrent askers wait for it.
+// build per key runs at a time and concurrent askers wait for it. The
+// snapshots fetched (decompressed and verified) are kept too, bounded by
+// bytes, so that builds near one snapshot fetch it once; a snapshot's head
+// is checked against the event store while its payload is fetched.
 
 // HistoryStore is what time travel, snapshot verification and archived
 // prefixes need from the event store; *persistence.Store is one.
@@ -67,6 +71,30 @@ type TimeTravelHealth struct {
 	// cloning a view), and replaying the events after it.
 	BaseMs   float64 `json:"base_ms"`
 	ReplayMs float64 `json:"replay_ms"`
+	// SnapshotHits: builds whose snapshot was already in the snapshot
+	// cache (ProjectionConfig.ViewSnapshotBytes), which holds
+	// CachedSnapshots of CachedSnapshotBytes bytes.
+	SnapshotHits        uint64 `json:"snapshot_hits"`
+	CachedSnapshots     int    `json:"cached_snapshots"`
+	CachedSnapshotBytes int64  `json:"cached_snapshot_bytes"`
+	// Last is the last build's breakdown.
+	Last TimeTravelBuild `json:"last"`
+}
+
+// TimeTravelBuild is where one view build spent its time.
+type TimeTravelBuild struct {
+	// From is the base: "snapshot", "cached-snapshot" (from the snapshot
+	// cache), "view" (a cached view, cloned) or "empty"; BaseSeq its
+	// stream position.
+	From    string `json:"from"`
+	BaseSeq uint64 `json:"base_seq"`
+	// FetchMs: fetching and verifying the snapshot; LoadMs: decoding it
+	// (or cloning the view); ReplayMs: folding the Replayed transactions
+	// after it.
+	FetchMs  float64 `json:"fetch_ms"`
+	LoadMs   float64 `json:"load_ms"`
+	ReplayMs float64 `json:"replay_ms"`
+	Replayed int     `json:"replayed"`
 }
 
 // viewKey names a view: graph up to stream sequence seq, or, when position
@@ -117,12 +145,21 @@ type timeTravel struct {
 	// that a series of queries at one CID scans the graph's history once.
 	cids *freelru.SyncedLRU[cidKey, viewKey]
 
-	queries, hits, builds, fromSnap, fromView, bad atomic.Uint64
-	lastBuild, baseNs, replayNs                    atomic.Int64
+	// snaps keeps recently fetched read-model snapshots.
+	snaps *snapCache
+	// scratch holds *[]byte buffers that views were cloned through
+	// (encoded, then decoded): fresh ones cost page faults.
+	scratch sync.Pool
+
+	queries, hits, builds, fromSnap, fromView, bad, snapHits atomic.Uint64
+	lastBuild, baseNs, replayNs                              atomic.Int64
+
+	lastMu sync.Mutex
+	last   TimeTravelBuild
 }
 
 func newTimeTravel(p *Projections) (*timeTravel, error) {
-	tt := &timeTravel{p: p, byGraph: map[string]map[viewKey]*view{}, building: map[viewKey]*build{}}
+	tt := &timeTravel{p: p, byGraph: map[string]map[viewKey]*view{}, building: map[viewKey]*build{}, snaps: newSnapCache(p.cfg.ViewSnapshotBytes)}
 	var err error
 	if tt.cids, err = freelru.NewSynced[cidKey, viewKey](cidEntries, func(k cidKey) uint32 { return uint32(maphash.Comparable(cacheSeed, k)) }); err != nil {
 		return nil, fmt.Errorf("time-travel CID cache: %w", err)
@@ -148,7 +185,11 @@ func newTimeTravel(p *Projections) (*timeTravel, error) {
 func (tt *timeTravel) health() TimeTravelHealth {
 	h := TimeTravelHealth{Queries: tt.queries.Load(), ViewHits: tt.hits.Load(), Builds: tt.builds.Load(), FromSnapshot: tt.fromSnap.Load(),
 		FromView: tt.fromView.Load(), BadSnapshots: tt.bad.Load(), LastBuildMs: ms(time.Duration(tt.lastBuild.Load())),
-		BaseMs: ms(time.Duration(tt.baseNs.Load())), ReplayMs: ms(time.Duration(tt.replayNs.Load()))}
+		BaseMs: ms(time.Duration(tt.baseNs.Load())), ReplayMs: ms(time.Duration(tt.replayNs.Load())), SnapshotHits: tt.snapHits.Load()}
+	h.CachedSnapshots, h.CachedSnapshotBytes = tt.snaps.stats()
+	tt.lastMu.Lock()
+	h.Last = tt.last
+	tt.lastMu.Unlock()
 	tt.mu.Lock()
 	if tt.lru != nil {
 		h.Cached = tt.lru.Len()
@@ -344,9 +385,10 @@ func (tt *timeTravel) build(ctx context.Context, key viewKey, base *view) (*view
 	fetch, stop := tt.prefetch(ctx, graph, planned+1, key.seq)
 	defer func() { stop() }()
 
+	var st TimeTravelBuild
 	v := &view{whole: true, answers: map[cacheKey]*cairnv1.QueryReply{}}
 	for _, info := range cands {
-		g, err := p.loadReadModel(ctx, info)
+		g, hit, fetched, err := tt.loadSnapshot(ctx, info)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -357,19 +399,29 @@ func (tt *timeTravel) build(ctx context.Context, key viewKey, base *view) (*view
 			continue
 		}
 		v.g, v.seq, v.head = g, info.Seq, persistence.Head{N: info.Position, CID: info.Head}
+		st.From, st.FetchMs = "snapshot", ms(fetched.Sub(start))
+		if hit {
+			st.From = "cached-snapshot"
+			tt.snapHits.Add(1)
+		}
 		tt.fromSnap.Add(1)
 		break
 	}
 	if v.g == nil && base != nil {
+		buf, _ := tt.scratch.Get().(*[]byte)
+		if buf == nil {
+			buf = new([]byte)
+		}
 		base.mu.Lock()
-		data := base.g.AppendSnapshot(nil)
+		*buf = base.g.AppendSnapshot((*buf)[:0])
 		v.seq, v.head = base.seq, base.head
 		base.mu.Unlock()
-		g, err := readmodel.LoadSnapshot(data, p.cfg.ReadModel)
+		g, err := readmodel.LoadSnapshot(*buf, p.cfg.ReadModel) // does not retain it
+		tt.scratch.Put(buf)
 		if err != nil {
 			return nil, &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: fmt.Sprintf("graph %s: clone the view as of seq %d: %v", graph, base.seq, err)}
 		}
-		v.g = g
+		v.g, st.From = g, "view"
 		tt.fromView.Add(1)
 	}
 	if v.g == nil {
@@ -378,7 +430,7 @@ func (tt *timeTravel) build(ctx context.Context, key viewKey, base *view) (*view
 		if err != nil {
 			return nil, &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: fmt.Sprintf("graph %s: %v", graph, err)}
 		}
-		v.g, v.seq, v.head = g, 0, persistence.Head{}
+		v.g, v.seq, v.head, st.From = g, 0, persistence.Head{}, "empty"
 	}
 	if v.seq != planned {
 		// The planned snapshot did not load: read from the base we got.
@@ -386,9 +438,14 @@ func (tt *timeTravel) build(ctx context.Context, key viewKey, base *view) (*view
 		fetch, stop = tt.prefetch(ctx, graph, v.seq+1, key.seq)
 	}
 	replayStart := time.Now()
+	st.BaseSeq, st.LoadMs = v.seq, ms(replayStart.Sub(start))-st.FetchMs
 	tt.baseNs.Add(int64(replayStart.Sub(start)))
-	defer func() { tt.replayNs.Add(int64(time.Since(replayStart))) }()
-	err := tt.replay(v, key, fetch)
+	n, err := tt.replay(v, key, fetch)
+	st.Replayed, st.ReplayMs = n, ms(time.Since(replayStart))
+	tt.replayNs.Add(int64(time.Since(replayStart)))
+	tt.lastMu.Lock()
+	tt.last = st
+	tt.lastMu.Unlock()
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err() // the read may have stopped short: never keep that view
 	}
@@ -399,6 +456,28 @@ func (tt *timeTravel) build(ctx context.Context, key viewKey, base *view) (*view
 		return nil, &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: fmt.Sprintf("graph %s: replay up to seq %d: %v", graph, key.seq, err)}
 	}
 	return v, nil
+}
+
+// loadSnapshot loads the read-model snapshot info, from the snapshot cache
+// when it holds it (hit), else fetched (and verified) from the store and
+// then cached; fetched is when its payload was at hand.
+func (tt *timeTravel) loadSnapshot(ctx context.Context, info persistence.SnapshotInfo) (g *readmodel.Graph, hit bool, fetched time.Time, err error) {
+	key := snapKey{graph: info.Graph, seq: info.Seq, position: info.Position}
+	data := tt.snaps.get(key)
+	hit = data != nil
+	if !hit {
+		if data, err = tt.p.fetchReadModel(ctx, info); err != nil {
+			return nil, false, time.Time{}, err
+		}
+	}
+	fetched = time.Now()
+	if g, err = tt.p.decodeReadModel(info, data); err != nil {
+		return nil, hit, fetched, err
+	}
+	if !hit {
+		tt.snaps.add(key, data) // decoded and verified: worth keeping
+	}
+	return g, hit, fetched, nil
 }
 
 // fetched is one transaction read and decoded by prefetch, or the read's
@@ -441,19 +520,21 @@ func (tt *timeTravel) prefetch(ctx context.Context, graph string, from, to uint6
 	return ch, cancel
 }
 
-// replay folds the fetched transactions onto v up to key's point.
-func (tt *timeTravel) replay(v *view, key viewKey, fetch <-chan fetched) error {
+// replay folds the fetched transactions onto v up to key's point and
+// returns how many it folded.
+func (tt *timeTravel) replay(v *view, key viewKey, fetch <-chan fetched) (n int, err error) {
 	for f := range fetch {
 		if f.err != nil {
-			return f.err
+			return n, f.err
 		}
 		rec, d := f.rec, f.d
 		if rec.Seq <= v.seq {
 			continue
 		}
+		n++
 		if key.position == 0 || rec.Seq < key.seq {
 			if err := safeApply(v.g, rec.Seq, d.events); err != nil {
-				return fmt.Errorf("seq %d: %w", rec.Seq, err)
+				return n, fmt.Errorf("seq %d: %w", rec.Seq, err)
 			}
 			v.seq, v.head = rec.Seq, d.head
 			continue
@@ -465,17 +546,17 @@ func (tt *timeTravel) replay(v *view, key viewKey, fetch <-chan fetched) error {
 				break
 			}
 			if err := v.g.Apply(rec.Seq, ev); err != nil {
-				return fmt.Errorf("seq %d event %d: %w", rec.Seq, i, err)
+				return n, fmt.Errorf("seq %d event %d: %w", rec.Seq, i, err)
 			}
 			c, err := cid.Cast(rec.Tx.GetEvents()[i].GetCid())
 			if err != nil {
-				return fmt.Errorf("seq %d event %d: cid: %w: %v", rec.Seq, i, persistence.ErrMalformed, err)
+				return n, fmt.Errorf("seq %d event %d: cid: %w: %v", rec.Seq, i, persistence.ErrMalformed, err)
 			}
 			v.seq, v.head = rec.Seq, persistence.Head{N: d.ns[i], CID: c}
 		}
-		return nil
+		return n, nil
 	}
-	return nil
+	return n, nil
 }
 
 // answer runs req on v, through v's own answer cache.
@@ -507,4 +588,65 @@ func (tt *timeTravel) answer(v *view, req *cairnv1.QueryRequest) *cairnv1.QueryR
 		out.HeadCid, out.Position = head, pos
 	}
 	return out
+}
+
+// snapKey names a read-model snapshot.
+type snapKey struct {
+	graph         string
+	seq, position uint64
+}
+
+// snapCache keeps read-model snapshot payloads (decompressed, decoded once
+// and verified), bounded by their total size, least recently used out
+// first. The payloads are only read (readmodel.LoadSnapshot does not
+// retain or change its input), so builds share them.
+type snapCache struct {
+	mu         sync.Mutex
+	limit, sum int64
+	order      *list.List // of *snapEntry, most recently used first
+	m          map[snapKey]*list.Element
+}
+
+type snapEntry struct {
+	key  snapKey
+	data []byte
+}
+
+// newSnapCache returns a cache of at most limit bytes; 0 keeps nothing.
+func newSnapCache(limit int64) *snapCache {
+	return &snapCache{limit: limit, order: list.New(), m: map[snapKey]*list.Element{}}
+}
+
+func (c *snapCache) get(k snapKey) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.m[k]
+	if e == nil {
+		return nil
+	}
+	c.order.MoveToFront(e)
+	return e.Value.(*snapEntry).data
+}
+
+func (c *snapCache) add(k snapKey, data []byte) {
+	size := int64(cap(data))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if size > c.limit || c.m[k] != nil {
+		return
+	}
+	for c.sum+size > c.limit {
+		old := c.order.Remove(c.order.Back()).(*snapEntry)
+		delete(c.m, old.key)
+		c.sum -= int64(cap(old.data))
+	}
+	c.m[k] = c.order.PushFront(&snapEntry{key: k, data: data})
+	c.sum += size
+}
+
+// stats returns how many snapshots the cache holds and their size.
+func (c *snapCache) stats() (int, int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m), c.sum
 }

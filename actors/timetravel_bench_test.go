@@ -2,9 +2,16 @@ package actors_test
 
 import (
 	"context"
+	"flag"
+	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/metrics"
+	"slices"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +21,7 @@ import (
 	"github.com/cairn-graph/cairn/internal/natstest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
+	"github.com/cairn-graph/cairn/readmodel"
 )
 
 // Time-travel benchmark shape: a 100,000-node graph (graphgen.Big scaled,
@@ -24,10 +32,17 @@ const (
 	ttChurnEvents  = 100_000
 	ttSnapEvery    = 10_000
 	ttSnapKeep     = 1_000
-	ttUncached     = 100 // time-travel queries at fresh random points
-	ttCachedPoints = 8   // points whose views are then queried again
+	ttCachedPoints = 8 // points whose views are then queried again
 	ttCachedEach   = 200
+	ttNearGroups   = 25 // intervals between two snapshots browsed
 )
+
+// ttPoints is how many fresh random points BenchmarkTimeTravel queries.
+var ttPoints = flag.Int("actors.ttpoints", 200, "BenchmarkTimeTravel: time-travel queries at fresh random points")
+
+// ttCSV names a file BenchmarkTimeTravel writes each fresh point's build
+// to.
+var ttCSV = flag.String("actors.ttcsv", "", "BenchmarkTimeTravel: write each fresh point's latency and breakdown to this CSV file")
 
 // openBenchEnv starts an embedded server with an event store that reads
 // across archives and a snapshot store.
@@ -47,7 +62,7 @@ func openBenchEnv(b *testing.B) (*natstest.Server, *persistence.Store, *persiste
 }
 
 // appendAll seals and appends events as transactions of txEvents events.
-func appendAll(b *testing.B, store *persistence.Store, chain *graphgen.Chain, graph string, last uint64, events []*cairnv1.Event, txEvents int) uint64 {
+func appendAll(b testing.TB, store *persistence.Store, chain *graphgen.Chain, graph string, last uint64, events []*cairnv1.Event, txEvents int) uint64 {
 	b.Helper()
 	ctx := context.Background()
 	for len(events) > 0 {
@@ -121,6 +136,8 @@ func BenchmarkTimeTravel(b *testing.B) {
 			time.Sleep(time.Millisecond)
 		}
 	}
+	events, churn = nil, nil // not the engine's: let them go
+	runtime.GC()
 	checkHealthy(b, p)
 	hs := p.Health().Snapshots
 	b.Logf("wrote %d events (%d transactions) with %d snapshot rounds (every %d events, keep %d) in %v; last round %+v",
@@ -138,34 +155,125 @@ func BenchmarkTimeTravel(b *testing.B) {
 		}
 		return rep, d
 	}
-	uncached, cached := benchutil.NewLatency(), benchutil.NewLatency()
+	gcm := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/memory/classes/heap/objects:bytes"}}
+	fresh := func(lat *benchutil.Latency, seq uint64) ttSample {
+		metrics.Read(gcm)
+		gc0 := gcm[0].Value.Uint64()
+		_, d := query(seq)
+		metrics.Read(gcm)
+		lat.Record(d)
+		return ttSample{seq: seq, took: d, build: p.Health().TimeTravel.Last, gcs: gcm[0].Value.Uint64() - gc0, onHeap: gcm[1].Value.Uint64()}
+	}
+	uncached, cached, near := benchutil.NewLatency(), benchutil.NewLatency(), benchutil.NewLatency()
+	var samples []ttSample
+	seen := map[uint64]bool{}
+	pick := func(lo, n uint64) uint64 { // a fresh point in lo+1..lo+n
+		for {
+			if seq := lo + 1 + r.Uint64N(n); !seen[seq] {
+				seen[seq] = true
+				return seq
+			}
+		}
+	}
 	b.ResetTimer()
 	for range b.N {
-		seen := map[uint64]bool{}
 		var points []uint64
-		for len(points) < ttUncached {
-			seq := 1 + r.Uint64N(last)
-			if seen[seq] {
-				continue
-			}
-			seen[seq] = true
+		for range min(*ttPoints, int(last)/2) {
+			seq := pick(0, last)
 			points = append(points, seq)
-			_, d := query(seq)
-			uncached.Record(d)
+			samples = append(samples, fresh(uncached, seq))
 		}
 		// The cache holds the last ttCachedPoints views.
 		for range ttCachedEach {
 			_, d := query(points[len(points)-1-r.IntN(ttCachedPoints)])
 			cached.Record(d)
 		}
+		// Browsing: fresh points near each other, between two snapshots
+		// (taken at seq 1, 11, 21, ...).
+		for _, i := range r.Perm(int((last - 1) / 10))[:ttNearGroups] {
+			lo := 1 + 10*uint64(i)
+			for seq := lo + 1; seq <= lo+10 && seq <= last; seq++ {
+				if !seen[seq] && r.IntN(2) == 0 {
+					seen[seq] = true
+					fresh(near, seq)
+				}
+			}
+		}
 	}
 	b.StopTimer()
 	tt := p.Health().TimeTravel
 	b.Logf("time travel: %+v", tt)
-	uncached.Report(b, "uncached-")
+	reportTimeTravel(b, samples, uncached)
 	cached.Report(b, "cached-")
+	near.Report(b, "near-")
 	b.ReportMetric(float64(tt.FromSnapshot), "from-snapshot")
 	b.ReportMetric(float64(tt.FromView), "from-view")
+	b.ReportMetric(float64(tt.SnapshotHits), "snapshot-hits")
+}
+
+// ttSample is one fresh point's query: its build's breakdown and the
+// garbage collection that ran meanwhile.
+type ttSample struct {
+	seq    uint64
+	took   time.Duration
+	build  actors.TimeTravelBuild
+	gcs    uint64 // GC cycles
+	onHeap uint64 // heap bytes after
+}
+
+// reportTimeTravel reports the fresh points' latency distribution and mean
+// breakdown, and logs the slowest builds with the GC that ran meanwhile.
+func reportTimeTravel(b *testing.B, samples []ttSample, lat *benchutil.Latency) {
+	b.Helper()
+	lat.Report(b, "uncached-")
+	b.ReportMetric(float64(lat.Quantile(90))/1e6, "uncached-p90-ms")
+	rows := slices.Clone(samples)
+	var fetch, load, replay, gcFree, gcHit float64
+	var nFree, nHit int
+	for _, x := range rows {
+		fetch += x.build.FetchMs
+		load += x.build.LoadMs
+		replay += x.build.ReplayMs
+		if x.gcs == 0 {
+			gcFree += float64(x.took) / 1e6
+			nFree++
+		} else {
+			gcHit += float64(x.took) / 1e6
+			nHit++
+		}
+	}
+	n := float64(max(len(rows), 1))
+	b.ReportMetric(fetch/n, "fetch-ms")
+	b.ReportMetric(load/n, "load-ms")
+	b.ReportMetric(replay/n, "replay-ms")
+	slices.SortFunc(rows, func(a, b ttSample) int { return int(b.took - a.took) })
+	// The slowest tenth against the rest: which part grows.
+	mean := func(rs []ttSample) string {
+		var t, f, l, r, tx, gcs float64
+		for _, x := range rs {
+			t += float64(x.took) / 1e6
+			f, l, r = f+x.build.FetchMs, l+x.build.LoadMs, r+x.build.ReplayMs
+			tx += float64(x.build.Replayed)
+			gcs += float64(x.gcs)
+		}
+		k := float64(max(len(rs), 1))
+		return fmt.Sprintf("%d builds: %.1f ms = fetch %.1f + load %.1f + replay %.1f (%.1f tx), %.2f GC cycles each", len(rs), t/k, f/k, l/k, r/k, tx/k, gcs/k)
+	}
+	tenth := max(len(rows)/10, 1)
+	b.Logf("fresh points: slowest tenth %s; the rest %s; mean %.1f ms with no GC cycle during the query (%d), %.1f ms with one or more (%d)",
+		mean(rows[:tenth]), mean(rows[tenth:]), gcFree/float64(max(nFree, 1)), nFree, gcHit/float64(max(nHit, 1)), nHit)
+	if *ttCSV == "" {
+		return
+	}
+	var out strings.Builder
+	out.WriteString("seq,ms,from,base_seq,fetch_ms,load_ms,replay_ms,replayed,gcs,heap_mb\n")
+	for _, x := range samples {
+		fmt.Fprintf(&out, "%d,%.2f,%s,%d,%.2f,%.2f,%.2f,%d,%d,%d\n", x.seq, float64(x.took)/1e6, x.build.From, x.build.BaseSeq,
+			x.build.FetchMs, x.build.LoadMs, x.build.ReplayMs, x.build.Replayed, x.gcs, x.onHeap>>20)
+	}
+	if err := os.WriteFile(*ttCSV, []byte(out.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkProjectionRestart builds the benchmark graph's read model
@@ -256,4 +364,62 @@ func BenchmarkProjectionRestart(b *testing.B) {
 	b.ReportMetric(float64(infos[0].Stored)/1e6, "stored-MB")
 	b.ReportMetric(round.LastRoundMs, "round-ms")
 	b.ReportMetric(round.LastBlockMs, "block-ms")
+}
+
+// BenchmarkSnapshotEncode measures what a snapshot round blocks a shard
+// for: encoding the benchmark graph's read model (graphgen.Big with
+// -actors.big: 1,000,000 nodes, else 20,000 nodes) into a fresh buffer,
+// as a first round does, and into the buffer of the previous round, with
+// the page faults and GC work each costs.
+//
+//	go test ./actors -run '^$' -bench SnapshotEncode -benchtime 10x -timeout 30m -actors.big
+func BenchmarkSnapshotEncode(b *testing.B) {
+	cfg := projectionGraph()
+	g, err := readmodel.New(cfg.Graph, readmodel.DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var seq uint64
+	if err := cfg.Generate(func(evs []*cairnv1.Event) error { seq++; return g.ApplyTx(seq, evs) }); err != nil {
+		b.Fatal(err)
+	}
+	gcm := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/cpu/classes/gc/mark/assist:cpu-seconds"}}
+	for _, reuse := range []bool{false, true} {
+		name := "fresh"
+		if reuse {
+			name = "reused"
+		}
+		b.Run(name, func(b *testing.B) {
+			buf := g.AppendSnapshot(nil)
+			runtime.GC()
+			metrics.Read(gcm)
+			gc0, assist0 := gcm[0].Value.Uint64(), gcm[1].Value.Float64()
+			faults0 := minorFaults()
+			b.ResetTimer()
+			for range b.N {
+				if reuse {
+					buf = g.AppendSnapshot(buf[:0])
+				} else {
+					buf = g.AppendSnapshot(nil)
+				}
+			}
+			b.StopTimer()
+			metrics.Read(gcm)
+			n := float64(b.N)
+			b.ReportMetric(float64(len(buf))/1e6, "MB")
+			b.ReportMetric(float64(minorFaults()-faults0)/n, "faults/op")
+			b.ReportMetric(float64(gcm[0].Value.Uint64()-gc0)/n, "gcs/op")
+			b.ReportMetric((gcm[1].Value.Float64()-assist0)*1e3/n, "assist-ms/op")
+		})
+	}
+	runtime.KeepAlive(g)
+}
+
+// minorFaults returns the process's minor page faults so far.
+func minorFaults() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Minflt
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -113,6 +114,33 @@ func TestTimeTravelMatchesReference(t *testing.T) {
 		if rep.GetHeadCid() != head || rep.GetPosition() != pos {
 			t.Fatalf("graph %s: live head %s at %d, want %s at %d", hg.id, rep.GetHeadCid(), rep.GetPosition(), head, pos)
 		}
+	}
+}
+
+// TestTimeTravelSnapshotCache: the snapshot cache stays within its byte
+// bound, drops the least recently used first and never keeps a snapshot
+// larger than the bound.
+func TestTimeTravelSnapshotCache(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		limit int64
+		sizes []int
+		touch int
+		want  []bool
+		sum   int64
+	}{
+		{"fits", 100, []int{30, 30, 30}, -1, []bool{true, true, true}, 90},
+		{"oldest out", 100, []int{40, 40, 40}, -1, []bool{false, true, true}, 80},
+		{"used stays", 100, []int{40, 40, 40}, 0, []bool{true, false, true}, 80},
+		{"too big", 100, []int{30, 101, 30}, -1, []bool{true, false, true}, 60},
+		{"off", 0, []int{1, 2}, -1, []bool{false, false}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kept, sum := actors.SnapCacheKeeps(tc.limit, tc.sizes, tc.touch)
+			if !slices.Equal(kept, tc.want) || sum != tc.sum {
+				t.Fatalf("kept %v (%d bytes), want %v (%d bytes)", kept, sum, tc.want, tc.sum)
+			}
+		})
 	}
 }
 
