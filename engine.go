@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -20,23 +22,32 @@ import (
 // the event store, a cluster member hosting graph grains, the projection
 // shards that answer queries, and the "cairn" NATS micro service.
 type Engine struct {
-	cfg     Config
-	server  *persistence.Server // nil with an external NATS
-	nc      *nats.Conn
-	store   *persistence.Store
-	snaps   *persistence.Snapshots // nil when snapshots are off
-	member  *cairncluster.Member
-	grains  *actors.GraphGrains
-	disp    *actors.Dispatcher
-	proj    *actors.Projections
-	gateway *actors.Gateway
-	cancel  context.CancelFunc
+	cfg    Config
+	server *persistence.Server // nil with an external NATS
+	nc     *nats.Conn
+	store  *persistence.Store
+	snaps  *persistence.Snapshots // nil when snapshots are off
+	// member and disp are set by the goroutine that starts the member,
+	// before it closes memberReady; read them only after that.
+	member      *cairncluster.Member
+	memberErr   error
+	memberReady chan struct{}
+	projSystem  *actor.ActorSystem
+	grains      *actors.GraphGrains
+	disp        *actors.Dispatcher
+	proj        *actors.Projections
+	gateway     *actors.Gateway
+	cancel      context.CancelFunc
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
 // Open starts an engine. On error everything it started is stopped again.
+// It returns once the gateway serves: the projections restore their
+// snapshots in the background (queries wait for them), and the cluster
+// member that hosts the graph grains finishes starting in the background
+// too (commands wait for it, about a second).
 func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("engine config: %w", err)
@@ -88,24 +99,35 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if e.grains, err = actors.NewGraphKind(base, e.store, grainCfg); err != nil {
 		return nil, err
 	}
-	clusterCfg := cfg.Cluster
-	clusterCfg.Logger = cfg.Logger.With("component", "protoactor")
-	if e.member, err = cairncluster.Start(clusterCfg, e.grains.Kind()); err != nil {
-		return nil, err
-	}
-	e.disp = actors.NewDispatcher(e.member.Cluster(), cfg.CommandTimeout)
+	// The projections run on an actor system of their own, so that they
+	// restore their snapshots and answer queries while the cluster member
+	// starts (protoactor's StartMember alone takes a second): a restarted
+	// engine serves queries as soon as its read models are back.
+	e.projSystem = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return cfg.Logger.With("component", "protoactor-projections")
+	}))
 	projCfg := cfg.Projections
 	projCfg.Logger = cfg.Logger
 	projCfg.Store = e.store
 	if e.snaps != nil {
 		projCfg.Snapshots = e.snaps
 	}
-	if e.proj, err = actors.NewProjections(e.member.System(), e.store, projCfg); err != nil {
+	if e.proj, err = actors.NewProjections(e.projSystem, e.store, projCfg); err != nil {
 		return nil, err
 	}
 	e.proj.Start()
+	clusterCfg := cfg.Cluster
+	clusterCfg.Logger = cfg.Logger.With("component", "protoactor")
+	e.memberReady = make(chan struct{})
+	go func() {
+		defer close(e.memberReady)
+		e.member, e.memberErr = cairncluster.Start(clusterCfg, e.grains.Kind())
+		if e.memberErr == nil {
+			e.disp = actors.NewDispatcher(e.member.Cluster(), cfg.CommandTimeout)
+		}
+	}()
 	if cfg.Gateway {
-		e.gateway, err = actors.StartGateway(e.nc, e.disp, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: e.proj, Logger: cfg.Logger})
+		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: e.proj, Grains: e.grains, Logger: cfg.Logger})
 		if err != nil {
 			return nil, err
 		}
@@ -117,8 +139,41 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 // command was refused, a *actors.CommandError (match its code with errors.Is
 // against the actors sentinels, for example actors.ErrNotFound).
 func (e *Engine) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) (*cairnv1.CommandReply, error) {
-	rep := e.disp.Execute(ctx, env)
+	rep := e.execute(ctx, env)
 	return rep, actors.ErrorFromProto(rep.GetError())
+}
+
+// execute waits (bounded by ctx, else by Config.CommandTimeout) for the
+// cluster member to have started, then dispatches env. It is the gateway's
+// Executor.
+func (e *Engine) execute(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
+	select {
+	case <-e.memberReady:
+	default:
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, e.cfg.CommandTimeout)
+			defer cancel()
+		}
+		select {
+		case <-e.memberReady:
+		case <-ctx.Done():
+			return &cairnv1.CommandReply{CommandId: env.GetCommandId(), Error: &cairnv1.Error{Code: cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE,
+				Message: "the engine's cluster member is still starting; retry with the same command id"}}
+		}
+	}
+	if e.memberErr != nil {
+		return &cairnv1.CommandReply{CommandId: env.GetCommandId(), Error: &cairnv1.Error{Code: cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE,
+			Message: "the engine's cluster member did not start: " + e.memberErr.Error()}}
+	}
+	return e.disp.Execute(ctx, env)
+}
+
+// engineExecutor is the gateway's view of the engine.
+type engineExecutor struct{ e *Engine }
+
+func (x engineExecutor) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
+	return x.e.execute(ctx, env)
 }
 
 // Query answers one query from the graph's read model. Pass a write's reply
@@ -177,16 +232,39 @@ func (e *Engine) Close(ctx context.Context) error {
 	return e.closeErr
 }
 
+// chanClosed reports whether ch is closed.
+func chanClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 func (e *Engine) close(ctx context.Context) error {
 	var errs []error
 	if e.gateway != nil {
 		errs = append(errs, e.gateway.Close(ctx))
 	}
-	if e.member != nil {
-		errs = append(errs, e.grains.StopAll(ctx, e.member.System().Root))
-		if e.proj != nil {
-			errs = append(errs, e.proj.Close(ctx))
+	if e.memberReady != nil {
+		select {
+		case <-e.memberReady:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("cluster member still starting: %w", ctx.Err()))
 		}
+	}
+	started := e.memberReady != nil && chanClosed(e.memberReady) && e.memberErr == nil
+	if started {
+		errs = append(errs, e.grains.StopAll(ctx, e.member.System().Root))
+	}
+	if e.proj != nil {
+		errs = append(errs, e.proj.Close(ctx))
+	}
+	if e.projSystem != nil {
+		e.projSystem.Shutdown()
+	}
+	if started {
 		errs = append(errs, e.member.Close(ctx))
 	}
 	e.cancel()

@@ -1,7 +1,8 @@
 // Package actors holds Cairn's actors: the graph aggregate grain, the
 // dispatcher that routes commands to it, the projection shards that answer
-// queries, and the "cairn" NATS micro service gateway. (The render actor
-// comes with a later issue.)
+// queries (live and as of any point of a graph's history), the aggregate
+// and read-model snapshots, and the "cairn" NATS micro service gateway.
+// (The render actor comes with a later issue.)
 //
 // # The aggregate
 //
@@ -78,8 +79,33 @@
 // graph answers INTERNAL "projection of graph g stopped at seq N: ...";
 // later transactions of the graph are not applied, other graphs go on.
 //
-// Positions live in memory: after a restart every shard rebuilds from the
-// stream start (until snapshots come). The reader hands a shard at most
+// With ProjectionConfig.Snapshots set, the reader starts a snapshot round
+// every SnapshotEvery events, when it first catches up and on Close: every
+// shard, at one stream position, writes the binary snapshot of each graph
+// that changed (readmodel.Graph.AppendSnapshot inside the actor, the upload
+// on a goroutine) and a manifest (Manifest, series "projections") names them
+// all. Start restores the newest manifest whose snapshots all load and pass
+// CheckHead, holding queries until the shards have them, and follows the
+// stream from its sequence + 1; a bad one is logged, counted and skipped
+// for the older one, and finally for a rebuild from the stream start.
+//
+// Time travel: a query with as_of (a sequence, a time or an event CID) is
+// answered off the shards from a view: the nearest cached view or trusted
+// read-model snapshot at or before that point, plus the graph's transactions
+// up to it, read across archive and stream (HistoryStore). Views are cached
+// in a bounded LRU (ViewCacheEntries), one build per point at a time.
+//
+// # Aggregate snapshots
+//
+// With GrainConfig.Snapshots set, a grain snapshots its state
+// (EncodeState: a cairn.v1.GraphSnapshot with the idempotency window) every
+// SnapshotEvery events — more often would cost too much for a big state, so
+// the interval grows with it — and when it stops; it keeps SnapshotKeep.
+// Activation loads the newest snapshot that decodes and whose head passes
+// CheckHead and replays only the tail; StateAt folds the state at any
+// earlier sequence the same way.
+//
+// The reader hands a shard at most
 // 65,536 events it has not applied yet, then waits: a reader far ahead of
 // a slow shard holds back instead of buffering the stream. When the reader
 // first reaches the end of the stream, every shard compacts its read

@@ -62,6 +62,9 @@ type GatewayConfig struct {
 	// MaxInFlight bounds commands and queries being run at once; more wait
 	// in NATS. Default 8,192.
 	MaxInFlight int
+	// Grains, when set, reports the graph grains' counters in the command
+	// endpoint's stats.
+	Grains interface{ Health() GrainHealth }
 	// Queries, when set, is served on the "query" endpoint (QuerySubject).
 	Queries Querier
 	// Logger. Default: discard.
@@ -87,10 +90,14 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 		Name:        ServiceName,
 		Version:     ServiceVersion,
 		Description: "Cairn event-sourced graph engine: commands in, CID-chained transactions out",
-		// The query endpoint's stats carry the projections' health.
+		// The query endpoint's stats carry the projections' health, the
+		// command endpoint's the grains'.
 		StatsHandler: func(e *micro.Endpoint) any {
 			if h, ok := cfg.Queries.(interface{ Health() ProjectionHealth }); ok && e.Name == "query" {
 				return h.Health()
+			}
+			if cfg.Grains != nil && e.Name == "command" {
+				return cfg.Grains.Health()
 			}
 			return nil
 		},

@@ -22,11 +22,25 @@ health asks the engine's "cairn" micro service for the health of its
 projections (the query endpoint's stats, as 'nats micro stats cairn' shows
 them) and prints
   projections: 2 shards, applied up to seq 57, 0 failures, cache 10 hits / 3 misses
-then one line per graph whose projection stopped at a transaction it could
-not apply (its queries answer INTERNAL until the engine restarts). It exits
-0 when no projection stopped, 1 otherwise. --json prints the stats object:
+  snapshots: restored seq 40 (2 graphs, 3.1 ms), 0 fallbacks; 4 rounds, 0 failed, last seq 57 (5120 bytes, 1 graphs, 2.5 ms, blocked up to 0.3 ms)
+  time travel: 3 queries, 1 view hits, 2 builds (1 from snapshot, 0 from view), 0 bad snapshots, 2 cached views, last build 1.2 ms
+preceded by the graph grains' counters (the command endpoint's stats):
+  grains: 1 active, 2 activations (1 from a snapshot, 0 snapshot fallbacks), 3 snapshots written (0 failed, 2048 bytes, blocked up to 0.2 ms), replayed 4 transactions
+(restored seq 0: the projections rebuilt from the stream start), then one
+line per graph whose projection stopped at a transaction it could not apply
+(its queries answer INTERNAL until the engine restarts). It exits 0 when no
+projection stopped, 1 otherwise. --json prints the stats object:
   {"shards":..,"applied_seq":..,"cache_hits":..,"cache_misses":..,
-   "projection_failures":..,"stopped_graphs":{"g":"..."}}
+   "projection_failures":..,"stopped_graphs":{"g":"..."},
+   "snapshots":{"restored_seq":..,"restored_graphs":..,"restore_ms":..,"fallbacks":..,
+                "rounds":..,"failures":..,"last_seq":..,"last_bytes":..,
+                "last_graphs_written":..,"last_round_ms":..,"last_block_ms":..,"max_block_ms":..},
+   "time_travel":{"queries":..,"view_hits":..,"builds":..,"from_snapshot":..,"from_view":..,
+                  "bad_snapshots":..,"cached_views":..,"last_build_ms":..,"base_ms":..,"replay_ms":..,..},
+   "grains":{"active":..,"activations":..,"snapshot_loads":..,"snapshot_fallbacks":..,
+             "snapshots_written":..,"snapshot_write_errors":..,"snapshot_bytes":..,
+             "snapshot_block_ms_total":..,"snapshot_block_ms_max":..,
+             "replayed_transactions":..,"replayed_events":..}}
 `
 
 func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
@@ -43,28 +57,54 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	var stats struct {
 		Endpoints []struct {
 			micro.EndpointStats
-			Data *actors.ProjectionHealth `json:"data"`
+			Data json.RawMessage `json:"data"`
 		} `json:"endpoints"`
 	}
 	if err := json.Unmarshal(msg.Data, &stats); err != nil {
 		return fmt.Errorf("the engine's stats are not JSON: %w", err)
 	}
 	var h *actors.ProjectionHealth
+	var grains *actors.GrainHealth
 	for _, e := range stats.Endpoints {
-		if e.Name == "query" && e.Data != nil {
-			h = e.Data
+		if len(e.Data) == 0 || string(e.Data) == "null" {
+			continue
+		}
+		var err error
+		switch e.Name {
+		case "query":
+			h = &actors.ProjectionHealth{}
+			err = json.Unmarshal(e.Data, h)
+		case "command":
+			grains = &actors.GrainHealth{}
+			err = json.Unmarshal(e.Data, grains)
+		}
+		if err != nil {
+			return fmt.Errorf("the engine's %s endpoint stats: %w", e.Name, err)
 		}
 	}
 	if h == nil {
 		return errors.New("the engine serves no queries (its stats carry no projection health)")
 	}
 	if c.json {
-		if err := writeJSON(stdout, h); err != nil {
+		out := struct {
+			*actors.ProjectionHealth
+			Grains *actors.GrainHealth `json:"grains,omitempty"`
+		}{h, grains}
+		if err := writeJSON(stdout, out); err != nil {
 			return err
 		}
 	} else {
+		if g := grains; g != nil {
+			fmt.Fprintf(stdout, "grains: %d active, %d activations (%d from a snapshot, %d snapshot fallbacks), %d snapshots written (%d failed, %d bytes, blocked up to %.1f ms), replayed %d transactions\n",
+				g.Active, g.Activations, g.SnapshotLoads, g.SnapshotFallbacks, g.SnapshotsWritten, g.SnapshotWriteErrors, g.SnapshotBytes, g.SnapshotBlockMsMax, g.ReplayedTransactions)
+		}
 		fmt.Fprintf(stdout, "projections: %d shards, applied up to seq %d, %d failures, cache %d hits / %d misses\n",
 			h.Shards, h.AppliedSeq, h.Failures, h.CacheHits, h.CacheMisses)
+		s, tt := h.Snapshots, h.TimeTravel
+		fmt.Fprintf(stdout, "snapshots: restored seq %d (%d graphs, %.1f ms), %d fallbacks; %d rounds, %d failed, last seq %d (%d bytes, %d graphs, %.1f ms, blocked up to %.1f ms)\n",
+			s.RestoredSeq, s.RestoredGraphs, s.RestoreMs, s.Fallbacks, s.Rounds, s.Failures, s.LastSeq, s.LastBytes, s.LastGraphs, s.LastRoundMs, s.MaxBlockMs)
+		fmt.Fprintf(stdout, "time travel: %d queries, %d view hits, %d builds (%d from snapshot, %d from view), %d bad snapshots, %d cached views, last build %.1f ms\n",
+			tt.Queries, tt.ViewHits, tt.Builds, tt.FromSnapshot, tt.FromView, tt.BadSnapshots, tt.Cached, tt.LastBuildMs)
 		for _, g := range slices.Sorted(maps.Keys(h.Stopped)) {
 			fmt.Fprintf(stdout, "  stopped: %s\n", h.Stopped[g])
 		}

@@ -27,7 +27,7 @@ type result struct {
 func (r result) code() int { return exitCode(r.err) }
 
 // runCLI runs one command line in-process.
-func runCLI(t *testing.T, args ...string) result {
+func runCLI(t testing.TB, args ...string) result {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -37,7 +37,7 @@ func runCLI(t *testing.T, args ...string) result {
 }
 
 // mustRun runs a command line that must succeed and returns its stdout.
-func mustRun(t *testing.T, args ...string) string {
+func mustRun(t testing.TB, args ...string) string {
 	t.Helper()
 	r := runCLI(t, args...)
 	if r.err != nil {

@@ -25,7 +25,7 @@ type readyLine struct {
 
 // readLine reads one line from r, failing t after timeout or when exited is
 // closed first.
-func readLine(t *testing.T, r io.Reader, exited <-chan struct{}) string {
+func readLine(t testing.TB, r io.Reader, exited <-chan struct{}) string {
 	t.Helper()
 	lines := make(chan string, 1)
 	go func() {
@@ -139,13 +139,15 @@ type serverProc struct {
 	cmd     *exec.Cmd
 	url     string
 	stderr  string // file name
+	started time.Time
+	ready   time.Duration // from started to the ready line
 	exited  chan struct{}
 	waitErr error
 }
 
-// startServe starts the binary's serve on dir, on a free port, and waits for
-// its ready line.
-func startServe(t *testing.T, bin, dir string) *serverProc {
+// startServe starts the binary's serve on dir, on a free port, with the
+// extra flags, and waits for its ready line.
+func startServe(t testing.TB, bin, dir string, extra ...string) *serverProc {
 	t.Helper()
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -158,8 +160,9 @@ func startServe(t *testing.T, bin, dir string) *serverProc {
 	}
 	defer errFile.Close()
 	p := &serverProc{stderr: errFile.Name(), exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve", "--data", dir, "--nats-listen", "127.0.0.1:0", "--json")
+	p.cmd = exec.Command(bin, append([]string{"serve", "--data", dir, "--nats-listen", "127.0.0.1:0", "--json"}, extra...)...)
 	p.cmd.Stdout, p.cmd.Stderr = pw, errFile
+	p.started = time.Now()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +185,7 @@ func startServe(t *testing.T, bin, dir string) *serverProc {
 	})
 	var ready readyLine
 	line := readLine(t, pr, p.exited)
+	p.ready = time.Since(p.started)
 	if err := json.Unmarshal([]byte(line), &ready); err != nil || ready.NATS == "" || ready.Data != dir {
 		t.Fatalf("ready line %q (%v)", line, err)
 	}
@@ -190,7 +194,7 @@ func startServe(t *testing.T, bin, dir string) *serverProc {
 }
 
 // wait waits for the process to exit and returns its exit code.
-func (p *serverProc) wait(t *testing.T) int {
+func (p *serverProc) wait(t testing.TB) int {
 	t.Helper()
 	select {
 	case <-p.exited:
@@ -200,21 +204,49 @@ func (p *serverProc) wait(t *testing.T) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
-// buildBinary builds cmd/cairn with the go command on PATH.
-func buildBinary(t *testing.T) string {
+// binDir holds the binary buildBinary builds once for every test of the
+// package; TestMain removes it.
+var binDir struct {
+	once sync.Once
+	path string // the directory
+	bin  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir.path != "" {
+		_ = os.RemoveAll(binDir.path)
+	}
+	os.Exit(code)
+}
+
+// buildBinary builds cmd/cairn with the go command on PATH, once per test
+// binary.
+func buildBinary(t testing.TB) string {
 	t.Helper()
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go command is needed to build cairn: %v", err)
+	binDir.once.Do(func() {
+		goCmd, err := exec.LookPath("go")
+		if err != nil {
+			binDir.err = fmt.Errorf("the go command is needed to build cairn: %w", err)
+			return
+		}
+		if binDir.path, err = os.MkdirTemp("", "cairn-bin"); err != nil {
+			binDir.err = err
+			return
+		}
+		binDir.bin = filepath.Join(binDir.path, "cairn")
+		// The environment (CGO_ENABLED included) is the test's own, so that
+		// the build reuses the packages the test binary was built from.
+		build := exec.Command(goCmd, "build", "-o", binDir.bin, ".")
+		if out, err := build.CombinedOutput(); err != nil {
+			binDir.err = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if binDir.err != nil {
+		t.Fatal(binDir.err)
 	}
-	bin := filepath.Join(t.TempDir(), "cairn")
-	// The environment (CGO_ENABLED included) is the test's own, so that the
-	// build reuses the packages the test binary was built from.
-	build := exec.Command(goCmd, "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return binDir.bin
 }
 
 // logByCommand reads a graph with "cairn log --json" and returns, for each

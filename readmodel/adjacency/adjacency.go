@@ -247,7 +247,14 @@ func (x *Index) Fold(nodes int) {
 	}
 	for d := range x.dir {
 		r := &x.dir[d]
-		if len(r.added) == 0 && r.offs.Len() == nodes+1 {
+		added := 0
+		for _, l := range r.added {
+			added += len(l)
+		}
+		// A small delta holds little memory, and rebuilding the arrays
+		// costs O(edges): after a restore from a snapshot plus a short
+		// tail, that would stall the first queries for nothing.
+		if added*16 < r.ents.Len() && r.offs.Len() == nodes+1 {
 			continue
 		}
 		r.frozen = r.added
