@@ -99,7 +99,17 @@ func queries(g *Graph, seed uint64, paths bool) []string {
 // sameGraphs fails unless a and b answer alike and snapshot to the same bytes.
 func sameGraphs(t *testing.T, a, b *Graph, seed uint64, where string) {
 	t.Helper()
-	x, y := answers(a, seed), answers(b, seed)
+	sameAnswers(t, a, b, seed, true, where)
+	if sa, sb := a.AppendSnapshot(nil), b.AppendSnapshot(nil); !bytes.Equal(sa, sb) {
+		t.Fatalf("%s: snapshots differ (%d and %d bytes)", where, len(sa), len(sb))
+	}
+}
+
+// sameAnswers fails unless a and b answer every query alike (shortest
+// paths only with paths set).
+func sameAnswers(t *testing.T, a, b *Graph, seed uint64, paths bool, where string) {
+	t.Helper()
+	x, y := queries(a, seed, paths), queries(b, seed, paths)
 	for i := range min(len(x), len(y)) {
 		if x[i] != y[i] {
 			t.Fatalf("%s: answers differ:\n original %s\n restored %s", where, x[i], y[i])
@@ -108,8 +118,8 @@ func sameGraphs(t *testing.T, a, b *Graph, seed uint64, where string) {
 	if len(x) != len(y) {
 		t.Fatalf("%s: %d answers, restored %d", where, len(x), len(y))
 	}
-	if sa, sb := a.AppendSnapshot(nil), b.AppendSnapshot(nil); !bytes.Equal(sa, sb) {
-		t.Fatalf("%s: snapshots differ (%d and %d bytes)", where, len(sa), len(sb))
+	if a.AsOf() != b.AsOf() || a.Version() != b.Version() {
+		t.Fatalf("%s: as of %d version %d, other as of %d version %d", where, a.AsOf(), a.Version(), b.AsOf(), b.Version())
 	}
 }
 

@@ -68,6 +68,9 @@ type compaction struct {
 	dead          []uint64 // the removals it folds in
 	nAdded, nDead int      // the changes it folds in
 	out           [2]struct{ offs, ents packed.Uints }
+	// folded: Fold swapped its arrays in early; Finish then only does the
+	// bookkeeping (frees its dead edges, moves Delta on) at its own point.
+	folded bool
 }
 
 // New returns an empty index.
@@ -240,10 +243,17 @@ func (x *Index) Compact(nodes int) (freed []uint32) {
 // edges stay marked dead (their indices are freed by the next compaction,
 // as they would have been) and Delta stays as it was, so the compactions
 // that follow start and finish at the same points as without the fold.
-// While a compaction runs it does nothing.
+// A compaction that runs is waited for and its arrays swapped in, but it
+// stays open: Finish frees its edges when the history says so.
 func (x *Index) Fold(nodes int) {
-	if x.job != nil {
-		return
+	if j := x.job; j != nil && !j.folded {
+		<-j.done
+		for d := range x.dir {
+			r := &x.dir[d]
+			r.offs, r.ents, r.frozen = j.out[d].offs, j.out[d].ents, nil
+			j.out[d].offs, j.out[d].ents = packed.Uints{}, packed.Uints{}
+		}
+		j.folded = true
 	}
 	for d := range x.dir {
 		r := &x.dir[d]
@@ -251,10 +261,11 @@ func (x *Index) Fold(nodes int) {
 		for _, l := range r.added {
 			added += len(l)
 		}
-		// A small delta holds little memory, and rebuilding the arrays
+		// A delta under 1/256 of the entries holds little memory (about
+		// 0.5 MB per million edges), and rebuilding the arrays
 		// costs O(edges): after a restore from a snapshot plus a short
 		// tail, that would stall the first queries for nothing.
-		if added*16 < r.ents.Len() && r.offs.Len() == nodes+1 {
+		if added*256 < r.ents.Len() && r.offs.Len() == nodes+1 {
 			continue
 		}
 		r.frozen = r.added
@@ -354,10 +365,12 @@ func (x *Index) Finish() (freed []uint32) {
 	if job == nil {
 		return nil
 	}
-	<-job.done
-	for d := range x.dir {
-		r := &x.dir[d]
-		r.offs, r.ents, r.frozen = job.out[d].offs, job.out[d].ents, nil
+	if !job.folded {
+		<-job.done
+		for d := range x.dir {
+			r := &x.dir[d]
+			r.offs, r.ents, r.frozen = job.out[d].offs, job.out[d].ents, nil
+		}
 	}
 	for w, word := range job.dead {
 		x.dead[w] &^= word
