@@ -54,7 +54,10 @@ bench:
 	@if [ -n "$(BIG)" ]; then set -o pipefail; \
 		$(GO) test ./readmodel -run '^$$' -bench BigGraph -benchtime 20000x -count 3 -timeout 60m -readmodel.big | tee -a bench.out && \
 		$(GO) test ./actors -run '^$$' -bench 'Projection$$' -benchtime 3s -count 3 -timeout 60m -actors.big | tee -a bench.out && \
-		$(GO) test ./actors -run '^$$' -bench 'ProjectionCatchUp' -benchtime 1x -count 3 -timeout 60m -actors.big | tee -a bench.out; fi
+		$(GO) test ./actors -run '^$$' -bench 'ProjectionCatchUp' -benchtime 1x -count 3 -timeout 60m -actors.big | tee -a bench.out && \
+		$(GO) test ./readmodel -run '^$$' -bench 'Snapshot' -benchtime 3x -timeout 60m -readmodel.big | tee -a bench.out && \
+		$(GO) test ./actors -run '^$$' -bench 'SnapshotWrite' -benchtime 1x -timeout 60m -actors.big | tee -a bench.out && \
+		$(GO) test ./cmd/cairn -run '^$$' -bench 'ServeRestart' -benchtime 3x -timeout 60m -cairn.big | tee -a bench.out; fi
 
 clean:
 	rm -rf bin $(DATA) bench.out
