@@ -133,13 +133,6 @@ func (h *history) fillTimes() {
 	}
 }
 
-func (h *history) lastSeq() uint64 {
-	if len(h.txs) == 0 {
-		return 0
-	}
-	return h.txs[len(h.txs)-1].seq
-}
-
 // reference folds graph's transactions up to seq (and, with position, the
 // events of the transaction at seq up to that position) onto a fresh read
 // model. It returns it with the last transaction folded and the last event.

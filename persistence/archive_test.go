@@ -137,11 +137,7 @@ func TestArchiveRoundTrip(t *testing.T) {
 	ctx := testCtx(t)
 	env := newArchiveEnv(t, ctx, 3)
 	st := env.st
-	g, o := &chainWriter{graph: "g"}, &chainWriter{graph: "o"}
-	for range 12 {
-		g.mustAppend(t, ctx, st, 1)
-		o.mustAppend(t, ctx, st, 1)
-	}
+	g, o := interleave(t, ctx, st, 12)
 	before, last := readFull(t, ctx, "Read", st.Read, "g", 1)
 	if last != g.last || len(before) != 12 {
 		t.Fatalf("Read before: %d records, last %d; want 12, %d", len(before), last, g.last)
@@ -290,11 +286,7 @@ func TestArchiveResume(t *testing.T) {
 	ctx := testCtx(t)
 	env := newArchiveEnv(t, ctx, 2)
 	st := env.st
-	g, o := &chainWriter{graph: "g"}, &chainWriter{graph: "o"}
-	for range 10 {
-		g.mustAppend(t, ctx, st, 1)
-		o.mustAppend(t, ctx, st, 1)
-	}
+	g, _ := interleave(t, ctx, st, 10)
 	before, _ := readFull(t, ctx, "Read", st.Read, "g", 1)
 
 	crash := func(bound uint64, afterObjects int) {
@@ -430,11 +422,7 @@ func TestCheckHead(t *testing.T) {
 	ctx := testCtx(t)
 	env := newArchiveEnv(t, ctx, 2)
 	st := env.st
-	g, o := &chainWriter{graph: "g"}, &chainWriter{graph: "o"}
-	for range 6 {
-		g.mustAppend(t, ctx, st, 1)
-		o.mustAppend(t, ctx, st, 1)
-	}
+	g, o := interleave(t, ctx, st, 6)
 	if _, err := st.Archive(ctx, "g", g.seqs[3], nil); err != nil {
 		t.Fatal(err)
 	}
@@ -521,11 +509,7 @@ func TestFindEvent(t *testing.T) {
 	ctx := testCtx(t)
 	env := newArchiveEnv(t, ctx, 2)
 	st := env.st
-	g, o := &chainWriter{graph: "g"}, &chainWriter{graph: "o"}
-	for range 6 {
-		g.mustAppend(t, ctx, st, 1)
-		o.mustAppend(t, ctx, st, 1)
-	}
+	g, o := interleave(t, ctx, st, 6)
 	if _, err := st.Archive(ctx, "g", g.seqs[3], nil); err != nil {
 		t.Fatal(err)
 	}
@@ -588,11 +572,7 @@ func TestReadDuringArchive(t *testing.T) {
 	ctx := testCtx(t)
 	env := newArchiveEnv(t, ctx, 2)
 	st := env.st
-	g, o := &chainWriter{graph: "g"}, &chainWriter{graph: "o"}
-	for range 8 {
-		g.mustAppend(t, ctx, st, 1)
-		o.mustAppend(t, ctx, st, 1)
-	}
+	g, _ := interleave(t, ctx, st, 8)
 	want, _ := readFull(t, ctx, "Read", st.Read, "g", 1)
 	if _, err := st.Archive(ctx, "g", g.seqs[2], nil); err != nil {
 		t.Fatal(err)
@@ -661,4 +641,16 @@ func BenchmarkArchive(b *testing.B) {
 	b.ReportMetric(float64(n-1)*float64(b.N)/archiveTime.Seconds(), "archived-tx/s")
 	b.ReportMetric(float64(n)*float64(b.N)/readTime.Seconds(), "verified-tx/s")
 	b.ReportMetric(float64(size)/float64(stored), "compression-ratio")
+}
+
+// interleave appends n one-event transactions to graph "g" and as many to
+// graph "o", alternating.
+func interleave(t *testing.T, ctx context.Context, st *persistence.Store, n int) (g, o *chainWriter) {
+	t.Helper()
+	g, o = &chainWriter{graph: "g"}, &chainWriter{graph: "o"}
+	for range n {
+		g.mustAppend(t, ctx, st, 1)
+		o.mustAppend(t, ctx, st, 1)
+	}
+	return g, o
 }
