@@ -170,45 +170,25 @@ func (h *history) reference(graph string, seq, position uint64) (*readmodel.Grap
 
 // probes are the queries compared on each graph.
 func probes(graph string) []*cairnv1.QueryRequest {
-	q := func(x any) *cairnv1.QueryRequest {
-		req := &cairnv1.QueryRequest{GraphId: graph}
-		switch v := x.(type) {
-		case *cairnv1.QueryRequest_GetStats:
-			req.Query = v
-		case *cairnv1.QueryRequest_GetNode:
-			req.Query = v
-		case *cairnv1.QueryRequest_FindNodes:
-			req.Query = v
-		case *cairnv1.QueryRequest_ListNeighbors:
-			req.Query = v
-		case *cairnv1.QueryRequest_KHop:
-			req.Query = v
-		case *cairnv1.QueryRequest_ShortestPath:
-			req.Query = v
-		case *cairnv1.QueryRequest_GetComponent:
-			req.Query = v
-		case *cairnv1.QueryRequest_CountComponents:
-			req.Query = v
-		case *cairnv1.QueryRequest_TopDegree:
-			req.Query = v
-		}
+	q := func(req *cairnv1.QueryRequest) *cairnv1.QueryRequest {
+		req.GraphId = graph
 		return req
 	}
 	out := []*cairnv1.QueryRequest{
-		q(&cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}),
-		q(&cairnv1.QueryRequest_CountComponents{CountComponents: &cairnv1.CountComponents{}}),
-		q(&cairnv1.QueryRequest_TopDegree{TopDegree: &cairnv1.TopDegree{K: 5}}),
-		q(&cairnv1.QueryRequest_FindNodes{FindNodes: &cairnv1.FindNodes{By: &cairnv1.FindNodes_Category{Category: "c1"}, Limit: 1000}}),
-		q(&cairnv1.QueryRequest_FindNodes{FindNodes: &cairnv1.FindNodes{By: &cairnv1.FindNodes_ComponentType{ComponentType: "t2"}, Limit: 1000}}),
-		q(&cairnv1.QueryRequest_FindNodes{FindNodes: &cairnv1.FindNodes{By: &cairnv1.FindNodes_Component{Component: &cairnv1.Component{Type: "t3", Value: []byte("7")}}, Limit: 1000}}),
-		q(&cairnv1.QueryRequest_ShortestPath{ShortestPath: &cairnv1.ShortestPath{FromNodeId: "n1", ToNodeId: "n2", Direction: cairnv1.Direction_DIRECTION_BOTH}}),
+		q(&cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}}),
+		q(&cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_CountComponents{CountComponents: &cairnv1.CountComponents{}}}),
+		q(&cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_TopDegree{TopDegree: &cairnv1.TopDegree{K: 5}}}),
+		q(&cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_FindNodes{FindNodes: &cairnv1.FindNodes{By: &cairnv1.FindNodes_Category{Category: "c1"}, Limit: 1000}}}),
+		q(&cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_FindNodes{FindNodes: &cairnv1.FindNodes{By: &cairnv1.FindNodes_ComponentType{ComponentType: "t2"}, Limit: 1000}}}),
+		q(&cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_FindNodes{FindNodes: &cairnv1.FindNodes{By: &cairnv1.FindNodes_Component{Component: &cairnv1.Component{Type: "t3", Value: []byte("7")}}, Limit: 1000}}}),
+		q(&cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_ShortestPath{ShortestPath: &cairnv1.ShortestPath{FromNodeId: "n1", ToNodeId: "n2", Direction: cairnv1.Direction_DIRECTION_BOTH}}}),
 	}
 	for _, n := range []string{"n0", "n1", "n5", "n17", "x0", "x3"} {
 		out = append(out,
-			q(&cairnv1.QueryRequest_GetNode{GetNode: &cairnv1.GetNode{NodeId: n}}),
-			q(&cairnv1.QueryRequest_ListNeighbors{ListNeighbors: &cairnv1.ListNeighbors{NodeId: n, Direction: cairnv1.Direction_DIRECTION_BOTH, Limit: 1000}}),
-			q(&cairnv1.QueryRequest_KHop{KHop: &cairnv1.KHop{NodeId: n, Depth: 2, Direction: cairnv1.Direction_DIRECTION_OUT}}),
-			q(&cairnv1.QueryRequest_GetComponent{GetComponent: &cairnv1.GetComponent{NodeId: n, Limit: 1000}}))
+			q(&cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_GetNode{GetNode: &cairnv1.GetNode{NodeId: n}}}),
+			q(&cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_ListNeighbors{ListNeighbors: &cairnv1.ListNeighbors{NodeId: n, Direction: cairnv1.Direction_DIRECTION_BOTH, Limit: 1000}}}),
+			q(&cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_KHop{KHop: &cairnv1.KHop{NodeId: n, Depth: 2, Direction: cairnv1.Direction_DIRECTION_OUT}}}),
+			q(&cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_GetComponent{GetComponent: &cairnv1.GetComponent{NodeId: n, Limit: 1000}}}))
 	}
 	return out
 }
