@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -263,14 +262,6 @@ func (s *shard) position() (uint64, <-chan struct{}) {
 // NewProjections spawns cfg.Shards shard actors on system over src; Start
 // starts reading.
 func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfig) (*Projections, error) {
-	// A nil *persistence.Snapshots or *persistence.Store in the interface
-	// means off, as a nil interface does.
-	if isNilPointer(cfg.Snapshots) {
-		cfg.Snapshots = nil
-	}
-	if isNilPointer(cfg.Store) {
-		cfg.Store = nil
-	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("projection config: %w", err)
 	}
@@ -309,12 +300,6 @@ func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfi
 		p.shards = append(p.shards, sh)
 	}
 	return p, nil
-}
-
-// isNilPointer reports whether v holds a nil pointer.
-func isNilPointer(v any) bool {
-	r := reflect.ValueOf(v)
-	return r.Kind() == reflect.Pointer && r.IsNil()
 }
 
 // Start starts the stream reader; it runs until Close. With snapshots on,

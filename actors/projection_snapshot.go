@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -378,7 +379,7 @@ func (p *Projections) finishRound(r *snapRound) {
 	p.snap.mu.Unlock()
 	err := errors.Join(errs...)
 	if err == nil {
-		slices.SortFunc(m.Graphs, func(a, b ManifestGraph) int { return compareStrings(a.Graph, b.Graph) })
+		slices.SortFunc(m.Graphs, func(a, b ManifestGraph) int { return strings.Compare(a.Graph, b.Graph) })
 		slices.Sort(m.Rebuild)
 		data, merr := json.Marshal(m)
 		if merr == nil {
@@ -415,16 +416,6 @@ func (p *Projections) finishRound(r *snapRound) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
 
 // prune keeps the newest SnapshotKeep manifests and, for each graph, every
 // read-model snapshot at or after the oldest one a kept manifest names

@@ -303,6 +303,10 @@ func (tt *timeTravel) view(ctx context.Context, key viewKey, cacheable bool) (*v
 		tt.mu.Unlock()
 		select {
 		case <-b.done:
+			if b.err != nil && b.err.Code == cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED && ctx.Err() == nil {
+				// The builder's deadline ran out, not ours: build it again.
+				return tt.view(ctx, key, cacheable)
+			}
 			return b.v, b.err
 		case <-ctx.Done():
 			return nil, &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,
@@ -517,7 +521,13 @@ func (tt *timeTravel) prefetch(ctx context.Context, graph string, from, to uint6
 			}
 		}
 	}()
-	return ch, cancel
+	// Stopping waits for the goroutine: it closes ch, and once ctx is
+	// cancelled it blocks on nothing.
+	return ch, func() {
+		cancel()
+		for range ch {
+		}
+	}
 }
 
 // replay folds the fetched transactions onto v up to key's point and

@@ -13,7 +13,6 @@ import (
 
 	"github.com/cairn-graph/cairn/actors"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
-	"github.com/cairn-graph/cairn/persistence"
 )
 
 // TestTimeTravelMatchesReference: views at random sequences, times and
@@ -184,9 +183,7 @@ func TestTimeTravelValidation(t *testing.T) {
 	system := quietSystem()
 	t.Cleanup(system.Shutdown)
 	cfg := actors.DefaultProjectionConfig()
-	var nilStore *persistence.Store // a nil pointer is off, as a nil interface
-	var nilSnaps *persistence.Snapshots
-	cfg.Store, cfg.Snapshots = nilStore, nilSnaps
+	cfg.Store, cfg.Snapshots = nil, nil
 	noStore, err := actors.NewProjections(system, env.store, cfg)
 	if err != nil {
 		t.Fatal(err)
