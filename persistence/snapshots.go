@@ -206,6 +206,29 @@ func OpenSnapshots(ctx context.Context, js jetstream.JetStream, cfg SnapshotConf
 	if err != nil {
 		return nil, err
 	}
+	return newSnapshots(ctx, js, obj, cfg)
+}
+
+// LookupSnapshots binds an existing bucket without creating or changing it
+// (a reader needs no permission to manage streams, and must not reset a
+// bucket's replicas).
+//
+// Errors: an invalid cfg; ErrNotFound when the bucket does not exist;
+// ErrUnavailable when JetStream cannot be reached.
+func LookupSnapshots(ctx context.Context, js jetstream.JetStream, cfg SnapshotConfig) (*Snapshots, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("snapshot config: %w", err)
+	}
+	lctx, cancel := withTimeout(ctx, cfg.OpTimeout)
+	obj, err := js.ObjectStore(lctx, cfg.Bucket)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("look up object store %s: %w", cfg.Bucket, objectErr(err))
+	}
+	return newSnapshots(ctx, js, obj, cfg)
+}
+
+func newSnapshots(ctx context.Context, js jetstream.JetStream, obj jetstream.ObjectStore, cfg SnapshotConfig) (*Snapshots, error) {
 	ctx, cancel := withTimeout(ctx, cfg.OpTimeout)
 	defer cancel()
 	st, err := js.Stream(ctx, "OBJ_"+cfg.Bucket)
