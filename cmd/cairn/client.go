@@ -177,7 +177,13 @@ func (c *clientFlags) openStore(ctx context.Context) (*persistence.Store, *persi
 		return nil, nil, nil, fmt.Errorf("look up stream %s on %s: %w", cfg.Stream, c.server, err)
 	}
 	scfg := persistence.DefaultSnapshotConfig()
-	snaps, err := persistence.OpenSnapshots(ctx, js, scfg)
+	// Bind the bucket as it is: creating or updating it would need stream
+	// rights and could reset its replicas. Only an engine that never wrote
+	// a snapshot has none; then an empty one is made.
+	snaps, err := persistence.LookupSnapshots(ctx, js, scfg)
+	if errors.Is(err, persistence.ErrNotFound) {
+		snaps, err = persistence.OpenSnapshots(ctx, js, scfg)
+	}
 	if err != nil {
 		nc.Close()
 		return nil, nil, nil, fmt.Errorf("open object store %s on %s: %w", scfg.Bucket, c.server, err)

@@ -47,8 +47,9 @@ Flags:
   --nats URL            use an external NATS with JetStream instead
   --creds, --user, --password, --tls-cert, --tls-key, --tls-ca
                         credentials and TLS files for --nats
-  --replicas N          event-store stream replicas: 1, 3 or 5 (default 1;
-                        more than 1 needs a clustered external NATS)
+  --replicas N          replicas of the event-store stream and of the
+                        object-store bucket (snapshots, archives): 1, 3 or
+                        5 (default 1; more than 1 needs a clustered NATS)
   --max-bytes N         event-store stream size limit in bytes; new
                         transactions are refused when it is full
                         (default -1, unlimited)
@@ -113,6 +114,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg := cairn.DefaultConfig("")
 	cfg.Logger = logger
 	cfg.Store.Replicas, cfg.Store.MaxBytes = *replicas, *maxBytes
+	// Archives are the only copy of the events they hold: the bucket needs
+	// the stream's replicas.
+	cfg.Snapshots.Replicas = *replicas
 	cfg.Grain.PassivateAfter = *passivate
 	cfg.Grain.SnapshotEvery, cfg.Grain.SnapshotKeep = *snapEvery, *snapKeep
 	cfg.Projections.SnapshotEvery = *rmSnapEvery
