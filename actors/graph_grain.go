@@ -48,6 +48,8 @@ type GraphGrains struct {
 	mu     sync.Mutex
 	active map[*actor.PID]struct{}
 	stats  grainCounters
+	// writes counts snapshot writes in flight; StopAll waits for them.
+	writes sync.WaitGroup
 }
 
 // GrainStats counts what the graph grains of a member did since it started:
@@ -140,7 +142,19 @@ func (k *GraphGrains) StopAll(ctx context.Context, root *actor.RootContext) erro
 			return fmt.Errorf("stop graph grains: %w", ctx.Err())
 		}
 	}
-	return nil
+	// A stopped grain may have left a snapshot write behind (it waits
+	// AppendTimeout at most): wait for it, within ctx.
+	done := make(chan struct{})
+	go func() {
+		k.writes.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop graph grains: snapshot writes still running: %w", ctx.Err())
+	}
 }
 
 func (k *GraphGrains) track(pid *actor.PID, on bool) {
@@ -177,6 +191,10 @@ type graphGrain struct {
 	sinceSnap int
 	// snapWrite, when not nil, is the snapshot write in flight.
 	snapWrite *snapWrite
+	// snapBackoff grows after each failed snapshot write (1 s to 1 min);
+	// no new snapshot starts before snapRetryAt.
+	snapBackoff time.Duration
+	snapRetryAt time.Time
 
 	queue    []*request
 	pending  map[string]*request // queued or in flight, by command id
@@ -267,7 +285,11 @@ func (g *graphGrain) load() error {
 	start := time.Now()
 	g.reset()
 	if g.cfg.Snapshots != nil {
-		if info, ok := g.loadSnapshot(); ok {
+		info, ok, err := g.loadSnapshot()
+		if err != nil {
+			return fmt.Errorf("load %s: %w", g.graph, err)
+		}
+		if ok {
 			g.loaded = true
 			g.kind.stats.activations.Add(1)
 			g.kind.stats.snapshotLoads.Add(1)
@@ -307,32 +329,38 @@ func (g *graphGrain) reset() {
 
 // loadSnapshot restores the newest snapshot that can be trusted and replays
 // the transactions after it. Each snapshot passed over is logged and
-// counted. It reports false, with the state reset, when none would do.
-func (g *graphGrain) loadSnapshot() (persistence.SnapshotInfo, bool) {
+// counted. It reports false, with the state reset, when none would do, and
+// an error when the store failed (no snapshot would do better then).
+func (g *graphGrain) loadSnapshot() (persistence.SnapshotInfo, bool, error) {
 	ctx, cancel := context.WithTimeout(g.base, g.cfg.AppendTimeout)
 	infos, err := g.cfg.Snapshots.List(ctx, persistence.KindAggregate, g.graph)
 	cancel()
 	if err != nil {
 		g.log.LogAttrs(context.Background(), slog.LevelWarn, "listing snapshots failed; replaying the whole history", slog.String("err", err.Error()))
-		return persistence.SnapshotInfo{}, false
+		return persistence.SnapshotInfo{}, false, nil
 	}
 	for _, info := range infos {
 		if err := g.fromSnapshot(info); err != nil {
 			g.reset()
 			if g.base.Err() != nil {
-				return persistence.SnapshotInfo{}, false
+				return persistence.SnapshotInfo{}, false, g.base.Err()
+			}
+			if errors.Is(err, persistence.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+				// The store did not answer: an older snapshot or a full
+				// replay would read the same stretch. Fail this load.
+				return persistence.SnapshotInfo{}, false, err
 			}
 			g.kind.stats.fallbacks.Add(1)
 			g.log.LogAttrs(context.Background(), slog.LevelWarn, "snapshot not used; trying an older one", slog.String("snapshot", info.Name),
 				slog.Uint64("snapshot_seq", info.Seq), slog.String("reason", err.Error()))
 			continue
 		}
-		return info, true
+		return info, true, nil
 	}
 	if len(infos) > 0 {
 		g.log.LogAttrs(context.Background(), slog.LevelWarn, "no snapshot can be trusted; replaying the whole history", slog.Int("snapshots", len(infos)))
 	}
-	return persistence.SnapshotInfo{}, false
+	return persistence.SnapshotInfo{}, false, nil
 }
 
 // fromSnapshot restores info and replays the transactions after it.
@@ -390,6 +418,9 @@ func (g *graphGrain) maybeSnapshot() {
 			return
 		}
 	}
+	if g.snapBackoff > 0 && time.Now().Before(g.snapRetryAt) {
+		return
+	}
 	g.snapshot()
 }
 
@@ -405,6 +436,12 @@ type snapWrite struct {
 func (g *graphGrain) wrote() {
 	if g.snapWrite.err != nil {
 		g.sinceSnap += g.snapWrite.events
+		// Retry later, not at the next batch: a store that keeps failing
+		// would make every batch copy the whole state.
+		g.snapBackoff = min(max(2*g.snapBackoff, time.Second), time.Minute)
+		g.snapRetryAt = time.Now().Add(g.snapBackoff)
+	} else {
+		g.snapBackoff = 0
 	}
 	g.snapWrite = nil
 }
@@ -430,7 +467,9 @@ func (g *graphGrain) snapshot() {
 	w := &snapWrite{done: make(chan struct{}), events: g.sinceSnap}
 	g.sinceSnap = 0
 	g.snapWrite = w
+	g.kind.writes.Add(1)
 	go func() {
+		defer g.kind.writes.Done()
 		defer close(w.done)
 		w.err = g.writeSnapshot(info, capture)
 	}()
