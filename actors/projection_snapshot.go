@@ -446,21 +446,25 @@ func (p *Projections) prune(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list read-model snapshots: %w", err)
 	}
-	total, newer := map[string]int{}, map[string]int{}
+	// Delete from the one listing (newest first per graph): a Prune per
+	// graph would list the whole bucket again for each.
+	var errs []error
+	newer, pruned := map[string]int{}, map[string]bool{}
 	for _, info := range all {
-		total[info.Graph]++
-		if o, ok := oldest[info.Graph]; ok && info.Seq >= o {
+		o, ok := oldest[info.Graph]
+		switch {
+		case !ok:
+		case info.Seq >= o:
 			newer[info.Graph]++
+		default:
+			pruned[info.Graph] = true
+			if err := snaps.Delete(ctx, info); err != nil && !errors.Is(err, persistence.ErrNotFound) {
+				errs = append(errs, fmt.Errorf("prune read-model snapshot %s: %w", info.Name, err))
+			}
 		}
 	}
-	var errs []error
-	for g, n := range newer {
-		if total[g] > n {
-			if _, err := snaps.Prune(ctx, persistence.KindReadModel, g, n); err != nil {
-				errs = append(errs, fmt.Errorf("prune the read-model snapshots of graph %s: %w", g, err))
-			}
-			p.snap.index.keep(g, n)
-		}
+	for g := range pruned {
+		p.snap.index.keep(g, newer[g])
 	}
 	return errors.Join(errs...)
 }

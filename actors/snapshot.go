@@ -23,6 +23,7 @@ type SnapshotStore interface {
 	List(ctx context.Context, kind persistence.SnapshotKind, graph string) ([]persistence.SnapshotInfo, error)
 	Get(ctx context.Context, info persistence.SnapshotInfo) ([]byte, error)
 	Prune(ctx context.Context, kind persistence.SnapshotKind, graph string, keep int) (int, error)
+	Delete(ctx context.Context, info persistence.SnapshotInfo) error
 }
 
 var _ SnapshotStore = (*persistence.Snapshots)(nil)
