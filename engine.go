@@ -122,9 +122,11 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	go func() {
 		defer close(e.memberReady)
 		e.member, e.memberErr = cairncluster.Start(clusterCfg, e.grains.Kind())
-		if e.memberErr == nil {
-			e.disp = actors.NewDispatcher(e.member.Cluster(), cfg.CommandTimeout)
+		if e.memberErr != nil {
+			cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "cluster member did not start; commands are refused", slog.String("err", e.memberErr.Error()))
+			return
 		}
+		e.disp = actors.NewDispatcher(e.member.Cluster(), cfg.CommandTimeout)
 	}()
 	if cfg.Gateway {
 		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: e.proj, Grains: e.grains, Logger: cfg.Logger})
@@ -232,29 +234,17 @@ func (e *Engine) Close(ctx context.Context) error {
 	return e.closeErr
 }
 
-// chanClosed reports whether ch is closed.
-func chanClosed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
 func (e *Engine) close(ctx context.Context) error {
 	var errs []error
 	if e.gateway != nil {
 		errs = append(errs, e.gateway.Close(ctx))
 	}
 	if e.memberReady != nil {
-		select {
-		case <-e.memberReady:
-		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("cluster member still starting: %w", ctx.Err()))
-		}
+		// Starting takes about a second and cannot be cancelled: wait, so
+		// that no member is left running behind a closed engine.
+		<-e.memberReady
 	}
-	started := e.memberReady != nil && chanClosed(e.memberReady) && e.memberErr == nil
+	started := e.memberReady != nil && e.memberErr == nil
 	if started {
 		errs = append(errs, e.grains.StopAll(ctx, e.member.System().Root))
 	}
