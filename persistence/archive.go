@@ -69,7 +69,7 @@ type StoreOption func(*Store)
 // Archive moves old transactions there, and Read, ReadScan, Verify, GetGraph,
 // CheckHead, SeqAtTime and FindEvent read across archive and stream. An
 // archive object is named "archive/<graph>/<from seq, 20 digits>-<to seq, 20
-// digits>". Without it, Archive, Archives and ReadArchived fail with
+// digits>". Without it, Archive and Archives fail with
 // ErrNoObjects and every read is stream-only.
 func WithObjects(obj jetstream.ObjectStore) StoreOption {
 	return func(s *Store) { s.arc.obj = obj }
@@ -898,64 +898,6 @@ func (s *Store) readAcross(ctx context.Context, graph string, fromSeq, last uint
 		}
 		return done, nil
 	})
-}
-
-// ReadArchived calls fn, in order, for graph's archived transactions with a
-// stream sequence of at most upTo: the prefix of the graph's history that
-// is no longer in the stream (Follow and ReadAll do not see it). It reads
-// no stream message.
-//
-// Errors: ErrNoObjects without WithObjects; ErrInvalidGraph; ErrMalformed
-// when an archive does not read back; ErrUnavailable; ctx's error; fn's
-// error as is.
-func (s *Store) ReadArchived(ctx context.Context, graph string, upTo uint64, fn func(Record) error) error {
-	if err := s.needObjects("read archived", graph); err != nil {
-		return err
-	}
-	es, err := s.listArchives(ctx, graph)
-	if err != nil {
-		return err
-	}
-	for _, e := range es {
-		if e.FromSeq > upTo {
-			break
-		}
-		recs, _, err := s.loadArchive(ctx, e)
-		if err != nil {
-			return err
-		}
-		for _, r := range recs {
-			if r.seq > upTo {
-				break
-			}
-			rec, err := r.record()
-			if err != nil {
-				return fmt.Errorf("archive %s: %w", e.Name, err)
-			}
-			if err := fn(rec); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// GetGraph returns graph's transaction at stream sequence seq, from the
-// stream or, when it has been archived, from graph's archives. Get, which
-// knows no graph, reads only the stream.
-//
-// Errors: ErrNotFound when seq is not graph's transaction in the stream or
-// its archives (including when it is another graph's); ErrMalformed;
-// ErrInvalidGraph; ErrUnavailable; ctx's error.
-func (s *Store) GetGraph(ctx context.Context, graph string, seq uint64) (Record, error) {
-	rec, subject, err := s.getAny(ctx, graph, seq)
-	if err != nil {
-		return Record{}, err
-	}
-	if subject != s.Subject(graph) {
-		return Record{}, fmt.Errorf("get %s seq %d: %w: seq %d is on %s", graph, seq, ErrNotFound, seq, subject)
-	}
-	return rec, nil
 }
 
 // getAny returns the transaction at seq from the stream, whatever its

@@ -218,22 +218,6 @@ func TestArchiveRoundTrip(t *testing.T) {
 	if err != nil || verAfter != verBefore {
 		t.Errorf("verify after = %+v, %v; want %+v", verAfter, err, verBefore)
 	}
-	var archived []uint64
-	if err := st.ReadArchived(ctx, "g", g.seqs[4], func(r persistence.Record) error {
-		archived = append(archived, r.Seq)
-		return nil
-	}); err != nil || !slices.Equal(archived, g.seqs[:5]) {
-		t.Errorf("ReadArchived up to %d = %v, %v; want %v", g.seqs[4], archived, err, g.seqs[:5])
-	}
-	for _, i := range []int{0, 4, 8} {
-		r, err := st.GetGraph(ctx, "g", g.seqs[i])
-		if err != nil || r.Seq != g.seqs[i] || !proto.Equal(r.Tx, g.txs[i]) || !r.Time.Equal(before[i].time) {
-			t.Errorf("GetGraph(g, %d) = %d %v, %v", g.seqs[i], r.Seq, r.Time, err)
-		}
-	}
-	if _, err := st.GetGraph(ctx, "g", o.seqs[0]); !errors.Is(err, persistence.ErrNotFound) {
-		t.Errorf("GetGraph(g, o's seq): %v, want ErrNotFound", err)
-	}
 
 	// Again with the same bound: nothing to do.
 	res, err = st.Archive(ctx, "g", bound, nil)
@@ -270,9 +254,6 @@ func TestArchiveWithoutObjects(t *testing.T) {
 	}
 	if _, err := st.Archives(ctx, "g"); !errors.Is(err, persistence.ErrNoObjects) {
 		t.Errorf("Archives: %v, want ErrNoObjects", err)
-	}
-	if err := st.ReadArchived(ctx, "g", 3, func(persistence.Record) error { return nil }); !errors.Is(err, persistence.ErrNoObjects) {
-		t.Errorf("ReadArchived: %v, want ErrNoObjects", err)
 	}
 	if err := st.CheckHead(ctx, "g", g.seqs[1], g.heads[1]); err != nil {
 		t.Errorf("CheckHead without objects: %v", err)

@@ -64,11 +64,10 @@
 // uncompressed size.
 //
 // Read, ReadScan and so Verify and FindEvent read across archive and
-// stream; GetGraph and CheckHead find an archived transaction by sequence;
-// SeqAtTime counts archived transactions' times. ReadAll, Follow and Get
-// read the stream only; a follower that finds a graph's first transaction
-// in the stream past chain position 1 reads the archived prefix with
-// ReadArchived.
+// stream; CheckHead finds an archived transaction by sequence; SeqAtTime
+// counts archived transactions' times. ReadAll, Follow and Get read the
+// stream only; a follower that finds a graph's first transaction in the
+// stream past chain position 1 reads the archived prefix with Read.
 //
 // # Embedded server
 //

@@ -25,7 +25,7 @@ type Followed struct {
 // so fn sees each sequence at most once and in order. It follows the stream
 // only: transactions archived before fromSeq's turn came are not delivered
 // (a follower that finds a graph starting past chain position 1 reads the
-// archived prefix with ReadArchived).
+// archived prefix with Read, which reads across archive and stream).
 //
 // Errors: ctx's error when ctx ended, fn's error as is, ErrUnavailable when
 // the consumer could not be created or the connection was lost.

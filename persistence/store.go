@@ -228,7 +228,7 @@ func (s *Store) ReadScan(ctx context.Context, graph string, fromSeq uint64, fn f
 // ReadAll calls fn for every transaction in the stream with a sequence of at
 // least fromSeq, in order, up to the stream's last message when ReadAll
 // started. It returns that last sequence. It reads the stream only:
-// archived transactions are not in it (ReadArchived reads a graph's).
+// archived transactions are not in it (Read reads a graph's).
 // Errors as for Read.
 func (s *Store) ReadAll(ctx context.Context, fromSeq uint64, fn func(Record) error) (uint64, error) {
 	ictx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
