@@ -334,6 +334,14 @@ func restoreSnapshot(ctx context.Context, snaps SnapshotStore, hc headChecker, g
 	return s, recent, nil
 }
 
+// CheckAggregateSnapshot says why the grain would not trust the aggregate
+// snapshot info of graph, nil when it would: the same checks activation
+// makes (kind, format, head on the chain, payload that decodes to graph).
+func CheckAggregateSnapshot(ctx context.Context, snaps SnapshotStore, store History, graph string, info persistence.SnapshotInfo) error {
+	_, _, err := restoreSnapshot(ctx, snaps, store, graph, info)
+	return err
+}
+
 // errStopRead ends a read early.
 var errStopRead = errors.New("stop reading")
 

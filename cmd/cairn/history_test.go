@@ -369,9 +369,9 @@ func TestVerifySnapshots(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf("graph vs: chain whole: 9 transactions, %d events", reps[8].Position),
 		fmt.Sprintf("snapshot aggregate seq %d position %d: ok\n", good.Seq, good.Position),
-		fmt.Sprintf("snapshot aggregate seq %d position %d: head does not match the chain", wrongHead.Seq, wrongHead.Position),
-		fmt.Sprintf("snapshot aggregate seq %d position %d: unknown format version 99", future.Seq, future.Position),
-		fmt.Sprintf("snapshot aggregate seq %d position %d: not a cairn.v1.GraphSnapshot", garbage.Seq, garbage.Position),
+		fmt.Sprintf("snapshot aggregate seq %d position %d: snapshot %s is not on the chain: graph vs: chain broken at seq %d", wrongHead.Seq, wrongHead.Position, wrongHead.Name, wrongHead.Seq),
+		fmt.Sprintf("snapshot aggregate seq %d position %d: invalid aggregate snapshot: %s has format version 99", future.Seq, future.Position, future.Name),
+		fmt.Sprintf("snapshot aggregate seq %d position %d: snapshot %s: invalid aggregate snapshot: does not decode", garbage.Seq, garbage.Position, garbage.Name),
 		fmt.Sprintf("snapshot readmodel seq %d position %d: ok\n", rm.Seq, rm.Position),
 	} {
 		if !strings.Contains(r.stdout, want) {

@@ -7,10 +7,8 @@ import (
 	"io"
 	"strings"
 
-	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/actors"
-	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel"
 )
@@ -177,25 +175,15 @@ func (r *graphReader) checkSnapshot(ctx context.Context, info persistence.Snapsh
 	if info.Graph != r.graph {
 		return fmt.Errorf("listed for graph %q", info.Graph)
 	}
+	if info.Kind == persistence.KindAggregate {
+		// The grain's own checks, head included.
+		return actors.CheckAggregateSnapshot(ctx, r.snaps, r.store, r.graph, info)
+	}
 	data, err := r.snaps.Get(ctx, info)
 	if err != nil {
 		return fmt.Errorf("does not read back: %w", err)
 	}
 	switch info.Kind {
-	case persistence.KindAggregate:
-		if info.Format != actors.AggregateSnapshotFormat {
-			return fmt.Errorf("unknown format version %d (this cairn reads %d)", info.Format, actors.AggregateSnapshotFormat)
-		}
-		snap := &cairnv1.GraphSnapshot{}
-		if err := proto.Unmarshal(data, snap); err != nil {
-			return fmt.Errorf("not a cairn.v1.GraphSnapshot: %v", err)
-		}
-		if snap.GetGraphId() != r.graph {
-			return fmt.Errorf("holds graph %q", snap.GetGraphId())
-		}
-		if _, _, err := actors.DecodeState(snap); err != nil {
-			return fmt.Errorf("does not decode: %w", err)
-		}
 	case persistence.KindReadModel:
 		if info.Format != readmodel.SnapshotFormat {
 			return fmt.Errorf("unknown format version %d (this cairn reads %d)", info.Format, readmodel.SnapshotFormat)
