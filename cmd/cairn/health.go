@@ -50,16 +50,15 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if _, err := parseArgs(fs, "health", args); err != nil {
 		return err
 	}
-	msg, err := c.requestRaw(ctx, "$SRV.STATS."+actors.ServiceName, "a stats request", nil, "")
+	subject, err := micro.ControlSubject(micro.StatsVerb, actors.ServiceName, "")
 	if err != nil {
 		return err
 	}
-	var stats struct {
-		Endpoints []struct {
-			micro.EndpointStats
-			Data json.RawMessage `json:"data"`
-		} `json:"endpoints"`
+	msg, err := c.requestRaw(ctx, subject, "a stats request", nil, "")
+	if err != nil {
+		return err
 	}
+	var stats micro.Stats
 	if err := json.Unmarshal(msg.Data, &stats); err != nil {
 		return fmt.Errorf("the engine's stats are not JSON: %w", err)
 	}
