@@ -785,26 +785,15 @@ func lastPosition(tx *cairnv1.Transaction) (uint64, bool) {
 // envelopePosition reads "n" from an envelope: canonical dag-cbor puts it
 // first, right after the map head.
 func envelopePosition(b []byte) (uint64, bool) {
-	if len(b) < 4 || (b[0] != 0xa7 && b[0] != 0xa8) || b[1] != 0x61 || b[2] != 'n' {
+	d := cborDecoder{buf: b}
+	if m, n, err := d.head(); err != nil || m != 5 || (n != 7 && n != 8) {
 		return 0, false
 	}
-	h, p := b[3], b[4:]
-	if h>>5 != 0 {
+	if k, err := d.text(); err != nil || k != "n" {
 		return 0, false
 	}
-	switch a := h & 0x1f; {
-	case a < 24:
-		return uint64(a), true
-	case a == 24 && len(p) >= 1:
-		return uint64(p[0]), true
-	case a == 25 && len(p) >= 2:
-		return uint64(binary.BigEndian.Uint16(p)), true
-	case a == 26 && len(p) >= 4:
-		return uint64(binary.BigEndian.Uint32(p)), true
-	case a == 27 && len(p) >= 8:
-		return binary.BigEndian.Uint64(p), true
-	}
-	return 0, false
+	n, err := d.uint()
+	return n, err == nil
 }
 
 // readAcross is Read and ReadScan with archives: graph's archived records
