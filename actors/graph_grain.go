@@ -93,13 +93,6 @@ func (k *GraphGrains) Stats() GrainStats {
 	}
 }
 
-// SnapshotFallbacks counts snapshots passed over at activation because they
-// could not be read, decoded or trusted.
-func (k *GraphGrains) SnapshotFallbacks() uint64 { return k.stats.fallbacks.Load() }
-
-// SnapshotsWritten counts aggregate snapshots written.
-func (k *GraphGrains) SnapshotsWritten() uint64 { return k.stats.written.Load() }
-
 // NewGraphKind returns the cluster kind that hosts graph grains over store.
 // ctx bounds the grains' I/O: cancel it to abort appends.
 func NewGraphKind(ctx context.Context, store EventStore, cfg GrainConfig) (*GraphGrains, error) {

@@ -26,7 +26,7 @@ func (k *GraphGrains) Health() GrainHealth {
 		Active: k.Active(), Activations: s.Activations,
 		SnapshotLoads: s.SnapshotLoads, SnapshotFallbacks: s.SnapshotFallbacks,
 		SnapshotsWritten: s.SnapshotsWritten, SnapshotWriteErrors: s.SnapshotWriteErrors, SnapshotBytes: s.SnapshotBytes,
-		SnapshotBlockMsTotal: float64(s.EncodeTotal.Microseconds()) / 1000, SnapshotBlockMsMax: float64(s.EncodeMax.Microseconds()) / 1000,
+		SnapshotBlockMsTotal: ms(s.EncodeTotal), SnapshotBlockMsMax: ms(s.EncodeMax),
 		ReplayedTransactions: s.ReplayedTransactions, ReplayedEvents: s.ReplayedEvents,
 	}
 }

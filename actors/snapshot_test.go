@@ -881,7 +881,7 @@ func TestGrainSnapshotCadence(t *testing.T) {
 		return out
 	}
 	written := func(n uint64) {
-		eventually(t, fmt.Sprint(n, " snapshots written"), 10*time.Second, func() bool { return m.grains.SnapshotsWritten() >= n })
+		eventually(t, fmt.Sprint(n, " snapshots written"), 10*time.Second, func() bool { return m.grains.Stats().SnapshotsWritten >= n })
 	}
 	// Small: 9 nodes, a snapshot after the 10th event.
 	exec(createGraph())
@@ -903,7 +903,7 @@ func TestGrainSnapshotCadence(t *testing.T) {
 	if got := positions(); !slices.Equal(got, []uint64{30, 10}) {
 		t.Fatalf("snapshots at positions %v, want [30 10]", got)
 	}
-	if n := m.grains.SnapshotsWritten(); n != 2 {
+	if n := m.grains.Stats().SnapshotsWritten; n != 2 {
 		t.Fatalf("%d snapshots written, want 2", n)
 	}
 }
