@@ -224,26 +224,37 @@ func (a *shardActor) answer(req *cairnv1.QueryRequest) *cairnv1.QueryReply {
 	case e.stopped != nil:
 		return &cairnv1.QueryReply{AsOfSeq: asOf, Error: (&CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Field: "graph_id", Message: e.stopped.Error()}).Proto()}
 	}
+	if a.cache == nil {
+		return a.p.answerCached(e.g, req, asOf, e.head, nil, nil)
+	}
+	return a.p.answerCached(e.g, req, asOf, e.head, a.cache.Get, func(k cacheKey, r *cairnv1.QueryReply) { a.cache.Add(k, r) })
+}
+
+// answerCached runs req on g, as of stream sequence asOf with head,
+// through a cache (get and put; none when get is nil), and counts hits and
+// misses. Shards and time-travel views answer through it.
+func (p *Projections) answerCached(g *readmodel.Graph, req *cairnv1.QueryRequest, asOf uint64, head persistence.Head,
+	get func(cacheKey) (*cairnv1.QueryReply, bool), put func(cacheKey, *cairnv1.QueryReply)) *cairnv1.QueryReply {
 	var key cacheKey
 	cacheable := false
-	if a.cache != nil {
-		if key, cacheable = queryKey(e.g, req); cacheable {
-			if hit, ok := a.cache.Get(key); ok {
-				a.p.hits.Add(1)
+	if get != nil {
+		if key, cacheable = queryKey(g, req); cacheable {
+			if hit, ok := get(key); ok {
+				p.hits.Add(1)
 				// The result is shared, read-only; the graph has not changed
 				// since it was computed, so it holds as of now.
-				return &cairnv1.QueryReply{AsOfSeq: asOf, Cached: true, Result: hit.Result, HeadCid: headCID(e.head), Position: e.head.N}
+				return &cairnv1.QueryReply{AsOfSeq: asOf, Cached: true, Result: hit.Result, HeadCid: headCID(head), Position: head.N}
 			}
-			a.p.misses.Add(1)
+			p.misses.Add(1)
 		}
 	}
-	rep := a.p.run(e.g, graph, req)
-	if cacheable && rep.Error == nil && proto.Size(rep) <= a.p.cfg.CacheMaxReplyBytes {
-		a.cache.Add(key, rep)
+	rep := p.run(g, req.GetGraphId(), req)
+	if cacheable && rep.Error == nil && proto.Size(rep) <= p.cfg.CacheMaxReplyBytes {
+		put(key, rep)
 	}
 	out := &cairnv1.QueryReply{AsOfSeq: asOf, Error: rep.Error, Result: rep.Result}
 	if rep.Error == nil {
-		out.HeadCid, out.Position = headCID(e.head), e.head.N
+		out.HeadCid, out.Position = headCID(head), head.N
 	}
 	return out
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/elastic/go-freelru"
 	"github.com/ipfs/go-cid"
-	"google.golang.org/protobuf/proto"
 
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
@@ -577,27 +576,14 @@ func (tt *timeTravel) answer(v *view, req *cairnv1.QueryRequest) *cairnv1.QueryR
 	if v.seq == 0 {
 		return &cairnv1.QueryReply{Error: notFound("graph_id", "graph %s has no transactions at that point (%v)", graph, req.GetAsOf()).Proto()}
 	}
-	head, pos := headCID(v.head), v.head.N
-	key, cacheable := queryKey(v.g, req)
-	if cacheable {
-		if hit, ok := v.answers[key]; ok {
-			tt.p.hits.Add(1)
-			return &cairnv1.QueryReply{AsOfSeq: v.seq, Cached: true, Result: hit.Result, HeadCid: head, Position: pos}
-		}
-		tt.p.misses.Add(1)
-	}
-	rep := tt.p.run(v.g, graph, req)
-	if cacheable && rep.Error == nil && proto.Size(rep) <= tt.p.cfg.CacheMaxReplyBytes {
+	get := func(k cacheKey) (*cairnv1.QueryReply, bool) { r, ok := v.answers[k]; return r, ok }
+	put := func(k cacheKey, r *cairnv1.QueryReply) {
 		if len(v.answers) >= viewAnswers {
 			clear(v.answers)
 		}
-		v.answers[key] = rep
+		v.answers[k] = r
 	}
-	out := &cairnv1.QueryReply{AsOfSeq: v.seq, Error: rep.Error, Result: rep.Result}
-	if rep.Error == nil {
-		out.HeadCid, out.Position = head, pos
-	}
-	return out
+	return tt.p.answerCached(v.g, req, v.seq, v.head, get, put)
 }
 
 // snapKey names a read-model snapshot.
