@@ -7,7 +7,6 @@ import (
 	"io"
 	"strings"
 
-
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel"
