@@ -45,6 +45,10 @@ type archives struct {
 	segTx    int
 	segBytes int
 
+	streamMu sync.Mutex
+	stream   jetstream.Stream // the bucket's stream, looked up on first use
+	bucket   string
+
 	once sync.Once
 	enc  *zstd.Encoder
 	dec  *zstd.Decoder
@@ -367,18 +371,17 @@ func (s *Store) listArchives(ctx context.Context, graph string) ([]archiveEntry,
 	}
 	lctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
-	objs, err := s.arc.obj.List(lctx)
-	if errors.Is(err, jetstream.ErrNoObjectsFound) {
-		return nil, nil
+	st, bucket, err := s.objectStream(lctx)
+	if err != nil {
+		return nil, fmt.Errorf("list archives of %s: %w", graph, objectErr(err))
 	}
+	prefix := "archive/" + graph + "/"
+	objs, err := listBucket(lctx, st, bucket, func(name string) bool { return strings.HasPrefix(name, prefix) })
 	if err != nil {
 		return nil, fmt.Errorf("list archives of %s: %w", graph, objectErr(err))
 	}
 	var es []archiveEntry
 	for _, oi := range objs {
-		if oi.Deleted {
-			continue
-		}
 		e, ok, err := parseArchiveEntry(oi, graph)
 		if err != nil {
 			return nil, err
@@ -404,6 +407,26 @@ func (s *Store) listArchives(ctx context.Context, graph string) ([]archiveEntry,
 		}
 	}
 	return es, nil
+}
+
+// objectStream returns the stream behind the archive bucket, looked up
+// once.
+func (s *Store) objectStream(ctx context.Context) (jetstream.Stream, string, error) {
+	a := &s.arc
+	a.streamMu.Lock()
+	defer a.streamMu.Unlock()
+	if a.stream == nil {
+		status, err := a.obj.Status(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		st, err := s.js.Stream(ctx, "OBJ_"+status.Bucket())
+		if err != nil {
+			return nil, "", err
+		}
+		a.stream, a.bucket = st, status.Bucket()
+	}
+	return a.stream, a.bucket, nil
 }
 
 // loadArchive reads an archive object back whole (the Object Store checks
