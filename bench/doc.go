@@ -1,8 +1,37 @@
-// Package bench will hold the load-test harness: workload generators,
-// drivers, HDR histograms and reports.
+// Package bench is Cairn's load-test harness: workload generators,
+// drivers, scenarios, measurement (HDR histograms, open-loop pacing,
+// memory sampling, a live line per second) and reports (Markdown, JSON and
+// PNG plots). `cairn bench` is its command line; `make bench` runs the
+// standard suite with it.
 //
-// Today the write-path benchmarks live beside the code they measure, as Go
-// benchmarks (`make bench`): persistence (CID encoding) and actors (commands
-// end to end, each beside raw JetStream publish with per-subject optimistic
-// concurrency).
+// Workloads are seeded graphs: Barabási–Albert and R-MAT (power law),
+// uniform random, and random trees, with components drawn from a pool of
+// configurable size and Zipf skew. Workload.Generate streams a graph's
+// commands (every AddNode, then every ConnectNodes) in batches.
+//
+// A Driver reaches an engine: InProcess calls an embedded *cairn.Engine
+// directly (the least overhead); Remote sends protobuf requests to the
+// "cairn" NATS micro service of any running `cairn serve`.
+//
+// Scenarios measure one thing each and return a ScenarioResult:
+//
+//   - Ingest builds graphs concurrently, closed loop (peak throughput) or
+//     open loop at a fixed rate, beside raw JetStream publishes with
+//     per-subject optimistic concurrency of the same size and concurrency.
+//   - Mixed runs a query mix while writes go in at a fixed rate.
+//   - Recovery kills a child `cairn serve` with SIGKILL and times its
+//     restart until a query sees every acknowledged write.
+//   - Replay times the aggregate folded from the stream and a projection
+//     caught up, beside raw JetStream reading the same messages.
+//
+// Open-loop latency is measured from each request's scheduled start
+// (Pacer), so a stall counts against every request it delays: no
+// coordinated omission. Several ScenarioResults make a Report, which
+// Report.Write turns into report.md, report.json and plots.
+//
+//	eng, _ := cairn.Open(ctx, cfg)
+//	w := bench.DefaultWorkload()
+//	res, err := bench.Ingest(ctx, bench.InProcess(eng), bench.IngestConfig{Workload: w, Baseline: true}, os.Stderr)
+//	rep := &bench.Report{Title: "ingest", Started: res.Started, Machine: bench.CurrentMachine(), Scenarios: []bench.ScenarioResult{*res}}
+//	err = rep.Write("bench-report")
 package bench

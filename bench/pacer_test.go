@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"math"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// onSchedule checks that intended[i] is start + (first+i)/rate.
+func onSchedule(t *testing.T, start time.Time, first int, intended []time.Time, rate float64) {
+	t.Helper()
+	for i, at := range intended {
+		want := time.Duration(float64(first+i) * float64(time.Second) / rate)
+		if got := at.Sub(start); (got - want).Abs() > time.Microsecond {
+			t.Fatalf("op %d intended at +%v, want +%v", first+i, got, want)
+		}
+	}
+}
+
+func TestPacerHoldsRate(t *testing.T) {
+	const rate, n = 2000.0, 2001 // one second
+	p := NewPacer(rate)
+	if p.Rate() != rate {
+		t.Errorf("Rate() = %v, want %v", p.Rate(), rate)
+	}
+	ctx := context.Background()
+	intended := make([]time.Time, n)
+	returned := make([]time.Time, n)
+	for i := range n {
+		at, err := p.Wait(ctx)
+		returned[i] = time.Now()
+		if err != nil {
+			t.Fatal(err)
+		}
+		intended[i] = at
+	}
+	for i := range n {
+		if returned[i].Before(intended[i]) {
+			t.Fatalf("op %d returned %v before it was due", i, intended[i].Sub(returned[i]))
+		}
+	}
+	onSchedule(t, intended[0], 0, intended, rate)
+
+	schedule := float64(n-1) / intended[n-1].Sub(intended[0]).Seconds()
+	if math.Abs(schedule-rate) > 0.01*rate {
+		t.Errorf("scheduled rate %.1f/s, want %v/s ± 1%%", schedule, rate)
+	}
+	// Wait returns no earlier than due, so the achieved rate can only fall
+	// short by the delay of the last op; 5% of the run is 50 ms.
+	achieved := float64(n-1) / returned[n-1].Sub(returned[0]).Seconds()
+	if math.Abs(achieved-rate) > 0.05*rate {
+		t.Errorf("achieved rate %.1f/s, want %v/s ± 5%%", achieved, rate)
+	}
+}
+
+func TestPacerCatchesUpAfterStall(t *testing.T) {
+	const rate = 2000.0
+	const stall = 100 * time.Millisecond
+	p := NewPacer(rate)
+	ctx := context.Background()
+	var intended []time.Time
+	wait := func() (called, due time.Time) {
+		t.Helper()
+		called = time.Now()
+		due, err := p.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		intended = append(intended, due)
+		return called, due
+	}
+	for range 50 {
+		wait()
+	}
+	// The stall under test: the caller does not come back for 100 ms.
+	time.Sleep(stall)
+	overdue := 0
+	for range 300 {
+		called, due := wait()
+		if !due.After(called) {
+			overdue++
+		}
+	}
+	// Every op due during the stall (100 ms × 2,000/s) was overdue when
+	// asked for, and was handed out without waiting for its own slot.
+	if want := int(stall.Seconds() * rate); overdue < want {
+		t.Errorf("%d ops were overdue after the stall, want at least %d", overdue, want)
+	}
+	// Nothing was skipped: the intended times are the unbroken schedule.
+	onSchedule(t, intended[0], 0, intended, rate)
+}
+
+func TestPacerConcurrentCallersShareSchedule(t *testing.T) {
+	const rate = 20000.0
+	p := NewPacer(rate)
+	var mu sync.Mutex
+	var all []time.Time
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 100 {
+				at, err := p.Wait(context.Background())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				all = append(all, at)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	slices.SortFunc(all, func(a, b time.Time) int { return a.Compare(b) })
+	onSchedule(t, all[0], 0, all, rate)
+}
+
+func TestPacerCancel(t *testing.T) {
+	p := NewPacer(0.001) // the second op is due in 1,000 s
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := p.Wait(ctx); err != nil {
+		t.Fatalf("first op: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Wait(ctx)
+		done <- err
+	}()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Wait after cancel: %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait did not return within 10 s of cancel")
+	}
+	if _, err := p.Wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait with a cancelled context: %v, want context.Canceled", err)
+	}
+}
+
+func TestPacerUnpaced(t *testing.T) {
+	for _, rate := range []float64{0, -1, math.Inf(1), math.NaN()} {
+		p := NewPacer(rate)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		for range 1000 {
+			if _, err := p.Wait(ctx); err != nil {
+				t.Fatalf("rate %v: %v", rate, err)
+			}
+		}
+		cancel()
+	}
+}
