@@ -45,11 +45,17 @@ check-proto:
 	@if git rev-parse --verify -q main >/dev/null && git cat-file -e main:buf.yaml 2>/dev/null; then \
 		$(BUF) breaking --against '.git#branch=main'; fi
 
-# bench runs every benchmark, the read-side ones on small graphs. BIG=1 then
-# runs the read model and projection ones again on 1,000,000 nodes and
-# 3,000,000 edges (about 25 minutes on the 2-core reference machine, up to
-# 2 GB of memory).
-bench:
+# bench runs the standard load-test suite with the harness (cairn bench
+# suite: ingest of 1,000,000 nodes and 3,000,000 edges, mixed load at 10,000
+# events/s, kill -9 recovery of that graph, replay) and writes its report to
+# $(BENCH_OUT) (report.md, report.json, plots; about 5 minutes on the 2-core
+# reference machine), then every Go benchmark, the read-side ones on small
+# graphs. BIG=1 then runs the read model and projection ones again on
+# 1,000,000 nodes and 3,000,000 edges (about 25 minutes more, up to 2 GB of
+# memory).
+BENCH_OUT ?= docs/bench
+bench: build
+	./bin/cairn bench suite --out $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 60m $(PKGS) | tee bench.out
 	@if [ -n "$(BIG)" ]; then set -o pipefail; \
 		$(GO) test ./readmodel -run '^$$' -bench BigGraph -benchtime 20000x -count 3 -timeout 60m -readmodel.big | tee -a bench.out && \

@@ -86,13 +86,20 @@ func Decide(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event, er
 		if s.HasEdge(cn.GetEdgeId()) {
 			return nil, alreadyExists(f+".edge_id", "edge %q already exists", cn.GetEdgeId())
 		}
+		var evs []*cairnv1.Event
 		if !s.HasNode(cn.GetSource()) {
-			return nil, notFound(f+".source", "source node %q does not exist", cn.GetSource())
+			if !cn.GetCreateMissing() {
+				return nil, notFound(f+".source", "source node %q does not exist", cn.GetSource())
+			}
+			evs = append(evs, nodeAdded(cn.GetSource()))
 		}
-		if !s.HasNode(cn.GetTarget()) {
-			return nil, notFound(f+".target", "target node %q does not exist", cn.GetTarget())
+		if !s.HasNode(cn.GetTarget()) && cn.GetTarget() != cn.GetSource() {
+			if !cn.GetCreateMissing() {
+				return nil, notFound(f+".target", "target node %q does not exist", cn.GetTarget())
+			}
+			evs = append(evs, nodeAdded(cn.GetTarget()))
 		}
-		return one(&cairnv1.Event{Kind: &cairnv1.Event_EdgeAdded{EdgeAdded: &cairnv1.EdgeAdded{
+		return append(evs, &cairnv1.Event{Kind: &cairnv1.Event_EdgeAdded{EdgeAdded: &cairnv1.EdgeAdded{
 			EdgeId: cn.GetEdgeId(), Source: cn.GetSource(), Target: cn.GetTarget(), EdgeType: cn.GetEdgeType(), Components: cn.GetComponents(),
 		}}}), nil
 	case *cairnv1.Command_DisconnectNodes:
@@ -111,6 +118,12 @@ func Decide(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event, er
 }
 
 func one(ev *cairnv1.Event) []*cairnv1.Event { return []*cairnv1.Event{ev} }
+
+// nodeAdded records a node created by ConnectNodes.create_missing: no
+// components, no categories.
+func nodeAdded(id string) *cairnv1.Event {
+	return &cairnv1.Event{Kind: &cairnv1.Event_NodeAdded{NodeAdded: &cairnv1.NodeAdded{NodeId: id}}}
+}
 
 // DecideEnvelope decides every command of env in order on s, applying each
 // command's events before deciding the next, all or nothing: on success s

@@ -59,6 +59,11 @@ func TestDecideRefusals(t *testing.T) {
 			codeNotFound, "commands[1].remove_node_components.types[1]", actors.ErrNotFound},
 		{"remove a missing node", baseState, []*cairnv1.Command{removeNode("zz")}, codeNotFound, "commands[0].remove_node.node_id", actors.ErrNotFound},
 		{"remove a node twice", baseState, []*cairnv1.Command{removeNode("a"), removeNode("a")}, codeNotFound, "commands[1].remove_node.node_id", actors.ErrNotFound},
+		{"create_missing does not take an edge id", baseState, []*cairnv1.Command{connectMissing("ab", "x", "y")},
+			codeExists, "commands[0].connect_nodes.edge_id", actors.ErrAlreadyExists},
+		{"nodes made by create_missing go with a refused envelope", baseState,
+			[]*cairnv1.Command{connectMissing("e1", "x", "y"), connectMissing("e2", "x", "y"), connect("e1", "a", "b")},
+			codeExists, "commands[2].connect_nodes.edge_id", actors.ErrAlreadyExists},
 		{"disconnect a missing edge", baseState, []*cairnv1.Command{disconnect("zz")}, codeNotFound, "commands[0].disconnect_nodes.edge_id", actors.ErrNotFound},
 		{"disconnect an edge its node's removal took", baseState, []*cairnv1.Command{removeNode("a"), disconnect("ab")},
 			codeNotFound, "commands[1].disconnect_nodes.edge_id", actors.ErrNotFound},
@@ -116,6 +121,13 @@ func TestDecideEvents(t *testing.T) {
 			NodeComponentsChanged: &cairnv1.NodeComponentsChanged{NodeId: "a", RemovedTypes: []string{"size"}}}}}},
 		{"connect", connect("e", "a", "c", comp("w", "2")), []*cairnv1.Event{{Kind: &cairnv1.Event_EdgeAdded{EdgeAdded: &cairnv1.EdgeAdded{
 			EdgeId: "e", Source: "a", Target: "c", EdgeType: "dep", Components: []*cairnv1.Component{comp("w", "2")}}}}}},
+		{"connect with create_missing and both nodes there", connectMissing("e", "a", "c"), []*cairnv1.Event{edgeAddedPlain("e", "a", "c")}},
+		{"create_missing makes the source", connectMissing("e", "x", "c"), []*cairnv1.Event{nodeAddedPlain("x"), edgeAddedPlain("e", "x", "c")}},
+		{"create_missing makes the target", connectMissing("e", "a", "libstdc++6"),
+			[]*cairnv1.Event{nodeAddedPlain("libstdc++6"), edgeAddedPlain("e", "a", "libstdc++6")}},
+		{"create_missing makes both, source first", connectMissing("e", "python3.11", "a:b/c@d+e"),
+			[]*cairnv1.Event{nodeAddedPlain("python3.11"), nodeAddedPlain("a:b/c@d+e"), edgeAddedPlain("e", "python3.11", "a:b/c@d+e")}},
+		{"create_missing makes a self-loop's node once", connectMissing("e", "x", "x"), []*cairnv1.Event{nodeAddedPlain("x"), edgeAddedPlain("e", "x", "x")}},
 		{"disconnect names the endpoints", disconnect("ab"), []*cairnv1.Event{edgeRemoved("ab", "a", "b")}},
 		{"remove a node without edges", removeNode("b-free"), []*cairnv1.Event{{Kind: &cairnv1.Event_NodeRemoved{
 			NodeRemoved: &cairnv1.NodeRemoved{NodeId: "b-free"}}}}},
@@ -317,5 +329,39 @@ func TestApplyRefusesEventsThatDoNotFit(t *testing.T) {
 	}
 	if err := actors.Apply(actors.NewState("g"), ev(&cairnv1.GraphDeleted{})); err == nil {
 		t.Fatal("Apply deleted a graph that does not exist")
+	}
+}
+
+// connectMissing is connect with create_missing set and no edge type.
+func connectMissing(edge, source, target string) *cairnv1.Command {
+	return &cairnv1.Command{Kind: &cairnv1.Command_ConnectNodes{ConnectNodes: &cairnv1.ConnectNodes{
+		EdgeId: edge, Source: source, Target: target, CreateMissing: true}}}
+}
+
+func nodeAddedPlain(id string) *cairnv1.Event {
+	return &cairnv1.Event{Kind: &cairnv1.Event_NodeAdded{NodeAdded: &cairnv1.NodeAdded{NodeId: id}}}
+}
+
+func edgeAddedPlain(edge, source, target string) *cairnv1.Event {
+	return &cairnv1.Event{Kind: &cairnv1.Event_EdgeAdded{EdgeAdded: &cairnv1.EdgeAdded{EdgeId: edge, Source: source, Target: target}}}
+}
+
+// TestConnectCreateMissingEnvelope: within one envelope a node made by
+// create_missing exists for the commands after it, and the state after the
+// envelope holds the nodes and the edges.
+func TestConnectCreateMissingEnvelope(t *testing.T) {
+	s := baseState(t)
+	evs := mustDecide(t, s, envelope("g", "imp", connectMissing("e1", "x", "y"), connectMissing("e2", "y", "x"),
+		connectMissing("e3", "y", "a"), connect("e4", "x", "y")))
+	want := []*cairnv1.Event{nodeAddedPlain("x"), nodeAddedPlain("y"), edgeAddedPlain("e1", "x", "y"),
+		edgeAddedPlain("e2", "y", "x"), edgeAddedPlain("e3", "y", "a"),
+		{Kind: &cairnv1.Event_EdgeAdded{EdgeAdded: &cairnv1.EdgeAdded{EdgeId: "e4", Source: "x", Target: "y", EdgeType: "dep"}}}}
+	if !eventsEqual(evs, want) {
+		t.Fatalf("events = %v, want %v", evs, want)
+	}
+	for _, id := range []string{"x", "y"} {
+		if !s.HasNode(id) {
+			t.Errorf("node %q missing after the envelope", id)
+		}
 	}
 }

@@ -8,11 +8,12 @@ import (
 )
 
 const edgeUsage = `Usage:
-  cairn edge add <graph> <edge> <source> <target> [--type T] [--component type=value]... [write flags]
+  cairn edge add <graph> <edge> <source> <target> [--type T] [--component type=value]... [--create-missing] [write flags]
   cairn edge remove <graph> <edge> [write flags]
 
 add adds a directed edge with a new id from source to target; both nodes
-must exist. remove removes an edge.
+must exist, unless --create-missing: then a missing one is created, with no
+components or categories, in the same transaction. remove removes an edge.
 `
 
 func runEdge(ctx context.Context, args []string, stdout, _ io.Writer) error {
@@ -33,10 +34,11 @@ func runEdge(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	typ := fs.String("type", "", "edge `type`")
 	var comps componentsFlag
 	fs.Var(&comps, "component", "component `type=value` (repeatable)")
+	createMissing := fs.Bool("create-missing", false, "create a source or target node that does not exist")
 	pos, err := parseArgs(fs, "edge", args, "graph", "edge", "source", "target")
 	if err != nil {
 		return err
 	}
 	return w.execute(ctx, stdout, pos[0], &cairnv1.Command{Kind: &cairnv1.Command_ConnectNodes{
-		ConnectNodes: &cairnv1.ConnectNodes{EdgeId: pos[1], Source: pos[2], Target: pos[3], EdgeType: *typ, Components: comps}}})
+		ConnectNodes: &cairnv1.ConnectNodes{EdgeId: pos[1], Source: pos[2], Target: pos[3], EdgeType: *typ, Components: comps, CreateMissing: *createMissing}}})
 }

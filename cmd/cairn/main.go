@@ -107,6 +107,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runQuery(ctx, rest, stdout, stderr)
 	case "health":
 		return runHealth(ctx, rest, stdout, stderr)
+	case "import":
+		return runImport(ctx, rest, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
 	}
 	if strings.HasPrefix(name, "-") {
 		return &usageError{err: fmt.Errorf("flag %s before the command: write 'cairn <command> [arguments] [flags]'", name)}
@@ -156,6 +160,8 @@ Usage:
   cairn query node|find|neighbors|khop|path|components|top|stats <graph> ...
               [--min-seq N | --as-of X]
   cairn health
+  cairn import <graph> FILE [--format edgelist|csv|jsonl] [--strict] ...
+  cairn bench ingest|mixed|recovery|replay|suite [--out DIR] ...
   cairn help [command]
 
 X and Y are points of a graph's history: a stream sequence (12), an RFC 3339
@@ -229,6 +235,10 @@ func printUsage(w io.Writer, topic string) bool {
 		text, flags = queryUsage, clientUsage
 	case "health":
 		text, flags = healthUsage, clientUsage
+	case "import":
+		text, flags = importUsage, clientUsage
+	case "bench":
+		text = benchUsage
 	default:
 		return false
 	}

@@ -297,14 +297,21 @@ func (x *RemoveNode) GetNodeId() string {
 	return ""
 }
 
-// ConnectNodes adds a directed edge with a new id between two existing nodes.
+// ConnectNodes adds a directed edge with a new id between two existing nodes
+// (or nodes it creates, with create_missing).
 type ConnectNodes struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EdgeId        string                 `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
-	Source        string                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
-	Target        string                 `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
-	EdgeType      string                 `protobuf:"bytes,4,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
-	Components    []*Component           `protobuf:"bytes,5,rep,name=components,proto3" json:"components,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EdgeId     string                 `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	Source     string                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	Target     string                 `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	EdgeType   string                 `protobuf:"bytes,4,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
+	Components []*Component           `protobuf:"bytes,5,rep,name=components,proto3" json:"components,omitempty"`
+	// create_missing, when set, creates a source or target node that does not
+	// exist, with no components or categories: a NodeAdded event precedes the
+	// EdgeAdded, in the same transaction (one NodeAdded when source and target
+	// are the same missing node). Importers use it to stream edges without
+	// remembering which nodes they have seen.
+	CreateMissing bool `protobuf:"varint,6,opt,name=create_missing,json=createMissing,proto3" json:"create_missing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -372,6 +379,13 @@ func (x *ConnectNodes) GetComponents() []*Component {
 		return x.Components
 	}
 	return nil
+}
+
+func (x *ConnectNodes) GetCreateMissing() bool {
+	if x != nil {
+		return x.CreateMissing
+	}
+	return false
 }
 
 // DisconnectNodes removes an edge.
@@ -756,7 +770,7 @@ const file_cairn_v1_commands_proto_rawDesc = "" +
 	"\x05types\x18\x02 \x03(\tR\x05types\"%\n" +
 	"\n" +
 	"RemoveNode\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\xa9\x01\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\xd0\x01\n" +
 	"\fConnectNodes\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x16\n" +
@@ -764,7 +778,8 @@ const file_cairn_v1_commands_proto_rawDesc = "" +
 	"\tedge_type\x18\x04 \x01(\tR\bedgeType\x123\n" +
 	"\n" +
 	"components\x18\x05 \x03(\v2\x13.cairn.v1.ComponentR\n" +
-	"components\"*\n" +
+	"components\x12%\n" +
+	"\x0ecreate_missing\x18\x06 \x01(\bR\rcreateMissing\"*\n" +
 	"\x0fDisconnectNodes\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\"\r\n" +
 	"\vDeleteGraph\"\xa0\x04\n" +

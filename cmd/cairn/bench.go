@@ -1,0 +1,403 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/cairn-graph/cairn"
+	"github.com/cairn-graph/cairn/bench"
+	"github.com/cairn-graph/cairn/persistence"
+)
+
+const benchUsage = `Usage:
+  cairn bench ingest|mixed|recovery|replay [--out DIR] [flags]
+  cairn bench suite [--out DIR] [--quick]
+
+Runs a load test and writes its report to --out: report.md, report.json and
+PNG plots (throughput, latency percentiles over time, latency distribution,
+memory over time). A line per second shows the progress (ops/s, p50, p99,
+errors, memory); --quiet turns it off.
+
+Scenarios:
+  ingest    builds --graphs graphs of the workload at once: closed loop (as
+            fast as the engine takes it, --inflight envelopes in flight per
+            graph), or open loop at --rate events/s. Beside it, raw
+            JetStream publishes with per-subject optimistic concurrency of
+            the same size and concurrency (the baseline ratio).
+  mixed     loads the graphs, then for --duration writes at --write-rate
+            events/s (open loop) while a query mix runs (--mix, open loop at
+            --query-rate, or --query-workers closed-loop callers).
+  recovery  starts 'cairn serve' as a child process, loads the workload,
+            kills it with SIGKILL and restarts it --rounds times: time until
+            JetStream answers, a query sees every acknowledged write, and a
+            command is accepted.
+  replay    loads one graph and replays it --rounds times: the aggregate
+            folded from the stream, a fresh projection caught up, and raw
+            JetStream reading the same messages.
+  suite     the standard suite: ingest of 1,000,000 nodes and 3,000,000
+            edges, mixed load at 10,000 events/s, recovery with that graph,
+            and replay; --quick runs it on small graphs (a smoke test).
+
+Latency in open loop is measured from each request's scheduled start, so a
+stall counts against every request it delays (no coordinated omission).
+
+Engine:
+  --driver inprocess|remote
+                        inprocess (default): an engine embedded in this
+                        process on --data; remote: the engine at --server,
+                        through the "cairn" NATS micro service
+  --data DIR            the embedded engine's data (default: a temporary
+                        directory, removed afterwards)
+  --server URL          NATS URL of the engine, for --driver remote
+                        (default nats://127.0.0.1:4222); the client flags
+                        --creds, --user, --password, --tls-* apply
+  --no-baseline         skip the raw JetStream baselines (they create and
+                        delete the stream bench-raw on the server)
+
+Workload (graph i is generated with seed --seed + i):
+  --shape ba|rmat|uniform|tree
+                        Barabási–Albert, R-MAT, uniform random or random tree
+                        (default ba)
+  --nodes N --edges N   size of each graph (default 100000 and 300000; a
+                        tree has nodes-1 edges)
+  --types N --values N --per-node N
+                        component pool: N types of N values each; each node
+                        holds --per-node components (default 10, 100, 3)
+  --skew S              Zipf exponent of the component values (0 uniform,
+                        default 1)
+  --categories N --edge-types N  (default 5 and 4)
+  --seed N              (default 1)
+  --graphs N            graphs built at once (default 1)
+  --batch N             commands per envelope, 1-1000 (default 1000)
+  --inflight N          envelopes in flight per graph (default 4)
+  --rate R              ingest: events/s offered, open loop (default 0:
+                        closed loop)
+
+Mixed:
+  --write-rate R        events/s written (default 10000)
+  --write-batch N       events per write: a new node and N-1 edges (default 10)
+  --query-rate R        queries/s, open loop (default 1000); 0: closed loop
+  --query-workers N     closed-loop query callers (default 4)
+  --mix SPEC            query mix, kind=weight,... of node, neighbors, khop2,
+                        path, find, stats, top (default
+                        node=40,neighbors=30,khop2=10,path=5,find=5,stats=5,top=5)
+  --duration D          measured phase (default 30s)
+
+Recovery and replay:
+  --rounds N            kill/restart or replay rounds (default 3)
+  --binary FILE         the cairn executable recovery starts (default: this
+                        program)
+
+Output:
+  --out DIR             report directory (default bench-report)
+  --quiet               no line per second
+  --json                print report.json to stdout at the end
+  --cpuprofile FILE     write a CPU profile of the whole run (go tool pprof)
+`
+
+type benchFlags struct {
+	driver, data, server string
+	auth                 authFlags
+	noBaseline           bool
+	shape                string
+	w                    bench.Workload
+	graphs, batch, infl  int
+	rate                 float64
+	writeRate            float64
+	writeBatch           int
+	queryRate            float64
+	queryWorkers         int
+	mix                  string
+	duration             time.Duration
+	rounds               int
+	out                  string
+	quiet, json, quick   bool
+	cpuProfile           string
+	binary               string
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	f := &benchFlags{}
+	fs := newFlagSet("bench")
+	def := bench.DefaultWorkload()
+	fs.StringVar(&f.driver, "driver", "inprocess", "`inprocess` or remote")
+	fs.StringVar(&f.data, "data", "", "embedded engine data `dir`")
+	fs.StringVar(&f.server, "server", defaultServer, "NATS `URL` of the engine (--driver remote)")
+	f.auth.register(fs)
+	fs.BoolVar(&f.noBaseline, "no-baseline", false, "skip the raw JetStream baselines")
+	fs.StringVar(&f.shape, "shape", "ba", "graph `shape`")
+	fs.IntVar(&f.w.Nodes, "nodes", 100_000, "nodes per graph")
+	fs.IntVar(&f.w.Edges, "edges", 300_000, "edges per graph")
+	fs.IntVar(&f.w.Types, "types", def.Types, "component types")
+	fs.IntVar(&f.w.Values, "values", def.Values, "values per component type")
+	fs.IntVar(&f.w.PerNode, "per-node", def.PerNode, "components per node")
+	fs.Float64Var(&f.w.Skew, "skew", def.Skew, "Zipf exponent of component values")
+	fs.IntVar(&f.w.Categories, "categories", def.Categories, "categories")
+	fs.IntVar(&f.w.EdgeTypes, "edge-types", def.EdgeTypes, "edge types")
+	seed := fs.Uint64("seed", 1, "seed")
+	fs.IntVar(&f.graphs, "graphs", 1, "graphs built at once")
+	fs.IntVar(&f.batch, "batch", 1000, "commands per envelope")
+	fs.IntVar(&f.infl, "inflight", 4, "envelopes in flight per graph")
+	fs.Float64Var(&f.rate, "rate", 0, "ingest events/s, open loop")
+	fs.Float64Var(&f.writeRate, "write-rate", 10_000, "mixed: events/s written")
+	fs.IntVar(&f.writeBatch, "write-batch", 10, "mixed: events per write")
+	fs.Float64Var(&f.queryRate, "query-rate", 1000, "mixed: queries/s, open loop")
+	fs.IntVar(&f.queryWorkers, "query-workers", 4, "mixed: closed-loop query callers")
+	fs.StringVar(&f.mix, "mix", bench.DefaultQueryMix().String(), "mixed: query mix")
+	fs.DurationVar(&f.duration, "duration", 30*time.Second, "mixed: measured phase")
+	fs.IntVar(&f.rounds, "rounds", 3, "recovery and replay rounds")
+	fs.StringVar(&f.out, "out", "bench-report", "report `dir`")
+	fs.BoolVar(&f.quiet, "quiet", false, "no line per second")
+	fs.BoolVar(&f.json, "json", false, "print report.json")
+	fs.BoolVar(&f.quick, "quick", false, "suite: small graphs")
+	fs.StringVar(&f.binary, "binary", "", "recovery: the cairn `executable` to start (default: this program)")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `file`")
+	pos, err := parseArgs(fs, "bench", args, "scenario")
+	if err != nil {
+		return err
+	}
+	usage := func(format string, a ...any) error {
+		return &usageError{topic: "bench", err: fmt.Errorf("bench: "+format, a...)}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	scenario := pos[0]
+	switch scenario {
+	case "ingest", "mixed", "recovery", "replay", "suite":
+	default:
+		return usage("unknown scenario %q: want ingest, mixed, recovery, replay or suite", scenario)
+	}
+	if f.quick && scenario != "suite" {
+		return usage("--quick is for the suite")
+	}
+	if f.w.Shape, err = bench.ParseShape(f.shape); err != nil {
+		return usage("--shape: %v", err)
+	}
+	f.w.Seed = *seed
+	if f.w.Shape == bench.ShapeTree && !given["edges"] {
+		f.w.Edges = f.w.Nodes - 1
+	}
+	if err := f.w.Validate(); err != nil {
+		return usage("%v", err)
+	}
+	mix, err := bench.ParseQueryMix(f.mix)
+	if err != nil {
+		return usage("--mix: %v", err)
+	}
+	if err := (bench.IngestConfig{Workload: f.w, Graphs: f.graphs, Batch: f.batch, InFlight: f.infl, Rate: f.rate}).Validate(); err != nil {
+		return usage("%v", err)
+	}
+	if err := (bench.MixedConfig{Workload: f.w, Graphs: f.graphs, WriteRate: f.writeRate, WriteBatch: f.writeBatch, QueryRate: f.queryRate,
+		QueryWorkers: f.queryWorkers, Mix: mix, Duration: f.duration}).Validate(); scenario == "mixed" && err != nil {
+		return usage("%v", err)
+	}
+	if f.rounds < 1 {
+		return usage("--rounds must be at least 1, not %d", f.rounds)
+	}
+	var live io.Writer = stderr
+	if f.quiet {
+		live = nil
+	}
+
+	// What the run drives: an embedded engine or a remote one.
+	var d bench.Driver
+	var closeDriver func() error
+	needDriver := scenario != "recovery"
+	switch f.driver {
+	case "inprocess":
+		if given["server"] || f.auth.set() {
+			return usage("--server and the NATS credentials are for --driver remote")
+		}
+		if needDriver {
+			if d, closeDriver, err = openBenchEngine(ctx, f.data); err != nil {
+				return fmt.Errorf("bench: %w", err)
+			}
+		}
+	case "remote":
+		if given["data"] {
+			return usage("--data is for --driver inprocess")
+		}
+		if scenario == "recovery" || scenario == "suite" {
+			return usage("%s starts its own engine; it takes no --driver remote", scenario)
+		}
+		opts, err := f.auth.options("bench")
+		if err != nil {
+			return err
+		}
+		nc, err := nats.Connect(f.server, append(opts, nats.Name("cairn-bench"))...)
+		if err != nil {
+			return fmt.Errorf("bench: cannot reach NATS at %s: %w (is 'cairn serve' running?)", f.server, err)
+		}
+		if d, err = bench.Remote(nc, 30*time.Second); err != nil {
+			nc.Close()
+			return fmt.Errorf("bench: %w", err)
+		}
+		closeDriver = func() error { nc.Close(); return nil }
+	default:
+		return usage("--driver %q: want inprocess or remote", f.driver)
+	}
+	if closeDriver != nil {
+		defer func() { err = errors.Join(err, closeDriver()) }()
+	}
+
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench: --cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			pf.Close()
+			return fmt.Errorf("bench: --cpuprofile: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); err = errors.Join(err, pf.Close()) }()
+	}
+	rep := &bench.Report{Title: "Cairn benchmark: " + scenario, Started: time.Now(), Machine: bench.CurrentMachine()}
+	runs := f.scenarios(scenario, mix)
+	for _, r := range runs {
+		if live != nil {
+			fmt.Fprintf(live, "== %s\n", r.name)
+		}
+		res, err := r.run(ctx, d, live)
+		if res != nil {
+			rep.Scenarios = append(rep.Scenarios, *res)
+		}
+		if err != nil {
+			// Keep what was measured: the report says how far it got.
+			if len(rep.Scenarios) > 0 {
+				_ = rep.Write(f.out)
+			}
+			return fmt.Errorf("bench: %w", err)
+		}
+	}
+	if err := rep.Write(f.out); err != nil {
+		return fmt.Errorf("bench: write report: %w", err)
+	}
+	if f.json {
+		b, err := json.Marshal(rep)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		_, err = stdout.Write(append(b, '\n'))
+		return err
+	}
+	abs, _ := filepath.Abs(f.out)
+	printBenchSummary(stdout, rep)
+	fmt.Fprintf(stdout, "report: %s\n", filepath.Join(abs, "report.md"))
+	return nil
+}
+
+type benchRun struct {
+	name string
+	run  func(ctx context.Context, d bench.Driver, live io.Writer) (*bench.ScenarioResult, error)
+}
+
+// scenarios returns what one `cairn bench` runs, in order.
+func (f *benchFlags) scenarios(scenario string, mix bench.QueryMix) []benchRun {
+	baseline := !f.noBaseline
+	ingest := func(w bench.Workload) benchRun {
+		return benchRun{"ingest", func(ctx context.Context, d bench.Driver, live io.Writer) (*bench.ScenarioResult, error) {
+			return bench.Ingest(ctx, d, bench.IngestConfig{Workload: w, Graphs: f.graphs, Batch: f.batch, InFlight: f.infl, Rate: f.rate, Baseline: baseline}, live)
+		}}
+	}
+	mixed := func(w bench.Workload, dur time.Duration) benchRun {
+		return benchRun{"mixed", func(ctx context.Context, d bench.Driver, live io.Writer) (*bench.ScenarioResult, error) {
+			return bench.Mixed(ctx, d, bench.MixedConfig{Workload: w, Graphs: f.graphs, WriteRate: f.writeRate, WriteBatch: f.writeBatch,
+				QueryRate: f.queryRate, QueryWorkers: f.queryWorkers, Mix: mix, Duration: dur, Baseline: baseline, Batch: f.batch, InFlight: f.infl}, live)
+		}}
+	}
+	recovery := func(w bench.Workload) benchRun {
+		return benchRun{"recovery", func(ctx context.Context, _ bench.Driver, live io.Writer) (*bench.ScenarioResult, error) {
+			exe := f.binary
+			if exe == "" {
+				var err error
+				if exe, err = os.Executable(); err != nil {
+					return nil, fmt.Errorf("recovery: find the cairn binary: %w (give --binary)", err)
+				}
+			}
+			return bench.Recovery(ctx, bench.RecoveryConfig{Binary: exe, Workload: w, Rounds: f.rounds, Batch: f.batch, InFlight: f.infl}, live)
+		}}
+	}
+	replay := func(w bench.Workload) benchRun {
+		return benchRun{"replay", func(ctx context.Context, d bench.Driver, live io.Writer) (*bench.ScenarioResult, error) {
+			return bench.Replay(ctx, d, bench.ReplayConfig{Workload: w, Rounds: f.rounds, Batch: f.batch, InFlight: f.infl}, live)
+		}}
+	}
+	switch scenario {
+	case "ingest":
+		return []benchRun{ingest(f.w)}
+	case "mixed":
+		return []benchRun{mixed(f.w, f.duration)}
+	case "recovery":
+		return []benchRun{recovery(f.w)}
+	case "replay":
+		return []benchRun{replay(f.w)}
+	}
+	// The standard suite.
+	big, mid, dur := f.w, f.w, 30*time.Second
+	big.Nodes, big.Edges = 1_000_000, 3_000_000
+	mid.Nodes, mid.Edges = 100_000, 300_000
+	if f.quick {
+		big.Nodes, big.Edges = 2_000, 6_000
+		mid = big
+		dur = 2 * time.Second
+	}
+	return []benchRun{ingest(big), mixed(mid, dur), recovery(big), replay(mid)}
+}
+
+// openBenchEngine opens an embedded engine (no TCP listener) on dir, or
+// on a temporary directory removed by the returned close.
+func openBenchEngine(ctx context.Context, dir string) (bench.Driver, func() error, error) {
+	tmp := ""
+	if dir == "" {
+		var err error
+		if tmp, err = os.MkdirTemp("", "cairn-bench-"); err != nil {
+			return nil, nil, err
+		}
+		dir = tmp
+	}
+	cfg := cairn.DefaultConfig(dir)
+	cfg.NATSListen = persistence.ListenNone
+	eng, err := cairn.Open(ctx, cfg)
+	if err != nil {
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+		return nil, nil, err
+	}
+	return bench.InProcess(eng), func() error {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		err := eng.Close(cctx)
+		if tmp != "" {
+			err = errors.Join(err, os.RemoveAll(tmp))
+		}
+		return err
+	}, nil
+}
+
+// printBenchSummary prints each scenario's figures and baselines.
+func printBenchSummary(w io.Writer, rep *bench.Report) {
+	for _, s := range rep.Scenarios {
+		fmt.Fprintf(w, "%s (%s, %.1f s)\n", s.Scenario, s.Driver, s.DurationS)
+		for _, fg := range s.Figures {
+			met := ""
+			if fg.Met != nil {
+				met = "  goal " + fg.Goal + map[bool]string{true: " met", false: " MISSED"}[*fg.Met]
+			}
+			fmt.Fprintf(w, "  %-40s %12.3f %s%s\n", fg.Name, fg.Value, fg.Unit, met)
+		}
+		for _, b := range s.Baselines {
+			fmt.Fprintf(w, "  %-40s engine %.3f, raw %.3f %s, ratio %.2f\n", b.Name, b.Engine, b.Raw, b.Unit, b.Ratio)
+		}
+	}
+}

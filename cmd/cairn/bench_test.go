@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cairn-graph/cairn/bench"
+)
+
+// TestBenchSuiteQuick is the smoke run of every scenario through the
+// command line: the quick suite (ingest, mixed, recovery with a child
+// `cairn serve` killed with SIGKILL, replay) on small graphs, and the
+// report it writes.
+func TestBenchSuiteQuick(t *testing.T) {
+	bin := buildBinary(t)
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bench", "suite", "--quick", "--rounds", "1", "--binary", bin, "--out", out}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("bench suite: %v\nstderr:\n%s", err, stderr.String())
+	}
+	rep, err := bench.ReadReport(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range rep.Scenarios {
+		names = append(names, s.Scenario)
+		if len(s.Ops) == 0 || len(s.Figures) == 0 {
+			t.Errorf("%s: %d ops, %d figures", s.Scenario, len(s.Ops), len(s.Figures))
+		}
+		for _, o := range s.Ops {
+			if o.Errors != 0 {
+				t.Errorf("%s: %s had %d errors", s.Scenario, o.Op, o.Errors)
+			}
+		}
+		for _, plot := range []string{"throughput", "latency", "latency-dist", "memory"} {
+			f, err := os.Open(filepath.Join(out, s.Scenario+"-"+plot+".png"))
+			if err != nil {
+				t.Errorf("%s: %v", s.Scenario, err)
+				continue
+			}
+			if _, err := png.Decode(f); err != nil {
+				t.Errorf("%s-%s.png: %v", s.Scenario, plot, err)
+			}
+			f.Close()
+		}
+	}
+	if got := strings.Join(names, ","); got != "ingest,mixed,recovery,replay" {
+		t.Fatalf("scenarios = %s", got)
+	}
+	if len(rep.Scenarios[0].Baselines) == 0 || len(rep.Scenarios[2].Baselines) == 0 {
+		t.Errorf("ingest or recovery has no baseline")
+	}
+	md, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil || !strings.Contains(string(md), "ingest-throughput.png") {
+		t.Errorf("report.md: %v", err)
+	}
+	for _, want := range []string{"ingest (inprocess", "recovery (remote", "report: "} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if !strings.Contains(stderr.String(), "== recovery") {
+		t.Errorf("no progress on stderr:\n%s", stderr.String())
+	}
+}
+
+func TestBenchUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "sideways"}, `unknown scenario "sideways"`},
+		{[]string{"bench", "ingest", "--shape", "star"}, "--shape"},
+		{[]string{"bench", "ingest", "--quick"}, "--quick is for the suite"},
+		{[]string{"bench", "ingest", "--batch", "5000"}, "batch must be 1-1000"},
+		{[]string{"bench", "recovery", "--driver", "remote"}, "takes no --driver remote"},
+		{[]string{"bench", "ingest", "--server", "nats://x:1"}, "for --driver remote"},
+		{[]string{"bench", "mixed", "--mix", "node=x"}, "--mix"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), tc.args, &stdout, &stderr)
+		if exitCode(err) != exitUsage || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want usage error with %q", tc.args, exitCode(err), stderr.String(), tc.want)
+		}
+	}
+}
