@@ -170,7 +170,8 @@ func readRaw(ctx context.Context, js jetstream.JetStream, subject string, last u
 }
 
 // catchUp builds fresh projections over store (no snapshots) and waits
-// until graph's read model applied last.
+// until graph's read model applied last. They read the whole stream: on an
+// engine with other graphs, their transactions are applied too.
 func catchUp(ctx context.Context, system *actor.ActorSystem, store *persistence.Store, graph string, last uint64) error {
 	p, err := actors.NewProjections(system, store, actors.DefaultProjectionConfig())
 	if err != nil {
