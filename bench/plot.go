@@ -211,8 +211,9 @@ func throughputPlot(s *ScenarioResult) (*plot.Plot, string, error) {
 	return p, "", nil
 }
 
-// latencyPlot draws p50 and p99 per op over time, on a log scale; intervals
-// without successful ops have no point.
+// latencyPlot draws p50 and p99 per op over time (p99 alone for more than
+// three ops), on a log scale; intervals without successful ops have no
+// point.
 func latencyPlot(s *ScenarioResult) (*plot.Plot, string, error) {
 	if len(s.Series) == 0 {
 		return nil, "no intervals recorded", nil
@@ -221,14 +222,20 @@ func latencyPlot(s *ScenarioResult) (*plot.Plot, string, error) {
 	ok := func(o OpInterval) bool { return o.Count > o.Errors }
 	lo, hi := math.Inf(1), math.Inf(-1)
 	lines := 0
-	for i, op := range opNames(s.Series) {
-		for d, q := range []struct {
-			name string
-			f    func(OpInterval) float64
-		}{
-			{"p50", func(o OpInterval) float64 { return o.P50MS }},
-			{"p99", func(o OpInterval) float64 { return o.P99MS }},
-		} {
+	type quantile struct {
+		name string
+		f    func(OpInterval) float64
+	}
+	qs := []quantile{
+		{"p50", func(o OpInterval) float64 { return o.P50MS }},
+		{"p99", func(o OpInterval) float64 { return o.P99MS }},
+	}
+	ops := opNames(s.Series)
+	if len(ops) > 3 {
+		qs = qs[1:] // many ops: p99 alone keeps the legend readable
+	}
+	for i, op := range ops {
+		for d, q := range qs {
 			xy := seriesXY(s.Series, op, func(o OpInterval) bool { return ok(o) && q.f(o) > 0 }, q.f)
 			if len(xy) == 0 {
 				continue
@@ -246,9 +253,10 @@ func latencyPlot(s *ScenarioResult) (*plot.Plot, string, error) {
 		return nil, "no successful ops in any interval", nil
 	}
 	logAxis(&p.Y, lo, hi)
-	// Room for the legend at the top.
-	span := math.Log10(p.Y.Max / p.Y.Min)
-	p.Y.Max *= math.Pow(10, 0.08*float64(lines)*span)
+	// Room for the legend at the top: its lines take a share f of the
+	// height, so the decades shown grow by 1/(1-f).
+	f := math.Min(0.045*float64(lines), 0.6)
+	p.Y.Max = p.Y.Min * math.Pow(10, math.Log10(p.Y.Max/p.Y.Min)/(1-f))
 	return p, "", nil
 }
 
