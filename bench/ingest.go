@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/internal/benchutil"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -229,7 +230,7 @@ func load(ctx context.Context, d Driver, rec *Recorder, cfg IngestConfig, graphs
 		})
 	}
 	var sends sync.WaitGroup
-	var fails failures
+	var fails benchutil.Failures
 	send := func(f *graphFeed, it feedItem, from time.Time, release func()) {
 		defer sends.Done()
 		defer release()
@@ -250,7 +251,7 @@ func load(ctx context.Context, d Driver, rec *Recorder, cfg IngestConfig, graphs
 		err = replyErr(rep, err)
 		rec.Record(OpCommand, len(it.env.GetCommands()), time.Since(from), err)
 		if err != nil {
-			fails.add(fmt.Errorf("%s: %w", it.env.GetCommandId(), err))
+			fails.Add(fmt.Errorf("%s: %w", it.env.GetCommandId(), err))
 			return
 		}
 		f.mu.Lock()
@@ -311,7 +312,7 @@ func load(ctx context.Context, d Driver, rec *Recorder, cfg IngestConfig, graphs
 	if err := context.Cause(ctx); err != nil {
 		return nil, err
 	}
-	if err := fails.err(); err != nil {
+	if err := fails.Err(); err != nil {
 		return nil, err
 	}
 	seqs := make([]uint64, len(feeds))
@@ -381,29 +382,4 @@ func find(ops []OpSummary, op string) OpSummary {
 
 func goalFigure(name string, v float64, unit, goal string, met bool, note string) Figure {
 	return Figure{Name: name, Value: v, Unit: unit, Goal: goal, Met: &met, Note: note}
-}
-
-// failures counts failed calls and keeps the first error.
-type failures struct {
-	mu    sync.Mutex
-	n     int
-	first error
-}
-
-func (f *failures) add(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.n == 0 {
-		f.first = err
-	}
-	f.n++
-}
-
-func (f *failures) err() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.n == 0 {
-		return nil
-	}
-	return fmt.Errorf("%d requests failed, the first: %w", f.n, f.first)
 }

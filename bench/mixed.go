@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/internal/benchutil"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -268,13 +269,13 @@ func mixedWrites(ctx context.Context, d Driver, rec *Recorder, cfg MixedConfig, 
 	pacer := NewPacer(cfg.WriteRate / float64(cfg.WriteBatch))
 	r := rand.New(rand.NewPCG(cfg.Workload.Seed, 0x6d69786564))
 	var wg sync.WaitGroup
-	var fails failures
+	var fails benchutil.Failures
 	defer wg.Wait()
 	for i := 0; ; i++ {
 		intended, err := pacer.Wait(ctx)
 		if err != nil {
 			wg.Wait()
-			return fails.err()
+			return fails.Err()
 		}
 		g := graphs[i%len(graphs)]
 		node := "w" + strconv.Itoa(i/len(graphs))
@@ -294,7 +295,7 @@ func mixedWrites(ctx context.Context, d Driver, rec *Recorder, cfg MixedConfig, 
 			err := replyErr(d.Execute(wctx, env))
 			rec.Record(OpWrite, len(cmds), time.Since(intended), err)
 			if err != nil {
-				fails.add(fmt.Errorf("%s: %w", env.GetCommandId(), err))
+				fails.Add(fmt.Errorf("%s: %w", env.GetCommandId(), err))
 			} else {
 				written.Add(1)
 			}

@@ -44,7 +44,7 @@ func startRun() func() Run {
 // failed.
 func ClosedLoop(n, workers int, lat *Latency, do func(worker, i int) error) (Run, error) {
 	var next atomic.Int64
-	var fails failures
+	var fails Failures
 	var wg sync.WaitGroup
 	done := startRun()
 	for w := range workers {
@@ -59,12 +59,12 @@ func ClosedLoop(n, workers int, lat *Latency, do func(worker, i int) error) (Run
 				if lat != nil {
 					lat.Record(time.Since(t))
 				}
-				fails.add(err)
+				fails.Add(err)
 			}
 		})
 	}
 	wg.Wait()
-	return done(), fails.err()
+	return done(), fails.Err()
 }
 
 // OpenLoop makes n calls of do at rate calls per second, each in its own
@@ -76,7 +76,7 @@ func ClosedLoop(n, workers int, lat *Latency, do func(worker, i int) error) (Run
 // as ClosedLoop does.
 func OpenLoop(n int, rate float64, lat *Latency, do func(i int) error) (Run, error) {
 	interval := time.Duration(float64(time.Second) / rate)
-	var fails failures
+	var fails Failures
 	var wg sync.WaitGroup
 	done := startRun()
 	start := time.Now()
@@ -96,23 +96,24 @@ func OpenLoop(n int, rate float64, lat *Latency, do func(i int) error) (Run, err
 				if lat != nil {
 					lat.Record(time.Since(intended))
 				}
-				fails.add(err)
+				fails.Add(err)
 			})
 		}
 	}
 	wg.Wait()
-	return done(), fails.err()
+	return done(), fails.Err()
 }
 
-// failures counts failed calls and keeps the first error; read it only
-// after every call has returned.
-type failures struct {
+// Failures counts failed calls and keeps the first error; read Err only
+// after every call has returned. The zero value is ready to use.
+type Failures struct {
 	mu    sync.Mutex
 	n     int
 	first error
 }
 
-func (f *failures) add(err error) {
+// Add counts err when it is not nil.
+func (f *Failures) Add(err error) {
 	if err == nil {
 		return
 	}
@@ -124,7 +125,9 @@ func (f *failures) add(err error) {
 	f.mu.Unlock()
 }
 
-func (f *failures) err() error {
+// Err returns nil when no call failed, else how many did and the first
+// error.
+func (f *Failures) Err() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.n == 0 {
