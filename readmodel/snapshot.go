@@ -16,8 +16,9 @@ import (
 )
 
 // SnapshotFormat is the version of the binary snapshot format that
-// AppendSnapshot writes and LoadSnapshot reads.
-const SnapshotFormat = 1
+// AppendSnapshot writes and LoadSnapshot reads. Version 2 added the
+// intern tables' migration state (old hash slots and progress).
+const SnapshotFormat = 2
 
 // snapshotMagic opens every snapshot.
 const snapshotMagic = "cairnrm\x00"

@@ -14,6 +14,11 @@
 // 4-byte offset cell itself and takes no arena at all. The arena holds at
 // most 2 GiB.
 //
+// The hash table doubles when it is three quarters full, and grows
+// incrementally: Set allocates the doubled slot array and then each Set
+// moves the next migrateStep slots of the old one over, so that no Set
+// rehashes more than migrateStep entries, however large the table.
+//
 // A Table is deterministic in its answers and not safe for concurrent use.
 package intern
 
@@ -33,6 +38,15 @@ import (
 const (
 	minSlots = 16
 
+	// migrateStep is how many old hash slots each Set moves while the
+	// table grows. The doubling of L slots starts with more than 3L/4
+	// entries and the next one needs more than 3L/2, so at least 3L/4
+	// Sets lie between them; the migration of the L old slots takes L/32
+	// of them, a 24th of the way, which keeps the time that Lookup probes
+	// two arrays short, and costs a Set at most 32 rehashes (a few µs).
+	// Any step of 2 or more would finish in time.
+	migrateStep = 32
+
 	// maxPrefixes bounds the prefix table, so that a prefix number and its
 	// flag fit the one-byte header; maxPrefixLen bounds each prefix.
 	maxPrefixes  = 63
@@ -49,6 +63,17 @@ type Table struct {
 	slots   packed.Uints // index+1, 0 when empty; any length, not only powers of two
 	n       int          // live entries
 	garbage int          // dead arena bytes
+
+	// While the table grows, old holds the hash slots from before it
+	// doubled (empty otherwise), and Set moves them into slots in order,
+	// migrateStep per Set. Slots below moved are moved and empty; the
+	// rest form a hash table of their own over the circle [moved,
+	// old.Len()), where a home below moved counts as moved (see oldHome).
+	// Each live index is in exactly one of slots and old.
+	old   packed.Uints
+	moved int
+
+	rehashed int // hash slots ever filled by insert, for tests
 
 	// Prefixes of prefix+number strings, numbered in order of first use.
 	// A prefix is added when first stored and never removed; once the
@@ -204,8 +229,36 @@ func (t *Table) dist(a, b uint32) uint32 {
 	return b + uint32(t.slots.Len()) - a
 }
 
+// oldHome returns the slot of old where the probe for encoded entry b
+// starts. Moving the slots below moved out of old took the start of every
+// probe chain that crossed them; the rest of each chain still holds, so a
+// probe that would start below moved starts at moved.
+func (t *Table) oldHome(b []byte) uint32 {
+	p := uint32(uint64(uint32(hash(t.seed, b))) * uint64(t.old.Len()) >> 32)
+	return max(p, uint32(t.moved))
+}
+
+// oldNext returns the slot of old after p, wrapping around to moved.
+func (t *Table) oldNext(p uint32) uint32 {
+	if p++; int(p) == t.old.Len() {
+		return uint32(t.moved)
+	}
+	return p
+}
+
+// oldDist returns how many slots of old lie from a forward to b, both at
+// or past moved, wrapping around.
+func (t *Table) oldDist(a, b uint32) uint32 {
+	if b >= a {
+		return b - a
+	}
+	return b + uint32(t.old.Len()-t.moved) - a
+}
+
 // Bytes returns the memory the table holds, in bytes.
-func (t *Table) Bytes() int { return cap(t.arena) + t.offs.Bytes() + t.slots.Bytes() }
+func (t *Table) Bytes() int {
+	return cap(t.arena) + t.offs.Bytes() + t.slots.Bytes() + t.old.Bytes()
+}
 
 // entryBuf holds an inline entry re-encoded.
 type entryBuf [2 * binary.MaxVarintLen32]byte
@@ -254,12 +307,27 @@ func (t *Table) Lookup(s string) (uint32, bool) {
 	for p := t.home(b); ; p = t.next(p) {
 		v := t.slots.Get(int(p))
 		if v == 0 {
-			return 0, false
+			break
 		}
 		if bytes.Equal(t.bytesAt(v-1, &e), b) {
 			return v - 1, true
 		}
 	}
+	if t.old.Len() == 0 {
+		return 0, false
+	}
+	p := t.oldHome(b)
+	for range t.old.Len() - t.moved {
+		v := t.old.Get(int(p))
+		if v == 0 {
+			break
+		}
+		if bytes.Equal(t.bytesAt(v-1, &e), b) {
+			return v - 1, true
+		}
+		p = t.oldNext(p)
+	}
+	return 0, false
 }
 
 // Set stores s at index i, which must be free, and s must not be present.
@@ -276,12 +344,18 @@ func (t *Table) Set(i uint32, s string) {
 	}
 	t.n++
 	if t.n*4 > t.slots.Len()*3 {
-		t.resize(t.slots.Len() * 2)
-	} else {
-		t.insert(i)
+		// A table that grows finishes migrating before it is this full
+		// (see migrateStep); only a restored table of another shape can
+		// get here mid-migration.
+		t.migrate(t.old.Len())
+		t.old, t.moved = t.slots, 0
+		t.slots = packed.Make(t.old.Len()*2, uint32(t.offs.Len()))
 	}
+	t.insert(i)
+	t.migrate(migrateStep)
 }
 
+// insert puts index i into slots.
 func (t *Table) insert(i uint32) {
 	var e entryBuf
 	p := t.home(t.bytesAt(i, &e))
@@ -289,6 +363,21 @@ func (t *Table) insert(i uint32) {
 		p = t.next(p)
 	}
 	t.slots.Set(int(p), i+1)
+	t.rehashed++
+}
+
+// migrate moves up to k of the old hash slots into slots, and drops old
+// once all are moved.
+func (t *Table) migrate(k int) {
+	for ; k > 0 && t.old.Len() > 0; k-- {
+		if v := t.old.Get(t.moved); v != 0 {
+			t.old.Set(t.moved, 0)
+			t.insert(v - 1)
+		}
+		if t.moved++; t.moved == t.old.Len() {
+			t.old, t.moved = packed.Uints{}, 0
+		}
+	}
 }
 
 func (t *Table) resize(n int) {
@@ -305,23 +394,13 @@ func (t *Table) Delete(i uint32) {
 	if !t.Has(i) {
 		return
 	}
-	var e, f entryBuf
+	var e entryBuf
 	b := t.bytesAt(i, &e)
-	p := t.home(b)
-	for t.slots.Get(int(p)) != i+1 {
-		p = t.next(p)
+	if !t.deleteNew(i, b, true) && !t.deleteOld(i, b) {
+		// Only in a restored table whose slots lie off their probe
+		// chains: ReadSnapshot checked that i is in one of them.
+		t.deleteNew(i, b, false)
 	}
-	// Backward-shift deletion keeps probe chains unbroken without tombstones.
-	for q := t.next(p); t.slots.Get(int(q)) != 0; q = t.next(q) {
-		v := t.slots.Get(int(q))
-		home := t.home(t.bytesAt(v-1, &f))
-		// Move q's entry to p when its home is not within (p, q].
-		if t.dist(home, q) >= t.dist(p, q) {
-			t.slots.Set(int(p), v)
-			p = q
-		}
-	}
-	t.slots.Set(int(p), 0)
 	if t.offs.Get(int(i))&inline == 0 {
 		t.garbage += len(b)
 	}
@@ -332,10 +411,69 @@ func (t *Table) Delete(i uint32) {
 	}
 }
 
+// deleteNew removes index i, whose encoded entry is b, from slots, and
+// reports whether it was there; with chain, it looks only along b's probe
+// chain.
+func (t *Table) deleteNew(i uint32, b []byte, chain bool) bool {
+	p := t.home(b)
+	for k := 0; t.slots.Get(int(p)) != i+1; k++ {
+		if k == t.slots.Len() || chain && t.slots.Get(int(p)) == 0 {
+			return false
+		}
+		p = t.next(p)
+	}
+	// Backward-shift deletion keeps probe chains unbroken without tombstones.
+	var f entryBuf
+	for q := t.next(p); t.slots.Get(int(q)) != 0; q = t.next(q) {
+		v := t.slots.Get(int(q))
+		home := t.home(t.bytesAt(v-1, &f))
+		// Move q's entry to p when its home is not within (p, q].
+		if t.dist(home, q) >= t.dist(p, q) {
+			t.slots.Set(int(p), v)
+			p = q
+		}
+	}
+	t.slots.Set(int(p), 0)
+	return true
+}
+
+// deleteOld removes index i, whose encoded entry is b, from the part of
+// old not yet moved, and reports whether it was there. The part may have
+// no empty slot, so every loop stops after one round.
+func (t *Table) deleteOld(i uint32, b []byte) bool {
+	size := t.old.Len() - t.moved
+	if size <= 0 {
+		return false
+	}
+	p := t.oldHome(b)
+	for k := 0; t.old.Get(int(p)) != i+1; k++ {
+		if k == size {
+			return false
+		}
+		p = t.oldNext(p)
+	}
+	var f entryBuf
+	q := p
+	for range size - 1 {
+		if q = t.oldNext(q); t.old.Get(int(q)) == 0 {
+			break
+		}
+		v := t.old.Get(int(q))
+		home := t.oldHome(t.bytesAt(v-1, &f))
+		if t.oldDist(home, q) >= t.oldDist(p, q) {
+			t.old.Set(int(p), v)
+			p = q
+		}
+	}
+	t.old.Set(int(p), 0)
+	return true
+}
+
 // Trim drops dead arena bytes and unused capacity, for a table that is about
 // to stay unchanged for a while: it also shrinks the hash table to a load of
 // about 0.73, which doubling alone leaves anywhere between 0.375 and 0.75.
 func (t *Table) Trim() {
+	t.migrate(t.old.Len())
 	t.compact()
 	t.offs.Clip()
 	if n := t.n*4/3 + t.n/32 + minSlots; n < t.slots.Len() {
@@ -360,7 +498,9 @@ func (t *Table) compact() {
 
 // AppendSnapshot appends the table's contents to dst: its counters, the
 // prefixes, and the arena, offset cells, hash seed and hash slots as they
-// are, so that ReadSnapshot copies them rather than rehashing.
+// are, so that ReadSnapshot copies them rather than rehashing. A table that
+// is growing is written mid-migration, old slots and progress too, and
+// the restored one goes on from there; AppendSnapshot changes nothing.
 func (t *Table) AppendSnapshot(dst []byte) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, t.seed)
 	dst = wire.AppendUvarint(dst, uint64(t.n))
@@ -371,7 +511,9 @@ func (t *Table) AppendSnapshot(dst []byte) []byte {
 	}
 	dst = wire.AppendBytes(dst, t.arena)
 	dst = wire.AppendPacked(dst, &t.offs)
-	return wire.AppendPacked(dst, &t.slots)
+	dst = wire.AppendPacked(dst, &t.slots)
+	dst = wire.AppendPacked(dst, &t.old)
+	return wire.AppendUvarint(dst, uint64(t.moved))
 }
 
 // ReadSnapshot reads a table that AppendSnapshot wrote, checking every
@@ -410,6 +552,8 @@ func ReadSnapshot(r *wire.Reader) *Table {
 	t.arena = append([]byte(nil), arena...)
 	t.offs = r.Packed("offset cells")
 	t.slots = r.Packed("hash slots")
+	t.old = r.Packed("old hash slots")
+	t.moved = r.Int(1<<32, "old hash slots moved")
 	if r.Err() != nil {
 		return nil
 	}
@@ -451,25 +595,38 @@ func ReadSnapshot(r *wire.Reader) *Table {
 	return t
 }
 
-// checkSlots checks that the hash slots hold each live index once and
-// leave one empty, so that every probe ends; "" when they do.
+// checkSlots checks that the hash slots, with the old ones not yet moved
+// while the table grows, hold each live index once between them, that
+// slots leave one empty, so that every probe ends, and that old is half
+// as long as slots with the moved part empty; "" when they do.
 func (t *Table) checkSlots() string {
 	if t.slots.Len() <= t.n || t.slots.Len() < minSlots {
 		return fmt.Sprintf("%d hash slots for %d entries", t.slots.Len(), t.n)
 	}
+	switch {
+	case t.old.Len() == 0 && t.moved != 0:
+		return fmt.Sprintf("%d old hash slots moved of none", t.moved)
+	case t.old.Len() != 0 && (t.old.Len()*2 != t.slots.Len() || t.moved >= t.old.Len()):
+		return fmt.Sprintf("%d old hash slots, %d moved, for %d hash slots", t.old.Len(), t.moved, t.slots.Len())
+	}
 	seen := make([]uint64, (t.offs.Len()+63)/64)
 	filled := 0
-	for p := range t.slots.Len() {
-		v := t.slots.Get(p)
-		if v == 0 {
-			continue
+	for _, a := range []*packed.Uints{&t.slots, &t.old} {
+		for p := range a.Len() {
+			v := a.Get(p)
+			if v == 0 {
+				continue
+			}
+			if a == &t.old && p < t.moved {
+				return fmt.Sprintf("old hash slot %d below %d moved holds index %d", p, t.moved, v-1)
+			}
+			i := v - 1
+			if int(i) >= t.offs.Len() || seen[i/64]&(1<<(i%64)) != 0 {
+				return fmt.Sprintf("hash slot %d: index %d past %d or twice", p, i, t.offs.Len())
+			}
+			seen[i/64] |= 1 << (i % 64)
+			filled++
 		}
-		i := v - 1
-		if int(i) >= t.offs.Len() || seen[i/64]&(1<<(i%64)) != 0 {
-			return fmt.Sprintf("hash slot %d: index %d past %d or twice", p, i, t.offs.Len())
-		}
-		seen[i/64] |= 1 << (i % 64)
-		filled++
 	}
 	if filled != t.n {
 		return fmt.Sprintf("%d hash slots filled for %d entries", filled, t.n)
