@@ -48,8 +48,8 @@ check-proto:
 # bench runs the standard load-test suite with the harness (cairn bench
 # suite: ingest of 1,000,000 nodes and 3,000,000 edges, mixed load at 10,000
 # events/s, kill -9 recovery of that graph, replay) and writes its report to
-# $(BENCH_OUT) (report.md, report.json, plots; about 5 minutes on the 2-core
-# reference machine), then every Go benchmark, the read-side ones on small
+# $(BENCH_OUT) (report.md, report.json, plots; about 7 minutes on the 2-core
+# reference machine, up to 14 GB of memory), then every Go benchmark, the read-side ones on small
 # graphs. BIG=1 then runs the read model and projection ones again on
 # 1,000,000 nodes and 3,000,000 edges (about 25 minutes more, up to 2 GB of
 # memory).
