@@ -25,7 +25,7 @@ type Driver interface {
 	Execute(ctx context.Context, env *cairnv1.CommandEnvelope) (*cairnv1.CommandReply, error)
 	Query(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, error)
 	// JetStream is the JetStream of the engine's NATS server, for the raw
-	// baselines and the replay scenario.
+	// baselines and the replay scenario; never nil.
 	JetStream() jetstream.JetStream
 }
 
@@ -63,7 +63,8 @@ func (d inProcess) JetStream() jetstream.JetStream {
 // Remote drives any running engine through the "cairn" NATS micro service
 // (the subjects actors.CommandSubject and actors.QuerySubject), as a
 // cluster member or another program would: a protobuf request and reply
-// per command or query, over nc. timeout bounds each request.
+// per command or query, over nc. timeout bounds each request. It is also
+// the importer.Executor of `cairn import`.
 func Remote(nc *nats.Conn, timeout time.Duration) (Driver, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -101,10 +102,10 @@ func (d *remote) request(ctx context.Context, subject string, req, rep proto.Mes
 	defer cancel()
 	msg, err := d.nc.RequestWithContext(ctx, subject, data)
 	if errors.Is(err, nats.ErrNoResponders) {
-		return fmt.Errorf("no Cairn engine answers on %s (is 'cairn serve' running?)", subject)
+		return fmt.Errorf("no Cairn engine answers on %s at %s (is 'cairn serve' running?)", subject, d.nc.ConnectedUrlRedacted())
 	}
 	if err != nil {
-		return fmt.Errorf("request on %s: %w", subject, err)
+		return fmt.Errorf("request on %s to %s: %w", subject, d.nc.ConnectedUrlRedacted(), err)
 	}
 	if err := proto.Unmarshal(msg.Data, rep); err != nil {
 		return fmt.Errorf("the engine's reply on %s is not a %s: %w", subject, rep.ProtoReflect().Descriptor().FullName(), err)

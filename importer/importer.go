@@ -17,7 +17,7 @@ import (
 )
 
 // Executor runs one command envelope. *cairn.Engine is one; a NATS client
-// of the "cairn" service is another. A refused envelope comes back as a
+// of the "cairn" service (bench.Remote) is another. A refused envelope comes back as a
 // reply with its error set (the returned error may then be anything); an
 // error with no reply, or a reply with no error, leaves the outcome
 // unknown and the envelope is sent again with the same command id.

@@ -9,12 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/bench"
 	"github.com/cairn-graph/cairn/importer"
-	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
 const importUsage = `Usage:
@@ -111,6 +108,12 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer nc.Close()
+	// One connection for the whole import, through the same client of the
+	// "cairn" service that `cairn bench --driver remote` uses.
+	x, err := bench.Remote(nc, c.timeout)
+	if err != nil {
+		return err
+	}
 
 	out := newImportOutput(stderr, c.json, *noProgress)
 	var bad int64
@@ -121,7 +124,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	cfg.OnProgress = out.progress
-	res, err := importer.Run(ctx, &natsExecutor{nc: nc, server: c.server}, graph, path, cfg)
+	res, err := importer.Run(ctx, x, graph, path, cfg)
 	out.finish()
 	if bad > maxBadLinesShown && !cfg.Strict {
 		fmt.Fprintf(stderr, "... and %d more bad lines\n", bad-maxBadLinesShown)
@@ -266,32 +269,4 @@ func progressBar(p importer.Progress) string {
 		eta = "in " + p.Elapsed.Round(100*time.Millisecond).String()
 	}
 	return fmt.Sprintf("[%s] %5.1f%%  %d lines  %d edges  %.0f edges/s  %s", bar, pc, p.Lines, p.Edges, p.Rate, eta)
-}
-
-// natsExecutor sends envelopes to the "cairn" micro service over one NATS
-// connection, for the whole import.
-type natsExecutor struct {
-	nc     *nats.Conn
-	server string
-}
-
-var _ importer.Executor = (*natsExecutor)(nil)
-
-func (x *natsExecutor) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) (*cairnv1.CommandReply, error) {
-	data, err := proto.Marshal(env)
-	if err != nil {
-		return nil, fmt.Errorf("encode command: %w", err)
-	}
-	msg, err := x.nc.RequestWithContext(ctx, actors.CommandSubject, data)
-	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-		return nil, fmt.Errorf("no Cairn engine answers on %s (is 'cairn serve' running?)", x.server)
-	case err != nil:
-		return nil, fmt.Errorf("send command to %s: %w", x.server, err)
-	}
-	rep := &cairnv1.CommandReply{}
-	if err := proto.Unmarshal(msg.Data, rep); err != nil {
-		return nil, fmt.Errorf("the engine's reply is not a cairn.v1.CommandReply: %w", err)
-	}
-	return rep, actors.ErrorFromProto(rep.GetError())
 }
