@@ -24,18 +24,13 @@ type streamSize struct{ msgs, bytes uint64 }
 
 // streamState reads the event store stream's message count and size.
 func streamState(ctx context.Context, d Driver) (streamSize, error) {
-	js := d.JetStream()
-	if js == nil {
-		return streamSize{}, fmt.Errorf("the %s driver has no JetStream", d.Name())
-	}
-	name := persistence.DefaultStoreConfig().Stream
-	s, err := js.Stream(ctx, name)
+	s, err := persistenceStream(ctx, d.JetStream())
 	if err != nil {
-		return streamSize{}, fmt.Errorf("event stream %s: %w", name, err)
+		return streamSize{}, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return streamSize{}, fmt.Errorf("event stream %s: %w", name, err)
+		return streamSize{}, fmt.Errorf("event stream %s: %w", persistence.DefaultStoreConfig().Stream, err)
 	}
 	return streamSize{msgs: info.State.Msgs, bytes: info.State.Bytes}, nil
 }
@@ -47,9 +42,6 @@ func streamState(ctx context.Context, d Driver) (streamSize, error) {
 // baseline stream is deleted afterwards.
 func rawOCC(ctx context.Context, d Driver, msgs, payload, subjects, callers int) (Baseline, error) {
 	js := d.JetStream()
-	if js == nil {
-		return Baseline{}, fmt.Errorf("the %s driver has no JetStream", d.Name())
-	}
 	raw, err := benchutil.NewRawOCC(ctx, js, subjects, make([]byte, payload), true)
 	if err != nil {
 		return Baseline{}, err
@@ -61,7 +53,7 @@ func rawOCC(ctx context.Context, d Driver, msgs, payload, subjects, callers int)
 		return Baseline{}, err
 	}
 	return Baseline{
-		Raw: run.Rate(msgs), RawP50MS: millis(lat.Quantile(50)), RawP99MS: millis(lat.Quantile(99)),
+		Raw: run.Rate(msgs), RawP50MS: msOf(lat.Quantile(50)), RawP99MS: msOf(lat.Quantile(99)),
 		PayloadB: payload, Concurrent: min(callers, subjects),
 	}, nil
 }
@@ -71,9 +63,6 @@ func rawOCC(ctx context.Context, d Driver, msgs, payload, subjects, callers int)
 // scheduled start, and returns the latency.
 func rawOCCOpenLoop(ctx context.Context, d Driver, n int, rate float64, payload, subjects int) (*benchutil.Latency, error) {
 	js := d.JetStream()
-	if js == nil {
-		return nil, fmt.Errorf("the %s driver has no JetStream", d.Name())
-	}
 	raw, err := benchutil.NewRawOCC(ctx, js, subjects, make([]byte, payload), true)
 	if err != nil {
 		return nil, err
@@ -89,8 +78,6 @@ func deleteRawStream(js jetstream.JetStream) {
 	defer cancel()
 	_ = js.DeleteStream(ctx, benchutil.RawStream) // best effort: the next run reuses it
 }
-
-func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func persistenceStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
 	name := persistence.DefaultStoreConfig().Stream

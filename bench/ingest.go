@@ -114,8 +114,7 @@ func Ingest(ctx context.Context, d Driver, cfg IngestConfig, live io.Writer) (*S
 	}
 	m := StartMeter(live, "ingest")
 	lastSeqs, err := load(ctx, d, m.Recorder, cfg, graphs)
-	ops, series, mem, elapsed := m.Stop()
-	res.Ops, res.Series, res.Memory, res.Duration, res.DurationS = ops, series, mem, elapsed, elapsed.Seconds()
+	ops := res.measured(m)
 	if err != nil {
 		return res, fmt.Errorf("ingest: %w", err)
 	}

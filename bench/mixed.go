@@ -215,8 +215,7 @@ func Mixed(ctx context.Context, d Driver, cfg MixedConfig, live io.Writer) (*Sce
 	wg.Go(func() { writeErr = mixedWrites(runCtx, d, m.Recorder, cfg, graphs, &written) })
 	wg.Go(func() { mixedQueries(runCtx, d, m.Recorder, cfg, graphs) })
 	wg.Wait()
-	ops, series, mem, elapsed := m.Stop()
-	res.Ops, res.Series, res.Memory, res.Duration, res.DurationS = ops, series, mem, elapsed, elapsed.Seconds()
+	ops := res.measured(m)
 	if writeErr != nil {
 		return res, fmt.Errorf("mixed: %w", writeErr)
 	}
@@ -256,8 +255,8 @@ func Mixed(ctx context.Context, d Driver, cfg MixedConfig, live io.Writer) (*Sce
 	}
 	res.Baselines = append(res.Baselines, Baseline{
 		Name: "write p99 at the offered rate vs raw JetStream OCC publish", Unit: "ms p99",
-		Engine: w.P99MS, Raw: millis(lat.Quantile(99)), Ratio: w.P99MS / millis(lat.Quantile(99)),
-		RawP50MS: millis(lat.Quantile(50)), RawP99MS: millis(lat.Quantile(99)), PayloadB: payload, Concurrent: cfg.Graphs,
+		Engine: w.P99MS, Raw: msOf(lat.Quantile(99)), Ratio: w.P99MS / msOf(lat.Quantile(99)),
+		RawP50MS: msOf(lat.Quantile(50)), RawP99MS: msOf(lat.Quantile(99)), PayloadB: payload, Concurrent: cfg.Graphs,
 		Note: fmt.Sprintf("%d publishes at %s/s, open loop (here a ratio above 1 means the engine is slower)", n, thousands(envRate)),
 	})
 	return res, nil
@@ -398,11 +397,7 @@ func queryOf(kind string, r *rand.Rand, w Workload, graph string) *cairnv1.Query
 // writePayload is the size of graph's last stored transaction, a write
 // envelope's.
 func writePayload(ctx context.Context, d Driver, graph string) (int, error) {
-	js := d.JetStream()
-	if js == nil {
-		return 0, fmt.Errorf("the %s driver has no JetStream", d.Name())
-	}
-	st, err := persistenceStream(ctx, js)
+	st, err := persistenceStream(ctx, d.JetStream())
 	if err != nil {
 		return 0, err
 	}

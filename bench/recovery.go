@@ -144,8 +144,7 @@ func Recovery(ctx context.Context, cfg RecoveryConfig, live io.Writer) (_ *Scena
 		rounds = append(rounds, fmt.Sprintf("round %d: JetStream %s, full query %s, command %s", round+1,
 			r.jetstream.Round(time.Millisecond), r.query.Round(time.Millisecond), r.command.Round(time.Millisecond)))
 	}
-	ops, series, mem, elapsed := m.Stop()
-	res.Ops, res.Series, res.Memory, res.Duration, res.DurationS = ops, series, mem, elapsed, elapsed.Seconds()
+	ops := res.measured(m)
 	res.Notes = append(res.Notes, rounds...)
 	res.Notes = append(res.Notes, "memory is the harness's own; the engine runs in the child process")
 	if err != nil {
@@ -303,12 +302,8 @@ func (p *serveProc) waitReady(ctx context.Context, timeout time.Duration) error 
 
 // streamAnswers connects (once) and asks for the event stream's info.
 func (p *serveProc) streamAnswers(ctx context.Context) error {
-	if p.nc == nil {
-		nc, err := nats.Connect(p.url, nats.Timeout(time.Second), nats.Name("cairn-bench"))
-		if err != nil {
-			return err
-		}
-		p.nc = nc
+	if err := p.connect(); err != nil {
+		return err
 	}
 	js, err := jetstream.New(p.nc)
 	if err != nil {
@@ -320,22 +315,30 @@ func (p *serveProc) streamAnswers(ctx context.Context) error {
 	return err
 }
 
+// connect connects to the child once.
+func (p *serveProc) connect() error {
+	if p.nc != nil {
+		return nil
+	}
+	nc, err := nats.Connect(p.url, nats.Timeout(time.Second), nats.Name("cairn-bench"))
+	p.nc = nc
+	return err
+}
+
 // driver connects to the child (waiting for it to listen) and returns a
 // remote driver.
 func (p *serveProc) driver(ctx context.Context, timeout time.Duration) (Driver, error) {
 	deadline := time.Now().Add(timeout)
-	for p.nc == nil {
-		nc, err := nats.Connect(p.url, nats.Timeout(time.Second), nats.Name("cairn-bench"))
+	for {
+		err := p.connect()
 		if err == nil {
-			p.nc = nc
-			break
+			return Remote(p.nc, 30*time.Second)
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil || p.exited() {
 			return nil, fmt.Errorf("cannot reach cairn serve at %s: %w%s", p.url, err, p.stderrTail())
 		}
 		time.Sleep(5 * time.Millisecond) // polling a child process: nothing to wait on
 	}
-	return Remote(p.nc, 30*time.Second)
 }
 
 // stop stops serve cleanly (SIGINT: it drains and writes its final

@@ -60,9 +60,6 @@ func Replay(ctx context.Context, d Driver, cfg ReplayConfig, live io.Writer) (*S
 		return nil, fmt.Errorf("replay: %w", err)
 	}
 	js := d.JetStream()
-	if js == nil {
-		return nil, fmt.Errorf("replay: the %s driver has no JetStream", d.Name())
-	}
 	res := &ScenarioResult{Scenario: "replay", Driver: d.Name(), Config: describeWorkload(cfg.Workload)}
 	res.Config["rounds"] = cfg.Rounds
 	ic := IngestConfig{Workload: cfg.Workload, Batch: cfg.Batch, InFlight: cfg.InFlight, Prefix: cfg.Prefix}
@@ -119,8 +116,7 @@ func Replay(ctx context.Context, d Driver, cfg ReplayConfig, live io.Writer) (*S
 			break
 		}
 	}
-	ops, series, mem, elapsed := m.Stop()
-	res.Ops, res.Series, res.Memory, res.Duration, res.DurationS = ops, series, mem, elapsed, elapsed.Seconds()
+	ops := res.measured(m)
 	if err != nil {
 		return res, fmt.Errorf("replay: %w", err)
 	}

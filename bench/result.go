@@ -102,6 +102,14 @@ type ScenarioResult struct {
 	Notes     []string       `json:"notes,omitempty"`
 }
 
+// measured stops m and takes what it measured into r; it returns the ops.
+func (r *ScenarioResult) measured(m *Meter) []OpSummary {
+	var elapsed time.Duration
+	r.Ops, r.Series, r.Memory, elapsed = m.Stop()
+	r.Duration, r.DurationS = elapsed, elapsed.Seconds()
+	return r.Ops
+}
+
 // Machine describes where a report was measured.
 type Machine struct {
 	Hostname  string `json:"hostname"`
