@@ -173,29 +173,23 @@ func createGraphs(ctx context.Context, d Driver, prefix string, n int) ([]string
 	return graphs, nil
 }
 
-// envelope kinds: what an envelope must wait for. Nodes come before edges
-// in a workload; an envelope with edges waits until every envelope of
-// nodes before it was applied.
-const (
-	nodesOnly = iota
-	mixedBatch
-	edgesOnly
-)
-
+// feedItem is one envelope of a workload. Workload.Generate sends every
+// node before the first edge, and a batch holds nodes or edges, never
+// both: an envelope of edges waits until every envelope of nodes was
+// applied.
 type feedItem struct {
-	env  *cairnv1.CommandEnvelope
-	kind int
+	env   *cairnv1.CommandEnvelope
+	edges bool
 }
 
-// graphFeed is one graph's envelopes on their way out, and what orders
-// them: nodes holds node-only envelopes in flight, mixed the one envelope
-// with both.
+// graphFeed is one graph's envelopes on their way out; nodes counts its
+// envelopes of nodes in flight.
 type graphFeed struct {
-	graph        string
-	items        chan feedItem
-	nodes, mixed sync.WaitGroup
-	lastSeq      uint64
-	mu           sync.Mutex
+	graph   string
+	items   chan feedItem
+	nodes   sync.WaitGroup
+	lastSeq uint64
+	mu      sync.Mutex
 }
 
 // load sends every graph's workload through d, recording each envelope in
@@ -217,7 +211,7 @@ func load(ctx context.Context, d Driver, rec *Recorder, cfg IngestConfig, graphs
 				env := &cairnv1.CommandEnvelope{GraphId: g, CommandId: g + "-" + strconv.Itoa(n), Issuer: "cairn-bench", Commands: cmds}
 				n++
 				select {
-				case f.items <- feedItem{env: env, kind: kindOf(cmds)}:
+				case f.items <- feedItem{env: env, edges: cmds[0].GetConnectNodes() != nil}:
 					return nil
 				case <-ctx.Done():
 					return context.Cause(ctx)
@@ -233,15 +227,10 @@ func load(ctx context.Context, d Driver, rec *Recorder, cfg IngestConfig, graphs
 	send := func(f *graphFeed, it feedItem, from time.Time, release func()) {
 		defer sends.Done()
 		defer release()
-		switch it.kind {
-		case nodesOnly:
+		if it.edges {
+			f.nodes.Wait()
+		} else {
 			defer f.nodes.Done()
-		case mixedBatch:
-			defer f.mixed.Done()
-			f.nodes.Wait()
-		case edgesOnly:
-			f.nodes.Wait()
-			f.mixed.Wait()
 		}
 		if from.IsZero() {
 			from = time.Now()
@@ -259,11 +248,8 @@ func load(ctx context.Context, d Driver, rec *Recorder, cfg IngestConfig, graphs
 	}
 	start := func(f *graphFeed, it feedItem) {
 		sends.Add(1)
-		switch it.kind {
-		case nodesOnly:
+		if !it.edges {
 			f.nodes.Add(1)
-		case mixedBatch:
-			f.mixed.Add(1)
 		}
 	}
 	if cfg.Rate <= 0 {
@@ -319,24 +305,6 @@ func load(ctx context.Context, d Driver, rec *Recorder, cfg IngestConfig, graphs
 		seqs[i] = f.lastSeq
 	}
 	return seqs, nil
-}
-
-func kindOf(cmds []*cairnv1.Command) int {
-	edges, nodes := false, false
-	for _, c := range cmds {
-		if c.GetConnectNodes() != nil {
-			edges = true
-		} else {
-			nodes = true
-		}
-	}
-	switch {
-	case edges && nodes:
-		return mixedBatch
-	case edges:
-		return edgesOnly
-	}
-	return nodesOnly
 }
 
 // checkGraphs asks each graph's stats once its read model has applied
