@@ -6,11 +6,11 @@ import (
 	"slices"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/cairn-graph/cairn/internal/adjacency"
+	"github.com/cairn-graph/cairn/internal/intern"
+	"github.com/cairn-graph/cairn/internal/packed"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
-	"github.com/cairn-graph/cairn/readmodel/adjacency"
-	"github.com/cairn-graph/cairn/readmodel/intern"
-	"github.com/cairn-graph/cairn/readmodel/internal/packed"
 )
 
 // maxEdgeTypes is the number of distinct edge types a graph may hold (they

@@ -3,7 +3,7 @@ package readmodel
 import (
 	"encoding/binary"
 
-	"github.com/cairn-graph/cairn/readmodel/internal/packed"
+	"github.com/cairn-graph/cairn/internal/packed"
 )
 
 // lists holds a short list of uint32 handles per node in one shared byte

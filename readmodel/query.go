@@ -9,7 +9,7 @@ import (
 	"slices"
 
 	"github.com/RoaringBitmap/roaring/v2"
-	"github.com/cairn-graph/cairn/readmodel/adjacency"
+	"github.com/cairn-graph/cairn/internal/adjacency"
 )
 
 // Component is one (type, value) of a node.

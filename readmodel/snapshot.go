@@ -10,9 +10,9 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/bits-and-blooms/bloom/v3"
-	"github.com/cairn-graph/cairn/readmodel/adjacency"
-	"github.com/cairn-graph/cairn/readmodel/intern"
-	"github.com/cairn-graph/cairn/readmodel/internal/wire"
+	"github.com/cairn-graph/cairn/internal/adjacency"
+	"github.com/cairn-graph/cairn/internal/intern"
+	"github.com/cairn-graph/cairn/internal/wire"
 )
 
 // SnapshotFormat is the version of the binary snapshot format that

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-graph/cairn/internal/adjacency"
 	"github.com/cairn-graph/cairn/internal/graphgen"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
-	"github.com/cairn-graph/cairn/readmodel/adjacency"
 	"github.com/klauspost/compress/zstd"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cairn-graph/cairn/readmodel/adjacency"
+	"github.com/cairn-graph/cairn/internal/adjacency"
 )
 
 // MaxDepth is the deepest k-hop traversal KHop accepts.

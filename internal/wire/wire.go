@@ -13,7 +13,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cairn-graph/cairn/readmodel/internal/packed"
+	"github.com/cairn-graph/cairn/internal/packed"
 )
 
 // ErrCorrupt is what every Reader error wraps.

@@ -31,8 +31,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cairn-graph/cairn/readmodel/internal/packed"
-	"github.com/cairn-graph/cairn/readmodel/internal/wire"
+	"github.com/cairn-graph/cairn/internal/packed"
+	"github.com/cairn-graph/cairn/internal/wire"
 )
 
 const (

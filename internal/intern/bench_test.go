@@ -11,7 +11,7 @@ import (
 // (worst-set-ms) and the slowest of those that doubled the hash table
 // (worst-doubling-ms), which used to rehash every entry at once.
 //
-//	go test ./readmodel/intern -run '^$' -bench WorstSet -benchtime 1x
+//	go test ./internal/intern -run '^$' -bench WorstSet -benchtime 1x
 func BenchmarkWorstSet(b *testing.B) {
 	b.ReportAllocs()
 	const n = 3_200_000

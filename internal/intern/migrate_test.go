@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/cairn-graph/cairn/readmodel/internal/wire"
+	"github.com/cairn-graph/cairn/internal/wire"
 )
 
 // roundTrip writes t's snapshot, checks that writing it again gives the
