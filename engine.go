@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
@@ -138,11 +139,11 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 }
 
 // Execute runs one command envelope. It returns the reply and, when the
-// command was refused, a *actors.CommandError (match its code with errors.Is
-// against the actors sentinels, for example actors.ErrNotFound).
+// command was refused, a *aggregate.CommandError (match its code with errors.Is
+// against the actors sentinels, for example aggregate.ErrNotFound).
 func (e *Engine) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) (*cairnv1.CommandReply, error) {
 	rep := e.execute(ctx, env)
-	return rep, actors.ErrorFromProto(rep.GetError())
+	return rep, aggregate.ErrorFromProto(rep.GetError())
 }
 
 // execute waits (bounded by ctx, else by Config.CommandTimeout) for the
@@ -182,12 +183,12 @@ func (x engineExecutor) Execute(ctx context.Context, env *cairnv1.CommandEnvelop
 // seq as min_seq to read your writes: the query waits (bounded by ctx, else
 // by Config.Projections.QueryTimeout) until the graph's projection shard has
 // applied it. It returns the reply and, when the query failed, its error as
-// a *actors.CommandError (errors.Is with actors.ErrNotFound,
-// actors.ErrInvalidArgument, actors.ErrDeadlineExceeded, actors.ErrInternal
-// for a stopped projection, actors.ErrUnavailable).
+// a *aggregate.CommandError (errors.Is with aggregate.ErrNotFound,
+// aggregate.ErrInvalidArgument, aggregate.ErrDeadlineExceeded, aggregate.ErrInternal
+// for a stopped projection, aggregate.ErrUnavailable).
 func (e *Engine) Query(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, error) {
 	rep := e.proj.Query(ctx, req)
-	return rep, actors.ErrorFromProto(rep.GetError())
+	return rep, aggregate.ErrorFromProto(rep.GetError())
 }
 
 // Projections returns the projection shards, for their health

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/cairn-graph/cairn"
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/internal/enginetest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
@@ -47,7 +47,7 @@ func TestEngineWriteReadVerify(t *testing.T) {
 		t.Fatalf("retry: %v %v", again, err)
 	}
 	_, err = eng.Execute(ctx, env("g1", "c3", add("Zürich")))
-	if !errors.Is(err, actors.ErrAlreadyExists) {
+	if !errors.Is(err, aggregate.ErrAlreadyExists) {
 		t.Fatalf("duplicate node: err = %v", err)
 	}
 	res, err := eng.Store().Verify(ctx, "g1")

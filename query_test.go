@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-graph/cairn"
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -103,7 +104,7 @@ func TestQueryReadYourWrites(t *testing.T) {
 	tctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	rep, err := eng.Query(tctx, getNode("ryw-a", "n0", last+1000))
-	if !errors.Is(err, actors.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "min_seq") || rep.GetAsOfSeq() < last {
+	if !errors.Is(err, aggregate.ErrDeadlineExceeded) || !strings.Contains(err.Error(), "min_seq") || rep.GetAsOfSeq() < last {
 		t.Fatalf("unreachable min_seq: %v %v", rep, err)
 	}
 
@@ -159,11 +160,11 @@ func TestQueryPoisonedTransaction(t *testing.T) {
 
 	_, err = eng.Query(ctx, getNode("bad", "x", ack.Sequence))
 	want := fmt.Sprintf("projection of graph bad stopped at seq %d", ack.Sequence)
-	if !errors.Is(err, actors.ErrInternal) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "missing endpoint") {
+	if !errors.Is(err, aggregate.ErrInternal) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "missing endpoint") {
 		t.Fatalf("query on the poisoned graph: err %v, want INTERNAL %q", err, want)
 	}
 	_, err = eng.Query(ctx, getNode("junk", "x", junk.Sequence))
-	if !errors.Is(err, actors.ErrInternal) || !strings.Contains(err.Error(), fmt.Sprintf("stopped at seq %d", junk.Sequence)) {
+	if !errors.Is(err, aggregate.ErrInternal) || !strings.Contains(err.Error(), fmt.Sprintf("stopped at seq %d", junk.Sequence)) {
 		t.Fatalf("query on the junk graph: %v", err)
 	}
 	stopped := eng.Projections().Stopped()

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -63,6 +63,9 @@ type snapshot struct {
 	Edges           map[string]edgeSnap
 	Distinct        int
 	Refs            map[string]int // "type=value" -> holders
+	// Invalid is why the state's own bookkeeping does not hold together
+	// (its encoding does not decode), "" when it does.
+	Invalid string
 }
 
 type nodeSnap struct {
@@ -83,9 +86,19 @@ func compMap(cs []*cairnv1.Component) map[string]string {
 	return m
 }
 
-func takeSnapshot(s *actors.State) snapshot {
+// takeSnapshot renders s through its public API. Refs counts the holders
+// of each component as the nodes and edges report them; that the state's
+// own reference counts agree (and that it keeps no component nobody holds)
+// is checked by decoding its encoding, which verifies both: Invalid says
+// why it would not decode.
+func takeSnapshot(s *aggregate.State) snapshot {
 	sn := snapshot{Exists: s.Exists(), Deleted: s.Deleted(), Nodes: map[string]nodeSnap{}, Edges: map[string]edgeSnap{},
-		Distinct: s.DistinctComponents(), Refs: s.ComponentRefs()}
+		Distinct: s.DistinctComponents(), Refs: map[string]int{}}
+	count := func(cs []*cairnv1.Component) {
+		for _, c := range cs {
+			sn.Refs[c.GetType()+"="+string(c.GetValue())]++
+		}
+	}
 	for _, id := range s.NodeIDs() {
 		cs, cats, _ := s.Node(id)
 		var cl []string // nil when there are none, as in the reference model
@@ -93,10 +106,19 @@ func takeSnapshot(s *actors.State) snapshot {
 			cl = slices.Clone(cats)
 		}
 		sn.Nodes[id] = nodeSnap{Comps: compMap(cs), Cats: cl}
+		count(cs)
 	}
 	for _, id := range s.EdgeIDs() {
 		src, dst, typ, cs, _ := s.Edge(id)
 		sn.Edges[id] = edgeSnap{Source: src, Target: dst, Type: typ, Comps: compMap(cs)}
+		count(cs)
+	}
+	data, err := aggregate.Marshal(s, nil)
+	if err == nil {
+		_, _, err = aggregate.Unmarshal(data)
+	}
+	if err != nil {
+		sn.Invalid = err.Error()
 	}
 	return sn
 }
@@ -105,6 +127,10 @@ func takeSnapshot(s *actors.State) snapshot {
 // they are equal.
 func diffSnapshots(got, want snapshot) string {
 	switch {
+	case got.Invalid != "":
+		return "the state does not hold together: " + got.Invalid
+	case want.Invalid != "":
+		return "the reference state does not hold together: " + want.Invalid
 	case got.Exists != want.Exists || got.Deleted != want.Deleted:
 		return "exists/deleted differ"
 	case !slices.Equal(slices.Sorted(maps.Keys(got.Nodes)), slices.Sorted(maps.Keys(want.Nodes))):
@@ -145,12 +171,12 @@ func quoteKeys[V any](m map[string]V) string {
 }
 
 // mustDecide decides env on s and fails the test when it is refused.
-func mustDecide(t *testing.T, s *actors.State, env *cairnv1.CommandEnvelope) []*cairnv1.Event {
+func mustDecide(t *testing.T, s *aggregate.State, env *cairnv1.CommandEnvelope) []*cairnv1.Event {
 	t.Helper()
-	if err := actors.ValidateEnvelope(env); err != nil {
+	if err := aggregate.ValidateEnvelope(env); err != nil {
 		t.Fatalf("validate %s: %v", env.GetCommandId(), err)
 	}
-	evs, err := actors.DecideEnvelope(s, env)
+	evs, err := aggregate.DecideEnvelope(s, env)
 	if err != nil {
 		t.Fatalf("decide %s: %v", env.GetCommandId(), err)
 	}
@@ -164,9 +190,9 @@ func wantCommandError(t *testing.T, err error, code cairnv1.ErrorCode, field str
 	if err == nil {
 		t.Fatalf("err = nil, want %v at %q", code, field)
 	}
-	var ce *actors.CommandError
+	var ce *aggregate.CommandError
 	if !errors.As(err, &ce) {
-		t.Fatalf("err = %T %v, want *actors.CommandError", err, err)
+		t.Fatalf("err = %T %v, want *aggregate.CommandError", err, err)
 	}
 	if ce.Code != code || ce.Field != field {
 		t.Fatalf("err = %v (code %v, field %q), want code %v, field %q", err, ce.Code, ce.Field, code, field)
@@ -182,8 +208,8 @@ func wantCommandError(t *testing.T, err error, code cairnv1.ErrorCode, field str
 }
 
 var allSentinels = []error{
-	actors.ErrInvalidArgument, actors.ErrNotFound, actors.ErrAlreadyExists, actors.ErrFailedPrecondition,
-	actors.ErrConflict, actors.ErrUnavailable, actors.ErrInternal,
+	aggregate.ErrInvalidArgument, aggregate.ErrNotFound, aggregate.ErrAlreadyExists, aggregate.ErrFailedPrecondition,
+	aggregate.ErrConflict, aggregate.ErrUnavailable, aggregate.ErrInternal,
 }
 
 const (

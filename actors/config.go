@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/cairn-graph/cairn/aggregate"
 )
 
 // GrainConfig tunes graph grains. DefaultGrainConfig documents every default.
@@ -12,23 +14,21 @@ type GrainConfig struct {
 	// PassivateAfter stops a grain that received nothing for this long; its
 	// next command re-activates it from the store. Default 5 minutes.
 	PassivateAfter time.Duration
-	// IdempotencyWindow is how many recent command ids (with their results)
-	// a grain remembers, rebuilt on replay. Default 10,000.
-	IdempotencyWindow int
-	// MaxBatchEvents caps the commands, and so roughly the events, of one
-	// group-commit transaction (a node removal adds one event per edge); an
-	// envelope that alone exceeds it still goes out alone. Default 4,096.
-	MaxBatchEvents int
-	// MaxQueue caps envelopes waiting behind an in-flight append; more are
-	// refused as UNAVAILABLE. Default 10,000.
-	MaxQueue int
-	// AppendTimeout bounds one append, publish retries included, one
-	// activation's reads, and how long a stopping grain waits for its last
-	// snapshot write. Default 10s.
+	// Aggregate tunes each grain's aggregate core: the idempotency window,
+	// the group commit's command and byte budgets, the hard limit on one
+	// transaction's size and the queue (see aggregate.Config). Default
+	// aggregate.DefaultConfig(); MaxTxBytes is lowered to what the store
+	// accepts when the store says (TransactionLimiter).
+	Aggregate aggregate.Config
+	// AppendTimeout bounds one append, publish retries included, how long
+	// an activation's reads may go without folding a transaction (so that
+	// a large history always activates, however long it takes in all), and
+	// how long a stopping grain waits for its last snapshot write.
+	// Default 10s.
 	AppendTimeout time.Duration
 	// AppendRetries is how often an append that got no answer is published
-	// again with the same transaction id (de-duplicated by JetStream).
-	// Default 2.
+	// again with the same transaction id (de-duplicated by JetStream), after
+	// a back-off that doubles from 50 ms, within AppendTimeout. Default 2.
 	AppendRetries int
 	// Logger receives grain diagnostics. Default: discard.
 	Logger *slog.Logger
@@ -63,9 +63,7 @@ type GrainConfig struct {
 func DefaultGrainConfig() GrainConfig {
 	return GrainConfig{
 		PassivateAfter:      5 * time.Minute,
-		IdempotencyWindow:   10_000,
-		MaxBatchEvents:      4096,
-		MaxQueue:            10_000,
+		Aggregate:           aggregate.DefaultConfig(),
 		AppendTimeout:       10 * time.Second,
 		AppendRetries:       2,
 		Logger:              slog.New(slog.DiscardHandler),
@@ -81,14 +79,8 @@ func (c GrainConfig) Validate() error {
 	if c.PassivateAfter <= 0 {
 		errs = append(errs, errors.New("passivate-after must be positive"))
 	}
-	if c.IdempotencyWindow < 1 {
-		errs = append(errs, fmt.Errorf("idempotency window must be at least 1, not %d", c.IdempotencyWindow))
-	}
-	if c.MaxBatchEvents < 1 {
-		errs = append(errs, fmt.Errorf("max batch events must be at least 1, not %d", c.MaxBatchEvents))
-	}
-	if c.MaxQueue < 1 {
-		errs = append(errs, fmt.Errorf("max queue must be at least 1, not %d", c.MaxQueue))
+	if err := c.Aggregate.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.AppendTimeout <= 0 {
 		errs = append(errs, errors.New("append timeout must be positive"))

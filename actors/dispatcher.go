@@ -6,6 +6,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/cluster"
 
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -30,8 +31,8 @@ func NewDispatcher(c *cluster.Cluster, timeout time.Duration) *Dispatcher {
 // A grain on this member is sent a message carrying a reply channel; a grain
 // on another member gets the protobuf envelope through a cluster request.
 func (d *Dispatcher) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
-	if err := ValidateEnvelope(env); err != nil {
-		return errorReply(env, AsCommandError(err))
+	if err := aggregate.ValidateEnvelope(env); err != nil {
+		return aggregate.ErrorReply(env, aggregate.AsCommandError(err))
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -71,18 +72,18 @@ func (d *Dispatcher) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) 
 	if ctx.Err() != nil {
 		why = "no answer in time (" + context.Cause(ctx).Error() + ")"
 	}
-	return errorReply(env, unavailable("graph %s: %s; retry with the same command id", graph, why))
+	return aggregate.ErrorReply(env, unavailable("graph %s: %s; retry with the same command id", graph, why))
 }
 
 func (d *Dispatcher) remote(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
 	dl, _ := ctx.Deadline()
 	res, err := d.cluster.Request(env.GetGraphId(), GraphKind, env, cluster.WithTimeout(time.Until(dl)))
 	if err != nil {
-		return errorReply(env, unavailable("graph %s did not answer: %v", env.GetGraphId(), err))
+		return aggregate.ErrorReply(env, unavailable("graph %s did not answer: %v", env.GetGraphId(), err))
 	}
 	rep, ok := res.(*cairnv1.CommandReply)
 	if !ok {
-		return errorReply(env, &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: "grain answered with an unexpected message"})
+		return aggregate.ErrorReply(env, &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: "grain answered with an unexpected message"})
 	}
 	return rep
 }

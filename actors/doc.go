@@ -6,40 +6,34 @@
 //
 // # The aggregate
 //
-// A graph's state is folded from its events by Apply; commands are validated
-// by ValidateEnvelope (everything that does not depend on state) and decided
-// by Decide (everything that does), a pure function that returns events.
-// DecideEnvelope applies an envelope's commands all or nothing.
-//
-// Invariants, each refused with a *CommandError naming the field:
-//   - the graph exists and is not deleted (NOT_FOUND, FAILED_PRECONDITION);
-//     a deleted graph's id is never reused (ALREADY_EXISTS);
-//   - node ids and edge ids are unique (ALREADY_EXISTS);
-//   - edge endpoints exist (NOT_FOUND);
-//   - removing a node removes its edges in the same transaction;
-//   - graph ids are 1-64 letters, digits, '-' and '_'; node ids, edge ids,
-//     component types and categories are 1-256 bytes of printable UTF-8;
-//     component values at most 64 KiB; 1-1,000 commands an envelope
-//     (INVALID_ARGUMENT).
+// The graph's state, the decisions and the group commit live in package
+// aggregate, which does no I/O: aggregate.Core takes envelopes and append
+// outcomes and says what to answer and what to append. Its invariants and
+// limits are documented there; refusals are *aggregate.CommandError values
+// naming the field.
 //
 // # The grain
 //
-// Kind "graph", identity = graph id. On activation it replays the graph's
-// transactions, checking the chain. For each envelope it decides, appends one
-// transaction to the event store with optimistic concurrency (expected last
-// subject sequence), and answers with the head CID and stream sequence. While
-// an append is in flight, envelopes queue; when it completes they are decided
-// one by one on the new state and the valid ones go out together as the next
-// transaction (group commit), each answered with its own result. An invalid
-// envelope is refused alone; a refusal that may rest on an earlier command of
-// the same batch (a second AddNode of one id, say) is answered only once that
-// batch is stored, and decided again if it is not. On a
-// conflict the grain reloads the tail and decides once more, then answers
-// CONFLICT. The last IdempotencyWindow command ids and their results are
-// remembered (rebuilt on replay): a retry gets the original result with
-// duplicate = true and never a second transaction. Refused commands are not
-// remembered: nothing was written, so a retry is decided afresh. Idle grains
-// passivate after PassivateAfter.
+// Kind "graph", identity = graph id: the I/O adapter around an
+// aggregate.Core. On activation it loads the newest trusted snapshot and
+// replays the transactions after it (or the whole history), checking the
+// chain; the replay has no overall time limit, only one on progress
+// (AppendTimeout without a transaction read), so a large graph always
+// activates. It feeds each envelope to the core; when the core hands it a
+// batch (group commit: the envelopes that queued behind the previous
+// append, within GrainConfig.Aggregate's command and byte budgets), it seals
+// the batch into one CID-chained transaction, appends it with optimistic
+// concurrency (expected last subject sequence) off the actor, retries an
+// unanswered publish with a doubling back-off, and feeds the outcome back:
+// the core answers each command with the head CID and stream sequence, or,
+// on a conflict, the grain folds what the other writer stored and the core
+// decides once more, then answers CONFLICT. A transaction larger than the
+// store accepts is refused before it is sent (RESOURCE_EXHAUSTED). The last
+// Aggregate.Window command ids and their results are remembered (rebuilt on
+// replay): a retry gets the original result with duplicate = true and never
+// a second transaction. Refused commands are not remembered: nothing was
+// written, so a retry is decided afresh. Idle grains passivate after
+// PassivateAfter.
 //
 // # The dispatcher
 //
@@ -98,12 +92,15 @@
 // # Aggregate snapshots
 //
 // With GrainConfig.Snapshots set, a grain snapshots its state
-// (EncodeState: a cairn.v1.GraphSnapshot with the idempotency window) every
-// SnapshotEvery events — more often would cost too much for a big state, so
-// the interval grows with it — and when it stops; it keeps SnapshotKeep.
-// Activation loads the newest snapshot that decodes and whose head passes
-// CheckHead and replays only the tail; StateAt folds the state at any
-// earlier sequence the same way.
+// (aggregate.Marshal: the state's packed arrays and intern tables as they
+// are, the idempotency window and a CRC-32C; format 2) every SnapshotEvery
+// events — more often would cost too much for a big state, so the interval
+// grows with it — and when it stops; it keeps SnapshotKeep. The encoding
+// runs in the actor, the compression and upload on a goroutine. Activation
+// loads the newest snapshot that decodes and whose head passes CheckHead
+// and replays only the tail; a snapshot of another format is passed over
+// and the history replayed once. StateAt folds the state at any earlier
+// sequence the same way.
 //
 // The reader hands a shard at most
 // 65,536 events it has not applied yet, then waits: a reader far ahead of

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -147,10 +148,10 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 func (g *Gateway) handleCommand(req micro.Request) {
 	env := &cairnv1.CommandEnvelope{}
 	if err := proto.Unmarshal(req.Data(), env); err != nil {
-		g.reply(req, errorReply(env, invalid("", "request is not a protobuf cairn.v1.CommandEnvelope: %v", err)))
+		g.reply(req, aggregate.ErrorReply(env, invalid("", "request is not a protobuf cairn.v1.CommandEnvelope: %v", err)))
 		return
 	}
-	g.work(func() { g.reply(req, errorReply(env, unavailable("cairn is shutting down"))) },
+	g.work(func() { g.reply(req, aggregate.ErrorReply(env, unavailable("cairn is shutting down"))) },
 		func(ctx context.Context) { g.reply(req, g.exec.Execute(ctx, env)) })
 }
 
@@ -194,7 +195,7 @@ func (g *Gateway) handleQuery(req micro.Request) {
 func (g *Gateway) respondQuery(req micro.Request, rep *cairnv1.QueryReply) {
 	data, err := proto.Marshal(rep)
 	if n := len(data); err == nil && n > int(g.maxPayload)-1024 {
-		data, err = proto.Marshal(&cairnv1.QueryReply{AsOfSeq: rep.GetAsOfSeq(), Error: (&CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED,
+		data, err = proto.Marshal(&cairnv1.QueryReply{AsOfSeq: rep.GetAsOfSeq(), Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED,
 			Message: fmt.Sprintf("the answer takes %d bytes, more than a NATS message holds (%d): ask for a smaller page, depth or max_results", n, g.maxPayload)}).Proto()})
 	}
 	g.send(req, data, err)

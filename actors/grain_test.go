@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -40,7 +41,7 @@ func TestGrainReplaysAfterRestart(t *testing.T) {
 		t.Fatalf("last position = %d, want 15", last.GetPosition())
 	}
 	// The state the member built, decided locally as a reference.
-	want := actors.NewState("g")
+	want := aggregate.NewState("g")
 	mustDecide(t, want, envelope("g", "c1", createGraph()))
 	mustDecide(t, want, envelope("g", "c2", addNode("libstdc++6", comp("version", "13")), addNode("Zürich", comp("kind", "city")),
 		addNodeCats("user:42/alice", "person", "admin"), addNode("python3.11", comp("version", "13"))))
@@ -220,7 +221,7 @@ func TestGroupCommit(t *testing.T) {
 				t.Fatalf("acked %s is stored at %v, want once at %d", id, seqs, r.GetSeq())
 			}
 		case c.field == "":
-			t.Fatalf("valid %s refused: %v", id, actors.ErrorFromProto(r.GetError()))
+			t.Fatalf("valid %s refused: %v", id, aggregate.ErrorFromProto(r.GetError()))
 		case c.field == "?":
 			wantRefused(t, r, codeExists, "commands[0].add_node.node_id")
 		default:
@@ -328,7 +329,7 @@ func TestTwoWritersOneGraph(t *testing.T) {
 				t.Fatalf("refused %s is stored", r.id)
 			}
 		default:
-			t.Fatalf("%s: %v", r.id, actors.ErrorFromProto(r.rep.GetError()))
+			t.Fatalf("%s: %v", r.id, aggregate.ErrorFromProto(r.rep.GetError()))
 		}
 	}
 	for node, n := range sharedWins {
@@ -472,7 +473,7 @@ func TestStopAllDrains(t *testing.T) {
 				t.Fatalf("%s answered UNAVAILABLE but stored", id)
 			}
 		default:
-			t.Fatalf("%s: %v", id, actors.ErrorFromProto(r.GetError()))
+			t.Fatalf("%s: %v", id, aggregate.ErrorFromProto(r.GetError()))
 		}
 	}
 }
@@ -556,14 +557,14 @@ func TestHeldRefusalDecidedAgain(t *testing.T) {
 	a := m.send("g", envelope("g", "a", addNode("x")))
 	b := m.send("g", envelope("g", "b", addNode("x")))
 	if rep := m.answer(slow); rep.GetError() != nil {
-		t.Fatalf("slow: %v", actors.ErrorFromProto(rep.GetError()))
+		t.Fatalf("slow: %v", aggregate.ErrorFromProto(rep.GetError()))
 	}
 	if rep := m.answer(a); rep.GetError().GetCode() != codeUnavailable {
 		t.Fatalf("a: want UNAVAILABLE from the failed append, got %v", rep)
 	}
 	repB := m.answer(b)
 	if repB.GetError() != nil {
-		t.Fatalf("b was refused (%v) on the strength of a's node, which was never stored", actors.ErrorFromProto(repB.GetError()))
+		t.Fatalf("b was refused (%v) on the strength of a's node, which was never stored", aggregate.ErrorFromProto(repB.GetError()))
 	}
 	stored := commandSeqs(readGraph(t, store, "g"))
 	if len(stored["a"]) != 0 || len(stored["b"]) != 1 {

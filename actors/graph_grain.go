@@ -13,8 +13,8 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/ipfs/go-cid"
 	"github.com/nats-io/nuid"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -160,11 +160,11 @@ func (k *GraphGrains) track(pid *actor.PID, on bool) {
 	}
 }
 
-// graphGrain owns one graph aggregate. It decides commands against its
-// state, appends them to the store, and only then answers. While one append
-// is in flight, new envelopes queue; when it completes they are decided one
-// by one on the new state and the valid ones go out together as the next
-// transaction (group commit).
+// graphGrain owns one graph aggregate: it is the I/O adapter around an
+// aggregate.Core, which decides commands and batches them (group commit).
+// The grain loads the state (snapshot and tail), seals each batch the core
+// hands it into a CID-chained transaction, appends it to the store off the
+// actor, feeds the outcome back, sends the answers, and writes snapshots.
 type graphGrain struct {
 	base  context.Context
 	store EventStore
@@ -173,11 +173,10 @@ type graphGrain struct {
 	log   *slog.Logger
 
 	graph   string
-	state   *State
+	core    *aggregate.Core[replyTo]
 	head    persistence.Head
 	lastSeq uint64
 	loaded  bool
-	recent  *resultWindow
 
 	// sinceSnap counts events applied since the last snapshot (or since
 	// the state was restored from one).
@@ -189,34 +188,18 @@ type graphGrain struct {
 	snapBackoff time.Duration
 	snapRetryAt time.Time
 
-	queue    []*request
-	pending  map[string]*request // queued or in flight, by command id
-	inflight *batch
+	inflight *appendJob
 	stopping bool
 }
 
-type request struct {
-	env      *cairnv1.CommandEnvelope
-	senders  []replyTo
-	attempts int // appends of this request that hit a conflict
-}
-
-type batch struct {
-	reqs   []*request
-	counts []int // events per request
-	tx     *cairnv1.Transaction
-	heads  []persistence.Head // head after each request
-	// held are refusals decided after the batch's first accepted command:
-	// they may rest on it, so they are answered only once it is stored.
-	held []held
-	// done receives the append's outcome before the batch is sent back to
+// appendJob is one sealed batch being appended.
+type appendJob struct {
+	batch *aggregate.Batch[replyTo]
+	tx    *cairnv1.Transaction
+	heads []persistence.Head // head after each command
+	// done receives the append's outcome before the job is sent back to
 	// the grain as a message, so a stopping grain can wait for it.
 	done chan appendDone
-}
-
-type held struct {
-	r   *request
-	rep *cairnv1.CommandReply
 }
 
 type appendDone struct {
@@ -229,7 +212,6 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 	case *cluster.ClusterInit:
 		g.graph = m.Identity.Identity
 		g.log = g.cfg.Logger.With("component", "graph-grain", "graph", g.graph)
-		g.pending = make(map[string]*request)
 		g.kind.track(ctx.Self(), true)
 		ctx.SetReceiveTimeout(g.cfg.PassivateAfter)
 		if err := g.load(); err != nil {
@@ -239,14 +221,14 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 		g.receive(ctx, m, replyTo{pid: ctx.Sender()})
 	case *localCommand:
 		g.receive(ctx, m.env, replyTo{ch: m.reply})
-	case *batch:
+	case *appendJob:
 		if m == g.inflight {
 			g.appended(ctx, m, <-m.done)
 		}
 	case *stateProbe:
 		g.probe(m)
 	case *actor.ReceiveTimeout:
-		if g.inflight == nil && len(g.queue) == 0 {
+		if g.core == nil || !g.core.Busy() {
 			ctx.Stop(ctx.Self())
 		} else {
 			// The timeout fires once; re-arm it, or a grain that was busy
@@ -257,13 +239,12 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 		// Drain: the append in flight completes and is answered with its real
 		// outcome; queued commands are refused (nothing of theirs was written).
 		g.stopping = true
-		if b := g.inflight; b != nil {
-			g.appended(ctx, b, <-b.done)
+		if g.core != nil {
+			g.send(ctx, g.core.Stop())
+			if j := g.inflight; j != nil {
+				g.appended(ctx, j, <-j.done)
+			}
 		}
-		for _, r := range g.queue {
-			g.finish(ctx, r, errorReply(r.env, unavailable("graph %s is shutting down; retry with the same command id", g.graph)))
-		}
-		g.queue = nil
 		g.finalSnapshot()
 	case *actor.Stopped:
 		g.kind.track(ctx.Self(), false)
@@ -276,7 +257,9 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 // answers UNAVAILABLE until a later load succeeds.
 func (g *graphGrain) load() error {
 	start := time.Now()
-	g.reset()
+	if err := g.reset(nil, nil); err != nil {
+		return err
+	}
 	if g.cfg.Snapshots != nil {
 		info, ok, err := g.loadSnapshot()
 		if err != nil {
@@ -295,14 +278,17 @@ func (g *graphGrain) load() error {
 			return fmt.Errorf("load %s: %w", g.graph, g.base.Err())
 		}
 	}
-	g.reset()
+	if err := g.reset(nil, nil); err != nil {
+		return err
+	}
 	err := g.replay(g.store.Read, 1)
 	if errors.Is(err, persistence.ErrChainBroken) {
 		// A gap may be the server's filtered read skipping a message rather
 		// than the chain itself: read the stream unfiltered once.
 		g.log.LogAttrs(context.Background(), slog.LevelWarn, "replay found a chain break; reading the stream unfiltered", slog.String("err", err.Error()))
-		g.reset()
-		err = g.replay(g.store.ReadScan, 1)
+		if err = g.reset(nil, nil); err == nil {
+			err = g.replay(g.store.ReadScan, 1)
+		}
 	}
 	if err != nil {
 		return err
@@ -313,12 +299,37 @@ func (g *graphGrain) load() error {
 	return nil
 }
 
-// reset empties the state.
-func (g *graphGrain) reset() {
-	g.state = NewState(g.graph)
+// reset starts over from state s and the window's replies (nil: the empty
+// state, no replies).
+func (g *graphGrain) reset(s *aggregate.State, recent []*cairnv1.CommandReply) error {
+	if s == nil {
+		s = aggregate.NewState(g.graph)
+	}
+	w := aggregate.NewWindow(g.cfg.Aggregate.Window)
+	w.Load(recent)
+	cfg := g.cfg.Aggregate
+	if l, ok := g.store.(TransactionLimiter); ok {
+		cfg.MaxTxBytes = min(cfg.MaxTxBytes, l.MaxTransactionBytes()-txHeadroom)
+		cfg.MaxBatchBytes = min(cfg.MaxBatchBytes, cfg.MaxTxBytes)
+	}
+	core, err := aggregate.New[replyTo](s, w, cfg)
+	if err != nil {
+		return fmt.Errorf("graph %s: %w", g.graph, err)
+	}
+	g.core = core
 	g.head, g.lastSeq, g.loaded, g.sinceSnap = persistence.Head{}, 0, false, 0
-	g.recent = newResultWindow(g.cfg.IdempotencyWindow)
+	return nil
 }
+
+// TransactionLimiter is an event store that says the largest transaction it
+// accepts, marshalled.
+type TransactionLimiter interface {
+	MaxTransactionBytes() int
+}
+
+// txHeadroom is kept below the store's limit for the transaction's own
+// fields, which the core's estimate of a batch leaves out.
+const txHeadroom = 4 << 10
 
 // loadSnapshot restores the newest snapshot that can be trusted and replays
 // the transactions after it. Each snapshot passed over is logged and
@@ -334,7 +345,9 @@ func (g *graphGrain) loadSnapshot() (persistence.SnapshotInfo, bool, error) {
 	}
 	for _, info := range infos {
 		if err := g.fromSnapshot(info); err != nil {
-			g.reset()
+			if rerr := g.reset(nil, nil); rerr != nil {
+				return persistence.SnapshotInfo{}, false, rerr
+			}
 			if g.base.Err() != nil {
 				return persistence.SnapshotInfo{}, false, g.base.Err()
 			}
@@ -365,9 +378,10 @@ func (g *graphGrain) fromSnapshot(info persistence.SnapshotInfo) error {
 		if err != nil {
 			return err
 		}
-		g.reset()
-		g.state, g.head, g.lastSeq = st, persistence.Head{N: info.Position, CID: info.Head}, info.Seq
-		g.recent.load(recent)
+		if err := g.reset(st, recent); err != nil {
+			return err
+		}
+		g.head, g.lastSeq = persistence.Head{N: info.Position, CID: info.Head}, info.Seq
 		return nil
 	}
 	if err := restore(); err != nil {
@@ -390,14 +404,15 @@ func (g *graphGrain) fromSnapshot(info persistence.SnapshotInfo) error {
 // snapshotDue reports whether enough events were applied since the last
 // snapshot: GrainConfig.SnapshotInterval of the state's size.
 func (g *graphGrain) snapshotDue() bool {
-	return g.sinceSnap >= g.cfg.SnapshotInterval(g.state.NodeCount()+g.state.EdgeCount())
+	s := g.core.State()
+	return g.sinceSnap >= g.cfg.SnapshotInterval(s.NodeCount()+s.EdgeCount())
 }
 
 // maybeSnapshot snapshots the state when snapshotDue and no snapshot write
 // is in flight. It must only run with no batch in flight: the state then
 // holds exactly lastSeq.
 func (g *graphGrain) maybeSnapshot() {
-	if g.cfg.Snapshots == nil || !g.loaded || g.inflight != nil || g.lastSeq == 0 || !g.snapshotDue() {
+	if g.cfg.Snapshots == nil || !g.loaded || g.core.InFlight() || g.lastSeq == 0 || !g.snapshotDue() {
 		return
 	}
 	if g.snapWrite != nil {
@@ -439,12 +454,12 @@ func (g *graphGrain) wrote() {
 	g.snapWrite = nil
 }
 
-// snapshot copies the state here, in the actor (the only part that blocks
-// commands), and encodes, marshals, compresses and stores it on another
-// goroutine.
+// snapshot encodes the state here, in the actor (the only part that
+// blocks commands: the encoding is the state's arrays as they are), and
+// compresses and stores it on another goroutine.
 func (g *graphGrain) snapshot() {
 	start := time.Now()
-	capture := captureState(g.state, g.recent.recentList())
+	data, err := aggregate.Marshal(g.core.State(), g.core.Window())
 	took := time.Since(start)
 	c := &g.kind.stats
 	c.encodeTotal.Add(int64(took))
@@ -454,8 +469,13 @@ func (g *graphGrain) snapshot() {
 			break
 		}
 	}
-	g.log.LogAttrs(context.Background(), slog.LevelDebug, "snapshot captured", slog.Uint64("seq", g.lastSeq),
-		slog.Int("nodes", len(capture.nodes)), slog.Int("edges", len(capture.edges)), slog.Duration("blocked", took))
+	if err != nil {
+		c.writeErrors.Add(1)
+		g.log.LogAttrs(context.Background(), slog.LevelWarn, "snapshot encoding failed", slog.Uint64("seq", g.lastSeq), slog.String("err", err.Error()))
+		return
+	}
+	g.log.LogAttrs(context.Background(), slog.LevelDebug, "snapshot encoded", slog.Uint64("seq", g.lastSeq),
+		slog.Int("bytes", len(data)), slog.Duration("blocked", took))
 	info := persistence.SnapshotInfo{Kind: persistence.KindAggregate, Graph: g.graph, Seq: g.lastSeq, Position: g.head.N, Head: g.head.CID, Format: AggregateSnapshotFormat}
 	w := &snapWrite{done: make(chan struct{}), events: g.sinceSnap}
 	g.sinceSnap = 0
@@ -464,28 +484,21 @@ func (g *graphGrain) snapshot() {
 	go func() {
 		defer g.kind.writes.Done()
 		defer close(w.done)
-		w.err = g.writeSnapshot(info, capture)
+		w.err = g.writeSnapshot(info, data)
 	}()
 }
 
-// writeSnapshot stores snap and prunes the graph's older snapshots.
-func (g *graphGrain) writeSnapshot(info persistence.SnapshotInfo, capture *stateCapture) error {
+// writeSnapshot stores data and prunes the graph's older snapshots.
+func (g *graphGrain) writeSnapshot(info persistence.SnapshotInfo, data []byte) error {
 	start := time.Now()
 	c := &g.kind.stats
-	fail := func(what string, err error) error {
-		c.writeErrors.Add(1)
-		g.log.LogAttrs(context.Background(), slog.LevelWarn, what, slog.Uint64("seq", info.Seq), slog.String("err", err.Error()))
-		return err
-	}
-	data, err := capture.marshal()
-	if err != nil {
-		return fail("snapshot marshal failed", err)
-	}
 	ctx, cancel := context.WithTimeout(g.base, max(g.cfg.AppendTimeout, 30*time.Second))
 	defer cancel()
 	stored, err := g.cfg.Snapshots.Put(ctx, info, data)
 	if err != nil {
-		return fail("snapshot write failed", err)
+		c.writeErrors.Add(1)
+		g.log.LogAttrs(context.Background(), slog.LevelWarn, "snapshot write failed", slog.Uint64("seq", info.Seq), slog.String("err", err.Error()))
+		return err
 	}
 	c.written.Add(1)
 	c.bytes.Add(uint64(len(data)))
@@ -519,7 +532,7 @@ func (g *graphGrain) finalSnapshot() {
 			return false
 		}
 	}
-	if !wait() || !g.loaded || g.sinceSnap == 0 || g.lastSeq == 0 || g.inflight != nil {
+	if !wait() || !g.loaded || g.sinceSnap == 0 || g.lastSeq == 0 || g.core.InFlight() {
 		return
 	}
 	g.snapshot()
@@ -528,32 +541,44 @@ func (g *graphGrain) finalSnapshot() {
 
 type readFunc func(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error)
 
-// replay applies the graph's transactions from stream sequence from on,
-// checking the chain as it goes.
+// replay folds the graph's transactions from stream sequence from on,
+// checking the chain as it goes. It has no limit on its whole length, so
+// that a large history always activates; it fails when the store goes
+// AppendTimeout without delivering a transaction.
 func (g *graphGrain) replay(read readFunc, from uint64) error {
-	ctx, cancel := context.WithTimeout(g.base, g.cfg.AppendTimeout)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(g.base)
+	defer cancel(nil)
+	errStalled := fmt.Errorf("no transaction read for %v", g.cfg.AppendTimeout)
+	watchdog := time.AfterFunc(g.cfg.AppendTimeout, func() { cancel(errStalled) })
+	defer watchdog.Stop()
 	chain := persistence.NewChainAt(g.graph, g.head)
 	start := time.Now()
 	n := 0
+	var heads []aggregate.Head
 	last, err := read(ctx, g.graph, from, func(r persistence.Record) error {
+		watchdog.Reset(g.cfg.AppendTimeout)
 		evs, err := chain.Check(r.Seq, r.Tx)
 		if err != nil {
 			return err
 		}
+		events := make([]*cairnv1.Event, len(evs))
+		for i := range evs {
+			events[i] = evs[i].Event
+		}
+		heads = heads[:0]
 		i := 0
 		for _, cr := range r.Tx.GetCommands() {
 			if cr.GetEventCount() == 0 {
 				return fmt.Errorf("replay %s seq %d: command %q records no events", g.graph, r.Seq, cr.GetCommandId())
 			}
-			for range cr.GetEventCount() {
-				if err := Apply(g.state, evs[i].Event); err != nil {
-					return fmt.Errorf("replay %s seq %d: %w", g.graph, r.Seq, err)
-				}
-				i++
+			i += int(cr.GetEventCount())
+			if i > len(evs) {
+				return fmt.Errorf("replay %s seq %d: commands record more events than the transaction holds", g.graph, r.Seq)
 			}
-			h := evs[i-1]
-			g.recent.put(&cairnv1.CommandReply{CommandId: cr.GetCommandId(), HeadCid: h.CID.String(), Seq: r.Seq, Position: h.Envelope.N, TxId: r.Tx.GetTxId()})
+			heads = append(heads, aggregate.Head{N: evs[i-1].Envelope.N, CID: evs[i-1].CID.String()})
+		}
+		if err := g.core.Fold(aggregate.Stored{Seq: r.Seq, TxID: r.Tx.GetTxId(), Commands: r.Tx.GetCommands(), Events: events, Heads: heads}); err != nil {
+			return err
 		}
 		g.head, g.lastSeq = chain.Head(), r.Seq
 		g.sinceSnap += len(evs)
@@ -563,6 +588,9 @@ func (g *graphGrain) replay(read readFunc, from uint64) error {
 		return nil
 	})
 	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
+			err = fmt.Errorf("%w: %w", cause, err)
+		}
 		return fmt.Errorf("replay %s: %w", g.graph, err)
 	}
 	if last > g.lastSeq {
@@ -581,8 +609,6 @@ type replyTo struct {
 	ch  chan<- *cairnv1.CommandReply
 }
 
-func (t replyTo) valid() bool { return t.pid != nil || t.ch != nil }
-
 func (t replyTo) send(ctx actor.Context, rep *cairnv1.CommandReply) {
 	switch {
 	case t.ch != nil:
@@ -600,243 +626,141 @@ type localCommand struct {
 }
 
 func (g *graphGrain) receive(ctx actor.Context, env *cairnv1.CommandEnvelope, sender replyTo) {
-	reply := func(r *cairnv1.CommandReply) { sender.send(ctx, r) }
-	if err := ValidateEnvelope(env); err != nil {
-		reply(errorReply(env, AsCommandError(err)))
-		return
-	}
-	if env.GetGraphId() != g.graph {
-		reply(errorReply(env, invalid("graph_id", "envelope for graph %s reached the grain of graph %s", env.GetGraphId(), g.graph)))
-		return
-	}
 	if !g.loaded {
+		if err := aggregate.ValidateEnvelope(env); err != nil {
+			sender.send(ctx, aggregate.ErrorReply(env, aggregate.AsCommandError(err)))
+			return
+		}
 		if err := g.load(); err != nil {
-			reply(errorReply(env, unavailable("graph %s could not be loaded: %v", g.graph, err)))
+			sender.send(ctx, aggregate.ErrorReply(env, unavailable("graph %s could not be loaded: %v", g.graph, err)))
 			return
 		}
 	}
-	if r, ok := g.recent.get(env.GetCommandId()); ok {
-		dup := proto.Clone(r).(*cairnv1.CommandReply)
-		dup.Duplicate = true
-		reply(dup)
-		return
-	}
-	if r, ok := g.pending[env.GetCommandId()]; ok {
-		if sender.valid() {
-			r.senders = append(r.senders, sender)
-		}
-		return
-	}
-	if len(g.queue) >= g.cfg.MaxQueue {
-		reply(errorReply(env, unavailable("graph %s has %d commands queued; retry later", g.graph, len(g.queue))))
-		return
-	}
-	r := &request{env: env}
-	if sender.valid() {
-		r.senders = []replyTo{sender}
-	}
-	g.pending[env.GetCommandId()] = r
-	g.queue = append(g.queue, r)
-	if g.inflight == nil {
-		g.flush(ctx)
-	}
+	g.do(ctx, g.core.Propose(env, sender))
 }
 
-// flush decides queued envelopes on the state and starts appending the valid
-// ones as one transaction.
-func (g *graphGrain) flush(ctx actor.Context) {
-	for g.inflight == nil && len(g.queue) > 0 && !g.stopping {
-		b := &batch{}
-		g.state.begin()
-		var events []*cairnv1.Event
-		taken := 0
-		for _, r := range g.queue {
-			if len(b.reqs) > 0 && len(events)+len(r.env.GetCommands()) > g.cfg.MaxBatchEvents {
-				break
-			}
-			taken++
-			evs, err := DecideEnvelope(g.state, r.env)
+// do carries out what a step of the core asks: answers, a reload, an
+// append.
+func (g *graphGrain) do(ctx actor.Context, rd aggregate.Ready[replyTo]) {
+	for {
+		g.send(ctx, rd)
+		switch {
+		case rd.Reload:
+			// Another writer moved the graph on: fold what it stored, then
+			// the core decides its envelopes once more.
+			g.log.LogAttrs(context.Background(), slog.LevelInfo, "append conflict; reloading", slog.Uint64("expected_seq", g.lastSeq))
+			err := g.replay(g.store.Read, g.lastSeq+1)
 			if err != nil {
-				if len(b.reqs) == 0 {
-					// Decided on stored state alone: final.
-					g.finish(ctx, r, errorReply(r.env, AsCommandError(err)))
-				} else {
-					// It may rest on the batch's own commands: answer when
-					// the batch is stored, decide again if it is not.
-					b.held = append(b.held, held{r, errorReply(r.env, AsCommandError(err))})
-				}
+				// The state may be half folded: decide nothing more on it
+				// (an append could succeed unseen by the next full load).
+				g.loaded = false
+			}
+			rd = g.core.Reloaded(err)
+			if err != nil {
+				g.send(ctx, rd)
+				return
+			}
+		case rd.Append != nil:
+			job, err := g.seal(rd.Append)
+			if err != nil {
+				rd = g.core.Appended(aggregate.AppendResult{Err: err})
 				continue
 			}
-			b.reqs = append(b.reqs, r)
-			b.counts = append(b.counts, len(evs))
-			events = append(events, evs...)
+			g.inflight = job
+			g.startAppend(ctx, job)
+			return
+		default:
+			return
 		}
-		g.queue = g.queue[taken:]
-		if len(b.reqs) == 0 {
-			g.state.commit()
-			continue
-		}
-		if err := g.seal(b, events); err != nil {
-			g.state.rollback(0)
-			g.state.commit()
-			for _, r := range b.reqs {
-				g.finish(ctx, r, errorReply(r.env, AsCommandError(err)))
-			}
-			g.requeueHeld(b)
-			continue
-		}
-		g.inflight = b
-		g.startAppend(ctx, b)
-	}
-	if len(g.queue) == 0 {
-		g.queue = nil // let a burst's backing array go
 	}
 }
 
-func (g *graphGrain) seal(b *batch, events []*cairnv1.Event) error {
+func (g *graphGrain) send(ctx actor.Context, rd aggregate.Ready[replyTo]) {
+	for _, a := range rd.Answers {
+		for _, to := range a.To {
+			to.send(ctx, a.Reply)
+		}
+	}
+}
+
+// seal turns a batch into a transaction chained to the head.
+func (g *graphGrain) seal(b *aggregate.Batch[replyTo]) (*appendJob, error) {
 	now := time.Now().UnixNano()
 	txID := nuid.Next()
-	recs, _, err := persistence.Seal(g.graph, txID, now, g.head, events)
+	recs, _, err := persistence.Seal(g.graph, txID, now, g.head, b.Events)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	tx := &cairnv1.Transaction{GraphId: g.graph, TxId: txID, TimestampUnixNano: now, Events: recs}
+	job := &appendJob{batch: b, tx: &cairnv1.Transaction{GraphId: g.graph, TxId: txID, TimestampUnixNano: now, Events: recs, Commands: b.Commands}}
 	i := 0
-	for k, r := range b.reqs {
-		n := b.counts[k]
-		tx.Commands = append(tx.Commands, &cairnv1.CommandRecord{
-			CommandId: r.env.GetCommandId(), CorrelationId: r.env.GetCorrelationId(),
-			CausationId: r.env.GetCausationId(), Issuer: r.env.GetIssuer(), EventCount: uint32(n),
-		})
-		i += n
-		last := recs[i-1]
-		_, id, err := cid.CidFromBytes(last.GetCid())
+	for _, cr := range b.Commands {
+		i += int(cr.GetEventCount())
+		_, id, err := cid.CidFromBytes(recs[i-1].GetCid())
 		if err != nil {
-			return err
+			return nil, err
 		}
-		b.heads = append(b.heads, persistence.Head{N: g.head.N + uint64(i), CID: id})
+		job.heads = append(job.heads, persistence.Head{N: g.head.N + uint64(i), CID: id})
 	}
-	b.tx = tx
-	return nil
+	return job, nil
 }
 
-func (g *graphGrain) startAppend(ctx actor.Context, b *batch) {
+// appendBackoff is the first pause before an append is published again.
+const appendBackoff = 50 * time.Millisecond
+
+func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 	self, sys := ctx.Self(), ctx.ActorSystem()
 	expected := g.lastSeq
-	b.done = make(chan appendDone, 1)
+	job.done = make(chan appendDone, 1)
 	go func() {
 		actx, cancel := context.WithTimeout(g.base, g.cfg.AppendTimeout)
 		defer cancel()
 		var seq uint64
 		var err error
+		pause := appendBackoff
 		for attempt := 0; ; attempt++ {
-			seq, err = g.store.Append(actx, g.graph, expected, b.tx)
-			if err == nil || !errors.Is(err, persistence.ErrUnavailable) || attempt >= g.cfg.AppendRetries || actx.Err() != nil {
+			seq, err = g.store.Append(actx, g.graph, expected, job.tx)
+			if err == nil || !errors.Is(err, persistence.ErrUnavailable) || attempt >= g.cfg.AppendRetries {
 				break
 			}
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-actx.Done():
+			}
+			t.Stop()
+			if actx.Err() != nil {
+				break
+			}
+			pause *= 2
 		}
-		b.done <- appendDone{seq: seq, err: err}
-		sys.Root.Send(self, b)
+		job.done <- appendDone{seq: seq, err: err}
+		sys.Root.Send(self, job)
 	}()
 }
 
-func (g *graphGrain) appended(ctx actor.Context, b *batch, d appendDone) {
+func (g *graphGrain) appended(ctx actor.Context, job *appendJob, d appendDone) {
 	g.inflight = nil
-	switch {
-	case d.err == nil:
-		g.state.commit()
+	res := aggregate.AppendResult{Seq: d.seq, TxID: job.tx.GetTxId(), Err: d.err, Conflict: errors.Is(d.err, persistence.ErrConflict)}
+	if d.err == nil {
 		g.lastSeq = d.seq
-		g.head = b.heads[len(b.heads)-1]
-		g.sinceSnap += len(b.tx.GetEvents())
-		for k, r := range b.reqs {
-			h := b.heads[k]
-			rep := &cairnv1.CommandReply{CommandId: r.env.GetCommandId(), HeadCid: h.CID.String(), Seq: d.seq, Position: h.N, TxId: b.tx.GetTxId()}
-			g.recent.put(rep)
-			g.finish(ctx, r, rep)
+		g.head = job.heads[len(job.heads)-1]
+		g.sinceSnap += len(job.tx.GetEvents())
+		res.Heads = make([]aggregate.Head, len(job.heads))
+		for i, h := range job.heads {
+			res.Heads[i] = aggregate.Head{N: h.N, CID: h.CID.String()}
 		}
-		for _, h := range b.held {
-			g.finish(ctx, h.r, h.rep)
-		}
-	case errors.Is(d.err, persistence.ErrConflict):
-		// Another writer moved the graph on: reload the tail and decide once
-		// more; a second conflict is answered as CONFLICT.
-		g.state.rollback(0)
-		g.state.commit()
-		g.log.LogAttrs(context.Background(), slog.LevelInfo, "append conflict; reloading", slog.Uint64("expected_seq", g.lastSeq))
-		if err := g.replay(g.store.Read, g.lastSeq+1); err != nil {
-			// The state may be half reloaded: decide nothing more on it (an
-			// append could succeed unseen by the next full load). Refuse
-			// what is queued too; the next command reloads from scratch.
-			g.loaded = false
-			g.requeueHeld(b)
-			for _, r := range append(b.reqs, g.queue...) {
-				g.finish(ctx, r, errorReply(r.env, unavailable("graph %s changed and could not be reloaded: %v", g.graph, err)))
-			}
-			g.queue = nil
-			break
-		}
-		var retry []*request
-		for _, r := range b.reqs {
-			if prev, ok := g.recent.get(r.env.GetCommandId()); ok {
-				// The other writer was an earlier activation of ours that
-				// stored this very command.
-				dup := proto.Clone(prev).(*cairnv1.CommandReply)
-				dup.Duplicate = true
-				g.finish(ctx, r, dup)
-				continue
-			}
-			if r.attempts++; r.attempts > 1 {
-				g.finish(ctx, r, errorReply(r.env, conflict("graph %s was changed by another writer twice while deciding; retry with the same command id", g.graph)))
-				continue
-			}
-			retry = append(retry, r)
-		}
-		g.requeueHeld(b)
-		g.queue = append(retry, g.queue...)
-	default:
-		// Nothing is known to be stored; if it was after all, the next append
-		// conflicts and the reload finds it.
-		g.state.rollback(0)
-		g.state.commit()
-		for _, r := range b.reqs {
-			g.finish(ctx, r, errorReply(r.env, unavailable("append to graph %s failed: %v; retry with the same command id", g.graph, d.err)))
-		}
-		g.requeueHeld(b)
 	}
-	g.maybeSnapshot()
-	g.flush(ctx)
-}
-
-// requeueHeld puts the batch's held refusals back at the head of the queue,
-// to be decided again on the state as stored.
-func (g *graphGrain) requeueHeld(b *batch) {
-	if len(b.held) == 0 {
+	rd := g.core.Appended(res)
+	if rd.Reload {
+		g.do(ctx, rd)
 		return
 	}
-	again := make([]*request, 0, len(b.held)+len(g.queue))
-	for _, h := range b.held {
-		again = append(again, h.r)
-	}
-	g.queue = append(again, g.queue...)
-	b.held = nil
+	g.send(ctx, rd)
+	g.maybeSnapshot()
+	g.do(ctx, g.core.Flush())
 }
 
-func (g *graphGrain) finish(ctx actor.Context, r *request, rep *cairnv1.CommandReply) {
-	delete(g.pending, r.env.GetCommandId())
-	g.respond(ctx, r, rep)
-}
-
-func (g *graphGrain) respond(ctx actor.Context, r *request, rep *cairnv1.CommandReply) {
-	for _, s := range r.senders {
-		s.send(ctx, rep)
-	}
-}
-
-func errorReply(env *cairnv1.CommandEnvelope, e *CommandError) *cairnv1.CommandReply {
-	return &cairnv1.CommandReply{CommandId: env.GetCommandId(), Error: e.Proto()}
-}
-
-// stateProbe asks a grain for its state as a snapshot would hold it, with
+// stateProbe asks a grain for its state as aggregate.Export gives it, with
 // its head and last sequence (tests compare activations with it).
 type stateProbe struct {
 	reply chan<- probed // buffered, capacity 1
@@ -858,7 +782,7 @@ func (g *graphGrain) probe(m *stateProbe) {
 			return
 		}
 	}
-	if g.inflight != nil {
+	if g.core.InFlight() {
 		m.reply <- probed{err: fmt.Errorf("graph %s has an append in flight", g.graph)}
 		return
 	}
@@ -866,5 +790,5 @@ func (g *graphGrain) probe(m *stateProbe) {
 		m.reply <- probed{head: g.head, seq: g.lastSeq}
 		return
 	}
-	m.reply <- probed{snap: EncodeState(g.state, g.recent.recentList()), head: g.head, seq: g.lastSeq}
+	m.reply <- probed{snap: aggregate.Export(g.core.State(), g.core.Window().List()), head: g.head, seq: g.lastSeq}
 }

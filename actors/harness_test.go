@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 	"github.com/cairn-graph/cairn/internal/natstest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
@@ -102,7 +103,7 @@ func (m *member) mustExec(env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
 	m.t.Helper()
 	rep := m.exec(env)
 	if rep.GetError() != nil {
-		m.t.Fatalf("command %s refused: %v", env.GetCommandId(), actors.ErrorFromProto(rep.GetError()))
+		m.t.Fatalf("command %s refused: %v", env.GetCommandId(), aggregate.ErrorFromProto(rep.GetError()))
 	}
 	if rep.GetCommandId() != env.GetCommandId() || rep.GetSeq() == 0 || rep.GetHeadCid() == "" || rep.GetPosition() == 0 || rep.GetTxId() == "" {
 		m.t.Fatalf("command %s: incomplete reply %v", env.GetCommandId(), rep)
@@ -117,7 +118,7 @@ func wantRefused(t *testing.T, rep *cairnv1.CommandReply, code cairnv1.ErrorCode
 		t.Fatalf("command %s accepted (%v), want %v at %q", rep.GetCommandId(), rep, code, field)
 	}
 	if rep.GetError().GetCode() != code || rep.GetError().GetField() != field {
-		t.Fatalf("command %s refused with %v, want %v at %q", rep.GetCommandId(), actors.ErrorFromProto(rep.GetError()), code, field)
+		t.Fatalf("command %s refused with %v, want %v at %q", rep.GetCommandId(), aggregate.ErrorFromProto(rep.GetError()), code, field)
 	}
 	if rep.GetSeq() != 0 || rep.GetHeadCid() != "" {
 		t.Fatalf("refused command %s has a position: %v", rep.GetCommandId(), rep)
@@ -147,9 +148,9 @@ func readGraph(t *testing.T, store *persistence.Store, graph string) []persisten
 
 // fold replays graph from the stream onto a new state, checking the chain.
 // It returns the state, the chain's head and the records.
-func fold(t *testing.T, store *persistence.Store, graph string) (*actors.State, persistence.Head, []persistence.Record) {
+func fold(t *testing.T, store *persistence.Store, graph string) (*aggregate.State, persistence.Head, []persistence.Record) {
 	t.Helper()
-	s := actors.NewState(graph)
+	s := aggregate.NewState(graph)
 	chain := persistence.NewChain(graph)
 	recs := readGraph(t, store, graph)
 	for _, r := range recs {
@@ -158,7 +159,7 @@ func fold(t *testing.T, store *persistence.Store, graph string) (*actors.State, 
 			t.Fatalf("chain: %v", err)
 		}
 		for i, ev := range evs {
-			if err := actors.Apply(s, ev.Event); err != nil {
+			if err := aggregate.Apply(s, ev.Event); err != nil {
 				t.Fatalf("seq %d event %d (position %d): %v", r.Seq, i, ev.Envelope.N, err)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel"
@@ -459,7 +460,7 @@ func (p *Projections) Applied(graph string) uint64 {
 
 // WaitFor blocks until graph's shard has applied every transaction up to
 // stream sequence minSeq and returns the shard's position. It returns a
-// *CommandError: DEADLINE_EXCEEDED when ctx ends first, UNAVAILABLE when the
+// *aggregate.CommandError: DEADLINE_EXCEEDED when ctx ends first, UNAVAILABLE when the
 // projections are closing.
 func (p *Projections) WaitFor(ctx context.Context, graph string, minSeq uint64) (uint64, error) {
 	sh := p.shards[p.Shard(graph)]
@@ -473,7 +474,7 @@ func (p *Projections) WaitFor(ctx context.Context, graph string, minSeq uint64) 
 		case <-p.closing:
 			return seq, unavailable("projections are closing")
 		case <-ctx.Done():
-			return seq, &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED, Field: "min_seq",
+			return seq, &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED, Field: "min_seq",
 				Message: fmt.Sprintf("graph %s: min_seq %d not reached in time: the projection has applied up to seq %d (%v)",
 					graph, minSeq, seq, context.Cause(ctx))}
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -281,7 +281,7 @@ func (g generator) command(late bool) genCmd {
 	case n < 188:
 		return bad(addNode(g.node(), comp("color", "red"), comp("color", "blue")), ".add_node.components[1].type")
 	case n < 189:
-		return bad(setComps(g.node(), comp("blob", strings.Repeat("x", actors.MaxComponentValueLen+1))), ".set_node_components.components[0].value")
+		return bad(setComps(g.node(), comp("blob", strings.Repeat("x", aggregate.MaxComponentValueLen+1))), ".set_node_components.components[0].value")
 	case n < 190:
 		return bad(&cairnv1.Command{}, "")
 	}
@@ -385,7 +385,7 @@ func TestGrainMatchesReferenceModel(t *testing.T) {
 			if s.want.code != 0 {
 				if rep.GetError().GetCode() != s.want.code || rep.GetError().GetField() != s.want.field {
 					t.Fatalf("seed %d: %s %v: got %v, want %v at %q", seed, s.env.GetCommandId(), s.env.GetCommands(),
-						actors.ErrorFromProto(rep.GetError()), s.want.code, s.want.field)
+						aggregate.ErrorFromProto(rep.GetError()), s.want.code, s.want.field)
 				}
 				continue
 			}

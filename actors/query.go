@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel"
@@ -51,7 +52,7 @@ func (p *Projections) Query(ctx context.Context, req *cairnv1.QueryRequest) *cai
 		return &cairnv1.QueryReply{Error: err.Proto()}
 	}
 	if seq, err := p.WaitFor(ctx, graph, req.GetMinSeq()); err != nil {
-		return &cairnv1.QueryReply{AsOfSeq: seq, Error: AsCommandError(err).Proto()}
+		return &cairnv1.QueryReply{AsOfSeq: seq, Error: aggregate.AsCommandError(err).Proto()}
 	}
 	ch := make(chan *cairnv1.QueryReply, 1)
 	p.root.Send(p.shards[p.Shard(graph)].pid, &runQuery{req: req, reply: ch})
@@ -61,7 +62,7 @@ func (p *Projections) Query(ctx context.Context, req *cairnv1.QueryRequest) *cai
 	case <-p.closing:
 		return &cairnv1.QueryReply{Error: unavailable("projections are closing").Proto()}
 	case <-ctx.Done():
-		return &cairnv1.QueryReply{Error: (&CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,
+		return &cairnv1.QueryReply{Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,
 			Message: fmt.Sprintf("graph %s: the projection shard did not answer in time (%v)", graph, context.Cause(ctx))}).Proto()}
 	}
 }
@@ -70,34 +71,34 @@ func (p *Projections) Query(ctx context.Context, req *cairnv1.QueryRequest) *cai
 func (p *Projections) CacheStats() (hits, misses uint64) { return p.hits.Load(), p.misses.Load() }
 
 // validateQuery checks what does not depend on the read model.
-func (p *Projections) validateQuery(req *cairnv1.QueryRequest) *CommandError {
-	if err := ValidateGraphID("graph_id", req.GetGraphId()); err != nil {
-		return AsCommandError(err)
+func (p *Projections) validateQuery(req *cairnv1.QueryRequest) *aggregate.CommandError {
+	if err := aggregate.ValidateGraphID("graph_id", req.GetGraphId()); err != nil {
+		return aggregate.AsCommandError(err)
 	}
 	if req.GetAsOf() != nil {
 		if err := p.validateAsOf(req.GetAsOf()); err != nil {
 			return err
 		}
 	}
-	checkLimit := func(field string, limit uint32) *CommandError {
+	checkLimit := func(field string, limit uint32) *aggregate.CommandError {
 		if limit > readmodel.MaxLimit {
 			return invalid(field, "limit %d is above %d", limit, readmodel.MaxLimit)
 		}
 		return nil
 	}
-	checkNode := func(field, id string) *CommandError {
+	checkNode := func(field, id string) *aggregate.CommandError {
 		if id == "" {
 			return invalid(field, "node id is empty")
 		}
 		return nil
 	}
-	checkDir := func(field string, d cairnv1.Direction) *CommandError {
+	checkDir := func(field string, d cairnv1.Direction) *aggregate.CommandError {
 		if _, ok := cairnv1.Direction_name[int32(d)]; !ok {
 			return invalid(field, "unknown direction %d", d)
 		}
 		return nil
 	}
-	checkCaps := func(field string, l *cairnv1.TraverseLimits) *CommandError {
+	checkCaps := func(field string, l *cairnv1.TraverseLimits) *aggregate.CommandError {
 		caps := p.cfg.Traverse
 		if f := l.GetMaxFrontier(); f > uint32(min(caps.MaxFrontier, 1<<31)) {
 			return invalid(field+".max_frontier", "%d is above the server's cap %d", f, caps.MaxFrontier)
@@ -162,7 +163,7 @@ func (p *Projections) validateQuery(req *cairnv1.QueryRequest) *CommandError {
 }
 
 // firstError returns the first non-nil error.
-func firstError(errs ...*CommandError) *CommandError {
+func firstError(errs ...*aggregate.CommandError) *aggregate.CommandError {
 	for _, e := range errs {
 		if e != nil {
 			return e
@@ -222,7 +223,7 @@ func (a *shardActor) answer(req *cairnv1.QueryRequest) *cairnv1.QueryReply {
 	case e == nil:
 		return &cairnv1.QueryReply{AsOfSeq: asOf, Error: notFound("graph_id", "graph %s has no transactions up to seq %d", graph, asOf).Proto()}
 	case e.stopped != nil:
-		return &cairnv1.QueryReply{AsOfSeq: asOf, Error: (&CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Field: "graph_id", Message: e.stopped.Error()}).Proto()}
+		return &cairnv1.QueryReply{AsOfSeq: asOf, Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Field: "graph_id", Message: e.stopped.Error()}).Proto()}
 	}
 	if a.cache == nil {
 		return a.p.answerCached(e.g, req, asOf, e.head, nil, nil)
@@ -269,7 +270,7 @@ func headCID(h persistence.Head) string {
 
 // waitReady waits until Start has put the restored read models in the
 // shards, bounded by ctx.
-func (p *Projections) waitReady(ctx context.Context, graph string) *CommandError {
+func (p *Projections) waitReady(ctx context.Context, graph string) *aggregate.CommandError {
 	select {
 	case <-p.ready:
 		return nil
@@ -281,7 +282,7 @@ func (p *Projections) waitReady(ctx context.Context, graph string) *CommandError
 	case <-p.closing:
 		return unavailable("projections are closing")
 	case <-ctx.Done():
-		return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,
+		return &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,
 			Message: fmt.Sprintf("graph %s: the projections are still restoring their snapshots (%v)", graph, context.Cause(ctx))}
 	}
 }
@@ -292,7 +293,7 @@ func (p *Projections) run(g *readmodel.Graph, graph string, req *cairnv1.QueryRe
 	rep = &cairnv1.QueryReply{}
 	defer func() {
 		if r := recover(); r != nil {
-			rep = &cairnv1.QueryReply{Error: (&CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL,
+			rep = &cairnv1.QueryReply{Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL,
 				Message: fmt.Sprintf("graph %s: query panicked: %v", graph, r)}).Proto()}
 		}
 	}()
@@ -412,7 +413,7 @@ func direction(d cairnv1.Direction) readmodel.Direction {
 // queryError turns a read-model error into a typed one whose field is the
 // request's path to the culprit, for example "list_neighbors.cursor" or
 // "shortest_path.to_node_id".
-func queryError(graph string, req *cairnv1.QueryRequest, err error) *CommandError {
+func queryError(graph string, req *cairnv1.QueryRequest, err error) *aggregate.CommandError {
 	msg := fmt.Sprintf("graph %s: %v", graph, err)
 	prefix := ""
 	if _, fd := queryField(req); fd != nil {
@@ -440,9 +441,9 @@ func queryError(graph string, req *cairnv1.QueryRequest, err error) *CommandErro
 	case errors.Is(err, readmodel.ErrInvalidArgument):
 		return invalid(strings.TrimSuffix(prefix, "."), "%s", msg)
 	case errors.Is(err, readmodel.ErrLimitExceeded):
-		return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED, Field: prefix + "limits", Message: msg}
+		return &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED, Field: prefix + "limits", Message: msg}
 	}
-	return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: msg}
+	return &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: msg}
 }
 
 func nodeProto(v readmodel.NodeView) *cairnv1.NodeView {

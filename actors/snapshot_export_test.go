@@ -10,8 +10,8 @@ import (
 	"github.com/cairn-graph/cairn/persistence"
 )
 
-// ProbeGrain returns the state of the graph grain at pid as a snapshot would
-// hold it (idempotency window included), its head and its last sequence.
+// ProbeGrain returns the state of the graph grain at pid as aggregate.Export
+// gives it (idempotency window included), its head and its last sequence.
 func ProbeGrain(root *actor.RootContext, pid *actor.PID) (*cairnv1.GraphSnapshot, persistence.Head, uint64, error) {
 	return probeGrain(root, pid, false)
 }
@@ -32,24 +32,4 @@ func probeGrain(root *actor.RootContext, pid *actor.PID, headOnly bool) (*cairnv
 	case <-time.After(5 * time.Minute): // a full replay of a long history takes a while
 		return nil, persistence.Head{}, 0, fmt.Errorf("grain %s did not answer the probe", pid)
 	}
-}
-
-// RecentList exposes the idempotency window's export, oldest first.
-func RecentList(max int, replies []*cairnv1.CommandReply) []*cairnv1.CommandReply {
-	w := newResultWindow(max)
-	w.load(replies)
-	return w.recentList()
-}
-
-// CaptureState is the part of a snapshot a grain blocks for; the function
-// it returns does the rest, as the grain does on another goroutine: the
-// snapshot's bytes.
-func CaptureState(s *State, recent []*cairnv1.CommandReply) func() ([]byte, error) {
-	return captureState(s, recent).marshal
-}
-
-// MarshalState is what a grain stores for a snapshot of s: the capture
-// marshalled straight to bytes.
-func MarshalState(s *State, recent []*cairnv1.CommandReply) ([]byte, error) {
-	return captureState(s, recent).marshal()
 }

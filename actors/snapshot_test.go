@@ -14,10 +14,10 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/internal/natstest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
@@ -31,318 +31,6 @@ func marshalSnap(t testing.TB, snap *cairnv1.GraphSnapshot) []byte {
 		t.Fatalf("marshal snapshot: %v", err)
 	}
 	return b
-}
-
-// randomState decides n random envelopes on a new state of graph and
-// returns it with the replies a grain would remember for the accepted ones.
-func randomState(r *rand.Rand, graph string, n int) (*actors.State, []*cairnv1.CommandReply) {
-	gen := generator{r: r}
-	s := actors.NewState(graph)
-	var recent []*cairnv1.CommandReply
-	pos := uint64(0)
-	for k := range n {
-		env := &cairnv1.CommandEnvelope{GraphId: graph, CommandId: fmt.Sprint("c", k)}
-		if k == 0 {
-			env.Commands = []*cairnv1.Command{createGraph()}
-		} else {
-			for range 1 + r.IntN(3) {
-				env.Commands = append(env.Commands, gen.command(k > n*9/10).cmd)
-			}
-		}
-		if actors.ValidateEnvelope(env) != nil {
-			continue
-		}
-		evs, err := actors.DecideEnvelope(s, env)
-		if err != nil {
-			continue
-		}
-		pos += uint64(len(evs))
-		recent = append(recent, &cairnv1.CommandReply{CommandId: env.GetCommandId(), HeadCid: fmt.Sprint("cid-", pos), Seq: uint64(k + 1), Position: pos, TxId: fmt.Sprint("tx", k)})
-	}
-	return s, recent
-}
-
-// roundTrip encodes s, marshals, unmarshals and decodes it.
-func roundTrip(t testing.TB, s *actors.State, recent []*cairnv1.CommandReply) (*actors.State, []*cairnv1.CommandReply) {
-	t.Helper()
-	var snap cairnv1.GraphSnapshot
-	if err := proto.Unmarshal(marshalSnap(t, actors.EncodeState(s, recent)), &snap); err != nil {
-		t.Fatalf("unmarshal: %v", err)
-	}
-	got, rec, err := actors.DecodeState(&snap)
-	if err != nil {
-		t.Fatalf("decode: %v", err)
-	}
-	return got, rec
-}
-
-// A state decoded from its snapshot is the same state: same encoding, same
-// nodes, edges and interned components, and it decides every later command
-// as the original does, events in the same order (a node removal emits its
-// edge removals in the order the node holds its edges).
-func TestEncodeDecodeState(t *testing.T) {
-	seed := testSeed(t)
-	r := rand.New(rand.NewPCG(seed, seed^0x5eed))
-	for round := range 40 {
-		s, recent := randomState(r, "g", 1+r.IntN(120))
-		got, rec := roundTrip(t, s, recent)
-		if !bytes.Equal(marshalSnap(t, actors.EncodeState(got, rec)), marshalSnap(t, actors.EncodeState(s, recent))) {
-			t.Fatalf("seed %d round %d: re-encoded snapshot differs", seed, round)
-		}
-		if d := diffSnapshots(takeSnapshot(got), takeSnapshot(s)); d != "" {
-			t.Fatalf("seed %d round %d: decoded state differs: %s", seed, round, d)
-		}
-		for _, id := range got.NodeIDs() {
-			cs, _, _ := got.Node(id)
-			for _, c := range cs {
-				if got.Interned(c.GetType(), c.GetValue()) != c {
-					t.Fatalf("seed %d round %d: node %s holds a component that is not the interned copy", seed, round, id)
-				}
-			}
-		}
-		gen := generator{r: r}
-		for k := range 60 {
-			env := &cairnv1.CommandEnvelope{GraphId: "g", CommandId: fmt.Sprint("after", k), Commands: []*cairnv1.Command{gen.command(true).cmd}}
-			if actors.ValidateEnvelope(env) != nil {
-				continue
-			}
-			want, werr := actors.DecideEnvelope(s, env)
-			have, gerr := actors.DecideEnvelope(got, env)
-			if (werr == nil) != (gerr == nil) || (werr != nil && werr.Error() != gerr.Error()) {
-				t.Fatalf("seed %d round %d: %v decided %v on the original, %v on the decoded state", seed, round, env.GetCommands(), werr, gerr)
-			}
-			if len(want) != len(have) {
-				t.Fatalf("seed %d round %d: %d events, want %d", seed, round, len(have), len(want))
-			}
-			for i := range want {
-				if !proto.Equal(want[i], have[i]) {
-					t.Fatalf("seed %d round %d: %v: event %d is %v, want %v", seed, round, env.GetCommands(), i, have[i], want[i])
-				}
-			}
-		}
-	}
-}
-
-// The idempotency window survives a snapshot in order, and a smaller window
-// keeps the newest replies.
-func TestResultWindowExport(t *testing.T) {
-	var replies []*cairnv1.CommandReply
-	for i := range 10 {
-		replies = append(replies, &cairnv1.CommandReply{CommandId: fmt.Sprint("c", i), Seq: uint64(i + 1)})
-	}
-	ids := func(rs []*cairnv1.CommandReply) string {
-		var out []string
-		for _, r := range rs {
-			out = append(out, r.GetCommandId())
-		}
-		return strings.Join(out, ",")
-	}
-	if got := ids(actors.RecentList(20, replies)); got != ids(replies) {
-		t.Fatalf("window of 20: %s", got)
-	}
-	if got := ids(actors.RecentList(4, replies)); got != "c6,c7,c8,c9" {
-		t.Fatalf("window of 4: %s, want c6,c7,c8,c9", got)
-	}
-	// A full ring that wrapped exports oldest first too.
-	if got := ids(actors.RecentList(3, actors.RecentList(4, replies))); got != "c7,c8,c9" {
-		t.Fatalf("window of 3 from 4: %s", got)
-	}
-}
-
-// validSnapshot is a small consistent snapshot the table test breaks.
-func validSnapshot(t testing.TB) *cairnv1.GraphSnapshot {
-	t.Helper()
-	s := actors.NewState("g")
-	for _, env := range []*cairnv1.CommandEnvelope{
-		envelope("g", "c1", createGraph()),
-		envelope("g", "c2", addNode("a", comp("color", "red")), addNodeCats("b", "lib"), addNode("c", comp("color", "red"))),
-		envelope("g", "c3", connect("ab", "a", "b", comp("w", "1")), connect("bc", "b", "c"), connect("cc", "c", "c")),
-	} {
-		if _, err := actors.DecideEnvelope(s, env); err != nil {
-			t.Fatalf("decide %s: %v", env.GetCommandId(), err)
-		}
-	}
-	recent := []*cairnv1.CommandReply{{CommandId: "c1", Seq: 1, Position: 1}, {CommandId: "c2", Seq: 2, Position: 4}, {CommandId: "c3", Seq: 3, Position: 7}}
-	var snap cairnv1.GraphSnapshot
-	if err := proto.Unmarshal(marshalSnap(t, actors.EncodeState(s, recent)), &snap); err != nil {
-		t.Fatal(err)
-	}
-	return &snap
-}
-
-// DecodeState refuses snapshots that do not hold together, naming the
-// problem.
-func TestDecodeStateRefuses(t *testing.T) {
-	// Nodes a, b, c; edges ab (0), bc (1), cc (2).
-	for _, tc := range []struct {
-		name   string
-		break_ func(s *cairnv1.GraphSnapshot)
-		want   string
-	}{
-		{"no graph id", func(s *cairnv1.GraphSnapshot) { s.GraphId = "" }, "no graph id"},
-		{"deleted, never created", func(s *cairnv1.GraphSnapshot) { s.Created, s.Deleted, s.Nodes, s.Edges = false, true, nil, nil }, "never created"},
-		{"nodes of a graph not created", func(s *cairnv1.GraphSnapshot) { s.Created = false }, "not created"},
-		{"duplicate node", func(s *cairnv1.GraphSnapshot) { s.Nodes[1].Id = "a" }, `duplicate node "a"`},
-		{"nodes unsorted", func(s *cairnv1.GraphSnapshot) { s.Nodes[0], s.Nodes[1] = s.Nodes[1], s.Nodes[0] }, "not sorted"},
-		{"empty node id", func(s *cairnv1.GraphSnapshot) { s.Nodes[0].Id = "" }, "node 0 has no id"},
-		{"duplicate edge", func(s *cairnv1.GraphSnapshot) { s.Edges[1].Id = "ab" }, `duplicate edge "ab"`},
-		{"edges unsorted", func(s *cairnv1.GraphSnapshot) { s.Edges[0].Id = "zz" }, "not sorted"},
-		{"dangling source", func(s *cairnv1.GraphSnapshot) { s.Edges[0].Source = "x" }, `lists edge "ab"`},
-		{"dangling endpoint", func(s *cairnv1.GraphSnapshot) {
-			s.Nodes = s.Nodes[1:] // a gone, with its list
-		}, `edge "ab" has a missing endpoint`},
-		{"edge index out of range", func(s *cairnv1.GraphSnapshot) { s.Nodes[0].Edges = []uint32{7} }, "edge index 7 of 3"},
-		{"edge listed at one endpoint only", func(s *cairnv1.GraphSnapshot) { s.Nodes[0].Edges = nil }, `edge "ab" is listed by 1 of its endpoints, want 2`},
-		{"edge listed twice", func(s *cairnv1.GraphSnapshot) { s.Nodes[2].Edges = append(s.Nodes[2].Edges, 2) }, "twice"},
-		{"edge listed by a stranger", func(s *cairnv1.GraphSnapshot) { s.Nodes[0].Edges = append(s.Nodes[0].Edges, 2) }, `node "a" lists edge "cc"`},
-		{"two components of a type", func(s *cairnv1.GraphSnapshot) {
-			s.Nodes[0].Components = append(s.Nodes[0].Components, comp("color", "blue"))
-		}, `two components of type "color"`},
-		{"null component", func(s *cairnv1.GraphSnapshot) { s.Edges[0].Components = []*cairnv1.Component{nil} }, "is null"},
-		{"duplicate command id", func(s *cairnv1.GraphSnapshot) { s.Recent[1].CommandId = "c1" }, `command "c1" twice`},
-		{"empty command id", func(s *cairnv1.GraphSnapshot) { s.Recent[0].CommandId = "" }, "no command id"},
-		{"refusal in the window", func(s *cairnv1.GraphSnapshot) { s.Recent[0].Error = &cairnv1.Error{} }, "not a first acceptance"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			snap := validSnapshot(t)
-			if _, _, err := actors.DecodeState(proto.Clone(snap).(*cairnv1.GraphSnapshot)); err != nil {
-				t.Fatalf("valid snapshot refused: %v", err)
-			}
-			tc.break_(snap)
-			_, _, err := actors.DecodeState(snap)
-			if !errors.Is(err, actors.ErrInvalidSnapshot) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want ErrInvalidSnapshot naming %q", err, tc.want)
-			}
-		})
-	}
-}
-
-// DecodeState never panics, and what it accepts encodes and decodes again
-// to the same snapshot.
-func FuzzDecodeState(f *testing.F) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for range 8 {
-		s, recent := randomState(r, "g", 30)
-		f.Add(marshalSnap(f, actors.EncodeState(s, recent)))
-	}
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var snap cairnv1.GraphSnapshot
-		if proto.Unmarshal(data, &snap) != nil {
-			return
-		}
-		s, recent, err := actors.DecodeState(&snap)
-		if err != nil {
-			return
-		}
-		again, rec := roundTrip(t, s, recent)
-		if !bytes.Equal(marshalSnap(t, actors.EncodeState(again, rec)), marshalSnap(t, actors.EncodeState(s, recent))) {
-			t.Fatal("an accepted snapshot does not survive a round trip")
-		}
-	})
-}
-
-// UnmarshalState reads the wire bytes itself: whatever bytes it is given,
-// it never panics, and it decides as it does on the canonical encoding of
-// what proto.Unmarshal reads from them (unknown fields, fields repeated,
-// unpacked lists, wrong wire types), refusing bytes proto.Unmarshal
-// refuses.
-func FuzzUnmarshalState(f *testing.F) {
-	r := rand.New(rand.NewPCG(3, 4))
-	for range 8 {
-		s, recent := randomState(r, "g", 30)
-		f.Add(marshalSnap(f, actors.EncodeState(s, recent)))
-	}
-	f.Add(unpackedSnapshot(f))
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		s, recent, err := actors.UnmarshalState(data)
-		var snap cairnv1.GraphSnapshot
-		if proto.Unmarshal(data, &snap) != nil {
-			if err == nil {
-				t.Fatal("accepted bytes proto.Unmarshal refuses")
-			}
-			return
-		}
-		canon, cerr := proto.Marshal(&snap)
-		if cerr != nil {
-			t.Fatal(cerr)
-		}
-		s2, recent2, err2 := actors.UnmarshalState(canon)
-		if (err == nil) != (err2 == nil) {
-			t.Fatalf("bytes: %v; their canonical encoding: %v", err, err2)
-		}
-		if err == nil && !bytes.Equal(marshalSnap(t, actors.EncodeState(s, recent)), marshalSnap(t, actors.EncodeState(s2, recent2))) {
-			t.Fatal("bytes and their canonical encoding decode to different states")
-		}
-	})
-}
-
-// unpackedSnapshot is validSnapshot's encoding with its nodes' edge lists
-// unpacked, an unknown field in every node and at the top, and the last
-// node's id written twice (the last one counts).
-func unpackedSnapshot(t testing.TB) []byte {
-	var snap cairnv1.GraphSnapshot
-	if err := proto.Unmarshal(validSnapshotBytes(t), &snap); err != nil {
-		t.Fatal(err)
-	}
-	nodes := snap.Nodes
-	snap.Nodes = nil
-	out := protowire.AppendTag(marshalSnap(t, &snap), 99, protowire.VarintType)
-	out = protowire.AppendVarint(out, 7)
-	for i, sn := range nodes {
-		edges := sn.Edges
-		sn.Edges = nil
-		b, err := proto.Marshal(sn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i == len(nodes)-1 {
-			b = append(protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "zz-overwritten"), b...)
-		}
-		for _, e := range edges {
-			b = protowire.AppendVarint(protowire.AppendTag(b, 4, protowire.VarintType), uint64(e))
-		}
-		b = protowire.AppendVarint(protowire.AppendTag(b, 42, protowire.VarintType), 1)
-		out = protowire.AppendBytes(protowire.AppendTag(out, 6, protowire.BytesType), b)
-	}
-	return out
-}
-
-func TestUnmarshalStateWireForms(t *testing.T) {
-	want, wantRecent, err := actors.UnmarshalState(validSnapshotBytes(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, gotRecent, err := actors.UnmarshalState(unpackedSnapshot(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(marshalSnap(t, actors.EncodeState(got, gotRecent)), marshalSnap(t, actors.EncodeState(want, wantRecent))) {
-		t.Fatal("unpacked lists, unknown fields or a repeated id decode to another state")
-	}
-	// Bytes in a bigger buffer, with room before and after them.
-	valid := validSnapshotBytes(t)
-	buf := make([]byte, 7+len(valid), 7+len(valid)+100)
-	copy(buf[7:], valid)
-	inside, insideRecent, err := actors.UnmarshalState(buf[7:])
-	if err != nil || !bytes.Equal(marshalSnap(t, actors.EncodeState(inside, insideRecent)), marshalSnap(t, actors.EncodeState(want, wantRecent))) {
-		t.Fatalf("bytes inside a bigger buffer: %v, or another state", err)
-	}
-	if _, _, err := actors.UnmarshalState([]byte{0x32, 0x05, 0x0a}); !errors.Is(err, actors.ErrInvalidSnapshot) {
-		t.Fatalf("truncated bytes: err = %v, want ErrInvalidSnapshot", err)
-	}
-	bad := validSnapshotBytes(t)
-	i := bytes.Index(bad, []byte("ab"))
-	bad[i] = 0xff // not UTF-8
-	if _, _, err := actors.UnmarshalState(bad); !errors.Is(err, actors.ErrInvalidSnapshot) || !strings.Contains(err.Error(), "UTF-8") {
-		t.Fatalf("invalid UTF-8: err = %v, want ErrInvalidSnapshot", err)
-	}
-}
-
-func validSnapshotBytes(t testing.TB) []byte {
-	t.Helper()
-	return marshalSnap(t, validSnapshot(t))
 }
 
 // snapWorld is an embedded server with the event store and the snapshot
@@ -555,7 +243,7 @@ func TestSnapshotRecoveryMatchesReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	full.Recent = nil
-	if !bytes.Equal(marshalSnap(t, actors.EncodeState(s, nil)), marshalSnap(t, &full)) {
+	if !bytes.Equal(marshalSnap(t, aggregate.Export(s, nil)), marshalSnap(t, &full)) {
 		t.Fatalf("seed %d: StateAt(head) differs from a full replay", seed)
 	}
 	if _, err := w.store.Verify(context.Background(), graph); err != nil {
@@ -595,7 +283,7 @@ func TestStateAt(t *testing.T) {
 	last := recs[len(recs)-1].Seq
 	for range 25 {
 		seq := 1 + uint64(r.IntN(int(last)+5))
-		want := actors.NewState(graph)
+		want := aggregate.NewState(graph)
 		chain := persistence.NewChain(graph)
 		var wantSeq uint64
 		for _, rec := range recs {
@@ -607,7 +295,7 @@ func TestStateAt(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, ev := range evs {
-				if err := actors.Apply(want, ev.Event); err != nil {
+				if err := aggregate.Apply(want, ev.Event); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -618,7 +306,7 @@ func TestStateAt(t *testing.T) {
 			if err != nil {
 				t.Fatalf("seed %d: state at %d: %v", seed, seq, err)
 			}
-			if !bytes.Equal(marshalSnap(t, actors.EncodeState(got, nil)), marshalSnap(t, actors.EncodeState(want, nil))) || head != chain.Head() || gotSeq != wantSeq {
+			if !bytes.Equal(marshalSnap(t, aggregate.Export(got, nil)), marshalSnap(t, aggregate.Export(want, nil))) || head != chain.Head() || gotSeq != wantSeq {
 				t.Fatalf("seed %d: state at %d (snapshots %v) differs from the fold: head %d/%d seq %d/%d", seed, seq, snaps != nil, head.N, chain.Head().N, gotSeq, wantSeq)
 			}
 		}
@@ -688,48 +376,79 @@ func TestBadSnapshotsFallBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A good format-2 payload, of another graph.
 	otherGraph := func() []byte {
-		var s cairnv1.GraphSnapshot
-		if err := proto.Unmarshal(good, &s); err != nil {
+		st := aggregate.NewState("other")
+		mustDecide(t, st, envelope("other", "o1", createGraph(), addNode("n0-0", comp("round", "0"))))
+		b, err := aggregate.Marshal(st, nil)
+		if err != nil {
 			t.Fatal(err)
 		}
-		s.GraphId = "other"
-		return marshalSnap(t, &s)
+		return b
 	}()
+	// What format 1 stored for the same state and window: a
+	// cairn.v1.GraphSnapshot message, canonical as Export makes it.
+	format1 := make([][]byte, len(goods))
+	for i, b := range payloads {
+		st, recent, err := aggregate.Unmarshal(b)
+		if err != nil {
+			t.Fatalf("good snapshot %s: %v", goods[i].Name, err)
+		}
+		format1[i] = marshalSnap(t, aggregate.Export(st, recent))
+	}
+	putFormat1 := func(t *testing.T, i int) {
+		info := goods[i]
+		info.Format = 1
+		put(t, w.snaps, info, format1[i])
+	}
 	wrongHead := older.Head // a real CID of the chain, at another position
 	for _, tc := range []struct {
 		name    string
 		corrupt func(t *testing.T)
-		all     bool // corrupt every snapshot, not only the newest
+		all     bool  // corrupt every snapshot, not only the newest
+		why     error // what CheckAggregateSnapshot says of the newest, when not nil
 	}{
-		{"truncated", func(t *testing.T) { rawPut(t, w.snaps.Objects(), newest, compressed[:len(compressed)/2]) }, false},
+		{"truncated", func(t *testing.T) { rawPut(t, w.snaps.Objects(), newest, compressed[:len(compressed)/2]) }, false, nil},
 		{"bit-flipped", func(t *testing.T) {
 			flipped := slices.Clone(compressed)
 			flipped[len(flipped)/2] ^= 0x10
 			rawPut(t, w.snaps.Objects(), newest, flipped)
-		}, false},
+		}, false, nil},
 		{"wrong head CID", func(t *testing.T) {
 			info := newest
 			info.Head = wrongHead
 			put(t, w.snaps, info, good)
-		}, false},
+		}, false, nil},
 		{"wrong position", func(t *testing.T) {
 			info := newest
 			info.Position++
 			put(t, w.snaps, info, good)
-		}, false},
+		}, false, nil},
 		{"unknown format version", func(t *testing.T) {
 			info := newest
 			info.Format = actors.AggregateSnapshotFormat + 1
 			put(t, w.snaps, info, good)
-		}, false},
-		{"graph id mismatch", func(t *testing.T) { put(t, w.snaps, newest, otherGraph) }, false},
-		{"undecodable proto", func(t *testing.T) { put(t, w.snaps, newest, []byte("\xff\xff\xff not a snapshot")) }, false},
+		}, false, actors.ErrInvalidSnapshot},
+		{"graph id mismatch", func(t *testing.T) { put(t, w.snaps, newest, otherGraph) }, false, actors.ErrInvalidSnapshot},
+		{"undecodable payload", func(t *testing.T) { put(t, w.snaps, newest, []byte("\xff\xff\xff not a snapshot")) }, false, actors.ErrInvalidSnapshot},
+		{"payload truncated", func(t *testing.T) { put(t, w.snaps, newest, good[:len(good)/2]) }, false, actors.ErrInvalidSnapshot},
+		{"payload bit-flipped", func(t *testing.T) { // caught by the checksum
+			flipped := slices.Clone(good)
+			flipped[len(flipped)/2] ^= 0x10
+			put(t, w.snaps, newest, flipped)
+		}, false, actors.ErrInvalidSnapshot},
+		{"format-1 snapshot", func(t *testing.T) { putFormat1(t, 2) }, false, actors.ErrInvalidSnapshot},
+		{"format-1 payload labelled format 2", func(t *testing.T) { put(t, w.snaps, newest, format1[2]) }, false, actors.ErrInvalidSnapshot},
 		{"every snapshot bad", func(t *testing.T) {
 			for _, info := range goods {
 				put(t, w.snaps, info, []byte("\x0a\x05junk"))
 			}
-		}, true},
+		}, true, actors.ErrInvalidSnapshot},
+		{"every snapshot of format 1", func(t *testing.T) {
+			for i := range goods {
+				putFormat1(t, i)
+			}
+		}, true, actors.ErrInvalidSnapshot},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Start from the three good snapshots.
@@ -737,6 +456,15 @@ func TestBadSnapshotsFallBack(t *testing.T) {
 				put(t, w.snaps, info, payloads[i])
 			}
 			tc.corrupt(t)
+			infos, err := w.snaps.List(context.Background(), persistence.KindAggregate, graph)
+			if err != nil || len(infos) != len(goods) {
+				t.Fatalf("%d snapshots (%v), want %d", len(infos), err, len(goods))
+			}
+			err = actors.CheckAggregateSnapshot(context.Background(), w.snaps, w.store, graph, infos[0])
+			if err == nil || tc.why != nil && !errors.Is(err, tc.why) {
+				t.Fatalf("CheckAggregateSnapshot(%s) = %v, want an error (%v)", infos[0].Name, err, tc.why)
+			}
+			t.Logf("refused: %v", err)
 			before := m.grains.Stats()
 			got, head, _ := probe(t, m, graph)
 			if !bytes.Equal(marshalSnap(t, got), want) || head != wantHead {
@@ -753,6 +481,32 @@ func TestBadSnapshotsFallBack(t *testing.T) {
 			m.idle()
 		})
 	}
+	// Migration: with only format-1 snapshots, the grain rebuilds the
+	// state from the stream and, as it stops, writes a format-2 snapshot of
+	// the head, which the next activation loads with nothing to replay.
+	for i := range goods {
+		putFormat1(t, i)
+	}
+	snaps.closed.Store(false)
+	if got, head, _ := probe(t, m, graph); !bytes.Equal(marshalSnap(t, got), want) || head != wantHead {
+		t.Fatal("state rebuilt past format-1 snapshots differs from a full replay")
+	}
+	m.idle()
+	infos, err := w.snaps.List(context.Background(), persistence.KindAggregate, graph)
+	if err != nil || len(infos) == 0 {
+		t.Fatalf("no snapshot after the rebuild (%v)", err)
+	}
+	if infos[0].Format != actors.AggregateSnapshotFormat || infos[0].Position != wantHead.N {
+		t.Fatalf("newest snapshot after the rebuild: format %d at position %d, want format %d at %d",
+			infos[0].Format, infos[0].Position, actors.AggregateSnapshotFormat, wantHead.N)
+	}
+	before := m.grains.Stats()
+	if got, head, _ := probe(t, m, graph); !bytes.Equal(marshalSnap(t, got), want) || head != wantHead {
+		t.Fatal("state from the migrated snapshot differs from a full replay")
+	}
+	if st := statsDelta(m.grains.Stats(), before); st.SnapshotLoads != 1 || st.SnapshotFallbacks != 0 || st.ReplayedEvents != 0 {
+		t.Fatalf("stats %+v; want the format-2 snapshot loaded with nothing to replay", st)
+	}
 }
 
 // put stores data as the snapshot info (whose Name is recomputed).
@@ -761,77 +515,6 @@ func put(t *testing.T, snaps *persistence.Snapshots, info persistence.SnapshotIn
 	info.Name = ""
 	if _, err := snaps.Put(context.Background(), info, data); err != nil {
 		t.Fatalf("put %s: %v", info.Name, err)
-	}
-}
-
-// A rolled-back batch leaves every node's edges in the order they had, so
-// that a grain's state (and its snapshots) stays the state a replay of the
-// stored events builds.
-func TestRollbackKeepsEdgeOrder(t *testing.T) {
-	s := actors.NewState("g")
-	mustDecide(t, s, envelope("g", "c1", createGraph(), addNode("a"), addNode("b"), addNode("c")))
-	mustDecide(t, s, envelope("g", "c2", connect("e1", "a", "b"), connect("e2", "a", "c"), connect("e3", "b", "a"),
-		connect("e4", "a", "a"), connect("e5", "c", "a"), connect("e6", "b", "c")))
-	before := marshalSnap(t, actors.EncodeState(s, nil))
-	s.Begin()
-	mustDecide(t, s, envelope("g", "c3", disconnect("e2"), disconnect("e1")))
-	mustDecide(t, s, envelope("g", "c4", disconnect("e4"), removeNode("c")))
-	s.Rollback(0)
-	s.Commit()
-	if !bytes.Equal(marshalSnap(t, actors.EncodeState(s, nil)), before) {
-		t.Fatal("the rolled-back state differs from the state before the batch")
-	}
-}
-
-// A capture shares the state's edge lists, which the state goes on
-// changing (edges added and removed, batches rolled back): what it encodes
-// later is still the state as it was when captured, and so is a second
-// capture taken in between. States decoded from a snapshot (whose lists are
-// carved from one slab) behave the same.
-func TestCaptureIsolatedFromLaterChanges(t *testing.T) {
-	seed := testSeed(t)
-	r := rand.New(rand.NewPCG(seed, seed^0xca9))
-	for round := range 20 {
-		s, _ := randomState(r, "g", 200+r.IntN(200))
-		if round%2 == 1 {
-			s, _ = roundTrip(t, s, nil)
-		}
-		gen := generator{r: r}
-		want := []byte(nil)
-		var rest func() ([]byte, error)
-		k := 0
-		var wantLater []byte
-		var restLater func() ([]byte, error)
-		for step := range 3 {
-			switch step {
-			case 0:
-				want, rest = marshalSnap(t, actors.EncodeState(s, nil)), actors.CaptureState(s, nil)
-			case 1:
-				wantLater, restLater = marshalSnap(t, actors.EncodeState(s, nil)), actors.CaptureState(s, nil)
-			}
-			for range 50 + r.IntN(100) {
-				env := &cairnv1.CommandEnvelope{GraphId: "g", CommandId: fmt.Sprint("m", k)}
-				k++
-				for range 1 + r.IntN(4) {
-					env.Commands = append(env.Commands, gen.command(r.IntN(4) == 0).cmd)
-				}
-				if actors.ValidateEnvelope(env) != nil {
-					continue
-				}
-				s.Begin()
-				_, err := actors.DecideEnvelope(s, env)
-				if err == nil && r.IntN(3) == 0 {
-					s.Rollback(0)
-				}
-				s.Commit()
-			}
-		}
-		if got, err := rest(); err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("seed %d round %d: the first capture changed with the state", seed, round)
-		}
-		if got, err := restLater(); err != nil || !bytes.Equal(got, wantLater) {
-			t.Fatalf("seed %d round %d: the second capture changed with the state", seed, round)
-		}
 	}
 }
 
@@ -905,49 +588,5 @@ func TestGrainSnapshotCadence(t *testing.T) {
 	}
 	if n := m.grains.Stats().SnapshotsWritten; n != 2 {
 		t.Fatalf("%d snapshots written, want 2", n)
-	}
-}
-
-// The bytes a grain writes for a snapshot, marshalled straight from its
-// capture, are the deterministic encoding of EncodeState's message.
-func TestMarshalStateMatchesProto(t *testing.T) {
-	seed := testSeed(t)
-	r := rand.New(rand.NewPCG(seed, seed^0x3a5))
-	states := []func() (*actors.State, []*cairnv1.CommandReply){
-		func() (*actors.State, []*cairnv1.CommandReply) { return actors.NewState("empty"), nil },
-		func() (*actors.State, []*cairnv1.CommandReply) {
-			s, rec, err := actors.DecodeState(validSnapshot(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s, rec
-		},
-	}
-	states = append(states, func() (*actors.State, []*cairnv1.CommandReply) {
-		s := actors.NewState("meta")
-		create := &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphType: "t",
-			Metadata: map[string]string{"b": "2", "a": "1", "c": ""}}}}
-		for _, env := range []*cairnv1.CommandEnvelope{
-			envelope("meta", "c1", create, addNode("x", comp("empty", ""), comp("k", "v")), addNode("y"), connect("xy", "x", "y")),
-			envelope("meta", "c2", deleteGraph()),
-		} {
-			if _, err := actors.DecideEnvelope(s, env); err != nil {
-				t.Fatalf("decide %s: %v", env.GetCommandId(), err)
-			}
-		}
-		return s, []*cairnv1.CommandReply{{CommandId: "c1", Seq: 1, Position: 5}}
-	})
-	for range 20 {
-		states = append(states, func() (*actors.State, []*cairnv1.CommandReply) { return randomState(r, "g", 50+r.IntN(300)) })
-	}
-	for i, mk := range states {
-		s, recent := mk()
-		got, err := actors.MarshalState(s, recent)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := marshalSnap(t, actors.EncodeState(s, recent)); !bytes.Equal(got, want) {
-			t.Fatalf("seed %d state %d: %d bytes marshalled from the capture differ from the %d of proto", seed, i, len(got), len(want))
-		}
 	}
 }

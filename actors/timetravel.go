@@ -14,6 +14,7 @@ import (
 	"github.com/elastic/go-freelru"
 	"github.com/ipfs/go-cid"
 
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel"
@@ -130,7 +131,7 @@ const viewAnswers = 256
 type build struct {
 	done chan struct{}
 	v    *view
-	err  *CommandError
+	err  *aggregate.CommandError
 }
 
 // timeTravel is the time-travel side of a Projections.
@@ -198,7 +199,7 @@ func (tt *timeTravel) health() TimeTravelHealth {
 }
 
 // validateAsOf checks a query's as_of.
-func (p *Projections) validateAsOf(a *cairnv1.AsOf) *CommandError {
+func (p *Projections) validateAsOf(a *cairnv1.AsOf) *aggregate.CommandError {
 	switch pt := a.GetPoint().(type) {
 	case *cairnv1.AsOf_Seq:
 		if pt.Seq == 0 {
@@ -241,7 +242,7 @@ func (tt *timeTravel) query(ctx context.Context, req *cairnv1.QueryRequest) *cai
 // resolve turns req's as_of into a view key; cacheable says whether the
 // view it names can no longer change (its point is not past the stream
 // position the live projection has reached).
-func (tt *timeTravel) resolve(ctx context.Context, req *cairnv1.QueryRequest) (viewKey, bool, *CommandError) {
+func (tt *timeTravel) resolve(ctx context.Context, req *cairnv1.QueryRequest) (viewKey, bool, *aggregate.CommandError) {
 	st, graph := tt.p.cfg.Store, req.GetGraphId()
 	key := viewKey{graph: graph}
 	switch pt := req.GetAsOf().GetPoint().(type) {
@@ -274,7 +275,7 @@ func (tt *timeTravel) resolve(ctx context.Context, req *cairnv1.QueryRequest) (v
 }
 
 // storeError classifies an event-store error of a time-travel query.
-func storeError(graph, field, what string, err error) *CommandError {
+func storeError(graph, field, what string, err error) *aggregate.CommandError {
 	msg := fmt.Sprintf("graph %s: %s: %v", graph, what, err)
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
@@ -282,14 +283,14 @@ func storeError(graph, field, what string, err error) *CommandError {
 	case errors.Is(err, persistence.ErrUnavailable):
 		return unavailable("%s", msg)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED, Message: msg}
+		return &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED, Message: msg}
 	}
-	return &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: msg}
+	return &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: msg}
 }
 
 // view returns key's view: cached, being built by another asker, or built
 // now.
-func (tt *timeTravel) view(ctx context.Context, key viewKey, cacheable bool) (*view, *CommandError) {
+func (tt *timeTravel) view(ctx context.Context, key viewKey, cacheable bool) (*view, *aggregate.CommandError) {
 	tt.mu.Lock()
 	if tt.lru != nil {
 		if v, ok := tt.lru.Get(key); ok {
@@ -308,7 +309,7 @@ func (tt *timeTravel) view(ctx context.Context, key viewKey, cacheable bool) (*v
 			}
 			return b.v, b.err
 		case <-ctx.Done():
-			return nil, &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,
+			return nil, &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,
 				Message: fmt.Sprintf("graph %s: the view as of seq %d was not built in time (%v)", key.graph, key.seq, context.Cause(ctx))}
 		}
 	}
@@ -358,7 +359,7 @@ func (tt *timeTravel) nearest(key viewKey) *view {
 // build folds key's view from the nearest base plus the event store. The
 // transactions after the planned base are read and decoded in the
 // background while the base loads.
-func (tt *timeTravel) build(ctx context.Context, key viewKey, base *view) (*view, *CommandError) {
+func (tt *timeTravel) build(ctx context.Context, key viewKey, base *view) (*view, *aggregate.CommandError) {
 	start := time.Now()
 	p, graph := tt.p, key.graph
 	limit := key.seq
@@ -422,7 +423,7 @@ func (tt *timeTravel) build(ctx context.Context, key viewKey, base *view) (*view
 		g, err := readmodel.LoadSnapshot(*buf, p.cfg.ReadModel) // does not retain it
 		tt.scratch.Put(buf)
 		if err != nil {
-			return nil, &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: fmt.Sprintf("graph %s: clone the view as of seq %d: %v", graph, base.seq, err)}
+			return nil, &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: fmt.Sprintf("graph %s: clone the view as of seq %d: %v", graph, base.seq, err)}
 		}
 		v.g, st.From = g, "view"
 		tt.fromView.Add(1)
@@ -431,7 +432,7 @@ func (tt *timeTravel) build(ctx context.Context, key viewKey, base *view) (*view
 		// New fails only on an invalid config, which NewProjections refused.
 		g, err := readmodel.New(graph, p.cfg.ReadModel)
 		if err != nil {
-			return nil, &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: fmt.Sprintf("graph %s: %v", graph, err)}
+			return nil, &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: fmt.Sprintf("graph %s: %v", graph, err)}
 		}
 		v.g, v.seq, v.head, st.From = g, 0, persistence.Head{}, "empty"
 	}
@@ -456,7 +457,7 @@ func (tt *timeTravel) build(ctx context.Context, key viewKey, base *view) (*view
 		if ce := storeError(graph, "", fmt.Sprintf("replay up to seq %d", key.seq), err); ce.Code != cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND {
 			return nil, ce
 		}
-		return nil, &CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: fmt.Sprintf("graph %s: replay up to seq %d: %v", graph, key.seq, err)}
+		return nil, &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: fmt.Sprintf("graph %s: replay up to seq %d: %v", graph, key.seq, err)}
 	}
 	return v, nil
 }

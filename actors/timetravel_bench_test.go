@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/internal/benchutil"
 	"github.com/cairn-graph/cairn/internal/graphgen"
 	"github.com/cairn-graph/cairn/internal/natstest"
@@ -151,7 +152,7 @@ func BenchmarkTimeTravel(b *testing.B) {
 		rep := p.Query(ctx, req)
 		d := time.Since(t)
 		if e := rep.GetError(); e != nil && e.GetCode() != cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND {
-			b.Fatalf("as of seq %d: %v", seq, actors.ErrorFromProto(e))
+			b.Fatalf("as of seq %d: %v", seq, aggregate.ErrorFromProto(e))
 		}
 		return rep, d
 	}
@@ -346,7 +347,7 @@ func BenchmarkProjectionRestart(b *testing.B) {
 		rep := p.Query(ctx, req)
 		took += time.Since(t)
 		if rep.GetError() != nil {
-			b.Fatal(actors.ErrorFromProto(rep.GetError()))
+			b.Fatal(aggregate.ErrorFromProto(rep.GetError()))
 		}
 		restore = p.Health().Snapshots
 		if restore.RestoredSeq != last {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-graph/cairn"
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -119,7 +120,7 @@ func replyErr(rep *cairnv1.CommandReply, err error) error {
 	if err != nil {
 		return err
 	}
-	return actors.ErrorFromProto(rep.GetError())
+	return aggregate.ErrorFromProto(rep.GetError())
 }
 
 // queryErr is replyErr for queries.
@@ -127,5 +128,5 @@ func queryErr(rep *cairnv1.QueryReply, err error) error {
 	if err != nil {
 		return err
 	}
-	return actors.ErrorFromProto(rep.GetError())
+	return aggregate.ErrorFromProto(rep.GetError())
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nuid"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/internal/benchutil"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
@@ -22,7 +22,7 @@ type IngestConfig struct {
 	Workload Workload
 	// Graphs is how many graphs are built at once. Default 1.
 	Graphs int
-	// Batch is the commands per envelope, 1 to actors.MaxCommands.
+	// Batch is the commands per envelope, 1 to aggregate.MaxCommands.
 	// Default 1000.
 	Batch int
 	// InFlight is how many envelopes each graph has in flight (closed
@@ -65,8 +65,8 @@ func (c IngestConfig) Validate() error {
 	if c.Graphs < 1 {
 		errs = append(errs, fmt.Errorf("graphs must be at least 1, not %d", c.Graphs))
 	}
-	if c.Batch < 1 || c.Batch > actors.MaxCommands {
-		errs = append(errs, fmt.Errorf("batch must be 1-%d commands, not %d", actors.MaxCommands, c.Batch))
+	if c.Batch < 1 || c.Batch > aggregate.MaxCommands {
+		errs = append(errs, fmt.Errorf("batch must be 1-%d commands, not %d", aggregate.MaxCommands, c.Batch))
 	}
 	if c.InFlight < 1 {
 		errs = append(errs, fmt.Errorf("in-flight must be at least 1, not %d", c.InFlight))
@@ -74,7 +74,7 @@ func (c IngestConfig) Validate() error {
 	if c.Rate < 0 {
 		errs = append(errs, fmt.Errorf("rate must not be negative, not %g", c.Rate))
 	}
-	if err := actors.ValidateGraphID("prefix", c.Prefix+"-x"); err != nil {
+	if err := aggregate.ValidateGraphID("prefix", c.Prefix+"-x"); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -332,7 +332,7 @@ func stats(ctx context.Context, d Driver, graph string, minSeq uint64) (*cairnv1
 		if err == nil {
 			return rep.GetStats(), nil
 		}
-		if !errors.Is(err, actors.ErrDeadlineExceeded) || time.Now().After(deadline) || ctx.Err() != nil {
+		if !errors.Is(err, aggregate.ErrDeadlineExceeded) || time.Now().After(deadline) || ctx.Err() != nil {
 			return nil, fmt.Errorf("stats of %s at seq %d: %w", graph, minSeq, err)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/internal/benchutil"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
@@ -146,8 +146,8 @@ func (c MixedConfig) Validate() error {
 	if c.WriteRate < 0 {
 		errs = append(errs, fmt.Errorf("write rate must not be negative, not %g", c.WriteRate))
 	}
-	if c.WriteBatch < 1 || c.WriteBatch > actors.MaxCommands {
-		errs = append(errs, fmt.Errorf("write batch must be 1-%d, not %d", actors.MaxCommands, c.WriteBatch))
+	if c.WriteBatch < 1 || c.WriteBatch > aggregate.MaxCommands {
+		errs = append(errs, fmt.Errorf("write batch must be 1-%d, not %d", aggregate.MaxCommands, c.WriteBatch))
 	}
 	if c.QueryRate < 0 || c.QueryWorkers < 0 {
 		errs = append(errs, errors.New("query rate and workers must not be negative"))
@@ -353,7 +353,7 @@ func mixedQueries(ctx context.Context, d Driver, rec *Recorder, cfg MixedConfig,
 // answered reports whether err is an answer rather than a failure: no path
 // (NOT_FOUND) and a traversal stopped at its cap (RESOURCE_EXHAUSTED).
 func answered(kind string, err error) bool {
-	var ce *actors.CommandError
+	var ce *aggregate.CommandError
 	if !errors.As(err, &ce) {
 		return false
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
@@ -99,7 +100,7 @@ func Replay(ctx context.Context, d Driver, cfg ReplayConfig, live io.Writer) (*S
 			break
 		}
 		t = time.Now()
-		var st *actors.State
+		var st *aggregate.State
 		st, _, _, err = actors.StateAt(ctx, store, nil, graph, 0)
 		m.Record(OpReplayAggregate, events, time.Since(t), err)
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/bench"
 	"github.com/cairn-graph/cairn/internal/enginetest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
@@ -117,7 +117,7 @@ func TestIngestRemote(t *testing.T) {
 	// A refused command is an error the scenario reports, not a success.
 	rep, err := d.Execute(context.Background(), &cairnv1.CommandEnvelope{GraphId: "no-such-graph", CommandId: "x",
 		Commands: []*cairnv1.Command{{Kind: &cairnv1.Command_AddNode{AddNode: &cairnv1.AddNode{NodeId: "a"}}}}})
-	if err != nil || !errors.Is(actors.ErrorFromProto(rep.GetError()), actors.ErrNotFound) {
+	if err != nil || !errors.Is(aggregate.ErrorFromProto(rep.GetError()), aggregate.ErrNotFound) {
 		t.Fatalf("command on a missing graph: %v, %v", rep, err)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 )
 
 // Config tunes an import. Start from DefaultConfig.
@@ -24,7 +24,7 @@ type Config struct {
 	// bad lines are reported to OnBadLine and the import goes on.
 	Strict bool
 	// BatchSize is the number of commands per envelope, 1 to
-	// actors.MaxCommands. Default 1000.
+	// aggregate.MaxCommands. Default 1000.
 	BatchSize int
 	// InFlight is how many envelopes of edges may await their reply at
 	// once; the engine commits envelopes queued behind an append together.
@@ -55,7 +55,7 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		BatchSize: actors.MaxCommands, InFlight: 4, RequestTimeout: time.Minute,
+		BatchSize: aggregate.MaxCommands, InFlight: 4, RequestTimeout: time.Minute,
 		Retries: 3, Issuer: "cairn-import", ProgressEvery: 200 * time.Millisecond,
 	}
 }
@@ -68,8 +68,8 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("format %q: want edgelist, csv or jsonl", c.Format))
 	}
-	if c.BatchSize < 1 || c.BatchSize > actors.MaxCommands {
-		errs = append(errs, fmt.Errorf("batch size %d: want 1 to %d", c.BatchSize, actors.MaxCommands))
+	if c.BatchSize < 1 || c.BatchSize > aggregate.MaxCommands {
+		errs = append(errs, fmt.Errorf("batch size %d: want 1 to %d", c.BatchSize, aggregate.MaxCommands))
 	}
 	if c.InFlight < 1 || c.InFlight > 64 {
 		errs = append(errs, fmt.Errorf("in-flight %d: want 1 to 64", c.InFlight))

@@ -8,7 +8,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -60,7 +60,7 @@ func parseHeader(h []string, nodes bool) (csvColumns, error) {
 			*slot = i
 			continue
 		}
-		if err := actors.ValidateID("", "column name (a component type)", name); err != nil {
+		if err := aggregate.ValidateID("", "column name (a component type)", name); err != nil {
 			return c, errors.New(errorMessage(err))
 		}
 		c.comps = append(c.comps, csvComponent{col: i, typ: name})

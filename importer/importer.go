@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -128,13 +128,13 @@ type Result struct {
 // checkpoint is removed when the import completes.
 //
 // Errors: ErrNoGraph, ErrInterrupted, a *LineError when Config.Strict and a
-// line is bad, I/O errors, an invalid Config, and a *actors.CommandError
+// line is bad, I/O errors, an invalid Config, and a *aggregate.CommandError
 // for an envelope the engine refused as a whole.
 func Run(ctx context.Context, x Executor, graph, path string, cfg Config) (Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return Result{}, err
 	}
-	if err := actors.ValidateGraphID("graph", graph); err != nil {
+	if err := aggregate.ValidateGraphID("graph", graph); err != nil {
 		return Result{}, err
 	}
 	if cfg.Format == "" {
@@ -292,7 +292,7 @@ func (r *importRun) createGraph(ctx context.Context) error {
 		return err
 	}
 	if e := rep.GetError(); e != nil && !(e.GetCode() == cairnv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS && !strings.Contains(e.GetMessage(), "deleted")) {
-		return fmt.Errorf("create graph %s: %w", r.graph, actors.ErrorFromProto(e))
+		return fmt.Errorf("create graph %s: %w", r.graph, aggregate.ErrorFromProto(e))
 	}
 	return nil
 }
@@ -522,7 +522,7 @@ func (r *importRun) send(b *batch) {
 			if e.GetCode() == cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND && e.GetField() == "graph_id" {
 				b.res.err = fmt.Errorf("graph %s: %w", r.graph, ErrNoGraph)
 			} else {
-				b.res.err = fmt.Errorf("envelope %s refused: %w", id, actors.ErrorFromProto(e))
+				b.res.err = fmt.Errorf("envelope %s refused: %w", id, aggregate.ErrorFromProto(e))
 			}
 			return
 		}
@@ -553,7 +553,7 @@ func (r *importRun) send(b *batch) {
 				return
 			}
 		default:
-			b.res.err = fmt.Errorf("envelope %s refused: %w", id, actors.ErrorFromProto(e))
+			b.res.err = fmt.Errorf("envelope %s refused: %w", id, aggregate.ErrorFromProto(e))
 			return
 		}
 		cmds = slices.Delete(slices.Clone(cmds), i, i+1)
@@ -593,7 +593,7 @@ func (r *importRun) execute(ctx context.Context, env *cairnv1.CommandEnvelope) (
 		case e != nil && e.GetCode() != cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE && e.GetCode() != cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED:
 			return rep, nil
 		case e != nil:
-			last = actors.ErrorFromProto(e)
+			last = aggregate.ErrorFromProto(e)
 		default:
 			last = err
 		}

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -29,7 +29,7 @@ type decoder interface {
 
 // EdgeID is the id an edge gets when its line names none: "source->target",
 // or "source-[type]->target" with a type; when that is longer than
-// actors.MaxIDLen bytes, "sha256:" and the first 32 hex digits of its
+// aggregate.MaxIDLen bytes, "sha256:" and the first 32 hex digits of its
 // SHA-256. A line importing the same edge again is then reported as
 // existing, not added twice.
 func EdgeID(source, target, typ string) string {
@@ -39,7 +39,7 @@ func EdgeID(source, target, typ string) string {
 	} else {
 		id = source + "-[" + typ + "]->" + target
 	}
-	if len(id) <= actors.MaxIDLen {
+	if len(id) <= aggregate.MaxIDLen {
 		return id
 	}
 	sum := sha256.Sum256([]byte(id))
@@ -70,7 +70,7 @@ func sortComponents(cs []*cairnv1.Component) {
 func edgeRecord(check *checker, id, source, target, typ string, comps []*cairnv1.Component) (*cairnv1.Command, string) {
 	if id == "" {
 		for _, n := range [...]struct{ what, id string }{{"source node id", source}, {"target node id", target}} {
-			if err := actors.ValidateID("", n.what, n.id); err != nil {
+			if err := aggregate.ValidateID("", n.what, n.id); err != nil {
 				return nil, errorMessage(err)
 			}
 		}
@@ -97,7 +97,7 @@ func newChecker(graph string) *checker {
 func (c *checker) check(cmd *cairnv1.Command) string {
 	c.one[0] = cmd
 	c.env.Commands = c.one[:]
-	err := actors.ValidateEnvelope(c.env)
+	err := aggregate.ValidateEnvelope(c.env)
 	c.one[0] = nil
 	if err == nil {
 		return ""
@@ -107,7 +107,7 @@ func (c *checker) check(cmd *cairnv1.Command) string {
 
 // errorMessage is a command error's message without its code and field.
 func errorMessage(err error) string {
-	var ce *actors.CommandError
+	var ce *aggregate.CommandError
 	if errors.As(err, &ce) {
 		return ce.Message
 	}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -133,7 +134,7 @@ func openGraphReader(ctx context.Context, topic string, args []string, extra ...
 	}
 	r.graph = pos[0]
 	// A graph id is one subject token: no '.', '*' or '>' may widen the read.
-	if err := actors.ValidateGraphID("graph", r.graph); err != nil {
+	if err := aggregate.ValidateGraphID("graph", r.graph); err != nil {
 		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
@@ -213,7 +214,7 @@ func newWriteFlags(fs *flag.FlagSet, topic string) *writeFlags {
 }
 
 // execute sends cmds for graph as one envelope to the engine and prints the
-// reply. A refused command is returned as its *actors.CommandError.
+// reply. A refused command is returned as its *aggregate.CommandError.
 func (w *writeFlags) execute(ctx context.Context, stdout io.Writer, graph string, cmds ...*cairnv1.Command) error {
 	env := &cairnv1.CommandEnvelope{
 		GraphId: graph, CommandId: w.commandID, Issuer: w.issuer,
@@ -238,7 +239,7 @@ func (w *writeFlags) execute(ctx context.Context, stdout io.Writer, graph string
 		fmt.Fprintf(stdout, "ok seq=%d position=%d head=%s tx=%s command=%s%s\n",
 			rep.GetSeq(), rep.GetPosition(), rep.GetHeadCid(), rep.GetTxId(), rep.GetCommandId(), dup)
 	}
-	return actors.ErrorFromProto(rep.GetError())
+	return aggregate.ErrorFromProto(rep.GetError())
 }
 
 // send makes one command request to the "cairn" micro service.

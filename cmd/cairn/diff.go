@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -141,16 +142,16 @@ func (d *stateDiff) summary() string {
 
 // diffStates lists what changed from a to b; nil stands for a graph with no
 // events. Neither state is changed.
-func diffStates(a, b *actors.State) *stateDiff {
+func diffStates(a, b *aggregate.State) *stateDiff {
 	d := &stateDiff{}
 	// Empty lists, not null, in JSON.
 	d.Nodes.Added, d.Nodes.Removed, d.Nodes.Changed = []nodeJSON{}, []nodeJSON{}, []nodeChange{}
 	d.Edges.Added, d.Edges.Removed, d.Edges.Changed = []edgeJSON{}, []edgeJSON{}, []edgeChange{}
 	if a == nil {
-		a = actors.NewState("")
+		a = aggregate.NewState("")
 	}
 	if b == nil {
-		b = actors.NewState("")
+		b = aggregate.NewState("")
 	}
 	switch {
 	case !a.Exists() && b.Exists():
@@ -371,9 +372,9 @@ func runDiff(ctx context.Context, args []string, stdout, _ io.Writer) error {
 
 // stateAt rebuilds the graph's aggregate state after stream sequence seq
 // (0: the empty graph) from the nearest trusted snapshot plus replay.
-func (r *graphReader) stateAt(ctx context.Context, seq uint64) (*actors.State, pointJSON, error) {
+func (r *graphReader) stateAt(ctx context.Context, seq uint64) (*aggregate.State, pointJSON, error) {
 	if seq == 0 {
-		return actors.NewState(r.graph), pointJSON{}, nil
+		return aggregate.NewState(r.graph), pointJSON{}, nil
 	}
 	st, head, _, err := actors.StateAt(ctx, r.store, r.snaps, r.graph, seq)
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -48,11 +48,11 @@ func comps(kv ...string) []*cairnv1.Component {
 	return out
 }
 
-func stateOf(t *testing.T, evs ...*cairnv1.Event) *actors.State {
+func stateOf(t *testing.T, evs ...*cairnv1.Event) *aggregate.State {
 	t.Helper()
-	s := actors.NewState("g")
+	s := aggregate.NewState("g")
 	for i, ev := range evs {
-		if err := actors.Apply(s, ev); err != nil {
+		if err := aggregate.Apply(s, ev); err != nil {
 			t.Fatalf("event %d: %v", i, err)
 		}
 	}
@@ -125,7 +125,7 @@ func TestDiffStates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var a *actors.State
+			var a *aggregate.State
 			if !tt.nilA {
 				a = stateOf(t, tt.a...)
 			}

@@ -10,10 +10,10 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn"
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel"
@@ -196,7 +196,7 @@ func putAggregate(t *testing.T, eng *cairn.Engine, graph string, seq uint64, mut
 	if err != nil {
 		t.Fatalf("state of %s at %d: %v", graph, seq, err)
 	}
-	data, err := proto.Marshal(actors.EncodeState(st, nil))
+	data, err := aggregate.Marshal(st, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +371,7 @@ func TestVerifySnapshots(t *testing.T) {
 		fmt.Sprintf("snapshot aggregate seq %d position %d: ok\n", good.Seq, good.Position),
 		fmt.Sprintf("snapshot aggregate seq %d position %d: snapshot %s is not on the chain: graph vs: chain broken at seq %d", wrongHead.Seq, wrongHead.Position, wrongHead.Name, wrongHead.Seq),
 		fmt.Sprintf("snapshot aggregate seq %d position %d: invalid aggregate snapshot: %s has format version 99", future.Seq, future.Position, future.Name),
-		fmt.Sprintf("snapshot aggregate seq %d position %d: snapshot %s: invalid aggregate snapshot: does not decode", garbage.Seq, garbage.Position, garbage.Name),
+		fmt.Sprintf("snapshot aggregate seq %d position %d: snapshot %s: invalid aggregate snapshot: not an aggregate state encoding", garbage.Seq, garbage.Position, garbage.Name),
 		fmt.Sprintf("snapshot readmodel seq %d position %d: ok\n", rm.Seq, rm.Position),
 	} {
 		if !strings.Contains(r.stdout, want) {

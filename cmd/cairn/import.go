@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/bench"
 	"github.com/cairn-graph/cairn/importer"
 )
@@ -96,7 +96,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if cfg.NodesFile != "" && cfg.Format == "" && importer.FormatOf(path) != importer.FormatCSV {
 		return &usageError{topic: "import", err: errors.New("import: --nodes goes with a CSV edges file (or --format csv)")}
 	}
-	if err := actors.ValidateGraphID("graph", graph); err != nil {
+	if err := aggregate.ValidateGraphID("graph", graph); err != nil {
 		return err
 	}
 	if _, err := os.Stat(path); err != nil {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -207,7 +208,7 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	case "stats":
 		req.Query = &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}
 	}
-	if err := actors.ValidateGraphID("graph", req.GetGraphId()); err != nil {
+	if err := aggregate.ValidateGraphID("graph", req.GetGraphId()); err != nil {
 		return err
 	}
 	rep, err := c.query(ctx, req)
@@ -221,7 +222,7 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	} else if rep.GetError() == nil {
 		printQueryReply(stdout, rep)
 	}
-	return actors.ErrorFromProto(rep.GetError())
+	return aggregate.ErrorFromProto(rep.GetError())
 }
 
 // query makes one request to the "cairn" micro service's query endpoint.

@@ -1,8 +1,9 @@
-package actors
+package aggregate
 
 import (
 	"slices"
 	"strconv"
+	"strings"
 
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
@@ -51,12 +52,14 @@ func Decide(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event, er
 	case *cairnv1.Command_RemoveNodeComponents:
 		f := prefix + ".remove_node_components"
 		rc := k.RemoveNodeComponents
-		n, ok := s.nodes[rc.GetNodeId()]
+		u, ok := s.nodes.Lookup(rc.GetNodeId())
 		if !ok {
 			return nil, notFound(f+".node_id", "node %q does not exist", rc.GetNodeId())
 		}
+		var buf [32]uint32
+		comps, _ := s.nodeAttrs(u, buf[:0])
 		for i, t := range rc.GetTypes() {
-			if !hasType(n.comps, t) {
+			if !s.hasComponentType(comps, t) {
 				return nil, notFound(f+".types["+strconv.Itoa(i)+"]", "node %q has no component of type %q", rc.GetNodeId(), t)
 			}
 		}
@@ -65,18 +68,25 @@ func Decide(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event, er
 		}}}), nil
 	case *cairnv1.Command_RemoveNode:
 		id := k.RemoveNode.GetNodeId()
-		n, ok := s.nodes[id]
+		u, ok := s.nodes.Lookup(id)
 		if !ok {
 			return nil, notFound(prefix+".remove_node.node_id", "node %q does not exist", id)
 		}
 		// Edges first, in id order, so that the transaction is deterministic.
-		edges := slices.Clone(n.edges)
-		slices.Sort(edges)
+		type incident struct {
+			id  string
+			idx uint32
+		}
+		idx := s.incident(nil, u)
+		edges := make([]incident, len(idx))
+		for i, e := range idx {
+			edges[i] = incident{s.edges.String(e), e}
+		}
+		slices.SortFunc(edges, func(a, b incident) int { return strings.Compare(a.id, b.id) })
 		evs := make([]*cairnv1.Event, 0, len(edges)+1)
-		for _, eid := range edges {
-			e := s.edges[eid]
+		for _, ie := range edges {
 			evs = append(evs, &cairnv1.Event{Kind: &cairnv1.Event_EdgeRemoved{EdgeRemoved: &cairnv1.EdgeRemoved{
-				EdgeId: eid, Source: e.source, Target: e.target,
+				EdgeId: ie.id, Source: s.nodes.String(s.src.Get(int(ie.idx))), Target: s.nodes.String(s.dst.Get(int(ie.idx))),
 			}}})
 		}
 		return append(evs, &cairnv1.Event{Kind: &cairnv1.Event_NodeRemoved{NodeRemoved: &cairnv1.NodeRemoved{NodeId: id}}}), nil
@@ -104,12 +114,12 @@ func Decide(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event, er
 		}}}), nil
 	case *cairnv1.Command_DisconnectNodes:
 		id := k.DisconnectNodes.GetEdgeId()
-		e, ok := s.edges[id]
+		e, ok := s.edges.Lookup(id)
 		if !ok {
 			return nil, notFound(prefix+".disconnect_nodes.edge_id", "edge %q does not exist", id)
 		}
 		return one(&cairnv1.Event{Kind: &cairnv1.Event_EdgeRemoved{EdgeRemoved: &cairnv1.EdgeRemoved{
-			EdgeId: id, Source: e.source, Target: e.target,
+			EdgeId: id, Source: s.nodes.String(s.src.Get(int(e))), Target: s.nodes.String(s.dst.Get(int(e))),
 		}}}), nil
 	case *cairnv1.Command_DeleteGraph:
 		return one(&cairnv1.Event{Kind: &cairnv1.Event_GraphDeleted{GraphDeleted: &cairnv1.GraphDeleted{}}}), nil
@@ -130,11 +140,11 @@ func nodeAdded(id string) *cairnv1.Event {
 // holds the envelope's changes and the events are returned with their count
 // per command; on error s is as it was. Call ValidateEnvelope first.
 func DecideEnvelope(s *State, env *cairnv1.CommandEnvelope) ([]*cairnv1.Event, error) {
-	outer := s.undo != nil
+	outer := s.recording
 	if !outer {
-		s.begin()
+		s.Begin()
 	}
-	m := s.mark()
+	m := s.Mark()
 	var all []*cairnv1.Event
 	for i, cmd := range env.GetCommands() {
 		evs, err := Decide(s, cmdField(i), cmd)
@@ -147,16 +157,31 @@ func DecideEnvelope(s *State, env *cairnv1.CommandEnvelope) ([]*cairnv1.Event, e
 			}
 		}
 		if err != nil {
-			s.rollback(m)
+			s.Rollback(m)
 			if !outer {
-				s.commit()
+				s.Commit()
 			}
 			return nil, err
 		}
 		all = append(all, evs...)
 	}
 	if !outer {
-		s.commit()
+		s.Commit()
 	}
 	return all, nil
+}
+
+// hasComponentType reports whether one of the component handles is of
+// type typ.
+func (s *State) hasComponentType(comps []uint32, typ string) bool {
+	t, ok := s.ctypes.lookup(typ)
+	if !ok {
+		return false
+	}
+	for _, h := range comps {
+		if s.ctype.Get(int(h)) == t {
+			return true
+		}
+	}
+	return false
 }

@@ -1,4 +1,4 @@
-package actors_test
+package aggregate_test
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -30,16 +30,16 @@ func TestValidateGraphID(t *testing.T) {
 		{"a\x00", false},
 	} {
 		t.Run(fmt.Sprintf("%q", tc.id), func(t *testing.T) {
-			err := actors.ValidateGraphID("graph_id", tc.id)
+			err := aggregate.ValidateGraphID("graph_id", tc.id)
 			if tc.ok {
 				if err != nil {
 					t.Fatalf("ValidateGraphID(%q) = %v, want nil", tc.id, err)
 				}
 				return
 			}
-			wantCommandError(t, err, codeInvalid, "graph_id", actors.ErrInvalidArgument)
+			wantCommandError(t, err, codeInvalid, "graph_id", aggregate.ErrInvalidArgument)
 			// The envelope check uses the same rule.
-			wantCommandError(t, actors.ValidateEnvelope(envelope(tc.id, "c1", createGraph())), codeInvalid, "graph_id", actors.ErrInvalidArgument)
+			wantCommandError(t, aggregate.ValidateEnvelope(envelope(tc.id, "c1", createGraph())), codeInvalid, "graph_id", aggregate.ErrInvalidArgument)
 		})
 	}
 }
@@ -73,13 +73,13 @@ func TestValidateID(t *testing.T) {
 		{"zero-width space", "a\u200bb", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := actors.ValidateID("f", "node id", tc.id)
+			err := aggregate.ValidateID("f", "node id", tc.id)
 			if tc.ok {
 				if err != nil {
 					t.Fatalf("ValidateID(%q) = %v, want nil", tc.id, err)
 				}
 			} else {
-				wantCommandError(t, err, codeInvalid, "f", actors.ErrInvalidArgument)
+				wantCommandError(t, err, codeInvalid, "f", aggregate.ErrInvalidArgument)
 			}
 			// Every id-like field of every command follows the same rule.
 			for _, c := range []struct {
@@ -98,15 +98,15 @@ func TestValidateID(t *testing.T) {
 				{"commands[0].add_node.categories[0]", addNodeCats("n", tc.id)},
 				{"commands[0].remove_node_components.types[0]", removeComps("n", tc.id)},
 			} {
-				err := actors.ValidateEnvelope(envelope("g", "c1", c.cmd))
+				err := aggregate.ValidateEnvelope(envelope("g", "c1", c.cmd))
 				if tc.ok {
 					if err != nil {
 						t.Errorf("%s: %v", c.field, err)
 					}
 					continue
 				}
-				var ce *actors.CommandError
-				if !errors.As(err, &ce) || ce.Field != c.field || !errors.Is(err, actors.ErrInvalidArgument) {
+				var ce *aggregate.CommandError
+				if !errors.As(err, &ce) || ce.Field != c.field || !errors.Is(err, aggregate.ErrInvalidArgument) {
 					t.Errorf("%s: err = %v, want INVALID_ARGUMENT at that field", c.field, err)
 				}
 			}
@@ -122,7 +122,7 @@ func TestValidateEnvelope(t *testing.T) {
 		}
 		return cmds
 	}
-	big := strings.Repeat("x", actors.MaxComponentValueLen)
+	big := strings.Repeat("x", aggregate.MaxComponentValueLen)
 	for _, tc := range []struct {
 		name  string
 		env   *cairnv1.CommandEnvelope
@@ -189,40 +189,40 @@ func TestValidateEnvelope(t *testing.T) {
 		{"first bad command wins", envelope("g", "c1", addNode("a"), connect("e", "a", ""), addNode("")), "commands[1].connect_nodes.target"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := actors.ValidateEnvelope(tc.env)
+			err := aggregate.ValidateEnvelope(tc.env)
 			if tc.field == "-" {
 				if err != nil {
 					t.Fatalf("ValidateEnvelope = %v, want nil", err)
 				}
 				return
 			}
-			wantCommandError(t, err, codeInvalid, tc.field, actors.ErrInvalidArgument)
+			wantCommandError(t, err, codeInvalid, tc.field, aggregate.ErrInvalidArgument)
 		})
 	}
 }
 
 func TestCommandErrorWireForm(t *testing.T) {
 	for code, sentinel := range map[cairnv1.ErrorCode]error{
-		codeInvalid: actors.ErrInvalidArgument, codeNotFound: actors.ErrNotFound, codeExists: actors.ErrAlreadyExists,
-		codePrecondition: actors.ErrFailedPrecondition, codeConflict: actors.ErrConflict,
-		codeUnavailable: actors.ErrUnavailable, codeInternal: actors.ErrInternal,
+		codeInvalid: aggregate.ErrInvalidArgument, codeNotFound: aggregate.ErrNotFound, codeExists: aggregate.ErrAlreadyExists,
+		codePrecondition: aggregate.ErrFailedPrecondition, codeConflict: aggregate.ErrConflict,
+		codeUnavailable: aggregate.ErrUnavailable, codeInternal: aggregate.ErrInternal,
 	} {
-		ce := &actors.CommandError{Code: code, Field: "commands[0].add_node.node_id", Message: "m"}
-		back := actors.ErrorFromProto(ce.Proto())
+		ce := &aggregate.CommandError{Code: code, Field: "commands[0].add_node.node_id", Message: "m"}
+		back := aggregate.ErrorFromProto(ce.Proto())
 		wantCommandError(t, back, code, ce.Field, sentinel)
 		if back.Error() != ce.Error() || !strings.Contains(ce.Error(), ce.Field) {
 			t.Errorf("%v: round trip changed the message: %q -> %q", code, ce.Error(), back.Error())
 		}
 	}
-	if actors.ErrorFromProto(nil) != nil {
+	if aggregate.ErrorFromProto(nil) != nil {
 		t.Error("ErrorFromProto(nil) != nil")
 	}
 	plain := errors.New("disk on fire")
-	if ce := actors.AsCommandError(fmt.Errorf("wrapped: %w", plain)); ce.Code != codeInternal || !errors.Is(ce, actors.ErrInternal) {
+	if ce := aggregate.AsCommandError(fmt.Errorf("wrapped: %w", plain)); ce.Code != codeInternal || !errors.Is(ce, aggregate.ErrInternal) {
 		t.Errorf("AsCommandError(plain) = %v, want INTERNAL", ce)
 	}
-	inner := &actors.CommandError{Code: codeNotFound, Field: "f", Message: "m"}
-	if ce := actors.AsCommandError(fmt.Errorf("ctx: %w", inner)); ce != inner {
+	inner := &aggregate.CommandError{Code: codeNotFound, Field: "f", Message: "m"}
+	if ce := aggregate.AsCommandError(fmt.Errorf("ctx: %w", inner)); ce != inner {
 		t.Errorf("AsCommandError did not unwrap to the *CommandError")
 	}
 }

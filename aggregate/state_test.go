@@ -1,16 +1,16 @@
-package actors_test
+package aggregate_test
 
 import (
 	"fmt"
 	"maps"
 	"testing"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
 func TestFlyweightComponents(t *testing.T) {
-	s := actors.NewState("g")
+	s := aggregate.NewState("g")
 	mustDecide(t, s, envelope("g", "create", createGraph()))
 	cmds := make([]*cairnv1.Command, 1000)
 	for i := range cmds {
@@ -21,17 +21,19 @@ func TestFlyweightComponents(t *testing.T) {
 		t.Fatalf("DistinctComponents = %d with 1,000 nodes of one component, want 1", got)
 	}
 	wantRefs(t, s, map[string]int{"color=red": 1000})
-	shared := s.Interned("color", []byte("red"))
+	if _, ok := s.ComponentHandle("color", []byte("red")); !ok {
+		t.Fatal("color=red is not stored")
+	}
 	for i := range 1000 {
 		cs, _, _ := s.Node(fmt.Sprint("n", i))
-		if len(cs) != 1 || cs[0] != shared {
-			t.Fatalf("node n%d holds %p, not the shared component %p", i, cs[0], shared)
+		if len(cs) != 1 || cs[0].GetType() != "color" || string(cs[0].GetValue()) != "red" {
+			t.Fatalf("node n%d holds %v, want color=red", i, cs)
 		}
 	}
-	// The shared copy is not the command's: changing the command changes nothing.
+	// The stored copy is not the command's: changing the command changes nothing.
 	cmds[0].GetAddNode().Components[0].Value[0] = 'X'
-	if string(shared.GetValue()) != "red" {
-		t.Fatal("the interned component aliases the command's bytes")
+	if cs, _, _ := s.Node("n0"); string(cs[0].GetValue()) != "red" {
+		t.Fatal("the stored component aliases the command's bytes")
 	}
 
 	// Changing half of them to blue: two distinct components, counted right.
@@ -51,8 +53,8 @@ func TestFlyweightComponents(t *testing.T) {
 	// Edges share the same table.
 	mustDecide(t, s, envelope("g", "edge", connect("e", "n0", "n1", comp("color", "red"))))
 	wantRefs(t, s, map[string]int{"color=red": 501, "color=blue": 500})
-	if _, _, _, cs, _ := s.Edge("e"); cs[0] != shared {
-		t.Fatal("the edge does not hold the shared component")
+	if _, _, _, cs, _ := s.Edge("e"); len(cs) != 1 || string(cs[0].GetValue()) != "red" {
+		t.Fatalf("the edge holds %v, want color=red", cs)
 	}
 
 	// Removing every node (and so the edge) frees everything.
@@ -67,7 +69,7 @@ func TestFlyweightComponents(t *testing.T) {
 	wantRefs(t, s, map[string]int{})
 }
 
-func wantRefs(t *testing.T, s *actors.State, want map[string]int) {
+func wantRefs(t *testing.T, s *aggregate.State, want map[string]int) {
 	t.Helper()
 	if got := s.ComponentRefs(); !maps.Equal(got, want) {
 		t.Fatalf("component references = %v, want %v", got, want)
@@ -79,9 +81,9 @@ func wantRefs(t *testing.T, s *actors.State, want map[string]int) {
 
 // A grain decides a group-commit batch speculatively and rolls it back when
 // the append fails: every change, reference counts included, is undone, and
-// the components nodes hold are still the shared copies.
+// the state holds together.
 func TestRollbackRestoresComponents(t *testing.T) {
-	s := actors.NewState("g")
+	s := aggregate.NewState("g")
 	mustDecide(t, s, envelope("g", "setup", createGraph(),
 		addNode("a", comp("color", "red"), comp("only-a", "1")), addNode("b", comp("color", "red")),
 		addNode("c", comp("solo", "x")), connect("ab", "a", "b", comp("w", "5")), connect("cc", "c", "c", comp("w", "5"))))
@@ -100,7 +102,7 @@ func TestRollbackRestoresComponents(t *testing.T) {
 		{addNode("a")},                                                // refused alone
 		{setComps("a", comp("color", "green")), removeNode("nobody")}, // refused alone
 	} {
-		_, _ = actors.DecideEnvelope(s, envelope("g", fmt.Sprint("b", i), cmds...))
+		_, _ = aggregate.DecideEnvelope(s, envelope("g", fmt.Sprint("b", i), cmds...))
 	}
 	if d := diffSnapshots(takeSnapshot(s), before); d == "" {
 		t.Fatal("the batch changed nothing; the test proves nothing")
@@ -110,22 +112,8 @@ func TestRollbackRestoresComponents(t *testing.T) {
 	if d := diffSnapshots(takeSnapshot(s), before); d != "" {
 		t.Fatalf("after rollback: %s", d)
 	}
-	// Flyweight: whatever a node or edge holds is the interned copy.
-	for _, id := range s.NodeIDs() {
-		cs, _, _ := s.Node(id)
-		for _, c := range cs {
-			if s.Interned(c.GetType(), c.GetValue()) != c {
-				t.Errorf("node %s holds a copy of %s=%s that is not the interned one", id, c.GetType(), c.GetValue())
-			}
-		}
-	}
-	for _, id := range s.EdgeIDs() {
-		_, _, _, cs, _ := s.Edge(id)
-		for _, c := range cs {
-			if s.Interned(c.GetType(), c.GetValue()) != c {
-				t.Errorf("edge %s holds a copy of %s=%s that is not the interned one", id, c.GetType(), c.GetValue())
-			}
-		}
+	if msg := s.Check(); msg != "" {
+		t.Fatalf("after rollback the state does not hold together: %s", msg)
 	}
 	// And the state keeps working: removing everything frees everything.
 	mustDecide(t, s, envelope("g", "rm", removeNode("a"), removeNode("b"), removeNode("c")))
@@ -153,9 +141,9 @@ func TestRollbackToMark(t *testing.T) {
 
 // mustDecideRaw is mustDecide without validation, for envelopes decided
 // inside a batch.
-func mustDecideRaw(t *testing.T, s *actors.State, env *cairnv1.CommandEnvelope) {
+func mustDecideRaw(t *testing.T, s *aggregate.State, env *cairnv1.CommandEnvelope) {
 	t.Helper()
-	if _, err := actors.DecideEnvelope(s, env); err != nil {
+	if _, err := aggregate.DecideEnvelope(s, env); err != nil {
 		t.Fatalf("decide %s: %v", env.GetCommandId(), err)
 	}
 }

@@ -1,4 +1,4 @@
-package actors
+package aggregate
 
 import (
 	"strconv"

@@ -1,4 +1,4 @@
-package actors_test
+package aggregate_test
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -34,15 +34,15 @@ func seedEnvelopes() []*cairnv1.CommandEnvelope {
 		envelope("g", "c1", addNode("a\x00")),
 		envelope("g", "c1", addNode("a", comp("t", "1"), comp("t", "2"))),
 		envelope("g", "c1", &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphId: "h"}}}),
-		envelope("g", "c1", setComps("a", comp("blob", strings.Repeat("x", actors.MaxComponentValueLen+1)))),
+		envelope("g", "c1", setComps("a", comp("blob", strings.Repeat("x", aggregate.MaxComponentValueLen+1)))),
 	}
 }
 
 // fuzzState is the state envelopes are decided on: graph id with nodes a, b,
 // c, edges ab and a self-loop, some components.
-func fuzzState(t *testing.T, graph string) (*actors.State, []*cairnv1.Event) {
-	s := actors.NewState(graph)
-	evs, err := actors.DecideEnvelope(s, envelope(graph, "setup", createGraph(),
+func fuzzState(t *testing.T, graph string) (*aggregate.State, []*cairnv1.Event) {
+	s := aggregate.NewState(graph)
+	evs, err := aggregate.DecideEnvelope(s, envelope(graph, "setup", createGraph(),
 		addNode("a", comp("color", "red"), comp("size", "1")), addNode("b", comp("color", "red")), addNode("c"),
 		connect("ab", "a", "b"), connect("self", "c", "c", comp("w", "1"))))
 	if err != nil {
@@ -69,9 +69,9 @@ func FuzzValidateEnvelope(f *testing.F) {
 		if proto.Unmarshal(data, env) != nil {
 			return
 		}
-		if err := actors.ValidateEnvelope(env); err != nil {
-			var ce *actors.CommandError
-			if !errors.As(err, &ce) || ce.Code != codeInvalid || !errors.Is(err, actors.ErrInvalidArgument) {
+		if err := aggregate.ValidateEnvelope(env); err != nil {
+			var ce *aggregate.CommandError
+			if !errors.As(err, &ce) || ce.Code != codeInvalid || !errors.Is(err, aggregate.ErrInvalidArgument) {
 				t.Fatalf("ValidateEnvelope = %v, want INVALID_ARGUMENT", err)
 			}
 			return
@@ -79,9 +79,9 @@ func FuzzValidateEnvelope(f *testing.F) {
 		graph := env.GetGraphId()
 		s, setup := fuzzState(t, graph)
 		before := takeSnapshot(s)
-		evs, err := actors.DecideEnvelope(s, env)
+		evs, err := aggregate.DecideEnvelope(s, env)
 		if err != nil {
-			var ce *actors.CommandError
+			var ce *aggregate.CommandError
 			if !errors.As(err, &ce) || ce.Code == codeInternal || ce.Code == 0 {
 				t.Fatalf("DecideEnvelope = %v, want a state error", err)
 			}
@@ -100,9 +100,9 @@ func FuzzValidateEnvelope(f *testing.F) {
 		if err != nil {
 			t.Fatalf("check: %v", err)
 		}
-		replayed := actors.NewState(graph)
+		replayed := aggregate.NewState(graph)
 		for i, d := range decoded {
-			if err := actors.Apply(replayed, d.Event); err != nil {
+			if err := aggregate.Apply(replayed, d.Event); err != nil {
 				t.Fatalf("apply event %d: %v", i, err)
 			}
 		}
@@ -113,8 +113,9 @@ func FuzzValidateEnvelope(f *testing.F) {
 }
 
 // FuzzDecide reads bytes as a stream of commands over a small id space and
-// decides them envelope by envelope, against the reference model: the same
-// envelopes are accepted and refused (with the same field), the states
+// decides them envelope by envelope, against the oracle (the model the
+// compact State replaced): the same envelopes are accepted and refused (with
+// the same field and message), the events are byte-identical, the states
 // agree, and the accepted events replay to the same state.
 func FuzzDecide(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0x80 | 1, 1, 0, 5, 1, 2, 0x80 | 2, 1, 3})
@@ -122,38 +123,28 @@ func FuzzDecide(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 1, 1, 1, 1, 2, 2, 5, 1, 2, 5, 2, 1, 5, 2, 2, 0x80 | 4, 2, 0, 7, 0, 0, 1, 3, 3})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const graph = "fuzz"
-		s, replayed, model := actors.NewState(graph), actors.NewState(graph), newRefModel()
-		var gen []genCmd
+		s, replayed, o := aggregate.NewState(graph), aggregate.NewState(graph), newOracle(graph)
+		var gen []*cairnv1.Command
 		n := 0
 		flush := func() {
 			if len(gen) == 0 {
 				return
 			}
-			cmds := make([]*cairnv1.Command, len(gen))
-			for i, g := range gen {
-				cmds[i] = g.cmd
-			}
-			env := envelope(graph, fmt.Sprint("c", n), cmds...)
+			env := envelope(graph, fmt.Sprint("c", n), gen...)
 			n++
-			want := model.decide(graph, env, gen, "")
-			evs, err := actors.DecideEnvelope(s, env)
-			switch {
-			case want.code == 0 && err != nil:
-				t.Fatalf("envelope %d %v refused: %v", n, env.GetCommands(), err)
-			case want.code != 0 && err == nil:
-				t.Fatalf("envelope %d %v accepted, want %v at %q", n, env.GetCommands(), want.code, want.field)
-			case err != nil:
-				if ce := actors.AsCommandError(err); ce.Code != want.code || ce.Field != want.field {
-					t.Fatalf("envelope %d %v: %v, want %v at %q", n, env.GetCommands(), err, want.code, want.field)
-				}
-			}
+			want, wantErr := oracleDecideEnvelope(o, env)
+			evs, err := aggregate.DecideEnvelope(s, env)
+			sameDecision(t, fmt.Sprint("envelope ", n), env, evs, err, want, wantErr)
 			for _, ev := range evs {
-				if err := actors.Apply(replayed, ev); err != nil {
+				if err := aggregate.Apply(replayed, ev); err != nil {
 					t.Fatalf("envelope %d: replay: %v", n, err)
 				}
 			}
-			if d := diffSnapshots(takeSnapshot(s), model.snapshot()); d != "" {
-				t.Fatalf("after envelope %d %v: state differs from the model: %s", n, env.GetCommands(), d)
+			if d := diffSnapshots(takeSnapshot(s), oracleSnapshot(o)); d != "" {
+				t.Fatalf("after envelope %d %v: state differs from the oracle: %s", n, env.GetCommands(), d)
+			}
+			if msg := s.Check(); msg != "" {
+				t.Fatalf("after envelope %d: %s", n, msg)
 			}
 			if d := diffSnapshots(takeSnapshot(replayed), takeSnapshot(s)); d != "" {
 				t.Fatalf("after envelope %d: replayed events differ: %s", n, d)
@@ -186,7 +177,7 @@ func FuzzDecide(f *testing.F) {
 			default:
 				cmd = deleteGraph()
 			}
-			gen = append(gen, genCmd{cmd: cmd})
+			gen = append(gen, cmd)
 			if op&0x80 != 0 || len(gen) == 8 {
 				flush()
 			}
@@ -203,11 +194,11 @@ func FuzzValidateGraphID(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, id string) {
-		err := actors.ValidateGraphID("graph_id", id)
+		err := aggregate.ValidateGraphID("graph_id", id)
 		if want := graphIDRule.MatchString(id); (err == nil) != want {
 			t.Fatalf("ValidateGraphID(%q) = %v, rule says valid = %v", id, err, want)
 		}
-		if err != nil && !errors.Is(err, actors.ErrInvalidArgument) {
+		if err != nil && !errors.Is(err, aggregate.ErrInvalidArgument) {
 			t.Fatalf("ValidateGraphID(%q) = %v, want INVALID_ARGUMENT", id, err)
 		}
 	})
@@ -220,12 +211,12 @@ func FuzzValidateID(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, id string) {
-		err := actors.ValidateID("f", "node id", id)
-		want := len(id) >= 1 && len(id) <= actors.MaxIDLen && utf8.ValidString(id) && !strings.ContainsFunc(id, func(r rune) bool { return !unicode.IsPrint(r) })
+		err := aggregate.ValidateID("f", "node id", id)
+		want := len(id) >= 1 && len(id) <= aggregate.MaxIDLen && utf8.ValidString(id) && !strings.ContainsFunc(id, func(r rune) bool { return !unicode.IsPrint(r) })
 		if (err == nil) != want {
 			t.Fatalf("ValidateID(%q) = %v, rule says valid = %v", id, err, want)
 		}
-		if err != nil && !errors.Is(err, actors.ErrInvalidArgument) {
+		if err != nil && !errors.Is(err, aggregate.ErrInvalidArgument) {
 			t.Fatalf("ValidateID(%q) = %v, want INVALID_ARGUMENT", id, err)
 		}
 	})

@@ -1,4 +1,4 @@
-package actors_test
+package aggregate_test
 
 import (
 	"fmt"
@@ -6,16 +6,16 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
 // baseState is graph "g" with nodes a, b, c (a carries color=red and size=1),
 // edge ab from a to b and edge self from c to c.
-func baseState(t *testing.T) *actors.State {
+func baseState(t *testing.T) *aggregate.State {
 	t.Helper()
-	s := actors.NewState("g")
+	s := aggregate.NewState("g")
 	mustDecide(t, s, envelope("g", "setup", createGraph(),
 		addNode("a", comp("color", "red"), comp("size", "1")), addNodeCats("b", "lib"), addNode("c"),
 		connect("ab", "a", "b"), connect("self", "c", "c")))
@@ -25,54 +25,54 @@ func baseState(t *testing.T) *actors.State {
 func TestDecideRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		state    func(t *testing.T) *actors.State
+		state    func(t *testing.T) *aggregate.State
 		cmds     []*cairnv1.Command
 		code     cairnv1.ErrorCode
 		field    string
 		sentinel error
 	}{
-		{"graph not found", func(*testing.T) *actors.State { return actors.NewState("g") },
-			[]*cairnv1.Command{addNode("a")}, codeNotFound, "graph_id", actors.ErrNotFound},
-		{"delete a graph that does not exist", func(*testing.T) *actors.State { return actors.NewState("g") },
-			[]*cairnv1.Command{deleteGraph()}, codeNotFound, "graph_id", actors.ErrNotFound},
-		{"graph deleted", deletedState, []*cairnv1.Command{addNode("x")}, codePrecondition, "graph_id", actors.ErrFailedPrecondition},
-		{"delete twice", deletedState, []*cairnv1.Command{deleteGraph()}, codePrecondition, "graph_id", actors.ErrFailedPrecondition},
-		{"create twice", baseState, []*cairnv1.Command{createGraph()}, codeExists, "commands[0].create_graph.graph_id", actors.ErrAlreadyExists},
-		{"create after delete", deletedState, []*cairnv1.Command{createGraph()}, codeExists, "commands[0].create_graph.graph_id", actors.ErrAlreadyExists},
-		{"create twice in one envelope", func(*testing.T) *actors.State { return actors.NewState("g") },
-			[]*cairnv1.Command{createGraph(), createGraph()}, codeExists, "commands[1].create_graph.graph_id", actors.ErrAlreadyExists},
-		{"duplicate node", baseState, []*cairnv1.Command{addNode("a")}, codeExists, "commands[0].add_node.node_id", actors.ErrAlreadyExists},
-		{"duplicate node in one envelope", baseState, []*cairnv1.Command{addNode("x"), addNode("x")}, codeExists, "commands[1].add_node.node_id", actors.ErrAlreadyExists},
-		{"duplicate edge", baseState, []*cairnv1.Command{connect("ab", "b", "c")}, codeExists, "commands[0].connect_nodes.edge_id", actors.ErrAlreadyExists},
-		{"missing source", baseState, []*cairnv1.Command{connect("e", "zz", "b")}, codeNotFound, "commands[0].connect_nodes.source", actors.ErrNotFound},
-		{"missing target", baseState, []*cairnv1.Command{addNode("x"), connect("e", "x", "zz")}, codeNotFound, "commands[1].connect_nodes.target", actors.ErrNotFound},
+		{"graph not found", func(*testing.T) *aggregate.State { return aggregate.NewState("g") },
+			[]*cairnv1.Command{addNode("a")}, codeNotFound, "graph_id", aggregate.ErrNotFound},
+		{"delete a graph that does not exist", func(*testing.T) *aggregate.State { return aggregate.NewState("g") },
+			[]*cairnv1.Command{deleteGraph()}, codeNotFound, "graph_id", aggregate.ErrNotFound},
+		{"graph deleted", deletedState, []*cairnv1.Command{addNode("x")}, codePrecondition, "graph_id", aggregate.ErrFailedPrecondition},
+		{"delete twice", deletedState, []*cairnv1.Command{deleteGraph()}, codePrecondition, "graph_id", aggregate.ErrFailedPrecondition},
+		{"create twice", baseState, []*cairnv1.Command{createGraph()}, codeExists, "commands[0].create_graph.graph_id", aggregate.ErrAlreadyExists},
+		{"create after delete", deletedState, []*cairnv1.Command{createGraph()}, codeExists, "commands[0].create_graph.graph_id", aggregate.ErrAlreadyExists},
+		{"create twice in one envelope", func(*testing.T) *aggregate.State { return aggregate.NewState("g") },
+			[]*cairnv1.Command{createGraph(), createGraph()}, codeExists, "commands[1].create_graph.graph_id", aggregate.ErrAlreadyExists},
+		{"duplicate node", baseState, []*cairnv1.Command{addNode("a")}, codeExists, "commands[0].add_node.node_id", aggregate.ErrAlreadyExists},
+		{"duplicate node in one envelope", baseState, []*cairnv1.Command{addNode("x"), addNode("x")}, codeExists, "commands[1].add_node.node_id", aggregate.ErrAlreadyExists},
+		{"duplicate edge", baseState, []*cairnv1.Command{connect("ab", "b", "c")}, codeExists, "commands[0].connect_nodes.edge_id", aggregate.ErrAlreadyExists},
+		{"missing source", baseState, []*cairnv1.Command{connect("e", "zz", "b")}, codeNotFound, "commands[0].connect_nodes.source", aggregate.ErrNotFound},
+		{"missing target", baseState, []*cairnv1.Command{addNode("x"), connect("e", "x", "zz")}, codeNotFound, "commands[1].connect_nodes.target", aggregate.ErrNotFound},
 		{"endpoint removed earlier in the envelope", baseState, []*cairnv1.Command{removeNode("b"), connect("e", "a", "b")},
-			codeNotFound, "commands[1].connect_nodes.target", actors.ErrNotFound},
+			codeNotFound, "commands[1].connect_nodes.target", aggregate.ErrNotFound},
 		{"set components on a missing node", baseState, []*cairnv1.Command{setComps("zz", comp("t", "v"))},
-			codeNotFound, "commands[0].set_node_components.node_id", actors.ErrNotFound},
+			codeNotFound, "commands[0].set_node_components.node_id", aggregate.ErrNotFound},
 		{"remove components of a missing node", baseState, []*cairnv1.Command{removeComps("zz", "color")},
-			codeNotFound, "commands[0].remove_node_components.node_id", actors.ErrNotFound},
+			codeNotFound, "commands[0].remove_node_components.node_id", aggregate.ErrNotFound},
 		{"remove an absent component type", baseState, []*cairnv1.Command{removeComps("a", "color", "weight")},
-			codeNotFound, "commands[0].remove_node_components.types[1]", actors.ErrNotFound},
+			codeNotFound, "commands[0].remove_node_components.types[1]", aggregate.ErrNotFound},
 		{"remove a component type removed earlier in the envelope", baseState,
 			[]*cairnv1.Command{removeComps("a", "color"), removeComps("a", "size", "color")},
-			codeNotFound, "commands[1].remove_node_components.types[1]", actors.ErrNotFound},
-		{"remove a missing node", baseState, []*cairnv1.Command{removeNode("zz")}, codeNotFound, "commands[0].remove_node.node_id", actors.ErrNotFound},
-		{"remove a node twice", baseState, []*cairnv1.Command{removeNode("a"), removeNode("a")}, codeNotFound, "commands[1].remove_node.node_id", actors.ErrNotFound},
+			codeNotFound, "commands[1].remove_node_components.types[1]", aggregate.ErrNotFound},
+		{"remove a missing node", baseState, []*cairnv1.Command{removeNode("zz")}, codeNotFound, "commands[0].remove_node.node_id", aggregate.ErrNotFound},
+		{"remove a node twice", baseState, []*cairnv1.Command{removeNode("a"), removeNode("a")}, codeNotFound, "commands[1].remove_node.node_id", aggregate.ErrNotFound},
 		{"create_missing does not take an edge id", baseState, []*cairnv1.Command{connectMissing("ab", "x", "y")},
-			codeExists, "commands[0].connect_nodes.edge_id", actors.ErrAlreadyExists},
+			codeExists, "commands[0].connect_nodes.edge_id", aggregate.ErrAlreadyExists},
 		{"nodes made by create_missing go with a refused envelope", baseState,
 			[]*cairnv1.Command{connectMissing("e1", "x", "y"), connectMissing("e2", "x", "y"), connect("e1", "a", "b")},
-			codeExists, "commands[2].connect_nodes.edge_id", actors.ErrAlreadyExists},
-		{"disconnect a missing edge", baseState, []*cairnv1.Command{disconnect("zz")}, codeNotFound, "commands[0].disconnect_nodes.edge_id", actors.ErrNotFound},
+			codeExists, "commands[2].connect_nodes.edge_id", aggregate.ErrAlreadyExists},
+		{"disconnect a missing edge", baseState, []*cairnv1.Command{disconnect("zz")}, codeNotFound, "commands[0].disconnect_nodes.edge_id", aggregate.ErrNotFound},
 		{"disconnect an edge its node's removal took", baseState, []*cairnv1.Command{removeNode("a"), disconnect("ab")},
-			codeNotFound, "commands[1].disconnect_nodes.edge_id", actors.ErrNotFound},
-		{"command with no kind", baseState, []*cairnv1.Command{{}}, codeInvalid, "commands[0]", actors.ErrInvalidArgument},
+			codeNotFound, "commands[1].disconnect_nodes.edge_id", aggregate.ErrNotFound},
+		{"command with no kind", baseState, []*cairnv1.Command{{}}, codeInvalid, "commands[0]", aggregate.ErrInvalidArgument},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.state(t)
 			before := takeSnapshot(s)
-			evs, err := actors.DecideEnvelope(s, envelope("g", "c", tc.cmds...))
+			evs, err := aggregate.DecideEnvelope(s, envelope("g", "c", tc.cmds...))
 			wantCommandError(t, err, tc.code, tc.field, tc.sentinel)
 			if evs != nil {
 				t.Errorf("refused envelope returned %d events", len(evs))
@@ -84,7 +84,7 @@ func TestDecideRefusals(t *testing.T) {
 	}
 }
 
-func deletedState(t *testing.T) *actors.State {
+func deletedState(t *testing.T) *aggregate.State {
 	s := baseState(t)
 	mustDecide(t, s, envelope("g", "del", deleteGraph()))
 	return s
@@ -95,7 +95,7 @@ func TestDecideDoesNotChangeState(t *testing.T) {
 	before := takeSnapshot(s)
 	for i, cmd := range []*cairnv1.Command{addNode("x"), setComps("a", comp("color", "blue")), removeComps("a", "color"),
 		removeNode("a"), removeNode("c"), connect("e", "a", "c"), disconnect("ab"), deleteGraph()} {
-		evs, err := actors.Decide(s, fmt.Sprintf("commands[%d]", i), cmd)
+		evs, err := aggregate.Decide(s, fmt.Sprintf("commands[%d]", i), cmd)
 		if err != nil || len(evs) == 0 {
 			t.Fatalf("Decide %v = %d events, %v", cmd, len(evs), err)
 		}
@@ -134,7 +134,7 @@ func TestDecideEvents(t *testing.T) {
 		{"delete", deleteGraph(), []*cairnv1.Event{{Kind: &cairnv1.Event_GraphDeleted{GraphDeleted: &cairnv1.GraphDeleted{}}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := actors.Decide(s, "commands[0]", tc.cmd)
+			got, err := aggregate.Decide(s, "commands[0]", tc.cmd)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -146,7 +146,7 @@ func TestDecideEvents(t *testing.T) {
 }
 
 func TestRemoveNodeCascades(t *testing.T) {
-	s := actors.NewState("g")
+	s := aggregate.NewState("g")
 	mustDecide(t, s, envelope("g", "setup", createGraph(), addNode("a", comp("color", "red")), addNode("b"), addNode("c"),
 		connect("z-out", "a", "b", comp("w", "1")), connect("m-in", "c", "a"), connect("a-self", "a", "a"),
 		connect("k-other", "b", "c"), connect("b-out", "a", "b")))
@@ -157,7 +157,7 @@ func TestRemoveNodeCascades(t *testing.T) {
 		edgeRemoved("z-out", "a", "b"),
 		{Kind: &cairnv1.Event_NodeRemoved{NodeRemoved: &cairnv1.NodeRemoved{NodeId: "a"}}},
 	}
-	got, err := actors.Decide(s, "commands[0]", removeNode("a"))
+	got, err := aggregate.Decide(s, "commands[0]", removeNode("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,9 +220,9 @@ func TestDecideEnvelopeAllOrNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := baseState(t)
 			before := takeSnapshot(s)
-			if _, err := actors.DecideEnvelope(s, envelope("g", "c", tc.cmds...)); err == nil {
+			if _, err := aggregate.DecideEnvelope(s, envelope("g", "c", tc.cmds...)); err == nil {
 				t.Fatal("envelope was accepted")
-			} else if ce := actors.AsCommandError(err); ce.Field != tc.field {
+			} else if ce := aggregate.AsCommandError(err); ce.Field != tc.field {
 				t.Fatalf("err = %v, want field %q", err, tc.field)
 			}
 			if d := diffSnapshots(takeSnapshot(s), before); d != "" {
@@ -230,7 +230,7 @@ func TestDecideEnvelopeAllOrNothing(t *testing.T) {
 			}
 			// The rolled-back state still works: the first two commands alone
 			// are accepted and give the same events as on a fresh copy.
-			want, err := actors.DecideEnvelope(baseState(t), envelope("g", "c", tc.cmds[:2]...))
+			want, err := aggregate.DecideEnvelope(baseState(t), envelope("g", "c", tc.cmds[:2]...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -245,7 +245,7 @@ func TestDecideEnvelopeAllOrNothing(t *testing.T) {
 // Events that a decided envelope returns fold onto a fresh state to the same
 // state, and seal into a chain that checks.
 func TestDecidedEventsReplay(t *testing.T) {
-	s := actors.NewState("g")
+	s := aggregate.NewState("g")
 	var all []*cairnv1.Event
 	for i, cmds := range [][]*cairnv1.Command{
 		{createGraph(), addNode("a", comp("color", "red")), addNode("b", comp("color", "red")), connect("ab", "a", "b")},
@@ -265,12 +265,12 @@ func TestDecidedEventsReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replayed := actors.NewState("g")
+	replayed := aggregate.NewState("g")
 	for i, d := range decoded {
 		if !proto.Equal(d.Event, all[i]) {
 			t.Fatalf("event %d changed in the chain", i)
 		}
-		if err := actors.Apply(replayed, d.Event); err != nil {
+		if err := aggregate.Apply(replayed, d.Event); err != nil {
 			t.Fatalf("apply event %d: %v", i, err)
 		}
 	}
@@ -319,7 +319,7 @@ func TestApplyRefusesEventsThatDoNotFit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := baseState(t)
 			before := takeSnapshot(s)
-			if err := actors.Apply(s, tc.ev); err == nil {
+			if err := aggregate.Apply(s, tc.ev); err == nil {
 				t.Fatal("Apply accepted the event")
 			}
 			if d := diffSnapshots(takeSnapshot(s), before); d != "" {
@@ -327,7 +327,7 @@ func TestApplyRefusesEventsThatDoNotFit(t *testing.T) {
 			}
 		})
 	}
-	if err := actors.Apply(actors.NewState("g"), ev(&cairnv1.GraphDeleted{})); err == nil {
+	if err := aggregate.Apply(aggregate.NewState("g"), ev(&cairnv1.GraphDeleted{})); err == nil {
 		t.Fatal("Apply deleted a graph that does not exist")
 	}
 }

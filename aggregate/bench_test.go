@@ -1,0 +1,134 @@
+package aggregate_test
+
+import (
+	"flag"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/graphgen"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+)
+
+// big runs the state benchmarks on graphgen.Big (1,000,000 nodes,
+// 3,000,000 edges) instead of a tenth of it:
+//
+//	go test ./aggregate -run '^$' -bench 'State|Codec' -benchtime 1x -count 3 -aggregate.big
+var big = flag.Bool("aggregate.big", false, "run the state benchmarks on 1M nodes / 3M edges")
+
+func benchConfig() graphgen.Config {
+	if *big {
+		return graphgen.Big()
+	}
+	return graphgen.Big().Scaled(100_000)
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// buildState folds cfg's graph into a state: nodes, then edges; it reports
+// the live heap the nodes and the edges added.
+func buildState(b *testing.B, cfg graphgen.Config) (s *aggregate.State, nodeBytes, edgeBytes float64) {
+	b.Helper()
+	base := liveHeap()
+	s = aggregate.NewState(cfg.Graph)
+	var afterNodes uint64
+	nodesDone := false
+	err := cfg.Generate(func(events []*cairnv1.Event) error {
+		for _, ev := range events {
+			if _, ok := ev.GetKind().(*cairnv1.Event_EdgeAdded); ok && !nodesDone {
+				nodesDone = true
+				afterNodes = liveHeap()
+			}
+			if err := aggregate.Apply(s, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	end := liveHeap()
+	return s, float64(afterNodes-base) / float64(cfg.Nodes), float64(end-afterNodes) / float64(cfg.Edges)
+}
+
+// BenchmarkStateMemory reports the live heap a state takes per node and per
+// edge after GC (issue 11's goal: at most 40 and 30 bytes at 1M/3M).
+func BenchmarkStateMemory(b *testing.B) {
+	cfg := benchConfig()
+	for range b.N {
+		s, perNode, perEdge := buildState(b, cfg)
+		b.ReportMetric(perNode, "bytes/node")
+		b.ReportMetric(perEdge, "bytes/edge")
+		b.ReportMetric(float64(s.Bytes())/(1<<20), "state-MiB")
+		runtime.KeepAlive(s)
+	}
+}
+
+// BenchmarkCodec times Marshal (what a grain blocks for when it snapshots)
+// and Unmarshal (with every check) of the whole state.
+func BenchmarkCodec(b *testing.B) {
+	cfg := benchConfig()
+	s, _, _ := buildState(b, cfg)
+	w := aggregate.NewWindow(10_000)
+	for i := range 10_000 {
+		w.Put(&cairnv1.CommandReply{CommandId: fmt.Sprint("cmd-", i), HeadCid: "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", Seq: uint64(i), Position: uint64(i), TxId: "tx"})
+	}
+	b.ResetTimer()
+	var enc, dec time.Duration
+	var size int
+	for range b.N {
+		start := time.Now()
+		data, err := aggregate.Marshal(s, w)
+		enc += time.Since(start)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(data)
+		start = time.Now()
+		if _, _, err := aggregate.Unmarshal(data); err != nil {
+			b.Fatal(err)
+		}
+		dec += time.Since(start)
+	}
+	b.ReportMetric(float64(enc.Milliseconds())/float64(b.N), "encode-ms")
+	b.ReportMetric(float64(dec.Milliseconds())/float64(b.N), "decode-ms")
+	b.ReportMetric(float64(size)/(1<<20), "MiB")
+}
+
+// BenchmarkDecideAddEdge decides and commits one single-event command at a
+// time on a loaded state, as a grain does for one caller: the core's CPU
+// and allocations per command.
+func BenchmarkDecideAddEdge(b *testing.B) {
+	cfg := graphgen.Big().Scaled(10_000)
+	s, _, _ := buildState(b, cfg)
+	envs := make([]*cairnv1.CommandEnvelope, 4096)
+	for i := range envs {
+		envs[i] = envelope(cfg.Graph, fmt.Sprint("c", i), connect(fmt.Sprint("x", i), graphgen.NodeID(i%cfg.Nodes), graphgen.NodeID((i*7)%cfg.Nodes)))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		env := envs[i%len(envs)]
+		if i%len(envs) == 0 && i > 0 {
+			b.StopTimer()
+			for _, e := range envs {
+				if _, err := aggregate.DecideEnvelope(s, envelope(cfg.Graph, "rm", disconnect(e.GetCommands()[0].GetConnectNodes().GetEdgeId()))); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StartTimer()
+		}
+		if _, err := aggregate.DecideEnvelope(s, env); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
