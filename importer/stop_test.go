@@ -110,7 +110,7 @@ func TestImportStopsPromptly(t *testing.T) {
 
 // TestImportGivesUp: an envelope that gets no answer is sent Retries + 1
 // times in all, then the import stops with an error naming the last
-// failure and the number of tries, and keeps its checkpoint.
+// failure and the number of tries.
 func TestImportGivesUp(t *testing.T) {
 	srv := natstest.Start(t) // NATS without an engine: nobody answers
 	x, err := bench.Remote(srv.Conn(), time.Second)
