@@ -283,6 +283,20 @@ func TestStoreAppendTooLarge(t *testing.T) {
 			if n := streamMsgs(t, ctx, js); n != 1 {
 				t.Fatalf("stream holds %d messages, want 1", n)
 			}
+			// And comes back whole: Get (a direct get adds headers) and Read.
+			if r, err := st.Get(ctx, 1); err != nil || !proto.Equal(r.Tx, at) {
+				t.Fatalf("Get of the largest transaction: err %v", err)
+			}
+			n := 0
+			if _, err := st.Read(ctx, graph, 1, func(r persistence.Record) error {
+				if !proto.Equal(r.Tx, at) {
+					return errors.New("the largest transaction came back changed")
+				}
+				n++
+				return nil
+			}); err != nil || n != 1 {
+				t.Fatalf("Read of the largest transaction: %d read, err %v", n, err)
+			}
 			long := tx(graph, id+"x", headOf(t, at), 1)
 			if _, err := st.Append(ctx, graph, 1, long); err == nil || errors.Is(err, persistence.ErrUnavailable) {
 				t.Errorf("a transaction id over %d bytes: %v, want refused", persistence.MaxTxIDBytes, err)
