@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/retry"
 )
 
 // Config tunes an import. Start from DefaultConfig.
@@ -38,8 +39,20 @@ type Config struct {
 	// RequestTimeout bounds each envelope's request. Default 1 minute.
 	RequestTimeout time.Duration
 	// Retries is how often an envelope whose outcome is unknown (a timeout,
-	// a lost connection) is sent again, with the same command id. Default 3.
+	// a lost connection, an UNAVAILABLE or DEADLINE_EXCEEDED answer) is sent
+	// again, with the same command id, after an exponential back-off with
+	// jitter (200 ms, 400 ms, ... up to 5 s; see internal/retry). Any other
+	// refusal, RESOURCE_EXHAUSTED and INVALID_ARGUMENT included, is never
+	// sent again. Default 5.
 	Retries int
+	// RetryFor bounds the time from an envelope's first try to its last:
+	// no retry starts after it. Default 2 minutes.
+	RetryFor time.Duration
+	// StopGrace is how long, once ctx ends, the envelopes in flight may
+	// still be answered (and so checkpointed) before their requests are
+	// abandoned; no envelope is sent and no retry made after ctx ends.
+	// Default 3 seconds.
+	StopGrace time.Duration
 	// Issuer is recorded on every envelope. Default "cairn-import".
 	Issuer string
 	// ProgressEvery is how often OnProgress is called. Default 200ms.
@@ -56,7 +69,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		BatchSize: aggregate.MaxCommands, InFlight: 4, RequestTimeout: time.Minute,
-		Retries: 3, Issuer: "cairn-import", ProgressEvery: 200 * time.Millisecond,
+		Retries: 5, RetryFor: 2 * time.Minute, StopGrace: 3 * time.Second,
+		Issuer: "cairn-import", ProgressEvery: 200 * time.Millisecond,
 	}
 }
 
@@ -80,6 +94,12 @@ func (c Config) Validate() error {
 	if c.Retries < 0 {
 		errs = append(errs, fmt.Errorf("retries %d: want 0 or more", c.Retries))
 	}
+	if c.RetryFor <= 0 {
+		errs = append(errs, fmt.Errorf("retry time %s: want a positive duration", c.RetryFor))
+	}
+	if c.StopGrace <= 0 {
+		errs = append(errs, fmt.Errorf("stop grace %s: want a positive duration", c.StopGrace))
+	}
 	if c.ProgressEvery <= 0 {
 		errs = append(errs, fmt.Errorf("progress interval %s: want a positive duration", c.ProgressEvery))
 	}
@@ -87,4 +107,11 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("a nodes file goes with the csv format only"))
 	}
 	return errors.Join(errs...)
+}
+
+// retryPolicy is the back-off of an envelope whose outcome is unknown.
+func (c Config) retryPolicy() retry.Policy {
+	p := retry.DefaultPolicy()
+	p.Attempts, p.Budget = c.Retries+1, c.RetryFor
+	return p
 }

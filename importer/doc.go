@@ -62,6 +62,19 @@
 // but not checkpointed come back as duplicates and are not applied again.
 // The checkpoint is removed when the import completes.
 //
+// # Stopping and retrying
+//
+// When ctx ends, Run sends no new envelope and makes no retry; the
+// envelopes in flight get Config.StopGrace (default 3 s) to be answered
+// and checkpointed, then their requests are abandoned, and Run returns an
+// error wrapping ErrInterrupted that names the line it stopped after and
+// the checkpoint. An envelope whose outcome is unknown (no answer,
+// UNAVAILABLE, DEADLINE_EXCEEDED) is sent again with the same command id,
+// up to Config.Retries times within Config.RetryFor, backing off
+// exponentially with jitter (internal/retry); then the import stops with
+// the last failure and the number of tries. Other refusals,
+// RESOURCE_EXHAUSTED and INVALID_ARGUMENT among them, are never retried.
+//
 // # Example
 //
 //	res, err := importer.Run(ctx, eng, "deps", "deps.txt", importer.DefaultConfig())

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/retry"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -120,12 +121,18 @@ type Result struct {
 // ConnectNodes with create_missing, so that nodes named only by edges are
 // created on the fly.
 //
-// Progress is checkpointed: when ctx is cancelled Run stops reading, waits
-// for the envelopes in flight, records in the checkpoint what was
-// acknowledged and returns ErrInterrupted; running the same import again
-// resumes there, and envelopes that were applied but not checkpointed (the
+// Progress is checkpointed: when ctx ends Run sends nothing more (no new
+// envelope, no retry), waits at most Config.StopGrace for the envelopes in
+// flight, abandons those still unanswered, records in the checkpoint what
+// was acknowledged and returns an error wrapping ErrInterrupted that says
+// where it stopped; running the same import again resumes there, and
+// envelopes that were applied but not checkpointed (abandoned, or the
 // process was killed) are answered as duplicates, never applied twice. The
 // checkpoint is removed when the import completes.
+//
+// An envelope whose outcome is unknown is sent again with the same command
+// id (Config.Retries, Config.RetryFor); when the retries run out Run stops
+// with an error naming the last failure and the number of tries.
 //
 // Errors: ErrNoGraph, ErrInterrupted, a *LineError when Config.Strict and a
 // line is bad, I/O errors, an invalid Config, and a *aggregate.CommandError
@@ -143,7 +150,16 @@ func Run(ctx context.Context, x Executor, graph, path string, cfg Config) (Resul
 	if cfg.NodesFile != "" && cfg.Format != FormatCSV {
 		return Result{}, errors.New("a nodes file goes with the csv format only")
 	}
-	r := &importRun{x: x, cfg: cfg, graph: graph, check: newChecker(graph), start: time.Now()}
+	r := &importRun{x: x, cfg: cfg, graph: graph, check: newChecker(graph), start: time.Now(), ctx: ctx}
+	// Requests outlive ctx by up to StopGrace (see await), so that what is
+	// in flight when ctx ends can still be acknowledged and checkpointed.
+	r.sendCtx, r.abandon = context.WithCancel(context.WithoutCancel(ctx))
+	defer func() {
+		r.abandon()
+		if r.grace != nil {
+			r.grace.Stop()
+		}
+	}()
 	var phases []phase
 	if cfg.NodesFile != "" {
 		phases = append(phases, phase{name: "nodes", path: cfg.NodesFile})
@@ -233,6 +249,11 @@ type phase struct {
 type importRun struct {
 	x        Executor
 	cfg      Config
+	ctx      context.Context // Run's: when it ends, nothing more is sent
+	sendCtx  context.Context // requests': ends StopGrace after ctx, or when Run returns
+	abandon  context.CancelFunc
+	grace    *time.Timer // started when ctx is first seen ended
+	stopped  bool        // ctx ended before every envelope was acknowledged
 	graph    string
 	prefix   string // of command ids
 	check    *checker
@@ -325,8 +346,9 @@ func (r *importRun) importFile(ctx context.Context, p phase, off, line int64) er
 	cur := r.newBatch(letter, off, firstLine)
 	for r.failed == nil {
 		if ctx.Err() != nil {
+			r.stopped = true
 			r.drain()
-			return r.stopErr(fmt.Errorf("%w after line %d of %s: run the same import again to resume", ErrInterrupted, r.ckpt.Line, p.path))
+			return r.stopErr(nil)
 		}
 		prevOff, prevLine := r.dec.pos()
 		rec, err := r.dec.next()
@@ -373,10 +395,19 @@ func (r *importRun) importFile(ctx context.Context, p phase, off, line int64) er
 	return r.stopErr(nil)
 }
 
-// stopErr returns the failure that stopped the import, else err.
+// stopErr returns the failure that stopped the import, else where an
+// interruption stopped it, else err.
 func (r *importRun) stopErr(err error) error {
-	if r.failed != nil {
+	if r.failed != nil && !errors.Is(r.failed, ErrInterrupted) {
 		return r.failed
+	}
+	if r.stopped || r.failed != nil {
+		file := r.file
+		if r.ckpt.Phase == "nodes" {
+			file = r.cfg.NodesFile
+		}
+		return fmt.Errorf("%w: stopped after line %d of %s (%s phase); everything before it is acknowledged and recorded in %s: run the same import again to resume there",
+			ErrInterrupted, r.ckpt.Line, file, r.ckpt.Phase, r.ckptPath)
 	}
 	return err
 }
@@ -390,11 +421,16 @@ func (r *importRun) newBatch(letter string, off, line int64) *batch {
 }
 
 // launch sends b, keeping at most InFlight envelopes in flight; a barrier
-// waits for everything before it and is waited for.
+// waits for everything before it and is waited for. Once ctx has ended it
+// sends nothing: b is dropped, and the checkpoint stays before it.
 func (r *importRun) launch(b *batch) {
 	b.pre.Lines += b.endLine
 	if b.barrier {
 		r.drain()
+	}
+	if r.ctx.Err() != nil {
+		r.stopped = true
+		return
 	}
 	r.queue = append(r.queue, b)
 	if len(b.cmds) > 0 && r.failed == nil {
@@ -422,7 +458,7 @@ func (r *importRun) drain() {
 func (r *importRun) pop() {
 	b := r.queue[0]
 	r.queue = r.queue[1:]
-	<-b.done
+	r.await(b)
 	if r.failed != nil {
 		return // nothing after a failure is checkpointed
 	}
@@ -451,6 +487,21 @@ func (r *importRun) pop() {
 		r.lastProg = now
 		r.progress(false)
 	}
+}
+
+// await waits for b to be answered. Once ctx has ended it waits at most
+// StopGrace from when it first saw that, then abandons every request in
+// flight; b then ends at once, unacknowledged.
+func (r *importRun) await(b *batch) {
+	select {
+	case <-b.done:
+		return
+	case <-r.ctx.Done():
+	}
+	if r.grace == nil {
+		r.grace = time.AfterFunc(r.cfg.StopGrace, r.abandon)
+	}
+	<-b.done
 }
 
 func (r *importRun) badLine(le *LineError) {
@@ -487,7 +538,6 @@ func (r *importRun) progress(done bool) {
 // sends the very same envelopes.
 func (r *importRun) send(b *batch) {
 	defer close(b.done)
-	ctx := context.Background()
 	cmds, lines := b.cmds, b.lines
 	for dropped := 0; len(cmds) > 0; {
 		id := b.id
@@ -495,7 +545,7 @@ func (r *importRun) send(b *batch) {
 			id += "-r" + strconv.Itoa(dropped)
 		}
 		env := &cairnv1.CommandEnvelope{GraphId: r.graph, CommandId: id, Issuer: r.cfg.Issuer, Commands: cmds}
-		rep, err := r.execute(ctx, env)
+		rep, err := r.execute(r.ctx, env)
 		if err != nil {
 			b.res.err = err
 			return
@@ -559,6 +609,11 @@ func (r *importRun) send(b *batch) {
 		cmds = slices.Delete(slices.Clone(cmds), i, i+1)
 		lines = slices.Delete(slices.Clone(lines), i, i+1)
 		dropped++
+		if r.ctx.Err() != nil {
+			// The rest would go out as a new envelope: not after ctx ended.
+			b.res.err = fmt.Errorf("envelope %s: %w", b.id, ErrInterrupted)
+			return
+		}
 	}
 }
 
@@ -575,30 +630,43 @@ func isNodeWithCategories(c *cairnv1.Command) bool {
 }
 
 // execute sends env, again with the same id when the outcome is unknown
-// (no reply, or UNAVAILABLE or DEADLINE_EXCEEDED), up to Config.Retries
-// times. It returns the reply, refused or not, or the last failure.
+// (no reply, or UNAVAILABLE or DEADLINE_EXCEEDED), backing off between
+// tries as Config's retry policy says. Each request runs under sendCtx (it
+// may finish within StopGrace after ctx ends); the back-off waits on ctx,
+// and no try starts once ctx has ended. It returns the reply, refused or
+// not, or the last failure: with the number of tries when they ran out,
+// wrapping ErrInterrupted when ctx ended.
 func (r *importRun) execute(ctx context.Context, env *cairnv1.CommandEnvelope) (*cairnv1.CommandReply, error) {
-	var last error
-	for attempt := 0; attempt <= r.cfg.Retries; attempt++ {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+	var out *cairnv1.CommandReply
+	err := r.cfg.retryPolicy().Do(ctx, func(ctx context.Context, _ int) (bool, error) {
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
 		}
-		rctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
+		rctx, cancel := context.WithTimeout(r.sendCtx, r.cfg.RequestTimeout)
 		rep, err := r.x.Execute(rctx, env)
 		cancel()
 		e := rep.GetError()
 		switch {
-		case rep != nil && e == nil:
-			return rep, nil
-		case e != nil && e.GetCode() != cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE && e.GetCode() != cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED:
-			return rep, nil
+		case e != nil && !retry.Retryable(e.GetCode()):
+			out = rep // refused: final, whatever err says
+			return false, nil
 		case e != nil:
-			last = aggregate.ErrorFromProto(e)
-		default:
-			last = err
+			return true, aggregate.ErrorFromProto(e)
+		case err != nil:
+			return true, err // a reply without an error, but no answer
+		case rep == nil:
+			return true, errors.New("no reply and no error")
 		}
+		out = rep
+		return false, nil
+	})
+	if err == nil {
+		return out, nil
 	}
-	return nil, fmt.Errorf("envelope %s: %w (tried %d times)", env.GetCommandId(), last, r.cfg.Retries+1)
+	if ctx.Err() != nil && !errors.Is(err, ErrInterrupted) {
+		err = fmt.Errorf("%w: %w", ErrInterrupted, err)
+	}
+	return nil, fmt.Errorf("envelope %s: %w", env.GetCommandId(), err)
 }
 
 // commandIndex parses the i of a field path "commands[i]...".

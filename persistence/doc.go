@@ -15,6 +15,24 @@
 // once). Read replays one graph, ReadAll the whole stream, Get one message.
 // A graph's history can be moved into archive objects (see Archives below).
 //
+// # Limits
+//
+// One transaction is one message, so it can be no larger than the stream
+// takes: MaxTransactionBytes is the smallest of the server's max_payload
+// (as the connection was told it), the stream's max message size and
+// FileStoreMaxRecord (32 MiB: JetStream's file store refuses a larger
+// message whatever max_payload allows), less HeaderRoom for the subject
+// and headers. Append refuses a larger transaction before sending anything,
+// with a *TooLargeError wrapping ErrTooLarge; a writer checks proto.Size
+// of its transaction against MaxTransactionBytes first. The embedded
+// server's max_payload is DefaultMaxPayload (32 MiB) and its max_pending
+// four times that; removing a node with 100,000 edges is a transaction of
+// about 21 MB. On a server of one's own (serve --nats URL) the limit follows
+// its max_payload, 1 MiB by default: set max_payload to 32 MiB and
+// max_pending to at least twice that to take the same transactions.
+// Readers pull max_payload + 64 KiB at a time (at least 16 MiB), so that any
+// message fits in one pull.
+//
 // # Event envelopes and CIDs
 //
 // Every event is wrapped in a dag-cbor envelope, and the event's CID is
@@ -73,7 +91,8 @@
 //
 // StartServer runs nats-server with JetStream in a data directory, listening
 // on 127.0.0.1:4222 by default so other processes and the nats CLI can
-// connect, or on no port at all (ListenNone). Connect opens an in-process
+// connect, or on no port at all (ListenNone), with a max_payload of
+// DefaultMaxPayload (ServerConfig.MaxPayload). Connect opens an in-process
 // connection to it.
 //
 //	srv, _ := persistence.StartServer(persistence.ServerConfig{DataDir: dir})

@@ -21,7 +21,26 @@ var (
 	ErrInvalidGraph = errors.New("invalid graph id")
 	// ErrChainBroken: a CID, a prev link or a chain position does not hold.
 	ErrChainBroken = errors.New("chain broken")
+	// ErrTooLarge: a transaction is larger than one message of the stream
+	// holds (Store.MaxTransactionBytes); nothing was written. Sending it
+	// again cannot succeed: split the work or raise the server's
+	// max_payload. The error is a *TooLargeError.
+	ErrTooLarge = errors.New("transaction too large")
 )
+
+// TooLargeError is Append's refusal of a transaction over the store's limit.
+type TooLargeError struct {
+	Graph string
+	Size  int // the marshalled transaction's bytes
+	Limit int // Store.MaxTransactionBytes when it was refused
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("append %s: %v: %d bytes, the limit is %d (the NATS server's max_payload less header room)", e.Graph, ErrTooLarge, e.Size, e.Limit)
+}
+
+// Unwrap returns ErrTooLarge.
+func (e *TooLargeError) Unwrap() error { return ErrTooLarge }
 
 // ChainError locates the first break in a graph's chain.
 type ChainError struct {

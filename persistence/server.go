@@ -13,6 +13,15 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// DefaultMaxPayload is the embedded server's default max_payload: the
+// largest message it takes, headers included. It is FileStoreMaxRecord,
+// because JetStream's file store refuses a larger message anyway: raising
+// max_payload past it lets no larger transaction in. Removing a node with
+// 100,000 edges is one transaction of about 21 MB (about 210 bytes an
+// event, its CID and its link to the previous one included), which fits;
+// see the README's "Limits".
+const DefaultMaxPayload = FileStoreMaxRecord
+
 // ListenNone disables the embedded server's TCP listener: only in-process
 // connections reach it.
 const ListenNone = "none"
@@ -32,6 +41,13 @@ type ServerConfig struct {
 	ServerName string
 	// ReadyTimeout bounds start-up. Default 10 seconds.
 	ReadyTimeout time.Duration
+	// MaxPayload is the largest message the server accepts, headers
+	// included (nats-server's max_payload); it bounds one transaction.
+	// Default DefaultMaxPayload. The server's max_pending (per-client
+	// outbound buffer) is set to four times it, at least 64 MiB, so that a
+	// reader pulling two of the largest messages at once is never cut off
+	// as a slow consumer.
+	MaxPayload int32
 	// Logger receives the server's notices and errors (debug and trace are
 	// off). Default: discard.
 	Logger *slog.Logger
@@ -58,12 +74,16 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = 10 * time.Second
 	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = DefaultMaxPayload
+	}
 	opts := &server.Options{
 		ServerName: cfg.ServerName,
 		JetStream:  true,
 		StoreDir:   cfg.DataDir,
 		NoSigs:     true,
-		MaxPayload: 8 << 20,
+		MaxPayload: cfg.MaxPayload,
+		MaxPending: max(64<<20, 4*int64(cfg.MaxPayload)),
 	}
 	if cfg.SyncAlways {
 		opts.SyncAlways = true

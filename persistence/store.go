@@ -96,16 +96,70 @@ func checkGraph(graph string) error {
 // Subject returns the subject that holds graph's transactions.
 func (s *Store) Subject(graph string) string { return s.cfg.SubjectPrefix + "." + graph }
 
+// FileStoreMaxRecord is the largest message JetStream's file store keeps
+// (nats-server's rlBadThresh, 32 MiB), counting its subject, headers and
+// 42 bytes of framing; it refuses a larger one with "message too large",
+// whatever max_payload allows.
+const FileStoreMaxRecord = 32 << 20
+
+// HeaderRoom is what MaxTransactionBytes keeps free of a message for its
+// subject, Append's headers (expected sequence and message id) and the
+// file store's framing. Append refuses a transaction id longer than
+// MaxTxIDBytes and a subject longer than MaxSubjectBytes, so they always
+// fit in it.
+const HeaderRoom = 1024
+
+// MaxTxIDBytes is the longest transaction id Append takes.
+const MaxTxIDBytes = 256
+
+// MaxSubjectBytes is the longest subject (prefix, dot and graph id) Append
+// writes to.
+const MaxSubjectBytes = 512
+
+// MaxTransactionBytes returns the largest marshalled transaction
+// (proto.Size of a cairn.v1.Transaction) that Append accepts: the smallest
+// of the NATS connection's max payload (the server's max_payload, as the
+// server announced it; DefaultMaxPayload on the embedded server), the
+// stream's max message size and FileStoreMaxRecord, less HeaderRoom. A
+// writer checks a transaction against it before appending, and splits or
+// refuses the work; Append refuses a larger one with a *TooLargeError. It
+// follows the server the connection is on now, so it can change after a
+// reconnect to a server with another max_payload.
+func (s *Store) MaxTransactionBytes() int {
+	limit := min(int(s.js.Conn().MaxPayload()), FileStoreMaxRecord)
+	if ci := s.stream.CachedInfo(); ci != nil && ci.Config.MaxMsgSize > 0 {
+		limit = min(limit, int(ci.Config.MaxMsgSize))
+	}
+	return max(0, limit-HeaderRoom)
+}
+
 // Append stores tx as one message on graph's subject, provided the subject's
 // last sequence is still expectedSeq (0: the graph has no transaction yet).
 // A retry with the same tx id within the duplicate window returns the
 // original sequence instead of storing it twice.
 //
+// A transaction larger than MaxTransactionBytes is refused before anything
+// is sent, with a *TooLargeError wrapping ErrTooLarge: one stream message
+// holds one transaction, and the server would refuse it.
+//
 // Errors: ErrConflict when the subject moved on; ErrUnavailable when NATS or
-// the stream did not answer; ErrInvalidGraph; ctx's error when ctx ended first.
+// the stream did not answer; ErrTooLarge; ErrInvalidGraph; ctx's error when
+// ctx ended first.
 func (s *Store) Append(ctx context.Context, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error) {
 	if err := checkGraph(graph); err != nil {
 		return 0, fmt.Errorf("append: %w", err)
+	}
+	if n := len(tx.GetTxId()); n > MaxTxIDBytes {
+		return 0, fmt.Errorf("append %s: transaction id of %d bytes, more than %d", graph, n, MaxTxIDBytes)
+	}
+	if n := len(s.Subject(graph)); n > MaxSubjectBytes {
+		return 0, fmt.Errorf("append: %w: subject of %d bytes, more than %d", ErrInvalidGraph, n, MaxSubjectBytes)
+	}
+	// proto.Size walks the message without allocating: a transaction over
+	// the limit is refused before it is marshalled.
+	limit := s.MaxTransactionBytes()
+	if n := proto.Size(tx); n > limit {
+		return 0, &TooLargeError{Graph: graph, Size: n, Limit: limit}
 	}
 	data, err := proto.Marshal(tx)
 	if err != nil {
@@ -281,11 +335,7 @@ func (s *Store) iterate(ctx context.Context, subjects []string, fromSeq uint64, 
 	if err != nil {
 		return fmt.Errorf("read from %d: %w", fromSeq, translate(err))
 	}
-	// Pull by bytes, not messages: a transaction of 1,000 events is about
-	// 190 KB, and 1,024 of them per pull made catch-up 3x slower
-	// (BenchmarkProjectionCatchUp: 54 s -> 17 s for 4M events). A pull
-	// must hold the largest message the server takes.
-	it, err := cons.Messages(jetstream.PullMaxBytes(max(16<<20, 2*int(s.js.Conn().MaxPayload()))))
+	it, err := cons.Messages(jetstream.PullMaxBytes(pullBytes(s.js.Conn().MaxPayload())))
 	if err != nil {
 		return fmt.Errorf("read from %d: %w", fromSeq, translate(err))
 	}
@@ -310,6 +360,18 @@ func (s *Store) iterate(ctx context.Context, subjects []string, fromSeq uint64, 
 			return err
 		}
 	}
+}
+
+// pullBytes is how many bytes a reader pulls at a time from a server whose
+// max_payload is maxPayload. By bytes, not messages: a transaction of 1,000
+// events is about 190 KB, and 1,024 of them per pull made catch-up 3x
+// slower (BenchmarkProjectionCatchUp: 54 s -> 17 s for 4M events). A pull
+// must hold the largest message the server takes (a smaller one stalls on
+// it), with room for its subject and the headers JetStream adds; more than
+// that would only let the server queue more for the client, whose
+// outbound buffer (max_pending) the server bounds.
+func pullBytes(maxPayload int64) int {
+	return int(max(16<<20, maxPayload+64<<10))
 }
 
 // Get returns the transaction stored at stream sequence seq. It reads the
@@ -380,6 +442,8 @@ func translate(err error) error {
 			return fmt.Errorf("%w: %w", ErrConflict, err)
 		case jetstream.JSErrCodeMessageNotFound, jetstream.JSErrCodeStreamNotFound:
 			return fmt.Errorf("%w: %w", ErrNotFound, err)
+		case jetstream.JSErrCodeStreamMessageExceedsMaximum:
+			return fmt.Errorf("%w: %w", ErrTooLarge, err)
 		}
 		if apiErr.Code == 503 {
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -387,6 +451,9 @@ func translate(err error) error {
 		return err
 	case errors.Is(err, context.Canceled):
 		return err
+	case errors.Is(err, nats.ErrMaxPayload):
+		// The server's limit fell below what MaxTransactionBytes read.
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
 	default:
 		// Time-outs, no responders, closed or reconnecting connections.
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)

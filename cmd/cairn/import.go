@@ -52,14 +52,21 @@ At the end stdout gets
 (--json: the same as one JSON object). Pass seq as a query's --min-seq to
 read the import.
 
-Interrupted (Ctrl-C waits for the envelopes in flight; or killed), the same
-command (same graph, file, --format and --batch) resumes: a checkpoint (--checkpoint, default FILE.cairn-import)
-records what was acknowledged; command ids derive from the file and the
-position of each envelope's first line, so an envelope applied but not
-checkpointed is answered as a duplicate, never applied twice. --no-resume
-starts from the top. The checkpoint is removed when the import completes.
---timeout bounds each envelope's request (default 1m); an envelope with no
-answer is sent again, with the same id, up to 3 times.
+Interrupted (Ctrl-C; or killed), the same command (same graph, file,
+--format and --batch) resumes. On Ctrl-C import sends nothing more, waits
+up to 3 seconds for the envelopes in flight, writes the checkpoint, says
+after which line it stopped and exits 1 (a second Ctrl-C exits at once).
+The checkpoint (--checkpoint, default FILE.cairn-import) records what was
+acknowledged; command ids derive from the file and the position of each
+envelope's first line, so an envelope applied but not checkpointed is
+answered as a duplicate, never applied twice. --no-resume starts from the
+top. The checkpoint is removed when the import completes.
+--timeout bounds each envelope's request (default 1m). An envelope with no
+answer, or answered UNAVAILABLE or DEADLINE_EXCEEDED, is sent again with
+the same id, up to 5 times, after 0.2 s, 0.4 s, 0.8 s ... (at most 5 s
+apart, with jitter) and within 2 minutes of its first try; then import stops
+with the last failure and the number of tries. Any other refusal
+(RESOURCE_EXHAUSTED, INVALID_ARGUMENT, ...) is never sent again.
 `
 
 // maxBadLinesShown is how many bad lines import prints; it counts the rest.
