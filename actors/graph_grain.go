@@ -741,6 +741,11 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 func (g *graphGrain) appended(ctx actor.Context, job *appendJob, d appendDone) {
 	g.inflight = nil
 	res := aggregate.AppendResult{Seq: d.seq, TxID: job.tx.GetTxId(), Err: d.err, Conflict: errors.Is(d.err, persistence.ErrConflict)}
+	if errors.Is(d.err, persistence.ErrTooLarge) {
+		// The estimate the core budgets with bounds the stored size, so this
+		// is a store whose limit shrank; retrying would not help.
+		res.Err = aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED, "commands", "%v", d.err)
+	}
 	if d.err == nil {
 		g.lastSeq = d.seq
 		g.head = job.heads[len(job.heads)-1]

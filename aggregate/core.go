@@ -140,6 +140,9 @@ type AppendResult struct {
 	// nothing was stored.
 	Conflict bool
 	// Err, when not nil and not a conflict: nothing is known to be stored.
+	// The commands are refused as UNAVAILABLE (a retry may succeed), or
+	// with Err itself when it is a *CommandError (RESOURCE_EXHAUSTED for a
+	// transaction the store will never take, say).
 	Err error
 }
 
@@ -329,8 +332,13 @@ func (c *Core[W]) Appended(res AppendResult) Ready[W] {
 	default:
 		c.state.Rollback(0)
 		c.state.Commit()
+		refusal := unavailable("append to graph %s failed: %v; retry with the same command id", c.state.graph, res.Err)
+		var final *CommandError
+		if errors.As(res.Err, &final) {
+			refusal = final
+		}
 		for _, r := range b.reqs {
-			c.finish(&rd, r, ErrorReply(r.env, unavailable("append to graph %s failed: %v; retry with the same command id", c.state.graph, res.Err)))
+			c.finish(&rd, r, ErrorReply(r.env, refusal))
 		}
 		c.requeueHeld(b)
 	}

@@ -144,7 +144,8 @@ func readRaw(ctx context.Context, js jetstream.JetStream, subject string, last u
 	if err != nil {
 		return 0, fmt.Errorf("raw read: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxBytes(16 << 20))
+	// Pull what the store pulls: room for its largest message.
+	it, err := cons.Messages(jetstream.PullMaxBytes(max(16<<20, int(js.Conn().MaxPayload())+64<<10)))
 	if err != nil {
 		return 0, fmt.Errorf("raw read: %w", err)
 	}

@@ -1,0 +1,136 @@
+package actors_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cairn-graph/cairn/actors"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
+)
+
+// smallStore is an event store on an embedded server whose max_payload is
+// 1 MiB, so that the transaction limit is cheap to reach.
+func smallStore(t *testing.T) *persistence.Store {
+	t.Helper()
+	srv, err := persistence.StartServer(persistence.ServerConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", MaxPayload: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := persistence.OpenStore(context.Background(), js, persistence.DefaultStoreConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// A node removal whose transaction the store cannot take is refused up
+// front as RESOURCE_EXHAUSTED, naming both sizes, and changes nothing; the
+// node can then be removed in smaller steps.
+func TestRemoveNodePastTheLimit(t *testing.T) {
+	store := smallStore(t)
+	m := startMember(t, store, quickGrains())
+	mustOK(t, m.exec(envelope("g", "create", createGraph(), addNode("hub"))))
+	const edges = 8000 // about 1.7 MB of EdgeRemoved events
+	for k := 0; k < edges; k += 1000 {
+		var cmds []*cairnv1.Command
+		for i := k; i < k+1000; i++ {
+			c := connect(fmt.Sprint("e", i), "hub", fmt.Sprint("leaf", i))
+			c.GetConnectNodes().CreateMissing = true
+			cmds = append(cmds, c)
+		}
+		mustOK(t, m.exec(envelope("g", fmt.Sprint("add", k), cmds...)))
+	}
+	rep := m.exec(envelope("g", "rm", removeNode("hub")))
+	if rep.GetError().GetCode() != cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED {
+		t.Fatalf("removing a node of %d edges past a 1 MiB limit: %v, want RESOURCE_EXHAUSTED", edges, rep)
+	}
+	limit := store.MaxTransactionBytes()
+	if msg := rep.GetError().GetMessage(); !strings.Contains(msg, "bytes") || !strings.Contains(msg, fmt.Sprint(limit-4<<10)) {
+		t.Fatalf("refusal %q does not name the limit (%d bytes)", msg, limit)
+	}
+	// Nothing changed: a retry is refused the same way, and the edges can
+	// go in smaller steps, then the node.
+	if again := m.exec(envelope("g", "rm", removeNode("hub"))); again.GetError().GetCode() != cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED || again.GetDuplicate() {
+		t.Fatalf("retry: %v", again)
+	}
+	for k := 0; k < edges; k += 1000 {
+		var cmds []*cairnv1.Command
+		for i := k; i < k+1000; i++ {
+			cmds = append(cmds, disconnect(fmt.Sprint("e", i)))
+		}
+		mustOK(t, m.exec(envelope("g", fmt.Sprint("cut", k), cmds...)))
+	}
+	mustOK(t, m.exec(envelope("g", "rm2", removeNode("hub"))))
+}
+
+// Concurrent envelopes that each fit the limit never make a group-commit
+// batch too big: the batches are budgeted in bytes, so every one is stored.
+func TestGroupCommitBudgetsBytes(t *testing.T) {
+	store := smallStore(t)
+	m := startMember(t, store, quickGrains())
+	mustOK(t, m.exec(envelope("g", "create", createGraph())))
+	value := strings.Repeat("v", 60<<10)
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for c := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 6 {
+				id := fmt.Sprintf("c%d-%d", c, k)
+				var comps []*cairnv1.Component
+				for j := range 4 { // about 240 KB an envelope
+					comps = append(comps, comp(fmt.Sprint("blob", j), value))
+				}
+				if rep := m.exec(envelope("g", id, addNode(id, comps...))); rep.GetError() != nil {
+					errs <- fmt.Sprintf("%s: %v", id, rep.GetError())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	var last uint64
+	if _, err := store.Read(context.Background(), "g", 1, func(r persistence.Record) error {
+		last = r.Seq
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if last == 0 {
+		t.Fatal("nothing stored")
+	}
+}
+
+func mustOK(t *testing.T, rep *cairnv1.CommandReply) {
+	t.Helper()
+	if rep.GetError() != nil {
+		t.Fatalf("%s: %v", rep.GetCommandId(), rep.GetError())
+	}
+}
+
+var _ actors.TransactionLimiter = (*persistence.Store)(nil)
