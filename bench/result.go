@@ -116,7 +116,7 @@ type ScenarioResult struct {
 	// and Comparisons set their figures side by side.
 	Peer        string       `json:"peer,omitempty"`
 	Comparisons []Comparison `json:"comparisons,omitempty"`
-	Notes     []string       `json:"notes,omitempty"`
+	Notes       []string     `json:"notes,omitempty"`
 }
 
 // measured stops m and takes what it measured into r; it returns the ops.
