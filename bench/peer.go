@@ -267,7 +267,10 @@ func Peer(ctx context.Context, cfg PeerConfig, live io.Writer) (_ *ScenarioResul
 		if err == nil {
 			if cairn.d, err = p.driver(ctx, cfg.Timeout); err == nil {
 				cairn.pid = p.cmd.Process.Pid
-				err = run.durable(ctx, m.Recorder)
+				// Restored up to the last write before the first one.
+				if _, err = stats(ctx, cairn.d, cairn.graph, cairn.minSeq); err == nil {
+					err = run.durable(ctx, m.Recorder)
+				}
 			}
 		}
 		if err == nil {
@@ -290,7 +293,7 @@ func Peer(ctx context.Context, cfg PeerConfig, live io.Writer) (_ *ScenarioResul
 		"degree: Cairn's GetNode (which also returns the node's components); PostgreSQL counts the node's rows in each edges index",
 		"2-hop: out-edges; path: edges followed both ways, Cairn's bidirectional BFS against a bidirectional BFS in PL/pgSQL",
 		"writes: Cairn acknowledges once JetStream has the transaction (not fsynced); PostgreSQL's default commit fsyncs the WAL. write-durable: Cairn with --sync-always",
-		"memory in the plots is the harness process's own; the servers are other processes")
+		"memory in the plots is the harness process's own; the servers are other processes; the pause before the durable writes is the engine's restart")
 	if run.disagreements > 0 {
 		return res, fmt.Errorf("peer: %d answers disagree between Cairn and %s (see the report's notes)", run.disagreements, res.Peer)
 	}
