@@ -183,6 +183,8 @@ func Peer(ctx context.Context, cfg PeerConfig, live io.Writer) (_ *ScenarioResul
 	res.Peer = "PostgreSQL " + strings.Fields(version)[0]
 	res.Driver = "cairn serve (child process, NATS) vs " + res.Peer + " (pgx), one client each over loopback TCP"
 	res.Config["postgres"] = version + ", default settings, port " + fmt.Sprint(srv.Port())
+	res.Config["load_average_at_start"] = loadAverage()
+	defer func() { res.Config["load_average_at_end"] = loadAverage() }()
 
 	// Cairn.
 	dir, err := os.MkdirTemp("", "cairn-bench-peer-")

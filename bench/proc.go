@@ -199,3 +199,15 @@ func dirSize(dir string) (uint64, error) {
 	}
 	return n, nil
 }
+
+// loadAverage is the machine's 1, 5 and 15 minute load averages, as
+// /proc/loadavg gives them ("" where it cannot be read): on a shared
+// machine it says how much the figures were disturbed.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
