@@ -40,7 +40,7 @@ type PeerConfig struct {
 	Rounds int
 	// Per round and side: Degree, Neighbors, TwoHop and Path queries and
 	// Writes single-edge writes (and as many durable writes, per round of
-	// the durable phase). Defaults 200, 200, 100, 10 and 50.
+	// the durable phase). Defaults 200, 200, 100, 20 and 50.
 	Degree, Neighbors, TwoHop, Path, Writes int
 	// PageSize is the neighbours page. Default 100.
 	PageSize int
@@ -66,7 +66,7 @@ func (c *PeerConfig) setDefaults() {
 	def(&c.Degree, 200)
 	def(&c.Neighbors, 200)
 	def(&c.TwoHop, 100)
-	def(&c.Path, 10)
+	def(&c.Path, 20)
 	def(&c.Writes, 50)
 	def(&c.PageSize, 100)
 	if c.Timeout == 0 {
