@@ -36,7 +36,7 @@ type PeerConfig struct {
 	// ServeArgs are more `cairn serve` flags.
 	ServeArgs []string
 	Workload  Workload
-	// Rounds of queries and writes. Default 10.
+	// Rounds of queries and writes. Default 20.
 	Rounds int
 	// Per round and side: Degree, Neighbors, TwoHop and Path queries and
 	// Writes single-edge writes (and as many durable writes, per round of
@@ -62,7 +62,7 @@ func (c *PeerConfig) setDefaults() {
 			*v = d
 		}
 	}
-	def(&c.Rounds, 10)
+	def(&c.Rounds, 20)
 	def(&c.Degree, 200)
 	def(&c.Neighbors, 200)
 	def(&c.TwoHop, 100)

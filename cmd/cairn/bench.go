@@ -51,7 +51,7 @@ Scenarios:
             loopback (Debian's postgresql package; 'make deps' installs
             it) and 'cairn serve' as a child process, loads the same graph
             into both, then asks both the same questions in --rounds
-            rounds (default 10): node degree, a neighbours page, 2-hop
+            rounds (default 20): node degree, a neighbours page, 2-hop
             count, shortest path (PL/pgSQL breadth-first search on the
             PostgreSQL side), single-edge writes; then durable writes
             (the engine restarted with --sync-always, against
@@ -112,7 +112,7 @@ Mixed:
 
 Recovery, replay and peer:
   --rounds N            kill/restart or replay rounds (default 3); peer
-                        rounds (default 10)
+                        rounds (default 20)
   --binary FILE         the cairn executable recovery and peer start
                         (default: this program)
   --pg-bin DIR          peer: PostgreSQL's initdb and postgres (default: the
@@ -206,7 +206,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		return usage("--pg-bin and --no-durable are for peer")
 	}
 	if scenario == "peer" && !given["rounds"] {
-		f.rounds = 10
+		f.rounds = 20
 	}
 	if f.quick && scenario != "suite" {
 		return usage("--quick is for the suite")
