@@ -34,9 +34,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ErrNotInstalled: no PostgreSQL server binaries were found.
-var ErrNotInstalled = errors.New("PostgreSQL is not installed (Debian: apt-get install postgresql, or run 'make deps')")
-
 // User is the database superuser initdb creates; Database the database the
 // server starts with.
 const (
