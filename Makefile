@@ -15,11 +15,13 @@ run: build
 	./bin/cairn serve --data $(DATA) --sample
 
 # deps installs what the suite needs and is missing. Go modules come from the
-# module proxy; system packages (none needed yet, the viewer will need
-# libegl-dev) from apt.
+# module proxy; system packages from apt: PostgreSQL's server, which the
+# peer benchmark (cairn bench peer) and its tests run beside the engine (the
+# viewer will need libegl-dev).
 deps:
 	@command -v $(GO) >/dev/null || { echo "make: Go is required (https://go.dev/dl)"; exit 1; }
 	@command -v git >/dev/null || { echo "installing git"; apt-get update -qq && apt-get install -y -qq git; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { echo "installing postgresql"; apt-get update -qq && apt-get install -y -qq postgresql; }
 	$(GO) mod download
 	cd tools && $(GO) mod download
 
@@ -50,12 +52,15 @@ check-proto:
 # events/s, kill -9 recovery of that graph, replay) and writes its report to
 # $(BENCH_OUT) (report.md, report.json, plots; about 7 minutes on the 2-core
 # reference machine, up to 14 GB of memory), then every Go benchmark, the read-side ones on small
-# graphs. BIG=1 then runs the read model and projection ones again on
-# 1,000,000 nodes and 3,000,000 edges (about 25 minutes more, up to 2 GB of
-# memory).
+# graphs. After the suite, cairn bench peer sets the engine beside a
+# throwaway PostgreSQL on 100,000 nodes and 300,000 edges (about 2 minutes,
+# up to 1 GB) and writes its report to $(BENCH_OUT)/peer. BIG=1 then runs
+# the read model and projection ones again on 1,000,000 nodes and 3,000,000
+# edges (about 25 minutes more, up to 2 GB of memory).
 BENCH_OUT ?= docs/bench
-bench: build
+bench: deps build
 	./bin/cairn bench suite --out $(BENCH_OUT)
+	./bin/cairn bench peer --out $(BENCH_OUT)/peer
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 60m $(PKGS) | tee bench.out
 	@if [ -n "$(BIG)" ]; then set -o pipefail; \
 		$(GO) test ./readmodel -run '^$$' -bench BigGraph -benchtime 20000x -count 3 -timeout 60m -readmodel.big | tee -a bench.out && \

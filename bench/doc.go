@@ -23,6 +23,11 @@
 //     restart until a query sees every acknowledged write.
 //   - Replay times the aggregate folded from the stream and a projection
 //     caught up, beside raw JetStream reading the same messages.
+//   - Peer sets a child `cairn serve` beside a throwaway PostgreSQL
+//     (internal/pgserver) on the same graph: the same reads and writes in
+//     rounds, every answer compared, each side's latency, server CPU per
+//     operation, load time, disk and memory, with the ratios and goals
+//     (ScenarioResult.Comparisons).
 //
 // Open-loop latency is measured from each request's scheduled start
 // (Pacer), so a stall counts against every request it delays: no

@@ -266,6 +266,11 @@ func Mixed(ctx context.Context, d Driver, cfg MixedConfig, live io.Writer) (*Sce
 // until ctx ends: each a new node and edges from it to loaded nodes.
 func mixedWrites(ctx context.Context, d Driver, rec *Recorder, cfg MixedConfig, graphs []string, written *atomic.Int64) error {
 	pacer := NewPacer(cfg.WriteRate / float64(cfg.WriteBatch))
+	if dl, ok := ctx.Deadline(); ok {
+		// The schedule starts with the phase, not when this goroutine
+		// first runs: the phase is offered rate × duration writes.
+		pacer.StartAt(dl.Add(-cfg.Duration))
+	}
 	r := rand.New(rand.NewPCG(cfg.Workload.Seed, 0x6d69786564))
 	var wg sync.WaitGroup
 	var fails benchutil.Failures

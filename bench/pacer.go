@@ -53,14 +53,27 @@ func NewPacer(rate float64) *Pacer {
 	return p
 }
 
+// StartAt fixes the schedule's start, op 0's due time, at t, for a phase
+// that starts before its first Wait; by default the first Wait starts it.
+// Call it before the first Wait.
+func (p *Pacer) StartAt(t time.Time) {
+	p.mu.Lock()
+	p.started, p.start = true, t
+	p.mu.Unlock()
+}
+
 // Rate returns the target rate in ops per second, as given to NewPacer.
 func (p *Pacer) Rate() float64 { return p.rate }
 
 // Wait blocks until the next op is due and returns the time it was due.
 // When the schedule is behind, it returns at once with a due time in the
-// past. It returns ctx.Err() when ctx is done before the op is due; that
-// op's slot in the schedule is then given up (the next Wait gets the op
-// after it), so cancellation does not shift the schedule.
+// past. It returns ctx.Err() when ctx is done before the op is due, and
+// context.DeadlineExceeded at once for an op due at or after ctx's
+// deadline (even when the deadline's timer has not fired yet, on a
+// starved machine), so that a phase bounded by a deadline is offered
+// exactly the ops due within it. The op's slot in the schedule is then
+// given up (the next Wait gets the op after it), so cancellation does not
+// shift the schedule.
 func (p *Pacer) Wait(ctx context.Context) (intended time.Time, err error) {
 	if err := ctx.Err(); err != nil {
 		return time.Time{}, err
@@ -80,6 +93,9 @@ func (p *Pacer) Wait(ctx context.Context) (intended time.Time, err error) {
 	p.mu.Unlock()
 
 	due := p.start.Add(time.Duration(float64(i) * p.step))
+	if dl, ok := ctx.Deadline(); ok && !due.Before(dl) {
+		return time.Time{}, context.DeadlineExceeded
+	}
 	wait := due.Sub(now)
 	if wait <= 0 {
 		return due, nil

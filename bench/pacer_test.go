@@ -156,3 +156,24 @@ func TestPacerUnpaced(t *testing.T) {
 		cancel()
 	}
 }
+
+// TestPacerStopsAtDeadline: an op due at or after ctx's deadline is not
+// handed out, at once, before the deadline has passed; StartAt fixes op
+// 0's due time.
+func TestPacerStopsAtDeadline(t *testing.T) {
+	p := NewPacer(1) // op 1 is due 1 s after op 0
+	start := time.Now()
+	p.StartAt(start)
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(500*time.Millisecond))
+	defer cancel()
+	at, err := p.Wait(ctx)
+	if err != nil || !at.Equal(start) {
+		t.Fatalf("op 0: due %v, %v; want %v", at, err, start)
+	}
+	if _, err := p.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("op 1, due after the deadline: %v, want DeadlineExceeded", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("Wait waited for the deadline")
+	}
+}

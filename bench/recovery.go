@@ -94,7 +94,7 @@ func Recovery(ctx context.Context, cfg RecoveryConfig, live io.Writer) (_ *Scena
 	res.Config["serve_args"] = fmt.Sprint(cfg.ServeArgs)
 
 	// Load the graph into a first process, then kill it.
-	p, err := startServe(ctx, cfg, dir)
+	p, err := startServe(cfg.Binary, cfg.ServeArgs, dir)
 	if err != nil {
 		return nil, fmt.Errorf("recovery: %w", err)
 	}
@@ -170,7 +170,7 @@ type recoveryRound struct {
 // recoverOnce starts serve, times it, writes one node, and kills it.
 func recoverOnce(ctx context.Context, cfg RecoveryConfig, dir, graph string, lastSeq uint64, wantNodes, round int) (recoveryRound, error) {
 	var r recoveryRound
-	p, err := startServe(ctx, cfg, dir)
+	p, err := startServe(cfg.Binary, cfg.ServeArgs, dir)
 	if err != nil {
 		return r, err
 	}
@@ -233,9 +233,10 @@ type serveProc struct {
 	nc      *nats.Conn
 }
 
-// startServe starts `cairn serve` on dir, listening on a free port, and
-// returns without waiting for it to be ready.
-func startServe(ctx context.Context, cfg RecoveryConfig, dir string) (*serveProc, error) {
+// startServe starts binary's `cairn serve` on dir with serveArgs more,
+// listening on a free port, and returns without waiting for it to be
+// ready.
+func startServe(binary string, serveArgs []string, dir string) (*serveProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -245,8 +246,8 @@ func startServe(ctx context.Context, cfg RecoveryConfig, dir string) (*serveProc
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	args := append([]string{"serve", "--data", dir, "--nats-listen", addr, "--json"}, cfg.ServeArgs...)
-	p := &serveProc{cmd: exec.Command(cfg.Binary, args...), url: "nats://" + addr, stderr: errf, done: make(chan struct{}), ready: make(chan struct{})}
+	args := append([]string{"serve", "--data", dir, "--nats-listen", addr, "--json"}, serveArgs...)
+	p := &serveProc{cmd: exec.Command(binary, args...), url: "nats://" + addr, stderr: errf, done: make(chan struct{}), ready: make(chan struct{})}
 	p.cmd.Stderr = errf
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -255,7 +256,7 @@ func startServe(ctx context.Context, cfg RecoveryConfig, dir string) (*serveProc
 	p.started = time.Now()
 	if err := p.cmd.Start(); err != nil {
 		errf.Close()
-		return nil, fmt.Errorf("start %s serve: %w", cfg.Binary, err)
+		return nil, fmt.Errorf("start %s serve: %w", binary, err)
 	}
 	go func() {
 		// The ready line and anything after it: read to EOF so that the

@@ -152,6 +152,11 @@ func (r *Report) normalized() *Report {
 			b := &s.Baselines[j]
 			finites(&b.Engine, &b.Raw, &b.Ratio, &b.RawP50MS, &b.RawP99MS)
 		}
+		s.Comparisons = slices.Clone(s.Comparisons)
+		for j := range s.Comparisons {
+			c := &s.Comparisons[j]
+			finites(&c.Engine, &c.Peer, &c.Ratio)
+		}
 		s.Figures = slices.Clone(s.Figures)
 		for j := range s.Figures {
 			finites(&s.Figures[j].Value)
@@ -311,16 +316,26 @@ func renderScenario(b *strings.Builder, s *ScenarioResult, plots []plotFile) {
 
 	rows = nil
 	for _, f := range s.Figures {
-		met := "–"
-		if f.Met != nil {
-			met = "✗"
-			if *f.Met {
-				met = "✓"
-			}
-		}
-		rows = append(rows, []string{mdCell(f.Name), fmtNum(f.Value), mdCell(f.Unit), mdCell(f.Goal), met, mdCell(f.Note)})
+		rows = append(rows, []string{mdCell(f.Name), fmtNum(f.Value), mdCell(f.Unit), mdCell(f.Goal), metMark(f.Met), mdCell(f.Note)})
 	}
 	mdSection(b, "Figures", "No figures.", "| Figure | Value | Unit | Goal | Met | Note |\n|---|---:|---|---|:-:|---|", rows)
+
+	if len(s.Comparisons) > 0 {
+		peer := s.Peer
+		if peer == "" {
+			peer = "peer"
+		}
+		rows = nil
+		for _, c := range s.Comparisons {
+			ratio := "–"
+			if c.Peer != 0 {
+				ratio = fmtSig(c.Ratio) + "×"
+			}
+			rows = append(rows, []string{mdCell(c.Name), fmtNum(c.Engine), fmtNum(c.Peer), mdCell(c.Unit), ratio, mdCell(c.Goal), metMark(c.Met), mdCell(c.Note)})
+		}
+		mdSection(b, "Side by side with "+mdText(peer), "",
+			"| Measure | Cairn | "+mdCell(peer)+" | Unit | Ratio | Goal | Met | Note |\n|---|---:|---:|---|---:|---|:-:|---|", rows)
+	}
 
 	rows = nil
 	for _, bl := range s.Baselines {
@@ -374,6 +389,17 @@ func renderScenario(b *strings.Builder, s *ScenarioResult, plots []plotFile) {
 			}
 		}
 	}
+}
+
+// metMark is ✓ for a goal met, ✗ for one missed, – for no goal.
+func metMark(met *bool) string {
+	switch {
+	case met == nil:
+		return "–"
+	case *met:
+		return "✓"
+	}
+	return "✗"
 }
 
 // mdSection writes a "### title" section holding a table of rows, whose

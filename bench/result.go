@@ -86,6 +86,19 @@ type Figure struct {
 	Note  string  `json:"note,omitempty"`
 }
 
+// Comparison sets one measure of the engine beside the same measure of a
+// peer system (ScenarioResult.Peer) in the same run.
+type Comparison struct {
+	Name   string  `json:"name"`
+	Unit   string  `json:"unit"`
+	Engine float64 `json:"engine"`
+	Peer   float64 `json:"peer"`
+	Ratio  float64 `json:"ratio"`          // Engine / Peer; 0 when Peer is 0
+	Goal   string  `json:"goal,omitempty"` // for example "≤ 1.3×"
+	Met    *bool   `json:"met,omitempty"`  // nil when there is no goal
+	Note   string  `json:"note,omitempty"`
+}
+
 // ScenarioResult is what one scenario measured.
 type ScenarioResult struct {
 	Scenario  string         `json:"scenario"`
@@ -99,7 +112,11 @@ type ScenarioResult struct {
 	Memory    []MemSample    `json:"memory"`
 	Baselines []Baseline     `json:"baselines,omitempty"`
 	Figures   []Figure       `json:"figures,omitempty"`
-	Notes     []string       `json:"notes,omitempty"`
+	// Peer names the system the engine ran beside ("PostgreSQL 15.14"),
+	// and Comparisons set their figures side by side.
+	Peer        string       `json:"peer,omitempty"`
+	Comparisons []Comparison `json:"comparisons,omitempty"`
+	Notes       []string     `json:"notes,omitempty"`
 }
 
 // measured stops m and takes what it measured into r; it returns the ops.

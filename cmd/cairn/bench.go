@@ -24,6 +24,7 @@ import (
 const benchUsage = `Usage:
   cairn bench ingest|mixed|recovery|replay [--out DIR] [flags]
   cairn bench suite [--out DIR] [--quick]
+  cairn bench peer [--out DIR] [--nodes N --edges N] [--rounds N] [--no-durable]
 
 Runs a load test and writes its report to --out: report.md, report.json and
 PNG plots (throughput, latency percentiles over time, latency distribution,
@@ -46,6 +47,17 @@ Scenarios:
   replay    loads one graph and replays it --rounds times: the aggregate
             folded from the stream, a fresh projection caught up, and raw
             JetStream reading the same messages.
+  peer      side by side with PostgreSQL: starts a throwaway PostgreSQL on
+            loopback (Debian's postgresql package; 'make deps' installs
+            it) and 'cairn serve' as a child process, loads the same graph
+            into both, then asks both the same questions in --rounds
+            rounds (default 20): node degree, a neighbours page, 2-hop
+            count, shortest path (PL/pgSQL breadth-first search on the
+            PostgreSQL side), single-edge writes; then durable writes
+            (the engine restarted with --sync-always, against
+            PostgreSQL's default fsync). Every answer is compared. The
+            report gives each side's p50/p99, server CPU per operation,
+            load time, disk size, server memory, the ratios and the goals.
   suite     the standard suite (the other workload flags apply): ingest of
             1,000,000 nodes and 3,000,000 edges, mixed load at 10,000
             events/s for 30 s and recovery on that graph, replay of
@@ -98,10 +110,14 @@ Mixed:
                         node=40,neighbors=30,khop2=10,path=5,find=5,stats=5,top=5)
   --duration D          measured phase (default 30s)
 
-Recovery and replay:
-  --rounds N            kill/restart or replay rounds (default 3)
-  --binary FILE         the cairn executable recovery starts (default: this
-                        program)
+Recovery, replay and peer:
+  --rounds N            kill/restart or replay rounds (default 3); peer
+                        rounds (default 20)
+  --binary FILE         the cairn executable recovery and peer start
+                        (default: this program)
+  --pg-bin DIR          peer: PostgreSQL's initdb and postgres (default: the
+                        newest /usr/lib/postgresql/*/bin, else PATH)
+  --no-durable          peer: skip the durable-write phase
 
 Output:
   --out DIR             report directory (default bench-report)
@@ -129,6 +145,8 @@ type benchFlags struct {
 	quiet, json, quick   bool
 	cpuProfile           string
 	binary               string
+	pgBin                string
+	noDurable            bool
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
@@ -167,6 +185,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.BoolVar(&f.quick, "quick", false, "suite: small graphs")
 	fs.StringVar(&f.binary, "binary", "", "recovery: the cairn `executable` to start (default: this program)")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `file`")
+	fs.StringVar(&f.pgBin, "pg-bin", "", "peer: PostgreSQL's binaries `dir`")
+	fs.BoolVar(&f.noDurable, "no-durable", false, "peer: skip the durable writes")
 	pos, err := parseArgs(fs, "bench", args, "scenario")
 	if err != nil {
 		return err
@@ -178,9 +198,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
 	scenario := pos[0]
 	switch scenario {
-	case "ingest", "mixed", "recovery", "replay", "suite":
+	case "ingest", "mixed", "recovery", "replay", "peer", "suite":
 	default:
-		return usage("unknown scenario %q: want ingest, mixed, recovery, replay or suite", scenario)
+		return usage("unknown scenario %q: want ingest, mixed, recovery, replay, peer or suite", scenario)
+	}
+	if scenario != "peer" && (given["pg-bin"] || given["no-durable"]) {
+		return usage("--pg-bin and --no-durable are for peer")
+	}
+	if scenario == "peer" && !given["rounds"] {
+		f.rounds = 20
 	}
 	if f.quick && scenario != "suite" {
 		return usage("--quick is for the suite")
@@ -234,7 +260,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		if given["data"] {
 			return usage("--data is for --driver inprocess")
 		}
-		if scenario == "recovery" || scenario == "suite" {
+		if scenario == "recovery" || scenario == "peer" || scenario == "suite" {
 			return usage("%s starts its own engine; it takes no --driver remote", scenario)
 		}
 		opts, err := f.auth.options("bench")
@@ -279,7 +305,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		debug.FreeOSMemory()
 		var d bench.Driver
 		closeDriver := func() error { return nil }
-		if r.name != "recovery" { // recovery starts its own engines
+		if r.name != "recovery" && r.name != "peer" { // they start their own engines
 			if d, closeDriver, err = open(r.name); err != nil {
 				return fmt.Errorf("bench: %s: %w", r.name, err)
 			}
@@ -335,14 +361,21 @@ func (f *benchFlags) scenarios(scenario string, mix bench.QueryMix) []benchRun {
 	}
 	recovery := func(w bench.Workload) benchRun {
 		return benchRun{"recovery", func(ctx context.Context, _ bench.Driver, live io.Writer) (*bench.ScenarioResult, error) {
-			exe := f.binary
-			if exe == "" {
-				var err error
-				if exe, err = os.Executable(); err != nil {
-					return nil, fmt.Errorf("recovery: find the cairn binary: %w (give --binary)", err)
-				}
+			exe, err := f.executable()
+			if err != nil {
+				return nil, fmt.Errorf("recovery: %w", err)
 			}
 			return bench.Recovery(ctx, bench.RecoveryConfig{Binary: exe, Workload: w, Rounds: f.rounds, Batch: f.batch, InFlight: f.infl}, live)
+		}}
+	}
+	peer := func(w bench.Workload) benchRun {
+		return benchRun{"peer", func(ctx context.Context, _ bench.Driver, live io.Writer) (*bench.ScenarioResult, error) {
+			exe, err := f.executable()
+			if err != nil {
+				return nil, fmt.Errorf("peer: %w", err)
+			}
+			return bench.Peer(ctx, bench.PeerConfig{Binary: exe, Workload: w, Rounds: f.rounds, Batch: f.batch, InFlight: f.infl,
+				NoDurable: f.noDurable, PGBinDir: f.pgBin}, live)
 		}}
 	}
 	replay := func(w bench.Workload) benchRun {
@@ -359,6 +392,8 @@ func (f *benchFlags) scenarios(scenario string, mix bench.QueryMix) []benchRun {
 		return []benchRun{recovery(f.w)}
 	case "replay":
 		return []benchRun{replay(f.w)}
+	case "peer":
+		return []benchRun{peer(f.w)}
 	}
 	// The standard suite.
 	big, mid, dur := f.w, f.w, 30*time.Second
@@ -372,6 +407,19 @@ func (f *benchFlags) scenarios(scenario string, mix bench.QueryMix) []benchRun {
 		mid, dur = big, 2*time.Second
 	}
 	return []benchRun{ingest(big), mixed(big, dur), recovery(big), replay(mid)}
+}
+
+// executable is the cairn binary that recovery and peer start: --binary,
+// else this program.
+func (f *benchFlags) executable() (string, error) {
+	if f.binary != "" {
+		return f.binary, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find the cairn binary: %w (give --binary)", err)
+	}
+	return exe, nil
 }
 
 // openBenchEngine opens an embedded engine (no TCP listener) on dir, or
@@ -418,6 +466,13 @@ func printBenchSummary(w io.Writer, rep *bench.Report) {
 		}
 		for _, b := range s.Baselines {
 			fmt.Fprintf(w, "  %-40s engine %.3f, raw %.3f %s, ratio %.2f\n", b.Name, b.Engine, b.Raw, b.Unit, b.Ratio)
+		}
+		for _, c := range s.Comparisons {
+			met := ""
+			if c.Met != nil {
+				met = "  goal " + c.Goal + map[bool]string{true: " met", false: " MISSED"}[*c.Met]
+			}
+			fmt.Fprintf(w, "  %-32s cairn %10.3f  %s %10.3f %-7s ratio %5.2f%s\n", c.Name, c.Engine, s.Peer, c.Peer, c.Unit, c.Ratio, met)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,6 +72,66 @@ func TestBenchSuiteQuick(t *testing.T) {
 	}
 }
 
+// TestBenchPeer is the smoke run of the peer scenario through the command
+// line: a throwaway PostgreSQL and a child cairn serve (restarted with
+// --sync-always for the durable writes) on a small graph. It needs
+// PostgreSQL, which make deps installs: without it the test fails, it
+// never skips.
+func TestBenchPeer(t *testing.T) {
+	bin := buildBinary(t)
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bench", "peer", "--nodes", "300", "--edges", "900", "--rounds", "2", "--binary", bin, "--out", out}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("bench peer: %v\nstderr:\n%s", err, stderr.String())
+	}
+	rep, err := bench.ReadReport(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Scenarios) != 1 {
+		t.Fatalf("%d scenarios, want peer alone", len(rep.Scenarios))
+	}
+	s := rep.Scenarios[0]
+	if !strings.HasPrefix(s.Peer, "PostgreSQL ") {
+		t.Errorf("peer = %q", s.Peer)
+	}
+	var ops []string
+	for _, o := range s.Ops {
+		ops = append(ops, o.Op)
+		if o.Errors != 0 || o.Count == 0 {
+			t.Errorf("%s: %d ops, %d errors", o.Op, o.Count, o.Errors)
+		}
+	}
+	for _, kind := range []string{bench.PeerDegree, bench.PeerNeighbors, bench.PeerTwoHop, bench.PeerPath, bench.PeerWrite, bench.PeerWriteDurable} {
+		for _, side := range []string{"cairn:", "pg:"} {
+			if !slices.Contains(ops, side+kind) {
+				t.Errorf("no op %s%s in %v", side, kind, ops)
+			}
+		}
+	}
+	if len(s.Figures) == 0 || s.Figures[0].Name != "answers that disagree" || s.Figures[0].Value != 0 {
+		t.Errorf("figures = %+v, want 0 disagreements first", s.Figures)
+	}
+	names := map[string]bench.Comparison{}
+	for _, c := range s.Comparisons {
+		names[c.Name] = c
+	}
+	for _, name := range []string{"degree p50", "degree server CPU per op", "path p99", "write-durable p50", "load rate", "data on disk", "server memory"} {
+		c, ok := names[name]
+		if !ok || c.Engine <= 0 && !strings.Contains(name, "CPU") || c.Peer <= 0 && !strings.Contains(name, "CPU") {
+			t.Errorf("comparison %q = %+v", name, c)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil || !strings.Contains(string(md), "Side by side with PostgreSQL") {
+		t.Errorf("report.md: %v", err)
+	}
+	if !strings.Contains(stdout.String(), "server memory") || !strings.Contains(stderr.String(), "--sync-always") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+}
+
 func TestBenchUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -83,6 +144,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"bench", "recovery", "--driver", "remote"}, "takes no --driver remote"},
 		{[]string{"bench", "ingest", "--server", "nats://x:1"}, "for --driver remote"},
 		{[]string{"bench", "mixed", "--mix", "node=x"}, "--mix"},
+		{[]string{"bench", "ingest", "--pg-bin", "/x"}, "are for peer"},
+		{[]string{"bench", "peer", "--driver", "remote"}, "takes no --driver remote"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(context.Background(), tc.args, &stdout, &stderr)
