@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -72,7 +72,7 @@ func (c *cairnSide) path(ctx context.Context, from, to int) (int, error) {
 	rep, err := c.query(ctx, &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_ShortestPath{ShortestPath: &cairnv1.ShortestPath{
 		FromNodeId: NodeID(from), ToNodeId: NodeID(to), Direction: cairnv1.Direction_DIRECTION_BOTH}}})
 	err = queryErr(rep, err)
-	var ce *actors.CommandError
+	var ce *aggregate.CommandError
 	if errors.As(err, &ce) && ce.Code == cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND {
 		return noPath, nil // both nodes exist: no path between them
 	}
