@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/internal/graphgen"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
@@ -242,4 +243,55 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return fmt.Sprintf("%.14s", b)
+}
+
+// BenchmarkServeFirstCommand measures, with the cairn binary on an empty
+// data directory, how soon after the process starts `cairn serve` prints
+// its ready line and accepts its first command (a graph creation sent over
+// the "cairn" micro service as soon as the ready line is read; the engine
+// holds it until its cluster member has started). Each iteration is a new
+// process on a new directory; the metrics are medians.
+//
+//	go test ./cmd/cairn -run '^$' -bench ServeFirstCommand -benchtime 5x
+func BenchmarkServeFirstCommand(b *testing.B) {
+	bin := buildBinary(b)
+	var ready, first []time.Duration
+	for i := 0; b.Loop(); i++ {
+		srv := startServe(b, bin, b.TempDir(), "--log-level", "warn")
+		nc, err := nats.Connect(srv.url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		env := &cairnv1.CommandEnvelope{GraphId: "g" + strconv.Itoa(i), CommandId: "c" + strconv.Itoa(i),
+			Commands: []*cairnv1.Command{{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{}}}}}
+		data, err := proto.Marshal(env)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msg, err := nc.Request(actors.CommandSubject, data, 30*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(srv.started)
+		rep := &cairnv1.CommandReply{}
+		if err := proto.Unmarshal(msg.Data, rep); err != nil || rep.GetError() != nil {
+			b.Fatalf("first command: %v %v", err, rep.GetError())
+		}
+		nc.Close()
+		ready, first = append(ready, srv.ready), append(first, took)
+		if err := srv.cmd.Process.Signal(os.Interrupt); err != nil {
+			b.Fatal(err)
+		}
+		if code := srv.wait(b); code != 0 {
+			b.Fatalf("after SIGINT: exit %d", code)
+		}
+	}
+	med := func(ds []time.Duration) float64 {
+		ds = slices.Clone(ds)
+		slices.Sort(ds)
+		return float64(ds[len(ds)/2].Microseconds()) / 1000
+	}
+	b.ReportMetric(med(ready), "ready-ms")
+	b.ReportMetric(med(first), "first-command-ms")
+	b.Logf("ready %v; first command %v (load %s)", ready, first, loadAvg())
 }
