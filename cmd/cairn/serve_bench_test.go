@@ -138,9 +138,8 @@ func measureRestart(b *testing.B, bin, dir string, flags []string, graph, node s
 // then each iteration stops the engine cleanly (it takes a last read-model
 // snapshot), restarts it, publishes a tail of 10 transactions of 100
 // events, kill -9s it and restarts it. Reported, from the process start:
-// the embedded NATS server's readiness (its log), the ready line (which
-// comes at least a second after it: protoactor-go's Cluster.StartMember
-// sleeps for one), the first answer of a node query, the first answer that
+// the embedded NATS server's readiness (its log), the ready line, the first
+// answer of a node query, the first answer that
 // reflects the tail, JetStream's recovery of the stream (its log) and the
 // projections' snapshot restore.
 //
