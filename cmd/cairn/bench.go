@@ -273,8 +273,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 			fmt.Fprintf(live, "== %s\n", r.name)
 		}
 		// Start each scenario from a collected heap: the last one's engine
-		// is garbage now, and with GOGC=200 its collection would otherwise
-		// land inside this scenario's measurements.
+		// is garbage now, and its collection would otherwise land inside
+		// this scenario's measurements.
 		runtime.GC()
 		debug.FreeOSMemory()
 		var d bench.Driver
