@@ -27,8 +27,12 @@ const benchUsage = `Usage:
 
 Runs a load test and writes its report to --out: report.md, report.json and
 PNG plots (throughput, latency percentiles over time, latency distribution,
-memory over time). A line per second shows the progress (ops/s, p50, p99,
-errors, memory); --quiet turns it off.
+the engine's memory over time). A line per second shows the progress (ops/s,
+p50, p99, errors, the engine's Go heap and RSS); --quiet turns it off. The
+memory is always the engine process's: in-process, this process (the
+engine runs in it); remote, the engine's own report in the "cairn"
+service's stats; recovery, the child cairn serve (its /proc/PID/statm and
+its stats).
 
 Scenarios:
   ingest    builds --graphs graphs of the workload at once: closed loop (as
