@@ -87,6 +87,7 @@ type restartTimes struct {
 	natsReady   time.Duration // to the embedded NATS server's "Server is ready" (its log)
 	ready       time.Duration // to the ready line
 	firstQuery  time.Duration // to the first answer of a node query
+	firstCmd    time.Duration // to the first accepted command (a new graph's creation)
 	caughtUp    time.Duration // to an answer that reflects the last transaction
 	jsRestore   time.Duration // JetStream's recovery of the event store (its log)
 	rmRestore   time.Duration // the projections' restore (health)
@@ -98,6 +99,9 @@ var (
 	natsReadyRE  = regexp.MustCompile(`time=(\S+) level=INFO msg="Server is ready"`)
 )
 
+// restarts numbers measureRestart's graphs.
+var restarts int
+
 // measureRestart starts serve on dir and times it to serving node's query
 // and to serving the graph up to seq last.
 func measureRestart(b *testing.B, bin, dir string, flags []string, graph, node string, last uint64) (*serverProc, restartTimes) {
@@ -107,6 +111,11 @@ func measureRestart(b *testing.B, bin, dir string, flags []string, graph, node s
 	// Queries wait until the projections have restored their snapshots.
 	mustRun(b, "query", "node", graph, node, "--timeout", "30s", "--server", srv.url)
 	rt.firstQuery = time.Since(srv.started)
+	// A graph of its own: a command on the loaded graph would fork the
+	// chain the loader goes on sealing.
+	restarts++
+	mustRun(b, "graph", "create", "restart-"+strconv.Itoa(restarts), "--timeout", "30s", "--server", srv.url)
+	rt.firstCmd = time.Since(srv.started)
 	mustRun(b, "query", "node", graph, node, "--min-seq", strconv.FormatUint(last, 10), "--timeout", "30s", "--server", srv.url)
 	rt.caughtUp = time.Since(srv.started)
 	h := health(b, srv.url)
@@ -139,7 +148,8 @@ func measureRestart(b *testing.B, bin, dir string, flags []string, graph, node s
 // snapshot), restarts it, publishes a tail of 10 transactions of 100
 // events, kill -9s it and restarts it. Reported, from the process start:
 // the embedded NATS server's readiness (its log), the ready line, the first
-// answer of a node query, the first answer that
+// answer of a node query, the first accepted command (a new graph's
+// creation, sent after that query), the first answer that
 // reflects the tail, JetStream's recovery of the stream (its log) and the
 // projections' snapshot restore.
 //
@@ -219,12 +229,13 @@ func BenchmarkServeRestart(b *testing.B) {
 		b.ReportMetric(med(func(r restartTimes) time.Duration { return r.natsReady }), name+"-nats-ready-ms")
 		b.ReportMetric(med(func(r restartTimes) time.Duration { return r.ready }), name+"-ready-ms")
 		b.ReportMetric(med(func(r restartTimes) time.Duration { return r.firstQuery }), name+"-query-ms")
+		b.ReportMetric(med(func(r restartTimes) time.Duration { return r.firstCmd }), name+"-command-ms")
 		b.ReportMetric(med(func(r restartTimes) time.Duration { return r.caughtUp }), name+"-caughtup-ms")
 		b.ReportMetric(med(func(r restartTimes) time.Duration { return r.jsRestore }), name+"-js-restore-ms")
 		b.ReportMetric(med(func(r restartTimes) time.Duration { return r.rmRestore }), name+"-rm-restore-ms")
 		for i, rt := range rts {
-			b.Logf("%s %d: NATS ready %s, ready %s, first query %s, caught up %s, JetStream restore %s, read-model restore %s (seq %d)",
-				name, i+1, rt.natsReady.Round(time.Millisecond), rt.ready.Round(time.Millisecond), rt.firstQuery.Round(time.Millisecond), rt.caughtUp.Round(time.Millisecond),
+			b.Logf("%s %d: NATS ready %s, ready %s, first query %s, first command %s, caught up %s, JetStream restore %s, read-model restore %s (seq %d)",
+				name, i+1, rt.natsReady.Round(time.Millisecond), rt.ready.Round(time.Millisecond), rt.firstQuery.Round(time.Millisecond), rt.firstCmd.Round(time.Millisecond), rt.caughtUp.Round(time.Millisecond),
 				rt.jsRestore.Round(time.Millisecond), rt.rmRestore.Round(time.Millisecond), rt.restoredSeq)
 		}
 	}
