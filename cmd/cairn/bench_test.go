@@ -101,6 +101,9 @@ func TestBenchUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"bench", "sideways"}, `unknown scenario "sideways"`},
+		{[]string{"bench", "ingest", "--memory-limit", "12XB"}, `--memory-limit: not a memory size: "12XB": unknown unit "XB"`},
+		{[]string{"bench", "ingest", "--memory-limit", "-1"}, `"-1": must be positive`},
+		{[]string{"bench", "ingest", "--driver", "remote", "--memory-limit", "1GiB"}, "set it on the remote cairn serve"},
 		{[]string{"bench", "ingest", "--shape", "star"}, "--shape"},
 		{[]string{"bench", "ingest", "--quick"}, "--quick is for the suite"},
 		{[]string{"bench", "ingest", "--batch", "5000"}, "batch must be 1-1000"},
