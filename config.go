@@ -30,7 +30,13 @@ type Config struct {
 	// SyncAlways makes the embedded server fsync every write.
 	SyncAlways bool
 	// Store, Grain, Cluster and Projections configure the parts; see their
-	// defaults (Projections.Shards: one shard per CPU).
+	// defaults (Projections.Shards: one shard per CPU). The caches with a
+	// memory budget are the projections' query caches
+	// (Projections.CacheEntries × CacheMaxReplyBytes per shard, 32 MiB by
+	// default), the time-travel views (Projections.ViewCacheEntries, 8)
+	// and the read-model snapshots time travel keeps
+	// (Projections.ViewSnapshotBytes, 64 MiB); SizeCaches derives all three
+	// from a memory limit.
 	Store       persistence.StoreConfig
 	Grain       actors.GrainConfig
 	Cluster     cairncluster.Config
@@ -87,4 +93,17 @@ func (c Config) Validate() error {
 		errs = append(errs, c.Snapshots.Validate())
 	}
 	return errors.Join(errs...)
+}
+
+// SizeCaches sizes every cache that has a memory budget from limit, the
+// memory the engine's process may use in bytes (cairn serve passes its
+// --memory-limit, which it also gives the Go runtime with
+// debug.SetMemoryLimit; Open itself sets no process-wide limit). No limit
+// (0 or math.MaxInt64) keeps the defaults. The budgets are shares of the
+// limit, documented on actors.ProjectionConfig.SizeCaches: a 32nd for the
+// query caches of all shards, a 32nd for the snapshots time travel keeps,
+// an eighth for time-travel views; a 2 GiB limit on 2 CPUs gives the
+// defaults. Set a budget explicitly after calling it to override it.
+func (c *Config) SizeCaches(limit int64) {
+	c.Projections.SizeCaches(limit)
 }

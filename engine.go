@@ -48,7 +48,7 @@ type Engine struct {
 // It returns once the gateway serves: the projections restore their
 // snapshots in the background (queries wait for them), and the cluster
 // member that hosts the graph grains finishes starting in the background
-// too (commands wait for it, about a second).
+// too (commands wait for it, a few milliseconds).
 func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("engine config: %w", err)
@@ -102,8 +102,8 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	}
 	// The projections run on an actor system of their own, so that they
 	// restore their snapshots and answer queries while the cluster member
-	// starts (protoactor's StartMember alone takes a second): a restarted
-	// engine serves queries as soon as its read models are back.
+	// starts: a restarted engine serves queries as soon as its read models
+	// are back.
 	e.projSystem = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return cfg.Logger.With("component", "protoactor-projections")
 	}))
@@ -241,8 +241,8 @@ func (e *Engine) close(ctx context.Context) error {
 		errs = append(errs, e.gateway.Close(ctx))
 	}
 	if e.memberReady != nil {
-		// Starting takes about a second and cannot be cancelled: wait, so
-		// that no member is left running behind a closed engine.
+		// Starting cannot be cancelled: wait, so that no member is left
+		// running behind a closed engine.
 		<-e.memberReady
 	}
 	started := e.memberReady != nil && e.memberErr == nil

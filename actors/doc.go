@@ -109,12 +109,15 @@
 // models (Graph.Compact), giving back what the rebuild left spare.
 //
 // Each shard caches answers (elastic/go-freelru, no goroutine; 4,096
-// entries of at most 8 KiB, 1 minute TTL by default) under the graph, its
-// version (events applied) and the query's deterministic wire form, so a
-// write makes every earlier answer unreachable; errors are not cached. A
-// cached reply says cached and carries the shard's current as_of_seq;
-// CacheStats counts hits and misses, and the gateway shows them in the
-// query endpoint's stats. Query errors name the request field at fault
+// entries of at most 8 KiB, 1 minute TTL by default;
+// ProjectionConfig.SizeCaches sizes it and the time-travel caches from a
+// memory limit) under the graph, its version (events applied) and the
+// query's deterministic wire form, so a write makes every earlier answer
+// unreachable; errors are not cached. A cached reply says cached and
+// carries the shard's current as_of_seq; CacheStats counts hits and
+// misses, and the gateway shows them in the query endpoint's stats (the
+// command endpoint's carry the grains' counters and the process's memory,
+// ReadMemory). Query errors name the request field at fault
 // ("list_neighbors.cursor", "shortest_path.to_node_id", "k_hop.limits").
 //
 //	p, err := actors.NewProjections(system, store, actors.DefaultProjectionConfig())

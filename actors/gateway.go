@@ -64,7 +64,8 @@ type GatewayConfig struct {
 	// in NATS. Default 8,192.
 	MaxInFlight int
 	// Grains, when set, reports the graph grains' counters in the command
-	// endpoint's stats.
+	// endpoint's stats (CommandStats; the process's memory is always
+	// there).
 	Grains interface{ Health() GrainHealth }
 	// Queries, when set, is served on the "query" endpoint (QuerySubject).
 	Queries Querier
@@ -92,13 +93,18 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 		Version:     ServiceVersion,
 		Description: "Cairn event-sourced graph engine: commands in, CID-chained transactions out",
 		// The query endpoint's stats carry the projections' health, the
-		// command endpoint's the grains'.
+		// command endpoint's the grains' and the process's memory.
 		StatsHandler: func(e *micro.Endpoint) any {
 			if h, ok := cfg.Queries.(interface{ Health() ProjectionHealth }); ok && e.Name == "query" {
 				return h.Health()
 			}
-			if cfg.Grains != nil && e.Name == "command" {
-				return cfg.Grains.Health()
+			if e.Name == "command" {
+				st := CommandStats{Memory: ReadMemory()}
+				if cfg.Grains != nil {
+					h := cfg.Grains.Health()
+					st.GrainHealth = &h
+				}
+				return st
 			}
 			return nil
 		},

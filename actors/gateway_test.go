@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
+	"runtime/debug"
 	"slices"
 	"testing"
 	"time"
@@ -116,6 +118,30 @@ func TestGatewayOverNATS(t *testing.T) {
 	}
 	if n := stats.Endpoints[0].NumRequests; n != 10 {
 		t.Fatalf("stats count %d requests, want 10", n)
+	}
+	// The command endpoint's data is the process's memory (this gateway
+	// has no grains), read in the engine's process: here, the test's.
+	var cs actors.CommandStats
+	if err := json.Unmarshal(stats.Endpoints[0].Data, &cs); err != nil {
+		t.Fatalf("command stats %s: %v", stats.Endpoints[0].Data, err)
+	}
+	mem, lim := cs.Memory, debug.SetMemoryLimit(-1)
+	gogc := debug.SetGCPercent(-1)
+	debug.SetGCPercent(gogc)
+	if cs.GrainHealth != nil {
+		t.Errorf("grain counters %+v from a gateway without grains", cs.GrainHealth)
+	}
+	if mem.HeapAllocBytes == 0 || mem.HeapInUseBytes < mem.HeapAllocBytes || mem.GoBytes < mem.HeapInUseBytes || mem.RSSBytes == 0 {
+		t.Errorf("memory %+v: want heap alloc <= in use <= Go total, and an RSS", mem)
+	}
+	if lim == math.MaxInt64 {
+		lim = 0
+	}
+	if mem.LimitBytes != lim || mem.GOGC != int64(gogc) {
+		t.Errorf("memory %+v: want the limit %d and GOGC %d of this process", mem, lim, gogc)
+	}
+	if now := actors.ReadMemory(); now.GCCycles < mem.GCCycles {
+		t.Errorf("GC cycles went back from %d to %d", mem.GCCycles, now.GCCycles)
 	}
 
 	// After Close no command is taken: a late request finds no responder,

@@ -30,3 +30,12 @@ func (k *GraphGrains) Health() GrainHealth {
 		ReplayedTransactions: s.ReplayedTransactions, ReplayedEvents: s.ReplayedEvents,
 	}
 }
+
+// CommandStats is the data of the gateway's command endpoint in the
+// service's stats (`nats micro stats cairn`): the grains' counters, when
+// the gateway has grains, flattened, and the engine process's memory under
+// "memory".
+type CommandStats struct {
+	*GrainHealth
+	Memory MemoryHealth `json:"memory"`
+}

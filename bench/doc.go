@@ -11,7 +11,11 @@
 //
 // A Driver reaches an engine: InProcess calls an embedded *cairn.Engine
 // directly (the least overhead); Remote sends protobuf requests to the
-// "cairn" NATS micro service of any running `cairn serve`.
+// "cairn" NATS micro service of any running `cairn serve`. Each also
+// samples the engine process's memory (Driver.Memory): in-process from
+// runtime/metrics (the harness shares the engine's process), remote from
+// the engine's own report in the service's stats (EngineMemory); the
+// recovery scenario reads its child's /proc/PID/statm and stats.
 //
 // Scenarios measure one thing each and return a ScenarioResult:
 //

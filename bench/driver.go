@@ -28,6 +28,9 @@ type Driver interface {
 	// JetStream is the JetStream of the engine's NATS server, for the raw
 	// baselines and the replay scenario; never nil.
 	JetStream() jetstream.JetStream
+	// Memory is the engine process's memory now, as the engine reports
+	// it (a MemSampler).
+	Memory(ctx context.Context) (MemSample, error)
 }
 
 // InProcess drives an embedded engine directly: commands go through
@@ -55,6 +58,9 @@ func (d inProcess) Query(ctx context.Context, req *cairnv1.QueryRequest) (*cairn
 	}
 	return rep, nil
 }
+
+// Memory reads this process's memory: the engine runs in it.
+func (d inProcess) Memory(context.Context) (MemSample, error) { return ReadMem(), nil }
 
 func (d inProcess) JetStream() jetstream.JetStream {
 	js, _ := jetstream.New(d.e.Conn()) // fails only for a nil connection
@@ -93,6 +99,10 @@ func (d *remote) Query(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1
 }
 
 func (d *remote) JetStream() jetstream.JetStream { return d.js }
+
+// Memory asks the engine for its own memory (EngineMemory); with several
+// engines on one NATS, the first to answer.
+func (d *remote) Memory(ctx context.Context) (MemSample, error) { return EngineMemory(ctx, d.nc) }
 
 func (d *remote) request(ctx context.Context, subject string, req, rep proto.Message) error {
 	data, err := proto.Marshal(req)

@@ -112,7 +112,8 @@ func Ingest(ctx context.Context, d Driver, cfg IngestConfig, live io.Writer) (*S
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
-	m := StartMeter(live, "ingest")
+	res.MemorySource = memorySource(d)
+	m := StartMeter(live, "ingest", d.Memory)
 	lastSeqs, err := load(ctx, d, m.Recorder, cfg, graphs)
 	ops := res.measured(m)
 	if err != nil {

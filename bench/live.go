@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -10,10 +11,10 @@ import (
 )
 
 // Meter is a Recorder with a goroutine that, every second, closes an
-// interval (Tick), samples the process's memory and, when it has a live
+// interval (Tick), samples the engine's memory and, when it has a live
 // writer, prints one progress line, for example
 //
-//	ingest     12s  45,210 ops/s  p50 1.21 ms  p99 8.03 ms  errors 0  heap 120 MB  rss 310 MB
+//	ingest     12s  45,210 ops/s  p50 1.21 ms  p99 8.03 ms  errors 0  engine heap 120 MB  rss 310 MB
 //
 // On a terminal the line is redrawn in place; to any other writer each
 // second is a line of its own. Record, Tick and the rest of the Recorder
@@ -30,8 +31,9 @@ type Meter struct {
 	done     chan struct{}
 	stopOnce sync.Once
 
-	memMu sync.Mutex
-	mem   []MemSample
+	sampleMem MemSampler // nil: no memory samples
+	memMu     sync.Mutex
+	mem       []MemSample
 
 	// What Stop returned, for repeated calls.
 	ops     []OpSummary
@@ -43,21 +45,25 @@ type Meter struct {
 const livePeriod = time.Second
 
 // StartMeter starts a Meter whose measured phase starts now. live may be
-// nil (no output); label names the run on each live line.
-func StartMeter(live io.Writer, label string) *Meter {
-	return startMeter(live, label, livePeriod)
+// nil (no output); label names the run on each live line; mem samples the
+// engine's memory at the start, every second and at Stop (a driver's
+// Memory; nil for none). A sample that fails (the engine does not answer
+// within half a second) is left out.
+func StartMeter(live io.Writer, label string, mem MemSampler) *Meter {
+	return startMeter(live, label, livePeriod, mem)
 }
 
-func startMeter(live io.Writer, label string, period time.Duration) *Meter {
+func startMeter(live io.Writer, label string, period time.Duration, mem MemSampler) *Meter {
 	m := &Meter{
-		Recorder: NewRecorder(),
-		live:     live,
-		tty:      isTerminal(live),
-		label:    label,
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		Recorder:  NewRecorder(),
+		live:      live,
+		tty:       isTerminal(live),
+		label:     label,
+		sampleMem: mem,
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
-	m.mem = append(m.mem, ReadMem()) // at 0
+	m.takeMem(0)
 	go m.run(period)
 	return m
 }
@@ -72,19 +78,34 @@ func (m *Meter) run(period time.Duration) {
 			return
 		case <-t.C:
 			iv := m.Tick()
-			ms := m.sampleMem(iv.At)
-			m.printLive(iv, ms)
+			ms, ok := m.takeMem(iv.At)
+			m.printLive(iv, ms, ok)
 		}
 	}
 }
 
-func (m *Meter) sampleMem(at time.Duration) MemSample {
-	s := ReadMem()
+// SampleMem takes a memory sample now, at Elapsed, beside the ones per
+// second: for a moment a scenario wants in the series (the recovery
+// scenario's engine, once it serves, before the kill).
+func (m *Meter) SampleMem() { m.takeMem(m.Elapsed()) }
+
+// takeMem samples the engine's memory and records the sample at at; it
+// reports false when there is no sampler or the sample failed.
+func (m *Meter) takeMem(at time.Duration) (MemSample, bool) {
+	if m.sampleMem == nil {
+		return MemSample{}, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	s, err := m.sampleMem(ctx)
+	cancel()
+	if err != nil {
+		return MemSample{}, false
+	}
 	s.At, s.AtS = at, at.Seconds()
 	m.memMu.Lock()
 	m.mem = append(m.mem, s)
 	m.memMu.Unlock()
-	return s
+	return s, true
 }
 
 // Memory returns the memory samples taken so far, oldest first: one at the
@@ -114,7 +135,7 @@ func (m *Meter) Stop() (ops []OpSummary, series []Interval, mem []MemSample, ela
 		if m.elapsed > lastAt || len(ticked) == 0 {
 			m.Tick()
 		}
-		m.sampleMem(m.elapsed)
+		m.takeMem(m.elapsed)
 		m.ops = m.Summaries()
 		m.series = m.Recorder.Series()
 		m.printSummary()
@@ -123,7 +144,7 @@ func (m *Meter) Stop() (ops []OpSummary, series []Interval, mem []MemSample, ela
 }
 
 // printLive writes one progress line for the interval iv.
-func (m *Meter) printLive(iv Interval, mem MemSample) {
+func (m *Meter) printLive(iv Interval, mem MemSample, memOK bool) {
 	if m.live == nil {
 		return
 	}
@@ -152,9 +173,13 @@ func (m *Meter) printLive(iv Interval, mem MemSample) {
 			b.WriteString(liveSegment(o, len(ops) > 1))
 		}
 	}
-	fmt.Fprintf(&b, "  heap %s", fmtMB(mem.HeapBytes))
-	if mem.RSSBytes > 0 {
-		fmt.Fprintf(&b, "  rss %s", fmtMB(mem.RSSBytes))
+	if memOK {
+		if mem.HeapBytes > 0 {
+			fmt.Fprintf(&b, "  engine heap %s", fmtMB(mem.HeapBytes))
+		}
+		if mem.RSSBytes > 0 {
+			fmt.Fprintf(&b, "  rss %s", fmtMB(mem.RSSBytes))
+		}
 	}
 	if m.tty {
 		b.WriteString("\x1b[K")

@@ -1,46 +1,143 @@
 package bench
 
 import (
-	"bytes"
-	"os"
-	"runtime/metrics"
-	"strconv"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/internal/memlimit"
 )
 
-// heapMetric is runtime.MemStats.HeapAlloc as runtime/metrics names it;
-// reading it does not stop the world.
-const heapMetric = "/memory/classes/heap/objects:bytes"
+// MemSampler returns the engine's memory now; the Meter places the sample
+// in time (At). Drivers' Memory methods are samplers.
+type MemSampler func(ctx context.Context) (MemSample, error)
 
-// ReadMem returns the process's memory now: HeapBytes is the Go heap in
-// live and not yet swept objects (runtime.MemStats.HeapAlloc), RSSBytes the
-// resident set size from /proc/self/statm, 0 where that file is missing.
-// At is zero; the caller places the sample in time. It is cheap enough to
-// call every second during a run.
-func ReadMem() MemSample {
-	s := []metrics.Sample{{Name: heapMetric}}
-	metrics.Read(s)
-	var m MemSample
-	if s[0].Value.Kind() == metrics.KindUint64 {
-		m.HeapBytes = s[0].Value.Uint64()
-	}
-	m.RSSBytes = readRSS()
-	return m
+// memSampleOf turns the engine's own report into a sample.
+func memSampleOf(m actors.MemoryHealth) MemSample {
+	return MemSample{HeapBytes: m.HeapAllocBytes, RSSBytes: m.RSSBytes, GoBytes: m.GoBytes, GCCycles: m.GCCycles, LimitBytes: m.LimitBytes}
 }
 
-// readRSS returns the resident set size from /proc/self/statm (its second
-// field, in pages), or 0 where it cannot be read.
-func readRSS() uint64 {
-	b, err := os.ReadFile("/proc/self/statm")
+// ReadMem returns this process's memory now (actors.ReadMemory): the
+// engine's when it runs in this process (the in-process driver), which
+// the harness shares. It does not stop the world: cheap enough every
+// second.
+func ReadMem() MemSample { return memSampleOf(actors.ReadMemory()) }
+
+// EngineMemory asks the engine behind nc for its own memory: the "cairn"
+// micro service's stats, whose command endpoint carries the engine
+// process's RSS, Go heap, GC count and memory limit (actors.CommandStats).
+// It fails when no engine answers within ctx, or when the engine's stats
+// carry no memory (an engine from before the report).
+func EngineMemory(ctx context.Context, nc *nats.Conn) (MemSample, error) {
+	subject, err := micro.ControlSubject(micro.StatsVerb, actors.ServiceName, "")
 	if err != nil {
-		return 0
+		return MemSample{}, err
 	}
-	f := bytes.Fields(b)
-	if len(f) < 2 {
-		return 0
-	}
-	pages, err := strconv.ParseUint(string(f[1]), 10, 64)
+	msg, err := nc.RequestWithContext(ctx, subject, nil)
 	if err != nil {
-		return 0
+		return MemSample{}, fmt.Errorf("the engine's stats on %s: %w", subject, err)
 	}
-	return pages * uint64(os.Getpagesize())
+	var stats micro.Stats
+	if err := json.Unmarshal(msg.Data, &stats); err != nil {
+		return MemSample{}, fmt.Errorf("the engine's stats are not JSON: %w", err)
+	}
+	for _, e := range stats.Endpoints {
+		if e.Name != "command" {
+			continue
+		}
+		var cs struct {
+			Memory *actors.MemoryHealth `json:"memory"`
+		}
+		if err := json.Unmarshal(e.Data, &cs); err != nil {
+			return MemSample{}, fmt.Errorf("the engine's command endpoint stats: %w", err)
+		}
+		if cs.Memory == nil {
+			break
+		}
+		return memSampleOf(*cs.Memory), nil
+	}
+	return MemSample{}, errors.New("the engine's stats carry no memory report")
+}
+
+// childMemory samples a child `cairn serve` (the recovery scenario) that
+// the harness restarts: its RSS from /proc/<pid>/statm, its Go heap, GC
+// count and limit from its stats over a connection of the sampler's own.
+// set names the current child; between two children (pid 0) there is
+// nothing to sample.
+type childMemory struct {
+	mu  sync.Mutex
+	pid int
+	url string
+
+	// sampling serialises sample (the Meter's ticks and SampleMem) and
+	// guards the connection.
+	sampling sync.Mutex
+	nc       *nats.Conn
+	ncURL    string
+}
+
+func (c *childMemory) set(pid int, url string) {
+	c.mu.Lock()
+	c.pid, c.url = pid, url
+	c.mu.Unlock()
+}
+
+func (c *childMemory) sample(ctx context.Context) (MemSample, error) {
+	c.sampling.Lock()
+	defer c.sampling.Unlock()
+	c.mu.Lock()
+	pid, url := c.pid, c.url
+	c.mu.Unlock()
+	if pid == 0 {
+		return MemSample{}, errors.New("no engine running")
+	}
+	rss, rssErr := memlimit.RSS(pid)
+	if c.ncURL != url {
+		c.closeConn()
+		// No reconnects: a killed child's successor listens elsewhere.
+		nc, err := nats.Connect(url, nats.Timeout(500*time.Millisecond), nats.Name("cairn-bench-memory"), nats.NoReconnect())
+		if err == nil {
+			c.nc, c.ncURL = nc, url
+		}
+	}
+	var m MemSample
+	var err error = errors.New("not connected")
+	if c.nc != nil {
+		m, err = EngineMemory(ctx, c.nc)
+	}
+	if rssErr == nil {
+		m.RSSBytes = rss // the kernel's word, at this very moment
+	}
+	if err != nil && rssErr != nil {
+		return MemSample{}, errors.Join(err, rssErr)
+	}
+	return m, nil
+}
+
+func (c *childMemory) close() {
+	c.sampling.Lock()
+	defer c.sampling.Unlock()
+	c.closeConn()
+}
+
+func (c *childMemory) closeConn() {
+	if c.nc != nil {
+		c.nc.Close()
+		c.nc, c.ncURL = nil, ""
+	}
+}
+
+// memorySource says whose memory a driver's samples are, for the report.
+func memorySource(d Driver) string {
+	if d.Name() == "inprocess" {
+		return "the engine's process (in-process driver: the harness runs in it too), from runtime/metrics and /proc/self/statm"
+	}
+	return "the engine's process, as it reports itself in the cairn service's stats"
 }

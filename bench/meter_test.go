@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -201,7 +202,7 @@ func TestRecorderStopFreezesElapsed(t *testing.T) {
 
 func TestMeterStop(t *testing.T) {
 	var live bytes.Buffer
-	m := StartMeter(&live, "test")
+	m := StartMeter(&live, "test", selfMem)
 	for i := range 1000 {
 		var err error
 		if i%100 == 0 {
@@ -263,7 +264,7 @@ func TestMeterStop(t *testing.T) {
 // closes intervals, samples memory and prints one line per tick.
 func TestMeterLiveLines(t *testing.T) {
 	var live bytes.Buffer // written only by the meter's goroutine until Stop returns
-	m := startMeter(&live, "fast", 2*time.Millisecond)
+	m := startMeter(&live, "fast", 2*time.Millisecond, selfMem)
 	deadline := time.Now().Add(10 * time.Second)
 	for len(m.Series()) < 3 {
 		if time.Now().After(deadline) {
@@ -303,5 +304,20 @@ func TestReadMem(t *testing.T) {
 	}
 	if m.At != 0 {
 		t.Errorf("At = %v, want 0", m.At)
+	}
+}
+
+// selfMem samples this process: the in-process driver's sampler.
+func selfMem(context.Context) (MemSample, error) { return ReadMem(), nil }
+
+// A sampler that fails leaves no sample; without one there are none.
+func TestMeterMemSamplerFails(t *testing.T) {
+	m := StartMeter(nil, "x", func(context.Context) (MemSample, error) { return MemSample{}, errors.New("engine gone") })
+	if _, _, mem, _ := m.Stop(); len(mem) != 0 {
+		t.Errorf("%d samples from a failing sampler", len(mem))
+	}
+	m = StartMeter(nil, "y", nil)
+	if _, _, mem, _ := m.Stop(); len(mem) != 0 {
+		t.Errorf("%d samples without a sampler", len(mem))
 	}
 }

@@ -206,7 +206,8 @@ func Mixed(ctx context.Context, d Driver, cfg MixedConfig, live io.Writer) (*Sce
 
 	runtime.GC() // the load's garbage is not the measured phase's
 	res.Started = time.Now()
-	m := StartMeter(live, "mixed")
+	res.MemorySource = memorySource(d)
+	m := StartMeter(live, "mixed", d.Memory)
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -239,7 +239,7 @@ func Peer(ctx context.Context, cfg PeerConfig, live io.Writer) (_ *ScenarioResul
 		return nil, fmt.Errorf("peer: warm-up: %w", err)
 	}
 	res.Started = time.Now()
-	m := StartMeter(live, "peer")
+	m := StartMeter(live, "peer", nil) // the servers' memory is in the comparisons
 	for r := range cfg.Rounds {
 		if err = run.round(ctx, m.Recorder, r, true); err != nil {
 			break

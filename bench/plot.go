@@ -38,7 +38,7 @@ func writePlots(dir, base string, s *ScenarioResult) ([]plotFile, error) {
 		{"throughput", "throughput", throughputPlot},
 		{"latency over time", "latency", latencyPlot},
 		{"latency distribution", "latency-dist", latencyDistPlot},
-		{"memory", "memory", memoryPlot},
+		{"engine memory", "memory", memoryPlot},
 	}
 	var errs []error
 	out := make([]plotFile, 0, len(kinds))
@@ -305,25 +305,30 @@ func latencyDistPlot(s *ScenarioResult) (*plot.Plot, string, error) {
 	return p, "", nil
 }
 
-// memoryPlot draws heap and RSS over time.
+// memoryPlot draws the engine process's Go heap and RSS over time.
 func memoryPlot(s *ScenarioResult) (*plot.Plot, string, error) {
 	if len(s.Memory) == 0 {
 		return nil, "no memory samples recorded", nil
 	}
-	p := newPlot(s.Scenario+": memory", "time (s)", "MiB")
+	p := newPlot(s.Scenario+": engine memory", "time (s)", "MiB")
 	var heap, rss plotter.XYs
 	for _, m := range s.Memory {
-		heap = append(heap, plotter.XY{X: m.AtS, Y: float64(m.HeapBytes) / (1 << 20)})
+		if m.HeapBytes > 0 { // 0: an RSS-only sample (an engine still starting)
+			heap = append(heap, plotter.XY{X: m.AtS, Y: float64(m.HeapBytes) / (1 << 20)})
+		}
 		if m.RSSBytes > 0 {
 			rss = append(rss, plotter.XY{X: m.AtS, Y: float64(m.RSSBytes) / (1 << 20)})
 		}
 	}
-	if err := addLine(p, "heap", heap, 0, 0); err != nil {
-		return nil, "", err
+	lines := 0
+	if len(heap) > 0 {
+		if err := addLine(p, "engine Go heap", heap, 0, 0); err != nil {
+			return nil, "", err
+		}
+		lines++
 	}
-	lines := 1
 	if len(rss) > 0 {
-		if err := addLine(p, "rss", rss, 1, 1); err != nil {
+		if err := addLine(p, "engine RSS", rss, 1, 1); err != nil {
 			return nil, "", err
 		}
 		lines++

@@ -129,11 +129,14 @@ func Recovery(ctx context.Context, cfg RecoveryConfig, live io.Writer) (_ *Scena
 	}
 
 	res.Started = time.Now()
-	m := StartMeter(live, "recovery")
+	mem := &childMemory{}
+	defer mem.close() // after the meter stopped: it is the meter's
+	res.MemorySource = "the child cairn serve of each round: RSS from /proc/<pid>/statm, Go heap, GC count and limit from its stats (none while it starts)"
+	m := StartMeter(live, "recovery", mem.sample)
 	var rounds []string
 	for round := range cfg.Rounds {
 		var r recoveryRound
-		r, err = recoverOnce(ctx, cfg, dir, graph, lastSeq, wantNodes, round)
+		r, err = recoverOnce(ctx, cfg, dir, graph, lastSeq, wantNodes, round, mem, m.SampleMem)
 		m.Record(OpRecoverJetStream, 1, r.jetstream, nil)
 		m.Record(OpRecoverQuery, 1, r.query, err)
 		if err != nil {
@@ -146,7 +149,6 @@ func Recovery(ctx context.Context, cfg RecoveryConfig, live io.Writer) (_ *Scena
 	}
 	ops := res.measured(m)
 	res.Notes = append(res.Notes, rounds...)
-	res.Notes = append(res.Notes, "memory is the harness's own; the engine runs in the child process")
 	if err != nil {
 		return res, fmt.Errorf("recovery: %w", err)
 	}
@@ -167,14 +169,20 @@ type recoveryRound struct {
 	seq                       uint64
 }
 
-// recoverOnce starts serve, times it, writes one node, and kills it.
-func recoverOnce(ctx context.Context, cfg RecoveryConfig, dir, graph string, lastSeq uint64, wantNodes, round int) (recoveryRound, error) {
+// recoverOnce starts serve, times it, writes one node, and kills it; mem
+// samples the child while it runs, and up is called once it accepted the
+// command, before the kill.
+func recoverOnce(ctx context.Context, cfg RecoveryConfig, dir, graph string, lastSeq uint64, wantNodes, round int, mem *childMemory, up func()) (recoveryRound, error) {
 	var r recoveryRound
 	p, err := startServe(cfg.Binary, cfg.ServeArgs, dir)
 	if err != nil {
 		return r, err
 	}
-	defer p.kill()
+	mem.set(p.cmd.Process.Pid, p.url)
+	defer func() {
+		mem.set(0, "")
+		p.kill()
+	}()
 	deadline := time.Now().Add(cfg.Timeout)
 	// JetStream: poll the embedded server's port until the event stream answers.
 	for {
@@ -213,6 +221,7 @@ func recoverOnce(ctx context.Context, cfg RecoveryConfig, dir, graph string, las
 			Commands: []*cairnv1.Command{{Kind: &cairnv1.Command_AddNode{AddNode: &cairnv1.AddNode{NodeId: node}}}}})
 		if err = replyErr(rep, err); err == nil {
 			r.command, r.seq = time.Since(p.started), rep.GetSeq()
+			up()
 			return r, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil || p.exited() {

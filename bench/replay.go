@@ -90,7 +90,8 @@ func Replay(ctx context.Context, d Driver, cfg ReplayConfig, live io.Writer) (*S
 	defer system.Shutdown()
 
 	res.Started = time.Now()
-	m := StartMeter(live, "replay")
+	res.MemorySource = memorySource(d)
+	m := StartMeter(live, "replay", d.Memory)
 	var msgs int
 	for range cfg.Rounds {
 		t := time.Now()

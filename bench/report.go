@@ -25,8 +25,8 @@ const (
 //   - per scenario, the PNG plots <scenario>-throughput.png (ops/s and
 //     items/s per op over time), <scenario>-latency.png (p50 and p99 per op
 //     over time), <scenario>-latency-dist.png (latency by percentile, the
-//     HDR percentile plot) and <scenario>-memory.png (heap and RSS over
-//     time); a plot with nothing to show is not drawn (and an old one of
+//     HDR percentile plot) and <scenario>-memory.png (the engine process's
+//     Go heap and RSS over time); a plot with nothing to show is not drawn (and an old one of
 //     that name is removed), and report.md says so;
 //   - report.md, the same for people: the machine, and per scenario its
 //     config, figures, baselines, operations, notes and plots.
@@ -368,6 +368,8 @@ func renderScenario(b *strings.Builder, s *ScenarioResult, plots []plotFile) {
 	mdSection(b, "Operations", "No operations recorded.",
 		"| Op | Count | Errors | ops/s | items/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", rows)
 
+	renderMemory(b, s)
+
 	if len(s.Notes) > 0 {
 		b.WriteString("### Notes\n\n")
 		for _, n := range s.Notes {
@@ -400,6 +402,39 @@ func metMark(met *bool) string {
 		return "✓"
 	}
 	return "✗"
+}
+
+// renderMemory writes the engine's memory section: peaks over the run and
+// whose memory it is.
+func renderMemory(b *strings.Builder, s *ScenarioResult) {
+	if len(s.Memory) == 0 {
+		return
+	}
+	var heap, rss, goB uint64
+	var limit int64
+	for _, m := range s.Memory {
+		heap, rss, goB = max(heap, m.HeapBytes), max(rss, m.RSSBytes), max(goB, m.GoBytes)
+		limit = max(limit, m.LimitBytes)
+	}
+	b.WriteString("### Engine memory\n\n")
+	var parts []string
+	if heap > 0 {
+		parts = append(parts, "Go heap peak "+fmtMB(heap))
+	}
+	if goB > 0 {
+		parts = append(parts, "Go runtime peak "+fmtMB(goB))
+	}
+	if rss > 0 {
+		parts = append(parts, "RSS peak "+fmtMB(rss))
+	}
+	if limit > 0 {
+		parts = append(parts, "memory limit "+fmtMB(uint64(limit)))
+	}
+	fmt.Fprintf(b, "%s (%d samples).", capitalize(strings.Join(parts, ", ")), len(s.Memory))
+	if s.MemorySource != "" {
+		fmt.Fprintf(b, " Measured in %s.", mdText(s.MemorySource))
+	}
+	b.WriteString("\n\n")
 }
 
 // mdSection writes a "### title" section holding a table of rows, whose

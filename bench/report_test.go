@@ -36,7 +36,7 @@ func testReport() *Report {
 		}
 		iv.Ops = append(iv.Ops, q)
 		series = append(series, iv)
-		mem = append(mem, MemSample{At: at, AtS: at.Seconds(), HeapBytes: uint64(100+s) << 20, RSSBytes: uint64(300+s) << 20})
+		mem = append(mem, MemSample{At: at, AtS: at.Seconds(), HeapBytes: uint64(100+s) << 20, RSSBytes: uint64(300+s) << 20, LimitBytes: 2 << 30})
 	}
 	yes, no := true, false
 	started := time.Date(2026, 11, 27, 23, 0, 0, 0, time.UTC)
@@ -46,14 +46,15 @@ func testReport() *Report {
 		Machine: CurrentMachine(),
 		Scenarios: []ScenarioResult{
 			{
-				Scenario: "ingest",
-				Driver:   "engine",
-				Config:   map[string]any{"nodes": 100000, "shape": "ba", "rate": 2500.5, "note": "a|b", "batch": 64},
-				Started:  started,
-				Duration: 20 * time.Second,
-				Ops:      ops,
-				Series:   series,
-				Memory:   mem,
+				Scenario:     "ingest",
+				Driver:       "engine",
+				Config:       map[string]any{"nodes": 100000, "shape": "ba", "rate": 2500.5, "note": "a|b", "batch": 64},
+				Started:      started,
+				Duration:     20 * time.Second,
+				Ops:          ops,
+				Series:       series,
+				Memory:       mem,
+				MemorySource: "the engine's process",
 				Baselines: []Baseline{
 					{Name: "append", Unit: "events/s", Engine: 41000, Raw: 52000, Ratio: 41000.0 / 52000, RawP50MS: 0.8, RawP99MS: 3.1, PayloadB: 256, Concurrent: 64},
 					{Name: "broken", Unit: "events/s", Engine: 10, Raw: 0, Ratio: math.Inf(1)},
@@ -142,7 +143,8 @@ func TestReportWrite(t *testing.T) {
 		"## summary only",
 		"![](summary-only-latency-dist.png)",
 		"No throughput plot: no intervals recorded.",
-		"No memory plot: no memory samples recorded.",
+		"No engine memory plot: no memory samples recorded.",
+		"### Engine memory\n\nGo heap peak 120 MiB, RSS peak 320 MiB, memory limit 2,048 MiB (20 samples). Measured in the engine's process.",
 		"## empty",
 		"No latency distribution plot: no latency distribution recorded.",
 	} {

@@ -53,12 +53,16 @@ type OpInterval struct {
 	MaxMS    float64 `json:"max_ms"`
 }
 
-// MemSample is the process's memory at one moment.
+// MemSample is the engine process's memory at one moment, as the engine
+// reports it (see MemSampler and ScenarioResult.MemorySource).
 type MemSample struct {
-	At        time.Duration `json:"-"`
-	AtS       float64       `json:"at_s"`
-	HeapBytes uint64        `json:"heap_bytes"` // runtime HeapAlloc
-	RSSBytes  uint64        `json:"rss_bytes"`  // resident set size, 0 where unknown
+	At         time.Duration `json:"-"`
+	AtS        float64       `json:"at_s"`
+	HeapBytes  uint64        `json:"heap_bytes"`            // Go heap in objects (runtime HeapAlloc)
+	RSSBytes   uint64        `json:"rss_bytes"`             // resident set size, 0 where unknown
+	GoBytes    uint64        `json:"go_bytes,omitempty"`    // all the Go runtime holds from the OS
+	GCCycles   uint64        `json:"gc_cycles,omitempty"`   // garbage collections so far
+	LimitBytes int64         `json:"limit_bytes,omitempty"` // the Go memory limit, 0 for none
 }
 
 // Baseline sets an engine rate beside raw JetStream doing the same amount
@@ -110,8 +114,11 @@ type ScenarioResult struct {
 	Ops       []OpSummary    `json:"ops"`
 	Series    []Interval     `json:"series"`
 	Memory    []MemSample    `json:"memory"`
-	Baselines []Baseline     `json:"baselines,omitempty"`
-	Figures   []Figure       `json:"figures,omitempty"`
+	// MemorySource says whose memory Memory is: always the engine's
+	// process, and how it was read.
+	MemorySource string     `json:"memory_source,omitempty"`
+	Baselines    []Baseline `json:"baselines,omitempty"`
+	Figures      []Figure   `json:"figures,omitempty"`
 	// Peer names the system the engine ran beside ("PostgreSQL 15.14"),
 	// and Comparisons set their figures side by side.
 	Peer        string       `json:"peer,omitempty"`

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +115,20 @@ func TestIngestRemote(t *testing.T) {
 	checkIngest(t, res, w, 1)
 	if res.Driver != "remote" {
 		t.Errorf("driver = %q", res.Driver)
+	}
+	// The memory is the engine's own report over NATS: here the engine
+	// runs in the test's process, so its limit is this process's.
+	lim := debug.SetMemoryLimit(-1)
+	if lim == math.MaxInt64 {
+		lim = 0
+	}
+	for _, m := range res.Memory {
+		if m.HeapBytes == 0 || m.RSSBytes == 0 || m.GoBytes < m.HeapBytes || m.LimitBytes != lim {
+			t.Fatalf("memory sample %+v: want the engine's heap, RSS and limit %d", m, lim)
+		}
+	}
+	if !strings.Contains(res.MemorySource, "engine's process, as it reports itself") {
+		t.Errorf("memory source %q", res.MemorySource)
 	}
 	// A refused command is an error the scenario reports, not a success.
 	rep, err := d.Execute(context.Background(), &cairnv1.CommandEnvelope{GraphId: "no-such-graph", CommandId: "x",

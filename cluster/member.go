@@ -57,18 +57,46 @@ func (c Config) Validate() error {
 type Member struct {
 	system   *actor.ActorSystem
 	cluster  *cluster.Cluster
-	provider *test.Provider
+	provider *joinProvider
+	// started is closed when protoactor's StartMember has returned; see
+	// Start.
+	started chan struct{}
+}
+
+// joinProvider is protoactor's in-memory provider that reports when this
+// member has joined. Cluster.StartMember sets everything up (remote,
+// identity lookup, gossip, pub-sub, topology consensus), calls the
+// provider's StartMember last and then sleeps a fixed second before it
+// returns. The in-memory provider registers the member and updates the
+// member list and the identity lookup's members before its StartMember
+// returns, so once it has returned the member places and activates
+// grains: that, not the sleep, is the readiness signal.
+type joinProvider struct {
+	*test.Provider
+	joined chan struct{}
+}
+
+func (p *joinProvider) StartMember(c *cluster.Cluster) error {
+	if err := p.Provider.StartMember(c); err != nil {
+		return err
+	}
+	close(p.joined)
+	return nil
 }
 
 // Start starts a single-member cluster (in-memory membership, distributed
-// hash identity lookup) hosting kinds.
+// hash identity lookup) hosting kinds. It returns as soon as the member
+// has joined its cluster, without waiting for the fixed second that
+// protoactor's Cluster.StartMember sleeps after that (the sleep finishes
+// on a goroutine that Close waits for). A panic in StartMember (a remote
+// port in use, for example) is returned as an error.
 func Start(cfg Config, kinds ...*cluster.Kind) (*Member, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cluster config: %w", err)
 	}
 	logger := cfg.Logger
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
-	provider := test.NewTestProvider(test.NewInMemAgent())
+	provider := &joinProvider{Provider: test.NewTestProvider(test.NewInMemAgent()), joined: make(chan struct{})}
 	lookup := disthash.New()
 	rc := remote.Configure(cfg.Host, cfg.Port)
 	cc := cluster.Configure(cfg.Name, provider, lookup, rc,
@@ -77,8 +105,43 @@ func Start(cfg Config, kinds ...*cluster.Kind) (*Member, error) {
 		cluster.WithRequestLog(false),
 	)
 	c := cluster.New(system, cc)
-	c.StartMember()
-	return &Member{system: system, cluster: c, provider: provider}, nil
+	m := &Member{system: system, cluster: c, provider: provider, started: make(chan struct{})}
+	var startErr error
+	go func() {
+		defer close(m.started)
+		defer func() {
+			if r := recover(); r != nil {
+				startErr = fmt.Errorf("start cluster member: %v", r)
+			}
+		}()
+		c.StartMember()
+	}()
+	select {
+	case <-provider.joined:
+		return m, nil
+	case <-m.started:
+	}
+	// StartMember returned (or panicked) before the member joined.
+	select {
+	case <-provider.joined:
+		return m, nil
+	default:
+	}
+	if startErr == nil {
+		startErr = errors.New("start cluster member: it returned without joining the cluster")
+	}
+	system.Shutdown()
+	stopRemote(c)
+	return nil, startErr
+}
+
+// stopRemote stops the remote endpoint of a member that failed to start,
+// if it got as far as listening.
+func stopRemote(c *cluster.Cluster) {
+	defer func() { _ = recover() }() // a remote that never listened has nothing to stop
+	if c.Remote != nil {
+		c.Remote.Shutdown(false)
+	}
 }
 
 // Cluster returns the Proto.Actor cluster.
@@ -92,12 +155,15 @@ func (m *Member) System() *actor.ActorSystem { return m.system }
 // actors.GraphGrains.StopAll) so that they drain.
 //
 // A single member has no one to hand its identities to, so it skips the
-// graceful hand-over (which waits two seconds).
+// graceful hand-over (which waits two seconds). Close also waits for the
+// rest of protoactor's StartMember (its fixed sleep, up to a second after
+// Start returned) to be over.
 func (m *Member) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		_ = m.provider.Shutdown(true)
 		m.cluster.Shutdown(false)
+		<-m.started
 		close(done)
 	}()
 	select {

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -57,5 +58,26 @@ func TestMemberHostsKinds(t *testing.T) {
 	defer cancel()
 	if err := m.Close(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A member whose remote endpoint cannot listen is an error from Start, not
+// a panic (protoactor's StartMember panics).
+func TestStartPortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg := cluster.DefaultConfig()
+	cfg.Port = l.Addr().(*net.TCPAddr).Port
+	kind := protocluster.NewKind("echo", actor.PropsFromProducer(func() actor.Actor { return echo{} }))
+	m, err := cluster.Start(cfg, kind)
+	if err == nil {
+		_ = m.Close(context.Background())
+		t.Fatal("Start on a port in use succeeded")
+	}
+	if !strings.Contains(err.Error(), "listen") {
+		t.Errorf("error %q does not say it could not listen", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-graph/cairn"
 	"github.com/cairn-graph/cairn/bench"
+	"github.com/cairn-graph/cairn/internal/memlimit"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
@@ -28,8 +29,12 @@ const benchUsage = `Usage:
 
 Runs a load test and writes its report to --out: report.md, report.json and
 PNG plots (throughput, latency percentiles over time, latency distribution,
-memory over time). A line per second shows the progress (ops/s, p50, p99,
-errors, memory); --quiet turns it off.
+the engine's memory over time). A line per second shows the progress (ops/s,
+p50, p99, errors, the engine's Go heap and RSS); --quiet turns it off. The
+memory is always the engine process's: in-process, this process (the
+engine runs in it); remote, the engine's own report in the "cairn"
+service's stats; recovery, the child cairn serve (its /proc/PID/statm and
+its stats).
 
 Scenarios:
   ingest    builds --graphs graphs of the workload at once: closed loop (as
@@ -75,6 +80,12 @@ Engine:
                         through the "cairn" NATS micro service
   --data DIR            the embedded engine's data (default: a temporary
                         directory, removed afterwards)
+  --memory-limit SIZE|off
+                        the memory limit of the in-process engine (given to
+                        the Go runtime, and its caches sized from it) and of
+                        recovery's cairn serve, as for cairn serve (default:
+                        GOMEMLIMIT, else 75% of the cgroup's or the
+                        machine's memory; see cairn help serve)
   --server URL          NATS URL of the engine, for --driver remote
                         (default nats://127.0.0.1:4222); the client flags
                         --creds, --user, --password, --tls-* apply
@@ -147,6 +158,7 @@ type benchFlags struct {
 	binary               string
 	pgBin                string
 	noDurable            bool
+	memLimit             string
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
@@ -155,6 +167,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	def := bench.DefaultWorkload()
 	fs.StringVar(&f.driver, "driver", "inprocess", "`inprocess` or remote")
 	fs.StringVar(&f.data, "data", "", "embedded engine data `dir`")
+	fs.StringVar(&f.memLimit, "memory-limit", "", "the engine's memory `limit` (2GiB, 1500MB, off)")
 	fs.StringVar(&f.server, "server", defaultServer, "NATS `URL` of the engine (--driver remote)")
 	f.auth.register(fs)
 	fs.BoolVar(&f.noBaseline, "no-baseline", false, "skip the raw JetStream baselines")
@@ -235,9 +248,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	if f.rounds < 1 {
 		return usage("--rounds must be at least 1, not %d", f.rounds)
 	}
+	limit, limitFrom, err := memoryLimit(f.memLimit, given["memory-limit"], os.Getenv("GOMEMLIMIT"), debug.SetMemoryLimit(-1))
+	if err != nil {
+		return usage("--memory-limit: %v", err)
+	}
+	if given["memory-limit"] && f.driver == "remote" {
+		return usage("--memory-limit is for the engines bench starts (--driver inprocess, recovery); set it on the remote cairn serve")
+	}
+	// The in-process engines share this process: its limit is theirs.
+	// Put back when bench returns (tests run it in-process).
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(limit))
 	var live io.Writer = stderr
 	if f.quiet {
 		live = nil
+	}
+	if live != nil && f.driver == "inprocess" {
+		fmt.Fprintf(live, "engine memory limit %s (%s)\n", memlimit.Format(limit), limitFrom)
 	}
 
 	// What each scenario drives: a fresh embedded engine (so that one
@@ -254,7 +280,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 			if dir != "" && scenario == "suite" {
 				dir = filepath.Join(dir, name)
 			}
-			return openBenchEngine(ctx, dir)
+			return openBenchEngine(ctx, dir, limit)
 		}
 	case "remote":
 		if given["data"] {
@@ -299,8 +325,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 			fmt.Fprintf(live, "== %s\n", r.name)
 		}
 		// Start each scenario from a collected heap: the last one's engine
-		// is garbage now, and with GOGC=200 its collection would otherwise
-		// land inside this scenario's measurements.
+		// is garbage now, and its collection would otherwise land inside
+		// this scenario's measurements.
 		runtime.GC()
 		debug.FreeOSMemory()
 		var d bench.Driver
@@ -365,7 +391,7 @@ func (f *benchFlags) scenarios(scenario string, mix bench.QueryMix) []benchRun {
 			if err != nil {
 				return nil, fmt.Errorf("recovery: %w", err)
 			}
-			return bench.Recovery(ctx, bench.RecoveryConfig{Binary: exe, Workload: w, Rounds: f.rounds, Batch: f.batch, InFlight: f.infl}, live)
+			return bench.Recovery(ctx, bench.RecoveryConfig{Binary: exe, Workload: w, Rounds: f.rounds, Batch: f.batch, InFlight: f.infl, ServeArgs: f.serveArgs()}, live)
 		}}
 	}
 	peer := func(w bench.Workload) benchRun {
@@ -424,7 +450,7 @@ func (f *benchFlags) executable() (string, error) {
 
 // openBenchEngine opens an embedded engine (no TCP listener) on dir, or
 // on a temporary directory removed by the returned close.
-func openBenchEngine(ctx context.Context, dir string) (bench.Driver, func() error, error) {
+func openBenchEngine(ctx context.Context, dir string, memLimit int64) (bench.Driver, func() error, error) {
 	tmp := ""
 	if dir == "" {
 		var err error
@@ -435,6 +461,7 @@ func openBenchEngine(ctx context.Context, dir string) (bench.Driver, func() erro
 	}
 	cfg := cairn.DefaultConfig(dir)
 	cfg.NATSListen = persistence.ListenNone
+	cfg.SizeCaches(memLimit)
 	eng, err := cairn.Open(ctx, cfg)
 	if err != nil {
 		if tmp != "" {
@@ -451,6 +478,14 @@ func openBenchEngine(ctx context.Context, dir string) (bench.Driver, func() erro
 		}
 		return err
 	}, nil
+}
+
+// serveArgs are the flags recovery passes on to its cairn serve.
+func (f *benchFlags) serveArgs() []string {
+	if f.memLimit == "" {
+		return nil
+	}
+	return []string{"--memory-limit", f.memLimit}
 }
 
 // printBenchSummary prints each scenario's figures and baselines.

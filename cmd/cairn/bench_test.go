@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cairn-graph/cairn/bench"
+	"github.com/cairn-graph/cairn/internal/memlimit"
 )
 
 // TestBenchSuiteQuick is the smoke run of every scenario through the
@@ -54,6 +55,29 @@ func TestBenchSuiteQuick(t *testing.T) {
 	}
 	if got := strings.Join(names, ","); got != "ingest,mixed,recovery,replay" {
 		t.Fatalf("scenarios = %s", got)
+	}
+	// The recovery scenario's memory is the child cairn serve's: its RSS,
+	// and its heap and its own memory limit (serve's default; this test
+	// process has none) from its stats.
+	def, _ := memlimit.Default()
+	rec := rep.Scenarios[2]
+	if len(rec.Memory) == 0 || !strings.Contains(rec.MemorySource, "child cairn serve") {
+		t.Errorf("recovery: %d memory samples from %q", len(rec.Memory), rec.MemorySource)
+	}
+	if os.Getenv("GOMEMLIMIT") != "" {
+		def = 0 // the child's limit is the environment's
+	}
+	fromStats := 0
+	for _, m := range rec.Memory {
+		if m.RSSBytes == 0 || m.HeapBytes > 0 && def > 0 && m.LimitBytes != def {
+			t.Errorf("recovery memory sample %+v: want the child's RSS and limit %d", m, def)
+		}
+		if m.HeapBytes > 0 {
+			fromStats++ // a sample while the child starts has its RSS only
+		}
+	}
+	if fromStats == 0 {
+		t.Errorf("recovery: no memory sample from the child's stats in %+v", rec.Memory)
 	}
 	if len(rep.Scenarios[0].Baselines) == 0 || len(rep.Scenarios[2].Baselines) == 0 {
 		t.Errorf("ingest or recovery has no baseline")
@@ -138,6 +162,9 @@ func TestBenchUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"bench", "sideways"}, `unknown scenario "sideways"`},
+		{[]string{"bench", "ingest", "--memory-limit", "12XB"}, `--memory-limit: not a memory size: "12XB": unknown unit "XB"`},
+		{[]string{"bench", "ingest", "--memory-limit", "-1"}, `"-1": must be positive`},
+		{[]string{"bench", "ingest", "--driver", "remote", "--memory-limit", "1GiB"}, "set it on the remote cairn serve"},
 		{[]string{"bench", "ingest", "--shape", "star"}, "--shape"},
 		{[]string{"bench", "ingest", "--quick"}, "--quick is for the suite"},
 		{[]string{"bench", "ingest", "--batch", "5000"}, "batch must be 1-1000"},

@@ -8,11 +8,13 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/internal/memlimit"
 )
 
 const healthUsage = `Usage:
@@ -24,8 +26,10 @@ them) and prints
   projections: 2 shards, applied up to seq 57, 0 failures, cache 10 hits / 3 misses
   snapshots: restored seq 40 (2 graphs, 3.1 ms), 0 fallbacks; 4 rounds, 0 failed, last seq 57 (5120 bytes, 1 graphs, 2.5 ms, blocked up to 0.3 ms)
   time travel: 3 queries, 1 view hits, 2 builds (1 from snapshot, 0 from view), 0 bad snapshots, 2 cached views, last build 1.2 ms
-preceded by the graph grains' counters (the command endpoint's stats):
+preceded by the graph grains' counters and the engine process's memory
+(the command endpoint's stats):
   grains: 1 active, 2 activations (1 from a snapshot, 0 snapshot fallbacks), 3 snapshots written (0 failed, 2048 bytes, blocked up to 0.2 ms), replayed 4 transactions
+  memory: rss 310.5 MiB, Go heap 120.2 MiB (in use 131 MiB, the Go runtime 180.4 MiB), 12 GCs, limit 1.5 GiB, GOGC 100
 (restored seq 0: the projections rebuilt from the stream start), then one
 line per graph whose projection stopped at a transaction it could not apply
 (its queries answer INTERNAL until the engine restarts). It exits 0 when no
@@ -40,7 +44,13 @@ projection stopped, 1 otherwise. --json prints the stats object:
    "grains":{"active":..,"activations":..,"snapshot_loads":..,"snapshot_fallbacks":..,
              "snapshots_written":..,"snapshot_write_errors":..,"snapshot_bytes":..,
              "snapshot_block_ms_total":..,"snapshot_block_ms_max":..,
-             "replayed_transactions":..,"replayed_events":..}}
+             "replayed_transactions":..,"replayed_events":..},
+   "memory":{"rss_bytes":..,"heap_alloc_bytes":..,"heap_in_use_bytes":..,"go_bytes":..,
+             "gc_cycles":..,"limit_bytes":..,"gogc":..}}
+(memory: the engine's resident set size, its Go heap in live objects and in
+spans in use, all the memory its Go runtime holds, completed garbage
+collections, the memory limit (0: none; see cairn help serve) and GOGC, -1
+for off.)
 `
 
 func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
@@ -64,6 +74,7 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	}
 	var h *actors.ProjectionHealth
 	var grains *actors.GrainHealth
+	var mem *actors.MemoryHealth
 	for _, e := range stats.Endpoints {
 		if len(e.Data) == 0 || string(e.Data) == "null" {
 			continue
@@ -74,8 +85,13 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 			h = &actors.ProjectionHealth{}
 			err = json.Unmarshal(e.Data, h)
 		case "command":
-			grains = &actors.GrainHealth{}
-			err = json.Unmarshal(e.Data, grains)
+			var cs struct {
+				*actors.GrainHealth
+				// A pointer: an engine from before the memory report has none.
+				Memory *actors.MemoryHealth `json:"memory"`
+			}
+			err = json.Unmarshal(e.Data, &cs)
+			grains, mem = cs.GrainHealth, cs.Memory
 		}
 		if err != nil {
 			return fmt.Errorf("the engine's %s endpoint stats: %w", e.Name, err)
@@ -87,8 +103,9 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if c.json {
 		out := struct {
 			*actors.ProjectionHealth
-			Grains *actors.GrainHealth `json:"grains,omitempty"`
-		}{h, grains}
+			Grains *actors.GrainHealth  `json:"grains,omitempty"`
+			Memory *actors.MemoryHealth `json:"memory,omitempty"`
+		}{h, grains, mem}
 		if err := writeJSON(stdout, out); err != nil {
 			return err
 		}
@@ -96,6 +113,19 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		if g := grains; g != nil {
 			fmt.Fprintf(stdout, "grains: %d active, %d activations (%d from a snapshot, %d snapshot fallbacks), %d snapshots written (%d failed, %d bytes, blocked up to %.1f ms), replayed %d transactions\n",
 				g.Active, g.Activations, g.SnapshotLoads, g.SnapshotFallbacks, g.SnapshotsWritten, g.SnapshotWriteErrors, g.SnapshotBytes, g.SnapshotBlockMsMax, g.ReplayedTransactions)
+		}
+		if m := mem; m != nil {
+			lim := "none"
+			if m.LimitBytes > 0 {
+				lim = memlimit.Format(m.LimitBytes)
+			}
+			gogc := strconv.FormatInt(m.GOGC, 10)
+			if m.GOGC < 0 {
+				gogc = "off"
+			}
+			fmt.Fprintf(stdout, "memory: rss %s, Go heap %s (in use %s, the Go runtime %s), %d GCs, limit %s, GOGC %s\n",
+				memlimit.Format(int64(m.RSSBytes)), memlimit.Format(int64(m.HeapAllocBytes)), memlimit.Format(int64(m.HeapInUseBytes)),
+				memlimit.Format(int64(m.GoBytes)), m.GCCycles, lim, gogc)
 		}
 		fmt.Fprintf(stdout, "projections: %d shards, applied up to seq %d, %d failures, cache %d hits / %d misses\n",
 			h.Shards, h.AppliedSeq, h.Failures, h.CacheHits, h.CacheMisses)

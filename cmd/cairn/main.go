@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 )
@@ -27,12 +26,6 @@ const (
 // first SIGINT or SIGTERM cancels run's context (serve drains, a client stops
 // waiting); a second one exits at once.
 func main() {
-	if os.Getenv("GOGC") == "" {
-		// The write path allocates per command; trading memory for less GC
-		// work is worth 5-10% of throughput (see README, Performance).
-		// GOGC in the environment overrides it.
-		debug.SetGCPercent(200)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)

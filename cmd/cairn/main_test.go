@@ -77,14 +77,19 @@ var (
 	cidRE  = regexp.MustCompile(`bafy[a-z2-7]{50,}`)
 	timeRE = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z`)
 	txRE   = regexp.MustCompile(`(tx=|tx |"tx_id":")([0-9A-Za-z]{22})`)
+	// The engine process's memory (cairn health).
+	memLineRE = regexp.MustCompile(`(?m)^memory: rss .*$`)
+	memJSONRE = regexp.MustCompile(`"memory":\{[^{}]*\}`)
 )
 
-// mask replaces what differs from run to run, CIDs, transaction ids and
-// times, by placeholders. Equal CIDs and equal transaction ids get equal
+// mask replaces what differs from run to run, CIDs, transaction ids,
+// times and the engine's memory, by placeholders. Equal CIDs and equal transaction ids get equal
 // placeholders, numbered in order of appearance, so that the chain's links
 // stay visible.
 func mask(s string) string {
 	s = timeRE.ReplaceAllString(s, "<time>")
+	s = memLineRE.ReplaceAllString(s, "memory: <memory>")
+	s = memJSONRE.ReplaceAllString(s, `"memory":<memory>`)
 	cids := map[string]string{}
 	s = cidRE.ReplaceAllStringFunc(s, func(c string) string {
 		if _, ok := cids[c]; !ok {

@@ -8,10 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/cairn-graph/cairn"
+	"github.com/cairn-graph/cairn/internal/memlimit"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -20,7 +23,7 @@ const serveUsage = `Usage:
   cairn serve [--data DIR] [--nats-listen ADDR|none] [--sync-always] [--sample]
               [--replicas N] [--max-bytes N] [--passivate-after D] [--shards N]
               [--snapshot-every N] [--snapshot-keep K] [--readmodel-snapshot-every N]
-              [--no-snapshots]
+              [--no-snapshots] [--memory-limit SIZE|off]
               [--log-level LEVEL] [--drain-timeout D] [--json]
   cairn serve --nats URL [--creds FILE] [--user U --password P]
               [--tls-cert F --tls-key F] [--tls-ca F] [--sample] ...
@@ -67,6 +70,23 @@ Flags:
   --no-snapshots        take and load no snapshots: every graph activation
                         and every start replays the stream, and --as-of
                         queries replay from the graph's first event
+  --memory-limit SIZE   the memory the engine's process may use, for example
+                        2GiB or 1500MB (B, KB, MB, GB, TB, KiB, MiB, GiB,
+                        TiB; at least 64MiB), or off. It is the Go runtime's
+                        soft limit (debug.SetMemoryLimit): as the process
+                        nears it the garbage collector runs more often;
+                        nothing fails at it. The caches are sized from it:
+                        the query caches of all shards get a 32nd of it,
+                        time-travel views an eighth, the snapshots time
+                        travel keeps a 32nd (2GiB on 2 CPUs gives 4096
+                        answers per shard, 8 views and 64 MiB). Default:
+                        GOMEMLIMIT from the environment when set, else 75%
+                        of the cgroup's memory limit or, without one, of
+                        the machine's memory. GOGC (default 100) still sets
+                        how often the collector runs below the limit:
+                        GOGC=200 trades memory for less collection work,
+                        GOGC=off collects only near the limit. The limit in
+                        force is logged at start and shown by cairn health.
   --sample              create the graph "sample" if it has no transactions
   --log-level LEVEL     debug, info, warn or error (default info)
   --drain-timeout D     how long the first signal waits for a drain (default 30s)
@@ -91,6 +111,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	snapKeep := fs.Int("snapshot-keep", def.Grain.SnapshotKeep, "aggregate snapshots `kept` per graph")
 	rmSnapEvery := fs.Int("readmodel-snapshot-every", def.Projections.SnapshotEvery, "read-model snapshot every `N` events")
 	noSnaps := fs.Bool("no-snapshots", false, "take and load no snapshots")
+	memLimit := fs.String("memory-limit", "", "the process's memory `limit` (2GiB, 1500MB, off)")
 	level := fs.String("log-level", "info", "log `level`")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "drain `timeout`")
 	jsonOut := fs.Bool("json", false, "print the ready line as JSON")
@@ -127,6 +148,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if given["shards"] {
 		cfg.Projections.Shards = *shards
 	}
+	limit, limitFrom, err := memoryLimit(*memLimit, given["memory-limit"], os.Getenv("GOMEMLIMIT"), debug.SetMemoryLimit(-1))
+	if err != nil {
+		return usage("--memory-limit: %v", err)
+	}
+	cfg.SizeCaches(limit) // after Projections.Shards
 	if err := cfg.Store.Validate(); err != nil {
 		return usage("%v", err)
 	}
@@ -159,6 +185,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
+	// Process-wide, so put back when serve returns (tests run serve
+	// in-process).
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(limit))
+	gogc := debug.SetGCPercent(-1)
+	debug.SetGCPercent(gogc)
+	logger.Info("memory limit", "limit", memlimit.Format(limit), "bytes", limit, "from", limitFrom, "gogc", gogc,
+		"query_cache_entries_per_shard", cfg.Projections.CacheEntries, "view_cache_entries", cfg.Projections.ViewCacheEntries,
+		"view_snapshot_bytes", cfg.Projections.ViewSnapshotBytes)
 	eng, err := cairn.Open(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -200,6 +234,25 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// memoryLimit decides serve's memory limit and says where it comes from:
+// the --memory-limit flag when given (memlimit.Parse), else GOMEMLIMIT when
+// the environment sets it (the Go runtime applied it at start-up, so
+// runtimeLimit, the limit in force, is it), else memlimit.Default().
+func memoryLimit(flagValue string, flagGiven bool, gomemlimit string, runtimeLimit int64) (int64, string, error) {
+	switch {
+	case flagGiven:
+		n, err := memlimit.Parse(flagValue)
+		return n, "--memory-limit", err
+	case gomemlimit != "":
+		return runtimeLimit, "GOMEMLIMIT", nil
+	}
+	n, from := memlimit.Default()
+	if from == "" {
+		from = "no limit: the available memory is unknown"
+	}
+	return n, from, nil
 }
 
 func isLoopback(host string) bool {

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/internal/graphgen"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
@@ -86,6 +87,7 @@ type restartTimes struct {
 	natsReady   time.Duration // to the embedded NATS server's "Server is ready" (its log)
 	ready       time.Duration // to the ready line
 	firstQuery  time.Duration // to the first answer of a node query
+	firstCmd    time.Duration // to the first accepted command (a new graph's creation)
 	caughtUp    time.Duration // to an answer that reflects the last transaction
 	jsRestore   time.Duration // JetStream's recovery of the event store (its log)
 	rmRestore   time.Duration // the projections' restore (health)
@@ -97,6 +99,9 @@ var (
 	natsReadyRE  = regexp.MustCompile(`time=(\S+) level=INFO msg="Server is ready"`)
 )
 
+// restarts numbers measureRestart's graphs.
+var restarts int
+
 // measureRestart starts serve on dir and times it to serving node's query
 // and to serving the graph up to seq last.
 func measureRestart(b *testing.B, bin, dir string, flags []string, graph, node string, last uint64) (*serverProc, restartTimes) {
@@ -106,6 +111,11 @@ func measureRestart(b *testing.B, bin, dir string, flags []string, graph, node s
 	// Queries wait until the projections have restored their snapshots.
 	mustRun(b, "query", "node", graph, node, "--timeout", "30s", "--server", srv.url)
 	rt.firstQuery = time.Since(srv.started)
+	// A graph of its own: a command on the loaded graph would fork the
+	// chain the loader goes on sealing.
+	restarts++
+	mustRun(b, "graph", "create", "restart-"+strconv.Itoa(restarts), "--timeout", "30s", "--server", srv.url)
+	rt.firstCmd = time.Since(srv.started)
 	mustRun(b, "query", "node", graph, node, "--min-seq", strconv.FormatUint(last, 10), "--timeout", "30s", "--server", srv.url)
 	rt.caughtUp = time.Since(srv.started)
 	h := health(b, srv.url)
@@ -137,9 +147,9 @@ func measureRestart(b *testing.B, bin, dir string, flags []string, graph, node s
 // then each iteration stops the engine cleanly (it takes a last read-model
 // snapshot), restarts it, publishes a tail of 10 transactions of 100
 // events, kill -9s it and restarts it. Reported, from the process start:
-// the embedded NATS server's readiness (its log), the ready line (which
-// comes at least a second after it: protoactor-go's Cluster.StartMember
-// sleeps for one), the first answer of a node query, the first answer that
+// the embedded NATS server's readiness (its log), the ready line, the first
+// answer of a node query, the first accepted command (a new graph's
+// creation, sent after that query), the first answer that
 // reflects the tail, JetStream's recovery of the stream (its log) and the
 // projections' snapshot restore.
 //
@@ -219,12 +229,13 @@ func BenchmarkServeRestart(b *testing.B) {
 		b.ReportMetric(med(func(r restartTimes) time.Duration { return r.natsReady }), name+"-nats-ready-ms")
 		b.ReportMetric(med(func(r restartTimes) time.Duration { return r.ready }), name+"-ready-ms")
 		b.ReportMetric(med(func(r restartTimes) time.Duration { return r.firstQuery }), name+"-query-ms")
+		b.ReportMetric(med(func(r restartTimes) time.Duration { return r.firstCmd }), name+"-command-ms")
 		b.ReportMetric(med(func(r restartTimes) time.Duration { return r.caughtUp }), name+"-caughtup-ms")
 		b.ReportMetric(med(func(r restartTimes) time.Duration { return r.jsRestore }), name+"-js-restore-ms")
 		b.ReportMetric(med(func(r restartTimes) time.Duration { return r.rmRestore }), name+"-rm-restore-ms")
 		for i, rt := range rts {
-			b.Logf("%s %d: NATS ready %s, ready %s, first query %s, caught up %s, JetStream restore %s, read-model restore %s (seq %d)",
-				name, i+1, rt.natsReady.Round(time.Millisecond), rt.ready.Round(time.Millisecond), rt.firstQuery.Round(time.Millisecond), rt.caughtUp.Round(time.Millisecond),
+			b.Logf("%s %d: NATS ready %s, ready %s, first query %s, first command %s, caught up %s, JetStream restore %s, read-model restore %s (seq %d)",
+				name, i+1, rt.natsReady.Round(time.Millisecond), rt.ready.Round(time.Millisecond), rt.firstQuery.Round(time.Millisecond), rt.firstCmd.Round(time.Millisecond), rt.caughtUp.Round(time.Millisecond),
 				rt.jsRestore.Round(time.Millisecond), rt.rmRestore.Round(time.Millisecond), rt.restoredSeq)
 		}
 	}
@@ -242,4 +253,55 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return fmt.Sprintf("%.14s", b)
+}
+
+// BenchmarkServeFirstCommand measures, with the cairn binary on an empty
+// data directory, how soon after the process starts `cairn serve` prints
+// its ready line and accepts its first command (a graph creation sent over
+// the "cairn" micro service as soon as the ready line is read; the engine
+// holds it until its cluster member has started). Each iteration is a new
+// process on a new directory; the metrics are medians.
+//
+//	go test ./cmd/cairn -run '^$' -bench ServeFirstCommand -benchtime 5x
+func BenchmarkServeFirstCommand(b *testing.B) {
+	bin := buildBinary(b)
+	var ready, first []time.Duration
+	for i := 0; b.Loop(); i++ {
+		srv := startServe(b, bin, b.TempDir(), "--log-level", "warn")
+		nc, err := nats.Connect(srv.url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		env := &cairnv1.CommandEnvelope{GraphId: "g" + strconv.Itoa(i), CommandId: "c" + strconv.Itoa(i),
+			Commands: []*cairnv1.Command{{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{}}}}}
+		data, err := proto.Marshal(env)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msg, err := nc.Request(actors.CommandSubject, data, 30*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(srv.started)
+		rep := &cairnv1.CommandReply{}
+		if err := proto.Unmarshal(msg.Data, rep); err != nil || rep.GetError() != nil {
+			b.Fatalf("first command: %v %v", err, rep.GetError())
+		}
+		nc.Close()
+		ready, first = append(ready, srv.ready), append(first, took)
+		if err := srv.cmd.Process.Signal(os.Interrupt); err != nil {
+			b.Fatal(err)
+		}
+		if code := srv.wait(b); code != 0 {
+			b.Fatalf("after SIGINT: exit %d", code)
+		}
+	}
+	med := func(ds []time.Duration) float64 {
+		ds = slices.Clone(ds)
+		slices.Sort(ds)
+		return float64(ds[len(ds)/2].Microseconds()) / 1000
+	}
+	b.ReportMetric(med(ready), "ready-ms")
+	b.ReportMetric(med(first), "first-command-ms")
+	b.Logf("ready %v; first command %v (load %s)", ready, first, loadAvg())
 }
