@@ -187,6 +187,11 @@ type graphGrain struct {
 	// no new snapshot starts before snapRetryAt.
 	snapBackoff time.Duration
 	snapRetryAt time.Time
+	// snapsStored is how many snapshots of the graph the store holds, as
+	// far as the grain knows (listed at activation, counted since): older
+	// ones are pruned only when a write takes it past SnapshotKeep, so that
+	// a graph with few snapshots never lists the bucket.
+	snapsStored int
 
 	inflight *appendJob
 	stopping bool
@@ -341,8 +346,10 @@ func (g *graphGrain) loadSnapshot() (persistence.SnapshotInfo, bool, error) {
 	cancel()
 	if err != nil {
 		g.log.LogAttrs(context.Background(), slog.LevelWarn, "listing snapshots failed; replaying the whole history", slog.String("err", err.Error()))
+		g.snapsStored = g.cfg.SnapshotKeep // unknown: prune after the next write
 		return persistence.SnapshotInfo{}, false, nil
 	}
+	defer func() { g.snapsStored = len(infos) }()
 	for _, info := range infos {
 		if err := g.fromSnapshot(info); err != nil {
 			if rerr := g.reset(nil, nil); rerr != nil {
@@ -480,16 +487,22 @@ func (g *graphGrain) snapshot() {
 	w := &snapWrite{done: make(chan struct{}), events: g.sinceSnap}
 	g.sinceSnap = 0
 	g.snapWrite = w
+	g.snapsStored++
+	prune := g.snapsStored > g.cfg.SnapshotKeep
+	if prune {
+		g.snapsStored = g.cfg.SnapshotKeep
+	}
 	g.kind.writes.Add(1)
 	go func() {
 		defer g.kind.writes.Done()
 		defer close(w.done)
-		w.err = g.writeSnapshot(info, data)
+		w.err = g.writeSnapshot(info, data, prune)
 	}()
 }
 
-// writeSnapshot stores data and prunes the graph's older snapshots.
-func (g *graphGrain) writeSnapshot(info persistence.SnapshotInfo, data []byte) error {
+// writeSnapshot stores data and, when prune, the graph's older snapshots
+// past SnapshotKeep.
+func (g *graphGrain) writeSnapshot(info persistence.SnapshotInfo, data []byte, prune bool) error {
 	start := time.Now()
 	c := &g.kind.stats
 	ctx, cancel := context.WithTimeout(g.base, max(g.cfg.AppendTimeout, 30*time.Second))
@@ -504,6 +517,9 @@ func (g *graphGrain) writeSnapshot(info persistence.SnapshotInfo, data []byte) e
 	c.bytes.Add(uint64(len(data)))
 	g.log.LogAttrs(context.Background(), slog.LevelDebug, "snapshot written", slog.String("snapshot", stored.Name), slog.Int("bytes", len(data)),
 		slog.Int64("stored", stored.Stored), slog.Duration("took", time.Since(start)))
+	if !prune {
+		return nil
+	}
 	if _, err := g.cfg.Snapshots.Prune(ctx, persistence.KindAggregate, g.graph, g.cfg.SnapshotKeep); err != nil {
 		g.log.LogAttrs(context.Background(), slog.LevelWarn, "snapshot prune failed", slog.String("err", err.Error()))
 	}
