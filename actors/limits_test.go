@@ -134,3 +134,56 @@ func mustOK(t *testing.T, rep *cairnv1.CommandReply) {
 }
 
 var _ actors.TransactionLimiter = (*persistence.Store)(nil)
+
+// slowReads delays every transaction a read delivers (a store that is slow
+// but makes progress), or, with stall, delays only the first by stall.
+type slowReads struct {
+	*persistence.Store
+	each, stall time.Duration
+}
+
+func (s slowReads) Read(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error) {
+	first := true
+	return s.Store.Read(ctx, graph, fromSeq, func(r persistence.Record) error {
+		d := s.each
+		if first && s.stall > 0 {
+			d = s.stall
+		}
+		first = false
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return fn(r)
+	})
+}
+
+// An activation's replay has no limit on its whole length, only on
+// progress: a history that takes many times AppendTimeout to read, a
+// transaction at a time, activates; a store that delivers nothing for
+// AppendTimeout fails the activation, saying so.
+func TestActivationDeadlineIsProgress(t *testing.T) {
+	_, store := newStore(t)
+	writer := startMember(t, store, quickGrains())
+	mustOK(t, writer.exec(envelope("g", "create", createGraph())))
+	const txs = 24
+	for i := range txs {
+		mustOK(t, writer.exec(envelope("g", fmt.Sprint("c", i), addNode(fmt.Sprint("n", i)))))
+	}
+	writer.stop()
+
+	cfg := quickGrains()
+	cfg.AppendTimeout = 250 * time.Millisecond // the whole read takes about 25 × 50 ms
+	slow := startMember(t, slowReads{Store: store, each: 50 * time.Millisecond}, cfg)
+	mustOK(t, slow.exec(envelope("g", "after", addNode("last"))))
+	slow.stop()
+
+	stalled := startMember(t, slowReads{Store: store, stall: time.Second}, cfg)
+	rep := stalled.exec(envelope("g", "stalled", addNode("never")))
+	if rep.GetError().GetCode() != cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE || !strings.Contains(rep.GetError().GetMessage(), "no transaction read") {
+		t.Fatalf("activation over a stalled store: %v, want UNAVAILABLE naming the stall", rep)
+	}
+}
