@@ -51,16 +51,20 @@ check-proto:
 # suite: ingest of 1,000,000 nodes and 3,000,000 edges, mixed load at 10,000
 # events/s, kill -9 recovery of that graph, replay) and writes its report to
 # $(BENCH_OUT) (report.md, report.json, plots; about 7 minutes on the 2-core
-# reference machine, up to 14 GB of memory), then every Go benchmark, the read-side ones on small
-# graphs. After the suite, cairn bench peer sets the engine beside a
-# throwaway PostgreSQL on 100,000 nodes and 300,000 edges (about 2 minutes,
-# up to 1 GB) and writes its report to $(BENCH_OUT)/peer. BIG=1 then runs
+# reference machine, the engine under 2 GB), then every Go benchmark, the
+# read-side ones on small graphs. After the suite, cairn bench peer sets the
+# engine beside a throwaway PostgreSQL on 100,000 nodes and 300,000 edges
+# (about 2 minutes, up to 1 GB) and writes its report to $(BENCH_OUT)/peer;
+# then the write core's state on 1,000,000 nodes and 3,000,000 edges:
+# bytes per node and per edge, snapshot encode and decode times (about 4
+# minutes, aggregate-bench.out). BIG=1 then runs
 # the read model and projection ones again on 1,000,000 nodes and 3,000,000
 # edges (about 25 minutes more, up to 2 GB of memory).
 BENCH_OUT ?= docs/bench
 bench: deps build
 	./bin/cairn bench suite --out $(BENCH_OUT)
 	./bin/cairn bench peer --out $(BENCH_OUT)/peer
+	$(GO) test ./aggregate -run '^$$' -bench 'StateMemory|Codec' -benchtime 1x -count 3 -timeout 30m -aggregate.big | tee aggregate-bench.out
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 60m $(PKGS) | tee bench.out
 	@if [ -n "$(BIG)" ]; then set -o pipefail; \
 		$(GO) test ./readmodel -run '^$$' -bench BigGraph -benchtime 20000x -count 3 -timeout 60m -readmodel.big | tee -a bench.out && \
@@ -71,4 +75,4 @@ bench: deps build
 		$(GO) test ./cmd/cairn -run '^$$' -bench 'ServeRestart' -benchtime 3x -timeout 60m -cairn.big | tee -a bench.out; fi
 
 clean:
-	rm -rf bin $(DATA) bench.out
+	rm -rf bin $(DATA) bench.out aggregate-bench.out
