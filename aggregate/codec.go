@@ -131,12 +131,12 @@ func Unmarshal(data []byte) (*State, []*cairnv1.CommandReply, error) {
 	s.nNodes = r.Int(1<<31, "node count")
 	s.nEdges = r.Int(1<<31, "edge count")
 	r.Section("nodes")
-	s.nodes = intern.ReadSnapshot(r)
+	s.nodes = ids{Table: intern.ReadSnapshot(r)}
 	s.freeNodes = r.U32s("free node")
 	s.nodeSet = r.Packed("node sets")
 	s.first = r.Packed("first edges")
 	r.Section("edges")
-	s.edges = intern.ReadSnapshot(r)
+	s.edges = ids{Table: intern.ReadSnapshot(r)}
 	s.freeEdges = r.U32s("free edge")
 	for _, a := range s.edgeArrays() {
 		*a = r.Packed("edge array")
@@ -223,10 +223,10 @@ func (s *State) check() string {
 			return fmt.Sprintf("%s: value %d out of range (below %d)", b.name, m, b.limit)
 		}
 	}
-	if msg := checkFree(s.freeNodes, s.nodes, s.nodeSet.Len(), "node"); msg != "" {
+	if msg := checkFree(s.freeNodes, s.nodes.Table, s.nodeSet.Len(), "node"); msg != "" {
 		return msg
 	}
-	if msg := checkFree(s.freeEdges, s.edges, s.src.Len(), "edge"); msg != "" {
+	if msg := checkFree(s.freeEdges, s.edges.Table, s.src.Len(), "edge"); msg != "" {
 		return msg
 	}
 	for _, r := range []*refTable{&s.comps, &s.nsets, &s.esets} {

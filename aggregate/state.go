@@ -26,13 +26,13 @@ type State struct {
 	typ              string
 	metadata         map[string]string
 
-	nodes     *intern.Table // node id <-> index
+	nodes     ids // node id <-> index
 	freeNodes []uint32
 	nodeSet   packed.Uints // node -> attribute set + 1 (0: none)
 	first     packed.Uints // node -> first incident edge + 1 (0: none)
 	nNodes    int
 
-	edges     *intern.Table // edge id <-> index
+	edges     ids // edge id <-> index
 	freeEdges []uint32
 	src, dst  packed.Uints // edge -> node index
 	edgeSet   packed.Uints // edge -> attribute set + 1 (0: no type, no components)
@@ -58,7 +58,7 @@ type State struct {
 // NewState returns the empty state of graph: it does not exist yet.
 func NewState(graph string) *State {
 	return &State{
-		graph: graph, nodes: intern.New(), edges: intern.New(),
+		graph: graph, nodes: newIDs(), edges: newIDs(),
 		comps: newRefTable(), nsets: newRefTable(), esets: newRefTable(),
 		ctypes: newNames(), cats: newNames(), etypes: newNames(),
 	}
@@ -125,8 +125,8 @@ func (s *State) Edge(id string) (source, target, typ string, comps []*cairnv1.Co
 }
 
 // NodeIDs and EdgeIDs return the live ids, sorted.
-func (s *State) NodeIDs() []string { return liveIDs(s.nodes) }
-func (s *State) EdgeIDs() []string { return liveIDs(s.edges) }
+func (s *State) NodeIDs() []string { return liveIDs(s.nodes.Table) }
+func (s *State) EdgeIDs() []string { return liveIDs(s.edges.Table) }
 
 func liveIDs(t *intern.Table) []string {
 	out := make([]string, 0, t.Len())
