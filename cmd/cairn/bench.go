@@ -135,6 +135,8 @@ Output:
   --quiet               no line per second
   --json                print report.json to stdout at the end
   --cpuprofile FILE     write a CPU profile of the whole run (go tool pprof)
+  --memprofile FILE     write a profile of what the whole run allocated
+                        (go tool pprof -sample_index=alloc_space)
 `
 
 type benchFlags struct {
@@ -155,6 +157,7 @@ type benchFlags struct {
 	out                  string
 	quiet, json, quick   bool
 	cpuProfile           string
+	memProfile           string
 	binary               string
 	pgBin                string
 	noDurable            bool
@@ -198,6 +201,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.BoolVar(&f.quick, "quick", false, "suite: small graphs")
 	fs.StringVar(&f.binary, "binary", "", "recovery: the cairn `executable` to start (default: this program)")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `file`")
+	fs.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile of the run to `file`")
 	fs.StringVar(&f.pgBin, "pg-bin", "", "peer: PostgreSQL's binaries `dir`")
 	fs.BoolVar(&f.noDurable, "no-durable", false, "peer: skip the durable writes")
 	pos, err := parseArgs(fs, "bench", args, "scenario")
@@ -317,6 +321,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 			return fmt.Errorf("bench: --cpuprofile: %w", err)
 		}
 		defer func() { pprof.StopCPUProfile(); err = errors.Join(err, pf.Close()) }()
+	}
+	if f.memProfile != "" {
+		defer func() {
+			pf, perr := os.Create(f.memProfile)
+			if perr == nil {
+				perr = errors.Join(pprof.Lookup("allocs").WriteTo(pf, 0), pf.Close())
+			}
+			if perr != nil {
+				err = errors.Join(err, fmt.Errorf("bench: --memprofile: %w", perr))
+			}
+		}()
 	}
 	rep := &bench.Report{Title: "Cairn benchmark: " + scenario, Started: time.Now(), Machine: bench.CurrentMachine()}
 	runs := f.scenarios(scenario, mix)
