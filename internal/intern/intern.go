@@ -59,8 +59,8 @@ const (
 type Table struct {
 	seed    uint64       // of the hash; random per table, kept in snapshots
 	arena   []byte       // encoded entries (see encode), live or dead
-	offs    packed.Uints // index -> arena offset+1, or an inline entry; 0 when free
-	slots   packed.Uints // index+1, 0 when empty; any length, not only powers of two
+	offs    packed.Pages // index -> arena offset+1, or an inline entry; 0 when free
+	slots   packed.Pages // index+1, 0 when empty; any length, not only powers of two
 	n       int          // live entries
 	garbage int          // dead arena bytes
 
@@ -70,7 +70,7 @@ type Table struct {
 	// rest form a hash table of their own over the circle [moved,
 	// old.Len()), where a home below moved counts as moved (see oldHome).
 	// Each live index is in exactly one of slots and old.
-	old   packed.Uints
+	old   packed.Pages
 	moved int
 
 	rehashed int // hash slots ever filled by insert, for tests
@@ -160,7 +160,7 @@ func entryLen(b []byte) int {
 
 // New returns an empty table.
 func New() *Table {
-	return &Table{seed: rand.Uint64(), slots: packed.Make(minSlots, 0)}
+	return &Table{seed: rand.Uint64(), slots: packed.MakePages(minSlots, 0)}
 }
 
 // Len returns the number of live strings.
@@ -349,7 +349,7 @@ func (t *Table) Set(i uint32, s string) {
 		// get here mid-migration.
 		t.migrate(t.old.Len())
 		t.old, t.moved = t.slots, 0
-		t.slots = packed.Make(t.old.Len()*2, uint32(t.offs.Len()))
+		t.slots = packed.MakePages(t.old.Len()*2, uint32(t.offs.Len()))
 	}
 	t.insert(i)
 	t.migrate(migrateStep)
@@ -375,13 +375,13 @@ func (t *Table) migrate(k int) {
 			t.insert(v - 1)
 		}
 		if t.moved++; t.moved == t.old.Len() {
-			t.old, t.moved = packed.Uints{}, 0
+			t.old, t.moved = packed.Pages{}, 0
 		}
 	}
 }
 
 func (t *Table) resize(n int) {
-	t.slots = packed.Make(n, uint32(t.offs.Len()))
+	t.slots = packed.MakePages(n, uint32(t.offs.Len()))
 	for i := range t.offs.Len() {
 		if t.offs.Get(i) != 0 {
 			t.insert(uint32(i))
@@ -500,20 +500,62 @@ func (t *Table) compact() {
 // prefixes, and the arena, offset cells, hash seed and hash slots as they
 // are, so that ReadSnapshot copies them rather than rehashing. A table that
 // is growing is written mid-migration, old slots and progress too, and
-// the restored one goes on from there; AppendSnapshot changes nothing.
+// the restored one goes on from there. It is Freeze().AppendSnapshot: the
+// table's contents do not change, but the pages it has now are copied
+// before they are next written.
 func (t *Table) AppendSnapshot(dst []byte) []byte {
-	dst = binary.LittleEndian.AppendUint64(dst, t.seed)
-	dst = wire.AppendUvarint(dst, uint64(t.n))
-	dst = wire.AppendUvarint(dst, uint64(t.garbage))
-	dst = wire.AppendUvarint(dst, uint64(len(t.prefixOf)))
-	for _, p := range t.prefixOf {
+	return t.Freeze().AppendSnapshot(dst)
+}
+
+// Frozen is an immutable view of a Table as it was when Freeze returned
+// it; the table may go on changing meanwhile. It is safe for concurrent
+// use.
+type Frozen struct {
+	seed       uint64
+	n, garbage int
+	prefixOf   []string
+	arena      []byte
+	offs       packed.PagesView
+	slots      packed.PagesView
+	old        packed.PagesView
+	moved      int
+}
+
+// Freeze returns an immutable view of the table, in time O(pages): the
+// arena only grows by appending until a compaction replaces it, the
+// prefix list too, and the offset cells and hash slots are paged arrays
+// whose pages are copied before they are next written.
+func (t *Table) Freeze() *Frozen {
+	return &Frozen{
+		seed: t.seed, n: t.n, garbage: t.garbage,
+		prefixOf: t.prefixOf[:len(t.prefixOf):len(t.prefixOf)],
+		arena:    t.arena[:len(t.arena):len(t.arena)],
+		offs:     t.offs.Freeze(), slots: t.slots.Freeze(), old: t.old.Freeze(),
+		moved: t.moved,
+	}
+}
+
+// Len returns the number of live strings.
+func (f *Frozen) Len() int { return f.n }
+
+// Cap returns one more than the highest index ever set.
+func (f *Frozen) Cap() int { return f.offs.Len() }
+
+// AppendSnapshot appends what the table's AppendSnapshot would have
+// appended when Freeze was called.
+func (f *Frozen) AppendSnapshot(dst []byte) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, f.seed)
+	dst = wire.AppendUvarint(dst, uint64(f.n))
+	dst = wire.AppendUvarint(dst, uint64(f.garbage))
+	dst = wire.AppendUvarint(dst, uint64(len(f.prefixOf)))
+	for _, p := range f.prefixOf {
 		dst = wire.AppendString(dst, p)
 	}
-	dst = wire.AppendBytes(dst, t.arena)
-	dst = wire.AppendPacked(dst, &t.offs)
-	dst = wire.AppendPacked(dst, &t.slots)
-	dst = wire.AppendPacked(dst, &t.old)
-	return wire.AppendUvarint(dst, uint64(t.moved))
+	dst = wire.AppendBytes(dst, f.arena)
+	dst = wire.AppendPackedView(dst, &f.offs)
+	dst = wire.AppendPackedView(dst, &f.slots)
+	dst = wire.AppendPackedView(dst, &f.old)
+	return wire.AppendUvarint(dst, uint64(f.moved))
 }
 
 // ReadSnapshot reads a table that AppendSnapshot wrote, checking every
@@ -550,9 +592,9 @@ func ReadSnapshot(r *wire.Reader) *Table {
 		r.Failf("arena of %d bytes", len(arena))
 	}
 	t.arena = append([]byte(nil), arena...)
-	t.offs = r.Packed("offset cells")
-	t.slots = r.Packed("hash slots")
-	t.old = r.Packed("old hash slots")
+	t.offs = r.PackedPages("offset cells")
+	t.slots = r.PackedPages("hash slots")
+	t.old = r.PackedPages("old hash slots")
 	t.moved = r.Int(1<<32, "old hash slots moved")
 	if r.Err() != nil {
 		return nil
@@ -611,7 +653,7 @@ func (t *Table) checkSlots() string {
 	}
 	seen := make([]uint64, (t.offs.Len()+63)/64)
 	filled := 0
-	for _, a := range []*packed.Uints{&t.slots, &t.old} {
+	for _, a := range []*packed.Pages{&t.slots, &t.old} {
 		for p := range a.Len() {
 			v := a.Get(p)
 			if v == 0 {

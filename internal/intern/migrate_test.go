@@ -277,6 +277,9 @@ func FuzzReadSnapshot(f *testing.F) {
 // that a freed index set again with another string is found as that.
 func TestDeleteDuringMigration(t *testing.T) {
 	base := New()
+	// A fixed hash seed: whether some stop leaves the old slots full
+	// depends on it (about one random seed in three leaves none, and the test failed then).
+	base.seed = 3
 	n := 0
 	for ; base.old.Len() < 256; n++ {
 		base.Set(uint32(n), growKey(n))
