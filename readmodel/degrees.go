@@ -41,6 +41,11 @@ func (d *degrees) set(u, v uint32) {
 // bytes counts a map entry as 16 bytes, about what a Go map spends on one.
 func (d *degrees) bytes() int { return cap(d.low) + 16*len(d.high) }
 
+// clone returns a copy that shares nothing with d.
+func (d *degrees) clone() degrees {
+	return degrees{low: slices.Clone(d.low), high: maps.Clone(d.high)}
+}
+
 // trim drops unused capacity.
 func (d *degrees) trim() {
 	d.low, d.high = slices.Clone(d.low), maps.Clone(d.high)

@@ -13,8 +13,8 @@ import (
 // that grows moves to the end; the hole it leaves is reclaimed when holes
 // pass half of the array.
 type lists struct {
-	off     packed.Uints // node -> start of its list in data
-	n       packed.Uints // node -> number of handles
+	off     packed.Pages // node -> start of its list in data
+	n       packed.Pages // node -> number of handles
 	data    []byte       // uvarint handles
 	garbage int          // bytes in holes
 }

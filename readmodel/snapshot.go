@@ -12,6 +12,7 @@ import (
 	"github.com/bits-and-blooms/bloom/v3"
 	"github.com/cairn-graph/cairn/internal/adjacency"
 	"github.com/cairn-graph/cairn/internal/intern"
+	"github.com/cairn-graph/cairn/internal/packed"
 	"github.com/cairn-graph/cairn/internal/wire"
 )
 
@@ -31,62 +32,148 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // AppendSnapshot appends g's binary snapshot to dst: everything needed to
 // rebuild g exactly (same answers, same future behaviour), AsOf and Version
-// included. It does not change g.
-//
-// The body is g's storage as it lies in memory (packed arrays, arenas,
-// delta rows, free lists, roaring bitmaps in their portable format), so
-// that LoadSnapshot copies rather than rebuilds; a compaction running in
-// the background is written as its input (the CSR arrays and the frozen
-// delta) without waiting for it. The caches are not written.
-func (g *Graph) AppendSnapshot(dst []byte) []byte {
-	est := headerLen + 64
-	for _, p := range g.memory() {
-		est += p.bytes
+// included. It is g.Freeze().AppendSnapshot(dst): it does not change what
+// g holds.
+func (g *Graph) AppendSnapshot(dst []byte) []byte { return g.Freeze().AppendSnapshot(dst) }
+
+// Frozen is an immutable capture of a Graph, for writing its snapshot on
+// another goroutine while the graph goes on changing: Freeze is the only
+// part of a snapshot that its owner waits for. It is safe for concurrent
+// use.
+type Frozen struct {
+	id               string
+	created, deleted bool
+	asOf, version    uint64
+	nEdges           int
+
+	nodes       *intern.Frozen
+	freeNodes   []uint32
+	listOff     packed.PagesView
+	listN       packed.PagesView
+	listData    []byte
+	listGarbage int
+	outDeg      degrees
+	inDeg       degrees
+
+	edges     *intern.Frozen
+	freeEdges []uint32
+	src, dst  packed.PagesView
+	etype     packed.PagesView
+	types     []string
+	adj       *adjacency.Frozen
+
+	compTyp    []uint32
+	compVal    []string
+	compRefs   []uint32
+	compFree   []uint32
+	compLive   int
+	compNodes  []*roaring.Bitmap
+	compTypes  []string
+	typeNodes  []*roaring.Bitmap
+	bloomCap   uint
+	bloomAdded uint
+
+	categories []string
+	catNodes   []*roaring.Bitmap
+
+	size int // the memory g held, to size the buffer
+}
+
+// Freeze captures g for AppendSnapshot. It shares what only grows by
+// appending or is copied on write (the intern tables, the edge ends and
+// list offsets as paged arrays, the adjacency CSR arrays and delta lists,
+// the index bitmaps in roaring's copy-on-write mode, the name lists) and
+// copies the rest, which is small or cheap to copy: the list bytes, the
+// one-byte degrees, the free lists, the component store's slices and the
+// adjacency's dead bitset and delta maps. A compaction running in the
+// background is captured as its input (the CSR arrays and the frozen
+// delta), without waiting for it. The caches are not captured.
+func (g *Graph) Freeze() *Frozen {
+	c := g.store
+	f := &Frozen{
+		id: g.id, created: g.created, deleted: g.deleted, asOf: g.asOf, version: g.version, nEdges: g.nEdges,
+
+		nodes:     g.nodes.Freeze(),
+		freeNodes: slices.Clone(g.freeNodes),
+		listOff:   g.attrs.off.Freeze(), listN: g.attrs.n.Freeze(),
+		listData: slices.Clone(g.attrs.data), listGarbage: g.attrs.garbage,
+		outDeg: g.outDeg.clone(), inDeg: g.inDeg.clone(),
+
+		edges:     g.edges.Freeze(),
+		freeEdges: slices.Clone(g.freeEdges),
+		src:       g.src.Freeze(), dst: g.dst.Freeze(), etype: g.etype.Freeze(),
+		types: g.types.frozen(),
+		adj:   g.adj.Freeze(),
+
+		compTyp: slices.Clone(c.typ), compVal: slices.Clone(c.val), compRefs: slices.Clone(c.refs), compFree: slices.Clone(c.free),
+		compLive: c.live, compNodes: cloneBitmaps(c.nodes), compTypes: c.types.frozen(), typeNodes: cloneBitmaps(c.typeNodes),
+		bloomCap: c.bloomCap, bloomAdded: c.bloomAdded,
+
+		categories: g.categories.frozen(),
+		catNodes:   cloneBitmaps(g.catNodes),
 	}
-	dst = slices.Grow(dst, est)
+	for _, p := range g.memory() {
+		f.size += p.bytes
+	}
+	return f
+}
+
+// ID returns the graph id.
+func (f *Frozen) ID() string { return f.id }
+
+// AsOf returns the stream sequence of the last transaction captured.
+func (f *Frozen) AsOf() uint64 { return f.asOf }
+
+// AppendSnapshot appends the snapshot of the graph as it was when Freeze
+// captured it: what the graph's AppendSnapshot would have appended then.
+//
+// The body is the graph's storage as it lies in memory (packed arrays,
+// arenas, delta rows, free lists, roaring bitmaps in their portable
+// format), so that LoadSnapshot copies rather than rebuilds.
+func (f *Frozen) AppendSnapshot(dst []byte) []byte {
+	dst = slices.Grow(dst, headerLen+64+f.size)
 	start := len(dst)
 	dst = append(dst, make([]byte, headerLen)...)
 
-	dst = wire.AppendString(dst, g.id)
-	dst = wire.AppendBool(dst, g.created)
-	dst = wire.AppendBool(dst, g.deleted)
-	dst = wire.AppendUvarint(dst, g.asOf)
-	dst = wire.AppendUvarint(dst, g.version)
-	dst = wire.AppendUvarint(dst, uint64(g.nEdges))
+	dst = wire.AppendString(dst, f.id)
+	dst = wire.AppendBool(dst, f.created)
+	dst = wire.AppendBool(dst, f.deleted)
+	dst = wire.AppendUvarint(dst, f.asOf)
+	dst = wire.AppendUvarint(dst, f.version)
+	dst = wire.AppendUvarint(dst, uint64(f.nEdges))
 
-	dst = g.nodes.AppendSnapshot(dst)
-	dst = wire.AppendU32s(dst, g.freeNodes)
-	dst = wire.AppendPacked(dst, &g.attrs.off)
-	dst = wire.AppendPacked(dst, &g.attrs.n)
-	dst = wire.AppendBytes(dst, g.attrs.data)
-	dst = wire.AppendUvarint(dst, uint64(g.attrs.garbage))
-	dst = g.outDeg.appendSnapshot(dst)
-	dst = g.inDeg.appendSnapshot(dst)
+	dst = f.nodes.AppendSnapshot(dst)
+	dst = wire.AppendU32s(dst, f.freeNodes)
+	dst = wire.AppendPackedView(dst, &f.listOff)
+	dst = wire.AppendPackedView(dst, &f.listN)
+	dst = wire.AppendBytes(dst, f.listData)
+	dst = wire.AppendUvarint(dst, uint64(f.listGarbage))
+	dst = f.outDeg.appendSnapshot(dst)
+	dst = f.inDeg.appendSnapshot(dst)
 
-	dst = g.edges.AppendSnapshot(dst)
-	dst = wire.AppendU32s(dst, g.freeEdges)
-	dst = wire.AppendPacked(dst, &g.src)
-	dst = wire.AppendPacked(dst, &g.dst)
-	dst = wire.AppendPacked(dst, &g.etype)
-	dst = g.types.appendSnapshot(dst)
-	dst = g.adj.AppendSnapshot(dst)
+	dst = f.edges.AppendSnapshot(dst)
+	dst = wire.AppendU32s(dst, f.freeEdges)
+	dst = wire.AppendPackedView(dst, &f.src)
+	dst = wire.AppendPackedView(dst, &f.dst)
+	dst = wire.AppendPackedView(dst, &f.etype)
+	dst = appendNames(dst, f.types)
+	dst = f.adj.AppendSnapshot(dst)
 
-	c := g.store
-	dst = wire.AppendU32s(dst, c.typ)
-	for _, v := range c.val {
+	dst = wire.AppendU32s(dst, f.compTyp)
+	for _, v := range f.compVal {
 		dst = wire.AppendString(dst, v)
 	}
-	dst = wire.AppendU32s(dst, c.refs)
-	dst = wire.AppendU32s(dst, c.free)
-	dst = wire.AppendUvarint(dst, uint64(c.live))
-	dst = appendBitmaps(dst, c.nodes)
-	dst = c.types.appendSnapshot(dst)
-	dst = appendBitmaps(dst, c.typeNodes)
-	dst = wire.AppendUvarint(dst, uint64(c.bloomCap))
-	dst = wire.AppendUvarint(dst, uint64(c.bloomAdded))
+	dst = wire.AppendU32s(dst, f.compRefs)
+	dst = wire.AppendU32s(dst, f.compFree)
+	dst = wire.AppendUvarint(dst, uint64(f.compLive))
+	dst = appendBitmaps(dst, f.compNodes)
+	dst = appendNames(dst, f.compTypes)
+	dst = appendBitmaps(dst, f.typeNodes)
+	dst = wire.AppendUvarint(dst, uint64(f.bloomCap))
+	dst = wire.AppendUvarint(dst, uint64(f.bloomAdded))
 
-	dst = g.categories.appendSnapshot(dst)
-	dst = appendBitmaps(dst, g.catNodes)
+	dst = appendNames(dst, f.categories)
+	dst = appendBitmaps(dst, f.catNodes)
 
 	h := dst[start : start+headerLen]
 	body := dst[start+headerLen:]
@@ -174,8 +261,8 @@ func decodeBody(body []byte, cfg Config) (*Graph, error) {
 		r.Failf("%d live and %d free nodes, %d indices", g.nodes.Len(), len(g.freeNodes), nodes)
 	}
 	r.Section("node lists")
-	g.attrs.off = r.Packed("list offsets")
-	g.attrs.n = r.Packed("list lengths")
+	g.attrs.off = r.PackedPages("list offsets")
+	g.attrs.n = r.PackedPages("list lengths")
 	g.attrs.data = bytes.Clone(r.Bytes())
 	g.attrs.garbage = r.Int(len(g.attrs.data), "garbage")
 	if r.Err() == nil && (g.attrs.off.Len() != g.attrs.n.Len() || g.attrs.off.Len() > nodes) {
@@ -207,7 +294,7 @@ func decodeBody(body []byte, cfg Config) (*Graph, error) {
 		}
 	}
 	r.Section("edge ends")
-	g.src, g.dst, g.etype = r.Packed("sources"), r.Packed("targets"), r.Packed("types")
+	g.src, g.dst, g.etype = r.PackedPages("sources"), r.PackedPages("targets"), r.PackedPages("types")
 	r.Section("edge types")
 	g.types = readNames(r)
 	if err := r.Err(); err != nil {
@@ -423,9 +510,13 @@ func readDegrees(r *wire.Reader, nodes int) degrees {
 	return d
 }
 
-func (n *names) appendSnapshot(dst []byte) []byte {
-	dst = wire.AppendUvarint(dst, uint64(len(n.list)))
-	for _, s := range n.list {
+// frozen returns the list of names as it is now; interning appends past
+// its length and never writes within it.
+func (n *names) frozen() []string { return n.list[:len(n.list):len(n.list)] }
+
+func appendNames(dst []byte, list []string) []byte {
+	dst = wire.AppendUvarint(dst, uint64(len(list)))
+	for _, s := range list {
 		dst = wire.AppendString(dst, s)
 	}
 	return dst
@@ -507,7 +598,7 @@ func decodeBitmap(b []byte) (bm *roaring.Bitmap, err error) {
 			bm, err = nil, fmt.Errorf("roaring decoder: %v", p)
 		}
 	}()
-	bm = roaring.New()
+	bm = newBitmap()
 	n, err := bm.ReadFrom(bytes.NewReader(b))
 	if err != nil {
 		return nil, err
@@ -518,5 +609,6 @@ func decodeBitmap(b []byte) (bm *roaring.Bitmap, err error) {
 	if err := bm.Validate(); err != nil {
 		return nil, err
 	}
+	bm.SetCopyOnWrite(true)
 	return bm, nil
 }

@@ -116,13 +116,15 @@ func (x *Index) Add(e, src, dst uint32) {
 }
 
 // insertSorted inserts e into the ascending list l; new edges mostly carry
-// the highest index yet, so the common case is an append.
+// the highest index yet, so the common case is an append. It never writes
+// within l's length, so that a frozen copy of the delta (Freeze) can share
+// the lists: an insert in the middle makes a new list.
 func insertSorted(l []uint32, e uint32) []uint32 {
 	if n := len(l); n == 0 || l[n-1] < e {
 		return append(l, e)
 	}
 	i, _ := slices.BinarySearch(l, e)
-	return slices.Insert(l, i, e)
+	return slices.Insert(l[:len(l):len(l)], i, e)
 }
 
 // Remove marks edge e dead.
@@ -389,24 +391,58 @@ func (x *Index) Finish() (freed []uint32) {
 // delta and, when a compaction runs, its frozen delta and what it folds in,
 // without waiting for it. ReadSnapshot starts that compaction again, so a
 // restored index finishes it at the same point with the same result.
-func (x *Index) AppendSnapshot(dst []byte) []byte {
-	dst = wire.AppendUvarint(dst, x.epoch)
-	dst = wire.AppendUvarint(dst, uint64(x.nAdded))
-	dst = wire.AppendUvarint(dst, uint64(x.nDead))
-	dst = wire.AppendU64s(dst, x.dead)
-	dst = wire.AppendBool(dst, x.job != nil)
-	if j := x.job; j != nil {
+func (x *Index) AppendSnapshot(dst []byte) []byte { return x.Freeze().AppendSnapshot(dst) }
+
+// Frozen is an immutable view of an Index as it was when Freeze returned
+// it, for writing its snapshot while the index goes on changing.
+type Frozen struct {
+	epoch         uint64
+	nAdded, nDead int
+	dead          []uint64
+	job           *compaction // only its inputs are read: nodes, counts, dead
+	dir           [2]struct {
+		offs, ents    packed.Uints
+		added, frozen map[uint32][]uint32
+	}
+}
+
+// Freeze returns an immutable view of the index. The CSR arrays are never
+// written once built, and the delta lists only grow past their length or
+// are replaced, so it shares them and copies only the dead bitset and the
+// delta maps (shallowly): O(nodes/64 + delta rows).
+func (x *Index) Freeze() *Frozen {
+	f := &Frozen{epoch: x.epoch, nAdded: x.nAdded, nDead: x.nDead, dead: slices.Clone(x.dead), job: x.job}
+	for d := range x.dir {
+		r := &x.dir[d]
+		fd := &f.dir[d]
+		fd.offs, fd.ents = r.offs, r.ents
+		fd.added = maps.Clone(r.added)
+		// The frozen delta of a running compaction is never written.
+		fd.frozen = r.frozen
+	}
+	return f
+}
+
+// AppendSnapshot appends what the index's AppendSnapshot would have
+// appended when Freeze was called.
+func (f *Frozen) AppendSnapshot(dst []byte) []byte {
+	dst = wire.AppendUvarint(dst, f.epoch)
+	dst = wire.AppendUvarint(dst, uint64(f.nAdded))
+	dst = wire.AppendUvarint(dst, uint64(f.nDead))
+	dst = wire.AppendU64s(dst, f.dead)
+	dst = wire.AppendBool(dst, f.job != nil)
+	if j := f.job; j != nil {
 		dst = wire.AppendUvarint(dst, uint64(j.nodes))
 		dst = wire.AppendUvarint(dst, uint64(j.nAdded))
 		dst = wire.AppendUvarint(dst, uint64(j.nDead))
 		dst = wire.AppendU64s(dst, j.dead)
 	}
-	for d := range x.dir {
-		r := &x.dir[d]
+	for d := range f.dir {
+		r := &f.dir[d]
 		dst = wire.AppendPacked(dst, &r.offs)
 		dst = wire.AppendPacked(dst, &r.ents)
 		dst = appendRows(dst, r.added)
-		if x.job != nil {
+		if f.job != nil {
 			dst = appendRows(dst, r.frozen)
 		}
 	}
