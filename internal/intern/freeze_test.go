@@ -2,6 +2,7 @@ package intern
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cairn-graph/cairn/internal/packed"
+	"github.com/cairn-graph/cairn/internal/wire"
 )
 
 // deepCopy returns a table that shares no memory with t.
@@ -23,7 +25,7 @@ func deepCopy(t *Table) *Table {
 		return c
 	}
 	u := *t
-	u.arena = bytes.Clone(t.arena)
+	u.arena = arenaOf(flat(&t.arena))
 	u.offs, u.slots, u.old = cp(&t.offs), cp(&t.slots), cp(&t.old)
 	u.prefixOf = append([]string(nil), t.prefixOf...)
 	u.prefixes = map[string]uint8{}
@@ -31,6 +33,12 @@ func deepCopy(t *Table) *Table {
 		u.prefixes[k] = v
 	}
 	return &u
+}
+
+// flat returns the arena's bytes in one slice.
+func flat(a *arena) []byte {
+	r := wire.NewReader(a.appendTo(nil))
+	return bytes.Clone(r.Bytes())
 }
 
 // TestFreezeAgainstCopy runs seeded random Set, Delete and Trim across
@@ -80,12 +88,12 @@ func TestFreezeAgainstCopy(t *testing.T) {
 		}
 		if i, ok := ref[s]; ok {
 			if r.IntN(3) > 0 {
-				arena := len(tab.arena)
+				arena := tab.arena.len()
 				tab.Delete(i)
 				delete(ref, s)
 				delete(byIdx, i)
 				free = append(free, i)
-				if len(tab.arena) < arena {
+				if tab.arena.len() < arena {
 					compactions++
 					freeze()
 				}
@@ -108,10 +116,10 @@ func TestFreezeAgainstCopy(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	if mids == 0 || compactions == 0 || len(views) < 50 {
+	if mids == 0 || compactions == 0 || len(views) < 50 || len(tab.arena.pages) < 3 {
 		t.Fatalf("seed %d: %d views, %d mid-migration, %d after a compaction: too few", seed, len(views), mids, compactions)
 	}
-	t.Logf("%d views, %d mid-migration, %d after a compaction", len(views), mids, compactions)
+	t.Logf("%d views, %d mid-migration, %d after a compaction; arena of %d pages", len(views), mids, compactions, len(tab.arena.pages))
 	for k, v := range views {
 		want := v.want.AppendSnapshot(nil)
 		if !bytes.Equal(v.got, want) {
@@ -143,5 +151,67 @@ func BenchmarkFreeze(b *testing.B) {
 		k := 3_000_000 + i
 		tab.Set(uint32(k), "n"+strconv.Itoa(k))
 		_ = f
+	}
+}
+
+// TestArenaPages appends entries of every size, page-sized and longer ones
+// among them, and checks each at its offset, the length, the flat bytes and
+// that a frozen copy keeps its bytes while the arena grows.
+func TestArenaPages(t *testing.T) {
+	var a arena
+	var ref []byte
+	var offs []uint32
+	var views []arena
+	var flats [][]byte
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range 2000 {
+		n := 1 + r.IntN(40)
+		switch r.IntN(50) {
+		case 0:
+			n = arenaPage - 1 + r.IntN(3)
+		case 1:
+			n = 2*arenaPage + r.IntN(arenaPage)
+		}
+		s := make([]byte, n)
+		for j := range s {
+			s[j] = byte(i + j)
+		}
+		e := binary.AppendUvarint(nil, uint64(n)<<1)
+		e = append(e, s...)
+		offs = append(offs, a.append(e))
+		if int(offs[i]) != len(ref) {
+			t.Fatalf("entry %d at %d, want %d", i, offs[i], len(ref))
+		}
+		ref = append(ref, e...)
+		if r.IntN(250) == 0 {
+			views = append(views, a.frozen())
+			flats = append(flats, bytes.Clone(ref))
+		}
+	}
+	if a.len() != len(ref) || !bytes.Equal(flat(&a), ref) {
+		t.Fatalf("length %d want %d, or other bytes", a.len(), len(ref))
+	}
+	for i, o := range offs {
+		end := len(ref)
+		if i+1 < len(offs) {
+			end = int(offs[i+1])
+		}
+		if !bytes.Equal(a.entry(o), ref[o:end]) {
+			t.Fatalf("entry %d at %d differs", i, o)
+		}
+	}
+	for k, v := range views {
+		if !bytes.Equal(flat(&v), flats[k]) {
+			t.Fatalf("view %d changed", k)
+		}
+	}
+	b := arenaOf(ref)
+	for _, o := range offs {
+		if !bytes.Equal(b.entry(o), a.entry(o)) {
+			t.Fatalf("restored arena: entry at %d differs", o)
+		}
+	}
+	if used := a.bytes(); used > len(ref)+arenaPage+24*cap(a.pages) {
+		t.Fatalf("arena of %d bytes holds %d", len(ref), used)
 	}
 }

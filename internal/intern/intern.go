@@ -58,7 +58,7 @@ const (
 // Table maps strings to dense indices chosen by the caller.
 type Table struct {
 	seed    uint64       // of the hash; random per table, kept in snapshots
-	arena   []byte       // encoded entries (see encode), live or dead
+	arena   arena        // encoded entries (see encode), live or dead
 	offs    packed.Pages // index -> arena offset+1, or an inline entry; 0 when free
 	slots   packed.Pages // index+1, 0 when empty; any length, not only powers of two
 	n       int          // live entries
@@ -257,7 +257,7 @@ func (t *Table) oldDist(a, b uint32) uint32 {
 
 // Bytes returns the memory the table holds, in bytes.
 func (t *Table) Bytes() int {
-	return cap(t.arena) + t.offs.Bytes() + t.slots.Bytes() + t.old.Bytes()
+	return t.arena.bytes() + t.offs.Bytes() + t.slots.Bytes() + t.old.Bytes()
 }
 
 // entryBuf holds an inline entry re-encoded.
@@ -271,8 +271,7 @@ func (t *Table) bytesAt(i uint32, buf *entryBuf) []byte {
 		b := binary.AppendUvarint(buf[:0], uint64(c>>inlineNumBits&(1<<inlinePrefixBits-1))<<1|1)
 		return binary.AppendUvarint(b, uint64(c&(1<<inlineNumBits-1)))
 	}
-	o := c - 1
-	return t.arena[o : int(o)+entryLen(t.arena[o:])]
+	return t.arena.entry(c - 1)
 }
 
 // Has reports whether index i holds a string.
@@ -336,11 +335,11 @@ func (t *Table) Set(i uint32, s string) {
 		t.offs.Append(0)
 	}
 	var buf [32]byte
-	if c, ok := inlineCell(t.encode(buf[:0], s, true)); ok {
+	b := t.encode(buf[:0], s, true)
+	if c, ok := inlineCell(b); ok {
 		t.offs.Set(int(i), c)
 	} else {
-		t.offs.Set(int(i), uint32(len(t.arena))+1)
-		t.arena = t.encode(t.arena, s, false)
+		t.offs.Set(int(i), t.arena.append(b)+1)
 	}
 	t.n++
 	if t.n*4 > t.slots.Len()*3 {
@@ -406,7 +405,7 @@ func (t *Table) Delete(i uint32) {
 	}
 	t.offs.Set(int(i), 0)
 	t.n--
-	if t.garbage > 1<<16 && t.garbage*2 > len(t.arena) {
+	if t.garbage > 1<<16 && t.garbage*2 > t.arena.len() {
 		t.compact()
 	}
 }
@@ -483,15 +482,13 @@ func (t *Table) Trim() {
 
 // compact copies the live strings into a fresh arena.
 func (t *Table) compact() {
-	arena := make([]byte, 0, len(t.arena)-t.garbage)
+	var arena arena
 	for i := range t.offs.Len() {
 		if c := t.offs.Get(i); c == 0 || c&inline != 0 {
 			continue
 		}
 		var e entryBuf
-		b := t.bytesAt(uint32(i), &e)
-		t.offs.Set(i, uint32(len(arena))+1)
-		arena = append(arena, b...)
+		t.offs.Set(i, arena.append(t.bytesAt(uint32(i), &e))+1)
 	}
 	t.arena, t.garbage = arena, 0
 }
@@ -514,7 +511,7 @@ type Frozen struct {
 	seed       uint64
 	n, garbage int
 	prefixOf   []string
-	arena      []byte
+	arena      arena
 	offs       packed.PagesView
 	slots      packed.PagesView
 	old        packed.PagesView
@@ -529,7 +526,7 @@ func (t *Table) Freeze() *Frozen {
 	return &Frozen{
 		seed: t.seed, n: t.n, garbage: t.garbage,
 		prefixOf: t.prefixOf[:len(t.prefixOf):len(t.prefixOf)],
-		arena:    t.arena[:len(t.arena):len(t.arena)],
+		arena:    t.arena.frozen(),
 		offs:     t.offs.Freeze(), slots: t.slots.Freeze(), old: t.old.Freeze(),
 		moved: t.moved,
 	}
@@ -551,7 +548,7 @@ func (f *Frozen) AppendSnapshot(dst []byte) []byte {
 	for _, p := range f.prefixOf {
 		dst = wire.AppendString(dst, p)
 	}
-	dst = wire.AppendBytes(dst, f.arena)
+	dst = f.arena.appendTo(dst)
 	dst = wire.AppendPackedView(dst, &f.offs)
 	dst = wire.AppendPackedView(dst, &f.slots)
 	dst = wire.AppendPackedView(dst, &f.old)
@@ -591,7 +588,7 @@ func ReadSnapshot(r *wire.Reader) *Table {
 	if len(arena) >= 1<<31 {
 		r.Failf("arena of %d bytes", len(arena))
 	}
-	t.arena = append([]byte(nil), arena...)
+	t.arena = arenaOf(arena)
 	t.offs = r.PackedPages("offset cells")
 	t.slots = r.PackedPages("hash slots")
 	t.old = r.PackedPages("old hash slots")
@@ -623,8 +620,8 @@ func ReadSnapshot(r *wire.Reader) *Table {
 	if live != n {
 		r.Failf("%d live entries, header says %d", live, n)
 	}
-	if used+t.garbage != len(t.arena) {
-		r.Failf("%d bytes of live entries and %d of garbage in an arena of %d", used, t.garbage, len(t.arena))
+	if used+t.garbage != t.arena.len() {
+		r.Failf("%d bytes of live entries and %d of garbage in an arena of %d", used, t.garbage, t.arena.len())
 	}
 	if r.Err() != nil {
 		return nil
@@ -685,10 +682,10 @@ func (t *Table) checkSlots() string {
 // checkEntry checks the encoded entry at arena offset o and returns its
 // length, or what is wrong with it.
 func (t *Table) checkEntry(o int) (int, string) {
-	if o >= len(t.arena) {
+	if o >= t.arena.len() {
 		return 0, "past arena end"
 	}
-	b := t.arena[o:]
+	b := t.arena.at(uint32(o))
 	h, k := binary.Uvarint(b)
 	if k <= 0 {
 		return 0, "bad header"
