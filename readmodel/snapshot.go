@@ -75,8 +75,6 @@ type Frozen struct {
 
 	categories []string
 	catNodes   []*roaring.Bitmap
-
-	size int // the memory g held, to size the buffer
 }
 
 // Freeze captures g for AppendSnapshot. It shares what only grows by
@@ -112,10 +110,24 @@ func (g *Graph) Freeze() *Frozen {
 		categories: g.categories.frozen(),
 		catNodes:   cloneBitmaps(g.catNodes),
 	}
-	for _, p := range g.memory() {
-		f.size += p.bytes
-	}
 	return f
+}
+
+// estimate returns about the snapshot's size, to size the buffer once.
+func (f *Frozen) estimate() int {
+	n := headerLen + 64 + len(f.listData) + len(f.outDeg.low) + len(f.inDeg.low)
+	for _, v := range []*packed.PagesView{&f.listOff, &f.listN, &f.src, &f.dst, &f.etype} {
+		n += v.Len() * int(v.Width()) / 8
+	}
+	n += f.nodes.Bytes() + f.edges.Bytes() + f.adj.Bytes()
+	for _, bms := range [][]*roaring.Bitmap{f.compNodes, f.typeNodes, f.catNodes} {
+		for _, bm := range bms {
+			if bm != nil {
+				n += int(bm.GetSerializedSizeInBytes()) + 8
+			}
+		}
+	}
+	return n
 }
 
 // ID returns the graph id.
@@ -131,7 +143,7 @@ func (f *Frozen) AsOf() uint64 { return f.asOf }
 // arenas, delta rows, free lists, roaring bitmaps in their portable
 // format), so that LoadSnapshot copies rather than rebuilds.
 func (f *Frozen) AppendSnapshot(dst []byte) []byte {
-	dst = slices.Grow(dst, headerLen+64+f.size)
+	dst = slices.Grow(dst, f.estimate())
 	start := len(dst)
 	dst = append(dst, make([]byte, headerLen)...)
 

@@ -419,6 +419,17 @@ func (x *Index) Freeze() *Frozen {
 	return f
 }
 
+// Bytes returns about the size of the snapshot the view writes: the CSR
+// arrays, the dead bitset and 12 bytes per delta row.
+func (f *Frozen) Bytes() int {
+	n := 8 * len(f.dead)
+	for d := range f.dir {
+		r := &f.dir[d]
+		n += r.offs.Bytes() + r.ents.Bytes() + 12*(r.added.rows+r.frozen.rows)
+	}
+	return n
+}
+
 // AppendSnapshot appends what the index's AppendSnapshot would have
 // appended when Freeze was called.
 func (f *Frozen) AppendSnapshot(dst []byte) []byte {

@@ -19,7 +19,15 @@
 // moves the next migrateStep slots of the old one over, so that no Set
 // rehashes more than migrateStep entries, however large the table.
 //
-// A Table is deterministic in its answers and not safe for concurrent use.
+// Freeze captures a table for a snapshot in time O(pages), so that its
+// owner waits only for that and writes the snapshot on another goroutine:
+// the arena is kept in append-only 64 KiB pages (a compaction builds new
+// ones), and the cells and slots are packed.Pages, whose pages are copied
+// before they are next written. The Frozen view writes exactly the
+// snapshot the table would have written at the freeze.
+//
+// A Table is deterministic in its answers and not safe for concurrent use;
+// a Frozen view is.
 package intern
 
 import (
@@ -537,6 +545,15 @@ func (f *Frozen) Len() int { return f.n }
 
 // Cap returns one more than the highest index ever set.
 func (f *Frozen) Cap() int { return f.offs.Len() }
+
+// Bytes returns about the size of the snapshot the view writes.
+func (f *Frozen) Bytes() int {
+	n := f.arena.len() + 64
+	for _, v := range []*packed.PagesView{&f.offs, &f.slots, &f.old} {
+		n += v.Len() * int(v.Width()) / 8
+	}
+	return n
+}
 
 // AppendSnapshot appends what the table's AppendSnapshot would have
 // appended when Freeze was called.
