@@ -50,7 +50,7 @@ type Frozen struct {
 	freeNodes   []uint32
 	listOff     packed.PagesView
 	listN       packed.PagesView
-	listData    []byte
+	listData    pagedBytes
 	listGarbage int
 	outDeg      degrees
 	inDeg       degrees
@@ -94,8 +94,8 @@ func (g *Graph) Freeze() *Frozen {
 		nodes:     g.nodes.Freeze(),
 		freeNodes: slices.Clone(g.freeNodes),
 		listOff:   g.attrs.off.Freeze(), listN: g.attrs.n.Freeze(),
-		listData: slices.Clone(g.attrs.data), listGarbage: g.attrs.garbage,
-		outDeg: g.outDeg.clone(), inDeg: g.inDeg.clone(),
+		listData: g.attrs.data.freeze(), listGarbage: g.attrs.garbage,
+		outDeg: g.outDeg.freeze(), inDeg: g.inDeg.freeze(),
 
 		edges:     g.edges.Freeze(),
 		freeEdges: slices.Clone(g.freeEdges),
@@ -115,7 +115,7 @@ func (g *Graph) Freeze() *Frozen {
 
 // estimate returns about the snapshot's size, to size the buffer once.
 func (f *Frozen) estimate() int {
-	n := headerLen + 64 + len(f.listData) + len(f.outDeg.low) + len(f.inDeg.low)
+	n := headerLen + 64 + f.listData.len() + f.outDeg.low.len() + f.inDeg.low.len()
 	for _, v := range []*packed.PagesView{&f.listOff, &f.listN, &f.src, &f.dst, &f.etype} {
 		n += v.Len() * int(v.Width()) / 8
 	}
@@ -158,7 +158,8 @@ func (f *Frozen) AppendSnapshot(dst []byte) []byte {
 	dst = wire.AppendU32s(dst, f.freeNodes)
 	dst = wire.AppendPackedView(dst, &f.listOff)
 	dst = wire.AppendPackedView(dst, &f.listN)
-	dst = wire.AppendBytes(dst, f.listData)
+	dst = wire.AppendUvarint(dst, uint64(f.listData.len()))
+	dst = f.listData.appendTo(dst)
 	dst = wire.AppendUvarint(dst, uint64(f.listGarbage))
 	dst = f.outDeg.appendSnapshot(dst)
 	dst = f.inDeg.appendSnapshot(dst)
@@ -275,8 +276,8 @@ func decodeBody(body []byte, cfg Config) (*Graph, error) {
 	r.Section("node lists")
 	g.attrs.off = r.PackedPages("list offsets")
 	g.attrs.n = r.PackedPages("list lengths")
-	g.attrs.data = bytes.Clone(r.Bytes())
-	g.attrs.garbage = r.Int(len(g.attrs.data), "garbage")
+	g.attrs.data = pagedOf(r.Bytes())
+	g.attrs.garbage = r.Int(g.attrs.data.len(), "garbage")
 	if r.Err() == nil && (g.attrs.off.Len() != g.attrs.n.Len() || g.attrs.off.Len() > nodes) {
 		r.Failf("%d offsets and %d lengths for %d nodes", g.attrs.off.Len(), g.attrs.n.Len(), nodes)
 	}
@@ -357,12 +358,12 @@ func decodeBody(body []byte, cfg Config) (*Graph, error) {
 func (g *Graph) checkLists(r *wire.Reader) {
 	l := &g.attrs
 	c := g.store
-	used := make([]uint64, (len(l.data)+63)/64) // bytes some list holds
+	used := make([]uint64, (l.data.len()+63)/64) // bytes some list holds
 	total := 0
 	for i := range l.off.Len() {
 		p, n := int(l.off.Get(i)), int(l.n.Get(i))
-		if p > len(l.data) {
-			r.Failf("node %d: list at %d past the data's end %d", i, p, len(l.data))
+		if p > l.data.len() {
+			r.Failf("node %d: list at %d past the data's end %d", i, p, l.data.len())
 			return
 		}
 		if n > 0 && !g.nodes.Has(uint32(i)) {
@@ -371,7 +372,7 @@ func (g *Graph) checkLists(r *wire.Reader) {
 		}
 		nComps := -1
 		for j := range n {
-			v, k := binary.Uvarint(l.data[p:])
+			v, k := l.data.uvarint(p)
 			if k <= 0 {
 				r.Failf("node %d: bad handle at %d", i, p)
 				return
@@ -405,8 +406,8 @@ func (g *Graph) checkLists(r *wire.Reader) {
 			}
 		}
 	}
-	if total+l.garbage != len(l.data) {
-		r.Failf("%d bytes of lists and %d of garbage in %d", total, l.garbage, len(l.data))
+	if total+l.garbage != l.data.len() {
+		r.Failf("%d bytes of lists and %d of garbage in %d", total, l.garbage, l.data.len())
 	}
 }
 
@@ -482,7 +483,8 @@ func readComponents(r *wire.Reader, fp float64, nodes int) *components {
 // appendSnapshot appends the counts of one byte each and the spilled ones
 // as sorted (node, count) pairs.
 func (d *degrees) appendSnapshot(dst []byte) []byte {
-	dst = wire.AppendBytes(dst, d.low)
+	dst = wire.AppendUvarint(dst, uint64(d.low.len()))
+	dst = d.low.appendTo(dst)
 	dst = wire.AppendUvarint(dst, uint64(len(d.high)))
 	for _, u := range slices.Sorted(maps.Keys(d.high)) {
 		dst = wire.AppendUvarint(dst, uint64(u))
@@ -492,9 +494,9 @@ func (d *degrees) appendSnapshot(dst []byte) []byte {
 }
 
 func readDegrees(r *wire.Reader, nodes int) degrees {
-	d := degrees{low: bytes.Clone(r.Bytes())}
-	if r.Err() == nil && len(d.low) != nodes {
-		r.Failf("%d counts for %d nodes", len(d.low), nodes)
+	d := degrees{low: pagedOf(r.Bytes())}
+	if r.Err() == nil && d.low.len() != nodes {
+		r.Failf("%d counts for %d nodes", d.low.len(), nodes)
 	}
 	n := r.Count(2, "spilled counts")
 	if n > 0 {
@@ -505,15 +507,15 @@ func readDegrees(r *wire.Reader, nodes int) degrees {
 		if r.Err() != nil {
 			break
 		}
-		if _, dup := d.high[uint32(u)]; dup || v < degreeSpill || v > 1<<32-1 || d.low[u] != degreeSpill {
+		if _, dup := d.high[uint32(u)]; dup || v < degreeSpill || v > 1<<32-1 || d.low.at(u) != degreeSpill {
 			r.Failf("node %d: spilled count %d repeated, too small or not marked", u, v)
 			break
 		}
 		d.high[uint32(u)] = uint32(v)
 	}
 	if r.Err() == nil {
-		for u, v := range d.low {
-			if _, ok := d.high[uint32(u)]; v == degreeSpill && !ok {
+		for u := range d.low.len() {
+			if _, ok := d.high[uint32(u)]; d.low.at(u) == degreeSpill && !ok {
 				r.Failf("node %d: spilled count missing", u)
 				break
 			}
