@@ -312,7 +312,8 @@ func (a *shardActor) snapshot(r *snapRound) {
 	go func() {
 		var stored []persistence.SnapshotInfo
 		var bufs map[string][]byte
-		for _, t := range todo {
+		for i := range todo {
+			t := &todo[i]
 			data := t.f.AppendSnapshot(t.buf)
 			t.f = nil // let the capture's pages go before the next encodes
 			info, err := snaps.Put(r.ctx, t.info, data)
