@@ -11,11 +11,13 @@ const (
 	PageLen  = 1 << PageBits
 )
 
-// page is a run of up to PageLen values, bit-packed at its own width, then
-// pad zero bytes. Its epoch is the epoch of the Pages that made it: that
-// Pages may write it while its own epoch is the same, and must copy it
-// first once a Freeze has moved the epoch on (the page is then shared with
-// a view, or may be).
+// page is a run of up to PageLen values, bit-packed at its own width, with
+// no pad after them: a whole page is then 1, 2, 4, 8, 12 or 16 KiB long,
+// sizes the allocator's classes hold without waste, and the few values in
+// its last 8 bytes take a slower path. Its epoch is the epoch of the Pages
+// that made it: that Pages may write it while its own epoch is the same,
+// and must copy it first once a Freeze has moved the epoch on (the page is
+// then shared with a view, or may be).
 type page struct {
 	b     []byte
 	w     uint
@@ -56,7 +58,7 @@ func MakePages(n int, max uint32) Pages {
 	w := a.minW
 	for k := 0; k < n; k += PageLen {
 		m := min(PageLen, n-k)
-		a.pages = append(a.pages, page{b: make([]byte, size(m, w)+pad), w: w, mask: maskOf(w)})
+		a.pages = append(a.pages, page{b: make([]byte, size(m, w)), w: w, mask: maskOf(w)})
 	}
 	a.n = n
 	return a
@@ -67,9 +69,7 @@ func (a *Pages) Len() int { return a.n }
 
 // Get returns value i (< Len).
 func (a *Pages) Get(i int) uint32 {
-	p := &a.pages[i>>PageBits]
-	bit := uint(i&(PageLen-1)) * p.w
-	return uint32(binary.LittleEndian.Uint64(p.b[bit>>3:])>>(bit&7)) & p.mask
+	return a.pages[i>>PageBits].get(i & (PageLen - 1))
 }
 
 // Set stores v at i (< Len). It copies the page first when the page is
@@ -87,19 +87,19 @@ func (a *Pages) Append(v uint32) {
 	k := a.n & (PageLen - 1)
 	if k == 0 {
 		w := max(width(v), a.minW)
-		a.pages = append(a.pages, page{b: make([]byte, size(min(16, PageLen), w)+pad), w: w, mask: maskOf(w), epoch: a.epoch})
+		a.pages = append(a.pages, page{b: make([]byte, 0, size(min(64, PageLen), w)), w: w, mask: maskOf(w), epoch: a.epoch})
 	}
 	pi := len(a.pages) - 1
 	p := &a.pages[pi]
 	if p.epoch != a.epoch || v > p.mask {
 		p = a.own(pi, width(v))
 	}
-	if need := size(k+1, p.w) + pad; len(p.b) < need {
+	if need := size(k+1, p.w); len(p.b) < need {
 		if need <= cap(p.b) {
 			p.b = p.b[:need]
 		} else {
 			// Double, up to a whole page, as append would.
-			nb := make([]byte, need, min(max(2*cap(p.b), need), size(PageLen, p.w)+pad))
+			nb := make([]byte, need, min(max(2*cap(p.b), need), size(PageLen, p.w)))
 			copy(nb, p.b)
 			p.b = nb
 		}
@@ -118,7 +118,7 @@ func (a *Pages) own(pi int, w uint) *page {
 	}
 	m := a.n - pi<<PageBits
 	m = min(m, PageLen)
-	np := page{b: make([]byte, size(m, w)+pad, size(m, w)+pad), w: w, mask: maskOf(w), epoch: a.epoch}
+	np := page{b: make([]byte, size(m, w)), w: w, mask: maskOf(w), epoch: a.epoch}
 	if w == p.w {
 		copy(np.b, p.b)
 	} else {
@@ -130,16 +130,39 @@ func (a *Pages) own(pi int, w uint) *page {
 	return p
 }
 
+// get returns value j, reading the 8 bytes from its first one, or for the
+// last few values of the page the bytes that are left.
 func (p *page) get(j int) uint32 {
 	bit := uint(j) * p.w
-	return uint32(binary.LittleEndian.Uint64(p.b[bit>>3:])>>(bit&7)) & p.mask
+	if o := bit >> 3; o+8 <= uint(len(p.b)) {
+		return uint32(binary.LittleEndian.Uint64(p.b[o:o+8])>>(bit&7)) & p.mask
+	}
+	return uint32(p.tail(bit>>3)>>(bit&7)) & p.mask
+}
+
+// tail returns the bytes from o to the page's end (fewer than 8) as a
+// little-endian number.
+func (p *page) tail(o uint) uint64 {
+	var x uint64
+	for i := len(p.b) - 1; i >= int(o); i-- {
+		x = x<<8 | uint64(p.b[i])
+	}
+	return x
 }
 
 func (p *page) put(j int, v uint32) {
 	bit := uint(j) * p.w
-	b, s := p.b[bit>>3:], bit&7
-	x := binary.LittleEndian.Uint64(b)
-	binary.LittleEndian.PutUint64(b, x&^(uint64(p.mask)<<s)|uint64(v)<<s)
+	o, s := bit>>3, bit&7
+	if o+8 <= uint(len(p.b)) {
+		b := p.b[o : o+8]
+		x := binary.LittleEndian.Uint64(b)
+		binary.LittleEndian.PutUint64(b, x&^(uint64(p.mask)<<s)|uint64(v)<<s)
+		return
+	}
+	x := p.tail(o)&^(uint64(p.mask)<<s) | uint64(v)<<s
+	for i := int(o); i < len(p.b); i++ {
+		p.b[i], x = byte(x), x>>8
+	}
 }
 
 // Bytes returns the memory the array holds: its pages and page list.
@@ -200,9 +223,7 @@ func (v *PagesView) Len() int { return v.n }
 
 // Get returns value i (< Len).
 func (v *PagesView) Get(i int) uint32 {
-	p := &v.pages[i>>PageBits]
-	bit := uint(i&(PageLen-1)) * p.w
-	return uint32(binary.LittleEndian.Uint64(p.b[bit>>3:])>>(bit&7)) & p.mask
+	return v.pages[i>>PageBits].get(i & (PageLen - 1))
 }
 
 // Max returns the largest value (0 when empty).
@@ -234,7 +255,7 @@ func (v *PagesView) AppendBits(dst []byte, w uint) []byte {
 	}
 	start := len(dst)
 	total := size(v.n, w)
-	dst = append(dst, make([]byte, total+pad)...)
+	dst = append(dst, make([]byte, total)...)
 	out := page{b: dst[start:], w: w, mask: maskOf(w)}
 	for pi := range v.pages {
 		p := &v.pages[pi]
@@ -251,7 +272,7 @@ func (v *PagesView) AppendBits(dst []byte, w uint) []byte {
 			out.put(base+j, p.get(j))
 		}
 	}
-	return dst[:start+total]
+	return dst
 }
 
 // PagesFromRaw returns an array of n values of w bits copied from b, as
@@ -271,7 +292,7 @@ func PagesFromRaw(n int, w uint, b []byte) (a Pages, ok bool) {
 	a = Pages{n: n, minW: w, pages: make([]page, 0, (n+PageLen-1)/PageLen)}
 	for k := 0; k < n; k += PageLen {
 		m := min(PageLen, n-k)
-		pb := make([]byte, size(m, w)+pad)
+		pb := make([]byte, size(m, w))
 		copy(pb, b[k*int(w)/8:][:size(m, w)])
 		a.pages = append(a.pages, page{b: pb, w: w, mask: maskOf(w)})
 	}
@@ -307,7 +328,7 @@ func PagesFromPages(n int, ws []uint, bs [][]byte) (a Pages, ok bool) {
 		if len(bs[k]) != size(m, w) {
 			return Pages{}, false
 		}
-		pb := make([]byte, size(m, w)+pad)
+		pb := make([]byte, size(m, w))
 		copy(pb, bs[k])
 		a.pages[k] = page{b: pb, w: w, mask: maskOf(w)}
 	}
