@@ -14,15 +14,15 @@ const (
 // page is a run of up to PageLen values, bit-packed at its own width, with
 // no pad after them: a whole page is then 1, 2, 4, 8, 12 or 16 KiB long,
 // sizes the allocator's classes hold without waste, and the few values in
-// its last 8 bytes take a slower path. Its epoch is the epoch of the Pages
-// that made it: that Pages may write it while its own epoch is the same,
-// and must copy it first once a Freeze has moved the epoch on (the page is
-// then shared with a view, or may be).
+// its last 8 bytes take a slower path. Its epoch (kept apart, in
+// Pages.epochs, so that the page list Get reads stays small) is the epoch
+// of the Pages that made it: that Pages may write it while its own epoch is
+// the same, and must copy it first once a Freeze has moved the epoch on
+// (the page is then shared with a view, or may be).
 type page struct {
-	b     []byte
-	w     uint
-	mask  uint32
-	epoch uint64
+	b    []byte
+	w    uint32
+	mask uint32
 }
 
 // Pages is a paged, copy-on-write packed array: the values in pages of
@@ -37,9 +37,10 @@ type page struct {
 // Freeze().Thaw(). A Pages is not safe for concurrent use; its views are
 // (they never change).
 type Pages struct {
-	pages []page
-	n     int
-	epoch uint64
+	pages  []page
+	epochs []uint64 // per page
+	n      int
+	epoch  uint64
 	minW  uint // the width Make asked for, for an array without values
 }
 
@@ -58,7 +59,8 @@ func MakePages(n int, max uint32) Pages {
 	w := a.minW
 	for k := 0; k < n; k += PageLen {
 		m := min(PageLen, n-k)
-		a.pages = append(a.pages, page{b: make([]byte, size(m, w)), w: w, mask: maskOf(w)})
+		a.pages = append(a.pages, page{b: make([]byte, size(m, w)), w: uint32(w), mask: maskOf(w)})
+		a.epochs = append(a.epochs, 0)
 	}
 	a.n = n
 	return a
@@ -76,7 +78,7 @@ func (a *Pages) Get(i int) uint32 {
 // shared with a view or v needs a wider page.
 func (a *Pages) Set(i int, v uint32) {
 	p := &a.pages[i>>PageBits]
-	if p.epoch != a.epoch || v > p.mask {
+	if v > p.mask || a.epochs[i>>PageBits] != a.epoch {
 		p = a.own(i>>PageBits, width(v))
 	}
 	p.put(i&(PageLen-1), v)
@@ -87,19 +89,20 @@ func (a *Pages) Append(v uint32) {
 	k := a.n & (PageLen - 1)
 	if k == 0 {
 		w := max(width(v), a.minW)
-		a.pages = append(a.pages, page{b: make([]byte, 0, size(min(64, PageLen), w)), w: w, mask: maskOf(w), epoch: a.epoch})
+		a.pages = append(a.pages, page{b: make([]byte, 0, size(min(64, PageLen), w)), w: uint32(w), mask: maskOf(w)})
+		a.epochs = append(a.epochs, a.epoch)
 	}
 	pi := len(a.pages) - 1
 	p := &a.pages[pi]
-	if p.epoch != a.epoch || v > p.mask {
+	if v > p.mask || a.epochs[pi] != a.epoch {
 		p = a.own(pi, width(v))
 	}
-	if need := size(k+1, p.w); len(p.b) < need {
+	if need := size(k+1, uint(p.w)); len(p.b) < need {
 		if need <= cap(p.b) {
 			p.b = p.b[:need]
 		} else {
 			// Double, up to a whole page, as append would.
-			nb := make([]byte, need, min(max(2*cap(p.b), need), size(PageLen, p.w)))
+			nb := make([]byte, need, min(max(2*cap(p.b), need), size(PageLen, uint(p.w))))
 			copy(nb, p.b)
 			p.b = nb
 		}
@@ -112,14 +115,15 @@ func (a *Pages) Append(v uint32) {
 // and at least w bits wide.
 func (a *Pages) own(pi int, w uint) *page {
 	p := &a.pages[pi]
-	w = max(w, p.w)
-	if p.epoch == a.epoch && w == p.w {
+	w = max(w, uint(p.w))
+	if a.epochs[pi] == a.epoch && w == uint(p.w) {
 		return p
 	}
 	m := a.n - pi<<PageBits
 	m = min(m, PageLen)
-	np := page{b: make([]byte, size(m, w)), w: w, mask: maskOf(w), epoch: a.epoch}
-	if w == p.w {
+	np := page{b: make([]byte, size(m, w)), w: uint32(w), mask: maskOf(w)}
+	a.epochs[pi] = a.epoch
+	if w == uint(p.w) {
 		copy(np.b, p.b)
 	} else {
 		for j := range m {
@@ -133,7 +137,7 @@ func (a *Pages) own(pi int, w uint) *page {
 // get returns value j, reading the 8 bytes from its first one, or for the
 // last few values of the page the bytes that are left.
 func (p *page) get(j int) uint32 {
-	bit := uint(j) * p.w
+	bit := uint(j) * uint(p.w)
 	if o := bit >> 3; o+8 <= uint(len(p.b)) {
 		return uint32(binary.LittleEndian.Uint64(p.b[o:o+8])>>(bit&7)) & p.mask
 	}
@@ -151,7 +155,7 @@ func (p *page) tail(o uint) uint64 {
 }
 
 func (p *page) put(j int, v uint32) {
-	bit := uint(j) * p.w
+	bit := uint(j) * uint(p.w)
 	o, s := bit>>3, bit&7
 	if o+8 <= uint(len(p.b)) {
 		b := p.b[o : o+8]
@@ -167,7 +171,7 @@ func (p *page) put(j int, v uint32) {
 
 // Bytes returns the memory the array holds: its pages and page list.
 func (a *Pages) Bytes() int {
-	n := cap(a.pages) * int(unsafe.Sizeof(page{}))
+	n := cap(a.pages)*int(unsafe.Sizeof(page{})) + 8*cap(a.epochs)
 	for i := range a.pages {
 		n += cap(a.pages[i].b)
 	}
@@ -198,13 +202,14 @@ func (a *Pages) Clip() {
 		return
 	}
 	if p := &a.pages[len(a.pages)-1]; cap(p.b) > len(p.b) {
-		if p.epoch == a.epoch {
+		if a.epochs[len(a.pages)-1] == a.epoch {
 			p.b = append([]byte(nil), p.b...)
 		}
 		// A shared page is clipped already: own copies it exactly.
 	}
 	if cap(a.pages) > len(a.pages) {
 		a.pages = append([]page(nil), a.pages...)
+		a.epochs = append([]uint64(nil), a.epochs...)
 	}
 }
 
@@ -235,7 +240,7 @@ func (v *PagesView) Max() uint32 { return maxOf(v.pages, v.n) }
 func (v *PagesView) Width() uint {
 	w := v.minW
 	for i := range v.pages {
-		w = max(w, v.pages[i].w)
+		w = max(w, uint(v.pages[i].w))
 	}
 	return w
 }
@@ -243,7 +248,7 @@ func (v *PagesView) Width() uint {
 // Thaw returns a mutable array with the view's values that shares its
 // pages, copying each before it first writes it.
 func (v *PagesView) Thaw() Pages {
-	return Pages{pages: append([]page(nil), v.pages...), n: v.n, epoch: v.epoch + 1, minW: v.minW}
+	return Pages{pages: append([]page(nil), v.pages...), epochs: make([]uint64, len(v.pages)), n: v.n, epoch: v.epoch + 1, minW: v.minW}
 }
 
 // AppendBits appends the values packed at width w (≥ Width, one of the
@@ -256,12 +261,12 @@ func (v *PagesView) AppendBits(dst []byte, w uint) []byte {
 	start := len(dst)
 	total := size(v.n, w)
 	dst = append(dst, make([]byte, total)...)
-	out := page{b: dst[start:], w: w, mask: maskOf(w)}
+	out := page{b: dst[start:], w: uint32(w), mask: maskOf(w)}
 	for pi := range v.pages {
 		p := &v.pages[pi]
 		m := min(PageLen, v.n-pi<<PageBits)
 		base := pi << PageBits
-		if p.w == w {
+		if uint(p.w) == w {
 			// PageLen values of any width fill whole bytes, so a page
 			// starts on a byte; the last byte of a short page may hold
 			// stray bits of nothing, which are zero.
@@ -289,12 +294,12 @@ func PagesFromRaw(n int, w uint, b []byte) (a Pages, ok bool) {
 	if n < 0 || len(b) != size(n, w) {
 		return Pages{}, false
 	}
-	a = Pages{n: n, minW: w, pages: make([]page, 0, (n+PageLen-1)/PageLen)}
+	a = Pages{n: n, minW: w, pages: make([]page, 0, (n+PageLen-1)/PageLen), epochs: make([]uint64, (n+PageLen-1)/PageLen)}
 	for k := 0; k < n; k += PageLen {
 		m := min(PageLen, n-k)
 		pb := make([]byte, size(m, w))
 		copy(pb, b[k*int(w)/8:][:size(m, w)])
-		a.pages = append(a.pages, page{b: pb, w: w, mask: maskOf(w)})
+		a.pages = append(a.pages, page{b: pb, w: uint32(w), mask: maskOf(w)})
 	}
 	return a, true
 }
@@ -306,7 +311,7 @@ func (v *PagesView) PageCount() int { return len(v.pages) }
 // snapshot that keeps each page's width.
 func (v *PagesView) Page(k int) (w uint, b []byte) {
 	p := &v.pages[k]
-	return p.w, p.b[:size(min(PageLen, v.n-k<<PageBits), p.w)]
+	return uint(p.w), p.b[:size(min(PageLen, v.n-k<<PageBits), uint(p.w))]
 }
 
 // PagesFromPages returns an array of n values from pages of the given
@@ -317,7 +322,7 @@ func PagesFromPages(n int, ws []uint, bs [][]byte) (a Pages, ok bool) {
 	if n < 0 || len(ws) != len(bs) || len(ws) != (n+PageLen-1)/PageLen {
 		return Pages{}, false
 	}
-	a = Pages{n: n, pages: make([]page, len(ws))}
+	a = Pages{n: n, pages: make([]page, len(ws)), epochs: make([]uint64, len(ws))}
 	for k, w := range ws {
 		switch w {
 		case 2, 4, 8, 16, 24, 32:
@@ -330,7 +335,7 @@ func PagesFromPages(n int, ws []uint, bs [][]byte) (a Pages, ok bool) {
 		}
 		pb := make([]byte, size(m, w))
 		copy(pb, bs[k])
-		a.pages[k] = page{b: pb, w: w, mask: maskOf(w)}
+		a.pages[k] = page{b: pb, w: uint32(w), mask: maskOf(w)}
 	}
 	return a, true
 }
