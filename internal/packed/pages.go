@@ -57,9 +57,18 @@ type PagesView struct {
 func MakePages(n int, max uint32) Pages {
 	a := Pages{minW: width(max)}
 	w := a.minW
+	// One allocation for all pages, as a Uints would make: the pages lie
+	// side by side in memory, which random reads measured about 20 % faster
+	// (BenchmarkLookup of package intern) than pages allocated one by one.
+	// The price: a page copied on write leaves its old bytes in the
+	// allocation until every page of it is gone, so an array frozen and
+	// then written sparsely holds up to twice its bytes until it is
+	// remade.
+	slab := make([]byte, size(n, w))
 	for k := 0; k < n; k += PageLen {
 		m := min(PageLen, n-k)
-		a.pages = append(a.pages, page{b: make([]byte, size(m, w)), w: uint32(w), mask: maskOf(w)})
+		o := k * int(w) / 8
+		a.pages = append(a.pages, page{b: slab[o : o+size(m, w) : o+size(m, w)], w: uint32(w), mask: maskOf(w)})
 		a.epochs = append(a.epochs, 0)
 	}
 	a.n = n
@@ -295,11 +304,11 @@ func PagesFromRaw(n int, w uint, b []byte) (a Pages, ok bool) {
 		return Pages{}, false
 	}
 	a = Pages{n: n, minW: w, pages: make([]page, 0, (n+PageLen-1)/PageLen), epochs: make([]uint64, (n+PageLen-1)/PageLen)}
+	slab := append([]byte(nil), b...) // see MakePages
 	for k := 0; k < n; k += PageLen {
 		m := min(PageLen, n-k)
-		pb := make([]byte, size(m, w))
-		copy(pb, b[k*int(w)/8:][:size(m, w)])
-		a.pages = append(a.pages, page{b: pb, w: uint32(w), mask: maskOf(w)})
+		o := k * int(w) / 8
+		a.pages = append(a.pages, page{b: slab[o : o+size(m, w) : o+size(m, w)], w: uint32(w), mask: maskOf(w)})
 	}
 	return a, true
 }
