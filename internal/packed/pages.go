@@ -41,7 +41,7 @@ type Pages struct {
 	epochs []uint64 // per page
 	n      int
 	epoch  uint64
-	minW  uint // the width Make asked for, for an array without values
+	minW   uint // the width Make asked for, for an array without values
 }
 
 // PagesView is an immutable view of a Pages as it was when Freeze returned
