@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -48,15 +47,7 @@ func flat(a *arena) []byte {
 // changing, and then once more at the end: both must equal the snapshot of
 // a deep copy taken at the freeze. CAIRN_TEST_SEED picks another seed.
 func TestFreezeAgainstCopy(t *testing.T) {
-	seed := uint64(1)
-	if s := os.Getenv("CAIRN_TEST_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("CAIRN_TEST_SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (CAIRN_TEST_SEED)", seed)
+	seed := testSeed(t)
 	r := rand.New(rand.NewPCG(seed, 11))
 	tab := New()
 	type frozen struct {
