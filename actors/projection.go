@@ -75,9 +75,10 @@ type ProjectionConfig struct {
 	// not kept. 0 turns this cache off. Default 64 MiB.
 	ViewSnapshotBytes int64
 	// KeepSnapshotBuffers keeps each graph's snapshot encode buffer (for
-	// snapshots of 1 MiB or more) between rounds, its pages mapped: a shard
-	// then blocks about 40 ms instead of about 250 ms encoding a 1M-node
-	// read model, at the price of about 1.25 times the snapshot held in
+	// snapshots of 1 MiB or more) between rounds, its pages mapped, so
+	// that the encoding (which runs beside the shard: the shard only
+	// captures the graph, see readmodel.Graph.Freeze) takes no page
+	// faults, at the price of about 1.25 times the snapshot held in
 	// memory for good (130 MB for 1M nodes, more than the read model
 	// itself). Default false.
 	KeepSnapshotBuffers bool
@@ -552,8 +553,7 @@ type projected struct {
 	// snapBuf is the buffer the graph's last snapshot was encoded into,
 	// back from the store (nil while a round holds it, or when small), for
 	// the next round to encode into: a fresh buffer of a large graph costs
-	// its page faults (and zeroing) inside the shard's block
-	// (BenchmarkSnapshotEncode).
+	// its page faults and zeroing (BenchmarkSnapshotEncode).
 	snapBuf []byte
 }
 

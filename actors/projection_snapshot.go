@@ -23,9 +23,9 @@ import (
 //
 // A snapshot round takes every shard's read models at one stream position
 // P: right after delivering P, the reader sends a marker to every shard;
-// each shard, between two messages, encodes every graph that changed since
-// its previous snapshot (readmodel.Graph.AppendSnapshot, the only part that
-// blocks the shard) and a goroutine stores them (persistence.SnapshotInfo
+// each shard, between two messages, captures every graph that changed
+// since its previous snapshot (readmodel.Graph.Freeze, O(pages), the only
+// part that blocks the shard) and a goroutine encodes and stores them (persistence.SnapshotInfo
 // of kind KindReadModel, Seq the graph's last transaction, Position and
 // Head its last event). Unchanged graphs keep their last object. When every
 // shard has stored its part, a manifest (kind KindManifest, graph
@@ -53,8 +53,8 @@ const snapshotRoundTimeout = 5 * time.Minute
 const snapshotBufferMin = 1 << 20
 
 // spareBuffer returns an empty buffer of capacity n whose pages are
-// already mapped, so that the shard that encodes into it does not take
-// their page faults: the store goroutine makes it when a graph's snapshot
+// already mapped, so that the next encoding into it does not take their
+// page faults: the store goroutine makes it when a graph's snapshot
 // outgrew its buffer (or had none), with room for the graph to grow.
 func spareBuffer(n int) []byte {
 	b := make([]byte, n)
@@ -128,9 +128,9 @@ type SnapshotHealth struct {
 	LastBytes   int64   `json:"last_bytes"`
 	LastGraphs  int     `json:"last_graphs_written"`
 	LastRoundMs float64 `json:"last_round_ms"`
-	// LastBlockMs and MaxBlockMs: the longest time a shard spent encoding
-	// its snapshots (it answers nothing meanwhile) in the last round and
-	// since the start.
+	// LastBlockMs and MaxBlockMs: the longest time a shard spent capturing
+	// its graphs for a round (it answers nothing meanwhile; the encoding
+	// runs aside) in the last round and since the start.
 	LastBlockMs float64 `json:"last_block_ms"`
 	MaxBlockMs  float64 `json:"max_block_ms"`
 }
@@ -281,13 +281,15 @@ func (p *Projections) startRound(seq uint64) *snapRound {
 	return r
 }
 
-// snapshot encodes the shard's changed graphs for round r, then stores them
-// in the background and hands its part to the round.
+// snapshot captures the shard's changed graphs for round r
+// (readmodel.Graph.Freeze, O(pages): the only part the shard waits for),
+// then encodes and stores them in the background and hands its part to the
+// round.
 func (a *shardActor) snapshot(r *snapRound) {
 	type pending struct {
 		info persistence.SnapshotInfo
-		data []byte
-		fits bool // encoded into the graph's buffer, not a new one
+		f    *readmodel.Frozen
+		buf  []byte // the graph's buffer from the last round, if kept
 	}
 	start := time.Now()
 	var part roundPart
@@ -301,8 +303,7 @@ func (a *shardActor) snapshot(r *snapRound) {
 		default:
 			info := persistence.SnapshotInfo{Kind: persistence.KindReadModel, Graph: id, Seq: e.g.AsOf(), Position: e.head.N, Head: e.head.CID,
 				Format: readmodel.SnapshotFormat}
-			data := e.g.AppendSnapshot(e.snapBuf[:0])
-			todo = append(todo, pending{info: info, data: data, fits: cap(e.snapBuf) > 0 && cap(data) == cap(e.snapBuf)})
+			todo = append(todo, pending{info: info, f: e.g.Freeze(), buf: e.snapBuf[:0]})
 			e.snapBuf = nil // the store's until it hands it back
 		}
 	}
@@ -311,16 +312,19 @@ func (a *shardActor) snapshot(r *snapRound) {
 	go func() {
 		var stored []persistence.SnapshotInfo
 		var bufs map[string][]byte
-		for _, t := range todo {
-			info, err := snaps.Put(r.ctx, t.info, t.data)
+		for i := range todo {
+			t := &todo[i]
+			data := t.f.AppendSnapshot(t.buf)
+			t.f = nil // let the capture's pages go before the next encodes
+			info, err := snaps.Put(r.ctx, t.info, data)
 			// Put keeps no reference to the data once it returns.
-			if a.p.cfg.KeepSnapshotBuffers && cap(t.data) >= snapshotBufferMin {
+			if a.p.cfg.KeepSnapshotBuffers && cap(data) >= snapshotBufferMin {
 				if bufs == nil {
 					bufs = map[string][]byte{}
 				}
-				buf := t.data
-				if !t.fits {
-					buf = spareBuffer(cap(t.data) + cap(t.data)/4)
+				buf := data
+				if fits := cap(t.buf) > 0 && cap(data) == cap(t.buf); !fits {
+					buf = spareBuffer(cap(data) + cap(data)/4)
 				}
 				bufs[t.info.Graph] = buf
 			}
@@ -334,7 +338,7 @@ func (a *shardActor) snapshot(r *snapRound) {
 			stored = append(stored, info)
 			part.graphs = append(part.graphs, manifestGraph(info))
 			part.written++
-			part.bytes += int64(len(t.data))
+			part.bytes += int64(len(data))
 		}
 		if len(stored) > 0 || len(bufs) > 0 {
 			a.p.root.Send(pid, &snapshotsStored{infos: stored, bufs: bufs})

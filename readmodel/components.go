@@ -48,18 +48,18 @@ func (c *components) acquire(typ string, val []byte) uint32 {
 	}
 	t, added := c.types.intern(typ)
 	if added {
-		c.typeNodes = append(c.typeNodes, roaring.New())
+		c.typeNodes = append(c.typeNodes, newBitmap())
 	}
 	var h uint32
 	if n := len(c.free); n > 0 {
 		h, c.free = c.free[n-1], c.free[:n-1]
-		c.typ[h], c.val[h], c.refs[h], c.nodes[h] = t, string(val), 1, roaring.New()
+		c.typ[h], c.val[h], c.refs[h], c.nodes[h] = t, string(val), 1, newBitmap()
 	} else {
 		h = uint32(len(c.typ))
 		c.typ = append(c.typ, t)
 		c.val = append(c.val, string(val))
 		c.refs = append(c.refs, 1)
-		c.nodes = append(c.nodes, roaring.New())
+		c.nodes = append(c.nodes, newBitmap())
 	}
 	c.byKey[key] = h
 	c.live++
@@ -117,14 +117,37 @@ func (c *components) trim() {
 	trimBitmaps(c.typeNodes)
 }
 
-// trimBitmaps replaces each bitmap with a copy: a roaring container grows
-// by appending, and a copy holds exactly its values.
+// newBitmap returns an empty bitmap in copy-on-write mode: a Clone of it
+// shares its containers, and whichever is written first copies the
+// container it writes, so that a snapshot captures the indices in time
+// O(containers) (see Graph.Freeze).
+func newBitmap() *roaring.Bitmap {
+	bm := roaring.New()
+	bm.SetCopyOnWrite(true)
+	return bm
+}
+
+// trimBitmaps replaces each bitmap with a deep copy: a roaring container
+// grows by appending, and a copy holds exactly its values.
 func trimBitmaps(bms []*roaring.Bitmap) {
 	for i, bm := range bms {
 		if bm != nil {
+			bm.SetCopyOnWrite(false) // so that Clone copies the containers
 			bms[i] = bm.Clone()
+			bms[i].SetCopyOnWrite(true)
 		}
 	}
+}
+
+// cloneBitmaps returns copy-on-write clones of bms (nil stays nil).
+func cloneBitmaps(bms []*roaring.Bitmap) []*roaring.Bitmap {
+	out := make([]*roaring.Bitmap, len(bms))
+	for i, bm := range bms {
+		if bm != nil {
+			out[i] = bm.Clone()
+		}
+	}
+	return out
 }
 
 func (c *components) maybeRebuildBloom() {

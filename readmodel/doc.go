@@ -124,6 +124,16 @@
 // trusted to the checksum. Compression is the caller's (package
 // persistence): packed arrays leave zstd little to gain.
 //
+// A snapshot need not stop the graph's owner while it is encoded:
+// f := g.Freeze() captures g in O(pages) (about 0.25 ms at 1,000,000 nodes
+// and 3,000,000 edges; BenchmarkSnapshot/Freeze) and f.AppendSnapshot(buf),
+// which may run on another goroutine while g goes on changing, writes
+// exactly what g.AppendSnapshot would have written at the freeze. The
+// large arrays are shared copy-on-write (packed.Pages, the intern tables'
+// paged arenas, the adjacency's CSR arrays and paged delta, the bitmaps in
+// roaring's copy-on-write mode); the node lists' bytes, the one-byte
+// degrees, the free lists and the component store's slices are copied.
+//
 // # Not here
 //
 // Edge components (and so edge weights: Dijkstra weighs the node an edge

@@ -39,8 +39,8 @@ type Graph struct {
 	// freed by EdgeRemoved is reused only after the next compaction.
 	edges     *intern.Table
 	freeEdges []uint32
-	src, dst  packed.Uints // node indices
-	etype     packed.Uints // edge type ids, < maxEdgeTypes
+	src, dst  packed.Pages // node indices
+	etype     packed.Pages // edge type ids, < maxEdgeTypes
 	types     names        // edge types; ids fit a uint16
 	adj       *adjacency.Index
 
@@ -70,7 +70,7 @@ func (g *Graph) reset() {
 	g.attrs = lists{}
 	g.outDeg, g.inDeg = degrees{}, degrees{}
 	g.edges, g.freeEdges = intern.New(), nil
-	g.src, g.dst, g.etype = packed.Uints{}, packed.Uints{}, packed.Uints{}
+	g.src, g.dst, g.etype = packed.Pages{}, packed.Pages{}, packed.Pages{}
 	g.types = names{}
 	g.adj = adjacency.New()
 	g.store = newComponents(g.cfg.BloomFalsePositive)
@@ -353,7 +353,7 @@ func (g *Graph) addNode(na *cairnv1.NodeAdded) {
 	for _, c := range na.GetCategories() {
 		id, added := g.categories.intern(c)
 		if added {
-			g.catNodes = append(g.catNodes, roaring.New())
+			g.catNodes = append(g.catNodes, newBitmap())
 		}
 		if !slices.Contains(cats, id) {
 			cats = append(cats, id)

@@ -13,9 +13,9 @@ import (
 // that grows moves to the end; the hole it leaves is reclaimed when holes
 // pass half of the array.
 type lists struct {
-	off     packed.Uints // node -> start of its list in data
-	n       packed.Uints // node -> number of handles
-	data    []byte       // uvarint handles
+	off     packed.Pages // node -> start of its list in data
+	n       packed.Pages // node -> number of handles
+	data    pagedBytes   // uvarint handles
 	garbage int          // bytes in holes
 }
 
@@ -69,22 +69,22 @@ func (l *lists) get(i uint32, buf []uint32) []uint32 {
 	}
 	p := int(l.off.Get(int(i)))
 	for range l.n.Get(int(i)) {
-		v, k := binary.Uvarint(l.data[p:])
+		v, k := l.data.uvarint(p)
 		buf = append(buf, uint32(v))
 		p += k
 	}
 	return buf
 }
 
-// span returns the bytes of list i.
-func (l *lists) span(i uint32) []byte {
+// span returns where list i's bytes start and end.
+func (l *lists) span(i uint32) (int, int) {
 	o := int(l.off.Get(int(i)))
 	p := o
 	for range l.n.Get(int(i)) {
-		_, k := binary.Uvarint(l.data[p:])
+		_, k := l.data.uvarint(p)
 		p += k
 	}
-	return l.data[o:p]
+	return o, p
 }
 
 // set replaces list i with h.
@@ -95,36 +95,39 @@ func (l *lists) set(i uint32, h []uint32) {
 	for _, x := range h {
 		enc = binary.AppendUvarint(enc, uint64(x))
 	}
-	old := len(l.span(i))
-	if len(enc) <= old {
-		copy(l.data[l.off.Get(int(i)):], enc)
+	o, p := l.span(i)
+	if old := p - o; len(enc) <= old {
+		l.data.write(o, enc)
 		l.garbage += old - len(enc)
 	} else {
 		l.garbage += old
-		l.off.Set(int(i), uint32(len(l.data)))
-		l.data = append(l.data, enc...)
+		l.off.Set(int(i), uint32(l.data.len()))
+		l.data.append(enc...)
 	}
 	l.n.Set(int(i), uint32(len(h)))
-	if l.garbage > 4096 && l.garbage*2 > len(l.data) {
+	if l.garbage > 4096 && l.garbage*2 > l.data.len() {
 		l.compact()
 	}
 }
 
 func (l *lists) compact() {
-	data := make([]byte, 0, len(l.data)-l.garbage)
+	var data pagedBytes
+	var buf []byte
 	for i := range l.off.Len() {
-		b := l.span(uint32(i))
-		l.off.Set(i, uint32(len(data)))
-		data = append(data, b...)
+		o, p := l.span(uint32(i))
+		l.off.Set(i, uint32(data.len()))
+		buf = l.data.slice(o, p, buf)
+		data.append(buf...)
 	}
 	l.data, l.garbage = data, 0
 }
 
-func (l *lists) bytes() int { return l.off.Bytes() + l.n.Bytes() + cap(l.data) }
+func (l *lists) bytes() int { return l.off.Bytes() + l.n.Bytes() + l.data.bytes() }
 
 // trim drops holes and unused capacity.
 func (l *lists) trim() {
 	l.compact()
+	l.data.clip()
 	l.off.Clip()
 	l.n.Clip()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/bits-and-blooms/bloom/v3"
 	"github.com/cairn-graph/cairn/internal/adjacency"
 	"github.com/cairn-graph/cairn/internal/intern"
+	"github.com/cairn-graph/cairn/internal/packed"
 	"github.com/cairn-graph/cairn/internal/wire"
 )
 
@@ -31,62 +32,161 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // AppendSnapshot appends g's binary snapshot to dst: everything needed to
 // rebuild g exactly (same answers, same future behaviour), AsOf and Version
-// included. It does not change g.
-//
-// The body is g's storage as it lies in memory (packed arrays, arenas,
-// delta rows, free lists, roaring bitmaps in their portable format), so
-// that LoadSnapshot copies rather than rebuilds; a compaction running in
-// the background is written as its input (the CSR arrays and the frozen
-// delta) without waiting for it. The caches are not written.
-func (g *Graph) AppendSnapshot(dst []byte) []byte {
-	est := headerLen + 64
-	for _, p := range g.memory() {
-		est += p.bytes
+// included. It is g.Freeze().AppendSnapshot(dst): it does not change what
+// g holds.
+func (g *Graph) AppendSnapshot(dst []byte) []byte { return g.Freeze().AppendSnapshot(dst) }
+
+// Frozen is an immutable capture of a Graph, for writing its snapshot on
+// another goroutine while the graph goes on changing: Freeze is the only
+// part of a snapshot that its owner waits for. It is safe for concurrent
+// use.
+type Frozen struct {
+	id               string
+	created, deleted bool
+	asOf, version    uint64
+	nEdges           int
+
+	nodes       *intern.Frozen
+	freeNodes   []uint32
+	listOff     packed.PagesView
+	listN       packed.PagesView
+	listData    pagedBytes
+	listGarbage int
+	outDeg      degrees
+	inDeg       degrees
+
+	edges     *intern.Frozen
+	freeEdges []uint32
+	src, dst  packed.PagesView
+	etype     packed.PagesView
+	types     []string
+	adj       *adjacency.Frozen
+
+	compTyp    []uint32
+	compVal    []string
+	compRefs   []uint32
+	compFree   []uint32
+	compLive   int
+	compNodes  []*roaring.Bitmap
+	compTypes  []string
+	typeNodes  []*roaring.Bitmap
+	bloomCap   uint
+	bloomAdded uint
+
+	categories []string
+	catNodes   []*roaring.Bitmap
+}
+
+// Freeze captures g for AppendSnapshot. It shares what only grows by
+// appending or is copied on write (the intern tables, the edge ends and
+// list offsets as paged arrays, the adjacency CSR arrays and delta lists,
+// the index bitmaps in roaring's copy-on-write mode, the name lists) and
+// copies the rest, which is small or cheap to copy: the list bytes, the
+// one-byte degrees, the free lists, the component store's slices and the
+// adjacency's dead bitset and delta maps. A compaction running in the
+// background is captured as its input (the CSR arrays and the frozen
+// delta), without waiting for it. The caches are not captured.
+func (g *Graph) Freeze() *Frozen {
+	c := g.store
+	f := &Frozen{
+		id: g.id, created: g.created, deleted: g.deleted, asOf: g.asOf, version: g.version, nEdges: g.nEdges,
+
+		nodes:     g.nodes.Freeze(),
+		freeNodes: slices.Clone(g.freeNodes),
+		listOff:   g.attrs.off.Freeze(), listN: g.attrs.n.Freeze(),
+		listData: g.attrs.data.freeze(), listGarbage: g.attrs.garbage,
+		outDeg: g.outDeg.freeze(), inDeg: g.inDeg.freeze(),
+
+		edges:     g.edges.Freeze(),
+		freeEdges: slices.Clone(g.freeEdges),
+		src:       g.src.Freeze(), dst: g.dst.Freeze(), etype: g.etype.Freeze(),
+		types: g.types.frozen(),
+		adj:   g.adj.Freeze(),
+
+		compTyp: slices.Clone(c.typ), compVal: slices.Clone(c.val), compRefs: slices.Clone(c.refs), compFree: slices.Clone(c.free),
+		compLive: c.live, compNodes: cloneBitmaps(c.nodes), compTypes: c.types.frozen(), typeNodes: cloneBitmaps(c.typeNodes),
+		bloomCap: c.bloomCap, bloomAdded: c.bloomAdded,
+
+		categories: g.categories.frozen(),
+		catNodes:   cloneBitmaps(g.catNodes),
 	}
-	dst = slices.Grow(dst, est)
+	return f
+}
+
+// estimate returns about the snapshot's size, to size the buffer once.
+func (f *Frozen) estimate() int {
+	n := headerLen + 64 + f.listData.len() + f.outDeg.low.len() + f.inDeg.low.len()
+	for _, v := range []*packed.PagesView{&f.listOff, &f.listN, &f.src, &f.dst, &f.etype} {
+		n += v.Len() * int(v.Width()) / 8
+	}
+	n += f.nodes.Bytes() + f.edges.Bytes() + f.adj.Bytes()
+	for _, bms := range [][]*roaring.Bitmap{f.compNodes, f.typeNodes, f.catNodes} {
+		for _, bm := range bms {
+			if bm != nil {
+				n += int(bm.GetSerializedSizeInBytes()) + 8
+			}
+		}
+	}
+	return n
+}
+
+// ID returns the graph id.
+func (f *Frozen) ID() string { return f.id }
+
+// AsOf returns the stream sequence of the last transaction captured.
+func (f *Frozen) AsOf() uint64 { return f.asOf }
+
+// AppendSnapshot appends the snapshot of the graph as it was when Freeze
+// captured it: what the graph's AppendSnapshot would have appended then.
+//
+// The body is the graph's storage as it lies in memory (packed arrays,
+// arenas, delta rows, free lists, roaring bitmaps in their portable
+// format), so that LoadSnapshot copies rather than rebuilds.
+func (f *Frozen) AppendSnapshot(dst []byte) []byte {
+	dst = slices.Grow(dst, f.estimate())
 	start := len(dst)
 	dst = append(dst, make([]byte, headerLen)...)
 
-	dst = wire.AppendString(dst, g.id)
-	dst = wire.AppendBool(dst, g.created)
-	dst = wire.AppendBool(dst, g.deleted)
-	dst = wire.AppendUvarint(dst, g.asOf)
-	dst = wire.AppendUvarint(dst, g.version)
-	dst = wire.AppendUvarint(dst, uint64(g.nEdges))
+	dst = wire.AppendString(dst, f.id)
+	dst = wire.AppendBool(dst, f.created)
+	dst = wire.AppendBool(dst, f.deleted)
+	dst = wire.AppendUvarint(dst, f.asOf)
+	dst = wire.AppendUvarint(dst, f.version)
+	dst = wire.AppendUvarint(dst, uint64(f.nEdges))
 
-	dst = g.nodes.AppendSnapshot(dst)
-	dst = wire.AppendU32s(dst, g.freeNodes)
-	dst = wire.AppendPacked(dst, &g.attrs.off)
-	dst = wire.AppendPacked(dst, &g.attrs.n)
-	dst = wire.AppendBytes(dst, g.attrs.data)
-	dst = wire.AppendUvarint(dst, uint64(g.attrs.garbage))
-	dst = g.outDeg.appendSnapshot(dst)
-	dst = g.inDeg.appendSnapshot(dst)
+	dst = f.nodes.AppendSnapshot(dst)
+	dst = wire.AppendU32s(dst, f.freeNodes)
+	dst = wire.AppendPackedView(dst, &f.listOff)
+	dst = wire.AppendPackedView(dst, &f.listN)
+	dst = wire.AppendUvarint(dst, uint64(f.listData.len()))
+	dst = f.listData.appendTo(dst)
+	dst = wire.AppendUvarint(dst, uint64(f.listGarbage))
+	dst = f.outDeg.appendSnapshot(dst)
+	dst = f.inDeg.appendSnapshot(dst)
 
-	dst = g.edges.AppendSnapshot(dst)
-	dst = wire.AppendU32s(dst, g.freeEdges)
-	dst = wire.AppendPacked(dst, &g.src)
-	dst = wire.AppendPacked(dst, &g.dst)
-	dst = wire.AppendPacked(dst, &g.etype)
-	dst = g.types.appendSnapshot(dst)
-	dst = g.adj.AppendSnapshot(dst)
+	dst = f.edges.AppendSnapshot(dst)
+	dst = wire.AppendU32s(dst, f.freeEdges)
+	dst = wire.AppendPackedView(dst, &f.src)
+	dst = wire.AppendPackedView(dst, &f.dst)
+	dst = wire.AppendPackedView(dst, &f.etype)
+	dst = appendNames(dst, f.types)
+	dst = f.adj.AppendSnapshot(dst)
 
-	c := g.store
-	dst = wire.AppendU32s(dst, c.typ)
-	for _, v := range c.val {
+	dst = wire.AppendU32s(dst, f.compTyp)
+	for _, v := range f.compVal {
 		dst = wire.AppendString(dst, v)
 	}
-	dst = wire.AppendU32s(dst, c.refs)
-	dst = wire.AppendU32s(dst, c.free)
-	dst = wire.AppendUvarint(dst, uint64(c.live))
-	dst = appendBitmaps(dst, c.nodes)
-	dst = c.types.appendSnapshot(dst)
-	dst = appendBitmaps(dst, c.typeNodes)
-	dst = wire.AppendUvarint(dst, uint64(c.bloomCap))
-	dst = wire.AppendUvarint(dst, uint64(c.bloomAdded))
+	dst = wire.AppendU32s(dst, f.compRefs)
+	dst = wire.AppendU32s(dst, f.compFree)
+	dst = wire.AppendUvarint(dst, uint64(f.compLive))
+	dst = appendBitmaps(dst, f.compNodes)
+	dst = appendNames(dst, f.compTypes)
+	dst = appendBitmaps(dst, f.typeNodes)
+	dst = wire.AppendUvarint(dst, uint64(f.bloomCap))
+	dst = wire.AppendUvarint(dst, uint64(f.bloomAdded))
 
-	dst = g.categories.appendSnapshot(dst)
-	dst = appendBitmaps(dst, g.catNodes)
+	dst = appendNames(dst, f.categories)
+	dst = appendBitmaps(dst, f.catNodes)
 
 	h := dst[start : start+headerLen]
 	body := dst[start+headerLen:]
@@ -174,10 +274,10 @@ func decodeBody(body []byte, cfg Config) (*Graph, error) {
 		r.Failf("%d live and %d free nodes, %d indices", g.nodes.Len(), len(g.freeNodes), nodes)
 	}
 	r.Section("node lists")
-	g.attrs.off = r.Packed("list offsets")
-	g.attrs.n = r.Packed("list lengths")
-	g.attrs.data = bytes.Clone(r.Bytes())
-	g.attrs.garbage = r.Int(len(g.attrs.data), "garbage")
+	g.attrs.off = r.PackedPages("list offsets")
+	g.attrs.n = r.PackedPages("list lengths")
+	g.attrs.data = pagedOf(r.Bytes())
+	g.attrs.garbage = r.Int(g.attrs.data.len(), "garbage")
 	if r.Err() == nil && (g.attrs.off.Len() != g.attrs.n.Len() || g.attrs.off.Len() > nodes) {
 		r.Failf("%d offsets and %d lengths for %d nodes", g.attrs.off.Len(), g.attrs.n.Len(), nodes)
 	}
@@ -207,7 +307,7 @@ func decodeBody(body []byte, cfg Config) (*Graph, error) {
 		}
 	}
 	r.Section("edge ends")
-	g.src, g.dst, g.etype = r.Packed("sources"), r.Packed("targets"), r.Packed("types")
+	g.src, g.dst, g.etype = r.PackedPages("sources"), r.PackedPages("targets"), r.PackedPages("types")
 	r.Section("edge types")
 	g.types = readNames(r)
 	if err := r.Err(); err != nil {
@@ -258,12 +358,12 @@ func decodeBody(body []byte, cfg Config) (*Graph, error) {
 func (g *Graph) checkLists(r *wire.Reader) {
 	l := &g.attrs
 	c := g.store
-	used := make([]uint64, (len(l.data)+63)/64) // bytes some list holds
+	used := make([]uint64, (l.data.len()+63)/64) // bytes some list holds
 	total := 0
 	for i := range l.off.Len() {
 		p, n := int(l.off.Get(i)), int(l.n.Get(i))
-		if p > len(l.data) {
-			r.Failf("node %d: list at %d past the data's end %d", i, p, len(l.data))
+		if p > l.data.len() {
+			r.Failf("node %d: list at %d past the data's end %d", i, p, l.data.len())
 			return
 		}
 		if n > 0 && !g.nodes.Has(uint32(i)) {
@@ -272,7 +372,7 @@ func (g *Graph) checkLists(r *wire.Reader) {
 		}
 		nComps := -1
 		for j := range n {
-			v, k := binary.Uvarint(l.data[p:])
+			v, k := l.data.uvarint(p)
 			if k <= 0 {
 				r.Failf("node %d: bad handle at %d", i, p)
 				return
@@ -306,8 +406,8 @@ func (g *Graph) checkLists(r *wire.Reader) {
 			}
 		}
 	}
-	if total+l.garbage != len(l.data) {
-		r.Failf("%d bytes of lists and %d of garbage in %d", total, l.garbage, len(l.data))
+	if total+l.garbage != l.data.len() {
+		r.Failf("%d bytes of lists and %d of garbage in %d", total, l.garbage, l.data.len())
 	}
 }
 
@@ -383,7 +483,8 @@ func readComponents(r *wire.Reader, fp float64, nodes int) *components {
 // appendSnapshot appends the counts of one byte each and the spilled ones
 // as sorted (node, count) pairs.
 func (d *degrees) appendSnapshot(dst []byte) []byte {
-	dst = wire.AppendBytes(dst, d.low)
+	dst = wire.AppendUvarint(dst, uint64(d.low.len()))
+	dst = d.low.appendTo(dst)
 	dst = wire.AppendUvarint(dst, uint64(len(d.high)))
 	for _, u := range slices.Sorted(maps.Keys(d.high)) {
 		dst = wire.AppendUvarint(dst, uint64(u))
@@ -393,9 +494,9 @@ func (d *degrees) appendSnapshot(dst []byte) []byte {
 }
 
 func readDegrees(r *wire.Reader, nodes int) degrees {
-	d := degrees{low: bytes.Clone(r.Bytes())}
-	if r.Err() == nil && len(d.low) != nodes {
-		r.Failf("%d counts for %d nodes", len(d.low), nodes)
+	d := degrees{low: pagedOf(r.Bytes())}
+	if r.Err() == nil && d.low.len() != nodes {
+		r.Failf("%d counts for %d nodes", d.low.len(), nodes)
 	}
 	n := r.Count(2, "spilled counts")
 	if n > 0 {
@@ -406,15 +507,15 @@ func readDegrees(r *wire.Reader, nodes int) degrees {
 		if r.Err() != nil {
 			break
 		}
-		if _, dup := d.high[uint32(u)]; dup || v < degreeSpill || v > 1<<32-1 || d.low[u] != degreeSpill {
+		if _, dup := d.high[uint32(u)]; dup || v < degreeSpill || v > 1<<32-1 || d.low.at(u) != degreeSpill {
 			r.Failf("node %d: spilled count %d repeated, too small or not marked", u, v)
 			break
 		}
 		d.high[uint32(u)] = uint32(v)
 	}
 	if r.Err() == nil {
-		for u, v := range d.low {
-			if _, ok := d.high[uint32(u)]; v == degreeSpill && !ok {
+		for u := range d.low.len() {
+			if _, ok := d.high[uint32(u)]; d.low.at(u) == degreeSpill && !ok {
 				r.Failf("node %d: spilled count missing", u)
 				break
 			}
@@ -423,9 +524,13 @@ func readDegrees(r *wire.Reader, nodes int) degrees {
 	return d
 }
 
-func (n *names) appendSnapshot(dst []byte) []byte {
-	dst = wire.AppendUvarint(dst, uint64(len(n.list)))
-	for _, s := range n.list {
+// frozen returns the list of names as it is now; interning appends past
+// its length and never writes within it.
+func (n *names) frozen() []string { return n.list[:len(n.list):len(n.list)] }
+
+func appendNames(dst []byte, list []string) []byte {
+	dst = wire.AppendUvarint(dst, uint64(len(list)))
+	for _, s := range list {
 		dst = wire.AppendString(dst, s)
 	}
 	return dst
@@ -507,7 +612,7 @@ func decodeBitmap(b []byte) (bm *roaring.Bitmap, err error) {
 			bm, err = nil, fmt.Errorf("roaring decoder: %v", p)
 		}
 	}()
-	bm = roaring.New()
+	bm = newBitmap()
 	n, err := bm.ReadFrom(bytes.NewReader(b))
 	if err != nil {
 		return nil, err
@@ -518,5 +623,6 @@ func decodeBitmap(b []byte) (bm *roaring.Bitmap, err error) {
 	if err := bm.Validate(); err != nil {
 		return nil, err
 	}
+	bm.SetCopyOnWrite(true)
 	return bm, nil
 }

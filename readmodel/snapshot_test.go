@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -347,6 +348,50 @@ func BenchmarkSnapshot(b *testing.B) {
 	cfg := graphgen.Big()
 	g, _ := buildBig(b, cfg)
 	var data []byte
+	// Freeze is what a shard blocks for; Encode what then runs aside.
+	b.Run("Freeze", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			g.Freeze()
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms")
+	})
+	// FreezeParts times each part of Freeze, to show which matter.
+	b.Run("FreezeParts", func(b *testing.B) {
+		parts := map[string]time.Duration{}
+		timed := func(name string, f func()) {
+			t := time.Now()
+			f()
+			parts[name] += time.Since(t)
+		}
+		for range b.N {
+			timed("intern-tables", func() { g.nodes.Freeze(); g.edges.Freeze() })
+			timed("edge-ends", func() { g.src.Freeze(); g.dst.Freeze(); g.etype.Freeze() })
+			timed("list-offsets", func() { g.attrs.off.Freeze(); g.attrs.n.Freeze() })
+			timed("list-bytes", func() { g.attrs.data.freeze() })
+			timed("degrees", func() { g.outDeg.freeze(); g.inDeg.freeze() })
+			timed("adjacency", func() { g.adj.Freeze() })
+			timed("components", func() {
+				c := g.store
+				_, _, _, _ = slices.Clone(c.typ), slices.Clone(c.val), slices.Clone(c.refs), slices.Clone(c.free)
+				cloneBitmaps(c.nodes)
+				cloneBitmaps(c.typeNodes)
+			})
+			timed("categories", func() { cloneBitmaps(g.catNodes) })
+		}
+		for name, d := range parts {
+			b.ReportMetric(float64(d.Microseconds())/1e3/float64(b.N), name+"-ms")
+		}
+	})
+	b.Run("Encode", func(b *testing.B) {
+		f := g.Freeze()
+		b.ResetTimer()
+		cpu := cpuTime()
+		for range b.N {
+			data = f.AppendSnapshot(data[:0])
+		}
+		reportTimes(b, cpu)
+	})
 	b.Run("Append", func(b *testing.B) {
 		cpu := cpuTime()
 		for range b.N {
@@ -382,6 +427,30 @@ func BenchmarkSnapshot(b *testing.B) {
 		if !bytes.Equal(r.AppendSnapshot(nil), data) {
 			b.Fatal("the restored graph snapshots differently")
 		}
+	})
+	// FreezeDelta freezes the graph after 200,000 more events (about
+	// 120,000 new edges): its adjacency delta is then near the size that
+	// starts a compaction, the most a shard's graph holds.
+	churned := false
+	b.Run("FreezeDelta", func(b *testing.B) {
+		if !churned { // once, though this runs for every -count and b.N
+			churned = true
+			ch := cfg.Churn(7)
+			seq := g.AsOf()
+			for range 200 {
+				seq++
+				if err := g.ApplyTx(seq, ch.Next(1000)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ResetTimer()
+		b.ReportAllocs()
+		for range b.N {
+			g.Freeze()
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms")
+		b.ReportMetric(float64(g.adj.Delta()), "delta")
 	})
 	for _, level := range []zstd.EncoderLevel{zstd.SpeedDefault, zstd.SpeedFastest} {
 		b.Run("Zstd"+level.String(), func(b *testing.B) {

@@ -118,16 +118,16 @@ func (g *Graph) topK(k int, kind DegreeKind) []NodeDegree {
 	}
 	var top []NodeDegree
 	if k > 0 {
-		outLow, inLow := g.outDeg.low, g.inDeg.low[:len(g.outDeg.low)]
+		outLow, inLow := &g.outDeg.low, &g.inDeg.low
 		var buckets []DegreeCount
 		if kind == TotalDegree {
 			for d, n := range g.degHist {
 				buckets = append(buckets, DegreeCount{Degree: int(d), Nodes: n})
 			}
 			floor := degreeFloor(k, buckets)
-			for u := range uint32(len(outLow)) {
+			for u := range uint32(outLow.len()) {
 				// Most nodes fall below the floor on their 1-byte counts alone.
-				if o, i := outLow[u], inLow[u]; o != degreeSpill && i != degreeSpill && int(o)+int(i) < floor {
+				if o, i := outLow.at(int(u)), inLow.at(int(u)); o != degreeSpill && i != degreeSpill && int(o)+int(i) < floor {
 					continue
 				}
 				if d := int(g.outDeg.get(u) + g.inDeg.get(u)); d >= floor && g.nodes.Has(u) {
@@ -139,10 +139,10 @@ func (g *Graph) topK(k int, kind DegreeKind) []NodeDegree {
 			if kind == InDegree {
 				d = &g.inDeg
 			}
-			low := d.low[:len(outLow)]
+			low := &d.low
 			var count [degreeSpill]int
-			for u, v := range low {
-				if v != degreeSpill && g.nodes.Has(uint32(u)) {
+			for u := range low.len() {
+				if v := low.at(u); v != degreeSpill && g.nodes.Has(uint32(u)) {
 					count[v]++
 				}
 			}
@@ -155,8 +155,8 @@ func (g *Graph) topK(k int, kind DegreeKind) []NodeDegree {
 				buckets = append(buckets, DegreeCount{Degree: int(v), Nodes: 1})
 			}
 			floor := degreeFloor(k, buckets)
-			for u, v := range low {
-				if v != degreeSpill && int(v) < floor {
+			for u := range low.len() {
+				if v := low.at(u); v != degreeSpill && int(v) < floor {
 					continue
 				}
 				if n := int(d.get(uint32(u))); n >= floor && g.nodes.Has(uint32(u)) {

@@ -26,7 +26,6 @@ package adjacency
 
 import (
 	"fmt"
-	"maps"
 	"math/bits"
 	"slices"
 	"sort"
@@ -45,10 +44,10 @@ const (
 )
 
 type rows struct {
-	offs   packed.Uints        // len nodes+1
-	ents   packed.Uints        // edge indices, in the fewest bits that hold them
-	frozen map[uint32][]uint32 // node -> edges a running compaction folds in; nil when none runs
-	added  map[uint32][]uint32 // node -> edges added since then
+	offs   packed.Uints // len nodes+1
+	ents   packed.Uints // edge indices, in the fewest bits that hold them
+	frozen delta        // node -> edges a running compaction folds in; empty when none runs
+	added  delta        // node -> edges added since then
 }
 
 // Index holds both directions.
@@ -77,7 +76,7 @@ type compaction struct {
 func New() *Index {
 	x := &Index{}
 	for d := range x.dir {
-		x.dir[d] = rows{offs: packed.Make(1, 0), added: map[uint32][]uint32{}}
+		x.dir[d] = rows{offs: packed.Make(1, 0)}
 	}
 	return x
 }
@@ -110,19 +109,21 @@ func (x *Index) Bytes() int {
 
 // Add records edge e from src to dst.
 func (x *Index) Add(e, src, dst uint32) {
-	x.dir[Out].added[src] = insertSorted(x.dir[Out].added[src], e)
-	x.dir[In].added[dst] = insertSorted(x.dir[In].added[dst], e)
+	x.dir[Out].added.insert(src, e)
+	x.dir[In].added.insert(dst, e)
 	x.nAdded++
 }
 
 // insertSorted inserts e into the ascending list l; new edges mostly carry
-// the highest index yet, so the common case is an append.
+// the highest index yet, so the common case is an append. It never writes
+// within l's length, so that a frozen copy of the delta (Freeze) can share
+// the lists: an insert in the middle makes a new list.
 func insertSorted(l []uint32, e uint32) []uint32 {
 	if n := len(l); n == 0 || l[n-1] < e {
 		return append(l, e)
 	}
 	i, _ := slices.BinarySearch(l, e)
-	return slices.Insert(l, i, e)
+	return slices.Insert(l[:len(l):len(l)], i, e)
 }
 
 // Remove marks edge e dead.
@@ -155,7 +156,7 @@ func (r *rows) csrRow(u uint32) (start, end int) {
 func (x *Index) Len(d Dir, u uint32) int {
 	r := &x.dir[d]
 	start, end := r.csrRow(u)
-	return end - start + len(r.frozen[u]) + len(r.added[u])
+	return end - start + len(r.frozen.get(u)) + len(r.added.get(u))
 }
 
 // Scan calls f with each position from pos on in node u's row and the edge
@@ -171,7 +172,7 @@ func (x *Index) Scan(d Dir, u uint32, pos int, f func(pos int, e uint32) bool) {
 		}
 	}
 	base := end - start
-	for _, part := range [2][]uint32{r.frozen[u], r.added[u]} {
+	for _, part := range [2][]uint32{r.frozen.get(u), r.added.get(u)} {
 		for ; pos-base < len(part); pos++ {
 			if e := part[pos-base]; !x.Dead(e) && !f(pos, e) {
 				return
@@ -185,7 +186,7 @@ func (x *Index) Scan(d Dir, u uint32, pos int, f func(pos int, e uint32) bool) {
 // least from, in ascending index order, until f returns false.
 func (x *Index) ScanFrom(d Dir, u uint32, from uint32, f func(e uint32) bool) {
 	r := &x.dir[d]
-	scanFrom(&r.ents, r.offs, r.frozen[u], r.added[u], u, from, x.dead, f)
+	scanFrom(&r.ents, r.offs, r.frozen.get(u), r.added.get(u), u, from, x.dead, f)
 }
 
 // scanFrom merges, in ascending order from index from, the CSR row of u and
@@ -250,7 +251,7 @@ func (x *Index) Fold(nodes int) {
 		<-j.done
 		for d := range x.dir {
 			r := &x.dir[d]
-			r.offs, r.ents, r.frozen = j.out[d].offs, j.out[d].ents, nil
+			r.offs, r.ents, r.frozen = j.out[d].offs, j.out[d].ents, delta{}
 			j.out[d].offs, j.out[d].ents = packed.Uints{}, packed.Uints{}
 		}
 		j.folded = true
@@ -258,9 +259,7 @@ func (x *Index) Fold(nodes int) {
 	for d := range x.dir {
 		r := &x.dir[d]
 		added := 0
-		for _, l := range r.added {
-			added += len(l)
-		}
+		r.added.each(func(_ uint32, l []uint32) { added += len(l) })
 		// A delta under 1/256 of the entries holds little memory (about
 		// 0.5 MB per million edges), and rebuilding the arrays
 		// costs O(edges): after a restore from a snapshot plus a short
@@ -270,7 +269,7 @@ func (x *Index) Fold(nodes int) {
 		}
 		r.frozen = r.added
 		r.offs, r.ents = build(*r, x.dead, nodes)
-		r.frozen, r.added = nil, map[uint32][]uint32{}
+		r.frozen, r.added = delta{}, delta{}
 	}
 }
 
@@ -283,7 +282,7 @@ func (x *Index) Begin(nodes int) {
 	job := &compaction{done: make(chan struct{}), nodes: nodes, dead: slices.Clone(x.dead), nAdded: x.nAdded, nDead: x.nDead}
 	for d := range x.dir {
 		r := &x.dir[d]
-		r.frozen, r.added = r.added, map[uint32][]uint32{}
+		r.frozen, r.added = r.added, delta{}
 	}
 	x.start(job)
 }
@@ -318,9 +317,9 @@ func build(r rows, dead []uint64, nodes int) (packed.Uints, packed.Uints) {
 		}
 		offs[u+1] = n
 	}
-	for u, add := range r.frozen {
+	r.frozen.each(func(u uint32, add []uint32) {
 		if int(u) >= nodes {
-			continue
+			return
 		}
 		for _, e := range add {
 			if !isDead(dead, e) {
@@ -328,7 +327,7 @@ func build(r rows, dead []uint64, nodes int) (packed.Uints, packed.Uints) {
 				maxEdge = max(maxEdge, e)
 			}
 		}
-	}
+	})
 	for u := range nodes {
 		offs[u+1] += offs[u]
 	}
@@ -338,7 +337,7 @@ func build(r rows, dead []uint64, nodes int) (packed.Uints, packed.Uints) {
 			continue
 		}
 		i := int(offs[u])
-		if add := r.frozen[uint32(u)]; add == nil && u < old {
+		if add := r.frozen.get(uint32(u)); add == nil && u < old {
 			// Only the old row: copy its live entries.
 			for k := r.offs.Get(u); k < r.offs.Get(u+1); k++ {
 				if e := r.ents.Get(int(k)); !isDead(dead, e) {
@@ -348,7 +347,7 @@ func build(r rows, dead []uint64, nodes int) (packed.Uints, packed.Uints) {
 			}
 			continue
 		}
-		scanFrom(&r.ents, r.offs, r.frozen[uint32(u)], nil, uint32(u), 0, dead, func(e uint32) bool { ents.Set(i, e); i++; return true })
+		scanFrom(&r.ents, r.offs, r.frozen.get(uint32(u)), nil, uint32(u), 0, dead, func(e uint32) bool { ents.Set(i, e); i++; return true })
 	}
 	poffs := packed.Make(nodes+1, offs[nodes])
 	for u, o := range offs {
@@ -369,7 +368,7 @@ func (x *Index) Finish() (freed []uint32) {
 		<-job.done
 		for d := range x.dir {
 			r := &x.dir[d]
-			r.offs, r.ents, r.frozen = job.out[d].offs, job.out[d].ents, nil
+			r.offs, r.ents, r.frozen = job.out[d].offs, job.out[d].ents, delta{}
 		}
 	}
 	for w, word := range job.dead {
@@ -389,36 +388,80 @@ func (x *Index) Finish() (freed []uint32) {
 // delta and, when a compaction runs, its frozen delta and what it folds in,
 // without waiting for it. ReadSnapshot starts that compaction again, so a
 // restored index finishes it at the same point with the same result.
-func (x *Index) AppendSnapshot(dst []byte) []byte {
-	dst = wire.AppendUvarint(dst, x.epoch)
-	dst = wire.AppendUvarint(dst, uint64(x.nAdded))
-	dst = wire.AppendUvarint(dst, uint64(x.nDead))
-	dst = wire.AppendU64s(dst, x.dead)
-	dst = wire.AppendBool(dst, x.job != nil)
-	if j := x.job; j != nil {
+func (x *Index) AppendSnapshot(dst []byte) []byte { return x.Freeze().AppendSnapshot(dst) }
+
+// Frozen is an immutable view of an Index as it was when Freeze returned
+// it, for writing its snapshot while the index goes on changing.
+type Frozen struct {
+	epoch         uint64
+	nAdded, nDead int
+	dead          []uint64
+	job           *compaction // only its inputs are read: nodes, counts, dead
+	dir           [2]struct {
+		offs, ents    packed.Uints
+		added, frozen delta
+	}
+}
+
+// Freeze returns an immutable view of the index. The CSR arrays are never
+// written once built and the delta is paged copy-on-write, so it shares
+// them and copies only the dead bitset: O(edges/64 + delta pages).
+func (x *Index) Freeze() *Frozen {
+	f := &Frozen{epoch: x.epoch, nAdded: x.nAdded, nDead: x.nDead, dead: slices.Clone(x.dead), job: x.job}
+	for d := range x.dir {
+		r := &x.dir[d]
+		fd := &f.dir[d]
+		fd.offs, fd.ents = r.offs, r.ents
+		fd.added = r.added.freeze()
+		// The frozen delta of a running compaction is never written.
+		fd.frozen = r.frozen
+	}
+	return f
+}
+
+// Bytes returns about the size of the snapshot the view writes: the CSR
+// arrays, the dead bitset and 12 bytes per delta row.
+func (f *Frozen) Bytes() int {
+	n := 8 * len(f.dead)
+	for d := range f.dir {
+		r := &f.dir[d]
+		n += r.offs.Bytes() + r.ents.Bytes() + 12*(r.added.rows+r.frozen.rows)
+	}
+	return n
+}
+
+// AppendSnapshot appends what the index's AppendSnapshot would have
+// appended when Freeze was called.
+func (f *Frozen) AppendSnapshot(dst []byte) []byte {
+	dst = wire.AppendUvarint(dst, f.epoch)
+	dst = wire.AppendUvarint(dst, uint64(f.nAdded))
+	dst = wire.AppendUvarint(dst, uint64(f.nDead))
+	dst = wire.AppendU64s(dst, f.dead)
+	dst = wire.AppendBool(dst, f.job != nil)
+	if j := f.job; j != nil {
 		dst = wire.AppendUvarint(dst, uint64(j.nodes))
 		dst = wire.AppendUvarint(dst, uint64(j.nAdded))
 		dst = wire.AppendUvarint(dst, uint64(j.nDead))
 		dst = wire.AppendU64s(dst, j.dead)
 	}
-	for d := range x.dir {
-		r := &x.dir[d]
+	for d := range f.dir {
+		r := &f.dir[d]
 		dst = wire.AppendPacked(dst, &r.offs)
 		dst = wire.AppendPacked(dst, &r.ents)
-		dst = appendRows(dst, r.added)
-		if x.job != nil {
-			dst = appendRows(dst, r.frozen)
+		dst = appendRows(dst, &r.added)
+		if f.job != nil {
+			dst = appendRows(dst, &r.frozen)
 		}
 	}
 	return dst
 }
 
-func appendRows(dst []byte, m map[uint32][]uint32) []byte {
-	dst = wire.AppendUvarint(dst, uint64(len(m)))
-	for _, u := range slices.Sorted(maps.Keys(m)) {
+func appendRows(dst []byte, m *delta) []byte {
+	dst = wire.AppendUvarint(dst, uint64(m.rows))
+	m.sorted(func(u uint32, l []uint32) {
 		dst = wire.AppendUvarint(dst, uint64(u))
-		dst = wire.AppendU32s(dst, m[u])
-	}
+		dst = wire.AppendU32s(dst, l)
+	})
 	return dst
 }
 
@@ -473,26 +516,25 @@ func ReadSnapshot(r *wire.Reader, nodes, edges int) *Index {
 
 // readRows reads delta rows: ascending edge indices below edges per node
 // below nodes.
-func readRows(r *wire.Reader, nodes, edges int) map[uint32][]uint32 {
-	n := r.Count(2, "delta rows")
-	m := make(map[uint32][]uint32, n)
-	for range n {
+func readRows(r *wire.Reader, nodes, edges int) delta {
+	var m delta
+	for range r.Count(2, "delta rows") {
 		u := r.Int(nodes-1, "delta row node")
 		l := r.U32s("delta row")
 		if r.Err() != nil {
-			return nil
+			return delta{}
 		}
-		if _, dup := m[uint32(u)]; dup || len(l) == 0 {
+		if m.get(uint32(u)) != nil || len(l) == 0 {
 			r.Failf("delta row of node %d repeated or empty", u)
-			return nil
+			return delta{}
 		}
 		for i, e := range l {
 			if int(e) >= edges || i > 0 && e <= l[i-1] {
 				r.Failf("delta row of node %d: edge %d out of range or order", u, e)
-				return nil
+				return delta{}
 			}
 		}
-		m[uint32(u)] = l
+		m.set(uint32(u), l)
 	}
 	return m
 }

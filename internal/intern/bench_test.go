@@ -33,3 +33,66 @@ func BenchmarkWorstSet(b *testing.B) {
 	b.ReportMetric(float64(worst.Microseconds())/1e3, "worst-set-ms")
 	b.ReportMetric(float64(worstDoubling.Microseconds())/1e3, "worst-doubling-ms")
 }
+
+// benchKeys returns n keys of the two common kinds: prefix+number ids that
+// fit an offset cell ("e123"), and plain ones that live in the arena.
+func benchKeys(n int, plain bool) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		if plain {
+			keys[i] = "node-" + strconv.Itoa(i) + "-x"
+		} else {
+			keys[i] = "e" + strconv.Itoa(i)
+		}
+	}
+	return keys
+}
+
+// BenchmarkLookup looks up random present keys in a table of 3M.
+//
+//	go test ./internal/intern -run '^$' -bench 'Lookup|Set$' -count 5
+func BenchmarkLookup(b *testing.B) {
+	for _, plain := range []bool{false, true} {
+		name := "inline"
+		if plain {
+			name = "arena"
+		}
+		b.Run(name, func(b *testing.B) {
+			keys := benchKeys(3_000_000, plain)
+			tab := New()
+			for i, k := range keys {
+				tab.Set(uint32(i), k)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if _, ok := tab.Lookup(keys[(i*7919)%len(keys)]); !ok {
+					b.Fatal("missing")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSet grows tables to 1M keys, doublings and migration included,
+// and reports the time per Set.
+func BenchmarkSet(b *testing.B) {
+	for _, plain := range []bool{false, true} {
+		name := "inline"
+		if plain {
+			name = "arena"
+		}
+		b.Run(name, func(b *testing.B) {
+			keys := benchKeys(1_000_000, plain)
+			b.ReportAllocs()
+			tab := New()
+			for i := 0; b.Loop(); i++ {
+				k := i % len(keys)
+				if k == 0 {
+					tab = New()
+				}
+				tab.Set(uint32(k), keys[k])
+			}
+		})
+	}
+}

@@ -19,7 +19,15 @@
 // moves the next migrateStep slots of the old one over, so that no Set
 // rehashes more than migrateStep entries, however large the table.
 //
-// A Table is deterministic in its answers and not safe for concurrent use.
+// Freeze captures a table for a snapshot in time O(pages), so that its
+// owner waits only for that and writes the snapshot on another goroutine:
+// the arena is kept in append-only 64 KiB pages (a compaction builds new
+// ones), and the cells and slots are packed.Pages, whose pages are copied
+// before they are next written. The Frozen view writes exactly the
+// snapshot the table would have written at the freeze.
+//
+// A Table is deterministic in its answers and not safe for concurrent use;
+// a Frozen view is.
 package intern
 
 import (
@@ -58,9 +66,9 @@ const (
 // Table maps strings to dense indices chosen by the caller.
 type Table struct {
 	seed    uint64       // of the hash; random per table, kept in snapshots
-	arena   []byte       // encoded entries (see encode), live or dead
-	offs    packed.Uints // index -> arena offset+1, or an inline entry; 0 when free
-	slots   packed.Uints // index+1, 0 when empty; any length, not only powers of two
+	arena   arena        // encoded entries (see encode), live or dead
+	offs    packed.Pages // index -> arena offset+1, or an inline entry; 0 when free
+	slots   packed.Pages // index+1, 0 when empty; any length, not only powers of two
 	n       int          // live entries
 	garbage int          // dead arena bytes
 
@@ -70,7 +78,7 @@ type Table struct {
 	// rest form a hash table of their own over the circle [moved,
 	// old.Len()), where a home below moved counts as moved (see oldHome).
 	// Each live index is in exactly one of slots and old.
-	old   packed.Uints
+	old   packed.Pages
 	moved int
 
 	rehashed int // hash slots ever filled by insert, for tests
@@ -160,7 +168,7 @@ func entryLen(b []byte) int {
 
 // New returns an empty table.
 func New() *Table {
-	return &Table{seed: rand.Uint64(), slots: packed.Make(minSlots, 0)}
+	return &Table{seed: rand.Uint64(), slots: packed.MakePages(minSlots, 0)}
 }
 
 // Len returns the number of live strings.
@@ -257,7 +265,7 @@ func (t *Table) oldDist(a, b uint32) uint32 {
 
 // Bytes returns the memory the table holds, in bytes.
 func (t *Table) Bytes() int {
-	return cap(t.arena) + t.offs.Bytes() + t.slots.Bytes() + t.old.Bytes()
+	return t.arena.bytes() + t.offs.Bytes() + t.slots.Bytes() + t.old.Bytes()
 }
 
 // entryBuf holds an inline entry re-encoded.
@@ -271,8 +279,7 @@ func (t *Table) bytesAt(i uint32, buf *entryBuf) []byte {
 		b := binary.AppendUvarint(buf[:0], uint64(c>>inlineNumBits&(1<<inlinePrefixBits-1))<<1|1)
 		return binary.AppendUvarint(b, uint64(c&(1<<inlineNumBits-1)))
 	}
-	o := c - 1
-	return t.arena[o : int(o)+entryLen(t.arena[o:])]
+	return t.arena.entry(c - 1)
 }
 
 // Has reports whether index i holds a string.
@@ -336,11 +343,11 @@ func (t *Table) Set(i uint32, s string) {
 		t.offs.Append(0)
 	}
 	var buf [32]byte
-	if c, ok := inlineCell(t.encode(buf[:0], s, true)); ok {
+	b := t.encode(buf[:0], s, true)
+	if c, ok := inlineCell(b); ok {
 		t.offs.Set(int(i), c)
 	} else {
-		t.offs.Set(int(i), uint32(len(t.arena))+1)
-		t.arena = t.encode(t.arena, s, false)
+		t.offs.Set(int(i), t.arena.append(b)+1)
 	}
 	t.n++
 	if t.n*4 > t.slots.Len()*3 {
@@ -349,7 +356,7 @@ func (t *Table) Set(i uint32, s string) {
 		// get here mid-migration.
 		t.migrate(t.old.Len())
 		t.old, t.moved = t.slots, 0
-		t.slots = packed.Make(t.old.Len()*2, uint32(t.offs.Len()))
+		t.slots = packed.MakePages(t.old.Len()*2, uint32(t.offs.Len()))
 	}
 	t.insert(i)
 	t.migrate(migrateStep)
@@ -375,13 +382,13 @@ func (t *Table) migrate(k int) {
 			t.insert(v - 1)
 		}
 		if t.moved++; t.moved == t.old.Len() {
-			t.old, t.moved = packed.Uints{}, 0
+			t.old, t.moved = packed.Pages{}, 0
 		}
 	}
 }
 
 func (t *Table) resize(n int) {
-	t.slots = packed.Make(n, uint32(t.offs.Len()))
+	t.slots = packed.MakePages(n, uint32(t.offs.Len()))
 	for i := range t.offs.Len() {
 		if t.offs.Get(i) != 0 {
 			t.insert(uint32(i))
@@ -406,7 +413,7 @@ func (t *Table) Delete(i uint32) {
 	}
 	t.offs.Set(int(i), 0)
 	t.n--
-	if t.garbage > 1<<16 && t.garbage*2 > len(t.arena) {
+	if t.garbage > 1<<16 && t.garbage*2 > t.arena.len() {
 		t.compact()
 	}
 }
@@ -483,15 +490,13 @@ func (t *Table) Trim() {
 
 // compact copies the live strings into a fresh arena.
 func (t *Table) compact() {
-	arena := make([]byte, 0, len(t.arena)-t.garbage)
+	var arena arena
 	for i := range t.offs.Len() {
 		if c := t.offs.Get(i); c == 0 || c&inline != 0 {
 			continue
 		}
 		var e entryBuf
-		b := t.bytesAt(uint32(i), &e)
-		t.offs.Set(i, uint32(len(arena))+1)
-		arena = append(arena, b...)
+		t.offs.Set(i, arena.append(t.bytesAt(uint32(i), &e))+1)
 	}
 	t.arena, t.garbage = arena, 0
 }
@@ -500,20 +505,71 @@ func (t *Table) compact() {
 // prefixes, and the arena, offset cells, hash seed and hash slots as they
 // are, so that ReadSnapshot copies them rather than rehashing. A table that
 // is growing is written mid-migration, old slots and progress too, and
-// the restored one goes on from there; AppendSnapshot changes nothing.
+// the restored one goes on from there. It is Freeze().AppendSnapshot: the
+// table's contents do not change, but the pages it has now are copied
+// before they are next written.
 func (t *Table) AppendSnapshot(dst []byte) []byte {
-	dst = binary.LittleEndian.AppendUint64(dst, t.seed)
-	dst = wire.AppendUvarint(dst, uint64(t.n))
-	dst = wire.AppendUvarint(dst, uint64(t.garbage))
-	dst = wire.AppendUvarint(dst, uint64(len(t.prefixOf)))
-	for _, p := range t.prefixOf {
+	return t.Freeze().AppendSnapshot(dst)
+}
+
+// Frozen is an immutable view of a Table as it was when Freeze returned
+// it; the table may go on changing meanwhile. It is safe for concurrent
+// use.
+type Frozen struct {
+	seed       uint64
+	n, garbage int
+	prefixOf   []string
+	arena      arena
+	offs       packed.PagesView
+	slots      packed.PagesView
+	old        packed.PagesView
+	moved      int
+}
+
+// Freeze returns an immutable view of the table, in time O(pages): the
+// arena only grows by appending until a compaction replaces it, the
+// prefix list too, and the offset cells and hash slots are paged arrays
+// whose pages are copied before they are next written.
+func (t *Table) Freeze() *Frozen {
+	return &Frozen{
+		seed: t.seed, n: t.n, garbage: t.garbage,
+		prefixOf: t.prefixOf[:len(t.prefixOf):len(t.prefixOf)],
+		arena:    t.arena.frozen(),
+		offs:     t.offs.Freeze(), slots: t.slots.Freeze(), old: t.old.Freeze(),
+		moved: t.moved,
+	}
+}
+
+// Len returns the number of live strings.
+func (f *Frozen) Len() int { return f.n }
+
+// Cap returns one more than the highest index ever set.
+func (f *Frozen) Cap() int { return f.offs.Len() }
+
+// Bytes returns about the size of the snapshot the view writes.
+func (f *Frozen) Bytes() int {
+	n := f.arena.len() + 64
+	for _, v := range []*packed.PagesView{&f.offs, &f.slots, &f.old} {
+		n += v.Len() * int(v.Width()) / 8
+	}
+	return n
+}
+
+// AppendSnapshot appends what the table's AppendSnapshot would have
+// appended when Freeze was called.
+func (f *Frozen) AppendSnapshot(dst []byte) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, f.seed)
+	dst = wire.AppendUvarint(dst, uint64(f.n))
+	dst = wire.AppendUvarint(dst, uint64(f.garbage))
+	dst = wire.AppendUvarint(dst, uint64(len(f.prefixOf)))
+	for _, p := range f.prefixOf {
 		dst = wire.AppendString(dst, p)
 	}
-	dst = wire.AppendBytes(dst, t.arena)
-	dst = wire.AppendPacked(dst, &t.offs)
-	dst = wire.AppendPacked(dst, &t.slots)
-	dst = wire.AppendPacked(dst, &t.old)
-	return wire.AppendUvarint(dst, uint64(t.moved))
+	dst = f.arena.appendTo(dst)
+	dst = wire.AppendPackedView(dst, &f.offs)
+	dst = wire.AppendPackedView(dst, &f.slots)
+	dst = wire.AppendPackedView(dst, &f.old)
+	return wire.AppendUvarint(dst, uint64(f.moved))
 }
 
 // ReadSnapshot reads a table that AppendSnapshot wrote, checking every
@@ -549,10 +605,10 @@ func ReadSnapshot(r *wire.Reader) *Table {
 	if len(arena) >= 1<<31 {
 		r.Failf("arena of %d bytes", len(arena))
 	}
-	t.arena = append([]byte(nil), arena...)
-	t.offs = r.Packed("offset cells")
-	t.slots = r.Packed("hash slots")
-	t.old = r.Packed("old hash slots")
+	t.arena = arenaOf(arena)
+	t.offs = r.PackedPages("offset cells")
+	t.slots = r.PackedPages("hash slots")
+	t.old = r.PackedPages("old hash slots")
 	t.moved = r.Int(1<<32, "old hash slots moved")
 	if r.Err() != nil {
 		return nil
@@ -581,8 +637,8 @@ func ReadSnapshot(r *wire.Reader) *Table {
 	if live != n {
 		r.Failf("%d live entries, header says %d", live, n)
 	}
-	if used+t.garbage != len(t.arena) {
-		r.Failf("%d bytes of live entries and %d of garbage in an arena of %d", used, t.garbage, len(t.arena))
+	if used+t.garbage != t.arena.len() {
+		r.Failf("%d bytes of live entries and %d of garbage in an arena of %d", used, t.garbage, t.arena.len())
 	}
 	if r.Err() != nil {
 		return nil
@@ -611,7 +667,7 @@ func (t *Table) checkSlots() string {
 	}
 	seen := make([]uint64, (t.offs.Len()+63)/64)
 	filled := 0
-	for _, a := range []*packed.Uints{&t.slots, &t.old} {
+	for _, a := range []*packed.Pages{&t.slots, &t.old} {
 		for p := range a.Len() {
 			v := a.Get(p)
 			if v == 0 {
@@ -643,10 +699,10 @@ func (t *Table) checkSlots() string {
 // checkEntry checks the encoded entry at arena offset o and returns its
 // length, or what is wrong with it.
 func (t *Table) checkEntry(o int) (int, string) {
-	if o >= len(t.arena) {
+	if o >= t.arena.len() {
 		return 0, "past arena end"
 	}
-	b := t.arena[o:]
+	b := t.arena.at(uint32(o))
 	h, k := binary.Uvarint(b)
 	if k <= 0 {
 		return 0, "bad header"

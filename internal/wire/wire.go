@@ -213,3 +213,87 @@ func (r *Reader) Packed(what string) packed.Uints {
 	}
 	return a
 }
+
+// AppendPackedView appends a view of a paged array in AppendPacked's
+// format: the bytes a packed.Uints with the same values and history would
+// give (its width is the widest page's).
+func AppendPackedView(dst []byte, v *packed.PagesView) []byte {
+	w := v.Width()
+	dst = binary.AppendUvarint(dst, uint64(v.Len()))
+	dst = append(dst, byte(w))
+	return v.AppendBits(dst, w)
+}
+
+// PackedPages reads a packed array that AppendPacked or AppendPackedView
+// wrote into a fresh paged array.
+func (r *Reader) PackedPages(what string) packed.Pages {
+	n := r.Int(1<<32, what+" length")
+	wb := r.Next(1)
+	if wb == nil {
+		return packed.Pages{}
+	}
+	w := uint(wb[0])
+	sz := (n*int(w) + 7) / 8
+	if r.Len() < sz {
+		r.Failf("%s: %d values of %d bits need %d bytes, %d left", what, n, w, sz, r.Len())
+		return packed.Pages{}
+	}
+	a, ok := packed.PagesFromRaw(n, w, r.Next(sz))
+	if !ok {
+		r.Failf("%s: bad width %d for %d values", what, w, n)
+	}
+	return a
+}
+
+// AppendPages appends a view of a paged array page by page, each at its
+// own width: the length, then per page its width (one byte) and bytes.
+func AppendPages(dst []byte, v *packed.PagesView) []byte {
+	dst = binary.AppendUvarint(dst, uint64(v.Len()))
+	for k := range v.PageCount() {
+		w, b := v.Page(k)
+		dst = append(dst, byte(w))
+		dst = append(dst, b...)
+	}
+	return dst
+}
+
+// Pages reads a paged array that AppendPages wrote into fresh memory.
+func (r *Reader) Pages(what string) packed.Pages {
+	n := r.Int(1<<32, what+" length")
+	if r.Err() != nil {
+		return packed.Pages{}
+	}
+	np := (n + packed.PageLen - 1) / packed.PageLen
+	// Each page takes at least its width byte and a byte of values.
+	if np > r.Len()/2 {
+		r.Failf("%s: %d values need %d pages, %d bytes left", what, n, np, r.Len())
+		return packed.Pages{}
+	}
+	ws := make([]uint, np)
+	bs := make([][]byte, np)
+	for k := range np {
+		wb := r.Next(1)
+		if wb == nil {
+			return packed.Pages{}
+		}
+		w := uint(wb[0])
+		switch w {
+		case 2, 4, 8, 16, 24, 32:
+		default:
+			r.Failf("%s: page %d: bad width %d", what, k, w)
+			return packed.Pages{}
+		}
+		m := min(packed.PageLen, n-k*packed.PageLen)
+		sz := (m*int(w) + 7) / 8
+		if r.Len() < sz {
+			r.Failf("%s: page %d: %d values of %d bits need %d bytes, %d left", what, k, m, w, sz, r.Len())
+			return packed.Pages{}
+		}
+		ws[k], bs[k] = w, r.Next(sz)
+	}
+	a, ok := packed.PagesFromPages(n, ws, bs)
+	if !ok {
+		r.Failf("%s: pages do not make %d values", what, n)
+	}
+	return a
+}
