@@ -45,14 +45,14 @@ type GrainConfig struct {
 	// SnapshotEvery × SnapshotSizeDivisor nodes and edges. Default 1,000.
 	SnapshotEvery int
 	// SnapshotSizeDivisor makes the interval grow with the state, so that
-	// the cost of a snapshot (the grain blocks for a copy of its state, the
-	// encoding and the write are linear in it), spread over the events
-	// between two, stays bounded: a grain whose state holds N nodes and
-	// edges waits max(SnapshotEvery, N / SnapshotSizeDivisor) events (see
-	// SnapshotInterval). With the default 4, a 4,000,000-item graph (1M
-	// nodes, 3M edges) snapshots every 1,000,000 events, about a quarter
-	// of an item per event, and its activation replays at most that many
-	// after its snapshot. Default 4.
+	// the cost of a snapshot (the grain blocks only to freeze its state,
+	// O(pages); the encoding, compression and write on a goroutine are
+	// linear in it), spread over the events between two, stays bounded: a
+	// grain whose state holds N nodes and edges waits max(SnapshotEvery,
+	// N / SnapshotSizeDivisor) events (see SnapshotInterval). With the
+	// default 16, a 4,000,000-item graph (1M nodes, 3M edges) snapshots
+	// every 250,000 events, and its activation replays at most that many
+	// after its snapshot (about a second). Default 16.
 	SnapshotSizeDivisor int
 	// SnapshotKeep is how many snapshots per graph are kept; older ones are
 	// deleted after each write. Default 3.
@@ -68,7 +68,7 @@ func DefaultGrainConfig() GrainConfig {
 		AppendRetries:       2,
 		Logger:              slog.New(slog.DiscardHandler),
 		SnapshotEvery:       1000,
-		SnapshotSizeDivisor: 4,
+		SnapshotSizeDivisor: 16,
 		SnapshotKeep:        3,
 	}
 }

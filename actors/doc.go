@@ -95,8 +95,9 @@
 // (aggregate.Marshal: the state's packed arrays and intern tables as they
 // are, the idempotency window and a CRC-32C; format 2) every SnapshotEvery
 // events — more often would cost too much for a big state, so the interval
-// grows with it — and when it stops; it keeps SnapshotKeep. The encoding
-// runs in the actor, the compression and upload on a goroutine. Activation
+// grows with it — and when it stops; it keeps SnapshotKeep. The actor only
+// freezes the state (aggregate.State.Freeze, O(pages)); the encoding,
+// compression and upload run on a goroutine. Activation
 // loads the newest snapshot that decodes and whose head passes CheckHead
 // and replays only the tail; a snapshot of another format is passed over
 // and the history replayed once. StateAt folds the state at any earlier

@@ -522,11 +522,11 @@ func put(t *testing.T, snaps *persistence.Snapshots, info persistence.SnapshotIn
 // × SnapshotSizeDivisor nodes and edges, and grows with the state beyond.
 func TestSnapshotInterval(t *testing.T) {
 	cfg := actors.DefaultGrainConfig()
-	if cfg.SnapshotEvery != 1000 || cfg.SnapshotSizeDivisor != 4 {
+	if cfg.SnapshotEvery != 1000 || cfg.SnapshotSizeDivisor != 16 {
 		t.Fatalf("defaults: every %d, divisor %d", cfg.SnapshotEvery, cfg.SnapshotSizeDivisor)
 	}
 	for _, tc := range []struct{ items, want int }{
-		{0, 1000}, {1, 1000}, {3999, 1000}, {4000, 1000}, {4004, 1001}, {100_000, 25_000}, {4_000_000, 1_000_000},
+		{0, 1000}, {1, 1000}, {15_999, 1000}, {16_000, 1000}, {16_016, 1001}, {100_000, 6250}, {4_000_000, 250_000},
 	} {
 		if got := cfg.SnapshotInterval(tc.items); got != tc.want {
 			t.Errorf("interval of %d items = %d, want %d", tc.items, got, tc.want)

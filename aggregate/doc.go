@@ -74,7 +74,11 @@
 //
 // # Snapshots
 //
-// Marshal writes the state's arrays and tables as they are (format 2) with
+// Freeze captures a state in time proportional to its pages: its packed
+// arrays and intern tables are paged (internal/packed.Pages), and a page
+// shared with a capture is copied before it is next written, so a Frozen
+// state can be encoded on another goroutine while the state moves on.
+// Marshal writes the arrays and tables as they are (format 2) with
 // the window and a CRC-32C; Unmarshal reads them back, checking the
 // checksum, every bound and every reference count in one pass over the
 // arrays, so that no method of a decoded state can panic or loop. Verify

@@ -159,6 +159,7 @@ func TestStateMatchesOracle(t *testing.T) {
 		r := rand.New(rand.NewPCG(seed, uint64(run)))
 		g := gen{r}
 		s, o := aggregate.NewState("g"), newOracle("g")
+		var captures []capture
 		mustDecide(t, s, envelope("g", "create", createGraph()))
 		if _, err := oracleDecideEnvelope(o, envelope("g", "create", createGraph())); err != nil {
 			t.Fatal(err)
@@ -196,7 +197,42 @@ func TestStateMatchesOracle(t *testing.T) {
 			if r.IntN(50) == 0 {
 				s = roundTrip(t, s)
 			}
+			// A frozen state encodes what the state was when frozen, however
+			// the state changed since (pages are copied before writes).
+			for _, c := range captures {
+				if c.due == step {
+					checkCapture(t, name, c)
+				}
+			}
+			if r.IntN(10) == 0 {
+				f, err := s.Freeze()
+				if err != nil {
+					t.Fatal(err)
+				}
+				captures = append(captures, capture{f: f, want: aggregate.Export(s, nil), due: step + 1 + r.IntN(30)})
+			}
 		}
+	}
+}
+
+type capture struct {
+	f    *aggregate.Frozen
+	want *cairnv1.GraphSnapshot
+	due  int
+}
+
+func checkCapture(t *testing.T, step string, c capture) {
+	t.Helper()
+	data, err := c.f.Marshal(nil)
+	if err != nil {
+		t.Fatalf("%s: marshal a capture: %v", step, err)
+	}
+	got, _, err := aggregate.Unmarshal(data)
+	if err != nil {
+		t.Fatalf("%s: a capture does not decode: %v", step, err)
+	}
+	if !proto.Equal(aggregate.Export(got, nil), c.want) {
+		t.Fatalf("%s: a capture changed after it was frozen", step)
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 // changes for rollback (hold), at settle: a rollback may take it back.
 type refTable struct {
 	t    *intern.Table
-	refs packed.Uints
+	refs packed.Pages
 	free []uint32
 	// zero holds handles that lost their last reference while held.
 	zero []uint32

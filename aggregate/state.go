@@ -28,22 +28,22 @@ type State struct {
 
 	nodes     ids // node id <-> index
 	freeNodes []uint32
-	nodeSet   packed.Uints // node -> attribute set + 1 (0: none)
-	first     packed.Uints // node -> first incident edge + 1 (0: none)
+	nodeSet   packed.Pages // node -> attribute set + 1 (0: none)
+	first     packed.Pages // node -> first incident edge + 1 (0: none)
 	nNodes    int
 
 	edges     ids // edge id <-> index
 	freeEdges []uint32
-	src, dst  packed.Uints // edge -> node index
-	edgeSet   packed.Uints // edge -> attribute set + 1 (0: no type, no components)
+	src, dst  packed.Pages // edge -> node index
+	edgeSet   packed.Pages // edge -> attribute set + 1 (0: no type, no components)
 	// Incidence links, edge + 1 (0: end of list): the next and previous
 	// edge in the list of the edge's source, and in that of its target.
 	// A self-loop is in its node's list once, through its source links.
-	srcNext, srcPrev, dstNext, dstPrev packed.Uints
+	srcNext, srcPrev, dstNext, dstPrev packed.Pages
 	nEdges                             int
 
 	comps  refTable // "type\x00value" -> component handle
-	ctype  packed.Uints
+	ctype  packed.Pages
 	nsets  refTable // node attribute sets (see nodeKey)
 	esets  refTable // edge attribute sets (see edgeKey)
 	ctypes names    // component types
@@ -155,7 +155,7 @@ func (s *State) Degree(id string) int {
 // Bytes returns the memory the state's structures hold, in bytes.
 func (s *State) Bytes() int {
 	n := s.nodes.Bytes() + s.edges.Bytes() + 4*(cap(s.freeNodes)+cap(s.freeEdges))
-	for _, a := range []*packed.Uints{&s.nodeSet, &s.first, &s.src, &s.dst, &s.edgeSet, &s.srcNext, &s.srcPrev, &s.dstNext, &s.dstPrev, &s.ctype} {
+	for _, a := range []*packed.Pages{&s.nodeSet, &s.first, &s.src, &s.dst, &s.edgeSet, &s.srcNext, &s.srcPrev, &s.dstNext, &s.dstPrev, &s.ctype} {
 		n += a.Bytes()
 	}
 	return n + s.comps.bytes() + s.nsets.bytes() + s.esets.bytes() + s.ctypes.bytes() + s.cats.bytes() + s.etypes.bytes()
@@ -268,7 +268,7 @@ func (s *State) setNodeAttrs(u uint32, comps, cats []uint32) (old uint32) {
 }
 
 // grow makes a packed array hold index i.
-func grow(a *packed.Uints, i uint32) {
+func grow(a *packed.Pages, i uint32) {
 	for a.Len() <= int(i) {
 		a.Append(0)
 	}
@@ -294,7 +294,7 @@ func (s *State) allocEdge() uint32 {
 		return e
 	}
 	e := uint32(s.edges.Cap())
-	for _, a := range []*packed.Uints{&s.src, &s.dst, &s.edgeSet, &s.srcNext, &s.srcPrev, &s.dstNext, &s.dstPrev} {
+	for _, a := range []*packed.Pages{&s.src, &s.dst, &s.edgeSet, &s.srcNext, &s.srcPrev, &s.dstNext, &s.dstPrev} {
 		grow(a, e)
 	}
 	return e

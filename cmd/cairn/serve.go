@@ -59,9 +59,10 @@ Flags:
   --passivate-after D   stop a graph's actor after D without commands; the
                         next command reloads it (default 5m)
   --shards N            projection shard actors (default: the number of CPUs)
-  --snapshot-every N    a graph actor snapshots its state every N events (and
-                        when it stops), so that it restarts from the
-                        snapshot plus the events after it (default 1000)
+  --snapshot-every N    a graph actor snapshots its state every N events, or
+                        a sixteenth of its nodes and edges if more (and when
+                        it stops), so that it restarts from the snapshot
+                        plus the events after it (default 1000)
   --snapshot-keep K     aggregate snapshots kept per graph (default 3); cairn
                         archive moves only events older than the oldest one
   --readmodel-snapshot-every N
