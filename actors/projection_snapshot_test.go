@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/internal/graphgen"
 	"github.com/cairn-graph/cairn/internal/natstest"
+	"github.com/cairn-graph/cairn/internal/testseed"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel"
@@ -297,7 +298,7 @@ func sameAnswers(t *testing.T, h *history, got, want actors.Querier, what string
 // snapshots plus the stream's tail answer as one rebuilt from scratch, for
 // random streams and snapshot intervals, and resume from the manifest.
 func TestProjectionSnapshotRestart(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.Seed(t, 0)
 	r := rand.New(rand.NewPCG(seed, 1))
 	env := newSnapEnv(t)
 	h := newHistory(t, seed, env.store, 3, 60+r.IntN(60))
@@ -389,7 +390,7 @@ func TestProjectionSnapshotReusedBuffer(t *testing.T) {
 // bit-flipped, wrong head, unknown format, missing) makes the restart fall
 // back to the older manifest, then to a full rebuild; answers stay right.
 func TestProjectionSnapshotFallback(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.Seed(t, 0)
 	env := newSnapEnv(t)
 	ctx := context.Background()
 	h := newHistory(t, seed, env.store, 2, 50)
@@ -566,7 +567,7 @@ func dropManifestsAfter(t *testing.T, snaps *persistence.Snapshots, seq uint64) 
 // reaches into the archive; without an event store the graph stops, saying
 // why.
 func TestProjectionArchivedPrefix(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.Seed(t, 0)
 	env := newSnapEnv(t)
 	ctx := context.Background()
 	h := newHistory(t, seed, env.store, 2, 40)

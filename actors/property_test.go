@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,31 +13,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/testseed"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
-
-// seedEnv overrides the random seed of the seeded tests.
-const seedEnv = "CAIRN_TEST_SEED"
-
-// testSeed returns the seed from $CAIRN_TEST_SEED, or a fresh one, and
-// makes sure a failing test says how to run it again.
-func testSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := rand.Uint64()
-	if v := os.Getenv(seedEnv); v != "" {
-		var err error
-		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
-			t.Fatalf("%s=%q: %v", seedEnv, v, err)
-		}
-	}
-	t.Logf("seed %d", seed)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("reproduce with %s=%d go test ./actors/ -run '^%s$'", seedEnv, seed, t.Name())
-		}
-	})
-	return seed
-}
 
 // refModel is the naive reference: plain maps and the rules written out
 // once more, to predict what the grain accepts.
@@ -303,7 +280,7 @@ type sent struct {
 // predicts; the stream folds to the model's state and to the last reply's
 // head.
 func TestGrainMatchesReferenceModel(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.Seed(t, 0)
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	gen := generator{r: r}
 	_, store := newStore(t)

@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/internal/natstest"
+	"github.com/cairn-graph/cairn/internal/testseed"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -140,7 +141,7 @@ func statsDelta(after, before actors.GrainStats) actors.GrainStats {
 // builds, idempotency window included, so retries of earlier commands are
 // still answered as duplicates and later commands are decided the same.
 func TestSnapshotRecoveryMatchesReplay(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.Seed(t, 0)
 	r := rand.New(rand.NewPCG(seed, seed^0xa11ce))
 	gen := generator{r: r}
 	w := newSnapWorld(t)
@@ -264,7 +265,7 @@ func (m *member) sendAll(graph string, envs []*cairnv1.CommandEnvelope) []*actor
 // StateAt at random sequences, with and without snapshots, equals a fold of
 // the stream up to that sequence.
 func TestStateAt(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.Seed(t, 0)
 	r := rand.New(rand.NewPCG(seed, seed^0x7177))
 	gen := generator{r: r}
 	w := newSnapWorld(t)

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/testseed"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -37,7 +38,7 @@ func randomState(t testing.TB, seed uint64, n int) (*aggregate.State, *aggregate
 }
 
 func TestCodecRoundTrip(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.Seed(t, 0)
 	for k := range 20 {
 		s, w := randomState(t, seed+uint64(k), 50*k)
 		data, err := aggregate.Marshal(s, w)

@@ -4,39 +4,16 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/testseed"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
-
-// seedEnv overrides the random seed of the seeded tests.
-const seedEnv = "CAIRN_TEST_SEED"
-
-// testSeed returns the seed from $CAIRN_TEST_SEED, or a fresh one, and
-// makes sure a failing test says how to run it again.
-func testSeed(t testing.TB) uint64 {
-	t.Helper()
-	seed := rand.Uint64()
-	if v := os.Getenv(seedEnv); v != "" {
-		var err error
-		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
-			t.Fatalf("%s=%q: %v", seedEnv, v, err)
-		}
-	}
-	t.Logf("seed %d", seed)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("reproduce with %s=%d go test ./aggregate/ -run '^%s$'", seedEnv, seed, t.Name())
-		}
-	})
-	return seed
-}
 
 var propNodeIDs = []string{"n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "libstdc++6", "user:42/alice", "Zürich", "python3.11"}
 
@@ -154,7 +131,7 @@ func sameDecision(t *testing.T, step string, env *cairnv1.CommandEnvelope, got [
 // through its snapshot encoding at random points. Every decision, event
 // and CID must be the same; the states must agree, and hold together.
 func TestStateMatchesOracle(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.Seed(t, 0)
 	for run := range 8 {
 		r := rand.New(rand.NewPCG(seed, uint64(run)))
 		g := gen{r}

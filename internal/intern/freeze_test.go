@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cairn-graph/cairn/internal/packed"
+	"github.com/cairn-graph/cairn/internal/testseed"
 	"github.com/cairn-graph/cairn/internal/wire"
 )
 
@@ -47,7 +48,7 @@ func flat(a *arena) []byte {
 // changing, and then once more at the end: both must equal the snapshot of
 // a deep copy taken at the freeze. CAIRN_TEST_SEED picks another seed.
 func TestFreezeAgainstCopy(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.Seed(t, 1)
 	r := rand.New(rand.NewPCG(seed, 11))
 	tab := New()
 	type frozen struct {

@@ -3,10 +3,10 @@ package intern
 import (
 	"bytes"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"testing"
 
+	"github.com/cairn-graph/cairn/internal/testseed"
 	"github.com/cairn-graph/cairn/internal/wire"
 )
 
@@ -32,21 +32,6 @@ func roundTrip(tb testing.TB, t *Table) *Table {
 	return u
 }
 
-// testSeed returns CAIRN_TEST_SEED, 1 when unset, and logs it.
-func testSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := uint64(1)
-	if s := os.Getenv("CAIRN_TEST_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("CAIRN_TEST_SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (CAIRN_TEST_SEED)", seed)
-	return seed
-}
-
 // growKey returns the k-th key of TestGrowingAgainstMap: inline, arena
 // prefix+number and plain keys, with a new prefix every 2,000 keys until
 // the prefix table is full.
@@ -69,7 +54,7 @@ func growKey(k int) string {
 // answer as a map does, and write the same bytes. CAIRN_TEST_SEED picks
 // another seed.
 func TestGrowingAgainstMap(t *testing.T) {
-	seed := testSeed(t)
+	seed := testseed.Seed(t, 1)
 	r := rand.New(rand.NewPCG(seed, 7))
 	a := New()
 	b := roundTrip(t, a)

@@ -3,25 +3,10 @@ package packed
 import (
 	"bytes"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
-)
 
-// testSeed returns CAIRN_TEST_SEED, or def, and logs it.
-func testSeed(t *testing.T, def uint64) uint64 {
-	t.Helper()
-	seed := def
-	if s := os.Getenv("CAIRN_TEST_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("CAIRN_TEST_SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (CAIRN_TEST_SEED)", seed)
-	return seed
-}
+	"github.com/cairn-graph/cairn/internal/testseed"
+)
 
 // frozen is a view and the values it must keep showing.
 type frozen struct {
@@ -37,7 +22,7 @@ type frozen struct {
 // Uints bytes of its moment however the array changes afterwards, and a
 // thawed copy is independent of the array it came from.
 func TestPagesAgainstUints(t *testing.T) {
-	seed := testSeed(t, 1)
+	seed := testseed.Seed(t, 1)
 	r := rand.New(rand.NewPCG(seed, 3))
 	var a Pages
 	var u Uints
