@@ -10,52 +10,6 @@ import (
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
-// Command builders shared by this package's tests.
-
-func envelope(graph, id string, cmds ...*cairnv1.Command) *cairnv1.CommandEnvelope {
-	return &cairnv1.CommandEnvelope{GraphId: graph, CommandId: id, Commands: cmds}
-}
-
-func comp(typ, value string) *cairnv1.Component {
-	return &cairnv1.Component{Type: typ, Value: []byte(value)}
-}
-
-func createGraph() *cairnv1.Command {
-	return &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphType: "test"}}}
-}
-
-func addNode(id string, comps ...*cairnv1.Component) *cairnv1.Command {
-	return &cairnv1.Command{Kind: &cairnv1.Command_AddNode{AddNode: &cairnv1.AddNode{NodeId: id, Components: comps}}}
-}
-
-func addNodeCats(id string, cats ...string) *cairnv1.Command {
-	return &cairnv1.Command{Kind: &cairnv1.Command_AddNode{AddNode: &cairnv1.AddNode{NodeId: id, Categories: cats}}}
-}
-
-func setComps(id string, comps ...*cairnv1.Component) *cairnv1.Command {
-	return &cairnv1.Command{Kind: &cairnv1.Command_SetNodeComponents{SetNodeComponents: &cairnv1.SetNodeComponents{NodeId: id, Components: comps}}}
-}
-
-func removeComps(id string, types ...string) *cairnv1.Command {
-	return &cairnv1.Command{Kind: &cairnv1.Command_RemoveNodeComponents{RemoveNodeComponents: &cairnv1.RemoveNodeComponents{NodeId: id, Types: types}}}
-}
-
-func removeNode(id string) *cairnv1.Command {
-	return &cairnv1.Command{Kind: &cairnv1.Command_RemoveNode{RemoveNode: &cairnv1.RemoveNode{NodeId: id}}}
-}
-
-func connect(edge, source, target string, comps ...*cairnv1.Component) *cairnv1.Command {
-	return &cairnv1.Command{Kind: &cairnv1.Command_ConnectNodes{ConnectNodes: &cairnv1.ConnectNodes{EdgeId: edge, Source: source, Target: target, EdgeType: "dep", Components: comps}}}
-}
-
-func disconnect(edge string) *cairnv1.Command {
-	return &cairnv1.Command{Kind: &cairnv1.Command_DisconnectNodes{DisconnectNodes: &cairnv1.DisconnectNodes{EdgeId: edge}}}
-}
-
-func deleteGraph() *cairnv1.Command {
-	return &cairnv1.Command{Kind: &cairnv1.Command_DeleteGraph{DeleteGraph: &cairnv1.DeleteGraph{}}}
-}
-
 // snapshot is everything observable about a State, in comparable form.
 type snapshot struct {
 	Exists, Deleted bool

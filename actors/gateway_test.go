@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/internal/cmdtest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -65,20 +66,20 @@ func TestGatewayOverNATS(t *testing.T) {
 	// An empty request decodes to an empty envelope.
 	wantRefused(t, send(nil), codeInvalid, "graph_id")
 	// A well-formed protobuf that breaks the rules.
-	wantRefused(t, sendEnv(envelope("a.b", "c1", createGraph())), codeInvalid, "graph_id")
-	wantRefused(t, sendEnv(envelope("g", "c1", addNode("a\x00"))), codeInvalid, "commands[0].add_node.node_id")
+	wantRefused(t, sendEnv(cmdtest.Envelope("a.b", "c1", cmdtest.CreateGraph())), codeInvalid, "graph_id")
+	wantRefused(t, sendEnv(cmdtest.Envelope("g", "c1", cmdtest.AddNode("a\x00"))), codeInvalid, "commands[0].add_node.node_id")
 
 	// The service still serves.
-	created := sendEnv(envelope("g", "c1", createGraph()))
+	created := sendEnv(cmdtest.Envelope("g", "c1", cmdtest.CreateGraph()))
 	if created.GetError() != nil || created.GetSeq() == 0 || created.GetPosition() != 1 {
 		t.Fatalf("create over NATS: %v", created)
 	}
-	added := sendEnv(envelope("g", "c2", addNode("libstdc++6"), addNode("Zürich"), connect("e", "libstdc++6", "Zürich")))
+	added := sendEnv(cmdtest.Envelope("g", "c2", cmdtest.AddNode("libstdc++6"), cmdtest.AddNode("Zürich"), cmdtest.Connect("e", "libstdc++6", "Zürich")))
 	if added.GetError() != nil || added.GetPosition() != 4 {
 		t.Fatalf("add over NATS: %v", added)
 	}
-	wantRefused(t, sendEnv(envelope("g", "c3", addNode("Zürich"))), codeExists, "commands[0].add_node.node_id")
-	if again := sendEnv(envelope("g", "c2", addNode("x"))); !again.GetDuplicate() || again.GetSeq() != added.GetSeq() {
+	wantRefused(t, sendEnv(cmdtest.Envelope("g", "c3", cmdtest.AddNode("Zürich"))), codeExists, "commands[0].add_node.node_id")
+	if again := sendEnv(cmdtest.Envelope("g", "c2", cmdtest.AddNode("x"))); !again.GetDuplicate() || again.GetSeq() != added.GetSeq() {
 		t.Fatalf("retry over NATS: %v, want a duplicate of %v", again, added)
 	}
 	if res, err := store.Verify(context.Background(), "g"); err != nil || res.Head.CID.String() != added.GetHeadCid() {
@@ -150,7 +151,7 @@ func TestGatewayOverNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed = true
-	data, _ := proto.Marshal(envelope("g", "late", addNode("late")))
+	data, _ := proto.Marshal(cmdtest.Envelope("g", "late", cmdtest.AddNode("late")))
 	for range 20 {
 		msg, err := client.Request(actors.CommandSubject, data, 5*time.Second)
 		if errors.Is(err, nats.ErrNoResponders) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/cmdtest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -24,14 +25,14 @@ func TestGrainReplaysAfterRestart(t *testing.T) {
 	var last *cairnv1.CommandReply
 	replies := map[string]*cairnv1.CommandReply{}
 	for _, env := range []*cairnv1.CommandEnvelope{
-		envelope("g", "c1", createGraph()),
-		envelope("g", "c2", addNode("libstdc++6", comp("version", "13")), addNode("Zürich", comp("kind", "city")),
-			addNodeCats("user:42/alice", "person", "admin"), addNode("python3.11", comp("version", "13"))),
-		envelope("g", "c3", connect("e1", "libstdc++6", "python3.11", comp("w", "1")), connect("e2", "Zürich", "Zürich"),
-			connect("e3", "user:42/alice", "Zürich")),
-		envelope("g", "c4", setComps("Zürich", comp("kind", "town"), comp("pop", "400k")), removeComps("libstdc++6", "version")),
-		envelope("g", "c5", removeNode("Zürich")), // cascades e2 and e3
-		envelope("g", "c6", disconnect("e1"), addNode("n7")),
+		cmdtest.Envelope("g", "c1", cmdtest.CreateGraph()),
+		cmdtest.Envelope("g", "c2", cmdtest.AddNode("libstdc++6", cmdtest.Comp("version", "13")), cmdtest.AddNode("Zürich", cmdtest.Comp("kind", "city")),
+			cmdtest.AddNodeCats("user:42/alice", "person", "admin"), cmdtest.AddNode("python3.11", cmdtest.Comp("version", "13"))),
+		cmdtest.Envelope("g", "c3", cmdtest.Connect("e1", "libstdc++6", "python3.11", cmdtest.Comp("w", "1")), cmdtest.Connect("e2", "Zürich", "Zürich"),
+			cmdtest.Connect("e3", "user:42/alice", "Zürich")),
+		cmdtest.Envelope("g", "c4", cmdtest.SetComps("Zürich", cmdtest.Comp("kind", "town"), cmdtest.Comp("pop", "400k")), cmdtest.RemoveComps("libstdc++6", "version")),
+		cmdtest.Envelope("g", "c5", cmdtest.RemoveNode("Zürich")), // cascades e2 and e3
+		cmdtest.Envelope("g", "c6", cmdtest.Disconnect("e1"), cmdtest.AddNode("n7")),
 	} {
 		last = m1.mustExec(env)
 		replies[env.GetCommandId()] = last
@@ -42,14 +43,14 @@ func TestGrainReplaysAfterRestart(t *testing.T) {
 	}
 	// The state the member built, decided locally as a reference.
 	want := aggregate.NewState("g")
-	mustDecide(t, want, envelope("g", "c1", createGraph()))
-	mustDecide(t, want, envelope("g", "c2", addNode("libstdc++6", comp("version", "13")), addNode("Zürich", comp("kind", "city")),
-		addNodeCats("user:42/alice", "person", "admin"), addNode("python3.11", comp("version", "13"))))
-	mustDecide(t, want, envelope("g", "c3", connect("e1", "libstdc++6", "python3.11", comp("w", "1")), connect("e2", "Zürich", "Zürich"),
-		connect("e3", "user:42/alice", "Zürich")))
-	mustDecide(t, want, envelope("g", "c4", setComps("Zürich", comp("kind", "town"), comp("pop", "400k")), removeComps("libstdc++6", "version")))
-	mustDecide(t, want, envelope("g", "c5", removeNode("Zürich")))
-	mustDecide(t, want, envelope("g", "c6", disconnect("e1"), addNode("n7")))
+	mustDecide(t, want, cmdtest.Envelope("g", "c1", cmdtest.CreateGraph()))
+	mustDecide(t, want, cmdtest.Envelope("g", "c2", cmdtest.AddNode("libstdc++6", cmdtest.Comp("version", "13")), cmdtest.AddNode("Zürich", cmdtest.Comp("kind", "city")),
+		cmdtest.AddNodeCats("user:42/alice", "person", "admin"), cmdtest.AddNode("python3.11", cmdtest.Comp("version", "13"))))
+	mustDecide(t, want, cmdtest.Envelope("g", "c3", cmdtest.Connect("e1", "libstdc++6", "python3.11", cmdtest.Comp("w", "1")), cmdtest.Connect("e2", "Zürich", "Zürich"),
+		cmdtest.Connect("e3", "user:42/alice", "Zürich")))
+	mustDecide(t, want, cmdtest.Envelope("g", "c4", cmdtest.SetComps("Zürich", cmdtest.Comp("kind", "town"), cmdtest.Comp("pop", "400k")), cmdtest.RemoveComps("libstdc++6", "version")))
+	mustDecide(t, want, cmdtest.Envelope("g", "c5", cmdtest.RemoveNode("Zürich")))
+	mustDecide(t, want, cmdtest.Envelope("g", "c6", cmdtest.Disconnect("e1"), cmdtest.AddNode("n7")))
 
 	m1.stop()
 
@@ -66,20 +67,20 @@ func TestGrainReplaysAfterRestart(t *testing.T) {
 
 	m2 := startMember(t, store, quickGrains())
 	// The new grain knows the state...
-	wantRefused(t, m2.exec(envelope("g", "d1", addNode("libstdc++6"))), codeExists, "commands[0].add_node.node_id")
-	wantRefused(t, m2.exec(envelope("g", "d2", connect("e9", "n7", "Zürich"))), codeNotFound, "commands[0].connect_nodes.target")
-	wantRefused(t, m2.exec(envelope("g", "d3", removeComps("python3.11", "color"))), codeNotFound, "commands[0].remove_node_components.types[0]")
-	wantRefused(t, m2.exec(envelope("g", "d4", createGraph())), codeExists, "commands[0].create_graph.graph_id")
+	wantRefused(t, m2.exec(cmdtest.Envelope("g", "d1", cmdtest.AddNode("libstdc++6"))), codeExists, "commands[0].add_node.node_id")
+	wantRefused(t, m2.exec(cmdtest.Envelope("g", "d2", cmdtest.Connect("e9", "n7", "Zürich"))), codeNotFound, "commands[0].connect_nodes.target")
+	wantRefused(t, m2.exec(cmdtest.Envelope("g", "d3", cmdtest.RemoveComps("python3.11", "color"))), codeNotFound, "commands[0].remove_node_components.types[0]")
+	wantRefused(t, m2.exec(cmdtest.Envelope("g", "d4", cmdtest.CreateGraph())), codeExists, "commands[0].create_graph.graph_id")
 	// ...and the command ids, with their original answers.
 	for id, orig := range replies {
-		dup := m2.exec(envelope("g", id, addNode("never-"+id)))
+		dup := m2.exec(cmdtest.Envelope("g", id, cmdtest.AddNode("never-"+id)))
 		if dup.GetError() != nil || !dup.GetDuplicate() || dup.GetSeq() != orig.GetSeq() || dup.GetHeadCid() != orig.GetHeadCid() ||
 			dup.GetPosition() != orig.GetPosition() || dup.GetTxId() != orig.GetTxId() {
 			t.Fatalf("retry of %s after restart = %v, want a duplicate of %v", id, dup, orig)
 		}
 	}
 	// ...and continues the chain.
-	next := m2.mustExec(envelope("g", "d5", connect("e9", "n7", "python3.11")))
+	next := m2.mustExec(cmdtest.Envelope("g", "d5", cmdtest.Connect("e9", "n7", "python3.11")))
 	if next.GetPosition() != last.GetPosition()+1 || next.GetSeq() <= last.GetSeq() || next.GetDuplicate() {
 		t.Fatalf("next reply %v after %v", next, last)
 	}
@@ -95,13 +96,13 @@ func TestGrainReplaysAfterRestart(t *testing.T) {
 func TestIdempotentRetry(t *testing.T) {
 	_, store := newStore(t)
 	m := startMember(t, store, quickGrains())
-	m.mustExec(envelope("g", "create", createGraph()))
-	first := m.mustExec(envelope("g", "add-a", addNode("a"), addNode("b")))
+	m.mustExec(cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
+	first := m.mustExec(cmdtest.Envelope("g", "add-a", cmdtest.AddNode("a"), cmdtest.AddNode("b")))
 	if first.GetDuplicate() {
 		t.Fatal("the first answer is marked duplicate")
 	}
 	// The retry may even carry other commands: the id decides.
-	second := m.exec(envelope("g", "add-a", addNode("a"), addNode("b"), addNode("c")))
+	second := m.exec(cmdtest.Envelope("g", "add-a", cmdtest.AddNode("a"), cmdtest.AddNode("b"), cmdtest.AddNode("c")))
 	if second.GetError() != nil || !second.GetDuplicate() || second.GetSeq() != first.GetSeq() ||
 		second.GetHeadCid() != first.GetHeadCid() || second.GetPosition() != first.GetPosition() || second.GetTxId() != first.GetTxId() {
 		t.Fatalf("retry = %v, want a duplicate of %v", second, first)
@@ -116,10 +117,10 @@ func TestIdempotentRetry(t *testing.T) {
 
 	// A refused command is not remembered: its retry is decided afresh, and
 	// succeeds once the graph allows it.
-	wantRefused(t, m.exec(envelope("g", "link", connect("ac", "a", "c"))), codeNotFound, "commands[0].connect_nodes.target")
-	wantRefused(t, m.exec(envelope("g", "link", connect("ac", "a", "c"))), codeNotFound, "commands[0].connect_nodes.target")
-	m.mustExec(envelope("g", "add-c", addNode("c")))
-	linked := m.mustExec(envelope("g", "link", connect("ac", "a", "c")))
+	wantRefused(t, m.exec(cmdtest.Envelope("g", "link", cmdtest.Connect("ac", "a", "c"))), codeNotFound, "commands[0].connect_nodes.target")
+	wantRefused(t, m.exec(cmdtest.Envelope("g", "link", cmdtest.Connect("ac", "a", "c"))), codeNotFound, "commands[0].connect_nodes.target")
+	m.mustExec(cmdtest.Envelope("g", "add-c", cmdtest.AddNode("c")))
+	linked := m.mustExec(cmdtest.Envelope("g", "link", cmdtest.Connect("ac", "a", "c")))
 	if linked.GetDuplicate() {
 		t.Fatal("a command that was refused before is answered as a duplicate")
 	}
@@ -130,17 +131,17 @@ func TestIdempotentRetry(t *testing.T) {
 func TestConcurrentDuplicates(t *testing.T) {
 	_, store := newStore(t)
 	m := startMember(t, store, quickGrains())
-	m.mustExec(envelope("g", "create", createGraph()))
+	m.mustExec(cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
 	for round := range 5 {
 		id := fmt.Sprint("dup-", round)
-		env := envelope("g", id, addNode(fmt.Sprint("n", round)), addNode(fmt.Sprint("m", round)))
+		env := cmdtest.Envelope("g", id, cmdtest.AddNode(fmt.Sprint("n", round)), cmdtest.AddNode(fmt.Sprint("m", round)))
 		replies := make([]*cairnv1.CommandReply, 10)
 		start := make(chan struct{})
 		var wg sync.WaitGroup
 		for i := range replies {
 			wg.Go(func() {
 				<-start
-				replies[i] = m.exec(envelope(env.GetGraphId(), env.GetCommandId(), env.GetCommands()...))
+				replies[i] = m.exec(cmdtest.Envelope(env.GetGraphId(), env.GetCommandId(), env.GetCommands()...))
 			})
 		}
 		close(start)
@@ -165,7 +166,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 func TestGroupCommit(t *testing.T) {
 	_, store := newStore(t)
 	m := startMember(t, store, quickGrains())
-	create := m.mustExec(envelope("g", "create", createGraph(), addNode("anchor")))
+	create := m.mustExec(cmdtest.Envelope("g", "create", cmdtest.CreateGraph(), cmdtest.AddNode("anchor")))
 
 	type cmd struct {
 		env   *cairnv1.CommandEnvelope
@@ -173,18 +174,18 @@ func TestGroupCommit(t *testing.T) {
 	}
 	var cmds []cmd
 	for i := range 140 {
-		c := cmd{env: envelope("g", fmt.Sprint("add-", i), addNode(fmt.Sprint("n", i), comp("color", "red")))}
+		c := cmd{env: cmdtest.Envelope("g", fmt.Sprint("add-", i), cmdtest.AddNode(fmt.Sprint("n", i), cmdtest.Comp("color", "red")))}
 		if i < 20 {
 			c.field = "?" // raced by again-i below
 		}
 		cmds = append(cmds, c)
 	}
 	for i := range 40 { // edges to a node that never exists
-		cmds = append(cmds, cmd{env: envelope("g", fmt.Sprint("ghost-", i), connect(fmt.Sprint("e", i), "anchor", "ghost")),
+		cmds = append(cmds, cmd{env: cmdtest.Envelope("g", fmt.Sprint("ghost-", i), cmdtest.Connect(fmt.Sprint("e", i), "anchor", "ghost")),
 			field: "commands[0].connect_nodes.target"})
 	}
 	for i := range 20 { // ids add-i also adds: one of each pair wins
-		cmds = append(cmds, cmd{env: envelope("g", fmt.Sprint("again-", i), addNode(fmt.Sprint("n", i), comp("color", "red"))), field: "?"})
+		cmds = append(cmds, cmd{env: cmdtest.Envelope("g", fmt.Sprint("again-", i), cmdtest.AddNode(fmt.Sprint("n", i), cmdtest.Comp("color", "red"))), field: "?"})
 	}
 	replies := make([]*cairnv1.CommandReply, len(cmds))
 	start := make(chan struct{})
@@ -266,7 +267,7 @@ func TestTwoWritersOneGraph(t *testing.T) {
 	srv, store := newStore(t)
 	a := startMember(t, store, quickGrains())
 	b := startMember(t, srv.Store(), quickGrains()) // its own connection
-	a.mustExec(envelope("g", "create", createGraph()))
+	a.mustExec(cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
 
 	const writers, perWriter = 3, 20
 	type result struct {
@@ -291,7 +292,7 @@ func TestTwoWritersOneGraph(t *testing.T) {
 					for _, c := range []struct{ id, node string }{{node, node}, {fmt.Sprintf("m%d-%s", mi, shared), shared}} {
 						res := result{id: c.id, node: c.node}
 						for attempt := 0; ; attempt++ {
-							res.rep = m.exec(envelope("g", c.id, addNode(c.node)))
+							res.rep = m.exec(cmdtest.Envelope("g", c.id, cmdtest.AddNode(c.node)))
 							if res.rep.GetError().GetCode() != codeConflict || attempt == 50 {
 								break
 							}
@@ -372,23 +373,23 @@ func TestPassivation(t *testing.T) {
 	cfg := quickGrains()
 	cfg.PassivateAfter = 200 * time.Millisecond
 	m := startMember(t, store, cfg)
-	m.mustExec(envelope("g", "create", createGraph()))
-	added := m.mustExec(envelope("g", "add", addNode("a", comp("color", "red")), addNode("b")))
+	m.mustExec(cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
+	added := m.mustExec(cmdtest.Envelope("g", "add", cmdtest.AddNode("a", cmdtest.Comp("color", "red")), cmdtest.AddNode("b")))
 	if m.grains.Active() != 1 {
 		t.Fatalf("%d active grains, want 1", m.grains.Active())
 	}
 	for round := range 2 {
 		eventually(t, "the grain passivates", 5*time.Second, func() bool { return m.grains.Active() == 0 })
-		wantRefused(t, m.exec(envelope("g", fmt.Sprint("again-", round), addNode("a"))), codeExists, "commands[0].add_node.node_id")
+		wantRefused(t, m.exec(cmdtest.Envelope("g", fmt.Sprint("again-", round), cmdtest.AddNode("a"))), codeExists, "commands[0].add_node.node_id")
 		if m.grains.Active() != 1 {
 			t.Fatalf("round %d: %d active grains after a command, want 1", round, m.grains.Active())
 		}
-		dup := m.exec(envelope("g", "add", addNode("a"), addNode("b")))
+		dup := m.exec(cmdtest.Envelope("g", "add", cmdtest.AddNode("a"), cmdtest.AddNode("b")))
 		if !dup.GetDuplicate() || dup.GetSeq() != added.GetSeq() || dup.GetHeadCid() != added.GetHeadCid() {
 			t.Fatalf("round %d: retry after passivation = %v, want a duplicate of %v", round, dup, added)
 		}
 	}
-	next := m.mustExec(envelope("g", "edge", connect("ab", "a", "b")))
+	next := m.mustExec(cmdtest.Envelope("g", "edge", cmdtest.Connect("ab", "a", "b")))
 	if next.GetPosition() != added.GetPosition()+1 {
 		t.Fatalf("position %d after passivation, want %d", next.GetPosition(), added.GetPosition()+1)
 	}
@@ -438,7 +439,7 @@ func TestPassivationAfterSlowAppend(t *testing.T) {
 	cfg := quickGrains()
 	cfg.PassivateAfter = 100 * time.Millisecond
 	m := startMember(t, newFaultyStore(store, 400*time.Millisecond), cfg)
-	m.mustExec(envelope("g", "create", createGraph()))
+	m.mustExec(cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
 	eventually(t, "the grain passivates after a slow append", 5*time.Second, func() bool { return m.grains.Active() == 0 })
 }
 
@@ -447,11 +448,13 @@ func TestPassivationAfterSlowAppend(t *testing.T) {
 func TestStopAllDrains(t *testing.T) {
 	_, store := newStore(t)
 	m := startMember(t, newFaultyStore(store, 50*time.Millisecond), quickGrains())
-	m.mustExec(envelope("g", "create", createGraph()))
+	m.mustExec(cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
 	replies := make([]*cairnv1.CommandReply, 50)
 	var wg sync.WaitGroup
 	for i := range replies {
-		wg.Go(func() { replies[i] = m.exec(envelope("g", fmt.Sprint("c", i), addNode(fmt.Sprint("n", i)))) })
+		wg.Go(func() {
+			replies[i] = m.exec(cmdtest.Envelope("g", fmt.Sprint("c", i), cmdtest.AddNode(fmt.Sprint("n", i))))
+		})
 	}
 	eventually(t, "commands reach the grain", 5*time.Second, func() bool { return len(readGraph(t, store, "g")) > 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -499,7 +502,7 @@ func TestReplayRefusesOddTransactions(t *testing.T) {
 	}
 	m := startMember(t, store, quickGrains())
 	disp := actors.NewDispatcher(m.member.Cluster(), 3*time.Second) // fail fast when the grain does not answer
-	rep := disp.Execute(ctx, envelope("g", "c1", addNode("a")))
+	rep := disp.Execute(ctx, cmdtest.Envelope("g", "c1", cmdtest.AddNode("a")))
 	if rep.GetError().GetCode() != codeUnavailable || !strings.Contains(rep.GetError().GetMessage(), "records no events") {
 		t.Fatalf("reply %v, want UNAVAILABLE naming the empty command", rep)
 	}
@@ -514,22 +517,22 @@ func TestConflictReloadFailure(t *testing.T) {
 	a := startMember(t, store, quickGrains())
 	faulty := newFaultyStore(store, 0)
 	b := startMember(t, faulty, quickGrains())
-	a.mustExec(envelope("g", "create", createGraph()))
-	b.mustExec(envelope("g", "b-n0", addNode("n0"))) // b's grain is loaded
-	a.mustExec(envelope("g", "a-x", addNode("x")))   // and now stale
+	a.mustExec(cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
+	b.mustExec(cmdtest.Envelope("g", "b-n0", cmdtest.AddNode("n0"))) // b's grain is loaded
+	a.mustExec(cmdtest.Envelope("g", "a-x", cmdtest.AddNode("x")))   // and now stale
 
 	faulty.delay.Store(int64(300 * time.Millisecond))
 	faulty.failReads.Store(true)
-	f1 := b.send("g", envelope("g", "b-y", addNode("y"))) // conflicts, and the reload fails
-	f2 := b.send("g", envelope("g", "b-z", addNode("z"))) // queued behind it
+	f1 := b.send("g", cmdtest.Envelope("g", "b-y", cmdtest.AddNode("y"))) // conflicts, and the reload fails
+	f2 := b.send("g", cmdtest.Envelope("g", "b-z", cmdtest.AddNode("z"))) // queued behind it
 	if r1 := b.answer(f1); r1.GetError().GetCode() != codeUnavailable {
 		t.Fatalf("command after a failed reload: %v, want UNAVAILABLE", r1)
 	}
 	faulty.failReads.Store(false)
-	r3 := b.exec(envelope("g", "b-w", addNode("w")))
+	r3 := b.exec(cmdtest.Envelope("g", "b-w", cmdtest.AddNode("w")))
 	r2 := b.answer(f2)
 	faulty.delay.Store(0)
-	r4 := b.exec(envelope("g", "b-z-again", addNode("z")))
+	r4 := b.exec(cmdtest.Envelope("g", "b-z-again", cmdtest.AddNode("z")))
 	if r2.GetError() == nil && r4.GetError() == nil {
 		t.Fatalf("node z added twice: %v and %v", r2, r4)
 	}
@@ -550,12 +553,12 @@ func TestHeldRefusalDecidedAgain(t *testing.T) {
 	cfg.AppendRetries = 0
 	fs := newFaultyStore(store, 0)
 	m := startMember(t, fs, cfg)
-	m.mustExec(envelope("g", "create", createGraph()))
+	m.mustExec(cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
 	fs.delay.Store(int64(200 * time.Millisecond))
 	fs.failNth.Store(fs.appends.Load() + 2) // the batch after "slow"
-	slow := m.send("g", envelope("g", "slow", addNode("first")))
-	a := m.send("g", envelope("g", "a", addNode("x")))
-	b := m.send("g", envelope("g", "b", addNode("x")))
+	slow := m.send("g", cmdtest.Envelope("g", "slow", cmdtest.AddNode("first")))
+	a := m.send("g", cmdtest.Envelope("g", "a", cmdtest.AddNode("x")))
+	b := m.send("g", cmdtest.Envelope("g", "b", cmdtest.AddNode("x")))
 	if rep := m.answer(slow); rep.GetError() != nil {
 		t.Fatalf("slow: %v", aggregate.ErrorFromProto(rep.GetError()))
 	}
@@ -593,17 +596,17 @@ func (s skippingStore) Read(ctx context.Context, graph string, fromSeq uint64, f
 func TestReplayFallsBackToScan(t *testing.T) {
 	_, store := newStore(t)
 	m1 := startMember(t, store, quickGrains())
-	m1.mustExec(envelope("g", "c1", createGraph()))
-	m1.mustExec(envelope("g", "c2", addNode("a")))
+	m1.mustExec(cmdtest.Envelope("g", "c1", cmdtest.CreateGraph()))
+	m1.mustExec(cmdtest.Envelope("g", "c2", cmdtest.AddNode("a")))
 	m1.stop()
 
 	m2 := startMember(t, skippingStore{store}, quickGrains())
-	wantRefused(t, m2.exec(envelope("g", "c3", addNode("a"))), cairnv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS, "commands[0].add_node.node_id")
-	rep := m2.exec(envelope("g", "c2", addNode("a")))
+	wantRefused(t, m2.exec(cmdtest.Envelope("g", "c3", cmdtest.AddNode("a"))), cairnv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS, "commands[0].add_node.node_id")
+	rep := m2.exec(cmdtest.Envelope("g", "c2", cmdtest.AddNode("a")))
 	if !rep.GetDuplicate() {
 		t.Fatalf("retry of c2 after the fallback replay: %v, want the original result", rep)
 	}
-	m2.mustExec(envelope("g", "c4", addNode("b")))
+	m2.mustExec(cmdtest.Envelope("g", "c4", cmdtest.AddNode("b")))
 	if _, err := store.Verify(context.Background(), "g"); err != nil {
 		t.Fatal(err)
 	}

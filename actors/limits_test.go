@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/internal/cmdtest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -50,18 +51,18 @@ func smallStore(t *testing.T) *persistence.Store {
 func TestRemoveNodePastTheLimit(t *testing.T) {
 	store := smallStore(t)
 	m := startMember(t, store, quickGrains())
-	mustOK(t, m.exec(envelope("g", "create", createGraph(), addNode("hub"))))
+	mustOK(t, m.exec(cmdtest.Envelope("g", "create", cmdtest.CreateGraph(), cmdtest.AddNode("hub"))))
 	const edges = 8000 // about 1.7 MB of EdgeRemoved events
 	for k := 0; k < edges; k += 1000 {
 		var cmds []*cairnv1.Command
 		for i := k; i < k+1000; i++ {
-			c := connect(fmt.Sprint("e", i), "hub", fmt.Sprint("leaf", i))
+			c := cmdtest.Connect(fmt.Sprint("e", i), "hub", fmt.Sprint("leaf", i))
 			c.GetConnectNodes().CreateMissing = true
 			cmds = append(cmds, c)
 		}
-		mustOK(t, m.exec(envelope("g", fmt.Sprint("add", k), cmds...)))
+		mustOK(t, m.exec(cmdtest.Envelope("g", fmt.Sprint("add", k), cmds...)))
 	}
-	rep := m.exec(envelope("g", "rm", removeNode("hub")))
+	rep := m.exec(cmdtest.Envelope("g", "rm", cmdtest.RemoveNode("hub")))
 	if rep.GetError().GetCode() != cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED {
 		t.Fatalf("removing a node of %d edges past a 1 MiB limit: %v, want RESOURCE_EXHAUSTED", edges, rep)
 	}
@@ -71,17 +72,17 @@ func TestRemoveNodePastTheLimit(t *testing.T) {
 	}
 	// Nothing changed: a retry is refused the same way, and the edges can
 	// go in smaller steps, then the node.
-	if again := m.exec(envelope("g", "rm", removeNode("hub"))); again.GetError().GetCode() != cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED || again.GetDuplicate() {
+	if again := m.exec(cmdtest.Envelope("g", "rm", cmdtest.RemoveNode("hub"))); again.GetError().GetCode() != cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED || again.GetDuplicate() {
 		t.Fatalf("retry: %v", again)
 	}
 	for k := 0; k < edges; k += 1000 {
 		var cmds []*cairnv1.Command
 		for i := k; i < k+1000; i++ {
-			cmds = append(cmds, disconnect(fmt.Sprint("e", i)))
+			cmds = append(cmds, cmdtest.Disconnect(fmt.Sprint("e", i)))
 		}
-		mustOK(t, m.exec(envelope("g", fmt.Sprint("cut", k), cmds...)))
+		mustOK(t, m.exec(cmdtest.Envelope("g", fmt.Sprint("cut", k), cmds...)))
 	}
-	mustOK(t, m.exec(envelope("g", "rm2", removeNode("hub"))))
+	mustOK(t, m.exec(cmdtest.Envelope("g", "rm2", cmdtest.RemoveNode("hub"))))
 }
 
 // Concurrent envelopes that each fit the limit never make a group-commit
@@ -89,7 +90,7 @@ func TestRemoveNodePastTheLimit(t *testing.T) {
 func TestGroupCommitBudgetsBytes(t *testing.T) {
 	store := smallStore(t)
 	m := startMember(t, store, quickGrains())
-	mustOK(t, m.exec(envelope("g", "create", createGraph())))
+	mustOK(t, m.exec(cmdtest.Envelope("g", "create", cmdtest.CreateGraph())))
 	value := strings.Repeat("v", 60<<10)
 	var wg sync.WaitGroup
 	errs := make(chan string, 64)
@@ -101,9 +102,9 @@ func TestGroupCommitBudgetsBytes(t *testing.T) {
 				id := fmt.Sprintf("c%d-%d", c, k)
 				var comps []*cairnv1.Component
 				for j := range 4 { // about 240 KB an envelope
-					comps = append(comps, comp(fmt.Sprint("blob", j), value))
+					comps = append(comps, cmdtest.Comp(fmt.Sprint("blob", j), value))
 				}
-				if rep := m.exec(envelope("g", id, addNode(id, comps...))); rep.GetError() != nil {
+				if rep := m.exec(cmdtest.Envelope("g", id, cmdtest.AddNode(id, comps...))); rep.GetError() != nil {
 					errs <- fmt.Sprintf("%s: %v", id, rep.GetError())
 				}
 			}
@@ -168,21 +169,21 @@ func (s slowReads) Read(ctx context.Context, graph string, fromSeq uint64, fn fu
 func TestActivationDeadlineIsProgress(t *testing.T) {
 	_, store := newStore(t)
 	writer := startMember(t, store, quickGrains())
-	mustOK(t, writer.exec(envelope("g", "create", createGraph())))
+	mustOK(t, writer.exec(cmdtest.Envelope("g", "create", cmdtest.CreateGraph())))
 	const txs = 24
 	for i := range txs {
-		mustOK(t, writer.exec(envelope("g", fmt.Sprint("c", i), addNode(fmt.Sprint("n", i)))))
+		mustOK(t, writer.exec(cmdtest.Envelope("g", fmt.Sprint("c", i), cmdtest.AddNode(fmt.Sprint("n", i)))))
 	}
 	writer.stop()
 
 	cfg := quickGrains()
 	cfg.AppendTimeout = 250 * time.Millisecond // the whole read takes about 25 × 50 ms
 	slow := startMember(t, slowReads{Store: store, each: 50 * time.Millisecond}, cfg)
-	mustOK(t, slow.exec(envelope("g", "after", addNode("last"))))
+	mustOK(t, slow.exec(cmdtest.Envelope("g", "after", cmdtest.AddNode("last"))))
 	slow.stop()
 
 	stalled := startMember(t, slowReads{Store: store, stall: time.Second}, cfg)
-	rep := stalled.exec(envelope("g", "stalled", addNode("never")))
+	rep := stalled.exec(cmdtest.Envelope("g", "stalled", cmdtest.AddNode("never")))
 	if rep.GetError().GetCode() != cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE || !strings.Contains(rep.GetError().GetMessage(), "no transaction read") {
 		t.Fatalf("activation over a stalled store: %v, want UNAVAILABLE naming the stall", rep)
 	}

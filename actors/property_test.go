@@ -13,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/cmdtest"
 	"github.com/cairn-graph/cairn/internal/testseed"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
@@ -218,7 +219,7 @@ func (g generator) comps(max int) []*cairnv1.Component {
 	g.r.Shuffle(len(types), func(i, j int) { types[i], types[j] = types[j], types[i] })
 	out := make([]*cairnv1.Component, g.r.IntN(max+1))
 	for i := range out {
-		out[i] = comp(types[i], g.pick([]string{"red", "blue", "", "0"}))
+		out[i] = cmdtest.Comp(types[i], g.pick([]string{"red", "blue", "", "0"}))
 	}
 	return out
 }
@@ -228,7 +229,7 @@ func (g generator) command(late bool) genCmd {
 	bad := func(cmd *cairnv1.Command, field string) genCmd { return genCmd{cmd: cmd, malformed: true, bad: field} }
 	switch n := g.r.IntN(200); {
 	case n < 60:
-		cmd := addNode(g.node(), g.comps(3)...)
+		cmd := cmdtest.AddNode(g.node(), g.comps(3)...)
 		if g.r.IntN(4) == 0 {
 			cmd.GetAddNode().Categories = []string{"lib", "app", "person"}[:1+g.r.IntN(3)]
 		}
@@ -236,33 +237,33 @@ func (g generator) command(late bool) genCmd {
 	case n < 80:
 		cs := g.comps(2)
 		if len(cs) == 0 {
-			cs = []*cairnv1.Component{comp("color", g.pick([]string{"red", "blue"}))}
+			cs = []*cairnv1.Component{cmdtest.Comp("color", g.pick([]string{"red", "blue"}))}
 		}
-		return genCmd{cmd: setComps(g.node(), cs...)}
+		return genCmd{cmd: cmdtest.SetComps(g.node(), cs...)}
 	case n < 92:
-		return genCmd{cmd: removeComps(g.node(), types[:1+g.r.IntN(2)]...)}
+		return genCmd{cmd: cmdtest.RemoveComps(g.node(), types[:1+g.r.IntN(2)]...)}
 	case n < 110:
-		return genCmd{cmd: removeNode(g.node())}
+		return genCmd{cmd: cmdtest.RemoveNode(g.node())}
 	case n < 160:
-		return genCmd{cmd: connect(g.edge(), g.node(), g.node(), g.comps(1)...)}
+		return genCmd{cmd: cmdtest.Connect(g.edge(), g.node(), g.node(), g.comps(1)...)}
 	case n < 178:
-		return genCmd{cmd: disconnect(g.edge())}
+		return genCmd{cmd: cmdtest.Disconnect(g.edge())}
 	case n < 180:
-		return genCmd{cmd: createGraph()}
+		return genCmd{cmd: cmdtest.CreateGraph()}
 	case n < 182 && late:
-		return genCmd{cmd: deleteGraph()}
+		return genCmd{cmd: cmdtest.DeleteGraph()}
 	case n < 184:
-		return bad(addNode("bad\nid"), ".add_node.node_id")
+		return bad(cmdtest.AddNode("bad\nid"), ".add_node.node_id")
 	case n < 186:
-		return bad(connect(g.edge(), g.node(), ""), ".connect_nodes.target")
+		return bad(cmdtest.Connect(g.edge(), g.node(), ""), ".connect_nodes.target")
 	case n < 188:
-		return bad(addNode(g.node(), comp("color", "red"), comp("color", "blue")), ".add_node.components[1].type")
+		return bad(cmdtest.AddNode(g.node(), cmdtest.Comp("color", "red"), cmdtest.Comp("color", "blue")), ".add_node.components[1].type")
 	case n < 189:
-		return bad(setComps(g.node(), comp("blob", strings.Repeat("x", aggregate.MaxComponentValueLen+1))), ".set_node_components.components[0].value")
+		return bad(cmdtest.SetComps(g.node(), cmdtest.Comp("blob", strings.Repeat("x", aggregate.MaxComponentValueLen+1))), ".set_node_components.components[0].value")
 	case n < 190:
 		return bad(&cairnv1.Command{}, "")
 	}
-	return genCmd{cmd: addNode(g.node())}
+	return genCmd{cmd: cmdtest.AddNode(g.node())}
 }
 
 // sent is one envelope of the property test and what became of it.
@@ -312,17 +313,17 @@ func TestGrainMatchesReferenceModel(t *testing.T) {
 				s.env = &cairnv1.CommandEnvelope{GraphId: graph, CommandId: fmt.Sprint("cmd-", k)}
 				switch {
 				case k == 0: // before the graph exists
-					s.gen = []genCmd{{cmd: addNode(gen.node())}}
+					s.gen = []genCmd{{cmd: cmdtest.AddNode(gen.node())}}
 				case k == 1 || k == 4:
-					s.gen = []genCmd{{cmd: createGraph()}}
+					s.gen = []genCmd{{cmd: cmdtest.CreateGraph()}}
 				case r.IntN(60) == 0:
 					s.badEnvelope = "commands" // no commands
 				case r.IntN(60) == 0:
 					s.env.CommandId, s.badEnvelope = "", "command_id"
-					s.gen = []genCmd{{cmd: addNode(gen.node())}}
+					s.gen = []genCmd{{cmd: cmdtest.AddNode(gen.node())}}
 				case r.IntN(60) == 0:
 					s.env.GraphId = "other" // reaches the wrong grain
-					s.gen = []genCmd{{cmd: addNode(gen.node())}}
+					s.gen = []genCmd{{cmd: cmdtest.AddNode(gen.node())}}
 				default:
 					n := 1
 					if r.IntN(3) == 0 {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/cmdtest"
 	"github.com/cairn-graph/cairn/internal/natstest"
 	"github.com/cairn-graph/cairn/internal/testseed"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
@@ -164,7 +165,7 @@ func TestSnapshotRecoveryMatchesReplay(t *testing.T) {
 			for range burst {
 				env := &cairnv1.CommandEnvelope{GraphId: graph, CommandId: fmt.Sprint("cmd-", k)}
 				if k == 0 {
-					env.Commands = []*cairnv1.Command{createGraph()}
+					env.Commands = []*cairnv1.Command{cmdtest.CreateGraph()}
 				} else {
 					for range 1 + r.IntN(3) {
 						env.Commands = append(env.Commands, gen.command(false).cmd)
@@ -225,7 +226,7 @@ func TestSnapshotRecoveryMatchesReplay(t *testing.T) {
 			}
 			id := acceptedIDs[r.IntN(len(acceptedIDs))]
 			orig := accepted[id]
-			dup := m.exec(envelope(graph, id, addNode("never")))
+			dup := m.exec(cmdtest.Envelope(graph, id, cmdtest.AddNode("never")))
 			if !dup.GetDuplicate() || dup.GetSeq() != orig.GetSeq() || dup.GetHeadCid() != orig.GetHeadCid() || dup.GetPosition() != orig.GetPosition() {
 				t.Fatalf("seed %d restart %d: retry of %s = %v, want a duplicate of %v", seed, restart, id, dup, orig)
 			}
@@ -271,12 +272,12 @@ func TestStateAt(t *testing.T) {
 	w := newSnapWorld(t)
 	const graph = "tt"
 	m := startMember(t, w.store, snapGrains(w.snaps, 1+r.IntN(20)))
-	m.mustExec(envelope(graph, "c0", createGraph()))
+	m.mustExec(cmdtest.Envelope(graph, "c0", cmdtest.CreateGraph()))
 	for k := range 150 {
 		m.exec(&cairnv1.CommandEnvelope{GraphId: graph, CommandId: fmt.Sprint("c", k+1), Commands: []*cairnv1.Command{gen.command(false).cmd}})
 		// Another graph interleaves in the stream.
 		if k%10 == 0 {
-			m.exec(envelope("other", fmt.Sprint("o", k), createGraph()))
+			m.exec(cmdtest.Envelope("other", fmt.Sprint("o", k), cmdtest.CreateGraph()))
 		}
 	}
 	m.stop()
@@ -343,11 +344,11 @@ func TestBadSnapshotsFallBack(t *testing.T) {
 	// by a crash: no snapshot.
 	snaps := &gate{Snapshots: w.snaps}
 	m := startMember(t, w.store, snapGrains(snaps, 1_000_000))
-	m.mustExec(envelope(graph, "c0", createGraph()))
+	m.mustExec(cmdtest.Envelope(graph, "c0", cmdtest.CreateGraph()))
 	var goods []persistence.SnapshotInfo
 	for round := range 3 {
 		for i := range 5 {
-			m.mustExec(envelope(graph, fmt.Sprint("r", round, "-", i), addNode(fmt.Sprint("n", round, "-", i), comp("round", fmt.Sprint(round)))))
+			m.mustExec(cmdtest.Envelope(graph, fmt.Sprint("r", round, "-", i), cmdtest.AddNode(fmt.Sprint("n", round, "-", i), cmdtest.Comp("round", fmt.Sprint(round)))))
 		}
 		m.idle()
 		infos, err := w.snaps.List(context.Background(), persistence.KindAggregate, graph)
@@ -357,7 +358,7 @@ func TestBadSnapshotsFallBack(t *testing.T) {
 		goods = append(goods, infos[0])
 	}
 	snaps.closed.Store(true) // from here on the grain writes no snapshot
-	m.mustExec(envelope(graph, "tail", addNode("tail")))
+	m.mustExec(cmdtest.Envelope(graph, "tail", cmdtest.AddNode("tail")))
 	m.idle()
 	want, wantHead, _ := reference(t, startMember(t, w.store, refGrains()), graph)
 	newest, older := goods[2], goods[1]
@@ -380,7 +381,7 @@ func TestBadSnapshotsFallBack(t *testing.T) {
 	// A good format-2 payload, of another graph.
 	otherGraph := func() []byte {
 		st := aggregate.NewState("other")
-		mustDecide(t, st, envelope("other", "o1", createGraph(), addNode("n0-0", comp("round", "0"))))
+		mustDecide(t, st, cmdtest.Envelope("other", "o1", cmdtest.CreateGraph(), cmdtest.AddNode("n0-0", cmdtest.Comp("round", "0"))))
 		b, err := aggregate.Marshal(st, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -550,7 +551,7 @@ func TestGrainSnapshotCadence(t *testing.T) {
 	m := startMember(t, w.store, cfg)
 	k := 0
 	exec := func(cmd *cairnv1.Command) {
-		m.mustExec(envelope(graph, fmt.Sprint("c", k), cmd))
+		m.mustExec(cmdtest.Envelope(graph, fmt.Sprint("c", k), cmd))
 		k++
 	}
 	positions := func() []uint64 {
@@ -568,9 +569,9 @@ func TestGrainSnapshotCadence(t *testing.T) {
 		eventually(t, fmt.Sprint(n, " snapshots written"), 10*time.Second, func() bool { return m.grains.Stats().SnapshotsWritten >= n })
 	}
 	// Small: 9 nodes, a snapshot after the 10th event.
-	exec(createGraph())
+	exec(cmdtest.CreateGraph())
 	for i := range 9 {
-		exec(addNode(fmt.Sprint("n", i)))
+		exec(cmdtest.AddNode(fmt.Sprint("n", i)))
 	}
 	written(1)
 	if got := positions(); !slices.Equal(got, []uint64{10}) {
@@ -578,10 +579,10 @@ func TestGrainSnapshotCadence(t *testing.T) {
 	}
 	// 20 nodes: from now on an interval of 20 events, not 10.
 	for i := 9; i < 20; i++ {
-		exec(addNode(fmt.Sprint("n", i)))
+		exec(cmdtest.AddNode(fmt.Sprint("n", i)))
 	}
 	for i := 0; k < 30; i++ { // positions 22 to 30
-		exec(setComps(fmt.Sprint("n", i), comp("k", fmt.Sprint(i))))
+		exec(cmdtest.SetComps(fmt.Sprint("n", i), cmdtest.Comp("k", fmt.Sprint(i))))
 	}
 	written(2)
 	if got := positions(); !slices.Equal(got, []uint64{30, 10}) {

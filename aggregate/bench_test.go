@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/cmdtest"
 	"github.com/cairn-graph/cairn/internal/graphgen"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
@@ -124,7 +125,7 @@ func BenchmarkDecideAddEdge(b *testing.B) {
 	s, _, _ := buildState(b, cfg)
 	envs := make([]*cairnv1.CommandEnvelope, 4096)
 	for i := range envs {
-		envs[i] = envelope(cfg.Graph, fmt.Sprint("c", i), connect(fmt.Sprint("x", i), graphgen.NodeID(i%cfg.Nodes), graphgen.NodeID((i*7)%cfg.Nodes)))
+		envs[i] = cmdtest.Envelope(cfg.Graph, fmt.Sprint("c", i), cmdtest.Connect(fmt.Sprint("x", i), graphgen.NodeID(i%cfg.Nodes), graphgen.NodeID((i*7)%cfg.Nodes)))
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -133,7 +134,7 @@ func BenchmarkDecideAddEdge(b *testing.B) {
 		if i%len(envs) == 0 && i > 0 {
 			b.StopTimer()
 			for _, e := range envs {
-				if _, err := aggregate.DecideEnvelope(s, envelope(cfg.Graph, "rm", disconnect(e.GetCommands()[0].GetConnectNodes().GetEdgeId()))); err != nil {
+				if _, err := aggregate.DecideEnvelope(s, cmdtest.Envelope(cfg.Graph, "rm", cmdtest.Disconnect(e.GetCommands()[0].GetConnectNodes().GetEdgeId()))); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/cmdtest"
 	"github.com/cairn-graph/cairn/internal/testseed"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
@@ -24,13 +25,13 @@ func randomState(t testing.TB, seed uint64, n int) (*aggregate.State, *aggregate
 	g := gen{r}
 	s := aggregate.NewState("g")
 	w := aggregate.NewWindow(50)
-	mustDecide(t, s, envelope("g", "create", createGraph()))
+	mustDecide(t, s, cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
 	for i := range n {
 		cmds := []*cairnv1.Command{g.command()}
 		if _, ok := cmds[0].GetKind().(*cairnv1.Command_DeleteGraph); ok {
 			continue
 		}
-		if _, err := aggregate.DecideEnvelope(s, envelope("g", fmt.Sprint("c", i), cmds...)); err == nil {
+		if _, err := aggregate.DecideEnvelope(s, cmdtest.Envelope("g", fmt.Sprint("c", i), cmds...)); err == nil {
 			w.Put(&cairnv1.CommandReply{CommandId: fmt.Sprint("c", i), Seq: uint64(i), Position: uint64(i), HeadCid: "cid", TxId: "tx"})
 		}
 	}
@@ -53,7 +54,7 @@ func TestCodecRoundTrip(t *testing.T) {
 			t.Fatalf("state %d: the decoded state or window differs", k)
 		}
 		// The decoded state goes on as the original would.
-		env := envelope("g", "after", addNode("fresh", comp("color", "red")), connect("fresh-e", "fresh", "fresh"))
+		env := cmdtest.Envelope("g", "after", cmdtest.AddNode("fresh", cmdtest.Comp("color", "red")), cmdtest.Connect("fresh-e", "fresh", "fresh"))
 		a, errA := aggregate.DecideEnvelope(s, env)
 		b, errB := aggregate.DecideEnvelope(got, env)
 		if (errA == nil) != (errB == nil) || len(a) != len(b) {
@@ -130,7 +131,7 @@ func exercise(t *testing.T, s *aggregate.State) {
 		t.Fatalf("Verify says %v, Check says %q", verr, msg)
 	}
 	for _, id := range s.NodeIDs() {
-		_, _ = aggregate.DecideEnvelope(s, envelope(s.Graph(), "rm", removeNode(id), addNode(id+"'"), connect(id+"-e", id+"'", id+"'")))
+		_, _ = aggregate.DecideEnvelope(s, cmdtest.Envelope(s.Graph(), "rm", cmdtest.RemoveNode(id), cmdtest.AddNode(id+"'"), cmdtest.Connect(id+"-e", id+"'", id+"'")))
 	}
 	if verr == nil && s.Exists() {
 		if s.NodeCount() != len(s.NodeIDs()) {
@@ -184,21 +185,21 @@ func FuzzUnmarshal(f *testing.F) {
 func TestRemoveNodeWith100KEdges(t *testing.T) {
 	const n = 100_000
 	s := aggregate.NewState("g")
-	mustDecide(t, s, envelope("g", "create", createGraph(), addNode("hub")))
+	mustDecide(t, s, cmdtest.Envelope("g", "create", cmdtest.CreateGraph(), cmdtest.AddNode("hub")))
 	for k := 0; k < n; k += 1000 {
 		var cmds []*cairnv1.Command
 		for i := k; i < k+1000; i++ {
-			c := connect(fmt.Sprint("e", i), "hub", fmt.Sprint("leaf", i%5000))
+			c := cmdtest.Connect(fmt.Sprint("e", i), "hub", fmt.Sprint("leaf", i%5000))
 			if i%3 == 0 {
-				c = connect(fmt.Sprint("e", i), fmt.Sprint("leaf", i%5000), "hub")
+				c = cmdtest.Connect(fmt.Sprint("e", i), fmt.Sprint("leaf", i%5000), "hub")
 			}
 			c.GetConnectNodes().CreateMissing = true
 			cmds = append(cmds, c)
 		}
-		mustDecide(t, s, envelope("g", fmt.Sprint("b", k), cmds...))
+		mustDecide(t, s, cmdtest.Envelope("g", fmt.Sprint("b", k), cmds...))
 	}
-	mustDecide(t, s, envelope("g", "loop", connect("self", "hub", "hub")))
-	evs := mustDecide(t, s, envelope("g", "rm", removeNode("hub")))
+	mustDecide(t, s, cmdtest.Envelope("g", "loop", cmdtest.Connect("self", "hub", "hub")))
+	evs := mustDecide(t, s, cmdtest.Envelope("g", "rm", cmdtest.RemoveNode("hub")))
 	if len(evs) != n+2 {
 		t.Fatalf("%d events, want %d", len(evs), n+2)
 	}

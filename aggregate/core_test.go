@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/cmdtest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -32,7 +33,7 @@ func newStepper(t *testing.T, cfg aggregate.Config) *stepper {
 		t.Fatal(err)
 	}
 	st := &stepper{t: t, c: c, answers: map[string]*cairnv1.CommandReply{}}
-	st.propose("setup", envelope("g", "setup", createGraph(), addNode("a"), addNode("b")))
+	st.propose("setup", cmdtest.Envelope("g", "setup", cmdtest.CreateGraph(), cmdtest.AddNode("a"), cmdtest.AddNode("b")))
 	st.stored()
 	return st
 }
@@ -125,14 +126,14 @@ const ok = cairnv1.ErrorCode_ERROR_CODE_UNSPECIFIED
 
 func TestCoreGroupCommit(t *testing.T) {
 	st := newStepper(t, aggregate.DefaultConfig())
-	st.propose("w1", envelope("g", "c1", addNode("x")))
+	st.propose("w1", cmdtest.Envelope("g", "c1", cmdtest.AddNode("x")))
 	if got := batchIDs(st.batch); !slices.Equal(got, []string{"c1"}) {
 		t.Fatalf("first batch %v, want [c1]", got)
 	}
 	// While c1 is in flight, the next ones queue.
-	st.propose("w2", envelope("g", "c2", addNode("y")))
-	st.propose("w3", envelope("g", "c3", connect("xy", "x", "y")))
-	st.propose("w3b", envelope("g", "c3", connect("xy", "x", "y"))) // same id: one more waiter
+	st.propose("w2", cmdtest.Envelope("g", "c2", cmdtest.AddNode("y")))
+	st.propose("w3", cmdtest.Envelope("g", "c3", cmdtest.Connect("xy", "x", "y")))
+	st.propose("w3b", cmdtest.Envelope("g", "c3", cmdtest.Connect("xy", "x", "y"))) // same id: one more waiter
 	st.unanswered("w1", "w2", "w3", "w3b")
 	if st.c.Queued() != 2 {
 		t.Fatalf("queued %d, want 2", st.c.Queued())
@@ -152,7 +153,7 @@ func TestCoreGroupCommit(t *testing.T) {
 		t.Fatalf("c3's waiters got %v and %v", r3, r3b)
 	}
 	// A retry gets the first answer again, marked as a duplicate.
-	st.propose("w3c", envelope("g", "c3", addNode("zzz")))
+	st.propose("w3c", cmdtest.Envelope("g", "c3", cmdtest.AddNode("zzz")))
 	dup := st.want("w3c", ok)
 	if !dup.GetDuplicate() || dup.GetSeq() != r3.GetSeq() || dup.GetHeadCid() != r3.GetHeadCid() {
 		t.Fatalf("retry answered %v, want the first answer %v as a duplicate", dup, r3)
@@ -169,10 +170,10 @@ func TestCoreRefusals(t *testing.T) {
 		code  cairnv1.ErrorCode
 		field string
 	}{
-		{"invalid envelope", envelope("g", "", addNode("x")), codeInvalid, "command_id"},
-		{"another graph", envelope("h", "c", addNode("x")), codeInvalid, "graph_id"},
-		{"exists", envelope("g", "c", addNode("a")), codeExists, "commands[0].add_node.node_id"},
-		{"all or nothing", envelope("g", "c", addNode("x"), removeNode("nobody")), codeNotFound, "commands[1].remove_node.node_id"},
+		{"invalid envelope", cmdtest.Envelope("g", "", cmdtest.AddNode("x")), codeInvalid, "command_id"},
+		{"another graph", cmdtest.Envelope("h", "c", cmdtest.AddNode("x")), codeInvalid, "graph_id"},
+		{"exists", cmdtest.Envelope("g", "c", cmdtest.AddNode("a")), codeExists, "commands[0].add_node.node_id"},
+		{"all or nothing", cmdtest.Envelope("g", "c", cmdtest.AddNode("x"), cmdtest.RemoveNode("nobody")), codeNotFound, "commands[1].remove_node.node_id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := newStepper(t, aggregate.DefaultConfig())
@@ -198,9 +199,9 @@ func TestCoreHeldRefusal(t *testing.T) {
 	for _, outcome := range []string{"stored", "failed"} {
 		t.Run(outcome, func(t *testing.T) {
 			st := newStepper(t, aggregate.DefaultConfig())
-			st.propose("w0", envelope("g", "c0", addNode("p")))
-			st.propose("w1", envelope("g", "c1", addNode("x")))
-			st.propose("w2", envelope("g", "c2", addNode("x"))) // refused on top of c1
+			st.propose("w0", cmdtest.Envelope("g", "c0", cmdtest.AddNode("p")))
+			st.propose("w1", cmdtest.Envelope("g", "c1", cmdtest.AddNode("x")))
+			st.propose("w2", cmdtest.Envelope("g", "c2", cmdtest.AddNode("x"))) // refused on top of c1
 			st.stored()
 			if got := batchIDs(st.batch); !slices.Equal(got, []string{"c1"}) {
 				t.Fatalf("batch %v, want [c1]", got)
@@ -229,8 +230,8 @@ func TestCoreHeldRefusal(t *testing.T) {
 // other writer stored, and a second conflict is answered as CONFLICT.
 func TestCoreConflict(t *testing.T) {
 	st := newStepper(t, aggregate.DefaultConfig())
-	st.propose("w1", envelope("g", "c1", addNode("x")))
-	st.propose("w2", envelope("g", "c2", connect("ax", "a", "x")))
+	st.propose("w1", cmdtest.Envelope("g", "c1", cmdtest.AddNode("x")))
+	st.propose("w2", cmdtest.Envelope("g", "c2", cmdtest.Connect("ax", "a", "x")))
 	if rd := st.failed(aggregate.AppendResult{Conflict: true}); !rd.Reload || rd.Append != nil {
 		t.Fatalf("conflict: %+v, want a reload and nothing to append", rd)
 	}
@@ -238,7 +239,7 @@ func TestCoreConflict(t *testing.T) {
 		t.Fatal("the conflicted batch was not rolled back")
 	}
 	// Proposals during the reload wait.
-	st.propose("w3", envelope("g", "c3", addNode("q")))
+	st.propose("w3", cmdtest.Envelope("g", "c3", cmdtest.AddNode("q")))
 	if st.batch != nil {
 		t.Fatal("a batch started before the reload")
 	}
@@ -269,7 +270,7 @@ func TestCoreConflict(t *testing.T) {
 	if st.batch != nil || st.c.Busy() {
 		t.Fatal("work left after the refusals")
 	}
-	st.propose("w4", envelope("g", "c4", addNode("q")))
+	st.propose("w4", cmdtest.Envelope("g", "c4", cmdtest.AddNode("q")))
 	st.stored()
 	st.want("w4", ok)
 }
@@ -278,7 +279,7 @@ func TestCoreConflict(t *testing.T) {
 // command, the reload answers it as a duplicate.
 func TestCoreConflictWithOwnCommand(t *testing.T) {
 	st := newStepper(t, aggregate.DefaultConfig())
-	st.propose("w1", envelope("g", "c1", addNode("x")))
+	st.propose("w1", cmdtest.Envelope("g", "c1", cmdtest.AddNode("x")))
 	st.failed(aggregate.AppendResult{Conflict: true})
 	st.seq++
 	if err := st.c.Fold(aggregate.Stored{Seq: st.seq, TxID: "earlier", Commands: []*cairnv1.CommandRecord{{CommandId: "c1", EventCount: 1}},
@@ -293,8 +294,8 @@ func TestCoreConflictWithOwnCommand(t *testing.T) {
 
 func TestCoreReloadFails(t *testing.T) {
 	st := newStepper(t, aggregate.DefaultConfig())
-	st.propose("w1", envelope("g", "c1", addNode("x")))
-	st.propose("w2", envelope("g", "c2", addNode("y")))
+	st.propose("w1", cmdtest.Envelope("g", "c1", cmdtest.AddNode("x")))
+	st.propose("w2", cmdtest.Envelope("g", "c2", cmdtest.AddNode("y")))
 	st.failed(aggregate.AppendResult{Conflict: true})
 	st.take(st.c.Reloaded(errors.New("nats: no responders")))
 	st.want("w1", codeUnavailable)
@@ -308,16 +309,16 @@ func TestCoreQueueFullAndStop(t *testing.T) {
 	cfg := aggregate.DefaultConfig()
 	cfg.MaxQueue = 2
 	st := newStepper(t, cfg)
-	st.propose("w1", envelope("g", "c1", addNode("x")))
-	st.propose("w2", envelope("g", "c2", addNode("y")))
-	st.propose("w3", envelope("g", "c3", addNode("z")))
-	st.propose("w4", envelope("g", "c4", addNode("v")))
+	st.propose("w1", cmdtest.Envelope("g", "c1", cmdtest.AddNode("x")))
+	st.propose("w2", cmdtest.Envelope("g", "c2", cmdtest.AddNode("y")))
+	st.propose("w3", cmdtest.Envelope("g", "c3", cmdtest.AddNode("z")))
+	st.propose("w4", cmdtest.Envelope("g", "c4", cmdtest.AddNode("v")))
 	st.want("w4", codeUnavailable)
 	st.take(st.c.Stop())
 	st.want("w2", codeUnavailable)
 	st.want("w3", codeUnavailable)
 	st.unanswered("w1")
-	st.propose("w5", envelope("g", "c5", addNode("u")))
+	st.propose("w5", cmdtest.Envelope("g", "c5", cmdtest.AddNode("u")))
 	st.want("w5", codeUnavailable)
 	st.stored()
 	st.want("w1", ok)
@@ -337,15 +338,15 @@ func TestCoreByteBudget(t *testing.T) {
 	big := func(id string, kb int) *cairnv1.Command {
 		var cs []*cairnv1.Component
 		for i := 0; i < kb; i += 16 {
-			cs = append(cs, comp(fmt.Sprint("blob", i), strings.Repeat("x", min(16, kb-i)<<10)))
+			cs = append(cs, cmdtest.Comp(fmt.Sprint("blob", i), strings.Repeat("x", min(16, kb-i)<<10)))
 		}
-		return addNode(id, cs...)
+		return cmdtest.AddNode(id, cs...)
 	}
-	st.propose("w0", envelope("g", "c0", addNode("p")))
+	st.propose("w0", cmdtest.Envelope("g", "c0", cmdtest.AddNode("p")))
 	for i := range 4 {
-		st.propose(fmt.Sprint("w", i+1), envelope("g", fmt.Sprint("c", i+1), big(fmt.Sprint("n", i), 8)))
+		st.propose(fmt.Sprint("w", i+1), cmdtest.Envelope("g", fmt.Sprint("c", i+1), big(fmt.Sprint("n", i), 8)))
 	}
-	st.propose("huge", envelope("g", "huge", big("h", 70)))
+	st.propose("huge", cmdtest.Envelope("g", "huge", big("h", 70)))
 	st.stored()
 	var batches [][]string
 	for st.batch != nil {
@@ -374,16 +375,16 @@ func TestCoreByteBudget(t *testing.T) {
 // not by much.
 func TestBatchEstimateBoundsStoredSize(t *testing.T) {
 	st := newStepper(t, aggregate.DefaultConfig())
-	st.propose("w0", envelope("g", "c0", addNode("p")))
+	st.propose("w0", cmdtest.Envelope("g", "c0", cmdtest.AddNode("p")))
 	var cmds []*cairnv1.Command
 	for i := range 300 {
-		cmds = append(cmds, connect(fmt.Sprint("e", i), "a", fmt.Sprint("m", i%7), comp("w", fmt.Sprint(i))))
+		cmds = append(cmds, cmdtest.Connect(fmt.Sprint("e", i), "a", fmt.Sprint("m", i%7), cmdtest.Comp("w", fmt.Sprint(i))))
 		cmds[i].GetConnectNodes().CreateMissing = true
 	}
-	st.propose("w1", envelope("g", "c1", cmds[:150]...))
-	st.propose("w2", envelope("g", "c2", cmds[150:]...))
+	st.propose("w1", cmdtest.Envelope("g", "c1", cmds[:150]...))
+	st.propose("w2", cmdtest.Envelope("g", "c2", cmds[150:]...))
 	st.stored()
-	st.propose("w3", envelope("g", "c3", removeNode("a")))
+	st.propose("w3", cmdtest.Envelope("g", "c3", cmdtest.RemoveNode("a")))
 	for _, b := range []*aggregate.Batch[string]{st.batch} {
 		checkEstimate(t, b)
 	}
@@ -413,9 +414,9 @@ func checkEstimate(t *testing.T, b *aggregate.Batch[string]) {
 func TestCoreStopRefusesRequeued(t *testing.T) {
 	t.Run("held", func(t *testing.T) {
 		st := newStepper(t, aggregate.DefaultConfig())
-		st.propose("w0", envelope("g", "c0", addNode("p")))
-		st.propose("w1", envelope("g", "c1", addNode("x")))
-		st.propose("w2", envelope("g", "c2", addNode("x")))
+		st.propose("w0", cmdtest.Envelope("g", "c0", cmdtest.AddNode("p")))
+		st.propose("w1", cmdtest.Envelope("g", "c1", cmdtest.AddNode("x")))
+		st.propose("w2", cmdtest.Envelope("g", "c2", cmdtest.AddNode("x")))
 		st.stored() // batch [c1], c2 held
 		st.take(st.c.Stop())
 		st.failed(aggregate.AppendResult{Err: errors.New("nats: timeout")})
@@ -427,7 +428,7 @@ func TestCoreStopRefusesRequeued(t *testing.T) {
 	})
 	t.Run("conflict", func(t *testing.T) {
 		st := newStepper(t, aggregate.DefaultConfig())
-		st.propose("w1", envelope("g", "c1", addNode("x")))
+		st.propose("w1", cmdtest.Envelope("g", "c1", cmdtest.AddNode("x")))
 		st.take(st.c.Stop())
 		st.failed(aggregate.AppendResult{Conflict: true})
 		st.take(st.c.Reloaded(nil))

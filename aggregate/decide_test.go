@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/cmdtest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -16,9 +17,9 @@ import (
 func baseState(t *testing.T) *aggregate.State {
 	t.Helper()
 	s := aggregate.NewState("g")
-	mustDecide(t, s, envelope("g", "setup", createGraph(),
-		addNode("a", comp("color", "red"), comp("size", "1")), addNodeCats("b", "lib"), addNode("c"),
-		connect("ab", "a", "b"), connect("self", "c", "c")))
+	mustDecide(t, s, cmdtest.Envelope("g", "setup", cmdtest.CreateGraph(),
+		cmdtest.AddNode("a", cmdtest.Comp("color", "red"), cmdtest.Comp("size", "1")), cmdtest.AddNodeCats("b", "lib"), cmdtest.AddNode("c"),
+		cmdtest.Connect("ab", "a", "b"), cmdtest.Connect("self", "c", "c")))
 	return s
 }
 
@@ -32,47 +33,47 @@ func TestDecideRefusals(t *testing.T) {
 		sentinel error
 	}{
 		{"graph not found", func(*testing.T) *aggregate.State { return aggregate.NewState("g") },
-			[]*cairnv1.Command{addNode("a")}, codeNotFound, "graph_id", aggregate.ErrNotFound},
+			[]*cairnv1.Command{cmdtest.AddNode("a")}, codeNotFound, "graph_id", aggregate.ErrNotFound},
 		{"delete a graph that does not exist", func(*testing.T) *aggregate.State { return aggregate.NewState("g") },
-			[]*cairnv1.Command{deleteGraph()}, codeNotFound, "graph_id", aggregate.ErrNotFound},
-		{"graph deleted", deletedState, []*cairnv1.Command{addNode("x")}, codePrecondition, "graph_id", aggregate.ErrFailedPrecondition},
-		{"delete twice", deletedState, []*cairnv1.Command{deleteGraph()}, codePrecondition, "graph_id", aggregate.ErrFailedPrecondition},
-		{"create twice", baseState, []*cairnv1.Command{createGraph()}, codeExists, "commands[0].create_graph.graph_id", aggregate.ErrAlreadyExists},
-		{"create after delete", deletedState, []*cairnv1.Command{createGraph()}, codeExists, "commands[0].create_graph.graph_id", aggregate.ErrAlreadyExists},
+			[]*cairnv1.Command{cmdtest.DeleteGraph()}, codeNotFound, "graph_id", aggregate.ErrNotFound},
+		{"graph deleted", deletedState, []*cairnv1.Command{cmdtest.AddNode("x")}, codePrecondition, "graph_id", aggregate.ErrFailedPrecondition},
+		{"delete twice", deletedState, []*cairnv1.Command{cmdtest.DeleteGraph()}, codePrecondition, "graph_id", aggregate.ErrFailedPrecondition},
+		{"create twice", baseState, []*cairnv1.Command{cmdtest.CreateGraph()}, codeExists, "commands[0].create_graph.graph_id", aggregate.ErrAlreadyExists},
+		{"create after delete", deletedState, []*cairnv1.Command{cmdtest.CreateGraph()}, codeExists, "commands[0].create_graph.graph_id", aggregate.ErrAlreadyExists},
 		{"create twice in one envelope", func(*testing.T) *aggregate.State { return aggregate.NewState("g") },
-			[]*cairnv1.Command{createGraph(), createGraph()}, codeExists, "commands[1].create_graph.graph_id", aggregate.ErrAlreadyExists},
-		{"duplicate node", baseState, []*cairnv1.Command{addNode("a")}, codeExists, "commands[0].add_node.node_id", aggregate.ErrAlreadyExists},
-		{"duplicate node in one envelope", baseState, []*cairnv1.Command{addNode("x"), addNode("x")}, codeExists, "commands[1].add_node.node_id", aggregate.ErrAlreadyExists},
-		{"duplicate edge", baseState, []*cairnv1.Command{connect("ab", "b", "c")}, codeExists, "commands[0].connect_nodes.edge_id", aggregate.ErrAlreadyExists},
-		{"missing source", baseState, []*cairnv1.Command{connect("e", "zz", "b")}, codeNotFound, "commands[0].connect_nodes.source", aggregate.ErrNotFound},
-		{"missing target", baseState, []*cairnv1.Command{addNode("x"), connect("e", "x", "zz")}, codeNotFound, "commands[1].connect_nodes.target", aggregate.ErrNotFound},
-		{"endpoint removed earlier in the envelope", baseState, []*cairnv1.Command{removeNode("b"), connect("e", "a", "b")},
+			[]*cairnv1.Command{cmdtest.CreateGraph(), cmdtest.CreateGraph()}, codeExists, "commands[1].create_graph.graph_id", aggregate.ErrAlreadyExists},
+		{"duplicate node", baseState, []*cairnv1.Command{cmdtest.AddNode("a")}, codeExists, "commands[0].add_node.node_id", aggregate.ErrAlreadyExists},
+		{"duplicate node in one envelope", baseState, []*cairnv1.Command{cmdtest.AddNode("x"), cmdtest.AddNode("x")}, codeExists, "commands[1].add_node.node_id", aggregate.ErrAlreadyExists},
+		{"duplicate edge", baseState, []*cairnv1.Command{cmdtest.Connect("ab", "b", "c")}, codeExists, "commands[0].connect_nodes.edge_id", aggregate.ErrAlreadyExists},
+		{"missing source", baseState, []*cairnv1.Command{cmdtest.Connect("e", "zz", "b")}, codeNotFound, "commands[0].connect_nodes.source", aggregate.ErrNotFound},
+		{"missing target", baseState, []*cairnv1.Command{cmdtest.AddNode("x"), cmdtest.Connect("e", "x", "zz")}, codeNotFound, "commands[1].connect_nodes.target", aggregate.ErrNotFound},
+		{"endpoint removed earlier in the envelope", baseState, []*cairnv1.Command{cmdtest.RemoveNode("b"), cmdtest.Connect("e", "a", "b")},
 			codeNotFound, "commands[1].connect_nodes.target", aggregate.ErrNotFound},
-		{"set components on a missing node", baseState, []*cairnv1.Command{setComps("zz", comp("t", "v"))},
+		{"set components on a missing node", baseState, []*cairnv1.Command{cmdtest.SetComps("zz", cmdtest.Comp("t", "v"))},
 			codeNotFound, "commands[0].set_node_components.node_id", aggregate.ErrNotFound},
-		{"remove components of a missing node", baseState, []*cairnv1.Command{removeComps("zz", "color")},
+		{"remove components of a missing node", baseState, []*cairnv1.Command{cmdtest.RemoveComps("zz", "color")},
 			codeNotFound, "commands[0].remove_node_components.node_id", aggregate.ErrNotFound},
-		{"remove an absent component type", baseState, []*cairnv1.Command{removeComps("a", "color", "weight")},
+		{"remove an absent component type", baseState, []*cairnv1.Command{cmdtest.RemoveComps("a", "color", "weight")},
 			codeNotFound, "commands[0].remove_node_components.types[1]", aggregate.ErrNotFound},
 		{"remove a component type removed earlier in the envelope", baseState,
-			[]*cairnv1.Command{removeComps("a", "color"), removeComps("a", "size", "color")},
+			[]*cairnv1.Command{cmdtest.RemoveComps("a", "color"), cmdtest.RemoveComps("a", "size", "color")},
 			codeNotFound, "commands[1].remove_node_components.types[1]", aggregate.ErrNotFound},
-		{"remove a missing node", baseState, []*cairnv1.Command{removeNode("zz")}, codeNotFound, "commands[0].remove_node.node_id", aggregate.ErrNotFound},
-		{"remove a node twice", baseState, []*cairnv1.Command{removeNode("a"), removeNode("a")}, codeNotFound, "commands[1].remove_node.node_id", aggregate.ErrNotFound},
+		{"remove a missing node", baseState, []*cairnv1.Command{cmdtest.RemoveNode("zz")}, codeNotFound, "commands[0].remove_node.node_id", aggregate.ErrNotFound},
+		{"remove a node twice", baseState, []*cairnv1.Command{cmdtest.RemoveNode("a"), cmdtest.RemoveNode("a")}, codeNotFound, "commands[1].remove_node.node_id", aggregate.ErrNotFound},
 		{"create_missing does not take an edge id", baseState, []*cairnv1.Command{connectMissing("ab", "x", "y")},
 			codeExists, "commands[0].connect_nodes.edge_id", aggregate.ErrAlreadyExists},
 		{"nodes made by create_missing go with a refused envelope", baseState,
-			[]*cairnv1.Command{connectMissing("e1", "x", "y"), connectMissing("e2", "x", "y"), connect("e1", "a", "b")},
+			[]*cairnv1.Command{connectMissing("e1", "x", "y"), connectMissing("e2", "x", "y"), cmdtest.Connect("e1", "a", "b")},
 			codeExists, "commands[2].connect_nodes.edge_id", aggregate.ErrAlreadyExists},
-		{"disconnect a missing edge", baseState, []*cairnv1.Command{disconnect("zz")}, codeNotFound, "commands[0].disconnect_nodes.edge_id", aggregate.ErrNotFound},
-		{"disconnect an edge its node's removal took", baseState, []*cairnv1.Command{removeNode("a"), disconnect("ab")},
+		{"disconnect a missing edge", baseState, []*cairnv1.Command{cmdtest.Disconnect("zz")}, codeNotFound, "commands[0].disconnect_nodes.edge_id", aggregate.ErrNotFound},
+		{"disconnect an edge its node's removal took", baseState, []*cairnv1.Command{cmdtest.RemoveNode("a"), cmdtest.Disconnect("ab")},
 			codeNotFound, "commands[1].disconnect_nodes.edge_id", aggregate.ErrNotFound},
 		{"command with no kind", baseState, []*cairnv1.Command{{}}, codeInvalid, "commands[0]", aggregate.ErrInvalidArgument},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.state(t)
 			before := takeSnapshot(s)
-			evs, err := aggregate.DecideEnvelope(s, envelope("g", "c", tc.cmds...))
+			evs, err := aggregate.DecideEnvelope(s, cmdtest.Envelope("g", "c", tc.cmds...))
 			wantCommandError(t, err, tc.code, tc.field, tc.sentinel)
 			if evs != nil {
 				t.Errorf("refused envelope returned %d events", len(evs))
@@ -86,15 +87,15 @@ func TestDecideRefusals(t *testing.T) {
 
 func deletedState(t *testing.T) *aggregate.State {
 	s := baseState(t)
-	mustDecide(t, s, envelope("g", "del", deleteGraph()))
+	mustDecide(t, s, cmdtest.Envelope("g", "del", cmdtest.DeleteGraph()))
 	return s
 }
 
 func TestDecideDoesNotChangeState(t *testing.T) {
 	s := baseState(t)
 	before := takeSnapshot(s)
-	for i, cmd := range []*cairnv1.Command{addNode("x"), setComps("a", comp("color", "blue")), removeComps("a", "color"),
-		removeNode("a"), removeNode("c"), connect("e", "a", "c"), disconnect("ab"), deleteGraph()} {
+	for i, cmd := range []*cairnv1.Command{cmdtest.AddNode("x"), cmdtest.SetComps("a", cmdtest.Comp("color", "blue")), cmdtest.RemoveComps("a", "color"),
+		cmdtest.RemoveNode("a"), cmdtest.RemoveNode("c"), cmdtest.Connect("e", "a", "c"), cmdtest.Disconnect("ab"), cmdtest.DeleteGraph()} {
 		evs, err := aggregate.Decide(s, fmt.Sprintf("commands[%d]", i), cmd)
 		if err != nil || len(evs) == 0 {
 			t.Fatalf("Decide %v = %d events, %v", cmd, len(evs), err)
@@ -107,20 +108,20 @@ func TestDecideDoesNotChangeState(t *testing.T) {
 
 func TestDecideEvents(t *testing.T) {
 	s := baseState(t)
-	mustDecide(t, s, envelope("g", "free", addNode("b-free")))
+	mustDecide(t, s, cmdtest.Envelope("g", "free", cmdtest.AddNode("b-free")))
 	for _, tc := range []struct {
 		name string
 		cmd  *cairnv1.Command
 		want []*cairnv1.Event
 	}{
-		{"add node", addNode("x", comp("k", "v")), []*cairnv1.Event{{Kind: &cairnv1.Event_NodeAdded{NodeAdded: &cairnv1.NodeAdded{
-			NodeId: "x", Components: []*cairnv1.Component{comp("k", "v")}}}}}},
-		{"set components", setComps("a", comp("color", "blue")), []*cairnv1.Event{{Kind: &cairnv1.Event_NodeComponentsChanged{
-			NodeComponentsChanged: &cairnv1.NodeComponentsChanged{NodeId: "a", Set: []*cairnv1.Component{comp("color", "blue")}}}}}},
-		{"remove components", removeComps("a", "size"), []*cairnv1.Event{{Kind: &cairnv1.Event_NodeComponentsChanged{
+		{"add node", cmdtest.AddNode("x", cmdtest.Comp("k", "v")), []*cairnv1.Event{{Kind: &cairnv1.Event_NodeAdded{NodeAdded: &cairnv1.NodeAdded{
+			NodeId: "x", Components: []*cairnv1.Component{cmdtest.Comp("k", "v")}}}}}},
+		{"set components", cmdtest.SetComps("a", cmdtest.Comp("color", "blue")), []*cairnv1.Event{{Kind: &cairnv1.Event_NodeComponentsChanged{
+			NodeComponentsChanged: &cairnv1.NodeComponentsChanged{NodeId: "a", Set: []*cairnv1.Component{cmdtest.Comp("color", "blue")}}}}}},
+		{"remove components", cmdtest.RemoveComps("a", "size"), []*cairnv1.Event{{Kind: &cairnv1.Event_NodeComponentsChanged{
 			NodeComponentsChanged: &cairnv1.NodeComponentsChanged{NodeId: "a", RemovedTypes: []string{"size"}}}}}},
-		{"connect", connect("e", "a", "c", comp("w", "2")), []*cairnv1.Event{{Kind: &cairnv1.Event_EdgeAdded{EdgeAdded: &cairnv1.EdgeAdded{
-			EdgeId: "e", Source: "a", Target: "c", EdgeType: "dep", Components: []*cairnv1.Component{comp("w", "2")}}}}}},
+		{"connect", cmdtest.Connect("e", "a", "c", cmdtest.Comp("w", "2")), []*cairnv1.Event{{Kind: &cairnv1.Event_EdgeAdded{EdgeAdded: &cairnv1.EdgeAdded{
+			EdgeId: "e", Source: "a", Target: "c", EdgeType: "dep", Components: []*cairnv1.Component{cmdtest.Comp("w", "2")}}}}}},
 		{"connect with create_missing and both nodes there", connectMissing("e", "a", "c"), []*cairnv1.Event{edgeAddedPlain("e", "a", "c")}},
 		{"create_missing makes the source", connectMissing("e", "x", "c"), []*cairnv1.Event{nodeAddedPlain("x"), edgeAddedPlain("e", "x", "c")}},
 		{"create_missing makes the target", connectMissing("e", "a", "libstdc++6"),
@@ -128,10 +129,10 @@ func TestDecideEvents(t *testing.T) {
 		{"create_missing makes both, source first", connectMissing("e", "python3.11", "a:b/c@d+e"),
 			[]*cairnv1.Event{nodeAddedPlain("python3.11"), nodeAddedPlain("a:b/c@d+e"), edgeAddedPlain("e", "python3.11", "a:b/c@d+e")}},
 		{"create_missing makes a self-loop's node once", connectMissing("e", "x", "x"), []*cairnv1.Event{nodeAddedPlain("x"), edgeAddedPlain("e", "x", "x")}},
-		{"disconnect names the endpoints", disconnect("ab"), []*cairnv1.Event{edgeRemoved("ab", "a", "b")}},
-		{"remove a node without edges", removeNode("b-free"), []*cairnv1.Event{{Kind: &cairnv1.Event_NodeRemoved{
+		{"disconnect names the endpoints", cmdtest.Disconnect("ab"), []*cairnv1.Event{edgeRemoved("ab", "a", "b")}},
+		{"remove a node without edges", cmdtest.RemoveNode("b-free"), []*cairnv1.Event{{Kind: &cairnv1.Event_NodeRemoved{
 			NodeRemoved: &cairnv1.NodeRemoved{NodeId: "b-free"}}}}},
-		{"delete", deleteGraph(), []*cairnv1.Event{{Kind: &cairnv1.Event_GraphDeleted{GraphDeleted: &cairnv1.GraphDeleted{}}}}},
+		{"delete", cmdtest.DeleteGraph(), []*cairnv1.Event{{Kind: &cairnv1.Event_GraphDeleted{GraphDeleted: &cairnv1.GraphDeleted{}}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := aggregate.Decide(s, "commands[0]", tc.cmd)
@@ -147,9 +148,9 @@ func TestDecideEvents(t *testing.T) {
 
 func TestRemoveNodeCascades(t *testing.T) {
 	s := aggregate.NewState("g")
-	mustDecide(t, s, envelope("g", "setup", createGraph(), addNode("a", comp("color", "red")), addNode("b"), addNode("c"),
-		connect("z-out", "a", "b", comp("w", "1")), connect("m-in", "c", "a"), connect("a-self", "a", "a"),
-		connect("k-other", "b", "c"), connect("b-out", "a", "b")))
+	mustDecide(t, s, cmdtest.Envelope("g", "setup", cmdtest.CreateGraph(), cmdtest.AddNode("a", cmdtest.Comp("color", "red")), cmdtest.AddNode("b"), cmdtest.AddNode("c"),
+		cmdtest.Connect("z-out", "a", "b", cmdtest.Comp("w", "1")), cmdtest.Connect("m-in", "c", "a"), cmdtest.Connect("a-self", "a", "a"),
+		cmdtest.Connect("k-other", "b", "c"), cmdtest.Connect("b-out", "a", "b")))
 	want := []*cairnv1.Event{
 		edgeRemoved("a-self", "a", "a"), // a self-loop is removed once
 		edgeRemoved("b-out", "a", "b"),
@@ -157,7 +158,7 @@ func TestRemoveNodeCascades(t *testing.T) {
 		edgeRemoved("z-out", "a", "b"),
 		{Kind: &cairnv1.Event_NodeRemoved{NodeRemoved: &cairnv1.NodeRemoved{NodeId: "a"}}},
 	}
-	got, err := aggregate.Decide(s, "commands[0]", removeNode("a"))
+	got, err := aggregate.Decide(s, "commands[0]", cmdtest.RemoveNode("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func TestRemoveNodeCascades(t *testing.T) {
 		t.Fatalf("events:\n got %v\nwant %v", got, want)
 	}
 	// The same through an envelope, whose events Apply folds.
-	evs := mustDecide(t, s, envelope("g", "rm", removeNode("a")))
+	evs := mustDecide(t, s, cmdtest.Envelope("g", "rm", cmdtest.RemoveNode("a")))
 	if !eventsEqual(evs, want) {
 		t.Fatalf("envelope events:\n got %v\nwant %v", evs, want)
 	}
@@ -176,7 +177,7 @@ func TestRemoveNodeCascades(t *testing.T) {
 		t.Fatalf("DistinctComponents = %d after removing every holder, want 0", s.DistinctComponents())
 	}
 	// Removing the other end later cascades only what is left.
-	evs = mustDecide(t, s, envelope("g", "rm2", removeNode("c")))
+	evs = mustDecide(t, s, cmdtest.Envelope("g", "rm2", cmdtest.RemoveNode("c")))
 	if !eventsEqual(evs, []*cairnv1.Event{edgeRemoved("k-other", "b", "c"),
 		{Kind: &cairnv1.Event_NodeRemoved{NodeRemoved: &cairnv1.NodeRemoved{NodeId: "c"}}}}) {
 		t.Fatalf("second removal events: %v", evs)
@@ -207,20 +208,20 @@ func TestDecideEnvelopeAllOrNothing(t *testing.T) {
 		cmds  []*cairnv1.Command
 		field string
 	}{
-		{"adds then a missing target", []*cairnv1.Command{addNode("x", comp("color", "red")), connect("ax", "a", "x"), connect("e", "x", "nope")},
+		{"adds then a missing target", []*cairnv1.Command{cmdtest.AddNode("x", cmdtest.Comp("color", "red")), cmdtest.Connect("ax", "a", "x"), cmdtest.Connect("e", "x", "nope")},
 			"commands[2].connect_nodes.target"},
-		{"component changes then a duplicate", []*cairnv1.Command{setComps("a", comp("color", "green"), comp("new", "1")),
-			removeComps("a", "size"), addNode("b")}, "commands[2].add_node.node_id"},
-		{"cascading removal then a missing node", []*cairnv1.Command{removeNode("a"), removeNode("c"), setComps("a", comp("k", "v"))},
+		{"component changes then a duplicate", []*cairnv1.Command{cmdtest.SetComps("a", cmdtest.Comp("color", "green"), cmdtest.Comp("new", "1")),
+			cmdtest.RemoveComps("a", "size"), cmdtest.AddNode("b")}, "commands[2].add_node.node_id"},
+		{"cascading removal then a missing node", []*cairnv1.Command{cmdtest.RemoveNode("a"), cmdtest.RemoveNode("c"), cmdtest.SetComps("a", cmdtest.Comp("k", "v"))},
 			"commands[2].set_node_components.node_id"},
-		{"disconnect, reconnect, then a duplicate edge", []*cairnv1.Command{disconnect("ab"), connect("ab", "b", "a"), connect("ab", "a", "b")},
+		{"disconnect, reconnect, then a duplicate edge", []*cairnv1.Command{cmdtest.Disconnect("ab"), cmdtest.Connect("ab", "b", "a"), cmdtest.Connect("ab", "a", "b")},
 			"commands[2].connect_nodes.edge_id"},
-		{"delete then add", []*cairnv1.Command{addNode("y", comp("color", "red")), deleteGraph(), addNode("z")}, "graph_id"},
+		{"delete then add", []*cairnv1.Command{cmdtest.AddNode("y", cmdtest.Comp("color", "red")), cmdtest.DeleteGraph(), cmdtest.AddNode("z")}, "graph_id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := baseState(t)
 			before := takeSnapshot(s)
-			if _, err := aggregate.DecideEnvelope(s, envelope("g", "c", tc.cmds...)); err == nil {
+			if _, err := aggregate.DecideEnvelope(s, cmdtest.Envelope("g", "c", tc.cmds...)); err == nil {
 				t.Fatal("envelope was accepted")
 			} else if ce := aggregate.AsCommandError(err); ce.Field != tc.field {
 				t.Fatalf("err = %v, want field %q", err, tc.field)
@@ -230,11 +231,11 @@ func TestDecideEnvelopeAllOrNothing(t *testing.T) {
 			}
 			// The rolled-back state still works: the first two commands alone
 			// are accepted and give the same events as on a fresh copy.
-			want, err := aggregate.DecideEnvelope(baseState(t), envelope("g", "c", tc.cmds[:2]...))
+			want, err := aggregate.DecideEnvelope(baseState(t), cmdtest.Envelope("g", "c", tc.cmds[:2]...))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := mustDecide(t, s, envelope("g", "c", tc.cmds[:2]...))
+			got := mustDecide(t, s, cmdtest.Envelope("g", "c", tc.cmds[:2]...))
 			if !eventsEqual(got, want) {
 				t.Fatalf("after rollback the envelope decides differently:\n got %v\nwant %v", got, want)
 			}
@@ -248,12 +249,12 @@ func TestDecidedEventsReplay(t *testing.T) {
 	s := aggregate.NewState("g")
 	var all []*cairnv1.Event
 	for i, cmds := range [][]*cairnv1.Command{
-		{createGraph(), addNode("a", comp("color", "red")), addNode("b", comp("color", "red")), connect("ab", "a", "b")},
-		{setComps("a", comp("color", "blue"), comp("size", "3")), connect("aa", "a", "a"), addNodeCats("c", "x", "y")},
-		{removeComps("a", "size"), connect("cb", "c", "b", comp("w", "1"))},
-		{removeNode("b"), disconnect("aa")},
+		{cmdtest.CreateGraph(), cmdtest.AddNode("a", cmdtest.Comp("color", "red")), cmdtest.AddNode("b", cmdtest.Comp("color", "red")), cmdtest.Connect("ab", "a", "b")},
+		{cmdtest.SetComps("a", cmdtest.Comp("color", "blue"), cmdtest.Comp("size", "3")), cmdtest.Connect("aa", "a", "a"), cmdtest.AddNodeCats("c", "x", "y")},
+		{cmdtest.RemoveComps("a", "size"), cmdtest.Connect("cb", "c", "b", cmdtest.Comp("w", "1"))},
+		{cmdtest.RemoveNode("b"), cmdtest.Disconnect("aa")},
 	} {
-		all = append(all, mustDecide(t, s, envelope("g", fmt.Sprint("c", i), cmds...))...)
+		all = append(all, mustDecide(t, s, cmdtest.Envelope("g", fmt.Sprint("c", i), cmds...))...)
 	}
 	recs, head, err := persistence.Seal("g", "tx1", 1, persistence.Head{}, all)
 	if err != nil {
@@ -308,7 +309,7 @@ func TestApplyRefusesEventsThatDoNotFit(t *testing.T) {
 	}{
 		{"created twice", ev(&cairnv1.GraphCreated{GraphId: "g"})},
 		{"node exists", ev(&cairnv1.NodeAdded{NodeId: "a"})},
-		{"change a missing node", ev(&cairnv1.NodeComponentsChanged{NodeId: "zz", Set: []*cairnv1.Component{comp("k", "v")}})},
+		{"change a missing node", ev(&cairnv1.NodeComponentsChanged{NodeId: "zz", Set: []*cairnv1.Component{cmdtest.Comp("k", "v")}})},
 		{"remove a missing node", ev(&cairnv1.NodeRemoved{NodeId: "zz"})},
 		{"remove a node with edges", ev(&cairnv1.NodeRemoved{NodeId: "a"})},
 		{"edge exists", ev(&cairnv1.EdgeAdded{EdgeId: "ab", Source: "a", Target: "b"})},
@@ -351,8 +352,8 @@ func edgeAddedPlain(edge, source, target string) *cairnv1.Event {
 // envelope holds the nodes and the edges.
 func TestConnectCreateMissingEnvelope(t *testing.T) {
 	s := baseState(t)
-	evs := mustDecide(t, s, envelope("g", "imp", connectMissing("e1", "x", "y"), connectMissing("e2", "y", "x"),
-		connectMissing("e3", "y", "a"), connect("e4", "x", "y")))
+	evs := mustDecide(t, s, cmdtest.Envelope("g", "imp", connectMissing("e1", "x", "y"), connectMissing("e2", "y", "x"),
+		connectMissing("e3", "y", "a"), cmdtest.Connect("e4", "x", "y")))
 	want := []*cairnv1.Event{nodeAddedPlain("x"), nodeAddedPlain("y"), edgeAddedPlain("e1", "x", "y"),
 		edgeAddedPlain("e2", "y", "x"), edgeAddedPlain("e3", "y", "a"),
 		{Kind: &cairnv1.Event_EdgeAdded{EdgeAdded: &cairnv1.EdgeAdded{EdgeId: "e4", Source: "x", Target: "y", EdgeType: "dep"}}}}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/cmdtest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -20,21 +21,21 @@ import (
 // kind and the malformed ones of the table tests.
 func seedEnvelopes() []*cairnv1.CommandEnvelope {
 	return []*cairnv1.CommandEnvelope{
-		envelope("g", "c1", createGraph()),
-		envelope("g", "c2", addNode("x", comp("color", "red")), addNodeCats("y", "lib"), connect("xy", "x", "y", comp("w", "1"))),
-		envelope("g", "c3", setComps("a", comp("color", "blue"), comp("size", "2")), removeComps("a", "size")),
-		envelope("g", "c4", removeNode("a"), disconnect("self"), deleteGraph()),
-		envelope("g", "c5", connect("ab", "a", "b"), connect("e", "zz", "a"), removeComps("a", "nope")),
-		envelope("g", "c6", addNode("libstdc++6"), addNode("user:42/alice"), addNode("Zürich"), addNode("python3.11")),
-		{GraphId: "g", CommandId: "c7", CorrelationId: "corr", CausationId: "cause", Issuer: "me", Commands: []*cairnv1.Command{removeNode("c")}},
-		envelope("a.b", "c1", createGraph()),
-		envelope("g", "", createGraph()),
-		envelope("g", "c1"),
-		envelope("g", "c1", &cairnv1.Command{}),
-		envelope("g", "c1", addNode("a\x00")),
-		envelope("g", "c1", addNode("a", comp("t", "1"), comp("t", "2"))),
-		envelope("g", "c1", &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphId: "h"}}}),
-		envelope("g", "c1", setComps("a", comp("blob", strings.Repeat("x", aggregate.MaxComponentValueLen+1)))),
+		cmdtest.Envelope("g", "c1", cmdtest.CreateGraph()),
+		cmdtest.Envelope("g", "c2", cmdtest.AddNode("x", cmdtest.Comp("color", "red")), cmdtest.AddNodeCats("y", "lib"), cmdtest.Connect("xy", "x", "y", cmdtest.Comp("w", "1"))),
+		cmdtest.Envelope("g", "c3", cmdtest.SetComps("a", cmdtest.Comp("color", "blue"), cmdtest.Comp("size", "2")), cmdtest.RemoveComps("a", "size")),
+		cmdtest.Envelope("g", "c4", cmdtest.RemoveNode("a"), cmdtest.Disconnect("self"), cmdtest.DeleteGraph()),
+		cmdtest.Envelope("g", "c5", cmdtest.Connect("ab", "a", "b"), cmdtest.Connect("e", "zz", "a"), cmdtest.RemoveComps("a", "nope")),
+		cmdtest.Envelope("g", "c6", cmdtest.AddNode("libstdc++6"), cmdtest.AddNode("user:42/alice"), cmdtest.AddNode("Zürich"), cmdtest.AddNode("python3.11")),
+		{GraphId: "g", CommandId: "c7", CorrelationId: "corr", CausationId: "cause", Issuer: "me", Commands: []*cairnv1.Command{cmdtest.RemoveNode("c")}},
+		cmdtest.Envelope("a.b", "c1", cmdtest.CreateGraph()),
+		cmdtest.Envelope("g", "", cmdtest.CreateGraph()),
+		cmdtest.Envelope("g", "c1"),
+		cmdtest.Envelope("g", "c1", &cairnv1.Command{}),
+		cmdtest.Envelope("g", "c1", cmdtest.AddNode("a\x00")),
+		cmdtest.Envelope("g", "c1", cmdtest.AddNode("a", cmdtest.Comp("t", "1"), cmdtest.Comp("t", "2"))),
+		cmdtest.Envelope("g", "c1", &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphId: "h"}}}),
+		cmdtest.Envelope("g", "c1", cmdtest.SetComps("a", cmdtest.Comp("blob", strings.Repeat("x", aggregate.MaxComponentValueLen+1)))),
 	}
 }
 
@@ -42,9 +43,9 @@ func seedEnvelopes() []*cairnv1.CommandEnvelope {
 // c, edges ab and a self-loop, some components.
 func fuzzState(t *testing.T, graph string) (*aggregate.State, []*cairnv1.Event) {
 	s := aggregate.NewState(graph)
-	evs, err := aggregate.DecideEnvelope(s, envelope(graph, "setup", createGraph(),
-		addNode("a", comp("color", "red"), comp("size", "1")), addNode("b", comp("color", "red")), addNode("c"),
-		connect("ab", "a", "b"), connect("self", "c", "c", comp("w", "1"))))
+	evs, err := aggregate.DecideEnvelope(s, cmdtest.Envelope(graph, "setup", cmdtest.CreateGraph(),
+		cmdtest.AddNode("a", cmdtest.Comp("color", "red"), cmdtest.Comp("size", "1")), cmdtest.AddNode("b", cmdtest.Comp("color", "red")), cmdtest.AddNode("c"),
+		cmdtest.Connect("ab", "a", "b"), cmdtest.Connect("self", "c", "c", cmdtest.Comp("w", "1"))))
 	if err != nil {
 		t.Fatalf("setup: %v", err)
 	}
@@ -130,7 +131,7 @@ func FuzzDecide(f *testing.F) {
 			if len(gen) == 0 {
 				return
 			}
-			env := envelope(graph, fmt.Sprint("c", n), gen...)
+			env := cmdtest.Envelope(graph, fmt.Sprint("c", n), gen...)
 			n++
 			want, wantErr := oracleDecideEnvelope(o, env)
 			evs, err := aggregate.DecideEnvelope(s, env)
@@ -155,27 +156,27 @@ func FuzzDecide(f *testing.F) {
 			op, x, y := data[i], int(data[i+1]), int(data[i+2])
 			node := func(v int) string { return propNodeIDs[v%len(propNodeIDs)] }
 			edge := "e" + fmt.Sprint(y%6)
-			c := comp([]string{"color", "size"}[y%2], []string{"red", "blue", ""}[x%3])
+			c := cmdtest.Comp([]string{"color", "size"}[y%2], []string{"red", "blue", ""}[x%3])
 			var cmd *cairnv1.Command
 			switch op & 0x0f % 9 {
 			case 0:
-				cmd = createGraph()
+				cmd = cmdtest.CreateGraph()
 			case 1:
-				cmd = addNode(node(x), c)
+				cmd = cmdtest.AddNode(node(x), c)
 			case 2:
-				cmd = setComps(node(x), c)
+				cmd = cmdtest.SetComps(node(x), c)
 			case 3:
-				cmd = removeComps(node(x), c.GetType())
+				cmd = cmdtest.RemoveComps(node(x), c.GetType())
 			case 4:
-				cmd = removeNode(node(x))
+				cmd = cmdtest.RemoveNode(node(x))
 			case 5:
-				cmd = connect(edge, node(x), node(x+y/6))
+				cmd = cmdtest.Connect(edge, node(x), node(x+y/6))
 			case 6:
-				cmd = disconnect(edge)
+				cmd = cmdtest.Disconnect(edge)
 			case 7:
-				cmd = addNodeCats(node(x), "k")
+				cmd = cmdtest.AddNodeCats(node(x), "k")
 			default:
-				cmd = deleteGraph()
+				cmd = cmdtest.DeleteGraph()
 			}
 			gen = append(gen, cmd)
 			if op&0x80 != 0 || len(gen) == 8 {

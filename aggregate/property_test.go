@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/cmdtest"
 	"github.com/cairn-graph/cairn/internal/testseed"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
@@ -28,37 +29,37 @@ func (g gen) comps(max int) []*cairnv1.Component {
 	types := []string{"color", "size", "weight", "v"}
 	var cs []*cairnv1.Component
 	for _, i := range g.r.Perm(len(types))[:g.r.IntN(max+1)] {
-		cs = append(cs, comp(types[i], []string{"red", "blue", "", "1", "a\x00b"}[g.r.IntN(5)]))
+		cs = append(cs, cmdtest.Comp(types[i], []string{"red", "blue", "", "1", "a\x00b"}[g.r.IntN(5)]))
 	}
 	return cs
 }
 
 func (g gen) command() *cairnv1.Command {
 	if g.r.IntN(400) == 0 {
-		return deleteGraph() // rare: everything after it is refused
+		return cmdtest.DeleteGraph() // rare: everything after it is refused
 	}
 	switch g.r.IntN(20) {
 	case 0, 1:
-		return createGraph()
+		return cmdtest.CreateGraph()
 	case 2, 3, 4:
-		c := addNode(g.node(), g.comps(3)...)
+		c := cmdtest.AddNode(g.node(), g.comps(3)...)
 		if g.r.IntN(3) == 0 {
 			c.GetAddNode().Categories = []string{"lib", "app", "k"}[:1+g.r.IntN(3)]
 		}
 		return c
 	case 5, 6:
-		return setComps(g.node(), g.comps(2)...)
+		return cmdtest.SetComps(g.node(), g.comps(2)...)
 	case 7:
-		return removeComps(g.node(), []string{"color", "size", "weight"}[g.r.IntN(3)])
+		return cmdtest.RemoveComps(g.node(), []string{"color", "size", "weight"}[g.r.IntN(3)])
 	case 8, 9:
-		return removeNode(g.node())
+		return cmdtest.RemoveNode(g.node())
 	case 10, 11, 12, 13:
-		c := connect(g.edge(), g.node(), g.node(), g.comps(2)...)
+		c := cmdtest.Connect(g.edge(), g.node(), g.node(), g.comps(2)...)
 		c.GetConnectNodes().EdgeType = []string{"", "dep", "uses"}[g.r.IntN(3)]
 		c.GetConnectNodes().CreateMissing = g.r.IntN(3) == 0
 		return c
 	default:
-		return disconnect(g.edge())
+		return cmdtest.Disconnect(g.edge())
 	}
 }
 
@@ -137,8 +138,8 @@ func TestStateMatchesOracle(t *testing.T) {
 		g := gen{r}
 		s, o := aggregate.NewState("g"), newOracle("g")
 		var captures []capture
-		mustDecide(t, s, envelope("g", "create", createGraph()))
-		if _, err := oracleDecideEnvelope(o, envelope("g", "create", createGraph())); err != nil {
+		mustDecide(t, s, cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
+		if _, err := oracleDecideEnvelope(o, cmdtest.Envelope("g", "create", cmdtest.CreateGraph())); err != nil {
 			t.Fatal(err)
 		}
 		for step := range 1500 {
@@ -154,7 +155,7 @@ func TestStateMatchesOracle(t *testing.T) {
 				for i := range cmds {
 					cmds[i] = g.command()
 				}
-				env := envelope("g", fmt.Sprintf("c%d-%d", step, k), cmds...)
+				env := cmdtest.Envelope("g", fmt.Sprintf("c%d-%d", step, k), cmds...)
 				got, gotErr := aggregate.DecideEnvelope(s, env)
 				want, wantErr := oracleDecideEnvelope(o, env)
 				sameDecision(t, name, env, got, gotErr, want, wantErr)

@@ -6,17 +6,18 @@ import (
 	"testing"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/cmdtest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
 func TestFlyweightComponents(t *testing.T) {
 	s := aggregate.NewState("g")
-	mustDecide(t, s, envelope("g", "create", createGraph()))
+	mustDecide(t, s, cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
 	cmds := make([]*cairnv1.Command, 1000)
 	for i := range cmds {
-		cmds[i] = addNode(fmt.Sprint("n", i), comp("color", "red"))
+		cmds[i] = cmdtest.AddNode(fmt.Sprint("n", i), cmdtest.Comp("color", "red"))
 	}
-	mustDecide(t, s, envelope("g", "add", cmds...))
+	mustDecide(t, s, cmdtest.Envelope("g", "add", cmds...))
 	if got := s.DistinctComponents(); got != 1 {
 		t.Fatalf("DistinctComponents = %d with 1,000 nodes of one component, want 1", got)
 	}
@@ -39,19 +40,19 @@ func TestFlyweightComponents(t *testing.T) {
 	// Changing half of them to blue: two distinct components, counted right.
 	var change []*cairnv1.Command
 	for i := 0; i < 1000; i += 2 {
-		change = append(change, setComps(fmt.Sprint("n", i), comp("color", "blue")))
+		change = append(change, cmdtest.SetComps(fmt.Sprint("n", i), cmdtest.Comp("color", "blue")))
 	}
-	mustDecide(t, s, envelope("g", "blue", change...))
+	mustDecide(t, s, cmdtest.Envelope("g", "blue", change...))
 	wantRefs(t, s, map[string]int{"color=red": 500, "color=blue": 500})
 
 	// Setting the same value again holds it once, not twice.
-	mustDecide(t, s, envelope("g", "same", setComps("n0", comp("color", "blue"), comp("size", "1"))))
+	mustDecide(t, s, cmdtest.Envelope("g", "same", cmdtest.SetComps("n0", cmdtest.Comp("color", "blue"), cmdtest.Comp("size", "1"))))
 	wantRefs(t, s, map[string]int{"color=red": 500, "color=blue": 500, "size=1": 1})
-	mustDecide(t, s, envelope("g", "drop", removeComps("n0", "size")))
+	mustDecide(t, s, cmdtest.Envelope("g", "drop", cmdtest.RemoveComps("n0", "size")))
 	wantRefs(t, s, map[string]int{"color=red": 500, "color=blue": 500})
 
 	// Edges share the same table.
-	mustDecide(t, s, envelope("g", "edge", connect("e", "n0", "n1", comp("color", "red"))))
+	mustDecide(t, s, cmdtest.Envelope("g", "edge", cmdtest.Connect("e", "n0", "n1", cmdtest.Comp("color", "red"))))
 	wantRefs(t, s, map[string]int{"color=red": 501, "color=blue": 500})
 	if _, _, _, cs, _ := s.Edge("e"); len(cs) != 1 || string(cs[0].GetValue()) != "red" {
 		t.Fatalf("the edge holds %v, want color=red", cs)
@@ -60,9 +61,9 @@ func TestFlyweightComponents(t *testing.T) {
 	// Removing every node (and so the edge) frees everything.
 	var rm []*cairnv1.Command
 	for i := range 1000 {
-		rm = append(rm, removeNode(fmt.Sprint("n", i)))
+		rm = append(rm, cmdtest.RemoveNode(fmt.Sprint("n", i)))
 	}
-	mustDecide(t, s, envelope("g", "rm", rm...))
+	mustDecide(t, s, cmdtest.Envelope("g", "rm", rm...))
 	if got := s.DistinctComponents(); got != 0 {
 		t.Fatalf("DistinctComponents = %d after removing every node, want 0", got)
 	}
@@ -84,25 +85,25 @@ func wantRefs(t *testing.T, s *aggregate.State, want map[string]int) {
 // the state holds together.
 func TestRollbackRestoresComponents(t *testing.T) {
 	s := aggregate.NewState("g")
-	mustDecide(t, s, envelope("g", "setup", createGraph(),
-		addNode("a", comp("color", "red"), comp("only-a", "1")), addNode("b", comp("color", "red")),
-		addNode("c", comp("solo", "x")), connect("ab", "a", "b", comp("w", "5")), connect("cc", "c", "c", comp("w", "5"))))
+	mustDecide(t, s, cmdtest.Envelope("g", "setup", cmdtest.CreateGraph(),
+		cmdtest.AddNode("a", cmdtest.Comp("color", "red"), cmdtest.Comp("only-a", "1")), cmdtest.AddNode("b", cmdtest.Comp("color", "red")),
+		cmdtest.AddNode("c", cmdtest.Comp("solo", "x")), cmdtest.Connect("ab", "a", "b", cmdtest.Comp("w", "5")), cmdtest.Connect("cc", "c", "c", cmdtest.Comp("w", "5"))))
 	before := takeSnapshot(s)
 
 	s.Begin()
 	m := s.Mark()
 	for i, cmds := range [][]*cairnv1.Command{
-		{setComps("a", comp("color", "blue"))},                        // red 2 -> 1
-		{removeComps("a", "only-a")},                                  // only-a freed
-		{removeNode("c")},                                             // solo freed, a self-loop with it
-		{disconnect("ab")},                                            // w freed
-		{addNode("d", comp("color", "red"), comp("solo", "x"))},       // solo back, a new copy
-		{removeNode("b"), setComps("d", comp("color", "blue"))},       // red freed
-		{connect("da", "d", "a", comp("w", "5")), addNode("e")},       // w back
-		{addNode("a")},                                                // refused alone
-		{setComps("a", comp("color", "green")), removeNode("nobody")}, // refused alone
+		{cmdtest.SetComps("a", cmdtest.Comp("color", "blue"))},                                // red 2 -> 1
+		{cmdtest.RemoveComps("a", "only-a")},                                                  // only-a freed
+		{cmdtest.RemoveNode("c")},                                                             // solo freed, a self-loop with it
+		{cmdtest.Disconnect("ab")},                                                            // w freed
+		{cmdtest.AddNode("d", cmdtest.Comp("color", "red"), cmdtest.Comp("solo", "x"))},       // solo back, a new copy
+		{cmdtest.RemoveNode("b"), cmdtest.SetComps("d", cmdtest.Comp("color", "blue"))},       // red freed
+		{cmdtest.Connect("da", "d", "a", cmdtest.Comp("w", "5")), cmdtest.AddNode("e")},       // w back
+		{cmdtest.AddNode("a")},                                                                // refused alone
+		{cmdtest.SetComps("a", cmdtest.Comp("color", "green")), cmdtest.RemoveNode("nobody")}, // refused alone
 	} {
-		_, _ = aggregate.DecideEnvelope(s, envelope("g", fmt.Sprint("b", i), cmds...))
+		_, _ = aggregate.DecideEnvelope(s, cmdtest.Envelope("g", fmt.Sprint("b", i), cmds...))
 	}
 	if d := diffSnapshots(takeSnapshot(s), before); d == "" {
 		t.Fatal("the batch changed nothing; the test proves nothing")
@@ -116,7 +117,7 @@ func TestRollbackRestoresComponents(t *testing.T) {
 		t.Fatalf("after rollback the state does not hold together: %s", msg)
 	}
 	// And the state keeps working: removing everything frees everything.
-	mustDecide(t, s, envelope("g", "rm", removeNode("a"), removeNode("b"), removeNode("c")))
+	mustDecide(t, s, cmdtest.Envelope("g", "rm", cmdtest.RemoveNode("a"), cmdtest.RemoveNode("b"), cmdtest.RemoveNode("c")))
 	wantRefs(t, s, map[string]int{})
 }
 
@@ -125,10 +126,10 @@ func TestRollbackRestoresComponents(t *testing.T) {
 func TestRollbackToMark(t *testing.T) {
 	s := baseState(t)
 	s.Begin()
-	mustDecideRaw(t, s, envelope("g", "first", addNode("x", comp("color", "red")), removeNode("a")))
+	mustDecideRaw(t, s, cmdtest.Envelope("g", "first", cmdtest.AddNode("x", cmdtest.Comp("color", "red")), cmdtest.RemoveNode("a")))
 	afterFirst := takeSnapshot(s)
 	m := s.Mark()
-	mustDecideRaw(t, s, envelope("g", "second", setComps("x", comp("color", "blue")), connect("xb", "x", "b")))
+	mustDecideRaw(t, s, cmdtest.Envelope("g", "second", cmdtest.SetComps("x", cmdtest.Comp("color", "blue")), cmdtest.Connect("xb", "x", "b")))
 	s.Rollback(m)
 	if d := diffSnapshots(takeSnapshot(s), afterFirst); d != "" {
 		t.Fatalf("rollback to the mark: %s", d)

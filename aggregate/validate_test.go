@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/cmdtest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -39,7 +40,7 @@ func TestValidateGraphID(t *testing.T) {
 			}
 			wantCommandError(t, err, codeInvalid, "graph_id", aggregate.ErrInvalidArgument)
 			// The envelope check uses the same rule.
-			wantCommandError(t, aggregate.ValidateEnvelope(envelope(tc.id, "c1", createGraph())), codeInvalid, "graph_id", aggregate.ErrInvalidArgument)
+			wantCommandError(t, aggregate.ValidateEnvelope(cmdtest.Envelope(tc.id, "c1", cmdtest.CreateGraph())), codeInvalid, "graph_id", aggregate.ErrInvalidArgument)
 		})
 	}
 }
@@ -86,19 +87,19 @@ func TestValidateID(t *testing.T) {
 				field string
 				cmd   *cairnv1.Command
 			}{
-				{"commands[0].add_node.node_id", addNode(tc.id)},
-				{"commands[0].set_node_components.node_id", setComps(tc.id, comp("t", "v"))},
-				{"commands[0].remove_node_components.node_id", removeComps(tc.id, "t")},
-				{"commands[0].remove_node.node_id", removeNode(tc.id)},
-				{"commands[0].connect_nodes.edge_id", connect(tc.id, "a", "b")},
-				{"commands[0].connect_nodes.source", connect("e", tc.id, "b")},
-				{"commands[0].connect_nodes.target", connect("e", "a", tc.id)},
-				{"commands[0].disconnect_nodes.edge_id", disconnect(tc.id)},
-				{"commands[0].add_node.components[0].type", addNode("n", comp(tc.id, "v"))},
-				{"commands[0].add_node.categories[0]", addNodeCats("n", tc.id)},
-				{"commands[0].remove_node_components.types[0]", removeComps("n", tc.id)},
+				{"commands[0].add_node.node_id", cmdtest.AddNode(tc.id)},
+				{"commands[0].set_node_components.node_id", cmdtest.SetComps(tc.id, cmdtest.Comp("t", "v"))},
+				{"commands[0].remove_node_components.node_id", cmdtest.RemoveComps(tc.id, "t")},
+				{"commands[0].remove_node.node_id", cmdtest.RemoveNode(tc.id)},
+				{"commands[0].connect_nodes.edge_id", cmdtest.Connect(tc.id, "a", "b")},
+				{"commands[0].connect_nodes.source", cmdtest.Connect("e", tc.id, "b")},
+				{"commands[0].connect_nodes.target", cmdtest.Connect("e", "a", tc.id)},
+				{"commands[0].disconnect_nodes.edge_id", cmdtest.Disconnect(tc.id)},
+				{"commands[0].add_node.components[0].type", cmdtest.AddNode("n", cmdtest.Comp(tc.id, "v"))},
+				{"commands[0].add_node.categories[0]", cmdtest.AddNodeCats("n", tc.id)},
+				{"commands[0].remove_node_components.types[0]", cmdtest.RemoveComps("n", tc.id)},
 			} {
-				err := aggregate.ValidateEnvelope(envelope("g", "c1", c.cmd))
+				err := aggregate.ValidateEnvelope(cmdtest.Envelope("g", "c1", c.cmd))
 				if tc.ok {
 					if err != nil {
 						t.Errorf("%s: %v", c.field, err)
@@ -118,7 +119,7 @@ func TestValidateEnvelope(t *testing.T) {
 	many := func(n int) []*cairnv1.Command {
 		cmds := make([]*cairnv1.Command, n)
 		for i := range cmds {
-			cmds[i] = addNode(fmt.Sprint("n", i))
+			cmds[i] = cmdtest.AddNode(fmt.Sprint("n", i))
 		}
 		return cmds
 	}
@@ -128,65 +129,65 @@ func TestValidateEnvelope(t *testing.T) {
 		env   *cairnv1.CommandEnvelope
 		field string // "-" when the envelope is valid
 	}{
-		{"minimal", envelope("g", "c1", createGraph()), "-"},
-		{"every kind", envelope("g", "c1", createGraph(), addNode("a", comp("t", "v")), addNodeCats("b", "x", "y"),
-			setComps("a", comp("t", "w"), comp("u", "")), removeComps("a", "t", "u"), connect("e", "a", "b"),
-			disconnect("e"), removeNode("b"), deleteGraph()), "-"},
+		{"minimal", cmdtest.Envelope("g", "c1", cmdtest.CreateGraph()), "-"},
+		{"every kind", cmdtest.Envelope("g", "c1", cmdtest.CreateGraph(), cmdtest.AddNode("a", cmdtest.Comp("t", "v")), cmdtest.AddNodeCats("b", "x", "y"),
+			cmdtest.SetComps("a", cmdtest.Comp("t", "w"), cmdtest.Comp("u", "")), cmdtest.RemoveComps("a", "t", "u"), cmdtest.Connect("e", "a", "b"),
+			cmdtest.Disconnect("e"), cmdtest.RemoveNode("b"), cmdtest.DeleteGraph()), "-"},
 		{"metadata", &cairnv1.CommandEnvelope{GraphId: "g", CommandId: "c1", CorrelationId: "corr", CausationId: "cause",
-			Issuer: "alice@example.org", Commands: []*cairnv1.Command{createGraph()}}, "-"},
-		{"1,000 commands", envelope("g", "c1", many(1000)...), "-"},
-		{"component value of 64 KiB", envelope("g", "c1", addNode("a", comp("blob", big))), "-"},
-		{"empty component value", envelope("g", "c1", addNode("a", comp("flag", ""))), "-"},
-		{"create_graph with the envelope's graph id", envelope("g", "c1",
+			Issuer: "alice@example.org", Commands: []*cairnv1.Command{cmdtest.CreateGraph()}}, "-"},
+		{"1,000 commands", cmdtest.Envelope("g", "c1", many(1000)...), "-"},
+		{"component value of 64 KiB", cmdtest.Envelope("g", "c1", cmdtest.AddNode("a", cmdtest.Comp("blob", big))), "-"},
+		{"empty component value", cmdtest.Envelope("g", "c1", cmdtest.AddNode("a", cmdtest.Comp("flag", ""))), "-"},
+		{"create_graph with the envelope's graph id", cmdtest.Envelope("g", "c1",
 			&cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphId: "g"}}}), "-"},
 
 		{"nil envelope", nil, ""},
-		{"no command id", envelope("g", "", createGraph()), "command_id"},
-		{"command id of 129 bytes", envelope("g", strings.Repeat("c", 129), createGraph()), "command_id"},
-		{"command id with newline", envelope("g", "c\n1", createGraph()), "command_id"},
+		{"no command id", cmdtest.Envelope("g", "", cmdtest.CreateGraph()), "command_id"},
+		{"command id of 129 bytes", cmdtest.Envelope("g", strings.Repeat("c", 129), cmdtest.CreateGraph()), "command_id"},
+		{"command id with newline", cmdtest.Envelope("g", "c\n1", cmdtest.CreateGraph()), "command_id"},
 		{"correlation id with NUL", &cairnv1.CommandEnvelope{GraphId: "g", CommandId: "c1", CorrelationId: "\x00",
-			Commands: []*cairnv1.Command{createGraph()}}, "correlation_id"},
+			Commands: []*cairnv1.Command{cmdtest.CreateGraph()}}, "correlation_id"},
 		{"causation id too long", &cairnv1.CommandEnvelope{GraphId: "g", CommandId: "c1", CausationId: strings.Repeat("c", 257),
-			Commands: []*cairnv1.Command{createGraph()}}, "causation_id"},
+			Commands: []*cairnv1.Command{cmdtest.CreateGraph()}}, "causation_id"},
 		{"issuer not UTF-8", &cairnv1.CommandEnvelope{GraphId: "g", CommandId: "c1", Issuer: "\xff",
-			Commands: []*cairnv1.Command{createGraph()}}, "issuer"},
-		{"no commands", envelope("g", "c1"), "commands"},
-		{"1,001 commands", envelope("g", "c1", many(1001)...), "commands"},
-		{"command with no kind", envelope("g", "c1", createGraph(), &cairnv1.Command{}), "commands[1]"},
-		{"nil command", envelope("g", "c1", addNode("a"), addNode("b"), nil), "commands[2]"},
-		{"create_graph for another graph", envelope("g", "c1",
+			Commands: []*cairnv1.Command{cmdtest.CreateGraph()}}, "issuer"},
+		{"no commands", cmdtest.Envelope("g", "c1"), "commands"},
+		{"1,001 commands", cmdtest.Envelope("g", "c1", many(1001)...), "commands"},
+		{"command with no kind", cmdtest.Envelope("g", "c1", cmdtest.CreateGraph(), &cairnv1.Command{}), "commands[1]"},
+		{"nil command", cmdtest.Envelope("g", "c1", cmdtest.AddNode("a"), cmdtest.AddNode("b"), nil), "commands[2]"},
+		{"create_graph for another graph", cmdtest.Envelope("g", "c1",
 			&cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphId: "h"}}}),
 			"commands[0].create_graph.graph_id"},
-		{"graph type too long", envelope("g", "c1",
+		{"graph type too long", cmdtest.Envelope("g", "c1",
 			&cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphType: strings.Repeat("t", 257)}}}),
 			"commands[0].create_graph.graph_type"},
-		{"metadata key empty", envelope("g", "c1",
+		{"metadata key empty", cmdtest.Envelope("g", "c1",
 			&cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{Metadata: map[string]string{"": "v"}}}}),
 			"commands[0].create_graph.metadata"},
-		{"metadata value too big", envelope("g", "c1",
+		{"metadata value too big", cmdtest.Envelope("g", "c1",
 			&cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{Metadata: map[string]string{"k": big + "x"}}}}),
 			"commands[0].create_graph.metadata[k]"},
-		{"component value over 64 KiB", envelope("g", "c1", addNode("a"), addNode("b", comp("ok", "v"), comp("blob", big+"x"))),
+		{"component value over 64 KiB", cmdtest.Envelope("g", "c1", cmdtest.AddNode("a"), cmdtest.AddNode("b", cmdtest.Comp("ok", "v"), cmdtest.Comp("blob", big+"x"))),
 			"commands[1].add_node.components[1].value"},
-		{"edge component value over 64 KiB", envelope("g", "c1", connect("e", "a", "b", comp("blob", big+"x"))),
+		{"edge component value over 64 KiB", cmdtest.Envelope("g", "c1", cmdtest.Connect("e", "a", "b", cmdtest.Comp("blob", big+"x"))),
 			"commands[0].connect_nodes.components[0].value"},
-		{"set component value over 64 KiB", envelope("g", "c1", setComps("a", comp("blob", big+"x"))),
+		{"set component value over 64 KiB", cmdtest.Envelope("g", "c1", cmdtest.SetComps("a", cmdtest.Comp("blob", big+"x"))),
 			"commands[0].set_node_components.components[0].value"},
-		{"duplicate component types", envelope("g", "c1", addNode("a", comp("color", "red"), comp("size", "1"), comp("color", "blue"))),
+		{"duplicate component types", cmdtest.Envelope("g", "c1", cmdtest.AddNode("a", cmdtest.Comp("color", "red"), cmdtest.Comp("size", "1"), cmdtest.Comp("color", "blue"))),
 			"commands[0].add_node.components[2].type"},
-		{"duplicate component types on set", envelope("g", "c1", setComps("a", comp("color", "red"), comp("color", "red"))),
+		{"duplicate component types on set", cmdtest.Envelope("g", "c1", cmdtest.SetComps("a", cmdtest.Comp("color", "red"), cmdtest.Comp("color", "red"))),
 			"commands[0].set_node_components.components[1].type"},
-		{"duplicate component types on an edge", envelope("g", "c1", connect("e", "a", "b", comp("w", "1"), comp("w", "2"))),
+		{"duplicate component types on an edge", cmdtest.Envelope("g", "c1", cmdtest.Connect("e", "a", "b", cmdtest.Comp("w", "1"), cmdtest.Comp("w", "2"))),
 			"commands[0].connect_nodes.components[1].type"},
-		{"nil component", envelope("g", "c1", addNode("a", nil)), "commands[0].add_node.components[0]"},
-		{"set with no components", envelope("g", "c1", setComps("a")), "commands[0].set_node_components.components"},
-		{"remove no component types", envelope("g", "c1", removeComps("a")), "commands[0].remove_node_components.types"},
-		{"remove a component type twice", envelope("g", "c1", removeComps("a", "t", "u", "t")), "commands[0].remove_node_components.types[2]"},
-		{"duplicate categories", envelope("g", "c1", addNodeCats("a", "x", "x")), "commands[0].add_node.categories[1]"},
-		{"edge type too long", envelope("g", "c1", &cairnv1.Command{Kind: &cairnv1.Command_ConnectNodes{ConnectNodes: &cairnv1.ConnectNodes{
+		{"nil component", cmdtest.Envelope("g", "c1", cmdtest.AddNode("a", nil)), "commands[0].add_node.components[0]"},
+		{"set with no components", cmdtest.Envelope("g", "c1", cmdtest.SetComps("a")), "commands[0].set_node_components.components"},
+		{"remove no component types", cmdtest.Envelope("g", "c1", cmdtest.RemoveComps("a")), "commands[0].remove_node_components.types"},
+		{"remove a component type twice", cmdtest.Envelope("g", "c1", cmdtest.RemoveComps("a", "t", "u", "t")), "commands[0].remove_node_components.types[2]"},
+		{"duplicate categories", cmdtest.Envelope("g", "c1", cmdtest.AddNodeCats("a", "x", "x")), "commands[0].add_node.categories[1]"},
+		{"edge type too long", cmdtest.Envelope("g", "c1", &cairnv1.Command{Kind: &cairnv1.Command_ConnectNodes{ConnectNodes: &cairnv1.ConnectNodes{
 			EdgeId: "e", Source: "a", Target: "b", EdgeType: strings.Repeat("t", 257)}}}), "commands[0].connect_nodes.edge_type"},
-		{"add_node without its message", envelope("g", "c1", &cairnv1.Command{Kind: &cairnv1.Command_AddNode{}}), "commands[0].add_node.node_id"},
-		{"first bad command wins", envelope("g", "c1", addNode("a"), connect("e", "a", ""), addNode("")), "commands[1].connect_nodes.target"},
+		{"add_node without its message", cmdtest.Envelope("g", "c1", &cairnv1.Command{Kind: &cairnv1.Command_AddNode{}}), "commands[0].add_node.node_id"},
+		{"first bad command wins", cmdtest.Envelope("g", "c1", cmdtest.AddNode("a"), cmdtest.Connect("e", "a", ""), cmdtest.AddNode("")), "commands[1].connect_nodes.target"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := aggregate.ValidateEnvelope(tc.env)
