@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-graph/cairn"
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/api"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -196,7 +197,7 @@ func TestQueryGatewayOverNATS(t *testing.T) {
 	}
 	ask := func(data []byte) *cairnv1.QueryReply {
 		t.Helper()
-		msg, err := eng.Conn().Request(actors.QuerySubject, data, 5*time.Second)
+		msg, err := eng.Conn().Request(api.QuerySubject, data, 5*time.Second)
 		if err != nil {
 			t.Fatalf("request: %v", err)
 		}

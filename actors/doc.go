@@ -136,7 +136,7 @@
 // and the service keeps serving.
 //
 //	data, _ := proto.Marshal(envelope)
-//	msg, err := nc.Request(actors.CommandSubject, data, 5*time.Second)
+//	msg, err := nc.Request(api.CommandSubject, data, 5*time.Second)
 //	reply := &cairnv1.CommandReply{}
 //	_ = proto.Unmarshal(msg.Data, reply)
 package actors

@@ -13,19 +13,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/api"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
-)
-
-// Service identity on NATS.
-const (
-	ServiceName    = "cairn"
-	ServiceVersion = "0.1.0"
-	// CommandSubject takes a protobuf CommandEnvelope and answers a protobuf
-	// CommandReply.
-	CommandSubject = "cairn.command"
-	// QuerySubject takes a protobuf QueryRequest and answers a protobuf
-	// QueryReply.
-	QuerySubject = "cairn.query"
 )
 
 // Executor runs one command envelope and always returns a reply.
@@ -64,10 +53,10 @@ type GatewayConfig struct {
 	// in NATS. Default 8,192.
 	MaxInFlight int
 	// Grains, when set, reports the graph grains' counters in the command
-	// endpoint's stats (CommandStats; the process's memory is always
+	// endpoint's stats (api.CommandStats; the process's memory is always
 	// there).
-	Grains interface{ Health() GrainHealth }
-	// Queries, when set, is served on the "query" endpoint (QuerySubject).
+	Grains interface{ Health() api.GrainHealth }
+	// Queries, when set, is served on the "query" endpoint (api.QuerySubject).
 	Queries Querier
 	// Logger. Default: discard.
 	Logger *slog.Logger
@@ -89,17 +78,17 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 	g := &Gateway{exec: exec, queries: cfg.Queries, log: cfg.Logger.With("component", "gateway"), timeout: cfg.Timeout,
 		sem: make(chan struct{}, cfg.MaxInFlight), ctx: ctx, cancel: cancel, maxPayload: nc.MaxPayload()}
 	svc, err := micro.AddService(nc, micro.Config{
-		Name:        ServiceName,
-		Version:     ServiceVersion,
+		Name:        api.ServiceName,
+		Version:     api.ServiceVersion,
 		Description: "Cairn event-sourced graph engine: commands in, CID-chained transactions out",
 		// The query endpoint's stats carry the projections' health, the
 		// command endpoint's the grains' and the process's memory.
 		StatsHandler: func(e *micro.Endpoint) any {
-			if h, ok := cfg.Queries.(interface{ Health() ProjectionHealth }); ok && e.Name == "query" {
+			if h, ok := cfg.Queries.(interface{ Health() api.ProjectionHealth }); ok && e.Name == "query" {
 				return h.Health()
 			}
 			if e.Name == "command" {
-				st := CommandStats{Memory: ReadMemory()}
+				st := api.CommandStats{Memory: ReadMemory()}
 				if cfg.Grains != nil {
 					h := cfg.Grains.Health()
 					st.GrainHealth = &h
@@ -114,7 +103,7 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
 	err = svc.AddEndpoint("command", micro.HandlerFunc(g.handleCommand),
-		micro.WithEndpointSubject(CommandSubject),
+		micro.WithEndpointSubject(api.CommandSubject),
 		micro.WithEndpointMetadata(map[string]string{
 			"request":  "cairn.v1.CommandEnvelope (protobuf)",
 			"response": "cairn.v1.CommandReply (protobuf)",
@@ -126,7 +115,7 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 	}
 	if cfg.Queries != nil {
 		err = svc.AddEndpoint("query", micro.HandlerFunc(g.handleQuery),
-			micro.WithEndpointSubject(QuerySubject),
+			micro.WithEndpointSubject(api.QuerySubject),
 			micro.WithEndpointMetadata(map[string]string{
 				"request":  "cairn.v1.QueryRequest (protobuf)",
 				"response": "cairn.v1.QueryReply (protobuf)",

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/api"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -26,8 +27,8 @@ func (q sizedQuerier) Query(_ context.Context, _ *cairnv1.QueryRequest) *cairnv1
 	return &cairnv1.QueryReply{AsOfSeq: 7, Result: &cairnv1.QueryReply_KHop{KHop: res}}
 }
 
-func (sizedQuerier) Health() actors.ProjectionHealth {
-	return actors.ProjectionHealth{Shards: 2, CacheHits: 3, CacheMisses: 4}
+func (sizedQuerier) Health() api.ProjectionHealth {
+	return api.ProjectionHealth{Shards: 2, CacheHits: 3, CacheMisses: 4}
 }
 
 // An answer too big for one NATS message is refused as RESOURCE_EXHAUSTED
@@ -48,7 +49,7 @@ func TestGatewayQueryReplyLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 		data, _ := proto.Marshal(&cairnv1.QueryRequest{GraphId: "g"})
-		msg, err := srv.Conn().Request(actors.QuerySubject, data, 5*time.Second)
+		msg, err := srv.Conn().Request(api.QuerySubject, data, 5*time.Second)
 		if err != nil {
 			t.Fatalf("n=%d: request: %v", tt.n, err)
 		}
@@ -66,7 +67,7 @@ func TestGatewayQueryReplyLimits(t *testing.T) {
 			t.Errorf("n=%d: %d nodes came back", tt.n, len(rep.GetKHop().GetNodes()))
 		}
 
-		st, err := srv.Conn().Request("$SRV.STATS."+actors.ServiceName, nil, 5*time.Second)
+		st, err := srv.Conn().Request("$SRV.STATS."+api.ServiceName, nil, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/internal/cmdtest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
@@ -37,7 +38,7 @@ func TestGatewayOverNATS(t *testing.T) {
 	client := srv.Conn()
 	send := func(data []byte) *cairnv1.CommandReply {
 		t.Helper()
-		msg, err := client.Request(actors.CommandSubject, data, 5*time.Second)
+		msg, err := client.Request(api.CommandSubject, data, 5*time.Second)
 		if err != nil {
 			t.Fatalf("request: %v", err)
 		}
@@ -87,7 +88,7 @@ func TestGatewayOverNATS(t *testing.T) {
 	}
 
 	// The micro service is discoverable and lists its endpoint.
-	subj, err := micro.ControlSubject(micro.InfoVerb, actors.ServiceName, "")
+	subj, err := micro.ControlSubject(micro.InfoVerb, api.ServiceName, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,14 +100,14 @@ func TestGatewayOverNATS(t *testing.T) {
 	if err := json.Unmarshal(msg.Data, &info); err != nil {
 		t.Fatalf("info: %v", err)
 	}
-	if info.Name != actors.ServiceName || info.Version != actors.ServiceVersion {
+	if info.Name != api.ServiceName || info.Version != api.ServiceVersion {
 		t.Fatalf("info: %+v", info)
 	}
 	i := slices.IndexFunc(info.Endpoints, func(e micro.EndpointInfo) bool { return e.Name == "command" })
-	if i < 0 || info.Endpoints[i].Subject != actors.CommandSubject {
-		t.Fatalf("endpoints %+v lack command on %s", info.Endpoints, actors.CommandSubject)
+	if i < 0 || info.Endpoints[i].Subject != api.CommandSubject {
+		t.Fatalf("endpoints %+v lack command on %s", info.Endpoints, api.CommandSubject)
 	}
-	subj, _ = micro.ControlSubject(micro.StatsVerb, actors.ServiceName, "")
+	subj, _ = micro.ControlSubject(micro.StatsVerb, api.ServiceName, "")
 	if msg, err = client.Request(subj, nil, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func TestGatewayOverNATS(t *testing.T) {
 	}
 	// The command endpoint's data is the process's memory (this gateway
 	// has no grains), read in the engine's process: here, the test's.
-	var cs actors.CommandStats
+	var cs api.CommandStats
 	if err := json.Unmarshal(stats.Endpoints[0].Data, &cs); err != nil {
 		t.Fatalf("command stats %s: %v", stats.Endpoints[0].Data, err)
 	}
@@ -153,7 +154,7 @@ func TestGatewayOverNATS(t *testing.T) {
 	closed = true
 	data, _ := proto.Marshal(cmdtest.Envelope("g", "late", cmdtest.AddNode("late")))
 	for range 20 {
-		msg, err := client.Request(actors.CommandSubject, data, 5*time.Second)
+		msg, err := client.Request(api.CommandSubject, data, 5*time.Second)
 		if errors.Is(err, nats.ErrNoResponders) {
 			break
 		}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"runtime/metrics"
 
+	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/internal/memlimit"
 )
 
@@ -53,30 +54,6 @@ func (c *ProjectionConfig) SizeCaches(limit int64) {
 	}
 }
 
-// MemoryHealth is the engine process's memory as the gateway reports it in
-// the command endpoint's stats (`cairn health`, `nats micro stats cairn`).
-type MemoryHealth struct {
-	// RSSBytes is the resident set size (/proc/self/statm), 0 where
-	// unknown.
-	RSSBytes uint64 `json:"rss_bytes"`
-	// HeapAllocBytes is the Go heap in live and not yet swept objects
-	// (runtime.MemStats.HeapAlloc).
-	HeapAllocBytes uint64 `json:"heap_alloc_bytes"`
-	// HeapInUseBytes is the Go heap in spans in use (HeapInuse).
-	HeapInUseBytes uint64 `json:"heap_in_use_bytes"`
-	// GoBytes is all the memory the Go runtime holds from the OS (heap,
-	// stacks, runtime structures), less what it returned: what the memory
-	// limit bounds.
-	GoBytes uint64 `json:"go_bytes"`
-	// GCCycles counts completed garbage collections.
-	GCCycles uint64 `json:"gc_cycles"`
-	// LimitBytes is the Go runtime's memory limit (debug.SetMemoryLimit,
-	// GOMEMLIMIT, cairn serve --memory-limit), 0 when there is none.
-	LimitBytes int64 `json:"limit_bytes"`
-	// GOGC is the garbage collector's percentage, -1 when off.
-	GOGC int64 `json:"gogc"`
-}
-
 // runtime/metrics names ReadMemory reads.
 var memoryMetrics = []string{
 	"/memory/classes/heap/objects:bytes",
@@ -91,7 +68,7 @@ var memoryMetrics = []string{
 // ReadMemory returns this process's memory now. It reads runtime/metrics,
 // which does not stop the world, and /proc/self/statm: cheap enough for
 // every stats request.
-func ReadMemory() MemoryHealth {
+func ReadMemory() api.MemoryHealth {
 	s := make([]metrics.Sample, len(memoryMetrics))
 	for i, n := range memoryMetrics {
 		s[i].Name = n
@@ -103,7 +80,7 @@ func ReadMemory() MemoryHealth {
 		}
 		return 0
 	}
-	m := MemoryHealth{
+	m := api.MemoryHealth{
 		HeapAllocBytes: u(0),
 		HeapInUseBytes: u(0) + u(1),
 		GoBytes:        u(2) - min(u(3), u(2)),

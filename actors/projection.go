@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/api"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel"
@@ -404,28 +405,9 @@ func (p *Projections) Stopped() map[string]*ProjectionStoppedError {
 // Failures counts transactions that could not be applied.
 func (p *Projections) Failures() uint64 { return p.failures.Load() }
 
-// ProjectionHealth is what the gateway reports in the query endpoint's
-// stats (`nats micro stats cairn`, `cairn health`).
-type ProjectionHealth struct {
-	Shards int `json:"shards"`
-	// AppliedSeq is the lowest shard position: every transaction up to it
-	// is applied (or stopped its graph).
-	AppliedSeq  uint64 `json:"applied_seq"`
-	CacheHits   uint64 `json:"cache_hits"`
-	CacheMisses uint64 `json:"cache_misses"`
-	// Failures counts transactions that could not be applied; Stopped
-	// names each graph whose projection stopped, with the reason.
-	Failures uint64            `json:"projection_failures"`
-	Stopped  map[string]string `json:"stopped_graphs,omitempty"`
-	// Snapshot rounds and restarts (zero when snapshots are off).
-	Snapshots SnapshotHealth `json:"snapshots"`
-	// TimeTravel counts as_of queries.
-	TimeTravel TimeTravelHealth `json:"time_travel"`
-}
-
 // Health returns the projections' health.
-func (p *Projections) Health() ProjectionHealth {
-	h := ProjectionHealth{Shards: len(p.shards), Failures: p.Failures()}
+func (p *Projections) Health() api.ProjectionHealth {
+	h := api.ProjectionHealth{Shards: len(p.shards), Failures: p.Failures()}
 	h.CacheHits, h.CacheMisses = p.CacheStats()
 	for i, sh := range p.shards {
 		if seq, _ := sh.position(); i == 0 || seq < h.AppliedSeq {

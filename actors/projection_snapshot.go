@@ -15,6 +15,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel"
 )
@@ -108,33 +109,6 @@ func (m ManifestGraph) info() (persistence.SnapshotInfo, error) {
 	return info, nil
 }
 
-// SnapshotHealth reports the snapshot rounds and the last restore.
-type SnapshotHealth struct {
-	// RestoredSeq is the stream position the last Start resumed from (the
-	// manifest's Seq); 0 when it rebuilt from the stream start.
-	RestoredSeq    uint64  `json:"restored_seq"`
-	RestoredGraphs int     `json:"restored_graphs"`
-	RestoreMs      float64 `json:"restore_ms"`
-	// Fallbacks counts manifests (or manifest listings) that could not be
-	// restored, each followed by a try of the next older one.
-	Fallbacks uint64 `json:"fallbacks"`
-	Rounds    uint64 `json:"rounds"`
-	// Failures counts rounds that stored no manifest.
-	Failures uint64 `json:"failures"`
-	// LastSeq is the stream position of the last manifest written.
-	LastSeq uint64 `json:"last_seq"`
-	// LastBytes is the payload (uncompressed) of the snapshots the last
-	// round wrote; LastRoundMs its duration.
-	LastBytes   int64   `json:"last_bytes"`
-	LastGraphs  int     `json:"last_graphs_written"`
-	LastRoundMs float64 `json:"last_round_ms"`
-	// LastBlockMs and MaxBlockMs: the longest time a shard spent capturing
-	// its graphs for a round (it answers nothing meanwhile; the encoding
-	// runs aside) in the last round and since the start.
-	LastBlockMs float64 `json:"last_block_ms"`
-	MaxBlockMs  float64 `json:"max_block_ms"`
-}
-
 // snapState is the snapshot bookkeeping of a Projections.
 type snapState struct {
 	// Owned by the reader goroutine (then by Close, once it stopped).
@@ -149,7 +123,7 @@ type snapState struct {
 	failures  atomic.Uint64
 
 	mu     sync.Mutex
-	health SnapshotHealth // the fields not counted above
+	health api.SnapshotHealth // the fields not counted above
 
 	// index lists the stored read-model snapshots (time travel's bases),
 	// so that queries need not list the Object Store: filled by Start and
@@ -730,7 +704,7 @@ func (a *shardActor) foldPrefix(e *projected, upTo uint64) error {
 }
 
 // snapHealth returns the snapshot part of Health.
-func (p *Projections) snapHealth() SnapshotHealth {
+func (p *Projections) snapHealth() api.SnapshotHealth {
 	p.snap.mu.Lock()
 	h := p.snap.health
 	p.snap.mu.Unlock()

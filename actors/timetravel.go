@@ -15,6 +15,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/api"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel"
@@ -50,52 +51,6 @@ type HistoryStore interface {
 }
 
 var _ HistoryStore = (*persistence.Store)(nil)
-
-// TimeTravelHealth counts as_of queries.
-type TimeTravelHealth struct {
-	Queries uint64 `json:"queries"`
-	// ViewHits: answered on a cached view; Builds: views built.
-	ViewHits uint64 `json:"view_hits"`
-	Builds   uint64 `json:"builds"`
-	// FromSnapshot: builds that started from a read-model snapshot;
-	// FromView: from a cached view; the others replayed from the start.
-	FromSnapshot uint64 `json:"from_snapshot"`
-	FromView     uint64 `json:"from_view"`
-	// BadSnapshots: read-model snapshots skipped because they did not load
-	// or verify.
-	BadSnapshots uint64  `json:"bad_snapshots"`
-	Cached       int     `json:"cached_views"`
-	LastBuildMs  float64 `json:"last_build_ms"`
-	// Where the builds spent their time, in total: finding and loading
-	// their base (listing, fetching, decoding and verifying a snapshot, or
-	// cloning a view), and replaying the events after it.
-	BaseMs   float64 `json:"base_ms"`
-	ReplayMs float64 `json:"replay_ms"`
-	// SnapshotHits: builds whose snapshot was already in the snapshot
-	// cache (ProjectionConfig.ViewSnapshotBytes), which holds
-	// CachedSnapshots of CachedSnapshotBytes bytes.
-	SnapshotHits        uint64 `json:"snapshot_hits"`
-	CachedSnapshots     int    `json:"cached_snapshots"`
-	CachedSnapshotBytes int64  `json:"cached_snapshot_bytes"`
-	// Last is the last build's breakdown.
-	Last TimeTravelBuild `json:"last"`
-}
-
-// TimeTravelBuild is where one view build spent its time.
-type TimeTravelBuild struct {
-	// From is the base: "snapshot", "cached-snapshot" (from the snapshot
-	// cache), "view" (a cached view, cloned) or "empty"; BaseSeq its
-	// stream position.
-	From    string `json:"from"`
-	BaseSeq uint64 `json:"base_seq"`
-	// FetchMs: fetching and verifying the snapshot; LoadMs: decoding it
-	// (or cloning the view); ReplayMs: folding the Replayed transactions
-	// after it.
-	FetchMs  float64 `json:"fetch_ms"`
-	LoadMs   float64 `json:"load_ms"`
-	ReplayMs float64 `json:"replay_ms"`
-	Replayed int     `json:"replayed"`
-}
 
 // viewKey names a view: graph up to stream sequence seq, or, when position
 // is not 0, up to the event at that chain position (in the transaction at
@@ -155,7 +110,7 @@ type timeTravel struct {
 	lastBuild, baseNs, replayNs                              atomic.Int64
 
 	lastMu sync.Mutex
-	last   TimeTravelBuild
+	last   api.TimeTravelBuild
 }
 
 func newTimeTravel(p *Projections) (*timeTravel, error) {
@@ -182,8 +137,8 @@ func newTimeTravel(p *Projections) (*timeTravel, error) {
 	return tt, nil
 }
 
-func (tt *timeTravel) health() TimeTravelHealth {
-	h := TimeTravelHealth{Queries: tt.queries.Load(), ViewHits: tt.hits.Load(), Builds: tt.builds.Load(), FromSnapshot: tt.fromSnap.Load(),
+func (tt *timeTravel) health() api.TimeTravelHealth {
+	h := api.TimeTravelHealth{Queries: tt.queries.Load(), ViewHits: tt.hits.Load(), Builds: tt.builds.Load(), FromSnapshot: tt.fromSnap.Load(),
 		FromView: tt.fromView.Load(), BadSnapshots: tt.bad.Load(), LastBuildMs: ms(time.Duration(tt.lastBuild.Load())),
 		BaseMs: ms(time.Duration(tt.baseNs.Load())), ReplayMs: ms(time.Duration(tt.replayNs.Load())), SnapshotHits: tt.snapHits.Load()}
 	h.CachedSnapshots, h.CachedSnapshotBytes = tt.snaps.stats()
@@ -389,7 +344,7 @@ func (tt *timeTravel) build(ctx context.Context, key viewKey, base *view) (*view
 	fetch, stop := tt.prefetch(ctx, graph, planned+1, key.seq)
 	defer func() { stop() }()
 
-	var st TimeTravelBuild
+	var st api.TimeTravelBuild
 	v := &view{whole: true, answers: map[cacheKey]*cairnv1.QueryReply{}}
 	for _, info := range cands {
 		g, hit, fetched, err := tt.loadSnapshot(ctx, info)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/internal/benchutil"
 	"github.com/cairn-graph/cairn/internal/graphgen"
 	"github.com/cairn-graph/cairn/internal/natstest"
@@ -217,7 +218,7 @@ func BenchmarkTimeTravel(b *testing.B) {
 type ttSample struct {
 	seq    uint64
 	took   time.Duration
-	build  actors.TimeTravelBuild
+	build  api.TimeTravelBuild
 	gcs    uint64 // GC cycles
 	onHeap uint64 // heap bytes after
 }
@@ -334,7 +335,7 @@ func BenchmarkProjectionRestart(b *testing.B) {
 
 	req := &cairnv1.QueryRequest{GraphId: cfg.Graph, MinSeq: last, Query: &cairnv1.QueryRequest_GetNode{GetNode: &cairnv1.GetNode{NodeId: "n" + strconv.Itoa(cfg.Nodes/2)}}}
 	var took time.Duration
-	var restore actors.SnapshotHealth
+	var restore api.SnapshotHealth
 	b.ResetTimer()
 	for range b.N {
 		runtime.GC()

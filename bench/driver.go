@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn"
-	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/api"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -68,7 +68,7 @@ func (d inProcess) JetStream() jetstream.JetStream {
 }
 
 // Remote drives any running engine through the "cairn" NATS micro service
-// (the subjects actors.CommandSubject and actors.QuerySubject), as a
+// (the subjects api.CommandSubject and api.QuerySubject), as a
 // cluster member or another program would: a protobuf request and reply
 // per command or query, over nc. timeout bounds each request. It is also
 // the importer.Executor of `cairn import`.
@@ -90,12 +90,12 @@ func (d *remote) Name() string { return "remote" }
 
 func (d *remote) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) (*cairnv1.CommandReply, error) {
 	rep := &cairnv1.CommandReply{}
-	return rep, d.request(ctx, actors.CommandSubject, env, rep)
+	return rep, d.request(ctx, api.CommandSubject, env, rep)
 }
 
 func (d *remote) Query(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, error) {
 	rep := &cairnv1.QueryReply{}
-	return rep, d.request(ctx, actors.QuerySubject, req, rep)
+	return rep, d.request(ctx, api.QuerySubject, req, rep)
 }
 
 func (d *remote) JetStream() jetstream.JetStream { return d.js }

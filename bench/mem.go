@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/internal/memlimit"
 )
 
@@ -20,7 +21,7 @@ import (
 type MemSampler func(ctx context.Context) (MemSample, error)
 
 // memSampleOf turns the engine's own report into a sample.
-func memSampleOf(m actors.MemoryHealth) MemSample {
+func memSampleOf(m api.MemoryHealth) MemSample {
 	return MemSample{HeapBytes: m.HeapAllocBytes, RSSBytes: m.RSSBytes, GoBytes: m.GoBytes, GCCycles: m.GCCycles, LimitBytes: m.LimitBytes}
 }
 
@@ -32,11 +33,11 @@ func ReadMem() MemSample { return memSampleOf(actors.ReadMemory()) }
 
 // EngineMemory asks the engine behind nc for its own memory: the "cairn"
 // micro service's stats, whose command endpoint carries the engine
-// process's RSS, Go heap, GC count and memory limit (actors.CommandStats).
+// process's RSS, Go heap, GC count and memory limit (api.CommandStats).
 // It fails when no engine answers within ctx, or when the engine's stats
 // carry no memory (an engine from before the report).
 func EngineMemory(ctx context.Context, nc *nats.Conn) (MemSample, error) {
-	subject, err := micro.ControlSubject(micro.StatsVerb, actors.ServiceName, "")
+	subject, err := micro.ControlSubject(micro.StatsVerb, api.ServiceName, "")
 	if err != nil {
 		return MemSample{}, err
 	}
@@ -53,7 +54,7 @@ func EngineMemory(ctx context.Context, nc *nats.Conn) (MemSample, error) {
 			continue
 		}
 		var cs struct {
-			Memory *actors.MemoryHealth `json:"memory"`
+			Memory *api.MemoryHealth `json:"memory"`
 		}
 		if err := json.Unmarshal(e.Data, &cs); err != nil {
 			return MemSample{}, fmt.Errorf("the engine's command endpoint stats: %w", err)

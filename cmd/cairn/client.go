@@ -15,8 +15,8 @@ import (
 	"github.com/nats-io/nuid"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/api"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -246,7 +246,7 @@ func (w *writeFlags) execute(ctx context.Context, stdout io.Writer, graph string
 func (w *writeFlags) send(ctx context.Context, env *cairnv1.CommandEnvelope) (*cairnv1.CommandReply, error) {
 	rep := &cairnv1.CommandReply{}
 	hint := "; the command may still be applied: retry with --command-id " + env.GetCommandId()
-	if err := w.request(ctx, actors.CommandSubject, "command", env, rep, hint); err != nil {
+	if err := w.request(ctx, api.CommandSubject, "command", env, rep, hint); err != nil {
 		return nil, err
 	}
 	return rep, nil

@@ -13,7 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/internal/memlimit"
 )
 
@@ -60,7 +60,7 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if _, err := parseArgs(fs, "health", args); err != nil {
 		return err
 	}
-	subject, err := micro.ControlSubject(micro.StatsVerb, actors.ServiceName, "")
+	subject, err := micro.ControlSubject(micro.StatsVerb, api.ServiceName, "")
 	if err != nil {
 		return err
 	}
@@ -72,9 +72,9 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err := json.Unmarshal(msg.Data, &stats); err != nil {
 		return fmt.Errorf("the engine's stats are not JSON: %w", err)
 	}
-	var h *actors.ProjectionHealth
-	var grains *actors.GrainHealth
-	var mem *actors.MemoryHealth
+	var h *api.ProjectionHealth
+	var grains *api.GrainHealth
+	var mem *api.MemoryHealth
 	for _, e := range stats.Endpoints {
 		if len(e.Data) == 0 || string(e.Data) == "null" {
 			continue
@@ -82,13 +82,13 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		var err error
 		switch e.Name {
 		case "query":
-			h = &actors.ProjectionHealth{}
+			h = &api.ProjectionHealth{}
 			err = json.Unmarshal(e.Data, h)
 		case "command":
 			var cs struct {
-				*actors.GrainHealth
+				*api.GrainHealth
 				// A pointer: an engine from before the memory report has none.
-				Memory *actors.MemoryHealth `json:"memory"`
+				Memory *api.MemoryHealth `json:"memory"`
 			}
 			err = json.Unmarshal(e.Data, &cs)
 			grains, mem = cs.GrainHealth, cs.Memory
@@ -102,9 +102,9 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	}
 	if c.json {
 		out := struct {
-			*actors.ProjectionHealth
-			Grains *actors.GrainHealth  `json:"grains,omitempty"`
-			Memory *actors.MemoryHealth `json:"memory,omitempty"`
+			*api.ProjectionHealth
+			Grains *api.GrainHealth  `json:"grains,omitempty"`
+			Memory *api.MemoryHealth `json:"memory,omitempty"`
 		}{h, grains, mem}
 		if err := writeJSON(stdout, out); err != nil {
 			return err

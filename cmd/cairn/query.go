@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/api"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -228,7 +228,7 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 // query makes one request to the "cairn" micro service's query endpoint.
 func (c *clientFlags) query(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, error) {
 	rep := &cairnv1.QueryReply{}
-	if err := c.request(ctx, actors.QuerySubject, "query", req, rep, ""); err != nil {
+	if err := c.request(ctx, api.QuerySubject, "query", req, rep, ""); err != nil {
 		return nil, err
 	}
 	return rep, nil

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/internal/graphgen"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
@@ -278,7 +278,7 @@ func BenchmarkServeFirstCommand(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		msg, err := nc.Request(actors.CommandSubject, data, 30*time.Second)
+		msg, err := nc.Request(api.CommandSubject, data, 30*time.Second)
 		if err != nil {
 			b.Fatal(err)
 		}

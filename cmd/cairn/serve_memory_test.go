@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/internal/memlimit"
 )
 
@@ -74,7 +74,7 @@ func TestServeMemoryHealth(t *testing.T) {
 		t.Fatalf("ready line %q: %v", line, err)
 	}
 	var h struct {
-		Memory *actors.MemoryHealth `json:"memory"`
+		Memory *api.MemoryHealth `json:"memory"`
 	}
 	out := mustRun(t, "health", "--json", "--server", ready.NATS)
 	if err := json.Unmarshal([]byte(out), &h); err != nil || h.Memory == nil {

@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/api"
 )
 
 // health runs "cairn health --json" against url.
-func health(t testing.TB, url string) actors.ProjectionHealth {
+func health(t testing.TB, url string) api.ProjectionHealth {
 	t.Helper()
-	var h actors.ProjectionHealth
+	var h api.ProjectionHealth
 	out := mustRun(t, "health", "--json", "--server", url)
 	if err := json.Unmarshal([]byte(out), &h); err != nil {
 		t.Fatalf("health --json: %v: %q", err, out)
@@ -128,7 +128,7 @@ func TestServeKillResumesFromSnapshots(t *testing.T) {
 			return ""
 		})
 	}
-	var before actors.ProjectionHealth
+	var before api.ProjectionHealth
 	pollUntil(t, "projections applied and snapshotted", func() string {
 		before = health(t, srv.url)
 		if before.AppliedSeq < last || before.Snapshots.LastSeq == 0 {
@@ -152,7 +152,7 @@ func TestServeKillResumesFromSnapshots(t *testing.T) {
 	phase("restarted")
 	// The projections restore their read models in the background, then
 	// replay the tail.
-	var h actors.ProjectionHealth
+	var h api.ProjectionHealth
 	pollUntil(t, "projections caught up after the restart", func() string {
 		if h = health(t, srv.url); h.AppliedSeq < last {
 			return fmt.Sprintf("health %+v, want applied seq %d", h, last)

@@ -1,0 +1,144 @@
+package api
+
+// GrainHealth is the graph grains' counters as the gateway's command
+// endpoint reports them in its stats (`nats micro stats cairn`,
+// `cairn health`).
+type GrainHealth struct {
+	// Active counts the grains active on this member now.
+	Active               int     `json:"active"`
+	Activations          uint64  `json:"activations"`
+	SnapshotLoads        uint64  `json:"snapshot_loads"`
+	SnapshotFallbacks    uint64  `json:"snapshot_fallbacks"`
+	SnapshotsWritten     uint64  `json:"snapshots_written"`
+	SnapshotWriteErrors  uint64  `json:"snapshot_write_errors"`
+	SnapshotBytes        uint64  `json:"snapshot_bytes"`
+	SnapshotBlockMsTotal float64 `json:"snapshot_block_ms_total"`
+	SnapshotBlockMsMax   float64 `json:"snapshot_block_ms_max"`
+	ReplayedTransactions uint64  `json:"replayed_transactions"`
+	ReplayedEvents       uint64  `json:"replayed_events"`
+}
+
+// CommandStats is the data of the gateway's command endpoint in the
+// service's stats (`nats micro stats cairn`): the grains' counters, when
+// the gateway has grains, flattened, and the engine process's memory under
+// "memory".
+type CommandStats struct {
+	*GrainHealth
+	Memory MemoryHealth `json:"memory"`
+}
+
+// MemoryHealth is the engine process's memory as the gateway reports it in
+// the command endpoint's stats (`cairn health`, `nats micro stats cairn`).
+type MemoryHealth struct {
+	// RSSBytes is the resident set size (/proc/self/statm), 0 where
+	// unknown.
+	RSSBytes uint64 `json:"rss_bytes"`
+	// HeapAllocBytes is the Go heap in live and not yet swept objects
+	// (runtime.MemStats.HeapAlloc).
+	HeapAllocBytes uint64 `json:"heap_alloc_bytes"`
+	// HeapInUseBytes is the Go heap in spans in use (HeapInuse).
+	HeapInUseBytes uint64 `json:"heap_in_use_bytes"`
+	// GoBytes is all the memory the Go runtime holds from the OS (heap,
+	// stacks, runtime structures), less what it returned: what the memory
+	// limit bounds.
+	GoBytes uint64 `json:"go_bytes"`
+	// GCCycles counts completed garbage collections.
+	GCCycles uint64 `json:"gc_cycles"`
+	// LimitBytes is the Go runtime's memory limit (debug.SetMemoryLimit,
+	// GOMEMLIMIT, cairn serve --memory-limit), 0 when there is none.
+	LimitBytes int64 `json:"limit_bytes"`
+	// GOGC is the garbage collector's percentage, -1 when off.
+	GOGC int64 `json:"gogc"`
+}
+
+// ProjectionHealth is what the gateway reports in the query endpoint's
+// stats (`nats micro stats cairn`, `cairn health`).
+type ProjectionHealth struct {
+	Shards int `json:"shards"`
+	// AppliedSeq is the lowest shard position: every transaction up to it
+	// is applied (or stopped its graph).
+	AppliedSeq  uint64 `json:"applied_seq"`
+	CacheHits   uint64 `json:"cache_hits"`
+	CacheMisses uint64 `json:"cache_misses"`
+	// Failures counts transactions that could not be applied; Stopped
+	// names each graph whose projection stopped, with the reason.
+	Failures uint64            `json:"projection_failures"`
+	Stopped  map[string]string `json:"stopped_graphs,omitempty"`
+	// Snapshot rounds and restarts (zero when snapshots are off).
+	Snapshots SnapshotHealth `json:"snapshots"`
+	// TimeTravel counts as_of queries.
+	TimeTravel TimeTravelHealth `json:"time_travel"`
+}
+
+// SnapshotHealth reports the snapshot rounds and the last restore.
+type SnapshotHealth struct {
+	// RestoredSeq is the stream position the last Start resumed from (the
+	// manifest's Seq); 0 when it rebuilt from the stream start.
+	RestoredSeq    uint64  `json:"restored_seq"`
+	RestoredGraphs int     `json:"restored_graphs"`
+	RestoreMs      float64 `json:"restore_ms"`
+	// Fallbacks counts manifests (or manifest listings) that could not be
+	// restored, each followed by a try of the next older one.
+	Fallbacks uint64 `json:"fallbacks"`
+	Rounds    uint64 `json:"rounds"`
+	// Failures counts rounds that stored no manifest.
+	Failures uint64 `json:"failures"`
+	// LastSeq is the stream position of the last manifest written.
+	LastSeq uint64 `json:"last_seq"`
+	// LastBytes is the payload (uncompressed) of the snapshots the last
+	// round wrote; LastRoundMs its duration.
+	LastBytes   int64   `json:"last_bytes"`
+	LastGraphs  int     `json:"last_graphs_written"`
+	LastRoundMs float64 `json:"last_round_ms"`
+	// LastBlockMs and MaxBlockMs: the longest time a shard spent capturing
+	// its graphs for a round (it answers nothing meanwhile; the encoding
+	// runs aside) in the last round and since the start.
+	LastBlockMs float64 `json:"last_block_ms"`
+	MaxBlockMs  float64 `json:"max_block_ms"`
+}
+
+// TimeTravelHealth counts as_of queries.
+type TimeTravelHealth struct {
+	Queries uint64 `json:"queries"`
+	// ViewHits: answered on a cached view; Builds: views built.
+	ViewHits uint64 `json:"view_hits"`
+	Builds   uint64 `json:"builds"`
+	// FromSnapshot: builds that started from a read-model snapshot;
+	// FromView: from a cached view; the others replayed from the start.
+	FromSnapshot uint64 `json:"from_snapshot"`
+	FromView     uint64 `json:"from_view"`
+	// BadSnapshots: read-model snapshots skipped because they did not load
+	// or verify.
+	BadSnapshots uint64  `json:"bad_snapshots"`
+	Cached       int     `json:"cached_views"`
+	LastBuildMs  float64 `json:"last_build_ms"`
+	// Where the builds spent their time, in total: finding and loading
+	// their base (listing, fetching, decoding and verifying a snapshot, or
+	// cloning a view), and replaying the events after it.
+	BaseMs   float64 `json:"base_ms"`
+	ReplayMs float64 `json:"replay_ms"`
+	// SnapshotHits: builds whose snapshot was already in the snapshot
+	// cache (ProjectionConfig.ViewSnapshotBytes), which holds
+	// CachedSnapshots of CachedSnapshotBytes bytes.
+	SnapshotHits        uint64 `json:"snapshot_hits"`
+	CachedSnapshots     int    `json:"cached_snapshots"`
+	CachedSnapshotBytes int64  `json:"cached_snapshot_bytes"`
+	// Last is the last build's breakdown.
+	Last TimeTravelBuild `json:"last"`
+}
+
+// TimeTravelBuild is where one view build spent its time.
+type TimeTravelBuild struct {
+	// From is the base: "snapshot", "cached-snapshot" (from the snapshot
+	// cache), "view" (a cached view, cloned) or "empty"; BaseSeq its
+	// stream position.
+	From    string `json:"from"`
+	BaseSeq uint64 `json:"base_seq"`
+	// FetchMs: fetching and verifying the snapshot; LoadMs: decoding it
+	// (or cloning the view); ReplayMs: folding the Replayed transactions
+	// after it.
+	FetchMs  float64 `json:"fetch_ms"`
+	LoadMs   float64 `json:"load_ms"`
+	ReplayMs float64 `json:"replay_ms"`
+	Replayed int     `json:"replayed"`
+}
