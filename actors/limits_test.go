@@ -8,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/internal/cmdtest"
+	"github.com/cairn-graph/cairn/internal/natstest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -20,29 +19,7 @@ import (
 // 1 MiB, so that the transaction limit is cheap to reach.
 func smallStore(t *testing.T) *persistence.Store {
 	t.Helper()
-	srv, err := persistence.StartServer(persistence.ServerConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", MaxPayload: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := persistence.OpenStore(context.Background(), js, persistence.DefaultStoreConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return natstest.StartConfig(t, persistence.ServerConfig{MaxPayload: 1 << 20}).Store()
 }
 
 // A node removal whose transaction the store cannot take is refused up

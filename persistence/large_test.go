@@ -162,26 +162,7 @@ func headOf(t *testing.T, tx *cairnv1.Transaction) persistence.Head {
 // default), and a function that opens a store on it.
 func serverWith(t *testing.T, maxPayload int32) (jetstream.JetStream, func(persistence.StoreConfig) *persistence.Store) {
 	t.Helper()
-	srv, err := persistence.StartServer(persistence.ServerConfig{DataDir: t.TempDir(), Listen: persistence.ListenNone, MaxPayload: maxPayload})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-	})
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.StartConfig(t, persistence.ServerConfig{Listen: persistence.ListenNone, MaxPayload: maxPayload}).JetStream()
 	return js, func(cfg persistence.StoreConfig) *persistence.Store {
 		st, err := persistence.OpenStore(t.Context(), js, cfg)
 		if err != nil {

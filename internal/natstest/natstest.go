@@ -23,7 +23,20 @@ type Server struct {
 // Start starts a server for t.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	srv, err := persistence.StartServer(persistence.ServerConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	return StartConfig(t, persistence.ServerConfig{})
+}
+
+// StartConfig starts a server for t with cfg; an empty DataDir is a
+// directory of t's, an empty Listen a random port on 127.0.0.1.
+func StartConfig(t testing.TB, cfg persistence.ServerConfig) *Server {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	srv, err := persistence.StartServer(cfg)
 	if err != nil {
 		t.Fatalf("start embedded nats: %v", err)
 	}
