@@ -60,15 +60,15 @@ func TestGatewayOverNATS(t *testing.T) {
 	// Bytes that are no protobuf at all.
 	for _, junk := range [][]byte{{0xff, 0xff, 0xff}, []byte("{\"graph_id\":\"g\"}"), {0x0a, 0x05, 'g'}} {
 		rep := send(junk)
-		if rep.GetError().GetCode() != codeInvalid {
+		if rep.GetError().GetCode() != cmdtest.CodeInvalid {
 			t.Fatalf("junk %q: reply %v, want INVALID_ARGUMENT", junk, rep)
 		}
 	}
 	// An empty request decodes to an empty envelope.
-	wantRefused(t, send(nil), codeInvalid, "graph_id")
+	wantRefused(t, send(nil), cmdtest.CodeInvalid, "graph_id")
 	// A well-formed protobuf that breaks the rules.
-	wantRefused(t, sendEnv(cmdtest.Envelope("a.b", "c1", cmdtest.CreateGraph())), codeInvalid, "graph_id")
-	wantRefused(t, sendEnv(cmdtest.Envelope("g", "c1", cmdtest.AddNode("a\x00"))), codeInvalid, "commands[0].add_node.node_id")
+	wantRefused(t, sendEnv(cmdtest.Envelope("a.b", "c1", cmdtest.CreateGraph())), cmdtest.CodeInvalid, "graph_id")
+	wantRefused(t, sendEnv(cmdtest.Envelope("g", "c1", cmdtest.AddNode("a\x00"))), cmdtest.CodeInvalid, "commands[0].add_node.node_id")
 
 	// The service still serves.
 	created := sendEnv(cmdtest.Envelope("g", "c1", cmdtest.CreateGraph()))
@@ -79,7 +79,7 @@ func TestGatewayOverNATS(t *testing.T) {
 	if added.GetError() != nil || added.GetPosition() != 4 {
 		t.Fatalf("add over NATS: %v", added)
 	}
-	wantRefused(t, sendEnv(cmdtest.Envelope("g", "c3", cmdtest.AddNode("Zürich"))), codeExists, "commands[0].add_node.node_id")
+	wantRefused(t, sendEnv(cmdtest.Envelope("g", "c3", cmdtest.AddNode("Zürich"))), cmdtest.CodeExists, "commands[0].add_node.node_id")
 	if again := sendEnv(cmdtest.Envelope("g", "c2", cmdtest.AddNode("x"))); !again.GetDuplicate() || again.GetSeq() != added.GetSeq() {
 		t.Fatalf("retry over NATS: %v, want a duplicate of %v", again, added)
 	}
@@ -162,7 +162,7 @@ func TestGatewayOverNATS(t *testing.T) {
 			t.Fatalf("request after close: %v", err)
 		}
 		rep := &cairnv1.CommandReply{}
-		if err := proto.Unmarshal(msg.Data, rep); err != nil || rep.GetError().GetCode() != codeUnavailable {
+		if err := proto.Unmarshal(msg.Data, rep); err != nil || rep.GetError().GetCode() != cmdtest.CodeUnavailable {
 			t.Fatalf("request after close answered %v (%v), want no responders or UNAVAILABLE", rep, err)
 		}
 	}

@@ -43,19 +43,19 @@ func TestGrainReplaysAfterRestart(t *testing.T) {
 	}
 	// The state the member built, decided locally as a reference.
 	want := aggregate.NewState("g")
-	mustDecide(t, want, cmdtest.Envelope("g", "c1", cmdtest.CreateGraph()))
-	mustDecide(t, want, cmdtest.Envelope("g", "c2", cmdtest.AddNode("libstdc++6", cmdtest.Comp("version", "13")), cmdtest.AddNode("Zürich", cmdtest.Comp("kind", "city")),
+	cmdtest.MustDecide(t, want, cmdtest.Envelope("g", "c1", cmdtest.CreateGraph()))
+	cmdtest.MustDecide(t, want, cmdtest.Envelope("g", "c2", cmdtest.AddNode("libstdc++6", cmdtest.Comp("version", "13")), cmdtest.AddNode("Zürich", cmdtest.Comp("kind", "city")),
 		cmdtest.AddNodeCats("user:42/alice", "person", "admin"), cmdtest.AddNode("python3.11", cmdtest.Comp("version", "13"))))
-	mustDecide(t, want, cmdtest.Envelope("g", "c3", cmdtest.Connect("e1", "libstdc++6", "python3.11", cmdtest.Comp("w", "1")), cmdtest.Connect("e2", "Zürich", "Zürich"),
+	cmdtest.MustDecide(t, want, cmdtest.Envelope("g", "c3", cmdtest.Connect("e1", "libstdc++6", "python3.11", cmdtest.Comp("w", "1")), cmdtest.Connect("e2", "Zürich", "Zürich"),
 		cmdtest.Connect("e3", "user:42/alice", "Zürich")))
-	mustDecide(t, want, cmdtest.Envelope("g", "c4", cmdtest.SetComps("Zürich", cmdtest.Comp("kind", "town"), cmdtest.Comp("pop", "400k")), cmdtest.RemoveComps("libstdc++6", "version")))
-	mustDecide(t, want, cmdtest.Envelope("g", "c5", cmdtest.RemoveNode("Zürich")))
-	mustDecide(t, want, cmdtest.Envelope("g", "c6", cmdtest.Disconnect("e1"), cmdtest.AddNode("n7")))
+	cmdtest.MustDecide(t, want, cmdtest.Envelope("g", "c4", cmdtest.SetComps("Zürich", cmdtest.Comp("kind", "town"), cmdtest.Comp("pop", "400k")), cmdtest.RemoveComps("libstdc++6", "version")))
+	cmdtest.MustDecide(t, want, cmdtest.Envelope("g", "c5", cmdtest.RemoveNode("Zürich")))
+	cmdtest.MustDecide(t, want, cmdtest.Envelope("g", "c6", cmdtest.Disconnect("e1"), cmdtest.AddNode("n7")))
 
 	m1.stop()
 
 	got, head, recs := fold(t, store, "g")
-	if d := diffSnapshots(takeSnapshot(got), takeSnapshot(want)); d != "" {
+	if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(got), cmdtest.TakeSnapshot(want)); d != "" {
 		t.Fatalf("folded stream differs from the decided state: %s", d)
 	}
 	if head.CID.String() != last.GetHeadCid() || head.N != last.GetPosition() || recs[len(recs)-1].Seq != last.GetSeq() {
@@ -67,10 +67,10 @@ func TestGrainReplaysAfterRestart(t *testing.T) {
 
 	m2 := startMember(t, store, quickGrains())
 	// The new grain knows the state...
-	wantRefused(t, m2.exec(cmdtest.Envelope("g", "d1", cmdtest.AddNode("libstdc++6"))), codeExists, "commands[0].add_node.node_id")
-	wantRefused(t, m2.exec(cmdtest.Envelope("g", "d2", cmdtest.Connect("e9", "n7", "Zürich"))), codeNotFound, "commands[0].connect_nodes.target")
-	wantRefused(t, m2.exec(cmdtest.Envelope("g", "d3", cmdtest.RemoveComps("python3.11", "color"))), codeNotFound, "commands[0].remove_node_components.types[0]")
-	wantRefused(t, m2.exec(cmdtest.Envelope("g", "d4", cmdtest.CreateGraph())), codeExists, "commands[0].create_graph.graph_id")
+	wantRefused(t, m2.exec(cmdtest.Envelope("g", "d1", cmdtest.AddNode("libstdc++6"))), cmdtest.CodeExists, "commands[0].add_node.node_id")
+	wantRefused(t, m2.exec(cmdtest.Envelope("g", "d2", cmdtest.Connect("e9", "n7", "Zürich"))), cmdtest.CodeNotFound, "commands[0].connect_nodes.target")
+	wantRefused(t, m2.exec(cmdtest.Envelope("g", "d3", cmdtest.RemoveComps("python3.11", "color"))), cmdtest.CodeNotFound, "commands[0].remove_node_components.types[0]")
+	wantRefused(t, m2.exec(cmdtest.Envelope("g", "d4", cmdtest.CreateGraph())), cmdtest.CodeExists, "commands[0].create_graph.graph_id")
 	// ...and the command ids, with their original answers.
 	for id, orig := range replies {
 		dup := m2.exec(cmdtest.Envelope("g", id, cmdtest.AddNode("never-"+id)))
@@ -117,8 +117,8 @@ func TestIdempotentRetry(t *testing.T) {
 
 	// A refused command is not remembered: its retry is decided afresh, and
 	// succeeds once the graph allows it.
-	wantRefused(t, m.exec(cmdtest.Envelope("g", "link", cmdtest.Connect("ac", "a", "c"))), codeNotFound, "commands[0].connect_nodes.target")
-	wantRefused(t, m.exec(cmdtest.Envelope("g", "link", cmdtest.Connect("ac", "a", "c"))), codeNotFound, "commands[0].connect_nodes.target")
+	wantRefused(t, m.exec(cmdtest.Envelope("g", "link", cmdtest.Connect("ac", "a", "c"))), cmdtest.CodeNotFound, "commands[0].connect_nodes.target")
+	wantRefused(t, m.exec(cmdtest.Envelope("g", "link", cmdtest.Connect("ac", "a", "c"))), cmdtest.CodeNotFound, "commands[0].connect_nodes.target")
 	m.mustExec(cmdtest.Envelope("g", "add-c", cmdtest.AddNode("c")))
 	linked := m.mustExec(cmdtest.Envelope("g", "link", cmdtest.Connect("ac", "a", "c")))
 	if linked.GetDuplicate() {
@@ -224,9 +224,9 @@ func TestGroupCommit(t *testing.T) {
 		case c.field == "":
 			t.Fatalf("valid %s refused: %v", id, aggregate.ErrorFromProto(r.GetError()))
 		case c.field == "?":
-			wantRefused(t, r, codeExists, "commands[0].add_node.node_id")
+			wantRefused(t, r, cmdtest.CodeExists, "commands[0].add_node.node_id")
 		default:
-			wantRefused(t, r, codeNotFound, c.field)
+			wantRefused(t, r, cmdtest.CodeNotFound, c.field)
 		}
 		if r.GetError() != nil && len(stored[id]) != 0 {
 			t.Fatalf("refused %s is stored", id)
@@ -293,7 +293,7 @@ func TestTwoWritersOneGraph(t *testing.T) {
 						res := result{id: c.id, node: c.node}
 						for attempt := 0; ; attempt++ {
 							res.rep = m.exec(cmdtest.Envelope("g", c.id, cmdtest.AddNode(c.node)))
-							if res.rep.GetError().GetCode() != codeConflict || attempt == 50 {
+							if res.rep.GetError().GetCode() != cmdtest.CodeConflict || attempt == 50 {
 								break
 							}
 							res.conflicts++ // retry with the same id, as a client should
@@ -324,7 +324,7 @@ func TestTwoWritersOneGraph(t *testing.T) {
 				t.Fatalf("acked %s is stored at %v, want once at %d (reply %v)", r.id, seqs, r.rep.GetSeq(), r.rep)
 			}
 			sharedWins[r.node]++
-		case r.rep.GetError().GetCode() == codeExists && r.node != r.id:
+		case r.rep.GetError().GetCode() == cmdtest.CodeExists && r.node != r.id:
 			// The other member added this shared node first.
 			if len(stored[r.id]) != 0 {
 				t.Fatalf("refused %s is stored", r.id)
@@ -380,7 +380,7 @@ func TestPassivation(t *testing.T) {
 	}
 	for round := range 2 {
 		eventually(t, "the grain passivates", 5*time.Second, func() bool { return m.grains.Active() == 0 })
-		wantRefused(t, m.exec(cmdtest.Envelope("g", fmt.Sprint("again-", round), cmdtest.AddNode("a"))), codeExists, "commands[0].add_node.node_id")
+		wantRefused(t, m.exec(cmdtest.Envelope("g", fmt.Sprint("again-", round), cmdtest.AddNode("a"))), cmdtest.CodeExists, "commands[0].add_node.node_id")
 		if m.grains.Active() != 1 {
 			t.Fatalf("round %d: %d active grains after a command, want 1", round, m.grains.Active())
 		}
@@ -471,7 +471,7 @@ func TestStopAllDrains(t *testing.T) {
 			if seqs := stored[id]; len(seqs) != 1 || seqs[0] != r.GetSeq() {
 				t.Fatalf("acked %s stored at %v, want once at %d", id, seqs, r.GetSeq())
 			}
-		case r.GetError().GetCode() == codeUnavailable:
+		case r.GetError().GetCode() == cmdtest.CodeUnavailable:
 			if len(stored[id]) != 0 {
 				t.Fatalf("%s answered UNAVAILABLE but stored", id)
 			}
@@ -503,7 +503,7 @@ func TestReplayRefusesOddTransactions(t *testing.T) {
 	m := startMember(t, store, quickGrains())
 	disp := actors.NewDispatcher(m.member.Cluster(), 3*time.Second) // fail fast when the grain does not answer
 	rep := disp.Execute(ctx, cmdtest.Envelope("g", "c1", cmdtest.AddNode("a")))
-	if rep.GetError().GetCode() != codeUnavailable || !strings.Contains(rep.GetError().GetMessage(), "records no events") {
+	if rep.GetError().GetCode() != cmdtest.CodeUnavailable || !strings.Contains(rep.GetError().GetMessage(), "records no events") {
 		t.Fatalf("reply %v, want UNAVAILABLE naming the empty command", rep)
 	}
 }
@@ -525,7 +525,7 @@ func TestConflictReloadFailure(t *testing.T) {
 	faulty.failReads.Store(true)
 	f1 := b.send("g", cmdtest.Envelope("g", "b-y", cmdtest.AddNode("y"))) // conflicts, and the reload fails
 	f2 := b.send("g", cmdtest.Envelope("g", "b-z", cmdtest.AddNode("z"))) // queued behind it
-	if r1 := b.answer(f1); r1.GetError().GetCode() != codeUnavailable {
+	if r1 := b.answer(f1); r1.GetError().GetCode() != cmdtest.CodeUnavailable {
 		t.Fatalf("command after a failed reload: %v, want UNAVAILABLE", r1)
 	}
 	faulty.failReads.Store(false)
@@ -562,7 +562,7 @@ func TestHeldRefusalDecidedAgain(t *testing.T) {
 	if rep := m.answer(slow); rep.GetError() != nil {
 		t.Fatalf("slow: %v", aggregate.ErrorFromProto(rep.GetError()))
 	}
-	if rep := m.answer(a); rep.GetError().GetCode() != codeUnavailable {
+	if rep := m.answer(a); rep.GetError().GetCode() != cmdtest.CodeUnavailable {
 		t.Fatalf("a: want UNAVAILABLE from the failed append, got %v", rep)
 	}
 	repB := m.answer(b)

@@ -73,13 +73,13 @@ type genCmd struct {
 func (m *refModel) decide(graph string, env *cairnv1.CommandEnvelope, gen []genCmd, badEnvelope string) outcome {
 	switch {
 	case badEnvelope != "":
-		return outcome{code: codeInvalid, field: badEnvelope}
+		return outcome{code: cmdtest.CodeInvalid, field: badEnvelope}
 	case env.GetGraphId() != graph:
-		return outcome{code: codeInvalid, field: "graph_id"}
+		return outcome{code: cmdtest.CodeInvalid, field: "graph_id"}
 	}
 	for i, g := range gen {
 		if g.malformed {
-			return outcome{code: codeInvalid, field: fmt.Sprintf("commands[%d]%s", i, g.bad)}
+			return outcome{code: cmdtest.CodeInvalid, field: fmt.Sprintf("commands[%d]%s", i, g.bad)}
 		}
 	}
 	next := m.clone()
@@ -98,45 +98,45 @@ func (m *refModel) decide(graph string, env *cairnv1.CommandEnvelope, gen []genC
 func (m *refModel) apply(cmd *cairnv1.Command) (cairnv1.ErrorCode, string) {
 	if _, ok := cmd.GetKind().(*cairnv1.Command_CreateGraph); ok {
 		if m.created {
-			return codeExists, ".create_graph.graph_id"
+			return cmdtest.CodeExists, ".create_graph.graph_id"
 		}
 		m.created = true
 		m.position++
 		return 0, ""
 	}
 	if !m.created {
-		return codeNotFound, "graph_id"
+		return cmdtest.CodeNotFound, "graph_id"
 	}
 	if m.deleted {
-		return codePrecondition, "graph_id"
+		return cmdtest.CodePrecondition, "graph_id"
 	}
 	switch k := cmd.GetKind().(type) {
 	case *cairnv1.Command_AddNode:
 		id := k.AddNode.GetNodeId()
 		if _, ok := m.nodes[id]; ok {
-			return codeExists, ".add_node.node_id"
+			return cmdtest.CodeExists, ".add_node.node_id"
 		}
 		var cats []string
 		if len(k.AddNode.GetCategories()) > 0 {
 			cats = slices.Clone(k.AddNode.GetCategories())
 		}
-		m.nodes[id] = refNode{comps: compMap(k.AddNode.GetComponents()), cats: cats}
+		m.nodes[id] = refNode{comps: cmdtest.CompMap(k.AddNode.GetComponents()), cats: cats}
 		m.position++
 	case *cairnv1.Command_SetNodeComponents:
 		n, ok := m.nodes[k.SetNodeComponents.GetNodeId()]
 		if !ok {
-			return codeNotFound, ".set_node_components.node_id"
+			return cmdtest.CodeNotFound, ".set_node_components.node_id"
 		}
-		maps.Copy(n.comps, compMap(k.SetNodeComponents.GetComponents()))
+		maps.Copy(n.comps, cmdtest.CompMap(k.SetNodeComponents.GetComponents()))
 		m.position++
 	case *cairnv1.Command_RemoveNodeComponents:
 		n, ok := m.nodes[k.RemoveNodeComponents.GetNodeId()]
 		if !ok {
-			return codeNotFound, ".remove_node_components.node_id"
+			return cmdtest.CodeNotFound, ".remove_node_components.node_id"
 		}
 		for i, typ := range k.RemoveNodeComponents.GetTypes() {
 			if _, ok := n.comps[typ]; !ok {
-				return codeNotFound, fmt.Sprintf(".remove_node_components.types[%d]", i)
+				return cmdtest.CodeNotFound, fmt.Sprintf(".remove_node_components.types[%d]", i)
 			}
 		}
 		for _, typ := range k.RemoveNodeComponents.GetTypes() {
@@ -146,7 +146,7 @@ func (m *refModel) apply(cmd *cairnv1.Command) (cairnv1.ErrorCode, string) {
 	case *cairnv1.Command_RemoveNode:
 		id := k.RemoveNode.GetNodeId()
 		if _, ok := m.nodes[id]; !ok {
-			return codeNotFound, ".remove_node.node_id"
+			return cmdtest.CodeNotFound, ".remove_node.node_id"
 		}
 		for eid, e := range m.edges {
 			if e.source == id || e.target == id {
@@ -159,19 +159,19 @@ func (m *refModel) apply(cmd *cairnv1.Command) (cairnv1.ErrorCode, string) {
 	case *cairnv1.Command_ConnectNodes:
 		cn := k.ConnectNodes
 		if _, ok := m.edges[cn.GetEdgeId()]; ok {
-			return codeExists, ".connect_nodes.edge_id"
+			return cmdtest.CodeExists, ".connect_nodes.edge_id"
 		}
 		if _, ok := m.nodes[cn.GetSource()]; !ok {
-			return codeNotFound, ".connect_nodes.source"
+			return cmdtest.CodeNotFound, ".connect_nodes.source"
 		}
 		if _, ok := m.nodes[cn.GetTarget()]; !ok {
-			return codeNotFound, ".connect_nodes.target"
+			return cmdtest.CodeNotFound, ".connect_nodes.target"
 		}
-		m.edges[cn.GetEdgeId()] = refEdge{source: cn.GetSource(), target: cn.GetTarget(), typ: cn.GetEdgeType(), comps: compMap(cn.GetComponents())}
+		m.edges[cn.GetEdgeId()] = refEdge{source: cn.GetSource(), target: cn.GetTarget(), typ: cn.GetEdgeType(), comps: cmdtest.CompMap(cn.GetComponents())}
 		m.position++
 	case *cairnv1.Command_DisconnectNodes:
 		if _, ok := m.edges[k.DisconnectNodes.GetEdgeId()]; !ok {
-			return codeNotFound, ".disconnect_nodes.edge_id"
+			return cmdtest.CodeNotFound, ".disconnect_nodes.edge_id"
 		}
 		delete(m.edges, k.DisconnectNodes.GetEdgeId())
 		m.position++
@@ -182,20 +182,20 @@ func (m *refModel) apply(cmd *cairnv1.Command) (cairnv1.ErrorCode, string) {
 	return 0, ""
 }
 
-// snapshot renders the model the way takeSnapshot renders a State.
-func (m *refModel) snapshot() snapshot {
-	sn := snapshot{Exists: m.created && !m.deleted, Deleted: m.deleted, Nodes: map[string]nodeSnap{}, Edges: map[string]edgeSnap{}, Refs: map[string]int{}}
+// snapshot renders the model the way cmdtest.TakeSnapshot renders a State.
+func (m *refModel) snapshot() cmdtest.Snapshot {
+	sn := cmdtest.Snapshot{Exists: m.created && !m.deleted, Deleted: m.deleted, Nodes: map[string]cmdtest.NodeSnap{}, Edges: map[string]cmdtest.EdgeSnap{}, Refs: map[string]int{}}
 	count := func(cs map[string]string) {
 		for typ, v := range cs {
 			sn.Refs[typ+"="+v]++
 		}
 	}
 	for id, n := range m.nodes {
-		sn.Nodes[id] = nodeSnap{Comps: maps.Clone(n.comps), Cats: n.cats}
+		sn.Nodes[id] = cmdtest.NodeSnap{Comps: maps.Clone(n.comps), Cats: n.cats}
 		count(n.comps)
 	}
 	for id, e := range m.edges {
-		sn.Edges[id] = edgeSnap{Source: e.source, Target: e.target, Type: e.typ, Comps: maps.Clone(e.comps)}
+		sn.Edges[id] = cmdtest.EdgeSnap{Source: e.source, Target: e.target, Type: e.typ, Comps: maps.Clone(e.comps)}
 		count(e.comps)
 	}
 	sn.Distinct = len(sn.Refs)
@@ -385,7 +385,7 @@ func TestGrainMatchesReferenceModel(t *testing.T) {
 	// A fresh replay from the stream gives the model's state and the last
 	// reply's head.
 	got, head, recs := fold(t, store, graph)
-	if d := diffSnapshots(takeSnapshot(got), model.snapshot()); d != "" {
+	if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(got), model.snapshot()); d != "" {
 		t.Fatalf("seed %d: replayed state differs from the reference model: %s", seed, d)
 	}
 	if head.CID.String() != lastOK.GetHeadCid() || head.N != lastOK.GetPosition() || head.N != model.position {

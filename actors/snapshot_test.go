@@ -381,7 +381,7 @@ func TestBadSnapshotsFallBack(t *testing.T) {
 	// A good format-2 payload, of another graph.
 	otherGraph := func() []byte {
 		st := aggregate.NewState("other")
-		mustDecide(t, st, cmdtest.Envelope("other", "o1", cmdtest.CreateGraph(), cmdtest.AddNode("n0-0", cmdtest.Comp("round", "0"))))
+		cmdtest.MustDecide(t, st, cmdtest.Envelope("other", "o1", cmdtest.CreateGraph(), cmdtest.AddNode("n0-0", cmdtest.Comp("round", "0"))))
 		b, err := aggregate.Marshal(st, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -25,7 +25,7 @@ func randomState(t testing.TB, seed uint64, n int) (*aggregate.State, *aggregate
 	g := gen{r}
 	s := aggregate.NewState("g")
 	w := aggregate.NewWindow(50)
-	mustDecide(t, s, cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
+	cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
 	for i := range n {
 		cmds := []*cairnv1.Command{g.command()}
 		if _, ok := cmds[0].GetKind().(*cairnv1.Command_DeleteGraph); ok {
@@ -185,7 +185,7 @@ func FuzzUnmarshal(f *testing.F) {
 func TestRemoveNodeWith100KEdges(t *testing.T) {
 	const n = 100_000
 	s := aggregate.NewState("g")
-	mustDecide(t, s, cmdtest.Envelope("g", "create", cmdtest.CreateGraph(), cmdtest.AddNode("hub")))
+	cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "create", cmdtest.CreateGraph(), cmdtest.AddNode("hub")))
 	for k := 0; k < n; k += 1000 {
 		var cmds []*cairnv1.Command
 		for i := k; i < k+1000; i++ {
@@ -196,10 +196,10 @@ func TestRemoveNodeWith100KEdges(t *testing.T) {
 			c.GetConnectNodes().CreateMissing = true
 			cmds = append(cmds, c)
 		}
-		mustDecide(t, s, cmdtest.Envelope("g", fmt.Sprint("b", k), cmds...))
+		cmdtest.MustDecide(t, s, cmdtest.Envelope("g", fmt.Sprint("b", k), cmds...))
 	}
-	mustDecide(t, s, cmdtest.Envelope("g", "loop", cmdtest.Connect("self", "hub", "hub")))
-	evs := mustDecide(t, s, cmdtest.Envelope("g", "rm", cmdtest.RemoveNode("hub")))
+	cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "loop", cmdtest.Connect("self", "hub", "hub")))
+	evs := cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "rm", cmdtest.RemoveNode("hub")))
 	if len(evs) != n+2 {
 		t.Fatalf("%d events, want %d", len(evs), n+2)
 	}

@@ -170,10 +170,10 @@ func TestCoreRefusals(t *testing.T) {
 		code  cairnv1.ErrorCode
 		field string
 	}{
-		{"invalid envelope", cmdtest.Envelope("g", "", cmdtest.AddNode("x")), codeInvalid, "command_id"},
-		{"another graph", cmdtest.Envelope("h", "c", cmdtest.AddNode("x")), codeInvalid, "graph_id"},
-		{"exists", cmdtest.Envelope("g", "c", cmdtest.AddNode("a")), codeExists, "commands[0].add_node.node_id"},
-		{"all or nothing", cmdtest.Envelope("g", "c", cmdtest.AddNode("x"), cmdtest.RemoveNode("nobody")), codeNotFound, "commands[1].remove_node.node_id"},
+		{"invalid envelope", cmdtest.Envelope("g", "", cmdtest.AddNode("x")), cmdtest.CodeInvalid, "command_id"},
+		{"another graph", cmdtest.Envelope("h", "c", cmdtest.AddNode("x")), cmdtest.CodeInvalid, "graph_id"},
+		{"exists", cmdtest.Envelope("g", "c", cmdtest.AddNode("a")), cmdtest.CodeExists, "commands[0].add_node.node_id"},
+		{"all or nothing", cmdtest.Envelope("g", "c", cmdtest.AddNode("x"), cmdtest.RemoveNode("nobody")), cmdtest.CodeNotFound, "commands[1].remove_node.node_id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := newStepper(t, aggregate.DefaultConfig())
@@ -210,11 +210,11 @@ func TestCoreHeldRefusal(t *testing.T) {
 			if outcome == "stored" {
 				st.stored()
 				st.want("w1", ok)
-				st.want("w2", codeExists)
+				st.want("w2", cmdtest.CodeExists)
 				return
 			}
 			st.failed(aggregate.AppendResult{Err: errors.New("nats: timeout")})
-			st.want("w1", codeUnavailable)
+			st.want("w1", cmdtest.CodeUnavailable)
 			st.unanswered("w2")
 			// Decided again without c1: x does not exist, so c2 goes out.
 			if got := batchIDs(st.batch); !slices.Equal(got, []string{"c2"}) {
@@ -251,7 +251,7 @@ func TestCoreConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.take(st.c.Reloaded(nil))
-	st.want("w1", codeExists)
+	st.want("w1", cmdtest.CodeExists)
 	if got := batchIDs(st.batch); !slices.Equal(got, []string{"c2", "c3"}) {
 		t.Fatalf("batch after the reload %v, want [c2 c3]", got)
 	}
@@ -265,8 +265,8 @@ func TestCoreConflict(t *testing.T) {
 	st.unanswered("w2", "w3")
 	st.failed(aggregate.AppendResult{Conflict: true})
 	st.take(st.c.Reloaded(nil))
-	st.want("w2", codeConflict)
-	st.want("w3", codeConflict)
+	st.want("w2", cmdtest.CodeConflict)
+	st.want("w3", cmdtest.CodeConflict)
 	if st.batch != nil || st.c.Busy() {
 		t.Fatal("work left after the refusals")
 	}
@@ -298,8 +298,8 @@ func TestCoreReloadFails(t *testing.T) {
 	st.propose("w2", cmdtest.Envelope("g", "c2", cmdtest.AddNode("y")))
 	st.failed(aggregate.AppendResult{Conflict: true})
 	st.take(st.c.Reloaded(errors.New("nats: no responders")))
-	st.want("w1", codeUnavailable)
-	st.want("w2", codeUnavailable)
+	st.want("w1", cmdtest.CodeUnavailable)
+	st.want("w2", cmdtest.CodeUnavailable)
 	if st.batch != nil || st.c.Busy() {
 		t.Fatal("the core goes on after a failed reload")
 	}
@@ -313,13 +313,13 @@ func TestCoreQueueFullAndStop(t *testing.T) {
 	st.propose("w2", cmdtest.Envelope("g", "c2", cmdtest.AddNode("y")))
 	st.propose("w3", cmdtest.Envelope("g", "c3", cmdtest.AddNode("z")))
 	st.propose("w4", cmdtest.Envelope("g", "c4", cmdtest.AddNode("v")))
-	st.want("w4", codeUnavailable)
+	st.want("w4", cmdtest.CodeUnavailable)
 	st.take(st.c.Stop())
-	st.want("w2", codeUnavailable)
-	st.want("w3", codeUnavailable)
+	st.want("w2", cmdtest.CodeUnavailable)
+	st.want("w3", cmdtest.CodeUnavailable)
 	st.unanswered("w1")
 	st.propose("w5", cmdtest.Envelope("g", "c5", cmdtest.AddNode("u")))
-	st.want("w5", codeUnavailable)
+	st.want("w5", cmdtest.CodeUnavailable)
 	st.stored()
 	st.want("w1", ok)
 	if st.batch != nil {
@@ -420,8 +420,8 @@ func TestCoreStopRefusesRequeued(t *testing.T) {
 		st.stored() // batch [c1], c2 held
 		st.take(st.c.Stop())
 		st.failed(aggregate.AppendResult{Err: errors.New("nats: timeout")})
-		st.want("w1", codeUnavailable)
-		st.want("w2", codeUnavailable)
+		st.want("w1", cmdtest.CodeUnavailable)
+		st.want("w2", cmdtest.CodeUnavailable)
 		if st.batch != nil || st.c.Busy() {
 			t.Fatal("work left after stopping")
 		}
@@ -432,7 +432,7 @@ func TestCoreStopRefusesRequeued(t *testing.T) {
 		st.take(st.c.Stop())
 		st.failed(aggregate.AppendResult{Conflict: true})
 		st.take(st.c.Reloaded(nil))
-		st.want("w1", codeUnavailable)
+		st.want("w1", cmdtest.CodeUnavailable)
 		if st.batch != nil || st.c.Busy() {
 			t.Fatal("work left after stopping")
 		}

@@ -17,7 +17,7 @@ import (
 func baseState(t *testing.T) *aggregate.State {
 	t.Helper()
 	s := aggregate.NewState("g")
-	mustDecide(t, s, cmdtest.Envelope("g", "setup", cmdtest.CreateGraph(),
+	cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "setup", cmdtest.CreateGraph(),
 		cmdtest.AddNode("a", cmdtest.Comp("color", "red"), cmdtest.Comp("size", "1")), cmdtest.AddNodeCats("b", "lib"), cmdtest.AddNode("c"),
 		cmdtest.Connect("ab", "a", "b"), cmdtest.Connect("self", "c", "c")))
 	return s
@@ -33,52 +33,52 @@ func TestDecideRefusals(t *testing.T) {
 		sentinel error
 	}{
 		{"graph not found", func(*testing.T) *aggregate.State { return aggregate.NewState("g") },
-			[]*cairnv1.Command{cmdtest.AddNode("a")}, codeNotFound, "graph_id", aggregate.ErrNotFound},
+			[]*cairnv1.Command{cmdtest.AddNode("a")}, cmdtest.CodeNotFound, "graph_id", aggregate.ErrNotFound},
 		{"delete a graph that does not exist", func(*testing.T) *aggregate.State { return aggregate.NewState("g") },
-			[]*cairnv1.Command{cmdtest.DeleteGraph()}, codeNotFound, "graph_id", aggregate.ErrNotFound},
-		{"graph deleted", deletedState, []*cairnv1.Command{cmdtest.AddNode("x")}, codePrecondition, "graph_id", aggregate.ErrFailedPrecondition},
-		{"delete twice", deletedState, []*cairnv1.Command{cmdtest.DeleteGraph()}, codePrecondition, "graph_id", aggregate.ErrFailedPrecondition},
-		{"create twice", baseState, []*cairnv1.Command{cmdtest.CreateGraph()}, codeExists, "commands[0].create_graph.graph_id", aggregate.ErrAlreadyExists},
-		{"create after delete", deletedState, []*cairnv1.Command{cmdtest.CreateGraph()}, codeExists, "commands[0].create_graph.graph_id", aggregate.ErrAlreadyExists},
+			[]*cairnv1.Command{cmdtest.DeleteGraph()}, cmdtest.CodeNotFound, "graph_id", aggregate.ErrNotFound},
+		{"graph deleted", deletedState, []*cairnv1.Command{cmdtest.AddNode("x")}, cmdtest.CodePrecondition, "graph_id", aggregate.ErrFailedPrecondition},
+		{"delete twice", deletedState, []*cairnv1.Command{cmdtest.DeleteGraph()}, cmdtest.CodePrecondition, "graph_id", aggregate.ErrFailedPrecondition},
+		{"create twice", baseState, []*cairnv1.Command{cmdtest.CreateGraph()}, cmdtest.CodeExists, "commands[0].create_graph.graph_id", aggregate.ErrAlreadyExists},
+		{"create after delete", deletedState, []*cairnv1.Command{cmdtest.CreateGraph()}, cmdtest.CodeExists, "commands[0].create_graph.graph_id", aggregate.ErrAlreadyExists},
 		{"create twice in one envelope", func(*testing.T) *aggregate.State { return aggregate.NewState("g") },
-			[]*cairnv1.Command{cmdtest.CreateGraph(), cmdtest.CreateGraph()}, codeExists, "commands[1].create_graph.graph_id", aggregate.ErrAlreadyExists},
-		{"duplicate node", baseState, []*cairnv1.Command{cmdtest.AddNode("a")}, codeExists, "commands[0].add_node.node_id", aggregate.ErrAlreadyExists},
-		{"duplicate node in one envelope", baseState, []*cairnv1.Command{cmdtest.AddNode("x"), cmdtest.AddNode("x")}, codeExists, "commands[1].add_node.node_id", aggregate.ErrAlreadyExists},
-		{"duplicate edge", baseState, []*cairnv1.Command{cmdtest.Connect("ab", "b", "c")}, codeExists, "commands[0].connect_nodes.edge_id", aggregate.ErrAlreadyExists},
-		{"missing source", baseState, []*cairnv1.Command{cmdtest.Connect("e", "zz", "b")}, codeNotFound, "commands[0].connect_nodes.source", aggregate.ErrNotFound},
-		{"missing target", baseState, []*cairnv1.Command{cmdtest.AddNode("x"), cmdtest.Connect("e", "x", "zz")}, codeNotFound, "commands[1].connect_nodes.target", aggregate.ErrNotFound},
+			[]*cairnv1.Command{cmdtest.CreateGraph(), cmdtest.CreateGraph()}, cmdtest.CodeExists, "commands[1].create_graph.graph_id", aggregate.ErrAlreadyExists},
+		{"duplicate node", baseState, []*cairnv1.Command{cmdtest.AddNode("a")}, cmdtest.CodeExists, "commands[0].add_node.node_id", aggregate.ErrAlreadyExists},
+		{"duplicate node in one envelope", baseState, []*cairnv1.Command{cmdtest.AddNode("x"), cmdtest.AddNode("x")}, cmdtest.CodeExists, "commands[1].add_node.node_id", aggregate.ErrAlreadyExists},
+		{"duplicate edge", baseState, []*cairnv1.Command{cmdtest.Connect("ab", "b", "c")}, cmdtest.CodeExists, "commands[0].connect_nodes.edge_id", aggregate.ErrAlreadyExists},
+		{"missing source", baseState, []*cairnv1.Command{cmdtest.Connect("e", "zz", "b")}, cmdtest.CodeNotFound, "commands[0].connect_nodes.source", aggregate.ErrNotFound},
+		{"missing target", baseState, []*cairnv1.Command{cmdtest.AddNode("x"), cmdtest.Connect("e", "x", "zz")}, cmdtest.CodeNotFound, "commands[1].connect_nodes.target", aggregate.ErrNotFound},
 		{"endpoint removed earlier in the envelope", baseState, []*cairnv1.Command{cmdtest.RemoveNode("b"), cmdtest.Connect("e", "a", "b")},
-			codeNotFound, "commands[1].connect_nodes.target", aggregate.ErrNotFound},
+			cmdtest.CodeNotFound, "commands[1].connect_nodes.target", aggregate.ErrNotFound},
 		{"set components on a missing node", baseState, []*cairnv1.Command{cmdtest.SetComps("zz", cmdtest.Comp("t", "v"))},
-			codeNotFound, "commands[0].set_node_components.node_id", aggregate.ErrNotFound},
+			cmdtest.CodeNotFound, "commands[0].set_node_components.node_id", aggregate.ErrNotFound},
 		{"remove components of a missing node", baseState, []*cairnv1.Command{cmdtest.RemoveComps("zz", "color")},
-			codeNotFound, "commands[0].remove_node_components.node_id", aggregate.ErrNotFound},
+			cmdtest.CodeNotFound, "commands[0].remove_node_components.node_id", aggregate.ErrNotFound},
 		{"remove an absent component type", baseState, []*cairnv1.Command{cmdtest.RemoveComps("a", "color", "weight")},
-			codeNotFound, "commands[0].remove_node_components.types[1]", aggregate.ErrNotFound},
+			cmdtest.CodeNotFound, "commands[0].remove_node_components.types[1]", aggregate.ErrNotFound},
 		{"remove a component type removed earlier in the envelope", baseState,
 			[]*cairnv1.Command{cmdtest.RemoveComps("a", "color"), cmdtest.RemoveComps("a", "size", "color")},
-			codeNotFound, "commands[1].remove_node_components.types[1]", aggregate.ErrNotFound},
-		{"remove a missing node", baseState, []*cairnv1.Command{cmdtest.RemoveNode("zz")}, codeNotFound, "commands[0].remove_node.node_id", aggregate.ErrNotFound},
-		{"remove a node twice", baseState, []*cairnv1.Command{cmdtest.RemoveNode("a"), cmdtest.RemoveNode("a")}, codeNotFound, "commands[1].remove_node.node_id", aggregate.ErrNotFound},
+			cmdtest.CodeNotFound, "commands[1].remove_node_components.types[1]", aggregate.ErrNotFound},
+		{"remove a missing node", baseState, []*cairnv1.Command{cmdtest.RemoveNode("zz")}, cmdtest.CodeNotFound, "commands[0].remove_node.node_id", aggregate.ErrNotFound},
+		{"remove a node twice", baseState, []*cairnv1.Command{cmdtest.RemoveNode("a"), cmdtest.RemoveNode("a")}, cmdtest.CodeNotFound, "commands[1].remove_node.node_id", aggregate.ErrNotFound},
 		{"create_missing does not take an edge id", baseState, []*cairnv1.Command{connectMissing("ab", "x", "y")},
-			codeExists, "commands[0].connect_nodes.edge_id", aggregate.ErrAlreadyExists},
+			cmdtest.CodeExists, "commands[0].connect_nodes.edge_id", aggregate.ErrAlreadyExists},
 		{"nodes made by create_missing go with a refused envelope", baseState,
 			[]*cairnv1.Command{connectMissing("e1", "x", "y"), connectMissing("e2", "x", "y"), cmdtest.Connect("e1", "a", "b")},
-			codeExists, "commands[2].connect_nodes.edge_id", aggregate.ErrAlreadyExists},
-		{"disconnect a missing edge", baseState, []*cairnv1.Command{cmdtest.Disconnect("zz")}, codeNotFound, "commands[0].disconnect_nodes.edge_id", aggregate.ErrNotFound},
+			cmdtest.CodeExists, "commands[2].connect_nodes.edge_id", aggregate.ErrAlreadyExists},
+		{"disconnect a missing edge", baseState, []*cairnv1.Command{cmdtest.Disconnect("zz")}, cmdtest.CodeNotFound, "commands[0].disconnect_nodes.edge_id", aggregate.ErrNotFound},
 		{"disconnect an edge its node's removal took", baseState, []*cairnv1.Command{cmdtest.RemoveNode("a"), cmdtest.Disconnect("ab")},
-			codeNotFound, "commands[1].disconnect_nodes.edge_id", aggregate.ErrNotFound},
-		{"command with no kind", baseState, []*cairnv1.Command{{}}, codeInvalid, "commands[0]", aggregate.ErrInvalidArgument},
+			cmdtest.CodeNotFound, "commands[1].disconnect_nodes.edge_id", aggregate.ErrNotFound},
+		{"command with no kind", baseState, []*cairnv1.Command{{}}, cmdtest.CodeInvalid, "commands[0]", aggregate.ErrInvalidArgument},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.state(t)
-			before := takeSnapshot(s)
+			before := cmdtest.TakeSnapshot(s)
 			evs, err := aggregate.DecideEnvelope(s, cmdtest.Envelope("g", "c", tc.cmds...))
-			wantCommandError(t, err, tc.code, tc.field, tc.sentinel)
+			cmdtest.WantCommandError(t, err, tc.code, tc.field, tc.sentinel)
 			if evs != nil {
 				t.Errorf("refused envelope returned %d events", len(evs))
 			}
-			if d := diffSnapshots(takeSnapshot(s), before); d != "" {
+			if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(s), before); d != "" {
 				t.Errorf("refused envelope changed the state: %s", d)
 			}
 		})
@@ -87,20 +87,20 @@ func TestDecideRefusals(t *testing.T) {
 
 func deletedState(t *testing.T) *aggregate.State {
 	s := baseState(t)
-	mustDecide(t, s, cmdtest.Envelope("g", "del", cmdtest.DeleteGraph()))
+	cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "del", cmdtest.DeleteGraph()))
 	return s
 }
 
 func TestDecideDoesNotChangeState(t *testing.T) {
 	s := baseState(t)
-	before := takeSnapshot(s)
+	before := cmdtest.TakeSnapshot(s)
 	for i, cmd := range []*cairnv1.Command{cmdtest.AddNode("x"), cmdtest.SetComps("a", cmdtest.Comp("color", "blue")), cmdtest.RemoveComps("a", "color"),
 		cmdtest.RemoveNode("a"), cmdtest.RemoveNode("c"), cmdtest.Connect("e", "a", "c"), cmdtest.Disconnect("ab"), cmdtest.DeleteGraph()} {
 		evs, err := aggregate.Decide(s, fmt.Sprintf("commands[%d]", i), cmd)
 		if err != nil || len(evs) == 0 {
 			t.Fatalf("Decide %v = %d events, %v", cmd, len(evs), err)
 		}
-		if d := diffSnapshots(takeSnapshot(s), before); d != "" {
+		if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(s), before); d != "" {
 			t.Fatalf("Decide %v changed the state: %s", cmd, d)
 		}
 	}
@@ -108,7 +108,7 @@ func TestDecideDoesNotChangeState(t *testing.T) {
 
 func TestDecideEvents(t *testing.T) {
 	s := baseState(t)
-	mustDecide(t, s, cmdtest.Envelope("g", "free", cmdtest.AddNode("b-free")))
+	cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "free", cmdtest.AddNode("b-free")))
 	for _, tc := range []struct {
 		name string
 		cmd  *cairnv1.Command
@@ -148,7 +148,7 @@ func TestDecideEvents(t *testing.T) {
 
 func TestRemoveNodeCascades(t *testing.T) {
 	s := aggregate.NewState("g")
-	mustDecide(t, s, cmdtest.Envelope("g", "setup", cmdtest.CreateGraph(), cmdtest.AddNode("a", cmdtest.Comp("color", "red")), cmdtest.AddNode("b"), cmdtest.AddNode("c"),
+	cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "setup", cmdtest.CreateGraph(), cmdtest.AddNode("a", cmdtest.Comp("color", "red")), cmdtest.AddNode("b"), cmdtest.AddNode("c"),
 		cmdtest.Connect("z-out", "a", "b", cmdtest.Comp("w", "1")), cmdtest.Connect("m-in", "c", "a"), cmdtest.Connect("a-self", "a", "a"),
 		cmdtest.Connect("k-other", "b", "c"), cmdtest.Connect("b-out", "a", "b")))
 	want := []*cairnv1.Event{
@@ -166,7 +166,7 @@ func TestRemoveNodeCascades(t *testing.T) {
 		t.Fatalf("events:\n got %v\nwant %v", got, want)
 	}
 	// The same through an envelope, whose events Apply folds.
-	evs := mustDecide(t, s, cmdtest.Envelope("g", "rm", cmdtest.RemoveNode("a")))
+	evs := cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "rm", cmdtest.RemoveNode("a")))
 	if !eventsEqual(evs, want) {
 		t.Fatalf("envelope events:\n got %v\nwant %v", evs, want)
 	}
@@ -177,7 +177,7 @@ func TestRemoveNodeCascades(t *testing.T) {
 		t.Fatalf("DistinctComponents = %d after removing every holder, want 0", s.DistinctComponents())
 	}
 	// Removing the other end later cascades only what is left.
-	evs = mustDecide(t, s, cmdtest.Envelope("g", "rm2", cmdtest.RemoveNode("c")))
+	evs = cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "rm2", cmdtest.RemoveNode("c")))
 	if !eventsEqual(evs, []*cairnv1.Event{edgeRemoved("k-other", "b", "c"),
 		{Kind: &cairnv1.Event_NodeRemoved{NodeRemoved: &cairnv1.NodeRemoved{NodeId: "c"}}}}) {
 		t.Fatalf("second removal events: %v", evs)
@@ -220,13 +220,13 @@ func TestDecideEnvelopeAllOrNothing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := baseState(t)
-			before := takeSnapshot(s)
+			before := cmdtest.TakeSnapshot(s)
 			if _, err := aggregate.DecideEnvelope(s, cmdtest.Envelope("g", "c", tc.cmds...)); err == nil {
 				t.Fatal("envelope was accepted")
 			} else if ce := aggregate.AsCommandError(err); ce.Field != tc.field {
 				t.Fatalf("err = %v, want field %q", err, tc.field)
 			}
-			if d := diffSnapshots(takeSnapshot(s), before); d != "" {
+			if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(s), before); d != "" {
 				t.Fatalf("state changed: %s", d)
 			}
 			// The rolled-back state still works: the first two commands alone
@@ -235,7 +235,7 @@ func TestDecideEnvelopeAllOrNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := mustDecide(t, s, cmdtest.Envelope("g", "c", tc.cmds[:2]...))
+			got := cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "c", tc.cmds[:2]...))
 			if !eventsEqual(got, want) {
 				t.Fatalf("after rollback the envelope decides differently:\n got %v\nwant %v", got, want)
 			}
@@ -254,7 +254,7 @@ func TestDecidedEventsReplay(t *testing.T) {
 		{cmdtest.RemoveComps("a", "size"), cmdtest.Connect("cb", "c", "b", cmdtest.Comp("w", "1"))},
 		{cmdtest.RemoveNode("b"), cmdtest.Disconnect("aa")},
 	} {
-		all = append(all, mustDecide(t, s, cmdtest.Envelope("g", fmt.Sprint("c", i), cmds...))...)
+		all = append(all, cmdtest.MustDecide(t, s, cmdtest.Envelope("g", fmt.Sprint("c", i), cmds...))...)
 	}
 	recs, head, err := persistence.Seal("g", "tx1", 1, persistence.Head{}, all)
 	if err != nil {
@@ -275,7 +275,7 @@ func TestDecidedEventsReplay(t *testing.T) {
 			t.Fatalf("apply event %d: %v", i, err)
 		}
 	}
-	if d := diffSnapshots(takeSnapshot(replayed), takeSnapshot(s)); d != "" {
+	if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(replayed), cmdtest.TakeSnapshot(s)); d != "" {
 		t.Fatalf("replayed state differs: %s", d)
 	}
 	if head.N != uint64(len(all)) {
@@ -319,11 +319,11 @@ func TestApplyRefusesEventsThatDoNotFit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := baseState(t)
-			before := takeSnapshot(s)
+			before := cmdtest.TakeSnapshot(s)
 			if err := aggregate.Apply(s, tc.ev); err == nil {
 				t.Fatal("Apply accepted the event")
 			}
-			if d := diffSnapshots(takeSnapshot(s), before); d != "" {
+			if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(s), before); d != "" {
 				t.Fatalf("refused event changed the state: %s", d)
 			}
 		})
@@ -352,7 +352,7 @@ func edgeAddedPlain(edge, source, target string) *cairnv1.Event {
 // envelope holds the nodes and the edges.
 func TestConnectCreateMissingEnvelope(t *testing.T) {
 	s := baseState(t)
-	evs := mustDecide(t, s, cmdtest.Envelope("g", "imp", connectMissing("e1", "x", "y"), connectMissing("e2", "y", "x"),
+	evs := cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "imp", connectMissing("e1", "x", "y"), connectMissing("e2", "y", "x"),
 		connectMissing("e3", "y", "a"), cmdtest.Connect("e4", "x", "y")))
 	want := []*cairnv1.Event{nodeAddedPlain("x"), nodeAddedPlain("y"), edgeAddedPlain("e1", "x", "y"),
 		edgeAddedPlain("e2", "y", "x"), edgeAddedPlain("e3", "y", "a"),

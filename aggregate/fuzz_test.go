@@ -72,21 +72,21 @@ func FuzzValidateEnvelope(f *testing.F) {
 		}
 		if err := aggregate.ValidateEnvelope(env); err != nil {
 			var ce *aggregate.CommandError
-			if !errors.As(err, &ce) || ce.Code != codeInvalid || !errors.Is(err, aggregate.ErrInvalidArgument) {
+			if !errors.As(err, &ce) || ce.Code != cmdtest.CodeInvalid || !errors.Is(err, aggregate.ErrInvalidArgument) {
 				t.Fatalf("ValidateEnvelope = %v, want INVALID_ARGUMENT", err)
 			}
 			return
 		}
 		graph := env.GetGraphId()
 		s, setup := fuzzState(t, graph)
-		before := takeSnapshot(s)
+		before := cmdtest.TakeSnapshot(s)
 		evs, err := aggregate.DecideEnvelope(s, env)
 		if err != nil {
 			var ce *aggregate.CommandError
-			if !errors.As(err, &ce) || ce.Code == codeInternal || ce.Code == 0 {
+			if !errors.As(err, &ce) || ce.Code == cmdtest.CodeInternal || ce.Code == 0 {
 				t.Fatalf("DecideEnvelope = %v, want a state error", err)
 			}
-			if d := diffSnapshots(takeSnapshot(s), before); d != "" {
+			if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(s), before); d != "" {
 				t.Fatalf("refused envelope changed the state: %s", d)
 			}
 			return
@@ -107,7 +107,7 @@ func FuzzValidateEnvelope(f *testing.F) {
 				t.Fatalf("apply event %d: %v", i, err)
 			}
 		}
-		if d := diffSnapshots(takeSnapshot(replayed), takeSnapshot(s)); d != "" {
+		if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(replayed), cmdtest.TakeSnapshot(s)); d != "" {
 			t.Fatalf("replayed state differs: %s", d)
 		}
 	})
@@ -141,13 +141,13 @@ func FuzzDecide(f *testing.F) {
 					t.Fatalf("envelope %d: replay: %v", n, err)
 				}
 			}
-			if d := diffSnapshots(takeSnapshot(s), oracleSnapshot(o)); d != "" {
+			if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(s), oracleSnapshot(o)); d != "" {
 				t.Fatalf("after envelope %d %v: state differs from the oracle: %s", n, env.GetCommands(), d)
 			}
 			if msg := s.Check(); msg != "" {
 				t.Fatalf("after envelope %d: %s", n, msg)
 			}
-			if d := diffSnapshots(takeSnapshot(replayed), takeSnapshot(s)); d != "" {
+			if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(replayed), cmdtest.TakeSnapshot(s)); d != "" {
 				t.Fatalf("after envelope %d: replayed events differ: %s", n, d)
 			}
 			gen = gen[:0]

@@ -63,9 +63,9 @@ func (g gen) command() *cairnv1.Command {
 	}
 }
 
-// oracleSnapshot is takeSnapshot of the oracle.
-func oracleSnapshot(s *oracleState) snapshot {
-	sn := snapshot{Exists: s.Exists(), Deleted: s.Deleted(), Nodes: map[string]nodeSnap{}, Edges: map[string]edgeSnap{},
+// oracleSnapshot is cmdtest.TakeSnapshot of the oracle.
+func oracleSnapshot(s *oracleState) cmdtest.Snapshot {
+	sn := cmdtest.Snapshot{Exists: s.Exists(), Deleted: s.Deleted(), Nodes: map[string]cmdtest.NodeSnap{}, Edges: map[string]cmdtest.EdgeSnap{},
 		Distinct: s.DistinctComponents(), Refs: map[string]int{}}
 	for k, e := range s.comps.m {
 		sn.Refs[k.typ+"="+k.value] = e.refs
@@ -76,11 +76,11 @@ func oracleSnapshot(s *oracleState) snapshot {
 		if len(cats) > 0 {
 			cl = append(cl, cats...)
 		}
-		sn.Nodes[id] = nodeSnap{Comps: compMap(cs), Cats: cl}
+		sn.Nodes[id] = cmdtest.NodeSnap{Comps: cmdtest.CompMap(cs), Cats: cl}
 	}
 	for _, id := range s.EdgeIDs() {
 		src, dst, typ, cs, _ := s.Edge(id)
-		sn.Edges[id] = edgeSnap{Source: src, Target: dst, Type: typ, Comps: compMap(cs)}
+		sn.Edges[id] = cmdtest.EdgeSnap{Source: src, Target: dst, Type: typ, Comps: cmdtest.CompMap(cs)}
 	}
 	return sn
 }
@@ -138,7 +138,7 @@ func TestStateMatchesOracle(t *testing.T) {
 		g := gen{r}
 		s, o := aggregate.NewState("g"), newOracle("g")
 		var captures []capture
-		mustDecide(t, s, cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
+		cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
 		if _, err := oracleDecideEnvelope(o, cmdtest.Envelope("g", "create", cmdtest.CreateGraph())); err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +166,7 @@ func TestStateMatchesOracle(t *testing.T) {
 			}
 			s.Commit()
 			o.commit()
-			if d := diffSnapshots(takeSnapshot(s), oracleSnapshot(o)); d != "" {
+			if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(s), oracleSnapshot(o)); d != "" {
 				t.Fatalf("%s: state differs from the oracle: %s", name, d)
 			}
 			if msg := s.Check(); msg != "" {

@@ -12,12 +12,12 @@ import (
 
 func TestFlyweightComponents(t *testing.T) {
 	s := aggregate.NewState("g")
-	mustDecide(t, s, cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
+	cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
 	cmds := make([]*cairnv1.Command, 1000)
 	for i := range cmds {
 		cmds[i] = cmdtest.AddNode(fmt.Sprint("n", i), cmdtest.Comp("color", "red"))
 	}
-	mustDecide(t, s, cmdtest.Envelope("g", "add", cmds...))
+	cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "add", cmds...))
 	if got := s.DistinctComponents(); got != 1 {
 		t.Fatalf("DistinctComponents = %d with 1,000 nodes of one component, want 1", got)
 	}
@@ -42,17 +42,17 @@ func TestFlyweightComponents(t *testing.T) {
 	for i := 0; i < 1000; i += 2 {
 		change = append(change, cmdtest.SetComps(fmt.Sprint("n", i), cmdtest.Comp("color", "blue")))
 	}
-	mustDecide(t, s, cmdtest.Envelope("g", "blue", change...))
+	cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "blue", change...))
 	wantRefs(t, s, map[string]int{"color=red": 500, "color=blue": 500})
 
 	// Setting the same value again holds it once, not twice.
-	mustDecide(t, s, cmdtest.Envelope("g", "same", cmdtest.SetComps("n0", cmdtest.Comp("color", "blue"), cmdtest.Comp("size", "1"))))
+	cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "same", cmdtest.SetComps("n0", cmdtest.Comp("color", "blue"), cmdtest.Comp("size", "1"))))
 	wantRefs(t, s, map[string]int{"color=red": 500, "color=blue": 500, "size=1": 1})
-	mustDecide(t, s, cmdtest.Envelope("g", "drop", cmdtest.RemoveComps("n0", "size")))
+	cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "drop", cmdtest.RemoveComps("n0", "size")))
 	wantRefs(t, s, map[string]int{"color=red": 500, "color=blue": 500})
 
 	// Edges share the same table.
-	mustDecide(t, s, cmdtest.Envelope("g", "edge", cmdtest.Connect("e", "n0", "n1", cmdtest.Comp("color", "red"))))
+	cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "edge", cmdtest.Connect("e", "n0", "n1", cmdtest.Comp("color", "red"))))
 	wantRefs(t, s, map[string]int{"color=red": 501, "color=blue": 500})
 	if _, _, _, cs, _ := s.Edge("e"); len(cs) != 1 || string(cs[0].GetValue()) != "red" {
 		t.Fatalf("the edge holds %v, want color=red", cs)
@@ -63,7 +63,7 @@ func TestFlyweightComponents(t *testing.T) {
 	for i := range 1000 {
 		rm = append(rm, cmdtest.RemoveNode(fmt.Sprint("n", i)))
 	}
-	mustDecide(t, s, cmdtest.Envelope("g", "rm", rm...))
+	cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "rm", rm...))
 	if got := s.DistinctComponents(); got != 0 {
 		t.Fatalf("DistinctComponents = %d after removing every node, want 0", got)
 	}
@@ -85,10 +85,10 @@ func wantRefs(t *testing.T, s *aggregate.State, want map[string]int) {
 // the state holds together.
 func TestRollbackRestoresComponents(t *testing.T) {
 	s := aggregate.NewState("g")
-	mustDecide(t, s, cmdtest.Envelope("g", "setup", cmdtest.CreateGraph(),
+	cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "setup", cmdtest.CreateGraph(),
 		cmdtest.AddNode("a", cmdtest.Comp("color", "red"), cmdtest.Comp("only-a", "1")), cmdtest.AddNode("b", cmdtest.Comp("color", "red")),
 		cmdtest.AddNode("c", cmdtest.Comp("solo", "x")), cmdtest.Connect("ab", "a", "b", cmdtest.Comp("w", "5")), cmdtest.Connect("cc", "c", "c", cmdtest.Comp("w", "5"))))
-	before := takeSnapshot(s)
+	before := cmdtest.TakeSnapshot(s)
 
 	s.Begin()
 	m := s.Mark()
@@ -105,19 +105,19 @@ func TestRollbackRestoresComponents(t *testing.T) {
 	} {
 		_, _ = aggregate.DecideEnvelope(s, cmdtest.Envelope("g", fmt.Sprint("b", i), cmds...))
 	}
-	if d := diffSnapshots(takeSnapshot(s), before); d == "" {
+	if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(s), before); d == "" {
 		t.Fatal("the batch changed nothing; the test proves nothing")
 	}
 	s.Rollback(m)
 	s.Commit()
-	if d := diffSnapshots(takeSnapshot(s), before); d != "" {
+	if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(s), before); d != "" {
 		t.Fatalf("after rollback: %s", d)
 	}
 	if msg := s.Check(); msg != "" {
 		t.Fatalf("after rollback the state does not hold together: %s", msg)
 	}
 	// And the state keeps working: removing everything frees everything.
-	mustDecide(t, s, cmdtest.Envelope("g", "rm", cmdtest.RemoveNode("a"), cmdtest.RemoveNode("b"), cmdtest.RemoveNode("c")))
+	cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "rm", cmdtest.RemoveNode("a"), cmdtest.RemoveNode("b"), cmdtest.RemoveNode("c")))
 	wantRefs(t, s, map[string]int{})
 }
 
@@ -127,20 +127,20 @@ func TestRollbackToMark(t *testing.T) {
 	s := baseState(t)
 	s.Begin()
 	mustDecideRaw(t, s, cmdtest.Envelope("g", "first", cmdtest.AddNode("x", cmdtest.Comp("color", "red")), cmdtest.RemoveNode("a")))
-	afterFirst := takeSnapshot(s)
+	afterFirst := cmdtest.TakeSnapshot(s)
 	m := s.Mark()
 	mustDecideRaw(t, s, cmdtest.Envelope("g", "second", cmdtest.SetComps("x", cmdtest.Comp("color", "blue")), cmdtest.Connect("xb", "x", "b")))
 	s.Rollback(m)
-	if d := diffSnapshots(takeSnapshot(s), afterFirst); d != "" {
+	if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(s), afterFirst); d != "" {
 		t.Fatalf("rollback to the mark: %s", d)
 	}
 	s.Commit()
-	if d := diffSnapshots(takeSnapshot(s), afterFirst); d != "" {
+	if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(s), afterFirst); d != "" {
 		t.Fatalf("commit after rollback: %s", d)
 	}
 }
 
-// mustDecideRaw is mustDecide without validation, for envelopes decided
+// mustDecideRaw is cmdtest.MustDecide without validation, for envelopes decided
 // inside a batch.
 func mustDecideRaw(t *testing.T, s *aggregate.State, env *cairnv1.CommandEnvelope) {
 	t.Helper()

@@ -38,9 +38,9 @@ func TestValidateGraphID(t *testing.T) {
 				}
 				return
 			}
-			wantCommandError(t, err, codeInvalid, "graph_id", aggregate.ErrInvalidArgument)
+			cmdtest.WantCommandError(t, err, cmdtest.CodeInvalid, "graph_id", aggregate.ErrInvalidArgument)
 			// The envelope check uses the same rule.
-			wantCommandError(t, aggregate.ValidateEnvelope(cmdtest.Envelope(tc.id, "c1", cmdtest.CreateGraph())), codeInvalid, "graph_id", aggregate.ErrInvalidArgument)
+			cmdtest.WantCommandError(t, aggregate.ValidateEnvelope(cmdtest.Envelope(tc.id, "c1", cmdtest.CreateGraph())), cmdtest.CodeInvalid, "graph_id", aggregate.ErrInvalidArgument)
 		})
 	}
 }
@@ -80,7 +80,7 @@ func TestValidateID(t *testing.T) {
 					t.Fatalf("ValidateID(%q) = %v, want nil", tc.id, err)
 				}
 			} else {
-				wantCommandError(t, err, codeInvalid, "f", aggregate.ErrInvalidArgument)
+				cmdtest.WantCommandError(t, err, cmdtest.CodeInvalid, "f", aggregate.ErrInvalidArgument)
 			}
 			// Every id-like field of every command follows the same rule.
 			for _, c := range []struct {
@@ -197,20 +197,20 @@ func TestValidateEnvelope(t *testing.T) {
 				}
 				return
 			}
-			wantCommandError(t, err, codeInvalid, tc.field, aggregate.ErrInvalidArgument)
+			cmdtest.WantCommandError(t, err, cmdtest.CodeInvalid, tc.field, aggregate.ErrInvalidArgument)
 		})
 	}
 }
 
 func TestCommandErrorWireForm(t *testing.T) {
 	for code, sentinel := range map[cairnv1.ErrorCode]error{
-		codeInvalid: aggregate.ErrInvalidArgument, codeNotFound: aggregate.ErrNotFound, codeExists: aggregate.ErrAlreadyExists,
-		codePrecondition: aggregate.ErrFailedPrecondition, codeConflict: aggregate.ErrConflict,
-		codeUnavailable: aggregate.ErrUnavailable, codeInternal: aggregate.ErrInternal,
+		cmdtest.CodeInvalid: aggregate.ErrInvalidArgument, cmdtest.CodeNotFound: aggregate.ErrNotFound, cmdtest.CodeExists: aggregate.ErrAlreadyExists,
+		cmdtest.CodePrecondition: aggregate.ErrFailedPrecondition, cmdtest.CodeConflict: aggregate.ErrConflict,
+		cmdtest.CodeUnavailable: aggregate.ErrUnavailable, cmdtest.CodeInternal: aggregate.ErrInternal,
 	} {
 		ce := &aggregate.CommandError{Code: code, Field: "commands[0].add_node.node_id", Message: "m"}
 		back := aggregate.ErrorFromProto(ce.Proto())
-		wantCommandError(t, back, code, ce.Field, sentinel)
+		cmdtest.WantCommandError(t, back, code, ce.Field, sentinel)
 		if back.Error() != ce.Error() || !strings.Contains(ce.Error(), ce.Field) {
 			t.Errorf("%v: round trip changed the message: %q -> %q", code, ce.Error(), back.Error())
 		}
@@ -219,10 +219,10 @@ func TestCommandErrorWireForm(t *testing.T) {
 		t.Error("ErrorFromProto(nil) != nil")
 	}
 	plain := errors.New("disk on fire")
-	if ce := aggregate.AsCommandError(fmt.Errorf("wrapped: %w", plain)); ce.Code != codeInternal || !errors.Is(ce, aggregate.ErrInternal) {
+	if ce := aggregate.AsCommandError(fmt.Errorf("wrapped: %w", plain)); ce.Code != cmdtest.CodeInternal || !errors.Is(ce, aggregate.ErrInternal) {
 		t.Errorf("AsCommandError(plain) = %v, want INTERNAL", ce)
 	}
-	inner := &aggregate.CommandError{Code: codeNotFound, Field: "f", Message: "m"}
+	inner := &aggregate.CommandError{Code: cmdtest.CodeNotFound, Field: "f", Message: "m"}
 	if ce := aggregate.AsCommandError(fmt.Errorf("ctx: %w", inner)); ce != inner {
 		t.Errorf("AsCommandError did not unwrap to the *CommandError")
 	}

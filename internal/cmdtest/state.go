@@ -1,4 +1,4 @@
-package aggregate_test
+package cmdtest
 
 import (
 	"errors"
@@ -10,26 +10,29 @@ import (
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
-// snapshot is everything observable about a State, in comparable form.
-type snapshot struct {
+// Snapshot is everything observable about a State, in comparable form.
+type Snapshot struct {
 	Exists, Deleted bool
-	Nodes           map[string]nodeSnap
-	Edges           map[string]edgeSnap
+	Nodes           map[string]NodeSnap
+	Edges           map[string]EdgeSnap
 	Distinct        int
 	Refs            map[string]int // "type=value" -> holders
+	// Invalid is why the state's own bookkeeping does not hold together
+	// (its encoding does not decode), "" when it does.
+	Invalid string
 }
 
-type nodeSnap struct {
+type NodeSnap struct {
 	Comps map[string]string // type -> value
 	Cats  []string
 }
 
-type edgeSnap struct {
+type EdgeSnap struct {
 	Source, Target, Type string
 	Comps                map[string]string
 }
 
-func compMap(cs []*cairnv1.Component) map[string]string {
+func CompMap(cs []*cairnv1.Component) map[string]string {
 	m := make(map[string]string, len(cs))
 	for _, c := range cs {
 		m[c.GetType()] = string(c.GetValue())
@@ -37,28 +40,54 @@ func compMap(cs []*cairnv1.Component) map[string]string {
 	return m
 }
 
-func takeSnapshot(s *aggregate.State) snapshot {
-	sn := snapshot{Exists: s.Exists(), Deleted: s.Deleted(), Nodes: map[string]nodeSnap{}, Edges: map[string]edgeSnap{},
-		Distinct: s.DistinctComponents(), Refs: s.ComponentRefs()}
+// TakeSnapshot renders s through its public API. Refs counts the holders
+// of each component as the nodes and edges report them; that the state's
+// own reference counts agree (and that it keeps no component nobody holds)
+// is checked by decoding its encoding, which verifies both: Invalid says
+// why it would not decode.
+func TakeSnapshot(s *aggregate.State) Snapshot {
+	sn := Snapshot{Exists: s.Exists(), Deleted: s.Deleted(), Nodes: map[string]NodeSnap{}, Edges: map[string]EdgeSnap{},
+		Distinct: s.DistinctComponents(), Refs: map[string]int{}}
+	count := func(cs []*cairnv1.Component) {
+		for _, c := range cs {
+			sn.Refs[c.GetType()+"="+string(c.GetValue())]++
+		}
+	}
 	for _, id := range s.NodeIDs() {
 		cs, cats, _ := s.Node(id)
 		var cl []string // nil when there are none, as in the reference model
 		if len(cats) > 0 {
 			cl = slices.Clone(cats)
 		}
-		sn.Nodes[id] = nodeSnap{Comps: compMap(cs), Cats: cl}
+		sn.Nodes[id] = NodeSnap{Comps: CompMap(cs), Cats: cl}
+		count(cs)
 	}
 	for _, id := range s.EdgeIDs() {
 		src, dst, typ, cs, _ := s.Edge(id)
-		sn.Edges[id] = edgeSnap{Source: src, Target: dst, Type: typ, Comps: compMap(cs)}
+		sn.Edges[id] = EdgeSnap{Source: src, Target: dst, Type: typ, Comps: CompMap(cs)}
+		count(cs)
+	}
+	if s.Recording() {
+		return sn // a batch in the middle: the encoding waits for its commit
+	}
+	data, err := aggregate.Marshal(s, nil)
+	if err == nil {
+		_, _, err = aggregate.Unmarshal(data)
+	}
+	if err != nil {
+		sn.Invalid = err.Error()
 	}
 	return sn
 }
 
-// diffSnapshots names the first difference between two snapshots, "" when
+// DiffSnapshots names the first difference between two snapshots, "" when
 // they are equal.
-func diffSnapshots(got, want snapshot) string {
+func DiffSnapshots(got, want Snapshot) string {
 	switch {
+	case got.Invalid != "":
+		return "the state does not hold together: " + got.Invalid
+	case want.Invalid != "":
+		return "the reference state does not hold together: " + want.Invalid
 	case got.Exists != want.Exists || got.Deleted != want.Deleted:
 		return "exists/deleted differ"
 	case !slices.Equal(slices.Sorted(maps.Keys(got.Nodes)), slices.Sorted(maps.Keys(want.Nodes))):
@@ -98,8 +127,8 @@ func quoteKeys[V any](m map[string]V) string {
 	return s + "]"
 }
 
-// mustDecide decides env on s and fails the test when it is refused.
-func mustDecide(t testing.TB, s *aggregate.State, env *cairnv1.CommandEnvelope) []*cairnv1.Event {
+// MustDecide decides env on s and fails the test when it is refused.
+func MustDecide(t testing.TB, s *aggregate.State, env *cairnv1.CommandEnvelope) []*cairnv1.Event {
 	t.Helper()
 	if err := aggregate.ValidateEnvelope(env); err != nil {
 		t.Fatalf("validate %s: %v", env.GetCommandId(), err)
@@ -111,9 +140,9 @@ func mustDecide(t testing.TB, s *aggregate.State, env *cairnv1.CommandEnvelope) 
 	return evs
 }
 
-// wantCommandError checks that err is a *CommandError with code and field
+// WantCommandError checks that err is a *CommandError with code and field
 // that matches sentinel with errors.Is (and no other sentinel).
-func wantCommandError(t *testing.T, err error, code cairnv1.ErrorCode, field string, sentinel error) {
+func WantCommandError(t *testing.T, err error, code cairnv1.ErrorCode, field string, sentinel error) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("err = nil, want %v at %q", code, field)
@@ -128,24 +157,24 @@ func wantCommandError(t *testing.T, err error, code cairnv1.ErrorCode, field str
 	if !errors.Is(err, sentinel) {
 		t.Fatalf("errors.Is(%v, %v) = false", err, sentinel)
 	}
-	for _, other := range allSentinels {
+	for _, other := range AllSentinels {
 		if other != sentinel && errors.Is(err, other) {
 			t.Fatalf("errors.Is(%v, %v) = true; only %v should match", err, other, sentinel)
 		}
 	}
 }
 
-var allSentinels = []error{
+var AllSentinels = []error{
 	aggregate.ErrInvalidArgument, aggregate.ErrNotFound, aggregate.ErrAlreadyExists, aggregate.ErrFailedPrecondition,
 	aggregate.ErrConflict, aggregate.ErrUnavailable, aggregate.ErrInternal,
 }
 
 const (
-	codeInvalid      = cairnv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT
-	codeNotFound     = cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND
-	codeExists       = cairnv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS
-	codePrecondition = cairnv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION
-	codeConflict     = cairnv1.ErrorCode_ERROR_CODE_CONFLICT
-	codeUnavailable  = cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE
-	codeInternal     = cairnv1.ErrorCode_ERROR_CODE_INTERNAL
+	CodeInvalid      = cairnv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT
+	CodeNotFound     = cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND
+	CodeExists       = cairnv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS
+	CodePrecondition = cairnv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION
+	CodeConflict     = cairnv1.ErrorCode_ERROR_CODE_CONFLICT
+	CodeUnavailable  = cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE
+	CodeInternal     = cairnv1.ErrorCode_ERROR_CODE_INTERNAL
 )
