@@ -99,7 +99,7 @@ func (s *State) removeNode(id string) error {
 		return fmt.Errorf("apply NodeRemoved: node %q still has %d edges", id, s.Degree(id))
 	}
 	set := s.nodeSet.Get(int(u))
-	s.releaseNodeSet(set)
+	s.holdSet(&s.nsets, set, true, false)
 	s.nodes.Delete(u)
 	s.nNodes--
 	if !s.recording {
@@ -158,7 +158,7 @@ func (s *State) removeEdge(id string) error {
 	if du != su {
 		s.unlink(e, du)
 	}
-	s.releaseEdgeSet(s.edgeSet.Get(int(e)))
+	s.holdSet(&s.esets, s.edgeSet.Get(int(e)), false, false)
 	s.edges.Delete(e)
 	s.nEdges--
 	if !s.recording {
@@ -169,52 +169,31 @@ func (s *State) removeEdge(id string) error {
 	return nil
 }
 
-// releaseNodeSet drops a node's references to its set (+1) and the set's
-// components; retainNodeSet takes them again.
-func (s *State) releaseNodeSet(set uint32) {
+// holdSet takes (retain) or drops the references a node or an edge holds
+// to its attribute set (set is the handle + 1, 0: none) and to the
+// components the set lists.
+func (s *State) holdSet(r *refTable, set uint32, node, retain bool) {
 	if set == 0 {
 		return
 	}
 	var buf [32]uint32
-	l := uvarints(buf[:0], s.nsets.key(set-1))
-	for _, h := range l[1 : 1+l[0]] {
-		s.comps.release(h, s.recording)
+	l := uvarints(buf[:0], r.key(set-1))
+	comps := l[1:] // an edge set: its type, then its components
+	if node {
+		comps = l[1 : 1+l[0]] // a node set: the count, the components, the categories
 	}
-	s.nsets.release(set-1, s.recording)
-}
-
-func (s *State) retainNodeSet(set uint32) {
-	if set == 0 {
-		return
+	for _, h := range comps {
+		if retain {
+			s.comps.retain(h)
+		} else {
+			s.comps.release(h, s.recording)
+		}
 	}
-	var buf [32]uint32
-	l := uvarints(buf[:0], s.nsets.key(set-1))
-	for _, h := range l[1 : 1+l[0]] {
-		s.comps.retain(h)
+	if retain {
+		r.retain(set - 1)
+	} else {
+		r.release(set-1, s.recording)
 	}
-	s.nsets.retain(set - 1)
-}
-
-func (s *State) releaseEdgeSet(set uint32) {
-	if set == 0 {
-		return
-	}
-	var buf [32]uint32
-	for _, h := range uvarints(buf[:0], s.esets.key(set-1))[1:] {
-		s.comps.release(h, s.recording)
-	}
-	s.esets.release(set-1, s.recording)
-}
-
-func (s *State) retainEdgeSet(set uint32) {
-	if set == 0 {
-		return
-	}
-	var buf [32]uint32
-	for _, h := range uvarints(buf[:0], s.esets.key(set-1))[1:] {
-		s.comps.retain(h)
-	}
-	s.esets.retain(set - 1)
 }
 
 // freeNode and freeEdge make a removed node's or edge's index reusable.

@@ -81,19 +81,19 @@ func (s *State) revert(r *undoRec) {
 		s.deleted = false
 	case opNodeAdded:
 		u := r.idx
-		s.releaseNodeSet(s.nodeSet.Get(int(u)))
+		s.holdSet(&s.nsets, s.nodeSet.Get(int(u)), true, false)
 		s.nodeSet.Set(int(u), 0)
 		s.nodes.Delete(u)
 		s.freeNodes = append(s.freeNodes, u)
 		s.nNodes--
 	case opNodeChanged:
 		u := r.idx
-		s.retainNodeSet(r.a)
-		s.releaseNodeSet(s.nodeSet.Get(int(u)))
+		s.holdSet(&s.nsets, r.a, true, true)
+		s.holdSet(&s.nsets, s.nodeSet.Get(int(u)), true, false)
 		s.nodeSet.Set(int(u), r.a)
 	case opNodeRemoved:
 		s.nodes.Set(r.idx, r.s)
-		s.retainNodeSet(s.nodeSet.Get(int(r.idx)))
+		s.holdSet(&s.nsets, s.nodeSet.Get(int(r.idx)), true, true)
 		s.nNodes++
 	case opEdgeAdded:
 		e := r.idx
@@ -102,7 +102,7 @@ func (s *State) revert(r *undoRec) {
 			s.unlink(e, du)
 		}
 		s.unlink(e, su)
-		s.releaseEdgeSet(s.edgeSet.Get(int(e)))
+		s.holdSet(&s.esets, s.edgeSet.Get(int(e)), false, false)
 		s.edgeSet.Set(int(e), 0)
 		s.edges.Delete(e)
 		s.freeEdges = append(s.freeEdges, e)
@@ -110,7 +110,7 @@ func (s *State) revert(r *undoRec) {
 	case opEdgeRemoved:
 		e := r.idx
 		s.edges.Set(e, r.s)
-		s.retainEdgeSet(s.edgeSet.Get(int(e)))
+		s.holdSet(&s.esets, s.edgeSet.Get(int(e)), false, true)
 		su, du := s.src.Get(int(e)), s.dst.Get(int(e))
 		if du != su {
 			s.relink(e, du)
