@@ -23,8 +23,6 @@ func (n names) intern(s string) uint32 {
 
 func (n names) name(id uint32) string { return n.t.String(id) }
 
-func (n names) len() int { return n.t.Len() }
-
 func (n names) bytes() int { return n.t.Bytes() }
 
 // ids is an intern table of node or edge ids that remembers its last two

@@ -1,7 +1,7 @@
 package aggregate_test
 
 // The oracle is the aggregate model this package replaced (maps of per-node
-// and per-edge objects, closures for undo), kept verbatim but for its names
+// and per-edge objects, closures for undo), kept as it was (renamed, its unused methods dropped)
 // as the test oracle: the property tests check that the compact oracleState makes
 // the same decisions and produces the same events.
 
@@ -111,18 +111,11 @@ func newOracle(graph string) *oracleState {
 	}
 }
 
-// Graph returns the graph id.
-func (s *oracleState) Graph() string { return s.graph }
-
 // Exists reports whether the graph was created and not deleted.
 func (s *oracleState) Exists() bool { return s.created && !s.deleted }
 
 // Deleted reports whether the graph was deleted.
 func (s *oracleState) Deleted() bool { return s.deleted }
-
-// NodeCount and EdgeCount count live nodes and edges.
-func (s *oracleState) NodeCount() int { return len(s.nodes) }
-func (s *oracleState) EdgeCount() int { return len(s.edges) }
 
 // DistinctComponents counts distinct (type, value) pairs held, each stored
 // once however many nodes and edges carry it.
@@ -337,18 +330,6 @@ func (in *oInterner) intern(c *cairnv1.Component) *cairnv1.Component {
 		return e.c
 	}
 	k := oComponentKey{c.GetType(), string(c.GetValue())}
-	shared := &cairnv1.Component{Type: k.typ, Value: []byte(k.value)}
-	in.m[k] = &oInterned{c: shared, refs: 1}
-	return shared
-}
-
-// internBytes interns the component of type typ and value value.
-func (in *oInterner) internBytes(typ, value []byte) *cairnv1.Component {
-	if e, ok := in.m[oComponentKey{string(typ), string(value)}]; ok {
-		e.refs++
-		return e.c
-	}
-	k := oComponentKey{string(typ), string(value)}
 	shared := &cairnv1.Component{Type: k.typ, Value: []byte(k.value)}
 	in.m[k] = &oInterned{c: shared, refs: 1}
 	return shared

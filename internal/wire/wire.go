@@ -22,11 +22,6 @@ var ErrCorrupt = errors.New("corrupt")
 // AppendUvarint appends v.
 func AppendUvarint(dst []byte, v uint64) []byte { return binary.AppendUvarint(dst, v) }
 
-// AppendBytes appends len(b) and b.
-func AppendBytes(dst, b []byte) []byte {
-	return append(binary.AppendUvarint(dst, uint64(len(b))), b...)
-}
-
 // AppendString appends len(s) and s.
 func AppendString(dst []byte, s string) []byte {
 	return append(binary.AppendUvarint(dst, uint64(len(s))), s...)
