@@ -1,9 +1,10 @@
 package aggregate_test
 
 // The oracle is the aggregate model this package replaced (maps of per-node
-// and per-edge objects, closures for undo), kept as it was (renamed, its unused methods dropped)
-// as the test oracle: the property tests check that the compact oracleState makes
-// the same decisions and produces the same events.
+// and per-edge objects, closures for undo), kept as it was but renamed and
+// without its unused methods, as the test oracle: the property tests check
+// that the compact State makes the same decisions and produces the same
+// events.
 
 import (
 	"fmt"
