@@ -97,6 +97,14 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if e.snaps != nil {
 		grainCfg.Snapshots = e.snaps
 	}
+	// Grains activate once the member has started, after the projections
+	// below exist.
+	grainCfg.Quarantined = func(graph string) error {
+		if e.proj == nil {
+			return nil
+		}
+		return e.proj.Quarantined(graph)
+	}
 	if e.grains, err = actors.NewGraphKind(base, e.store, grainCfg); err != nil {
 		return nil, err
 	}

@@ -57,6 +57,12 @@ type GrainConfig struct {
 	// SnapshotKeep is how many snapshots per graph are kept; older ones are
 	// deleted after each write. Default 3.
 	SnapshotKeep int
+	// Quarantined, when not nil, says whether graph is quarantined
+	// elsewhere (the projections found its stored history failing a check:
+	// Projections.Quarantined); a grain of such a graph does not load and
+	// answers DATA_LOSS, so that it never writes on a history it cannot
+	// trust. The engine sets it; nil: grains rely on their own checks.
+	Quarantined func(graph string) error
 }
 
 // DefaultGrainConfig returns the defaults.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,9 @@ type EventStore interface {
 	// belongs to graph and ends with the event head: an aggregate snapshot
 	// is trusted only then.
 	CheckHead(ctx context.Context, graph string, seq uint64, head persistence.Head) error
+	// LastSeq returns the stream sequence of graph's last transaction, 0
+	// when it has none.
+	LastSeq(ctx context.Context, graph string) (uint64, error)
 }
 
 var _ EventStore = (*persistence.Store)(nil)
@@ -73,6 +77,10 @@ type GrainStats struct {
 	// ReplayedTransactions and ReplayedEvents count what activations and
 	// conflict reloads read from the event store and folded.
 	ReplayedTransactions, ReplayedEvents uint64
+	// Quarantined names each graph whose last load found its stored
+	// history failing a check, with the reason; its grain answers
+	// DATA_LOSS.
+	Quarantined map[string]string
 }
 
 type grainCounters struct {
@@ -80,6 +88,26 @@ type grainCounters struct {
 	written, writeErrors, bytes           atomic.Uint64
 	encodeTotal, encodeMax                atomic.Int64
 	replayedTransactions, replayedEvents  atomic.Uint64
+
+	mu          sync.Mutex
+	quarantined map[string]string
+}
+
+// quarantine records that graph's history failed a check; release, that it
+// loaded since.
+func (c *grainCounters) quarantine(graph string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.quarantined == nil {
+		c.quarantined = map[string]string{}
+	}
+	c.quarantined[graph] = err.Error()
+}
+
+func (c *grainCounters) release(graph string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.quarantined, graph)
 }
 
 // Stats returns the counters of this member's graph grains.
@@ -90,7 +118,17 @@ func (k *GraphGrains) Stats() GrainStats {
 		SnapshotsWritten: c.written.Load(), SnapshotWriteErrors: c.writeErrors.Load(), SnapshotBytes: c.bytes.Load(),
 		EncodeTotal: time.Duration(c.encodeTotal.Load()), EncodeMax: time.Duration(c.encodeMax.Load()),
 		ReplayedTransactions: c.replayedTransactions.Load(), ReplayedEvents: c.replayedEvents.Load(),
+		Quarantined: c.quarantinedCopy(),
 	}
+}
+
+func (c *grainCounters) quarantinedCopy() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.quarantined) == 0 {
+		return nil
+	}
+	return maps.Clone(c.quarantined)
 }
 
 // NewGraphKind returns the cluster kind that hosts graph grains over store.
@@ -261,6 +299,24 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 // trusted) from the whole stream. On error the grain stays unloaded and
 // answers UNAVAILABLE until a later load succeeds.
 func (g *graphGrain) load() error {
+	err := g.loadChecked()
+	switch {
+	case err == nil:
+		g.kind.stats.release(g.graph)
+	case isDataLoss(err):
+		g.kind.stats.quarantine(g.graph, err)
+		g.log.LogAttrs(context.Background(), slog.LevelError, "graph quarantined: its stored history fails its check", slog.String("err", err.Error()))
+	}
+	return err
+}
+
+// loadChecked is load less the quarantine's book-keeping.
+func (g *graphGrain) loadChecked() error {
+	if q := g.cfg.Quarantined; q != nil {
+		if err := q(g.graph); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	if err := g.reset(nil, nil); err != nil {
 		return err
@@ -363,6 +419,13 @@ func (g *graphGrain) loadSnapshot() (persistence.SnapshotInfo, bool, error) {
 				// replay would read the same stretch. Fail this load.
 				return persistence.SnapshotInfo{}, false, err
 			}
+			if errors.Is(err, persistence.ErrNotFound) {
+				// The snapshot's transaction is in neither stream nor
+				// archive: is the stream behind what was stored?
+				if terr := g.truncatedBefore(info); terr != nil {
+					return persistence.SnapshotInfo{}, false, terr
+				}
+			}
 			g.kind.stats.fallbacks.Add(1)
 			g.log.LogAttrs(context.Background(), slog.LevelWarn, "snapshot not used; trying an older one", slog.String("snapshot", info.Name),
 				slog.Uint64("snapshot_seq", info.Seq), slog.String("reason", err.Error()))
@@ -374,6 +437,21 @@ func (g *graphGrain) loadSnapshot() (persistence.SnapshotInfo, bool, error) {
 		g.log.LogAttrs(context.Background(), slog.LevelWarn, "no snapshot can be trusted; replaying the whole history", slog.Int("snapshots", len(infos)))
 	}
 	return persistence.SnapshotInfo{}, false, nil
+}
+
+// truncatedBefore returns an ErrTruncated error when the stream's last
+// transaction of the graph comes before the snapshot info's: the snapshot
+// was folded from transactions the store no longer holds. (The store never
+// drops a graph's last message of its own accord: Archive keeps it.)
+func (g *graphGrain) truncatedBefore(info persistence.SnapshotInfo) error {
+	ctx, cancel := context.WithTimeout(g.base, g.cfg.AppendTimeout)
+	defer cancel()
+	last, err := g.store.LastSeq(ctx, g.graph)
+	if err != nil || last >= info.Seq {
+		return nil
+	}
+	return fmt.Errorf("%w: snapshot %s was folded up to seq %d, but the stream holds the graph's transactions only up to seq %d",
+		persistence.ErrTruncated, info.Name, info.Seq, last)
 }
 
 // fromSnapshot restores info and replays the transactions after it.
@@ -620,6 +698,12 @@ func (g *graphGrain) replay(read readFunc, from uint64) error {
 	if last > g.lastSeq {
 		return fmt.Errorf("replay %s: read stopped at seq %d before the last seq %d", g.graph, g.lastSeq, last)
 	}
+	if last < g.lastSeq {
+		// The store lost what it acknowledged (or what a trusted snapshot
+		// was folded from): a purge or a deletion behind the engine's back.
+		return fmt.Errorf("replay %s: %w: the stream holds the graph's transactions only up to seq %d, but seq %d was stored",
+			g.graph, persistence.ErrTruncated, last, g.lastSeq)
+	}
 	if n > 0 {
 		g.log.LogAttrs(context.Background(), slog.LevelDebug, "replayed", slog.Int("transactions", n), slog.Uint64("last_seq", g.lastSeq), slog.Duration("took", time.Since(start)))
 	}
@@ -650,13 +734,25 @@ type localCommand struct {
 }
 
 func (g *graphGrain) receive(ctx actor.Context, env *cairnv1.CommandEnvelope, sender replyTo) {
+	if q := g.cfg.Quarantined; q != nil && g.loaded {
+		// Quarantined since it loaded (the projections' audit found the
+		// history purged, say): write nothing more on it.
+		if err := q(g.graph); err != nil {
+			sender.send(ctx, aggregate.ErrorReply(env, dataLoss(g.graph, err)))
+			return
+		}
+	}
 	if !g.loaded {
 		if err := aggregate.ValidateEnvelope(env); err != nil {
 			sender.send(ctx, aggregate.ErrorReply(env, aggregate.AsCommandError(err)))
 			return
 		}
 		if err := g.load(); err != nil {
-			sender.send(ctx, aggregate.ErrorReply(env, unavailable("graph %s could not be loaded: %v", g.graph, err)))
+			ce := unavailable("graph %s could not be loaded: %v", g.graph, err)
+			if isDataLoss(err) {
+				ce = dataLoss(g.graph, err)
+			}
+			sender.send(ctx, aggregate.ErrorReply(env, ce))
 			return
 		}
 	}
@@ -678,6 +774,10 @@ func (g *graphGrain) do(ctx actor.Context, rd aggregate.Ready[replyTo]) {
 				// The state may be half folded: decide nothing more on it
 				// (an append could succeed unseen by the next full load).
 				g.loaded = false
+				if isDataLoss(err) {
+					g.kind.stats.quarantine(g.graph, err)
+					err = dataLoss(g.graph, err)
+				}
 			}
 			rd = g.core.Reloaded(err)
 			if err != nil {

@@ -13,8 +13,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/elastic/go-freelru"
-	"github.com/ipfs/go-cid"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/api"
@@ -83,6 +81,13 @@ type ProjectionConfig struct {
 	// memory for good (130 MB for 1M nodes, more than the read model
 	// itself). Default false.
 	KeepSnapshotBuffers bool
+	// AuditEvery is how often the projections compare the event stream's
+	// state (its census: sequence range, messages per graph) with what they
+	// applied, when Store is an Auditor: a graph whose history was purged
+	// or deleted behind the engine's back is quarantined (DATA_LOSS), the
+	// stream's deletion quarantines every graph. 0 turns the audit off.
+	// Default 5 seconds.
+	AuditEvery time.Duration
 }
 
 // DefaultProjectionConfig returns the defaults.
@@ -101,6 +106,7 @@ func DefaultProjectionConfig() ProjectionConfig {
 		SnapshotKeep:       3,
 		ViewCacheEntries:   8,
 		ViewSnapshotBytes:  64 << 20,
+		AuditEvery:         5 * time.Second,
 	}
 }
 
@@ -127,6 +133,9 @@ func (c ProjectionConfig) Validate() error {
 	}
 	if c.RetryAfter <= 0 {
 		errs = append(errs, errors.New("projection retry-after must be positive"))
+	}
+	if c.AuditEvery < 0 {
+		errs = append(errs, fmt.Errorf("projection audit-every must be 0 (off) or positive, not %v", c.AuditEvery))
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("logger is nil (use a discard logger)"))
@@ -182,6 +191,19 @@ func (e *ProjectionStoppedError) Error() string {
 // Unwrap returns ErrProjectionStopped and the cause.
 func (e *ProjectionStoppedError) Unwrap() []error { return []error{ErrProjectionStopped, e.Err} }
 
+// DataLoss reports whether the projection stopped because the graph's
+// stored history failed its check (and not on a read-model bug).
+func (e *ProjectionStoppedError) DataLoss() bool { return isDataLoss(e.Err) }
+
+// reply is what queries of the stopped graph answer: DATA_LOSS for a
+// history that failed its check, INTERNAL for a read-model bug.
+func (e *ProjectionStoppedError) reply() *aggregate.CommandError {
+	if e.DataLoss() {
+		return dataLoss(e.Graph, e)
+	}
+	return &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Field: "graph_id", Message: e.Error()}
+}
+
 // defaultLimit is a page's size when a query gives none.
 const defaultLimit = 100
 
@@ -219,10 +241,13 @@ type Projections struct {
 	once    sync.Once
 
 	failures atomic.Uint64
-	hits     atomic.Uint64
-	misses   atomic.Uint64
-	mu       sync.Mutex
-	stopped  map[string]*ProjectionStoppedError
+	// audits counts audit rounds; lastAuditNs is the last one's duration.
+	audits, lastAuditNs atomic.Int64
+	auditDone           chan struct{} // closed when the audit stopped (or never ran)
+	hits                atomic.Uint64
+	misses              atomic.Uint64
+	mu                  sync.Mutex
+	stopped             map[string]*ProjectionStoppedError
 
 	// life ends at Close; the shards' rare reads of the event store (an
 	// archived prefix) and the snapshot writes use it.
@@ -271,7 +296,7 @@ func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfi
 	p := &Projections{
 		cfg: cfg, log: cfg.Logger.With("component", "projections"), src: src, root: system.Root,
 		done: make(chan struct{}), closing: make(chan struct{}), stopped: map[string]*ProjectionStoppedError{},
-		ready: make(chan struct{}),
+		ready: make(chan struct{}), auditDone: make(chan struct{}),
 	}
 	p.life, p.lifeStop = context.WithCancel(context.Background())
 	if cfg.Snapshots == nil {
@@ -312,6 +337,14 @@ func (p *Projections) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	go p.read(ctx)
+	if st, ok := p.cfg.Store.(Auditor); ok && p.cfg.AuditEvery > 0 {
+		go func() {
+			defer close(p.auditDone)
+			p.audit(ctx, st)
+		}()
+	} else {
+		close(p.auditDone)
+	}
 }
 
 // Shard returns the shard index of graph.
@@ -402,6 +435,18 @@ func (p *Projections) Stopped() map[string]*ProjectionStoppedError {
 	return out
 }
 
+// Quarantined returns the error that stopped graph's projection when its
+// stored history failed a check (a *ProjectionStoppedError that isDataLoss),
+// nil otherwise: a GrainConfig.Quarantined.
+func (p *Projections) Quarantined(graph string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e := p.stopped[graph]; e != nil && e.DataLoss() {
+		return e
+	}
+	return nil
+}
+
 // Failures counts transactions that could not be applied.
 func (p *Projections) Failures() uint64 { return p.failures.Load() }
 
@@ -419,7 +464,11 @@ func (p *Projections) Health() api.ProjectionHealth {
 			h.Stopped = map[string]string{}
 		}
 		h.Stopped[g] = e.Error()
+		if e.DataLoss() {
+			h.DataLoss++
+		}
 	}
+	h.Audits, h.LastAuditMs = uint64(p.audits.Load()), ms(time.Duration(p.lastAuditNs.Load()))
 	h.Snapshots = p.snapHealth()
 	h.TimeTravel = p.tt.health()
 	return h
@@ -479,6 +528,11 @@ func (p *Projections) Close(ctx context.Context) error {
 				readerStopped = true
 			case <-ctx.Done():
 				err = fmt.Errorf("projections: reader did not stop: %w", ctx.Err())
+			}
+			select {
+			case <-p.auditDone:
+			case <-ctx.Done():
+				err = errors.Join(err, fmt.Errorf("projections: audit did not stop: %w", ctx.Err()))
 			}
 		}
 		if readerStopped {
@@ -588,6 +642,10 @@ func (a *shardActor) Receive(ctx actor.Context) {
 		}
 	case *restoreGraphs:
 		a.restore(m)
+	case *headsRequest:
+		m.reply <- a.heads()
+	case *quarantineGraph:
+		a.quarantine(m)
 	}
 }
 
@@ -611,19 +669,21 @@ func (a *shardActor) apply(f persistence.Followed) {
 	if e.stopped != nil {
 		return
 	}
+	if e.g != nil && f.Seq <= e.g.AsOf() {
+		// Folded already: the graph was restored from a snapshot taken
+		// after the reader's resume point.
+		return
+	}
 	err := f.Err
-	if err == nil && f.Tx.GetGraphId() != f.Graph {
-		err = fmt.Errorf("transaction names graph %q on the subject of graph %q", f.Tx.GetGraphId(), f.Graph)
-	}
-	var d decodedTx
-	if err == nil {
-		d, err = decodeTx(f.Tx)
-	}
-	if err == nil && fresh && d.first != 1 {
+	if err == nil && fresh && e.head.N == 0 && firstPosition(f.Tx) > 1 {
 		// The graph's chain does not start here: its prefix was archived
 		// (or this start resumed from a snapshot set that left the graph
 		// out). Fold it from the event store first.
 		err = a.foldPrefix(e, f.Seq-1)
+	}
+	var d decodedTx
+	if err == nil {
+		d, err = checkTx(f.Graph, e.head, f.Seq, f.Tx)
 	}
 	if err == nil {
 		err = safeApply(e.g, f.Seq, d.events)
@@ -633,9 +693,7 @@ func (a *shardActor) apply(f persistence.Followed) {
 		a.p.fail(e.stopped)
 		return
 	}
-	if f.Seq >= e.g.AsOf() && d.head.N > e.head.N {
-		e.head = d.head
-	}
+	e.head = d.head
 }
 
 // safeApply applies a transaction, turning a panic (a read-model bug) into
@@ -649,46 +707,85 @@ func safeApply(g *readmodel.Graph, seq uint64, events []*cairnv1.Event) (err err
 			err = fmt.Errorf("read model panicked: %v", r)
 		}
 	}()
-	return g.ApplyTx(seq, events)
+	if err := g.ApplyTx(seq, events); err != nil {
+		return fmt.Errorf("seq %d: %w: %w", seq, errInconsistent, err)
+	}
+	return nil
 }
 
-// decodedTx is a transaction's events with their chain positions.
+// decodedTx is a transaction's checked events.
 type decodedTx struct {
 	events []*cairnv1.Event
 	ns     []uint64         // each event's chain position
-	first  uint64           // the first event's position
-	head   persistence.Head // the last event
+	prev   persistence.Head // what its first event links to
+	head   persistence.Head // its last event
 }
 
-// decodeTx decodes a transaction's events without re-verifying their CIDs:
-// the grain checked the chain before appending, and `cairn verify` checks
-// it on demand.
-func decodeTx(tx *cairnv1.Transaction) (decodedTx, error) {
+// checkTx checks the transaction stored at seq as the continuation of
+// graph's chain after head (persistence.Chain: every CID, the prev link to
+// head, contiguous positions, the fields each envelope repeats) and decodes
+// its events. Nothing a projection reads is trusted because of where it
+// came from: the error, a *persistence.ChainError, quarantines the graph.
+func checkTx(graph string, head persistence.Head, seq uint64, tx *cairnv1.Transaction) (decodedTx, error) {
+	d, err := decodeChecked(graph, seq, tx)
+	if err != nil {
+		return decodedTx{}, err
+	}
+	if err := d.linksTo(graph, seq, head); err != nil {
+		return decodedTx{}, err
+	}
+	return d, nil
+}
+
+// decodeChecked checks tx as a stretch of graph's chain on its own (every
+// CID, the links and positions between its events, the fields each
+// envelope repeats) and decodes it; where its first event links to is left
+// to linksTo, for a reader that does not know the head yet.
+func decodeChecked(graph string, seq uint64, tx *cairnv1.Transaction) (decodedTx, error) {
+	var prev persistence.Head
+	if recs := tx.GetEvents(); len(recs) > 0 {
+		if env, err := persistence.DecodeEnvelope(recs[0].GetDagCbor()); err == nil && env.N > 0 {
+			prev = persistence.Head{N: env.N - 1, CID: env.Prev}
+		}
+	}
+	chain := persistence.NewChainAt(graph, prev)
+	evs, err := chain.Check(seq, tx)
+	if err != nil {
+		return decodedTx{}, err
+	}
+	d := decodedTx{events: make([]*cairnv1.Event, len(evs)), ns: make([]uint64, len(evs)), prev: prev, head: chain.Head()}
+	for i := range evs {
+		d.events[i], d.ns[i] = evs[i].Event, evs[i].Envelope.N
+	}
+	return d, nil
+}
+
+// linksTo checks that d continues the chain that ends at head.
+func (d decodedTx) linksTo(graph string, seq uint64, head persistence.Head) error {
+	if d.prev.N == head.N && d.prev.CID.Equals(head.CID) {
+		return nil
+	}
+	return &persistence.ChainError{Graph: graph, Seq: seq, Position: d.prev.N + 1, Reason: "prev link (a transaction missing or out of place)",
+		Want: fmt.Sprintf("position %d after %s", head.N+1, headString(head)), Got: fmt.Sprintf("position %d after %s", d.prev.N+1, headString(d.prev))}
+}
+
+func headString(h persistence.Head) string {
+	if !h.CID.Defined() {
+		return "(none)"
+	}
+	return h.CID.String()
+}
+
+// firstPosition is the chain position of tx's first event, 0 when it does
+// not decode (the chain check then says why).
+func firstPosition(tx *cairnv1.Transaction) uint64 {
 	recs := tx.GetEvents()
 	if len(recs) == 0 {
-		return decodedTx{}, errors.New("transaction holds no events")
+		return 0
 	}
-	d := decodedTx{events: make([]*cairnv1.Event, 0, len(recs)), ns: make([]uint64, 0, len(recs))}
-	for i, rec := range recs {
-		env, err := persistence.DecodeEnvelope(rec.GetDagCbor())
-		if err != nil {
-			return decodedTx{}, fmt.Errorf("event %d: %w", i, err)
-		}
-		ev := &cairnv1.Event{}
-		if err := proto.Unmarshal(env.Body, ev); err != nil {
-			return decodedTx{}, fmt.Errorf("event %d: body: %w: %v", i, persistence.ErrMalformed, err)
-		}
-		if typ := persistence.EventType(ev); typ == "" || typ != env.Type {
-			return decodedTx{}, fmt.Errorf("event %d: body kind %q does not match envelope type %q", i, typ, env.Type)
-		}
-		d.events = append(d.events, ev)
-		d.ns = append(d.ns, env.N)
-	}
-	d.first = d.ns[0]
-	c, err := cid.Cast(recs[len(recs)-1].GetCid())
+	env, err := persistence.DecodeEnvelope(recs[0].GetDagCbor())
 	if err != nil {
-		return decodedTx{}, fmt.Errorf("event %d: cid: %w: %v", len(recs)-1, persistence.ErrMalformed, err)
+		return 0
 	}
-	d.head = persistence.Head{N: d.ns[len(d.ns)-1], CID: c}
-	return d, nil
+	return env.N
 }

@@ -223,7 +223,7 @@ func (a *shardActor) answer(req *cairnv1.QueryRequest) *cairnv1.QueryReply {
 	case e == nil:
 		return &cairnv1.QueryReply{AsOfSeq: asOf, Error: notFound("graph_id", "graph %s has no transactions up to seq %d", graph, asOf).Proto()}
 	case e.stopped != nil:
-		return &cairnv1.QueryReply{AsOfSeq: asOf, Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Field: "graph_id", Message: e.stopped.Error()}).Proto()}
+		return &cairnv1.QueryReply{AsOfSeq: asOf, Error: e.stopped.reply().Proto()}
 	}
 	if a.cache == nil {
 		return a.p.answerCached(e.g, req, asOf, e.head, nil, nil)

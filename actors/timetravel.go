@@ -233,6 +233,8 @@ func (tt *timeTravel) resolve(ctx context.Context, req *cairnv1.QueryRequest) (v
 func storeError(graph, field, what string, err error) *aggregate.CommandError {
 	msg := fmt.Sprintf("graph %s: %s: %v", graph, what, err)
 	switch {
+	case isDataLoss(err):
+		return dataLoss(graph, err)
 	case errors.Is(err, persistence.ErrNotFound):
 		return notFound(field, "%s", msg)
 	case errors.Is(err, persistence.ErrUnavailable):
@@ -458,9 +460,11 @@ func (tt *timeTravel) prefetch(ctx context.Context, graph string, from, to uint6
 			if rec.Seq > to {
 				return errStopReplay
 			}
-			d, err := decodeTx(rec.Tx)
+			// Checked here as far as it can be without the base's head;
+			// replay checks where each transaction links to.
+			d, err := decodeChecked(graph, rec.Seq, rec.Tx)
 			if err != nil {
-				return fmt.Errorf("seq %d: %w", rec.Seq, err)
+				return err
 			}
 			select {
 			case ch <- fetched{rec: rec, d: d}:
@@ -495,6 +499,9 @@ func (tt *timeTravel) replay(v *view, key viewKey, fetch <-chan fetched) (n int,
 		rec, d := f.rec, f.d
 		if rec.Seq <= v.seq {
 			continue
+		}
+		if err := d.linksTo(v.g.ID(), rec.Seq, v.head); err != nil {
+			return n, err
 		}
 		n++
 		if key.position == 0 || rec.Seq < key.seq {

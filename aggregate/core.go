@@ -410,15 +410,23 @@ func FoldTx(s *State, w *Window, t Stored) error {
 // (an earlier activation of the graph wrote them) are answered as
 // duplicates; the others are decided once more, and refused as CONFLICT
 // after a second conflict. When the reload failed, the state may be half
-// folded: every waiting envelope is refused as UNAVAILABLE and the owner
-// must rebuild the state before proposing more.
+// folded: every waiting envelope is refused, with err when it is a
+// *CommandError (DATA_LOSS, for a history that fails its check) and as
+// UNAVAILABLE otherwise, and the owner must rebuild the state before
+// proposing more.
 func (c *Core[W]) Reloaded(err error) Ready[W] {
 	var rd Ready[W]
 	reqs := c.retry
 	c.retry = nil
 	if err != nil {
+		// A *CommandError (DATA_LOSS, say) is the answer as it is; any
+		// other error is a store that could not be read.
+		var ce *CommandError
+		if !errors.As(err, &ce) {
+			ce = unavailable("graph %s changed and could not be reloaded: %v", c.state.graph, err)
+		}
 		for _, r := range append(reqs, c.queue...) {
-			c.finish(&rd, r, ErrorReply(r.env, unavailable("graph %s changed and could not be reloaded: %v", c.state.graph, err)))
+			c.finish(&rd, r, ErrorReply(r.env, ce))
 		}
 		c.queue = nil
 		return rd

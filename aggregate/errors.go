@@ -20,6 +20,7 @@ var (
 	ErrInternal           = errors.New("internal error")
 	ErrDeadlineExceeded   = errors.New("deadline exceeded")
 	ErrResourceExhausted  = errors.New("resource exhausted")
+	ErrDataLoss           = errors.New("data loss")
 )
 
 var codeSentinel = map[cairnv1.ErrorCode]error{
@@ -32,6 +33,7 @@ var codeSentinel = map[cairnv1.ErrorCode]error{
 	cairnv1.ErrorCode_ERROR_CODE_INTERNAL:            ErrInternal,
 	cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED:   ErrDeadlineExceeded,
 	cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED:  ErrResourceExhausted,
+	cairnv1.ErrorCode_ERROR_CODE_DATA_LOSS:           ErrDataLoss,
 }
 
 // CommandError is a refused command: a code, the field it concerns (a path

@@ -16,6 +16,9 @@ type GrainHealth struct {
 	SnapshotBlockMsMax   float64 `json:"snapshot_block_ms_max"`
 	ReplayedTransactions uint64  `json:"replayed_transactions"`
 	ReplayedEvents       uint64  `json:"replayed_events"`
+	// Quarantined names each graph whose grain found its stored history
+	// failing a check (DATA_LOSS), with the reason.
+	Quarantined map[string]string `json:"quarantined_graphs,omitempty"`
 }
 
 // CommandStats is the data of the gateway's command endpoint in the
@@ -64,6 +67,15 @@ type ProjectionHealth struct {
 	// names each graph whose projection stopped, with the reason.
 	Failures uint64            `json:"projection_failures"`
 	Stopped  map[string]string `json:"stopped_graphs,omitempty"`
+	// DataLoss counts the stopped graphs that are quarantined because
+	// their stored history failed a check (their queries answer
+	// DATA_LOSS), as against a read-model failure (INTERNAL).
+	DataLoss int `json:"data_loss_graphs"`
+	// Audits counts the rounds in which the stream's state was compared
+	// with what the projections applied; LastAuditMs is the last one's
+	// duration.
+	Audits      uint64  `json:"audits"`
+	LastAuditMs float64 `json:"last_audit_ms"`
 	// Snapshot rounds and restarts (zero when snapshots are off).
 	Snapshots SnapshotHealth `json:"snapshots"`
 	// TimeTravel counts as_of queries.

@@ -26,7 +26,20 @@ var (
 	// again cannot succeed: split the work or raise the server's
 	// max_payload. The error is a *TooLargeError.
 	ErrTooLarge = errors.New("transaction too large")
+	// ErrTruncated: the store no longer holds transactions it held: a
+	// graph's last stream sequence is below one the reader already knows of
+	// (a purge or a deletion behind the engine's back), or the stream
+	// itself is gone or was recreated.
+	ErrTruncated = errors.New("history truncated")
 )
+
+// IsDataLoss reports whether err says that stored history fails its check:
+// a broken chain (ErrChainBroken), bytes that are no transaction
+// (ErrMalformed) or history that is gone (ErrTruncated). Such an error does
+// not go away by retrying: the graph must be quarantined and repaired.
+func IsDataLoss(err error) bool {
+	return errors.Is(err, ErrChainBroken) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrTruncated)
+}
 
 // TooLargeError is Append's refusal of a transaction over the store's limit.
 type TooLargeError struct {

@@ -39,21 +39,29 @@ const (
 	// RESOURCE_EXHAUSTED: a traversal would pass its frontier or result cap;
 	// narrow it (smaller depth, an edge type) or raise the caps.
 	ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED ErrorCode = 9
+	// DATA_LOSS: the graph's stored history failed a check (a transaction
+	// that does not decode, a broken prev link, a gap in positions, a bad
+	// signature, messages purged or deleted behind the engine's back). The
+	// graph is quarantined: nothing past the failure is folded or served
+	// until an admin repairs it (cairn repair). The message names the stream
+	// sequence and the reason.
+	ErrorCode_ERROR_CODE_DATA_LOSS ErrorCode = 10
 )
 
 // Enum value maps for ErrorCode.
 var (
 	ErrorCode_name = map[int32]string{
-		0: "ERROR_CODE_UNSPECIFIED",
-		1: "ERROR_CODE_INVALID_ARGUMENT",
-		2: "ERROR_CODE_NOT_FOUND",
-		3: "ERROR_CODE_ALREADY_EXISTS",
-		4: "ERROR_CODE_FAILED_PRECONDITION",
-		5: "ERROR_CODE_CONFLICT",
-		6: "ERROR_CODE_UNAVAILABLE",
-		7: "ERROR_CODE_INTERNAL",
-		8: "ERROR_CODE_DEADLINE_EXCEEDED",
-		9: "ERROR_CODE_RESOURCE_EXHAUSTED",
+		0:  "ERROR_CODE_UNSPECIFIED",
+		1:  "ERROR_CODE_INVALID_ARGUMENT",
+		2:  "ERROR_CODE_NOT_FOUND",
+		3:  "ERROR_CODE_ALREADY_EXISTS",
+		4:  "ERROR_CODE_FAILED_PRECONDITION",
+		5:  "ERROR_CODE_CONFLICT",
+		6:  "ERROR_CODE_UNAVAILABLE",
+		7:  "ERROR_CODE_INTERNAL",
+		8:  "ERROR_CODE_DEADLINE_EXCEEDED",
+		9:  "ERROR_CODE_RESOURCE_EXHAUSTED",
+		10: "ERROR_CODE_DATA_LOSS",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED":         0,
@@ -66,6 +74,7 @@ var (
 		"ERROR_CODE_INTERNAL":            7,
 		"ERROR_CODE_DEADLINE_EXCEEDED":   8,
 		"ERROR_CODE_RESOURCE_EXHAUSTED":  9,
+		"ERROR_CODE_DATA_LOSS":           10,
 	}
 )
 
@@ -275,7 +284,7 @@ const file_cairn_v1_replies_proto_rawDesc = "" +
 	"\bposition\x18\x04 \x01(\x04R\bposition\x12\x1c\n" +
 	"\tduplicate\x18\x05 \x01(\bR\tduplicate\x12\x13\n" +
 	"\x05tx_id\x18\x06 \x01(\tR\x04txId\x12%\n" +
-	"\x05error\x18\a \x01(\v2\x0f.cairn.v1.ErrorR\x05error*\xb8\x02\n" +
+	"\x05error\x18\a \x01(\v2\x0f.cairn.v1.ErrorR\x05error*\xd2\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bERROR_CODE_INVALID_ARGUMENT\x10\x01\x12\x18\n" +
@@ -286,7 +295,9 @@ const file_cairn_v1_replies_proto_rawDesc = "" +
 	"\x16ERROR_CODE_UNAVAILABLE\x10\x06\x12\x17\n" +
 	"\x13ERROR_CODE_INTERNAL\x10\a\x12 \n" +
 	"\x1cERROR_CODE_DEADLINE_EXCEEDED\x10\b\x12!\n" +
-	"\x1dERROR_CODE_RESOURCE_EXHAUSTED\x10\tB8Z6github.com/cairn-graph/cairn/messages/cairn/v1;cairnv1b\x06proto3"
+	"\x1dERROR_CODE_RESOURCE_EXHAUSTED\x10\t\x12\x18\n" +
+	"\x14ERROR_CODE_DATA_LOSS\x10\n" +
+	"B8Z6github.com/cairn-graph/cairn/messages/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_replies_proto_rawDescOnce sync.Once

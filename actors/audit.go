@@ -1,0 +1,194 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cairn-graph/cairn/persistence"
+)
+
+// Auditor is what the projections' audit asks of the event store
+// (*persistence.Store is one): the stream's census, and the checks of one
+// graph's history.
+type Auditor interface {
+	Census(ctx context.Context) (persistence.Census, error)
+	Verify(ctx context.Context, graph string) (persistence.VerifyResult, error)
+	CheckHead(ctx context.Context, graph string, seq uint64, head persistence.Head) error
+}
+
+var _ Auditor = (*persistence.Store)(nil)
+
+// appliedHead is where a graph's projection stands: the stream sequence of
+// the last transaction it applied and that transaction's last event.
+type appliedHead struct {
+	graph string
+	seq   uint64
+	head  persistence.Head
+}
+
+// Shard messages of the audit.
+type (
+	// headsRequest asks a shard for the applied heads of its graphs that
+	// are not stopped.
+	headsRequest struct{ reply chan<- []appliedHead }
+	// quarantineGraph stops a graph's projection: its history, as the
+	// store holds it now, fails a check.
+	quarantineGraph struct {
+		graph string
+		seq   uint64
+		err   error
+	}
+)
+
+// heads answers a headsRequest.
+func (a *shardActor) heads() []appliedHead {
+	out := make([]appliedHead, 0, len(a.graphs))
+	for id, e := range a.graphs {
+		if e.stopped == nil && e.g != nil && e.head.N > 0 {
+			out = append(out, appliedHead{graph: id, seq: e.g.AsOf(), head: e.head})
+		}
+	}
+	return out
+}
+
+// quarantine stops m.graph's projection unless it stopped already.
+func (a *shardActor) quarantine(m *quarantineGraph) {
+	e := a.graphs[m.graph]
+	if e == nil || e.stopped != nil {
+		return
+	}
+	e.stopped = &ProjectionStoppedError{Graph: m.graph, Seq: m.seq, Err: m.err}
+	a.p.fail(e.stopped)
+}
+
+// audit watches the stream's state against what the projections applied,
+// every cfg.AuditEvery until ctx ends, so that history removed behind the
+// engine's back (a purge of a graph's subject, a deleted message, a deleted
+// or recreated stream, an archive object gone) quarantines the graphs it
+// concerns instead of being served from read models that no longer match
+// the store:
+//
+//   - the stream gone, or ending before a transaction a graph's projection
+//     applied: every such graph is quarantined;
+//   - on the first round, each graph's applied head must still be in the
+//     store (stream or archive): this catches what was removed while the
+//     engine was down, for graphs restored from snapshots;
+//   - a graph whose subject holds fewer messages than at the last round (an
+//     archive, or a purge or deletion) has its whole history verified
+//     across archive and stream, and its applied head checked.
+//
+// Breaks after the applied head reach the projection itself, which checks
+// every transaction's link to the one before.
+func (p *Projections) audit(ctx context.Context, st Auditor) {
+	select {
+	case <-p.ready:
+	case <-ctx.Done():
+		return
+	}
+	t := time.NewTimer(0) // the first round at once: it checks what a restart restored
+	defer t.Stop()
+	var prev map[string]uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		counts, err := p.auditRound(ctx, st, prev)
+		if ctx.Err() != nil {
+			return
+		}
+		p.audits.Add(1)
+		p.lastAuditNs.Store(int64(time.Since(start)))
+		if err != nil {
+			p.log.LogAttrs(ctx, slog.LevelWarn, "audit of the event stream failed; trying again next round", slog.String("err", err.Error()))
+		} else {
+			prev = counts
+		}
+		t.Reset(p.cfg.AuditEvery)
+	}
+}
+
+// auditRound runs one round of audit and returns the census's counts; prev
+// is the last round's (nil on the first).
+func (p *Projections) auditRound(ctx context.Context, st Auditor, prev map[string]uint64) (map[string]uint64, error) {
+	heads, err := p.appliedHeads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := st.Census(ctx)
+	if err != nil {
+		if errors.Is(err, persistence.ErrTruncated) {
+			for _, h := range heads {
+				p.quarantine(h, err)
+			}
+		}
+		return nil, err
+	}
+	for _, h := range heads {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		switch n, had := c.Graphs[h.graph], prev[h.graph]; {
+		case h.seq > c.LastSeq:
+			p.quarantine(h, fmt.Errorf("%w: the event stream ends at seq %d, before seq %d that the graph's projection applied (the stream was deleted or recreated)",
+				persistence.ErrTruncated, c.LastSeq, h.seq))
+		case n == 0:
+			p.quarantine(h, fmt.Errorf("%w: the graph's subject holds no message, but the projection applied seq %d (purged)", persistence.ErrTruncated, h.seq))
+		case prev != nil && n < had:
+			// Fewer messages than last round: an archive moved some, or
+			// they were purged or deleted. Only the whole chain tells.
+			if res, err := st.Verify(ctx, h.graph); err != nil {
+				p.auditFailed(ctx, h, err)
+			} else if res.LastSeq < h.seq {
+				p.quarantine(h, fmt.Errorf("%w: the graph's history ends at seq %d, before seq %d that its projection applied", persistence.ErrTruncated, res.LastSeq, h.seq))
+			} else {
+				p.auditFailed(ctx, h, st.CheckHead(ctx, h.graph, h.seq, h.head))
+			}
+		case prev == nil:
+			p.auditFailed(ctx, h, st.CheckHead(ctx, h.graph, h.seq, h.head))
+		}
+	}
+	return c.Graphs, nil
+}
+
+// auditFailed quarantines h's graph when err says its history fails its
+// check; a store that did not answer is left to the next round.
+func (p *Projections) auditFailed(ctx context.Context, h appliedHead, err error) {
+	switch {
+	case err == nil, ctx.Err() != nil:
+	case errors.Is(err, persistence.ErrNotFound):
+		p.quarantine(h, fmt.Errorf("%w: the transaction at seq %d that the graph's projection applied is in neither stream nor archive: %w", persistence.ErrTruncated, h.seq, err))
+	case isDataLoss(err):
+		p.quarantine(h, err)
+	default:
+		p.log.LogAttrs(ctx, slog.LevelWarn, "audit could not check a graph", slog.String("graph", h.graph), slog.String("err", err.Error()))
+	}
+}
+
+// quarantine has h's shard stop h's graph with err.
+func (p *Projections) quarantine(h appliedHead, err error) {
+	p.root.Send(p.shards[p.Shard(h.graph)].pid, &quarantineGraph{graph: h.graph, seq: h.seq, err: err})
+}
+
+// appliedHeads asks every shard for its graphs' applied heads.
+func (p *Projections) appliedHeads(ctx context.Context) ([]appliedHead, error) {
+	reply := make(chan []appliedHead, len(p.shards))
+	for _, sh := range p.shards {
+		p.root.Send(sh.pid, &headsRequest{reply: reply})
+	}
+	var out []appliedHead
+	for range p.shards {
+		select {
+		case hs := <-reply:
+			out = append(out, hs...)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return out, nil
+}

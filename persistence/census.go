@@ -1,0 +1,48 @@
+package persistence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Census is what the event-store stream holds now: its sequence range and
+// how many messages each graph's subject holds. A reader that remembers
+// what it folded compares it with a census to notice history removed
+// behind its back (a purge, a deleted message, a deleted or recreated
+// stream).
+type Census struct {
+	FirstSeq, LastSeq uint64
+	Msgs              uint64
+	// Graphs counts the messages of each graph's subject (graphs with none
+	// are absent).
+	Graphs map[string]uint64
+}
+
+// Census asks the server for the stream's state and its per-subject
+// message counts (paged by the client for many subjects).
+//
+// Errors: ErrTruncated when the stream is gone (deleted); ErrUnavailable;
+// ctx's error.
+func (s *Store) Census(ctx context.Context) (Census, error) {
+	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	prefix := s.cfg.SubjectPrefix + "."
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(prefix+">"))
+	if err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return Census{}, fmt.Errorf("census: %w: the event stream %s is gone (deleted)", ErrTruncated, s.cfg.Stream)
+		}
+		return Census{}, fmt.Errorf("census: %w", translate(err))
+	}
+	c := Census{FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq, Msgs: info.State.Msgs, Graphs: make(map[string]uint64, len(info.State.Subjects))}
+	for subj, n := range info.State.Subjects {
+		if g, ok := strings.CutPrefix(subj, prefix); ok {
+			c.Graphs[g] = n
+		}
+	}
+	return c, nil
+}
