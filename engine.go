@@ -105,6 +105,11 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		}
 		return e.proj.Quarantined(graph)
 	}
+	grainCfg.OnDataLoss = func(graph string, seq uint64, err error) {
+		if e.proj != nil {
+			e.proj.Quarantine(graph, seq, err)
+		}
+	}
 	if e.grains, err = actors.NewGraphKind(base, e.store, grainCfg); err != nil {
 		return nil, err
 	}

@@ -27,13 +27,24 @@ type appliedHead struct {
 	graph string
 	seq   uint64
 	head  persistence.Head
+	// upTo is how many transactions of the graph with a stream sequence up
+	// to headsRequest.upTo this run applied, -1 when not known (more than
+	// auditRecent applied since).
+	upTo int64
 }
+
+// auditRecent is how many of a graph's last applied stream sequences a
+// shard keeps for the audit.
+const auditRecent = 4
 
 // Shard messages of the audit.
 type (
 	// headsRequest asks a shard for the applied heads of its graphs that
 	// are not stopped.
-	headsRequest struct{ reply chan<- []appliedHead }
+	headsRequest struct {
+		upTo  uint64
+		reply chan<- []appliedHead
+	}
 	// quarantineGraph stops a graph's projection: its history, as the
 	// store holds it now, fails a check.
 	quarantineGraph struct {
@@ -44,12 +55,23 @@ type (
 )
 
 // heads answers a headsRequest.
-func (a *shardActor) heads() []appliedHead {
+func (a *shardActor) heads(upTo uint64) []appliedHead {
 	out := make([]appliedHead, 0, len(a.graphs))
 	for id, e := range a.graphs {
-		if e.stopped == nil && e.g != nil && e.head.N > 0 {
-			out = append(out, appliedHead{graph: id, seq: e.g.AsOf(), head: e.head})
+		if e.stopped != nil || e.g == nil || e.head.N == 0 {
+			continue
 		}
+		h := appliedHead{graph: id, seq: e.g.AsOf(), head: e.head, upTo: int64(e.applied)}
+		for i := range min(e.applied, auditRecent) {
+			if e.recent[(e.applied-1-i)%auditRecent] <= upTo {
+				break
+			}
+			h.upTo--
+		}
+		if e.applied > auditRecent && h.upTo <= int64(e.applied-auditRecent) {
+			h.upTo = -1 // more than auditRecent applied after upTo
+		}
+		out = append(out, h)
 	}
 	return out
 }
@@ -116,17 +138,32 @@ func (p *Projections) audit(ctx context.Context, st Auditor) {
 // auditRound runs one round of audit and returns the census's counts; prev
 // is the last round's (nil on the first).
 func (p *Projections) auditRound(ctx context.Context, st Auditor, prev map[string]uint64) (map[string]uint64, error) {
-	heads, err := p.appliedHeads(ctx)
+	// Asked before the census: every transaction applied then was in the
+	// stream, so the stream must reach it.
+	before, err := p.appliedHeads(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
 	c, err := st.Census(ctx)
 	if err != nil {
 		if errors.Is(err, persistence.ErrTruncated) {
-			for _, h := range heads {
+			for _, h := range before {
 				p.quarantine(h, err)
 			}
 		}
+		return nil, err
+	}
+	for _, h := range before {
+		if h.seq > c.LastSeq {
+			p.quarantine(h, fmt.Errorf("%w: the event stream ends at seq %d, before seq %d that the graph's projection applied (the stream was deleted or recreated)",
+				persistence.ErrTruncated, c.LastSeq, h.seq))
+		}
+	}
+	// Asked after the census: every transaction a graph applied with a
+	// sequence up to the census's last was in the stream when it was
+	// taken, unless removed.
+	heads, err := p.appliedHeads(ctx, c.LastSeq)
+	if err != nil {
 		return nil, err
 	}
 	for _, h := range heads {
@@ -135,13 +172,13 @@ func (p *Projections) auditRound(ctx context.Context, st Auditor, prev map[strin
 		}
 		switch n, had := c.Graphs[h.graph], prev[h.graph]; {
 		case h.seq > c.LastSeq:
-			p.quarantine(h, fmt.Errorf("%w: the event stream ends at seq %d, before seq %d that the graph's projection applied (the stream was deleted or recreated)",
-				persistence.ErrTruncated, c.LastSeq, h.seq))
+			// Applied after the census; the next round looks at it.
 		case n == 0:
 			p.quarantine(h, fmt.Errorf("%w: the graph's subject holds no message, but the projection applied seq %d (purged)", persistence.ErrTruncated, h.seq))
-		case prev != nil && n < had:
-			// Fewer messages than last round: an archive moved some, or
-			// they were purged or deleted. Only the whole chain tells.
+		case prev != nil && n < had, int64(n) < h.upTo:
+			// Fewer messages than last round, or than this run applied:
+			// an archive moved some, or they were purged or deleted. Only
+			// the whole chain tells.
 			if res, err := st.Verify(ctx, h.graph); err != nil {
 				p.auditFailed(ctx, h, err)
 			} else if res.LastSeq < h.seq {
@@ -172,14 +209,23 @@ func (p *Projections) auditFailed(ctx context.Context, h appliedHead, err error)
 
 // quarantine has h's shard stop h's graph with err.
 func (p *Projections) quarantine(h appliedHead, err error) {
-	p.root.Send(p.shards[p.Shard(h.graph)].pid, &quarantineGraph{graph: h.graph, seq: h.seq, err: err})
+	p.Quarantine(h.graph, h.seq, err)
+}
+
+// Quarantine stops graph's projection, if it has not stopped, because its
+// stored history failed a check that something else made (a grain's
+// replay): err, wrapping a persistence.IsDataLoss error, names the stream
+// sequence seq. Its queries answer DATA_LOSS from then on.
+func (p *Projections) Quarantine(graph string, seq uint64, err error) {
+	p.root.Send(p.shards[p.Shard(graph)].pid, &quarantineGraph{graph: graph, seq: seq, err: err})
 }
 
 // appliedHeads asks every shard for its graphs' applied heads.
-func (p *Projections) appliedHeads(ctx context.Context) ([]appliedHead, error) {
+// upTo: see appliedHead.upTo.
+func (p *Projections) appliedHeads(ctx context.Context, upTo uint64) ([]appliedHead, error) {
 	reply := make(chan []appliedHead, len(p.shards))
 	for _, sh := range p.shards {
-		p.root.Send(sh.pid, &headsRequest{reply: reply})
+		p.root.Send(sh.pid, &headsRequest{upTo: upTo, reply: reply})
 	}
 	var out []appliedHead
 	for range p.shards {

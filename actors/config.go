@@ -63,6 +63,10 @@ type GrainConfig struct {
 	// answers DATA_LOSS, so that it never writes on a history it cannot
 	// trust. The engine sets it; nil: grains rely on their own checks.
 	Quarantined func(graph string) error
+	// OnDataLoss, when not nil, hears of each graph whose replay found its
+	// stored history failing a check (err names the stream sequence seq),
+	// so that the projections quarantine it too (Projections.Quarantine).
+	OnDataLoss func(graph string, seq uint64, err error)
 }
 
 // DefaultGrainConfig returns the defaults.

@@ -304,10 +304,24 @@ func (g *graphGrain) load() error {
 	case err == nil:
 		g.kind.stats.release(g.graph)
 	case isDataLoss(err):
-		g.kind.stats.quarantine(g.graph, err)
-		g.log.LogAttrs(context.Background(), slog.LevelError, "graph quarantined: its stored history fails its check", slog.String("err", err.Error()))
+		g.dataLoss(err)
 	}
 	return err
+}
+
+// dataLoss records that the graph's stored history failed a check, and
+// tells the projections.
+func (g *graphGrain) dataLoss(err error) {
+	g.kind.stats.quarantine(g.graph, err)
+	g.log.LogAttrs(context.Background(), slog.LevelError, "graph quarantined: its stored history fails its check", slog.String("err", err.Error()))
+	if f := g.cfg.OnDataLoss; f != nil {
+		var seq uint64
+		var ce *persistence.ChainError
+		if errors.As(err, &ce) {
+			seq = ce.Seq
+		}
+		f(g.graph, seq, err)
+	}
 }
 
 // loadChecked is load less the quarantine's book-keeping.
@@ -671,16 +685,16 @@ func (g *graphGrain) replay(read readFunc, from uint64) error {
 		i := 0
 		for _, cr := range r.Tx.GetCommands() {
 			if cr.GetEventCount() == 0 {
-				return fmt.Errorf("replay %s seq %d: command %q records no events", g.graph, r.Seq, cr.GetCommandId())
+				return fmt.Errorf("replay %s seq %d: %w: command %q records no events", g.graph, r.Seq, errInconsistent, cr.GetCommandId())
 			}
 			i += int(cr.GetEventCount())
 			if i > len(evs) {
-				return fmt.Errorf("replay %s seq %d: commands record more events than the transaction holds", g.graph, r.Seq)
+				return fmt.Errorf("replay %s seq %d: %w: commands record more events than the transaction holds", g.graph, r.Seq, errInconsistent)
 			}
 			heads = append(heads, aggregate.Head{N: evs[i-1].Envelope.N, CID: evs[i-1].CID.String()})
 		}
 		if err := g.core.Fold(aggregate.Stored{Seq: r.Seq, TxID: r.Tx.GetTxId(), Commands: r.Tx.GetCommands(), Events: events, Heads: heads}); err != nil {
-			return err
+			return fmt.Errorf("seq %d: %w: %w", r.Seq, errInconsistent, err)
 		}
 		g.head, g.lastSeq = chain.Head(), r.Seq
 		g.sinceSnap += len(evs)
@@ -738,6 +752,7 @@ func (g *graphGrain) receive(ctx actor.Context, env *cairnv1.CommandEnvelope, se
 		// Quarantined since it loaded (the projections' audit found the
 		// history purged, say): write nothing more on it.
 		if err := q(g.graph); err != nil {
+			g.kind.stats.quarantine(g.graph, err)
 			sender.send(ctx, aggregate.ErrorReply(env, dataLoss(g.graph, err)))
 			return
 		}
@@ -775,7 +790,7 @@ func (g *graphGrain) do(ctx actor.Context, rd aggregate.Ready[replyTo]) {
 				// (an append could succeed unseen by the next full load).
 				g.loaded = false
 				if isDataLoss(err) {
-					g.kind.stats.quarantine(g.graph, err)
+					g.dataLoss(err)
 					err = dataLoss(g.graph, err)
 				}
 			}

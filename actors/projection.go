@@ -591,6 +591,11 @@ type projected struct {
 	// the next round to encode into: a fresh buffer of a large graph costs
 	// its page faults and zeroing (BenchmarkSnapshotEncode).
 	snapBuf []byte
+	// applied counts the transactions of the graph this run applied from
+	// the stream; recent holds the stream sequences of the last few (for
+	// the audit: how many of them the stream must still hold).
+	applied uint64
+	recent  [auditRecent]uint64
 }
 
 // shardActor owns its graphs' read models; only its Receive touches them.
@@ -643,7 +648,7 @@ func (a *shardActor) Receive(ctx actor.Context) {
 	case *restoreGraphs:
 		a.restore(m)
 	case *headsRequest:
-		m.reply <- a.heads()
+		m.reply <- a.heads(m.upTo)
 	case *quarantineGraph:
 		a.quarantine(m)
 	}
@@ -694,6 +699,8 @@ func (a *shardActor) apply(f persistence.Followed) {
 		return
 	}
 	e.head = d.head
+	e.recent[e.applied%auditRecent] = f.Seq
+	e.applied++
 }
 
 // safeApply applies a transaction, turning a panic (a read-model bug) into
