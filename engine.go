@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/api"
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
@@ -143,7 +144,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		e.disp = actors.NewDispatcher(e.member.Cluster(), cfg.CommandTimeout)
 	}()
 	if cfg.Gateway {
-		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: e.proj, Grains: e.grains, Logger: cfg.Logger})
+		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: e.proj, Grains: e.grains, Repair: e.proj.Repair, Logger: cfg.Logger})
 		if err != nil {
 			return nil, err
 		}
@@ -202,6 +203,12 @@ func (x engineExecutor) Execute(ctx context.Context, env *cairnv1.CommandEnvelop
 func (e *Engine) Query(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, error) {
 	rep := e.proj.Query(ctx, req)
 	return rep, aggregate.ErrorFromProto(rep.GetError())
+}
+
+// Repair mends graph's quarantine when the message at stream sequence seq
+// that stopped it was never part of its chain (Projections.Repair).
+func (e *Engine) Repair(ctx context.Context, graph string, seq uint64) (api.RepairResult, error) {
+	return e.proj.Repair(ctx, graph, seq)
 }
 
 // Projections returns the projection shards, for their health

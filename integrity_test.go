@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn"
+	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
@@ -144,6 +145,22 @@ func TestGarbageOnEventsSubjectQuarantinesOnlyItsGraph(t *testing.T) {
 	if q := eng.Grains().Health().Quarantined; q["victim"] == "" {
 		t.Errorf("grain health does not name the quarantined graph: %v", q)
 	}
+	// cairn repair: the garbage was never part of the chain.
+	if _, err := eng.Repair(context.Background(), "victim", ack.Sequence+1); !errors.Is(err, persistence.ErrNotFound) {
+		t.Errorf("repair at the wrong seq: err = %v, want ErrNotFound", err)
+	}
+	res, err := eng.Repair(context.Background(), "victim", ack.Sequence)
+	if err != nil || !res.Dropped || !res.Resumed {
+		t.Fatalf("repair: %+v, %v", res, err)
+	}
+	rep := addNodes(t, eng, "victim", "c")
+	st, err := eng.Query(context.Background(), statsQuery("victim", rep.GetSeq()))
+	if err != nil || st.GetStats().GetNodes() != 3 {
+		t.Fatalf("after repair: stats %v, err %v", st, err)
+	}
+	if v, err := eng.Store().Verify(context.Background(), "victim"); err != nil || v.Transactions != 4 {
+		t.Fatalf("verify after repair: %+v, %v", v, err)
+	}
 }
 
 func TestForgedChainedTransactionQuarantines(t *testing.T) {
@@ -209,6 +226,14 @@ func TestDeletedMessageIsQuarantined(t *testing.T) {
 		t.Errorf("DATA_LOSS does not say the chain is broken: %v", err)
 	}
 	wantHealthy(t, eng, "kept", "y")
+	// Lost history cannot be repaired by dropping more.
+	stopped := eng.Projections().Stopped()["holey"]
+	if stopped == nil {
+		t.Fatal("holey is not stopped")
+	}
+	if _, err := eng.Repair(context.Background(), "holey", stopped.Seq); !errors.Is(err, actors.ErrNotRepairable) {
+		t.Fatalf("repair of a graph with lost history: err = %v, want ErrNotRepairable", err)
+	}
 }
 
 func TestDeletedStreamQuarantinesEveryGraph(t *testing.T) {

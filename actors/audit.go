@@ -147,6 +147,9 @@ func (p *Projections) auditRound(ctx context.Context, st Auditor, prev map[strin
 	c, err := st.Census(ctx)
 	if err != nil {
 		if errors.Is(err, persistence.ErrTruncated) {
+			if p.lost.CompareAndSwap(nil, &err) {
+				p.log.LogAttrs(ctx, slog.LevelError, "the event stream is gone: every graph answers DATA_LOSS", slog.String("err", err.Error()))
+			}
 			for _, h := range before {
 				p.quarantine(h, err)
 			}
@@ -180,6 +183,9 @@ func (p *Projections) auditRound(ctx context.Context, st Auditor, prev map[strin
 			// an archive moved some, or they were purged or deleted. Only
 			// the whole chain tells.
 			if res, err := st.Verify(ctx, h.graph); err != nil {
+				if isDataLoss(err) {
+					err = fmt.Errorf("%w: messages of the graph were removed from the stream: %w", persistence.ErrTruncated, err)
+				}
 				p.auditFailed(ctx, h, err)
 			} else if res.LastSeq < h.seq {
 				p.quarantine(h, fmt.Errorf("%w: the graph's history ends at seq %d, before seq %d that its projection applied", persistence.ErrTruncated, res.LastSeq, h.seq))

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/api"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
 )
 
 // Executor runs one command envelope and always returns a reply.
@@ -58,6 +60,9 @@ type GatewayConfig struct {
 	Grains interface{ Health() api.GrainHealth }
 	// Queries, when set, is served on the "query" endpoint (api.QuerySubject).
 	Queries Querier
+	// Repair, when set, is served on the admin "repair" endpoint
+	// (api.RepairSubject, JSON): cairn repair (Projections.Repair).
+	Repair func(ctx context.Context, graph string, seq uint64) (api.RepairResult, error)
 	// Logger. Default: discard.
 	Logger *slog.Logger
 }
@@ -126,6 +131,19 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 			return nil, fmt.Errorf("start gateway: add query endpoint: %w", err)
 		}
 	}
+	if cfg.Repair != nil {
+		err = svc.AddEndpoint("repair", micro.HandlerFunc(func(req micro.Request) { g.handleRepair(req, cfg.Repair) }),
+			micro.WithEndpointSubject(api.RepairSubject),
+			micro.WithEndpointMetadata(map[string]string{
+				"request":  "api.RepairRequest (JSON)",
+				"response": "api.RepairReply (JSON)",
+			}))
+		if err != nil {
+			_ = svc.Stop()
+			cancel()
+			return nil, fmt.Errorf("start gateway: add repair endpoint: %w", err)
+		}
+	}
 	// Ready means the server has the subscriptions: a request sent right
 	// after StartGateway returns, on any connection, finds the service.
 	if err := nc.Flush(); err != nil {
@@ -183,6 +201,36 @@ func (g *Gateway) handleQuery(req micro.Request) {
 	}
 	g.work(func() { g.respond(req, &cairnv1.QueryReply{Error: unavailable("cairn is shutting down").Proto()}) },
 		func(ctx context.Context) { g.respondQuery(req, g.queries.Query(ctx, q)) })
+}
+
+// handleRepair runs an admin's repair (api.RepairSubject).
+func (g *Gateway) handleRepair(req micro.Request, repair func(context.Context, string, uint64) (api.RepairResult, error)) {
+	answer := func(rep api.RepairReply) {
+		data, err := json.Marshal(rep)
+		g.send(req, data, err)
+	}
+	var r api.RepairRequest
+	if err := json.Unmarshal(req.Data(), &r); err != nil || r.Graph == "" || r.Seq == 0 {
+		answer(api.RepairReply{Code: "INVALID_ARGUMENT", Error: fmt.Sprintf("request is not a JSON api.RepairRequest with a graph and a seq (%s)", req.Data())})
+		return
+	}
+	g.work(func() { answer(api.RepairReply{Code: "UNAVAILABLE", Error: "cairn is shutting down"}) },
+		func(ctx context.Context) {
+			res, err := repair(ctx, r.Graph, r.Seq)
+			rep := api.RepairReply{RepairResult: res}
+			if err != nil {
+				rep.Error, rep.Code = err.Error(), "INTERNAL"
+				switch {
+				case errors.Is(err, persistence.ErrNotFound):
+					rep.Code = "NOT_FOUND"
+				case errors.Is(err, ErrNotRepairable):
+					rep.Code = "FAILED_PRECONDITION"
+				case errors.Is(err, persistence.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+					rep.Code = "UNAVAILABLE"
+				}
+			}
+			answer(rep)
+		})
 }
 
 // respondQuery sends rep, or, when it would not fit in one NATS message,

@@ -215,6 +215,9 @@ type graphGrain struct {
 	head    persistence.Head
 	lastSeq uint64
 	loaded  bool
+	// quarantined: this grain recorded its graph in the grains' quarantine
+	// (GrainStats.Quarantined) and has not loaded or run a command since.
+	quarantined bool
 
 	// sinceSnap counts events applied since the last snapshot (or since
 	// the state was restored from one).
@@ -302,7 +305,10 @@ func (g *graphGrain) load() error {
 	err := g.loadChecked()
 	switch {
 	case err == nil:
-		g.kind.stats.release(g.graph)
+		if g.quarantined {
+			g.quarantined = false
+			g.kind.stats.release(g.graph)
+		}
 	case isDataLoss(err):
 		g.dataLoss(err)
 	}
@@ -312,6 +318,7 @@ func (g *graphGrain) load() error {
 // dataLoss records that the graph's stored history failed a check, and
 // tells the projections.
 func (g *graphGrain) dataLoss(err error) {
+	g.quarantined = true
 	g.kind.stats.quarantine(g.graph, err)
 	g.log.LogAttrs(context.Background(), slog.LevelError, "graph quarantined: its stored history fails its check", slog.String("err", err.Error()))
 	if f := g.cfg.OnDataLoss; f != nil {
@@ -752,9 +759,14 @@ func (g *graphGrain) receive(ctx actor.Context, env *cairnv1.CommandEnvelope, se
 		// Quarantined since it loaded (the projections' audit found the
 		// history purged, say): write nothing more on it.
 		if err := q(g.graph); err != nil {
+			g.quarantined = true
 			g.kind.stats.quarantine(g.graph, err)
 			sender.send(ctx, aggregate.ErrorReply(env, dataLoss(g.graph, err)))
 			return
+		}
+		if g.quarantined { // repaired
+			g.quarantined = false
+			g.kind.stats.release(g.graph)
 		}
 	}
 	if !g.loaded {

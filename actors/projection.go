@@ -244,10 +244,13 @@ type Projections struct {
 	// audits counts audit rounds; lastAuditNs is the last one's duration.
 	audits, lastAuditNs atomic.Int64
 	auditDone           chan struct{} // closed when the audit stopped (or never ran)
-	hits                atomic.Uint64
-	misses              atomic.Uint64
-	mu                  sync.Mutex
-	stopped             map[string]*ProjectionStoppedError
+	// lost is set when the audit found the event stream itself gone: every
+	// graph answers DATA_LOSS until a restart.
+	lost    atomic.Pointer[error]
+	hits    atomic.Uint64
+	misses  atomic.Uint64
+	mu      sync.Mutex
+	stopped map[string]*ProjectionStoppedError
 
 	// life ends at Close; the shards' rare reads of the event store (an
 	// archived prefix) and the snapshot writes use it.
@@ -439,6 +442,9 @@ func (p *Projections) Stopped() map[string]*ProjectionStoppedError {
 // stored history failed a check (a *ProjectionStoppedError that isDataLoss),
 // nil otherwise: a GrainConfig.Quarantined.
 func (p *Projections) Quarantined(graph string) error {
+	if err := p.lost.Load(); err != nil {
+		return *err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e := p.stopped[graph]; e != nil && e.DataLoss() {
@@ -468,6 +474,9 @@ func (p *Projections) Health() api.ProjectionHealth {
 			h.DataLoss++
 		}
 	}
+	if err := p.lost.Load(); err != nil {
+		h.StreamLost = (*err).Error()
+	}
 	h.Audits, h.LastAuditMs = uint64(p.audits.Load()), ms(time.Duration(p.lastAuditNs.Load()))
 	h.Snapshots = p.snapHealth()
 	h.TimeTravel = p.tt.health()
@@ -481,6 +490,14 @@ func (p *Projections) fail(e *ProjectionStoppedError) {
 	p.mu.Unlock()
 	p.log.LogAttrs(context.Background(), slog.LevelError, "projection stopped",
 		slog.String("graph", e.Graph), slog.Uint64("seq", e.Seq), slog.String("err", e.Err.Error()))
+}
+
+// unfail forgets graph's stop: a repair resumed it.
+func (p *Projections) unfail(graph string) {
+	p.mu.Lock()
+	delete(p.stopped, graph)
+	p.mu.Unlock()
+	p.log.LogAttrs(context.Background(), slog.LevelInfo, "projection resumed", slog.String("graph", graph))
 }
 
 // Applied returns the stream sequence up to which graph's shard has applied
@@ -651,6 +668,10 @@ func (a *shardActor) Receive(ctx actor.Context) {
 		m.reply <- a.heads(m.upTo)
 	case *quarantineGraph:
 		a.quarantine(m)
+	case *stoppedRequest:
+		m.reply <- a.stoppedState(m.graph)
+	case *resumeGraph:
+		m.reply <- a.resume(m.graph)
 	}
 }
 
@@ -744,23 +765,15 @@ func checkTx(graph string, head persistence.Head, seq uint64, tx *cairnv1.Transa
 	return d, nil
 }
 
-// decodeChecked checks tx as a stretch of graph's chain on its own (every
-// CID, the links and positions between its events, the fields each
-// envelope repeats) and decodes it; where its first event links to is left
-// to linksTo, for a reader that does not know the head yet.
+// decodeChecked checks tx as a stretch of graph's chain on its own
+// (persistence.CheckStretch) and decodes it; where its first event links to
+// is left to linksTo, for a reader that does not know the head yet.
 func decodeChecked(graph string, seq uint64, tx *cairnv1.Transaction) (decodedTx, error) {
-	var prev persistence.Head
-	if recs := tx.GetEvents(); len(recs) > 0 {
-		if env, err := persistence.DecodeEnvelope(recs[0].GetDagCbor()); err == nil && env.N > 0 {
-			prev = persistence.Head{N: env.N - 1, CID: env.Prev}
-		}
-	}
-	chain := persistence.NewChainAt(graph, prev)
-	evs, err := chain.Check(seq, tx)
+	evs, prev, head, err := persistence.CheckStretch(graph, seq, tx)
 	if err != nil {
 		return decodedTx{}, err
 	}
-	d := decodedTx{events: make([]*cairnv1.Event, len(evs)), ns: make([]uint64, len(evs)), prev: prev, head: chain.Head()}
+	d := decodedTx{events: make([]*cairnv1.Event, len(evs)), ns: make([]uint64, len(evs)), prev: prev, head: head}
 	for i := range evs {
 		d.events[i], d.ns[i] = evs[i].Event, evs[i].Envelope.N
 	}
@@ -769,18 +782,7 @@ func decodeChecked(graph string, seq uint64, tx *cairnv1.Transaction) (decodedTx
 
 // linksTo checks that d continues the chain that ends at head.
 func (d decodedTx) linksTo(graph string, seq uint64, head persistence.Head) error {
-	if d.prev.N == head.N && d.prev.CID.Equals(head.CID) {
-		return nil
-	}
-	return &persistence.ChainError{Graph: graph, Seq: seq, Position: d.prev.N + 1, Reason: "prev link (a transaction missing or out of place)",
-		Want: fmt.Sprintf("position %d after %s", head.N+1, headString(head)), Got: fmt.Sprintf("position %d after %s", d.prev.N+1, headString(d.prev))}
-}
-
-func headString(h persistence.Head) string {
-	if !h.CID.Defined() {
-		return "(none)"
-	}
-	return h.CID.String()
+	return head.Links(graph, seq, d.prev)
 }
 
 // firstPosition is the chain position of tx's first event, 0 when it does

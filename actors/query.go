@@ -45,6 +45,9 @@ func (p *Projections) Query(ctx context.Context, req *cairnv1.QueryRequest) *cai
 		defer cancel()
 	}
 	graph := req.GetGraphId()
+	if err := p.lost.Load(); err != nil {
+		return &cairnv1.QueryReply{Error: dataLoss(graph, *err).Proto()}
+	}
 	if req.GetAsOf() != nil {
 		return p.tt.query(ctx, req)
 	}

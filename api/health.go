@@ -71,6 +71,9 @@ type ProjectionHealth struct {
 	// their stored history failed a check (their queries answer
 	// DATA_LOSS), as against a read-model failure (INTERNAL).
 	DataLoss int `json:"data_loss_graphs"`
+	// StreamLost says why every graph answers DATA_LOSS: the event
+	// stream itself is gone (deleted); empty otherwise.
+	StreamLost string `json:"stream_lost,omitempty"`
 	// Audits counts the rounds in which the stream's state was compared
 	// with what the projections applied; LastAuditMs is the last one's
 	// duration.

@@ -31,11 +31,16 @@ preceded by the graph grains' counters and the engine process's memory
   grains: 1 active, 2 activations (1 from a snapshot, 0 snapshot fallbacks), 3 snapshots written (0 failed, 2048 bytes, blocked up to 0.2 ms), replayed 4 transactions
   memory: rss 310.5 MiB, Go heap 120.2 MiB (in use 131 MiB, the Go runtime 180.4 MiB), 12 GCs, limit 1.5 GiB, GOGC 100
 (restored seq 0: the projections rebuilt from the stream start), then one
-line per graph whose projection stopped at a transaction it could not apply
-(its queries answer INTERNAL until the engine restarts). It exits 0 when no
-projection stopped, 1 otherwise. --json prints the stats object:
+line on the audit of the event stream (rounds, the last one's duration, the
+graphs quarantined for data loss), then one line per graph whose projection
+stopped at a transaction it could not apply or check (DATA_LOSS: its stored
+history failed a check, see cairn repair; otherwise a read-model failure,
+INTERNAL, until the engine restarts) and per graph whose grain refused its
+history. It exits 0 when none stopped, 1 otherwise. --json prints the stats
+object:
   {"shards":..,"applied_seq":..,"cache_hits":..,"cache_misses":..,
-   "projection_failures":..,"stopped_graphs":{"g":"..."},
+   "projection_failures":..,"stopped_graphs":{"g":"..."},"data_loss_graphs":..,
+   "stream_lost":"..","audits":..,"last_audit_ms":..,
    "snapshots":{"restored_seq":..,"restored_graphs":..,"restore_ms":..,"fallbacks":..,
                 "rounds":..,"failures":..,"last_seq":..,"last_bytes":..,
                 "last_graphs_written":..,"last_round_ms":..,"last_block_ms":..,"max_block_ms":..},
@@ -44,7 +49,7 @@ projection stopped, 1 otherwise. --json prints the stats object:
    "grains":{"active":..,"activations":..,"snapshot_loads":..,"snapshot_fallbacks":..,
              "snapshots_written":..,"snapshot_write_errors":..,"snapshot_bytes":..,
              "snapshot_block_ms_total":..,"snapshot_block_ms_max":..,
-             "replayed_transactions":..,"replayed_events":..},
+             "replayed_transactions":..,"replayed_events":..,"quarantined_graphs":{"g":".."}},
    "memory":{"rss_bytes":..,"heap_alloc_bytes":..,"heap_in_use_bytes":..,"go_bytes":..,
              "gc_cycles":..,"limit_bytes":..,"gogc":..}}
 (memory: the engine's resident set size, its Go heap in live objects and in
@@ -134,12 +139,26 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 			s.RestoredSeq, s.RestoredGraphs, s.RestoreMs, s.Fallbacks, s.Rounds, s.Failures, s.LastSeq, s.LastBytes, s.LastGraphs, s.LastRoundMs, s.MaxBlockMs)
 		fmt.Fprintf(stdout, "time travel: %d queries, %d view hits, %d builds (%d from snapshot, %d from view), %d bad snapshots, %d cached views, last build %.1f ms\n",
 			tt.Queries, tt.ViewHits, tt.Builds, tt.FromSnapshot, tt.FromView, tt.BadSnapshots, tt.Cached, tt.LastBuildMs)
+		fmt.Fprintf(stdout, "audit: %d rounds, last %.1f ms, %d graphs quarantined for data loss\n", h.Audits, h.LastAuditMs, h.DataLoss)
+		if h.StreamLost != "" {
+			fmt.Fprintf(stdout, "  DATA LOSS: %s\n", h.StreamLost)
+		}
 		for _, g := range slices.Sorted(maps.Keys(h.Stopped)) {
 			fmt.Fprintf(stdout, "  stopped: %s\n", h.Stopped[g])
 		}
+		if g := grains; g != nil {
+			for _, id := range slices.Sorted(maps.Keys(g.Quarantined)) {
+				fmt.Fprintf(stdout, "  quarantined grain %s: %s\n", id, g.Quarantined[id])
+			}
+		}
 	}
-	if len(h.Stopped) > 0 {
-		return fmt.Errorf("%d graph projections stopped", len(h.Stopped))
+	switch {
+	case h.StreamLost != "":
+		return fmt.Errorf("the event stream is gone: %s", h.StreamLost)
+	case len(h.Stopped) > 0:
+		return fmt.Errorf("%d graph projections stopped (%d for data loss)", len(h.Stopped), h.DataLoss)
+	case grains != nil && len(grains.Quarantined) > 0:
+		return fmt.Errorf("%d graphs quarantined by their grains", len(grains.Quarantined))
 	}
 	return nil
 }

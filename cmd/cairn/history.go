@@ -9,9 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipfs/go-cid"
-	"google.golang.org/protobuf/proto"
-
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -72,12 +69,25 @@ func runHistory(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	}
 	graph := r.graph
 	out := historyJSON{Graph: graph, Transactions: make([]historyTx, 0, min(limit, 64))}
+	// Each transaction listed is checked as a piece of the chain, and
+	// linked to the one before it (from the chain's start when the page
+	// starts there); cairn verify checks the whole chain.
+	var head persistence.Head
+	linked := fromSeq <= 1
 	last, err := r.store.Read(ctx, graph, max(fromSeq, 1), func(rec persistence.Record) error {
 		if len(out.Transactions) == limit {
 			out.NextFromSeq = rec.Seq
 			return errStopRead
 		}
-		tx, err := newHistoryTx(rec)
+		evs, prev, h, err := persistence.CheckStretch(graph, rec.Seq, rec.Tx)
+		if err == nil && linked {
+			err = head.Links(graph, rec.Seq, prev)
+		}
+		if err != nil {
+			return err
+		}
+		head, linked = h, true
+		tx, err := newHistoryTx(rec, evs)
 		if err != nil {
 			return err
 		}
@@ -113,28 +123,16 @@ func runHistory(ctx context.Context, args []string, stdout, _ io.Writer) error {
 
 // newHistoryTx decodes a stored transaction for history. It does not check
 // the chain (verify does): a page starts anywhere.
-func newHistoryTx(rec persistence.Record) (historyTx, error) {
+func newHistoryTx(rec persistence.Record, checked []persistence.DecodedEvent) (historyTx, error) {
 	tx := rec.Tx
 	out := historyTx{Time: rec.Time.UTC().Format(time.RFC3339Nano), Seq: rec.Seq, TxID: tx.GetTxId(), Events: len(tx.GetEvents())}
-	evs := make([]*cairnv1.Event, 0, len(tx.GetEvents()))
-	for i, er := range tx.GetEvents() {
-		env, err := persistence.DecodeEnvelope(er.GetDagCbor())
-		if err != nil {
-			return out, fmt.Errorf("seq %d event %d: %w", rec.Seq, i, err)
-		}
-		ev := &cairnv1.Event{}
-		if err := proto.Unmarshal(env.Body, ev); err != nil {
-			return out, fmt.Errorf("seq %d event %d (position %d): body: %w: %v", rec.Seq, i, env.N, persistence.ErrMalformed, err)
-		}
-		evs = append(evs, ev)
-		out.Position = env.N
+	evs := make([]*cairnv1.Event, len(checked))
+	for i, ev := range checked {
+		evs[i] = ev.Event
+		out.Position = ev.Envelope.N
 	}
-	if n := len(tx.GetEvents()); n > 0 {
-		c, err := cid.Cast(tx.GetEvents()[n-1].GetCid())
-		if err != nil {
-			return out, fmt.Errorf("seq %d: the last event's CID does not parse: %w: %v", rec.Seq, persistence.ErrMalformed, err)
-		}
-		out.Head = c.String()
+	if n := len(checked); n > 0 {
+		out.Head = checked[n-1].CID.String()
 	}
 	out.Summary = historySummary(evs, 3)
 	return out, nil

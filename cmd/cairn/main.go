@@ -100,6 +100,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runQuery(ctx, rest, stdout, stderr)
 	case "health":
 		return runHealth(ctx, rest, stdout, stderr)
+	case "repair":
+		return runRepair(ctx, rest, stdout, stderr)
 	case "import":
 		return runImport(ctx, rest, stdout, stderr)
 	case "bench":
@@ -153,6 +155,7 @@ Usage:
   cairn query node|find|neighbors|khop|path|components|top|stats <graph> ...
               [--min-seq N | --as-of X]
   cairn health
+  cairn repair <graph> --seq N
   cairn import <graph> FILE [--format edgelist|csv|jsonl] [--strict] ...
   cairn bench ingest|mixed|recovery|replay|peer|suite [--out DIR] ...
   cairn help [command]
@@ -228,6 +231,8 @@ func printUsage(w io.Writer, topic string) bool {
 		text, flags = queryUsage, clientUsage
 	case "health":
 		text, flags = healthUsage, clientUsage
+	case "repair":
+		text, flags = repairUsage, clientUsage
 	case "import":
 		text, flags = importUsage, clientUsage
 	case "bench":

@@ -1,0 +1,39 @@
+package persistence
+
+import (
+	"fmt"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+)
+
+// CheckStretch checks the transaction stored at seq as a stretch of graph's
+// chain on its own, for a reader that does not know the head before it
+// (time travel's prefetch, a page of history): everything Chain.Check
+// checks, taking the first event's prev link and position as given. It
+// returns the decoded events, the head the transaction links to (prev) and
+// its own last event (head); the reader checks prev against the head it
+// holds with Head.Links.
+func CheckStretch(graph string, seq uint64, tx *cairnv1.Transaction) (events []DecodedEvent, prev, head Head, err error) {
+	if recs := tx.GetEvents(); len(recs) > 0 {
+		if env, err := DecodeEnvelope(recs[0].GetDagCbor()); err == nil && env.N > 0 {
+			prev = Head{N: env.N - 1, CID: env.Prev}
+		}
+	}
+	chain := NewChainAt(graph, prev)
+	events, err = chain.Check(seq, tx)
+	if err != nil {
+		return nil, Head{}, Head{}, err
+	}
+	return events, prev, chain.Head(), nil
+}
+
+// Links returns nil when a transaction whose first event links to prev
+// continues the chain that ends at h, and otherwise a *ChainError for the
+// transaction at seq (a transaction missing, or out of place).
+func (h Head) Links(graph string, seq uint64, prev Head) error {
+	if prev.N == h.N && prev.CID.Equals(h.CID) {
+		return nil
+	}
+	return &ChainError{Graph: graph, Seq: seq, Position: prev.N + 1, Reason: "prev link (a transaction missing or out of place)",
+		Want: fmt.Sprintf("position %d after %s", h.N+1, linkString(h.CID)), Got: fmt.Sprintf("position %d after %s", prev.N+1, linkString(prev.CID))}
+}
