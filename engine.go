@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/api"
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
@@ -38,6 +39,7 @@ type Engine struct {
 	disp        *actors.Dispatcher
 	proj        *actors.Projections
 	gateway     *actors.Gateway
+	trust       *persistence.Keyring // nil: signatures are not checked
 	cancel      context.CancelFunc
 
 	closeOnce sync.Once
@@ -82,9 +84,19 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	var storeOpts []persistence.StoreOption
+	trust := cfg.Trust
+	if cfg.Signer != nil {
+		trust = trust.Clone()
+		if err := trust.Add(cfg.Signer.KeyID()); err != nil {
+			return nil, err
+		}
+	}
+	e.trust = trust
+	storeOpts := []persistence.StoreOption{persistence.WithSigning(cfg.Signer, trust)}
 	if !cfg.DisableSnapshots {
-		if e.snaps, err = persistence.OpenSnapshots(ctx, js, cfg.Snapshots); err != nil {
+		scfg := cfg.Snapshots
+		scfg.Signer, scfg.Trust = cfg.Signer, trust
+		if e.snaps, err = persistence.OpenSnapshots(ctx, js, scfg); err != nil {
 			return nil, err
 		}
 		storeOpts = append(storeOpts, persistence.WithObjects(e.snaps.Objects()))
@@ -94,6 +106,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	}
 	grainCfg := cfg.Grain
 	grainCfg.Logger = cfg.Logger
+	grainCfg.Signer, grainCfg.Trust = cfg.Signer, trust
 	if e.snaps != nil {
 		grainCfg.Snapshots = e.snaps
 	}
@@ -130,7 +143,11 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		e.disp = actors.NewDispatcher(e.member.Cluster(), cfg.CommandTimeout)
 	}()
 	if cfg.Gateway {
-		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: e.proj, Grains: e.grains, Logger: cfg.Logger})
+		keys := &api.Keys{Trusted: trust.IDs(), UnsignedThrough: trust.UnsignedThrough()}
+		if cfg.Signer != nil {
+			keys.SigningKey = cfg.Signer.KeyID()
+		}
+		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: e.proj, Grains: e.grains, Keys: keys, Logger: cfg.Logger})
 		if err != nil {
 			return nil, err
 		}
@@ -194,6 +211,11 @@ func (e *Engine) Query(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1
 // Projections returns the projection shards, for their health
 // (Stopped, Failures) and WaitFor.
 func (e *Engine) Projections() *actors.Projections { return e.proj }
+
+// Trust returns the keyring the engine checks signatures against (its
+// Config's Trust with its Signer's key), nil when it checks none. Readers
+// pass it to their chains: persistence.WithTrust(e.Trust()).
+func (e *Engine) Trust() *persistence.Keyring { return e.trust }
 
 // Store returns the event store, for reading and verifying graphs.
 func (e *Engine) Store() *persistence.Store { return e.store }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/persistence"
 )
 
 // GrainConfig tunes graph grains. DefaultGrainConfig documents every default.
@@ -57,6 +58,15 @@ type GrainConfig struct {
 	// SnapshotKeep is how many snapshots per graph are kept; older ones are
 	// deleted after each write. Default 3.
 	SnapshotKeep int
+	// Signer, when set, signs every transaction a grain seals, once per
+	// transaction (a group commit's batch is one), before it is appended.
+	// Default nil: transactions are unsigned.
+	Signer *persistence.Signer
+	// Trust, when set, makes activations and conflict reloads check every
+	// transaction's signature as they replay it (persistence.WithTrust): a
+	// transaction that is unsigned, signed by another key or forged stops
+	// the load. Default nil: no signature checks.
+	Trust *persistence.Keyring
 }
 
 // DefaultGrainConfig returns the defaults.

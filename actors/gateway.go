@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,6 +59,9 @@ type GatewayConfig struct {
 	Grains interface{ Health() api.GrainHealth }
 	// Queries, when set, is served on the "query" endpoint (api.QuerySubject).
 	Queries Querier
+	// Keys, when set, is served as JSON on the "keys" endpoint
+	// (api.KeysSubject): the engine's public signing keys.
+	Keys *api.Keys
 	// Logger. Default: discard.
 	Logger *slog.Logger
 }
@@ -124,6 +128,19 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 			_ = svc.Stop()
 			cancel()
 			return nil, fmt.Errorf("start gateway: add query endpoint: %w", err)
+		}
+	}
+	if cfg.Keys != nil {
+		keys, err := json.Marshal(cfg.Keys)
+		if err == nil {
+			err = svc.AddEndpoint("keys", micro.HandlerFunc(func(req micro.Request) { _ = req.Respond(keys) }),
+				micro.WithEndpointSubject(api.KeysSubject),
+				micro.WithEndpointMetadata(map[string]string{"request": "anything", "response": "api.Keys (JSON)"}))
+		}
+		if err != nil {
+			_ = svc.Stop()
+			cancel()
+			return nil, fmt.Errorf("start gateway: add keys endpoint: %w", err)
 		}
 	}
 	// Ready means the server has the subscriptions: a request sent right
