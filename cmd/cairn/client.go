@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,6 +78,9 @@ type clientFlags struct {
 	auth    authFlags
 	timeout time.Duration
 	json    bool
+	// trust, when set, is the keyring openStore's store and snapshots
+	// check signatures against.
+	trust *persistence.Keyring
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet, topic string, timeout time.Duration) {
@@ -137,6 +141,19 @@ func openGraphReader(ctx context.Context, topic string, args []string, extra ...
 	if err := aggregate.ValidateGraphID("graph", r.graph); err != nil {
 		return nil, nil, nil, err
 	}
+	// A command that registered --trust (verify) checks signatures.
+	if f := fs.Lookup("trust"); f != nil && f.Value.String() != "" {
+		if r.trust, err = persistence.LoadKeyring(f.Value.String()); err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: --trust: %w", topic, err)
+		}
+		if f := fs.Lookup("trust-unsigned-through"); f != nil {
+			n, err := strconv.ParseUint(f.Value.String(), 10, 64)
+			if err != nil {
+				return nil, nil, nil, &usageError{topic: topic, err: fmt.Errorf("--trust-unsigned-through %q is not a sequence", f.Value.String())}
+			}
+			r.trust.AllowUnsignedThrough(n)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	store, snaps, closeConn, err := r.openStore(ctx)
 	if err != nil {
@@ -178,6 +195,7 @@ func (c *clientFlags) openStore(ctx context.Context) (*persistence.Store, *persi
 		return nil, nil, nil, fmt.Errorf("look up stream %s on %s: %w", cfg.Stream, c.server, err)
 	}
 	scfg := persistence.DefaultSnapshotConfig()
+	scfg.Trust = c.trust
 	// Bind the bucket as it is: creating or updating it would need stream
 	// rights and could reset its replicas. Only an engine that never wrote
 	// a snapshot has none; then an empty one is made.
@@ -189,7 +207,7 @@ func (c *clientFlags) openStore(ctx context.Context) (*persistence.Store, *persi
 		nc.Close()
 		return nil, nil, nil, fmt.Errorf("open object store %s on %s: %w", scfg.Bucket, c.server, err)
 	}
-	st, err := persistence.LookupStore(ctx, js, cfg, persistence.WithObjects(snaps.Objects()))
+	st, err := persistence.LookupStore(ctx, js, cfg, persistence.WithObjects(snaps.Objects()), persistence.WithSigning(nil, c.trust))
 	if err != nil {
 		nc.Close()
 		return nil, nil, nil, fmt.Errorf("look up stream %s on %s: %w", cfg.Stream, c.server, err)
