@@ -25,10 +25,10 @@ line, # comments: see cairn help keys) it checks every transaction's
 signature, and every archive's and snapshot's, against those keys: an
 unsigned transaction (past --trust-unsigned-through SEQ, default 0), one
 signed by another key or a forged one breaks the chain at its seq:
-  signatures: 12 of 12 transactions signed, checked against 2 trusted keys
+  signatures: 12 of 12 transactions signed by N..., checked against 2 trusted keys
 Without --trust it says which keys signed, and that it checked them
 against none:
-  signatures: 12 of 12 transactions signed by N...; not checked (no --trust)
+  signatures: 12 of 12 transactions signed by N...; not checked against trusted keys (...)
 Then it checks every snapshot it finds for the graph, aggregate and read
 model: the object reads back whole, its payload's SHA-256 is the one its
 metadata holds (and with --trust its signature holds), it decodes, has a
