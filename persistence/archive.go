@@ -490,10 +490,10 @@ func lastSeqOf(recs []archiveRecord) uint64 {
 	return recs[len(recs)-1].seq
 }
 
-// checkArchive chain-checks an archive's records from e.prev on and checks
-// that they end at e.head.
-func checkArchive(e archiveEntry, recs []archiveRecord) error {
-	chain := NewChainAt(e.Graph, e.prev)
+// checkArchive chain-checks an archive's records from e.prev on (their
+// signatures too with a keyring) and checks that they end at e.head.
+func checkArchive(e archiveEntry, recs []archiveRecord, trust *Keyring) error {
+	chain := NewChainAt(e.Graph, e.prev, WithTrust(trust))
 	for _, r := range recs {
 		rec, err := r.record()
 		if err != nil {
@@ -580,7 +580,8 @@ func (s *Store) Archive(ctx context.Context, graph string, before uint64, progre
 	// Archives whose transactions are still in the stream (a crash before
 	// the purge) are checked and then compared with the stream.
 	cur := archiveCursor{s: s, graph: graph, entries: entries, from: first}
-	chain := NewChainAt(graph, head)
+	// With a keyring, only signed history is archived (and signed).
+	chain := NewChainAt(graph, head, WithTrust(s.trust))
 	var seg *segment
 	var purged uint64
 	prog := ArchiveProgress{}
@@ -731,7 +732,7 @@ func (c *archiveCursor) match(ctx context.Context, seq uint64, data []byte) erro
 			if err != nil {
 				return err
 			}
-			if err := checkArchive(e, recs); err != nil {
+			if err := checkArchive(e, recs, c.s.trust); err != nil {
 				return err
 			}
 			c.recs, c.j, c.loaded = recs, 0, true

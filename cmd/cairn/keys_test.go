@@ -162,6 +162,11 @@ func TestSignedServe(t *testing.T) {
 			t.Errorf("verify %v with a forged snapshot: exit %d, stdout %q; want %q", trust, r.code(), r.stdout, bad)
 		}
 	}
+	for _, name := range []string{info.Name, persistence.SnapshotName("scratch", "s", 1)} {
+		if err := snaps.Delete(ctx, persistence.SnapshotInfo{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// Forged transaction: a valid chain link, unsigned, on the stream.
 	write(t, url, "graph", "create", "f")
@@ -214,10 +219,25 @@ func TestSignedServe(t *testing.T) {
 	if err := os.WriteFile(trustNew, []byte("# only the new key\n"+newKey+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Archive: refused unsigned on a signing engine; signed with the new
+	// key, over transactions checked against both.
+	if r := run2(t, url, "archive", "s", "--before", fmt.Sprint(reps[5].Seq)); r.code() != exitUsage || !strings.Contains(r.err.Error(), "--signing-key") {
+		t.Errorf("archive without --signing-key on a signing engine: exit %d, %v", r.code(), r.err)
+	}
+	r = run2(t, url, "archive", "s", "--before", fmt.Sprint(reps[5].Seq), "--signing-key", newFile, "--trust", trustOld)
+	if r.code() != exitOK || !strings.Contains(r.stdout, "graph s: archived 5 transactions") {
+		t.Fatalf("archive --signing-key: exit %d, stdout %q, stderr %q", r.code(), r.stdout, r.stderr)
+	}
 	r = run2(t, url, "verify", "s", "--trust", trustBoth, "--json")
-	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Error != "" && !strings.Contains(v.Error, "snapshots are bad") ||
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || r.code() != exitOK ||
 		v.Signed != 10 || strings.Join(v.KeyIDs, " ") != strings.Join(mustKeyIDs(t, oldKey, newKey), " ") || v.LastSeq != after.Seq {
-		t.Errorf("verify after the rotation with both keys: %+v, %v", v, err)
+		t.Errorf("verify across the archive after the rotation with both keys: exit %d, %+v, %v", r.code(), v, err)
+	}
+	// The archive object is signed by the new key: trusting only the old
+	// one refuses it.
+	r = run2(t, url, "verify", "s", "--trust", trustOld)
+	if r.code() != exitFailure || !strings.Contains(r.stderr, "signature by a key that is not trusted: "+newKey) {
+		t.Errorf("verify with the old key only: exit %d, stderr %q", r.code(), r.stderr)
 	}
 	r = run2(t, url, "verify", "s", "--trust", trustNew)
 	if wantErr := fmt.Sprintf("graph s: chain broken at seq %d (event 1): signature by a key that is not trusted: %s", reps[0].Seq, oldKey); r.code() != exitFailure || !strings.Contains(r.stderr, wantErr) {
