@@ -1,7 +1,7 @@
 package api
 
 // KeysSubject answers any request with the engine's public signing keys,
-// as JSON (Keys): `nats req cairn.keys ”` or `cairn keys fetch`. It is
+// as JSON (Keys): `cairn keys fetch`, or nats req with any body. It is
 // served by the "cairn" micro service's "keys" endpoint.
 const KeysSubject = "cairn.keys"
 
