@@ -143,7 +143,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		e.disp = actors.NewDispatcher(e.member.Cluster(), cfg.CommandTimeout)
 	}()
 	if cfg.Gateway {
-		keys := &api.Keys{Trusted: trust.IDs(), UnsignedThrough: trust.UnsignedThrough()}
+		keys := &api.Keys{Trusted: append([]string{}, trust.IDs()...), UnsignedThrough: trust.UnsignedThrough()}
 		if cfg.Signer != nil {
 			keys.SigningKey = cfg.Signer.KeyID()
 		}
