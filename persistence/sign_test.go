@@ -256,19 +256,7 @@ func TestForgedTransactionInStream(t *testing.T) {
 	for _, attack := range []string{"unsigned", "attacker key"} {
 		graph := strings.ReplaceAll(attack, " ", "-")
 		w := &chainWriter{graph: graph}
-		for range 3 {
-			id := fmt.Sprintf("%s-tx-%d", graph, w.n)
-			tx, head, err := sealTx(graph, id, time.Now().UnixNano(), w.head, []*cairnv1.Event{nodeAdded(id)}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := engineKey.SignTransaction(tx); err != nil {
-				t.Fatal(err)
-			}
-			w.last = mustAppend(t, ctx, st, graph, w.last, tx)
-			w.head = head
-			w.n++
-		}
+		appendSigned(t, st, w, engineKey, 3)
 		// The forger: a valid chain link onto the head, issuer "attacker".
 		tx, _, err := sealTx(graph, graph+"-forged", time.Now().UnixNano(), w.head, []*cairnv1.Event{nodeAdded("evil")}, nil)
 		if err != nil {
@@ -307,6 +295,25 @@ func TestForgedTransactionInStream(t *testing.T) {
 		if res.KeyIDs != wantKeys {
 			t.Errorf("%s: key ids %q, want %q", attack, res.KeyIDs, wantKeys)
 		}
+	}
+}
+
+// appendSigned appends n transactions of one event to w's graph, each
+// signed by signer.
+func appendSigned(t *testing.T, st *persistence.Store, w *chainWriter, signer *persistence.Signer, n int) {
+	t.Helper()
+	for range n {
+		id := fmt.Sprintf("%s-tx-%d", w.graph, w.n)
+		tx, head, err := sealTx(w.graph, id, time.Now().UnixNano(), w.head, []*cairnv1.Event{nodeAdded(id)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := signer.SignTransaction(tx); err != nil {
+			t.Fatal(err)
+		}
+		w.last = mustAppend(t, testCtx(t), st, w.graph, w.last, tx)
+		w.head = head
+		w.n++
 	}
 }
 
@@ -435,19 +442,7 @@ func TestForgedArchive(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &chainWriter{graph: "g"}
-	for range 6 {
-		id := fmt.Sprintf("g-tx-%d", w.n)
-		tx, head, err := sealTx("g", id, time.Now().UnixNano(), w.head, []*cairnv1.Event{nodeAdded(id)}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := signer.SignTransaction(tx); err != nil {
-			t.Fatal(err)
-		}
-		w.last = mustAppend(t, ctx, st, "g", w.last, tx)
-		w.head = head
-		w.n++
-	}
+	appendSigned(t, st, w, signer, 6)
 	res, err := st.Archive(ctx, "g", w.last, nil)
 	if err != nil || len(res.Objects) != 1 {
 		t.Fatalf("archive: %+v, %v", res, err)
