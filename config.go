@@ -56,6 +56,15 @@ type Config struct {
 	CommandTimeout time.Duration
 	// Logger. Default: discard.
 	Logger *slog.Logger
+	// Signer, when set, signs every transaction, snapshot and archive the
+	// engine writes (cairn serve --signing-key). Default nil: unsigned.
+	Signer *persistence.Signer
+	// Trust is the keyring every signature is checked against: grain
+	// replays, snapshot and archive loads, Store.Verify. The signer's own
+	// key is added to it. Nil with a Signer: the signer's key alone. Nil
+	// without one (the default): no signature is checked, unsigned
+	// history is accepted.
+	Trust *persistence.Keyring
 }
 
 // DefaultConfig returns the defaults with dataDir.

@@ -39,6 +39,7 @@ type Engine struct {
 	disp        *actors.Dispatcher
 	proj        *actors.Projections
 	gateway     *actors.Gateway
+	trust       *persistence.Keyring // nil: signatures are not checked
 	cancel      context.CancelFunc
 
 	closeOnce sync.Once
@@ -83,9 +84,19 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	var storeOpts []persistence.StoreOption
+	trust := cfg.Trust
+	if cfg.Signer != nil {
+		trust = trust.Clone()
+		if err := trust.Add(cfg.Signer.KeyID()); err != nil {
+			return nil, err
+		}
+	}
+	e.trust = trust
+	storeOpts := []persistence.StoreOption{persistence.WithSigning(cfg.Signer, trust)}
 	if !cfg.DisableSnapshots {
-		if e.snaps, err = persistence.OpenSnapshots(ctx, js, cfg.Snapshots); err != nil {
+		scfg := cfg.Snapshots
+		scfg.Signer, scfg.Trust = cfg.Signer, trust
+		if e.snaps, err = persistence.OpenSnapshots(ctx, js, scfg); err != nil {
 			return nil, err
 		}
 		storeOpts = append(storeOpts, persistence.WithObjects(e.snaps.Objects()))
@@ -95,6 +106,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	}
 	grainCfg := cfg.Grain
 	grainCfg.Logger = cfg.Logger
+	grainCfg.Signer, grainCfg.Trust = cfg.Signer, trust
 	if e.snaps != nil {
 		grainCfg.Snapshots = e.snaps
 	}
@@ -144,7 +156,11 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		e.disp = actors.NewDispatcher(e.member.Cluster(), cfg.CommandTimeout)
 	}()
 	if cfg.Gateway {
-		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: e.proj, Grains: e.grains, Repair: e.proj.Repair, Logger: cfg.Logger})
+		keys := &api.Keys{Trusted: append([]string{}, trust.IDs()...), UnsignedThrough: trust.UnsignedThrough()}
+		if cfg.Signer != nil {
+			keys.SigningKey = cfg.Signer.KeyID()
+		}
+		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: e.proj, Grains: e.grains, Keys: keys, Repair: e.proj.Repair, Logger: cfg.Logger})
 		if err != nil {
 			return nil, err
 		}
@@ -214,6 +230,11 @@ func (e *Engine) Repair(ctx context.Context, graph string, seq uint64) (api.Repa
 // Projections returns the projection shards, for their health
 // (Stopped, Failures) and WaitFor.
 func (e *Engine) Projections() *actors.Projections { return e.proj }
+
+// Trust returns the keyring the engine checks signatures against (its
+// Config's Trust with its Signer's key), nil when it checks none. Readers
+// pass it to their chains: persistence.WithTrust(e.Trust()).
+func (e *Engine) Trust() *persistence.Keyring { return e.trust }
 
 // Store returns the event store, for reading and verifying graphs.
 func (e *Engine) Store() *persistence.Store { return e.store }

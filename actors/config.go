@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/persistence"
 )
 
 // GrainConfig tunes graph grains. DefaultGrainConfig documents every default.
@@ -67,6 +68,15 @@ type GrainConfig struct {
 	// stored history failing a check (err names the stream sequence seq),
 	// so that the projections quarantine it too (Projections.Quarantine).
 	OnDataLoss func(graph string, seq uint64, err error)
+	// Signer, when set, signs every transaction a grain seals, once per
+	// transaction (a group commit's batch is one), before it is appended.
+	// Default nil: transactions are unsigned.
+	Signer *persistence.Signer
+	// Trust, when set, makes activations and conflict reloads check every
+	// transaction's signature as they replay it (persistence.WithTrust): a
+	// transaction that is unsigned, signed by another key or forged stops
+	// the load. Default nil: no signature checks.
+	Trust *persistence.Keyring
 }
 
 // DefaultGrainConfig returns the defaults.

@@ -63,6 +63,9 @@ type GatewayConfig struct {
 	// Repair, when set, is served on the admin "repair" endpoint
 	// (api.RepairSubject, JSON): cairn repair (Projections.Repair).
 	Repair func(ctx context.Context, graph string, seq uint64) (api.RepairResult, error)
+	// Keys, when set, is served as JSON on the "keys" endpoint
+	// (api.KeysSubject): the engine's public signing keys.
+	Keys *api.Keys
 	// Logger. Default: discard.
 	Logger *slog.Logger
 }
@@ -142,6 +145,19 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 			_ = svc.Stop()
 			cancel()
 			return nil, fmt.Errorf("start gateway: add repair endpoint: %w", err)
+		}
+	}
+	if cfg.Keys != nil {
+		keys, err := json.Marshal(cfg.Keys)
+		if err == nil {
+			err = svc.AddEndpoint("keys", micro.HandlerFunc(func(req micro.Request) { _ = req.Respond(keys) }),
+				micro.WithEndpointSubject(api.KeysSubject),
+				micro.WithEndpointMetadata(map[string]string{"request": "anything", "response": "api.Keys (JSON)"}))
+		}
+		if err != nil {
+			_ = svc.Stop()
+			cancel()
+			return nil, fmt.Errorf("start gateway: add keys endpoint: %w", err)
 		}
 	}
 	// Ready means the server has the subscriptions: a request sent right

@@ -674,7 +674,7 @@ func (g *graphGrain) replay(read readFunc, from uint64) error {
 	errStalled := fmt.Errorf("no transaction read for %v", g.cfg.AppendTimeout)
 	watchdog := time.AfterFunc(g.cfg.AppendTimeout, func() { cancel(errStalled) })
 	defer watchdog.Stop()
-	chain := persistence.NewChainAt(g.graph, g.head)
+	chain := persistence.NewChainAt(g.graph, g.head, persistence.WithTrust(g.cfg.Trust))
 	start := time.Now()
 	n := 0
 	var heads []aggregate.Head
@@ -843,6 +843,11 @@ func (g *graphGrain) seal(b *aggregate.Batch[replyTo]) (*appendJob, error) {
 		return nil, err
 	}
 	job := &appendJob{batch: b, tx: &cairnv1.Transaction{GraphId: g.graph, TxId: txID, TimestampUnixNano: now, Events: recs, Commands: b.Commands}}
+	if g.cfg.Signer != nil {
+		if err := g.cfg.Signer.SignTransaction(job.tx); err != nil {
+			return nil, err
+		}
+	}
 	i := 0
 	for _, cr := range b.Commands {
 		i += int(cr.GetEventCount())

@@ -3,9 +3,11 @@ package persistence
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -124,8 +126,14 @@ type ArchiveResult struct {
 // archiveEntry is an archive object as its metadata describes it.
 type archiveEntry struct {
 	ArchiveInfo
-	prev, head       Head  // the chain before its first event and at its last
-	fromTime, toTime int64 // stream times of its first and last transaction, Unix ns
+	prev, head       Head              // the chain before its first event and at its last
+	fromTime, toTime int64             // stream times of its first and last transaction, Unix ns
+	md               map[string]string // the object's metadata, as stored
+}
+
+// sig is what the archive's signature covers but the payload digest.
+func (e archiveEntry) sig() ObjectSig {
+	return ObjectSig{Kind: "archive", Graph: e.Graph, Seq: e.ToSeq, Position: e.ToN, Head: e.head.CID}
 }
 
 // archiveRecord is one transaction as an archive holds it.
@@ -320,7 +328,7 @@ func parseArchiveEntry(oi *jetstream.ObjectInfo, graph string) (e archiveEntry, 
 			Graph: graph, FromSeq: u(metaFromSeq), ToSeq: u(metaToSeq), FromN: u(metaFromN), ToN: u(metaToN),
 			Transactions: int(u(metaCount)), Name: oi.Name, Size: i(metaSize), Stored: int64(oi.Size),
 		},
-		fromTime: i(metaFromTime), toTime: i(metaToTime),
+		fromTime: i(metaFromTime), toTime: i(metaToTime), md: m,
 	}
 	e.prev = Head{N: e.FromN - 1, CID: c(metaPrev)}
 	e.head = Head{N: e.ToN, CID: c(metaHead)}
@@ -450,6 +458,13 @@ func (s *Store) loadArchive(ctx context.Context, e archiveEntry) ([]archiveRecor
 	if int64(len(raw)) != e.Size {
 		return nil, nil, fmt.Errorf("archive %s: %w: %d bytes uncompressed, metadata says %d", e.Name, ErrMalformed, len(raw), e.Size)
 	}
+	o := e.sig()
+	o.Digest = sha256.Sum256(raw)
+	// Archives written before payload digests are read without one,
+	// unless signatures are checked.
+	if err := s.trust.checkObject(e.md, o, false); err != nil {
+		return nil, nil, fmt.Errorf("archive %s: %w", e.Name, err)
+	}
 	recs, err := decodeArchive(e.Name, e.Graph, raw)
 	if err != nil {
 		return nil, nil, err
@@ -475,10 +490,10 @@ func lastSeqOf(recs []archiveRecord) uint64 {
 	return recs[len(recs)-1].seq
 }
 
-// checkArchive chain-checks an archive's records from e.prev on and checks
-// that they end at e.head.
-func checkArchive(e archiveEntry, recs []archiveRecord) error {
-	chain := NewChainAt(e.Graph, e.prev)
+// checkArchive chain-checks an archive's records from e.prev on (their
+// signatures too with a keyring) and checks that they end at e.head.
+func checkArchive(e archiveEntry, recs []archiveRecord, trust *Keyring) error {
+	chain := NewChainAt(e.Graph, e.prev, WithTrust(trust))
 	for _, r := range recs {
 		rec, err := r.record()
 		if err != nil {
@@ -565,7 +580,8 @@ func (s *Store) Archive(ctx context.Context, graph string, before uint64, progre
 	// Archives whose transactions are still in the stream (a crash before
 	// the purge) are checked and then compared with the stream.
 	cur := archiveCursor{s: s, graph: graph, entries: entries, from: first}
-	chain := NewChainAt(graph, head)
+	// With a keyring, only signed history is archived (and signed).
+	chain := NewChainAt(graph, head, WithTrust(s.trust))
 	var seg *segment
 	var purged uint64
 	prog := ArchiveProgress{}
@@ -654,12 +670,16 @@ func (s *Store) writeArchive(ctx context.Context, enc *zstd.Encoder, seg *segmen
 	e.Size = int64(len(seg.buf))
 	data := enc.EncodeAll(seg.buf, nil)
 	e.Stored = int64(len(data))
+	o := e.sig()
+	o.Digest = sha256.Sum256(seg.buf)
+	e.md = e.metadata()
+	maps.Copy(e.md, objectMeta(s.signer, o))
 	pctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
 	oi, err := s.arc.obj.Put(pctx, jetstream.ObjectMeta{
 		Name:        e.Name,
 		Description: fmt.Sprintf("Cairn archive of graph %s, seqs %d-%d, events %d-%d", e.Graph, e.FromSeq, e.ToSeq, e.FromN, e.ToN),
-		Metadata:    e.metadata(),
+		Metadata:    e.md,
 	}, bytes.NewReader(data))
 	if err != nil {
 		return e, fmt.Errorf("write archive %s: %w", e.Name, objectErr(err))
@@ -712,7 +732,7 @@ func (c *archiveCursor) match(ctx context.Context, seq uint64, data []byte) erro
 			if err != nil {
 				return err
 			}
-			if err := checkArchive(e, recs); err != nil {
+			if err := checkArchive(e, recs, c.s.trust); err != nil {
 				return err
 			}
 			c.recs, c.j, c.loaded = recs, 0, true

@@ -76,14 +76,33 @@ func Seal(graph, txID string, ts int64, head Head, events []*cairnv1.Event) ([]*
 
 // Chain checks transactions of one graph in stream order: every CID, every
 // prev link, every position and every transaction field that an envelope
-// repeats. Its zero value is not usable; use NewChain.
+// repeats and, given a Keyring (WithTrust), every transaction's signature.
+// Its zero value is not usable; use NewChain.
 type Chain struct {
 	graph string
 	head  Head
+	trust *Keyring
 }
 
+// ChainOption is an optional behaviour of a Chain.
+type ChainOption func(*Chain)
+
+// WithTrust makes the chain check each transaction's signature against k:
+// a transaction that is unsigned (at a sequence past
+// k.AllowUnsignedThrough's), signed by a key k does not hold, or whose
+// signature does not hold is a *ChainError whose Reason starts with
+// "signature" and which wraps ErrSignature. A nil k checks no signatures,
+// as a chain without the option does.
+func WithTrust(k *Keyring) ChainOption { return func(c *Chain) { c.trust = k } }
+
 // NewChain starts checking a graph's chain from its beginning.
-func NewChain(graph string) *Chain { return &Chain{graph: graph} }
+func NewChain(graph string, opts ...ChainOption) *Chain {
+	c := &Chain{graph: graph}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
 
 // Head returns the last event checked so far.
 func (c *Chain) Head() Head { return c.head }
@@ -97,7 +116,8 @@ type DecodedEvent struct {
 
 // Check verifies the transaction stored at stream sequence seq and advances
 // the chain. It returns the decoded events, or a *ChainError that wraps
-// ErrChainBroken; after an error the chain does not advance.
+// ErrChainBroken (and ErrSignature when only the signature failed); after
+// an error the chain does not advance.
 func (c *Chain) Check(seq uint64, tx *cairnv1.Transaction) ([]DecodedEvent, error) {
 	fail := func(pos uint64, reason, want, got string, err error) error {
 		return &ChainError{Graph: c.graph, Seq: seq, Position: pos, Reason: reason, Want: want, Got: got, Err: err}
@@ -160,6 +180,13 @@ func (c *Chain) Check(seq uint64, tx *cairnv1.Transaction) ([]DecodedEvent, erro
 		out = append(out, DecodedEvent{Envelope: env, CID: id, Event: ev})
 		head = Head{N: pos, CID: id}
 	}
+	if c.trust != nil {
+		// Last: the signature covers the head, which is now known to be
+		// the CID of envelope bytes that chain onto the previous head.
+		if reason := c.trust.checkTransaction(seq, tx); reason != "" {
+			return nil, fail(head.N, reason, "", "", ErrSignature)
+		}
+	}
 	c.head = head
 	return out, nil
 }
@@ -181,4 +208,8 @@ func linkString(c cid.Cid) string {
 
 // NewChainAt continues checking a graph's chain after head, which the caller
 // has already verified.
-func NewChainAt(graph string, head Head) *Chain { return &Chain{graph: graph, head: head} }
+func NewChainAt(graph string, head Head, opts ...ChainOption) *Chain {
+	c := NewChain(graph, opts...)
+	c.head = head
+	return c
+}

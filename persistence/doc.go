@@ -59,6 +59,23 @@
 // checks every prev link and position, and returns the first break as a
 // *ChainError wrapping ErrChainBroken.
 //
+// # Signatures
+//
+// A Signer (an ed25519 nkey) signs each transaction once, after Seal: its
+// Signature and KeyId fields hold an ed25519 signature over a short
+// documented byte string (TransactionSigningBytes: domain tag, graph, tx
+// id, head CID, digest of the command records), which no stream sequence
+// enters. A Chain given a Keyring (NewChain(g, WithTrust(k))) refuses a
+// transaction that is unsigned, signed by a key the keyring does not hold,
+// or whose signature does not hold, as a *ChainError whose Reason starts
+// with "signature" and which wraps ErrSignature; without one it checks no
+// signatures. Snapshots (SnapshotConfig.Signer, Trust) and archives
+// (WithSigning) carry the SHA-256 of their uncompressed payload and a
+// signature over it and their kind, graph, seq and head
+// (ObjectSigningBytes) in their metadata; the digest is checked on every
+// load, the signature when a keyring is given. See sign.go for the byte
+// layouts, which ipld_test.go checks with go-ipld-prime and crypto/ed25519.
+//
 // # Archives
 //
 // A Store opened WithObjects keeps archives in the Object Store bucket it is
@@ -79,7 +96,7 @@
 // (varint Unix nanoseconds) and protobuf bytes exactly as the stream held
 // them (uvarint length, bytes). Its Object Store metadata repeats graph,
 // format, first and last sequence, chain position, time and CID, count and
-// uncompressed size.
+// uncompressed size, and the payload's SHA-256 with its signature.
 //
 // Read, ReadScan and so Verify and FindEvent read across archive and
 // stream; CheckHead finds an archived transaction by sequence; SeqAtTime

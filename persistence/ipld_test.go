@@ -2,7 +2,12 @@ package persistence_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/binary"
 	"fmt"
+	"testing"
 
 	"github.com/ipfs/go-cid"
 	"github.com/ipld/go-ipld-prime/codec/dagcbor"
@@ -198,4 +203,58 @@ func short(s string) string {
 		return fmt.Sprintf("%s…(%d bytes)", s[:40], len(s))
 	}
 	return s
+}
+
+// TestIndependentSignatureCheck checks a signed transaction the way an
+// outsider would, with go-ipld-prime, crypto/ed25519 and the documented
+// byte layout only: decode and re-hash every envelope, follow the prev
+// links, rebuild the signed bytes by hand and verify the signature with the
+// public key decoded from its nkey string (base32, one prefix byte, 32 key
+// bytes, a 2-byte CRC).
+func TestIndependentSignatureCheck(t *testing.T) {
+	signer := newTestSigner(t)
+	txs := signedChain(t, chainGraph, signer)
+	var prev cid.Cid
+	for i, tx := range txs {
+		for j, rec := range tx.GetEvents() {
+			env, err := ipldDecode(rec.GetDagCbor())
+			if err != nil {
+				t.Fatalf("tx %d event %d: %v", i, j, err)
+			}
+			c, err := ipldCID(env)
+			if err != nil || !bytes.Equal(c.Bytes(), rec.GetCid()) {
+				t.Fatalf("tx %d event %d: go-ipld-prime's CID %v (%v) is not the stored one", i, j, c, err)
+			}
+			if !env.Prev.Equals(prev) || env.Tx != tx.GetTxId() || env.Graph != tx.GetGraphId() {
+				t.Fatalf("tx %d event %d: envelope %+v does not link onto %v", i, j, env, prev)
+			}
+			prev = c
+		}
+		str := func(b []byte, s string) []byte { return append(binary.AppendUvarint(b, uint64(len(s))), s...) }
+		h := sha256.New()
+		for _, cr := range tx.GetCommands() {
+			var b []byte
+			for _, s := range []string{cr.GetCommandId(), cr.GetCorrelationId(), cr.GetCausationId(), cr.GetIssuer()} {
+				b = str(b, s)
+			}
+			h.Write(binary.AppendUvarint(b, uint64(cr.GetEventCount())))
+		}
+		msg := []byte("cairn/tx/v1\n")
+		msg = str(msg, tx.GetGraphId())
+		msg = str(msg, tx.GetTxId())
+		msg = str(msg, string(prev.Bytes()))
+		msg = h.Sum(msg)
+		raw, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(tx.GetKeyId())
+		if err != nil || len(raw) != 1+ed25519.PublicKeySize+2 {
+			t.Fatalf("key id %q does not decode: %v", tx.GetKeyId(), err)
+		}
+		pub := ed25519.PublicKey(raw[1 : 1+ed25519.PublicKeySize])
+		if !ed25519.Verify(pub, msg, tx.GetSignature()) {
+			t.Fatalf("tx %d: ed25519 refuses the signature over the documented bytes", i)
+		}
+		tx.Commands[0].Issuer = "attacker"
+		if m, _ := persistence.TransactionSigningBytes(tx); ed25519.Verify(pub, m, tx.GetSignature()) {
+			t.Fatalf("tx %d: the signature holds over a changed issuer", i)
+		}
+	}
 }

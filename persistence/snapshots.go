@@ -3,6 +3,7 @@ package persistence
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -55,6 +56,7 @@ type SnapshotInfo struct {
 	Size     int64   // payload bytes before compression
 	Stored   int64   // bytes stored (compressed)
 	Created  time.Time
+	KeyID    string // the key that signed it, "" when unsigned
 }
 
 // SnapshotConfig tunes the snapshot store.
@@ -69,6 +71,14 @@ type SnapshotConfig struct {
 	// it (or a nil map) gets its default, DefaultSnapshotLevel. Get reads
 	// any level.
 	Levels map[SnapshotKind]zstd.EncoderLevel
+	// Signer, when set, signs every snapshot Put stores (see
+	// ObjectSigningBytes). Default nil: unsigned.
+	Signer *Signer
+	// Trust, when set, makes Get refuse a snapshot that is unsigned,
+	// signed by a key it does not hold, or whose signature does not hold
+	// (ErrSignature). Default nil: no signature checks. Get checks the
+	// payload's SHA-256 against the metadata either way.
+	Trust *Keyring
 }
 
 // DefaultSnapshotConfig returns the defaults.
@@ -134,7 +144,10 @@ func (c SnapshotConfig) Validate() error {
 // content size in the header), the frames concatenated: any zstd decoder
 // reads it back whatever the level, and Put and Get compress and decompress
 // the frames on all cores. The Object Store keeps a SHA-256 digest of the
-// compressed bytes, which Get checks.
+// compressed bytes, which Get checks; the metadata keeps the SHA-256 of the
+// uncompressed payload and, with SnapshotConfig.Signer, a signature over it
+// and the snapshot's kind, graph, seq and head (ObjectSigningBytes), which
+// Get checks too: a payload replaced with its metadata kept is refused.
 type Snapshots struct {
 	obj    jetstream.ObjectStore
 	cfg    SnapshotConfig
@@ -342,6 +355,12 @@ func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (Sn
 	}
 	if info.Head.Defined() {
 		md[snapMetaHead] = info.Head.String()
+	}
+	o := info.sig()
+	o.Digest = sha256.Sum256(data)
+	maps.Copy(md, objectMeta(s.cfg.Signer, o))
+	if s.cfg.Signer != nil {
+		info.KeyID = s.cfg.Signer.KeyID()
 	}
 	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
@@ -610,8 +629,13 @@ func parseSnapMeta(oi *jetstream.ObjectInfo) (SnapshotInfo, error) {
 	if err := errors.Join(errs...); err != nil {
 		return SnapshotInfo{}, fmt.Errorf("%w: snapshot %s: %w", ErrMalformed, oi.Name, err)
 	}
-	info.Stored, info.Created = int64(oi.Size), oi.ModTime
+	info.Stored, info.Created, info.KeyID = int64(oi.Size), oi.ModTime, md[MetaSigKey]
 	return info, nil
+}
+
+// sig is what a snapshot's signature covers but the payload digest.
+func (info SnapshotInfo) sig() ObjectSig {
+	return ObjectSig{Kind: string(info.Kind), Graph: info.Graph, Seq: info.Seq, Position: info.Position, Head: info.Head}
 }
 
 // Get returns a snapshot's payload, decompressed. A snapshot that cannot be
@@ -622,8 +646,12 @@ func parseSnapMeta(oi *jetstream.ObjectInfo) (SnapshotInfo, error) {
 // is stored: a snapshot replaced since it was listed is ErrConflict, so the
 // payload returned is the one whose head the caller checked.
 //
-// Errors: ErrNotFound, ErrMalformed, ErrConflict, ErrInvalidGraph,
-// ErrInvalidSnapshotKind, ErrUnavailable, ctx's error.
+// The payload's SHA-256 must be the one its metadata holds (ErrMalformed;
+// a snapshot written without one is refused too), and with
+// SnapshotConfig.Trust its signature must hold (ErrSignature).
+//
+// Errors: ErrNotFound, ErrMalformed, ErrSignature, ErrConflict,
+// ErrInvalidGraph, ErrInvalidSnapshotKind, ErrUnavailable, ctx's error.
 func (s *Snapshots) Get(ctx context.Context, info SnapshotInfo) ([]byte, error) {
 	name := info.Name
 	if name == "" {
@@ -659,6 +687,11 @@ func (s *Snapshots) Get(ctx context.Context, info SnapshotInfo) ([]byte, error) 
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get snapshot %s: %w: %w", name, ErrMalformed, err)
+	}
+	o := stored.sig()
+	o.Digest = sha256.Sum256(data)
+	if err := s.cfg.Trust.checkObject(oi.Metadata, o, true); err != nil {
+		return nil, fmt.Errorf("get snapshot %s: %w", name, err)
 	}
 	return data, nil
 }

@@ -3,13 +3,16 @@ package persistence_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -490,10 +493,12 @@ func TestSnapshotsCorrupt(t *testing.T) {
 		b[i] ^= 0x10
 		return b
 	}
+	sum := sha256.Sum256(data)
 	meta := func(graph string, size int) map[string]string {
 		return map[string]string{
 			"kind": "aggregate", "graph": graph, "seq": "1", "position": "10",
 			"head": testHead(t, 10).String(), "format": "7", "size": strconv.Itoa(size), "codec": "zstd",
+			persistence.MetaPayloadSHA256: hex.EncodeToString(sum[:]),
 		}
 	}
 	type tc struct {
@@ -532,6 +537,10 @@ func TestSnapshotsCorrupt(t *testing.T) {
 		broken("other-seq", func(m map[string]string) { m["seq"] = "2" }),
 		broken("other-kind", func(m map[string]string) { m["kind"] = "readmodel" }),
 		broken("no-metadata", func(m map[string]string) { clear(m) }),
+		// The payload's digest is checked against the metadata's, which
+		// every snapshot must have.
+		broken("no-digest", func(m map[string]string) { delete(m, persistence.MetaPayloadSHA256) }),
+		broken("other-digest", func(m map[string]string) { m[persistence.MetaPayloadSHA256] = strings.Repeat("ab", 32) }),
 	)
 	for _, c := range cases {
 		name := persistence.SnapshotName(persistence.KindAggregate, c.graph, 1)

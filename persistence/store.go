@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,8 @@ type Store struct {
 	stream jetstream.Stream
 	cfg    StoreConfig
 	arc    archives // set up by WithObjects and WithArchiveSegments
+	signer *Signer  // signs archive objects; set by WithSigning
+	trust  *Keyring // checks signatures; set by WithSigning
 }
 
 // OpenStore creates or updates the event-store stream and returns a Store
@@ -395,22 +398,39 @@ type VerifyResult struct {
 	Events       uint64
 	Head         Head
 	LastSeq      uint64
+	// Signed counts the transactions that carry a signature, and KeyIDs
+	// are the keys that made them, sorted and space-separated (a string:
+	// results compare with ==). Only a Store given a keyring (WithSigning)
+	// has checked them.
+	Signed int
+	KeyIDs string
 }
 
 // Verify reads every transaction of graph (across archive and stream, as
 // Read does) and checks its chain: each CID is recomputed from the stored
-// envelope bytes, each prev link and position is checked. It returns the first break as a *ChainError (wrapping
-// ErrChainBroken), or ErrNotFound when the graph has no transaction.
+// envelope bytes, each prev link and position is checked, and with
+// WithSigning's keyring each signature. It returns the first break as a
+// *ChainError (wrapping ErrChainBroken), or ErrNotFound when the graph has
+// no transaction.
 func (s *Store) Verify(ctx context.Context, graph string) (VerifyResult, error) {
 	res := VerifyResult{Graph: graph}
-	chain := NewChain(graph)
+	chain := NewChain(graph, WithTrust(s.trust))
+	var keys []string
 	last, err := s.Read(ctx, graph, 1, func(r Record) error {
 		if _, err := chain.Check(r.Seq, r.Tx); err != nil {
 			return err
 		}
 		res.Transactions++
+		if len(r.Tx.GetSignature()) > 0 {
+			res.Signed++
+			if id := r.Tx.GetKeyId(); !slices.Contains(keys, id) {
+				keys = append(keys, id)
+			}
+		}
 		return nil
 	})
+	slices.Sort(keys)
+	res.KeyIDs = strings.Join(keys, " ")
 	res.LastSeq, res.Head, res.Events = last, chain.Head(), chain.Head().N
 	if err != nil {
 		return res, fmt.Errorf("verify %s: %w", graph, err)

@@ -11,7 +11,7 @@ import (
 )
 
 const archiveUsage = `Usage:
-  cairn archive <graph> --before X [client flags]
+  cairn archive <graph> --before X [--signing-key FILE [--trust FILE]] [client flags]
 
 archive moves the graph's oldest transactions out of the hot stream into
 compressed archive objects in the object-store bucket, and then removes them
@@ -39,8 +39,17 @@ object:
                "transactions":..,"size":..,"stored":..}],
    "bytes":..,"stored":..,"purged":..,"verify":{..as cairn verify --json..}}
 
+An engine that signs its history (cairn serve signs by default) trusts
+only signed archive objects: give its --signing-key FILE (the seed, so run
+archive where the key is). archive then checks every transaction's
+signature before it archives it, against the signing key and the keys in
+--trust FILE (those of earlier rotations). Without --signing-key it asks
+the engine (cairn.keys) whether it signs, and refuses if it does.
+
 Archive flags:
   --before X            archive the transactions before this point (required)
+  --signing-key FILE    the engine's signing key seed: sign the archive objects
+  --trust FILE          public keys trusted besides the signing key
   --timeout D           as for the client flags, default 10m here
 `
 
@@ -72,6 +81,8 @@ func runArchive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var beforeText string
 	r, ctx, done, err := openGraphReader(ctx, "archive", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&beforeText, "before", "", "archive the transactions before this `point`: seq, RFC 3339 time or event CID")
+		fs.String("signing-key", "", "the engine's signing key seed `file`")
+		fs.String("trust", "", "`file` of public keys trusted besides the signing key")
 		// Archiving a long history takes longer than reading it.
 		_ = fs.Lookup("timeout").Value.Set("10m")
 	})
@@ -86,6 +97,17 @@ func runArchive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	p, err := parsePoint("--before", beforeText)
 	if err != nil {
 		return &usageError{topic: "archive", err: fmt.Errorf("archive: %w", err)}
+	}
+	if r.signer == nil {
+		// Unsigned archive objects would be refused by an engine that
+		// checks signatures.
+		keys, kerr := r.fetchKeys(ctx)
+		switch {
+		case kerr != nil:
+			fmt.Fprintf(stderr, "the engine's keys could not be fetched (%v); archiving unsigned\n", kerr)
+		case keys.SigningKey != "" || len(keys.Trusted) > 0:
+			return &usageError{topic: "archive", err: fmt.Errorf("archive: the engine signs its history (key %s) and refuses unsigned archives: give --signing-key FILE, its seed", keys.SigningKey)}
+		}
 	}
 	res, err := (&resolver{store: r.store, graph: graph}).resolve(ctx, p)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,6 +78,10 @@ type clientFlags struct {
 	auth    authFlags
 	timeout time.Duration
 	json    bool
+	// trust, when set, is the keyring openStore's store and snapshots
+	// check signatures against; signer signs the archives it writes.
+	trust  *persistence.Keyring
+	signer *persistence.Signer
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet, topic string, timeout time.Duration) {
@@ -137,6 +142,33 @@ func openGraphReader(ctx context.Context, topic string, args []string, extra ...
 	if err := aggregate.ValidateGraphID("graph", r.graph); err != nil {
 		return nil, nil, nil, err
 	}
+	// A command that registered --signing-key (archive) signs what it
+	// writes, and trusts the key.
+	if f := fs.Lookup("signing-key"); f != nil && f.Value.String() != "" {
+		if r.signer, err = persistence.LoadSigner(f.Value.String()); err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: --signing-key: %w", topic, err)
+		}
+	}
+	// A command that registered --trust (verify, archive) checks
+	// signatures.
+	if f := fs.Lookup("trust"); f != nil && f.Value.String() != "" {
+		if r.trust, err = persistence.LoadKeyring(f.Value.String()); err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: --trust: %w", topic, err)
+		}
+		if f := fs.Lookup("trust-unsigned-through"); f != nil {
+			n, err := strconv.ParseUint(f.Value.String(), 10, 64)
+			if err != nil {
+				return nil, nil, nil, &usageError{topic: topic, err: fmt.Errorf("--trust-unsigned-through %q is not a sequence", f.Value.String())}
+			}
+			r.trust.AllowUnsignedThrough(n)
+		}
+	}
+	if r.signer != nil {
+		r.trust = r.trust.Clone()
+		if err := r.trust.Add(r.signer.KeyID()); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	store, snaps, closeConn, err := r.openStore(ctx)
 	if err != nil {
@@ -178,6 +210,7 @@ func (c *clientFlags) openStore(ctx context.Context) (*persistence.Store, *persi
 		return nil, nil, nil, fmt.Errorf("look up stream %s on %s: %w", cfg.Stream, c.server, err)
 	}
 	scfg := persistence.DefaultSnapshotConfig()
+	scfg.Trust = c.trust
 	// Bind the bucket as it is: creating or updating it would need stream
 	// rights and could reset its replicas. Only an engine that never wrote
 	// a snapshot has none; then an empty one is made.
@@ -189,7 +222,7 @@ func (c *clientFlags) openStore(ctx context.Context) (*persistence.Store, *persi
 		nc.Close()
 		return nil, nil, nil, fmt.Errorf("open object store %s on %s: %w", scfg.Bucket, c.server, err)
 	}
-	st, err := persistence.LookupStore(ctx, js, cfg, persistence.WithObjects(snaps.Objects()))
+	st, err := persistence.LookupStore(ctx, js, cfg, persistence.WithObjects(snaps.Objects()), persistence.WithSigning(c.signer, c.trust))
 	if err != nil {
 		nc.Close()
 		return nil, nil, nil, fmt.Errorf("look up stream %s on %s: %w", cfg.Stream, c.server, err)

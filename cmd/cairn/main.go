@@ -90,6 +90,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runLog(ctx, rest, stdout, stderr)
 	case "verify":
 		return runVerify(ctx, rest, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, rest, stdout, stderr)
 	case "history":
 		return runHistory(ctx, rest, stdout, stderr)
 	case "diff":
@@ -150,7 +152,8 @@ Usage:
   cairn log <graph>
   cairn history <graph> [--from-seq N] [--limit N]
   cairn diff <graph> --from X --to Y
-  cairn verify <graph>
+  cairn verify <graph> [--trust FILE]
+  cairn keys new|show|fetch ...
   cairn archive <graph> --before X
   cairn query node|find|neighbors|khop|path|components|top|stats <graph> ...
               [--min-seq N | --as-of X]
@@ -221,6 +224,8 @@ func printUsage(w io.Writer, topic string) bool {
 		text, flags = logUsage, clientUsage
 	case "verify":
 		text, flags = verifyUsage, clientUsage
+	case "keys":
+		text, flags = keysUsage, clientUsage
 	case "history":
 		text, flags = historyUsage, clientUsage
 	case "diff":

@@ -24,6 +24,8 @@ const serveUsage = `Usage:
               [--replicas N] [--max-bytes N] [--passivate-after D] [--shards N]
               [--snapshot-every N] [--snapshot-keep K] [--readmodel-snapshot-every N]
               [--no-snapshots] [--memory-limit SIZE|off]
+              [--signing-key FILE | --no-signing] [--trust-keys FILE]
+              [--trust-unsigned-through SEQ]
               [--log-level LEVEL] [--drain-timeout D] [--json]
   cairn serve --nats URL [--creds FILE] [--user U --password P]
               [--tls-cert F --tls-key F] [--tls-ca F] [--sample] ...
@@ -88,6 +90,22 @@ Flags:
                         GOGC=200 trades memory for less collection work,
                         GOGC=off collects only near the limit. The limit in
                         force is logged at start and shown by cairn health.
+  --signing-key FILE    the nkey seed the engine signs every transaction,
+                        snapshot and archive with (see cairn help keys);
+                        default DATA/signing.nk, created (mode 0600) on
+                        first start. With --nats there is no default: give
+                        one, or the engine runs unsigned (a warning is
+                        logged). Signatures are checked on every replay,
+                        snapshot and archive load against the signing key
+                        and --trust-keys
+  --no-signing          sign nothing and check no signatures
+  --trust-keys FILE     public keys trusted besides the signing key, one per
+                        line (# comments): the keys of earlier rotations,
+                        or of the other members of a cluster
+  --trust-unsigned-through SEQ
+                        accept unsigned transactions at stream sequences up
+                        to SEQ: the history written before signing was
+                        turned on (default 0: none)
   --sample              create the graph "sample" if it has no transactions
   --log-level LEVEL     debug, info, warn or error (default info)
   --drain-timeout D     how long the first signal waits for a drain (default 30s)
@@ -116,6 +134,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	level := fs.String("log-level", "info", "log `level`")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "drain `timeout`")
 	jsonOut := fs.Bool("json", false, "print the ready line as JSON")
+	signingKeyFile := fs.String("signing-key", "", "signing key seed `file` (default DATA/signing.nk)")
+	noSigning := fs.Bool("no-signing", false, "sign nothing, check no signatures")
+	trustKeys := fs.String("trust-keys", "", "`file` of public keys trusted besides the signing key")
+	unsignedThrough := fs.Uint64("trust-unsigned-through", 0, "accept unsigned transactions up to this stream `seq`")
 	if _, err := parseArgs(fs, "serve", args); err != nil {
 		return err
 	}
@@ -184,6 +206,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if host, _, err := net.SplitHostPort(*listen); err == nil && !isLoopback(host) {
 			logger.Warn("the embedded NATS server takes no credentials and listens beyond this machine", "listen", *listen)
 		}
+	}
+	if err := serveSigning(&cfg, logger, *noSigning, *signingKeyFile, *trustKeys, *unsignedThrough, usage); err != nil {
+		return err
 	}
 
 	// Process-wide, so put back when serve returns (tests run serve

@@ -123,7 +123,12 @@ func TestServeSample(t *testing.T) {
 	if got != want {
 		t.Errorf("after a restart with --sample: %s, want %s", got, want)
 	}
-	// verify exits 1 on a bad snapshot: every one listed is good.
+	// serve signs by default; verify exits 1 on a bad snapshot: every one
+	// listed is good.
+	sigs, snaps, _ := strings.Cut(snaps, "\n")
+	if !strings.HasPrefix(sigs, "signatures: 4 of 4 transactions signed by N") {
+		t.Errorf("after a restart: %s, want every transaction signed", sigs)
+	}
 	for _, l := range strings.Split(strings.TrimSpace(snaps), "\n") {
 		if l != "" && !strings.HasSuffix(l, ": ok") {
 			t.Errorf("after a restart: %s", l)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -13,15 +14,26 @@ import (
 )
 
 const verifyUsage = `Usage:
-  cairn verify <graph> [client flags]
+  cairn verify <graph> [--trust FILE [--trust-unsigned-through SEQ]] [client flags]
 
 verify reads every transaction of the graph, across archive and stream,
 recomputes every event's CID from its stored dag-cbor envelope and checks
 every prev link and chain position. It prints
   graph g: chain whole: 12 transactions, 40 events, head bafy... (seq 57)
+and a line on signatures. With --trust FILE (trusted public keys, one per
+line, # comments: see cairn help keys) it checks every transaction's
+signature, and every archive's and snapshot's, against those keys: an
+unsigned transaction (past --trust-unsigned-through SEQ, default 0), one
+signed by another key or a forged one breaks the chain at its seq:
+  signatures: 12 of 12 transactions signed by N..., checked against 2 trusted keys
+Without --trust it says which keys signed, and that it checked them
+against none:
+  signatures: 12 of 12 transactions signed by N...; not checked against trusted keys (...)
 Then it checks every snapshot it finds for the graph, aggregate and read
-model: the object reads back whole, decodes, has a known format version,
-is of the graph, and its head is the event at its position in the chain.
+model: the object reads back whole, its payload's SHA-256 is the one its
+metadata holds (and with --trust its signature holds), it decodes, has a
+known format version, is of the graph, and its head is the event at its
+position in the chain.
 One line per snapshot, newest first:
   snapshot aggregate seq 1000 position 3000: ok
   snapshot readmodel seq 900 position 2700: head does not match the chain: ...
@@ -29,19 +41,26 @@ verify exits 0 only when the chain is whole and every snapshot is good;
 the first break in the chain is printed to stderr, and with bad snapshots
 the exit status is 1 too. --json prints one object:
   {"graph":..,"ok":..,"transactions":..,"events":..,"head":..,"last_seq":..,"error":..,
+   "signed":..,"key_ids":[..],"signatures_checked":..,"trusted_keys":[..],
    "snapshots":[{"kind":..,"seq":..,"position":..,"head":..,"format":..,"name":..,
-                 "size":..,"stored":..,"ok":..,"error":..},..]}
+                 "size":..,"stored":..,"key_id":..,"ok":..,"error":..},..]}
 `
 
 type verifyJSON struct {
-	Graph        string         `json:"graph"`
-	OK           bool           `json:"ok"`
-	Transactions int            `json:"transactions"`
-	Events       uint64         `json:"events"`
-	Head         string         `json:"head"`
-	LastSeq      uint64         `json:"last_seq"`
-	Error        string         `json:"error,omitempty"`
-	Snapshots    []snapshotJSON `json:"snapshots"`
+	Graph        string `json:"graph"`
+	OK           bool   `json:"ok"`
+	Transactions int    `json:"transactions"`
+	Events       uint64 `json:"events"`
+	Head         string `json:"head"`
+	LastSeq      uint64 `json:"last_seq"`
+	Error        string `json:"error,omitempty"`
+	// Signed transactions and the keys that signed them; checked against
+	// TrustedKeys only when SignaturesChecked.
+	Signed            int            `json:"signed"`
+	KeyIDs            []string       `json:"key_ids"`
+	SignaturesChecked bool           `json:"signatures_checked"`
+	TrustedKeys       []string       `json:"trusted_keys,omitempty"`
+	Snapshots         []snapshotJSON `json:"snapshots"`
 }
 
 // snapshotJSON is one snapshot's check.
@@ -54,12 +73,16 @@ type snapshotJSON struct {
 	Name     string `json:"name"`
 	Size     int64  `json:"size"`
 	Stored   int64  `json:"stored"`
+	KeyID    string `json:"key_id,omitempty"`
 	OK       bool   `json:"ok"`
 	Error    string `json:"error,omitempty"`
 }
 
 func runVerify(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	r, ctx, done, err := openGraphReader(ctx, "verify", args)
+	r, ctx, done, err := openGraphReader(ctx, "verify", args, func(fs *flag.FlagSet) {
+		fs.String("trust", "", "`file` of trusted public keys")
+		fs.Uint64("trust-unsigned-through", 0, "accept unsigned transactions up to this stream `seq`")
+	})
 	if err != nil {
 		return err
 	}
@@ -92,6 +115,7 @@ func runVerify(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	var b strings.Builder
 	if err == nil {
 		b.WriteString(verifyLine(out) + "\n")
+		b.WriteString(signaturesLine(out) + "\n")
 	}
 	for _, s := range snaps {
 		fmt.Fprintf(&b, "snapshot %s seq %d position %d: ", s.Kind, s.Seq, s.Position)
@@ -122,7 +146,11 @@ func (r *graphReader) verifyChain(ctx context.Context) (verifyJSON, error) {
 	default:
 		err = r.timedOut(err)
 	}
-	out := verifyJSON{Graph: graph, OK: err == nil, Transactions: res.Transactions, Events: res.Events, LastSeq: res.LastSeq}
+	out := verifyJSON{Graph: graph, OK: err == nil, Transactions: res.Transactions, Events: res.Events, LastSeq: res.LastSeq,
+		Signed: res.Signed, KeyIDs: strings.Fields(res.KeyIDs), SignaturesChecked: r.trust != nil, TrustedKeys: r.trust.IDs()}
+	if out.KeyIDs == nil {
+		out.KeyIDs = []string{}
+	}
 	if res.Head.CID.Defined() {
 		out.Head = res.Head.CID.String()
 	}
@@ -138,6 +166,22 @@ func verifyLine(v verifyJSON) string {
 		v.Graph, v.Transactions, v.Events, v.Head, v.LastSeq)
 }
 
+// signaturesLine is verify's line on a whole chain's signatures.
+func signaturesLine(v verifyJSON) string {
+	s := fmt.Sprintf("signatures: %d of %d transactions signed", v.Signed, v.Transactions)
+	if len(v.KeyIDs) > 0 {
+		s += " by " + strings.Join(v.KeyIDs, ", ")
+	}
+	if !v.SignaturesChecked {
+		return s + "; not checked against trusted keys (no --trust; cairn keys fetch prints the engine's)"
+	}
+	s += fmt.Sprintf(", checked against %d trusted keys", len(v.TrustedKeys))
+	if v.Signed < v.Transactions {
+		s += " (the unsigned ones are within --trust-unsigned-through)"
+	}
+	return s
+}
+
 // checkSnapshots checks every aggregate and read-model snapshot of the
 // graph. The error is for a failure to list them, not for a bad one.
 func (r *graphReader) checkSnapshots(ctx context.Context) ([]snapshotJSON, error) {
@@ -150,7 +194,7 @@ func (r *graphReader) checkSnapshots(ctx context.Context) ([]snapshotJSON, error
 		for _, info := range infos {
 			s := snapshotJSON{
 				Kind: string(info.Kind), Seq: info.Seq, Position: info.Position, Format: info.Format,
-				Name: info.Name, Size: info.Size, Stored: info.Stored,
+				Name: info.Name, Size: info.Size, Stored: info.Stored, KeyID: info.KeyID,
 			}
 			if info.Head.Defined() {
 				s.Head = info.Head.String()

@@ -34,8 +34,15 @@ type Transaction struct {
 	// timestamp_unix_nano is when the transaction was built.
 	TimestampUnixNano int64          `protobuf:"varint,4,opt,name=timestamp_unix_nano,json=timestampUnixNano,proto3" json:"timestamp_unix_nano,omitempty"`
 	Events            []*EventRecord `protobuf:"bytes,5,rep,name=events,proto3" json:"events,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// signature is the engine's ed25519 signature over the transaction's
+	// signed bytes (persistence.TransactionSigningBytes: a domain tag, the
+	// graph id, the tx id, the CID of the last event and a digest of the
+	// command records); empty on an engine that does not sign.
+	Signature []byte `protobuf:"bytes,6,opt,name=signature,proto3" json:"signature,omitempty"`
+	// key_id names the key that made signature: its public nkey string.
+	KeyId         string `protobuf:"bytes,7,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Transaction) Reset() {
@@ -101,6 +108,20 @@ func (x *Transaction) GetEvents() []*EventRecord {
 		return x.Events
 	}
 	return nil
+}
+
+func (x *Transaction) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *Transaction) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
 }
 
 // CommandRecord identifies one command recorded in a transaction.
@@ -242,13 +263,15 @@ var File_cairn_v1_transaction_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_transaction_proto_rawDesc = "" +
 	"\n" +
-	"\x1acairn/v1/transaction.proto\x12\bcairn.v1\"\xd1\x01\n" +
+	"\x1acairn/v1/transaction.proto\x12\bcairn.v1\"\x86\x02\n" +
 	"\vTransaction\x12\x19\n" +
 	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x13\n" +
 	"\x05tx_id\x18\x02 \x01(\tR\x04txId\x123\n" +
 	"\bcommands\x18\x03 \x03(\v2\x17.cairn.v1.CommandRecordR\bcommands\x12.\n" +
 	"\x13timestamp_unix_nano\x18\x04 \x01(\x03R\x11timestampUnixNano\x12-\n" +
-	"\x06events\x18\x05 \x03(\v2\x15.cairn.v1.EventRecordR\x06events\"\xb1\x01\n" +
+	"\x06events\x18\x05 \x03(\v2\x15.cairn.v1.EventRecordR\x06events\x12\x1c\n" +
+	"\tsignature\x18\x06 \x01(\fR\tsignature\x12\x15\n" +
+	"\x06key_id\x18\a \x01(\tR\x05keyId\"\xb1\x01\n" +
 	"\rCommandRecord\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12%\n" +
