@@ -65,6 +65,13 @@ type Config struct {
 	// without one (the default): no signature is checked, unsigned
 	// history is accepted.
 	Trust *persistence.Keyring
+	// AdoptUnsignedHistory makes Open accept, besides Trust's own bound,
+	// the unsigned transactions the event stream holds when it opens (up
+	// to its last sequence then): the history written before signing was
+	// turned on. cairn serve sets it on the first start with its default
+	// key and remembers the bound (DATA/signing.unsigned-through). Default
+	// false.
+	AdoptUnsignedHistory bool
 }
 
 // DefaultConfig returns the defaults with dataDir.

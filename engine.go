@@ -91,6 +91,16 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 			return nil, err
 		}
 	}
+	if cfg.AdoptUnsignedHistory && trust != nil {
+		last, err := streamLastSeq(ctx, js, cfg.Store.Stream)
+		if err != nil {
+			return nil, err
+		}
+		if last > trust.UnsignedThrough() {
+			trust = trust.Clone()
+			trust.AllowUnsignedThrough(last)
+		}
+	}
 	e.trust = trust
 	storeOpts := []persistence.StoreOption{persistence.WithSigning(cfg.Signer, trust)}
 	if !cfg.DisableSnapshots {
@@ -136,6 +146,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	projCfg := cfg.Projections
 	projCfg.Logger = cfg.Logger
 	projCfg.Store = e.store
+	projCfg.Trust = trust
 	if e.snaps != nil {
 		projCfg.Snapshots = e.snaps
 	}
@@ -317,4 +328,21 @@ func (e *Engine) close(ctx context.Context) error {
 		errs = append(errs, e.server.Shutdown(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// streamLastSeq returns the last sequence of the event stream, 0 when it
+// does not exist yet.
+func streamLastSeq(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
+	st, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("event stream %s: %w", name, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("event stream %s: %w", name, err)
+	}
+	return info.State.LastSeq, nil
 }

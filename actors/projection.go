@@ -81,6 +81,12 @@ type ProjectionConfig struct {
 	// memory for good (130 MB for 1M nodes, more than the read model
 	// itself). Default false.
 	KeepSnapshotBuffers bool
+	// Trust, when set, makes every reader of the projections (the stream
+	// reader, a fold of an archived prefix, time travel, repair) check each
+	// transaction's signature against it (persistence.WithTrust) besides
+	// its chain: a transaction that fails quarantines its graph. Default
+	// nil: no signature checks.
+	Trust *persistence.Keyring
 	// AuditEvery is how often the projections compare the event stream's
 	// state (its census: sequence range, messages per graph) with what they
 	// applied, when Store is an Auditor: a graph whose history was purged
@@ -709,7 +715,7 @@ func (a *shardActor) apply(f persistence.Followed) {
 	}
 	var d decodedTx
 	if err == nil {
-		d, err = checkTx(f.Graph, e.head, f.Seq, f.Tx)
+		d, err = checkTx(a.p.cfg.Trust, f.Graph, e.head, f.Seq, f.Tx)
 	}
 	if err == nil {
 		err = safeApply(e.g, f.Seq, d.events)
@@ -754,8 +760,8 @@ type decodedTx struct {
 // head, contiguous positions, the fields each envelope repeats) and decodes
 // its events. Nothing a projection reads is trusted because of where it
 // came from: the error, a *persistence.ChainError, quarantines the graph.
-func checkTx(graph string, head persistence.Head, seq uint64, tx *cairnv1.Transaction) (decodedTx, error) {
-	d, err := decodeChecked(graph, seq, tx)
+func checkTx(trust *persistence.Keyring, graph string, head persistence.Head, seq uint64, tx *cairnv1.Transaction) (decodedTx, error) {
+	d, err := decodeChecked(trust, graph, seq, tx)
 	if err != nil {
 		return decodedTx{}, err
 	}
@@ -768,8 +774,8 @@ func checkTx(graph string, head persistence.Head, seq uint64, tx *cairnv1.Transa
 // decodeChecked checks tx as a stretch of graph's chain on its own
 // (persistence.CheckStretch) and decodes it; where its first event links to
 // is left to linksTo, for a reader that does not know the head yet.
-func decodeChecked(graph string, seq uint64, tx *cairnv1.Transaction) (decodedTx, error) {
-	evs, prev, head, err := persistence.CheckStretch(graph, seq, tx)
+func decodeChecked(trust *persistence.Keyring, graph string, seq uint64, tx *cairnv1.Transaction) (decodedTx, error) {
+	evs, prev, head, err := persistence.CheckStretch(graph, seq, tx, persistence.WithTrust(trust))
 	if err != nil {
 		return decodedTx{}, err
 	}

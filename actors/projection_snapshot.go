@@ -687,7 +687,7 @@ func (a *shardActor) foldPrefix(e *projected, upTo uint64) error {
 		if rec.Seq > upTo {
 			return errStopReplay
 		}
-		d, err := checkTx(graph, e.head, rec.Seq, rec.Tx)
+		d, err := checkTx(a.p.cfg.Trust, graph, e.head, rec.Seq, rec.Tx)
 		if err == nil {
 			err = safeApply(e.g, rec.Seq, d.events)
 		}

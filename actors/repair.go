@@ -99,13 +99,13 @@ func (p *Projections) Repair(ctx context.Context, graph string, seq uint64) (api
 	case err != nil:
 		return res, fmt.Errorf("repair %s: %w: the transaction after seq %d: %w", graph, ErrNotRepairable, seq, err)
 	default:
-		if _, err := checkTx(graph, state.head, next.Seq, next.Tx); err != nil {
+		if _, err := checkTx(p.cfg.Trust, graph, state.head, next.Seq, next.Tx); err != nil {
 			return res, fmt.Errorf("repair %s: %w: without seq %d the chain still does not continue: %w", graph, ErrNotRepairable, seq, err)
 		}
 	}
 	tx := &cairnv1.Transaction{}
 	if proto.Unmarshal(data, tx) == nil {
-		d, err := decodeChecked(graph, seq, tx)
+		d, err := decodeChecked(p.cfg.Trust, graph, seq, tx)
 		switch {
 		case err != nil:
 			// Not a piece of any chain of graph: droppable.
@@ -178,7 +178,7 @@ func (a *shardActor) resume(graph string) error {
 		if rec.Seq > upTo {
 			return errStopReplay
 		}
-		d, err := checkTx(graph, e.head, rec.Seq, rec.Tx)
+		d, err := checkTx(a.p.cfg.Trust, graph, e.head, rec.Seq, rec.Tx)
 		if err == nil {
 			err = safeApply(e.g, rec.Seq, d.events)
 		}

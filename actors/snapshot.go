@@ -124,7 +124,11 @@ func StateAt(ctx context.Context, store History, snaps SnapshotStore, graph stri
 			break
 		}
 	}
-	chain := persistence.NewChainAt(graph, head)
+	var opts []persistence.ChainOption
+	if t, ok := store.(interface{ Trust() *persistence.Keyring }); ok {
+		opts = append(opts, persistence.WithTrust(t.Trust())) // the store's keyring (persistence.WithSigning)
+	}
+	chain := persistence.NewChainAt(graph, head, opts...)
 	_, err := store.Read(ctx, graph, last+1, func(r persistence.Record) error {
 		if seq != 0 && r.Seq > seq {
 			return errStopRead

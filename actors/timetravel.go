@@ -462,7 +462,7 @@ func (tt *timeTravel) prefetch(ctx context.Context, graph string, from, to uint6
 			}
 			// Checked here as far as it can be without the base's head;
 			// replay checks where each transaction links to.
-			d, err := decodeChecked(graph, rec.Seq, rec.Tx)
+			d, err := decodeChecked(tt.p.cfg.Trust, graph, rec.Seq, rec.Tx)
 			if err != nil {
 				return err
 			}

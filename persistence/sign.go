@@ -374,15 +374,22 @@ func (k *Keyring) checkTransaction(seq uint64, tx *cairnv1.Transaction) string {
 // and, with a keyring, its signature. o holds what the metadata says but
 // Digest, which is the payload's. required says whether an object without
 // a digest in its metadata is refused even without a keyring.
+//
+// An archive (not required) written before signing was turned on, whose
+// last transaction is within k's AllowUnsignedThrough, is accepted without
+// a signature (and without a digest): the transactions it holds are
+// checked on their own as they are read, unsigned ones up to that bound
+// as any reader accepts them.
 func (k *Keyring) checkObject(md map[string]string, o ObjectSig, required bool) error {
 	want, ok := md[MetaPayloadSHA256]
+	unsignedOld := !required && k != nil && md[MetaSig] == "" && md[MetaSigKey] == "" && o.Seq <= k.UnsignedThrough()
 	switch {
-	case !ok && (required || k != nil):
+	case !ok && (required || k != nil) && !unsignedOld:
 		return fmt.Errorf("%w: no payload digest in its metadata (%s)", ErrMalformed, MetaPayloadSHA256)
 	case ok && want != hex.EncodeToString(o.Digest[:]):
 		return fmt.Errorf("%w: the payload's SHA-256 %x does not match its metadata's %s", ErrMalformed, o.Digest, want)
 	}
-	if k == nil {
+	if k == nil || unsignedOld {
 		return nil
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(md[MetaSig])

@@ -9,17 +9,18 @@ import (
 // CheckStretch checks the transaction stored at seq as a stretch of graph's
 // chain on its own, for a reader that does not know the head before it
 // (time travel's prefetch, a page of history): everything Chain.Check
-// checks, taking the first event's prev link and position as given. It
+// checks (the signature with WithTrust), taking the first event's prev
+// link and position as given. It
 // returns the decoded events, the head the transaction links to (prev) and
 // its own last event (head); the reader checks prev against the head it
 // holds with Head.Links.
-func CheckStretch(graph string, seq uint64, tx *cairnv1.Transaction) (events []DecodedEvent, prev, head Head, err error) {
+func CheckStretch(graph string, seq uint64, tx *cairnv1.Transaction, opts ...ChainOption) (events []DecodedEvent, prev, head Head, err error) {
 	if recs := tx.GetEvents(); len(recs) > 0 {
 		if env, err := DecodeEnvelope(recs[0].GetDagCbor()); err == nil && env.N > 0 {
 			prev = Head{N: env.N - 1, CID: env.Prev}
 		}
 	}
-	chain := NewChainAt(graph, prev)
+	chain := NewChainAt(graph, prev, opts...)
 	events, err = chain.Check(seq, tx)
 	if err != nil {
 		return nil, Head{}, Head{}, err

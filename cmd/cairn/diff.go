@@ -323,6 +323,7 @@ func runDiff(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	r, ctx, done, err := openGraphReader(ctx, "diff", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&fromText, "from", "", "the earlier `point`: seq, RFC 3339 time or event CID")
 		fs.StringVar(&toText, "to", "", "the later `point`: seq, RFC 3339 time or event CID")
+		trustFlags(fs)
 	})
 	if err != nil {
 		return err

@@ -59,6 +59,7 @@ func runHistory(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	r, ctx, done, err := openGraphReader(ctx, "history", args, func(fs *flag.FlagSet) {
 		fs.Uint64Var(&fromSeq, "from-seq", 1, "first stream `seq` to list")
 		fs.IntVar(&limit, "limit", 50, "transactions per page, `N` 1-1000")
+		trustFlags(fs)
 	})
 	if err != nil {
 		return err
@@ -79,7 +80,7 @@ func runHistory(ctx context.Context, args []string, stdout, _ io.Writer) error {
 			out.NextFromSeq = rec.Seq
 			return errStopRead
 		}
-		evs, prev, h, err := persistence.CheckStretch(graph, rec.Seq, rec.Tx)
+		evs, prev, h, err := persistence.CheckStretch(graph, rec.Seq, rec.Tx, persistence.WithTrust(r.trust))
 		if err == nil && linked {
 			err = head.Links(graph, rec.Seq, prev)
 		}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -179,9 +180,23 @@ func serveSigning(cfg *cairn.Config, logger *slog.Logger, off bool, keyFile, tru
 			return fmt.Errorf("serve: --trust-keys: %w", err)
 		}
 	}
+	create := false
+	if keyFile == "" && cfg.DataDir != "" && unsignedThrough == 0 {
+		// The default key in the data dir: the history written before it
+		// existed (an engine from before signing) stays readable. The
+		// first start adopts the stream's unsigned transactions and
+		// remembers up to where (rememberUnsigned).
+		switch n, err := readUnsignedThrough(cfg.DataDir); {
+		case err == nil:
+			unsignedThrough = n
+		case errors.Is(err, fs.ErrNotExist):
+			cfg.AdoptUnsignedHistory = true
+		default:
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
 	trust.AllowUnsignedThrough(unsignedThrough)
 	cfg.Trust = trust
-	create := false
 	if keyFile == "" {
 		if cfg.DataDir == "" {
 			logger.Warn("no --signing-key with --nats: transactions are not signed; signatures are checked against --trust-keys only",
@@ -203,5 +218,39 @@ func serveSigning(cfg *cairn.Config, logger *slog.Logger, off bool, keyFile, tru
 	cfg.Signer = s
 	logger.Info("signing", "key_id", s.KeyID(), "file", keyFile, "created", created, "also_trusted", len(trust.IDs()),
 		"unsigned_through", unsignedThrough)
+	return nil
+}
+
+// unsignedThroughFile, in the data dir, holds the stream sequence up to
+// which serve with its default key accepts unsigned transactions.
+const unsignedThroughFile = "signing.unsigned-through"
+
+func readUnsignedThrough(dataDir string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, unsignedThroughFile))
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: not a stream sequence: %w", filepath.Join(dataDir, unsignedThroughFile), err)
+	}
+	return n, nil
+}
+
+// rememberUnsigned writes the bound an engine opened with
+// AdoptUnsignedHistory adopted, for the next starts.
+func rememberUnsigned(cfg cairn.Config, eng *cairn.Engine) error {
+	if !cfg.AdoptUnsignedHistory {
+		return nil
+	}
+	path := filepath.Join(cfg.DataDir, unsignedThroughFile)
+	data := []byte(strconv.FormatUint(eng.Trust().UnsignedThrough(), 10) + "\n")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("serve: remember the unsigned history: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("serve: remember the unsigned history: %w", err)
+	}
 	return nil
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -256,4 +258,41 @@ func mustKeyIDs(t *testing.T, ids ...string) []string {
 		t.Fatal(err)
 	}
 	return k.IDs()
+}
+
+// An engine from before signing (here: --no-signing) leaves unsigned
+// history; the first start with the default key adopts it, remembers up to
+// where, and signs from then on: nothing is quarantined, and a later start
+// still reads the old history.
+func TestServeAdoptsUnsignedHistory(t *testing.T) {
+	dir := t.TempDir()
+	url, stop := serveURL(t, dir, "--no-signing")
+	mustRun(t, "graph", "create", "old", "--server", url)
+	mustRun(t, "node", "add", "old", "a", "--server", url)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, unsignedThroughFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	for start := range 2 {
+		url, stop = serveURL(t, dir)
+		if n, err := readUnsignedThrough(dir); err != nil || n != 2 {
+			t.Fatalf("start %d: %s holds %d, %v; want 2 (the unsigned history)", start, unsignedThroughFile, n, err)
+		}
+		var rep struct {
+			Seq uint64 `json:"seq"`
+		}
+		if err := json.Unmarshal([]byte(mustRun(t, "node", "add", "old", fmt.Sprintf("n%d", start), "--server", url, "--json")), &rep); err != nil {
+			t.Fatal(err)
+		}
+		out := mustRun(t, "query", "stats", "old", "--server", url, "--json", "--min-seq", fmt.Sprint(rep.Seq))
+		if !strings.Contains(out, fmt.Sprintf(`"nodes":"%d"`, start+2)) {
+			t.Errorf("start %d: stats %s", start, out)
+		}
+		mustRun(t, "health", "--server", url)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

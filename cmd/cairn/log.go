@@ -36,13 +36,13 @@ the stream stored it; component values are base64, as in protobuf JSON.
 `
 
 func runLog(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	r, ctx, done, err := openGraphReader(ctx, "log", args)
+	r, ctx, done, err := openGraphReader(ctx, "log", args, trustFlags)
 	if err != nil {
 		return err
 	}
 	defer done()
 	graph := r.graph
-	chain := persistence.NewChain(graph)
+	chain := persistence.NewChain(graph, persistence.WithTrust(r.trust))
 	n := 0
 	last, err := r.store.Read(ctx, graph, 1, func(rec persistence.Record) error {
 		evs, err := chain.Check(rec.Seq, rec.Tx)

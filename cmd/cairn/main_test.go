@@ -80,6 +80,9 @@ var (
 	// The engine process's memory (cairn health).
 	memLineRE = regexp.MustCompile(`(?m)^memory: rss .*$`)
 	memJSONRE = regexp.MustCompile(`"memory":\{[^{}]*\}`)
+	// The audit's rounds and their duration (cairn health).
+	auditLineRE = regexp.MustCompile(`(?m)^audit: \d+ rounds, last [0-9.]+ ms`)
+	auditJSONRE = regexp.MustCompile(`"audits":\d+,"last_audit_ms":[0-9.e+-]+`)
 )
 
 // mask replaces what differs from run to run, CIDs, transaction ids,
@@ -90,6 +93,8 @@ func mask(s string) string {
 	s = timeRE.ReplaceAllString(s, "<time>")
 	s = memLineRE.ReplaceAllString(s, "memory: <memory>")
 	s = memJSONRE.ReplaceAllString(s, `"memory":<memory>`)
+	s = auditLineRE.ReplaceAllString(s, "audit: <rounds>")
+	s = auditJSONRE.ReplaceAllString(s, `"audits":<rounds>`)
 	cids := map[string]string{}
 	s = cidRE.ReplaceAllStringFunc(s, func(c string) string {
 		if _, ok := cids[c]; !ok {

@@ -228,6 +228,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer cancel()
 		return eng.Close(dctx)
 	}
+	if err := rememberUnsigned(cfg, eng); err != nil {
+		return errors.Join(err, closeEngine())
+	}
 	if *sample {
 		if err := createSample(ctx, eng); err != nil {
 			return errors.Join(fmt.Errorf("serve: sample graph: %w", err), closeEngine())

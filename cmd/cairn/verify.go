@@ -78,11 +78,16 @@ type snapshotJSON struct {
 	Error    string `json:"error,omitempty"`
 }
 
+// trustFlags registers --trust and --trust-unsigned-through, which
+// openGraphReader reads into graphReader.trust: the readers (log, history,
+// diff, verify) then check every transaction's signature.
+func trustFlags(fs *flag.FlagSet) {
+	fs.String("trust", "", "`file` of trusted public keys: check every signature")
+	fs.Uint64("trust-unsigned-through", 0, "accept unsigned transactions up to this stream `seq`")
+}
+
 func runVerify(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	r, ctx, done, err := openGraphReader(ctx, "verify", args, func(fs *flag.FlagSet) {
-		fs.String("trust", "", "`file` of trusted public keys")
-		fs.Uint64("trust-unsigned-through", 0, "accept unsigned transactions up to this stream `seq`")
-	})
+	r, ctx, done, err := openGraphReader(ctx, "verify", args, trustFlags)
 	if err != nil {
 		return err
 	}
