@@ -25,3 +25,7 @@ func failedPrecondition(field, format string, a ...any) *aggregate.CommandError 
 func unavailable(format string, a ...any) *aggregate.CommandError {
 	return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE, "", format, a...)
 }
+
+func exhausted(field, format string, a ...any) *aggregate.CommandError {
+	return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED, field, format, a...)
+}
