@@ -121,7 +121,7 @@ type timeTravel struct {
 	scratch sync.Pool
 
 	queries, hits, builds, fromSnap, fromView, bad, snapHits, refused atomic.Uint64
-	lastBuild, baseNs, replayNs                              atomic.Int64
+	lastBuild, baseNs, replayNs                                       atomic.Int64
 
 	lastMu sync.Mutex
 	last   api.TimeTravelBuild
