@@ -124,8 +124,9 @@ const (
 	kindNeighbor = 'n'
 )
 
-// queryKey binds a cursor to the query that made it: the FNV-64a of the
-// parts, each length-prefixed.
+// queryKey binds a cursor to the query that made it: the low 32 bits of
+// the FNV-64a of the parts, each length-prefixed (enough to tell one
+// query from another; a cursor is no secret).
 func queryKey(parts ...string) uint64 {
 	h := fnv.New64a()
 	var n [binary.MaxVarintLen64]byte
@@ -133,7 +134,7 @@ func queryKey(parts ...string) uint64 {
 		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))])
 		h.Write([]byte(p))
 	}
-	return h.Sum64()
+	return h.Sum64() & 0xffffffff
 }
 
 func encodeCursor(kind byte, vals ...uint64) string {

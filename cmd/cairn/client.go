@@ -296,6 +296,30 @@ func (c *clientFlags) requestRaw(ctx context.Context, subject, what string, data
 	return nil, fmt.Errorf("send %s to %s: %w", what, c.server, err)
 }
 
+// endpointStats is api.EndpointStats with requestRaw's connection,
+// timeout and messages.
+func (c *clientFlags) endpointStats(ctx context.Context, want ...string) (map[string]json.RawMessage, error) {
+	nc, err := c.connect()
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	rctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	eps, err := api.EndpointStats(rctx, nc, want...)
+	switch {
+	case err == nil:
+		return eps, nil
+	case errors.Is(err, nats.ErrNoResponders):
+		return nil, fmt.Errorf("no Cairn engine answers on %s (is 'cairn serve' running?)", c.server)
+	case ctx.Err() != nil:
+		return nil, errors.New("interrupted before the engine answered")
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		return nil, fmt.Errorf("no answer from the Cairn engine on %s within %s", c.server, c.timeout)
+	}
+	return nil, fmt.Errorf("send a stats request to %s: %w", c.server, err)
+}
+
 // replyJSON is a CommandReply as "--json" prints it.
 type replyJSON struct {
 	CommandID string     `json:"command_id"`

@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go/micro"
-
 	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/internal/memlimit"
 )
@@ -60,41 +58,33 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if _, err := parseArgs(fs, "health", args); err != nil {
 		return err
 	}
-	subject, err := micro.ControlSubject(micro.StatsVerb, api.ServiceName, "")
+	endpoints, err := c.endpointStats(ctx, "query", "command")
 	if err != nil {
 		return err
-	}
-	msg, err := c.requestRaw(ctx, subject, "a stats request", nil, "")
-	if err != nil {
-		return err
-	}
-	var stats micro.Stats
-	if err := json.Unmarshal(msg.Data, &stats); err != nil {
-		return fmt.Errorf("the engine's stats are not JSON: %w", err)
 	}
 	var h *api.ProjectionHealth
 	var grains *api.GrainHealth
 	var mem *api.MemoryHealth
-	for _, e := range stats.Endpoints {
-		if len(e.Data) == 0 || string(e.Data) == "null" {
+	for name, data := range endpoints {
+		if len(data) == 0 || string(data) == "null" {
 			continue
 		}
 		var err error
-		switch e.Name {
+		switch name {
 		case "query":
 			h = &api.ProjectionHealth{}
-			err = json.Unmarshal(e.Data, h)
+			err = json.Unmarshal(data, h)
 		case "command":
 			var cs struct {
 				*api.GrainHealth
 				// A pointer: an engine from before the memory report has none.
 				Memory *api.MemoryHealth `json:"memory"`
 			}
-			err = json.Unmarshal(e.Data, &cs)
+			err = json.Unmarshal(data, &cs)
 			grains, mem = cs.GrainHealth, cs.Memory
 		}
 		if err != nil {
-			return fmt.Errorf("the engine's %s endpoint stats: %w", e.Name, err)
+			return fmt.Errorf("the engine's %s endpoint stats: %w", name, err)
 		}
 	}
 	if h == nil {
