@@ -24,7 +24,7 @@ import (
 type Engine struct {
 	cfg    Config
 	server *persistence.Server // nil with an external NATS
-	nc     *nats.Conn             // connEngine; conns holds it and the others
+	nc     *nats.Conn          // connEngine; conns holds it and the others
 	conns  conns
 	store  *persistence.Store
 	snaps  *persistence.Snapshots // nil when snapshots are off
