@@ -203,7 +203,7 @@ func (c *Core[W]) Propose(env *cairnv1.CommandEnvelope, w W) Ready[W] {
 		return rd
 	}
 	if rep, ok := c.recent.Get(env.GetCommandId()); ok {
-		if reused(rep, ContentHash(env)) {
+		if reused(rep, func() []byte { return ContentHash(env) }) {
 			rd.answer(to, ErrorReply(env, reusedID(env.GetCommandId())))
 		} else {
 			rd.answer(to, duplicate(rep))
@@ -448,7 +448,7 @@ func (c *Core[W]) Reloaded(err error) Ready[W] {
 	var again []*request[W]
 	for _, r := range reqs {
 		if prev, ok := c.recent.Get(r.env.GetCommandId()); ok {
-			if reused(prev, r.contentHash()) {
+			if reused(prev, r.contentHash) {
 				c.finish(&rd, r, ErrorReply(r.env, reusedID(r.env.GetCommandId())))
 			} else {
 				c.finish(&rd, r, duplicate(prev))

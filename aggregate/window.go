@@ -3,7 +3,6 @@ package aggregate
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 
 	"google.golang.org/protobuf/proto"
 
@@ -74,34 +73,22 @@ func (w *Window) Load(replies []*cairnv1.CommandReply) {
 const ContentHashSize = 16
 
 // ContentHash is the idempotency fingerprint of env: the first 16 bytes of
-// the SHA-256 of its graph id and of each command's deterministic protobuf
-// encoding, each length-prefixed. The command id is the key it is kept
-// under; the correlation id, causation id and issuer are left out, since a
-// retry may legitimately carry other tracing ids.
+// the SHA-256 of the deterministic protobuf encoding of a CommandEnvelope
+// that holds only env's graph id and commands. The command id is the key
+// it is kept under; the correlation id, causation id and issuer are left
+// out, since a retry may legitimately carry other tracing ids.
 func ContentHash(env *cairnv1.CommandEnvelope) []byte {
-	h := sha256.New()
-	var buf []byte
-	buf = binary.AppendUvarint(buf, uint64(len(env.GetGraphId())))
-	buf = append(buf, env.GetGraphId()...)
-	mo := proto.MarshalOptions{Deterministic: true}
-	for _, c := range env.GetCommands() {
-		buf = binary.AppendUvarint(buf, uint64(mo.Size(c)))
-		buf, _ = mo.MarshalAppend(buf, c) // a Command always marshals
-		if len(buf) > 64<<10 {
-			h.Write(buf)
-			buf = buf[:0]
-		}
-	}
-	h.Write(buf)
-	return h.Sum(nil)[:ContentHashSize]
+	data, _ := proto.MarshalOptions{Deterministic: true}.Marshal(&cairnv1.CommandEnvelope{GraphId: env.GetGraphId(), Commands: env.GetCommands()}) // an envelope always marshals
+	sum := sha256.Sum256(data)
+	return sum[:ContentHashSize]
 }
 
-// reused says whether an envelope of content hash h reuses the command id
-// of remembered reply prev for other content. A reply without a hash (its
-// transaction or snapshot predates content hashes) matches any content,
-// as before.
-func reused(prev *cairnv1.CommandReply, h []byte) bool {
-	return len(prev.GetContentHash()) != 0 && !bytes.Equal(prev.GetContentHash(), h)
+// reused says whether an envelope whose content hash hash gives reuses the
+// command id of remembered reply prev for other content. A reply without a
+// hash (its transaction or snapshot predates content hashes) matches any
+// content, as before, and hash is not called.
+func reused(prev *cairnv1.CommandReply, hash func() []byte) bool {
+	return len(prev.GetContentHash()) != 0 && !bytes.Equal(prev.GetContentHash(), hash())
 }
 
 // reusedID refuses an envelope whose command id is remembered, queued or in
