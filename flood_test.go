@@ -3,6 +3,7 @@ package cairn_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -13,9 +14,16 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn"
+	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/api"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
+
+// floodNodes sizes TestTimeTravelFloodWithWrites; the attack of issue 12
+// used 50,000 (a manual check, about a minute on 2 CPUs):
+//
+//	go test . -run Flood -v -count=1 -flood.nodes 50000
+var floodNodes = flag.Int("flood.nodes", 3000, "nodes (and edges) of the time-travel flood's graph")
 
 // watchedClient connects to eng's NATS as a client would, counting the
 // slow-consumer errors and disconnects it sees.
@@ -81,14 +89,13 @@ func (c *watchedClient) query(ctx context.Context, req *cairnv1.QueryRequest) (*
 // the engine's or the clients' sees a slow consumer or a disconnect.
 func TestTimeTravelFloodWithWrites(t *testing.T) {
 	eng := openEngineWith(t, t.TempDir(), func(cfg *cairn.Config) {
-		cfg.NATSListen = "127.0.0.1:0"
-		cfg.Projections.ViewBuilds = 2
-		cfg.Projections.ViewCacheEntries = 4
+		cfg.NATSListen = "127.0.0.1:0" // the clients connect over TCP, as cairn's do
 	})
 	writer, reader := dialWatched(t, eng, "flood-writer"), dialWatched(t, eng, "flood-reader")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	const graph, txs, perTx = "flood", 100, 30
+	const graph, perTx = "flood", 30
+	txs := max(*floodNodes/perTx, 50)
 	mustExec := func(env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
 		t.Helper()
 		rep, err := writer.exec(ctx, env)
@@ -108,6 +115,25 @@ func TestTimeTravelFloodWithWrites(t *testing.T) {
 		seqs[i] = mustExec(env(graph, fmt.Sprint("tx", i), cmds...)).GetSeq()
 	}
 
+	rssBefore := actors.ReadMemory().RSSBytes
+	var peakRSS atomic.Uint64
+	sampled := make(chan struct{})
+	sampling := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if rss := actors.ReadMemory().RSSBytes; rss > peakRSS.Load() {
+				peakRSS.Store(rss)
+			}
+			select {
+			case <-sampling:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	var writes, writeFailures atomic.Int64
 	var firstWriteErr atomic.Value
@@ -170,6 +196,8 @@ func TestTimeTravelFloodWithWrites(t *testing.T) {
 	qwg.Wait()
 	close(stop)
 	wg.Wait()
+	close(sampling)
+	<-sampled
 	close(errs)
 	for err := range errs {
 		t.Error(err)
@@ -194,8 +222,8 @@ func TestTimeTravelFloodWithWrites(t *testing.T) {
 		}
 	}
 	tt := eng.Projections().Health().TimeTravel
-	t.Logf("%d writes; %d queries answered, %d refused; %d builds, %d view hits, %d refused by the gate",
-		writes.Load(), answered.Load(), refused.Load(), tt.Builds, tt.ViewHits, tt.Refused)
+	t.Logf("%d nodes; %d writes; %d queries answered, %d refused; %d builds, %d view hits, %d refused by the gate; RSS %d MB before the flood, %d MB at most during it",
+		txs*perTx, writes.Load(), answered.Load(), refused.Load(), tt.Builds, tt.ViewHits, tt.Refused, rssBefore>>20, peakRSS.Load()>>20)
 	if tt.Building != 0 || tt.BuildingBytes != 0 {
 		t.Errorf("builds left in flight: %d (%d bytes)", tt.Building, tt.BuildingBytes)
 	}
