@@ -394,7 +394,7 @@ func TestPassivation(t *testing.T) {
 		if m.grains.Active() != 1 {
 			t.Fatalf("round %d: %d active grains after a command, want 1", round, m.grains.Active())
 		}
-		dup := m.exec(cmdtest.Envelope("g", "add", cmdtest.AddNode("a"), cmdtest.AddNode("b")))
+		dup := m.exec(cmdtest.Envelope("g", "add", cmdtest.AddNode("a", cmdtest.Comp("color", "red")), cmdtest.AddNode("b")))
 		if !dup.GetDuplicate() || dup.GetSeq() != added.GetSeq() || dup.GetHeadCid() != added.GetHeadCid() {
 			t.Fatalf("round %d: retry after passivation = %v, want a duplicate of %v", round, dup, added)
 		}
