@@ -49,23 +49,6 @@ func (s *heldStore) Read(ctx context.Context, graph string, fromSeq uint64, fn f
 	return s.Store.Read(ctx, graph, fromSeq, fn)
 }
 
-func openTimeTravel(t *testing.T, env *snapEnv, store actors.HistoryStore, seq uint64, tune func(*actors.ProjectionConfig)) *actors.Projections {
-	t.Helper()
-	system := quietSystem()
-	t.Cleanup(system.Shutdown)
-	cfg := actors.DefaultProjectionConfig()
-	cfg.Shards, cfg.Store = 1, store
-	tune(&cfg)
-	p, err := actors.NewProjections(system, env.store, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Start()
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
-	waitApplied(t, p, seq)
-	return p
-}
-
 func statsAt(graph string, seq uint64) *cairnv1.QueryRequest {
 	return &cairnv1.QueryRequest{GraphId: graph, Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}},
 		AsOf: &cairnv1.AsOf{Point: &cairnv1.AsOf_Seq{Seq: seq}}}
@@ -78,7 +61,7 @@ func TestTimeTravelPastHeadIsCached(t *testing.T) {
 	env := newSnapEnv(t)
 	h := newHistory(t, 3, env.store, 2, 40)
 	last := h.write(20, 20)
-	p := openTimeTravel(t, env, env.store, last, func(*actors.ProjectionConfig) {})
+	p := env.openTuned(t, 1, 0, last, func(*actors.ProjectionConfig) {})
 	graph := h.graphs[0].id
 	head, _, err := env.store.LastHead(context.Background(), graph)
 	if err != nil {
@@ -121,8 +104,8 @@ func TestTimeTravelBuildLimits(t *testing.T) {
 	last := h.write(20, 20)
 	graph := h.graphs[0].id
 	held := &heldStore{Store: env.store}
-	p := openTimeTravel(t, env, held, last, func(c *actors.ProjectionConfig) {
-		c.ViewBuilds, c.ViewBuildWait = 1, 50*time.Millisecond
+	p := env.openTuned(t, 1, 0, last, func(c *actors.ProjectionConfig) {
+		c.Store, c.ViewBuilds, c.ViewBuildWait = held, 1, 50*time.Millisecond
 	})
 	ctx := context.Background()
 	held.hold()
@@ -147,7 +130,7 @@ func TestTimeTravelBuildLimits(t *testing.T) {
 		t.Fatalf("builds left in flight: %d (%d bytes)", tt.Building, tt.BuildingBytes)
 	}
 
-	tiny := openTimeTravel(t, env, env.store, last, func(c *actors.ProjectionConfig) { c.ViewBuildBytes = 1000 })
+	tiny := env.openTuned(t, 1, 0, last, func(c *actors.ProjectionConfig) { c.ViewBuildBytes = 1000 })
 	rep = tiny.Query(ctx, statsAt(graph, last))
 	if rep.GetError().GetCode() != cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED || !strings.Contains(rep.GetError().GetMessage(), "ViewBuildBytes") {
 		t.Fatalf("a view over the whole budget: %v, want RESOURCE_EXHAUSTED naming ViewBuildBytes", rep)
