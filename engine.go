@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/nats-io/nats.go"
@@ -26,7 +25,8 @@ import (
 type Engine struct {
 	cfg    Config
 	server *persistence.Server // nil with an external NATS
-	nc     *nats.Conn
+	nc     *nats.Conn          // connEngine; conns holds it and the others
+	conns  conns
 	store  *persistence.Store
 	snaps  *persistence.Snapshots // nil when snapshots are off
 	// member and disp are set by the goroutine that starts the member,
@@ -69,15 +69,8 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		if err != nil {
 			return nil, err
 		}
-		e.nc, err = e.server.Connect()
-	} else {
-		opts := append([]nats.Option{nats.Name("cairn-engine"), nats.MaxReconnects(-1)}, cfg.NATSOptions...)
-		e.nc, err = nats.Connect(cfg.NATSURL, opts...)
-		if err != nil {
-			err = fmt.Errorf("connect to %s: %w", cfg.NATSURL, err)
-		}
 	}
-	if err != nil {
+	if e.nc, err = e.connect(connEngine); err != nil {
 		return nil, err
 	}
 	js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(16384))
@@ -145,7 +138,12 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	}))
 	projCfg := cfg.Projections
 	projCfg.Logger = cfg.Logger
-	projCfg.Store = e.store
+	// The projections read history (time travel above all) on a
+	// connection of their own: a flood of time-travel builds cannot make
+	// the service's connection a slow consumer.
+	if projCfg.Store, err = e.openHistory(ctx); err != nil {
+		return nil, err
+	}
 	projCfg.Trust = trust
 	if e.snaps != nil {
 		projCfg.Snapshots = e.snaps
@@ -171,7 +169,14 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		if cfg.Signer != nil {
 			keys.SigningKey = cfg.Signer.KeyID()
 		}
-		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: e.proj, Grains: e.grains, Keys: keys, Repair: e.proj.Repair, Logger: cfg.Logger})
+		// Commands are taken on a connection of their own, so that no
+		// flood of queries delays them.
+		cmdConn, err := e.connect(connCommands)
+		if err != nil {
+			return nil, err
+		}
+		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: e.proj, Grains: e.grains, Keys: keys, Repair: e.proj.Repair, Logger: cfg.Logger,
+			CommandConn: cmdConn})
 		if err != nil {
 			return nil, err
 		}
@@ -258,7 +263,33 @@ func (e *Engine) Snapshots() *persistence.Snapshots { return e.snaps }
 // statistics (snapshots written and loaded, fallbacks).
 func (e *Engine) Grains() *actors.GraphGrains { return e.grains }
 
-// Conn returns the engine's NATS connection.
+// openHistory opens the event store the projections read history from
+// (time travel, snapshot head checks, archived prefixes) on its own
+// connection, connHistory: the same stream and archives as e.store.
+func (e *Engine) openHistory(ctx context.Context) (*persistence.Store, error) {
+	nc, err := e.connect(connHistory)
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream on %s: %w", connHistory, err)
+	}
+	opts := []persistence.StoreOption{persistence.WithSigning(e.cfg.Signer, e.trust)}
+	if e.snaps != nil {
+		lctx, cancel := context.WithTimeout(ctx, e.cfg.Snapshots.OpTimeout)
+		obj, err := js.ObjectStore(lctx, e.cfg.Snapshots.Bucket)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("object store %s on %s: %w", e.cfg.Snapshots.Bucket, connHistory, err)
+		}
+		opts = append(opts, persistence.WithObjects(obj))
+	}
+	return persistence.LookupStore(ctx, js, e.cfg.Store, opts...)
+}
+
+// Conn returns the engine's main NATS connection (see Connections for
+// all of them).
 func (e *Engine) Conn() *nats.Conn { return e.nc }
 
 // ClientURL is the URL other processes use to reach this engine's NATS: the
@@ -311,19 +342,7 @@ func (e *Engine) close(ctx context.Context) error {
 		errs = append(errs, e.member.Close(ctx))
 	}
 	e.cancel()
-	if e.nc != nil {
-		if err := e.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			errs = append(errs, fmt.Errorf("drain nats: %w", err))
-		}
-		tick := time.NewTicker(5 * time.Millisecond)
-		for !e.nc.IsClosed() && ctx.Err() == nil {
-			select {
-			case <-ctx.Done():
-			case <-tick.C:
-			}
-		}
-		tick.Stop()
-	}
+	errs = append(errs, e.drainConns(ctx)...)
 	if e.server != nil {
 		errs = append(errs, e.server.Shutdown(ctx))
 	}

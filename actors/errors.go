@@ -47,3 +47,7 @@ func dataLoss(graph string, err error) *aggregate.CommandError {
 	return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_DATA_LOSS, "graph_id",
 		"graph %s is quarantined: its stored history fails its check: %v (nothing past it is folded or served; see cairn repair)", graph, err)
 }
+
+func exhausted(field, format string, a ...any) *aggregate.CommandError {
+	return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED, field, format, a...)
+}

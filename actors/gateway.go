@@ -2,6 +2,8 @@ package actors
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,16 +32,19 @@ var _ Executor = (*Dispatcher)(nil)
 // commands to it, and `nats micro ls` / `nats micro info cairn` show it.
 type Gateway struct {
 	svc     micro.Service
+	cmdSvc  micro.Service // the command endpoint's, when on a connection of its own
 	exec    Executor
 	queries Querier
 	log     *slog.Logger
 	// maxPayload is the server's largest message.
 	maxPayload int64
 	timeout    time.Duration
-	sem        chan struct{}
-	inflight   sync.WaitGroup
-	ctx        context.Context
-	cancel     context.CancelFunc
+	// cmdSem and querySem bound commands and queries in flight apart, so
+	// that a flood of queries leaves commands their own room.
+	cmdSem, querySem chan struct{}
+	inflight         sync.WaitGroup
+	ctx              context.Context
+	cancel           context.CancelFunc
 
 	// mu orders taking a command (inflight.Add) against Close: once closing
 	// is set, no command is taken, so Close's wait covers every one.
@@ -51,7 +56,8 @@ type Gateway struct {
 type GatewayConfig struct {
 	// Timeout bounds one command. Default 10 seconds.
 	Timeout time.Duration
-	// MaxInFlight bounds commands and queries being run at once; more wait
+	// MaxInFlight bounds commands being run at once, and queries apart
+	// (each kind has its own MaxInFlight); more wait
 	// in NATS. Default 8,192.
 	MaxInFlight int
 	// Grains, when set, reports the graph grains' counters in the command
@@ -66,6 +72,11 @@ type GatewayConfig struct {
 	// Keys, when set, is served as JSON on the "keys" endpoint
 	// (api.KeysSubject): the engine's public signing keys.
 	Keys *api.Keys
+	// CommandConn, when set, serves the "command" endpoint on a connection
+	// of its own, as a second instance of the service: a flood of queries
+	// (or of their answers) on the first connection cannot delay or drop
+	// commands. Nil: both endpoints on the service's connection.
+	CommandConn *nats.Conn
 	// Logger. Default: discard.
 	Logger *slog.Logger
 }
@@ -84,11 +95,14 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{exec: exec, queries: cfg.Queries, log: cfg.Logger.With("component", "gateway"), timeout: cfg.Timeout,
-		sem: make(chan struct{}, cfg.MaxInFlight), ctx: ctx, cancel: cancel, maxPayload: nc.MaxPayload()}
-	svc, err := micro.AddService(nc, micro.Config{
+		cmdSem: make(chan struct{}, cfg.MaxInFlight), querySem: make(chan struct{}, cfg.MaxInFlight), ctx: ctx, cancel: cancel, maxPayload: nc.MaxPayload()}
+	mcfg := micro.Config{
 		Name:        api.ServiceName,
 		Version:     api.ServiceVersion,
 		Description: "Cairn event-sourced graph engine: commands in, CID-chained transactions out",
+		// Both instances (see CommandConn) carry one engine id, so that a
+		// client pairs their stats (api.EndpointStats).
+		Metadata: map[string]string{api.EngineMetadata: engineID()},
 		// The query endpoint's stats carry the projections' health, the
 		// command endpoint's the grains' and the process's memory.
 		StatsHandler: func(e *micro.Endpoint) any {
@@ -105,20 +119,37 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 			}
 			return nil
 		},
-	})
+	}
+	svc, err := micro.AddService(nc, mcfg)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
-	err = svc.AddEndpoint("command", micro.HandlerFunc(g.handleCommand),
+	cmdSvc, cmdConn := svc, nc
+	if cfg.CommandConn != nil {
+		cmdConn = cfg.CommandConn
+		if cmdSvc, err = micro.AddService(cmdConn, mcfg); err != nil {
+			_ = svc.Stop()
+			cancel()
+			return nil, fmt.Errorf("start gateway: command service: %w", err)
+		}
+		g.cmdSvc = cmdSvc
+	}
+	stop := func() {
+		_ = svc.Stop()
+		if g.cmdSvc != nil {
+			_ = g.cmdSvc.Stop()
+		}
+		cancel()
+	}
+	err = cmdSvc.AddEndpoint("command", micro.HandlerFunc(g.handleCommand),
 		micro.WithEndpointSubject(api.CommandSubject),
 		micro.WithEndpointMetadata(map[string]string{
 			"request":  "cairn.v1.CommandEnvelope (protobuf)",
 			"response": "cairn.v1.CommandReply (protobuf)",
 		}))
 	if err != nil {
-		_ = svc.Stop()
-		cancel()
+		stop()
 		return nil, fmt.Errorf("start gateway: add command endpoint: %w", err)
 	}
 	if cfg.Queries != nil {
@@ -129,8 +160,7 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 				"response": "cairn.v1.QueryReply (protobuf)",
 			}))
 		if err != nil {
-			_ = svc.Stop()
-			cancel()
+			stop()
 			return nil, fmt.Errorf("start gateway: add query endpoint: %w", err)
 		}
 	}
@@ -162,10 +192,11 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 	}
 	// Ready means the server has the subscriptions: a request sent right
 	// after StartGateway returns, on any connection, finds the service.
-	if err := nc.Flush(); err != nil {
-		_ = svc.Stop()
-		cancel()
-		return nil, fmt.Errorf("start gateway: %w", err)
+	for _, c := range []*nats.Conn{nc, cmdConn} {
+		if err := c.Flush(); err != nil {
+			stop()
+			return nil, fmt.Errorf("start gateway: %w", err)
+		}
 	}
 	g.svc = svc
 	return g, nil
@@ -180,27 +211,27 @@ func (g *Gateway) handleCommand(req micro.Request) {
 		g.reply(req, aggregate.ErrorReply(env, invalid("", "request is not a protobuf cairn.v1.CommandEnvelope: %v", err)))
 		return
 	}
-	g.work(func() { g.reply(req, aggregate.ErrorReply(env, unavailable("cairn is shutting down"))) },
+	g.work(g.cmdSem, func() { g.reply(req, aggregate.ErrorReply(env, unavailable("cairn is shutting down"))) },
 		func(ctx context.Context) { g.reply(req, g.exec.Execute(ctx, env)) })
 }
 
-// work runs do on a worker goroutine, at most MaxInFlight at once, bounded by
+// work runs do on a worker goroutine, at most MaxInFlight of sem's kind at once, bounded by
 // the gateway's timeout; when the gateway is closing it calls refuse instead
 // (the subscription drains requests that arrived before Close).
-func (g *Gateway) work(refuse func(), do func(ctx context.Context)) {
+func (g *Gateway) work(sem chan struct{}, refuse func(), do func(ctx context.Context)) {
 	select {
-	case g.sem <- struct{}{}:
+	case sem <- struct{}{}:
 	case <-g.ctx.Done():
 		refuse()
 		return
 	}
 	if !g.take() {
-		<-g.sem
+		<-sem
 		refuse()
 		return
 	}
 	go func() {
-		defer func() { <-g.sem; g.inflight.Done() }()
+		defer func() { <-sem; g.inflight.Done() }()
 		ctx, cancel := context.WithTimeout(g.ctx, g.timeout)
 		defer cancel()
 		do(ctx)
@@ -215,7 +246,7 @@ func (g *Gateway) handleQuery(req micro.Request) {
 		g.respond(req, &cairnv1.QueryReply{Error: invalid("", "request is not a protobuf cairn.v1.QueryRequest: %v", err).Proto()})
 		return
 	}
-	g.work(func() { g.respond(req, &cairnv1.QueryReply{Error: unavailable("cairn is shutting down").Proto()}) },
+	g.work(g.querySem, func() { g.respond(req, &cairnv1.QueryReply{Error: unavailable("cairn is shutting down").Proto()}) },
 		func(ctx context.Context) { g.respondQuery(req, g.queries.Query(ctx, q)) })
 }
 
@@ -230,7 +261,7 @@ func (g *Gateway) handleRepair(req micro.Request, repair func(context.Context, s
 		answer(api.RepairReply{Code: "INVALID_ARGUMENT", Error: fmt.Sprintf("request is not a JSON api.RepairRequest with a graph and a seq (%s)", req.Data())})
 		return
 	}
-	g.work(func() { answer(api.RepairReply{Code: "UNAVAILABLE", Error: "cairn is shutting down"}) },
+	g.work(g.querySem, func() { answer(api.RepairReply{Code: "UNAVAILABLE", Error: "cairn is shutting down"}) },
 		func(ctx context.Context) {
 			res, err := repair(ctx, r.Graph, r.Seq)
 			rep := api.RepairReply{RepairResult: res}
@@ -296,6 +327,9 @@ func (g *Gateway) Close(ctx context.Context) error {
 	g.closing = true
 	g.mu.Unlock()
 	err := g.svc.Stop()
+	if g.cmdSvc != nil {
+		err = errors.Join(err, g.cmdSvc.Stop())
+	}
 	done := make(chan struct{})
 	go func() { g.inflight.Wait(); close(done) }()
 	select {
@@ -306,4 +340,11 @@ func (g *Gateway) Close(ctx context.Context) error {
 	}
 	g.cancel()
 	return err
+}
+
+// engineID is a random name for one gateway's service instances.
+func engineID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
 }

@@ -80,9 +80,10 @@ func TestGatewayOverNATS(t *testing.T) {
 		t.Fatalf("add over NATS: %v", added)
 	}
 	wantRefused(t, sendEnv(cmdtest.Envelope("g", "c3", cmdtest.AddNode("Zürich"))), cmdtest.CodeExists, "commands[0].add_node.node_id")
-	if again := sendEnv(cmdtest.Envelope("g", "c2", cmdtest.AddNode("x"))); !again.GetDuplicate() || again.GetSeq() != added.GetSeq() {
+	if again := sendEnv(cmdtest.Envelope("g", "c2", cmdtest.AddNode("libstdc++6"), cmdtest.AddNode("Zürich"), cmdtest.Connect("e", "libstdc++6", "Zürich"))); !again.GetDuplicate() || again.GetSeq() != added.GetSeq() {
 		t.Fatalf("retry over NATS: %v, want a duplicate of %v", again, added)
 	}
+	wantRefused(t, sendEnv(cmdtest.Envelope("g", "c2", cmdtest.AddNode("x"))), cmdtest.CodePrecondition, "command_id")
 	if res, err := store.Verify(context.Background(), "g"); err != nil || res.Head.CID.String() != added.GetHeadCid() {
 		t.Fatalf("verify: %+v %v", res, err)
 	}
@@ -118,8 +119,8 @@ func TestGatewayOverNATS(t *testing.T) {
 	if len(stats.Endpoints) != 1 {
 		t.Fatalf("stats list %d endpoints, want 1", len(stats.Endpoints))
 	}
-	if n := stats.Endpoints[0].NumRequests; n != 10 {
-		t.Fatalf("stats count %d requests, want 10", n)
+	if n := stats.Endpoints[0].NumRequests; n != 11 {
+		t.Fatalf("stats count %d requests, want 11", n)
 	}
 	// The command endpoint's data is the process's memory (this gateway
 	// has no grains), read in the engine's process: here, the test's.

@@ -24,6 +24,7 @@ func TestGrainReplaysAfterRestart(t *testing.T) {
 	m1 := startMember(t, store, quickGrains())
 	var last *cairnv1.CommandReply
 	replies := map[string]*cairnv1.CommandReply{}
+	envs := map[string]*cairnv1.CommandEnvelope{}
 	for _, env := range []*cairnv1.CommandEnvelope{
 		cmdtest.Envelope("g", "c1", cmdtest.CreateGraph()),
 		cmdtest.Envelope("g", "c2", cmdtest.AddNode("libstdc++6", cmdtest.Comp("version", "13")), cmdtest.AddNode("Zürich", cmdtest.Comp("kind", "city")),
@@ -36,6 +37,7 @@ func TestGrainReplaysAfterRestart(t *testing.T) {
 	} {
 		last = m1.mustExec(env)
 		replies[env.GetCommandId()] = last
+		envs[env.GetCommandId()] = env
 	}
 	// 1 + 4 + 3 + 2 + 3 (Zürich and its edges e2, e3) + 2
 	if last.GetPosition() != 15 {
@@ -71,9 +73,11 @@ func TestGrainReplaysAfterRestart(t *testing.T) {
 	wantRefused(t, m2.exec(cmdtest.Envelope("g", "d2", cmdtest.Connect("e9", "n7", "Zürich"))), cmdtest.CodeNotFound, "commands[0].connect_nodes.target")
 	wantRefused(t, m2.exec(cmdtest.Envelope("g", "d3", cmdtest.RemoveComps("python3.11", "color"))), cmdtest.CodeNotFound, "commands[0].remove_node_components.types[0]")
 	wantRefused(t, m2.exec(cmdtest.Envelope("g", "d4", cmdtest.CreateGraph())), cmdtest.CodeExists, "commands[0].create_graph.graph_id")
-	// ...and the command ids, with their original answers.
+	// ...and the command ids, with their original answers and content: the
+	// same envelope is a duplicate, another under the same id is refused.
 	for id, orig := range replies {
-		dup := m2.exec(cmdtest.Envelope("g", id, cmdtest.AddNode("never-"+id)))
+		wantRefused(t, m2.exec(cmdtest.Envelope("g", id, cmdtest.AddNode("never-"+id))), cmdtest.CodePrecondition, "command_id")
+		dup := m2.exec(envs[id])
 		if dup.GetError() != nil || !dup.GetDuplicate() || dup.GetSeq() != orig.GetSeq() || dup.GetHeadCid() != orig.GetHeadCid() ||
 			dup.GetPosition() != orig.GetPosition() || dup.GetTxId() != orig.GetTxId() {
 			t.Fatalf("retry of %s after restart = %v, want a duplicate of %v", id, dup, orig)
@@ -101,8 +105,14 @@ func TestIdempotentRetry(t *testing.T) {
 	if first.GetDuplicate() {
 		t.Fatal("the first answer is marked duplicate")
 	}
-	// The retry may even carry other commands: the id decides.
-	second := m.exec(cmdtest.Envelope("g", "add-a", cmdtest.AddNode("a"), cmdtest.AddNode("b"), cmdtest.AddNode("c")))
+	// The same id with other commands is refused, naming the id: it is
+	// not the retry of the first envelope.
+	reused := m.exec(cmdtest.Envelope("g", "add-a", cmdtest.AddNode("a"), cmdtest.AddNode("b"), cmdtest.AddNode("c")))
+	wantRefused(t, reused, cmdtest.CodePrecondition, "command_id")
+	if !strings.Contains(reused.GetError().GetMessage(), `"add-a"`) {
+		t.Fatalf("refusal %v does not name the command id", reused.GetError())
+	}
+	second := m.exec(cmdtest.Envelope("g", "add-a", cmdtest.AddNode("a"), cmdtest.AddNode("b")))
 	if second.GetError() != nil || !second.GetDuplicate() || second.GetSeq() != first.GetSeq() ||
 		second.GetHeadCid() != first.GetHeadCid() || second.GetPosition() != first.GetPosition() || second.GetTxId() != first.GetTxId() {
 		t.Fatalf("retry = %v, want a duplicate of %v", second, first)
@@ -384,7 +394,7 @@ func TestPassivation(t *testing.T) {
 		if m.grains.Active() != 1 {
 			t.Fatalf("round %d: %d active grains after a command, want 1", round, m.grains.Active())
 		}
-		dup := m.exec(cmdtest.Envelope("g", "add", cmdtest.AddNode("a"), cmdtest.AddNode("b")))
+		dup := m.exec(cmdtest.Envelope("g", "add", cmdtest.AddNode("a", cmdtest.Comp("color", "red")), cmdtest.AddNode("b")))
 		if !dup.GetDuplicate() || dup.GetSeq() != added.GetSeq() || dup.GetHeadCid() != added.GetHeadCid() {
 			t.Fatalf("round %d: retry after passivation = %v, want a duplicate of %v", round, dup, added)
 		}
@@ -609,5 +619,54 @@ func TestReplayFallsBackToScan(t *testing.T) {
 	m2.mustExec(cmdtest.Envelope("g", "c4", cmdtest.AddNode("b")))
 	if _, err := store.Verify(context.Background(), "g"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A command id reused for other content is refused after a restart too,
+// whether the new grain rebuilt its idempotency window from the
+// transactions (their command records carry the content hash) or from an
+// aggregate snapshot (its window keeps the hash).
+func TestCommandIDReuseAcrossRestart(t *testing.T) {
+	for _, from := range []string{"replay", "snapshot"} {
+		t.Run(from, func(t *testing.T) {
+			w := newSnapWorld(t)
+			cfg := quickGrains()
+			if from == "snapshot" {
+				cfg = snapGrains(w.snaps, 1)
+			}
+			first := cmdtest.Envelope("g", "add-a", cmdtest.AddNode("a", cmdtest.Comp("color", "red")))
+			m1 := startMember(t, w.store, cfg)
+			m1.mustExec(cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
+			orig := m1.mustExec(first)
+			m1.stop() // a grain that stops writes a snapshot of what it applied since the last
+			if from == "snapshot" {
+				infos, err := w.snaps.List(context.Background(), persistence.KindAggregate, "g")
+				if err != nil || len(infos) == 0 || infos[0].Position != orig.GetPosition() {
+					t.Fatalf("snapshots %+v (%v), want the newest at position %d", infos, err, orig.GetPosition())
+				}
+			}
+
+			m2 := startMember(t, w.store, cfg)
+			other := cmdtest.Envelope("g", "add-a", cmdtest.AddNode("a", cmdtest.Comp("color", "blue")))
+			rep := m2.exec(other)
+			wantRefused(t, rep, cmdtest.CodePrecondition, "command_id")
+			if !strings.Contains(rep.GetError().GetMessage(), `"add-a"`) {
+				t.Fatalf("refusal %v does not name the command id", rep.GetError())
+			}
+			dup := m2.exec(cmdtest.Envelope("g", "add-a", cmdtest.AddNode("a", cmdtest.Comp("color", "red"))))
+			if dup.GetError() != nil || !dup.GetDuplicate() || dup.GetSeq() != orig.GetSeq() || dup.GetHeadCid() != orig.GetHeadCid() || len(dup.GetContentHash()) != 0 {
+				t.Fatalf("retry = %v, want a duplicate of %v", dup, orig)
+			}
+			st := m2.grains.Stats()
+			if from == "snapshot" && (st.SnapshotLoads != 1 || st.ReplayedTransactions != 0) {
+				t.Fatalf("the grain did not rebuild from the snapshot alone: %+v", st)
+			}
+			if from == "replay" && st.ReplayedTransactions != 2 {
+				t.Fatalf("the grain replayed %d transactions, want 2", st.ReplayedTransactions)
+			}
+			if recs := readGraph(t, w.store, "g"); len(recs) != 2 {
+				t.Fatalf("%d transactions, want 2", len(recs))
+			}
+		})
 	}
 }

@@ -21,6 +21,14 @@ const (
 	// about 120 MB): the view cache gets limit / 8 / ViewBytesAssumed
 	// entries.
 	ViewBytesAssumed = 32 << 20
+	// ViewBuildShare of the limit bounds the time-travel views being built
+	// (ViewBuildBytes).
+	ViewBuildShare = 1.0 / 4
+	// ViewBytesPerEvent is what a view is estimated to take per event up
+	// to its point, before it is built: a read model takes about 30 bytes
+	// per node and edge (1M nodes and 3M edges: 120 MB), and each node or
+	// edge is at least one event; the rest is headroom for components.
+	ViewBytesPerEvent = 64
 )
 
 // SizeCaches sizes the projections' caches from the engine process's
@@ -33,7 +41,9 @@ const (
 //   - ViewSnapshotBytes: ViewSnapshotShare of the limit (2 GiB: 64 MiB, the
 //     default);
 //   - ViewCacheEntries: an eighth of the limit in views of
-//     ViewBytesAssumed, 1 to 64 (2 GiB: 8, the default; 512 MiB: 2).
+//     ViewBytesAssumed, 1 to 64 (2 GiB: 8, the default; 512 MiB: 2);
+//   - ViewBuildBytes: ViewBuildShare of the limit (2 GiB: 512 MiB, the
+//     default).
 //
 // A cache that is off (0) stays off. Call it before setting any of these
 // fields explicitly: it overwrites them.
@@ -52,6 +62,7 @@ func (c *ProjectionConfig) SizeCaches(limit int64) {
 	if c.ViewCacheEntries > 0 {
 		c.ViewCacheEntries = int(min(max(lim/8/ViewBytesAssumed, 1), 64))
 	}
+	c.ViewBuildBytes = int64(lim * ViewBuildShare)
 }
 
 // runtime/metrics names ReadMemory reads.

@@ -73,6 +73,22 @@ type ProjectionConfig struct {
 	// near one snapshot fetch it once; a snapshot larger than the bound is
 	// not kept. 0 turns this cache off. Default 64 MiB.
 	ViewSnapshotBytes int64
+	// ViewBuilds is how many time-travel views are built at once; a query
+	// that needs another build waits (see ViewBuildWait). Default 4.
+	ViewBuilds int
+	// ViewBuildBytes is the memory budget of the views being built,
+	// estimated before each build at ViewBytesPerEvent per event up to its
+	// point (the graph's chain position there, or its head's): a build
+	// that would pass it waits, and one larger than the whole budget is
+	// refused as RESOURCE_EXHAUSTED at once. Cached views are bounded by
+	// ViewCacheEntries, not by this. Default 512 MiB (SizeCaches: a
+	// quarter of the memory limit).
+	ViewBuildBytes int64
+	// ViewBuildWait is how long a query waits for a build slot (ViewBuilds,
+	// ViewBuildBytes) before it is refused as RESOURCE_EXHAUSTED naming the
+	// limit; the query's own deadline may end the wait sooner. Default 2
+	// seconds.
+	ViewBuildWait time.Duration
 	// KeepSnapshotBuffers keeps each graph's snapshot encode buffer (for
 	// snapshots of 1 MiB or more) between rounds, its pages mapped, so
 	// that the encoding (which runs beside the shard: the shard only
@@ -113,6 +129,9 @@ func DefaultProjectionConfig() ProjectionConfig {
 		ViewCacheEntries:   8,
 		ViewSnapshotBytes:  64 << 20,
 		AuditEvery:         5 * time.Second,
+		ViewBuilds:         4,
+		ViewBuildBytes:     512 << 20,
+		ViewBuildWait:      2 * time.Second,
 	}
 }
 
@@ -157,6 +176,15 @@ func (c ProjectionConfig) Validate() error {
 	}
 	if c.ViewSnapshotBytes < 0 {
 		errs = append(errs, fmt.Errorf("view snapshot bytes %d: must not be negative", c.ViewSnapshotBytes))
+	}
+	if c.ViewBuilds < 1 {
+		errs = append(errs, fmt.Errorf("view builds %d: must be at least 1", c.ViewBuilds))
+	}
+	if c.ViewBuildBytes < 1 {
+		errs = append(errs, fmt.Errorf("view build bytes %d: must be at least 1", c.ViewBuildBytes))
+	}
+	if c.ViewBuildWait < 0 {
+		errs = append(errs, fmt.Errorf("view build wait %v: must not be negative", c.ViewBuildWait))
 	}
 	return errors.Join(errs...)
 }

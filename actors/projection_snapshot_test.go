@@ -248,6 +248,12 @@ func newSnapEnv(t *testing.T) *snapEnv {
 // (0: snapshots off) and waits until they have applied up to seq.
 func (env *snapEnv) open(t *testing.T, shards, every int, seq uint64) *actors.Projections {
 	t.Helper()
+	return env.openTuned(t, shards, every, seq, func(*actors.ProjectionConfig) {})
+}
+
+// openTuned is open with the configuration changed by tune.
+func (env *snapEnv) openTuned(t *testing.T, shards, every int, seq uint64, tune func(*actors.ProjectionConfig)) *actors.Projections {
+	t.Helper()
 	system := quietSystem()
 	t.Cleanup(system.Shutdown)
 	cfg := actors.DefaultProjectionConfig()
@@ -255,6 +261,7 @@ func (env *snapEnv) open(t *testing.T, shards, every int, seq uint64) *actors.Pr
 	if every > 0 {
 		cfg.Snapshots, cfg.SnapshotEvery, cfg.SnapshotKeep = env.snaps, every, 3
 	}
+	tune(&cfg)
 	p, err := actors.NewProjections(system, env.store, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -154,6 +154,7 @@ func TestSnapshotRecoveryMatchesReplay(t *testing.T) {
 	cfg.SnapshotKeep = 1 + r.IntN(3)
 	const graph = "prop"
 	accepted := map[string]*cairnv1.CommandReply{}
+	sent := map[string]*cairnv1.CommandEnvelope{}
 	var acceptedIDs []string
 	k := 0
 	m := startMember(t, w.store, cfg)
@@ -178,6 +179,7 @@ func TestSnapshotRecoveryMatchesReplay(t *testing.T) {
 				rep := m.answer(f)
 				if rep.GetError() == nil {
 					accepted[envs[i].GetCommandId()] = rep
+					sent[envs[i].GetCommandId()] = envs[i]
 					acceptedIDs = append(acceptedIDs, envs[i].GetCommandId())
 				}
 			}
@@ -219,14 +221,17 @@ func TestSnapshotRecoveryMatchesReplay(t *testing.T) {
 				}
 				return infos[0].Position
 			}(), wantHead.N, st.ReplayedEvents)
-		// Retries of earlier commands are answered as before.
+		// Retries of earlier commands are answered as before; the same ids
+		// with other commands are refused (the window kept their content
+		// hashes across the restart).
 		for range 5 {
 			if len(acceptedIDs) == 0 {
 				break
 			}
 			id := acceptedIDs[r.IntN(len(acceptedIDs))]
 			orig := accepted[id]
-			dup := m.exec(cmdtest.Envelope(graph, id, cmdtest.AddNode("never")))
+			wantRefused(t, m.exec(cmdtest.Envelope(graph, id, cmdtest.AddNode("never"))), cmdtest.CodePrecondition, "command_id")
+			dup := m.exec(sent[id])
 			if !dup.GetDuplicate() || dup.GetSeq() != orig.GetSeq() || dup.GetHeadCid() != orig.GetHeadCid() || dup.GetPosition() != orig.GetPosition() {
 				t.Fatalf("seed %d restart %d: retry of %s = %v, want a duplicate of %v", seed, restart, id, dup, orig)
 			}

@@ -34,6 +34,15 @@ import (
 // snapshots fetched (decompressed and verified) are kept too, bounded by
 // bytes, so that builds near one snapshot fetch it once; a snapshot's head
 // is checked against the event store while its payload is fetched.
+//
+// A seq or time point past the graph's head (HistoryStore.LastHead) is
+// the head: every such query shares the head's cached view. Builds are
+// bounded (ProjectionConfig.ViewBuilds at once, ViewBuildBytes of
+// estimated views in flight): a query that finds no room waits up to
+// ViewBuildWait and is then refused as RESOURCE_EXHAUSTED naming the limit.
+// The engine gives time travel an event store on a NATS connection of its
+// own, so that a flood of builds reading the stream cannot make the
+// service's connection a slow consumer.
 
 // HistoryStore is what time travel, snapshot verification and archived
 // prefixes need from the event store; *persistence.Store is one.
@@ -48,6 +57,9 @@ type HistoryStore interface {
 	// FindEvent returns the stream sequence and chain position of graph's
 	// event c.
 	FindEvent(ctx context.Context, graph string, c cid.Cid) (seq, position uint64, err error)
+	// LastHead returns the stream sequence of graph's last transaction
+	// and its head (0 and a zero head when it has none).
+	LastHead(ctx context.Context, graph string) (uint64, persistence.Head, error)
 }
 
 var _ HistoryStore = (*persistence.Store)(nil)
@@ -102,19 +114,22 @@ type timeTravel struct {
 
 	// snaps keeps recently fetched read-model snapshots.
 	snaps *snapCache
+	// gate bounds the builds in flight.
+	gate *buildGate
 	// scratch holds *[]byte buffers that views were cloned through
 	// (encoded, then decoded): fresh ones cost page faults.
 	scratch sync.Pool
 
-	queries, hits, builds, fromSnap, fromView, bad, snapHits atomic.Uint64
-	lastBuild, baseNs, replayNs                              atomic.Int64
+	queries, hits, builds, fromSnap, fromView, bad, snapHits, refused atomic.Uint64
+	lastBuild, baseNs, replayNs                                       atomic.Int64
 
 	lastMu sync.Mutex
 	last   api.TimeTravelBuild
 }
 
 func newTimeTravel(p *Projections) (*timeTravel, error) {
-	tt := &timeTravel{p: p, byGraph: map[string]map[viewKey]*view{}, building: map[viewKey]*build{}, snaps: newSnapCache(p.cfg.ViewSnapshotBytes)}
+	tt := &timeTravel{p: p, byGraph: map[string]map[viewKey]*view{}, building: map[viewKey]*build{}, snaps: newSnapCache(p.cfg.ViewSnapshotBytes),
+		gate: newBuildGate(p.cfg.ViewBuilds, p.cfg.ViewBuildBytes, p.cfg.ViewBuildWait)}
 	var err error
 	if tt.cids, err = freelru.NewSynced[cidKey, viewKey](cidEntries, func(k cidKey) uint32 { return uint32(maphash.Comparable(cacheSeed, k)) }); err != nil {
 		return nil, fmt.Errorf("time-travel CID cache: %w", err)
@@ -142,6 +157,8 @@ func (tt *timeTravel) health() api.TimeTravelHealth {
 		FromView: tt.fromView.Load(), BadSnapshots: tt.bad.Load(), LastBuildMs: ms(time.Duration(tt.lastBuild.Load())),
 		BaseMs: ms(time.Duration(tt.baseNs.Load())), ReplayMs: ms(time.Duration(tt.replayNs.Load())), SnapshotHits: tt.snapHits.Load()}
 	h.CachedSnapshots, h.CachedSnapshotBytes = tt.snaps.stats()
+	h.Refused = tt.refused.Load()
+	h.Building, h.BuildingBytes = tt.gate.stats()
 	tt.lastMu.Lock()
 	h.Last = tt.last
 	tt.lastMu.Unlock()
@@ -180,24 +197,29 @@ func (p *Projections) validateAsOf(a *cairnv1.AsOf) *aggregate.CommandError {
 // query answers an as_of query; req is valid and ctx bounded.
 func (tt *timeTravel) query(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1.QueryReply {
 	tt.queries.Add(1)
-	key, cacheable, cerr := tt.resolve(ctx, req)
+	key, events, cerr := tt.resolve(ctx, req)
 	if cerr != nil {
 		return &cairnv1.QueryReply{Error: cerr.Proto()}
 	}
 	if key.seq == 0 {
 		return &cairnv1.QueryReply{Error: notFound("graph_id", "graph %s has no transactions at that point (%v)", key.graph, req.GetAsOf()).Proto()}
 	}
-	v, cerr := tt.view(ctx, key, cacheable)
+	v, cerr := tt.view(ctx, key, events)
 	if cerr != nil {
+		if cerr.Code == cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED {
+			tt.refused.Add(1)
+		}
 		return &cairnv1.QueryReply{Error: cerr.Proto()}
 	}
 	return tt.answer(v, req)
 }
 
-// resolve turns req's as_of into a view key; cacheable says whether the
-// view it names can no longer change (its point is not past the stream
-// position the live projection has reached).
-func (tt *timeTravel) resolve(ctx context.Context, req *cairnv1.QueryRequest) (viewKey, bool, *aggregate.CommandError) {
+// resolve turns req's as_of into a view key, and bounds the events the
+// view holds (its chain position, or the graph's head's). A seq or time
+// past the graph's last transaction resolves to that transaction, so that
+// the key names a view no later write can change: every key it returns can
+// be cached.
+func (tt *timeTravel) resolve(ctx context.Context, req *cairnv1.QueryRequest) (viewKey, uint64, *aggregate.CommandError) {
 	st, graph := tt.p.cfg.Store, req.GetGraphId()
 	key := viewKey{graph: graph}
 	switch pt := req.GetAsOf().GetPoint().(type) {
@@ -206,27 +228,32 @@ func (tt *timeTravel) resolve(ctx context.Context, req *cairnv1.QueryRequest) (v
 	case *cairnv1.AsOf_TimeUnixNano:
 		seq, err := st.SeqAtTime(ctx, graph, time.Unix(0, pt.TimeUnixNano))
 		if err != nil {
-			return key, false, storeError(graph, "as_of.time_unix_nano", fmt.Sprintf("find the stream sequence at %s", time.Unix(0, pt.TimeUnixNano).UTC()), err)
+			return key, 0, storeError(graph, "as_of.time_unix_nano", fmt.Sprintf("find the stream sequence at %s", time.Unix(0, pt.TimeUnixNano).UTC()), err)
 		}
 		key.seq = seq
 	case *cairnv1.AsOf_Cid:
 		c, err := cid.Decode(pt.Cid)
 		if err != nil {
-			return key, false, invalid("as_of.cid", "%q is not a CID: %v", pt.Cid, err)
+			return key, 0, invalid("as_of.cid", "%q is not a CID: %v", pt.Cid, err)
 		}
 		ck := cidKey{graph: graph, cid: c.KeyString()}
 		if k, ok := tt.cids.Get(ck); ok {
-			return k, true, nil
+			return k, k.position, nil
 		}
 		seq, pos, err := st.FindEvent(ctx, graph, c)
 		if err != nil {
-			return key, false, storeError(graph, "as_of.cid", "find event "+pt.Cid, err)
+			return key, 0, storeError(graph, "as_of.cid", "find event "+pt.Cid, err)
 		}
 		key.seq, key.position = seq, pos
 		tt.cids.Add(ck, key)
-		return key, true, nil
+		return key, pos, nil
 	}
-	return key, key.seq <= tt.p.Applied(graph), nil
+	last, head, err := st.LastHead(ctx, graph)
+	if err != nil {
+		return key, 0, storeError(graph, "as_of", "find the graph's head", err)
+	}
+	key.seq = min(key.seq, last)
+	return key, head.N, nil
 }
 
 // storeError classifies an event-store error of a time-travel query.
@@ -246,8 +273,8 @@ func storeError(graph, field, what string, err error) *aggregate.CommandError {
 }
 
 // view returns key's view: cached, being built by another asker, or built
-// now.
-func (tt *timeTravel) view(ctx context.Context, key viewKey, cacheable bool) (*view, *aggregate.CommandError) {
+// now, once the build gate lets a view of events events in.
+func (tt *timeTravel) view(ctx context.Context, key viewKey, events uint64) (*view, *aggregate.CommandError) {
 	tt.mu.Lock()
 	if tt.lru != nil {
 		if v, ok := tt.lru.Get(key); ok {
@@ -262,7 +289,7 @@ func (tt *timeTravel) view(ctx context.Context, key viewKey, cacheable bool) (*v
 		case <-b.done:
 			if b.err != nil && b.err.Code == cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED && ctx.Err() == nil {
 				// The builder's deadline ran out, not ours: build it again.
-				return tt.view(ctx, key, cacheable)
+				return tt.view(ctx, key, events)
 			}
 			return b.v, b.err
 		case <-ctx.Done():
@@ -275,13 +302,17 @@ func (tt *timeTravel) view(ctx context.Context, key viewKey, cacheable bool) (*v
 	base := tt.nearest(key)
 	tt.mu.Unlock()
 
-	start := time.Now()
-	b.v, b.err = tt.build(ctx, key, base)
-	tt.builds.Add(1)
-	tt.lastBuild.Store(int64(time.Since(start)))
+	size := estimateView(events)
+	if b.err = tt.gate.acquire(ctx, key, size); b.err == nil {
+		start := time.Now()
+		b.v, b.err = tt.build(ctx, key, base)
+		tt.gate.release(size)
+		tt.builds.Add(1)
+		tt.lastBuild.Store(int64(time.Since(start)))
+	}
 	tt.mu.Lock()
 	delete(tt.building, key)
-	if b.err == nil && cacheable && tt.lru != nil {
+	if b.err == nil && tt.lru != nil {
 		tt.lru.Add(key, b.v)
 		if tt.lru.Contains(key) {
 			m := tt.byGraph[key.graph]

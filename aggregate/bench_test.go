@@ -145,3 +145,41 @@ func BenchmarkDecideAddEdge(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkContentHash is what the idempotency check adds to each accepted
+// envelope (and to each retry of a remembered id), beside deciding it: an
+// envelope of 1 and of 1,000 commands (nodes with a component, edges), with
+// the decision of the same envelope on a fresh state as the baseline.
+func BenchmarkContentHash(b *testing.B) {
+	for _, n := range []int{1, 1000} {
+		var cmds []*cairnv1.Command
+		for i := range n {
+			if i%2 == 0 {
+				cmds = append(cmds, cmdtest.AddNode(fmt.Sprint("node-", i), cmdtest.Comp("version", "13.2.0-1ubuntu1")))
+			} else {
+				cmds = append(cmds, cmdtest.Connect(fmt.Sprint("edge-", i), fmt.Sprint("node-", i-1), fmt.Sprint("node-", i-1)))
+			}
+		}
+		env := cmdtest.Envelope("g", "c", cmds...)
+		b.Run(fmt.Sprintf("hash/commands=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				aggregate.ContentHash(env)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/command")
+		})
+		b.Run(fmt.Sprintf("decide/commands=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				s := aggregate.NewState("g")
+				cmdtest.MustDecide(b, s, cmdtest.Envelope("g", "create", cmdtest.CreateGraph()))
+				b.StartTimer()
+				if _, err := aggregate.DecideEnvelope(s, env); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/command")
+		})
+	}
+}

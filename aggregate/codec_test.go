@@ -31,8 +31,11 @@ func randomState(t testing.TB, seed uint64, n int) (*aggregate.State, *aggregate
 		if _, ok := cmds[0].GetKind().(*cairnv1.Command_DeleteGraph); ok {
 			continue
 		}
-		if _, err := aggregate.DecideEnvelope(s, cmdtest.Envelope("g", fmt.Sprint("c", i), cmds...)); err == nil {
-			w.Put(&cairnv1.CommandReply{CommandId: fmt.Sprint("c", i), Seq: uint64(i), Position: uint64(i), HeadCid: "cid", TxId: "tx"})
+		env := cmdtest.Envelope("g", fmt.Sprint("c", i), cmds...)
+		if _, err := aggregate.DecideEnvelope(s, env); err == nil {
+			// The content hash must survive the codec: a retry with other
+			// content is refused after a restart too.
+			w.Put(&cairnv1.CommandReply{CommandId: fmt.Sprint("c", i), Seq: uint64(i), Position: uint64(i), HeadCid: "cid", TxId: "tx", ContentHash: aggregate.ContentHash(env)})
 		}
 	}
 	return s, w

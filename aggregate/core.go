@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -79,8 +80,16 @@ type Core[W any] struct {
 
 type request[W any] struct {
 	env      *cairnv1.CommandEnvelope
+	hash     []byte // ContentHash(env), once needed
 	waiters  []W
 	attempts int // appends of this envelope that met a conflict
+}
+
+func (r *request[W]) contentHash() []byte {
+	if r.hash == nil {
+		r.hash = ContentHash(r.env)
+	}
+	return r.hash
 }
 
 // Batch is a transaction to append: the events of the accepted envelopes,
@@ -178,8 +187,10 @@ func (c *Core[W]) Queued() int { return len(c.queue) }
 
 // Propose takes an envelope and who waits for its answer. It answers at once
 // a refusal that needs no state (ValidateEnvelope), a command id it
-// remembers (a duplicate), and a full queue; an id already queued or in
-// flight gets w added to its waiters.
+// remembers (a duplicate when the content is the same, FAILED_PRECONDITION
+// naming the command id when it is not; see ContentHash), and a full queue;
+// an id already queued or in flight gets w added to its waiters when the
+// content is the same, and the same refusal when it is not.
 func (c *Core[W]) Propose(env *cairnv1.CommandEnvelope, w W) Ready[W] {
 	var rd Ready[W]
 	to := []W{w}
@@ -192,10 +203,18 @@ func (c *Core[W]) Propose(env *cairnv1.CommandEnvelope, w W) Ready[W] {
 		return rd
 	}
 	if rep, ok := c.recent.Get(env.GetCommandId()); ok {
-		rd.answer(to, duplicate(rep))
+		if reused(rep, func() []byte { return ContentHash(env) }) {
+			rd.answer(to, ErrorReply(env, reusedID(env.GetCommandId())))
+		} else {
+			rd.answer(to, duplicate(rep))
+		}
 		return rd
 	}
 	if r, ok := c.pending[env.GetCommandId()]; ok {
+		if !bytes.Equal(r.contentHash(), ContentHash(env)) {
+			rd.answer(to, ErrorReply(env, reusedID(env.GetCommandId())))
+			return rd
+		}
 		r.waiters = append(r.waiters, w)
 		return rd
 	}
@@ -217,6 +236,7 @@ func (c *Core[W]) Propose(env *cairnv1.CommandEnvelope, w W) Ready[W] {
 func duplicate(rep *cairnv1.CommandReply) *cairnv1.CommandReply {
 	dup := proto.Clone(rep).(*cairnv1.CommandReply)
 	dup.Duplicate = true
+	dup.ContentHash = nil // the window's own
 	return dup
 }
 
@@ -283,6 +303,7 @@ func (c *Core[W]) flush(rd *Ready[W]) {
 			b.Commands = append(b.Commands, &cairnv1.CommandRecord{
 				CommandId: r.env.GetCommandId(), CorrelationId: r.env.GetCorrelationId(),
 				CausationId: r.env.GetCausationId(), Issuer: r.env.GetIssuer(), EventCount: uint32(len(evs)),
+				ContentHash: r.contentHash(),
 			})
 		}
 		c.queue = c.queue[taken:]
@@ -316,7 +337,7 @@ func (c *Core[W]) Appended(res AppendResult) Ready[W] {
 		for k, r := range b.reqs {
 			h := res.Heads[k]
 			rep := &cairnv1.CommandReply{CommandId: r.env.GetCommandId(), HeadCid: h.CID, Seq: res.Seq, Position: h.N, TxId: res.TxID}
-			c.recent.Put(rep)
+			c.recent.Put(&cairnv1.CommandReply{CommandId: rep.CommandId, HeadCid: h.CID, Seq: res.Seq, Position: h.N, TxId: res.TxID, ContentHash: r.contentHash()})
 			c.finish(&rd, r, rep)
 		}
 		for _, h := range b.held {
@@ -396,7 +417,7 @@ func FoldTx(s *State, w *Window, t Stored) error {
 		}
 		i += n
 		if w != nil {
-			w.Put(&cairnv1.CommandReply{CommandId: cr.GetCommandId(), HeadCid: t.Heads[k].CID, Seq: t.Seq, Position: t.Heads[k].N, TxId: t.TxID})
+			w.Put(&cairnv1.CommandReply{CommandId: cr.GetCommandId(), HeadCid: t.Heads[k].CID, Seq: t.Seq, Position: t.Heads[k].N, TxId: t.TxID, ContentHash: cr.GetContentHash()})
 		}
 	}
 	if i != len(t.Events) {
@@ -408,7 +429,8 @@ func FoldTx(s *State, w *Window, t Stored) error {
 // Reloaded follows a conflict: err is nil when the owner folded every
 // transaction the store holds. The conflicted envelopes that a fold stored
 // (an earlier activation of the graph wrote them) are answered as
-// duplicates; the others are decided once more, and refused as CONFLICT
+// duplicates, or refused as FAILED_PRECONDITION when the stored command of
+// that id had other content; the others are decided once more, and refused as CONFLICT
 // after a second conflict. When the reload failed, the state may be half
 // folded: every waiting envelope is refused, with err when it is a
 // *CommandError (DATA_LOSS, for a history that fails its check) and as
@@ -434,7 +456,11 @@ func (c *Core[W]) Reloaded(err error) Ready[W] {
 	var again []*request[W]
 	for _, r := range reqs {
 		if prev, ok := c.recent.Get(r.env.GetCommandId()); ok {
-			c.finish(&rd, r, duplicate(prev))
+			if reused(prev, r.contentHash) {
+				c.finish(&rd, r, ErrorReply(r.env, reusedID(r.env.GetCommandId())))
+			} else {
+				c.finish(&rd, r, duplicate(prev))
+			}
 			continue
 		}
 		if r.attempts++; r.attempts > 1 {

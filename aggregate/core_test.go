@@ -1,6 +1,7 @@
 package aggregate_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -153,7 +154,7 @@ func TestCoreGroupCommit(t *testing.T) {
 		t.Fatalf("c3's waiters got %v and %v", r3, r3b)
 	}
 	// A retry gets the first answer again, marked as a duplicate.
-	st.propose("w3c", cmdtest.Envelope("g", "c3", cmdtest.AddNode("zzz")))
+	st.propose("w3c", cmdtest.Envelope("g", "c3", cmdtest.Connect("xy", "x", "y")))
 	dup := st.want("w3c", ok)
 	if !dup.GetDuplicate() || dup.GetSeq() != r3.GetSeq() || dup.GetHeadCid() != r3.GetHeadCid() {
 		t.Fatalf("retry answered %v, want the first answer %v as a duplicate", dup, r3)
@@ -289,6 +290,109 @@ func TestCoreConflictWithOwnCommand(t *testing.T) {
 	st.take(st.c.Reloaded(nil))
 	if rep := st.want("w1", ok); !rep.GetDuplicate() || rep.GetTxId() != "earlier" {
 		t.Fatalf("c1 answered %v, want the earlier activation's answer as a duplicate", rep)
+	}
+}
+
+// A command id reused for other content is refused as FAILED_PRECONDITION
+// naming the id, wherever the first envelope is: remembered in the window
+// (from an append, or folded from a transaction with or without a content
+// hash), queued, or in flight; the same content is answered as before.
+func TestCoreCommandIDReuse(t *testing.T) {
+	first := cmdtest.Envelope("g", "c1", cmdtest.AddNode("x"))
+	same := cmdtest.Envelope("g", "c1", cmdtest.AddNode("x"))
+	same.CorrelationId, same.CausationId, same.Issuer = "other-trace", "other-cause", "other-issuer" // tracing may differ on a retry
+	other := cmdtest.Envelope("g", "c1", cmdtest.AddNode("y"))
+	more := cmdtest.Envelope("g", "c1", cmdtest.AddNode("x"), cmdtest.AddNode("y"))
+	const refused = cmdtest.CodePrecondition
+	// fold stores first as another activation would have, its command
+	// record carrying hash.
+	fold := func(st *stepper, hash []byte) {
+		st.seq++
+		st.pos++
+		if err := st.c.Fold(aggregate.Stored{Seq: st.seq, TxID: "earlier", Commands: []*cairnv1.CommandRecord{{CommandId: "c1", EventCount: 1, ContentHash: hash}},
+			Events: []*cairnv1.Event{nodeAddedPlain("x")}, Heads: []aggregate.Head{{N: st.pos, CID: "cidx"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(st *stepper)
+		retry *cairnv1.CommandEnvelope
+		want  cairnv1.ErrorCode
+		dup   bool // answered as a duplicate
+	}{
+		{"stored, same content", func(st *stepper) { st.propose("w0", first); st.stored() }, same, ok, true},
+		{"stored, other content", func(st *stepper) { st.propose("w0", first); st.stored() }, other, refused, false},
+		{"stored, more commands", func(st *stepper) { st.propose("w0", first); st.stored() }, more, refused, false},
+		{"folded, same content", func(st *stepper) { fold(st, aggregate.ContentHash(first)) }, same, ok, true},
+		{"folded, other content", func(st *stepper) { fold(st, aggregate.ContentHash(first)) }, other, refused, false},
+		{"folded without a hash (older transaction), other content", func(st *stepper) { fold(st, nil) }, other, ok, true},
+		{"in flight, other content", func(st *stepper) { st.propose("w0", first) }, other, refused, false},
+		{"queued, other content", func(st *stepper) {
+			st.propose("w-", cmdtest.Envelope("g", "c0", cmdtest.AddNode("q")))
+			st.propose("w0", first)
+		}, other, refused, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newStepper(t, aggregate.DefaultConfig())
+			tc.setup(st)
+			st.propose("w", tc.retry)
+			rep := st.want("w", tc.want)
+			if rep.GetDuplicate() != tc.dup {
+				t.Fatalf("answered %v, duplicate %v, want %v", rep, rep.GetDuplicate(), tc.dup)
+			}
+			if tc.want == refused && (rep.GetError().GetField() != "command_id" || !strings.Contains(rep.GetError().GetMessage(), `"c1"`)) {
+				t.Fatalf("refusal %v does not name the command id", rep.GetError())
+			}
+			if len(rep.GetContentHash()) != 0 {
+				t.Fatalf("a reply to a client carries the window's content hash: %v", rep)
+			}
+			if st.c.State().HasNode("y") {
+				t.Fatal("the reused id's other content was applied")
+			}
+		})
+	}
+	// An envelope refused for reuse is not the original: the original's
+	// waiters still get its answer.
+	st := newStepper(t, aggregate.DefaultConfig())
+	st.propose("w0", first)
+	st.propose("w1", other)
+	st.want("w1", refused)
+	st.stored()
+	if rep := st.want("w0", ok); rep.GetDuplicate() {
+		t.Fatalf("original answered %v", rep)
+	}
+	if got := st.c.Window().List(); !bytes.Equal(got[len(got)-1].GetContentHash(), aggregate.ContentHash(first)) {
+		t.Fatal("the window did not keep the original's content hash")
+	}
+}
+
+// After a conflict, a queued envelope whose id the other writer stored
+// with other content is refused, not answered as a duplicate.
+func TestCoreConflictWithReusedID(t *testing.T) {
+	st := newStepper(t, aggregate.DefaultConfig())
+	st.propose("w1", cmdtest.Envelope("g", "c1", cmdtest.AddNode("y")))
+	st.failed(aggregate.AppendResult{Conflict: true})
+	st.seq++
+	if err := st.c.Fold(aggregate.Stored{Seq: st.seq, TxID: "earlier", Commands: []*cairnv1.CommandRecord{{CommandId: "c1", EventCount: 1,
+		ContentHash: aggregate.ContentHash(cmdtest.Envelope("g", "c1", cmdtest.AddNode("x")))}},
+		Events: []*cairnv1.Event{nodeAddedPlain("x")}, Heads: []aggregate.Head{{N: 4, CID: "cid4"}}}); err != nil {
+		t.Fatal(err)
+	}
+	st.take(st.c.Reloaded(nil))
+	if rep := st.want("w1", cmdtest.CodePrecondition); rep.GetError().GetField() != "command_id" {
+		t.Fatalf("c1 answered %v", rep)
+	}
+}
+
+// The batch's command records carry each envelope's content hash, for the
+// transaction to keep it.
+func TestBatchRecordsContentHash(t *testing.T) {
+	st := newStepper(t, aggregate.DefaultConfig())
+	env := cmdtest.Envelope("g", "c1", cmdtest.AddNode("x"))
+	st.propose("w", env)
+	if got := st.batch.Commands[0].GetContentHash(); len(got) != aggregate.ContentHashSize || !bytes.Equal(got, aggregate.ContentHash(env)) {
+		t.Fatalf("record hash %x, want %x", got, aggregate.ContentHash(env))
 	}
 }
 

@@ -1,9 +1,19 @@
 package aggregate
 
-import cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+import (
+	"bytes"
+	"crypto/sha256"
+
+	"google.golang.org/protobuf/proto"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+)
 
 // Window remembers the replies to the most recent command ids, oldest
 // forgotten first, so that a retried command gets its first answer again.
+// Each reply it keeps carries the content hash of its envelope
+// (CommandReply.content_hash, see ContentHash), so that a command id reused
+// for other content is noticed.
 type Window struct {
 	max   int
 	m     map[string]*cairnv1.CommandReply
@@ -57,4 +67,32 @@ func (w *Window) Load(replies []*cairnv1.CommandReply) {
 	for _, r := range replies {
 		w.Put(r)
 	}
+}
+
+// ContentHashSize is the length of a ContentHash.
+const ContentHashSize = 16
+
+// ContentHash is the idempotency fingerprint of env: the first 16 bytes of
+// the SHA-256 of the deterministic protobuf encoding of a CommandEnvelope
+// that holds only env's graph id and commands. The command id is the key
+// it is kept under; the correlation id, causation id and issuer are left
+// out, since a retry may legitimately carry other tracing ids.
+func ContentHash(env *cairnv1.CommandEnvelope) []byte {
+	data, _ := proto.MarshalOptions{Deterministic: true}.Marshal(&cairnv1.CommandEnvelope{GraphId: env.GetGraphId(), Commands: env.GetCommands()}) // an envelope always marshals
+	sum := sha256.Sum256(data)
+	return sum[:ContentHashSize]
+}
+
+// reused says whether an envelope whose content hash hash gives reuses the
+// command id of remembered reply prev for other content. A reply without a
+// hash (its transaction or snapshot predates content hashes) matches any
+// content, as before, and hash is not called.
+func reused(prev *cairnv1.CommandReply, hash func() []byte) bool {
+	return len(prev.GetContentHash()) != 0 && !bytes.Equal(prev.GetContentHash(), hash())
+}
+
+// reusedID refuses an envelope whose command id is remembered, queued or in
+// flight for other content.
+func reusedID(id string) *CommandError {
+	return failedPrecondition("command_id", "command id %q was already used for an envelope with other content; a retry must resend the same commands, and new commands need a new command id", id)
 }

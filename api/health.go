@@ -138,6 +138,12 @@ type TimeTravelHealth struct {
 	SnapshotHits        uint64 `json:"snapshot_hits"`
 	CachedSnapshots     int    `json:"cached_snapshots"`
 	CachedSnapshotBytes int64  `json:"cached_snapshot_bytes"`
+	// Refused: queries refused as RESOURCE_EXHAUSTED because no build
+	// room (ProjectionConfig.ViewBuilds, ViewBuildBytes) freed up in time.
+	// Building: builds in flight, estimated at BuildingBytes.
+	Refused       uint64 `json:"refused"`
+	Building      int    `json:"building"`
+	BuildingBytes int64  `json:"building_bytes"`
 	// Last is the last build's breakdown.
 	Last TimeTravelBuild `json:"last"`
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/api"
@@ -37,32 +36,20 @@ func ReadMem() MemSample { return memSampleOf(actors.ReadMemory()) }
 // It fails when no engine answers within ctx, or when the engine's stats
 // carry no memory (an engine from before the report).
 func EngineMemory(ctx context.Context, nc *nats.Conn) (MemSample, error) {
-	subject, err := micro.ControlSubject(micro.StatsVerb, api.ServiceName, "")
+	eps, err := api.EndpointStats(ctx, nc, "command")
 	if err != nil {
-		return MemSample{}, err
+		return MemSample{}, fmt.Errorf("the engine's stats: %w", err)
 	}
-	msg, err := nc.RequestWithContext(ctx, subject, nil)
-	if err != nil {
-		return MemSample{}, fmt.Errorf("the engine's stats on %s: %w", subject, err)
-	}
-	var stats micro.Stats
-	if err := json.Unmarshal(msg.Data, &stats); err != nil {
-		return MemSample{}, fmt.Errorf("the engine's stats are not JSON: %w", err)
-	}
-	for _, e := range stats.Endpoints {
-		if e.Name != "command" {
-			continue
-		}
+	if data, ok := eps["command"]; ok {
 		var cs struct {
 			Memory *api.MemoryHealth `json:"memory"`
 		}
-		if err := json.Unmarshal(e.Data, &cs); err != nil {
+		if err := json.Unmarshal(data, &cs); err != nil {
 			return MemSample{}, fmt.Errorf("the engine's command endpoint stats: %w", err)
 		}
-		if cs.Memory == nil {
-			break
+		if cs.Memory != nil {
+			return memSampleOf(*cs.Memory), nil
 		}
-		return memSampleOf(*cs.Memory), nil
 	}
 	return MemSample{}, errors.New("the engine's stats carry no memory report")
 }

@@ -55,7 +55,9 @@
 // format, the batch size and each file's size and first 64 KiB (a resumed
 // import must be run with the same ones, else it starts from the top;
 // nothing is added twice then either, see above), "-", then "e" (edges) or
-// "n" (nodes) and the byte offset of the envelope's first line. A
+// "n" (nodes) and the byte offset of the envelope's first line (plus
+// "-strict" for the envelope that Config.Strict cuts short at a bad line,
+// since the engine refuses an id reused for other commands). A
 // checkpoint file (default FILE.cairn-import) records up to where every
 // envelope was acknowledged. An interrupted import (ctx cancelled, or the
 // process killed) run again resumes there; envelopes that were applied

@@ -364,7 +364,11 @@ func (r *importRun) importFile(ctx context.Context, p phase, off, line int64) er
 			r.badLine(le)
 			if r.cfg.Strict {
 				// Send the lines before it; the checkpoint stays before it.
+				// The batch is cut short, so it is not the envelope a run
+				// without --strict sends under its id: it gets its own
+				// (the engine refuses an id reused for other commands).
 				cur.endOff, cur.endLine = prevOff, prevLine
+				cur.id += "-strict"
 				r.launch(cur)
 				r.drain()
 				r.counts.Bad++

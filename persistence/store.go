@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -238,6 +239,44 @@ func (s *Store) LastSeq(ctx context.Context, graph string) (uint64, error) {
 		return 0, fmt.Errorf("last seq of %s: %w", graph, translate(err))
 	}
 	return m.Sequence, nil
+}
+
+// LastHead returns the stream sequence of graph's last transaction and the
+// head it ends with (its last event's position and CID); 0 and a zero Head
+// when the graph has none in the stream. Time travel resolves a point past
+// the head to it. Errors: ErrUnavailable, ErrMalformed (the last message is
+// no transaction, or its last event does not decode), ErrInvalidGraph.
+func (s *Store) LastHead(ctx context.Context, graph string) (uint64, Head, error) {
+	if err := checkGraph(graph); err != nil {
+		return 0, Head{}, fmt.Errorf("last head: %w", err)
+	}
+	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	m, err := s.stream.GetLastMsgForSubject(ctx, s.Subject(graph))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, Head{}, nil
+	}
+	if err != nil {
+		return 0, Head{}, fmt.Errorf("last head of %s: %w", graph, translate(err))
+	}
+	rec, err := decodeRecord(m.Sequence, m.Time, m.Data)
+	if err != nil {
+		return 0, Head{}, fmt.Errorf("last head of %s: %w", graph, err)
+	}
+	evs := rec.Tx.GetEvents()
+	if len(evs) == 0 {
+		return 0, Head{}, fmt.Errorf("last head of %s: seq %d: %w", graph, m.Sequence, malformed("a transaction without events"))
+	}
+	last := evs[len(evs)-1]
+	env, err := DecodeEnvelope(last.GetDagCbor())
+	if err != nil {
+		return 0, Head{}, fmt.Errorf("last head of %s: seq %d: %w", graph, m.Sequence, err)
+	}
+	c, err := cid.Cast(last.GetCid())
+	if err != nil {
+		return 0, Head{}, fmt.Errorf("last head of %s: seq %d: %w", graph, m.Sequence, malformed("event cid: "+err.Error()))
+	}
+	return m.Sequence, Head{N: env.N, CID: c}, nil
 }
 
 // Read calls fn for each of graph's transactions with a stream sequence of at

@@ -64,7 +64,11 @@
 // neither skips nor repeats an entry that is there for the whole walk,
 // since a live node or edge keeps its index. A find cursor holds the next
 // dense index; a neighbour cursor the phase (out, in) and the next edge
-// index; a component cursor the start node and the next dense index.
+// index; a component cursor the start node and the next dense index. Each
+// is bound to the query that made it (find cursors to the kind of find and
+// its arguments, neighbour cursors to the node, direction and edge type):
+// given to another, it is refused with ErrBadCursor (INVALID_ARGUMENT on
+// the wire), never answered with an empty page.
 //
 // Traversals (traverse.go) work on dense indices with epoch-stamped visit
 // arrays and frontier slices kept in the Graph and reused, so a query costs

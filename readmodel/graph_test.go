@@ -169,7 +169,43 @@ func TestBadQueryInput(t *testing.T) {
 	if err != nil || q.Next == "" {
 		t.Fatalf("Neighbors: %+v, %v; want a next cursor", q, err)
 	}
-	findCursor := encodeCursor(kindFind, 1, g.Version())
+	findCursor := encodeCursor(kindFind, 1, g.Version(), queryKey("component", "a", "1"))
+	if err := g.ApplyTx(3, []*cairnv1.Event{nodeAdded("n2", []string{"x"}, comp("a", "1")), nodeAdded("n3", []string{"x"}, comp("a", "1"))}); err != nil {
+		t.Fatal(err)
+	}
+	// Real find cursors of each kind, each refused by every other kind of
+	// find, by the same kind with other arguments and by neighbours.
+	finds := map[string]func(cursor string) (Page, error){
+		"type a":        func(c string) (Page, error) { return g.FindByComponentType("a", c, 1) },
+		"type b":        func(c string) (Page, error) { return g.FindByComponentType("b", c, 1) },
+		"component a=1": func(c string) (Page, error) { return g.FindByComponent("a", []byte("1"), c, 1) },
+		"component a=2": func(c string) (Page, error) { return g.FindByComponent("a", []byte("2"), c, 1) },
+		"category x":    func(c string) (Page, error) { return g.FindByCategory("x", c, 1) },
+		"category y":    func(c string) (Page, error) { return g.FindByCategory("y", c, 1) },
+	}
+	for made, find := range finds {
+		p, err := find("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Next == "" {
+			continue // nothing matches: no cursor
+		}
+		if _, err := find(p.Next); err != nil {
+			t.Errorf("%s: its own cursor refused: %v", made, err)
+		}
+		for used, other := range finds {
+			if used == made {
+				continue
+			}
+			if _, err := other(p.Next); !errors.Is(err, ErrBadCursor) {
+				t.Errorf("cursor of find %s given to find %s: err = %v, want ErrBadCursor", made, used, err)
+			}
+		}
+		if _, err := g.Neighbors("n0", Both, "", p.Next, 1); !errors.Is(err, ErrBadCursor) {
+			t.Errorf("cursor of find %s given to neighbors: err = %v, want ErrBadCursor", made, err)
+		}
+	}
 	tests := []struct {
 		name string
 		err  error
@@ -185,23 +221,28 @@ func TestBadQueryInput(t *testing.T) {
 		{"empty decoded cursor", ErrBadCursor, func() error { _, err := g.FindByCategory("x", "AA", 10); return err }},
 		{"truncated cursor", ErrBadCursor, func() error { _, err := g.FindByComponent("a", []byte("1"), findCursor[:2], 10); return err }},
 		{"cursor from the future", ErrBadCursor, func() error {
-			_, err := g.FindByCategory("x", encodeCursor(kindFind, 1, g.Version()+1), 10)
+			_, err := g.FindByCategory("x", encodeCursor(kindFind, 1, g.Version()+1, queryKey("category", "x")), 10)
 			return err
 		}},
 		{"neighbor cursor to find", ErrBadCursor, func() error { _, err := g.FindByCategory("x", q.Next, 10); return err }},
 		{"cursor of another node", ErrBadCursor, func() error { _, err := g.Neighbors("n1", Both, "", q.Next, 10); return err }},
 		{"cursor of another direction", ErrBadCursor, func() error { _, err := g.Neighbors("n0", Out, "", q.Next, 10); return err }},
+		{"cursor of another edge type", ErrBadCursor, func() error { _, err := g.Neighbors("n0", Both, "r", q.Next, 10); return err }},
+		{"find cursor without its query key (an older release's)", ErrBadCursor, func() error {
+			_, err := g.FindByCategory("x", encodeCursor(kindFind, 1, g.Version()), 10)
+			return err
+		}},
 		{"find cursor to neighbors", ErrBadCursor, func() error { _, err := g.Neighbors("n0", Both, "", findCursor, 10); return err }},
 		{"neighbor cursor of a phase the direction lacks", ErrBadCursor, func() error {
-			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 1, 0), 10)
+			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 1, 0, queryKey("")), 10)
 			return err
 		}},
 		{"neighbor cursor beyond 32 bits", ErrBadCursor, func() error {
-			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 0, 1<<32), 10)
+			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 0, 1<<32, queryKey("")), 10)
 			return err
 		}},
 		{"neighbor cursor with a value too many", ErrBadCursor, func() error {
-			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 0, 0, 1), 10)
+			_, err := g.Neighbors("n0", Out, "", encodeCursor(kindNeighbor, 0, uint64(Out), 0, 0, queryKey(""), 1), 10)
 			return err
 		}},
 	}
@@ -210,7 +251,7 @@ func TestBadQueryInput(t *testing.T) {
 			t.Errorf("%s: err = %v, want %v", tt.name, err, tt.err)
 		}
 	}
-	if err := g.ApplyTx(3, []*cairnv1.Event{{Kind: &cairnv1.Event_GraphDeleted{GraphDeleted: &cairnv1.GraphDeleted{}}}}); err != nil {
+	if err := g.ApplyTx(4, []*cairnv1.Event{{Kind: &cairnv1.Event_GraphDeleted{GraphDeleted: &cairnv1.GraphDeleted{}}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := g.Node("n0"); !errors.Is(err, ErrNotFound) {

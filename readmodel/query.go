@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"slices"
 
@@ -112,13 +113,29 @@ func (g *Graph) Node(id string) (NodeView, error) {
 }
 
 // Cursor encoding: base64url of a kind byte and uvarints. Find cursors hold
-// the next dense index and the graph version they were made at; neighbour
+// the next dense index, the graph version they were made at and the
+// query's key (queryKey of the kind of find and its arguments); neighbour
 // cursors hold the node's dense index, the direction, the phase (0 out, 1
-// in) and the next edge index.
+// in), the next edge index and the key of the edge type. A cursor presented
+// to another kind of find, to a find with other arguments, or to another
+// query is refused with ErrBadCursor.
 const (
 	kindFind     = 'f'
 	kindNeighbor = 'n'
 )
+
+// queryKey binds a cursor to the query that made it: the low 32 bits of
+// the FNV-64a of the parts, each length-prefixed (enough to tell one
+// query from another; a cursor is no secret).
+func queryKey(parts ...string) uint64 {
+	h := fnv.New64a()
+	var n [binary.MaxVarintLen64]byte
+	for _, p := range parts {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))])
+		h.Write([]byte(p))
+	}
+	return h.Sum64() & 0xffffffff
+}
 
 func encodeCursor(kind byte, vals ...uint64) string {
 	b := []byte{kind}
@@ -148,8 +165,8 @@ func decodeCursor(s string, kind byte, n int) ([]uint64, error) {
 	return vals, nil
 }
 
-// page walks bm from the cursor's position.
-func (g *Graph) page(bm *roaring.Bitmap, cursor string, limit int) (Page, error) {
+// page walks bm from the cursor's position; key is the find's queryKey.
+func (g *Graph) page(bm *roaring.Bitmap, key uint64, cursor string, limit int) (Page, error) {
 	if err := g.live(); err != nil {
 		return Page{}, err
 	}
@@ -158,9 +175,12 @@ func (g *Graph) page(bm *roaring.Bitmap, cursor string, limit int) (Page, error)
 	}
 	start := uint64(0)
 	if cursor != "" {
-		vals, err := decodeCursor(cursor, kindFind, 2)
+		vals, err := decodeCursor(cursor, kindFind, 3)
 		if err != nil {
 			return Page{}, err
+		}
+		if vals[2] != key {
+			return Page{}, fmt.Errorf("cursor %q belongs to another query: %w", cursor, ErrBadCursor)
 		}
 		if vals[0] > 1<<32 || vals[1] > g.version {
 			return Page{}, fmt.Errorf("cursor %q out of range: %w", cursor, ErrBadCursor)
@@ -179,7 +199,7 @@ func (g *Graph) page(bm *roaring.Bitmap, cursor string, limit int) (Page, error)
 		p.IDs = append(p.IDs, g.nodes.String(last))
 	}
 	if it.HasNext() {
-		p.Next = encodeCursor(kindFind, uint64(last)+1, g.version)
+		p.Next = encodeCursor(kindFind, uint64(last)+1, g.version, key)
 	}
 	return p, nil
 }
@@ -192,7 +212,7 @@ func (g *Graph) FindByComponentType(typ, cursor string, limit int) (Page, error)
 	if t, ok := g.store.types.lookup(typ); ok {
 		bm = g.store.typeNodes[t]
 	}
-	return g.page(bm, cursor, limit)
+	return g.page(bm, queryKey("type", typ), cursor, limit)
 }
 
 // FindByComponent pages through the nodes that hold component (typ, value).
@@ -202,7 +222,7 @@ func (g *Graph) FindByComponent(typ string, value []byte, cursor string, limit i
 	if h, ok := g.store.lookup(typ, value); ok {
 		bm = g.store.nodes[h]
 	}
-	return g.page(bm, cursor, limit)
+	return g.page(bm, queryKey("component", typ, string(value)), cursor, limit)
 }
 
 // FindByCategory pages through the nodes in category cat. Errors as
@@ -212,12 +232,13 @@ func (g *Graph) FindByCategory(cat, cursor string, limit int) (Page, error) {
 	if c, ok := g.categories.lookup(cat); ok {
 		bm = g.catNodes[c]
 	}
-	return g.page(bm, cursor, limit)
+	return g.page(bm, queryKey("category", cat), cursor, limit)
 }
 
 // Neighbors pages through the edges at node id in direction dir, of type
 // edgeType ("" for any): out-edges, then in-edges (Both), each in ascending
-// edge-index order. A cursor holds the phase and the next edge index, and
+// edge-index order. A cursor holds the phase and the next edge index (and
+// is bound to the node, the direction and the edge type), and
 // a live edge keeps its index, so pages neither skip nor repeat an edge that
 // is there for the whole walk, whatever is written or compacted between
 // them; an edge added meanwhile may or may not be listed.
@@ -242,11 +263,11 @@ func (g *Graph) Neighbors(id string, dir Direction, edgeType, cursor string, lim
 	}
 	phase, from := 0, uint32(0)
 	if cursor != "" {
-		vals, err := decodeCursor(cursor, kindNeighbor, 4)
+		vals, err := decodeCursor(cursor, kindNeighbor, 5)
 		if err != nil {
 			return NeighborPage{}, err
 		}
-		if vals[0] != uint64(u) || vals[1] != uint64(dir) {
+		if vals[0] != uint64(u) || vals[1] != uint64(dir) || vals[4] != queryKey(edgeType) {
 			return NeighborPage{}, fmt.Errorf("cursor %q belongs to another query: %w", cursor, ErrBadCursor)
 		}
 		if vals[2] >= uint64(len(phases)) || vals[3] > math.MaxUint32 {
@@ -271,7 +292,7 @@ func (g *Graph) Neighbors(id string, dir Direction, edgeType, cursor string, lim
 				return true
 			}
 			if len(p.Entries) == limit {
-				p.Next = encodeCursor(kindNeighbor, uint64(u), uint64(dir), uint64(phase), uint64(e))
+				p.Next = encodeCursor(kindNeighbor, uint64(u), uint64(dir), uint64(phase), uint64(e), queryKey(edgeType))
 				full = true
 				return false
 			}

@@ -314,19 +314,43 @@ func (c *clientFlags) requestRaw(ctx context.Context, subject, what string, data
 	rctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	msg, err := nc.RequestWithContext(rctx, subject, data)
-	switch {
-	case err == nil:
-		return msg, nil
-	case errors.Is(err, nats.ErrNoResponders):
-		return nil, fmt.Errorf("no Cairn engine answers on %s (is 'cairn serve' running?)", c.server)
-	case errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionClosed):
-		return nil, fmt.Errorf("lost the connection to %s before the engine answered%s", c.server, hint)
-	case ctx.Err() != nil:
-		return nil, fmt.Errorf("interrupted before the engine answered%s", hint)
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
-		return nil, fmt.Errorf("no answer from the Cairn engine on %s within %s%s", c.server, c.timeout, hint)
+	if err != nil {
+		return nil, c.requestError(ctx, err, what, hint)
 	}
-	return nil, fmt.Errorf("send %s to %s: %w", what, c.server, err)
+	return msg, nil
+}
+
+// requestError explains why a request (what) to the engine failed; hint
+// is appended where the engine may have acted on it all the same.
+func (c *clientFlags) requestError(ctx context.Context, err error, what, hint string) error {
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return fmt.Errorf("no Cairn engine answers on %s (is 'cairn serve' running?)", c.server)
+	case errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionClosed):
+		return fmt.Errorf("lost the connection to %s before the engine answered%s", c.server, hint)
+	case ctx.Err() != nil:
+		return fmt.Errorf("interrupted before the engine answered%s", hint)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		return fmt.Errorf("no answer from the Cairn engine on %s within %s%s", c.server, c.timeout, hint)
+	}
+	return fmt.Errorf("send %s to %s: %w", what, c.server, err)
+}
+
+// endpointStats is api.EndpointStats with requestRaw's connection,
+// timeout and messages.
+func (c *clientFlags) endpointStats(ctx context.Context, want ...string) (map[string]json.RawMessage, error) {
+	nc, err := c.connect()
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	rctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	eps, err := api.EndpointStats(rctx, nc, want...)
+	if err != nil {
+		return nil, c.requestError(ctx, err, "a stats request", "")
+	}
+	return eps, nil
 }
 
 // replyJSON is a CommandReply as "--json" prints it.

@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go/micro"
-
 	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/internal/memlimit"
 )
@@ -25,7 +23,7 @@ projections (the query endpoint's stats, as 'nats micro stats cairn' shows
 them) and prints
   projections: 2 shards, applied up to seq 57, 0 failures, cache 10 hits / 3 misses
   snapshots: restored seq 40 (2 graphs, 3.1 ms), 0 fallbacks; 4 rounds, 0 failed, last seq 57 (5120 bytes, 1 graphs, 2.5 ms, blocked up to 0.3 ms)
-  time travel: 3 queries, 1 view hits, 2 builds (1 from snapshot, 0 from view), 0 bad snapshots, 2 cached views, last build 1.2 ms
+  time travel: 3 queries, 1 view hits, 2 builds (1 from snapshot, 0 from view), 0 bad snapshots, 2 cached views, last build 1.2 ms, 0 refused (no build room)
 preceded by the graph grains' counters and the engine process's memory
 (the command endpoint's stats):
   grains: 1 active, 2 activations (1 from a snapshot, 0 snapshot fallbacks), 3 snapshots written (0 failed, 2048 bytes, blocked up to 0.2 ms), replayed 4 transactions
@@ -65,41 +63,33 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if _, err := parseArgs(fs, "health", args); err != nil {
 		return err
 	}
-	subject, err := micro.ControlSubject(micro.StatsVerb, api.ServiceName, "")
+	endpoints, err := c.endpointStats(ctx, "query", "command")
 	if err != nil {
 		return err
-	}
-	msg, err := c.requestRaw(ctx, subject, "a stats request", nil, "")
-	if err != nil {
-		return err
-	}
-	var stats micro.Stats
-	if err := json.Unmarshal(msg.Data, &stats); err != nil {
-		return fmt.Errorf("the engine's stats are not JSON: %w", err)
 	}
 	var h *api.ProjectionHealth
 	var grains *api.GrainHealth
 	var mem *api.MemoryHealth
-	for _, e := range stats.Endpoints {
-		if len(e.Data) == 0 || string(e.Data) == "null" {
+	for name, data := range endpoints {
+		if len(data) == 0 || string(data) == "null" {
 			continue
 		}
 		var err error
-		switch e.Name {
+		switch name {
 		case "query":
 			h = &api.ProjectionHealth{}
-			err = json.Unmarshal(e.Data, h)
+			err = json.Unmarshal(data, h)
 		case "command":
 			var cs struct {
 				*api.GrainHealth
 				// A pointer: an engine from before the memory report has none.
 				Memory *api.MemoryHealth `json:"memory"`
 			}
-			err = json.Unmarshal(e.Data, &cs)
+			err = json.Unmarshal(data, &cs)
 			grains, mem = cs.GrainHealth, cs.Memory
 		}
 		if err != nil {
-			return fmt.Errorf("the engine's %s endpoint stats: %w", e.Name, err)
+			return fmt.Errorf("the engine's %s endpoint stats: %w", name, err)
 		}
 	}
 	if h == nil {
@@ -137,8 +127,8 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		s, tt := h.Snapshots, h.TimeTravel
 		fmt.Fprintf(stdout, "snapshots: restored seq %d (%d graphs, %.1f ms), %d fallbacks; %d rounds, %d failed, last seq %d (%d bytes, %d graphs, %.1f ms, blocked up to %.1f ms)\n",
 			s.RestoredSeq, s.RestoredGraphs, s.RestoreMs, s.Fallbacks, s.Rounds, s.Failures, s.LastSeq, s.LastBytes, s.LastGraphs, s.LastRoundMs, s.MaxBlockMs)
-		fmt.Fprintf(stdout, "time travel: %d queries, %d view hits, %d builds (%d from snapshot, %d from view), %d bad snapshots, %d cached views, last build %.1f ms\n",
-			tt.Queries, tt.ViewHits, tt.Builds, tt.FromSnapshot, tt.FromView, tt.BadSnapshots, tt.Cached, tt.LastBuildMs)
+		fmt.Fprintf(stdout, "time travel: %d queries, %d view hits, %d builds (%d from snapshot, %d from view), %d bad snapshots, %d cached views, last build %.1f ms, %d refused (no build room)\n",
+			tt.Queries, tt.ViewHits, tt.Builds, tt.FromSnapshot, tt.FromView, tt.BadSnapshots, tt.Cached, tt.LastBuildMs, tt.Refused)
 		fmt.Fprintf(stdout, "audit: %d rounds, last %.1f ms, %d graphs quarantined for data loss\n", h.Audits, h.LastAuditMs, h.DataLoss)
 		if h.StreamLost != "" {
 			fmt.Fprintf(stdout, "  DATA LOSS: %s\n", h.StreamLost)

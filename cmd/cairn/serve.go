@@ -81,8 +81,11 @@ Flags:
                         nothing fails at it. The caches are sized from it:
                         the query caches of all shards get a 32nd of it,
                         time-travel views an eighth, the snapshots time
-                        travel keeps a 32nd (2GiB on 2 CPUs gives 4096
-                        answers per shard, 8 views and 64 MiB). Default:
+                        travel keeps a 32nd, the time-travel views being
+                        built a quarter (2GiB on 2 CPUs gives 4096 answers
+                        per shard, 8 views, 64 MiB and 512 MiB; an --as-of
+                        query that finds no build room in 2s is refused
+                        as RESOURCE_EXHAUSTED). Default:
                         GOMEMLIMIT from the environment when set, else 75%
                         of the cgroup's memory limit or, without one, of
                         the machine's memory. GOGC (default 100) still sets
@@ -218,7 +221,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	debug.SetGCPercent(gogc)
 	logger.Info("memory limit", "limit", memlimit.Format(limit), "bytes", limit, "from", limitFrom, "gogc", gogc,
 		"query_cache_entries_per_shard", cfg.Projections.CacheEntries, "view_cache_entries", cfg.Projections.ViewCacheEntries,
-		"view_snapshot_bytes", cfg.Projections.ViewSnapshotBytes)
+		"view_snapshot_bytes", cfg.Projections.ViewSnapshotBytes, "view_build_bytes", cfg.Projections.ViewBuildBytes)
 	eng, err := cairn.Open(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -183,7 +183,10 @@ type CommandReply struct {
 	Duplicate bool   `protobuf:"varint,5,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	TxId      string `protobuf:"bytes,6,opt,name=tx_id,json=txId,proto3" json:"tx_id,omitempty"`
 	// error is set when the command was refused; nothing was written then.
-	Error         *Error `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	Error *Error `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	// content_hash is kept only in the engine's idempotency window (see
+	// CommandRecord.content_hash); replies to clients leave it empty.
+	ContentHash   []byte `protobuf:"bytes,8,opt,name=content_hash,json=contentHash,proto3" json:"content_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -267,6 +270,13 @@ func (x *CommandReply) GetError() *Error {
 	return nil
 }
 
+func (x *CommandReply) GetContentHash() []byte {
+	if x != nil {
+		return x.ContentHash
+	}
+	return nil
+}
+
 var File_cairn_v1_replies_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_replies_proto_rawDesc = "" +
@@ -275,7 +285,7 @@ const file_cairn_v1_replies_proto_rawDesc = "" +
 	"\x05Error\x12'\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x13.cairn.v1.ErrorCodeR\x04code\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xd0\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xf3\x01\n" +
 	"\fCommandReply\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x19\n" +
@@ -284,7 +294,8 @@ const file_cairn_v1_replies_proto_rawDesc = "" +
 	"\bposition\x18\x04 \x01(\x04R\bposition\x12\x1c\n" +
 	"\tduplicate\x18\x05 \x01(\bR\tduplicate\x12\x13\n" +
 	"\x05tx_id\x18\x06 \x01(\tR\x04txId\x12%\n" +
-	"\x05error\x18\a \x01(\v2\x0f.cairn.v1.ErrorR\x05error*\xd2\x02\n" +
+	"\x05error\x18\a \x01(\v2\x0f.cairn.v1.ErrorR\x05error\x12!\n" +
+	"\fcontent_hash\x18\b \x01(\fR\vcontentHash*\xd2\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bERROR_CODE_INVALID_ARGUMENT\x10\x01\x12\x18\n" +

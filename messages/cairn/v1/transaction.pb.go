@@ -133,7 +133,11 @@ type CommandRecord struct {
 	Issuer        string                 `protobuf:"bytes,4,opt,name=issuer,proto3" json:"issuer,omitempty"`
 	// event_count is the number of consecutive events of the transaction that
 	// this command produced.
-	EventCount    uint32 `protobuf:"varint,5,opt,name=event_count,json=eventCount,proto3" json:"event_count,omitempty"`
+	EventCount uint32 `protobuf:"varint,5,opt,name=event_count,json=eventCount,proto3" json:"event_count,omitempty"`
+	// content_hash is the first 16 bytes of the SHA-256 of the envelope's
+	// commands (aggregate.ContentHash): a retry with the same command_id must
+	// carry the same content. Empty in transactions written before it existed.
+	ContentHash   []byte `protobuf:"bytes,6,opt,name=content_hash,json=contentHash,proto3" json:"content_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -201,6 +205,13 @@ func (x *CommandRecord) GetEventCount() uint32 {
 		return x.EventCount
 	}
 	return 0
+}
+
+func (x *CommandRecord) GetContentHash() []byte {
+	if x != nil {
+		return x.ContentHash
+	}
+	return nil
 }
 
 // EventRecord is one event as it was hashed.
@@ -271,7 +282,7 @@ const file_cairn_v1_transaction_proto_rawDesc = "" +
 	"\x13timestamp_unix_nano\x18\x04 \x01(\x03R\x11timestampUnixNano\x12-\n" +
 	"\x06events\x18\x05 \x03(\v2\x15.cairn.v1.EventRecordR\x06events\x12\x1c\n" +
 	"\tsignature\x18\x06 \x01(\fR\tsignature\x12\x15\n" +
-	"\x06key_id\x18\a \x01(\tR\x05keyId\"\xb1\x01\n" +
+	"\x06key_id\x18\a \x01(\tR\x05keyId\"\xd4\x01\n" +
 	"\rCommandRecord\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12%\n" +
@@ -279,7 +290,8 @@ const file_cairn_v1_transaction_proto_rawDesc = "" +
 	"\fcausation_id\x18\x03 \x01(\tR\vcausationId\x12\x16\n" +
 	"\x06issuer\x18\x04 \x01(\tR\x06issuer\x12\x1f\n" +
 	"\vevent_count\x18\x05 \x01(\rR\n" +
-	"eventCount\":\n" +
+	"eventCount\x12!\n" +
+	"\fcontent_hash\x18\x06 \x01(\fR\vcontentHash\":\n" +
 	"\vEventRecord\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x19\n" +
 	"\bdag_cbor\x18\x02 \x01(\fR\adagCborB8Z6github.com/cairn-graph/cairn/messages/cairn/v1;cairnv1b\x06proto3"
