@@ -7,11 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/nats-io/nuid"
 	"google.golang.org/protobuf/proto"
 
@@ -28,13 +30,14 @@ const defaultServer = "nats://127.0.0.1:4222"
 // authFlags are the NATS credentials and TLS files, for client commands and
 // for "cairn serve --nats".
 type authFlags struct {
-	creds, user, password, tlsCert, tlsKey, tlsCA string
+	creds, user, password, nkey, tlsCert, tlsKey, tlsCA string
 }
 
 func (a *authFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.creds, "creds", "", "NATS credentials `file` (JWT and NKey seed)")
 	fs.StringVar(&a.user, "user", "", "NATS user `name`")
 	fs.StringVar(&a.password, "password", "", "NATS `password`")
+	fs.StringVar(&a.nkey, "nkey", "", "NATS nkey seed `file` (cairn auth nkey)")
 	fs.StringVar(&a.tlsCert, "tls-cert", "", "TLS client certificate `file` (with --tls-key)")
 	fs.StringVar(&a.tlsKey, "tls-key", "", "TLS client key `file` (with --tls-cert)")
 	fs.StringVar(&a.tlsCA, "tls-ca", "", "TLS root CA `file` to trust the server by")
@@ -42,21 +45,41 @@ func (a *authFlags) register(fs *flag.FlagSet) {
 
 // set reports whether any credential or TLS flag was given.
 func (a *authFlags) set() bool {
-	return a.creds != "" || a.user != "" || a.password != "" || a.tlsCert != "" || a.tlsKey != "" || a.tlsCA != ""
+	return a.credentials() || a.tlsCert != "" || a.tlsKey != "" || a.tlsCA != ""
+}
+
+// credentials reports whether a credential flag was given.
+func (a *authFlags) credentials() bool {
+	return a.creds != "" || a.user != "" || a.password != "" || a.nkey != ""
 }
 
 // options returns the nats.Connect options for the flags, or a usage error
-// for an incomplete pair.
+// for an incomplete pair. A user or nkey login takes replies under its own
+// inbox prefix (api.InboxPrefix), the only one an engine with users lets
+// it read.
 func (a *authFlags) options(topic string) ([]nats.Option, error) {
 	var opts []nats.Option
 	if a.creds != "" {
 		opts = append(opts, nats.UserCredentials(a.creds))
+	}
+	if a.nkey != "" && (a.user != "" || a.password != "" || a.creds != "") {
+		return nil, &usageError{topic: topic, err: errors.New("--nkey logs in by itself: give it without --user, --password or --creds")}
 	}
 	if a.user != "" || a.password != "" {
 		if a.user == "" {
 			return nil, &usageError{topic: topic, err: errors.New("--password needs --user")}
 		}
 		opts = append(opts, nats.UserInfo(a.user, a.password))
+		if aggregate.ValidateGraphID("user", a.user) == nil { // one subject token
+			opts = append(opts, nats.CustomInboxPrefix(api.InboxPrefix(a.user)))
+		}
+	}
+	if a.nkey != "" {
+		o, pub, err := nkeyOption(a.nkey)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o, nats.CustomInboxPrefix(api.InboxPrefix(pub)))
 	}
 	if (a.tlsCert == "") != (a.tlsKey == "") {
 		return nil, &usageError{topic: topic, err: errors.New("--tls-cert and --tls-key go together")}
@@ -68,6 +91,27 @@ func (a *authFlags) options(topic string) ([]nats.Option, error) {
 		opts = append(opts, nats.RootCAs(a.tlsCA))
 	}
 	return opts, nil
+}
+
+// nkeyOption reads a user nkey seed file and returns the option that logs
+// in with it, and its public key.
+func nkeyOption(file string) (nats.Option, string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, "", fmt.Errorf("--nkey: %w", err)
+	}
+	kp, err := nkeys.ParseDecoratedNKey(data)
+	if err != nil {
+		return nil, "", fmt.Errorf("--nkey %s: not an nkey seed: %w", file, err)
+	}
+	pub, err := kp.PublicKey()
+	if err == nil && !nkeys.IsValidPublicUserKey(pub) {
+		err = errors.New("not a user nkey ('SU...' seed)")
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("--nkey %s: %w", file, err)
+	}
+	return nats.Nkey(pub, kp.Sign), pub, nil
 }
 
 // clientFlags are the flags of every command that talks to a running engine.
@@ -244,9 +288,18 @@ func (w *writeFlags) execute(ctx context.Context, stdout io.Writer, graph string
 
 // send makes one command request to the "cairn" micro service.
 func (w *writeFlags) send(ctx context.Context, env *cairnv1.CommandEnvelope) (*cairnv1.CommandReply, error) {
+	// The graph is a subject token: refuse a graph id that cannot be one
+	// here, as the engine would.
+	if err := aggregate.ValidateGraphID("graph_id", env.GetGraphId()); err != nil {
+		var ce *aggregate.CommandError
+		if errors.As(err, &ce) {
+			return aggregate.ErrorReply(env, ce), nil
+		}
+		return nil, err
+	}
 	rep := &cairnv1.CommandReply{}
 	hint := "; the command may still be applied: retry with --command-id " + env.GetCommandId()
-	if err := w.request(ctx, api.CommandSubject, "command", env, rep, hint); err != nil {
+	if err := w.request(ctx, api.CommandSubjectFor(env.GetGraphId()), "command", env, rep, hint); err != nil {
 		return nil, err
 	}
 	return rep, nil
