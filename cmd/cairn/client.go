@@ -121,6 +121,9 @@ type clientFlags struct {
 	auth    authFlags
 	timeout time.Duration
 	json    bool
+	// refused gets the server's permission violations on the connection
+	// (connect), so that a request the user may not make fails at once.
+	refused chan error
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet, topic string, timeout time.Duration) {
@@ -143,6 +146,15 @@ func (c *clientFlags) connect() (*nats.Conn, error) {
 	// One request per process: on a lost connection fail at once (the
 	// command may be retried with its id) rather than buffer and wait.
 	opts = append(opts, nats.Name("cairn-cli"), nats.Timeout(min(c.timeout, 5*time.Second)), nats.NoReconnect())
+	c.refused = make(chan error, 1)
+	opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			select {
+			case c.refused <- err:
+			default:
+			}
+		}
+	}))
 	nc, err := nats.Connect(c.server, opts...)
 	switch {
 	case errors.Is(err, nats.ErrNoServers):
@@ -191,6 +203,30 @@ func openGraphReader(ctx context.Context, topic string, args []string, extra ...
 	return r, ctx, func() { closeConn(); cancel() }, nil
 }
 
+// guard returns ctx, cancelled when the server refuses this login
+// something on the connection (a permission violation: the server drops
+// the message and says so on the side, so a request would wait for its
+// timeout), and a function that stops watching and returns the refusal,
+// nil when there was none.
+func (c *clientFlags) guard(ctx context.Context) (context.Context, func() error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var denied error
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case denied = <-c.refused:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() error {
+		cancel()
+		<-watched
+		return denied
+	}
+}
+
 // timedOut adds the --timeout to an error that ran out of time.
 func (c *clientFlags) timedOut(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -213,8 +249,15 @@ func (c *clientFlags) openStore(ctx context.Context) (*persistence.Store, *persi
 		return nil, nil, nil, fmt.Errorf("jetstream on %s: %w", c.server, err)
 	}
 	cfg := persistence.DefaultStoreConfig()
-	// LookupStore never creates or changes the stream.
-	if _, err := persistence.LookupStore(ctx, js, cfg); err != nil {
+	// LookupStore never creates or changes the stream. Reading it takes
+	// an admin login on an engine with users.
+	gctx, refused := c.guard(ctx)
+	_, err = persistence.LookupStore(gctx, js, cfg)
+	if denied := refused(); denied != nil {
+		nc.Close()
+		return nil, nil, nil, fmt.Errorf("read stream %s on %s: refused, this login may not (reading the event store takes the admin role): %w", cfg.Stream, c.server, denied)
+	}
+	if err != nil {
 		nc.Close()
 		if errors.Is(err, persistence.ErrNotFound) {
 			return nil, nil, nil, fmt.Errorf("no Cairn event store on %s (stream %s not found)", c.server, cfg.Stream)
@@ -333,10 +376,14 @@ func (c *clientFlags) requestRaw(ctx context.Context, subject, what string, data
 	defer nc.Close()
 	rctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	rctx, refused := c.guard(rctx)
 	msg, err := nc.RequestWithContext(rctx, subject, data)
+	denied := refused()
 	switch {
 	case err == nil:
 		return msg, nil
+	case denied != nil:
+		return nil, fmt.Errorf("send %s to %s: refused, this login may not: %w", what, c.server, denied)
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, fmt.Errorf("no Cairn engine answers on %s (is 'cairn serve' running?)", c.server)
 	case errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionClosed):
