@@ -1,16 +1,9 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,6 +16,7 @@ import (
 
 	"github.com/cairn-graph/cairn/api"
 	cairnauth "github.com/cairn-graph/cairn/auth"
+	"github.com/cairn-graph/cairn/internal/tlstest"
 )
 
 // withStdin runs f with os.Stdin reading text.
@@ -206,73 +200,16 @@ func TestServeAuth(t *testing.T) {
 	}
 }
 
-// pki is a throwaway CA with a server and a client certificate, as PEM
-// files.
-type pki struct {
-	ca, serverCert, serverKey, clientCert, clientKey string
-}
-
-func newPKI(t *testing.T) pki {
-	t.Helper()
-	dir := t.TempDir()
-	write := func(name, typ string, der []byte) string {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	key := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	now := time.Now()
-	caKey := key()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cairn test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
-		k := key()
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "EC PRIVATE KEY", kder)
-	}
-	p := pki{ca: write("ca.pem", "CERTIFICATE", caDER)}
-	p.serverCert, p.serverKey = leaf("server", 2, x509.ExtKeyUsageServerAuth)
-	p.clientCert, p.clientKey = leaf("client", 3, x509.ExtKeyUsageClientAuth)
-	return p
-}
-
 // TestServeTLS: with --tls-cert a client that does not trust the CA is
 // refused and one that does is served; with --tls-verify a client
 // without a certificate is refused too.
 func TestServeTLS(t *testing.T) {
-	p := newPKI(t)
+	p := tlstest.New(t)
 	for _, verify := range []bool{false, true} {
 		args := []string{"--data", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--sample", "--json", "--log-level", "error",
-			"--tls-cert", p.serverCert, "--tls-key", p.serverKey}
+			"--tls-cert", p.ServerCert, "--tls-key", p.ServerKey}
 		if verify {
-			args = append(args, "--tls-ca", p.ca, "--tls-verify")
+			args = append(args, "--tls-ca", p.CA, "--tls-verify")
 		}
 		line, stop := serveInProcess(t, args...)
 		var ready readyLine
@@ -283,8 +220,8 @@ func TestServeTLS(t *testing.T) {
 		if r := runCLI(t, stats...); r.code() != 1 || !strings.Contains(r.stderr, "certificate") {
 			t.Errorf("verify=%v, no CA: exit %d, %s", verify, r.code(), r.stderr)
 		}
-		withCA := append(stats[:len(stats):len(stats)], "--tls-ca", p.ca)
-		withCert := append(withCA[:len(withCA):len(withCA)], "--tls-cert", p.clientCert, "--tls-key", p.clientKey)
+		withCA := append(stats[:len(stats):len(stats)], "--tls-ca", p.CA)
+		withCert := append(withCA[:len(withCA):len(withCA)], "--tls-cert", p.ClientCert, "--tls-key", p.ClientKey)
 		if verify {
 			if r := runCLI(t, withCA...); r.code() != 1 {
 				t.Errorf("verify=%v, no client certificate: exit %d, %s", verify, r.code(), r.stderr)
