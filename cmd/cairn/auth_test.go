@@ -121,7 +121,8 @@ func TestServeAuth(t *testing.T) {
 	if r := runCLI(t, "serve", "--data", t.TempDir(), "--nats-listen", "0.0.0.0:0"); r.code() != exitUsage || !strings.Contains(r.stderr, "--insecure") {
 		t.Fatalf("serve beyond loopback without --auth: exit %d, %s", r.code(), r.stderr)
 	}
-	line, stop := serveInProcess(t, "--data", filepath.Join(dir, "data"), "--nats-listen", "0.0.0.0:0", "--auth", file, "--json", "--log-level", "error")
+	line, stop := serveInProcess(t, "--data", filepath.Join(dir, "data"), "--nats-listen", "0.0.0.0:0", "--auth", file, "--json", "--log-level", "error",
+		"--snapshot-every", "1") // snapshots, so that archive gets as far as writing
 	var ready readyLine
 	if err := json.Unmarshal([]byte(line), &ready); err != nil {
 		t.Fatal(err)
@@ -195,6 +196,14 @@ func TestServeAuth(t *testing.T) {
 	}
 	must(ops, "log", "a")
 	must(board, "health")
+	// Not even an admin may write the object store or purge the stream.
+	r := cli(ops, "archive", "a", "--before", "3", "--timeout", "20s")
+	if r.code() != 1 || !strings.Contains(r.stderr, "refused") || !strings.Contains(r.stderr, "ermissions") {
+		t.Errorf("archive as admin: exit %d, %s", r.code(), r.stderr)
+	}
+	if out := must(ops, "verify", "a"); !strings.Contains(out, "chain whole: 11 transactions") {
+		t.Errorf("verify after the refused archive: %s", out)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
