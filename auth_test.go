@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/auth"
+	"github.com/cairn-graph/cairn/internal/enginetest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -31,7 +32,7 @@ type authEngine struct {
 	pubs  map[string]string // and their public keys
 }
 
-func openAuthEngine(t *testing.T) *authEngine {
+func openAuthEngine(t testing.TB) *authEngine {
 	t.Helper()
 	// The lowest bcrypt cost: each login hashes once.
 	hash := func(name string) string {
@@ -92,7 +93,7 @@ type client struct {
 	errs chan error
 }
 
-func (a *authEngine) connect(t *testing.T, name string) *client {
+func (a *authEngine) connect(t testing.TB, name string) *client {
 	t.Helper()
 	c := &client{errs: make(chan error, 64)}
 	opts := []nats.Option{
@@ -162,14 +163,14 @@ func (c *client) command(t *testing.T, subject string, e *cairnv1.CommandEnvelop
 	return rep
 }
 
-func (c *client) query(t *testing.T, subject string, q *cairnv1.QueryRequest) *cairnv1.QueryReply {
+func (c *client) query(t testing.TB, subject string, q *cairnv1.QueryRequest) *cairnv1.QueryReply {
 	t.Helper()
 	rep := &cairnv1.QueryReply{}
 	c.request(t, subject, q, rep)
 	return rep
 }
 
-func (c *client) request(t *testing.T, subject string, req, rep proto.Message) {
+func (c *client) request(t testing.TB, subject string, req, rep proto.Message) {
 	t.Helper()
 	data, err := proto.Marshal(req)
 	if err != nil {
@@ -350,4 +351,47 @@ func TestAuthLogin(t *testing.T) {
 			t.Errorf("%s: %v, want an authorization error", name, err)
 		}
 	}
+}
+
+// BenchmarkAuthQuery is one query round trip over TCP as a reader on an
+// engine with users (the server checks the publish against the reader's
+// permissions, the reply goes to its own inbox prefix), against the same
+// on an engine without users, in the same run.
+func BenchmarkAuthQuery(b *testing.B) {
+	run := func(b *testing.B, c *client) {
+		q := getNode("a", "n1", 0)
+		for b.Loop() {
+			if rep := c.query(b, api.QuerySubjectFor("a"), q); rep.GetError() != nil {
+				b.Fatal(rep.GetError())
+			}
+		}
+	}
+	seed := func(b *testing.B, eng *cairn.Engine) {
+		rep, err := eng.Execute(context.Background(), addNode("a", "n1"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := eng.Query(context.Background(), getNode("a", "n1", rep.GetSeq())); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("open", func(b *testing.B) {
+		eng := enginetest.Open(b, "127.0.0.1:0")
+		create := &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{}}}
+		if _, err := eng.Execute(context.Background(), env("a", "create-a", create)); err != nil {
+			b.Fatal(err)
+		}
+		seed(b, eng)
+		nc, err := nats.Connect(eng.ClientURL())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer nc.Close()
+		run(b, &client{nc: nc})
+	})
+	b.Run("auth", func(b *testing.B) {
+		a := openAuthEngine(b)
+		seed(b, a.eng)
+		run(b, a.connect(b, "reader"))
+	})
 }
