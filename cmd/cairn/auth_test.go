@@ -244,3 +244,16 @@ func TestServeTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestServeInsecure: --insecure lets serve listen beyond loopback without
+// users.
+func TestServeInsecure(t *testing.T) {
+	line, stop := serveInProcess(t, "--data", t.TempDir(), "--nats-listen", "0.0.0.0:0", "--insecure", "--json", "--log-level", "error")
+	var ready readyLine
+	if err := json.Unmarshal([]byte(line), &ready); err != nil || !strings.HasPrefix(ready.NATS, "nats://0.0.0.0:") {
+		t.Fatalf("ready line %q (%v)", line, err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}
