@@ -1,6 +1,7 @@
 package cairn
 
 import (
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/auth"
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -29,6 +31,16 @@ type Config struct {
 	NATSOptions []nats.Option
 	// SyncAlways makes the embedded server fsync every write.
 	SyncAlways bool
+	// Auth, when set, is who may connect to the embedded server and what
+	// each may do (cairn serve --auth); the engine connects as an identity
+	// of its own that only it can use. Default nil: the server takes
+	// anyone who reaches NATSListen, with every right (keep it on
+	// loopback).
+	Auth *auth.File
+	// TLS, when set, makes the embedded server's clients use TLS
+	// (persistence.ServerTLS builds it; cairn serve --tls-cert). Default
+	// nil: plain TCP.
+	TLS *tls.Config
 	// Store, Grain, Cluster and Projections configure the parts; see their
 	// defaults (Projections.Shards: one shard per CPU). The caches with a
 	// memory budget are the projections' query caches
@@ -95,6 +107,12 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.DataDir == "" && c.NATSURL == "" {
 		errs = append(errs, errors.New("data dir is empty and no external NATS URL is set"))
+	}
+	if c.NATSURL != "" && (c.Auth != nil || c.TLS != nil) {
+		errs = append(errs, errors.New("auth and TLS configure the embedded server; an external NATS (NATSURL) has its own (NATSOptions)"))
+	}
+	if c.Auth != nil {
+		errs = append(errs, c.Auth.Validate())
 	}
 	if c.CommandTimeout <= 0 {
 		errs = append(errs, errors.New("command timeout must be positive"))

@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/api"
+	"github.com/cairn-graph/cairn/auth"
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
@@ -63,9 +64,15 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		}
 	}()
 	if cfg.NATSURL == "" {
-		e.server, err = persistence.StartServer(persistence.ServerConfig{
-			DataDir: cfg.DataDir, Listen: cfg.NATSListen, SyncAlways: cfg.SyncAlways, Logger: cfg.Logger,
-		})
+		scfg := persistence.ServerConfig{
+			DataDir: cfg.DataDir, Listen: cfg.NATSListen, SyncAlways: cfg.SyncAlways, Logger: cfg.Logger, TLS: cfg.TLS,
+		}
+		if cfg.Auth != nil {
+			scfg.Users, scfg.NkeyUsers = cfg.Auth.ServerUsers(auth.Streams{
+				Events: cfg.Store.Stream, EventSubjects: cfg.Store.SubjectPrefix, Objects: cfg.Snapshots.Bucket,
+			})
+		}
+		e.server, err = persistence.StartServer(scfg)
 		if err != nil {
 			return nil, err
 		}

@@ -130,13 +130,15 @@
 // # The gateway
 //
 // The NATS micro service "cairn" takes a protobuf cairn.v1.CommandEnvelope on
-// subject "cairn.command" and answers a protobuf cairn.v1.CommandReply, and
-// (when given a Querier) a protobuf cairn.v1.QueryRequest on "cairn.query",
-// answered with a cairn.v1.QueryReply; malformed input gets INVALID_ARGUMENT
-// and the service keeps serving.
+// subject "cairn.command.<graph>" and answers a protobuf cairn.v1.CommandReply,
+// and (when given a Querier) a protobuf cairn.v1.QueryRequest on
+// "cairn.query.<graph>", answered with a cairn.v1.QueryReply; a request whose
+// graph_id is not its subject's graph, and malformed input, get
+// INVALID_ARGUMENT and the service keeps serving. The un-graphed
+// "cairn.command" and "cairn.query" are served too, deprecated.
 //
 //	data, _ := proto.Marshal(envelope)
-//	msg, err := nc.Request(api.CommandSubject, data, 5*time.Second)
+//	msg, err := nc.Request(api.CommandSubjectFor(envelope.GraphId), data, 5*time.Second)
 //	reply := &cairnv1.CommandReply{}
 //	_ = proto.Unmarshal(msg.Data, reply)
 package actors

@@ -64,7 +64,8 @@ type GatewayConfig struct {
 	// endpoint's stats (api.CommandStats; the process's memory is always
 	// there).
 	Grains interface{ Health() api.GrainHealth }
-	// Queries, when set, is served on the "query" endpoint (api.QuerySubject).
+	// Queries, when set, is served on the "query" endpoint
+	// (api.QuerySubjects, and the deprecated api.QuerySubject).
 	Queries Querier
 	// Repair, when set, is served on the admin "repair" endpoint
 	// (api.RepairSubject, JSON): cairn repair (Projections.Repair).
@@ -142,26 +143,30 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 		}
 		cancel()
 	}
-	err = cmdSvc.AddEndpoint("command", micro.HandlerFunc(g.handleCommand),
-		micro.WithEndpointSubject(api.CommandSubject),
-		micro.WithEndpointMetadata(map[string]string{
-			"request":  "cairn.v1.CommandEnvelope (protobuf)",
-			"response": "cairn.v1.CommandReply (protobuf)",
-		}))
-	if err != nil {
-		stop()
-		return nil, fmt.Errorf("start gateway: add command endpoint: %w", err)
+	// Each kind of request on its per-graph subjects (whose stats carry
+	// the health), and on the deprecated un-graphed subject for one more
+	// release.
+	type endpoint struct {
+		svc           micro.Service
+		name, subject string
+		handler       micro.HandlerFunc
+		meta          map[string]string
+	}
+	cmdMeta := map[string]string{"request": "cairn.v1.CommandEnvelope (protobuf)", "response": "cairn.v1.CommandReply (protobuf)"}
+	endpoints := []endpoint{
+		{cmdSvc, "command", api.CommandSubjects, g.handleCommand, cmdMeta},
+		{cmdSvc, "command-deprecated", api.CommandSubject, g.handleCommand, cmdMeta},
 	}
 	if cfg.Queries != nil {
-		err = svc.AddEndpoint("query", micro.HandlerFunc(g.handleQuery),
-			micro.WithEndpointSubject(api.QuerySubject),
-			micro.WithEndpointMetadata(map[string]string{
-				"request":  "cairn.v1.QueryRequest (protobuf)",
-				"response": "cairn.v1.QueryReply (protobuf)",
-			}))
-		if err != nil {
+		queryMeta := map[string]string{"request": "cairn.v1.QueryRequest (protobuf)", "response": "cairn.v1.QueryReply (protobuf)"}
+		endpoints = append(endpoints,
+			endpoint{svc, "query", api.QuerySubjects, g.handleQuery, queryMeta},
+			endpoint{svc, "query-deprecated", api.QuerySubject, g.handleQuery, queryMeta})
+	}
+	for _, e := range endpoints {
+		if err := e.svc.AddEndpoint(e.name, e.handler, micro.WithEndpointSubject(e.subject), micro.WithEndpointMetadata(e.meta)); err != nil {
 			stop()
-			return nil, fmt.Errorf("start gateway: add query endpoint: %w", err)
+			return nil, fmt.Errorf("start gateway: add %s endpoint: %w", e.name, err)
 		}
 	}
 	if cfg.Repair != nil {
@@ -172,8 +177,7 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 				"response": "api.RepairReply (JSON)",
 			}))
 		if err != nil {
-			_ = svc.Stop()
-			cancel()
+			stop()
 			return nil, fmt.Errorf("start gateway: add repair endpoint: %w", err)
 		}
 	}
@@ -185,8 +189,7 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 				micro.WithEndpointMetadata(map[string]string{"request": "anything", "response": "api.Keys (JSON)"}))
 		}
 		if err != nil {
-			_ = svc.Stop()
-			cancel()
+			stop()
 			return nil, fmt.Errorf("start gateway: add keys endpoint: %w", err)
 		}
 	}
@@ -211,8 +214,23 @@ func (g *Gateway) handleCommand(req micro.Request) {
 		g.reply(req, aggregate.ErrorReply(env, invalid("", "request is not a protobuf cairn.v1.CommandEnvelope: %v", err)))
 		return
 	}
+	if err := subjectGraph(req.Subject(), env.GetGraphId()); err != nil {
+		g.reply(req, aggregate.ErrorReply(env, err))
+		return
+	}
 	g.work(g.cmdSem, func() { g.reply(req, aggregate.ErrorReply(env, unavailable("cairn is shutting down"))) },
 		func(ctx context.Context) { g.reply(req, g.exec.Execute(ctx, env)) })
+}
+
+// subjectGraph refuses a request whose per-graph subject names another
+// graph than the request itself: subject permissions are per graph, so
+// the graph a user may reach is the subject's. A request on a deprecated
+// un-graphed subject has no graph in its subject.
+func subjectGraph(subject, graph string) *aggregate.CommandError {
+	if sg, ok := api.GraphOfSubject(subject); ok && sg != graph {
+		return invalid("graph_id", "graph_id %q is not the graph of subject %s (%q)", graph, subject, sg)
+	}
+	return nil
 }
 
 // work runs do on a worker goroutine, at most MaxInFlight of sem's kind at once, bounded by
@@ -244,6 +262,10 @@ func (g *Gateway) handleQuery(req micro.Request) {
 	q := &cairnv1.QueryRequest{}
 	if err := proto.Unmarshal(req.Data(), q); err != nil {
 		g.respond(req, &cairnv1.QueryReply{Error: invalid("", "request is not a protobuf cairn.v1.QueryRequest: %v", err).Proto()})
+		return
+	}
+	if err := subjectGraph(req.Subject(), q.GetGraphId()); err != nil {
+		g.respond(req, &cairnv1.QueryReply{Error: err.Proto()})
 		return
 	}
 	g.work(g.querySem, func() { g.respond(req, &cairnv1.QueryReply{Error: unavailable("cairn is shutting down").Proto()}) },

@@ -104,9 +104,11 @@ func TestGatewayOverNATS(t *testing.T) {
 	if info.Name != api.ServiceName || info.Version != api.ServiceVersion {
 		t.Fatalf("info: %+v", info)
 	}
-	i := slices.IndexFunc(info.Endpoints, func(e micro.EndpointInfo) bool { return e.Name == "command" })
-	if i < 0 || info.Endpoints[i].Subject != api.CommandSubject {
-		t.Fatalf("endpoints %+v lack command on %s", info.Endpoints, api.CommandSubject)
+	for name, subject := range map[string]string{"command": api.CommandSubjects, "command-deprecated": api.CommandSubject} {
+		i := slices.IndexFunc(info.Endpoints, func(e micro.EndpointInfo) bool { return e.Name == name })
+		if i < 0 || info.Endpoints[i].Subject != subject {
+			t.Fatalf("endpoints %+v lack %s on %s", info.Endpoints, name, subject)
+		}
 	}
 	subj, _ = micro.ControlSubject(micro.StatsVerb, api.ServiceName, "")
 	if msg, err = client.Request(subj, nil, 5*time.Second); err != nil {
@@ -116,10 +118,11 @@ func TestGatewayOverNATS(t *testing.T) {
 	if err := json.Unmarshal(msg.Data, &stats); err != nil {
 		t.Fatal(err)
 	}
-	if len(stats.Endpoints) != 1 {
-		t.Fatalf("stats list %d endpoints, want 1", len(stats.Endpoints))
+	if len(stats.Endpoints) != 2 || stats.Endpoints[0].Name != "command" || stats.Endpoints[1].Name != "command-deprecated" {
+		t.Fatalf("stats list endpoints %+v, want command and command-deprecated", stats.Endpoints)
 	}
-	if n := stats.Endpoints[0].NumRequests; n != 11 {
+	// This test sends on the deprecated subject.
+	if n := stats.Endpoints[1].NumRequests; n != 11 {
 		t.Fatalf("stats count %d requests, want 11", n)
 	}
 	// The command endpoint's data is the process's memory (this gateway

@@ -1,14 +1,63 @@
 package api
 
+import "strings"
+
 // Service identity on NATS: the "cairn" micro service that every engine
 // member runs.
 const (
 	ServiceName    = "cairn"
 	ServiceVersion = "0.1.0"
-	// CommandSubject takes a protobuf CommandEnvelope and answers a protobuf
-	// CommandReply.
+	// CommandSubjectPrefix followed by a graph id is where that graph's
+	// commands go (CommandSubjectFor): a protobuf CommandEnvelope in, a
+	// protobuf CommandReply out. The graph in the subject must be the
+	// envelope's graph_id, so that NATS subject permissions can limit a
+	// user to some graphs.
+	CommandSubjectPrefix = "cairn.command."
+	// QuerySubjectPrefix followed by a graph id is where that graph's
+	// queries go (QuerySubjectFor): a protobuf QueryRequest in, a protobuf
+	// QueryReply out; the subject's graph must be the request's graph_id.
+	QuerySubjectPrefix = "cairn.query."
+	// CommandSubjects and QuerySubjects are the wildcards the engine
+	// answers the per-graph subjects on.
+	CommandSubjects = CommandSubjectPrefix + "*"
+	QuerySubjects   = QuerySubjectPrefix + "*"
+	// CommandSubject takes a protobuf CommandEnvelope for any graph and
+	// answers a protobuf CommandReply.
+	//
+	// Deprecated: send to CommandSubjectFor(graph). The engine answers on
+	// it for one more release; only users allowed on every graph may use
+	// it.
 	CommandSubject = "cairn.command"
-	// QuerySubject takes a protobuf QueryRequest and answers a protobuf
-	// QueryReply.
+	// QuerySubject takes a protobuf QueryRequest for any graph and answers
+	// a protobuf QueryReply.
+	//
+	// Deprecated: send to QuerySubjectFor(graph), as for CommandSubject.
 	QuerySubject = "cairn.query"
+	// InboxRoot is the root of every reply subject (NATS's default).
+	InboxRoot = "_INBOX"
 )
+
+// CommandSubjectFor returns the subject that takes graph's commands.
+func CommandSubjectFor(graph string) string { return CommandSubjectPrefix + graph }
+
+// QuerySubjectFor returns the subject that takes graph's queries.
+func QuerySubjectFor(graph string) string { return QuerySubjectPrefix + graph }
+
+// GraphOfSubject returns the graph named by a per-graph command or query
+// subject ("cairn.command.g" gives "g"), and false for any other subject
+// (the deprecated un-graphed ones included).
+func GraphOfSubject(subject string) (string, bool) {
+	for _, p := range [...]string{CommandSubjectPrefix, QuerySubjectPrefix} {
+		if g, ok := strings.CutPrefix(subject, p); ok && g != "" && !strings.Contains(g, ".") {
+			return g, true
+		}
+	}
+	return "", false
+}
+
+// InboxPrefix is the reply-subject prefix of a client that logs in as
+// identity (a user name, or the public key of an nkey) on an engine
+// started with users: each identity may subscribe only under its own
+// prefix, so that nobody reads another's replies. Give it to nats.go as
+// nats.CustomInboxPrefix (the nats CLI: --inbox-prefix).
+func InboxPrefix(identity string) string { return InboxRoot + "." + identity }

@@ -68,7 +68,7 @@ func (d inProcess) JetStream() jetstream.JetStream {
 }
 
 // Remote drives any running engine through the "cairn" NATS micro service
-// (the subjects api.CommandSubject and api.QuerySubject), as a
+// (each graph's api.CommandSubjectFor and api.QuerySubjectFor), as a
 // cluster member or another program would: a protobuf request and reply
 // per command or query, over nc. timeout bounds each request. It is also
 // the importer.Executor of `cairn import`.
@@ -90,12 +90,12 @@ func (d *remote) Name() string { return "remote" }
 
 func (d *remote) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) (*cairnv1.CommandReply, error) {
 	rep := &cairnv1.CommandReply{}
-	return rep, d.request(ctx, api.CommandSubject, env, rep)
+	return rep, d.request(ctx, api.CommandSubjectFor(env.GetGraphId()), env, rep)
 }
 
 func (d *remote) Query(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, error) {
 	rep := &cairnv1.QueryReply{}
-	return rep, d.request(ctx, api.QuerySubject, req, rep)
+	return rep, d.request(ctx, api.QuerySubjectFor(req.GetGraphId()), req, rep)
 }
 
 func (d *remote) JetStream() jetstream.JetStream { return d.js }

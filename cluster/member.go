@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -12,6 +14,8 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // Config configures a cluster member. DefaultConfig documents the defaults.
@@ -20,9 +24,15 @@ type Config struct {
 	// "cairn".
 	Name string
 	// Host and Port are where the member's remote endpoint listens. Default
-	// 127.0.0.1 and 0 (a free port).
+	// 127.0.0.1 and 0 (a free port). A Host beyond loopback needs TLS.
 	Host string
 	Port int
+	// TLS, when set, makes the remote endpoint speak mutual TLS: it serves
+	// with TLS.Certificates and takes only peers whose certificate
+	// TLS.ClientCAs signed (whatever TLS.ClientAuth says), and it dials
+	// other members with the same certificate, trusting TLS.RootCAs.
+	// Default nil: plaintext gRPC, allowed on loopback only.
+	TLS *tls.Config
 	// RequestTimeout bounds a grain request. Default 10 seconds.
 	RequestTimeout time.Duration
 	// Logger receives the actor system's and cluster's logs. Default:
@@ -41,6 +51,12 @@ func (c Config) Validate() error {
 	if c.Name == "" {
 		errs = append(errs, errors.New("cluster name is empty"))
 	}
+	if c.TLS == nil && !loopback(c.Host) {
+		errs = append(errs, fmt.Errorf("host %q reaches beyond this machine: the remote endpoint needs mutual TLS there (Config.TLS)", c.Host))
+	}
+	if c.TLS != nil && (len(c.TLS.Certificates) == 0 || c.TLS.ClientCAs == nil || c.TLS.RootCAs == nil) {
+		errs = append(errs, errors.New("TLS needs a certificate, the CAs that sign peers' certificates (ClientCAs) and the CAs to trust peers by (RootCAs)"))
+	}
 	if c.Port < 0 || c.Port > 65535 {
 		errs = append(errs, fmt.Errorf("port %d is out of range", c.Port))
 	}
@@ -51,6 +67,15 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("logger is nil (use a discard logger)"))
 	}
 	return errors.Join(errs...)
+}
+
+// loopback reports whether host is a loopback address or localhost.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Member is one running member of a Proto.Actor cluster that hosts kinds.
@@ -98,7 +123,15 @@ func Start(cfg Config, kinds ...*cluster.Kind) (*Member, error) {
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 	provider := &joinProvider{Provider: test.NewTestProvider(test.NewInMemAgent()), joined: make(chan struct{})}
 	lookup := disthash.New()
-	rc := remote.Configure(cfg.Host, cfg.Port)
+	var remoteOpts []remote.ConfigOption
+	if cfg.TLS != nil {
+		srv := cfg.TLS.Clone()
+		srv.ClientAuth = tls.RequireAndVerifyClientCert
+		remoteOpts = append(remoteOpts,
+			remote.WithServerOptions(grpc.Creds(credentials.NewTLS(srv))),
+			remote.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(cfg.TLS.Clone()))))
+	}
+	rc := remote.Configure(cfg.Host, cfg.Port, remoteOpts...)
 	cc := cluster.Configure(cfg.Name, provider, lookup, rc,
 		cluster.WithKinds(kinds...),
 		cluster.WithRequestTimeout(cfg.RequestTimeout),

@@ -2,15 +2,19 @@ package persistence
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // DefaultMaxPayload is the embedded server's default max_payload: the
@@ -51,12 +55,28 @@ type ServerConfig struct {
 	// Logger receives the server's notices and errors (debug and trace are
 	// off). Default: discard.
 	Logger *slog.Logger
+	// Users and NkeyUsers, when either is set, are the only identities
+	// other processes may connect as, each with its own permissions
+	// (auth.File.ServerUsers builds them). The engine then connects as an
+	// identity of its own, with every right, made at start: an nkey whose
+	// seed never leaves the process and that only in-process connections
+	// may use (Connect). Default: none, and anyone who reaches the
+	// listener may do anything.
+	Users     []*server.User
+	NkeyUsers []*server.NkeyUser
+	// TLS, when set, makes clients on the listener use TLS with it (see
+	// ServerTLS); a config that requires and verifies client certificates
+	// makes the server require them. In-process connections never use TLS.
+	TLS *tls.Config
 }
 
 // Server is an embedded nats-server with JetStream.
 type Server struct {
 	ns  *server.Server
 	cfg ServerConfig
+	// engine is the engine's own identity when the server has users; nil
+	// otherwise.
+	engine nkeys.KeyPair
 }
 
 // StartServer starts an embedded nats-server with JetStream in cfg.DataDir
@@ -88,6 +108,22 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	if cfg.SyncAlways {
 		opts.SyncAlways = true
 	}
+	var engine nkeys.KeyPair
+	if len(cfg.Users) > 0 || len(cfg.NkeyUsers) > 0 {
+		var pub string
+		var err error
+		if engine, pub, err = engineIdentity(); err != nil {
+			return nil, fmt.Errorf("start nats: %w", err)
+		}
+		opts.Users = cfg.Users
+		opts.Nkeys = append(slices.Clone(cfg.NkeyUsers), &server.NkeyUser{
+			Nkey: pub, AllowedConnectionTypes: map[string]struct{}{jwt.ConnectionTypeInProcess: {}},
+		})
+	}
+	if cfg.TLS != nil {
+		opts.TLS, opts.TLSConfig = true, cfg.TLS
+		opts.TLSVerify = cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+	}
 	if cfg.Listen == ListenNone {
 		opts.DontListen = true
 	} else {
@@ -117,7 +153,35 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("start nats: not ready within %s (is %s in use, or %s not writable?)", cfg.ReadyTimeout, cfg.Listen, cfg.DataDir)
 	}
-	return &Server{ns: ns, cfg: cfg}, nil
+	return &Server{ns: ns, cfg: cfg, engine: engine}, nil
+}
+
+// engineIdentity makes the engine's nkey for one run of the server.
+func engineIdentity() (nkeys.KeyPair, string, error) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, "", fmt.Errorf("engine identity: %w", err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, "", fmt.Errorf("engine identity: %w", err)
+	}
+	return kp, pub, nil
+}
+
+// ServerTLS returns a TLS config for ServerConfig.TLS from PEM files: the
+// server's certificate and key, and, when caFile is set, the CA that
+// client certificates are checked against. verifyClients requires every
+// client to present a certificate that caFile's CA signed.
+func ServerTLS(certFile, keyFile, caFile string, verifyClients bool) (*tls.Config, error) {
+	if verifyClients && caFile == "" {
+		return nil, errors.New("server TLS: requiring client certificates needs a CA file to check them with")
+	}
+	c, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: certFile, KeyFile: keyFile, CaFile: caFile, Verify: verifyClients})
+	if err != nil {
+		return nil, fmt.Errorf("server TLS: %w", err)
+	}
+	return c, nil
 }
 
 // ClientURL returns the URL other processes connect to, or "" when the server
@@ -132,9 +196,18 @@ func (s *Server) ClientURL() string {
 // DataDir returns the JetStream data directory.
 func (s *Server) DataDir() string { return s.cfg.DataDir }
 
-// Connect opens an in-process connection (no TCP) to the server.
+// Connect opens an in-process connection (no TCP) to the server, as the
+// engine's own identity when the server has users.
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
-	opts = append([]nats.Option{nats.InProcessServer(s.ns), nats.Name("cairn-engine")}, opts...)
+	base := []nats.Option{nats.InProcessServer(s.ns), nats.Name("cairn-engine")}
+	if s.engine != nil {
+		pub, err := s.engine.PublicKey()
+		if err != nil {
+			return nil, fmt.Errorf("connect to embedded nats: %w", err)
+		}
+		base = append(base, nats.Nkey(pub, s.engine.Sign))
+	}
+	opts = append(base, opts...)
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to embedded nats: %w", err)

@@ -128,9 +128,15 @@ func runArchive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			graph, before, asked, oldest, res.FirstSeq)
 	}
 	fmt.Fprintf(stderr, "archiving graph %s: transactions below seq %d (asked %d, oldest aggregate snapshot seq %d)\n", graph, before, asked, oldest)
-	ar, err := r.store.Archive(ctx, graph, before, func(pr persistence.ArchiveProgress) {
+	// On an engine with users no login may write the object store or
+	// purge the stream: the server refuses, and archive stops at once.
+	actx, refused := r.guard(ctx)
+	ar, err := r.store.Archive(actx, graph, before, func(pr persistence.ArchiveProgress) {
 		fmt.Fprintf(stderr, "  %s, %s, %d bytes\n", plural(pr.Transactions, "transaction"), plural(pr.Objects, "object"), pr.Bytes)
 	})
+	if denied := refused(); denied != nil {
+		return fmt.Errorf("archive graph %s: refused, this login may not write the object store or purge the stream (no login may on an engine with --auth): %w", graph, denied)
+	}
 	if err != nil {
 		return fmt.Errorf("archive graph %s below seq %d: %w", graph, before, r.timedOut(err))
 	}

@@ -88,7 +88,11 @@ Engine:
                         machine's memory; see cairn help serve)
   --server URL          NATS URL of the engine, for --driver remote
                         (default nats://127.0.0.1:4222); the client flags
-                        --creds, --user, --password, --tls-* apply
+                        --creds, --user, --password, --nkey, --tls-* apply
+                        (on an engine with --auth: --no-baseline, which
+                        no login may run there; a writer can ingest, but
+                        bench reads the stream's size and heads itself,
+                        which takes an admin)
   --no-baseline         skip the raw JetStream baselines (they create and
                         delete the stream bench-raw on the server)
 

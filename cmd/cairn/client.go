@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/nats-io/nuid"
 	"google.golang.org/protobuf/proto"
 
@@ -29,13 +31,14 @@ const defaultServer = "nats://127.0.0.1:4222"
 // authFlags are the NATS credentials and TLS files, for client commands and
 // for "cairn serve --nats".
 type authFlags struct {
-	creds, user, password, tlsCert, tlsKey, tlsCA string
+	creds, user, password, nkey, tlsCert, tlsKey, tlsCA string
 }
 
 func (a *authFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.creds, "creds", "", "NATS credentials `file` (JWT and NKey seed)")
 	fs.StringVar(&a.user, "user", "", "NATS user `name`")
 	fs.StringVar(&a.password, "password", "", "NATS `password`")
+	fs.StringVar(&a.nkey, "nkey", "", "NATS nkey seed `file` (cairn auth nkey)")
 	fs.StringVar(&a.tlsCert, "tls-cert", "", "TLS client certificate `file` (with --tls-key)")
 	fs.StringVar(&a.tlsKey, "tls-key", "", "TLS client key `file` (with --tls-cert)")
 	fs.StringVar(&a.tlsCA, "tls-ca", "", "TLS root CA `file` to trust the server by")
@@ -43,21 +46,41 @@ func (a *authFlags) register(fs *flag.FlagSet) {
 
 // set reports whether any credential or TLS flag was given.
 func (a *authFlags) set() bool {
-	return a.creds != "" || a.user != "" || a.password != "" || a.tlsCert != "" || a.tlsKey != "" || a.tlsCA != ""
+	return a.credentials() || a.tlsCert != "" || a.tlsKey != "" || a.tlsCA != ""
+}
+
+// credentials reports whether a credential flag was given.
+func (a *authFlags) credentials() bool {
+	return a.creds != "" || a.user != "" || a.password != "" || a.nkey != ""
 }
 
 // options returns the nats.Connect options for the flags, or a usage error
-// for an incomplete pair.
+// for an incomplete pair. A user or nkey login takes replies under its own
+// inbox prefix (api.InboxPrefix), the only one an engine with users lets
+// it read.
 func (a *authFlags) options(topic string) ([]nats.Option, error) {
 	var opts []nats.Option
 	if a.creds != "" {
 		opts = append(opts, nats.UserCredentials(a.creds))
+	}
+	if a.nkey != "" && (a.user != "" || a.password != "" || a.creds != "") {
+		return nil, &usageError{topic: topic, err: errors.New("--nkey logs in by itself: give it without --user, --password or --creds")}
 	}
 	if a.user != "" || a.password != "" {
 		if a.user == "" {
 			return nil, &usageError{topic: topic, err: errors.New("--password needs --user")}
 		}
 		opts = append(opts, nats.UserInfo(a.user, a.password))
+		if aggregate.ValidateGraphID("user", a.user) == nil { // one subject token
+			opts = append(opts, nats.CustomInboxPrefix(api.InboxPrefix(a.user)))
+		}
+	}
+	if a.nkey != "" {
+		o, pub, err := nkeyOption(a.nkey)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, o, nats.CustomInboxPrefix(api.InboxPrefix(pub)))
 	}
 	if (a.tlsCert == "") != (a.tlsKey == "") {
 		return nil, &usageError{topic: topic, err: errors.New("--tls-cert and --tls-key go together")}
@@ -71,6 +94,27 @@ func (a *authFlags) options(topic string) ([]nats.Option, error) {
 	return opts, nil
 }
 
+// nkeyOption reads a user nkey seed file and returns the option that logs
+// in with it, and its public key.
+func nkeyOption(file string) (nats.Option, string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, "", fmt.Errorf("--nkey: %w", err)
+	}
+	kp, err := nkeys.ParseDecoratedNKey(data)
+	if err != nil {
+		return nil, "", fmt.Errorf("--nkey %s: not an nkey seed: %w", file, err)
+	}
+	pub, err := kp.PublicKey()
+	if err == nil && !nkeys.IsValidPublicUserKey(pub) {
+		err = errors.New("not a user nkey ('SU...' seed)")
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("--nkey %s: %w", file, err)
+	}
+	return nats.Nkey(pub, kp.Sign), pub, nil
+}
+
 // clientFlags are the flags of every command that talks to a running engine.
 type clientFlags struct {
 	topic   string
@@ -82,6 +126,9 @@ type clientFlags struct {
 	// check signatures against; signer signs the archives it writes.
 	trust  *persistence.Keyring
 	signer *persistence.Signer
+	// refused gets the server's permission violations on the connection
+	// (connect), so that a request the user may not make fails at once.
+	refused chan error
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet, topic string, timeout time.Duration) {
@@ -104,6 +151,15 @@ func (c *clientFlags) connect() (*nats.Conn, error) {
 	// One request per process: on a lost connection fail at once (the
 	// command may be retried with its id) rather than buffer and wait.
 	opts = append(opts, nats.Name("cairn-cli"), nats.Timeout(min(c.timeout, 5*time.Second)), nats.NoReconnect())
+	c.refused = make(chan error, 1)
+	opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			select {
+			case c.refused <- err:
+			default:
+			}
+		}
+	}))
 	nc, err := nats.Connect(c.server, opts...)
 	switch {
 	case errors.Is(err, nats.ErrNoServers):
@@ -179,6 +235,30 @@ func openGraphReader(ctx context.Context, topic string, args []string, extra ...
 	return r, ctx, func() { closeConn(); cancel() }, nil
 }
 
+// guard returns ctx, cancelled when the server refuses this login
+// something on the connection (a permission violation: the server drops
+// the message and says so on the side, so a request would wait for its
+// timeout), and a function that stops watching and returns the refusal,
+// nil when there was none.
+func (c *clientFlags) guard(ctx context.Context) (context.Context, func() error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var denied error
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case denied = <-c.refused:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() error {
+		cancel()
+		<-watched
+		return denied
+	}
+}
+
 // timedOut adds the --timeout to an error that ran out of time.
 func (c *clientFlags) timedOut(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -201,8 +281,15 @@ func (c *clientFlags) openStore(ctx context.Context) (*persistence.Store, *persi
 		return nil, nil, nil, fmt.Errorf("jetstream on %s: %w", c.server, err)
 	}
 	cfg := persistence.DefaultStoreConfig()
-	// LookupStore never creates or changes the stream.
-	if _, err := persistence.LookupStore(ctx, js, cfg); err != nil {
+	// LookupStore never creates or changes the stream. Reading it takes
+	// an admin login on an engine with users.
+	gctx, refused := c.guard(ctx)
+	_, err = persistence.LookupStore(gctx, js, cfg)
+	if denied := refused(); denied != nil {
+		nc.Close()
+		return nil, nil, nil, fmt.Errorf("read stream %s on %s: refused, this login may not (reading the event store takes the admin role): %w", cfg.Stream, c.server, denied)
+	}
+	if err != nil {
 		nc.Close()
 		if errors.Is(err, persistence.ErrNotFound) {
 			return nil, nil, nil, fmt.Errorf("no Cairn event store on %s (stream %s not found)", c.server, cfg.Stream)
@@ -277,9 +364,18 @@ func (w *writeFlags) execute(ctx context.Context, stdout io.Writer, graph string
 
 // send makes one command request to the "cairn" micro service.
 func (w *writeFlags) send(ctx context.Context, env *cairnv1.CommandEnvelope) (*cairnv1.CommandReply, error) {
+	// The graph is a subject token: refuse a graph id that cannot be one
+	// here, as the engine would.
+	if err := aggregate.ValidateGraphID("graph_id", env.GetGraphId()); err != nil {
+		var ce *aggregate.CommandError
+		if errors.As(err, &ce) {
+			return aggregate.ErrorReply(env, ce), nil
+		}
+		return nil, err
+	}
 	rep := &cairnv1.CommandReply{}
 	hint := "; the command may still be applied: retry with --command-id " + env.GetCommandId()
-	if err := w.request(ctx, api.CommandSubject, "command", env, rep, hint); err != nil {
+	if err := w.request(ctx, api.CommandSubjectFor(env.GetGraphId()), "command", env, rep, hint); err != nil {
 		return nil, err
 	}
 	return rep, nil
@@ -313,7 +409,11 @@ func (c *clientFlags) requestRaw(ctx context.Context, subject, what string, data
 	defer nc.Close()
 	rctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	rctx, refused := c.guard(rctx)
 	msg, err := nc.RequestWithContext(rctx, subject, data)
+	if denied := refused(); err != nil && denied != nil {
+		return nil, fmt.Errorf("send %s to %s: refused, this login may not: %w", what, c.server, denied)
+	}
 	if err != nil {
 		return nil, c.requestError(ctx, err, what, hint)
 	}

@@ -108,6 +108,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runImport(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
+	case "auth":
+		return runAuth(ctx, rest, stdout, stderr)
 	}
 	if strings.HasPrefix(name, "-") {
 		return &usageError{err: fmt.Errorf("flag %s before the command: write 'cairn <command> [arguments] [flags]'", name)}
@@ -161,6 +163,7 @@ Usage:
   cairn repair <graph> --seq N
   cairn import <graph> FILE [--format edgelist|csv|jsonl] [--strict] ...
   cairn bench ingest|mixed|recovery|replay|peer|suite [--out DIR] ...
+  cairn auth add-user|hash-password|nkey|list ...
   cairn help [command]
 
 X and Y are points of a graph's history: a stream sequence (12), an RFC 3339
@@ -174,6 +177,7 @@ Client flags (every command but serve):
   --server URL          NATS URL of the engine (default nats://127.0.0.1:4222)
   --creds FILE          NATS credentials file
   --user U --password P NATS user and password
+  --nkey FILE           NATS nkey seed file (cairn auth nkey)
   --tls-cert F --tls-key F
                         TLS client certificate and key
   --tls-ca F            TLS root CA to trust the server by
@@ -242,6 +246,8 @@ func printUsage(w io.Writer, topic string) bool {
 		text, flags = importUsage, clientUsage
 	case "bench":
 		text = benchUsage
+	case "auth":
+		text = authUsage
 	default:
 		return false
 	}

@@ -228,7 +228,7 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 // query makes one request to the "cairn" micro service's query endpoint.
 func (c *clientFlags) query(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, error) {
 	rep := &cairnv1.QueryReply{}
-	if err := c.request(ctx, api.QuerySubject, "query", req, rep, ""); err != nil {
+	if err := c.request(ctx, api.QuerySubjectFor(req.GetGraphId()), "query", req, rep, ""); err != nil {
 		return nil, err
 	}
 	return rep, nil

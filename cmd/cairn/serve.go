@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairn-graph/cairn"
+	cairnauth "github.com/cairn-graph/cairn/auth"
 	"github.com/cairn-graph/cairn/internal/memlimit"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
@@ -27,7 +29,9 @@ const serveUsage = `Usage:
               [--signing-key FILE | --no-signing] [--trust-keys FILE]
               [--trust-unsigned-through SEQ]
               [--log-level LEVEL] [--drain-timeout D] [--json]
-  cairn serve --nats URL [--creds FILE] [--user U --password P]
+              [--auth FILE] [--tls-cert F --tls-key F [--tls-ca F] [--tls-verify]]
+              [--insecure]
+  cairn serve --nats URL [--creds FILE] [--user U --password P | --nkey F]
               [--tls-cert F --tls-key F] [--tls-ca F] [--sample] ...
 
 serve runs the engine: an embedded NATS server with JetStream keeping its
@@ -46,12 +50,22 @@ Flags:
   --data DIR            embedded server's data directory (default .cairn)
   --nats-listen ADDR    where the embedded server listens for NATS clients,
                         host:port (port 0 picks a free one) or none
-                        (default 127.0.0.1:4222); it takes no credentials,
-                        so keep it on a loopback address
+                        (default 127.0.0.1:4222). An address beyond
+                        loopback is refused without --auth
+  --auth FILE           users file (cairn auth add-user): only its users may
+                        connect, each with its role's rights (reader,
+                        writer, admin) on its graphs. Without it anyone who
+                        reaches --nats-listen may do anything
+  --tls-cert F --tls-key F
+                        clients must use TLS, with this server certificate
+  --tls-ca F            the CA that client certificates are checked against
+  --tls-verify          require a client certificate signed by --tls-ca
+  --insecure            listen beyond loopback without --auth anyway
   --sync-always         fsync every write (survives power loss, slower)
-  --nats URL            use an external NATS with JetStream instead
-  --creds, --user, --password, --tls-cert, --tls-key, --tls-ca
-                        credentials and TLS files for --nats
+  --nats URL            use an external NATS with JetStream instead (its
+                        users and TLS are its own: no --auth)
+  --creds, --user, --password, --nkey, --tls-cert, --tls-key, --tls-ca
+                        credentials and TLS files to log in to --nats
   --replicas N          replicas of the event-store stream and of the
                         object-store bucket (snapshots, archives): 1, 3 or
                         5 (default 1; more than 1 needs a clustered NATS)
@@ -122,6 +136,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	natsURL := fs.String("nats", "", "external NATS `URL`")
 	var auth authFlags
 	auth.register(fs)
+	authFile := fs.String("auth", "", "users `file` of the embedded server")
+	tlsVerify := fs.Bool("tls-verify", false, "require client certificates signed by --tls-ca")
+	insecure := fs.Bool("insecure", false, "listen beyond loopback without --auth")
 	syncAlways := fs.Bool("sync-always", false, "fsync every write")
 	sample := fs.Bool("sample", false, "create the sample graph")
 	replicas := fs.Int("replicas", 1, "stream `replicas`")
@@ -189,8 +206,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usage("%v", err)
 	}
 	if *natsURL != "" {
-		if given["data"] || given["nats-listen"] || given["sync-always"] {
-			return usage("--data, --nats-listen and --sync-always configure the embedded server; with --nats the data lives in the external NATS")
+		if given["data"] || given["nats-listen"] || given["sync-always"] || given["auth"] || given["tls-verify"] || given["insecure"] {
+			return usage("--data, --nats-listen, --sync-always, --auth, --tls-verify and --insecure configure the embedded server; with --nats the data, users and TLS are the external NATS's")
 		}
 		opts, err := auth.options("serve")
 		if err != nil {
@@ -198,16 +215,30 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		cfg.NATSURL, cfg.NATSOptions = *natsURL, opts
 	} else {
-		if auth.set() {
-			return usage("--creds, --user, --password and --tls-* are for an external NATS (--nats); the embedded server takes no credentials")
+		if auth.credentials() {
+			return usage("--creds, --user, --password and --nkey log in to an external NATS (--nats); the embedded server's users come from --auth FILE")
 		}
 		dir, err := filepath.Abs(*data)
 		if err != nil {
 			return fmt.Errorf("serve: data dir %s: %w", *data, err)
 		}
 		cfg.DataDir, cfg.NATSListen, cfg.SyncAlways = dir, *listen, *syncAlways
+		if *authFile != "" {
+			if cfg.Auth, err = cairnauth.Load(*authFile); err != nil {
+				return fmt.Errorf("serve: --auth: %w", err)
+			}
+		}
+		if cfg.TLS, err = serverTLS(auth, *tlsVerify, usage); err != nil {
+			return err
+		}
 		if host, _, err := net.SplitHostPort(*listen); err == nil && !isLoopback(host) {
-			logger.Warn("the embedded NATS server takes no credentials and listens beyond this machine", "listen", *listen)
+			switch {
+			case cfg.Auth != nil:
+			case !*insecure:
+				return usage("--nats-listen %s reaches beyond this machine, and without --auth anyone who reaches it may write, purge or forge every graph: give --auth FILE (see 'cairn help auth'), or --insecure to listen open anyway", *listen)
+			default:
+				logger.Warn("--insecure: the embedded NATS server takes anyone, with every right, and listens beyond this machine", "listen", *listen)
+			}
 		}
 	}
 	if err := serveSigning(&cfg, logger, *noSigning, *signingKeyFile, *trustKeys, *unsignedThrough, usage); err != nil {
@@ -285,6 +316,28 @@ func memoryLimit(flagValue string, flagGiven bool, gomemlimit string, runtimeLim
 		from = "no limit: the available memory is unknown"
 	}
 	return n, from, nil
+}
+
+// serverTLS returns the embedded server's TLS config from --tls-cert,
+// --tls-key, --tls-ca and --tls-verify, nil without --tls-cert.
+func serverTLS(a authFlags, verify bool, usage func(string, ...any) error) (*tls.Config, error) {
+	if (a.tlsCert == "") != (a.tlsKey == "") {
+		return nil, usage("--tls-cert and --tls-key go together")
+	}
+	if a.tlsCert == "" {
+		if a.tlsCA != "" || verify {
+			return nil, usage("--tls-ca and --tls-verify need --tls-cert and --tls-key")
+		}
+		return nil, nil
+	}
+	if verify && a.tlsCA == "" {
+		return nil, usage("--tls-verify needs --tls-ca, the CA that signs the client certificates")
+	}
+	c, err := persistence.ServerTLS(a.tlsCert, a.tlsKey, a.tlsCA, verify)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	return c, nil
 }
 
 func isLoopback(host string) bool {

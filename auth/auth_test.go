@@ -1,0 +1,133 @@
+package auth_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cairn-graph/cairn/auth"
+)
+
+func TestValidate(t *testing.T) {
+	_, pub, err := auth.NewNkey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := auth.HashPassword("long-enough")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		users []auth.User
+		want  string // "" when valid
+	}{
+		{"password user", []auth.User{{Name: "a", Role: auth.Reader, Password: hash}}, ""},
+		{"nkey user with graphs", []auth.User{{Name: "a", Role: auth.Writer, Nkey: pub, Graphs: []string{"g-1", "h_2"}}}, ""},
+		{"both logins", []auth.User{{Name: "a", Role: auth.Admin, Nkey: pub, Password: hash}}, ""},
+		{"no users", nil, "no users"},
+		{"no login", []auth.User{{Name: "a", Role: auth.Reader}}, "neither a password nor an nkey"},
+		{"plain password", []auth.User{{Name: "a", Role: auth.Reader, Password: "secret123"}}, "not a bcrypt hash"},
+		{"bad nkey", []auth.User{{Name: "a", Role: auth.Reader, Nkey: "UNOTAKEY"}}, "not a public user nkey"},
+		{"seed as nkey", []auth.User{{Name: "a", Role: auth.Reader, Nkey: "SU" + pub[1:]}}, "not a public user nkey"},
+		{"bad role", []auth.User{{Name: "a", Role: "root", Password: hash}}, `role "root"`},
+		{"no role", []auth.User{{Name: "a", Password: hash}}, `role ""`},
+		{"dotted name", []auth.User{{Name: "a.b", Role: auth.Reader, Password: hash}}, "only letters"},
+		{"wildcard name", []auth.User{{Name: "*", Role: auth.Reader, Password: hash}}, "only letters"},
+		{"empty name", []auth.User{{Role: auth.Reader, Password: hash}}, "1-64"},
+		{"dotted graph", []auth.User{{Name: "a", Role: auth.Reader, Password: hash, Graphs: []string{"x.>"}}}, "graphs[0]"},
+		{"admin on graphs", []auth.User{{Name: "a", Role: auth.Admin, Password: hash, Graphs: []string{"g"}}}, "cannot be limited"},
+		{"same name", []auth.User{{Name: "a", Role: auth.Reader, Password: hash}, {Name: "a", Role: auth.Writer, Nkey: pub}}, "users[0]'s too"},
+		{"same nkey", []auth.User{{Name: "a", Role: auth.Reader, Nkey: pub}, {Name: "b", Role: auth.Writer, Nkey: pub}}, "nkey is users[0]'s"},
+		{"name is a key", []auth.User{{Name: pub, Role: auth.Reader, Password: hash}, {Name: "b", Role: auth.Writer, Nkey: pub}}, "users[1]'s nkey"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := (&auth.File{Users: c.users}).Validate()
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("valid file refused: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, auth.ErrInvalid)):
+				t.Fatalf("err = %v, want ErrInvalid with %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestSaveLoad(t *testing.T) {
+	hash, err := auth.HashPassword("long-enough")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.HashPassword("short"); err == nil {
+		t.Fatal("a 5-byte password was hashed")
+	}
+	path := filepath.Join(t.TempDir(), "users.json")
+	f := &auth.File{}
+	if f.Put(auth.User{Name: "a", Role: auth.Reader, Password: hash, Graphs: []string{"g"}}) {
+		t.Fatal("Put of a new user replaced one")
+	}
+	if !f.Put(auth.User{Name: "a", Role: auth.Writer, Password: hash}) {
+		t.Fatal("Put of the same name added one")
+	}
+	if err := f.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := auth.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Users) != 1 || got.Users[0].Role != auth.Writer || !got.Users[0].AllGraphs() {
+		t.Fatalf("loaded %+v", got.Users)
+	}
+	if err := os.WriteFile(path, []byte(`{"users":[{"name":"a","role":"reader","password":"`+hash+`","extra":1}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.Load(path); !errors.Is(err, auth.ErrInvalid) {
+		t.Fatalf("unknown field: %v", err)
+	}
+	if err := (&auth.File{}).Save(path); !errors.Is(err, auth.ErrInvalid) {
+		t.Fatalf("Save of an invalid file: %v", err)
+	}
+}
+
+// TestPermissions: what each role may publish; the event stream, stream
+// purges and deletions and the object store are denied to all, and every
+// identity subscribes under its own inbox only.
+func TestPermissions(t *testing.T) {
+	s := auth.Streams{Events: "event-store", EventSubjects: "cairn.events", Objects: "object-store"}
+	for _, c := range []struct {
+		user      auth.User
+		allow, no []string
+	}{
+		{auth.User{Role: auth.Reader, Graphs: []string{"a"}}, []string{"cairn.query.a", "$SRV.>"},
+			[]string{"cairn.query.*", "cairn.query", "cairn.command.a", "$JS.API.INFO"}},
+		{auth.User{Role: auth.Reader}, []string{"cairn.query.*", "cairn.query"}, []string{"cairn.command.*", "cairn.command"}},
+		{auth.User{Role: auth.Writer, Graphs: []string{"a", "b"}}, []string{"cairn.query.a", "cairn.command.b"},
+			[]string{"cairn.command.*", "cairn.command", "$JS.API.STREAM.INFO.event-store"}},
+		{auth.User{Role: auth.Admin}, []string{"cairn.command.*", "cairn.command", "$JS.API.STREAM.INFO.event-store",
+			"$JS.API.DIRECT.GET.OBJ_object-store.>"}, []string{"$JS.API.>", "$JS.API.STREAM.PURGE.event-store"}},
+	} {
+		p := c.user.Permissions("me", s)
+		for _, a := range c.allow {
+			if !slices.Contains(p.Publish.Allow, a) {
+				t.Errorf("%s %v: %s not allowed", c.user.Role, c.user.Graphs, a)
+			}
+		}
+		for _, a := range c.no {
+			if slices.Contains(p.Publish.Allow, a) {
+				t.Errorf("%s %v: %s allowed", c.user.Role, c.user.Graphs, a)
+			}
+		}
+		for _, d := range []string{"cairn.events.>", "$O.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.MSG.DELETE.>"} {
+			if !slices.Contains(p.Publish.Deny, d) {
+				t.Errorf("%s: publishing to %s not denied", c.user.Role, d)
+			}
+		}
+		if !slices.Equal(p.Subscribe.Allow, []string{"_INBOX.me.>"}) {
+			t.Errorf("%s: subscribe allow %v", c.user.Role, p.Subscribe.Allow)
+		}
+	}
+}

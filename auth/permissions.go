@@ -1,0 +1,106 @@
+package auth
+
+import (
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/cairn-graph/cairn/api"
+)
+
+// Streams names what an engine keeps in JetStream: the admin role reads
+// them, nobody but the engine writes them.
+type Streams struct {
+	// Events is the event-store stream's name ("event-store").
+	Events string
+	// EventSubjects is its subject prefix ("cairn.events").
+	EventSubjects string
+	// Objects is the object-store bucket's name ("object-store"); its
+	// stream is "OBJ_" + Objects.
+	Objects string
+}
+
+// ServerUsers returns f's users as nats-server users (password logins)
+// and nkey users, each with its role's permissions (Permissions).
+func (f *File) ServerUsers(s Streams) ([]*server.User, []*server.NkeyUser) {
+	var users []*server.User
+	var nkeyUsers []*server.NkeyUser
+	for _, u := range f.Users {
+		if u.Password != "" {
+			users = append(users, &server.User{Username: u.Name, Password: u.Password, Permissions: u.Permissions(u.Name, s)})
+		}
+		if u.Nkey != "" {
+			nkeyUsers = append(nkeyUsers, &server.NkeyUser{Nkey: u.Nkey, Permissions: u.Permissions(u.Nkey, s)})
+		}
+	}
+	return users, nkeyUsers
+}
+
+// Permissions returns what u, logged in as identity (its name, or its
+// nkey's public key), may publish and subscribe to:
+//
+//   - every role: requests to the micro service's $SRV subjects (ping,
+//     info, stats) and to api.KeysSubject (the engine's public signing
+//     keys), and subscriptions under its own inbox prefix
+//     (api.InboxPrefix(identity)) only, so it can neither answer an API
+//     subject nor read another user's replies;
+//   - reader: api.QuerySubjectFor of its graphs, or every graph's and
+//     the deprecated api.QuerySubject when on every graph;
+//   - writer: as reader, plus the command subjects the same way;
+//   - admin: as writer on every graph, plus api.RepairSubject (cairn
+//     repair, which the engine carries out) and the JetStream API requests
+//     that read the event stream and the object store: stream info,
+//     message get (direct and not), consumers (create, info, next, delete).
+//
+// Denied to all, whatever the allow list says: publishing to the event
+// subjects or the object store's subjects, creating, changing, purging or
+// deleting a stream, deleting a message, and subscribing to the API
+// subjects or the event subjects.
+func (u User) Permissions(identity string, s Streams) *server.Permissions {
+	pub := []string{"$SRV.>", api.KeysSubject}
+	add := func(prefix, legacy string) {
+		if u.AllGraphs() || u.Role == Admin {
+			pub = append(pub, prefix+"*", legacy)
+			return
+		}
+		for _, g := range u.Graphs {
+			pub = append(pub, prefix+g)
+		}
+	}
+	add(api.QuerySubjectPrefix, api.QuerySubject)
+	if u.Role == Writer || u.Role == Admin {
+		add(api.CommandSubjectPrefix, api.CommandSubject)
+	}
+	if u.Role == Admin {
+		pub = append(pub, api.RepairSubject, "$JS.API.INFO")
+		for _, st := range []string{s.Events, "OBJ_" + s.Objects} {
+			pub = append(pub,
+				"$JS.API.STREAM.INFO."+st,
+				"$JS.API.STREAM.MSG.GET."+st,
+				"$JS.API.DIRECT.GET."+st, "$JS.API.DIRECT.GET."+st+".>",
+				"$JS.API.CONSUMER.CREATE."+st, "$JS.API.CONSUMER.CREATE."+st+".>",
+				"$JS.API.CONSUMER.INFO."+st+".*",
+				"$JS.API.CONSUMER.MSG.NEXT."+st+".*",
+				"$JS.API.CONSUMER.DELETE."+st+".*",
+			)
+		}
+	}
+	return &server.Permissions{
+		Publish: &server.SubjectPermission{
+			Allow: pub,
+			Deny: []string{
+				s.EventSubjects + ".>", "$O.>", "$KV.>",
+				"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>",
+				"$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.MSG.DELETE.>",
+				"$JS.API.CONSUMER.DURABLE.>",
+			},
+		},
+		Subscribe: &server.SubjectPermission{
+			Allow: []string{api.InboxPrefix(identity) + ".>"},
+			Deny: []string{
+				api.CommandSubject, api.CommandSubjectPrefix + ">",
+				api.QuerySubject, api.QuerySubjectPrefix + ">",
+				api.KeysSubject, api.RepairSubject,
+				s.EventSubjects + ".>", "$SRV.>",
+			},
+		},
+	}
+}
