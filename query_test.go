@@ -136,11 +136,12 @@ func TestQueryPoisonedTransaction(t *testing.T) {
 	// A well-chained transaction whose edge has a missing endpoint: the
 	// grain would never write it.
 	ev := &cairnv1.Event{Kind: &cairnv1.Event_EdgeAdded{EdgeAdded: &cairnv1.EdgeAdded{EdgeId: "e", Source: "x", Target: "ghost"}}}
-	recs, _, err := persistence.Seal("bad", "poison-tx", time.Now().UnixNano(), res.Head, []*cairnv1.Event{ev})
+	now := time.Now().UnixNano()
+	recs, _, err := persistence.Seal("bad", "poison-tx", now, res.Head, []*cairnv1.Event{ev})
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := proto.Marshal(&cairnv1.Transaction{GraphId: "bad", TxId: "poison-tx", TimestampUnixNano: time.Now().UnixNano(),
+	data, err := proto.Marshal(&cairnv1.Transaction{GraphId: "bad", TxId: "poison-tx", TimestampUnixNano: now,
 		Commands: []*cairnv1.CommandRecord{{CommandId: "poison", EventCount: 1}}, Events: recs})
 	if err != nil {
 		t.Fatal(err)
@@ -161,11 +162,11 @@ func TestQueryPoisonedTransaction(t *testing.T) {
 
 	_, err = eng.Query(ctx, getNode("bad", "x", ack.Sequence))
 	want := fmt.Sprintf("projection of graph bad stopped at seq %d", ack.Sequence)
-	if !errors.Is(err, aggregate.ErrInternal) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "missing endpoint") {
-		t.Fatalf("query on the poisoned graph: err %v, want INTERNAL %q", err, want)
+	if !errors.Is(err, aggregate.ErrDataLoss) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "missing endpoint") {
+		t.Fatalf("query on the poisoned graph: err %v, want DATA_LOSS %q", err, want)
 	}
 	_, err = eng.Query(ctx, getNode("junk", "x", junk.Sequence))
-	if !errors.Is(err, aggregate.ErrInternal) || !strings.Contains(err.Error(), fmt.Sprintf("stopped at seq %d", junk.Sequence)) {
+	if !errors.Is(err, aggregate.ErrDataLoss) || !strings.Contains(err.Error(), fmt.Sprintf("stopped at seq %d", junk.Sequence)) {
 		t.Fatalf("query on the junk graph: %v", err)
 	}
 	stopped := eng.Projections().Stopped()

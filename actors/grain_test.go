@@ -513,8 +513,8 @@ func TestReplayRefusesOddTransactions(t *testing.T) {
 	m := startMember(t, store, quickGrains())
 	disp := actors.NewDispatcher(m.member.Cluster(), 3*time.Second) // fail fast when the grain does not answer
 	rep := disp.Execute(ctx, cmdtest.Envelope("g", "c1", cmdtest.AddNode("a")))
-	if rep.GetError().GetCode() != cmdtest.CodeUnavailable || !strings.Contains(rep.GetError().GetMessage(), "records no events") {
-		t.Fatalf("reply %v, want UNAVAILABLE naming the empty command", rep)
+	if rep.GetError().GetCode() != cairnv1.ErrorCode_ERROR_CODE_DATA_LOSS || !strings.Contains(rep.GetError().GetMessage(), "records no events") {
+		t.Fatalf("reply %v, want DATA_LOSS naming the empty command", rep)
 	}
 }
 

@@ -197,7 +197,7 @@ func TestServeAuth(t *testing.T) {
 	must(ops, "log", "a")
 	must(board, "health")
 	// Not even an admin may write the object store or purge the stream.
-	r := cli(ops, "archive", "a", "--before", "3", "--timeout", "20s")
+	r := cli(ops, "archive", "a", "--before", "3", "--timeout", "20s", "--signing-key", filepath.Join(dir, "data", "signing.nk"))
 	if r.code() != 1 || !strings.Contains(r.stderr, "refused") || !strings.Contains(r.stderr, "ermissions") {
 		t.Errorf("archive as admin: exit %d, %s", r.code(), r.stderr)
 	}
