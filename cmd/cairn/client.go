@@ -7,8 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
