@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/api"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
 )
 
 // Driver is how the harness reaches an engine. Execute and Query return an
@@ -42,6 +43,10 @@ func InProcess(e *cairn.Engine) Driver { return inProcess{e: e} }
 type inProcess struct{ e *cairn.Engine }
 
 func (d inProcess) Name() string { return "inprocess" }
+
+// Trust is the engine's keyring (nil when it checks no signatures): the
+// replay scenario's readers check what the engine's would.
+func (d inProcess) Trust() *persistence.Keyring { return d.e.Trust() }
 
 func (d inProcess) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) (*cairnv1.CommandReply, error) {
 	rep, err := d.e.Execute(ctx, env)

@@ -82,7 +82,14 @@ func Replay(ctx context.Context, d Driver, cfg ReplayConfig, live io.Writer) (*S
 	}
 	last := seqs[0]
 	events := int(1 + cfg.Workload.Commands()) // CreateGraph, then one event per command
-	store, err := persistence.LookupStore(ctx, js, persistence.DefaultStoreConfig())
+	// The readers check signatures as the engine's own do (in-process:
+	// its keyring; remote: none is known here).
+	var trust *persistence.Keyring
+	if t, ok := d.(interface{ Trust() *persistence.Keyring }); ok {
+		trust = t.Trust()
+	}
+	res.Config["signatures_checked"] = trust != nil
+	store, err := persistence.LookupStore(ctx, js, persistence.DefaultStoreConfig(), persistence.WithSigning(nil, trust))
 	if err != nil {
 		return nil, fmt.Errorf("replay: event store: %w", err)
 	}
@@ -112,7 +119,7 @@ func Replay(ctx context.Context, d Driver, cfg ReplayConfig, live io.Writer) (*S
 			break
 		}
 		t = time.Now()
-		err = catchUp(ctx, system, store, graph, last)
+		err = catchUp(ctx, system, store, trust, graph, last)
 		m.Record(OpReplayProjection, events, time.Since(t), err)
 		if err != nil {
 			break
@@ -171,8 +178,10 @@ func readRaw(ctx context.Context, js jetstream.JetStream, subject string, last u
 // catchUp builds fresh projections over store (no snapshots) and waits
 // until graph's read model applied last. They read the whole stream: on an
 // engine with other graphs, their transactions are applied too.
-func catchUp(ctx context.Context, system *actor.ActorSystem, store *persistence.Store, graph string, last uint64) error {
-	p, err := actors.NewProjections(system, store, actors.DefaultProjectionConfig())
+func catchUp(ctx context.Context, system *actor.ActorSystem, store *persistence.Store, trust *persistence.Keyring, graph string, last uint64) error {
+	cfg := actors.DefaultProjectionConfig()
+	cfg.Trust = trust
+	p, err := actors.NewProjections(system, store, cfg)
 	if err != nil {
 		return err
 	}

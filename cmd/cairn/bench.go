@@ -80,6 +80,10 @@ Engine:
                         through the "cairn" NATS micro service
   --data DIR            the embedded engine's data (default: a temporary
                         directory, removed afterwards)
+  --sign                the embedded engine signs its history with a fresh
+                        key and checks every signature, as cairn serve does
+                        by default (default: unsigned, as a library user's
+                        engine); recovery's and peer's cairn serve always sign
   --memory-limit SIZE|off
                         the memory limit of the in-process engine (given to
                         the Go runtime, and its caches sized from it) and of
@@ -147,6 +151,7 @@ type benchFlags struct {
 	driver, data, server string
 	auth                 authFlags
 	noBaseline           bool
+	sign                 bool
 	shape                string
 	w                    bench.Workload
 	graphs, batch, infl  int
@@ -208,6 +213,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile of the run to `file`")
 	fs.StringVar(&f.pgBin, "pg-bin", "", "peer: PostgreSQL's binaries `dir`")
 	fs.BoolVar(&f.noDurable, "no-durable", false, "peer: skip the durable writes")
+	fs.BoolVar(&f.sign, "sign", false, "the in-process engine signs and checks signatures")
 	pos, err := parseArgs(fs, "bench", args, "scenario")
 	if err != nil {
 		return err
@@ -288,7 +294,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 			if dir != "" && scenario == "suite" {
 				dir = filepath.Join(dir, name)
 			}
-			return openBenchEngine(ctx, dir, limit)
+			return openBenchEngine(ctx, dir, limit, f.sign)
 		}
 	case "remote":
 		if given["data"] {
@@ -469,7 +475,7 @@ func (f *benchFlags) executable() (string, error) {
 
 // openBenchEngine opens an embedded engine (no TCP listener) on dir, or
 // on a temporary directory removed by the returned close.
-func openBenchEngine(ctx context.Context, dir string, memLimit int64) (bench.Driver, func() error, error) {
+func openBenchEngine(ctx context.Context, dir string, memLimit int64, sign bool) (bench.Driver, func() error, error) {
 	tmp := ""
 	if dir == "" {
 		var err error
@@ -481,6 +487,15 @@ func openBenchEngine(ctx context.Context, dir string, memLimit int64) (bench.Dri
 	cfg := cairn.DefaultConfig(dir)
 	cfg.NATSListen = persistence.ListenNone
 	cfg.SizeCaches(memLimit)
+	if sign {
+		seed, err := persistence.NewSigningKey()
+		if err == nil {
+			cfg.Signer, err = persistence.NewSigner(seed)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("bench: --sign: %w", err)
+		}
+	}
 	eng, err := cairn.Open(ctx, cfg)
 	if err != nil {
 		if tmp != "" {
