@@ -67,11 +67,20 @@
 // as min_seq reads that write. Every answer carries as_of_seq, the shard's
 // position when the query ran.
 //
-// A transaction that cannot be applied (a corrupt message, an event that
-// does not fit, a read-model panic) stops that graph's projection: it is
-// logged, counted (Failures), listed by Stopped, and every query on the
-// graph answers INTERNAL "projection of graph g stopped at seq N: ...";
-// later transactions of the graph are not applied, other graphs go on.
+// Nothing the reader delivers is trusted: each transaction is checked as
+// the continuation of its graph's chain (persistence.Chain: CIDs, the link
+// to the head before it, positions, and with ProjectionConfig.Trust its
+// signature) before it is applied. A transaction that fails, or whose
+// events do not apply, quarantines its graph: it is logged, counted
+// (Failures), listed by Stopped, and every query on the graph answers
+// DATA_LOSS "projection of graph g stopped at seq N: ..." (INTERNAL for a
+// read-model panic); later transactions of the graph are not applied,
+// other graphs go on, and grains of the graph answer DATA_LOSS too
+// (GrainConfig.Quarantined). Every ProjectionConfig.AuditEvery the
+// projections compare the stream's census with what they applied, so a
+// purge, a deleted message or a deleted stream quarantines the graphs it
+// touches (see audit.go). Projections.Repair (cairn repair) mends a graph
+// stopped by a message that was never part of its chain.
 //
 // With ProjectionConfig.Snapshots set, the reader starts a snapshot round
 // every SnapshotEvery events, when it first catches up and on Close: every
