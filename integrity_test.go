@@ -276,3 +276,33 @@ func TestGapMadeWhileDownIsQuarantinedAfterRestart(t *testing.T) {
 	wantCommandDataLoss(t, eng, "g", "d")
 	wantHealthy(t, eng, "other", "y")
 }
+
+// An archive object deleted behind the engine's back: the history it held
+// is gone from both archive and stream. A reader of that stretch (time
+// travel, verify) refuses it as data loss, never answers from a part of
+// the graph.
+func TestDeletedArchiveObjectIsDataLoss(t *testing.T) {
+	eng := openAudited(t, t.TempDir())
+	ctx := context.Background()
+	newGraph(t, eng, "arch", "a", "b", "c", "d")
+	rep := addNodes(t, eng, "arch", "e")
+	res, err := eng.Store().Archive(ctx, "arch", rep.GetSeq()-1, nil)
+	if err != nil || res.Transactions == 0 {
+		t.Fatalf("archive: %+v, %v", res, err)
+	}
+	arcs, err := eng.Store().Archives(ctx, "arch")
+	if err != nil || len(arcs) == 0 {
+		t.Fatalf("archives: %v, %v", arcs, err)
+	}
+	if err := eng.Snapshots().Objects().Delete(ctx, arcs[0].Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Store().Verify(ctx, "arch"); err == nil {
+		t.Error("verify passed a history whose archive is gone")
+	}
+	_, err = eng.Query(ctx, &cairnv1.QueryRequest{GraphId: "arch", AsOf: &cairnv1.AsOf{Point: &cairnv1.AsOf_Seq{Seq: arcs[0].ToSeq + 1}},
+		Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}})
+	if !errors.Is(err, aggregate.ErrDataLoss) {
+		t.Fatalf("time travel into the deleted archive: err = %v, want DATA_LOSS", err)
+	}
+}
