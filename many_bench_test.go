@@ -1,0 +1,111 @@
+package cairn_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cairn-graph/cairn"
+	"github.com/cairn-graph/cairn/internal/benchutil"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
+)
+
+var (
+	manyGraphs = flag.Int("many.graphs", 5000, "graphs of BenchmarkManyGraphs")
+	manySample = flag.Int("many.sample", 300, "graphs BenchmarkManyGraphs times a cold and a warm command on")
+	manyFiller = flag.Int("many.filler", 3, "extra read-model snapshot objects per graph in BenchmarkManyGraphs, so that listing the bucket costs what it does in a store that has run a while")
+)
+
+// BenchmarkManyGraphs is issue 12's many-graphs case, end to end through
+// Engine.Execute and Engine.Close, one run (-benchtime 1x):
+//
+//  1. an engine creates many.graphs graphs (a graph and a node each, 32
+//     callers) and closes: every grain is active and writes its last
+//     snapshot as it stops (drain-fresh-s);
+//  2. a restarted engine finds a bucket of about (2 + many.filler) ×
+//     many.graphs objects (aggregate and read-model snapshots, and
+//     many.filler small read-model snapshots per graph put beside them);
+//     it sends one command to each of many.sample graphs (4 callers:
+//     cold-p50-ms, the activation loads the graph's snapshot), then one more
+//     to each (warm-p50-ms); cold-warm-ratio = cold ÷ warm medians;
+//  3. it sends one command to every graph (all grains active, each with an
+//     event since its snapshot), and Close drains them: drain-s (the
+//     engine's whole Close: grains with their last snapshots and pruning —
+//     SnapshotKeep 1, so that each prunes as a graph that has run a while
+//     does — then the projections' last snapshot round, NATS, the server).
+//
+//	go test -run '^$' -bench ManyGraphs -benchtime 1x .
+func BenchmarkManyGraphs(b *testing.B) {
+	dir := b.TempDir()
+	n, sample := *manyGraphs, min(*manySample, *manyGraphs)
+	open := func() *cairn.Engine {
+		cfg := cairn.DefaultConfig(dir)
+		cfg.NATSListen = persistence.ListenNone
+		cfg.Grain.SnapshotKeep = 1
+		eng, err := cairn.Open(context.Background(), cfg)
+		if err != nil {
+			b.Fatalf("open engine: %v", err)
+		}
+		return eng
+	}
+	closeEng := func(eng *cairn.Engine) time.Duration {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		start := time.Now()
+		if err := eng.Close(ctx); err != nil {
+			b.Fatalf("close engine: %v", err)
+		}
+		return time.Since(start)
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("many%05d", i)
+	}
+	send := func(eng *cairn.Engine, graphs []string, workers int, id string, cmds func(i int) []*cairnv1.Command, lat *benchutil.Latency) {
+		b.Helper()
+		_, err := benchutil.ClosedLoop(len(graphs), workers, lat, func(_, i int) error {
+			_, err := eng.Execute(context.Background(), &cairnv1.CommandEnvelope{GraphId: graphs[i], CommandId: id, Commands: cmds(i)})
+			return err
+		})
+		if err != nil {
+			b.Fatalf("%s: %v", id, err)
+		}
+	}
+	node := func(id string) func(int) []*cairnv1.Command {
+		return func(int) []*cairnv1.Command { return []*cairnv1.Command{benchAddNode(id)} }
+	}
+
+	for range b.N {
+		eng := open()
+		create := &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphType: "bench"}}}
+		send(eng, ids, 32, "create", func(int) []*cairnv1.Command { return []*cairnv1.Command{create, benchAddNode("a")} }, nil)
+		b.ReportMetric(closeEng(eng).Seconds(), "drain-fresh-s")
+
+		eng = open()
+		snaps := eng.Snapshots()
+		_, err := benchutil.ClosedLoop(n**manyFiller, 16, nil, func(_, i int) error {
+			_, err := snaps.Put(context.Background(), persistence.SnapshotInfo{
+				Kind: persistence.KindReadModel, Graph: ids[i%n], Seq: uint64(i / n), Format: 1}, []byte("filler"))
+			return err
+		})
+		if err != nil {
+			b.Fatalf("filler: %v", err)
+		}
+		all, err := snaps.Objects().List(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(len(all)), "objects")
+		cold, warm := benchutil.NewLatency(), benchutil.NewLatency()
+		send(eng, ids[:sample], 4, "cold", node("b"), cold)
+		send(eng, ids[:sample], 4, "warm", node("c"), warm)
+		b.ReportMetric(float64(cold.Quantile(0.5))/1e6, "cold-p50-ms")
+		b.ReportMetric(float64(warm.Quantile(0.5))/1e6, "warm-p50-ms")
+		b.ReportMetric(float64(cold.Quantile(0.5))/float64(warm.Quantile(0.5)), "cold-warm-ratio")
+		send(eng, ids, 32, "all", node("d"), nil)
+		b.ReportMetric(closeEng(eng).Seconds(), "drain-s")
+	}
+}
