@@ -200,10 +200,13 @@ func (x *snapIndex) remove(ctx context.Context, kind SnapshotKind, graph string,
 // marks it complete. It runs once per bucket, when a writer opens a bucket
 // whose index is not complete (new, or written by an engine from before the
 // index). Entries are merged, not replaced: what writers added meanwhile
-// stays.
+// stays. Each request is bounded by OpTimeout when ctx has no deadline,
+// not the whole build: a big bucket takes one small write per graph.
 func (s *Snapshots) buildIndex(ctx context.Context) error {
 	start := time.Now()
-	objs, err := s.listObjects(ctx, func(SnapshotKind, string) bool { return true })
+	lctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	objs, err := s.listObjects(lctx, func(SnapshotKind, string) bool { return true })
+	cancel()
 	if err != nil {
 		return fmt.Errorf("build snapshot index: list: %w", objectErr(err))
 	}
@@ -226,7 +229,9 @@ func (s *Snapshots) buildIndex(ctx context.Context) error {
 	for range min(len(found), indexBuilders) {
 		wg.Go(func() {
 			for sr := range todo {
-				err := s.index.update(ctx, sr.kind, sr.graph, func(seqs []uint64) []uint64 { return append(seqs, found[sr]...) })
+				uctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+				err := s.index.update(uctx, sr.kind, sr.graph, func(seqs []uint64) []uint64 { return append(seqs, found[sr]...) })
+				cancel()
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -246,7 +251,9 @@ func (s *Snapshots) buildIndex(ctx context.Context) error {
 		return fmt.Errorf("build snapshot index: %w", firstErr)
 	}
 	stamp, _ := json.Marshal(map[string]any{"built": start.UTC(), "objects": len(objs), "series": len(found)})
-	if _, err := s.index.kv.Put(ctx, indexBuilt, stamp); err != nil {
+	pctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	if _, err := s.index.kv.Put(pctx, indexBuilt, stamp); err != nil {
 		return fmt.Errorf("build snapshot index: %w", objectErr(err))
 	}
 	s.index.complete.Store(true)

@@ -218,12 +218,13 @@ func OpenSnapshots(ctx context.Context, js jetstream.JetStream, cfg SnapshotConf
 		return nil, err
 	}
 	ictx, cancel := withTimeout(ctx, cfg.OpTimeout)
-	defer cancel()
-	if s.index, err = createIndex(ictx, js, cfg); err != nil {
+	s.index, err = createIndex(ictx, js, cfg)
+	cancel()
+	if err != nil {
 		return nil, err
 	}
 	if !s.index.complete.Load() {
-		if err := s.buildIndex(ictx); err != nil {
+		if err := s.buildIndex(ctx); err != nil {
 			return nil, err
 		}
 	}
