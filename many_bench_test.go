@@ -30,6 +30,8 @@ var (
 // beside them). It sends one command to each of many.sample graphs (4
 // callers: cold-p50-ms, each activation loads its graph's snapshot), then
 // one more to each (warm-p50-ms); cold-warm-ratio is cold ÷ warm medians.
+// fetch-p50-ms is the graph's own snapshot fetch alone (List and Get of its
+// newest aggregate snapshot), for the goal cold ≈ warm + fetch.
 // Last it sends one command to every graph, so that every grain is active
 // with an event since its snapshot, and Close drains them (drain-s: the
 // engine's whole Close, the grains' last snapshots, the projections' last
@@ -105,6 +107,23 @@ func BenchmarkManyGraphs(b *testing.B) {
 		b.ReportMetric(float64(cold.Quantile(0.5))/1e6, "cold-p50-ms")
 		b.ReportMetric(float64(warm.Quantile(0.5))/1e6, "warm-p50-ms")
 		b.ReportMetric(float64(cold.Quantile(0.5))/float64(warm.Quantile(0.5)), "cold-warm-ratio")
+		// The graph's own snapshot fetch, alone: find its snapshots, read
+		// the newest (what an activation does before checking it).
+		fetch := benchutil.NewLatency()
+		_, err = benchutil.ClosedLoop(sample, 4, fetch, func(_, i int) error {
+			infos, err := snaps.List(context.Background(), persistence.KindAggregate, ids[i])
+			if err == nil && len(infos) == 0 {
+				err = fmt.Errorf("graph %s has no snapshot", ids[i])
+			}
+			if err == nil {
+				_, err = snaps.Get(context.Background(), infos[0])
+			}
+			return err
+		})
+		if err != nil {
+			b.Fatalf("fetch: %v", err)
+		}
+		b.ReportMetric(float64(fetch.Quantile(0.5))/1e6, "fetch-p50-ms")
 		if !*manyDrain {
 			closeEng(eng)
 			continue
