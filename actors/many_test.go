@@ -49,14 +49,6 @@ func wantAccepted(t *testing.T, what string, replies []*cairnv1.CommandReply) {
 	}
 }
 
-// snapDelta is what a snapshot store counted between two readings.
-func snapDelta(after, before persistence.SnapshotStats) persistence.SnapshotStats {
-	return persistence.SnapshotStats{
-		Listings: after.Listings - before.Listings, IndexLookups: after.IndexLookups - before.IndexLookups,
-		IndexStale: after.IndexStale - before.IndexStale, IndexErrors: after.IndexErrors - before.IndexErrors,
-	}
-}
-
 // Issue 12: many idle graphs, each with a snapshot, get one write each
 // after a restart. Every write is accepted, every activation starts from
 // the graph's snapshot found through the index (no listing of the bucket),
@@ -105,7 +97,7 @@ func TestManyGraphsColdAfterRestart(t *testing.T) {
 	if st.Activations != uint64(n) || st.SnapshotLoads != uint64(n) || st.SnapshotFallbacks != 0 || st.ReplayedTransactions != 0 {
 		t.Errorf("cold activations: %+v; want %d from snapshots, nothing replayed", st, n)
 	}
-	if d := snapDelta(snaps.Stats(), before); d.Listings != 0 || d.IndexLookups != uint64(n) || d.IndexErrors != 0 || d.IndexStale != 0 {
+	if d := snaps.Stats().Since(before); d.Listings != 0 || d.IndexLookups != uint64(n) || d.IndexErrors != 0 || d.IndexStale != 0 {
 		t.Errorf("cold activations found their snapshots with %+v; want %d index lookups, no listing", d, n)
 	}
 
@@ -120,7 +112,7 @@ func TestManyGraphsColdAfterRestart(t *testing.T) {
 	if st := m2.grains.Stats(); st.SnapshotsWritten != uint64(n) || st.SnapshotWriteErrors != 0 {
 		t.Errorf("drain: %d snapshots written, %d failed; want %d", st.SnapshotsWritten, st.SnapshotWriteErrors, n)
 	}
-	if d := snapDelta(snaps.Stats(), before); d.Listings != 0 {
+	if d := snaps.Stats().Since(before); d.Listings != 0 {
 		t.Errorf("the drain's snapshot writes and prunes listed the bucket %d times", d.Listings)
 	}
 	// One read of the stream (a read per graph costs tens of ms each).
@@ -195,7 +187,7 @@ func TestActivationWithoutIndex(t *testing.T) {
 		if st.SnapshotLoads != uint64(len(graphs)) || st.SnapshotFallbacks != 0 {
 			t.Errorf("%s: %+v; want every activation from its snapshot", open.name, st)
 		}
-		d := snapDelta(snaps.Stats(), before)
+		d := snaps.Stats().Since(before)
 		if open.indexed && (d.Listings != 0 || d.IndexLookups != uint64(len(graphs))) {
 			t.Errorf("%s: activations counted %+v; want index lookups only", open.name, d)
 		}
@@ -236,7 +228,7 @@ func TestActivationSkipsDeletedSnapshot(t *testing.T) {
 	if st.SnapshotLoads != 1 || st.ReplayedTransactions == 0 {
 		t.Errorf("activation: %+v; want it from the older snapshot plus a replayed tail", st)
 	}
-	if d := snapDelta(snaps.Stats(), before); d.IndexStale != 1 || d.Listings != 0 {
+	if d := snaps.Stats().Since(before); d.IndexStale != 1 || d.Listings != 0 {
 		t.Errorf("counted %+v; want the deleted snapshot's entry stale, no listing", d)
 	}
 	ref := startMember(t, w.store, refGrains())

@@ -278,6 +278,14 @@ type SnapshotStats struct {
 	IndexErrors uint64
 }
 
+// Since returns what was counted between before and s.
+func (s SnapshotStats) Since(before SnapshotStats) SnapshotStats {
+	return SnapshotStats{
+		Listings: s.Listings - before.Listings, IndexLookups: s.IndexLookups - before.IndexLookups,
+		IndexStale: s.IndexStale - before.IndexStale, IndexErrors: s.IndexErrors - before.IndexErrors,
+	}
+}
+
 type snapCounters struct {
 	listings, indexLookups, indexStale, indexErrors atomic.Uint64
 }

@@ -12,14 +12,6 @@ import (
 	"github.com/cairn-graph/cairn/persistence"
 )
 
-// snapStatsDelta is what a Snapshots counted between two readings.
-func snapStatsDelta(after, before persistence.SnapshotStats) persistence.SnapshotStats {
-	return persistence.SnapshotStats{
-		Listings: after.Listings - before.Listings, IndexLookups: after.IndexLookups - before.IndexLookups,
-		IndexStale: after.IndexStale - before.IndexStale, IndexErrors: after.IndexErrors - before.IndexErrors,
-	}
-}
-
 // One graph's snapshots are found, listed and pruned through the index,
 // never by listing the bucket, whatever else the bucket holds; listing
 // every graph still lists it.
@@ -66,14 +58,14 @@ func TestSnapshotIndexFindsOneGraph(t *testing.T) {
 	if list, _ := ss.List(ctx, persistence.KindAggregate, "nothing"); len(list) != 0 {
 		t.Errorf("a graph without snapshots lists %v", names(list))
 	}
-	d := snapStatsDelta(ss.Stats(), before)
+	d := ss.Stats().Since(before)
 	if d.Listings != 0 || d.IndexLookups != 4 || d.IndexStale != 0 || d.IndexErrors != 0 {
 		t.Errorf("one graph's list, prune, list and an empty graph's list counted %+v; want 4 index lookups and nothing else", d)
 	}
 	if all, err := ss.List(ctx, persistence.KindAggregate, ""); err != nil || len(all) != 52 {
 		t.Fatalf("every graph: %d snapshots, %v; want 52", len(all), err)
 	}
-	if d := snapStatsDelta(ss.Stats(), before); d.Listings != 1 {
+	if d := ss.Stats().Since(before); d.Listings != 1 {
 		t.Errorf("listing every graph counted %d listings, want 1", d.Listings)
 	}
 }
@@ -103,7 +95,7 @@ func TestSnapshotIndexStaleEntry(t *testing.T) {
 	if got, err := ss.Get(ctx, list[0]); err != nil || string(got) != "state" {
 		t.Fatalf("get the older snapshot: %q, %v", got, err)
 	}
-	if d := snapStatsDelta(ss.Stats(), before); d.IndexStale != 2 || d.Listings != 0 {
+	if d := ss.Stats().Since(before); d.IndexStale != 2 || d.Listings != 0 {
 		t.Errorf("counted %+v; want 2 stale entries, no listing", d)
 	}
 	// Delete of the missing newest drops its entry.
@@ -122,7 +114,7 @@ func TestSnapshotIndexStaleEntry(t *testing.T) {
 	if got := names(list); err != nil || !slices.Equal(got, []string{"g@50", "g@40"}) {
 		t.Fatalf("after pruning: %v, %v", got, err)
 	}
-	if d := snapStatsDelta(ss.Stats(), before); d.IndexStale != 0 {
+	if d := ss.Stats().Since(before); d.IndexStale != 0 {
 		t.Errorf("stale entries left in the index after Delete and Prune: %d", d.IndexStale)
 	}
 }
@@ -221,7 +213,7 @@ func TestSnapshotIndexConcurrentPuts(t *testing.T) {
 	if err != nil || len(list) != 40 || list[0].Seq != 40 || list[39].Seq != 1 {
 		t.Fatalf("after 40 concurrent puts: %v, %v", names(list), err)
 	}
-	if d := snapStatsDelta(ss.Stats(), before); d.Listings != 0 {
+	if d := ss.Stats().Since(before); d.Listings != 0 {
 		t.Errorf("listed the bucket: %+v", d)
 	}
 }
