@@ -231,7 +231,9 @@ type graphGrain struct {
 	// snapsStored is how many snapshots of the graph the store holds, as
 	// far as the grain knows (listed at activation, counted since): older
 	// ones are pruned only when a write takes it past SnapshotKeep, so that
-	// a graph with few snapshots never lists the bucket.
+	// a graph with few snapshots never looks for them. A stopping grain's
+	// last snapshot does not prune: the first write after its next
+	// activation does (see finalSnapshot).
 	snapsStored int
 
 	inflight *appendJob
@@ -588,7 +590,7 @@ func (g *graphGrain) snapshot() {
 	g.sinceSnap = 0
 	g.snapWrite = w
 	g.snapsStored++
-	prune := g.snapsStored > g.cfg.SnapshotKeep
+	prune := g.snapsStored > g.cfg.SnapshotKeep && !g.stopping
 	if prune {
 		g.snapsStored = g.cfg.SnapshotKeep
 	}
@@ -635,7 +637,12 @@ func (g *graphGrain) writeSnapshot(info persistence.SnapshotInfo, data []byte, p
 
 // finalSnapshot, as the grain stops, waits for the snapshot write in flight
 // and snapshots what was applied since, waiting for that write too, at most
-// AppendTimeout in all.
+// AppendTimeout in all. That write does not prune older snapshots: a drain
+// of many grains then costs one Put each, and the graph holds at most
+// SnapshotKeep + 1 snapshots until the first snapshot after its next
+// activation prunes. A snapshot not written (the wait ran out, the store
+// failed) loses nothing acknowledged: the next activation replays the
+// events from the stream.
 func (g *graphGrain) finalSnapshot() {
 	if g.cfg.Snapshots == nil {
 		return

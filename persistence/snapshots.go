@@ -157,6 +157,10 @@ type Snapshots struct {
 	// concurrent use.
 	encs map[zstd.EncoderLevel]*zstd.Encoder
 	dec  *zstd.Decoder // DecodeAll only: safe for concurrent use
+	// index finds one graph's snapshots without listing the bucket; nil
+	// for a reader that found no index bucket (see snapIndex).
+	index    *snapIndex
+	counters snapCounters
 }
 
 const (
@@ -211,7 +215,10 @@ func OpenObjects(ctx context.Context, js jetstream.JetStream, cfg SnapshotConfig
 	return obj, nil
 }
 
-// OpenSnapshots creates or binds the bucket.
+// OpenSnapshots creates or binds the bucket and its index (the Key-Value
+// bucket SnapshotIndexBucket(cfg.Bucket)). When the index is not complete
+// (a new one, or a bucket written before there was an index) it lists the
+// bucket once and adds every snapshot it finds (see snapIndex).
 //
 // Errors: an invalid cfg; ErrUnavailable when JetStream cannot be reached.
 func OpenSnapshots(ctx context.Context, js jetstream.JetStream, cfg SnapshotConfig) (*Snapshots, error) {
@@ -219,12 +226,29 @@ func OpenSnapshots(ctx context.Context, js jetstream.JetStream, cfg SnapshotConf
 	if err != nil {
 		return nil, err
 	}
-	return newSnapshots(ctx, js, obj, cfg)
+	s, err := newSnapshots(ctx, js, obj, cfg)
+	if err != nil {
+		return nil, err
+	}
+	ictx, cancel := withTimeout(ctx, cfg.OpTimeout)
+	s.index, err = createIndex(ictx, js, cfg)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	if !s.index.complete.Load() {
+		if err := s.buildIndex(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // LookupSnapshots binds an existing bucket without creating or changing it
 // (a reader needs no permission to manage streams, and must not reset a
-// bucket's replicas).
+// bucket's replicas). It uses the bucket's index when there is a complete
+// one, and keeps it up to date when it writes or deletes; without one it
+// lists the bucket, as before the index.
 //
 // Errors: an invalid cfg; ErrNotFound when the bucket does not exist;
 // ErrUnavailable when JetStream cannot be reached.
@@ -238,7 +262,16 @@ func LookupSnapshots(ctx context.Context, js jetstream.JetStream, cfg SnapshotCo
 	if err != nil {
 		return nil, fmt.Errorf("look up object store %s: %w", cfg.Bucket, objectErr(err))
 	}
-	return newSnapshots(ctx, js, obj, cfg)
+	s, err := newSnapshots(ctx, js, obj, cfg)
+	if err != nil {
+		return nil, err
+	}
+	lctx, cancel = withTimeout(ctx, cfg.OpTimeout)
+	defer cancel()
+	if s.index, err = lookupIndex(lctx, js, cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func newSnapshots(ctx context.Context, js jetstream.JetStream, obj jetstream.ObjectStore, cfg SnapshotConfig) (*Snapshots, error) {
@@ -334,10 +367,13 @@ func (info SnapshotInfo) name() (string, error) {
 }
 
 // Put compresses data and stores it under info's kind, graph and seq,
-// replacing a snapshot with the same name. It returns info as stored.
+// replacing a snapshot with the same name. It returns info as stored. With
+// an index, it adds the snapshot to the index first (see snapIndex), and
+// stores nothing when that fails.
 //
 // Errors: ErrInvalidGraph, ErrInvalidSnapshotKind; ErrUnavailable when NATS
-// did not answer; ctx's error.
+// did not answer; ErrConflict when the index entry kept changing under it;
+// ctx's error.
 func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (SnapshotInfo, error) {
 	name, err := info.name()
 	if err != nil {
@@ -364,6 +400,11 @@ func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (Sn
 	}
 	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
+	if s.index != nil {
+		if err := s.index.add(ctx, info.Kind, info.Graph, info.Seq); err != nil {
+			return info, fmt.Errorf("put snapshot %s: %w", name, err)
+		}
+	}
 	// The frames are compressed in parallel while the first ones are sent.
 	c := s.compress(s.encs[s.cfg.level(info.Kind)], data)
 	defer c.stop()
@@ -461,6 +502,12 @@ func (c *compressor) stop() {
 // List returns the snapshots of kind for graph ("" for every graph), newest
 // (highest Seq) first, snapshots at the same Seq by graph id.
 //
+// The snapshots of one graph are found through the index when it is
+// complete (a request for the graph's entry, then one for the metadata of
+// each object it names, whatever the bucket holds besides); those of every
+// graph, and of one graph without a complete index or when the index cannot
+// be read, by listing the bucket (see listObjects). Stats counts which.
+//
 // A snapshot whose object metadata does not parse, or contradicts its name,
 // is listed all the same, with only what its name says (Kind, Graph, Seq,
 // Name, Stored, Created): Format 0, Position 0, Head undefined. A reader
@@ -480,14 +527,32 @@ func (s *Snapshots) List(ctx context.Context, kind SnapshotKind, graph string) (
 	}
 	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
-	objs, err := s.listObjects(ctx, func(k SnapshotKind, g string) bool {
-		return k == kind && (graph == "" || g == graph)
-	})
-	if err != nil {
-		if ctx.Err() != nil && !errors.Is(err, context.Canceled) {
-			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+	out, _, err := s.list(ctx, kind, graph)
+	return out, err
+}
+
+// list is List, which also returns the sequences the index named (nil when
+// the bucket was listed).
+func (s *Snapshots) list(ctx context.Context, kind SnapshotKind, graph string) ([]SnapshotInfo, []uint64, error) {
+	var (
+		objs    []*jetstream.ObjectInfo
+		indexed []uint64
+		ok      bool
+	)
+	if graph != "" {
+		objs, indexed, ok = s.listIndexed(ctx, kind, graph)
+	}
+	if !ok {
+		var err error
+		objs, err = s.listObjects(ctx, func(k SnapshotKind, g string) bool {
+			return k == kind && (graph == "" || g == graph)
+		})
+		if err != nil {
+			if ctx.Err() != nil && !errors.Is(err, context.Canceled) {
+				err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			return nil, nil, fmt.Errorf("list %s snapshots of %q: %w", kind, graph, objectErr(err))
 		}
-		return nil, fmt.Errorf("list %s snapshots of %q: %w", kind, graph, objectErr(err))
 	}
 	var out []SnapshotInfo
 	for _, oi := range objs {
@@ -508,7 +573,7 @@ func (s *Snapshots) List(ctx context.Context, kind SnapshotKind, graph string) (
 		}
 		return strings.Compare(a.Graph, b.Graph)
 	})
-	return out, nil
+	return out, indexed, nil
 }
 
 // listObjects returns the snapshot objects, deleted ones left out, whose
@@ -531,6 +596,7 @@ func (s *Snapshots) List(ctx context.Context, kind SnapshotKind, graph string) (
 // Lists in TestSnapshotsListConcurrent took 0.3 s, against 0.03 s now), and
 // it was seen waiting for a message that never came until ctx's deadline.
 func (s *Snapshots) listObjects(ctx context.Context, match func(SnapshotKind, string) bool) ([]*jetstream.ObjectInfo, error) {
+	s.counters.listings.Add(1)
 	return listBucket(ctx, s.stream, s.cfg.Bucket, func(name string) bool {
 		k, g, _, ok := ParseSnapshotName(name)
 		return ok && match(k, g)
@@ -557,6 +623,14 @@ func listBucket(ctx context.Context, st jetstream.Stream, bucket string, match f
 			subjects, names = append(subjects, subj), append(names, string(raw))
 		}
 	}
+	return lastMetas(ctx, st, subjects, names)
+}
+
+// lastMetas reads the last metadata message of each subject, listGets at a
+// time, and returns the live objects among them whose name is names[i];
+// subjects without a message, deleted objects and messages that do not
+// decode are left out.
+func lastMetas(ctx context.Context, st jetstream.Stream, subjects, names []string) ([]*jetstream.ObjectInfo, error) {
 	objs := make([]*jetstream.ObjectInfo, len(subjects))
 	var (
 		next     atomic.Int64
@@ -866,7 +940,10 @@ func (d *frameDecoder) wait() error {
 }
 
 // Delete removes one snapshot, named by info.Name or by its Kind, Graph and
-// Seq when Name is empty.
+// Seq when Name is empty, then its index entry (also when the object was
+// not found: the entry named nothing). The index update is best effort: an
+// entry left behind names an object that is not found, which List leaves
+// out and Prune drops.
 //
 // Errors: ErrNotFound, ErrInvalidGraph, ErrInvalidSnapshotKind,
 // ErrUnavailable, ctx's error.
@@ -880,6 +957,17 @@ func (s *Snapshots) Delete(ctx context.Context, info SnapshotInfo) error {
 	}
 	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
+	err := s.deleteObject(ctx, name)
+	if s.index != nil && (err == nil || errors.Is(err, ErrNotFound)) {
+		if k, g, seq, ok := ParseSnapshotName(name); ok {
+			_ = s.index.remove(ctx, k, g, func(x uint64) bool { return x == seq })
+		}
+	}
+	return err
+}
+
+// deleteObject deletes the object name and drops its delete marker.
+func (s *Snapshots) deleteObject(ctx context.Context, name string) error {
 	// The Object Store deletes a deleted object again without a word.
 	if _, err := s.obj.GetInfo(ctx, name); err != nil {
 		return fmt.Errorf("delete snapshot %s: %w", name, objectErr(err))
@@ -911,7 +999,10 @@ func (s *Snapshots) dropDeleteMarker(ctx context.Context, name string) {
 
 // Prune keeps graph's newest keep snapshots of kind and deletes the others.
 // It returns how many it deleted; snapshots deleted meanwhile by someone
-// else are not counted.
+// else are not counted. It finds them as List does (through the index when
+// it is complete) and then drops from the index what it deleted and the
+// entries older than the oldest snapshot it kept that name no object (a
+// newer one may be a Put under way), in one update.
 //
 // Errors: ErrInvalidGraph, ErrInvalidSnapshotKind, a negative keep,
 // ErrUnavailable, ctx's error.
@@ -922,20 +1013,53 @@ func (s *Snapshots) Prune(ctx context.Context, kind SnapshotKind, graph string, 
 	if keep < 0 {
 		return 0, fmt.Errorf("prune %s snapshots of %s: keep %d is negative", kind, graph, keep)
 	}
-	infos, err := s.List(ctx, kind, graph)
+	if err := checkKind(kind); err != nil {
+		return 0, fmt.Errorf("prune snapshots: %w", err)
+	}
+	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	infos, indexed, err := s.list(ctx, kind, graph)
 	if err != nil {
 		return 0, fmt.Errorf("prune: %w", err)
 	}
+	kept := infos[:min(keep, len(infos))]
+	gone := map[uint64]bool{}
 	deleted := 0
-	for _, info := range infos[min(keep, len(infos)):] {
-		err := s.Delete(ctx, info)
+	var errs []error
+	for _, info := range infos[len(kept):] {
+		err := s.deleteObject(ctx, info.Name)
 		switch {
 		case errors.Is(err, ErrNotFound):
+			gone[info.Seq] = true
 		case err != nil:
-			return deleted, fmt.Errorf("prune: %w", err)
+			errs = append(errs, err)
 		default:
+			gone[info.Seq] = true
 			deleted++
 		}
+	}
+	if s.index != nil {
+		listed := map[uint64]bool{}
+		for _, info := range infos {
+			listed[info.Seq] = true
+		}
+		oldest := uint64(0)
+		if len(kept) == keep && keep > 0 {
+			oldest = kept[len(kept)-1].Seq
+		}
+		for _, seq := range indexed {
+			if !listed[seq] && seq < oldest {
+				gone[seq] = true
+			}
+		}
+		if len(gone) > 0 {
+			if err := s.index.remove(ctx, kind, graph, func(seq uint64) bool { return gone[seq] }); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return deleted, fmt.Errorf("prune %s snapshots of %s: %w", kind, graph, err)
 	}
 	return deleted, nil
 }
