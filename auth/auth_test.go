@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cairn-graph/cairn/auth"
+	"github.com/cairn-graph/cairn/persistence"
 )
 
 func TestValidate(t *testing.T) {
@@ -102,13 +103,17 @@ func TestPermissions(t *testing.T) {
 		user      auth.User
 		allow, no []string
 	}{
-		{auth.User{Role: auth.Reader, Graphs: []string{"a"}}, []string{"cairn.query.a", "$SRV.>"},
-			[]string{"cairn.query.*", "cairn.query", "cairn.command.a", "$JS.API.INFO"}},
+		{auth.User{Role: auth.Reader, Graphs: []string{"a"}}, []string{"cairn.query.a", "$SRV.>", "cairn.keys"},
+			[]string{"cairn.query.*", "cairn.query", "cairn.command.a", "$JS.API.INFO", "cairn.admin.repair"}},
 		{auth.User{Role: auth.Reader}, []string{"cairn.query.*", "cairn.query"}, []string{"cairn.command.*", "cairn.command"}},
 		{auth.User{Role: auth.Writer, Graphs: []string{"a", "b"}}, []string{"cairn.query.a", "cairn.command.b"},
 			[]string{"cairn.command.*", "cairn.command", "$JS.API.STREAM.INFO.event-store"}},
 		{auth.User{Role: auth.Admin}, []string{"cairn.command.*", "cairn.command", "$JS.API.STREAM.INFO.event-store",
-			"$JS.API.DIRECT.GET.OBJ_object-store.>"}, []string{"$JS.API.>", "$JS.API.STREAM.PURGE.event-store"}},
+			"$JS.API.DIRECT.GET.OBJ_object-store.>", "cairn.admin.repair", "cairn.keys",
+			// The snapshot index the read-only tools look snapshots up in.
+			"$JS.API.STREAM.INFO.KV_" + persistence.SnapshotIndexBucket("object-store"),
+			"$JS.API.DIRECT.GET.KV_" + persistence.SnapshotIndexBucket("object-store") + ".>"},
+			[]string{"$JS.API.>", "$JS.API.STREAM.PURGE.event-store"}},
 	} {
 		p := c.user.Permissions("me", s)
 		for _, a := range c.allow {

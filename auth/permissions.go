@@ -14,7 +14,8 @@ type Streams struct {
 	// EventSubjects is its subject prefix ("cairn.events").
 	EventSubjects string
 	// Objects is the object-store bucket's name ("object-store"); its
-	// stream is "OBJ_" + Objects.
+	// stream is "OBJ_" + Objects, and its snapshot index's (a key-value
+	// bucket, persistence.SnapshotIndexBucket) "KV_" + Objects + "-index".
 	Objects string
 }
 
@@ -47,7 +48,8 @@ func (f *File) ServerUsers(s Streams) ([]*server.User, []*server.NkeyUser) {
 //   - writer: as reader, plus the command subjects the same way;
 //   - admin: as writer on every graph, plus api.RepairSubject (cairn
 //     repair, which the engine carries out) and the JetStream API requests
-//     that read the event stream and the object store: stream info,
+//     that read the event stream, the object store and its snapshot
+//     index: stream info,
 //     message get (direct and not), consumers (create, info, next, delete).
 //
 // Denied to all, whatever the allow list says: publishing to the event
@@ -71,7 +73,7 @@ func (u User) Permissions(identity string, s Streams) *server.Permissions {
 	}
 	if u.Role == Admin {
 		pub = append(pub, api.RepairSubject, "$JS.API.INFO")
-		for _, st := range []string{s.Events, "OBJ_" + s.Objects} {
+		for _, st := range []string{s.Events, "OBJ_" + s.Objects, "KV_" + s.Objects + "-index"} {
 			pub = append(pub,
 				"$JS.API.STREAM.INFO."+st,
 				"$JS.API.STREAM.MSG.GET."+st,
