@@ -681,9 +681,23 @@ func (a *shardActor) foldPrefix(e *projected, upTo uint64) error {
 		return fmt.Errorf("graph %s: its transactions up to seq %d are not in the stream (archived, or left out of the snapshot set) and the projections have no event store to read them from",
 			graph, upTo)
 	}
+	if _, err := a.foldRange(st, e, 1, upTo); err != nil {
+		return fmt.Errorf("fold graph %s up to seq %d from the event store: %w", graph, upTo, err)
+	}
+	return nil
+}
+
+// foldRange checks and applies graph e's transactions with stream
+// sequences from from to upTo, read from st (across archive and stream),
+// inside the shard. On failure it returns the error with the sequence of
+// the transaction that failed its check or its apply, 0 when the store
+// failed.
+func (a *shardActor) foldRange(st HistoryStore, e *projected, from, upTo uint64) (uint64, error) {
+	graph := e.g.ID()
 	ctx, cancel := context.WithTimeout(a.p.life, prefixTimeout)
 	defer cancel()
-	_, err := st.Read(ctx, graph, 1, func(rec persistence.Record) error {
+	var failed uint64
+	_, err := st.Read(ctx, graph, from, func(rec persistence.Record) error {
 		if rec.Seq > upTo {
 			return errStopReplay
 		}
@@ -692,15 +706,16 @@ func (a *shardActor) foldPrefix(e *projected, upTo uint64) error {
 			err = safeApply(e.g, rec.Seq, d.events)
 		}
 		if err != nil {
+			failed = rec.Seq
 			return fmt.Errorf("seq %d: %w", rec.Seq, err)
 		}
 		e.head = d.head
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStopReplay) {
-		return fmt.Errorf("fold graph %s up to seq %d from the event store: %w", graph, upTo, err)
+		return failed, err
 	}
-	return nil
+	return 0, nil
 }
 
 // snapHealth returns the snapshot part of Health.

@@ -167,32 +167,15 @@ func (a *shardActor) resume(graph string) error {
 	if e == nil || e.stopped == nil {
 		return nil
 	}
-	st, ok := a.p.cfg.Store.(Repairer)
-	if !ok {
+	if a.p.cfg.Store == nil {
 		return errors.New("no event store")
 	}
-	ctx, cancel := context.WithTimeout(a.p.life, prefixTimeout)
-	defer cancel()
-	upTo := a.seq
-	_, err := st.Read(ctx, graph, e.g.AsOf()+1, func(rec persistence.Record) error {
-		if rec.Seq > upTo {
-			return errStopReplay
-		}
-		d, err := checkTx(a.p.cfg.Trust, graph, e.head, rec.Seq, rec.Tx)
-		if err == nil {
-			err = safeApply(e.g, rec.Seq, d.events)
-		}
-		if err != nil {
-			return &ProjectionStoppedError{Graph: graph, Seq: rec.Seq, Err: err}
-		}
-		e.head = d.head
-		return nil
-	})
-	if err != nil && !errors.Is(err, errStopReplay) {
-		var pe *ProjectionStoppedError
-		if !errors.As(err, &pe) {
-			return err // the store failed: still stopped as before
-		}
+	failed, err := a.foldRange(a.p.cfg.Store, e, e.g.AsOf()+1, a.seq)
+	switch {
+	case err != nil && failed == 0:
+		return err // the store failed: still stopped as before
+	case err != nil:
+		pe := &ProjectionStoppedError{Graph: graph, Seq: failed, Err: err}
 		e.stopped = pe
 		a.p.fail(pe)
 		return pe
