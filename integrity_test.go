@@ -278,9 +278,9 @@ func TestGapMadeWhileDownIsQuarantinedAfterRestart(t *testing.T) {
 }
 
 // An archive object deleted behind the engine's back: the history it held
-// is gone from both archive and stream. A reader of that stretch (time
-// travel, verify) refuses it as data loss, never answers from a part of
-// the graph.
+// is gone from both archive and stream. The running engine quarantines the
+// graph at once, and a reader of that stretch (time travel, verify)
+// refuses it as data loss, never answers from a part of the graph.
 func TestDeletedArchiveObjectIsDataLoss(t *testing.T) {
 	eng := openAudited(t, t.TempDir())
 	ctx := context.Background()
@@ -297,6 +297,11 @@ func TestDeletedArchiveObjectIsDataLoss(t *testing.T) {
 	if err := eng.Snapshots().Objects().Delete(ctx, arcs[0].Name); err != nil {
 		t.Fatal(err)
 	}
+	// The engine never deletes an archive: the live graph is quarantined.
+	if err := waitDataLoss(t, eng, "arch"); !strings.Contains(err.Error(), arcs[0].Name) {
+		t.Errorf("DATA_LOSS does not name the deleted archive %s: %v", arcs[0].Name, err)
+	}
+	wantCommandDataLoss(t, eng, "arch", "f")
 	if _, err := eng.Store().Verify(ctx, "arch"); err == nil {
 		t.Error("verify passed a history whose archive is gone")
 	}

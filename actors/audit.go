@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cairn-graph/cairn/persistence"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Auditor is what the projections' audit asks of the event store
@@ -210,6 +211,39 @@ func (p *Projections) auditFailed(ctx context.Context, h appliedHead, err error)
 		p.quarantine(h, err)
 	default:
 		p.log.LogAttrs(ctx, slog.LevelWarn, "audit could not check a graph", slog.String("graph", h.graph), slog.String("err", err.Error()))
+	}
+}
+
+// watchArchives quarantines the graph of every archive object deleted
+// while it runs (until ctx ends): the engine never deletes one, so a
+// deletion is history gone behind its back. It watches the object store's
+// updates from now on; deletions while the engine was down are found by the
+// readers of the archived stretch (time travel, a rebuild, cairn verify).
+func (p *Projections) watchArchives(ctx context.Context, obj jetstream.ObjectStore) {
+	w, err := obj.Watch(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		p.log.LogAttrs(ctx, slog.LevelWarn, "cannot watch the object store for deleted archives", slog.String("err", err.Error()))
+		return
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case info, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if info == nil || !info.Deleted {
+				continue
+			}
+			graph, _, to, ok := persistence.ParseArchiveName(info.Name)
+			if !ok {
+				continue
+			}
+			p.Quarantine(graph, to, fmt.Errorf("%w: archive object %s, which held the graph's transactions up to seq %d, was deleted (the engine never deletes one)",
+				persistence.ErrTruncated, info.Name, to))
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/elastic/go-freelru"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/api"
@@ -107,8 +108,9 @@ type ProjectionConfig struct {
 	// state (its census: sequence range, messages per graph) with what they
 	// applied, when Store is an Auditor: a graph whose history was purged
 	// or deleted behind the engine's back is quarantined (DATA_LOSS), the
-	// stream's deletion quarantines every graph. 0 turns the audit off.
-	// Default 5 seconds.
+	// stream's deletion quarantines every graph. With it, the deletion of
+	// an archive object in Snapshots' object store quarantines its graph at
+	// once. 0 turns both off. Default 5 seconds.
 	AuditEvery time.Duration
 }
 
@@ -375,9 +377,14 @@ func (p *Projections) Start() {
 	p.cancel = cancel
 	go p.read(ctx)
 	if st, ok := p.cfg.Store.(Auditor); ok && p.cfg.AuditEvery > 0 {
+		var wg sync.WaitGroup
+		wg.Go(func() { p.audit(ctx, st) })
+		if o, ok := p.cfg.Snapshots.(interface{ Objects() jetstream.ObjectStore }); ok {
+			wg.Go(func() { p.watchArchives(ctx, o.Objects()) })
+		}
 		go func() {
-			defer close(p.auditDone)
-			p.audit(ctx, st)
+			wg.Wait()
+			close(p.auditDone)
 		}()
 	} else {
 		close(p.auditDone)

@@ -275,6 +275,28 @@ func cidOrEmpty(c cid.Cid) string {
 	return c.String()
 }
 
+// ParseArchiveName reads an archive object's name
+// ("archive/<graph>/<from seq>-<to seq>", 20 digits each): the graph and
+// the stream sequences of its first and last transaction. ok is false for
+// any other name.
+func ParseArchiveName(name string) (graph string, from, to uint64, ok bool) {
+	rest, found := strings.CutPrefix(name, "archive/")
+	i := strings.LastIndexByte(rest, '/')
+	if !found || i <= 0 {
+		return "", 0, 0, false
+	}
+	graph, rest = rest[:i], rest[i+1:]
+	if len(rest) != 41 || rest[20] != '-' {
+		return "", 0, 0, false
+	}
+	from, err1 := strconv.ParseUint(rest[:20], 10, 64)
+	to, err2 := strconv.ParseUint(rest[21:], 10, 64)
+	if err1 != nil || err2 != nil || checkGraph(graph) != nil {
+		return "", 0, 0, false
+	}
+	return graph, from, to, true
+}
+
 // parseArchiveEntry reads an archive object's name and metadata. ok is false
 // when the object is no archive of graph.
 func parseArchiveEntry(oi *jetstream.ObjectInfo, graph string) (e archiveEntry, ok bool, err error) {

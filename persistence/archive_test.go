@@ -635,3 +635,23 @@ func interleave(t *testing.T, ctx context.Context, st *persistence.Store, n int)
 	}
 	return g, o
 }
+
+func TestParseArchiveName(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		graph    string
+		from, to uint64
+		ok       bool
+	}{
+		{"archive/g-1/00000000000000000003-00000000000000000017", "g-1", 3, 17, true},
+		{"archive/g/00000000000000000003-0000000000000000001", "", 0, 0, false},
+		{"archive//00000000000000000003-00000000000000000017", "", 0, 0, false},
+		{"aggregate/g/00000000000000000003", "", 0, 0, false},
+		{"archive/a.b/00000000000000000003-00000000000000000017", "", 0, 0, false},
+	} {
+		g, from, to, ok := persistence.ParseArchiveName(c.name)
+		if g != c.graph || from != c.from || to != c.to || ok != c.ok {
+			t.Errorf("ParseArchiveName(%q) = %q %d %d %v, want %q %d %d %v", c.name, g, from, to, ok, c.graph, c.from, c.to, c.ok)
+		}
+	}
+}
