@@ -38,6 +38,16 @@ func (l *churnLog) add(seq uint64, keys ...string) {
 	}
 }
 
+// adding marks keys as coming, before the write (a query may see the
+// write before Execute returns to the writer); add says when they came.
+func (l *churnLog) adding(keys ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		l.items[k] = &lifetime{}
+	}
+}
+
 // removing marks keys as going, before the write; removed says when they
 // went.
 func (l *churnLog) removing(keys ...string) {
@@ -166,6 +176,7 @@ func runQueryPagingUnderWrites(t *testing.T, seed uint64) {
 					c = append(c, &cairnv1.Command{Kind: &cairnv1.Command_DisconnectNodes{DisconnectNodes: &cairnv1.DisconnectNodes{EdgeId: fmt.Sprintf("z%d", noise-4)}}})
 				}
 			}
+			log.adding(added...)
 			log.removing(gone...)
 			rep, err := eng.Execute(wctx, env(graph, fmt.Sprintf("w%d", n), c...))
 			if err != nil {

@@ -30,7 +30,9 @@ func (r result) code() int { return exitCode(r.err) }
 func runCLI(t testing.TB, args ...string) result {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A safety net only: each command's own --timeout bounds it (verify of
+	// TestRemoveHubThenDeleteGraph takes its 4 minutes' worth under load).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	err := run(ctx, args, &out, &errOut)
 	return result{stdout: out.String(), stderr: errOut.String(), err: err}
