@@ -84,12 +84,17 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	trust := cfg.Trust
-	if cfg.Signer != nil {
+	trust, signer := cfg.Trust, cfg.Signer
+	if signer != nil {
 		trust = trust.Clone()
-		if err := trust.Add(cfg.Signer.KeyID()); err != nil {
+		if err := trust.Add(signer.KeyID()); err != nil {
 			return nil, err
 		}
+		// What this engine's grains sign, its projections need not verify
+		// again: a SignedSet vouches for each once.
+		set := persistence.NewSignedSet(signedSetSize)
+		signer = signer.Remembering(set)
+		trust.Vouching(set)
 	}
 	if cfg.AdoptUnsignedHistory && trust != nil {
 		last, err := streamLastSeq(ctx, js, cfg.Store.Stream)
@@ -116,7 +121,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	}
 	grainCfg := cfg.Grain
 	grainCfg.Logger = cfg.Logger
-	grainCfg.Signer, grainCfg.Trust = cfg.Signer, trust
+	grainCfg.Signer, grainCfg.Trust = signer, trust
 	if e.snaps != nil {
 		grainCfg.Snapshots = e.snaps
 	}
@@ -372,3 +377,8 @@ func streamLastSeq(ctx context.Context, js jetstream.JetStream, name string) (ui
 	}
 	return info.State.LastSeq, nil
 }
+
+// signedSetSize bounds the transactions signed by this engine that its
+// readers have not yet seen (persistence.SignedSet): 64K digests, about
+// 6 MB; a projection further behind verifies the rest in full.
+const signedSetSize = 1 << 16

@@ -56,9 +56,10 @@ type GrainConfig struct {
 	// after its snapshot (about a second). Default 16.
 	SnapshotSizeDivisor int
 	// SnapshotKeep is how many snapshots per graph are kept; older ones are
-	// deleted after each write, except a stopping grain's last one (so that
-	// a drain costs one write per grain): an idle graph may hold one more
-	// until its next write. Default 3.
+	// deleted after each write, except a stopping grain's last one, which
+	// deletes only past SnapshotKeep + 1 (so that a drain costs one write
+	// per grain): an idle graph may hold one more until its next write.
+	// Default 3.
 	SnapshotKeep int
 	// Quarantined, when not nil, says whether graph is quarantined
 	// elsewhere (the projections found its stored history failing a check:

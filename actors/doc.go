@@ -104,7 +104,8 @@
 // (aggregate.Marshal: the state's packed arrays and intern tables as they
 // are, the idempotency window and a CRC-32C; format 2) every SnapshotEvery
 // events — more often would cost too much for a big state, so the interval
-// grows with it — and when it stops (without pruning then); it keeps
+// grows with it — and when it stops (pruning then only past one more than
+// it keeps); it keeps
 // SnapshotKeep. The snapshot store finds a graph's snapshots through its
 // per-graph index (persistence.Snapshots), not by listing the bucket. The actor only
 // freezes the state (aggregate.State.Freeze, O(pages)); the encoding,

@@ -232,8 +232,7 @@ type graphGrain struct {
 	// far as the grain knows (listed at activation, counted since): older
 	// ones are pruned only when a write takes it past SnapshotKeep, so that
 	// a graph with few snapshots never looks for them. A stopping grain's
-	// last snapshot does not prune: the first write after its next
-	// activation does (see finalSnapshot).
+	// last snapshot prunes only past SnapshotKeep + 1 (see finalSnapshot).
 	snapsStored int
 
 	inflight *appendJob
@@ -590,7 +589,10 @@ func (g *graphGrain) snapshot() {
 	g.sinceSnap = 0
 	g.snapWrite = w
 	g.snapsStored++
-	prune := g.snapsStored > g.cfg.SnapshotKeep && !g.stopping
+	// A stopping grain's last snapshot prunes only past SnapshotKeep + 1,
+	// so that activations that stop again before their first snapshot do
+	// not pile snapshots up.
+	prune := g.snapsStored > g.cfg.SnapshotKeep && (!g.stopping || g.snapsStored > g.cfg.SnapshotKeep+1)
 	if prune {
 		g.snapsStored = g.cfg.SnapshotKeep
 	}
@@ -637,10 +639,10 @@ func (g *graphGrain) writeSnapshot(info persistence.SnapshotInfo, data []byte, p
 
 // finalSnapshot, as the grain stops, waits for the snapshot write in flight
 // and snapshots what was applied since, waiting for that write too, at most
-// AppendTimeout in all. That write does not prune older snapshots: a drain
-// of many grains then costs one Put each, and the graph holds at most
-// SnapshotKeep + 1 snapshots until the first snapshot after its next
-// activation prunes. A snapshot not written (the wait ran out, the store
+// AppendTimeout in all. That write prunes older snapshots only when the
+// graph would hold more than SnapshotKeep + 1: a drain of many grains then
+// costs one Put each, and the graph holds at most SnapshotKeep + 1
+// snapshots until the first snapshot after its next activation prunes. A snapshot not written (the wait ran out, the store
 // failed) loses nothing acknowledged: the next activation replays the
 // events from the stream.
 func (g *graphGrain) finalSnapshot() {

@@ -519,3 +519,34 @@ func zstdDecode(b []byte) ([]byte, error) {
 	defer dec.Close()
 	return dec.DecodeAll(b, nil)
 }
+
+// A SignedSet vouches once for each transaction its process signed; a
+// transaction whose signature bytes differ from what was signed, one the
+// set has already vouched for, or one evicted is verified in full.
+func TestSignedSetVouches(t *testing.T) {
+	set := persistence.NewSignedSet(2)
+	signer := newTestSigner(t).Remembering(set)
+	trust := mustKeyring(t, signer.KeyID())
+	trust.Vouching(set)
+	txs := signedChain(t, chainGraph, signer) // more transactions than the set holds
+	if err := checkAll(txs, persistence.WithTrust(trust)); err != nil {
+		t.Fatalf("signed chain: %v", err)
+	}
+	if got := set.Hits(); got != 2 {
+		t.Fatalf("the set vouched for %d transactions, want the last 2 (the older ones evicted)", got)
+	}
+	// Vouched for once only: a second read verifies in full, and passes.
+	if err := checkAll(txs, persistence.WithTrust(trust)); err != nil || set.Hits() != 2 {
+		t.Fatalf("second read: %v, hits %d", err, set.Hits())
+	}
+	// The same content with another signature is not vouched for: the
+	// signature is verified, and fails.
+	txs = signedChain(t, chainGraph, signer)
+	last := txs[len(txs)-1]
+	last.Signature = append([]byte(nil), last.Signature...)
+	last.Signature[0] ^= 1
+	err := checkAll(txs, persistence.WithTrust(trust))
+	if !errors.Is(err, persistence.ErrSignature) {
+		t.Fatalf("tampered signature: err = %v, want ErrSignature", err)
+	}
+}
