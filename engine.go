@@ -30,6 +30,8 @@ type Engine struct {
 	conns  conns
 	store  *persistence.Store
 	snaps  *persistence.Snapshots // nil when snapshots are off
+	// archiving holds the graphs an Archive runs for.
+	archiving sync.Map
 	// member and disp are set by the goroutine that starts the member,
 	// before it closes memberReady; read them only after that.
 	member      *cairncluster.Member
@@ -188,6 +190,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 			return nil, err
 		}
 		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: e.proj, Grains: e.grains, Keys: keys, Repair: e.proj.Repair, Logger: cfg.Logger,
+			Archive:     e.archiveIfObjects(),
 			CommandConn: cmdConn})
 		if err != nil {
 			return nil, err
@@ -247,6 +250,26 @@ func (x engineExecutor) Execute(ctx context.Context, env *cairnv1.CommandEnvelop
 func (e *Engine) Query(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, error) {
 	rep := e.proj.Query(ctx, req)
 	return rep, aggregate.ErrorFromProto(rep.GetError())
+}
+
+// Archive moves graph's transactions with stream sequences below before
+// into archive objects, signed with the engine's key, and purges them from
+// the stream (persistence.Store.Archive), with the engine's own rights: an
+// admin's cairn archive asks it (api.ArchiveSubject). One archive of a
+// graph runs at a time; another is refused with actors.ErrArchiveBusy.
+func (e *Engine) Archive(ctx context.Context, graph string, before uint64) (api.ArchiveReply, error) {
+	rep := api.ArchiveReply{Graph: graph, Objects: []api.ArchiveObject{}}
+	if _, busy := e.archiving.LoadOrStore(graph, struct{}{}); busy {
+		return rep, fmt.Errorf("archive %s: %w", graph, actors.ErrArchiveBusy)
+	}
+	defer e.archiving.Delete(graph)
+	res, err := e.store.Archive(ctx, graph, before, nil)
+	rep.Before, rep.Transactions, rep.Purged = res.Before, res.Transactions, res.Purged
+	for _, o := range res.Objects {
+		rep.Objects = append(rep.Objects, api.ArchiveObject{Name: o.Name, FromSeq: o.FromSeq, ToSeq: o.ToSeq, FromN: o.FromN, ToN: o.ToN,
+			Transactions: o.Transactions, Size: o.Size, Stored: o.Stored})
+	}
+	return rep, err
 }
 
 // Repair mends graph's quarantine when the message at stream sequence seq
@@ -382,3 +405,12 @@ func streamLastSeq(ctx context.Context, js jetstream.JetStream, name string) (ui
 // readers have not yet seen (persistence.SignedSet): 64K digests, about
 // 6 MB; a projection further behind verifies the rest in full.
 const signedSetSize = 1 << 16
+
+// archiveIfObjects is Archive when the engine keeps an object store (the
+// archives' home), nil otherwise.
+func (e *Engine) archiveIfObjects() func(context.Context, string, uint64) (api.ArchiveReply, error) {
+	if e.snaps == nil {
+		return nil
+	}
+	return e.Archive
+}

@@ -70,6 +70,12 @@ type GatewayConfig struct {
 	// Repair, when set, is served on the admin "repair" endpoint
 	// (api.RepairSubject, JSON): cairn repair (Projections.Repair).
 	Repair func(ctx context.Context, graph string, seq uint64) (api.RepairResult, error)
+	// Archive, when set, is served on the admin "archive" endpoint
+	// (api.ArchiveSubject, JSON): cairn archive without a signing key
+	// (Engine.Archive), bounded by ArchiveTimeout, not Timeout.
+	Archive func(ctx context.Context, graph string, before uint64) (api.ArchiveReply, error)
+	// ArchiveTimeout bounds one archive request. Default 10 minutes.
+	ArchiveTimeout time.Duration
 	// Keys, when set, is served as JSON on the "keys" endpoint
 	// (api.KeysSubject): the engine's public signing keys.
 	Keys *api.Keys
@@ -179,6 +185,21 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 		if err != nil {
 			stop()
 			return nil, fmt.Errorf("start gateway: add repair endpoint: %w", err)
+		}
+	}
+	if cfg.Archive != nil {
+		if cfg.ArchiveTimeout <= 0 {
+			cfg.ArchiveTimeout = 10 * time.Minute
+		}
+		err = svc.AddEndpoint("archive", micro.HandlerFunc(func(req micro.Request) { g.handleArchive(req, cfg.Archive, cfg.ArchiveTimeout) }),
+			micro.WithEndpointSubject(api.ArchiveSubject),
+			micro.WithEndpointMetadata(map[string]string{
+				"request":  "api.ArchiveRequest (JSON)",
+				"response": "api.ArchiveReply (JSON)",
+			}))
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("start gateway: add archive endpoint: %w", err)
 		}
 	}
 	if cfg.Keys != nil {
@@ -301,6 +322,48 @@ func (g *Gateway) handleRepair(req micro.Request, repair func(context.Context, s
 			answer(rep)
 		})
 }
+
+// handleArchive runs an admin's archive request (api.ArchiveSubject) on a
+// goroutine of its own, bounded by timeout: archiving a long history takes
+// longer than a command.
+func (g *Gateway) handleArchive(req micro.Request, archive func(context.Context, string, uint64) (api.ArchiveReply, error), timeout time.Duration) {
+	answer := func(rep api.ArchiveReply) {
+		data, err := json.Marshal(rep)
+		g.send(req, data, err)
+	}
+	var r api.ArchiveRequest
+	if err := json.Unmarshal(req.Data(), &r); err != nil || r.Graph == "" || r.Before < 2 {
+		answer(api.ArchiveReply{Code: "INVALID_ARGUMENT", Error: fmt.Sprintf("request is not a JSON api.ArchiveRequest with a graph and a before seq of at least 2 (%s)", req.Data())})
+		return
+	}
+	if !g.take() {
+		answer(api.ArchiveReply{Graph: r.Graph, Code: "UNAVAILABLE", Error: "cairn is shutting down"})
+		return
+	}
+	go func() {
+		defer g.inflight.Done()
+		ctx, cancel := context.WithTimeout(g.ctx, timeout)
+		defer cancel()
+		rep, err := archive(ctx, r.Graph, r.Before)
+		if err != nil {
+			rep.Graph, rep.Error, rep.Code = r.Graph, err.Error(), "INTERNAL"
+			switch {
+			case errors.Is(err, persistence.ErrNotFound):
+				rep.Code = "NOT_FOUND"
+			case errors.Is(err, persistence.ErrInvalidGraph):
+				rep.Code = "INVALID_ARGUMENT"
+			case persistence.IsDataLoss(err), errors.Is(err, ErrArchiveBusy):
+				rep.Code = "FAILED_PRECONDITION"
+			case errors.Is(err, persistence.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+				rep.Code = "UNAVAILABLE"
+			}
+		}
+		answer(rep)
+	}()
+}
+
+// ErrArchiveBusy: an archive of the graph is already running.
+var ErrArchiveBusy = errors.New("an archive of this graph is already running")
 
 // respondQuery sends rep, or, when it would not fit in one NATS message,
 // a RESOURCE_EXHAUSTED error that says so.

@@ -46,8 +46,9 @@ func (f *File) ServerUsers(s Streams) ([]*server.User, []*server.NkeyUser) {
 //   - reader: api.QuerySubjectFor of its graphs, or every graph's and
 //     the deprecated api.QuerySubject when on every graph;
 //   - writer: as reader, plus the command subjects the same way;
-//   - admin: as writer on every graph, plus api.RepairSubject (cairn
-//     repair, which the engine carries out) and the JetStream API requests
+//   - admin: as writer on every graph, plus api.RepairSubject and
+//     api.ArchiveSubject (cairn repair and archive, which the engine
+//     carries out) and the JetStream API requests
 //     that read the event stream, the object store and its snapshot
 //     index: stream info,
 //     message get (direct and not), consumers (create, info, next, delete).
@@ -72,7 +73,7 @@ func (u User) Permissions(identity string, s Streams) *server.Permissions {
 		add(api.CommandSubjectPrefix, api.CommandSubject)
 	}
 	if u.Role == Admin {
-		pub = append(pub, api.RepairSubject, "$JS.API.INFO")
+		pub = append(pub, api.RepairSubject, api.ArchiveSubject, "$JS.API.INFO")
 		for _, st := range []string{s.Events, "OBJ_" + s.Objects, "KV_" + s.Objects + "-index"} {
 			pub = append(pub,
 				"$JS.API.STREAM.INFO."+st,
@@ -100,7 +101,7 @@ func (u User) Permissions(identity string, s Streams) *server.Permissions {
 			Deny: []string{
 				api.CommandSubject, api.CommandSubjectPrefix + ">",
 				api.QuerySubject, api.QuerySubjectPrefix + ">",
-				api.KeysSubject, api.RepairSubject,
+				api.KeysSubject, api.RepairSubject, api.ArchiveSubject,
 				s.EventSubjects + ".>", "$SRV.>",
 			},
 		},

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 
+	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
@@ -39,12 +41,15 @@ object:
                "transactions":..,"size":..,"stored":..}],
    "bytes":..,"stored":..,"purged":..,"verify":{..as cairn verify --json..}}
 
-An engine that signs its history (cairn serve signs by default) trusts
-only signed archive objects: give its --signing-key FILE (the seed, so run
-archive where the key is). archive then checks every transaction's
-signature before it archives it, against the signing key and the keys in
---trust FILE (those of earlier rotations). Without --signing-key it asks
-the engine (cairn.keys) whether it signs, and refuses if it does.
+Without --signing-key, archive asks the engine to write the archive
+objects and purge the stream (cairn.admin.archive, an admin's request):
+the engine does it with its own rights and signs the objects with its own
+key, so it works on an engine with --auth, where no login may write the
+object store or purge the stream. Progress is not shown then. With
+--signing-key FILE (the engine's seed, so run archive where the key is)
+archive writes the objects itself, signed, after checking every
+transaction's signature against the signing key and the keys in --trust
+FILE (those of earlier rotations): only on an engine without --auth.
 
 Archive flags:
   --before X            archive the transactions before this point (required)
@@ -53,24 +58,13 @@ Archive flags:
   --timeout D           as for the client flags, default 10m here
 `
 
-type archiveObjectJSON struct {
-	Name         string `json:"name"`
-	FromSeq      uint64 `json:"from_seq"`
-	ToSeq        uint64 `json:"to_seq"`
-	FromN        uint64 `json:"from_n"`
-	ToN          uint64 `json:"to_n"`
-	Transactions int    `json:"transactions"`
-	Size         int64  `json:"size"`
-	Stored       int64  `json:"stored"`
-}
-
 type archiveJSON struct {
 	Graph             string              `json:"graph"`
 	Asked             uint64              `json:"asked"`
 	OldestSnapshotSeq uint64              `json:"oldest_snapshot_seq"`
 	Before            uint64              `json:"before"`
 	Transactions      int                 `json:"transactions"`
-	Objects           []archiveObjectJSON `json:"objects"`
+	Objects           []api.ArchiveObject `json:"objects"`
 	Bytes             int64               `json:"bytes"`
 	Stored            int64               `json:"stored"`
 	Purged            uint64              `json:"purged"`
@@ -98,17 +92,6 @@ func runArchive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return &usageError{topic: "archive", err: fmt.Errorf("archive: %w", err)}
 	}
-	if r.signer == nil {
-		// Unsigned archive objects would be refused by an engine that
-		// checks signatures.
-		keys, kerr := r.fetchKeys(ctx)
-		switch {
-		case kerr != nil:
-			fmt.Fprintf(stderr, "the engine's keys could not be fetched (%v); archiving unsigned\n", kerr)
-		case keys.SigningKey != "" || len(keys.Trusted) > 0:
-			return &usageError{topic: "archive", err: fmt.Errorf("archive: the engine signs its history (key %s) and refuses unsigned archives: give --signing-key FILE, its seed", keys.SigningKey)}
-		}
-	}
 	res, err := (&resolver{store: r.store, graph: graph}).resolve(ctx, p)
 	if err != nil {
 		return fmt.Errorf("archive --before %s: %w", beforeText, r.timedOut(err))
@@ -122,33 +105,44 @@ func runArchive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	before := min(asked, oldest)
-	out := archiveJSON{Graph: graph, Asked: asked, OldestSnapshotSeq: oldest, Before: before, Objects: []archiveObjectJSON{}}
+	out := archiveJSON{Graph: graph, Asked: asked, OldestSnapshotSeq: oldest, Before: before, Objects: []api.ArchiveObject{}}
 	if before <= res.FirstSeq {
 		return fmt.Errorf("graph %s: nothing to archive before seq %d (asked seq %d, oldest aggregate snapshot seq %d, first transaction seq %d)",
 			graph, before, asked, oldest, res.FirstSeq)
 	}
-	fmt.Fprintf(stderr, "archiving graph %s: transactions below seq %d (asked %d, oldest aggregate snapshot seq %d)\n", graph, before, asked, oldest)
-	// On an engine with users no login may write the object store or
-	// purge the stream: the server refuses, and archive stops at once.
-	actx, refused := r.guard(ctx)
-	ar, err := r.store.Archive(actx, graph, before, func(pr persistence.ArchiveProgress) {
-		fmt.Fprintf(stderr, "  %s, %s, %d bytes\n", plural(pr.Transactions, "transaction"), plural(pr.Objects, "object"), pr.Bytes)
-	})
-	if denied := refused(); denied != nil {
-		return fmt.Errorf("archive graph %s: refused, this login may not write the object store or purge the stream (no login may on an engine with --auth): %w", graph, denied)
-	}
-	if err != nil {
-		return fmt.Errorf("archive graph %s below seq %d: %w", graph, before, r.timedOut(err))
+	var ar api.ArchiveReply
+	if r.signer == nil {
+		// The engine archives, with its own rights and signing key.
+		fmt.Fprintf(stderr, "asking the engine to archive graph %s: transactions below seq %d (asked %d, oldest aggregate snapshot seq %d)\n", graph, before, asked, oldest)
+		if ar, err = r.engineArchive(ctx, graph, before); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(stderr, "archiving graph %s: transactions below seq %d (asked %d, oldest aggregate snapshot seq %d)\n", graph, before, asked, oldest)
+		// On an engine with users no login may write the object store or
+		// purge the stream: the server refuses, and archive stops at once.
+		actx, refused := r.guard(ctx)
+		res, err := r.store.Archive(actx, graph, before, func(pr persistence.ArchiveProgress) {
+			fmt.Fprintf(stderr, "  %s, %s, %d bytes\n", plural(pr.Transactions, "transaction"), plural(pr.Objects, "object"), pr.Bytes)
+		})
+		if denied := refused(); denied != nil {
+			return fmt.Errorf("archive graph %s: refused, this login may not write the object store or purge the stream (no login may on an engine with --auth; archive without --signing-key asks the engine): %w", graph, denied)
+		}
+		if err != nil {
+			return fmt.Errorf("archive graph %s below seq %d: %w", graph, before, r.timedOut(err))
+		}
+		ar = api.ArchiveReply{Before: res.Before, Transactions: res.Transactions, Purged: res.Purged}
+		for _, o := range res.Objects {
+			ar.Objects = append(ar.Objects, api.ArchiveObject{Name: o.Name, FromSeq: o.FromSeq, ToSeq: o.ToSeq, FromN: o.FromN, ToN: o.ToN,
+				Transactions: o.Transactions, Size: o.Size, Stored: o.Stored})
+		}
 	}
 	if ar.Before != 0 {
 		out.Before = ar.Before
 	}
 	out.Transactions, out.Purged = ar.Transactions, ar.Purged
 	for _, o := range ar.Objects {
-		out.Objects = append(out.Objects, archiveObjectJSON{
-			Name: o.Name, FromSeq: o.FromSeq, ToSeq: o.ToSeq, FromN: o.FromN, ToN: o.ToN,
-			Transactions: o.Transactions, Size: o.Size, Stored: o.Stored,
-		})
+		out.Objects = append(out.Objects, o)
 		out.Bytes += o.Size
 		out.Stored += o.Stored
 	}
@@ -202,4 +196,25 @@ func plural(n int, thing string) string {
 		return "1 " + thing
 	}
 	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+// engineArchive asks the engine to archive graph below before
+// (api.ArchiveSubject).
+func (r *graphReader) engineArchive(ctx context.Context, graph string, before uint64) (api.ArchiveReply, error) {
+	data, err := json.Marshal(api.ArchiveRequest{Graph: graph, Before: before})
+	if err != nil {
+		return api.ArchiveReply{}, err
+	}
+	msg, err := r.requestRaw(ctx, api.ArchiveSubject, "an archive request", data, "; the archive may still be running: see cairn log")
+	if err != nil {
+		return api.ArchiveReply{}, err
+	}
+	var rep api.ArchiveReply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		return rep, fmt.Errorf("the engine's archive answer is not JSON: %w", err)
+	}
+	if rep.Error != "" {
+		return rep, fmt.Errorf("archive graph %s below seq %d: %s: %s", graph, before, rep.Code, rep.Error)
+	}
+	return rep, nil
 }

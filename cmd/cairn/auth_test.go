@@ -204,6 +204,14 @@ func TestServeAuth(t *testing.T) {
 	if out := must(ops, "verify", "a"); !strings.Contains(out, "chain whole: 11 transactions") {
 		t.Errorf("verify after the refused archive: %s", out)
 	}
+	// Without --signing-key the engine archives, with its own rights and
+	// key: an admin may ask it, a writer may not.
+	if r := cli(app, "archive", "a", "--before", "3", "--timeout", "20s"); r.code() != 1 || !strings.Contains(r.stderr, "ermission") {
+		t.Errorf("archive as writer: exit %d, %s", r.code(), r.stderr)
+	}
+	if out := must(ops, "archive", "a", "--before", "3", "--timeout", "20s"); !strings.Contains(out, "graph a: archived ") || !strings.Contains(out, "chain whole: 11 transactions") {
+		t.Errorf("archive as admin, by the engine: %s", out)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("serve: %v", err)
 	}

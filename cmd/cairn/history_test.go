@@ -297,7 +297,7 @@ func TestArchive(t *testing.T) {
 	if !strings.HasPrefix(r.stdout, want) || !strings.Contains(r.stdout, whole) {
 		t.Errorf("archive: stdout %q, want %q...", r.stdout, want)
 	}
-	if !strings.Contains(r.stderr, "archiving graph ar: transactions below seq 4 (asked 7, oldest aggregate snapshot seq 4)") {
+	if !strings.Contains(r.stderr, "asking the engine to archive graph ar: transactions below seq 4 (asked 7, oldest aggregate snapshot seq 4)") {
 		t.Errorf("archive: stderr %q", r.stderr)
 	}
 	// Nothing is lost: log, history and diff read across archive and stream.
