@@ -199,8 +199,13 @@ func TestForgedChainedTransactionQuarantines(t *testing.T) {
 
 func TestPurgedGraphIsQuarantined(t *testing.T) {
 	eng := openAudited(t, t.TempDir())
-	newGraph(t, eng, "wiped", "a", "b", "c")
+	rep := newGraph(t, eng, "wiped", "a", "b", "c")
 	newGraph(t, eng, "kept", "x")
+	// The projection has the graph (see TestPurgeBeforeProjectionSawIt
+	// for one it never saw).
+	if _, err := eng.Query(context.Background(), statsQuery("wiped", rep.GetSeq())); err != nil {
+		t.Fatal(err)
+	}
 	_, st := jetStream(t, eng)
 	// nats stream purge event-store --subject cairn.events.wiped
 	if err := st.Purge(context.Background(), jetstream.WithPurgeSubject("cairn.events.wiped")); err != nil {
@@ -309,5 +314,23 @@ func TestDeletedArchiveObjectIsDataLoss(t *testing.T) {
 		Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}})
 	if !errors.Is(err, aggregate.ErrDataLoss) {
 		t.Fatalf("time travel into the deleted archive: err = %v, want DATA_LOSS", err)
+	}
+}
+
+// A graph purged right after its writes, perhaps before the projection
+// read them: the grain, which wrote them, finds its history gone on the
+// next command and quarantines the graph in the projections too (or the
+// audit does, when the projection had it), so queries answer DATA_LOSS,
+// not NOT_FOUND.
+func TestPurgeBeforeProjectionSawIt(t *testing.T) {
+	eng := openAudited(t, t.TempDir())
+	newGraph(t, eng, "wiped", "a")
+	_, st := jetStream(t, eng)
+	if err := st.Purge(context.Background(), jetstream.WithPurgeSubject("cairn.events.wiped")); err != nil {
+		t.Fatal(err)
+	}
+	wantCommandDataLoss(t, eng, "wiped", "b")
+	if err := waitDataLoss(t, eng, "wiped"); !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("DATA_LOSS does not say the history was truncated: %v", err)
 	}
 }

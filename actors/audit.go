@@ -77,10 +77,17 @@ func (a *shardActor) heads(upTo uint64) []appliedHead {
 	return out
 }
 
-// quarantine stops m.graph's projection unless it stopped already.
+// quarantine stops m.graph's projection unless it stopped already. A
+// graph the shard never saw (its history removed before the reader got to
+// it, and a grain found out) is entered stopped, so that its queries answer
+// DATA_LOSS rather than NOT_FOUND.
 func (a *shardActor) quarantine(m *quarantineGraph) {
 	e := a.graphs[m.graph]
-	if e == nil || e.stopped != nil {
+	if e == nil {
+		e = &projected{}
+		a.graphs[m.graph] = e
+	}
+	if e.stopped != nil {
 		return
 	}
 	e.stopped = &ProjectionStoppedError{Graph: m.graph, Seq: m.seq, Err: m.err}
