@@ -310,10 +310,12 @@ func TestDeletedArchiveObjectIsDataLoss(t *testing.T) {
 	if _, err := eng.Store().Verify(ctx, "arch"); err == nil {
 		t.Error("verify passed a history whose archive is gone")
 	}
-	_, err = eng.Query(ctx, &cairnv1.QueryRequest{GraphId: "arch", AsOf: &cairnv1.AsOf{Point: &cairnv1.AsOf_Seq{Seq: arcs[0].ToSeq + 1}},
-		Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}})
-	if !errors.Is(err, aggregate.ErrDataLoss) {
-		t.Fatalf("time travel into the deleted archive: err = %v, want DATA_LOSS", err)
+	for _, seq := range []uint64{arcs[0].ToSeq, arcs[0].ToSeq + 1} { // inside the deleted archive, and after it
+		_, err = eng.Query(ctx, &cairnv1.QueryRequest{GraphId: "arch", AsOf: &cairnv1.AsOf{Point: &cairnv1.AsOf_Seq{Seq: seq}},
+			Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}})
+		if !errors.Is(err, aggregate.ErrDataLoss) {
+			t.Fatalf("time travel to seq %d, into the deleted archive: err = %v, want DATA_LOSS", seq, err)
+		}
 	}
 }
 

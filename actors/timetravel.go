@@ -201,8 +201,16 @@ func (tt *timeTravel) query(ctx context.Context, req *cairnv1.QueryRequest) *cai
 	if cerr != nil {
 		return &cairnv1.QueryReply{Error: cerr.Proto()}
 	}
-	if key.seq == 0 {
+	// notYet answers a point before the graph's first transaction: NOT_FOUND,
+	// unless its history does not start at the chain's start (DATA_LOSS).
+	notYet := func() *cairnv1.QueryReply {
+		if err := tt.startsWhole(ctx, key.graph); err != nil {
+			return &cairnv1.QueryReply{Error: storeError(key.graph, "graph_id", "read its first transaction", err).Proto()}
+		}
 		return &cairnv1.QueryReply{Error: notFound("graph_id", "graph %s has no transactions at that point (%v)", key.graph, req.GetAsOf()).Proto()}
+	}
+	if key.seq == 0 {
+		return notYet()
 	}
 	v, cerr := tt.view(ctx, key, events)
 	if cerr != nil {
@@ -210,6 +218,12 @@ func (tt *timeTravel) query(ctx context.Context, req *cairnv1.QueryRequest) *cai
 			tt.refused.Add(1)
 		}
 		return &cairnv1.QueryReply{Error: cerr.Proto()}
+	}
+	v.mu.Lock()
+	empty := v.seq == 0
+	v.mu.Unlock()
+	if empty {
+		return notYet()
 	}
 	return tt.answer(v, req)
 }
@@ -560,6 +574,24 @@ func (tt *timeTravel) replay(v *view, key viewKey, fetch <-chan fetched) (n int,
 		return n, nil
 	}
 	return n, nil
+}
+
+// startsWhole returns an error wrapping persistence.ErrTruncated when
+// graph's first transaction in archive and stream is not its chain's first:
+// a point before it is then not "before the graph existed" but history gone
+// (an archive object deleted, a purge).
+func (tt *timeTravel) startsWhole(ctx context.Context, graph string) error {
+	_, err := tt.p.cfg.Store.Read(ctx, graph, 1, func(rec persistence.Record) error {
+		if n := firstPosition(rec.Tx); n != 1 {
+			return fmt.Errorf("%w: graph %s's first transaction in archive and stream (seq %d) starts at chain position %d, not 1: the transactions before it are gone",
+				persistence.ErrTruncated, graph, rec.Seq, n)
+		}
+		return errStopReplay
+	})
+	if errors.Is(err, errStopReplay) {
+		return nil
+	}
+	return err
 }
 
 // answer runs req on v, through v's own answer cache.
