@@ -62,19 +62,9 @@ func openAuthEngine(t testing.TB) *authEngine {
 	pubs := map[string]string{"nkey-writer-a": pub}
 	f.Put(auth.User{Name: "nkey-writer-a", Role: auth.Writer, Nkey: pub, Graphs: []string{"a"}})
 
-	cfg := cairn.DefaultConfig(t.TempDir())
-	cfg.NATSListen = "127.0.0.1:0"
-	cfg.Auth = f
-	eng, err := cairn.Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("open engine: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := eng.Close(ctx); err != nil {
-			t.Errorf("close engine: %v", err)
-		}
+	eng := openEngineWith(t, t.TempDir(), func(cfg *cairn.Config) {
+		cfg.NATSListen = "127.0.0.1:0"
+		cfg.Auth = f
 	})
 	ctx := context.Background()
 	create := &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{}}}

@@ -25,25 +25,18 @@ import (
 // other graphs go on, nothing past the failure is folded.
 
 // openAudited starts an engine in dir whose projections audit the stream
-// every 50 ms.
-func openAudited(t *testing.T, dir string) *cairn.Engine {
+// every 50 ms, with tune's changes to the defaults, if any.
+func openAudited(t *testing.T, dir string, tune ...func(*cairn.Config)) *cairn.Engine {
 	t.Helper()
-	return openAuditedConfig(t, cairn.DefaultConfig(dir))
-}
-
-func openAuditedConfig(t *testing.T, cfg cairn.Config) *cairn.Engine {
-	t.Helper()
-	cfg.NATSListen = persistence.ListenNone
-	cfg.Projections.AuditEvery = 50 * time.Millisecond
-	if testing.Verbose() {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	eng, err := cairn.Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("open engine: %v", err)
-	}
-	t.Cleanup(func() { closeEngine(t, eng) })
-	return eng
+	return openEngineWith(t, dir, func(cfg *cairn.Config) {
+		cfg.Projections.AuditEvery = 50 * time.Millisecond
+		if testing.Verbose() {
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
+		for _, f := range tune {
+			f(cfg)
+		}
+	})
 }
 
 // newGraph creates graph and adds nodes ids to it, one command each, and
@@ -264,9 +257,8 @@ func TestDeletedStreamQuarantinesEveryGraph(t *testing.T) {
 // and by any reader of that stretch.)
 func TestGapMadeWhileDownIsQuarantinedAfterRestart(t *testing.T) {
 	dir := t.TempDir()
-	cfg := cairn.DefaultConfig(dir)
-	cfg.DisableSnapshots = true
-	eng := openAuditedConfig(t, cfg)
+	noSnapshots := func(cfg *cairn.Config) { cfg.DisableSnapshots = true }
+	eng := openAudited(t, dir, noSnapshots)
 	rep := newGraph(t, eng, "g", "a", "b", "c")
 	newGraph(t, eng, "other", "x")
 	_, st := jetStream(t, eng)
@@ -274,7 +266,7 @@ func TestGapMadeWhileDownIsQuarantinedAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	closeEngine(t, eng)
-	eng = openAuditedConfig(t, cfg)
+	eng = openAudited(t, dir, noSnapshots)
 	if err := waitDataLoss(t, eng, "g"); !strings.Contains(err.Error(), "prev link") {
 		t.Errorf("DATA_LOSS does not say the chain is broken: %v", err)
 	}

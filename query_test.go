@@ -31,7 +31,7 @@ func openEngineAt(t *testing.T, dir string, shards int) *cairn.Engine {
 }
 
 // openEngineWith starts an engine on dir with the defaults changed by tune.
-func openEngineWith(t *testing.T, dir string, tune func(*cairn.Config)) *cairn.Engine {
+func openEngineWith(t testing.TB, dir string, tune func(*cairn.Config)) *cairn.Engine {
 	t.Helper()
 	cfg := cairn.DefaultConfig(dir)
 	cfg.NATSListen = persistence.ListenNone
@@ -44,7 +44,7 @@ func openEngineWith(t *testing.T, dir string, tune func(*cairn.Config)) *cairn.E
 	return eng
 }
 
-func closeEngine(t *testing.T, eng *cairn.Engine) {
+func closeEngine(t testing.TB, eng *cairn.Engine) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := eng.Close(ctx); err != nil {

@@ -61,18 +61,7 @@ func openEngineNoSnapshots(t *testing.T) *cairn.Engine {
 	cfg := cairn.DefaultConfig(t.TempDir())
 	cfg.NATSListen = "127.0.0.1:0"
 	cfg.DisableSnapshots = true
-	eng, err := cairn.Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("open engine: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := eng.Close(ctx); err != nil {
-			t.Errorf("close engine: %v", err)
-		}
-	})
-	return eng
+	return enginetest.OpenConfig(t, cfg)
 }
 
 var (

@@ -17,6 +17,12 @@ func Open(tb testing.TB, listen string) *cairn.Engine {
 	tb.Helper()
 	cfg := cairn.DefaultConfig(tb.TempDir())
 	cfg.NATSListen = listen
+	return OpenConfig(tb, cfg)
+}
+
+// OpenConfig starts an engine with cfg, closed in Cleanup.
+func OpenConfig(tb testing.TB, cfg cairn.Config) *cairn.Engine {
+	tb.Helper()
 	eng, err := cairn.Open(context.Background(), cfg)
 	if err != nil {
 		tb.Fatalf("open engine: %v", err)
