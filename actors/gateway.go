@@ -258,6 +258,11 @@ func subjectGraph(subject, graph string) *aggregate.CommandError {
 // the gateway's timeout; when the gateway is closing it calls refuse instead
 // (the subscription drains requests that arrived before Close).
 func (g *Gateway) work(sem chan struct{}, refuse func(), do func(ctx context.Context)) {
+	g.workFor(sem, g.timeout, refuse, do)
+}
+
+// workFor is work bounded by timeout instead of the gateway's Timeout.
+func (g *Gateway) workFor(sem chan struct{}, timeout time.Duration, refuse func(), do func(ctx context.Context)) {
 	select {
 	case sem <- struct{}{}:
 	case <-g.ctx.Done():
@@ -271,7 +276,7 @@ func (g *Gateway) work(sem chan struct{}, refuse func(), do func(ctx context.Con
 	}
 	go func() {
 		defer func() { <-sem; g.inflight.Done() }()
-		ctx, cancel := context.WithTimeout(g.ctx, g.timeout)
+		ctx, cancel := context.WithTimeout(g.ctx, timeout)
 		defer cancel()
 		do(ctx)
 	}()
@@ -309,23 +314,14 @@ func (g *Gateway) handleRepair(req micro.Request, repair func(context.Context, s
 			res, err := repair(ctx, r.Graph, r.Seq)
 			rep := api.RepairReply{RepairResult: res}
 			if err != nil {
-				rep.Error, rep.Code = err.Error(), "INTERNAL"
-				switch {
-				case errors.Is(err, persistence.ErrNotFound):
-					rep.Code = "NOT_FOUND"
-				case errors.Is(err, ErrNotRepairable):
-					rep.Code = "FAILED_PRECONDITION"
-				case errors.Is(err, persistence.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-					rep.Code = "UNAVAILABLE"
-				}
+				rep.Error, rep.Code = err.Error(), adminCode(err)
 			}
 			answer(rep)
 		})
 }
 
-// handleArchive runs an admin's archive request (api.ArchiveSubject) on a
-// goroutine of its own, bounded by timeout: archiving a long history takes
-// longer than a command.
+// handleArchive runs an admin's archive request (api.ArchiveSubject),
+// bounded by timeout: archiving a long history takes longer than a command.
 func (g *Gateway) handleArchive(req micro.Request, archive func(context.Context, string, uint64) (api.ArchiveReply, error), timeout time.Duration) {
 	answer := func(rep api.ArchiveReply) {
 		data, err := json.Marshal(rep)
@@ -336,30 +332,30 @@ func (g *Gateway) handleArchive(req micro.Request, archive func(context.Context,
 		answer(api.ArchiveReply{Code: "INVALID_ARGUMENT", Error: fmt.Sprintf("request is not a JSON api.ArchiveRequest with a graph and a before seq of at least 2 (%s)", req.Data())})
 		return
 	}
-	if !g.take() {
-		answer(api.ArchiveReply{Graph: r.Graph, Code: "UNAVAILABLE", Error: "cairn is shutting down"})
-		return
-	}
-	go func() {
-		defer g.inflight.Done()
-		ctx, cancel := context.WithTimeout(g.ctx, timeout)
-		defer cancel()
-		rep, err := archive(ctx, r.Graph, r.Before)
-		if err != nil {
-			rep.Graph, rep.Error, rep.Code = r.Graph, err.Error(), "INTERNAL"
-			switch {
-			case errors.Is(err, persistence.ErrNotFound):
-				rep.Code = "NOT_FOUND"
-			case errors.Is(err, persistence.ErrInvalidGraph):
-				rep.Code = "INVALID_ARGUMENT"
-			case persistence.IsDataLoss(err), errors.Is(err, ErrArchiveBusy):
-				rep.Code = "FAILED_PRECONDITION"
-			case errors.Is(err, persistence.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-				rep.Code = "UNAVAILABLE"
+	g.workFor(g.querySem, timeout, func() { answer(api.ArchiveReply{Graph: r.Graph, Code: "UNAVAILABLE", Error: "cairn is shutting down"}) },
+		func(ctx context.Context) {
+			rep, err := archive(ctx, r.Graph, r.Before)
+			if err != nil {
+				rep.Graph, rep.Error, rep.Code = r.Graph, err.Error(), adminCode(err)
 			}
-		}
-		answer(rep)
-	}()
+			answer(rep)
+		})
+}
+
+// adminCode names the wire code of an admin request's failure (repair,
+// archive): the store's sentinels and the requests' own refusals.
+func adminCode(err error) string {
+	switch {
+	case errors.Is(err, persistence.ErrNotFound):
+		return "NOT_FOUND"
+	case errors.Is(err, persistence.ErrInvalidGraph):
+		return "INVALID_ARGUMENT"
+	case errors.Is(err, ErrNotRepairable), errors.Is(err, ErrArchiveBusy), persistence.IsDataLoss(err):
+		return "FAILED_PRECONDITION"
+	case errors.Is(err, persistence.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return "UNAVAILABLE"
+	}
+	return "INTERNAL"
 }
 
 // ErrArchiveBusy: an archive of the graph is already running.
