@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
@@ -110,7 +111,7 @@ func NewSigningKey() ([]byte, error) {
 //
 // Errors: ErrKey.
 func NewSigner(seed []byte) (*Signer, error) {
-	prefix, raw, err := nkeys.DecodeSeed(bytesTrim(seed))
+	prefix, raw, err := nkeys.DecodeSeed(bytes.TrimSpace(seed))
 	if err != nil {
 		return nil, fmt.Errorf("%w: signing key seed: %v", ErrKey, err)
 	}
@@ -421,10 +422,6 @@ func objectMeta(s *Signer, o ObjectSig) map[string]string {
 		maps.Copy(md, s.signObject(o))
 	}
 	return md
-}
-
-func bytesTrim(b []byte) []byte {
-	return []byte(strings.TrimSpace(string(b)))
 }
 
 // WithSigning makes the store sign the archive objects it writes with

@@ -131,19 +131,11 @@ func createSigningKey(path string) (*persistence.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := writeSeed(path, seed); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("%s exists: a signing key is never overwritten", path)
 		}
 		return nil, fmt.Errorf("create signing key: %w", err)
-	}
-	_, err = f.Write(append(seed, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("write signing key %s: %w", path, err)
 	}
 	return persistence.NewSigner(seed)
 }
