@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"slices"
 
 	"google.golang.org/protobuf/proto"
@@ -28,8 +27,6 @@ var ErrInvalidSnapshot = errors.New("invalid aggregate snapshot")
 // snapshotMagic starts every encoding, so that a stray object is refused
 // at once.
 const snapshotMagic = "CAGS"
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Frozen is a state as it was at Freeze: it shares the state's arrays and
 // tables, whose pages the state copies before it next writes them, so that
@@ -151,7 +148,7 @@ func (f *Frozen) Marshal(replies []*cairnv1.CommandReply) ([]byte, error) {
 			return nil, fmt.Errorf("marshal state of %s: reply %q: %w", f.graph, r.GetCommandId(), err)
 		}
 	}
-	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst, castagnoli)), nil
+	return binary.LittleEndian.AppendUint32(dst, wire.Checksum(dst)), nil
 }
 
 // edgeArrays lists the per-edge packed arrays in encoding order.
@@ -173,7 +170,7 @@ func Unmarshal(data []byte) (*State, []*cairnv1.CommandReply, error) {
 		return fail("not an aggregate state encoding (format 2 or later): %d bytes without the %q header", len(data), snapshotMagic)
 	}
 	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
-	if got := crc32.Checksum(body, castagnoli); got != sum {
+	if got := wire.Checksum(body); got != sum {
 		return fail("checksum %08x, the encoding says %08x", got, sum)
 	}
 	r := wire.NewReader(body[len(snapshotMagic):])

@@ -3,7 +3,6 @@ package persistence
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairn-graph/cairn/internal/wire"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -481,7 +481,7 @@ func (s *Store) loadArchive(ctx context.Context, e archiveEntry) ([]archiveRecor
 		return nil, nil, fmt.Errorf("archive %s: %w: %d bytes uncompressed, metadata says %d", e.Name, ErrMalformed, len(raw), e.Size)
 	}
 	o := e.sig()
-	o.Digest = sha256.Sum256(raw)
+	o.Digest = wire.SHA256(raw)
 	// Archives written before payload digests are read without one,
 	// unless signatures are checked.
 	if err := s.trust.checkObject(e.md, o, false); err != nil {
@@ -693,7 +693,7 @@ func (s *Store) writeArchive(ctx context.Context, enc *zstd.Encoder, seg *segmen
 	data := enc.EncodeAll(seg.buf, nil)
 	e.Stored = int64(len(data))
 	o := e.sig()
-	o.Digest = sha256.Sum256(seg.buf)
+	o.Digest = wire.SHA256(seg.buf)
 	e.md = e.metadata()
 	maps.Copy(e.md, objectMeta(s.signer, o))
 	pctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)

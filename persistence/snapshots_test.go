@@ -226,9 +226,9 @@ func TestSnapshotsRoundTrip(t *testing.T) {
 	}
 }
 
-// TestSnapshotsLevels: read models are compressed at SpeedFastest and
-// aggregates at the default level unless the config says otherwise, and Get
-// reads a snapshot whatever level wrote it.
+// TestSnapshotsLevels: read models and aggregates are compressed at
+// SpeedFastest unless the config says otherwise, and Get reads a snapshot
+// whatever level wrote it.
 func TestSnapshotsLevels(t *testing.T) {
 	ctx := testCtx(t)
 	srv := natstest.Start(t)
@@ -243,10 +243,10 @@ func TestSnapshotsLevels(t *testing.T) {
 	}
 	def := open(nil)
 	best := open(map[persistence.SnapshotKind]zstd.EncoderLevel{
-		persistence.KindReadModel: zstd.SpeedBestCompression, persistence.KindAggregate: zstd.SpeedFastest,
+		persistence.KindReadModel: zstd.SpeedBestCompression, persistence.KindAggregate: zstd.SpeedDefault,
 	})
 	if persistence.DefaultSnapshotLevel(persistence.KindReadModel) != zstd.SpeedFastest ||
-		persistence.DefaultSnapshotLevel(persistence.KindAggregate) != zstd.SpeedDefault {
+		persistence.DefaultSnapshotLevel(persistence.KindAggregate) != zstd.SpeedFastest {
 		t.Fatal("default levels changed")
 	}
 	data := readModelLike(snapshotRand(t), 1<<20)
@@ -271,8 +271,8 @@ func TestSnapshotsLevels(t *testing.T) {
 	// Each object is the one frame its configured level writes (sizes on
 	// random data do not order the levels reliably; the bytes do).
 	for name, level := range map[string]zstd.EncoderLevel{
-		"default/readmodel": zstd.SpeedFastest, "default/aggregate": zstd.SpeedDefault,
-		"best/readmodel": zstd.SpeedBestCompression, "best/aggregate": zstd.SpeedFastest,
+		"default/readmodel": zstd.SpeedFastest, "default/aggregate": zstd.SpeedFastest,
+		"best/readmodel": zstd.SpeedBestCompression, "best/aggregate": zstd.SpeedDefault,
 	} {
 		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level))
 		if err != nil {

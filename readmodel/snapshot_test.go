@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/cairn-graph/cairn/internal/adjacency"
 	"github.com/cairn-graph/cairn/internal/graphgen"
+	"github.com/cairn-graph/cairn/internal/wire"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/klauspost/compress/zstd"
 )
@@ -230,7 +230,7 @@ func fixChecksum(data []byte) []byte {
 	}
 	data = bytes.Clone(data)
 	body := data[headerLen:]
-	binary.LittleEndian.PutUint32(data[12:], crc32.Checksum(body, castagnoli))
+	binary.LittleEndian.PutUint32(data[12:], wire.Checksum(body))
 	binary.LittleEndian.PutUint64(data[16:], uint64(len(body)))
 	return data
 }
