@@ -117,6 +117,8 @@ type snapState struct {
 	since   int    // events delivered since the last round started
 	total   int    // events delivered since Start
 
+	lastBytes atomic.Int64 // what the last round that succeeded wrote
+
 	inFlight  atomic.Pointer[snapRound]
 	fallbacks atomic.Uint64
 	rounds    atomic.Uint64
@@ -221,12 +223,15 @@ type restoredGraph struct {
 }
 
 // delivered counts f towards the next snapshot round and starts one when
-// due: every SnapshotEvery events, and when the reader first catches up.
-// Until then (a rebuild), rounds also wait until the events since the last
-// one are at least half of all delivered so far: the rounds of a long
-// rebuild come at doubling intervals, so that encoding the growing read
-// models costs a bounded share of the rebuild (about twice the last
-// snapshot) instead of one snapshot every SnapshotEvery events.
+// due: every SnapshotEvery events, or every snapshotBytesPerEvent-th of the
+// bytes the last round wrote if more (so that big read models, like big
+// aggregates, are snapshotted every sixteenth of their size), and when the
+// reader first catches up after a rebuild or a long tail. Until then (a
+// rebuild), rounds also wait until the events since the last one are at
+// least half of all delivered so far: the rounds of a long rebuild come at
+// doubling intervals, so that encoding the growing read models costs a
+// bounded share of the rebuild (about twice the last snapshot) instead of
+// one snapshot every SnapshotEvery events.
 func (p *Projections) delivered(f persistence.Followed, firstCaughtUp, caughtUp bool) {
 	if p.cfg.Snapshots == nil {
 		return
@@ -235,11 +240,26 @@ func (p *Projections) delivered(f persistence.Followed, firstCaughtUp, caughtUp 
 	p.snap.last = f.Seq
 	p.snap.since += n
 	p.snap.total += n
-	due := p.snap.since >= p.cfg.SnapshotEvery && (caughtUp || p.snap.since >= p.snap.total/2)
+	every := max(p.cfg.SnapshotEvery, int(p.snap.lastBytes.Load()/snapshotBytesPerEvent))
+	due := p.snap.since >= every && (caughtUp || p.snap.since >= p.snap.total/2)
+	// Restored from a manifest with a short tail, the stored snapshots
+	// are nearly current: a round now would rewrite every read model
+	// while the engine starts.
+	if firstCaughtUp && p.snap.resumed != 0 && p.snap.since < every/2 {
+		firstCaughtUp = false
+	}
 	if (due || firstCaughtUp) && p.snap.inFlight.Load() == nil {
 		p.startRound(f.Seq)
 	}
 }
+
+// snapshotBytesPerEvent sets how far apart the rounds of big read models
+// are: a round that wrote B bytes is followed by the next after at least
+// B/snapshotBytesPerEvent events. A read model takes about 25 bytes per
+// node and edge, so that is every sixteenth of the nodes and edges, as for
+// aggregates (GrainConfig.SnapshotInterval): 250,000 events for 1M nodes
+// and 3M edges, whose 100 MB round costs about a second of CPU.
+const snapshotBytesPerEvent = 400
 
 // startRound sends every shard the marker of a round at seq (the reader
 // delivered seq last) and collects the parts in the background.
@@ -378,6 +398,7 @@ func (p *Projections) finishRound(r *snapRound) {
 	h := &p.snap.health
 	h.LastSeq, h.LastBytes, h.LastGraphs, h.LastRoundMs = r.seq, bytes, written, ms(took)
 	p.snap.mu.Unlock()
+	p.snap.lastBytes.Store(bytes)
 	for _, g := range m.Graphs {
 		if info, err := g.info(); err == nil {
 			p.snap.index.add(info)
