@@ -362,7 +362,7 @@ func (g *Graph) addNode(na *cairnv1.NodeAdded) {
 	}
 	g.setAttrs(u, g.compsOf(u, nil), cats)
 	g.degHist[0]++
-	g.top.invalidate()
+	g.topNodeAdded(u)
 }
 
 // setComponents replaces node u's components (handles old) with cs.
@@ -402,6 +402,7 @@ func (g *Graph) changeComponents(nc *cairnv1.NodeComponentsChanged) {
 
 func (g *Graph) removeNode(id string) {
 	u, _ := g.nodes.Lookup(id)
+	g.topNodeRemoved(u)
 	g.setComponents(u, g.compsOf(u, nil), nil)
 	for _, c := range g.catsOf(u, nil) {
 		g.catNodes[c].Remove(u)
@@ -413,14 +414,13 @@ func (g *Graph) removeNode(id string) {
 	if g.degHist[0] == 0 {
 		delete(g.degHist, 0)
 	}
-	g.top.invalidate()
 }
 
 // bumpDegree moves node u in the degree histogram after its degrees change.
 func (g *Graph) bumpDegree(u uint32, dOut, dIn int) {
-	out, in := g.outDeg.get(u), g.inDeg.get(u)
-	before := out + in
-	out, in = uint32(int(out)+dOut), uint32(int(in)+dIn)
+	out0, in0 := g.outDeg.get(u), g.inDeg.get(u)
+	before := out0 + in0
+	out, in := uint32(int(out0)+dOut), uint32(int(in0)+dIn)
 	g.outDeg.set(u, out)
 	g.inDeg.set(u, in)
 	if after := out + in; after != before {
@@ -429,7 +429,7 @@ func (g *Graph) bumpDegree(u uint32, dOut, dIn int) {
 		}
 		g.degHist[after]++
 	}
-	g.top.invalidate()
+	g.topDegreesChanged(u, int(out0), int(in0), int(out), int(in))
 }
 
 func (g *Graph) addEdge(ea *cairnv1.EdgeAdded) {

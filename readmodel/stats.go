@@ -46,15 +46,166 @@ const (
 	InDegree
 )
 
-// topCache holds the last top-k answer until a degree changes.
+// topCache holds the last top-k answers (up to maxTopAnswers of them, one
+// per k and kind), kept current as degrees change: a change that cannot
+// move a node into or within an answer costs a comparison, one that does
+// an insertion into it. Only what could bring in a node from outside the
+// answer (a member's degree falling, a member removed) drops the answer,
+// and the next query computes it again in two passes over the graph.
 type topCache struct {
-	valid bool
+	answers []topAnswer
+}
+
+// maxTopAnswers bounds the answers kept: Stats' and a few TopDegree
+// queries'.
+const maxTopAnswers = 4
+
+// topAnswer is one cached top-k answer. It holds every live node when it
+// holds fewer than k.
+type topAnswer struct {
 	k     int
 	kind  DegreeKind
 	top   []NodeDegree
+	nodes []uint32 // top[i]'s node index
 }
 
-func (c *topCache) invalidate() { c.valid, c.top = false, nil }
+func (c *topCache) invalidate() { c.answers = nil }
+
+// find returns the answer for k and kind, or nil.
+func (c *topCache) find(k int, kind DegreeKind) *topAnswer {
+	for i := range c.answers {
+		if a := &c.answers[i]; a.k == k && a.kind == kind {
+			return a
+		}
+	}
+	return nil
+}
+
+// keep adds a, dropping the oldest answer when full.
+func (c *topCache) keep(a topAnswer) {
+	if len(c.answers) == maxTopAnswers {
+		c.answers = slices.Delete(c.answers, 0, 1)
+	}
+	c.answers = append(c.answers, a)
+}
+
+// ranksBefore reports whether a node of degree d and id ranks before nd.
+func ranksBefore(d int, id string, nd NodeDegree) bool {
+	return d > nd.Degree || d == nd.Degree && id < nd.ID
+}
+
+// degreeOf returns node u's degree of kind.
+func (g *Graph) degreeOf(u uint32, kind DegreeKind) int {
+	switch kind {
+	case OutDegree:
+		return int(g.outDeg.get(u))
+	case InDegree:
+		return int(g.inDeg.get(u))
+	}
+	return int(g.outDeg.get(u) + g.inDeg.get(u))
+}
+
+// topNodeAdded updates the answers for live node u, just added with no
+// edges.
+func (g *Graph) topNodeAdded(u uint32) {
+	for i := range g.top.answers {
+		a := &g.top.answers[i]
+		if len(a.top) < a.k || ranksBefore(0, g.nodes.String(u), a.top[len(a.top)-1]) {
+			a.place(u, g.nodes.String(u), 0, -1)
+		}
+	}
+}
+
+// topNodeRemoved updates the answers for node u, about to be removed.
+func (g *Graph) topNodeRemoved(u uint32) {
+	answers := g.top.answers[:0]
+	for _, a := range g.top.answers {
+		if j := slices.Index(a.nodes, u); j >= 0 {
+			if len(a.top) == a.k {
+				continue // a node from outside may take its place: drop
+			}
+			a.top, a.nodes = slices.Delete(a.top, j, j+1), slices.Delete(a.nodes, j, j+1)
+		}
+		answers = append(answers, a)
+	}
+	g.top.answers = answers
+}
+
+// topDegreesChanged updates the answers after node u's out- and in-degree
+// went from (out0, in0) to (out1, in1).
+func (g *Graph) topDegreesChanged(u uint32, out0, in0, out1, in1 int) {
+	answers := g.top.answers[:0]
+	for _, a := range g.top.answers {
+		before, after := out0+in0, out1+in1
+		switch a.kind {
+		case OutDegree:
+			before, after = out0, out1
+		case InDegree:
+			before, after = in0, in1
+		}
+		if after == before {
+			answers = append(answers, a)
+			continue
+		}
+		full := len(a.top) == a.k
+		last := NodeDegree{Degree: -1}
+		if full {
+			last = a.top[len(a.top)-1]
+		}
+		if after < before {
+			// A member falling may let a node from outside in: drop
+			// the answer unless it holds every node. A node outside
+			// stays outside.
+			if full && before >= last.Degree && slices.Contains(a.nodes, u) {
+				continue
+			}
+			if j := slices.Index(a.nodes, u); j >= 0 {
+				a.place(u, a.top[j].ID, after, j)
+			}
+			answers = append(answers, a)
+			continue
+		}
+		// Rising: only a node that now ranks before the last can be in
+		// the answer, whether it was already or comes in.
+		if full && after < last.Degree {
+			answers = append(answers, a)
+			continue
+		}
+		j := slices.Index(a.nodes, u)
+		id := ""
+		if j >= 0 {
+			id = a.top[j].ID
+		} else {
+			id = g.nodes.String(u)
+		}
+		if j >= 0 || !full || ranksBefore(after, id, last) {
+			a.place(u, id, after, j)
+		}
+		answers = append(answers, a)
+	}
+	g.top.answers = answers
+}
+
+// place puts node u (id, degree d) at its rank in the answer, moving it
+// from index j (-1: not in it), and trims the answer to k.
+func (a *topAnswer) place(u uint32, id string, d int, j int) {
+	if j >= 0 {
+		a.top, a.nodes = slices.Delete(a.top, j, j+1), slices.Delete(a.nodes, j, j+1)
+	}
+	i, _ := slices.BinarySearchFunc(a.top, NodeDegree{ID: id, Degree: d}, func(e, t NodeDegree) int {
+		switch {
+		case ranksBefore(e.Degree, e.ID, t):
+			return -1
+		case e == t:
+			return 0
+		}
+		return 1
+	})
+	a.top, a.nodes = slices.Insert(a.top, i, NodeDegree{ID: id, Degree: d}), slices.Insert(a.nodes, i, u)
+	if len(a.top) > a.k {
+		a.top, a.nodes = a.top[:a.k], a.nodes[:a.k]
+	}
+}
 
 // Stats returns the graph's metrics. Top-k is computed on demand as
 // TopDegree's and cached until a degree changes.
@@ -113,67 +264,77 @@ func degreeFloor(k int, buckets []DegreeCount) int {
 }
 
 func (g *Graph) topK(k int, kind DegreeKind) []NodeDegree {
-	if g.top.valid && g.top.k == k && g.top.kind == kind {
-		return g.top.top
+	if k <= 0 {
+		return nil
+	}
+	if a := g.top.find(k, kind); a != nil {
+		return a.top
 	}
 	var top []NodeDegree
-	if k > 0 {
-		outLow, inLow := &g.outDeg.low, &g.inDeg.low
-		var buckets []DegreeCount
-		if kind == TotalDegree {
-			for d, n := range g.degHist {
-				buckets = append(buckets, DegreeCount{Degree: int(d), Nodes: n})
+	var nodes []uint32
+	outLow, inLow := &g.outDeg.low, &g.inDeg.low
+	var buckets []DegreeCount
+	if kind == TotalDegree {
+		for d, n := range g.degHist {
+			buckets = append(buckets, DegreeCount{Degree: int(d), Nodes: n})
+		}
+		floor := degreeFloor(k, buckets)
+		for u := range uint32(outLow.len()) {
+			// Most nodes fall below the floor on their 1-byte counts alone.
+			if o, i := outLow.at(int(u)), inLow.at(int(u)); o != degreeSpill && i != degreeSpill && int(o)+int(i) < floor {
+				continue
 			}
-			floor := degreeFloor(k, buckets)
-			for u := range uint32(outLow.len()) {
-				// Most nodes fall below the floor on their 1-byte counts alone.
-				if o, i := outLow.at(int(u)), inLow.at(int(u)); o != degreeSpill && i != degreeSpill && int(o)+int(i) < floor {
-					continue
-				}
-				if d := int(g.outDeg.get(u) + g.inDeg.get(u)); d >= floor && g.nodes.Has(u) {
-					top = append(top, NodeDegree{ID: g.nodes.String(u), Degree: d})
-				}
+			if d := int(g.outDeg.get(u) + g.inDeg.get(u)); d >= floor && g.nodes.Has(u) {
+				top = append(top, NodeDegree{ID: g.nodes.String(u), Degree: d})
+				nodes = append(nodes, u)
 			}
-		} else {
-			d := &g.outDeg
-			if kind == InDegree {
-				d = &g.inDeg
+		}
+	} else {
+		d := &g.outDeg
+		if kind == InDegree {
+			d = &g.inDeg
+		}
+		low := &d.low
+		var count [degreeSpill]int
+		for u := range low.len() {
+			if v := low.at(u); v != degreeSpill && g.nodes.Has(uint32(u)) {
+				count[v]++
 			}
-			low := &d.low
-			var count [degreeSpill]int
-			for u := range low.len() {
-				if v := low.at(u); v != degreeSpill && g.nodes.Has(uint32(u)) {
-					count[v]++
-				}
+		}
+		for v, n := range count {
+			if n > 0 {
+				buckets = append(buckets, DegreeCount{Degree: v, Nodes: n})
 			}
-			for v, n := range count {
-				if n > 0 {
-					buckets = append(buckets, DegreeCount{Degree: v, Nodes: n})
-				}
+		}
+		for _, v := range d.high {
+			buckets = append(buckets, DegreeCount{Degree: int(v), Nodes: 1})
+		}
+		floor := degreeFloor(k, buckets)
+		for u := range low.len() {
+			if v := low.at(u); v != degreeSpill && int(v) < floor {
+				continue
 			}
-			for _, v := range d.high {
-				buckets = append(buckets, DegreeCount{Degree: int(v), Nodes: 1})
-			}
-			floor := degreeFloor(k, buckets)
-			for u := range low.len() {
-				if v := low.at(u); v != degreeSpill && int(v) < floor {
-					continue
-				}
-				if n := int(d.get(uint32(u))); n >= floor && g.nodes.Has(uint32(u)) {
-					top = append(top, NodeDegree{ID: g.nodes.String(uint32(u)), Degree: n})
-				}
+			if n := int(d.get(uint32(u))); n >= floor && g.nodes.Has(uint32(u)) {
+				top = append(top, NodeDegree{ID: g.nodes.String(uint32(u)), Degree: n})
+				nodes = append(nodes, uint32(u))
 			}
 		}
 	}
-	slices.SortFunc(top, func(a, b NodeDegree) int {
-		if c := cmp.Compare(b.Degree, a.Degree); c != 0 {
+	order := make([]int, len(top))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(i, j int) int {
+		if c := cmp.Compare(top[j].Degree, top[i].Degree); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.ID, b.ID)
+		return cmp.Compare(top[i].ID, top[j].ID)
 	})
-	if len(top) > k {
-		top = top[:k]
+	n := min(len(order), k)
+	a := topAnswer{k: k, kind: kind, top: make([]NodeDegree, n), nodes: make([]uint32, n)}
+	for i := range n {
+		a.top[i], a.nodes[i] = top[order[i]], nodes[order[i]]
 	}
-	g.top = topCache{valid: true, k: k, kind: kind, top: top}
-	return top
+	g.top.keep(a)
+	return a.top
 }
