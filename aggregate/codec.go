@@ -102,6 +102,7 @@ func (f *Frozen) Marshal(replies []*cairnv1.CommandReply) ([]byte, error) {
 	}
 	size += 4 * (f.nodeSet.Len() + f.first.Len() + len(f.edgeArrays)*f.edges.Cap())
 	dst := make([]byte, 0, size)
+	wire.Prefault(dst[:cap(dst)])
 	dst = append(dst, snapshotMagic...)
 	dst = wire.AppendUvarint(dst, SnapshotFormat)
 	dst = wire.AppendString(dst, f.graph)

@@ -144,6 +144,7 @@ func (f *Frozen) AsOf() uint64 { return f.asOf }
 // format), so that LoadSnapshot copies rather than rebuilds.
 func (f *Frozen) AppendSnapshot(dst []byte) []byte {
 	dst = slices.Grow(dst, f.estimate())
+	wire.Prefault(dst[len(dst):cap(dst)])
 	start := len(dst)
 	dst = append(dst, make([]byte, headerLen)...)
 

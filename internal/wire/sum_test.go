@@ -24,3 +24,16 @@ func TestSumsInPieces(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefault leaves a zero buffer zero, whatever its length.
+func TestPrefault(t *testing.T) {
+	for _, n := range []int{0, 1, 4095, 4096, 4097, 3<<20 + 5} {
+		b := make([]byte, n)
+		Prefault(b)
+		for i, c := range b {
+			if c != 0 {
+				t.Fatalf("%d bytes: byte %d is %d", n, i, c)
+			}
+		}
+	}
+}
