@@ -60,11 +60,10 @@ type ProjectionConfig struct {
 	// turns time travel off and snapshots are then trusted unverified.
 	Store HistoryStore
 	// SnapshotEvery is how many events the reader delivers, over all
-	// shards, between two snapshot rounds, or a 400th of the bytes the
-	// last round wrote if more (a sixteenth of a big read model's nodes
-	// and edges). A round also runs when the reader first catches up with
-	// the stream after a rebuild or a tail of at least half that, and on
-	// Close. Default 100,000.
+	// shards, between two snapshot rounds, or a thousandth of the bytes
+	// the last round wrote if more (big read models). A round also runs
+	// when the reader first catches up with the stream after a rebuild or
+	// a tail of at least half that, and on Close. Default 100,000.
 	SnapshotEvery int
 	// SnapshotKeep is how many snapshot rounds (manifests) are kept; every
 	// read-model snapshot a kept manifest names is kept. Default 3.

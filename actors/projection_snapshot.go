@@ -224,14 +224,14 @@ type restoredGraph struct {
 
 // delivered counts f towards the next snapshot round and starts one when
 // due: every SnapshotEvery events, or every snapshotBytesPerEvent-th of the
-// bytes the last round wrote if more (so that big read models, like big
-// aggregates, are snapshotted every sixteenth of their size), and when the
-// reader first catches up after a rebuild or a long tail. Until then (a
-// rebuild), rounds also wait until the events since the last one are at
-// least half of all delivered so far: the rounds of a long rebuild come at
-// doubling intervals, so that encoding the growing read models costs a
-// bounded share of the rebuild (about twice the last snapshot) instead of
-// one snapshot every SnapshotEvery events.
+// bytes the last round wrote if more (so that the rounds of big read models
+// write a bounded number of bytes per event), and when the reader first
+// catches up after a rebuild or a long tail. Until then (a rebuild), rounds
+// also wait until the events since the last one are at least half of all
+// delivered so far: the rounds of a long rebuild come at doubling
+// intervals, so that encoding the growing read models costs a bounded
+// share of the rebuild (about twice the last snapshot) instead of one
+// snapshot every SnapshotEvery events.
 func (p *Projections) delivered(f persistence.Followed, firstCaughtUp, caughtUp bool) {
 	if p.cfg.Snapshots == nil {
 		return
@@ -255,11 +255,12 @@ func (p *Projections) delivered(f persistence.Followed, firstCaughtUp, caughtUp 
 
 // snapshotBytesPerEvent sets how far apart the rounds of big read models
 // are: a round that wrote B bytes is followed by the next after at least
-// B/snapshotBytesPerEvent events. A read model takes about 25 bytes per
-// node and edge, so that is every sixteenth of the nodes and edges, as for
-// aggregates (GrainConfig.SnapshotInterval): 250,000 events for 1M nodes
-// and 3M edges, whose 100 MB round costs about a second of CPU.
-const snapshotBytesPerEvent = 400
+// B/snapshotBytesPerEvent events, so that rounds write about a kilobyte
+// per event at most. That is SnapshotEvery's default for the 100 MB read
+// model of 1M nodes and 3M edges (a round costs it about a second of CPU),
+// and grows with bigger models; a restart replays at most that many events
+// after the snapshots it restores.
+const snapshotBytesPerEvent = 1000
 
 // startRound sends every shard the marker of a round at seq (the reader
 // delivered seq last) and collects the parts in the background.

@@ -83,8 +83,8 @@ Flags:
                         archive moves only events older than the oldest one
   --readmodel-snapshot-every N
                         the projection shards snapshot their read models
-                        every N events, or a sixteenth of their nodes and
-                        edges if more (default 100000)
+                        every N events, or a thousandth of the bytes the
+                        last round wrote if more (default 100000)
   --no-snapshots        take and load no snapshots: every graph activation
                         and every start replays the stream, and --as-of
                         queries replay from the graph's first event
