@@ -26,6 +26,7 @@ const (
 // first SIGINT or SIGTERM cancels run's context (serve drains, a client stops
 // waiting); a second one exits at once.
 func main() {
+	reexecForMemory(os.Args[1:])
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
