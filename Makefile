@@ -65,7 +65,7 @@ bench: deps build
 	./bin/cairn bench suite --out $(BENCH_OUT)
 	./bin/cairn bench peer --out $(BENCH_OUT)/peer
 	$(GO) test ./aggregate -run '^$$' -bench 'StateMemory|Codec' -benchtime 1x -count 3 -timeout 30m -aggregate.big | tee aggregate-bench.out
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 60m $(PKGS) | tee bench.out
+	GODEBUG=madvdontneed=0 $(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 60m $(PKGS) | tee bench.out
 	@if [ -n "$(BIG)" ]; then set -o pipefail; \
 		$(GO) test ./readmodel -run '^$$' -bench BigGraph -benchtime 20000x -count 3 -timeout 60m -readmodel.big | tee -a bench.out && \
 		$(GO) test ./actors -run '^$$' -bench 'Projection$$' -benchtime 3s -count 3 -timeout 60m -actors.big | tee -a bench.out && \
