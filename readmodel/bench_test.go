@@ -95,7 +95,7 @@ func BenchmarkBigGraph(b *testing.B) {
 	})
 	b.Run("Stats", func(b *testing.B) {
 		for range b.N {
-			g.top.invalidate()
+			g.top = topCache{} // the full computation, not a cached answer
 			if _, err := g.Stats(); err != nil {
 				b.Fatal(err)
 			}

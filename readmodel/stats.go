@@ -69,8 +69,6 @@ type topAnswer struct {
 	nodes []uint32 // top[i]'s node index
 }
 
-func (c *topCache) invalidate() { c.answers = nil }
-
 // find returns the answer for k and kind, or nil.
 func (c *topCache) find(k int, kind DegreeKind) *topAnswer {
 	for i := range c.answers {
@@ -92,17 +90,6 @@ func (c *topCache) keep(a topAnswer) {
 // ranksBefore reports whether a node of degree d and id ranks before nd.
 func ranksBefore(d int, id string, nd NodeDegree) bool {
 	return d > nd.Degree || d == nd.Degree && id < nd.ID
-}
-
-// degreeOf returns node u's degree of kind.
-func (g *Graph) degreeOf(u uint32, kind DegreeKind) int {
-	switch kind {
-	case OutDegree:
-		return int(g.outDeg.get(u))
-	case InDegree:
-		return int(g.inDeg.get(u))
-	}
-	return int(g.outDeg.get(u) + g.inDeg.get(u))
 }
 
 // topNodeAdded updates the answers for live node u, just added with no
