@@ -724,6 +724,8 @@ func (g *graphGrain) replay(read readFunc, from uint64) error {
 			cancel(foldErr)
 			continue
 		}
+		// The reader may have waited on the fold: progress either way.
+		watchdog.Reset(g.cfg.AppendTimeout)
 		g.head, g.lastSeq = c.head, c.stored.Seq
 		g.sinceSnap += len(c.stored.Events)
 		g.kind.stats.replayedTransactions.Add(1)
