@@ -108,6 +108,10 @@ Flags:
                         GOGC=200 trades memory for less collection work,
                         GOGC=off collects only near the limit. The limit in
                         force is logged at start and shown by cairn health.
+                        serve re-executes itself at start with
+                        madvdontneed=0 added to GODEBUG (freed heap goes
+                        back with MADV_FREE, so reusing it takes no page
+                        faults) unless GODEBUG sets madvdontneed already
   --signing-key FILE    the nkey seed the engine signs every transaction,
                         snapshot and archive with (see cairn help keys);
                         default DATA/signing.nk, created (mode 0600) on
