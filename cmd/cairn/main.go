@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	_ "github.com/cairn-graph/cairn/internal/madvfree" // first: see its doc
 )
 
 // Exit codes.
@@ -26,7 +28,6 @@ const (
 // first SIGINT or SIGTERM cancels run's context (serve drains, a client stops
 // waiting); a second one exits at once.
 func main() {
-	reexecForMemory(os.Args[1:])
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
