@@ -20,17 +20,20 @@ import (
 // signature is over (graph, tx id, head CID, command records) and the
 // signature itself, and only a Signer of this process adds to it.
 type SignedSet struct {
-	mu   sync.Mutex
-	m    map[[sha256.Size]byte]struct{}
-	ring [][sha256.Size]byte
-	next int
-	hits uint64
+	mu       sync.Mutex
+	m        map[[sha256.Size]byte]struct{}
+	ring     [][sha256.Size]byte // in order of adding, up to capacity
+	capacity int
+	next     int // the oldest in a full ring
+	hits     uint64
 }
 
 // NewSignedSet returns a set of at most capacity digests (at least 1).
+// It takes memory as digests come, not up front: 65,536 digests are 4 MB,
+// which on the reference VM cost 20-30 ms of page faults at the engine's
+// start when allocated there.
 func NewSignedSet(capacity int) *SignedSet {
-	capacity = max(capacity, 1)
-	return &SignedSet{m: make(map[[sha256.Size]byte]struct{}, capacity), ring: make([][sha256.Size]byte, capacity)}
+	return &SignedSet{m: map[[sha256.Size]byte]struct{}{}, capacity: max(capacity, 1)}
 }
 
 // Hits counts the transactions the set vouched for.
@@ -52,9 +55,13 @@ func signedDigest(msg, sig []byte) [sha256.Size]byte {
 func (s *SignedSet) add(d [sha256.Size]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.m, s.ring[s.next]) // the oldest, gone or not
-	s.ring[s.next] = d
-	s.next = (s.next + 1) % len(s.ring)
+	if len(s.ring) < s.capacity {
+		s.ring = append(s.ring, d)
+	} else {
+		delete(s.m, s.ring[s.next]) // the oldest, gone or not
+		s.ring[s.next] = d
+		s.next = (s.next + 1) % len(s.ring)
+	}
 	s.m[d] = struct{}{}
 }
 
