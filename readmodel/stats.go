@@ -97,8 +97,13 @@ func ranksBefore(d int, id string, nd NodeDegree) bool {
 func (g *Graph) topNodeAdded(u uint32) {
 	for i := range g.top.answers {
 		a := &g.top.answers[i]
-		if len(a.top) < a.k || ranksBefore(0, g.nodes.String(u), a.top[len(a.top)-1]) {
-			a.place(u, g.nodes.String(u), 0, -1)
+		// A full answer takes a node of degree 0 only when its last has
+		// degree 0 too: the id (a string built) only matters then.
+		if len(a.top) == a.k && a.top[len(a.top)-1].Degree > 0 {
+			continue
+		}
+		if id := g.nodes.String(u); len(a.top) < a.k || ranksBefore(0, id, a.top[len(a.top)-1]) {
+			a.place(u, id, 0, -1)
 		}
 	}
 }
@@ -140,13 +145,13 @@ func (g *Graph) topDegreesChanged(u uint32, out0, in0, out1, in1 int) {
 			last = a.top[len(a.top)-1]
 		}
 		if after < before {
-			// A member falling may let a node from outside in: drop
-			// the answer unless it holds every node. A node outside
-			// stays outside.
-			if full && before >= last.Degree && slices.Contains(a.nodes, u) {
-				continue
-			}
+			// A node outside stays outside. A member falling may let a
+			// node from outside in: drop the answer unless it holds
+			// every node.
 			if j := slices.Index(a.nodes, u); j >= 0 {
+				if full {
+					continue
+				}
 				a.place(u, a.top[j].ID, after, j)
 			}
 			answers = append(answers, a)
