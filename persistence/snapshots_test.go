@@ -165,6 +165,9 @@ func TestSnapshotsRoundTrip(t *testing.T) {
 		[]byte("a small snapshot"),
 		readModelLike(r, 100_000),
 		readModelLike(r, 8<<20+12345), // three frames
+		// Few 4-byte repeats: the fastest level stored it raw until its
+		// literals were entropy-coded whatever the matches.
+		readModelLike(rand.New(rand.NewPCG(1796602190879989529, 1796602190879989529^0x9e3779b97f4a7c15)), 100_000),
 	} {
 		graph := fmt.Sprintf("g%d", i)
 		head := testHead(t, 1234)
@@ -268,13 +271,14 @@ func TestSnapshotsLevels(t *testing.T) {
 			}
 		}
 	}
-	// Each object is the one frame its configured level writes (sizes on
-	// random data do not order the levels reliably; the bytes do).
+	// Each object is the one frame its configured level writes, literals
+	// entropy-coded (sizes on random data do not order the levels
+	// reliably; the bytes do).
 	for name, level := range map[string]zstd.EncoderLevel{
 		"default/readmodel": zstd.SpeedFastest, "default/aggregate": zstd.SpeedFastest,
 		"best/readmodel": zstd.SpeedBestCompression, "best/aggregate": zstd.SpeedDefault,
 	} {
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level))
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithAllLitEntropyCompression(true))
 		if err != nil {
 			t.Fatal(err)
 		}
