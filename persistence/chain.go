@@ -143,7 +143,7 @@ func (c *Chain) Check(seq uint64, tx *cairnv1.Transaction) ([]DecodedEvent, erro
 		if !bytes.Equal(sum, rec.GetCid()) {
 			return nil, fail(pos, "stored CID does not match the envelope bytes", cidString(sum), cidString(rec.GetCid()), nil)
 		}
-		env, err := DecodeEnvelope(rec.GetDagCbor())
+		env, err := decodeEnvelope(rec.GetDagCbor(), c.graph)
 		if err != nil {
 			return nil, fail(pos, "envelope does not decode", "", "", err)
 		}

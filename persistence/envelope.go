@@ -126,6 +126,14 @@ func cborUint(dst []byte, major byte, v uint64) []byte {
 // so a decoded envelope always re-encodes to the same bytes and the same CID.
 // It returns an error wrapping ErrMalformed otherwise.
 func DecodeEnvelope(data []byte) (Envelope, error) {
+	return decodeEnvelope(data, "")
+}
+
+// decodeEnvelope is DecodeEnvelope for a reader that expects graph: an
+// envelope of that graph shares the caller's string instead of a copy. The
+// keys and a known event type allocate nothing either (a chain check
+// decodes every envelope of every transaction it reads).
+func decodeEnvelope(data []byte, graph string) (Envelope, error) {
 	var e Envelope
 	d := cborDecoder{buf: data}
 	major, count, err := d.head()
@@ -140,11 +148,11 @@ func DecodeEnvelope(data []byte) (Envelope, error) {
 		if k == "prev" && count == 7 {
 			continue
 		}
-		key, err := d.text()
+		key, err := d.payload(3)
 		if err != nil {
 			return e, err
 		}
-		if key != k {
+		if string(key) != k {
 			return e, malformed(fmt.Sprintf("envelope key %q where %q was expected", key, k))
 		}
 		switch k {
@@ -173,12 +181,18 @@ func DecodeEnvelope(data []byte) (Envelope, error) {
 				return e, err
 			}
 		case "type":
-			if e.Type, err = d.text(); err != nil {
+			p, err := d.payload(3)
+			if err != nil {
 				return e, err
 			}
+			e.Type = eventTypeName(p)
 		case "graph":
-			if e.Graph, err = d.text(); err != nil {
+			p, err := d.payload(3)
+			if err != nil {
 				return e, err
+			}
+			if e.Graph = graph; string(p) != graph {
+				e.Graph = string(p)
 			}
 		}
 	}
@@ -254,6 +268,28 @@ func (d *cborDecoder) payload(major byte) ([]byte, error) {
 	p := d.buf[d.off : d.off+int(n)]
 	d.off += int(n)
 	return p, nil
+}
+
+// eventTypeName returns p as a string, without a copy for the types
+// EventType names.
+func eventTypeName(p []byte) string {
+	switch string(p) {
+	case "GraphCreated":
+		return "GraphCreated"
+	case "NodeAdded":
+		return "NodeAdded"
+	case "NodeComponentsChanged":
+		return "NodeComponentsChanged"
+	case "NodeRemoved":
+		return "NodeRemoved"
+	case "EdgeAdded":
+		return "EdgeAdded"
+	case "EdgeRemoved":
+		return "EdgeRemoved"
+	case "GraphDeleted":
+		return "GraphDeleted"
+	}
+	return string(p)
 }
 
 func (d *cborDecoder) text() (string, error) {
