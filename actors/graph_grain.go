@@ -77,6 +77,11 @@ type GrainStats struct {
 	// ReplayedTransactions and ReplayedEvents count what activations and
 	// conflict reloads read from the event store and folded.
 	ReplayedTransactions, ReplayedEvents uint64
+	// AppendConflicts counts appends the event store refused because the
+	// graph had moved on past the sequence the grain expected: another
+	// writer (a second activation of the graph, on this member or another
+	// one) appended first. The grain then reloads and decides again.
+	AppendConflicts uint64
 	// Quarantined names each graph whose last load found its stored
 	// history failing a check, with the reason; its grain answers
 	// DATA_LOSS.
@@ -88,6 +93,7 @@ type grainCounters struct {
 	written, writeErrors, bytes           atomic.Uint64
 	encodeTotal, encodeMax                atomic.Int64
 	replayedTransactions, replayedEvents  atomic.Uint64
+	appendConflicts                       atomic.Uint64
 
 	mu          sync.Mutex
 	quarantined map[string]string
@@ -118,7 +124,8 @@ func (k *GraphGrains) Stats() GrainStats {
 		SnapshotsWritten: c.written.Load(), SnapshotWriteErrors: c.writeErrors.Load(), SnapshotBytes: c.bytes.Load(),
 		EncodeTotal: time.Duration(c.encodeTotal.Load()), EncodeMax: time.Duration(c.encodeMax.Load()),
 		ReplayedTransactions: c.replayedTransactions.Load(), ReplayedEvents: c.replayedEvents.Load(),
-		Quarantined: c.quarantinedCopy(),
+		AppendConflicts: c.appendConflicts.Load(),
+		Quarantined:     c.quarantinedCopy(),
 	}
 }
 
@@ -964,6 +971,9 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 func (g *graphGrain) appended(ctx actor.Context, job *appendJob, d appendDone) {
 	g.inflight = nil
 	res := aggregate.AppendResult{Seq: d.seq, TxID: job.tx.GetTxId(), Err: d.err, Conflict: errors.Is(d.err, persistence.ErrConflict)}
+	if res.Conflict {
+		g.kind.stats.appendConflicts.Add(1)
+	}
 	if errors.Is(d.err, persistence.ErrTooLarge) {
 		// The estimate the core budgets with bounds the stored size, so this
 		// is a store whose limit shrank; retrying would not help.

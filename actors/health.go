@@ -12,6 +12,7 @@ func (k *GraphGrains) Health() api.GrainHealth {
 		SnapshotsWritten: s.SnapshotsWritten, SnapshotWriteErrors: s.SnapshotWriteErrors, SnapshotBytes: s.SnapshotBytes,
 		SnapshotBlockMsTotal: ms(s.EncodeTotal), SnapshotBlockMsMax: ms(s.EncodeMax),
 		ReplayedTransactions: s.ReplayedTransactions, ReplayedEvents: s.ReplayedEvents,
-		Quarantined: s.Quarantined,
+		AppendConflicts: s.AppendConflicts,
+		Quarantined:     s.Quarantined,
 	}
 }

@@ -16,6 +16,10 @@ type GrainHealth struct {
 	SnapshotBlockMsMax   float64 `json:"snapshot_block_ms_max"`
 	ReplayedTransactions uint64  `json:"replayed_transactions"`
 	ReplayedEvents       uint64  `json:"replayed_events"`
+	// AppendConflicts counts appends refused because another writer (a
+	// second activation of the graph) had appended first; each made the
+	// grain reload and decide again.
+	AppendConflicts uint64 `json:"append_conflicts"`
 	// Quarantined names each graph whose grain found its stored history
 	// failing a check (DATA_LOSS), with the reason.
 	Quarantined map[string]string `json:"quarantined_graphs,omitempty"`

@@ -26,7 +26,7 @@ them) and prints
   time travel: 3 queries, 1 view hits, 2 builds (1 from snapshot, 0 from view), 0 bad snapshots, 2 cached views, last build 1.2 ms, 0 refused (no build room)
 preceded by the graph grains' counters and the engine process's memory
 (the command endpoint's stats):
-  grains: 1 active, 2 activations (1 from a snapshot, 0 snapshot fallbacks), 3 snapshots written (0 failed, 2048 bytes, blocked up to 0.2 ms), replayed 4 transactions
+  grains: 1 active, 2 activations (1 from a snapshot, 0 snapshot fallbacks), 3 snapshots written (0 failed, 2048 bytes, blocked up to 0.2 ms), replayed 4 transactions, 0 append conflicts
   memory: rss 310.5 MiB, Go heap 120.2 MiB (in use 131 MiB, the Go runtime 180.4 MiB), 12 GCs, limit 1.5 GiB, GOGC 100
 (restored seq 0: the projections rebuilt from the stream start), then one
 line on the audit of the event stream (rounds, the last one's duration, the
@@ -47,9 +47,14 @@ object:
    "grains":{"active":..,"activations":..,"snapshot_loads":..,"snapshot_fallbacks":..,
              "snapshots_written":..,"snapshot_write_errors":..,"snapshot_bytes":..,
              "snapshot_block_ms_total":..,"snapshot_block_ms_max":..,
-             "replayed_transactions":..,"replayed_events":..,"quarantined_graphs":{"g":".."}},
+             "replayed_transactions":..,"replayed_events":..,"append_conflicts":..,
+             "quarantined_graphs":{"g":".."}},
    "memory":{"rss_bytes":..,"heap_alloc_bytes":..,"heap_in_use_bytes":..,"go_bytes":..,
              "gc_cycles":..,"limit_bytes":..,"gogc":..}}
+(append conflicts: appends the event store refused because another
+activation of the graph, on this member or another, had written first; the
+grain reloaded what it wrote and decided again. Above 0, two activations of
+a graph lived at once for a while, as cluster churn can cause.)
 (memory: the engine's resident set size, its Go heap in live objects and in
 spans in use, all the memory its Go runtime holds, completed garbage
 collections, the memory limit (0: none; see cairn help serve) and GOGC, -1
@@ -106,8 +111,8 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		}
 	} else {
 		if g := grains; g != nil {
-			fmt.Fprintf(stdout, "grains: %d active, %d activations (%d from a snapshot, %d snapshot fallbacks), %d snapshots written (%d failed, %d bytes, blocked up to %.1f ms), replayed %d transactions\n",
-				g.Active, g.Activations, g.SnapshotLoads, g.SnapshotFallbacks, g.SnapshotsWritten, g.SnapshotWriteErrors, g.SnapshotBytes, g.SnapshotBlockMsMax, g.ReplayedTransactions)
+			fmt.Fprintf(stdout, "grains: %d active, %d activations (%d from a snapshot, %d snapshot fallbacks), %d snapshots written (%d failed, %d bytes, blocked up to %.1f ms), replayed %d transactions, %d append conflicts\n",
+				g.Active, g.Activations, g.SnapshotLoads, g.SnapshotFallbacks, g.SnapshotsWritten, g.SnapshotWriteErrors, g.SnapshotBytes, g.SnapshotBlockMsMax, g.ReplayedTransactions, g.AppendConflicts)
 		}
 		if m := mem; m != nil {
 			lim := "none"
