@@ -250,11 +250,16 @@ func startServe(binary string, serveArgs []string, dir string) (*serveProc, erro
 	if err != nil {
 		return nil, err
 	}
+	return startServeAt(binary, serveArgs, dir, "127.0.0.1:"+strconv.Itoa(port))
+}
+
+// startServeAt is startServe with the embedded NATS server's client
+// address given (a member restarted where its clients reconnect).
+func startServeAt(binary string, serveArgs []string, dir, addr string) (*serveProc, error) {
 	errf, err := os.CreateTemp("", "cairn-serve-stderr-")
 	if err != nil {
 		return nil, err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	args := append([]string{"serve", "--data", dir, "--nats-listen", addr, "--json"}, serveArgs...)
 	p := &serveProc{cmd: exec.Command(binary, args...), url: "nats://" + addr, stderr: errf, done: make(chan struct{}), ready: make(chan struct{})}
 	p.cmd.Stderr = errf

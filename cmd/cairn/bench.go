@@ -26,6 +26,7 @@ const benchUsage = `Usage:
   cairn bench ingest|mixed|recovery|replay [--out DIR] [flags]
   cairn bench suite [--out DIR] [--quick]
   cairn bench peer [--out DIR] [--nodes N --edges N] [--rounds N] [--no-durable]
+  cairn bench chaos [--out DIR] [--members 3] [--duration D] [--kill-every T]
 
 Runs a load test and writes its report to --out: report.md, report.json and
 PNG plots (throughput, latency percentiles over time, latency distribution,
@@ -63,6 +64,20 @@ Scenarios:
             PostgreSQL's default fsync). Every answer is compared. The
             report gives each side's p50/p99, server CPU per operation,
             load time, disk size, server memory, the ratios and the goals.
+  chaos     starts --members 'cairn serve' processes on 127.0.0.1, each a
+            Cairn cluster member and a node of one NATS JetStream cluster
+            (replicas 3, sync always, one shared signing key), sends
+            --rate commands/s (default 500) to --graphs graphs (default
+            100) through any member, each retried with its command id
+            until acknowledged, and kills a random member with SIGKILL
+            every --kill-every on average (default 10s), restarting it
+            --down later (default 1s), for --duration. Then it checks every
+            graph's chain, that every acknowledged command is stored
+            exactly once (lost and applied twice must be 0) and that a
+            query through each member's node agrees with the stream. The
+            report gives kills survived, commands acknowledged, lost,
+            applied twice, command latency (retries included) and the
+            longest unavailability of a graph.
   suite     the standard suite (the other workload flags apply): ingest of
             1,000,000 nodes and 3,000,000 edges, mixed load at 10,000
             events/s for 30 s and recovery on that graph, replay of
@@ -138,6 +153,17 @@ Recovery, replay and peer:
                         newest /usr/lib/postgresql/*/bin, else PATH)
   --no-durable          peer: skip the durable-write phase
 
+Chaos:
+  --members N           cairn serve processes, each a member and a NATS
+                        node (default 3, at least 3)
+  --nats N              NATS nodes: must equal --members (each member runs
+                        its own; separate NATS processes are not supported
+                        yet)
+  --kill-every T        mean time between two SIGKILLs (default 10s)
+  --down T              how long a killed member stays down (default 1s)
+  --graphs, --rate, --duration, --seed, --data, --binary, --memory-limit
+                        as above (defaults 100 graphs, 500 commands/s, 60s)
+
 Output:
   --out DIR             report directory (default bench-report)
   --quiet               no line per second
@@ -171,6 +197,8 @@ type benchFlags struct {
 	pgBin                string
 	noDurable            bool
 	memLimit             string
+	members, natsNodes   int
+	killEvery, down      time.Duration
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
@@ -214,6 +242,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.StringVar(&f.pgBin, "pg-bin", "", "peer: PostgreSQL's binaries `dir`")
 	fs.BoolVar(&f.noDurable, "no-durable", false, "peer: skip the durable writes")
 	fs.BoolVar(&f.sign, "sign", false, "the in-process engine signs and checks signatures")
+	fs.IntVar(&f.members, "members", 3, "chaos: cluster members")
+	fs.IntVar(&f.natsNodes, "nats", 0, "chaos: NATS nodes (default and only: one per member)")
+	fs.DurationVar(&f.killEvery, "kill-every", 10*time.Second, "chaos: mean `time` between kills")
+	fs.DurationVar(&f.down, "down", time.Second, "chaos: how long a killed member stays down")
 	pos, err := parseArgs(fs, "bench", args, "scenario")
 	if err != nil {
 		return err
@@ -225,9 +257,29 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
 	scenario := pos[0]
 	switch scenario {
-	case "ingest", "mixed", "recovery", "replay", "peer", "suite":
+	case "ingest", "mixed", "recovery", "replay", "peer", "chaos", "suite":
 	default:
-		return usage("unknown scenario %q: want ingest, mixed, recovery, replay, peer or suite", scenario)
+		return usage("unknown scenario %q: want ingest, mixed, recovery, replay, peer, chaos or suite", scenario)
+	}
+	if scenario != "chaos" && (given["members"] || given["nats"] || given["kill-every"] || given["down"]) {
+		return usage("--members, --nats, --kill-every and --down are for chaos")
+	}
+	if scenario == "chaos" {
+		if given["nats"] && f.natsNodes != f.members {
+			return usage("--nats %d: each member runs its own NATS node, so --nats must equal --members (%d); separate NATS processes are not supported yet", f.natsNodes, f.members)
+		}
+		if !given["graphs"] {
+			f.graphs = 100
+		}
+		if !given["rate"] {
+			f.rate = 500
+		}
+		if !given["duration"] {
+			f.duration = 60 * time.Second
+		}
+		if err := f.chaosConfig("cairn").Validate(); err != nil {
+			return usage("%v", err)
+		}
 	}
 	if scenario != "peer" && (given["pg-bin"] || given["no-durable"]) {
 		return usage("--pg-bin and --no-durable are for peer")
@@ -300,7 +352,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		if given["data"] {
 			return usage("--data is for --driver inprocess")
 		}
-		if scenario == "recovery" || scenario == "peer" || scenario == "suite" {
+		if scenario == "recovery" || scenario == "peer" || scenario == "chaos" || scenario == "suite" {
 			return usage("%s starts its own engine; it takes no --driver remote", scenario)
 		}
 		opts, err := f.auth.options("bench")
@@ -356,7 +408,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		debug.FreeOSMemory()
 		var d bench.Driver
 		closeDriver := func() error { return nil }
-		if r.name != "recovery" && r.name != "peer" { // they start their own engines
+		if r.name != "recovery" && r.name != "peer" && r.name != "chaos" { // they start their own engines
 			if d, closeDriver, err = open(r.name); err != nil {
 				return fmt.Errorf("bench: %s: %w", r.name, err)
 			}
@@ -434,7 +486,16 @@ func (f *benchFlags) scenarios(scenario string, mix bench.QueryMix) []benchRun {
 			return bench.Replay(ctx, d, bench.ReplayConfig{Workload: w, Rounds: f.rounds, Batch: f.batch, InFlight: f.infl}, live)
 		}}
 	}
+	chaos := benchRun{"chaos", func(ctx context.Context, _ bench.Driver, live io.Writer) (*bench.ScenarioResult, error) {
+		exe, err := f.executable()
+		if err != nil {
+			return nil, fmt.Errorf("chaos: %w", err)
+		}
+		return bench.Chaos(ctx, f.chaosConfig(exe), live)
+	}}
 	switch scenario {
+	case "chaos":
+		return []benchRun{chaos}
 	case "ingest":
 		return []benchRun{ingest(f.w)}
 	case "mixed":
@@ -458,6 +519,12 @@ func (f *benchFlags) scenarios(scenario string, mix bench.QueryMix) []benchRun {
 		mid, dur = big, 2*time.Second
 	}
 	return []benchRun{ingest(big), mixed(big, dur), recovery(big), replay(mid)}
+}
+
+// chaosConfig is the chaos scenario's config from the flags.
+func (f *benchFlags) chaosConfig(exe string) bench.ChaosConfig {
+	return bench.ChaosConfig{Binary: exe, DataDir: f.data, Members: f.members, Duration: f.duration, KillEvery: f.killEvery,
+		Down: f.down, Graphs: f.graphs, Rate: int(f.rate), Seed: f.w.Seed, ServeArgs: f.serveArgs()}
 }
 
 // executable is the cairn binary that recovery and peer start: --binary,
