@@ -308,8 +308,11 @@ type shard struct {
 	space  chan struct{} // signalled when queued drops to maxQueued or below
 
 	mu      sync.Mutex
-	applied uint64        // every transaction of the shard up to here is applied
-	changed chan struct{} // closed and replaced when applied advances
+	applied uint64 // every transaction of the shard up to here is applied
+	// changed is closed when applied advances; made by the first waiter
+	// (position), so that a shard nobody waits on allocates nothing per
+	// transaction.
+	changed chan struct{}
 }
 
 func (s *shard) advance(seq uint64) {
@@ -317,14 +320,19 @@ func (s *shard) advance(seq uint64) {
 	defer s.mu.Unlock()
 	if seq > s.applied {
 		s.applied = seq
-		close(s.changed)
-		s.changed = make(chan struct{})
+		if s.changed != nil {
+			close(s.changed)
+			s.changed = nil
+		}
 	}
 }
 
 func (s *shard) position() (uint64, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
 	return s.applied, s.changed
 }
 
@@ -349,7 +357,7 @@ func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfi
 		return nil, err
 	}
 	for i := range cfg.Shards {
-		sh := &shard{changed: make(chan struct{}), space: make(chan struct{}, 1)}
+		sh := &shard{space: make(chan struct{}, 1)}
 		a := &shardActor{p: p, shard: sh, index: i, graphs: map[string]*projected{}}
 		if cfg.CacheEntries > 0 {
 			if a.cache, err = newQueryCache(cfg); err != nil {
