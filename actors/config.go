@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/cairn-graph/cairn/aggregate"
@@ -31,6 +32,14 @@ type GrainConfig struct {
 	// again with the same transaction id (de-duplicated by JetStream), after
 	// a back-off that doubles from 50 ms, within AppendTimeout. Default 2.
 	AppendRetries int
+	// MaxActivations bounds the activations (loads of a graph's state from
+	// its snapshot and the store) that run at once on this member; more
+	// wait their turn, their commands queued. After a failover or a
+	// restart every graph of a member activates at once: unbounded, their
+	// reads and folds share the CPUs and the NATS server, so every graph
+	// waits as long as the slowest instead of most answering early.
+	// Default 2 × GOMAXPROCS, at least 4.
+	MaxActivations int
 	// Logger receives grain diagnostics. Default: discard.
 	Logger *slog.Logger
 	// Snapshots, when not nil, is where grains keep aggregate snapshots
@@ -89,6 +98,7 @@ func DefaultGrainConfig() GrainConfig {
 		Aggregate:           aggregate.DefaultConfig(),
 		AppendTimeout:       10 * time.Second,
 		AppendRetries:       2,
+		MaxActivations:      max(4, 2*runtime.GOMAXPROCS(0)),
 		Logger:              slog.New(slog.DiscardHandler),
 		SnapshotEvery:       1000,
 		SnapshotSizeDivisor: 16,
@@ -110,6 +120,9 @@ func (c GrainConfig) Validate() error {
 	}
 	if c.AppendRetries < 0 {
 		errs = append(errs, errors.New("append retries must not be negative"))
+	}
+	if c.MaxActivations < 1 {
+		errs = append(errs, fmt.Errorf("activations at once must be at least 1, not %d", c.MaxActivations))
 	}
 	if c.SnapshotEvery < 1 {
 		errs = append(errs, fmt.Errorf("snapshot interval must be at least 1 event, not %d", c.SnapshotEvery))

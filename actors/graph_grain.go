@@ -54,6 +54,8 @@ type GraphGrains struct {
 	stats  grainCounters
 	// writes counts snapshot writes in flight; StopAll waits for them.
 	writes sync.WaitGroup
+	// slots holds a token per activation running (GrainConfig.MaxActivations).
+	slots chan struct{}
 }
 
 // GrainStats counts what the graph grains of a member did since it started:
@@ -77,6 +79,10 @@ type GrainStats struct {
 	// ReplayedTransactions and ReplayedEvents count what activations and
 	// conflict reloads read from the event store and folded.
 	ReplayedTransactions, ReplayedEvents uint64
+	// ActivationWaits counts activations that waited for a turn
+	// (GrainConfig.MaxActivations were running); ActivationsAtOnce is
+	// the most that ran at once.
+	ActivationWaits, ActivationsAtOnce uint64
 	// AppendConflicts counts appends the event store refused because the
 	// graph had moved on past the sequence the grain expected: another
 	// writer (a second activation of the graph, on this member or another
@@ -94,6 +100,8 @@ type grainCounters struct {
 	encodeTotal, encodeMax                atomic.Int64
 	replayedTransactions, replayedEvents  atomic.Uint64
 	appendConflicts                       atomic.Uint64
+	activationWaits                       atomic.Uint64
+	activating, activatingMax             atomic.Int64
 
 	mu          sync.Mutex
 	quarantined map[string]string
@@ -125,7 +133,8 @@ func (k *GraphGrains) Stats() GrainStats {
 		EncodeTotal: time.Duration(c.encodeTotal.Load()), EncodeMax: time.Duration(c.encodeMax.Load()),
 		ReplayedTransactions: c.replayedTransactions.Load(), ReplayedEvents: c.replayedEvents.Load(),
 		AppendConflicts: c.appendConflicts.Load(),
-		Quarantined:     c.quarantinedCopy(),
+		ActivationWaits: c.activationWaits.Load(), ActivationsAtOnce: uint64(c.activatingMax.Load()),
+		Quarantined: c.quarantinedCopy(),
 	}
 }
 
@@ -144,7 +153,7 @@ func NewGraphKind(ctx context.Context, store EventStore, cfg GrainConfig) (*Grap
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("grain config: %w", err)
 	}
-	k := &GraphGrains{active: make(map[*actor.PID]struct{})}
+	k := &GraphGrains{active: make(map[*actor.PID]struct{}), slots: make(chan struct{}, cfg.MaxActivations)}
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &graphGrain{base: ctx, store: store, cfg: cfg, kind: k}
 	})
@@ -310,7 +319,12 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 // trusted) from the whole stream. On error the grain stays unloaded and
 // answers UNAVAILABLE until a later load succeeds.
 func (g *graphGrain) load() error {
-	err := g.loadChecked()
+	release, err := g.kind.activationTurn(g.base)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", g.graph, err)
+	}
+	err = g.loadChecked()
+	release()
 	switch {
 	case err == nil:
 		if g.quarantined {
@@ -321,6 +335,34 @@ func (g *graphGrain) load() error {
 		g.dataLoss(err)
 	}
 	return err
+}
+
+// activationTurn waits until fewer than GrainConfig.MaxActivations
+// activations run, or ctx ends, and returns the function that ends this
+// one's turn.
+func (k *GraphGrains) activationTurn(ctx context.Context) (release func(), err error) {
+	c := &k.stats
+	select {
+	case k.slots <- struct{}{}:
+	default:
+		c.activationWaits.Add(1)
+		select {
+		case k.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	n := c.activating.Add(1)
+	for {
+		m := c.activatingMax.Load()
+		if n <= m || c.activatingMax.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	return func() {
+		c.activating.Add(-1)
+		<-k.slots
+	}, nil
 }
 
 // dataLoss records that the graph's stored history failed a check, and

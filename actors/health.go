@@ -13,6 +13,7 @@ func (k *GraphGrains) Health() api.GrainHealth {
 		SnapshotBlockMsTotal: ms(s.EncodeTotal), SnapshotBlockMsMax: ms(s.EncodeMax),
 		ReplayedTransactions: s.ReplayedTransactions, ReplayedEvents: s.ReplayedEvents,
 		AppendConflicts: s.AppendConflicts,
-		Quarantined:     s.Quarantined,
+		ActivationWaits: s.ActivationWaits, ActivationsAtOnce: s.ActivationsAtOnce,
+		Quarantined: s.Quarantined,
 	}
 }

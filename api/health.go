@@ -20,6 +20,11 @@ type GrainHealth struct {
 	// second activation of the graph) had appended first; each made the
 	// grain reload and decide again.
 	AppendConflicts uint64 `json:"append_conflicts"`
+	// ActivationWaits counts activations that waited for their turn
+	// (serve's activations at once were running, as after a failover);
+	// ActivationsAtOnce is the most that ran at once.
+	ActivationWaits   uint64 `json:"activation_waits"`
+	ActivationsAtOnce uint64 `json:"activations_at_once_max"`
 	// Quarantined names each graph whose grain found its stored history
 	// failing a check (DATA_LOSS), with the reason.
 	Quarantined map[string]string `json:"quarantined_graphs,omitempty"`

@@ -26,7 +26,7 @@ them) and prints
   time travel: 3 queries, 1 view hits, 2 builds (1 from snapshot, 0 from view), 0 bad snapshots, 2 cached views, last build 1.2 ms, 0 refused (no build room)
 preceded by the graph grains' counters and the engine process's memory
 (the command endpoint's stats):
-  grains: 1 active, 2 activations (1 from a snapshot, 0 snapshot fallbacks), 3 snapshots written (0 failed, 2048 bytes, blocked up to 0.2 ms), replayed 4 transactions, 0 append conflicts
+  grains: 1 active, 2 activations (1 from a snapshot, 0 snapshot fallbacks), 3 snapshots written (0 failed, 2048 bytes, blocked up to 0.2 ms), replayed 4 transactions, 0 append conflicts, 0 activations waited their turn (up to 1 at once)
   memory: rss 310.5 MiB, Go heap 120.2 MiB (in use 131 MiB, the Go runtime 180.4 MiB), 12 GCs, limit 1.5 GiB, GOGC 100
 (restored seq 0: the projections rebuilt from the stream start), then one
 line on the audit of the event stream (rounds, the last one's duration, the
@@ -48,6 +48,7 @@ object:
              "snapshots_written":..,"snapshot_write_errors":..,"snapshot_bytes":..,
              "snapshot_block_ms_total":..,"snapshot_block_ms_max":..,
              "replayed_transactions":..,"replayed_events":..,"append_conflicts":..,
+             "activation_waits":..,"activations_at_once_max":..,
              "quarantined_graphs":{"g":".."}},
    "memory":{"rss_bytes":..,"heap_alloc_bytes":..,"heap_in_use_bytes":..,"go_bytes":..,
              "gc_cycles":..,"limit_bytes":..,"gogc":..}}
@@ -111,8 +112,9 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		}
 	} else {
 		if g := grains; g != nil {
-			fmt.Fprintf(stdout, "grains: %d active, %d activations (%d from a snapshot, %d snapshot fallbacks), %d snapshots written (%d failed, %d bytes, blocked up to %.1f ms), replayed %d transactions, %d append conflicts\n",
-				g.Active, g.Activations, g.SnapshotLoads, g.SnapshotFallbacks, g.SnapshotsWritten, g.SnapshotWriteErrors, g.SnapshotBytes, g.SnapshotBlockMsMax, g.ReplayedTransactions, g.AppendConflicts)
+			fmt.Fprintf(stdout, "grains: %d active, %d activations (%d from a snapshot, %d snapshot fallbacks), %d snapshots written (%d failed, %d bytes, blocked up to %.1f ms), replayed %d transactions, %d append conflicts, %d activations waited their turn (up to %d at once)\n",
+				g.Active, g.Activations, g.SnapshotLoads, g.SnapshotFallbacks, g.SnapshotsWritten, g.SnapshotWriteErrors, g.SnapshotBytes, g.SnapshotBlockMsMax, g.ReplayedTransactions, g.AppendConflicts,
+				g.ActivationWaits, g.ActivationsAtOnce)
 		}
 		if m := mem; m != nil {
 			lim := "none"
