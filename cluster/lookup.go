@@ -184,7 +184,24 @@ func (l *Lookup) Shutdown() {
 
 // RemovePid tells every member that pid of identity is gone.
 func (l *Lookup) RemovePid(ci *cluster.ClusterIdentity, pid *actor.PID) {
-	l.cluster.MemberList.BroadcastEvent(&cluster.ActivationTerminated{Pid: pid, ClusterIdentity: ci}, true)
+	l.cluster.PidCache.RemoveByValue(ci.Identity, ci.Kind, pid)
+	l.broadcast(&cluster.ActivationTerminated{Pid: pid, ClusterIdentity: ci})
+}
+
+// broadcast sends msg to the event stream of every other member in the
+// current topology.
+func (l *Lookup) broadcast(msg any) {
+	l.mu.RLock()
+	addrs := make([]string, 0, len(l.cur.byID))
+	for _, m := range l.cur.byID {
+		if a := m.Address(); a != l.self {
+			addrs = append(addrs, a)
+		}
+	}
+	l.mu.RUnlock()
+	for _, a := range addrs {
+		l.cluster.ActorSystem.Root.Send(actor.NewPID(a, "eventstream"), msg)
+	}
 }
 
 // Get returns the activation of ci, activating it on its owner if needed,
@@ -472,7 +489,7 @@ func (p *placement) onTerminated(ctx actor.Context, who *actor.PID) {
 	}
 	delete(p.releasing, key)
 	p.l.cluster.PidCache.RemoveByValue(a.ci.Identity, a.ci.Kind, who)
-	p.l.cluster.MemberList.BroadcastEvent(done, false)
+	p.l.broadcast(done)
 }
 
 // onTopology stops the activations this member no longer owns.

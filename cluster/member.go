@@ -212,6 +212,7 @@ func Start(cfg Config, kinds ...*cluster.Kind) (*Member, error) {
 		cluster.WithKinds(kinds...),
 		cluster.WithRequestTimeout(cfg.RequestTimeout),
 		cluster.WithRequestLog(false),
+		withoutGossip,
 	)
 	c := cluster.New(system, cc)
 	m.cluster = c
@@ -243,6 +244,14 @@ func Start(cfg Config, kinds ...*cluster.Kind) (*Member, error) {
 	stopRemote(c)
 	return nil, startErr
 }
+
+// withoutGossip turns protoactor's gossip off (its loop never ticks).
+// Membership comes from the provider alone: gossip would add a second,
+// weaker failure detector (members whose gossip heartbeat expires are
+// blocked for good) and a topology consensus Cairn does not use, and at
+// the pinned version it reads the member list and the block list without
+// their locks (data races between the gossip actor and the provider).
+func withoutGossip(c *cluster.Config) { c.GossipInterval = 24 * time.Hour }
 
 // stopRemote stops the remote endpoint of a member that failed to start,
 // if it got as far as listening.

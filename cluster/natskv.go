@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"maps"
 	"log/slog"
 	"regexp"
 	"sort"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/remote"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -23,8 +26,8 @@ import (
 // Each member writes one key, its member id (fresh on every start), whose
 // value is its address and kinds, with a per-key TTL; it rewrites the key
 // every Heartbeat, each write expecting the key's last revision. Every
-// member watches the bucket and hands the live members to protoactor's
-// MemberList. A key whose member stopped heartbeating expires after TTL:
+// member watches the bucket and publishes the live members as protoactor's
+// ClusterTopology (see publish). A key whose member stopped heartbeating expires after TTL:
 // the server writes a delete marker and the others drop the member.
 //
 // A member fences itself, for good, when its lease ends: the lease runs
@@ -107,6 +110,8 @@ type kvProvider struct {
 	key     string
 	subject string
 
+	// published is the set of members last published.
+	published map[string]*cluster.Member
 	// rev is the key's last revision, written by the heartbeat loop only.
 	rev uint64
 	// leaseEnd is when this member's lease ends.
@@ -208,7 +213,7 @@ func (p *kvProvider) StartMember(c *cluster.Cluster) error {
 		_ = p.watcher.Stop()
 		return fmt.Errorf("membership: this member's key %s is not in the bucket", p.key)
 	}
-	c.MemberList.UpdateClusterTopology(memberList(members))
+	p.publish(members)
 	p.log.Info("joined the cluster", slog.String("member", p.key), slog.String("address", c.ActorSystem.Address()), slog.Int("members", len(members)))
 	p.wg.Add(2)
 	go p.heartbeat(value)
@@ -246,13 +251,48 @@ func (p *kvProvider) apply(members map[string]*cluster.Member, e jetstream.KeyVa
 	}
 }
 
-func memberList(members map[string]*cluster.Member) []*cluster.Member {
-	out := make([]*cluster.Member, 0, len(members))
+// publish publishes the members as a protoactor ClusterTopology on the
+// actor system's event stream, where the identity lookup, the PID cache
+// (it drops the PIDs of members that left) and the remote (it closes the
+// endpoints of members that left) take it. Called by one goroutine at a
+// time (StartMember, then the watcher).
+//
+// It does not go through protoactor's MemberList.UpdateClusterTopology,
+// which does the same and also adds every member that left to the
+// remote's block list for good: at the pinned version the block list is
+// read without its lock on every incoming connection (a data race each
+// time a member leaves and another connects), and as every start of a
+// member has a fresh id, blocking ids buys nothing. So the MemberList
+// stays empty; nothing in Cairn reads it (gossip is off, see
+// withoutGossip).
+func (p *kvProvider) publish(members map[string]*cluster.Member) {
+	list := make([]*cluster.Member, 0, len(members))
 	for _, m := range members {
-		out = append(out, m)
+		list = append(list, m)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Id < out[j].Id })
-	return out
+	sort.Slice(list, func(i, j int) bool { return list[i].Id < list[j].Id })
+	t := &cluster.ClusterTopology{Members: list}
+	h := fnv.New64a()
+	for _, m := range list {
+		_, _ = h.Write([]byte(m.Id))
+		_, _ = h.Write([]byte{0})
+		if _, ok := p.published[m.Id]; !ok {
+			t.Joined = append(t.Joined, m)
+		}
+	}
+	t.TopologyHash = h.Sum64()
+	for id, m := range p.published {
+		if _, ok := members[id]; !ok {
+			t.Left = append(t.Left, m)
+		}
+	}
+	p.published = maps.Clone(members)
+	es := p.cluster.ActorSystem.EventStream
+	for _, m := range t.Left {
+		es.Publish(&remote.EndpointTerminatedEvent{Address: m.Address()})
+	}
+	es.Publish(t)
+	p.log.Info("cluster topology", slog.Int("members", len(list)), slog.Int("joined", len(t.Joined)), slog.Int("left", len(t.Left)))
 }
 
 // watch feeds the member list every change of the set of members.
@@ -278,7 +318,7 @@ func (p *kvProvider) watch(members map[string]*cluster.Member) {
 				return
 			default:
 			}
-			p.cluster.MemberList.UpdateClusterTopology(memberList(members))
+			p.publish(members)
 		}
 	}
 }
