@@ -2,8 +2,10 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/cairn-graph/cairn/aggregate"
@@ -48,13 +50,24 @@ func (d *Dispatcher) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) 
 		}
 		pid, _ := d.cluster.PidCache.Get(graph, GraphKind)
 		if pid == nil {
-			if pid = d.cluster.Get(graph, GraphKind); pid == nil {
+			var err error
+			if pid, err = d.lookup(ctx, graph); pid == nil {
+				if err != nil {
+					why = err.Error()
+				}
 				continue
 			}
 			d.cluster.PidCache.Set(graph, GraphKind, pid)
 		}
 		if pid.Address != sys.ProcessRegistry.Address {
-			return d.remote(ctx, env)
+			rep, gone := d.remote(ctx, pid, env)
+			if !gone {
+				return rep
+			}
+			// The grain is gone (passivated, moved, or its member
+			// died): look the graph up again.
+			d.cluster.PidCache.RemoveByValue(graph, GraphKind, pid)
+			continue
 		}
 		if _, alive := sys.ProcessRegistry.Get(pid); !alive {
 			// A passivated grain's PID: look the graph up again.
@@ -75,15 +88,37 @@ func (d *Dispatcher) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) 
 	return aggregate.ErrorReply(env, unavailable("graph %s: %s; retry with the same command id", graph, why))
 }
 
-func (d *Dispatcher) remote(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
+// contextLookup is an identity lookup that takes the caller's context
+// (package cluster's Lookup).
+type contextLookup interface {
+	GetContext(ctx context.Context, identity, kind string) (*actor.PID, error)
+}
+
+// lookup returns the PID of graph's grain, activating it where the
+// cluster places it, within ctx when the cluster's identity lookup takes
+// one.
+func (d *Dispatcher) lookup(ctx context.Context, graph string) (*actor.PID, error) {
+	if l, ok := d.cluster.IdentityLookup.(contextLookup); ok {
+		return l.GetContext(ctx, graph, GraphKind)
+	}
+	return d.cluster.Get(graph, GraphKind), nil
+}
+
+// remote sends env to the grain pid on another member and returns its
+// reply; gone reports that the grain is not there any more (a dead
+// letter), so that the caller looks it up again.
+func (d *Dispatcher) remote(ctx context.Context, pid *actor.PID, env *cairnv1.CommandEnvelope) (rep *cairnv1.CommandReply, gone bool) {
 	dl, _ := ctx.Deadline()
-	res, err := d.cluster.Request(env.GetGraphId(), GraphKind, env, cluster.WithTimeout(time.Until(dl)))
+	res, err := d.cluster.ActorSystem.Root.RequestFuture(pid, env, time.Until(dl)).Result()
+	if errors.Is(err, actor.ErrDeadLetter) {
+		return nil, true
+	}
 	if err != nil {
-		return aggregate.ErrorReply(env, unavailable("graph %s did not answer: %v", env.GetGraphId(), err))
+		return aggregate.ErrorReply(env, unavailable("graph %s did not answer: %v", env.GetGraphId(), err)), false
 	}
 	rep, ok := res.(*cairnv1.CommandReply)
 	if !ok {
-		return aggregate.ErrorReply(env, &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: "grain answered with an unexpected message"})
+		return aggregate.ErrorReply(env, &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: "grain answered with an unexpected message"}), false
 	}
-	return rep
+	return rep, false
 }
