@@ -168,6 +168,15 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	e.proj.Start()
 	clusterCfg := cfg.Cluster
 	clusterCfg.Logger = cfg.Logger.With("component", "protoactor")
+	if clusterCfg.Membership == cairncluster.MembershipNATSKV && clusterCfg.KV.JetStream == nil {
+		mc, err := e.connect(connMembership)
+		if err != nil {
+			return nil, err
+		}
+		if clusterCfg.KV.JetStream, err = jetstream.New(mc); err != nil {
+			return nil, fmt.Errorf("membership jetstream: %w", err)
+		}
+	}
 	e.memberReady = make(chan struct{})
 	go func() {
 		defer close(e.memberReady)
@@ -294,6 +303,32 @@ func (e *Engine) Store() *persistence.Store { return e.store }
 // set.
 func (e *Engine) Snapshots() *persistence.Snapshots { return e.snaps }
 
+// Member waits until the engine's cluster member has started (or failed
+// to) and returns it: its id, its view of the cluster (Member.Lookup), its
+// fencing. Nil when it did not start.
+func (e *Engine) Member() *cairncluster.Member {
+	<-e.memberReady
+	return e.member
+}
+
+// Fenced returns why this engine's cluster member fenced itself (an
+// error matching cluster.ErrFenced): its membership lease ended (a pause
+// or a lost NATS connection longer than the TTL), so it stopped its graph
+// grains and refuses commands (UNAVAILABLE) for good; restart the process
+// to join again with a fresh member id. Nil while it has not, and always
+// for a single member.
+func (e *Engine) Fenced() error {
+	select {
+	case <-e.memberReady:
+	default:
+		return nil
+	}
+	if e.member == nil {
+		return nil
+	}
+	return e.member.Err()
+}
+
 // Grains returns the graph grains hosted by this member, for their
 // statistics (snapshots written and loaded, fallbacks).
 func (e *Engine) Grains() *actors.GraphGrains { return e.grains }
@@ -365,6 +400,9 @@ func (e *Engine) close(ctx context.Context) error {
 	}
 	started := e.memberReady != nil && e.memberErr == nil
 	if started {
+		// Activate nothing more here while the grains drain: the other
+		// members take this one's graphs once it has left.
+		e.member.Leave()
 		errs = append(errs, e.grains.StopAll(ctx, e.member.System().Root))
 	}
 	if e.proj != nil {

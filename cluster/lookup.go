@@ -60,6 +60,8 @@ type Lookup struct {
 	prev *table // the topology before the last change
 
 	fenced atomic.Bool
+	// leaving: the member is shutting down and activates nothing more.
+	leaving atomic.Bool
 	// leaseValid, when set, tells whether this member's membership lease
 	// is still valid (the KV provider's); nil for a single member.
 	leaseValid func() bool
@@ -390,7 +392,7 @@ func (p *placement) onRequest(ctx actor.Context, m *cluster.ActivationRequest) {
 		_, prevAlive = p.l.cur.byID[prev.Id]
 	}
 	p.l.mu.RUnlock()
-	if p.l.Fenced() || owner == nil || owner.Address() != p.l.self {
+	if p.l.Fenced() || p.l.leaving.Load() || owner == nil || owner.Address() != p.l.self {
 		ctx.Respond(&cluster.ActivationResponse{Failed: true, TopologyHash: hash})
 		return
 	}
@@ -417,7 +419,7 @@ func (p *placement) onRequest(ctx actor.Context, m *cluster.ActivationRequest) {
 		p.l.mu.RLock()
 		stillOwner := p.l.cur.owner(ci.Kind, ci.Identity)
 		p.l.mu.RUnlock()
-		if p.l.Fenced() || stillOwner == nil || stillOwner.Address() != p.l.self {
+		if p.l.Fenced() || p.l.leaving.Load() || stillOwner == nil || stillOwner.Address() != p.l.self {
 			resp = &cluster.ActivationResponse{Failed: true}
 		} else {
 			resp = p.spawn(ctx, ci)

@@ -292,6 +292,11 @@ func (m *Member) Err() error {
 	return m.kv.err()
 }
 
+// Leave makes the member activate nothing more (look-ups and activation
+// requests are refused, and callers retry elsewhere once the member has
+// left): call it before stopping the grains, then Close.
+func (m *Member) Leave() { m.lookup.leaving.Store(true) }
+
 // Close leaves the cluster and stops the actor system and its remote
 // endpoint, within ctx's deadline. Stop the grains first (for graph grains,
 // actors.GraphGrains.StopAll) so that they drain.
