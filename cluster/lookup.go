@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -504,12 +503,3 @@ func (p *placement) onTopology(ctx actor.Context) {
 		}
 	}
 }
-
-// Errors of the identity lookup.
-var (
-	// ErrFenced: this member fenced itself (its membership lease ended);
-	// it activates nothing and routes nothing.
-	ErrFenced = errors.New("cluster member is fenced: its membership lease ended")
-	// ErrNoMember: no live member hosts the kind.
-	ErrNoMember = errors.New("no live member hosts the kind")
-)

@@ -58,16 +58,20 @@ func (where) Receive(ctx actor.Context) {
 }
 
 // testKVConfig is a member's config in tests: a TTL of 2 s, heartbeats
-// every 500 ms.
+// every 500 ms; with CAIRN_TEST_MEMBERSHIP_DEFAULTS set, the defaults
+// (TTL 3 s, heartbeats every second), to measure failover as cairn serve
+// --cluster runs it.
 func testKVConfig(js jetstream.JetStream) cluster.Config {
 	cfg := cluster.DefaultConfig()
 	cfg.Name = "test"
 	cfg.Membership = cluster.MembershipNATSKV
 	cfg.KV.JetStream = js
-	cfg.KV.TTL = 2 * time.Second
-	cfg.KV.Heartbeat = 500 * time.Millisecond
-	cfg.KV.LeaseMargin = 300 * time.Millisecond
-	cfg.HandoverMargin = time.Second
+	if os.Getenv("CAIRN_TEST_MEMBERSHIP_DEFAULTS") == "" {
+		cfg.KV.TTL = 2 * time.Second
+		cfg.KV.Heartbeat = 500 * time.Millisecond
+		cfg.KV.LeaseMargin = 300 * time.Millisecond
+		cfg.HandoverMargin = time.Second
+	}
 	if os.Getenv("CLUSTER_DEBUG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
