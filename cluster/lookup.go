@@ -34,7 +34,8 @@ const placementName = "cairn-placement"
 // for a moment do not both activate it.
 //
 // Hand-over when ownership moves: the new owner looks the identity up in
-// the topology before the last change. When that previous owner is still
+// the topology before the last change (for a member that just joined, the
+// topology without itself). When that previous owner is still
 // a live member (a member joined, or views differ), the new owner asks it
 // to stop its activation (a protoactor ActivationTerminating request) and
 // activates only when it answered (ActivationTerminated: the grain has
@@ -162,7 +163,20 @@ func (l *Lookup) Setup(c *cluster.Cluster, _ []string, _ bool) {
 func (l *Lookup) onTopology(t *cluster.ClusterTopology) {
 	tb := newTable(t)
 	l.mu.Lock()
-	l.prev, l.cur = l.cur, tb
+	if len(l.cur.byID) == 0 {
+		// This member's first topology: the identities it takes were
+		// owned by the others before it joined.
+		others := &cluster.ClusterTopology{}
+		for _, m := range t.Members {
+			if m.Id != l.cluster.ActorSystem.ID {
+				others.Members = append(others.Members, m)
+			}
+		}
+		l.prev = newTable(others)
+	} else {
+		l.prev = l.cur
+	}
+	l.cur = tb
 	l.mu.Unlock()
 	if l.placement != nil {
 		l.cluster.ActorSystem.Root.Send(l.placement, t)

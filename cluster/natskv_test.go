@@ -312,3 +312,38 @@ func TestKVConfigValidate(t *testing.T) {
 		t.Fatalf("Start without a JetStream context: %v", err)
 	}
 }
+
+// A member that joins takes the identities it now owns from their
+// previous owners, which stop their activations first: afterwards each
+// identity is active on exactly one member, its owner.
+func TestKVJoinHandsOver(t *testing.T) {
+	url, ps := startProcs(t, 2)
+	for _, id := range ids(60) {
+		if r := ps[0].call("ask %s 5000", id); r.Err != "" {
+			t.Fatal(r.Err)
+		}
+	}
+	ps = append(ps, startProc(t, url))
+	waitMembers(t, ps...)
+	deadline := time.Now().Add(10 * time.Second)
+	took := 0
+	for _, id := range ids(60) {
+		owner := ps[2].call("owner %s", id).Address
+		if a := askUntil(t, ps[2], id, deadline); a != owner {
+			t.Fatalf("%s answered at %s, its owner is %s", id, a, owner)
+		}
+		if owner == ps[2].Address {
+			took++
+		}
+	}
+	if took == 0 {
+		t.Fatal("the member that joined took no identity")
+	}
+	total := 0
+	for _, p := range ps {
+		total += p.call("active").Count
+	}
+	if total != 60 {
+		t.Fatalf("%d activations of 60 identities after the hand-over", total)
+	}
+}
