@@ -59,7 +59,7 @@ type KVConfig struct {
 	// Default 1 second.
 	Heartbeat time.Duration
 	// LeaseMargin is taken off the TTL for the member's own lease, for
-	// clock rate differences and scheduling delays. Default TTL/6.
+	// clock rate differences and scheduling delays. Default 500 ms.
 	LeaseMargin time.Duration
 }
 
