@@ -135,6 +135,19 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		}
 		return e.proj.Quarantined(graph)
 	}
+	// A member that fenced itself (its membership lease ended) writes
+	// nothing more.
+	grainCfg.Fence = func() error {
+		select {
+		case <-e.memberReady:
+		default:
+			return nil
+		}
+		if e.member == nil {
+			return nil
+		}
+		return e.member.Check()
+	}
 	grainCfg.OnDataLoss = func(graph string, seq uint64, err error) {
 		if e.proj != nil {
 			e.proj.Quarantine(graph, seq, err)

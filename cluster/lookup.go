@@ -234,8 +234,9 @@ func (l *Lookup) Get(ci *cluster.ClusterIdentity) *actor.PID {
 // GetContext returns the activation of identity of kind, activating it on
 // its owner if needed. It retries (owners whose view of the topology
 // differs refuse, a dead owner does not answer) until ctx ends. Errors:
-// ErrFenced when this member fenced itself, ErrNoMember when no live
-// member hosts kind, else ctx's error, wrapped with what was tried.
+// ErrFenced when this member fenced itself; else, when ctx ends, ctx's
+// error joined with the last attempt's (ErrNoMember when no live member
+// hosted kind).
 func (l *Lookup) GetContext(ctx context.Context, identity, kind string) (*actor.PID, error) {
 	backoff := 5 * time.Millisecond
 	var last error
@@ -259,7 +260,7 @@ func (l *Lookup) GetContext(ctx context.Context, identity, kind string) (*actor.
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("look up %s/%s: %w (last: %v)", kind, identity, context.Cause(ctx), last)
+			return nil, fmt.Errorf("look up %s/%s: %w (last: %w)", kind, identity, context.Cause(ctx), last)
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)

@@ -292,6 +292,23 @@ func (m *Member) Err() error {
 	return m.kv.err()
 }
 
+// Check returns an error matching ErrFenced when the member must not
+// write: it fenced itself, or its lease ran out (a pause it has just woken
+// from, before its heartbeat noticed). Nil for a single member. Grains
+// check it before each append (actors.GrainConfig.Fence).
+func (m *Member) Check() error {
+	if m.kv == nil {
+		return nil
+	}
+	if err := m.kv.err(); err != nil {
+		return err
+	}
+	if !m.kv.leaseValid() {
+		return fmt.Errorf("%w: no heartbeat acknowledged within its lease", ErrFenced)
+	}
+	return nil
+}
+
 // Leave makes the member activate nothing more (look-ups and activation
 // requests are refused, and callers retry elsewhere once the member has
 // left): call it before stopping the grains, then Close.

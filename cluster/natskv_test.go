@@ -213,7 +213,7 @@ func TestKVPausedMemberFences(t *testing.T) {
 	for {
 		r := paused.call("fenced")
 		if r.Fenced {
-			if !strings.Contains(r.Err, "lease") && !strings.Contains(r.Err, "key") {
+			if !strings.Contains(r.Err, "no heartbeat was acknowledged") && !strings.Contains(r.Err, "member key") {
 				t.Errorf("fenced for an unexpected reason: %s", r.Err)
 			}
 			break
