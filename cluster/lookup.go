@@ -396,8 +396,12 @@ func (p *placement) onRequest(ctx actor.Context, m *cluster.ActivationRequest) {
 	}
 	key := ci.AsKey()
 	if a, ok := p.active[key]; ok && !p.l.Fenced() {
-		ctx.Respond(&cluster.ActivationResponse{Pid: a.pid})
-		return
+		if _, alive := ctx.ActorSystem().ProcessRegistry.Get(a.pid); alive {
+			ctx.Respond(&cluster.ActivationResponse{Pid: a.pid})
+			return
+		}
+		// Stopped (passivated), its Terminated not handled yet: forget it.
+		p.onTerminated(ctx, a.pid)
 	}
 	p.l.mu.RLock()
 	owner, prev, hash := p.l.cur.owner(ci.Kind, ci.Identity), p.l.prev.owner(ci.Kind, ci.Identity), p.l.cur.hash
@@ -450,7 +454,10 @@ func (p *placement) onRequest(ctx actor.Context, m *cluster.ActivationRequest) {
 func (p *placement) spawn(ctx actor.Context, ci *cluster.ClusterIdentity) *cluster.ActivationResponse {
 	key := ci.AsKey()
 	if a, ok := p.active[key]; ok {
-		return &cluster.ActivationResponse{Pid: a.pid}
+		if _, alive := ctx.ActorSystem().ProcessRegistry.Get(a.pid); alive {
+			return &cluster.ActivationResponse{Pid: a.pid}
+		}
+		p.onTerminated(ctx, a.pid)
 	}
 	kind, ok := p.l.cluster.TryGetClusterKind(ci.Kind)
 	if !ok {
