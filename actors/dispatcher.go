@@ -89,9 +89,13 @@ func (d *Dispatcher) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) 
 }
 
 // contextLookup is an identity lookup that takes the caller's context
-// (package cluster's Lookup).
+// and tells of topology changes (package cluster's Lookup).
 type contextLookup interface {
 	GetContext(ctx context.Context, identity, kind string) (*actor.PID, error)
+	// Changed returns a channel closed at the next topology change.
+	Changed() <-chan struct{}
+	// Live reports whether a member listens at address.
+	Live(address string) bool
 }
 
 // lookup returns the PID of graph's grain, activating it where the
@@ -106,10 +110,44 @@ func (d *Dispatcher) lookup(ctx context.Context, graph string) (*actor.PID, erro
 
 // remote sends env to the grain pid on another member and returns its
 // reply; gone reports that the grain is not there any more (a dead
-// letter), so that the caller looks it up again.
+// letter, or its member left the cluster while the request waited), so
+// that the caller looks it up again: a retry with the same command id is
+// never applied twice.
 func (d *Dispatcher) remote(ctx context.Context, pid *actor.PID, env *cairnv1.CommandEnvelope) (rep *cairnv1.CommandReply, gone bool) {
 	dl, _ := ctx.Deadline()
-	res, err := d.cluster.ActorSystem.Root.RequestFuture(pid, env, time.Until(dl)).Result()
+	f := d.cluster.ActorSystem.Root.RequestFuture(pid, env, time.Until(dl))
+	var res any
+	var err error
+	if l, ok := d.cluster.IdentityLookup.(contextLookup); ok {
+		// A member that died may leave the request unanswered until the
+		// deadline (the remote retries its connection): stop waiting
+		// when it leaves the topology.
+		type result struct {
+			res any
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			r, e := f.Result()
+			done <- result{r, e}
+		}()
+		changed := l.Changed()
+	wait:
+		for {
+			select {
+			case r := <-done:
+				res, err = r.res, r.err
+				break wait
+			case <-changed:
+				if !l.Live(pid.Address) {
+					return nil, true
+				}
+				changed = l.Changed()
+			}
+		}
+	} else {
+		res, err = f.Result()
+	}
 	if errors.Is(err, actor.ErrDeadLetter) {
 		return nil, true
 	}

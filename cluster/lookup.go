@@ -58,6 +58,8 @@ type Lookup struct {
 	mu   sync.RWMutex
 	cur  *table // the current topology
 	prev *table // the topology before the last change
+	// changed is closed at the next topology change (and replaced).
+	changed chan struct{}
 
 	fenced atomic.Bool
 	// leaving: the member is shutting down and activates nothing more.
@@ -128,7 +130,8 @@ func score(kind, identity, member string) uint64 {
 // newLookup returns a lookup whose Get waits timeout at most and whose new
 // owners wait margin at most for a previous owner's stop.
 func newLookup(timeout, margin time.Duration, log *slog.Logger) *Lookup {
-	return &Lookup{timeout: timeout, margin: margin, log: log.With("component", "identity-lookup"), cur: newTable(nil), prev: newTable(nil)}
+	return &Lookup{timeout: timeout, margin: margin, log: log.With("component", "identity-lookup"), cur: newTable(nil), prev: newTable(nil),
+		changed: make(chan struct{})}
 }
 
 // Setup is called by protoactor's Cluster.StartMember before the
@@ -177,6 +180,8 @@ func (l *Lookup) onTopology(t *cluster.ClusterTopology) {
 		l.prev = l.cur
 	}
 	l.cur = tb
+	close(l.changed)
+	l.changed = make(chan struct{})
 	l.mu.Unlock()
 	if l.placement != nil {
 		l.cluster.ActorSystem.Root.Send(l.placement, t)
@@ -245,12 +250,12 @@ func (l *Lookup) GetContext(ctx context.Context, identity, kind string) (*actor.
 			return nil, ErrFenced
 		}
 		l.mu.RLock()
-		owner, hash := l.cur.owner(kind, identity), l.cur.hash
+		owner, hash, changed := l.cur.owner(kind, identity), l.cur.hash, l.changed
 		l.mu.RUnlock()
 		if owner == nil {
 			last = fmt.Errorf("%w for kind %s", ErrNoMember, kind)
 		} else {
-			pid, err := l.activate(ctx, owner, identity, kind, hash)
+			pid, err := l.activate(ctx, changed, owner, identity, kind, hash)
 			if pid != nil {
 				return pid, nil
 			}
@@ -261,6 +266,11 @@ func (l *Lookup) GetContext(ctx context.Context, identity, kind string) (*actor.
 		case <-ctx.Done():
 			t.Stop()
 			return nil, fmt.Errorf("look up %s/%s: %w (last: %w)", kind, identity, context.Cause(ctx), last)
+		case <-changed:
+			// A new topology: try its owner at once.
+			t.Stop()
+			backoff = 5 * time.Millisecond
+			continue
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
@@ -268,7 +278,10 @@ func (l *Lookup) GetContext(ctx context.Context, identity, kind string) (*actor.
 }
 
 // activate asks owner's placement actor for the activation, bounded by ctx.
-func (l *Lookup) activate(ctx context.Context, owner *cluster.Member, identity, kind string, hash uint64) (*actor.PID, error) {
+// It gives up when the topology changes and owner is no longer in it: a
+// request to a member that died may get no answer at all while the remote
+// retries its connection.
+func (l *Lookup) activate(ctx context.Context, changed <-chan struct{}, owner *cluster.Member, identity, kind string, hash uint64) (*actor.PID, error) {
 	wait := l.timeout
 	if dl, ok := ctx.Deadline(); ok {
 		wait = time.Until(dl)
@@ -288,10 +301,19 @@ func (l *Lookup) activate(ctx context.Context, owner *cluster.Member, identity, 
 		done <- result{res, err}
 	}()
 	var r result
-	select {
-	case r = <-done:
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
+wait:
+	for {
+		select {
+		case r = <-done:
+			break wait
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-changed:
+			if !l.Live(owner.Address()) {
+				return nil, fmt.Errorf("owner %s (%s) left the cluster", owner.Id, owner.Address())
+			}
+			changed = l.Changed()
+		}
 	}
 	if r.err != nil {
 		return nil, fmt.Errorf("owner %s (%s): %w", owner.Id, owner.Address(), r.err)
@@ -301,6 +323,26 @@ func (l *Lookup) activate(ctx context.Context, owner *cluster.Member, identity, 
 		return nil, fmt.Errorf("owner %s (%s) refused the activation (its topology differs, it is handing over or fenced)", owner.Id, owner.Address())
 	}
 	return resp.Pid, nil
+}
+
+// Changed returns a channel closed at the next topology change.
+func (l *Lookup) Changed() <-chan struct{} {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.changed
+}
+
+// Live reports whether a member listens at address in the current
+// topology.
+func (l *Lookup) Live(address string) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	for _, m := range l.cur.byID {
+		if m.Address() == address {
+			return true
+		}
+	}
+	return false
 }
 
 // Owner returns the id and address of the member that owns identity of
