@@ -138,15 +138,10 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	// A member that fenced itself (its membership lease ended) writes
 	// nothing more.
 	grainCfg.Fence = func() error {
-		select {
-		case <-e.memberReady:
-		default:
-			return nil
+		if m := e.startedMember(); m != nil {
+			return m.Check()
 		}
-		if e.member == nil {
-			return nil
-		}
-		return e.member.Check()
+		return nil
 	}
 	grainCfg.OnDataLoss = func(graph string, seq uint64, err error) {
 		if e.proj != nil {
@@ -331,15 +326,21 @@ func (e *Engine) Member() *cairncluster.Member {
 // to join again with a fresh member id. Nil while it has not, and always
 // for a single member.
 func (e *Engine) Fenced() error {
+	if m := e.startedMember(); m != nil {
+		return m.Err()
+	}
+	return nil
+}
+
+// startedMember returns the cluster member once it has started, nil
+// before and when it did not.
+func (e *Engine) startedMember() *cairncluster.Member {
 	select {
 	case <-e.memberReady:
+		return e.member
 	default:
 		return nil
 	}
-	if e.member == nil {
-		return nil
-	}
-	return e.member.Err()
 }
 
 // Grains returns the graph grains hosted by this member, for their

@@ -8,6 +8,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 
+	cairncluster "github.com/cairn-graph/cairn/cluster"
+
 	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
@@ -31,7 +33,11 @@ func NewDispatcher(c *cluster.Cluster, timeout time.Duration) *Dispatcher {
 // same command id: it is never applied twice).
 //
 // A grain on this member is sent a message carrying a reply channel; a grain
-// on another member gets the protobuf envelope through a cluster request.
+// on another member gets the protobuf envelope in a request to its PID. The
+// PID comes from the cluster's PID cache, else from the identity lookup
+// (within ctx with package cluster's Lookup); a PID that turns out gone (a
+// dead letter, or its member left the cluster) is dropped and looked up
+// again.
 func (d *Dispatcher) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
 	if err := aggregate.ValidateEnvelope(env); err != nil {
 		return aggregate.ErrorReply(env, aggregate.AsCommandError(err))
@@ -88,21 +94,11 @@ func (d *Dispatcher) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) 
 	return aggregate.ErrorReply(env, unavailable("graph %s: %s; retry with the same command id", graph, why))
 }
 
-// contextLookup is an identity lookup that takes the caller's context
-// and tells of topology changes (package cluster's Lookup).
-type contextLookup interface {
-	GetContext(ctx context.Context, identity, kind string) (*actor.PID, error)
-	// Changed returns a channel closed at the next topology change.
-	Changed() <-chan struct{}
-	// Live reports whether a member listens at address.
-	Live(address string) bool
-}
-
 // lookup returns the PID of graph's grain, activating it where the
 // cluster places it, within ctx when the cluster's identity lookup takes
 // one.
 func (d *Dispatcher) lookup(ctx context.Context, graph string) (*actor.PID, error) {
-	if l, ok := d.cluster.IdentityLookup.(contextLookup); ok {
+	if l, ok := d.cluster.IdentityLookup.(*cairncluster.Lookup); ok {
 		return l.GetContext(ctx, graph, GraphKind)
 	}
 	return d.cluster.Get(graph, GraphKind), nil
@@ -118,37 +114,12 @@ func (d *Dispatcher) remote(ctx context.Context, pid *actor.PID, env *cairnv1.Co
 	f := d.cluster.ActorSystem.Root.RequestFuture(pid, env, time.Until(dl))
 	var res any
 	var err error
-	if l, ok := d.cluster.IdentityLookup.(contextLookup); ok {
-		// A member that died may leave the request unanswered until the
-		// deadline (the remote retries its connection): stop waiting
-		// when it leaves the topology.
-		type result struct {
-			res any
-			err error
-		}
-		done := make(chan result, 1)
-		go func() {
-			r, e := f.Result()
-			done <- result{r, e}
-		}()
-		changed := l.Changed()
-	wait:
-		for {
-			select {
-			case r := <-done:
-				res, err = r.res, r.err
-				break wait
-			case <-changed:
-				if !l.Live(pid.Address) {
-					return nil, true
-				}
-				changed = l.Changed()
-			}
-		}
+	if l, ok := d.cluster.IdentityLookup.(*cairncluster.Lookup); ok {
+		res, err = l.Await(ctx, f, pid.Address)
 	} else {
 		res, err = f.Result()
 	}
-	if errors.Is(err, actor.ErrDeadLetter) {
+	if errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, cairncluster.ErrMemberLeft) {
 		return nil, true
 	}
 	if err != nil {

@@ -291,6 +291,34 @@ func (l *Lookup) activate(ctx context.Context, changed <-chan struct{}, owner *c
 	}
 	req := &cluster.ActivationRequest{ClusterIdentity: cluster.NewClusterIdentity(identity, kind), TopologyHash: hash}
 	f := l.cluster.ActorSystem.Root.RequestFuture(actor.NewPID(owner.Address(), placementName), req, wait)
+	res, err := l.await(ctx, changed, f, owner.Address())
+	if err != nil {
+		return nil, fmt.Errorf("owner %s (%s): %w", owner.Id, owner.Address(), err)
+	}
+	resp, ok := res.(*cluster.ActivationResponse)
+	if !ok || resp.Failed || resp.Pid == nil {
+		return nil, fmt.Errorf("owner %s (%s) refused the activation (its topology differs, it is handing over or fenced)", owner.Id, owner.Address())
+	}
+	return resp.Pid, nil
+}
+
+// Await returns f's result, a request's to the member at address, or
+// ctx's error when it ends first, or ErrMemberLeft when that member is
+// not, or no longer, in the topology: a request to a member that died may
+// stay unanswered until its timeout while the remote retries its
+// connection.
+func (l *Lookup) Await(ctx context.Context, f *actor.Future, address string) (any, error) {
+	l.mu.RLock()
+	changed := l.changed
+	l.mu.RUnlock()
+	if !l.live(address) {
+		return nil, ErrMemberLeft
+	}
+	return l.await(ctx, changed, f, address)
+}
+
+// await is Await with the topology change to watch for from the caller.
+func (l *Lookup) await(ctx context.Context, changed <-chan struct{}, f *actor.Future, address string) (any, error) {
 	type result struct {
 		res any
 		err error
@@ -300,41 +328,26 @@ func (l *Lookup) activate(ctx context.Context, changed <-chan struct{}, owner *c
 		res, err := f.Result()
 		done <- result{res, err}
 	}()
-	var r result
-wait:
 	for {
 		select {
-		case r = <-done:
-			break wait
+		case r := <-done:
+			return r.res, r.err
 		case <-ctx.Done():
 			return nil, context.Cause(ctx)
 		case <-changed:
-			if !l.Live(owner.Address()) {
-				return nil, fmt.Errorf("owner %s (%s) left the cluster", owner.Id, owner.Address())
+			l.mu.RLock()
+			changed = l.changed
+			l.mu.RUnlock()
+			if !l.live(address) {
+				return nil, ErrMemberLeft
 			}
-			changed = l.Changed()
 		}
 	}
-	if r.err != nil {
-		return nil, fmt.Errorf("owner %s (%s): %w", owner.Id, owner.Address(), r.err)
-	}
-	resp, ok := r.res.(*cluster.ActivationResponse)
-	if !ok || resp.Failed || resp.Pid == nil {
-		return nil, fmt.Errorf("owner %s (%s) refused the activation (its topology differs, it is handing over or fenced)", owner.Id, owner.Address())
-	}
-	return resp.Pid, nil
 }
 
-// Changed returns a channel closed at the next topology change.
-func (l *Lookup) Changed() <-chan struct{} {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.changed
-}
-
-// Live reports whether a member listens at address in the current
+// live reports whether a member listens at address in the current
 // topology.
-func (l *Lookup) Live(address string) bool {
+func (l *Lookup) live(address string) bool {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	for _, m := range l.cur.byID {
