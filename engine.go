@@ -414,19 +414,18 @@ func (e *Engine) close(ctx context.Context) error {
 	}
 	started := e.memberReady != nil && e.memberErr == nil
 	if started {
-		// Activate nothing more here while the grains drain: the other
-		// members take this one's graphs once it has left.
+		// Activate nothing more here while the grains drain, then leave
+		// the cluster at once: the other members take this one's graphs
+		// when it has left.
 		e.member.Leave()
 		errs = append(errs, e.grains.StopAll(ctx, e.member.System().Root))
+		errs = append(errs, e.member.Close(ctx))
 	}
 	if e.proj != nil {
 		errs = append(errs, e.proj.Close(ctx))
 	}
 	if e.projSystem != nil {
 		e.projSystem.Shutdown()
-	}
-	if started {
-		errs = append(errs, e.member.Close(ctx))
 	}
 	e.cancel()
 	errs = append(errs, e.drainConns(ctx)...)
