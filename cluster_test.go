@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/cairn-graph/cairn"
+	"github.com/cairn-graph/cairn/actors"
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 	"github.com/cairn-graph/cairn/internal/natstest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
 )
 
 // The engines of a cluster test run in processes of their own, children of
@@ -186,7 +188,20 @@ func (p *engineProc) call(format string, args ...any) engineReply {
 // a member that leaves hands its graphs over, and every member's
 // projections answer queries about every graph.
 func TestEngineClusterSpreadsGraphs(t *testing.T) {
-	url := natstest.Start(t).ClientURL()
+	srv := natstest.Start(t)
+	url := srv.ClientURL()
+	t.Cleanup(func() {
+		// Runs once the engines have closed: the member that owns the
+		// manifest series wrote the read models' last round.
+		snaps, err := persistence.OpenSnapshots(context.Background(), srv.JetStream(), persistence.DefaultSnapshotConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms, err := snaps.List(context.Background(), persistence.KindManifest, actors.ManifestSeries)
+		if err != nil || len(ms) == 0 {
+			t.Errorf("no read-model manifest written (%v)", err)
+		}
+	})
 	engs := []*engineProc{startEngineProc(t, url), startEngineProc(t, url), startEngineProc(t, url)}
 	deadline := time.Now().Add(15 * time.Second)
 	for _, e := range engs {

@@ -170,6 +170,18 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if e.snaps != nil {
 		projCfg.Snapshots = e.snaps
 	}
+	if cfg.Cluster.Membership == cairncluster.MembershipNATSKV {
+		// One member of the cluster writes the read-model snapshots: the
+		// owner of the manifest series, placed like a graph.
+		projCfg.SnapshotWriter = func() bool {
+			m := e.startedMember()
+			if m == nil {
+				return false
+			}
+			_, addr, ok := m.Lookup().Owner(actors.ManifestSeries, actors.GraphKind)
+			return ok && addr == m.System().Address()
+		}
+	}
 	if e.proj, err = actors.NewProjections(e.projSystem, e.store, projCfg); err != nil {
 		return nil, err
 	}
