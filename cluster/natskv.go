@@ -27,8 +27,9 @@ import (
 // value is its address and kinds, with a per-key TTL; it rewrites the key
 // every Heartbeat, each write expecting the key's last revision. Every
 // member watches the bucket and publishes the live members as protoactor's
-// ClusterTopology (see publish). A key whose member stopped heartbeating expires after TTL:
-// the server writes a delete marker and the others drop the member.
+// ClusterTopology (see publish). A key whose member stopped heartbeating
+// expires after TTL: the server writes a delete marker and the others drop
+// the member.
 //
 // A member fences itself, for good, when its lease ends: the lease runs
 // TTL minus LeaseMargin from the sending of its last acknowledged heartbeat
