@@ -309,9 +309,10 @@ func (m *Member) Check() error {
 	return nil
 }
 
-// Leave makes the member activate nothing more (look-ups and activation
-// requests are refused, and callers retry elsewhere once the member has
-// left): call it before stopping the grains, then Close.
+// Leave makes the member activate nothing more: it refuses activation
+// requests (its grains already active still answer), and callers retry
+// until it has left and the identities have other owners. Call it before
+// stopping the grains, then Close.
 func (m *Member) Leave() { m.lookup.leaving.Store(true) }
 
 // Close leaves the cluster and stops the actor system and its remote
