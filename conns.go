@@ -24,12 +24,16 @@ const (
 	// connHistory carries the projections' event-store reads: time-travel
 	// builds, snapshot head checks and archived prefixes.
 	connHistory = "cairn-history"
+	// connMembership carries the cluster membership's heartbeats and
+	// watch (cairn serve --cluster only), so that no other traffic delays
+	// a heartbeat past the member's lease.
+	connMembership = "cairn-membership"
 )
 
 // ConnStats is what one of the engine's NATS connections went through.
 type ConnStats struct {
 	// Name is the connection's name (its nats.Name): cairn-engine,
-	// cairn-commands or cairn-history.
+	// cairn-commands, cairn-history or cairn-membership.
 	Name string
 	// SlowConsumers counts the slow-consumer errors NATS reported on it
 	// (a subscription that fell behind and dropped messages).

@@ -135,6 +135,14 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		}
 		return e.proj.Quarantined(graph)
 	}
+	// A member that fenced itself (its membership lease ended) writes
+	// nothing more.
+	grainCfg.Fence = func() error {
+		if m := e.startedMember(); m != nil {
+			return m.Check()
+		}
+		return nil
+	}
 	grainCfg.OnDataLoss = func(graph string, seq uint64, err error) {
 		if e.proj != nil {
 			e.proj.Quarantine(graph, seq, err)
@@ -162,12 +170,33 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if e.snaps != nil {
 		projCfg.Snapshots = e.snaps
 	}
+	if cfg.Cluster.Membership == cairncluster.MembershipNATSKV {
+		// One member of the cluster writes the read-model snapshots: the
+		// owner of the manifest series, placed like a graph.
+		projCfg.SnapshotWriter = func() bool {
+			m := e.startedMember()
+			if m == nil {
+				return false
+			}
+			_, addr, ok := m.Lookup().Owner(actors.ManifestSeries, actors.GraphKind)
+			return ok && addr == m.System().Address()
+		}
+	}
 	if e.proj, err = actors.NewProjections(e.projSystem, e.store, projCfg); err != nil {
 		return nil, err
 	}
 	e.proj.Start()
 	clusterCfg := cfg.Cluster
 	clusterCfg.Logger = cfg.Logger.With("component", "protoactor")
+	if clusterCfg.Membership == cairncluster.MembershipNATSKV && clusterCfg.KV.JetStream == nil {
+		mc, err := e.connect(connMembership)
+		if err != nil {
+			return nil, err
+		}
+		if clusterCfg.KV.JetStream, err = jetstream.New(mc); err != nil {
+			return nil, fmt.Errorf("membership jetstream: %w", err)
+		}
+	}
 	e.memberReady = make(chan struct{})
 	go func() {
 		defer close(e.memberReady)
@@ -294,6 +323,38 @@ func (e *Engine) Store() *persistence.Store { return e.store }
 // set.
 func (e *Engine) Snapshots() *persistence.Snapshots { return e.snaps }
 
+// Member waits until the engine's cluster member has started (or failed
+// to) and returns it: its id, its view of the cluster (Member.Lookup), its
+// fencing. Nil when it did not start.
+func (e *Engine) Member() *cairncluster.Member {
+	<-e.memberReady
+	return e.member
+}
+
+// Fenced returns why this engine's cluster member fenced itself (an
+// error matching cluster.ErrFenced): its membership lease ended (a pause
+// or a lost NATS connection longer than the TTL), so it stopped its graph
+// grains and refuses commands (UNAVAILABLE) for good; restart the process
+// to join again with a fresh member id. Nil while it has not, and always
+// for a single member.
+func (e *Engine) Fenced() error {
+	if m := e.startedMember(); m != nil {
+		return m.Err()
+	}
+	return nil
+}
+
+// startedMember returns the cluster member once it has started, nil
+// before and when it did not.
+func (e *Engine) startedMember() *cairncluster.Member {
+	select {
+	case <-e.memberReady:
+		return e.member
+	default:
+		return nil
+	}
+}
+
 // Grains returns the graph grains hosted by this member, for their
 // statistics (snapshots written and loaded, fallbacks).
 func (e *Engine) Grains() *actors.GraphGrains { return e.grains }
@@ -365,16 +426,18 @@ func (e *Engine) close(ctx context.Context) error {
 	}
 	started := e.memberReady != nil && e.memberErr == nil
 	if started {
+		// Activate nothing more here while the grains drain, then leave
+		// the cluster at once: the other members take this one's graphs
+		// when it has left.
+		e.member.Leave()
 		errs = append(errs, e.grains.StopAll(ctx, e.member.System().Root))
+		errs = append(errs, e.member.Close(ctx))
 	}
 	if e.proj != nil {
 		errs = append(errs, e.proj.Close(ctx))
 	}
 	if e.projSystem != nil {
 		e.projSystem.Shutdown()
-	}
-	if started {
-		errs = append(errs, e.member.Close(ctx))
 	}
 	e.cancel()
 	errs = append(errs, e.drainConns(ctx)...)

@@ -76,6 +76,12 @@ type GrainConfig struct {
 	// answers DATA_LOSS, so that it never writes on a history it cannot
 	// trust. The engine sets it; nil: grains rely on their own checks.
 	Quarantined func(graph string) error
+	// Fence, when not nil, is checked before each append attempt: an error
+	// refuses the batch (UNAVAILABLE, retry with the same command id)
+	// without writing it. The engine sets it to its cluster member's lease
+	// check (cluster.Member.Check), so that a member that fenced itself,
+	// or whose lease ran out during a pause, writes nothing more.
+	Fence func() error
 	// OnDataLoss, when not nil, hears of each graph whose replay found its
 	// stored history failing a check (err names the stream sequence seq),
 	// so that the projections quarantine it too (Projections.Quarantine).

@@ -2,9 +2,13 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
+
+	cairncluster "github.com/cairn-graph/cairn/cluster"
 
 	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
@@ -29,7 +33,11 @@ func NewDispatcher(c *cluster.Cluster, timeout time.Duration) *Dispatcher {
 // same command id: it is never applied twice).
 //
 // A grain on this member is sent a message carrying a reply channel; a grain
-// on another member gets the protobuf envelope through a cluster request.
+// on another member gets the protobuf envelope in a request to its PID. The
+// PID comes from the cluster's PID cache, else from the identity lookup
+// (within ctx with package cluster's Lookup); a PID that turns out gone (a
+// dead letter, or its member left the cluster) is dropped and looked up
+// again.
 func (d *Dispatcher) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
 	if err := aggregate.ValidateEnvelope(env); err != nil {
 		return aggregate.ErrorReply(env, aggregate.AsCommandError(err))
@@ -48,13 +56,24 @@ func (d *Dispatcher) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) 
 		}
 		pid, _ := d.cluster.PidCache.Get(graph, GraphKind)
 		if pid == nil {
-			if pid = d.cluster.Get(graph, GraphKind); pid == nil {
+			var err error
+			if pid, err = d.lookup(ctx, graph); pid == nil {
+				if err != nil {
+					why = err.Error()
+				}
 				continue
 			}
 			d.cluster.PidCache.Set(graph, GraphKind, pid)
 		}
 		if pid.Address != sys.ProcessRegistry.Address {
-			return d.remote(ctx, env)
+			rep, gone := d.remote(ctx, pid, env)
+			if !gone {
+				return rep
+			}
+			// The grain is gone (passivated, moved, or its member
+			// died): look the graph up again.
+			d.cluster.PidCache.RemoveByValue(graph, GraphKind, pid)
+			continue
 		}
 		if _, alive := sys.ProcessRegistry.Get(pid); !alive {
 			// A passivated grain's PID: look the graph up again.
@@ -75,15 +94,40 @@ func (d *Dispatcher) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) 
 	return aggregate.ErrorReply(env, unavailable("graph %s: %s; retry with the same command id", graph, why))
 }
 
-func (d *Dispatcher) remote(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
+// lookup returns the PID of graph's grain, activating it where the
+// cluster places it, within ctx when the cluster's identity lookup takes
+// one.
+func (d *Dispatcher) lookup(ctx context.Context, graph string) (*actor.PID, error) {
+	if l, ok := d.cluster.IdentityLookup.(*cairncluster.Lookup); ok {
+		return l.GetContext(ctx, graph, GraphKind)
+	}
+	return d.cluster.Get(graph, GraphKind), nil
+}
+
+// remote sends env to the grain pid on another member and returns its
+// reply; gone reports that the grain is not there any more (a dead
+// letter, or its member left the cluster while the request waited), so
+// that the caller looks it up again: a retry with the same command id is
+// never applied twice.
+func (d *Dispatcher) remote(ctx context.Context, pid *actor.PID, env *cairnv1.CommandEnvelope) (rep *cairnv1.CommandReply, gone bool) {
 	dl, _ := ctx.Deadline()
-	res, err := d.cluster.Request(env.GetGraphId(), GraphKind, env, cluster.WithTimeout(time.Until(dl)))
+	f := d.cluster.ActorSystem.Root.RequestFuture(pid, env, time.Until(dl))
+	var res any
+	var err error
+	if l, ok := d.cluster.IdentityLookup.(*cairncluster.Lookup); ok {
+		res, err = l.Await(ctx, f, pid.Address)
+	} else {
+		res, err = f.Result()
+	}
+	if errors.Is(err, actor.ErrDeadLetter) || errors.Is(err, cairncluster.ErrMemberLeft) {
+		return nil, true
+	}
 	if err != nil {
-		return aggregate.ErrorReply(env, unavailable("graph %s did not answer: %v", env.GetGraphId(), err))
+		return aggregate.ErrorReply(env, unavailable("graph %s did not answer: %v", env.GetGraphId(), err)), false
 	}
 	rep, ok := res.(*cairnv1.CommandReply)
 	if !ok {
-		return aggregate.ErrorReply(env, &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: "grain answered with an unexpected message"})
+		return aggregate.ErrorReply(env, &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: "grain answered with an unexpected message"}), false
 	}
-	return rep
+	return rep, false
 }

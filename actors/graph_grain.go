@@ -990,6 +990,11 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 		var err error
 		pause := appendBackoff
 		for attempt := 0; ; attempt++ {
+			if g.cfg.Fence != nil {
+				if err = g.cfg.Fence(); err != nil {
+					break
+				}
+			}
 			seq, err = g.store.Append(actx, g.graph, expected, job.tx)
 			if err == nil || !errors.Is(err, persistence.ErrUnavailable) || attempt >= g.cfg.AppendRetries {
 				break

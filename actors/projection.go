@@ -65,6 +65,14 @@ type ProjectionConfig struct {
 	// when the reader first catches up with the stream after a rebuild or
 	// a tail of at least half that, and on Close. Default 100,000.
 	SnapshotEvery int
+	// SnapshotWriter, when not nil, says whether this engine takes the
+	// snapshot rounds: a round starts only when it answers true. Members
+	// of a cluster all hold the same read models (each reads the whole
+	// stream) and share one manifest series, so one of them writes the
+	// rounds, which any of them restores: two writers would prune the
+	// manifests the other is reading. The engine sets it in a cluster;
+	// nil: always.
+	SnapshotWriter func() bool
 	// SnapshotKeep is how many snapshot rounds (manifests) are kept; every
 	// read-model snapshot a kept manifest names is kept. Default 3.
 	SnapshotKeep int

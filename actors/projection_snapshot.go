@@ -248,9 +248,15 @@ func (p *Projections) delivered(f persistence.Followed, firstCaughtUp, caughtUp 
 	if firstCaughtUp && p.snap.resumed != 0 && p.snap.since < every/2 {
 		firstCaughtUp = false
 	}
-	if (due || firstCaughtUp) && p.snap.inFlight.Load() == nil {
+	if (due || firstCaughtUp) && p.snap.inFlight.Load() == nil && p.snapshotWriter() {
 		p.startRound(f.Seq)
 	}
+}
+
+// snapshotWriter reports whether this engine takes the snapshot rounds
+// (ProjectionConfig.SnapshotWriter).
+func (p *Projections) snapshotWriter() bool {
+	return p.cfg.SnapshotWriter == nil || p.cfg.SnapshotWriter()
 }
 
 // snapshotBytesPerEvent sets how far apart the rounds of big read models
@@ -509,7 +515,7 @@ func (p *Projections) finalSnapshot(ctx context.Context) error {
 			return err
 		}
 	}
-	if p.snap.since > 0 {
+	if p.snap.since > 0 && p.snapshotWriter() {
 		if err := wait(p.startRound(p.snap.last)); err != nil {
 			return err
 		}

@@ -12,7 +12,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
-	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -33,16 +32,59 @@ type Config struct {
 	// other members with the same certificate, trusting TLS.RootCAs.
 	// Default nil: plaintext gRPC, allowed on loopback only.
 	TLS *tls.Config
-	// RequestTimeout bounds a grain request. Default 10 seconds.
+	// RequestTimeout bounds a grain request, and a look-up through
+	// protoactor's Cluster.Get (Lookup.GetContext takes the caller's
+	// deadline instead). Default 10 seconds.
 	RequestTimeout time.Duration
+	// Membership is how members find each other: MembershipLocal (the
+	// default, a single member) or MembershipNATSKV (a bucket of NATS
+	// JetStream, configured by KV).
+	Membership Membership
+	// KV configures MembershipNATSKV; its defaults are DefaultKVConfig's.
+	KV KVConfig
+	// HandoverMargin is how long a new owner of an identity waits at most
+	// for its previous, still live, owner to stop its activation (see
+	// Lookup). Default 2 seconds.
+	HandoverMargin time.Duration
 	// Logger receives the actor system's and cluster's logs. Default:
 	// discard (protoactor builds a debug record per request otherwise).
 	Logger *slog.Logger
 }
 
+// Membership says how the members of a cluster find each other.
+//
+// Supported now: MembershipLocal, one member in one process (protoactor's
+// in-memory provider: no I/O, so a single member starts in milliseconds),
+// and MembershipNATSKV, any number of members over the NATS JetStream the
+// engine uses anyway (no outside service). protoactor's other providers
+// (automanaged, consul, etcd, k8s, zk) implement the same
+// cluster.ClusterProvider and would plug in here, but none is wired: each
+// needs an outside service, and on Kubernetes the NATS KV membership works
+// as it is (the pods reach NATS). The k8s provider is the one to wire
+// first if a deployment wants pod labels as the source of membership.
+type Membership int
+
+const (
+	// MembershipLocal is a single member, alone in its cluster.
+	MembershipLocal Membership = iota
+	// MembershipNATSKV is membership over a NATS KV bucket (KVConfig).
+	MembershipNATSKV
+)
+
+func (m Membership) String() string {
+	switch m {
+	case MembershipLocal:
+		return "local"
+	case MembershipNATSKV:
+		return "nats-kv"
+	}
+	return fmt.Sprintf("Membership(%d)", int(m))
+}
+
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Name: "cairn", Host: "127.0.0.1", RequestTimeout: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)}
+	return Config{Name: "cairn", Host: "127.0.0.1", RequestTimeout: 10 * time.Second, KV: DefaultKVConfig(),
+		HandoverMargin: 2 * time.Second, Logger: slog.New(slog.DiscardHandler)}
 }
 
 // Validate returns every problem with c, joined.
@@ -66,6 +108,19 @@ func (c Config) Validate() error {
 	if c.Logger == nil {
 		errs = append(errs, errors.New("logger is nil (use a discard logger)"))
 	}
+	if c.HandoverMargin <= 0 {
+		errs = append(errs, errors.New("hand-over margin must be positive"))
+	}
+	switch c.Membership {
+	case MembershipLocal:
+	case MembershipNATSKV:
+		if !bucketName.MatchString(c.Name) {
+			errs = append(errs, fmt.Errorf("cluster name %q names the membership bucket: only letters, digits, - and _", c.Name))
+		}
+		errs = append(errs, c.KV.validate())
+	default:
+		errs = append(errs, fmt.Errorf("unknown membership %v", c.Membership))
+	}
 	return errors.Join(errs...)
 }
 
@@ -82,7 +137,10 @@ func loopback(host string) bool {
 type Member struct {
 	system   *actor.ActorSystem
 	cluster  *cluster.Cluster
-	provider *joinProvider
+	lookup   *Lookup
+	provider cluster.ClusterProvider
+	// kv is the NATS KV membership, nil for a single member.
+	kv *kvProvider
 	// started is closed when protoactor's StartMember has returned; see
 	// Start.
 	started chan struct{}
@@ -95,7 +153,9 @@ type Member struct {
 // returns. The in-memory provider registers the member and updates the
 // member list and the identity lookup's members before its StartMember
 // returns, so once it has returned the member places and activates
-// grains: that, not the sleep, is the readiness signal.
+// grains: that, not the sleep, is the readiness signal. The NATS KV
+// provider does the same (its StartMember returns once the member's key
+// is written and the member list holds the members in the bucket).
 type joinProvider struct {
 	*test.Provider
 	joined chan struct{}
@@ -109,20 +169,36 @@ func (p *joinProvider) StartMember(c *cluster.Cluster) error {
 	return nil
 }
 
-// Start starts a single-member cluster (in-memory membership, distributed
-// hash identity lookup) hosting kinds. It returns as soon as the member
-// has joined its cluster, without waiting for the fixed second that
-// protoactor's Cluster.StartMember sleeps after that (the sleep finishes
-// on a goroutine that Close waits for). A panic in StartMember (a remote
-// port in use, for example) is returned as an error.
+// Start starts a cluster member hosting kinds, with Cairn's identity
+// lookup (Lookup) and the membership cfg.Membership names: alone in its
+// cluster (in-memory, the default) or over a NATS KV bucket (cfg.KV). It
+// returns as soon as the member has joined its cluster, without waiting
+// for the fixed second that protoactor's Cluster.StartMember sleeps after
+// that (the sleep finishes on a goroutine that Close waits for). A panic
+// in StartMember (a remote port in use, for example) is returned as an
+// error, and so is a membership that could not be joined (NATS KV without
+// cfg.KV.JetStream, the bucket or the member's key not written).
 func Start(cfg Config, kinds ...*cluster.Kind) (*Member, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cluster config: %w", err)
 	}
+	if cfg.Membership == MembershipNATSKV && cfg.KV.JetStream == nil {
+		return nil, errors.New("cluster config: NATS KV membership needs a JetStream context (KV.JetStream)")
+	}
 	logger := cfg.Logger
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
-	provider := &joinProvider{Provider: test.NewTestProvider(test.NewInMemAgent()), joined: make(chan struct{})}
-	lookup := disthash.New()
+	lookup := newLookup(cfg.RequestTimeout, cfg.HandoverMargin, logger)
+	m := &Member{system: system, lookup: lookup, started: make(chan struct{})}
+	var joined chan struct{}
+	switch cfg.Membership {
+	case MembershipNATSKV:
+		m.kv = newKVProvider(cfg.KV, cfg.Name, lookup, logger)
+		lookup.leaseValid = m.kv.leaseValid
+		m.provider, joined = m.kv, m.kv.joined
+	default:
+		p := &joinProvider{Provider: test.NewTestProvider(test.NewInMemAgent()), joined: make(chan struct{})}
+		m.provider, joined = p, p.joined
+	}
 	var remoteOpts []remote.ConfigOption
 	if cfg.TLS != nil {
 		srv := cfg.TLS.Clone()
@@ -132,13 +208,14 @@ func Start(cfg Config, kinds ...*cluster.Kind) (*Member, error) {
 			remote.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(cfg.TLS.Clone()))))
 	}
 	rc := remote.Configure(cfg.Host, cfg.Port, remoteOpts...)
-	cc := cluster.Configure(cfg.Name, provider, lookup, rc,
+	cc := cluster.Configure(cfg.Name, m.provider, lookup, rc,
 		cluster.WithKinds(kinds...),
 		cluster.WithRequestTimeout(cfg.RequestTimeout),
 		cluster.WithRequestLog(false),
+		withoutGossip,
 	)
 	c := cluster.New(system, cc)
-	m := &Member{system: system, cluster: c, provider: provider, started: make(chan struct{})}
+	m.cluster = c
 	var startErr error
 	go func() {
 		defer close(m.started)
@@ -150,13 +227,13 @@ func Start(cfg Config, kinds ...*cluster.Kind) (*Member, error) {
 		c.StartMember()
 	}()
 	select {
-	case <-provider.joined:
+	case <-joined:
 		return m, nil
 	case <-m.started:
 	}
 	// StartMember returned (or panicked) before the member joined.
 	select {
-	case <-provider.joined:
+	case <-joined:
 		return m, nil
 	default:
 	}
@@ -167,6 +244,14 @@ func Start(cfg Config, kinds ...*cluster.Kind) (*Member, error) {
 	stopRemote(c)
 	return nil, startErr
 }
+
+// withoutGossip turns protoactor's gossip off (its loop never ticks).
+// Membership comes from the provider alone: gossip would add a second,
+// weaker failure detector (members whose gossip heartbeat expires are
+// blocked for good) and a topology consensus Cairn does not use, and at
+// the pinned version it reads the member list and the block list without
+// their locks (data races between the gossip actor and the provider).
+func withoutGossip(c *cluster.Config) { c.GossipInterval = 24 * time.Hour }
 
 // stopRemote stops the remote endpoint of a member that failed to start,
 // if it got as far as listening.
@@ -183,25 +268,75 @@ func (m *Member) Cluster() *cluster.Cluster { return m.cluster }
 // System returns the actor system.
 func (m *Member) System() *actor.ActorSystem { return m.system }
 
+// Lookup returns the member's identity lookup.
+func (m *Member) Lookup() *Lookup { return m.lookup }
+
+// ID returns the member's id, fresh on every start.
+func (m *Member) ID() string { return m.system.ID }
+
+// Fenced returns a channel closed when the member fenced itself (NATS KV
+// membership only; see KVConfig); Err then says why.
+func (m *Member) Fenced() <-chan struct{} {
+	if m.kv == nil {
+		return nil
+	}
+	return m.kv.fenced
+}
+
+// Err returns why the member fenced itself (an error matching ErrFenced),
+// nil while it has not.
+func (m *Member) Err() error {
+	if m.kv == nil {
+		return nil
+	}
+	return m.kv.err()
+}
+
+// Check returns an error matching ErrFenced when the member must not
+// write: it fenced itself, or its lease ran out (a pause it has just woken
+// from, before its heartbeat noticed). Nil for a single member. Grains
+// check it before each append (actors.GrainConfig.Fence).
+func (m *Member) Check() error {
+	if m.kv == nil {
+		return nil
+	}
+	if err := m.kv.err(); err != nil {
+		return err
+	}
+	if !m.kv.leaseValid() {
+		return fmt.Errorf("%w: no heartbeat acknowledged within its lease", ErrFenced)
+	}
+	return nil
+}
+
+// Leave makes the member activate nothing more: it refuses activation
+// requests (its grains already active still answer), and callers retry
+// until it has left and the identities have other owners. Call it before
+// stopping the grains, then Close.
+func (m *Member) Leave() { m.lookup.leaving.Store(true) }
+
 // Close leaves the cluster and stops the actor system and its remote
 // endpoint, within ctx's deadline. Stop the grains first (for graph grains,
 // actors.GraphGrains.StopAll) so that they drain.
 //
-// A single member has no one to hand its identities to, so it skips the
-// graceful hand-over (which waits two seconds). Close also waits for the
-// rest of protoactor's StartMember (its fixed sleep, up to a second after
-// Start returned) to be over.
+// Leaving is deleting the member's key (NATS KV membership): the other
+// members drop it at once, and as its grains have stopped they activate
+// its identities without waiting. So Close skips protoactor's graceful
+// hand-over (which waits two seconds). Close also waits for the rest of
+// protoactor's StartMember (its fixed sleep, up to a second after Start
+// returned) to be over.
 func (m *Member) Close(ctx context.Context) error {
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	go func() {
-		_ = m.provider.Shutdown(true)
+		err := m.provider.Shutdown(true)
+		m.lookup.Shutdown()
 		m.cluster.Shutdown(false)
 		<-m.started
-		close(done)
+		done <- err
 	}()
 	select {
-	case <-done:
-		return nil
+	case err := <-done:
+		return err
 	case <-ctx.Done():
 		return fmt.Errorf("cluster shutdown: %w", ctx.Err())
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cairn-graph/cairn"
 	cairnauth "github.com/cairn-graph/cairn/auth"
+	cairncluster "github.com/cairn-graph/cairn/cluster"
 	"github.com/cairn-graph/cairn/internal/memlimit"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
@@ -25,7 +26,7 @@ const serveUsage = `Usage:
   cairn serve [--data DIR] [--nats-listen ADDR|none] [--sync-always] [--sample]
               [--replicas N] [--max-bytes N] [--passivate-after D] [--shards N]
               [--snapshot-every N] [--snapshot-keep K] [--readmodel-snapshot-every N]
-              [--no-snapshots] [--memory-limit SIZE|off]
+              [--no-snapshots] [--memory-limit SIZE|off] [--cluster NAME]
               [--signing-key FILE | --no-signing] [--trust-keys FILE]
               [--trust-unsigned-through SEQ]
               [--log-level LEVEL] [--drain-timeout D] [--json]
@@ -72,6 +73,18 @@ Flags:
   --max-bytes N         event-store stream size limit in bytes; new
                         transactions are refused when it is full
                         (default -1, unlimited)
+  --cluster NAME        join the Proto.Actor cluster NAME of the cairn
+                        processes on the same NATS: membership is a key per
+                        process in the KV bucket cairn-members-NAME (with
+                        --replicas replicas), kept alive by a heartbeat
+                        every second and dropped 3 s after the last one;
+                        graphs are spread over the members by rendezvous
+                        hashing and a dead member's graphs move to the
+                        others. A member that misses its heartbeats for 3 s
+                        (paused, cut off from NATS) fences itself: it stops
+                        its graphs and refuses commands; restart it. NAME:
+                        letters, digits, - and _. Without --cluster the
+                        engine is a cluster of one (no membership I/O)
   --passivate-after D   stop a graph's actor after D without commands; the
                         next command reloads it (default 5m)
   --shards N            projection shard actors (default: the number of CPUs)
@@ -148,6 +161,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sample := fs.Bool("sample", false, "create the sample graph")
 	replicas := fs.Int("replicas", 1, "stream `replicas`")
 	maxBytes := fs.Int64("max-bytes", -1, "stream size `limit`")
+	clusterName := fs.String("cluster", "", "cluster `name` to join over NATS")
 	passivate := fs.Duration("passivate-after", 5*time.Minute, "idle `time` before a graph actor stops")
 	shards := fs.Int("shards", 0, "projection `shards` (default: the number of CPUs)")
 	def := cairn.DefaultConfig("")
@@ -187,6 +201,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// the stream's replicas.
 	cfg.Snapshots.Replicas = *replicas
 	cfg.Grain.PassivateAfter = *passivate
+	if given["cluster"] {
+		cfg.Cluster.Name, cfg.Cluster.Membership = *clusterName, cairncluster.MembershipNATSKV
+		cfg.Cluster.KV.Replicas = *replicas
+		if err := cfg.Cluster.Validate(); err != nil {
+			return usage("--cluster: %v", err)
+		}
+	}
 	cfg.Grain.SnapshotEvery, cfg.Grain.SnapshotKeep = *snapEvery, *snapKeep
 	cfg.Projections.SnapshotEvery = *rmSnapEvery
 	cfg.DisableSnapshots = *noSnaps

@@ -1,0 +1,408 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"maps"
+	"regexp"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/remote"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// KVConfig configures membership over a NATS JetStream key-value bucket
+// (Config.Membership = MembershipNATSKV).
+//
+// Each member writes one key, its member id (fresh on every start), whose
+// value is its address and kinds, with a per-key TTL; it rewrites the key
+// every Heartbeat, each write expecting the key's last revision. Every
+// member watches the bucket and publishes the live members as protoactor's
+// ClusterTopology (see publish). A key whose member stopped heartbeating
+// expires after TTL: the server writes a delete marker and the others drop
+// the member.
+//
+// A member fences itself, for good, when its lease ends: the lease runs
+// TTL minus LeaseMargin from the sending of its last acknowledged heartbeat
+// (its key cannot have expired earlier), when it finds its key gone (a
+// heartbeat's expected revision is refused, or the watcher sees the key
+// deleted), or when no heartbeat was acknowledged within the lease. A
+// fenced member stops its grains, refuses activations and lookups, logs
+// why, and closes Member.Fenced. Start a new member (a fresh id) to join
+// again.
+type KVConfig struct {
+	// JetStream is the JetStream context to use; give the member a NATS
+	// connection of its own, so that no other traffic delays its
+	// heartbeats. Required.
+	JetStream jetstream.JetStream
+	// Bucket is the bucket's name. Default "cairn-members-" + the cluster
+	// name.
+	Bucket string
+	// Replicas is the bucket's replica count (3 on a 3-node NATS
+	// cluster). Default 1.
+	Replicas int
+	// TTL is how long a member's key lives without a heartbeat: how long
+	// a dead member keeps its graphs. Whole seconds, at least 1 (the NATS
+	// per-message TTL's unit). Default 3 seconds. With Replicas > 1 keep
+	// it above the NATS cluster's leader election time (about 8 s after a
+	// kill here), or an election fences every member.
+	TTL time.Duration
+	// Heartbeat is how often the key is rewritten: less than TTL/2.
+	// Default 1 second.
+	Heartbeat time.Duration
+	// LeaseMargin is taken off the TTL for the member's own lease, for
+	// clock rate differences and scheduling delays. Default 500 ms.
+	LeaseMargin time.Duration
+}
+
+// DefaultKVConfig returns the defaults (without a JetStream context).
+func DefaultKVConfig() KVConfig {
+	return KVConfig{Replicas: 1, TTL: 3 * time.Second, Heartbeat: time.Second, LeaseMargin: 500 * time.Millisecond}
+}
+
+var bucketName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+
+// validate returns every problem with c, joined.
+func (c KVConfig) validate() error {
+	var errs []error
+	if c.Bucket != "" && !bucketName.MatchString(c.Bucket) {
+		errs = append(errs, fmt.Errorf("membership bucket %q: only letters, digits, - and _", c.Bucket))
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("membership bucket replicas %d: 1 to 5", c.Replicas))
+	}
+	if c.TTL < time.Second || c.TTL%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("membership TTL %v: whole seconds, at least 1 s", c.TTL))
+	}
+	if c.Heartbeat <= 0 || 2*c.Heartbeat >= c.TTL {
+		errs = append(errs, fmt.Errorf("membership heartbeat %v: positive and less than half the TTL %v", c.Heartbeat, c.TTL))
+	}
+	if c.LeaseMargin < 0 || c.LeaseMargin >= c.TTL-c.Heartbeat {
+		errs = append(errs, fmt.Errorf("membership lease margin %v: not negative and less than TTL - heartbeat", c.LeaseMargin))
+	}
+	return errors.Join(errs...)
+}
+
+// memberRecord is a member's key's value.
+type memberRecord struct {
+	ID    string   `json:"id"`
+	Host  string   `json:"host"`
+	Port  int      `json:"port"`
+	Kinds []string `json:"kinds"`
+}
+
+// kvProvider is a protoactor cluster provider on a NATS KV bucket.
+type kvProvider struct {
+	cfg    KVConfig
+	log    *slog.Logger
+	lookup *Lookup
+
+	cluster *cluster.Cluster
+	kv      jetstream.KeyValue
+	key     string
+	subject string
+
+	// published is the set of members last published.
+	published map[string]*cluster.Member
+	// rev is the key's last revision, written by the heartbeat loop only.
+	rev uint64
+	// leaseEnd is when this member's lease ends.
+	leaseMu  sync.Mutex
+	leaseEnd time.Time
+
+	joined   chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+	watcher  jetstream.KeyWatcher
+
+	fenced    chan struct{}
+	fenceOnce sync.Once
+	fenceErr  atomic.Pointer[error]
+	// pause, in tests, suspends heartbeats until it passes (UnixNano).
+	pause atomic.Int64
+}
+
+var _ cluster.ClusterProvider = (*kvProvider)(nil)
+
+func newKVProvider(cfg KVConfig, clusterName string, lookup *Lookup, log *slog.Logger) *kvProvider {
+	if cfg.Bucket == "" {
+		cfg.Bucket = "cairn-members-" + clusterName
+	}
+	return &kvProvider{cfg: cfg, lookup: lookup, log: log.With("component", "membership", "bucket", cfg.Bucket),
+		joined: make(chan struct{}), stop: make(chan struct{}), fenced: make(chan struct{})}
+}
+
+// leaseValid reports whether the lease still runs.
+func (p *kvProvider) leaseValid() bool {
+	p.leaseMu.Lock()
+	defer p.leaseMu.Unlock()
+	return p.leaseEnd.IsZero() || time.Now().Before(p.leaseEnd) // zero: not joined yet
+}
+
+func (p *kvProvider) renew(sent time.Time) {
+	p.leaseMu.Lock()
+	p.leaseEnd = sent.Add(p.cfg.TTL - p.cfg.LeaseMargin)
+	p.leaseMu.Unlock()
+}
+
+// StartMember creates the bucket if needed, writes this member's key,
+// reads the members there are, hands them to the member list and starts
+// the heartbeat and the watcher.
+func (p *kvProvider) StartMember(c *cluster.Cluster) error {
+	p.cluster = c
+	host, port, err := c.ActorSystem.GetHostPort()
+	if err != nil {
+		return fmt.Errorf("membership: member address: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p.kv, err = p.cfg.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:         p.cfg.Bucket,
+		Description:    "Cairn cluster members: one key per live member, kept alive by heartbeats",
+		History:        1,
+		Storage:        jetstream.FileStorage,
+		Replicas:       p.cfg.Replicas,
+		LimitMarkerTTL: p.cfg.TTL,
+	})
+	if err != nil {
+		return fmt.Errorf("membership bucket %s: %w", p.cfg.Bucket, err)
+	}
+	p.key = c.ActorSystem.ID
+	p.subject = "$KV." + p.cfg.Bucket + "." + p.key
+	kinds := c.GetClusterKinds()
+	sort.Strings(kinds)
+	value, err := json.Marshal(memberRecord{ID: p.key, Host: host, Port: port, Kinds: kinds})
+	if err != nil {
+		return err
+	}
+	sent := time.Now()
+	if p.rev, err = p.kv.Create(ctx, p.key, value, jetstream.KeyTTL(p.cfg.TTL)); err != nil {
+		return fmt.Errorf("membership: write member key %s: %w", p.key, err)
+	}
+	p.renew(sent)
+	if p.watcher, err = p.kv.WatchAll(context.Background()); err != nil {
+		return fmt.Errorf("membership: watch bucket: %w", err)
+	}
+	members := map[string]*cluster.Member{}
+	for initial := true; initial; {
+		select {
+		case e, ok := <-p.watcher.Updates():
+			if !ok {
+				return errors.New("membership: the bucket watcher stopped")
+			}
+			if e == nil {
+				initial = false
+				break
+			}
+			p.apply(members, e)
+		case <-ctx.Done():
+			_ = p.watcher.Stop()
+			return fmt.Errorf("membership: read members: %w", ctx.Err())
+		}
+	}
+	if _, ok := members[p.key]; !ok {
+		_ = p.watcher.Stop()
+		return fmt.Errorf("membership: this member's key %s is not in the bucket", p.key)
+	}
+	p.publish(members)
+	p.log.Info("joined the cluster", slog.String("member", p.key), slog.String("address", c.ActorSystem.Address()), slog.Int("members", len(members)))
+	p.wg.Add(2)
+	go p.heartbeat(value)
+	go p.watch(members)
+	close(p.joined)
+	return nil
+}
+
+// StartClient is not supported: every Cairn process is a member.
+func (p *kvProvider) StartClient(*cluster.Cluster) error {
+	return errors.New("membership: cluster clients are not supported")
+}
+
+// apply applies a watched entry to members and reports whether the set
+// of members changed.
+func (p *kvProvider) apply(members map[string]*cluster.Member, e jetstream.KeyValueEntry) bool {
+	switch e.Operation() {
+	case jetstream.KeyValuePut:
+		var r memberRecord
+		if err := json.Unmarshal(e.Value(), &r); err != nil || r.ID != e.Key() {
+			p.log.Warn("member key with a bad value passed over", slog.String("key", e.Key()))
+			return false
+		}
+		if _, ok := members[r.ID]; ok {
+			return false
+		}
+		members[r.ID] = &cluster.Member{Id: r.ID, Host: r.Host, Port: int32(r.Port), Kinds: r.Kinds}
+		return true
+	default: // deleted, purged or expired
+		if _, ok := members[e.Key()]; !ok {
+			return false
+		}
+		delete(members, e.Key())
+		return true
+	}
+}
+
+// publish publishes the members as a protoactor ClusterTopology on the
+// actor system's event stream, where the identity lookup, the PID cache
+// (it drops the PIDs of members that left) and the remote (it closes the
+// endpoints of members that left) take it. Called by one goroutine at a
+// time (StartMember, then the watcher).
+//
+// It does not go through protoactor's MemberList.UpdateClusterTopology,
+// which does the same and also adds every member that left to the
+// remote's block list for good: at the pinned version the block list is
+// read without its lock on every incoming connection (a data race each
+// time a member leaves and another connects), and as every start of a
+// member has a fresh id, blocking ids buys nothing. So the MemberList
+// stays empty; nothing in Cairn reads it (gossip is off, see
+// withoutGossip).
+func (p *kvProvider) publish(members map[string]*cluster.Member) {
+	list := make([]*cluster.Member, 0, len(members))
+	for _, m := range members {
+		list = append(list, m)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Id < list[j].Id })
+	t := &cluster.ClusterTopology{Members: list}
+	h := fnv.New64a()
+	for _, m := range list {
+		_, _ = h.Write([]byte(m.Id))
+		_, _ = h.Write([]byte{0})
+		if _, ok := p.published[m.Id]; !ok {
+			t.Joined = append(t.Joined, m)
+		}
+	}
+	t.TopologyHash = h.Sum64()
+	for id, m := range p.published {
+		if _, ok := members[id]; !ok {
+			t.Left = append(t.Left, m)
+		}
+	}
+	p.published = maps.Clone(members)
+	es := p.cluster.ActorSystem.EventStream
+	for _, m := range t.Left {
+		es.Publish(&remote.EndpointTerminatedEvent{Address: m.Address()})
+	}
+	es.Publish(t)
+	p.log.Info("cluster topology", slog.Int("members", len(list)), slog.Int("joined", len(t.Joined)), slog.Int("left", len(t.Left)))
+}
+
+// watch feeds the member list every change of the set of members.
+func (p *kvProvider) watch(members map[string]*cluster.Member) {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case e, ok := <-p.watcher.Updates():
+			if !ok {
+				return
+			}
+			if e == nil || !p.apply(members, e) {
+				continue
+			}
+			if _, ok := members[p.key]; !ok {
+				p.fence(errors.New("its member key was removed (it expired or was deleted)"))
+				return
+			}
+			select {
+			case <-p.fenced:
+				return
+			default:
+			}
+			p.publish(members)
+		}
+	}
+}
+
+// heartbeat rewrites the member's key every Heartbeat and fences the
+// member when its lease ends or its key is gone.
+func (p *kvProvider) heartbeat(value []byte) {
+	defer p.wg.Done()
+	t := time.NewTicker(p.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.fenced:
+			return
+		case <-t.C:
+		}
+		if !p.leaseValid() {
+			p.fence(fmt.Errorf("no heartbeat was acknowledged within its lease (TTL %v)", p.cfg.TTL))
+			return
+		}
+		if time.Now().UnixNano() < p.pause.Load() {
+			continue
+		}
+		p.leaseMu.Lock()
+		remaining := time.Until(p.leaseEnd)
+		p.leaseMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), min(remaining, p.cfg.TTL))
+		sent := time.Now()
+		ack, err := p.cfg.JetStream.PublishMsg(ctx, &nats.Msg{Subject: p.subject, Data: value},
+			jetstream.WithExpectLastSequencePerSubject(p.rev), jetstream.WithMsgTTL(p.cfg.TTL))
+		cancel()
+		var apiErr *jetstream.APIError
+		switch {
+		case err == nil:
+			p.rev = ack.Sequence
+			p.renew(sent)
+		case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
+			p.fence(errors.New("its member key expired or was replaced (heartbeat refused)"))
+			return
+		default:
+			p.log.Warn("heartbeat failed", slog.String("member", p.key), slog.String("err", err.Error()))
+		}
+	}
+}
+
+// fence ends this member's membership for good.
+func (p *kvProvider) fence(why error) {
+	p.fenceOnce.Do(func() {
+		err := fmt.Errorf("%w: %w", ErrFenced, why)
+		p.fenceErr.Store(&err)
+		p.lookup.fence()
+		p.log.Error("member fenced itself: its grains stop and it takes no more work; restart it to join again",
+			slog.String("member", p.key), slog.String("why", why.Error()))
+		close(p.fenced)
+	})
+}
+
+// err returns why the member fenced itself, nil while it has not.
+func (p *kvProvider) err() error {
+	if e := p.fenceErr.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// Shutdown stops the heartbeat and the watcher; graceful, it deletes the
+// member's key so that the others drop it at once.
+func (p *kvProvider) Shutdown(graceful bool) error {
+	p.stopOnce.Do(func() { close(p.stop) })
+	if p.watcher != nil {
+		_ = p.watcher.Stop()
+	}
+	p.wg.Wait()
+	if !graceful || p.kv == nil || p.err() != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.kv.Delete(ctx, p.key, jetstream.LastRevision(p.rev)); err != nil {
+		return fmt.Errorf("membership: delete member key %s: %w", p.key, err)
+	}
+	p.log.Info("left the cluster", slog.String("member", p.key))
+	return nil
+}

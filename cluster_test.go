@@ -1,0 +1,271 @@
+package cairn_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cairn-graph/cairn"
+	"github.com/cairn-graph/cairn/actors"
+	cairncluster "github.com/cairn-graph/cairn/cluster"
+	"github.com/cairn-graph/cairn/internal/natstest"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
+)
+
+// The engines of a cluster test run in processes of their own, children of
+// the test binary: protoactor's remote sets grpc's global logger each time
+// a member starts, a data race (under -race) with the grpc logging of the
+// members already running in the same process.
+
+const engineMemberEnv = "CAIRN_TEST_ENGINE_MEMBER"
+
+func TestMain(m *testing.M) {
+	if url := os.Getenv(engineMemberEnv); url != "" {
+		if err := runEngineMember(url, os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "engine member:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// engineReply is a child's answer to one command.
+type engineReply struct {
+	ID    string `json:"id,omitempty"`
+	N     uint64 `json:"n,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// runEngineMember is a child: an engine on the NATS at url in the cluster
+// "engines", serving commands on in until it closes or "close":
+//
+//	create GRAPH ID | add GRAPH ID NODE   execute; N is the reply's seq
+//	members | active                      N: members seen, grains active here
+//	nodes GRAPH MINSEQ                    N: the graph's nodes, queried here
+func runEngineMember(url string, in io.Reader, out io.Writer) error {
+	ctx := context.Background()
+	cfg := cairn.DefaultConfig("")
+	cfg.NATSURL, cfg.Gateway = url, false
+	cfg.Cluster.Name, cfg.Cluster.Membership = "engines", cairncluster.MembershipNATSKV
+	eng, err := cairn.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	closeEngine := func() error {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		return eng.Close(cctx)
+	}
+	m := eng.Member()
+	if m == nil {
+		return fmt.Errorf("cluster member did not start: %w", closeEngine())
+	}
+	enc := json.NewEncoder(out)
+	if err := enc.Encode(engineReply{ID: m.ID()}); err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		f := append(strings.Fields(sc.Text()), "", "", "", "")
+		var r engineReply
+		var cmd *cairnv1.Command
+		switch f[0] {
+		case "create":
+			cmd = &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphType: "deps"}}}
+		case "add":
+			cmd = &cairnv1.Command{Kind: &cairnv1.Command_AddNode{AddNode: &cairnv1.AddNode{NodeId: f[3]}}}
+		case "members":
+			r.N = uint64(len(m.Lookup().Members()))
+		case "active":
+			r.N = uint64(eng.Grains().Active())
+		case "nodes":
+			minSeq, _ := strconv.ParseUint(f[2], 10, 64)
+			rep, err := eng.Query(ctx, &cairnv1.QueryRequest{GraphId: f[1], MinSeq: minSeq, Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}})
+			if err != nil {
+				r.Error = err.Error()
+			}
+			r.N = rep.GetStats().GetNodes()
+		case "close":
+			if err := closeEngine(); err != nil {
+				r.Error = err.Error()
+			}
+			return enc.Encode(r)
+		default:
+			r.Error = "unknown command " + f[0]
+		}
+		if cmd != nil {
+			rep, err := eng.Execute(ctx, env(f[1], f[2], cmd))
+			if err != nil {
+				r.Error = err.Error()
+			}
+			r.N = rep.GetSeq()
+		}
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	}
+	return closeEngine()
+}
+
+// engineProc is an engine in a child process.
+type engineProc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *json.Decoder
+	id     string
+	closed bool
+}
+
+func startEngineProc(t *testing.T, url string) *engineProc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), engineMemberEnv+"="+url)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &engineProc{t: t, cmd: cmd, in: in, out: json.NewDecoder(bufio.NewReader(out))}
+	t.Cleanup(func() {
+		if !p.closed {
+			_ = p.in.Close()
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			if err != nil && !p.closed {
+				t.Errorf("engine member %s: %v", p.id, err)
+			}
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-exited
+			t.Errorf("engine member %s did not exit when its stdin closed", p.id)
+		}
+	})
+	var hello engineReply
+	if err := p.out.Decode(&hello); err != nil {
+		t.Fatalf("engine member did not start: %v", err)
+	}
+	p.id = hello.ID
+	return p
+}
+
+func (p *engineProc) call(format string, args ...any) engineReply {
+	p.t.Helper()
+	if _, err := fmt.Fprintf(p.in, format+"\n", args...); err != nil {
+		p.t.Fatalf("engine member %s: %v", p.id, err)
+	}
+	var r engineReply
+	if err := p.out.Decode(&r); err != nil {
+		p.t.Fatalf("engine member %s: no answer to %q: %v", p.id, fmt.Sprintf(format, args...), err)
+	}
+	return r
+}
+
+// Three engines joined in one cluster over one NATS (cairn serve
+// --cluster), each in a process of its own: commands for 20 graphs sent
+// to any of them succeed, the graphs' grains are spread over the members,
+// a member that leaves hands its graphs over, and every member's
+// projections answer queries about every graph.
+func TestEngineClusterSpreadsGraphs(t *testing.T) {
+	srv := natstest.Start(t)
+	url := srv.ClientURL()
+	t.Cleanup(func() {
+		// Runs once the engines have closed: the member that owns the
+		// manifest series wrote the read models' last round.
+		snaps, err := persistence.OpenSnapshots(context.Background(), srv.JetStream(), persistence.DefaultSnapshotConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms, err := snaps.List(context.Background(), persistence.KindManifest, actors.ManifestSeries)
+		if err != nil || len(ms) == 0 {
+			t.Errorf("no read-model manifest written (%v)", err)
+		}
+	})
+	engs := []*engineProc{startEngineProc(t, url), startEngineProc(t, url), startEngineProc(t, url)}
+	deadline := time.Now().Add(15 * time.Second)
+	for _, e := range engs {
+		for e.call("members").N != 3 {
+			if time.Now().After(deadline) {
+				t.Fatalf("member %s does not see the 3 members", e.id)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	const graphs = 20
+	last := make([]uint64, graphs)
+	for i := range graphs {
+		g := fmt.Sprintf("g%02d", i)
+		if r := engs[i%3].call("create %s %s-create", g, g); r.Error != "" {
+			t.Fatalf("create %s through member %d: %s", g, i%3, r.Error)
+		}
+		for _, n := range []string{"n1", "n2"} {
+			r := engs[(i+1)%3].call("add %s %s-%s %s", g, g, n, n)
+			if r.Error != "" {
+				t.Fatalf("add to %s through member %d: %s", g, (i+1)%3, r.Error)
+			}
+			last[i] = r.N
+		}
+	}
+	var active []uint64
+	for _, e := range engs {
+		active = append(active, e.call("active").N)
+	}
+	if active[0] == 0 || active[1] == 0 || active[2] == 0 || active[0]+active[1]+active[2] != graphs {
+		t.Fatalf("grains per member %v, want %d spread over all 3", active, graphs)
+	}
+	t.Logf("graph grains per member: %v", active)
+
+	// A member that leaves gracefully hands its graphs over: commands for
+	// every graph go on succeeding through the others.
+	if r := engs[2].call("close"); r.Error != "" {
+		t.Fatalf("close member 2: %s", r.Error)
+	}
+	engs[2].closed = true
+	engs = engs[:2]
+	for i := range graphs {
+		g := fmt.Sprintf("g%02d", i)
+		r := engs[i%2].call("add %s %s-n3 n3", g, g)
+		if r.Error != "" {
+			t.Fatalf("add to %s after a member left: %s", g, r.Error)
+		}
+		last[i] = r.N
+	}
+	if n := engs[0].call("active").N + engs[1].call("active").N; n != graphs {
+		t.Fatalf("%d graph grains on the two members left, want %d", n, graphs)
+	}
+	// Every member's projections read the whole stream: a query at any
+	// member answers for any graph once it has caught up.
+	for i := range graphs {
+		g := fmt.Sprintf("g%02d", i)
+		for j, e := range engs {
+			r := e.call("nodes %s %d", g, last[i])
+			if r.Error != "" {
+				t.Fatalf("stats of %s at member %d: %s", g, j, r.Error)
+			}
+			if r.N != 3 {
+				t.Fatalf("%s at member %d has %d nodes, want 3", g, j, r.N)
+			}
+		}
+	}
+}

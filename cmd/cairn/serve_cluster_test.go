@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cairn-graph/cairn/api"
+	"github.com/cairn-graph/cairn/internal/natstest"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+)
+
+// serve --cluster NAME joins the cluster NAME: its member's key is in the
+// bucket cairn-members-NAME while it runs and gone after a drain.
+func TestServeCluster(t *testing.T) {
+	err := run(context.Background(), []string{"serve", "--cluster", "bad name", "--data", t.TempDir()}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--cluster") {
+		t.Fatalf("serve --cluster 'bad name': %v", err)
+	}
+
+	line, stop := serveInProcess(t, "--data", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--cluster", "c1", "--json", "--log-level", "warn")
+	var ready readyLine
+	if err := json.Unmarshal([]byte(line), &ready); err != nil {
+		t.Fatalf("ready line %q: %v", line, err)
+	}
+	nc, err := nats.Connect(ready.NATS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var kv jetstream.KeyValue
+	var keys []string
+	for {
+		// The member joins in the background after the ready line.
+		if kv == nil {
+			kv, _ = js.KeyValue(ctx, "cairn-members-c1")
+		}
+		if kv != nil {
+			keys, _ = kv.Keys(ctx)
+			if len(keys) == 1 {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the member's key is not in cairn-members-c1: %v", keys)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Drain with a graceful leave: the key is deleted before the
+	// embedded server stops, so read the bucket through a watcher that
+	// sees the deletion.
+	w, err := kv.Watch(ctx, keys[0], jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No w.Stop: it would ask the stopped server to delete the
+	// watcher's consumer; closing the connection ends it.
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-w.Updates():
+		if e == nil || e.Operation() != jetstream.KeyValueDelete {
+			t.Fatalf("after the drain the member's key saw %v, want a delete", e)
+		}
+	case <-ctx.Done():
+		t.Fatal("the member's key was not deleted when serve drained")
+	}
+}
+
+// clusterProc is a cairn serve --cluster process.
+type clusterProc struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// startClusterServe starts "cairn serve --nats url --cluster name" and
+// waits for its ready line.
+func startClusterServe(t *testing.T, bin, url, name string) *clusterProc {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	var stderr lockedBuffer
+	p := &clusterProc{exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, "serve", "--nats", url, "--cluster", name, "--no-signing", "--json", "--log-level", "warn")
+	p.cmd.Stdout, p.cmd.Stderr = pw, &stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("serve stderr:\n%s", stderr.String())
+		}
+	})
+	readLine(t, pr, p.exited)
+	return p
+}
+
+// Three cairn serve --cluster processes on one NATS: commands for 30
+// graphs reach them through the "cairn" service; one is killed with
+// SIGKILL; the graphs it owned answer again on the survivors once its key
+// expired (the default TTL, 3 s), and every command acknowledged before
+// the kill is in the stream once.
+func TestServeClusterFailover(t *testing.T) {
+	bin := buildBinary(t)
+	srv := natstest.Start(t)
+	url := srv.ClientURL()
+	var procs []*clusterProc
+	for range 3 {
+		procs = append(procs, startClusterServe(t, bin, url, "f"))
+	}
+	nc := srv.Conn()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for {
+		kv, err := js.KeyValue(ctx, "cairn-members-f")
+		if err == nil {
+			if keys, _ := kv.Keys(ctx); len(keys) == 3 {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the three members did not join")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// send sends one envelope and returns the reply, or an error for a
+	// refusal or no answer.
+	send := func(graph, id string, cmd *cairnv1.Command) error {
+		data, err := proto.Marshal(&cairnv1.CommandEnvelope{GraphId: graph, CommandId: id, Commands: []*cairnv1.Command{cmd}})
+		if err != nil {
+			return err
+		}
+		msg, err := nc.Request(api.CommandSubjectFor(graph), data, 500*time.Millisecond)
+		if err != nil {
+			return err
+		}
+		var rep cairnv1.CommandReply
+		if err := proto.Unmarshal(msg.Data, &rep); err != nil {
+			return err
+		}
+		if e := rep.GetError(); e != nil {
+			return fmt.Errorf("%s: %s", e.GetCode(), e.GetMessage())
+		}
+		return nil
+	}
+	// until retries send (same command id: never applied twice) until it
+	// succeeds, and returns when it did.
+	until := func(graph, id string, cmd *cairnv1.Command) time.Time {
+		for {
+			err := send(graph, id, cmd)
+			if err == nil {
+				return time.Now()
+			}
+			if ctx.Err() != nil {
+				t.Errorf("%s %s: %v", graph, id, err)
+				return time.Now()
+			}
+			if os.Getenv("CLUSTER_DEBUG") != "" {
+				t.Logf("%s %s: %v", graph, id, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	const graphs = 30
+	create := &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphType: "deps"}}}
+	add := func(n string) *cairnv1.Command {
+		return &cairnv1.Command{Kind: &cairnv1.Command_AddNode{AddNode: &cairnv1.AddNode{NodeId: n}}}
+	}
+	for i := range graphs {
+		g := fmt.Sprintf("g%02d", i)
+		until(g, g+"-create", create)
+		until(g, g+"-before", add("before"))
+	}
+
+	killed := time.Now()
+	if err := procs[2].cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	back := make([]time.Duration, graphs)
+	var wg sync.WaitGroup
+	for i := range graphs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := fmt.Sprintf("g%02d", i)
+			back[i] = until(g, g+"-after", add("after")).Sub(killed)
+		}()
+	}
+	wg.Wait()
+	slices.Sort(back)
+	// The killed member's graphs answer once its key expired: 2 to 3 s
+	// after the kill (its last heartbeat was up to a second before it).
+	slow := slices.IndexFunc(back, func(d time.Duration) bool { return d > time.Second })
+	if slow < 0 {
+		t.Fatalf("every graph answered within a second of the kill (%v): the killed member owned none?", back)
+	}
+	t.Logf("after SIGKILL of a member: %d graphs answered within %.3f s, %d (the killed member's) after %.2f to %.2f s (median %.2f s)",
+		slow, back[max(slow-1, 0)].Seconds(), graphs-slow, back[slow].Seconds(), back[graphs-1].Seconds(), back[slow+(graphs-slow)/2].Seconds())
+	// Each command is stored once.
+	for i := range graphs {
+		g := fmt.Sprintf("g%02d", i)
+		n := 0
+		if _, err := srv.Store().Read(ctx, g, 0, func(persistence.Record) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if n != 3 {
+			t.Fatalf("%s holds %d transactions, want 3 (create, before, after)", g, n)
+		}
+	}
+}
