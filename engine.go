@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/nats-io/nats.go"
@@ -37,13 +39,20 @@ type Engine struct {
 	member      *cairncluster.Member
 	memberErr   error
 	memberReady chan struct{}
-	projSystem  *actor.ActorSystem
-	grains      *actors.GraphGrains
-	disp        *actors.Dispatcher
-	proj        *actors.Projections
-	gateway     *actors.Gateway
-	trust       *persistence.Keyring // nil: signatures are not checked
-	cancel      context.CancelFunc
+	// memberMu guards member and disp once memberReady is closed: a
+	// fenced member is replaced by a fresh one (rejoin).
+	memberMu sync.RWMutex
+	// rejoinStop and rejoinDone stop and wait for the rejoin loop; nil
+	// for a single member.
+	rejoinStop, rejoinDone chan struct{}
+	rejoins                atomic.Uint64
+	projSystem             *actor.ActorSystem
+	grains                 *actors.GraphGrains
+	disp                   *actors.Dispatcher
+	proj                   *actors.Projections
+	gateway                *actors.Gateway
+	trust                  *persistence.Keyring // nil: signatures are not checked
+	cancel                 context.CancelFunc
 
 	closeOnce sync.Once
 	closeErr  error
@@ -207,6 +216,10 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		}
 		e.disp = actors.NewDispatcher(e.member.Cluster(), cfg.CommandTimeout)
 	}()
+	if clusterCfg.Membership == cairncluster.MembershipNATSKV {
+		e.rejoinStop, e.rejoinDone = make(chan struct{}), make(chan struct{})
+		go e.rejoin(clusterCfg)
+	}
 	if cfg.Gateway {
 		keys := &api.Keys{Trusted: append([]string{}, trust.IDs()...), UnsignedThrough: trust.UnsignedThrough()}
 		if cfg.Signer != nil {
@@ -259,7 +272,10 @@ func (e *Engine) execute(ctx context.Context, env *cairnv1.CommandEnvelope) *cai
 		return &cairnv1.CommandReply{CommandId: env.GetCommandId(), Error: &cairnv1.Error{Code: cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE,
 			Message: "the engine's cluster member did not start: " + e.memberErr.Error()}}
 	}
-	return e.disp.Execute(ctx, env)
+	e.memberMu.RLock()
+	disp := e.disp
+	e.memberMu.RUnlock()
+	return disp.Execute(ctx, env)
 }
 
 // engineExecutor is the gateway's view of the engine.
@@ -328,15 +344,17 @@ func (e *Engine) Snapshots() *persistence.Snapshots { return e.snaps }
 // fencing. Nil when it did not start.
 func (e *Engine) Member() *cairncluster.Member {
 	<-e.memberReady
+	e.memberMu.RLock()
+	defer e.memberMu.RUnlock()
 	return e.member
 }
 
 // Fenced returns why this engine's cluster member fenced itself (an
 // error matching cluster.ErrFenced): its membership lease ended (a pause
 // or a lost NATS connection longer than the TTL), so it stopped its graph
-// grains and refuses commands (UNAVAILABLE) for good; restart the process
-// to join again with a fresh member id. Nil while it has not, and always
-// for a single member.
+// grains and refuses commands (UNAVAILABLE) until the engine has joined the
+// cluster again with a fresh member (see Rejoins). Nil while it has not,
+// and always for a single member.
 func (e *Engine) Fenced() error {
 	if m := e.startedMember(); m != nil {
 		return m.Err()
@@ -349,9 +367,69 @@ func (e *Engine) Fenced() error {
 func (e *Engine) startedMember() *cairncluster.Member {
 	select {
 	case <-e.memberReady:
+		e.memberMu.RLock()
+		defer e.memberMu.RUnlock()
 		return e.member
 	default:
 		return nil
+	}
+}
+
+// Rejoins counts the fresh cluster members this engine started after its
+// member fenced itself.
+func (e *Engine) Rejoins() uint64 { return e.rejoins.Load() }
+
+// rejoin replaces a member that fenced itself (its membership lease ended:
+// the process was paused, NATS was out of reach, the membership bucket's
+// leader was being elected) with a fresh one, under a fresh member id, so
+// that the engine takes its share of the graphs again without a restart
+// (the embedded NATS node, the projections and the queries were never
+// stopped). The fenced member has stopped its grains; the new one
+// activates them again from their snapshots and the store. Starts that
+// fail are retried with a back-off until the engine closes.
+func (e *Engine) rejoin(cfg cairncluster.Config) {
+	defer close(e.rejoinDone)
+	select {
+	case <-e.memberReady:
+	case <-e.rejoinStop:
+		return
+	}
+	if e.memberErr != nil {
+		return
+	}
+	log := e.cfg.Logger
+	for {
+		m := e.startedMember()
+		select {
+		case <-m.Fenced():
+		case <-e.rejoinStop:
+			return
+		}
+		log.LogAttrs(context.Background(), slog.LevelWarn, "cluster member fenced; joining again with a fresh member id",
+			slog.String("member", m.ID()), slog.String("why", m.Err().Error()))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := errors.Join(e.grains.StopAll(ctx, m.System().Root), m.Close(ctx))
+		cancel()
+		if err != nil {
+			log.LogAttrs(context.Background(), slog.LevelWarn, "fenced member did not stop cleanly", slog.String("err", err.Error()))
+		}
+		for pause := 100 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
+			nm, err := cairncluster.Start(cfg, e.grains.Kind())
+			if err == nil {
+				e.memberMu.Lock()
+				e.member, e.disp = nm, actors.NewDispatcher(nm.Cluster(), e.cfg.CommandTimeout)
+				e.memberMu.Unlock()
+				e.rejoins.Add(1)
+				log.LogAttrs(context.Background(), slog.LevelInfo, "joined the cluster again", slog.String("member", nm.ID()))
+				break
+			}
+			log.LogAttrs(context.Background(), slog.LevelWarn, "joining the cluster again failed; retrying", slog.String("err", err.Error()), slog.Duration("in", pause))
+			select {
+			case <-time.After(pause):
+			case <-e.rejoinStop:
+				return
+			}
+		}
 	}
 }
 
@@ -418,6 +496,11 @@ func (e *Engine) close(ctx context.Context) error {
 	var errs []error
 	if e.gateway != nil {
 		errs = append(errs, e.gateway.Close(ctx))
+	}
+	if e.rejoinStop != nil {
+		// No fresh member after this: the one there is now is closed below.
+		close(e.rejoinStop)
+		<-e.rejoinDone
 	}
 	if e.memberReady != nil {
 		// Starting cannot be cancelled: wait, so that no member is left

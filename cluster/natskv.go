@@ -373,7 +373,7 @@ func (p *kvProvider) fence(why error) {
 		err := fmt.Errorf("%w: %w", ErrFenced, why)
 		p.fenceErr.Store(&err)
 		p.lookup.fence()
-		p.log.Error("member fenced itself: its grains stop and it takes no more work; restart it to join again",
+		p.log.Error("member fenced itself: its grains stop and it takes no more work (an engine then joins again as a fresh member)",
 			slog.String("member", p.key), slog.String("why", why.Error()))
 		close(p.fenced)
 	})

@@ -82,7 +82,9 @@ Flags:
                         hashing and a dead member's graphs move to the
                         others. A member that misses its heartbeats for 3 s
                         (paused, cut off from NATS) fences itself: it stops
-                        its graphs and refuses commands; restart it. NAME:
+                        its graphs and refuses commands, then joins again
+                        as a fresh member (a new id) and takes its share
+                        of the graphs again. NAME:
                         letters, digits, - and _. Without --cluster the
                         engine is a cluster of one (no membership I/O)
   --passivate-after D   stop a graph's actor after D without commands; the
