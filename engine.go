@@ -105,7 +105,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	var storeOpts []persistence.StoreOption
 	// A NATS cluster answers "unavailable" until it has elected a meta
 	// leader and enough nodes are up for the replicas: wait for it.
-	err = e.waitJetStream(ctx, func(ctx context.Context) error {
+	err = e.waitJetStream(ctx, js, func(ctx context.Context) error {
 		if cfg.AdoptUnsignedHistory && trust != nil {
 			last, err := streamLastSeq(ctx, js, cfg.Store.Stream)
 			if err != nil {
@@ -120,12 +120,12 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		if !cfg.DisableSnapshots {
 			scfg := cfg.Snapshots
 			scfg.Signer, scfg.Trust = cfg.Signer, trust
-			if e.snaps, err = persistence.OpenSnapshots(ctx, js, scfg); err != nil {
+			if e.snaps, err = persistence.OpenSnapshots(ctx, createBound{js}, scfg); err != nil {
 				return err
 			}
 			storeOpts = append(storeOpts, persistence.WithObjects(e.snaps.Objects()))
 		}
-		e.store, err = persistence.OpenStore(ctx, js, cfg.Store, storeOpts...)
+		e.store, err = persistence.OpenStore(ctx, createBound{js}, cfg.Store, storeOpts...)
 		return err
 	})
 	if err != nil {
@@ -395,25 +395,37 @@ func (e *Engine) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// waitJetStream runs open, which creates or binds the event stream and
-// the buckets, until it succeeds, fails for good, or Config.JetStreamWait
-// has passed since the first try (each try is bounded by what is left of
-// it). A NATS cluster answers "unavailable" (or not at all) until its
-// nodes have elected a meta leader and enough of them are up for the
-// replicas asked for; a single server is ready at once. More replicas
-// than a non-clustered NATS can hold fail at once
-// (persistence.ErrNotClustered).
-func (e *Engine) waitJetStream(ctx context.Context, open func(context.Context) error) error {
+// waitJetStream waits until JetStream answers (its account info: in a
+// cluster only the meta leader answers, once one is elected), then runs
+// open, which creates or binds the event stream and the buckets, until it
+// succeeds, fails for good, or Config.JetStreamWait has passed since the
+// first try (each try is bounded by what is left of it). A NATS cluster
+// answers "unavailable" until enough of its nodes are up for the replicas
+// asked for; a single server is ready at once. More replicas than a
+// non-clustered NATS can hold fail at once (persistence.ErrNotClustered).
+func (e *Engine) waitJetStream(ctx context.Context, js jetstream.JetStream, open func(context.Context) error) error {
 	wait := e.cfg.JetStreamWait
 	if wait == 0 {
 		wait = defaultJetStreamWait
 	}
 	p := retry.Policy{Attempts: math.MaxInt, Initial: 100 * time.Millisecond, Max: 2 * time.Second, Budget: wait}
 	deadline := time.Now().Add(wait)
+	// A request no server answers waits for its whole deadline: probe
+	// with short ones.
+	probed := false
 	err := p.Do(ctx, func(ctx context.Context, try int) (bool, error) {
-		tctx, cancel := context.WithDeadline(ctx, deadline)
-		defer cancel()
-		err := open(tctx)
+		var err error
+		if !probed {
+			pctx, cancel := context.WithTimeout(ctx, min(jetStreamProbe, time.Until(deadline)))
+			_, err = js.AccountInfo(pctx)
+			cancel()
+			probed = err == nil
+		}
+		if probed {
+			tctx, cancel := context.WithDeadline(ctx, deadline)
+			err = open(tctx)
+			cancel()
+		}
 		if err != nil && jetStreamStarting(err) && ctx.Err() == nil {
 			e.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "waiting for JetStream (a NATS cluster elects a leader, and needs enough nodes up for the replicas)",
 				slog.Int("try", try), slog.String("err", err.Error()))
@@ -424,6 +436,9 @@ func (e *Engine) waitJetStream(ctx context.Context, open func(context.Context) e
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+		return fmt.Errorf("JetStream: %w", err)
+	}
 	if errors.Is(err, persistence.ErrNotClustered) {
 		return fmt.Errorf("%w (%d replicas asked for: use a NATS cluster, or --replicas 1)", err, e.cfg.Store.Replicas)
 	}
@@ -432,6 +447,38 @@ func (e *Engine) waitJetStream(ctx context.Context, open func(context.Context) e
 		return fmt.Errorf("JetStream did not become ready within %s (is a quorum of the NATS cluster's nodes up, and as many as the replicas asked for?): %w", wait, give.Last)
 	}
 	return err
+}
+
+// jetStreamProbe bounds one probe of waitJetStream's, jetStreamCreate one
+// create of a stream or bucket (createBound).
+const (
+	jetStreamProbe  = 2 * time.Second
+	jetStreamCreate = 3 * time.Second
+)
+
+// createBound bounds each create-or-update of a stream or bucket by
+// jetStreamCreate. A clustered NATS answers only one of several equal
+// creates that arrive at once (nodes starting together create the same
+// buckets), and the others would wait out their whole deadline; retried,
+// they find the stream made and are answered.
+type createBound struct{ jetstream.JetStream }
+
+func (c createBound) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, jetStreamCreate)
+	defer cancel()
+	return c.JetStream.CreateOrUpdateStream(ctx, cfg)
+}
+
+func (c createBound) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
+	ctx, cancel := context.WithTimeout(ctx, jetStreamCreate)
+	defer cancel()
+	return c.JetStream.CreateOrUpdateObjectStore(ctx, cfg)
+}
+
+func (c createBound) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	ctx, cancel := context.WithTimeout(ctx, jetStreamCreate)
+	defer cancel()
+	return c.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
 }
 
 // jetStreamStarting reports whether err from creating the stream or the
