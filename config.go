@@ -33,8 +33,8 @@ type Config struct {
 	// SyncAlways makes the embedded server fsync every write (cairn serve
 	// --sync-always). Default false: JetStream's own default, an fsync
 	// every 2 minutes, under which an acknowledged write survives a
-	// process kill but not a power loss or an OS crash of a majority of
-	// the nodes that hold it (the README's "Running a replicated store").
+	// process kill but not a power loss, nor (Jepsen, 2025) an OS crash of
+	// a single node (the README's "Running a replicated store").
 	SyncAlways bool
 	// NATSName names the embedded server (cairn serve --name). Default
 	// "cairn"; every node of a NATS cluster needs a name of its own.

@@ -271,13 +271,22 @@ func checkAcked(t *testing.T, eng *cairn.Engine, js jetstream.JetStream, stream 
 // sequence.
 func streamCommands(ctx context.Context, t *testing.T, js jetstream.JetStream, stream string) (map[string]int, map[string]uint64) {
 	t.Helper()
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatalf("stream %s: %v", stream, err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatalf("stream %s: %v", stream, err)
+	// Right after a failover the stream may still be electing, and a
+	// request no one answers waits its whole deadline: ask with short ones.
+	var info *jetstream.StreamInfo
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		st, err := js.Stream(ictx, stream)
+		if err == nil {
+			info, err = st.Info(ictx)
+		}
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("stream %s: %v", stream, err)
+		}
 	}
 	stored, last := map[string]int{}, map[string]uint64{}
 	if info.State.LastSeq == 0 {

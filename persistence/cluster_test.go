@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -142,6 +143,55 @@ func TestServerClusterReplicasPossible(t *testing.T) {
 		err := tc.c.ReplicasPossible(tc.replicas)
 		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v.ReplicasPossible(%d) = %v, want %q", tc.c, tc.replicas, err, tc.want)
+		}
+	}
+}
+
+// A node stopped and restarted on its ports and files rejoins: the
+// stream's replica on it catches up with what was appended meanwhile.
+func TestServerClusterRestart(t *testing.T) {
+	c := natstest.StartCluster(t, 3, persistence.ServerConfig{SyncAlways: true})
+	js, err := jetstream.New(c.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	cfg := persistence.DefaultStoreConfig()
+	cfg.Replicas = 3
+	st, err := persistence.OpenStore(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txs, _ := mustBuildChain(t, "g")
+	seq := mustAppend(t, ctx, st, "g", 0, txs[0])
+	leader := c.Leader(cfg.Stream)
+	c.Stop(leader)
+	for _, tx := range txs[1:] {
+		seq = mustAppend(t, ctx, st, "g", seq, tx)
+	}
+	c.Restart(leader)
+	name := c.Nodes()[leader].Name
+	s, err := js.Stream(ctx, cfg.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range info.Cluster.Replicas {
+			if p.Name == name && p.Current && !p.Offline {
+				return
+			}
+		}
+		if info.Cluster.Leader == name {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("restarted %s is not a current replica of %s: %+v", name, cfg.Stream, info.Cluster)
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

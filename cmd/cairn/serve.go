@@ -32,7 +32,7 @@ const serveUsage = `Usage:
               [--log-level LEVEL] [--drain-timeout D] [--json]
               [--auth FILE] [--tls-cert F --tls-key F [--tls-ca F] [--tls-verify]]
               [--insecure]
-              [--name NAME --nats-cluster-listen ADDR [--nats-routes URL,URL]
+              [--name NAME --nats-cluster-listen ADDR --nats-routes URL,URL
                [--nats-cluster-name NAME]]
   cairn serve --nats URL [--creds FILE] [--user U --password P | --nkey F]
               [--tls-cert F --tls-key F] [--tls-ca F] [--sample] ...
@@ -81,8 +81,11 @@ Flags:
                         (this address or any route) they need mutual TLS,
                         with --tls-cert, --tls-key and --tls-ca (the CA
                         that signs every node's certificate; the same
-                        certificate then serves clients too), else serve
-                        refuses to start. --insecure does not lift this
+                        certificate, which must allow client authentication
+                        too, then serves clients as well), else serve
+                        refuses to start; --insecure does not lift this.
+                        At start a node waits up to a minute for a quorum
+                        of the nodes and for as many as --replicas
   --nats-routes URL,URL the other nodes' route URLs,
                         nats-route://host:port, comma-separated; list every
                         other node (this node's own URL may be listed too)
