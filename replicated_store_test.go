@@ -74,7 +74,7 @@ func (l *ackLog) countSince(t time.Time) map[string]int {
 func TestReplicatedStoreLeaderStop(t *testing.T) {
 	c := natstest.StartCluster(t, 3, persistence.ServerConfig{SyncAlways: true})
 	gap := runLeaderFailover(t, c, c.Stop)
-	t.Logf("graceful stop of the stream leader: writes resumed on every graph within %s", gap.Round(time.Millisecond))
+	t.Logf("graceful stop of the stream leader: the longest pause in a graph's writes after it was %s", gap.Round(time.Millisecond))
 }
 
 // As TestReplicatedStoreLeaderStop, but the leader's process is killed
@@ -83,14 +83,14 @@ func TestReplicatedStoreLeaderStop(t *testing.T) {
 func TestReplicatedStoreLeaderKill(t *testing.T) {
 	c := natstest.StartCluster(t, 3, persistence.ServerConfig{SyncAlways: true}, natstest.AsProcesses())
 	gap := runLeaderFailover(t, c, c.Kill)
-	t.Logf("kill -9 of the stream leader: writes resumed on every graph within %s", gap.Round(time.Millisecond))
+	t.Logf("kill -9 of the stream leader: the longest pause in a graph's writes after it was %s", gap.Round(time.Millisecond))
 }
 
 // runLeaderFailover writes to an engine on c until every graph has acks,
 // takes the event stream's leader down with down, writes on until every
 // graph has as many again, and checks the stream and the read model
-// against the acks. It returns the longest pause between two acks that
-// spans the failure.
+// against the acks. It returns the longest pause in a graph's
+// acknowledgements after the failure.
 func runLeaderFailover(t *testing.T, c *natstest.Cluster, down func(int)) time.Duration {
 	ctx := context.Background()
 	cfg := cairn.DefaultConfig("")
@@ -178,15 +178,25 @@ func runLeaderFailover(t *testing.T, c *natstest.Cluster, down func(int)) time.D
 	}
 
 	acks := log.snapshot()
-	// Writes resume on a graph with its first acknowledgement after the
-	// failure; the slowest graph's is the figure.
+	// The pause: on each graph, the longest wait between two
+	// acknowledgements of which the second came after the failure (an
+	// acknowledgement in transit when the leader went does not hide the
+	// pause after it); the longest over the graphs.
 	var gap time.Duration
 	for _, g := range graphs {
-		for _, a := range acks {
-			if a.graph == g && a.at.After(downAt) {
-				gap = max(gap, a.at.Sub(downAt))
-				break
+		var prev time.Time
+		for _, a := range acks { // in the order they came
+			if a.graph != g {
+				continue
 			}
+			if a.at.After(downAt) && !prev.IsZero() {
+				from := prev
+				if from.Before(downAt) {
+					from = downAt
+				}
+				gap = max(gap, a.at.Sub(from))
+			}
+			prev = a.at
 		}
 	}
 	checkAcked(t, eng, js, cfg.Store.Stream, graphs, acks)
