@@ -167,7 +167,22 @@ func TestServerClusterRestart(t *testing.T) {
 	leader := c.Leader(cfg.Stream)
 	c.Stop(leader)
 	for _, tx := range txs[1:] {
-		seq = mustAppend(t, ctx, st, "g", seq, tx)
+		// The connection may have been on the node stopped, and the
+		// stream electing: retry, with the same transaction.
+		for {
+			next, err := st.Append(ctx, "g", seq, tx)
+			if err == nil {
+				seq = next
+				break
+			}
+			if !errors.Is(err, persistence.ErrUnavailable) || ctx.Err() != nil {
+				t.Fatalf("append %s after %d: %v", tx.GetTxId(), seq, err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
 	}
 	c.Restart(leader)
 	name := c.Nodes()[leader].Name

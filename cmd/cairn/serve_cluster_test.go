@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,11 +54,15 @@ func TestServeNATSClusterFlags(t *testing.T) {
 	}
 }
 
-// Three serve processes (in this one) with --name, --nats-cluster-listen,
-// --nats-routes, --replicas 3 and --sync-always, as the README starts
-// them, form one NATS cluster: each gets ready, and the event stream and
-// the object store have 3 replicas over the three nodes.
+// Three cairn serve processes with --name, --nats-cluster-listen,
+// --nats-routes, --replicas 3 and --sync-always, started at once as the
+// README starts them, form one NATS cluster: each gets ready, the event
+// stream and the object store have 3 replicas over the three nodes, and a
+// command sent to one node is answered. (Processes, not serves in this
+// one: protoactor sets gRPC's process-wide logger as each member starts.)
 func TestServeNATSCluster(t *testing.T) {
+	bin := buildBinary(t)
+	start := time.Now()
 	dir := t.TempDir()
 	key := filepath.Join(dir, "cluster.nk")
 	mustRun(t, "keys", "new", "--out", key)
@@ -78,24 +84,22 @@ func TestServeNATSCluster(t *testing.T) {
 				routes = append(routes, "nats-route://"+route[j])
 			}
 		}
-		args := []string{"serve", "--data", filepath.Join(dir, fmt.Sprint("n", i)), "--name", fmt.Sprint("n", i),
+		cmd := exec.Command(bin, "serve", "--data", filepath.Join(dir, fmt.Sprint("n", i)), "--name", fmt.Sprint("n", i),
 			"--nats-listen", client[i], "--nats-cluster-listen", route[i], "--nats-routes", strings.Join(routes, ","),
-			"--replicas", "3", "--sync-always", "--signing-key", key, "--json", "--log-level", "info"}
-		ctx, cancel := context.WithCancel(context.Background())
-		pr, pw := io.Pipe()
-		done := make(chan error, 1)
-		go func() {
-			var stderr lockedBuffer
-			err := run(ctx, args, pw, &stderr)
-			if err != nil {
-				err = fmt.Errorf("%w; stderr:\n%s", err, stderr.String())
-			}
-			pw.Close()
-			done <- err
-		}()
+			"--replicas", "3", "--sync-always", "--signing-key", key, "--json", "--log-level", "warn")
+		var stderr lockedBuffer
+		cmd.Stderr = &stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
 		go func() {
 			s := started{i: i}
-			line, err := bufio.NewReader(pr).ReadString('\n')
+			line, err := bufio.NewReader(stdout).ReadString('\n')
 			if err == nil {
 				err = json.Unmarshal([]byte(line), &s.ready)
 			} else {
@@ -103,17 +107,20 @@ func TestServeNATSCluster(t *testing.T) {
 			}
 			s.err = err
 			readies <- s
-			_, _ = io.Copy(io.Discard, pr)
+			_, _ = io.Copy(io.Discard, stdout)
+			exited <- cmd.Wait()
 		}()
 		t.Cleanup(func() {
-			cancel()
+			_ = cmd.Process.Signal(os.Interrupt)
 			select {
-			case err := <-done:
+			case err := <-exited:
+				t.Logf("n%d drained after %s", i, time.Since(start).Round(time.Millisecond))
 				if err != nil {
-					t.Errorf("serve n%d: %v", i, err)
+					t.Errorf("serve n%d: %v; stderr:\n%s", i, err, stderr.String())
 				}
 			case <-time.After(30 * time.Second):
-				t.Errorf("serve n%d did not stop within 30s", i)
+				_ = cmd.Process.Kill()
+				t.Errorf("serve n%d did not drain within 30s; stderr:\n%s", i, stderr.String())
 			}
 		})
 	}
@@ -124,6 +131,7 @@ func TestServeNATSCluster(t *testing.T) {
 			if s.err != nil {
 				t.Fatalf("serve n%d: %v", s.i, s.err)
 			}
+			t.Logf("n%d ready after %s", s.i, time.Since(start).Round(time.Millisecond))
 			if s.ready.NATS != "nats://"+client[s.i] {
 				t.Errorf("serve n%d ready on %s, want nats://%s", s.i, s.ready.NATS, client[s.i])
 			}
@@ -152,6 +160,7 @@ func TestServeNATSCluster(t *testing.T) {
 			t.Errorf("stream %s: %d replicas, cluster %+v; want 3 replicas, a leader and 2 followers", stream, info.Config.Replicas, info.Cluster)
 		}
 	}
+	mustRun(t, "graph", "create", "g", "--server", "nats://"+client[1])
 }
 
 // freeAddr returns 127.0.0.1:port with a port that was free a moment ago.

@@ -85,13 +85,15 @@ func StartCluster(t testing.TB, n int, cfg persistence.ServerConfig, opts ...Clu
 	if c.procs && (len(cfg.Users) > 0 || len(cfg.NkeyUsers) > 0 || cfg.TLS != nil || cfg.Cluster.TLS != nil) {
 		t.Fatal("StartCluster: process nodes take no users or TLS")
 	}
-	t.Cleanup(c.stopAll)
 	// nats-server starts clustered JetStream only with routes configured,
 	// so every node gets routes to all: their route ports are picked
 	// first.
 	for i := range n {
 		c.nodes = append(c.nodes, &Node{Name: fmt.Sprintf("n%d", i), DataDir: t.TempDir(), ClusterURL: "nats-route://" + freePort(t)})
 	}
+	// After t.TempDir, so that the nodes stop before their directories
+	// are removed (cleanups run last first).
+	t.Cleanup(c.stopAll)
 	for i := range n {
 		c.start(i, "127.0.0.1:0", strings.TrimPrefix(c.nodes[i].ClusterURL, "nats-route://"), c.routes(i))
 	}
