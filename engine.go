@@ -107,7 +107,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	// leader and enough nodes are up for the replicas: wait for it.
 	err = e.waitJetStream(ctx, js, func(ctx context.Context) error {
 		if cfg.AdoptUnsignedHistory && trust != nil {
-			last, err := streamLastSeq(ctx, js, cfg.Store.Stream)
+			last, err := streamLastSeq(ctx, startBound{js}, cfg.Store.Stream)
 			if err != nil {
 				return err
 			}
@@ -120,12 +120,12 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		if !cfg.DisableSnapshots {
 			scfg := cfg.Snapshots
 			scfg.Signer, scfg.Trust = cfg.Signer, trust
-			if e.snaps, err = persistence.OpenSnapshots(ctx, createBound{js}, scfg); err != nil {
+			if e.snaps, err = persistence.OpenSnapshots(ctx, startBound{js}, scfg); err != nil {
 				return err
 			}
 			storeOpts = append(storeOpts, persistence.WithObjects(e.snaps.Objects()))
 		}
-		e.store, err = persistence.OpenStore(ctx, createBound{js}, cfg.Store, storeOpts...)
+		e.store, err = persistence.OpenStore(ctx, startBound{js}, cfg.Store, storeOpts...)
 		return err
 	})
 	if err != nil {
@@ -449,36 +449,55 @@ func (e *Engine) waitJetStream(ctx context.Context, js jetstream.JetStream, open
 	return err
 }
 
-// jetStreamProbe bounds one probe of waitJetStream's, jetStreamCreate one
-// create of a stream or bucket (createBound).
+// jetStreamProbe bounds one probe of waitJetStream's, jetStreamRequest
+// one JetStream API request made while opening (startBound).
 const (
-	jetStreamProbe  = 2 * time.Second
-	jetStreamCreate = 3 * time.Second
+	jetStreamProbe   = 2 * time.Second
+	jetStreamRequest = 3 * time.Second
 )
 
-// createBound bounds each create-or-update of a stream or bucket by
-// jetStreamCreate. A clustered NATS answers only one of several equal
-// creates that arrive at once (nodes starting together create the same
-// buckets), and the others would wait out their whole deadline; retried,
-// they find the stream made and are answered.
-type createBound struct{ jetstream.JetStream }
+// startBound bounds each create-or-update and each look-up of a stream
+// or bucket by jetStreamRequest. A clustered NATS answers only one of
+// several equal creates that arrive at once (nodes starting together
+// create the same buckets), and a stream's info only once the stream has
+// a leader: the others would wait out their whole deadline. Retried, they
+// are answered.
+type startBound struct{ jetstream.JetStream }
 
-func (c createBound) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	ctx, cancel := context.WithTimeout(ctx, jetStreamCreate)
+func (c startBound) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, jetStreamRequest)
 	defer cancel()
 	return c.JetStream.CreateOrUpdateStream(ctx, cfg)
 }
 
-func (c createBound) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	ctx, cancel := context.WithTimeout(ctx, jetStreamCreate)
+func (c startBound) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
+	ctx, cancel := context.WithTimeout(ctx, jetStreamRequest)
 	defer cancel()
 	return c.JetStream.CreateOrUpdateObjectStore(ctx, cfg)
 }
 
-func (c createBound) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	ctx, cancel := context.WithTimeout(ctx, jetStreamCreate)
+func (c startBound) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	ctx, cancel := context.WithTimeout(ctx, jetStreamRequest)
 	defer cancel()
 	return c.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
+}
+
+func (c startBound) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, jetStreamRequest)
+	defer cancel()
+	return c.JetStream.Stream(ctx, name)
+}
+
+func (c startBound) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	ctx, cancel := context.WithTimeout(ctx, jetStreamRequest)
+	defer cancel()
+	return c.JetStream.KeyValue(ctx, bucket)
+}
+
+func (c startBound) ObjectStore(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
+	ctx, cancel := context.WithTimeout(ctx, jetStreamRequest)
+	defer cancel()
+	return c.JetStream.ObjectStore(ctx, bucket)
 }
 
 // jetStreamStarting reports whether err from creating the stream or the
