@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn"
+	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/internal/enginetest"
 	"github.com/cairn-graph/cairn/internal/natstest"
 	"github.com/cairn-graph/cairn/internal/retry"
@@ -249,7 +250,7 @@ func send(ctx context.Context, eng *cairn.Engine, e *cairnv1.CommandEnvelope) er
 // read model, and that no command is in the stream twice.
 func checkAcked(t *testing.T, eng *cairn.Engine, js jetstream.JetStream, stream string, graphs []string, acks []ack) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	stored, last := streamCommands(ctx, t, js, stream)
 	for id, n := range stored {
@@ -257,6 +258,29 @@ func checkAcked(t *testing.T, eng *cairn.Engine, js jetstream.JetStream, stream 
 			t.Errorf("command %s applied %d times", id, n)
 		}
 	}
+	// The read model catches up after the failover (its stream reader
+	// re-creates its consumer once the stream has a leader again): wait
+	// for each graph's last write to be applied, within a minute.
+	caught := time.Now()
+	for _, g := range graphs {
+		for {
+			qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := eng.Query(qctx, &cairnv1.QueryRequest{GraphId: g, MinSeq: last[g],
+				Query: &cairnv1.QueryRequest_GetNode{GetNode: &cairnv1.GetNode{NodeId: "n0"}}})
+			qcancel()
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, aggregate.ErrDeadlineExceeded) && !errors.Is(err, aggregate.ErrUnavailable) || time.Since(caught) > time.Minute {
+				t.Fatalf("graph %s: the read model did not reach seq %d: %v", g, last[g], err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	t.Logf("the read model had every acknowledged write %s after the writers stopped", time.Since(caught).Round(time.Millisecond))
 	lost := 0
 	for _, a := range acks {
 		if stored[a.id] != 1 {
