@@ -29,7 +29,10 @@ import (
 
 const engineMemberEnv = "CAIRN_TEST_ENGINE_MEMBER"
 
+// TestMain runs a child of this test binary when one is asked for: a
+// natstest cluster node started AsProcesses, or an engine member.
 func TestMain(m *testing.M) {
+	natstest.RunNodeIfChild()
 	if url := os.Getenv(engineMemberEnv); url != "" {
 		if err := runEngineMember(url, os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "engine member:", err)

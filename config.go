@@ -3,6 +3,7 @@ package cairn
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -29,8 +30,27 @@ type Config struct {
 	// NATSOptions are passed to nats.Connect for an external NATS
 	// (credentials, user and password, TLS).
 	NATSOptions []nats.Option
-	// SyncAlways makes the embedded server fsync every write.
+	// SyncAlways makes the embedded server fsync every write (cairn serve
+	// --sync-always). Default false: JetStream's own default, an fsync
+	// every 2 minutes, under which an acknowledged write survives a
+	// process kill but not a power loss, nor (Jepsen, 2025) an OS crash of
+	// a single node (the README's "Running a replicated store").
 	SyncAlways bool
+	// NATSName names the embedded server (cairn serve --name). Default
+	// "cairn"; every node of a NATS cluster needs a name of its own.
+	NATSName string
+	// NATSCluster, when its Listen is set, makes the embedded server one
+	// node of a NATS cluster (cairn serve --nats-cluster-listen and
+	// --nats-routes), so that Store.Replicas and Snapshots.Replicas may
+	// be more than 1, up to the nodes it knows. Routes beyond loopback
+	// need NATSCluster.TLS. Default: a single node.
+	NATSCluster persistence.ServerCluster
+	// JetStreamWait bounds how long Open waits for JetStream to create or
+	// bind the event stream and the buckets while it answers "unavailable":
+	// in a cluster, until the nodes have elected a meta leader and enough
+	// of them are up for the replicas asked for. 0 means the default, 1
+	// minute.
+	JetStreamWait time.Duration
 	// Auth, when set, is who may connect to the embedded server and what
 	// each may do (cairn serve --auth); the engine connects as an identity
 	// of its own that only it can use. Default nil: the server takes
@@ -98,9 +118,13 @@ func DefaultConfig(dataDir string) Config {
 		Projections:    actors.DefaultProjectionConfig(),
 		Gateway:        true,
 		CommandTimeout: 10 * time.Second,
+		JetStreamWait:  defaultJetStreamWait,
 		Logger:         slog.New(slog.DiscardHandler),
 	}
 }
+
+// defaultJetStreamWait is Config.JetStreamWait's default.
+const defaultJetStreamWait = time.Minute
 
 // Validate returns every problem with c, joined.
 func (c Config) Validate() error {
@@ -114,6 +138,7 @@ func (c Config) Validate() error {
 	if c.Auth != nil {
 		errs = append(errs, c.Auth.Validate())
 	}
+	errs = append(errs, c.validateNATSCluster())
 	if c.CommandTimeout <= 0 {
 		errs = append(errs, errors.New("command timeout must be positive"))
 	}
@@ -125,6 +150,37 @@ func (c Config) Validate() error {
 	errs = append(errs, c.Store.Validate(), c.Grain.Validate(), c.Cluster.Validate(), proj.Validate())
 	if !c.DisableSnapshots {
 		errs = append(errs, c.Snapshots.Validate())
+	}
+	return errors.Join(errs...)
+}
+
+// validateNATSCluster checks the embedded server's cluster settings and
+// that the replicas asked for fit the nodes it knows of. An external
+// NATS is checked when Open creates the stream (persistence.ErrNotClustered).
+func (c Config) validateNATSCluster() error {
+	if c.JetStreamWait < 0 {
+		return errors.New("JetStream wait must not be negative")
+	}
+	if c.NATSURL != "" {
+		if c.NATSCluster.Clustered() || len(c.NATSCluster.Routes) > 0 || c.NATSName != "" {
+			return errors.New("the server name and cluster settings configure the embedded server; an external NATS (NATSURL) is clustered on its own")
+		}
+		return nil
+	}
+	var errs []error
+	if err := c.NATSCluster.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("NATS cluster: %w", err))
+	}
+	if c.NATSCluster.Clustered() && c.NATSName == "" {
+		errs = append(errs, errors.New("NATS cluster: this node needs a name of its own (NATSName; cairn serve --name)"))
+	}
+	if err := c.NATSCluster.ReplicasPossible(c.Store.Replicas); err != nil {
+		errs = append(errs, fmt.Errorf("event stream: %w", err))
+	}
+	if !c.DisableSnapshots && c.Snapshots.Replicas != c.Store.Replicas {
+		if err := c.NATSCluster.ReplicasPossible(c.Snapshots.Replicas); err != nil {
+			errs = append(errs, fmt.Errorf("object store: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/auth"
 	cairncluster "github.com/cairn-graph/cairn/cluster"
+	"github.com/cairn-graph/cairn/internal/retry"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -77,6 +79,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if cfg.NATSURL == "" {
 		scfg := persistence.ServerConfig{
 			DataDir: cfg.DataDir, Listen: cfg.NATSListen, SyncAlways: cfg.SyncAlways, Logger: cfg.Logger, TLS: cfg.TLS,
+			ServerName: cfg.NATSName, Cluster: cfg.NATSCluster,
 		}
 		if cfg.Auth != nil {
 			scfg.Users, scfg.NkeyUsers = cfg.Auth.ServerUsers(auth.Streams{
@@ -107,29 +110,36 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		signer = signer.Remembering(set)
 		trust.Vouching(set)
 	}
-	if cfg.AdoptUnsignedHistory && trust != nil {
-		last, err := streamLastSeq(ctx, js, cfg.Store.Stream)
-		if err != nil {
-			return nil, err
+	var storeOpts []persistence.StoreOption
+	// A NATS cluster answers "unavailable" until it has elected a meta
+	// leader and enough nodes are up for the replicas: wait for it.
+	err = e.waitJetStream(ctx, js, func(ctx context.Context) error {
+		if cfg.AdoptUnsignedHistory && trust != nil {
+			last, err := streamLastSeq(ctx, startBound{js}, cfg.Store.Stream)
+			if err != nil {
+				return err
+			}
+			if last > trust.UnsignedThrough() {
+				trust = trust.Clone()
+				trust.AllowUnsignedThrough(last)
+			}
 		}
-		if last > trust.UnsignedThrough() {
-			trust = trust.Clone()
-			trust.AllowUnsignedThrough(last)
+		storeOpts = []persistence.StoreOption{persistence.WithSigning(cfg.Signer, trust)}
+		if !cfg.DisableSnapshots {
+			scfg := cfg.Snapshots
+			scfg.Signer, scfg.Trust = cfg.Signer, trust
+			if e.snaps, err = persistence.OpenSnapshots(ctx, startBound{js}, scfg); err != nil {
+				return err
+			}
+			storeOpts = append(storeOpts, persistence.WithObjects(e.snaps.Objects()))
 		}
-	}
-	e.trust = trust
-	storeOpts := []persistence.StoreOption{persistence.WithSigning(cfg.Signer, trust)}
-	if !cfg.DisableSnapshots {
-		scfg := cfg.Snapshots
-		scfg.Signer, scfg.Trust = cfg.Signer, trust
-		if e.snaps, err = persistence.OpenSnapshots(ctx, js, scfg); err != nil {
-			return nil, err
-		}
-		storeOpts = append(storeOpts, persistence.WithObjects(e.snaps.Objects()))
-	}
-	if e.store, err = persistence.OpenStore(ctx, js, cfg.Store, storeOpts...); err != nil {
+		e.store, err = persistence.OpenStore(ctx, startBound{js}, cfg.Store, storeOpts...)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
+	e.trust = trust
 	grainCfg := cfg.Grain
 	grainCfg.Logger = cfg.Logger
 	grainCfg.Signer, grainCfg.Trust = signer, trust
@@ -528,6 +538,129 @@ func (e *Engine) close(ctx context.Context) error {
 		errs = append(errs, e.server.Shutdown(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// waitJetStream waits until JetStream answers (its account info: in a
+// cluster only the meta leader answers, once one is elected), then runs
+// open, which creates or binds the event stream and the buckets, until it
+// succeeds, fails for good, or Config.JetStreamWait has passed since the
+// first try (each try is bounded by what is left of it). A NATS cluster
+// answers "unavailable" until enough of its nodes are up for the replicas
+// asked for; a single server is ready at once. More replicas than a
+// non-clustered NATS can hold fail at once (persistence.ErrNotClustered).
+func (e *Engine) waitJetStream(ctx context.Context, js jetstream.JetStream, open func(context.Context) error) error {
+	wait := e.cfg.JetStreamWait
+	if wait == 0 {
+		wait = defaultJetStreamWait
+	}
+	p := retry.Policy{Attempts: math.MaxInt, Initial: 100 * time.Millisecond, Max: 2 * time.Second, Budget: wait}
+	deadline := time.Now().Add(wait)
+	// A request no server answers waits for its whole deadline: probe
+	// with short ones.
+	probed := false
+	err := p.Do(ctx, func(ctx context.Context, try int) (bool, error) {
+		var err error
+		if !probed {
+			pctx, cancel := context.WithTimeout(ctx, min(jetStreamProbe, time.Until(deadline)))
+			_, err = js.AccountInfo(pctx)
+			cancel()
+			probed = err == nil
+		}
+		if probed {
+			tctx, cancel := context.WithDeadline(ctx, deadline)
+			err = open(tctx)
+			cancel()
+		}
+		if err != nil && jetStreamStarting(err) && ctx.Err() == nil {
+			e.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "waiting for JetStream (a NATS cluster elects a leader, and needs enough nodes up for the replicas)",
+				slog.Int("try", try), slog.String("err", err.Error()))
+			return true, err
+		}
+		return false, err
+	})
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+		return fmt.Errorf("JetStream: %w", err)
+	}
+	if errors.Is(err, persistence.ErrNotClustered) {
+		return fmt.Errorf("%w (%d replicas asked for: use a NATS cluster, or --replicas 1)", err, e.cfg.Store.Replicas)
+	}
+	var give *retry.GiveUpError
+	if errors.As(err, &give) {
+		return fmt.Errorf("JetStream did not become ready within %s (is a quorum of the NATS cluster's nodes up, and as many as the replicas asked for?): %w", wait, give.Last)
+	}
+	return err
+}
+
+// jetStreamProbe bounds one probe of waitJetStream's, jetStreamRequest
+// one JetStream API request made while opening (startBound).
+const (
+	jetStreamProbe   = 2 * time.Second
+	jetStreamRequest = 3 * time.Second
+)
+
+// startBound bounds each create-or-update and each look-up of a stream
+// or bucket by jetStreamRequest. A clustered NATS answers only one of
+// several equal creates that arrive at once (nodes starting together
+// create the same buckets), and a stream's info only once the stream has
+// a leader: the others would wait out their whole deadline. Retried, they
+// are answered.
+type startBound struct{ jetstream.JetStream }
+
+func (c startBound) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, jetStreamRequest)
+	defer cancel()
+	return c.JetStream.CreateOrUpdateStream(ctx, cfg)
+}
+
+func (c startBound) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
+	ctx, cancel := context.WithTimeout(ctx, jetStreamRequest)
+	defer cancel()
+	return c.JetStream.CreateOrUpdateObjectStore(ctx, cfg)
+}
+
+func (c startBound) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	ctx, cancel := context.WithTimeout(ctx, jetStreamRequest)
+	defer cancel()
+	return c.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
+}
+
+func (c startBound) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, jetStreamRequest)
+	defer cancel()
+	return c.JetStream.Stream(ctx, name)
+}
+
+func (c startBound) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	ctx, cancel := context.WithTimeout(ctx, jetStreamRequest)
+	defer cancel()
+	return c.JetStream.KeyValue(ctx, bucket)
+}
+
+func (c startBound) ObjectStore(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
+	ctx, cancel := context.WithTimeout(ctx, jetStreamRequest)
+	defer cancel()
+	return c.JetStream.ObjectStore(ctx, bucket)
+}
+
+// jetStreamStarting reports whether err from creating the stream or the
+// buckets may pass once a NATS cluster is ready: it is unavailable, timed
+// out, or had no responder.
+func jetStreamStarting(err error) bool {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, persistence.ErrNotClustered),
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+		return false
+	case errors.Is(err, persistence.ErrUnavailable), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrNoResponders):
+		return true
+	case errors.As(err, &apiErr):
+		return apiErr.Code == 503
+	}
+	return false
 }
 
 // streamLastSeq returns the last sequence of the event stream, 0 when it

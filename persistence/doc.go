@@ -117,4 +117,10 @@
 //	js, _ := jetstream.New(nc)
 //	store, _ := persistence.OpenStore(ctx, js, persistence.DefaultStoreConfig())
 //	res, err := store.Verify(ctx, "my-graph")
+//
+// With ServerConfig.Cluster (a route listen address and the other nodes'
+// routes; mutual TLS, RouteTLS, beyond loopback) the server is one node of
+// a NATS cluster, and StoreConfig.Replicas and SnapshotConfig.Replicas may
+// be 3 or 5. More replicas than a server that is not clustered can hold
+// are refused with ErrNotClustered.
 package persistence

@@ -31,6 +31,10 @@ var (
 	// (a purge or a deletion behind the engine's back), or the stream
 	// itself is gone or was recreated.
 	ErrTruncated = errors.New("history truncated")
+	// ErrNotClustered: a stream or bucket was asked for with more than one
+	// replica from a NATS server that is not clustered. Retrying cannot
+	// help: run a NATS cluster, or ask for one replica.
+	ErrNotClustered = errors.New("replicas > 1 need a clustered NATS, and the server is a single node")
 )
 
 // IsDataLoss reports whether err says that stored history fails its check:

@@ -41,8 +41,14 @@ type ServerConfig struct {
 	// slower). Default false: acknowledged writes are in the OS and survive a
 	// process kill.
 	SyncAlways bool
-	// ServerName names the server. Default "cairn".
+	// ServerName names the server. Default "cairn". The nodes of a
+	// cluster need names of their own (nats-server refuses a route from a
+	// node with its own name): Cluster makes it required.
 	ServerName string
+	// Cluster, when its Listen is set, makes the server one node of a NATS
+	// cluster, so that streams and buckets can have replicas. Default: a
+	// single node, whose streams have one replica.
+	Cluster ServerCluster
 	// ReadyTimeout bounds start-up. Default 10 seconds.
 	ReadyTimeout time.Duration
 	// MaxPayload is the largest message the server accepts, headers
@@ -88,6 +94,12 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:4222"
 	}
+	if cfg.Cluster.Clustered() && cfg.ServerName == "" {
+		return nil, errors.New("start nats: a cluster node needs a server name of its own")
+	}
+	if err := cfg.Cluster.Validate(); err != nil {
+		return nil, fmt.Errorf("start nats: %w", err)
+	}
 	if cfg.ServerName == "" {
 		cfg.ServerName = "cairn"
 	}
@@ -107,6 +119,9 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.SyncAlways {
 		opts.SyncAlways = true
+	}
+	if err := cfg.Cluster.apply(opts); err != nil {
+		return nil, fmt.Errorf("start nats: %w", err)
 	}
 	var engine nkeys.KeyPair
 	if len(cfg.Users) > 0 || len(cfg.NkeyUsers) > 0 {
@@ -192,6 +207,22 @@ func (s *Server) ClientURL() string {
 	}
 	return s.ns.ClientURL()
 }
+
+// ClusterURL returns the URL other nodes dial this node's routes at
+// (nats-route://host:port), or "" when the server is not clustered.
+func (s *Server) ClusterURL() string {
+	if !s.cfg.Cluster.Clustered() {
+		return ""
+	}
+	addr := s.ns.ClusterAddr()
+	if addr == nil {
+		return ""
+	}
+	return "nats-route://" + addr.String()
+}
+
+// Name returns the server's name.
+func (s *Server) Name() string { return s.cfg.ServerName }
 
 // DataDir returns the JetStream data directory.
 func (s *Server) DataDir() string { return s.cfg.DataDir }

@@ -65,7 +65,11 @@ type SnapshotConfig struct {
 	Bucket string
 	// Replicas of the bucket (1, 3 or 5). Default 1.
 	Replicas int
-	// OpTimeout bounds one operation when ctx has no deadline. Default 30s.
+	// OpTimeout bounds each Put, Get, List, Delete and Prune, also under
+	// a longer deadline of the caller's (a chunk published to, or a
+	// consumer served by, a NATS stream leader that dies is never
+	// answered: the call fails and is made again after the election), and
+	// opening the bucket when ctx has no deadline. Default 30s.
 	OpTimeout time.Duration
 	// Levels sets the zstd level Put compresses a kind with; a kind not in
 	// it (or a nil map) gets its default, DefaultSnapshotLevel. Get reads
@@ -407,7 +411,10 @@ func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (Sn
 	if s.cfg.Signer != nil {
 		info.KeyID = s.cfg.Signer.KeyID()
 	}
-	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	// OpTimeout bounds a Put even under a longer deadline of the caller's:
+	// the Object Store waits for the acknowledgement of every chunk it
+	// published, and those of a NATS stream leader that died never come.
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
 	if s.index != nil {
 		if err := s.index.add(ctx, info.Kind, info.Graph, info.Seq); err != nil {
@@ -535,7 +542,7 @@ func (s *Snapshots) List(ctx context.Context, kind SnapshotKind, graph string) (
 			return nil, fmt.Errorf("list snapshots: %w", err)
 		}
 	}
-	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
 	out, _, err := s.list(ctx, kind, graph)
 	return out, err
@@ -744,7 +751,7 @@ func (s *Snapshots) Get(ctx context.Context, info SnapshotInfo) ([]byte, error) 
 			return nil, fmt.Errorf("get snapshot: %w", err)
 		}
 	}
-	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
 	res, err := s.obj.Get(ctx, name)
 	if err != nil {
@@ -965,7 +972,7 @@ func (s *Snapshots) Delete(ctx context.Context, info SnapshotInfo) error {
 			return fmt.Errorf("delete snapshot: %w", err)
 		}
 	}
-	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
 	err := s.deleteObject(ctx, name)
 	if s.index != nil && (err == nil || errors.Is(err, ErrNotFound)) {
@@ -1026,7 +1033,7 @@ func (s *Snapshots) Prune(ctx context.Context, kind SnapshotKind, graph string, 
 	if err := checkKind(kind); err != nil {
 		return 0, fmt.Errorf("prune snapshots: %w", err)
 	}
-	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
 	infos, indexed, err := s.list(ctx, kind, graph)
 	if err != nil {

@@ -503,6 +503,17 @@ func translate(err error) error {
 			return fmt.Errorf("%w: %w", ErrNotFound, err)
 		case jetstream.JSErrCodeStreamMessageExceedsMaximum:
 			return fmt.Errorf("%w: %w", ErrTooLarge, err)
+		case jsErrCodeReplicasNotSupported:
+			return fmt.Errorf("%w: %w", ErrNotClustered, err)
+		case jsErrCodeDuplicateInProcess:
+			// An earlier try of this transaction is still being stored
+			// (a stream leader that fails over): its outcome is not
+			// known yet.
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		case jsErrCodeNoPeers:
+			// Too few JetStream nodes are up for the replicas asked for:
+			// one may yet join.
+			return fmt.Errorf("%w: too few NATS nodes are up for the replicas asked for: %w", ErrUnavailable, err)
 		}
 		if apiErr.Code == 503 {
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -518,6 +529,15 @@ func translate(err error) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 }
+
+// JetStream API error codes that nats.go has no constant for
+// (nats-server's JSStreamReplicasNotSupportedErr, JSClusterNoPeersErrF
+// and JSStreamDuplicateMessageConflict).
+const (
+	jsErrCodeReplicasNotSupported jetstream.ErrorCode = 10074
+	jsErrCodeNoPeers              jetstream.ErrorCode = 10005
+	jsErrCodeDuplicateInProcess   jetstream.ErrorCode = 10158
+)
 
 // withTimeout bounds ctx by d unless it has a deadline already.
 func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/cairn-graph/cairn"
@@ -32,6 +33,8 @@ const serveUsage = `Usage:
               [--log-level LEVEL] [--drain-timeout D] [--json]
               [--auth FILE] [--tls-cert F --tls-key F [--tls-ca F] [--tls-verify]]
               [--insecure]
+              [--name NAME --nats-cluster-listen ADDR --nats-routes URL,URL
+               [--nats-cluster-name NAME]]
   cairn serve --nats URL [--creds FILE] [--user U --password P | --nkey F]
               [--tls-cert F --tls-key F] [--tls-ca F] [--sample] ...
 
@@ -62,14 +65,47 @@ Flags:
   --tls-ca F            the CA that client certificates are checked against
   --tls-verify          require a client certificate signed by --tls-ca
   --insecure            listen beyond loopback without --auth anyway
-  --sync-always         fsync every write (survives power loss, slower)
+  --sync-always         fsync every write before it is acknowledged
+                        (survives power loss, slower). Without it JetStream
+                        fsyncs every 2 minutes: an acknowledged write
+                        survives a process kill, but Jepsen (2025) lost
+                        acknowledged writes of NATS 2.12 on power loss and
+                        on an OS crash of a single node. Give it to every
+                        node of a replicated store
+  --name NAME           the embedded NATS server's name (default cairn);
+                        every node of a NATS cluster needs its own
+  --nats-cluster-listen ADDR
+                        make the embedded server one node of a NATS
+                        cluster, taking routes from the other nodes at
+                        host:port (port 0 picks a free one); needs --name.
+                        Routes read and write every stream: beyond loopback
+                        (this address or any route) they need mutual TLS,
+                        with --tls-cert, --tls-key and --tls-ca (the CA
+                        that signs every node's certificate; the same
+                        certificate, which must allow client authentication
+                        too, then serves clients as well), else serve
+                        refuses to start; --insecure does not lift this.
+                        At start a node waits up to a minute for a quorum
+                        of the nodes and for as many as --replicas
+  --nats-routes URL,URL the other nodes' route URLs,
+                        nats-route://host:port, comma-separated; list every
+                        other node (this node's own URL may be listed too)
+  --nats-cluster-name NAME
+                        the NATS cluster's name, the same on every node
+                        (default cairn)
   --nats URL            use an external NATS with JetStream instead (its
                         users and TLS are its own: no --auth)
   --creds, --user, --password, --nkey, --tls-cert, --tls-key, --tls-ca
                         credentials and TLS files to log in to --nats
-  --replicas N          replicas of the event-store stream and of the
-                        object-store bucket (snapshots, archives): 1, 3 or
-                        5 (default 1; more than 1 needs a clustered NATS)
+  --replicas N          replicas of the event-store stream, of the
+                        object-store bucket (snapshots, archives) and of
+                        its index bucket: 1, 3 or 5 (default 1). More than
+                        1 needs a NATS cluster, embedded (at least as many
+                        nodes as replicas in --nats-routes, counting this
+                        one) or external (--nats); a single server refuses
+                        it. An acknowledged write is then on a majority of
+                        the replicas; see --sync-always for what survives
+                        a power loss
   --max-bytes N         event-store stream size limit in bytes; new
                         transactions are refused when it is full
                         (default -1, unlimited)
@@ -160,6 +196,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tlsVerify := fs.Bool("tls-verify", false, "require client certificates signed by --tls-ca")
 	insecure := fs.Bool("insecure", false, "listen beyond loopback without --auth")
 	syncAlways := fs.Bool("sync-always", false, "fsync every write")
+	natsName := fs.String("name", "", "embedded NATS server `name` (default cairn)")
+	clusterListen := fs.String("nats-cluster-listen", "", "NATS cluster route listen `address`")
+	routes := fs.String("nats-routes", "", "other nodes' route `URLs`, comma-separated")
+	natsClusterName := fs.String("nats-cluster-name", persistence.DefaultClusterName, "NATS cluster `name`")
 	sample := fs.Bool("sample", false, "create the sample graph")
 	replicas := fs.Int("replicas", 1, "stream `replicas`")
 	maxBytes := fs.Int64("max-bytes", -1, "stream size `limit`")
@@ -234,8 +274,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usage("%v", err)
 	}
 	if *natsURL != "" {
-		if given["data"] || given["nats-listen"] || given["sync-always"] || given["auth"] || given["tls-verify"] || given["insecure"] {
-			return usage("--data, --nats-listen, --sync-always, --auth, --tls-verify and --insecure configure the embedded server; with --nats the data, users and TLS are the external NATS's")
+		if given["data"] || given["nats-listen"] || given["sync-always"] || given["auth"] || given["tls-verify"] || given["insecure"] ||
+			given["name"] || given["nats-cluster-listen"] || given["nats-routes"] || given["nats-cluster-name"] {
+			return usage("--data, --nats-listen, --sync-always, --auth, --tls-verify, --insecure, --name, --nats-cluster-listen, --nats-routes and --nats-cluster-name configure the embedded server; with --nats the data, users, TLS and cluster are the external NATS's")
 		}
 		opts, err := auth.options("serve")
 		if err != nil {
@@ -257,6 +298,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}
 		if cfg.TLS, err = serverTLS(auth, *tlsVerify, usage); err != nil {
+			return err
+		}
+		if err := serveNATSCluster(&cfg, auth, *natsName, *clusterListen, *routes, *natsClusterName, given, usage); err != nil {
 			return err
 		}
 		if host, _, err := net.SplitHostPort(*listen); err == nil && !isLoopback(host) {
@@ -366,6 +410,59 @@ func serverTLS(a authFlags, verify bool, usage func(string, ...any) error) (*tls
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	return c, nil
+}
+
+// serveNATSCluster sets the embedded server's name and cluster from
+// --name, --nats-cluster-listen, --nats-routes and --nats-cluster-name,
+// with route TLS from --tls-cert, --tls-key and --tls-ca, and checks that
+// cfg's replicas fit the nodes the routes name.
+func serveNATSCluster(cfg *cairn.Config, a authFlags, name, listen, routes, clusterName string, given map[string]bool, usage func(string, ...any) error) error {
+	cfg.NATSName = name
+	if listen == "" {
+		if given["nats-routes"] || given["nats-cluster-name"] {
+			return usage("--nats-routes and --nats-cluster-name need --nats-cluster-listen HOST:PORT, where this node takes routes from the others")
+		}
+		if cfg.Store.Replicas > 1 {
+			return usage("--replicas %d needs a NATS cluster, and the embedded server is a single node: give --name, --nats-cluster-listen and --nats-routes on each of at least %d nodes, or --nats URL of a NATS cluster", cfg.Store.Replicas, cfg.Store.Replicas)
+		}
+		return nil
+	}
+	if name == "" {
+		return usage("--nats-cluster-listen needs --name NAME, a name of this node's own among the cluster's nodes")
+	}
+	if clusterName == "" {
+		return usage("--nats-cluster-name is empty")
+	}
+	c := persistence.ServerCluster{Name: clusterName, Listen: listen}
+	for r := range strings.SplitSeq(routes, ",") {
+		if r = strings.TrimSpace(r); r == "" {
+			continue
+		}
+		if _, err := persistence.ParseRoute(r); err != nil {
+			return usage("--nats-routes: %v", err)
+		}
+		c.Routes = append(c.Routes, r)
+	}
+	if a.tlsCert != "" {
+		if a.tlsCA == "" {
+			return usage("--tls-cert with --nats-cluster-listen makes routes mutual TLS: give --tls-ca, the CA that signs every node's certificate")
+		}
+		var err error
+		if c.TLS, err = persistence.RouteTLS(a.tlsCert, a.tlsKey, a.tlsCA); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		if c.TLS == nil {
+			return usage("%v: give --tls-cert, --tls-key and --tls-ca", err)
+		}
+		return usage("%v", err)
+	}
+	if err := c.ReplicasPossible(cfg.Store.Replicas); err != nil {
+		return usage("--replicas: %v", err)
+	}
+	cfg.NATSCluster = c
+	return nil
 }
 
 func isLoopback(host string) bool {

@@ -1,6 +1,23 @@
-// Package natstest starts an embedded nats-server with JetStream for tests:
-// a random port on 127.0.0.1, its files in t.TempDir(), shut down in
+// Package natstest starts embedded nats-servers with JetStream for tests:
+// a random port on 127.0.0.1, files in t.TempDir(), shut down in
 // t.Cleanup.
+//
+// Start and StartConfig start one server. StartCluster starts an n-node
+// NATS cluster routed over 127.0.0.1 and returns once it can place a
+// stream with n replicas; its nodes can be stopped gracefully (Stop),
+// restarted on their ports and files (Restart), and, when started
+// AsProcesses (each node a child process of the test binary; the
+// package's TestMain calls RunNodeIfChild), killed with SIGKILL (Kill).
+// Leader finds the node that leads a stream. Give an engine the cluster
+// as an external NATS (cairn.Config.NATSURL = c.URLs()), so that it
+// survives the loss of any one node:
+//
+//	c := natstest.StartCluster(t, 3, persistence.ServerConfig{SyncAlways: true}, natstest.AsProcesses())
+//	cfg := cairn.DefaultConfig("")
+//	cfg.NATSURL = c.URLs()
+//	cfg.Store.Replicas, cfg.Snapshots.Replicas = 3, 3
+//	...
+//	c.Kill(c.Leader(cfg.Store.Stream))
 package natstest
 
 import (
