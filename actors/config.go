@@ -30,7 +30,10 @@ type GrainConfig struct {
 	AppendTimeout time.Duration
 	// AppendRetries is how often an append that got no answer is published
 	// again with the same transaction id (de-duplicated by JetStream), after
-	// a back-off that doubles from 50 ms, within AppendTimeout. Default 2.
+	// a back-off that doubles from 50 ms, within AppendTimeout; each try
+	// waits at most AppendTimeout / (AppendRetries + 1), at least a second,
+	// for its acknowledgement (a stream leader that died never sends one).
+	// Default 2.
 	AppendRetries int
 	// MaxActivations bounds the activations (loads of a graph's state from
 	// its snapshot and the store) that run at once on this member; more

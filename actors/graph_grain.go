@@ -995,7 +995,12 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 					break
 				}
 			}
-			seq, err = g.store.Append(actx, g.graph, expected, job.tx)
+			// Each try gets its share of the time: a publish to a stream
+			// leader that died is never acknowledged, and the retry (same
+			// transaction id, de-duplicated) reaches the new leader.
+			tctx, tcancel := context.WithTimeout(actx, max(time.Second, g.cfg.AppendTimeout/time.Duration(g.cfg.AppendRetries+1)))
+			seq, err = g.store.Append(tctx, g.graph, expected, job.tx)
+			tcancel()
 			if err == nil || !errors.Is(err, persistence.ErrUnavailable) || attempt >= g.cfg.AppendRetries {
 				break
 			}
