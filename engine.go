@@ -657,6 +657,11 @@ func jetStreamStarting(err error) bool {
 	case errors.Is(err, persistence.ErrUnavailable), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrNoResponders):
 		return true
+	case errors.Is(err, persistence.ErrNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+		// Opening creates what is missing: a stream not found is one that
+		// another node's create (timed out here, done there) has not
+		// placed yet.
+		return true
 	case errors.As(err, &apiErr):
 		return apiErr.Code == 503
 	}
