@@ -26,6 +26,10 @@ type Config struct {
 	// 127.0.0.1 and 0 (a free port). A Host beyond loopback needs TLS.
 	Host string
 	Port int
+	// Advertise is the host:port the other members dial to reach this one,
+	// when it is not Host:Port (a pod's DNS name, a listener on 0.0.0.0).
+	// Default: the address the remote listens on.
+	Advertise string
 	// TLS, when set, makes the remote endpoint speak mutual TLS: it serves
 	// with TLS.Certificates and takes only peers whose certificate
 	// TLS.ClientCAs signed (whatever TLS.ClientAuth says), and it dials
@@ -101,6 +105,14 @@ func (c Config) Validate() error {
 	}
 	if c.Port < 0 || c.Port > 65535 {
 		errs = append(errs, fmt.Errorf("port %d is out of range", c.Port))
+	}
+	if ip := net.ParseIP(c.Host); ip != nil && ip.IsUnspecified() && c.Advertise == "" {
+		errs = append(errs, fmt.Errorf("host %s listens on every interface: say where the other members reach this one (Config.Advertise)", c.Host))
+	}
+	if c.Advertise != "" {
+		if h, p, err := net.SplitHostPort(c.Advertise); err != nil || h == "" || p == "" || p == "0" {
+			errs = append(errs, fmt.Errorf("advertised address %q is not host:port with a port", c.Advertise))
+		}
 	}
 	if c.RequestTimeout <= 0 {
 		errs = append(errs, errors.New("request timeout must be positive"))
@@ -206,6 +218,9 @@ func Start(cfg Config, kinds ...*cluster.Kind) (*Member, error) {
 		remoteOpts = append(remoteOpts,
 			remote.WithServerOptions(grpc.Creds(credentials.NewTLS(srv))),
 			remote.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(cfg.TLS.Clone()))))
+	}
+	if cfg.Advertise != "" {
+		remoteOpts = append(remoteOpts, remote.WithAdvertisedHost(cfg.Advertise))
 	}
 	rc := remote.Configure(cfg.Host, cfg.Port, remoteOpts...)
 	cc := cluster.Configure(cfg.Name, m.provider, lookup, rc,

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +28,8 @@ const serveUsage = `Usage:
   cairn serve [--data DIR] [--nats-listen ADDR|none] [--sync-always] [--sample]
               [--replicas N] [--max-bytes N] [--passivate-after D] [--shards N]
               [--snapshot-every N] [--snapshot-keep K] [--readmodel-snapshot-every N]
-              [--no-snapshots] [--memory-limit SIZE|off] [--cluster NAME]
+              [--no-snapshots] [--memory-limit SIZE|off]
+              [--cluster NAME [--cluster-listen ADDR] [--cluster-advertise ADDR]]
               [--signing-key FILE | --no-signing] [--trust-keys FILE]
               [--trust-unsigned-through SEQ]
               [--log-level LEVEL] [--drain-timeout D] [--json]
@@ -123,6 +125,16 @@ Flags:
                         of the graphs again. NAME:
                         letters, digits, - and _. Without --cluster the
                         engine is a cluster of one (no membership I/O)
+  --cluster-listen ADDR where the member's remote endpoint (the gRPC server
+                        other members send commands to) listens, host:port
+                        (default 127.0.0.1:0, a free port). Beyond loopback
+                        it speaks mutual TLS with --tls-cert, --tls-key and
+                        --tls-ca (the CA that signs every member's
+                        certificate), else serve refuses to start
+  --cluster-advertise ADDR
+                        host:port the other members dial to reach this one
+                        (default: the listen address); needed when
+                        --cluster-listen is 0.0.0.0
   --passivate-after D   stop a graph's actor after D without commands; the
                         next command reloads it (default 5m)
   --shards N            projection shard actors (default: the number of CPUs)
@@ -204,6 +216,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	replicas := fs.Int("replicas", 1, "stream `replicas`")
 	maxBytes := fs.Int64("max-bytes", -1, "stream size `limit`")
 	clusterName := fs.String("cluster", "", "cluster `name` to join over NATS")
+	memberListen := fs.String("cluster-listen", "127.0.0.1:0", "the member's remote endpoint `address`")
+	memberAdvertise := fs.String("cluster-advertise", "", "`host:port` the other members dial")
 	passivate := fs.Duration("passivate-after", 5*time.Minute, "idle `time` before a graph actor stops")
 	shards := fs.Int("shards", 0, "projection `shards` (default: the number of CPUs)")
 	def := cairn.DefaultConfig("")
@@ -246,9 +260,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if given["cluster"] {
 		cfg.Cluster.Name, cfg.Cluster.Membership = *clusterName, cairncluster.MembershipNATSKV
 		cfg.Cluster.KV.Replicas = *replicas
+		if err := serveMemberRemote(&cfg, auth, *memberListen, *memberAdvertise, usage); err != nil {
+			return err
+		}
 		if err := cfg.Cluster.Validate(); err != nil {
 			return usage("--cluster: %v", err)
 		}
+	} else if given["cluster-listen"] || given["cluster-advertise"] {
+		return usage("--cluster-listen and --cluster-advertise need --cluster NAME")
 	}
 	cfg.Grain.SnapshotEvery, cfg.Grain.SnapshotKeep = *snapEvery, *snapKeep
 	cfg.Projections.SnapshotEvery = *rmSnapEvery
@@ -410,6 +429,42 @@ func serverTLS(a authFlags, verify bool, usage func(string, ...any) error) (*tls
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	return c, nil
+}
+
+// serveMemberRemote sets where the cluster member's remote endpoint (the
+// Proto.Actor gRPC server other members send commands to) listens and is
+// reached, from --cluster-listen and --cluster-advertise. Beyond loopback
+// it speaks mutual TLS with --tls-cert, --tls-key and --tls-ca (the CA that
+// signs every member's certificate), as NATS routes do; serve refuses to
+// start without them.
+func serveMemberRemote(cfg *cairn.Config, a authFlags, listen, advertise string, usage func(string, ...any) error) error {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return usage("--cluster-listen %q: want host:port (port 0 for a free one): %v", listen, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return usage("--cluster-listen %q: bad port", listen)
+	}
+	cfg.Cluster.Host, cfg.Cluster.Port, cfg.Cluster.Advertise = host, p, advertise
+	if isLoopback(host) && (advertise == "" || isLoopback(hostOf(advertise))) {
+		return nil
+	}
+	if a.tlsCert == "" || a.tlsKey == "" || a.tlsCA == "" {
+		return usage("--cluster-listen %s reaches beyond this machine: the member's remote endpoint then needs mutual TLS: give --tls-cert, --tls-key and --tls-ca (the CA that signs every member's certificate)", listen)
+	}
+	if cfg.Cluster.TLS, err = persistence.RouteTLS(a.tlsCert, a.tlsKey, a.tlsCA); err != nil {
+		return fmt.Errorf("serve: the member's remote endpoint: %w", err)
+	}
+	return nil
+}
+
+// hostOf returns addr's host, addr itself when it has no port.
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
 }
 
 // serveNATSCluster sets the embedded server's name and cluster from

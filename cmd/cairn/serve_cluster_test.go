@@ -247,3 +247,26 @@ func TestServeClusterFailover(t *testing.T) {
 		}
 	}
 }
+
+// The member's remote endpoint: on loopback by default; beyond loopback
+// only with mutual TLS; an address for the others to dial when it listens
+// on every interface; and only with --cluster.
+func TestServeMemberRemoteFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--cluster-listen", "127.0.0.1:0"}, "need --cluster"},
+		{[]string{"--cluster", "c", "--cluster-listen", "0.0.0.0:7222", "--cluster-advertise", "m0.example:7222"}, "mutual TLS"},
+		{[]string{"--cluster", "c", "--cluster-listen", "10.1.2.3:7222"}, "mutual TLS"},
+		{[]string{"--cluster", "c", "--cluster-listen", "127.0.0.1:0", "--cluster-advertise", "10.1.2.3:7222"}, "mutual TLS"},
+		{[]string{"--cluster", "c", "--cluster-listen", "nonsense"}, "--cluster-listen"},
+		{[]string{"--cluster", "c", "--cluster-listen", "127.0.0.1:0", "--cluster-advertise", "127.0.0.1"}, "advertised address"},
+	} {
+		args := append([]string{"serve", "--data", t.TempDir()}, tc.args...)
+		err := run(context.Background(), args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("serve %v: %v, want an error saying %q", tc.args, err, tc.want)
+		}
+	}
+}
