@@ -402,7 +402,7 @@ func chaosMembers(cfg ChaosConfig, dir string) ([]*chaosMember, error) {
 		}
 		members[i] = &chaosMember{name: "m" + strconv.Itoa(i), dir: filepath.Join(dir, "m"+strconv.Itoa(i)),
 			client: "127.0.0.1:" + strconv.Itoa(client), route: "127.0.0.1:" + strconv.Itoa(route)}
-		routes = append(routes, "nats://"+members[i].route)
+		routes = append(routes, "nats-route://"+members[i].route)
 	}
 	for _, m := range members {
 		m.args = []string{"--name", m.name, "--cluster", "cairn-chaos",

@@ -181,3 +181,41 @@ func TestBenchUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchChaosShort is the short chaos run of make test: three members
+// (each a Cairn member and a NATS node, replicas 3, sync always) under
+// commands, members killed with SIGKILL and restarted; every acknowledged
+// command must be stored exactly once and every chain verify (the scenario
+// fails otherwise), and the report carries the figures.
+func TestBenchChaosShort(t *testing.T) {
+	bin := buildBinary(t)
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bench", "chaos", "--members", "3", "--nats", "3", "--duration", "14s", "--kill-every", "6s",
+		"--graphs", "12", "--rate", "60", "--seed", "7", "--binary", bin, "--out", out, "--quiet"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("bench chaos: %v\nstderr:\n%s", err, stderr.String())
+	}
+	rep, err := bench.ReadReport(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	figs := map[string]float64{}
+	for _, f := range rep.Scenarios[0].Figures {
+		figs[f.Name] = f.Value
+	}
+	if figs["kills survived"] < 1 || figs["commands acknowledged"] < 100 {
+		t.Errorf("figures %v: want a kill survived and commands acknowledged", figs)
+	}
+	if figs["acknowledged commands lost"] != 0 || figs["commands applied twice"] != 0 {
+		t.Errorf("figures %v: lost or applied twice", figs)
+	}
+	t.Logf("%v", figs)
+	// Flags that are chaos's only.
+	if err := run(context.Background(), []string{"bench", "chaos", "--nats", "2"}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "--nats") {
+		t.Errorf("chaos --nats 2 with 3 members: %v", err)
+	}
+	if err := run(context.Background(), []string{"bench", "ingest", "--kill-every", "1s"}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "chaos") {
+		t.Errorf("ingest --kill-every: %v", err)
+	}
+}
