@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,7 +124,7 @@ func TestManifestChecks(t *testing.T) {
 		{"no limits", sts, "            limits:\n              cpu: \"2\"\n              memory: 4Gi\n", "", "a request and a limit"},
 		{"request above limit", sts, "memory: 2Gi", "memory: 8Gi", "above its limit"},
 		{"replicas", sts, "replicas: 3", "replicas: 2", "replicas 2, want 3"},
-		{"route missing", sts, ",nats-route://cairn-2.cairn-headless:6222", "", "--nats-routes name"},
+		{"route missing", sts, ",nats-route://cairn-2.cairn-headless:6222", "", "routes name"},
 		{"route port", sts, "cairn-1.cairn-headless:6222", "cairn-1.cairn-headless:4222", "nats-route://HOST:6222"},
 		{"env typo", sts, "--name=$(POD_NAME)", "--name=$(POD_NAM)", "does not define"},
 		{"undocumented secret", sts, "secretName: cairn-probe", "secretName: cairn-probes", "neither in the manifests nor documented"},
@@ -146,19 +147,29 @@ func TestManifestChecks(t *testing.T) {
 		{"token", sts, "automountServiceAccountToken: false", "automountServiceAccountToken: true", "automountServiceAccountToken"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			broken := map[string][]byte{}
-			for f, b := range files {
-				broken[f] = b
-			}
-			if !strings.Contains(string(files[tc.file]), tc.old) {
-				t.Fatalf("%s has no %q to break", tc.file, tc.old)
-			}
-			broken[tc.file] = []byte(strings.ReplaceAll(string(files[tc.file]), tc.old, tc.new))
-			v, err := decodeVariant(dir, broken)
-			if err != nil {
-				t.Fatal(err)
-			}
-			expectProblem(t, v.check(img, doc), tc.want)
+			expectProblem(t, breakVariant(t, dir, files, tc.file, tc.old, tc.new).check(img, doc), tc.want)
+		})
+	}
+	const ext = "k8s/external-nats"
+	extFiles, err := readVariant(ext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const extCairn, extNATS = ext + "/cairn.yaml", ext + "/nats.yaml"
+	for _, tc := range []struct{ name, file, old, new, want string }{
+		{"nats service", extCairn, "--nats=tls://nats:4222", "--nats=tls://natz:4222", "no Service natz"},
+		{"nats port", extCairn, "--nats=tls://nats:4222", "--nats=tls://nats:4223", "has no port 4223"},
+		{"nats plaintext", extCairn, "--nats=tls://nats:4222", "--nats=nats://nats:4222", "want tls://"},
+		{"nats login", extCairn, "            - --nkey=/etc/cairn/nats/cairn.nk\n", "", "without a login"},
+		{"embedded flag", extCairn, "            - --replicas=3\n", "            - --replicas=3\n            - --sync-always\n", "refuses it with --nats"},
+		{"no signing key", extCairn, "            - --signing-key=/etc/cairn/signing/signing.nk\n", "", "no --signing-key"},
+		{"tcp probe port", extCairn, "            tcpSocket:\n              port: remote\n            periodSeconds: 10", "            tcpSocket:\n              port: remot\n            periodSeconds: 10", "port remot is not one"},
+		{"nats user", extNATS, "        runAsUser: 1000\n", "        runAsUser: 0\n", "non-root user"},
+		{"configmap key", extNATS, "              - key: nats.conf\n", "              - key: nats.cfg\n", "has no key nats.cfg"},
+		{"config path", extNATS, "--config=/etc/nats/nats.conf", "--config=/etc/nats/nats.cfg", "on no volume"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			expectProblem(t, breakVariant(t, ext, extFiles, tc.file, tc.old, tc.new).check(img, doc), tc.want)
 		})
 	}
 	// What text cannot remove.
@@ -179,6 +190,22 @@ func TestManifestChecks(t *testing.T) {
 			expectProblem(t, v.check(img, doc), tc.want)
 		})
 	}
+}
+
+// breakVariant decodes the variant's files with old replaced by new in
+// file.
+func breakVariant(t *testing.T, dir string, files map[string][]byte, file, old, new string) *variant {
+	t.Helper()
+	if !strings.Contains(string(files[file]), old) {
+		t.Fatalf("%s has no %q to break", file, old)
+	}
+	broken := maps.Clone(files)
+	broken[file] = []byte(strings.ReplaceAll(string(files[file]), old, new))
+	v, err := decodeVariant(dir, broken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // expectProblem fails unless one of errs mentions want.

@@ -354,11 +354,16 @@ func (v *variant) checkStatefulSet(p *problems, s *appsv1.StatefulSet, img image
 	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
 		p.add(at, "pod securityContext.runAsNonRoot must be true")
 	}
-	if psc == nil || psc.RunAsUser == nil || *psc.RunAsUser != img.uid || psc.RunAsGroup == nil || *psc.RunAsGroup != img.gid {
-		p.add(at, "pod securityContext must run as the image's user %d:%d", img.uid, img.gid)
+	uid, gid := img.uid, img.gid
+	if !slices.ContainsFunc(spec.Containers, func(c corev1.Container) bool { return isCairn(&c) }) {
+		uid, gid = -1, -1 // another image: any user but root
 	}
-	if psc == nil || psc.FSGroup == nil || *psc.FSGroup != img.gid {
-		p.add(at, "pod securityContext.fsGroup must be %d, so that the user can read the Secrets and write the volumes", img.gid)
+	if psc == nil || psc.RunAsUser == nil || psc.RunAsGroup == nil || *psc.RunAsUser == 0 || *psc.RunAsGroup == 0 ||
+		uid >= 0 && (*psc.RunAsUser != uid || *psc.RunAsGroup != gid) {
+		p.add(at, "pod securityContext must run as a numeric non-root user (the cairn image's %d:%d)", img.uid, img.gid)
+	}
+	if psc == nil || psc.FSGroup == nil || psc.RunAsGroup == nil || *psc.FSGroup != *psc.RunAsGroup {
+		p.add(at, "pod securityContext.fsGroup must be the user's group, so that it can read the Secrets and write the volumes")
 	}
 
 	// Volumes: each named once, each mounted, Secrets known.
@@ -371,6 +376,17 @@ func (v *variant) checkStatefulSet(p *problems, s *appsv1.StatefulSet, img image
 		volumes[vol.Name] = vol
 		if sec := vol.Secret; sec != nil {
 			v.checkSecretVolume(p, at+": volume "+vol.Name, sec, readme)
+		}
+		if cm := vol.ConfigMap; cm != nil {
+			def, ok := v.configMap[cm.Name]
+			if !ok {
+				p.add(at, "volume %s: ConfigMap %s is not in the manifests", vol.Name, cm.Name)
+			}
+			for _, it := range cm.Items {
+				if _, has := def.Data[it.Key]; ok && !has {
+					p.add(at, "volume %s: ConfigMap %s has no key %s", vol.Name, cm.Name, it.Key)
+				}
+			}
 		}
 	}
 	claims := map[string]bool{}
@@ -441,6 +457,8 @@ func (v *variant) checkSecretVolume(p *problems, at string, sec *corev1.SecretVo
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // isCairn reports whether the container runs the image the Dockerfile
 // builds.
@@ -558,8 +576,8 @@ func (v *variant) checkContainer(p *problems, s *appsv1.StatefulSet, c *corev1.C
 		mounts[m.MountPath] = m
 	}
 	// resolve checks that an absolute path a command reads exists in the
-	// pod: a file of a Secret volume's items, a path on another volume, or
-	// the image's binary.
+	// pod: a file of a Secret's or ConfigMap's items, a path on another
+	// volume, or (in the cairn image) its binary.
 	resolve := func(where, file string) {
 		best := ""
 		for mp := range mounts {
@@ -568,22 +586,41 @@ func (v *variant) checkContainer(p *problems, s *appsv1.StatefulSet, c *corev1.C
 			}
 		}
 		if best == "" {
-			if !isCairn(c) || file != img.binary {
+			// Only the cairn image's files are known: its binary. In another
+			// image, a file beside the mounts is a misspelt mount path.
+			beside := false
+			for mp := range mounts {
+				beside = beside || path.Dir(mp) == path.Dir(file)
+			}
+			if isCairn(c) && file != img.binary || !isCairn(c) && beside {
 				p.add(at, "%s: %s is on no volume, and the image has nothing there", where, file)
 			}
 			return
 		}
-		vol := volumes[mounts[best].Name]
-		if vol == nil || vol.Secret == nil {
+		m := mounts[best]
+		vol := volumes[m.Name]
+		var items []corev1.KeyToPath
+		var what string
+		switch {
+		case vol == nil:
+			return
+		case vol.Secret != nil:
+			items, what = vol.Secret.Items, "Secret "+vol.Secret.SecretName
+		case vol.ConfigMap != nil:
+			items, what = vol.ConfigMap.Items, "ConfigMap "+vol.ConfigMap.Name
+		default:
 			return
 		}
 		rel := strings.TrimPrefix(strings.TrimPrefix(file, best), "/")
-		for _, it := range vol.Secret.Items {
+		if m.SubPath != "" {
+			rel = strings.TrimSuffix(path.Join(m.SubPath, rel), "/")
+		}
+		for _, it := range items {
 			if it.Path == rel {
 				return
 			}
 		}
-		p.add(at, "%s: %s: Secret %s mounted at %s has no item with path %q", where, file, vol.Secret.SecretName, best, rel)
+		p.add(at, "%s: %s: %s mounted at %s has no item with path %q", where, file, what, best, rel)
 	}
 	paths := func(where string, words []string) {
 		for _, w := range words {
@@ -617,6 +654,9 @@ func (v *variant) checkContainer(p *problems, s *appsv1.StatefulSet, c *corev1.C
 	}
 	paths("args", c.Args)
 	paths("command", c.Command)
+	if l := c.Lifecycle; l != nil && l.PreStop != nil && l.PreStop.Exec != nil {
+		paths("preStop", l.PreStop.Exec.Command)
+	}
 
 	probes := map[string]*corev1.Probe{"livenessProbe": c.LivenessProbe, "readinessProbe": c.ReadinessProbe, "startupProbe": c.StartupProbe}
 	for _, name := range []string{"livenessProbe", "readinessProbe", "startupProbe"} {
@@ -626,6 +666,18 @@ func (v *variant) checkContainer(p *problems, s *appsv1.StatefulSet, c *corev1.C
 				p.add(at, "no %s", name)
 			}
 			continue
+		}
+		var port *intstr.IntOrString
+		switch {
+		case pr.TCPSocket != nil:
+			port = &pr.TCPSocket.Port
+		case pr.HTTPGet != nil:
+			port = &pr.HTTPGet.Port
+		case pr.GRPC != nil:
+			port = ptr(intstr.FromInt32(pr.GRPC.Port))
+		}
+		if port != nil && !hasPort([]corev1.Container{*c}, *port) {
+			p.add(at, "%s: port %s is not one of the container's", name, port.String())
 		}
 		if pr.Exec == nil {
 			continue
@@ -670,8 +722,9 @@ func (v *variant) checkCairnProbe(p *problems, at string, pr *corev1.Probe, port
 }
 
 // checkServe checks the cairn serve command line against the rest of the
-// pod: the ports it listens on, its data volume, its NATS routes, its
-// cluster address, and the security and durability the deployment needs.
+// pod: the ports it listens on, its NATS (embedded: data volume, routes,
+// users and TLS; external: the NATS Service, the login), its cluster
+// address, and the durability the deployment needs.
 func (v *variant) checkServe(p *problems, at string, s *appsv1.StatefulSet, c *corev1.Container,
 	ports map[string]int32, mounts map[string]corev1.VolumeMount, claims map[string]bool, img image) {
 	if len(c.Command) > 0 && !slices.Equal(c.Command, []string{img.binary}) {
@@ -711,69 +764,36 @@ func (v *variant) checkServe(p *problems, at string, s *appsv1.StatefulSet, c *c
 			p.add(at, "port %s is declared, but no serve flag listens on it", name)
 		}
 	}
-	// The data directory is the image's VOLUME, on a persistent claim.
-	data, ok := flags["data"]
-	if !ok || !slices.Contains(img.volumes, data) {
-		p.add(at, "--data=%s: want the image's VOLUME %v", data, img.volumes)
-	} else if m, ok := mounts[data]; !ok || !claims[m.Name] {
-		p.add(at, "--data=%s is not mounted from a volume claim template: the event store would not outlive the pod", data)
-	}
-	// Security: beyond loopback, users and TLS.
-	if host, _, err := net.SplitHostPort(flags["nats-listen"]); err != nil || host != "127.0.0.1" && host != "localhost" {
-		for _, f := range []string{"auth", "tls-cert", "tls-key", "tls-ca"} {
-			if flags[f] == "" {
-				p.add(at, "--nats-listen=%s reaches beyond the pod: give --%s", flags["nats-listen"], f)
-			}
-		}
-	}
 	if _, off := flags["insecure"]; off {
-		p.add(at, "--insecure: the deployment takes users (--auth) and TLS")
+		p.add(at, "--insecure: the deployment takes users and TLS")
 	}
 	if _, off := flags["no-signing"]; off {
 		p.add(at, "--no-signing: the members sign and check every transaction")
 	}
-	// Durability: 3 replicas on 3 nodes, each fsyncing every write.
+	if flags["signing-key"] == "" {
+		p.add(at, "no --signing-key: every member signs with the one key the others check")
+	}
+	// Durability: 3 replicas on 3 NATS nodes.
 	if flags["replicas"] != strconv.Itoa(quorumReplicas) {
 		p.add(at, "--replicas=%s, want %d", flags["replicas"], quorumReplicas)
 	}
-	if flags["sync-always"] != "true" {
-		p.add(at, "no --sync-always: a replicated store fsyncs each write before it is acknowledged (see --sync-always in cairn help serve)")
-	}
-	// The NATS routes: one per pod, by the headless Service's names, to
-	// the route port.
 	podName := ""
 	for _, e := range c.Env {
 		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name" {
 			podName = "$(" + e.Name + ")"
 		}
 	}
-	if flags["name"] != podName || podName == "" {
-		p.add(at, "--name=%s: want the pod's name, $(VAR) of an env var from metadata.name", flags["name"])
-	}
-	var hosts []string
-	for r := range strings.SplitSeq(flags["nats-routes"], ",") {
-		u, err := url.Parse(r)
-		if err != nil || u.Scheme != "nats-route" || u.Port() != strconv.Itoa(int(ports["nats-cluster"])) {
-			p.add(at, "--nats-routes: %q: want nats-route://HOST:%d (err %v)", r, ports["nats-cluster"], err)
-			continue
-		}
-		hosts = append(hosts, u.Hostname())
-	}
-	var want []string
-	for i := range int(*s.Spec.Replicas) {
-		want = append(want, fmt.Sprintf("%s-%d.%s", s.Name, i, s.Spec.ServiceName))
-	}
-	if !slices.Equal(hosts, want) {
-		p.add(at, "--nats-routes name %v, want every pod of the StatefulSet through its headless Service: %v", hosts, want)
+	if _, external := flags["nats"]; external {
+		v.checkExternalNATS(p, at, flags)
+	} else {
+		v.checkEmbeddedNATS(p, at, s, flags, podName, ports, mounts, claims, img)
 	}
 	// The member's remote: dialled by the pod's stable name.
-	if adv, ok := flags["cluster-advertise"]; ok {
-		if want := fmt.Sprintf("%s.%s:%d", podName, s.Spec.ServiceName, ports["remote"]); adv != want {
-			p.add(at, "--cluster-advertise=%s, want %s", adv, want)
-		}
-	}
 	if flags["cluster"] == "" {
 		p.add(at, "no --cluster: the pods would not join one cluster")
+	}
+	if want := fmt.Sprintf("%s.%s:%d", podName, s.Spec.ServiceName, ports["remote"]); flags["cluster-advertise"] != want {
+		p.add(at, "--cluster-advertise=%s, want %s: the pod's name through its headless Service", flags["cluster-advertise"], want)
 	}
 	// The drain fits in the grace period.
 	drain := 30 * time.Second // serve's default
@@ -788,5 +808,93 @@ func (v *variant) checkServe(p *problems, at string, s *appsv1.StatefulSet, c *c
 	}
 	if grace <= drain {
 		p.add(at, "terminationGracePeriodSeconds %s: want more than the drain timeout %s", grace, drain)
+	}
+}
+
+// checkEmbeddedNATS: each pod's embedded server is one node of the NATS
+// cluster, routed to every pod, keeping its files on a claim, fsyncing
+// every write, with users and TLS.
+func (v *variant) checkEmbeddedNATS(p *problems, at string, s *appsv1.StatefulSet, flags map[string]string, podName string,
+	ports map[string]int32, mounts map[string]corev1.VolumeMount, claims map[string]bool, img image) {
+	data, ok := flags["data"]
+	if !ok || !slices.Contains(img.volumes, data) {
+		p.add(at, "--data=%s: want the image's VOLUME %v", data, img.volumes)
+	} else if m, ok := mounts[data]; !ok || !claims[m.Name] {
+		p.add(at, "--data=%s is not mounted from a volume claim template: the event store would not outlive the pod", data)
+	}
+	if host, _, err := net.SplitHostPort(flags["nats-listen"]); err != nil || host != "127.0.0.1" && host != "localhost" {
+		for _, f := range []string{"auth", "tls-cert", "tls-key", "tls-ca"} {
+			if flags[f] == "" {
+				p.add(at, "--nats-listen=%s reaches beyond the pod: give --%s", flags["nats-listen"], f)
+			}
+		}
+	}
+	if flags["sync-always"] != "true" {
+		p.add(at, "no --sync-always: a replicated store fsyncs each write before it is acknowledged (see --sync-always in cairn help serve)")
+	}
+	if flags["name"] != podName || podName == "" {
+		p.add(at, "--name=%s: want the pod's name, $(VAR) of an env var from metadata.name", flags["name"])
+	}
+	checkRoutes(p, at+": --nats-routes", strings.Split(flags["nats-routes"], ","), s, ports["nats-cluster"])
+}
+
+// checkRoutes: the NATS routes name every pod of s through its headless
+// Service, at the route port.
+func checkRoutes(p *problems, at string, routes []string, s *appsv1.StatefulSet, port int32) {
+	var hosts []string
+	for _, r := range routes {
+		u, err := url.Parse(strings.TrimSpace(r))
+		if err != nil || u.Scheme != "nats-route" || u.Port() != strconv.Itoa(int(port)) {
+			p.add(at, "%q: want nats-route://HOST:%d (err %v)", r, port, err)
+			continue
+		}
+		hosts = append(hosts, u.Hostname())
+	}
+	var want []string
+	for i := range int(*s.Spec.Replicas) {
+		want = append(want, fmt.Sprintf("%s-%d.%s", s.Name, i, s.Spec.ServiceName))
+	}
+	if !slices.Equal(hosts, want) {
+		p.add(at, "routes name %v, want every pod of StatefulSet %s through its headless Service: %v", hosts, s.Name, want)
+	}
+}
+
+// checkExternalNATS: serve uses the NATS cluster the manifests run, over
+// TLS, with a login, and none of the embedded server's flags (serve
+// refuses them with --nats).
+func (v *variant) checkExternalNATS(p *problems, at string, flags map[string]string) {
+	u, err := url.Parse(flags["nats"])
+	if err != nil || u.Scheme != "tls" {
+		p.add(at, "--nats=%s: want tls://SERVICE:PORT (err %v)", flags["nats"], err)
+		return
+	}
+	svc := v.service(u.Hostname())
+	switch {
+	case svc == nil:
+		p.add(at, "--nats=%s: no Service %s in the manifests", flags["nats"], u.Hostname())
+	case svc.Spec.ClusterIP == corev1.ClusterIPNone:
+		p.add(at, "--nats=%s: Service %s is headless", flags["nats"], svc.Name)
+	default:
+		found := false
+		for _, sp := range svc.Spec.Ports {
+			found = found || strconv.Itoa(int(sp.Port)) == u.Port()
+		}
+		if !found {
+			p.add(at, "--nats=%s: Service %s has no port %s", flags["nats"], svc.Name, u.Port())
+		}
+		if sets := v.selected(p, "Service "+svc.Name, &metav1.LabelSelector{MatchLabels: svc.Spec.Selector}); len(sets) != 1 || sets[0].Spec.Template.Spec.Containers[0].Name != "nats" {
+			p.add(at, "--nats=%s: Service %s does not select the NATS StatefulSet", flags["nats"], svc.Name)
+		}
+	}
+	if flags["nkey"] == "" && flags["creds"] == "" && flags["user"] == "" {
+		p.add(at, "--nats without a login (--nkey, --creds or --user)")
+	}
+	if flags["tls-ca"] == "" {
+		p.add(at, "--nats over TLS needs --tls-ca, the CA to trust the servers by")
+	}
+	for _, f := range []string{"data", "nats-listen", "sync-always", "auth", "tls-verify", "insecure", "name", "nats-cluster-listen", "nats-routes", "nats-cluster-name"} {
+		if _, ok := flags[f]; ok {
+			p.add(at, "--%s configures the embedded server: serve refuses it with --nats", f)
+		}
 	}
 }
