@@ -3,6 +3,7 @@ package deploy
 import (
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,6 +49,20 @@ func dockerImage(t *testing.T) image {
 	return img
 }
 
+// loadVariant reads and decodes the variant in dir.
+func loadVariant(t *testing.T, dir string) (*variant, map[string][]byte) {
+	t.Helper()
+	files, err := readVariant(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := decodeVariant(dir, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, files
+}
+
 // TestManifests decodes every manifest strictly into the Kubernetes API
 // types and checks the references between them, against the image the
 // Dockerfile builds and the Secrets deploy/README.md documents.
@@ -55,14 +70,7 @@ func TestManifests(t *testing.T) {
 	img, doc := dockerImage(t), readme(t)
 	for _, dir := range variants(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			files, err := readVariant(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			v, err := decodeVariant(dir, files)
-			if err != nil {
-				t.Fatal(err)
-			}
+			v, _ := loadVariant(t, dir)
 			for _, err := range v.check(img, doc) {
 				t.Error(err)
 			}
@@ -97,16 +105,17 @@ func TestManifestsStrict(t *testing.T) {
 	}
 }
 
-// TestManifestChecks breaks the embedded variant one way at a time: each
-// break must be found, so that TestManifests can fail.
+// TestManifestChecks breaks the manifests one way at a time: each break
+// must be found, so that TestManifests can fail.
 func TestManifestChecks(t *testing.T) {
-	const dir = "k8s/embedded"
-	files, err := readVariant(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	const dir, ext = "k8s/embedded", "k8s/external-nats"
 	img, doc := dockerImage(t), readme(t)
 	const sts, svc, pdb, np = dir + "/statefulset.yaml", dir + "/services.yaml", dir + "/pdb.yaml", dir + "/networkpolicy.yaml"
+	const extCairn, extNATS = ext + "/cairn.yaml", ext + "/nats.yaml"
+	files := map[string]map[string][]byte{}
+	for _, d := range []string{dir, ext} {
+		_, files[d] = loadVariant(t, d)
+	}
 	for _, tc := range []struct{ name, file, old, new, want string }{
 		{"service selector", svc, "spec:\n  type: ClusterIP\n  selector:\n    app.kubernetes.io/name: cairn",
 			"spec:\n  type: ClusterIP\n  selector:\n    app.kubernetes.io/name: cairn-engine", "selects the pods of 0"},
@@ -145,18 +154,6 @@ func TestManifestChecks(t *testing.T) {
 		{"grace", sts, "terminationGracePeriodSeconds: 60", "terminationGracePeriodSeconds: 30", "drain timeout"},
 		{"data on emptyDir", sts, "            - name: data\n              mountPath: /data", "            - name: tmp\n              mountPath: /data", "volume claim template"},
 		{"token", sts, "automountServiceAccountToken: false", "automountServiceAccountToken: true", "automountServiceAccountToken"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			expectProblem(t, breakVariant(t, dir, files, tc.file, tc.old, tc.new).check(img, doc), tc.want)
-		})
-	}
-	const ext = "k8s/external-nats"
-	extFiles, err := readVariant(ext)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const extCairn, extNATS = ext + "/cairn.yaml", ext + "/nats.yaml"
-	for _, tc := range []struct{ name, file, old, new, want string }{
 		{"nats service", extCairn, "--nats=tls://nats:4222", "--nats=tls://natz:4222", "no Service natz"},
 		{"nats port", extCairn, "--nats=tls://nats:4222", "--nats=tls://nats:4223", "has no port 4223"},
 		{"nats plaintext", extCairn, "--nats=tls://nats:4222", "--nats=nats://nats:4222", "want tls://"},
@@ -169,7 +166,8 @@ func TestManifestChecks(t *testing.T) {
 		{"config path", extNATS, "--config=/etc/nats/nats.conf", "--config=/etc/nats/nats.cfg", "on no volume"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			expectProblem(t, breakVariant(t, ext, extFiles, tc.file, tc.old, tc.new).check(img, doc), tc.want)
+			d := path.Dir(tc.file)
+			expectProblem(t, breakVariant(t, d, files[d], tc.file, tc.old, tc.new).check(img, doc), tc.want)
 		})
 	}
 	// What text cannot remove.
@@ -182,10 +180,7 @@ func TestManifestChecks(t *testing.T) {
 		"startup":   {func(c *corev1.Container) { c.StartupProbe = nil }, "no startupProbe"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			v, err := decodeVariant(dir, files)
-			if err != nil {
-				t.Fatal(err)
-			}
+			v, _ := loadVariant(t, dir)
 			tc.mutate(&v.sets[0].Spec.Template.Spec.Containers[0])
 			expectProblem(t, v.check(img, doc), tc.want)
 		})

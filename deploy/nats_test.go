@@ -234,15 +234,7 @@ func (np *natsPod) check() []error {
 // TestNATSConfig parses the external NATS cluster's nats.conf with
 // nats-server's own parser and checks it against its pod.
 func TestNATSConfig(t *testing.T) {
-	const dir = "k8s/external-nats"
-	files, err := readVariant(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := decodeVariant(dir, files)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, _ := loadVariant(t, "k8s/external-nats")
 	for _, err := range loadNATS(t, v).check() {
 		t.Error(err)
 	}
@@ -252,10 +244,7 @@ func TestNATSConfig(t *testing.T) {
 // be found.
 func TestNATSConfigChecks(t *testing.T) {
 	const dir = "k8s/external-nats"
-	files, err := readVariant(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, files := loadVariant(t, dir)
 	const f = dir + "/nats.yaml"
 	for _, tc := range []struct{ name, old, new, want string }{
 		{"fsync", "      sync_interval: always\n", "", "sync_interval"},
