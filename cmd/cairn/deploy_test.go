@@ -289,12 +289,16 @@ func TestDeployProbe(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^N[A-Z0-9]{55} # signing key$`).MatchString(out) {
 		t.Errorf("cairn %s printed %q, want the engine's public key", strings.Join(probe, " "), out)
 	}
-	// The probe's login reads nothing and writes nothing.
+	// The probe's login asks for health (deploy/README.md has it do so),
+	// and writes nothing.
 	var login []string
 	for _, a := range probe {
 		if strings.HasPrefix(a, "--") {
 			login = append(login, a)
 		}
+	}
+	if out := mustRun(t, append([]string{"health"}, login...)...); !strings.Contains(out, "projections: ") {
+		t.Errorf("cairn health with the probe's login printed %q", out)
 	}
 	if r := runCLI(t, append([]string{"graph", "create", "g"}, login...)...); r.err == nil || !strings.Contains(r.stderr, "refused") {
 		t.Errorf("the probe's login created a graph: %v %s", r.err, r.stderr)
