@@ -348,16 +348,6 @@ func TestDeployProbe(t *testing.T) {
 var deployCluster = flag.Bool("deploy.cluster", false, "run TestDeployCluster: the embedded manifests' serve line as 3 member processes")
 
 // freeAddr returns a free 127.0.0.1:port (free when it returns).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 var routeHost = regexp.MustCompile(`^[a-z0-9-]+-(\d+)\.`)
 
 // TestDeployCluster runs the embedded manifests' serve command line as the
