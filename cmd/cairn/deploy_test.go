@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -345,8 +344,6 @@ func TestDeployProbe(t *testing.T) {
 	}
 }
 
-var deployCluster = flag.Bool("deploy.cluster", false, "run TestDeployCluster: the embedded manifests' serve line as 3 member processes")
-
 // freeAddr returns a free 127.0.0.1:port (free when it returns).
 var routeHost = regexp.MustCompile(`^[a-z0-9-]+-(\d+)\.`)
 
@@ -355,16 +352,9 @@ var routeHost = regexp.MustCompile(`^[a-z0-9-]+-(\d+)\.`)
 // addresses, ports and paths moved to the test's, everything else as
 // written: --cluster, --replicas=3, --sync-always, TLS, users, signing
 // key), then the readiness probe against each, commands through every
-// member and a query that reads them all back through the third.
-//
-// It is opt-in (-deploy.cluster): three engines fsyncing every write on
-// an R3 store take 20 to 50 s here, and it waits on the cluster parts of
-// issue 13 (serve's --cluster-listen and --cluster-advertise, and a start
-// of all three members at once).
+// member and a query that reads them all back through the third (about
+// 20 s here: three engines fsyncing every write on an R3 store).
 func TestDeployCluster(t *testing.T) {
-	if !*deployCluster {
-		t.Skip("opt-in: go test ./cmd/cairn -run TestDeployCluster -deploy.cluster")
-	}
 	m := embeddedMember(t)
 	type node struct{ client, route, remote string }
 	var routes []string
