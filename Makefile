@@ -55,7 +55,8 @@ check-proto:
 # read-side ones on small graphs. After the suite, cairn bench peer sets the
 # engine beside a throwaway PostgreSQL on 100,000 nodes and 300,000 edges
 # (about 2 minutes, up to 1 GB) and writes its report to $(BENCH_OUT)/peer;
-# then the write core's state on 1,000,000 nodes and 3,000,000 edges:
+# cairn bench chaos kills members of a 3-member cluster every 20 s on
+# average for 5 minutes and writes $(BENCH_OUT)/chaos; then the write core's state on 1,000,000 nodes and 3,000,000 edges:
 # bytes per node and per edge, snapshot encode and decode times (about 4
 # minutes, aggregate-bench.out). BIG=1 then runs
 # the read model and projection ones again on 1,000,000 nodes and 3,000,000
@@ -64,6 +65,7 @@ BENCH_OUT ?= docs/bench
 bench: deps build
 	./bin/cairn bench suite --out $(BENCH_OUT)
 	./bin/cairn bench peer --out $(BENCH_OUT)/peer
+	./bin/cairn bench chaos --members 3 --duration 5m --kill-every 20s --out $(BENCH_OUT)/chaos
 	$(GO) test ./aggregate -run '^$$' -bench 'StateMemory|Codec' -benchtime 1x -count 3 -timeout 30m -aggregate.big | tee aggregate-bench.out
 	GODEBUG=madvdontneed=0 $(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 60m $(PKGS) | tee bench.out
 	@if [ -n "$(BIG)" ]; then set -o pipefail; \
