@@ -318,9 +318,21 @@ func streamCommands(ctx context.Context, t *testing.T, js jetstream.JetStream, s
 	if info.State.LastSeq == 0 {
 		return stored, last
 	}
-	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatalf("consumer on %s: %v", stream, err)
+	// A consumer is created through the JetStream meta leader, which may
+	// be electing too: a create sent to the one that died is never
+	// answered, so ask with short requests until one is.
+	var cons jetstream.Consumer
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		var err error
+		cons, err = js.OrderedConsumer(cctx, stream, jetstream.OrderedConsumerConfig{})
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("consumer on %s: %v", stream, err)
+		}
 	}
 	it, err := cons.Messages()
 	if err != nil {

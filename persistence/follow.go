@@ -3,6 +3,7 @@ package persistence
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -31,10 +32,15 @@ type Followed struct {
 // the consumer could not be created or the connection was lost.
 func (s *Store) Follow(ctx context.Context, fromSeq uint64, fn func(Followed) error) error {
 	prefix := s.cfg.SubjectPrefix + "."
-	return s.iterate(ctx, nil, fromSeq, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
+	return s.iterateWatched(ctx, nil, fromSeq, followStall, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
 		f := Followed{Graph: strings.TrimPrefix(m.Subject(), prefix), Pending: md.NumPending}
 		f.Record, f.Err = decodeRecord(md.Sequence.Stream, md.Timestamp, m.Data())
 		f.Seq, f.Time = md.Sequence.Stream, md.Timestamp
 		return false, fn(f)
 	})
 }
+
+// followStall is how long Follow waits without a message while the stream
+// holds more before it gives its consumer up (ErrUnavailable; the caller
+// follows again from where it was).
+const followStall = 10 * time.Second

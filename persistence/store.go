@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -364,6 +366,16 @@ func (s *Store) consume(ctx context.Context, subjects []string, only string, fro
 // until fn says done, fn fails or ctx ends. Read, ReadAll, ReadScan and
 // Follow all go through it.
 func (s *Store) iterate(ctx context.Context, subjects []string, fromSeq uint64, fn func(jetstream.Msg, *jetstream.MsgMetadata) (done bool, err error)) error {
+	return s.iterateWatched(ctx, subjects, fromSeq, 0, fn)
+}
+
+// iterateWatched is iterate with a watchdog when stall > 0: when no
+// message came for stall while the stream holds messages past the last one
+// delivered, the consumer is given up with an ErrUnavailable, so that the
+// caller follows again from where it was. After a stream leader was killed,
+// nats.go's ordered consumer sometimes never resumed (a projection stayed
+// behind for over a minute in 1 of 5 runs of TestReplicatedStoreLeaderKill).
+func (s *Store) iterateWatched(ctx context.Context, subjects []string, fromSeq uint64, stall time.Duration, fn func(jetstream.Msg, *jetstream.MsgMetadata) (done bool, err error)) error {
 	if fromSeq == 0 {
 		fromSeq = 1
 	}
@@ -390,11 +402,24 @@ func (s *Store) iterate(ctx context.Context, subjects []string, fromSeq uint64, 
 	// The iterator does not watch ctx: stop it when ctx ends.
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	var lastAt atomic.Int64   // when the last message came (unix ns)
+	var lastSeq atomic.Uint64 // its stream sequence
+	var stalled atomic.Bool
+	lastAt.Store(time.Now().UnixNano())
+	lastSeq.Store(fromSeq - 1)
+	if stall > 0 {
+		wctx, wcancel := context.WithCancel(ctx)
+		defer wcancel()
+		go s.watchStall(wctx, stall, &lastAt, &lastSeq, func() { stalled.Store(true); it.Stop() })
+	}
 	for {
 		m, err := it.Next()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if stalled.Load() {
+				return fmt.Errorf("read from %d: %w: no message for %s past seq %d while the stream holds more", fromSeq, ErrUnavailable, stall, lastSeq.Load())
 			}
 			return fmt.Errorf("read from %d: %w", fromSeq, translate(err))
 		}
@@ -403,8 +428,38 @@ func (s *Store) iterate(ctx context.Context, subjects []string, fromSeq uint64, 
 			// Not a JetStream message: the consumer is broken, not a graph.
 			return fmt.Errorf("read from %d: %w: %v", fromSeq, ErrMalformed, err)
 		}
-		if done, err := fn(m, md); done || err != nil {
+		lastSeq.Store(md.Sequence.Stream)
+		// While fn runs (a projection waiting for a busy shard) the
+		// consumer is not stalled: the clock starts when fn returns.
+		lastAt.Store(math.MaxInt64)
+		done, err := fn(m, md)
+		lastAt.Store(time.Now().UnixNano())
+		if done || err != nil {
 			return err
+		}
+	}
+}
+
+// watchStall calls stalled once no message came for stall (lastAt) while
+// the stream's last sequence is past the last one delivered (lastSeq).
+func (s *Store) watchStall(ctx context.Context, stall time.Duration, lastAt *atomic.Int64, lastSeq *atomic.Uint64, stalled func()) {
+	t := time.NewTicker(stall / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if at := lastAt.Load(); at == math.MaxInt64 || time.Since(time.Unix(0, at)) < stall {
+			continue
+		}
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		info, err := s.stream.Info(ictx)
+		cancel()
+		if err == nil && info.State.LastSeq > lastSeq.Load() {
+			stalled()
+			return
 		}
 	}
 }
