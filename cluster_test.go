@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-graph/cairn/actors"
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 	"github.com/cairn-graph/cairn/internal/natstest"
+	"github.com/cairn-graph/cairn/internal/testproc"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -133,21 +134,8 @@ type engineProc struct {
 
 func startEngineProc(t *testing.T, url string) *engineProc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), engineMemberEnv+"="+url)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &engineProc{t: t, cmd: cmd, in: in, out: json.NewDecoder(bufio.NewReader(out))}
+	cmd, in, out := testproc.Start(t, engineMemberEnv+"="+url)
+	p := &engineProc{t: t, cmd: cmd, in: in, out: out}
 	t.Cleanup(func() {
 		if !p.closed {
 			_ = p.in.Close()

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/cairn-graph/cairn/cluster"
+	"github.com/cairn-graph/cairn/internal/testproc"
 )
 
 // Members of a multi-member test run in processes of their own, children
@@ -211,21 +212,8 @@ type proc struct {
 // startProc starts a member in a child process connected to url.
 func startProc(t *testing.T, url string) *proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), memberEnv+"="+url)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	outPipe, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{t: t, cmd: cmd, in: in, out: json.NewDecoder(bufio.NewReader(outPipe)), done: make(chan struct{})}
+	cmd, in, out := testproc.Start(t, memberEnv+"="+url)
+	p := &proc{t: t, cmd: cmd, in: in, out: out, done: make(chan struct{})}
 	t.Cleanup(p.stop)
 	var hello memberReply
 	if err := p.out.Decode(&hello); err != nil {
