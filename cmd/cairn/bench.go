@@ -161,6 +161,8 @@ Chaos:
                         yet)
   --kill-every T        mean time between two SIGKILLs (default 10s)
   --down T              how long a killed member stays down (default 1s)
+  --cluster-ttl D       the members' membership TTL (serve --cluster-ttl;
+                        default serve's 3s)
   --graphs, --rate, --duration, --seed, --data, --binary, --memory-limit
                         as above (defaults 100 graphs, 500 commands/s, 60s)
 
@@ -199,6 +201,7 @@ type benchFlags struct {
 	memLimit             string
 	members, natsNodes   int
 	killEvery, down      time.Duration
+	clusterTTL           time.Duration
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
@@ -246,6 +249,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.IntVar(&f.natsNodes, "nats", 0, "chaos: NATS nodes (default and only: one per member)")
 	fs.DurationVar(&f.killEvery, "kill-every", 10*time.Second, "chaos: mean `time` between kills")
 	fs.DurationVar(&f.down, "down", time.Second, "chaos: how long a killed member stays down")
+	fs.DurationVar(&f.clusterTTL, "cluster-ttl", 0, "chaos: the members' membership `TTL` (default serve's)")
 	pos, err := parseArgs(fs, "bench", args, "scenario")
 	if err != nil {
 		return err
@@ -261,8 +265,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	default:
 		return usage("unknown scenario %q: want ingest, mixed, recovery, replay, peer, chaos or suite", scenario)
 	}
-	if scenario != "chaos" && (given["members"] || given["nats"] || given["kill-every"] || given["down"]) {
-		return usage("--members, --nats, --kill-every and --down are for chaos")
+	if scenario != "chaos" && (given["members"] || given["nats"] || given["kill-every"] || given["down"] || given["cluster-ttl"]) {
+		return usage("--members, --nats, --kill-every, --down and --cluster-ttl are for chaos")
 	}
 	if scenario == "chaos" {
 		if given["nats"] && f.natsNodes != f.members {
@@ -523,8 +527,12 @@ func (f *benchFlags) scenarios(scenario string, mix bench.QueryMix) []benchRun {
 
 // chaosConfig is the chaos scenario's config from the flags.
 func (f *benchFlags) chaosConfig(exe string) bench.ChaosConfig {
+	args := f.serveArgs()
+	if f.clusterTTL > 0 {
+		args = append(args, "--cluster-ttl", f.clusterTTL.String())
+	}
 	return bench.ChaosConfig{Binary: exe, DataDir: f.data, Members: f.members, Duration: f.duration, KillEvery: f.killEvery,
-		Down: f.down, Graphs: f.graphs, Rate: int(f.rate), Seed: f.w.Seed, ServeArgs: f.serveArgs()}
+		Down: f.down, Graphs: f.graphs, Rate: int(f.rate), Seed: f.w.Seed, ServeArgs: args}
 }
 
 // executable is the cairn binary that recovery and peer start: --binary,

@@ -29,7 +29,8 @@ const serveUsage = `Usage:
               [--replicas N] [--max-bytes N] [--passivate-after D] [--shards N]
               [--snapshot-every N] [--snapshot-keep K] [--readmodel-snapshot-every N]
               [--no-snapshots] [--memory-limit SIZE|off]
-              [--cluster NAME [--cluster-listen ADDR] [--cluster-advertise ADDR]]
+              [--cluster NAME [--cluster-listen ADDR] [--cluster-advertise ADDR]
+               [--cluster-ttl D]]
               [--signing-key FILE | --no-signing] [--trust-keys FILE]
               [--trust-unsigned-through SEQ]
               [--log-level LEVEL] [--drain-timeout D] [--json]
@@ -135,6 +136,13 @@ Flags:
                         host:port the other members dial to reach this one
                         (default: the listen address); needed when
                         --cluster-listen is 0.0.0.0
+  --cluster-ttl D       how long a member's key lives without a heartbeat,
+                        whole seconds (default 3s; heartbeats every third
+                        of it, at most every second): a dead member's
+                        graphs move after about D, and a member whose
+                        heartbeats fail for about D fences itself. With
+                        --replicas 3 keep it above the NATS cluster's
+                        leader election (about 5 s after a kill here)
   --passivate-after D   stop a graph's actor after D without commands; the
                         next command reloads it (default 5m)
   --shards N            projection shard actors (default: the number of CPUs)
@@ -218,6 +226,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	clusterName := fs.String("cluster", "", "cluster `name` to join over NATS")
 	memberListen := fs.String("cluster-listen", "127.0.0.1:0", "the member's remote endpoint `address`")
 	memberAdvertise := fs.String("cluster-advertise", "", "`host:port` the other members dial")
+	memberTTL := fs.Duration("cluster-ttl", cairncluster.DefaultKVConfig().TTL, "membership key `TTL`")
 	passivate := fs.Duration("passivate-after", 5*time.Minute, "idle `time` before a graph actor stops")
 	shards := fs.Int("shards", 0, "projection `shards` (default: the number of CPUs)")
 	def := cairn.DefaultConfig("")
@@ -260,14 +269,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if given["cluster"] {
 		cfg.Cluster.Name, cfg.Cluster.Membership = *clusterName, cairncluster.MembershipNATSKV
 		cfg.Cluster.KV.Replicas = *replicas
+		// The heartbeat a third of the TTL, at most a second.
+		cfg.Cluster.KV.TTL, cfg.Cluster.KV.Heartbeat = *memberTTL, min(time.Second, *memberTTL/3)
 		if err := serveMemberRemote(&cfg, auth, *memberListen, *memberAdvertise, usage); err != nil {
 			return err
 		}
 		if err := cfg.Cluster.Validate(); err != nil {
 			return usage("--cluster: %v", err)
 		}
-	} else if given["cluster-listen"] || given["cluster-advertise"] {
-		return usage("--cluster-listen and --cluster-advertise need --cluster NAME")
+	} else if given["cluster-listen"] || given["cluster-advertise"] || given["cluster-ttl"] {
+		return usage("--cluster-listen, --cluster-advertise and --cluster-ttl need --cluster NAME")
 	}
 	cfg.Grain.SnapshotEvery, cfg.Grain.SnapshotKeep = *snapEvery, *snapKeep
 	cfg.Projections.SnapshotEvery = *rmSnapEvery

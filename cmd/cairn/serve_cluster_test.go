@@ -257,6 +257,8 @@ func TestServeMemberRemoteFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--cluster-listen", "127.0.0.1:0"}, "need --cluster"},
+		{[]string{"--cluster-ttl", "8s"}, "need --cluster"},
+		{[]string{"--cluster", "c", "--cluster-ttl", "1500ms"}, "whole seconds"},
 		{[]string{"--cluster", "c", "--cluster-listen", "0.0.0.0:7222", "--cluster-advertise", "m0.example:7222"}, "mutual TLS"},
 		{[]string{"--cluster", "c", "--cluster-listen", "10.1.2.3:7222"}, "mutual TLS"},
 		{[]string{"--cluster", "c", "--cluster-listen", "127.0.0.1:0", "--cluster-advertise", "10.1.2.3:7222"}, "mutual TLS"},
