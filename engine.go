@@ -217,17 +217,36 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		}
 	}
 	e.memberReady = make(chan struct{})
+	clustered := clusterCfg.Membership == cairncluster.MembershipNATSKV
+	if clustered {
+		e.rejoinStop, e.rejoinDone = make(chan struct{}), make(chan struct{})
+	}
 	go func() {
 		defer close(e.memberReady)
-		e.member, e.memberErr = cairncluster.Start(clusterCfg, e.grains.Kind())
+		// A member of a cluster retries its start until it joins or the
+		// engine closes: members starting together over a NATS cluster
+		// that is still electing can time out creating the membership
+		// bucket. Commands wait meanwhile (UNAVAILABLE, "still starting").
+		for pause := 100 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
+			e.member, e.memberErr = cairncluster.Start(clusterCfg, e.grains.Kind())
+			if e.memberErr == nil || !clustered {
+				break
+			}
+			cfg.Logger.LogAttrs(context.Background(), slog.LevelWarn, "cluster member did not start; retrying", slog.String("err", e.memberErr.Error()), slog.Duration("in", pause))
+			select {
+			case <-time.After(pause):
+				continue
+			case <-e.rejoinStop:
+			}
+			break
+		}
 		if e.memberErr != nil {
 			cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "cluster member did not start; commands are refused", slog.String("err", e.memberErr.Error()))
 			return
 		}
 		e.disp = actors.NewDispatcher(e.member.Cluster(), cfg.CommandTimeout)
 	}()
-	if clusterCfg.Membership == cairncluster.MembershipNATSKV {
-		e.rejoinStop, e.rejoinDone = make(chan struct{}), make(chan struct{})
+	if clustered {
 		go e.rejoin(clusterCfg)
 	}
 	if cfg.Gateway {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -40,7 +41,12 @@ func TestImportCommand(t *testing.T) {
 	if _, err := os.Stat(edges + ".cairn-import"); !os.IsNotExist(err) {
 		t.Errorf("checkpoint left behind: %v", err)
 	}
-	out := mustRun(t, "query", "neighbors", "deps", "python3.11", "--server", server)
+	// Read the import's writes: min-seq, the seq it printed.
+	seq := regexp.MustCompile(`seq=(\d+)`).FindStringSubmatch(r.stdout)
+	if seq == nil {
+		t.Fatalf("stdout %q has no seq", r.stdout)
+	}
+	out := mustRun(t, "query", "neighbors", "deps", "python3.11", "--server", server, "--min-seq", seq[1])
 	for _, want := range []string{"python3.11->libstdc++6", "python3.11->a:b/c@d+e"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("query neighbors: %q lacks %q", out, want)
@@ -70,7 +76,7 @@ func TestImportCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil || !sum.Done || sum.Nodes != 1 || sum.Edges != 1 || sum.Lines != 4 || sum.Seq == 0 {
 		t.Errorf("--json summary %q (%v)", r.stdout, err)
 	}
-	out = mustRun(t, "query", "node", "pkgs", "libc6", "--server", server)
+	out = mustRun(t, "query", "node", "pkgs", "libc6", "--server", server, "--min-seq", strconv.FormatUint(sum.Seq, 10))
 	if !strings.Contains(out, "version") || !strings.Contains(out, "2.39") || !strings.Contains(out, "lib") {
 		t.Errorf("query node libc6: %q", out)
 	}
@@ -84,8 +90,11 @@ func TestImportCommand(t *testing.T) {
 	if r = runCLI(t, "edge", "add", "deps", "e9", "new1", "new2", "--server", server); r.code() != 1 {
 		t.Errorf("edge add to missing nodes: exit %d, want 1", r.code())
 	}
-	mustRun(t, "edge", "add", "deps", "e9", "new1", "new2", "--create-missing", "--server", server)
-	if out := mustRun(t, "query", "node", "deps", "new2", "--server", server); !strings.Contains(out, "new2") {
+	added := regexp.MustCompile(`seq=(\d+)`).FindStringSubmatch(mustRun(t, "edge", "add", "deps", "e9", "new1", "new2", "--create-missing", "--server", server))
+	if added == nil {
+		t.Fatal("edge add printed no seq")
+	}
+	if out := mustRun(t, "query", "node", "deps", "new2", "--server", server, "--min-seq", added[1]); !strings.Contains(out, "new2") {
 		t.Errorf("query node new2: %q", out)
 	}
 
