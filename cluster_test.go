@@ -163,14 +163,7 @@ func startEngineProc(t *testing.T, url string) *engineProc {
 
 func (p *engineProc) call(format string, args ...any) engineReply {
 	p.t.Helper()
-	if _, err := fmt.Fprintf(p.in, format+"\n", args...); err != nil {
-		p.t.Fatalf("engine member %s: %v", p.id, err)
-	}
-	var r engineReply
-	if err := p.out.Decode(&r); err != nil {
-		p.t.Fatalf("engine member %s: no answer to %q: %v", p.id, fmt.Sprintf(format, args...), err)
-	}
-	return r
+	return testproc.Call[engineReply](p.t, "engine member "+p.id, p.in, p.out, format, args...)
 }
 
 // Three engines joined in one cluster over one NATS (cairn serve

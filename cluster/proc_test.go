@@ -226,14 +226,7 @@ func startProc(t *testing.T, url string) *proc {
 // call sends one command and returns the answer.
 func (p *proc) call(format string, args ...any) memberReply {
 	p.t.Helper()
-	if _, err := fmt.Fprintf(p.in, format+"\n", args...); err != nil {
-		p.t.Fatalf("member %s: %v", p.ID, err)
-	}
-	var r memberReply
-	if err := p.out.Decode(&r); err != nil {
-		p.t.Fatalf("member %s: no answer to %q: %v", p.ID, fmt.Sprintf(format, args...), err)
-	}
-	return r
+	return testproc.Call[memberReply](p.t, "member "+p.ID, p.in, p.out, format, args...)
 }
 
 // kill kills the member's process (SIGKILL): its key stays until it

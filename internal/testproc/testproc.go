@@ -7,6 +7,7 @@ package testproc
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -35,4 +36,19 @@ func Start(t testing.TB, env string) (*exec.Cmd, io.WriteCloser, *json.Decoder) 
 		t.Fatal(err)
 	}
 	return cmd, in, json.NewDecoder(bufio.NewReader(out))
+}
+
+// Call writes one line, format and args, to a child's stdin and decodes
+// its one JSON answer from out into an R; name says which child in a
+// failure.
+func Call[R any](t testing.TB, name string, in io.Writer, out *json.Decoder, format string, args ...any) R {
+	t.Helper()
+	if _, err := fmt.Fprintf(in, format+"\n", args...); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	var r R
+	if err := out.Decode(&r); err != nil {
+		t.Fatalf("%s: no answer to %q: %v", name, fmt.Sprintf(format, args...), err)
+	}
+	return r
 }
