@@ -223,22 +223,11 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	}
 	go func() {
 		defer close(e.memberReady)
-		// A member of a cluster retries its start until it joins or the
-		// engine closes: members starting together over a NATS cluster
-		// that is still electing can time out creating the membership
-		// bucket. Commands wait meanwhile (UNAVAILABLE, "still starting").
-		for pause := 100 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
+		// Commands wait meanwhile (UNAVAILABLE, "still starting").
+		if clustered {
+			e.member, e.memberErr = e.join(clusterCfg)
+		} else {
 			e.member, e.memberErr = cairncluster.Start(clusterCfg, e.grains.Kind())
-			if e.memberErr == nil || !clustered {
-				break
-			}
-			cfg.Logger.LogAttrs(context.Background(), slog.LevelWarn, "cluster member did not start; retrying", slog.String("err", e.memberErr.Error()), slog.Duration("in", pause))
-			select {
-			case <-time.After(pause):
-				continue
-			case <-e.rejoinStop:
-			}
-			break
 		}
 		if e.memberErr != nil {
 			cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "cluster member did not start; commands are refused", slog.String("err", e.memberErr.Error()))
@@ -442,22 +431,34 @@ func (e *Engine) rejoin(cfg cairncluster.Config) {
 		if err != nil {
 			log.LogAttrs(context.Background(), slog.LevelWarn, "fenced member did not stop cleanly", slog.String("err", err.Error()))
 		}
-		for pause := 100 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
-			nm, err := cairncluster.Start(cfg, e.grains.Kind())
-			if err == nil {
-				e.memberMu.Lock()
-				e.member, e.disp = nm, actors.NewDispatcher(nm.Cluster(), e.cfg.CommandTimeout)
-				e.memberMu.Unlock()
-				e.rejoins.Add(1)
-				log.LogAttrs(context.Background(), slog.LevelInfo, "joined the cluster again", slog.String("member", nm.ID()))
-				break
-			}
-			log.LogAttrs(context.Background(), slog.LevelWarn, "joining the cluster again failed; retrying", slog.String("err", err.Error()), slog.Duration("in", pause))
-			select {
-			case <-time.After(pause):
-			case <-e.rejoinStop:
-				return
-			}
+		nm, err := e.join(cfg)
+		if err != nil {
+			return // the engine closes
+		}
+		e.memberMu.Lock()
+		e.member, e.disp = nm, actors.NewDispatcher(nm.Cluster(), e.cfg.CommandTimeout)
+		e.memberMu.Unlock()
+		e.rejoins.Add(1)
+		log.LogAttrs(context.Background(), slog.LevelInfo, "joined the cluster again", slog.String("member", nm.ID()))
+	}
+}
+
+// join starts a member of the cluster, retrying with a back-off until it
+// has joined or the engine closes (then it returns the last error):
+// members that start together over a NATS cluster still electing its
+// leaders can time out creating the membership bucket, and a fenced
+// member's successor may find NATS out of reach for a while.
+func (e *Engine) join(cfg cairncluster.Config) (*cairncluster.Member, error) {
+	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
+		m, err := cairncluster.Start(cfg, e.grains.Kind())
+		if err == nil {
+			return m, nil
+		}
+		e.cfg.Logger.LogAttrs(context.Background(), slog.LevelWarn, "joining the cluster failed; retrying", slog.String("err", err.Error()), slog.Duration("in", pause))
+		select {
+		case <-time.After(pause):
+		case <-e.rejoinStop:
+			return nil, err
 		}
 	}
 }
