@@ -34,13 +34,7 @@ const engineMemberEnv = "CAIRN_TEST_ENGINE_MEMBER"
 // natstest cluster node started AsProcesses, or an engine member.
 func TestMain(m *testing.M) {
 	natstest.RunNodeIfChild()
-	if url := os.Getenv(engineMemberEnv); url != "" {
-		if err := runEngineMember(url, os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "engine member:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	testproc.ServeIfChild(engineMemberEnv, "engine member", runEngineMember)
 	os.Exit(m.Run())
 }
 

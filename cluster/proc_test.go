@@ -38,13 +38,7 @@ import (
 const memberEnv = "CAIRN_TEST_CLUSTER_MEMBER"
 
 func TestMain(m *testing.M) {
-	if url := os.Getenv(memberEnv); url != "" {
-		if err := runMember(url, os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "member:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	testproc.ServeIfChild(memberEnv, "member", runMember)
 	os.Exit(m.Run())
 }
 

@@ -52,3 +52,19 @@ func Call[R any](t testing.TB, name string, in io.Writer, out *json.Decoder, for
 	}
 	return r
 }
+
+// ServeIfChild is for a TestMain: when the environment holds key (as Start
+// sets it), this process is a child, and it runs serve with key's value,
+// its stdin and its stdout, then exits (1 when serve failed, saying so
+// with what on stderr). Otherwise it returns.
+func ServeIfChild(key, what string, serve func(value string, in io.Reader, out io.Writer) error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return
+	}
+	if err := serve(v, os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, what+":", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
