@@ -136,11 +136,10 @@ type chaosMember struct {
 // added, per graph, and how long each graph waited at most.
 type chaosLog struct {
 	mu      sync.Mutex
-	acked   map[string]map[string]int // graph → node → acknowledgements
-	lastSeq map[string]uint64
-	longest map[string]time.Duration // graph → longest command (first try to ack)
-	failed  int                      // commands given up (never acknowledged)
-	answers map[string]int           // refusals seen on the way, by code or error
+	acked   map[string]map[string]bool // graph → nodes acknowledged
+	longest map[string]time.Duration   // graph → longest command (first try to ack)
+	failed  int                        // commands given up (never acknowledged)
+	answers map[string]int             // refusals seen on the way, by code or error
 }
 
 // Chaos runs the chaos scenario: it starts cfg.Members members, creates
@@ -222,7 +221,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioRes
 		fmt.Fprintf(live, "chaos: %d members up (%s); %d graphs, %d commands/s, a kill every %s for %s (seed %d)\n",
 			len(members), strings.Join(urls, " "), cfg.Graphs, cfg.Rate, cfg.KillEvery, cfg.Duration, cfg.Seed)
 	}
-	log := &chaosLog{acked: map[string]map[string]int{}, lastSeq: map[string]uint64{}, longest: map[string]time.Duration{}, answers: map[string]int{}}
+	log := &chaosLog{acked: map[string]map[string]bool{}, longest: map[string]time.Duration{}, answers: map[string]int{}}
 	graphs := make([]string, cfg.Graphs)
 	for i := range graphs {
 		graphs[i] = fmt.Sprintf("chaos-%04d", i)
@@ -231,7 +230,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioRes
 		if _, err := chaosCommand(ctx, d, create, cfg.Retry, log); err != nil {
 			return nil, fmt.Errorf("chaos: create %s: %w", graphs[i], err)
 		}
-		log.acked[graphs[i]] = map[string]int{}
+		log.acked[graphs[i]] = map[string]bool{}
 	}
 
 	res.Started = time.Now()
@@ -268,13 +267,12 @@ func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioRes
 				start := time.Now()
 				// Retries run on past the load's end: a command sent is
 				// seen through, so the log knows its fate.
-				rep, err := chaosCommand(ctx, d, env, cfg.Retry, log)
+				_, err := chaosCommand(ctx, d, env, cfg.Retry, log)
 				took := time.Since(start)
 				m.Record(OpChaosCommand, 1, took, err)
 				log.mu.Lock()
 				if err == nil {
-					log.acked[g][node]++
-					log.lastSeq[g] = max(log.lastSeq[g], rep.GetSeq())
+					log.acked[g][node] = true
 				} else {
 					log.failed++
 				}
@@ -345,9 +343,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioRes
 	acked := 0
 	var longest []time.Duration
 	for _, g := range graphs {
-		for _, n := range log.acked[g] {
-			acked += min(n, 1)
-		}
+		acked += len(log.acked[g])
 		longest = append(longest, log.longest[g])
 	}
 	slices.Sort(longest)
@@ -494,19 +490,18 @@ func chaosCheck(ctx context.Context, cfg ChaosConfig, d Driver, nc *nats.Conn, m
 		if err != nil {
 			return 0, 0, 0, fmt.Errorf("read graph %s: %w", g, err)
 		}
-		for node, n := range log.acked[g] {
-			switch {
-			case stored[node] == 0:
+		// Every node is one command's: a node acknowledged and not stored
+		// is lost, one stored more than once was applied twice.
+		for node := range log.acked[g] {
+			if stored[node] == 0 {
 				lost++
-			case n > 1 || stored[node] > 1:
-				twice++
 			}
 		}
 		for node, n := range stored {
-			if n > 1 && log.acked[g][node] <= 1 {
+			if n > 1 {
 				twice++
 			}
-			if log.acked[g][node] == 0 {
+			if !log.acked[g][node] {
 				extra++
 			}
 		}
