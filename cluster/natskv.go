@@ -92,14 +92,6 @@ func (c KVConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-// memberRecord is a member's key's value.
-type memberRecord struct {
-	ID    string   `json:"id"`
-	Host  string   `json:"host"`
-	Port  int      `json:"port"`
-	Kinds []string `json:"kinds"`
-}
-
 // kvProvider is a protoactor cluster provider on a NATS KV bucket.
 type kvProvider struct {
 	cfg    KVConfig
@@ -136,7 +128,7 @@ var _ cluster.ClusterProvider = (*kvProvider)(nil)
 
 func newKVProvider(cfg KVConfig, clusterName string, lookup *Lookup, log *slog.Logger) *kvProvider {
 	if cfg.Bucket == "" {
-		cfg.Bucket = "cairn-members-" + clusterName
+		cfg.Bucket = BucketName(clusterName)
 	}
 	return &kvProvider{cfg: cfg, lookup: lookup, log: log.With("component", "membership", "bucket", cfg.Bucket),
 		joined: make(chan struct{}), stop: make(chan struct{}), fenced: make(chan struct{})}
@@ -181,7 +173,7 @@ func (p *kvProvider) StartMember(c *cluster.Cluster) error {
 	p.subject = "$KV." + p.cfg.Bucket + "." + p.key
 	kinds := c.GetClusterKinds()
 	sort.Strings(kinds)
-	value, err := json.Marshal(memberRecord{ID: p.key, Host: host, Port: port, Kinds: kinds})
+	value, err := json.Marshal(MemberInfo{ID: p.key, Host: host, Port: port, Kinds: kinds})
 	if err != nil {
 		return err
 	}
@@ -233,7 +225,7 @@ func (p *kvProvider) StartClient(*cluster.Cluster) error {
 func (p *kvProvider) apply(members map[string]*cluster.Member, e jetstream.KeyValueEntry) bool {
 	switch e.Operation() {
 	case jetstream.KeyValuePut:
-		var r memberRecord
+		var r MemberInfo
 		if err := json.Unmarshal(e.Value(), &r); err != nil || r.ID != e.Key() {
 			p.log.Warn("member key with a bad value passed over", slog.String("key", e.Key()))
 			return false

@@ -1,12 +1,16 @@
 package cluster_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cairn-graph/cairn/cluster"
 	"github.com/cairn-graph/cairn/internal/natstest"
@@ -78,7 +82,25 @@ func ids(n int) []string {
 // any member reaches the owner. A member that leaves gracefully is dropped
 // and its identities move to the others.
 func TestKVMembershipConverges(t *testing.T) {
-	_, ps := startProcs(t, 3)
+	url, ps := startProcs(t, 3)
+	// What a client outside the cluster reads of it: the members in the
+	// bucket and the placement they compute.
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, err := cluster.Members(context.Background(), js, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != len(ps) {
+		t.Fatalf("the bucket holds %d members, want %d: %+v", len(infos), len(ps), infos)
+	}
 	owners := map[string]int{}
 	for _, id := range ids(60) {
 		var addr string
@@ -91,6 +113,9 @@ func TestKVMembershipConverges(t *testing.T) {
 				t.Fatalf("%s: member 0 says %s owns it, member %d says %s", id, addr, i, a)
 			}
 			addr = a
+		}
+		if o, ok := cluster.OwnerOf("where", id, infos); !ok || o.Address() != addr {
+			t.Fatalf("%s: OwnerOf over the bucket's members says %+v (%v), the members say %s", id, o, ok, addr)
 		}
 		owners[addr]++
 		for i, p := range ps {
