@@ -625,20 +625,20 @@ func (s *Store) Archive(ctx context.Context, graph string, before uint64, progre
 		return nil
 	}
 	subject := s.Subject(graph)
-	err = s.iterate(ctx, []string{subject}, first, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
-		seq := md.Sequence.Stream
+	err = s.iterate(ctx, []string{subject}, first, bound-1, func(m storedMsg) (bool, error) {
+		seq := m.Seq
 		if seq >= bound {
 			return true, nil
 		}
-		if m.Subject() != subject {
-			return false, fmt.Errorf("seq %d: %w: filtered read of %s delivered %s", seq, ErrMalformed, subject, m.Subject())
+		if m.Subject != subject {
+			return false, fmt.Errorf("seq %d: %w: filtered read of %s delivered %s", seq, ErrMalformed, subject, m.Subject)
 		}
 		purged++
-		done := seq+1 >= bound || md.NumPending == 0
+		done := seq+1 >= bound || m.Pending == 0
 		if seq <= archivedTo {
-			return done, cur.match(ctx, seq, m.Data())
+			return done, cur.match(ctx, seq, m.Data)
 		}
-		rec, err := decodeRecord(seq, md.Timestamp, m.Data())
+		rec, err := decodeRecord(seq, m.Time, m.Data)
 		if err != nil {
 			return false, err
 		}
@@ -646,19 +646,19 @@ func (s *Store) Archive(ctx context.Context, graph string, before uint64, progre
 		if _, err := chain.Check(seq, rec.Tx); err != nil {
 			return false, err
 		}
-		if seg != nil && (seg.entry.Transactions >= s.arc.segTx || len(seg.buf)+len(m.Data()) > s.arc.segBytes) {
+		if seg != nil && (seg.entry.Transactions >= s.arc.segTx || len(seg.buf)+len(m.Data) > s.arc.segBytes) {
 			if err := flush(); err != nil {
 				return false, err
 			}
 		}
-		ts := md.Timestamp.UnixNano()
+		ts := m.Time.UnixNano()
 		if seg == nil {
 			seg = &segment{
 				entry: archiveEntry{ArchiveInfo: ArchiveInfo{Graph: graph, FromSeq: seq, FromN: prev.N + 1}, prev: prev, fromTime: ts},
-				buf:   appendArchiveHeader(make([]byte, 0, min(s.arc.segBytes, 1<<20)+len(m.Data())), graph),
+				buf:   appendArchiveHeader(make([]byte, 0, min(s.arc.segBytes, 1<<20)+len(m.Data)), graph),
 			}
 		}
-		seg.buf = appendArchiveRecord(seg.buf, seq, ts, m.Data())
+		seg.buf = appendArchiveRecord(seg.buf, seq, ts, m.Data)
 		seg.entry.ToSeq, seg.entry.ToN, seg.entry.head, seg.entry.toTime = seq, chain.Head().N, chain.Head(), ts
 		seg.entry.Transactions++
 		return done, nil
@@ -805,7 +805,7 @@ func (c *archiveCursor) finish(bound uint64) error {
 func (s *Store) firstFrom(ctx context.Context, graph string, seq uint64) (uint64, uint64, error) {
 	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
-	m, err := s.stream.GetMsg(ctx, max(seq, 1), jetstream.WithGetMsgSubject(s.Subject(graph)))
+	m, err := s.getMsg(ctx, max(seq, 1), s.Subject(graph))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, 0, nil
 	}
@@ -925,13 +925,13 @@ func (s *Store) readAcross(ctx context.Context, graph string, fromSeq, last uint
 	if s0 > last {
 		return nil
 	}
-	return s.iterate(ctx, subjects, max(next, delivered+1), func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
-		seq := md.Sequence.Stream
-		done := seq >= last || md.NumPending == 0
-		if (only != "" && m.Subject() != only) || seq <= delivered {
+	return s.iterate(ctx, subjects, max(next, delivered+1), last, func(m storedMsg) (bool, error) {
+		seq := m.Seq
+		done := seq >= last || m.Pending == 0
+		if (only != "" && m.Subject != only) || seq <= delivered {
 			return done, nil
 		}
-		rec, err := decodeRecord(seq, md.Timestamp, m.Data())
+		rec, err := decodeRecord(seq, m.Time, m.Data)
 		if err != nil {
 			return false, err
 		}
@@ -964,7 +964,7 @@ func (s *Store) getAny(ctx context.Context, graph string, seq uint64) (Record, s
 		return Record{}, "", fmt.Errorf("get %s seq 0: %w", graph, ErrNotFound)
 	}
 	gctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
-	m, err := s.stream.GetMsg(gctx, seq)
+	m, err := s.getMsg(gctx, seq, "")
 	cancel()
 	if err == nil {
 		rec, err := decodeRecord(m.Sequence, m.Time, m.Data)

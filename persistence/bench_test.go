@@ -1,11 +1,14 @@
 package persistence_test
 
 import (
+	"context"
+	"fmt"
 	"testing"
 
 	"github.com/ipfs/go-cid"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairn-graph/cairn/internal/natstest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -88,4 +91,37 @@ func BenchmarkEventCID(b *testing.B) {
 		}
 		report(b)
 	})
+}
+
+// BenchmarkStoreRead reads a tail of 100 transactions and the whole of
+// one graph of 20,000 small transactions as Read does (batched direct
+// gets, a consumer past directMax) and with an ordered consumer only (as
+// Read did before).
+func BenchmarkStoreRead(b *testing.B) {
+	srv := natstest.Start(b)
+	st := srv.Store()
+	ctx := context.Background()
+	const n = 20_000
+	var last uint64
+	for i := range n {
+		var err error
+		if last, err = st.Append(ctx, "g", last, &cairnv1.Transaction{GraphId: "g", TxId: fmt.Sprintf("g-%d", i), Events: []*cairnv1.EventRecord{{DagCbor: make([]byte, 200)}}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, want := range []int{100, n} {
+		for _, direct := range []bool{true, false} {
+			b.Run(fmt.Sprintf("%d/%s", want, map[bool]string{true: "read", false: "consumer"}[direct]), func(b *testing.B) {
+				persistence.SetDirectReads(direct)
+				defer persistence.SetDirectReads(true)
+				for b.Loop() {
+					k := 0
+					if _, err := st.Read(ctx, "g", last-uint64(want)+1, func(persistence.Record) error { k++; return nil }); err != nil || k != want {
+						b.Fatalf("read %d of %d: %v", k, want, err)
+					}
+				}
+				b.ReportMetric(float64(want)*float64(b.N)/b.Elapsed().Seconds(), "tx/s")
+			})
+		}
+	}
 }

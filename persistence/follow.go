@@ -4,8 +4,6 @@ import (
 	"context"
 	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Followed is one message of the stream as Follow delivers it.
@@ -32,10 +30,10 @@ type Followed struct {
 // the consumer could not be created or the connection was lost.
 func (s *Store) Follow(ctx context.Context, fromSeq uint64, fn func(Followed) error) error {
 	prefix := s.cfg.SubjectPrefix + "."
-	return s.iterateWatched(ctx, nil, fromSeq, followStall, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
-		f := Followed{Graph: strings.TrimPrefix(m.Subject(), prefix), Pending: md.NumPending}
-		f.Record, f.Err = decodeRecord(md.Sequence.Stream, md.Timestamp, m.Data())
-		f.Seq, f.Time = md.Sequence.Stream, md.Timestamp
+	return s.iterateWatched(ctx, nil, fromSeq, followStall, func(m storedMsg) (bool, error) {
+		f := Followed{Graph: strings.TrimPrefix(m.Subject, prefix), Pending: m.Pending}
+		f.Record, f.Err = decodeRecord(m.Seq, m.Time, m.Data)
+		f.Seq, f.Time = m.Seq, m.Time
 		return false, fn(f)
 	})
 }

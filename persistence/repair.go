@@ -3,8 +3,6 @@ package persistence
 import (
 	"context"
 	"fmt"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // What cairn repair needs of the stream: a message as it is, the next of a
@@ -18,7 +16,7 @@ import (
 func (s *Store) Raw(ctx context.Context, seq uint64) (subject string, data []byte, err error) {
 	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
-	m, err := s.stream.GetMsg(ctx, seq)
+	m, err := s.getMsg(ctx, seq, "")
 	if err != nil {
 		return "", nil, fmt.Errorf("get seq %d: %w", seq, translate(err))
 	}
@@ -36,7 +34,7 @@ func (s *Store) NextAfter(ctx context.Context, graph string, seq uint64) (Record
 	}
 	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
-	m, err := s.stream.GetMsg(ctx, seq+1, jetstream.WithGetMsgSubject(s.Subject(graph)))
+	m, err := s.getMsg(ctx, seq+1, s.Subject(graph))
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: next after seq %d: %w", graph, seq, translate(err))
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
@@ -628,4 +629,61 @@ func streamNames(t *testing.T, ctx context.Context, js jetstream.JetStream) []st
 		t.Fatalf("stream names: %v", err)
 	}
 	return out
+}
+
+// A read of one graph goes by batched direct gets: in pages (more
+// transactions than one batch), in order, only the graph's, from any
+// start, and without a consumer (none is asked for on the JetStream API),
+// so that a grain activates while a NATS cluster has no meta leader.
+func TestStoreReadNeedsNoConsumer(t *testing.T) {
+	ctx := testCtx(t)
+	srv := natstest.Start(t)
+	st := srv.Store()
+	const n = 700 // more than two batches of direct gets
+	var lastG, lastH uint64
+	for i := range n {
+		lastG = mustAppend(t, ctx, st, "g", lastG, &cairnv1.Transaction{GraphId: "g", TxId: fmt.Sprintf("g-%d", i)})
+		if i%3 == 0 {
+			lastH = mustAppend(t, ctx, st, "h", lastH, &cairnv1.Transaction{GraphId: "h", TxId: fmt.Sprintf("h-%d", i)})
+		}
+	}
+	watch, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close()
+	consumers, err := watch.SubscribeSync("$JS.API.CONSUMER.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range []uint64{0, 1, 2, lastG / 2, lastG} {
+		var got []string
+		prev := uint64(0)
+		last, err := st.Read(ctx, "g", from, func(r persistence.Record) error {
+			if r.Seq <= prev || r.Seq < from || r.Tx.GetGraphId() != "g" || r.Time.IsZero() {
+				return fmt.Errorf("record seq %d of graph %q after seq %d, reading from %d", r.Seq, r.Tx.GetGraphId(), prev, from)
+			}
+			prev = r.Seq
+			got = append(got, r.Tx.GetTxId())
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Read(g, %d): %v", from, err)
+		}
+		if last != lastG || prev != lastG {
+			t.Fatalf("Read(g, %d): last %d, read up to %d; want %d", from, last, prev, lastG)
+		}
+		if from <= 1 && (len(got) != n || got[0] != "g-0" || got[n-1] != fmt.Sprintf("g-%d", n-1)) {
+			t.Fatalf("Read(g, %d) read %d transactions (%v … ), want %d", from, len(got), got[:min(3, len(got))], n)
+		}
+	}
+	if err := watch.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := consumers.NextMsg(200 * time.Millisecond); err == nil {
+		t.Fatalf("a read of one graph asked for a consumer: %s %s", m.Subject, m.Data)
+	}
 }
