@@ -33,7 +33,8 @@ type GrainConfig struct {
 	// a back-off that doubles from 50 ms, within AppendTimeout; each try
 	// waits at most AppendTimeout / (AppendRetries + 1), at least a second,
 	// for its acknowledgement (a stream leader that died never sends one).
-	// Default 2.
+	// Default 9: a try a second, so that an append reaches a newly elected
+	// stream leader within about a second of its election.
 	AppendRetries int
 	// MaxActivations bounds the activations (loads of a graph's state from
 	// its snapshot and the store) that run at once on this member; more
@@ -106,7 +107,7 @@ func DefaultGrainConfig() GrainConfig {
 		PassivateAfter:      5 * time.Minute,
 		Aggregate:           aggregate.DefaultConfig(),
 		AppendTimeout:       10 * time.Second,
-		AppendRetries:       2,
+		AppendRetries:       9,
 		MaxActivations:      max(4, 2*runtime.GOMAXPROCS(0)),
 		Logger:              slog.New(slog.DiscardHandler),
 		SnapshotEvery:       1000,
