@@ -115,7 +115,12 @@ type kvProvider struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
-	watcher  jetstream.KeyWatcher
+
+	// ackRev and ackSent are the last acknowledged heartbeat: the
+	// watcher must deliver that revision.
+	ackMu   sync.Mutex
+	ackRev  uint64
+	ackSent time.Time
 
 	fenced    chan struct{}
 	fenceOnce sync.Once
@@ -182,37 +187,56 @@ func (p *kvProvider) StartMember(c *cluster.Cluster) error {
 		return fmt.Errorf("membership: write member key %s: %w", p.key, err)
 	}
 	p.renew(sent)
-	if p.watcher, err = p.kv.WatchAll(context.Background()); err != nil {
-		return fmt.Errorf("membership: watch bucket: %w", err)
-	}
-	members := map[string]*cluster.Member{}
-	for initial := true; initial; {
-		select {
-		case e, ok := <-p.watcher.Updates():
-			if !ok {
-				return errors.New("membership: the bucket watcher stopped")
-			}
-			if e == nil {
-				initial = false
-				break
-			}
-			p.apply(members, e)
-		case <-ctx.Done():
-			_ = p.watcher.Stop()
-			return fmt.Errorf("membership: read members: %w", ctx.Err())
-		}
+	p.acked(p.rev, sent)
+	watcher, members, err := p.sync(ctx)
+	if err != nil {
+		return err
 	}
 	if _, ok := members[p.key]; !ok {
-		_ = p.watcher.Stop()
+		_ = watcher.Stop()
 		return fmt.Errorf("membership: this member's key %s is not in the bucket", p.key)
 	}
 	p.publish(members)
 	p.log.Info("joined the cluster", slog.String("member", p.key), slog.String("address", c.ActorSystem.Address()), slog.Int("members", len(members)))
 	p.wg.Add(2)
 	go p.heartbeat(value)
-	go p.watch(members)
+	go p.watch(watcher, members)
 	close(p.joined)
 	return nil
+}
+
+// sync watches the bucket afresh and returns the watcher and the members
+// its initial values hold; ctx bounds the reading of those (the watcher
+// itself runs until stopped).
+func (p *kvProvider) sync(ctx context.Context) (jetstream.KeyWatcher, map[string]*cluster.Member, error) {
+	w, err := p.kv.WatchAll(context.Background())
+	if err != nil {
+		return nil, nil, fmt.Errorf("membership: watch bucket: %w", err)
+	}
+	members := map[string]*cluster.Member{}
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, nil, errors.New("membership: the bucket watcher stopped")
+			}
+			if e == nil {
+				return w, members, nil
+			}
+			p.apply(members, e)
+		case <-ctx.Done():
+			_ = w.Stop()
+			return nil, nil, fmt.Errorf("membership: read members: %w", ctx.Err())
+		}
+	}
+}
+
+// acked records this member's last acknowledged heartbeat: its key's
+// revision and when it was sent.
+func (p *kvProvider) acked(rev uint64, sent time.Time) {
+	p.ackMu.Lock()
+	p.ackRev, p.ackSent = rev, sent
+	p.ackMu.Unlock()
 }
 
 // StartClient is not supported: every Cairn process is a member.
@@ -288,32 +312,165 @@ func (p *kvProvider) publish(members map[string]*cluster.Member) {
 	p.log.Info("cluster topology", slog.Int("members", len(list)), slog.Int("joined", len(t.Joined)), slog.Int("left", len(t.Left)))
 }
 
-// watch feeds the member list every change of the set of members.
-func (p *kvProvider) watch(members map[string]*cluster.Member) {
+// heard is the last put of a member's key that this member saw (through
+// the watcher or a read): its revision, and when it was seen (this
+// member's clock).
+type heard struct {
+	rev uint64
+	at  time.Time
+}
+
+// watch feeds the member list every change of the set of members. It
+// does not trust the watcher and the server's expiry blindly: after a
+// NATS node dies a watcher can stall without an error until a new
+// consumer can be made (which takes a meta leader), and a key can outlive
+// its TTL. So every Heartbeat it also reads every member's key (a direct
+// get, answered by any replica with no consumer or leader needed), drops
+// a member whose key is gone or went TTL + Heartbeat without a put (while
+// this member's own key reads fresh), deleting that key if it is still at
+// the revision last seen; and it watches afresh when its own acknowledged
+// heartbeats stop coming back through the watcher.
+func (p *kvProvider) watch(w jetstream.KeyWatcher, members map[string]*cluster.Member) {
 	defer p.wg.Done()
+	defer func() { _ = w.Stop() }()
+	tick := time.NewTicker(p.cfg.Heartbeat)
+	defer tick.Stop()
+	last := map[string]heard{}
+	start := time.Now()
+	for id := range members {
+		last[id] = heard{at: start}
+	}
+	// dropped holds the members dropped for silence, at the revision
+	// they were dropped: a later put brings one back, an older one not.
+	dropped := map[string]uint64{}
+	var own uint64    // this member's highest revision the watcher delivered
+	var ownRead heard // this member's key as last read
+	updates := w.Updates()
 	for {
 		select {
 		case <-p.stop:
 			return
-		case e, ok := <-p.watcher.Updates():
+		case <-p.fenced:
+			return
+		case e, ok := <-updates:
 			if !ok {
-				return
+				updates = nil // closed: watch afresh on the next tick
+				continue
 			}
-			if e == nil || !p.apply(members, e) {
+			if e == nil {
+				continue
+			}
+			if e.Operation() == jetstream.KeyValuePut {
+				if rev, ok := dropped[e.Key()]; ok && e.Revision() <= rev {
+					continue
+				}
+				delete(dropped, e.Key())
+				last[e.Key()] = heard{rev: e.Revision(), at: time.Now()}
+				if e.Key() == p.key {
+					own = max(own, e.Revision())
+				}
+			} else {
+				delete(last, e.Key())
+			}
+			if !p.apply(members, e) {
 				continue
 			}
 			if _, ok := members[p.key]; !ok {
 				p.fence(errors.New("its member key was removed (it expired or was deleted)"))
 				return
 			}
-			select {
-			case <-p.fenced:
-				return
-			default:
-			}
 			p.publish(members)
+		case <-tick.C:
+			changed := p.poll(members, last, dropped, &ownRead)
+			p.ackMu.Lock()
+			rev, sent := p.ackRev, p.ackSent
+			p.ackMu.Unlock()
+			if updates == nil || (rev > own && time.Since(sent) > 2*p.cfg.Heartbeat) {
+				p.log.Warn("the membership watcher stopped delivering (this member's own heartbeat did not come back through it); watching the bucket afresh",
+					slog.Uint64("heartbeat_revision", rev), slog.Uint64("delivered_revision", own))
+				ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Heartbeat)
+				nw, fresh, err := p.sync(ctx)
+				cancel()
+				if err != nil {
+					p.log.Warn("watching the membership bucket afresh failed; trying again", slog.String("err", err.Error()))
+				} else {
+					_ = w.Stop()
+					w, updates, own = nw, nw.Updates(), rev
+					if _, ok := fresh[p.key]; !ok {
+						p.fence(errors.New("its member key is gone from the bucket"))
+						return
+					}
+					now := time.Now()
+					for id, m := range fresh {
+						if _, gone := dropped[id]; gone {
+							continue // its key still holds the silent revision
+						}
+						if _, ok := members[id]; !ok {
+							members[id] = m
+							last[id] = heard{at: now}
+							changed = true
+						}
+					}
+					for id := range members {
+						if _, ok := fresh[id]; !ok {
+							delete(members, id)
+							delete(last, id)
+							changed = true
+						}
+					}
+				}
+			}
+			if changed {
+				p.publish(members)
+			}
 		}
 	}
+}
+
+// poll reads every member's key and drops from members those whose key
+// is gone or silent for TTL + Heartbeat, judging the others only while
+// this member's own key reads fresh (its revision advanced within two
+// heartbeats). It reports whether members changed.
+func (p *kvProvider) poll(members map[string]*cluster.Member, last map[string]heard, dropped map[string]uint64, ownRead *heard) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Heartbeat)
+	defer cancel()
+	if e, err := p.kv.Get(ctx, p.key); err == nil && e.Revision() != ownRead.rev {
+		*ownRead = heard{rev: e.Revision(), at: time.Now()}
+	}
+	if time.Since(ownRead.at) > 2*p.cfg.Heartbeat {
+		return false
+	}
+	changed := false
+	for id := range members {
+		if id == p.key {
+			continue
+		}
+		e, err := p.kv.Get(ctx, id)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+			p.log.Info("member key gone (expired or deleted) before the watcher said so; dropping the member", slog.String("dropped", id))
+			delete(members, id)
+			delete(last, id)
+			changed = true
+			continue
+		case err == nil && e.Revision() != last[id].rev:
+			last[id] = heard{rev: e.Revision(), at: time.Now()}
+		}
+		h := last[id]
+		if time.Since(h.at) <= p.cfg.TTL+p.cfg.Heartbeat {
+			continue
+		}
+		p.log.Warn("member sent no heartbeat for longer than the TTL but its key did not expire; dropping it",
+			slog.String("dropped", id), slog.Duration("silent", time.Since(h.at).Round(time.Millisecond)))
+		delete(members, id)
+		delete(last, id)
+		dropped[id] = h.rev
+		changed = true
+		if h.rev != 0 {
+			_ = p.kv.Delete(ctx, id, jetstream.LastRevision(h.rev)) // refused if it wrote since
+		}
+	}
+	return changed
 }
 
 // heartbeat rewrites the member's key every Heartbeat and fences the
@@ -350,6 +507,7 @@ func (p *kvProvider) heartbeat(value []byte) {
 		case err == nil:
 			p.rev = ack.Sequence
 			p.renew(sent)
+			p.acked(ack.Sequence, sent)
 		case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
 			p.fence(errors.New("its member key expired or was replaced (heartbeat refused)"))
 			return
@@ -383,9 +541,6 @@ func (p *kvProvider) err() error {
 // member's key so that the others drop it at once.
 func (p *kvProvider) Shutdown(graceful bool) error {
 	p.stopOnce.Do(func() { close(p.stop) })
-	if p.watcher != nil {
-		_ = p.watcher.Stop()
-	}
 	p.wg.Wait()
 	if !graceful || p.kv == nil || p.err() != nil {
 		return nil
