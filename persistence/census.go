@@ -38,6 +38,11 @@ func (s *Store) Census(ctx context.Context) (Census, error) {
 		}
 		return Census{}, fmt.Errorf("census: %w", translate(err))
 	}
+	if info.Cluster != nil && info.Cluster.Leader == "" {
+		// A replica answers when it sees no leader, with its own state,
+		// which can lag behind what was acknowledged.
+		return Census{}, fmt.Errorf("census: %w: the stream has no leader (an election is under way)", ErrUnavailable)
+	}
 	c := Census{FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq, Msgs: info.State.Msgs, Graphs: make(map[string]uint64, len(info.State.Subjects))}
 	for subj, n := range info.State.Subjects {
 		if g, ok := strings.CutPrefix(subj, prefix); ok {
