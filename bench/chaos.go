@@ -125,11 +125,19 @@ func (c ChaosConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// chaosCluster is the name of the Cairn cluster chaos and failover run.
+const chaosCluster = "cairn-chaos"
+
 // chaosMember is one member's fixed addresses and its current process.
 type chaosMember struct {
-	name, dir, client, route string
-	args                     []string
-	p                        *serveProc // nil while it is down
+	// remote is the member's Proto.Actor remote address (fixed, so that a
+	// member's key in the membership bucket names which process it is).
+	name, dir, client, route, remote string
+	args                             []string
+	// log is where its stderr goes, kept after the run ("" for a
+	// temporary file): DataDir/<name>.log when a data directory is given.
+	log string
+	p   *serveProc // nil while it is down
 }
 
 // chaosLog is the client's log: every acknowledged command and what it
@@ -140,6 +148,72 @@ type chaosLog struct {
 	longest map[string]time.Duration   // graph → longest command (first try to ack)
 	failed  int                        // commands given up (never acknowledged)
 	answers map[string]int             // refusals seen on the way, by code or error
+	// timeline, when not nil, gets every command sent (failover's
+	// phases are measured on it).
+	timeline *[]sentCommand
+}
+
+// sentCommand is one command of the load: when it was first sent, when
+// it was acknowledged or given up, and how many tries it took.
+type sentCommand struct {
+	graph      string
+	start, end time.Time
+	tries      int
+	acked      bool
+}
+
+func newChaosLog() *chaosLog {
+	return &chaosLog{acked: map[string]map[string]bool{}, longest: map[string]time.Duration{}, answers: map[string]int{}}
+}
+
+// steadyLoad offers rate commands/s over graphs until loadCtx ends: each
+// graph takes its share, one command at a time (each adds one node),
+// retried with the same command id until acknowledged or retry passed.
+// Retries run on past loadCtx's end (until ctx ends): a command sent is
+// seen through, so the log knows its fate. Each command is recorded in log
+// and in m.
+func steadyLoad(ctx, loadCtx context.Context, d Driver, graphs []string, rate int, retry time.Duration, log *chaosLog, m *Meter, op string) {
+	var load sync.WaitGroup
+	every := time.Duration(float64(time.Second) * float64(len(graphs)) / float64(rate))
+	for gi, g := range graphs {
+		load.Add(1)
+		go func() {
+			defer load.Done()
+			// Spread the graphs' first commands over one period.
+			next := time.Now().Add(every * time.Duration(gi) / time.Duration(len(graphs)))
+			for k := 0; ; k++ {
+				if wait := time.Until(next); wait > 0 {
+					select {
+					case <-time.After(wait):
+					case <-loadCtx.Done():
+					}
+				}
+				if loadCtx.Err() != nil {
+					return
+				}
+				next = next.Add(every)
+				node := "n" + strconv.Itoa(k)
+				env := &cairnv1.CommandEnvelope{GraphId: g, CommandId: g + "-" + node, Issuer: "cairn-bench",
+					Commands: []*cairnv1.Command{{Kind: &cairnv1.Command_AddNode{AddNode: &cairnv1.AddNode{NodeId: node}}}}}
+				start := time.Now()
+				_, tries, err := chaosCommand(ctx, d, env, retry, log)
+				end := time.Now()
+				m.Record(op, 1, end.Sub(start), err)
+				log.mu.Lock()
+				if err == nil {
+					log.acked[g][node] = true
+				} else {
+					log.failed++
+				}
+				log.longest[g] = max(log.longest[g], end.Sub(start))
+				if log.timeline != nil {
+					*log.timeline = append(*log.timeline, sentCommand{graph: g, start: start, end: end, tries: tries, acked: err == nil})
+				}
+				log.mu.Unlock()
+			}
+		}()
+	}
+	load.Wait()
 }
 
 // Chaos runs the chaos scenario: it starts cfg.Members members, creates
@@ -185,34 +259,12 @@ func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioRes
 		"serve_args": fmt.Sprint(cfg.ServeArgs),
 	}}
 
-	// All members at once: a replicated stream needs a quorum of nodes
-	// before any member can open the event store.
-	var wg sync.WaitGroup
-	startErrs := make([]error, len(members))
-	for i, m := range members {
-		if m.p, err = startServeAt(cfg.Binary, m.args, m.dir, m.client); err != nil {
-			return nil, fmt.Errorf("chaos: start %s: %w", m.name, err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			startErrs[i] = m.p.waitReady(ctx, cfg.Timeout)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(startErrs...); err != nil {
+	nc, err := startChaosMembers(ctx, cfg.Binary, members, cfg.Timeout)
+	if err != nil {
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
-	urls := make([]string, len(members))
-	for i, m := range members {
-		urls[i] = "nats://" + m.client
-	}
-	nc, err := nats.Connect(strings.Join(urls, ","), nats.Name("cairn-bench-chaos"), nats.MaxReconnects(-1),
-		nats.ReconnectWait(50*time.Millisecond), nats.Timeout(time.Second), nats.RetryOnFailedConnect(true))
-	if err != nil {
-		return nil, fmt.Errorf("chaos: connect: %w", err)
-	}
 	defer nc.Close()
+	urls := memberURLs(members)
 	d, err := Remote(nc, 5*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("chaos: %w", err)
@@ -221,16 +273,10 @@ func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioRes
 		fmt.Fprintf(live, "chaos: %d members up (%s); %d graphs, %d commands/s, a kill every %s for %s (seed %d)\n",
 			len(members), strings.Join(urls, " "), cfg.Graphs, cfg.Rate, cfg.KillEvery, cfg.Duration, cfg.Seed)
 	}
-	log := &chaosLog{acked: map[string]map[string]bool{}, longest: map[string]time.Duration{}, answers: map[string]int{}}
-	graphs := make([]string, cfg.Graphs)
-	for i := range graphs {
-		graphs[i] = fmt.Sprintf("chaos-%04d", i)
-		create := &cairnv1.CommandEnvelope{GraphId: graphs[i], CommandId: graphs[i] + "-create", Issuer: "cairn-bench",
-			Commands: []*cairnv1.Command{{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{}}}}}
-		if _, err := chaosCommand(ctx, d, create, cfg.Retry, log); err != nil {
-			return nil, fmt.Errorf("chaos: create %s: %w", graphs[i], err)
-		}
-		log.acked[graphs[i]] = map[string]bool{}
+	log := newChaosLog()
+	graphs, err := createChaosGraphs(ctx, d, "chaos", cfg.Graphs, cfg.Retry, log)
+	if err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
 	}
 
 	res.Started = time.Now()
@@ -240,47 +286,12 @@ func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioRes
 	loadCtx, stopLoad := context.WithTimeout(ctx, cfg.Duration)
 	defer stopLoad()
 
-	// The load: each graph takes its share of the rate, one command at a
-	// time, retried with the same command id until acknowledged.
 	var load sync.WaitGroup
-	every := time.Duration(float64(time.Second) * float64(cfg.Graphs) / float64(cfg.Rate))
-	for gi, g := range graphs {
-		load.Add(1)
-		go func() {
-			defer load.Done()
-			// Spread the graphs' first commands over one period.
-			next := time.Now().Add(every * time.Duration(gi) / time.Duration(len(graphs)))
-			for k := 0; ; k++ {
-				if wait := time.Until(next); wait > 0 {
-					select {
-					case <-time.After(wait):
-					case <-loadCtx.Done():
-					}
-				}
-				if loadCtx.Err() != nil {
-					return
-				}
-				next = next.Add(every)
-				node := "n" + strconv.Itoa(k)
-				env := &cairnv1.CommandEnvelope{GraphId: g, CommandId: g + "-" + node, Issuer: "cairn-bench",
-					Commands: []*cairnv1.Command{{Kind: &cairnv1.Command_AddNode{AddNode: &cairnv1.AddNode{NodeId: node}}}}}
-				start := time.Now()
-				// Retries run on past the load's end: a command sent is
-				// seen through, so the log knows its fate.
-				_, err := chaosCommand(ctx, d, env, cfg.Retry, log)
-				took := time.Since(start)
-				m.Record(OpChaosCommand, 1, took, err)
-				log.mu.Lock()
-				if err == nil {
-					log.acked[g][node] = true
-				} else {
-					log.failed++
-				}
-				log.longest[g] = max(log.longest[g], took)
-				log.mu.Unlock()
-			}
-		}()
-	}
+	load.Add(1)
+	go func() {
+		defer load.Done()
+		steadyLoad(ctx, loadCtx, d, graphs, cfg.Rate, cfg.Retry, log, m, OpChaosCommand)
+	}()
 
 	// The chaos: kill a member, keep it down, restart it, wait for it.
 	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed))
@@ -308,7 +319,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioRes
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			p, err := startServeAt(cfg.Binary, mb.args, mb.dir, mb.client)
+			p, err := startServeLogged(cfg.Binary, mb.args, mb.dir, mb.client, mb.log)
 			if err != nil {
 				return fmt.Errorf("restart %s: %w", mb.name, err)
 			}
@@ -372,9 +383,51 @@ func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioRes
 	return res, nil
 }
 
+// startChaosMembers starts every member at once (a replicated stream
+// needs a quorum of nodes before any member can open the event store),
+// waits until each is ready and returns a connection to all of their NATS
+// nodes that reconnects for ever.
+func startChaosMembers(ctx context.Context, binary string, members []*chaosMember, timeout time.Duration) (*nats.Conn, error) {
+	var wg sync.WaitGroup
+	startErrs := make([]error, len(members))
+	for i, m := range members {
+		var err error
+		if m.p, err = startServeLogged(binary, m.args, m.dir, m.client, m.log); err != nil {
+			return nil, fmt.Errorf("start %s: %w", m.name, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			startErrs[i] = m.p.waitReady(ctx, timeout)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(startErrs...); err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(strings.Join(memberURLs(members), ","), nats.Name("cairn-bench-chaos"), nats.MaxReconnects(-1),
+		nats.ReconnectWait(50*time.Millisecond), nats.Timeout(time.Second), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	return nc, nil
+}
+
+// memberURLs are the members' NATS client URLs.
+func memberURLs(members []*chaosMember) []string {
+	urls := make([]string, len(members))
+	for i, m := range members {
+		urls[i] = "nats://" + m.client
+	}
+	return urls
+}
+
 // chaosMembers lays out the members: data directories, fixed client and
 // route addresses, one shared signing key, and their serve flags.
 func chaosMembers(cfg ChaosConfig, dir string) ([]*chaosMember, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	seed, err := persistence.NewSigningKey()
 	if err != nil {
 		return nil, err
@@ -387,21 +440,23 @@ func chaosMembers(cfg ChaosConfig, dir string) ([]*chaosMember, error) {
 	}
 	members := make([]*chaosMember, cfg.Members)
 	var routes []string
+	// Three ports a member, all distinct: each is held until all are
+	// drawn.
+	ports, err := freePorts(3 * cfg.Members)
+	if err != nil {
+		return nil, err
+	}
 	for i := range members {
-		client, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		route, err := freePort()
-		if err != nil {
-			return nil, err
-		}
+		addr := func(k int) string { return "127.0.0.1:" + strconv.Itoa(ports[3*i+k]) }
 		members[i] = &chaosMember{name: "m" + strconv.Itoa(i), dir: filepath.Join(dir, "m"+strconv.Itoa(i)),
-			client: "127.0.0.1:" + strconv.Itoa(client), route: "127.0.0.1:" + strconv.Itoa(route)}
+			client: addr(0), route: addr(1), remote: addr(2)}
+		if cfg.DataDir != "" {
+			members[i].log = filepath.Join(dir, members[i].name+".log")
+		}
 		routes = append(routes, "nats-route://"+members[i].route)
 	}
 	for _, m := range members {
-		m.args = []string{"--name", m.name, "--cluster", "cairn-chaos",
+		m.args = []string{"--name", m.name, "--cluster", chaosCluster, "--cluster-listen", m.remote,
 			"--nats-cluster-listen", m.route, "--nats-routes", strings.Join(routes, ","),
 			"--replicas", strconv.Itoa(min(cfg.Members, 3)), "--signing-key", key}
 		if !cfg.NoSyncAlways {
@@ -412,18 +467,35 @@ func chaosMembers(cfg ChaosConfig, dir string) ([]*chaosMember, error) {
 	return members, nil
 }
 
+// createChaosGraphs creates n graphs named prefix-0000, … and enters them in
+// log.
+func createChaosGraphs(ctx context.Context, d Driver, prefix string, n int, retry time.Duration, log *chaosLog) ([]string, error) {
+	graphs := make([]string, n)
+	for i := range graphs {
+		graphs[i] = fmt.Sprintf("%s-%04d", prefix, i)
+		create := &cairnv1.CommandEnvelope{GraphId: graphs[i], CommandId: graphs[i] + "-create", Issuer: "cairn-bench",
+			Commands: []*cairnv1.Command{{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{}}}}}
+		if _, _, err := chaosCommand(ctx, d, create, retry, log); err != nil {
+			return nil, fmt.Errorf("create %s: %w", graphs[i], err)
+		}
+		log.acked[graphs[i]] = map[string]bool{}
+	}
+	return graphs, nil
+}
+
 // chaosCommand sends env until it is acknowledged, retrying with the same
 // command id on answers that say it was not applied (UNAVAILABLE,
 // CONFLICT) or on no answer, for at most retry. A refusal that a retry
-// cannot change is returned at once.
-func chaosCommand(ctx context.Context, d Driver, env *cairnv1.CommandEnvelope, retry time.Duration, log *chaosLog) (*cairnv1.CommandReply, error) {
+// cannot change is returned at once. It returns how many tries were
+// sent.
+func chaosCommand(ctx context.Context, d Driver, env *cairnv1.CommandEnvelope, retry time.Duration, log *chaosLog) (*cairnv1.CommandReply, int, error) {
 	deadline := time.Now().Add(retry)
 	pause := 20 * time.Millisecond
-	for {
+	for tries := 1; ; tries++ {
 		rep, err := d.Execute(ctx, env)
 		err = replyErr(rep, err)
 		if err == nil {
-			return rep, nil
+			return rep, tries, nil
 		}
 		what := "no answer"
 		var ce *aggregate.CommandError
@@ -432,14 +504,14 @@ func chaosCommand(ctx context.Context, d Driver, env *cairnv1.CommandEnvelope, r
 			case cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE, cairnv1.ErrorCode_ERROR_CODE_CONFLICT:
 				what = ce.Code.String()
 			default:
-				return nil, err
+				return nil, tries, err
 			}
 		}
 		log.mu.Lock()
 		log.answers[what]++
 		log.mu.Unlock()
 		if time.Now().Add(pause).After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("not acknowledged after %s of retries: %w", retry, err)
+			return nil, tries, fmt.Errorf("not acknowledged after %s of retries: %w", retry, err)
 		}
 		time.Sleep(pause) // back off before the same command goes again
 		pause = min(2*pause, time.Second)
@@ -452,7 +524,7 @@ func chaosCommand(ctx context.Context, d Driver, env *cairnv1.CommandEnvelope, r
 func chaosCheck(ctx context.Context, cfg ChaosConfig, d Driver, nc *nats.Conn, members []*chaosMember, graphs []string, log *chaosLog) (lost, twice, extra int, err error) {
 	for _, m := range members {
 		if m.p == nil {
-			if m.p, err = startServeAt(cfg.Binary, m.args, m.dir, m.client); err != nil {
+			if m.p, err = startServeLogged(cfg.Binary, m.args, m.dir, m.client, m.log); err != nil {
 				return 0, 0, 0, err
 			}
 		}

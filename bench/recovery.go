@@ -238,6 +238,7 @@ type serveProc struct {
 	url     string
 	started time.Time
 	stderr  *os.File
+	keepLog bool // stderr is a log to keep, not a temporary file
 	done    chan struct{}
 	nc      *nats.Conn
 }
@@ -256,12 +257,24 @@ func startServe(binary string, serveArgs []string, dir string) (*serveProc, erro
 // startServeAt is startServe with the embedded NATS server's client
 // address given (a member restarted where its clients reconnect).
 func startServeAt(binary string, serveArgs []string, dir, addr string) (*serveProc, error) {
-	errf, err := os.CreateTemp("", "cairn-serve-stderr-")
+	return startServeLogged(binary, serveArgs, dir, addr, "")
+}
+
+// startServeLogged is startServeAt with the child's stderr appended to
+// logPath, which stays; "" for a temporary file removed when it stops.
+func startServeLogged(binary string, serveArgs []string, dir, addr, logPath string) (*serveProc, error) {
+	var errf *os.File
+	var err error
+	if logPath == "" {
+		errf, err = os.CreateTemp("", "cairn-serve-stderr-")
+	} else {
+		errf, err = os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	}
 	if err != nil {
 		return nil, err
 	}
 	args := append([]string{"serve", "--data", dir, "--nats-listen", addr, "--json"}, serveArgs...)
-	p := &serveProc{cmd: exec.Command(binary, args...), url: "nats://" + addr, stderr: errf, done: make(chan struct{}), ready: make(chan struct{})}
+	p := &serveProc{cmd: exec.Command(binary, args...), url: "nats://" + addr, stderr: errf, keepLog: logPath != "", done: make(chan struct{}), ready: make(chan struct{})}
 	p.cmd.Stderr = errf
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -388,7 +401,9 @@ func (p *serveProc) kill() {
 		<-p.done
 	}
 	p.stderr.Close()
-	os.Remove(p.stderr.Name())
+	if !p.keepLog {
+		os.Remove(p.stderr.Name())
+	}
 }
 
 // stderrTail is the end of the child's stderr, for an error message.
@@ -399,6 +414,21 @@ func (p *serveProc) stderrTail() string {
 	}
 	b = b[max(0, len(b)-2000):]
 	return "\ncairn serve stderr (end):\n" + string(b)
+}
+
+// freePorts returns n distinct free ports on 127.0.0.1 (each listener is
+// held until all are drawn: ports drawn one by one can repeat).
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }
 
 func freePort() (int, error) {

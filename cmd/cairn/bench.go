@@ -27,6 +27,7 @@ const benchUsage = `Usage:
   cairn bench suite [--out DIR] [--quick]
   cairn bench peer [--out DIR] [--nodes N --edges N] [--rounds N] [--no-durable]
   cairn bench chaos [--out DIR] [--members 3] [--duration D] [--kill-every T]
+  cairn bench failover [--out DIR] [--restarts 5] [--settle D] [--cluster-ttl D]
 
 Runs a load test and writes its report to --out: report.md, report.json and
 PNG plots (throughput, latency percentiles over time, latency distribution,
@@ -78,6 +79,23 @@ Scenarios:
             report gives kills survived, commands acknowledged, lost,
             applied twice, command latency (retries included) and the
             longest unavailability of a graph.
+  failover  the four faults of a 3-member cluster, measured one after the
+            other: 3 'cairn serve' members on 127.0.0.1, each a node of
+            one NATS JetStream cluster (replicas 3, sync always), under
+            --rate commands/s (default 500) over --graphs graphs (default
+            100), each retried with its command id until acknowledged.
+            1. SIGKILL of a member whose NATS node leads no stream: failed
+            commands of the graphs it did not own (goal 0) and when its
+            graphs accept commands again (goal 5 s; min, median, p90,
+            max). 2. SIGKILL of the event stream's leader (a member and
+            its node): when writes resume (goal 10 s). 3. SIGSTOP of a
+            member for twice the membership TTL, then SIGCONT: its log
+            must show that it fenced itself, then joined again with a
+            fresh id. 4. --restarts restarts in a row of one member
+            (SIGINT and SIGKILL in turn): each time it must rejoin and
+            serve its share of the graphs. The load runs --settle
+            (default 5s) before and after each fault. Then the same
+            checks as chaos (lost and applied twice must be 0).
   suite     the standard suite (the other workload flags apply): ingest of
             1,000,000 nodes and 3,000,000 edges, mixed load at 10,000
             events/s for 30 s and recovery on that graph, replay of
@@ -166,6 +184,15 @@ Chaos:
   --graphs, --rate, --duration, --seed, --data, --binary, --memory-limit
                         as above (defaults 100 graphs, 500 commands/s, 60s)
 
+Failover:
+  --restarts N          restarts of one member in a row (default 5)
+  --settle D            load before and after each fault (default 5s)
+  --cluster-ttl D       as for chaos
+  --graphs, --rate, --data, --binary, --memory-limit
+                        as above (defaults 100 graphs, 500 commands/s);
+                        for chaos and failover, --data DIR keeps the
+                        members' data and their logs (DIR/m0.log, …)
+
 Output:
   --out DIR             report directory (default bench-report)
   --quiet               no line per second
@@ -202,6 +229,8 @@ type benchFlags struct {
 	members, natsNodes   int
 	killEvery, down      time.Duration
 	clusterTTL           time.Duration
+	restarts             int
+	settle               time.Duration
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
@@ -249,7 +278,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.IntVar(&f.natsNodes, "nats", 0, "chaos: NATS nodes (default and only: one per member)")
 	fs.DurationVar(&f.killEvery, "kill-every", 10*time.Second, "chaos: mean `time` between kills")
 	fs.DurationVar(&f.down, "down", time.Second, "chaos: how long a killed member stays down")
-	fs.DurationVar(&f.clusterTTL, "cluster-ttl", 0, "chaos: the members' membership `TTL` (default serve's)")
+	fs.DurationVar(&f.clusterTTL, "cluster-ttl", 0, "chaos, failover: the members' membership `TTL` (default serve's)")
+	fs.IntVar(&f.restarts, "restarts", 5, "failover: restarts of one member in a row")
+	fs.DurationVar(&f.settle, "settle", 5*time.Second, "failover: load before and after each fault")
 	pos, err := parseArgs(fs, "bench", args, "scenario")
 	if err != nil {
 		return err
@@ -261,12 +292,32 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
 	scenario := pos[0]
 	switch scenario {
-	case "ingest", "mixed", "recovery", "replay", "peer", "chaos", "suite":
+	case "ingest", "mixed", "recovery", "replay", "peer", "chaos", "failover", "suite":
 	default:
-		return usage("unknown scenario %q: want ingest, mixed, recovery, replay, peer, chaos or suite", scenario)
+		return usage("unknown scenario %q: want ingest, mixed, recovery, replay, peer, chaos, failover or suite", scenario)
 	}
-	if scenario != "chaos" && (given["members"] || given["nats"] || given["kill-every"] || given["down"] || given["cluster-ttl"]) {
-		return usage("--members, --nats, --kill-every, --down and --cluster-ttl are for chaos")
+	if scenario != "chaos" && (given["members"] || given["nats"] || given["kill-every"] || given["down"]) {
+		return usage("--members, --nats, --kill-every and --down are for chaos")
+	}
+	if scenario != "chaos" && scenario != "failover" && given["cluster-ttl"] {
+		return usage("--cluster-ttl is for chaos and failover")
+	}
+	if scenario != "failover" && (given["restarts"] || given["settle"]) {
+		return usage("--restarts and --settle are for failover")
+	}
+	if scenario == "failover" {
+		if f.restarts < 1 || f.settle <= 0 {
+			return usage("--restarts %d and --settle %s: at least 1 restart and a positive settle", f.restarts, f.settle)
+		}
+		if !given["graphs"] {
+			f.graphs = 100
+		}
+		if !given["rate"] {
+			f.rate = 500
+		}
+		if err := f.failoverConfig("cairn").Validate(); err != nil {
+			return usage("%v", err)
+		}
 	}
 	if scenario == "chaos" {
 		if given["nats"] && f.natsNodes != f.members {
@@ -356,7 +407,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		if given["data"] {
 			return usage("--data is for --driver inprocess")
 		}
-		if scenario == "recovery" || scenario == "peer" || scenario == "chaos" || scenario == "suite" {
+		if scenario == "recovery" || scenario == "peer" || scenario == "chaos" || scenario == "failover" || scenario == "suite" {
 			return usage("%s starts its own engine; it takes no --driver remote", scenario)
 		}
 		opts, err := f.auth.options("bench")
@@ -412,7 +463,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		debug.FreeOSMemory()
 		var d bench.Driver
 		closeDriver := func() error { return nil }
-		if r.name != "recovery" && r.name != "peer" && r.name != "chaos" { // they start their own engines
+		if r.name != "recovery" && r.name != "peer" && r.name != "chaos" && r.name != "failover" { // they start their own engines
 			if d, closeDriver, err = open(r.name); err != nil {
 				return fmt.Errorf("bench: %s: %w", r.name, err)
 			}
@@ -497,9 +548,18 @@ func (f *benchFlags) scenarios(scenario string, mix bench.QueryMix) []benchRun {
 		}
 		return bench.Chaos(ctx, f.chaosConfig(exe), live)
 	}}
+	failover := benchRun{"failover", func(ctx context.Context, _ bench.Driver, live io.Writer) (*bench.ScenarioResult, error) {
+		exe, err := f.executable()
+		if err != nil {
+			return nil, fmt.Errorf("failover: %w", err)
+		}
+		return bench.Failover(ctx, f.failoverConfig(exe), live)
+	}}
 	switch scenario {
 	case "chaos":
 		return []benchRun{chaos}
+	case "failover":
+		return []benchRun{failover}
 	case "ingest":
 		return []benchRun{ingest(f.w)}
 	case "mixed":
@@ -533,6 +593,12 @@ func (f *benchFlags) chaosConfig(exe string) bench.ChaosConfig {
 	}
 	return bench.ChaosConfig{Binary: exe, DataDir: f.data, Members: f.members, Duration: f.duration, KillEvery: f.killEvery,
 		Down: f.down, Graphs: f.graphs, Rate: int(f.rate), Seed: f.w.Seed, ServeArgs: args}
+}
+
+// failoverConfig is the failover scenario's config from the flags.
+func (f *benchFlags) failoverConfig(exe string) bench.FailoverConfig {
+	return bench.FailoverConfig{Binary: exe, DataDir: f.data, Graphs: f.graphs, Rate: int(f.rate), Settle: f.settle,
+		Restarts: f.restarts, ClusterTTL: f.clusterTTL, ServeArgs: f.serveArgs()}
 }
 
 // executable is the cairn binary that recovery and peer start: --binary,

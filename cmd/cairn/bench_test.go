@@ -219,3 +219,61 @@ func TestBenchChaosShort(t *testing.T) {
 		t.Errorf("ingest --kill-every: %v", err)
 	}
 }
+
+// TestBenchFailoverShort is the short failover run of make test: three
+// members (each a Cairn member and a NATS node, replicas 3, sync always)
+// under commands go through a member kill, a stream leader kill, a pause
+// of twice the TTL and two restarts; the scenario fails when a fault does
+// not heal, when the paused member does not fence itself, when a
+// restarted member serves no graph, or when an acknowledged command is
+// lost or applied twice. How fast each healed is measured, not asserted.
+func TestBenchFailoverShort(t *testing.T) {
+	bin := buildBinary(t)
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bench", "failover", "--settle", "1s", "--restarts", "2",
+		"--graphs", "12", "--rate", "60", "--binary", bin, "--out", out, "--quiet"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("bench failover: %v\nstderr:\n%s", err, stderr.String())
+	}
+	rep, err := bench.ReadReport(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	figs := map[string]float64{}
+	for _, f := range rep.Scenarios[0].Figures {
+		figs[f.Name] = f.Value
+	}
+	for _, name := range []string{"member kill: its graphs accept commands again after", "stream leader kill: writes resume after"} {
+		if v, ok := figs[name]; !ok || v <= 0 {
+			t.Errorf("figure %q: %v, %v; want a time measured", name, v, ok)
+		}
+	}
+	if figs["pause: fenced itself on resuming"] != 1 || figs["restarts: rejoined and served its share"] != 2 {
+		t.Errorf("figures %v: want the paused member fenced and 2 restarts served", figs)
+	}
+	if figs["acknowledged commands lost"] != 0 || figs["commands applied twice"] != 0 || figs["commands acknowledged"] < 100 {
+		t.Errorf("figures %v: lost, applied twice or too few acknowledged", figs)
+	}
+	t.Logf("%v", figs)
+	for _, n := range rep.Scenarios[0].Notes {
+		t.Log(n)
+	}
+	// Flags that are failover's only, and bad values.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "ingest", "--restarts", "2"}, "--restarts and --settle are for failover"},
+		{[]string{"bench", "failover", "--restarts", "0"}, "--restarts 0"},
+		{[]string{"bench", "failover", "--settle", "0s"}, "--settle 0s"},
+		{[]string{"bench", "failover", "--graphs", "2"}, "graphs 2"},
+		{[]string{"bench", "failover", "--driver", "remote"}, "takes no --driver remote"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), tc.args, &stdout, &stderr)
+		if exitCode(err) != exitUsage || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want usage error with %q", tc.args, exitCode(err), stderr.String(), tc.want)
+		}
+	}
+}
