@@ -27,6 +27,7 @@ const benchUsage = `Usage:
   cairn bench suite [--out DIR] [--quick]
   cairn bench peer [--out DIR] [--nodes N --edges N] [--rounds N] [--no-durable]
   cairn bench chaos [--out DIR] [--members 3] [--duration D] [--kill-every T]
+  cairn bench scale [--out DIR] [--members 3] [--replicas N] [--concurrency 32]
 
 Runs a load test and writes its report to --out: report.md, report.json and
 PNG plots (throughput, latency percentiles over time, latency distribution,
@@ -78,6 +79,20 @@ Scenarios:
             report gives kills survived, commands acknowledged, lost,
             applied twice, command latency (retries included) and the
             longest unavailability of a graph.
+  scale     starts --members 'cairn serve' processes as chaos does (one
+            member: a single NATS server), kills none, and runs
+            --concurrency callers for --duration (default 20s), each
+            sending single-event AddNode commands one at a time to a free
+            graph of --graphs (default 100; one command in flight per
+            graph) over one NATS connection. The report gives commands/s,
+            p50/p99, each member's CPU seconds and RSS, the engine's CPU
+            per command, the load average, and the cross-member hop: every
+            reply names the member that took the command and the owner
+            whose grain answered, so latencies split into local and
+            forwarded, under the load and in a probe of --probe commands
+            (default 300) sent one at a time through the first member's
+            node. Beside it, raw JetStream publishes to a stream of the
+            same replicas (--no-baseline skips them).
   suite     the standard suite (the other workload flags apply): ingest of
             1,000,000 nodes and 3,000,000 edges, mixed load at 10,000
             events/s for 30 s and recovery on that graph, replay of
@@ -166,6 +181,19 @@ Chaos:
   --graphs, --rate, --duration, --seed, --data, --binary, --memory-limit
                         as above (defaults 100 graphs, 500 commands/s, 60s)
 
+Scale:
+  --members N           cairn serve processes (default 3, at least 1)
+  --replicas N          replicas of the event stream and buckets, 1 to
+                        --members (default: --members, at most 3)
+  --concurrency N       callers, each one command at a time (default 32,
+                        at most --graphs)
+  --probe N             hop probe commands, one at a time (default 300;
+                        -1 for none)
+  --no-sync-always      JetStream's default fsync interval instead of fsync
+                        on every write (default: fsync always, as chaos)
+  --graphs, --duration, --data, --binary, --memory-limit, --cluster-ttl,
+  --no-baseline         as above (defaults 100 graphs, 20s)
+
 Output:
   --out DIR             report directory (default bench-report)
   --quiet               no line per second
@@ -202,6 +230,7 @@ type benchFlags struct {
 	members, natsNodes   int
 	killEvery, down      time.Duration
 	clusterTTL           time.Duration
+	scale                bench.ScaleConfig
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
@@ -250,6 +279,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.DurationVar(&f.killEvery, "kill-every", 10*time.Second, "chaos: mean `time` between kills")
 	fs.DurationVar(&f.down, "down", time.Second, "chaos: how long a killed member stays down")
 	fs.DurationVar(&f.clusterTTL, "cluster-ttl", 0, "chaos: the members' membership `TTL` (default serve's)")
+	fs.IntVar(&f.scale.Replicas, "replicas", 0, "scale: replicas of the event stream (default members, at most 3)")
+	fs.IntVar(&f.scale.Concurrency, "concurrency", 32, "scale: callers")
+	fs.IntVar(&f.scale.Probe, "probe", 300, "scale: hop probe commands (-1 for none)")
+	fs.BoolVar(&f.scale.NoSyncAlways, "no-sync-always", false, "scale: JetStream's default fsync interval")
 	pos, err := parseArgs(fs, "bench", args, "scenario")
 	if err != nil {
 		return err
@@ -261,12 +294,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
 	scenario := pos[0]
 	switch scenario {
-	case "ingest", "mixed", "recovery", "replay", "peer", "chaos", "suite":
+	case "ingest", "mixed", "recovery", "replay", "peer", "chaos", "scale", "suite":
 	default:
-		return usage("unknown scenario %q: want ingest, mixed, recovery, replay, peer, chaos or suite", scenario)
+		return usage("unknown scenario %q: want ingest, mixed, recovery, replay, peer, chaos, scale or suite", scenario)
 	}
-	if scenario != "chaos" && (given["members"] || given["nats"] || given["kill-every"] || given["down"] || given["cluster-ttl"]) {
-		return usage("--members, --nats, --kill-every, --down and --cluster-ttl are for chaos")
+	if scenario != "chaos" && scenario != "scale" && (given["members"] || given["cluster-ttl"]) {
+		return usage("--members and --cluster-ttl are for chaos and scale")
+	}
+	if scenario != "chaos" && (given["nats"] || given["kill-every"] || given["down"]) {
+		return usage("--nats, --kill-every and --down are for chaos")
+	}
+	if err := f.checkScale(scenario, given); err != nil {
+		return usage("%v", err)
 	}
 	if scenario == "chaos" {
 		if given["nats"] && f.natsNodes != f.members {
@@ -356,7 +395,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		if given["data"] {
 			return usage("--data is for --driver inprocess")
 		}
-		if scenario == "recovery" || scenario == "peer" || scenario == "chaos" || scenario == "suite" {
+		if scenario == "recovery" || scenario == "peer" || scenario == "chaos" || scenario == "scale" || scenario == "suite" {
 			return usage("%s starts its own engine; it takes no --driver remote", scenario)
 		}
 		opts, err := f.auth.options("bench")
@@ -412,7 +451,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		debug.FreeOSMemory()
 		var d bench.Driver
 		closeDriver := func() error { return nil }
-		if r.name != "recovery" && r.name != "peer" && r.name != "chaos" { // they start their own engines
+		if r.name != "recovery" && r.name != "peer" && r.name != "chaos" && r.name != "scale" { // they start their own engines
 			if d, closeDriver, err = open(r.name); err != nil {
 				return fmt.Errorf("bench: %s: %w", r.name, err)
 			}
@@ -500,6 +539,8 @@ func (f *benchFlags) scenarios(scenario string, mix bench.QueryMix) []benchRun {
 	switch scenario {
 	case "chaos":
 		return []benchRun{chaos}
+	case "scale":
+		return []benchRun{f.scaleRun()}
 	case "ingest":
 		return []benchRun{ingest(f.w)}
 	case "mixed":
