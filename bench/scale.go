@@ -59,7 +59,7 @@ type ScaleConfig struct {
 	// time. Default 100.
 	Graphs int
 	// Probe is how many commands the hop probe sends one at a time
-	// through one member's NATS node after the load. Default 300; 0 for
+	// through one member's NATS node after the load. Default 600; 0 for
 	// the default, negative for none.
 	Probe int
 	// NoBaseline skips the raw JetStream publish baseline.
@@ -91,7 +91,7 @@ func (c *ScaleConfig) setDefaults() {
 		c.Graphs = 100
 	}
 	if c.Probe == 0 {
-		c.Probe = 300
+		c.Probe = 600
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 2 * time.Minute
@@ -354,6 +354,7 @@ func Scale(ctx context.Context, cfg ScaleConfig, live io.Writer) (_ *ScenarioRes
 		fmt.Sprintf("the client's NATS connection was on %s's node; the event stream's leader: %s", conn, orNone(leader)),
 		split.handlers(byRemote))
 	if failed.Load() > 0 {
+		res.Notes = append(res.Notes, scaleLogs(members)...)
 		return res, fmt.Errorf("scale: %d of %d commands not acknowledged; the first: %w", failed.Load(), cmd.Count, firstErr)
 	}
 
@@ -468,6 +469,28 @@ func scaleWaitMembers(ctx context.Context, js jetstream.JetStream, name string, 
 	}
 }
 
+// scaleLogs returns, for a failed run's report, each member's errors and
+// the leader changes its NATS node logged (the first few of each).
+func scaleLogs(members []*scaleMember) []string {
+	var out []string
+	for _, m := range members {
+		b, err := os.ReadFile(m.p.stderr.Name())
+		if err != nil {
+			continue
+		}
+		n := 0
+		for line := range strings.Lines(string(b)) {
+			if strings.Contains(line, "level=ERROR") || strings.Contains(line, "new stream leader") || strings.Contains(line, "metadata leader") {
+				out = append(out, m.name+": "+strings.TrimSpace(line))
+				if n++; n == 8 {
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
 // scaleCPU reads each member process's CPU time so far.
 func scaleCPU(members []*scaleMember) ([]time.Duration, error) {
 	out := make([]time.Duration, len(members))
@@ -570,7 +593,7 @@ func (s *scaleSplit) figures(phase string, several bool) []Figure {
 		Figure{Name: phase + ": forwarded command p50", Value: msOf(s.forwarded.Quantile(50)), Unit: "ms", Note: fmt.Sprintf("%d commands taken by another member and forwarded to the owner over the Proto.Actor remote", nf)},
 		Figure{Name: phase + ": forwarded command p99", Value: msOf(s.forwarded.Quantile(99)), Unit: "ms"},
 		Figure{Name: phase + ": hop p50", Value: msOf(s.forwarded.Quantile(50) - s.local.Quantile(50)), Unit: "ms", Note: "forwarded p50 − local p50"},
-		Figure{Name: phase + ": hop p99", Value: msOf(s.forwarded.Quantile(99) - s.local.Quantile(99)), Unit: "ms", Note: "forwarded p99 − local p99"},
+		Figure{Name: phase + ": hop p99", Value: msOf(s.forwarded.Quantile(99) - s.local.Quantile(99)), Unit: "ms", Note: "forwarded p99 − local p99 (of a few hundred commands a tail is noisy: it may come out below 0)"},
 		Figure{Name: phase + ": commands forwarded", Value: share, Unit: "%"},
 	)
 }

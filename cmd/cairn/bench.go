@@ -90,7 +90,7 @@ Scenarios:
             reply names the member that took the command and the owner
             whose grain answered, so latencies split into local and
             forwarded, under the load and in a probe of --probe commands
-            (default 300) sent one at a time through the first member's
+            (default 600) sent one at a time through the first member's
             node. Beside it, raw JetStream publishes to a stream of the
             same replicas (--no-baseline skips them).
   suite     the standard suite (the other workload flags apply): ingest of
@@ -187,7 +187,7 @@ Scale:
                         --members (default: --members, at most 3)
   --concurrency N       callers, each one command at a time (default 32,
                         at most --graphs)
-  --probe N             hop probe commands, one at a time (default 300;
+  --probe N             hop probe commands, one at a time (default 600;
                         -1 for none)
   --no-sync-always      JetStream's default fsync interval instead of fsync
                         on every write (default: fsync always, as chaos)
@@ -281,7 +281,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.DurationVar(&f.clusterTTL, "cluster-ttl", 0, "chaos: the members' membership `TTL` (default serve's)")
 	fs.IntVar(&f.scale.Replicas, "replicas", 0, "scale: replicas of the event stream (default members, at most 3)")
 	fs.IntVar(&f.scale.Concurrency, "concurrency", 32, "scale: callers")
-	fs.IntVar(&f.scale.Probe, "probe", 300, "scale: hop probe commands (-1 for none)")
+	fs.IntVar(&f.scale.Probe, "probe", 600, "scale: hop probe commands (-1 for none)")
 	fs.BoolVar(&f.scale.NoSyncAlways, "no-sync-always", false, "scale: JetStream's default fsync interval")
 	pos, err := parseArgs(fs, "bench", args, "scenario")
 	if err != nil {
