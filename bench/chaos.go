@@ -185,22 +185,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioRes
 		"serve_args": fmt.Sprint(cfg.ServeArgs),
 	}}
 
-	// All members at once: a replicated stream needs a quorum of nodes
-	// before any member can open the event store.
-	var wg sync.WaitGroup
-	startErrs := make([]error, len(members))
-	for i, m := range members {
-		if m.p, err = startServeAt(cfg.Binary, m.args, m.dir, m.client); err != nil {
-			return nil, fmt.Errorf("chaos: start %s: %w", m.name, err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			startErrs[i] = m.p.waitReady(ctx, cfg.Timeout)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(startErrs...); err != nil {
+	if err := startChaosMembers(ctx, cfg.Binary, members, cfg.Timeout); err != nil {
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
 	urls := make([]string, len(members))
@@ -410,6 +395,28 @@ func chaosMembers(cfg ChaosConfig, dir string) ([]*chaosMember, error) {
 		m.args = append(m.args, cfg.ServeArgs...)
 	}
 	return members, nil
+}
+
+// startChaosMembers starts every member at once (a replicated stream
+// needs a quorum of nodes before any member can open the event store) and
+// waits, at most timeout, for each one's ready line.
+func startChaosMembers(ctx context.Context, binary string, members []*chaosMember, timeout time.Duration) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(members))
+	for i, m := range members {
+		p, err := startServeAt(binary, m.args, m.dir, m.client)
+		if err != nil {
+			return fmt.Errorf("start %s: %w", m.name, err)
+		}
+		m.p = p
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.waitReady(ctx, timeout)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // chaosCommand sends env until it is acknowledged, retrying with the same

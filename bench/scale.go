@@ -166,20 +166,11 @@ func Scale(ctx context.Context, cfg ScaleConfig, live io.Writer) (_ *ScenarioRes
 		"members": cfg.Members, "replicas": cfg.Replicas, "duration_s": cfg.Duration.Seconds(), "concurrency": cfg.Concurrency,
 		"graphs": cfg.Graphs, "probe": max(cfg.Probe, 0), "sync_always": !cfg.NoSyncAlways, "serve_args": fmt.Sprint(cfg.ServeArgs),
 	}}
-	var wg sync.WaitGroup
-	startErrs := make([]error, len(members))
-	for i, m := range members {
-		if m.p, err = startServeAt(cfg.Binary, m.args, m.dir, m.client); err != nil {
-			return nil, fmt.Errorf("scale: start %s: %w", m.name, err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			startErrs[i] = m.p.waitReady(ctx, cfg.Timeout)
-		}()
+	cms := make([]*chaosMember, len(members))
+	for i, mb := range members {
+		cms[i] = mb.chaosMember
 	}
-	wg.Wait()
-	if err := errors.Join(startErrs...); err != nil {
+	if err := startChaosMembers(ctx, cfg.Binary, cms, cfg.Timeout); err != nil {
 		return nil, fmt.Errorf("scale: %w", err)
 	}
 	urls := make([]string, len(members))
@@ -247,10 +238,6 @@ func Scale(ctx context.Context, cfg ScaleConfig, live io.Writer) (_ *ScenarioRes
 	self0, selfOK := benchutil.CPUTime()
 	res.Started = time.Now()
 	res.MemorySource = "the sum of the members' RSS (/proc/<pid>/statm)"
-	cms := make([]*chaosMember, len(members))
-	for i, mb := range members {
-		cms[i] = mb.chaosMember
-	}
 	m := StartMeter(live, "scale", func(context.Context) (MemSample, error) { return chaosMemory(&membersMu, cms) })
 	free := make(chan int, len(graphs))
 	for i := range graphs {
