@@ -27,6 +27,9 @@ func (f *benchFlags) checkScale(scenario string, given map[string]bool) error {
 		f.duration = 20 * time.Second
 	}
 	var errs []error
+	if given["rate"] {
+		errs = append(errs, errors.New("--rate: scale is a closed loop (--concurrency callers, each one command at a time)"))
+	}
 	if f.members < 1 {
 		errs = append(errs, fmt.Errorf("--members %d: at least 1", f.members))
 	}

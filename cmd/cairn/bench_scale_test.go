@@ -84,6 +84,7 @@ func TestBenchScaleShort(t *testing.T) {
 		{[]string{"bench", "scale", "--probe", "0"}, "--probe"},
 		{[]string{"bench", "scale", "--duration", "100ms"}, "--duration"},
 		{[]string{"bench", "scale", "--kill-every", "1s"}, "--kill-every"},
+		{[]string{"bench", "scale", "--rate", "100"}, "--rate"},
 		{[]string{"bench", "ingest", "--concurrency", "4"}, "scale"},
 		{[]string{"bench", "ingest", "--members", "3"}, "--members"},
 		{[]string{"bench", "scale", "--driver", "remote"}, "scale"},
