@@ -16,11 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/cairn-graph/cairn/actors"
-	"github.com/cairn-graph/cairn/aggregate"
-	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/cluster"
 	"github.com/cairn-graph/cairn/internal/benchutil"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
@@ -123,9 +119,6 @@ func (c ScaleConfig) Validate() error {
 // scaleIdle is how long the members' idle CPU is measured before the load.
 const scaleIdle = 2 * time.Second
 
-// scaleRoute is where one command ran, from its reply's headers.
-type scaleRoute struct{ here, owner string }
-
 // Scale runs the scale scenario. It starts cfg.Members members, creates
 // cfg.Graphs graphs, then for cfg.Duration runs cfg.Concurrency callers,
 // each sending single-event AddNode commands one at a time to a free graph
@@ -200,7 +193,7 @@ func Scale(ctx context.Context, cfg ScaleConfig, live io.Writer) (_ *ScenarioRes
 			Commands: []*cairnv1.Command{{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{}}}}}
 		// Creation activates each graph's grain: a member that has just
 		// joined may still answer UNAVAILABLE for a moment.
-		if err := scaleRetry(ctx, nc, create, cfg.Timeout); err != nil {
+		if _, _, err := scaleRetry(ctx, nc, create, cfg.Timeout); err != nil {
 			return nil, fmt.Errorf("scale: create %s: %w", graphs[i], err)
 		}
 	}
@@ -246,6 +239,7 @@ func Scale(ctx context.Context, cfg ScaleConfig, live io.Writer) (_ *ScenarioRes
 	next := make([]int, len(graphs)) // per graph, the next node's number (held with the graph)
 	split := newScaleSplit()
 	var failed atomic.Int64
+	retries := &scaleRefusals{n: map[string]int{}}
 	var firstErr error
 	var errOnce sync.Once
 	loadCtx, stopLoad := context.WithTimeout(ctx, cfg.Duration)
@@ -268,17 +262,24 @@ func Scale(ctx context.Context, cfg ScaleConfig, live io.Writer) (_ *ScenarioRes
 				env := &cairnv1.CommandEnvelope{GraphId: g, CommandId: g + "-" + node, Issuer: "cairn-bench",
 					Commands: []*cairnv1.Command{{Kind: &cairnv1.Command_AddNode{AddNode: &cairnv1.AddNode{NodeId: node}}}}}
 				start := time.Now()
-				// A command sent is seen through, past the load's end.
-				route, err := scaleSend(ctx, nc, env, 30*time.Second)
+				// A command sent is seen through, past the load's end:
+				// an UNAVAILABLE (a member fenced on a starved machine, a
+				// graph moving) is retried with its command id, counted.
+				route, refused, err := scaleRetry(ctx, nc, env, 30*time.Second)
 				took := time.Since(start)
 				free <- gi
 				m.Record(OpScaleCommand, 1, took, err)
+				if len(refused) > 0 {
+					retries.add(refused)
+				}
 				if err != nil {
 					failed.Add(1)
 					errOnce.Do(func() { firstErr = fmt.Errorf("graph %s, %s: %w", g, node, err) })
 					continue
 				}
-				split.record(route, took)
+				if len(refused) == 0 { // a retried command's latency is its retries'
+					split.record(route, took)
+				}
 			}
 		}()
 	}
@@ -327,7 +328,8 @@ func Scale(ctx context.Context, cfg ScaleConfig, live io.Writer) (_ *ScenarioRes
 		Figure{Name: "commands/s per member", Value: cmd.Rate / float64(len(members))},
 		Figure{Name: "command p50", Value: cmd.P50MS, Unit: "ms"},
 		Figure{Name: "command p99", Value: cmd.P99MS, Unit: "ms"},
-		goalFigure("commands not acknowledged", float64(failed.Load()), "", "0", failed.Load() == 0, fmt.Sprintf("of %d sent", cmd.Count)),
+		goalFigure("commands not acknowledged", float64(failed.Load()), "", "0", failed.Load() == 0, fmt.Sprintf("of %d sent, each retried for up to 30 s", cmd.Count)),
+		Figure{Name: "commands retried", Value: float64(retries.commands), Note: retries.String()},
 		Figure{Name: "engine CPU per command", Value: perCmd, Unit: "µs", Note: fmt.Sprintf("the members' processes together: %.1f s of CPU for %d commands", engineCPU.Seconds(), acked)},
 		Figure{Name: "engine CPU idle", Value: 100 * idleShare, Unit: "% of a core", Note: fmt.Sprintf("the members together over %s before the load", idleFor.Round(time.Millisecond))},
 		Figure{Name: "engine CPU per command, idle subtracted", Value: perCmdBusy, Unit: "µs"},
@@ -478,6 +480,37 @@ func scaleLogs(members []*scaleMember) []string {
 	return out
 }
 
+// scaleRefusals counts the commands that needed a retry and the answers
+// that made them.
+type scaleRefusals struct {
+	mu       sync.Mutex
+	commands int
+	n        map[string]int
+}
+
+func (r *scaleRefusals) add(refused []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.commands++
+	for _, what := range refused {
+		r.n[what]++
+	}
+}
+
+func (r *scaleRefusals) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.n) == 0 {
+		return "none: every command was acknowledged at its first try"
+	}
+	var parts []string
+	for what, n := range r.n {
+		parts = append(parts, fmt.Sprintf("%s ×%d", what, n))
+	}
+	slices.Sort(parts)
+	return "answers retried: " + strings.Join(parts, ", ")
+}
+
 // scaleCPU reads each member process's CPU time so far.
 func scaleCPU(members []*scaleMember) ([]time.Duration, error) {
 	out := make([]time.Duration, len(members))
@@ -489,180 +522,6 @@ func scaleCPU(members []*scaleMember) ([]time.Duration, error) {
 		out[i] = c
 	}
 	return out, nil
-}
-
-// scaleSend sends env once and returns where it ran; a refusal is an
-// error.
-func scaleSend(ctx context.Context, nc *nats.Conn, env *cairnv1.CommandEnvelope, timeout time.Duration) (scaleRoute, error) {
-	data, err := proto.Marshal(env)
-	if err != nil {
-		return scaleRoute{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	subject := api.CommandSubjectFor(env.GetGraphId())
-	msg, err := nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: subject, Data: data})
-	if err != nil {
-		return scaleRoute{}, fmt.Errorf("request on %s to %s: %w", subject, nc.ConnectedUrlRedacted(), err)
-	}
-	rep := &cairnv1.CommandReply{}
-	if err := proto.Unmarshal(msg.Data, rep); err != nil {
-		return scaleRoute{}, fmt.Errorf("the reply on %s is not a CommandReply: %w", subject, err)
-	}
-	if err := aggregate.ErrorFromProto(rep.GetError()); err != nil {
-		return scaleRoute{}, err
-	}
-	r := scaleRoute{here: msg.Header.Get(api.MemberHeader), owner: msg.Header.Get(api.OwnerHeader)}
-	if r.here == "" || r.owner == "" {
-		return r, fmt.Errorf("the reply on %s lacks the %s and %s headers (an engine older than this bench?)", subject, api.MemberHeader, api.OwnerHeader)
-	}
-	return r, nil
-}
-
-// scaleRetry sends env until it is acknowledged, retrying UNAVAILABLE and
-// no answer with the same command id, for at most timeout.
-func scaleRetry(ctx context.Context, nc *nats.Conn, env *cairnv1.CommandEnvelope, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		_, err := scaleSend(ctx, nc, env, 10*time.Second)
-		if err == nil {
-			return nil
-		}
-		var ce *aggregate.CommandError
-		if errors.As(err, &ce) && ce.Code != cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE {
-			return err
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("not acknowledged within %s: %w", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond) // back off before the same command goes again
-	}
-}
-
-// scaleSplit holds command latencies by where the command ran.
-type scaleSplit struct {
-	local, forwarded *benchutil.Latency
-	mu               sync.Mutex
-	handled          map[string]int64 // member address that took the command → commands
-}
-
-func newScaleSplit() *scaleSplit {
-	return &scaleSplit{local: benchutil.NewLatency(), forwarded: benchutil.NewLatency(), handled: map[string]int64{}}
-}
-
-func (s *scaleSplit) record(r scaleRoute, took time.Duration) {
-	if r.here == r.owner {
-		s.local.Record(took)
-	} else {
-		s.forwarded.Record(took)
-	}
-	s.mu.Lock()
-	s.handled[r.here]++
-	s.mu.Unlock()
-}
-
-// figures gives the split's latencies; with several members, the
-// forwarded share and the differences too.
-func (s *scaleSplit) figures(phase string, several bool) []Figure {
-	nl, nf := s.local.Count(), s.forwarded.Count()
-	figs := []Figure{
-		{Name: phase + ": local command p50", Value: msOf(s.local.Quantile(50)), Unit: "ms", Note: fmt.Sprintf("%d commands taken by their graph's owner", nl)},
-		{Name: phase + ": local command p99", Value: msOf(s.local.Quantile(99)), Unit: "ms"},
-	}
-	if !several {
-		return figs
-	}
-	share := 0.0
-	if nl+nf > 0 {
-		share = 100 * float64(nf) / float64(nl+nf)
-	}
-	return append(figs,
-		Figure{Name: phase + ": forwarded command p50", Value: msOf(s.forwarded.Quantile(50)), Unit: "ms", Note: fmt.Sprintf("%d commands taken by another member and forwarded to the owner over the Proto.Actor remote", nf)},
-		Figure{Name: phase + ": forwarded command p99", Value: msOf(s.forwarded.Quantile(99)), Unit: "ms"},
-		Figure{Name: phase + ": hop p50", Value: msOf(s.forwarded.Quantile(50) - s.local.Quantile(50)), Unit: "ms", Note: "forwarded p50 − local p50"},
-		Figure{Name: phase + ": hop p99", Value: msOf(s.forwarded.Quantile(99) - s.local.Quantile(99)), Unit: "ms", Note: "forwarded p99 − local p99 (of a few hundred commands a tail is noisy: it may come out below 0)"},
-		Figure{Name: phase + ": commands forwarded", Value: share, Unit: "%"},
-	)
-}
-
-// handlers says how many commands each member took from NATS.
-func (s *scaleSplit) handlers(byRemote map[string]string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var parts []string
-	for addr, n := range s.handled {
-		name := byRemote[addr]
-		if name == "" {
-			name = addr
-		}
-		parts = append(parts, fmt.Sprintf("%s %d", name, n))
-	}
-	slices.Sort(parts)
-	return "commands taken from NATS, by member: " + strings.Join(parts, ", ")
-}
-
-// scaleProbe sends cfg.Probe commands one at a time through a connection
-// to m's NATS node alone, on the graphs in turn, and splits their latency
-// by where they ran. It also counts how many m itself took (NATS gives a
-// request from a client to any member of the service's queue group, local
-// or across a route, at random) and checks each reply's owner against
-// cluster.OwnerOf over the live members.
-func scaleProbe(ctx context.Context, cfg ScaleConfig, m *scaleMember, clusterName string, graphs []string, next []int, byRemote map[string]string) ([]Figure, []string, error) {
-	nc, err := nats.Connect("nats://"+m.client, nats.Name("cairn-bench-scale-probe"), nats.Timeout(5*time.Second))
-	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w", m.name, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, nil, err
-	}
-	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	live, err := cluster.Members(cctx, js, clusterName)
-	cancel()
-	if err != nil {
-		return nil, nil, err
-	}
-	owner := map[string]string{} // graph → owner's address, as placement computes it
-	for _, g := range graphs {
-		if o, ok := cluster.OwnerOf(actors.GraphKind, g, live); ok {
-			owner[g] = o.Address()
-		}
-	}
-	split := newScaleSplit()
-	mismatches, taken := 0, 0
-	for i := range cfg.Probe {
-		gi := i % len(graphs)
-		g := graphs[gi]
-		node := "p" + strconv.Itoa(next[gi])
-		next[gi]++
-		env := &cairnv1.CommandEnvelope{GraphId: g, CommandId: g + "-" + node, Issuer: "cairn-bench",
-			Commands: []*cairnv1.Command{{Kind: &cairnv1.Command_AddNode{AddNode: &cairnv1.AddNode{NodeId: node}}}}}
-		start := time.Now()
-		r, err := scaleSend(ctx, nc, env, 30*time.Second)
-		took := time.Since(start)
-		if err != nil {
-			return nil, nil, fmt.Errorf("graph %s: %w", g, err)
-		}
-		split.record(r, took)
-		if r.owner != owner[g] {
-			mismatches++
-		}
-		if r.here == m.remote {
-			taken++
-		}
-	}
-	figs := split.figures("probe", cfg.Members > 1)
-	figs = append(figs,
-		goalFigure("probe: owners unlike placement", float64(mismatches), "", "0", mismatches == 0,
-			"replies whose owner is not cluster.OwnerOf over the membership bucket's members"),
-		Figure{Name: "probe: taken by the connected member", Value: 100 * float64(taken) / float64(cfg.Probe), Unit: "%",
-			Note: fmt.Sprintf("of %d commands sent through %s's node; %.0f%% if NATS picks a queue member at random", cfg.Probe, m.name, 100/float64(cfg.Members))})
-	notes := []string{fmt.Sprintf("probe: %d commands one at a time through %s's node; ", cfg.Probe, m.name) + split.handlers(byRemote)}
-	if mismatches > 0 {
-		return figs, notes, fmt.Errorf("%d of %d replies name an owner other than placement's", mismatches, cfg.Probe)
-	}
-	return figs, notes, nil
 }
 
 // scaleRaw publishes for a few seconds, from cfg.Concurrency callers on

@@ -84,15 +84,16 @@ Scenarios:
             --concurrency callers for --duration (default 20s), each
             sending single-event AddNode commands one at a time to a free
             graph of --graphs (default 100; one command in flight per
-            graph) over one NATS connection. The report gives commands/s,
-            p50/p99, each member's CPU seconds and RSS, the engine's CPU
-            per command, the load average, and the cross-member hop: every
-            reply names the member that took the command and the owner
-            whose grain answered, so latencies split into local and
-            forwarded, under the load and in a probe of --probe commands
-            (default 600) sent one at a time through the first member's
-            node. Beside it, raw JetStream publishes to a stream of the
-            same replicas (--no-baseline skips them).
+            graph) over one NATS connection, retried with its command id
+            on UNAVAILABLE or no answer (counted). The report gives
+            commands/s, p50/p99, each member's CPU seconds and RSS, the
+            engine's CPU per command, the load average, and the
+            cross-member hop: every reply names the member that took the
+            command and the owner whose grain answered, so latencies
+            split into local and forwarded, under the load and in a probe
+            of --probe commands (default 600) sent one at a time through
+            the first member's node. Beside it, raw JetStream publishes to
+            a stream of the same replicas (--no-baseline skips them).
   suite     the standard suite (the other workload flags apply): ingest of
             1,000,000 nodes and 3,000,000 edges, mixed load at 10,000
             events/s for 30 s and recovery on that graph, replay of

@@ -38,6 +38,9 @@ func TestBenchScaleShort(t *testing.T) {
 	if figs["commands/s"] <= 0 || figs["engine CPU per command"] <= 0 {
 		t.Errorf("commands/s %v, CPU per command %v: want both above 0", figs["commands/s"], figs["engine CPU per command"])
 	}
+	if _, ok := figs["commands retried"]; !ok {
+		t.Error("no figure of the commands retried")
+	}
 	for _, name := range []string{"commands not acknowledged", "probe: owners unlike placement"} {
 		if v, ok := figs[name]; !ok || v != 0 {
 			t.Errorf("%s: %v (present %v), want 0", name, v, ok)
