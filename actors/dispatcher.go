@@ -27,6 +27,20 @@ func NewDispatcher(c *cluster.Cluster, timeout time.Duration) *Dispatcher {
 	return &Dispatcher{cluster: c, timeout: timeout}
 }
 
+// Route is where Execute sent a command: Here is this member's remote
+// address, Owner the address of the grain's member that was asked last.
+// They differ for a command forwarded to another member.
+type Route struct{ Here, Owner string }
+
+type routeKey struct{}
+
+// WithRoute returns a context under which Execute records into r where it
+// sent the command; r is written by Execute's goroutine before it
+// returns, and read after.
+func WithRoute(ctx context.Context, r *Route) context.Context {
+	return context.WithValue(ctx, routeKey{}, r)
+}
+
 // Execute validates env, sends it to its graph's grain and returns the reply.
 // Failures are in the reply's error: INVALID_ARGUMENT for a malformed
 // envelope, UNAVAILABLE when the grain did not answer in time (retry with the
@@ -64,6 +78,9 @@ func (d *Dispatcher) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) 
 				continue
 			}
 			d.cluster.PidCache.Set(graph, GraphKind, pid)
+		}
+		if r, ok := ctx.Value(routeKey{}).(*Route); ok {
+			r.Here, r.Owner = sys.ProcessRegistry.Address, pid.Address
 		}
 		if pid.Address != sys.ProcessRegistry.Address {
 			rep, gone := d.remote(ctx, pid, env)

@@ -240,7 +240,18 @@ func (g *Gateway) handleCommand(req micro.Request) {
 		return
 	}
 	g.work(g.cmdSem, func() { g.reply(req, aggregate.ErrorReply(env, unavailable("cairn is shutting down"))) },
-		func(ctx context.Context) { g.reply(req, g.exec.Execute(ctx, env)) })
+		func(ctx context.Context) {
+			var r Route
+			rep := g.exec.Execute(WithRoute(ctx, &r), env)
+			if r.Here == "" {
+				g.reply(req, rep)
+				return
+			}
+			// Where it ran, for clients that measure the cross-member hop
+			// (cairn bench scale).
+			data, err := proto.Marshal(rep)
+			g.send(req, data, err, micro.WithHeaders(micro.Headers{api.MemberHeader: {r.Here}, api.OwnerHeader: {r.Owner}}))
+		})
 }
 
 // subjectGraph refuses a request whose per-graph subject names another
@@ -391,9 +402,9 @@ func (g *Gateway) respond(req micro.Request, rep proto.Message) {
 }
 
 // send answers req with data, or logs why it cannot (err from encoding it).
-func (g *Gateway) send(req micro.Request, data []byte, err error) {
+func (g *Gateway) send(req micro.Request, data []byte, err error, opts ...micro.RespondOpt) {
 	if err == nil {
-		err = req.Respond(data)
+		err = req.Respond(data, opts...)
 	}
 	if err != nil {
 		g.log.LogAttrs(context.Background(), slog.LevelWarn, "reply failed", slog.String("err", err.Error()))

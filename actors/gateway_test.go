@@ -80,12 +80,24 @@ func TestGatewayOverNATS(t *testing.T) {
 		t.Fatalf("add over NATS: %v", added)
 	}
 	wantRefused(t, sendEnv(cmdtest.Envelope("g", "c3", cmdtest.AddNode("Zürich"))), cmdtest.CodeExists, "commands[0].add_node.node_id")
-	if again := sendEnv(cmdtest.Envelope("g", "c2", cmdtest.AddNode("libstdc++6"), cmdtest.AddNode("Zürich"), cmdtest.Connect("e", "libstdc++6", "Zürich"))); !again.GetDuplicate() || again.GetSeq() != added.GetSeq() {
-		t.Fatalf("retry over NATS: %v, want a duplicate of %v", again, added)
-	}
 	wantRefused(t, sendEnv(cmdtest.Envelope("g", "c2", cmdtest.AddNode("x"))), cmdtest.CodePrecondition, "command_id")
 	if res, err := store.Verify(context.Background(), "g"); err != nil || res.Head.CID.String() != added.GetHeadCid() {
 		t.Fatalf("verify: %+v %v", res, err)
+	}
+	// The reply says where the command ran: on one member, its own grain.
+	data, err := proto.Marshal(cmdtest.Envelope("g", "c4", cmdtest.AddNode("route")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := client.Request(api.CommandSubjectFor("g"), data, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if here, owner := msg.Header.Get(api.MemberHeader), msg.Header.Get(api.OwnerHeader); here == "" || owner != here {
+		t.Fatalf("reply headers %v: want %s and %s, the same member", msg.Header, api.MemberHeader, api.OwnerHeader)
+	}
+	if again := sendEnv(cmdtest.Envelope("g", "c2", cmdtest.AddNode("libstdc++6"), cmdtest.AddNode("Zürich"), cmdtest.Connect("e", "libstdc++6", "Zürich"))); !again.GetDuplicate() || again.GetSeq() != added.GetSeq() {
+		t.Fatalf("retry over NATS: %v, want a duplicate of %v", again, added)
 	}
 
 	// The micro service is discoverable and lists its endpoint.
@@ -93,8 +105,7 @@ func TestGatewayOverNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := client.Request(subj, nil, 5*time.Second)
-	if err != nil {
+	if msg, err = client.Request(subj, nil, 5*time.Second); err != nil {
 		t.Fatalf("%s: %v", subj, err)
 	}
 	var info micro.Info
@@ -123,7 +134,7 @@ func TestGatewayOverNATS(t *testing.T) {
 	}
 	// This test sends on the deprecated subject.
 	if n := stats.Endpoints[1].NumRequests; n != 11 {
-		t.Fatalf("stats count %d requests, want 11", n)
+		t.Fatalf("stats count %d requests on the deprecated subject, want 11", n)
 	}
 	// The command endpoint's data is the process's memory (this gateway
 	// has no grains), read in the engine's process: here, the test's.
@@ -156,7 +167,7 @@ func TestGatewayOverNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed = true
-	data, _ := proto.Marshal(cmdtest.Envelope("g", "late", cmdtest.AddNode("late")))
+	data, _ = proto.Marshal(cmdtest.Envelope("g", "late", cmdtest.AddNode("late")))
 	for range 20 {
 		msg, err := client.Request(api.CommandSubject, data, 5*time.Second)
 		if errors.Is(err, nats.ErrNoResponders) {

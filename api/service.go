@@ -35,6 +35,14 @@ const (
 	QuerySubject = "cairn.query"
 	// InboxRoot is the root of every reply subject (NATS's default).
 	InboxRoot = "_INBOX"
+	// MemberHeader, on a command's reply, is the remote address of the
+	// cluster member that took the command from NATS; OwnerHeader is the
+	// address of the member whose grain answered it. They differ when the
+	// command was forwarded to its graph's owner over the Proto.Actor
+	// remote (a cross-member hop). Absent from replies that no grain was
+	// asked for (a malformed request, a refusal before dispatch).
+	MemberHeader = "Cairn-Member"
+	OwnerHeader  = "Cairn-Owner"
 )
 
 // CommandSubjectFor returns the subject that takes graph's commands.

@@ -32,6 +32,12 @@
 //     rounds, every answer compared, each side's latency, server CPU per
 //     operation, load time, disk and memory, with the ratios and goals
 //     (ScenarioResult.Comparisons).
+//   - Scale starts cluster members as child `cairn serve` processes (as
+//     Chaos does, killing none) under a closed loop of single-event
+//     commands: throughput, each member's CPU and RSS, CPU per command,
+//     and the cross-member hop, split by the route each reply names
+//     (api.MemberHeader, api.OwnerHeader), beside raw publishes to a
+//     stream of the same replicas.
 //
 // Open-loop latency is measured from each request's scheduled start
 // (Pacer), so a stall counts against every request it delays: no

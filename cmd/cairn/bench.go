@@ -28,6 +28,7 @@ const benchUsage = `Usage:
   cairn bench peer [--out DIR] [--nodes N --edges N] [--rounds N] [--no-durable]
   cairn bench chaos [--out DIR] [--members 3] [--duration D] [--kill-every T]
   cairn bench failover [--out DIR] [--restarts 5] [--settle D] [--cluster-ttl D]
+  cairn bench scale [--out DIR] [--members 3] [--replicas N] [--concurrency 32]
 
 Runs a load test and writes its report to --out: report.md, report.json and
 PNG plots (throughput, latency percentiles over time, latency distribution,
@@ -96,6 +97,21 @@ Scenarios:
             serve its share of the graphs. The load runs --settle
             (default 5s) before and after each fault. Then the same
             checks as chaos (lost and applied twice must be 0).
+  scale     starts --members 'cairn serve' processes as chaos does (one
+            member: a single NATS server), kills none, and runs
+            --concurrency callers for --duration (default 20s), each
+            sending single-event AddNode commands one at a time to a free
+            graph of --graphs (default 100; one command in flight per
+            graph) over one NATS connection, retried with its command id
+            on UNAVAILABLE or no answer (counted). The report gives
+            commands/s, p50/p99, each member's CPU seconds and RSS, the
+            engine's CPU per command, the load average, and the
+            cross-member hop: every reply names the member that took the
+            command and the owner whose grain answered, so latencies
+            split into local and forwarded, under the load and in a probe
+            of --probe commands (default 600) sent one at a time through
+            the first member's node. Beside it, raw JetStream publishes to
+            a stream of the same replicas (--no-baseline skips them).
   suite     the standard suite (the other workload flags apply): ingest of
             1,000,000 nodes and 3,000,000 edges, mixed load at 10,000
             events/s for 30 s and recovery on that graph, replay of
@@ -192,6 +208,18 @@ Failover:
                         as above (defaults 100 graphs, 500 commands/s);
                         for chaos and failover, --data DIR keeps the
                         members' data and their logs (DIR/m0.log, …)
+Scale:
+  --members N           cairn serve processes (default 3, at least 1)
+  --replicas N          replicas of the event stream and buckets, 1 to
+                        --members (default: --members, at most 3)
+  --concurrency N       callers, each one command at a time (default 32,
+                        at most --graphs)
+  --probe N             hop probe commands, one at a time (default 600;
+                        -1 for none)
+  --no-sync-always      JetStream's default fsync interval instead of fsync
+                        on every write (default: fsync always, as chaos)
+  --graphs, --duration, --data, --binary, --memory-limit, --cluster-ttl,
+  --no-baseline         as above (defaults 100 graphs, 20s)
 
 Output:
   --out DIR             report directory (default bench-report)
@@ -231,6 +259,7 @@ type benchFlags struct {
 	clusterTTL           time.Duration
 	restarts             int
 	settle               time.Duration
+	scale                bench.ScaleConfig
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
@@ -278,9 +307,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.IntVar(&f.natsNodes, "nats", 0, "chaos: NATS nodes (default and only: one per member)")
 	fs.DurationVar(&f.killEvery, "kill-every", 10*time.Second, "chaos: mean `time` between kills")
 	fs.DurationVar(&f.down, "down", time.Second, "chaos: how long a killed member stays down")
-	fs.DurationVar(&f.clusterTTL, "cluster-ttl", 0, "chaos, failover: the members' membership `TTL` (default serve's)")
+	fs.DurationVar(&f.clusterTTL, "cluster-ttl", 0, "chaos, failover, scale: the members' membership `TTL` (default serve's)")
 	fs.IntVar(&f.restarts, "restarts", 5, "failover: restarts of one member in a row")
 	fs.DurationVar(&f.settle, "settle", 5*time.Second, "failover: load before and after each fault")
+	fs.IntVar(&f.scale.Replicas, "replicas", 0, "scale: replicas of the event stream (default members, at most 3)")
+	fs.IntVar(&f.scale.Concurrency, "concurrency", 32, "scale: callers")
+	fs.IntVar(&f.scale.Probe, "probe", 600, "scale: hop probe commands (-1 for none)")
+	fs.BoolVar(&f.scale.NoSyncAlways, "no-sync-always", false, "scale: JetStream's default fsync interval")
 	pos, err := parseArgs(fs, "bench", args, "scenario")
 	if err != nil {
 		return err
@@ -292,15 +325,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
 	scenario := pos[0]
 	switch scenario {
-	case "ingest", "mixed", "recovery", "replay", "peer", "chaos", "failover", "suite":
+	case "ingest", "mixed", "recovery", "replay", "peer", "chaos", "failover", "scale", "suite":
 	default:
-		return usage("unknown scenario %q: want ingest, mixed, recovery, replay, peer, chaos, failover or suite", scenario)
+		return usage("unknown scenario %q: want ingest, mixed, recovery, replay, peer, chaos, failover, scale or suite", scenario)
 	}
-	if scenario != "chaos" && (given["members"] || given["nats"] || given["kill-every"] || given["down"]) {
-		return usage("--members, --nats, --kill-every and --down are for chaos")
+	if scenario != "chaos" && scenario != "scale" && given["members"] {
+		return usage("--members is for chaos and scale")
 	}
-	if scenario != "chaos" && scenario != "failover" && given["cluster-ttl"] {
-		return usage("--cluster-ttl is for chaos and failover")
+	if scenario != "chaos" && scenario != "failover" && scenario != "scale" && given["cluster-ttl"] {
+		return usage("--cluster-ttl is for chaos, failover and scale")
+	}
+	if scenario != "chaos" && (given["nats"] || given["kill-every"] || given["down"]) {
+		return usage("--nats, --kill-every and --down are for chaos")
+	}
+	if err := f.checkScale(scenario, given); err != nil {
+		return usage("%v", err)
 	}
 	if scenario != "failover" && (given["restarts"] || given["settle"]) {
 		return usage("--restarts and --settle are for failover")
@@ -407,7 +446,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		if given["data"] {
 			return usage("--data is for --driver inprocess")
 		}
-		if scenario == "recovery" || scenario == "peer" || scenario == "chaos" || scenario == "failover" || scenario == "suite" {
+		if scenario == "recovery" || scenario == "peer" || scenario == "chaos" || scenario == "failover" || scenario == "scale" || scenario == "suite" {
 			return usage("%s starts its own engine; it takes no --driver remote", scenario)
 		}
 		opts, err := f.auth.options("bench")
@@ -463,7 +502,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		debug.FreeOSMemory()
 		var d bench.Driver
 		closeDriver := func() error { return nil }
-		if r.name != "recovery" && r.name != "peer" && r.name != "chaos" && r.name != "failover" { // they start their own engines
+		if r.name != "recovery" && r.name != "peer" && r.name != "chaos" && r.name != "failover" && r.name != "scale" { // they start their own engines
 			if d, closeDriver, err = open(r.name); err != nil {
 				return fmt.Errorf("bench: %s: %w", r.name, err)
 			}
@@ -560,6 +599,8 @@ func (f *benchFlags) scenarios(scenario string, mix bench.QueryMix) []benchRun {
 		return []benchRun{chaos}
 	case "failover":
 		return []benchRun{failover}
+	case "scale":
+		return []benchRun{f.scaleRun()}
 	case "ingest":
 		return []benchRun{ingest(f.w)}
 	case "mixed":
