@@ -30,7 +30,7 @@ type GrainConfig struct {
 	AppendTimeout time.Duration
 	// AppendRetries is how often an append that got no answer is published
 	// again with the same transaction id (de-duplicated by JetStream), after
-	// a back-off that doubles from 50 ms, within AppendTimeout; each try
+	// a back-off that doubles from 50 ms to 250 ms, within AppendTimeout; each try
 	// waits at most AppendTimeout / (AppendRetries + 1), at least a second,
 	// for its acknowledgement (a stream leader that died never sends one).
 	// Default 9: a try a second, so that an append reaches a newly elected

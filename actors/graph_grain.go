@@ -979,6 +979,11 @@ func (g *graphGrain) seal(b *aggregate.Batch[replyTo]) (*appendJob, error) {
 // appendBackoff is the first pause before an append is published again.
 const appendBackoff = 50 * time.Millisecond
 
+// maxAppendBackoff caps the pause between two tries: a stream leader
+// elected while the pause doubled to seconds waited for it (the last
+// graphs answered 6 s after the election in bench failover).
+const maxAppendBackoff = 250 * time.Millisecond
+
 func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 	self, sys := ctx.Self(), ctx.ActorSystem()
 	expected := g.lastSeq
@@ -1013,7 +1018,7 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 			if actx.Err() != nil {
 				break
 			}
-			pause *= 2
+			pause = min(2*pause, maxAppendBackoff)
 		}
 		job.done <- appendDone{seq: seq, err: err}
 		sys.Root.Send(self, job)

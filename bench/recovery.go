@@ -276,6 +276,7 @@ func startServeLogged(binary string, serveArgs []string, dir, addr, logPath stri
 	args := append([]string{"serve", "--data", dir, "--nats-listen", addr, "--json"}, serveArgs...)
 	p := &serveProc{cmd: exec.Command(binary, args...), url: "nats://" + addr, stderr: errf, keepLog: logPath != "", done: make(chan struct{}), ready: make(chan struct{})}
 	p.cmd.Stderr = errf
+	dieWithParent(p.cmd)
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -308,20 +308,16 @@ func (m *Member) Err() error {
 }
 
 // Check returns an error matching ErrFenced when the member must not
-// write: it fenced itself, or its lease ran out (a pause it has just woken
-// from, before its heartbeat noticed). Nil for a single member. Grains
-// check it before each append (actors.GrainConfig.Fence).
+// write: it fenced itself, or, its soft lease run out (a pause it has just
+// woken from, before its heartbeat noticed), a heartbeat sent at once is
+// refused (the others dropped it) or its hard lease ran out too (see
+// KVConfig). Nil for a single member. Grains check it before each append
+// (actors.GrainConfig.Fence).
 func (m *Member) Check() error {
 	if m.kv == nil {
 		return nil
 	}
-	if err := m.kv.err(); err != nil {
-		return err
-	}
-	if !m.kv.leaseValid() {
-		return fmt.Errorf("%w: no heartbeat acknowledged within its lease", ErrFenced)
-	}
-	return nil
+	return m.kv.check()
 }
 
 // Leave makes the member activate nothing more: it refuses activation

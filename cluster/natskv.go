@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,18 +28,27 @@ import (
 // value is its address and kinds, with a per-key TTL; it rewrites the key
 // every Heartbeat, each write expecting the key's last revision. Every
 // member watches the bucket and publishes the live members as protoactor's
-// ClusterTopology (see publish). A key whose member stopped heartbeating
-// expires after TTL: the server writes a delete marker and the others drop
-// the member.
+// ClusterTopology (see publish).
 //
-// A member fences itself, for good, when its lease ends: the lease runs
-// TTL minus LeaseMargin from the sending of its last acknowledged heartbeat
-// (its key cannot have expired earlier), when it finds its key gone (a
+// Two clocks. TTL is how long a dead member keeps its graphs: the others
+// drop a member whose key went TTL + Heartbeat without a put while the
+// bucket took their own heartbeats (and for three heartbeats since it last
+// came back), and delete its key. KeyTTL, longer with replicas, is the
+// key's TTL on the server and the member's hard lease: a NATS leader
+// election of the bucket (several seconds, during which nobody's heartbeat
+// is acknowledged) must neither expire the keys nor fence the members, or
+// every election fenced the whole cluster.
+//
+// A member fences itself, for good, when it finds its key gone (a
 // heartbeat's expected revision is refused, or the watcher sees the key
-// deleted), or when no heartbeat was acknowledged within the lease. A
-// fenced member stops its grains, refuses activations and lookups, logs
-// why, and closes Member.Fenced. Start a new member (a fresh id) to join
-// again.
+// deleted: the others dropped it), or when no heartbeat was acknowledged
+// for KeyTTL minus LeaseMargin. Between TTL minus LeaseMargin (its soft
+// lease) and that, a member that must write first tries a heartbeat at
+// once (Member.Check): refused, it fences; unanswered (the bucket has no
+// leader, for the others too), it writes on, and the event store's
+// per-graph expected sequence stays the fence. A fenced member stops its
+// grains, refuses activations and lookups, logs why, and closes
+// Member.Fenced. Start a new member (a fresh id) to join again.
 type KVConfig struct {
 	// JetStream is the JetStream context to use; give the member a NATS
 	// connection of its own, so that no other traffic delays its
@@ -50,12 +60,15 @@ type KVConfig struct {
 	// Replicas is the bucket's replica count (3 on a 3-node NATS
 	// cluster). Default 1.
 	Replicas int
-	// TTL is how long a member's key lives without a heartbeat: how long
-	// a dead member keeps its graphs. Whole seconds, at least 1 (the NATS
-	// per-message TTL's unit). Default 3 seconds. With Replicas > 1 keep
-	// it above the NATS cluster's leader election time (about 8 s after a
-	// kill here), or an election fences every member.
+	// TTL is how long a dead member keeps its graphs: the others drop a
+	// member that went TTL + Heartbeat without a heartbeat while the
+	// bucket took theirs. Whole seconds, at least 1. Default 3 seconds.
 	TTL time.Duration
+	// KeyTTL is the member key's TTL on the server and the member's hard
+	// lease (see above). Whole seconds, at least TTL. Default TTL with one
+	// replica; with more, at least 15 s, above a NATS leader election
+	// (about 5 to 8 s after a kill here).
+	KeyTTL time.Duration
 	// Heartbeat is how often the key is rewritten: less than TTL/2.
 	// Default 1 second.
 	Heartbeat time.Duration
@@ -86,6 +99,9 @@ func (c KVConfig) validate() error {
 	if c.Heartbeat <= 0 || 2*c.Heartbeat >= c.TTL {
 		errs = append(errs, fmt.Errorf("membership heartbeat %v: positive and less than half the TTL %v", c.Heartbeat, c.TTL))
 	}
+	if c.KeyTTL != 0 && (c.KeyTTL < c.TTL || c.KeyTTL%time.Second != 0) {
+		errs = append(errs, fmt.Errorf("membership key TTL %v: whole seconds, at least the TTL %v", c.KeyTTL, c.TTL))
+	}
 	if c.LeaseMargin < 0 || c.LeaseMargin >= c.TTL-c.Heartbeat {
 		errs = append(errs, fmt.Errorf("membership lease margin %v: not negative and less than TTL - heartbeat", c.LeaseMargin))
 	}
@@ -105,11 +121,14 @@ type kvProvider struct {
 
 	// published is the set of members last published.
 	published map[string]*cluster.Member
-	// rev is the key's last revision, written by the heartbeat loop only.
-	rev uint64
-	// leaseEnd is when this member's lease ends.
-	leaseMu  sync.Mutex
-	leaseEnd time.Time
+	// rev is the key's last revision; hbMu serializes the heartbeats
+	// (the loop's and Check's).
+	hbMu  sync.Mutex
+	value []byte
+	rev   uint64
+	// lastAck is when the last acknowledged heartbeat was sent.
+	leaseMu sync.Mutex
+	lastAck time.Time
 
 	joined   chan struct{}
 	stop     chan struct{}
@@ -135,20 +154,37 @@ func newKVProvider(cfg KVConfig, clusterName string, lookup *Lookup, log *slog.L
 	if cfg.Bucket == "" {
 		cfg.Bucket = BucketName(clusterName)
 	}
+	if cfg.KeyTTL == 0 {
+		cfg.KeyTTL = cfg.TTL
+		if cfg.Replicas > 1 {
+			cfg.KeyTTL = max(cfg.TTL, replicatedKeyTTL)
+		}
+	}
 	return &kvProvider{cfg: cfg, lookup: lookup, log: log.With("component", "membership", "bucket", cfg.Bucket),
 		joined: make(chan struct{}), stop: make(chan struct{}), fenced: make(chan struct{})}
 }
 
-// leaseValid reports whether the lease still runs.
+// replicatedKeyTTL is KeyTTL's least default on a replicated bucket.
+const replicatedKeyTTL = 15 * time.Second
+
+// leaseValid reports whether the hard lease still runs.
 func (p *kvProvider) leaseValid() bool {
 	p.leaseMu.Lock()
 	defer p.leaseMu.Unlock()
-	return p.leaseEnd.IsZero() || time.Now().Before(p.leaseEnd) // zero: not joined yet
+	return p.lastAck.IsZero() || time.Since(p.lastAck) < p.cfg.KeyTTL-p.cfg.LeaseMargin // zero: not joined yet
+}
+
+// softLeaseValid reports whether the soft lease still runs: no other
+// member can have dropped this one yet.
+func (p *kvProvider) softLeaseValid() bool {
+	p.leaseMu.Lock()
+	defer p.leaseMu.Unlock()
+	return p.lastAck.IsZero() || time.Since(p.lastAck) < p.cfg.TTL-p.cfg.LeaseMargin
 }
 
 func (p *kvProvider) renew(sent time.Time) {
 	p.leaseMu.Lock()
-	p.leaseEnd = sent.Add(p.cfg.TTL - p.cfg.LeaseMargin)
+	p.lastAck = sent
 	p.leaseMu.Unlock()
 }
 
@@ -169,7 +205,7 @@ func (p *kvProvider) StartMember(c *cluster.Cluster) error {
 		History:        1,
 		Storage:        jetstream.FileStorage,
 		Replicas:       p.cfg.Replicas,
-		LimitMarkerTTL: p.cfg.TTL,
+		LimitMarkerTTL: p.cfg.KeyTTL,
 	})
 	if err != nil {
 		return fmt.Errorf("membership bucket %s: %w", p.cfg.Bucket, err)
@@ -183,7 +219,8 @@ func (p *kvProvider) StartMember(c *cluster.Cluster) error {
 		return err
 	}
 	sent := time.Now()
-	if p.rev, err = p.kv.Create(ctx, p.key, value, jetstream.KeyTTL(p.cfg.TTL)); err != nil {
+	p.value = value
+	if p.rev, err = p.kv.Create(ctx, p.key, value, jetstream.KeyTTL(p.cfg.KeyTTL)); err != nil {
 		return fmt.Errorf("membership: write member key %s: %w", p.key, err)
 	}
 	p.renew(sent)
@@ -199,7 +236,7 @@ func (p *kvProvider) StartMember(c *cluster.Cluster) error {
 	p.publish(members)
 	p.log.Info("joined the cluster", slog.String("member", p.key), slog.String("address", c.ActorSystem.Address()), slog.Int("members", len(members)))
 	p.wg.Add(2)
-	go p.heartbeat(value)
+	go p.heartbeat()
 	go p.watch(watcher, members)
 	close(p.joined)
 	return nil
@@ -321,15 +358,13 @@ type heard struct {
 }
 
 // watch feeds the member list every change of the set of members. It
-// does not trust the watcher and the server's expiry blindly: after a
-// NATS node dies a watcher can stall without an error until a new
-// consumer can be made (which takes a meta leader), and a key can outlive
-// its TTL. So every Heartbeat it also reads every member's key (a direct
-// get, answered by any replica with no consumer or leader needed), drops
-// a member whose key is gone or went TTL + Heartbeat without a put (while
-// this member's own key reads fresh), deleting that key if it is still at
-// the revision last seen; and it watches afresh when its own acknowledged
-// heartbeats stop coming back through the watcher.
+// does not trust the watcher and the server's expiry alone: after a NATS
+// node dies a watcher can stall without an error until a new consumer can
+// be made (which takes a meta leader), and a key can outlive its TTL. So
+// every half heartbeat it also reads every member's key (poll: a direct
+// get, answered by any replica with no consumer or leader needed), and it
+// watches afresh when its own acknowledged heartbeats stop coming back
+// through the watcher.
 func (p *kvProvider) watch(w jetstream.KeyWatcher, members map[string]*cluster.Member) {
 	defer p.wg.Done()
 	defer func() { _ = w.Stop() }()
@@ -343,8 +378,10 @@ func (p *kvProvider) watch(w jetstream.KeyWatcher, members map[string]*cluster.M
 	// dropped holds the members dropped for silence, at the revision
 	// they were dropped: a later put brings one back, an older one not.
 	dropped := map[string]uint64{}
-	var own uint64    // this member's highest revision the watcher delivered
-	var ownRead heard // this member's key as last read
+	var own uint64 // this member's highest revision the watcher delivered
+	ps := &pollState{healthySince: start}
+	poll := time.NewTicker(p.cfg.Heartbeat / 2)
+	defer poll.Stop()
 	updates := w.Updates()
 	for {
 		select {
@@ -380,8 +417,12 @@ func (p *kvProvider) watch(w jetstream.KeyWatcher, members map[string]*cluster.M
 				return
 			}
 			p.publish(members)
+		case <-poll.C:
+			if p.poll(members, last, dropped, ps) {
+				p.publish(members)
+			}
 		case <-tick.C:
-			changed := p.poll(members, last, dropped, &ownRead)
+			changed := false
 			p.ackMu.Lock()
 			rev, sent := p.ackRev, p.ackSent
 			p.ackMu.Unlock()
@@ -427,17 +468,51 @@ func (p *kvProvider) watch(w jetstream.KeyWatcher, members map[string]*cluster.M
 	}
 }
 
+// pollState is what poll keeps between two calls.
+type pollState struct {
+	healthy      bool      // whether the bucket took its heartbeats at the last poll
+	healthySince time.Time // since when it has read fresh
+}
+
 // poll reads every member's key and drops from members those whose key
-// is gone or silent for TTL + Heartbeat, judging the others only while
-// this member's own key reads fresh (its revision advanced within two
-// heartbeats). It reports whether members changed.
-func (p *kvProvider) poll(members map[string]*cluster.Member, last map[string]heard, dropped map[string]uint64, ownRead *heard) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Heartbeat)
-	defer cancel()
-	if e, err := p.kv.Get(ctx, p.key); err == nil && e.Revision() != ownRead.rev {
-		*ownRead = heard{rev: e.Revision(), at: time.Now()}
+// is gone, or went TTL without a put while this member read fresh (the
+// bucket took its heartbeat within two heartbeats, and the replica read
+// holds that heartbeat) and had for at least
+// two heartbeats since it last came back to fresh (after a leader
+// election of the bucket, nobody's puts went through for a while: the
+// others, who try again every quarter heartbeat while they fail, get that
+// long to put again). It deletes a dropped member's key
+// at the revision it last saw, so that the member, should it be alive
+// (paused), finds its heartbeat refused and fences itself. It reports
+// whether members changed.
+func (p *kvProvider) poll(members map[string]*cluster.Member, last map[string]heard, dropped map[string]uint64, ps *pollState) bool {
+	// Each read on its own deadline: a direct get answered by a replica
+	// that is paused hangs until it, and must not use up the others'.
+	get := func(key string) (jetstream.KeyValueEntry, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Heartbeat/4)
+		defer cancel()
+		return p.kv.Get(ctx, key)
 	}
-	if time.Since(ownRead.at) > 2*p.cfg.Heartbeat {
+	// Healthy: the bucket took this member's heartbeat within two
+	// heartbeats. After it was not (an election of the bucket's leader,
+	// or a pause of this member), the others get two heartbeats from then
+	// to be heard again.
+	p.ackMu.Lock()
+	ackRev, ackSent := p.ackRev, p.ackSent
+	p.ackMu.Unlock()
+	healthy := time.Since(ackSent) <= 2*p.cfg.Heartbeat
+	if healthy && !ps.healthy {
+		ps.healthySince = time.Now()
+	}
+	ps.healthy = healthy
+	if !healthy || time.Since(ps.healthySince) < 2*p.cfg.Heartbeat {
+		return false
+	}
+	// And the replica that answers holds that heartbeat (it is not behind
+	// what the others would be judged on); else this round judges nobody.
+	// A revision merely seen to change is not enough: a member resumed
+	// from a pause reads its last put from before.
+	if e, err := get(p.key); err != nil || e.Revision() < ackRev {
 		return false
 	}
 	changed := false
@@ -445,7 +520,7 @@ func (p *kvProvider) poll(members map[string]*cluster.Member, last map[string]he
 		if id == p.key {
 			continue
 		}
-		e, err := p.kv.Get(ctx, id)
+		e, err := get(id)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
 			p.log.Info("member key gone (expired or deleted) before the watcher said so; dropping the member", slog.String("dropped", id))
@@ -457,27 +532,34 @@ func (p *kvProvider) poll(members map[string]*cluster.Member, last map[string]he
 			last[id] = heard{rev: e.Revision(), at: time.Now()}
 		}
 		h := last[id]
-		if time.Since(h.at) <= p.cfg.TTL+p.cfg.Heartbeat {
+		if time.Since(h.at) <= p.cfg.TTL {
 			continue
 		}
-		p.log.Warn("member sent no heartbeat for longer than the TTL but its key did not expire; dropping it",
+		p.log.Warn("member sent no heartbeat within the TTL; dropping it and deleting its key",
 			slog.String("dropped", id), slog.Duration("silent", time.Since(h.at).Round(time.Millisecond)))
 		delete(members, id)
 		delete(last, id)
 		dropped[id] = h.rev
 		changed = true
 		if h.rev != 0 {
-			_ = p.kv.Delete(ctx, id, jetstream.LastRevision(h.rev)) // refused if it wrote since
+			// Refused if it wrote since. Failed otherwise, the member,
+			// should it be alive, finds its key and goes on, and is
+			// taken back when it next puts.
+			ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Heartbeat)
+			if err := p.kv.Delete(ctx, id, jetstream.LastRevision(h.rev)); err != nil {
+				p.log.Warn("could not delete a dropped member's key", slog.String("dropped", id), slog.String("err", err.Error()))
+			}
+			cancel()
 		}
 	}
 	return changed
 }
 
 // heartbeat rewrites the member's key every Heartbeat and fences the
-// member when its lease ends or its key is gone.
-func (p *kvProvider) heartbeat(value []byte) {
+// member when its hard lease ends or its key is gone.
+func (p *kvProvider) heartbeat() {
 	defer p.wg.Done()
-	t := time.NewTicker(p.cfg.Heartbeat)
+	t := time.NewTimer(p.cfg.Heartbeat)
 	defer t.Stop()
 	for {
 		select {
@@ -488,34 +570,106 @@ func (p *kvProvider) heartbeat(value []byte) {
 		case <-t.C:
 		}
 		if !p.leaseValid() {
-			p.fence(fmt.Errorf("no heartbeat was acknowledged within its lease (TTL %v)", p.cfg.TTL))
+			p.fence(fmt.Errorf("no heartbeat was acknowledged within its lease (key TTL %v)", p.cfg.KeyTTL))
 			return
 		}
-		if time.Now().UnixNano() < p.pause.Load() {
-			continue
+		next := p.cfg.Heartbeat
+		if time.Now().UnixNano() >= p.pause.Load() {
+			if err := p.beat(p.cfg.Heartbeat); err != nil && !errors.Is(err, ErrFenced) {
+				p.log.Warn("heartbeat failed", slog.String("member", p.key), slog.String("err", err.Error()))
+				// Again soon: the bucket may have a new leader any
+				// moment, and the others give this member two
+				// heartbeats from then to be heard.
+				next = p.cfg.Heartbeat / 4
+			}
 		}
-		p.leaseMu.Lock()
-		remaining := time.Until(p.leaseEnd)
-		p.leaseMu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), min(remaining, p.cfg.TTL))
-		sent := time.Now()
-		ack, err := p.cfg.JetStream.PublishMsg(ctx, &nats.Msg{Subject: p.subject, Data: value},
-			jetstream.WithExpectLastSequencePerSubject(p.rev), jetstream.WithMsgTTL(p.cfg.TTL))
-		cancel()
-		var apiErr *jetstream.APIError
-		switch {
-		case err == nil:
-			p.rev = ack.Sequence
-			p.renew(sent)
-			p.acked(ack.Sequence, sent)
-		case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
-			p.fence(errors.New("its member key expired or was replaced (heartbeat refused)"))
-			return
-		default:
-			p.log.Warn("heartbeat failed", slog.String("member", p.key), slog.String("err", err.Error()))
-		}
+		t.Reset(next)
 	}
 }
+
+// beat rewrites the member's key once, waiting at most timeout. Refused
+// (the key's revision moved: it expired or the others dropped this
+// member), it fences the member and returns ErrFenced.
+func (p *kvProvider) beat(timeout time.Duration) error {
+	p.hbMu.Lock()
+	defer p.hbMu.Unlock()
+	if p.err() != nil {
+		return p.err()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	sent := time.Now()
+	ack, err := p.cfg.JetStream.PublishMsg(ctx, &nats.Msg{Subject: p.subject, Data: p.value},
+		jetstream.WithExpectLastSequencePerSubject(p.rev), jetstream.WithMsgTTL(p.cfg.KeyTTL))
+	var apiErr *jetstream.APIError
+	switch {
+	case err == nil:
+		p.rev = ack.Sequence
+		p.renew(sent)
+		p.acked(ack.Sequence, sent)
+		return nil
+	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
+		// A heartbeat that timed out here may have been stored all the
+		// same: then the key's last message, as its leader holds it, is
+		// this member's own put, past the revision it knew.
+		if rev, ok := p.ownLastPut(timeout); ok && rev > p.rev {
+			p.rev = rev
+			return nil
+		}
+		p.fence(errors.New("its member key expired or was deleted (the others dropped it): heartbeat refused"))
+		return p.err()
+	default:
+		return err
+	}
+}
+
+// ownLastPut reads the last message of this member's key from the
+// bucket's stream leader ($JS.API.STREAM.MSG.GET: a direct get may come
+// from a replica behind) and returns its revision when it is a put of
+// this member's record.
+func (p *kvProvider) ownLastPut(timeout time.Duration) (uint64, bool) {
+	req, _ := json.Marshal(map[string]string{"last_by_subj": p.subject})
+	m, err := p.cfg.JetStream.Conn().Request("$JS.API.STREAM.MSG.GET.KV_"+p.cfg.Bucket, req, timeout)
+	if err != nil {
+		return 0, false
+	}
+	var resp struct {
+		Message *struct {
+			Seq    uint64 `json:"seq"`
+			Header []byte `json:"hdrs"`
+			Data   []byte `json:"data"`
+		} `json:"message"`
+	}
+	if json.Unmarshal(m.Data, &resp) != nil || resp.Message == nil {
+		return 0, false
+	}
+	if bytes.Contains(resp.Message.Header, []byte("KV-Operation")) || !bytes.Equal(resp.Message.Data, p.value) {
+		return 0, false // a delete or purge marker, or another record
+	}
+	return resp.Message.Seq, true
+}
+
+// check is Member.Check's membership part: nil while the soft lease runs;
+// past it, a heartbeat at once decides (see KVConfig).
+func (p *kvProvider) check() error {
+	if err := p.err(); err != nil {
+		return err
+	}
+	if p.softLeaseValid() {
+		return nil
+	}
+	if !p.leaseValid() {
+		p.fence(fmt.Errorf("no heartbeat was acknowledged within its lease (key TTL %v)", p.cfg.KeyTTL))
+		return p.err()
+	}
+	if err := p.beat(checkBeatTimeout); errors.Is(err, ErrFenced) {
+		return err
+	}
+	return nil // acknowledged, or the bucket answers nobody: write on
+}
+
+// checkBeatTimeout bounds Check's heartbeat.
+const checkBeatTimeout = 500 * time.Millisecond
 
 // fence ends this member's membership for good.
 func (p *kvProvider) fence(why error) {

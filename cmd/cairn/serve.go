@@ -136,13 +136,15 @@ Flags:
                         host:port the other members dial to reach this one
                         (default: the listen address); needed when
                         --cluster-listen is 0.0.0.0
-  --cluster-ttl D       how long a member's key lives without a heartbeat,
-                        whole seconds (default 3s; heartbeats every third
-                        of it, at most every second): a dead member's
-                        graphs move after about D, and a member whose
-                        heartbeats fail for about D fences itself. With
-                        --replicas 3 keep it above the NATS cluster's
-                        leader election (about 5 s after a kill here)
+  --cluster-ttl D       how long a dead member keeps its graphs, whole
+                        seconds (default 3s; heartbeats every third of it,
+                        at most every second): the others drop a member
+                        whose heartbeats stopped for D while theirs went
+                        through, and delete its key. Its key's TTL on the
+                        server, and the member's hard lease, is D, or at
+                        least 15s with --replicas above 1, so that a NATS
+                        leader election of the membership bucket (several
+                        seconds) fences nobody
   --passivate-after D   stop a graph's actor after D without commands; the
                         next command reloads it (default 5m)
   --shards N            projection shard actors (default: the number of CPUs)
