@@ -425,8 +425,15 @@ func (e *Engine) rejoin(cfg cairncluster.Config) {
 		}
 		log.LogAttrs(context.Background(), slog.LevelWarn, "cluster member fenced; joining again with a fresh member id",
 			slog.String("member", m.ID()), slog.String("why", m.Err().Error()))
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := errors.Join(e.grains.StopAll(ctx, m.System().Root), m.Close(ctx))
+		// A fenced member's grains append nothing more; a grain waiting
+		// for a snapshot write (the store may be out of reach, which is
+		// often why the member fenced) is not waited for long: the graphs
+		// wait for the new member.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := e.grains.StopAll(ctx, m.System().Root)
+		cancel()
+		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		err = errors.Join(err, m.Close(ctx))
 		cancel()
 		if err != nil {
 			log.LogAttrs(context.Background(), slog.LevelWarn, "fenced member did not stop cleanly", slog.String("err", err.Error()))

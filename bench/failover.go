@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cairn-graph/cairn/actors"
@@ -111,6 +112,7 @@ type failoverRun struct {
 	ttl     time.Duration
 	members []*chaosMember
 	mu      sync.Mutex // guards members[i].p
+	nc      *nats.Conn // the client's
 	js      jetstream.JetStream
 	log     *chaosLog
 	graphs  []string
@@ -180,6 +182,7 @@ func Failover(ctx context.Context, cfg FailoverConfig, live io.Writer) (_ *Scena
 		return nil, fmt.Errorf("failover: %w", err)
 	}
 	defer nc.Close()
+	r.nc = nc
 	if r.js, err = jetstream.New(nc); err != nil {
 		return nil, fmt.Errorf("failover: %w", err)
 	}
@@ -311,16 +314,25 @@ func (r *failoverRun) member(name string) (*chaosMember, error) {
 
 // follower returns a member whose NATS node leads neither the event
 // stream nor the membership bucket, so that a fault on it is a member's
-// fault and not a NATS leader election.
-func (r *failoverRun) follower(ctx context.Context) (*chaosMember, error) {
+// fault and not a NATS leader election; and, if one can be found, none
+// of avoid.
+func (r *failoverRun) follower(ctx context.Context, avoid ...string) (*chaosMember, error) {
 	stream, kv, err := r.leaders(ctx)
 	if err != nil {
 		return nil, err
 	}
+	var found *chaosMember
 	for _, m := range r.members {
-		if m.name != stream && m.name != kv {
+		if m.name == stream || m.name == kv {
+			continue
+		}
+		if !slices.Contains(avoid, m.name) {
 			return m, nil
 		}
+		found = m
+	}
+	if found != nil {
+		return found, nil
 	}
 	return nil, fmt.Errorf("every member leads a stream (event stream on %s, membership on %s)", stream, kv)
 }
@@ -560,7 +572,10 @@ func (r *failoverRun) killStreamLeader(ctx context.Context) error {
 // fenced itself on resuming, before any append, and that it joined again
 // as a fresh member.
 func (r *failoverRun) pauseMember(ctx context.Context) error {
-	victim, err := r.follower(ctx)
+	// Not the member whose NATS node the client is connected to: the
+	// client would wait out the pause on its stalled connection, and that
+	// is the client's fault to measure, not the cluster's.
+	victim, err := r.follower(ctx, r.nc.ConnectedServerName())
 	if err != nil {
 		return fmt.Errorf("pause: %w", err)
 	}

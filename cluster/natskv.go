@@ -629,8 +629,18 @@ func (p *kvProvider) beat(timeout time.Duration) error {
 // this member's record.
 func (p *kvProvider) ownLastPut(timeout time.Duration) (uint64, bool) {
 	req, _ := json.Marshal(map[string]string{"last_by_subj": p.subject})
-	m, err := p.cfg.JetStream.Conn().Request("$JS.API.STREAM.MSG.GET.KV_"+p.cfg.Bucket, req, timeout)
+	// Right after an election of the bucket's leader (when a heartbeat
+	// that seemed lost is found stored) the leader may not answer at
+	// once: a few tries.
+	var m *nats.Msg
+	var err error
+	for try := 0; try < 3; try++ {
+		if m, err = p.cfg.JetStream.Conn().Request("$JS.API.STREAM.MSG.GET.KV_"+p.cfg.Bucket, req, timeout); err == nil {
+			break
+		}
+	}
 	if err != nil {
+		p.log.Warn("could not read this member's key at the bucket's leader", slog.String("err", err.Error()))
 		return 0, false
 	}
 	var resp struct {

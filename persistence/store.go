@@ -126,26 +126,35 @@ func (s *Store) leaderMsg(ctx context.Context, req map[string]any) (*jetstream.R
 	}
 	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
-	m, err := s.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.cfg.Stream, data)
-	if err != nil {
-		return nil, err
-	}
-	var resp struct {
-		Error *struct {
-			Code        int    `json:"code"`
-			ErrCode     uint16 `json:"err_code"`
-			Description string `json:"description"`
-		} `json:"error"`
-		Message *struct {
-			Subject string    `json:"subject"`
-			Seq     uint64    `json:"seq"`
-			Header  []byte    `json:"hdrs"`
-			Data    []byte    `json:"data"`
-			Time    time.Time `json:"time"`
-		} `json:"message"`
-	}
-	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return nil, fmt.Errorf("%w: message get answer: %v", ErrUnavailable, err)
+	// Tries of a second: a stream without a leader (an election under
+	// way) answers nothing, and the request asked then would wait out
+	// the whole timeout after a new leader could have answered it.
+	var resp leaderMsgResponse
+	for {
+		tctx, tcancel := context.WithTimeout(ctx, leaderTry)
+		var m *nats.Msg
+		m, err = s.js.Conn().RequestWithContext(tctx, "$JS.API.STREAM.MSG.GET."+s.cfg.Stream, data)
+		tcancel()
+		if err == nil {
+			resp = leaderMsgResponse{}
+			if err = json.Unmarshal(m.Data, &resp); err != nil {
+				return nil, fmt.Errorf("%w: message get answer: %v", ErrUnavailable, err)
+			}
+			// 503: the NATS cluster has no meta leader for a moment (one
+			// was paused or killed); the next try may find one.
+			if resp.Error == nil || resp.Error.Code != 503 {
+				break
+			}
+			err = fmt.Errorf("%w: %s", ErrUnavailable, resp.Error.Description)
+		}
+		if ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, ErrUnavailable)) {
+			return nil, err
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, err
+		}
 	}
 	if e := resp.Error; e != nil {
 		if e.ErrCode == uint16(jetstream.JSErrCodeMessageNotFound) {
@@ -164,6 +173,25 @@ func (s *Store) leaderMsg(ctx context.Context, req map[string]any) (*jetstream.R
 	}
 	return out, nil
 }
+
+// leaderMsgResponse is $JS.API.STREAM.MSG.GET's answer.
+type leaderMsgResponse struct {
+	Error *struct {
+		Code        int    `json:"code"`
+		ErrCode     uint16 `json:"err_code"`
+		Description string `json:"description"`
+	} `json:"error"`
+	Message *struct {
+		Subject string    `json:"subject"`
+		Seq     uint64    `json:"seq"`
+		Header  []byte    `json:"hdrs"`
+		Data    []byte    `json:"data"`
+		Time    time.Time `json:"time"`
+	} `json:"message"`
+}
+
+// leaderTry bounds one try of a read from the stream's leader.
+const leaderTry = time.Second
 
 // parseHeader parses a NATS header block ("NATS/1.0\r\nKey: value\r\n…").
 func parseHeader(b []byte) (nats.Header, error) {
@@ -523,9 +551,9 @@ func (s *Store) iterateDirect(ctx context.Context, subject string, fromSeq, upTo
 			_ = sub.Unsubscribe()
 			return next, false, nil
 		}
-		progressed, ended := false, false
-		for !ended {
-			m, err := sub.NextMsg(s.cfg.OpTimeout)
+		progressed, ended, retry := false, false, false
+		for !ended && !retry {
+			m, err := sub.NextMsg(leaderTry)
 			if err == nil && ctx.Err() != nil {
 				err = ctx.Err()
 			}
@@ -534,7 +562,11 @@ func (s *Store) iterateDirect(ctx context.Context, subject string, fromSeq, upTo
 				if ctx.Err() != nil {
 					return next, false, ctx.Err()
 				}
-				return next, false, nil // no answer: a consumer reads on
+				// No answer within a second: the replica asked may be
+				// paused or gone. Ask again (another may answer), a few
+				// times, then a consumer reads on.
+				retry = true
+				continue
 			}
 			if st := m.Header.Get("Status"); st != "" || len(m.Data) == 0 && m.Header.Get("Nats-Sequence") == "" {
 				ended = true
@@ -563,10 +595,11 @@ func (s *Store) iterateDirect(ctx context.Context, subject string, fromSeq, upTo
 			}
 		}
 		_ = sub.Unsubscribe()
-		if !progressed {
-			// Nothing at or after next: a replica that lags, or the
-			// messages up to upTo were deleted. A few tries, then a
-			// consumer (the stream leader's view) decides.
+		if !progressed || retry {
+			// Nothing at or after next (a replica that lags, or the
+			// messages up to upTo were deleted), or no answer (a
+			// replica paused or gone). A few tries, then a consumer
+			// (the stream leader's view) decides.
 			if short++; short > 3 {
 				return next, false, nil
 			}
