@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -25,15 +24,8 @@ func TestBenchScaleShort(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench scale: %v\nstderr:\n%s", err, stderr.String())
 	}
-	rep, err := bench.ReadReport(filepath.Join(out, "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep, figs := readFigures(t, out)
 	s := rep.Scenarios[0]
-	figs := map[string]float64{}
-	for _, f := range s.Figures {
-		figs[f.Name] = f.Value
-	}
 	t.Logf("%v", figs)
 	if figs["commands/s"] <= 0 || figs["engine CPU per command"] <= 0 {
 		t.Errorf("commands/s %v, CPU per command %v: want both above 0", figs["commands/s"], figs["engine CPU per command"])

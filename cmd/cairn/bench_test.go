@@ -196,14 +196,7 @@ func TestBenchChaosShort(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench chaos: %v\nstderr:\n%s", err, stderr.String())
 	}
-	rep, err := bench.ReadReport(filepath.Join(out, "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	figs := map[string]float64{}
-	for _, f := range rep.Scenarios[0].Figures {
-		figs[f.Name] = f.Value
-	}
+	_, figs := readFigures(t, out)
 	if figs["kills survived"] < 1 || figs["commands acknowledged"] < 100 {
 		t.Errorf("figures %v: want a kill survived and commands acknowledged", figs)
 	}
@@ -236,14 +229,7 @@ func TestBenchFailoverShort(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench failover: %v\nstderr:\n%s", err, stderr.String())
 	}
-	rep, err := bench.ReadReport(filepath.Join(out, "report.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	figs := map[string]float64{}
-	for _, f := range rep.Scenarios[0].Figures {
-		figs[f.Name] = f.Value
-	}
+	rep, figs := readFigures(t, out)
 	for _, name := range []string{"member kill: its graphs accept commands again after", "stream leader kill: writes resume after"} {
 		if v, ok := figs[name]; !ok || v <= 0 {
 			t.Errorf("figure %q: %v, %v; want a time measured", name, v, ok)
@@ -276,4 +262,22 @@ func TestBenchFailoverShort(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q, want usage error with %q", tc.args, exitCode(err), stderr.String(), tc.want)
 		}
 	}
+}
+
+// readFigures reads the report bench wrote under out and returns it with
+// its one scenario's figures by name.
+func readFigures(t *testing.T, out string) (*bench.Report, map[string]float64) {
+	t.Helper()
+	rep, err := bench.ReadReport(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Scenarios) != 1 {
+		t.Fatalf("%d scenarios in the report, want 1", len(rep.Scenarios))
+	}
+	figs := map[string]float64{}
+	for _, f := range rep.Scenarios[0].Figures {
+		figs[f.Name] = f.Value
+	}
+	return rep, figs
 }
