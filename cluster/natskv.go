@@ -601,14 +601,13 @@ func (p *kvProvider) beat(timeout time.Duration) error {
 	sent := time.Now()
 	ack, err := p.cfg.JetStream.PublishMsg(ctx, &nats.Msg{Subject: p.subject, Data: p.value},
 		jetstream.WithExpectLastSequencePerSubject(p.rev), jetstream.WithMsgTTL(p.cfg.KeyTTL))
-	var apiErr *jetstream.APIError
 	switch {
 	case err == nil:
 		p.rev = ack.Sequence
 		p.renew(sent)
 		p.acked(ack.Sequence, sent)
 		return nil
-	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
+	case isWrongLastSequence(err):
 		// A heartbeat that timed out here may have been stored all the
 		// same: then the key's last message, as its leader holds it, is
 		// this member's own put, past the revision it knew.
@@ -711,9 +710,28 @@ func (p *kvProvider) Shutdown(graceful bool) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := p.kv.Delete(ctx, p.key, jetstream.LastRevision(p.rev)); err != nil {
+	err := p.kv.Delete(ctx, p.key, jetstream.LastRevision(p.rev))
+	if errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSequence(err) {
+		// The revision moved: a heartbeat that timed out here was stored
+		// after all (delete at its revision), or the others dropped this
+		// member and deleted its key (nothing left to do).
+		rev, ok := p.ownLastPut(time.Second)
+		if !ok {
+			p.log.Info("left the cluster (its key was already gone)", slog.String("member", p.key))
+			return nil
+		}
+		err = p.kv.Delete(ctx, p.key, jetstream.LastRevision(rev))
+	}
+	if err != nil {
 		return fmt.Errorf("membership: delete member key %s: %w", p.key, err)
 	}
 	p.log.Info("left the cluster", slog.String("member", p.key))
 	return nil
+}
+
+// isWrongLastSequence reports whether err is JetStream refusing a write
+// for its expected last sequence.
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
