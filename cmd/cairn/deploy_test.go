@@ -515,7 +515,21 @@ func TestDeployCluster(t *testing.T) {
 		_, p, _ := net.SplitHostPort(nodes[i%n].client)
 		return p
 	}
-	mustRun(t, append([]string{"graph", "create", "g"}, m.login(port(0))...)...)
+	// A member prints its ready line once its NATS node and projections
+	// are up; its cluster member may still be joining, and a command
+	// answers UNAVAILABLE (not applied) until it has: the first one is
+	// sent again until it is taken, as the answer says.
+	create := append([]string{"graph", "create", "g"}, m.login(port(0))...)
+	for joinBy := time.Now().Add(60 * time.Second); ; {
+		r := runCLI(t, create...)
+		if r.err == nil {
+			break
+		}
+		if !strings.Contains(r.stderr, "UNAVAILABLE") || time.Now().After(joinBy) {
+			t.Fatalf("cairn %s: %v\nstderr: %s", strings.Join(create, " "), r.err, r.stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	const adds = 9
 	for k := range adds {
 		mustRun(t, append([]string{"node", "add", "g", fmt.Sprintf("n%d", k)}, m.login(port(k))...)...)
