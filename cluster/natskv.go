@@ -126,20 +126,17 @@ type kvProvider struct {
 	hbMu  sync.Mutex
 	value []byte
 	rev   uint64
-	// lastAck is when the last acknowledged heartbeat was sent.
-	leaseMu sync.Mutex
-	lastAck time.Time
+	// ackRev and ackSent are the last acknowledged heartbeat: its
+	// revision (the watcher must deliver it) and when it was sent (the
+	// leases run from it).
+	ackMu   sync.Mutex
+	ackRev  uint64
+	ackSent time.Time
 
 	joined   chan struct{}
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
-
-	// ackRev and ackSent are the last acknowledged heartbeat: the
-	// watcher must deliver that revision.
-	ackMu   sync.Mutex
-	ackRev  uint64
-	ackSent time.Time
 
 	fenced    chan struct{}
 	fenceOnce sync.Once
@@ -169,23 +166,17 @@ const replicatedKeyTTL = 15 * time.Second
 
 // leaseValid reports whether the hard lease still runs.
 func (p *kvProvider) leaseValid() bool {
-	p.leaseMu.Lock()
-	defer p.leaseMu.Unlock()
-	return p.lastAck.IsZero() || time.Since(p.lastAck) < p.cfg.KeyTTL-p.cfg.LeaseMargin // zero: not joined yet
+	p.ackMu.Lock()
+	defer p.ackMu.Unlock()
+	return p.ackSent.IsZero() || time.Since(p.ackSent) < p.cfg.KeyTTL-p.cfg.LeaseMargin // zero: not joined yet
 }
 
 // softLeaseValid reports whether the soft lease still runs: no other
 // member can have dropped this one yet.
 func (p *kvProvider) softLeaseValid() bool {
-	p.leaseMu.Lock()
-	defer p.leaseMu.Unlock()
-	return p.lastAck.IsZero() || time.Since(p.lastAck) < p.cfg.TTL-p.cfg.LeaseMargin
-}
-
-func (p *kvProvider) renew(sent time.Time) {
-	p.leaseMu.Lock()
-	p.lastAck = sent
-	p.leaseMu.Unlock()
+	p.ackMu.Lock()
+	defer p.ackMu.Unlock()
+	return p.ackSent.IsZero() || time.Since(p.ackSent) < p.cfg.TTL-p.cfg.LeaseMargin
 }
 
 // StartMember creates the bucket if needed, writes this member's key,
@@ -223,7 +214,6 @@ func (p *kvProvider) StartMember(c *cluster.Cluster) error {
 	if p.rev, err = p.kv.Create(ctx, p.key, value, jetstream.KeyTTL(p.cfg.KeyTTL)); err != nil {
 		return fmt.Errorf("membership: write member key %s: %w", p.key, err)
 	}
-	p.renew(sent)
 	p.acked(p.rev, sent)
 	watcher, members, err := p.sync(ctx)
 	if err != nil {
@@ -604,7 +594,6 @@ func (p *kvProvider) beat(timeout time.Duration) error {
 	switch {
 	case err == nil:
 		p.rev = ack.Sequence
-		p.renew(sent)
 		p.acked(ack.Sequence, sent)
 		return nil
 	case isWrongLastSequence(err):
