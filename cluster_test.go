@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -49,7 +50,8 @@ type engineReply struct {
 // "engines", serving commands on in until it closes or "close":
 //
 //	create GRAPH ID | add GRAPH ID NODE   execute; N is the reply's seq
-//	members | active                      N: members seen, grains active here
+//	members | active | held              N: members seen, grains active here,
+//	                                      read models held here
 //	nodes GRAPH MINSEQ                    N: the graph's nodes, queried here
 func runEngineMember(url string, in io.Reader, out io.Writer) error {
 	ctx := context.Background()
@@ -87,6 +89,10 @@ func runEngineMember(url string, in io.Reader, out io.Writer) error {
 			r.N = uint64(len(m.Lookup().Members()))
 		case "active":
 			r.N = uint64(eng.Grains().Active())
+		case "held":
+			if ph := eng.Projections().Health().Partition; ph != nil {
+				r.N = uint64(ph.Graphs)
+			}
 		case "nodes":
 			minSeq, _ := strconv.ParseUint(f[2], 10, 64)
 			rep, err := eng.Query(ctx, &cairnv1.QueryRequest{GraphId: f[1], MinSeq: minSeq, Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}})
@@ -163,21 +169,31 @@ func (p *engineProc) call(format string, args ...any) engineReply {
 // Three engines joined in one cluster over one NATS (cairn serve
 // --cluster), each in a process of its own: commands for 20 graphs sent
 // to any of them succeed, the graphs' grains are spread over the members,
-// a member that leaves hands its graphs over, and every member's
-// projections answer queries about every graph.
+// a member that leaves hands its graphs over (grains and read models), and
+// a query at any member answers for any graph.
 func TestEngineClusterSpreadsGraphs(t *testing.T) {
 	srv := natstest.Start(t)
 	url := srv.ClientURL()
 	t.Cleanup(func() {
-		// Runs once the engines have closed: the member that owns the
-		// manifest series wrote the read models' last round.
+		// Runs once the engines have closed: each member wrote the last
+		// round of the read models it held under a series of its own.
 		snaps, err := persistence.OpenSnapshots(context.Background(), srv.JetStream(), persistence.DefaultSnapshotConfig())
 		if err != nil {
 			t.Fatal(err)
 		}
-		ms, err := snaps.List(context.Background(), persistence.KindManifest, actors.ManifestSeries)
-		if err != nil || len(ms) == 0 {
-			t.Errorf("no read-model manifest written (%v)", err)
+		ms, err := snaps.List(context.Background(), persistence.KindManifest, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		series := map[string]bool{}
+		for _, m := range ms {
+			if _, ok := actors.SeriesMember(m.Graph); !ok {
+				t.Errorf("manifest %s is not in a member's series", m.Name)
+			}
+			series[m.Graph] = true
+		}
+		if len(series) == 0 {
+			t.Errorf("no member wrote a read-model manifest")
 		}
 	})
 	engs := []*engineProc{startEngineProc(t, url), startEngineProc(t, url), startEngineProc(t, url)}
@@ -232,8 +248,8 @@ func TestEngineClusterSpreadsGraphs(t *testing.T) {
 	if n := engs[0].call("active").N + engs[1].call("active").N; n != graphs {
 		t.Fatalf("%d graph grains on the two members left, want %d", n, graphs)
 	}
-	// Every member's projections read the whole stream: a query at any
-	// member answers for any graph once it has caught up.
+	// A query at any member reaches the graph's owner, whose projections
+	// hold its read model, and waits there for min_seq.
 	for i := range graphs {
 		g := fmt.Sprintf("g%02d", i)
 		for j, e := range engs {
@@ -245,5 +261,22 @@ func TestEngineClusterSpreadsGraphs(t *testing.T) {
 				t.Fatalf("%s at member %d has %d nodes, want 3", g, j, r.N)
 			}
 		}
+	}
+	// Each member holds the read models of the graphs it owns, the
+	// departed member's share adopted by the two left.
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		var held, active []uint64
+		for _, e := range engs {
+			held, active = append(held, e.call("held").N), append(active, e.call("active").N)
+		}
+		if slices.Equal(held, active) {
+			t.Logf("read models per member %v", held)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read models per member %v, grains per member %v: want the same", held, active)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

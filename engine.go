@@ -53,6 +53,7 @@ type Engine struct {
 	disp                   *actors.Dispatcher
 	proj                   *actors.Projections
 	gateway                *actors.Gateway
+	route                  *router              // nil for a single member
 	trust                  *persistence.Keyring // nil: signatures are not checked
 	cancel                 context.CancelFunc
 
@@ -190,16 +191,10 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		projCfg.Snapshots = e.snaps
 	}
 	if cfg.Cluster.Membership == cairncluster.MembershipNATSKV {
-		// One member of the cluster writes the read-model snapshots: the
-		// owner of the manifest series, placed like a graph.
-		projCfg.SnapshotWriter = func() bool {
-			m := e.startedMember()
-			if m == nil {
-				return false
-			}
-			_, addr, ok := m.Lookup().Owner(actors.ManifestSeries, actors.GraphKind)
-			return ok && addr == m.System().Address()
-		}
+		// Each member holds the read models of the graphs it owns, and
+		// writes their snapshots under a manifest series of its own
+		// (route.go).
+		projCfg.Partition = e.partition()
 	}
 	if e.proj, err = actors.NewProjections(e.projSystem, e.store, projCfg); err != nil {
 		return nil, err
@@ -237,6 +232,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	}()
 	if clustered {
 		go e.rejoin(clusterCfg)
+		e.startRouting()
 	}
 	if cfg.Gateway {
 		keys := &api.Keys{Trusted: append([]string{}, trust.IDs()...), UnsignedThrough: trust.UnsignedThrough()}
@@ -249,7 +245,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		if err != nil {
 			return nil, err
 		}
-		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: e.proj, Grains: e.grains, Keys: keys, Repair: e.proj.Repair, Logger: cfg.Logger,
+		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: engineQuerier{e}, Grains: e.grains, Keys: keys, Repair: e.proj.Repair, Logger: cfg.Logger,
 			Archive:     e.archiveIfObjects(),
 			CommandConn: cmdConn})
 		if err != nil {
@@ -311,7 +307,7 @@ func (x engineExecutor) Execute(ctx context.Context, env *cairnv1.CommandEnvelop
 // aggregate.ErrInvalidArgument, aggregate.ErrDeadlineExceeded, aggregate.ErrInternal
 // for a stopped projection, aggregate.ErrUnavailable).
 func (e *Engine) Query(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, error) {
-	rep := e.proj.Query(ctx, req)
+	rep := e.query(ctx, req)
 	return rep, aggregate.ErrorFromProto(rep.GetError())
 }
 
@@ -534,6 +530,7 @@ func (e *Engine) close(ctx context.Context) error {
 	if e.gateway != nil {
 		errs = append(errs, e.gateway.Close(ctx))
 	}
+	e.stopRouting()
 	if e.rejoinStop != nil {
 		// No fresh member after this: the one there is now is closed below.
 		close(e.rejoinStop)

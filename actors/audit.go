@@ -85,7 +85,7 @@ func (a *shardActor) quarantine(m *quarantineGraph) {
 	e := a.graphs[m.graph]
 	if e == nil {
 		e = &projected{}
-		a.graphs[m.graph] = e
+		a.put(m.graph, e)
 	}
 	if e.stopped != nil {
 		return

@@ -65,14 +65,6 @@ type ProjectionConfig struct {
 	// when the reader first catches up with the stream after a rebuild or
 	// a tail of at least half that, and on Close. Default 100,000.
 	SnapshotEvery int
-	// SnapshotWriter, when not nil, says whether this engine takes the
-	// snapshot rounds: a round starts only when it answers true. Members
-	// of a cluster all hold the same read models (each reads the whole
-	// stream) and share one manifest series, so one of them writes the
-	// rounds, which any of them restores: two writers would prune the
-	// manifests the other is reading. The engine sets it in a cluster;
-	// nil: always.
-	SnapshotWriter func() bool
 	// SnapshotKeep is how many snapshot rounds (manifests) are kept; every
 	// read-model snapshot a kept manifest names is kept. Default 3.
 	SnapshotKeep int
@@ -114,6 +106,10 @@ type ProjectionConfig struct {
 	// its chain: a transaction that fails quarantines its graph. Default
 	// nil: no signature checks.
 	Trust *persistence.Keyring
+	// Partition, when set, makes the projections hold the read models of
+	// this engine's share of the graphs only, a cluster member's (see
+	// projection_partition.go); nil: every graph of the stream.
+	Partition *Partition
 	// AuditEvery is how often the projections compare the event stream's
 	// state (its census: sequence range, messages per graph) with what they
 	// applied, when Store is an Auditor: a graph whose history was purged
@@ -176,6 +172,9 @@ func (c ProjectionConfig) Validate() error {
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("logger is nil (use a discard logger)"))
+	}
+	if c.Partition != nil {
+		errs = append(errs, c.Partition.validate())
 	}
 	if c.Snapshots != nil && c.SnapshotEvery < 1 {
 		errs = append(errs, fmt.Errorf("snapshot every %d events: must be at least 1", c.SnapshotEvery))
@@ -307,11 +306,15 @@ type Projections struct {
 	ready chan struct{}
 	snap  snapState
 	tt    *timeTravel
+	// part is set when the projections are partitioned
+	// (ProjectionConfig.Partition).
+	part *partState
 }
 
 // shard is what the reader and queries share with one shard actor.
 type shard struct {
 	pid    *actor.PID
+	held   atomic.Int64  // graphs the shard holds (adopting ones included)
 	queued atomic.Int64  // events handed over and not applied yet
 	space  chan struct{} // signalled when queued drops to maxQueued or below
 
@@ -356,6 +359,13 @@ func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfi
 		ready: make(chan struct{}), auditDone: make(chan struct{}),
 	}
 	p.life, p.lifeStop = context.WithCancel(context.Background())
+	if cfg.Partition != nil {
+		if _, ok := src.(tailer); !ok {
+			p.lifeStop()
+			return nil, errors.New("projection config: partitioned projections need a source that tells where the stream ends (StreamLastSeq)")
+		}
+		p.part = newPartState(cfg.Partition)
+	}
 	if cfg.Snapshots == nil {
 		close(p.ready) // nothing to restore
 	}
@@ -394,6 +404,9 @@ func (p *Projections) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	go p.read(ctx)
+	if p.part != nil {
+		go p.sweepEvery(ctx)
+	}
 	if st, ok := p.cfg.Store.(Auditor); ok && p.cfg.AuditEvery > 0 {
 		var wg sync.WaitGroup
 		wg.Go(func() { p.audit(ctx, st) })
@@ -418,7 +431,18 @@ func (p *Projections) Shard(graph string) int {
 
 func (p *Projections) read(ctx context.Context) {
 	defer close(p.done)
-	if p.cfg.Snapshots != nil {
+	switch {
+	case p.part != nil:
+		// Each graph is adopted when needed; the reader follows what
+		// comes after the stream's end now.
+		if !p.findTail(ctx) {
+			return
+		}
+		close(p.ready)
+		if p.cfg.Snapshots != nil {
+			p.fillIndex(ctx)
+		}
+	case p.cfg.Snapshots != nil:
 		p.restore(ctx)
 		close(p.ready)
 		p.fillIndex(ctx)
@@ -449,6 +473,34 @@ func (p *Projections) read(ctx context.Context) {
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case <-t.C:
+		}
+	}
+}
+
+// tailer tells where the stream ends; *persistence.Store is one.
+type tailer interface {
+	StreamLastSeq(ctx context.Context) (uint64, error)
+}
+
+// findTail sets the reader's resume point to the stream's last sequence,
+// retrying until it is known; false when ctx ended first.
+func (p *Projections) findTail(ctx context.Context) bool {
+	for {
+		seq, err := p.src.(tailer).StreamLastSeq(ctx)
+		if err == nil {
+			p.snap.resumed = seq
+			for _, sh := range p.shards {
+				p.root.Send(sh.pid, &watermark{seq: seq})
+			}
+			return true
+		}
+		p.log.LogAttrs(ctx, slog.LevelWarn, "finding the event stream's end failed; retrying", slog.String("err", err.Error()))
+		t := time.NewTimer(p.cfg.RetryAfter)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
 		case <-t.C:
 		}
 	}
@@ -538,6 +590,7 @@ func (p *Projections) Health() api.ProjectionHealth {
 	}
 	h.Audits, h.LastAuditMs = uint64(p.audits.Load()), ms(time.Duration(p.lastAuditNs.Load()))
 	h.Snapshots = p.snapHealth()
+	h.Partition = p.partHealth()
 	h.TimeTravel = p.tt.health()
 	return h
 }
@@ -672,6 +725,13 @@ type projected struct {
 	// the audit: how many of them the stream must still hold).
 	applied uint64
 	recent  [auditRecent]uint64
+	// adopt is set while the graph is being adopted (a partitioned
+	// engine's graph that moved here, see projection_partition.go): g is
+	// nil until it is done.
+	adopt *adoption
+	// unowned is when a partitioned engine first found the graph owned by
+	// another member (zero while it owns it).
+	unowned time.Time
 }
 
 // shardActor owns its graphs' read models; only its Receive touches them.
@@ -707,7 +767,18 @@ func (a *shardActor) Receive(ctx actor.Context) {
 			}
 		}
 	case *runQuery:
+		if a.park(m) {
+			return
+		}
 		m.reply <- a.answer(m.req)
+	case *adopted:
+		a.adopted(m)
+	case *adoptGraph:
+		if a.graphs[m.graph] == nil {
+			a.startAdopt(m.graph, a.seq)
+		}
+	case *sweepGraphs:
+		a.sweep(m.now)
 	case *snapshotMarker:
 		a.snapshot(m.round)
 	case *snapshotsStored:
@@ -743,13 +814,36 @@ func (a *shardActor) mark(seq uint64) {
 
 func (a *shardActor) apply(f persistence.Followed) {
 	e := a.graphs[f.Graph]
+	if a.p.part != nil {
+		switch {
+		case e != nil && e.adopt != nil:
+			e.adopt.pending = append(e.adopt.pending, f)
+			return
+		case e != nil:
+		case !a.p.part.Owns(f.Graph):
+			return // another member's graph
+		case f.Err != nil || firstPosition(f.Tx) != 1:
+			// A graph that moved here (or whose prefix is archived):
+			// adopt it as of the transaction before this one, which
+			// then follows.
+			ad := a.startAdopt(f.Graph, f.Seq-1).adopt
+			ad.pending = append(ad.pending, f)
+			return
+		}
+	}
+	a.applyTo(e, f)
+}
+
+// applyTo applies f to its graph's entry e, nil when the shard holds none
+// yet (a new graph).
+func (a *shardActor) applyTo(e *projected, f persistence.Followed) {
 	fresh := e == nil
 	if fresh {
 		// New fails only on an invalid config, which NewProjections
 		// refused; safeApply reports a nil graph all the same.
 		g, _ := readmodel.New(f.Graph, a.p.cfg.ReadModel)
 		e = &projected{g: g}
-		a.graphs[f.Graph] = e
+		a.put(f.Graph, e)
 	}
 	if e.stopped != nil {
 		return

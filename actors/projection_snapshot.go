@@ -181,6 +181,7 @@ func (x *snapIndex) get(graph string) []persistence.SnapshotInfo {
 // snapRound is one snapshot round.
 type snapRound struct {
 	seq     uint64
+	series  string // the manifest series it writes
 	started time.Time
 	parts   chan roundPart // one per shard
 	done    chan struct{}
@@ -253,10 +254,19 @@ func (p *Projections) delivered(f persistence.Followed, firstCaughtUp, caughtUp 
 	}
 }
 
-// snapshotWriter reports whether this engine takes the snapshot rounds
-// (ProjectionConfig.SnapshotWriter).
+// snapshotWriter reports whether this engine takes snapshot rounds: a
+// partitioned one once it has a manifest series (it joined its cluster).
 func (p *Projections) snapshotWriter() bool {
-	return p.cfg.SnapshotWriter == nil || p.cfg.SnapshotWriter()
+	return p.part == nil || p.part.Series() != ""
+}
+
+// series returns the manifest series the next round writes: the member's
+// own when partitioned.
+func (p *Projections) series() string {
+	if p.part != nil {
+		return p.part.Series()
+	}
+	return ManifestSeries
 }
 
 // snapshotBytesPerEvent sets how far apart the rounds of big read models
@@ -271,7 +281,7 @@ const snapshotBytesPerEvent = 1000
 // startRound sends every shard the marker of a round at seq (the reader
 // delivered seq last) and collects the parts in the background.
 func (p *Projections) startRound(seq uint64) *snapRound {
-	r := &snapRound{seq: seq, started: time.Now(), parts: make(chan roundPart, len(p.shards)), done: make(chan struct{})}
+	r := &snapRound{seq: seq, series: p.series(), started: time.Now(), parts: make(chan roundPart, len(p.shards)), done: make(chan struct{})}
 	r.ctx, r.cancel = context.WithTimeout(p.life, snapshotRoundTimeout)
 	p.snap.inFlight.Store(r)
 	p.snap.since = 0
@@ -297,6 +307,8 @@ func (a *shardActor) snapshot(r *snapRound) {
 	var todo []pending
 	for id, e := range a.graphs {
 		switch {
+		case e.adopt != nil:
+			// Not here yet; its last snapshot stays where it is.
 		case e.stopped != nil || e.g == nil:
 			part.rebuild = append(part.rebuild, id)
 		case e.snap.Seq != 0 && e.snap.Seq == e.g.AsOf():
@@ -388,7 +400,7 @@ func (p *Projections) finishRound(r *snapRound) {
 		slices.Sort(m.Rebuild)
 		data, merr := json.Marshal(m)
 		if merr == nil {
-			_, err = p.cfg.Snapshots.Put(r.ctx, persistence.SnapshotInfo{Kind: persistence.KindManifest, Graph: ManifestSeries, Seq: r.seq,
+			_, err = p.cfg.Snapshots.Put(r.ctx, persistence.SnapshotInfo{Kind: persistence.KindManifest, Graph: r.series, Seq: r.seq,
 				Format: ManifestFormat}, data)
 		} else {
 			err = merr
@@ -416,28 +428,55 @@ func (p *Projections) finishRound(r *snapRound) {
 	p.log.LogAttrs(r.ctx, slog.LevelInfo, "projection snapshot round",
 		slog.Uint64("seq", r.seq), slog.Int("graphs", len(m.Graphs)), slog.Int("written", written), slog.Int64("bytes", bytes),
 		slog.Duration("took", took), slog.Duration("longest_block", block))
-	if err := p.prune(r.ctx); err != nil {
+	if err := p.prune(r.ctx, r.series); err != nil {
 		p.log.LogAttrs(r.ctx, slog.LevelWarn, "pruning projection snapshots failed", slog.Uint64("seq", r.seq), slog.String("err", err.Error()))
 	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// prune keeps the newest SnapshotKeep manifests and, for each graph, every
-// read-model snapshot at or after the oldest one a kept manifest names
-// (which includes every snapshot a kept manifest names).
-func (p *Projections) prune(ctx context.Context) error {
+// prune keeps the newest SnapshotKeep manifests of series and, for each
+// graph, every read-model snapshot at or after the oldest one a kept
+// manifest names (which includes every snapshot a kept manifest names).
+// Partitioned, the kept manifests are those of every live member's series
+// (each member prunes only its own), and the manifests of series whose
+// member is gone are deleted.
+func (p *Projections) prune(ctx context.Context, series string) error {
 	snaps, keep := p.cfg.Snapshots, p.cfg.SnapshotKeep
-	if _, err := snaps.Prune(ctx, persistence.KindManifest, ManifestSeries, keep); err != nil {
+	if _, err := snaps.Prune(ctx, persistence.KindManifest, series, keep); err != nil {
 		return fmt.Errorf("prune manifests: %w", err)
 	}
-	kept, err := snaps.List(ctx, persistence.KindManifest, ManifestSeries)
-	if err != nil {
-		return fmt.Errorf("list manifests: %w", err)
+	var kept []persistence.SnapshotInfo
+	if p.part == nil {
+		l, err := snaps.List(ctx, persistence.KindManifest, series)
+		if err != nil {
+			return fmt.Errorf("list manifests: %w", err)
+		}
+		kept = l[:min(len(l), keep)]
+	} else {
+		l, err := snaps.List(ctx, persistence.KindManifest, "")
+		if err != nil {
+			return fmt.Errorf("list manifests: %w", err)
+		}
+		perSeries := map[string]int{}
+		for _, info := range l { // newest first
+			switch {
+			case info.Graph != series && !p.part.Live(info.Graph):
+				if err := snaps.Delete(ctx, info); err != nil && !errors.Is(err, persistence.ErrNotFound) {
+					return fmt.Errorf("delete manifest %s of a member gone: %w", info.Name, err)
+				}
+			case perSeries[info.Graph] < keep:
+				perSeries[info.Graph]++
+				kept = append(kept, info)
+			}
+		}
 	}
 	oldest := map[string]uint64{}
-	for _, info := range kept[:min(len(kept), keep)] {
+	for _, info := range kept {
 		m, err := p.readManifest(ctx, info)
+		if errors.Is(err, persistence.ErrNotFound) && info.Graph != series {
+			continue // pruned by its member meanwhile
+		}
 		if err != nil {
 			// Unreadable: it names nothing we know of, so keep everything.
 			return fmt.Errorf("manifest %s: %w", info.Name, err)
@@ -681,12 +720,12 @@ func (p *Projections) decodeReadModel(info persistence.SnapshotInfo, data []byte
 // that the snapshot round left out.
 func (a *shardActor) restore(m *restoreGraphs) {
 	for _, rg := range m.graphs {
-		a.graphs[rg.info.Graph] = &projected{g: rg.g, head: persistence.Head{N: rg.info.Position, CID: rg.info.Head}, snap: rg.info}
+		a.put(rg.info.Graph, &projected{g: rg.g, head: persistence.Head{N: rg.info.Position, CID: rg.info.Head}, snap: rg.info})
 	}
 	for _, id := range m.rebuild {
 		g, _ := readmodel.New(id, a.p.cfg.ReadModel)
 		e := &projected{g: g}
-		a.graphs[id] = e
+		a.put(id, e)
 		if err := a.foldPrefix(e, m.seq); err != nil {
 			e.stopped = &ProjectionStoppedError{Graph: id, Seq: max(e.g.AsOf(), 1), Err: err}
 			a.p.fail(e.stopped)

@@ -92,6 +92,33 @@ type ProjectionHealth struct {
 	Snapshots SnapshotHealth `json:"snapshots"`
 	// TimeTravel counts as_of queries.
 	TimeTravel TimeTravelHealth `json:"time_travel"`
+	// Partition reports a cluster member's share of the read models; nil
+	// when the projections hold every graph (one engine).
+	Partition *PartitionHealth `json:"partition,omitempty"`
+}
+
+// PartitionHealth reports the read models a cluster member holds and the
+// adoptions that brought them here (see actors.Partition).
+type PartitionHealth struct {
+	// Graphs is how many graphs' read models the member holds now.
+	Graphs int `json:"graphs"`
+	// Adoptions counts graphs whose read model was loaded here (a graph
+	// that moved here, or that a query asked for), FromSnapshot those that
+	// started from a read-model snapshot rather than the graph's first
+	// transaction, Failures those whose load failed.
+	Adoptions    uint64 `json:"adoptions"`
+	FromSnapshot uint64 `json:"adopted_from_snapshot"`
+	Failures     uint64 `json:"adoption_failures"`
+	// Waits counts adoptions that waited for a turn (at most
+	// Partition.Adoptions run at once).
+	Waits       uint64  `json:"adoption_waits"`
+	LastAdoptMs float64 `json:"last_adoption_ms"`
+	MaxAdoptMs  float64 `json:"max_adoption_ms"`
+	// Dropped counts read models given up because another member owned
+	// their graph for a while.
+	Dropped uint64 `json:"dropped"`
+	// Series is the manifest series this member's snapshot rounds write.
+	Series string `json:"manifest_series,omitempty"`
 }
 
 // SnapshotHealth reports the snapshot rounds and the last restore.

@@ -51,6 +51,16 @@ func CommandSubjectFor(graph string) string { return CommandSubjectPrefix + grap
 // QuerySubjectFor returns the subject that takes graph's queries.
 func QuerySubjectFor(graph string) string { return QuerySubjectPrefix + graph }
 
+// MemberQueryPrefix starts the subject on which one cluster member takes
+// the queries other members route to it (MemberQuerySubject). Only
+// engines may use it: clients send queries to QuerySubjectFor.
+const MemberQueryPrefix = "cairn.member."
+
+// MemberQuerySubject returns the subject on which the cluster member id
+// answers queries routed to it by the other members (a protobuf
+// QueryRequest in, a QueryReply out).
+func MemberQuerySubject(id string) string { return MemberQueryPrefix + id + ".query" }
+
 // GraphOfSubject returns the graph named by a per-graph command or query
 // subject ("cairn.command.g" gives "g"), and false for any other subject
 // (the deprecated un-graphed ones included).

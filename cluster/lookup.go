@@ -370,6 +370,13 @@ func (l *Lookup) Owner(identity, kind string) (id, address string, ok bool) {
 	return m.Id, m.Address(), true
 }
 
+// Changed returns a channel that is closed at the next topology change.
+func (l *Lookup) Changed() <-chan struct{} {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.changed
+}
+
 // Members returns the ids of the members in this member's current
 // topology.
 func (l *Lookup) Members() []string {

@@ -51,3 +51,22 @@ func (s *Store) Census(ctx context.Context) (Census, error) {
 	}
 	return c, nil
 }
+
+// StreamLastSeq returns the stream's last sequence (0 when empty): a
+// follower that starts there misses nothing stored after. A replica may
+// answer with a lagging state, which only makes the follower start earlier.
+//
+// Errors: ErrTruncated when the stream is gone; ErrUnavailable; ctx's
+// error.
+func (s *Store) StreamLastSeq(ctx context.Context) (uint64, error) {
+	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return 0, fmt.Errorf("stream end: %w: the event stream %s is gone (deleted)", ErrTruncated, s.cfg.Stream)
+		}
+		return 0, fmt.Errorf("stream end: %w", translate(err))
+	}
+	return info.State.LastSeq, nil
+}

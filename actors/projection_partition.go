@@ -1,0 +1,408 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairn-graph/cairn/api"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
+	"github.com/cairn-graph/cairn/readmodel"
+)
+
+// Partitioned projections: a cluster member's read models follow its
+// graphs.
+//
+// With ProjectionConfig.Partition set, each member holds the read models
+// of the graphs it owns (Partition.Owns, the graph grains' placement), not
+// of every graph. The reader still follows the whole stream, from where it
+// ended when the engine started, and hands a shard only the transactions
+// of the graphs it holds or owns. A graph a shard owns but does not hold
+// is adopted: a goroutine loads its newest read-model snapshot that the
+// event store confirms (whichever member wrote it), folds its transactions
+// after the snapshot up to the shard's position from the event store, and
+// hands the read model to the shard, which then applies what came
+// meanwhile. Queries for the graph wait for that. A graph is adopted when:
+//
+//   - one of its transactions reaches the shard and it does not start the
+//     graph's chain (it was created before, or moved here);
+//   - a query for it reaches this member (queries are routed to the
+//     owner, see Engine.Query; one routed by a member with an older view
+//     of the cluster is answered here all the same);
+//   - the membership changes (Rebalance): every graph of the stream's
+//     census that this member owns and does not hold.
+//
+// At most Partition.Adoptions adoptions run at once, so that a member
+// taking over a third of the graphs after a failover does not load them
+// all at once; the others wait their turn (Health counts the waits).
+//
+// A graph held but owned by another member for Partition.DropAfter is
+// dropped, giving its memory back. Snapshot rounds write the held graphs
+// under a manifest series of the member's own (Partition.Series), so that
+// members never prune or overwrite each other's manifests; a member's
+// prune keeps every snapshot a kept manifest of any live member names,
+// and deletes the manifests of series whose member is gone (Partition.Live).
+// A restarted member starts with a fresh member id, so a fresh series: its
+// graphs are adopted from their newest snapshots, whoever wrote them.
+
+// Partition configures partitioned projections (ProjectionConfig.Partition).
+type Partition struct {
+	// Owns reports whether this engine owns graph now: false for every
+	// graph while it has not joined its cluster.
+	Owns func(graph string) bool
+	// Series returns the manifest series the snapshot rounds write now
+	// (MemberSeries of this member's id), "" while there is none: no round
+	// runs then.
+	Series func() string
+	// Live reports whether a manifest series belongs to a member of the
+	// cluster now; a series that is not is deleted by the next prune. It
+	// must answer true when it cannot tell.
+	Live func(series string) bool
+	// DropAfter is how long a graph held but owned by another member is
+	// kept before it is dropped (a membership change can be undone a
+	// moment later). Default 30 seconds.
+	DropAfter time.Duration
+	// Adoptions bounds the adoptions that run at once. Default
+	// 2 x GOMAXPROCS, at least 4.
+	Adoptions int
+}
+
+func (c *Partition) validate() error {
+	var errs []error
+	if c.Owns == nil || c.Series == nil || c.Live == nil {
+		errs = append(errs, errors.New("partition: Owns, Series and Live must all be set"))
+	}
+	if c.DropAfter < 0 {
+		errs = append(errs, fmt.Errorf("partition: drop-after %v must not be negative", c.DropAfter))
+	}
+	if c.Adoptions < 0 {
+		errs = append(errs, fmt.Errorf("partition: adoptions %d must not be negative", c.Adoptions))
+	}
+	return errors.Join(errs...)
+}
+
+// MemberSeries returns the manifest series of the cluster member id.
+func MemberSeries(id string) string { return ManifestSeries + "/" + id }
+
+// SeriesMember returns the member id of a manifest series that
+// MemberSeries made, false for any other.
+func SeriesMember(series string) (string, bool) {
+	id, ok := strings.CutPrefix(series, ManifestSeries+"/")
+	return id, ok && id != ""
+}
+
+// partState is the bookkeeping of partitioned projections.
+type partState struct {
+	*Partition
+	sem chan struct{} // adoption slots
+
+	adoptions, fromSnapshot, failures, waits, dropped atomic.Uint64
+	maxNs, lastNs                                     atomic.Int64
+}
+
+// newPartState applies c's defaults.
+func newPartState(c *Partition) *partState {
+	cp := *c
+	if cp.DropAfter == 0 {
+		cp.DropAfter = 30 * time.Second
+	}
+	if cp.Adoptions == 0 {
+		cp.Adoptions = max(2*runtime.GOMAXPROCS(0), 4)
+	}
+	return &partState{Partition: &cp, sem: make(chan struct{}, cp.Adoptions)}
+}
+
+// adoption is a graph being adopted.
+type adoption struct {
+	upTo    uint64                 // the stream position it is folded up to
+	pending []persistence.Followed // its transactions after upTo, in order
+	waiters []*runQuery            // queries waiting for it
+}
+
+// Messages of a shard actor for partitioned projections.
+type (
+	// adopted hands the shard an adopted read model.
+	adopted struct {
+		graph string
+		e     *projected // the entry the adoption was started for
+		g     *readmodel.Graph
+		head  persistence.Head
+		snap  persistence.SnapshotInfo // Name empty when none was used
+		// absent: the store holds no transaction of the graph up to upTo.
+		absent bool
+		// failed is the stream sequence of the transaction that failed
+		// its check or apply (err then quarantines the graph); 0 with
+		// err set: the store could not be read (the adoption is dropped,
+		// and tried again when next needed).
+		failed uint64
+		err    error
+	}
+	// adoptGraph asks the shard to adopt graph unless it holds it.
+	adoptGraph struct{ graph string }
+	// sweepGraphs asks the shard to drop the graphs another member has
+	// owned for DropAfter.
+	sweepGraphs struct{ now time.Time }
+)
+
+// put enters graph's entry.
+func (a *shardActor) put(graph string, e *projected) {
+	if _, ok := a.graphs[graph]; !ok {
+		a.shard.held.Add(1)
+	}
+	a.graphs[graph] = e
+}
+
+// drop removes graph's entry.
+func (a *shardActor) drop(graph string) {
+	if _, ok := a.graphs[graph]; ok {
+		a.shard.held.Add(-1)
+		delete(a.graphs, graph)
+	}
+}
+
+// startAdopt enters graph as being adopted up to stream sequence upTo and
+// starts the adoption.
+func (a *shardActor) startAdopt(graph string, upTo uint64) *projected {
+	e := &projected{adopt: &adoption{upTo: upTo}}
+	a.put(graph, e)
+	go a.p.adopt(a, graph, e, upTo)
+	return e
+}
+
+// park holds a query back while its graph is being adopted, and starts the
+// adoption of a graph this shard does not hold (a query for it reached
+// this member, which may own it without having seen a transaction of it
+// yet). It reports whether the query was parked. Time-travel queries do
+// not come here.
+func (a *shardActor) park(m *runQuery) bool {
+	if a.p.part == nil {
+		return false
+	}
+	e := a.graphs[m.req.GetGraphId()]
+	if e == nil {
+		e = a.startAdopt(m.req.GetGraphId(), a.seq)
+	}
+	if e.adopt == nil {
+		return false
+	}
+	e.adopt.waiters = append(e.adopt.waiters, m)
+	return true
+}
+
+// adopted installs an adopted read model, applies the transactions that
+// came meanwhile and answers the queries that waited.
+func (a *shardActor) adopted(m *adopted) {
+	e := a.graphs[m.graph]
+	if e != m.e || e.adopt == nil {
+		return // dropped meanwhile
+	}
+	ad := e.adopt
+	e.adopt = nil
+	switch {
+	case m.err != nil && m.failed == 0:
+		// The store could not be read: forget the graph, so that its next
+		// transaction, query or rebalance adopts it again.
+		a.drop(m.graph)
+		for _, q := range ad.waiters {
+			q.reply <- &cairnv1.QueryReply{AsOfSeq: a.seq, Error: unavailable("graph %s: its read model could not be loaded here: %v", m.graph, m.err).Proto()}
+		}
+		return
+	case m.absent && len(ad.pending) == 0 && e.stopped == nil:
+		a.drop(m.graph) // no such graph (yet): queries answer NOT_FOUND
+	default:
+		e.g, e.head, e.snap = m.g, m.head, m.snap
+		if e.g == nil {
+			e.g, _ = readmodel.New(m.graph, a.p.cfg.ReadModel)
+		}
+		if m.err != nil && e.stopped == nil {
+			e.stopped = &ProjectionStoppedError{Graph: m.graph, Seq: m.failed, Err: m.err}
+			a.p.fail(e.stopped)
+		}
+		for _, f := range ad.pending {
+			a.applyTo(e, f)
+		}
+	}
+	for _, q := range ad.waiters {
+		q.reply <- a.answer(q.req)
+	}
+}
+
+// sweep drops the graphs another member has owned for DropAfter.
+func (a *shardActor) sweep(now time.Time) {
+	part := a.p.part
+	for id, e := range a.graphs {
+		switch {
+		case e.adopt != nil:
+		case part.Owns(id):
+			e.unowned = time.Time{}
+		case e.unowned.IsZero():
+			e.unowned = now
+		case now.Sub(e.unowned) >= part.DropAfter:
+			a.drop(id)
+			part.dropped.Add(1)
+		}
+	}
+}
+
+// adopt loads graph's read model as of stream sequence upTo, in its turn
+// (partState.sem), and hands it to a.
+func (p *Projections) adopt(a *shardActor, graph string, e *projected, upTo uint64) {
+	part := p.part
+	select {
+	case part.sem <- struct{}{}:
+	default:
+		part.waits.Add(1)
+		select {
+		case part.sem <- struct{}{}:
+		case <-p.life.Done():
+			return
+		}
+	}
+	defer func() { <-part.sem }()
+	start := time.Now()
+	m := p.loadAdopted(a, graph, upTo)
+	m.e = e
+	took := time.Since(start)
+	part.adoptions.Add(1)
+	part.lastNs.Store(int64(took))
+	for {
+		prev := part.maxNs.Load()
+		if int64(took) <= prev || part.maxNs.CompareAndSwap(prev, int64(took)) {
+			break
+		}
+	}
+	if m.snap.Name != "" {
+		part.fromSnapshot.Add(1)
+	}
+	if m.err != nil {
+		part.failures.Add(1)
+		p.log.LogAttrs(p.life, slog.LevelWarn, "adopting a graph's read model failed",
+			slog.String("graph", graph), slog.Uint64("up_to", upTo), slog.String("err", m.err.Error()))
+	}
+	p.root.Send(a.shard.pid, m)
+}
+
+// loadAdopted builds graph's read model as of upTo: its newest read-model
+// snapshot at or before upTo that loads and that the event store confirms,
+// then its later transactions from the event store.
+func (p *Projections) loadAdopted(a *shardActor, graph string, upTo uint64) *adopted {
+	m := &adopted{graph: graph}
+	ctx, cancel := context.WithTimeout(p.life, prefixTimeout)
+	defer cancel()
+	tmp := &projected{}
+	if p.cfg.Snapshots != nil {
+		infos, err := p.cfg.Snapshots.List(ctx, persistence.KindReadModel, graph)
+		if err != nil && ctx.Err() == nil {
+			p.log.LogAttrs(ctx, slog.LevelWarn, "listing a graph's read-model snapshots failed; folding it from the event store",
+				slog.String("graph", graph), slog.String("err", err.Error()))
+		}
+		for _, info := range infos {
+			if info.Seq > upTo {
+				continue
+			}
+			g, err := p.loadReadModel(ctx, info)
+			if err != nil {
+				p.snap.fallbacks.Add(1)
+				p.log.LogAttrs(ctx, slog.LevelWarn, "read-model snapshot not restorable; trying an older one",
+					slog.String("graph", graph), slog.String("snapshot", info.Name), slog.String("err", err.Error()))
+				continue
+			}
+			tmp.g, tmp.head, m.snap = g, persistence.Head{N: info.Position, CID: info.Head}, info
+			p.snap.index.add(info)
+			break
+		}
+	}
+	if tmp.g == nil {
+		tmp.g, _ = readmodel.New(graph, p.cfg.ReadModel)
+	}
+	m.g = tmp.g
+	st := p.cfg.Store
+	if st == nil {
+		m.head = tmp.head
+		m.absent = m.snap.Name == ""
+		if m.absent && upTo > 0 {
+			// Without a store only new graphs can be followed.
+			m.err = fmt.Errorf("graph %s: its transactions up to seq %d are not in this engine and the projections have no event store to read them from", graph, upTo)
+		}
+		return m
+	}
+	from := m.g.AsOf() + 1
+	if from <= upTo {
+		m.failed, m.err = a.foldRange(st, tmp, from, upTo)
+	}
+	m.head = tmp.head
+	m.absent = m.err == nil && tmp.head.N == 0
+	return m
+}
+
+// Rebalance adopts every graph of the stream's census that this engine
+// owns and does not hold, and starts a sweep of the graphs it no longer
+// owns. The engine calls it when the cluster's membership changes.
+// Without a partition it does nothing.
+func (p *Projections) Rebalance(ctx context.Context) error {
+	if p.part == nil {
+		return nil
+	}
+	p.Sweep()
+	st, ok := p.cfg.Store.(Auditor)
+	if !ok {
+		return nil
+	}
+	c, err := st.Census(ctx)
+	if err != nil {
+		return fmt.Errorf("rebalance: %w", err)
+	}
+	for g := range c.Graphs {
+		if p.part.Owns(g) {
+			p.root.Send(p.shards[p.Shard(g)].pid, &adoptGraph{graph: g})
+		}
+	}
+	return nil
+}
+
+// Sweep asks every shard to drop the graphs another member has owned for
+// DropAfter.
+func (p *Projections) Sweep() {
+	if p.part == nil {
+		return
+	}
+	now := time.Now()
+	for _, sh := range p.shards {
+		p.root.Send(sh.pid, &sweepGraphs{now: now})
+	}
+}
+
+// sweepEvery runs Sweep every DropAfter/2 until ctx ends.
+func (p *Projections) sweepEvery(ctx context.Context) {
+	t := time.NewTicker(max(p.part.DropAfter/2, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.Sweep()
+		}
+	}
+}
+
+// partHealth returns the partition part of Health, nil without one.
+func (p *Projections) partHealth() *api.PartitionHealth {
+	part := p.part
+	if part == nil {
+		return nil
+	}
+	h := &api.PartitionHealth{Adoptions: part.adoptions.Load(), FromSnapshot: part.fromSnapshot.Load(), Failures: part.failures.Load(),
+		Waits: part.waits.Load(), Dropped: part.dropped.Load(), LastAdoptMs: ms(time.Duration(part.lastNs.Load())),
+		MaxAdoptMs: ms(time.Duration(part.maxNs.Load())), Series: part.Series()}
+	for _, sh := range p.shards {
+		h.Graphs += int(sh.held.Load())
+	}
+	return h
+}

@@ -1,0 +1,288 @@
+package cairn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/api"
+	cairncluster "github.com/cairn-graph/cairn/cluster"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+)
+
+// Read models in a cluster.
+//
+// Each member's projections hold the read models of the graphs it owns
+// (actors.Partition), the same graphs whose grains it hosts. A query taken
+// by any member (Engine.Query, the gateway) goes to the graph's owner over
+// NATS, on the owner's api.MemberQuerySubject, and the owner answers it
+// from its read model (waiting for min_seq as everywhere). A member with
+// no owner to route to (it has not joined yet, it fenced itself, the owner
+// does not answer) answers the query itself: its projections adopt the
+// graph for it. The owner answers a routed query itself whatever its own
+// view of the cluster, so a query makes one hop at most.
+
+// partition returns the partition of a clustered engine's projections.
+func (e *Engine) partition() *actors.Partition {
+	return &actors.Partition{
+		Owns: func(graph string) bool {
+			m := e.startedMember()
+			if m == nil {
+				return false
+			}
+			id, _, ok := m.Lookup().Owner(graph, actors.GraphKind)
+			return ok && id == m.ID()
+		},
+		Series: func() string {
+			if m := e.startedMember(); m != nil {
+				return actors.MemberSeries(m.ID())
+			}
+			return ""
+		},
+		Live: func(series string) bool {
+			id, ok := actors.SeriesMember(series)
+			if !ok {
+				return false // a single engine's series, from before the cluster
+			}
+			m := e.startedMember()
+			if m == nil {
+				return true
+			}
+			ids := m.Lookup().Members()
+			return len(ids) == 0 || slices.Contains(ids, id)
+		},
+	}
+}
+
+// router holds a clustered engine's query routing.
+type router struct {
+	mu  sync.Mutex
+	sub *nats.Subscription // the member's query subject
+	id  string             // the member it serves
+	// sem bounds the routed queries answered at once.
+	sem chan struct{}
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// routedQueriesInFlight bounds the routed queries a member answers at once;
+// more wait in NATS.
+const routedQueriesInFlight = 4096
+
+// startRouting serves the member's query subject for whichever member the
+// engine has (a fenced one is replaced) and adopts the graphs the member
+// owns whenever the membership changes, until Close.
+func (e *Engine) startRouting() {
+	e.route = &router{sem: make(chan struct{}, routedQueriesInFlight), stop: make(chan struct{}), done: make(chan struct{})}
+	go e.followMembership()
+}
+
+// followMembership keeps the member's query subscription and the read
+// models it holds in step with its membership: at its start, at every
+// topology change and when the engine rejoined with a fresh member.
+func (e *Engine) followMembership() {
+	r := e.route
+	defer close(r.done)
+	select {
+	case <-e.memberReady:
+	case <-r.stop:
+		return
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var (
+		seen    *cairncluster.Member
+		changed <-chan struct{}
+		pending bool
+	)
+	for {
+		m := e.startedMember()
+		if m == nil {
+			return // it did not start: commands are refused, queries answered here
+		}
+		if m != seen {
+			e.serveMember(m.ID())
+			seen, pending = m, true
+		}
+		select {
+		case <-changed:
+			pending = true
+		default:
+		}
+		if pending {
+			changed = m.Lookup().Changed()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := e.proj.Rebalance(ctx)
+			cancel()
+			pending = err != nil // tried again at the next tick
+			if err != nil {
+				e.cfg.Logger.LogAttrs(context.Background(), slog.LevelWarn, "adopting this member's graphs failed; retrying",
+					slog.String("err", err.Error()))
+			}
+		}
+		select {
+		case <-r.stop:
+			return
+		case <-changed:
+			pending = true
+		case <-tick.C:
+		}
+	}
+}
+
+// serveMember subscribes to member id's query subject, replacing the
+// subscription of the member before it.
+func (e *Engine) serveMember(id string) {
+	r := e.route
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sub != nil {
+		_ = r.sub.Unsubscribe()
+		r.sub = nil
+	}
+	sub, err := e.nc.Subscribe(api.MemberQuerySubject(id), e.answerRouted)
+	if err != nil {
+		e.cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "serving routed queries failed; this member's graphs are queried where asked",
+			slog.String("member", id), slog.String("err", err.Error()))
+		return
+	}
+	r.sub, r.id = sub, id
+}
+
+// answerRouted answers a query another member routed here, on a goroutine
+// of its own (a query may wait for its min_seq or an adoption).
+func (e *Engine) answerRouted(msg *nats.Msg) {
+	r := e.route
+	select {
+	case r.sem <- struct{}{}:
+	case <-r.stop:
+		return
+	}
+	go func() {
+		defer func() { <-r.sem }()
+		req := &cairnv1.QueryRequest{}
+		var rep *cairnv1.QueryReply
+		if err := proto.Unmarshal(msg.Data, req); err != nil {
+			rep = &cairnv1.QueryReply{Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT,
+				Message: fmt.Sprintf("routed query is not a protobuf cairn.v1.QueryRequest: %v", err)}).Proto()}
+		} else {
+			rep = e.proj.Query(context.Background(), req)
+		}
+		data, err := proto.Marshal(rep)
+		if n := len(data); err == nil && n > int(e.nc.MaxPayload())-1024 {
+			data, err = proto.Marshal(&cairnv1.QueryReply{AsOfSeq: rep.GetAsOfSeq(), Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED,
+				Message: fmt.Sprintf("the answer takes %d bytes, more than a NATS message holds (%d): ask for a smaller page, depth or max_results", n, e.nc.MaxPayload())}).Proto()})
+		}
+		if err == nil {
+			err = msg.Respond(data)
+		}
+		if err != nil {
+			e.cfg.Logger.LogAttrs(context.Background(), slog.LevelWarn, "answering a routed query failed", slog.String("err", err.Error()))
+		}
+	}()
+}
+
+// stopRouting stops following the membership and serving routed queries.
+func (e *Engine) stopRouting() {
+	r := e.route
+	if r == nil {
+		return
+	}
+	close(r.stop)
+	<-r.done
+	r.mu.Lock()
+	if r.sub != nil {
+		_ = r.sub.Unsubscribe()
+		r.sub = nil
+	}
+	r.mu.Unlock()
+}
+
+// query answers req at its graph's owner: here, or over NATS at the member
+// that owns it.
+func (e *Engine) query(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1.QueryReply {
+	if id := e.ownerElsewhere(req.GetGraphId()); id != "" {
+		if rep, ok := e.forward(ctx, id, req); ok {
+			return rep
+		}
+	}
+	return e.proj.Query(ctx, req)
+}
+
+// ownerElsewhere returns the id of the member that owns graph when it is
+// not this one, "" when this member answers (it owns the graph, or it has
+// no view of the cluster to route by).
+func (e *Engine) ownerElsewhere(graph string) string {
+	if e.route == nil {
+		return ""
+	}
+	m := e.startedMember()
+	if m == nil || m.Lookup().Fenced() {
+		return ""
+	}
+	id, _, ok := m.Lookup().Owner(graph, actors.GraphKind)
+	if !ok || id == m.ID() {
+		return ""
+	}
+	return id
+}
+
+// forward asks member id to answer req. ok is false when the member did
+// not take it (no such subscriber: it left or is starting; the connection
+// failed): the caller answers it here instead.
+func (e *Engine) forward(ctx context.Context, id string, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, bool) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.cfg.Projections.QueryTimeout)
+		defer cancel()
+	}
+	// The owner bounds its answer by what is left of this caller's time.
+	dl, _ := ctx.Deadline()
+	left := time.Until(dl)
+	if left <= 0 {
+		return nil, false
+	}
+	fwd := proto.CloneOf(req)
+	if ms := uint32(min(left.Milliseconds(), 1<<31)); fwd.GetTimeoutMs() == 0 || ms < fwd.GetTimeoutMs() {
+		fwd.TimeoutMs = max(ms, 1)
+	}
+	data, err := proto.Marshal(fwd)
+	if err != nil {
+		return nil, false
+	}
+	msg, err := e.nc.RequestWithContext(ctx, api.MemberQuerySubject(id), data)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		return &cairnv1.QueryReply{Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,
+			Message: fmt.Sprintf("graph %s: its owner (member %s) did not answer in time", req.GetGraphId(), id)}).Proto()}, true
+	case err != nil:
+		return nil, false
+	}
+	rep := &cairnv1.QueryReply{}
+	if err := proto.Unmarshal(msg.Data, rep); err != nil {
+		return &cairnv1.QueryReply{Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL,
+			Message: fmt.Sprintf("graph %s: its owner (member %s) answered no QueryReply: %v", req.GetGraphId(), id, err)}).Proto()}, true
+	}
+	return rep, true
+}
+
+// engineQuerier is the gateway's view of the engine's queries: routed to
+// the graph's owner in a cluster.
+type engineQuerier struct{ e *Engine }
+
+func (q engineQuerier) Query(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1.QueryReply {
+	return q.e.query(ctx, req)
+}
+
+// Health is the projections' health (the gateway's query stats).
+func (q engineQuerier) Health() api.ProjectionHealth { return q.e.proj.Health() }
