@@ -71,8 +71,12 @@ type router struct {
 	// sem bounds the routed queries answered at once.
 	sem chan struct{}
 
-	stop chan struct{}
-	done chan struct{}
+	// ctx ends when the routing stops, stop closes then; done is closed
+	// when followMembership has returned.
+	ctx    context.Context
+	cancel context.CancelFunc
+	stop   <-chan struct{}
+	done   chan struct{}
 }
 
 // routedQueriesInFlight bounds the routed queries a member answers at once;
@@ -83,7 +87,10 @@ const routedQueriesInFlight = 4096
 // engine has (a fenced one is replaced) and adopts the graphs the member
 // owns whenever the membership changes, until Close.
 func (e *Engine) startRouting() {
-	e.route = &router{sem: make(chan struct{}, routedQueriesInFlight), stop: make(chan struct{}), done: make(chan struct{})}
+	r := &router{sem: make(chan struct{}, routedQueriesInFlight), done: make(chan struct{})}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.stop = r.ctx.Done()
+	e.route = r
 	go e.followMembership()
 }
 
@@ -121,11 +128,11 @@ func (e *Engine) followMembership() {
 		}
 		if pending {
 			changed = m.Lookup().Changed()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
 			err := e.proj.Rebalance(ctx)
 			cancel()
 			pending = err != nil // tried again at the next tick
-			if err != nil {
+			if err != nil && r.ctx.Err() == nil {
 				e.cfg.Logger.LogAttrs(context.Background(), slog.LevelWarn, "adopting this member's graphs failed; retrying",
 					slog.String("err", err.Error()))
 			}
@@ -198,7 +205,7 @@ func (e *Engine) stopRouting() {
 	if r == nil {
 		return
 	}
-	close(r.stop)
+	r.cancel()
 	<-r.done
 	r.mu.Lock()
 	if r.sub != nil {

@@ -297,7 +297,16 @@ func (p *Projections) loadAdopted(a *shardActor, graph string, upTo uint64) *ado
 	defer cancel()
 	tmp := &projected{}
 	if p.cfg.Snapshots != nil {
-		infos, err := p.cfg.Snapshots.List(ctx, persistence.KindReadModel, graph)
+		var infos []persistence.SnapshotInfo
+		var err error
+		for range adoptSnapshotTries {
+			tctx, cancel := context.WithTimeout(ctx, adoptSnapshotTry)
+			infos, err = p.cfg.Snapshots.List(tctx, persistence.KindReadModel, graph)
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+		}
 		if err != nil && ctx.Err() == nil {
 			p.log.LogAttrs(ctx, slog.LevelWarn, "listing a graph's read-model snapshots failed; folding it from the event store",
 				slog.String("graph", graph), slog.String("err", err.Error()))
@@ -306,7 +315,7 @@ func (p *Projections) loadAdopted(a *shardActor, graph string, upTo uint64) *ado
 			if info.Seq > upTo {
 				continue
 			}
-			g, err := p.loadReadModel(ctx, info)
+			g, err := p.loadAdoptedSnapshot(ctx, info)
 			if err != nil {
 				p.snap.fallbacks.Add(1)
 				p.log.LogAttrs(ctx, slog.LevelWarn, "read-model snapshot not restorable; trying an older one",
@@ -339,6 +348,32 @@ func (p *Projections) loadAdopted(a *shardActor, graph string, upTo uint64) *ado
 	m.head = tmp.head
 	m.absent = m.err == nil && tmp.head.N == 0
 	return m
+}
+
+// adoptSnapshotTry bounds one try to load a read-model snapshot for an
+// adoption. Reading an object makes a consumer, which takes the JetStream
+// meta leader: a request sent to one that was just killed is never
+// answered, and the next try reaches the new leader.
+const adoptSnapshotTry = 5 * time.Second
+
+// adoptSnapshotTries is how many tries a snapshot gets while the store
+// does not answer (a snapshot that fails its checks gets one).
+const adoptSnapshotTries = 3
+
+// loadAdoptedSnapshot loads one read-model snapshot, in tries.
+func (p *Projections) loadAdoptedSnapshot(ctx context.Context, info persistence.SnapshotInfo) (*readmodel.Graph, error) {
+	var err error
+	for range adoptSnapshotTries {
+		tctx, cancel := context.WithTimeout(ctx, adoptSnapshotTry)
+		var g *readmodel.Graph
+		g, err = p.loadReadModel(tctx, info)
+		timedOut := tctx.Err() != nil
+		cancel()
+		if err == nil || ctx.Err() != nil || !(timedOut || errors.Is(err, persistence.ErrUnavailable)) {
+			return g, err
+		}
+	}
+	return nil, err
 }
 
 // Rebalance adopts every graph of the stream's census that this engine

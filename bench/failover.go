@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,9 +17,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/cairn-graph/cairn/actors"
+	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/cluster"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
@@ -152,7 +156,10 @@ func Failover(ctx context.Context, cfg FailoverConfig, live io.Writer) (_ *Scena
 		}
 		defer os.RemoveAll(dir)
 	}
-	serveArgs := slices.Clone(cfg.ServeArgs)
+	// A read-model snapshot round about every 2 s of load, so that a graph
+	// that moves has a snapshot of its read model to be adopted from (with
+	// serve's default, 100,000 events, a run takes no round).
+	serveArgs := append([]string{"--readmodel-snapshot-every", strconv.Itoa(max(2*cfg.Rate, 100))}, cfg.ServeArgs...)
 	ttl := 3 * time.Second // serve's default
 	if cfg.ClusterTTL > 0 {
 		ttl = cfg.ClusterTTL
@@ -175,7 +182,7 @@ func Failover(ctx context.Context, cfg FailoverConfig, live io.Writer) (_ *Scena
 	r.res = &ScenarioResult{Scenario: "failover", Driver: "remote (child cairn serve members)", Config: map[string]any{
 		"members": 3, "nats_nodes": 3, "replicas": 3, "graphs": cfg.Graphs, "rate": cfg.Rate, "settle_s": cfg.Settle.Seconds(),
 		"restarts": cfg.Restarts, "cluster_ttl_s": ttl.Seconds(), "client_request_timeout_s": failoverRequestTimeout.Seconds(), "retry_s": cfg.Retry.Seconds(), "sync_always": !cfg.NoSyncAlways,
-		"serve_args": fmt.Sprint(cfg.ServeArgs),
+		"serve_args": fmt.Sprint(serveArgs),
 	}}
 	nc, err := startChaosMembers(ctx, cfg.Binary, members, cfg.Timeout)
 	if err != nil {
@@ -492,11 +499,39 @@ func (r *failoverRun) killMember(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("member kill: %w", err)
 	}
+	survivor := r.members[0]
+	if survivor == victim {
+		survivor = r.members[1]
+	}
+	before, err := partitionStats(ctx, survivor)
+	if err != nil {
+		return fmt.Errorf("member kill: %w", err)
+	}
 	at := r.kill(victim)
+	// Meanwhile, the victim's graphs are queried through a survivor until
+	// each answers: their read models move to the survivors.
+	type readBack struct {
+		back []time.Duration
+		err  error
+	}
+	reads := make(chan readBack, 1)
+	go func() {
+		back, err := r.queryBack(ctx, survivor, at, owned)
+		reads <- readBack{back, err}
+	}()
 	healed, err := r.waitServed(ctx, at)
 	if err != nil {
 		return fmt.Errorf("member kill: %w", err)
 	}
+	rb := <-reads
+	if rb.err != nil {
+		return fmt.Errorf("member kill: %w", rb.err)
+	}
+	after, err := partitionStats(ctx, survivor)
+	if err != nil {
+		return fmt.Errorf("member kill: %w", err)
+	}
+	adoptions, fromSnap, longest := adoptedSince(before, after)
 	// The others' graphs: nothing in flight from the kill until every
 	// graph answered again may have failed.
 	retried, failed := r.disturbed(at, healed, func(g string) bool { return !owned[g] })
@@ -512,10 +547,107 @@ func (r *failoverRun) killMember(ctx context.Context) error {
 			fmt.Sprintf("%d of them retried at least once; their stall %s", retried, spread(others))),
 		goalFigure("member kill: its graphs accept commands again after", worst.Seconds(), "s", "≤ 5", worst <= 5*time.Second,
 			fmt.Sprintf("from the SIGKILL; %s (membership TTL %s)", spread(back), r.ttl)),
+		Figure{Name: "member kill: its graphs answer queries again after", Value: rb.back[len(rb.back)-1].Seconds(), Unit: "s",
+			Note: fmt.Sprintf("from the SIGKILL, through %s; %s", survivor.name, spread(rb.back))},
+		Figure{Name: "member kill: read models adopted by the survivors", Value: float64(adoptions),
+			Note: fmt.Sprintf("%d of them from a read-model snapshot, the rest folded from the graph's first transaction; the longest adoption of a survivor %.0f ms",
+				fromSnap, longest)},
 	)
 	r.note("fault 1, SIGKILL of member %s (it owned %d of %d graphs, led no stream): its graphs back after %s; the others' %d commands in flight: %d failed, %d retried; restarted, ready in %s",
 		victim.name, len(owned), len(r.graphs), spread(back), len(r.graphs)-len(owned), failed, retried, ready.Round(time.Millisecond))
+	r.note("fault 1, read models: the victim's graphs answered queries through %s again after %s; the survivors adopted %d read models, %d from a snapshot (longest %.0f ms)",
+		survivor.name, spread(rb.back), adoptions, fromSnap, longest)
 	return nil
+}
+
+// queryBack queries each graph of set through member m until it answers,
+// and returns how long after at each did, sorted.
+func (r *failoverRun) queryBack(ctx context.Context, m *chaosMember, at time.Time, set map[string]bool) ([]time.Duration, error) {
+	nc, err := nats.Connect("nats://"+m.client, nats.Name("cairn-bench-failover-reads"), nats.Timeout(time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", m.name, err)
+	}
+	defer nc.Close()
+	d, err := Remote(nc, failoverRequestTimeout)
+	if err != nil {
+		return nil, err
+	}
+	deadline := at.Add(r.cfg.Timeout)
+	var back []time.Duration
+	for g := range set {
+		for {
+			rep, err := d.Query(ctx, &cairnv1.QueryRequest{GraphId: g, Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}})
+			if queryErr(rep, err) == nil {
+				back = append(back, time.Since(at))
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("graph %s answers no query through %s %s after the kill: %w", g, m.name, r.cfg.Timeout, queryErr(rep, err))
+			}
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+	slices.Sort(back)
+	return back, nil
+}
+
+// partitionStats returns the read-model partitions of the members that
+// answer the service's stats through m's NATS node within half a second,
+// by manifest series (one per member).
+func partitionStats(ctx context.Context, m *chaosMember) (map[string]api.PartitionHealth, error) {
+	nc, err := nats.Connect("nats://"+m.client, nats.Name("cairn-bench-failover-stats"), nats.Timeout(time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", m.name, err)
+	}
+	defer nc.Close()
+	subject, err := micro.ControlSubject(micro.StatsVerb, api.ServiceName, "")
+	if err != nil {
+		return nil, err
+	}
+	sub, err := nc.SubscribeSync(nc.NewRespInbox())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.PublishRequest(subject, sub.Subject, nil); err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	out := map[string]api.PartitionHealth{}
+	for {
+		msg, err := sub.NextMsgWithContext(wctx)
+		if err != nil {
+			return out, nil // every member that answered in time
+		}
+		var st micro.Stats
+		if json.Unmarshal(msg.Data, &st) != nil {
+			continue
+		}
+		for _, e := range st.Endpoints {
+			var h api.ProjectionHealth
+			if e != nil && e.Name == "query" && json.Unmarshal(e.Data, &h) == nil && h.Partition != nil {
+				out[h.Partition.Series] = *h.Partition
+			}
+		}
+	}
+}
+
+// adoptedSince sums what the members in after adopted since before.
+func adoptedSince(before, after map[string]api.PartitionHealth) (adoptions, fromSnapshot uint64, longestMs float64) {
+	for series, a := range after {
+		b := before[series]
+		adoptions += a.Adoptions - b.Adoptions
+		fromSnapshot += a.FromSnapshot - b.FromSnapshot
+		if a.Adoptions > b.Adoptions {
+			longestMs = max(longestMs, a.MaxAdoptMs)
+		}
+	}
+	return adoptions, fromSnapshot, longestMs
 }
 
 func (r *failoverRun) note(format string, args ...any) {

@@ -276,6 +276,9 @@ type SnapshotStats struct {
 	IndexStale uint64
 	// IndexErrors counts index reads that failed and fell back to a listing.
 	IndexErrors uint64
+	// DirectGets counts Gets whose object was read by direct gets (no
+	// consumer); the others were read through the Object Store.
+	DirectGets uint64
 }
 
 // Since returns what was counted between before and s.
@@ -283,17 +286,18 @@ func (s SnapshotStats) Since(before SnapshotStats) SnapshotStats {
 	return SnapshotStats{
 		Listings: s.Listings - before.Listings, IndexLookups: s.IndexLookups - before.IndexLookups,
 		IndexStale: s.IndexStale - before.IndexStale, IndexErrors: s.IndexErrors - before.IndexErrors,
+		DirectGets: s.DirectGets - before.DirectGets,
 	}
 }
 
 type snapCounters struct {
-	listings, indexLookups, indexStale, indexErrors atomic.Uint64
+	listings, indexLookups, indexStale, indexErrors, directGets atomic.Uint64
 }
 
 // Stats returns the counters.
 func (s *Snapshots) Stats() SnapshotStats {
 	c := &s.counters
-	return SnapshotStats{Listings: c.listings.Load(), IndexLookups: c.indexLookups.Load(), IndexStale: c.indexStale.Load(), IndexErrors: c.indexErrors.Load()}
+	return SnapshotStats{Listings: c.listings.Load(), IndexLookups: c.indexLookups.Load(), IndexStale: c.indexStale.Load(), IndexErrors: c.indexErrors.Load(), DirectGets: c.directGets.Load()}
 }
 
 // Indexed reports whether Lists of one graph are answered from the index

@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-graph/cairn/internal/wire"
 	"github.com/ipfs/go-cid"
 	"github.com/klauspost/compress/zstd"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -156,6 +157,7 @@ func (c SnapshotConfig) Validate() error {
 // Get checks too: a payload replaced with its metadata kept is refused.
 type Snapshots struct {
 	obj    jetstream.ObjectStore
+	nc     *nats.Conn // obj's connection, for direct gets
 	cfg    SnapshotConfig
 	stream jetstream.Stream // the bucket's stream, to drop delete markers
 	chunk  uint32           // Object Store chunk size
@@ -315,7 +317,7 @@ func newSnapshots(ctx context.Context, js jetstream.JetStream, obj jetstream.Obj
 	if mp := js.Conn().MaxPayload(); mp > 0 && int64(chunk)+4096 > mp {
 		chunk = uint32(max(mp-4096, 64<<10))
 	}
-	return &Snapshots{obj: obj, cfg: cfg, stream: st, chunk: chunk, encs: encs, dec: dec}, nil
+	return &Snapshots{obj: obj, nc: js.Conn(), cfg: cfg, stream: st, chunk: chunk, encs: encs, dec: dec}, nil
 }
 
 // Objects returns the Object Store the snapshots live in (archives share it).
@@ -753,12 +755,7 @@ func (s *Snapshots) Get(ctx context.Context, info SnapshotInfo) ([]byte, error) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
-	res, err := s.obj.Get(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("get snapshot %s: %w", name, objectErr(err))
-	}
-	defer res.Close()
-	oi, err := res.Info()
+	oi, err := s.obj.GetInfo(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("get snapshot %s: %w", name, objectErr(err))
 	}
@@ -769,7 +766,31 @@ func (s *Snapshots) Get(ctx context.Context, info SnapshotInfo) ([]byte, error) 
 	if err := sameSnapshot(info, stored); err != nil {
 		return nil, fmt.Errorf("get snapshot %s: %w: %w", name, ErrConflict, err)
 	}
-	data, ioErr, err := s.readDecode(res, oi.Size, stored.Size)
+	// The object's chunks by direct gets first (no consumer, so no meta
+	// leader needed), else through the Object Store.
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(readObjectDirect(ctx, s.nc, s.stream.CachedInfo().Config.Name, s.cfg.Bucket, oi, pw))
+	}()
+	data, ioErr, err := s.readDecode(pr, oi.Size, stored.Size)
+	_ = pr.CloseWithError(errReadDone) // the writer stops, if it has not
+	if ioErr == nil {
+		s.counters.directGets.Add(1)
+	} else if ctx.Err() == nil {
+		res, gerr := s.obj.Get(ctx, name)
+		if gerr != nil {
+			return nil, fmt.Errorf("get snapshot %s: %w", name, objectErr(gerr))
+		}
+		defer res.Close()
+		roi, gerr := res.Info()
+		if gerr != nil {
+			return nil, fmt.Errorf("get snapshot %s: %w", name, objectErr(gerr))
+		}
+		if roi.NUID != oi.NUID {
+			return nil, fmt.Errorf("get snapshot %s: %w: the object was replaced while it was read", name, ErrConflict)
+		}
+		data, ioErr, err = s.readDecode(res, oi.Size, stored.Size)
+	}
 	if ioErr != nil {
 		if ctx.Err() != nil && !errors.Is(ioErr, context.Canceled) {
 			ioErr = fmt.Errorf("%w: %w", ErrUnavailable, ioErr)
@@ -786,6 +807,9 @@ func (s *Snapshots) Get(ctx context.Context, info SnapshotInfo) ([]byte, error) 
 	}
 	return data, nil
 }
+
+// errReadDone stops a direct read whose reader has finished.
+var errReadDone = errors.New("snapshot read finished")
 
 // sameSnapshot checks the fields of want that are set against got.
 func sameSnapshot(want, got SnapshotInfo) error {

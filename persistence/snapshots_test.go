@@ -185,12 +185,17 @@ func TestSnapshotsRoundTrip(t *testing.T) {
 		if len(data) > 1000 && info.Stored >= info.Size {
 			t.Errorf("%d bytes stored as %d: not compressed", info.Size, info.Stored)
 		}
+		before := ss.Stats()
 		got, err := ss.Get(ctx, info)
 		if err != nil {
 			t.Fatalf("get %s: %v", info.Name, err)
 		}
 		if !bytes.Equal(got, data) {
 			t.Fatalf("get %s: %d bytes differ from the %d put", info.Name, len(got), len(data))
+		}
+		// Read by direct gets, without a consumer.
+		if n := ss.Stats().Since(before).DirectGets; n != 1 {
+			t.Fatalf("get %s: %d direct reads, want 1", info.Name, n)
 		}
 		// By kind, graph and seq alone.
 		if got, err := ss.Get(ctx, persistence.SnapshotInfo{Kind: in.Kind, Graph: graph, Seq: 42}); err != nil || !bytes.Equal(got, data) {
