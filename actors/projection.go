@@ -604,6 +604,13 @@ func (p *Projections) fail(e *ProjectionStoppedError) {
 		slog.String("graph", e.Graph), slog.Uint64("seq", e.Seq), slog.String("err", e.Err.Error()))
 }
 
+// forget forgets graph's stop: the projections no longer hold it.
+func (p *Projections) forget(graph string) {
+	p.mu.Lock()
+	delete(p.stopped, graph)
+	p.mu.Unlock()
+}
+
 // unfail forgets graph's stop: a repair resumed it.
 func (p *Projections) unfail(graph string) {
 	p.mu.Lock()

@@ -246,6 +246,11 @@ func (a *shardActor) sweep(now time.Time) {
 		case now.Sub(e.unowned) >= part.DropAfter:
 			a.drop(id)
 			part.dropped.Add(1)
+			if e.stopped != nil {
+				// Its owner finds what stopped it when it adopts it; this
+				// member's grains no longer refuse it for that.
+				a.p.forget(id)
+			}
 		}
 	}
 }

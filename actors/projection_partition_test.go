@@ -171,9 +171,16 @@ func TestPartitionedProjections(t *testing.T) {
 	// a query at c adopts it there (as a query routed here before c's
 	// first rebalance would).
 	moved := mine["b"][0]
+	// Quarantined at b (as a grain there would): the quarantine is b's
+	// and goes with the read model; c checks the history itself.
+	b.Quarantine(moved, 1, fmt.Errorf("%w: a test says so", persistence.ErrTruncated))
+	eventually(t, moved+" quarantined at b", 30*time.Second, func() bool { return b.Quarantined(moved) != nil })
 	o.set(moved, "c")
 	c := open("c")
 	eventually(t, "b drops "+moved, 30*time.Second, func() bool { return b.Health().Partition.Dropped >= 1 && b.Health().Partition.Graphs == 5 })
+	if err := b.Quarantined(moved); err != nil {
+		t.Fatalf("b still refuses %s after dropping it: %v", moved, err)
+	}
 	waitApplied(t, c, last)
 	waitApplied(t, ref, last)
 	sameAnswersOf(t, []string{moved}, c, ref, "c after a query adopted "+moved)

@@ -589,8 +589,8 @@ func chaosCheck(ctx context.Context, cfg ChaosConfig, d Driver, nc *nats.Conn, m
 
 // chaosQuery asks one member, over a connection to its own NATS node, for
 // graph's node count as of seq. Queries are served by whichever member
-// answers first on the subject, so the check goes through each member's
-// node but may be answered by another member.
+// answers first on the subject, which routes it to the graph's owner: the
+// check goes through each member's node and each member's routing.
 func chaosQuery(ctx context.Context, m *chaosMember, graph string, seq uint64, want int) error {
 	nc, err := nats.Connect("nats://"+m.client, nats.Name("cairn-bench-chaos-check"), nats.Timeout(time.Second))
 	if err != nil {

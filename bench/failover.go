@@ -143,7 +143,8 @@ type failoverRun struct {
 //
 // After each fault the load runs cfg.Settle more. Then every graph's chain
 // must verify, every acknowledged command must be stored exactly once and
-// every member's read model must agree with the stream.
+// a query through every member's node (answered by the graph's owner)
+// must agree with the stream.
 func Failover(ctx context.Context, cfg FailoverConfig, live io.Writer) (_ *ScenarioResult, err error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {

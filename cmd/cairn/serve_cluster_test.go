@@ -65,6 +65,13 @@ func TestServeCluster(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// A member's health shows the read models it holds.
+	for !strings.Contains(mustRun(t, "health", "--server", ready.NATS), "partition: ") {
+		if ctx.Err() != nil {
+			t.Fatalf("cairn health of a cluster member shows no partition line:\n%s", mustRun(t, "health", "--server", ready.NATS))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	// Drain with a graceful leave: the key is deleted before the
 	// embedded server stops, so read the bucket through a watcher that
 	// sees the deletion.
