@@ -53,6 +53,8 @@ type engineReply struct {
 //	members | active | held              N: members seen, grains active here,
 //	                                      read models held here
 //	nodes GRAPH MINSEQ                    N: the graph's nodes, queried here
+//	owns GRAPH | repair GRAPH SEQ         N: 1 when this member owns it, when
+//	                                      the repair (asked here) resumed it
 func runEngineMember(url string, in io.Reader, out io.Writer) error {
 	ctx := context.Background()
 	cfg := cairn.DefaultConfig("")
@@ -89,6 +91,18 @@ func runEngineMember(url string, in io.Reader, out io.Writer) error {
 			r.N = uint64(len(m.Lookup().Members()))
 		case "active":
 			r.N = uint64(eng.Grains().Active())
+		case "owns":
+			if id, _, ok := m.Lookup().Owner(f[1], actors.GraphKind); ok && id == m.ID() {
+				r.N = 1
+			}
+		case "repair":
+			seq, _ := strconv.ParseUint(f[2], 10, 64)
+			res, err := eng.Repair(ctx, f[1], seq)
+			if err != nil {
+				r.Error = err.Error()
+			} else if res.Resumed {
+				r.N = 1
+			}
 		case "held":
 			if ph := eng.Projections().Health().Partition; ph != nil {
 				r.N = uint64(ph.Graphs)
@@ -261,6 +275,30 @@ func TestEngineClusterSpreadsGraphs(t *testing.T) {
 				t.Fatalf("%s at member %d has %d nodes, want 3", g, j, r.N)
 			}
 		}
+	}
+	// A graph bricked by a message that is no transaction is quarantined
+	// at its owner; a repair asked at the other member is run there.
+	bad := "g05"
+	ack, err := srv.JetStream().Publish(context.Background(), "cairn.events."+bad, []byte("junk!"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := engs[0]
+	if other.call("owns %s", bad).N == 1 {
+		other = engs[1]
+	}
+	deadline = time.Now().Add(15 * time.Second)
+	for r := other.call("nodes %s %d", bad, ack.Sequence); !strings.Contains(r.Error, "DATA_LOSS"); r = other.call("nodes %s %d", bad, ack.Sequence) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s after a junk message, queried at a member that does not own it: %+v, want DATA_LOSS", bad, r)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r := other.call("repair %s %d", bad, ack.Sequence); r.Error != "" || r.N != 1 {
+		t.Fatalf("repair of %s asked at a member that does not own it: %+v, want it resumed", bad, r)
+	}
+	if r := other.call("nodes %s 0", bad); r.Error != "" || r.N != 3 {
+		t.Fatalf("%s after its repair: %+v, want its 3 nodes", bad, r)
 	}
 	// Each member holds the read models of the graphs it owns, the
 	// departed member's share adopted by the two left.

@@ -245,7 +245,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		if err != nil {
 			return nil, err
 		}
-		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: engineQuerier{e}, Grains: e.grains, Keys: keys, Repair: e.proj.Repair, Logger: cfg.Logger,
+		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: engineQuerier{e}, Grains: e.grains, Keys: keys, Repair: e.Repair, Logger: cfg.Logger,
 			Archive:     e.archiveIfObjects(),
 			CommandConn: cmdConn})
 		if err != nil {
@@ -332,8 +332,14 @@ func (e *Engine) Archive(ctx context.Context, graph string, before uint64) (api.
 }
 
 // Repair mends graph's quarantine when the message at stream sequence seq
-// that stopped it was never part of its chain (Projections.Repair).
+// that stopped it was never part of its chain (Projections.Repair); in a
+// cluster, at the graph's owner, which holds its read model.
 func (e *Engine) Repair(ctx context.Context, graph string, seq uint64) (api.RepairResult, error) {
+	if id := e.ownerElsewhere(graph); id != "" {
+		if res, ok, err := e.forwardRepair(ctx, id, graph, seq); ok {
+			return res, err
+		}
+	}
 	return e.proj.Repair(ctx, graph, seq)
 }
 

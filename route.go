@@ -2,6 +2,7 @@ package cairn
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,9 +66,9 @@ func (e *Engine) partition() *actors.Partition {
 
 // router holds a clustered engine's query routing.
 type router struct {
-	mu  sync.Mutex
-	sub *nats.Subscription // the member's query subject
-	id  string             // the member it serves
+	mu   sync.Mutex
+	subs []*nats.Subscription // the member's query and repair subjects
+	id   string               // the member it serves
 	// sem bounds the routed queries answered at once.
 	sem chan struct{}
 
@@ -153,17 +154,74 @@ func (e *Engine) serveMember(id string) {
 	r := e.route
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.sub != nil {
-		_ = r.sub.Unsubscribe()
-		r.sub = nil
+	for _, sub := range r.subs {
+		_ = sub.Unsubscribe()
 	}
-	sub, err := e.nc.Subscribe(api.MemberQuerySubject(id), e.answerRouted)
-	if err != nil {
-		e.cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "serving routed queries failed; this member's graphs are queried where asked",
-			slog.String("member", id), slog.String("err", err.Error()))
+	r.subs, r.id = nil, id
+	for subject, handler := range map[string]nats.MsgHandler{api.MemberQuerySubject(id): e.answerRouted, api.MemberRepairSubject(id): e.repairRouted} {
+		sub, err := e.nc.Subscribe(subject, handler)
+		if err != nil {
+			e.cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "serving routed requests failed; this member's graphs are queried where asked",
+				slog.String("member", id), slog.String("subject", subject), slog.String("err", err.Error()))
+			continue
+		}
+		r.subs = append(r.subs, sub)
+	}
+}
+
+// repairRouted runs a repair another member routed here.
+func (e *Engine) repairRouted(msg *nats.Msg) {
+	r := e.route
+	select {
+	case r.sem <- struct{}{}:
+	case <-r.stop:
 		return
 	}
-	r.sub, r.id = sub, id
+	go func() {
+		defer func() { <-r.sem }()
+		var req api.RepairRequest
+		var rep api.RepairReply
+		if err := json.Unmarshal(msg.Data, &req); err != nil {
+			rep = api.RepairReply{Code: "INVALID_ARGUMENT", Error: fmt.Sprintf("routed repair is not a JSON api.RepairRequest: %v", err)}
+		} else {
+			ctx, cancel := context.WithTimeout(r.ctx, e.cfg.CommandTimeout)
+			res, err := e.proj.Repair(ctx, req.Graph, req.Seq)
+			cancel()
+			rep.RepairResult = res
+			if err != nil {
+				rep.Error, rep.Code = err.Error(), actors.AdminCode(err)
+			}
+		}
+		data, err := json.Marshal(rep)
+		if err == nil {
+			err = msg.Respond(data)
+		}
+		if err != nil {
+			e.cfg.Logger.LogAttrs(context.Background(), slog.LevelWarn, "answering a routed repair failed", slog.String("err", err.Error()))
+		}
+	}()
+}
+
+// forwardRepair asks member id to repair graph, as forward does a query.
+func (e *Engine) forwardRepair(ctx context.Context, id, graph string, seq uint64) (api.RepairResult, bool, error) {
+	data, _ := json.Marshal(api.RepairRequest{Graph: graph, Seq: seq})
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.cfg.CommandTimeout)
+		defer cancel()
+	}
+	msg, err := e.nc.RequestWithContext(ctx, api.MemberRepairSubject(id), data)
+	if err != nil {
+		return api.RepairResult{Graph: graph, Seq: seq}, false, nil
+	}
+	var rep api.RepairReply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		return api.RepairResult{Graph: graph, Seq: seq}, true, fmt.Errorf("repair of %s: its owner (member %s) answered no RepairReply: %w", graph, id, err)
+	}
+	if rep.Error != "" {
+		return rep.RepairResult, true, &actors.AdminError{Code: rep.Code, Message: rep.Error}
+	}
+	return rep.RepairResult, true, nil
 }
 
 // answerRouted answers a query another member routed here, on a goroutine
@@ -208,10 +266,10 @@ func (e *Engine) stopRouting() {
 	r.cancel()
 	<-r.done
 	r.mu.Lock()
-	if r.sub != nil {
-		_ = r.sub.Unsubscribe()
-		r.sub = nil
+	for _, sub := range r.subs {
+		_ = sub.Unsubscribe()
 	}
+	r.subs = nil
 	r.mu.Unlock()
 }
 

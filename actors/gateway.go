@@ -325,7 +325,7 @@ func (g *Gateway) handleRepair(req micro.Request, repair func(context.Context, s
 			res, err := repair(ctx, r.Graph, r.Seq)
 			rep := api.RepairReply{RepairResult: res}
 			if err != nil {
-				rep.Error, rep.Code = err.Error(), adminCode(err)
+				rep.Error, rep.Code = err.Error(), AdminCode(err)
 			}
 			answer(rep)
 		})
@@ -347,16 +347,19 @@ func (g *Gateway) handleArchive(req micro.Request, archive func(context.Context,
 		func(ctx context.Context) {
 			rep, err := archive(ctx, r.Graph, r.Before)
 			if err != nil {
-				rep.Graph, rep.Error, rep.Code = r.Graph, err.Error(), adminCode(err)
+				rep.Graph, rep.Error, rep.Code = r.Graph, err.Error(), AdminCode(err)
 			}
 			answer(rep)
 		})
 }
 
-// adminCode names the wire code of an admin request's failure (repair,
+// AdminCode names the wire code of an admin request's failure (repair,
 // archive): the store's sentinels and the requests' own refusals.
-func adminCode(err error) string {
+func AdminCode(err error) string {
+	var ae *AdminError
 	switch {
+	case errors.As(err, &ae):
+		return ae.Code
 	case errors.Is(err, persistence.ErrNotFound):
 		return "NOT_FOUND"
 	case errors.Is(err, persistence.ErrInvalidGraph):
@@ -368,6 +371,12 @@ func adminCode(err error) string {
 	}
 	return "INTERNAL"
 }
+
+// AdminError is an admin request's failure as another engine answered it
+// (a repair routed to the graph's owner): its wire code and message.
+type AdminError struct{ Code, Message string }
+
+func (e *AdminError) Error() string { return e.Message }
 
 // ErrArchiveBusy: an archive of the graph is already running.
 var ErrArchiveBusy = errors.New("an archive of this graph is already running")

@@ -61,6 +61,11 @@ const MemberQueryPrefix = "cairn.member."
 // QueryRequest in, a QueryReply out).
 func MemberQuerySubject(id string) string { return MemberQueryPrefix + id + ".query" }
 
+// MemberRepairSubject returns the subject on which the cluster member id
+// runs the repairs other members route to it (a JSON RepairRequest in, a
+// RepairReply out): a graph's quarantine is its owner's.
+func MemberRepairSubject(id string) string { return MemberQueryPrefix + id + ".repair" }
+
 // GraphOfSubject returns the graph named by a per-graph command or query
 // subject ("cairn.command.g" gives "g"), and false for any other subject
 // (the deprecated un-graphed ones included).
