@@ -26,6 +26,12 @@ const (
 	// write, purge or delete) the event stream and the object store, as
 	// log, verify, history and diff do.
 	Admin Role = "admin"
+	// Member is another engine of the cluster (cairn serve --nats URL
+	// --cluster NAME) that logs in to this engine's NATS: it appends to
+	// the event stream, keeps the buckets, answers the service's subjects
+	// and the routed ones (cairn.member.>), so it has every right. Give it
+	// to cairn serve processes only.
+	Member Role = "member"
 )
 
 // File is a users file ("cairn serve --auth FILE").
@@ -96,8 +102,12 @@ func (f *File) Validate() error {
 			if len(u.Graphs) > 0 {
 				bad(i, "an admin reads the event stream, which holds every graph: it cannot be limited to graphs")
 			}
+		case Member:
+			if len(u.Graphs) > 0 {
+				bad(i, "a member is an engine of the cluster, which serves every graph: it cannot be limited to graphs")
+			}
 		default:
-			bad(i, "role %q: want reader, writer or admin", u.Role)
+			bad(i, "role %q: want reader, writer, admin or member", u.Role)
 		}
 		if u.Password == "" && u.Nkey == "" {
 			bad(i, "%q has neither a password nor an nkey", u.Name)

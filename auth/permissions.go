@@ -46,6 +46,8 @@ func (f *File) ServerUsers(s Streams) ([]*server.User, []*server.NkeyUser) {
 //   - reader: api.QuerySubjectFor of its graphs, or every graph's and
 //     the deprecated api.QuerySubject when on every graph;
 //   - writer: as reader, plus the command subjects the same way;
+//   - member: every right, as the engine's own identity (another engine
+//     of the cluster, over --nats);
 //   - admin: as writer on every graph, plus api.RepairSubject and
 //     api.ArchiveSubject (cairn repair and archive, which the engine
 //     carries out) and the JetStream API requests
@@ -58,6 +60,13 @@ func (f *File) ServerUsers(s Streams) ([]*server.User, []*server.NkeyUser) {
 // deleting a stream, deleting a message, and subscribing to the API
 // subjects or the event subjects.
 func (u User) Permissions(identity string, s Streams) *server.Permissions {
+	if u.Role == Member {
+		// An engine of the cluster: what the engine's own identity may do.
+		return &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{">"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{">"}},
+		}
+	}
 	pub := []string{"$SRV.>", api.KeysSubject}
 	add := func(prefix, legacy string) {
 		if u.AllGraphs() || u.Role == Admin {

@@ -14,7 +14,7 @@ import (
 )
 
 const authUsage = `Usage:
-  cairn auth add-user <file> <name> --role reader|writer|admin [--graph G]...
+  cairn auth add-user <file> <name> --role reader|writer|admin|member [--graph G]...
                       [--password-stdin] [--nkey-public KEY | --new-nkey SEEDFILE]
                       [--replace] [--json]
   cairn auth hash-password [--json]       (the password on stdin)
@@ -28,6 +28,10 @@ digits, '-' and '_'), a role, and a password, an nkey or both:
   writer   commands and queries on its graphs
   admin    every graph, plus the read-only access to the event stream and
            the object store that log, verify, history and diff need
+  member   another engine of the cluster, 'cairn serve --nats URL --cluster
+           NAME --nkey SEEDFILE' (or --user/--password) logging in to this
+           engine's NATS: every right, as the engine's own identity; give
+           it to cairn serve processes only
 --graph (repeatable) limits a reader or writer to those graphs; without it
 the user is on every graph. Nobody but the engine itself may write or purge
 the event stream or the object store, so 'cairn archive' cannot be run by
@@ -104,7 +108,7 @@ func (u authUserJSON) String() string {
 
 func runAuthAddUser(args []string, stdin io.Reader, stdout io.Writer) error {
 	fset := newFlagSet("auth add-user")
-	role := fset.String("role", "", "reader, writer or admin")
+	role := fset.String("role", "", "reader, writer, admin or member")
 	var graphs stringsFlag
 	fset.Var(&graphs, "graph", "limit the user to this `graph` (repeatable)")
 	pwStdin := fset.Bool("password-stdin", false, "read the password from stdin")

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -102,7 +104,7 @@ type clusterProc struct {
 
 // startClusterServe starts "cairn serve --nats url --cluster name" and
 // waits for its ready line.
-func startClusterServe(t *testing.T, bin, url, name string) *clusterProc {
+func startClusterServe(t *testing.T, bin, url, name string, extra ...string) *clusterProc {
 	t.Helper()
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -111,7 +113,7 @@ func startClusterServe(t *testing.T, bin, url, name string) *clusterProc {
 	defer pr.Close()
 	var stderr lockedBuffer
 	p := &clusterProc{exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve", "--nats", url, "--cluster", name, "--no-signing", "--json", "--log-level", "warn")
+	p.cmd = exec.Command(bin, append([]string{"serve", "--nats", url, "--cluster", name, "--no-signing", "--json", "--log-level", "warn"}, extra...)...)
 	p.cmd.Stdout, p.cmd.Stderr = pw, &stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -277,5 +279,102 @@ func TestServeMemberRemoteFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("serve %v: %v, want an error saying %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// A member that logs in to another member's NATS (serve --auth) with a
+// member's nkey joins the cluster: commands and queries sent by a writer
+// reach the graphs either member owns, queries routed between them. A
+// writer may not use the members' routed subjects.
+func TestServeClusterMemberAuth(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	file, peerSeed, appSeed := filepath.Join(dir, "users.json"), filepath.Join(dir, "peer.nk"), filepath.Join(dir, "app.nk")
+	mustRun(t, "auth", "add-user", file, "peer", "--role", "member", "--new-nkey", peerSeed)
+	mustRun(t, "auth", "add-user", file, "app", "--role", "writer", "--new-nkey", appSeed)
+	if r := runCLI(t, "auth", "add-user", file, "bad", "--role", "member", "--graph", "a", "--new-nkey", filepath.Join(dir, "bad.nk")); r.code() == 0 {
+		t.Fatalf("a member limited to graphs was taken: %s", r.stdout)
+	}
+	line, stop := serveInProcess(t, "--data", filepath.Join(dir, "data"), "--nats-listen", "127.0.0.1:0", "--auth", file, "--cluster", "sec",
+		"--no-signing", "--json", "--log-level", "error")
+	var ready readyLine
+	if err := json.Unmarshal([]byte(line), &ready); err != nil {
+		t.Fatal(err)
+	}
+	url := ready.NATS
+	startClusterServe(t, bin, url, "sec", "--nkey", peerSeed)
+
+	opt, err := nats.NkeyOptionFromSeed(peerSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		kv, err := js.KeyValue(ctx, "cairn-members-sec")
+		if err == nil {
+			if keys, _ := kv.Keys(ctx); len(keys) == 2 {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the two members did not both join: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	app := []string{"--server", url, "--nkey", appSeed}
+	for i := range 8 {
+		g := fmt.Sprintf("s%d", i)
+		mustRun(t, append([]string{"graph", "create", g}, app...)...)
+		out := mustRun(t, append([]string{"node", "add", g, "x", "--json"}, app...)...)
+		var rep replyJSON
+		if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Seq == 0 {
+			t.Fatalf("node add to %s: %s (%v)", g, out, err)
+		}
+		stats := mustRun(t, append([]string{"query", "stats", g, "--min-seq", fmt.Sprint(rep.Seq), "--json"}, app...)...)
+		if !strings.Contains(stats, `"nodes":"1"`) {
+			t.Fatalf("stats of %s after its write: %s", g, stats)
+		}
+	}
+	// The routed subjects are the engines' only.
+	wopt, err := nats.NkeyOptionFromSeed(appSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := make(chan error, 1)
+	wc, err := nats.Connect(url, wopt,
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case refused <- err:
+			default:
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	if err := wc.Publish(api.MemberQuerySubject("x"), []byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	_ = wc.Flush()
+	select {
+	case err := <-refused:
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Fatalf("a writer publishing to a member's subject: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a writer published to a member's routed subject unrefused")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }
