@@ -80,7 +80,7 @@ type router struct {
 	done   chan struct{}
 }
 
-// routedQueriesInFlight bounds the routed queries a member answers at once;
+// routedQueriesInFlight bounds the routed requests (queries, repairs) a member runs at once;
 // more wait in NATS.
 const routedQueriesInFlight = 4096
 
@@ -172,13 +172,7 @@ func (e *Engine) serveMember(id string) {
 // repairRouted runs a repair another member routed here.
 func (e *Engine) repairRouted(msg *nats.Msg) {
 	r := e.route
-	select {
-	case r.sem <- struct{}{}:
-	case <-r.stop:
-		return
-	}
-	go func() {
-		defer func() { <-r.sem }()
+	r.serve(func() {
 		var req api.RepairRequest
 		var rep api.RepairReply
 		if err := json.Unmarshal(msg.Data, &req); err != nil {
@@ -199,6 +193,20 @@ func (e *Engine) repairRouted(msg *nats.Msg) {
 		if err != nil {
 			e.cfg.Logger.LogAttrs(context.Background(), slog.LevelWarn, "answering a routed repair failed", slog.String("err", err.Error()))
 		}
+	})
+}
+
+// serve runs do on a goroutine of its own, at most routedQueriesInFlight
+// at once (more wait here, and so in NATS), nothing once routing stopped.
+func (r *router) serve(do func()) {
+	select {
+	case r.sem <- struct{}{}:
+	case <-r.stop:
+		return
+	}
+	go func() {
+		defer func() { <-r.sem }()
+		do()
 	}()
 }
 
@@ -227,14 +235,7 @@ func (e *Engine) forwardRepair(ctx context.Context, id, graph string, seq uint64
 // answerRouted answers a query another member routed here, on a goroutine
 // of its own (a query may wait for its min_seq or an adoption).
 func (e *Engine) answerRouted(msg *nats.Msg) {
-	r := e.route
-	select {
-	case r.sem <- struct{}{}:
-	case <-r.stop:
-		return
-	}
-	go func() {
-		defer func() { <-r.sem }()
+	e.route.serve(func() {
 		req := &cairnv1.QueryRequest{}
 		var rep *cairnv1.QueryReply
 		if err := proto.Unmarshal(msg.Data, req); err != nil {
@@ -254,7 +255,7 @@ func (e *Engine) answerRouted(msg *nats.Msg) {
 		if err != nil {
 			e.cfg.Logger.LogAttrs(context.Background(), slog.LevelWarn, "answering a routed query failed", slog.String("err", err.Error()))
 		}
-	}()
+	})
 }
 
 // stopRouting stops following the membership and serving routed queries.
