@@ -220,6 +220,11 @@ func TestEngineClusterSpreadsGraphs(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	// Queried before it exists: NOT_FOUND, which its owner remembers
+	// until the graph's first transaction reaches it.
+	if r := engs[1].call("nodes g00 0"); !strings.Contains(r.Error, "NOT_FOUND") {
+		t.Fatalf("a graph not created yet: %+v, want NOT_FOUND", r)
+	}
 	const graphs = 20
 	last := make([]uint64, graphs)
 	for i := range graphs {

@@ -747,7 +747,10 @@ type shardActor struct {
 	shard  *shard
 	index  int
 	graphs map[string]*projected
-	seq    uint64                                      // last stream sequence seen (transaction or watermark)
+	seq    uint64 // last stream sequence seen (transaction or watermark)
+	// absent holds graphs a partitioned shard found without transactions
+	// up to seq (see markAbsent); nil until one is.
+	absent map[string]struct{}
 	cache  *freelru.LRU[cacheKey, *cairnv1.QueryReply] // nil when off
 }
 
@@ -822,6 +825,9 @@ func (a *shardActor) mark(seq uint64) {
 func (a *shardActor) apply(f persistence.Followed) {
 	e := a.graphs[f.Graph]
 	if a.p.part != nil {
+		if e == nil && a.absent != nil {
+			delete(a.absent, f.Graph)
+		}
 		switch {
 		case e != nil && e.adopt != nil:
 			e.adopt.pending = append(e.adopt.pending, f)

@@ -186,6 +186,9 @@ func (a *shardActor) park(m *runQuery) bool {
 	}
 	e := a.graphs[m.req.GetGraphId()]
 	if e == nil {
+		if _, ok := a.absent[m.req.GetGraphId()]; ok {
+			return false // known to have no transaction yet: NOT_FOUND
+		}
 		e = a.startAdopt(m.req.GetGraphId(), a.seq)
 	}
 	if e.adopt == nil {
@@ -215,6 +218,7 @@ func (a *shardActor) adopted(m *adopted) {
 		return
 	case m.absent && len(ad.pending) == 0 && e.stopped == nil:
 		a.drop(m.graph) // no such graph (yet): queries answer NOT_FOUND
+		a.markAbsent(m.graph)
 	default:
 		e.g, e.head, e.snap = m.g, m.head, m.snap
 		if e.g == nil {
@@ -231,6 +235,21 @@ func (a *shardActor) adopted(m *adopted) {
 	for _, q := range ad.waiters {
 		q.reply <- a.answer(q.req)
 	}
+}
+
+// maxAbsent bounds a shard's set of graphs known to have no transaction.
+const maxAbsent = 4096
+
+// markAbsent notes that graph has no transaction up to the shard's
+// position, so that the next query for it answers NOT_FOUND without
+// reading the store again (a flood of queries for graphs that do not exist
+// would otherwise read it for each). Any transaction of graph that reaches
+// the shard forgets it (apply).
+func (a *shardActor) markAbsent(graph string) {
+	if a.absent == nil || len(a.absent) >= maxAbsent {
+		a.absent = make(map[string]struct{})
+	}
+	a.absent[graph] = struct{}{}
 }
 
 // sweep drops the graphs another member has owned for DropAfter.

@@ -193,5 +193,11 @@ func TestPartitionedProjections(t *testing.T) {
 	if n := c.Health().Partition.Graphs; n != 1 {
 		t.Fatalf("c holds %d graphs, want 1 (%s)", n, moved)
 	}
+	// Asked again, it answers from what the first found: no new adoption.
+	adoptions := c.Health().Partition.Adoptions
+	rep = c.Query(ctx, &cairnv1.QueryRequest{GraphId: "nosuch", Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}})
+	if rep.GetError().GetCode() != cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND || c.Health().Partition.Adoptions != adoptions {
+		t.Fatalf("second query of a graph nobody wrote: %v, %d adoptions (were %d)", rep, c.Health().Partition.Adoptions, adoptions)
+	}
 	t.Log(fmt.Sprintf("b: %+v", *b.Health().Partition))
 }
