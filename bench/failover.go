@@ -345,14 +345,39 @@ func (r *failoverRun) follower(ctx context.Context, avoid ...string) (*chaosMemb
 	return nil, fmt.Errorf("every member leads a stream (event stream on %s, membership on %s)", stream, kv)
 }
 
+// idsAt returns the ids the membership bucket lists at the remote address
+// addr.
+func (r *failoverRun) idsAt(ctx context.Context, addr string) ([]string, error) {
+	infos, err := cluster.Members(ctx, r.js, chaosCluster)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, i := range infos {
+		if i.Address() == addr {
+			ids = append(ids, i.ID)
+		}
+	}
+	return ids, nil
+}
+
 // owned returns the graphs that the member m owns in the membership the
 // bucket holds now, waiting (up to Timeout) until the bucket lists want
-// members.
-func (r *failoverRun) owned(ctx context.Context, m *chaosMember, want int) (map[string]bool, error) {
+// members at want addresses, m's among them, leaving out the member ids
+// in stale. A member that died or fenced itself keeps its key until the
+// others delete it or it expires: with it, a restarted process was listed
+// twice (or its old id in place of its new one), and the owners computed
+// were not the ones the members use.
+func (r *failoverRun) owned(ctx context.Context, m *chaosMember, want int, stale ...string) (map[string]bool, error) {
 	deadline := time.Now().Add(r.cfg.Timeout)
 	for {
 		infos, err := cluster.Members(ctx, r.js, chaosCluster)
-		if err == nil && len(infos) == want {
+		infos = slices.DeleteFunc(infos, func(i cluster.MemberInfo) bool { return slices.Contains(stale, i.ID) })
+		addrs := map[string]bool{}
+		for _, i := range infos {
+			addrs[i.Address()] = true
+		}
+		if err == nil && len(infos) == want && len(addrs) == want && addrs[m.remote] {
 			out := map[string]bool{}
 			for _, g := range r.graphs {
 				if o, ok := cluster.OwnerOf(actors.GraphKind, g, infos); ok && o.Address() == m.remote {
@@ -362,7 +387,7 @@ func (r *failoverRun) owned(ctx context.Context, m *chaosMember, want int) (map[
 			return out, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the membership bucket lists %d members (%v), want %d", len(infos), errors.Join(err, ctx.Err()), want)
+			return nil, fmt.Errorf("the membership bucket lists %d members at %d addresses (%v), want %d with %s", len(infos), len(addrs), errors.Join(err, ctx.Err()), want, m.remote)
 		}
 		select {
 		case <-time.After(50 * time.Millisecond):
@@ -825,6 +850,11 @@ func (r *failoverRun) restartMember(ctx context.Context) error {
 	var shares []string
 	var backs []time.Duration
 	for i := 1; i <= r.cfg.Restarts; i++ {
+		// The ids it is listed under now, all gone once it restarted.
+		before, err := r.idsAt(ctx, m.remote)
+		if err != nil {
+			return fmt.Errorf("restart %d of %s: %w", i, m.name, err)
+		}
 		how := "SIGINT"
 		var at time.Time
 		if i%2 == 1 {
@@ -848,7 +878,7 @@ func (r *failoverRun) restartMember(ctx context.Context) error {
 			return fmt.Errorf("restart %d: %w", i, err)
 		}
 		joined := time.Now()
-		owned, err := r.owned(ctx, m, 3)
+		owned, err := r.owned(ctx, m, 3, before...)
 		if err != nil {
 			return fmt.Errorf("restart %d of %s: %w", i, m.name, err)
 		}
