@@ -878,12 +878,20 @@ func (r *failoverRun) restartMember(ctx context.Context) error {
 			return fmt.Errorf("restart %d: %w", i, err)
 		}
 		joined := time.Now()
-		owned, err := r.owned(ctx, m, 3, before...)
-		if err != nil {
-			return fmt.Errorf("restart %d of %s: %w", i, m.name, err)
+		// A listing taken while keys come and go may place it wrongly:
+		// its share is asked again a few times before it counts as none.
+		var owned map[string]bool
+		for try := 0; try < 5 && len(owned) == 0; try++ {
+			if try > 0 {
+				time.Sleep(500 * time.Millisecond)
+			}
+			if owned, err = r.owned(ctx, m, 3, before...); err != nil {
+				return fmt.Errorf("restart %d of %s: %w", i, m.name, err)
+			}
 		}
 		if len(owned) == 0 {
-			return fmt.Errorf("restart %d of %s: it owns none of %d graphs after rejoining", i, m.name, len(r.graphs))
+			infos, _ := cluster.Members(ctx, r.js, chaosCluster)
+			return fmt.Errorf("restart %d of %s at %s: it owns none of %d graphs after rejoining (ids before %v; the bucket lists %+v)", i, m.name, m.remote, len(r.graphs), before, infos)
 		}
 		// It serves its share: each graph it owns acknowledges a
 		// command sent after it was ready.

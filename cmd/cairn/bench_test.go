@@ -225,7 +225,7 @@ func TestBenchFailoverShort(t *testing.T) {
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"bench", "failover", "--settle", "1s", "--restarts", "2",
-		"--graphs", "12", "--rate", "60", "--binary", bin, "--out", out, "--quiet"}, &stdout, &stderr)
+		"--graphs", "24", "--rate", "60", "--binary", bin, "--out", out, "--quiet"}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("bench failover: %v\nstderr:\n%s", err, stderr.String())
 	}
