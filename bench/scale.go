@@ -516,6 +516,13 @@ func scaleCPU(members []*scaleMember) ([]time.Duration, error) {
 	return out, nil
 }
 
+// wrongLastSequence reports whether JetStream refused a publish because its
+// subject's last sequence was not the one expected.
+func wrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
 // scaleRaw publishes for a few seconds, from cfg.Concurrency callers on
 // cfg.Graphs subjects (one publish in flight per subject), to a stream with
 // the event store's storage and cfg.Replicas replicas, messages of the
@@ -531,10 +538,11 @@ func scaleRaw(ctx context.Context, js jetstream.JetStream, cfg ScaleConfig) (Bas
 	const name = "bench-raw-scale"
 	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	if _, err := js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
+	stream, err := js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
 		Name: name, Subjects: []string{"bench.rawscale.>"}, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
 		Duplicates: 2 * time.Minute, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew,
-	}); err != nil {
+	})
+	if err != nil {
 		return Baseline{}, fmt.Errorf("stream %s: %w", name, err)
 	}
 	defer func() {
@@ -553,7 +561,7 @@ func scaleRaw(ctx context.Context, js jetstream.JetStream, cfg ScaleConfig) (Bas
 	dur := min(cfg.Duration, 5*time.Second)
 	pctx, stop := context.WithTimeout(cctx, dur)
 	defer stop()
-	var n atomic.Int64
+	var n, retries atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
 	var wg sync.WaitGroup
@@ -574,11 +582,23 @@ func scaleRaw(ctx context.Context, js jetstream.JetStream, cfg ScaleConfig) (Bas
 				msg.Header.Set(jetstream.MsgIDHeader, nuid.Next())
 				t := time.Now()
 				ack, err := js.PublishMsg(cctx, msg)
-				if err == nil {
+				switch {
+				case err == nil:
 					last[i] = ack.Sequence
 					lat.Record(time.Since(t))
 					n.Add(1)
-				} else {
+				case wrongLastSequence(err) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded):
+					// A publish whose answer was lost (nats.go sends it
+					// again on no responders) may be stored all the same,
+					// as an append's can: take the subject's last sequence
+					// again, as the grain does, and go on.
+					if m, gerr := stream.GetLastMsgForSubject(cctx, msg.Subject); gerr == nil {
+						last[i] = m.Sequence
+						retries.Add(1)
+					} else if !errors.Is(gerr, jetstream.ErrMsgNotFound) {
+						errOnce.Do(func() { firstErr = errors.Join(err, gerr) })
+					}
+				default:
 					errOnce.Do(func() { firstErr = err })
 				}
 				free <- i
@@ -593,6 +613,6 @@ func scaleRaw(ctx context.Context, js jetstream.JetStream, cfg ScaleConfig) (Bas
 	return Baseline{
 		Name: "single-event commands vs raw OCC publish", Unit: "msgs/s", Raw: float64(n.Load()) / wall.Seconds(),
 		RawP50MS: msOf(lat.Quantile(50)), RawP99MS: msOf(lat.Quantile(99)), PayloadB: payload, Concurrent: cfg.Concurrency,
-		Note: fmt.Sprintf("%s of publishes to a stream of %d replicas (the event store's storage), one in flight per subject over %d subjects, each with the expected last subject sequence and a message id", dur, cfg.Replicas, cfg.Graphs),
+		Note: fmt.Sprintf("%s of publishes to a stream of %d replicas (the event store's storage), one in flight per subject over %d subjects, each with the expected last subject sequence and a message id; %d answers lost or refused as out of date were resumed from the subject's last sequence", dur, cfg.Replicas, cfg.Graphs, retries.Load()),
 	}, nil
 }
