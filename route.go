@@ -244,11 +244,7 @@ func (e *Engine) answerRouted(msg *nats.Msg) {
 		} else {
 			rep = e.proj.Query(context.Background(), req)
 		}
-		data, err := proto.Marshal(rep)
-		if n := len(data); err == nil && n > int(e.nc.MaxPayload())-1024 {
-			data, err = proto.Marshal(&cairnv1.QueryReply{AsOfSeq: rep.GetAsOfSeq(), Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED,
-				Message: fmt.Sprintf("the answer takes %d bytes, more than a NATS message holds (%d): ask for a smaller page, depth or max_results", n, e.nc.MaxPayload())}).Proto()})
-		}
+		data, err := actors.MarshalQueryReply(rep, e.nc.MaxPayload())
 		if err == nil {
 			err = msg.Respond(data)
 		}

@@ -384,12 +384,20 @@ var ErrArchiveBusy = errors.New("an archive of this graph is already running")
 // respondQuery sends rep, or, when it would not fit in one NATS message,
 // a RESOURCE_EXHAUSTED error that says so.
 func (g *Gateway) respondQuery(req micro.Request, rep *cairnv1.QueryReply) {
-	data, err := proto.Marshal(rep)
-	if n := len(data); err == nil && n > int(g.maxPayload)-1024 {
-		data, err = proto.Marshal(&cairnv1.QueryReply{AsOfSeq: rep.GetAsOfSeq(), Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED,
-			Message: fmt.Sprintf("the answer takes %d bytes, more than a NATS message holds (%d): ask for a smaller page, depth or max_results", n, g.maxPayload)}).Proto()})
-	}
+	data, err := MarshalQueryReply(rep, g.maxPayload)
 	g.send(req, data, err)
+}
+
+// MarshalQueryReply encodes rep for a NATS reply, or, when it would not fit
+// in a message of maxPayload bytes, a RESOURCE_EXHAUSTED error that says
+// so: the gateway's answers and those a cluster member routes to another.
+func MarshalQueryReply(rep *cairnv1.QueryReply, maxPayload int64) ([]byte, error) {
+	data, err := proto.Marshal(rep)
+	if n := len(data); err == nil && n > int(maxPayload)-1024 {
+		data, err = proto.Marshal(&cairnv1.QueryReply{AsOfSeq: rep.GetAsOfSeq(), Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED,
+			Message: fmt.Sprintf("the answer takes %d bytes, more than a NATS message holds (%d): ask for a smaller page, depth or max_results", n, maxPayload)}).Proto()})
+	}
+	return data, err
 }
 
 // take counts a command in flight, unless the gateway is closing.

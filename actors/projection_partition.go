@@ -321,16 +321,9 @@ func (p *Projections) loadAdopted(a *shardActor, graph string, upTo uint64) *ado
 	defer cancel()
 	tmp := &projected{}
 	if p.cfg.Snapshots != nil {
-		var infos []persistence.SnapshotInfo
-		var err error
-		for range adoptSnapshotTries {
-			tctx, cancel := context.WithTimeout(ctx, adoptSnapshotTry)
-			infos, err = p.cfg.Snapshots.List(tctx, persistence.KindReadModel, graph)
-			cancel()
-			if err == nil || ctx.Err() != nil {
-				break
-			}
-		}
+		infos, err := inTries(ctx, func(ctx context.Context) ([]persistence.SnapshotInfo, error) {
+			return p.cfg.Snapshots.List(ctx, persistence.KindReadModel, graph)
+		})
 		if err != nil && ctx.Err() == nil {
 			p.log.LogAttrs(ctx, slog.LevelWarn, "listing a graph's read-model snapshots failed; folding it from the event store",
 				slog.String("graph", graph), slog.String("err", err.Error()))
@@ -339,7 +332,7 @@ func (p *Projections) loadAdopted(a *shardActor, graph string, upTo uint64) *ado
 			if info.Seq > upTo {
 				continue
 			}
-			g, err := p.loadAdoptedSnapshot(ctx, info)
+			g, err := inTries(ctx, func(ctx context.Context) (*readmodel.Graph, error) { return p.loadReadModel(ctx, info) })
 			if err != nil {
 				p.snap.fallbacks.Add(1)
 				p.log.LogAttrs(ctx, slog.LevelWarn, "read-model snapshot not restorable; trying an older one",
@@ -380,24 +373,25 @@ func (p *Projections) loadAdopted(a *shardActor, graph string, upTo uint64) *ado
 // answered, and the next try reaches the new leader.
 const adoptSnapshotTry = 5 * time.Second
 
-// adoptSnapshotTries is how many tries a snapshot gets while the store
-// does not answer (a snapshot that fails its checks gets one).
+// adoptSnapshotTries is how many tries a snapshot listing or read gets
+// while the store does not answer (one that fails its checks gets one).
 const adoptSnapshotTries = 3
 
-// loadAdoptedSnapshot loads one read-model snapshot, in tries.
-func (p *Projections) loadAdoptedSnapshot(ctx context.Context, info persistence.SnapshotInfo) (*readmodel.Graph, error) {
+// inTries runs f in tries of adoptSnapshotTry, adoptSnapshotTries at
+// most, while a try times out or finds the store unavailable.
+func inTries[T any](ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	var v T
 	var err error
 	for range adoptSnapshotTries {
 		tctx, cancel := context.WithTimeout(ctx, adoptSnapshotTry)
-		var g *readmodel.Graph
-		g, err = p.loadReadModel(tctx, info)
+		v, err = f(tctx)
 		timedOut := tctx.Err() != nil
 		cancel()
 		if err == nil || ctx.Err() != nil || !(timedOut || errors.Is(err, persistence.ErrUnavailable)) {
-			return g, err
+			break
 		}
 	}
-	return nil, err
+	return v, err
 }
 
 // Rebalance adopts every graph of the stream's census that this engine
