@@ -46,3 +46,24 @@ type Frame struct {
 
 	LiveNodes, LiveEdges int // nodes and edges present (not hidden) at Seq
 }
+
+// Placer lays the scene's nodes out; viewer/layout implements it. The scene
+// calls it from one goroutine, in history order, so that positions are a
+// pure function of the history folded so far (the Placer may use worker
+// goroutines inside a call, but its results must not depend on their
+// number or timing).
+type Placer interface {
+	AddNode(slot uint32) // placed at its placed neighbours' barycentre plus a hashed offset, once its edges are known (at EndTx)
+	RemoveNode(slot uint32)
+	AddEdge(slot, from, to uint32)
+	RemoveEdge(slot uint32)
+	// EndTx ends one transaction: it places the transaction's new nodes
+	// and runs a fixed number of ticks on them and their 1–2-hop
+	// neighbourhood.
+	EndTx()
+	// Positions is x, y per slot, valid until the next call of any method.
+	Positions() []float32
+	// TakeMoved appends to dst the slot ranges whose position changed
+	// since the last TakeMoved, and forgets them.
+	TakeMoved(dst []Range) []Range
+}
