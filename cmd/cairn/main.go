@@ -110,6 +110,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runImport(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
+	case "view":
+		return runView(ctx, rest, stdout, stderr)
 	case "auth":
 		return runAuth(ctx, rest, stdout, stderr)
 	}
@@ -165,6 +167,7 @@ Usage:
   cairn repair <graph> --seq N
   cairn import <graph> FILE [--format edgelist|csv|jsonl] [--strict] ...
   cairn bench ingest|mixed|recovery|replay|peer|suite [--out DIR] ...
+  cairn view <graph> [--png FILE] [--as-of X] [--replay [--record OUT]] ...
   cairn auth add-user|hash-password|nkey|list ...
   cairn help [command]
 
@@ -248,6 +251,8 @@ func printUsage(w io.Writer, topic string) bool {
 		text, flags = importUsage, clientUsage
 	case "bench":
 		text = benchUsage
+	case "view":
+		text, flags = viewUsage, clientUsage
 	case "auth":
 		text = authUsage
 	default:
