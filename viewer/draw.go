@@ -1,0 +1,235 @@
+//go:build viewer
+
+package viewer
+
+import (
+	"fmt"
+	"image"
+	"math"
+
+	"github.com/go-gl/gl/v4.5-core/gl"
+
+	"github.com/cairn-graph/cairn/viewer/scene"
+)
+
+// draw renders f into the framebuffer: edges, point-sprite nodes, large
+// nodes as quads, labels and the overlay.
+func (r *Renderer) draw(f *scene.Frame) {
+	gl.BindFramebuffer(gl.FRAMEBUFFER, r.fbo)
+	gl.Viewport(0, 0, int32(r.w), int32(r.h))
+	r.clear()
+	gl.Enable(gl.BLEND)
+	mvp := r.cam.Matrix()
+
+	// Edges: colour only, the id attachment masked.
+	gl.ColorMaski(1, false, false, false, false)
+	gl.UseProgram(r.edgeProg)
+	gl.UniformMatrix3fv(uniform(r.edgeProg, "uMVP"), 1, false, &mvp[0])
+	gl.Uniform1f(uniform(r.edgeProg, "uAlpha"), r.cfg.EdgeAlpha)
+	gl.BindVertexArray(r.edgeVAO)
+	var all bool
+	r.cull, all = r.cfg.LOD.CullEdges(f, r.cam, r.cull[:0])
+	if all {
+		gl.BindBuffer(gl.ELEMENT_ARRAY_BUFFER, r.edgeBuf)
+		gl.DrawElements(gl.LINES, int32(2*f.Edges), gl.UNSIGNED_INT, nil)
+		r.stats.Edges = f.Edges
+	} else if len(r.cull) > 0 {
+		gl.BindBuffer(gl.ELEMENT_ARRAY_BUFFER, r.cullBuf)
+		gl.BufferData(gl.ELEMENT_ARRAY_BUFFER, 4*len(r.cull), gl.Ptr(r.cull), gl.STREAM_DRAW)
+		gl.DrawElements(gl.LINES, int32(len(r.cull)), gl.UNSIGNED_INT, nil)
+		r.stats.Edges, r.stats.Culled = len(r.cull)/2, true
+	}
+	gl.ColorMaski(1, true, true, true, true)
+
+	// Nodes as point sprites.
+	gl.UseProgram(r.nodeProg)
+	gl.UniformMatrix3fv(uniform(r.nodeProg, "uMVP"), 1, false, &mvp[0])
+	gl.Uniform1f(uniform(r.nodeProg, "uZoom"), float32(r.cam.Zoom))
+	gl.Uniform1f(uniform(r.nodeProg, "uPointPx"), float32(r.cfg.LOD.PointPx))
+	gl.Uniform1f(uniform(r.nodeProg, "uMaxPointPx"), float32(r.maxPoint))
+	gl.BindVertexArray(r.nodeVAO)
+	gl.DrawArrays(gl.POINTS, 0, int32(f.Nodes))
+
+	// Nodes wider than a point sprite may be, as instanced quads.
+	lod := r.cfg.LOD
+	lod.MaxPointPx = r.maxPoint
+	r.large = lod.LargeNodes(f, r.cam, r.large[:0])
+	if n := len(r.large) / largeStride; n > 0 {
+		gl.UseProgram(r.largeProg)
+		gl.UniformMatrix3fv(uniform(r.largeProg, "uMVP"), 1, false, &mvp[0])
+		gl.Uniform2f(uniform(r.largeProg, "uViewport"), float32(r.w), float32(r.h))
+		gl.BindBuffer(gl.ARRAY_BUFFER, r.largeBuf)
+		gl.BufferData(gl.ARRAY_BUFFER, 4*len(r.large), gl.Ptr(r.large), gl.STREAM_DRAW)
+		gl.BindVertexArray(r.largeVAO)
+		gl.DrawArraysInstanced(gl.TRIANGLE_STRIP, 0, 4, int32(n))
+		r.stats.Large = n
+	}
+
+	// Text: labels, then the overlay; colour only.
+	r.text = r.text[:0]
+	if r.cfg.Labels {
+		r.labels = PlaceLabels(f, r.cam, r.cfg.LabelCell, r.labels[:0])
+		for _, l := range r.labels {
+			id := f.ID[l.Slot]
+			if len(id) > r.cfg.LabelChars {
+				id = id[:r.cfg.LabelChars]
+			}
+			off := 0.5*float64(f.Size[l.Slot])*r.cam.Zoom + 3
+			r.text, _ = layoutText(r.text, id, float32(math.Round(l.X+off)), float32(math.Round(l.Y-glyphH/2)), 1)
+		}
+		r.stats.Labels = len(r.labels)
+	}
+	if r.cfg.Overlay {
+		line1 := fmt.Sprintf("%s  seq %d  %.1f ms  nodes %d  edges %d", f.Graph, f.Seq, float64(r.frame.Microseconds())/1000, f.LiveNodes, f.LiveEdges)
+		r.text, _ = layoutText(r.text, line1, 8, 8, 1)
+		r.text, _ = layoutText(r.text, "head "+f.Head, 8, 8+glyphH+2, 1)
+	}
+	if len(r.text) > 0 {
+		r.drawText()
+	}
+	gl.BindVertexArray(0)
+	gl.Disable(gl.BLEND)
+}
+
+// clear fills the colour attachment with the background and the id
+// attachment with 0.
+func (r *Renderer) clear() {
+	bg := r.cfg.Background
+	c := [4]float32{float32(bg&0xff) / 255, float32(bg>>8&0xff) / 255, float32(bg>>16&0xff) / 255, float32(bg>>24) / 255}
+	gl.ClearBufferfv(gl.COLOR, 0, &c[0])
+	var zero [4]uint32
+	gl.ClearBufferuiv(gl.COLOR, 1, &zero[0])
+}
+
+// drawText draws r.text twice: a dark shadow one pixel down-right, then
+// white.
+func (r *Renderer) drawText() {
+	gl.ColorMaski(1, false, false, false, false)
+	defer gl.ColorMaski(1, true, true, true, true)
+	gl.UseProgram(r.textProg)
+	gl.Uniform2f(uniform(r.textProg, "uViewport"), float32(r.w), float32(r.h))
+	gl.Uniform2f(uniform(r.textProg, "uAtlas"), glyphCount*glyphW, glyphH)
+	gl.Uniform1i(uniform(r.textProg, "uTex"), 0)
+	gl.ActiveTexture(gl.TEXTURE0)
+	gl.BindTexture(gl.TEXTURE_2D, r.atlasTex)
+	gl.BindBuffer(gl.ARRAY_BUFFER, r.textBuf)
+	gl.BufferData(gl.ARRAY_BUFFER, 4*len(r.text), gl.Ptr(r.text), gl.STREAM_DRAW)
+	gl.BindVertexArray(r.textVAO)
+	n := int32(len(r.text) / textVertexFloats)
+	gl.Uniform2f(uniform(r.textProg, "uOffset"), 1, 1)
+	gl.Uniform4f(uniform(r.textProg, "uColor"), 0, 0, 0, 0.8)
+	gl.DrawArrays(gl.TRIANGLES, 0, n)
+	gl.Uniform2f(uniform(r.textProg, "uOffset"), 0, 0)
+	gl.Uniform4f(uniform(r.textProg, "uColor"), 1, 1, 1, 1)
+	gl.DrawArrays(gl.TRIANGLES, 0, n)
+}
+
+// drawBare draws the uploaded buffers with the least work: every edge
+// slot as a flat line, every node as a flat disc, one colour attachment;
+// no LOD, labels, overlay or ids. It is the benchmarks' baseline.
+func (r *Renderer) drawBare(f *scene.Frame) {
+	gl.BindFramebuffer(gl.FRAMEBUFFER, r.fbo)
+	gl.Viewport(0, 0, int32(r.w), int32(r.h))
+	one := uint32(gl.COLOR_ATTACHMENT0)
+	gl.DrawBuffers(1, &one)
+	bg := r.cfg.Background
+	c := [4]float32{float32(bg&0xff) / 255, float32(bg>>8&0xff) / 255, float32(bg>>16&0xff) / 255, 1}
+	gl.ClearBufferfv(gl.COLOR, 0, &c[0])
+	gl.Enable(gl.BLEND)
+	mvp := r.cam.Matrix()
+	gl.UseProgram(r.edgeProg)
+	gl.UniformMatrix3fv(uniform(r.edgeProg, "uMVP"), 1, false, &mvp[0])
+	gl.Uniform1f(uniform(r.edgeProg, "uAlpha"), r.cfg.EdgeAlpha)
+	gl.BindVertexArray(r.edgeVAO)
+	gl.BindBuffer(gl.ELEMENT_ARRAY_BUFFER, r.edgeBuf)
+	gl.DrawElements(gl.LINES, int32(2*f.Edges), gl.UNSIGNED_INT, nil)
+	gl.UseProgram(r.bareProg)
+	gl.UniformMatrix3fv(uniform(r.bareProg, "uMVP"), 1, false, &mvp[0])
+	gl.Uniform1f(uniform(r.bareProg, "uZoom"), float32(r.cam.Zoom))
+	gl.BindVertexArray(r.nodeVAO)
+	gl.DrawArrays(gl.POINTS, 0, int32(f.Nodes))
+	gl.BindVertexArray(0)
+	gl.Disable(gl.BLEND)
+	two := []uint32{gl.COLOR_ATTACHMENT0, gl.COLOR_ATTACHMENT1}
+	gl.DrawBuffers(2, &two[0])
+}
+
+// Finish waits until GL has finished every command issued (llvmpipe and
+// GPUs work asynchronously: time a frame up to Finish or a readback).
+func (r *Renderer) Finish() error {
+	return r.th.do(func() error { gl.Finish(); return glError("finish") })
+}
+
+// ReadImage reads the colour attachment back into dst (allocated when nil
+// or of the wrong size), rows top to bottom, and returns it.
+func (r *Renderer) ReadImage(dst *image.RGBA) (*image.RGBA, error) {
+	if dst == nil || dst.Rect.Dx() != r.w || dst.Rect.Dy() != r.h {
+		dst = image.NewRGBA(image.Rect(0, 0, r.w, r.h))
+	}
+	err := r.th.do(func() error {
+		n := 4 * r.w * r.h
+		if cap(r.pix) < n {
+			r.pix = make([]byte, n)
+		}
+		r.pix = r.pix[:n]
+		gl.BindFramebuffer(gl.READ_FRAMEBUFFER, r.fbo)
+		gl.ReadBuffer(gl.COLOR_ATTACHMENT0)
+		gl.PixelStorei(gl.PACK_ALIGNMENT, 1)
+		gl.ReadPixels(0, 0, int32(r.w), int32(r.h), gl.RGBA, gl.UNSIGNED_BYTE, gl.Ptr(r.pix))
+		return glError("read image")
+	})
+	if err != nil {
+		return nil, err
+	}
+	row := 4 * r.w
+	for y := 0; y < r.h; y++ { // GL's rows run bottom to top
+		copy(dst.Pix[y*dst.Stride:y*dst.Stride+row], r.pix[(r.h-1-y)*row:])
+	}
+	return dst, nil
+}
+
+// Pick returns the slot of the node drawn nearest the pixel (x, y) (top-left
+// origin, as from ReadImage or a mouse), within Config.PickRadius pixels,
+// in the last frame drawn; ok is false when none is.
+func (r *Renderer) Pick(x, y int) (slot uint32, ok bool, err error) {
+	rad := r.cfg.PickRadius
+	n := 2*rad + 1
+	ids := make([]uint32, n*n)
+	err = r.th.do(func() error {
+		gy := r.h - 1 - y // GL row of y
+		x0, y0 := max(x-rad, 0), max(gy-rad, 0)
+		x1, y1 := min(x+rad+1, r.w), min(gy+rad+1, r.h)
+		if x0 >= x1 || y0 >= y1 {
+			return nil
+		}
+		buf := make([]uint32, (x1-x0)*(y1-y0))
+		gl.BindFramebuffer(gl.READ_FRAMEBUFFER, r.fbo)
+		gl.ReadBuffer(gl.COLOR_ATTACHMENT1)
+		gl.PixelStorei(gl.PACK_ALIGNMENT, 4)
+		gl.ReadPixels(int32(x0), int32(y0), int32(x1-x0), int32(y1-y0), gl.RED_INTEGER, gl.UNSIGNED_INT, gl.Ptr(buf))
+		for yy := y0; yy < y1; yy++ {
+			for xx := x0; xx < x1; xx++ {
+				ids[(yy-(gy-rad))*n+xx-(x-rad)] = buf[(yy-y0)*(x1-x0)+xx-x0]
+			}
+		}
+		return glError("pick")
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	slot, ok = decodePick(ids, rad)
+	return slot, ok, nil
+}
+
+// Close releases the GL objects and the context and stops the GL thread.
+// Later calls return ErrClosed.
+func (r *Renderer) Close() error {
+	err := r.th.do(func() error {
+		if r.release != nil {
+			r.release()
+		}
+		return nil
+	})
+	r.th.stop()
+	return err
+}
