@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"image"
-	"image/png"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,20 +14,6 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite the golden images in testdata/ (bless them on llvmpipe)")
-
-// inCI reports whether the tests run in CI, where a missing GL, EGL or
-// display fails instead of skipping.
-func inCI() bool { return os.Getenv("CI") == "true" }
-
-// missing fails the test in CI and skips it elsewhere, naming what is
-// missing.
-func missing(t testing.TB, what string, err error) {
-	t.Helper()
-	if inCI() {
-		t.Fatalf("%s (CI=true: a missing dependency fails): %v", what, err)
-	}
-	t.Skipf("%s, skipped outside CI: %v", what, err)
-}
 
 // testConfig is DefaultConfig without the overlay (its frame time varies)
 // and labels, with picking at the exact pixel.
@@ -102,25 +87,6 @@ func checkGolden(t *testing.T, name string, img *image.RGBA) {
 		_ = WritePNG(got, img)
 		t.Errorf("%s differs from its golden: %v; got written to %s", name, d, got)
 	}
-}
-
-func readPNG(path string) (*image.RGBA, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	m, err := png.Decode(f)
-	if err != nil {
-		return nil, err
-	}
-	rgba := image.NewRGBA(m.Bounds())
-	for y := m.Bounds().Min.Y; y < m.Bounds().Max.Y; y++ {
-		for x := m.Bounds().Min.X; x < m.Bounds().Max.X; x++ {
-			rgba.Set(x, y, m.At(x, y))
-		}
-	}
-	return rgba, nil
 }
 
 // centre is the pixel at the centre of slot s of f under cam.

@@ -2,7 +2,11 @@ package viewer
 
 import (
 	"fmt"
+	"image"
+	"image/png"
 	"math/rand/v2"
+	"os"
+	"testing"
 
 	"github.com/cairn-graph/cairn/viewer/scene"
 )
@@ -103,4 +107,37 @@ func randomScene(n, m int, short bool, seed uint64) *scene.Frame {
 	}
 	f.LiveNodes, f.LiveEdges = n, m
 	return f
+}
+
+// inCI reports whether the tests run in CI, where a missing GL, EGL or
+// display fails instead of skipping.
+func inCI() bool { return os.Getenv("CI") == "true" }
+
+// missing fails the test in CI and skips it elsewhere, naming what is
+// missing.
+func missing(t testing.TB, what string, err error) {
+	t.Helper()
+	if inCI() {
+		t.Fatalf("%s (CI=true: a missing dependency fails): %v", what, err)
+	}
+	t.Skipf("%s, skipped outside CI: %v", what, err)
+}
+
+func readPNG(path string) (*image.RGBA, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m, err := png.Decode(f)
+	if err != nil {
+		return nil, err
+	}
+	rgba := image.NewRGBA(m.Bounds())
+	for y := m.Bounds().Min.Y; y < m.Bounds().Max.Y; y++ {
+		for x := m.Bounds().Min.X; x < m.Bounds().Max.X; x++ {
+			rgba.Set(x, y, m.At(x, y))
+		}
+	}
+	return rgba, nil
 }
