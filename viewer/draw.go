@@ -19,7 +19,7 @@ func (r *Renderer) draw(f *scene.Frame) {
 	gl.Viewport(0, 0, int32(r.w), int32(r.h))
 	r.clear()
 	gl.Enable(gl.BLEND)
-	mvp := r.cam.Matrix()
+	mvp := r.cur.Matrix()
 
 	// Edges: colour only, the id attachment masked.
 	gl.ColorMaski(1, false, false, false, false)
@@ -28,7 +28,7 @@ func (r *Renderer) draw(f *scene.Frame) {
 	gl.Uniform1f(uniform(r.edgeProg, "uAlpha"), r.cfg.EdgeAlpha)
 	gl.BindVertexArray(r.edgeVAO)
 	var all bool
-	r.cull, all = r.cfg.LOD.CullEdges(f, r.cam, r.cull[:0])
+	r.cull, all = r.cfg.LOD.CullEdges(f, r.cur, r.cull[:0])
 	if all {
 		gl.BindBuffer(gl.ELEMENT_ARRAY_BUFFER, r.edgeBuf)
 		gl.DrawElements(gl.LINES, int32(2*f.Edges), gl.UNSIGNED_INT, nil)
@@ -44,7 +44,7 @@ func (r *Renderer) draw(f *scene.Frame) {
 	// Nodes as point sprites.
 	gl.UseProgram(r.nodeProg)
 	gl.UniformMatrix3fv(uniform(r.nodeProg, "uMVP"), 1, false, &mvp[0])
-	gl.Uniform1f(uniform(r.nodeProg, "uZoom"), float32(r.cam.Zoom))
+	gl.Uniform1f(uniform(r.nodeProg, "uZoom"), float32(r.cur.Zoom))
 	gl.Uniform1f(uniform(r.nodeProg, "uPointPx"), float32(r.cfg.LOD.PointPx))
 	gl.Uniform1f(uniform(r.nodeProg, "uMaxPointPx"), float32(r.maxPoint))
 	gl.BindVertexArray(r.nodeVAO)
@@ -53,7 +53,7 @@ func (r *Renderer) draw(f *scene.Frame) {
 	// Nodes wider than a point sprite may be, as instanced quads.
 	lod := r.cfg.LOD
 	lod.MaxPointPx = r.maxPoint
-	r.large = lod.LargeNodes(f, r.cam, r.large[:0])
+	r.large = lod.LargeNodes(f, r.cur, r.large[:0])
 	if n := len(r.large) / largeStride; n > 0 {
 		gl.UseProgram(r.largeProg)
 		gl.UniformMatrix3fv(uniform(r.largeProg, "uMVP"), 1, false, &mvp[0])
@@ -68,13 +68,13 @@ func (r *Renderer) draw(f *scene.Frame) {
 	// Text: labels, then the overlay; colour only.
 	r.text = r.text[:0]
 	if r.cfg.Labels {
-		r.labels = PlaceLabels(f, r.cam, r.cfg.LabelCell, r.labels[:0])
+		r.labels = PlaceLabels(f, r.cur, r.cfg.LabelCell, r.labels[:0])
 		for _, l := range r.labels {
 			id := f.ID[l.Slot]
 			if len(id) > r.cfg.LabelChars {
 				id = id[:r.cfg.LabelChars]
 			}
-			off := 0.5*float64(f.Size[l.Slot])*r.cam.Zoom + 3
+			off := 0.5*float64(f.Size[l.Slot])*r.cur.Zoom + 3
 			r.text, _ = layoutText(r.text, id, float32(math.Round(l.X+off)), float32(math.Round(l.Y-glyphH/2)), 1)
 		}
 		r.stats.Labels = len(r.labels)
@@ -136,7 +136,7 @@ func (r *Renderer) drawBare(f *scene.Frame) {
 	c := [4]float32{float32(bg&0xff) / 255, float32(bg>>8&0xff) / 255, float32(bg>>16&0xff) / 255, 1}
 	gl.ClearBufferfv(gl.COLOR, 0, &c[0])
 	gl.Enable(gl.BLEND)
-	mvp := r.cam.Matrix()
+	mvp := r.cur.Matrix()
 	gl.UseProgram(r.edgeProg)
 	gl.UniformMatrix3fv(uniform(r.edgeProg, "uMVP"), 1, false, &mvp[0])
 	gl.Uniform1f(uniform(r.edgeProg, "uAlpha"), r.cfg.EdgeAlpha)
@@ -145,7 +145,7 @@ func (r *Renderer) drawBare(f *scene.Frame) {
 	gl.DrawElements(gl.LINES, int32(2*f.Edges), gl.UNSIGNED_INT, nil)
 	gl.UseProgram(r.bareProg)
 	gl.UniformMatrix3fv(uniform(r.bareProg, "uMVP"), 1, false, &mvp[0])
-	gl.Uniform1f(uniform(r.bareProg, "uZoom"), float32(r.cam.Zoom))
+	gl.Uniform1f(uniform(r.bareProg, "uZoom"), float32(r.cur.Zoom))
 	gl.BindVertexArray(r.nodeVAO)
 	gl.DrawArrays(gl.POINTS, 0, int32(f.Nodes))
 	gl.BindVertexArray(0)
@@ -163,10 +163,10 @@ func (r *Renderer) Finish() error {
 // ReadImage reads the colour attachment back into dst (allocated when nil
 // or of the wrong size), rows top to bottom, and returns it.
 func (r *Renderer) ReadImage(dst *image.RGBA) (*image.RGBA, error) {
-	if dst == nil || dst.Rect.Dx() != r.w || dst.Rect.Dy() != r.h {
-		dst = image.NewRGBA(image.Rect(0, 0, r.w, r.h))
-	}
 	err := r.th.do(func() error {
+		if dst == nil || dst.Rect.Dx() != r.w || dst.Rect.Dy() != r.h {
+			dst = image.NewRGBA(image.Rect(0, 0, r.w, r.h))
+		}
 		n := 4 * r.w * r.h
 		if cap(r.pix) < n {
 			r.pix = make([]byte, n)
@@ -176,14 +176,13 @@ func (r *Renderer) ReadImage(dst *image.RGBA) (*image.RGBA, error) {
 		gl.ReadBuffer(gl.COLOR_ATTACHMENT0)
 		gl.PixelStorei(gl.PACK_ALIGNMENT, 1)
 		gl.ReadPixels(0, 0, int32(r.w), int32(r.h), gl.RGBA, gl.UNSIGNED_BYTE, gl.Ptr(r.pix))
+		for y := 0; y < r.h; y++ { // GL's rows run bottom to top
+			copy(dst.Pix[y*dst.Stride:y*dst.Stride+4*r.w], r.pix[(r.h-1-y)*4*r.w:])
+		}
 		return glError("read image")
 	})
 	if err != nil {
 		return nil, err
-	}
-	row := 4 * r.w
-	for y := 0; y < r.h; y++ { // GL's rows run bottom to top
-		copy(dst.Pix[y*dst.Stride:y*dst.Stride+row], r.pix[(r.h-1-y)*row:])
 	}
 	return dst, nil
 }

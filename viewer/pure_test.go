@@ -400,3 +400,30 @@ func TestWritePNG(t *testing.T) {
 		t.Error("no error for a missing directory")
 	}
 }
+
+func TestPointerDragAndClick(t *testing.T) {
+	var p pointer
+	if _, _, pan := p.move(10, 10); pan {
+		t.Fatal("moving with the button up pans")
+	}
+	p.press()
+	dx, dy, pan := p.move(12, 11)
+	if !pan || dx != 2 || dy != 1 {
+		t.Fatalf("drag (%v,%v,%v)", dx, dy, pan)
+	}
+	if !p.release() {
+		t.Fatal("a 2-pixel wobble is not a click")
+	}
+	p.press()
+	p.move(20, 11)
+	p.move(12, 11) // back where it started: still a drag
+	if p.release() {
+		t.Fatal("a drag counted as a click")
+	}
+	if p.release() {
+		t.Fatal("a release without a press is a click")
+	}
+	if z := scrollZoom(2); !approx(z, zoomStep*zoomStep) {
+		t.Fatalf("scroll zoom %v", z)
+	}
+}

@@ -4,6 +4,7 @@ package viewer
 
 import (
 	"fmt"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -28,8 +29,10 @@ type Renderer struct {
 	version string
 
 	w, h   int
+	mu     sync.Mutex // guards cam and camSet, which SetCamera writes off the GL thread
 	cam    Camera
 	camSet bool
+	cur    Camera // the camera of the frame being drawn; GL thread only
 
 	fbo, colorRB, idRB                                uint32
 	nodeProg, largeProg, edgeProg, textProg, bareProg uint32
@@ -194,7 +197,9 @@ func (r *Renderer) resize(w, h int) error {
 		gl.DeleteRenderbuffers(1, &r.idRB)
 	}
 	r.w, r.h = w, h
+	r.mu.Lock()
 	r.cam.Width, r.cam.Height = w, h
+	r.mu.Unlock()
 	gl.GenFramebuffers(1, &r.fbo)
 	gl.BindFramebuffer(gl.FRAMEBUFFER, r.fbo)
 	gl.GenRenderbuffers(1, &r.colorRB)
@@ -217,17 +222,37 @@ func (r *Renderer) resize(w, h int) error {
 func (r *Renderer) Version() string { return r.version }
 
 // Size is the framebuffer's width and height in pixels.
-func (r *Renderer) Size() (w, h int) { return r.w, r.h }
+func (r *Renderer) Size() (w, h int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cam.Width, r.cam.Height
+}
 
-// Camera returns the camera; before the first Draw or SetCamera it is the
-// zero Camera.
-func (r *Renderer) Camera() Camera { return r.cam }
+// Camera returns the camera; before the first Draw or SetCamera its
+// Scale and Zoom are 0.
+func (r *Renderer) Camera() Camera {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cam
+}
 
-// SetCamera replaces the camera (its Width and Height are the renderer's).
-// Until it is called, the first Draw fits the camera to the frame's nodes.
+// SetCamera replaces the camera (its Width and Height stay the
+// framebuffer's). Until it is called, the first Draw fits the camera to
+// the frame's nodes.
 func (r *Renderer) SetCamera(c Camera) {
-	c.Width, c.Height = r.w, r.h
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c.Width, c.Height = r.cam.Width, r.cam.Height
 	r.cam, r.camSet = c, true
+}
+
+// Fit points the camera at f's visible nodes, with margin pixels free on
+// every side, at zoom 1.
+func (r *Renderer) Fit(f *scene.Frame, margin float64) {
+	b, _ := FrameBounds(f)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cam, r.camSet = FitCamera(b, r.cam.Width, r.cam.Height, margin), true
 }
 
 // Resize changes the framebuffer's size, keeping the camera's centre and
@@ -252,10 +277,13 @@ func (r *Renderer) Draw(f *scene.Frame) error {
 	return r.th.do(func() error {
 		r.stats = Stats{}
 		r.upload(f)
+		r.mu.Lock()
 		if !r.camSet {
 			b, _ := FrameBounds(f)
 			r.cam, r.camSet = FitCamera(b, r.w, r.h, 24), true
 		}
+		r.cur = r.cam
+		r.mu.Unlock()
 		r.draw(f)
 		if err := glError("draw"); err != nil {
 			return err
