@@ -146,7 +146,7 @@ func (r *Renderer) drawBare(f *scene.Frame) {
 	gl.UseProgram(r.bareProg)
 	gl.UniformMatrix3fv(uniform(r.bareProg, "uMVP"), 1, false, &mvp[0])
 	gl.Uniform1f(uniform(r.bareProg, "uZoom"), float32(r.cur.Zoom))
-	gl.BindVertexArray(r.nodeVAO)
+	gl.BindVertexArray(r.bareVAO)
 	gl.DrawArrays(gl.POINTS, 0, int32(f.Nodes))
 	gl.BindVertexArray(0)
 	gl.Disable(gl.BLEND)

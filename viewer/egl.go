@@ -56,7 +56,8 @@ static void cairn_egl_close(EGLDisplay dpy, EGLContext ctx, EGLSurface surf) {
 	eglMakeCurrent(dpy, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT);
 	if (surf != EGL_NO_SURFACE) eglDestroySurface(dpy, surf);
 	if (ctx != EGL_NO_CONTEXT) eglDestroyContext(dpy, ctx);
-	eglTerminate(dpy);
+	// No eglTerminate: the display is shared by every renderer of the
+	// process, and terminating it would pull it from under the others.
 }
 */
 import "C"

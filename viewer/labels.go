@@ -21,16 +21,22 @@ func PlaceLabels(f *scene.Frame, cam Camera, cell int, dst []Label) []Label {
 	for i := range best {
 		best[i] = -1
 	}
-	for s := 0; s < f.Nodes; s++ {
-		if !visible(f, s) || f.ID[s] == "" {
+	// ToScreen, inlined: this loop runs over every node each frame.
+	p := cam.PixelsPerUnit()
+	ox, oy := float64(cam.Width)/2-cam.X*p, float64(cam.Height)/2+cam.Y*p
+	w, h := float64(cam.Width), float64(cam.Height)
+	inv := 1 / float64(cell)
+	pos, size, color, deg := f.Pos[:2*f.Nodes], f.Size[:f.Nodes], f.Color[:f.Nodes], f.Deg[:f.Nodes]
+	for s := range size {
+		if size[s] <= 0 || color[s]>>24 == 0 {
 			continue
 		}
-		x, y := cam.ToScreen(float64(f.Pos[2*s]), float64(f.Pos[2*s+1]))
-		if x < 0 || y < 0 || x >= float64(cam.Width) || y >= float64(cam.Height) {
+		x, y := ox+float64(pos[2*s])*p, oy-float64(pos[2*s+1])*p
+		if !(x >= 0 && y >= 0 && x < w && y < h) {
 			continue
 		}
-		c := int(y)/cell*cols + int(x)/cell
-		if b := best[c]; b < 0 || f.Deg[s] > f.Deg[b] {
+		c := int(y*inv)*cols + int(x*inv)
+		if b := best[c]; (b < 0 || deg[s] > deg[b]) && f.ID[s] != "" {
 			best[c] = int32(s)
 		}
 	}

@@ -427,3 +427,25 @@ func TestPointerDragAndClick(t *testing.T) {
 		t.Fatalf("scroll zoom %v", z)
 	}
 }
+
+func BenchmarkPlaceLabels100K(b *testing.B) {
+	f := randomScene(100_000, 0, true, 1)
+	cam := FitCamera(Bounds{-500, -500, 500, 500}, 1280, 720, 16)
+	var dst []Label
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = PlaceLabels(f, cam, 96, dst[:0])
+	}
+}
+
+func BenchmarkCullEdges100K200K(b *testing.B) {
+	f := randomScene(100_000, 200_000, false, 1)
+	cam := FitCamera(Bounds{-500, -500, 500, 500}, 1280, 720, 16)
+	l := DefaultLOD()
+	l.EdgeBudget = 100_000
+	var dst []uint32
+	b.ReportAllocs()
+	for b.Loop() {
+		dst, _ = l.CullEdges(f, cam, dst[:0])
+	}
+}

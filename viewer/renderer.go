@@ -36,7 +36,7 @@ type Renderer struct {
 
 	fbo, colorRB, idRB                                uint32
 	nodeProg, largeProg, edgeProg, textProg, bareProg uint32
-	nodeVAO, edgeVAO, largeVAO, textVAO               uint32
+	nodeVAO, bareVAO, edgeVAO, largeVAO, textVAO      uint32
 	posBuf, colBuf, sizeBuf, edgeBuf, cullBuf         uint32
 	largeBuf, quadBuf, textBuf, atlasTex              uint32
 	nodeCap, edgeCap                                  int
@@ -98,9 +98,15 @@ func newRenderer(th *glThread, w, h int, o options) (*Renderer, error) {
 	gl.BindBuffer(gl.ARRAY_BUFFER, r.quadBuf)
 	gl.BufferData(gl.ARRAY_BUFFER, 4*len(quad), gl.Ptr(quad), gl.STATIC_DRAW)
 
-	// Nodes: position, colour, size per slot.
+	// Nodes: position, colour, size per slot; the colour as one integer.
 	gl.GenVertexArrays(1, &r.nodeVAO)
 	gl.BindVertexArray(r.nodeVAO)
+	r.bindNodeAttribs()
+	gl.BindBuffer(gl.ARRAY_BUFFER, r.colBuf)
+	gl.VertexAttribIPointerWithOffset(1, 1, gl.UNSIGNED_INT, 4, 0)
+	// The bare draw reads the colour normalised, as edges do.
+	gl.GenVertexArrays(1, &r.bareVAO)
+	gl.BindVertexArray(r.bareVAO)
 	r.bindNodeAttribs()
 	// Edges: the same position and colour buffers, indexed by the ends.
 	gl.GenVertexArrays(1, &r.edgeVAO)
