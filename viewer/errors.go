@@ -18,6 +18,9 @@ var (
 	// ErrGL means OpenGL reported a failure (a shader that does not
 	// compile, an incomplete framebuffer, glGetError).
 	ErrGL = errors.New("viewer: OpenGL error")
+	// ErrBadFrame means a Frame's slices are shorter than its counts say,
+	// or an edge names a node slot at or past Nodes; nothing of it is drawn.
+	ErrBadFrame = errors.New("viewer: bad frame")
 	// ErrRecorder means the ffmpeg child of a Recorder failed or is missing.
 	ErrRecorder = errors.New("viewer: recorder")
 )

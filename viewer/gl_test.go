@@ -294,3 +294,16 @@ func TestBuffersGrow(t *testing.T) {
 		t.Errorf("after growing: %v", d)
 	}
 }
+
+func TestDrawRejectsBadFrame(t *testing.T) {
+	r := newHeadlessT(t, 64, 64, testConfig())
+	f := triangleScene()
+	f.Ends[1] = 99
+	if err := r.Draw(f); !errors.Is(err, ErrBadFrame) {
+		t.Fatalf("Draw of an edge to slot 99 of 4: %v, want ErrBadFrame", err)
+	}
+	f.Ends[1] = 1
+	if err := r.Draw(f); err != nil {
+		t.Fatalf("the repaired frame: %v", err)
+	}
+}

@@ -1,6 +1,10 @@
 package viewer
 
-import "github.com/cairn-graph/cairn/viewer/scene"
+import (
+	"fmt"
+
+	"github.com/cairn-graph/cairn/viewer/scene"
+)
 
 // growCap is the capacity a buffer of capacity cur grows to so that it
 // holds need items: at least double, at least 1024.
@@ -29,4 +33,35 @@ func clampRanges(dst, rs []scene.Range, n int) []scene.Range {
 		dst = append(dst, scene.Range{Lo: uint32(lo), Hi: uint32(hi)})
 	}
 	return dst
+}
+
+// checkFrame checks that f's slices hold what its counts say, and that the
+// edges of edges (ranges of edge slots, nil: all) end at node slots below
+// Nodes, so that no upload or draw reads past a buffer. Its errors wrap
+// ErrBadFrame and name the field or edge slot.
+func checkFrame(f *scene.Frame, edges []scene.Range) error {
+	n := f.Nodes
+	if n < 0 || f.Edges < 0 {
+		return fmt.Errorf("%w: Nodes %d, Edges %d", ErrBadFrame, n, f.Edges)
+	}
+	for _, c := range []struct {
+		name       string
+		have, need int
+	}{{"Pos", len(f.Pos), 2 * n}, {"Color", len(f.Color), n}, {"Size", len(f.Size), n},
+		{"ID", len(f.ID), n}, {"Deg", len(f.Deg), n}, {"Ends", len(f.Ends), 2 * f.Edges}} {
+		if c.have < c.need {
+			return fmt.Errorf("%w: %s holds %d entries, want %d", ErrBadFrame, c.name, c.have, c.need)
+		}
+	}
+	if edges == nil {
+		edges = []scene.Range{{Lo: 0, Hi: uint32(f.Edges)}}
+	}
+	for _, r := range edges {
+		for e := int(r.Lo); e < min(int(r.Hi), f.Edges); e++ {
+			if a, b := f.Ends[2*e], f.Ends[2*e+1]; int(a) >= n || int(b) >= n {
+				return fmt.Errorf("%w: edge slot %d joins slots %d and %d, past Nodes %d", ErrBadFrame, e, a, b, n)
+			}
+		}
+	}
+	return nil
 }

@@ -449,3 +449,34 @@ func BenchmarkCullEdges100K200K(b *testing.B) {
 		dst, _ = l.CullEdges(f, cam, dst[:0])
 	}
 }
+
+func TestCheckFrame(t *testing.T) {
+	if err := checkFrame(triangleScene(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		mut   func(f *scene.Frame)
+		edges []scene.Range
+		want  string
+	}{
+		"short Pos":         {func(f *scene.Frame) { f.Pos = f.Pos[:5] }, nil, "Pos holds 5"},
+		"short Color":       {func(f *scene.Frame) { f.Color = f.Color[:1] }, nil, "Color"},
+		"short Ends":        {func(f *scene.Frame) { f.Edges = 9 }, nil, "Ends holds 8"},
+		"end past":          {func(f *scene.Frame) { f.Ends[3] = 4 }, nil, "edge slot 1 joins slots 1 and 4"},
+		"end past in range": {func(f *scene.Frame) { f.Ends[3] = 4 }, []scene.Range{{Lo: 1, Hi: 2}}, "edge slot 1"},
+		"negative":          {func(f *scene.Frame) { f.Nodes = -1 }, nil, "Nodes -1"},
+	} {
+		f := triangleScene()
+		c.mut(f)
+		err := checkFrame(f, c.edges)
+		if !errors.Is(err, ErrBadFrame) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want ErrBadFrame naming %q", name, err, c.want)
+		}
+	}
+	// An edge past Nodes outside the checked ranges is not looked at.
+	f := triangleScene()
+	f.Ends[3] = 4
+	if err := checkFrame(f, []scene.Range{{Lo: 0, Hi: 1}}); err != nil {
+		t.Errorf("unchecked range: %v", err)
+	}
+}

@@ -273,8 +273,15 @@ func (r *Renderer) Stats() Stats { return r.stats }
 // Draw uploads what changed in f and draws it. f must stay unchanged until
 // Draw returns. The first call uploads everything; later calls upload
 // only f's dirty ranges unless f.Full is set or a buffer had to grow.
-// Errors wrap ErrGL or ErrClosed.
+// Errors wrap ErrBadFrame (nothing is drawn), ErrGL or ErrClosed.
 func (r *Renderer) Draw(f *scene.Frame) error {
+	edges := f.EdgeDirty
+	if f.Full || !r.primed || f.Edges > r.edgeCap {
+		edges = nil // all are uploaded
+	}
+	if err := checkFrame(f, edges); err != nil {
+		return err
+	}
 	now := time.Now()
 	if !r.last.IsZero() {
 		r.frame = now.Sub(r.last)
