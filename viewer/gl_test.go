@@ -134,11 +134,21 @@ func TestGoldenSizes(t *testing.T) {
 		{0, -30, 0xff40a0ff, 120, 0},
 		{60, -60, 0x80ffffff, 30, 0},
 	}, [][2]uint32{{0, 4}, {3, 5}})
-	r := newHeadlessT(t, 200, 160, testConfig())
+	c := testConfig()
+	c.PickRadius = 1 // the one-pixel point's centre falls on a pixel corner
+	r := newHeadlessT(t, 200, 160, c)
 	r.SetCamera(fixedCamera(200, 160))
 	img := draw(t, r, f)
 	if s := r.Stats(); s.Large != 1 {
 		t.Errorf("large nodes drawn as quads = %d, want 1 (the 120-pixel one)", s.Large)
+	}
+	// The id buffer holds the quad's slot and the sub-pixel point's.
+	cam := r.Camera()
+	for _, s := range []int{0, 1, 4} {
+		x, y := centre(cam, f, s)
+		if got, ok, err := r.Pick(x, y); err != nil || !ok || got != uint32(s) {
+			t.Errorf("id at slot %d's centre = %d, %v, %v", s, got, ok, err)
+		}
 	}
 	checkGolden(t, "sizes", img)
 }
@@ -305,5 +315,54 @@ func TestDrawRejectsBadFrame(t *testing.T) {
 	f.Ends[1] = 1
 	if err := r.Draw(f); err != nil {
 		t.Fatalf("the repaired frame: %v", err)
+	}
+}
+
+func TestOverlayDrawsTextWithoutIDs(t *testing.T) {
+	c := testConfig()
+	c.Overlay = true
+	r := newHeadlessT(t, 320, 60, c)
+	f := triangleScene()
+	r.SetCamera(Camera{X: 1e6, Scale: 1, Zoom: 1}) // the nodes far off screen
+	img := draw(t, r, f)
+	white := 0
+	for y := 0; y < 40; y++ {
+		for x := 0; x < 320; x++ {
+			if rgbaAt(img, x, y) == 0xffffffff {
+				white++
+			}
+			if _, ok, _ := r.Pick(x, y); ok && x%16 == 0 {
+				t.Fatalf("overlay wrote the id buffer at (%d,%d)", x, y)
+			}
+		}
+	}
+	if white < 100 {
+		t.Errorf("overlay drew %d white pixels, want text", white)
+	}
+}
+
+func TestEdgeBudgetCulls(t *testing.T) {
+	c := testConfig()
+	c.LOD.EdgeBudget = 2
+	r := newHeadlessT(t, 160, 120, c)
+	cam := fixedCamera(160, 120)
+	r.SetCamera(cam)
+	// Four edges over a budget of 2: the long diagonal (past a quarter of
+	// the diagonal) is left out, the two short ones stay.
+	f := buildFrame([]testNode{{-90, -90, red, 6, 0}, {90, 90, red, 6, 0}, {-10, 0, green, 6, 0}, {10, 0, green, 6, 0}, {10, 20, blue, 6, 0}},
+		[][2]uint32{{0, 1}, {2, 3}, {3, 4}, {4, 4}})
+	img := draw(t, r, f)
+	if s := r.Stats(); !s.Culled || s.Edges != 2 {
+		t.Fatalf("stats %+v, want 2 edges drawn after culling", s)
+	}
+	// A point on the long diagonal, away from the others: background.
+	x, y := cam.ToScreen(-50, -50)
+	if got := rgbaAt(img, int(x), int(y)); got != c.Background {
+		t.Errorf("culled long edge drew %08x at (%v,%v)", got, x, y)
+	}
+	// A point on the short edge 2–3: not background.
+	x, y = cam.ToScreen(0, 0)
+	if got := rgbaAt(img, int(x), int(y)); got == c.Background {
+		t.Errorf("short edge 2–3 not drawn at (%v,%v)", x, y)
 	}
 }
