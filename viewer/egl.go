@@ -75,8 +75,9 @@ type eglContext struct {
 	surfaceless bool
 }
 
-var eglSteps = [...]string{1: "no EGL display", 2: "eglInitialize", 3: "eglBindAPI(OpenGL)", 4: "no EGL config for OpenGL with a pbuffer",
-	5: "no OpenGL 4.5, 4.3 or 3.3 core context", 6: "eglCreatePbufferSurface", 7: "eglMakeCurrent"}
+var eglSteps = [...]string{1: "getting an EGL display", 2: "eglInitialize", 3: "eglBindAPI(EGL_OPENGL_API)",
+	4: "eglChooseConfig (OpenGL, pbuffer)", 5: "creating an OpenGL 4.5, 4.3 or 3.3 core context",
+	6: "eglCreatePbufferSurface", 7: "eglMakeCurrent"}
 
 // openEGL makes a context current on the calling (locked) thread. Its
 // errors wrap ErrNoEGL and name the step and EGL's error code.
