@@ -36,10 +36,10 @@ func clampRanges(dst, rs []scene.Range, n int) []scene.Range {
 }
 
 // checkFrame checks that f's slices hold what its counts say, and that the
-// edges of edges (ranges of edge slots, nil: all) end at node slots below
-// Nodes, so that no upload or draw reads past a buffer. Its errors wrap
-// ErrBadFrame and name the field or edge slot.
-func checkFrame(f *scene.Frame, edges []scene.Range) error {
+// edges in edges (ranges of edge slots; every edge when all) end at node
+// slots below Nodes, so that no upload or draw reads past a buffer. Its
+// errors wrap ErrBadFrame and name the field or edge slot.
+func checkFrame(f *scene.Frame, edges []scene.Range, all bool) error {
 	n := f.Nodes
 	if n < 0 || f.Edges < 0 {
 		return fmt.Errorf("%w: Nodes %d, Edges %d", ErrBadFrame, n, f.Edges)
@@ -53,7 +53,7 @@ func checkFrame(f *scene.Frame, edges []scene.Range) error {
 			return fmt.Errorf("%w: %s holds %d entries, want %d", ErrBadFrame, c.name, c.have, c.need)
 		}
 	}
-	if edges == nil {
+	if all {
 		edges = []scene.Range{{Lo: 0, Hi: uint32(f.Edges)}}
 	}
 	for _, r := range edges {

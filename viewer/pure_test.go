@@ -451,7 +451,7 @@ func BenchmarkCullEdges100K200K(b *testing.B) {
 }
 
 func TestCheckFrame(t *testing.T) {
-	if err := checkFrame(triangleScene(), nil); err != nil {
+	if err := checkFrame(triangleScene(), nil, true); err != nil {
 		t.Fatal(err)
 	}
 	for name, c := range map[string]struct {
@@ -468,7 +468,7 @@ func TestCheckFrame(t *testing.T) {
 	} {
 		f := triangleScene()
 		c.mut(f)
-		err := checkFrame(f, c.edges)
+		err := checkFrame(f, c.edges, c.edges == nil)
 		if !errors.Is(err, ErrBadFrame) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want ErrBadFrame naming %q", name, err, c.want)
 		}
@@ -476,7 +476,7 @@ func TestCheckFrame(t *testing.T) {
 	// An edge past Nodes outside the checked ranges is not looked at.
 	f := triangleScene()
 	f.Ends[3] = 4
-	if err := checkFrame(f, []scene.Range{{Lo: 0, Hi: 1}}); err != nil {
+	if err := checkFrame(f, []scene.Range{{Lo: 0, Hi: 1}}, false); err != nil {
 		t.Errorf("unchecked range: %v", err)
 	}
 }

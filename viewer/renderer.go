@@ -268,26 +268,27 @@ func (r *Renderer) Resize(w, h int) error {
 }
 
 // Stats describes the last frame drawn.
-func (r *Renderer) Stats() Stats { return r.stats }
+func (r *Renderer) Stats() Stats {
+	var s Stats
+	_ = r.th.do(func() error { s = r.stats; return nil })
+	return s
+}
 
 // Draw uploads what changed in f and draws it. f must stay unchanged until
 // Draw returns. The first call uploads everything; later calls upload
 // only f's dirty ranges unless f.Full is set or a buffer had to grow.
 // Errors wrap ErrBadFrame (nothing is drawn), ErrGL or ErrClosed.
 func (r *Renderer) Draw(f *scene.Frame) error {
-	edges := f.EdgeDirty
-	if f.Full || !r.primed || f.Edges > r.edgeCap {
-		edges = nil // all are uploaded
-	}
-	if err := checkFrame(f, edges); err != nil {
-		return err
-	}
-	now := time.Now()
-	if !r.last.IsZero() {
-		r.frame = now.Sub(r.last)
-	}
-	r.last = now
 	return r.th.do(func() error {
+		now := time.Now()
+		if !r.last.IsZero() {
+			r.frame = now.Sub(r.last) // shown by the overlay
+		}
+		r.last = now
+		all := f.Full || !r.primed || f.Edges > r.edgeCap // every edge is uploaded
+		if err := checkFrame(f, f.EdgeDirty, all); err != nil {
+			return err
+		}
 		r.stats = Stats{}
 		r.upload(f)
 		r.mu.Lock()

@@ -50,8 +50,8 @@ void main() {
 	// wide, so only the outer half-pixel of the rim where it touches the
 	// sprite's sides is cut (a wider sprite costs ~40 % more fragments
 	// for small nodes).
-	vec2 p = (gl_PointCoord - 0.5) * vPx;
-	float a = clamp(0.5 * vPx - length(p) + 0.5, 0.0, 1.0);
+	vec2 p = gl_PointCoord - 0.5;
+	float a = clamp(0.5 + vPx * (0.25 - dot(p, p)), 0.0, 1.0);
 	if (a <= 0.0) discard;
 	oColor = vec4(c.rgb, c.a * a);
 }
