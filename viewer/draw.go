@@ -101,27 +101,21 @@ func (r *Renderer) clear() {
 	gl.ClearBufferuiv(gl.COLOR, 1, &zero[0])
 }
 
-// drawText draws r.text twice: a dark shadow one pixel down-right, then
-// white.
+// drawText draws r.text, glyphs and their shadows in one pass; colour
+// only.
 func (r *Renderer) drawText() {
 	gl.ColorMaski(1, false, false, false, false)
 	defer gl.ColorMaski(1, true, true, true, true)
 	gl.UseProgram(r.textProg)
 	gl.Uniform2f(uniform(r.textProg, "uViewport"), float32(r.w), float32(r.h))
-	gl.Uniform2f(uniform(r.textProg, "uAtlas"), glyphCount*glyphW, glyphH)
+	gl.Uniform2f(uniform(r.textProg, "uAtlas"), glyphCount*cellW, cellH)
 	gl.Uniform1i(uniform(r.textProg, "uTex"), 0)
 	gl.ActiveTexture(gl.TEXTURE0)
 	gl.BindTexture(gl.TEXTURE_2D, r.atlasTex)
 	gl.BindBuffer(gl.ARRAY_BUFFER, r.textBuf)
 	gl.BufferData(gl.ARRAY_BUFFER, 4*len(r.text), gl.Ptr(r.text), gl.STREAM_DRAW)
 	gl.BindVertexArray(r.textVAO)
-	n := int32(len(r.text) / textVertexFloats)
-	gl.Uniform2f(uniform(r.textProg, "uOffset"), 1, 1)
-	gl.Uniform4f(uniform(r.textProg, "uColor"), 0, 0, 0, 0.8)
-	gl.DrawArrays(gl.TRIANGLES, 0, n)
-	gl.Uniform2f(uniform(r.textProg, "uOffset"), 0, 0)
-	gl.Uniform4f(uniform(r.textProg, "uColor"), 1, 1, 1, 1)
-	gl.DrawArrays(gl.TRIANGLES, 0, n)
+	gl.DrawArrays(gl.TRIANGLES, 0, int32(len(r.text)/textVertexFloats))
 }
 
 // drawBare draws the uploaded buffers with the least work: every edge

@@ -307,33 +307,41 @@ func TestGLThreadRunsOnOneOSThread(t *testing.T) {
 
 func TestBakeAtlasAndLayoutText(t *testing.T) {
 	a := bakeAtlas()
-	if a.Rect.Dx() != glyphCount*glyphW || a.Rect.Dy() != glyphH {
-		t.Fatalf("atlas %v", a.Rect)
+	if a.w != glyphCount*cellW || a.h != cellH || len(a.pix) != 2*a.w*a.h {
+		t.Fatalf("atlas %dx%d, %d bytes", a.w, a.h, len(a.pix))
 	}
-	ink := func(r rune) int {
+	// ink counts a channel's non-zero pixels in rune r's cell.
+	ink := func(r rune, ch int) int {
 		n := 0
 		i := int(r - firstGlyph)
-		for y := 0; y < glyphH; y++ {
-			for x := i * glyphW; x < (i+1)*glyphW; x++ {
-				if a.AlphaAt(x, y).A > 0 {
+		for y := 0; y < cellH; y++ {
+			for x := i * cellW; x < (i+1)*cellW; x++ {
+				if a.pix[2*(y*a.w+x)+ch] > 0 {
 					n++
 				}
 			}
 		}
 		return n
 	}
-	if ink(' ') != 0 || ink('A') == 0 || ink('~') == 0 {
-		t.Fatalf("ink: space %d, A %d, ~ %d", ink(' '), ink('A'), ink('~'))
+	if ink(' ', 0) != 0 || ink('A', 0) == 0 || ink('~', 0) == 0 {
+		t.Fatalf("ink: space %d, A %d, ~ %d", ink(' ', 0), ink('A', 0), ink('~', 0))
+	}
+	// The shadow is the glyph moved one pixel right and down, inside the
+	// cell: as much ink.
+	for _, r := range "AgW|~" {
+		if ink(r, 0) != ink(r, 1) {
+			t.Errorf("%q: glyph %d pixels, shadow %d", r, ink(r, 0), ink(r, 1))
+		}
 	}
 	v, w := layoutText(nil, "a b\u00e9", 10, 20, 2)
-	// Four characters (é → '?'), the space has no quad.
+	// Four characters (é → '?'), the space has no quad; quads span cells.
 	if w != 4*glyphW*2 || len(v) != 3*6*textVertexFloats {
 		t.Fatalf("width %v, %d floats", w, len(v))
 	}
-	if v[0] != 10 || v[1] != 20 || v[2] != float32('a'-firstGlyph)*glyphW {
-		t.Errorf("first vertex %v", v[:4])
+	if v[0] != 10 || v[1] != 20 || v[2] != float32('a'-firstGlyph)*cellW || v[4] != 10+2*cellW {
+		t.Errorf("first quad %v", v[:8])
 	}
-	if u := v[2*6*textVertexFloats+2]; u != float32('?'-firstGlyph)*glyphW {
+	if u := v[2*6*textVertexFloats+2]; u != float32('?'-firstGlyph)*cellW {
 		t.Errorf("é drawn as u=%v, want '?'", u)
 	}
 }

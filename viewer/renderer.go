@@ -145,7 +145,7 @@ func newRenderer(th *glThread, w, h int, o options) (*Renderer, error) {
 	gl.GenTextures(1, &r.atlasTex)
 	gl.BindTexture(gl.TEXTURE_2D, r.atlasTex)
 	gl.PixelStorei(gl.UNPACK_ALIGNMENT, 1)
-	gl.TexImage2D(gl.TEXTURE_2D, 0, gl.R8, int32(atlas.Rect.Dx()), int32(atlas.Rect.Dy()), 0, gl.RED, gl.UNSIGNED_BYTE, gl.Ptr(atlas.Pix))
+	gl.TexImage2D(gl.TEXTURE_2D, 0, gl.RG8, int32(atlas.w), int32(atlas.h), 0, gl.RG, gl.UNSIGNED_BYTE, gl.Ptr(atlas.pix))
 	gl.TexParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.NEAREST)
 	gl.TexParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.NEAREST)
 	gl.TexParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE)

@@ -126,24 +126,23 @@ const textVS = `#version 330 core
 layout(location = 0) in vec4 aXYUV;
 uniform vec2 uViewport;
 uniform vec2 uAtlas;
-uniform vec2 uOffset;
 out vec2 vUV;
 void main() {
-	vec2 p = aXYUV.xy + uOffset;
-	gl_Position = vec4(p.x / uViewport.x * 2.0 - 1.0, 1.0 - p.y / uViewport.y * 2.0, 0.0, 1.0);
+	gl_Position = vec4(aXYUV.x / uViewport.x * 2.0 - 1.0, 1.0 - aXYUV.y / uViewport.y * 2.0, 0.0, 1.0);
 	vUV = aXYUV.zw / uAtlas;
 }
 `
 
+// Text in one pass: white glyphs over their own dark shadow (the atlas's
+// G channel).
 const textFS = `#version 330 core
 in vec2 vUV;
 uniform sampler2D uTex;
-uniform vec4 uColor;
 layout(location = 0) out vec4 oColor;
 void main() {
-	float a = texture(uTex, vUV).r;
-	if (a <= 0.0) discard;
-	oColor = vec4(uColor.rgb, uColor.a * a);
+	vec2 t = texture(uTex, vUV).rg;
+	if (t.r <= 0.0 && t.g <= 0.0) discard;
+	oColor = t.r > 0.0 ? vec4(1.0, 1.0, 1.0, t.r) : vec4(0.0, 0.0, 0.0, 0.8 * t.g);
 }
 `
 
