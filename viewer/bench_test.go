@@ -169,3 +169,24 @@ func BenchmarkExport100K200K(b *testing.B) {
 	b.ReportMetric(float64((cpuNow()-c0).Microseconds())/1000/float64(total), "cpu-ms/frame")
 	b.ReportMetric(0, "ns/op")
 }
+
+// BenchmarkPick100K measures a click: the first Pick after a Draw of 100K
+// nodes, which fills the id attachment and reads a few pixels back.
+func BenchmarkPick100K(b *testing.B) {
+	f := randomScene(100_000, 200_000, true, 1)
+	r := newHeadlessT(b, 1280, 720, DefaultConfig())
+	r.Fit(f, 16)
+	if err := r.Draw(f); err != nil {
+		b.Fatal(err)
+	}
+	if err := r.Finish(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		_ = r.th.do(func() error { r.idStale = true; return nil })
+		if _, _, err := r.Pick(640, 360); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

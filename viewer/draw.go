@@ -12,17 +12,21 @@ import (
 	"github.com/cairn-graph/cairn/viewer/scene"
 )
 
-// draw renders f into the framebuffer: edges, point-sprite nodes, large
-// nodes as quads, labels and the overlay.
+// draw renders f into the colour attachment: edges, point-sprite nodes,
+// large nodes as quads, labels and the overlay. The id attachment is
+// drawn only when Pick needs it (drawIDs): a frame that nobody picks in
+// does not pay for it.
 func (r *Renderer) draw(f *scene.Frame) {
 	gl.BindFramebuffer(gl.FRAMEBUFFER, r.fbo)
 	gl.Viewport(0, 0, int32(r.w), int32(r.h))
-	r.clear()
+	bg := r.cfg.Background
+	c := [4]float32{float32(bg&0xff) / 255, float32(bg>>8&0xff) / 255, float32(bg>>16&0xff) / 255, float32(bg>>24) / 255}
+	gl.ClearBufferfv(gl.COLOR, 0, &c[0])
+	r.idStale, r.idNodes = true, f.Nodes
 	gl.Enable(gl.BLEND)
 	mvp := r.cur.Matrix()
 
-	// Edges: colour only, the id attachment masked.
-	gl.ColorMaski(1, false, false, false, false)
+	// Edges.
 	gl.UseProgram(r.edgeProg)
 	gl.UniformMatrix3fv(uniform(r.edgeProg, "uMVP"), 1, false, &mvp[0])
 	gl.Uniform1f(uniform(r.edgeProg, "uAlpha"), r.cfg.EdgeAlpha)
@@ -39,31 +43,18 @@ func (r *Renderer) draw(f *scene.Frame) {
 		gl.DrawElements(gl.LINES, int32(len(r.cull)), gl.UNSIGNED_INT, nil)
 		r.stats.Edges, r.stats.Culled = len(r.cull)/2, true
 	}
-	gl.ColorMaski(1, true, true, true, true)
 
-	// Nodes as point sprites.
-	gl.UseProgram(r.nodeProg)
-	gl.UniformMatrix3fv(uniform(r.nodeProg, "uMVP"), 1, false, &mvp[0])
-	gl.Uniform1f(uniform(r.nodeProg, "uZoom"), float32(r.cur.Zoom))
-	gl.Uniform1f(uniform(r.nodeProg, "uPointPx"), float32(r.cfg.LOD.PointPx))
-	gl.Uniform1f(uniform(r.nodeProg, "uMaxPointPx"), float32(r.maxPoint))
-	gl.BindVertexArray(r.nodeVAO)
-	gl.DrawArrays(gl.POINTS, 0, int32(f.Nodes))
-
-	// Nodes wider than a point sprite may be, as instanced quads.
+	// Nodes: point sprites, and those wider than a point sprite may be as
+	// instanced quads.
 	lod := r.cfg.LOD
 	lod.MaxPointPx = r.maxPoint
 	r.large = lod.LargeNodes(f, r.cur, r.large[:0])
-	if n := len(r.large) / largeStride; n > 0 {
-		gl.UseProgram(r.largeProg)
-		gl.UniformMatrix3fv(uniform(r.largeProg, "uMVP"), 1, false, &mvp[0])
-		gl.Uniform2f(uniform(r.largeProg, "uViewport"), float32(r.w), float32(r.h))
+	if len(r.large) > 0 {
 		gl.BindBuffer(gl.ARRAY_BUFFER, r.largeBuf)
 		gl.BufferData(gl.ARRAY_BUFFER, 4*len(r.large), gl.Ptr(r.large), gl.STREAM_DRAW)
-		gl.BindVertexArray(r.largeVAO)
-		gl.DrawArraysInstanced(gl.TRIANGLE_STRIP, 0, 4, int32(n))
-		r.stats.Large = n
 	}
+	r.drawNodes()
+	r.stats.Large = len(r.large) / largeStride
 
 	// Text: labels, then the overlay; colour only.
 	r.text = r.text[:0]
@@ -91,21 +82,47 @@ func (r *Renderer) draw(f *scene.Frame) {
 	gl.Disable(gl.BLEND)
 }
 
-// clear fills the colour attachment with the background and the id
-// attachment with 0.
-func (r *Renderer) clear() {
-	bg := r.cfg.Background
-	c := [4]float32{float32(bg&0xff) / 255, float32(bg>>8&0xff) / 255, float32(bg>>16&0xff) / 255, float32(bg>>24) / 255}
-	gl.ClearBufferfv(gl.COLOR, 0, &c[0])
+// drawNodes draws the nodes of the last frame from the uploaded buffers
+// (point sprites and the large-node instances) into the draw buffers
+// that are set.
+func (r *Renderer) drawNodes() {
+	mvp := r.cur.Matrix()
+	gl.UseProgram(r.nodeProg)
+	gl.UniformMatrix3fv(uniform(r.nodeProg, "uMVP"), 1, false, &mvp[0])
+	gl.Uniform1f(uniform(r.nodeProg, "uZoom"), float32(r.cur.Zoom))
+	gl.Uniform1f(uniform(r.nodeProg, "uPointPx"), float32(r.cfg.LOD.PointPx))
+	gl.Uniform1f(uniform(r.nodeProg, "uMaxPointPx"), float32(r.maxPoint))
+	gl.BindVertexArray(r.nodeVAO)
+	gl.DrawArrays(gl.POINTS, 0, int32(r.idNodes))
+	if n := len(r.large) / largeStride; n > 0 {
+		gl.UseProgram(r.largeProg)
+		gl.UniformMatrix3fv(uniform(r.largeProg, "uMVP"), 1, false, &mvp[0])
+		gl.Uniform2f(uniform(r.largeProg, "uViewport"), float32(r.w), float32(r.h))
+		gl.BindVertexArray(r.largeVAO)
+		gl.DrawArraysInstanced(gl.TRIANGLE_STRIP, 0, 4, int32(n))
+	}
+	gl.BindVertexArray(0)
+}
+
+// drawIDs fills the id attachment for the last frame drawn: 0, then
+// slot+1 wherever a node drew a fragment (the same shaders, so the same
+// fragments, as the colour pass).
+func (r *Renderer) drawIDs() {
+	gl.BindFramebuffer(gl.FRAMEBUFFER, r.fbo)
+	gl.Viewport(0, 0, int32(r.w), int32(r.h))
+	ids := []uint32{gl.NONE, gl.COLOR_ATTACHMENT1}
+	gl.DrawBuffers(2, &ids[0])
 	var zero [4]uint32
 	gl.ClearBufferuiv(gl.COLOR, 1, &zero[0])
+	r.drawNodes()
+	colour := uint32(gl.COLOR_ATTACHMENT0)
+	gl.DrawBuffers(1, &colour)
+	r.idStale = false
 }
 
 // drawText draws r.text, glyphs and their shadows in one pass; colour
 // only.
 func (r *Renderer) drawText() {
-	gl.ColorMaski(1, false, false, false, false)
-	defer gl.ColorMaski(1, true, true, true, true)
 	gl.UseProgram(r.textProg)
 	gl.Uniform2f(uniform(r.textProg, "uViewport"), float32(r.w), float32(r.h))
 	gl.Uniform2f(uniform(r.textProg, "uAtlas"), glyphCount*cellW, cellH)
@@ -119,13 +136,13 @@ func (r *Renderer) drawText() {
 }
 
 // drawBare draws the uploaded buffers with the least work: every edge
-// slot as a flat line, every node as a flat disc, one colour attachment;
-// no LOD, labels, overlay or ids. It is the benchmarks' baseline.
+// slot as a flat line, every node as a flat disc, into the colour
+// attachment; no LOD, labels, overlay or ids. It is the benchmarks'
+// baseline.
 func (r *Renderer) drawBare(f *scene.Frame) {
 	gl.BindFramebuffer(gl.FRAMEBUFFER, r.fbo)
 	gl.Viewport(0, 0, int32(r.w), int32(r.h))
-	one := uint32(gl.COLOR_ATTACHMENT0)
-	gl.DrawBuffers(1, &one)
+	r.idStale = true
 	bg := r.cfg.Background
 	c := [4]float32{float32(bg&0xff) / 255, float32(bg>>8&0xff) / 255, float32(bg>>16&0xff) / 255, 1}
 	gl.ClearBufferfv(gl.COLOR, 0, &c[0])
@@ -144,8 +161,6 @@ func (r *Renderer) drawBare(f *scene.Frame) {
 	gl.DrawArrays(gl.POINTS, 0, int32(f.Nodes))
 	gl.BindVertexArray(0)
 	gl.Disable(gl.BLEND)
-	two := []uint32{gl.COLOR_ATTACHMENT0, gl.COLOR_ATTACHMENT1}
-	gl.DrawBuffers(2, &two[0])
 }
 
 // Finish waits until GL has finished every command issued (llvmpipe and
@@ -183,7 +198,8 @@ func (r *Renderer) ReadImage(dst *image.RGBA) (*image.RGBA, error) {
 
 // Pick returns the slot of the node drawn nearest the pixel (x, y) (top-left
 // origin, as from ReadImage or a mouse), within Config.PickRadius pixels,
-// in the last frame drawn; ok is false when none is.
+// in the last frame drawn; ok is false when none is. The first Pick after
+// a Draw fills the id attachment (the node pass again, into it alone).
 func (r *Renderer) Pick(x, y int) (slot uint32, ok bool, err error) {
 	rad := r.cfg.PickRadius
 	n := 2*rad + 1
@@ -194,6 +210,9 @@ func (r *Renderer) Pick(x, y int) (slot uint32, ok bool, err error) {
 		x1, y1 := min(x+rad+1, r.w), min(gy+rad+1, r.h)
 		if x0 >= x1 || y0 >= y1 {
 			return nil
+		}
+		if r.idStale {
+			r.drawIDs()
 		}
 		buf := make([]uint32, (x1-x0)*(y1-y0))
 		gl.BindFramebuffer(gl.READ_FRAMEBUFFER, r.fbo)

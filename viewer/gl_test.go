@@ -366,3 +366,27 @@ func TestEdgeBudgetCulls(t *testing.T) {
 		t.Errorf("short edge 2–3 not drawn at (%v,%v)", x, y)
 	}
 }
+
+func TestPickFollowsTheLastFrame(t *testing.T) {
+	r := newHeadlessT(t, 160, 120, testConfig())
+	cam := fixedCamera(160, 120)
+	r.SetCamera(cam)
+	f := triangleScene()
+	draw(t, r, f)
+	x0, y0 := centre(cam, f, 1)
+	if s, ok, err := r.Pick(x0, y0); err != nil || !ok || s != 1 {
+		t.Fatalf("pick slot 1 = %d, %v, %v", s, ok, err)
+	}
+	// Move slot 1 to the origin; the ids must follow the new frame.
+	f.Full = false
+	f.Pos[2], f.Pos[3] = 0, 0
+	f.PosDirty = []scene.Range{{Lo: 1, Hi: 2}}
+	draw(t, r, f)
+	if s, ok, err := r.Pick(x0, y0); err != nil || ok {
+		t.Errorf("old place of slot 1 still picks %d, %v, %v", s, ok, err)
+	}
+	x1, y1 := centre(cam, f, 1)
+	if s, ok, err := r.Pick(x1, y1); err != nil || !ok || s != 1 {
+		t.Errorf("new place of slot 1 picks %d, %v, %v", s, ok, err)
+	}
+}

@@ -15,7 +15,8 @@ import (
 
 // Renderer draws scene Frames with OpenGL into an offscreen framebuffer: a
 // colour attachment (RGBA8) and an id attachment (R32UI, slot+1 per node
-// fragment, 0 elsewhere) for picking. A headless Renderer comes from
+// fragment, 0 elsewhere) for picking, filled on the first Pick after a
+// Draw. A headless Renderer comes from
 // NewHeadless; a Window has one that also shows each frame.
 //
 // Every method runs its GL calls on the Renderer's own locked OS thread
@@ -41,6 +42,8 @@ type Renderer struct {
 	largeBuf, quadBuf, textBuf, atlasTex              uint32
 	nodeCap, edgeCap                                  int
 	primed                                            bool
+	idStale                                           bool // the id attachment does not hold the last frame yet
+	idNodes                                           int  // node slots of the last frame drawn
 	maxPoint                                          float64
 
 	ranges []scene.Range
@@ -216,8 +219,9 @@ func (r *Renderer) resize(w, h int) error {
 	gl.BindRenderbuffer(gl.RENDERBUFFER, r.idRB)
 	gl.RenderbufferStorage(gl.RENDERBUFFER, gl.R32UI, int32(w), int32(h))
 	gl.FramebufferRenderbuffer(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT1, gl.RENDERBUFFER, r.idRB)
-	bufs := []uint32{gl.COLOR_ATTACHMENT0, gl.COLOR_ATTACHMENT1}
-	gl.DrawBuffers(2, &bufs[0])
+	colour := uint32(gl.COLOR_ATTACHMENT0) // drawIDs sets the id attachment when needed
+	gl.DrawBuffers(1, &colour)
+	r.idStale = true
 	if s := gl.CheckFramebufferStatus(gl.FRAMEBUFFER); s != gl.FRAMEBUFFER_COMPLETE {
 		return fmt.Errorf("%w: framebuffer %dx%d incomplete: 0x%04x", ErrGL, w, h, s)
 	}
