@@ -11,7 +11,7 @@
 // indexed GL_LINES over the same position buffer, culled by the LOD edge
 // budget when a frame holds too many. Each frame draws into a framebuffer
 // with a colour attachment and an integer id attachment (slot+1 per node
-// fragment) that Pick reads. Pictures leave through ReadImage, WritePNG and
+// fragment) that the first Pick after a Draw fills and reads. Pictures leave through ReadImage, WritePNG and
 // Recorder (raw RGBA frames piped to ffmpeg), or a Window's screen.
 //
 // GL calls run on one locked OS thread per Renderer, never in an actor;
