@@ -1,0 +1,167 @@
+package layout
+
+import "slices"
+
+// EndTx ends one transaction. It places the transaction's new nodes in slot
+// order, each at the barycentre of its neighbours placed before it plus a
+// hashed offset (or at a hashed point near the origin when it has none),
+// then runs Params.Ticks ticks on the hot set: the nodes added, the ends of
+// the edges added or removed between older nodes and the neighbours of the
+// nodes removed (the seeds), then the seeds' neighbours and their
+// neighbours, cut at Params.HotCap nodes (see Params.HotCap). Hot nodes feel
+// the whole graph through the Barnes–Hut tree; every other node stays put,
+// and pinned nodes never move.
+//
+// Its work is bounded by the hot set: one tree over the live nodes, then
+// Ticks × HotCap force evaluations at most.
+func (l *Layout) EndTx() {
+	l.txs++
+	var seeds []uint32
+	// An edge change seeds its live ends, unless one of them is new: then
+	// the new one is the seed, and the other end is one hop from it.
+	for k := 0; k+1 < len(l.touched); k += 2 {
+		f, t := l.touched[k], l.touched[k+1]
+		if l.isNew[f] || l.isNew[t] {
+			continue
+		}
+		for _, s := range [2]uint32{f, t} {
+			if l.live[s] {
+				seeds = append(seeds, s)
+			}
+		}
+	}
+	slices.Sort(l.pending)
+	for _, s := range l.pending {
+		if !l.isNew[s] {
+			continue // removed again, or listed twice
+		}
+		l.isNew[s] = false
+		l.place(s)
+		seeds = append(seeds, s)
+	}
+	l.pending, l.touched = l.pending[:0], l.touched[:0]
+	if l.p.Ticks == 0 || len(seeds) == 0 {
+		return
+	}
+	slices.Sort(seeds)
+	seeds = slices.Compact(seeds)
+	hot, rings := l.hotSet(seeds)
+	defer func() {
+		for _, i := range hot {
+			l.level[i] = -1
+		}
+	}()
+
+	s := &l.sim
+	s.p, s.workers = &l.p, l.workers
+	s.x, s.y, s.m = l.x, l.y, l.masses()
+	s.act, s.rows, s.nbr, s.w = s.act[:0], s.rows[:0], s.nbr[:0], s.w[:0]
+	s.damp, s.maxStep, s.rel = s.damp[:0], l.p.MaxStep, s.rel[:0]
+	for k, i := range hot {
+		if l.pinned[i] {
+			continue
+		}
+		s.act = append(s.act, int32(i))
+		d := 1.0
+		for range rings[k] {
+			d = float64(d * l.p.HopDamp)
+		}
+		s.damp = append(s.damp, d)
+		s.rel = append(s.rel, rings[k] > 0)
+	}
+	if len(s.act) == 0 {
+		return
+	}
+	var fixed []int32
+	for i, ok := range l.live {
+		if ok && (l.level[i] < 0 || l.pinned[i]) {
+			fixed = append(fixed, int32(i))
+		}
+	}
+	l.rowsFor(s)
+	s.fixed.build(fixed, s.x, s.y, s.m)
+	s.reset()
+	for range l.p.Ticks {
+		s.tick()
+	}
+	l.sync(s.act)
+}
+
+// hotSet returns the transaction's hot set in slot order and each node's
+// ring (0: changed, 1 or 2 hops away), leaving l.level set for them.
+func (l *Layout) hotSet(seeds []uint32) (hot []uint32, rings []int8) {
+	for len(l.level) < len(l.live) {
+		l.level = append(l.level, -1)
+	}
+	hotCap := l.p.HotCap
+	ring := seeds[:min(len(seeds), hotCap)]
+	for _, s := range ring {
+		l.level[s] = 0
+	}
+	hot = append(hot, ring...)
+	for r := int8(1); r <= 2 && len(hot) < hotCap; r++ {
+		var next []uint32
+		for _, s := range ring {
+			for _, e := range l.adj[s] {
+				j := l.other(e, s)
+				if l.level[j] < 0 {
+					l.level[j] = r
+					next = append(next, j)
+				}
+			}
+		}
+		slices.Sort(next)
+		if len(hot)+len(next) > hotCap {
+			for _, j := range next[hotCap-len(hot):] {
+				l.level[j] = -1
+			}
+			next = next[:hotCap-len(hot)]
+		}
+		hot = append(hot, next...)
+		ring = next
+	}
+	slices.Sort(hot)
+	rings = make([]int8, len(hot))
+	for k, i := range hot {
+		rings[k] = l.level[i]
+	}
+	return hot, rings
+}
+
+// place sets a new node's first position.
+func (l *Layout) place(s uint32) {
+	var sx, sy float64
+	n := 0
+	for _, e := range l.adj[s] {
+		j := l.other(e, s)
+		if j == s || l.isNew[j] {
+			continue
+		}
+		sx += l.x[j]
+		sy += l.y[j]
+		n++
+	}
+	ox, oy := l.offset(s)
+	r := l.p.Jitter
+	if n == 0 {
+		l.setPos(s, float64(ox*r), float64(oy*r))
+		return
+	}
+	l.setPos(s, sx/float64(n)+float64(ox*r), sy/float64(n)+float64(oy*r))
+}
+
+// offset returns a point of the unit disc hashed from the seed, the slot and
+// the transaction count (rejection sampling: no trigonometry, whose results
+// may differ between machines).
+func (l *Layout) offset(s uint32) (float64, float64) {
+	h := mix(l.seed ^ mix(uint64(s)^mix(l.txs)))
+	for {
+		h = mix(h)
+		u := float64(h>>11)/(1<<53)*2 - 1
+		h = mix(h)
+		v := float64(h>>11)/(1<<53)*2 - 1
+		if d := float64(u*u) + float64(v*v); d <= 1 && d > 0 {
+			return u, v
+		}
+	}
+}
