@@ -5,6 +5,11 @@ package layout
 // masses and of the order of the index list it is built from, so two builds
 // from the same input are bit-identical.
 //
+// It is built from the bodies sorted by Morton key (their positions
+// quantised to a 2³¹ grid over the bounding square, bits interleaved): a
+// cell is a key prefix, its bodies a run of the sorted order, and its
+// children are found by binary search. Ties keep the input order.
+//
 // Cells are stored flat. A cell with kids > 0 is internal: its non-empty
 // children are cells first .. first+kids-1. A cell with kids == 0 is a leaf:
 // its bodies are bx/by/bm/bid[first : first+n].
@@ -15,15 +20,19 @@ type tree struct {
 	n          []int32
 	kids       []int8
 
-	bx, by, bm []float64 // bodies in leaf order
+	bx, by, bm []float64 // bodies in leaf (Morton) order
 	bid        []int32   // their node indexes
+	key        []uint64  // their Morton keys
 
-	idx, tmp []int32 // build scratch
+	tkey  []uint64 // sort scratch
+	tid   []int32
+	count []int32
 }
 
 const (
 	leafCap  = 8  // a cell with at most this many bodies is a leaf
-	maxDepth = 40 // deeper cells are leaves whatever they hold (coincident bodies)
+	levels   = 31 // bits per coordinate in a Morton key: cells this deep are leaves
+	topShift = 2 * (levels - 1)
 )
 
 // build rebuilds t over the bodies ids (node indexes into x, y, m), in that
@@ -31,15 +40,10 @@ const (
 func (t *tree) build(ids []int32, x, y, m []float64) {
 	t.cx, t.cy, t.cm, t.w2 = t.cx[:0], t.cy[:0], t.cm[:0], t.w2[:0]
 	t.first, t.n, t.kids = t.first[:0], t.n[:0], t.kids[:0]
-	t.bx, t.by, t.bm, t.bid = t.bx[:0], t.by[:0], t.bm[:0], t.bid[:0]
+	t.bx, t.by, t.bm, t.bid, t.key = t.bx[:0], t.by[:0], t.bm[:0], t.bid[:0], t.key[:0]
 	if len(ids) == 0 {
 		return
 	}
-	t.idx = append(t.idx[:0], ids...)
-	if cap(t.tmp) < len(ids) {
-		t.tmp = make([]int32, len(ids))
-	}
-	t.tmp = t.tmp[:len(ids)]
 	minX, minY := x[ids[0]], y[ids[0]]
 	maxX, maxY := minX, minY
 	for _, i := range ids {
@@ -47,11 +51,79 @@ func (t *tree) build(ids []int32, x, y, m []float64) {
 		minY, maxY = min(minY, y[i]), max(maxY, y[i])
 	}
 	w := max(maxX-minX, maxY-minY)
-	if w == 0 {
+	if !(w > 0) {
 		w = 1
 	}
+	scale := float64(1<<levels-1) / w
+	for _, i := range ids {
+		qx := uint32(float64((x[i] - minX) * scale))
+		qy := uint32(float64((y[i] - minY) * scale))
+		t.key = append(t.key, spread(qx)|spread(qy)<<1)
+		t.bid = append(t.bid, i)
+	}
+	t.sort()
+	for _, i := range t.bid {
+		t.bx = append(t.bx, x[i])
+		t.by = append(t.by, y[i])
+		t.bm = append(t.bm, m[i])
+	}
 	t.push()
-	t.fill(0, t.idx, t.tmp, minX, minY, w, 0, x, y, m)
+	t.fill(0, 0, int32(len(t.bid)), 0, w)
+}
+
+// spread puts the bits of v at the even bit positions.
+func spread(v uint32) uint64 {
+	x := uint64(v)
+	x = (x | x<<16) & 0x0000ffff0000ffff
+	x = (x | x<<8) & 0x00ff00ff00ff00ff
+	x = (x | x<<4) & 0x0f0f0f0f0f0f0f0f
+	x = (x | x<<2) & 0x3333333333333333
+	x = (x | x<<1) & 0x5555555555555555
+	return x
+}
+
+// sort orders key and bid by key, stably: a radix sort of 11-bit digits, or
+// an insertion sort for few bodies.
+func (t *tree) sort() {
+	n := len(t.key)
+	if n < 64 {
+		for i := 1; i < n; i++ {
+			for j := i; j > 0 && t.key[j] < t.key[j-1]; j-- {
+				t.key[j], t.key[j-1] = t.key[j-1], t.key[j]
+				t.bid[j], t.bid[j-1] = t.bid[j-1], t.bid[j]
+			}
+		}
+		return
+	}
+	const bits = 11
+	if cap(t.tkey) < n {
+		t.tkey, t.tid = make([]uint64, n), make([]int32, n)
+	}
+	t.tkey, t.tid = t.tkey[:n], t.tid[:n]
+	if len(t.count) != 1<<bits {
+		t.count = make([]int32, 1<<bits)
+	}
+	for shift := 0; shift < 2*levels; shift += bits {
+		clear(t.count)
+		for _, k := range t.key {
+			t.count[(k>>shift)&(1<<bits-1)]++
+		}
+		if t.count[(t.key[0]>>shift)&(1<<bits-1)] == int32(n) {
+			continue // every key has this digit
+		}
+		var sum int32
+		for d, c := range t.count {
+			t.count[d] = sum
+			sum += c
+		}
+		for j, k := range t.key {
+			d := (k >> shift) & (1<<bits - 1)
+			t.tkey[t.count[d]], t.tid[t.count[d]] = k, t.bid[j]
+			t.count[d]++
+		}
+		t.key, t.tkey = t.tkey, t.key
+		t.bid, t.tid = t.tid, t.bid
+	}
 }
 
 func (t *tree) push() int32 {
@@ -65,49 +137,44 @@ func (t *tree) push() int32 {
 	return int32(len(t.cx) - 1)
 }
 
-// fill makes cell c the cell of square (x0, y0, w) holding idx, using tmp
-// (as long as idx) as scratch. Children are summed in quadrant order and
-// leaf bodies in idx order, products rounded before each sum (no fused
-// multiply-add), so the aggregates do not depend on the machine.
-func (t *tree) fill(c int32, idx, tmp []int32, x0, y0, w float64, depth int, x, y, m []float64) {
+// fill makes cell c the cell at depth level, of width w, holding bodies
+// lo..hi-1. Children are summed in quadrant order and leaf bodies in key
+// order, products rounded before each sum (no fused multiply-add), so the
+// aggregates do not depend on the machine.
+func (t *tree) fill(c, lo, hi int32, level int, w float64) {
 	t.w2[c] = float64(w * w)
-	t.n[c] = int32(len(idx))
-	if len(idx) <= leafCap || depth >= maxDepth {
-		t.first[c] = int32(len(t.bx))
+	t.n[c] = hi - lo
+	if hi-lo <= leafCap || level >= levels {
+		t.first[c] = lo
 		var sm, sx, sy float64
-		for _, i := range idx {
-			t.bx = append(t.bx, x[i])
-			t.by = append(t.by, y[i])
-			t.bm = append(t.bm, m[i])
-			t.bid = append(t.bid, i)
-			sm += m[i]
-			sx += float64(m[i] * x[i])
-			sy += float64(m[i] * y[i])
+		for b := lo; b < hi; b++ {
+			sm += t.bm[b]
+			sx += float64(t.bm[b] * t.bx[b])
+			sy += float64(t.bm[b] * t.by[b])
 		}
 		t.cm[c], t.cx[c], t.cy[c] = sm, sx/sm, sy/sm
 		return
 	}
-	h := w / 2
-	mx, my := x0+h, y0+h
-	var cnt [4]int
-	for _, i := range idx {
-		cnt[quad(x[i], y[i], mx, my)]++
+	shift := uint(topShift - 2*level)
+	var bounds [5]int32
+	bounds[0], bounds[4] = lo, hi
+	for q := uint64(1); q < 4; q++ {
+		// first body at or after bounds[q-1] whose quadrant is ≥ q
+		a, b := bounds[q-1], hi
+		for a < b {
+			h := a + (b-a)/2
+			if (t.key[h]>>shift)&3 < q {
+				a = h + 1
+			} else {
+				b = h
+			}
+		}
+		bounds[q] = a
 	}
-	var off [4]int
-	for q := 1; q < 4; q++ {
-		off[q] = off[q-1] + cnt[q-1]
-	}
-	pos := off
-	for _, i := range idx {
-		q := quad(x[i], y[i], mx, my)
-		tmp[pos[q]] = i
-		pos[q]++
-	}
-	copy(idx, tmp)
 	first := int32(len(t.cx))
 	var kids int8
-	for q := 0; q < 4; q++ {
-		if cnt[q] > 0 {
+	for q := range 4 {
+		if bounds[q+1] > bounds[q] {
 			t.push()
 			kids++
 		}
@@ -115,36 +182,17 @@ func (t *tree) fill(c int32, idx, tmp []int32, x0, y0, w float64, depth int, x, 
 	t.first[c], t.kids[c] = first, kids
 	k := first
 	var sm, sx, sy float64
-	for q := 0; q < 4; q++ {
-		if cnt[q] == 0 {
+	for q := range 4 {
+		if bounds[q+1] == bounds[q] {
 			continue
 		}
-		qx, qy := x0, y0
-		if q&1 != 0 {
-			qx = mx
-		}
-		if q&2 != 0 {
-			qy = my
-		}
-		lo, hi := off[q], off[q]+cnt[q]
-		t.fill(k, idx[lo:hi], tmp[lo:hi], qx, qy, h, depth+1, x, y, m)
+		t.fill(k, bounds[q], bounds[q+1], level+1, w/2)
 		sm += t.cm[k]
 		sx += float64(t.cm[k] * t.cx[k])
 		sy += float64(t.cm[k] * t.cy[k])
 		k++
 	}
 	t.cm[c], t.cx[c], t.cy[c] = sm, sx/sm, sy/sm
-}
-
-func quad(x, y, mx, my float64) int {
-	q := 0
-	if x >= mx {
-		q |= 1
-	}
-	if y >= my {
-		q |= 2
-	}
-	return q
 }
 
 // repel adds to (fx, fy) the ForceAtlas2 repulsion kr·m·mc/d on a body of
