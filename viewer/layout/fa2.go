@@ -40,6 +40,9 @@ type sim struct {
 	swing, tract   []float64
 
 	speed, eff float64
+
+	at    []int32 // per node: its index in act (valid for active nodes)
+	order []int32 // act indexes in the moving tree's (spatial) order
 }
 
 // reset prepares s for a run over its current act, rows, nbr and w.
@@ -54,6 +57,12 @@ func (s *sim) reset() {
 		s.bx, s.by = grow(s.bx, n), grow(s.by, n)
 	}
 	s.speed, s.eff, s.ticks = 1, 1, 0
+	if len(s.at) < len(s.x) {
+		s.at = make([]int32, len(s.x))
+	}
+	for a, i := range s.act {
+		s.at[i] = int32(a)
+	}
 }
 
 func grow(s []float64, n int) []float64 {
@@ -72,12 +81,17 @@ func (s *sim) tick() {
 		return
 	}
 	s.moving.build(s.act, s.x, s.y, s.m)
+	// Work in the tree's order: neighbours in space share cache lines.
+	// The order of work does not change any result.
+	s.order = s.order[:0]
+	for _, i := range s.moving.bid {
+		s.order = append(s.order, s.at[i])
+	}
 	blocks := (n + block - 1) / block
 	workers := min(s.workers, blocks)
 	if workers <= 1 {
-		var stack []int32
 		for b := 0; b < blocks; b++ {
-			stack = s.forces(b*block, min(n, (b+1)*block), stack)
+			s.forces(b*block, min(n, (b+1)*block))
 		}
 	} else {
 		var next atomic.Int64
@@ -86,13 +100,12 @@ func (s *sim) tick() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				var stack []int32
 				for {
 					b := int(next.Add(1)) - 1
 					if b >= blocks {
 						return
 					}
-					stack = s.forces(b*block, min(n, (b+1)*block), stack)
+					s.forces(b*block, min(n, (b+1)*block))
 				}
 			}()
 		}
@@ -102,16 +115,16 @@ func (s *sim) tick() {
 	s.ticks++
 }
 
-// forces computes fx, fy, swing and tract for active bodies lo..hi-1.
-func (s *sim) forces(lo, hi int, stack []int32) []int32 {
+// forces computes fx, fy, swing and tract for active bodies order[lo:hi].
+func (s *sim) forces(lo, hi int) {
 	p := s.p
 	kr, kg, theta2 := p.Repulsion, p.Gravity, float64(p.Theta*p.Theta)
-	for a := lo; a < hi; a++ {
+	for _, a := range s.order[lo:hi] {
 		i := s.act[a]
 		xi, yi, mi := s.x[i], s.y[i], s.m[i]
 		var fx, fy float64
-		fx, fy, stack = s.fixed.repel(i, xi, yi, mi, kr, theta2, fx, fy, stack)
-		fx, fy, stack = s.moving.repel(i, xi, yi, mi, kr, theta2, fx, fy, stack)
+		fx, fy = s.fixed.repel(i, xi, yi, mi, kr, theta2, fx, fy)
+		fx, fy = s.moving.repel(i, xi, yi, mi, kr, theta2, fx, fy)
 		for e := s.rows[a]; e < s.rows[a+1]; e++ {
 			j := s.nbr[e]
 			w := s.w[e]
@@ -136,7 +149,6 @@ func (s *sim) forces(lo, hi int, stack []int32) []int32 {
 		s.swing[a] = float64(mi * math.Sqrt(float64(sx*sx)+float64(sy*sy)))
 		s.tract[a] = float64(mi*math.Sqrt(float64(tx*tx)+float64(ty*ty))) / 2
 	}
-	return stack
 }
 
 // move adapts the global speed as ForceAtlas2 does (Jacomy et al. 2014,

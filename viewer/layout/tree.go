@@ -10,23 +10,32 @@ package layout
 // cell is a key prefix, its bodies a run of the sorted order, and its
 // children are found by binary search. Ties keep the input order.
 //
-// Cells are stored flat. A cell with kids > 0 is internal: its non-empty
-// children are cells first .. first+kids-1. A cell with kids == 0 is a leaf:
-// its bodies are bx/by/bm/bid[first : first+n].
+// Cells are stored flat in depth-first pre-order: a cell's subtree is the
+// cells after it up to skip, so a traversal is one forward scan.
 type tree struct {
-	cx, cy, cm []float64 // centre of mass and mass per cell
-	w2         []float64 // squared cell width per cell
-	first      []int32
-	n          []int32
-	kids       []int8
-
-	bx, by, bm []float64 // bodies in leaf (Morton) order
-	bid        []int32   // their node indexes
-	key        []uint64  // their Morton keys
+	cells  []cell
+	bodies []body // in leaf (Morton) order
+	key    []uint64
+	bid    []int32 // bodies' node indexes, in leaf order
 
 	tkey  []uint64 // sort scratch
 	tid   []int32
 	count []int32
+}
+
+// cell is one square of the tree. A leaf (leaf true) holds bodies
+// first .. first+n-1; an internal cell's children follow it.
+type cell struct {
+	cx, cy, cm float64 // centre of mass and mass
+	w2         float64 // squared width
+	skip       int32   // index of the first cell after this one's subtree
+	first, n   int32
+	leaf       bool
+}
+
+type body struct {
+	x, y, m float64
+	id      int32
 }
 
 const (
@@ -38,9 +47,7 @@ const (
 // build rebuilds t over the bodies ids (node indexes into x, y, m), in that
 // order.
 func (t *tree) build(ids []int32, x, y, m []float64) {
-	t.cx, t.cy, t.cm, t.w2 = t.cx[:0], t.cy[:0], t.cm[:0], t.w2[:0]
-	t.first, t.n, t.kids = t.first[:0], t.n[:0], t.kids[:0]
-	t.bx, t.by, t.bm, t.bid, t.key = t.bx[:0], t.by[:0], t.bm[:0], t.bid[:0], t.key[:0]
+	t.cells, t.bodies, t.bid, t.key = t.cells[:0], t.bodies[:0], t.bid[:0], t.key[:0]
 	if len(ids) == 0 {
 		return
 	}
@@ -63,12 +70,9 @@ func (t *tree) build(ids []int32, x, y, m []float64) {
 	}
 	t.sort()
 	for _, i := range t.bid {
-		t.bx = append(t.bx, x[i])
-		t.by = append(t.by, y[i])
-		t.bm = append(t.bm, m[i])
+		t.bodies = append(t.bodies, body{x[i], y[i], m[i], i})
 	}
-	t.push()
-	t.fill(0, 0, int32(len(t.bid)), 0, w)
+	t.fill(0, int32(len(t.bid)), 0, w)
 }
 
 // spread puts the bits of v at the even bit positions.
@@ -126,33 +130,23 @@ func (t *tree) sort() {
 	}
 }
 
-func (t *tree) push() int32 {
-	t.cx = append(t.cx, 0)
-	t.cy = append(t.cy, 0)
-	t.cm = append(t.cm, 0)
-	t.w2 = append(t.w2, 0)
-	t.first = append(t.first, 0)
-	t.n = append(t.n, 0)
-	t.kids = append(t.kids, 0)
-	return int32(len(t.cx) - 1)
-}
-
-// fill makes cell c the cell at depth level, of width w, holding bodies
-// lo..hi-1. Children are summed in quadrant order and leaf bodies in key
-// order, products rounded before each sum (no fused multiply-add), so the
-// aggregates do not depend on the machine.
-func (t *tree) fill(c, lo, hi int32, level int, w float64) {
-	t.w2[c] = float64(w * w)
-	t.n[c] = hi - lo
+// fill appends the subtree of the cell at depth level, of width w, holding
+// bodies lo..hi-1. Children are summed in quadrant order and leaf bodies in
+// key order, products rounded before each sum (no fused multiply-add), so
+// the aggregates do not depend on the machine.
+func (t *tree) fill(lo, hi int32, level int, w float64) {
+	c := int32(len(t.cells))
+	t.cells = append(t.cells, cell{w2: float64(w * w), n: hi - lo, first: lo})
+	var sm, sx, sy float64
 	if hi-lo <= leafCap || level >= levels {
-		t.first[c] = lo
-		var sm, sx, sy float64
-		for b := lo; b < hi; b++ {
-			sm += t.bm[b]
-			sx += float64(t.bm[b] * t.bx[b])
-			sy += float64(t.bm[b] * t.by[b])
+		for _, b := range t.bodies[lo:hi] {
+			sm += b.m
+			sx += float64(b.m * b.x)
+			sy += float64(b.m * b.y)
 		}
-		t.cm[c], t.cx[c], t.cy[c] = sm, sx/sm, sy/sm
+		cl := &t.cells[c]
+		cl.leaf, cl.skip = true, c+1
+		cl.cm, cl.cx, cl.cy = sm, sx/sm, sy/sm
 		return
 	}
 	shift := uint(topShift - 2*level)
@@ -171,74 +165,59 @@ func (t *tree) fill(c, lo, hi int32, level int, w float64) {
 		}
 		bounds[q] = a
 	}
-	first := int32(len(t.cx))
-	var kids int8
-	for q := range 4 {
-		if bounds[q+1] > bounds[q] {
-			t.push()
-			kids++
-		}
-	}
-	t.first[c], t.kids[c] = first, kids
-	k := first
-	var sm, sx, sy float64
 	for q := range 4 {
 		if bounds[q+1] == bounds[q] {
 			continue
 		}
-		t.fill(k, bounds[q], bounds[q+1], level+1, w/2)
-		sm += t.cm[k]
-		sx += float64(t.cm[k] * t.cx[k])
-		sy += float64(t.cm[k] * t.cy[k])
-		k++
+		k := int32(len(t.cells))
+		t.fill(bounds[q], bounds[q+1], level+1, w/2)
+		sm += t.cells[k].cm
+		sx += float64(t.cells[k].cm * t.cells[k].cx)
+		sy += float64(t.cells[k].cm * t.cells[k].cy)
 	}
-	t.cm[c], t.cx[c], t.cy[c] = sm, sx/sm, sy/sm
+	cl := &t.cells[c]
+	cl.skip = int32(len(t.cells))
+	cl.cm, cl.cx, cl.cy = sm, sx/sm, sy/sm
 }
 
 // repel adds to (fx, fy) the ForceAtlas2 repulsion kr·m·mc/d on a body of
 // mass m at (x, y) from every body of t but self, approximating a cell by
 // its centre of mass when its width is under theta times its distance. The
-// traversal order is fixed, so the sum is too. stack is scratch.
-func (t *tree) repel(self int32, x, y, m, kr, theta2 float64, fx, fy float64, stack []int32) (float64, float64, []int32) {
-	if len(t.cx) == 0 {
-		return fx, fy, stack
-	}
-	stack = append(stack[:0], 0)
+// traversal order is fixed, so the sum is too.
+func (t *tree) repel(self int32, x, y, m, kr, theta2 float64, fx, fy float64) (float64, float64) {
 	km := float64(kr * m)
-	for len(stack) > 0 {
-		c := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if t.kids[c] == 0 {
-			lo := t.first[c]
-			hi := lo + t.n[c]
-			for b := lo; b < hi; b++ {
-				if t.bid[b] == self {
-					continue
-				}
-				dx, dy := x-t.bx[b], y-t.by[b]
-				d2 := float64(dx*dx) + float64(dy*dy)
-				if d2 < minDist2 {
-					continue
-				}
-				f := float64(km*t.bm[b]) / d2
-				fx += float64(dx * f)
-				fy += float64(dy * f)
-			}
-			continue
-		}
-		dx, dy := x-t.cx[c], y-t.cy[c]
+	cells, bodies := t.cells, t.bodies
+	for c := int32(0); c < int32(len(cells)); {
+		cl := &cells[c]
+		dx, dy := x-cl.cx, y-cl.cy
 		d2 := float64(dx*dx) + float64(dy*dy)
-		if t.w2[c] < float64(theta2*d2) {
-			f := float64(km*t.cm[c]) / d2
+		if cl.w2 < float64(theta2*d2) {
+			f := float64(km*cl.cm) / d2
 			fx += float64(dx * f)
 			fy += float64(dy * f)
+			c = cl.skip
 			continue
 		}
-		for k := t.first[c] + int32(t.kids[c]) - 1; k >= t.first[c]; k-- {
-			stack = append(stack, k)
+		if !cl.leaf {
+			c++
+			continue
 		}
+		for _, b := range bodies[cl.first : cl.first+cl.n] {
+			if b.id == self {
+				continue
+			}
+			dx, dy := x-b.x, y-b.y
+			d2 := float64(dx*dx) + float64(dy*dy)
+			if d2 < minDist2 {
+				continue
+			}
+			f := float64(km*b.m) / d2
+			fx += float64(dx * f)
+			fy += float64(dy * f)
+		}
+		c = cl.skip
 	}
-	return fx, fy, stack
+	return fx, fy
 }
 
 // minDist2 is the squared distance under which two bodies are taken to
