@@ -58,7 +58,7 @@ func (s *sim) reset() {
 	}
 	s.speed, s.eff, s.ticks = 1, 1, 0
 	if len(s.at) < len(s.x) {
-		s.at = make([]int32, len(s.x))
+		s.at = append(s.at, make([]int32, len(s.x)-len(s.at))...)
 	}
 	for a, i := range s.act {
 		s.at[i] = int32(a)

@@ -72,14 +72,14 @@ func (l *Layout) EndTx() {
 	if len(s.act) == 0 {
 		return
 	}
-	var fixed []int32
+	l.fixed = l.fixed[:0]
 	for i, ok := range l.live {
 		if ok && (l.level[i] < 0 || l.pinned[i]) {
-			fixed = append(fixed, int32(i))
+			l.fixed = append(l.fixed, int32(i))
 		}
 	}
 	l.rowsFor(s)
-	s.fixed.build(fixed, s.x, s.y, s.m)
+	s.fixed.build(l.fixed, s.x, s.y, s.m)
 	s.reset()
 	for range l.p.Ticks {
 		s.tick()

@@ -37,6 +37,7 @@ type Layout struct {
 	sim   sim
 	level []int8 // per node slot: hop ring in the current hot set (-1: none)
 	mass  []float64
+	fixed []int32 // scratch: the nodes that do not move in a run
 }
 
 // New returns an empty Layout. seed decides every hashed offset; derive it
@@ -310,20 +311,20 @@ func (l *Layout) Relax(iterations int) {
 	s.p, s.workers = &l.p, l.workers
 	s.x, s.y, s.m = l.x, l.y, l.masses()
 	s.act, s.rows, s.nbr, s.w = s.act[:0], s.rows[:0], s.nbr[:0], s.w[:0]
-	var fixed []int32
+	l.fixed = l.fixed[:0]
 	for i, ok := range l.live {
 		if !ok {
 			continue
 		}
 		if l.pinned[i] {
-			fixed = append(fixed, int32(i))
+			l.fixed = append(l.fixed, int32(i))
 			continue
 		}
 		s.act = append(s.act, int32(i))
 	}
 	l.rowsFor(s)
 	s.damp, s.maxStep, s.rel = nil, math.Inf(1), nil
-	s.fixed.build(fixed, s.x, s.y, s.m)
+	s.fixed.build(l.fixed, s.x, s.y, s.m)
 	s.reset()
 	for range iterations {
 		s.tick()
