@@ -151,15 +151,19 @@ func (l *Layout) place(s uint32) {
 }
 
 // offset returns a point of the unit disc hashed from the seed, the slot and
-// the transaction count (rejection sampling: no trigonometry, whose results
-// may differ between machines).
+// the transaction count.
 func (l *Layout) offset(s uint32) (float64, float64) {
-	h := mix(l.seed ^ mix(uint64(s)^mix(l.txs)))
+	return disc(mix(l.seed ^ mix(uint64(s)^mix(l.txs))))
+}
+
+// disc returns a point of the unit disc drawn from h by rejection sampling
+// (no trigonometry, whose results may differ between machines).
+func disc(h uint64) (float64, float64) {
 	for {
 		h = mix(h)
-		u := float64(h>>11)/(1<<53)*2 - 1
+		u := float64(float64(h>>11)/(1<<52)) - 1
 		h = mix(h)
-		v := float64(h>>11)/(1<<53)*2 - 1
+		v := float64(float64(h>>11)/(1<<52)) - 1
 		if d := float64(u*u) + float64(v*v); d <= 1 && d > 0 {
 			return u, v
 		}

@@ -97,16 +97,7 @@ func (l *Layout) FirstLayout(iterations int) {
 // hashed returns a point of the unit disc hashed from the seed, a level and
 // an index.
 func (l *Layout) hashed(level, i uint64) (float64, float64) {
-	h := mix(l.seed ^ mix(level^mix(i^0x5bd1e995)))
-	for {
-		h = mix(h)
-		u := float64(h>>11)/(1<<53)*2 - 1
-		h = mix(h)
-		v := float64(h>>11)/(1<<53)*2 - 1
-		if d := float64(u*u) + float64(v*v); d <= 1 && d > 0 {
-			return u, v
-		}
-	}
+	return disc(mix(l.seed ^ mix(level^mix(i^0x5bd1e995))))
 }
 
 // relaxGraph runs iterations ticks on every node of g at x, y.
