@@ -23,12 +23,14 @@ type Params struct {
 	// Tolerance is ForceAtlas2's jitter tolerance: higher moves faster and
 	// swings more. Default 1.
 	Tolerance float64
-	// MaxStep caps how far one node moves in one tick, in world units.
-	// Default 10.
+	// MaxStep caps how far one node moves in one tick of EndTx, as a share
+	// of the transaction's length scale (the mean length of the edges at its
+	// hot set's older nodes, 1 when there are none; see EndTx). Default 0.1.
 	MaxStep float64
 	// Jitter is the radius of the hashed offset a new node gets around its
 	// placed neighbours' barycentre (or around the origin when it has
-	// none). Default 1.
+	// none), as a share of the transaction's length scale; in FirstLayout,
+	// of the coarser level's mean edge length. Default 0.25.
 	Jitter float64
 	// Ticks is how many ticks EndTx runs on a transaction's hot set.
 	// Default 12.
@@ -56,8 +58,8 @@ func DefaultParams() Params {
 		Repulsion:       2,
 		Gravity:         1,
 		Tolerance:       1,
-		MaxStep:         10,
-		Jitter:          1,
+		MaxStep:         0.1,
+		Jitter:          0.25,
 		Ticks:           12,
 		HotCap:          2048,
 		HopDamp:         0.5,

@@ -1,16 +1,24 @@
 package layout
 
-import "slices"
+import (
+	"math"
+	"slices"
+)
 
-// EndTx ends one transaction. It places the transaction's new nodes in slot
-// order, each at the barycentre of its neighbours placed before it plus a
-// hashed offset (or at a hashed point near the origin when it has none),
-// then runs Params.Ticks ticks on the hot set: the nodes added, the ends of
+// EndTx ends one transaction. Its hot set is the nodes added, the ends of
 // the edges added or removed between older nodes and the neighbours of the
 // nodes removed (the seeds), then the seeds' neighbours and their
-// neighbours, cut at Params.HotCap nodes (see Params.HotCap). Hot nodes feel
-// the whole graph through the Barnes–Hut tree; every other node stays put,
-// and pinned nodes never move.
+// neighbours, cut at Params.HotCap nodes (see Params.HotCap); its length
+// scale is the mean length of the edges at the hot set's older nodes. EndTx
+// places the new nodes in slot order, each at the barycentre of its
+// neighbours placed before it plus a hashed offset of at most Jitter × scale
+// (or at a hashed point that near the origin when it has none), then runs
+// Params.Ticks ticks on the hot set, each step at most MaxStep × scale. Hot
+// nodes feel the whole graph through the Barnes–Hut tree; every other node
+// stays put, and pinned nodes never move. The changed nodes move by their
+// whole force, their neighbours (damped by HopDamp per hop) by the change
+// of theirs since the first tick, so a settled neighbourhood follows the
+// change without also drifting along its leftover forces.
 //
 // Its work is bounded by the hot set: one tree over the live nodes, then
 // Ticks × HotCap force evaluations at most.
@@ -31,16 +39,15 @@ func (l *Layout) EndTx() {
 		}
 	}
 	slices.Sort(l.pending)
+	var added []uint32
 	for _, s := range l.pending {
-		if !l.isNew[s] {
-			continue // removed again, or listed twice
+		if l.isNew[s] && (len(added) == 0 || added[len(added)-1] != s) {
+			added = append(added, s) // not removed again, not listed twice
 		}
-		l.isNew[s] = false
-		l.place(s)
-		seeds = append(seeds, s)
 	}
+	seeds = append(seeds, added...)
 	l.pending, l.touched = l.pending[:0], l.touched[:0]
-	if l.p.Ticks == 0 || len(seeds) == 0 {
+	if len(seeds) == 0 {
 		return
 	}
 	slices.Sort(seeds)
@@ -51,12 +58,20 @@ func (l *Layout) EndTx() {
 			l.level[i] = -1
 		}
 	}()
+	l.scale = l.hotScale(hot)
+	for _, s := range added {
+		l.isNew[s] = false
+		l.place(s)
+	}
+	if l.p.Ticks == 0 {
+		return
+	}
 
 	s := &l.sim
 	s.p, s.workers = &l.p, l.workers
 	s.x, s.y, s.m = l.x, l.y, l.masses()
 	s.act, s.rows, s.nbr, s.w = s.act[:0], s.rows[:0], s.nbr[:0], s.w[:0]
-	s.damp, s.maxStep, s.rel = s.damp[:0], l.p.MaxStep, s.rel[:0]
+	s.damp, s.maxStep, s.rel = s.damp[:0], float64(l.p.MaxStep*l.scale), s.rel[:0]
 	for k, i := range hot {
 		if l.pinned[i] {
 			continue
@@ -128,6 +143,41 @@ func (l *Layout) hotSet(seeds []uint32) (hot []uint32, rings []int8) {
 	return hot, rings
 }
 
+// scaleEdges caps the edges hotScale measures.
+const scaleEdges = 8192
+
+// hotScale returns the transaction's length scale: the mean length of the
+// edges between older (placed) nodes of the hot set and their older
+// neighbours, the first scaleEdges of them in slot and edge order; 1 when
+// there are none.
+func (l *Layout) hotScale(hot []uint32) float64 {
+	var sum float64
+	n := 0
+	for _, i := range hot {
+		if l.isNew[i] {
+			continue
+		}
+		for _, e := range l.adj[i] {
+			j := l.other(e, i)
+			if j == i || l.isNew[j] {
+				continue
+			}
+			dx, dy := l.x[i]-l.x[j], l.y[i]-l.y[j]
+			sum += math.Sqrt(float64(dx*dx) + float64(dy*dy))
+			if n++; n == scaleEdges {
+				break
+			}
+		}
+		if n == scaleEdges {
+			break
+		}
+	}
+	if n == 0 || !(sum > 0) || !isFinite(sum) {
+		return 1
+	}
+	return sum / float64(n)
+}
+
 // place sets a new node's first position.
 func (l *Layout) place(s uint32) {
 	var sx, sy float64
@@ -142,7 +192,7 @@ func (l *Layout) place(s uint32) {
 		n++
 	}
 	ox, oy := l.offset(s)
-	r := l.p.Jitter
+	r := float64(l.p.Jitter * l.scale)
 	if n == 0 {
 		l.setPos(s, float64(ox*r), float64(oy*r))
 		return

@@ -38,6 +38,7 @@ type Layout struct {
 	level []int8 // per node slot: hop ring in the current hot set (-1: none)
 	mass  []float64
 	fixed []int32 // scratch: the nodes that do not move in a run
+	scale float64 // the last EndTx's length scale
 }
 
 // New returns an empty Layout. seed decides every hashed offset; derive it

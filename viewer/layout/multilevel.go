@@ -74,12 +74,13 @@ func (l *Layout) FirstLayout(iterations int) {
 	l.relaxGraph(levels[top], x, y, 4*iterations)
 	for k := top - 1; k >= 0; k-- {
 		n := levels[k].len()
+		r := float64(l.p.Jitter * meanEdge(levels[k+1], x, y))
 		fx, fy := make([]float64, n), make([]float64, n)
 		for i := range n {
 			p := parents[k][i]
 			ox, oy := l.hashed(uint64(k), uint64(i))
-			fx[i] = x[p] + float64(ox*l.p.Jitter)
-			fy[i] = y[p] + float64(oy*l.p.Jitter)
+			fx[i] = x[p] + float64(ox*r)
+			fy[i] = y[p] + float64(oy*r)
 		}
 		x, y = fx, fy
 		if k > 0 {
@@ -92,6 +93,23 @@ func (l *Layout) FirstLayout(iterations int) {
 		}
 	}
 	l.Relax(iterations)
+}
+
+// meanEdge returns the mean length of g's edges at x, y (1 when none).
+func meanEdge(g *graph, x, y []float64) float64 {
+	var sum float64
+	n := 0
+	for i := range g.len() {
+		for _, j := range g.nbr[g.rows[i]:g.rows[i+1]] {
+			dx, dy := x[i]-x[j], y[i]-y[j]
+			sum += math.Sqrt(float64(dx*dx) + float64(dy*dy))
+			n++
+		}
+	}
+	if n == 0 || !(sum > 0) || !isFinite(sum) {
+		return 1
+	}
+	return sum / float64(n)
 }
 
 // hashed returns a point of the unit disc hashed from the seed, a level and
