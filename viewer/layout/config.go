@@ -35,10 +35,11 @@ type Params struct {
 	// Ticks is how many ticks EndTx runs on a transaction's hot set.
 	// Default 12.
 	Ticks int
-	// HotCap caps the hot set of one transaction: its changed nodes first,
-	// then their neighbours, then the neighbours' neighbours, each ring in
-	// slot order, cut at HotCap nodes. Nodes beyond it stay put (new ones
-	// are still placed). Default 2048.
+	// HotCap caps the hot set of one transaction: its changed nodes in slot
+	// order first, then their neighbours, then the neighbours' neighbours,
+	// each ring gathered in slot and edge slot order and cut when the set
+	// holds HotCap nodes (or after 16 × HotCap edges per ring). Nodes
+	// beyond it stay put (new ones are still placed). Default 2048.
 	HotCap int
 	// HopDamp scales the step of a hot node one hop from a changed node;
 	// two hops away the step is scaled by HopDamp². Default 0.5.

@@ -103,7 +103,10 @@ func (l *Layout) EndTx() {
 }
 
 // hotSet returns the transaction's hot set in slot order and each node's
-// ring (0: changed, 1 or 2 hops away), leaving l.level set for them.
+// ring (0: changed, 1 or 2 hops away), leaving l.level set for them. Each
+// ring is gathered from the previous one in slot order, each node's edges
+// in edge slot order, and stops at HotCap nodes or after scanning
+// 16 × HotCap edges, so its work is bounded whatever the degrees.
 func (l *Layout) hotSet(seeds []uint32) (hot []uint32, rings []int8) {
 	for len(l.level) < len(l.live) {
 		l.level = append(l.level, -1)
@@ -116,8 +119,13 @@ func (l *Layout) hotSet(seeds []uint32) (hot []uint32, rings []int8) {
 	hot = append(hot, ring...)
 	for r := int8(1); r <= 2 && len(hot) < hotCap; r++ {
 		var next []uint32
+		budget := 16 * hotCap
+	gather:
 		for _, s := range ring {
 			for _, e := range l.adj[s] {
+				if budget--; budget < 0 || len(hot)+len(next) == hotCap {
+					break gather
+				}
 				j := l.other(e, s)
 				if l.level[j] < 0 {
 					l.level[j] = r
@@ -126,12 +134,6 @@ func (l *Layout) hotSet(seeds []uint32) (hot []uint32, rings []int8) {
 			}
 		}
 		slices.Sort(next)
-		if len(hot)+len(next) > hotCap {
-			for _, j := range next[hotCap-len(hot):] {
-				l.level[j] = -1
-			}
-			next = next[:hotCap-len(hot)]
-		}
 		hot = append(hot, next...)
 		ring = next
 	}

@@ -603,3 +603,44 @@ func TestGoldenHash(t *testing.T) {
 		t.Fatalf("hash of the fixed history %#x, want %#x: positions differ from every earlier run", got, uint64(goldenHash))
 	}
 }
+
+func TestHotSetIsCapped(t *testing.T) {
+	p := DefaultParams()
+	p.HotCap = 100
+	l, err := New(p, SeedFor("hub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A hub with 3000 leaves, laid out.
+	for i := range uint32(3001) {
+		l.AddNode(i)
+	}
+	for i := range uint32(3000) {
+		l.AddEdge(i, 3000, i)
+	}
+	l.EndTx()
+	l.Relax(20)
+	l.TakeMoved(nil)
+	before := append([]float32(nil), l.Positions()...)
+
+	l.AddNode(3001) // joined to the hub: the hub's 3000 leaves are 2 hops away
+	l.AddEdge(3000, 3001, 3000)
+	l.EndTx()
+	moved := 0
+	for i := range 3001 {
+		if l.pos[2*i] != before[2*i] || l.pos[2*i+1] != before[2*i+1] {
+			moved++
+		}
+	}
+	if moved == 0 || moved+1 > p.HotCap {
+		t.Fatalf("%d older nodes moved (and the new one), want 1 ≤ n and n+1 ≤ HotCap %d", moved, p.HotCap)
+	}
+	var rs []scene.Range
+	n := 0
+	for _, r := range l.TakeMoved(rs) {
+		n += int(r.Hi - r.Lo)
+	}
+	if n != moved+1 {
+		t.Fatalf("TakeMoved covers %d slots, want the %d that moved", n, moved+1)
+	}
+}
