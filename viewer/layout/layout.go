@@ -108,7 +108,8 @@ func (l *Layout) growEdges(s uint32) {
 func (l *Layout) isLive(s uint32) bool { return int(s) < len(l.live) && l.live[s] }
 
 // AddNode adds a node at slot. It sits at the origin until the next EndTx
-// places it. Adding a live slot again does nothing.
+// places it. Adding a live slot again does nothing. Slots are dense: memory
+// grows with the highest slot used.
 func (l *Layout) AddNode(slot uint32) {
 	l.growNodes(slot)
 	if l.live[slot] {
@@ -192,8 +193,9 @@ func (l *Layout) other(e, n uint32) uint32 {
 }
 
 // Pin keeps the node at slot where it is: no tick, Relax or FirstLayout
-// moves it until Unpin. A node pinned before its first EndTx is still
-// placed there. Pinning a free slot does nothing; removal unpins.
+// moves it until Unpin. A new node pinned before its EndTx is still placed
+// by that EndTx, and stays there. Pinning a free slot does nothing; removal
+// unpins.
 func (l *Layout) Pin(slot uint32) {
 	if l.isLive(slot) {
 		l.pinned[slot] = true
@@ -300,10 +302,11 @@ func (l *Layout) masses() []float64 {
 }
 
 // Relax runs iterations global ForceAtlas2 ticks on every live, unpinned
-// node, with repulsion from the whole graph. Each call starts the adaptive
-// speed afresh, so Relax(2) is not Relax(1) twice. Steps are not capped by
-// Params.MaxStep (that cap is for EndTx's hot ticks): the adaptive speed
-// bounds them, and gravity the layout.
+// node, with repulsion from the whole graph. Call it between transactions.
+// Each call starts the adaptive speed afresh, so Relax(2) is not Relax(1)
+// twice. Steps are not capped by Params.MaxStep (that cap is for EndTx's
+// hot ticks): the adaptive speed bounds them, and gravity the layout. One
+// iteration costs about 40 ms of two cores for 100K nodes / 200K edges.
 func (l *Layout) Relax(iterations int) {
 	if iterations <= 0 {
 		return

@@ -12,7 +12,9 @@ type graph struct {
 
 func (g *graph) len() int { return len(g.m) }
 
-// FirstLayout lays the whole graph out from scratch. Up to
+// FirstLayout lays the whole graph out from scratch; call it between
+// transactions, for example after a bulk load in one transaction (whose
+// EndTx only places the nodes and runs its hot set). Up to
 // Params.MultilevelAbove live nodes it is Relax(iterations) from the
 // current positions. Above, it coarsens the graph by matching (each node
 // with its heaviest unmatched neighbour, then the leftover neighbours of a
