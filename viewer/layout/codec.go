@@ -19,8 +19,12 @@ import (
 //	count, then from, to of each edge added or removed in the open
 //	transaction (varints)
 //	edge slots E, then bitset live (E bits), then from, to of every live edge
+//	0, or 1 and the cold tree's stale nodes: their count, then for each (in
+//	order of first change) its slot, 1 if it was live when the tree was
+//	built else 0, and its base x, y and mass (floats)
 //
-// Adjacency is rebuilt from the edges; nothing else affects positions.
+// Adjacency and the cold tree are rebuilt from these; nothing else affects
+// positions.
 const magic = "CLY\x01"
 
 // MarshalBinary returns l's state in a compact byte form: about 16 bytes a
@@ -63,6 +67,22 @@ func (l *Layout) AppendBinary(dst []byte) ([]byte, error) {
 		if ok {
 			b = binary.AppendUvarint(b, uint64(l.from[e]))
 			b = binary.AppendUvarint(b, uint64(l.to[e]))
+		}
+	}
+	if !l.coldOK {
+		return append(b, 0), nil
+	}
+	b = append(b, 1)
+	b = binary.AppendUvarint(b, uint64(len(l.stale)))
+	for _, s := range l.stale {
+		b = binary.AppendUvarint(b, uint64(s))
+		was := byte(0)
+		if l.wasLive[s] {
+			was = 1
+		}
+		b = append(b, was)
+		for _, f := range []float64{l.baseX[s], l.baseY[s], l.baseM[s]} {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
 		}
 	}
 	return b, nil
@@ -296,8 +316,61 @@ func (d *decoder) decode() (*Layout, error) {
 			l.adj[ends[1]] = append(l.adj[ends[1]], uint32(e))
 		}
 	}
+	if err := d.cold(l); err != nil {
+		return nil, err
+	}
 	if d.off != len(d.b) {
 		return nil, d.fail("%d bytes after the state", len(d.b)-d.off)
 	}
 	return l, nil
+}
+
+// cold decodes the cold tree's stale nodes into l and rebuilds the tree.
+func (d *decoder) cold(l *Layout) error {
+	ok, err := d.byte01("cold tree flag")
+	if err != nil || !ok {
+		return err
+	}
+	n := len(l.live)
+	count, err := d.uvarint("stale count", uint64(n))
+	if err != nil {
+		return err
+	}
+	for range count {
+		s, err := d.uvarint("stale slot", uint64(max(n-1, 0)))
+		if err != nil {
+			return err
+		}
+		if n == 0 || l.isStale[s] {
+			return d.fail("stale slot %d listed twice or out of range", s)
+		}
+		if l.wasLive[s], err = d.byte01("stale liveness"); err != nil {
+			return err
+		}
+		for _, f := range []*float64{&l.baseX[s], &l.baseY[s], &l.baseM[s]} {
+			if *f, err = d.float(fmt.Sprintf("base state of slot %d", s)); err != nil {
+				return err
+			}
+		}
+		if !(l.baseM[s] >= 1) {
+			return d.fail("base mass of slot %d is %v, want ≥ 1", s, l.baseM[s])
+		}
+		l.isStale[s] = true
+		l.stale = append(l.stale, uint32(s))
+	}
+	l.coldOK = true
+	l.rebuildCold()
+	return nil
+}
+
+func (d *decoder) byte01(what string) (bool, error) {
+	if d.off >= len(d.b) {
+		return false, d.fail("%s: truncated", what)
+	}
+	switch d.b[d.off] {
+	case 0, 1:
+		d.off++
+		return d.b[d.off-1] == 1, nil
+	}
+	return false, d.fail("%s is %d, want 0 or 1", what, d.b[d.off])
 }

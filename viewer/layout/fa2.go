@@ -7,15 +7,16 @@ import (
 )
 
 // sim runs ForceAtlas2 ticks on the active bodies act of a node set (x, y,
-// m indexed by node). Bodies that are not active repel through the fixed
-// tree, which is built once; the active ones through the moving tree,
-// rebuilt every tick. Attraction follows the CSR rows (one per active body,
-// in act order) with weights w.
+// m indexed by node). Bodies that are not active repel through the cold
+// tree (nil: none), less the minus tree, plus the plus tree, which are
+// built once a run; the active ones through the moving tree, rebuilt every
+// tick. Attraction follows the CSR rows (one per active body, in act order)
+// with weights w.
 //
 // Every active body's force is computed on its own (workers take blocks of
-// bodies, in any order) and summed in a fixed order: fixed tree, moving
-// tree, attraction, gravity. The global speed is summed in act order on one
-// goroutine. So the result does not depend on the number of workers.
+// bodies, in any order) and summed in a fixed order: cold, minus, plus and
+// moving tree, attraction, gravity. The global speed is summed in act order
+// on one goroutine. So the result does not depend on the number of workers.
 type sim struct {
 	p       *Params
 	workers int
@@ -34,7 +35,9 @@ type sim struct {
 	bx, by []float64 // per active body: its first tick's force, when rel
 	ticks  int       // ticks since reset
 
-	fixed, moving tree
+	cold                *tree
+	own                 tree // the cold tree when the run builds its own
+	minus, plus, moving tree
 
 	fx, fy, ox, oy []float64 // force and previous force per active body
 	swing, tract   []float64
@@ -123,7 +126,15 @@ func (s *sim) forces(lo, hi int) {
 		i := s.act[a]
 		xi, yi, mi := s.x[i], s.y[i], s.m[i]
 		var fx, fy float64
-		fx, fy = s.fixed.repel(i, xi, yi, mi, kr, theta2, fx, fy)
+		if s.cold != nil {
+			fx, fy = s.cold.repel(i, xi, yi, mi, kr, theta2, fx, fy)
+		}
+		if len(s.minus.cells) > 0 {
+			gx, gy := s.minus.repel(i, xi, yi, mi, kr, theta2, 0, 0)
+			fx -= gx
+			fy -= gy
+		}
+		fx, fy = s.plus.repel(i, xi, yi, mi, kr, theta2, fx, fy)
 		fx, fy = s.moving.repel(i, xi, yi, mi, kr, theta2, fx, fy)
 		for e := s.rows[a]; e < s.rows[a+1]; e++ {
 			j := s.nbr[e]

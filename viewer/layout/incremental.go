@@ -87,14 +87,33 @@ func (l *Layout) EndTx() {
 	if len(s.act) == 0 {
 		return
 	}
-	l.fixed = l.fixed[:0]
-	for i, ok := range l.live {
-		if ok && (l.level[i] < 0 || l.pinned[i]) {
-			l.fixed = append(l.fixed, int32(i))
+	if len(s.act) <= l.p.HotCap/4 {
+		// A small hot set: the cold tree, kept across transactions.
+		if !l.coldOK || len(l.stale)+len(s.act) > l.staleCap() {
+			l.buildCold()
 		}
+		l.coldForces(s)
+	} else {
+		// A large one: a fresh tree of the cold nodes costs less than the
+		// corrections would. The cold tree stays true to the base state.
+		for _, i := range s.act {
+			l.markStale(uint32(i))
+		}
+		if len(l.stale) > l.staleCap() {
+			l.dropCold()
+		}
+		l.fixed = l.fixed[:0]
+		for i, ok := range l.live {
+			if ok && (l.level[i] < 0 || l.pinned[i]) {
+				l.fixed = append(l.fixed, int32(i))
+			}
+		}
+		s.own.build(l.fixed, s.x, s.y, s.m)
+		s.cold = &s.own
+		s.minus.build(nil, nil, nil, nil)
+		s.plus.build(nil, nil, nil, nil)
 	}
 	l.rowsFor(s)
-	s.fixed.build(l.fixed, s.x, s.y, s.m)
 	s.reset()
 	for range l.p.Ticks {
 		s.tick()

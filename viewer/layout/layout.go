@@ -39,6 +39,17 @@ type Layout struct {
 	mass  []float64
 	fixed []int32 // scratch: the nodes that do not move in a run
 	scale float64 // the last EndTx's length scale
+
+	// The cold tree: a Barnes–Hut tree over every node as it was when the
+	// tree was built (the base state), kept across transactions while
+	// coldOK. The nodes changed since (stale, in order of first change)
+	// keep their base position, mass and liveness; EndTx corrects the cold
+	// tree's forces by theirs. See cold.go.
+	cold                tree
+	coldOK              bool
+	stale               []uint32
+	isStale, wasLive    []bool
+	baseX, baseY, baseM []float64
 }
 
 // New returns an empty Layout. seed decides every hashed offset; derive it
@@ -93,6 +104,11 @@ func (l *Layout) growNodes(s uint32) {
 	l.isNew = append(l.isNew, make([]bool, n-len(l.isNew))...)
 	l.adj = append(l.adj, make([][]uint32, n-len(l.adj))...)
 	l.moved = append(l.moved, make([]uint64, (n+63)/64-len(l.moved))...)
+	l.isStale = append(l.isStale, make([]bool, n-len(l.isStale))...)
+	l.wasLive = append(l.wasLive, make([]bool, n-len(l.wasLive))...)
+	l.baseX = append(l.baseX, make([]float64, n-len(l.baseX))...)
+	l.baseY = append(l.baseY, make([]float64, n-len(l.baseY))...)
+	l.baseM = append(l.baseM, make([]float64, n-len(l.baseM))...)
 }
 
 func (l *Layout) growEdges(s uint32) {
@@ -115,6 +131,7 @@ func (l *Layout) AddNode(slot uint32) {
 	if l.live[slot] {
 		return
 	}
+	l.markStale(slot)
 	l.live[slot], l.pinned[slot], l.isNew[slot] = true, false, true
 	l.adj[slot] = l.adj[slot][:0]
 	l.setPos(slot, 0, 0)
@@ -131,6 +148,7 @@ func (l *Layout) RemoveNode(slot uint32) {
 	for len(l.adj[slot]) > 0 {
 		l.RemoveEdge(l.adj[slot][len(l.adj[slot])-1])
 	}
+	l.markStale(slot)
 	l.live[slot], l.pinned[slot], l.isNew[slot] = false, false, false
 }
 
@@ -145,6 +163,8 @@ func (l *Layout) AddEdge(slot, from, to uint32) {
 	if l.elive[slot] {
 		return
 	}
+	l.markStale(from)
+	l.markStale(to)
 	l.from[slot], l.to[slot], l.elive[slot] = from, to, true
 	l.adj[from] = insertSorted(l.adj[from], slot)
 	if to != from {
@@ -160,6 +180,8 @@ func (l *Layout) RemoveEdge(slot uint32) {
 		return
 	}
 	f, t := l.from[slot], l.to[slot]
+	l.markStale(f)
+	l.markStale(t)
 	l.elive[slot] = false
 	l.adj[f] = removeSorted(l.adj[f], slot)
 	if t != f {
@@ -225,6 +247,7 @@ func (l *Layout) Position(slot uint32) (x, y float64) {
 }
 
 func (l *Layout) setPos(s uint32, x, y float64) {
+	l.markStale(s)
 	l.x[s], l.y[s] = x, y
 	l.pos[2*s], l.pos[2*s+1] = float32(x), float32(y)
 	l.moved[s/64] |= 1 << (s % 64)
@@ -311,6 +334,7 @@ func (l *Layout) Relax(iterations int) {
 	if iterations <= 0 {
 		return
 	}
+	l.dropCold()
 	s := &l.sim
 	s.p, s.workers = &l.p, l.workers
 	s.x, s.y, s.m = l.x, l.y, l.masses()
@@ -328,7 +352,10 @@ func (l *Layout) Relax(iterations int) {
 	}
 	l.rowsFor(s)
 	s.damp, s.maxStep, s.rel = nil, math.Inf(1), nil
-	s.fixed.build(l.fixed, s.x, s.y, s.m)
+	s.own.build(l.fixed, s.x, s.y, s.m)
+	s.cold = &s.own
+	s.minus.build(nil, nil, nil, nil)
+	s.plus.build(nil, nil, nil, nil)
 	s.reset()
 	for range iterations {
 		s.tick()

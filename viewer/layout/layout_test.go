@@ -351,6 +351,7 @@ func TestKeyframeResumeEqualsUninterruptedRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		resumed0 := *resumed // the state as decoded
 		if resumed.Hash() != whole.Hash() {
 			t.Fatalf("cut at op %d: resumed hash %x, want %x", cut, resumed.Hash(), whole.Hash())
 		}
@@ -374,7 +375,10 @@ func TestKeyframeResumeEqualsUninterruptedRun(t *testing.T) {
 				t.Fatalf("cut at op %d: slot %d at %v,%v, want %v,%v", cut, i, b[2*i], b[2*i+1], a[2*i], a[2*i+1])
 			}
 		}
-		t.Logf("cut at op %d: %d-byte keyframe, %d transactions after it agree", cut, len(key), txs)
+		t.Logf("cut at op %d: %d-byte keyframe (cold tree kept %v, %d stale nodes), %d transactions after it agree", cut, len(key), resumed0.coldOK, len(resumed0.stale), txs)
+		if cut == ends[len(ends)-3] && (!resumed0.coldOK || len(resumed0.stale) == 0) {
+			t.Fatal("the last cut has no cold tree with stale nodes: the test does not show that a keyframe rebuilds it")
+		}
 	}
 }
 
@@ -595,7 +599,7 @@ func TestParamsValidate(t *testing.T) {
 // and Go version must give it: a change means pictures (and keyframes)
 // differ from before. Change it only with a deliberate change of the
 // algorithm, and say so in the commit.
-const goldenHash = 0x6f982144bfb623c6
+const goldenHash = 0x299e9542057fbc0
 
 func TestGoldenHash(t *testing.T) {
 	l := run(t, smallParams(), SeedFor("golden"), script(42, 700, 30))
@@ -642,5 +646,64 @@ func TestHotSetIsCapped(t *testing.T) {
 	}
 	if n != moved+1 {
 		t.Fatalf("TakeMoved covers %d slots, want the %d that moved", n, moved+1)
+	}
+}
+
+// TestColdTreeAgreesWithAFreshTree runs each transaction on a layout whose
+// cold tree is kept across transactions (with the stale nodes' corrections)
+// and on a copy without one, which builds its cold tree afresh from the
+// current state: with nearly exact Barnes–Hut sums, positions must agree to
+// 0.1 % of the transaction's scale.
+func TestColdTreeAgreesWithAFreshTree(t *testing.T) {
+	seed := testseed.Seed(t, 5)
+	ops := script(seed, 1500, 60)
+	var groups [][]op // one transaction each, ending with EndTx
+	start := 0
+	for k, o := range ops {
+		if o.kind == 't' {
+			groups = append(groups, ops[start:k+1])
+			start = k + 1
+		}
+	}
+	p := smallParams()
+	// Nearly exact sums: at θ = 1.2 the two trees' approximation errors
+	// differ, and 12 adaptive ticks amplify that to a few % of the scale.
+	p.Theta = 0.05
+	kept, err := New(p, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst, compared := 0.0, 0
+	for g, tx := range groups {
+		global := false
+		for _, o := range tx {
+			global = global || o.kind == 'r' || o.kind == 'f'
+		}
+		key, _ := kept.MarshalBinary()
+		fresh, _ := Unmarshal(key)
+		fresh.dropCold()
+		useCold := kept.coldOK && len(kept.stale) > 0 && !global
+		for _, o := range tx {
+			o.apply(kept)
+			o.apply(fresh)
+		}
+		if !useCold || g == 0 {
+			continue
+		}
+		compared++
+		d := 0.0
+		for i, ok := range kept.live {
+			if ok {
+				d = max(d, math.Hypot(kept.x[i]-fresh.x[i], kept.y[i]-fresh.y[i]))
+			}
+		}
+		worst = max(worst, d/kept.scale)
+		if d > 1e-3*kept.scale {
+			t.Fatalf("transaction %d: kept and fresh cold trees moved a node %.3g apart, more than 0.1 %% of the scale %.3g", g, d, kept.scale)
+		}
+	}
+	t.Logf("%d transactions compared; largest difference %.3g of the scale", compared, worst)
+	if compared < 20 || worst == 0 {
+		t.Fatalf("%d transactions compared, largest difference %v: the kept cold tree was not exercised", compared, worst)
 	}
 }

@@ -35,6 +35,7 @@ func (l *Layout) FirstLayout(iterations int) {
 		l.Relax(iterations)
 		return
 	}
+	l.dropCold()
 	ids := make([]uint32, 0, live) // level 0 index → slot
 	index := make([]int32, len(l.live))
 	for i, ok := range l.live {
