@@ -316,6 +316,9 @@ func (d *decoder) decode() (*Layout, error) {
 			l.adj[ends[1]] = append(l.adj[ends[1]], uint32(e))
 		}
 	}
+	for i := range l.adj {
+		l.setMass(uint32(i))
+	}
 	if err := d.cold(l); err != nil {
 		return nil, err
 	}

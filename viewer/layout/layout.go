@@ -109,6 +109,7 @@ func (l *Layout) growNodes(s uint32) {
 	l.baseX = append(l.baseX, make([]float64, n-len(l.baseX))...)
 	l.baseY = append(l.baseY, make([]float64, n-len(l.baseY))...)
 	l.baseM = append(l.baseM, make([]float64, n-len(l.baseM))...)
+	l.mass = append(l.mass, make([]float64, n-len(l.mass))...)
 }
 
 func (l *Layout) growEdges(s uint32) {
@@ -134,6 +135,7 @@ func (l *Layout) AddNode(slot uint32) {
 	l.markStale(slot)
 	l.live[slot], l.pinned[slot], l.isNew[slot] = true, false, true
 	l.adj[slot] = l.adj[slot][:0]
+	l.setMass(slot)
 	l.setPos(slot, 0, 0)
 	l.pending = append(l.pending, slot)
 }
@@ -170,6 +172,8 @@ func (l *Layout) AddEdge(slot, from, to uint32) {
 	if to != from {
 		l.adj[to] = insertSorted(l.adj[to], slot)
 	}
+	l.setMass(from)
+	l.setMass(to)
 	l.touched = append(l.touched, from, to)
 }
 
@@ -187,6 +191,8 @@ func (l *Layout) RemoveEdge(slot uint32) {
 	if t != f {
 		l.adj[t] = removeSorted(l.adj[t], slot)
 	}
+	l.setMass(f)
+	l.setMass(t)
 	l.touched = append(l.touched, f, t)
 }
 
@@ -315,14 +321,12 @@ func (l *Layout) Hash() uint64 {
 	return h
 }
 
-// masses fills l.mass with degree + 1 per live slot.
-func (l *Layout) masses() []float64 {
-	l.mass = grow(l.mass, len(l.live))
-	for i, a := range l.adj {
-		l.mass[i] = float64(len(a) + 1)
-	}
-	return l.mass
-}
+// masses returns degree + 1 per slot, kept up to date by every change of
+// the adjacency.
+func (l *Layout) masses() []float64 { return l.mass }
+
+// setMass sets node slot s's mass from its degree.
+func (l *Layout) setMass(s uint32) { l.mass[s] = float64(len(l.adj[s]) + 1) }
 
 // Relax runs iterations global ForceAtlas2 ticks on every live, unpinned
 // node, with repulsion from the whole graph. Call it between transactions.

@@ -515,6 +515,9 @@ func TestRandomOpsKeepInvariants(t *testing.T) {
 			if ok && (!isFinite(x) || !isFinite(y) || math.Abs(x) > 1e7 || math.Abs(y) > 1e7) {
 				t.Fatalf("op %d (%c): slot %d at %v,%v", k, o.kind, i, x, y)
 			}
+			if ok && l.mass[i] != float64(len(l.adj[i])+1) {
+				t.Fatalf("op %d (%c): slot %d has mass %v and %d edges", k, o.kind, i, l.mass[i], len(l.adj[i]))
+			}
 		}
 		ranges = l.TakeMoved(ranges[:0])
 		in := make([]bool, l.Len())
