@@ -30,11 +30,20 @@
 // otherwise fuse it into a multiply-add on some machines), offsets are
 // hashed without trigonometry, and no map is iterated.
 //
+// # Cost
+//
+// Measured on the 2-core reference machine, 100K nodes / 200K edges: one
+// Relax iteration 45–90 ms (75–90 ms of CPU), FirstLayout(20) about 2.3 s,
+// a one-node EndTx about 0.6 ms, an EndTx whose hot set reaches HotCap
+// (2,048) about 30 ms. EndTx's work follows the transaction, not the graph:
+// see EndTx.
+//
 // # Keyframes
 //
 // MarshalBinary writes the state (positions, pins, structure, the open
-// transaction, Params and seed) in a compact byte form; Unmarshal of it
-// resumes with the same positions afterwards as an uninterrupted run.
+// transaction, the cold tree's changed nodes, Params and seed) in a compact
+// byte form, about 17 bytes a node; Unmarshal of it resumes with the same
+// positions afterwards as an uninterrupted run.
 //
 // # Example
 //

@@ -12,7 +12,7 @@ import (
 // scale is the mean length of the edges at the hot set's older nodes. EndTx
 // places the new nodes in slot order, each at the barycentre of its
 // neighbours placed before it plus a hashed offset of at most Jitter × scale
-// (or at a hashed point that near the origin when it has none), then runs
+// (or at a hashed point near the origin when it has none), then runs
 // Params.Ticks ticks on the hot set, each step at most MaxStep × scale. Hot
 // nodes feel the whole graph through the Barnes–Hut tree; every other node
 // stays put, and pinned nodes never move. The changed nodes move by their
@@ -20,8 +20,13 @@ import (
 // of theirs since the first tick, so a settled neighbourhood follows the
 // change without also drifting along its leftover forces.
 //
-// Its work is bounded by the hot set: one tree over the live nodes, then
-// Ticks × HotCap force evaluations at most.
+// Its work follows the transaction, not the graph: placing its new nodes,
+// then at most Ticks × HotCap force evaluations. A hot set of up to
+// HotCap/4 moving nodes takes the other nodes' forces from the cold tree
+// kept across transactions (see cold.go), rebuilt — one pass over the
+// graph — once every few hundred small transactions; a larger one builds a
+// tree of the other nodes. On 100K nodes / 200K edges a one-node
+// transaction takes about 1 ms, one of 2,048 hot nodes about 30 ms.
 func (l *Layout) EndTx() {
 	l.txs++
 	var seeds []uint32
