@@ -28,9 +28,10 @@ import (
 const magic = "CLY\x01"
 
 // MarshalBinary returns l's state in a compact byte form: about 16 bytes a
-// node and 4–8 bytes an edge. UnmarshalBinary of it gives a Layout whose
-// every later call gives the same positions as l's would. Call it between
-// transactions; it never fails.
+// node and 4–8 bytes an edge, plus 33 bytes for each node changed since the
+// cold tree was built (at most HotCap + nodes/32 of them). UnmarshalBinary
+// of it gives a Layout whose every later call gives the same positions as
+// l's would. It may be called inside a transaction too; it never fails.
 func (l *Layout) MarshalBinary() ([]byte, error) {
 	return l.AppendBinary(make([]byte, 0, 64+17*len(l.live)+8*len(l.elive)))
 }
