@@ -105,3 +105,42 @@ func (d *dirtySet) scan(dst []Range, limit, gap uint32) []Range {
 	}
 	return dst
 }
+
+// runs calls fn with each run [lo, hi) of consecutive slots below limit,
+// in order.
+func (d *dirtySet) runs(limit uint32, fn func(lo, hi uint32)) {
+	if !d.any {
+		return
+	}
+	open := false
+	var cur Range
+	for wi, w := range d.words {
+		for w != 0 {
+			b := uint32(bits.TrailingZeros64(w))
+			lo := uint32(wi)*64 + b
+			if lo >= limit {
+				w = 0
+				break
+			}
+			run := uint32(bits.TrailingZeros64(^(w >> b)))
+			hi := min(lo+run, limit)
+			if b+run >= 64 {
+				w = 0
+			} else {
+				w &^= (uint64(1)<<run - 1) << b
+			}
+			switch {
+			case open && lo == cur.Hi:
+				cur.Hi = hi
+			case open:
+				fn(cur.Lo, cur.Hi)
+				cur = Range{lo, hi}
+			default:
+				cur, open = Range{lo, hi}, true
+			}
+		}
+	}
+	if open {
+		fn(cur.Lo, cur.Hi)
+	}
+}

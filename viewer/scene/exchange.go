@@ -167,17 +167,18 @@ func (s *Scene) fill(f *Frame, nodes, edges int) {
 func (s *Scene) catchUp(f *Frame, miss *changes, nodes, edges int) {
 	f.Pos, f.Color, f.Size, f.ID, f.Deg = f.Pos[:2*nodes], f.Color[:nodes], f.Size[:nodes], f.ID[:nodes], f.Deg[:nodes]
 	f.Ends = f.Ends[:2*edges]
-	var buf [64]Range
-	for _, r := range miss.pos.ranges(buf[:0], uint32(nodes), s.opt.rangeGap, len(buf)) {
-		copy(f.Pos[2*r.Lo:2*r.Hi], s.pos[2*r.Lo:2*r.Hi])
-	}
-	for _, r := range miss.node.ranges(buf[:0], uint32(nodes), s.opt.rangeGap, len(buf)) {
-		copy(f.Color[r.Lo:r.Hi], s.color[r.Lo:r.Hi])
-		copy(f.Size[r.Lo:r.Hi], s.size[r.Lo:r.Hi])
-		copy(f.ID[r.Lo:r.Hi], s.ids[r.Lo:r.Hi])
-		copy(f.Deg[r.Lo:r.Hi], s.deg[r.Lo:r.Hi])
-	}
-	for _, r := range miss.edge.ranges(buf[:0], uint32(edges), s.opt.rangeGap, len(buf)) {
-		copy(f.Ends[2*r.Lo:2*r.Hi], s.ends[2*r.Lo:2*r.Hi])
-	}
+	// Runs of dirty slots as they are: unlike a GL upload, a copy costs
+	// nothing per call, so nothing is merged.
+	miss.pos.runs(uint32(nodes), func(lo, hi uint32) {
+		copy(f.Pos[2*lo:2*hi], s.pos[2*lo:2*hi])
+	})
+	miss.node.runs(uint32(nodes), func(lo, hi uint32) {
+		copy(f.Color[lo:hi], s.color[lo:hi])
+		copy(f.Size[lo:hi], s.size[lo:hi])
+		copy(f.ID[lo:hi], s.ids[lo:hi])
+		copy(f.Deg[lo:hi], s.deg[lo:hi])
+	})
+	miss.edge.runs(uint32(edges), func(lo, hi uint32) {
+		copy(f.Ends[2*lo:2*hi], s.ends[2*lo:2*hi])
+	})
 }
