@@ -19,11 +19,14 @@
 //	c, err := g.Component("alice", "", 100) // size and a page of members
 //	n, err := g.ComponentCount()
 //	g.Compact() // after catching up: fold the delta, drop spare capacity
+//	for n := range g.LiveNodes() { ... } // every node, then every edge,
+//	for e := range g.LiveEdges() { ... } // in dense-index order (a viewer's start)
 //
 // Data enters only through Apply (one event) and ApplyTx (one transaction,
 // validated as a whole against the graph before any event is applied, so a
 // failed transaction returns an *ApplyError naming the event and changes
-// nothing). It leaves only through the query methods, which return the
+// nothing). It leaves through the query methods and the ordered
+// iterators LiveNodes and LiveEdges (deterministic dense-index order), which return the
 // sentinels of errors.go (ErrNotFound, ErrInvalidArgument, ErrBadCursor,
 // ErrLimitExceeded).
 //
