@@ -25,10 +25,10 @@
 // Data enters only through Apply (one event) and ApplyTx (one transaction,
 // validated as a whole against the graph before any event is applied, so a
 // failed transaction returns an *ApplyError naming the event and changes
-// nothing). It leaves through the query methods and the ordered
-// iterators LiveNodes and LiveEdges (deterministic dense-index order), which return the
+// nothing). It leaves through the query methods, which return the
 // sentinels of errors.go (ErrNotFound, ErrInvalidArgument, ErrBadCursor,
-// ErrLimitExceeded).
+// ErrLimitExceeded), and through the iterators LiveNodes and LiveEdges
+// (every live node and edge in deterministic dense-index order).
 //
 // Storage, per graph. Integer arrays are packed (internal/packed) in the
 // fewest bits (2, 4, 8, 16, 24 or 32) that hold their largest value, so a
