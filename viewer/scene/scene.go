@@ -487,3 +487,6 @@ func hashedPos(graph, id string) (x, y float32) {
 }
 
 func quote(s string) string { return `"` + s + `"` }
+
+// Fading reports whether a fade is running (Advance has work).
+func (s *Scene) Fading() bool { return len(s.fades) > 0 }
