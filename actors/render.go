@@ -60,9 +60,11 @@ type RenderConfig struct {
 	// replay's end); past the graph's head at the start it is the head.
 	// Reached is closed once a Frame holding it is published.
 	StopAt uint64
-	// TxPerFrame, when not 0, paces a replay: each Frame folds at most
-	// this many transactions and advances the fades by one step, so the
-	// frame sequence is a pure function of the history. 0 folds as fast as
+	// TxPerFrame, when not 0, paces a replay: each Frame (one per credit)
+	// folds exactly this many transactions (fewer only at the stop) and
+	// advances the fades by one step, so the frame sequence is a pure
+	// function of the history; after the stop, Frames go on until the
+	// fades end. 0 folds as fast as
 	// the transactions come and publishes one Frame per credit: a slow
 	// viewer gets the changes of many transactions merged into one Frame.
 	TxPerFrame int
@@ -156,6 +158,9 @@ func StartRender(root *actor.RootContext, x *scene.Exchange, cfg RenderConfig) (
 	case x == nil:
 		return nil, fmt.Errorf("render %s: no exchange", cfg.Graph)
 	}
+	if s, ok := cfg.Snapshots.(*persistence.Snapshots); ok && s == nil {
+		cfg.Snapshots = nil // Engine.Snapshots with snapshots off
+	}
 	if cfg.MaxLag == 0 {
 		cfg.MaxLag = DefaultRenderMaxLag
 	}
@@ -205,8 +210,10 @@ func StartRender(root *actor.RootContext, x *scene.Exchange, cfg RenderConfig) (
 }
 
 // Reached is closed once a Frame holding every transaction up to StopAt
-// (or the graph's head at the start, when that is lower) is published.
-// Without StopAt it is never closed.
+// (or the graph's head at the start, when that is lower) is published:
+// the GL thread's next Acquire returns it (or, in a paced replay with
+// fades, a later Frame at the same Seq). Without StopAt it is never
+// closed.
 func (r *Render) Reached() <-chan struct{} { return r.reached }
 
 // Done is closed when the render stopped: Stop, or a failure (Err).
@@ -511,8 +518,12 @@ func (a *renderActor) fold(tx persistence.GraphTx) bool {
 
 // publish hands the scene over when a credit and a change allow it, and
 // closes Reached once everything up to the stop is in a published Frame.
+// The Frame that reaches the stop goes without a credit (a Publish over a
+// Frame not acquired yet is safe; credits only spare copies), so that
+// Reached means the GL thread's next Acquire returns it.
 func (a *renderActor) publish() {
-	if a.credit && a.dirty {
+	final := a.reach && len(a.queue) == 0
+	if a.dirty && (a.credit || final) {
 		a.sc.Publish(a.r.x)
 		a.credit, a.dirty = false, false
 		a.r.frames.Add(1)
