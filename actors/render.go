@@ -73,6 +73,15 @@ type RenderConfig struct {
 	// newer keyframe, when Snapshots is set and TxPerFrame is 0. Default
 	// 100,000.
 	MaxLag uint64
+	// LayoutEvery, when not 0 and Snapshots is set, saves a position
+	// keyframe (persistence.KindLayout: the scene's slot table and
+	// positions, zstd, named layout/<graph>/<seq>) every LayoutEvery
+	// transactions folded, one at a time, off the actor. With FromSnapshot
+	// the newest trusted one at or before StopAt is the start, before any
+	// read-model snapshot: it holds the very slots and positions a fold
+	// from the beginning gives. A store that refuses the write (a viewer
+	// without the right) is logged once.
+	LayoutEvery uint64
 	// MaxQueued bounds the transactions read and not folded yet; the
 	// render's own reader waits beyond it (never the projections' reader,
 	// which the render does not use). Default 4,096.
@@ -94,6 +103,7 @@ type RenderStats struct {
 	Transactions uint64 // transactions folded
 	Frames       uint64 // Frames published
 	Resyncs      uint64 // keyframes jumped to after a lag (the start not counted)
+	Layouts      uint64 // position keyframes saved (LayoutEvery)
 	Queued       int    // transactions read and not folded yet
 }
 
@@ -118,6 +128,9 @@ type Render struct {
 	space  chan struct{}
 
 	seq, published, txs, frames, resyncs atomic.Uint64
+	layouts                              atomic.Uint64 // position keyframes saved
+	saving                               atomic.Bool   // one is being saved
+	saveErrs                             sync.Once
 
 	reached   chan struct{}
 	done      chan struct{}
@@ -135,6 +148,10 @@ type (
 	renderKeyframe struct {
 		g    *readmodel.Graph
 		head persistence.Head
+	}
+	renderLayout struct {
+		data []byte
+		info persistence.SnapshotInfo
 	}
 )
 
@@ -235,13 +252,16 @@ func (r *Render) Err() error {
 // Stats returns the render's counters.
 func (r *Render) Stats() RenderStats {
 	return RenderStats{Seq: r.seq.Load(), Published: r.published.Load(), Transactions: r.txs.Load(),
-		Frames: r.frames.Load(), Resyncs: r.resyncs.Load(), Queued: int(r.queued.Load())}
+		Frames: r.frames.Load(), Resyncs: r.resyncs.Load(), Layouts: r.layouts.Load(), Queued: int(r.queued.Load())}
 }
 
 // Stop stops the reader and the actor and waits for them, at most until
 // ctx ends.
 func (r *Render) Stop(ctx context.Context) error {
 	r.cancel()
+	// The actor first: it starts the keyframe savers the wait group
+	// counts.
+	_ = r.root.PoisonFuture(r.pid).Wait() // an error: it was stopped already
 	waited := make(chan struct{})
 	go func() { r.wg.Wait(); close(waited) }()
 	select {
@@ -249,7 +269,6 @@ func (r *Render) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("stop render %s: %w", r.cfg.Graph, ctx.Err())
 	}
-	_ = r.root.PoisonFuture(r.pid).Wait() // an error: it was stopped already
 	r.end(nil)
 	return nil
 }
@@ -278,7 +297,10 @@ func (r *Render) read(ctx context.Context) error {
 	}
 	after, from := persistence.Head{}, uint64(1)
 	if r.cfg.FromSnapshot {
-		if kf := r.keyframe(ctx, 0, stop); kf != nil {
+		if lk := r.layoutKeyframe(ctx, stop); lk != nil {
+			r.root.Send(r.pid, lk)
+			after, from = persistence.Head{N: lk.info.Position, CID: lk.info.Head}, lk.info.Seq+1
+		} else if kf := r.keyframe(ctx, 0, stop); kf != nil {
 			r.root.Send(r.pid, kf)
 			after, from = kf.head, kf.g.AsOf()+1
 		}
@@ -367,6 +389,64 @@ func (r *Render) keyframe(ctx context.Context, above, stop uint64) *renderKeyfra
 	return nil
 }
 
+// layoutKeyframe fetches the newest position keyframe of the graph at or
+// before stop (stop 0: any) whose head the source confirms; nil when there
+// is none. Its payload is decoded by the actor (Scene.LoadKeyframe), which
+// checks it bound by bound.
+func (r *Render) layoutKeyframe(ctx context.Context, stop uint64) *renderLayout {
+	if r.cfg.Snapshots == nil {
+		return nil
+	}
+	infos, err := r.cfg.Snapshots.List(ctx, persistence.KindLayout, r.cfg.Graph)
+	if err != nil {
+		r.log.LogAttrs(ctx, slog.LevelWarn, "list layout keyframes", slog.String("err", err.Error()))
+		return nil
+	}
+	slices.SortFunc(infos, func(a, b persistence.SnapshotInfo) int { return cmp.Compare(b.Seq, a.Seq) })
+	for _, info := range infos {
+		if stop > 0 && info.Seq > stop {
+			continue
+		}
+		data, err := r.fetchLayout(ctx, info)
+		if err != nil {
+			r.log.LogAttrs(ctx, slog.LevelWarn, "layout keyframe passed over", slog.String("name", info.Name), slog.String("err", err.Error()))
+			continue
+		}
+		return &renderLayout{data: data, info: info}
+	}
+	return nil
+}
+
+func (r *Render) fetchLayout(ctx context.Context, info persistence.SnapshotInfo) ([]byte, error) {
+	head := persistence.Head{N: info.Position, CID: info.Head}
+	switch {
+	case info.Format != scene.KeyframeFormat:
+		return nil, fmt.Errorf("unknown format %d (this build reads %d)", info.Format, scene.KeyframeFormat)
+	case info.Seq == 0 || info.Position == 0 || !info.Head.Defined():
+		return nil, fmt.Errorf("names no head (seq %d, position %d)", info.Seq, info.Position)
+	}
+	if err := r.cfg.Source.CheckHead(ctx, r.cfg.Graph, info.Seq, head); err != nil {
+		return nil, fmt.Errorf("head not confirmed by the event store: %w", err)
+	}
+	return r.cfg.Snapshots.Get(ctx, info)
+}
+
+// saveLayout stores one position keyframe; it runs on its own goroutine,
+// one at a time.
+func (r *Render) saveLayout(info persistence.SnapshotInfo, data []byte) {
+	defer r.wg.Done()
+	defer r.saving.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := r.cfg.Snapshots.Put(ctx, info, data); err != nil {
+		r.saveErrs.Do(func() {
+			r.log.LogAttrs(ctx, slog.LevelWarn, "layout keyframe not saved (logged once)", slog.Uint64("seq", info.Seq), slog.String("err", err.Error()))
+		})
+		return
+	}
+	r.layouts.Add(1)
+}
+
 // loadKeyframe checks and loads one read-model snapshot.
 func (r *Render) loadKeyframe(ctx context.Context, info persistence.SnapshotInfo) (*readmodel.Graph, persistence.Head, error) {
 	head := persistence.Head{N: info.Position, CID: info.Head}
@@ -402,6 +482,8 @@ type renderActor struct {
 	queue  []persistence.GraphTx // paced (TxPerFrame): read, not folded yet
 	reach  bool                  // the reader reached the stop sequence
 	failed bool
+	head   persistence.Head // the chain's head at the scene's seq
+	since  uint64           // transactions folded since the last position keyframe
 	events []*cairnv1.Event // scratch
 }
 
@@ -428,7 +510,23 @@ func (a *renderActor) Receive(c actor.Context) {
 			return
 		}
 		a.r.seq.Store(a.sc.Seq())
-		a.dirty = true
+		a.head, a.dirty = m.head, true
+	case *renderLayout:
+		a.dropQueue()
+		var placer scene.Placer
+		if a.r.cfg.NewPlacer != nil {
+			placer = a.r.cfg.NewPlacer()
+		}
+		if err := a.sc.LoadKeyframe(m.data, placer); err != nil {
+			a.fail(fmt.Errorf("layout keyframe %s: %w", m.info.Name, err))
+			return
+		}
+		if a.sc.Seq() != m.info.Seq || a.sc.Head() != m.info.Head.String() {
+			a.fail(fmt.Errorf("layout keyframe %s holds seq %d head %s, not seq %d head %s", m.info.Name, a.sc.Seq(), a.sc.Head(), m.info.Seq, m.info.Head))
+			return
+		}
+		a.r.seq.Store(a.sc.Seq())
+		a.head, a.dirty = persistence.Head{N: m.info.Position, CID: m.info.Head}, true
 	case *renderCredit:
 		a.credit = true
 		if a.r.cfg.TxPerFrame == 0 && a.sc.Fading() {
@@ -512,7 +610,16 @@ func (a *renderActor) fold(tx persistence.GraphTx) bool {
 	}
 	a.r.seq.Store(tx.Seq)
 	a.r.txs.Add(1)
-	a.dirty = true
+	a.head, a.dirty = tx.Head, true
+	if every := a.r.cfg.LayoutEvery; every > 0 && a.r.cfg.Snapshots != nil {
+		if a.since++; a.since >= every && a.r.saving.CompareAndSwap(false, true) {
+			a.since = 0
+			info := persistence.SnapshotInfo{Kind: persistence.KindLayout, Graph: a.r.cfg.Graph, Seq: tx.Seq,
+				Position: tx.Head.N, Head: tx.Head.CID, Format: scene.KeyframeFormat}
+			a.r.wg.Add(1)
+			go a.r.saveLayout(info, a.sc.AppendKeyframe(nil))
+		}
+	}
 	return true
 }
 

@@ -1,10 +1,12 @@
 package actors_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -313,5 +315,52 @@ func putReadModel(t *testing.T, v *viewerSide, graph string, seq uint64) {
 	if _, err := v.snaps.Put(ctx, persistence.SnapshotInfo{Kind: persistence.KindReadModel, Graph: graph, Seq: seq,
 		Position: h.N, Head: h.CID, Format: readmodel.SnapshotFormat}, g.AppendSnapshot(nil)); err != nil {
 		t.Fatalf("put snapshot: %v", err)
+	}
+}
+
+// TestRenderLayoutKeyframes saves position keyframes while following a
+// graph, then starts a second render from the newest one: it folds only
+// the tail and ends with the very slots of a fold from the beginning.
+func TestRenderLayoutKeyframes(t *testing.T) {
+	srv, store := newStore(t)
+	m := startMember(t, store, quickGrains())
+	v := newViewerSide(t, srv)
+	m.mustExec(cmdtest.Envelope("g", "c0", cmdtest.CreateGraph()))
+	var last *cairnv1.CommandReply
+	const n = 35
+	for i := range n {
+		cmds := []*cairnv1.Command{cmdtest.AddNode(fmt.Sprint("n", i))}
+		if i%4 == 3 {
+			cmds = append(cmds, cmdtest.RemoveNode(fmt.Sprint("n", i-2))) // frees a slot for the next add
+		}
+		last = m.mustExec(cmdtest.Envelope("g", fmt.Sprint("c", i+1), cmds...))
+	}
+	x1 := scene.NewExchange()
+	r1 := v.start(t, x1, actors.RenderConfig{Graph: "g", Snapshots: v.snaps, LayoutEvery: 10})
+	f1 := frameAt(t, x1, r1, last.GetSeq())
+	eventually(t, "a layout keyframe saved", 10*time.Second, func() bool { return r1.Stats().Layouts >= 1 })
+
+	x2 := scene.NewExchange()
+	r2 := v.start(t, x2, actors.RenderConfig{Graph: "g", Snapshots: v.snaps, FromSnapshot: true, StopAt: last.GetSeq()})
+	select {
+	case <-r2.Reached():
+	case <-r2.Done():
+		t.Fatalf("render stopped: %v", r2.Err())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("stop not reached: %+v", r2.Stats())
+	}
+	f2 := x2.Acquire()
+	infos, err := v.snaps.List(context.Background(), persistence.KindLayout, "g")
+	if err != nil || len(infos) == 0 {
+		t.Fatalf("layout keyframes %v: %v", infos, err)
+	}
+	newest := slices.MaxFunc(infos, func(a, b persistence.SnapshotInfo) int { return cmp.Compare(a.Seq, b.Seq) })
+	// Only this graph writes: its transactions are consecutive sequences.
+	if st := r2.Stats(); st.Transactions != last.GetSeq()-newest.Seq {
+		t.Fatalf("stats %+v: want the %d transactions after the keyframe at seq %d folded", st, last.GetSeq()-newest.Seq, newest.Seq)
+	}
+	if f2 == nil || f2.Seq != f1.Seq || f2.Head != f1.Head || fmt.Sprint(f2.ID) != fmt.Sprint(f1.ID) ||
+		fmt.Sprint(f2.Ends) != fmt.Sprint(f1.Ends) || fmt.Sprint(f2.Pos) != fmt.Sprint(f1.Pos) || f2.LiveNodes != f1.LiveNodes {
+		t.Fatalf("started from a keyframe: %+v\nwant the slots of a full fold: %+v", f2, f1)
 	}
 }
