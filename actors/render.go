@@ -79,8 +79,9 @@ type RenderConfig struct {
 	// transactions folded, one at a time, off the actor. With FromSnapshot
 	// the newest trusted one at or before StopAt is the start, before any
 	// read-model snapshot: it holds the very slots and positions a fold
-	// from the beginning gives. A store that refuses the write (a viewer
-	// without the right) is logged once.
+	// from the beginning gives. A render that started from (or jumped to)
+	// a read-model snapshot saves none, since its slots differ. A store
+	// that refuses the write (a viewer without the right) is logged once.
 	LayoutEvery uint64
 	// MaxQueued bounds the transactions read and not folded yet; the
 	// render's own reader waits beyond it (never the projections' reader,
@@ -483,6 +484,10 @@ type renderActor struct {
 	reach  bool                  // the reader reached the stop sequence
 	failed bool
 	head   persistence.Head // the chain's head at the scene's seq
+	// mixed: the scene started from a read-model keyframe, so its slots
+	// are not those of a fold from the beginning; it saves no position
+	// keyframes, which must hold those.
+	mixed bool
 	since  uint64           // transactions folded since the last position keyframe
 	events []*cairnv1.Event // scratch
 }
@@ -510,7 +515,7 @@ func (a *renderActor) Receive(c actor.Context) {
 			return
 		}
 		a.r.seq.Store(a.sc.Seq())
-		a.head, a.dirty = m.head, true
+		a.head, a.dirty, a.mixed = m.head, true, true
 	case *renderLayout:
 		a.dropQueue()
 		var placer scene.Placer
@@ -526,7 +531,7 @@ func (a *renderActor) Receive(c actor.Context) {
 			return
 		}
 		a.r.seq.Store(a.sc.Seq())
-		a.head, a.dirty = persistence.Head{N: m.info.Position, CID: m.info.Head}, true
+		a.head, a.dirty, a.mixed = persistence.Head{N: m.info.Position, CID: m.info.Head}, true, false
 	case *renderCredit:
 		a.credit = true
 		if a.r.cfg.TxPerFrame == 0 && a.sc.Fading() {
@@ -611,7 +616,7 @@ func (a *renderActor) fold(tx persistence.GraphTx) bool {
 	a.r.seq.Store(tx.Seq)
 	a.r.txs.Add(1)
 	a.head, a.dirty = tx.Head, true
-	if every := a.r.cfg.LayoutEvery; every > 0 && a.r.cfg.Snapshots != nil {
+	if every := a.r.cfg.LayoutEvery; every > 0 && a.r.cfg.Snapshots != nil && !a.mixed {
 		if a.since++; a.since >= every && a.r.saving.CompareAndSwap(false, true) {
 			a.since = 0
 			info := persistence.SnapshotInfo{Kind: persistence.KindLayout, Graph: a.r.cfg.Graph, Seq: tx.Seq,
