@@ -487,7 +487,7 @@ type renderActor struct {
 	// mixed: the scene started from a read-model keyframe, so its slots
 	// are not those of a fold from the beginning; it saves no position
 	// keyframes, which must hold those.
-	mixed bool
+	mixed  bool
 	since  uint64           // transactions folded since the last position keyframe
 	events []*cairnv1.Event // scratch
 }
