@@ -155,4 +155,3 @@ func BenchmarkSceneMemory(b *testing.B) {
 		runtime.KeepAlive(x)
 	}
 }
-
