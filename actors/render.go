@@ -367,25 +367,20 @@ func (r *Render) waitSpace(ctx context.Context) error {
 // confirms; nil when there is none. A snapshot that fails a check is
 // logged and passed over for the next older one.
 func (r *Render) keyframe(ctx context.Context, above, stop uint64) *renderKeyframe {
-	if r.cfg.Snapshots == nil {
-		return nil
-	}
-	infos, err := r.cfg.Snapshots.List(ctx, persistence.KindReadModel, r.cfg.Graph)
-	if err != nil {
-		r.log.LogAttrs(ctx, slog.LevelWarn, "list keyframes", slog.String("err", err.Error()))
-		return nil
-	}
-	slices.SortFunc(infos, func(a, b persistence.SnapshotInfo) int { return cmp.Compare(b.Seq, a.Seq) })
-	for _, info := range infos {
-		if info.Seq <= above || stop > 0 && info.Seq > stop {
-			continue
+	for _, info := range r.candidates(ctx, persistence.KindReadModel, above, stop) {
+		data, err := r.fetch(ctx, info, readmodel.SnapshotFormat)
+		var g *readmodel.Graph
+		if err == nil {
+			g, err = readmodel.LoadSnapshot(data, r.cfg.ReadModel)
 		}
-		g, head, err := r.loadKeyframe(ctx, info)
+		if err == nil && (g.ID() != r.cfg.Graph || g.AsOf() != info.Seq) {
+			err = fmt.Errorf("holds graph %s as of seq %d", g.ID(), g.AsOf())
+		}
 		if err != nil {
 			r.log.LogAttrs(ctx, slog.LevelWarn, "keyframe passed over", slog.String("name", info.Name), slog.String("err", err.Error()))
 			continue
 		}
-		return &renderKeyframe{g: g, head: head}
+		return &renderKeyframe{g: g, head: persistence.Head{N: info.Position, CID: info.Head}}
 	}
 	return nil
 }
@@ -395,20 +390,8 @@ func (r *Render) keyframe(ctx context.Context, above, stop uint64) *renderKeyfra
 // is none. Its payload is decoded by the actor (Scene.LoadKeyframe), which
 // checks it bound by bound.
 func (r *Render) layoutKeyframe(ctx context.Context, stop uint64) *renderLayout {
-	if r.cfg.Snapshots == nil {
-		return nil
-	}
-	infos, err := r.cfg.Snapshots.List(ctx, persistence.KindLayout, r.cfg.Graph)
-	if err != nil {
-		r.log.LogAttrs(ctx, slog.LevelWarn, "list layout keyframes", slog.String("err", err.Error()))
-		return nil
-	}
-	slices.SortFunc(infos, func(a, b persistence.SnapshotInfo) int { return cmp.Compare(b.Seq, a.Seq) })
-	for _, info := range infos {
-		if stop > 0 && info.Seq > stop {
-			continue
-		}
-		data, err := r.fetchLayout(ctx, info)
+	for _, info := range r.candidates(ctx, persistence.KindLayout, 0, stop) {
+		data, err := r.fetch(ctx, info, scene.KeyframeFormat)
 		if err != nil {
 			r.log.LogAttrs(ctx, slog.LevelWarn, "layout keyframe passed over", slog.String("name", info.Name), slog.String("err", err.Error()))
 			continue
@@ -418,15 +401,34 @@ func (r *Render) layoutKeyframe(ctx context.Context, stop uint64) *renderLayout 
 	return nil
 }
 
-func (r *Render) fetchLayout(ctx context.Context, info persistence.SnapshotInfo) ([]byte, error) {
-	head := persistence.Head{N: info.Position, CID: info.Head}
+// candidates lists the graph's snapshots of kind with a sequence above
+// above and (stop > 0) at most stop, newest first; none without
+// Snapshots or when the listing fails (logged).
+func (r *Render) candidates(ctx context.Context, kind persistence.SnapshotKind, above, stop uint64) []persistence.SnapshotInfo {
+	if r.cfg.Snapshots == nil {
+		return nil
+	}
+	infos, err := r.cfg.Snapshots.List(ctx, kind, r.cfg.Graph)
+	if err != nil {
+		r.log.LogAttrs(ctx, slog.LevelWarn, "list keyframes", slog.String("kind", string(kind)), slog.String("err", err.Error()))
+		return nil
+	}
+	infos = slices.DeleteFunc(infos, func(i persistence.SnapshotInfo) bool { return i.Seq <= above || stop > 0 && i.Seq > stop })
+	slices.SortFunc(infos, func(a, b persistence.SnapshotInfo) int { return cmp.Compare(b.Seq, a.Seq) })
+	return infos
+}
+
+// fetch checks that info is of format and that the source confirms its
+// head (the graph's transaction at info.Seq ends with it), then fetches
+// its payload.
+func (r *Render) fetch(ctx context.Context, info persistence.SnapshotInfo, format uint32) ([]byte, error) {
 	switch {
-	case info.Format != scene.KeyframeFormat:
-		return nil, fmt.Errorf("unknown format %d (this build reads %d)", info.Format, scene.KeyframeFormat)
+	case info.Format != format:
+		return nil, fmt.Errorf("unknown format %d (this build reads %d)", info.Format, format)
 	case info.Seq == 0 || info.Position == 0 || !info.Head.Defined():
 		return nil, fmt.Errorf("names no head (seq %d, position %d)", info.Seq, info.Position)
 	}
-	if err := r.cfg.Source.CheckHead(ctx, r.cfg.Graph, info.Seq, head); err != nil {
+	if err := r.cfg.Source.CheckHead(ctx, r.cfg.Graph, info.Seq, persistence.Head{N: info.Position, CID: info.Head}); err != nil {
 		return nil, fmt.Errorf("head not confirmed by the event store: %w", err)
 	}
 	return r.cfg.Snapshots.Get(ctx, info)
@@ -446,32 +448,6 @@ func (r *Render) saveLayout(info persistence.SnapshotInfo, data []byte) {
 		return
 	}
 	r.layouts.Add(1)
-}
-
-// loadKeyframe checks and loads one read-model snapshot.
-func (r *Render) loadKeyframe(ctx context.Context, info persistence.SnapshotInfo) (*readmodel.Graph, persistence.Head, error) {
-	head := persistence.Head{N: info.Position, CID: info.Head}
-	switch {
-	case info.Format != readmodel.SnapshotFormat:
-		return nil, head, fmt.Errorf("unknown format %d (this engine reads %d)", info.Format, readmodel.SnapshotFormat)
-	case info.Seq == 0 || info.Position == 0 || !info.Head.Defined():
-		return nil, head, fmt.Errorf("names no head (seq %d, position %d)", info.Seq, info.Position)
-	}
-	if err := r.cfg.Source.CheckHead(ctx, r.cfg.Graph, info.Seq, head); err != nil {
-		return nil, head, fmt.Errorf("head not confirmed by the event store: %w", err)
-	}
-	data, err := r.cfg.Snapshots.Get(ctx, info)
-	if err != nil {
-		return nil, head, err
-	}
-	g, err := readmodel.LoadSnapshot(data, r.cfg.ReadModel)
-	if err != nil {
-		return nil, head, err
-	}
-	if g.ID() != r.cfg.Graph || g.AsOf() != info.Seq {
-		return nil, head, fmt.Errorf("holds graph %s as of seq %d", g.ID(), g.AsOf())
-	}
-	return g, head, nil
 }
 
 // renderActor owns the scene: it folds, and publishes on a credit.

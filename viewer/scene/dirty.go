@@ -71,38 +71,14 @@ func (d *dirtySet) ranges(dst []Range, limit uint32, gap uint32, maxRanges int) 
 }
 
 func (d *dirtySet) scan(dst []Range, limit, gap uint32) []Range {
-	open := false
-	var cur Range
-	for wi, w := range d.words {
-		for w != 0 {
-			b := uint32(bits.TrailingZeros64(w))
-			lo := uint32(wi)*64 + b
-			if lo >= limit {
-				w = 0
-				break
-			}
-			// The run of ones from b.
-			run := uint32(bits.TrailingZeros64(^(w >> b)))
-			hi := min(lo+run, limit)
-			if b+run >= 64 {
-				w = 0
-			} else {
-				w &^= (uint64(1)<<run - 1) << b
-			}
-			switch {
-			case open && lo <= cur.Hi+gap:
-				cur.Hi = hi
-			case open:
-				dst = append(dst, cur)
-				cur = Range{lo, hi}
-			default:
-				cur, open = Range{lo, hi}, true
-			}
+	start := len(dst)
+	d.runs(limit, func(lo, hi uint32) {
+		if n := len(dst); n > start && lo <= dst[n-1].Hi+gap {
+			dst[n-1].Hi = hi
+			return
 		}
-	}
-	if open {
-		dst = append(dst, cur)
-	}
+		dst = append(dst, Range{lo, hi})
+	})
 	return dst
 }
 
