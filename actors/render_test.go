@@ -3,6 +3,7 @@ package actors_test
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -362,5 +363,53 @@ func TestRenderLayoutKeyframes(t *testing.T) {
 	if f2 == nil || f2.Seq != f1.Seq || f2.Head != f1.Head || fmt.Sprint(f2.ID) != fmt.Sprint(f1.ID) ||
 		fmt.Sprint(f2.Ends) != fmt.Sprint(f1.Ends) || fmt.Sprint(f2.Pos) != fmt.Sprint(f1.Pos) || f2.LiveNodes != f1.LiveNodes {
 		t.Fatalf("started from a keyframe: %+v\nwant the slots of a full fold: %+v", f2, f1)
+	}
+}
+
+// TestRenderStopsAtABrokenChain shows a graph whose second transaction
+// does not link to the first: the render shows the first, then stops with
+// a chain error naming the second, and folds nothing past it.
+func TestRenderStopsAtABrokenChain(t *testing.T) {
+	srv, store := newStore(t)
+	v := newViewerSide(t, srv)
+	ctx := context.Background()
+	seal := func(id string, head persistence.Head, evs ...*cairnv1.Event) (*cairnv1.Transaction, persistence.Head) {
+		ts := time.Now().UnixNano()
+		recs, h, err := persistence.Seal("g", id, ts, head, evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &cairnv1.Transaction{GraphId: "g", TxId: id, TimestampUnixNano: ts, Events: recs,
+			Commands: []*cairnv1.CommandRecord{{CommandId: id, EventCount: uint32(len(evs))}}}, h
+	}
+	added := func(id string) *cairnv1.Event {
+		return &cairnv1.Event{Kind: &cairnv1.Event_NodeAdded{NodeAdded: &cairnv1.NodeAdded{NodeId: id}}}
+	}
+	tx1, _ := seal("t1", persistence.Head{}, &cairnv1.Event{Kind: &cairnv1.Event_GraphCreated{GraphCreated: &cairnv1.GraphCreated{GraphId: "g"}}}, added("a"))
+	tx2, _ := seal("t2", persistence.Head{}, added("b")) // links to nothing: position 1 again
+	seq1, err := store.Append(ctx, "g", 0, tx1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq2, err := store.Append(ctx, "g", seq1, tx2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := scene.NewExchange()
+	r := v.start(t, x, actors.RenderConfig{Graph: "g"})
+	select {
+	case <-r.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("render did not stop: %+v", r.Stats())
+	}
+	var ce *persistence.ChainError
+	if err := r.Err(); !errors.Is(err, persistence.ErrChainBroken) || !errors.As(err, &ce) || ce.Seq != seq2 {
+		t.Fatalf("render stopped with %v, want a chain error at seq %d", err, seq2)
+	}
+	if st := r.Stats(); st.Seq != seq1 || st.Transactions != 1 {
+		t.Fatalf("stats %+v: want only seq %d folded", st, seq1)
+	}
+	if f := x.Acquire(); f == nil || f.Seq != seq1 || f.LiveNodes != 1 {
+		t.Fatalf("last frame %+v, want seq %d with node a", f, seq1)
 	}
 }
