@@ -155,3 +155,26 @@ func BenchmarkSceneMemory(b *testing.B) {
 		runtime.KeepAlive(x)
 	}
 }
+
+// BenchmarkKeyframe encodes and loads the keyframe of 100K nodes and 200K
+// edges (before zstd, which the object store adds).
+func BenchmarkKeyframe(b *testing.B) {
+	s, _ := bigScene(b, 100_000, 200_000, nil)
+	data := s.AppendKeyframe(nil)
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, len(data))
+		for b.Loop() {
+			buf = s.AppendKeyframe(buf[:0])
+		}
+		b.ReportMetric(float64(len(data))/100_000, "bytes/node")
+	})
+	b.Run("load", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := New("bench", nil).LoadKeyframe(data, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
