@@ -100,4 +100,3 @@ func (r *Render) saveLayout(info persistence.SnapshotInfo, data []byte) {
 	}
 	r.layouts.Add(1)
 }
-
