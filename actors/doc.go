@@ -1,8 +1,8 @@
 // Package actors holds Cairn's actors: the graph aggregate grain, the
 // dispatcher that routes commands to it, the projection shards that answer
 // queries (live and as of any point of a graph's history), the aggregate
-// and read-model snapshots, and the "cairn" NATS micro service gateway.
-// (The render actor comes with a later issue.)
+// and read-model snapshots, the "cairn" NATS micro service gateway, and the
+// render actor that feeds the viewer.
 //
 // # The aggregate
 //
@@ -153,4 +153,28 @@
 //	msg, err := nc.Request(api.CommandSubjectFor(envelope.GraphId), data, 5*time.Second)
 //	reply := &cairnv1.CommandReply{}
 //	_ = proto.Unmarshal(msg.Data, reply)
+//
+// # The render actor
+//
+// StartRender runs a plain protoactor actor that shows one graph: a reader
+// goroutine of its own follows the graph (persistence.Store.FollowGraph:
+// archive, stream, then live, every transaction chain-checked) and hands
+// the transactions to the actor, which folds them into a scene.Scene
+// (viewer/scene) and publishes scene.Frames to a scene.Exchange. It
+// publishes only on a credit (one at the start, one per Frame the GL thread
+// acquires), so a slow viewer gets the changes of many transactions merged
+// into one Frame; the reader waits only when MaxQueued transactions wait
+// for the actor, never for the viewer, and it is not the projections'
+// reader. A render further than MaxLag behind the head jumps to the newest
+// trusted read-model snapshot (a keyframe: Scene.Load). StopAt ends it at a
+// sequence (as-of, a replay's end; Reached); TxPerFrame paces a replay.
+// The source is any *persistence.Store: the engine's own (Engine.Store) in
+// process, or one a viewer process opened over NATS.
+//
+//	x := scene.NewExchange()
+//	r, err := actors.StartRender(system.Root, x, actors.RenderConfig{Graph: "g",
+//		Source: eng.Store(), Snapshots: eng.Snapshots(), FromSnapshot: true})
+//	defer r.Stop(ctx)
+//	// on the GL thread, each frame:
+//	if f := x.Acquire(); f != nil { /* upload f's dirty ranges, draw */ }
 package actors

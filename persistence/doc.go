@@ -103,6 +103,9 @@
 // counts archived transactions' times. ReadAll, Follow and Get read the
 // stream only; a follower that finds a graph's first transaction in the
 // stream past chain position 1 reads the archived prefix with Read.
+// FollowGraph follows one graph across archive and stream and then live,
+// checking each transaction's chain (and signature, with WithSigning's
+// trust) before its callback sees it: the render actor's reader.
 //
 // # Embedded server
 //

@@ -42,6 +42,10 @@ const (
 	// taken at one stream position (Graph names the manifest series, for
 	// example "projections").
 	KindManifest SnapshotKind = "manifest"
+	// KindLayout: a viewer's position keyframe of one graph (the scene's
+	// slot table and positions, viewer/scene's keyframe format), outside
+	// the event chain.
+	KindLayout SnapshotKind = "layout"
 )
 
 // SnapshotInfo describes one stored snapshot. Put fills Name, Size, Stored

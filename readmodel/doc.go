@@ -19,13 +19,16 @@
 //	c, err := g.Component("alice", "", 100) // size and a page of members
 //	n, err := g.ComponentCount()
 //	g.Compact() // after catching up: fold the delta, drop spare capacity
+//	for n := range g.LiveNodes() { ... } // every node, then every edge,
+//	for e := range g.LiveEdges() { ... } // in dense-index order (a viewer's start)
 //
 // Data enters only through Apply (one event) and ApplyTx (one transaction,
 // validated as a whole against the graph before any event is applied, so a
 // failed transaction returns an *ApplyError naming the event and changes
-// nothing). It leaves only through the query methods, which return the
+// nothing). It leaves through the query methods, which return the
 // sentinels of errors.go (ErrNotFound, ErrInvalidArgument, ErrBadCursor,
-// ErrLimitExceeded).
+// ErrLimitExceeded), and through the iterators LiveNodes and LiveEdges
+// (every live node and edge in deterministic dense-index order).
 //
 // Storage, per graph. Integer arrays are packed (internal/packed) in the
 // fewest bits (2, 4, 8, 16, 24 or 32) that hold their largest value, so a

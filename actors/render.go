@@ -1,0 +1,541 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/persistence"
+	"github.com/cairn-graph/cairn/readmodel"
+	"github.com/cairn-graph/cairn/viewer/scene"
+)
+
+// RenderSource is what a render actor reads: one graph's checked
+// transactions, and the chain to trust keyframes against.
+// *persistence.Store is one, in process (Engine.Store) or opened on a NATS
+// connection of another process.
+type RenderSource interface {
+	FollowGraph(ctx context.Context, graph string, after persistence.Head, fromSeq uint64, fn func(persistence.GraphTx) error) error
+	LastSeq(ctx context.Context, graph string) (uint64, error)
+	CheckHead(ctx context.Context, graph string, seq uint64, head persistence.Head) error
+}
+
+var _ RenderSource = (*persistence.Store)(nil)
+
+// RenderConfig configures a render actor (StartRender).
+type RenderConfig struct {
+	// Graph is the graph shown.
+	Graph string
+	// Source reads the graph's transactions; required.
+	Source RenderSource
+	// Snapshots, when set, holds the read-model snapshots that serve as
+	// keyframes: the start with FromSnapshot, and the resynchronisation of
+	// a render that lags more than MaxLag. Only snapshots whose head the
+	// Source confirms are used.
+	Snapshots SnapshotStore
+	// ReadModel decodes snapshots. Default readmodel.DefaultConfig().
+	ReadModel readmodel.Config
+	// NewPlacer makes the scene's Placer at the start and after each
+	// keyframe. nil: nodes sit at hashed positions.
+	NewPlacer func() scene.Placer
+	// Scene holds the scene's options (colour component, fades, ranges).
+	Scene []scene.Option
+	// FromSnapshot starts from a keyframe at or before StopAt, trusted
+	// (its head confirmed by the Source), and folds only the transactions
+	// after it: the newest position keyframe (LayoutEvery), whose slots
+	// are those of a fold from the beginning, else the newest read-model
+	// snapshot (the same graph in other slots). Without it (or without a
+	// keyframe) the render folds the history from its first transaction.
+	FromSnapshot bool
+	// StopAt, when not 0, is the last stream sequence folded (as-of, or a
+	// replay's end); past the graph's head at the start it is the head.
+	// Reached is closed once a Frame holding it is published.
+	StopAt uint64
+	// TxPerFrame, when not 0, paces a replay: each Frame (one per credit)
+	// folds exactly this many transactions (fewer only at the stop) and
+	// advances the fades by one step, so the frame sequence is a pure
+	// function of the history; after the stop, Frames go on until the
+	// fades end. 0 folds as fast as the transactions come and publishes
+	// one Frame per credit: a slow viewer gets the changes of many
+	// transactions merged into one Frame.
+	TxPerFrame int
+	// MaxLag is how many transactions the render may be behind the graph's
+	// head (read and not folded, and not yet read) before it jumps to a
+	// newer keyframe, when Snapshots is set and TxPerFrame is 0. Default
+	// 100,000.
+	MaxLag uint64
+	// LayoutEvery, when not 0 and Snapshots is set, saves a position
+	// keyframe (persistence.KindLayout: the scene's slot table and
+	// positions, zstd, named layout/<graph>/<seq>) every LayoutEvery
+	// transactions folded, one at a time, off the actor. With FromSnapshot
+	// the newest trusted one at or before StopAt is the start, before any
+	// read-model snapshot: it holds the very slots and positions a fold
+	// from the beginning gives. A render that started from (or jumped to)
+	// a read-model snapshot saves none, since its slots differ. A store
+	// that refuses the write (a viewer without the right) is logged once.
+	LayoutEvery uint64
+	// MaxQueued bounds the transactions read and not folded yet; the
+	// render's own reader waits beyond it (never the projections' reader,
+	// which the render does not use). Default 4,096.
+	MaxQueued int
+	// Logger. Default: discard.
+	Logger *slog.Logger
+}
+
+// Render defaults.
+const (
+	DefaultRenderMaxLag    = 100_000
+	DefaultRenderMaxQueued = 4096
+)
+
+// RenderStats counts what a render actor did.
+type RenderStats struct {
+	Seq          uint64 // stream sequence folded through
+	Published    uint64 // the Seq of the newest Frame published
+	Transactions uint64 // transactions folded
+	Frames       uint64 // Frames published
+	Resyncs      uint64 // keyframes jumped to after a lag (the start not counted)
+	Layouts      uint64 // position keyframes saved (LayoutEvery)
+	Queued       int    // transactions read and not folded yet
+}
+
+// Render is a running render actor: an actor that folds one graph's
+// transactions into a scene.Scene and publishes Frames to a
+// scene.Exchange for the GL thread, and the reader goroutine that follows
+// the graph for it. It publishes a Frame only when it holds a credit: one
+// at the start and one each time the GL thread acquires a Frame
+// (Exchange.Credits), so at most one Frame waits, and the transactions
+// folded while none is held are merged into the next one.
+type Render struct {
+	cfg  RenderConfig
+	root *actor.RootContext
+	pid  *actor.PID
+	x    *scene.Exchange
+	log  *slog.Logger
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	queued atomic.Int64
+	space  chan struct{}
+
+	seq, published, txs, frames, resyncs atomic.Uint64
+	layouts                              atomic.Uint64 // position keyframes saved
+	saving                               atomic.Bool   // one is being saved
+	saveErrs                             sync.Once
+
+	reached   chan struct{}
+	done      chan struct{}
+	endOnce   sync.Once
+	reachOnce sync.Once
+	err       error // set before done is closed
+}
+
+// Messages of the render actor.
+type (
+	renderTx       struct{ tx persistence.GraphTx }
+	renderCredit   struct{}
+	renderReached  struct{ seq uint64 }
+	renderFailed   struct{ err error }
+	renderKeyframe struct {
+		g    *readmodel.Graph
+		head persistence.Head
+	}
+	renderLayout struct {
+		data []byte
+		info persistence.SnapshotInfo
+	}
+)
+
+// errReached and errResync end a FollowGraph on purpose.
+var (
+	errReached = errors.New("stop sequence reached")
+	errResync  = errors.New("resynchronising from a keyframe")
+)
+
+// StartRender starts a render actor on root's actor system that publishes
+// graph cfg.Graph's Frames to x. It returns at once; the render runs until
+// Stop, or until a transaction fails its check or does not fit the scene
+// (Done, Err). Errors: a config without Graph or Source, or a spawn that
+// failed.
+func StartRender(root *actor.RootContext, x *scene.Exchange, cfg RenderConfig) (*Render, error) {
+	switch {
+	case cfg.Graph == "":
+		return nil, errors.New("render: no graph")
+	case cfg.Source == nil:
+		return nil, fmt.Errorf("render %s: no source", cfg.Graph)
+	case x == nil:
+		return nil, fmt.Errorf("render %s: no exchange", cfg.Graph)
+	}
+	if s, ok := cfg.Snapshots.(*persistence.Snapshots); ok && s == nil {
+		cfg.Snapshots = nil // Engine.Snapshots with snapshots off
+	}
+	if cfg.MaxLag == 0 {
+		cfg.MaxLag = DefaultRenderMaxLag
+	}
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = DefaultRenderMaxQueued
+	}
+	if cfg.ReadModel == (readmodel.Config{}) {
+		cfg.ReadModel = readmodel.DefaultConfig()
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	r := &Render{cfg: cfg, root: root, x: x, log: log.With("component", "render", "graph", cfg.Graph),
+		space: make(chan struct{}, 1), reached: make(chan struct{}), done: make(chan struct{})}
+	var placer scene.Placer
+	if cfg.NewPlacer != nil {
+		placer = cfg.NewPlacer()
+	}
+	a := &renderActor{r: r, sc: scene.New(cfg.Graph, placer, cfg.Scene...), credit: true}
+	pid, err := root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return a }), fmt.Sprintf("render-%s-%p", cfg.Graph, r))
+	if err != nil {
+		return nil, fmt.Errorf("render %s: spawn: %w", cfg.Graph, err)
+	}
+	r.pid = pid
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		if err := r.read(ctx); err != nil && ctx.Err() == nil {
+			root.Send(pid, &renderFailed{err: err})
+		}
+	}()
+	go func() {
+		defer r.wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-x.Credits():
+				root.Send(pid, &renderCredit{})
+			}
+		}
+	}()
+	return r, nil
+}
+
+// Reached is closed once a Frame holding every transaction up to StopAt
+// (or the graph's head at the start, when that is lower) is published:
+// the GL thread's next Acquire returns it (or, in a paced replay with
+// fades, a later Frame at the same Seq). Without StopAt it is never
+// closed.
+func (r *Render) Reached() <-chan struct{} { return r.reached }
+
+// Done is closed when the render stopped: Stop, or a failure (Err).
+func (r *Render) Done() <-chan struct{} { return r.done }
+
+// Err returns why the render stopped by itself: a *persistence.ChainError
+// (a transaction that failed its check: nothing past it is shown), a
+// *scene.ApplyError, or the reader's error. nil while it runs and after
+// Stop.
+func (r *Render) Err() error {
+	select {
+	case <-r.done:
+		return r.err
+	default:
+		return nil
+	}
+}
+
+// Stats returns the render's counters.
+func (r *Render) Stats() RenderStats {
+	return RenderStats{Seq: r.seq.Load(), Published: r.published.Load(), Transactions: r.txs.Load(),
+		Frames: r.frames.Load(), Resyncs: r.resyncs.Load(), Layouts: r.layouts.Load(), Queued: int(r.queued.Load())}
+}
+
+// Stop stops the reader and the actor and waits for them, at most until
+// ctx ends.
+func (r *Render) Stop(ctx context.Context) error {
+	r.cancel()
+	// The actor first: it starts the keyframe savers the wait group
+	// counts.
+	_ = r.root.PoisonFuture(r.pid).Wait() // an error: it was stopped already
+	waited := make(chan struct{})
+	go func() { r.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		return fmt.Errorf("stop render %s: %w", r.cfg.Graph, ctx.Err())
+	}
+	r.end(nil)
+	return nil
+}
+
+func (r *Render) end(err error) {
+	r.endOnce.Do(func() {
+		r.err = err
+		close(r.done)
+	})
+}
+
+// read follows the graph and hands its transactions to the actor, at most
+// MaxQueued ahead of it; it jumps to a keyframe at the start (FromSnapshot)
+// and when it lags more than MaxLag.
+func (r *Render) read(ctx context.Context) error {
+	graph, stop := r.cfg.Graph, r.cfg.StopAt
+	if stop > 0 {
+		last, err := r.cfg.Source.LastSeq(ctx, graph)
+		if err != nil {
+			return fmt.Errorf("render %s: %w", graph, err)
+		}
+		if stop = min(stop, last); stop == 0 {
+			r.root.Send(r.pid, &renderReached{})
+			return nil
+		}
+	}
+	after, from := persistence.Head{}, uint64(1)
+	if r.cfg.FromSnapshot {
+		if lk := r.layoutKeyframe(ctx, stop); lk != nil {
+			r.root.Send(r.pid, lk)
+			after, from = persistence.Head{N: lk.info.Position, CID: lk.info.Head}, lk.info.Seq+1
+		} else if kf := r.keyframe(ctx, 0, stop); kf != nil {
+			r.root.Send(r.pid, kf)
+			after, from = kf.head, kf.g.AsOf()+1
+		}
+	}
+	var checked uint64 // the seq of the last lag check
+	for {
+		if stop > 0 && from > stop {
+			r.root.Send(r.pid, &renderReached{seq: from - 1})
+			return nil
+		}
+		err := r.cfg.Source.FollowGraph(ctx, graph, after, from, func(tx persistence.GraphTx) error {
+			if stop > 0 && tx.Seq > stop {
+				return errReached
+			}
+			if err := r.waitSpace(ctx); err != nil {
+				return err
+			}
+			r.queued.Add(1)
+			r.root.Send(r.pid, &renderTx{tx: tx})
+			after, from = tx.Head, tx.Seq+1
+			if stop > 0 && tx.Seq >= stop {
+				return errReached
+			}
+			lag := tx.Pending + uint64(r.queued.Load())
+			if r.cfg.Snapshots != nil && r.cfg.TxPerFrame == 0 && lag > r.cfg.MaxLag && tx.Seq >= checked+r.cfg.MaxLag/4 {
+				checked = tx.Seq
+				// A keyframe worth the jump: at least half the lag ahead.
+				if kf := r.keyframe(ctx, tx.Seq+r.cfg.MaxLag/2, stop); kf != nil {
+					r.root.Send(r.pid, kf)
+					r.resyncs.Add(1)
+					after, from = kf.head, kf.g.AsOf()+1
+					return errResync
+				}
+			}
+			return nil
+		})
+		switch {
+		case errors.Is(err, errResync):
+			continue
+		case errors.Is(err, errReached):
+			r.root.Send(r.pid, &renderReached{seq: from - 1})
+			return nil
+		default:
+			return err
+		}
+	}
+}
+
+// waitSpace waits while MaxQueued transactions wait for the actor.
+func (r *Render) waitSpace(ctx context.Context) error {
+	for r.queued.Load() >= int64(r.cfg.MaxQueued) {
+		select {
+		case <-r.space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// renderActor owns the scene: it folds, and publishes on a credit.
+type renderActor struct {
+	r      *Render
+	sc     *scene.Scene
+	credit bool                  // the GL thread took the last Frame: the next may go
+	dirty  bool                  // the scene changed since the last Frame
+	queue  []persistence.GraphTx // paced (TxPerFrame): read, not folded yet
+	reach  bool                  // the reader reached the stop sequence
+	failed bool
+	head   persistence.Head // the chain's head at the scene's seq
+	// mixed: the scene started from a read-model keyframe, so its slots
+	// are not those of a fold from the beginning; it saves no position
+	// keyframes, which must hold those.
+	mixed  bool
+	since  uint64           // transactions folded since the last position keyframe
+	events []*cairnv1.Event // scratch
+}
+
+// Receive handles the render's messages.
+func (a *renderActor) Receive(c actor.Context) {
+	if a.failed {
+		return
+	}
+	switch m := c.Message().(type) {
+	case *renderTx:
+		if a.r.cfg.TxPerFrame > 0 {
+			a.queue = append(a.queue, m.tx)
+		} else if !a.fold(m.tx) {
+			return
+		}
+	case *renderKeyframe:
+		a.dropQueue()
+		var placer scene.Placer
+		if a.r.cfg.NewPlacer != nil {
+			placer = a.r.cfg.NewPlacer()
+		}
+		if err := a.sc.Load(m.g, placer, m.head.CID.String(), time.Time{}); err != nil {
+			a.fail(err)
+			return
+		}
+		a.r.seq.Store(a.sc.Seq())
+		a.head, a.dirty, a.mixed = m.head, true, true
+	case *renderLayout:
+		a.dropQueue()
+		var placer scene.Placer
+		if a.r.cfg.NewPlacer != nil {
+			placer = a.r.cfg.NewPlacer()
+		}
+		if err := a.sc.LoadKeyframe(m.data, placer); err != nil {
+			a.fail(fmt.Errorf("layout keyframe %s: %w", m.info.Name, err))
+			return
+		}
+		if a.sc.Seq() != m.info.Seq || a.sc.Head() != m.info.Head.String() {
+			a.fail(fmt.Errorf("layout keyframe %s holds seq %d head %s, not seq %d head %s", m.info.Name, a.sc.Seq(), a.sc.Head(), m.info.Seq, m.info.Head))
+			return
+		}
+		a.r.seq.Store(a.sc.Seq())
+		a.head, a.dirty, a.mixed = persistence.Head{N: m.info.Position, CID: m.info.Head}, true, false
+	case *renderCredit:
+		a.credit = true
+		if a.r.cfg.TxPerFrame == 0 && a.sc.Fading() {
+			a.sc.Advance()
+			a.dirty = true
+		}
+	case *renderReached:
+		a.reach = true
+		if a.r.frames.Load() == 0 {
+			a.dirty = true // an empty graph still gets its Frame
+		}
+	case *renderFailed:
+		a.fail(m.err)
+		return
+	default:
+		return
+	}
+	if a.r.cfg.TxPerFrame > 0 && !a.step() {
+		return
+	}
+	a.publish()
+}
+
+// step makes a paced Frame when a credit allows: exactly TxPerFrame
+// transactions folded (fewer only at the stop) and the fades advanced
+// once, so that the Frames are a pure function of the history. It returns
+// false when a transaction did not fit.
+func (a *renderActor) step() bool {
+	n := a.r.cfg.TxPerFrame
+	switch {
+	case !a.credit:
+		return true
+	case len(a.queue) >= n:
+	case a.reach && (len(a.queue) > 0 || a.sc.Fading()):
+	default:
+		// Wait for n transactions (or the stop), whatever the timing
+		// of the reader.
+		return true
+	}
+	k := min(n, len(a.queue))
+	for _, tx := range a.queue[:k] {
+		if !a.fold(tx) {
+			return false
+		}
+	}
+	a.queue = append(a.queue[:0], a.queue[k:]...)
+	if a.sc.Fading() {
+		a.sc.Advance()
+	}
+	a.dirty = true
+	return true
+}
+
+// dropQueue forgets the paced queue (a keyframe replaces it).
+func (a *renderActor) dropQueue() {
+	if len(a.queue) > 0 {
+		a.r.queued.Add(-int64(len(a.queue)))
+		a.queue = a.queue[:0]
+		select {
+		case a.r.space <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// fold folds one transaction; false when it did not fit (the render
+// stopped).
+func (a *renderActor) fold(tx persistence.GraphTx) bool {
+	a.r.queued.Add(-1)
+	select {
+	case a.r.space <- struct{}{}:
+	default:
+	}
+	a.events = a.events[:0]
+	for _, ev := range tx.Events {
+		a.events = append(a.events, ev.Event)
+	}
+	if err := a.sc.ApplyTx(tx.Seq, tx.Head.CID.String(), time.Unix(0, tx.Tx.GetTimestampUnixNano()), a.events); err != nil {
+		a.fail(err)
+		return false
+	}
+	a.r.seq.Store(tx.Seq)
+	a.r.txs.Add(1)
+	a.head, a.dirty = tx.Head, true
+	if every := a.r.cfg.LayoutEvery; every > 0 && a.r.cfg.Snapshots != nil && !a.mixed {
+		if a.since++; a.since >= every && a.r.saving.CompareAndSwap(false, true) {
+			a.since = 0
+			info := persistence.SnapshotInfo{Kind: persistence.KindLayout, Graph: a.r.cfg.Graph, Seq: tx.Seq,
+				Position: tx.Head.N, Head: tx.Head.CID, Format: scene.KeyframeFormat}
+			a.r.wg.Add(1)
+			go a.r.saveLayout(info, a.sc.AppendKeyframe(nil))
+		}
+	}
+	return true
+}
+
+// publish hands the scene over when a credit and a change allow it, and
+// closes Reached once everything up to the stop is in a published Frame.
+// The Frame that reaches the stop goes without a credit (a Publish over a
+// Frame not acquired yet is safe; credits only spare copies), so that
+// Reached means the GL thread's next Acquire returns it.
+func (a *renderActor) publish() {
+	final := a.reach && len(a.queue) == 0
+	if a.dirty && (a.credit || final) {
+		a.sc.Publish(a.r.x)
+		a.credit, a.dirty = false, false
+		a.r.frames.Add(1)
+		a.r.published.Store(a.sc.Seq())
+	}
+	if a.reach && !a.dirty && len(a.queue) == 0 {
+		a.r.reachOnce.Do(func() { close(a.r.reached) })
+	}
+}
+
+func (a *renderActor) fail(err error) {
+	a.failed = true
+	a.r.log.LogAttrs(context.Background(), slog.LevelError, "render stopped", slog.String("err", err.Error()))
+	a.r.end(fmt.Errorf("render %s: %w", a.r.cfg.Graph, err))
+	a.r.cancel()
+}
