@@ -6,32 +6,62 @@ BUF := $(GO) tool -modfile=tools/go.mod buf
 DATA ?= .cairn
 PKGS := ./...
 
-.PHONY: run test proto check-proto vet unit bench deps build clean
+.PHONY: run test proto check-proto vet unit viewer-test bench deps sysdeps build clean
 
-build:
-	$(GO) build -o bin/cairn ./cmd/cairn
+# The viewer (cairn view) is the one cgo part: it is built with the tags
+# below and needs EGL, GL and GLFW's X headers. Every other package builds
+# and tests with CGO_ENABLED=0.
+VIEWER_TAGS := viewer,egl
+VIEWER_PKGS := ./viewer/...
+
+build: sysdeps
+	CGO_ENABLED=1 $(GO) build -tags $(VIEWER_TAGS) -o bin/cairn ./cmd/cairn
 
 run: build
 	./bin/cairn serve --data $(DATA) --sample
 
-# deps installs what the suite needs and is missing. Go modules come from the
-# module proxy; system packages from apt: PostgreSQL's server, which the
-# peer benchmark (cairn bench peer) and its tests run beside the engine (the
-# viewer will need libegl-dev).
-deps:
+# sysdeps installs the Debian packages the viewer builds and runs with when
+# they are missing: EGL and GL (Mesa's llvmpipe renders without a GPU), GLFW's
+# X headers (GLFW's C is compiled from the Go module), Xvfb for the window
+# test, ffmpeg for recording, and a font for labels.
+VIEWER_DEBS := gcc libc6-dev pkg-config libegl-dev libgl-dev libegl-mesa0 libgl1-mesa-dri \
+	libx11-dev libxrandr-dev libxinerama-dev libxcursor-dev libxi-dev libxxf86vm-dev \
+	xvfb xauth ffmpeg
+sysdeps:
 	@command -v $(GO) >/dev/null || { echo "make: Go is required (https://go.dev/dl)"; exit 1; }
+	@missing=$$(for p in $(VIEWER_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing" $$missing; \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing || \
+			{ echo "make: could not install $$missing with apt-get (the viewer needs them)"; exit 1; }; \
+	fi
+
+# deps installs what the suite needs and is missing. Go modules come from the
+# module proxy; system packages from apt: the viewer's (sysdeps) and
+# PostgreSQL's server, which the peer benchmark (cairn bench peer) and its
+# tests run beside the engine.
+deps: sysdeps
 	@command -v git >/dev/null || { echo "installing git"; apt-get update -qq && apt-get install -y -qq git; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { echo "installing postgresql"; apt-get update -qq && apt-get install -y -qq postgresql; }
 	$(GO) mod download
 	cd tools && $(GO) mod download
 
-test: deps check-proto vet unit
+test: deps check-proto vet unit viewer-test
 
 unit:
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 12m $(PKGS)
 
+# viewer-test runs the viewer's GL tests (headless EGL renders against golden
+# images, picking, a window under Xvfb) and cairn view's own tests, with cgo.
+# With CI set, a missing GL, EGL or display fails them instead of skipping.
+viewer-test:
+	CGO_ENABLED=1 xvfb-run -a -s '-screen 0 1280x1024x24' $(GO) test -count=1 -timeout 10m -tags $(VIEWER_TAGS) $(VIEWER_PKGS)
+	CGO_ENABLED=1 xvfb-run -a -s '-screen 0 1280x1024x24' $(GO) test -count=1 -timeout 10m -tags $(VIEWER_TAGS) -run 'TestView' ./cmd/cairn
+
 vet:
 	CGO_ENABLED=0 $(GO) vet $(PKGS)
+	CGO_ENABLED=1 $(GO) vet -tags $(VIEWER_TAGS) $(VIEWER_PKGS) ./cmd/cairn
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 proto:

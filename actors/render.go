@@ -59,14 +59,20 @@ type RenderConfig struct {
 	// replay's end); past the graph's head at the start it is the head.
 	// Reached is closed once a Frame holding it is published.
 	StopAt uint64
-	// TxPerFrame, when not 0, paces a replay: each Frame (one per credit)
-	// folds exactly this many transactions (fewer only at the stop) and
-	// advances the fades by one step, so the frame sequence is a pure
-	// function of the history; after the stop, Frames go on until the
-	// fades end. 0 folds as fast as the transactions come and publishes
-	// one Frame per credit: a slow viewer gets the changes of many
-	// transactions merged into one Frame.
-	TxPerFrame int
+	// TxPerFrame, when above 0, paces a replay: Frame k of the replay (one
+	// per credit, counted from 1) holds the first floor(k × TxPerFrame)
+	// transactions from PaceFrom on (fewer only at the stop), and each
+	// Frame advances the fades by one step, so the frame sequence is a
+	// pure function of the history: 0.5 folds one transaction every other
+	// Frame, 3 three a Frame. After the stop, Frames go on until the fades
+	// end (Finished). 0 folds as fast as the transactions come and
+	// publishes one Frame per credit: a slow viewer gets the changes of
+	// many transactions merged into one Frame.
+	TxPerFrame float64
+	// PaceFrom, with TxPerFrame, is the first stream sequence of the
+	// paced replay: the transactions before it are folded at once, without
+	// fades, into the first Frame.
+	PaceFrom uint64
 	// MaxLag is how many transactions the render may be behind the graph's
 	// head (read and not folded, and not yet read) before it jumps to a
 	// newer keyframe, when Snapshots is set and TxPerFrame is 0. Default
@@ -136,15 +142,21 @@ type Render struct {
 	done      chan struct{}
 	endOnce   sync.Once
 	reachOnce sync.Once
+	finished  chan struct{}
+	finOnce   sync.Once
 	err       error // set before done is closed
 }
 
 // Messages of the render actor.
 type (
-	renderTx       struct{ tx persistence.GraphTx }
-	renderCredit   struct{}
-	renderReached  struct{ seq uint64 }
-	renderFailed   struct{ err error }
+	renderTx      struct{ tx persistence.GraphTx }
+	renderCredit  struct{}
+	renderReached struct{ seq uint64 }
+	renderFailed  struct{ err error }
+	renderRelax   struct {
+		iterations int
+		done       chan error
+	}
 	renderKeyframe struct {
 		g    *readmodel.Graph
 		head persistence.Head
@@ -192,7 +204,7 @@ func StartRender(root *actor.RootContext, x *scene.Exchange, cfg RenderConfig) (
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	r := &Render{cfg: cfg, root: root, x: x, log: log.With("component", "render", "graph", cfg.Graph),
-		space: make(chan struct{}, 1), reached: make(chan struct{}), done: make(chan struct{})}
+		space: make(chan struct{}, 1), reached: make(chan struct{}), finished: make(chan struct{}), done: make(chan struct{})}
 	var placer scene.Placer
 	if cfg.NewPlacer != nil {
 		placer = cfg.NewPlacer()
@@ -232,6 +244,36 @@ func StartRender(root *actor.RootContext, x *scene.Exchange, cfg RenderConfig) (
 // fades, a later Frame at the same Seq). Without StopAt it is never
 // closed.
 func (r *Render) Reached() <-chan struct{} { return r.reached }
+
+// Relax lays the graph out afresh with iterations global layout
+// iterations (viewer/layout's FirstLayout: multilevel on large graphs)
+// between two transactions, and publishes the result. It is meant after a
+// bulk load, or for a picture of a graph whose history was folded: the
+// positions stay a pure function of the history folded and iterations.
+// Errors: a placer without a global layout, or ctx's.
+func (r *Render) Relax(ctx context.Context, iterations int) error {
+	m := &renderRelax{iterations: iterations, done: make(chan error, 1)}
+	r.root.Send(r.pid, m)
+	select {
+	case err := <-m.done:
+		if err != nil {
+			return fmt.Errorf("render %s: relax: %w", r.cfg.Graph, err)
+		}
+		return nil
+	case <-r.done:
+		if err := r.Err(); err != nil {
+			return err
+		}
+		return fmt.Errorf("render %s: relax: the render had stopped", r.cfg.Graph)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Finished is closed once the Frame that reaches the stop was published
+// and every fade has ended in a Frame published after it: the last Frame
+// of a replay. Without StopAt it is never closed.
+func (r *Render) Finished() <-chan struct{} { return r.finished }
 
 // Done is closed when the render stopped: Stop, or a failure (Err).
 func (r *Render) Done() <-chan struct{} { return r.done }
@@ -374,9 +416,11 @@ type renderActor struct {
 	// mixed: the scene started from a read-model keyframe, so its slots
 	// are not those of a fold from the beginning; it saves no position
 	// keyframes, which must hold those.
-	mixed  bool
-	since  uint64           // transactions folded since the last position keyframe
-	events []*cairnv1.Event // scratch
+	mixed   bool
+	since   uint64           // transactions folded since the last position keyframe
+	paced   uint64           // paced Frames made
+	stepped uint64           // transactions those Frames were to hold
+	events  []*cairnv1.Event // scratch
 }
 
 // Receive handles the render's messages.
@@ -386,9 +430,19 @@ func (a *renderActor) Receive(c actor.Context) {
 	}
 	switch m := c.Message().(type) {
 	case *renderTx:
-		if a.r.cfg.TxPerFrame > 0 {
+		switch {
+		case a.r.cfg.TxPerFrame > 0 && m.tx.Seq < a.r.cfg.PaceFrom:
+			// Before the paced part: folded at once, shown in its
+			// first Frame, fades ended.
+			if !a.fold(m.tx) {
+				return
+			}
+			for a.sc.Advance() {
+			}
+			a.dirty = false
+		case a.r.cfg.TxPerFrame > 0:
 			a.queue = append(a.queue, m.tx)
-		} else if !a.fold(m.tx) {
+		case !a.fold(m.tx):
 			return
 		}
 	case *renderKeyframe:
@@ -433,6 +487,11 @@ func (a *renderActor) Receive(c actor.Context) {
 	case *renderFailed:
 		a.fail(m.err)
 		return
+	case *renderRelax:
+		m.done <- a.relax(m.iterations)
+		if !a.dirty {
+			return
+		}
 	default:
 		return
 	}
@@ -447,17 +506,23 @@ func (a *renderActor) Receive(c actor.Context) {
 // once, so that the Frames are a pure function of the history. It returns
 // false when a transaction did not fit.
 func (a *renderActor) step() bool {
-	n := a.r.cfg.TxPerFrame
+	// Frame k holds floor(k × TxPerFrame) transactions: n more than the
+	// last. Computed from k, not summed, so no rounding drifts.
+	n := int(uint64(float64(a.paced+1)*a.r.cfg.TxPerFrame) - a.stepped)
 	switch {
 	case !a.credit:
 		return true
+	case a.reach && len(a.queue) == 0 && !a.sc.Fading() && a.paced > 0:
+		return true // the replay is over: nothing more to show
 	case len(a.queue) >= n:
-	case a.reach && (len(a.queue) > 0 || a.sc.Fading()):
+	case a.reach:
 	default:
 		// Wait for n transactions (or the stop), whatever the timing
 		// of the reader.
 		return true
 	}
+	a.paced++
+	a.stepped += uint64(n)
 	k := min(n, len(a.queue))
 	for _, tx := range a.queue[:k] {
 		if !a.fold(tx) {
@@ -470,6 +535,20 @@ func (a *renderActor) step() bool {
 	}
 	a.dirty = true
 	return true
+}
+
+// relax lays the whole scene out afresh (a Placer with FirstLayout, as
+// viewer/layout's) and takes the positions it moved into the scene.
+func (a *renderActor) relax(iterations int) error {
+	l, ok := a.sc.Placer().(interface{ FirstLayout(iterations int) })
+	if !ok {
+		return errors.New("its placer has no global layout (FirstLayout)")
+	}
+	l.FirstLayout(iterations)
+	if a.sc.TakeMoved() {
+		a.dirty = true
+	}
+	return nil
 }
 
 // dropQueue forgets the paced queue (a keyframe replaces it).
@@ -530,6 +609,9 @@ func (a *renderActor) publish() {
 	}
 	if a.reach && !a.dirty && len(a.queue) == 0 {
 		a.r.reachOnce.Do(func() { close(a.r.reached) })
+		if !a.sc.Fading() {
+			a.r.finOnce.Do(func() { close(a.r.finished) })
+		}
 	}
 }
 

@@ -47,11 +47,19 @@ Flags:
   --color-by C          category (default) or component:TYPE
   --labels N            label the N largest nodes per screen cell (default 1;
                         0: none)
+  --relax N             lay the whole graph out again with N global
+                        iterations once its history is folded (multilevel
+                        above 50,000 nodes); default 0: each transaction is
+                        laid out as it is folded
   --no-layout           place nodes by a hash of their id instead of laying
                         them out
 --json prints, when the command ends, what was shown: graph, seq, head,
 nodes, edges, frames and the output file.
 ` + pointUsage
+
+// defaultPNGRelax is --relax for --png: a picture is taken once, so it
+// may take the time for a global layout (about 3 s for 100K nodes).
+const defaultPNGRelax = 0
 
 // viewOptions is cairn view's command line, parsed.
 type viewOptions struct {
@@ -68,6 +76,7 @@ type viewOptions struct {
 	colorBy       string // "" for categories, else a component type
 	labels        int
 	noLayout      bool
+	relax         int // global layout iterations after the fold (-1: the default)
 }
 
 // register adds view's own flags to fs.
@@ -85,6 +94,7 @@ func (o *viewOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.colorFlag, "color-by", "category", "colour nodes by `category or component:TYPE`")
 	fs.IntVar(&o.labels, "labels", 1, "label the `N` largest nodes per screen cell")
 	fs.BoolVar(&o.noLayout, "no-layout", false, "place nodes by a hash of their id")
+	fs.IntVar(&o.relax, "relax", -1, "global layout `iterations` once the history is folded")
 }
 
 // check validates the parsed options.
@@ -121,6 +131,18 @@ func (o *viewOptions) check() error {
 	}
 	if o.fps < 1 || o.fps > 240 {
 		return bad("--fps %d: want 1 to 240", o.fps)
+	}
+	if o.relax < -1 || o.relax > 10000 {
+		return bad("--relax %d: want 0 to 10000 iterations", o.relax)
+	}
+	if o.relax > 0 && o.replay {
+		return bad("--relax lays out a graph once its history is folded: a replay lays out each transaction as it comes")
+	}
+	if o.relax == -1 {
+		o.relax = 0
+		if o.png != "" {
+			o.relax = defaultPNGRelax
+		}
 	}
 	if o.labels < 0 {
 		return bad("--labels %d: want 0 or more", o.labels)

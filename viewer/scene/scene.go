@@ -180,9 +180,22 @@ func (s *Scene) endTx() {
 		return
 	}
 	s.placer.EndTx()
+	s.TakeMoved()
+}
+
+// Placer returns the scene's Placer (nil: hashed positions).
+func (s *Scene) Placer() Placer { return s.placer }
+
+// TakeMoved copies in the positions the Placer moved since it was last
+// asked (after a global layout run between transactions, say) and
+// reports whether any did.
+func (s *Scene) TakeMoved() bool {
+	if s.placer == nil {
+		return false
+	}
 	s.moved = s.placer.TakeMoved(s.moved[:0])
 	if len(s.moved) == 0 {
-		return
+		return false
 	}
 	p := s.placer.Positions()
 	n := uint32(min(len(p), len(s.pos)) / 2)
@@ -195,6 +208,7 @@ func (s *Scene) endTx() {
 		s.missing[0].pos.setRange(lo, hi)
 		s.missing[1].pos.setRange(lo, hi)
 	}
+	return true
 }
 
 func (s *Scene) apply(ev *cairnv1.Event) string {
