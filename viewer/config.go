@@ -22,9 +22,12 @@ type Config struct {
 	Labels     bool
 	LabelCell  int
 	LabelChars int
-	// Overlay draws frame time, seq and head CID in the top-left corner.
-	// Default true.
-	Overlay bool
+	// Overlay draws the graph, seq, counts and head CID in the top-left
+	// corner, with the frame time when FrameTime is set and the time of
+	// the frame's last transaction otherwise (a recording must not depend
+	// on the clock). Default true, FrameTime true.
+	Overlay   bool
+	FrameTime bool
 	// PickRadius is how many pixels around a click Pick searches for a
 	// node. Default 3.
 	PickRadius int
@@ -40,6 +43,7 @@ func DefaultConfig() Config {
 		LabelCell:  96,
 		LabelChars: 24,
 		Overlay:    true,
+		FrameTime:  true,
 		PickRadius: 3,
 	}
 }

@@ -71,7 +71,14 @@ func (r *Renderer) draw(f *scene.Frame) {
 		r.stats.Labels = len(r.labels)
 	}
 	if r.cfg.Overlay {
-		line1 := fmt.Sprintf("%s  seq %d  %.1f ms  nodes %d  edges %d", f.Graph, f.Seq, float64(r.frame.Microseconds())/1000, f.LiveNodes, f.LiveEdges)
+		when := "-"
+		if !f.Time.IsZero() {
+			when = f.Time.UTC().Format("2006-01-02 15:04:05Z")
+		}
+		if r.cfg.FrameTime {
+			when = fmt.Sprintf("%.1f ms", float64(r.frame.Microseconds())/1000)
+		}
+		line1 := fmt.Sprintf("%s  seq %d  %s  nodes %d  edges %d", f.Graph, f.Seq, when, f.LiveNodes, f.LiveEdges)
 		r.text, _ = layoutText(r.text, line1, 8, 8, 1)
 		r.text, _ = layoutText(r.text, "head "+f.Head, 8, 8+glyphH+2, 1)
 	}

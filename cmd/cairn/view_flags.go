@@ -45,8 +45,8 @@ Flags:
   --record OUT          export the replay to OUT (FILE.mp4 or a directory)
   --fps N               frames a second of a recording (default 30)
   --color-by C          category (default) or component:TYPE
-  --labels N            label the N largest nodes per screen cell (default 1;
-                        0: none)
+  --label-cell PX       label the largest node of each PX×PX screen cell
+                        (default 96; 0: no labels)
   --relax N             lay the whole graph out again with N global
                         iterations once its history is folded (multilevel
                         above 50,000 nodes); default 0: each transaction is
@@ -74,7 +74,7 @@ type viewOptions struct {
 	fps           int
 	colorFlag     string // --color-by as typed
 	colorBy       string // "" for categories, else a component type
-	labels        int
+	labelCell     int    // 0: no labels
 	noLayout      bool
 	relax         int // global layout iterations after the fold (-1: the default)
 }
@@ -92,7 +92,7 @@ func (o *viewOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.record, "record", "", "export the replay to this `file.mp4 or directory`")
 	fs.IntVar(&o.fps, "fps", 30, "`frames` a second of a recording")
 	fs.StringVar(&o.colorFlag, "color-by", "category", "colour nodes by `category or component:TYPE`")
-	fs.IntVar(&o.labels, "labels", 1, "label the `N` largest nodes per screen cell")
+	fs.IntVar(&o.labelCell, "label-cell", 96, "label the largest node of each `PX`×PX screen cell")
 	fs.BoolVar(&o.noLayout, "no-layout", false, "place nodes by a hash of their id")
 	fs.IntVar(&o.relax, "relax", -1, "global layout `iterations` once the history is folded")
 }
@@ -144,8 +144,8 @@ func (o *viewOptions) check() error {
 			o.relax = defaultPNGRelax
 		}
 	}
-	if o.labels < 0 {
-		return bad("--labels %d: want 0 or more", o.labels)
+	if o.labelCell != 0 && (o.labelCell < 8 || o.labelCell > 4096) {
+		return bad("--label-cell %d: want 0 (no labels) or 8 to 4096 pixels", o.labelCell)
 	}
 	for _, p := range []struct{ flag, v string }{{"--as-of", o.asOf}, {"--from", o.from}, {"--to", o.to}} {
 		if p.v == "" {

@@ -199,7 +199,13 @@ func (v *viewRun) config(pace float64) actors.RenderConfig {
 // viewerConfig is the renderer's configuration for this view.
 func (v *viewRun) viewerConfig() viewer.Config {
 	c := viewer.DefaultConfig()
-	c.Labels = v.o.labels > 0
+	c.Labels = v.o.labelCell > 0
+	if c.Labels {
+		c.LabelCell = v.o.labelCell
+	}
+	// A picture or a recording must be a pure function of the history:
+	// it shows the transactions' time, not the clock's frame time.
+	c.FrameTime = v.o.png == "" && v.o.record == ""
 	return c
 }
 
