@@ -93,7 +93,9 @@ check-proto:
 # replicas 3, 20 s each, and writes $(BENCH_OUT)/scale-1, scale-3r1 and
 # scale-3 (about 3 minutes); then the write core's state on 1,000,000 nodes and 3,000,000 edges:
 # bytes per node and per edge, snapshot encode and decode times (about 4
-# minutes, aggregate-bench.out). BIG=1 then runs
+# minutes, aggregate-bench.out); then the viewer's frame, export, layout
+# and scene benchmarks (headless llvmpipe against a bare draw of the same
+# buffers, about 3 minutes, viewer-bench.out). BIG=1 then runs
 # the read model and projection ones again on 1,000,000 nodes and 3,000,000
 # edges (about 25 minutes more, up to 2 GB of memory).
 BENCH_OUT ?= docs/bench
@@ -106,6 +108,8 @@ bench: deps build
 	./bin/cairn bench scale --members 3 --replicas 1 --duration 20s --concurrency 32 --out $(BENCH_OUT)/scale-3r1
 	./bin/cairn bench scale --members 3 --duration 20s --concurrency 32 --out $(BENCH_OUT)/scale-3
 	$(GO) test ./aggregate -run '^$$' -bench 'StateMemory|Codec' -benchtime 1x -count 3 -timeout 30m -aggregate.big | tee aggregate-bench.out
+	CGO_ENABLED=1 xvfb-run -a $(GO) test -tags $(VIEWER_TAGS) -run '^$$' -bench . -timeout 30m ./viewer/ | tee viewer-bench.out
+	$(GO) test -run '^$$' -bench . -count 3 -timeout 30m ./viewer/layout ./viewer/scene | tee -a viewer-bench.out
 	GODEBUG=madvdontneed=0 $(GO) test -run '^$$' -bench . -benchmem -count 3 -timeout 60m $(PKGS) | tee bench.out
 	@if [ -n "$(BIG)" ]; then set -o pipefail; \
 		$(GO) test ./readmodel -run '^$$' -bench BigGraph -benchtime 20000x -count 3 -timeout 60m -readmodel.big | tee -a bench.out && \
@@ -116,4 +120,4 @@ bench: deps build
 		$(GO) test ./cmd/cairn -run '^$$' -bench 'ServeRestart' -benchtime 3x -timeout 60m -cairn.big | tee -a bench.out; fi
 
 clean:
-	rm -rf bin $(DATA) bench.out aggregate-bench.out
+	rm -rf bin $(DATA) bench.out aggregate-bench.out viewer-bench.out

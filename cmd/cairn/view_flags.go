@@ -29,7 +29,8 @@ quits. --png renders one picture headless (EGL, no display needed) and exits.
 --replay animates the history between --from and --to, --speed transactions
 a second; nodes fade in and out. In the window: space plays and pauses, the
 right arrow steps one transaction, + and - change the speed, Home goes back
-to the start. --record exports the replay offline instead, at --fps frames a
+to the start, and a point typed on the terminal (a seq, a time or a CID,
+then Enter) jumps there. --record exports the replay offline instead, at --fps frames a
 second: FILE.mp4 through ffmpeg, or a directory of numbered PNGs. A replay
 (and so a recording) is reproducible: the same history, flags and size give
 the same frames, on any machine.

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -89,11 +90,12 @@ type viewRun struct {
 	stdout, stderr io.Writer
 	system         *actor.ActorSystem
 
-	head     uint64 // the graph's last seq when view started
-	stopAt   uint64 // --as-of, --to, or 0 (live)
-	fromSeq  uint64 // --from (replay)
-	result   viewResult
-	outputMu sync.Mutex
+	head      uint64 // the graph's last seq when view started
+	stopAt    uint64 // --as-of, --to, or 0 (live)
+	fromSeq   uint64 // --from (replay), or where a jump goes
+	firstFrom uint64 // --from as typed, for Home
+	result    viewResult
+	outputMu  sync.Mutex
 }
 
 // resolve turns the points of the command line into stream sequences.
@@ -107,51 +109,20 @@ func (v *viewRun) resolve(ctx context.Context) error {
 		return fmt.Errorf("view %s: the graph has no transactions on %s (is the name right? cairn query stats %s)", g, v.r.server, g)
 	}
 	v.head = head
-	seqOf := func(flag, text string) (uint64, error) {
-		p, err := parsePoint(flag, text)
-		if err != nil {
-			return 0, &usageError{topic: "view", err: err}
-		}
-		switch {
-		case p.isSeq:
-			if p.seq == 0 {
-				return 0, &usageError{topic: "view", err: fmt.Errorf("%s 0: sequences start at 1", flag)}
-			}
-			if p.seq > head {
-				return 0, fmt.Errorf("view %s: %s %d is past the graph's last transaction (seq %d)", g, flag, p.seq, head)
-			}
-			return p.seq, nil
-		case p.isTime:
-			seq, err := v.r.store.SeqAtTime(ctx, g, p.at)
-			if err != nil {
-				return 0, fmt.Errorf("view %s: %s %s: %w", g, flag, text, err)
-			}
-			if seq == 0 {
-				return 0, fmt.Errorf("view %s: %s %s is before the graph's first transaction", g, flag, text)
-			}
-			return seq, nil
-		default:
-			seq, _, err := v.r.store.FindEvent(ctx, g, p.cid)
-			if err != nil {
-				return 0, fmt.Errorf("view %s: %s %s: %w", g, flag, text, err)
-			}
-			return seq, nil
-		}
-	}
 	if v.o.asOf != "" {
-		if v.stopAt, err = seqOf("--as-of", v.o.asOf); err != nil {
+		if v.stopAt, err = v.seqOf(ctx, "--as-of", v.o.asOf); err != nil {
 			return err
 		}
 	}
 	if v.o.replay {
 		v.stopAt = head
 		if v.o.to != "" {
-			if v.stopAt, err = seqOf("--to", v.o.to); err != nil {
+			if v.stopAt, err = v.seqOf(ctx, "--to", v.o.to); err != nil {
 				return err
 			}
 		}
 		if v.o.from != "" {
-			if v.fromSeq, err = seqOf("--from", v.o.from); err != nil {
+			if v.fromSeq, err = v.seqOf(ctx, "--from", v.o.from); err != nil {
 				return err
 			}
 			if v.fromSeq > v.stopAt {
@@ -164,6 +135,42 @@ func (v *viewRun) resolve(ctx context.Context) error {
 	}
 	v.result = viewResult{Graph: g, Width: v.o.width, Height: v.o.height}
 	return nil
+}
+
+// seqOf resolves a point of the graph's history typed as flag to a stream
+// sequence: a seq (at most the head when view started), a time or an
+// event CID.
+func (v *viewRun) seqOf(ctx context.Context, flag, text string) (uint64, error) {
+	g, head := v.r.graph, v.head
+	p, err := parsePoint(flag, text)
+	if err != nil {
+		return 0, &usageError{topic: "view", err: err}
+	}
+	switch {
+	case p.isSeq:
+		if p.seq == 0 {
+			return 0, &usageError{topic: "view", err: fmt.Errorf("%s 0: sequences start at 1", flag)}
+		}
+		if p.seq > head {
+			return 0, fmt.Errorf("view %s: %s %d is past the graph's last transaction (seq %d)", g, flag, p.seq, head)
+		}
+		return p.seq, nil
+	case p.isTime:
+		seq, err := v.r.store.SeqAtTime(ctx, g, p.at)
+		if err != nil {
+			return 0, fmt.Errorf("view %s: %s %s: %w", g, flag, text, err)
+		}
+		if seq == 0 {
+			return 0, fmt.Errorf("view %s: %s %s is before the graph's first transaction", g, flag, text)
+		}
+		return seq, nil
+	default:
+		seq, _, err := v.r.store.FindEvent(ctx, g, p.cid)
+		if err != nil {
+			return 0, fmt.Errorf("view %s: %s %s: %w", g, flag, text, err)
+		}
+		return seq, nil
+	}
 }
 
 // config is the render actor's configuration for this view; pace is the
@@ -554,6 +561,11 @@ func (v *viewRun) window(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = stopRender(rd) }()
+	jumps := make(chan uint64, 1)
+	if v.o.replay {
+		v.firstFrom = v.fromSeq
+		go v.readJumps(ctx, jumps)
+	}
 	frames := 0
 	lastTake := time.Now()
 	tick := time.NewTicker(time.Second / displayHz)
@@ -576,7 +588,16 @@ func (v *viewRun) window(ctx context.Context) error {
 			}
 		}
 		restart := home
+		if home {
+			v.fromSeq = v.firstFrom
+		}
 		home = false
+		select {
+		case seq := <-jumps:
+			restart, v.fromSeq = true, seq+1
+			v.note("jumping to seq %d", seq)
+		default:
+		}
 		doFit := fit
 		fit = false
 		mu.Unlock()
@@ -624,6 +645,28 @@ end:
 		v.fill(cur, frames)
 	}
 	return nil
+}
+
+// readJumps reads points typed on stdin during a replay in a window and
+// sends their sequences: the replay jumps there.
+func (v *viewRun) readJumps(ctx context.Context, jumps chan<- uint64) {
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		seq, err := v.seqOf(ctx, "jump", text)
+		if err != nil {
+			v.note("cannot jump: %v", err)
+			continue
+		}
+		select {
+		case jumps <- seq:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // describe prints what a click picked: the node's id and degree as drawn,
