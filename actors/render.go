@@ -79,14 +79,21 @@ type RenderConfig struct {
 	// 100,000.
 	MaxLag uint64
 	// LayoutEvery, when not 0 and Snapshots is set, saves a position
-	// keyframe (persistence.KindLayout: the scene's slot table and
-	// positions, zstd, named layout/<graph>/<seq>) every LayoutEvery
+	// keyframe (persistence.KindLayout: the scene's slot table, positions
+	// and, for a scene.StatefulPlacer such as *layout.Layout, the Placer's
+	// whole state; zstd, named layout/<graph>/<seq>) every LayoutEvery
 	// transactions folded, one at a time, off the actor. With FromSnapshot
 	// the newest trusted one at or before StopAt is the start, before any
 	// read-model snapshot: it holds the very slots and positions a fold
-	// from the beginning gives. A render that started from (or jumped to)
-	// a read-model snapshot saves none, since its slots differ. A store
-	// that refuses the write (a viewer without the right) is logged once.
+	// from the beginning gives, and a render from it with a Placer of the
+	// same kind and parameters lays the rest of the history out exactly as
+	// that fold does. Keyframes of another scene.KeyframeFormat (format 1,
+	// without the Placer's state) are passed over, logged; one whose
+	// Placer state the new Placer refuses (other parameters) stops the
+	// render with scene.ErrPlacerState. A render that started from (or
+	// jumped to) a read-model snapshot saves none, since its slots differ.
+	// A store that refuses the write (a viewer without the right), or a
+	// Placer whose state cannot be written, is logged once.
 	LayoutEvery uint64
 	// MaxQueued bounds the transactions read and not folded yet; the
 	// render's own reader waits beyond it (never the projections' reader,
@@ -587,8 +594,16 @@ func (a *renderActor) fold(tx persistence.GraphTx) bool {
 			a.since = 0
 			info := persistence.SnapshotInfo{Kind: persistence.KindLayout, Graph: a.r.cfg.Graph, Seq: tx.Seq,
 				Position: tx.Head.N, Head: tx.Head.CID, Format: scene.KeyframeFormat}
+			data, err := a.sc.AppendKeyframe(nil)
+			if err != nil {
+				a.r.saving.Store(false)
+				a.r.saveErrs.Do(func() {
+					a.r.log.LogAttrs(context.Background(), slog.LevelWarn, "layout keyframe not saved (logged once)", slog.Uint64("seq", tx.Seq), slog.String("err", err.Error()))
+				})
+				return true
+			}
 			a.r.wg.Add(1)
-			go a.r.saveLayout(info, a.sc.AppendKeyframe(nil))
+			go a.r.saveLayout(info, data)
 		}
 	}
 	return true

@@ -181,3 +181,36 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// TestRestoreState: RestoreState resumes a state like UnmarshalBinary but
+// refuses one of other Params or another seed, leaving the layout as it
+// was.
+func TestRestoreState(t *testing.T) {
+	ops := script(9, 60, 10)
+	whole := run(t, DefaultParams(), 4, ops)
+	st, err := run(t, DefaultParams(), 4, ops[:len(ops)/2]).AppendState(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLayout(t, 4)
+	if err := l.RestoreState(st); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range ops[len(ops)/2:] {
+		o.apply(l)
+	}
+	if l.Hash() != whole.Hash() {
+		t.Fatalf("restored and resumed: hash %x, want %x", l.Hash(), whole.Hash())
+	}
+	weak := DefaultParams()
+	weak.WeakGravity = true
+	for name, l := range map[string]*Layout{"params": run(t, weak, 4, nil), "seed": newLayout(t, 5)} {
+		before := l.Hash()
+		if err := l.RestoreState(st); !errors.Is(err, ErrMismatch) || l.Hash() != before {
+			t.Fatalf("other %s: %v, want ErrMismatch and the layout unchanged", name, err)
+		}
+	}
+	if err := newLayout(t, 4).RestoreState(st[:len(st)-1]); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("truncated: %v, want ErrCorrupt", err)
+	}
+}
