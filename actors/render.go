@@ -257,7 +257,8 @@ func (r *Render) Reached() <-chan struct{} { return r.reached }
 // between two transactions, and publishes the result. It is meant after a
 // bulk load, or for a picture of a graph whose history was folded: the
 // positions stay a pure function of the history folded and iterations.
-// Errors: a placer without a global layout, or ctx's.
+// A relaxed render saves no more position keyframes (LayoutEvery): those
+// hold the positions of a fold alone. Errors: a placer without a global layout, or ctx's.
 func (r *Render) Relax(ctx context.Context, iterations int) error {
 	m := &renderRelax{iterations: iterations, done: make(chan error, 1)}
 	r.root.Send(r.pid, m)
@@ -421,8 +422,9 @@ type renderActor struct {
 	failed bool
 	head   persistence.Head // the chain's head at the scene's seq
 	// mixed: the scene started from a read-model keyframe, so its slots
-	// are not those of a fold from the beginning; it saves no position
-	// keyframes, which must hold those.
+	// are not those of a fold from the beginning, or was relaxed (Relax),
+	// so its positions are not; it saves no position keyframes, which
+	// must hold those.
 	mixed   bool
 	since   uint64           // transactions folded since the last position keyframe
 	paced   uint64           // paced Frames made
@@ -552,6 +554,7 @@ func (a *renderActor) relax(iterations int) error {
 		return errors.New("its placer has no global layout (FirstLayout)")
 	}
 	l.FirstLayout(iterations)
+	a.mixed = true // positions no fold of the history alone gives
 	if a.sc.TakeMoved() {
 		a.dirty = true
 	}
