@@ -52,7 +52,9 @@
 // transaction, the cold tree's changed nodes, Params and seed) in a compact
 // byte form (28 bytes a node for 100K nodes / 200K edges: 16 for the
 // position, the rest mostly edges); Unmarshal of it resumes with the same
-// positions afterwards as an uninterrupted run.
+// positions afterwards as an uninterrupted run. As a scene.StatefulPlacer
+// (AppendState, RestoreState) a Layout puts the same bytes in the scene's
+// keyframes, and refuses a state of other Params or another seed.
 //
 // # Example
 //
