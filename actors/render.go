@@ -79,14 +79,21 @@ type RenderConfig struct {
 	// 100,000.
 	MaxLag uint64
 	// LayoutEvery, when not 0 and Snapshots is set, saves a position
-	// keyframe (persistence.KindLayout: the scene's slot table and
-	// positions, zstd, named layout/<graph>/<seq>) every LayoutEvery
+	// keyframe (persistence.KindLayout: the scene's slot table, positions
+	// and, for a scene.StatefulPlacer such as *layout.Layout, the Placer's
+	// whole state; zstd, named layout/<graph>/<seq>) every LayoutEvery
 	// transactions folded, one at a time, off the actor. With FromSnapshot
 	// the newest trusted one at or before StopAt is the start, before any
 	// read-model snapshot: it holds the very slots and positions a fold
-	// from the beginning gives. A render that started from (or jumped to)
-	// a read-model snapshot saves none, since its slots differ. A store
-	// that refuses the write (a viewer without the right) is logged once.
+	// from the beginning gives, and a render from it with a Placer of the
+	// same kind and parameters lays the rest of the history out exactly as
+	// that fold does. Keyframes of another scene.KeyframeFormat (format 1,
+	// without the Placer's state) are passed over, logged; one whose
+	// Placer state the new Placer refuses (other parameters) stops the
+	// render with scene.ErrPlacerState. A render that started from (or
+	// jumped to) a read-model snapshot saves none, since its slots differ.
+	// A store that refuses the write (a viewer without the right), or a
+	// Placer whose state cannot be written, is logged once.
 	LayoutEvery uint64
 	// MaxQueued bounds the transactions read and not folded yet; the
 	// render's own reader waits beyond it (never the projections' reader,
@@ -250,7 +257,8 @@ func (r *Render) Reached() <-chan struct{} { return r.reached }
 // between two transactions, and publishes the result. It is meant after a
 // bulk load, or for a picture of a graph whose history was folded: the
 // positions stay a pure function of the history folded and iterations.
-// Errors: a placer without a global layout, or ctx's.
+// A relaxed render saves no more position keyframes (LayoutEvery): those
+// hold the positions of a fold alone. Errors: a placer without a global layout, or ctx's.
 func (r *Render) Relax(ctx context.Context, iterations int) error {
 	m := &renderRelax{iterations: iterations, done: make(chan error, 1)}
 	r.root.Send(r.pid, m)
@@ -414,8 +422,9 @@ type renderActor struct {
 	failed bool
 	head   persistence.Head // the chain's head at the scene's seq
 	// mixed: the scene started from a read-model keyframe, so its slots
-	// are not those of a fold from the beginning; it saves no position
-	// keyframes, which must hold those.
+	// are not those of a fold from the beginning, or was relaxed (Relax),
+	// so its positions are not; it saves no position keyframes, which
+	// must hold those.
 	mixed   bool
 	since   uint64           // transactions folded since the last position keyframe
 	paced   uint64           // paced Frames made
@@ -545,6 +554,7 @@ func (a *renderActor) relax(iterations int) error {
 		return errors.New("its placer has no global layout (FirstLayout)")
 	}
 	l.FirstLayout(iterations)
+	a.mixed = true // positions no fold of the history alone gives
 	if a.sc.TakeMoved() {
 		a.dirty = true
 	}
@@ -587,8 +597,16 @@ func (a *renderActor) fold(tx persistence.GraphTx) bool {
 			a.since = 0
 			info := persistence.SnapshotInfo{Kind: persistence.KindLayout, Graph: a.r.cfg.Graph, Seq: tx.Seq,
 				Position: tx.Head.N, Head: tx.Head.CID, Format: scene.KeyframeFormat}
+			data, err := a.sc.AppendKeyframe(nil)
+			if err != nil {
+				a.r.saving.Store(false)
+				a.r.saveErrs.Do(func() {
+					a.r.log.LogAttrs(context.Background(), slog.LevelWarn, "layout keyframe not saved (logged once)", slog.Uint64("seq", tx.Seq), slog.String("err", err.Error()))
+				})
+				return true
+			}
 			a.r.wg.Add(1)
-			go a.r.saveLayout(info, a.sc.AppendKeyframe(nil))
+			go a.r.saveLayout(info, data)
 		}
 	}
 	return true

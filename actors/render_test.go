@@ -21,6 +21,7 @@ import (
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel"
+	"github.com/cairn-graph/cairn/viewer/layout"
 	"github.com/cairn-graph/cairn/viewer/scene"
 )
 
@@ -363,6 +364,67 @@ func TestRenderLayoutKeyframes(t *testing.T) {
 	if f2 == nil || f2.Seq != f1.Seq || f2.Head != f1.Head || fmt.Sprint(f2.ID) != fmt.Sprint(f1.ID) ||
 		fmt.Sprint(f2.Ends) != fmt.Sprint(f1.Ends) || fmt.Sprint(f2.Pos) != fmt.Sprint(f1.Pos) || f2.LiveNodes != f1.LiveNodes {
 		t.Fatalf("started from a keyframe: %+v\nwant the slots of a full fold: %+v", f2, f1)
+	}
+}
+
+// TestRenderLayoutKeyframeCarriesTheLayout lays a growing graph out with
+// the real ForceAtlas2 layout, saving position keyframes, then starts a
+// second render from the newest keyframe before the end: with the
+// layout's whole state in the keyframe it folds the tail into exactly the
+// positions of the fold from the beginning.
+func TestRenderLayoutKeyframeCarriesTheLayout(t *testing.T) {
+	srv, store := newStore(t)
+	m := startMember(t, store, quickGrains())
+	v := newViewerSide(t, srv)
+	m.mustExec(cmdtest.Envelope("g", "c0", cmdtest.CreateGraph()))
+	var last *cairnv1.CommandReply
+	const n = 45
+	for i := range n {
+		id := fmt.Sprint("n", i)
+		cmds := []*cairnv1.Command{cmdtest.AddNode(id)}
+		for k, j := range []int{i / 2, i - 1, i * 7 % (i + 1)} {
+			if j < i && (j != i-1 || i%3 != 0) && !slices.Contains([]int{i / 2, i - 1}[:min(k, 2)], j) {
+				cmds = append(cmds, cmdtest.Connect(fmt.Sprint("e", i, "-", j), id, fmt.Sprint("n", j)))
+			}
+		}
+		last = m.mustExec(cmdtest.Envelope("g", fmt.Sprint("c", i+1), cmds...))
+	}
+	newPlacer := func() scene.Placer {
+		l, err := layout.New(layout.DefaultParams(), layout.SeedFor("g"), layout.WithWorkers(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	x1 := scene.NewExchange()
+	r1 := v.start(t, x1, actors.RenderConfig{Graph: "g", Snapshots: v.snaps, LayoutEvery: 8, NewPlacer: newPlacer})
+	f1 := frameAt(t, x1, r1, last.GetSeq())
+	eventually(t, "a layout keyframe saved", 10*time.Second, func() bool { return r1.Stats().Layouts >= 1 })
+
+	x2 := scene.NewExchange()
+	r2 := v.start(t, x2, actors.RenderConfig{Graph: "g", Snapshots: v.snaps, FromSnapshot: true, StopAt: last.GetSeq(), NewPlacer: newPlacer})
+	select {
+	case <-r2.Reached():
+	case <-r2.Done():
+		t.Fatalf("render stopped: %v", r2.Err())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("stop not reached: %+v", r2.Stats())
+	}
+	f2 := x2.Acquire()
+	st := r2.Stats()
+	if st.Transactions == 0 || st.Transactions >= last.GetSeq() {
+		t.Fatalf("stats %+v: want a start from a keyframe before seq %d, and a tail folded", st, last.GetSeq())
+	}
+	if f2 == nil || f2.Seq != f1.Seq || fmt.Sprint(f2.ID) != fmt.Sprint(f1.ID) || fmt.Sprint(f2.Ends) != fmt.Sprint(f1.Ends) {
+		t.Fatalf("started from a keyframe: %+v\nwant the slots of a full fold: %+v", f2, f1)
+	}
+	if !slices.Equal(f2.Pos, f1.Pos) {
+		for i := range f1.Pos {
+			if i < len(f2.Pos) && f2.Pos[i] != f1.Pos[i] {
+				t.Fatalf("after %d transactions from a keyframe, slot %d is at %v, a full fold puts it at %v", st.Transactions, i/2, f2.Pos[i], f1.Pos[i])
+			}
+		}
+		t.Fatalf("positions: %d values, want %d", len(f2.Pos), len(f1.Pos))
 	}
 }
 

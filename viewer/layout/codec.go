@@ -6,13 +6,14 @@ import (
 	"math"
 )
 
-// The state's byte form, version 1 (integers are unsigned varints, floats
+// The state's byte form, version 2 (integers are unsigned varints, floats
 // little-endian IEEE 754 binary64, bitsets one bit per slot, low bit first):
 //
-//	"CLY" 0x01
+//	"CLY" 0x02
 //	seed (8 bytes)
 //	Params: Theta Repulsion Gravity Tolerance MaxStep Jitter HopDamp (floats)
 //	        Ticks HotCap MultilevelAbove Coarsest (varints)
+//	        flags (varint; bit 0: WeakGravity, other bits 0)
 //	transactions ended (varint)
 //	node slots N, then bitsets live, pinned, unplaced (N bits each)
 //	x, y of every live node, in slot order (floats)
@@ -24,8 +25,13 @@ import (
 //	built else 0, and its base x, y and mass (floats)
 //
 // Adjacency and the cold tree are rebuilt from these; nothing else affects
-// positions.
-const magic = "CLY\x01"
+// positions. Version 1 (magic "CLY" 0x01) has no flags and was written when
+// gravity was always ForceAtlas2's plain kind: it still decodes, with
+// WeakGravity set, so it resumes under the forces it was made with.
+const (
+	magic   = "CLY\x02"
+	magicV1 = "CLY\x01"
+)
 
 // MarshalBinary returns l's state in a compact byte form: about 16 bytes a
 // node and 4–8 bytes an edge, plus 33 bytes for each node changed since the
@@ -47,6 +53,11 @@ func (l *Layout) AppendBinary(dst []byte) ([]byte, error) {
 	for _, v := range []int{p.Ticks, p.HotCap, p.MultilevelAbove, p.Coarsest} {
 		b = binary.AppendUvarint(b, uint64(v))
 	}
+	var flags uint64
+	if p.WeakGravity {
+		flags |= flagWeakGravity
+	}
+	b = binary.AppendUvarint(b, flags)
 	b = binary.AppendUvarint(b, l.txs)
 	b = binary.AppendUvarint(b, uint64(len(l.live)))
 	b = appendBits(b, l.live)
@@ -88,6 +99,9 @@ func (l *Layout) AppendBinary(dst []byte) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// flagWeakGravity is the flags bit of Params.WeakGravity.
+const flagWeakGravity = 1
 
 func appendBits(b []byte, bits []bool) []byte {
 	for i := 0; i < len(bits); i += 8 {
@@ -190,8 +204,9 @@ func (d *decoder) bits(what string, n int) ([]bool, error) {
 }
 
 func (d *decoder) decode() (*Layout, error) {
-	if len(d.b) < len(magic) || string(d.b[:len(magic)]) != magic {
-		return nil, d.fail("not layout state version 1 (want magic %q)", magic)
+	v1 := len(d.b) >= len(magicV1) && string(d.b[:len(magicV1)]) == magicV1
+	if !v1 && (len(d.b) < len(magic) || string(d.b[:len(magic)]) != magic) {
+		return nil, d.fail("not layout state version 1 or 2 (want magic %q)", magic)
 	}
 	d.off = len(magic)
 	l := &Layout{}
@@ -217,6 +232,15 @@ func (d *decoder) decode() (*Layout, error) {
 			return nil, err
 		}
 		*f.v = int(v)
+	}
+	if v1 {
+		p.WeakGravity = true
+	} else {
+		flags, err := d.uvarint("flags", flagWeakGravity)
+		if err != nil {
+			return nil, err
+		}
+		p.WeakGravity = flags&flagWeakGravity != 0
 	}
 	if err := p.Validate(); err != nil {
 		return nil, d.fail("%v", err)

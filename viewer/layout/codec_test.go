@@ -58,7 +58,7 @@ func TestUnmarshalRejects(t *testing.T) {
 	good := smallState(t)
 	nodesAt := len(magic) + 8 + 7*8 // magic, seed, float params
 	p := DefaultParams()
-	for _, v := range []int{p.Ticks, p.HotCap, p.MultilevelAbove, p.Coarsest, 1} { // then 4 params and txs
+	for _, v := range []int{p.Ticks, p.HotCap, p.MultilevelAbove, p.Coarsest, 0, 1} { // then 4 params, flags and txs
 		nodesAt += len(binary.AppendUvarint(nil, uint64(v)))
 	}
 	for _, tc := range []struct {
@@ -67,7 +67,11 @@ func TestUnmarshalRejects(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "magic"},
-		{"magic", append([]byte("CLY\x02"), good[4:]...), "magic"},
+		{"magic", append([]byte("CLY\x03"), good[4:]...), "magic"},
+		{"flags", func() []byte {
+			b := append([]byte(nil), good[:nodesAt-2]...)
+			return append(append(b, 2), good[nodesAt-1:]...)
+		}(), "flags"},
 		{"truncated", good[:len(good)-1], "truncated"},
 		{"trailing", append(append([]byte(nil), good...), 0), "after the state"},
 		{"params", func() []byte {
@@ -105,8 +109,55 @@ func TestUnmarshalRejects(t *testing.T) {
 	}
 }
 
+// TestUnmarshalVersion1 decodes a version 1 state (no flags: written when
+// gravity was always the plain kind) with WeakGravity set, and resumes it.
+func TestUnmarshalVersion1(t *testing.T) {
+	v1 := version1(t)
+	l, err := Unmarshal(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.Params().WeakGravity {
+		t.Fatal("a version 1 state decoded without WeakGravity")
+	}
+	weak := DefaultParams()
+	weak.WeakGravity = true
+	want := run(t, weak, 3, script(5, 40, 6))
+	if l.Hash() != want.Hash() {
+		t.Fatalf("version 1 state: hash %x, want %x", l.Hash(), want.Hash())
+	}
+	l.AddNode(100)
+	l.AddEdge(100, 100, 0)
+	l.EndTx()
+	want.AddNode(100)
+	want.AddEdge(100, 100, 0)
+	want.EndTx()
+	if l.Hash() != want.Hash() {
+		t.Fatalf("version 1 state resumed: hash %x, want %x", l.Hash(), want.Hash())
+	}
+}
+
+// version1 returns a version 1 state: a version 2 one with WeakGravity, its
+// magic changed and its flags dropped.
+func version1(t testing.TB) []byte {
+	t.Helper()
+	weak := DefaultParams()
+	weak.WeakGravity = true
+	b, _ := run(t, weak, 3, script(5, 40, 6)).MarshalBinary()
+	at := len(magic) + 8 + 7*8
+	for _, v := range []int{weak.Ticks, weak.HotCap, weak.MultilevelAbove, weak.Coarsest} {
+		at += len(binary.AppendUvarint(nil, uint64(v)))
+	}
+	if b[at] != flagWeakGravity {
+		t.Fatalf("flags byte at %d is %d, want %d", at, b[at], flagWeakGravity)
+	}
+	v1 := append([]byte(magicV1), b[len(magic):at]...)
+	return append(v1, b[at+1:]...)
+}
+
 func FuzzUnmarshal(f *testing.F) {
 	f.Add(smallState(f))
+	f.Add(version1(f))
 	f.Add([]byte(magic))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := Unmarshal(data, WithWorkers(1))
@@ -129,4 +180,37 @@ func FuzzUnmarshal(f *testing.F) {
 			l.EndTx() // decoded state is usable
 		}
 	})
+}
+
+// TestRestoreState: RestoreState resumes a state like UnmarshalBinary but
+// refuses one of other Params or another seed, leaving the layout as it
+// was.
+func TestRestoreState(t *testing.T) {
+	ops := script(9, 60, 10)
+	whole := run(t, DefaultParams(), 4, ops)
+	st, err := run(t, DefaultParams(), 4, ops[:len(ops)/2]).AppendState(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLayout(t, 4)
+	if err := l.RestoreState(st); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range ops[len(ops)/2:] {
+		o.apply(l)
+	}
+	if l.Hash() != whole.Hash() {
+		t.Fatalf("restored and resumed: hash %x, want %x", l.Hash(), whole.Hash())
+	}
+	weak := DefaultParams()
+	weak.WeakGravity = true
+	for name, l := range map[string]*Layout{"params": run(t, weak, 4, nil), "seed": newLayout(t, 5)} {
+		before := l.Hash()
+		if err := l.RestoreState(st); !errors.Is(err, ErrMismatch) || l.Hash() != before {
+			t.Fatalf("other %s: %v, want ErrMismatch and the layout unchanged", name, err)
+		}
+	}
+	if err := newLayout(t, 4).RestoreState(st[:len(st)-1]); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("truncated: %v, want ErrCorrupt", err)
+	}
 }

@@ -17,9 +17,18 @@ type Params struct {
 	// Repulsion is ForceAtlas2's kr: two nodes of masses m1, m2 (mass =
 	// degree + 1) at distance d repel with kr·m1·m2/d. Default 2.
 	Repulsion float64
-	// Gravity is ForceAtlas2's kg: every node is pulled to the origin with
-	// kg·m. Default 1.
+	// Gravity is ForceAtlas2's kg: every node of mass m at distance d from
+	// the origin is pulled to it with kg·m·d (ForceAtlas2's strong gravity)
+	// or, when WeakGravity is set, with kg·m. Default 0.1.
 	Gravity float64
+	// WeakGravity selects ForceAtlas2's plain gravity kg·m, constant in the
+	// distance. It lets the repulsion of a large component push small
+	// components and isolated nodes out to a ring far away (at about
+	// kr·M/kg for a component of mass M), so that a picture framed on every
+	// node shows the graph as a dot: keep it off for pictures. Under the
+	// default strong gravity everything settles within about √(kr·M/kg) of
+	// the origin, and isolated nodes beside the rest. Default false.
+	WeakGravity bool
 	// Tolerance is ForceAtlas2's jitter tolerance: higher moves faster and
 	// swings more. Default 1.
 	Tolerance float64
@@ -57,7 +66,7 @@ func DefaultParams() Params {
 	return Params{
 		Theta:           1.2,
 		Repulsion:       2,
-		Gravity:         1,
+		Gravity:         0.1,
 		Tolerance:       1,
 		MaxStep:         0.1,
 		Jitter:          0.25,

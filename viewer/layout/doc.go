@@ -18,6 +18,14 @@
 // scratch, coarsening it first (multilevel) above Params.MultilevelAbove
 // nodes. Pin and Unpin keep a node where it is.
 //
+// The forces are ForceAtlas2's with masses degree + 1: repulsion
+// kr·m₁·m₂/d, attraction along each edge linear in its length, and strong
+// gravity kg·m·d (Params.WeakGravity for the plain kg·m), so that
+// isolated nodes and small components settle beside the main one instead
+// of on a far ring. On the Debian package graph (68K nodes, 275K edges,
+// 4K isolated) FirstLayout(30) shows its clusters spread over a disc in
+// about 2 s.
+//
 // # Determinism
 //
 // Positions are a pure function of the calls made, the Params and the seed
@@ -44,7 +52,9 @@
 // transaction, the cold tree's changed nodes, Params and seed) in a compact
 // byte form (28 bytes a node for 100K nodes / 200K edges: 16 for the
 // position, the rest mostly edges); Unmarshal of it resumes with the same
-// positions afterwards as an uninterrupted run.
+// positions afterwards as an uninterrupted run. As a scene.StatefulPlacer
+// (AppendState, RestoreState) a Layout puts the same bytes in the scene's
+// keyframes, and refuses a state of other Params or another seed.
 //
 // # Example
 //

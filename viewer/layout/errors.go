@@ -21,3 +21,7 @@ func (e *DecodeError) Error() string {
 
 // Unwrap returns ErrCorrupt.
 func (e *DecodeError) Unwrap() error { return ErrCorrupt }
+
+// ErrMismatch is wrapped by RestoreState's error for a state made with
+// other Params or another seed than the Layout it is restored into.
+var ErrMismatch = errors.New("layout state of other params or seed")

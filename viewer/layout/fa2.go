@@ -142,7 +142,11 @@ func (s *sim) forces(lo, hi int) {
 			fx -= float64(w * (xi - s.x[j]))
 			fy -= float64(w * (yi - s.y[j]))
 		}
-		if d := math.Sqrt(float64(xi*xi) + float64(yi*yi)); d > 0 {
+		if !p.WeakGravity {
+			g := float64(kg * mi)
+			fx -= float64(xi * g)
+			fy -= float64(yi * g)
+		} else if d := math.Sqrt(float64(xi*xi) + float64(yi*yi)); d > 0 {
 			g := float64(kg*mi) / d
 			fx -= float64(xi * g)
 			fy -= float64(yi * g)

@@ -160,12 +160,12 @@ func BenchmarkSceneMemory(b *testing.B) {
 // edges (before zstd, which the object store adds).
 func BenchmarkKeyframe(b *testing.B) {
 	s, _ := bigScene(b, 100_000, 200_000, nil)
-	data := s.AppendKeyframe(nil)
+	data := keyframe(b, s)
 	b.Run("encode", func(b *testing.B) {
 		b.ReportAllocs()
 		buf := make([]byte, 0, len(data))
 		for b.Loop() {
-			buf = s.AppendKeyframe(buf[:0])
+			buf, _ = s.AppendKeyframe(buf[:0])
 		}
 		b.ReportMetric(float64(len(data))/100_000, "bytes/node")
 	})

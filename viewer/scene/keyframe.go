@@ -11,8 +11,13 @@ import (
 )
 
 // KeyframeFormat is the format version AppendKeyframe writes and
-// LoadKeyframe reads.
-const KeyframeFormat = 1
+// LoadKeyframe reads. Format 2 adds the Placer's state (StatefulPlacer).
+// LoadKeyframe refuses every other format, 1 included: a format 1
+// keyframe holds positions but not the layout's own state, so a scene
+// loaded from it would lay the rest of the history out otherwise than one
+// folded from the start. A renderer passes such a keyframe over and folds
+// from an older start instead.
+const KeyframeFormat = 2
 
 const (
 	keyframeMagic     = "CAIRNLAY"
@@ -23,6 +28,26 @@ const (
 // (another format, a checksum or a bound that fails, a table that does not
 // hold together).
 var ErrInvalidKeyframe = errors.New("invalid scene keyframe")
+
+// ErrPlacerState: a keyframe's Placer state that the Placer refuses (made
+// with other parameters, say) or that does not agree with the keyframe's
+// positions.
+var ErrPlacerState = errors.New("keyframe's placer state does not fit the placer")
+
+// StatefulPlacer is a Placer that can save and restore its whole state
+// (positions and whatever else its later placements depend on), so that a
+// scene loaded from a keyframe places the rest of the history exactly as
+// the scene that saved it. AppendKeyframe stores the state of a
+// StatefulPlacer; LoadKeyframe hands it to RestoreState of a
+// StatefulPlacer instead of telling it the keyframe's nodes and edges.
+type StatefulPlacer interface {
+	Placer
+	// AppendState appends the Placer's state to dst.
+	AppendState(dst []byte) ([]byte, error)
+	// RestoreState replaces the Placer's state with one AppendState wrote;
+	// on error the Placer is unchanged. Every live slot counts as moved.
+	RestoreState(data []byte) error
+}
 
 // PositionRestorer is a Placer that can take saved positions: after a
 // keyframe's nodes and edges were added to it, LoadKeyframe hands it the
@@ -35,12 +60,17 @@ type PositionRestorer interface {
 
 // AppendKeyframe appends the scene's keyframe to dst: its position in the
 // history (seq, head, time), its whole slot table (node ids and colours,
-// edge ids and ends, free slots included) and its positions, with a
-// CRC-32C. A scene loaded from it (LoadKeyframe) holds the same slots and
-// folds the rest of the history exactly as this one does, so a replay can
-// jump to a keyframe's seq without folding from the start. Fades in
-// progress are not kept: they end at once.
-func (s *Scene) AppendKeyframe(dst []byte) []byte {
+// edge ids and ends, free slots included), its positions and, when its
+// Placer is a StatefulPlacer, the Placer's state, with a CRC-32C. A scene
+// loaded from it (LoadKeyframe, with a Placer of the same kind and
+// parameters) holds the same slots and positions and folds the rest of
+// the history exactly as this one does, so a replay can jump to a
+// keyframe's seq without folding from the start. Fades in progress are
+// not kept: they end at once. Call it between transactions.
+//
+// Errors: the StatefulPlacer's AppendState error, wrapped; dst is then
+// returned as it was.
+func (s *Scene) AppendKeyframe(dst []byte) ([]byte, error) {
 	start := len(dst)
 	dst = append(dst, keyframeMagic...)
 	dst = binary.LittleEndian.AppendUint32(dst, KeyframeFormat)
@@ -69,29 +99,53 @@ func (s *Scene) AppendKeyframe(dst []byte) []byte {
 		dst = wire.AppendUvarint(dst, uint64(s.ends[2*e]))
 		dst = wire.AppendUvarint(dst, uint64(s.ends[2*e+1]))
 	}
+	// The placer's state, length first (0: none).
+	if sp, ok := s.placer.(StatefulPlacer); ok {
+		st, err := sp.AppendState(nil)
+		if err != nil {
+			return dst[:start], fmt.Errorf("keyframe of %s: placer state: %w", s.graph, err)
+		}
+		dst = wire.AppendUvarint(dst, uint64(len(st)))
+		dst = append(dst, st...)
+	} else {
+		dst = wire.AppendUvarint(dst, 0)
+	}
 	b := dst[body:]
 	binary.LittleEndian.PutUint32(dst[start+12:], wire.Checksum(b))
 	binary.LittleEndian.PutUint64(dst[start+16:], uint64(len(b)))
-	return dst
+	return dst, nil
 }
 
 // LoadKeyframe resets the scene to the keyframe in data, with placer as
-// its Placer: every live node, then every live edge, is told to placer in
+// its Placer. When the keyframe holds a Placer state and placer is a
+// StatefulPlacer, placer restores that state (RestoreState), and its
+// positions must then be the keyframe's, bit for bit, at every live slot.
+// Otherwise every live node, then every live edge, is told to placer in
 // slot order, and then placer gets the saved positions when it is a
 // PositionRestorer (else it places them: EndTx). The keyframe must be of
 // the scene's graph and colour component. The next Frame published is
 // Full.
 //
 // Errors: an error wrapping ErrInvalidKeyframe that names what failed and
-// where; the scene is then empty (Reset).
+// where; one wrapping ErrPlacerState when placer refuses the keyframe's
+// state (and the Placer's error) or its positions differ from the
+// keyframe's. The scene is then empty (Reset).
 func (s *Scene) LoadKeyframe(data []byte, placer Placer) error {
 	s.Reset(nil)
-	if err := s.decodeKeyframe(data); err != nil {
+	state, err := s.decodeKeyframe(data)
+	if err != nil {
 		s.Reset(placer)
 		return fmt.Errorf("load keyframe of %s: %w", s.graph, err)
 	}
 	s.placer = placer
 	if placer == nil {
+		return nil
+	}
+	if sp, ok := placer.(StatefulPlacer); ok && len(state) > 0 {
+		if err := s.restoreState(sp, state); err != nil {
+			s.Reset(placer)
+			return fmt.Errorf("load keyframe of %s: %w", s.graph, err)
+		}
 		return nil
 	}
 	for slot, id := range s.ids {
@@ -113,36 +167,62 @@ func (s *Scene) LoadKeyframe(data []byte, placer Placer) error {
 	return nil
 }
 
-func (s *Scene) decodeKeyframe(data []byte) error {
+// restoreState hands sp the keyframe's placer state and checks that its
+// positions are the keyframe's at every live slot.
+func (s *Scene) restoreState(sp StatefulPlacer, state []byte) error {
+	if err := sp.RestoreState(state); err != nil {
+		return fmt.Errorf("%w: %w", ErrPlacerState, err)
+	}
+	p := sp.Positions()
+	for slot, id := range s.ids {
+		if id == "" {
+			continue
+		}
+		i := 2 * slot
+		if i+1 >= len(p) || math.Float32bits(p[i]) != math.Float32bits(s.pos[i]) || math.Float32bits(p[i+1]) != math.Float32bits(s.pos[i+1]) {
+			got := "none"
+			if i+1 < len(p) {
+				got = fmt.Sprintf("(%v, %v)", p[i], p[i+1])
+			}
+			return fmt.Errorf("%w: slot %d (%q) at (%v, %v), the placer's state puts it at %s", ErrPlacerState, slot, id, s.pos[i], s.pos[i+1], got)
+		}
+	}
+	sp.TakeMoved(nil) // the scene holds these positions already
+	return nil
+}
+
+// decodeKeyframe fills the scene from data and returns the placer state
+// it holds (nil: none).
+func (s *Scene) decodeKeyframe(data []byte) ([]byte, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidKeyframe}, args...)...)
 	}
 	if len(data) < keyframeHeaderLen {
-		return bad("%d bytes, want at least %d", len(data), keyframeHeaderLen)
+		return nil, bad("%d bytes, want at least %d", len(data), keyframeHeaderLen)
 	}
 	if string(data[:8]) != keyframeMagic {
-		return bad("bad magic %q", data[:8])
+		return nil, bad("bad magic %q", data[:8])
 	}
 	if v := binary.LittleEndian.Uint32(data[8:]); v != KeyframeFormat {
-		return bad("format version %d (this build reads %d)", v, KeyframeFormat)
+		return nil, bad("format version %d (this build reads %d)", v, KeyframeFormat)
 	}
 	body := data[keyframeHeaderLen:]
 	if n := binary.LittleEndian.Uint64(data[16:]); n != uint64(len(body)) {
-		return bad("body length %d, %d bytes follow", n, len(body))
+		return nil, bad("body length %d, %d bytes follow", n, len(body))
 	}
 	if want, got := binary.LittleEndian.Uint32(data[12:]), wire.Checksum(body); want != got {
-		return bad("checksum %08x, body has %08x", want, got)
+		return nil, bad("checksum %08x, body has %08x", want, got)
 	}
 	r := wire.NewReader(body)
 	r.Section("header")
 	if g := r.String(); r.Err() == nil && g != s.graph {
-		return bad("a keyframe of graph %q, not %q", g, s.graph)
+		return nil, bad("a keyframe of graph %q, not %q", g, s.graph)
 	}
 	seq := r.Uvarint()
 	head := r.String()
 	at := r.Next(8)
 	if c := r.String(); r.Err() == nil && c != s.opt.colorComponent {
-		return bad("coloured by component %q, the scene by %q", c, s.opt.colorComponent)
+		return nil, bad("coloured by component %q, the scene by %q", c, s.opt.colorComponent)
 	}
 	r.Section("nodes")
 	n := r.Count(3, "node slot")
@@ -220,11 +300,13 @@ func (s *Scene) decodeKeyframe(data []byte) error {
 		}
 		s.ends = append(s.ends, a, b)
 	}
+	r.Section("placer state")
+	state := r.Bytes()
 	if r.Err() == nil && r.Len() != 0 {
-		r.Failf("%d bytes after the edges", r.Len())
+		r.Failf("%d bytes after the placer state", r.Len())
 	}
 	if err := r.Err(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidKeyframe, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidKeyframe, err)
 	}
 	s.color, s.size = make([]uint32, n), make([]float32, n)
 	for slot := range uint32(n) {
@@ -237,5 +319,5 @@ func (s *Scene) decodeKeyframe(data []byte) error {
 	}
 	s.seq, s.head = seq, head
 	s.at = time.Unix(0, int64(binary.LittleEndian.Uint64(at)))
-	return nil
+	return state, nil
 }

@@ -1,7 +1,9 @@
 package scene
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -82,4 +84,52 @@ func TestSceneGraphDeleted(t *testing.T) {
 	if s.LiveNodes() != 0 || s.LiveEdges() != 0 || s.Size(0) != 0 || s.Size(1) != 0 {
 		t.Fatalf("after deletion: %d nodes %d edges", s.LiveNodes(), s.LiveEdges())
 	}
+}
+
+// statePlacer is a logPlacer whose placements depend on how many
+// transactions it has ended (its state beside the positions): a node
+// added in its n-th transaction goes to (10·slot + n, −slot). Its state is
+// n and the positions; skew makes RestoreState shift them.
+type statePlacer struct {
+	logPlacer
+	txs  uint32
+	skew float32
+}
+
+var _ StatefulPlacer = (*statePlacer)(nil)
+
+func (p *statePlacer) EndTx() {
+	p.txs++
+	p.logPlacer.EndTx()
+	for _, r := range p.moved {
+		for s := r.Lo; s < r.Hi; s++ {
+			p.pos[2*s] += float32(p.txs)
+		}
+	}
+}
+
+func (p *statePlacer) AppendState(dst []byte) ([]byte, error) {
+	dst = binary.LittleEndian.AppendUint32(dst, p.txs)
+	for _, v := range p.pos {
+		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(v))
+	}
+	return dst, nil
+}
+
+func (p *statePlacer) RestoreState(data []byte) error {
+	if len(data) < 4 || len(data)%4 != 0 {
+		return fmt.Errorf("state of %d bytes", len(data))
+	}
+	p.txs = binary.LittleEndian.Uint32(data)
+	p.pos = p.pos[:0]
+	for i := 4; i < len(data); i += 4 {
+		v := math.Float32frombits(binary.LittleEndian.Uint32(data[i:]))
+		if p.skew != 0 {
+			v += p.skew
+		}
+		p.pos = append(p.pos, v)
+	}
+	p.calls = append(p.calls, "restore")
+	p.moved = append(p.moved[:0], Range{0, uint32(len(p.pos) / 2)})
+	return nil
 }
