@@ -461,8 +461,12 @@ end:
 	}
 	v.fill(last, frames)
 	v.result.Out = v.o.record
-	v.note("wrote %s: %d frames at %d a second, %s from seq %d to %d (head %s), %d nodes, %d edges at the end",
-		v.o.record, frames, v.o.fps, v.r.graph, v.fromSeq, last.Seq, last.Head, last.LiveNodes, last.LiveEdges)
+	from := "its start"
+	if v.fromSeq > 0 {
+		from = fmt.Sprintf("seq %d", v.fromSeq)
+	}
+	v.note("wrote %s: %d frames at %d a second, %s from %s to seq %d (head %s), %d nodes, %d edges at the end",
+		v.o.record, frames, v.o.fps, v.r.graph, from, last.Seq, last.Head, last.LiveNodes, last.LiveEdges)
 	return nil
 }
 
