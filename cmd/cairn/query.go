@@ -150,7 +150,7 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	limits := &cairnv1.TraverseLimits{MaxFrontier: uint32(min(maxFrontier, 1<<31)), MaxResults: uint32(min(maxResults, 1<<31))}
 	// The engine gives up a little before the client does, so that a
 	// min_seq that is not reached is answered DEADLINE_EXCEEDED.
-	req := &cairnv1.QueryRequest{GraphId: pos[0], MinSeq: *minSeq, AsOf: at, TimeoutMs: uint32(min(c.timeout*9/10, time.Hour).Milliseconds())}
+	req := &cairnv1.QueryRequest{GraphId: pos[0], MinSeq: *minSeq, AsOf: at, TimeoutMs: uint32(engineTimeout(c.timeout).Milliseconds())}
 	switch sub {
 	case "node":
 		req.Query = &cairnv1.QueryRequest_GetNode{GetNode: &cairnv1.GetNode{NodeId: pos[1]}}
@@ -226,6 +226,16 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 }
 
 // query makes one request to the "cairn" micro service's query endpoint.
+// engineTimeout is how long the engine may take over a query the client
+// waits timeout for: a tenth less, and at least 100 ms less (half of
+// timeout when it is shorter than 200 ms), so that the engine's
+// DEADLINE_EXCEEDED reaches the client before it gives up, even on a busy
+// machine; at most an hour.
+func engineTimeout(timeout time.Duration) time.Duration {
+	margin := max(timeout/10, min(100*time.Millisecond, timeout/2))
+	return min(timeout-margin, time.Hour)
+}
+
 func (c *clientFlags) query(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, error) {
 	rep := &cairnv1.QueryReply{}
 	if err := c.request(ctx, api.QuerySubjectFor(req.GetGraphId()), "query", req, rep, ""); err != nil {
