@@ -55,6 +55,13 @@ type RenderConfig struct {
 	// snapshot (the same graph in other slots). Without it (or without a
 	// keyframe) the render folds the history from its first transaction.
 	FromSnapshot bool
+	// LayoutOnly, with FromSnapshot, starts only from a position keyframe,
+	// never from a read-model snapshot, and never jumps to one on a lag:
+	// the slots and positions stay those of a fold from the beginning, as
+	// reproducible pictures and replays need. With TxPerFrame, the
+	// keyframe is at or before PaceFrom - 1, so the paced part is folded
+	// transaction by transaction.
+	LayoutOnly bool
 	// StopAt, when not 0, is the last stream sequence folded (as-of, or a
 	// replay's end); past the graph's head at the start it is the head.
 	// Reached is closed once a Frame holding it is published.
@@ -257,6 +264,8 @@ func (r *Render) Reached() <-chan struct{} { return r.reached }
 // between two transactions, and publishes the result. It is meant after a
 // bulk load, or for a picture of a graph whose history was folded: the
 // positions stay a pure function of the history folded and iterations.
+// A Frame is published after it (on a credit), whether or not a node
+// moved.
 // A relaxed render saves no more position keyframes (LayoutEvery): those
 // hold the positions of a fold alone. Errors: a placer without a global layout, or ctx's.
 func (r *Render) Relax(ctx context.Context, iterations int) error {
@@ -346,13 +355,25 @@ func (r *Render) read(ctx context.Context) error {
 		}
 	}
 	after, from := persistence.Head{}, uint64(1)
-	if r.cfg.FromSnapshot {
-		if lk := r.layoutKeyframe(ctx, stop); lk != nil {
+	// A keyframe of a paced replay must not pass its first paced
+	// transaction.
+	limit, use := stop, r.cfg.FromSnapshot
+	if p := r.cfg.PaceFrom; r.cfg.TxPerFrame > 0 {
+		if p <= 1 { // paced from the first transaction
+			use = false
+		} else if limit == 0 || p-1 < limit {
+			limit = p - 1
+		}
+	}
+	if use {
+		if lk := r.layoutKeyframe(ctx, limit); lk != nil {
 			r.root.Send(r.pid, lk)
 			after, from = persistence.Head{N: lk.info.Position, CID: lk.info.Head}, lk.info.Seq+1
-		} else if kf := r.keyframe(ctx, 0, stop); kf != nil {
-			r.root.Send(r.pid, kf)
-			after, from = kf.head, kf.g.AsOf()+1
+		} else if !r.cfg.LayoutOnly {
+			if kf := r.keyframe(ctx, 0, limit); kf != nil {
+				r.root.Send(r.pid, kf)
+				after, from = kf.head, kf.g.AsOf()+1
+			}
 		}
 	}
 	var checked uint64 // the seq of the last lag check
@@ -375,7 +396,7 @@ func (r *Render) read(ctx context.Context) error {
 				return errReached
 			}
 			lag := tx.Pending + uint64(r.queued.Load())
-			if r.cfg.Snapshots != nil && r.cfg.TxPerFrame == 0 && lag > r.cfg.MaxLag && tx.Seq >= checked+r.cfg.MaxLag/4 {
+			if r.cfg.Snapshots != nil && r.cfg.TxPerFrame == 0 && !r.cfg.LayoutOnly && lag > r.cfg.MaxLag && tx.Seq >= checked+r.cfg.MaxLag/4 {
 				checked = tx.Seq
 				// A keyframe worth the jump: at least half the lag ahead.
 				if kf := r.keyframe(ctx, tx.Seq+r.cfg.MaxLag/2, stop); kf != nil {
@@ -465,7 +486,9 @@ func (a *renderActor) Receive(c actor.Context) {
 			return
 		}
 		a.r.seq.Store(a.sc.Seq())
-		a.head, a.dirty, a.mixed = m.head, true, true
+		// A paced replay shows a keyframe in its first paced Frame,
+		// as it does the transactions before PaceFrom.
+		a.head, a.dirty, a.mixed = m.head, a.r.cfg.TxPerFrame == 0, true
 	case *renderLayout:
 		a.dropQueue()
 		var placer scene.Placer
@@ -481,7 +504,7 @@ func (a *renderActor) Receive(c actor.Context) {
 			return
 		}
 		a.r.seq.Store(a.sc.Seq())
-		a.head, a.dirty, a.mixed = persistence.Head{N: m.info.Position, CID: m.info.Head}, true, false
+		a.head, a.dirty, a.mixed = persistence.Head{N: m.info.Position, CID: m.info.Head}, a.r.cfg.TxPerFrame == 0, false
 	case *renderCredit:
 		a.credit = true
 		if a.r.cfg.TxPerFrame == 0 && a.sc.Fading() {
@@ -498,9 +521,6 @@ func (a *renderActor) Receive(c actor.Context) {
 		return
 	case *renderRelax:
 		m.done <- a.relax(m.iterations)
-		if !a.dirty {
-			return
-		}
 	default:
 		return
 	}
@@ -555,9 +575,8 @@ func (a *renderActor) relax(iterations int) error {
 	}
 	l.FirstLayout(iterations)
 	a.mixed = true // positions no fold of the history alone gives
-	if a.sc.TakeMoved() {
-		a.dirty = true
-	}
+	a.sc.TakeMoved()
+	a.dirty = true // a Frame follows, moved or not: Relax's caller waits for it
 	return nil
 }
 

@@ -43,6 +43,9 @@ func (r *Render) keyframe(ctx context.Context, above, stop uint64) *renderKeyfra
 func (r *Render) layoutKeyframe(ctx context.Context, stop uint64) *renderLayout {
 	for _, info := range r.candidates(ctx, persistence.KindLayout, 0, stop) {
 		data, err := r.fetch(ctx, info, scene.KeyframeFormat)
+		if err == nil {
+			err = r.fits(data)
+		}
 		if err != nil {
 			r.log.LogAttrs(ctx, slog.LevelWarn, "layout keyframe passed over", slog.String("name", info.Name), slog.String("err", err.Error()))
 			continue
@@ -50,6 +53,19 @@ func (r *Render) layoutKeyframe(ctx context.Context, stop uint64) *renderLayout 
 		return &renderLayout{data: data, info: info}
 	}
 	return nil
+}
+
+// fits loads a keyframe into a scene and Placer made as the render makes
+// its own, so that one this render cannot take (another colour component,
+// a Placer of other parameters or without state) is passed over here,
+// before the reader commits to its seq, instead of stopping the render.
+// It costs a second decode of the keyframe.
+func (r *Render) fits(data []byte) error {
+	var placer scene.Placer
+	if r.cfg.NewPlacer != nil {
+		placer = r.cfg.NewPlacer()
+	}
+	return scene.New(r.cfg.Graph, placer, r.cfg.Scene...).LoadKeyframe(data, placer)
 }
 
 // candidates lists the graph's snapshots of kind with a sequence above

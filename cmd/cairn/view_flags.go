@@ -53,6 +53,12 @@ Flags:
                         above 50,000 nodes): default 60 for --png (about 3 s
                         for 68,000 nodes), 0 otherwise (each transaction is
                         laid out as it is folded)
+  --keyframe-every N    save a position keyframe (the scene's slots, the
+                        layout's state; layout/<graph>/<seq> in the object
+                        store) every N transactions folded, and start from
+                        the newest one at or before the point shown (or
+                        before --from) instead of the first transaction
+                        (default 1000; 0: neither); the picture is the same
   --no-layout           place nodes by a hash of their id instead of laying
                         them out
 --json prints, when the command ends, what was shown: graph, seq, head,
@@ -80,7 +86,8 @@ type viewOptions struct {
 	colorBy       string // "" for categories, else a component type
 	labelCell     int    // 0: no labels
 	noLayout      bool
-	relax         int // global layout iterations after the fold (-1: the default)
+	relax         int    // global layout iterations after the fold (-1: the default)
+	keyframeEvery uint64 // transactions between position keyframes; 0: none
 }
 
 // register adds view's own flags to fs.
@@ -99,6 +106,7 @@ func (o *viewOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.labelCell, "label-cell", 96, "label the largest node of each `PX`×PX screen cell")
 	fs.BoolVar(&o.noLayout, "no-layout", false, "place nodes by a hash of their id")
 	fs.IntVar(&o.relax, "relax", -1, "global layout `iterations` once the history is folded")
+	fs.Uint64Var(&o.keyframeEvery, "keyframe-every", 1000, "save a position keyframe every `N` transactions folded (0: none, and none used)")
 }
 
 // check validates the parsed options.

@@ -183,6 +183,13 @@ func (v *viewRun) config(pace float64) actors.RenderConfig {
 		StopAt:     v.stopAt,
 		TxPerFrame: pace,
 		PaceFrom:   v.fromSeq,
+		// Position keyframes only: they hold what a fold from the first
+		// transaction gives, so pictures and replays stay reproducible.
+		FromSnapshot: v.o.keyframeEvery > 0 && !v.o.noLayout,
+		LayoutOnly:   true,
+	}
+	if !v.o.noLayout {
+		cfg.LayoutEvery = v.o.keyframeEvery
 	}
 	if !v.o.noLayout {
 		seed := layout.SeedFor(v.r.graph)

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairn-graph/cairn/persistence"
 )
 
 // viewJSON is what cairn view --json prints.
@@ -214,6 +216,27 @@ func TestViewReplayRecord(t *testing.T) {
 	}
 	if drawn(readPNG(t, f3[0])) == 0 {
 		t.Errorf("the first frame of a replay from seq %d shows nothing of the nodes before it", seqs[4])
+	}
+
+	// A replay that starts from a position keyframe (saved every
+	// transaction by the recording before it) gives the very frames of one
+	// that folds from the first transaction.
+	record("keyframes", "--keyframe-every", "1")
+	v5, f5 := record("from-keyframe", "--from", strconv.FormatUint(seqs[4], 10))
+	v6, f6 := record("from-start", "--from", strconv.FormatUint(seqs[4], 10), "--keyframe-every", "0")
+	if v5.Seq != v6.Seq || len(f5) != len(f6) || len(f5) == 0 {
+		t.Fatalf("replay from seq %d with keyframes: %+v, %d frames; without: %+v, %d frames", seqs[4], v5, len(f5), v6, len(f6))
+	}
+	for i := range f5 {
+		a, _ := os.ReadFile(f5[i])
+		b, _ := os.ReadFile(f6[i])
+		if !bytes.Equal(a, b) {
+			t.Errorf("frame %d of a replay from a keyframe differs from the one folded from the start", i)
+		}
+	}
+	infos, err := eng.Snapshots().List(context.Background(), persistence.KindLayout, "r")
+	if err != nil || len(infos) == 0 {
+		t.Errorf("position keyframes of r: %d (%v), want some", len(infos), err)
 	}
 
 	// An mp4 through ffmpeg holds the same number of frames.

@@ -128,8 +128,9 @@ func (s *Scene) AppendKeyframe(dst []byte) ([]byte, error) {
 //
 // Errors: an error wrapping ErrInvalidKeyframe that names what failed and
 // where; one wrapping ErrPlacerState when placer refuses the keyframe's
-// state (and the Placer's error) or its positions differ from the
-// keyframe's. The scene is then empty (Reset).
+// state (and the Placer's error), when its positions differ from the
+// keyframe's, or when placer is a StatefulPlacer and the keyframe holds no
+// state. The scene is then empty (Reset).
 func (s *Scene) LoadKeyframe(data []byte, placer Placer) error {
 	s.Reset(nil)
 	state, err := s.decodeKeyframe(data)
@@ -141,7 +142,13 @@ func (s *Scene) LoadKeyframe(data []byte, placer Placer) error {
 	if placer == nil {
 		return nil
 	}
-	if sp, ok := placer.(StatefulPlacer); ok && len(state) > 0 {
+	if sp, ok := placer.(StatefulPlacer); ok {
+		if len(state) == 0 {
+			// Telling it the nodes afresh would lay the rest of the
+			// history out otherwise than the fold the keyframe stands for.
+			s.Reset(placer)
+			return fmt.Errorf("load keyframe of %s: %w: the keyframe holds no Placer state for a Placer that keeps one", s.graph, ErrPlacerState)
+		}
 		if err := s.restoreState(sp, state); err != nil {
 			s.Reset(placer)
 			return fmt.Errorf("load keyframe of %s: %w", s.graph, err)
