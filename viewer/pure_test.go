@@ -388,6 +388,28 @@ func TestRecorder(t *testing.T) {
 	if _, err := NewRecorder(context.Background(), path, 63, 48, 10); !errors.Is(err, ErrRecorder) {
 		t.Errorf("odd width accepted: %v", err)
 	}
+
+	// A recording aborted halfway leaves nothing: not at its path, not
+	// beside it. One in progress is not at its path yet.
+	dir := t.TempDir()
+	half := filepath.Join(dir, "half.mp4")
+	r, err = NewRecorder(context.Background(), half, 64, 48, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteFrame(img); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(half); !os.IsNotExist(err) {
+		t.Errorf("a recording in progress is at its path already: %v", err)
+	}
+	r.Abort()
+	if err := r.Close(); err != nil {
+		t.Errorf("Close after Abort: %v", err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("an aborted recording left %d files, the first %s", len(left), left[0].Name())
+	}
 }
 
 func TestWritePNG(t *testing.T) {

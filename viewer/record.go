@@ -11,21 +11,35 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 )
 
 // WritePNG writes img to path as a PNG (fast compression).
 func WritePNG(path string, img image.Image) error {
-	f, err := os.Create(path)
+	// A temporary file beside it, renamed over path once whole: path
+	// never holds half a picture, whatever interrupts the write.
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.partial")
 	if err != nil {
 		return fmt.Errorf("write png: %w", err)
 	}
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
-	if err := enc.Encode(f, img); err != nil {
+	fail := func(err error) error {
 		_ = f.Close()
+		_ = os.Remove(f.Name())
 		return fmt.Errorf("write png %s: %w", path, err)
 	}
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	if err := enc.Encode(f, img); err != nil {
+		return fail(err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fail(err)
+	}
 	if err := f.Close(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		_ = os.Remove(f.Name())
 		return fmt.Errorf("write png %s: %w", path, err)
 	}
 	return nil
@@ -35,12 +49,14 @@ func WritePNG(path string, img image.Image) error {
 // (H.264 in an MP4 by default). Frames must all be Width×Height.
 type Recorder struct {
 	Width, Height int
+	path, tmp     string // the video, and where ffmpeg writes it until Close
 	cmd           *exec.Cmd
 	in            io.WriteCloser
 	buf           *bufio.Writer
 	stderr        bytes.Buffer
 	frames        int
 	err           error
+	closed        bool // Close or Abort ran
 }
 
 // NewRecorder starts `ffmpeg` writing path from width×height frames at fps
@@ -66,8 +82,12 @@ func NewRecorder(ctx context.Context, path string, width, height, fps int, args 
 		"-f", "rawvideo", "-pix_fmt", "rgba", "-s", strconv.Itoa(width) + "x" + strconv.Itoa(height),
 		"-r", strconv.Itoa(fps), "-i", "-"}
 	full = append(full, args...)
-	full = append(full, path)
-	r := &Recorder{Width: width, Height: height}
+	// ffmpeg writes beside path, under a name with the same extension
+	// (its container), renamed over path by Close: path is never half a
+	// video.
+	tmp := filepath.Join(filepath.Dir(path), ".partial-"+strconv.Itoa(os.Getpid())+"-"+filepath.Base(path))
+	full = append(full, tmp)
+	r := &Recorder{Width: width, Height: height, path: path, tmp: tmp}
 	r.cmd = exec.CommandContext(ctx, bin, full...)
 	r.cmd.Stderr = &r.stderr
 	if r.in, err = r.cmd.StdinPipe(); err != nil {
@@ -104,9 +124,14 @@ func (r *Recorder) WriteFrame(img *image.RGBA) error {
 // Frames is how many frames were written.
 func (r *Recorder) Frames() int { return r.frames }
 
-// Close flushes the last frames, ends ffmpeg's input and waits for it to
-// finish the file. It returns ffmpeg's error output when it failed.
+// Close flushes the last frames, ends ffmpeg's input, waits for it to
+// finish the file and moves the file to the recording's path. It returns
+// ffmpeg's error output when it failed (and then leaves no file).
 func (r *Recorder) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
 	ferr := r.buf.Flush()
 	cerr := r.in.Close()
 	werr := r.cmd.Wait()
@@ -114,9 +139,29 @@ func (r *Recorder) Close() error {
 		return fmt.Errorf("%w (ffmpeg: %s)", r.err, r.stderrTail())
 	}
 	if err := errors.Join(ferr, cerr, werr); err != nil {
+		_ = os.Remove(r.tmp)
 		return fmt.Errorf("%w: ffmpeg after %d frames: %v: %s", ErrRecorder, r.frames, err, r.stderrTail())
 	}
+	if err := os.Rename(r.tmp, r.path); err != nil {
+		_ = os.Remove(r.tmp)
+		return fmt.Errorf("%w: %v", ErrRecorder, err)
+	}
 	return nil
+}
+
+// Abort stops ffmpeg and removes what it wrote: nothing is left at the
+// recording's path. Close after Abort does nothing more.
+func (r *Recorder) Abort() {
+	if r.closed {
+		return
+	}
+	if r.cmd.Process != nil {
+		_ = r.cmd.Process.Kill()
+	}
+	_ = r.in.Close()
+	_ = r.cmd.Wait()
+	_ = os.Remove(r.tmp)
+	r.closed = true
 }
 
 func (r *Recorder) stderrTail() string {

@@ -170,6 +170,9 @@ func (o *viewOptions) check() error {
 	if o.record != "" {
 		switch {
 		case strings.HasSuffix(strings.ToLower(o.record), ".mp4"):
+			if o.width%2 != 0 || o.height%2 != 0 {
+				return bad("--record %s: a video's --width and --height must be even (H.264 4:2:0), not %dx%d", o.record, o.width, o.height)
+			}
 			if _, err := os.Stat(filepath.Dir(o.record)); err != nil {
 				return fmt.Errorf("view: --record %s: its directory: %w", o.record, err)
 			}

@@ -398,7 +398,9 @@ func (v *viewRun) recordReplay(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("view: --record %s: %w", v.o.record, err)
 		}
-		defer rec.Close()
+		// Interrupted or failed, the recording leaves no file behind;
+		// Close makes it whole.
+		defer rec.Abort()
 	}
 	rd, x, err := v.start(v.config(v.pace(float64(v.o.fps))))
 	if err != nil {
@@ -449,6 +451,9 @@ func (v *viewRun) recordReplay(ctx context.Context) error {
 			err = viewer.WritePNG(filepath.Join(v.o.record, fmt.Sprintf("frame-%06d.png", frames)), img)
 		}
 		if err != nil {
+			if ctx.Err() != nil && rec != nil { // ffmpeg was stopped with us
+				return fmt.Errorf("view: --record %s: interrupted at frame %d: %w (no video written)", v.o.record, frames, ctx.Err())
+			}
 			return fmt.Errorf("view: --record %s: frame %d: %w", v.o.record, frames, err)
 		}
 		frames++
