@@ -256,49 +256,10 @@ func stopRender(rd *actors.Render) error {
 	return err
 }
 
-// waitFrame acquires Frames (each one a credit for the next) until the
-// render reached its stop, and returns the Frame that holds it.
-func waitReached(ctx context.Context, rd *actors.Render, x *scene.Exchange) (*scene.Frame, error) {
-	var last *scene.Frame
-	reached := false
-	for {
-		if f := x.Acquire(); f != nil {
-			last = f
-			if reached {
-				return last, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-rd.Done():
-			if err := rd.Err(); err != nil {
-				return nil, err
-			}
-			return nil, errors.New("render stopped before its last transaction")
-		case <-rd.Reached():
-			if !reached {
-				reached = true
-				if f := x.Acquire(); f != nil {
-					return f, nil
-				}
-				if last != nil && last.Seq == rd.Stats().Published {
-					return last, nil
-				}
-			}
-			select {
-			case <-x.Published():
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(50 * time.Millisecond):
-			}
-		case <-x.Published():
-		}
-	}
-}
-
-// waitPublished waits for the next Frame published and acquires it.
-func waitPublished(ctx context.Context, rd *actors.Render, x *scene.Exchange) (*scene.Frame, error) {
+// nextFrame waits until x holds a Frame the GL side has not taken and
+// acquires it (a credit for the next); it returns nil when done is closed
+// first (nil: never).
+func nextFrame(ctx context.Context, rd *actors.Render, x *scene.Exchange, done <-chan struct{}) (*scene.Frame, error) {
 	for {
 		if f := x.Acquire(); f != nil {
 			return f, nil
@@ -311,8 +272,33 @@ func waitPublished(ctx context.Context, rd *actors.Render, x *scene.Exchange) (*
 				return nil, err
 			}
 			return nil, errors.New("render stopped")
+		case <-done:
+			return nil, nil
 		case <-x.Published():
 		}
+	}
+}
+
+// waitReached acquires Frames until the render reached its stop, and
+// returns the Frame that holds it: the next one, or the last one taken.
+func waitReached(ctx context.Context, rd *actors.Render, x *scene.Exchange) (*scene.Frame, error) {
+	var last *scene.Frame
+	for {
+		f, err := nextFrame(ctx, rd, x, rd.Reached())
+		switch {
+		case err != nil:
+			return nil, err
+		case f != nil:
+			last = f
+			continue
+		}
+		if f = x.Acquire(); f == nil {
+			f = last
+		}
+		if f == nil {
+			return nextFrame(ctx, rd, x, nil)
+		}
+		return f, nil
 	}
 }
 
@@ -326,7 +312,7 @@ func (v *viewRun) png(ctx context.Context) error {
 	f, err := waitReached(ctx, rd, x)
 	if err == nil && v.o.relax > 0 && !v.o.noLayout {
 		if err = rd.Relax(ctx, v.o.relax); err == nil {
-			f, err = waitPublished(ctx, rd, x)
+			f, err = nextFrame(ctx, rd, x, nil)
 		}
 	}
 	if err != nil {
