@@ -17,20 +17,10 @@ import (
 // drawn only when Pick needs it (drawIDs): a frame that nobody picks in
 // does not pay for it.
 func (r *Renderer) draw(f *scene.Frame) {
-	gl.BindFramebuffer(gl.FRAMEBUFFER, r.fbo)
-	gl.Viewport(0, 0, int32(r.w), int32(r.h))
-	bg := r.cfg.Background
-	c := [4]float32{float32(bg&0xff) / 255, float32(bg>>8&0xff) / 255, float32(bg>>16&0xff) / 255, float32(bg>>24) / 255}
-	gl.ClearBufferfv(gl.COLOR, 0, &c[0])
-	r.idStale, r.idNodes = true, f.Nodes
-	gl.Enable(gl.BLEND)
-	mvp := r.cur.Matrix()
+	r.begin(float32(r.cfg.Background>>24) / 255)
+	r.idNodes = f.Nodes
 
 	// Edges.
-	gl.UseProgram(r.edgeProg)
-	gl.UniformMatrix3fv(uniform(r.edgeProg, "uMVP"), 1, false, &mvp[0])
-	gl.Uniform1f(uniform(r.edgeProg, "uAlpha"), r.cfg.EdgeAlpha)
-	gl.BindVertexArray(r.edgeVAO)
 	var all bool
 	r.cull, all = r.cfg.LOD.CullEdges(f, r.cur, r.cull[:0])
 	if all {
@@ -142,23 +132,31 @@ func (r *Renderer) drawText() {
 	gl.DrawArrays(gl.TRIANGLES, 0, int32(len(r.text)/textVertexFloats))
 }
 
-// drawBare draws the uploaded buffers with the least work: every edge
-// slot as a flat line, every node as a flat disc, into the colour
-// attachment; no LOD, labels, overlay or ids. It is the benchmarks'
-// baseline.
-func (r *Renderer) drawBare(f *scene.Frame) {
+// begin clears the colour attachment to the background (with alpha bgA),
+// marks the ids stale, and sets the edge program up for the camera,
+// whose matrix it returns: what a full and a bare frame share.
+func (r *Renderer) begin(bgA float32) [9]float32 {
 	gl.BindFramebuffer(gl.FRAMEBUFFER, r.fbo)
 	gl.Viewport(0, 0, int32(r.w), int32(r.h))
-	r.idStale = true
 	bg := r.cfg.Background
-	c := [4]float32{float32(bg&0xff) / 255, float32(bg>>8&0xff) / 255, float32(bg>>16&0xff) / 255, 1}
+	c := [4]float32{float32(bg&0xff) / 255, float32(bg>>8&0xff) / 255, float32(bg>>16&0xff) / 255, bgA}
 	gl.ClearBufferfv(gl.COLOR, 0, &c[0])
+	r.idStale = true
 	gl.Enable(gl.BLEND)
 	mvp := r.cur.Matrix()
 	gl.UseProgram(r.edgeProg)
 	gl.UniformMatrix3fv(uniform(r.edgeProg, "uMVP"), 1, false, &mvp[0])
 	gl.Uniform1f(uniform(r.edgeProg, "uAlpha"), r.cfg.EdgeAlpha)
 	gl.BindVertexArray(r.edgeVAO)
+	return mvp
+}
+
+// drawBare draws the uploaded buffers with the least work: every edge
+// slot as a flat line, every node as a flat disc, into the colour
+// attachment; no LOD, labels, overlay or ids. It is the benchmarks'
+// baseline.
+func (r *Renderer) drawBare(f *scene.Frame) {
+	mvp := r.begin(1)
 	gl.BindBuffer(gl.ELEMENT_ARRAY_BUFFER, r.edgeBuf)
 	gl.DrawElements(gl.LINES, int32(2*f.Edges), gl.UNSIGNED_INT, nil)
 	gl.UseProgram(r.bareProg)
