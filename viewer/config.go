@@ -22,6 +22,11 @@ type Config struct {
 	Labels     bool
 	LabelCell  int
 	LabelChars int
+	// LabelMinPx and LabelMaxPx bound a label's text size in pixels to
+	// the em, which is otherwise half its node's width on screen (see
+	// LabelPx). Default 11 and 20; at least 11, where the atlas's
+	// distance field still reaches past the halo, and at most 96.
+	LabelMinPx, LabelMaxPx float64
 	// Overlay draws the graph, seq, counts and head CID in the top-left
 	// corner, with the frame time when FrameTime is set and the time of
 	// the frame's last transaction otherwise (a recording must not depend
@@ -42,6 +47,8 @@ func DefaultConfig() Config {
 		Labels:     true,
 		LabelCell:  96,
 		LabelChars: 24,
+		LabelMinPx: 11,
+		LabelMaxPx: 20,
 		Overlay:    true,
 		FrameTime:  true,
 		PickRadius: 3,
@@ -65,6 +72,9 @@ func (c Config) Validate() error {
 	}
 	if c.Labels && c.LabelChars < 1 {
 		errs = append(errs, fmt.Errorf("LabelChars %d below 1", c.LabelChars))
+	}
+	if c.Labels && !(c.LabelMinPx >= 11 && c.LabelMinPx <= c.LabelMaxPx && c.LabelMaxPx <= 96) {
+		errs = append(errs, fmt.Errorf("LabelMinPx %v and LabelMaxPx %v: want 11 <= min <= max <= 96", c.LabelMinPx, c.LabelMaxPx))
 	}
 	if c.PickRadius < 0 || c.PickRadius > 32 {
 		errs = append(errs, fmt.Errorf("PickRadius %d outside [0, 32]", c.PickRadius))

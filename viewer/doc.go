@@ -11,14 +11,20 @@
 // indexed GL_LINES over the same position buffer, culled by the LOD edge
 // budget when a frame holds too many. Each frame draws into a framebuffer
 // with a colour attachment and an integer id attachment (slot+1 per node
-// fragment) that the first Pick after a Draw fills and reads. Pictures leave through ReadImage, WritePNG and
-// Recorder (raw RGBA frames piped to ffmpeg), or a Window's screen.
+// fragment) that the first Pick after a Draw fills and reads. Labels (in
+// each screen cell, the id of its node of highest degree, sized by the
+// node's width within Config.LabelMinPx..LabelMaxPx) and the fixed-size
+// overlay are drawn from a signed-distance-field atlas of Go Mono baked at
+// start: antialiased at any size, white over a dark halo. Pictures leave
+// through ReadImage, WritePNG and Recorder (raw RGBA frames piped to
+// ffmpeg), or a Window's screen.
 //
 // GL calls run on one locked OS thread per Renderer, never in an actor;
 // Renderer methods hand their work to it and wait, so they may be called
 // from any goroutine. Everything that can be pure (Camera, LOD choices,
-// PlaceLabels, pick decoding, CompareImages, the font atlas) is in cgo-free
-// files tested with CGO_ENABLED=0 go test ./viewer/.
+// PlaceLabels, pick decoding, CompareImages, the distance transform and
+// the font atlas) is in cgo-free files tested with CGO_ENABLED=0 go test
+// ./viewer/.
 //
 // Build with -tags viewer,egl (go-gl/gl then loads GL through
 // eglGetProcAddress). Needs libegl-dev and Mesa; the window needs GLFW's X

@@ -5,7 +5,6 @@ package viewer
 import (
 	"fmt"
 	"image"
-	"math"
 
 	"github.com/go-gl/gl/v4.5-core/gl"
 
@@ -55,8 +54,11 @@ func (r *Renderer) draw(f *scene.Frame) {
 			if len(id) > r.cfg.LabelChars {
 				id = id[:r.cfg.LabelChars]
 			}
-			off := 0.5*float64(f.Size[l.Slot])*r.cur.Zoom + 3
-			r.text, _ = layoutText(r.text, id, float32(math.Round(l.X+off)), float32(math.Round(l.Y-glyphH/2)), 1)
+			diam := float64(f.Size[l.Slot]) * r.cur.Zoom
+			px := float32(LabelPx(diam, r.cfg.LabelMinPx, r.cfg.LabelMaxPx))
+			x := l.X + 0.5*diam + 3
+			y := float32(l.Y) - r.font.lineHeight(px)/2
+			r.text, _ = r.font.layoutText(r.text, id, float32(x), y, px)
 		}
 		r.stats.Labels = len(r.labels)
 	}
@@ -69,8 +71,8 @@ func (r *Renderer) draw(f *scene.Frame) {
 			when = fmt.Sprintf("%.1f ms", float64(r.frame.Microseconds())/1000)
 		}
 		line1 := fmt.Sprintf("%s  seq %d  %s  nodes %d  edges %d", f.Graph, f.Seq, when, f.LiveNodes, f.LiveEdges)
-		r.text, _ = layoutText(r.text, line1, 8, 8, 1)
-		r.text, _ = layoutText(r.text, "head "+f.Head, 8, 8+glyphH+2, 1)
+		r.text, _ = r.font.layoutText(r.text, line1, 8, 8, overlayPx)
+		r.text, _ = r.font.layoutText(r.text, "head "+f.Head, 8, 8+r.font.lineHeight(overlayPx)+1, overlayPx)
 	}
 	if len(r.text) > 0 {
 		r.drawText()
@@ -117,13 +119,14 @@ func (r *Renderer) drawIDs() {
 	r.idStale = false
 }
 
-// drawText draws r.text, glyphs and their shadows in one pass; colour
-// only.
+// drawText draws r.text, glyphs and their halos, from the distance-field
+// atlas in one pass; colour only.
 func (r *Renderer) drawText() {
 	gl.UseProgram(r.textProg)
 	gl.Uniform2f(uniform(r.textProg, "uViewport"), float32(r.w), float32(r.h))
-	gl.Uniform2f(uniform(r.textProg, "uAtlas"), glyphCount*cellW, cellH)
+	gl.Uniform2f(uniform(r.textProg, "uAtlas"), float32(r.font.w), float32(r.font.h))
 	gl.Uniform1i(uniform(r.textProg, "uTex"), 0)
+	gl.Uniform1f(uniform(r.textProg, "uHalo"), textHaloPx)
 	gl.ActiveTexture(gl.TEXTURE0)
 	gl.BindTexture(gl.TEXTURE_2D, r.atlasTex)
 	gl.BindBuffer(gl.ARRAY_BUFFER, r.textBuf)

@@ -166,6 +166,85 @@ func TestGoldenLabels(t *testing.T) {
 	checkGolden(t, "labels", img)
 }
 
+// labelSizesScene has a small node and a large one, whose labels are
+// set at the smallest and the largest label size.
+func labelSizesScene() *scene.Frame {
+	return buildFrame([]testNode{
+		{-90, 20, red, 8, 1},
+		{-60, -40, blue, 60, 1},
+	}, nil)
+}
+
+func TestGoldenLabelSizes(t *testing.T) {
+	c := testConfig()
+	c.Labels = true
+	c.Overlay = true
+	c.FrameTime = false // the golden must not depend on the clock
+	r := newHeadlessT(t, 320, 160, c)
+	r.SetCamera(fixedCamera(320, 160))
+	f := labelSizesScene()
+	img := draw(t, r, f)
+	if s := r.Stats(); s.Labels != 2 {
+		t.Errorf("labels drawn = %d, want 2", s.Labels)
+	}
+	cam := r.Camera()
+	small := LabelPx(float64(f.Size[0])*cam.Zoom, c.LabelMinPx, c.LabelMaxPx)
+	large := LabelPx(float64(f.Size[1])*cam.Zoom, c.LabelMinPx, c.LabelMaxPx)
+	if small != c.LabelMinPx || large != c.LabelMaxPx {
+		t.Errorf("label sizes %v and %v, want %v and %v", small, large, c.LabelMinPx, c.LabelMaxPx)
+	}
+	checkGolden(t, "labelsizes", img)
+}
+
+// TestLabelDrawnWherePlaced draws one labelled node and finds the label's
+// white text inside the box where it was placed (right of the node,
+// centred on its row) and none outside it.
+func TestLabelDrawnWherePlaced(t *testing.T) {
+	for _, size := range []float32{8, 60} {
+		c := testConfig()
+		c.Labels = true
+		r := newHeadlessT(t, 200, 160, c)
+		r.SetCamera(fixedCamera(200, 160))
+		f := buildFrame([]testNode{{-60, 10, red, size, 1}}, nil)
+		img := draw(t, r, f)
+		cam := r.Camera()
+		x, y := cam.ToScreen(-60, 10)
+		diam := float64(size) * cam.Zoom
+		px := LabelPx(diam, c.LabelMinPx, c.LabelMaxPx)
+		k := px / bakePx
+		// The label "n0": two advances from the pen, a line box high,
+		// and a pixel either way for the antialiasing.
+		x0 := x + diam/2 + 3 - 1
+		x1 := x0 + 2*float64(r.font.advance)*k + 2
+		y0 := y - float64(r.font.lineHeight(float32(px)))/2 - 1
+		y1 := y0 + float64(r.font.lineHeight(float32(px))) + 2
+		in, out := 0, 0
+		for py := 0; py < 160; py++ {
+			for px := 0; px < 200; px++ {
+				p := img.Pix[py*img.Stride+4*px:]
+				if p[0] < 200 || p[1] < 200 || p[2] < 200 {
+					continue
+				}
+				if fx, fy := float64(px)+0.5, float64(py)+0.5; fx >= x0 && fx <= x1 && fy >= y0 && fy <= y1 {
+					in++
+				} else {
+					out++
+					if out == 1 {
+						t.Errorf("size %v: white pixel at (%d,%d), outside the label's box [%.0f,%.0f]×[%.0f,%.0f]", size, px, py, x0, x1, y0, y1)
+					}
+				}
+			}
+		}
+		// The glyphs cover a good share of their box at any size.
+		if want := int(0.08 * (x1 - x0) * (y1 - y0)); in < want {
+			t.Errorf("size %v (%v px): %d white pixels in the label's box, want at least %d", size, px, in, want)
+		}
+		if out > 0 {
+			t.Errorf("size %v: %d white pixels outside the label's box", size, out)
+		}
+	}
+}
+
 func TestIDBufferAndBackground(t *testing.T) {
 	r := newHeadlessT(t, 160, 120, testConfig())
 	cam := fixedCamera(160, 120)

@@ -1,6 +1,10 @@
 package viewer
 
-import "github.com/cairn-graph/cairn/viewer/scene"
+import (
+	"math"
+
+	"github.com/cairn-graph/cairn/viewer/scene"
+)
 
 // Label is a node chosen for a label and where its centre falls on screen.
 type Label struct {
@@ -48,4 +52,18 @@ func PlaceLabels(f *scene.Frame, cam Camera, cell int, dst []Label) []Label {
 		dst = append(dst, Label{Slot: uint32(s), X: x, Y: y})
 	}
 	return dst
+}
+
+// Text sizes, in pixels to the em: the overlay's, fixed, and the width of
+// the dark halo around all text.
+const (
+	overlayPx  = 13
+	textHaloPx = 1.25
+)
+
+// LabelPx is the text size, in pixels to the em, of the label of a node
+// diam pixels wide on screen: half its width, within [lo, hi], rounded to
+// a whole pixel so that a label's size changes in steps as one zooms.
+func LabelPx(diam, lo, hi float64) float64 {
+	return math.Round(min(max(diam/2, lo), hi))
 }

@@ -259,11 +259,12 @@ func TestConfigValidate(t *testing.T) {
 	c.EdgeAlpha = 2
 	c.LabelCell = 1
 	c.PickRadius = -1
+	c.LabelMinPx, c.LabelMaxPx = 20, 12
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	for _, w := range []string{"EdgeAlpha", "LabelCell", "PickRadius"} {
+	for _, w := range []string{"EdgeAlpha", "LabelCell", "PickRadius", "LabelMinPx"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not name %s", err, w)
 		}
@@ -302,47 +303,6 @@ func TestGLThreadRunsOnOneOSThread(t *testing.T) {
 	th.stop()
 	if err := th.do(func() error { return nil }); !errors.Is(err, ErrClosed) {
 		t.Fatalf("do after stop = %v, want ErrClosed", err)
-	}
-}
-
-func TestBakeAtlasAndLayoutText(t *testing.T) {
-	a := bakeAtlas()
-	if a.w != glyphCount*cellW || a.h != cellH || len(a.pix) != 2*a.w*a.h {
-		t.Fatalf("atlas %dx%d, %d bytes", a.w, a.h, len(a.pix))
-	}
-	// ink counts a channel's non-zero pixels in rune r's cell.
-	ink := func(r rune, ch int) int {
-		n := 0
-		i := int(r - firstGlyph)
-		for y := 0; y < cellH; y++ {
-			for x := i * cellW; x < (i+1)*cellW; x++ {
-				if a.pix[2*(y*a.w+x)+ch] > 0 {
-					n++
-				}
-			}
-		}
-		return n
-	}
-	if ink(' ', 0) != 0 || ink('A', 0) == 0 || ink('~', 0) == 0 {
-		t.Fatalf("ink: space %d, A %d, ~ %d", ink(' ', 0), ink('A', 0), ink('~', 0))
-	}
-	// The shadow is the glyph moved one pixel right and down, inside the
-	// cell: as much ink.
-	for _, r := range "AgW|~" {
-		if ink(r, 0) != ink(r, 1) {
-			t.Errorf("%q: glyph %d pixels, shadow %d", r, ink(r, 0), ink(r, 1))
-		}
-	}
-	v, w := layoutText(nil, "a b\u00e9", 10, 20, 2)
-	// Four characters (é → '?'), the space has no quad; quads span cells.
-	if w != 4*glyphW*2 || len(v) != 3*6*textVertexFloats {
-		t.Fatalf("width %v, %d floats", w, len(v))
-	}
-	if v[0] != 10 || v[1] != 20 || v[2] != float32('a'-firstGlyph)*cellW || v[4] != 10+2*cellW {
-		t.Errorf("first quad %v", v[:8])
-	}
-	if u := v[2*6*textVertexFloats+2]; u != float32('?'-firstGlyph)*cellW {
-		t.Errorf("é drawn as u=%v, want '?'", u)
 	}
 }
 

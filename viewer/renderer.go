@@ -46,6 +46,7 @@ type Renderer struct {
 	idNodes                                           int  // node slots of the last frame drawn
 	maxPoint                                          float64
 
+	font   atlas // the text atlas's metrics (its field is in atlasTex)
 	ranges []scene.Range
 	cull   []uint32
 	large  []uint32
@@ -69,6 +70,10 @@ type Stats struct {
 // newRenderer makes the GL objects; call it on th with a context current.
 func newRenderer(th *glThread, w, h int, o options) (*Renderer, error) {
 	r := &Renderer{th: th, cfg: o.cfg}
+	font, err := bakeAtlas()
+	if err != nil {
+		return nil, err
+	}
 	v, err := initGL()
 	r.version = v
 	if err != nil {
@@ -144,13 +149,14 @@ func newRenderer(th *glThread, w, h int, o options) (*Renderer, error) {
 	gl.VertexAttribPointerWithOffset(0, 4, gl.FLOAT, false, 16, 0)
 	gl.BindVertexArray(0)
 
-	atlas := bakeAtlas()
+	r.font = font
 	gl.GenTextures(1, &r.atlasTex)
 	gl.BindTexture(gl.TEXTURE_2D, r.atlasTex)
 	gl.PixelStorei(gl.UNPACK_ALIGNMENT, 1)
-	gl.TexImage2D(gl.TEXTURE_2D, 0, gl.RG8, int32(atlas.w), int32(atlas.h), 0, gl.RG, gl.UNSIGNED_BYTE, gl.Ptr(atlas.pix))
-	gl.TexParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.NEAREST)
-	gl.TexParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.NEAREST)
+	gl.TexImage2D(gl.TEXTURE_2D, 0, gl.R8, int32(font.w), int32(font.h), 0, gl.RED, gl.UNSIGNED_BYTE, gl.Ptr(font.pix))
+	r.font.pix = nil // on the GPU now
+	gl.TexParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.LINEAR)
+	gl.TexParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.LINEAR)
 	gl.TexParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE)
 	gl.TexParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE)
 

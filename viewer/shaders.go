@@ -133,16 +133,24 @@ void main() {
 }
 `
 
-// Text in one pass: white glyphs over their own dark shadow (the atlas's
-// G channel).
+// Text from the signed distance field (0.5 on the outline) in one pass:
+// white glyphs over a dark halo uHalo pixels wide, both from the same
+// field. The antialiasing ramps are one screen pixel wide at any scale:
+// fwidth gives how much the field changes across a pixel.
 const textFS = `#version 330 core
 in vec2 vUV;
 uniform sampler2D uTex;
+uniform float uHalo;
 layout(location = 0) out vec4 oColor;
 void main() {
-	vec2 t = texture(uTex, vUV).rg;
-	if (t.r <= 0.0 && t.g <= 0.0) discard;
-	oColor = t.r > 0.0 ? vec4(1.0, 1.0, 1.0, t.r) : vec4(0.0, 0.0, 0.0, 0.8 * t.g);
+	float d = texture(uTex, vUV).r;
+	float w = max(fwidth(d), 1e-4); // before any discard: derivatives need the whole quad
+	if (d <= 0.0) discard; // beyond the field's reach
+	float fill = smoothstep(0.5 - 0.5 * w, 0.5 + 0.5 * w, d);
+	float halo = 0.8 * smoothstep(0.5 - (uHalo + 0.5) * w, 0.5 - (uHalo - 0.5) * w, d);
+	float a = fill + halo * (1.0 - fill);
+	if (a <= 0.0) discard;
+	oColor = vec4(vec3(fill / a), a);
 }
 `
 
