@@ -17,7 +17,8 @@ import (
 // column i%atlasCols, row i/atlasCols. The field reaches spreadPx atlas
 // pixels either side of the outline, and each cell has padPx (a pixel
 // more) around its glyph's ink, so that a cell's border is 0: a quad's
-// edge draws nothing and sampling a cell never reads its neighbour. Text of any size is drawn from it; other runes show as '?'.
+// edge draws nothing and sampling a cell never reads its neighbour. Text
+// of any size is drawn from it; other runes show as '?'.
 const (
 	bakePx     = 48
 	spreadPx   = 8
