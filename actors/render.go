@@ -56,9 +56,9 @@ type RenderConfig struct {
 	// keyframe) the render folds the history from its first transaction.
 	FromSnapshot bool
 	// LayoutOnly, with FromSnapshot, starts only from a position keyframe,
-	// never from a read-model snapshot, and never jumps to one on a lag:
-	// the slots and positions stay those of a fold from the beginning, as
-	// reproducible pictures and replays need. With TxPerFrame, the
+	// never from a read-model snapshot, and on a lag jumps only to a newer
+	// position keyframe: the slots and positions stay those of a fold from
+	// the beginning, as reproducible pictures and replays need. With TxPerFrame, the
 	// keyframe is at or before PaceFrom - 1, so the paced part is folded
 	// transaction by transaction.
 	LayoutOnly bool
@@ -82,7 +82,9 @@ type RenderConfig struct {
 	PaceFrom uint64
 	// MaxLag is how many transactions the render may be behind the graph's
 	// head (read and not folded, and not yet read) before it jumps to a
-	// newer keyframe, when Snapshots is set and TxPerFrame is 0. Default
+	// keyframe at least MaxLag/2 ahead (a read-model snapshot, or under
+	// LayoutOnly a position keyframe), when Snapshots is set and
+	// TxPerFrame is 0. Default
 	// 100,000.
 	MaxLag uint64
 	// LayoutEvery, when not 0 and Snapshots is set, saves a position
@@ -366,7 +368,7 @@ func (r *Render) read(ctx context.Context) error {
 		}
 	}
 	if use {
-		if lk := r.layoutKeyframe(ctx, limit); lk != nil {
+		if lk := r.layoutKeyframe(ctx, 0, limit); lk != nil {
 			r.root.Send(r.pid, lk)
 			after, from = persistence.Head{N: lk.info.Position, CID: lk.info.Head}, lk.info.Seq+1
 		} else if !r.cfg.LayoutOnly {
@@ -396,10 +398,20 @@ func (r *Render) read(ctx context.Context) error {
 				return errReached
 			}
 			lag := tx.Pending + uint64(r.queued.Load())
-			if r.cfg.Snapshots != nil && r.cfg.TxPerFrame == 0 && !r.cfg.LayoutOnly && lag > r.cfg.MaxLag && tx.Seq >= checked+r.cfg.MaxLag/4 {
+			if r.cfg.Snapshots != nil && r.cfg.TxPerFrame == 0 && lag > r.cfg.MaxLag && tx.Seq >= checked+r.cfg.MaxLag/4 {
 				checked = tx.Seq
-				// A keyframe worth the jump: at least half the lag ahead.
-				if kf := r.keyframe(ctx, tx.Seq+r.cfg.MaxLag/2, stop); kf != nil {
+				// A keyframe worth the jump: at least half the lag ahead;
+				// under LayoutOnly a position keyframe only, which holds
+				// what folding up to it would.
+				above := tx.Seq + r.cfg.MaxLag/2
+				if r.cfg.LayoutOnly {
+					if lk := r.layoutKeyframe(ctx, above, stop); lk != nil {
+						r.root.Send(r.pid, lk)
+						r.resyncs.Add(1)
+						after, from = persistence.Head{N: lk.info.Position, CID: lk.info.Head}, lk.info.Seq+1
+						return errResync
+					}
+				} else if kf := r.keyframe(ctx, above, stop); kf != nil {
 					r.root.Send(r.pid, kf)
 					r.resyncs.Add(1)
 					after, from = kf.head, kf.g.AsOf()+1

@@ -36,12 +36,12 @@ func (r *Render) keyframe(ctx context.Context, above, stop uint64) *renderKeyfra
 	return nil
 }
 
-// layoutKeyframe fetches the newest position keyframe of the graph at or
-// before stop (stop 0: any) whose head the source confirms; nil when there
-// is none. Its payload is decoded by the actor (Scene.LoadKeyframe), which
+// layoutKeyframe fetches the newest position keyframe of the graph above
+// above and at or before stop (stop 0: any) whose head the source confirms
+// and that this render can take; nil when there is none. Its payload is decoded by the actor (Scene.LoadKeyframe), which
 // checks it bound by bound.
-func (r *Render) layoutKeyframe(ctx context.Context, stop uint64) *renderLayout {
-	for _, info := range r.candidates(ctx, persistence.KindLayout, 0, stop) {
+func (r *Render) layoutKeyframe(ctx context.Context, above, stop uint64) *renderLayout {
+	for _, info := range r.candidates(ctx, persistence.KindLayout, above, stop) {
 		data, err := r.fetch(ctx, info, scene.KeyframeFormat)
 		if err == nil {
 			err = r.fits(data)

@@ -428,6 +428,55 @@ func TestRenderLayoutKeyframeCarriesTheLayout(t *testing.T) {
 	}
 }
 
+// TestRenderLayoutOnlyResyncsToPositionKeyframe lets a LayoutOnly render
+// start far behind a graph that has a read-model snapshot and position
+// keyframes near its head: it jumps to a position keyframe, never to the
+// read-model snapshot, and ends on the very slots and positions of a fold
+// from the beginning.
+func TestRenderLayoutOnlyResyncsToPositionKeyframe(t *testing.T) {
+	srv, store := newStore(t)
+	m := startMember(t, store, quickGrains())
+	v := newViewerSide(t, srv)
+	m.mustExec(cmdtest.Envelope("g", "c0", cmdtest.CreateGraph()))
+	var last *cairnv1.CommandReply
+	const n = 60
+	for i := range n {
+		cmds := []*cairnv1.Command{cmdtest.AddNode(fmt.Sprint("n", i))}
+		if i > 0 {
+			cmds = append(cmds, cmdtest.Connect(fmt.Sprint("e", i), fmt.Sprint("n", i/2), fmt.Sprint("n", i)))
+		}
+		last = m.mustExec(cmdtest.Envelope("g", fmt.Sprint("c", i+1), cmds...))
+		if i == 55 {
+			putReadModel(t, v, "g", last.GetSeq())
+		}
+	}
+	newPlacer := func() scene.Placer {
+		l, err := layout.New(layout.DefaultParams(), layout.SeedFor("g"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	x1 := scene.NewExchange()
+	r1 := v.start(t, x1, actors.RenderConfig{Graph: "g", Snapshots: v.snaps, LayoutEvery: 4, NewPlacer: newPlacer})
+	f1 := frameAt(t, x1, r1, last.GetSeq())
+	eventually(t, "a position keyframe saved", 10*time.Second, func() bool { return r1.Stats().Layouts >= 1 })
+	if err := r1.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	x2 := scene.NewExchange()
+	r2 := v.start(t, x2, actors.RenderConfig{Graph: "g", Snapshots: v.snaps, LayoutOnly: true, MaxLag: 5, NewPlacer: newPlacer})
+	f2 := frameAt(t, x2, r2, last.GetSeq())
+	st := r2.Stats()
+	if st.Resyncs != 1 || st.Transactions >= n {
+		t.Fatalf("stats %+v: want 1 resync to a position keyframe and fewer than %d transactions folded", st, n)
+	}
+	if fmt.Sprint(f2.ID) != fmt.Sprint(f1.ID) || fmt.Sprint(f2.Ends) != fmt.Sprint(f1.Ends) || !slices.Equal(f2.Pos, f1.Pos) {
+		t.Fatalf("after a resync to a position keyframe (%d transactions folded): not the slots and positions of a full fold", st.Transactions)
+	}
+}
+
 // TestRenderStopsAtABrokenChain shows a graph whose second transaction
 // does not link to the first: the render shows the first, then stops with
 // a chain error naming the second, and folds nothing past it.
