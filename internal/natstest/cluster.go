@@ -254,6 +254,12 @@ func (c *Cluster) start(i int, clientAddr, clusterAddr string, routes []string) 
 	cfg := c.cfg
 	cfg.DataDir, cfg.Listen, cfg.ServerName = n.DataDir, clientAddr, n.Name
 	cfg.Cluster.Listen, cfg.Cluster.Routes = clusterAddr, routes
+	if cfg.ReadyTimeout == 0 {
+		// A node of a test cluster on a busy 2-core machine (make test
+		// runs packages side by side) has been seen to take over the
+		// default 10 s to listen.
+		cfg.ReadyTimeout = 30 * time.Second
+	}
 	if !c.procs {
 		srv, err := persistence.StartServer(cfg)
 		if err != nil {
