@@ -257,18 +257,17 @@ func TestRenderResyncsFromKeyframe(t *testing.T) {
 	m := startMember(t, store, quickGrains())
 	v := newViewerSide(t, srv)
 	m.mustExec(cmdtest.Envelope("g", "c0", cmdtest.CreateGraph()))
-	var last *cairnv1.CommandReply
 	const n = 60
-	for i := range n {
-		cmds := []*cairnv1.Command{cmdtest.AddNode(fmt.Sprint("n", i))}
-		if i > 0 {
-			cmds = append(cmds, cmdtest.Connect(fmt.Sprint("e", i), fmt.Sprint("n", i-1), fmt.Sprint("n", i)))
+	last := growGraph(m, n, func(i int) []*cairnv1.Command {
+		if i == 0 {
+			return nil
 		}
-		last = m.mustExec(cmdtest.Envelope("g", fmt.Sprint("c", i+1), cmds...))
+		return []*cairnv1.Command{cmdtest.Connect(fmt.Sprint("e", i), fmt.Sprint("n", i-1), fmt.Sprint("n", i))}
+	}, func(i int, rep *cairnv1.CommandReply) {
 		if i == 49 {
-			putReadModel(t, v, "g", last.GetSeq())
+			putReadModel(t, v, "g", rep.GetSeq())
 		}
-	}
+	})
 	x := scene.NewExchange()
 	r := v.start(t, x, actors.RenderConfig{Graph: "g", Snapshots: v.snaps, MaxLag: 5})
 	var f *scene.Frame
@@ -328,15 +327,13 @@ func TestRenderLayoutKeyframes(t *testing.T) {
 	m := startMember(t, store, quickGrains())
 	v := newViewerSide(t, srv)
 	m.mustExec(cmdtest.Envelope("g", "c0", cmdtest.CreateGraph()))
-	var last *cairnv1.CommandReply
 	const n = 35
-	for i := range n {
-		cmds := []*cairnv1.Command{cmdtest.AddNode(fmt.Sprint("n", i))}
-		if i%4 == 3 {
-			cmds = append(cmds, cmdtest.RemoveNode(fmt.Sprint("n", i-2))) // frees a slot for the next add
+	last := growGraph(m, n, func(i int) []*cairnv1.Command {
+		if i%4 != 3 {
+			return nil
 		}
-		last = m.mustExec(cmdtest.Envelope("g", fmt.Sprint("c", i+1), cmds...))
-	}
+		return []*cairnv1.Command{cmdtest.RemoveNode(fmt.Sprint("n", i-2))} // frees a slot for the next add
+	}, nil)
 	x1 := scene.NewExchange()
 	r1 := v.start(t, x1, actors.RenderConfig{Graph: "g", Snapshots: v.snaps, LayoutEvery: 10})
 	f1 := frameAt(t, x1, r1, last.GetSeq())
@@ -377,25 +374,17 @@ func TestRenderLayoutKeyframeCarriesTheLayout(t *testing.T) {
 	m := startMember(t, store, quickGrains())
 	v := newViewerSide(t, srv)
 	m.mustExec(cmdtest.Envelope("g", "c0", cmdtest.CreateGraph()))
-	var last *cairnv1.CommandReply
 	const n = 45
-	for i := range n {
-		id := fmt.Sprint("n", i)
-		cmds := []*cairnv1.Command{cmdtest.AddNode(id)}
+	last := growGraph(m, n, func(i int) []*cairnv1.Command {
+		var cmds []*cairnv1.Command
 		for k, j := range []int{i / 2, i - 1, i * 7 % (i + 1)} {
 			if j < i && (j != i-1 || i%3 != 0) && !slices.Contains([]int{i / 2, i - 1}[:min(k, 2)], j) {
-				cmds = append(cmds, cmdtest.Connect(fmt.Sprint("e", i, "-", j), id, fmt.Sprint("n", j)))
+				cmds = append(cmds, cmdtest.Connect(fmt.Sprint("e", i, "-", j), fmt.Sprint("n", i), fmt.Sprint("n", j)))
 			}
 		}
-		last = m.mustExec(cmdtest.Envelope("g", fmt.Sprint("c", i+1), cmds...))
-	}
-	newPlacer := func() scene.Placer {
-		l, err := layout.New(layout.DefaultParams(), layout.SeedFor("g"), layout.WithWorkers(2))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
+		return cmds
+	}, nil)
+	newPlacer := layoutPlacer(t, layout.WithWorkers(2))
 	x1 := scene.NewExchange()
 	r1 := v.start(t, x1, actors.RenderConfig{Graph: "g", Snapshots: v.snaps, LayoutEvery: 8, NewPlacer: newPlacer})
 	f1 := frameAt(t, x1, r1, last.GetSeq())
@@ -438,25 +427,18 @@ func TestRenderLayoutOnlyResyncsToPositionKeyframe(t *testing.T) {
 	m := startMember(t, store, quickGrains())
 	v := newViewerSide(t, srv)
 	m.mustExec(cmdtest.Envelope("g", "c0", cmdtest.CreateGraph()))
-	var last *cairnv1.CommandReply
 	const n = 60
-	for i := range n {
-		cmds := []*cairnv1.Command{cmdtest.AddNode(fmt.Sprint("n", i))}
-		if i > 0 {
-			cmds = append(cmds, cmdtest.Connect(fmt.Sprint("e", i), fmt.Sprint("n", i/2), fmt.Sprint("n", i)))
+	last := growGraph(m, n, func(i int) []*cairnv1.Command {
+		if i == 0 {
+			return nil
 		}
-		last = m.mustExec(cmdtest.Envelope("g", fmt.Sprint("c", i+1), cmds...))
+		return []*cairnv1.Command{cmdtest.Connect(fmt.Sprint("e", i), fmt.Sprint("n", i/2), fmt.Sprint("n", i))}
+	}, func(i int, rep *cairnv1.CommandReply) {
 		if i == 55 {
-			putReadModel(t, v, "g", last.GetSeq())
+			putReadModel(t, v, "g", rep.GetSeq())
 		}
-	}
-	newPlacer := func() scene.Placer {
-		l, err := layout.New(layout.DefaultParams(), layout.SeedFor("g"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
+	})
+	newPlacer := layoutPlacer(t)
 	x1 := scene.NewExchange()
 	r1 := v.start(t, x1, actors.RenderConfig{Graph: "g", Snapshots: v.snaps, LayoutEvery: 4, NewPlacer: newPlacer})
 	f1 := frameAt(t, x1, r1, last.GetSeq())
@@ -522,5 +504,31 @@ func TestRenderStopsAtABrokenChain(t *testing.T) {
 	}
 	if f := x.Acquire(); f == nil || f.Seq != seq1 || f.LiveNodes != 1 {
 		t.Fatalf("last frame %+v, want seq %d with node a", f, seq1)
+	}
+}
+
+// growGraph adds nodes n0 … n(n-1) to graph g, one transaction each with
+// more(i)'s commands after the add, calls after (when not nil) with each
+// reply, and returns the last.
+func growGraph(m *member, n int, more func(i int) []*cairnv1.Command, after func(i int, rep *cairnv1.CommandReply)) *cairnv1.CommandReply {
+	var last *cairnv1.CommandReply
+	for i := range n {
+		cmds := append([]*cairnv1.Command{cmdtest.AddNode(fmt.Sprint("n", i))}, more(i)...)
+		last = m.mustExec(cmdtest.Envelope("g", fmt.Sprint("c", i+1), cmds...))
+		if after != nil {
+			after(i, last)
+		}
+	}
+	return last
+}
+
+// layoutPlacer makes the real ForceAtlas2 layout of graph g.
+func layoutPlacer(t *testing.T, opts ...layout.Option) func() scene.Placer {
+	return func() scene.Placer {
+		l, err := layout.New(layout.DefaultParams(), layout.SeedFor("g"), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
 	}
 }
