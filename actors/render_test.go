@@ -168,10 +168,7 @@ func TestRenderFollowsAGraph(t *testing.T) {
 // back by the viewer) and publishes one merged Frame when the viewer comes
 // back.
 func TestRenderSlowViewerCoalesces(t *testing.T) {
-	srv, store := newStore(t)
-	m := startMember(t, store, quickGrains())
-	v := newViewerSide(t, srv)
-	m.mustExec(cmdtest.Envelope("g", "c0", cmdtest.CreateGraph()))
+	m, v := newGraphG(t)
 	x := scene.NewExchange()
 	r := v.start(t, x, actors.RenderConfig{Graph: "g", MaxQueued: 8})
 	var last *cairnv1.CommandReply
@@ -253,10 +250,7 @@ func TestRenderReplayStopsAt(t *testing.T) {
 // head with a read-model snapshot near it: the render jumps to it instead
 // of folding everything, and shows the same graph.
 func TestRenderResyncsFromKeyframe(t *testing.T) {
-	srv, store := newStore(t)
-	m := startMember(t, store, quickGrains())
-	v := newViewerSide(t, srv)
-	m.mustExec(cmdtest.Envelope("g", "c0", cmdtest.CreateGraph()))
+	m, v := newGraphG(t)
 	const n = 60
 	last := growGraph(m, n, func(i int) []*cairnv1.Command {
 		if i == 0 {
@@ -323,10 +317,7 @@ func putReadModel(t *testing.T, v *viewerSide, graph string, seq uint64) {
 // graph, then starts a second render from the newest one: it folds only
 // the tail and ends with the very slots of a fold from the beginning.
 func TestRenderLayoutKeyframes(t *testing.T) {
-	srv, store := newStore(t)
-	m := startMember(t, store, quickGrains())
-	v := newViewerSide(t, srv)
-	m.mustExec(cmdtest.Envelope("g", "c0", cmdtest.CreateGraph()))
+	m, v := newGraphG(t)
 	const n = 35
 	last := growGraph(m, n, func(i int) []*cairnv1.Command {
 		if i%4 != 3 {
@@ -370,10 +361,7 @@ func TestRenderLayoutKeyframes(t *testing.T) {
 // layout's whole state in the keyframe it folds the tail into exactly the
 // positions of the fold from the beginning.
 func TestRenderLayoutKeyframeCarriesTheLayout(t *testing.T) {
-	srv, store := newStore(t)
-	m := startMember(t, store, quickGrains())
-	v := newViewerSide(t, srv)
-	m.mustExec(cmdtest.Envelope("g", "c0", cmdtest.CreateGraph()))
+	m, v := newGraphG(t)
 	const n = 45
 	last := growGraph(m, n, func(i int) []*cairnv1.Command {
 		var cmds []*cairnv1.Command
@@ -423,10 +411,7 @@ func TestRenderLayoutKeyframeCarriesTheLayout(t *testing.T) {
 // read-model snapshot, and ends on the very slots and positions of a fold
 // from the beginning.
 func TestRenderLayoutOnlyResyncsToPositionKeyframe(t *testing.T) {
-	srv, store := newStore(t)
-	m := startMember(t, store, quickGrains())
-	v := newViewerSide(t, srv)
-	m.mustExec(cmdtest.Envelope("g", "c0", cmdtest.CreateGraph()))
+	m, v := newGraphG(t)
 	const n = 60
 	last := growGraph(m, n, func(i int) []*cairnv1.Command {
 		if i == 0 {
@@ -531,4 +516,14 @@ func layoutPlacer(t *testing.T, opts ...layout.Option) func() scene.Placer {
 		}
 		return l
 	}
+}
+
+// newGraphG starts a member on an embedded NATS, creates graph g on it and
+// returns it with a viewer side on its own connection.
+func newGraphG(t *testing.T) (*member, *viewerSide) {
+	srv, store := newStore(t)
+	m := startMember(t, store, quickGrains())
+	v := newViewerSide(t, srv)
+	m.mustExec(cmdtest.Envelope("g", "c0", cmdtest.CreateGraph()))
+	return m, v
 }
