@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 )
 
 const viewUsage = `Usage:
@@ -181,9 +180,4 @@ func (o *viewOptions) check() error {
 		}
 	}
 	return nil
-}
-
-// frameInterval is the time one frame of a recording stands for.
-func (o *viewOptions) frameInterval() time.Duration {
-	return time.Second / time.Duration(o.fps)
 }

@@ -361,10 +361,6 @@ func (v *viewRun) fill(f *scene.Frame, frames int) {
 	v.result.Frames = frames
 }
 
-// pace is the transactions each Frame of a replay folds at fps frames a
-// second.
-func (v *viewRun) pace(fps float64) float64 { return v.o.speed / fps }
-
 // recordReplay exports the replay offline: one Frame per frame of the
 // recording, the camera fitted to each Frame's bounds, so the frames are
 // a pure function of the history and the flags.
@@ -388,7 +384,7 @@ func (v *viewRun) recordReplay(ctx context.Context) error {
 		// Close makes it whole.
 		defer rec.Abort()
 	}
-	rd, x, err := v.start(v.config(v.pace(float64(v.o.fps))))
+	rd, x, err := v.start(v.config(v.o.speed / float64(v.o.fps))) // transactions a frame
 	if err != nil {
 		return err
 	}
