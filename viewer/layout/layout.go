@@ -96,20 +96,14 @@ func (l *Layout) growNodes(s uint32) {
 	if n <= len(l.live) {
 		return
 	}
-	l.x = append(l.x, make([]float64, n-len(l.x))...)
-	l.y = append(l.y, make([]float64, n-len(l.y))...)
-	l.pos = append(l.pos, make([]float32, 2*n-len(l.pos))...)
-	l.live = append(l.live, make([]bool, n-len(l.live))...)
-	l.pinned = append(l.pinned, make([]bool, n-len(l.pinned))...)
-	l.isNew = append(l.isNew, make([]bool, n-len(l.isNew))...)
-	l.adj = append(l.adj, make([][]uint32, n-len(l.adj))...)
-	l.moved = append(l.moved, make([]uint64, (n+63)/64-len(l.moved))...)
-	l.isStale = append(l.isStale, make([]bool, n-len(l.isStale))...)
-	l.wasLive = append(l.wasLive, make([]bool, n-len(l.wasLive))...)
-	l.baseX = append(l.baseX, make([]float64, n-len(l.baseX))...)
-	l.baseY = append(l.baseY, make([]float64, n-len(l.baseY))...)
-	l.baseM = append(l.baseM, make([]float64, n-len(l.baseM))...)
-	l.mass = append(l.mass, make([]float64, n-len(l.mass))...)
+	l.x, l.y = extend(l.x, n), extend(l.y, n)
+	l.pos = extend(l.pos, 2*n)
+	l.live, l.pinned, l.isNew = extend(l.live, n), extend(l.pinned, n), extend(l.isNew, n)
+	l.adj = extend(l.adj, n)
+	l.moved = extend(l.moved, (n+63)/64)
+	l.isStale, l.wasLive = extend(l.isStale, n), extend(l.wasLive, n)
+	l.baseX, l.baseY, l.baseM = extend(l.baseX, n), extend(l.baseY, n), extend(l.baseM, n)
+	l.mass = extend(l.mass, n)
 }
 
 func (l *Layout) growEdges(s uint32) {
@@ -117,9 +111,16 @@ func (l *Layout) growEdges(s uint32) {
 	if n <= len(l.elive) {
 		return
 	}
-	l.from = append(l.from, make([]uint32, n-len(l.from))...)
-	l.to = append(l.to, make([]uint32, n-len(l.to))...)
-	l.elive = append(l.elive, make([]bool, n-len(l.elive))...)
+	l.from, l.to, l.elive = extend(l.from, n), extend(l.to, n), extend(l.elive, n)
+}
+
+// extend returns s lengthened with zero values to n elements (s itself
+// when it is that long already).
+func extend[T any](s []T, n int) []T {
+	if n <= len(s) {
+		return s
+	}
+	return append(s, make([]T, n-len(s))...)
 }
 
 func (l *Layout) isLive(s uint32) bool { return int(s) < len(l.live) && l.live[s] }
