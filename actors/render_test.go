@@ -236,11 +236,7 @@ func TestRenderReplayStopsAt(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("frames at %v, want %v", got, want)
 	}
-	select {
-	case <-r.Reached():
-	case <-time.After(10 * time.Second):
-		t.Fatalf("stop %d not reported as reached", stop)
-	}
+	waitReached(t, r)
 	if st := r.Stats(); st.Seq != stop || st.Transactions != 8 || st.Published != stop {
 		t.Fatalf("stats %+v, want 8 transactions folded through %d", st, stop)
 	}
@@ -332,13 +328,7 @@ func TestRenderLayoutKeyframes(t *testing.T) {
 
 	x2 := scene.NewExchange()
 	r2 := v.start(t, x2, actors.RenderConfig{Graph: "g", Snapshots: v.snaps, FromSnapshot: true, StopAt: last.GetSeq()})
-	select {
-	case <-r2.Reached():
-	case <-r2.Done():
-		t.Fatalf("render stopped: %v", r2.Err())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("stop not reached: %+v", r2.Stats())
-	}
+	waitReached(t, r2)
 	f2 := x2.Acquire()
 	infos, err := v.snaps.List(context.Background(), persistence.KindLayout, "g")
 	if err != nil || len(infos) == 0 {
@@ -380,13 +370,7 @@ func TestRenderLayoutKeyframeCarriesTheLayout(t *testing.T) {
 
 	x2 := scene.NewExchange()
 	r2 := v.start(t, x2, actors.RenderConfig{Graph: "g", Snapshots: v.snaps, FromSnapshot: true, StopAt: last.GetSeq(), NewPlacer: newPlacer})
-	select {
-	case <-r2.Reached():
-	case <-r2.Done():
-		t.Fatalf("render stopped: %v", r2.Err())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("stop not reached: %+v", r2.Stats())
-	}
+	waitReached(t, r2)
 	f2 := x2.Acquire()
 	st := r2.Stats()
 	if st.Transactions == 0 || st.Transactions >= last.GetSeq() {
@@ -526,4 +510,17 @@ func newGraphG(t *testing.T) (*member, *viewerSide) {
 	v := newViewerSide(t, srv)
 	m.mustExec(cmdtest.Envelope("g", "c0", cmdtest.CreateGraph()))
 	return m, v
+}
+
+// waitReached waits up to 10 s for r to report its stop reached, and
+// fails the test when it stops or does not.
+func waitReached(t *testing.T, r *actors.Render) {
+	t.Helper()
+	select {
+	case <-r.Reached():
+	case <-r.Done():
+		t.Fatalf("render stopped: %v", r.Err())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("stop not reached: %+v", r.Stats())
+	}
 }
