@@ -49,23 +49,11 @@ func TestServeCluster(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var kv jetstream.KeyValue
-	var keys []string
-	for {
-		// The member joins in the background after the ready line.
-		if kv == nil {
-			kv, _ = js.KeyValue(ctx, "cairn-members-c1")
-		}
-		if kv != nil {
-			keys, _ = kv.Keys(ctx)
-			if len(keys) == 1 {
-				break
-			}
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("the member's key is not in cairn-members-c1: %v", keys)
-		}
-		time.Sleep(20 * time.Millisecond)
+	// The member joins in the background after the ready line.
+	kv := waitMembers(ctx, t, js, "c1", 1)
+	keys, err := kv.Keys(ctx)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("the member's key: %v, %v", keys, err)
 	}
 	// A member's health shows the read models it holds.
 	for !strings.Contains(mustRun(t, "health", "--server", ready.NATS), "partition: ") {
@@ -159,18 +147,7 @@ func TestServeClusterFailover(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for {
-		kv, err := js.KeyValue(ctx, "cairn-members-f")
-		if err == nil {
-			if keys, _ := kv.Keys(ctx); len(keys) == 3 {
-				break
-			}
-		}
-		if ctx.Err() != nil {
-			t.Fatal("the three members did not join")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitMembers(ctx, t, js, "f", 3)
 	// send sends one envelope and returns the reply, or an error for a
 	// refusal or no answer.
 	send := func(graph, id string, cmd *cairnv1.Command) error {
@@ -319,18 +296,7 @@ func TestServeClusterMemberAuth(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for {
-		kv, err := js.KeyValue(ctx, "cairn-members-sec")
-		if err == nil {
-			if keys, _ := kv.Keys(ctx); len(keys) == 2 {
-				break
-			}
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("the two members did not both join: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitMembers(ctx, t, js, "sec", 2)
 	app := []string{"--server", url, "--nkey", appSeed}
 	for i := range 8 {
 		g := fmt.Sprintf("s%d", i)
@@ -376,5 +342,25 @@ func TestServeClusterMemberAuth(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitMembers waits until cluster's membership bucket holds n member keys,
+// failing the test when ctx ends first, and returns the bucket.
+func waitMembers(ctx context.Context, t *testing.T, js jetstream.JetStream, cluster string, n int) jetstream.KeyValue {
+	t.Helper()
+	bucket := "cairn-members-" + cluster
+	var keys []string
+	for {
+		kv, err := js.KeyValue(ctx, bucket)
+		if err == nil {
+			if keys, _ = kv.Keys(ctx); len(keys) == n {
+				return kv
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s holds %d member keys %v, want %d (%v)", bucket, len(keys), keys, n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
