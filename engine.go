@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/auth"
 	cairncluster "github.com/cairn-graph/cairn/cluster"
+	"github.com/cairn-graph/cairn/internal/logx"
 	"github.com/cairn-graph/cairn/internal/retry"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
@@ -179,7 +180,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	// starts: a restarted engine serves queries as soon as its read models
 	// are back.
 	e.projSystem = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return cfg.Logger.With("component", "protoactor-projections")
+		return logx.Demoted(cfg.Logger.Handler()).With("component", "protoactor-projections")
 	}))
 	projCfg := cfg.Projections
 	projCfg.Logger = cfg.Logger
@@ -204,7 +205,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	}
 	e.proj.Start()
 	clusterCfg := cfg.Cluster
-	clusterCfg.Logger = cfg.Logger.With("component", "protoactor")
+	clusterCfg.Logger = cfg.Logger
 	if clusterCfg.Membership == cairncluster.MembershipNATSKV && clusterCfg.KV.JetStream == nil {
 		mc, err := e.connect(connMembership)
 		if err != nil {

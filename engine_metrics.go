@@ -133,8 +133,16 @@ var (
 	dAdoptionFailures = desc("cairn_cluster_adoption_failures_total", "Read-model adoptions that failed.")
 )
 
+// descs lists every desc Collect uses: Describe must not collect (a
+// collection asks JetStream, and caches what it said).
+var descs = []*prometheus.Desc{
+	dGrainsActive, dActivations, dGrainSnapshots, dGrainSnapLast, dQuarantined, dConflicts, dAggNodes, dAggEdges, dAggMemory, dHeadSeq, dApplied, dLagSeqs, dLagSeconds, dShardTxs, dProjFailures, dStopped, dDataLoss, dChainFailures, dStreamLost, dRMNodes, dRMEdges, dRMGraphs, dRMMemory, dRMRounds, dRMSnapLast, dRMPause, dAudits, dCacheHits, dCacheMisses, dCacheEvictions, dTTQueries, dTTViewHits, dTTRefused, dTTBuilds, dTTLastBuild, dStreamBytes, dStreamMsgs, dStreamConsumers, dStreamMax, dObjBytes, dJSErrors, dDiskFree, dDiskSize, dMemLimit, dReady, dBuild, dNATS, dMembers, dRejoins, dFenced, dAdoptions, dAdoptionFailures,
+}
+
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	prometheus.DescribeByCollect(c, ch)
+	for _, d := range descs {
+		ch <- d
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {

@@ -15,6 +15,8 @@ import (
 	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/cairn-graph/cairn/internal/logx"
 )
 
 // Config configures a cluster member. DefaultConfig documents the defaults.
@@ -198,7 +200,10 @@ func Start(cfg Config, kinds ...*cluster.Kind) (*Member, error) {
 		return nil, errors.New("cluster config: NATS KV membership needs a JetStream context (KV.JetStream)")
 	}
 	logger := cfg.Logger
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
+	// Proto.Actor's own life-cycle lines at DEBUG; the membership's lines
+	// (on logger) stay at INFO.
+	actorLog := logx.Demoted(logger.Handler()).With("component", "protoactor")
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLog }))
 	lookup := newLookup(cfg.RequestTimeout, cfg.HandoverMargin, logger)
 	m := &Member{system: system, lookup: lookup, started: make(chan struct{})}
 	var joined chan struct{}

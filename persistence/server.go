@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"github.com/cairn-graph/cairn/internal/logx"
 )
 
 // DefaultMaxPayload is the embedded server's default max_payload: the
@@ -265,9 +267,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // serverLog adapts slog to nats-server's logger.
 type serverLog struct{ l *slog.Logger }
 
-func (s *serverLog) Noticef(format string, v ...any) { s.l.Info(fmt.Sprintf(format, v...)) }
-func (s *serverLog) Warnf(format string, v ...any)   { s.l.Warn(fmt.Sprintf(format, v...)) }
-func (s *serverLog) Fatalf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
-func (s *serverLog) Errorf(format string, v ...any)  { s.l.Error(fmt.Sprintf(format, v...)) }
-func (s *serverLog) Debugf(format string, v ...any)  {}
-func (s *serverLog) Tracef(format string, v ...any)  {}
+func (s *serverLog) Noticef(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	s.l.Log(context.Background(), logx.ServerNotice(msg), msg)
+}
+func (s *serverLog) Warnf(format string, v ...any)  { s.l.Warn(fmt.Sprintf(format, v...)) }
+func (s *serverLog) Fatalf(format string, v ...any) { s.l.Error(fmt.Sprintf(format, v...)) }
+func (s *serverLog) Errorf(format string, v ...any) { s.l.Error(fmt.Sprintf(format, v...)) }
+func (s *serverLog) Debugf(format string, v ...any) {}
+func (s *serverLog) Tracef(format string, v ...any) {}

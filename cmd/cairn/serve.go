@@ -34,7 +34,7 @@ const serveUsage = `Usage:
                [--cluster-ttl D]]
               [--signing-key FILE | --no-signing] [--trust-keys FILE]
               [--trust-unsigned-through SEQ]
-              [--log-level LEVEL] [--drain-timeout D] [--json]
+              [--log-level LEVEL] [--log-format text|json] [--drain-timeout D] [--json]
               [--metrics-listen ADDR [--metrics-graphs N]]
               [--auth FILE] [--tls-cert F --tls-key F [--tls-ca F] [--tls-verify]]
               [--insecure]
@@ -205,7 +205,11 @@ Flags:
                         to SEQ: the history written before signing was
                         turned on (default 0: none)
   --sample              create the graph "sample" if it has no transactions
-  --log-level LEVEL     debug, info, warn or error (default info)
+  --log-level LEVEL     debug, info, warn or error (default info). NATS
+                        server's start-up banner and Proto.Actor's
+                        life-cycle lines are logged at debug
+  --log-format F        text (key=value, the default) or json (one object
+                        per line: time, level, msg, component, ...)
   --metrics-listen ADDR serve Prometheus metrics on http://ADDR/metrics and
                         the probes /healthz (200 while the process runs)
                         and /readyz (200 once NATS is connected, the
@@ -253,6 +257,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	noSnaps := fs.Bool("no-snapshots", false, "take and load no snapshots")
 	memLimit := fs.String("memory-limit", "", "the process's memory `limit` (2GiB, 1500MB, off)")
 	level := fs.String("log-level", "info", "log `level`")
+	logFormat := fs.String("log-format", "text", "log `format`: text or json")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "drain `timeout`")
 	jsonOut := fs.Bool("json", false, "print the ready line as JSON")
 	metricsListen := fs.String("metrics-listen", "", "Prometheus metrics and probes listen `address`")
@@ -282,7 +287,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if given["metrics-graphs"] && *metricsListen == "" {
 		return usage("--metrics-graphs needs --metrics-listen")
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	var logger *slog.Logger
+	switch *logFormat {
+	case "text":
+		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	case "json":
+		logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	default:
+		return usage("--log-format %q: want text or json", *logFormat)
+	}
 
 	cfg := cairn.DefaultConfig("")
 	cfg.Logger = logger

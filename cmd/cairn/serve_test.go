@@ -19,8 +19,9 @@ import (
 
 // readyLine is serve's ready line with --json.
 type readyLine struct {
-	NATS string `json:"nats"`
-	Data string `json:"data"`
+	NATS    string `json:"nats"`
+	Data    string `json:"data"`
+	Metrics string `json:"metrics"`
 }
 
 // readLine reads one line from r, failing t after timeout or when exited is
