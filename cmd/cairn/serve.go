@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-graph/cairn"
 	cairnauth "github.com/cairn-graph/cairn/auth"
 	cairncluster "github.com/cairn-graph/cairn/cluster"
+	"github.com/cairn-graph/cairn/internal/logx"
 	"github.com/cairn-graph/cairn/internal/memlimit"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/metrics"
@@ -296,6 +297,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		return usage("--log-format %q: want text or json", *logFormat)
 	}
+	// The gRPC under Proto.Actor's remote logs through it.
+	logx.RouteGRPC(logger)
 
 	cfg := cairn.DefaultConfig("")
 	cfg.Logger = logger

@@ -47,3 +47,17 @@ func TestServerNotice(t *testing.T) {
 		}
 	}
 }
+
+func TestRouteGRPC(t *testing.T) {
+	var buf bytes.Buffer
+	logx.RouteGRPC(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	g := &logx.GRPCLogger{}
+	g.Infof("channel %d created", 3)
+	g.Warningln("connection reset")
+	if out := buf.String(); strings.Contains(out, "created") || !strings.Contains(out, `level=WARN msg="connection reset" component=grpc`) {
+		t.Errorf("at INFO: %q", out)
+	}
+	if g.V(2) {
+		t.Error("verbose gRPC lines enabled at INFO")
+	}
+}
