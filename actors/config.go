@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -46,6 +48,11 @@ type GrainConfig struct {
 	MaxActivations int
 	// Logger receives grain diagnostics. Default: discard.
 	Logger *slog.Logger
+	// Tracer, when set, traces the commands that come traced (a span per
+	// command, the child of the dispatcher's) and their appends (a span
+	// per transaction, whose traceparent the stored message carries).
+	// Default nil: no spans.
+	Tracer trace.Tracer
 	// Snapshots, when not nil, is where grains keep aggregate snapshots
 	// (persistence.Snapshots): a grain writes one once it applied (or an
 	// activation replayed) SnapshotInterval events since the last, and when

@@ -98,3 +98,33 @@ func NewParent() (traceparent, traceID string) {
 	traceID = hex.EncodeToString(b[:16])
 	return "00-" + traceID + "-" + hex.EncodeToString(b[16:]) + "-01", traceID
 }
+
+// The spans of a command's trace, in the order it makes them, and of a
+// query's.
+const (
+	// SpanCommand is the gateway's server span of a command request,
+	// the child of the request's traceparent header when it has one.
+	SpanCommand = "cairn.command"
+	// SpanDispatch is the dispatcher's: finding the graph's grain and
+	// waiting for its answer, here or on another member.
+	SpanDispatch = "cairn.dispatch"
+	// SpanGrain is the graph grain's, from taking the envelope until
+	// answering it: queueing behind an append, deciding, the append.
+	SpanGrain = "cairn.grain"
+	// SpanAppend is the transaction's append to the event store; a
+	// group commit's is the child of its first traced command's grain
+	// span and links to each traced command's. The stored message
+	// carries its traceparent.
+	SpanAppend = "cairn.append"
+	// SpanApply is a projection shard applying a transaction that
+	// carries a traceparent, as that append span's child.
+	SpanApply = "cairn.apply"
+	// SpanQuery is the gateway's server span of a query request that
+	// carries a traceparent header.
+	SpanQuery = "cairn.query"
+	// SpanFirstRead is the shard answering the first query on a graph
+	// after a traced transaction was applied to it: the child of the
+	// query's span, linked to the apply span, or, for an untraced
+	// query, the apply span's child.
+	SpanFirstRead = "cairn.query.first_read"
+)
