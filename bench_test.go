@@ -54,6 +54,7 @@ import (
 	"github.com/cairn-graph/cairn"
 	"github.com/cairn-graph/cairn/internal/benchutil"
 	"github.com/cairn-graph/cairn/internal/enginetest"
+	"github.com/cairn-graph/cairn/internal/tracing/otlptest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -61,6 +62,10 @@ import (
 const benchGraphs = 1000
 
 var benchRaw = flag.Bool("bench.raw", true, "measure the raw JetStream baseline after each engine benchmark")
+
+// -bench.trace measures with tracing on: every command traced (a root span
+// per command, sample 1), exported to an in-process OTLP receiver.
+var benchTrace = flag.Bool("bench.trace", false, "trace every command, exporting to an in-process OTLP receiver")
 
 // BenchmarkCommandsOneGraphSequential: one caller, one graph, one AddNode
 // per command, each waiting for the previous reply.
@@ -175,6 +180,11 @@ func reportEngine(b *testing.B, run benchutil.Run, err error, events int, lat *b
 }
 
 func openBenchEngine(b *testing.B) *cairn.Engine {
+	if *benchTrace {
+		cfg := cairn.DefaultConfig(b.TempDir())
+		cfg.NATSListen, cfg.Tracing.Endpoint = persistence.ListenNone, otlptest.Start(b).URL
+		return enginetest.OpenConfig(b, cfg)
+	}
 	return enginetest.Open(b, persistence.ListenNone)
 }
 

@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/auth"
 	cairncluster "github.com/cairn-graph/cairn/cluster"
+	"github.com/cairn-graph/cairn/internal/tracing/otlp"
 	"github.com/cairn-graph/cairn/metrics"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -110,7 +112,31 @@ type Config struct {
 	// key and remembers the bound (DATA/signing.unsigned-through). Default
 	// false.
 	AdoptUnsignedHistory bool
+	// Tracing turns OpenTelemetry tracing on (cairn serve --otlp-endpoint).
+	// Default: off, no span is made and no header sent.
+	Tracing TracingConfig
 }
+
+// TracingConfig says where an engine's spans go. A command's trace runs
+// gateway (cairn.command) → dispatcher → grain → append → projection
+// apply → the first query on its graph after it; the README's Tracing
+// section lists the spans.
+type TracingConfig struct {
+	// Endpoint is an OTLP/HTTP collector's base URL, such as
+	// http://127.0.0.1:4318: spans go to Endpoint/v1/traces (or to
+	// Endpoint itself when it has a path). Default "": no export.
+	Endpoint string
+	// Sample is the share of new traces kept, 0 to 1, parent-based: a
+	// request whose traceparent is sampled is always traced. Default 1.
+	Sample float64
+	// Provider, when set, is used instead of Endpoint and Sample: an
+	// embedder's own SDK, exporters and sampler. The engine does not shut
+	// it down. Default nil.
+	Provider trace.TracerProvider
+}
+
+// on reports whether the engine traces.
+func (t TracingConfig) on() bool { return t.Provider != nil || t.Endpoint != "" }
 
 // DefaultConfig returns the defaults with dataDir.
 func DefaultConfig(dataDir string) Config {
@@ -126,6 +152,7 @@ func DefaultConfig(dataDir string) Config {
 		CommandTimeout: 10 * time.Second,
 		JetStreamWait:  defaultJetStreamWait,
 		Logger:         slog.New(slog.DiscardHandler),
+		Tracing:        TracingConfig{Sample: 1},
 	}
 }
 
@@ -150,6 +177,9 @@ func (c Config) Validate() error {
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("logger is nil (use a discard logger)"))
+	}
+	if c.Tracing.Provider == nil && c.Tracing.Endpoint != "" {
+		errs = append(errs, otlp.Config{Endpoint: c.Tracing.Endpoint, Sample: c.Tracing.Sample}.Validate())
 	}
 	proj := c.Projections
 	proj.Logger = c.Logger // Open passes the engine's logger down

@@ -13,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
@@ -21,6 +22,8 @@ import (
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 	"github.com/cairn-graph/cairn/internal/logx"
 	"github.com/cairn-graph/cairn/internal/retry"
+	"github.com/cairn-graph/cairn/internal/tracing"
+	"github.com/cairn-graph/cairn/internal/tracing/otlp"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -57,6 +60,10 @@ type Engine struct {
 	route                  *router              // nil for a single member
 	trust                  *persistence.Keyring // nil: signatures are not checked
 	cancel                 context.CancelFunc
+	// tracer is nil when tracing is off; stopTracing flushes and stops
+	// the tracer provider Open set up (nil when it set none up).
+	tracer      trace.Tracer
+	stopTracing func(context.Context) error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -80,6 +87,9 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 			_ = e.Close(context.Background())
 		}
 	}()
+	if err := e.startTracing(ctx); err != nil {
+		return nil, err
+	}
 	if cfg.NATSURL == "" {
 		scfg := persistence.ServerConfig{
 			DataDir: cfg.DataDir, Listen: cfg.NATSListen, SyncAlways: cfg.SyncAlways, Logger: cfg.Logger, TLS: cfg.TLS,
@@ -148,6 +158,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	grainCfg.Logger = cfg.Logger
 	grainCfg.Metrics = cfg.Metrics
 	grainCfg.Signer, grainCfg.Trust = signer, trust
+	grainCfg.Tracer = e.tracer
 	if e.snaps != nil {
 		grainCfg.Snapshots = e.snaps
 	}
@@ -191,6 +202,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		return nil, err
 	}
 	projCfg.Trust = trust
+	projCfg.Tracer = e.tracer
 	if e.snaps != nil {
 		projCfg.Snapshots = e.snaps
 	}
@@ -232,7 +244,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 			cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "cluster member did not start; commands are refused", slog.String("err", e.memberErr.Error()))
 			return
 		}
-		e.disp = actors.NewDispatcher(e.member.Cluster(), cfg.CommandTimeout)
+		e.disp = actors.NewDispatcher(e.member.Cluster(), cfg.CommandTimeout, actors.TraceDispatch(e.tracer))
 	}()
 	if clustered {
 		go e.rejoin(clusterCfg)
@@ -251,7 +263,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		}
 		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: engineQuerier{e}, Grains: e.grains, Keys: keys, Repair: e.Repair, Logger: cfg.Logger,
 			Archive: e.archiveIfObjects(), Ready: e.Ready,
-			CommandConn: cmdConn})
+			CommandConn: cmdConn, Tracer: e.tracer})
 		if err != nil {
 			return nil, err
 		}
@@ -468,7 +480,7 @@ func (e *Engine) rejoin(cfg cairncluster.Config) {
 			return // the engine closes
 		}
 		e.memberMu.Lock()
-		e.member, e.disp = nm, actors.NewDispatcher(nm.Cluster(), e.cfg.CommandTimeout)
+		e.member, e.disp = nm, actors.NewDispatcher(nm.Cluster(), e.cfg.CommandTimeout, actors.TraceDispatch(e.tracer))
 		e.memberMu.Unlock()
 		e.rejoins.Add(1)
 		log.LogAttrs(context.Background(), slog.LevelInfo, "joined the cluster again", slog.String("member", nm.ID()))
@@ -594,7 +606,29 @@ func (e *Engine) close(ctx context.Context) error {
 	if e.server != nil {
 		errs = append(errs, e.server.Shutdown(ctx))
 	}
+	if e.stopTracing != nil {
+		errs = append(errs, e.stopTracing(ctx))
+	}
 	return errors.Join(errs...)
+}
+
+// startTracing sets the engine's tracer up from Config.Tracing: the
+// embedder's provider, or one that exports to the OTLP endpoint; none
+// (nil, tracing off) when neither is set.
+func (e *Engine) startTracing(ctx context.Context) error {
+	t := e.cfg.Tracing
+	if !t.on() {
+		return nil
+	}
+	tp := t.Provider
+	if tp == nil {
+		var err error
+		if tp, e.stopTracing, err = otlp.Setup(ctx, otlp.Config{Endpoint: t.Endpoint, Sample: t.Sample, Instance: e.cfg.NATSName}); err != nil {
+			return err
+		}
+	}
+	e.tracer = tracing.Tracer(tp)
+	return nil
 }
 
 // waitJetStream waits until JetStream answers (its account info: in a

@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/api"
 	cairncluster "github.com/cairn-graph/cairn/cluster"
+	"github.com/cairn-graph/cairn/internal/tracing"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -242,7 +243,11 @@ func (e *Engine) answerRouted(msg *nats.Msg) {
 			rep = &cairnv1.QueryReply{Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT,
 				Message: fmt.Sprintf("routed query is not a protobuf cairn.v1.QueryRequest: %v", err)}).Proto()}
 		} else {
-			rep = e.proj.Query(context.Background(), req)
+			ctx := context.Background()
+			if e.tracer != nil {
+				ctx = tracing.Extract(ctx, msg.Header)
+			}
+			rep = e.proj.Query(ctx, req)
 		}
 		data, err := actors.MarshalQueryReply(rep, e.nc.MaxPayload())
 		if err == nil {
@@ -334,7 +339,15 @@ func (e *Engine) forward(ctx context.Context, id string, req *cairnv1.QueryReque
 	if err != nil {
 		return nil, false
 	}
-	msg, err := e.nc.RequestWithContext(ctx, api.MemberQuerySubject(id), data)
+	out := &nats.Msg{Subject: api.MemberQuerySubject(id), Data: data}
+	if e.tracer != nil {
+		// The owner's spans of the query join the caller's trace.
+		h := nats.Header{}
+		if tracing.Inject(ctx, h); len(h) > 0 {
+			out.Header = h
+		}
+	}
+	msg, err := e.nc.RequestMsgWithContext(ctx, out)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
 		return &cairnv1.QueryReply{Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,

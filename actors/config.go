@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/metrics"
 	"github.com/cairn-graph/cairn/persistence"
@@ -51,6 +53,11 @@ type GrainConfig struct {
 	// snapshot pauses and sizes (the engine sets it from Config.Metrics).
 	// Default nil: none.
 	Metrics *metrics.Metrics
+	// Tracer, when set, traces the commands that come traced (a span per
+	// command, the child of the dispatcher's) and their appends (a span
+	// per transaction, whose traceparent the stored message carries).
+	// Default nil: no spans.
+	Tracer trace.Tracer
 	// Snapshots, when not nil, is where grains keep aggregate snapshots
 	// (persistence.Snapshots): a grain writes one once it applied (or an
 	// activation replayed) SnapshotInterval events since the last, and when

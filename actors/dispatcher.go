@@ -7,10 +7,14 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
 
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/tracing"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -19,12 +23,27 @@ import (
 type Dispatcher struct {
 	cluster *cluster.Cluster
 	timeout time.Duration
+	tracer  trace.Tracer // nil: tracing off
+}
+
+// DispatcherOption configures a Dispatcher.
+type DispatcherOption func(*Dispatcher)
+
+// TraceDispatch makes the dispatcher trace each command with t (a span
+// under the caller's, whose context goes on to the grain, on this member
+// or another). Default: no spans.
+func TraceDispatch(t trace.Tracer) DispatcherOption {
+	return func(d *Dispatcher) { d.tracer = t }
 }
 
 // NewDispatcher returns a dispatcher over c; timeout bounds a request when
 // the caller's ctx has no earlier deadline.
-func NewDispatcher(c *cluster.Cluster, timeout time.Duration) *Dispatcher {
-	return &Dispatcher{cluster: c, timeout: timeout}
+func NewDispatcher(c *cluster.Cluster, timeout time.Duration, opts ...DispatcherOption) *Dispatcher {
+	d := &Dispatcher{cluster: c, timeout: timeout}
+	for _, o := range opts {
+		o(d)
+	}
+	return d
 }
 
 // Route is where Execute sent a command: Here is this member's remote
@@ -53,6 +72,16 @@ func WithRoute(ctx context.Context, r *Route) context.Context {
 // dead letter, or its member left the cluster) is dropped and looked up
 // again.
 func (d *Dispatcher) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
+	if d.tracer == nil {
+		return d.execute(ctx, env)
+	}
+	ctx, sp := d.tracer.Start(ctx, tracing.SpanDispatch, trace.WithAttributes(graphAttr(env.GetGraphId()), commandAttr(env.GetCommandId())))
+	rep := d.execute(ctx, env)
+	endSpan(sp, rep.GetError())
+	return rep
+}
+
+func (d *Dispatcher) execute(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
 	if err := aggregate.ValidateEnvelope(env); err != nil {
 		return aggregate.ErrorReply(env, aggregate.AsCommandError(err))
 	}
@@ -98,7 +127,12 @@ func (d *Dispatcher) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) 
 			continue
 		}
 		ch := make(chan *cairnv1.CommandReply, 1)
-		sys.Root.Send(pid, &localCommand{env: env, reply: ch})
+		cmd := &localCommand{env: env, reply: ch}
+		if d.tracer != nil {
+			sc := trace.SpanContextFromContext(ctx)
+			cmd.parent = &sc
+		}
+		sys.Root.Send(pid, cmd)
 		select {
 		case rep := <-ch:
 			return rep
@@ -128,7 +162,16 @@ func (d *Dispatcher) lookup(ctx context.Context, graph string) (*actor.PID, erro
 // never applied twice.
 func (d *Dispatcher) remote(ctx context.Context, pid *actor.PID, env *cairnv1.CommandEnvelope) (rep *cairnv1.CommandReply, gone bool) {
 	dl, _ := ctx.Deadline()
-	f := d.cluster.ActorSystem.Root.RequestFuture(pid, env, time.Until(dl))
+	msg := env
+	if d.tracer != nil {
+		// The owner's grain span is the child of this one.
+		if tp := tracing.FormatParent(trace.SpanContextFromContext(ctx)); tp != "" {
+			msg = proto.CloneOf(env)
+			msg.TraceParent = tp
+		}
+		trace.SpanFromContext(ctx).SetAttributes(attribute.String("cairn.owner", pid.Address))
+	}
+	f := d.cluster.ActorSystem.Root.RequestFuture(pid, msg, time.Until(dl))
 	var res any
 	var err error
 	if l, ok := d.cluster.IdentityLookup.(*cairncluster.Lookup); ok {

@@ -14,8 +14,12 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/ipfs/go-cid"
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/tracing"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -302,9 +306,17 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 			g.log.LogAttrs(context.Background(), slog.LevelWarn, "activation replay failed", slog.String("err", err.Error()))
 		}
 	case *cairnv1.CommandEnvelope:
-		g.receive(ctx, m, replyTo{pid: ctx.Sender()})
+		to := replyTo{pid: ctx.Sender()}
+		if g.cfg.Tracer != nil && m.GetTraceParent() != "" {
+			to.span = g.startSpan(m, tracing.ParseParent(m.GetTraceParent()), trace.SpanKindServer)
+		}
+		g.receive(ctx, m, to)
 	case *localCommand:
-		g.receive(ctx, m.env, replyTo{ch: m.reply})
+		to := replyTo{ch: m.reply}
+		if g.cfg.Tracer != nil && m.parent != nil && m.parent.IsValid() {
+			to.span = g.startSpan(m.env, *m.parent, trace.SpanKindInternal)
+		}
+		g.receive(ctx, m.env, to)
 	case *appendJob:
 		if m == g.inflight {
 			g.appended(ctx, m, <-m.done)
@@ -882,9 +894,15 @@ func foldable(graph string, chain *persistence.Chain, r persistence.Record) (che
 type replyTo struct {
 	pid *actor.PID
 	ch  chan<- *cairnv1.CommandReply
+	// span, when the command is traced, is its grain span: it ends when
+	// the command is answered.
+	span trace.Span
 }
 
 func (t replyTo) send(ctx actor.Context, rep *cairnv1.CommandReply) {
+	if t.span != nil {
+		endSpan(t.span, rep.GetError())
+	}
 	switch {
 	case t.ch != nil:
 		t.ch <- rep
@@ -898,6 +916,38 @@ func (t replyTo) send(ctx actor.Context, rep *cairnv1.CommandReply) {
 type localCommand struct {
 	env   *cairnv1.CommandEnvelope
 	reply chan *cairnv1.CommandReply // buffered, capacity 1
+	// parent is the caller's span context when tracing is on (nil off).
+	parent *trace.SpanContext
+}
+
+// startSpan starts the grain span of env, the child of its caller's span
+// parent; it ends when env is answered (replyTo.send).
+func (g *graphGrain) startSpan(env *cairnv1.CommandEnvelope, parent trace.SpanContext, kind trace.SpanKind) trace.Span {
+	_, sp := g.cfg.Tracer.Start(trace.ContextWithSpanContext(context.Background(), parent), tracing.SpanGrain, trace.WithSpanKind(kind),
+		trace.WithAttributes(graphAttr(g.graph), commandAttr(env.GetCommandId())))
+	return sp
+}
+
+// appendSpan starts the span of job's append when any of its commands is
+// traced: the child of the first traced command's grain span, linked to
+// each of them (a group commit appends many commands as one
+// transaction). Nil when none is.
+func (g *graphGrain) appendSpan(job *appendJob) trace.Span {
+	var links []trace.Link
+	job.batch.Waiters(func(w replyTo) {
+		if w.span != nil {
+			links = append(links, trace.Link{SpanContext: w.span.SpanContext()})
+		}
+	})
+	if len(links) == 0 {
+		return nil
+	}
+	_, sp := g.cfg.Tracer.Start(trace.ContextWithSpanContext(context.Background(), links[0].SpanContext), tracing.SpanAppend,
+		trace.WithSpanKind(trace.SpanKindProducer), trace.WithLinks(links...),
+		trace.WithAttributes(graphAttr(g.graph), attribute.String("cairn.tx_id", job.tx.GetTxId()),
+			attribute.Int("cairn.commands", len(job.tx.GetCommands())), attribute.Int("cairn.events", len(job.tx.GetEvents())),
+			attribute.Int64("cairn.expected_seq", int64(g.lastSeq))))
+	return sp
 }
 
 func (g *graphGrain) receive(ctx actor.Context, env *cairnv1.CommandEnvelope, sender replyTo) {
@@ -1021,10 +1071,18 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 	self, sys := ctx.Self(), ctx.ActorSystem()
 	expected := g.lastSeq
 	job.done = make(chan appendDone, 1)
+	var sp trace.Span
+	if g.cfg.Tracer != nil {
+		sp = g.appendSpan(job)
+	}
 	go func() {
 		start := time.Now()
 		actx, cancel := context.WithTimeout(g.base, g.cfg.AppendTimeout)
 		defer cancel()
+		if sp != nil {
+			// The store sends the span's traceparent with the transaction.
+			actx = trace.ContextWithSpan(actx, sp)
+		}
 		var seq uint64
 		var err error
 		pause := appendBackoff
@@ -1055,6 +1113,13 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 			pause = min(2*pause, maxAppendBackoff)
 		}
 		g.cfg.Metrics.Append(time.Since(start), len(job.tx.GetCommands()), err != nil && !errors.Is(err, persistence.ErrConflict))
+		if sp != nil {
+			if err != nil {
+				sp.SetStatus(codes.Error, err.Error())
+			}
+			sp.SetAttributes(attribute.Int64("cairn.seq", int64(seq)))
+			sp.End()
+		}
 		job.done <- appendDone{seq: seq, err: err}
 		sys.Root.Send(self, job)
 	}()

@@ -14,6 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/elastic/go-freelru"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/api"
@@ -51,6 +52,10 @@ type ProjectionConfig struct {
 	RetryAfter time.Duration
 	// Logger. Default: discard.
 	Logger *slog.Logger
+	// Tracer, when set, traces the application of each transaction whose
+	// message carries a traceparent (the append span's child), and the
+	// first query answered on its graph after it. Default nil: no spans.
+	Tracer trace.Tracer
 	// Snapshots stores the read-model snapshots and manifests; nil turns
 	// snapshots off (every start rebuilds from the stream start).
 	Snapshots SnapshotStore
@@ -731,6 +736,9 @@ type (
 	runQuery struct {
 		req   *cairnv1.QueryRequest
 		reply chan<- *cairnv1.QueryReply
+		// parent is the query's span context when tracing is on (nil
+		// off).
+		parent *trace.SpanContext
 	}
 )
 
@@ -772,12 +780,20 @@ type shardActor struct {
 	// up to seq (see markAbsent); nil until one is.
 	absent map[string]struct{}
 	cache  *freelru.LRU[cacheKey, *cairnv1.QueryReply] // nil when off
+	// firstRead holds, per graph, the apply span of the last traced
+	// transaction applied to it, until a query on the graph is answered
+	// (nil until tracing sees one: see applyTraced).
+	firstRead map[string]trace.SpanContext
 }
 
 func (a *shardActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *deliverTx:
-		a.apply(m.f)
+		if a.p.cfg.Tracer != nil && m.f.Header != nil {
+			a.applyTraced(m.f)
+		} else {
+			a.apply(m.f)
+		}
 		a.mark(m.f.Seq)
 		a.shard.txs.Add(1)
 		if a.shard.queued.Add(-m.events) <= maxQueued {
@@ -799,6 +815,10 @@ func (a *shardActor) Receive(ctx actor.Context) {
 		}
 	case *runQuery:
 		if a.park(m) {
+			return
+		}
+		if a.firstRead != nil {
+			a.answerTraced(m)
 			return
 		}
 		m.reply <- a.answer(m.req)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/elastic/go-freelru"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -59,7 +60,12 @@ func (p *Projections) Query(ctx context.Context, req *cairnv1.QueryRequest) *cai
 		return &cairnv1.QueryReply{AsOfSeq: seq, Error: aggregate.AsCommandError(err).Proto()}
 	}
 	ch := make(chan *cairnv1.QueryReply, 1)
-	p.root.Send(p.shards[p.Shard(graph)].pid, &runQuery{req: req, reply: ch})
+	rq := &runQuery{req: req, reply: ch}
+	if p.cfg.Tracer != nil {
+		sc := trace.SpanContextFromContext(ctx)
+		rq.parent = &sc
+	}
+	p.root.Send(p.shards[p.Shard(graph)].pid, rq)
 	select {
 	case rep := <-ch:
 		return rep

@@ -103,6 +103,16 @@ type Batch[W any] struct {
 	held  []held[W]
 }
 
+// Waiters calls fn for each waiter of the batch's envelopes, in the order
+// of their commands (a grain links each command's trace to the append).
+func (b *Batch[W]) Waiters(fn func(W)) {
+	for _, r := range b.reqs {
+		for _, w := range r.waiters {
+			fn(w)
+		}
+	}
+}
+
 type held[W any] struct {
 	r   *request[W]
 	rep *cairnv1.CommandReply

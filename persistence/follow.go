@@ -33,7 +33,7 @@ func (s *Store) Follow(ctx context.Context, fromSeq uint64, fn func(Followed) er
 	return s.iterateWatched(ctx, nil, fromSeq, followStall, func(m storedMsg) (bool, error) {
 		f := Followed{Graph: strings.TrimPrefix(m.Subject, prefix), Pending: m.Pending}
 		f.Record, f.Err = decodeRecord(m.Seq, m.Time, m.Data)
-		f.Seq, f.Time = m.Seq, m.Time
+		f.Seq, f.Time, f.Header = m.Seq, m.Time, m.Header
 		return false, fn(f)
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairn-graph/cairn/internal/tracing"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -29,6 +30,11 @@ type Record struct {
 	Seq  uint64    // stream sequence
 	Time time.Time // when the stream stored it
 	Tx   *cairnv1.Transaction
+	// Header is the message's NATS header as stored, where the read
+	// has it (Follow and Read of the stream; nil for an archived
+	// transaction): a traced append's carries its span's W3C
+	// traceparent (tracing.ParentHeader).
+	Header nats.Header
 }
 
 // Store is the event store on a JetStream stream.
@@ -343,6 +349,9 @@ func (s *Store) Append(ctx context.Context, graph string, expectedSeq uint64, tx
 		jetstream.ExpectedLastSubjSeqHeader: {strconv.FormatUint(expectedSeq, 10)},
 		jetstream.MsgIDHeader:               {tx.GetTxId()},
 	}}
+	// A traced append (a span in ctx) stores its trace context with the
+	// transaction, for the projections' apply span.
+	tracing.Inject(ctx, msg.Header)
 	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
 	fut, err := s.js.PublishMsgAsync(msg)
@@ -518,6 +527,7 @@ func (s *Store) consume(ctx context.Context, subjects []string, only string, fro
 			if err != nil {
 				return false, err
 			}
+			rec.Header = m.Header
 			if err := fn(rec); err != nil {
 				return false, err
 			}
@@ -534,6 +544,7 @@ type storedMsg struct {
 	Seq     uint64
 	Time    time.Time
 	Data    []byte
+	Header  nats.Header
 	// Pending is how many messages the read has left after this one (0:
 	// none).
 	Pending uint64
@@ -640,7 +651,7 @@ func (s *Store) iterateDirect(ctx context.Context, subject string, fromSeq, upTo
 			}
 			next, progressed = seq+1, true
 			read++
-			d, err := fn(storedMsg{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Time: ts, Data: m.Data, Pending: pending})
+			d, err := fn(storedMsg{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Time: ts, Data: m.Data, Header: m.Header, Pending: pending})
 			if d || err != nil {
 				_ = sub.Unsubscribe()
 				return next, d, err
@@ -728,7 +739,7 @@ func (s *Store) iterateWatched(ctx context.Context, subjects []string, fromSeq u
 		// While fn runs (a projection waiting for a busy shard) the
 		// consumer is not stalled: the clock starts when fn returns.
 		lastAt.Store(math.MaxInt64)
-		done, err := fn(storedMsg{Subject: m.Subject(), Seq: md.Sequence.Stream, Time: md.Timestamp, Data: m.Data(), Pending: md.NumPending})
+		done, err := fn(storedMsg{Subject: m.Subject(), Seq: md.Sequence.Stream, Time: md.Timestamp, Data: m.Data(), Header: m.Headers(), Pending: md.NumPending})
 		lastAt.Store(time.Now().UnixNano())
 		if done || err != nil {
 			return err

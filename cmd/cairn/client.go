@@ -20,6 +20,7 @@ import (
 
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/api"
+	"github.com/cairn-graph/cairn/internal/tracing"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -129,6 +130,8 @@ type clientFlags struct {
 	// refused gets the server's permission violations on the connection
 	// (connect), so that a request the user may not make fails at once.
 	refused chan error
+	// header, when set, goes with requestRaw's request (a traceparent).
+	header nats.Header
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet, topic string, timeout time.Duration) {
@@ -321,6 +324,9 @@ func (c *clientFlags) openStore(ctx context.Context) (*persistence.Store, *persi
 type writeFlags struct {
 	clientFlags
 	commandID, issuer, correlationID, causationID string
+	// trace: send the command with a fresh, sampled traceparent and
+	// print its trace id.
+	trace bool
 }
 
 func newWriteFlags(fs *flag.FlagSet, topic string) *writeFlags {
@@ -330,12 +336,15 @@ func newWriteFlags(fs *flag.FlagSet, topic string) *writeFlags {
 	fs.StringVar(&w.issuer, "issuer", "cli", "`name` recorded as the command's issuer")
 	fs.StringVar(&w.correlationID, "correlation-id", "", "correlation `id` recorded with the command")
 	fs.StringVar(&w.causationID, "causation-id", "", "causation `id` recorded with the command")
+	fs.BoolVar(&w.trace, "trace", false, "send a sampled W3C traceparent and print the trace id")
 	return w
 }
 
 // execute sends cmds for graph as one envelope to the engine and prints the
 // reply. A refused command is returned as its *aggregate.CommandError.
-func (w *writeFlags) execute(ctx context.Context, stdout io.Writer, graph string, cmds ...*cairnv1.Command) error {
+// With --trace it prints "trace <trace id>" on stderr first (and the id as
+// "trace_id" in --json output).
+func (w *writeFlags) execute(ctx context.Context, stdout, stderr io.Writer, graph string, cmds ...*cairnv1.Command) error {
 	env := &cairnv1.CommandEnvelope{
 		GraphId: graph, CommandId: w.commandID, Issuer: w.issuer,
 		CorrelationId: w.correlationID, CausationId: w.causationID, Commands: cmds,
@@ -343,12 +352,21 @@ func (w *writeFlags) execute(ctx context.Context, stdout io.Writer, graph string
 	if env.CommandId == "" {
 		env.CommandId = nuid.Next()
 	}
+	var traceID string
+	if w.trace {
+		var parent string
+		parent, traceID = tracing.NewParent()
+		w.header = nats.Header{tracing.ParentHeader: {parent}}
+		fmt.Fprintf(stderr, "trace %s\n", traceID)
+	}
 	rep, err := w.send(ctx, env)
 	if err != nil {
 		return err
 	}
 	if w.json {
-		if err := writeJSON(stdout, newReplyJSON(rep)); err != nil {
+		out := newReplyJSON(rep)
+		out.TraceID = traceID
+		if err := writeJSON(stdout, out); err != nil {
 			return err
 		}
 	} else if rep.GetError() == nil {
@@ -410,7 +428,7 @@ func (c *clientFlags) requestRaw(ctx context.Context, subject, what string, data
 	rctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	rctx, refused := c.guard(rctx)
-	msg, err := nc.RequestWithContext(rctx, subject, data)
+	msg, err := nc.RequestMsgWithContext(rctx, &nats.Msg{Subject: subject, Data: data, Header: c.header})
 	if denied := refused(); err != nil && denied != nil {
 		return nil, fmt.Errorf("send %s to %s: refused, this login may not: %w", what, c.server, denied)
 	}
@@ -462,6 +480,8 @@ type replyJSON struct {
 	TxID      string     `json:"tx_id"`
 	Duplicate bool       `json:"duplicate"`
 	Error     *errorJSON `json:"error,omitempty"`
+	// TraceID is the trace the command was sent in (--trace).
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 type errorJSON struct {

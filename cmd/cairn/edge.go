@@ -16,7 +16,7 @@ must exist, unless --create-missing: then a missing one is created, with no
 components or categories, in the same transaction. remove removes an edge.
 `
 
-func runEdge(ctx context.Context, args []string, stdout, _ io.Writer) error {
+func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sub, args, err := subcommand("edge", args, "add", "remove")
 	if err != nil {
 		return err
@@ -28,7 +28,7 @@ func runEdge(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return w.execute(ctx, stdout, pos[0], &cairnv1.Command{Kind: &cairnv1.Command_DisconnectNodes{
+		return w.execute(ctx, stdout, stderr, pos[0], &cairnv1.Command{Kind: &cairnv1.Command_DisconnectNodes{
 			DisconnectNodes: &cairnv1.DisconnectNodes{EdgeId: pos[1]}}})
 	}
 	typ := fs.String("type", "", "edge `type`")
@@ -39,6 +39,6 @@ func runEdge(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return w.execute(ctx, stdout, pos[0], &cairnv1.Command{Kind: &cairnv1.Command_ConnectNodes{
+	return w.execute(ctx, stdout, stderr, pos[0], &cairnv1.Command{Kind: &cairnv1.Command_ConnectNodes{
 		ConnectNodes: &cairnv1.ConnectNodes{EdgeId: pos[1], Source: pos[2], Target: pos[3], EdgeType: *typ, Components: comps, CreateMissing: *createMissing}}})
 }

@@ -17,7 +17,7 @@ delete ends it: its history stays and its id is never used again. Graph ids
 are 1-64 letters, digits, '-' and '_'.
 `
 
-func runGraph(ctx context.Context, args []string, stdout, _ io.Writer) error {
+func runGraph(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sub, args, err := subcommand("graph", args, "create", "delete")
 	if err != nil {
 		return err
@@ -33,14 +33,14 @@ func runGraph(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return w.execute(ctx, stdout, pos[0], &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{
+		return w.execute(ctx, stdout, stderr, pos[0], &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{
 			CreateGraph: &cairnv1.CreateGraph{GraphId: pos[0], GraphType: *typ, Metadata: meta}}})
 	default: // delete
 		pos, err := parseArgs(fs, "graph", args, "graph")
 		if err != nil {
 			return err
 		}
-		return w.execute(ctx, stdout, pos[0], &cairnv1.Command{Kind: &cairnv1.Command_DeleteGraph{
+		return w.execute(ctx, stdout, stderr, pos[0], &cairnv1.Command{Kind: &cairnv1.Command_DeleteGraph{
 			DeleteGraph: &cairnv1.DeleteGraph{}}})
 	}
 }

@@ -199,6 +199,10 @@ Write flags (graph, node and edge commands; the client flags too):
   --issuer NAME         recorded with the command (default "cli")
   --correlation-id ID, --causation-id ID
                         recorded with the command
+  --trace               send the command with a fresh, sampled W3C traceparent
+                        and print "trace <32-hex trace id>" on stderr (and
+                        "trace_id" with --json): an engine exporting traces
+                        (serve --otlp-endpoint) records its spans under it
 
 A write prints
   ok seq=12 position=7 head=bafy... tx=... command=...

@@ -20,7 +20,7 @@ bytes of printable UTF-8 ("libstdc++6", "user:42/alice" and "Zürich" are
 fine). A component value is the text after the first '=' of type=value.
 `
 
-func runNode(ctx context.Context, args []string, stdout, _ io.Writer) error {
+func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sub, args, err := subcommand("node", args, "add", "set", "remove")
 	if err != nil {
 		return err
@@ -44,7 +44,7 @@ func runNode(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	graph, node := pos[0], pos[1]
 	switch sub {
 	case "add":
-		return w.execute(ctx, stdout, graph, &cairnv1.Command{Kind: &cairnv1.Command_AddNode{
+		return w.execute(ctx, stdout, stderr, graph, &cairnv1.Command{Kind: &cairnv1.Command_AddNode{
 			AddNode: &cairnv1.AddNode{NodeId: node, Components: comps, Categories: cats}}})
 	case "set":
 		var cmds []*cairnv1.Command
@@ -59,9 +59,9 @@ func runNode(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		if len(cmds) == 0 {
 			return &usageError{topic: "node", err: errors.New("node set: nothing to change: give --component type=value or --unset type")}
 		}
-		return w.execute(ctx, stdout, graph, cmds...)
+		return w.execute(ctx, stdout, stderr, graph, cmds...)
 	default: // remove
-		return w.execute(ctx, stdout, graph, &cairnv1.Command{Kind: &cairnv1.Command_RemoveNode{
+		return w.execute(ctx, stdout, stderr, graph, &cairnv1.Command{Kind: &cairnv1.Command_RemoveNode{
 			RemoveNode: &cairnv1.RemoveNode{NodeId: node}}})
 	}
 }

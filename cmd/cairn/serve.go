@@ -21,6 +21,7 @@ import (
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 	"github.com/cairn-graph/cairn/internal/logx"
 	"github.com/cairn-graph/cairn/internal/memlimit"
+	"github.com/cairn-graph/cairn/internal/tracing/otlp"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/metrics"
 	"github.com/cairn-graph/cairn/persistence"
@@ -37,6 +38,7 @@ const serveUsage = `Usage:
               [--trust-unsigned-through SEQ]
               [--log-level LEVEL] [--log-format text|json] [--drain-timeout D] [--json]
               [--metrics-listen ADDR [--metrics-graphs N]]
+              [--otlp-endpoint URL [--trace-sample RATIO]]
               [--auth FILE] [--tls-cert F --tls-key F [--tls-ca F] [--tls-verify]]
               [--insecure]
               [--name NAME --nats-cluster-listen ADDR --nats-routes URL,URL
@@ -206,6 +208,20 @@ Flags:
                         to SEQ: the history written before signing was
                         turned on (default 0: none)
   --sample              create the graph "sample" if it has no transactions
+  --otlp-endpoint URL   export OpenTelemetry traces over OTLP/HTTP
+                        (protobuf) to this collector, such as
+                        http://127.0.0.1:4318 (spans go to URL/v1/traces,
+                        or to URL itself when it has a path). Default: the
+                        environment's OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+                        (used as is), else OTEL_EXPORTER_OTLP_ENDPOINT
+                        (+ /v1/traces), else none: no spans, no trace
+                        headers. A command's trace runs cairn.command →
+                        cairn.dispatch → cairn.grain → cairn.append →
+                        cairn.apply → the first query after it; a client
+                        joins it with a traceparent header (cairn node add
+                        --trace)
+  --trace-sample RATIO  share of new traces kept, 0 to 1 (default 1);
+                        a request's sampled traceparent is always followed
   --log-level LEVEL     debug, info, warn or error (default info). NATS
                         server's start-up banner and Proto.Actor's
                         life-cycle lines are logged at debug
@@ -267,6 +283,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	noSigning := fs.Bool("no-signing", false, "sign nothing, check no signatures")
 	trustKeys := fs.String("trust-keys", "", "`file` of public keys trusted besides the signing key")
 	unsignedThrough := fs.Uint64("trust-unsigned-through", 0, "accept unsigned transactions up to this stream `seq`")
+	otlpURL := fs.String("otlp-endpoint", "", "OTLP/HTTP collector `URL` for traces")
+	traceSample := fs.Float64("trace-sample", 1, "share of new traces kept, 0 to 1")
 	if _, err := parseArgs(fs, "serve", args); err != nil {
 		return err
 	}
@@ -401,6 +419,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := serveSigning(&cfg, logger, *noSigning, *signingKeyFile, *trustKeys, *unsignedThrough, usage); err != nil {
 		return err
 	}
+	cfg.Tracing.Endpoint, cfg.Tracing.Sample = otlpEndpoint(*otlpURL, os.Getenv), *traceSample
+	if cfg.Tracing.Endpoint == "" && given["trace-sample"] {
+		return usage("--trace-sample needs --otlp-endpoint URL (or OTEL_EXPORTER_OTLP_ENDPOINT)")
+	}
+	if cfg.Tracing.Endpoint != "" {
+		if err := (otlp.Config{Endpoint: cfg.Tracing.Endpoint, Sample: cfg.Tracing.Sample}).Validate(); err != nil {
+			return usage("--otlp-endpoint, --trace-sample: %v", err)
+		}
+		logger.Info("tracing", "otlp_endpoint", cfg.Tracing.Endpoint, "sample", cfg.Tracing.Sample)
+	}
 
 	// Process-wide, so put back when serve returns (tests run serve
 	// in-process).
@@ -460,6 +488,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// otlpEndpoint is where serve exports traces: the --otlp-endpoint flag,
+// else the OpenTelemetry environment's traces endpoint (a full URL), else
+// its base endpoint with /v1/traces; "" for none.
+func otlpEndpoint(flagValue string, getenv func(string) string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if v := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); v != "" {
+		return v
+	}
+	if v := getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); v != "" {
+		return strings.TrimSuffix(v, "/") + "/v1/traces"
+	}
+	return ""
 }
 
 // memoryLimit decides serve's memory limit and says where it comes from:

@@ -663,6 +663,12 @@ type CommandEnvelope struct {
 	CausationId   string     `protobuf:"bytes,4,opt,name=causation_id,json=causationId,proto3" json:"causation_id,omitempty"`
 	Issuer        string     `protobuf:"bytes,5,opt,name=issuer,proto3" json:"issuer,omitempty"`
 	Commands      []*Command `protobuf:"bytes,6,rep,name=commands,proto3" json:"commands,omitempty"`
+	// trace_parent is a W3C traceparent ("00-<trace id>-<span id>-<flags>")
+	// that a member sets when it forwards the envelope to the graph's owner
+	// with tracing on: the owner's grain span becomes its child. Not part of
+	// the command: it is not stored and not in the content hash. Clients
+	// send theirs in the request's traceparent NATS header instead.
+	TraceParent   string `protobuf:"bytes,7,opt,name=trace_parent,json=traceParent,proto3" json:"trace_parent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -739,6 +745,13 @@ func (x *CommandEnvelope) GetCommands() []*Command {
 	return nil
 }
 
+func (x *CommandEnvelope) GetTraceParent() string {
+	if x != nil {
+		return x.TraceParent
+	}
+	return ""
+}
+
 var File_cairn_v1_commands_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_commands_proto_rawDesc = "" +
@@ -793,7 +806,7 @@ const file_cairn_v1_commands_proto_rawDesc = "" +
 	"\rconnect_nodes\x18\x06 \x01(\v2\x16.cairn.v1.ConnectNodesH\x00R\fconnectNodes\x12F\n" +
 	"\x10disconnect_nodes\x18\a \x01(\v2\x19.cairn.v1.DisconnectNodesH\x00R\x0fdisconnectNodes\x12:\n" +
 	"\fdelete_graph\x18\b \x01(\v2\x15.cairn.v1.DeleteGraphH\x00R\vdeleteGraphB\x06\n" +
-	"\x04kind\"\xdc\x01\n" +
+	"\x04kind\"\xff\x01\n" +
 	"\x0fCommandEnvelope\x12\x19\n" +
 	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x1d\n" +
 	"\n" +
@@ -801,7 +814,8 @@ const file_cairn_v1_commands_proto_rawDesc = "" +
 	"\x0ecorrelation_id\x18\x03 \x01(\tR\rcorrelationId\x12!\n" +
 	"\fcausation_id\x18\x04 \x01(\tR\vcausationId\x12\x16\n" +
 	"\x06issuer\x18\x05 \x01(\tR\x06issuer\x12-\n" +
-	"\bcommands\x18\x06 \x03(\v2\x11.cairn.v1.CommandR\bcommandsB8Z6github.com/cairn-graph/cairn/messages/cairn/v1;cairnv1b\x06proto3"
+	"\bcommands\x18\x06 \x03(\v2\x11.cairn.v1.CommandR\bcommands\x12!\n" +
+	"\ftrace_parent\x18\a \x01(\tR\vtraceParentB8Z6github.com/cairn-graph/cairn/messages/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_commands_proto_rawDescOnce sync.Once
