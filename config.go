@@ -12,6 +12,7 @@ import (
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/auth"
 	cairncluster "github.com/cairn-graph/cairn/cluster"
+	"github.com/cairn-graph/cairn/metrics"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
@@ -88,6 +89,11 @@ type Config struct {
 	CommandTimeout time.Duration
 	// Logger. Default: discard.
 	Logger *slog.Logger
+	// Metrics, when set, receives the engine's Prometheus metrics: Open
+	// passes it to the grains (Grain.Metrics) and registers a collector of
+	// the engine's state on its registry (serve it with Metrics.Handler;
+	// cairn serve --metrics-listen). Default nil: no metrics, no cost.
+	Metrics *metrics.Metrics
 	// Signer, when set, signs every transaction, snapshot and archive the
 	// engine writes (cairn serve --signing-key). Default nil: unsigned.
 	Signer *persistence.Signer

@@ -59,6 +59,8 @@ type Engine struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	closing   atomic.Bool // Close was called: not ready
+	collector *collector  // on Config.Metrics's registry; nil without
 }
 
 // Open starts an engine. On error everything it started is stopped again.
@@ -143,6 +145,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	e.trust = trust
 	grainCfg := cfg.Grain
 	grainCfg.Logger = cfg.Logger
+	grainCfg.Metrics = cfg.Metrics
 	grainCfg.Signer, grainCfg.Trust = signer, trust
 	if e.snaps != nil {
 		grainCfg.Snapshots = e.snaps
@@ -246,10 +249,16 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 			return nil, err
 		}
 		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: engineQuerier{e}, Grains: e.grains, Keys: keys, Repair: e.Repair, Logger: cfg.Logger,
-			Archive:     e.archiveIfObjects(),
+			Archive: e.archiveIfObjects(), Ready: e.Ready,
 			CommandConn: cmdConn})
 		if err != nil {
 			return nil, err
+		}
+	}
+	if cfg.Metrics != nil {
+		e.collector = &collector{e: e}
+		if err := cfg.Metrics.Registry().Register(e.collector); err != nil {
+			return nil, fmt.Errorf("metrics: %w (a Metrics serves one engine at a time)", err)
 		}
 	}
 	return e, nil
@@ -263,10 +272,22 @@ func (e *Engine) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) (*ca
 	return rep, aggregate.ErrorFromProto(rep.GetError())
 }
 
-// execute waits (bounded by ctx, else by Config.CommandTimeout) for the
-// cluster member to have started, then dispatches env. It is the gateway's
-// Executor.
+// execute runs env (dispatch) and records it in the metrics. It is the
+// gateway's Executor.
 func (e *Engine) execute(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
+	m := e.cfg.Metrics
+	if m == nil {
+		return e.dispatch(ctx, env)
+	}
+	start := time.Now()
+	rep := e.dispatch(ctx, env)
+	m.Command(env, rep, time.Since(start))
+	return rep
+}
+
+// dispatch waits (bounded by ctx, else by Config.CommandTimeout) for the
+// cluster member to have started, then dispatches env.
+func (e *Engine) dispatch(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
 	select {
 	case <-e.memberReady:
 	default:
@@ -323,6 +344,7 @@ func (e *Engine) Archive(ctx context.Context, graph string, before uint64) (api.
 	}
 	defer e.archiving.Delete(graph)
 	res, err := e.store.Archive(ctx, graph, before, nil)
+	e.cfg.Metrics.Archive(err)
 	rep.Before, rep.Transactions, rep.Purged = res.Before, res.Transactions, res.Purged
 	for _, o := range res.Objects {
 		rep.Objects = append(rep.Objects, api.ArchiveObject{Name: o.Name, FromSeq: o.FromSeq, ToSeq: o.ToSeq, FromN: o.FromN, ToN: o.ToN,
@@ -532,6 +554,10 @@ func (e *Engine) Close(ctx context.Context) error {
 }
 
 func (e *Engine) close(ctx context.Context) error {
+	e.closing.Store(true)
+	if e.collector != nil {
+		e.cfg.Metrics.Registry().Unregister(e.collector)
+	}
 	var errs []error
 	if e.gateway != nil {
 		errs = append(errs, e.gateway.Close(ctx))

@@ -270,9 +270,21 @@ func (e *Engine) stopRouting() {
 	r.mu.Unlock()
 }
 
-// query answers req at its graph's owner: here, or over NATS at the member
-// that owns it.
+// query answers req (ask) and records it in the metrics.
 func (e *Engine) query(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1.QueryReply {
+	m := e.cfg.Metrics
+	if m == nil {
+		return e.ask(ctx, req)
+	}
+	start := time.Now()
+	rep := e.ask(ctx, req)
+	m.Query(req, rep, time.Since(start))
+	return rep
+}
+
+// ask answers req at its graph's owner: here, or over NATS at the member
+// that owns it.
+func (e *Engine) ask(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1.QueryReply {
 	if id := e.ownerElsewhere(req.GetGraphId()); id != "" {
 		if rep, ok := e.forward(ctx, id, req); ok {
 			return rep

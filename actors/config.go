@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/metrics"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
@@ -46,6 +47,10 @@ type GrainConfig struct {
 	MaxActivations int
 	// Logger receives grain diagnostics. Default: discard.
 	Logger *slog.Logger
+	// Metrics, when set, records appends, activations, passivations and
+	// snapshot pauses and sizes (the engine sets it from Config.Metrics).
+	// Default nil: none.
+	Metrics *metrics.Metrics
 	// Snapshots, when not nil, is where grains keep aggregate snapshots
 	// (persistence.Snapshots): a grain writes one once it applied (or an
 	// activation replayed) SnapshotInterval events since the last, and when

@@ -64,6 +64,9 @@ type GatewayConfig struct {
 	// endpoint's stats (api.CommandStats; the process's memory is always
 	// there).
 	Grains interface{ Health() api.GrainHealth }
+	// Ready, when set, says whether the engine is ready
+	// (cairn.Engine.Ready), in the command endpoint's stats.
+	Ready func() error
 	// Queries, when set, is served on the "query" endpoint
 	// (api.QuerySubjects, and the deprecated api.QuerySubject).
 	Queries Querier
@@ -118,6 +121,9 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 			}
 			if e.Name == "command" {
 				st := api.CommandStats{Memory: ReadMemory()}
+				if cfg.Ready != nil {
+					st.Ready = api.NewReadyHealth(cfg.Ready())
+				}
 				if cfg.Grains != nil {
 					h := cfg.Grains.Health()
 					st.GrainHealth = &h

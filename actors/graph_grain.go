@@ -92,6 +92,14 @@ type GrainStats struct {
 	// history failing a check, with the reason; its grain answers
 	// DATA_LOSS.
 	Quarantined map[string]string
+	// LastSnapshot is when the last snapshot write succeeded (zero before
+	// any).
+	LastSnapshot time.Time
+	// Nodes and Edges are what the active grains' states hold.
+	Nodes, Edges int64
+	// ChainFailures counts loads that found the graph's stored history
+	// failing a check (each quarantine).
+	ChainFailures uint64
 }
 
 type grainCounters struct {
@@ -102,6 +110,11 @@ type grainCounters struct {
 	appendConflicts                       atomic.Uint64
 	activationWaits                       atomic.Uint64
 	activating, activatingMax             atomic.Int64
+	// lastWritten is when the last snapshot write succeeded (unix nanos);
+	// nodes and edges are what the active grains' states hold.
+	lastWritten   atomic.Int64
+	nodes, edges  atomic.Int64
+	chainFailures atomic.Uint64
 
 	mu          sync.Mutex
 	quarantined map[string]string
@@ -127,15 +140,20 @@ func (c *grainCounters) release(graph string) {
 // Stats returns the counters of this member's graph grains.
 func (k *GraphGrains) Stats() GrainStats {
 	c := &k.stats
-	return GrainStats{
+	st := GrainStats{
 		Activations: c.activations.Load(), SnapshotLoads: c.snapshotLoads.Load(), SnapshotFallbacks: c.fallbacks.Load(),
 		SnapshotsWritten: c.written.Load(), SnapshotWriteErrors: c.writeErrors.Load(), SnapshotBytes: c.bytes.Load(),
 		EncodeTotal: time.Duration(c.encodeTotal.Load()), EncodeMax: time.Duration(c.encodeMax.Load()),
 		ReplayedTransactions: c.replayedTransactions.Load(), ReplayedEvents: c.replayedEvents.Load(),
 		AppendConflicts: c.appendConflicts.Load(),
+		Nodes:           c.nodes.Load(), Edges: c.edges.Load(), ChainFailures: c.chainFailures.Load(),
 		ActivationWaits: c.activationWaits.Load(), ActivationsAtOnce: uint64(c.activatingMax.Load()),
 		Quarantined: c.quarantinedCopy(),
 	}
+	if ns := c.lastWritten.Load(); ns != 0 {
+		st.LastSnapshot = time.Unix(0, ns)
+	}
+	return st
 }
 
 func (c *grainCounters) quarantinedCopy() map[string]string {
@@ -253,6 +271,9 @@ type graphGrain struct {
 
 	inflight *appendJob
 	stopping bool
+	// nodes and edges are what this grain last added to the grains'
+	// counts (GrainStats.Nodes, Edges).
+	nodes, edges int64
 }
 
 // appendJob is one sealed batch being appended.
@@ -292,6 +313,7 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 		g.probe(m)
 	case *actor.ReceiveTimeout:
 		if g.core == nil || !g.core.Busy() {
+			g.cfg.Metrics.Passivation()
 			ctx.Stop(ctx.Self())
 		} else {
 			// The timeout fires once; re-arm it, or a grain that was busy
@@ -311,6 +333,7 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 		g.finalSnapshot()
 	case *actor.Stopped:
 		g.kind.track(ctx.Self(), false)
+		g.count(0, 0)
 	}
 }
 
@@ -323,10 +346,13 @@ func (g *graphGrain) load() error {
 	if err != nil {
 		return fmt.Errorf("load %s: %w", g.graph, err)
 	}
+	start := time.Now()
 	err = g.loadChecked()
 	release()
+	g.cfg.Metrics.Activation(time.Since(start), err)
 	switch {
 	case err == nil:
+		g.countState()
 		if g.quarantined {
 			g.quarantined = false
 			g.kind.stats.release(g.graph)
@@ -370,6 +396,7 @@ func (k *GraphGrains) activationTurn(ctx context.Context) (release func(), err e
 func (g *graphGrain) dataLoss(err error) {
 	g.quarantined = true
 	g.kind.stats.quarantine(g.graph, err)
+	g.kind.stats.chainFailures.Add(1)
 	g.log.LogAttrs(context.Background(), slog.LevelError, "graph quarantined: its stored history fails its check", slog.String("err", err.Error()))
 	if f := g.cfg.OnDataLoss; f != nil {
 		var seq uint64
@@ -619,6 +646,7 @@ func (g *graphGrain) snapshot() {
 	capture, err := g.core.State().Freeze()
 	replies := g.core.Window().List()
 	took := time.Since(start)
+	g.cfg.Metrics.SnapshotPause(took)
 	c := &g.kind.stats
 	c.encodeTotal.Add(int64(took))
 	for {
@@ -675,6 +703,8 @@ func (g *graphGrain) writeSnapshot(info persistence.SnapshotInfo, data []byte, p
 	}
 	c.written.Add(1)
 	c.bytes.Add(uint64(len(data)))
+	c.lastWritten.Store(time.Now().UnixNano())
+	g.cfg.Metrics.SnapshotWritten(len(data))
 	g.log.LogAttrs(context.Background(), slog.LevelDebug, "snapshot written", slog.String("snapshot", stored.Name), slog.Int("bytes", len(data)),
 		slog.Int64("stored", stored.Stored), slog.Duration("took", time.Since(start)))
 	if !prune {
@@ -922,6 +952,9 @@ func (g *graphGrain) do(ctx actor.Context, rd aggregate.Ready[replyTo]) {
 					err = dataLoss(g.graph, err)
 				}
 			}
+			if err == nil {
+				g.countState()
+			}
 			rd = g.core.Reloaded(err)
 			if err != nil {
 				g.send(ctx, rd)
@@ -989,6 +1022,7 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 	expected := g.lastSeq
 	job.done = make(chan appendDone, 1)
 	go func() {
+		start := time.Now()
 		actx, cancel := context.WithTimeout(g.base, g.cfg.AppendTimeout)
 		defer cancel()
 		var seq uint64
@@ -1020,6 +1054,7 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 			}
 			pause = min(2*pause, maxAppendBackoff)
 		}
+		g.cfg.Metrics.Append(time.Since(start), len(job.tx.GetCommands()), err != nil && !errors.Is(err, persistence.ErrConflict))
 		job.done <- appendDone{seq: seq, err: err}
 		sys.Root.Send(self, job)
 	}()
@@ -1046,6 +1081,9 @@ func (g *graphGrain) appended(ctx actor.Context, job *appendJob, d appendDone) {
 		}
 	}
 	rd := g.core.Appended(res)
+	if d.err == nil {
+		g.countState()
+	}
 	if rd.Reload {
 		g.do(ctx, rd)
 		return
@@ -1053,6 +1091,28 @@ func (g *graphGrain) appended(ctx actor.Context, job *appendJob, d appendDone) {
 	g.send(ctx, rd)
 	g.maybeSnapshot()
 	g.do(ctx, g.core.Flush())
+}
+
+// countState brings the grains' node and edge counts up to this grain's
+// state.
+func (g *graphGrain) countState() {
+	if g.core == nil {
+		return
+	}
+	s := g.core.State()
+	g.count(int64(s.NodeCount()), int64(s.EdgeCount()))
+}
+
+// count sets this grain's share of the grains' node and edge counts.
+func (g *graphGrain) count(nodes, edges int64) {
+	if nodes != g.nodes {
+		g.kind.stats.nodes.Add(nodes - g.nodes)
+		g.nodes = nodes
+	}
+	if edges != g.edges {
+		g.kind.stats.edges.Add(edges - g.edges)
+		g.edges = edges
+	}
 }
 
 // stateProbe asks a grain for its state as aggregate.Export gives it, with

@@ -291,11 +291,15 @@ type Projections struct {
 	auditDone           chan struct{} // closed when the audit stopped (or never ran)
 	// lost is set when the audit found the event stream itself gone: every
 	// graph answers DATA_LOSS until a restart.
-	lost    atomic.Pointer[error]
-	hits    atomic.Uint64
-	misses  atomic.Uint64
-	mu      sync.Mutex
-	stopped map[string]*ProjectionStoppedError
+	lost   atomic.Pointer[error]
+	hits   atomic.Uint64
+	misses atomic.Uint64
+	// evictions counts answers the query caches dropped (full, or past
+	// their lifetime); chainFailures the graphs stopped because their
+	// stored history failed a check.
+	evictions, chainFailures atomic.Uint64
+	mu                       sync.Mutex
+	stopped                  map[string]*ProjectionStoppedError
 
 	// life ends at Close; the shards' rare reads of the event store (an
 	// archived prefix) and the snapshot writes use it.
@@ -316,6 +320,7 @@ type shard struct {
 	pid    *actor.PID
 	held   atomic.Int64  // graphs the shard holds (adopting ones included)
 	queued atomic.Int64  // events handed over and not applied yet
+	txs    atomic.Uint64 // transactions handed to the shard since Start
 	space  chan struct{} // signalled when queued drops to maxQueued or below
 
 	mu      sync.Mutex
@@ -378,7 +383,7 @@ func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfi
 		sh := &shard{space: make(chan struct{}, 1)}
 		a := &shardActor{p: p, shard: sh, index: i, graphs: map[string]*projected{}}
 		if cfg.CacheEntries > 0 {
-			if a.cache, err = newQueryCache(cfg); err != nil {
+			if a.cache, err = newQueryCache(cfg, &p.evictions); err != nil {
 				p.stopShards(context.Background())
 				p.lifeStop()
 				return nil, err
@@ -538,6 +543,17 @@ func (p *Projections) watermark(seq uint64, caughtUp bool) {
 	}
 }
 
+// Ready reports whether Start has restored the read models (or found
+// none to restore) and queries are answered.
+func (p *Projections) Ready() bool {
+	select {
+	case <-p.ready:
+		return true
+	default:
+		return false
+	}
+}
+
 // Stopped returns the graphs whose projection stopped, by graph id.
 func (p *Projections) Stopped() map[string]*ProjectionStoppedError {
 	p.mu.Lock()
@@ -571,6 +587,7 @@ func (p *Projections) Failures() uint64 { return p.failures.Load() }
 func (p *Projections) Health() api.ProjectionHealth {
 	h := api.ProjectionHealth{Shards: len(p.shards), Failures: p.Failures()}
 	h.CacheHits, h.CacheMisses = p.CacheStats()
+	h.CacheEvictions, h.ChainFailures = p.evictions.Load(), p.chainFailures.Load()
 	for i, sh := range p.shards {
 		if seq, _ := sh.position(); i == 0 || seq < h.AppliedSeq {
 			h.AppliedSeq = seq
@@ -597,6 +614,9 @@ func (p *Projections) Health() api.ProjectionHealth {
 
 func (p *Projections) fail(e *ProjectionStoppedError) {
 	p.failures.Add(1)
+	if e.DataLoss() {
+		p.chainFailures.Add(1)
+	}
 	p.mu.Lock()
 	p.stopped[e.Graph] = e
 	p.mu.Unlock()
@@ -759,6 +779,7 @@ func (a *shardActor) Receive(ctx actor.Context) {
 	case *deliverTx:
 		a.apply(m.f)
 		a.mark(m.f.Seq)
+		a.shard.txs.Add(1)
 		if a.shard.queued.Add(-m.events) <= maxQueued {
 			select {
 			case a.shard.space <- struct{}{}:
@@ -806,6 +827,8 @@ func (a *shardActor) Receive(ctx actor.Context) {
 		a.restore(m)
 	case *headsRequest:
 		m.reply <- a.heads(m.upTo)
+	case *sizeRequest:
+		m.reply <- a.size()
 	case *quarantineGraph:
 		a.quarantine(m)
 	case *stoppedRequest:

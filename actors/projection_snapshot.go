@@ -416,6 +416,7 @@ func (p *Projections) finishRound(r *snapRound) {
 	p.snap.mu.Lock()
 	h := &p.snap.health
 	h.LastSeq, h.LastBytes, h.LastGraphs, h.LastRoundMs = r.seq, bytes, written, ms(took)
+	h.LastTime = time.Now().UTC()
 	p.snap.mu.Unlock()
 	p.snap.lastBytes.Store(bytes)
 	for _, g := range m.Graphs {

@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // GrainHealth is the graph grains' counters as the gateway's command
 // endpoint reports them in its stats (`nats micro stats cairn`,
 // `cairn health`).
@@ -37,6 +39,33 @@ type GrainHealth struct {
 type CommandStats struct {
 	*GrainHealth
 	Memory MemoryHealth `json:"memory"`
+	// Ready is what the engine's /readyz says: whether it serves commands
+	// and queries, and if not, why (one reason per unmet condition). Nil
+	// from an engine from before readiness was reported.
+	Ready *ReadyHealth `json:"ready,omitempty"`
+}
+
+// ReadyHealth says whether an engine is ready (cairn.Engine.Ready).
+type ReadyHealth struct {
+	Ready    bool     `json:"ready"`
+	NotReady []string `json:"not_ready,omitempty"`
+}
+
+// NewReadyHealth is ReadyHealth from the error Engine.Ready returns
+// (errors.Join of one error per unmet condition).
+func NewReadyHealth(err error) *ReadyHealth {
+	if err == nil {
+		return &ReadyHealth{Ready: true}
+	}
+	h := &ReadyHealth{}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			h.NotReady = append(h.NotReady, e.Error())
+		}
+	} else {
+		h.NotReady = []string{err.Error()}
+	}
+	return h
 }
 
 // MemoryHealth is the engine process's memory as the gateway reports it in
@@ -72,6 +101,12 @@ type ProjectionHealth struct {
 	AppliedSeq  uint64 `json:"applied_seq"`
 	CacheHits   uint64 `json:"cache_hits"`
 	CacheMisses uint64 `json:"cache_misses"`
+	// CacheEvictions counts answers the query caches dropped (full, or
+	// past their lifetime).
+	CacheEvictions uint64 `json:"cache_evictions"`
+	// ChainFailures counts graphs stopped because their stored history
+	// failed a chain or signature check (each quarantine, since the start).
+	ChainFailures uint64 `json:"chain_check_failures"`
 	// Failures counts transactions that could not be applied; Stopped
 	// names each graph whose projection stopped, with the reason.
 	Failures uint64            `json:"projection_failures"`
@@ -134,8 +169,10 @@ type SnapshotHealth struct {
 	Rounds    uint64 `json:"rounds"`
 	// Failures counts rounds that stored no manifest.
 	Failures uint64 `json:"failures"`
-	// LastSeq is the stream position of the last manifest written.
-	LastSeq uint64 `json:"last_seq"`
+	// LastSeq is the stream position of the last manifest written;
+	// LastTime when it was written (zero before any).
+	LastSeq  uint64    `json:"last_seq"`
+	LastTime time.Time `json:"last_time,omitzero"`
 	// LastBytes is the payload (uncompressed) of the snapshots the last
 	// round wrote; LastRoundMs its duration.
 	LastBytes   int64   `json:"last_bytes"`

@@ -84,6 +84,9 @@ func (g *Graph) ID() string { return g.id }
 // AsOf returns the stream sequence of the last applied transaction.
 func (g *Graph) AsOf() uint64 { return g.asOf }
 
+// Size returns how many nodes and edges the graph holds.
+func (g *Graph) Size() (nodes, edges int) { return g.nodes.Len(), g.nEdges }
+
 // Version counts the events applied so far; any write changes it.
 func (g *Graph) Version() uint64 { return g.version }
 

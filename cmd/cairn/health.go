@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cairn-graph/cairn/api"
@@ -24,8 +25,11 @@ them) and prints
   projections: 2 shards, applied up to seq 57, 0 failures, cache 10 hits / 3 misses
   snapshots: restored seq 40 (2 graphs, 3.1 ms), 0 fallbacks; 4 rounds, 0 failed, last seq 57 (5120 bytes, 1 graphs, 2.5 ms, blocked up to 0.3 ms)
   time travel: 3 queries, 1 view hits, 2 builds (1 from snapshot, 0 from view), 0 bad snapshots, 2 cached views, last build 1.2 ms, 0 refused (no build room)
-preceded by the graph grains' counters and the engine process's memory
-(the command endpoint's stats):
+preceded by whether the engine is ready (what serve's /readyz says: NATS
+connected, the projections restored, the cluster member started), the
+graph grains' counters and the engine process's memory (the command
+endpoint's stats):
+  ready: serving commands and queries
   grains: 1 active, 2 activations (1 from a snapshot, 0 snapshot fallbacks), 3 snapshots written (0 failed, 2048 bytes, blocked up to 0.2 ms), replayed 4 transactions, 0 append conflicts, 0 activations waited their turn (up to 1 at once)
   memory: rss 310.5 MiB, Go heap 120.2 MiB (in use 131 MiB, the Go runtime 180.4 MiB), 12 GCs, limit 1.5 GiB, GOGC 100
 (restored seq 0: the projections rebuilt from the stream start), for a
@@ -39,11 +43,12 @@ history failed a check, see cairn repair; otherwise a read-model failure,
 INTERNAL, until the engine restarts) and per graph whose grain refused its
 history. It exits 0 when none stopped, 1 otherwise. --json prints the stats
 object:
-  {"shards":..,"applied_seq":..,"cache_hits":..,"cache_misses":..,
-   "projection_failures":..,"stopped_graphs":{"g":"..."},"data_loss_graphs":..,
+  {"ready":true,"not_ready":["..",..],
+   "shards":..,"applied_seq":..,"cache_hits":..,"cache_misses":..,
+   "cache_evictions":..,"chain_check_failures":..,"projection_failures":..,"stopped_graphs":{"g":"..."},"data_loss_graphs":..,
    "stream_lost":"..","audits":..,"last_audit_ms":..,
    "snapshots":{"restored_seq":..,"restored_graphs":..,"restore_ms":..,"fallbacks":..,
-                "rounds":..,"failures":..,"last_seq":..,"last_bytes":..,
+                "rounds":..,"failures":..,"last_seq":..,"last_time":..,"last_bytes":..,
                 "last_graphs_written":..,"last_round_ms":..,"last_block_ms":..,"max_block_ms":..},
    "time_travel":{"queries":..,"view_hits":..,"builds":..,"from_snapshot":..,"from_view":..,
                   "bad_snapshots":..,"cached_views":..,"last_build_ms":..,"base_ms":..,"replay_ms":..,..},
@@ -82,6 +87,7 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	var h *api.ProjectionHealth
 	var grains *api.GrainHealth
 	var mem *api.MemoryHealth
+	var ready *api.ReadyHealth
 	for name, data := range endpoints {
 		if len(data) == 0 || string(data) == "null" {
 			continue
@@ -94,11 +100,13 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		case "command":
 			var cs struct {
 				*api.GrainHealth
-				// A pointer: an engine from before the memory report has none.
+				// Pointers: an engine from before the memory (readiness)
+				// report has none.
 				Memory *api.MemoryHealth `json:"memory"`
+				Ready  *api.ReadyHealth  `json:"ready"`
 			}
 			err = json.Unmarshal(data, &cs)
-			grains, mem = cs.GrainHealth, cs.Memory
+			grains, mem, ready = cs.GrainHealth, cs.Memory, cs.Ready
 		}
 		if err != nil {
 			return fmt.Errorf("the engine's %s endpoint stats: %w", name, err)
@@ -112,11 +120,19 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 			*api.ProjectionHealth
 			Grains *api.GrainHealth  `json:"grains,omitempty"`
 			Memory *api.MemoryHealth `json:"memory,omitempty"`
-		}{h, grains, mem}
+			*api.ReadyHealth
+		}{h, grains, mem, ready}
 		if err := writeJSON(stdout, out); err != nil {
 			return err
 		}
 	} else {
+		if r := ready; r != nil {
+			if r.Ready {
+				fmt.Fprintln(stdout, "ready: serving commands and queries")
+			} else {
+				fmt.Fprintf(stdout, "not ready: %s\n", strings.Join(r.NotReady, "; "))
+			}
+		}
 		if g := grains; g != nil {
 			fmt.Fprintf(stdout, "grains: %d active, %d activations (%d from a snapshot, %d snapshot fallbacks), %d snapshots written (%d failed, %d bytes, blocked up to %.1f ms), replayed %d transactions, %d append conflicts, %d activations waited their turn (up to %d at once)\n",
 				g.Active, g.Activations, g.SnapshotLoads, g.SnapshotFallbacks, g.SnapshotsWritten, g.SnapshotWriteErrors, g.SnapshotBytes, g.SnapshotBlockMsMax, g.ReplayedTransactions, g.AppendConflicts,

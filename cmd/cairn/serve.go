@@ -21,6 +21,7 @@ import (
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 	"github.com/cairn-graph/cairn/internal/memlimit"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/metrics"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
@@ -34,6 +35,7 @@ const serveUsage = `Usage:
               [--signing-key FILE | --no-signing] [--trust-keys FILE]
               [--trust-unsigned-through SEQ]
               [--log-level LEVEL] [--drain-timeout D] [--json]
+              [--metrics-listen ADDR [--metrics-graphs N]]
               [--auth FILE] [--tls-cert F --tls-key F [--tls-ca F] [--tls-verify]]
               [--insecure]
               [--name NAME --nats-cluster-listen ADDR --nats-routes URL,URL
@@ -49,8 +51,9 @@ after it) and the "cairn" NATS micro service. Snapshots and archives live in
 the JetStream Object Store bucket "object-store". It prints one
 line on stdout when it is ready, for example
   cairn ready: nats=nats://127.0.0.1:4222 data=/abs/path/.cairn
-(with --json: {"nats":"nats://127.0.0.1:4222","data":"/abs/path/.cairn"}),
-logs to stderr, and runs until SIGINT or SIGTERM: the first drains (commands
+(with --json: {"nats":"nats://127.0.0.1:4222","data":"/abs/path/.cairn"};
+with --metrics-listen the line adds metrics=http://127.0.0.1:9464, the
+JSON "metrics":"http://127.0.0.1:9464"), logs to stderr, and runs until SIGINT or SIGTERM: the first drains (commands
 in flight are answered, within --drain-timeout), a second exits at once.
 
 Flags:
@@ -203,6 +206,18 @@ Flags:
                         turned on (default 0: none)
   --sample              create the graph "sample" if it has no transactions
   --log-level LEVEL     debug, info, warn or error (default info)
+  --metrics-listen ADDR serve Prometheus metrics on http://ADDR/metrics and
+                        the probes /healthz (200 while the process runs)
+                        and /readyz (200 once NATS is connected, the
+                        projections restored and the cluster member
+                        started; else 503 naming what is missing),
+                        host:port (port 0 picks a free one; the ready line
+                        then names it). Default: off. The metrics name no
+                        graph (unless --metrics-graphs); see
+                        docs/operations.md for each one
+  --metrics-graphs N    add cairn_graph_commands_total{graph} for the first
+                        N graphs that receive commands (at most 1000; the
+                        others count as graph="_other"). Default 0
   --drain-timeout D     how long the first signal waits for a drain (default 30s)
   --json                print the ready line as JSON
 `
@@ -240,6 +255,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	level := fs.String("log-level", "info", "log `level`")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "drain `timeout`")
 	jsonOut := fs.Bool("json", false, "print the ready line as JSON")
+	metricsListen := fs.String("metrics-listen", "", "Prometheus metrics and probes listen `address`")
+	metricsGraphs := fs.Int("metrics-graphs", 0, "per-graph command counters for the first `N` graphs")
 	signingKeyFile := fs.String("signing-key", "", "signing key seed `file` (default DATA/signing.nk)")
 	noSigning := fs.Bool("no-signing", false, "sign nothing, check no signatures")
 	trustKeys := fs.String("trust-keys", "", "`file` of public keys trusted besides the signing key")
@@ -259,10 +276,30 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *drain <= 0 {
 		return usage("--drain-timeout must be positive, not %s", *drain)
 	}
+	if *metricsGraphs < 0 || *metricsGraphs > metrics.MaxGraphs {
+		return usage("--metrics-graphs must be 0 to %d, not %d", metrics.MaxGraphs, *metricsGraphs)
+	}
+	if given["metrics-graphs"] && *metricsListen == "" {
+		return usage("--metrics-graphs needs --metrics-listen")
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 
 	cfg := cairn.DefaultConfig("")
 	cfg.Logger = logger
+	var probe *probes
+	if *metricsListen != "" {
+		cfg.Metrics = metrics.New(metrics.Options{Graphs: *metricsGraphs})
+		var err error
+		if probe, err = startProbes(*metricsListen, cfg.Metrics, logger); err != nil {
+			return usage("%v", err)
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			probe.close(ctx)
+		}()
+		logger.Info("metrics and probes", "url", probe.url)
+	}
 	cfg.Store.Replicas, cfg.Store.MaxBytes = *replicas, *maxBytes
 	// Archives are the only copy of the events they hold: the bucket needs
 	// the stream's replicas.
@@ -374,20 +411,26 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return errors.Join(fmt.Errorf("serve: sample graph: %w", err), closeEngine())
 		}
 	}
+	metricsURL, metricsText := "", ""
+	if probe != nil {
+		probe.eng.Store(eng)
+		metricsURL, metricsText = probe.url, " metrics="+probe.url
+	}
 	url, dir := eng.ClientURL(), eng.DataDir()
 	switch {
 	case *jsonOut:
 		err = writeJSON(stdout, struct {
-			NATS string `json:"nats"`
-			Data string `json:"data"`
-		}{url, dir})
+			NATS    string `json:"nats"`
+			Data    string `json:"data"`
+			Metrics string `json:"metrics,omitempty"`
+		}{url, dir, metricsURL})
 	case cfg.NATSURL != "":
-		_, err = fmt.Fprintf(stdout, "cairn ready: nats=%s (external)\n", url)
+		_, err = fmt.Fprintf(stdout, "cairn ready: nats=%s (external)%s\n", url, metricsText)
 	default:
 		if url == "" {
 			url = persistence.ListenNone
 		}
-		_, err = fmt.Fprintf(stdout, "cairn ready: nats=%s data=%s\n", url, dir)
+		_, err = fmt.Fprintf(stdout, "cairn ready: nats=%s data=%s%s\n", url, dir, metricsText)
 	}
 	if err != nil {
 		return errors.Join(fmt.Errorf("serve: print ready line: %w", err), closeEngine())
