@@ -218,7 +218,8 @@ func (e *engine) query(t *testing.T, req *cairnv1.QueryRequest) *cairnv1.QueryRe
 
 // workload is what the live tests send: a graph "g" created, nodes
 // added one command each, a chain of edges, one command refused, and
-// queries of several kinds, a time-travel one included. It returns the
+// queries of several kinds, a time-travel one included, then an archive
+// of the graph's first transactions. It returns the
 // number of commands sent and the last accepted one's sequence.
 func (e *engine) workload(t *testing.T, graph string, nodes int) (int, uint64) {
 	t.Helper()
@@ -252,6 +253,18 @@ func (e *engine) workload(t *testing.T, graph string, nodes int) (int, uint64) {
 		q.GraphId = graph
 		e.query(t, q)
 	}
+	// An admin's archive of the first transactions: archive runs are
+	// counted whatever their outcome.
+	req, _ := json.Marshal(api.ArchiveRequest{Graph: graph, Before: 3})
+	msg, err := e.nc.Request(api.ArchiveSubject, req, 10*time.Second)
+	if err != nil {
+		t.Fatalf("archive: %v", err)
+	}
+	var rep api.ArchiveReply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		t.Fatalf("archive: reply %q: %v", msg.Data, err)
+	}
+	t.Logf("archive of %s before seq 3: %d transactions, %s %s", graph, rep.Transactions, rep.Code, rep.Error)
 	return sent, seq
 }
 
