@@ -41,6 +41,39 @@ func needProgram(t *testing.T, program, pkg string) string {
 	return ""
 }
 
+// startChild starts cmd with its stderr, and its stdout unless that is
+// set, going to a file; t's cleanup kills it and, when t failed, logs the
+// file. The channel is closed once the process has exited.
+func startChild(t *testing.T, name string, cmd *exec.Cmd) <-chan struct{} {
+	t.Helper()
+	logFile, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd.Stderr = logFile
+	if cmd.Stdout == nil {
+		cmd.Stdout = logFile
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			t.Logf("%s log:\n%s", strings.Join(cmd.Args, " "), b)
+		}
+	})
+	return exited
+}
+
 // binDir holds the cairn binary cairnBinary builds once for every test of
 // the package; TestMain removes it.
 var binDir struct {
@@ -107,41 +140,22 @@ type serveReady struct {
 func startEngine(t *testing.T, extra ...string) *engine {
 	t.Helper()
 	bin := cairnBinary(t)
-	dir := t.TempDir()
-	errFile, err := os.Create(filepath.Join(t.TempDir(), "serve.stderr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer errFile.Close()
-	args := append([]string{"serve", "--data", dir, "--nats-listen", "127.0.0.1:0",
+	args := append([]string{"serve", "--data", t.TempDir(), "--nats-listen", "127.0.0.1:0",
 		"--metrics-listen", "127.0.0.1:0", "--json", "--log-level", "warn"}, extra...)
 	cmd := exec.Command(bin, args...)
-	out, err := cmd.StdoutPipe()
+	out, stdout, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = errFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			b, _ := os.ReadFile(errFile.Name())
-			t.Logf("cairn %s\nstderr:\n%s", strings.Join(args, " "), b)
-		}
-	})
+	cmd.Stdout = stdout
+	exited := startChild(t, "cairn", cmd)
+	stdout.Close()
 	lines := make(chan string, 1)
 	go func() {
 		l, _ := bufio.NewReader(out).ReadString('\n')
 		lines <- l
-		_, _ = io.Copy(io.Discard, out)
+		_, _ = io.Copy(io.Discard, out) // until serve exits
+		out.Close()
 	}()
 	var line string
 	select {

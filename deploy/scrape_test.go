@@ -26,7 +26,7 @@ type promServer struct {
 // startPrometheus starts prometheus scraping target (host:port) as job
 // "cairn" every second, evaluating cairn-rules.yml every second, with its
 // storage in a temporary directory, and waits until it is ready. t's
-// cleanup kills it (and prints its log when t failed).
+// cleanup kills it (and logs its output when t failed).
 func startPrometheus(t *testing.T, target string) *promServer {
 	t.Helper()
 	bin := needProgram(t, "prometheus", "prometheus")
@@ -50,30 +50,9 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	addr := freeLoopbackAddr(t)
-	logFile, err := os.Create(filepath.Join(dir, "prometheus.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("prometheus log:\n%s", b)
-		}
-	})
+	exited := startChild(t, "prometheus", cmd)
 	p := &promServer{url: "http://" + addr}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
