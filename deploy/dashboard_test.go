@@ -36,17 +36,21 @@ type panel struct {
 	Datasource map[string]any `json:"datasource"`
 	GridPos    struct{ X, Y, W, H int }
 	Targets    []struct {
-		Expr  string `json:"expr"`
-		RefID string `json:"refId"`
+		Expr         string `json:"expr"`
+		RefID        string `json:"refId"`
+		LegendFormat string `json:"legendFormat"`
 	} `json:"targets"`
 	Panels []panel `json:"panels"` // a collapsed row's
 }
 
+// query is a PromQL expression of the dashboard and its legend.
+type query struct{ expr, legend string }
+
 // dashboardQueries reads the dashboard, checks its shape (a datasource
 // variable that every panel uses, unique panel ids, a 24-column grid, an
-// expression in every query) and returns its PromQL expressions by where
-// they are: "panel TITLE" or "variable NAME".
-func dashboardQueries(t *testing.T) map[string][]string {
+// expression in every query) and returns its queries by where they are:
+// "panel TITLE" or "variable NAME".
+func dashboardQueries(t *testing.T) map[string][]query {
 	t.Helper()
 	data, err := os.ReadFile(dashboardPath)
 	if err != nil {
@@ -59,7 +63,7 @@ func dashboardQueries(t *testing.T) map[string][]string {
 	if d.UID == "" || d.Title == "" || d.SchemaVersion < 36 {
 		t.Errorf("%s: uid %q, title %q, schemaVersion %d: want a uid, a title and schemaVersion 36 or later", dashboardPath, d.UID, d.Title, d.SchemaVersion)
 	}
-	queries := map[string][]string{}
+	queries := map[string][]query{}
 	dsVar := ""
 	for _, v := range d.Templating.List {
 		switch v.Type {
@@ -72,7 +76,7 @@ func dashboardQueries(t *testing.T) map[string][]string {
 			if err := json.Unmarshal(v.Query, &q); err != nil {
 				_ = json.Unmarshal(v.Query, &q.Query) // the older form: a string
 			}
-			queries["variable "+v.Name] = append(queries["variable "+v.Name], q.Query)
+			queries["variable "+v.Name] = append(queries["variable "+v.Name], query{expr: q.Query})
 		}
 	}
 	if dsVar == "" {
@@ -103,7 +107,7 @@ func dashboardQueries(t *testing.T) map[string][]string {
 				if strings.TrimSpace(tg.Expr) == "" {
 					t.Errorf("panel %q: query %s has no expr", p.Title, tg.RefID)
 				}
-				queries["panel "+p.Title] = append(queries["panel "+p.Title], tg.Expr)
+				queries["panel "+p.Title] = append(queries["panel "+p.Title], query{tg.Expr, tg.LegendFormat})
 			}
 		}
 	}
@@ -130,9 +134,9 @@ func TestDashboardPromQL(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("groups:\n  - name: dashboard\n    rules:\n")
 	n := 0
-	for where, exprs := range queries {
-		for _, e := range exprs {
-			for _, name := range promqlMetrics(e) {
+	for where, qs := range queries {
+		for _, q := range qs {
+			for _, name := range promqlMetrics(q.expr) {
 				if strings.Contains(name, ":") && !records[name] {
 					t.Errorf("%s: %s is no recording rule of %s", where, name, rulesPath)
 				}
@@ -141,8 +145,8 @@ func TestDashboardPromQL(t *testing.T) {
 				continue
 			}
 			n++
-			q, _ := json.Marshal(grafanaToPromQL.Replace(e))
-			fmt.Fprintf(&b, "      - record: dashboard:query:%d # %s\n        expr: %s\n", n, where, q)
+			expr, _ := json.Marshal(grafanaToPromQL.Replace(q.expr))
+			fmt.Fprintf(&b, "      - record: dashboard:query:%d # %s\n        expr: %s\n", n, where, expr)
 		}
 	}
 	promtool := needProgram(t, "promtool", "prometheus")
@@ -155,37 +159,42 @@ func TestDashboardPromQL(t *testing.T) {
 	}
 }
 
+// use is where a query names a metric, and the labels it uses of it.
+type use struct {
+	where  string
+	labels []string
+}
+
 // dashboardMetrics are the metric names the dashboard's queries and the
-// rules' expressions select, each with where it is used; recording rules
-// (names with a colon) and Prometheus's own up are left out.
-func dashboardMetrics(t *testing.T) map[string][]string {
+// rules' expressions select, each with its uses; recording rules (names
+// with a colon) and Prometheus's own up are left out.
+func dashboardMetrics(t *testing.T) map[string][]use {
 	t.Helper()
-	used := map[string][]string{}
-	add := func(where, expr string) {
-		for _, name := range promqlMetrics(expr) {
-			if strings.Contains(name, ":") || name == "up" {
-				continue
-			}
-			if !slices.Contains(used[name], where) {
-				used[name] = append(used[name], where)
+	used := map[string][]use{}
+	add := func(where string, q query) {
+		for _, name := range promqlMetrics(q.expr) {
+			if !strings.Contains(name, ":") && name != "up" {
+				used[name] = append(used[name], use{where, promqlLabels(q.expr, q.legend)})
 			}
 		}
 	}
-	for where, exprs := range dashboardQueries(t) {
-		for _, e := range exprs {
-			add(dashboardPath+" "+where, e)
+	for where, qs := range dashboardQueries(t) {
+		for _, q := range qs {
+			add(dashboardPath+" "+where, q)
 		}
 	}
 	for _, r := range readRules(t) {
-		add(rulesPath+" "+r.Alert+r.Record, r.Expr)
+		add(rulesPath+" "+r.Alert+r.Record, query{expr: r.Expr})
 	}
 	return used
 }
 
 // TestDashboardMetrics runs cairn serve with its metrics on, sends it
-// commands and queries (a time-travel one, a refused command) so that the
-// labelled series appear, with snapshots every few events, and checks that
-// every metric the dashboard and the rules name is on its /metrics.
+// commands and queries (a time-travel one, a refused command) and an
+// archive so that the labelled series appear, with snapshots every few
+// events, and checks that every metric the dashboard and the rules name is
+// on its /metrics, with the labels they use of it (when a query names
+// several metrics, on one of them).
 func TestDashboardMetrics(t *testing.T) {
 	used := dashboardMetrics(t)
 	if len(used) < 40 {
@@ -193,10 +202,26 @@ func TestDashboardMetrics(t *testing.T) {
 	}
 	e := startEngine(t, "--snapshot-every", "8", "--readmodel-snapshot-every", "8")
 	e.workload(t, "dash", 20)
-	types, samples := e.scrape(t)
+	x := e.scrape(t)
 	var missing []string
-	for name, where := range used {
-		if !exported(name, types, samples) {
+	labelsAt := map[string]map[string]bool{} // where: labels the names there export
+	for name, uses := range used {
+		series := x.series(name)
+		for _, u := range uses {
+			if labelsAt[u.where] == nil {
+				labelsAt[u.where] = map[string]bool{}
+			}
+			for l := range x.labels[series] {
+				labelsAt[u.where][l] = true
+			}
+		}
+		if series == "" {
+			var where []string
+			for _, u := range uses {
+				if !slices.Contains(where, u.where) {
+					where = append(where, u.where)
+				}
+			}
 			sort.Strings(where)
 			missing = append(missing, fmt.Sprintf("%s (used by %s)", name, strings.Join(where, "; ")))
 		}
@@ -205,12 +230,26 @@ func TestDashboardMetrics(t *testing.T) {
 	for _, m := range missing {
 		t.Errorf("not on %s/metrics: %s", e.metrics, m)
 	}
-	if len(missing) > 0 {
+	var badLabels []string
+	for _, uses := range used {
+		for _, u := range uses {
+			for _, l := range u.labels {
+				if p := fmt.Sprintf("%s: label %s is on none of the metrics it names", u.where, l); !labelsAt[u.where][l] && !slices.Contains(badLabels, p) {
+					badLabels = append(badLabels, p)
+				}
+			}
+		}
+	}
+	sort.Strings(badLabels)
+	for _, b := range badLabels {
+		t.Error(b)
+	}
+	if len(missing)+len(badLabels) > 0 {
 		var have []string
-		for name := range types {
+		for name := range x.labels {
 			have = append(have, name)
 		}
 		sort.Strings(have)
-		t.Logf("metric families exported: %s", strings.Join(have, " "))
+		t.Logf("series exported: %s", strings.Join(have, " "))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -282,9 +283,15 @@ func (e *engine) workload(t *testing.T, graph string, nodes int) (int, uint64) {
 	return sent, seq
 }
 
-// scrape fetches the engine's /metrics and returns the metric families'
-// names and types (from the # TYPE lines) and every sample's name.
-func (e *engine) scrape(t *testing.T) (types map[string]string, samples map[string]bool) {
+// exposition is what a /metrics page holds: the metric families' types
+// (from the # TYPE lines) and each sample name's label names.
+type exposition struct {
+	types  map[string]string
+	labels map[string]map[string]bool
+}
+
+// scrape fetches the engine's /metrics.
+func (e *engine) scrape(t *testing.T) exposition {
 	t.Helper()
 	resp, err := http.Get(e.metrics + "/metrics")
 	if err != nil {
@@ -298,48 +305,58 @@ func (e *engine) scrape(t *testing.T) (types map[string]string, samples map[stri
 	return parseExposition(string(body))
 }
 
-// parseExposition reads Prometheus's text format: the # TYPE lines' names
-// and types, and each sample line's metric name.
-func parseExposition(text string) (types map[string]string, samples map[string]bool) {
-	types, samples = map[string]string{}, map[string]bool{}
+var labelName = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*"`)
+
+// parseExposition reads Prometheus's text format.
+func parseExposition(text string) exposition {
+	x := exposition{types: map[string]string{}, labels: map[string]map[string]bool{}}
 	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
 			if f := strings.Fields(rest); len(f) == 2 {
-				types[f[0]] = f[1]
+				x.types[f[0]] = f[1]
 			}
 			continue
 		}
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		if i := strings.IndexAny(line, "{ "); i > 0 {
-			samples[line[:i]] = true
+		i := strings.IndexAny(line, "{ ")
+		if i <= 0 {
+			continue
+		}
+		name := line[:i]
+		if x.labels[name] == nil {
+			x.labels[name] = map[string]bool{}
+		}
+		if line[i] == '{' {
+			if j := strings.LastIndexByte(line, '}'); j > i {
+				for _, m := range labelName.FindAllStringSubmatch(line[i+1:j], -1) {
+					x.labels[name][m[1]] = true
+				}
+			}
 		}
 	}
-	return types, samples
+	return x
 }
 
-// exported reports whether name is a series /metrics has: a sample's
-// name, or one of a histogram's or summary's _bucket, _sum or _count
-// series (a family whose base name is there).
-func exported(name string, types map[string]string, samples map[string]bool) bool {
-	if samples[name] {
-		return true
+// series returns the sample name /metrics exports for name: name itself,
+// or one of a histogram's or summary's _bucket, _sum or _count series
+// (a family whose base name is there); "" when there is none.
+func (x exposition) series(name string) string {
+	if x.labels[name] != nil {
+		return name
 	}
 	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
 		base, ok := strings.CutSuffix(name, suffix)
 		if !ok {
 			continue
 		}
-		switch types[base] {
-		case "histogram":
-			return true
-		case "summary":
-			return suffix != "_bucket"
+		if typ := x.types[base]; typ == "histogram" || typ == "summary" && suffix != "_bucket" {
+			return name
 		}
 	}
-	return false
+	return ""
 }
 
 // statsQuery asks for graph's stats once its projection has applied

@@ -104,6 +104,60 @@ func promqlMetrics(expr string) []string {
 	return names
 }
 
+var (
+	groupLabels   = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)`)
+	matcherLabels = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*["'` + "`" + `]`)
+	legendLabels  = regexp.MustCompile(`\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}`)
+)
+
+// promqlLabels returns the label names a PromQL expression and its
+// Grafana legend use (matchers, by/without/on/ignoring/group_ lists, and
+// {{label}} in the legend), once each, leaving out what Prometheus adds
+// or computes: job, instance, __name__ and le.
+func promqlLabels(expr, legend string) []string {
+	var names []string
+	add := func(n string) {
+		n = strings.TrimSpace(n)
+		switch n {
+		case "", "job", "instance", "__name__", "le":
+			return
+		}
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	for _, m := range matchers.FindAllString(stringLit.ReplaceAllStringFunc(expr, func(s string) string { return strings.NewReplacer("{", "", "}", "").Replace(s) }), -1) {
+		for _, l := range matcherLabels.FindAllStringSubmatch(m, -1) {
+			add(l[1])
+		}
+	}
+	for _, m := range groupLabels.FindAllStringSubmatch(expr, -1) {
+		for _, l := range strings.Split(m[1], ",") {
+			add(l)
+		}
+	}
+	for _, m := range legendLabels.FindAllStringSubmatch(legend, -1) {
+		add(m[1])
+	}
+	return names
+}
+
+func TestPromQLLabels(t *testing.T) {
+	for _, c := range []struct {
+		expr, legend string
+		want         []string
+	}{
+		{`sum by (kind, code) (rate(x{job="$job",instance=~"$instance"}[5m]))`, "{{kind}} {{ code }} {{instance}}", []string{"kind", "code"}},
+		{`x{outcome="error",code!~"ok|a{1}"} / on (job, instance) group_left(version) y`, "", []string{"outcome", "code", "version"}},
+		{`histogram_quantile(0.99, sum by (le) (rate(x_bucket[5m])))`, "p99", nil},
+		{`go_gc_duration_seconds{quantile="1"}`, "{{shard}}", []string{"quantile", "shard"}},
+	} {
+		if got := promqlLabels(c.expr, c.legend); !slices.Equal(got, c.want) {
+			t.Errorf("promqlLabels(%q, %q) = %q, want %q", c.expr, c.legend, got, c.want)
+		}
+	}
+}
+
 func TestPromQLMetrics(t *testing.T) {
 	for _, c := range []struct {
 		expr string
