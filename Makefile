@@ -37,13 +37,25 @@ sysdeps:
 			{ echo "make: could not install $$missing with apt-get (the viewer needs them)"; exit 1; }; \
 	fi
 
+# OBS_DEBS are the monitoring tools the deploy package's tests run:
+# Prometheus's server (a real scrape of cairn serve) and promtool (the alert
+# rules' unit tests), both in Debian's prometheus package.
+OBS_DEBS := prometheus
+
 # deps installs what the suite needs and is missing. Go modules come from the
-# module proxy; system packages from apt: the viewer's (sysdeps) and
-# PostgreSQL's server, which the peer benchmark (cairn bench peer) and its
-# tests run beside the engine.
+# module proxy; system packages from apt: the viewer's (sysdeps), PostgreSQL's
+# server, which the peer benchmark (cairn bench peer) and its tests run beside
+# the engine, and OBS_DEBS.
 deps: sysdeps
 	@command -v git >/dev/null || { echo "installing git"; apt-get update -qq && apt-get install -y -qq git; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { echo "installing postgresql"; apt-get update -qq && apt-get install -y -qq postgresql; }
+	@missing=$$(for p in $(OBS_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing" $$missing; \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing || \
+			{ echo "make: could not install $$missing with apt-get (the deploy tests run prometheus and promtool)"; exit 1; }; \
+	fi
 	$(GO) mod download
 	cd tools && $(GO) mod download
 
