@@ -38,11 +38,13 @@ sysdeps:
 	fi
 
 # deps installs what the suite needs and is missing. Go modules come from the
-# module proxy; system packages from apt: the viewer's (sysdeps) and
+# module proxy; system packages from apt: the viewer's (sysdeps),
 # PostgreSQL's server, which the peer benchmark (cairn bench peer) and its
-# tests run beside the engine.
+# tests run beside the engine, and curl, which the operations manual's
+# blocks (TestOperationsManual) run against serve's metrics listener.
 deps: sysdeps
 	@command -v git >/dev/null || { echo "installing git"; apt-get update -qq && apt-get install -y -qq git; }
+	@command -v curl >/dev/null || { echo "installing curl"; apt-get update -qq && apt-get install -y -qq curl; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { echo "installing postgresql"; apt-get update -qq && apt-get install -y -qq postgresql; }
 	$(GO) mod download
 	cd tools && $(GO) mod download
