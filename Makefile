@@ -45,9 +45,11 @@ OBS_DEBS := prometheus
 # deps installs what the suite needs and is missing. Go modules come from the
 # module proxy; system packages from apt: the viewer's (sysdeps), PostgreSQL's
 # server, which the peer benchmark (cairn bench peer) and its tests run beside
-# the engine, and OBS_DEBS.
+# the engine, curl, which the operations manual's blocks
+# (TestOperationsManual) run against serve's metrics listener, and OBS_DEBS.
 deps: sysdeps
 	@command -v git >/dev/null || { echo "installing git"; apt-get update -qq && apt-get install -y -qq git; }
+	@command -v curl >/dev/null || { echo "installing curl"; apt-get update -qq && apt-get install -y -qq curl; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { echo "installing postgresql"; apt-get update -qq && apt-get install -y -qq postgresql; }
 	@missing=$$(for p in $(OBS_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
