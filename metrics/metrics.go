@@ -74,7 +74,7 @@ type Metrics struct {
 	snapshotBytes      prometheus.Histogram
 
 	queries  kindCodeCounters
-	queryDur []prometheus.Observer // by query kind index
+	queryDur [][2]prometheus.Observer // by query kind index, then ok and error
 
 	archives    *prometheus.CounterVec
 	archiveLast atomic.Int64 // unix nanos
@@ -121,10 +121,10 @@ func New(opts Options) *Metrics {
 	m.queries = newKindCodeCounters(f.counterVec("cairn_queries_total",
 		"Queries by kind and outcome code.", "kind", "code"), queryKinds)
 	dur := f.histogramVec("cairn_query_duration_seconds",
-		"Time from a query's arrival at the engine to its answer, by kind.", LatencyBuckets, "kind")
-	m.queryDur = make([]prometheus.Observer, len(queryKinds.names))
+		"Time from a query's arrival at the engine to its answer, by kind and outcome (ok, error).", LatencyBuckets, "kind", "outcome")
+	m.queryDur = make([][2]prometheus.Observer, len(queryKinds.names))
 	for i, n := range queryKinds.names {
-		m.queryDur[i] = dur.WithLabelValues(n)
+		m.queryDur[i] = [2]prometheus.Observer{dur.WithLabelValues(n, "ok"), dur.WithLabelValues(n, "error")}
 	}
 	m.archives = f.counterVec("cairn_archive_runs_total", "Archive runs by outcome (ok, error).", "outcome")
 	f.gaugeFunc("cairn_archive_last_timestamp_seconds", "Unix time of the last archive run that succeeded; 0 before any.",
@@ -174,9 +174,9 @@ func (m *Metrics) Query(req *cairnv1.QueryRequest, rep *cairnv1.QueryReply, took
 	if m == nil {
 		return
 	}
-	k := queryKinds.index(req.ProtoReflect())
-	m.queryDur[k].Observe(took.Seconds())
-	m.queries.inc(k, codeIndex(rep.GetError()))
+	k, code := queryKinds.index(req.ProtoReflect()), codeIndex(rep.GetError())
+	m.queryDur[k][min(code, 1)].Observe(took.Seconds())
+	m.queries.inc(k, code)
 }
 
 // Append records one append of a transaction of commands commands: its
