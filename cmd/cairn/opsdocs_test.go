@@ -116,7 +116,8 @@ var backupCommand = regexp.MustCompile(`\bcairn (backup|restore)\b`)
 
 // TestOperationsManual is the docs check of docs/operations.md: every
 // ```sh block runs, in order, as one bash script in a temporary directory
-// with the built cairn first on PATH; every ```sh-norun block names, in
+// with the built cairn first on PATH and $CAIRN_REPO the repository's
+// root; every ```sh-norun block names, in
 // the comment above it, a test of the repository that runs the same; every
 // alert has its heading; every metric the engine exports is described.
 //
@@ -236,19 +237,25 @@ func runManual(t *testing.T, blocks []docBlock) {
 	}
 	script.WriteString("echo '=== done' >&2\n")
 
+	root, err := filepath.Abs(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	// The blocks find the repository's files (the Prometheus rules) under
+	// $CAIRN_REPO.
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"), "CAIRN_REPO="+root)
 	// A group of its own: on a timeout the whole group goes, serve included.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Run()
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // anything left behind
 	output := out.String()
 	if testing.Verbose() {
