@@ -315,8 +315,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		return usage("--log-format %q: want text or json", *logFormat)
 	}
-	// The gRPC under Proto.Actor's remote logs through it.
+	// The gRPC under Proto.Actor's remote and OpenTelemetry's exporter
+	// log through it.
 	logx.RouteGRPC(logger)
+	logx.RouteOTel(logger)
 
 	cfg := cairn.DefaultConfig("")
 	cfg.Logger = logger

@@ -2,9 +2,12 @@ package logx_test
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
+
+	"go.opentelemetry.io/otel"
 
 	"github.com/cairn-graph/cairn/internal/logx"
 )
@@ -59,5 +62,14 @@ func TestRouteGRPC(t *testing.T) {
 	}
 	if g.V(2) {
 		t.Error("verbose gRPC lines enabled at INFO")
+	}
+}
+
+func TestRouteOTel(t *testing.T) {
+	var buf bytes.Buffer
+	logx.RouteOTel(slog.New(slog.NewJSONHandler(&buf, nil)))
+	otel.Handle(errors.New("traces export: connection refused"))
+	if out := buf.String(); !strings.Contains(out, `"level":"WARN","msg":"tracing","component":"otel","err":"traces export: connection refused"`) {
+		t.Errorf("otel error: %q", out)
 	}
 }
