@@ -102,7 +102,7 @@ func New(opts Options) *Metrics {
 		"Command envelopes refused because their transaction would exceed the store's largest message.")
 	m.appendDur = f.histogram("cairn_append_duration_seconds",
 		"One append of a transaction to the event stream, retries included.", LatencyBuckets)
-	m.batch = f.histogram("cairn_append_batch_commands",
+	m.batch = f.histogram("cairn_append_batch_envelopes",
 		"Command envelopes per appended transaction (group commit).", prometheus.ExponentialBuckets(1, 2, 11))
 	m.appendErrors = f.counter("cairn_append_errors_total",
 		"Appends that failed other than by a conflict (no acknowledgement in time, the store refused).")
