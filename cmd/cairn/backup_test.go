@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/internal/natstest"
@@ -122,6 +126,35 @@ func TestBackupRestore(t *testing.T) {
 	if r := runCLI(t, "restore", "--from", dir); r.code() != exitUsage {
 		t.Errorf("restore without --data or --nats: exit %d, stderr %q", r.code(), r.stderr)
 	}
+	// Interrupted after the object store: no backup.json, no .partial-*.
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	cut := t.TempDir()
+	if _, err := backup(ctx, nc, cut, onWrite(func(line string) {
+		if strings.HasPrefix(line, "backup OBJ_object-store: ") {
+			cancel()
+		}
+	})); !errors.Is(err, context.Canceled) {
+		t.Errorf("interrupted backup: %v", err)
+	}
+	if entries, err := os.ReadDir(cut); err != nil || len(entries) != 0 {
+		t.Errorf("an interrupted backup left %v (%v)", entries, err)
+	}
+	// An archive between the object store's copy and the event stream's
+	// would leave the backup without what it moved: refused.
+	var archived string
+	_, err = backup(t.Context(), nc, t.TempDir(), onWrite(func(line string) {
+		if strings.HasPrefix(line, "backup KV_object-store-index: ") {
+			archived = mustRun(t, "archive", "g", "--before", fmt.Sprint(last), "--server", url)
+		}
+	}))
+	if !strings.Contains(archived, "archived") || err == nil || !strings.Contains(err.Error(), "lost messages while the backup ran") {
+		t.Errorf("backup with an archive meanwhile: %v; archive: %q", err, archived)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
@@ -215,4 +248,12 @@ func copyDir(t *testing.T, src, dst string) {
 	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// onWrite is an io.Writer that calls f with each write.
+type onWrite func(string)
+
+func (f onWrite) Write(p []byte) (int, error) {
+	f(string(p))
+	return len(p), nil
 }
