@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cairn-graph/cairn/bench"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
@@ -193,11 +194,18 @@ func backup(ctx context.Context, nc *nats.Conn, dir string, stderr io.Writer) (*
 		if err != nil {
 			return nil, err
 		}
-		if name == store.Stream && (s.State.FirstSeq > before.FirstSeq || s.State.NumDeleted > before.NumDeleted) {
-			return nil, fmt.Errorf("stream %s lost messages while the backup ran (first seq %d then %d, %d then %d deleted: cairn archive or repair?): run the backup again",
-				name, before.FirstSeq, s.State.FirstSeq, before.NumDeleted, s.State.NumDeleted)
-		}
 		m.Streams = append(m.Streams, s)
+	}
+	// Every message stored meanwhile has a new seq: any fewer messages
+	// than that were removed, before or while the event stream was copied.
+	info, err := events.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", store.Stream, err)
+	}
+	after := info.State
+	if after.Msgs+before.LastSeq < before.Msgs+after.LastSeq {
+		return nil, fmt.Errorf("stream %s lost %d messages while the backup ran (cairn archive or repair?): run the backup again",
+			store.Stream, before.Msgs+after.LastSeq-before.LastSeq-after.Msgs)
 	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -305,28 +313,15 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// cairnVersion is the binary's module version and VCS revision.
+// cairnVersion is the binary's module version and VCS revision (with
+// "-dirty" for a build from a changed tree).
 func cairnVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
+	v := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		v = bi.Main.Version
 	}
-	v := bi.Main.Version
-	var rev string
-	dirty := false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if rev != "" {
-		v += " " + rev
-		if dirty {
-			v += "-dirty"
-		}
+	if c := bench.CurrentMachine().Commit; c != "" {
+		v += " " + c
 	}
 	return v
 }
