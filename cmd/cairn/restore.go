@@ -70,7 +70,7 @@ type restoredStream struct {
 	Bytes    int64                   `json:"bytes"`
 }
 
-func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) (retErr error) {
 	fs := newFlagSet("restore")
 	var c clientFlags
 	c.register(fs, "restore", time.Hour)
@@ -121,7 +121,9 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			_ = srv.Shutdown(sctx)
+			if err := srv.Shutdown(sctx); err != nil && retErr == nil {
+				retErr = fmt.Errorf("restore: stop the embedded server: %w", err)
+			}
 		}()
 		if nc, err = srv.Connect(nats.Name("cairn-restore")); err != nil {
 			return fmt.Errorf("restore: %w", err)

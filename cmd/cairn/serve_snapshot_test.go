@@ -34,7 +34,7 @@ func waitSnapshots(t testing.TB, url, graph string) {
 		var v verifyJSON
 		r := runCLI(t, "verify", graph, "--json", "--server", url)
 		if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
-			t.Fatalf("verify --json: %v: %q", err, r.stdout)
+			return fmt.Sprintf("verify --json: %v: %q, stderr %q", err, r.stdout, r.stderr)
 		}
 		kinds := map[string]bool{}
 		for _, s := range v.Snapshots {
