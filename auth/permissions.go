@@ -53,7 +53,9 @@ func (f *File) ServerUsers(s Streams) ([]*server.User, []*server.NkeyUser) {
 //     carries out) and the JetStream API requests
 //     that read the event stream, the object store and its snapshot
 //     index: stream info,
-//     message get (direct and not), consumers (create, info, next, delete).
+//     message get (direct and not), consumers (create, info, next, delete)
+//     and stream snapshots (cairn backup; restoring creates streams, which
+//     no role may).
 //
 // Denied to all, whatever the allow list says: publishing to the event
 // subjects or the object store's subjects, creating, changing, purging or
@@ -92,6 +94,10 @@ func (u User) Permissions(identity string, s Streams) *server.Permissions {
 				"$JS.API.CONSUMER.INFO."+st+".*",
 				"$JS.API.CONSUMER.MSG.NEXT."+st+".*",
 				"$JS.API.CONSUMER.DELETE."+st+".*",
+				// cairn backup: a stream snapshot, delivered to the
+				// admin's inbox, and its flow-control acks.
+				"$JS.API.STREAM.SNAPSHOT."+st,
+				"$JS.SNAPSHOT.ACK."+st+".>",
 			)
 		}
 	}

@@ -107,6 +107,20 @@
 // checking each transaction's chain (and signature, with WithSigning's
 // trust) before its callback sees it: the render actor's reader.
 //
+// # Backup
+//
+// BackupStreams names the streams an engine keeps, in the order a backup
+// takes them (the object store, its index, the event stream last).
+// SnapshotStream copies one stream online through JetStream's stream
+// snapshot API (an s2-compressed tar, acknowledged chunk by chunk) and
+// returns the config and state the server gave; RestoreStream creates the
+// stream from it elsewhere, refusing one that exists (ErrExists). cairn
+// backup and cairn restore are built on them.
+//
+//	var buf bytes.Buffer
+//	snap, _ := persistence.SnapshotStream(ctx, nc, "event-store", &buf, nil)
+//	state, err := persistence.RestoreStream(ctx, other, "event-store", snap, &buf, nil)
+//
 // # Embedded server
 //
 // StartServer runs nats-server with JetStream in a data directory, listening

@@ -15,6 +15,8 @@ var (
 	ErrUnavailable = errors.New("event store unavailable")
 	// ErrNotFound: no message at that sequence, or no such stream.
 	ErrNotFound = errors.New("not found")
+	// ErrExists: a stream to be restored exists already.
+	ErrExists = errors.New("already exists")
 	// ErrMalformed: stored bytes do not decode as a transaction or envelope.
 	ErrMalformed = errors.New("malformed data")
 	// ErrInvalidGraph: the graph id is not a single subject token.

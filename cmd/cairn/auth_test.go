@@ -212,6 +212,13 @@ func TestServeAuth(t *testing.T) {
 	if out := must(ops, "archive", "a", "--before", "3", "--timeout", "20s"); !strings.Contains(out, "graph a: archived ") || !strings.Contains(out, "chain whole: 11 transactions") {
 		t.Errorf("archive as admin, by the engine: %s", out)
 	}
+	// An admin may back the streams up; a writer may not.
+	if r := cli(app, "backup", "--out", filepath.Join(dir, "backup-app"), "--timeout", "20s"); r.code() != 1 || !strings.Contains(r.stderr, "ermission") {
+		t.Errorf("backup as writer: exit %d, %s", r.code(), r.stderr)
+	}
+	if out := must(ops, "backup", "--out", filepath.Join(dir, "backup"), "--timeout", "20s"); !strings.Contains(out, "ok backup=") || !strings.Contains(out, " streams=3 ") {
+		t.Errorf("backup as admin: %s", out)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("serve: %v", err)
 	}

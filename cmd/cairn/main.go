@@ -114,6 +114,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runView(ctx, rest, stdout, stderr)
 	case "auth":
 		return runAuth(ctx, rest, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, rest, stdout, stderr)
+	case "restore":
+		return runRestore(ctx, rest, stdout, stderr)
 	}
 	if strings.HasPrefix(name, "-") {
 		return &usageError{err: fmt.Errorf("flag %s before the command: write 'cairn <command> [arguments] [flags]'", name)}
@@ -169,6 +173,8 @@ Usage:
   cairn bench ingest|mixed|recovery|replay|peer|suite [--out DIR] ...
   cairn view <graph> [--png FILE] [--as-of X] [--replay [--record OUT]] ...
   cairn auth add-user|hash-password|nkey|list ...
+  cairn backup --out DIR [--nats URL]
+  cairn restore --from DIR (--data DATA | --nats URL)
   cairn help [command]
 
 X and Y are points of a graph's history: a stream sequence (12), an RFC 3339
@@ -259,6 +265,10 @@ func printUsage(w io.Writer, topic string) bool {
 		text, flags = viewUsage, clientUsage
 	case "auth":
 		text = authUsage
+	case "backup":
+		text, flags = backupUsage, clientUsage
+	case "restore":
+		text = restoreUsage
 	default:
 		return false
 	}

@@ -25,6 +25,28 @@ func health(t testing.TB, url string) api.ProjectionHealth {
 	return h
 }
 
+// waitSnapshots waits until verify lists both kinds of snapshot of graph
+// on url, every one good (one pruned while verify reads it shows as bad:
+// verify again).
+func waitSnapshots(t testing.TB, url, graph string) {
+	t.Helper()
+	pollUntil(t, "snapshots of graph "+graph, func() string {
+		var v verifyJSON
+		r := runCLI(t, "verify", graph, "--json", "--server", url)
+		if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+			return fmt.Sprintf("verify --json: %v: %q, stderr %q", err, r.stdout, r.stderr)
+		}
+		kinds := map[string]bool{}
+		for _, s := range v.Snapshots {
+			kinds[s.Kind] = s.OK
+		}
+		if r.err != nil || !v.OK || !kinds["aggregate"] || !kinds["readmodel"] {
+			return fmt.Sprintf("verify: %v: %s", r.err, r.stdout)
+		}
+		return ""
+	})
+}
+
 // pollUntil calls cond until it returns "" or 30 seconds pass; then it
 // fails t with cond's last answer, what is still missing.
 func pollUntil(t testing.TB, what string, cond func() string) {
@@ -112,21 +134,7 @@ func TestServeKillResumesFromSnapshots(t *testing.T) {
 	// for both graphs, every one good (one pruned while verify reads it
 	// shows as bad: verify again).
 	for _, g := range []string{"a", "b"} {
-		pollUntil(t, "snapshots of graph "+g, func() string {
-			var v verifyJSON
-			r := runCLI(t, "verify", g, "--json", "--server", srv.url)
-			if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
-				t.Fatalf("verify --json: %v: %q", err, r.stdout)
-			}
-			kinds := map[string]bool{}
-			for _, s := range v.Snapshots {
-				kinds[s.Kind] = s.OK
-			}
-			if r.err != nil || !v.OK || !kinds["aggregate"] || !kinds["readmodel"] {
-				return fmt.Sprintf("verify: %v: %s", r.err, r.stdout)
-			}
-			return ""
-		})
+		waitSnapshots(t, srv.url, g)
 	}
 	var before api.ProjectionHealth
 	pollUntil(t, "projections applied and snapshotted", func() string {
