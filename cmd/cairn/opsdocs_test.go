@@ -110,20 +110,12 @@ func githubAnchor(heading string) string {
 	return b.String()
 }
 
-// backupCommand finds the commands of the backup blocks, which the branch
-// that adds cairn backup and cairn restore brings.
-var backupCommand = regexp.MustCompile(`\bcairn (backup|restore)\b`)
-
 // TestOperationsManual is the docs check of docs/operations.md: every
 // ```sh block runs, in order, as one bash script in a temporary directory
 // with the built cairn first on PATH and $CAIRN_REPO the repository's
 // root; every ```sh-norun block names, in
 // the comment above it, a test of the repository that runs the same; every
 // alert has its heading; every metric the engine exports is described.
-//
-// While cairn has no backup command (it comes from another branch),
-// CAIRN_DOCS_SKIP_BACKUP=1 leaves out the blocks that run cairn backup or
-// cairn restore; without it the test fails.
 func TestOperationsManual(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(repoRoot, opsManual))
 	if err != nil {
@@ -207,14 +199,6 @@ func TestOperationsManual(t *testing.T) {
 // the block that failed and its output.
 func runManual(t *testing.T, blocks []docBlock) {
 	bin := buildBinary(t)
-	skipBackup := false
-	if out, err := exec.Command(bin, "help", "backup").CombinedOutput(); err != nil {
-		if os.Getenv("CAIRN_DOCS_SKIP_BACKUP") != "1" {
-			t.Fatalf("%s runs cairn backup and cairn restore, and this cairn has no backup command (cairn help backup: %v: %s); "+
-				"CAIRN_DOCS_SKIP_BACKUP=1 leaves those blocks out", opsManual, err, bytes.TrimSpace(out))
-		}
-		skipBackup = true
-	}
 	var script strings.Builder
 	// The prologue: stop at the first failure, and on exit stop every
 	// process the blocks left in the background (cairn serve).
@@ -223,10 +207,6 @@ func runManual(t *testing.T, blocks []docBlock) {
 	var run []docBlock
 	for _, b := range blocks {
 		if b.tag != "sh" {
-			continue
-		}
-		if skipBackup && backupCommand.MatchString(b.body) {
-			t.Logf("CAIRN_DOCS_SKIP_BACKUP=1 and cairn has no backup command: %s:%d not run:\n%s", opsManual, b.line, b.body)
 			continue
 		}
 		fmt.Fprintf(&script, "echo '=== block %d' >&2\n%s", len(run), b.body)
