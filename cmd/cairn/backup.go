@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cairn-graph/cairn/bench"
+	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
@@ -45,10 +46,13 @@ an interrupted backup leaves no backup.json: cairn restore refuses such
 a directory. Cluster membership buckets (cairn-members-*) are not backed
 up: a restored engine joins its cluster afresh.
 
-The signing key (DATA/signing.nk) and DATA/signing.unsigned-through are
-not in JetStream and not in the backup: keep them apart, somewhere safe,
-and put them back into the data directory of a restored engine (see
-cairn help restore).
+The signing key (DATA/signing.nk) is not in JetStream and not in the
+backup: keep it apart, somewhere safe, and put it back into the data
+directory of a restored engine (see cairn help restore). backup.json
+records the engine's public keys and the stream sequence up to which it
+accepts unsigned transactions (history from before signing was turned
+on), asked of the engine (cairn keys fetch) as the backup begins; restore
+--data writes that bound back as DATA/signing.unsigned-through.
 
 Progress (bytes per stream) goes to stderr; stdout gets one line,
   ok backup=DIR streams=3 bytes=N event_store_last_seq=N
@@ -69,6 +73,12 @@ type backupManifest struct {
 	Created time.Time      `json:"created"`
 	Version string         `json:"cairn_version"`
 	Streams []backupStream `json:"streams"`
+	// Keys is what the engine said of its keys when the backup began
+	// (cairn keys fetch): the key its history is signed with, the keys it
+	// trusts and the stream sequence up to which it accepts unsigned
+	// transactions, which restore --data puts back into
+	// DATA/signing.unsigned-through. Nil when no engine answered.
+	Keys *api.Keys `json:"keys,omitempty"`
 	// Dir is set in the --json summary only.
 	Dir string `json:"dir,omitempty"`
 }
@@ -117,7 +127,15 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	gctx, refused := c.guard(ctx)
-	m, err := backup(gctx, nc, *out, stderr)
+	// The engine's keys first: the bound of its unsigned history lives in
+	// its data directory, not in JetStream.
+	var keys *api.Keys
+	if k, err := c.fetchKeys(gctx); err == nil {
+		keys = &k
+	} else {
+		fmt.Fprintf(stderr, "backup: the engine did not say its keys (%v): the backup holds no signing.unsigned-through bound; copy DATA/signing.unsigned-through apart if the engine has one\n", err)
+	}
+	m, err := backup(gctx, nc, *out, keys, stderr)
 	if denied := refused(); denied != nil {
 		return fmt.Errorf("backup: refused, this login may not (a backup takes the admin role): %w", denied)
 	}
@@ -159,7 +177,7 @@ func emptyDir(dir string) error {
 
 // backup writes every stream of persistence.BackupStreams into dir (see
 // backupUsage) and returns the manifest it wrote.
-func backup(ctx context.Context, nc *nats.Conn, dir string, stderr io.Writer) (*backupManifest, error) {
+func backup(ctx context.Context, nc *nats.Conn, dir string, keys *api.Keys, stderr io.Writer) (*backupManifest, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
@@ -182,7 +200,7 @@ func backup(ctx context.Context, nc *nats.Conn, dir string, stderr io.Writer) (*
 		return nil, err
 	}
 	defer os.RemoveAll(partial) // empty once the backup is done
-	m := &backupManifest{Format: backupFormat, Created: time.Now().UTC(), Version: cairnVersion()}
+	m := &backupManifest{Format: backupFormat, Created: time.Now().UTC(), Version: cairnVersion(), Keys: keys}
 	for _, name := range persistence.BackupStreams(store, snaps) {
 		s, err := backupStreamTo(ctx, nc, partial, name, stderr)
 		if errors.Is(err, persistence.ErrNotFound) && name != store.Stream {

@@ -56,6 +56,9 @@ func TestBackupRestore(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &m); err != nil {
 		t.Fatalf("backup --json: %v: %q", err, r.stdout)
 	}
+	if m.Keys == nil || !strings.HasPrefix(m.Keys.SigningKey, "N") {
+		t.Errorf("backup --json: keys %+v, want the engine's signing key", m.Keys)
+	}
 	var names []string
 	for _, s := range m.Streams {
 		names = append(names, s.Name)
@@ -120,7 +123,7 @@ func TestBackupRestore(t *testing.T) {
 	defer nc.Close()
 	ctx, cancel := context.WithCancel(t.Context())
 	cut := t.TempDir()
-	if _, err := backup(ctx, nc, cut, onWrite(func(line string) {
+	if _, err := backup(ctx, nc, cut, nil, onWrite(func(line string) {
 		if strings.HasPrefix(line, "backup OBJ_object-store: ") {
 			cancel()
 		}
@@ -133,7 +136,7 @@ func TestBackupRestore(t *testing.T) {
 	// An archive between the object store's copy and the event stream's
 	// would leave the backup without what it moved: refused.
 	var archived string
-	_, err = backup(t.Context(), nc, t.TempDir(), onWrite(func(line string) {
+	_, err = backup(t.Context(), nc, t.TempDir(), nil, onWrite(func(line string) {
 		if strings.HasPrefix(line, "backup KV_object-store-index: ") {
 			archived = mustRun(t, "archive", "g", "--before", fmt.Sprint(last), "--server", url)
 		}
@@ -150,6 +153,9 @@ func TestBackupRestore(t *testing.T) {
 	r = runCLI(t, "restore", "--from", dir, "--data", newData, "--json")
 	if r.err != nil {
 		t.Fatalf("restore: %v\nstderr: %s", r.err, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "the history is signed with "+m.Keys.SigningKey) {
+		t.Errorf("restore does not name the signing key %s:\n%s", m.Keys.SigningKey, r.stderr)
 	}
 	var restored struct {
 		Streams []restoredStream `json:"streams"`
@@ -242,4 +248,33 @@ type onWrite func(string)
 func (f onWrite) Write(p []byte) (int, error) {
 	f(string(p))
 	return len(p), nil
+}
+
+// restoreKeys puts the unsigned-history bound of the backup's engine back
+// into the data directory, unless one is there already.
+func TestRestoreKeys(t *testing.T) {
+	data := t.TempDir()
+	var stderr strings.Builder
+	if err := restoreKeys(data, &api.Keys{SigningKey: "NKEY", UnsignedThrough: 7}, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := readUnsignedThrough(data); err != nil || n != 7 {
+		t.Errorf("unsigned-through after restore: %d, %v; want 7", n, err)
+	}
+	if err := restoreKeys(data, &api.Keys{UnsignedThrough: 9}, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := readUnsignedThrough(data); n != 7 {
+		t.Errorf("an existing bound was overwritten: %d", n)
+	}
+	if !strings.Contains(stderr.String(), "signed with NKEY") || !strings.Contains(stderr.String(), "left as it is (the backup says 9)") {
+		t.Errorf("stderr:\n%s", stderr.String())
+	}
+	empty := t.TempDir()
+	if err := restoreKeys(empty, &api.Keys{SigningKey: "NKEY"}, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(empty, unsignedThroughFile)); !os.IsNotExist(err) {
+		t.Errorf("a bound of 0 was written: %v", err)
+	}
 }

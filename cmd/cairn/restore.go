@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
@@ -41,10 +42,13 @@ while the backup copied that stream); fewer is an error.
 
 The backup holds no signing key. Before the first cairn serve --data
 DATA, copy the old data directory's signing.nk (the key the history is
-signed with; without it serve makes a new key, and the restored history
-is then signed by a key it does not trust) and signing.unsigned-through,
-if there was one, into DATA, or give serve --signing-key and
---trust-keys. Then check it: cairn verify <graph> --trust KEYS.
+signed with, which restore names; without it serve makes a new key, and
+the restored history is then signed by a key it does not trust) into
+DATA, or give serve --signing-key and --trust-keys. With --data, restore
+writes DATA/signing.unsigned-through from backup.json when the engine
+accepted unsigned history (from before signing was turned on) up to a
+sequence, unless DATA already has that file. Then check it: cairn verify
+<graph> --trust KEYS.
 
 Progress (bytes per stream) goes to stderr; stdout gets one line,
   ok restored=3 streams from DIR into TARGET
@@ -144,6 +148,11 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 	if err != nil {
 		return fmt.Errorf("restore: %w", c.timedOut(err))
 	}
+	if *data != "" {
+		if err := restoreKeys(*data, m.Keys, stderr); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
 	if c.json {
 		return writeJSON(stdout, struct {
 			From    string           `json:"from"`
@@ -153,6 +162,33 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) (r
 	}
 	_, err = fmt.Fprintf(stdout, "ok restored=%d streams from %s into %s\n", len(out), *from, target)
 	return err
+}
+
+// restoreKeys writes DATA/signing.unsigned-through from the backup's keys
+// (when the engine accepted unsigned history and DATA has no such file)
+// and says on stderr which key the history is signed with.
+func restoreKeys(data string, keys *api.Keys, stderr io.Writer) error {
+	if keys == nil {
+		fmt.Fprintln(stderr, "restore: backup.json names no keys (no engine answered the backup): put DATA/signing.nk and, if the engine had one, signing.unsigned-through back by hand")
+		return nil
+	}
+	if keys.SigningKey != "" {
+		fmt.Fprintf(stderr, "restore: the history is signed with %s: put its seed at %s before cairn serve, or give serve --signing-key\n",
+			keys.SigningKey, filepath.Join(data, "signing.nk"))
+	}
+	if keys.UnsignedThrough == 0 {
+		return nil
+	}
+	path := filepath.Join(data, unsignedThroughFile)
+	if _, err := os.Stat(path); err == nil {
+		fmt.Fprintf(stderr, "restore: %s exists: left as it is (the backup says %d)\n", path, keys.UnsignedThrough)
+		return nil
+	}
+	if err := os.WriteFile(path, []byte(fmt.Sprintf("%d\n", keys.UnsignedThrough)), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	fmt.Fprintf(stderr, "restore: wrote %s: unsigned transactions accepted up to seq %d, as the engine did\n", path, keys.UnsignedThrough)
+	return nil
 }
 
 // readBackup reads dir's backup.json and checks every file it names
