@@ -350,7 +350,7 @@ func TestDockerfile(t *testing.T) {
 	for _, err := range errs {
 		t.Error(err)
 	}
-	for _, p := range []int32{4222, 6222, 7222} {
+	for _, p := range []int32{4222, 6222, 7222, 9464} {
 		if !slices.Contains(img.ports, p) {
 			t.Errorf("EXPOSE lacks %d", p)
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -213,7 +214,9 @@ func (v *variant) check(img image, readme string) problems {
 		}
 		for _, rule := range np.Spec.Ingress {
 			for _, peer := range rule.From {
-				if peer.PodSelector != nil && len(v.selected(&p, at, peer.PodSelector)) == 0 {
+				// A podSelector beside a namespaceSelector selects pods of
+				// other namespaces (Prometheus): not the manifests'.
+				if peer.PodSelector != nil && peer.NamespaceSelector == nil && len(v.selected(&p, at, peer.PodSelector)) == 0 {
 					p.add(at, "ingress from pods %v, which no StatefulSet runs", peer.PodSelector.MatchLabels)
 				}
 			}
@@ -225,6 +228,9 @@ func (v *variant) check(img image, readme string) problems {
 				}
 			}
 		}
+	}
+	for _, np := range v.policies {
+		checkMetricsIngress(&p, np, v.selected(&p, "NetworkPolicy "+np.Name, &np.Spec.PodSelector), readme)
 	}
 	for _, s := range v.sets {
 		covered := false
@@ -303,4 +309,51 @@ func hasPort(cs []corev1.Container, port intstr.IntOrString) bool {
 		}
 	}
 	return false
+}
+
+// checkMetricsIngress: where a NetworkPolicy selects cairn pods, their
+// metrics port (plain HTTP, no login) is admitted, and only from pods
+// chosen by a labelled namespaceSelector (where Prometheus runs) that
+// deploy/README.md documents, never from every pod.
+func checkMetricsIngress(p *problems, np *networkingv1.NetworkPolicy, sets []*appsv1.StatefulSet, readme string) {
+	at := "NetworkPolicy " + np.Name
+	for _, s := range sets {
+		for _, c := range s.Spec.Template.Spec.Containers {
+			port := metricsPort(&c)
+			if !isCairn(&c) || port == 0 {
+				continue
+			}
+			admitted := false
+			for i, rule := range np.Spec.Ingress {
+				covers := len(rule.Ports) == 0
+				for _, rp := range rule.Ports {
+					covers = covers || rp.Port == nil || rp.Port.String() == metricsPortName || rp.Port.IntValue() == int(port)
+				}
+				if !covers {
+					continue
+				}
+				if len(rule.From) == 0 {
+					p.add(at, "ingress rule %d admits every pod to the metrics port %d of StatefulSet %s: want Prometheus's namespace only", i, port, s.Name)
+					continue
+				}
+				prometheus := true
+				for _, peer := range rule.From {
+					ns := peer.NamespaceSelector
+					if ns == nil || len(ns.MatchLabels) == 0 {
+						prometheus = false
+						continue
+					}
+					for k, val := range ns.MatchLabels {
+						if !strings.Contains(readme, k+": "+val) {
+							p.add(at, "ingress rule %d: namespaceSelector %s: %s is not documented in deploy/README.md", i, k, val)
+						}
+					}
+				}
+				admitted = admitted || prometheus
+			}
+			if !admitted {
+				p.add(at, "no ingress rule admits Prometheus (a peer with a labelled namespaceSelector) to the metrics port %d of StatefulSet %s", port, s.Name)
+			}
+		}
+	}
 }

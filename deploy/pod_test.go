@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"net/url"
 	"path"
 	"regexp"
 	"slices"
@@ -127,6 +126,53 @@ func (v *variant) checkStatefulSet(p *problems, s *appsv1.StatefulSet, img image
 	}
 	for i := range spec.Containers {
 		v.checkContainer(p, s, &spec.Containers[i], volumes, claims, img)
+		if c := &spec.Containers[i]; isCairn(c) {
+			v.checkScrape(p, at, s, c)
+		}
+	}
+}
+
+// The pod annotations a Prometheus that discovers pods relabels by
+// (deploy/prometheus/prometheus.yml's cairn-kubernetes job).
+const (
+	scrapeAnnotation = "prometheus.io/scrape"
+	portAnnotation   = "prometheus.io/port"
+	pathAnnotation   = "prometheus.io/path"
+)
+
+// checkScrape: the cairn pods say where their metrics are, in the
+// annotations for pod discovery and as a port of a Service that lists
+// not-ready pods too (for endpoint discovery: an unready member is the one
+// whose cairn_ready 0 must be scraped).
+func (v *variant) checkScrape(p *problems, at string, s *appsv1.StatefulSet, c *corev1.Container) {
+	port := metricsPort(c)
+	if port == 0 {
+		p.add(at, "container %s has no port named %s (serve --metrics-listen)", c.Name, metricsPortName)
+		return
+	}
+	ann := s.Spec.Template.Annotations
+	for key, want := range map[string]string{scrapeAnnotation: "true", portAnnotation: strconv.Itoa(int(port)), pathAnnotation: "/metrics"} {
+		if ann[key] != want {
+			p.add(at, "pod annotation %s is %q, want %q", key, ann[key], want)
+		}
+	}
+	found := false
+	for _, svc := range v.services {
+		if len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(s.Spec.Template.Labels)) {
+			continue
+		}
+		for _, sp := range svc.Spec.Ports {
+			if sp.TargetPort.String() != metricsPortName && sp.TargetPort.IntValue() != int(port) {
+				continue
+			}
+			found = true
+			if !svc.Spec.PublishNotReadyAddresses {
+				p.add(at, "Service %s exposes the metrics port but lists ready pods only: an unready member would not be scraped", svc.Name)
+			}
+		}
+	}
+	if !found {
+		p.add(at, "no Service exposes the %s port of its pods", metricsPortName)
 	}
 }
 
@@ -363,34 +409,82 @@ func (v *variant) checkContainer(p *problems, s *appsv1.StatefulSet, c *corev1.C
 			}
 		}
 		paths(name, cmd)
-		if isCairn(c) {
-			v.checkCairnProbe(p, at+": "+name, pr, ports, img)
-		}
 	}
 	if isCairn(c) {
+		checkCairnProbes(p, at, c)
 		v.checkServe(p, at, s, c, ports, mounts, claims, img)
 	}
 }
 
-// checkCairnProbe: the probe runs the image's cairn as a client of this
-// pod's own NATS node, within the probe's timeout.
-func (v *variant) checkCairnProbe(p *problems, at string, pr *corev1.Probe, ports map[string]int32, img image) {
-	cmd := pr.Exec.Command
-	if len(cmd) < 3 || cmd[0] != img.binary {
-		p.add(at, "%q: want %s SUBCOMMAND... (the image's binary)", cmd, img.binary)
-		return
+// cairnProbes are the probes of a cairn container: serve's own HTTP ones
+// (--metrics-listen). Start-up and readiness ask /readyz (NATS connected,
+// projections restored, cluster member started and not fenced), liveness
+// /healthz (the process answers): a member that is unready for the
+// seconds of an election must not be restarted for it.
+var cairnProbes = []struct{ name, path string }{
+	{"startupProbe", "/readyz"},
+	{"readinessProbe", "/readyz"},
+	{"livenessProbe", "/healthz"},
+}
+
+// The probes' budgets: a start after a crash replays the store's tail, and
+// liveness outlasts a JetStream leader election or a member's failover.
+const (
+	minStartupBudget  = 10 * time.Minute
+	minLivenessBudget = time.Minute
+)
+
+// checkCairnProbes: each probe of a cairn container is an HTTP GET of its
+// path on the metrics port (which checkServe ties to --metrics-listen), on
+// the pod's IP, within the budgets above.
+func checkCairnProbes(p *problems, at string, c *corev1.Container) {
+	probes := map[string]*corev1.Probe{"livenessProbe": c.LivenessProbe, "readinessProbe": c.ReadinessProbe, "startupProbe": c.StartupProbe}
+	for _, want := range cairnProbes {
+		pr := probes[want.name]
+		if pr == nil {
+			continue // reported above
+		}
+		g := pr.HTTPGet
+		if g == nil {
+			p.add(at, "%s: want httpGet %s on port %s (serve --metrics-listen)", want.name, want.path, metricsPortName)
+			continue
+		}
+		if g.Path != want.path {
+			p.add(at, "%s: path %q, want %s", want.name, g.Path, want.path)
+		}
+		if g.Port.String() != metricsPortName && g.Port.IntValue() != int(metricsPort(c)) || metricsPort(c) == 0 {
+			p.add(at, "%s: port %s, want the container port %s", want.name, g.Port.String(), metricsPortName)
+		}
+		if g.Scheme != "" && g.Scheme != corev1.URISchemeHTTP {
+			p.add(at, "%s: scheme %s: serve's metrics listener is plain HTTP", want.name, g.Scheme)
+		}
+		if g.Host != "" {
+			p.add(at, "%s: host %q: leave it empty, the kubelet asks the pod's IP", want.name, g.Host)
+		}
+		if pr.TimeoutSeconds == 0 || pr.PeriodSeconds == 0 || pr.FailureThreshold == 0 {
+			p.add(at, "%s: set periodSeconds, timeoutSeconds and failureThreshold", want.name)
+			continue
+		}
+		budget := time.Duration(pr.PeriodSeconds*pr.FailureThreshold) * time.Second
+		switch {
+		case want.name == "startupProbe" && budget < minStartupBudget:
+			p.add(at, "startupProbe: %s of failures before a restart, want at least %s: a start after a crash replays the store's tail", budget, minStartupBudget)
+		case want.name == "livenessProbe" && budget < minLivenessBudget:
+			p.add(at, "livenessProbe: %s of failures before a restart, want at least %s: elections and failovers take seconds", budget, minLivenessBudget)
+		}
 	}
-	flags, err := cliFlags(cmd[1:], 2)
-	if err != nil {
-		p.add(at, "%v", err)
-		return
+}
+
+// metricsPortName is the name of the cairn container's port of serve
+// --metrics-listen, which the probes and Prometheus use.
+const metricsPortName = "metrics"
+
+// metricsPort is the container's port named metrics, 0 if none.
+func metricsPort(c *corev1.Container) int32 {
+	for _, cp := range c.Ports {
+		if cp.Name == metricsPortName {
+			return cp.ContainerPort
+		}
 	}
-	u, err := url.Parse(flags["server"])
-	if err != nil || u.Hostname() != "localhost" && u.Hostname() != "127.0.0.1" || u.Port() != strconv.Itoa(int(ports["client"])) {
-		p.add(at, "--server %q: want this pod's own NATS node, localhost:%d (err %v)", flags["server"], ports["client"], err)
-	}
-	d, err := time.ParseDuration(flags["timeout"])
-	if err != nil || pr.TimeoutSeconds == 0 || d >= time.Duration(pr.TimeoutSeconds)*time.Second {
-		p.add(at, "--timeout %q must be shorter than the probe's timeoutSeconds %d (err %v)", flags["timeout"], pr.TimeoutSeconds, err)
-	}
+	return 0
 }

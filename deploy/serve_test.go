@@ -80,7 +80,7 @@ func (v *variant) checkServe(p *problems, at string, s *appsv1.StatefulSet, c *c
 	}
 	// Every port declared is listened on, and every listen flag's port is
 	// declared under its name.
-	listens := map[string]string{"nats-listen": "client", "nats-cluster-listen": "nats-cluster", "cluster-listen": "remote"}
+	listens := map[string]string{"nats-listen": "client", "nats-cluster-listen": "nats-cluster", "cluster-listen": "remote", "metrics-listen": metricsPortName}
 	used := map[string]bool{}
 	for flag, portName := range listens {
 		val, ok := flags[flag]
@@ -97,6 +97,13 @@ func (v *variant) checkServe(p *problems, at string, s *appsv1.StatefulSet, c *c
 		if !used[name] {
 			p.add(at, "port %s is declared, but no serve flag listens on it", name)
 		}
+	}
+	// The probes and Prometheus reach the metrics listener on the pod's
+	// IP: not on its loopback.
+	if ml, ok := flags["metrics-listen"]; !ok {
+		p.add(at, "no --metrics-listen: the probes and Prometheus ask it")
+	} else if host, _, err := net.SplitHostPort(ml); err != nil || host == "localhost" || net.ParseIP(host).IsLoopback() {
+		p.add(at, "--metrics-listen=%s: want an address the kubelet and Prometheus reach (0.0.0.0:PORT), not the pod's loopback (err %v)", ml, err)
 	}
 	if _, off := flags["insecure"]; off {
 		p.add(at, "--insecure: the deployment takes users and TLS")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -34,8 +35,9 @@ const deployDir = "../../deploy/k8s"
 
 // deployPod is the pod template of a workload in the manifests.
 type deployPod struct {
-	where string // file: Kind name
-	spec  corev1.PodSpec
+	where       string // file: Kind name
+	annotations map[string]string
+	spec        corev1.PodSpec
 }
 
 func deployPods(t *testing.T) []deployPod {
@@ -72,7 +74,8 @@ func deployPods(t *testing.T) []deployPod {
 				t.Fatalf("%s: %v", f, err)
 			}
 			if w.Kind == "StatefulSet" || w.Kind == "Deployment" {
-				pods = append(pods, deployPod{where: fmt.Sprintf("%s: %s %s", f, w.Kind, w.Metadata.Name), spec: w.Spec.Template.Spec})
+				pods = append(pods, deployPod{where: fmt.Sprintf("%s: %s %s", f, w.Kind, w.Metadata.Name),
+					annotations: w.Spec.Template.Annotations, spec: w.Spec.Template.Spec})
 			}
 		}
 	}
@@ -185,6 +188,8 @@ type deployMember struct {
 	// app is the nkey seed of a writer on every graph, a user the tests add
 	// to the users file to send commands with.
 	app string
+	// annotations are the pod template's.
+	annotations map[string]string
 }
 
 func embeddedMember(t *testing.T) *deployMember {
@@ -205,12 +210,12 @@ func embeddedMember(t *testing.T) *deployMember {
 			m.c = &pod.spec.Containers[i]
 		}
 	}
-	if m.c == nil || len(m.c.Args) == 0 || m.c.Args[0] != "serve" || m.c.ReadinessProbe == nil || m.c.ReadinessProbe.Exec == nil {
-		t.Fatalf("%s: no cairn container running serve with an exec readiness probe", pod.where)
+	if m.c == nil || len(m.c.Args) == 0 || m.c.Args[0] != "serve" {
+		t.Fatalf("%s: no cairn container running serve", pod.where)
 	}
+	m.annotations = pod.annotations
 	made := t.TempDir()
 	users := filepath.Join(made, "users.json")
-	mustRun(t, "auth", "add-user", users, "probe", "--role", "reader", "--graph", "probe", "--new-nkey", filepath.Join(made, "probe.nk"))
 	m.app = filepath.Join(made, "app.nk")
 	mustRun(t, "auth", "add-user", users, "app", "--role", "writer", "--new-nkey", m.app)
 	mustRun(t, "keys", "new", "--out", filepath.Join(made, "signing.nk"))
@@ -218,7 +223,6 @@ func embeddedMember(t *testing.T) *deployMember {
 		"cairn-tls/tls.crt": m.pki.ServerCert, "cairn-tls/tls.key": m.pki.ServerKey, "cairn-tls/ca.crt": m.pki.CA,
 		"cairn-auth/users.json":    users,
 		"cairn-signing/signing.nk": filepath.Join(made, "signing.nk"),
-		"cairn-probe/probe.nk":     filepath.Join(made, "probe.nk"),
 	}
 	volumes := map[string]corev1.Volume{}
 	for _, v := range pod.spec.Volumes {
@@ -259,41 +263,125 @@ func (m *deployMember) local(arg string) string {
 	return arg
 }
 
-// probe returns the readiness probe's command line (without the program)
-// for the NATS node at port on 127.0.0.1.
-func (m *deployMember) probe(t *testing.T, port string) []string {
+// metricsPort is the port of the manifests' --metrics-listen, where the
+// kubelet's probes and Prometheus ask.
+func (m *deployMember) metricsPort(t *testing.T) string {
 	t.Helper()
-	var out []string
-	for _, a := range m.c.ReadinessProbe.Exec.Command[1:] {
-		if v, ok := strings.CutPrefix(a, "--server="); ok {
-			u, err := url.Parse(v)
+	for _, a := range m.c.Args {
+		if v, ok := strings.CutPrefix(a, "--metrics-listen="); ok {
+			_, port, err := net.SplitHostPort(v)
 			if err != nil {
-				t.Fatalf("probe --server %q: %v", v, err)
+				t.Fatalf("%s: --metrics-listen=%s: %v", m.where, v, err)
 			}
-			u.Host = u.Hostname() + ":" + port
-			a = "--server=" + u.String()
+			return port
 		}
-		out = append(out, m.local(a))
+	}
+	t.Fatalf("%s: serve has no --metrics-listen: the probes and Prometheus need it", m.where)
+	return ""
+}
+
+// deployProbe is one of the container's probes as the kubelet runs it.
+type deployProbe struct {
+	name, path string
+}
+
+// probes returns the container's startup, readiness and liveness probes,
+// each an HTTP GET of a path on the port --metrics-listen listens on (a
+// named port resolved through the container's ports, as the kubelet
+// does). Anything else fails the test: the probe would ask nothing serve
+// answers.
+func (m *deployMember) probes(t *testing.T) []deployProbe {
+	t.Helper()
+	want := m.metricsPort(t)
+	var out []deployProbe
+	for _, p := range []struct {
+		name string
+		pr   *corev1.Probe
+	}{{"startupProbe", m.c.StartupProbe}, {"readinessProbe", m.c.ReadinessProbe}, {"livenessProbe", m.c.LivenessProbe}} {
+		if p.pr == nil || p.pr.HTTPGet == nil {
+			t.Fatalf("%s: %s is not an httpGet probe", m.where, p.name)
+		}
+		g := p.pr.HTTPGet
+		port := g.Port.String()
+		for _, cp := range m.c.Ports {
+			if cp.Name == port {
+				port = strconv.Itoa(int(cp.ContainerPort))
+			}
+		}
+		if port != want || g.Host != "" || g.Scheme != "" && g.Scheme != corev1.URISchemeHTTP {
+			t.Fatalf("%s: %s asks %s on port %s (%s), host %q, scheme %q; serve listens on port %s of the pod's IP (--metrics-listen), plain HTTP",
+				m.where, p.name, g.Path, g.Port.String(), port, g.Host, g.Scheme, want)
+		}
+		out = append(out, deployProbe{p.name, g.Path})
 	}
 	return out
 }
+
+// httpGet asks url once, as a probe does (a short timeout, no retry).
+func httpGet(url string) (int, string, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// probeBodies are what serve answers each probe path with when it passes.
+var probeBodies = map[string]string{"/readyz": "ready\n", "/healthz": "ok\n"}
+
+// checkProbes asks what each probe asks of the metrics listener at addr,
+// polling as the kubelet does until each passes (200) or the deadline,
+// then checks that the /metrics of the pod's annotations say ready.
+func (m *deployMember) checkProbes(t *testing.T, who, addr string, within time.Duration) {
+	t.Helper()
+	for _, p := range m.probes(t) {
+		deadline := time.Now().Add(within)
+		for {
+			code, body, err := httpGet("http://" + addr + p.path)
+			if err == nil && code == http.StatusOK {
+				if want, ok := probeBodies[p.path]; !ok || body != want {
+					t.Errorf("%s: %s: GET %s: 200 %q, want %q", who, p.name, p.path, body, want)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s: GET %s: %d %q (%v), still not 200 after %s", who, p.name, p.path, code, body, err, within)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if m.annotations["prometheus.io/scrape"] != "true" || m.annotations["prometheus.io/port"] != m.metricsPort(t) {
+		t.Fatalf("%s: the pod's annotations %v do not point Prometheus at --metrics-listen's port %s", m.where, m.annotations, m.metricsPort(t))
+	}
+	path := m.annotations["prometheus.io/path"]
+	code, body, err := httpGet("http://" + addr + path)
+	if err != nil || code != http.StatusOK || !cairnReady.MatchString(body) {
+		t.Errorf("%s: GET %s (the prometheus.io/path annotation): %d (%v), want 200 with cairn_ready 1; cairn_ready lines: %q",
+			who, path, code, err, regexp.MustCompile(`(?m)^cairn_ready.*$`).FindAllString(body, -1))
+	}
+}
+
+var cairnReady = regexp.MustCompile(`(?m)^cairn_ready 1$`)
 
 // login returns the flags of the app user on the NATS node at port.
 func (m *deployMember) login(port string) []string {
 	return []string{"--server", "tls://localhost:" + port, "--tls-ca", m.pki.CA, "--nkey", m.app, "--timeout", "30s"}
 }
 
-var signingKeyLine = regexp.MustCompile(`(?m)^N[A-Z0-9]{55} # signing key$`)
-
 // TestDeployProbe starts serve as the embedded manifests' StatefulSet runs
-// it, with the Secrets' files made as deploy/README.md says, and runs the
-// probe's command against it. One node: the flags that cluster it (NATS
-// routes, members, replicas) are left out, and the pod's paths and port
-// are moved to the test's.
+// it, with the Secrets' files made as deploy/README.md says, and asks it
+// what the kubelet's probes and Prometheus ask: each probe's path on the
+// port it names, and the annotations' metrics path. One node: the flags
+// that cluster it (NATS routes, members, replicas) are left out, and the
+// pod's paths and ports are moved to the test's.
 func TestDeployProbe(t *testing.T) {
 	m := embeddedMember(t)
 	clustering := map[string]bool{"name": true, "cluster": true, "cluster-listen": true, "cluster-advertise": true,
 		"nats-cluster-listen": true, "nats-routes": true, "nats-cluster-name": true, "replicas": true}
+	metrics := freeAddr(t)
 	var args []string
 	for _, a := range m.c.Args[1:] {
 		name, val, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
@@ -302,43 +390,28 @@ func TestDeployProbe(t *testing.T) {
 		case name == "nats-listen":
 			host, _, _ := strings.Cut(val, ":")
 			args = append(args, "--nats-listen="+host+":0")
+		case name == "metrics-listen":
+			args = append(args, "--metrics-listen="+metrics)
 		case name == "log-level":
 		default:
 			args = append(args, m.local(a))
 		}
 	}
-	if joined := strings.Join(args, " "); !strings.Contains(joined, "--auth=") || !strings.Contains(joined, "--tls-cert=") {
-		t.Fatalf("%s: serve with --auth and --tls-cert expected, got %q", m.where, m.c.Args)
+	if joined := strings.Join(args, " "); !strings.Contains(joined, "--auth=") || !strings.Contains(joined, "--tls-cert=") || !strings.Contains(joined, "--metrics-listen=") {
+		t.Fatalf("%s: serve with --auth, --tls-cert and --metrics-listen expected, got %q", m.where, m.c.Args)
 	}
 	line, stop := serveInProcess(t, append(args, "--json", "--log-level=error")...)
 	var ready readyLine
 	if err := json.Unmarshal([]byte(line), &ready); err != nil {
 		t.Fatalf("ready line %q: %v", line, err)
 	}
-	u, err := url.Parse(ready.NATS)
-	if err != nil || u.Scheme != "tls" {
+	if u, err := url.Parse(ready.NATS); err != nil || u.Scheme != "tls" {
 		t.Fatalf("ready line %q: want a tls:// URL (%v)", line, err)
 	}
-
-	probe := m.probe(t, u.Port())
-	out := mustRun(t, probe...)
-	if !signingKeyLine.MatchString(out) {
-		t.Errorf("cairn %s printed %q, want the engine's public key", strings.Join(probe, " "), out)
+	if ready.Metrics != "http://"+metrics {
+		t.Fatalf("ready line %q: want metrics=http://%s", line, metrics)
 	}
-	// The probe's login asks for health (deploy/README.md has it do so),
-	// and writes nothing.
-	var login []string
-	for _, a := range probe {
-		if strings.HasPrefix(a, "--") {
-			login = append(login, a)
-		}
-	}
-	if out := mustRun(t, append([]string{"health"}, login...)...); !strings.Contains(out, "projections: ") {
-		t.Errorf("cairn health with the probe's login printed %q", out)
-	}
-	if r := runCLI(t, append([]string{"graph", "create", "g"}, login...)...); r.err == nil || !strings.Contains(r.stderr, "refused") {
-		t.Errorf("the probe's login created a graph: %v %s", r.err, r.stderr)
-	}
+	m.checkProbes(t, "serve", metrics, 30*time.Second)
 	if err := stop(); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
@@ -353,10 +426,13 @@ var routeHost = regexp.MustCompile(`^[a-z0-9-]+-(\d+)\.`)
 // written: --cluster, --replicas=3, --sync-always, TLS, users, signing
 // key), then the readiness probe against each, commands through every
 // member and a query that reads them all back through the third (about
-// 20 s here: three engines fsyncing every write on an R3 store).
+// 20 s here: three engines fsyncing every write on an R3 store). The
+// first member starts alone, and its probes are asked before the others
+// start: without a quorum its engine cannot open, so its liveness probe
+// must pass while its readiness probe fails.
 func TestDeployCluster(t *testing.T) {
 	m := embeddedMember(t)
-	type node struct{ client, route, remote string }
+	type node struct{ client, route, remote, metrics string }
 	var routes []string
 	for _, a := range m.c.Args {
 		if v, ok := strings.CutPrefix(a, "--nats-routes="); ok {
@@ -369,7 +445,7 @@ func TestDeployCluster(t *testing.T) {
 	}
 	nodes := make([]node, n)
 	for i := range nodes {
-		nodes[i] = node{freeAddr(t), freeAddr(t), freeAddr(t)}
+		nodes[i] = node{freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)}
 	}
 	argsOf := func(i int) []string {
 		var args []string
@@ -384,6 +460,8 @@ func TestDeployCluster(t *testing.T) {
 				a = "--nats-cluster-listen=" + nodes[i].route
 			case "cluster-listen", "cluster-advertise":
 				a = "--" + name + "=" + nodes[i].remote
+			case "metrics-listen":
+				a = "--metrics-listen=" + nodes[i].metrics
 			case "nats-routes":
 				var rs []string
 				for _, r := range routes {
@@ -421,7 +499,7 @@ func TestDeployCluster(t *testing.T) {
 	}
 	members := make([]*member, n)
 	ready, exits := make(chan int, n), make(chan int, n)
-	for i := range members {
+	start := func(i int) {
 		mb := &member{stderr: filepath.Join(t.TempDir(), "stderr"), exited: make(chan struct{})}
 		members[i] = mb
 		errFile, err := os.Create(mb.stderr)
@@ -470,6 +548,9 @@ func TestDeployCluster(t *testing.T) {
 		}
 		stopped = true
 		for i, mb := range members {
+			if mb == nil {
+				continue // never started
+			}
 			_ = mb.cmd.Process.Signal(os.Interrupt)
 			select {
 			case <-mb.exited:
@@ -488,6 +569,42 @@ func TestDeployCluster(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { stop(false) })
+
+	// The first member alone: its HTTP listener answers before its engine
+	// opens, and its engine cannot open without a quorum of NATS nodes.
+	// The kubelet would keep it (liveness 200) and keep it out of the
+	// Service (readiness 503) until the others come.
+	start(0)
+	probes := m.probes(t)
+	for _, p := range probes {
+		want := http.StatusServiceUnavailable
+		if p.name == "livenessProbe" {
+			want = http.StatusOK
+		}
+		u := "http://" + nodes[0].metrics + p.path
+		for upBy := time.Now().Add(30 * time.Second); ; {
+			code, body, err := httpGet(u)
+			if err == nil {
+				if code != want || want != http.StatusOK && !strings.HasPrefix(body, "not ready:\n") {
+					t.Errorf("member 0 alone: %s: GET %s: %d %q, want %d", p.name, p.path, code, body, want)
+				}
+				break
+			}
+			if time.Now().After(upBy) {
+				stop(false)
+				t.Fatalf("member 0 alone: %s: GET %s: %v, its listener not up after 30s\n%s", p.name, p.path, err, logs(0))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	select {
+	case i := <-ready:
+		t.Fatalf("member %d was ready alone, without a quorum of NATS nodes", i)
+	default:
+	}
+	for i := 1; i < n; i++ {
+		start(i)
+	}
 	// A bound, not a speed goal: serve waits up to a minute for JetStream.
 	deadline := time.After(90 * time.Second)
 	for range n {
@@ -505,11 +622,11 @@ func TestDeployCluster(t *testing.T) {
 		}
 	}
 
+	// The ready line comes once a member's NATS node and projections are
+	// up; its cluster member may still be joining, and /readyz waits for
+	// that too: the probes are polled, as the kubelet does.
 	for i, nd := range nodes {
-		_, port, _ := net.SplitHostPort(nd.client)
-		if out := mustRun(t, m.probe(t, port)...); !signingKeyLine.MatchString(out) {
-			t.Errorf("member %d: the probe printed %q", i, out)
-		}
+		m.checkProbes(t, fmt.Sprintf("member %d", i), nd.metrics, 60*time.Second)
 	}
 	port := func(i int) string {
 		_, p, _ := net.SplitHostPort(nodes[i%n].client)
