@@ -14,13 +14,18 @@ import (
 	"github.com/cairn-graph/cairn/persistence"
 )
 
-var benchScrape = flag.Bool("bench.scrape", true, "BenchmarkMetricsCost: gather the metrics every second while metrics are on")
+var (
+	benchScrape = flag.Bool("bench.scrape", true, "BenchmarkMetricsCost: gather the metrics every second while metrics are on")
+	benchRounds = flag.Int("bench.rounds", 1, "BenchmarkMetricsCost: rounds of off and on, interleaved")
+)
 
 // BenchmarkMetricsCost measures what the metrics cost the write path: the
 // same closed loops as BenchmarkCommandsOneGraphSequential (one caller,
 // one graph) and BenchmarkCommands1000GraphsConcurrent (1,000 callers,
 // 1,000 graphs), each with metrics off and on, on fresh engines, in turns
-// (-count repeats the turns). With metrics on, a scraper gathers the
+// (-bench.rounds N interleaves N rounds of off and on, named round=K:
+// -count repeats each sub-benchmark back to back, so that a machine
+// whose speed drifts favours one side). With metrics on, a scraper gathers the
 // registry every second, as a demanding Prometheus would (every 15 s is
 // usual). Compare events/s, cpu-us/event and allocs/op of metrics=off and
 // metrics=on of the same shape (issue 15's goal: at most 3 % fewer
@@ -28,51 +33,57 @@ var benchScrape = flag.Bool("bench.scrape", true, "BenchmarkMetricsCost: gather 
 // process, the scraper's gathers included: -bench.scrape=false leaves
 // them out):
 //
-//	go test -run '^$' -bench MetricsCost -benchtime 3s -count 5 .
+//	go test -run '^$' -bench MetricsCost -benchtime 3s . -args -bench.rounds 6
 func BenchmarkMetricsCost(b *testing.B) {
-	for _, graphs := range []int{1, benchGraphs} {
-		for _, on := range []bool{false, true} {
-			name := "off"
+	for round := range *benchRounds {
+		for _, graphs := range []int{1, benchGraphs} {
+			benchMetricsCost(b, round+1, graphs)
+		}
+	}
+}
+
+func benchMetricsCost(b *testing.B, round, graphs int) {
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(fmt.Sprintf("round=%d/graphs=%d/metrics=%s", round, graphs, name), func(b *testing.B) {
+			cfg := cairn.DefaultConfig(b.TempDir())
+			cfg.NATSListen = persistence.ListenNone
 			if on {
-				name = "on"
+				cfg.Metrics = metrics.New(metrics.Options{})
 			}
-			b.Run(fmt.Sprintf("graphs=%d/metrics=%s", graphs, name), func(b *testing.B) {
-				cfg := cairn.DefaultConfig(b.TempDir())
-				cfg.NATSListen = persistence.ListenNone
-				if on {
-					cfg.Metrics = metrics.New(metrics.Options{})
-				}
-				eng := enginetest.OpenConfig(b, cfg)
-				ids := createBenchGraphs(b, eng, graphs)
-				if on && *benchScrape {
-					stop := make(chan struct{})
-					done := make(chan struct{})
-					go func() {
-						defer close(done)
-						t := time.NewTicker(time.Second)
-						defer t.Stop()
-						for {
-							select {
-							case <-stop:
-								return
-							case <-t.C:
-								if _, err := cfg.Metrics.Registry().Gather(); err != nil {
-									b.Error(err)
-								}
+			eng := enginetest.OpenConfig(b, cfg)
+			ids := createBenchGraphs(b, eng, graphs)
+			if on && *benchScrape {
+				stop := make(chan struct{})
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					t := time.NewTicker(time.Second)
+					defer t.Stop()
+					for {
+						select {
+						case <-stop:
+							return
+						case <-t.C:
+							if _, err := cfg.Metrics.Registry().Gather(); err != nil {
+								b.Error(err)
 							}
 						}
-					}()
-					defer func() { close(stop); <-done }()
-				}
-				ctx := context.Background()
-				lat := benchutil.NewLatency()
-				b.ReportAllocs()
-				b.ResetTimer()
-				run, err := benchutil.ClosedLoop(b.N, graphs, lat, func(w, i int) error {
-					return benchExecute(ctx, eng, ids[w%len(ids)], i, 1)
-				})
-				reportEngine(b, run, err, b.N, lat)
+					}
+				}()
+				defer func() { close(stop); <-done }()
+			}
+			ctx := context.Background()
+			lat := benchutil.NewLatency()
+			b.ReportAllocs()
+			b.ResetTimer()
+			run, err := benchutil.ClosedLoop(b.N, graphs, lat, func(w, i int) error {
+				return benchExecute(ctx, eng, ids[w%len(ids)], i, 1)
 			})
-		}
+			reportEngine(b, run, err, b.N, lat)
+		})
 	}
 }
