@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 
 	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/internal/cmdtest"
+	"github.com/cairn-graph/cairn/internal/testbin"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -75,49 +75,10 @@ func startChild(t *testing.T, name string, cmd *exec.Cmd) <-chan struct{} {
 	return exited
 }
 
-// binDir holds the cairn binary cairnBinary builds once for every test of
-// the package; TestMain removes it.
-var binDir struct {
-	once sync.Once
-	path string
-	bin  string
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir.path != "" {
-		_ = os.RemoveAll(binDir.path)
-	}
+	testbin.Remove()
 	os.Exit(code)
-}
-
-// cairnBinary builds ./cmd/cairn with the go command on PATH, once per
-// test binary, with CGO_ENABLED=0 as the image builds it.
-func cairnBinary(t *testing.T) string {
-	t.Helper()
-	binDir.once.Do(func() {
-		goCmd, err := exec.LookPath("go")
-		if err != nil {
-			binDir.err = fmt.Errorf("the go command is needed to build cairn: %w", err)
-			return
-		}
-		if binDir.path, err = os.MkdirTemp("", "cairn-deploy-bin"); err != nil {
-			binDir.err = err
-			return
-		}
-		binDir.bin = filepath.Join(binDir.path, "cairn")
-		build := exec.Command(goCmd, "build", "-o", binDir.bin, "./cmd/cairn")
-		build.Dir = ".."
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			binDir.err = fmt.Errorf("go build ./cmd/cairn: %w\n%s", err, out)
-		}
-	})
-	if binDir.err != nil {
-		t.Fatal(binDir.err)
-	}
-	return binDir.bin
 }
 
 // engine is "cairn serve" with its metrics listener on, as a child
@@ -140,7 +101,7 @@ type serveReady struct {
 // NATS client. t's cleanup kills it (and prints its stderr when t failed).
 func startEngine(t *testing.T, extra ...string) *engine {
 	t.Helper()
-	bin := cairnBinary(t)
+	bin := testbin.Cairn(t)
 	args := append([]string{"serve", "--data", t.TempDir(), "--nats-listen", "127.0.0.1:0",
 		"--metrics-listen", "127.0.0.1:0", "--json", "--log-level", "warn"}, extra...)
 	cmd := exec.Command(bin, args...)

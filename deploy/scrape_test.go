@@ -3,7 +3,6 @@ package deploy
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairn-graph/cairn/internal/cmdtest"
+	"github.com/cairn-graph/cairn/internal/testbin"
 )
 
 // promServer is a real Prometheus server (Debian's prometheus) as a child
@@ -49,7 +49,7 @@ scrape_configs:
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeLoopbackAddr(t)
+	addr := testbin.FreeAddr(t)
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
 	exited := startChild(t, "prometheus", cmd)
@@ -73,17 +73,6 @@ scrape_configs:
 			t.Fatalf("prometheus not ready on %s within 15s: %v", addr, err)
 		}
 	}
-}
-
-// freeLoopbackAddr is a loopback address with a port free a moment ago.
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // apiGet GETs a path of Prometheus's HTTP API into data.

@@ -17,8 +17,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cairn-graph/cairn/bench"
 	"github.com/cairn-graph/cairn/api"
+	"github.com/cairn-graph/cairn/bench"
 	"github.com/cairn-graph/cairn/persistence"
 )
 

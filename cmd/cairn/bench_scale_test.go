@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cairn-graph/cairn/bench"
+	"github.com/cairn-graph/cairn/internal/testbin"
 )
 
 // TestBenchScaleShort is the short scale run of make test: three members
@@ -16,7 +17,7 @@ import (
 // must name where it ran, with owners as cluster.OwnerOf places them, and
 // the report must carry each member's CPU and the hop's figures.
 func TestBenchScaleShort(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Cairn(t)
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"bench", "scale", "--members", "3", "--duration", "3s", "--concurrency", "8",

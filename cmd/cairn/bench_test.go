@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-graph/cairn/bench"
 	"github.com/cairn-graph/cairn/internal/memlimit"
+	"github.com/cairn-graph/cairn/internal/testbin"
 )
 
 // TestBenchSuiteQuick is the smoke run of every scenario through the
@@ -19,7 +20,7 @@ import (
 // `cairn serve` killed with SIGKILL, replay) on small graphs, and the
 // report it writes.
 func TestBenchSuiteQuick(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Cairn(t)
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"bench", "suite", "--quick", "--rounds", "1", "--binary", bin, "--out", out}, &stdout, &stderr)
@@ -102,7 +103,7 @@ func TestBenchSuiteQuick(t *testing.T) {
 // PostgreSQL, which make deps installs: without it the test fails, it
 // never skips.
 func TestBenchPeer(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Cairn(t)
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"bench", "peer", "--nodes", "300", "--edges", "900", "--rounds", "2", "--binary", bin, "--out", out}, &stdout, &stderr)
@@ -188,7 +189,7 @@ func TestBenchUsageErrors(t *testing.T) {
 // command must be stored exactly once and every chain verify (the scenario
 // fails otherwise), and the report carries the figures.
 func TestBenchChaosShort(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Cairn(t)
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"bench", "chaos", "--members", "3", "--nats", "3", "--duration", "14s", "--kill-every", "6s",
@@ -221,7 +222,7 @@ func TestBenchChaosShort(t *testing.T) {
 // restarted member serves no graph, or when an acknowledged command is
 // lost or applied twice. How fast each healed is measured, not asserted.
 func TestBenchFailoverShort(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Cairn(t)
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"bench", "failover", "--settle", "1s", "--restarts", "2",

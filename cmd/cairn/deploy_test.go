@@ -25,6 +25,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/cairn-graph/cairn/internal/testbin"
 	"github.com/cairn-graph/cairn/internal/tlstest"
 )
 
@@ -381,7 +382,7 @@ func TestDeployProbe(t *testing.T) {
 	m := embeddedMember(t)
 	clustering := map[string]bool{"name": true, "cluster": true, "cluster-listen": true, "cluster-advertise": true,
 		"nats-cluster-listen": true, "nats-routes": true, "nats-cluster-name": true, "replicas": true}
-	metrics := freeAddr(t)
+	metrics := testbin.FreeAddr(t)
 	var args []string
 	for _, a := range m.c.Args[1:] {
 		name, val, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
@@ -445,7 +446,7 @@ func TestDeployCluster(t *testing.T) {
 	}
 	nodes := make([]node, n)
 	for i := range nodes {
-		nodes[i] = node{freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)}
+		nodes[i] = node{testbin.FreeAddr(t), testbin.FreeAddr(t), testbin.FreeAddr(t), testbin.FreeAddr(t)}
 	}
 	argsOf := func(i int) []string {
 		var args []string
@@ -490,7 +491,7 @@ func TestDeployCluster(t *testing.T) {
 
 	// Processes, as in the pods (and protoactor's remote sets grpc's
 	// process-wide logger as it starts: members in one process race).
-	bin := buildBinary(t)
+	bin := testbin.Cairn(t)
 	type member struct {
 		cmd    *exec.Cmd
 		stderr string // file name

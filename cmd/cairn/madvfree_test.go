@@ -5,13 +5,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cairn-graph/cairn/internal/testbin"
 )
 
 // TestServeRunsWithMadvFree: the cairn binary re-executes serve with
 // madvdontneed=0 added to GODEBUG (same PID, the settings already there
 // kept), and leaves a GODEBUG that already sets madvdontneed alone.
 func TestServeRunsWithMadvFree(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Cairn(t)
 	for _, c := range []struct{ env, want string }{
 		{"", "GODEBUG=madvdontneed=0"},
 		{"gctrace=0", "GODEBUG=gctrace=0,madvdontneed=0"},

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairn-graph/cairn/internal/testbin"
 )
 
 // The operations manual and what checks it.
@@ -198,7 +200,7 @@ func TestOperationsManual(t *testing.T) {
 // runManual runs the manual's sh blocks as one script and fails showing
 // the block that failed and its output.
 func runManual(t *testing.T, blocks []docBlock) {
-	bin := buildBinary(t)
+	bin := testbin.Cairn(t)
 	var script strings.Builder
 	// The prologue: stop at the first failure, and on exit stop every
 	// process the blocks left in the background (cairn serve).

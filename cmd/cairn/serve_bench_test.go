@@ -16,6 +16,7 @@ import (
 
 	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/internal/graphgen"
+	"github.com/cairn-graph/cairn/internal/testbin"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -159,7 +160,7 @@ func BenchmarkServeRestart(b *testing.B) {
 	if *bigServe {
 		cfg = graphgen.Big()
 	}
-	bin := buildBinary(b)
+	bin := testbin.Cairn(b)
 	dir := b.TempDir()
 	// Rounds every 1,000,000 events; the load's rounds come at doubling
 	// intervals and the clean stops write the last one.
@@ -264,7 +265,7 @@ func loadAvg() string {
 //
 //	go test ./cmd/cairn -run '^$' -bench ServeFirstCommand -benchtime 5x
 func BenchmarkServeFirstCommand(b *testing.B) {
-	bin := buildBinary(b)
+	bin := testbin.Cairn(b)
 	var ready, first []time.Duration
 	for i := 0; b.Loop(); i++ {
 		srv := startServe(b, bin, b.TempDir(), "--log-level", "warn")

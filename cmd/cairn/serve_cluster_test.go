@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/internal/natstest"
+	"github.com/cairn-graph/cairn/internal/testbin"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/nats-io/nats.go"
@@ -133,7 +134,7 @@ func startClusterServe(t *testing.T, bin, url, name string, extra ...string) *cl
 // expired (the default TTL, 3 s), and every command acknowledged before
 // the kill is in the stream once.
 func TestServeClusterFailover(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Cairn(t)
 	srv := natstest.Start(t)
 	url := srv.ClientURL()
 	var procs []*clusterProc
@@ -264,7 +265,7 @@ func TestServeMemberRemoteFlags(t *testing.T) {
 // reach the graphs either member owns, queries routed between them. A
 // writer may not use the members' routed subjects.
 func TestServeClusterMemberAuth(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Cairn(t)
 	dir := t.TempDir()
 	file, peerSeed, appSeed := filepath.Join(dir, "users.json"), filepath.Join(dir, "peer.nk"), filepath.Join(dir, "app.nk")
 	mustRun(t, "auth", "add-user", file, "peer", "--role", "member", "--new-nkey", peerSeed)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cairn-graph/cairn/internal/testbin"
 	"github.com/cairn-graph/cairn/internal/tlstest"
 )
 
@@ -60,7 +60,7 @@ func TestServeNATSClusterFlags(t *testing.T) {
 // command sent to one node is answered. (Processes, not serves in this
 // one: protoactor sets gRPC's process-wide logger as each member starts.)
 func TestServeNATSCluster(t *testing.T) {
-	bin := buildBinary(t)
+	bin := testbin.Cairn(t)
 	start := time.Now()
 	dir := t.TempDir()
 	key := filepath.Join(dir, "cluster.nk")
@@ -68,7 +68,7 @@ func TestServeNATSCluster(t *testing.T) {
 	const n = 3
 	client, route := make([]string, n), make([]string, n)
 	for i := range n {
-		client[i], route[i] = freeAddr(t), freeAddr(t)
+		client[i], route[i] = testbin.FreeAddr(t), testbin.FreeAddr(t)
 	}
 	type started struct {
 		i     int
@@ -173,15 +173,4 @@ func TestServeNATSCluster(t *testing.T) {
 		}
 	}
 	mustRun(t, "graph", "create", "g", "--server", "nats://"+client[1])
-}
-
-// freeAddr returns 127.0.0.1:port with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

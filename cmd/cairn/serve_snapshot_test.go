@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-graph/cairn/api"
+	"github.com/cairn-graph/cairn/internal/testbin"
 )
 
 // health runs "cairn health --json" against url.
@@ -99,7 +100,7 @@ func answers(t *testing.T, url string, minSeq uint64, queries [][]string) []map[
 func TestServeKillResumesFromSnapshots(t *testing.T) {
 	start := time.Now()
 	phase := func(name string) { t.Logf("%s: %s", name, time.Since(start).Round(time.Millisecond)) }
-	bin := buildBinary(t)
+	bin := testbin.Cairn(t)
 	phase("built")
 	dir := t.TempDir()
 	flags := []string{"--snapshot-every", "5", "--snapshot-keep", "2", "--readmodel-snapshot-every", "10",

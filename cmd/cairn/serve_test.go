@@ -9,12 +9,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairn-graph/cairn/internal/testbin"
 )
 
 // readyLine is serve's ready line with --json.
@@ -210,49 +211,10 @@ func (p *serverProc) wait(t testing.TB) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
-// binDir holds the binary buildBinary builds once for every test of the
-// package; TestMain removes it.
-var binDir struct {
-	once sync.Once
-	path string // the directory
-	bin  string
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir.path != "" {
-		_ = os.RemoveAll(binDir.path)
-	}
+	testbin.Remove()
 	os.Exit(code)
-}
-
-// buildBinary builds cmd/cairn with the go command on PATH, once per test
-// binary.
-func buildBinary(t testing.TB) string {
-	t.Helper()
-	binDir.once.Do(func() {
-		goCmd, err := exec.LookPath("go")
-		if err != nil {
-			binDir.err = fmt.Errorf("the go command is needed to build cairn: %w", err)
-			return
-		}
-		if binDir.path, err = os.MkdirTemp("", "cairn-bin"); err != nil {
-			binDir.err = err
-			return
-		}
-		binDir.bin = filepath.Join(binDir.path, "cairn")
-		// The environment (CGO_ENABLED included) is the test's own, so that
-		// the build reuses the packages the test binary was built from.
-		build := exec.Command(goCmd, "build", "-o", binDir.bin, ".")
-		if out, err := build.CombinedOutput(); err != nil {
-			binDir.err = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if binDir.err != nil {
-		t.Fatal(binDir.err)
-	}
-	return binDir.bin
 }
 
 // logByCommand reads a graph with "cairn log --json" and returns, for each
@@ -284,7 +246,7 @@ func logByCommand(t *testing.T, url, graph string) (map[string]replyJSON, map[st
 func TestServeProcess(t *testing.T) {
 	start := time.Now()
 	phase := func(name string) { t.Logf("%s: %s", name, time.Since(start).Round(time.Millisecond)) }
-	bin := buildBinary(t)
+	bin := testbin.Cairn(t)
 	phase("built")
 	dir := t.TempDir()
 	srv := startServe(t, bin, dir)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -20,6 +19,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cairn-graph/cairn/persistence"
+
+	"github.com/cairn-graph/cairn/internal/testbin"
 )
 
 // Cluster is n embedded nats-server nodes with JetStream, routed to each
@@ -89,7 +90,7 @@ func StartCluster(t testing.TB, n int, cfg persistence.ServerConfig, opts ...Clu
 	// so every node gets routes to all: their route ports are picked
 	// first.
 	for i := range n {
-		c.nodes = append(c.nodes, &Node{Name: fmt.Sprintf("n%d", i), DataDir: t.TempDir(), ClusterURL: "nats-route://" + freePort(t)})
+		c.nodes = append(c.nodes, &Node{Name: fmt.Sprintf("n%d", i), DataDir: t.TempDir(), ClusterURL: "nats-route://" + testbin.FreeAddr(t)})
 	}
 	// After t.TempDir, so that the nodes stop before their directories
 	// are removed (cleanups run last first).
@@ -205,17 +206,6 @@ func (c *Cluster) routes(i int) []string {
 		}
 	}
 	return routes
-}
-
-// freePort returns 127.0.0.1:port with a port that was free a moment ago.
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // WaitReady waits until JetStream can place a stream with replicas
