@@ -114,7 +114,7 @@ func TestEngineMetrics(t *testing.T) {
 		"cairn_commands_total{code=not_found,kind=remove_node}":           1,
 		"cairn_command_duplicates_total":                                  1,
 		"cairn_command_duration_seconds_count":                            nodes + 3,
-		"cairn_append_batch_envelopes_count":                               nodes + 1,
+		"cairn_append_batch_envelopes_count":                              nodes + 1,
 		"cairn_append_errors_total":                                       0,
 		"cairn_queries_total{code=ok,kind=get_node}":                      1,
 		"cairn_queries_total{code=not_found,kind=get_node}":               1,
