@@ -186,7 +186,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	h := e.proj.Health()
 	stream, objBytes, objOK, jsErrors := c.jetStream(ctx)
 	head := stream.LastSeq
-	for i, s := range e.proj.ShardStats() {
+	shards := e.proj.ShardStats()
+	for i, s := range shards {
 		shard := strconv.Itoa(i)
 		head = max(head, s.Applied)
 		gauge(dApplied, float64(s.Applied), shard)
@@ -194,7 +195,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(dHeadSeq, float64(head))
 	storedAt := map[uint64]time.Time{}
-	for i, s := range e.proj.ShardStats() {
+	for i, s := range shards {
 		shard := strconv.Itoa(i)
 		lag, age := head-min(s.Applied, head), 0.0
 		if lag > 0 {
