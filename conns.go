@@ -67,6 +67,20 @@ func (c *conns) stats() []ConnStats {
 	return out
 }
 
+// down names each connection that is not connected now, with its status
+// (RECONNECTING, CLOSED, ...).
+func (c *conns) down() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for i, nc := range c.nc {
+		if !nc.IsConnected() {
+			out = append(out, fmt.Sprintf("%s (%s)", c.watches[i].name, nc.Status()))
+		}
+	}
+	return out
+}
+
 // watchOption is a nats.Option, applied after every other, that counts
 // and logs w's slow consumers and disconnects and then calls the handlers
 // set before it (Config.NATSOptions may carry some).

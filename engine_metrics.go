@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,8 +27,8 @@ func (e *Engine) Ready() error {
 	if e.closing.Load() {
 		errs = append(errs, errors.New("the engine is shutting down"))
 	}
-	if !e.nc.IsConnected() {
-		errs = append(errs, fmt.Errorf("not connected to NATS (%s)", e.nc.Status()))
+	if down := e.conns.down(); len(down) > 0 {
+		errs = append(errs, fmt.Errorf("not connected to NATS: %s", strings.Join(down, ", ")))
 	}
 	if !e.proj.Ready() {
 		errs = append(errs, errors.New("the projections are still restoring their read models"))
@@ -125,7 +126,9 @@ var (
 	dMemLimit         = desc("cairn_memory_limit_bytes", "The Go runtime's soft memory limit (--memory-limit); 0 for none.")
 	dReady            = desc("cairn_ready", "1 when the engine serves commands and queries (what /readyz says).")
 	dBuild            = desc("cairn_build_info", "The engine's build: its version and Go version.", "version", "go_version")
-	dNATS             = desc("cairn_nats_connected", "1 while the engine's connection to NATS is up.")
+	dNATS             = desc("cairn_nats_connected", "1 while every one of the engine's NATS connections is up.")
+	dNATSDisconnects  = desc("cairn_nats_disconnects_total", "Times the engine's NATS connection was disconnected, by connection (cairn-engine, cairn-commands, cairn-history, cairn-membership).", "connection")
+	dNATSSlow         = desc("cairn_nats_slow_consumers_total", "Slow-consumer errors NATS reported on the engine's connection (a subscription fell behind and dropped messages), by connection.", "connection")
 	dMembers          = desc("cairn_cluster_members", "Members of the cluster this member sees (1 for a single engine).")
 	dRejoins          = desc("cairn_cluster_rejoins_total", "Fresh cluster members this engine started after its member fenced itself.")
 	dFenced           = desc("cairn_cluster_fenced", "1 while this engine's cluster member is fenced (it refuses commands).")
@@ -136,7 +139,7 @@ var (
 // descs lists every desc Collect uses: Describe must not collect (a
 // collection asks JetStream, and caches what it said).
 var descs = []*prometheus.Desc{
-	dGrainsActive, dActivations, dGrainSnapshots, dGrainSnapLast, dQuarantined, dConflicts, dAggNodes, dAggEdges, dAggMemory, dHeadSeq, dApplied, dLagSeqs, dLagSeconds, dShardTxs, dProjFailures, dStopped, dDataLoss, dChainFailures, dStreamLost, dRMNodes, dRMEdges, dRMGraphs, dRMMemory, dRMRounds, dRMSnapLast, dRMPause, dAudits, dCacheHits, dCacheMisses, dCacheEvictions, dTTQueries, dTTViewHits, dTTRefused, dTTBuilds, dTTLastBuild, dStreamBytes, dStreamMsgs, dStreamConsumers, dStreamMax, dObjBytes, dJSErrors, dDiskFree, dDiskSize, dMemLimit, dReady, dBuild, dNATS, dMembers, dRejoins, dFenced, dAdoptions, dAdoptionFailures,
+	dGrainsActive, dActivations, dGrainSnapshots, dGrainSnapLast, dQuarantined, dConflicts, dAggNodes, dAggEdges, dAggMemory, dHeadSeq, dApplied, dLagSeqs, dLagSeconds, dShardTxs, dProjFailures, dStopped, dDataLoss, dChainFailures, dStreamLost, dRMNodes, dRMEdges, dRMGraphs, dRMMemory, dRMRounds, dRMSnapLast, dRMPause, dAudits, dCacheHits, dCacheMisses, dCacheEvictions, dTTQueries, dTTViewHits, dTTRefused, dTTBuilds, dTTLastBuild, dStreamBytes, dStreamMsgs, dStreamConsumers, dStreamMax, dObjBytes, dJSErrors, dDiskFree, dDiskSize, dMemLimit, dReady, dBuild, dNATS, dNATSDisconnects, dNATSSlow, dMembers, dRejoins, dFenced, dAdoptions, dAdoptionFailures,
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -266,7 +269,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	// The engine and the cluster.
 	gauge(dReady, bool01(e.Ready() == nil))
 	gauge(dBuild, 1, buildVersion(), runtime.Version())
-	gauge(dNATS, bool01(e.nc.IsConnected()))
+	gauge(dNATS, bool01(len(e.conns.down()) == 0))
+	for _, cs := range e.conns.stats() {
+		counter(dNATSDisconnects, cs.Disconnects, cs.Name)
+		counter(dNATSSlow, cs.SlowConsumers, cs.Name)
+	}
 	members := 0
 	if m := e.startedMember(); m != nil {
 		members = max(len(m.Lookup().Members()), 1)

@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-graph/cairn"
 	"github.com/cairn-graph/cairn/internal/cmdtest"
 	"github.com/cairn-graph/cairn/internal/enginetest"
+	"github.com/cairn-graph/cairn/internal/testbin"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/metrics"
 	"github.com/cairn-graph/cairn/persistence"
@@ -73,7 +74,8 @@ func (g gathered) sum(name string, with ...string) float64 {
 
 func TestEngineMetrics(t *testing.T) {
 	ctx := context.Background()
-	m := metrics.New(metrics.Options{})
+	// Pedantic: every series collected must match a described one.
+	m := metrics.New(metrics.Options{Registry: prometheus.NewPedanticRegistry()})
 	cfg := cairn.DefaultConfig(t.TempDir())
 	cfg.NATSListen = persistence.ListenNone
 	cfg.Metrics = m
@@ -176,4 +178,55 @@ func TestEngineMetrics(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestEngineReadyFollowsNATS: with an external NATS that goes away, the
+// engine says it is not ready (naming the connection) and its metrics say
+// so; once NATS is back it is ready again.
+func TestEngineReadyFollowsNATS(t *testing.T) {
+	scfg := persistence.ServerConfig{DataDir: t.TempDir(), Listen: testbin.FreeAddr(t)}
+	start := func() *persistence.Server {
+		t.Helper()
+		srv, err := persistence.StartServer(scfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv
+	}
+	stop := func(srv *persistence.Server) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+	srv := start()
+	// Registered before the engine's: the engine closes first.
+	t.Cleanup(func() { stop(srv) })
+	m := metrics.New(metrics.Options{})
+	cfg := cairn.DefaultConfig("")
+	cfg.NATSURL, cfg.Metrics = "nats://"+scfg.Listen, m
+	eng := enginetest.OpenConfig(t, cfg)
+	waitReady := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			err := eng.Ready()
+			g := gather(t, m.Registry())
+			switch {
+			case want == "" && err == nil && g["cairn_ready"] == 1 && g["cairn_nats_connected"] == 1:
+				return
+			case want != "" && err != nil && strings.Contains(err.Error(), want) && g["cairn_ready"] == 0 && g["cairn_nats_connected"] == 0:
+				return
+			case time.Now().After(deadline):
+				t.Fatalf("readiness %v, cairn_ready %v, cairn_nats_connected %v; want %q", err, g["cairn_ready"], g["cairn_nats_connected"], want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitReady("")
+	stop(srv)
+	waitReady("not connected to NATS")
+	srv = start()
+	waitReady("")
 }
