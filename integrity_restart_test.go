@@ -115,3 +115,40 @@ func TestArchivedBeforeSnapshotsNotQuarantinedAfterRestart(t *testing.T) {
 	}
 	wantHealthy(t, eng, "arch", "f")
 }
+
+// An archive object deleted while the engine was down (the running engine
+// watches for deletions; see TestDeletedArchiveObjectIsDataLoss): the
+// graph's count of transactions falls short of what it held.
+func TestArchiveDeletedWhileDownIsQuarantined(t *testing.T) {
+	srv := natstest.Start(t)
+	eng := openOn(t, srv)
+	ctx := context.Background()
+	rep := newGraph(t, eng, "arch", "a", "b", "c", "d")
+	if _, err := eng.Query(ctx, statsQuery("arch", rep.GetSeq())); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := eng.Store().Archive(ctx, "arch", rep.GetSeq()-1, nil); err != nil || res.Transactions == 0 {
+		t.Fatalf("archive: %+v, %v", res, err)
+	}
+	arcs, err := eng.Store().Archives(ctx, "arch")
+	if err != nil || len(arcs) == 0 {
+		t.Fatalf("archives: %v, %v", arcs, err)
+	}
+	rep = addNodes(t, eng, "arch", "e")
+	kept := newGraph(t, eng, "kept", "x")
+	closeEngine(t, eng)
+
+	obj, err := srv.JetStream().ObjectStore(ctx, persistence.DefaultObjectBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := obj.Delete(ctx, arcs[0].Name); err != nil {
+		t.Fatal(err)
+	}
+	eng = openOn(t, srv)
+	restartedFromSnapshots(t, eng, kept.GetSeq())
+	if err := waitDataLoss(t, eng, "arch"); !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("DATA_LOSS does not say the history was truncated: %v", err)
+	}
+	wantHealthy(t, eng, "kept", "y")
+}

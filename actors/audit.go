@@ -333,7 +333,8 @@ func (p *Projections) auditFailed(ctx context.Context, a *auditState, h appliedH
 // watchArchives quarantines the graph of every archive object deleted
 // while it runs (until ctx ends): the engine never deletes one, so a
 // deletion is history gone behind its back. It watches the object store's
-// updates from now on; deletions while the engine was down are found by the
+// updates from now on; a deletion while the engine was down leaves the
+// graph's count of transactions short (see missing), and is found by the
 // readers of the archived stretch (time travel, a rebuild, cairn verify).
 func (p *Projections) watchArchives(ctx context.Context, obj jetstream.ObjectStore) {
 	w, err := obj.Watch(ctx, jetstream.UpdatesOnly())
