@@ -252,9 +252,9 @@ func TestDeletedStreamQuarantinesEveryGraph(t *testing.T) {
 
 // A gap made while the engine was down is found after the restart, and
 // nothing past it is folded: the graph does not come back with part of
-// its nodes. (Without snapshots, so that the restart reads the gap: a gap
-// beneath the snapshots an engine restarts from is found by cairn verify,
-// and by any reader of that stretch.)
+// its nodes. (Without snapshots, so that the restart reads the gap: for a
+// gap beneath the snapshots an engine restarts from, see
+// TestMessageDeletedWhileDownBeneathSnapshotsIsQuarantined.)
 func TestGapMadeWhileDownIsQuarantinedAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	noSnapshots := func(cfg *cairn.Config) { cfg.DisableSnapshots = true }

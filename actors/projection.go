@@ -760,6 +760,11 @@ type projected struct {
 	// the audit: how many of them the stream must still hold).
 	applied uint64
 	recent  [auditRecent]uint64
+	// held counts the transactions of the graph the read model holds,
+	// from its first on (across restarts: a manifest keeps it), for the
+	// audit to compare with what the store holds; -1 when not known (a
+	// read model restored from a snapshot that did not say).
+	held int64
 	// adopt is set while the graph is being adopted (a partitioned
 	// engine's graph that moved here, see projection_partition.go): g is
 	// nil until it is done.
@@ -767,6 +772,13 @@ type projected struct {
 	// unowned is when a partitioned engine first found the graph owned by
 	// another member (zero while it owns it).
 	unowned time.Time
+}
+
+// count counts one more transaction held, when the count is known.
+func (e *projected) count() {
+	if e.held >= 0 {
+		e.held++
+	}
 }
 
 // shardActor owns its graphs' read models; only its Receive touches them.
@@ -931,6 +943,7 @@ func (a *shardActor) applyTo(e *projected, f persistence.Followed) {
 	e.head = d.head
 	e.recent[e.applied%auditRecent] = f.Seq
 	e.applied++
+	e.count()
 }
 
 // safeApply applies a transaction, turning a panic (a read-model bug) into

@@ -134,6 +134,9 @@ type (
 		g     *readmodel.Graph
 		head  persistence.Head
 		snap  persistence.SnapshotInfo // Name empty when none was used
+		// held: see projected.held (not known when adopted from a
+		// snapshot: a graph's snapshot does not say).
+		held int64
 		// absent: the store holds no transaction of the graph up to upTo.
 		absent bool
 		// failed is the stream sequence of the transaction that failed
@@ -220,7 +223,7 @@ func (a *shardActor) adopted(m *adopted) {
 		a.drop(m.graph) // no such graph (yet): queries answer NOT_FOUND
 		a.markAbsent(m.graph)
 	default:
-		e.g, e.head, e.snap = m.g, m.head, m.snap
+		e.g, e.head, e.snap, e.held = m.g, m.head, m.snap, m.held
 		if e.g == nil {
 			e.g, _ = readmodel.New(m.graph, a.p.cfg.ReadModel)
 		}
@@ -339,7 +342,7 @@ func (p *Projections) loadAdopted(a *shardActor, graph string, upTo uint64) *ado
 					slog.String("graph", graph), slog.String("snapshot", info.Name), slog.String("err", err.Error()))
 				continue
 			}
-			tmp.g, tmp.head, m.snap = g, persistence.Head{N: info.Position, CID: info.Head}, info
+			tmp.g, tmp.head, tmp.held, m.snap = g, persistence.Head{N: info.Position, CID: info.Head}, -1, info
 			p.snap.index.add(info)
 			break
 		}
@@ -350,7 +353,7 @@ func (p *Projections) loadAdopted(a *shardActor, graph string, upTo uint64) *ado
 	m.g = tmp.g
 	st := p.cfg.Store
 	if st == nil {
-		m.head = tmp.head
+		m.head, m.held = tmp.head, tmp.held
 		m.absent = m.snap.Name == ""
 		if m.absent && upTo > 0 {
 			// Without a store only new graphs can be followed.
@@ -362,7 +365,7 @@ func (p *Projections) loadAdopted(a *shardActor, graph string, upTo uint64) *ado
 	if from <= upTo {
 		m.failed, m.err = a.foldRange(st, tmp, from, upTo)
 	}
-	m.head = tmp.head
+	m.head, m.held = tmp.head, tmp.held
 	m.absent = m.err == nil && tmp.head.N == 0
 	return m
 }

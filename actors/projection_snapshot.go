@@ -89,11 +89,27 @@ type ManifestGraph struct {
 	Head     string `json:"head,omitempty"`
 	Name     string `json:"name"` // the snapshot object
 	Format   uint32 `json:"format"`
+	// Transactions counts the graph's transactions the snapshot holds,
+	// from its first on (archived ones included); 0 when not known
+	// (manifests written before it was kept). The audit checks it
+	// against the store after a restart.
+	Transactions uint64 `json:"transactions,omitempty"`
 }
 
-func manifestGraph(info persistence.SnapshotInfo) ManifestGraph {
+// manifestGraph names info's snapshot, which holds held transactions of
+// its graph (-1: not known).
+func manifestGraph(info persistence.SnapshotInfo, held int64) ManifestGraph {
 	return ManifestGraph{Graph: info.Graph, Seq: info.Seq, Position: info.Position, Head: headCID(persistence.Head{N: info.Position, CID: info.Head}),
-		Name: info.Name, Format: info.Format}
+		Name: info.Name, Format: info.Format, Transactions: uint64(max(held, 0))}
+}
+
+// held is the count of transactions that m says its snapshot holds, -1
+// when it does not say.
+func (m ManifestGraph) held() int64 {
+	if m.Transactions == 0 {
+		return -1
+	}
+	return int64(m.Transactions)
 }
 
 // info returns the snapshot's SnapshotInfo.
@@ -221,6 +237,7 @@ type (
 type restoredGraph struct {
 	g    *readmodel.Graph
 	info persistence.SnapshotInfo
+	held int64 // see projected.held
 }
 
 // delivered counts f towards the next snapshot round and starts one when
@@ -301,6 +318,7 @@ func (a *shardActor) snapshot(r *snapRound) {
 		info persistence.SnapshotInfo
 		f    *readmodel.Frozen
 		buf  []byte // the graph's buffer from the last round, if kept
+		held int64  // see projected.held
 	}
 	start := time.Now()
 	var part roundPart
@@ -312,11 +330,11 @@ func (a *shardActor) snapshot(r *snapRound) {
 		case e.stopped != nil || e.g == nil:
 			part.rebuild = append(part.rebuild, id)
 		case e.snap.Seq != 0 && e.snap.Seq == e.g.AsOf():
-			part.graphs = append(part.graphs, manifestGraph(e.snap))
+			part.graphs = append(part.graphs, manifestGraph(e.snap, e.held))
 		default:
 			info := persistence.SnapshotInfo{Kind: persistence.KindReadModel, Graph: id, Seq: e.g.AsOf(), Position: e.head.N, Head: e.head.CID,
 				Format: readmodel.SnapshotFormat}
-			todo = append(todo, pending{info: info, f: e.g.Freeze(), buf: e.snapBuf[:0]})
+			todo = append(todo, pending{info: info, f: e.g.Freeze(), buf: e.snapBuf[:0], held: e.held})
 			e.snapBuf = nil // the store's until it hands it back
 		}
 	}
@@ -349,7 +367,7 @@ func (a *shardActor) snapshot(r *snapRound) {
 				info.Name = t.info.Name
 			}
 			stored = append(stored, info)
-			part.graphs = append(part.graphs, manifestGraph(info))
+			part.graphs = append(part.graphs, manifestGraph(info, t.held))
 			part.written++
 			part.bytes += int64(len(data))
 		}
@@ -656,7 +674,7 @@ func (p *Projections) loadManifest(ctx context.Context, info persistence.Snapsho
 			si, err := mg.info()
 			if err == nil {
 				out[i].g, err = p.loadReadModel(ctx, si)
-				out[i].info = si
+				out[i].info, out[i].held = si, mg.held()
 			}
 			errs[i] = err
 		}()
@@ -721,7 +739,7 @@ func (p *Projections) decodeReadModel(info persistence.SnapshotInfo, data []byte
 // that the snapshot round left out.
 func (a *shardActor) restore(m *restoreGraphs) {
 	for _, rg := range m.graphs {
-		a.put(rg.info.Graph, &projected{g: rg.g, head: persistence.Head{N: rg.info.Position, CID: rg.info.Head}, snap: rg.info})
+		a.put(rg.info.Graph, &projected{g: rg.g, head: persistence.Head{N: rg.info.Position, CID: rg.info.Head}, snap: rg.info, held: rg.held})
 	}
 	for _, id := range m.rebuild {
 		g, _ := readmodel.New(id, a.p.cfg.ReadModel)
@@ -778,6 +796,7 @@ func (a *shardActor) foldRange(st HistoryStore, e *projected, from, upTo uint64)
 			return fmt.Errorf("seq %d: %w", rec.Seq, err)
 		}
 		e.head = d.head
+		e.count()
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStopReplay) {
