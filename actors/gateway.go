@@ -257,12 +257,12 @@ func (g *Gateway) handleCommand(req micro.Request) {
 			var sp trace.Span
 			if g.tracer != nil {
 				ctx, sp = g.tracer.Start(tracing.Extract(ctx, req.Headers()), tracing.SpanCommand, trace.WithSpanKind(trace.SpanKindServer),
-					trace.WithAttributes(graphAttr(env.GetGraphId()), commandAttr(env.GetCommandId())))
+					trace.WithAttributes(tracing.GraphAttr(env.GetGraphId()), tracing.CommandAttr(env.GetCommandId())))
 			}
 			var r Route
 			rep := g.exec.Execute(WithRoute(ctx, &r), env)
 			if sp != nil {
-				endSpan(sp, rep.GetError())
+				tracing.End(sp, rep.GetError())
 			}
 			if r.Here == "" {
 				g.reply(req, rep)
@@ -332,12 +332,12 @@ func (g *Gateway) handleQuery(req micro.Request) {
 			if g.tracer != nil {
 				if h := req.Headers(); h.Get(tracing.ParentHeader) != "" || h.Get("Traceparent") != "" {
 					ctx, sp = g.tracer.Start(tracing.Extract(ctx, h), tracing.SpanQuery, trace.WithSpanKind(trace.SpanKindServer),
-						trace.WithAttributes(graphAttr(q.GetGraphId())))
+						trace.WithAttributes(tracing.GraphAttr(q.GetGraphId())))
 				}
 			}
 			rep := g.queries.Query(ctx, q)
 			if sp != nil {
-				endSpan(sp, rep.GetError())
+				tracing.End(sp, rep.GetError())
 			}
 			g.respondQuery(req, rep)
 		})

@@ -6,8 +6,12 @@ import (
 	"encoding/hex"
 	"net/textproto"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
 // ParentHeader is the W3C trace context header, in lower case as the
@@ -97,6 +101,22 @@ func NewParent() (traceparent, traceID string) {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	traceID = hex.EncodeToString(b[:16])
 	return "00-" + traceID + "-" + hex.EncodeToString(b[16:]) + "-01", traceID
+}
+
+// GraphAttr names a span's graph.
+func GraphAttr(graph string) attribute.KeyValue { return attribute.String("cairn.graph", graph) }
+
+// CommandAttr names a span's command id.
+func CommandAttr(id string) attribute.KeyValue { return attribute.String("cairn.command_id", id) }
+
+// End ends sp with the outcome of a reply whose error is e: its code as
+// cairn.error_code and an error status.
+func End(sp trace.Span, e *cairnv1.Error) {
+	if e != nil {
+		sp.SetAttributes(attribute.String("cairn.error_code", e.GetCode().String()))
+		sp.SetStatus(codes.Error, e.GetMessage())
+	}
+	sp.End()
 }
 
 // The spans of a command's trace, in the order it makes them, and of a
