@@ -122,8 +122,10 @@ func End(sp trace.Span, e *cairnv1.Error) {
 // The spans of a command's trace, in the order it makes them, and of a
 // query's.
 const (
-	// SpanCommand is the gateway's server span of a command request,
-	// the child of the request's traceparent header when it has one.
+	// SpanCommand is the engine's server span of a command, whether it
+	// came through the gateway or Engine.Execute: the child of the
+	// request's traceparent header, or of the embedder's span in ctx,
+	// when there is one.
 	SpanCommand = "cairn.command"
 	// SpanDispatch is the dispatcher's: finding the graph's grain and
 	// waiting for its answer, here or on another member.
@@ -139,8 +141,9 @@ const (
 	// SpanApply is a projection shard applying a transaction that
 	// carries a traceparent, as that append span's child.
 	SpanApply = "cairn.apply"
-	// SpanQuery is the gateway's server span of a query request that
-	// carries a traceparent header.
+	// SpanQuery is the engine's server span of a query that comes
+	// traced: a request with a traceparent header, or an Engine.Query
+	// whose ctx carries the embedder's span.
 	SpanQuery = "cairn.query"
 	// SpanFirstRead is the shard answering the first query on a graph
 	// after a traced transaction was applied to it: the child of the
