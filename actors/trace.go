@@ -20,7 +20,7 @@ import (
 // for the first query answered on the graph after it.
 func (a *shardActor) applyTraced(f persistence.Followed) {
 	ctx := tracing.Extract(context.Background(), f.Header)
-	if !trace.SpanContextFromContext(ctx).IsValid() {
+	if !trace.SpanContextFromContext(ctx).IsValid() || a.foreign(f.Graph) {
 		a.apply(f)
 		return
 	}
@@ -35,6 +35,12 @@ func (a *shardActor) applyTraced(f persistence.Followed) {
 		a.firstRead = make(map[string]trace.SpanContext)
 	}
 	a.firstRead[f.Graph] = sp.SpanContext()
+}
+
+// foreign reports whether graph is another cluster member's, which this
+// partitioned shard skips (apply): its owner traces the application.
+func (a *shardActor) foreign(graph string) bool {
+	return a.p.part != nil && a.graphs[graph] == nil && !a.p.part.Owns(graph)
 }
 
 // answerTraced answers m as answer does, inside a span when it is the
