@@ -20,8 +20,8 @@ import (
 	"github.com/cairn-graph/cairn/actors"
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 	"github.com/cairn-graph/cairn/internal/natstest"
-	"github.com/cairn-graph/cairn/internal/tracing/otlp"
 	"github.com/cairn-graph/cairn/internal/testproc"
+	"github.com/cairn-graph/cairn/internal/tracing/otlp"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
