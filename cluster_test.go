@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +21,7 @@ import (
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 	"github.com/cairn-graph/cairn/internal/natstest"
 	"github.com/cairn-graph/cairn/internal/testproc"
+	"github.com/cairn-graph/cairn/internal/tracing/otlp"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -47,7 +49,9 @@ type engineReply struct {
 }
 
 // runEngineMember is a child: an engine on the NATS at url in the cluster
-// "engines", serving commands on in until it closes or "close":
+// "engines", serving commands on in until it closes or "close". Its arg
+// is "URL", or "URL OTLP INSTANCE" for one that exports its spans to the
+// OTLP endpoint OTLP as service.instance.id INSTANCE. Commands:
 //
 //	create GRAPH ID | add GRAPH ID NODE   execute; N is the reply's seq
 //	members | active | held              N: members seen, grains active here,
@@ -55,19 +59,30 @@ type engineReply struct {
 //	nodes GRAPH MINSEQ                    N: the graph's nodes, queried here
 //	owns GRAPH | repair GRAPH SEQ         N: 1 when this member owns it, when
 //	                                      the repair (asked here) resumed it
-func runEngineMember(url string, in io.Reader, out io.Writer) error {
+func runEngineMember(arg string, in io.Reader, out io.Writer) error {
 	ctx := context.Background()
+	url, traced, _ := strings.Cut(arg, " ")
 	cfg := cairn.DefaultConfig("")
 	cfg.NATSURL, cfg.Gateway = url, false
 	cfg.Cluster.Name, cfg.Cluster.Membership = "engines", cairncluster.MembershipNATSKV
+	stopTracing := func(context.Context) error { return nil }
+	if traced != "" {
+		endpoint, instance, _ := strings.Cut(traced, " ")
+		tp, stop, err := otlp.Setup(ctx, otlp.Config{Endpoint: endpoint, Sample: 1, Instance: instance})
+		if err != nil {
+			return err
+		}
+		cfg.Tracing.Provider, stopTracing = tp, stop
+	}
 	eng, err := cairn.Open(ctx, cfg)
 	if err != nil {
-		return err
+		return errors.Join(err, stopTracing(ctx))
 	}
 	closeEngine := func() error {
 		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
-		return eng.Close(cctx)
+		// The spans are flushed once the engine has made its last.
+		return errors.Join(eng.Close(cctx), stopTracing(cctx))
 	}
 	m := eng.Member()
 	if m == nil {
@@ -146,9 +161,11 @@ type engineProc struct {
 	closed bool
 }
 
-func startEngineProc(t *testing.T, url string) *engineProc {
+// startEngineProc starts an engine member in a child; arg is
+// runEngineMember's.
+func startEngineProc(t *testing.T, arg string) *engineProc {
 	t.Helper()
-	cmd, in, out := testproc.Start(t, engineMemberEnv+"="+url)
+	cmd, in, out := testproc.Start(t, engineMemberEnv+"="+arg)
 	p := &engineProc{t: t, cmd: cmd, in: in, out: out}
 	t.Cleanup(func() {
 		if !p.closed {

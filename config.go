@@ -118,9 +118,9 @@ type Config struct {
 }
 
 // TracingConfig says where an engine's spans go. A command's trace runs
-// gateway (cairn.command) → dispatcher → grain → append → projection
-// apply → the first query on its graph after it; the README's Tracing
-// section lists the spans.
+// cairn.command (from the gateway or Engine.Execute) → dispatcher →
+// grain → append → projection apply → the first query on its graph after
+// it; the README's Tracing section lists the spans.
 type TracingConfig struct {
 	// Endpoint is an OTLP/HTTP collector's base URL, such as
 	// http://127.0.0.1:4318: spans go to Endpoint/v1/traces (or to

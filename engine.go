@@ -263,7 +263,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		}
 		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: engineQuerier{e}, Grains: e.grains, Keys: keys, Repair: e.Repair, Logger: cfg.Logger,
 			Archive: e.archiveIfObjects(), Ready: e.Ready,
-			CommandConn: cmdConn, Tracer: e.tracer})
+			CommandConn: cmdConn, Propagate: e.tracer != nil})
 		if err != nil {
 			return nil, err
 		}
@@ -280,14 +280,28 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 // Execute runs one command envelope. It returns the reply and, when the
 // command was refused, a *aggregate.CommandError (match its code with errors.Is
 // against the actors sentinels, for example aggregate.ErrNotFound).
+//
+// With Config.Tracing on, the command gets the trace a NATS client's
+// does: a cairn.command span, the child of the span ctx carries (the
+// caller's own), else a new trace's root.
 func (e *Engine) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) (*cairnv1.CommandReply, error) {
 	rep := e.execute(ctx, env)
 	return rep, aggregate.ErrorFromProto(rep.GetError())
 }
 
-// execute runs env (dispatch) and records it in the metrics. It is the
-// gateway's Executor.
+// execute runs env (dispatch), inside its cairn.command span when
+// tracing is on (executeTraced), and records it in the metrics. Both the
+// gateway (its Executor) and Engine.Execute run a command through here,
+// once.
 func (e *Engine) execute(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
+	if e.tracer != nil {
+		return e.executeTraced(ctx, env)
+	}
+	return e.measure(ctx, env)
+}
+
+// measure runs env (dispatch) and records it in the metrics.
+func (e *Engine) measure(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
 	m := e.cfg.Metrics
 	if m == nil {
 		return e.dispatch(ctx, env)
@@ -340,6 +354,10 @@ func (x engineExecutor) Execute(ctx context.Context, env *cairnv1.CommandEnvelop
 // a *aggregate.CommandError (errors.Is with aggregate.ErrNotFound,
 // aggregate.ErrInvalidArgument, aggregate.ErrDeadlineExceeded, aggregate.ErrInternal
 // for a stopped projection, aggregate.ErrUnavailable).
+//
+// With Config.Tracing on, a query whose ctx carries a span (the caller's
+// own) gets a cairn.query span under it, as a NATS request with a
+// traceparent header does; one without is not traced.
 func (e *Engine) Query(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, error) {
 	rep := e.query(ctx, req)
 	return rep, aggregate.ErrorFromProto(rep.GetError())

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/actors"
@@ -275,8 +276,19 @@ func (e *Engine) stopRouting() {
 	r.mu.Unlock()
 }
 
-// query answers req (ask) and records it in the metrics.
+// query answers req (ask), inside its cairn.query span when tracing is
+// on and ctx carries a span context (queryTraced), and records it in the
+// metrics. Both the gateway (its Querier) and Engine.Query ask through
+// here, once.
 func (e *Engine) query(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1.QueryReply {
+	if e.tracer != nil && trace.SpanContextFromContext(ctx).IsValid() {
+		return e.queryTraced(ctx, req)
+	}
+	return e.measureQuery(ctx, req)
+}
+
+// measureQuery answers req (ask) and records it in the metrics.
+func (e *Engine) measureQuery(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1.QueryReply {
 	m := e.cfg.Metrics
 	if m == nil {
 		return e.ask(ctx, req)

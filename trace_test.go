@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn"
@@ -132,5 +133,66 @@ func TestTraceOff(t *testing.T) {
 	closeEngine(t, eng)
 	if n := recv.Requests(); n != 0 {
 		t.Fatalf("%d export requests with tracing off: %v", n, recv.Spans())
+	}
+}
+
+// TestTraceEmbedder: an embedder's Engine.Execute and Engine.Query get the
+// spans a NATS client's requests get: a command without a span in its
+// ctx is a new trace's root cairn.command; a query under the caller's
+// span gets a cairn.query under it (and the first read after the
+// command under that); a query with no span in ctx gets none.
+func TestTraceEmbedder(t *testing.T) {
+	recv := otlptest.Start(t)
+	eng := openEngineWith(t, t.TempDir(), func(cfg *cairn.Config) { cfg.Tracing.Endpoint = recv.URL })
+	ctx := t.Context()
+	rep, err := eng.Execute(ctx, env("tg", "c1", cmdCreate(), cmdAdd("n1", nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Query(ctx, getNode("tg", "n1", rep.GetSeq())); err != nil {
+		t.Fatal(err)
+	}
+	caller, traceID := tracing.NewParent()
+	rep, err = eng.Execute(ctx, env("tg", "c2", cmdAdd("n2", nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Query(trace.ContextWithRemoteSpanContext(ctx, tracing.ParseParent(caller)), getNode("tg", "n2", rep.GetSeq())); err != nil {
+		t.Fatal(err)
+	}
+	closeEngine(t, eng)
+
+	byName := map[string][]otlptest.Span{}
+	for _, s := range recv.Spans() {
+		byName[s.Name] = append(byName[s.Name], s)
+	}
+	if n := len(byName[tracing.SpanCommand]); n != 2 {
+		t.Fatalf("%d command spans, want one per Execute; got %v", n, recv.Spans())
+	}
+	for _, cmd := range byName[tracing.SpanCommand] {
+		if cmd.Parent != "" {
+			t.Errorf("command %s: parent %s, want a trace's root", cmd.Attrs["cairn.command_id"], cmd.Parent)
+		}
+		var disp *otlptest.Span
+		for i, d := range byName[tracing.SpanDispatch] {
+			if d.TraceID == cmd.TraceID {
+				disp = &byName[tracing.SpanDispatch][i]
+			}
+		}
+		if disp == nil || disp.Parent != cmd.SpanID {
+			t.Errorf("command %s: dispatch span %v, want the command span's child", cmd.Attrs["cairn.command_id"], disp)
+		}
+	}
+	qs, first := byName[tracing.SpanQuery], byName[tracing.SpanFirstRead]
+	if len(qs) != 1 || qs[0].TraceID != traceID || qs[0].Parent != tracing.ParseParent(caller).SpanID().String() {
+		t.Fatalf("query spans %v, want one, the caller's span's child in trace %s", qs, traceID)
+	}
+	// Each command's first read: the untraced query's under its apply,
+	// the traced one's under its cairn.query.
+	if len(first) != 2 {
+		t.Fatalf("%d first-read spans, want 2: %v", len(first), first)
+	}
+	if !slices.ContainsFunc(first, func(s otlptest.Span) bool { return s.TraceID == traceID && s.Parent == qs[0].SpanID }) {
+		t.Errorf("first reads %v, none the child of the query span %s", first, qs[0].SpanID)
 	}
 }

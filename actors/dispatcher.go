@@ -75,9 +75,9 @@ func (d *Dispatcher) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) 
 	if d.tracer == nil {
 		return d.execute(ctx, env)
 	}
-	ctx, sp := d.tracer.Start(ctx, tracing.SpanDispatch, trace.WithAttributes(graphAttr(env.GetGraphId()), commandAttr(env.GetCommandId())))
+	ctx, sp := d.tracer.Start(ctx, tracing.SpanDispatch, trace.WithAttributes(tracing.GraphAttr(env.GetGraphId()), tracing.CommandAttr(env.GetCommandId())))
 	rep := d.execute(ctx, env)
-	endSpan(sp, rep.GetError())
+	tracing.End(sp, rep.GetError())
 	return rep
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
-	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/aggregate"
@@ -38,7 +37,8 @@ type Gateway struct {
 	exec    Executor
 	queries Querier
 	log     *slog.Logger
-	tracer  trace.Tracer // nil: tracing off
+	// propagate hands the requests' traceparent headers on in ctx.
+	propagate bool
 	// maxPayload is the server's largest message.
 	maxPayload int64
 	timeout    time.Duration
@@ -90,10 +90,12 @@ type GatewayConfig struct {
 	// (or of their answers) on the first connection cannot delay or drop
 	// commands. Nil: both endpoints on the service's connection.
 	CommandConn *nats.Conn
-	// Tracer, when set, traces each command (a server span, the child of
-	// the request's traceparent header when it has one) and each query
-	// that carries a traceparent. Default nil: no spans.
-	Tracer trace.Tracer
+	// Propagate, when set, hands each request's W3C traceparent header
+	// on as the remote span context of the ctx the Executor and the
+	// Querier are given: they start the request's server span under it
+	// (the engine's cairn.command and cairn.query, internal/tracing).
+	// Default false: the headers are not read, at no cost.
+	Propagate bool
 	// Logger. Default: discard.
 	Logger *slog.Logger
 }
@@ -111,7 +113,7 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &Gateway{exec: exec, queries: cfg.Queries, log: cfg.Logger.With("component", "gateway"), tracer: cfg.Tracer, timeout: cfg.Timeout,
+	g := &Gateway{exec: exec, queries: cfg.Queries, log: cfg.Logger.With("component", "gateway"), propagate: cfg.Propagate, timeout: cfg.Timeout,
 		cmdSem: make(chan struct{}, cfg.MaxInFlight), querySem: make(chan struct{}, cfg.MaxInFlight), ctx: ctx, cancel: cancel, maxPayload: nc.MaxPayload()}
 	mcfg := micro.Config{
 		Name:        api.ServiceName,
@@ -254,16 +256,11 @@ func (g *Gateway) handleCommand(req micro.Request) {
 	}
 	g.work(g.cmdSem, func() { g.reply(req, aggregate.ErrorReply(env, unavailable("cairn is shutting down"))) },
 		func(ctx context.Context) {
-			var sp trace.Span
-			if g.tracer != nil {
-				ctx, sp = g.tracer.Start(tracing.Extract(ctx, req.Headers()), tracing.SpanCommand, trace.WithSpanKind(trace.SpanKindServer),
-					trace.WithAttributes(graphAttr(env.GetGraphId()), commandAttr(env.GetCommandId())))
+			if g.propagate {
+				ctx = tracing.Extract(ctx, req.Headers())
 			}
 			var r Route
 			rep := g.exec.Execute(WithRoute(ctx, &r), env)
-			if sp != nil {
-				endSpan(sp, rep.GetError())
-			}
 			if r.Here == "" {
 				g.reply(req, rep)
 				return
@@ -328,17 +325,10 @@ func (g *Gateway) handleQuery(req micro.Request) {
 	}
 	g.work(g.querySem, func() { g.respond(req, &cairnv1.QueryReply{Error: unavailable("cairn is shutting down").Proto()}) },
 		func(ctx context.Context) {
-			var sp trace.Span
-			if g.tracer != nil {
-				if h := req.Headers(); h.Get(tracing.ParentHeader) != "" || h.Get("Traceparent") != "" {
-					ctx, sp = g.tracer.Start(tracing.Extract(ctx, h), tracing.SpanQuery, trace.WithSpanKind(trace.SpanKindServer),
-						trace.WithAttributes(graphAttr(q.GetGraphId())))
-				}
+			if g.propagate {
+				ctx = tracing.Extract(ctx, req.Headers())
 			}
 			rep := g.queries.Query(ctx, q)
-			if sp != nil {
-				endSpan(sp, rep.GetError())
-			}
 			g.respondQuery(req, rep)
 		})
 }

@@ -901,7 +901,7 @@ type replyTo struct {
 
 func (t replyTo) send(ctx actor.Context, rep *cairnv1.CommandReply) {
 	if t.span != nil {
-		endSpan(t.span, rep.GetError())
+		tracing.End(t.span, rep.GetError())
 	}
 	switch {
 	case t.ch != nil:
@@ -924,7 +924,7 @@ type localCommand struct {
 // parent; it ends when env is answered (replyTo.send).
 func (g *graphGrain) startSpan(env *cairnv1.CommandEnvelope, parent trace.SpanContext, kind trace.SpanKind) trace.Span {
 	_, sp := g.cfg.Tracer.Start(trace.ContextWithSpanContext(context.Background(), parent), tracing.SpanGrain, trace.WithSpanKind(kind),
-		trace.WithAttributes(graphAttr(g.graph), commandAttr(env.GetCommandId())))
+		trace.WithAttributes(tracing.GraphAttr(g.graph), tracing.CommandAttr(env.GetCommandId())))
 	return sp
 }
 
@@ -944,7 +944,7 @@ func (g *graphGrain) appendSpan(job *appendJob) trace.Span {
 	}
 	_, sp := g.cfg.Tracer.Start(trace.ContextWithSpanContext(context.Background(), links[0].SpanContext), tracing.SpanAppend,
 		trace.WithSpanKind(trace.SpanKindProducer), trace.WithLinks(links...),
-		trace.WithAttributes(graphAttr(g.graph), attribute.String("cairn.tx_id", job.tx.GetTxId()),
+		trace.WithAttributes(tracing.GraphAttr(g.graph), attribute.String("cairn.tx_id", job.tx.GetTxId()),
 			attribute.Int("cairn.commands", len(job.tx.GetCommands())), attribute.Int("cairn.events", len(job.tx.GetEvents())),
 			attribute.Int64("cairn.expected_seq", int64(g.lastSeq))))
 	return sp

@@ -8,7 +8,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairn-graph/cairn/internal/tracing"
-	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
@@ -16,32 +15,17 @@ import (
 // when tracing is off, and starts spans only when it is not, so that an
 // untraced command allocates nothing more and sends no header.
 
-// endSpan ends sp with the outcome of a reply whose error is e.
-func endSpan(sp trace.Span, e *cairnv1.Error) {
-	if e != nil {
-		sp.SetAttributes(attribute.String("cairn.error_code", e.GetCode().String()))
-		sp.SetStatus(codes.Error, e.GetMessage())
-	}
-	sp.End()
-}
-
-// graphAttr names a span's graph.
-func graphAttr(graph string) attribute.KeyValue { return attribute.String("cairn.graph", graph) }
-
-// commandAttr names a span's command id.
-func commandAttr(id string) attribute.KeyValue { return attribute.String("cairn.command_id", id) }
-
 // applyTraced applies f inside the span of its application when its
 // message carries a traceparent (the append span's), and keeps that span
 // for the first query answered on the graph after it.
 func (a *shardActor) applyTraced(f persistence.Followed) {
 	ctx := tracing.Extract(context.Background(), f.Header)
-	if !trace.SpanContextFromContext(ctx).IsValid() {
+	if !trace.SpanContextFromContext(ctx).IsValid() || a.foreign(f.Graph) {
 		a.apply(f)
 		return
 	}
 	_, sp := a.p.cfg.Tracer.Start(ctx, tracing.SpanApply, trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(graphAttr(f.Graph), attribute.Int64("cairn.seq", int64(f.Seq)), attribute.Int("cairn.shard", a.index)))
+		trace.WithAttributes(tracing.GraphAttr(f.Graph), attribute.Int64("cairn.seq", int64(f.Seq)), attribute.Int("cairn.shard", a.index)))
 	a.apply(f)
 	if e := a.graphs[f.Graph]; e != nil && e.stopped != nil && e.stopped.Seq == f.Seq {
 		sp.SetStatus(codes.Error, e.stopped.Error())
@@ -51,6 +35,12 @@ func (a *shardActor) applyTraced(f persistence.Followed) {
 		a.firstRead = make(map[string]trace.SpanContext)
 	}
 	a.firstRead[f.Graph] = sp.SpanContext()
+}
+
+// foreign reports whether graph is another cluster member's, which this
+// partitioned shard skips (apply): its owner traces the application.
+func (a *shardActor) foreign(graph string) bool {
+	return a.p.part != nil && a.graphs[graph] == nil && !a.p.part.Owns(graph)
 }
 
 // answerTraced answers m as answer does, inside a span when it is the
@@ -65,7 +55,7 @@ func (a *shardActor) answerTraced(m *runQuery) {
 		return
 	}
 	delete(a.firstRead, graph)
-	parent, opts := applied, []trace.SpanStartOption{trace.WithAttributes(graphAttr(graph))}
+	parent, opts := applied, []trace.SpanStartOption{trace.WithAttributes(tracing.GraphAttr(graph))}
 	if m.parent != nil && m.parent.IsValid() {
 		parent = *m.parent
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: applied}))
@@ -73,6 +63,6 @@ func (a *shardActor) answerTraced(m *runQuery) {
 	_, sp := a.p.cfg.Tracer.Start(trace.ContextWithSpanContext(context.Background(), parent), tracing.SpanFirstRead, opts...)
 	rep := a.answer(m.req)
 	sp.SetAttributes(attribute.Int64("cairn.as_of_seq", int64(rep.GetAsOfSeq())))
-	endSpan(sp, rep.GetError())
+	tracing.End(sp, rep.GetError())
 	m.reply <- rep
 }

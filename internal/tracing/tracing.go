@@ -6,8 +6,12 @@ import (
 	"encoding/hex"
 	"net/textproto"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
 // ParentHeader is the W3C trace context header, in lower case as the
@@ -99,11 +103,29 @@ func NewParent() (traceparent, traceID string) {
 	return "00-" + traceID + "-" + hex.EncodeToString(b[16:]) + "-01", traceID
 }
 
+// GraphAttr names a span's graph.
+func GraphAttr(graph string) attribute.KeyValue { return attribute.String("cairn.graph", graph) }
+
+// CommandAttr names a span's command id.
+func CommandAttr(id string) attribute.KeyValue { return attribute.String("cairn.command_id", id) }
+
+// End ends sp with the outcome of a reply whose error is e: its code as
+// cairn.error_code and an error status.
+func End(sp trace.Span, e *cairnv1.Error) {
+	if e != nil {
+		sp.SetAttributes(attribute.String("cairn.error_code", e.GetCode().String()))
+		sp.SetStatus(codes.Error, e.GetMessage())
+	}
+	sp.End()
+}
+
 // The spans of a command's trace, in the order it makes them, and of a
 // query's.
 const (
-	// SpanCommand is the gateway's server span of a command request,
-	// the child of the request's traceparent header when it has one.
+	// SpanCommand is the engine's server span of a command, whether it
+	// came through the gateway or Engine.Execute: the child of the
+	// request's traceparent header, or of the embedder's span in ctx,
+	// when there is one.
 	SpanCommand = "cairn.command"
 	// SpanDispatch is the dispatcher's: finding the graph's grain and
 	// waiting for its answer, here or on another member.
@@ -119,8 +141,9 @@ const (
 	// SpanApply is a projection shard applying a transaction that
 	// carries a traceparent, as that append span's child.
 	SpanApply = "cairn.apply"
-	// SpanQuery is the gateway's server span of a query request that
-	// carries a traceparent header.
+	// SpanQuery is the engine's server span of a query that comes
+	// traced: a request with a traceparent header, or an Engine.Query
+	// whose ctx carries the embedder's span.
 	SpanQuery = "cairn.query"
 	// SpanFirstRead is the shard answering the first query on a graph
 	// after a traced transaction was applied to it: the child of the

@@ -24,6 +24,9 @@ type Span struct {
 	Links []string
 	// Attrs holds the string attributes.
 	Attrs map[string]string
+	// Instance is the exporting resource's service.instance.id: which
+	// process made the span.
+	Instance string
 }
 
 // Receiver collects the spans posted to it.
@@ -71,10 +74,16 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	var got []Span
 	for _, rs := range ex.GetResourceSpans() {
+		var instance string
+		for _, a := range rs.GetResource().GetAttributes() {
+			if a.GetKey() == "service.instance.id" {
+				instance = a.GetValue().GetStringValue()
+			}
+		}
 		for _, ss := range rs.GetScopeSpans() {
 			for _, s := range ss.GetSpans() {
 				sp := Span{Name: s.GetName(), TraceID: hex.EncodeToString(s.GetTraceId()), SpanID: hex.EncodeToString(s.GetSpanId()),
-					Parent: hex.EncodeToString(s.GetParentSpanId()), Kind: int32(s.GetKind()), Attrs: map[string]string{}}
+					Parent: hex.EncodeToString(s.GetParentSpanId()), Kind: int32(s.GetKind()), Attrs: map[string]string{}, Instance: instance}
 				for _, l := range s.GetLinks() {
 					sp.Links = append(sp.Links, hex.EncodeToString(l.GetTraceId())+"/"+hex.EncodeToString(l.GetSpanId()))
 				}
