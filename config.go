@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -133,6 +135,26 @@ type TracingConfig struct {
 	// embedder's own SDK, exporters and sampler. The engine does not shut
 	// it down. Default nil.
 	Provider trace.TracerProvider
+	// Instance is the exported spans' service.instance.id, which tells the
+	// members of a cluster apart. Default: the embedded server's name
+	// (NATSName) when set, else the host's name and the process id
+	// (host-pid; on Kubernetes the host name is the pod's).
+	Instance string
+}
+
+// instance returns Instance, else natsName, else host-pid.
+func (t TracingConfig) instance(natsName string) string {
+	switch {
+	case t.Instance != "":
+		return t.Instance
+	case natsName != "":
+		return natsName
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "cairn"
+	}
+	return host + "-" + strconv.Itoa(os.Getpid())
 }
 
 // on reports whether the engine traces.

@@ -641,7 +641,7 @@ func (e *Engine) startTracing(ctx context.Context) error {
 	tp := t.Provider
 	if tp == nil {
 		var err error
-		if tp, e.stopTracing, err = otlp.Setup(ctx, otlp.Config{Endpoint: t.Endpoint, Sample: t.Sample, Instance: e.cfg.NATSName}); err != nil {
+		if tp, e.stopTracing, err = otlp.Setup(ctx, otlp.Config{Endpoint: t.Endpoint, Sample: t.Sample, Instance: t.instance(e.cfg.NATSName)}); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,8 @@ package cairn_test
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -163,8 +165,13 @@ func TestTraceEmbedder(t *testing.T) {
 	closeEngine(t, eng)
 
 	byName := map[string][]otlptest.Span{}
+	host, _ := os.Hostname()
 	for _, s := range recv.Spans() {
 		byName[s.Name] = append(byName[s.Name], s)
+		// No NATSName, no TracingConfig.Instance: host-pid.
+		if want := fmt.Sprintf("%s-%d", host, os.Getpid()); s.Instance != want {
+			t.Errorf("%s: service.instance.id %q, want %q", s.Name, s.Instance, want)
+		}
 	}
 	if n := len(byName[tracing.SpanCommand]); n != 2 {
 		t.Fatalf("%d command spans, want one per Execute; got %v", n, recv.Spans())
