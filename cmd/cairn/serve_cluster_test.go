@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -89,6 +91,7 @@ func TestServeCluster(t *testing.T) {
 type clusterProc struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
+	ready  readyLine // its ready line (metrics: with --metrics-listen)
 }
 
 // startClusterServe starts "cairn serve --nats url --cluster name" and
@@ -124,7 +127,9 @@ func startClusterServe(t *testing.T, bin, url, name string, extra ...string) *cl
 			t.Logf("serve stderr:\n%s", stderr.String())
 		}
 	})
-	readLine(t, pr, p.exited)
+	if err := json.Unmarshal([]byte(readLine(t, pr, p.exited)), &p.ready); err != nil {
+		t.Fatalf("ready line: %v", err)
+	}
 	return p
 }
 
@@ -139,7 +144,7 @@ func TestServeClusterFailover(t *testing.T) {
 	url := srv.ClientURL()
 	var procs []*clusterProc
 	for range 3 {
-		procs = append(procs, startClusterServe(t, bin, url, "f"))
+		procs = append(procs, startClusterServe(t, bin, url, "f", "--metrics-listen", "127.0.0.1:0"))
 	}
 	nc := srv.Conn()
 	js, err := jetstream.New(nc)
@@ -149,6 +154,9 @@ func TestServeClusterFailover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	waitMembers(ctx, t, js, "f", 3)
+	for _, p := range procs {
+		waitMetric(t, p.ready.Metrics, "cairn_cluster_members", func(v float64) bool { return v == 3 })
+	}
 	// send sends one envelope and returns the reply, or an error for a
 	// refusal or no answer.
 	send := func(graph, id string, cmd *cairnv1.Command) error {
@@ -219,6 +227,27 @@ func TestServeClusterFailover(t *testing.T) {
 	slow := slices.IndexFunc(back, func(d time.Duration) bool { return d > time.Second })
 	if slow < 0 {
 		t.Fatalf("every graph answered within a second of the kill (%v): the killed member owned none?", back)
+	}
+	// The survivors' metrics: two members, every command after the kill
+	// counted where it arrived, the killed member's read models adopted.
+	var after, adopted float64
+	for _, p := range procs[:2] {
+		waitMetric(t, p.ready.Metrics, "cairn_cluster_members", func(v float64) bool { return v == 2 })
+		after += scrape(t, p.ready.Metrics)["cairn_commands_total{code=\"ok\",kind=\"add_node\"}"]
+	}
+	if after < 2*graphs { // 30 before the kill on the three, 30 after on the two
+		t.Errorf("survivors counted %v add_node commands, want at least %d", after, 2*graphs)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for adopted == 0 && time.Now().Before(deadline) {
+		adopted = 0
+		for _, p := range procs[:2] {
+			adopted += scrape(t, p.ready.Metrics)["cairn_cluster_adoptions_total"]
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if adopted == 0 {
+		t.Error("no survivor counted an adoption of the killed member's graphs")
 	}
 	t.Logf("after SIGKILL of a member: %d graphs answered within %.3f s, %d (the killed member's) after %.2f to %.2f s (median %.2f s)",
 		slow, back[max(slow-1, 0)].Seconds(), graphs-slow, back[slow].Seconds(), back[graphs-1].Seconds(), back[slow+(graphs-slow)/2].Seconds())
@@ -363,5 +392,50 @@ func waitMembers(ctx context.Context, t *testing.T, js jetstream.JetStream, clus
 			t.Fatalf("%s holds %d member keys %v, want %d (%v)", bucket, len(keys), keys, n, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// scrape reads a /metrics page into its series' values by name and labels
+// as the exposition writes them (histograms' lines included).
+func scrape(t *testing.T, base string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s: %v", base, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("scrape %s: %q: %v", base, line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// waitMetric polls base's /metrics until series satisfies ok, for at most
+// 30 s.
+func waitMetric(t *testing.T, base, series string, ok func(float64) bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, found := scrape(t, base)[series]
+		if found && ok(v) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s at %s: %v (present %v)", series, base, v, found)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
