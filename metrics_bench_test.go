@@ -87,3 +87,35 @@ func benchMetricsCost(b *testing.B, round, graphs int) {
 		})
 	}
 }
+
+// BenchmarkScrape is one scrape of an engine holding 1,000 graphs (a
+// Gather of the registry: the hot paths' instruments, the engine's
+// collector asking the grains, the shards and JetStream, and the Go
+// runtime's and the process's collectors). JetStream's figures are cached
+// for 2 s, so most ops reuse them, as scrapes from several Prometheus
+// servers would.
+func BenchmarkScrape(b *testing.B) {
+	cfg := cairn.DefaultConfig(b.TempDir())
+	cfg.NATSListen = persistence.ListenNone
+	cfg.Metrics = metrics.New(metrics.Options{})
+	eng := enginetest.OpenConfig(b, cfg)
+	ids := createBenchGraphs(b, eng, benchGraphs)
+	ctx := context.Background()
+	if _, err := benchutil.ClosedLoop(10*benchGraphs, 100, nil, func(w, i int) error {
+		return benchExecute(ctx, eng, ids[i%len(ids)], i, 1)
+	}); err != nil {
+		b.Fatal(err)
+	}
+	reg := cfg.Metrics.Registry()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		mfs, err := reg.Gather()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(mfs) < 50 {
+			b.Fatalf("%d metric families", len(mfs))
+		}
+	}
+}
