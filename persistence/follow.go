@@ -4,11 +4,13 @@ import (
 	"context"
 	"strings"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Followed is one message of the stream as Follow delivers it.
 type Followed struct {
-	Record        // Tx is nil when Err is set
+	Record        // Tx is nil when Err is set, and until Decode after FollowRaw
 	Graph  string // the graph named by the message's subject
 	// Pending is how many messages the stream held after this one when it
 	// was delivered: 0 means the follower has caught up for now.
@@ -16,6 +18,55 @@ type Followed struct {
 	// Err wraps ErrMalformed when the message is no transaction; the
 	// follower decides what that means for the graph.
 	Err error
+	// Data is the message as stored, set by FollowRaw until Decode decodes
+	// it (nil after Follow and after Decode).
+	Data []byte
+}
+
+// Decode decodes a message FollowRaw delivered, setting Tx or Err as
+// Follow does, and lets Data go. It does nothing to a message decoded
+// already (or delivered by Follow).
+func (f *Followed) Decode() {
+	if f.Data == nil || f.Tx != nil || f.Err != nil {
+		return
+	}
+	r, err := decodeRecord(f.Seq, f.Time, f.Data)
+	f.Tx, f.Err, f.Data = r.Tx, err, nil
+}
+
+// Events returns how many events the transaction holds, without decoding
+// a message FollowRaw delivered (it counts the events field's entries; a
+// malformed message counts those before the damage).
+func (f *Followed) Events() int {
+	if f.Data == nil {
+		return len(f.Tx.GetEvents())
+	}
+	return countEvents(f.Data)
+}
+
+// transactionEvents is cairnv1.Transaction's events field number.
+const transactionEvents = 5
+
+// countEvents counts the events field's entries in a marshalled
+// cairnv1.Transaction, stopping at the first field that does not parse.
+func countEvents(b []byte) int {
+	n := 0
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return n
+		}
+		b = b[l:]
+		if num == transactionEvents && typ == protowire.BytesType {
+			n++
+		}
+		l = protowire.ConsumeFieldValue(num, typ, b)
+		if l < 0 {
+			return n
+		}
+		b = b[l:]
+	}
+	return n
 }
 
 // Follow calls fn for every message of the stream from fromSeq on, in stream
@@ -29,11 +80,26 @@ type Followed struct {
 // Errors: ctx's error when ctx ended, fn's error as is, ErrUnavailable when
 // the consumer could not be created or the connection was lost.
 func (s *Store) Follow(ctx context.Context, fromSeq uint64, fn func(Followed) error) error {
+	return s.FollowRaw(ctx, fromSeq, func(f Followed) error {
+		f.Decode()
+		return fn(f)
+	})
+}
+
+// FollowRaw is Follow without the decoding: fn gets each message's bytes
+// in Data (Tx nil, Err nil) and decodes the ones it needs with Decode. A
+// follower that skips most transactions (a cluster member's projections,
+// which hold only its own graphs) saves their decoding so.
+//
+// Errors: as Follow's.
+func (s *Store) FollowRaw(ctx context.Context, fromSeq uint64, fn func(Followed) error) error {
 	prefix := s.cfg.SubjectPrefix + "."
 	return s.iterateWatched(ctx, nil, fromSeq, followStall, func(m storedMsg) (bool, error) {
-		f := Followed{Graph: strings.TrimPrefix(m.Subject, prefix), Pending: m.Pending}
-		f.Record, f.Err = decodeRecord(m.Seq, m.Time, m.Data)
+		f := Followed{Graph: strings.TrimPrefix(m.Subject, prefix), Pending: m.Pending, Data: m.Data}
 		f.Seq, f.Time, f.Header = m.Seq, m.Time, m.Header
+		if f.Data == nil {
+			f.Data = []byte{} // an empty message decodes (to an empty transaction)
+		}
 		return false, fn(f)
 	})
 }
