@@ -213,6 +213,17 @@ type Follower interface {
 
 var _ Follower = (*persistence.Store)(nil)
 
+// rawFollower delivers the stream without decoding it (Followed.Data, see
+// persistence.Store.FollowRaw); *persistence.Store is one. Partitioned
+// projections follow with it when their source is one: a shard decodes
+// only the transactions of the graphs it holds or owns (shardActor.apply),
+// so each member decodes its own share of the stream, not all of it.
+type rawFollower interface {
+	FollowRaw(ctx context.Context, fromSeq uint64, fn func(persistence.Followed) error) error
+}
+
+var _ rawFollower = (*persistence.Store)(nil)
+
 // Querier answers queries; it always returns a reply, with the failure in
 // its error.
 type Querier interface {
@@ -457,9 +468,13 @@ func (p *Projections) read(ctx context.Context) {
 		close(p.ready)
 		p.fillIndex(ctx)
 	}
+	follow := p.src.Follow
+	if r, ok := p.src.(rawFollower); ok && p.part != nil {
+		follow = r.FollowRaw
+	}
 	next, sinceMark, caughtUp := p.snap.resumed+1, 0, false
 	for {
-		err := p.src.Follow(ctx, next, func(f persistence.Followed) error {
+		err := follow(ctx, next, func(f persistence.Followed) error {
 			if err := p.deliver(ctx, f); err != nil {
 				return err
 			}
@@ -522,7 +537,7 @@ func (p *Projections) findTail(ctx context.Context) bool {
 // transaction larger than that goes when the shard's queue is empty.)
 func (p *Projections) deliver(ctx context.Context, f persistence.Followed) error {
 	sh := p.shards[p.Shard(f.Graph)]
-	n := int64(max(len(f.Tx.GetEvents()), 1))
+	n := int64(max(f.Events(), 1))
 	for q := sh.queued.Load(); q > 0 && q+n > maxQueued; q = sh.queued.Load() {
 		select {
 		case <-sh.space:
@@ -879,18 +894,25 @@ func (a *shardActor) mark(seq uint64) {
 
 func (a *shardActor) apply(f persistence.Followed) {
 	e := a.graphs[f.Graph]
-	if a.p.part != nil {
-		if e == nil && a.absent != nil {
+	if a.p.part != nil && e == nil {
+		if a.absent != nil {
 			delete(a.absent, f.Graph)
 		}
+		if !a.p.part.Owns(f.Graph) {
+			// Another member's graph: left undecoded (Followed.Data, see
+			// rawFollower). The shard decides, not the reader: it holds
+			// the graphs and their adoptions, so a graph held or being
+			// adopted here gets every transaction, whoever owns it now.
+			return
+		}
+	}
+	f.Decode()
+	if a.p.part != nil {
 		switch {
 		case e != nil && e.adopt != nil:
 			e.adopt.pending = append(e.adopt.pending, f)
 			return
-		case e != nil:
-		case !a.p.part.Owns(f.Graph):
-			return // another member's graph
-		case f.Err != nil || firstPosition(f.Tx) != 1:
+		case e == nil && (f.Err != nil || firstPosition(f.Tx) != 1):
 			// A graph that moved here (or whose prefix is archived):
 			// adopt it as of the transaction before this one, which
 			// then follows.

@@ -254,7 +254,7 @@ func (p *Projections) delivered(f persistence.Followed, firstCaughtUp, caughtUp 
 	if p.cfg.Snapshots == nil {
 		return
 	}
-	n := max(len(f.Tx.GetEvents()), 1)
+	n := max(f.Events(), 1)
 	p.snap.last = f.Seq
 	p.snap.since += n
 	p.snap.total += n
