@@ -387,8 +387,8 @@ func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfi
 		}
 		p.part = newPartState(cfg.Partition)
 	}
-	if cfg.Snapshots == nil {
-		close(p.ready) // nothing to restore
+	if cfg.Snapshots == nil && cfg.Partition == nil {
+		close(p.ready) // nothing to restore (partitioned: read closes it once it knows the stream's end)
 	}
 	var err error
 	if p.tt, err = newTimeTravel(p); err != nil {
