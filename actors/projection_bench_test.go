@@ -410,3 +410,122 @@ func samplePeakHeap(stop <-chan struct{}) uint64 {
 		}
 	}
 }
+
+// streamFeed is a Follower over a stream of several graphs' transactions,
+// held as the stream stores them: Follow decodes each message as
+// persistence.Store.Follow does, then waits for ctx.
+type streamFeed struct {
+	graphs []string // the graph of seq i+1
+	txs    [][]byte
+}
+
+func (f *streamFeed) StreamLastSeq(context.Context) (uint64, error) { return 0, nil }
+
+func (f *streamFeed) Follow(ctx context.Context, fromSeq uint64, fn func(persistence.Followed) error) error {
+	return f.follow(ctx, fromSeq, fn, true)
+}
+
+func (f *streamFeed) follow(ctx context.Context, fromSeq uint64, fn func(persistence.Followed) error, decode bool) error {
+	n := uint64(len(f.txs))
+	for seq := max(fromSeq, 1); seq <= n; seq++ {
+		m := persistence.Followed{Graph: f.graphs[seq-1], Pending: n - seq, Data: f.txs[seq-1]}
+		m.Seq, m.Time = seq, time.Now()
+		if decode {
+			m.Decode()
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// rawFeed is a streamFeed that also delivers undecoded, as
+// persistence.Store.FollowRaw does.
+type rawFeed struct{ *streamFeed }
+
+func (f rawFeed) FollowRaw(ctx context.Context, fromSeq uint64, fn func(persistence.Followed) error) error {
+	return f.follow(ctx, fromSeq, fn, false)
+}
+
+// BenchmarkPartitionedFollow: a cluster member's projections follow a
+// stream of 30 graphs' interleaved transactions (10 events each) and own
+// a third of the graphs (owns-third), or none of them (owns-none: what a
+// skipped transaction costs). decode-all follows a source that only decodes
+// (the reader before FollowRaw: every member decodes every transaction);
+// skip-others follows undecoded, and the shards decode their own graphs'
+// transactions only. cpu-us/tx is the process's CPU time per transaction
+// of the stream, the reader's and the shards' together.
+//
+//	go test ./actors -run '^$' -bench PartitionedFollow -benchtime 5x
+func BenchmarkPartitionedFollow(b *testing.B) {
+	const graphs = 30
+	feed := &streamFeed{}
+	per := make([][][]byte, graphs)
+	for i := range graphs {
+		cfg := graphgen.Big().Scaled(1500)
+		cfg.Graph, cfg.TxEvents, cfg.Seed = "g"+strconv.Itoa(i), 10, uint64(i+1)
+		per[i], _ = sealed(b, cfg)
+	}
+	for k := 0; ; k++ {
+		more := false
+		for i := range graphs {
+			if k < len(per[i]) {
+				feed.graphs, feed.txs, more = append(feed.graphs, "g"+strconv.Itoa(i)), append(feed.txs, per[i][k]), true
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	last := uint64(len(feed.txs))
+	third := func(g string) bool { n, _ := strconv.Atoi(g[1:]); return n%3 == 0 }
+	none := func(string) bool { return false }
+	for _, variant := range []struct {
+		name string
+		src  actors.Follower
+		owns func(string) bool
+		held int
+	}{
+		{"owns-third/decode-all", feed, third, graphs / 3}, {"owns-third/skip-others", rawFeed{feed}, third, graphs / 3},
+		{"owns-none/decode-all", feed, none, 0}, {"owns-none/skip-others", rawFeed{feed}, none, 0},
+	} {
+		b.Run(variant.name, func(b *testing.B) {
+			system := quietSystem()
+			defer system.Shutdown()
+			ctx := context.Background()
+			var took, cpu time.Duration
+			b.ReportAllocs()
+			for range b.N {
+				runtime.GC()
+				cfg := actors.DefaultProjectionConfig()
+				cfg.Partition = &actors.Partition{Owns: variant.owns, Series: func() string { return "" }, Live: func(string) bool { return true }}
+				p, err := actors.NewProjections(system, variant.src, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cpu0, _ := benchutil.CPUTime()
+				t := time.Now()
+				p.Start()
+				for i := range graphs {
+					if _, err := p.WaitFor(ctx, "g"+strconv.Itoa(i), last); err != nil {
+						b.Fatal(err)
+					}
+				}
+				took += time.Since(t)
+				cpu1, _ := benchutil.CPUTime()
+				cpu += cpu1 - cpu0
+				checkHealthy(b, p)
+				if h := p.Health().Partition; h.Graphs != variant.held {
+					b.Fatalf("holds %d graphs, want %d", h.Graphs, variant.held)
+				}
+				if err := p.Close(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(b.N)/float64(last), "cpu-us/tx")
+			b.ReportMetric(float64(last)*float64(b.N)/took.Seconds(), "tx/s")
+		})
+	}
+}
