@@ -201,3 +201,88 @@ func TestPartitionedProjections(t *testing.T) {
 	}
 	t.Log(fmt.Sprintf("b: %+v", *b.Health().Partition))
 }
+
+// TestPartitionSkippedGraphsAdoptedLater: a member's reader leaves the
+// transactions of graphs it neither owns nor holds undecoded (FollowRaw);
+// a graph it skipped and owns later, or is asked about, is adopted with
+// every transaction: those written while another member owned it, those
+// written during its adoption and after. Ownership moves back and forth
+// while the stream is written, so that transactions reach the shard just
+// as their graph becomes owned, held, dropped or adopted; a transaction
+// lost there would break the graph's chain (quarantine) or its answers.
+func TestPartitionSkippedGraphsAdoptedLater(t *testing.T) {
+	seed := testseed.Seed(t, 0)
+	r := rand.New(rand.NewPCG(seed, 3))
+	env := newSnapEnv(t)
+	h := newHistory(t, seed, env.store, 4, 40+r.IntN(40))
+	last := h.write(20+r.IntN(20), 30)
+	o := &owners{of: map[string]string{}, live: map[string]bool{"b": true}}
+	var ids []string
+	for _, hg := range h.graphs {
+		o.set(hg.id, "b")
+		ids = append(ids, hg.id)
+	}
+	a := env.openTuned(t, 2, 40, last, func(c *actors.ProjectionConfig) { c.Partition = o.partition("a") })
+	ref := env.open(t, 2, 0, last)
+	ctx := context.Background()
+
+	// Written while b owns everything: a holds nothing.
+	last = h.write(30+r.IntN(30), 30)
+	waitApplied(t, a, last)
+	if n := a.Health().Partition.Graphs; n != 0 {
+		t.Fatalf("a holds %d graphs while it owns none, want 0", n)
+	}
+
+	// Ownership of g0 and g1 flips while the stream is written; a is
+	// rebalanced, or asked about one of them (which adopts it whoever
+	// owns it) without waiting for the answer, at random moments, so that
+	// transactions come while a graph is being adopted.
+	var asked sync.WaitGroup
+	for range 16 {
+		switch r.IntN(3) {
+		case 0:
+			if err := a.Rebalance(ctx); err != nil {
+				t.Fatal(err)
+			}
+		case 1:
+			g := ids[r.IntN(2)]
+			asked.Go(func() {
+				a.Query(ctx, &cairnv1.QueryRequest{GraphId: g, Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}})
+			})
+		}
+		for _, g := range ids[:2] {
+			o.set(g, []string{"a", "b"}[r.IntN(2)])
+		}
+		last = h.write(5+r.IntN(10), 30)
+		if r.IntN(2) == 0 {
+			// Not a wait for something: a pause of random length, so
+			// that a's sweep drops, some of the time, what it no longer owns.
+			time.Sleep(time.Duration(r.IntN(150)) * time.Millisecond)
+		}
+	}
+	asked.Wait()
+
+	// a owns g0..g2 now (g2 skipped all along): a rebalance adopts them,
+	// with the transactions written during the adoption.
+	for _, g := range ids[:3] {
+		o.set(g, "a")
+	}
+	if err := a.Rebalance(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last = h.write(20+r.IntN(20), 30)
+	eventually(t, "a holds g0..g2", 30*time.Second, func() bool { return a.Health().Partition.Graphs == 3 })
+	last = h.write(10+r.IntN(10), 30)
+	waitApplied(t, a, last)
+	waitApplied(t, ref, last)
+	if s := a.Stopped(); len(s) != 0 {
+		t.Fatalf("graphs stopped at a: %v", s)
+	}
+	for _, g := range ids[:3] {
+		rep := a.Query(ctx, &cairnv1.QueryRequest{GraphId: g, MinSeq: last, Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}})
+		if rep.GetError() != nil || rep.GetAsOfSeq() < last {
+			t.Fatalf("min_seq %d on %s at a: %v", last, g, rep)
+		}
+	}
+	sameAnswersOf(t, ids[:3], a, ref, "a after adopting graphs it skipped")
+}
