@@ -1,0 +1,77 @@
+package persistence_test
+
+import (
+	"errors"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-graph/cairn/internal/natstest"
+	"github.com/cairn-graph/cairn/persistence"
+)
+
+// followAll runs follow (from seq 1) until the stream's end.
+func followAll(t *testing.T, follow func(func(persistence.Followed) error) error) []persistence.Followed {
+	t.Helper()
+	var got []persistence.Followed
+	errEnd := errors.New("end")
+	err := follow(func(f persistence.Followed) error {
+		got = append(got, f)
+		if f.Pending == 0 {
+			return errEnd
+		}
+		return nil
+	})
+	if !errors.Is(err, errEnd) {
+		t.Fatalf("follow: %v", err)
+	}
+	return got
+}
+
+// TestFollowRaw: FollowRaw delivers each message undecoded, counts its
+// events without decoding it, and once decoded it is what Follow delivers.
+func TestFollowRaw(t *testing.T) {
+	ctx := testCtx(t)
+	st := natstest.Start(t).Store()
+	interleaved(t, ctx, st)
+	want := followAll(t, func(fn func(persistence.Followed) error) error { return st.Follow(ctx, 1, fn) })
+	got := followAll(t, func(fn func(persistence.Followed) error) error { return st.FollowRaw(ctx, 1, fn) })
+	if len(got) != len(want) || len(got) != 6 {
+		t.Fatalf("FollowRaw delivered %d messages, Follow %d, want 6", len(got), len(want))
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if g.Tx != nil || g.Data == nil || w.Data != nil {
+			t.Fatalf("seq %d: raw Tx %v Data %d bytes, decoded Data %d bytes", g.Seq, g.Tx != nil, len(g.Data), len(w.Data))
+		}
+		if n := g.Events(); n != len(w.Tx.GetEvents()) || n != w.Events() {
+			t.Fatalf("seq %d: %d events undecoded, want %d", g.Seq, n, len(w.Tx.GetEvents()))
+		}
+		g.Decode()
+		if g.Seq != w.Seq || g.Graph != w.Graph || g.Pending != w.Pending || g.Err != nil || g.Data != nil || !proto.Equal(g.Tx, w.Tx) {
+			t.Fatalf("seq %d decoded: %+v, want %+v", g.Seq, g, w)
+		}
+	}
+}
+
+// FuzzFollowedEvents: counting a message's events never fails, and agrees
+// with decoding it whenever it decodes; a message that does not decode
+// wraps ErrMalformed.
+func FuzzFollowedEvents(f *testing.F) {
+	for _, seed := range [][]byte{nil, {0x2a, 0x00}, {0x2a, 0x02, 0x0a, 0x00, 0x2a, 0x00}, {0x2a, 0x05}, {0x28, 0x01}, {0xff}} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m := persistence.Followed{Data: append([]byte{}, data...)}
+		n := m.Events()
+		m.Decode()
+		switch {
+		case m.Err != nil:
+			if !errors.Is(m.Err, persistence.ErrMalformed) || m.Tx != nil {
+				t.Fatalf("%x: %v (Tx %v), want ErrMalformed and no Tx", data, m.Err, m.Tx)
+			}
+		case n != len(m.Tx.GetEvents()):
+			t.Fatalf("%x: %d events counted, %d decoded", data, n, len(m.Tx.GetEvents()))
+		}
+	})
+}
