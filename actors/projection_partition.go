@@ -22,8 +22,10 @@ import (
 // With ProjectionConfig.Partition set, each member holds the read models
 // of the graphs it owns (Partition.Owns, the graph grains' placement), not
 // of every graph. The reader still follows the whole stream, from where it
-// ended when the engine started, and hands a shard only the transactions
-// of the graphs it holds or owns. A graph a shard owns but does not hold
+// ended when the engine started, undecoded (persistence.Store.FollowRaw),
+// and hands each transaction to its graph's shard, which decodes only those
+// of the graphs it holds or owns and skips the others (their positions
+// still count: WaitFor, watermarks). A graph a shard owns but does not hold
 // is adopted: a goroutine loads its newest read-model snapshot that the
 // event store confirms (whichever member wrote it), folds its transactions
 // after the snapshot up to the shard's position from the event store, and

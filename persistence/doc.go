@@ -106,6 +106,10 @@
 // FollowGraph follows one graph across archive and stream and then live,
 // checking each transaction's chain (and signature, with WithSigning's
 // trust) before its callback sees it: the render actor's reader.
+// FollowRaw is Follow without decoding: a follower that skips most of the
+// stream (a cluster member's projections) decodes only what it keeps
+// (Followed.Decode) and counts a message's events without decoding it
+// (Followed.Events).
 //
 // # Backup
 //
