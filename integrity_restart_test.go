@@ -89,15 +89,8 @@ func TestMessageDeletedWhileDownBeneathSnapshotsIsQuarantined(t *testing.T) {
 func TestArchivedBeforeSnapshotsNotQuarantinedAfterRestart(t *testing.T) {
 	srv := natstest.Start(t)
 	eng := openOn(t, srv)
-	ctx := context.Background()
-	rep := newGraph(t, eng, "arch", "a", "b", "c", "d")
-	if _, err := eng.Query(ctx, statsQuery("arch", rep.GetSeq())); err != nil {
-		t.Fatal(err)
-	}
-	if res, err := eng.Store().Archive(ctx, "arch", rep.GetSeq()-1, nil); err != nil || res.Transactions == 0 {
-		t.Fatalf("archive: %+v, %v", res, err)
-	}
-	rep = addNodes(t, eng, "arch", "e")
+	archivedGraph(t, eng)
+	rep := addNodes(t, eng, "arch", "e")
 	closeEngine(t, eng)
 
 	eng = openOn(t, srv)
@@ -123,18 +116,12 @@ func TestArchiveDeletedWhileDownIsQuarantined(t *testing.T) {
 	srv := natstest.Start(t)
 	eng := openOn(t, srv)
 	ctx := context.Background()
-	rep := newGraph(t, eng, "arch", "a", "b", "c", "d")
-	if _, err := eng.Query(ctx, statsQuery("arch", rep.GetSeq())); err != nil {
-		t.Fatal(err)
-	}
-	if res, err := eng.Store().Archive(ctx, "arch", rep.GetSeq()-1, nil); err != nil || res.Transactions == 0 {
-		t.Fatalf("archive: %+v, %v", res, err)
-	}
+	archivedGraph(t, eng)
 	arcs, err := eng.Store().Archives(ctx, "arch")
 	if err != nil || len(arcs) == 0 {
 		t.Fatalf("archives: %v, %v", arcs, err)
 	}
-	rep = addNodes(t, eng, "arch", "e")
+	addNodes(t, eng, "arch", "e")
 	kept := newGraph(t, eng, "kept", "x")
 	closeEngine(t, eng)
 
@@ -151,4 +138,18 @@ func TestArchiveDeletedWhileDownIsQuarantined(t *testing.T) {
 		t.Errorf("DATA_LOSS does not say the history was truncated: %v", err)
 	}
 	wantHealthy(t, eng, "kept", "y")
+}
+
+// archivedGraph writes the graph "arch" (nodes a to d) and moves all but
+// its last transaction into archive objects.
+func archivedGraph(t *testing.T, eng *cairn.Engine) {
+	t.Helper()
+	ctx := context.Background()
+	rep := newGraph(t, eng, "arch", "a", "b", "c", "d")
+	if _, err := eng.Query(ctx, statsQuery("arch", rep.GetSeq())); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := eng.Store().Archive(ctx, "arch", rep.GetSeq()-1, nil); err != nil || res.Transactions == 0 {
+		t.Fatalf("archive: %+v, %v", res, err)
+	}
 }
