@@ -28,15 +28,10 @@ type Census struct {
 // Errors: ErrTruncated when the stream is gone (deleted); ErrUnavailable;
 // ctx's error.
 func (s *Store) Census(ctx context.Context) (Census, error) {
-	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
-	defer cancel()
 	prefix := s.cfg.SubjectPrefix + "."
-	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(prefix+">"))
+	info, err := s.info(ctx, "census", jetstream.WithSubjectFilter(prefix+">"))
 	if err != nil {
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return Census{}, fmt.Errorf("census: %w: the event stream %s is gone (deleted)", ErrTruncated, s.cfg.Stream)
-		}
-		return Census{}, fmt.Errorf("census: %w", translate(err))
+		return Census{}, err
 	}
 	if info.Cluster != nil && info.Cluster.Leader == "" {
 		// A replica answers when it sees no leader, with its own state,
@@ -59,14 +54,25 @@ func (s *Store) Census(ctx context.Context) (Census, error) {
 // Errors: ErrTruncated when the stream is gone; ErrUnavailable; ctx's
 // error.
 func (s *Store) StreamLastSeq(ctx context.Context) (uint64, error) {
-	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
-	defer cancel()
-	info, err := s.stream.Info(ctx)
+	info, err := s.info(ctx, "stream end")
 	if err != nil {
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return 0, fmt.Errorf("stream end: %w: the event stream %s is gone (deleted)", ErrTruncated, s.cfg.Stream)
-		}
-		return 0, fmt.Errorf("stream end: %w", translate(err))
+		return 0, err
 	}
 	return info.State.LastSeq, nil
+}
+
+// info asks the server for the stream's info, within OpTimeout; what
+// begins its errors: ErrTruncated when the stream is gone (deleted),
+// ErrUnavailable, ctx's error.
+func (s *Store) info(ctx context.Context, what string, opts ...jetstream.StreamInfoOpt) (*jetstream.StreamInfo, error) {
+	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	info, err := s.stream.Info(ctx, opts...)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("%s: %w: the event stream %s is gone (deleted)", what, ErrTruncated, s.cfg.Stream)
+		}
+		return nil, fmt.Errorf("%s: %w", what, translate(err))
+	}
+	return info, nil
 }

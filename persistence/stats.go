@@ -2,11 +2,8 @@ package persistence
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // StreamStats is the event stream's state, as JetStream reports it.
@@ -22,14 +19,9 @@ type StreamStats struct {
 
 // StreamStats asks JetStream for the event stream's state (one request).
 func (s *Store) StreamStats(ctx context.Context) (StreamStats, error) {
-	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
-	defer cancel()
-	info, err := s.stream.Info(ctx)
+	info, err := s.info(ctx, "stream stats")
 	if err != nil {
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return StreamStats{}, fmt.Errorf("stream stats: %w: the event stream %s is gone (deleted)", ErrTruncated, s.cfg.Stream)
-		}
-		return StreamStats{}, fmt.Errorf("stream stats: %w", translate(err))
+		return StreamStats{}, err
 	}
 	st := info.State
 	return StreamStats{Bytes: st.Bytes, Messages: st.Msgs, FirstSeq: st.FirstSeq, LastSeq: st.LastSeq, LastTime: st.LastTime,
