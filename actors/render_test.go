@@ -18,9 +18,9 @@ import (
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/internal/cmdtest"
 	"github.com/cairn-graph/cairn/internal/natstest"
+	"github.com/cairn-graph/cairn/internal/snaptest"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
-	"github.com/cairn-graph/cairn/readmodel"
 	"github.com/cairn-graph/cairn/viewer/layout"
 	"github.com/cairn-graph/cairn/viewer/scene"
 )
@@ -255,7 +255,7 @@ func TestRenderResyncsFromKeyframe(t *testing.T) {
 		return []*cairnv1.Command{cmdtest.Connect(fmt.Sprint("e", i), fmt.Sprint("n", i-1), fmt.Sprint("n", i))}
 	}, func(i int, rep *cairnv1.CommandReply) {
 		if i == 49 {
-			putReadModel(t, v, "g", rep.GetSeq())
+			snaptest.PutReadModel(t, v.store, v.snaps, "g", rep.GetSeq())
 		}
 	})
 	x := scene.NewExchange()
@@ -273,39 +273,6 @@ func TestRenderResyncsFromKeyframe(t *testing.T) {
 	}
 	if f.LiveNodes != n || f.LiveEdges != n-1 || f.Head != last.GetHeadCid() {
 		t.Fatalf("after the resync: %d nodes, %d edges, head %s; want %d, %d, %s", f.LiveNodes, f.LiveEdges, f.Head, n, n-1, last.GetHeadCid())
-	}
-}
-
-// putReadModel stores graph's read model as of seq as a read-model
-// snapshot (as a projection snapshot round would).
-func putReadModel(t *testing.T, v *viewerSide, graph string, seq uint64) {
-	t.Helper()
-	ctx := context.Background()
-	g, err := readmodel.New(graph, readmodel.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain := persistence.NewChain(graph)
-	if _, err := v.store.Read(ctx, graph, 1, func(rec persistence.Record) error {
-		if rec.Seq > seq {
-			return nil
-		}
-		evs, err := chain.Check(rec.Seq, rec.Tx)
-		if err != nil {
-			return err
-		}
-		var raw []*cairnv1.Event
-		for _, e := range evs {
-			raw = append(raw, e.Event)
-		}
-		return g.ApplyTx(rec.Seq, raw)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	h := chain.Head()
-	if _, err := v.snaps.Put(ctx, persistence.SnapshotInfo{Kind: persistence.KindReadModel, Graph: graph, Seq: seq,
-		Position: h.N, Head: h.CID, Format: readmodel.SnapshotFormat}, g.AppendSnapshot(nil)); err != nil {
-		t.Fatalf("put snapshot: %v", err)
 	}
 }
 
@@ -404,7 +371,7 @@ func TestRenderLayoutOnlyResyncsToPositionKeyframe(t *testing.T) {
 		return []*cairnv1.Command{cmdtest.Connect(fmt.Sprint("e", i), fmt.Sprint("n", i/2), fmt.Sprint("n", i))}
 	}, func(i int, rep *cairnv1.CommandReply) {
 		if i == 55 {
-			putReadModel(t, v, "g", rep.GetSeq())
+			snaptest.PutReadModel(t, v.store, v.snaps, "g", rep.GetSeq())
 		}
 	})
 	newPlacer := layoutPlacer(t)

@@ -14,9 +14,8 @@ import (
 	"github.com/cairn-graph/cairn"
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
-	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/internal/snaptest"
 	"github.com/cairn-graph/cairn/persistence"
-	"github.com/cairn-graph/cairn/readmodel"
 )
 
 // write runs a write command line with --json and returns its reply.
@@ -211,43 +210,6 @@ func putAggregate(t *testing.T, eng *cairn.Engine, graph string, seq uint64, mut
 	return info
 }
 
-// putReadModel stores graph's read-model snapshot as of seq.
-func putReadModel(t *testing.T, eng *cairn.Engine, graph string, seq uint64) persistence.SnapshotInfo {
-	t.Helper()
-	ctx := context.Background()
-	g, err := readmodel.New(graph, readmodel.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain := persistence.NewChain(graph)
-	var last uint64
-	_, err = eng.Store().Read(ctx, graph, 1, func(r persistence.Record) error {
-		if r.Seq > seq {
-			return errStopRead
-		}
-		evs, err := chain.Check(r.Seq, r.Tx)
-		if err != nil {
-			return err
-		}
-		batch := make([]*cairnv1.Event, len(evs))
-		for i, ev := range evs {
-			batch[i] = ev.Event
-		}
-		last = r.Seq
-		return g.ApplyTx(r.Seq, batch)
-	})
-	if err != nil && err != errStopRead {
-		t.Fatal(err)
-	}
-	head := chain.Head()
-	info := persistence.SnapshotInfo{Kind: persistence.KindReadModel, Graph: graph, Seq: last, Position: head.N, Head: head.CID, Format: readmodel.SnapshotFormat}
-	info, err = openSnaps(t, eng).Put(ctx, info, g.AppendSnapshot(nil))
-	if err != nil {
-		t.Fatalf("put snapshot: %v", err)
-	}
-	return info
-}
-
 func openSnaps(t *testing.T, eng *cairn.Engine) *persistence.Snapshots {
 	t.Helper()
 	js, err := jetstream.New(eng.Conn())
@@ -359,7 +321,7 @@ func TestVerifySnapshots(t *testing.T) {
 	})
 	future := putAggregate(t, eng, "vs", reps[5].Seq, func(info *persistence.SnapshotInfo, _ *[]byte) { info.Format = 99 })
 	garbage := putAggregate(t, eng, "vs", reps[6].Seq, func(_ *persistence.SnapshotInfo, data *[]byte) { *data = []byte("not a snapshot") })
-	rm := putReadModel(t, eng, "vs", reps[7].Seq)
+	rm := snaptest.PutReadModel(t, eng.Store(), openSnaps(t, eng), "vs", reps[7].Seq)
 
 	r := run2(t, server, "verify", "vs")
 	// The engine may have written snapshots of its own: count only ours.
