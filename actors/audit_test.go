@@ -32,14 +32,7 @@ func TestAuditOldManifestWithoutCounts(t *testing.T) {
 	}
 	counted := false
 	for _, info := range ms {
-		data, err := env.snaps.Get(ctx, info)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m actors.Manifest
-		if err := json.Unmarshal(data, &m); err != nil {
-			t.Fatal(err)
-		}
+		m := env.manifest(t, info)
 		counted = counted || m.Seq == last
 		for i, mg := range m.Graphs {
 			if m.Seq == last && mg.Transactions != census.Graphs[mg.Graph] {
@@ -47,7 +40,8 @@ func TestAuditOldManifestWithoutCounts(t *testing.T) {
 			}
 			m.Graphs[i].Transactions = 0 // as written before counts were kept
 		}
-		if data, err = json.Marshal(m); err != nil {
+		data, err := json.Marshal(m)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if err := env.snaps.Delete(ctx, info); err != nil {

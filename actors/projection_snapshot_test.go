@@ -244,6 +244,20 @@ func newSnapEnv(t *testing.T) *snapEnv {
 	return &snapEnv{srv: srv, store: store, snaps: snaps}
 }
 
+// manifest reads and decodes the stored manifest info names.
+func (env *snapEnv) manifest(t *testing.T, info persistence.SnapshotInfo) actors.Manifest {
+	t.Helper()
+	data, err := env.snaps.Get(context.Background(), info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m actors.Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // open starts projections over env with snapshots every `every` events
 // (0: snapshots off) and waits until they have applied up to seq.
 func (env *snapEnv) open(t *testing.T, shards, every int, seq uint64) *actors.Projections {
@@ -422,15 +436,7 @@ func TestProjectionSnapshotFallback(t *testing.T) {
 		}
 		for _, info := range ms {
 			if info.Seq == seq {
-				data, err := env.snaps.Get(ctx, info)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var m actors.Manifest
-				if err := json.Unmarshal(data, &m); err != nil {
-					t.Fatal(err)
-				}
-				return info, m
+				return info, env.manifest(t, info)
 			}
 		}
 		t.Fatalf("no manifest at seq %d", seq)
