@@ -93,7 +93,7 @@ var (
 	dApplied          = desc("cairn_projection_applied_seq", "Stream sequence up to which the shard has applied every transaction of its graphs.", "shard")
 	dLagSeqs          = desc("cairn_projection_lag_sequences", "Stream sequences the shard has not applied yet (head - applied).", "shard")
 	dLagSeconds       = desc("cairn_projection_lag_seconds", "Age of the oldest transaction the shard has not applied yet; 0 when caught up.", "shard")
-	dShardTxs         = desc("cairn_projection_applied_transactions_total", "Transactions the shard applied since the engine started.", "shard")
+	dShardTxs         = desc("cairn_projection_applied_transactions_total", "Transactions of the stream the shard went through since the engine started: applied, or, on a cluster member, passed over as another member's graph's.", "shard")
 	dProjFailures     = desc("cairn_projection_failures_total", "Transactions the projections could not apply.")
 	dStopped          = desc("cairn_projection_stopped_graphs", "Graphs whose projection stopped (queries answer INTERNAL or DATA_LOSS).")
 	dDataLoss         = desc("cairn_projection_data_loss_graphs", "Stopped graphs quarantined because their stored history failed a check.")

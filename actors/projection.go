@@ -336,7 +336,7 @@ type shard struct {
 	pid    *actor.PID
 	held   atomic.Int64  // graphs the shard holds (adopting ones included)
 	queued atomic.Int64  // events handed over and not applied yet
-	txs    atomic.Uint64 // transactions handed to the shard since Start
+	txs    atomic.Uint64 // transactions the shard went through since Start (applied, or passed over as another member's)
 	space  chan struct{} // signalled when queued drops to maxQueued or below
 
 	mu      sync.Mutex
