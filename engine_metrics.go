@@ -268,7 +268,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 	// The engine and the cluster.
 	gauge(dReady, bool01(e.Ready() == nil))
-	gauge(dBuild, 1, buildVersion(), runtime.Version())
+	gauge(dBuild, 1, Version(), runtime.Version())
 	gauge(dNATS, bool01(len(e.conns.down()) == 0))
 	for _, cs := range e.conns.stats() {
 		counter(dNATSDisconnects, cs.Disconnects, cs.Name)
@@ -312,13 +312,4 @@ func (c *collector) jetStream(ctx context.Context) (persistence.StreamStats, uin
 		}
 	}
 	return c.stream, c.objBytes, c.objOK, c.jsErrors
-}
-
-// buildVersion is the main module's version ("(devel)" for a build from
-// a work tree).
-func buildVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "unknown"
 }

@@ -139,6 +139,9 @@ func TestEngineMetrics(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
 		}
 	}
+	if v := cairn.Version(); v == "" || g.sum("cairn_build_info", "version="+v) != 1 {
+		t.Errorf("cairn_build_info does not carry the version %q", v)
+	}
 	if g.sum("cairn_projection_applied_transactions_total") != float64(last) {
 		t.Errorf("applied transactions %v, want %d", g.sum("cairn_projection_applied_transactions_total"), last)
 	}

@@ -11,14 +11,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cairn-graph/cairn"
 	"github.com/cairn-graph/cairn/api"
-	"github.com/cairn-graph/cairn/bench"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
@@ -200,7 +199,7 @@ func backup(ctx context.Context, nc *nats.Conn, dir string, keys *api.Keys, stde
 		return nil, err
 	}
 	defer os.RemoveAll(partial) // empty once the backup is done
-	m := &backupManifest{Format: backupFormat, Created: time.Now().UTC(), Version: cairnVersion(), Keys: keys}
+	m := &backupManifest{Format: backupFormat, Created: time.Now().UTC(), Version: cairn.Version(), Keys: keys}
 	for _, name := range persistence.BackupStreams(store, snaps) {
 		s, err := backupStreamTo(ctx, nc, partial, name, stderr)
 		if errors.Is(err, persistence.ErrNotFound) && name != store.Stream {
@@ -329,17 +328,4 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// cairnVersion is the binary's module version and VCS revision (with
-// "-dirty" for a build from a changed tree).
-func cairnVersion() string {
-	v := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		v = bi.Main.Version
-	}
-	if c := bench.CurrentMachine().Commit; c != "" {
-		v += " " + c
-	}
-	return v
 }
