@@ -3,17 +3,26 @@ package cairn
 import "runtime/debug"
 
 // Version is this build of Cairn: the main module's version ("(devel)"
-// for a build from a work tree) and, when the build recorded it, the VCS
-// revision, with "-dirty" for uncommitted changes ("(devel) 7fb5609…-dirty").
-// The metrics' cairn_build_info and backups' backup.json carry it.
+// for a build from a work tree) and, when the build recorded it, its
+// Revision ("(devel) 7fb5609…-dirty"). The metrics' cairn_build_info and
+// backups' backup.json carry it.
 func Version() string {
+	v := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		v = bi.Main.Version
+	}
+	if rev := Revision(); rev != "" {
+		v += " " + rev
+	}
+	return v
+}
+
+// Revision is the VCS revision the build recorded, with "-dirty" for
+// uncommitted changes; "" when it recorded none (go test, go run).
+func Revision() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	if v == "" {
-		v = "unknown"
+		return ""
 	}
 	var rev string
 	var dirty bool
@@ -25,11 +34,8 @@ func Version() string {
 			dirty = s.Value == "true"
 		}
 	}
-	if rev != "" {
-		v += " " + rev
-		if dirty {
-			v += "-dirty"
-		}
+	if rev != "" && dirty {
+		rev += "-dirty"
 	}
-	return v
+	return rev
 }

@@ -5,9 +5,10 @@ import (
 	"bytes"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
+
+	"github.com/cairn-graph/cairn"
 )
 
 // CurrentMachine describes the machine and build this process runs on:
@@ -31,22 +32,7 @@ func CurrentMachine() Machine {
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
 		m.MemoryB = parseMemTotal(procField(b, "MemTotal"))
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		var rev string
-		var dirty bool
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				dirty = s.Value == "true"
-			}
-		}
-		if rev != "" && dirty {
-			rev += "-dirty"
-		}
-		m.Commit = rev
-	}
+	m.Commit = cairn.Revision()
 	return m
 }
 
