@@ -254,16 +254,11 @@ type exposition struct {
 // scrape fetches the engine's /metrics.
 func (e *engine) scrape(t *testing.T) exposition {
 	t.Helper()
-	resp, err := http.Get(e.metrics + "/metrics")
-	if err != nil {
-		t.Fatalf("GET %s/metrics: %v", e.metrics, err)
+	code, body := testbin.Get(t, e.metrics+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET %s/metrics: %d", e.metrics, code)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s/metrics: %s %v", e.metrics, resp.Status, err)
-	}
-	return parseExposition(string(body))
+	return parseExposition(body)
 }
 
 var labelName = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*"`)

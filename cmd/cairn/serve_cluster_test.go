@@ -399,17 +399,12 @@ func waitMembers(ctx context.Context, t *testing.T, js jetstream.JetStream, clus
 // as the exposition writes them (histograms' lines included).
 func scrape(t *testing.T, base string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape %s: %v", base, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
+	code, body := testbin.Get(t, base+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("scrape %s: %d", base, code)
 	}
 	out := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(body, "\n") {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}

@@ -2,11 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/cairn-graph/cairn/internal/testbin"
 )
 
 // TestServeMetrics runs serve with --metrics-listen: the ready line names
@@ -22,16 +22,7 @@ func TestServeMetrics(t *testing.T) {
 	}
 	get := func(path string) (int, string) {
 		t.Helper()
-		resp, err := http.Get(ready.Metrics + path)
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-		return resp.StatusCode, string(b)
+		return testbin.Get(t, ready.Metrics+path)
 	}
 	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, body)
