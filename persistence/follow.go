@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
 // Followed is one message of the stream as Follow delivers it.
@@ -44,8 +46,9 @@ func (f *Followed) Events() int {
 	return countEvents(f.Data)
 }
 
-// transactionEvents is cairnv1.Transaction's events field number.
-const transactionEvents = 5
+// transactionEvents is cairnv1.Transaction's events field number, from
+// the schema.
+var transactionEvents = (&cairnv1.Transaction{}).ProtoReflect().Descriptor().Fields().ByName("events").Number()
 
 // countEvents counts the events field's entries in a marshalled
 // cairnv1.Transaction, stopping at the first field that does not parse.
