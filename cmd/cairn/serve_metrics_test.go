@@ -31,7 +31,8 @@ func TestServeMetrics(t *testing.T) {
 	for _, n := range []string{"a", "b", "c"} {
 		mustRun(t, "node", "add", "m", n, "--server", ready.NATS)
 	}
-	mustRun(t, "query", "node", "m", "a", "--server", ready.NATS)
+	// Read the writes: the query waits until the projection applied seq 4.
+	mustRun(t, "query", "node", "m", "a", "--min-seq", "4", "--server", ready.NATS)
 	if code, body := get("/readyz"); code != 200 || body != "ready\n" {
 		t.Errorf("/readyz: %d %q", code, body)
 	}
