@@ -698,8 +698,8 @@ func (p *Projections) loadReadModel(ctx context.Context, info persistence.Snapsh
 // Store, has the event store confirm meanwhile that the graph's transaction
 // at info.Seq ends with info's head.
 func (p *Projections) fetchReadModel(ctx context.Context, info persistence.SnapshotInfo) ([]byte, error) {
-	if info.Format != readmodel.SnapshotFormat {
-		return nil, fmt.Errorf("read-model snapshot %s of graph %s: unknown format %d (this engine reads %d)",
+	if !readmodel.ReadsFormat(info.Format) {
+		return nil, fmt.Errorf("read-model snapshot %s of graph %s: unknown format %d (this engine reads up to %d)",
 			info.Name, info.Graph, info.Format, readmodel.SnapshotFormat)
 	}
 	var headErr error

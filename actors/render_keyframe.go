@@ -19,7 +19,7 @@ import (
 // logged and passed over for the next older one.
 func (r *Render) keyframe(ctx context.Context, above, stop uint64) *renderKeyframe {
 	for _, info := range r.candidates(ctx, persistence.KindReadModel, above, stop) {
-		data, err := r.fetch(ctx, info, readmodel.SnapshotFormat)
+		data, err := r.fetch(ctx, info, readmodel.ReadsFormat)
 		var g *readmodel.Graph
 		if err == nil {
 			g, err = readmodel.LoadSnapshot(data, r.cfg.ReadModel)
@@ -42,7 +42,7 @@ func (r *Render) keyframe(ctx context.Context, above, stop uint64) *renderKeyfra
 // checks it bound by bound.
 func (r *Render) layoutKeyframe(ctx context.Context, above, stop uint64) *renderLayout {
 	for _, info := range r.candidates(ctx, persistence.KindLayout, above, stop) {
-		data, err := r.fetch(ctx, info, scene.KeyframeFormat)
+		data, err := r.fetch(ctx, info, func(v uint32) bool { return v == scene.KeyframeFormat })
 		if err == nil {
 			err = r.fits(data)
 		}
@@ -85,13 +85,13 @@ func (r *Render) candidates(ctx context.Context, kind persistence.SnapshotKind, 
 	return infos
 }
 
-// fetch checks that info is of format and that the source confirms its
-// head (the graph's transaction at info.Seq ends with it), then fetches
-// its payload.
-func (r *Render) fetch(ctx context.Context, info persistence.SnapshotInfo, format uint32) ([]byte, error) {
+// fetch checks that info is of a format reads takes and that the source
+// confirms its head (the graph's transaction at info.Seq ends with it),
+// then fetches its payload.
+func (r *Render) fetch(ctx context.Context, info persistence.SnapshotInfo, reads func(uint32) bool) ([]byte, error) {
 	switch {
-	case info.Format != format:
-		return nil, fmt.Errorf("unknown format %d (this build reads %d)", info.Format, format)
+	case !reads(info.Format):
+		return nil, fmt.Errorf("unknown format %d (this build does not read it)", info.Format)
 	case info.Seq == 0 || info.Position == 0 || !info.Head.Defined():
 		return nil, fmt.Errorf("names no head (seq %d, position %d)", info.Seq, info.Position)
 	}

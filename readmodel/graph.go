@@ -28,6 +28,12 @@ type Graph struct {
 	asOf             uint64 // stream sequence of the last applied transaction
 	version          uint64 // applied events so far
 
+	// What GraphCreated set, and the times of the first and the last
+	// transaction applied (NoteTime), for the catalogue.
+	typ                 string
+	metadata            map[string]string
+	createdAt, changeAt int64 // Unix nanoseconds, 0: unknown
+
 	// Nodes: dense index <-> external id, free slots reused.
 	nodes     *intern.Table
 	freeNodes []uint32
@@ -86,6 +92,31 @@ func (g *Graph) AsOf() uint64 { return g.asOf }
 
 // Size returns how many nodes and edges the graph holds.
 func (g *Graph) Size() (nodes, edges int) { return g.nodes.Len(), g.nEdges }
+
+// Type and Metadata return what the graph's GraphCreated event set (empty
+// before it, and after GraphDeleted: a deleted graph keeps its type).
+func (g *Graph) Type() string                { return g.typ }
+func (g *Graph) Metadata() map[string]string { return g.metadata }
+
+// Created and Deleted report whether GraphCreated and GraphDeleted were
+// applied.
+func (g *Graph) Created() bool { return g.created }
+func (g *Graph) Deleted() bool { return g.deleted }
+
+// NoteTime records the timestamp of a transaction just applied (Unix
+// nanoseconds, the transaction's timestamp): the first one noted is the
+// graph's creation time, the last its change time. Times going backwards
+// (a clock step between writers) are kept as they come.
+func (g *Graph) NoteTime(unixNano int64) {
+	if g.createdAt == 0 {
+		g.createdAt = unixNano
+	}
+	g.changeAt = unixNano
+}
+
+// Times returns the noted creation and change times (Unix nanoseconds, 0
+// when none was noted).
+func (g *Graph) Times() (created, changed int64) { return g.createdAt, g.changeAt }
 
 // Version counts the events applied so far; any write changes it.
 func (g *Graph) Version() uint64 { return g.version }
@@ -312,6 +343,7 @@ func (g *Graph) apply(ev *cairnv1.Event) {
 	switch k := ev.GetKind().(type) {
 	case *cairnv1.Event_GraphCreated:
 		g.created = true
+		g.typ, g.metadata = k.GraphCreated.GetGraphType(), k.GraphCreated.GetMetadata()
 	case *cairnv1.Event_GraphDeleted:
 		g.reset()
 		g.deleted = true

@@ -17,8 +17,16 @@ import (
 
 // SnapshotFormat is the version of the binary snapshot format that
 // AppendSnapshot writes and LoadSnapshot reads. Version 2 added the
-// intern tables' migration state (old hash slots and progress).
-const SnapshotFormat = 2
+// intern tables' migration state (old hash slots and progress); version 3
+// the catalogue section at the end (graph type, metadata, creation and
+// change times). LoadSnapshot reads versions 2 and 3.
+const SnapshotFormat = 3
+
+// minSnapshotFormat is the oldest format LoadSnapshot reads.
+const minSnapshotFormat = 2
+
+// ReadsFormat reports whether LoadSnapshot reads snapshots of format v.
+func ReadsFormat(v uint32) bool { return v >= minSnapshotFormat && v <= SnapshotFormat }
 
 // snapshotMagic opens every snapshot.
 const snapshotMagic = "cairnrm\x00"
@@ -40,6 +48,10 @@ func (g *Graph) AppendSnapshot(dst []byte) []byte { return g.Freeze().AppendSnap
 type Frozen struct {
 	id               string
 	created, deleted bool
+	typ              string
+	metadata         map[string]string
+	createdAt        int64
+	changeAt         int64
 	asOf, version    uint64
 	nEdges           int
 
@@ -86,7 +98,7 @@ type Frozen struct {
 func (g *Graph) Freeze() *Frozen {
 	c := g.store
 	f := &Frozen{
-		id: g.id, created: g.created, deleted: g.deleted, asOf: g.asOf, version: g.version, nEdges: g.nEdges,
+		id: g.id, created: g.created, deleted: g.deleted, typ: g.typ, metadata: g.metadata, createdAt: g.createdAt, changeAt: g.changeAt, asOf: g.asOf, version: g.version, nEdges: g.nEdges,
 
 		nodes:     g.nodes.Freeze(),
 		freeNodes: slices.Clone(g.freeNodes),
@@ -189,6 +201,16 @@ func (f *Frozen) AppendSnapshot(dst []byte) []byte {
 	dst = appendNames(dst, f.categories)
 	dst = appendBitmaps(dst, f.catNodes)
 
+	dst = wire.AppendString(dst, f.typ)
+	keys := slices.Sorted(maps.Keys(f.metadata))
+	dst = wire.AppendUvarint(dst, uint64(len(keys)))
+	for _, k := range keys {
+		dst = wire.AppendString(dst, k)
+		dst = wire.AppendString(dst, f.metadata[k])
+	}
+	dst = wire.AppendUvarint(dst, uint64(f.createdAt))
+	dst = wire.AppendUvarint(dst, uint64(f.changeAt))
+
 	h := dst[start : start+headerLen]
 	body := dst[start+headerLen:]
 	copy(h, snapshotMagic)
@@ -218,7 +240,7 @@ func LoadSnapshot(data []byte, cfg Config) (*Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := decodeBody(body, cfg)
+	g, err := decodeBody(body, binary.LittleEndian.Uint32(data[8:]), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidSnapshot, err)
 	}
@@ -235,8 +257,8 @@ func checkHeader(data []byte) ([]byte, error) {
 	if string(data[:8]) != snapshotMagic {
 		return nil, bad("bad magic %q", data[:8])
 	}
-	if v := binary.LittleEndian.Uint32(data[8:]); v != SnapshotFormat {
-		return nil, bad("unknown format version %d (this build reads %d)", v, SnapshotFormat)
+	if v := binary.LittleEndian.Uint32(data[8:]); v < minSnapshotFormat || v > SnapshotFormat {
+		return nil, bad("unknown format version %d (this build reads %d to %d)", v, minSnapshotFormat, SnapshotFormat)
 	}
 	body := data[headerLen:]
 	if n := binary.LittleEndian.Uint64(data[16:]); n != uint64(len(body)) {
@@ -249,7 +271,7 @@ func checkHeader(data []byte) ([]byte, error) {
 }
 
 // decodeBody reads the body that AppendSnapshot wrote after the header.
-func decodeBody(body []byte, cfg Config) (*Graph, error) {
+func decodeBody(body []byte, format uint32, cfg Config) (*Graph, error) {
 	r := wire.NewReader(body)
 	g := &Graph{cfg: cfg}
 	r.Section("graph")
@@ -332,6 +354,22 @@ func decodeBody(body []byte, cfg Config) (*Graph, error) {
 	g.catNodes = readBitmaps(r, nodes, false)
 	if r.Err() == nil && len(g.catNodes) != g.categories.len() {
 		r.Failf("%d bitmaps for %d categories", len(g.catNodes), g.categories.len())
+	}
+	if format >= 3 {
+		r.Section("catalogue")
+		g.typ = r.String()
+		n := r.Int(r.Len(), "metadata entries")
+		if n > 0 {
+			g.metadata = make(map[string]string, n)
+		}
+		for range n {
+			if r.Err() != nil {
+				break
+			}
+			k := r.String()
+			g.metadata[k] = r.String()
+		}
+		g.createdAt, g.changeAt = int64(r.Uvarint()), int64(r.Uvarint())
 	}
 	if r.Err() == nil && r.Len() != 0 {
 		r.Section("end")

@@ -497,3 +497,60 @@ func reportTimes(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms")
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1e3/float64(b.N), "cpu-ms")
 }
+
+// TestSnapshotCatalogue: a snapshot keeps the graph's type, metadata and
+// times (format 3), and a format-2 snapshot, which has no catalogue
+// section, still loads, without them.
+func TestSnapshotCatalogue(t *testing.T) {
+	g, err := New("cat", DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := &cairnv1.Event{Kind: &cairnv1.Event_GraphCreated{GraphCreated: &cairnv1.GraphCreated{
+		GraphId: "cat", GraphType: "workflow", Metadata: map[string]string{"owner": "ops", "b": ""}}}}
+	if err := g.ApplyTx(1, []*cairnv1.Event{created}); err != nil {
+		t.Fatal(err)
+	}
+	g.NoteTime(100)
+	if err := g.ApplyTx(2, []*cairnv1.Event{{Kind: &cairnv1.Event_NodeAdded{NodeAdded: &cairnv1.NodeAdded{NodeId: "a"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	g.NoteTime(200)
+	snap := g.AppendSnapshot(nil)
+	r, err := LoadSnapshot(snap, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ch := r.Times()
+	if r.Type() != "workflow" || r.Metadata()["owner"] != "ops" || len(r.Metadata()) != 2 || c != 100 || ch != 200 || !r.Created() || r.Deleted() {
+		t.Errorf("restored: type %q metadata %v times %d %d created %v deleted %v", r.Type(), r.Metadata(), c, ch, r.Created(), r.Deleted())
+	}
+
+	// The same graph as format 2 wrote it: no catalogue section.
+	tail := wire.AppendString(nil, "workflow")
+	tail = wire.AppendUvarint(tail, 2)
+	for _, kv := range [][2]string{{"b", ""}, {"owner", "ops"}} {
+		tail = wire.AppendString(tail, kv[0])
+		tail = wire.AppendString(tail, kv[1])
+	}
+	tail = wire.AppendUvarint(wire.AppendUvarint(tail, 100), 200)
+	if !bytes.HasSuffix(snap, tail) {
+		t.Fatal("the snapshot does not end with the catalogue section")
+	}
+	old := slices.Clone(snap[:len(snap)-len(tail)])
+	body := old[headerLen:]
+	binary.LittleEndian.PutUint32(old[8:], 2)
+	binary.LittleEndian.PutUint32(old[12:], wire.Checksum(body))
+	binary.LittleEndian.PutUint64(old[16:], uint64(len(body)))
+	r, err = LoadSnapshot(old, DefaultConfig())
+	if err != nil {
+		t.Fatalf("format 2: %v", err)
+	}
+	if n, _ := r.Size(); r.Type() != "" || r.Metadata() != nil || n != 1 {
+		t.Errorf("format 2: type %q metadata %v nodes %d", r.Type(), r.Metadata(), n)
+	}
+	binary.LittleEndian.PutUint32(old[8:], 4)
+	if _, err := LoadSnapshot(old, DefaultConfig()); err == nil || !strings.Contains(err.Error(), "unknown format version 4") {
+		t.Errorf("format 4: %v", err)
+	}
+}

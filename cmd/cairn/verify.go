@@ -233,8 +233,8 @@ func (r *graphReader) checkSnapshot(ctx context.Context, info persistence.Snapsh
 	}
 	switch info.Kind {
 	case persistence.KindReadModel:
-		if info.Format != readmodel.SnapshotFormat {
-			return fmt.Errorf("unknown format version %d (this cairn reads %d)", info.Format, readmodel.SnapshotFormat)
+		if !readmodel.ReadsFormat(info.Format) {
+			return fmt.Errorf("unknown format version %d (this cairn reads up to %d)", info.Format, readmodel.SnapshotFormat)
 		}
 		g, err := readmodel.LoadSnapshot(data, readmodel.DefaultConfig())
 		if err != nil {
