@@ -25,6 +25,7 @@ type State struct {
 	created, deleted bool
 	typ              string
 	metadata         map[string]string
+	rules            TypeRules // the rules of typ when registered (see types.go), else nil
 
 	nodes     ids // node id <-> index
 	freeNodes []uint32
