@@ -520,3 +520,52 @@ func TestRefusalLeavesNoTrace(t *testing.T) {
 		}
 	}
 }
+
+// byteSource is a rand.Source reading the fuzzer's bytes, 2 at a time,
+// spread over 64 bits (a constant stream would make rand's rejection
+// sampling loop), so that the fuzzer steers typedGen.
+type byteSource struct {
+	data []byte
+	n    uint64
+}
+
+func (b *byteSource) Uint64() uint64 {
+	b.n++
+	v := b.n * 0x9e3779b97f4a7c15
+	for i := 0; i < 2 && len(b.data) > 0; i++ {
+		v, b.data = v^uint64(b.data[0])<<(56-8*i), b.data[1:]
+	}
+	return v
+}
+
+// FuzzTypeRules decides commands the fuzzer's bytes choose on a workflow
+// and a relationship graph, against the reference model: the same
+// decisions (code and rule), the same states.
+func FuzzTypeRules(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+	f.Add(bytes.Repeat([]byte{0x10, 0x80, 0x33, 0xf0, 0x07}, 40))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, typ := range []string{"workflow", "relationship"} {
+			src := &byteSource{data: data}
+			g := typedGen{rand.New(src), typ}
+			s, m := aggregate.NewState("g"), newTypedRef(typ)
+			cmdtest.MustDecide(t, s, cmdtest.Envelope("g", "create", createTyped(typ)))
+			for step := 0; len(src.data) > 0 && step < 300; step++ {
+				cmds := []*cairnv1.Command{g.command()}
+				_, err := aggregate.DecideEnvelope(s, cmdtest.Envelope("g", fmt.Sprint("c", step), cmds...))
+				next, want, i := m.decideEnvelope(cmds)
+				name := fmt.Sprintf("%s step %d %v", typ, step, cmds)
+				if want == nil && err != nil {
+					t.Fatalf("%s: refused %v; the reference accepts", name, err)
+				}
+				if want != nil {
+					sameRefusal(t, name, err, want, i)
+				}
+				m = next
+				if d := cmdtest.DiffSnapshots(cmdtest.TakeSnapshot(s), m.snapshot()); d != "" {
+					t.Fatalf("%s: state differs from the reference: %s", name, d)
+				}
+			}
+		}
+	})
+}
