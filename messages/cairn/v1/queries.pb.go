@@ -847,7 +847,10 @@ type ShortestPath struct {
 	// follow_links continues the search through cross-graph links into the
 	// graphs they name (not with weight); the path's nodes then carry their
 	// graph (PathResult.graph_ids). Dangling links are not followed.
-	FollowLinks   bool `protobuf:"varint,7,opt,name=follow_links,json=followLinks,proto3" json:"follow_links,omitempty"`
+	FollowLinks bool `protobuf:"varint,7,opt,name=follow_links,json=followLinks,proto3" json:"follow_links,omitempty"`
+	// to_graph_id, with follow_links, is the graph of to_node_id; empty for
+	// the request's graph.
+	ToGraphId     string `protobuf:"bytes,8,opt,name=to_graph_id,json=toGraphId,proto3" json:"to_graph_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -929,6 +932,13 @@ func (x *ShortestPath) GetFollowLinks() bool {
 		return x.FollowLinks
 	}
 	return false
+}
+
+func (x *ShortestPath) GetToGraphId() string {
+	if x != nil {
+		return x.ToGraphId
+	}
+	return ""
 }
 
 // GetComponent pages through the weakly connected component of a node
@@ -2733,7 +2743,7 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\tdirection\x18\x02 \x01(\x0e2\x13.cairn.v1.DirectionR\tdirection\x12\x1b\n" +
 	"\tedge_type\x18\x03 \x01(\tR\bedgeType\x12\x14\n" +
 	"\x05depth\x18\x04 \x01(\rR\x05depth\x120\n" +
-	"\x06limits\x18\x05 \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\"\x8b\x02\n" +
+	"\x06limits\x18\x05 \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\"\xab\x02\n" +
 	"\fShortestPath\x12 \n" +
 	"\ffrom_node_id\x18\x01 \x01(\tR\n" +
 	"fromNodeId\x12\x1c\n" +
@@ -2743,7 +2753,8 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\tedge_type\x18\x04 \x01(\tR\bedgeType\x12\x16\n" +
 	"\x06weight\x18\x05 \x01(\tR\x06weight\x120\n" +
 	"\x06limits\x18\x06 \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\x12!\n" +
-	"\ffollow_links\x18\a \x01(\bR\vfollowLinks\"U\n" +
+	"\ffollow_links\x18\a \x01(\bR\vfollowLinks\x12\x1e\n" +
+	"\vto_graph_id\x18\b \x01(\tR\ttoGraphId\"U\n" +
 	"\fGetComponent\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x14\n" +
