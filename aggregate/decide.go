@@ -47,6 +47,9 @@ func decideBase(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event
 	if s.deleted {
 		return nil, failedPrecondition("graph_id", "graph %s is deleted", s.graph)
 	}
+	if evs, err, done := decideLinks(s, prefix, cmd); done {
+		return evs, err
+	}
 	switch k := cmd.GetKind().(type) {
 	case *cairnv1.Command_AddNode:
 		f := prefix + ".add_node"
@@ -104,7 +107,7 @@ func decideBase(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event
 				EdgeId: ie.id, Source: s.nodes.String(s.src.Get(int(ie.idx))), Target: s.nodes.String(s.dst.Get(int(ie.idx))),
 			}}})
 		}
-		return append(evs, &cairnv1.Event{Kind: &cairnv1.Event_NodeRemoved{NodeRemoved: &cairnv1.NodeRemoved{NodeId: id}}}), nil
+		return s.withOrphanRefs(append(evs, &cairnv1.Event{Kind: &cairnv1.Event_NodeRemoved{NodeRemoved: &cairnv1.NodeRemoved{NodeId: id}}})), nil
 	case *cairnv1.Command_ConnectNodes:
 		f := prefix + ".connect_nodes"
 		cn := k.ConnectNodes
@@ -160,6 +163,8 @@ func DecideEnvelope(s *State, env *cairnv1.CommandEnvelope) ([]*cairnv1.Event, e
 		s.Begin()
 	}
 	m := s.Mark()
+	s.linkStep = env.GetIssuer() == LinkIssuer
+	defer func() { s.linkStep = false }()
 	var all []*cairnv1.Event
 	for i, cmd := range env.GetCommands() {
 		evs, err := Decide(s, cmdField(i), cmd)
