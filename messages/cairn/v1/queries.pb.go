@@ -153,6 +153,8 @@ type QueryRequest struct {
 	//	*QueryRequest_GetComponent
 	//	*QueryRequest_CountComponents
 	//	*QueryRequest_TopDegree
+	//	*QueryRequest_Check
+	//	*QueryRequest_Expand
 	Query isQueryRequest_Query `protobuf_oneof:"query"`
 	// timeout_ms bounds the query, its min_seq wait included, when it is
 	// below the server's own limit; 0 means the server's limit.
@@ -298,6 +300,24 @@ func (x *QueryRequest) GetTopDegree() *TopDegree {
 	return nil
 }
 
+func (x *QueryRequest) GetCheck() *Check {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_Check); ok {
+			return x.Check
+		}
+	}
+	return nil
+}
+
+func (x *QueryRequest) GetExpand() *Expand {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_Expand); ok {
+			return x.Expand
+		}
+	}
+	return nil
+}
+
 func (x *QueryRequest) GetTimeoutMs() uint32 {
 	if x != nil {
 		return x.TimeoutMs
@@ -352,6 +372,15 @@ type QueryRequest_TopDegree struct {
 	TopDegree *TopDegree `protobuf:"bytes,12,opt,name=top_degree,json=topDegree,proto3,oneof"`
 }
 
+type QueryRequest_Check struct {
+	// Authorization graphs (authz.proto).
+	Check *Check `protobuf:"bytes,14,opt,name=check,proto3,oneof"`
+}
+
+type QueryRequest_Expand struct {
+	Expand *Expand `protobuf:"bytes,15,opt,name=expand,proto3,oneof"`
+}
+
 func (*QueryRequest_GetNode) isQueryRequest_Query() {}
 
 func (*QueryRequest_FindNodes) isQueryRequest_Query() {}
@@ -369,6 +398,10 @@ func (*QueryRequest_GetComponent) isQueryRequest_Query() {}
 func (*QueryRequest_CountComponents) isQueryRequest_Query() {}
 
 func (*QueryRequest_TopDegree) isQueryRequest_Query() {}
+
+func (*QueryRequest_Check) isQueryRequest_Query() {}
+
+func (*QueryRequest_Expand) isQueryRequest_Query() {}
 
 // GetNode asks for one node's components, categories and degrees.
 type GetNode struct {
@@ -1051,6 +1084,8 @@ type QueryReply struct {
 	//	*QueryReply_Component
 	//	*QueryReply_ComponentCount
 	//	*QueryReply_Top
+	//	*QueryReply_Check
+	//	*QueryReply_Expand
 	Result isQueryReply_Result `protobuf_oneof:"result"`
 	// cached is true when the answer came from the query cache (the graph has
 	// not changed since it was computed).
@@ -1196,6 +1231,24 @@ func (x *QueryReply) GetTop() *TopNodes {
 	return nil
 }
 
+func (x *QueryReply) GetCheck() *CheckResult {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_Check); ok {
+			return x.Check
+		}
+	}
+	return nil
+}
+
+func (x *QueryReply) GetExpand() *ExpandResult {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_Expand); ok {
+			return x.Expand
+		}
+	}
+	return nil
+}
+
 func (x *QueryReply) GetCached() bool {
 	if x != nil {
 		return x.Cached
@@ -1257,6 +1310,15 @@ type QueryReply_Top struct {
 	Top *TopNodes `protobuf:"bytes,11,opt,name=top,proto3,oneof"`
 }
 
+type QueryReply_Check struct {
+	// Authorization graphs (authz.proto).
+	Check *CheckResult `protobuf:"bytes,15,opt,name=check,proto3,oneof"`
+}
+
+type QueryReply_Expand struct {
+	Expand *ExpandResult `protobuf:"bytes,16,opt,name=expand,proto3,oneof"`
+}
+
 func (*QueryReply_Node) isQueryReply_Result() {}
 
 func (*QueryReply_Nodes) isQueryReply_Result() {}
@@ -1274,6 +1336,10 @@ func (*QueryReply_Component) isQueryReply_Result() {}
 func (*QueryReply_ComponentCount) isQueryReply_Result() {}
 
 func (*QueryReply_Top) isQueryReply_Result() {}
+
+func (*QueryReply_Check) isQueryReply_Result() {}
+
+func (*QueryReply_Expand) isQueryReply_Result() {}
 
 // NodeView is one node.
 type NodeView struct {
@@ -2096,7 +2162,7 @@ var File_cairn_v1_queries_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\n" +
-	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\x1a\x17cairn/v1/snapshot.proto\"\x8d\x05\n" +
+	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x14cairn/v1/authz.proto\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\x1a\x17cairn/v1/snapshot.proto\"\xe2\x05\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x17\n" +
 	"\amin_seq\x18\x02 \x01(\x04R\x06minSeq\x12.\n" +
@@ -2111,7 +2177,9 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	" \x01(\v2\x16.cairn.v1.GetComponentH\x00R\fgetComponent\x12F\n" +
 	"\x10count_components\x18\v \x01(\v2\x19.cairn.v1.CountComponentsH\x00R\x0fcountComponents\x124\n" +
 	"\n" +
-	"top_degree\x18\f \x01(\v2\x13.cairn.v1.TopDegreeH\x00R\ttopDegree\x12\x1d\n" +
+	"top_degree\x18\f \x01(\v2\x13.cairn.v1.TopDegreeH\x00R\ttopDegree\x12'\n" +
+	"\x05check\x18\x0e \x01(\v2\x0f.cairn.v1.CheckH\x00R\x05check\x12*\n" +
+	"\x06expand\x18\x0f \x01(\v2\x10.cairn.v1.ExpandH\x00R\x06expand\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\a \x01(\rR\ttimeoutMs\x12#\n" +
 	"\x05as_of\x18\r \x01(\v2\x0e.cairn.v1.AsOfR\x04asOfB\a\n" +
@@ -2159,7 +2227,7 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x0fCountComponents\"C\n" +
 	"\tTopDegree\x12\f\n" +
 	"\x01k\x18\x01 \x01(\rR\x01k\x12(\n" +
-	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xe3\x04\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xc4\x05\n" +
 	"\n" +
 	"QueryReply\x12\x1a\n" +
 	"\tas_of_seq\x18\x01 \x01(\x04R\aasOfSeq\x12%\n" +
@@ -2173,7 +2241,9 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\tcomponent\x18\t \x01(\v2\x17.cairn.v1.ComponentPageH\x00R\tcomponent\x12C\n" +
 	"\x0fcomponent_count\x18\n" +
 	" \x01(\v2\x18.cairn.v1.ComponentCountH\x00R\x0ecomponentCount\x12&\n" +
-	"\x03top\x18\v \x01(\v2\x12.cairn.v1.TopNodesH\x00R\x03top\x12\x16\n" +
+	"\x03top\x18\v \x01(\v2\x12.cairn.v1.TopNodesH\x00R\x03top\x12-\n" +
+	"\x05check\x18\x0f \x01(\v2\x15.cairn.v1.CheckResultH\x00R\x05check\x120\n" +
+	"\x06expand\x18\x10 \x01(\v2\x16.cairn.v1.ExpandResultH\x00R\x06expand\x12\x16\n" +
 	"\x06cached\x18\f \x01(\bR\x06cached\x12\x19\n" +
 	"\bhead_cid\x18\r \x01(\tR\aheadCid\x12\x1a\n" +
 	"\bposition\x18\x0e \x01(\x04R\bpositionB\b\n" +
@@ -2297,9 +2367,13 @@ var file_cairn_v1_queries_proto_goTypes = []any{
 	(*ComponentPage)(nil),   // 25: cairn.v1.ComponentPage
 	(*ComponentCount)(nil),  // 26: cairn.v1.ComponentCount
 	(*TopNodes)(nil),        // 27: cairn.v1.TopNodes
-	(*AsOf)(nil),            // 28: cairn.v1.AsOf
-	(*Component)(nil),       // 29: cairn.v1.Component
-	(*Error)(nil),           // 30: cairn.v1.Error
+	(*Check)(nil),           // 28: cairn.v1.Check
+	(*Expand)(nil),          // 29: cairn.v1.Expand
+	(*AsOf)(nil),            // 30: cairn.v1.AsOf
+	(*Component)(nil),       // 31: cairn.v1.Component
+	(*Error)(nil),           // 32: cairn.v1.Error
+	(*CheckResult)(nil),     // 33: cairn.v1.CheckResult
+	(*ExpandResult)(nil),    // 34: cairn.v1.ExpandResult
 }
 var file_cairn_v1_queries_proto_depIdxs = []int32{
 	3,  // 0: cairn.v1.QueryRequest.get_node:type_name -> cairn.v1.GetNode
@@ -2311,36 +2385,40 @@ var file_cairn_v1_queries_proto_depIdxs = []int32{
 	10, // 6: cairn.v1.QueryRequest.get_component:type_name -> cairn.v1.GetComponent
 	11, // 7: cairn.v1.QueryRequest.count_components:type_name -> cairn.v1.CountComponents
 	12, // 8: cairn.v1.QueryRequest.top_degree:type_name -> cairn.v1.TopDegree
-	28, // 9: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
-	29, // 10: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
-	0,  // 11: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
-	0,  // 12: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
-	7,  // 13: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
-	0,  // 14: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
-	7,  // 15: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
-	1,  // 16: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
-	30, // 17: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
-	14, // 18: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
-	15, // 19: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
-	17, // 20: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
-	18, // 21: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
-	23, // 22: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
-	24, // 23: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
-	25, // 24: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
-	26, // 25: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
-	27, // 26: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
-	29, // 27: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
-	16, // 28: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
-	19, // 29: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
-	20, // 30: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
-	21, // 31: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
-	22, // 32: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
-	20, // 33: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	28, // 9: cairn.v1.QueryRequest.check:type_name -> cairn.v1.Check
+	29, // 10: cairn.v1.QueryRequest.expand:type_name -> cairn.v1.Expand
+	30, // 11: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
+	31, // 12: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
+	0,  // 13: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
+	0,  // 14: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
+	7,  // 15: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
+	0,  // 16: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
+	7,  // 17: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
+	1,  // 18: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
+	32, // 19: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
+	14, // 20: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
+	15, // 21: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
+	17, // 22: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
+	18, // 23: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
+	23, // 24: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
+	24, // 25: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
+	25, // 26: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
+	26, // 27: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
+	27, // 28: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
+	33, // 29: cairn.v1.QueryReply.check:type_name -> cairn.v1.CheckResult
+	34, // 30: cairn.v1.QueryReply.expand:type_name -> cairn.v1.ExpandResult
+	31, // 31: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
+	16, // 32: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
+	19, // 33: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
+	20, // 34: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
+	21, // 35: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
+	22, // 36: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
+	20, // 37: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_queries_proto_init() }
@@ -2348,6 +2426,7 @@ func file_cairn_v1_queries_proto_init() {
 	if File_cairn_v1_queries_proto != nil {
 		return
 	}
+	file_cairn_v1_authz_proto_init()
 	file_cairn_v1_component_proto_init()
 	file_cairn_v1_replies_proto_init()
 	file_cairn_v1_snapshot_proto_init()
@@ -2361,6 +2440,8 @@ func file_cairn_v1_queries_proto_init() {
 		(*QueryRequest_GetComponent)(nil),
 		(*QueryRequest_CountComponents)(nil),
 		(*QueryRequest_TopDegree)(nil),
+		(*QueryRequest_Check)(nil),
+		(*QueryRequest_Expand)(nil),
 	}
 	file_cairn_v1_queries_proto_msgTypes[2].OneofWrappers = []any{
 		(*FindNodes_ComponentType)(nil),
@@ -2377,6 +2458,8 @@ func file_cairn_v1_queries_proto_init() {
 		(*QueryReply_Component)(nil),
 		(*QueryReply_ComponentCount)(nil),
 		(*QueryReply_Top)(nil),
+		(*QueryReply_Check)(nil),
+		(*QueryReply_Expand)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
