@@ -22,6 +22,11 @@ func Decide(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event, er
 			}
 			return nil, alreadyExists(prefix+".create_graph.graph_id", "graph %s already exists", s.graph)
 		}
+		if _, rules, ok := LookupType(cg.CreateGraph.GetGraphType()); ok {
+			if err := rules.ValidateCreate(prefix+".create_graph", cg.CreateGraph); err != nil {
+				return nil, err
+			}
+		}
 		return one(&cairnv1.Event{Kind: &cairnv1.Event_GraphCreated{GraphCreated: &cairnv1.GraphCreated{
 			GraphId: s.graph, GraphType: cg.CreateGraph.GetGraphType(), Metadata: cg.CreateGraph.GetMetadata(),
 		}}}), nil
@@ -32,6 +37,15 @@ func Decide(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event, er
 	if s.deleted {
 		return nil, failedPrecondition("graph_id", "graph %s is deleted", s.graph)
 	}
+	if _, rules, ok := LookupType(s.typ); ok {
+		return rules.Decide(s, prefix, cmd, func() ([]*cairnv1.Event, error) { return decideUntyped(s, prefix, cmd) })
+	}
+	return decideUntyped(s, prefix, cmd)
+}
+
+// decideUntyped decides a command on a live graph by the rules every graph
+// follows.
+func decideUntyped(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event, error) {
 	switch k := cmd.GetKind().(type) {
 	case *cairnv1.Command_AddNode:
 		f := prefix + ".add_node"
@@ -123,6 +137,8 @@ func Decide(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event, er
 		}}}), nil
 	case *cairnv1.Command_DeleteGraph:
 		return one(&cairnv1.Event{Kind: &cairnv1.Event_GraphDeleted{GraphDeleted: &cairnv1.GraphDeleted{}}}), nil
+	case *cairnv1.Command_WriteTuple, *cairnv1.Command_DeleteTuple:
+		return nil, tupleOnOtherGraph(s, prefix, cmd)
 	}
 	return nil, invalid(prefix, "command has no kind")
 }
