@@ -22,7 +22,9 @@ import (
 // by the read model, against refModel: a plain recursive evaluator over a
 // tuple set with no index and no memo.
 
-func this() *cairnv1.Userset { return &cairnv1.Userset{Kind: &cairnv1.Userset_This{This: &cairnv1.This{}}} }
+func this() *cairnv1.Userset {
+	return &cairnv1.Userset{Kind: &cairnv1.Userset_This{This: &cairnv1.This{}}}
+}
 func computed(r string) *cairnv1.Userset {
 	return &cairnv1.Userset{Kind: &cairnv1.Userset_ComputedUserset{ComputedUserset: &cairnv1.ComputedUserset{Relation: r}}}
 }

@@ -58,7 +58,7 @@ type Graph struct {
 	nEdges  int
 	degHist map[uint32]int // total degree -> nodes
 	top     topCache
-	trav    traversal // scratch and component cache of traverse.go
+	trav    traversal   // scratch and component cache of traverse.go
 	authz   *authzIndex // authorization graphs' tuple index (authz.go), built on first use
 }
 
