@@ -148,7 +148,7 @@ func TestAuthzRefusals(t *testing.T) {
 // TestAuthzRefusedLeavesNoTrace: random envelopes of tuple commands (some
 // valid, some not: unknown relations, duplicates, deletes of missing
 // tuples, generic commands) on an authorization graph; a refused envelope
-// leaves the state exactly as it was, and an accepted one changes it.
+// leaves the state exactly as it was; an accepted one records events.
 func TestAuthzRefusedLeavesNoTrace(t *testing.T) {
 	seed := testseed.Seed(t, 0)
 	r := rand.New(rand.NewPCG(seed, 16))
@@ -191,8 +191,8 @@ func TestAuthzRefusedLeavesNoTrace(t *testing.T) {
 			continue
 		}
 		accepted++
-		if len(evs) == 0 || proto.Equal(before, after) {
-			t.Fatalf("seed %d step %d: accepted envelope left no change", seed, step)
+		if len(evs) == 0 { // (a write and a delete of one tuple may leave the state as it was)
+			t.Fatalf("seed %d step %d: accepted envelope recorded no event", seed, step)
 		}
 	}
 	if refused < 100 || accepted < 100 {
