@@ -1,12 +1,15 @@
 package cairn
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,7 +29,11 @@ import (
 // and the sequence; Decide refuses it unless the node is a reference
 // node). Its position is kept in the key-value bucket LinkerBucket, so a
 // restarted engine resumes there (marks it sends again are answered from
-// the graphs' idempotency windows).
+// the graphs' idempotency windows). A deleted graph's links are read as of
+// just before its deletion, a time-travel build; the linker does it only
+// for graphs it saw take a link (a reference node added), which it keeps
+// in the same bucket (key linked.<graph>), so that deleting the many
+// graphs that never linked costs nothing.
 
 // LinkerBucket is the key-value bucket that holds the linker's position.
 const LinkerBucket = "cairn-linker"
@@ -39,6 +46,8 @@ type linker struct {
 	kv   jetstream.KeyValue
 	stop context.CancelFunc
 	done chan struct{}
+
+	linked map[string]bool // graphs seen taking a link (linked.<graph>); the linker's goroutine's
 }
 
 // startLinker starts the linker on its own goroutine; Close stops it.
@@ -52,7 +61,7 @@ func (e *Engine) startLinker(ctx context.Context) error {
 		return err
 	}
 	lctx, cancel := context.WithCancel(context.WithValue(context.Background(), linkStepKey{}, true))
-	l := &linker{e: e, kv: kv, stop: cancel, done: make(chan struct{})}
+	l := &linker{e: e, kv: kv, stop: cancel, done: make(chan struct{}), linked: map[string]bool{}}
 	e.linker = l
 	go l.run(lctx)
 	return nil
@@ -77,6 +86,13 @@ func (l *linker) position(ctx context.Context) uint64 {
 func (l *linker) run(ctx context.Context) {
 	defer close(l.done)
 	log := l.e.cfg.Logger.With("component", "linker")
+	if keys, err := l.kv.ListKeys(ctx, jetstream.IgnoreDeletes()); err == nil {
+		for k := range keys.Keys() {
+			if g, ok := strings.CutPrefix(k, "linked."); ok {
+				l.linked[g] = true
+			}
+		}
+	}
 	for ctx.Err() == nil {
 		from := l.position(ctx) + 1
 		var done uint64
@@ -124,6 +140,11 @@ func (l *linker) handle(ctx context.Context, f persistence.Followed) {
 		}
 		switch env.Type {
 		case "NodeRemoved", "EdgeRemoved", "GraphDeleted":
+		case "NodeAdded":
+			// Only a reference node's matters: most are skipped undecoded.
+			if l.linked[f.Graph] || !bytes.Contains(env.Body, refCategory) {
+				continue
+			}
 		default:
 			continue
 		}
@@ -132,6 +153,10 @@ func (l *linker) handle(ctx context.Context, f persistence.Followed) {
 			return
 		}
 		switch k := ev.GetKind().(type) {
+		case *cairnv1.Event_NodeAdded:
+			if !l.linked[f.Graph] && slices.Contains(k.NodeAdded.GetCategories(), aggregate.RefCategory) {
+				l.noteLinked(ctx, f.Graph)
+			}
 		case *cairnv1.Event_NodeRemoved:
 			if removedNodes == nil {
 				removedNodes = map[string]bool{}
@@ -140,7 +165,9 @@ func (l *linker) handle(ctx context.Context, f persistence.Followed) {
 		case *cairnv1.Event_EdgeRemoved:
 			removedEdges = append(removedEdges, k.EdgeRemoved)
 		case *cairnv1.Event_GraphDeleted:
-			l.graphDeleted(ctx, f.Graph, f.Seq)
+			if l.linked[f.Graph] {
+				l.graphDeleted(ctx, f.Graph, f.Seq)
+			}
 		}
 	}
 	for _, er := range removedEdges {
@@ -153,6 +180,21 @@ func (l *linker) handle(ctx context.Context, f persistence.Followed) {
 				l.mark(ctx, other, aggregate.RefNodeID(f.Graph, local), f.Seq)
 			}
 		}
+	}
+}
+
+var refCategory = []byte(aggregate.RefCategory)
+
+// noteLinked records that graph took a link, in memory and in the bucket
+// (retried until it is stored or the linker stops: a graph left out would
+// keep its links live when it is deleted).
+func (l *linker) noteLinked(ctx context.Context, graph string) {
+	for try := 0; ctx.Err() == nil; try++ {
+		if _, err := l.kv.Put(ctx, "linked."+graph, []byte{'1'}); err == nil {
+			l.linked[graph] = true
+			return
+		}
+		time.Sleep(time.Duration(min(try+1, 10)) * 100 * time.Millisecond)
 	}
 }
 
