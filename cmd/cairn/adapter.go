@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/adapter"
 )
@@ -22,6 +26,7 @@ const adapterUsage = `Usage:
                     [--max-attempts N] [--retry-delay D] [--ack-wait D]
                     [--progress D] [--strict-domain] [--json] [client flags]
   cairn adapter list [--json]
+  cairn adapter publish --to SUBJECT [FILE] [--format json|protobuf] [client flags]
 
 adapter run reads one domain's source events (cairn.v1.DomainEvent, in its
 protojson form or, with --format protobuf, its protobuf encoding; schemas
@@ -62,9 +67,14 @@ and the summary to stdout, "ok adapter=people ..." (--json: one JSON object a
 line, "progress" then "summary").
 
 adapter list prints the adapters and the event types each maps.
+
+adapter publish is a test source: it publishes each line of FILE (default
+stdin; blank lines and lines starting with "#" skipped) to SUBJECT through
+JetStream, as it is with --format json, converted to the protobuf encoding of
+the DomainEvent with --format protobuf, and prints "published N".
 `
 
-func runAdapter(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runAdapter(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return &usageError{topic: "adapter", err: errors.New("adapter: want run or list")}
 	}
@@ -73,6 +83,8 @@ func runAdapter(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return runAdapterRun(ctx, args[1:], stdout, stderr)
 	case "list":
 		return runAdapterList(args[1:], stdout)
+	case "publish":
+		return runAdapterPublish(ctx, args[1:], stdin, stdout)
 	case "help", "-h", "--help":
 		return &helpRequest{topic: "adapter"}
 	}
@@ -158,6 +170,73 @@ func runAdapterRun(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	report(stdout, "summary", a.Stats())
 	return err
+}
+
+func runAdapterPublish(ctx context.Context, args []string, in io.Reader, stdout io.Writer) error {
+	fs := newFlagSet("adapter publish")
+	var c clientFlags
+	c.register(fs, "adapter", 10*time.Second)
+	to := fs.String("to", "", "`subject` to publish to")
+	format := fs.String("format", string(adapter.FormatJSON), "`format` to publish: json or protobuf")
+	var pos []string
+	var err error
+	if pos, err = parseArgs(fs, "adapter", args, "file"); err != nil {
+		if pos, err = parseArgs(fs, "adapter", args); err != nil {
+			return err
+		}
+	}
+	if *to == "" || (*format != "json" && *format != "protobuf") {
+		return &usageError{topic: "adapter", err: errors.New("adapter publish: --to SUBJECT is required, --format is json or protobuf")}
+	}
+	if len(pos) == 1 && pos[0] != "-" {
+		f, err := os.Open(pos[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	nc, err := c.connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	n, line := 0, 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		data := []byte(text)
+		if *format == "protobuf" {
+			ev, err := adapter.Decode(adapter.FormatJSON, data)
+			if err != nil {
+				return fmt.Errorf("line %d: %w", line, err)
+			}
+			if data, err = proto.Marshal(ev); err != nil {
+				return fmt.Errorf("line %d: %w", line, err)
+			}
+		}
+		pctx, cancel := context.WithTimeout(ctx, c.timeout)
+		_, err := js.Publish(pctx, *to, data)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("line %d: publish to %s: %w (does a stream capture it? 'cairn adapter run' creates one)", line, *to, err)
+		}
+		n++
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "published %d\n", n)
+	return nil
 }
 
 // adapterJSON is one line of "adapter run --json".

@@ -109,7 +109,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "import":
 		return runImport(ctx, rest, stdout, stderr)
 	case "adapter":
-		return runAdapter(ctx, rest, stdout, stderr)
+		return runAdapter(ctx, rest, os.Stdin, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
 	case "view":
