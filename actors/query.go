@@ -166,6 +166,8 @@ func (p *Projections) validateQuery(req *cairnv1.QueryRequest) *aggregate.Comman
 			return invalid("top_degree.k", "k %d is above %d", t.GetK(), readmodel.MaxLimit)
 		}
 	case *cairnv1.QueryRequest_GetStats, *cairnv1.QueryRequest_CountComponents:
+	case *cairnv1.QueryRequest_ListLinks, *cairnv1.QueryRequest_ExpandNodes:
+		return validateLinkQuery(req)
 	default:
 		return invalid("query", "the request holds no query")
 	}
@@ -353,6 +355,9 @@ func (p *Projections) run(g *readmodel.Graph, graph string, req *cairnv1.QueryRe
 			for _, x := range page.Entries {
 				np.Neighbors = append(np.Neighbors, &cairnv1.Neighbor{EdgeId: x.EdgeID, NodeId: x.NodeID, EdgeType: x.EdgeType})
 			}
+			if n.GetFollowLinks() {
+				np.Neighbors = followLinks(g, np.Neighbors)
+			}
 			rep.Result = &cairnv1.QueryReply_Neighbors{Neighbors: np}
 		}
 	case *cairnv1.QueryRequest_KHop:
@@ -399,6 +404,8 @@ func (p *Projections) run(g *readmodel.Graph, graph string, req *cairnv1.QueryRe
 		if top, err = g.TopDegree(k, kind); err == nil {
 			rep.Result = &cairnv1.QueryReply_Top{Top: &cairnv1.TopNodes{Nodes: nodeDegrees(top)}}
 		}
+	case *cairnv1.QueryRequest_ListLinks, *cairnv1.QueryRequest_ExpandNodes:
+		err = runLinkQuery(g, req, rep)
 	case *cairnv1.QueryRequest_GetStats:
 		var s readmodel.Stats
 		if s, err = g.Stats(); err == nil {

@@ -95,7 +95,7 @@ func ValidateEnvelope(env *cairnv1.CommandEnvelope) error {
 			return within(cmdField(i), err)
 		}
 	}
-	return nil
+	return validateLinks(env)
 }
 
 func cmdField(i int) string { return "commands[" + strconv.Itoa(i) + "]" }

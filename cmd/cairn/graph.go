@@ -11,16 +11,26 @@ import (
 const graphUsage = `Usage:
   cairn graph create <graph> [--type T] [--meta key=value]... [write flags]
   cairn graph delete <graph> [write flags]
+  cairn graph types [--json]
 
 create starts a graph; --type and --meta are recorded in its first event.
 delete ends it: its history stays and its id is never used again. Graph ids
 are 1-64 letters, digits, '-' and '_'.
+
+types lists the graph types this binary knows (workflow, relationship, ...)
+with their categories, edge types and rules. A graph created with --type of
+a listed type is decided under its rules: a command that breaks one is
+refused with FAILED_PRECONDITION naming the rule. Any other --type is a
+free label of an untyped graph (create says so in a note).
 `
 
 func runGraph(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, args, err := subcommand("graph", args, "create", "delete")
+	sub, args, err := subcommand("graph", args, "create", "delete", "types")
 	if err != nil {
 		return err
+	}
+	if sub == "types" {
+		return runGraphTypes(args, stdout)
 	}
 	fs := newFlagSet("graph " + sub)
 	w := newWriteFlags(fs, "graph")
@@ -33,6 +43,7 @@ func runGraph(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
+		noteUntyped(stderr, pos[0], *typ)
 		return w.execute(ctx, stdout, stderr, pos[0], &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{
 			CreateGraph: &cairnv1.CreateGraph{GraphId: pos[0], GraphType: *typ, Metadata: meta}}})
 	default: // delete

@@ -312,6 +312,16 @@ type ConnectNodes struct {
 	// are the same missing node). Importers use it to stream edges without
 	// remembering which nodes they have seen.
 	CreateMissing bool `protobuf:"varint,6,opt,name=create_missing,json=createMissing,proto3" json:"create_missing,omitempty"`
+	// target_graph, when set, makes this a cross-graph link: target names a
+	// node of graph target_graph, and the edge goes from source to a local
+	// reference node "<target_graph>/<target>" (category cairn.ref). The
+	// engine records the same edge id in target_graph too, from a reference
+	// node "<this graph>/<source>" to target (a saga, see docs/cross-graph.md).
+	// It must be the only command of its envelope.
+	TargetGraph string `protobuf:"bytes,7,opt,name=target_graph,json=targetGraph,proto3" json:"target_graph,omitempty"`
+	// source_graph is set by the engine only, on the mirror half it records
+	// in the target's graph: source names a node of graph source_graph.
+	SourceGraph   string `protobuf:"bytes,8,opt,name=source_graph,json=sourceGraph,proto3" json:"source_graph,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -386,6 +396,20 @@ func (x *ConnectNodes) GetCreateMissing() bool {
 		return x.CreateMissing
 	}
 	return false
+}
+
+func (x *ConnectNodes) GetTargetGraph() string {
+	if x != nil {
+		return x.TargetGraph
+	}
+	return ""
+}
+
+func (x *ConnectNodes) GetSourceGraph() string {
+	if x != nil {
+		return x.SourceGraph
+	}
+	return ""
 }
 
 // DisconnectNodes removes an edge.
@@ -783,7 +807,7 @@ const file_cairn_v1_commands_proto_rawDesc = "" +
 	"\x05types\x18\x02 \x03(\tR\x05types\"%\n" +
 	"\n" +
 	"RemoveNode\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\xd0\x01\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\x96\x02\n" +
 	"\fConnectNodes\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x16\n" +
@@ -792,7 +816,9 @@ const file_cairn_v1_commands_proto_rawDesc = "" +
 	"\n" +
 	"components\x18\x05 \x03(\v2\x13.cairn.v1.ComponentR\n" +
 	"components\x12%\n" +
-	"\x0ecreate_missing\x18\x06 \x01(\bR\rcreateMissing\"*\n" +
+	"\x0ecreate_missing\x18\x06 \x01(\bR\rcreateMissing\x12!\n" +
+	"\ftarget_graph\x18\a \x01(\tR\vtargetGraph\x12!\n" +
+	"\fsource_graph\x18\b \x01(\tR\vsourceGraph\"*\n" +
 	"\x0fDisconnectNodes\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\"\r\n" +
 	"\vDeleteGraph\"\xa0\x04\n" +

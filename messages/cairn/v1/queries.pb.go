@@ -153,6 +153,8 @@ type QueryRequest struct {
 	//	*QueryRequest_GetComponent
 	//	*QueryRequest_CountComponents
 	//	*QueryRequest_TopDegree
+	//	*QueryRequest_ListLinks
+	//	*QueryRequest_ExpandNodes
 	Query isQueryRequest_Query `protobuf_oneof:"query"`
 	// timeout_ms bounds the query, its min_seq wait included, when it is
 	// below the server's own limit; 0 means the server's limit.
@@ -298,6 +300,24 @@ func (x *QueryRequest) GetTopDegree() *TopDegree {
 	return nil
 }
 
+func (x *QueryRequest) GetListLinks() *ListLinks {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_ListLinks); ok {
+			return x.ListLinks
+		}
+	}
+	return nil
+}
+
+func (x *QueryRequest) GetExpandNodes() *ExpandNodes {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_ExpandNodes); ok {
+			return x.ExpandNodes
+		}
+	}
+	return nil
+}
+
 func (x *QueryRequest) GetTimeoutMs() uint32 {
 	if x != nil {
 		return x.TimeoutMs
@@ -352,6 +372,15 @@ type QueryRequest_TopDegree struct {
 	TopDegree *TopDegree `protobuf:"bytes,12,opt,name=top_degree,json=topDegree,proto3,oneof"`
 }
 
+type QueryRequest_ListLinks struct {
+	// Cross-graph links and traversals (docs/cross-graph.md).
+	ListLinks *ListLinks `protobuf:"bytes,22,opt,name=list_links,json=listLinks,proto3,oneof"`
+}
+
+type QueryRequest_ExpandNodes struct {
+	ExpandNodes *ExpandNodes `protobuf:"bytes,23,opt,name=expand_nodes,json=expandNodes,proto3,oneof"`
+}
+
 func (*QueryRequest_GetNode) isQueryRequest_Query() {}
 
 func (*QueryRequest_FindNodes) isQueryRequest_Query() {}
@@ -369,6 +398,10 @@ func (*QueryRequest_GetComponent) isQueryRequest_Query() {}
 func (*QueryRequest_CountComponents) isQueryRequest_Query() {}
 
 func (*QueryRequest_TopDegree) isQueryRequest_Query() {}
+
+func (*QueryRequest_ListLinks) isQueryRequest_Query() {}
+
+func (*QueryRequest_ExpandNodes) isQueryRequest_Query() {}
 
 // GetNode asks for one node's components, categories and degrees.
 type GetNode struct {
@@ -542,7 +575,11 @@ type ListNeighbors struct {
 	EdgeType string `protobuf:"bytes,3,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
 	Cursor   string `protobuf:"bytes,4,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// limit is the page size, 1-1000; 0 means 100.
-	Limit         uint32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	Limit uint32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	// follow_links reports an edge to a reference node "B/n" (a cross-graph
+	// link) as the neighbour node n of graph B (Neighbor.graph_id); dangling
+	// links are left out.
+	FollowLinks   bool `protobuf:"varint,6,opt,name=follow_links,json=followLinks,proto3" json:"follow_links,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -610,6 +647,13 @@ func (x *ListNeighbors) GetLimit() uint32 {
 		return x.Limit
 	}
 	return 0
+}
+
+func (x *ListNeighbors) GetFollowLinks() bool {
+	if x != nil {
+		return x.FollowLinks
+	}
+	return false
 }
 
 // GetStats asks for the graph's metrics.
@@ -793,13 +837,20 @@ func (x *KHop) GetLimits() *TraverseLimits {
 // value of its weight component (1 when it has none, or when the value is
 // not a finite non-negative number). No path is NOT_FOUND.
 type ShortestPath struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	FromNodeId    string                 `protobuf:"bytes,1,opt,name=from_node_id,json=fromNodeId,proto3" json:"from_node_id,omitempty"`
-	ToNodeId      string                 `protobuf:"bytes,2,opt,name=to_node_id,json=toNodeId,proto3" json:"to_node_id,omitempty"`
-	Direction     Direction              `protobuf:"varint,3,opt,name=direction,proto3,enum=cairn.v1.Direction" json:"direction,omitempty"`
-	EdgeType      string                 `protobuf:"bytes,4,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
-	Weight        string                 `protobuf:"bytes,5,opt,name=weight,proto3" json:"weight,omitempty"`
-	Limits        *TraverseLimits        `protobuf:"bytes,6,opt,name=limits,proto3" json:"limits,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	FromNodeId string                 `protobuf:"bytes,1,opt,name=from_node_id,json=fromNodeId,proto3" json:"from_node_id,omitempty"`
+	ToNodeId   string                 `protobuf:"bytes,2,opt,name=to_node_id,json=toNodeId,proto3" json:"to_node_id,omitempty"`
+	Direction  Direction              `protobuf:"varint,3,opt,name=direction,proto3,enum=cairn.v1.Direction" json:"direction,omitempty"`
+	EdgeType   string                 `protobuf:"bytes,4,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
+	Weight     string                 `protobuf:"bytes,5,opt,name=weight,proto3" json:"weight,omitempty"`
+	Limits     *TraverseLimits        `protobuf:"bytes,6,opt,name=limits,proto3" json:"limits,omitempty"`
+	// follow_links continues the search through cross-graph links into the
+	// graphs they name (not with weight); the path's nodes then carry their
+	// graph (PathResult.graph_ids). Dangling links are not followed.
+	FollowLinks bool `protobuf:"varint,7,opt,name=follow_links,json=followLinks,proto3" json:"follow_links,omitempty"`
+	// to_graph_id, with follow_links, is the graph of to_node_id; empty for
+	// the request's graph.
+	ToGraphId     string `protobuf:"bytes,8,opt,name=to_graph_id,json=toGraphId,proto3" json:"to_graph_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -874,6 +925,20 @@ func (x *ShortestPath) GetLimits() *TraverseLimits {
 		return x.Limits
 	}
 	return nil
+}
+
+func (x *ShortestPath) GetFollowLinks() bool {
+	if x != nil {
+		return x.FollowLinks
+	}
+	return false
+}
+
+func (x *ShortestPath) GetToGraphId() string {
+	if x != nil {
+		return x.ToGraphId
+	}
+	return ""
 }
 
 // GetComponent pages through the weakly connected component of a node
@@ -1051,6 +1116,8 @@ type QueryReply struct {
 	//	*QueryReply_Component
 	//	*QueryReply_ComponentCount
 	//	*QueryReply_Top
+	//	*QueryReply_Links
+	//	*QueryReply_Expansion
 	Result isQueryReply_Result `protobuf_oneof:"result"`
 	// cached is true when the answer came from the query cache (the graph has
 	// not changed since it was computed).
@@ -1196,6 +1263,24 @@ func (x *QueryReply) GetTop() *TopNodes {
 	return nil
 }
 
+func (x *QueryReply) GetLinks() *LinkPage {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_Links); ok {
+			return x.Links
+		}
+	}
+	return nil
+}
+
+func (x *QueryReply) GetExpansion() *Expansion {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_Expansion); ok {
+			return x.Expansion
+		}
+	}
+	return nil
+}
+
 func (x *QueryReply) GetCached() bool {
 	if x != nil {
 		return x.Cached
@@ -1257,6 +1342,15 @@ type QueryReply_Top struct {
 	Top *TopNodes `protobuf:"bytes,11,opt,name=top,proto3,oneof"`
 }
 
+type QueryReply_Links struct {
+	// Cross-graph links and traversals.
+	Links *LinkPage `protobuf:"bytes,22,opt,name=links,proto3,oneof"`
+}
+
+type QueryReply_Expansion struct {
+	Expansion *Expansion `protobuf:"bytes,23,opt,name=expansion,proto3,oneof"`
+}
+
 func (*QueryReply_Node) isQueryReply_Result() {}
 
 func (*QueryReply_Nodes) isQueryReply_Result() {}
@@ -1274,6 +1368,10 @@ func (*QueryReply_Component) isQueryReply_Result() {}
 func (*QueryReply_ComponentCount) isQueryReply_Result() {}
 
 func (*QueryReply_Top) isQueryReply_Result() {}
+
+func (*QueryReply_Links) isQueryReply_Result() {}
+
+func (*QueryReply_Expansion) isQueryReply_Result() {}
 
 // NodeView is one node.
 type NodeView struct {
@@ -1411,10 +1509,13 @@ func (x *NodePage) GetNextCursor() string {
 
 // Neighbor is one edge at a node and the node at its other end.
 type Neighbor struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EdgeId        string                 `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
-	NodeId        string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	EdgeType      string                 `protobuf:"bytes,3,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	EdgeId   string                 `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	NodeId   string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	EdgeType string                 `protobuf:"bytes,3,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
+	// graph_id is the neighbour's graph when it is in another graph
+	// (ListNeighbors.follow_links); empty for the queried graph.
+	GraphId       string `protobuf:"bytes,4,opt,name=graph_id,json=graphId,proto3" json:"graph_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1466,6 +1567,13 @@ func (x *Neighbor) GetNodeId() string {
 func (x *Neighbor) GetEdgeType() string {
 	if x != nil {
 		return x.EdgeType
+	}
+	return ""
+}
+
+func (x *Neighbor) GetGraphId() string {
+	if x != nil {
+		return x.GraphId
 	}
 	return ""
 }
@@ -1881,10 +1989,15 @@ func (x *KHopResult) GetNodes() []*ReachedNode {
 // PathResult is a path: its nodes from source to target, the edges between
 // them and its cost (the number of edges, or the sum of the weights).
 type PathResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeIds       []string               `protobuf:"bytes,1,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
-	EdgeIds       []string               `protobuf:"bytes,2,rep,name=edge_ids,json=edgeIds,proto3" json:"edge_ids,omitempty"`
-	Cost          float64                `protobuf:"fixed64,3,opt,name=cost,proto3" json:"cost,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	NodeIds []string               `protobuf:"bytes,1,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
+	EdgeIds []string               `protobuf:"bytes,2,rep,name=edge_ids,json=edgeIds,proto3" json:"edge_ids,omitempty"`
+	Cost    float64                `protobuf:"fixed64,3,opt,name=cost,proto3" json:"cost,omitempty"`
+	// graph_ids, with ShortestPath.follow_links only, is the graph of each
+	// node, parallel to node_ids. An edge between two nodes of one graph is
+	// that graph's; between two graphs it is a cross-graph link, recorded
+	// under the same edge id in both.
+	GraphIds      []string `protobuf:"bytes,4,rep,name=graph_ids,json=graphIds,proto3" json:"graph_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1938,6 +2051,13 @@ func (x *PathResult) GetCost() float64 {
 		return x.Cost
 	}
 	return 0
+}
+
+func (x *PathResult) GetGraphIds() []string {
+	if x != nil {
+		return x.GraphIds
+	}
+	return nil
 }
 
 // ComponentPage is one page of a weakly connected component: its size and
@@ -2092,11 +2212,488 @@ func (x *TopNodes) GetNodes() []*NodeDegree {
 	return nil
 }
 
+// ListLinks pages through a graph's cross-graph links (its link index: the
+// edges at its reference nodes, category cairn.ref), by edge id.
+type ListLinks struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// node_id keeps the links at this local node; empty for all.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// dangling keeps only dangling links (the other end was removed).
+	Dangling bool   `protobuf:"varint,2,opt,name=dangling,proto3" json:"dangling,omitempty"`
+	Cursor   string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// limit is the page size, 1-1000; 0 means 100.
+	Limit uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// edge_id keeps the link with this edge id; empty for all.
+	EdgeId        string `protobuf:"bytes,5,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLinks) Reset() {
+	*x = ListLinks{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLinks) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLinks) ProtoMessage() {}
+
+func (x *ListLinks) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLinks.ProtoReflect.Descriptor instead.
+func (*ListLinks) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListLinks) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ListLinks) GetDangling() bool {
+	if x != nil {
+		return x.Dangling
+	}
+	return false
+}
+
+func (x *ListLinks) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ListLinks) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListLinks) GetEdgeId() string {
+	if x != nil {
+		return x.EdgeId
+	}
+	return ""
+}
+
+// Link is one cross-graph link as one graph records it.
+type Link struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	EdgeId string                 `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	// node_id is the local end.
+	NodeId     string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	OtherGraph string `protobuf:"bytes,3,opt,name=other_graph,json=otherGraph,proto3" json:"other_graph,omitempty"`
+	OtherNode  string `protobuf:"bytes,4,opt,name=other_node,json=otherNode,proto3" json:"other_node,omitempty"`
+	// direction is DIRECTION_OUT when the edge goes from node_id to the
+	// other graph's node, DIRECTION_IN when it comes from there.
+	Direction Direction `protobuf:"varint,5,opt,name=direction,proto3,enum=cairn.v1.Direction" json:"direction,omitempty"`
+	// dangling_since, when not 0, is the stream sequence of the transaction
+	// that removed the other end (its node, or its whole graph).
+	DanglingSince uint64 `protobuf:"varint,6,opt,name=dangling_since,json=danglingSince,proto3" json:"dangling_since,omitempty"`
+	EdgeType      string `protobuf:"bytes,7,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
+	// ref_node is the local reference node ("<other_graph>/<other_node>").
+	RefNode       string `protobuf:"bytes,8,opt,name=ref_node,json=refNode,proto3" json:"ref_node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Link) Reset() {
+	*x = Link{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Link) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Link) ProtoMessage() {}
+
+func (x *Link) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Link.ProtoReflect.Descriptor instead.
+func (*Link) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Link) GetEdgeId() string {
+	if x != nil {
+		return x.EdgeId
+	}
+	return ""
+}
+
+func (x *Link) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *Link) GetOtherGraph() string {
+	if x != nil {
+		return x.OtherGraph
+	}
+	return ""
+}
+
+func (x *Link) GetOtherNode() string {
+	if x != nil {
+		return x.OtherNode
+	}
+	return ""
+}
+
+func (x *Link) GetDirection() Direction {
+	if x != nil {
+		return x.Direction
+	}
+	return Direction_DIRECTION_UNSPECIFIED
+}
+
+func (x *Link) GetDanglingSince() uint64 {
+	if x != nil {
+		return x.DanglingSince
+	}
+	return 0
+}
+
+func (x *Link) GetEdgeType() string {
+	if x != nil {
+		return x.EdgeType
+	}
+	return ""
+}
+
+func (x *Link) GetRefNode() string {
+	if x != nil {
+		return x.RefNode
+	}
+	return ""
+}
+
+// LinkPage is one page of links.
+type LinkPage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Links         []*Link                `protobuf:"bytes,1,rep,name=links,proto3" json:"links,omitempty"`
+	NextCursor    string                 `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkPage) Reset() {
+	*x = LinkPage{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkPage) ProtoMessage() {}
+
+func (x *LinkPage) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkPage.ProtoReflect.Descriptor instead.
+func (*LinkPage) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *LinkPage) GetLinks() []*Link {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+func (x *LinkPage) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+// ExpandNodes asks, for each node, for its neighbours in one direction,
+// reference nodes reported as the other graph's node and dangling links
+// left out: one level of a traversal across graphs, for the engine's
+// coordinator (at most 4096 nodes).
+type ExpandNodes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeIds       []string               `protobuf:"bytes,1,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
+	Direction     Direction              `protobuf:"varint,2,opt,name=direction,proto3,enum=cairn.v1.Direction" json:"direction,omitempty"`
+	EdgeType      string                 `protobuf:"bytes,3,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpandNodes) Reset() {
+	*x = ExpandNodes{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpandNodes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpandNodes) ProtoMessage() {}
+
+func (x *ExpandNodes) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpandNodes.ProtoReflect.Descriptor instead.
+func (*ExpandNodes) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ExpandNodes) GetNodeIds() []string {
+	if x != nil {
+		return x.NodeIds
+	}
+	return nil
+}
+
+func (x *ExpandNodes) GetDirection() Direction {
+	if x != nil {
+		return x.Direction
+	}
+	return Direction_DIRECTION_UNSPECIFIED
+}
+
+func (x *ExpandNodes) GetEdgeType() string {
+	if x != nil {
+		return x.EdgeType
+	}
+	return ""
+}
+
+// Expansion answers ExpandNodes, in the order asked.
+type Expansion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nodes         []*ExpandedNode        `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Expansion) Reset() {
+	*x = Expansion{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Expansion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Expansion) ProtoMessage() {}
+
+func (x *Expansion) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Expansion.ProtoReflect.Descriptor instead.
+func (*Expansion) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *Expansion) GetNodes() []*ExpandedNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+// ExpandedNode is one node's neighbours.
+type ExpandedNode struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// missing is true when the graph has no such node (or it is a
+	// reference node, which is not a node of the traversal).
+	Missing       bool   `protobuf:"varint,2,opt,name=missing,proto3" json:"missing,omitempty"`
+	Hops          []*Hop `protobuf:"bytes,3,rep,name=hops,proto3" json:"hops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpandedNode) Reset() {
+	*x = ExpandedNode{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpandedNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpandedNode) ProtoMessage() {}
+
+func (x *ExpandedNode) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpandedNode.ProtoReflect.Descriptor instead.
+func (*ExpandedNode) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ExpandedNode) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ExpandedNode) GetMissing() bool {
+	if x != nil {
+		return x.Missing
+	}
+	return false
+}
+
+func (x *ExpandedNode) GetHops() []*Hop {
+	if x != nil {
+		return x.Hops
+	}
+	return nil
+}
+
+// Hop is one edge from an expanded node.
+type Hop struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	EdgeId string                 `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	// graph_id is the neighbour's graph when the edge is a cross-graph link,
+	// empty for the expanded node's own graph.
+	GraphId       string `protobuf:"bytes,2,opt,name=graph_id,json=graphId,proto3" json:"graph_id,omitempty"`
+	NodeId        string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Hop) Reset() {
+	*x = Hop{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Hop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Hop) ProtoMessage() {}
+
+func (x *Hop) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Hop.ProtoReflect.Descriptor instead.
+func (*Hop) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *Hop) GetEdgeId() string {
+	if x != nil {
+		return x.EdgeId
+	}
+	return ""
+}
+
+func (x *Hop) GetGraphId() string {
+	if x != nil {
+		return x.GraphId
+	}
+	return ""
+}
+
+func (x *Hop) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
 var File_cairn_v1_queries_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\n" +
-	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\x1a\x17cairn/v1/snapshot.proto\"\x8d\x05\n" +
+	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\x1a\x17cairn/v1/snapshot.proto\"\xff\x05\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x17\n" +
 	"\amin_seq\x18\x02 \x01(\x04R\x06minSeq\x12.\n" +
@@ -2111,7 +2708,10 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	" \x01(\v2\x16.cairn.v1.GetComponentH\x00R\fgetComponent\x12F\n" +
 	"\x10count_components\x18\v \x01(\v2\x19.cairn.v1.CountComponentsH\x00R\x0fcountComponents\x124\n" +
 	"\n" +
-	"top_degree\x18\f \x01(\v2\x13.cairn.v1.TopDegreeH\x00R\ttopDegree\x12\x1d\n" +
+	"top_degree\x18\f \x01(\v2\x13.cairn.v1.TopDegreeH\x00R\ttopDegree\x124\n" +
+	"\n" +
+	"list_links\x18\x16 \x01(\v2\x13.cairn.v1.ListLinksH\x00R\tlistLinks\x12:\n" +
+	"\fexpand_nodes\x18\x17 \x01(\v2\x15.cairn.v1.ExpandNodesH\x00R\vexpandNodes\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\a \x01(\rR\ttimeoutMs\x12#\n" +
 	"\x05as_of\x18\r \x01(\v2\x0e.cairn.v1.AsOfR\x04asOfB\a\n" +
@@ -2124,13 +2724,14 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\bcategory\x18\x03 \x01(\tH\x00R\bcategory\x12\x16\n" +
 	"\x06cursor\x18\x04 \x01(\tR\x06cursor\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\rR\x05limitB\x04\n" +
-	"\x02by\"\xa6\x01\n" +
+	"\x02by\"\xc9\x01\n" +
 	"\rListNeighbors\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x121\n" +
 	"\tdirection\x18\x02 \x01(\x0e2\x13.cairn.v1.DirectionR\tdirection\x12\x1b\n" +
 	"\tedge_type\x18\x03 \x01(\tR\bedgeType\x12\x16\n" +
 	"\x06cursor\x18\x04 \x01(\tR\x06cursor\x12\x14\n" +
-	"\x05limit\x18\x05 \x01(\rR\x05limit\"\n" +
+	"\x05limit\x18\x05 \x01(\rR\x05limit\x12!\n" +
+	"\ffollow_links\x18\x06 \x01(\bR\vfollowLinks\"\n" +
 	"\n" +
 	"\bGetStats\"T\n" +
 	"\x0eTraverseLimits\x12!\n" +
@@ -2142,7 +2743,7 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\tdirection\x18\x02 \x01(\x0e2\x13.cairn.v1.DirectionR\tdirection\x12\x1b\n" +
 	"\tedge_type\x18\x03 \x01(\tR\bedgeType\x12\x14\n" +
 	"\x05depth\x18\x04 \x01(\rR\x05depth\x120\n" +
-	"\x06limits\x18\x05 \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\"\xe8\x01\n" +
+	"\x06limits\x18\x05 \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\"\xab\x02\n" +
 	"\fShortestPath\x12 \n" +
 	"\ffrom_node_id\x18\x01 \x01(\tR\n" +
 	"fromNodeId\x12\x1c\n" +
@@ -2151,7 +2752,9 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\tdirection\x18\x03 \x01(\x0e2\x13.cairn.v1.DirectionR\tdirection\x12\x1b\n" +
 	"\tedge_type\x18\x04 \x01(\tR\bedgeType\x12\x16\n" +
 	"\x06weight\x18\x05 \x01(\tR\x06weight\x120\n" +
-	"\x06limits\x18\x06 \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\"U\n" +
+	"\x06limits\x18\x06 \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\x12!\n" +
+	"\ffollow_links\x18\a \x01(\bR\vfollowLinks\x12\x1e\n" +
+	"\vto_graph_id\x18\b \x01(\tR\ttoGraphId\"U\n" +
 	"\fGetComponent\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x14\n" +
@@ -2159,7 +2762,7 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x0fCountComponents\"C\n" +
 	"\tTopDegree\x12\f\n" +
 	"\x01k\x18\x01 \x01(\rR\x01k\x12(\n" +
-	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xe3\x04\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xc4\x05\n" +
 	"\n" +
 	"QueryReply\x12\x1a\n" +
 	"\tas_of_seq\x18\x01 \x01(\x04R\aasOfSeq\x12%\n" +
@@ -2173,7 +2776,9 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\tcomponent\x18\t \x01(\v2\x17.cairn.v1.ComponentPageH\x00R\tcomponent\x12C\n" +
 	"\x0fcomponent_count\x18\n" +
 	" \x01(\v2\x18.cairn.v1.ComponentCountH\x00R\x0ecomponentCount\x12&\n" +
-	"\x03top\x18\v \x01(\v2\x12.cairn.v1.TopNodesH\x00R\x03top\x12\x16\n" +
+	"\x03top\x18\v \x01(\v2\x12.cairn.v1.TopNodesH\x00R\x03top\x12*\n" +
+	"\x05links\x18\x16 \x01(\v2\x12.cairn.v1.LinkPageH\x00R\x05links\x123\n" +
+	"\texpansion\x18\x17 \x01(\v2\x13.cairn.v1.ExpansionH\x00R\texpansion\x12\x16\n" +
 	"\x06cached\x18\f \x01(\bR\x06cached\x12\x19\n" +
 	"\bhead_cid\x18\r \x01(\tR\aheadCid\x12\x1a\n" +
 	"\bposition\x18\x0e \x01(\x04R\bpositionB\b\n" +
@@ -2192,11 +2797,12 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\bNodePage\x12\x19\n" +
 	"\bnode_ids\x18\x01 \x03(\tR\anodeIds\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
-	"nextCursor\"Y\n" +
+	"nextCursor\"t\n" +
 	"\bNeighbor\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
-	"\tedge_type\x18\x03 \x01(\tR\bedgeType\"a\n" +
+	"\tedge_type\x18\x03 \x01(\tR\bedgeType\x12\x19\n" +
+	"\bgraph_id\x18\x04 \x01(\tR\agraphId\"a\n" +
 	"\fNeighborPage\x120\n" +
 	"\tneighbors\x18\x01 \x03(\v2\x12.cairn.v1.NeighborR\tneighbors\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
@@ -2225,12 +2831,13 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\bdistance\x18\x02 \x01(\rR\bdistance\"9\n" +
 	"\n" +
 	"KHopResult\x12+\n" +
-	"\x05nodes\x18\x01 \x03(\v2\x15.cairn.v1.ReachedNodeR\x05nodes\"V\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x15.cairn.v1.ReachedNodeR\x05nodes\"s\n" +
 	"\n" +
 	"PathResult\x12\x19\n" +
 	"\bnode_ids\x18\x01 \x03(\tR\anodeIds\x12\x19\n" +
 	"\bedge_ids\x18\x02 \x03(\tR\aedgeIds\x12\x12\n" +
-	"\x04cost\x18\x03 \x01(\x01R\x04cost\"_\n" +
+	"\x04cost\x18\x03 \x01(\x01R\x04cost\x12\x1b\n" +
+	"\tgraph_ids\x18\x04 \x03(\tR\bgraphIds\"_\n" +
 	"\rComponentPage\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x04R\x04size\x12\x19\n" +
 	"\bnode_ids\x18\x02 \x03(\tR\anodeIds\x12\x1f\n" +
@@ -2241,7 +2848,42 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"components\x18\x01 \x01(\x04R\n" +
 	"components\"6\n" +
 	"\bTopNodes\x12*\n" +
-	"\x05nodes\x18\x01 \x03(\v2\x14.cairn.v1.NodeDegreeR\x05nodes*_\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x14.cairn.v1.NodeDegreeR\x05nodes\"\x87\x01\n" +
+	"\tListLinks\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1a\n" +
+	"\bdangling\x18\x02 \x01(\bR\bdangling\x12\x16\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\x12\x17\n" +
+	"\aedge_id\x18\x05 \x01(\tR\x06edgeId\"\x8a\x02\n" +
+	"\x04Link\x12\x17\n" +
+	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1f\n" +
+	"\vother_graph\x18\x03 \x01(\tR\n" +
+	"otherGraph\x12\x1d\n" +
+	"\n" +
+	"other_node\x18\x04 \x01(\tR\totherNode\x121\n" +
+	"\tdirection\x18\x05 \x01(\x0e2\x13.cairn.v1.DirectionR\tdirection\x12%\n" +
+	"\x0edangling_since\x18\x06 \x01(\x04R\rdanglingSince\x12\x1b\n" +
+	"\tedge_type\x18\a \x01(\tR\bedgeType\x12\x19\n" +
+	"\bref_node\x18\b \x01(\tR\arefNode\"Q\n" +
+	"\bLinkPage\x12$\n" +
+	"\x05links\x18\x01 \x03(\v2\x0e.cairn.v1.LinkR\x05links\x12\x1f\n" +
+	"\vnext_cursor\x18\x02 \x01(\tR\n" +
+	"nextCursor\"x\n" +
+	"\vExpandNodes\x12\x19\n" +
+	"\bnode_ids\x18\x01 \x03(\tR\anodeIds\x121\n" +
+	"\tdirection\x18\x02 \x01(\x0e2\x13.cairn.v1.DirectionR\tdirection\x12\x1b\n" +
+	"\tedge_type\x18\x03 \x01(\tR\bedgeType\"9\n" +
+	"\tExpansion\x12,\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x16.cairn.v1.ExpandedNodeR\x05nodes\"d\n" +
+	"\fExpandedNode\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
+	"\amissing\x18\x02 \x01(\bR\amissing\x12!\n" +
+	"\x04hops\x18\x03 \x03(\v2\r.cairn.v1.HopR\x04hops\"R\n" +
+	"\x03Hop\x12\x17\n" +
+	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x19\n" +
+	"\bgraph_id\x18\x02 \x01(\tR\agraphId\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId*_\n" +
 	"\tDirection\x12\x19\n" +
 	"\x15DIRECTION_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rDIRECTION_OUT\x10\x01\x12\x10\n" +
@@ -2267,7 +2909,7 @@ func file_cairn_v1_queries_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_queries_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_v1_queries_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_cairn_v1_queries_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_cairn_v1_queries_proto_goTypes = []any{
 	(Direction)(0),          // 0: cairn.v1.Direction
 	(DegreeKind)(0),         // 1: cairn.v1.DegreeKind
@@ -2297,9 +2939,16 @@ var file_cairn_v1_queries_proto_goTypes = []any{
 	(*ComponentPage)(nil),   // 25: cairn.v1.ComponentPage
 	(*ComponentCount)(nil),  // 26: cairn.v1.ComponentCount
 	(*TopNodes)(nil),        // 27: cairn.v1.TopNodes
-	(*AsOf)(nil),            // 28: cairn.v1.AsOf
-	(*Component)(nil),       // 29: cairn.v1.Component
-	(*Error)(nil),           // 30: cairn.v1.Error
+	(*ListLinks)(nil),       // 28: cairn.v1.ListLinks
+	(*Link)(nil),            // 29: cairn.v1.Link
+	(*LinkPage)(nil),        // 30: cairn.v1.LinkPage
+	(*ExpandNodes)(nil),     // 31: cairn.v1.ExpandNodes
+	(*Expansion)(nil),       // 32: cairn.v1.Expansion
+	(*ExpandedNode)(nil),    // 33: cairn.v1.ExpandedNode
+	(*Hop)(nil),             // 34: cairn.v1.Hop
+	(*AsOf)(nil),            // 35: cairn.v1.AsOf
+	(*Component)(nil),       // 36: cairn.v1.Component
+	(*Error)(nil),           // 37: cairn.v1.Error
 }
 var file_cairn_v1_queries_proto_depIdxs = []int32{
 	3,  // 0: cairn.v1.QueryRequest.get_node:type_name -> cairn.v1.GetNode
@@ -2311,36 +2960,45 @@ var file_cairn_v1_queries_proto_depIdxs = []int32{
 	10, // 6: cairn.v1.QueryRequest.get_component:type_name -> cairn.v1.GetComponent
 	11, // 7: cairn.v1.QueryRequest.count_components:type_name -> cairn.v1.CountComponents
 	12, // 8: cairn.v1.QueryRequest.top_degree:type_name -> cairn.v1.TopDegree
-	28, // 9: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
-	29, // 10: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
-	0,  // 11: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
-	0,  // 12: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
-	7,  // 13: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
-	0,  // 14: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
-	7,  // 15: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
-	1,  // 16: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
-	30, // 17: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
-	14, // 18: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
-	15, // 19: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
-	17, // 20: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
-	18, // 21: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
-	23, // 22: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
-	24, // 23: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
-	25, // 24: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
-	26, // 25: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
-	27, // 26: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
-	29, // 27: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
-	16, // 28: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
-	19, // 29: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
-	20, // 30: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
-	21, // 31: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
-	22, // 32: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
-	20, // 33: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	28, // 9: cairn.v1.QueryRequest.list_links:type_name -> cairn.v1.ListLinks
+	31, // 10: cairn.v1.QueryRequest.expand_nodes:type_name -> cairn.v1.ExpandNodes
+	35, // 11: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
+	36, // 12: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
+	0,  // 13: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
+	0,  // 14: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
+	7,  // 15: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
+	0,  // 16: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
+	7,  // 17: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
+	1,  // 18: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
+	37, // 19: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
+	14, // 20: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
+	15, // 21: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
+	17, // 22: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
+	18, // 23: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
+	23, // 24: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
+	24, // 25: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
+	25, // 26: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
+	26, // 27: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
+	27, // 28: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
+	30, // 29: cairn.v1.QueryReply.links:type_name -> cairn.v1.LinkPage
+	32, // 30: cairn.v1.QueryReply.expansion:type_name -> cairn.v1.Expansion
+	36, // 31: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
+	16, // 32: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
+	19, // 33: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
+	20, // 34: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
+	21, // 35: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
+	22, // 36: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
+	20, // 37: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
+	0,  // 38: cairn.v1.Link.direction:type_name -> cairn.v1.Direction
+	29, // 39: cairn.v1.LinkPage.links:type_name -> cairn.v1.Link
+	0,  // 40: cairn.v1.ExpandNodes.direction:type_name -> cairn.v1.Direction
+	33, // 41: cairn.v1.Expansion.nodes:type_name -> cairn.v1.ExpandedNode
+	34, // 42: cairn.v1.ExpandedNode.hops:type_name -> cairn.v1.Hop
+	43, // [43:43] is the sub-list for method output_type
+	43, // [43:43] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_queries_proto_init() }
@@ -2361,6 +3019,8 @@ func file_cairn_v1_queries_proto_init() {
 		(*QueryRequest_GetComponent)(nil),
 		(*QueryRequest_CountComponents)(nil),
 		(*QueryRequest_TopDegree)(nil),
+		(*QueryRequest_ListLinks)(nil),
+		(*QueryRequest_ExpandNodes)(nil),
 	}
 	file_cairn_v1_queries_proto_msgTypes[2].OneofWrappers = []any{
 		(*FindNodes_ComponentType)(nil),
@@ -2377,6 +3037,8 @@ func file_cairn_v1_queries_proto_init() {
 		(*QueryReply_Component)(nil),
 		(*QueryReply_ComponentCount)(nil),
 		(*QueryReply_Top)(nil),
+		(*QueryReply_Links)(nil),
+		(*QueryReply_Expansion)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2384,7 +3046,7 @@ func file_cairn_v1_queries_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_queries_proto_rawDesc), len(file_cairn_v1_queries_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
