@@ -56,7 +56,7 @@ func runLinkQuery(g *readmodel.Graph, req *cairnv1.QueryRequest, rep *cairnv1.Qu
 		rep.Result = &cairnv1.QueryReply_Links{Links: page}
 	case *cairnv1.QueryRequest_ExpandNodes:
 		x := q.ExpandNodes
-		found, hops, err := g.Expand(x.GetNodeIds(), direction(x.GetDirection()), x.GetEdgeType())
+		found, hops, err := g.ExpandNodes(x.GetNodeIds(), direction(x.GetDirection()), x.GetEdgeType())
 		if err != nil {
 			return err
 		}

@@ -165,6 +165,8 @@ func (p *Projections) validateQuery(req *cairnv1.QueryRequest) *aggregate.Comman
 		if t.GetK() > readmodel.MaxLimit {
 			return invalid("top_degree.k", "k %d is above %d", t.GetK(), readmodel.MaxLimit)
 		}
+	case *cairnv1.QueryRequest_Check, *cairnv1.QueryRequest_Expand:
+		return validateAuthzQuery(req)
 	case *cairnv1.QueryRequest_GetStats, *cairnv1.QueryRequest_CountComponents:
 	case *cairnv1.QueryRequest_ListLinks, *cairnv1.QueryRequest_ExpandNodes:
 		return validateLinkQuery(req)
@@ -328,6 +330,8 @@ func (p *Projections) run(g *readmodel.Graph, graph string, req *cairnv1.QueryRe
 	}
 	var err error
 	switch q := req.GetQuery().(type) {
+	case *cairnv1.QueryRequest_Check, *cairnv1.QueryRequest_Expand:
+		return runAuthz(g, graph, req)
 	case *cairnv1.QueryRequest_GetNode:
 		var v readmodel.NodeView
 		if v, err = g.Node(q.GetNode.GetNodeId()); err == nil {

@@ -139,6 +139,8 @@ func decideBase(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event
 		return one(&cairnv1.Event{Kind: &cairnv1.Event_EdgeRemoved{EdgeRemoved: &cairnv1.EdgeRemoved{
 			EdgeId: id, Source: s.nodes.String(s.src.Get(int(e))), Target: s.nodes.String(s.dst.Get(int(e))),
 		}}}), nil
+	case *cairnv1.Command_WriteTuple, *cairnv1.Command_DeleteTuple:
+		return nil, tupleOnOtherGraph(s, prefix, cmd)
 	case *cairnv1.Command_DeleteGraph:
 		return one(&cairnv1.Event{Kind: &cairnv1.Event_GraphDeleted{GraphDeleted: &cairnv1.GraphDeleted{}}}), nil
 	}

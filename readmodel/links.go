@@ -119,12 +119,12 @@ func (g *Graph) Links(node, edge string, dangling bool, cursor string, limit int
 	return out, next, nil
 }
 
-// Expand returns, for each node id, whether it is a node of the graph (a
+// ExpandNodes returns, for each node id, whether it is a node of the graph (a
 // reference node is not) and its hops in direction dir, of edgeType when
 // not "": an edge to a reference node is a hop to the other graph's node,
 // a dangling one is left out. One level of a traversal across graphs.
 // Errors: ErrNotFound (graph deleted), ErrInvalidArgument.
-func (g *Graph) Expand(ids []string, dir Direction, edgeType string) (found []bool, hops [][]Hop, err error) {
+func (g *Graph) ExpandNodes(ids []string, dir Direction, edgeType string) (found []bool, hops [][]Hop, err error) {
 	if err := g.live(); err != nil {
 		return nil, nil, err
 	}

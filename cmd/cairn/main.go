@@ -102,6 +102,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runArchive(ctx, rest, stdout, stderr)
 	case "query":
 		return runQuery(ctx, rest, stdout, stderr)
+	case "tuple":
+		return runTuple(ctx, rest, stdout, stderr)
 	case "health":
 		return runHealth(ctx, rest, stdout, stderr)
 	case "repair":
@@ -170,6 +172,8 @@ Usage:
   cairn archive <graph> --before X
   cairn query node|find|neighbors|khop|path|components|top|stats <graph> ...
               [--min-seq N | --as-of X]
+  cairn tuple write|delete <graph> <object#relation@subject>...
+  cairn query check <graph> <object#relation@subject> | expand <graph> <object#relation>
   cairn health
   cairn repair <graph> --seq N
   cairn import <graph> FILE [--format edgelist|csv|jsonl] [--strict] ...
@@ -258,6 +262,8 @@ func printUsage(w io.Writer, topic string) bool {
 		text, flags = archiveUsage, clientUsage
 	case "query":
 		text, flags = queryUsage, clientUsage
+	case "tuple":
+		text, flags = tupleUsage, clientUsage+writeUsage
 	case "health":
 		text, flags = healthUsage, clientUsage
 	case "repair":

@@ -31,6 +31,8 @@ const queryUsage = `Usage:
   cairn query components <graph> [<node> [--cursor C] [--limit N]] [query flags]
   cairn query top <graph> [--k N] [--kind total|out|in] [query flags]
   cairn query stats <graph> [query flags]
+  cairn query check <graph> <object>#<relation>@<subject> [query flags]
+  cairn query expand <graph> <object>#<relation> [query flags]
 
 query asks the engine's read model (the projection shards) over NATS.
 node prints a node's degrees, components and categories; find pages through
@@ -45,7 +47,10 @@ server's default. components with a node pages through its weakly
 connected component; without one it prints the number of components. top
 prints the --k (1-1000, default 10) nodes of highest degree. stats prints
 node and edge counts, the degree histogram, the top-degree nodes and nodes
-per component type. A page holds --limit entries (1-1000, default 100) and
+per component type. check (authorization graphs) prints "allowed" or
+"denied", the as_of_seq it holds at (the zookie) and the usersets it
+looked up; a denied check is an answer, exit status 0. expand prints the
+userset tree of object#relation. A page holds --limit entries (1-1000, default 100) and
 ends with "next=C" when there is more: pass --cursor C for the next page.
 
 Cross-graph links (docs/cross-graph.md): links lists a graph's links to
@@ -80,7 +85,10 @@ Query flags:
 `
 
 func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	sub, args, err := subcommand("query", args, "node", "find", "neighbors", "khop", "path", "components", "top", "stats", "links")
+	if len(args) > 0 && (args[0] == "check" || args[0] == "expand") {
+		return runAuthzQuery(ctx, args, stdout)
+	}
+	sub, args, err := subcommand("query", args, "node", "find", "neighbors", "khop", "path", "components", "top", "stats", "links", "check", "expand")
 	if err != nil {
 		return err
 	}

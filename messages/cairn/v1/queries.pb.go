@@ -155,6 +155,8 @@ type QueryRequest struct {
 	//	*QueryRequest_TopDegree
 	//	*QueryRequest_ListLinks
 	//	*QueryRequest_ExpandNodes
+	//	*QueryRequest_Check
+	//	*QueryRequest_Expand
 	Query isQueryRequest_Query `protobuf_oneof:"query"`
 	// timeout_ms bounds the query, its min_seq wait included, when it is
 	// below the server's own limit; 0 means the server's limit.
@@ -318,6 +320,24 @@ func (x *QueryRequest) GetExpandNodes() *ExpandNodes {
 	return nil
 }
 
+func (x *QueryRequest) GetCheck() *Check {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_Check); ok {
+			return x.Check
+		}
+	}
+	return nil
+}
+
+func (x *QueryRequest) GetExpand() *Expand {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_Expand); ok {
+			return x.Expand
+		}
+	}
+	return nil
+}
+
 func (x *QueryRequest) GetTimeoutMs() uint32 {
 	if x != nil {
 		return x.TimeoutMs
@@ -381,6 +401,15 @@ type QueryRequest_ExpandNodes struct {
 	ExpandNodes *ExpandNodes `protobuf:"bytes,23,opt,name=expand_nodes,json=expandNodes,proto3,oneof"`
 }
 
+type QueryRequest_Check struct {
+	// Authorization graphs (authz.proto).
+	Check *Check `protobuf:"bytes,14,opt,name=check,proto3,oneof"`
+}
+
+type QueryRequest_Expand struct {
+	Expand *Expand `protobuf:"bytes,15,opt,name=expand,proto3,oneof"`
+}
+
 func (*QueryRequest_GetNode) isQueryRequest_Query() {}
 
 func (*QueryRequest_FindNodes) isQueryRequest_Query() {}
@@ -402,6 +431,10 @@ func (*QueryRequest_TopDegree) isQueryRequest_Query() {}
 func (*QueryRequest_ListLinks) isQueryRequest_Query() {}
 
 func (*QueryRequest_ExpandNodes) isQueryRequest_Query() {}
+
+func (*QueryRequest_Check) isQueryRequest_Query() {}
+
+func (*QueryRequest_Expand) isQueryRequest_Query() {}
 
 // GetNode asks for one node's components, categories and degrees.
 type GetNode struct {
@@ -1118,6 +1151,8 @@ type QueryReply struct {
 	//	*QueryReply_Top
 	//	*QueryReply_Links
 	//	*QueryReply_Expansion
+	//	*QueryReply_Check
+	//	*QueryReply_Expand
 	Result isQueryReply_Result `protobuf_oneof:"result"`
 	// cached is true when the answer came from the query cache (the graph has
 	// not changed since it was computed).
@@ -1281,6 +1316,24 @@ func (x *QueryReply) GetExpansion() *Expansion {
 	return nil
 }
 
+func (x *QueryReply) GetCheck() *CheckResult {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_Check); ok {
+			return x.Check
+		}
+	}
+	return nil
+}
+
+func (x *QueryReply) GetExpand() *ExpandResult {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_Expand); ok {
+			return x.Expand
+		}
+	}
+	return nil
+}
+
 func (x *QueryReply) GetCached() bool {
 	if x != nil {
 		return x.Cached
@@ -1351,6 +1404,15 @@ type QueryReply_Expansion struct {
 	Expansion *Expansion `protobuf:"bytes,23,opt,name=expansion,proto3,oneof"`
 }
 
+type QueryReply_Check struct {
+	// Authorization graphs (authz.proto).
+	Check *CheckResult `protobuf:"bytes,15,opt,name=check,proto3,oneof"`
+}
+
+type QueryReply_Expand struct {
+	Expand *ExpandResult `protobuf:"bytes,16,opt,name=expand,proto3,oneof"`
+}
+
 func (*QueryReply_Node) isQueryReply_Result() {}
 
 func (*QueryReply_Nodes) isQueryReply_Result() {}
@@ -1372,6 +1434,10 @@ func (*QueryReply_Top) isQueryReply_Result() {}
 func (*QueryReply_Links) isQueryReply_Result() {}
 
 func (*QueryReply_Expansion) isQueryReply_Result() {}
+
+func (*QueryReply_Check) isQueryReply_Result() {}
+
+func (*QueryReply_Expand) isQueryReply_Result() {}
 
 // NodeView is one node.
 type NodeView struct {
@@ -2693,7 +2759,7 @@ var File_cairn_v1_queries_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\n" +
-	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\x1a\x17cairn/v1/snapshot.proto\"\xff\x05\n" +
+	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x14cairn/v1/authz.proto\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\x1a\x17cairn/v1/snapshot.proto\"\xd4\x06\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x17\n" +
 	"\amin_seq\x18\x02 \x01(\x04R\x06minSeq\x12.\n" +
@@ -2711,7 +2777,9 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"top_degree\x18\f \x01(\v2\x13.cairn.v1.TopDegreeH\x00R\ttopDegree\x124\n" +
 	"\n" +
 	"list_links\x18\x16 \x01(\v2\x13.cairn.v1.ListLinksH\x00R\tlistLinks\x12:\n" +
-	"\fexpand_nodes\x18\x17 \x01(\v2\x15.cairn.v1.ExpandNodesH\x00R\vexpandNodes\x12\x1d\n" +
+	"\fexpand_nodes\x18\x17 \x01(\v2\x15.cairn.v1.ExpandNodesH\x00R\vexpandNodes\x12'\n" +
+	"\x05check\x18\x0e \x01(\v2\x0f.cairn.v1.CheckH\x00R\x05check\x12*\n" +
+	"\x06expand\x18\x0f \x01(\v2\x10.cairn.v1.ExpandH\x00R\x06expand\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\a \x01(\rR\ttimeoutMs\x12#\n" +
 	"\x05as_of\x18\r \x01(\v2\x0e.cairn.v1.AsOfR\x04asOfB\a\n" +
@@ -2762,7 +2830,7 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x0fCountComponents\"C\n" +
 	"\tTopDegree\x12\f\n" +
 	"\x01k\x18\x01 \x01(\rR\x01k\x12(\n" +
-	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xc4\x05\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xa5\x06\n" +
 	"\n" +
 	"QueryReply\x12\x1a\n" +
 	"\tas_of_seq\x18\x01 \x01(\x04R\aasOfSeq\x12%\n" +
@@ -2778,7 +2846,9 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	" \x01(\v2\x18.cairn.v1.ComponentCountH\x00R\x0ecomponentCount\x12&\n" +
 	"\x03top\x18\v \x01(\v2\x12.cairn.v1.TopNodesH\x00R\x03top\x12*\n" +
 	"\x05links\x18\x16 \x01(\v2\x12.cairn.v1.LinkPageH\x00R\x05links\x123\n" +
-	"\texpansion\x18\x17 \x01(\v2\x13.cairn.v1.ExpansionH\x00R\texpansion\x12\x16\n" +
+	"\texpansion\x18\x17 \x01(\v2\x13.cairn.v1.ExpansionH\x00R\texpansion\x12-\n" +
+	"\x05check\x18\x0f \x01(\v2\x15.cairn.v1.CheckResultH\x00R\x05check\x120\n" +
+	"\x06expand\x18\x10 \x01(\v2\x16.cairn.v1.ExpandResultH\x00R\x06expand\x12\x16\n" +
 	"\x06cached\x18\f \x01(\bR\x06cached\x12\x19\n" +
 	"\bhead_cid\x18\r \x01(\tR\aheadCid\x12\x1a\n" +
 	"\bposition\x18\x0e \x01(\x04R\bpositionB\b\n" +
@@ -2946,9 +3016,13 @@ var file_cairn_v1_queries_proto_goTypes = []any{
 	(*Expansion)(nil),       // 32: cairn.v1.Expansion
 	(*ExpandedNode)(nil),    // 33: cairn.v1.ExpandedNode
 	(*Hop)(nil),             // 34: cairn.v1.Hop
-	(*AsOf)(nil),            // 35: cairn.v1.AsOf
-	(*Component)(nil),       // 36: cairn.v1.Component
-	(*Error)(nil),           // 37: cairn.v1.Error
+	(*Check)(nil),           // 35: cairn.v1.Check
+	(*Expand)(nil),          // 36: cairn.v1.Expand
+	(*AsOf)(nil),            // 37: cairn.v1.AsOf
+	(*Component)(nil),       // 38: cairn.v1.Component
+	(*Error)(nil),           // 39: cairn.v1.Error
+	(*CheckResult)(nil),     // 40: cairn.v1.CheckResult
+	(*ExpandResult)(nil),    // 41: cairn.v1.ExpandResult
 }
 var file_cairn_v1_queries_proto_depIdxs = []int32{
 	3,  // 0: cairn.v1.QueryRequest.get_node:type_name -> cairn.v1.GetNode
@@ -2962,43 +3036,47 @@ var file_cairn_v1_queries_proto_depIdxs = []int32{
 	12, // 8: cairn.v1.QueryRequest.top_degree:type_name -> cairn.v1.TopDegree
 	28, // 9: cairn.v1.QueryRequest.list_links:type_name -> cairn.v1.ListLinks
 	31, // 10: cairn.v1.QueryRequest.expand_nodes:type_name -> cairn.v1.ExpandNodes
-	35, // 11: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
-	36, // 12: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
-	0,  // 13: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
-	0,  // 14: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
-	7,  // 15: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
-	0,  // 16: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
-	7,  // 17: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
-	1,  // 18: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
-	37, // 19: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
-	14, // 20: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
-	15, // 21: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
-	17, // 22: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
-	18, // 23: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
-	23, // 24: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
-	24, // 25: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
-	25, // 26: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
-	26, // 27: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
-	27, // 28: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
-	30, // 29: cairn.v1.QueryReply.links:type_name -> cairn.v1.LinkPage
-	32, // 30: cairn.v1.QueryReply.expansion:type_name -> cairn.v1.Expansion
-	36, // 31: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
-	16, // 32: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
-	19, // 33: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
-	20, // 34: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
-	21, // 35: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
-	22, // 36: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
-	20, // 37: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
-	0,  // 38: cairn.v1.Link.direction:type_name -> cairn.v1.Direction
-	29, // 39: cairn.v1.LinkPage.links:type_name -> cairn.v1.Link
-	0,  // 40: cairn.v1.ExpandNodes.direction:type_name -> cairn.v1.Direction
-	33, // 41: cairn.v1.Expansion.nodes:type_name -> cairn.v1.ExpandedNode
-	34, // 42: cairn.v1.ExpandedNode.hops:type_name -> cairn.v1.Hop
-	43, // [43:43] is the sub-list for method output_type
-	43, // [43:43] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	35, // 11: cairn.v1.QueryRequest.check:type_name -> cairn.v1.Check
+	36, // 12: cairn.v1.QueryRequest.expand:type_name -> cairn.v1.Expand
+	37, // 13: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
+	38, // 14: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
+	0,  // 15: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
+	0,  // 16: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
+	7,  // 17: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
+	0,  // 18: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
+	7,  // 19: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
+	1,  // 20: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
+	39, // 21: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
+	14, // 22: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
+	15, // 23: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
+	17, // 24: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
+	18, // 25: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
+	23, // 26: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
+	24, // 27: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
+	25, // 28: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
+	26, // 29: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
+	27, // 30: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
+	30, // 31: cairn.v1.QueryReply.links:type_name -> cairn.v1.LinkPage
+	32, // 32: cairn.v1.QueryReply.expansion:type_name -> cairn.v1.Expansion
+	40, // 33: cairn.v1.QueryReply.check:type_name -> cairn.v1.CheckResult
+	41, // 34: cairn.v1.QueryReply.expand:type_name -> cairn.v1.ExpandResult
+	38, // 35: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
+	16, // 36: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
+	19, // 37: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
+	20, // 38: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
+	21, // 39: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
+	22, // 40: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
+	20, // 41: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
+	0,  // 42: cairn.v1.Link.direction:type_name -> cairn.v1.Direction
+	29, // 43: cairn.v1.LinkPage.links:type_name -> cairn.v1.Link
+	0,  // 44: cairn.v1.ExpandNodes.direction:type_name -> cairn.v1.Direction
+	33, // 45: cairn.v1.Expansion.nodes:type_name -> cairn.v1.ExpandedNode
+	34, // 46: cairn.v1.ExpandedNode.hops:type_name -> cairn.v1.Hop
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_queries_proto_init() }
@@ -3006,6 +3084,7 @@ func file_cairn_v1_queries_proto_init() {
 	if File_cairn_v1_queries_proto != nil {
 		return
 	}
+	file_cairn_v1_authz_proto_init()
 	file_cairn_v1_component_proto_init()
 	file_cairn_v1_replies_proto_init()
 	file_cairn_v1_snapshot_proto_init()
@@ -3021,6 +3100,8 @@ func file_cairn_v1_queries_proto_init() {
 		(*QueryRequest_TopDegree)(nil),
 		(*QueryRequest_ListLinks)(nil),
 		(*QueryRequest_ExpandNodes)(nil),
+		(*QueryRequest_Check)(nil),
+		(*QueryRequest_Expand)(nil),
 	}
 	file_cairn_v1_queries_proto_msgTypes[2].OneofWrappers = []any{
 		(*FindNodes_ComponentType)(nil),
@@ -3039,6 +3120,8 @@ func file_cairn_v1_queries_proto_init() {
 		(*QueryReply_Top)(nil),
 		(*QueryReply_Links)(nil),
 		(*QueryReply_Expansion)(nil),
+		(*QueryReply_Check)(nil),
+		(*QueryReply_Expand)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
