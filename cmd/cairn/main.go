@@ -110,6 +110,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runRepair(ctx, rest, stdout, stderr)
 	case "import":
 		return runImport(ctx, rest, stdout, stderr)
+	case "adapter":
+		return runAdapter(ctx, rest, os.Stdin, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
 	case "view":
@@ -175,6 +177,8 @@ Usage:
   cairn health
   cairn repair <graph> --seq N
   cairn import <graph> FILE [--format edgelist|csv|jsonl] [--strict] ...
+  cairn adapter run people|organisations|locations --from SUBJECT --graph G ...
+  cairn adapter list
   cairn bench ingest|mixed|recovery|replay|peer|suite [--out DIR] ...
   cairn view <graph> [--png FILE] [--as-of X] [--replay [--record OUT]] ...
   cairn auth add-user|hash-password|nkey|list ...
@@ -266,6 +270,8 @@ func printUsage(w io.Writer, topic string) bool {
 		text, flags = repairUsage, clientUsage
 	case "import":
 		text, flags = importUsage, clientUsage
+	case "adapter":
+		text, flags = adapterUsage, clientUsage
 	case "bench":
 		text = benchUsage
 	case "view":
