@@ -849,6 +849,8 @@ func (a *shardActor) Receive(ctx actor.Context) {
 			return
 		}
 		m.reply <- a.answer(m.req)
+	case *acrossRequest:
+		m.reply <- a.across(m)
 	case *adopted:
 		a.adopted(m)
 	case *adoptGraph:

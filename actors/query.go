@@ -165,7 +165,9 @@ func (p *Projections) validateQuery(req *cairnv1.QueryRequest) *aggregate.Comman
 		if t.GetK() > readmodel.MaxLimit {
 			return invalid("top_degree.k", "k %d is above %d", t.GetK(), readmodel.MaxLimit)
 		}
-	case *cairnv1.QueryRequest_GetStats, *cairnv1.QueryRequest_CountComponents:
+	case *cairnv1.QueryRequest_GetStats, *cairnv1.QueryRequest_CountComponents, *cairnv1.QueryRequest_DescribeGraph:
+	case *cairnv1.QueryRequest_ListGraphs, *cairnv1.QueryRequest_FindAcross:
+		return invalid("query", "list_graphs and find_across are not about one graph: send them to the graphs subject (api.GraphsSubject)")
 	default:
 		return invalid("query", "the request holds no query")
 	}
@@ -233,6 +235,9 @@ func (a *shardActor) answer(req *cairnv1.QueryRequest) *cairnv1.QueryReply {
 	switch {
 	case e == nil:
 		return &cairnv1.QueryReply{AsOfSeq: asOf, Error: notFound("graph_id", "graph %s has no transactions up to seq %d", graph, asOf).Proto()}
+	case e.stopped != nil && req.GetDescribeGraph() != nil:
+		// The catalogue entry says that the graph stopped, and why.
+		return &cairnv1.QueryReply{AsOfSeq: asOf, Result: &cairnv1.QueryReply_Graph{Graph: entryInfo(graph, e)}}
 	case e.stopped != nil:
 		return &cairnv1.QueryReply{AsOfSeq: asOf, Error: e.stopped.reply().Proto()}
 	}
@@ -261,6 +266,7 @@ func (p *Projections) answerCached(g *readmodel.Graph, req *cairnv1.QueryRequest
 		}
 	}
 	rep := p.run(g, req.GetGraphId(), req)
+	describeReply(rep, head)
 	if cacheable && rep.Error == nil && proto.Size(rep) <= p.cfg.CacheMaxReplyBytes {
 		put(key, rep)
 	}
@@ -399,6 +405,8 @@ func (p *Projections) run(g *readmodel.Graph, graph string, req *cairnv1.QueryRe
 		if top, err = g.TopDegree(k, kind); err == nil {
 			rep.Result = &cairnv1.QueryReply_Top{Top: &cairnv1.TopNodes{Nodes: nodeDegrees(top)}}
 		}
+	case *cairnv1.QueryRequest_DescribeGraph:
+		rep.Result = &cairnv1.QueryReply_Graph{Graph: graphInfo(g, persistence.Head{})}
 	case *cairnv1.QueryRequest_GetStats:
 		var s readmodel.Stats
 		if s, err = g.Stats(); err == nil {
