@@ -2,6 +2,7 @@ package cairn_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cairn-graph/cairn"
+	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -494,4 +496,48 @@ func TestGraphsPagesUnderChurn(t *testing.T) {
 			check("find", ids)
 		}
 	})
+}
+
+// Requests about many graphs are refused as single-graph queries are: a
+// bad limit or cursor is INVALID_ARGUMENT naming the field.
+func TestGraphsInvalid(t *testing.T) {
+	eng := openEngine(t)
+	if _, err := eng.Execute(context.Background(), env("g", "c", cmdCreate())); err != nil {
+		t.Fatal(err)
+	}
+	cat := &cairnv1.FindAcross_Category{Category: "pkg"}
+	for _, c := range []struct {
+		name  string
+		req   *cairnv1.QueryRequest
+		field string
+	}{
+		{"list limit", &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_ListGraphs{ListGraphs: &cairnv1.ListGraphs{Limit: 1001}}}, "list_graphs.limit"},
+		{"list cursor", &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_ListGraphs{ListGraphs: &cairnv1.ListGraphs{Cursor: "nope"}}}, "list_graphs.cursor"},
+		{"list graph id", &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_ListGraphs{ListGraphs: &cairnv1.ListGraphs{GraphIds: []string{"a.b"}}}}, "list_graphs.graph_ids[0]"},
+		{"find limit", &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_FindAcross{FindAcross: &cairnv1.FindAcross{AllGraphs: true, By: cat, Limit: 5000}}}, "find_across.limit"},
+		{"find cursor", &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_FindAcross{FindAcross: &cairnv1.FindAcross{AllGraphs: true, By: cat, Cursor: "bG9vcHM"}}}, "find_across.cursor"},
+		{"find no graphs", &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_FindAcross{FindAcross: &cairnv1.FindAcross{By: cat}}}, "find_across.graph_ids"},
+		{"find both", &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_FindAcross{FindAcross: &cairnv1.FindAcross{GraphIds: []string{"g"}, AllGraphs: true, By: cat}}}, "find_across.all_graphs"},
+		{"find by nothing", &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_FindAcross{FindAcross: &cairnv1.FindAcross{AllGraphs: true}}}, "find_across.by"},
+		{"as of a time", &cairnv1.QueryRequest{AsOf: &cairnv1.AsOf{Point: &cairnv1.AsOf_TimeUnixNano{TimeUnixNano: 5}},
+			Query: &cairnv1.QueryRequest_ListGraphs{ListGraphs: &cairnv1.ListGraphs{}}}, "as_of"},
+		{"a single-graph query", &cairnv1.QueryRequest{GraphId: "g", Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}}, "query"},
+	} {
+		rep, err := eng.Graphs(context.Background(), c.req)
+		if !errors.Is(err, aggregate.ErrInvalidArgument) || rep.GetError().GetField() != c.field {
+			t.Errorf("%s: %v, want INVALID_ARGUMENT on %s", c.name, rep.GetError(), c.field)
+		}
+	}
+	// A multi-graph request on a graph's query subject is refused too.
+	rep, err := eng.Query(context.Background(), &cairnv1.QueryRequest{GraphId: "g", Query: &cairnv1.QueryRequest_ListGraphs{ListGraphs: &cairnv1.ListGraphs{}}})
+	if !errors.Is(err, aggregate.ErrInvalidArgument) || rep.GetError().GetField() != "query" {
+		t.Errorf("list_graphs as a graph's query: %v", rep.GetError())
+	}
+	// A find cursor of one graph's own query given to a find across: the
+	// cursor's inner part is the graph's.
+	f := &cairnv1.FindAcross{AllGraphs: true, By: cat, Cursor: "ZmcAYmFk"} // "fg\x00bad"
+	rep, err = eng.Graphs(context.Background(), &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_FindAcross{FindAcross: f}})
+	if !errors.Is(err, aggregate.ErrInvalidArgument) || rep.GetError().GetField() != "find_across.cursor" {
+		t.Errorf("a bad inner cursor: %v", rep.GetError())
+	}
 }
