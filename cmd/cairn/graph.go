@@ -18,9 +18,15 @@ are 1-64 letters, digits, '-' and '_'.
 `
 
 func runGraph(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, args, err := subcommand("graph", args, "create", "delete")
+	sub, args, err := subcommand("graph", args, "create", "delete", "list", "show")
 	if err != nil {
 		return err
+	}
+	switch sub { // the catalogue: catalogue.go
+	case "list":
+		return runGraphList(ctx, args, stdout)
+	case "show":
+		return runGraphShow(ctx, args, stdout)
 	}
 	fs := newFlagSet("graph " + sub)
 	w := newWriteFlags(fs, "graph")

@@ -154,6 +154,7 @@ Usage:
   cairn serve [--data DIR] [--nats-listen ADDR|none] [--nats URL] [--sample] ...
   cairn graph create <graph> [--type T] [--meta key=value]...
   cairn graph delete <graph>
+  cairn graph list [--type T] [--all] | show <graph>
   cairn node add <graph> <node> [--component type=value]... [--category c]...
   cairn node set <graph> <node> [--component type=value]... [--unset type]...
   cairn node remove <graph> <node>
@@ -167,6 +168,7 @@ Usage:
   cairn archive <graph> --before X
   cairn query node|find|neighbors|khop|path|components|top|stats <graph> ...
               [--min-seq N | --as-of X]
+  cairn query find (--graphs a,b,c | --all-graphs) (--category C | ...) [--as-of-seq N]
   cairn health
   cairn repair <graph> --seq N
   cairn import <graph> FILE [--format edgelist|csv|jsonl] [--strict] ...
@@ -234,7 +236,7 @@ func printUsage(w io.Writer, topic string) bool {
 	case "serve":
 		text = serveUsage
 	case "graph":
-		text, flags = graphUsage, clientUsage+writeUsage
+		text, flags = graphUsage+catalogueUsage, clientUsage+writeUsage
 	case "node":
 		text, flags = nodeUsage, clientUsage+writeUsage
 	case "edge":
@@ -252,7 +254,7 @@ func printUsage(w io.Writer, topic string) bool {
 	case "archive":
 		text, flags = archiveUsage, clientUsage
 	case "query":
-		text, flags = queryUsage, clientUsage
+		text, flags = queryUsage+findAcrossUsage, clientUsage
 	case "health":
 		text, flags = healthUsage, clientUsage
 	case "repair":
