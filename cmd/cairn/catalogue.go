@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/api"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
@@ -67,35 +69,53 @@ func runGraphList(ctx context.Context, args []string, stdout io.Writer) error {
 	if !c.json {
 		fmt.Fprintln(tw, "GRAPH\tTYPE\tNODES\tEDGES\tHEAD\tCHANGED")
 	}
-	for {
-		rep, err := c.graphs(ctx, req)
-		if err != nil {
-			return err
-		}
+	next, err := c.walkGraphs(ctx, req, *all, func(next string) { l.Cursor = next }, func(rep *cairnv1.QueryReply) string {
 		page := rep.GetGraphs()
-		if c.json {
-			out.Graphs = append(out.Graphs, page.GetGraphs()...)
-		}
+		out.Graphs = append(out.Graphs, page.GetGraphs()...)
 		for _, g := range page.GetGraphs() {
 			if !c.json {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", g.GetGraphId(), orDash(g.GetType()), g.GetNodes(), g.GetEdges(), g.GetHeadSeq(), changed(g))
 			}
 		}
-		if !*all || page.GetNextCursor() == "" {
-			if c.json {
-				out.NextCursor = page.GetNextCursor()
-				return writeProtoJSON(stdout, out)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			if n := page.GetNextCursor(); n != "" {
-				fmt.Fprintf(stdout, "next=%s\n", n)
-			}
-			return nil
-		}
-		l.Cursor = page.GetNextCursor()
+		return page.GetNextCursor()
+	})
+	if err != nil {
+		return err
 	}
+	out.NextCursor = next
+	return c.endPages(stdout, tw, out, next)
+}
+
+// walkGraphs asks req on api.GraphsSubject, page by page while all (else
+// once), handing each answer to page, which returns its next cursor;
+// setCursor puts that cursor in req. It returns the last next cursor.
+func (c *clientFlags) walkGraphs(ctx context.Context, req *cairnv1.QueryRequest, all bool, setCursor func(string), page func(*cairnv1.QueryReply) string) (string, error) {
+	for {
+		rep, err := c.graphs(ctx, req)
+		if err != nil {
+			return "", err
+		}
+		next := page(rep)
+		if !all || next == "" {
+			return next, nil
+		}
+		setCursor(next)
+	}
+}
+
+// endPages prints out as JSON with --json, else the table in tw and
+// "next=C" when there is more.
+func (c *clientFlags) endPages(stdout io.Writer, tw *tabwriter.Writer, out proto.Message, next string) error {
+	if c.json {
+		return writeProtoJSON(stdout, out)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if next != "" {
+		fmt.Fprintf(stdout, "next=%s\n", next)
+	}
+	return nil
 }
 
 // changed is a catalogue entry's last change, and what it is now.
@@ -269,17 +289,14 @@ func runFindAcross(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	out := &cairnv1.GraphNodePage{}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	for first := true; ; first = false {
-		rep, err := c.graphs(ctx, req)
-		if err != nil {
-			return err
-		}
+	first := true
+	next, err := c.walkGraphs(ctx, req, *all, func(next string) { f.Cursor = next }, func(rep *cairnv1.QueryReply) string {
 		page := rep.GetGraphNodes()
-		if c.json {
-			out.Graphs = append(out.Graphs, page.GetGraphs()...)
-		} else {
+		out.Graphs = append(out.Graphs, page.GetGraphs()...)
+		if !c.json {
 			if first {
 				fmt.Fprintf(tw, "as_of_seq=%d\n", rep.GetAsOfSeq())
+				first = false
 			}
 			for _, g := range page.GetGraphs() {
 				for _, n := range g.GetNodeIds() {
@@ -287,19 +304,11 @@ func runFindAcross(ctx context.Context, args []string, stdout io.Writer) error {
 				}
 			}
 		}
-		if !*all || page.GetNextCursor() == "" {
-			if c.json {
-				out.NextCursor = page.GetNextCursor()
-				return writeProtoJSON(stdout, out)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			if n := page.GetNextCursor(); n != "" {
-				fmt.Fprintf(stdout, "next=%s\n", n)
-			}
-			return nil
-		}
-		f.Cursor = page.GetNextCursor()
+		return page.GetNextCursor()
+	})
+	if err != nil {
+		return err
 	}
+	out.NextCursor = next
+	return c.endPages(stdout, tw, out, next)
 }
