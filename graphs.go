@@ -126,16 +126,8 @@ func (e *Engine) gatherGraphs(ctx context.Context, req *cairnv1.QueryRequest) *c
 	if err := actors.ValidateAcross(req, readmodel.MaxLimit); err != nil {
 		return &cairnv1.QueryReply{Error: err.Proto()}
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, e.cfg.Projections.QueryTimeout)
-		defer cancel()
-	}
-	if ms := req.GetTimeoutMs(); ms > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
-		defer cancel()
-	}
+	ctx, cancel := actors.QueryContext(ctx, req, e.cfg.Projections.QueryTimeout)
+	defer cancel()
 	start := time.Now()
 	rep := e.gather(ctx, req)
 	if m := e.cfg.Metrics; m != nil {

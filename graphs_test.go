@@ -502,7 +502,8 @@ func TestGraphsPagesUnderChurn(t *testing.T) {
 // bad limit or cursor is INVALID_ARGUMENT naming the field.
 func TestGraphsInvalid(t *testing.T) {
 	eng := openEngine(t)
-	if _, err := eng.Execute(context.Background(), env("g", "c", cmdCreate())); err != nil {
+	created, err := eng.Execute(context.Background(), env("g", "c", cmdCreate()))
+	if err != nil {
 		t.Fatal(err)
 	}
 	cat := &cairnv1.FindAcross_Category{Category: "pkg"}
@@ -536,7 +537,7 @@ func TestGraphsInvalid(t *testing.T) {
 	// A find cursor of one graph's own query given to a find across: the
 	// cursor's inner part is the graph's.
 	f := &cairnv1.FindAcross{AllGraphs: true, By: cat, Cursor: "ZmcAYmFk"} // "fg\x00bad"
-	rep, err = eng.Graphs(context.Background(), &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_FindAcross{FindAcross: f}})
+	rep, err = eng.Graphs(context.Background(), &cairnv1.QueryRequest{MinSeq: created.GetSeq(), Query: &cairnv1.QueryRequest_FindAcross{FindAcross: f}})
 	if !errors.Is(err, aggregate.ErrInvalidArgument) || rep.GetError().GetField() != "find_across.cursor" {
 		t.Errorf("a bad inner cursor: %v", rep.GetError())
 	}

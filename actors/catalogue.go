@@ -144,21 +144,8 @@ func ValidateAcross(req *cairnv1.QueryRequest, maxLimit uint32) *aggregate.Comma
 		return ids("list_graphs.graph_ids", l.GetGraphIds())
 	case *cairnv1.QueryRequest_FindAcross:
 		f := q.FindAcross
-		switch by := f.GetBy().(type) {
-		case *cairnv1.FindAcross_ComponentType:
-			if by.ComponentType == "" {
-				return invalid("find_across.component_type", "component type is empty")
-			}
-		case *cairnv1.FindAcross_Component:
-			if by.Component.GetType() == "" {
-				return invalid("find_across.component.type", "component type is empty")
-			}
-		case *cairnv1.FindAcross_Category:
-			if by.Category == "" {
-				return invalid("find_across.category", "category is empty")
-			}
-		default:
-			return invalid("find_across.by", "give a component type, a component or a category")
+		if err := checkFindBy("find_across", findNodes(f, "", 0)); err != nil {
+			return err
 		}
 		if len(f.GetGraphIds()) == 0 && !f.GetAllGraphs() {
 			return invalid("find_across.graph_ids", "name the graphs to search, or set all_graphs")
@@ -433,7 +420,7 @@ func (a *shardActor) across(m *acrossRequest) *cairnv1.QueryReply {
 		if id == from {
 			cur = inner
 		}
-		g, err := findIn(e.g, f, cur, left)
+		g, err := findIn(e.g, findNodes(f, cur, 0), left)
 		if errors.Is(err, readmodel.ErrBadCursor) {
 			out.Error = invalid("find_across.cursor", "graph %s: %v", id, err).Proto()
 			return out
@@ -456,20 +443,35 @@ func (a *shardActor) across(m *acrossRequest) *cairnv1.QueryReply {
 	return out
 }
 
-// findIn runs f's find on g from cursor for up to limit nodes (pages of
+// findNodes is the FindNodes that f asks of each graph.
+func findNodes(f *cairnv1.FindAcross, cursor string, limit uint32) *cairnv1.FindNodes {
+	fn := &cairnv1.FindNodes{Cursor: cursor, Limit: limit}
+	switch by := f.GetBy().(type) {
+	case *cairnv1.FindAcross_ComponentType:
+		fn.By = &cairnv1.FindNodes_ComponentType{ComponentType: by.ComponentType}
+	case *cairnv1.FindAcross_Component:
+		fn.By = &cairnv1.FindNodes_Component{Component: by.Component}
+	case *cairnv1.FindAcross_Category:
+		fn.By = &cairnv1.FindNodes_Category{Category: by.Category}
+	}
+	return fn
+}
+
+// findIn runs f on g from f's cursor for up to limit nodes (pages of
 // readmodel.MaxLimit at most).
-func findIn(g *readmodel.Graph, f *cairnv1.FindAcross, cursor string, limit int) (*cairnv1.GraphNodes, error) {
+func findIn(g *readmodel.Graph, f *cairnv1.FindNodes, limit int) (*cairnv1.GraphNodes, error) {
 	out := &cairnv1.GraphNodes{GraphId: g.ID()}
+	cursor := f.GetCursor()
 	for {
 		n := min(limit-len(out.NodeIds), readmodel.MaxLimit)
 		var page readmodel.Page
 		var err error
 		switch by := f.GetBy().(type) {
-		case *cairnv1.FindAcross_ComponentType:
+		case *cairnv1.FindNodes_ComponentType:
 			page, err = g.FindByComponentType(by.ComponentType, cursor, n)
-		case *cairnv1.FindAcross_Component:
+		case *cairnv1.FindNodes_Component:
 			page, err = g.FindByComponent(by.Component.GetType(), by.Component.GetValue(), cursor, n)
-		case *cairnv1.FindAcross_Category:
+		case *cairnv1.FindNodes_Category:
 			page, err = g.FindByCategory(by.Category, cursor, n)
 		default:
 			return nil, fmt.Errorf("no find criterion: %w", readmodel.ErrInvalidArgument)
@@ -509,16 +511,8 @@ func (p *Projections) Across(ctx context.Context, req *cairnv1.QueryRequest) *ca
 	if err := ValidateAcross(req, readmodel.MaxLimit+2); err != nil {
 		return &cairnv1.QueryReply{Error: err.Proto()}
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.cfg.QueryTimeout)
-		defer cancel()
-	}
-	if ms := req.GetTimeoutMs(); ms > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
-		defer cancel()
-	}
+	ctx, cancel := QueryContext(ctx, req, p.cfg.QueryTimeout)
+	defer cancel()
 	if err := p.lost.Load(); err != nil {
 		return &cairnv1.QueryReply{Error: dataLoss("", *err).Proto()}
 	}
@@ -545,6 +539,27 @@ func (p *Projections) Across(ctx context.Context, req *cairnv1.QueryRequest) *ca
 		}
 	}
 	return GatherAcross(ctx, req, sources)
+}
+
+// QueryContext bounds a query's ctx: by def when ctx has no deadline, and
+// by the request's timeout_ms when it gives one.
+func QueryContext(ctx context.Context, req *cairnv1.QueryRequest, def time.Duration) (context.Context, context.CancelFunc) {
+	cancels := []context.CancelFunc{}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, def)
+		cancels = append(cancels, cancel)
+	}
+	if ms := req.GetTimeoutMs(); ms > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
+		cancels = append(cancels, cancel)
+	}
+	return ctx, func() {
+		for _, c := range cancels {
+			c()
+		}
+	}
 }
 
 // askShard sends m to shard i and waits for its answer.
@@ -649,15 +664,7 @@ func (p *Projections) acrossAt(ctx context.Context, req *cairnv1.QueryRequest) *
 		}
 		g := &cairnv1.GraphNodes{GraphId: id, AsOfSeq: seq}
 		for len(g.NodeIds) < left {
-			fn := &cairnv1.FindNodes{Cursor: cur, Limit: uint32(min(left-len(g.NodeIds), readmodel.MaxLimit))}
-			switch by := f.GetBy().(type) {
-			case *cairnv1.FindAcross_ComponentType:
-				fn.By = &cairnv1.FindNodes_ComponentType{ComponentType: by.ComponentType}
-			case *cairnv1.FindAcross_Component:
-				fn.By = &cairnv1.FindNodes_Component{Component: by.Component}
-			case *cairnv1.FindAcross_Category:
-				fn.By = &cairnv1.FindNodes_Category{Category: by.Category}
-			}
+			fn := findNodes(f, cur, uint32(min(left-len(g.NodeIds), readmodel.MaxLimit)))
 			rep, ok, err := at(id, &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_FindNodes{FindNodes: fn}})
 			if err != nil {
 				if err.GetField() == "find_nodes.cursor" {

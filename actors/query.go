@@ -123,21 +123,8 @@ func (p *Projections) validateQuery(req *cairnv1.QueryRequest) *aggregate.Comman
 		return checkNode("get_node.node_id", q.GetNode.GetNodeId())
 	case *cairnv1.QueryRequest_FindNodes:
 		f := q.FindNodes
-		switch by := f.GetBy().(type) {
-		case *cairnv1.FindNodes_ComponentType:
-			if by.ComponentType == "" {
-				return invalid("find_nodes.component_type", "component type is empty")
-			}
-		case *cairnv1.FindNodes_Component:
-			if by.Component.GetType() == "" {
-				return invalid("find_nodes.component.type", "component type is empty")
-			}
-		case *cairnv1.FindNodes_Category:
-			if by.Category == "" {
-				return invalid("find_nodes.category", "category is empty")
-			}
-		default:
-			return invalid("find_nodes.by", "give a component type, a component or a category")
+		if err := checkFindBy("find_nodes", f); err != nil {
+			return err
 		}
 		return checkLimit("find_nodes.limit", f.GetLimit())
 	case *cairnv1.QueryRequest_ListNeighbors:
@@ -170,6 +157,28 @@ func (p *Projections) validateQuery(req *cairnv1.QueryRequest) *aggregate.Comman
 		return invalid("query", "list_graphs and find_across are not about one graph: send them to the graphs subject (api.GraphsSubject)")
 	default:
 		return invalid("query", "the request holds no query")
+	}
+	return nil
+}
+
+// checkFindBy checks what a find looks for; prefix is the request's path
+// to it (find_nodes, find_across).
+func checkFindBy(prefix string, f *cairnv1.FindNodes) *aggregate.CommandError {
+	switch by := f.GetBy().(type) {
+	case *cairnv1.FindNodes_ComponentType:
+		if by.ComponentType == "" {
+			return invalid(prefix+".component_type", "component type is empty")
+		}
+	case *cairnv1.FindNodes_Component:
+		if by.Component.GetType() == "" {
+			return invalid(prefix+".component.type", "component type is empty")
+		}
+	case *cairnv1.FindNodes_Category:
+		if by.Category == "" {
+			return invalid(prefix+".category", "category is empty")
+		}
+	default:
+		return invalid(prefix+".by", "give a component type, a component or a category")
 	}
 	return nil
 }

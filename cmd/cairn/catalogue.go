@@ -292,7 +292,15 @@ func runFindAcross(ctx context.Context, args []string, stdout io.Writer) error {
 	first := true
 	next, err := c.walkGraphs(ctx, req, *all, func(next string) { f.Cursor = next }, func(rep *cairnv1.QueryReply) string {
 		page := rep.GetGraphNodes()
-		out.Graphs = append(out.Graphs, page.GetGraphs()...)
+		for _, g := range page.GetGraphs() {
+			// A graph a page boundary split is one entry of the whole.
+			if n := len(out.Graphs); n > 0 && out.Graphs[n-1].GetGraphId() == g.GetGraphId() {
+				out.Graphs[n-1].NodeIds = append(out.Graphs[n-1].NodeIds, g.GetNodeIds()...)
+				out.Graphs[n-1].NextCursor, out.Graphs[n-1].AsOfSeq = g.GetNextCursor(), g.GetAsOfSeq()
+				continue
+			}
+			out.Graphs = append(out.Graphs, g)
+		}
 		if !c.json {
 			if first {
 				fmt.Fprintf(tw, "as_of_seq=%d\n", rep.GetAsOfSeq())
