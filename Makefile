@@ -131,7 +131,8 @@ bench: deps build
 		$(GO) test ./actors -run '^$$' -bench 'ProjectionCatchUp' -benchtime 1x -count 3 -timeout 60m -actors.big | tee -a bench.out && \
 		$(GO) test ./readmodel -run '^$$' -bench 'Snapshot' -benchtime 3x -timeout 60m -readmodel.big | tee -a bench.out && \
 		$(GO) test ./actors -run '^$$' -bench 'SnapshotWrite' -benchtime 1x -timeout 60m -actors.big | tee -a bench.out && \
-		$(GO) test ./cmd/cairn -run '^$$' -bench 'ServeRestart' -benchtime 3x -timeout 60m -cairn.big | tee -a bench.out; fi
+		$(GO) test ./cmd/cairn -run '^$$' -bench 'ServeRestart' -benchtime 3x -timeout 60m -cairn.big | tee -a bench.out && \
+		$(GO) test . -run '^$$' -bench 'AuthzCheck' -benchtime 1x -timeout 60m -authz.tuples 1000000 | tee -a bench.out; fi
 
 clean:
 	rm -rf bin $(DATA) bench.out aggregate-bench.out viewer-bench.out

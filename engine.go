@@ -69,6 +69,7 @@ type Engine struct {
 	closeErr  error
 	closing   atomic.Bool // Close was called: not ready
 	collector *collector  // on Config.Metrics's registry; nil without
+	linker    *linker     // marks dangling links (linker.go)
 }
 
 // Open starts an engine. On error everything it started is stopped again.
@@ -216,6 +217,9 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		return nil, err
 	}
 	e.proj.Start()
+	if err := e.startLinker(ctx); err != nil {
+		return nil, fmt.Errorf("linker: %w", err)
+	}
 	clusterCfg := cfg.Cluster
 	clusterCfg.Logger = cfg.Logger
 	if clusterCfg.Membership == cairncluster.MembershipNATSKV && clusterCfg.KV.JetStream == nil {
@@ -337,7 +341,7 @@ func (e *Engine) dispatch(ctx context.Context, env *cairnv1.CommandEnvelope) *ca
 	e.memberMu.RLock()
 	disp := e.disp
 	e.memberMu.RUnlock()
-	return disp.Execute(ctx, env)
+	return e.executeLinked(ctx, disp, env)
 }
 
 // engineExecutor is the gateway's view of the engine.
@@ -594,6 +598,9 @@ func (e *Engine) close(ctx context.Context) error {
 		errs = append(errs, e.gateway.Close(ctx))
 	}
 	e.stopRouting()
+	if e.linker != nil {
+		e.linker.close()
+	}
 	if e.rejoinStop != nil {
 		// No fresh member after this: the one there is now is closed below.
 		close(e.rejoinStop)

@@ -68,20 +68,29 @@ func readableGraphs(users *auth.File, reply string) (all bool, graphs []string) 
 	if users == nil {
 		return true, nil
 	}
+	u, ok := userOf(users, reply)
+	switch {
+	case !ok:
+		return false, nil
+	case u.Role == auth.Admin || u.Role == auth.Member || u.AllGraphs():
+		return true, nil
+	}
+	return false, u.Graphs
+}
+
+// userOf returns the user of users whose inbox the reply subject reply is
+// in (api.IdentityOfReply: its name, or its nkey's public key).
+func userOf(users *auth.File, reply string) (auth.User, bool) {
 	id, ok := api.IdentityOfReply(reply)
 	if !ok {
-		return false, nil
+		return auth.User{}, false
 	}
 	for _, u := range users.Users {
-		if u.Name != id && (u.Nkey == "" || u.Nkey != id) {
-			continue
+		if u.Name == id || (u.Nkey != "" && u.Nkey == id) {
+			return u, true
 		}
-		if u.Role == auth.Admin || u.Role == auth.Member || u.AllGraphs() {
-			return true, nil
-		}
-		return false, u.Graphs
 	}
-	return false, nil
+	return auth.User{}, false
 }
 
 // narrow returns req limited to graphs; none when that leaves no graph.

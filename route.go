@@ -303,6 +303,9 @@ func (e *Engine) measureQuery(ctx context.Context, req *cairnv1.QueryRequest) *c
 // ask answers req at its graph's owner: here, or over NATS at the member
 // that owns it.
 func (e *Engine) ask(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1.QueryReply {
+	if rep, ok := e.crossQuery(ctx, req); ok {
+		return rep
+	}
 	if id := e.ownerElsewhere(req.GetGraphId()); id != "" {
 		if rep, ok := e.forward(ctx, id, req); ok {
 			return rep

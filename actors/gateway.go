@@ -268,6 +268,7 @@ func (g *Gateway) handleCommand(req micro.Request) {
 				ctx = tracing.Extract(ctx, req.Headers())
 			}
 			var r Route
+			ctx = WithCaller(ctx, req.Reply())
 			rep := g.exec.Execute(WithRoute(ctx, &r), env)
 			if r.Here == "" {
 				g.reply(req, rep)
@@ -336,7 +337,7 @@ func (g *Gateway) handleQuery(req micro.Request) {
 			if g.propagate {
 				ctx = tracing.Extract(ctx, req.Headers())
 			}
-			rep := g.queries.Query(ctx, q)
+			rep := g.queries.Query(WithCaller(ctx, req.Reply()), q)
 			g.respondQuery(req, rep)
 		})
 }

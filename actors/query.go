@@ -152,6 +152,10 @@ func (p *Projections) validateQuery(req *cairnv1.QueryRequest) *aggregate.Comman
 		if t.GetK() > readmodel.MaxLimit {
 			return invalid("top_degree.k", "k %d is above %d", t.GetK(), readmodel.MaxLimit)
 		}
+	case *cairnv1.QueryRequest_Check, *cairnv1.QueryRequest_Expand:
+		return validateAuthzQuery(req)
+	case *cairnv1.QueryRequest_ListLinks, *cairnv1.QueryRequest_ExpandNodes:
+		return validateLinkQuery(req)
 	case *cairnv1.QueryRequest_GetStats, *cairnv1.QueryRequest_CountComponents, *cairnv1.QueryRequest_DescribeGraph:
 	case *cairnv1.QueryRequest_ListGraphs, *cairnv1.QueryRequest_FindAcross:
 		return invalid("query", "list_graphs and find_across are not about one graph: send them to the graphs subject (api.GraphsSubject)")
@@ -341,6 +345,8 @@ func (p *Projections) run(g *readmodel.Graph, graph string, req *cairnv1.QueryRe
 	}
 	var err error
 	switch q := req.GetQuery().(type) {
+	case *cairnv1.QueryRequest_Check, *cairnv1.QueryRequest_Expand:
+		return runAuthz(g, graph, req)
 	case *cairnv1.QueryRequest_GetNode:
 		var v readmodel.NodeView
 		if v, err = g.Node(q.GetNode.GetNodeId()); err == nil {
@@ -367,6 +373,9 @@ func (p *Projections) run(g *readmodel.Graph, graph string, req *cairnv1.QueryRe
 			np := &cairnv1.NeighborPage{NextCursor: page.Next, Neighbors: make([]*cairnv1.Neighbor, 0, len(page.Entries))}
 			for _, x := range page.Entries {
 				np.Neighbors = append(np.Neighbors, &cairnv1.Neighbor{EdgeId: x.EdgeID, NodeId: x.NodeID, EdgeType: x.EdgeType})
+			}
+			if n.GetFollowLinks() {
+				np.Neighbors = followLinks(g, np.Neighbors)
 			}
 			rep.Result = &cairnv1.QueryReply_Neighbors{Neighbors: np}
 		}
@@ -414,6 +423,8 @@ func (p *Projections) run(g *readmodel.Graph, graph string, req *cairnv1.QueryRe
 		if top, err = g.TopDegree(k, kind); err == nil {
 			rep.Result = &cairnv1.QueryReply_Top{Top: &cairnv1.TopNodes{Nodes: nodeDegrees(top)}}
 		}
+	case *cairnv1.QueryRequest_ListLinks, *cairnv1.QueryRequest_ExpandNodes:
+		err = runLinkQuery(g, req, rep)
 	case *cairnv1.QueryRequest_DescribeGraph:
 		rep.Result = &cairnv1.QueryReply_Graph{Graph: graphInfo(g, persistence.Head{})}
 	case *cairnv1.QueryRequest_GetStats:

@@ -17,6 +17,7 @@ func Apply(s *State, ev *cairnv1.Event) error {
 			return fmt.Errorf("apply GraphCreated: graph %s already exists", s.graph)
 		}
 		s.created, s.typ, s.metadata = true, k.GraphCreated.GetGraphType(), k.GraphCreated.GetMetadata()
+		s.bindRules()
 		s.log(undoRec{op: opCreated})
 	case *cairnv1.Event_GraphDeleted:
 		if !s.Exists() {

@@ -182,6 +182,7 @@ func Unmarshal(data []byte) (*State, []*cairnv1.CommandReply, error) {
 	s := &State{graph: r.String()}
 	s.created, s.deleted = r.Bool(), r.Bool()
 	s.typ = r.String()
+	s.bindRules()
 	if nm := r.Count(2, "metadata entry"); nm > 0 {
 		s.metadata = make(map[string]string, nm)
 		for range nm {

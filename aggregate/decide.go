@@ -13,14 +13,29 @@ import (
 // field paths start with prefix (for example "commands[3]").
 //
 // Decide assumes the command passed ValidateEnvelope (ids well formed, sizes
-// within limits); it checks what depends on the state.
+// within limits); it checks what depends on the state. A live graph of a
+// registered type (see RegisterType) is decided under its type's rules.
 func Decide(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event, error) {
+	if s.rules != nil && !s.deleted {
+		if _, ok := cmd.GetKind().(*cairnv1.Command_CreateGraph); !ok {
+			return decideTyped(s, prefix, cmd)
+		}
+	}
+	return decideBase(s, prefix, cmd)
+}
+
+// decideBase is the untyped decision: what Decide does for a graph of no
+// registered type, and the base a type's rules build on.
+func decideBase(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event, error) {
 	if cg, ok := cmd.GetKind().(*cairnv1.Command_CreateGraph); ok {
 		if s.created {
 			if s.deleted {
 				return nil, alreadyExists(prefix+".create_graph.graph_id", "graph %s existed and was deleted; its id cannot be reused", s.graph)
 			}
 			return nil, alreadyExists(prefix+".create_graph.graph_id", "graph %s already exists", s.graph)
+		}
+		if err := validateCreate(prefix+".create_graph", cg.CreateGraph); err != nil {
+			return nil, err
 		}
 		return one(&cairnv1.Event{Kind: &cairnv1.Event_GraphCreated{GraphCreated: &cairnv1.GraphCreated{
 			GraphId: s.graph, GraphType: cg.CreateGraph.GetGraphType(), Metadata: cg.CreateGraph.GetMetadata(),
@@ -31,6 +46,9 @@ func Decide(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event, er
 	}
 	if s.deleted {
 		return nil, failedPrecondition("graph_id", "graph %s is deleted", s.graph)
+	}
+	if evs, err, done := decideLinks(s, prefix, cmd); done {
+		return evs, err
 	}
 	switch k := cmd.GetKind().(type) {
 	case *cairnv1.Command_AddNode:
@@ -89,7 +107,7 @@ func Decide(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event, er
 				EdgeId: ie.id, Source: s.nodes.String(s.src.Get(int(ie.idx))), Target: s.nodes.String(s.dst.Get(int(ie.idx))),
 			}}})
 		}
-		return append(evs, &cairnv1.Event{Kind: &cairnv1.Event_NodeRemoved{NodeRemoved: &cairnv1.NodeRemoved{NodeId: id}}}), nil
+		return s.withOrphanRefs(append(evs, &cairnv1.Event{Kind: &cairnv1.Event_NodeRemoved{NodeRemoved: &cairnv1.NodeRemoved{NodeId: id}}})), nil
 	case *cairnv1.Command_ConnectNodes:
 		f := prefix + ".connect_nodes"
 		cn := k.ConnectNodes
@@ -121,6 +139,8 @@ func Decide(s *State, prefix string, cmd *cairnv1.Command) ([]*cairnv1.Event, er
 		return one(&cairnv1.Event{Kind: &cairnv1.Event_EdgeRemoved{EdgeRemoved: &cairnv1.EdgeRemoved{
 			EdgeId: id, Source: s.nodes.String(s.src.Get(int(e))), Target: s.nodes.String(s.dst.Get(int(e))),
 		}}}), nil
+	case *cairnv1.Command_WriteTuple, *cairnv1.Command_DeleteTuple:
+		return nil, tupleOnOtherGraph(s, prefix, cmd)
 	case *cairnv1.Command_DeleteGraph:
 		return one(&cairnv1.Event{Kind: &cairnv1.Event_GraphDeleted{GraphDeleted: &cairnv1.GraphDeleted{}}}), nil
 	}
@@ -145,6 +165,8 @@ func DecideEnvelope(s *State, env *cairnv1.CommandEnvelope) ([]*cairnv1.Event, e
 		s.Begin()
 	}
 	m := s.Mark()
+	s.linkStep = env.GetIssuer() == LinkIssuer
+	defer func() { s.linkStep = false }()
 	var all []*cairnv1.Event
 	for i, cmd := range env.GetCommands() {
 		evs, err := Decide(s, cmdField(i), cmd)

@@ -31,6 +31,24 @@
 //   - a transaction's stored size is at most Config.MaxTxBytes
 //     (RESOURCE_EXHAUSTED, naming both sizes).
 //
+// # Graph types
+//
+// A graph created with a registered graph_type (RegisterType; Types and
+// LookupType read the registry) is decided under its type's TypeRules:
+// Decide calls ValidateCreate for its CreateGraph and routes every later
+// command through the rules' Decide, which gets the untyped decision as
+// base and checks or extends its events. DeclaredRules enforces a
+// cairn.v1.GraphType declaration (categories, required components, edge
+// types and the categories they join, symmetric and inverse partner edges
+// e + "/inverse" kept in the same transaction, workflow rules); Workflow
+// and Relationship are the declarations registered as "workflow" and
+// "relationship". Refusals are FAILED_PRECONDITION naming the rule:
+//
+//	workflow rule "acyclic": edge e3 from review to draft would close the cycle draft → review → draft
+//
+// Any other graph_type is a label of an untyped graph: one nil check on
+// its path.
+//
 // # The state
 //
 // State holds no Go object per node or edge: ids live in intern tables

@@ -25,6 +25,7 @@ type State struct {
 	created, deleted bool
 	typ              string
 	metadata         map[string]string
+	rules            TypeRules // the rules of typ when registered (see types.go), else nil
 
 	nodes     ids // node id <-> index
 	freeNodes []uint32
@@ -53,6 +54,9 @@ type State struct {
 	// undo, while recording, logs how to revert each change (see undo.go).
 	undo      []undoRec
 	recording bool
+	// linkStep is set while DecideEnvelope decides an envelope of the
+	// engine's own link steps (LinkIssuer; links.go).
+	linkStep bool
 }
 
 // NewState returns the empty state of graph: it does not exist yet.

@@ -76,7 +76,7 @@ func (s *State) Commit() {
 func (s *State) revert(r *undoRec) {
 	switch r.op {
 	case opCreated:
-		s.created, s.typ, s.metadata = false, "", nil
+		s.created, s.typ, s.metadata, s.rules = false, "", nil, nil
 	case opDeleted:
 		s.deleted = false
 	case opNodeAdded:

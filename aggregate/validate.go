@@ -95,7 +95,7 @@ func ValidateEnvelope(env *cairnv1.CommandEnvelope) error {
 			return within(cmdField(i), err)
 		}
 	}
-	return nil
+	return validateLinks(env)
 }
 
 func cmdField(i int) string { return "commands[" + strconv.Itoa(i) + "]" }
@@ -167,6 +167,8 @@ func validateCommand(graph string, c *cairnv1.Command) error {
 	case *cairnv1.Command_DisconnectNodes:
 		return ValidateID("disconnect_nodes.edge_id", "edge id", k.DisconnectNodes.GetEdgeId())
 	case *cairnv1.Command_DeleteGraph:
+	case *cairnv1.Command_WriteTuple, *cairnv1.Command_DeleteTuple:
+		return validateTupleCommand(c)
 	default:
 		return invalid("", "command has no kind")
 	}

@@ -58,7 +58,8 @@ type Graph struct {
 	nEdges  int
 	degHist map[uint32]int // total degree -> nodes
 	top     topCache
-	trav    traversal // scratch and component cache of traverse.go
+	trav    traversal   // scratch and component cache of traverse.go
+	authz   *authzIndex // authorization graphs' tuple index (authz.go), built on first use
 }
 
 // New returns an empty read model for graph id.
@@ -82,6 +83,7 @@ func (g *Graph) reset() {
 	g.store = newComponents(g.cfg.BloomFalsePositive)
 	g.categories, g.catNodes = names{}, nil
 	g.nEdges, g.degHist, g.top = 0, map[uint32]int{}, topCache{}
+	g.authz = nil
 }
 
 // ID returns the graph id.
@@ -355,7 +357,9 @@ func (g *Graph) apply(ev *cairnv1.Event) {
 		g.removeNode(k.NodeRemoved.GetNodeId())
 	case *cairnv1.Event_EdgeAdded:
 		g.addEdge(k.EdgeAdded)
+		g.authzApply(ev)
 	case *cairnv1.Event_EdgeRemoved:
+		g.authzApply(ev)
 		g.removeEdge(k.EdgeRemoved.GetEdgeId())
 	}
 }

@@ -5,25 +5,37 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/cairn-graph/cairn/internal/authz"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
 const graphUsage = `Usage:
-  cairn graph create <graph> [--type T] [--meta key=value]... [write flags]
+  cairn graph create <graph> [--type T] [--meta key=value]... [--schema FILE] [write flags]
   cairn graph delete <graph> [write flags]
+  cairn graph types [--json]
 
 create starts a graph; --type and --meta are recorded in its first event.
+--schema FILE (with --type authorization) reads an AuthorizationSchema in
+protojson (docs/authorization.md) into the metadata key authorization.schema.
 delete ends it: its history stays and its id is never used again. Graph ids
 are 1-64 letters, digits, '-' and '_'.
+
+types lists the graph types this binary knows (workflow, relationship, ...)
+with their categories, edge types and rules. A graph created with --type of
+a listed type is decided under its rules: a command that breaks one is
+refused with FAILED_PRECONDITION naming the rule. Any other --type is a
+free label of an untyped graph (create says so in a note).
 `
 
 func runGraph(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, args, err := subcommand("graph", args, "create", "delete", "list", "show")
+	sub, args, err := subcommand("graph", args, "create", "delete", "types", "list", "show")
 	if err != nil {
 		return err
 	}
-	switch sub { // the catalogue: catalogue.go
-	case "list":
+	switch sub {
+	case "types":
+		return runGraphTypes(args, stdout)
+	case "list": // the catalogue: catalogue.go
 		return runGraphList(ctx, args, stdout)
 	case "show":
 		return runGraphShow(ctx, args, stdout)
@@ -35,9 +47,16 @@ func runGraph(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		typ := fs.String("type", "", "graph `type`")
 		meta := metaFlag{}
 		fs.Var(meta, "meta", "metadata `key=value` (repeatable)")
+		schema := fs.String("schema", "", "authorization schema `FILE` (protojson)")
 		pos, err := parseArgs(fs, "graph", args, "graph")
 		if err != nil {
 			return err
+		}
+		noteUntyped(stderr, pos[0], *typ)
+		if *schema != "" {
+			if meta[authz.SchemaKey], err = readSchemaFlag(*schema); err != nil {
+				return err
+			}
 		}
 		return w.execute(ctx, stdout, stderr, pos[0], &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{
 			CreateGraph: &cairnv1.CreateGraph{GraphId: pos[0], GraphType: *typ, Metadata: meta}}})

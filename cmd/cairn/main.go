@@ -102,12 +102,16 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runArchive(ctx, rest, stdout, stderr)
 	case "query":
 		return runQuery(ctx, rest, stdout, stderr)
+	case "tuple":
+		return runTuple(ctx, rest, stdout, stderr)
 	case "health":
 		return runHealth(ctx, rest, stdout, stderr)
 	case "repair":
 		return runRepair(ctx, rest, stdout, stderr)
 	case "import":
 		return runImport(ctx, rest, stdout, stderr)
+	case "adapter":
+		return runAdapter(ctx, rest, os.Stdin, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
 	case "view":
@@ -154,6 +158,7 @@ Usage:
   cairn serve [--data DIR] [--nats-listen ADDR|none] [--nats URL] [--sample] ...
   cairn graph create <graph> [--type T] [--meta key=value]...
   cairn graph delete <graph>
+  cairn graph types [--json]
   cairn graph list [--type T] [--all] | show <graph>
   cairn node add <graph> <node> [--component type=value]... [--category c]...
   cairn node set <graph> <node> [--component type=value]... [--unset type]...
@@ -169,9 +174,13 @@ Usage:
   cairn query node|find|neighbors|khop|path|components|top|stats <graph> ...
               [--min-seq N | --as-of X]
   cairn query find (--graphs a,b,c | --all-graphs) (--category C | ...) [--as-of-seq N]
+  cairn tuple write|delete <graph> <object#relation@subject>...
+  cairn query check <graph> <object#relation@subject> | expand <graph> <object#relation>
   cairn health
   cairn repair <graph> --seq N
   cairn import <graph> FILE [--format edgelist|csv|jsonl] [--strict] ...
+  cairn adapter run people|organisations|locations --from SUBJECT --graph G ...
+  cairn adapter list
   cairn bench ingest|mixed|recovery|replay|peer|suite [--out DIR] ...
   cairn view <graph> [--png FILE] [--as-of X] [--replay [--record OUT]] ...
   cairn auth add-user|hash-password|nkey|list ...
@@ -255,12 +264,16 @@ func printUsage(w io.Writer, topic string) bool {
 		text, flags = archiveUsage, clientUsage
 	case "query":
 		text, flags = queryUsage+findAcrossUsage, clientUsage
+	case "tuple":
+		text, flags = tupleUsage, clientUsage+writeUsage
 	case "health":
 		text, flags = healthUsage, clientUsage
 	case "repair":
 		text, flags = repairUsage, clientUsage
 	case "import":
 		text, flags = importUsage, clientUsage
+	case "adapter":
+		text, flags = adapterUsage, clientUsage
 	case "bench":
 		text = benchUsage
 	case "view":

@@ -21,14 +21,18 @@ const queryUsage = `Usage:
   cairn query find <graph> (--component-type T | --component type=value | --category c)
                    [--cursor C] [--limit N] [query flags]
   cairn query neighbors <graph> <node> [--direction out|in|both] [--edge-type T]
-                   [--cursor C] [--limit N] [query flags]
+                   [--follow-links] [--cursor C] [--limit N] [query flags]
   cairn query khop <graph> <node> [--depth N] [--direction out|in|both] [--edge-type T]
                    [--max-frontier N] [--max-results N] [query flags]
   cairn query path <graph> <from> <to> [--weight T] [--direction out|in|both]
-                   [--edge-type T] [--max-frontier N] [--max-results N] [query flags]
+                   [--edge-type T] [--max-frontier N] [--max-results N]
+                   [--follow-links [--to-graph G]] [query flags]
+  cairn query links <graph> [--node N] [--dangling] [--cursor C] [--limit N] [query flags]
   cairn query components <graph> [<node> [--cursor C] [--limit N]] [query flags]
   cairn query top <graph> [--k N] [--kind total|out|in] [query flags]
   cairn query stats <graph> [query flags]
+  cairn query check <graph> <object>#<relation>@<subject> [query flags]
+  cairn query expand <graph> <object>#<relation> [query flags]
 
 query asks the engine's read model (the projection shards) over NATS.
 node prints a node's degrees, components and categories; find pages through
@@ -43,8 +47,18 @@ server's default. components with a node pages through its weakly
 connected component; without one it prints the number of components. top
 prints the --k (1-1000, default 10) nodes of highest degree. stats prints
 node and edge counts, the degree histogram, the top-degree nodes and nodes
-per component type. A page holds --limit entries (1-1000, default 100) and
+per component type. check (authorization graphs) prints "allowed" or
+"denied", the as_of_seq it holds at (the zookie) and the usersets it
+looked up; a denied check is an answer, exit status 0. expand prints the
+userset tree of object#relation. A page holds --limit entries (1-1000, default 100) and
 ends with "next=C" when there is more: pass --cursor C for the next page.
+
+Cross-graph links (docs/cross-graph.md): links lists a graph's links to
+other graphs' nodes (--node: at one node; --dangling: only those whose far
+end was removed). neighbors --follow-links names a link's far end as
+graph/node; path --follow-links searches through links into other graphs
+(--to-graph: the graph of <to>, default <graph>) and prints each node as
+graph/node; --as-of then takes a stream seq, one point for every graph.
 
 Every answer starts with as_of_seq=N position=P head=CID: it reflects
 every transaction up to stream sequence N, the last event it reflects is at
@@ -71,7 +85,10 @@ Query flags:
 `
 
 func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	sub, args, err := subcommand("query", args, "node", "find", "neighbors", "khop", "path", "components", "top", "stats")
+	if len(args) > 0 && (args[0] == "check" || args[0] == "expand") {
+		return runAuthzQuery(ctx, args, stdout)
+	}
+	sub, args, err := subcommand("query", args, "node", "find", "neighbors", "khop", "path", "components", "top", "stats", "links", "check", "expand")
 	if err != nil {
 		return err
 	}
@@ -85,7 +102,19 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	asOf := fs.String("as-of", "", "answer as of this `point`: stream seq, RFC 3339 time or event CID")
 	var compType, component, category, cursor, direction, edgeType, weight, kind string
 	var limit, depth, k, maxFrontier, maxResults int
-	if sub == "find" || sub == "neighbors" || sub == "components" {
+	var followLinks, dangling bool
+	var toGraph, linkNode string
+	switch sub {
+	case "neighbors", "path":
+		fs.BoolVar(&followLinks, "follow-links", false, "follow cross-graph links into other graphs")
+	case "links":
+		fs.StringVar(&linkNode, "node", "", "only the links at local node `N`")
+		fs.BoolVar(&dangling, "dangling", false, "only dangling links")
+	}
+	if sub == "path" {
+		fs.StringVar(&toGraph, "to-graph", "", "with --follow-links, the `graph` of <to> (default <graph>)")
+	}
+	if sub == "find" || sub == "neighbors" || sub == "components" || sub == "links" {
 		fs.StringVar(&cursor, "cursor", "", "`cursor` of the next page (printed as next=)")
 		fs.IntVar(&limit, "limit", 0, "page size `N`, 1-1000 (default 100)")
 	}
@@ -179,7 +208,9 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		req.Query = &cairnv1.QueryRequest_FindNodes{FindNodes: f}
 	case "neighbors":
 		req.Query = &cairnv1.QueryRequest_ListNeighbors{ListNeighbors: &cairnv1.ListNeighbors{
-			NodeId: pos[1], Direction: dir, EdgeType: edgeType, Cursor: cursor, Limit: uint32(limit)}}
+			NodeId: pos[1], Direction: dir, EdgeType: edgeType, Cursor: cursor, Limit: uint32(limit), FollowLinks: followLinks}}
+	case "links":
+		req.Query = &cairnv1.QueryRequest_ListLinks{ListLinks: &cairnv1.ListLinks{NodeId: linkNode, Dangling: dangling, Cursor: cursor, Limit: uint32(limit)}}
 	case "khop":
 		if depth < 1 || depth > 6 {
 			return usage("--depth %d is not in 1..6", depth)
@@ -188,7 +219,8 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 			NodeId: pos[1], Direction: dir, EdgeType: edgeType, Depth: uint32(depth), Limits: limits}}
 	case "path":
 		req.Query = &cairnv1.QueryRequest_ShortestPath{ShortestPath: &cairnv1.ShortestPath{
-			FromNodeId: pos[1], ToNodeId: pos[2], Direction: dir, EdgeType: edgeType, Weight: weight, Limits: limits}}
+			FromNodeId: pos[1], ToNodeId: pos[2], Direction: dir, EdgeType: edgeType, Weight: weight, Limits: limits,
+			FollowLinks: followLinks, ToGraphId: toGraph}}
 	case "components":
 		if len(pos) < 2 || pos[1] == "" {
 			if cursor != "" || limit != 0 {
@@ -279,7 +311,11 @@ func printQueryReply(w io.Writer, rep *cairnv1.QueryReply) {
 	case *cairnv1.QueryReply_Neighbors:
 		fmt.Fprintf(w, "%s edges=%d\n", head, len(r.Neighbors.GetNeighbors()))
 		for _, n := range r.Neighbors.GetNeighbors() {
-			fmt.Fprintf(w, "  %s %s type=%q\n", n.GetEdgeId(), n.GetNodeId(), n.GetEdgeType())
+			id := n.GetNodeId()
+			if g := n.GetGraphId(); g != "" {
+				id = g + "/" + id
+			}
+			fmt.Fprintf(w, "  %s %s type=%q\n", n.GetEdgeId(), id, n.GetEdgeType())
 		}
 		next(r.Neighbors.GetNextCursor())
 	case *cairnv1.QueryReply_KHop:
@@ -291,12 +327,29 @@ func printQueryReply(w io.Writer, rep *cairnv1.QueryReply) {
 		p := r.Path
 		fmt.Fprintf(w, "%s hops=%d cost=%g\n", head, len(p.GetEdgeIds()), p.GetCost())
 		for i, id := range p.GetNodeIds() {
+			if gs := p.GetGraphIds(); len(gs) == len(p.GetNodeIds()) {
+				id = gs[i] + "/" + id
+			}
 			if i > 0 {
 				fmt.Fprintf(w, "  -[%s]-> %s\n", p.GetEdgeIds()[i-1], id)
 			} else {
 				fmt.Fprintf(w, "  %s\n", id)
 			}
 		}
+	case *cairnv1.QueryReply_Links:
+		fmt.Fprintf(w, "%s links=%d\n", head, len(r.Links.GetLinks()))
+		for _, l := range r.Links.GetLinks() {
+			arrow := "->"
+			if l.GetDirection() == cairnv1.Direction_DIRECTION_IN {
+				arrow = "<-"
+			}
+			line := fmt.Sprintf("  %s %s %s %s/%s type=%q", l.GetEdgeId(), l.GetNodeId(), arrow, l.GetOtherGraph(), l.GetOtherNode(), l.GetEdgeType())
+			if s := l.GetDanglingSince(); s != 0 {
+				line += fmt.Sprintf(" dangling since seq %d", s)
+			}
+			fmt.Fprintln(w, line)
+		}
+		next(r.Links.GetNextCursor())
 	case *cairnv1.QueryReply_Component:
 		fmt.Fprintf(w, "%s component size=%d nodes=%d\n", head, r.Component.GetSize(), len(r.Component.GetNodeIds()))
 		for _, id := range r.Component.GetNodeIds() {

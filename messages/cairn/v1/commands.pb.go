@@ -312,6 +312,16 @@ type ConnectNodes struct {
 	// are the same missing node). Importers use it to stream edges without
 	// remembering which nodes they have seen.
 	CreateMissing bool `protobuf:"varint,6,opt,name=create_missing,json=createMissing,proto3" json:"create_missing,omitempty"`
+	// target_graph, when set, makes this a cross-graph link: target names a
+	// node of graph target_graph, and the edge goes from source to a local
+	// reference node "<target_graph>/<target>" (category cairn.ref). The
+	// engine records the same edge id in target_graph too, from a reference
+	// node "<this graph>/<source>" to target (a saga, see docs/cross-graph.md).
+	// It must be the only command of its envelope.
+	TargetGraph string `protobuf:"bytes,7,opt,name=target_graph,json=targetGraph,proto3" json:"target_graph,omitempty"`
+	// source_graph is set by the engine only, on the mirror half it records
+	// in the target's graph: source names a node of graph source_graph.
+	SourceGraph   string `protobuf:"bytes,8,opt,name=source_graph,json=sourceGraph,proto3" json:"source_graph,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -386,6 +396,20 @@ func (x *ConnectNodes) GetCreateMissing() bool {
 		return x.CreateMissing
 	}
 	return false
+}
+
+func (x *ConnectNodes) GetTargetGraph() string {
+	if x != nil {
+		return x.TargetGraph
+	}
+	return ""
+}
+
+func (x *ConnectNodes) GetSourceGraph() string {
+	if x != nil {
+		return x.SourceGraph
+	}
+	return ""
 }
 
 // DisconnectNodes removes an edge.
@@ -484,6 +508,8 @@ type Command struct {
 	//	*Command_ConnectNodes
 	//	*Command_DisconnectNodes
 	//	*Command_DeleteGraph
+	//	*Command_WriteTuple
+	//	*Command_DeleteTuple
 	Kind          isCommand_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -598,6 +624,24 @@ func (x *Command) GetDeleteGraph() *DeleteGraph {
 	return nil
 }
 
+func (x *Command) GetWriteTuple() *WriteTuple {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_WriteTuple); ok {
+			return x.WriteTuple
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteTuple() *DeleteTuple {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_DeleteTuple); ok {
+			return x.DeleteTuple
+		}
+	}
+	return nil
+}
+
 type isCommand_Kind interface {
 	isCommand_Kind()
 }
@@ -634,6 +678,15 @@ type Command_DeleteGraph struct {
 	DeleteGraph *DeleteGraph `protobuf:"bytes,8,opt,name=delete_graph,json=deleteGraph,proto3,oneof"`
 }
 
+type Command_WriteTuple struct {
+	// Authorization graphs (authz.proto).
+	WriteTuple *WriteTuple `protobuf:"bytes,9,opt,name=write_tuple,json=writeTuple,proto3,oneof"`
+}
+
+type Command_DeleteTuple struct {
+	DeleteTuple *DeleteTuple `protobuf:"bytes,10,opt,name=delete_tuple,json=deleteTuple,proto3,oneof"`
+}
+
 func (*Command_CreateGraph) isCommand_Kind() {}
 
 func (*Command_AddNode) isCommand_Kind() {}
@@ -649,6 +702,10 @@ func (*Command_ConnectNodes) isCommand_Kind() {}
 func (*Command_DisconnectNodes) isCommand_Kind() {}
 
 func (*Command_DeleteGraph) isCommand_Kind() {}
+
+func (*Command_WriteTuple) isCommand_Kind() {}
+
+func (*Command_DeleteTuple) isCommand_Kind() {}
 
 // CommandEnvelope carries 1 to 1,000 commands for one graph, applied
 // all-or-nothing as one transaction.
@@ -756,7 +813,7 @@ var File_cairn_v1_commands_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_commands_proto_rawDesc = "" +
 	"\n" +
-	"\x17cairn/v1/commands.proto\x12\bcairn.v1\x1a\x18cairn/v1/component.proto\"\xc5\x01\n" +
+	"\x17cairn/v1/commands.proto\x12\bcairn.v1\x1a\x14cairn/v1/authz.proto\x1a\x18cairn/v1/component.proto\"\xc5\x01\n" +
 	"\vCreateGraph\x12\x19\n" +
 	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x1d\n" +
 	"\n" +
@@ -783,7 +840,7 @@ const file_cairn_v1_commands_proto_rawDesc = "" +
 	"\x05types\x18\x02 \x03(\tR\x05types\"%\n" +
 	"\n" +
 	"RemoveNode\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\xd0\x01\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\x96\x02\n" +
 	"\fConnectNodes\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x16\n" +
@@ -792,10 +849,12 @@ const file_cairn_v1_commands_proto_rawDesc = "" +
 	"\n" +
 	"components\x18\x05 \x03(\v2\x13.cairn.v1.ComponentR\n" +
 	"components\x12%\n" +
-	"\x0ecreate_missing\x18\x06 \x01(\bR\rcreateMissing\"*\n" +
+	"\x0ecreate_missing\x18\x06 \x01(\bR\rcreateMissing\x12!\n" +
+	"\ftarget_graph\x18\a \x01(\tR\vtargetGraph\x12!\n" +
+	"\fsource_graph\x18\b \x01(\tR\vsourceGraph\"*\n" +
 	"\x0fDisconnectNodes\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\"\r\n" +
-	"\vDeleteGraph\"\xa0\x04\n" +
+	"\vDeleteGraph\"\x95\x05\n" +
 	"\aCommand\x12:\n" +
 	"\fcreate_graph\x18\x01 \x01(\v2\x15.cairn.v1.CreateGraphH\x00R\vcreateGraph\x12.\n" +
 	"\badd_node\x18\x02 \x01(\v2\x11.cairn.v1.AddNodeH\x00R\aaddNode\x12M\n" +
@@ -805,7 +864,11 @@ const file_cairn_v1_commands_proto_rawDesc = "" +
 	"removeNode\x12=\n" +
 	"\rconnect_nodes\x18\x06 \x01(\v2\x16.cairn.v1.ConnectNodesH\x00R\fconnectNodes\x12F\n" +
 	"\x10disconnect_nodes\x18\a \x01(\v2\x19.cairn.v1.DisconnectNodesH\x00R\x0fdisconnectNodes\x12:\n" +
-	"\fdelete_graph\x18\b \x01(\v2\x15.cairn.v1.DeleteGraphH\x00R\vdeleteGraphB\x06\n" +
+	"\fdelete_graph\x18\b \x01(\v2\x15.cairn.v1.DeleteGraphH\x00R\vdeleteGraph\x127\n" +
+	"\vwrite_tuple\x18\t \x01(\v2\x14.cairn.v1.WriteTupleH\x00R\n" +
+	"writeTuple\x12:\n" +
+	"\fdelete_tuple\x18\n" +
+	" \x01(\v2\x15.cairn.v1.DeleteTupleH\x00R\vdeleteTupleB\x06\n" +
 	"\x04kind\"\xff\x01\n" +
 	"\x0fCommandEnvelope\x12\x19\n" +
 	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x1d\n" +
@@ -843,6 +906,8 @@ var file_cairn_v1_commands_proto_goTypes = []any{
 	(*CommandEnvelope)(nil),      // 9: cairn.v1.CommandEnvelope
 	nil,                          // 10: cairn.v1.CreateGraph.MetadataEntry
 	(*Component)(nil),            // 11: cairn.v1.Component
+	(*WriteTuple)(nil),           // 12: cairn.v1.WriteTuple
+	(*DeleteTuple)(nil),          // 13: cairn.v1.DeleteTuple
 }
 var file_cairn_v1_commands_proto_depIdxs = []int32{
 	10, // 0: cairn.v1.CreateGraph.metadata:type_name -> cairn.v1.CreateGraph.MetadataEntry
@@ -857,12 +922,14 @@ var file_cairn_v1_commands_proto_depIdxs = []int32{
 	5,  // 9: cairn.v1.Command.connect_nodes:type_name -> cairn.v1.ConnectNodes
 	6,  // 10: cairn.v1.Command.disconnect_nodes:type_name -> cairn.v1.DisconnectNodes
 	7,  // 11: cairn.v1.Command.delete_graph:type_name -> cairn.v1.DeleteGraph
-	8,  // 12: cairn.v1.CommandEnvelope.commands:type_name -> cairn.v1.Command
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	12, // 12: cairn.v1.Command.write_tuple:type_name -> cairn.v1.WriteTuple
+	13, // 13: cairn.v1.Command.delete_tuple:type_name -> cairn.v1.DeleteTuple
+	8,  // 14: cairn.v1.CommandEnvelope.commands:type_name -> cairn.v1.Command
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_commands_proto_init() }
@@ -870,6 +937,7 @@ func file_cairn_v1_commands_proto_init() {
 	if File_cairn_v1_commands_proto != nil {
 		return
 	}
+	file_cairn_v1_authz_proto_init()
 	file_cairn_v1_component_proto_init()
 	file_cairn_v1_commands_proto_msgTypes[8].OneofWrappers = []any{
 		(*Command_CreateGraph)(nil),
@@ -880,6 +948,8 @@ func file_cairn_v1_commands_proto_init() {
 		(*Command_ConnectNodes)(nil),
 		(*Command_DisconnectNodes)(nil),
 		(*Command_DeleteGraph)(nil),
+		(*Command_WriteTuple)(nil),
+		(*Command_DeleteTuple)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

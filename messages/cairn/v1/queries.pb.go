@@ -153,6 +153,10 @@ type QueryRequest struct {
 	//	*QueryRequest_GetComponent
 	//	*QueryRequest_CountComponents
 	//	*QueryRequest_TopDegree
+	//	*QueryRequest_ListLinks
+	//	*QueryRequest_ExpandNodes
+	//	*QueryRequest_Check
+	//	*QueryRequest_Expand
 	//	*QueryRequest_ListGraphs
 	//	*QueryRequest_DescribeGraph
 	//	*QueryRequest_FindAcross
@@ -301,6 +305,42 @@ func (x *QueryRequest) GetTopDegree() *TopDegree {
 	return nil
 }
 
+func (x *QueryRequest) GetListLinks() *ListLinks {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_ListLinks); ok {
+			return x.ListLinks
+		}
+	}
+	return nil
+}
+
+func (x *QueryRequest) GetExpandNodes() *ExpandNodes {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_ExpandNodes); ok {
+			return x.ExpandNodes
+		}
+	}
+	return nil
+}
+
+func (x *QueryRequest) GetCheck() *Check {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_Check); ok {
+			return x.Check
+		}
+	}
+	return nil
+}
+
+func (x *QueryRequest) GetExpand() *Expand {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_Expand); ok {
+			return x.Expand
+		}
+	}
+	return nil
+}
+
 func (x *QueryRequest) GetListGraphs() *ListGraphs {
 	if x != nil {
 		if x, ok := x.Query.(*QueryRequest_ListGraphs); ok {
@@ -382,6 +422,24 @@ type QueryRequest_TopDegree struct {
 	TopDegree *TopDegree `protobuf:"bytes,12,opt,name=top_degree,json=topDegree,proto3,oneof"`
 }
 
+type QueryRequest_ListLinks struct {
+	// Cross-graph links and traversals (docs/cross-graph.md).
+	ListLinks *ListLinks `protobuf:"bytes,22,opt,name=list_links,json=listLinks,proto3,oneof"`
+}
+
+type QueryRequest_ExpandNodes struct {
+	ExpandNodes *ExpandNodes `protobuf:"bytes,23,opt,name=expand_nodes,json=expandNodes,proto3,oneof"`
+}
+
+type QueryRequest_Check struct {
+	// Authorization graphs (authz.proto).
+	Check *Check `protobuf:"bytes,14,opt,name=check,proto3,oneof"`
+}
+
+type QueryRequest_Expand struct {
+	Expand *Expand `protobuf:"bytes,15,opt,name=expand,proto3,oneof"`
+}
+
 type QueryRequest_ListGraphs struct {
 	// Catalogue and queries across graphs (issue 16): list_graphs and
 	// find_across go to api.GraphsSubject, describe_graph to the graph's
@@ -414,6 +472,14 @@ func (*QueryRequest_GetComponent) isQueryRequest_Query() {}
 func (*QueryRequest_CountComponents) isQueryRequest_Query() {}
 
 func (*QueryRequest_TopDegree) isQueryRequest_Query() {}
+
+func (*QueryRequest_ListLinks) isQueryRequest_Query() {}
+
+func (*QueryRequest_ExpandNodes) isQueryRequest_Query() {}
+
+func (*QueryRequest_Check) isQueryRequest_Query() {}
+
+func (*QueryRequest_Expand) isQueryRequest_Query() {}
 
 func (*QueryRequest_ListGraphs) isQueryRequest_Query() {}
 
@@ -593,7 +659,11 @@ type ListNeighbors struct {
 	EdgeType string `protobuf:"bytes,3,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
 	Cursor   string `protobuf:"bytes,4,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// limit is the page size, 1-1000; 0 means 100.
-	Limit         uint32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	Limit uint32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	// follow_links reports an edge to a reference node "B/n" (a cross-graph
+	// link) as the neighbour node n of graph B (Neighbor.graph_id); dangling
+	// links are left out.
+	FollowLinks   bool `protobuf:"varint,6,opt,name=follow_links,json=followLinks,proto3" json:"follow_links,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -661,6 +731,13 @@ func (x *ListNeighbors) GetLimit() uint32 {
 		return x.Limit
 	}
 	return 0
+}
+
+func (x *ListNeighbors) GetFollowLinks() bool {
+	if x != nil {
+		return x.FollowLinks
+	}
+	return false
 }
 
 // GetStats asks for the graph's metrics.
@@ -844,13 +921,20 @@ func (x *KHop) GetLimits() *TraverseLimits {
 // value of its weight component (1 when it has none, or when the value is
 // not a finite non-negative number). No path is NOT_FOUND.
 type ShortestPath struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	FromNodeId    string                 `protobuf:"bytes,1,opt,name=from_node_id,json=fromNodeId,proto3" json:"from_node_id,omitempty"`
-	ToNodeId      string                 `protobuf:"bytes,2,opt,name=to_node_id,json=toNodeId,proto3" json:"to_node_id,omitempty"`
-	Direction     Direction              `protobuf:"varint,3,opt,name=direction,proto3,enum=cairn.v1.Direction" json:"direction,omitempty"`
-	EdgeType      string                 `protobuf:"bytes,4,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
-	Weight        string                 `protobuf:"bytes,5,opt,name=weight,proto3" json:"weight,omitempty"`
-	Limits        *TraverseLimits        `protobuf:"bytes,6,opt,name=limits,proto3" json:"limits,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	FromNodeId string                 `protobuf:"bytes,1,opt,name=from_node_id,json=fromNodeId,proto3" json:"from_node_id,omitempty"`
+	ToNodeId   string                 `protobuf:"bytes,2,opt,name=to_node_id,json=toNodeId,proto3" json:"to_node_id,omitempty"`
+	Direction  Direction              `protobuf:"varint,3,opt,name=direction,proto3,enum=cairn.v1.Direction" json:"direction,omitempty"`
+	EdgeType   string                 `protobuf:"bytes,4,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
+	Weight     string                 `protobuf:"bytes,5,opt,name=weight,proto3" json:"weight,omitempty"`
+	Limits     *TraverseLimits        `protobuf:"bytes,6,opt,name=limits,proto3" json:"limits,omitempty"`
+	// follow_links continues the search through cross-graph links into the
+	// graphs they name (not with weight); the path's nodes then carry their
+	// graph (PathResult.graph_ids). Dangling links are not followed.
+	FollowLinks bool `protobuf:"varint,7,opt,name=follow_links,json=followLinks,proto3" json:"follow_links,omitempty"`
+	// to_graph_id, with follow_links, is the graph of to_node_id; empty for
+	// the request's graph.
+	ToGraphId     string `protobuf:"bytes,8,opt,name=to_graph_id,json=toGraphId,proto3" json:"to_graph_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -925,6 +1009,20 @@ func (x *ShortestPath) GetLimits() *TraverseLimits {
 		return x.Limits
 	}
 	return nil
+}
+
+func (x *ShortestPath) GetFollowLinks() bool {
+	if x != nil {
+		return x.FollowLinks
+	}
+	return false
+}
+
+func (x *ShortestPath) GetToGraphId() string {
+	if x != nil {
+		return x.ToGraphId
+	}
+	return ""
 }
 
 // GetComponent pages through the weakly connected component of a node
@@ -1102,6 +1200,10 @@ type QueryReply struct {
 	//	*QueryReply_Component
 	//	*QueryReply_ComponentCount
 	//	*QueryReply_Top
+	//	*QueryReply_Links
+	//	*QueryReply_Expansion
+	//	*QueryReply_Check
+	//	*QueryReply_Expand
 	//	*QueryReply_Graphs
 	//	*QueryReply_Graph
 	//	*QueryReply_GraphNodes
@@ -1250,6 +1352,42 @@ func (x *QueryReply) GetTop() *TopNodes {
 	return nil
 }
 
+func (x *QueryReply) GetLinks() *LinkPage {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_Links); ok {
+			return x.Links
+		}
+	}
+	return nil
+}
+
+func (x *QueryReply) GetExpansion() *Expansion {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_Expansion); ok {
+			return x.Expansion
+		}
+	}
+	return nil
+}
+
+func (x *QueryReply) GetCheck() *CheckResult {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_Check); ok {
+			return x.Check
+		}
+	}
+	return nil
+}
+
+func (x *QueryReply) GetExpand() *ExpandResult {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_Expand); ok {
+			return x.Expand
+		}
+	}
+	return nil
+}
+
 func (x *QueryReply) GetGraphs() *GraphPage {
 	if x != nil {
 		if x, ok := x.Result.(*QueryReply_Graphs); ok {
@@ -1338,6 +1476,24 @@ type QueryReply_Top struct {
 	Top *TopNodes `protobuf:"bytes,11,opt,name=top,proto3,oneof"`
 }
 
+type QueryReply_Links struct {
+	// Cross-graph links and traversals.
+	Links *LinkPage `protobuf:"bytes,22,opt,name=links,proto3,oneof"`
+}
+
+type QueryReply_Expansion struct {
+	Expansion *Expansion `protobuf:"bytes,23,opt,name=expansion,proto3,oneof"`
+}
+
+type QueryReply_Check struct {
+	// Authorization graphs (authz.proto).
+	Check *CheckResult `protobuf:"bytes,15,opt,name=check,proto3,oneof"`
+}
+
+type QueryReply_Expand struct {
+	Expand *ExpandResult `protobuf:"bytes,16,opt,name=expand,proto3,oneof"`
+}
+
 type QueryReply_Graphs struct {
 	// Catalogue and queries across graphs (issue 16).
 	Graphs *GraphPage `protobuf:"bytes,17,opt,name=graphs,proto3,oneof"`
@@ -1368,6 +1524,14 @@ func (*QueryReply_Component) isQueryReply_Result() {}
 func (*QueryReply_ComponentCount) isQueryReply_Result() {}
 
 func (*QueryReply_Top) isQueryReply_Result() {}
+
+func (*QueryReply_Links) isQueryReply_Result() {}
+
+func (*QueryReply_Expansion) isQueryReply_Result() {}
+
+func (*QueryReply_Check) isQueryReply_Result() {}
+
+func (*QueryReply_Expand) isQueryReply_Result() {}
 
 func (*QueryReply_Graphs) isQueryReply_Result() {}
 
@@ -1511,10 +1675,13 @@ func (x *NodePage) GetNextCursor() string {
 
 // Neighbor is one edge at a node and the node at its other end.
 type Neighbor struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EdgeId        string                 `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
-	NodeId        string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	EdgeType      string                 `protobuf:"bytes,3,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	EdgeId   string                 `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	NodeId   string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	EdgeType string                 `protobuf:"bytes,3,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
+	// graph_id is the neighbour's graph when it is in another graph
+	// (ListNeighbors.follow_links); empty for the queried graph.
+	GraphId       string `protobuf:"bytes,4,opt,name=graph_id,json=graphId,proto3" json:"graph_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1566,6 +1733,13 @@ func (x *Neighbor) GetNodeId() string {
 func (x *Neighbor) GetEdgeType() string {
 	if x != nil {
 		return x.EdgeType
+	}
+	return ""
+}
+
+func (x *Neighbor) GetGraphId() string {
+	if x != nil {
+		return x.GraphId
 	}
 	return ""
 }
@@ -1981,10 +2155,15 @@ func (x *KHopResult) GetNodes() []*ReachedNode {
 // PathResult is a path: its nodes from source to target, the edges between
 // them and its cost (the number of edges, or the sum of the weights).
 type PathResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeIds       []string               `protobuf:"bytes,1,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
-	EdgeIds       []string               `protobuf:"bytes,2,rep,name=edge_ids,json=edgeIds,proto3" json:"edge_ids,omitempty"`
-	Cost          float64                `protobuf:"fixed64,3,opt,name=cost,proto3" json:"cost,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	NodeIds []string               `protobuf:"bytes,1,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
+	EdgeIds []string               `protobuf:"bytes,2,rep,name=edge_ids,json=edgeIds,proto3" json:"edge_ids,omitempty"`
+	Cost    float64                `protobuf:"fixed64,3,opt,name=cost,proto3" json:"cost,omitempty"`
+	// graph_ids, with ShortestPath.follow_links only, is the graph of each
+	// node, parallel to node_ids. An edge between two nodes of one graph is
+	// that graph's; between two graphs it is a cross-graph link, recorded
+	// under the same edge id in both.
+	GraphIds      []string `protobuf:"bytes,4,rep,name=graph_ids,json=graphIds,proto3" json:"graph_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2038,6 +2217,13 @@ func (x *PathResult) GetCost() float64 {
 		return x.Cost
 	}
 	return 0
+}
+
+func (x *PathResult) GetGraphIds() []string {
+	if x != nil {
+		return x.GraphIds
+	}
+	return nil
 }
 
 // ComponentPage is one page of a weakly connected component: its size and
@@ -2192,6 +2378,483 @@ func (x *TopNodes) GetNodes() []*NodeDegree {
 	return nil
 }
 
+// ListLinks pages through a graph's cross-graph links (its link index: the
+// edges at its reference nodes, category cairn.ref), by edge id.
+type ListLinks struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// node_id keeps the links at this local node; empty for all.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// dangling keeps only dangling links (the other end was removed).
+	Dangling bool   `protobuf:"varint,2,opt,name=dangling,proto3" json:"dangling,omitempty"`
+	Cursor   string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// limit is the page size, 1-1000; 0 means 100.
+	Limit uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// edge_id keeps the link with this edge id; empty for all.
+	EdgeId        string `protobuf:"bytes,5,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLinks) Reset() {
+	*x = ListLinks{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLinks) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLinks) ProtoMessage() {}
+
+func (x *ListLinks) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLinks.ProtoReflect.Descriptor instead.
+func (*ListLinks) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListLinks) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ListLinks) GetDangling() bool {
+	if x != nil {
+		return x.Dangling
+	}
+	return false
+}
+
+func (x *ListLinks) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ListLinks) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListLinks) GetEdgeId() string {
+	if x != nil {
+		return x.EdgeId
+	}
+	return ""
+}
+
+// Link is one cross-graph link as one graph records it.
+type Link struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	EdgeId string                 `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	// node_id is the local end.
+	NodeId     string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	OtherGraph string `protobuf:"bytes,3,opt,name=other_graph,json=otherGraph,proto3" json:"other_graph,omitempty"`
+	OtherNode  string `protobuf:"bytes,4,opt,name=other_node,json=otherNode,proto3" json:"other_node,omitempty"`
+	// direction is DIRECTION_OUT when the edge goes from node_id to the
+	// other graph's node, DIRECTION_IN when it comes from there.
+	Direction Direction `protobuf:"varint,5,opt,name=direction,proto3,enum=cairn.v1.Direction" json:"direction,omitempty"`
+	// dangling_since, when not 0, is the stream sequence of the transaction
+	// that removed the other end (its node, or its whole graph).
+	DanglingSince uint64 `protobuf:"varint,6,opt,name=dangling_since,json=danglingSince,proto3" json:"dangling_since,omitempty"`
+	EdgeType      string `protobuf:"bytes,7,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
+	// ref_node is the local reference node ("<other_graph>/<other_node>").
+	RefNode       string `protobuf:"bytes,8,opt,name=ref_node,json=refNode,proto3" json:"ref_node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Link) Reset() {
+	*x = Link{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Link) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Link) ProtoMessage() {}
+
+func (x *Link) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Link.ProtoReflect.Descriptor instead.
+func (*Link) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Link) GetEdgeId() string {
+	if x != nil {
+		return x.EdgeId
+	}
+	return ""
+}
+
+func (x *Link) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *Link) GetOtherGraph() string {
+	if x != nil {
+		return x.OtherGraph
+	}
+	return ""
+}
+
+func (x *Link) GetOtherNode() string {
+	if x != nil {
+		return x.OtherNode
+	}
+	return ""
+}
+
+func (x *Link) GetDirection() Direction {
+	if x != nil {
+		return x.Direction
+	}
+	return Direction_DIRECTION_UNSPECIFIED
+}
+
+func (x *Link) GetDanglingSince() uint64 {
+	if x != nil {
+		return x.DanglingSince
+	}
+	return 0
+}
+
+func (x *Link) GetEdgeType() string {
+	if x != nil {
+		return x.EdgeType
+	}
+	return ""
+}
+
+func (x *Link) GetRefNode() string {
+	if x != nil {
+		return x.RefNode
+	}
+	return ""
+}
+
+// LinkPage is one page of links.
+type LinkPage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Links         []*Link                `protobuf:"bytes,1,rep,name=links,proto3" json:"links,omitempty"`
+	NextCursor    string                 `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkPage) Reset() {
+	*x = LinkPage{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkPage) ProtoMessage() {}
+
+func (x *LinkPage) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkPage.ProtoReflect.Descriptor instead.
+func (*LinkPage) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *LinkPage) GetLinks() []*Link {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+func (x *LinkPage) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+// ExpandNodes asks, for each node, for its neighbours in one direction,
+// reference nodes reported as the other graph's node and dangling links
+// left out: one level of a traversal across graphs, for the engine's
+// coordinator (at most 4096 nodes).
+type ExpandNodes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeIds       []string               `protobuf:"bytes,1,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
+	Direction     Direction              `protobuf:"varint,2,opt,name=direction,proto3,enum=cairn.v1.Direction" json:"direction,omitempty"`
+	EdgeType      string                 `protobuf:"bytes,3,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpandNodes) Reset() {
+	*x = ExpandNodes{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpandNodes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpandNodes) ProtoMessage() {}
+
+func (x *ExpandNodes) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpandNodes.ProtoReflect.Descriptor instead.
+func (*ExpandNodes) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ExpandNodes) GetNodeIds() []string {
+	if x != nil {
+		return x.NodeIds
+	}
+	return nil
+}
+
+func (x *ExpandNodes) GetDirection() Direction {
+	if x != nil {
+		return x.Direction
+	}
+	return Direction_DIRECTION_UNSPECIFIED
+}
+
+func (x *ExpandNodes) GetEdgeType() string {
+	if x != nil {
+		return x.EdgeType
+	}
+	return ""
+}
+
+// Expansion answers ExpandNodes, in the order asked.
+type Expansion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nodes         []*ExpandedNode        `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Expansion) Reset() {
+	*x = Expansion{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Expansion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Expansion) ProtoMessage() {}
+
+func (x *Expansion) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Expansion.ProtoReflect.Descriptor instead.
+func (*Expansion) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *Expansion) GetNodes() []*ExpandedNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+// ExpandedNode is one node's neighbours.
+type ExpandedNode struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// missing is true when the graph has no such node (or it is a
+	// reference node, which is not a node of the traversal).
+	Missing       bool   `protobuf:"varint,2,opt,name=missing,proto3" json:"missing,omitempty"`
+	Hops          []*Hop `protobuf:"bytes,3,rep,name=hops,proto3" json:"hops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpandedNode) Reset() {
+	*x = ExpandedNode{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpandedNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpandedNode) ProtoMessage() {}
+
+func (x *ExpandedNode) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpandedNode.ProtoReflect.Descriptor instead.
+func (*ExpandedNode) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ExpandedNode) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ExpandedNode) GetMissing() bool {
+	if x != nil {
+		return x.Missing
+	}
+	return false
+}
+
+func (x *ExpandedNode) GetHops() []*Hop {
+	if x != nil {
+		return x.Hops
+	}
+	return nil
+}
+
+// Hop is one edge from an expanded node.
+type Hop struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	EdgeId string                 `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	// graph_id is the neighbour's graph when the edge is a cross-graph link,
+	// empty for the expanded node's own graph.
+	GraphId       string `protobuf:"bytes,2,opt,name=graph_id,json=graphId,proto3" json:"graph_id,omitempty"`
+	NodeId        string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Hop) Reset() {
+	*x = Hop{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Hop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Hop) ProtoMessage() {}
+
+func (x *Hop) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Hop.ProtoReflect.Descriptor instead.
+func (*Hop) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *Hop) GetEdgeId() string {
+	if x != nil {
+		return x.EdgeId
+	}
+	return ""
+}
+
+func (x *Hop) GetGraphId() string {
+	if x != nil {
+		return x.GraphId
+	}
+	return ""
+}
+
+func (x *Hop) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
 // ListGraphs pages through the catalogue, by graph id.
 type ListGraphs struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2212,7 +2875,7 @@ type ListGraphs struct {
 
 func (x *ListGraphs) Reset() {
 	*x = ListGraphs{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[26]
+	mi := &file_cairn_v1_queries_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2887,7 @@ func (x *ListGraphs) String() string {
 func (*ListGraphs) ProtoMessage() {}
 
 func (x *ListGraphs) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[26]
+	mi := &file_cairn_v1_queries_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2900,7 @@ func (x *ListGraphs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGraphs.ProtoReflect.Descriptor instead.
 func (*ListGraphs) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{26}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListGraphs) GetType() string {
@@ -2284,7 +2947,7 @@ type DescribeGraph struct {
 
 func (x *DescribeGraph) Reset() {
 	*x = DescribeGraph{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[27]
+	mi := &file_cairn_v1_queries_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2296,7 +2959,7 @@ func (x *DescribeGraph) String() string {
 func (*DescribeGraph) ProtoMessage() {}
 
 func (x *DescribeGraph) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[27]
+	mi := &file_cairn_v1_queries_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2309,7 +2972,7 @@ func (x *DescribeGraph) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGraph.ProtoReflect.Descriptor instead.
 func (*DescribeGraph) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{27}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{34}
 }
 
 // FindAcross pages through the nodes of several graphs that hold a
@@ -2338,7 +3001,7 @@ type FindAcross struct {
 
 func (x *FindAcross) Reset() {
 	*x = FindAcross{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[28]
+	mi := &file_cairn_v1_queries_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2350,7 +3013,7 @@ func (x *FindAcross) String() string {
 func (*FindAcross) ProtoMessage() {}
 
 func (x *FindAcross) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[28]
+	mi := &file_cairn_v1_queries_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2363,7 +3026,7 @@ func (x *FindAcross) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindAcross.ProtoReflect.Descriptor instead.
 func (*FindAcross) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{28}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *FindAcross) GetGraphIds() []string {
@@ -2482,7 +3145,7 @@ type GraphInfo struct {
 
 func (x *GraphInfo) Reset() {
 	*x = GraphInfo{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[29]
+	mi := &file_cairn_v1_queries_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2494,7 +3157,7 @@ func (x *GraphInfo) String() string {
 func (*GraphInfo) ProtoMessage() {}
 
 func (x *GraphInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[29]
+	mi := &file_cairn_v1_queries_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2507,7 +3170,7 @@ func (x *GraphInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphInfo.ProtoReflect.Descriptor instead.
 func (*GraphInfo) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{29}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GraphInfo) GetGraphId() string {
@@ -2627,7 +3290,7 @@ type GraphPage struct {
 
 func (x *GraphPage) Reset() {
 	*x = GraphPage{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[30]
+	mi := &file_cairn_v1_queries_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2639,7 +3302,7 @@ func (x *GraphPage) String() string {
 func (*GraphPage) ProtoMessage() {}
 
 func (x *GraphPage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[30]
+	mi := &file_cairn_v1_queries_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2652,7 +3315,7 @@ func (x *GraphPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphPage.ProtoReflect.Descriptor instead.
 func (*GraphPage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{30}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GraphPage) GetGraphs() []*GraphInfo {
@@ -2686,7 +3349,7 @@ type GraphNodes struct {
 
 func (x *GraphNodes) Reset() {
 	*x = GraphNodes{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[31]
+	mi := &file_cairn_v1_queries_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2698,7 +3361,7 @@ func (x *GraphNodes) String() string {
 func (*GraphNodes) ProtoMessage() {}
 
 func (x *GraphNodes) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[31]
+	mi := &file_cairn_v1_queries_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2711,7 +3374,7 @@ func (x *GraphNodes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphNodes.ProtoReflect.Descriptor instead.
 func (*GraphNodes) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{31}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GraphNodes) GetGraphId() string {
@@ -2755,7 +3418,7 @@ type GraphNodePage struct {
 
 func (x *GraphNodePage) Reset() {
 	*x = GraphNodePage{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[32]
+	mi := &file_cairn_v1_queries_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2767,7 +3430,7 @@ func (x *GraphNodePage) String() string {
 func (*GraphNodePage) ProtoMessage() {}
 
 func (x *GraphNodePage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[32]
+	mi := &file_cairn_v1_queries_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2780,7 +3443,7 @@ func (x *GraphNodePage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphNodePage.ProtoReflect.Descriptor instead.
 func (*GraphNodePage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{32}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GraphNodePage) GetGraphs() []*GraphNodes {
@@ -2801,7 +3464,7 @@ var File_cairn_v1_queries_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\n" +
-	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\x1a\x17cairn/v1/snapshot.proto\"\xc1\x06\n" +
+	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x14cairn/v1/authz.proto\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\x1a\x17cairn/v1/snapshot.proto\"\x88\b\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x17\n" +
 	"\amin_seq\x18\x02 \x01(\x04R\x06minSeq\x12.\n" +
@@ -2816,7 +3479,12 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	" \x01(\v2\x16.cairn.v1.GetComponentH\x00R\fgetComponent\x12F\n" +
 	"\x10count_components\x18\v \x01(\v2\x19.cairn.v1.CountComponentsH\x00R\x0fcountComponents\x124\n" +
 	"\n" +
-	"top_degree\x18\f \x01(\v2\x13.cairn.v1.TopDegreeH\x00R\ttopDegree\x127\n" +
+	"top_degree\x18\f \x01(\v2\x13.cairn.v1.TopDegreeH\x00R\ttopDegree\x124\n" +
+	"\n" +
+	"list_links\x18\x16 \x01(\v2\x13.cairn.v1.ListLinksH\x00R\tlistLinks\x12:\n" +
+	"\fexpand_nodes\x18\x17 \x01(\v2\x15.cairn.v1.ExpandNodesH\x00R\vexpandNodes\x12'\n" +
+	"\x05check\x18\x0e \x01(\v2\x0f.cairn.v1.CheckH\x00R\x05check\x12*\n" +
+	"\x06expand\x18\x0f \x01(\v2\x10.cairn.v1.ExpandH\x00R\x06expand\x127\n" +
 	"\vlist_graphs\x18\x10 \x01(\v2\x14.cairn.v1.ListGraphsH\x00R\n" +
 	"listGraphs\x12@\n" +
 	"\x0edescribe_graph\x18\x11 \x01(\v2\x17.cairn.v1.DescribeGraphH\x00R\rdescribeGraph\x127\n" +
@@ -2834,13 +3502,14 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\bcategory\x18\x03 \x01(\tH\x00R\bcategory\x12\x16\n" +
 	"\x06cursor\x18\x04 \x01(\tR\x06cursor\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\rR\x05limitB\x04\n" +
-	"\x02by\"\xa6\x01\n" +
+	"\x02by\"\xc9\x01\n" +
 	"\rListNeighbors\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x121\n" +
 	"\tdirection\x18\x02 \x01(\x0e2\x13.cairn.v1.DirectionR\tdirection\x12\x1b\n" +
 	"\tedge_type\x18\x03 \x01(\tR\bedgeType\x12\x16\n" +
 	"\x06cursor\x18\x04 \x01(\tR\x06cursor\x12\x14\n" +
-	"\x05limit\x18\x05 \x01(\rR\x05limit\"\n" +
+	"\x05limit\x18\x05 \x01(\rR\x05limit\x12!\n" +
+	"\ffollow_links\x18\x06 \x01(\bR\vfollowLinks\"\n" +
 	"\n" +
 	"\bGetStats\"T\n" +
 	"\x0eTraverseLimits\x12!\n" +
@@ -2852,7 +3521,7 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\tdirection\x18\x02 \x01(\x0e2\x13.cairn.v1.DirectionR\tdirection\x12\x1b\n" +
 	"\tedge_type\x18\x03 \x01(\tR\bedgeType\x12\x14\n" +
 	"\x05depth\x18\x04 \x01(\rR\x05depth\x120\n" +
-	"\x06limits\x18\x05 \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\"\xe8\x01\n" +
+	"\x06limits\x18\x05 \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\"\xab\x02\n" +
 	"\fShortestPath\x12 \n" +
 	"\ffrom_node_id\x18\x01 \x01(\tR\n" +
 	"fromNodeId\x12\x1c\n" +
@@ -2861,7 +3530,9 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\tdirection\x18\x03 \x01(\x0e2\x13.cairn.v1.DirectionR\tdirection\x12\x1b\n" +
 	"\tedge_type\x18\x04 \x01(\tR\bedgeType\x12\x16\n" +
 	"\x06weight\x18\x05 \x01(\tR\x06weight\x120\n" +
-	"\x06limits\x18\x06 \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\"U\n" +
+	"\x06limits\x18\x06 \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\x12!\n" +
+	"\ffollow_links\x18\a \x01(\bR\vfollowLinks\x12\x1e\n" +
+	"\vto_graph_id\x18\b \x01(\tR\ttoGraphId\"U\n" +
 	"\fGetComponent\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x14\n" +
@@ -2869,7 +3540,7 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x0fCountComponents\"C\n" +
 	"\tTopDegree\x12\f\n" +
 	"\x01k\x18\x01 \x01(\rR\x01k\x12(\n" +
-	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xfb\x05\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xbd\a\n" +
 	"\n" +
 	"QueryReply\x12\x1a\n" +
 	"\tas_of_seq\x18\x01 \x01(\x04R\aasOfSeq\x12%\n" +
@@ -2883,7 +3554,11 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\tcomponent\x18\t \x01(\v2\x17.cairn.v1.ComponentPageH\x00R\tcomponent\x12C\n" +
 	"\x0fcomponent_count\x18\n" +
 	" \x01(\v2\x18.cairn.v1.ComponentCountH\x00R\x0ecomponentCount\x12&\n" +
-	"\x03top\x18\v \x01(\v2\x12.cairn.v1.TopNodesH\x00R\x03top\x12-\n" +
+	"\x03top\x18\v \x01(\v2\x12.cairn.v1.TopNodesH\x00R\x03top\x12*\n" +
+	"\x05links\x18\x16 \x01(\v2\x12.cairn.v1.LinkPageH\x00R\x05links\x123\n" +
+	"\texpansion\x18\x17 \x01(\v2\x13.cairn.v1.ExpansionH\x00R\texpansion\x12-\n" +
+	"\x05check\x18\x0f \x01(\v2\x15.cairn.v1.CheckResultH\x00R\x05check\x120\n" +
+	"\x06expand\x18\x10 \x01(\v2\x16.cairn.v1.ExpandResultH\x00R\x06expand\x12-\n" +
 	"\x06graphs\x18\x11 \x01(\v2\x13.cairn.v1.GraphPageH\x00R\x06graphs\x12+\n" +
 	"\x05graph\x18\x12 \x01(\v2\x13.cairn.v1.GraphInfoH\x00R\x05graph\x12:\n" +
 	"\vgraph_nodes\x18\x13 \x01(\v2\x17.cairn.v1.GraphNodePageH\x00R\n" +
@@ -2906,11 +3581,12 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\bNodePage\x12\x19\n" +
 	"\bnode_ids\x18\x01 \x03(\tR\anodeIds\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
-	"nextCursor\"Y\n" +
+	"nextCursor\"t\n" +
 	"\bNeighbor\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
-	"\tedge_type\x18\x03 \x01(\tR\bedgeType\"a\n" +
+	"\tedge_type\x18\x03 \x01(\tR\bedgeType\x12\x19\n" +
+	"\bgraph_id\x18\x04 \x01(\tR\agraphId\"a\n" +
 	"\fNeighborPage\x120\n" +
 	"\tneighbors\x18\x01 \x03(\v2\x12.cairn.v1.NeighborR\tneighbors\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
@@ -2939,12 +3615,13 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\bdistance\x18\x02 \x01(\rR\bdistance\"9\n" +
 	"\n" +
 	"KHopResult\x12+\n" +
-	"\x05nodes\x18\x01 \x03(\v2\x15.cairn.v1.ReachedNodeR\x05nodes\"V\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x15.cairn.v1.ReachedNodeR\x05nodes\"s\n" +
 	"\n" +
 	"PathResult\x12\x19\n" +
 	"\bnode_ids\x18\x01 \x03(\tR\anodeIds\x12\x19\n" +
 	"\bedge_ids\x18\x02 \x03(\tR\aedgeIds\x12\x12\n" +
-	"\x04cost\x18\x03 \x01(\x01R\x04cost\"_\n" +
+	"\x04cost\x18\x03 \x01(\x01R\x04cost\x12\x1b\n" +
+	"\tgraph_ids\x18\x04 \x03(\tR\bgraphIds\"_\n" +
 	"\rComponentPage\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x04R\x04size\x12\x19\n" +
 	"\bnode_ids\x18\x02 \x03(\tR\anodeIds\x12\x1f\n" +
@@ -2955,7 +3632,42 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"components\x18\x01 \x01(\x04R\n" +
 	"components\"6\n" +
 	"\bTopNodes\x12*\n" +
-	"\x05nodes\x18\x01 \x03(\v2\x14.cairn.v1.NodeDegreeR\x05nodes\"\x94\x01\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x14.cairn.v1.NodeDegreeR\x05nodes\"\x87\x01\n" +
+	"\tListLinks\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1a\n" +
+	"\bdangling\x18\x02 \x01(\bR\bdangling\x12\x16\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\x12\x17\n" +
+	"\aedge_id\x18\x05 \x01(\tR\x06edgeId\"\x8a\x02\n" +
+	"\x04Link\x12\x17\n" +
+	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1f\n" +
+	"\vother_graph\x18\x03 \x01(\tR\n" +
+	"otherGraph\x12\x1d\n" +
+	"\n" +
+	"other_node\x18\x04 \x01(\tR\totherNode\x121\n" +
+	"\tdirection\x18\x05 \x01(\x0e2\x13.cairn.v1.DirectionR\tdirection\x12%\n" +
+	"\x0edangling_since\x18\x06 \x01(\x04R\rdanglingSince\x12\x1b\n" +
+	"\tedge_type\x18\a \x01(\tR\bedgeType\x12\x19\n" +
+	"\bref_node\x18\b \x01(\tR\arefNode\"Q\n" +
+	"\bLinkPage\x12$\n" +
+	"\x05links\x18\x01 \x03(\v2\x0e.cairn.v1.LinkR\x05links\x12\x1f\n" +
+	"\vnext_cursor\x18\x02 \x01(\tR\n" +
+	"nextCursor\"x\n" +
+	"\vExpandNodes\x12\x19\n" +
+	"\bnode_ids\x18\x01 \x03(\tR\anodeIds\x121\n" +
+	"\tdirection\x18\x02 \x01(\x0e2\x13.cairn.v1.DirectionR\tdirection\x12\x1b\n" +
+	"\tedge_type\x18\x03 \x01(\tR\bedgeType\"9\n" +
+	"\tExpansion\x12,\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x16.cairn.v1.ExpandedNodeR\x05nodes\"d\n" +
+	"\fExpandedNode\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
+	"\amissing\x18\x02 \x01(\bR\amissing\x12!\n" +
+	"\x04hops\x18\x03 \x03(\v2\r.cairn.v1.HopR\x04hops\"R\n" +
+	"\x03Hop\x12\x17\n" +
+	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x19\n" +
+	"\bgraph_id\x18\x02 \x01(\tR\agraphId\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\"\x94\x01\n" +
 	"\n" +
 	"ListGraphs\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
@@ -3036,7 +3748,7 @@ func file_cairn_v1_queries_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_queries_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_v1_queries_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_cairn_v1_queries_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_cairn_v1_queries_proto_goTypes = []any{
 	(Direction)(0),          // 0: cairn.v1.Direction
 	(DegreeKind)(0),         // 1: cairn.v1.DegreeKind
@@ -3066,18 +3778,29 @@ var file_cairn_v1_queries_proto_goTypes = []any{
 	(*ComponentPage)(nil),   // 25: cairn.v1.ComponentPage
 	(*ComponentCount)(nil),  // 26: cairn.v1.ComponentCount
 	(*TopNodes)(nil),        // 27: cairn.v1.TopNodes
-	(*ListGraphs)(nil),      // 28: cairn.v1.ListGraphs
-	(*DescribeGraph)(nil),   // 29: cairn.v1.DescribeGraph
-	(*FindAcross)(nil),      // 30: cairn.v1.FindAcross
-	(*GraphInfo)(nil),       // 31: cairn.v1.GraphInfo
-	(*GraphPage)(nil),       // 32: cairn.v1.GraphPage
-	(*GraphNodes)(nil),      // 33: cairn.v1.GraphNodes
-	(*GraphNodePage)(nil),   // 34: cairn.v1.GraphNodePage
-	nil,                     // 35: cairn.v1.GraphInfo.MetadataEntry
-	(*AsOf)(nil),            // 36: cairn.v1.AsOf
-	(*Component)(nil),       // 37: cairn.v1.Component
-	(*Error)(nil),           // 38: cairn.v1.Error
-	(ErrorCode)(0),          // 39: cairn.v1.ErrorCode
+	(*ListLinks)(nil),       // 28: cairn.v1.ListLinks
+	(*Link)(nil),            // 29: cairn.v1.Link
+	(*LinkPage)(nil),        // 30: cairn.v1.LinkPage
+	(*ExpandNodes)(nil),     // 31: cairn.v1.ExpandNodes
+	(*Expansion)(nil),       // 32: cairn.v1.Expansion
+	(*ExpandedNode)(nil),    // 33: cairn.v1.ExpandedNode
+	(*Hop)(nil),             // 34: cairn.v1.Hop
+	(*ListGraphs)(nil),      // 35: cairn.v1.ListGraphs
+	(*DescribeGraph)(nil),   // 36: cairn.v1.DescribeGraph
+	(*FindAcross)(nil),      // 37: cairn.v1.FindAcross
+	(*GraphInfo)(nil),       // 38: cairn.v1.GraphInfo
+	(*GraphPage)(nil),       // 39: cairn.v1.GraphPage
+	(*GraphNodes)(nil),      // 40: cairn.v1.GraphNodes
+	(*GraphNodePage)(nil),   // 41: cairn.v1.GraphNodePage
+	nil,                     // 42: cairn.v1.GraphInfo.MetadataEntry
+	(*Check)(nil),           // 43: cairn.v1.Check
+	(*Expand)(nil),          // 44: cairn.v1.Expand
+	(*AsOf)(nil),            // 45: cairn.v1.AsOf
+	(*Component)(nil),       // 46: cairn.v1.Component
+	(*Error)(nil),           // 47: cairn.v1.Error
+	(*CheckResult)(nil),     // 48: cairn.v1.CheckResult
+	(*ExpandResult)(nil),    // 49: cairn.v1.ExpandResult
+	(ErrorCode)(0),          // 50: cairn.v1.ErrorCode
 }
 var file_cairn_v1_queries_proto_depIdxs = []int32{
 	3,  // 0: cairn.v1.QueryRequest.get_node:type_name -> cairn.v1.GetNode
@@ -3089,47 +3812,60 @@ var file_cairn_v1_queries_proto_depIdxs = []int32{
 	10, // 6: cairn.v1.QueryRequest.get_component:type_name -> cairn.v1.GetComponent
 	11, // 7: cairn.v1.QueryRequest.count_components:type_name -> cairn.v1.CountComponents
 	12, // 8: cairn.v1.QueryRequest.top_degree:type_name -> cairn.v1.TopDegree
-	28, // 9: cairn.v1.QueryRequest.list_graphs:type_name -> cairn.v1.ListGraphs
-	29, // 10: cairn.v1.QueryRequest.describe_graph:type_name -> cairn.v1.DescribeGraph
-	30, // 11: cairn.v1.QueryRequest.find_across:type_name -> cairn.v1.FindAcross
-	36, // 12: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
-	37, // 13: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
-	0,  // 14: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
-	0,  // 15: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
-	7,  // 16: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
-	0,  // 17: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
-	7,  // 18: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
-	1,  // 19: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
-	38, // 20: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
-	14, // 21: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
-	15, // 22: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
-	17, // 23: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
-	18, // 24: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
-	23, // 25: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
-	24, // 26: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
-	25, // 27: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
-	26, // 28: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
-	27, // 29: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
-	32, // 30: cairn.v1.QueryReply.graphs:type_name -> cairn.v1.GraphPage
-	31, // 31: cairn.v1.QueryReply.graph:type_name -> cairn.v1.GraphInfo
-	34, // 32: cairn.v1.QueryReply.graph_nodes:type_name -> cairn.v1.GraphNodePage
-	37, // 33: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
-	16, // 34: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
-	19, // 35: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
-	20, // 36: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
-	21, // 37: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
-	22, // 38: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
-	20, // 39: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
-	37, // 40: cairn.v1.FindAcross.component:type_name -> cairn.v1.Component
-	35, // 41: cairn.v1.GraphInfo.metadata:type_name -> cairn.v1.GraphInfo.MetadataEntry
-	39, // 42: cairn.v1.GraphInfo.stopped_code:type_name -> cairn.v1.ErrorCode
-	31, // 43: cairn.v1.GraphPage.graphs:type_name -> cairn.v1.GraphInfo
-	33, // 44: cairn.v1.GraphNodePage.graphs:type_name -> cairn.v1.GraphNodes
-	45, // [45:45] is the sub-list for method output_type
-	45, // [45:45] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	28, // 9: cairn.v1.QueryRequest.list_links:type_name -> cairn.v1.ListLinks
+	31, // 10: cairn.v1.QueryRequest.expand_nodes:type_name -> cairn.v1.ExpandNodes
+	43, // 11: cairn.v1.QueryRequest.check:type_name -> cairn.v1.Check
+	44, // 12: cairn.v1.QueryRequest.expand:type_name -> cairn.v1.Expand
+	35, // 13: cairn.v1.QueryRequest.list_graphs:type_name -> cairn.v1.ListGraphs
+	36, // 14: cairn.v1.QueryRequest.describe_graph:type_name -> cairn.v1.DescribeGraph
+	37, // 15: cairn.v1.QueryRequest.find_across:type_name -> cairn.v1.FindAcross
+	45, // 16: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
+	46, // 17: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
+	0,  // 18: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
+	0,  // 19: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
+	7,  // 20: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
+	0,  // 21: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
+	7,  // 22: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
+	1,  // 23: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
+	47, // 24: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
+	14, // 25: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
+	15, // 26: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
+	17, // 27: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
+	18, // 28: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
+	23, // 29: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
+	24, // 30: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
+	25, // 31: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
+	26, // 32: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
+	27, // 33: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
+	30, // 34: cairn.v1.QueryReply.links:type_name -> cairn.v1.LinkPage
+	32, // 35: cairn.v1.QueryReply.expansion:type_name -> cairn.v1.Expansion
+	48, // 36: cairn.v1.QueryReply.check:type_name -> cairn.v1.CheckResult
+	49, // 37: cairn.v1.QueryReply.expand:type_name -> cairn.v1.ExpandResult
+	39, // 38: cairn.v1.QueryReply.graphs:type_name -> cairn.v1.GraphPage
+	38, // 39: cairn.v1.QueryReply.graph:type_name -> cairn.v1.GraphInfo
+	41, // 40: cairn.v1.QueryReply.graph_nodes:type_name -> cairn.v1.GraphNodePage
+	46, // 41: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
+	16, // 42: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
+	19, // 43: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
+	20, // 44: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
+	21, // 45: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
+	22, // 46: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
+	20, // 47: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
+	0,  // 48: cairn.v1.Link.direction:type_name -> cairn.v1.Direction
+	29, // 49: cairn.v1.LinkPage.links:type_name -> cairn.v1.Link
+	0,  // 50: cairn.v1.ExpandNodes.direction:type_name -> cairn.v1.Direction
+	33, // 51: cairn.v1.Expansion.nodes:type_name -> cairn.v1.ExpandedNode
+	34, // 52: cairn.v1.ExpandedNode.hops:type_name -> cairn.v1.Hop
+	46, // 53: cairn.v1.FindAcross.component:type_name -> cairn.v1.Component
+	42, // 54: cairn.v1.GraphInfo.metadata:type_name -> cairn.v1.GraphInfo.MetadataEntry
+	50, // 55: cairn.v1.GraphInfo.stopped_code:type_name -> cairn.v1.ErrorCode
+	38, // 56: cairn.v1.GraphPage.graphs:type_name -> cairn.v1.GraphInfo
+	40, // 57: cairn.v1.GraphNodePage.graphs:type_name -> cairn.v1.GraphNodes
+	58, // [58:58] is the sub-list for method output_type
+	58, // [58:58] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_queries_proto_init() }
@@ -3137,6 +3873,7 @@ func file_cairn_v1_queries_proto_init() {
 	if File_cairn_v1_queries_proto != nil {
 		return
 	}
+	file_cairn_v1_authz_proto_init()
 	file_cairn_v1_component_proto_init()
 	file_cairn_v1_replies_proto_init()
 	file_cairn_v1_snapshot_proto_init()
@@ -3150,6 +3887,10 @@ func file_cairn_v1_queries_proto_init() {
 		(*QueryRequest_GetComponent)(nil),
 		(*QueryRequest_CountComponents)(nil),
 		(*QueryRequest_TopDegree)(nil),
+		(*QueryRequest_ListLinks)(nil),
+		(*QueryRequest_ExpandNodes)(nil),
+		(*QueryRequest_Check)(nil),
+		(*QueryRequest_Expand)(nil),
 		(*QueryRequest_ListGraphs)(nil),
 		(*QueryRequest_DescribeGraph)(nil),
 		(*QueryRequest_FindAcross)(nil),
@@ -3169,11 +3910,15 @@ func file_cairn_v1_queries_proto_init() {
 		(*QueryReply_Component)(nil),
 		(*QueryReply_ComponentCount)(nil),
 		(*QueryReply_Top)(nil),
+		(*QueryReply_Links)(nil),
+		(*QueryReply_Expansion)(nil),
+		(*QueryReply_Check)(nil),
+		(*QueryReply_Expand)(nil),
 		(*QueryReply_Graphs)(nil),
 		(*QueryReply_Graph)(nil),
 		(*QueryReply_GraphNodes)(nil),
 	}
-	file_cairn_v1_queries_proto_msgTypes[28].OneofWrappers = []any{
+	file_cairn_v1_queries_proto_msgTypes[35].OneofWrappers = []any{
 		(*FindAcross_ComponentType)(nil),
 		(*FindAcross_Component)(nil),
 		(*FindAcross_Category)(nil),
@@ -3184,7 +3929,7 @@ func file_cairn_v1_queries_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_queries_proto_rawDesc), len(file_cairn_v1_queries_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   34,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,118 @@
+package actors
+
+import (
+	"context"
+
+	"github.com/cairn-graph/cairn/aggregate"
+
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/readmodel"
+)
+
+// MaxExpandNodes caps the nodes of one ExpandNodes query.
+const MaxExpandNodes = 4096
+
+// validateLinkQuery checks a ListLinks or ExpandNodes query.
+func validateLinkQuery(req *cairnv1.QueryRequest) *aggregate.CommandError {
+	switch q := req.GetQuery().(type) {
+	case *cairnv1.QueryRequest_ListLinks:
+		if l := q.ListLinks.GetLimit(); l > readmodel.MaxLimit {
+			return invalid("list_links.limit", "limit %d is above %d", l, readmodel.MaxLimit)
+		}
+	case *cairnv1.QueryRequest_ExpandNodes:
+		x := q.ExpandNodes
+		if n := len(x.GetNodeIds()); n == 0 || n > MaxExpandNodes {
+			return invalid("expand_nodes.node_ids", "%d node ids; give 1 to %d", n, MaxExpandNodes)
+		}
+		if _, ok := cairnv1.Direction_name[int32(x.GetDirection())]; !ok {
+			return invalid("expand_nodes.direction", "unknown direction %d", x.GetDirection())
+		}
+	}
+	return nil
+}
+
+// runLinkQuery answers a ListLinks or ExpandNodes query on g into rep.
+func runLinkQuery(g *readmodel.Graph, req *cairnv1.QueryRequest, rep *cairnv1.QueryReply) error {
+	switch q := req.GetQuery().(type) {
+	case *cairnv1.QueryRequest_ListLinks:
+		l := q.ListLinks
+		limit := int(l.GetLimit())
+		if limit == 0 {
+			limit = defaultLimit
+		}
+		links, next, err := g.Links(l.GetNodeId(), l.GetEdgeId(), l.GetDangling(), l.GetCursor(), limit)
+		if err != nil {
+			return err
+		}
+		page := &cairnv1.LinkPage{NextCursor: next, Links: make([]*cairnv1.Link, 0, len(links))}
+		for _, x := range links {
+			d := cairnv1.Direction_DIRECTION_IN
+			if x.Out {
+				d = cairnv1.Direction_DIRECTION_OUT
+			}
+			page.Links = append(page.Links, &cairnv1.Link{EdgeId: x.EdgeID, NodeId: x.Node, OtherGraph: x.OtherGraph, OtherNode: x.OtherNode,
+				Direction: d, DanglingSince: x.DanglingSince, EdgeType: x.EdgeType, RefNode: x.RefNode})
+		}
+		rep.Result = &cairnv1.QueryReply_Links{Links: page}
+	case *cairnv1.QueryRequest_ExpandNodes:
+		x := q.ExpandNodes
+		found, hops, err := g.ExpandNodes(x.GetNodeIds(), direction(x.GetDirection()), x.GetEdgeType())
+		if err != nil {
+			return err
+		}
+		out := &cairnv1.Expansion{Nodes: make([]*cairnv1.ExpandedNode, len(found))}
+		for i, id := range x.GetNodeIds() {
+			n := &cairnv1.ExpandedNode{NodeId: id, Missing: !found[i], Hops: make([]*cairnv1.Hop, len(hops[i]))}
+			for j, h := range hops[i] {
+				n.Hops[j] = &cairnv1.Hop{EdgeId: h.EdgeID, GraphId: h.Graph, NodeId: h.Node}
+			}
+			out.Nodes[i] = n
+		}
+		rep.Result = &cairnv1.QueryReply_Expansion{Expansion: out}
+	}
+	return nil
+}
+
+// followLinks rewrites neighbours that are reference nodes as the other
+// graph's node (ListNeighbors.follow_links), leaving dangling ones out.
+func followLinks(g *readmodel.Graph, ns []*cairnv1.Neighbor) []*cairnv1.Neighbor {
+	out := ns[:0]
+	for _, n := range ns {
+		if graph, node, ok := g.RefTarget(n.NodeId); ok {
+			n.GraphId, n.NodeId = graph, node
+		} else if isRefID(g, n.NodeId) {
+			continue // dangling
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func isRefID(g *readmodel.Graph, id string) bool {
+	v, err := g.Node(id)
+	if err != nil {
+		return false
+	}
+	for _, c := range v.Categories {
+		if c == readmodel.RefCategory {
+			return true
+		}
+	}
+	return false
+}
+
+type callerKey struct{}
+
+// WithCaller returns a context that carries the reply subject of the
+// request being served (a NATS client's "_INBOX.<identity>.…"), from
+// which the engine learns who asked (api.InboxPrefix).
+func WithCaller(ctx context.Context, replySubject string) context.Context {
+	return context.WithValue(ctx, callerKey{}, replySubject)
+}
+
+// Caller returns the reply subject WithCaller stored, "" when none (a Go
+// program calling the engine directly).
+func Caller(ctx context.Context) string {
+	s, _ := ctx.Value(callerKey{}).(string)
+	return s
+}

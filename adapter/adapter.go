@@ -1,0 +1,415 @@
+package adapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cairn-graph/cairn/aggregate"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+)
+
+// Dead-letter headers: a dead letter is the original event's bytes with
+// these.
+const (
+	HeaderAdapter     = "Cairn-Adapter"     // the adapter kind
+	HeaderGraph       = "Cairn-Graph"       // the graph written to
+	HeaderReason      = "Cairn-Dead-Reason" // one of the Reason constants
+	HeaderDetail      = "Cairn-Dead-Detail" // what is wrong, for people
+	HeaderEventID     = "Cairn-Event-Id"    // the event's id, when it decoded
+	HeaderEventType   = "Cairn-Event-Type"  // its type, when it decoded
+	HeaderErrorCode   = "Cairn-Error-Code"  // the engine's code (NOT_FOUND, FAILED_PRECONDITION ...), when it refused
+	HeaderSourceSubj  = "Cairn-Source-Subject"
+	HeaderSourceSeq   = "Cairn-Source-Seq" // the event's sequence in the stream
+	HeaderDeliveries  = "Cairn-Deliveries" // how many times it was delivered
+	commandIDPrefix   = "adapter/"         // command ids: adapter/<kind>/<event id>[/set]
+	graphTypeRelation = "relationship"
+)
+
+// Stats are an adapter's counts since Run started.
+type Stats struct {
+	Kind  string `json:"adapter"`
+	Graph string `json:"graph"`
+	// Read counts deliveries taken from the stream (a redelivered event
+	// counts again).
+	Read int64 `json:"read"`
+	// Written counts commands the engine applied (new transactions).
+	Written int64 `json:"written"`
+	// Duplicates counts events that changed nothing: a command id the
+	// engine had seen, an edge that exists, an upsert not newer than the
+	// node, a removal of what is gone.
+	Duplicates int64 `json:"duplicates"`
+	// Skipped counts events of another adapter's domain.
+	Skipped int64 `json:"skipped"`
+	// Retried counts events redelivered later: a node they name is
+	// missing, or the engine did not answer.
+	Retried int64 `json:"retried"`
+	// DeadLettered counts events published to the dead-letter subject.
+	DeadLettered int64 `json:"dead_lettered"`
+	// Lag is how many events the stream holds past the consumer's
+	// position (not yet delivered), as last asked.
+	Lag uint64 `json:"lag"`
+	// Seq is the engine's stream sequence of the last command written:
+	// a query's min_seq to read the adapter's writes.
+	Seq uint64 `json:"seq"`
+	// Elapsed since Run started.
+	Elapsed time.Duration `json:"-"`
+}
+
+// Adapter reads one domain's events from a JetStream stream and writes
+// them to a graph. Make one with New and call Run.
+type Adapter struct {
+	cfg    Config
+	kind   Kind
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	engine *engine
+	log    *slog.Logger
+
+	read, written, dups, skipped, retried, dead atomic.Int64
+	lag, seq                                    atomic.Uint64
+	start                                       time.Time
+
+	// deadStream is the stream that captures the dead-letter subject, ""
+	// when none did as Run started.
+	deadStream string
+
+	// afterApply, when set (tests), is called once an event's command is
+	// acknowledged by the engine and before the event is acked.
+	afterApply func()
+}
+
+// New returns an adapter that talks to the engine and JetStream over nc.
+// The error joins every problem with cfg.
+func New(nc *nats.Conn, cfg Config) (*Adapter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	k, _ := kindOf(cfg.Kind)
+	return &Adapter{
+		cfg: cfg, kind: k, nc: nc, js: js,
+		engine: &engine{nc: nc, timeout: cfg.RequestTimeout, retry: cfg.Retry},
+		log:    cfg.Logger.With("component", "adapter", "adapter", cfg.Kind, "graph", cfg.Graph),
+	}, nil
+}
+
+// Stats returns the counts so far.
+func (a *Adapter) Stats() Stats {
+	s := Stats{
+		Kind: a.cfg.Kind, Graph: a.cfg.Graph,
+		Read: a.read.Load(), Written: a.written.Load(), Duplicates: a.dups.Load(),
+		Skipped: a.skipped.Load(), Retried: a.retried.Load(), DeadLettered: a.dead.Load(),
+		Lag: a.lag.Load(), Seq: a.seq.Load(),
+	}
+	if !a.start.IsZero() {
+		s.Elapsed = time.Since(a.start)
+	}
+	return s
+}
+
+// EnsureStream returns the name of the stream the adapter of cfg reads:
+// cfg.Stream when set (created capturing cfg.From when it does not
+// exist), else the stream that captures cfg.From, else a new one named
+// "ADAPTER_<KIND>" capturing cfg.From (file storage). Events published
+// before any stream captured the subject are not kept: create the stream
+// (run the adapter once) before the source publishes.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg Config) (string, error) {
+	name := cfg.Stream
+	if name == "" {
+		found, err := js.StreamNameBySubject(ctx, cfg.From)
+		switch {
+		case err == nil:
+			return found, nil
+		case !errors.Is(err, jetstream.ErrStreamNotFound):
+			return "", fmt.Errorf("find the stream capturing %s: %w", cfg.From, err)
+		}
+		name = "ADAPTER_" + strings.ToUpper(cfg.Kind)
+	}
+	_, err := js.Stream(ctx, name)
+	if err == nil {
+		return name, nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return "", fmt.Errorf("look up stream %s: %w", name, err)
+	}
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: name, Subjects: []string{cfg.From}, Storage: jetstream.FileStorage,
+		Description: "source events of the Cairn " + cfg.Kind + " adapter",
+	})
+	if err != nil {
+		return "", fmt.Errorf("create stream %s capturing %s: %w", name, cfg.From, err)
+	}
+	return name, nil
+}
+
+// Run reads events and writes them until ctx ends or the graph goes away.
+// An event is acked only once the engine acknowledged its command (or it
+// was dead-lettered or skipped), so the durable consumer's position is the
+// checkpoint: after a crash the events in flight are delivered again
+// (after Config.AckWait) and their command ids make them duplicates. When
+// ctx ends, Run finishes the event in flight (within Config.StopGrace),
+// hands the rest of the fetched batch back unacknowledged and returns
+// nil. It returns ErrNoGraph when the graph does not exist (and
+// Config.CreateGraph is not set), and an error when the stream or the
+// consumer cannot be set up or the connection fails.
+func (a *Adapter) Run(ctx context.Context) error {
+	a.start = time.Now()
+	work, cancelWork := graceContext(ctx, a.cfg.StopGrace)
+	defer cancelWork()
+	if err := a.ensureGraph(work); err != nil {
+		return err
+	}
+	stream, err := EnsureStream(work, a.js, a.cfg)
+	if err != nil {
+		return err
+	}
+	switch ds, err := a.js.StreamNameBySubject(work, a.cfg.DeadLetter); {
+	case err == nil:
+		a.deadStream = ds
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("find the stream capturing %s: %w", a.cfg.DeadLetter, err)
+	}
+	cons, err := a.js.CreateOrUpdateConsumer(work, stream, jetstream.ConsumerConfig{
+		Durable: a.cfg.Durable, FilterSubject: a.cfg.From,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: a.cfg.AckWait,
+		DeliverPolicy: jetstream.DeliverAllPolicy, MaxDeliver: -1,
+		MaxAckPending: max(1000, 4*a.cfg.Batch),
+		Description:   fmt.Sprintf("Cairn %s adapter into graph %s", a.cfg.Kind, a.cfg.Graph),
+	})
+	if err != nil {
+		return fmt.Errorf("durable consumer %s on stream %s: %w", a.cfg.Durable, stream, err)
+	}
+	a.log.Info("adapter started", "stream", stream, "durable", a.cfg.Durable, "from", a.cfg.From, "dead_letter", a.cfg.DeadLetter, "dead_letter_stream", a.deadStream)
+
+	var wg sync.WaitGroup
+	progressDone := make(chan struct{})
+	wg.Add(1)
+	go func() { // the progress reporter; Run waits for it
+		defer wg.Done()
+		t := time.NewTicker(a.cfg.ProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-progressDone:
+				return
+			case <-t.C:
+				a.updateLag(work, cons)
+				if a.cfg.OnProgress != nil {
+					a.cfg.OnProgress(a.Stats())
+				}
+			}
+		}
+	}()
+	err = a.loop(ctx, work, cons)
+	close(progressDone)
+	wg.Wait()
+	a.updateLag(work, cons)
+	return err
+}
+
+// loop fetches batches and handles their events one by one, in stream
+// order.
+func (a *Adapter) loop(ctx, work context.Context, cons jetstream.Consumer) error {
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(a.cfg.Batch, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("fetch from consumer %s: %w", a.cfg.Durable, err)
+		}
+		var failed error
+		for msg := range batch.Messages() {
+			if ctx.Err() != nil || failed != nil {
+				_ = msg.Nak() // not handled: back to the stream for the next run
+				continue
+			}
+			failed = a.handle(work, msg)
+		}
+		if failed != nil {
+			return failed
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+			return fmt.Errorf("fetch from consumer %s: %w", a.cfg.Durable, err)
+		}
+	}
+	return nil
+}
+
+func (a *Adapter) updateLag(ctx context.Context, cons jetstream.Consumer) {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+	defer cancel()
+	if info, err := cons.Info(ctx); err == nil {
+		a.lag.Store(info.NumPending)
+	}
+}
+
+// outcome is what became of an event's command.
+type outcome int
+
+const (
+	applied   outcome = iota + 1 // a new transaction
+	duplicate                    // nothing to change
+	missing                      // a node it names does not exist yet
+	refused                      // refused for good
+	unknown                      // no answer: try again later
+)
+
+// handle maps one event, writes it and acks it, dead-letters it or hands
+// it back for a later delivery. It returns an error only when the adapter
+// must stop (the graph is gone, the connection failed).
+func (a *Adapter) handle(ctx context.Context, msg jetstream.Msg) error {
+	a.read.Add(1)
+	md, err := msg.Metadata()
+	if err != nil {
+		return fmt.Errorf("event without JetStream metadata: %w", err)
+	}
+	ev, err := Decode(a.cfg.Format, msg.Data())
+	var act action
+	if err == nil {
+		act, err = mapEvent(a.kind, ev)
+	}
+	var ue *UnmappableError
+	if errors.As(err, &ue) {
+		if ue.Reason == ReasonOtherDomain && !a.cfg.StrictDomain {
+			a.skipped.Add(1)
+			return a.ack(ctx, msg)
+		}
+		return a.deadLetter(ctx, msg, md, ev, ue.Reason, "", ue.Err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	out, rerr := a.apply(ctx, act)
+	if a.afterApply != nil && (out == applied || out == duplicate) {
+		a.afterApply()
+	}
+	switch out {
+	case applied:
+		a.written.Add(1)
+		return a.ack(ctx, msg)
+	case duplicate:
+		a.dups.Add(1)
+		return a.ack(ctx, msg)
+	case missing:
+		if md.NumDelivered >= uint64(a.cfg.MaxAttempts) {
+			return a.deadLetter(ctx, msg, md, ev, ReasonMissingEntity, codeOf(rerr), fmt.Sprintf("%v (after %d deliveries)", rerr, md.NumDelivered))
+		}
+		return a.later(msg, md, ev, rerr)
+	case refused:
+		var ce *aggregate.CommandError
+		if errors.As(rerr, &ce) && ce.Code == cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND && strings.HasPrefix(ce.Field, "graph_id") {
+			_ = msg.Nak()
+			return fmt.Errorf("graph %s: %w", a.cfg.Graph, rerr)
+		}
+		return a.deadLetter(ctx, msg, md, ev, ReasonRefused, codeOf(rerr), rerr.Error())
+	default:
+		if ctx.Err() != nil { // stopping: the next run takes it again
+			_ = msg.Nak()
+			return nil
+		}
+		return a.later(msg, md, ev, rerr)
+	}
+}
+
+// later hands msg back for a delivery after the back-off of its delivery
+// count.
+func (a *Adapter) later(msg jetstream.Msg, md *jetstream.MsgMetadata, ev *cairnv1.DomainEvent, cause error) error {
+	a.retried.Add(1)
+	d := a.cfg.RetryDelay << min(md.NumDelivered-1, 10)
+	d = min(d, 30*time.Second)
+	a.log.Warn("event redelivered later", "event_id", ev.GetId(), "deliveries", md.NumDelivered, "delay", d, "cause", cause)
+	if err := msg.NakWithDelay(d); err != nil {
+		return fmt.Errorf("hand event %s back: %w", ev.GetId(), err)
+	}
+	return nil
+}
+
+func (a *Adapter) ack(ctx context.Context, msg jetstream.Msg) error {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+	defer cancel()
+	if err := msg.DoubleAck(ctx); err != nil {
+		return fmt.Errorf("ack event: %w", err)
+	}
+	return nil
+}
+
+// deadLetter publishes the event's bytes to the dead-letter subject with
+// headers naming why, then acks it. Through JetStream when a stream
+// captured the subject when Run started (so that the dead letter is kept
+// and its publication acknowledged), else as a plain NATS message.
+func (a *Adapter) deadLetter(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, ev *cairnv1.DomainEvent, reason, code, detail string) error {
+	h := nats.Header{}
+	h.Set(HeaderAdapter, a.cfg.Kind)
+	h.Set(HeaderGraph, a.cfg.Graph)
+	h.Set(HeaderReason, reason)
+	h.Set(HeaderDetail, detail)
+	if ev.GetId() != "" {
+		h.Set(HeaderEventID, ev.GetId())
+	}
+	if t := EventType(ev); ev != nil && t != "" {
+		h.Set(HeaderEventType, t)
+	}
+	if code != "" {
+		h.Set(HeaderErrorCode, code)
+	}
+	h.Set(HeaderSourceSubj, msg.Subject())
+	h.Set(HeaderSourceSeq, strconv.FormatUint(md.Sequence.Stream, 10))
+	h.Set(HeaderDeliveries, strconv.FormatUint(md.NumDelivered, 10))
+	dl := &nats.Msg{Subject: a.cfg.DeadLetter, Data: msg.Data(), Header: h}
+	pctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+	defer cancel()
+	var err error
+	if a.deadStream != "" {
+		_, err = a.js.PublishMsg(pctx, dl)
+	} else if err = a.nc.PublishMsg(dl); err == nil {
+		err = a.nc.FlushWithContext(pctx)
+	}
+	if err != nil {
+		_ = msg.Nak()
+		return fmt.Errorf("publish dead letter to %s: %w", a.cfg.DeadLetter, err)
+	}
+	a.dead.Add(1)
+	a.log.Warn("event dead-lettered", "event_id", ev.GetId(), "reason", reason, "code", code, "detail", detail)
+	return a.ack(ctx, msg)
+}
+
+// codeOf is the code of an engine refusal without ERROR_CODE_, empty for
+// other errors.
+func codeOf(err error) string {
+	var ce *aggregate.CommandError
+	if errors.As(err, &ce) {
+		return strings.TrimPrefix(ce.Code.String(), "ERROR_CODE_")
+	}
+	return ""
+}
+
+// graceContext returns a context that is not cancelled with ctx but grace
+// after it ends: the event in flight gets that long to finish.
+func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-work.Done():
+		}
+	})
+	return work, func() { stop(); cancel() }
+}
