@@ -59,6 +59,9 @@ type engineReply struct {
 //	nodes GRAPH MINSEQ                    N: the graph's nodes, queried here
 //	owns GRAPH | repair GRAPH SEQ         N: 1 when this member owns it, when
 //	                                      the repair (asked here) resumed it
+//	addpkg GRAPH ID NODE                  add a node in category pkg
+//	graphs MINSEQ | findpkg MINSEQ        N: graphs listed, pkg nodes found
+//	                                      across graphs, asked here (graphs_cluster_test.go)
 func runEngineMember(arg string, in io.Reader, out io.Writer) error {
 	ctx := context.Background()
 	url, traced, _ := strings.Cut(arg, " ")
@@ -102,6 +105,10 @@ func runEngineMember(arg string, in io.Reader, out io.Writer) error {
 			cmd = &cairnv1.Command{Kind: &cairnv1.Command_CreateGraph{CreateGraph: &cairnv1.CreateGraph{GraphType: "deps"}}}
 		case "add":
 			cmd = &cairnv1.Command{Kind: &cairnv1.Command_AddNode{AddNode: &cairnv1.AddNode{NodeId: f[3]}}}
+		case "addpkg":
+			cmd = &cairnv1.Command{Kind: &cairnv1.Command_AddNode{AddNode: &cairnv1.AddNode{NodeId: f[3], Categories: []string{"pkg"}}}}
+		case "graphs", "findpkg":
+			r.N, r.Error = countAcross(ctx, eng, f[0], f[1])
 		case "members":
 			r.N = uint64(len(m.Lookup().Members()))
 		case "active":

@@ -160,7 +160,8 @@ func (e *Engine) serveMember(id string) {
 		_ = sub.Unsubscribe()
 	}
 	r.subs, r.id = nil, id
-	for subject, handler := range map[string]nats.MsgHandler{api.MemberQuerySubject(id): e.answerRouted, api.MemberRepairSubject(id): e.repairRouted} {
+	for subject, handler := range map[string]nats.MsgHandler{api.MemberQuerySubject(id): e.answerRouted, api.MemberRepairSubject(id): e.repairRouted,
+		api.MemberGraphsSubject(id): e.answerGraphsRouted} {
 		sub, err := e.nc.Subscribe(subject, handler)
 		if err != nil {
 			e.cfg.Logger.LogAttrs(context.Background(), slog.LevelError, "serving routed requests failed; this member's graphs are queried where asked",

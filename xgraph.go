@@ -10,7 +10,6 @@ import (
 
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
-	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/auth"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
@@ -170,15 +169,11 @@ func (e *Engine) mayUse(ctx context.Context, graph string, write bool) *aggregat
 	if caller == "" {
 		return nil
 	}
-	identity, _, _ := strings.Cut(strings.TrimPrefix(caller, api.InboxRoot+"."), ".")
 	verb := "read"
 	if write {
 		verb = "write"
 	}
-	for _, u := range e.cfg.Auth.Users {
-		if u.Name != identity && u.Nkey != identity {
-			continue
-		}
+	if u, ok := userOf(e.cfg.Auth, caller); ok {
 		switch {
 		case u.Role == auth.Member || u.Role == auth.Admin:
 			return nil

@@ -67,6 +67,14 @@
 // as min_seq reads that write. Every answer carries as_of_seq, the shard's
 // position when the query ran.
 //
+// The catalogue (catalogue.go): a describe_graph query answers a graph's
+// entry (type, metadata, counts, head, created and changed times, deleted,
+// stopped and why) from its read model; Projections.Across answers
+// list_graphs and find_across, the requests about many graphs, from every
+// shard, merged by graph id (GatherAcross, which a cluster member also
+// uses to merge the members' shares), with cursors that name where a page
+// ended, and with as_of a seq through time travel, graph by graph.
+//
 // Nothing the reader delivers is trusted: each transaction is checked as
 // the continuation of its graph's chain (persistence.Chain: CIDs, the link
 // to the head before it, positions, and with ProjectionConfig.Trust its

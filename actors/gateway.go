@@ -73,6 +73,10 @@ type GatewayConfig struct {
 	// Queries, when set, is served on the "query" endpoint
 	// (api.QuerySubjects, and the deprecated api.QuerySubject).
 	Queries Querier
+	// Graphs, when set, is served on the "graphs" endpoint
+	// (api.GraphsSubject): the catalogue and the finds across graphs
+	// (gateway_graphs.go).
+	Graphs GraphsFunc
 	// Repair, when set, is served on the admin "repair" endpoint
 	// (api.RepairSubject, JSON): cairn repair (Projections.Repair).
 	Repair func(ctx context.Context, graph string, seq uint64) (api.RepairResult, error)
@@ -189,6 +193,10 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 			stop()
 			return nil, fmt.Errorf("start gateway: add %s endpoint: %w", e.name, err)
 		}
+	}
+	if err := g.addGraphsEndpoint(svc, cfg.Graphs); err != nil {
+		stop()
+		return nil, err
 	}
 	if cfg.Repair != nil {
 		err = svc.AddEndpoint("repair", micro.HandlerFunc(func(req micro.Request) { g.handleRepair(req, cfg.Repair) }),

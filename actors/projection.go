@@ -849,6 +849,8 @@ func (a *shardActor) Receive(ctx actor.Context) {
 			return
 		}
 		m.reply <- a.answer(m.req)
+	case *acrossRequest:
+		m.reply <- a.across(m)
 	case *adopted:
 		a.adopted(m)
 	case *adoptGraph:
@@ -955,7 +957,7 @@ func (a *shardActor) applyTo(e *projected, f persistence.Followed) {
 		d, err = checkTx(a.p.cfg.Trust, f.Graph, e.head, f.Seq, f.Tx)
 	}
 	if err == nil {
-		err = safeApply(e.g, f.Seq, d.events)
+		err = safeApply(e.g, f.Seq, f.Tx.GetTimestampUnixNano(), d.events)
 	}
 	if err != nil {
 		e.stopped = &ProjectionStoppedError{Graph: f.Graph, Seq: f.Seq, Err: err}
@@ -969,8 +971,10 @@ func (a *shardActor) applyTo(e *projected, f persistence.Followed) {
 }
 
 // safeApply applies a transaction, turning a panic (a read-model bug) into
-// an error so that the actor, and every other graph of the shard, goes on.
-func safeApply(g *readmodel.Graph, seq uint64, events []*cairnv1.Event) (err error) {
+// an error so that the actor, and every other graph of the shard, goes on,
+// and notes its timestamp ts (Unix nanoseconds; 0: none) as the graph's
+// last change (readmodel.Graph.NoteTime, for the catalogue).
+func safeApply(g *readmodel.Graph, seq uint64, ts int64, events []*cairnv1.Event) (err error) {
 	if g == nil {
 		return errors.New("no read model")
 	}
@@ -981,6 +985,9 @@ func safeApply(g *readmodel.Graph, seq uint64, events []*cairnv1.Event) (err err
 	}()
 	if err := g.ApplyTx(seq, events); err != nil {
 		return fmt.Errorf("seq %d: %w: %w", seq, errInconsistent, err)
+	}
+	if ts != 0 {
+		g.NoteTime(ts)
 	}
 	return nil
 }

@@ -789,7 +789,7 @@ func (a *shardActor) foldRange(st HistoryStore, e *projected, from, upTo uint64)
 		}
 		d, err := checkTx(a.p.cfg.Trust, graph, e.head, rec.Seq, rec.Tx)
 		if err == nil {
-			err = safeApply(e.g, rec.Seq, d.events)
+			err = safeApply(e.g, rec.Seq, rec.Tx.GetTimestampUnixNano(), d.events)
 		}
 		if err != nil {
 			failed = rec.Seq

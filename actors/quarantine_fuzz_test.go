@@ -73,7 +73,7 @@ func FuzzQuarantine(f *testing.F) {
 		for i, tx := range prefix {
 			d, err := checkTx(trust, "g", h, uint64(i+1), tx)
 			if err == nil {
-				err = safeApply(g, uint64(i+1), d.events)
+				err = safeApply(g, uint64(i+1), 0, d.events)
 			}
 			if err != nil {
 				t.Fatalf("prefix transaction %d: %v", i+1, err)
@@ -85,11 +85,11 @@ func FuzzQuarantine(f *testing.F) {
 	// The seeds do what they are for: the good one applies, the duplicate
 	// is refused as inconsistent.
 	g, h := prepared(f)
-	if d, err := checkTx(trust, "g", h, 3, good); err != nil || safeApply(g, 3, d.events) != nil {
+	if d, err := checkTx(trust, "g", h, 3, good); err != nil || safeApply(g, 3, 0, d.events) != nil {
 		f.Fatalf("the good seed does not apply: %v", err)
 	}
 	g, h = prepared(f)
-	if d, err := checkTx(trust, "g", h, 3, dup); err != nil || !errors.Is(safeApply(g, 3, d.events), errInconsistent) {
+	if d, err := checkTx(trust, "g", h, 3, dup); err != nil || !errors.Is(safeApply(g, 3, 0, d.events), errInconsistent) {
 		f.Fatalf("the duplicate seed is not refused as inconsistent: %v", err)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -103,7 +103,7 @@ func FuzzQuarantine(f *testing.F) {
 			if d.prev != h || tx.GetKeyId() != signer.KeyID() {
 				t.Fatalf("passed a transaction linking to %+v (head %+v), signed by %q", d.prev, h, tx.GetKeyId())
 			}
-			err = safeApply(g, 3, d.events)
+			err = safeApply(g, 3, 0, d.events)
 		}
 		if err != nil && !isDataLoss(err) {
 			t.Fatalf("refusal %v is not data loss", err)

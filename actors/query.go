@@ -123,21 +123,8 @@ func (p *Projections) validateQuery(req *cairnv1.QueryRequest) *aggregate.Comman
 		return checkNode("get_node.node_id", q.GetNode.GetNodeId())
 	case *cairnv1.QueryRequest_FindNodes:
 		f := q.FindNodes
-		switch by := f.GetBy().(type) {
-		case *cairnv1.FindNodes_ComponentType:
-			if by.ComponentType == "" {
-				return invalid("find_nodes.component_type", "component type is empty")
-			}
-		case *cairnv1.FindNodes_Component:
-			if by.Component.GetType() == "" {
-				return invalid("find_nodes.component.type", "component type is empty")
-			}
-		case *cairnv1.FindNodes_Category:
-			if by.Category == "" {
-				return invalid("find_nodes.category", "category is empty")
-			}
-		default:
-			return invalid("find_nodes.by", "give a component type, a component or a category")
+		if err := checkFindBy("find_nodes", f); err != nil {
+			return err
 		}
 		return checkLimit("find_nodes.limit", f.GetLimit())
 	case *cairnv1.QueryRequest_ListNeighbors:
@@ -167,11 +154,35 @@ func (p *Projections) validateQuery(req *cairnv1.QueryRequest) *aggregate.Comman
 		}
 	case *cairnv1.QueryRequest_Check, *cairnv1.QueryRequest_Expand:
 		return validateAuthzQuery(req)
-	case *cairnv1.QueryRequest_GetStats, *cairnv1.QueryRequest_CountComponents:
 	case *cairnv1.QueryRequest_ListLinks, *cairnv1.QueryRequest_ExpandNodes:
 		return validateLinkQuery(req)
+	case *cairnv1.QueryRequest_GetStats, *cairnv1.QueryRequest_CountComponents, *cairnv1.QueryRequest_DescribeGraph:
+	case *cairnv1.QueryRequest_ListGraphs, *cairnv1.QueryRequest_FindAcross:
+		return invalid("query", "list_graphs and find_across are not about one graph: send them to the graphs subject (api.GraphsSubject)")
 	default:
 		return invalid("query", "the request holds no query")
+	}
+	return nil
+}
+
+// checkFindBy checks what a find looks for; prefix is the request's path
+// to it (find_nodes, find_across).
+func checkFindBy(prefix string, f *cairnv1.FindNodes) *aggregate.CommandError {
+	switch by := f.GetBy().(type) {
+	case *cairnv1.FindNodes_ComponentType:
+		if by.ComponentType == "" {
+			return invalid(prefix+".component_type", "component type is empty")
+		}
+	case *cairnv1.FindNodes_Component:
+		if by.Component.GetType() == "" {
+			return invalid(prefix+".component.type", "component type is empty")
+		}
+	case *cairnv1.FindNodes_Category:
+		if by.Category == "" {
+			return invalid(prefix+".category", "category is empty")
+		}
+	default:
+		return invalid(prefix+".by", "give a component type, a component or a category")
 	}
 	return nil
 }
@@ -237,6 +248,9 @@ func (a *shardActor) answer(req *cairnv1.QueryRequest) *cairnv1.QueryReply {
 	switch {
 	case e == nil:
 		return &cairnv1.QueryReply{AsOfSeq: asOf, Error: notFound("graph_id", "graph %s has no transactions up to seq %d", graph, asOf).Proto()}
+	case e.stopped != nil && req.GetDescribeGraph() != nil:
+		// The catalogue entry says that the graph stopped, and why.
+		return &cairnv1.QueryReply{AsOfSeq: asOf, Result: &cairnv1.QueryReply_Graph{Graph: entryInfo(graph, e)}}
 	case e.stopped != nil:
 		return &cairnv1.QueryReply{AsOfSeq: asOf, Error: e.stopped.reply().Proto()}
 	}
@@ -265,6 +279,7 @@ func (p *Projections) answerCached(g *readmodel.Graph, req *cairnv1.QueryRequest
 		}
 	}
 	rep := p.run(g, req.GetGraphId(), req)
+	describeReply(rep, head)
 	if cacheable && rep.Error == nil && proto.Size(rep) <= p.cfg.CacheMaxReplyBytes {
 		put(key, rep)
 	}
@@ -410,6 +425,8 @@ func (p *Projections) run(g *readmodel.Graph, graph string, req *cairnv1.QueryRe
 		}
 	case *cairnv1.QueryRequest_ListLinks, *cairnv1.QueryRequest_ExpandNodes:
 		err = runLinkQuery(g, req, rep)
+	case *cairnv1.QueryRequest_DescribeGraph:
+		rep.Result = &cairnv1.QueryReply_Graph{Graph: graphInfo(g, persistence.Head{})}
 	case *cairnv1.QueryRequest_GetStats:
 		var s readmodel.Stats
 		if s, err = g.Stats(); err == nil {

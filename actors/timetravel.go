@@ -550,7 +550,7 @@ func (tt *timeTravel) replay(v *view, key viewKey, fetch <-chan fetched) (n int,
 		}
 		n++
 		if key.position == 0 || rec.Seq < key.seq {
-			if err := safeApply(v.g, rec.Seq, d.events); err != nil {
+			if err := safeApply(v.g, rec.Seq, rec.Tx.GetTimestampUnixNano(), d.events); err != nil {
 				return n, fmt.Errorf("seq %d: %w", rec.Seq, err)
 			}
 			v.seq, v.head = rec.Seq, d.head
@@ -570,6 +570,9 @@ func (tt *timeTravel) replay(v *view, key viewKey, fetch <-chan fetched) (n int,
 				return n, fmt.Errorf("seq %d event %d: cid: %w: %v", rec.Seq, i, persistence.ErrMalformed, err)
 			}
 			v.seq, v.head = rec.Seq, persistence.Head{N: d.ns[i], CID: c}
+		}
+		if ts := rec.Tx.GetTimestampUnixNano(); ts != 0 && v.seq == rec.Seq {
+			v.g.NoteTime(ts)
 		}
 		return n, nil
 	}

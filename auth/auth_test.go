@@ -103,13 +103,13 @@ func TestPermissions(t *testing.T) {
 		user      auth.User
 		allow, no []string
 	}{
-		{auth.User{Role: auth.Reader, Graphs: []string{"a"}}, []string{"cairn.query.a", "$SRV.>", "cairn.keys"},
+		{auth.User{Role: auth.Reader, Graphs: []string{"a"}}, []string{"cairn.query.a", "$SRV.>", "cairn.keys", "cairn.graphs"},
 			[]string{"cairn.query.*", "cairn.query", "cairn.command.a", "$JS.API.INFO", "cairn.admin.repair"}},
 		{auth.User{Role: auth.Reader}, []string{"cairn.query.*", "cairn.query"}, []string{"cairn.command.*", "cairn.command"}},
-		{auth.User{Role: auth.Writer, Graphs: []string{"a", "b"}}, []string{"cairn.query.a", "cairn.command.b"},
+		{auth.User{Role: auth.Writer, Graphs: []string{"a", "b"}}, []string{"cairn.query.a", "cairn.command.b", "cairn.graphs"},
 			[]string{"cairn.command.*", "cairn.command", "$JS.API.STREAM.INFO.event-store"}},
 		{auth.User{Role: auth.Admin}, []string{"cairn.command.*", "cairn.command", "$JS.API.STREAM.INFO.event-store",
-			"$JS.API.DIRECT.GET.OBJ_object-store.>", "cairn.admin.repair", "cairn.keys",
+			"$JS.API.DIRECT.GET.OBJ_object-store.>", "cairn.admin.repair", "cairn.keys", "cairn.graphs",
 			// The snapshot index the read-only tools look snapshots up in.
 			"$JS.API.STREAM.INFO.KV_" + persistence.SnapshotIndexBucket("object-store"),
 			"$JS.API.DIRECT.GET.KV_" + persistence.SnapshotIndexBucket("object-store") + ".>"},
@@ -130,6 +130,9 @@ func TestPermissions(t *testing.T) {
 			if !slices.Contains(p.Publish.Deny, d) {
 				t.Errorf("%s: publishing to %s not denied", c.user.Role, d)
 			}
+		}
+		if !slices.Contains(p.Subscribe.Deny, "cairn.graphs") {
+			t.Errorf("%s: subscribing to cairn.graphs (answering it) not denied", c.user.Role)
 		}
 		if !slices.Equal(p.Subscribe.Allow, []string{"_INBOX.me.>"}) {
 			t.Errorf("%s: subscribe allow %v", c.user.Role, p.Subscribe.Allow)

@@ -40,7 +40,9 @@ func (f *File) ServerUsers(s Streams) ([]*server.User, []*server.NkeyUser) {
 //
 //   - every role: requests to the micro service's $SRV subjects (ping,
 //     info, stats) and to api.KeysSubject (the engine's public signing
-//     keys), and subscriptions under its own inbox prefix
+//     keys), to api.GraphsSubject (the catalogue and finds across
+//     graphs, which the engine answers about the user's own graphs only,
+//     known from its inbox), and subscriptions under its own inbox prefix
 //     (api.InboxPrefix(identity)) only, so it can neither answer an API
 //     subject nor read another user's replies;
 //   - reader: api.QuerySubjectFor of its graphs, or every graph's and
@@ -69,7 +71,7 @@ func (u User) Permissions(identity string, s Streams) *server.Permissions {
 			Subscribe: &server.SubjectPermission{Allow: []string{">"}},
 		}
 	}
-	pub := []string{"$SRV.>", api.KeysSubject}
+	pub := []string{"$SRV.>", api.KeysSubject, api.GraphsSubject}
 	add := func(prefix, legacy string) {
 		if u.AllGraphs() || u.Role == Admin {
 			pub = append(pub, prefix+"*", legacy)
@@ -116,7 +118,7 @@ func (u User) Permissions(identity string, s Streams) *server.Permissions {
 			Deny: []string{
 				api.CommandSubject, api.CommandSubjectPrefix + ">",
 				api.QuerySubject, api.QuerySubjectPrefix + ">",
-				api.KeysSubject, api.RepairSubject, api.ArchiveSubject,
+				api.KeysSubject, api.RepairSubject, api.ArchiveSubject, api.GraphsSubject,
 				s.EventSubjects + ".>", "$SRV.>",
 			},
 		},

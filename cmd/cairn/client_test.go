@@ -21,8 +21,15 @@ import (
 // snapshot commands are tested in history_test.go.
 func TestClientScript(t *testing.T) {
 	eng := openEngineNoSnapshots(t)
-	server, bare := eng.ClientURL(), natstest.Start(t).ClientURL()
-	script, err := os.ReadFile(filepath.Join("testdata", "client.txt"))
+	runScript(t, "client", eng.ClientURL())
+}
+
+// runScript runs testdata/NAME.txt against the engine at server and
+// compares the transcript with testdata/NAME.golden.
+func runScript(t *testing.T, name, server string) {
+	t.Helper()
+	bare := natstest.Start(t).ClientURL()
+	script, err := os.ReadFile(filepath.Join("testdata", name+".txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +41,7 @@ func TestClientScript(t *testing.T) {
 		}
 		args, err := splitWords(line)
 		if err != nil {
-			t.Fatalf("client.txt:%d: %v", i+1, err)
+			t.Fatalf("%s.txt:%d: %v", name, i+1, err)
 		}
 		for k, a := range args {
 			args[k] = strings.NewReplacer("$SERVER", server, "$BARE", bare).Replace(a)
@@ -53,7 +60,7 @@ func TestClientScript(t *testing.T) {
 		}
 	}
 	got := strings.NewReplacer(server, "$SERVER", bare, "$BARE").Replace(mask(b.String()))
-	golden(t, "client.golden", got)
+	golden(t, name+".golden", got)
 }
 
 // withServer adds "--server url" to a client command line that names no

@@ -28,12 +28,17 @@ free label of an untyped graph (create says so in a note).
 `
 
 func runGraph(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, args, err := subcommand("graph", args, "create", "delete", "types")
+	sub, args, err := subcommand("graph", args, "create", "delete", "types", "list", "show")
 	if err != nil {
 		return err
 	}
-	if sub == "types" {
+	switch sub {
+	case "types":
 		return runGraphTypes(args, stdout)
+	case "list": // the catalogue: catalogue.go
+		return runGraphList(ctx, args, stdout)
+	case "show":
+		return runGraphShow(ctx, args, stdout)
 	}
 	fs := newFlagSet("graph " + sub)
 	w := newWriteFlags(fs, "graph")

@@ -159,6 +159,7 @@ Usage:
   cairn graph create <graph> [--type T] [--meta key=value]...
   cairn graph delete <graph>
   cairn graph types [--json]
+  cairn graph list [--type T] [--all] | show <graph>
   cairn node add <graph> <node> [--component type=value]... [--category c]...
   cairn node set <graph> <node> [--component type=value]... [--unset type]...
   cairn node remove <graph> <node>
@@ -172,6 +173,7 @@ Usage:
   cairn archive <graph> --before X
   cairn query node|find|neighbors|khop|path|components|top|stats <graph> ...
               [--min-seq N | --as-of X]
+  cairn query find (--graphs a,b,c | --all-graphs) (--category C | ...) [--as-of-seq N]
   cairn tuple write|delete <graph> <object#relation@subject>...
   cairn query check <graph> <object#relation@subject> | expand <graph> <object#relation>
   cairn health
@@ -243,7 +245,7 @@ func printUsage(w io.Writer, topic string) bool {
 	case "serve":
 		text = serveUsage
 	case "graph":
-		text, flags = graphUsage, clientUsage+writeUsage
+		text, flags = graphUsage+catalogueUsage, clientUsage+writeUsage
 	case "node":
 		text, flags = nodeUsage, clientUsage+writeUsage
 	case "edge":
@@ -261,7 +263,7 @@ func printUsage(w io.Writer, topic string) bool {
 	case "archive":
 		text, flags = archiveUsage, clientUsage
 	case "query":
-		text, flags = queryUsage, clientUsage
+		text, flags = queryUsage+findAcrossUsage, clientUsage
 	case "tuple":
 		text, flags = tupleUsage, clientUsage+writeUsage
 	case "health":

@@ -92,6 +92,9 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if sub == "find" && isFindAcross(args) { // catalogue.go
+		return runFindAcross(ctx, args, stdout)
+	}
 	fs := newFlagSet("query " + sub)
 	var c clientFlags
 	c.register(fs, "query", 10*time.Second)

@@ -157,6 +157,9 @@ type QueryRequest struct {
 	//	*QueryRequest_ExpandNodes
 	//	*QueryRequest_Check
 	//	*QueryRequest_Expand
+	//	*QueryRequest_ListGraphs
+	//	*QueryRequest_DescribeGraph
+	//	*QueryRequest_FindAcross
 	Query isQueryRequest_Query `protobuf_oneof:"query"`
 	// timeout_ms bounds the query, its min_seq wait included, when it is
 	// below the server's own limit; 0 means the server's limit.
@@ -338,6 +341,33 @@ func (x *QueryRequest) GetExpand() *Expand {
 	return nil
 }
 
+func (x *QueryRequest) GetListGraphs() *ListGraphs {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_ListGraphs); ok {
+			return x.ListGraphs
+		}
+	}
+	return nil
+}
+
+func (x *QueryRequest) GetDescribeGraph() *DescribeGraph {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_DescribeGraph); ok {
+			return x.DescribeGraph
+		}
+	}
+	return nil
+}
+
+func (x *QueryRequest) GetFindAcross() *FindAcross {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_FindAcross); ok {
+			return x.FindAcross
+		}
+	}
+	return nil
+}
+
 func (x *QueryRequest) GetTimeoutMs() uint32 {
 	if x != nil {
 		return x.TimeoutMs
@@ -410,6 +440,21 @@ type QueryRequest_Expand struct {
 	Expand *Expand `protobuf:"bytes,15,opt,name=expand,proto3,oneof"`
 }
 
+type QueryRequest_ListGraphs struct {
+	// Catalogue and queries across graphs (issue 16): list_graphs and
+	// find_across go to api.GraphsSubject, describe_graph to the graph's
+	// own query subject.
+	ListGraphs *ListGraphs `protobuf:"bytes,16,opt,name=list_graphs,json=listGraphs,proto3,oneof"`
+}
+
+type QueryRequest_DescribeGraph struct {
+	DescribeGraph *DescribeGraph `protobuf:"bytes,17,opt,name=describe_graph,json=describeGraph,proto3,oneof"`
+}
+
+type QueryRequest_FindAcross struct {
+	FindAcross *FindAcross `protobuf:"bytes,18,opt,name=find_across,json=findAcross,proto3,oneof"`
+}
+
 func (*QueryRequest_GetNode) isQueryRequest_Query() {}
 
 func (*QueryRequest_FindNodes) isQueryRequest_Query() {}
@@ -435,6 +480,12 @@ func (*QueryRequest_ExpandNodes) isQueryRequest_Query() {}
 func (*QueryRequest_Check) isQueryRequest_Query() {}
 
 func (*QueryRequest_Expand) isQueryRequest_Query() {}
+
+func (*QueryRequest_ListGraphs) isQueryRequest_Query() {}
+
+func (*QueryRequest_DescribeGraph) isQueryRequest_Query() {}
+
+func (*QueryRequest_FindAcross) isQueryRequest_Query() {}
 
 // GetNode asks for one node's components, categories and degrees.
 type GetNode struct {
@@ -1153,6 +1204,9 @@ type QueryReply struct {
 	//	*QueryReply_Expansion
 	//	*QueryReply_Check
 	//	*QueryReply_Expand
+	//	*QueryReply_Graphs
+	//	*QueryReply_Graph
+	//	*QueryReply_GraphNodes
 	Result isQueryReply_Result `protobuf_oneof:"result"`
 	// cached is true when the answer came from the query cache (the graph has
 	// not changed since it was computed).
@@ -1334,6 +1388,33 @@ func (x *QueryReply) GetExpand() *ExpandResult {
 	return nil
 }
 
+func (x *QueryReply) GetGraphs() *GraphPage {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_Graphs); ok {
+			return x.Graphs
+		}
+	}
+	return nil
+}
+
+func (x *QueryReply) GetGraph() *GraphInfo {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_Graph); ok {
+			return x.Graph
+		}
+	}
+	return nil
+}
+
+func (x *QueryReply) GetGraphNodes() *GraphNodePage {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_GraphNodes); ok {
+			return x.GraphNodes
+		}
+	}
+	return nil
+}
+
 func (x *QueryReply) GetCached() bool {
 	if x != nil {
 		return x.Cached
@@ -1413,6 +1494,19 @@ type QueryReply_Expand struct {
 	Expand *ExpandResult `protobuf:"bytes,16,opt,name=expand,proto3,oneof"`
 }
 
+type QueryReply_Graphs struct {
+	// Catalogue and queries across graphs (issue 16).
+	Graphs *GraphPage `protobuf:"bytes,17,opt,name=graphs,proto3,oneof"`
+}
+
+type QueryReply_Graph struct {
+	Graph *GraphInfo `protobuf:"bytes,18,opt,name=graph,proto3,oneof"`
+}
+
+type QueryReply_GraphNodes struct {
+	GraphNodes *GraphNodePage `protobuf:"bytes,19,opt,name=graph_nodes,json=graphNodes,proto3,oneof"`
+}
+
 func (*QueryReply_Node) isQueryReply_Result() {}
 
 func (*QueryReply_Nodes) isQueryReply_Result() {}
@@ -1438,6 +1532,12 @@ func (*QueryReply_Expansion) isQueryReply_Result() {}
 func (*QueryReply_Check) isQueryReply_Result() {}
 
 func (*QueryReply_Expand) isQueryReply_Result() {}
+
+func (*QueryReply_Graphs) isQueryReply_Result() {}
+
+func (*QueryReply_Graph) isQueryReply_Result() {}
+
+func (*QueryReply_GraphNodes) isQueryReply_Result() {}
 
 // NodeView is one node.
 type NodeView struct {
@@ -2755,11 +2855,616 @@ func (x *Hop) GetNodeId() string {
 	return ""
 }
 
+// ListGraphs pages through the catalogue, by graph id.
+type ListGraphs struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// type keeps only graphs of this type (GraphCreated's graph_type); empty
+	// for any.
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// cursor is the next_cursor of the previous page; empty for the first.
+	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// limit is the page size, 1-1000; 0 means 100.
+	Limit uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	// graph_ids keeps only these graphs; empty for every graph.
+	GraphIds []string `protobuf:"bytes,4,rep,name=graph_ids,json=graphIds,proto3" json:"graph_ids,omitempty"`
+	// include_deleted lists deleted graphs too (GraphInfo.deleted).
+	IncludeDeleted bool `protobuf:"varint,5,opt,name=include_deleted,json=includeDeleted,proto3" json:"include_deleted,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListGraphs) Reset() {
+	*x = ListGraphs{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGraphs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGraphs) ProtoMessage() {}
+
+func (x *ListGraphs) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGraphs.ProtoReflect.Descriptor instead.
+func (*ListGraphs) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListGraphs) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ListGraphs) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ListGraphs) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListGraphs) GetGraphIds() []string {
+	if x != nil {
+		return x.GraphIds
+	}
+	return nil
+}
+
+func (x *ListGraphs) GetIncludeDeleted() bool {
+	if x != nil {
+		return x.IncludeDeleted
+	}
+	return false
+}
+
+// DescribeGraph asks for the catalogue entry of the request's graph.
+type DescribeGraph struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGraph) Reset() {
+	*x = DescribeGraph{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGraph) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGraph) ProtoMessage() {}
+
+func (x *DescribeGraph) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGraph.ProtoReflect.Descriptor instead.
+func (*DescribeGraph) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{34}
+}
+
+// FindAcross pages through the nodes of several graphs that hold a
+// component type, a component or a category: by graph id, then in each
+// graph's own FindNodes order. Deleted graphs and graphs whose projection
+// stopped are left out.
+type FindAcross struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// graph_ids names the graphs to search; all_graphs searches every one.
+	// Give one or the other.
+	GraphIds  []string `protobuf:"bytes,1,rep,name=graph_ids,json=graphIds,proto3" json:"graph_ids,omitempty"`
+	AllGraphs bool     `protobuf:"varint,2,opt,name=all_graphs,json=allGraphs,proto3" json:"all_graphs,omitempty"`
+	// Types that are valid to be assigned to By:
+	//
+	//	*FindAcross_ComponentType
+	//	*FindAcross_Component
+	//	*FindAcross_Category
+	By isFindAcross_By `protobuf_oneof:"by"`
+	// cursor is the next_cursor of the previous page; empty for the first.
+	Cursor string `protobuf:"bytes,6,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// limit is the page size in nodes, 1-1000; 0 means 100.
+	Limit         uint32 `protobuf:"varint,7,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindAcross) Reset() {
+	*x = FindAcross{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindAcross) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindAcross) ProtoMessage() {}
+
+func (x *FindAcross) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindAcross.ProtoReflect.Descriptor instead.
+func (*FindAcross) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *FindAcross) GetGraphIds() []string {
+	if x != nil {
+		return x.GraphIds
+	}
+	return nil
+}
+
+func (x *FindAcross) GetAllGraphs() bool {
+	if x != nil {
+		return x.AllGraphs
+	}
+	return false
+}
+
+func (x *FindAcross) GetBy() isFindAcross_By {
+	if x != nil {
+		return x.By
+	}
+	return nil
+}
+
+func (x *FindAcross) GetComponentType() string {
+	if x != nil {
+		if x, ok := x.By.(*FindAcross_ComponentType); ok {
+			return x.ComponentType
+		}
+	}
+	return ""
+}
+
+func (x *FindAcross) GetComponent() *Component {
+	if x != nil {
+		if x, ok := x.By.(*FindAcross_Component); ok {
+			return x.Component
+		}
+	}
+	return nil
+}
+
+func (x *FindAcross) GetCategory() string {
+	if x != nil {
+		if x, ok := x.By.(*FindAcross_Category); ok {
+			return x.Category
+		}
+	}
+	return ""
+}
+
+func (x *FindAcross) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *FindAcross) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type isFindAcross_By interface {
+	isFindAcross_By()
+}
+
+type FindAcross_ComponentType struct {
+	ComponentType string `protobuf:"bytes,3,opt,name=component_type,json=componentType,proto3,oneof"`
+}
+
+type FindAcross_Component struct {
+	Component *Component `protobuf:"bytes,4,opt,name=component,proto3,oneof"`
+}
+
+type FindAcross_Category struct {
+	Category string `protobuf:"bytes,5,opt,name=category,proto3,oneof"`
+}
+
+func (*FindAcross_ComponentType) isFindAcross_By() {}
+
+func (*FindAcross_Component) isFindAcross_By() {}
+
+func (*FindAcross_Category) isFindAcross_By() {}
+
+// GraphInfo is one graph's catalogue entry.
+type GraphInfo struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	GraphId string                 `protobuf:"bytes,1,opt,name=graph_id,json=graphId,proto3" json:"graph_id,omitempty"`
+	// type and metadata are what GraphCreated set.
+	Type     string            `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Metadata map[string]string `protobuf:"bytes,3,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Nodes    uint64            `protobuf:"varint,4,opt,name=nodes,proto3" json:"nodes,omitempty"`
+	Edges    uint64            `protobuf:"varint,5,opt,name=edges,proto3" json:"edges,omitempty"`
+	// head_seq is the stream sequence of the graph's last transaction
+	// applied; head_cid and position name its last event.
+	HeadSeq  uint64 `protobuf:"varint,6,opt,name=head_seq,json=headSeq,proto3" json:"head_seq,omitempty"`
+	HeadCid  string `protobuf:"bytes,7,opt,name=head_cid,json=headCid,proto3" json:"head_cid,omitempty"`
+	Position uint64 `protobuf:"varint,8,opt,name=position,proto3" json:"position,omitempty"`
+	// created_unix_nano and changed_unix_nano are the timestamps of the
+	// graph's first and last transactions (0: unknown).
+	CreatedUnixNano int64 `protobuf:"varint,9,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	ChangedUnixNano int64 `protobuf:"varint,10,opt,name=changed_unix_nano,json=changedUnixNano,proto3" json:"changed_unix_nano,omitempty"`
+	Deleted         bool  `protobuf:"varint,11,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	// stopped is set when the graph's projection stopped (its queries answer
+	// stopped_code: DATA_LOSS when its stored history failed a check);
+	// stopped_reason says why, stopped_seq where.
+	Stopped       bool      `protobuf:"varint,12,opt,name=stopped,proto3" json:"stopped,omitempty"`
+	StoppedReason string    `protobuf:"bytes,13,opt,name=stopped_reason,json=stoppedReason,proto3" json:"stopped_reason,omitempty"`
+	StoppedSeq    uint64    `protobuf:"varint,14,opt,name=stopped_seq,json=stoppedSeq,proto3" json:"stopped_seq,omitempty"`
+	StoppedCode   ErrorCode `protobuf:"varint,15,opt,name=stopped_code,json=stoppedCode,proto3,enum=cairn.v1.ErrorCode" json:"stopped_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GraphInfo) Reset() {
+	*x = GraphInfo{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GraphInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GraphInfo) ProtoMessage() {}
+
+func (x *GraphInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GraphInfo.ProtoReflect.Descriptor instead.
+func (*GraphInfo) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *GraphInfo) GetGraphId() string {
+	if x != nil {
+		return x.GraphId
+	}
+	return ""
+}
+
+func (x *GraphInfo) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *GraphInfo) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *GraphInfo) GetNodes() uint64 {
+	if x != nil {
+		return x.Nodes
+	}
+	return 0
+}
+
+func (x *GraphInfo) GetEdges() uint64 {
+	if x != nil {
+		return x.Edges
+	}
+	return 0
+}
+
+func (x *GraphInfo) GetHeadSeq() uint64 {
+	if x != nil {
+		return x.HeadSeq
+	}
+	return 0
+}
+
+func (x *GraphInfo) GetHeadCid() string {
+	if x != nil {
+		return x.HeadCid
+	}
+	return ""
+}
+
+func (x *GraphInfo) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *GraphInfo) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+func (x *GraphInfo) GetChangedUnixNano() int64 {
+	if x != nil {
+		return x.ChangedUnixNano
+	}
+	return 0
+}
+
+func (x *GraphInfo) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+func (x *GraphInfo) GetStopped() bool {
+	if x != nil {
+		return x.Stopped
+	}
+	return false
+}
+
+func (x *GraphInfo) GetStoppedReason() string {
+	if x != nil {
+		return x.StoppedReason
+	}
+	return ""
+}
+
+func (x *GraphInfo) GetStoppedSeq() uint64 {
+	if x != nil {
+		return x.StoppedSeq
+	}
+	return 0
+}
+
+func (x *GraphInfo) GetStoppedCode() ErrorCode {
+	if x != nil {
+		return x.StoppedCode
+	}
+	return ErrorCode_ERROR_CODE_UNSPECIFIED
+}
+
+// GraphPage is one page of the catalogue.
+type GraphPage struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Graphs []*GraphInfo           `protobuf:"bytes,1,rep,name=graphs,proto3" json:"graphs,omitempty"`
+	// next_cursor fetches the next page; empty on the last one.
+	NextCursor    string `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GraphPage) Reset() {
+	*x = GraphPage{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GraphPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GraphPage) ProtoMessage() {}
+
+func (x *GraphPage) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GraphPage.ProtoReflect.Descriptor instead.
+func (*GraphPage) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *GraphPage) GetGraphs() []*GraphInfo {
+	if x != nil {
+		return x.Graphs
+	}
+	return nil
+}
+
+func (x *GraphPage) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+// GraphNodes is one graph's share of a FindAcross page.
+type GraphNodes struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	GraphId string                 `protobuf:"bytes,1,opt,name=graph_id,json=graphId,proto3" json:"graph_id,omitempty"`
+	NodeIds []string               `protobuf:"bytes,2,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
+	// next_cursor is the graph's own FindNodes cursor after the last node
+	// here; empty when the graph has no more.
+	NextCursor string `protobuf:"bytes,3,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	// as_of_seq: the graph's answer reflects every transaction up to this
+	// stream sequence.
+	AsOfSeq       uint64 `protobuf:"varint,4,opt,name=as_of_seq,json=asOfSeq,proto3" json:"as_of_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GraphNodes) Reset() {
+	*x = GraphNodes{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GraphNodes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GraphNodes) ProtoMessage() {}
+
+func (x *GraphNodes) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GraphNodes.ProtoReflect.Descriptor instead.
+func (*GraphNodes) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *GraphNodes) GetGraphId() string {
+	if x != nil {
+		return x.GraphId
+	}
+	return ""
+}
+
+func (x *GraphNodes) GetNodeIds() []string {
+	if x != nil {
+		return x.NodeIds
+	}
+	return nil
+}
+
+func (x *GraphNodes) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+func (x *GraphNodes) GetAsOfSeq() uint64 {
+	if x != nil {
+		return x.AsOfSeq
+	}
+	return 0
+}
+
+// GraphNodePage is one page of a FindAcross: graphs by id, each with its
+// nodes in its own find order.
+type GraphNodePage struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Graphs []*GraphNodes          `protobuf:"bytes,1,rep,name=graphs,proto3" json:"graphs,omitempty"`
+	// next_cursor fetches the next page; empty on the last one.
+	NextCursor    string `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GraphNodePage) Reset() {
+	*x = GraphNodePage{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GraphNodePage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GraphNodePage) ProtoMessage() {}
+
+func (x *GraphNodePage) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GraphNodePage.ProtoReflect.Descriptor instead.
+func (*GraphNodePage) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *GraphNodePage) GetGraphs() []*GraphNodes {
+	if x != nil {
+		return x.Graphs
+	}
+	return nil
+}
+
+func (x *GraphNodePage) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
 var File_cairn_v1_queries_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\n" +
-	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x14cairn/v1/authz.proto\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\x1a\x17cairn/v1/snapshot.proto\"\xd4\x06\n" +
+	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x14cairn/v1/authz.proto\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\x1a\x17cairn/v1/snapshot.proto\"\x88\b\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x17\n" +
 	"\amin_seq\x18\x02 \x01(\x04R\x06minSeq\x12.\n" +
@@ -2779,7 +3484,12 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"list_links\x18\x16 \x01(\v2\x13.cairn.v1.ListLinksH\x00R\tlistLinks\x12:\n" +
 	"\fexpand_nodes\x18\x17 \x01(\v2\x15.cairn.v1.ExpandNodesH\x00R\vexpandNodes\x12'\n" +
 	"\x05check\x18\x0e \x01(\v2\x0f.cairn.v1.CheckH\x00R\x05check\x12*\n" +
-	"\x06expand\x18\x0f \x01(\v2\x10.cairn.v1.ExpandH\x00R\x06expand\x12\x1d\n" +
+	"\x06expand\x18\x0f \x01(\v2\x10.cairn.v1.ExpandH\x00R\x06expand\x127\n" +
+	"\vlist_graphs\x18\x10 \x01(\v2\x14.cairn.v1.ListGraphsH\x00R\n" +
+	"listGraphs\x12@\n" +
+	"\x0edescribe_graph\x18\x11 \x01(\v2\x17.cairn.v1.DescribeGraphH\x00R\rdescribeGraph\x127\n" +
+	"\vfind_across\x18\x12 \x01(\v2\x14.cairn.v1.FindAcrossH\x00R\n" +
+	"findAcross\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\a \x01(\rR\ttimeoutMs\x12#\n" +
 	"\x05as_of\x18\r \x01(\v2\x0e.cairn.v1.AsOfR\x04asOfB\a\n" +
@@ -2830,7 +3540,7 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x0fCountComponents\"C\n" +
 	"\tTopDegree\x12\f\n" +
 	"\x01k\x18\x01 \x01(\rR\x01k\x12(\n" +
-	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xa5\x06\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xbd\a\n" +
 	"\n" +
 	"QueryReply\x12\x1a\n" +
 	"\tas_of_seq\x18\x01 \x01(\x04R\aasOfSeq\x12%\n" +
@@ -2848,7 +3558,11 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x05links\x18\x16 \x01(\v2\x12.cairn.v1.LinkPageH\x00R\x05links\x123\n" +
 	"\texpansion\x18\x17 \x01(\v2\x13.cairn.v1.ExpansionH\x00R\texpansion\x12-\n" +
 	"\x05check\x18\x0f \x01(\v2\x15.cairn.v1.CheckResultH\x00R\x05check\x120\n" +
-	"\x06expand\x18\x10 \x01(\v2\x16.cairn.v1.ExpandResultH\x00R\x06expand\x12\x16\n" +
+	"\x06expand\x18\x10 \x01(\v2\x16.cairn.v1.ExpandResultH\x00R\x06expand\x12-\n" +
+	"\x06graphs\x18\x11 \x01(\v2\x13.cairn.v1.GraphPageH\x00R\x06graphs\x12+\n" +
+	"\x05graph\x18\x12 \x01(\v2\x13.cairn.v1.GraphInfoH\x00R\x05graph\x12:\n" +
+	"\vgraph_nodes\x18\x13 \x01(\v2\x17.cairn.v1.GraphNodePageH\x00R\n" +
+	"graphNodes\x12\x16\n" +
 	"\x06cached\x18\f \x01(\bR\x06cached\x12\x19\n" +
 	"\bhead_cid\x18\r \x01(\tR\aheadCid\x12\x1a\n" +
 	"\bposition\x18\x0e \x01(\x04R\bpositionB\b\n" +
@@ -2953,7 +3667,62 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x03Hop\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x19\n" +
 	"\bgraph_id\x18\x02 \x01(\tR\agraphId\x12\x17\n" +
-	"\anode_id\x18\x03 \x01(\tR\x06nodeId*_\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\"\x94\x01\n" +
+	"\n" +
+	"ListGraphs\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x1b\n" +
+	"\tgraph_ids\x18\x04 \x03(\tR\bgraphIds\x12'\n" +
+	"\x0finclude_deleted\x18\x05 \x01(\bR\x0eincludeDeleted\"\x0f\n" +
+	"\rDescribeGraph\"\xf8\x01\n" +
+	"\n" +
+	"FindAcross\x12\x1b\n" +
+	"\tgraph_ids\x18\x01 \x03(\tR\bgraphIds\x12\x1d\n" +
+	"\n" +
+	"all_graphs\x18\x02 \x01(\bR\tallGraphs\x12'\n" +
+	"\x0ecomponent_type\x18\x03 \x01(\tH\x00R\rcomponentType\x123\n" +
+	"\tcomponent\x18\x04 \x01(\v2\x13.cairn.v1.ComponentH\x00R\tcomponent\x12\x1c\n" +
+	"\bcategory\x18\x05 \x01(\tH\x00R\bcategory\x12\x16\n" +
+	"\x06cursor\x18\x06 \x01(\tR\x06cursor\x12\x14\n" +
+	"\x05limit\x18\a \x01(\rR\x05limitB\x04\n" +
+	"\x02by\"\xc0\x04\n" +
+	"\tGraphInfo\x12\x19\n" +
+	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12=\n" +
+	"\bmetadata\x18\x03 \x03(\v2!.cairn.v1.GraphInfo.MetadataEntryR\bmetadata\x12\x14\n" +
+	"\x05nodes\x18\x04 \x01(\x04R\x05nodes\x12\x14\n" +
+	"\x05edges\x18\x05 \x01(\x04R\x05edges\x12\x19\n" +
+	"\bhead_seq\x18\x06 \x01(\x04R\aheadSeq\x12\x19\n" +
+	"\bhead_cid\x18\a \x01(\tR\aheadCid\x12\x1a\n" +
+	"\bposition\x18\b \x01(\x04R\bposition\x12*\n" +
+	"\x11created_unix_nano\x18\t \x01(\x03R\x0fcreatedUnixNano\x12*\n" +
+	"\x11changed_unix_nano\x18\n" +
+	" \x01(\x03R\x0fchangedUnixNano\x12\x18\n" +
+	"\adeleted\x18\v \x01(\bR\adeleted\x12\x18\n" +
+	"\astopped\x18\f \x01(\bR\astopped\x12%\n" +
+	"\x0estopped_reason\x18\r \x01(\tR\rstoppedReason\x12\x1f\n" +
+	"\vstopped_seq\x18\x0e \x01(\x04R\n" +
+	"stoppedSeq\x126\n" +
+	"\fstopped_code\x18\x0f \x01(\x0e2\x13.cairn.v1.ErrorCodeR\vstoppedCode\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Y\n" +
+	"\tGraphPage\x12+\n" +
+	"\x06graphs\x18\x01 \x03(\v2\x13.cairn.v1.GraphInfoR\x06graphs\x12\x1f\n" +
+	"\vnext_cursor\x18\x02 \x01(\tR\n" +
+	"nextCursor\"\x7f\n" +
+	"\n" +
+	"GraphNodes\x12\x19\n" +
+	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x19\n" +
+	"\bnode_ids\x18\x02 \x03(\tR\anodeIds\x12\x1f\n" +
+	"\vnext_cursor\x18\x03 \x01(\tR\n" +
+	"nextCursor\x12\x1a\n" +
+	"\tas_of_seq\x18\x04 \x01(\x04R\aasOfSeq\"^\n" +
+	"\rGraphNodePage\x12,\n" +
+	"\x06graphs\x18\x01 \x03(\v2\x14.cairn.v1.GraphNodesR\x06graphs\x12\x1f\n" +
+	"\vnext_cursor\x18\x02 \x01(\tR\n" +
+	"nextCursor*_\n" +
 	"\tDirection\x12\x19\n" +
 	"\x15DIRECTION_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rDIRECTION_OUT\x10\x01\x12\x10\n" +
@@ -2979,7 +3748,7 @@ func file_cairn_v1_queries_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_queries_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_v1_queries_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_cairn_v1_queries_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_cairn_v1_queries_proto_goTypes = []any{
 	(Direction)(0),          // 0: cairn.v1.Direction
 	(DegreeKind)(0),         // 1: cairn.v1.DegreeKind
@@ -3016,13 +3785,22 @@ var file_cairn_v1_queries_proto_goTypes = []any{
 	(*Expansion)(nil),       // 32: cairn.v1.Expansion
 	(*ExpandedNode)(nil),    // 33: cairn.v1.ExpandedNode
 	(*Hop)(nil),             // 34: cairn.v1.Hop
-	(*Check)(nil),           // 35: cairn.v1.Check
-	(*Expand)(nil),          // 36: cairn.v1.Expand
-	(*AsOf)(nil),            // 37: cairn.v1.AsOf
-	(*Component)(nil),       // 38: cairn.v1.Component
-	(*Error)(nil),           // 39: cairn.v1.Error
-	(*CheckResult)(nil),     // 40: cairn.v1.CheckResult
-	(*ExpandResult)(nil),    // 41: cairn.v1.ExpandResult
+	(*ListGraphs)(nil),      // 35: cairn.v1.ListGraphs
+	(*DescribeGraph)(nil),   // 36: cairn.v1.DescribeGraph
+	(*FindAcross)(nil),      // 37: cairn.v1.FindAcross
+	(*GraphInfo)(nil),       // 38: cairn.v1.GraphInfo
+	(*GraphPage)(nil),       // 39: cairn.v1.GraphPage
+	(*GraphNodes)(nil),      // 40: cairn.v1.GraphNodes
+	(*GraphNodePage)(nil),   // 41: cairn.v1.GraphNodePage
+	nil,                     // 42: cairn.v1.GraphInfo.MetadataEntry
+	(*Check)(nil),           // 43: cairn.v1.Check
+	(*Expand)(nil),          // 44: cairn.v1.Expand
+	(*AsOf)(nil),            // 45: cairn.v1.AsOf
+	(*Component)(nil),       // 46: cairn.v1.Component
+	(*Error)(nil),           // 47: cairn.v1.Error
+	(*CheckResult)(nil),     // 48: cairn.v1.CheckResult
+	(*ExpandResult)(nil),    // 49: cairn.v1.ExpandResult
+	(ErrorCode)(0),          // 50: cairn.v1.ErrorCode
 }
 var file_cairn_v1_queries_proto_depIdxs = []int32{
 	3,  // 0: cairn.v1.QueryRequest.get_node:type_name -> cairn.v1.GetNode
@@ -3036,47 +3814,58 @@ var file_cairn_v1_queries_proto_depIdxs = []int32{
 	12, // 8: cairn.v1.QueryRequest.top_degree:type_name -> cairn.v1.TopDegree
 	28, // 9: cairn.v1.QueryRequest.list_links:type_name -> cairn.v1.ListLinks
 	31, // 10: cairn.v1.QueryRequest.expand_nodes:type_name -> cairn.v1.ExpandNodes
-	35, // 11: cairn.v1.QueryRequest.check:type_name -> cairn.v1.Check
-	36, // 12: cairn.v1.QueryRequest.expand:type_name -> cairn.v1.Expand
-	37, // 13: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
-	38, // 14: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
-	0,  // 15: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
-	0,  // 16: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
-	7,  // 17: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
-	0,  // 18: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
-	7,  // 19: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
-	1,  // 20: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
-	39, // 21: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
-	14, // 22: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
-	15, // 23: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
-	17, // 24: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
-	18, // 25: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
-	23, // 26: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
-	24, // 27: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
-	25, // 28: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
-	26, // 29: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
-	27, // 30: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
-	30, // 31: cairn.v1.QueryReply.links:type_name -> cairn.v1.LinkPage
-	32, // 32: cairn.v1.QueryReply.expansion:type_name -> cairn.v1.Expansion
-	40, // 33: cairn.v1.QueryReply.check:type_name -> cairn.v1.CheckResult
-	41, // 34: cairn.v1.QueryReply.expand:type_name -> cairn.v1.ExpandResult
-	38, // 35: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
-	16, // 36: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
-	19, // 37: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
-	20, // 38: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
-	21, // 39: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
-	22, // 40: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
-	20, // 41: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
-	0,  // 42: cairn.v1.Link.direction:type_name -> cairn.v1.Direction
-	29, // 43: cairn.v1.LinkPage.links:type_name -> cairn.v1.Link
-	0,  // 44: cairn.v1.ExpandNodes.direction:type_name -> cairn.v1.Direction
-	33, // 45: cairn.v1.Expansion.nodes:type_name -> cairn.v1.ExpandedNode
-	34, // 46: cairn.v1.ExpandedNode.hops:type_name -> cairn.v1.Hop
-	47, // [47:47] is the sub-list for method output_type
-	47, // [47:47] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	43, // 11: cairn.v1.QueryRequest.check:type_name -> cairn.v1.Check
+	44, // 12: cairn.v1.QueryRequest.expand:type_name -> cairn.v1.Expand
+	35, // 13: cairn.v1.QueryRequest.list_graphs:type_name -> cairn.v1.ListGraphs
+	36, // 14: cairn.v1.QueryRequest.describe_graph:type_name -> cairn.v1.DescribeGraph
+	37, // 15: cairn.v1.QueryRequest.find_across:type_name -> cairn.v1.FindAcross
+	45, // 16: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
+	46, // 17: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
+	0,  // 18: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
+	0,  // 19: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
+	7,  // 20: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
+	0,  // 21: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
+	7,  // 22: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
+	1,  // 23: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
+	47, // 24: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
+	14, // 25: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
+	15, // 26: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
+	17, // 27: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
+	18, // 28: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
+	23, // 29: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
+	24, // 30: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
+	25, // 31: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
+	26, // 32: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
+	27, // 33: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
+	30, // 34: cairn.v1.QueryReply.links:type_name -> cairn.v1.LinkPage
+	32, // 35: cairn.v1.QueryReply.expansion:type_name -> cairn.v1.Expansion
+	48, // 36: cairn.v1.QueryReply.check:type_name -> cairn.v1.CheckResult
+	49, // 37: cairn.v1.QueryReply.expand:type_name -> cairn.v1.ExpandResult
+	39, // 38: cairn.v1.QueryReply.graphs:type_name -> cairn.v1.GraphPage
+	38, // 39: cairn.v1.QueryReply.graph:type_name -> cairn.v1.GraphInfo
+	41, // 40: cairn.v1.QueryReply.graph_nodes:type_name -> cairn.v1.GraphNodePage
+	46, // 41: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
+	16, // 42: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
+	19, // 43: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
+	20, // 44: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
+	21, // 45: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
+	22, // 46: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
+	20, // 47: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
+	0,  // 48: cairn.v1.Link.direction:type_name -> cairn.v1.Direction
+	29, // 49: cairn.v1.LinkPage.links:type_name -> cairn.v1.Link
+	0,  // 50: cairn.v1.ExpandNodes.direction:type_name -> cairn.v1.Direction
+	33, // 51: cairn.v1.Expansion.nodes:type_name -> cairn.v1.ExpandedNode
+	34, // 52: cairn.v1.ExpandedNode.hops:type_name -> cairn.v1.Hop
+	46, // 53: cairn.v1.FindAcross.component:type_name -> cairn.v1.Component
+	42, // 54: cairn.v1.GraphInfo.metadata:type_name -> cairn.v1.GraphInfo.MetadataEntry
+	50, // 55: cairn.v1.GraphInfo.stopped_code:type_name -> cairn.v1.ErrorCode
+	38, // 56: cairn.v1.GraphPage.graphs:type_name -> cairn.v1.GraphInfo
+	40, // 57: cairn.v1.GraphNodePage.graphs:type_name -> cairn.v1.GraphNodes
+	58, // [58:58] is the sub-list for method output_type
+	58, // [58:58] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_queries_proto_init() }
@@ -3102,6 +3891,9 @@ func file_cairn_v1_queries_proto_init() {
 		(*QueryRequest_ExpandNodes)(nil),
 		(*QueryRequest_Check)(nil),
 		(*QueryRequest_Expand)(nil),
+		(*QueryRequest_ListGraphs)(nil),
+		(*QueryRequest_DescribeGraph)(nil),
+		(*QueryRequest_FindAcross)(nil),
 	}
 	file_cairn_v1_queries_proto_msgTypes[2].OneofWrappers = []any{
 		(*FindNodes_ComponentType)(nil),
@@ -3122,6 +3914,14 @@ func file_cairn_v1_queries_proto_init() {
 		(*QueryReply_Expansion)(nil),
 		(*QueryReply_Check)(nil),
 		(*QueryReply_Expand)(nil),
+		(*QueryReply_Graphs)(nil),
+		(*QueryReply_Graph)(nil),
+		(*QueryReply_GraphNodes)(nil),
+	}
+	file_cairn_v1_queries_proto_msgTypes[35].OneofWrappers = []any{
+		(*FindAcross_ComponentType)(nil),
+		(*FindAcross_Component)(nil),
+		(*FindAcross_Category)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3129,7 +3929,7 @@ func file_cairn_v1_queries_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_queries_proto_rawDesc), len(file_cairn_v1_queries_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   33,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
