@@ -217,9 +217,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		return nil, err
 	}
 	e.proj.Start()
-	if err := e.startLinker(ctx); err != nil {
-		return nil, fmt.Errorf("linker: %w", err)
-	}
+	e.startLinker()
 	clusterCfg := cfg.Cluster
 	clusterCfg.Logger = cfg.Logger
 	if clusterCfg.Membership == cairncluster.MembershipNATSKV && clusterCfg.KV.JetStream == nil {

@@ -35,8 +35,10 @@ import (
 // in the same bucket (key linked.<graph>), so that deleting the many
 // graphs that never linked costs nothing.
 
-// LinkerBucket is the key-value bucket that holds the linker's position.
-const LinkerBucket = "cairn-linker"
+// LinkerBucket returns the name of the key-value bucket that holds the
+// linker's position and its set of linked graphs, for the event stream
+// named stream: each event store on a NATS has its own linker.
+func LinkerBucket(stream string) string { return stream + "-linker" }
 
 // linkerSave is how often the linker saves its position while it works.
 const linkerSave = 500 * time.Millisecond
@@ -50,21 +52,43 @@ type linker struct {
 	linked map[string]bool // graphs seen taking a link (linked.<graph>); the linker's goroutine's
 }
 
-// startLinker starts the linker on its own goroutine; Close stops it.
-func (e *Engine) startLinker(ctx context.Context) error {
-	js, err := jetstream.New(e.nc)
-	if err != nil {
-		return err
-	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: LinkerBucket, Replicas: max(e.cfg.Store.Replicas, 1)})
-	if err != nil {
-		return err
-	}
+// startLinker starts the linker on its own goroutine; Close stops it. Its
+// bucket is created there, retried until it is (a JetStream cluster may
+// still be electing its leaders while the engine starts), so that the
+// linker never holds the engine's start up.
+func (e *Engine) startLinker() {
 	lctx, cancel := context.WithCancel(context.WithValue(context.Background(), linkStepKey{}, true))
-	l := &linker{e: e, kv: kv, stop: cancel, done: make(chan struct{}), linked: map[string]bool{}}
+	l := &linker{e: e, stop: cancel, done: make(chan struct{}), linked: map[string]bool{}}
 	e.linker = l
 	go l.run(lctx)
-	return nil
+}
+
+// open creates or opens the linker's bucket, retrying until it is there or
+// ctx ends.
+func (l *linker) open(ctx context.Context, log *slog.Logger) bool {
+	js, err := jetstream.New(l.e.nc)
+	if err != nil {
+		log.LogAttrs(ctx, slog.LevelError, "linker: no JetStream; links left dangling are not marked", slog.String("err", err.Error()))
+		return false
+	}
+	bucket := LinkerBucket(l.e.cfg.Store.Stream)
+	for try := 0; ; try++ {
+		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		l.kv, err = js.CreateOrUpdateKeyValue(octx, jetstream.KeyValueConfig{Bucket: bucket, Replicas: max(l.e.cfg.Store.Replicas, 1),
+			Description: "cairn's linker: its stream position and the graphs that took a cross-graph link"})
+		cancel()
+		if err == nil {
+			return true
+		}
+		if try == 2 {
+			log.LogAttrs(ctx, slog.LevelWarn, "linker: cannot open its bucket yet; retrying", slog.String("bucket", bucket), slog.String("err", err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Duration(min(try+1, 10)) * 200 * time.Millisecond):
+		}
+	}
 }
 
 // close stops the linker and waits for it.
@@ -86,6 +110,9 @@ func (l *linker) position(ctx context.Context) uint64 {
 func (l *linker) run(ctx context.Context) {
 	defer close(l.done)
 	log := l.e.cfg.Logger.With("component", "linker")
+	if !l.open(ctx, log) {
+		return
+	}
 	if keys, err := l.kv.ListKeys(ctx, jetstream.IgnoreDeletes()); err == nil {
 		for k := range keys.Keys() {
 			if g, ok := strings.CutPrefix(k, "linked."); ok {
@@ -176,7 +203,7 @@ func (l *linker) handle(ctx context.Context, f persistence.Followed) {
 			if !removedNodes[local] {
 				continue
 			}
-			if other, _, ok := aggregate.SplitRefNodeID(ref); ok {
+			if other, _, ok := aggregate.SplitRefNodeID(ref); ok && !l.relinked(ctx, f.Graph, local, other, f.Seq) {
 				l.mark(ctx, other, aggregate.RefNodeID(f.Graph, local), f.Seq)
 			}
 		}
@@ -216,6 +243,21 @@ func (l *linker) graphDeleted(ctx context.Context, graph string, seq uint64) {
 			return
 		}
 	}
+}
+
+// relinked reports whether graph's node, removed at seq, holds a live link
+// to other now: it was added and linked again since (the linker may be
+// replaying old transactions, after a restore), so its old removal must
+// not mark the link dangling. When graph cannot say, it is not.
+func (l *linker) relinked(ctx context.Context, graph, node, other string, seq uint64) bool {
+	rep := l.e.ask(ctx, &cairnv1.QueryRequest{GraphId: graph, MinSeq: seq,
+		Query: &cairnv1.QueryRequest_ListLinks{ListLinks: &cairnv1.ListLinks{NodeId: node, Limit: 1000}}})
+	for _, lk := range rep.GetLinks().GetLinks() {
+		if lk.GetOtherGraph() == other && lk.GetDanglingSince() == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // mark sets ref.dangling = seq on graph's reference node ref.

@@ -31,6 +31,17 @@ const (
 	LinkIssuer = "cairn.link"
 )
 
+// refDangling reports whether reference node id carries the dangling mark.
+func (s *State) refDangling(id string) bool {
+	u, ok := s.nodes.Lookup(id)
+	if !ok {
+		return false
+	}
+	var buf [32]uint32
+	comps, _ := s.nodeAttrs(u, buf[:0])
+	return s.hasComponentType(comps, RefDanglingComponent)
+}
+
 // RefNodeID is the id of graph's reference node for node of other graph.
 func RefNodeID(graph, node string) string { return graph + "/" + node }
 
@@ -128,6 +139,11 @@ func decideLinks(s *State, prefix string, cmd *cairnv1.Command) (evs []*cairnv1.
 		}
 		if s.linkStep && !s.IsRefNode(id) {
 			return nil, failedPrecondition(prefix+".set_node_components.node_id", "node %q is no reference node: the engine marks only those", id), true
+		}
+		if s.linkStep && s.refDangling(id) {
+			// Marked already (by an earlier removal, or by this one before
+			// a restart): a mark again would only add events.
+			return nil, alreadyExists(prefix+".set_node_components.node_id", "reference node %q is marked dangling already", id), true
 		}
 	case *cairnv1.Command_RemoveNodeComponents:
 		if id := k.RemoveNodeComponents.GetNodeId(); s.IsRefNode(id) && !s.linkStep {
