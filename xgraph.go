@@ -186,11 +186,23 @@ func (e *Engine) mayUse(ctx context.Context, graph string, write bool) *aggregat
 		case u.AllGraphs() || slices.Contains(u.Graphs, graph):
 			return nil
 		}
-		return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, "graph_id", "user %s may not %s graph %s (a cross-graph link needs the right on both graphs)", u.Name, verb, graph)
+		why := "a traversal that follows links needs the right to read every graph it enters"
+		if write {
+			why = "a cross-graph link needs the right to write both graphs"
+		}
+		return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_PERMISSION_DENIED, "graph_id", "user %s (role %s, graphs %s) may not %s graph %s: %s",
+			u.Name, u.Role, graphList(u.Graphs), verb, graph, why)
 	}
-	return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, "graph_id", "reply subject %q names no known user: cannot %s graph %s across graphs", caller, verb, graph)
+	return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_PERMISSION_DENIED, "graph_id", "reply subject %q names no known user: cannot %s graph %s across graphs", caller, verb, graph)
 }
 
 // linkStepKey marks a context under which the engine dispatches its own
 // link steps (issuer aggregate.LinkIssuer), which clients may not send.
 type linkStepKey struct{}
+
+func graphList(gs []string) string {
+	if len(gs) == 0 {
+		return "all"
+	}
+	return strings.Join(gs, ",")
+}
