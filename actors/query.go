@@ -168,8 +168,8 @@ func (p *Projections) validateQuery(req *cairnv1.QueryRequest) *aggregate.Comman
 	case *cairnv1.QueryRequest_Check, *cairnv1.QueryRequest_Expand:
 		return validateAuthzQuery(req)
 	case *cairnv1.QueryRequest_GetStats, *cairnv1.QueryRequest_CountComponents:
-	case *cairnv1.QueryRequest_ListLinks, *cairnv1.QueryRequest_ExpandNodes:
-		return validateLinkQuery(req)
+	case *cairnv1.QueryRequest_ListLinks, *cairnv1.QueryRequest_ExpandNodes, *cairnv1.QueryRequest_LocalSearch:
+		return validateLinkQuery(req, checkCaps)
 	default:
 		return invalid("query", "the request holds no query")
 	}
@@ -408,8 +408,8 @@ func (p *Projections) run(g *readmodel.Graph, graph string, req *cairnv1.QueryRe
 		if top, err = g.TopDegree(k, kind); err == nil {
 			rep.Result = &cairnv1.QueryReply_Top{Top: &cairnv1.TopNodes{Nodes: nodeDegrees(top)}}
 		}
-	case *cairnv1.QueryRequest_ListLinks, *cairnv1.QueryRequest_ExpandNodes:
-		err = runLinkQuery(g, req, rep)
+	case *cairnv1.QueryRequest_ListLinks, *cairnv1.QueryRequest_ExpandNodes, *cairnv1.QueryRequest_LocalSearch:
+		err = runLinkQuery(g, req, rep, limits)
 	case *cairnv1.QueryRequest_GetStats:
 		var s readmodel.Stats
 		if s, err = g.Stats(); err == nil {

@@ -2945,7 +2945,8 @@ type LocalReach struct {
 	TargetMissing bool     `protobuf:"varint,7,opt,name=target_missing,json=targetMissing,proto3" json:"target_missing,omitempty"`
 	TargetFound   bool     `protobuf:"varint,8,opt,name=target_found,json=targetFound,proto3" json:"target_found,omitempty"`
 	TargetDist    uint32   `protobuf:"varint,9,opt,name=target_dist,json=targetDist,proto3" json:"target_dist,omitempty"`
-	// visited counts the nodes reached, seeds included.
+	// visited counts the nodes reached but seeds at distance 0 (the start)
+	// and reference nodes.
 	Visited uint32 `protobuf:"varint,10,opt,name=visited,proto3" json:"visited,omitempty"`
 	// reached (list_reached): every node reached but reference nodes, with
 	// its distance; parallel lists.
