@@ -105,6 +105,9 @@ func (e *Engine) connectLinked(ctx context.Context, disp *actors.Dispatcher, env
 				EdgeId: cn.GetEdgeId(), Source: cn.GetSource(), Target: cn.GetTarget(), EdgeType: cn.GetEdgeType(),
 				Components: cn.GetComponents(), SourceGraph: env.GetGraphId()}}}}}
 	}
+	if err := e.checkLinkSource(ctx, env.GetGraphId(), cn.GetSource()); err != nil {
+		return aggregate.ErrorReply(env, err)
+	}
 	r1 := disp.Execute(ctx, mirror("link"))
 	if r1.GetError() != nil {
 		return asClient(env, r1, b)
@@ -128,6 +131,27 @@ func (e *Engine) connectLinked(ctx context.Context, disp *actors.Dispatcher, env
 		}
 	}
 	return r2
+}
+
+// checkLinkSource refuses, before anything is written, a link whose source
+// graph's read model (at the graph's last transaction) has no such node or
+// has it as a reference node: A's Decide would refuse it after B's half
+// is written, and the undo would leave two events in B. A's Decide stays
+// the authority; this saves the round trip and the trace.
+func (e *Engine) checkLinkSource(ctx context.Context, graph, source string) *aggregate.CommandError {
+	const field = "commands[0].connect_nodes.source"
+	last, err := e.store.LastSeq(ctx, graph)
+	if err != nil {
+		return nil
+	}
+	qr := e.ask(ctx, &cairnv1.QueryRequest{GraphId: graph, MinSeq: last, Query: &cairnv1.QueryRequest_GetNode{GetNode: &cairnv1.GetNode{NodeId: source}}})
+	switch {
+	case qr.GetError().GetCode() == cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND && qr.GetError().GetField() == "get_node.node_id":
+		return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND, field, "graph %s has no node %q", graph, source)
+	case slices.Contains(qr.GetNode().GetCategories(), aggregate.RefCategory):
+		return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, field, "node %q is a reference node (category %s): link the node itself", source, aggregate.RefCategory)
+	}
+	return nil
 }
 
 // disconnectLinked removes both halves of the link whose removal graph
