@@ -104,6 +104,9 @@ func (e *Engine) connectLinked(ctx context.Context, disp *actors.Dispatcher, env
 				EdgeId: cn.GetEdgeId(), Source: cn.GetSource(), Target: cn.GetTarget(), EdgeType: cn.GetEdgeType(),
 				Components: cn.GetComponents(), SourceGraph: env.GetGraphId()}}}}}
 	}
+	if err := e.checkLinkSource(ctx, env.GetGraphId(), cn.GetSource()); err != nil {
+		return aggregate.ErrorReply(env, err)
+	}
 	r1 := disp.Execute(ctx, mirror("link"))
 	if r1.GetError() != nil {
 		return asClient(env, r1, b)
@@ -127,6 +130,27 @@ func (e *Engine) connectLinked(ctx context.Context, disp *actors.Dispatcher, env
 		}
 	}
 	return r2
+}
+
+// checkLinkSource refuses, before anything is written, a link whose source
+// graph's read model (at the graph's last transaction) has no such node or
+// has it as a reference node: A's Decide would refuse it after B's half
+// is written, and the undo would leave two events in B. A's Decide stays
+// the authority; this saves the round trip and the trace.
+func (e *Engine) checkLinkSource(ctx context.Context, graph, source string) *aggregate.CommandError {
+	const field = "commands[0].connect_nodes.source"
+	last, err := e.store.LastSeq(ctx, graph)
+	if err != nil {
+		return nil
+	}
+	qr := e.ask(ctx, &cairnv1.QueryRequest{GraphId: graph, MinSeq: last, Query: &cairnv1.QueryRequest_GetNode{GetNode: &cairnv1.GetNode{NodeId: source}}})
+	switch {
+	case qr.GetError().GetCode() == cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND && qr.GetError().GetField() == "get_node.node_id":
+		return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND, field, "graph %s has no node %q", graph, source)
+	case slices.Contains(qr.GetNode().GetCategories(), aggregate.RefCategory):
+		return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, field, "node %q is a reference node (category %s): link the node itself", source, aggregate.RefCategory)
+	}
+	return nil
 }
 
 // disconnectLinked removes both halves of the link whose removal graph
@@ -181,11 +205,23 @@ func (e *Engine) mayUse(ctx context.Context, graph string, write bool) *aggregat
 		case u.AllGraphs() || slices.Contains(u.Graphs, graph):
 			return nil
 		}
-		return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, "graph_id", "user %s may not %s graph %s (a cross-graph link needs the right on both graphs)", u.Name, verb, graph)
+		why := "a traversal that follows links needs the right to read every graph it enters"
+		if write {
+			why = "a cross-graph link needs the right to write both graphs"
+		}
+		return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_PERMISSION_DENIED, "graph_id", "user %s (role %s, graphs %s) may not %s graph %s: %s",
+			u.Name, u.Role, graphList(u.Graphs), verb, graph, why)
 	}
-	return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, "graph_id", "reply subject %q names no known user: cannot %s graph %s across graphs", caller, verb, graph)
+	return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_PERMISSION_DENIED, "graph_id", "reply subject %q names no known user: cannot %s graph %s across graphs", caller, verb, graph)
 }
 
 // linkStepKey marks a context under which the engine dispatches its own
 // link steps (issuer aggregate.LinkIssuer), which clients may not send.
 type linkStepKey struct{}
+
+func graphList(gs []string) string {
+	if len(gs) == 0 {
+		return "all"
+	}
+	return strings.Join(gs, ",")
+}

@@ -337,6 +337,41 @@ func runCrossGraphDifferential(t *testing.T, seed uint64) {
 	if found == 0 {
 		t.Fatalf("no query found a path: the test checks nothing")
 	}
+	// KHop that follows links, against the reference's levels, with and
+	// without a cap on the nodes reached.
+	reachedMany := 0
+	for range 40 {
+		from, depth := liveNodes[rng.IntN(len(liveNodes))], 1+rng.IntN(4)
+		want := khopIn(adj, from, depth)
+		var lim *cairnv1.TraverseLimits
+		if rng.IntN(3) == 0 {
+			lim = &cairnv1.TraverseLimits{MaxResults: uint32(1 + rng.IntN(10))}
+		}
+		rep, err := eng.Query(context.Background(), &cairnv1.QueryRequest{GraphId: from.g, MinSeq: last,
+			Query: &cairnv1.QueryRequest_KHop{KHop: &cairnv1.KHop{NodeId: from.n, Depth: uint32(depth), FollowLinks: true, Limits: lim}}})
+		if lim != nil && len(want) > int(lim.GetMaxResults()) {
+			if !errors.Is(err, aggregate.ErrResourceExhausted) {
+				t.Fatalf("k-hop %v depth %d, max_results %d: want RESOURCE_EXHAUSTED (%d nodes), got %v", from, depth, lim.GetMaxResults(), len(want), err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("k-hop %v depth %d: %v", from, depth, err)
+		}
+		var got []string
+		for _, r := range rep.GetKHop().GetNodes() {
+			got = append(got, fmt.Sprintf("%d %s/%s", r.GetDistance(), r.GetGraphId(), r.GetNodeId()))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("k-hop %v depth %d:\n got %q\nwant %q", from, depth, got, want)
+		}
+		if len(want) > 3 {
+			reachedMany++
+		}
+	}
+	if reachedMany == 0 {
+		t.Fatalf("no k-hop reached more than 3 nodes: the test checks little")
+	}
 	// Neighbours that follow links, against the reference's out-edges,
 	// once the linker has marked the links whose far end went.
 	deadline := time.Now().Add(10 * time.Second)
@@ -406,6 +441,33 @@ func bfsIn(adj map[xnode][]xnode, from, to xnode) int {
 		}
 	}
 	return -1
+}
+
+// khopIn lists the nodes within depth hops of from in adj as "dist g/n",
+// by distance, graph, then node.
+func khopIn(adj map[xnode][]xnode, from xnode, depth int) []string {
+	dist := map[xnode]int{from: 0}
+	level := []xnode{from}
+	var out []xnode
+	for d := 1; d <= depth; d++ {
+		var next []xnode
+		for _, n := range level {
+			for _, m := range adj[n] {
+				if _, ok := dist[m]; !ok {
+					dist[m] = d
+					next = append(next, m)
+				}
+			}
+		}
+		slices.SortFunc(next, cmpX)
+		out = append(out, next...)
+		level = next
+	}
+	var s []string
+	for _, n := range out {
+		s = append(s, fmt.Sprintf("%d %s/%s", dist[n], n.g, n.n))
+	}
+	return s
 }
 
 func cmpX(a, b xnode) int {

@@ -1,14 +1,17 @@
 package cairn
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 
-	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
+	"github.com/cairn-graph/cairn/readmodel"
 )
 
 // Traversals across graphs (docs/cross-graph.md): ShortestPath with
@@ -21,11 +24,82 @@ import (
 
 // crossQuery answers req when it is a traversal that follows links.
 func (e *Engine) crossQuery(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, bool) {
+	if k := req.GetKHop(); k != nil && k.GetFollowLinks() {
+		return e.crossKHop(ctx, req), true
+	}
 	sp := req.GetShortestPath()
 	if sp == nil || !sp.GetFollowLinks() {
 		return nil, false
 	}
 	return e.crossPath(ctx, req), true
+}
+
+// traverseCaps resolves a traversal's limits against the server's caps.
+func (e *Engine) traverseCaps(l *cairnv1.TraverseLimits, field string) (maxFrontier, maxResults int, rep *cairnv1.QueryReply) {
+	invalid := cairnv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT
+	caps := e.cfg.Projections.Traverse
+	maxFrontier, maxResults = caps.MaxFrontier, caps.MaxResults
+	if v := int(l.GetMaxFrontier()); v > caps.MaxFrontier {
+		return 0, 0, qerr(invalid, field+".max_frontier", "%d is above the server's cap %d", v, caps.MaxFrontier)
+	} else if v > 0 {
+		maxFrontier = v
+	}
+	if v := int(l.GetMaxResults()); v > caps.MaxResults {
+		return 0, 0, qerr(invalid, field+".max_results", "%d is above the server's cap %d", v, caps.MaxResults)
+	} else if v > 0 {
+		maxResults = v
+	}
+	return maxFrontier, maxResults, nil
+}
+
+// crossKHop answers KHop with follow_links: the nodes within depth hops of
+// the start, in every graph the walk enters, by distance, graph, then id.
+func (e *Engine) crossKHop(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1.QueryReply {
+	k := req.GetKHop()
+	const f = "k_hop"
+	invalid := cairnv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT
+	if err := aggregate.ValidateGraphID("graph_id", req.GetGraphId()); err != nil {
+		return &cairnv1.QueryReply{Error: aggregate.AsCommandError(err).Proto()}
+	}
+	switch {
+	case k.GetNodeId() == "":
+		return qerr(invalid, f+".node_id", "node id is empty")
+	case k.GetDepth() < 1 || k.GetDepth() > readmodel.MaxDepth:
+		return qerr(invalid, f+".depth", "depth %d is not in 1..%d", k.GetDepth(), readmodel.MaxDepth)
+	case req.GetAsOf() != nil && req.GetAsOf().GetPoint() != nil && req.GetAsOf().GetSeq() == 0:
+		return qerr(invalid, "as_of", "across graphs, as_of takes a stream sequence (one point for every graph), not a time or a CID")
+	}
+	if _, ok := cairnv1.Direction_name[int32(k.GetDirection())]; !ok {
+		return qerr(invalid, f+".direction", "unknown direction %d", k.GetDirection())
+	}
+	maxFrontier, maxResults, rep := e.traverseCaps(k.GetLimits(), f+".limits")
+	if rep != nil {
+		return rep
+	}
+	if err := e.mayUse(ctx, req.GetGraphId(), false); err != nil {
+		return &cairnv1.QueryReply{Error: err.Proto()}
+	}
+	x := newXSearch(ctx, e, req, k.GetDirection(), k.GetEdgeType(), maxFrontier, maxResults, f)
+	x.maxDist, x.list = int(k.GetDepth()), true
+	start := gnode{req.GetGraphId(), k.GetNodeId()}
+	if rep := x.run(start); rep != nil {
+		return rep
+	}
+	var out []*cairnv1.ReachedNode
+	for g, lr := range x.last {
+		for i, n := range lr.GetReachedNodes() {
+			if (gnode{g, n}) != start {
+				out = append(out, &cairnv1.ReachedNode{GraphId: g, NodeId: n, Distance: lr.GetReachedDists()[i]})
+			}
+		}
+	}
+	if len(out) > maxResults {
+		return qerr(cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED, f+".limits", "k-hop from graph %s node %q reaches more than %d nodes", start.graph, start.node, maxResults)
+	}
+	slices.SortFunc(out, func(a, b *cairnv1.ReachedNode) int {
+		return cmp.Or(cmp.Compare(a.GetDistance(), b.GetDistance()), strings.Compare(a.GetGraphId(), b.GetGraphId()), strings.Compare(a.GetNodeId(), b.GetNodeId()))
+	})
+	return &cairnv1.QueryReply{AsOfSeq: x.asOfSeq, Result: &cairnv1.QueryReply_KHop{KHop: &cairnv1.KHopResult{Nodes: out}}}
 }
 
 // gnode is a node of a graph.
@@ -69,243 +143,270 @@ func (e *Engine) crossPath(ctx context.Context, req *cairnv1.QueryRequest) *cair
 	if _, ok := cairnv1.Direction_name[int32(sp.GetDirection())]; !ok {
 		return qerr(invalid, f+".direction", "unknown direction %d", sp.GetDirection())
 	}
-	caps := e.cfg.Projections.Traverse
-	maxFrontier, maxResults := caps.MaxFrontier, caps.MaxResults
-	if v := int(sp.GetLimits().GetMaxFrontier()); v > caps.MaxFrontier {
-		return qerr(invalid, f+".limits.max_frontier", "%d is above the server's cap %d", v, caps.MaxFrontier)
-	} else if v > 0 {
-		maxFrontier = v
-	}
-	if v := int(sp.GetLimits().GetMaxResults()); v > caps.MaxResults {
-		return qerr(invalid, f+".limits.max_results", "%d is above the server's cap %d", v, caps.MaxResults)
-	} else if v > 0 {
-		maxResults = v
+	maxFrontier, maxResults, rep := e.traverseCaps(sp.GetLimits(), f+".limits")
+	if rep != nil {
+		return rep
 	}
 	for _, g := range []string{req.GetGraphId(), toGraph} {
 		if err := e.mayUse(ctx, g, false); err != nil {
 			return &cairnv1.QueryReply{Error: err.Proto()}
 		}
 	}
-	x := &expander{e: e, req: req, edgeType: sp.GetEdgeType()}
+	x := newXSearch(ctx, e, req, sp.GetDirection(), sp.GetEdgeType(), maxFrontier, maxResults, f)
 	from, to := gnode{req.GetGraphId(), sp.GetFromNodeId()}, gnode{toGraph, sp.GetToNodeId()}
-	fw := map[gnode]*reach{from: {}}
-	bw := map[gnode]*reach{to: {}}
-	dirF := sp.GetDirection()
-	if dirF == cairnv1.Direction_DIRECTION_UNSPECIFIED {
-		dirF = cairnv1.Direction_DIRECTION_OUT
+	x.target, x.hasTarget = to, true
+	if rep := x.run(from); rep != nil {
+		return rep
 	}
-	dirB := dirF
-	switch dirF {
-	case cairnv1.Direction_DIRECTION_OUT:
-		dirB = cairnv1.Direction_DIRECTION_IN
-	case cairnv1.Direction_DIRECTION_IN:
-		dirB = cairnv1.Direction_DIRECTION_OUT
+	if x.best < 0 {
+		return qerr(cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND, "", "no path from graph %s node %q to graph %s node %q", from.graph, from.node, to.graph, to.node)
 	}
-	frontF, frontB := []gnode{from}, []gnode{to}
-	dead := map[gnode]bool{} // reached through a link whose far end is gone
-	visited := 2
-	for len(frontF) > 0 && len(frontB) > 0 {
-		forward := len(frontF) <= len(frontB)
-		mine, other, front, dir := fw, bw, frontF, dirF
-		if !forward {
-			mine, other, front, dir = bw, fw, frontB, dirB
+	return x.path(from, to)
+}
+
+// xsearch is one traversal across graphs: a BFS over (graph, node) pairs
+// run as rounds of LocalSearch requests, one per graph whose seeds changed
+// (the nodes links enter, at their distances). Each graph walks every level
+// it can inside its own shard and reports the reference nodes it reached;
+// the coordinator turns them into the other graphs' seeds. Distances only
+// fall from round to round, so the rounds end; a graph's last answer is the
+// BFS from its final seeds.
+type xsearch struct {
+	e          *Engine
+	ctx        context.Context
+	req        *cairnv1.QueryRequest
+	dir        cairnv1.Direction
+	edgeType   string
+	limits     *cairnv1.TraverseLimits
+	maxResults int
+	field      string // the query's field path, for errors
+
+	target    gnode
+	hasTarget bool
+	maxDist   int // KHop's depth; 0 for none
+	list      bool
+
+	origin  gnode
+	seeds   map[string]map[string]int // graph -> node -> distance
+	via     map[gnode]gnode           // seed -> (graph, reference node) it was entered from
+	known   map[string]map[string]int // graph -> entry node -> its distance in the graph's last answer
+	dead    map[gnode]bool            // entered through a link whose far end is gone
+	visited map[string]int
+	last    map[string]*cairnv1.LocalReach
+	best    int // the target's distance, -1 while unknown
+	asOfSeq uint64
+	readOK  map[string]bool
+}
+
+func newXSearch(ctx context.Context, e *Engine, req *cairnv1.QueryRequest, dir cairnv1.Direction, edgeType string, maxFrontier, maxResults int, field string) *xsearch {
+	return &xsearch{e: e, ctx: ctx, req: req, dir: dir, edgeType: edgeType, maxResults: maxResults, field: field,
+		limits: &cairnv1.TraverseLimits{MaxFrontier: uint32(maxFrontier), MaxResults: uint32(maxResults)},
+		seeds:  map[string]map[string]int{}, via: map[gnode]gnode{}, known: map[string]map[string]int{},
+		dead: map[gnode]bool{}, visited: map[string]int{}, last: map[string]*cairnv1.LocalReach{}, best: -1, readOK: map[string]bool{}}
+}
+
+// mayRead caches Engine.mayUse for the graphs links lead into.
+func (x *xsearch) mayRead(graph string) bool {
+	ok, seen := x.readOK[graph]
+	if !seen {
+		ok = x.e.mayUse(x.ctx, graph, false) == nil
+		x.readOK[graph] = ok
+	}
+	return ok
+}
+
+// seedList returns graph's seeds that may still matter, sorted by node.
+func (x *xsearch) seedList(graph string) ([]string, []uint32) {
+	ids := make([]string, 0, len(x.seeds[graph]))
+	for n, d := range x.seeds[graph] {
+		if x.best < 0 || d <= x.best {
+			ids = append(ids, n)
 		}
-		if len(front) > maxFrontier {
-			return qerr(cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED, f+".limits", "a search frontier of %d nodes passed max_frontier %d", len(front), maxFrontier)
+	}
+	slices.Sort(ids)
+	dists := make([]uint32, len(ids))
+	for i, n := range ids {
+		dists[i] = uint32(x.seeds[graph][n])
+	}
+	return ids, dists
+}
+
+func (x *xsearch) local(graph string, ls *cairnv1.LocalSearch) *cairnv1.QueryReply {
+	ls.Direction, ls.EdgeType, ls.Limits = x.dir, x.edgeType, x.limits
+	return x.e.ask(x.ctx, &cairnv1.QueryRequest{GraphId: graph, MinSeq: x.req.GetMinSeq(), AsOf: x.req.GetAsOf(), TimeoutMs: x.req.GetTimeoutMs(),
+		Query: &cairnv1.QueryRequest_LocalSearch{LocalSearch: ls}})
+}
+
+func (x *xsearch) notFound(n gnode) *cairnv1.QueryReply {
+	field := x.field + ".from_node_id"
+	if x.field == "k_hop" {
+		field = "k_hop.node_id"
+	} else if x.hasTarget && n == x.target && n != x.origin {
+		field = x.field + ".to_node_id"
+	}
+	return qerr(cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND, field, "graph %s has no node %q", n.graph, n.node)
+}
+
+// run walks from origin until no graph's seeds change; it returns a reply
+// only for an error.
+func (x *xsearch) run(origin gnode) *cairnv1.QueryReply {
+	x.origin = origin
+	x.seeds[origin.graph] = map[string]int{origin.node: 0}
+	dirty := map[string]bool{origin.graph: true}
+	if x.hasTarget {
+		dirty[x.target.graph] = true // it may have no seeds yet: it says whether the target exists
+	}
+	for len(dirty) > 0 {
+		graphs := slices.Sorted(maps.Keys(dirty))
+		clear(dirty)
+		type answer struct {
+			ids []string
+			rep *cairnv1.QueryReply
 		}
-		exp, rep := x.expand(ctx, front, dir)
-		if rep != nil {
-			return rep
+		answers := make([]answer, len(graphs))
+		var wg sync.WaitGroup
+		for i, g := range graphs {
+			ids, dists := x.seedList(g)
+			answers[i].ids = ids
+			ls := &cairnv1.LocalSearch{SeedIds: ids, SeedDists: dists, ListReached: x.list, MaxDist: uint32(x.maxDist)}
+			if x.hasTarget && g == x.target.graph {
+				ls.TargetId = x.target.node
+			}
+			if x.best > 0 {
+				ls.MaxDist = uint32(x.best - 1)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				answers[i].rep = x.local(g, ls)
+			}()
 		}
-		var next []gnode
-		for _, n := range front {
-			hops, ok := exp[n]
-			if !ok {
-				if n == from || n == to {
-					field := f + ".from_node_id"
-					if n == to && n != from {
-						field = f + ".to_node_id"
+		wg.Wait()
+		for i, g := range graphs {
+			ids, r := answers[i].ids, answers[i].rep
+			if err := r.GetError(); err != nil {
+				if err.GetCode() != cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND {
+					if g != x.origin.graph {
+						err.Message = fmt.Sprintf("following links into graph %s: %s", g, err.GetMessage())
 					}
-					return qerr(cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND, field, "graph %s has no node %q", n.graph, n.node)
+					if err.GetCode() == cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED {
+						err.Field = x.field + ".limits"
+					}
+					return &cairnv1.QueryReply{AsOfSeq: r.GetAsOfSeq(), Error: err}
 				}
-				dead[n] = true
-				delete(mine, n)
-				delete(other, n)
+				// No such graph (or deleted): its nodes are missing.
+				if g == x.origin.graph {
+					return x.notFound(x.origin)
+				}
+				if x.hasTarget && g == x.target.graph {
+					return x.notFound(x.target)
+				}
+				for _, n := range ids {
+					x.dead[gnode{g, n}] = true
+					delete(x.seeds[g], n)
+				}
 				continue
 			}
-			mine[n].verified = true
-			if o, ok := other[n]; ok {
-				o.verified = true
-			}
-			for _, h := range hops {
-				m := gnode{n.graph, h.GetNodeId()}
-				if h.GetGraphId() != "" {
-					m.graph = h.GetGraphId()
-					if e.mayUse(ctx, m.graph, false) != nil {
-						continue // a graph the caller may not read is not followed
-					}
+			x.asOfSeq = max(x.asOfSeq, r.GetAsOfSeq())
+			lr := r.GetLocalReach()
+			for _, k := range lr.GetMissingSeeds() {
+				n := gnode{g, ids[k]}
+				if n == x.origin {
+					return x.notFound(n)
 				}
-				if _, seen := mine[m]; seen || dead[m] {
+				x.dead[n] = true
+				delete(x.seeds[g], n.node)
+			}
+			if lr.GetTargetMissing() {
+				return x.notFound(x.target)
+			}
+			if lr.GetTargetFound() && (x.best < 0 || int(lr.GetTargetDist()) < x.best) {
+				x.best = int(lr.GetTargetDist())
+			}
+			x.last[g] = lr
+			x.visited[g] = int(lr.GetVisited())
+			total := 0
+			for _, v := range x.visited {
+				total += v
+			}
+			if total > x.maxResults {
+				return qerr(cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED, x.field+".limits", "the search visited more than max_results %d nodes", x.maxResults)
+			}
+			known := make(map[string]int, len(lr.GetEntryNodes()))
+			for j, n := range lr.GetEntryNodes() {
+				known[n] = int(lr.GetEntryDists()[j])
+			}
+			x.known[g] = known
+		}
+		// The exits, once every answer of the round is in.
+		for i, g := range graphs {
+			lr := answers[i].rep.GetLocalReach()
+			if lr == nil {
+				continue
+			}
+			for j, b := range lr.GetExitGraphs() {
+				m, d := gnode{b, lr.GetExitNodes()[j]}, int(lr.GetExitDists()[j])
+				if x.dead[m] || (x.best >= 0 && d >= x.best) || (x.maxDist > 0 && d > x.maxDist) {
 					continue
 				}
-				mine[m] = &reach{parent: n, edge: h.GetEdgeId(), dist: mine[n].dist + 1, verified: h.GetGraphId() == ""}
-				if o, ok := other[m]; ok && h.GetGraphId() == "" {
-					o.verified = true
+				if kd, ok := x.known[b][m.node]; ok && kd <= d {
+					continue
 				}
-				if visited++; visited > maxResults {
-					return qerr(cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED, f+".limits", "the search visited more than max_results %d nodes", maxResults)
+				if cur, ok := x.seeds[b][m.node]; ok && cur <= d {
+					continue
 				}
-				next = append(next, m)
-			}
-		}
-		if from == to {
-			if _, ok := exp[from]; ok {
-				return x.path(fw, bw, from, from, to)
-			}
-		}
-		if forward {
-			frontF = next
-		} else {
-			frontB = next
-		}
-		// Where the two searches meet: the fewest edges wins; a meeting
-		// node that neither side has seen in its own graph yet is asked
-		// for first (a dangling link's far end is no node).
-		var meets []gnode
-		for _, m := range next {
-			if _, ok := other[m]; ok {
-				meets = append(meets, m)
-			}
-		}
-		if len(meets) == 0 {
-			continue
-		}
-		var unsure []gnode
-		for _, m := range meets {
-			if !fw[m].verified && !bw[m].verified {
-				unsure = append(unsure, m)
-			}
-		}
-		if len(unsure) > 0 {
-			exp, rep := x.expand(ctx, unsure, dirF)
-			if rep != nil {
-				return rep
-			}
-			for _, m := range unsure {
-				if _, ok := exp[m]; ok {
-					fw[m].verified = true
-				} else {
-					dead[m] = true
-					delete(fw, m)
-					delete(bw, m)
+				if !x.mayRead(b) {
+					continue // a graph the caller may not read is not followed
 				}
+				if x.seeds[b] == nil {
+					x.seeds[b] = map[string]int{}
+				}
+				x.seeds[b][m.node] = d
+				x.via[m] = gnode{g, b + "/" + m.node}
+				dirty[b] = true
 			}
 		}
-		best, bestLen := gnode{}, -1
-		for _, m := range meets {
-			a, ok1 := fw[m]
-			b, ok2 := bw[m]
-			if ok1 && ok2 && (bestLen < 0 || a.dist+b.dist < bestLen) {
-				best, bestLen = m, a.dist+b.dist
-			}
-		}
-		if bestLen >= 0 {
-			return x.path(fw, bw, best, from, to)
-		}
-		// Drop the dead meeting nodes from the frontiers too.
-		alive := func(ns []gnode, side map[gnode]*reach) []gnode {
-			return slices.DeleteFunc(ns, func(n gnode) bool { _, ok := side[n]; return !ok })
-		}
-		frontF, frontB = alive(frontF, fw), alive(frontB, bw)
 	}
-	return qerr(cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND, "", "no path from graph %s node %q to graph %s node %q", from.graph, from.node, to.graph, to.node)
+	return nil
 }
 
-// expander asks the graphs' shards for one level of the search.
-type expander struct {
-	e        *Engine
-	req      *cairnv1.QueryRequest
-	edgeType string
-	asOfSeq  uint64 // the highest as_of_seq of the answers
-	mu       sync.Mutex
-}
-
-// expand returns the hops of each node of ns that exists, by node; a
-// node missing from the map does not exist (or its graph does not).
-func (x *expander) expand(ctx context.Context, ns []gnode, dir cairnv1.Direction) (map[gnode][]*cairnv1.Hop, *cairnv1.QueryReply) {
-	byGraph := map[string][]string{}
-	for _, n := range ns {
-		byGraph[n.graph] = append(byGraph[n.graph], n.node)
-	}
-	type batch struct {
-		graph string
-		ids   []string
-	}
-	var batches []batch
-	for g, ids := range byGraph {
-		for len(ids) > 0 {
-			k := min(len(ids), actors.MaxExpandNodes)
-			batches = append(batches, batch{g, ids[:k]})
-			ids = ids[k:]
-		}
-	}
-	replies := make([]*cairnv1.QueryReply, len(batches))
-	var wg sync.WaitGroup
-	for i, b := range batches {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			replies[i] = x.e.ask(ctx, &cairnv1.QueryRequest{GraphId: b.graph, MinSeq: x.req.GetMinSeq(), AsOf: x.req.GetAsOf(), TimeoutMs: x.req.GetTimeoutMs(),
-				Query: &cairnv1.QueryRequest_ExpandNodes{ExpandNodes: &cairnv1.ExpandNodes{NodeIds: b.ids, Direction: dir, EdgeType: x.edgeType}}})
-		}()
-	}
-	wg.Wait()
-	out := make(map[gnode][]*cairnv1.Hop, len(ns))
-	for i, r := range replies {
-		if err := r.GetError(); err != nil {
-			if err.GetCode() == cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND {
-				continue // no such graph (or deleted): its nodes are missing
-			}
-			err.Message = fmt.Sprintf("following links into graph %s: %s", batches[i].graph, err.GetMessage())
-			return nil, &cairnv1.QueryReply{AsOfSeq: r.GetAsOfSeq(), Error: err}
-		}
-		x.mu.Lock()
-		x.asOfSeq = max(x.asOfSeq, r.GetAsOfSeq())
-		x.mu.Unlock()
-		for _, n := range r.GetExpansion().GetNodes() {
-			if !n.GetMissing() {
-				out[gnode{batches[i].graph, n.GetNodeId()}] = n.GetHops()
-			}
-		}
-	}
-	return out, nil
-}
-
-// path joins the two searches at meet.
-func (x *expander) path(fw, bw map[gnode]*reach, meet, from, to gnode) *cairnv1.QueryReply {
+// path asks each graph on the way, from the target back to the origin,
+// for its piece of the path: from one of its seeds to where it was left.
+func (x *xsearch) path(from, to gnode) *cairnv1.QueryReply {
 	var nodes []gnode
 	var edges []string
-	for n := meet; ; {
-		nodes = append(nodes, n)
-		if n == from {
+	nodes = append(nodes, to)
+	want := to
+	for range len(x.via) + 1 {
+		ids, dists := x.seedList(want.graph)
+		r := x.local(want.graph, &cairnv1.LocalSearch{SeedIds: ids, SeedDists: dists, PathTo: want.node})
+		if r.GetError() != nil {
+			return &cairnv1.QueryReply{AsOfSeq: r.GetAsOfSeq(), Error: r.GetError()}
+		}
+		pn, pe := r.GetLocalReach().GetPathNodes(), r.GetLocalReach().GetPathEdges()
+		if len(pn) == 0 {
 			break
 		}
-		r := fw[n]
-		edges = append(edges, r.edge)
-		n = r.parent
+		for i := len(pn) - 2; i >= 0; i-- {
+			edges = append(edges, pe[i])
+			nodes = append(nodes, gnode{want.graph, pn[i]})
+		}
+		start := gnode{want.graph, pn[0]}
+		if start == from {
+			slices.Reverse(nodes)
+			slices.Reverse(edges)
+			p := &cairnv1.PathResult{EdgeIds: edges, Cost: float64(len(edges))}
+			for _, n := range nodes {
+				p.NodeIds = append(p.NodeIds, n.node)
+				p.GraphIds = append(p.GraphIds, n.graph)
+			}
+			return &cairnv1.QueryReply{AsOfSeq: x.asOfSeq, Result: &cairnv1.QueryReply_Path{Path: p}}
+		}
+		v, ok := x.via[start]
+		if !ok {
+			break
+		}
+		want = v
 	}
-	slices.Reverse(nodes)
-	slices.Reverse(edges)
-	for n := meet; n != to; {
-		r := bw[n]
-		edges = append(edges, r.edge)
-		n = r.parent
-		nodes = append(nodes, n)
-	}
-	p := &cairnv1.PathResult{EdgeIds: edges, Cost: float64(len(edges))}
-	for _, n := range nodes {
-		p.NodeIds = append(p.NodeIds, n.node)
-		p.GraphIds = append(p.GraphIds, n.graph)
-	}
-	return &cairnv1.QueryReply{AsOfSeq: x.asOfSeq, Result: &cairnv1.QueryReply_Path{Path: p}}
+	return qerr(cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE, "", "the path from graph %s node %q to graph %s node %q changed while it was read; retry", from.graph, from.node, to.graph, to.node)
 }

@@ -12,8 +12,9 @@ import (
 // MaxExpandNodes caps the nodes of one ExpandNodes query.
 const MaxExpandNodes = 4096
 
-// validateLinkQuery checks a ListLinks or ExpandNodes query.
-func validateLinkQuery(req *cairnv1.QueryRequest) *aggregate.CommandError {
+// validateLinkQuery checks a ListLinks, ExpandNodes or LocalSearch query;
+// checkCaps checks traverse limits against the server's caps.
+func validateLinkQuery(req *cairnv1.QueryRequest, checkCaps func(string, *cairnv1.TraverseLimits) *aggregate.CommandError) *aggregate.CommandError {
 	switch q := req.GetQuery().(type) {
 	case *cairnv1.QueryRequest_ListLinks:
 		if l := q.ListLinks.GetLimit(); l > readmodel.MaxLimit {
@@ -27,12 +28,22 @@ func validateLinkQuery(req *cairnv1.QueryRequest) *aggregate.CommandError {
 		if _, ok := cairnv1.Direction_name[int32(x.GetDirection())]; !ok {
 			return invalid("expand_nodes.direction", "unknown direction %d", x.GetDirection())
 		}
+	case *cairnv1.QueryRequest_LocalSearch:
+		x := q.LocalSearch
+		if len(x.GetSeedDists()) != len(x.GetSeedIds()) {
+			return invalid("local_search.seed_dists", "%d distances for %d seeds", len(x.GetSeedDists()), len(x.GetSeedIds()))
+		}
+		if _, ok := cairnv1.Direction_name[int32(x.GetDirection())]; !ok {
+			return invalid("local_search.direction", "unknown direction %d", x.GetDirection())
+		}
+		return checkCaps("local_search.limits", x.GetLimits())
 	}
 	return nil
 }
 
-// runLinkQuery answers a ListLinks or ExpandNodes query on g into rep.
-func runLinkQuery(g *readmodel.Graph, req *cairnv1.QueryRequest, rep *cairnv1.QueryReply) error {
+// runLinkQuery answers a ListLinks, ExpandNodes or LocalSearch query on g
+// into rep; limits resolves traverse limits against the server's defaults.
+func runLinkQuery(g *readmodel.Graph, req *cairnv1.QueryRequest, rep *cairnv1.QueryReply, limits func(*cairnv1.TraverseLimits) readmodel.TraverseLimits) error {
 	switch q := req.GetQuery().(type) {
 	case *cairnv1.QueryRequest_ListLinks:
 		l := q.ListLinks
@@ -69,6 +80,33 @@ func runLinkQuery(g *readmodel.Graph, req *cairnv1.QueryRequest, rep *cairnv1.Qu
 			out.Nodes[i] = n
 		}
 		rep.Result = &cairnv1.QueryReply_Expansion{Expansion: out}
+	case *cairnv1.QueryRequest_LocalSearch:
+		x := q.LocalSearch
+		s := readmodel.LocalSearch{Seeds: x.GetSeedIds(), Dists: make([]int, len(x.GetSeedDists())), Dir: direction(x.GetDirection()),
+			EdgeType: x.GetEdgeType(), MaxDist: int(x.GetMaxDist()), Target: x.GetTargetId(), ListReached: x.GetListReached(),
+			PathTo: x.GetPathTo(), Limits: limits(x.GetLimits())}
+		for i, d := range x.GetSeedDists() {
+			s.Dists[i] = int(d)
+		}
+		r, err := g.Search(s)
+		if err != nil {
+			return err
+		}
+		out := &cairnv1.LocalReach{TargetMissing: r.TargetMissing, TargetFound: r.TargetFound, TargetDist: uint32(r.TargetDist),
+			Visited: uint32(r.Visited), PathNodes: r.PathNodes, PathEdges: r.PathEdges}
+		for _, i := range r.MissingSeeds {
+			out.MissingSeeds = append(out.MissingSeeds, uint32(i))
+		}
+		for _, e := range r.Exits {
+			out.ExitGraphs, out.ExitNodes, out.ExitDists = append(out.ExitGraphs, e.Graph), append(out.ExitNodes, e.Node), append(out.ExitDists, uint32(e.Dist))
+		}
+		for _, e := range r.Entries {
+			out.EntryNodes, out.EntryDists = append(out.EntryNodes, e.ID), append(out.EntryDists, uint32(e.Distance))
+		}
+		for _, e := range r.Reached {
+			out.ReachedNodes, out.ReachedDists = append(out.ReachedNodes, e.ID), append(out.ReachedDists, uint32(e.Distance))
+		}
+		rep.Result = &cairnv1.QueryReply_LocalReach{LocalReach: out}
 	}
 	return nil
 }

@@ -154,8 +154,8 @@ func (p *Projections) validateQuery(req *cairnv1.QueryRequest) *aggregate.Comman
 		}
 	case *cairnv1.QueryRequest_Check, *cairnv1.QueryRequest_Expand:
 		return validateAuthzQuery(req)
-	case *cairnv1.QueryRequest_ListLinks, *cairnv1.QueryRequest_ExpandNodes:
-		return validateLinkQuery(req)
+	case *cairnv1.QueryRequest_ListLinks, *cairnv1.QueryRequest_ExpandNodes, *cairnv1.QueryRequest_LocalSearch:
+		return validateLinkQuery(req, checkCaps)
 	case *cairnv1.QueryRequest_GetStats, *cairnv1.QueryRequest_CountComponents, *cairnv1.QueryRequest_DescribeGraph:
 	case *cairnv1.QueryRequest_ListGraphs, *cairnv1.QueryRequest_FindAcross:
 		return invalid("query", "list_graphs and find_across are not about one graph: send them to the graphs subject (api.GraphsSubject)")
@@ -423,8 +423,8 @@ func (p *Projections) run(g *readmodel.Graph, graph string, req *cairnv1.QueryRe
 		if top, err = g.TopDegree(k, kind); err == nil {
 			rep.Result = &cairnv1.QueryReply_Top{Top: &cairnv1.TopNodes{Nodes: nodeDegrees(top)}}
 		}
-	case *cairnv1.QueryRequest_ListLinks, *cairnv1.QueryRequest_ExpandNodes:
-		err = runLinkQuery(g, req, rep)
+	case *cairnv1.QueryRequest_ListLinks, *cairnv1.QueryRequest_ExpandNodes, *cairnv1.QueryRequest_LocalSearch:
+		err = runLinkQuery(g, req, rep, limits)
 	case *cairnv1.QueryRequest_DescribeGraph:
 		rep.Result = &cairnv1.QueryReply_Graph{Graph: graphInfo(g, persistence.Head{})}
 	case *cairnv1.QueryRequest_GetStats:

@@ -21,6 +21,7 @@ var (
 	ErrDeadlineExceeded   = errors.New("deadline exceeded")
 	ErrResourceExhausted  = errors.New("resource exhausted")
 	ErrDataLoss           = errors.New("data loss")
+	ErrPermissionDenied   = errors.New("permission denied")
 )
 
 var codeSentinel = map[cairnv1.ErrorCode]error{
@@ -34,6 +35,7 @@ var codeSentinel = map[cairnv1.ErrorCode]error{
 	cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED:   ErrDeadlineExceeded,
 	cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED:  ErrResourceExhausted,
 	cairnv1.ErrorCode_ERROR_CODE_DATA_LOSS:           ErrDataLoss,
+	cairnv1.ErrorCode_ERROR_CODE_PERMISSION_DENIED:   ErrPermissionDenied,
 }
 
 // CommandError is a refused command: a code, the field it concerns (a path

@@ -231,8 +231,9 @@ writes, pass the seq to a query: cairn query ... --min-seq 12.
 
 const exitUsageText = `
 Exit status: 0 done; 1 the engine refused the command, the chain is broken or
-the engine could not be reached (the reason is on stderr); 2 the command line
-is wrong.
+the engine could not be reached (the reason is on stderr, led by its code:
+PERMISSION_DENIED means your user lacks a right the command needs, such as
+writing the other graph of a link); 2 the command line is wrong.
 `
 
 // printUsage prints the help for topic ("" for all commands) and reports

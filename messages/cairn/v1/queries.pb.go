@@ -155,6 +155,7 @@ type QueryRequest struct {
 	//	*QueryRequest_TopDegree
 	//	*QueryRequest_ListLinks
 	//	*QueryRequest_ExpandNodes
+	//	*QueryRequest_LocalSearch
 	//	*QueryRequest_Check
 	//	*QueryRequest_Expand
 	//	*QueryRequest_ListGraphs
@@ -323,6 +324,15 @@ func (x *QueryRequest) GetExpandNodes() *ExpandNodes {
 	return nil
 }
 
+func (x *QueryRequest) GetLocalSearch() *LocalSearch {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_LocalSearch); ok {
+			return x.LocalSearch
+		}
+	}
+	return nil
+}
+
 func (x *QueryRequest) GetCheck() *Check {
 	if x != nil {
 		if x, ok := x.Query.(*QueryRequest_Check); ok {
@@ -431,6 +441,10 @@ type QueryRequest_ExpandNodes struct {
 	ExpandNodes *ExpandNodes `protobuf:"bytes,23,opt,name=expand_nodes,json=expandNodes,proto3,oneof"`
 }
 
+type QueryRequest_LocalSearch struct {
+	LocalSearch *LocalSearch `protobuf:"bytes,24,opt,name=local_search,json=localSearch,proto3,oneof"`
+}
+
 type QueryRequest_Check struct {
 	// Authorization graphs (authz.proto).
 	Check *Check `protobuf:"bytes,14,opt,name=check,proto3,oneof"`
@@ -476,6 +490,8 @@ func (*QueryRequest_TopDegree) isQueryRequest_Query() {}
 func (*QueryRequest_ListLinks) isQueryRequest_Query() {}
 
 func (*QueryRequest_ExpandNodes) isQueryRequest_Query() {}
+
+func (*QueryRequest_LocalSearch) isQueryRequest_Query() {}
 
 func (*QueryRequest_Check) isQueryRequest_Query() {}
 
@@ -844,8 +860,13 @@ type KHop struct {
 	// edge_type follows only edges of this type; empty for any.
 	EdgeType string `protobuf:"bytes,3,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
 	// depth is 1-6.
-	Depth         uint32          `protobuf:"varint,4,opt,name=depth,proto3" json:"depth,omitempty"`
-	Limits        *TraverseLimits `protobuf:"bytes,5,opt,name=limits,proto3" json:"limits,omitempty"`
+	Depth  uint32          `protobuf:"varint,4,opt,name=depth,proto3" json:"depth,omitempty"`
+	Limits *TraverseLimits `protobuf:"bytes,5,opt,name=limits,proto3" json:"limits,omitempty"`
+	// follow_links continues the walk through cross-graph links into the
+	// graphs they name; the nodes reached then carry their graph
+	// (ReachedNode.graph_id) and are ordered by distance, graph, then id.
+	// Dangling links are not followed; the limits count every graph's nodes.
+	FollowLinks   bool `protobuf:"varint,6,opt,name=follow_links,json=followLinks,proto3" json:"follow_links,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -913,6 +934,13 @@ func (x *KHop) GetLimits() *TraverseLimits {
 		return x.Limits
 	}
 	return nil
+}
+
+func (x *KHop) GetFollowLinks() bool {
+	if x != nil {
+		return x.FollowLinks
+	}
+	return false
 }
 
 // ShortestPath finds a shortest path between two nodes: fewest edges
@@ -1202,6 +1230,7 @@ type QueryReply struct {
 	//	*QueryReply_Top
 	//	*QueryReply_Links
 	//	*QueryReply_Expansion
+	//	*QueryReply_LocalReach
 	//	*QueryReply_Check
 	//	*QueryReply_Expand
 	//	*QueryReply_Graphs
@@ -1370,6 +1399,15 @@ func (x *QueryReply) GetExpansion() *Expansion {
 	return nil
 }
 
+func (x *QueryReply) GetLocalReach() *LocalReach {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_LocalReach); ok {
+			return x.LocalReach
+		}
+	}
+	return nil
+}
+
 func (x *QueryReply) GetCheck() *CheckResult {
 	if x != nil {
 		if x, ok := x.Result.(*QueryReply_Check); ok {
@@ -1485,6 +1523,10 @@ type QueryReply_Expansion struct {
 	Expansion *Expansion `protobuf:"bytes,23,opt,name=expansion,proto3,oneof"`
 }
 
+type QueryReply_LocalReach struct {
+	LocalReach *LocalReach `protobuf:"bytes,24,opt,name=local_reach,json=localReach,proto3,oneof"`
+}
+
 type QueryReply_Check struct {
 	// Authorization graphs (authz.proto).
 	Check *CheckResult `protobuf:"bytes,15,opt,name=check,proto3,oneof"`
@@ -1528,6 +1570,8 @@ func (*QueryReply_Top) isQueryReply_Result() {}
 func (*QueryReply_Links) isQueryReply_Result() {}
 
 func (*QueryReply_Expansion) isQueryReply_Result() {}
+
+func (*QueryReply_LocalReach) isQueryReply_Result() {}
 
 func (*QueryReply_Check) isQueryReply_Result() {}
 
@@ -2056,9 +2100,11 @@ func (x *TypeCount) GetNodes() uint64 {
 
 // ReachedNode is a node a k-hop traversal reached and its hop distance.
 type ReachedNode struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Distance      uint32                 `protobuf:"varint,2,opt,name=distance,proto3" json:"distance,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	NodeId   string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Distance uint32                 `protobuf:"varint,2,opt,name=distance,proto3" json:"distance,omitempty"`
+	// graph_id, with KHop.follow_links only, is the node's graph.
+	GraphId       string `protobuf:"bytes,3,opt,name=graph_id,json=graphId,proto3" json:"graph_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2105,6 +2151,13 @@ func (x *ReachedNode) GetDistance() uint32 {
 		return x.Distance
 	}
 	return 0
+}
+
+func (x *ReachedNode) GetGraphId() string {
+	if x != nil {
+		return x.GraphId
+	}
+	return ""
 }
 
 // KHopResult lists the nodes reached, by distance then node id.
@@ -2855,6 +2908,286 @@ func (x *Hop) GetNodeId() string {
 	return ""
 }
 
+// LocalSearch asks one graph for a multi-source BFS inside it, for the
+// engine's coordinator of traversals across graphs (ShortestPath and KHop
+// with follow_links): seeds enter at their distances, the walk stops at
+// reference nodes (reported as exits into the other graph) and never
+// passes max_dist. One request per graph per round, instead of one per BFS
+// level.
+type LocalSearch struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	SeedIds []string               `protobuf:"bytes,1,rep,name=seed_ids,json=seedIds,proto3" json:"seed_ids,omitempty"`
+	// seed_dists is parallel to seed_ids.
+	SeedDists []uint32  `protobuf:"varint,2,rep,packed,name=seed_dists,json=seedDists,proto3" json:"seed_dists,omitempty"`
+	Direction Direction `protobuf:"varint,3,opt,name=direction,proto3,enum=cairn.v1.Direction" json:"direction,omitempty"`
+	EdgeType  string    `protobuf:"bytes,4,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
+	// max_dist: no node farther than this is reached (0: no bound).
+	MaxDist uint32 `protobuf:"varint,5,opt,name=max_dist,json=maxDist,proto3" json:"max_dist,omitempty"`
+	// target_id, when set, stops the walk at the level that reaches it.
+	TargetId string `protobuf:"bytes,6,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	// list_reached reports every node reached (KHop).
+	ListReached bool `protobuf:"varint,7,opt,name=list_reached,json=listReached,proto3" json:"list_reached,omitempty"`
+	// path_to, when set, asks for the path from a seed to this node.
+	PathTo        string          `protobuf:"bytes,8,opt,name=path_to,json=pathTo,proto3" json:"path_to,omitempty"`
+	Limits        *TraverseLimits `protobuf:"bytes,9,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocalSearch) Reset() {
+	*x = LocalSearch{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocalSearch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocalSearch) ProtoMessage() {}
+
+func (x *LocalSearch) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocalSearch.ProtoReflect.Descriptor instead.
+func (*LocalSearch) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *LocalSearch) GetSeedIds() []string {
+	if x != nil {
+		return x.SeedIds
+	}
+	return nil
+}
+
+func (x *LocalSearch) GetSeedDists() []uint32 {
+	if x != nil {
+		return x.SeedDists
+	}
+	return nil
+}
+
+func (x *LocalSearch) GetDirection() Direction {
+	if x != nil {
+		return x.Direction
+	}
+	return Direction_DIRECTION_UNSPECIFIED
+}
+
+func (x *LocalSearch) GetEdgeType() string {
+	if x != nil {
+		return x.EdgeType
+	}
+	return ""
+}
+
+func (x *LocalSearch) GetMaxDist() uint32 {
+	if x != nil {
+		return x.MaxDist
+	}
+	return 0
+}
+
+func (x *LocalSearch) GetTargetId() string {
+	if x != nil {
+		return x.TargetId
+	}
+	return ""
+}
+
+func (x *LocalSearch) GetListReached() bool {
+	if x != nil {
+		return x.ListReached
+	}
+	return false
+}
+
+func (x *LocalSearch) GetPathTo() string {
+	if x != nil {
+		return x.PathTo
+	}
+	return ""
+}
+
+func (x *LocalSearch) GetLimits() *TraverseLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// LocalReach answers LocalSearch.
+type LocalReach struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// missing_seeds are the indices of seeds that are no node of the graph
+	// (or are reference nodes).
+	MissingSeeds []uint32 `protobuf:"varint,1,rep,packed,name=missing_seeds,json=missingSeeds,proto3" json:"missing_seeds,omitempty"`
+	// exits: the live reference nodes reached, as the other graph's node,
+	// at the distance of that node (the link counted); parallel lists.
+	ExitGraphs []string `protobuf:"bytes,2,rep,name=exit_graphs,json=exitGraphs,proto3" json:"exit_graphs,omitempty"`
+	ExitNodes  []string `protobuf:"bytes,3,rep,name=exit_nodes,json=exitNodes,proto3" json:"exit_nodes,omitempty"`
+	ExitDists  []uint32 `protobuf:"varint,4,rep,packed,name=exit_dists,json=exitDists,proto3" json:"exit_dists,omitempty"`
+	// entries: nodes a link enters (in the walk's direction) that were
+	// reached, and their distances; parallel lists.
+	EntryNodes    []string `protobuf:"bytes,5,rep,name=entry_nodes,json=entryNodes,proto3" json:"entry_nodes,omitempty"`
+	EntryDists    []uint32 `protobuf:"varint,6,rep,packed,name=entry_dists,json=entryDists,proto3" json:"entry_dists,omitempty"`
+	TargetMissing bool     `protobuf:"varint,7,opt,name=target_missing,json=targetMissing,proto3" json:"target_missing,omitempty"`
+	TargetFound   bool     `protobuf:"varint,8,opt,name=target_found,json=targetFound,proto3" json:"target_found,omitempty"`
+	TargetDist    uint32   `protobuf:"varint,9,opt,name=target_dist,json=targetDist,proto3" json:"target_dist,omitempty"`
+	// visited counts the nodes reached but seeds at distance 0 (the start)
+	// and reference nodes.
+	Visited uint32 `protobuf:"varint,10,opt,name=visited,proto3" json:"visited,omitempty"`
+	// reached (list_reached): every node reached but reference nodes, with
+	// its distance; parallel lists.
+	ReachedNodes []string `protobuf:"bytes,11,rep,name=reached_nodes,json=reachedNodes,proto3" json:"reached_nodes,omitempty"`
+	ReachedDists []uint32 `protobuf:"varint,12,rep,packed,name=reached_dists,json=reachedDists,proto3" json:"reached_dists,omitempty"`
+	// path (path_to): the nodes from a seed to path_to and the edges
+	// between them; empty when path_to was not reached.
+	PathNodes     []string `protobuf:"bytes,13,rep,name=path_nodes,json=pathNodes,proto3" json:"path_nodes,omitempty"`
+	PathEdges     []string `protobuf:"bytes,14,rep,name=path_edges,json=pathEdges,proto3" json:"path_edges,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocalReach) Reset() {
+	*x = LocalReach{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocalReach) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocalReach) ProtoMessage() {}
+
+func (x *LocalReach) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocalReach.ProtoReflect.Descriptor instead.
+func (*LocalReach) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *LocalReach) GetMissingSeeds() []uint32 {
+	if x != nil {
+		return x.MissingSeeds
+	}
+	return nil
+}
+
+func (x *LocalReach) GetExitGraphs() []string {
+	if x != nil {
+		return x.ExitGraphs
+	}
+	return nil
+}
+
+func (x *LocalReach) GetExitNodes() []string {
+	if x != nil {
+		return x.ExitNodes
+	}
+	return nil
+}
+
+func (x *LocalReach) GetExitDists() []uint32 {
+	if x != nil {
+		return x.ExitDists
+	}
+	return nil
+}
+
+func (x *LocalReach) GetEntryNodes() []string {
+	if x != nil {
+		return x.EntryNodes
+	}
+	return nil
+}
+
+func (x *LocalReach) GetEntryDists() []uint32 {
+	if x != nil {
+		return x.EntryDists
+	}
+	return nil
+}
+
+func (x *LocalReach) GetTargetMissing() bool {
+	if x != nil {
+		return x.TargetMissing
+	}
+	return false
+}
+
+func (x *LocalReach) GetTargetFound() bool {
+	if x != nil {
+		return x.TargetFound
+	}
+	return false
+}
+
+func (x *LocalReach) GetTargetDist() uint32 {
+	if x != nil {
+		return x.TargetDist
+	}
+	return 0
+}
+
+func (x *LocalReach) GetVisited() uint32 {
+	if x != nil {
+		return x.Visited
+	}
+	return 0
+}
+
+func (x *LocalReach) GetReachedNodes() []string {
+	if x != nil {
+		return x.ReachedNodes
+	}
+	return nil
+}
+
+func (x *LocalReach) GetReachedDists() []uint32 {
+	if x != nil {
+		return x.ReachedDists
+	}
+	return nil
+}
+
+func (x *LocalReach) GetPathNodes() []string {
+	if x != nil {
+		return x.PathNodes
+	}
+	return nil
+}
+
+func (x *LocalReach) GetPathEdges() []string {
+	if x != nil {
+		return x.PathEdges
+	}
+	return nil
+}
+
 // ListGraphs pages through the catalogue, by graph id.
 type ListGraphs struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2875,7 +3208,7 @@ type ListGraphs struct {
 
 func (x *ListGraphs) Reset() {
 	*x = ListGraphs{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[33]
+	mi := &file_cairn_v1_queries_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2887,7 +3220,7 @@ func (x *ListGraphs) String() string {
 func (*ListGraphs) ProtoMessage() {}
 
 func (x *ListGraphs) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[33]
+	mi := &file_cairn_v1_queries_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2900,7 +3233,7 @@ func (x *ListGraphs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGraphs.ProtoReflect.Descriptor instead.
 func (*ListGraphs) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{33}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListGraphs) GetType() string {
@@ -2947,7 +3280,7 @@ type DescribeGraph struct {
 
 func (x *DescribeGraph) Reset() {
 	*x = DescribeGraph{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[34]
+	mi := &file_cairn_v1_queries_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2959,7 +3292,7 @@ func (x *DescribeGraph) String() string {
 func (*DescribeGraph) ProtoMessage() {}
 
 func (x *DescribeGraph) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[34]
+	mi := &file_cairn_v1_queries_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2972,7 +3305,7 @@ func (x *DescribeGraph) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGraph.ProtoReflect.Descriptor instead.
 func (*DescribeGraph) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{34}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{36}
 }
 
 // FindAcross pages through the nodes of several graphs that hold a
@@ -3001,7 +3334,7 @@ type FindAcross struct {
 
 func (x *FindAcross) Reset() {
 	*x = FindAcross{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[35]
+	mi := &file_cairn_v1_queries_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3013,7 +3346,7 @@ func (x *FindAcross) String() string {
 func (*FindAcross) ProtoMessage() {}
 
 func (x *FindAcross) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[35]
+	mi := &file_cairn_v1_queries_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3026,7 +3359,7 @@ func (x *FindAcross) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindAcross.ProtoReflect.Descriptor instead.
 func (*FindAcross) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{35}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *FindAcross) GetGraphIds() []string {
@@ -3145,7 +3478,7 @@ type GraphInfo struct {
 
 func (x *GraphInfo) Reset() {
 	*x = GraphInfo{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[36]
+	mi := &file_cairn_v1_queries_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3157,7 +3490,7 @@ func (x *GraphInfo) String() string {
 func (*GraphInfo) ProtoMessage() {}
 
 func (x *GraphInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[36]
+	mi := &file_cairn_v1_queries_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3170,7 +3503,7 @@ func (x *GraphInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphInfo.ProtoReflect.Descriptor instead.
 func (*GraphInfo) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{36}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GraphInfo) GetGraphId() string {
@@ -3290,7 +3623,7 @@ type GraphPage struct {
 
 func (x *GraphPage) Reset() {
 	*x = GraphPage{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[37]
+	mi := &file_cairn_v1_queries_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3302,7 +3635,7 @@ func (x *GraphPage) String() string {
 func (*GraphPage) ProtoMessage() {}
 
 func (x *GraphPage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[37]
+	mi := &file_cairn_v1_queries_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3315,7 +3648,7 @@ func (x *GraphPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphPage.ProtoReflect.Descriptor instead.
 func (*GraphPage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{37}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GraphPage) GetGraphs() []*GraphInfo {
@@ -3349,7 +3682,7 @@ type GraphNodes struct {
 
 func (x *GraphNodes) Reset() {
 	*x = GraphNodes{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[38]
+	mi := &file_cairn_v1_queries_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3361,7 +3694,7 @@ func (x *GraphNodes) String() string {
 func (*GraphNodes) ProtoMessage() {}
 
 func (x *GraphNodes) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[38]
+	mi := &file_cairn_v1_queries_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3374,7 +3707,7 @@ func (x *GraphNodes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphNodes.ProtoReflect.Descriptor instead.
 func (*GraphNodes) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{38}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GraphNodes) GetGraphId() string {
@@ -3418,7 +3751,7 @@ type GraphNodePage struct {
 
 func (x *GraphNodePage) Reset() {
 	*x = GraphNodePage{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[39]
+	mi := &file_cairn_v1_queries_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3430,7 +3763,7 @@ func (x *GraphNodePage) String() string {
 func (*GraphNodePage) ProtoMessage() {}
 
 func (x *GraphNodePage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[39]
+	mi := &file_cairn_v1_queries_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3443,7 +3776,7 @@ func (x *GraphNodePage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphNodePage.ProtoReflect.Descriptor instead.
 func (*GraphNodePage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{39}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GraphNodePage) GetGraphs() []*GraphNodes {
@@ -3464,7 +3797,7 @@ var File_cairn_v1_queries_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\n" +
-	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x14cairn/v1/authz.proto\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\x1a\x17cairn/v1/snapshot.proto\"\x88\b\n" +
+	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x14cairn/v1/authz.proto\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\x1a\x17cairn/v1/snapshot.proto\"\xc4\b\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x17\n" +
 	"\amin_seq\x18\x02 \x01(\x04R\x06minSeq\x12.\n" +
@@ -3482,7 +3815,8 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"top_degree\x18\f \x01(\v2\x13.cairn.v1.TopDegreeH\x00R\ttopDegree\x124\n" +
 	"\n" +
 	"list_links\x18\x16 \x01(\v2\x13.cairn.v1.ListLinksH\x00R\tlistLinks\x12:\n" +
-	"\fexpand_nodes\x18\x17 \x01(\v2\x15.cairn.v1.ExpandNodesH\x00R\vexpandNodes\x12'\n" +
+	"\fexpand_nodes\x18\x17 \x01(\v2\x15.cairn.v1.ExpandNodesH\x00R\vexpandNodes\x12:\n" +
+	"\flocal_search\x18\x18 \x01(\v2\x15.cairn.v1.LocalSearchH\x00R\vlocalSearch\x12'\n" +
 	"\x05check\x18\x0e \x01(\v2\x0f.cairn.v1.CheckH\x00R\x05check\x12*\n" +
 	"\x06expand\x18\x0f \x01(\v2\x10.cairn.v1.ExpandH\x00R\x06expand\x127\n" +
 	"\vlist_graphs\x18\x10 \x01(\v2\x14.cairn.v1.ListGraphsH\x00R\n" +
@@ -3515,13 +3849,14 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x0eTraverseLimits\x12!\n" +
 	"\fmax_frontier\x18\x01 \x01(\rR\vmaxFrontier\x12\x1f\n" +
 	"\vmax_results\x18\x02 \x01(\rR\n" +
-	"maxResults\"\xb7\x01\n" +
+	"maxResults\"\xda\x01\n" +
 	"\x04KHop\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x121\n" +
 	"\tdirection\x18\x02 \x01(\x0e2\x13.cairn.v1.DirectionR\tdirection\x12\x1b\n" +
 	"\tedge_type\x18\x03 \x01(\tR\bedgeType\x12\x14\n" +
 	"\x05depth\x18\x04 \x01(\rR\x05depth\x120\n" +
-	"\x06limits\x18\x05 \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\"\xab\x02\n" +
+	"\x06limits\x18\x05 \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\x12!\n" +
+	"\ffollow_links\x18\x06 \x01(\bR\vfollowLinks\"\xab\x02\n" +
 	"\fShortestPath\x12 \n" +
 	"\ffrom_node_id\x18\x01 \x01(\tR\n" +
 	"fromNodeId\x12\x1c\n" +
@@ -3540,7 +3875,7 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x0fCountComponents\"C\n" +
 	"\tTopDegree\x12\f\n" +
 	"\x01k\x18\x01 \x01(\rR\x01k\x12(\n" +
-	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xbd\a\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xf6\a\n" +
 	"\n" +
 	"QueryReply\x12\x1a\n" +
 	"\tas_of_seq\x18\x01 \x01(\x04R\aasOfSeq\x12%\n" +
@@ -3556,7 +3891,9 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	" \x01(\v2\x18.cairn.v1.ComponentCountH\x00R\x0ecomponentCount\x12&\n" +
 	"\x03top\x18\v \x01(\v2\x12.cairn.v1.TopNodesH\x00R\x03top\x12*\n" +
 	"\x05links\x18\x16 \x01(\v2\x12.cairn.v1.LinkPageH\x00R\x05links\x123\n" +
-	"\texpansion\x18\x17 \x01(\v2\x13.cairn.v1.ExpansionH\x00R\texpansion\x12-\n" +
+	"\texpansion\x18\x17 \x01(\v2\x13.cairn.v1.ExpansionH\x00R\texpansion\x127\n" +
+	"\vlocal_reach\x18\x18 \x01(\v2\x14.cairn.v1.LocalReachH\x00R\n" +
+	"localReach\x12-\n" +
 	"\x05check\x18\x0f \x01(\v2\x15.cairn.v1.CheckResultH\x00R\x05check\x120\n" +
 	"\x06expand\x18\x10 \x01(\v2\x16.cairn.v1.ExpandResultH\x00R\x06expand\x12-\n" +
 	"\x06graphs\x18\x11 \x01(\v2\x13.cairn.v1.GraphPageH\x00R\x06graphs\x12+\n" +
@@ -3609,10 +3946,11 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x06degree\x18\x02 \x01(\rR\x06degree\"5\n" +
 	"\tTypeCount\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x14\n" +
-	"\x05nodes\x18\x02 \x01(\x04R\x05nodes\"B\n" +
+	"\x05nodes\x18\x02 \x01(\x04R\x05nodes\"]\n" +
 	"\vReachedNode\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1a\n" +
-	"\bdistance\x18\x02 \x01(\rR\bdistance\"9\n" +
+	"\bdistance\x18\x02 \x01(\rR\bdistance\x12\x19\n" +
+	"\bgraph_id\x18\x03 \x01(\tR\agraphId\"9\n" +
 	"\n" +
 	"KHopResult\x12+\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x15.cairn.v1.ReachedNodeR\x05nodes\"s\n" +
@@ -3667,7 +4005,43 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x03Hop\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x19\n" +
 	"\bgraph_id\x18\x02 \x01(\tR\agraphId\x12\x17\n" +
-	"\anode_id\x18\x03 \x01(\tR\x06nodeId\"\x94\x01\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\"\xbd\x02\n" +
+	"\vLocalSearch\x12\x19\n" +
+	"\bseed_ids\x18\x01 \x03(\tR\aseedIds\x12\x1d\n" +
+	"\n" +
+	"seed_dists\x18\x02 \x03(\rR\tseedDists\x121\n" +
+	"\tdirection\x18\x03 \x01(\x0e2\x13.cairn.v1.DirectionR\tdirection\x12\x1b\n" +
+	"\tedge_type\x18\x04 \x01(\tR\bedgeType\x12\x19\n" +
+	"\bmax_dist\x18\x05 \x01(\rR\amaxDist\x12\x1b\n" +
+	"\ttarget_id\x18\x06 \x01(\tR\btargetId\x12!\n" +
+	"\flist_reached\x18\a \x01(\bR\vlistReached\x12\x17\n" +
+	"\apath_to\x18\b \x01(\tR\x06pathTo\x120\n" +
+	"\x06limits\x18\t \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\"\xdf\x03\n" +
+	"\n" +
+	"LocalReach\x12#\n" +
+	"\rmissing_seeds\x18\x01 \x03(\rR\fmissingSeeds\x12\x1f\n" +
+	"\vexit_graphs\x18\x02 \x03(\tR\n" +
+	"exitGraphs\x12\x1d\n" +
+	"\n" +
+	"exit_nodes\x18\x03 \x03(\tR\texitNodes\x12\x1d\n" +
+	"\n" +
+	"exit_dists\x18\x04 \x03(\rR\texitDists\x12\x1f\n" +
+	"\ventry_nodes\x18\x05 \x03(\tR\n" +
+	"entryNodes\x12\x1f\n" +
+	"\ventry_dists\x18\x06 \x03(\rR\n" +
+	"entryDists\x12%\n" +
+	"\x0etarget_missing\x18\a \x01(\bR\rtargetMissing\x12!\n" +
+	"\ftarget_found\x18\b \x01(\bR\vtargetFound\x12\x1f\n" +
+	"\vtarget_dist\x18\t \x01(\rR\n" +
+	"targetDist\x12\x18\n" +
+	"\avisited\x18\n" +
+	" \x01(\rR\avisited\x12#\n" +
+	"\rreached_nodes\x18\v \x03(\tR\freachedNodes\x12#\n" +
+	"\rreached_dists\x18\f \x03(\rR\freachedDists\x12\x1d\n" +
+	"\n" +
+	"path_nodes\x18\r \x03(\tR\tpathNodes\x12\x1d\n" +
+	"\n" +
+	"path_edges\x18\x0e \x03(\tR\tpathEdges\"\x94\x01\n" +
 	"\n" +
 	"ListGraphs\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
@@ -3748,7 +4122,7 @@ func file_cairn_v1_queries_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_queries_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_v1_queries_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_cairn_v1_queries_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_cairn_v1_queries_proto_goTypes = []any{
 	(Direction)(0),          // 0: cairn.v1.Direction
 	(DegreeKind)(0),         // 1: cairn.v1.DegreeKind
@@ -3785,22 +4159,24 @@ var file_cairn_v1_queries_proto_goTypes = []any{
 	(*Expansion)(nil),       // 32: cairn.v1.Expansion
 	(*ExpandedNode)(nil),    // 33: cairn.v1.ExpandedNode
 	(*Hop)(nil),             // 34: cairn.v1.Hop
-	(*ListGraphs)(nil),      // 35: cairn.v1.ListGraphs
-	(*DescribeGraph)(nil),   // 36: cairn.v1.DescribeGraph
-	(*FindAcross)(nil),      // 37: cairn.v1.FindAcross
-	(*GraphInfo)(nil),       // 38: cairn.v1.GraphInfo
-	(*GraphPage)(nil),       // 39: cairn.v1.GraphPage
-	(*GraphNodes)(nil),      // 40: cairn.v1.GraphNodes
-	(*GraphNodePage)(nil),   // 41: cairn.v1.GraphNodePage
-	nil,                     // 42: cairn.v1.GraphInfo.MetadataEntry
-	(*Check)(nil),           // 43: cairn.v1.Check
-	(*Expand)(nil),          // 44: cairn.v1.Expand
-	(*AsOf)(nil),            // 45: cairn.v1.AsOf
-	(*Component)(nil),       // 46: cairn.v1.Component
-	(*Error)(nil),           // 47: cairn.v1.Error
-	(*CheckResult)(nil),     // 48: cairn.v1.CheckResult
-	(*ExpandResult)(nil),    // 49: cairn.v1.ExpandResult
-	(ErrorCode)(0),          // 50: cairn.v1.ErrorCode
+	(*LocalSearch)(nil),     // 35: cairn.v1.LocalSearch
+	(*LocalReach)(nil),      // 36: cairn.v1.LocalReach
+	(*ListGraphs)(nil),      // 37: cairn.v1.ListGraphs
+	(*DescribeGraph)(nil),   // 38: cairn.v1.DescribeGraph
+	(*FindAcross)(nil),      // 39: cairn.v1.FindAcross
+	(*GraphInfo)(nil),       // 40: cairn.v1.GraphInfo
+	(*GraphPage)(nil),       // 41: cairn.v1.GraphPage
+	(*GraphNodes)(nil),      // 42: cairn.v1.GraphNodes
+	(*GraphNodePage)(nil),   // 43: cairn.v1.GraphNodePage
+	nil,                     // 44: cairn.v1.GraphInfo.MetadataEntry
+	(*Check)(nil),           // 45: cairn.v1.Check
+	(*Expand)(nil),          // 46: cairn.v1.Expand
+	(*AsOf)(nil),            // 47: cairn.v1.AsOf
+	(*Component)(nil),       // 48: cairn.v1.Component
+	(*Error)(nil),           // 49: cairn.v1.Error
+	(*CheckResult)(nil),     // 50: cairn.v1.CheckResult
+	(*ExpandResult)(nil),    // 51: cairn.v1.ExpandResult
+	(ErrorCode)(0),          // 52: cairn.v1.ErrorCode
 }
 var file_cairn_v1_queries_proto_depIdxs = []int32{
 	3,  // 0: cairn.v1.QueryRequest.get_node:type_name -> cairn.v1.GetNode
@@ -3814,58 +4190,62 @@ var file_cairn_v1_queries_proto_depIdxs = []int32{
 	12, // 8: cairn.v1.QueryRequest.top_degree:type_name -> cairn.v1.TopDegree
 	28, // 9: cairn.v1.QueryRequest.list_links:type_name -> cairn.v1.ListLinks
 	31, // 10: cairn.v1.QueryRequest.expand_nodes:type_name -> cairn.v1.ExpandNodes
-	43, // 11: cairn.v1.QueryRequest.check:type_name -> cairn.v1.Check
-	44, // 12: cairn.v1.QueryRequest.expand:type_name -> cairn.v1.Expand
-	35, // 13: cairn.v1.QueryRequest.list_graphs:type_name -> cairn.v1.ListGraphs
-	36, // 14: cairn.v1.QueryRequest.describe_graph:type_name -> cairn.v1.DescribeGraph
-	37, // 15: cairn.v1.QueryRequest.find_across:type_name -> cairn.v1.FindAcross
-	45, // 16: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
-	46, // 17: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
-	0,  // 18: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
-	0,  // 19: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
-	7,  // 20: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
-	0,  // 21: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
-	7,  // 22: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
-	1,  // 23: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
-	47, // 24: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
-	14, // 25: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
-	15, // 26: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
-	17, // 27: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
-	18, // 28: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
-	23, // 29: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
-	24, // 30: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
-	25, // 31: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
-	26, // 32: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
-	27, // 33: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
-	30, // 34: cairn.v1.QueryReply.links:type_name -> cairn.v1.LinkPage
-	32, // 35: cairn.v1.QueryReply.expansion:type_name -> cairn.v1.Expansion
-	48, // 36: cairn.v1.QueryReply.check:type_name -> cairn.v1.CheckResult
-	49, // 37: cairn.v1.QueryReply.expand:type_name -> cairn.v1.ExpandResult
-	39, // 38: cairn.v1.QueryReply.graphs:type_name -> cairn.v1.GraphPage
-	38, // 39: cairn.v1.QueryReply.graph:type_name -> cairn.v1.GraphInfo
-	41, // 40: cairn.v1.QueryReply.graph_nodes:type_name -> cairn.v1.GraphNodePage
-	46, // 41: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
-	16, // 42: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
-	19, // 43: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
-	20, // 44: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
-	21, // 45: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
-	22, // 46: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
-	20, // 47: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
-	0,  // 48: cairn.v1.Link.direction:type_name -> cairn.v1.Direction
-	29, // 49: cairn.v1.LinkPage.links:type_name -> cairn.v1.Link
-	0,  // 50: cairn.v1.ExpandNodes.direction:type_name -> cairn.v1.Direction
-	33, // 51: cairn.v1.Expansion.nodes:type_name -> cairn.v1.ExpandedNode
-	34, // 52: cairn.v1.ExpandedNode.hops:type_name -> cairn.v1.Hop
-	46, // 53: cairn.v1.FindAcross.component:type_name -> cairn.v1.Component
-	42, // 54: cairn.v1.GraphInfo.metadata:type_name -> cairn.v1.GraphInfo.MetadataEntry
-	50, // 55: cairn.v1.GraphInfo.stopped_code:type_name -> cairn.v1.ErrorCode
-	38, // 56: cairn.v1.GraphPage.graphs:type_name -> cairn.v1.GraphInfo
-	40, // 57: cairn.v1.GraphNodePage.graphs:type_name -> cairn.v1.GraphNodes
-	58, // [58:58] is the sub-list for method output_type
-	58, // [58:58] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	35, // 11: cairn.v1.QueryRequest.local_search:type_name -> cairn.v1.LocalSearch
+	45, // 12: cairn.v1.QueryRequest.check:type_name -> cairn.v1.Check
+	46, // 13: cairn.v1.QueryRequest.expand:type_name -> cairn.v1.Expand
+	37, // 14: cairn.v1.QueryRequest.list_graphs:type_name -> cairn.v1.ListGraphs
+	38, // 15: cairn.v1.QueryRequest.describe_graph:type_name -> cairn.v1.DescribeGraph
+	39, // 16: cairn.v1.QueryRequest.find_across:type_name -> cairn.v1.FindAcross
+	47, // 17: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
+	48, // 18: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
+	0,  // 19: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
+	0,  // 20: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
+	7,  // 21: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
+	0,  // 22: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
+	7,  // 23: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
+	1,  // 24: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
+	49, // 25: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
+	14, // 26: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
+	15, // 27: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
+	17, // 28: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
+	18, // 29: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
+	23, // 30: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
+	24, // 31: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
+	25, // 32: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
+	26, // 33: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
+	27, // 34: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
+	30, // 35: cairn.v1.QueryReply.links:type_name -> cairn.v1.LinkPage
+	32, // 36: cairn.v1.QueryReply.expansion:type_name -> cairn.v1.Expansion
+	36, // 37: cairn.v1.QueryReply.local_reach:type_name -> cairn.v1.LocalReach
+	50, // 38: cairn.v1.QueryReply.check:type_name -> cairn.v1.CheckResult
+	51, // 39: cairn.v1.QueryReply.expand:type_name -> cairn.v1.ExpandResult
+	41, // 40: cairn.v1.QueryReply.graphs:type_name -> cairn.v1.GraphPage
+	40, // 41: cairn.v1.QueryReply.graph:type_name -> cairn.v1.GraphInfo
+	43, // 42: cairn.v1.QueryReply.graph_nodes:type_name -> cairn.v1.GraphNodePage
+	48, // 43: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
+	16, // 44: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
+	19, // 45: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
+	20, // 46: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
+	21, // 47: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
+	22, // 48: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
+	20, // 49: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
+	0,  // 50: cairn.v1.Link.direction:type_name -> cairn.v1.Direction
+	29, // 51: cairn.v1.LinkPage.links:type_name -> cairn.v1.Link
+	0,  // 52: cairn.v1.ExpandNodes.direction:type_name -> cairn.v1.Direction
+	33, // 53: cairn.v1.Expansion.nodes:type_name -> cairn.v1.ExpandedNode
+	34, // 54: cairn.v1.ExpandedNode.hops:type_name -> cairn.v1.Hop
+	0,  // 55: cairn.v1.LocalSearch.direction:type_name -> cairn.v1.Direction
+	7,  // 56: cairn.v1.LocalSearch.limits:type_name -> cairn.v1.TraverseLimits
+	48, // 57: cairn.v1.FindAcross.component:type_name -> cairn.v1.Component
+	44, // 58: cairn.v1.GraphInfo.metadata:type_name -> cairn.v1.GraphInfo.MetadataEntry
+	52, // 59: cairn.v1.GraphInfo.stopped_code:type_name -> cairn.v1.ErrorCode
+	40, // 60: cairn.v1.GraphPage.graphs:type_name -> cairn.v1.GraphInfo
+	42, // 61: cairn.v1.GraphNodePage.graphs:type_name -> cairn.v1.GraphNodes
+	62, // [62:62] is the sub-list for method output_type
+	62, // [62:62] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_queries_proto_init() }
@@ -3889,6 +4269,7 @@ func file_cairn_v1_queries_proto_init() {
 		(*QueryRequest_TopDegree)(nil),
 		(*QueryRequest_ListLinks)(nil),
 		(*QueryRequest_ExpandNodes)(nil),
+		(*QueryRequest_LocalSearch)(nil),
 		(*QueryRequest_Check)(nil),
 		(*QueryRequest_Expand)(nil),
 		(*QueryRequest_ListGraphs)(nil),
@@ -3912,13 +4293,14 @@ func file_cairn_v1_queries_proto_init() {
 		(*QueryReply_Top)(nil),
 		(*QueryReply_Links)(nil),
 		(*QueryReply_Expansion)(nil),
+		(*QueryReply_LocalReach)(nil),
 		(*QueryReply_Check)(nil),
 		(*QueryReply_Expand)(nil),
 		(*QueryReply_Graphs)(nil),
 		(*QueryReply_Graph)(nil),
 		(*QueryReply_GraphNodes)(nil),
 	}
-	file_cairn_v1_queries_proto_msgTypes[35].OneofWrappers = []any{
+	file_cairn_v1_queries_proto_msgTypes[37].OneofWrappers = []any{
 		(*FindAcross_ComponentType)(nil),
 		(*FindAcross_Component)(nil),
 		(*FindAcross_Category)(nil),
@@ -3929,7 +4311,7 @@ func file_cairn_v1_queries_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_queries_proto_rawDesc), len(file_cairn_v1_queries_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   41,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

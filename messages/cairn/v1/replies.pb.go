@@ -46,6 +46,12 @@ const (
 	// until an admin repairs it (cairn repair). The message names the stream
 	// sequence and the reason.
 	ErrorCode_ERROR_CODE_DATA_LOSS ErrorCode = 10
+	// PERMISSION_DENIED: the caller (a user of serve --auth) lacks a right
+	// the request needs beyond its subject's, such as writing the other graph
+	// of a cross-graph link or reading a graph a traversal would enter. The
+	// message names the user, the right and the graph. Older clients see an
+	// unknown code and treat it as a refusal.
+	ErrorCode_ERROR_CODE_PERMISSION_DENIED ErrorCode = 11
 )
 
 // Enum value maps for ErrorCode.
@@ -62,6 +68,7 @@ var (
 		8:  "ERROR_CODE_DEADLINE_EXCEEDED",
 		9:  "ERROR_CODE_RESOURCE_EXHAUSTED",
 		10: "ERROR_CODE_DATA_LOSS",
+		11: "ERROR_CODE_PERMISSION_DENIED",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED":         0,
@@ -75,6 +82,7 @@ var (
 		"ERROR_CODE_DEADLINE_EXCEEDED":   8,
 		"ERROR_CODE_RESOURCE_EXHAUSTED":  9,
 		"ERROR_CODE_DATA_LOSS":           10,
+		"ERROR_CODE_PERMISSION_DENIED":   11,
 	}
 )
 
@@ -295,7 +303,7 @@ const file_cairn_v1_replies_proto_rawDesc = "" +
 	"\tduplicate\x18\x05 \x01(\bR\tduplicate\x12\x13\n" +
 	"\x05tx_id\x18\x06 \x01(\tR\x04txId\x12%\n" +
 	"\x05error\x18\a \x01(\v2\x0f.cairn.v1.ErrorR\x05error\x12!\n" +
-	"\fcontent_hash\x18\b \x01(\fR\vcontentHash*\xd2\x02\n" +
+	"\fcontent_hash\x18\b \x01(\fR\vcontentHash*\xf4\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bERROR_CODE_INVALID_ARGUMENT\x10\x01\x12\x18\n" +
@@ -308,7 +316,8 @@ const file_cairn_v1_replies_proto_rawDesc = "" +
 	"\x1cERROR_CODE_DEADLINE_EXCEEDED\x10\b\x12!\n" +
 	"\x1dERROR_CODE_RESOURCE_EXHAUSTED\x10\t\x12\x18\n" +
 	"\x14ERROR_CODE_DATA_LOSS\x10\n" +
-	"B8Z6github.com/cairn-graph/cairn/messages/cairn/v1;cairnv1b\x06proto3"
+	"\x12 \n" +
+	"\x1cERROR_CODE_PERMISSION_DENIED\x10\vB8Z6github.com/cairn-graph/cairn/messages/cairn/v1;cairnv1b\x06proto3"
 
 var (
 	file_cairn_v1_replies_proto_rawDescOnce sync.Once
