@@ -23,7 +23,7 @@ const queryUsage = `Usage:
   cairn query neighbors <graph> <node> [--direction out|in|both] [--edge-type T]
                    [--follow-links] [--cursor C] [--limit N] [query flags]
   cairn query khop <graph> <node> [--depth N] [--direction out|in|both] [--edge-type T]
-                   [--max-frontier N] [--max-results N] [query flags]
+                   [--max-frontier N] [--max-results N] [--follow-links] [query flags]
   cairn query path <graph> <from> <to> [--weight T] [--direction out|in|both]
                    [--edge-type T] [--max-frontier N] [--max-results N]
                    [--follow-links [--to-graph G]] [query flags]
@@ -56,9 +56,11 @@ ends with "next=C" when there is more: pass --cursor C for the next page.
 Cross-graph links (docs/cross-graph.md): links lists a graph's links to
 other graphs' nodes (--node: at one node; --dangling: only those whose far
 end was removed). neighbors --follow-links names a link's far end as
-graph/node; path --follow-links searches through links into other graphs
-(--to-graph: the graph of <to>, default <graph>) and prints each node as
-graph/node; --as-of then takes a stream seq, one point for every graph.
+graph/node; khop --follow-links walks on into other graphs and prints each
+node reached as graph/node; path --follow-links searches through links
+into other graphs (--to-graph: the graph of <to>, default <graph>) and
+prints each node as graph/node; --as-of then takes a stream seq, one point
+for every graph.
 
 Every answer starts with as_of_seq=N position=P head=CID: it reflects
 every transaction up to stream sequence N, the last event it reflects is at
@@ -105,7 +107,7 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	var followLinks, dangling bool
 	var toGraph, linkNode string
 	switch sub {
-	case "neighbors", "path":
+	case "neighbors", "khop", "path":
 		fs.BoolVar(&followLinks, "follow-links", false, "follow cross-graph links into other graphs")
 	case "links":
 		fs.StringVar(&linkNode, "node", "", "only the links at local node `N`")
@@ -216,7 +218,7 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 			return usage("--depth %d is not in 1..6", depth)
 		}
 		req.Query = &cairnv1.QueryRequest_KHop{KHop: &cairnv1.KHop{
-			NodeId: pos[1], Direction: dir, EdgeType: edgeType, Depth: uint32(depth), Limits: limits}}
+			NodeId: pos[1], Direction: dir, EdgeType: edgeType, Depth: uint32(depth), Limits: limits, FollowLinks: followLinks}}
 	case "path":
 		req.Query = &cairnv1.QueryRequest_ShortestPath{ShortestPath: &cairnv1.ShortestPath{
 			FromNodeId: pos[1], ToNodeId: pos[2], Direction: dir, EdgeType: edgeType, Weight: weight, Limits: limits,
@@ -321,7 +323,11 @@ func printQueryReply(w io.Writer, rep *cairnv1.QueryReply) {
 	case *cairnv1.QueryReply_KHop:
 		fmt.Fprintf(w, "%s reached=%d\n", head, len(r.KHop.GetNodes()))
 		for _, n := range r.KHop.GetNodes() {
-			fmt.Fprintf(w, "  %d %s\n", n.GetDistance(), n.GetNodeId())
+			id := n.GetNodeId()
+			if n.GetGraphId() != "" {
+				id = n.GetGraphId() + "/" + id
+			}
+			fmt.Fprintf(w, "  %d %s\n", n.GetDistance(), id)
 		}
 	case *cairnv1.QueryReply_Path:
 		p := r.Path
