@@ -248,6 +248,13 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err := aggregate.ValidateGraphID("graph", req.GetGraphId()); err != nil {
 		return err
 	}
+	return c.ask(ctx, stdout, req, printQueryReply)
+}
+
+// ask makes the query req and writes its answer to stdout: the reply as
+// JSON with --json, else, when it holds no error, as print writes it. It
+// returns the reply's error.
+func (c *clientFlags) ask(ctx context.Context, stdout io.Writer, req *cairnv1.QueryRequest, print func(io.Writer, *cairnv1.QueryReply)) error {
 	rep, err := c.query(ctx, req)
 	if err != nil {
 		return err
@@ -257,7 +264,7 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 			return err
 		}
 	} else if rep.GetError() == nil {
-		printQueryReply(stdout, rep)
+		print(stdout, rep)
 	}
 	return aggregate.ErrorFromProto(rep.GetError())
 }

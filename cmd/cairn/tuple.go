@@ -128,18 +128,7 @@ func runAuthzQuery(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		req.Query = &cairnv1.QueryRequest_Expand{Expand: &cairnv1.Expand{Object: o, Relation: r}}
 	}
-	rep, err := c.query(ctx, req)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		if err := writeProtoJSON(stdout, rep); err != nil {
-			return err
-		}
-	} else if rep.GetError() == nil {
-		printAuthzReply(stdout, rep)
-	}
-	return aggregate.ErrorFromProto(rep.GetError())
+	return c.ask(ctx, stdout, req, printAuthzReply)
 }
 
 // printAuthzReply prints "allowed" or "denied" and the seq it holds at, or
