@@ -130,11 +130,11 @@ func TestPermissions(t *testing.T) {
 			"$JS.API.DIRECT.GET.KV_" + persistence.SnapshotIndexBucket("object-store") + ".>"},
 			[]string{"$JS.API.>", "$JS.API.STREAM.PURGE.event-store"}},
 		{auth.User{Role: auth.Adapter, Graphs: []string{"org"}, Sources: []string{"hr.people"}},
-			[]string{"cairn.command.org", "cairn.query.org", "$JS.API.STREAM.NAMES", "hr.people.dead",
+			[]string{"cairn.command.org", "cairn.query.org", "$JS.API.STREAM.NAMES", "hr.people.dead", "hr.people",
 				"$JS.API.STREAM.CREATE.ADAPTER_PEOPLE", "$JS.API.STREAM.INFO.ADAPTER_LOCATIONS",
 				"$JS.API.CONSUMER.CREATE.ADAPTER_PEOPLE.adapter_people_org.hr.people",
 				"$JS.API.CONSUMER.MSG.NEXT.ADAPTER_PEOPLE.adapter_people_org", "$JS.ACK.ADAPTER_PEOPLE.adapter_people_org.>"},
-			[]string{"cairn.command.*", "cairn.command", "$JS.API.INFO", "$JS.API.STREAM.INFO.event-store", "hr.people",
+			[]string{"cairn.command.*", "cairn.command", "$JS.API.INFO", "$JS.API.STREAM.INFO.event-store", "hr.>",
 				"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.ADAPTER_PEOPLE", "$JS.API.CONSUMER.CREATE.ADAPTER_PEOPLE.>"}},
 		// An adapter given the engine's streams gets none of them.
 		{auth.User{Role: auth.Adapter, Graphs: []string{"org"}, Sources: []string{"hr.people"}, Streams: []string{"event-store", "HR"}},

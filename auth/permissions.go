@@ -70,7 +70,8 @@ func (f *File) ServerUsers(s Streams) ([]*server.User, []*server.NkeyUser) {
 //     names, create and look up its own streams (User.AdapterStreams),
 //     create, read and ack its durable consumers on them
 //     ("adapter_<kind>_<graph>" of its graphs, filtered on its sources
-//     only), and publish to its dead-letter subjects.
+//     only), and publish to its dead-letter subjects and its sources
+//     (what it publishes there can only become writes to its graphs).
 //
 // Denied to all, whatever the allow list says: publishing to the event
 // subjects or the object store's subjects, creating (an adapter: any of the
@@ -161,6 +162,9 @@ func (s Streams) engineStreams() []string {
 func (u User) adapterAllow(s Streams) []string {
 	pub := []string{"$JS.API.STREAM.NAMES"} // which stream captures --from, and the dead-letter subject
 	pub = append(pub, u.AdapterDeadLetters()...)
+	// Its sources too ("cairn adapter publish" with its login): what it
+	// publishes there becomes writes to its own graphs.
+	pub = append(pub, u.Sources...)
 	var durables []string
 	for _, g := range u.Graphs {
 		for _, k := range AdapterKinds {
