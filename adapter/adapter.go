@@ -168,19 +168,32 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg Config) (stri
 // consumer cannot be set up or the connection fails.
 func (a *Adapter) Run(ctx context.Context) error {
 	a.start = time.Now()
-	// Setting up, nothing is in flight: it stops with ctx at once (a
-	// client that sees its requests refused, "cairn adapter run" on a
-	// login without the adapter role, ends ctx rather than wait for
-	// their timeouts).
-	cons, err := a.setup(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
 	work, cancelWork := graceContext(ctx, a.cfg.StopGrace)
 	defer cancelWork()
+	if err := a.ensureGraph(work); err != nil {
+		return err
+	}
+	stream, err := EnsureStream(work, a.js, a.cfg)
+	if err != nil {
+		return err
+	}
+	switch ds, err := a.js.StreamNameBySubject(work, a.cfg.DeadLetter); {
+	case err == nil:
+		a.deadStream = ds
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("find the stream capturing %s: %w", a.cfg.DeadLetter, err)
+	}
+	cons, err := a.js.CreateOrUpdateConsumer(work, stream, jetstream.ConsumerConfig{
+		Durable: a.cfg.Durable, FilterSubject: a.cfg.From,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: a.cfg.AckWait,
+		DeliverPolicy: jetstream.DeliverAllPolicy, MaxDeliver: -1,
+		MaxAckPending: max(1000, 4*a.cfg.Batch),
+		Description:   fmt.Sprintf("Cairn %s adapter into graph %s", a.cfg.Kind, a.cfg.Graph),
+	})
+	if err != nil {
+		return fmt.Errorf("durable consumer %s on stream %s: %w", a.cfg.Durable, stream, err)
+	}
+	a.log.Info("adapter started", "stream", stream, "durable", a.cfg.Durable, "from", a.cfg.From, "dead_letter", a.cfg.DeadLetter, "dead_letter_stream", a.deadStream)
 
 	var wg sync.WaitGroup
 	progressDone := make(chan struct{})
@@ -206,36 +219,6 @@ func (a *Adapter) Run(ctx context.Context) error {
 	wg.Wait()
 	a.updateLag(work, cons)
 	return err
-}
-
-// setup checks the graph (creating it with Config.CreateGraph), the stream,
-// the stream of the dead-letter subject and the durable consumer.
-func (a *Adapter) setup(ctx context.Context) (jetstream.Consumer, error) {
-	if err := a.ensureGraph(ctx); err != nil {
-		return nil, err
-	}
-	stream, err := EnsureStream(ctx, a.js, a.cfg)
-	if err != nil {
-		return nil, err
-	}
-	switch ds, err := a.js.StreamNameBySubject(ctx, a.cfg.DeadLetter); {
-	case err == nil:
-		a.deadStream = ds
-	case !errors.Is(err, jetstream.ErrStreamNotFound):
-		return nil, fmt.Errorf("find the stream capturing %s: %w", a.cfg.DeadLetter, err)
-	}
-	cons, err := a.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		Durable: a.cfg.Durable, FilterSubject: a.cfg.From,
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: a.cfg.AckWait,
-		DeliverPolicy: jetstream.DeliverAllPolicy, MaxDeliver: -1,
-		MaxAckPending: max(1000, 4*a.cfg.Batch),
-		Description:   fmt.Sprintf("Cairn %s adapter into graph %s", a.cfg.Kind, a.cfg.Graph),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("durable consumer %s on stream %s: %w", a.cfg.Durable, stream, err)
-	}
-	a.log.Info("adapter started", "stream", stream, "durable", a.cfg.Durable, "from", a.cfg.From, "dead_letter", a.cfg.DeadLetter, "dead_letter_stream", a.deadStream)
-	return cons, nil
 }
 
 // loop fetches batches and handles their events one by one, in stream
