@@ -43,6 +43,20 @@ func TestValidate(t *testing.T) {
 		{"admin on graphs", []auth.User{{Name: "a", Role: auth.Admin, Password: hash, Graphs: []string{"g"}}}, "cannot be limited"},
 		{"same name", []auth.User{{Name: "a", Role: auth.Reader, Password: hash}, {Name: "a", Role: auth.Writer, Nkey: pub}}, "users[0]'s too"},
 		{"same nkey", []auth.User{{Name: "a", Role: auth.Reader, Nkey: pub}, {Name: "b", Role: auth.Writer, Nkey: pub}}, "nkey is users[0]'s"},
+		{"adapter", []auth.User{{Name: "a", Role: auth.Adapter, Nkey: pub, Graphs: []string{"org"}, Sources: []string{"hr.people"}}}, ""},
+		{"adapter, wildcard source", []auth.User{{Name: "a", Role: auth.Adapter, Nkey: pub, Graphs: []string{"org"}, Sources: []string{"hr.>"},
+			DeadLetters: []string{"hr-dead"}, Streams: []string{"HR"}}}, ""},
+		{"adapter without graphs", []auth.User{{Name: "a", Role: auth.Adapter, Nkey: pub, Sources: []string{"hr.people"}}}, "names no graphs"},
+		{"adapter without sources", []auth.User{{Name: "a", Role: auth.Adapter, Nkey: pub, Graphs: []string{"org"}}}, "names no sources"},
+		{"adapter reading the engine", []auth.User{{Name: "a", Role: auth.Adapter, Nkey: pub, Graphs: []string{"org"}, Sources: []string{"cairn.events.org"}}}, "sources[0]"},
+		{"adapter reading everything", []auth.User{{Name: "a", Role: auth.Adapter, Nkey: pub, Graphs: []string{"org"}, Sources: []string{">"}, DeadLetters: []string{"d"}}}, "starts with a wildcard"},
+		{"adapter reading inboxes", []auth.User{{Name: "a", Role: auth.Adapter, Nkey: pub, Graphs: []string{"org"}, Sources: []string{"_INBOX.x"}}}, "_INBOX"},
+		{"adapter reading JetStream", []auth.User{{Name: "a", Role: auth.Adapter, Nkey: pub, Graphs: []string{"org"}, Sources: []string{"$JS.API.x"}}}, "JetStream or system"},
+		{"adapter, wildcard source, no dead letters", []auth.User{{Name: "a", Role: auth.Adapter, Nkey: pub, Graphs: []string{"org"}, Sources: []string{"hr.*"}}}, "dead_letters"},
+		{"adapter, wildcard dead letter", []auth.User{{Name: "a", Role: auth.Adapter, Nkey: pub, Graphs: []string{"org"}, Sources: []string{"hr.p"}, DeadLetters: []string{"d.*"}}}, "dead_letters[0]"},
+		{"adapter on a bucket", []auth.User{{Name: "a", Role: auth.Adapter, Nkey: pub, Graphs: []string{"org"}, Sources: []string{"hr.p"}, Streams: []string{"KV_object-store-index"}}}, "key-value"},
+		{"adapter, dotted stream", []auth.User{{Name: "a", Role: auth.Adapter, Nkey: pub, Graphs: []string{"org"}, Sources: []string{"hr.p"}, Streams: []string{"A.B"}}}, "not a stream name"},
+		{"writer with sources", []auth.User{{Name: "a", Role: auth.Writer, Nkey: pub, Sources: []string{"hr.p"}}}, "only an adapter"},
 		{"name is a key", []auth.User{{Name: pub, Role: auth.Reader, Password: hash}, {Name: "b", Role: auth.Writer, Nkey: pub}}, "users[1]'s nkey"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -95,7 +109,8 @@ func TestSaveLoad(t *testing.T) {
 }
 
 // TestPermissions: what each role may publish; the event stream, stream
-// purges and deletions and the object store are denied to all, and every
+// purges and deletions and the object store are denied to all, the
+// creation of the engine's streams too (of any stream, but an adapter's own), and every
 // identity subscribes under its own inbox only.
 func TestPermissions(t *testing.T) {
 	s := auth.Streams{Events: "event-store", EventSubjects: "cairn.events", Objects: "object-store"}
@@ -114,6 +129,18 @@ func TestPermissions(t *testing.T) {
 			"$JS.API.STREAM.INFO.KV_" + persistence.SnapshotIndexBucket("object-store"),
 			"$JS.API.DIRECT.GET.KV_" + persistence.SnapshotIndexBucket("object-store") + ".>"},
 			[]string{"$JS.API.>", "$JS.API.STREAM.PURGE.event-store"}},
+		{auth.User{Role: auth.Adapter, Graphs: []string{"org"}, Sources: []string{"hr.people"}},
+			[]string{"cairn.command.org", "cairn.query.org", "$JS.API.STREAM.NAMES", "hr.people.dead", "hr.people",
+				"$JS.API.STREAM.CREATE.ADAPTER_PEOPLE", "$JS.API.STREAM.INFO.ADAPTER_LOCATIONS",
+				"$JS.API.CONSUMER.CREATE.ADAPTER_PEOPLE.adapter_people_org.hr.people",
+				"$JS.API.CONSUMER.MSG.NEXT.ADAPTER_PEOPLE.adapter_people_org", "$JS.ACK.ADAPTER_PEOPLE.adapter_people_org.>"},
+			[]string{"cairn.command.*", "cairn.command", "$JS.API.INFO", "$JS.API.STREAM.INFO.event-store", "hr.>",
+				"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.ADAPTER_PEOPLE", "$JS.API.CONSUMER.CREATE.ADAPTER_PEOPLE.>"}},
+		// An adapter given the engine's streams gets none of them.
+		{auth.User{Role: auth.Adapter, Graphs: []string{"org"}, Sources: []string{"hr.people"}, Streams: []string{"event-store", "HR"}},
+			[]string{"$JS.API.STREAM.CREATE.HR", "$JS.API.CONSUMER.MSG.NEXT.HR.adapter_organisations_org"},
+			[]string{"$JS.API.STREAM.CREATE.event-store", "$JS.API.STREAM.INFO.event-store",
+				"$JS.API.CONSUMER.MSG.NEXT.event-store.adapter_people_org", "$JS.API.STREAM.CREATE.ADAPTER_PEOPLE"}},
 	} {
 		p := c.user.Permissions("me", s)
 		for _, a := range c.allow {
@@ -126,7 +153,17 @@ func TestPermissions(t *testing.T) {
 				t.Errorf("%s %v: %s allowed", c.user.Role, c.user.Graphs, a)
 			}
 		}
-		for _, d := range []string{"cairn.events.>", "$O.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.MSG.DELETE.>"} {
+		// The engine's streams stay out of reach: no role but the
+		// adapter may create any stream, and an adapter none of the
+		// engine's, whatever its allow list says.
+		create := []string{"$JS.API.STREAM.CREATE.>"}
+		if c.user.Role == auth.Adapter {
+			create = []string{"$JS.API.STREAM.CREATE.event-store", "$JS.API.STREAM.CREATE.OBJ_object-store",
+				"$JS.API.STREAM.CREATE.KV_object-store-index", "$JS.API.STREAM.CREATE.KV_event-store-linker",
+				"$JS.API.CONSUMER.CREATE.event-store.>", "$JS.API.CONSUMER.MSG.NEXT.event-store.>"}
+		}
+		for _, d := range append(create, "cairn.events.>", "$O.>", "$KV.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.PURGE.>",
+			"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.MSG.DELETE.>", "$JS.API.CONSUMER.DURABLE.>") {
 			if !slices.Contains(p.Publish.Deny, d) {
 				t.Errorf("%s: publishing to %s not denied", c.user.Role, d)
 			}

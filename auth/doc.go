@@ -8,7 +8,8 @@
 //	  {"name": "ops",   "role": "admin",  "password": "$2a$11$..."},
 //	  {"name": "app",   "role": "writer", "nkey": "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4",
 //	   "graphs": ["orders", "stock"]},
-//	  {"name": "board", "role": "reader", "password": "$2a$11$...", "graphs": ["orders"]}
+//	  {"name": "board", "role": "reader", "password": "$2a$11$...", "graphs": ["orders"]},
+//	  {"name": "hr",    "role": "adapter", "nkey": "U...", "graphs": ["org"], "sources": ["hr.people"]}
 //	]}
 //
 // A user logs in with a password (the file keeps only its bcrypt hash:
@@ -16,7 +17,10 @@
 // the seed: NewNkey), or either when both are set. The roles are Reader
 // (queries), Writer (commands and queries) and Admin (every graph, plus
 // the read-only JetStream access that log, verify, history and diff
-// need). Graphs, when given, limit a reader or writer to those graphs'
+// need). Adapter runs "cairn adapter run": a writer on its graphs (which it
+// must name) that also consumes its Sources through its own Streams
+// (default ADAPTER_<KIND>) and publishes its DeadLetters (default
+// "<source>.dead"), and no other JetStream right. Graphs, when given, limit a reader or writer to those graphs'
 // per-graph subjects (api.CommandSubjectFor, api.QuerySubjectFor).
 //
 // No user may publish to the event subjects, change or purge a stream,

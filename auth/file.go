@@ -32,7 +32,17 @@ const (
 	// and the routed ones (cairn.member.>), so it has every right. Give it
 	// to cairn serve processes only.
 	Member Role = "member"
+	// Adapter runs "cairn adapter run": it writes its graphs as a writer
+	// does (commands and queries), consumes its source subjects through
+	// its own streams and publishes its dead letters (User.Sources,
+	// User.Streams, User.DeadLetters); nothing else of JetStream.
+	Adapter Role = "adapter"
 )
+
+// AdapterKinds are the adapters an adapter user may run; its durable
+// consumers are "adapter_<kind>_<graph>" for each of them and each of its
+// graphs.
+var AdapterKinds = []string{"people", "organisations", "locations"}
 
 // File is a users file ("cairn serve --auth FILE").
 type File struct {
@@ -55,6 +65,48 @@ type User struct {
 	// Only a user on every graph may use the deprecated un-graphed
 	// subjects. An admin is on every graph.
 	Graphs []string `json:"graphs,omitempty"`
+	// Sources are the subjects an adapter consumes (its --from; wildcards
+	// allowed): it may create durable consumers filtered on them. Only an
+	// adapter has sources, and it needs at least one.
+	Sources []string `json:"sources,omitempty"`
+	// Streams are the JetStream streams an adapter may create, look up
+	// and consume (its --stream). Default: "ADAPTER_<KIND>" of each
+	// adapter kind, the streams "cairn adapter run" creates. A stream of
+	// the engine is never one of them.
+	Streams []string `json:"streams,omitempty"`
+	// DeadLetters are the subjects an adapter may publish its dead
+	// letters to (its --dead-letter). Default: "<source>.dead" of each
+	// source without a wildcard.
+	DeadLetters []string `json:"dead_letters,omitempty"`
+}
+
+// AdapterStreams returns the streams an adapter user may use: Streams, or
+// the default ADAPTER_<KIND> names.
+func (u User) AdapterStreams() []string {
+	if len(u.Streams) > 0 {
+		return u.Streams
+	}
+	out := make([]string, len(AdapterKinds))
+	for i, k := range AdapterKinds {
+		out[i] = "ADAPTER_" + strings.ToUpper(k)
+	}
+	return out
+}
+
+// AdapterDeadLetters returns the subjects an adapter user may publish
+// dead letters to: DeadLetters, or "<source>.dead" of each source
+// without a wildcard.
+func (u User) AdapterDeadLetters() []string {
+	if len(u.DeadLetters) > 0 {
+		return u.DeadLetters
+	}
+	var out []string
+	for _, s := range u.Sources {
+		if !strings.ContainsAny(s, "*>") {
+			out = append(out, s+".dead")
+		}
+	}
+	return out
 }
 
 // AllGraphs reports whether u is on every graph.
@@ -106,8 +158,13 @@ func (f *File) Validate() error {
 			if len(u.Graphs) > 0 {
 				bad(i, "a member is an engine of the cluster, which serves every graph: it cannot be limited to graphs")
 			}
+		case Adapter:
+			validateAdapter(u, func(format string, a ...any) { bad(i, format, a...) })
 		default:
-			bad(i, "role %q: want reader, writer, admin or member", u.Role)
+			bad(i, "role %q: want reader, writer, admin, member or adapter", u.Role)
+		}
+		if u.Role != Adapter && (len(u.Sources) > 0 || len(u.Streams) > 0 || len(u.DeadLetters) > 0) {
+			bad(i, "%q: only an adapter has sources, streams or dead_letters (role adapter)", u.Name)
 		}
 		if u.Password == "" && u.Nkey == "" {
 			bad(i, "%q has neither a password nor an nkey", u.Name)
@@ -137,6 +194,68 @@ func (f *File) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateAdapter reports the problems of an adapter user to bad.
+func validateAdapter(u User, bad func(format string, a ...any)) {
+	if len(u.Graphs) == 0 {
+		bad("adapter %q names no graphs: an adapter writes only the graphs it is given (graphs)", u.Name)
+	}
+	if len(u.Sources) == 0 {
+		bad("adapter %q names no sources: give the subjects it reads (sources, its --from)", u.Name)
+	}
+	for k, s := range u.Sources {
+		if err := clientSubject(s, true); err != nil {
+			bad("sources[%d]: %v", k, err)
+		}
+	}
+	for k, s := range u.DeadLetters {
+		if err := clientSubject(s, false); err != nil {
+			bad("dead_letters[%d]: %v", k, err)
+		}
+	}
+	if len(u.Sources) > 0 && len(u.AdapterDeadLetters()) == 0 {
+		bad("adapter %q: every source has a wildcard, so no dead-letter subject follows from them: name them (dead_letters)", u.Name)
+	}
+	for k, st := range u.Streams {
+		switch {
+		case st == "" || len(st) > 255 || strings.ContainsAny(st, ".*> \t\r\n/\\"):
+			bad("streams[%d]: %q is not a stream name (no '.', '*', '>', '/', '\\' or spaces)", k, st)
+		case strings.HasPrefix(st, "KV_") || strings.HasPrefix(st, "OBJ_"):
+			bad("streams[%d]: %q is a key-value or object store's stream, which an adapter may not use", k, st)
+		}
+	}
+}
+
+// clientSubject checks a subject an adapter may consume (wild: with
+// wildcards) or publish to: a NATS subject outside the engine's
+// ("cairn."), JetStream's and the system's ("$") and the inboxes.
+func clientSubject(s string, wild bool) error {
+	toks := strings.Split(s, ".")
+	for i, t := range toks {
+		switch {
+		case t == "" || strings.ContainsAny(t, " \t\r\n"):
+			return fmt.Errorf("%q is not a NATS subject", s)
+		case t == "*" || (t == ">" && i == len(toks)-1):
+			if !wild {
+				return fmt.Errorf("%q has a wildcard", s)
+			}
+			if i == 0 {
+				return fmt.Errorf("%q starts with a wildcard: it would match the engine's subjects", s)
+			}
+		case strings.ContainsAny(t, "*>"):
+			return fmt.Errorf("%q is not a NATS subject", s)
+		}
+	}
+	switch {
+	case toks[0] == "cairn":
+		return fmt.Errorf("%q is under cairn., the engine's subjects", s)
+	case strings.HasPrefix(toks[0], "$"):
+		return fmt.Errorf("%q is a JetStream or system subject", s)
+	case toks[0] == "_INBOX":
+		return fmt.Errorf("%q is under _INBOX, the replies to clients", s)
+	}
+	return nil
 }
 
 // validName checks a user name: one NATS subject token, as it becomes

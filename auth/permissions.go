@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"slices"
+
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/cairn-graph/cairn/api"
@@ -45,11 +47,15 @@ func (f *File) ServerUsers(s Streams) ([]*server.User, []*server.NkeyUser) {
 //     known from its inbox), and subscriptions under its own inbox prefix
 //     (api.InboxPrefix(identity)) only, so it can neither answer an API
 //     subject nor read another user's replies;
+//
 //   - reader: api.QuerySubjectFor of its graphs, or every graph's and
 //     the deprecated api.QuerySubject when on every graph;
+//
 //   - writer: as reader, plus the command subjects the same way;
+//
 //   - member: every right, as the engine's own identity (another engine
 //     of the cluster, over --nats);
+//
 //   - admin: as writer on every graph, plus api.RepairSubject and
 //     api.ArchiveSubject (cairn repair and archive, which the engine
 //     carries out) and the JetStream API requests
@@ -59,10 +65,18 @@ func (f *File) ServerUsers(s Streams) ([]*server.User, []*server.NkeyUser) {
 //     and stream snapshots (cairn backup; restoring creates streams, which
 //     no role may).
 //
+//   - adapter: as writer on its graphs, plus what "cairn adapter run"
+//     does in JetStream and nothing more (adapterAllow): look up stream
+//     names, create and look up its own streams (User.AdapterStreams),
+//     create, read and ack its durable consumers on them
+//     ("adapter_<kind>_<graph>" of its graphs, filtered on its sources
+//     only), and publish to its dead-letter subjects and its sources
+//     (what it publishes there can only become writes to its graphs).
+//
 // Denied to all, whatever the allow list says: publishing to the event
-// subjects or the object store's subjects, creating, changing, purging or
-// deleting a stream, deleting a message, and subscribing to the API
-// subjects or the event subjects.
+// subjects or the object store's subjects, creating (an adapter: any of the
+// engine's streams), changing, purging or deleting a stream, deleting a
+// message, and subscribing to the API subjects or the event subjects.
 func (u User) Permissions(identity string, s Streams) *server.Permissions {
 	if u.Role == Member {
 		// An engine of the cluster: what the engine's own identity may do.
@@ -82,7 +96,7 @@ func (u User) Permissions(identity string, s Streams) *server.Permissions {
 		}
 	}
 	add(api.QuerySubjectPrefix, api.QuerySubject)
-	if u.Role == Writer || u.Role == Admin {
+	if u.Role == Writer || u.Role == Admin || u.Role == Adapter {
 		add(api.CommandSubjectPrefix, api.CommandSubject)
 	}
 	if u.Role == Admin {
@@ -103,15 +117,27 @@ func (u User) Permissions(identity string, s Streams) *server.Permissions {
 			)
 		}
 	}
+	deny := []string{
+		s.EventSubjects + ".>", "$O.>", "$KV.>",
+		"$JS.API.STREAM.UPDATE.>",
+		"$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.MSG.DELETE.>",
+		"$JS.API.CONSUMER.DURABLE.>",
+	}
+	if u.Role == Adapter {
+		pub = append(pub, u.adapterAllow(s)...)
+		// It creates its own streams, none of the engine's.
+		for _, st := range s.engineStreams() {
+			deny = append(deny, "$JS.API.STREAM.CREATE."+st,
+				"$JS.API.CONSUMER.CREATE."+st, "$JS.API.CONSUMER.CREATE."+st+".>",
+				"$JS.API.CONSUMER.MSG.NEXT."+st+".>", "$JS.ACK."+st+".>")
+		}
+	} else {
+		deny = append(deny, "$JS.API.STREAM.CREATE.>")
+	}
 	return &server.Permissions{
 		Publish: &server.SubjectPermission{
 			Allow: pub,
-			Deny: []string{
-				s.EventSubjects + ".>", "$O.>", "$KV.>",
-				"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>",
-				"$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.MSG.DELETE.>",
-				"$JS.API.CONSUMER.DURABLE.>",
-			},
+			Deny:  deny,
 		},
 		Subscribe: &server.SubjectPermission{
 			Allow: []string{api.InboxPrefix(identity) + ".>"},
@@ -123,4 +149,44 @@ func (u User) Permissions(identity string, s Streams) *server.Permissions {
 			},
 		},
 	}
+}
+
+// engineStreams are the streams the engine keeps: the event stream, the
+// object store's, its snapshot index's and the linker's bucket's.
+func (s Streams) engineStreams() []string {
+	return []string{s.Events, "OBJ_" + s.Objects, "KV_" + s.Objects + "-index", "KV_" + s.Events + "-linker"}
+}
+
+// adapterAllow is what an adapter user may publish to in JetStream and for
+// its dead letters.
+func (u User) adapterAllow(s Streams) []string {
+	pub := []string{"$JS.API.STREAM.NAMES"} // which stream captures --from, and the dead-letter subject
+	pub = append(pub, u.AdapterDeadLetters()...)
+	// Its sources too ("cairn adapter publish" with its login): what it
+	// publishes there becomes writes to its own graphs.
+	pub = append(pub, u.Sources...)
+	var durables []string
+	for _, g := range u.Graphs {
+		for _, k := range AdapterKinds {
+			durables = append(durables, "adapter_"+k+"_"+g)
+		}
+	}
+	for _, st := range u.AdapterStreams() {
+		if slices.Contains(s.engineStreams(), st) {
+			continue
+		}
+		pub = append(pub, "$JS.API.STREAM.INFO."+st, "$JS.API.STREAM.CREATE."+st)
+		for _, d := range durables {
+			for _, src := range u.Sources {
+				pub = append(pub, "$JS.API.CONSUMER.CREATE."+st+"."+d+"."+src)
+			}
+			pub = append(pub,
+				"$JS.API.CONSUMER.INFO."+st+"."+d,
+				"$JS.API.CONSUMER.MSG.NEXT."+st+"."+d,
+				// acks and naks: $JS.ACK.<stream>.<durable>.…, or with
+				// a domain and an account hash first.
+				"$JS.ACK."+st+"."+d+".>", "$JS.ACK.*.*."+st+"."+d+".>")
+		}
+	}
+	return pub
 }

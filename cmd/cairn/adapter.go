@@ -60,6 +60,13 @@ Cairn-Event-Id, Cairn-Error-Code, Cairn-Source-Seq. Events of another
 adapter's domain are skipped (--strict-domain: dead-lettered), so the three
 adapters may read one subject.
 
+On an engine with users (cairn serve --auth), log in as a user of role
+adapter (cairn auth add-user ... --role adapter --graph G --source SUBJECT):
+it may write G, consume SUBJECT through its streams (default
+ADAPTER_<KIND>) with the durable adapter_<kind>_<G> and publish to
+SUBJECT.dead, and nothing else. Another login is stopped at its first
+refused request, with the right it lacks.
+
 --create-graph creates G (type relationship) when it does not exist.
 Progress goes to stderr every --progress (default 5s):
   adapter people graph=G read=120 written=118 duplicates=2 skipped=0 retried=0 dead_lettered=0 lag=0 seq=131
@@ -137,7 +144,15 @@ func runAdapterRun(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := cfg.Validate(); err != nil {
 		return &usageError{topic: "adapter", err: fmt.Errorf("adapter run: %w", err)}
 	}
-	nc, err := c.connectLong("cairn-adapter-" + cfg.Kind)
+	// A request the login may not make is dropped by the server, which
+	// says so on the side: stop at once and say which right is missing.
+	ctx, refuse := context.WithCancelCause(ctx)
+	defer refuse(nil)
+	nc, err := c.connectLong("cairn-adapter-"+cfg.Kind, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			refuse(&refusedError{err})
+		}
+	}))
 	if err != nil {
 		return err
 	}
@@ -165,6 +180,10 @@ func runAdapterRun(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	err = a.Run(ctx)
+	var refused *refusedError
+	if errors.As(context.Cause(ctx), &refused) {
+		return adapterRefused(c, cfg, refused)
+	}
 	if errors.Is(err, adapter.ErrNoGraph) {
 		return fmt.Errorf("graph %s does not exist: create it with 'cairn graph create %s --type relationship', or pass --create-graph", cfg.Graph, cfg.Graph)
 	}
@@ -246,15 +265,45 @@ type adapterJSON struct {
 	ElapsedS float64 `json:"elapsed_s"`
 }
 
+// refusedError is a request the server refused the login (a permission
+// violation).
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
+// adapterRefused explains a refused request of "adapter run": which right
+// the login lacks, and the users-file entry that gives it.
+func adapterRefused(c clientFlags, cfg adapter.Config, refused *refusedError) error {
+	login := "this login"
+	switch {
+	case c.auth.user != "":
+		login = "user " + c.auth.user
+	case c.auth.nkey != "":
+		login = "the nkey of " + c.auth.nkey
+	}
+	stream := cfg.Stream
+	if stream == "" {
+		stream = "ADAPTER_" + strings.ToUpper(cfg.Kind)
+	}
+	return fmt.Errorf("adapter run: the engine's NATS refused %s a request: %w\n"+
+		"An adapter on a secured engine needs a user of role adapter that names graph %s, source %s and stream %s "+
+		"(a writer or reader may not use JetStream); for example:\n"+
+		"  cairn auth add-user USERS.json NAME --role adapter --graph %s --source %s --new-nkey NAME.nk\n"+
+		"then restart 'cairn serve --auth USERS.json' (docs/adapters.md, \"On a secured engine\")",
+		login, refused, cfg.Graph, cfg.From, stream, cfg.Graph, cfg.From)
+}
+
 // connectLong opens a connection for a long-running client: unlike
 // connect's, it reconnects without end (requests made meanwhile fail and
 // are tried again later).
-func (c *clientFlags) connectLong(name string) (*nats.Conn, error) {
+func (c *clientFlags) connectLong(name string, extra ...nats.Option) (*nats.Conn, error) {
 	opts, err := c.auth.options(c.topic)
 	if err != nil {
 		return nil, err
 	}
 	opts = append(opts, nats.Name(name), nats.Timeout(min(c.timeout, 5*time.Second)), nats.MaxReconnects(-1))
+	opts = append(opts, extra...)
 	nc, err := nats.Connect(c.server, opts...)
 	switch {
 	case errors.Is(err, nats.ErrNoServers):

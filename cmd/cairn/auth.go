@@ -14,7 +14,8 @@ import (
 )
 
 const authUsage = `Usage:
-  cairn auth add-user <file> <name> --role reader|writer|admin|member [--graph G]...
+  cairn auth add-user <file> <name> --role reader|writer|admin|member|adapter [--graph G]...
+                      [--source SUBJECT]... [--stream NAME]... [--dead-letter SUBJECT]...
                       [--password-stdin] [--nkey-public KEY | --new-nkey SEEDFILE]
                       [--replace] [--json]
   cairn auth hash-password [--json]       (the password on stdin)
@@ -32,6 +33,13 @@ digits, '-' and '_'), a role, and a password, an nkey or both:
            NAME --nkey SEEDFILE' (or --user/--password) logging in to this
            engine's NATS: every right, as the engine's own identity; give
            it to cairn serve processes only
+  adapter  'cairn adapter run': a writer on its --graph graphs (at least
+           one) that consumes its --source subjects (at least one; its
+           --from) through its --stream streams (default ADAPTER_PEOPLE,
+           ADAPTER_ORGANISATIONS, ADAPTER_LOCATIONS), with the durable
+           consumers adapter_<kind>_<graph>, and publishes dead letters to
+           its --dead-letter subjects (default SOURCE.dead); no other
+           JetStream right (see docs/adapters.md, "On a secured engine")
 --graph (repeatable) limits a reader or writer to those graphs; without it
 the user is on every graph. Nobody but the engine itself may write or purge
 the event stream or the object store, so 'cairn archive' cannot be run by
@@ -83,12 +91,20 @@ type authUserJSON struct {
 	Password bool     `json:"password"`
 	Nkey     string   `json:"nkey,omitempty"`
 	Graphs   []string `json:"graphs,omitempty"`
-	Replaced bool     `json:"replaced,omitempty"`
-	SeedFile string   `json:"seed_file,omitempty"`
+	// An adapter's (role adapter) allowance, with the defaults filled.
+	Sources     []string `json:"sources,omitempty"`
+	Streams     []string `json:"streams,omitempty"`
+	DeadLetters []string `json:"dead_letters,omitempty"`
+	Replaced    bool     `json:"replaced,omitempty"`
+	SeedFile    string   `json:"seed_file,omitempty"`
 }
 
 func newAuthUserJSON(u cairnauth.User) authUserJSON {
-	return authUserJSON{Name: u.Name, Role: string(u.Role), Password: u.Password != "", Nkey: u.Nkey, Graphs: u.Graphs}
+	j := authUserJSON{Name: u.Name, Role: string(u.Role), Password: u.Password != "", Nkey: u.Nkey, Graphs: u.Graphs}
+	if u.Role == cairnauth.Adapter {
+		j.Sources, j.Streams, j.DeadLetters = u.Sources, u.AdapterStreams(), u.AdapterDeadLetters()
+	}
+	return j
 }
 
 func (u authUserJSON) String() string {
@@ -103,14 +119,21 @@ func (u authUserJSON) String() string {
 	if len(u.Graphs) > 0 {
 		graphs = "graphs " + strings.Join(u.Graphs, ",")
 	}
+	if len(u.Sources) > 0 {
+		graphs += fmt.Sprintf(" sources %s streams %s dead-letters %s",
+			strings.Join(u.Sources, ","), strings.Join(u.Streams, ","), strings.Join(u.DeadLetters, ","))
+	}
 	return fmt.Sprintf("%s %s %s (%s)", u.Name, u.Role, graphs, strings.Join(logins, ", "))
 }
 
 func runAuthAddUser(args []string, stdin io.Reader, stdout io.Writer) error {
 	fset := newFlagSet("auth add-user")
-	role := fset.String("role", "", "reader, writer, admin or member")
-	var graphs stringsFlag
+	role := fset.String("role", "", "reader, writer, admin, member or adapter")
+	var graphs, sources, streams, deadLetters stringsFlag
 	fset.Var(&graphs, "graph", "limit the user to this `graph` (repeatable)")
+	fset.Var(&sources, "source", "an adapter's source `subject` (repeatable)")
+	fset.Var(&streams, "stream", "a stream `name` an adapter may create and read (repeatable; default ADAPTER_<KIND>)")
+	fset.Var(&deadLetters, "dead-letter", "an adapter's dead-letter `subject` (repeatable; default SOURCE.dead)")
 	pwStdin := fset.Bool("password-stdin", false, "read the password from stdin")
 	nkeyPub := fset.String("nkey-public", "", "public `key` of the user's nkey")
 	newNkey := fset.String("new-nkey", "", "write a new nkey seed to this `file`")
@@ -138,7 +161,8 @@ func runAuthAddUser(args []string, stdin io.Reader, stdout io.Writer) error {
 	default:
 		return fmt.Errorf("auth add-user: %w", err)
 	}
-	u := cairnauth.User{Name: name, Role: cairnauth.Role(*role), Graphs: graphs, Nkey: *nkeyPub}
+	u := cairnauth.User{Name: name, Role: cairnauth.Role(*role), Graphs: graphs, Nkey: *nkeyPub,
+		Sources: sources, Streams: streams, DeadLetters: deadLetters}
 	if *pwStdin {
 		pw, err := readPassword(stdin)
 		if err != nil {
