@@ -110,8 +110,8 @@ func TestSaveLoad(t *testing.T) {
 
 // TestPermissions: what each role may publish; the event stream, stream
 // purges and deletions and the object store are denied to all, the
-// creation of the engine's streams too (of any stream, but an adapter's own), and every
-// identity subscribes under its own inbox only.
+// creation of any stream too (an adapter asks the engine for its own),
+// and every identity subscribes under its own inbox only.
 func TestPermissions(t *testing.T) {
 	s := auth.Streams{Events: "event-store", EventSubjects: "cairn.events", Objects: "object-store"}
 	for _, c := range []struct {
@@ -119,10 +119,10 @@ func TestPermissions(t *testing.T) {
 		allow, no []string
 	}{
 		{auth.User{Role: auth.Reader, Graphs: []string{"a"}}, []string{"cairn.query.a", "$SRV.>", "cairn.keys", "cairn.graphs"},
-			[]string{"cairn.query.*", "cairn.query", "cairn.command.a", "$JS.API.INFO", "cairn.admin.repair"}},
+			[]string{"cairn.query.*", "cairn.query", "cairn.command.a", "$JS.API.INFO", "cairn.admin.repair", "cairn.admin.adapter-stream"}},
 		{auth.User{Role: auth.Reader}, []string{"cairn.query.*", "cairn.query"}, []string{"cairn.command.*", "cairn.command"}},
 		{auth.User{Role: auth.Writer, Graphs: []string{"a", "b"}}, []string{"cairn.query.a", "cairn.command.b", "cairn.graphs"},
-			[]string{"cairn.command.*", "cairn.command", "$JS.API.STREAM.INFO.event-store"}},
+			[]string{"cairn.command.*", "cairn.command", "$JS.API.STREAM.INFO.event-store", "cairn.admin.adapter-stream"}},
 		{auth.User{Role: auth.Admin}, []string{"cairn.command.*", "cairn.command", "$JS.API.STREAM.INFO.event-store",
 			"$JS.API.DIRECT.GET.OBJ_object-store.>", "cairn.admin.repair", "cairn.keys", "cairn.graphs",
 			// The snapshot index the read-only tools look snapshots up in.
@@ -131,15 +131,16 @@ func TestPermissions(t *testing.T) {
 			[]string{"$JS.API.>", "$JS.API.STREAM.PURGE.event-store"}},
 		{auth.User{Role: auth.Adapter, Graphs: []string{"org"}, Sources: []string{"hr.people"}},
 			[]string{"cairn.command.org", "cairn.query.org", "$JS.API.STREAM.NAMES", "hr.people.dead", "hr.people",
-				"$JS.API.STREAM.CREATE.ADAPTER_PEOPLE", "$JS.API.STREAM.INFO.ADAPTER_LOCATIONS",
+				"cairn.admin.adapter-stream", "$JS.API.STREAM.INFO.ADAPTER_LOCATIONS",
 				"$JS.API.CONSUMER.CREATE.ADAPTER_PEOPLE.adapter_people_org.hr.people",
 				"$JS.API.CONSUMER.MSG.NEXT.ADAPTER_PEOPLE.adapter_people_org", "$JS.ACK.ADAPTER_PEOPLE.adapter_people_org.>"},
 			[]string{"cairn.command.*", "cairn.command", "$JS.API.INFO", "$JS.API.STREAM.INFO.event-store", "hr.>",
-				"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.ADAPTER_PEOPLE", "$JS.API.CONSUMER.CREATE.ADAPTER_PEOPLE.>"}},
+				"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.CREATE.ADAPTER_PEOPLE", "$JS.API.STREAM.UPDATE.ADAPTER_PEOPLE",
+				"$JS.API.CONSUMER.CREATE.ADAPTER_PEOPLE.>"}},
 		// An adapter given the engine's streams gets none of them.
 		{auth.User{Role: auth.Adapter, Graphs: []string{"org"}, Sources: []string{"hr.people"}, Streams: []string{"event-store", "HR"}},
-			[]string{"$JS.API.STREAM.CREATE.HR", "$JS.API.CONSUMER.MSG.NEXT.HR.adapter_organisations_org"},
-			[]string{"$JS.API.STREAM.CREATE.event-store", "$JS.API.STREAM.INFO.event-store",
+			[]string{"$JS.API.STREAM.INFO.HR", "$JS.API.CONSUMER.MSG.NEXT.HR.adapter_organisations_org"},
+			[]string{"$JS.API.STREAM.CREATE.HR", "$JS.API.STREAM.CREATE.event-store", "$JS.API.STREAM.INFO.event-store",
 				"$JS.API.CONSUMER.MSG.NEXT.event-store.adapter_people_org", "$JS.API.STREAM.CREATE.ADAPTER_PEOPLE"}},
 	} {
 		p := c.user.Permissions("me", s)
@@ -153,26 +154,69 @@ func TestPermissions(t *testing.T) {
 				t.Errorf("%s %v: %s allowed", c.user.Role, c.user.Graphs, a)
 			}
 		}
-		// The engine's streams stay out of reach: no role but the
-		// adapter may create any stream, and an adapter none of the
-		// engine's, whatever its allow list says.
-		create := []string{"$JS.API.STREAM.CREATE.>"}
+		// The engine's streams stay out of reach: no role may create any
+		// stream (its subjects are in the body, which permissions do not
+		// see), and an adapter may not consume the engine's, whatever its
+		// allow list says.
+		deny := []string{"$JS.API.STREAM.CREATE.>"}
 		if c.user.Role == auth.Adapter {
-			create = []string{"$JS.API.STREAM.CREATE.event-store", "$JS.API.STREAM.CREATE.OBJ_object-store",
-				"$JS.API.STREAM.CREATE.KV_object-store-index", "$JS.API.STREAM.CREATE.KV_event-store-linker",
-				"$JS.API.CONSUMER.CREATE.event-store.>", "$JS.API.CONSUMER.MSG.NEXT.event-store.>"}
+			deny = append(deny, "$JS.API.CONSUMER.CREATE.event-store.>", "$JS.API.CONSUMER.MSG.NEXT.event-store.>")
 		}
-		for _, d := range append(create, "cairn.events.>", "$O.>", "$KV.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.PURGE.>",
+		for _, d := range append(deny, "cairn.events.>", "$O.>", "$KV.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.PURGE.>",
 			"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.MSG.DELETE.>", "$JS.API.CONSUMER.DURABLE.>") {
 			if !slices.Contains(p.Publish.Deny, d) {
 				t.Errorf("%s: publishing to %s not denied", c.user.Role, d)
 			}
 		}
-		if !slices.Contains(p.Subscribe.Deny, "cairn.graphs") {
-			t.Errorf("%s: subscribing to cairn.graphs (answering it) not denied", c.user.Role)
+		for _, d := range []string{"cairn.graphs", "cairn.admin.adapter-stream"} {
+			if !slices.Contains(p.Subscribe.Deny, d) {
+				t.Errorf("%s: subscribing to %s (answering it) not denied", c.user.Role, d)
+			}
 		}
 		if !slices.Equal(p.Subscribe.Allow, []string{"_INBOX.me.>"}) {
 			t.Errorf("%s: subscribe allow %v", c.user.Role, p.Subscribe.Allow)
+		}
+	}
+}
+
+// TestCheckAdapterStream: the engine creates an adapter's stream only
+// under its own name and within its own sources, never capturing the
+// engine's, JetStream's or the inboxes' subjects.
+func TestCheckAdapterStream(t *testing.T) {
+	s := auth.Streams{Events: "event-store", EventSubjects: "cairn.events", Objects: "object-store"}
+	hr := auth.User{Name: "hr", Role: auth.Adapter, Graphs: []string{"org"}, Sources: []string{"hr.people", "hr.sites.*", "hr.feeds.>"},
+		Streams: []string{"HR", "event-store"}}
+	events := auth.User{Name: "ev", Role: auth.Adapter, Graphs: []string{"org"}, Sources: []string{"ev.x"}}
+	for _, c := range []struct {
+		user     auth.User
+		stream   string
+		subjects []string
+		want     error
+	}{
+		{hr, "HR", []string{"hr.people"}, nil},
+		{hr, "HR", []string{"hr.people", "hr.sites.london", "hr.sites.*", "hr.feeds.a.b", "hr.feeds.*", "hr.feeds.>"}, nil},
+		{events, "ADAPTER_PEOPLE", []string{"ev.x"}, nil}, // the default streams
+		{hr, "HR", []string{"hr.sites.>"}, auth.ErrDenied},
+		{hr, "HR", []string{"hr.sites"}, auth.ErrDenied},
+		{hr, "HR", []string{"hr.feeds"}, auth.ErrDenied},
+		{hr, "HR", []string{"hr.people.x"}, auth.ErrDenied},
+		{hr, "HR", []string{"hr.people", "crm.people"}, auth.ErrDenied},
+		{hr, "ADAPTER_PEOPLE", []string{"hr.people"}, auth.ErrDenied}, // not in its list
+		{hr, "event-store", []string{"hr.people"}, auth.ErrDenied},    // the engine's
+		{hr, "HR", []string{"cairn.command.*"}, auth.ErrBadSubject},
+		{hr, "HR", []string{"cairn.events.org"}, auth.ErrBadSubject},
+		{hr, "HR", []string{"$KV.x.y"}, auth.ErrBadSubject},
+		{hr, "HR", []string{"_INBOX.hr.x"}, auth.ErrBadSubject},
+		{hr, "HR", []string{">"}, auth.ErrBadSubject},
+		{hr, "HR", []string{"*.people"}, auth.ErrBadSubject},
+		{hr, "HR", []string{"hr..people"}, auth.ErrBadSubject},
+		{hr, "HR", nil, auth.ErrBadSubject},
+		{auth.User{Name: "w", Role: auth.Writer}, "HR", []string{"hr.people"}, auth.ErrDenied},
+		{auth.User{Name: "a", Role: auth.Admin}, "HR", []string{"hr.people"}, auth.ErrDenied},
+	} {
+		err := c.user.CheckAdapterStream(c.stream, c.subjects, s)
+		if (c.want == nil) != (err == nil) || (c.want != nil && !errors.Is(err, c.want)) {
+			t.Errorf("%s asks for %s capturing %v: %v, want %v", c.user.Name, c.stream, c.subjects, err, c.want)
 		}
 	}
 }

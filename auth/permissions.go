@@ -67,16 +67,20 @@ func (f *File) ServerUsers(s Streams) ([]*server.User, []*server.NkeyUser) {
 //
 //   - adapter: as writer on its graphs, plus what "cairn adapter run"
 //     does in JetStream and nothing more (adapterAllow): look up stream
-//     names, create and look up its own streams (User.AdapterStreams),
+//     names, look up its own streams (User.AdapterStreams) and ask the
+//     engine to create them (api.AdapterStreamSubject, which checks the
+//     subjects they capture: User.CheckAdapterStream),
 //     create, read and ack its durable consumers on them
 //     ("adapter_<kind>_<graph>" of its graphs, filtered on its sources
 //     only), and publish to its dead-letter subjects and its sources
 //     (what it publishes there can only become writes to its graphs).
 //
 // Denied to all, whatever the allow list says: publishing to the event
-// subjects or the object store's subjects, creating (an adapter: any of the
-// engine's streams), changing, purging or deleting a stream, deleting a
-// message, and subscribing to the API subjects or the event subjects.
+// subjects or the object store's subjects, creating, changing, purging or
+// deleting a stream (a stream's subjects travel in the request body,
+// which permissions do not see: a client could capture the engine's
+// subjects), deleting a message, and subscribing to the API subjects or
+// the event subjects.
 func (u User) Permissions(identity string, s Streams) *server.Permissions {
 	if u.Role == Member {
 		// An engine of the cluster: what the engine's own identity may do.
@@ -119,20 +123,18 @@ func (u User) Permissions(identity string, s Streams) *server.Permissions {
 	}
 	deny := []string{
 		s.EventSubjects + ".>", "$O.>", "$KV.>",
-		"$JS.API.STREAM.UPDATE.>",
+		"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>",
 		"$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.MSG.DELETE.>",
 		"$JS.API.CONSUMER.DURABLE.>",
 	}
 	if u.Role == Adapter {
 		pub = append(pub, u.adapterAllow(s)...)
-		// It creates its own streams, none of the engine's.
+		// Its own streams' consumers, none of the engine's.
 		for _, st := range s.engineStreams() {
-			deny = append(deny, "$JS.API.STREAM.CREATE."+st,
+			deny = append(deny,
 				"$JS.API.CONSUMER.CREATE."+st, "$JS.API.CONSUMER.CREATE."+st+".>",
 				"$JS.API.CONSUMER.MSG.NEXT."+st+".>", "$JS.ACK."+st+".>")
 		}
-	} else {
-		deny = append(deny, "$JS.API.STREAM.CREATE.>")
 	}
 	return &server.Permissions{
 		Publish: &server.SubjectPermission{
@@ -144,7 +146,7 @@ func (u User) Permissions(identity string, s Streams) *server.Permissions {
 			Deny: []string{
 				api.CommandSubject, api.CommandSubjectPrefix + ">",
 				api.QuerySubject, api.QuerySubjectPrefix + ">",
-				api.KeysSubject, api.RepairSubject, api.ArchiveSubject, api.GraphsSubject,
+				api.KeysSubject, api.RepairSubject, api.ArchiveSubject, api.GraphsSubject, api.AdapterStreamSubject,
 				s.EventSubjects + ".>", "$SRV.>",
 			},
 		},
@@ -160,7 +162,10 @@ func (s Streams) engineStreams() []string {
 // adapterAllow is what an adapter user may publish to in JetStream and for
 // its dead letters.
 func (u User) adapterAllow(s Streams) []string {
-	pub := []string{"$JS.API.STREAM.NAMES"} // which stream captures --from, and the dead-letter subject
+	pub := []string{
+		"$JS.API.STREAM.NAMES",   // which stream captures --from, and the dead-letter subject
+		api.AdapterStreamSubject, // the engine creates its streams, once it checked their subjects
+	}
 	pub = append(pub, u.AdapterDeadLetters()...)
 	// Its sources too ("cairn adapter publish" with its login): what it
 	// publishes there becomes writes to its own graphs.
@@ -175,7 +180,7 @@ func (u User) adapterAllow(s Streams) []string {
 		if slices.Contains(s.engineStreams(), st) {
 			continue
 		}
-		pub = append(pub, "$JS.API.STREAM.INFO."+st, "$JS.API.STREAM.CREATE."+st)
+		pub = append(pub, "$JS.API.STREAM.INFO."+st)
 		for _, d := range durables {
 			for _, src := range u.Sources {
 				pub = append(pub, "$JS.API.CONSUMER.CREATE."+st+"."+d+"."+src)
