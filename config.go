@@ -255,3 +255,9 @@ func (c Config) validateNATSCluster() error {
 func (c *Config) SizeCaches(limit int64) {
 	c.Projections.SizeCaches(limit)
 }
+
+// authStreams names what the engine keeps in JetStream, for its users'
+// permissions and the checks of adapters' streams.
+func (c Config) authStreams() auth.Streams {
+	return auth.Streams{Events: c.Store.Stream, EventSubjects: c.Store.SubjectPrefix, Objects: c.Snapshots.Bucket}
+}

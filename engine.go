@@ -18,7 +18,6 @@ import (
 	"github.com/cairn-graph/cairn/actors"
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/api"
-	"github.com/cairn-graph/cairn/auth"
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 	"github.com/cairn-graph/cairn/internal/logx"
 	"github.com/cairn-graph/cairn/internal/retry"
@@ -97,9 +96,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 			ServerName: cfg.NATSName, Cluster: cfg.NATSCluster,
 		}
 		if cfg.Auth != nil {
-			scfg.Users, scfg.NkeyUsers = cfg.Auth.ServerUsers(auth.Streams{
-				Events: cfg.Store.Stream, EventSubjects: cfg.Store.SubjectPrefix, Objects: cfg.Snapshots.Bucket,
-			})
+			scfg.Users, scfg.NkeyUsers = cfg.Auth.ServerUsers(cfg.authStreams())
 		}
 		e.server, err = persistence.StartServer(scfg)
 		if err != nil {
@@ -264,7 +261,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 			return nil, err
 		}
 		e.gateway, err = actors.StartGateway(e.nc, engineExecutor{e}, actors.GatewayConfig{Timeout: cfg.CommandTimeout, Queries: engineQuerier{e}, Grains: e.grains, Keys: keys, Repair: e.Repair, Logger: cfg.Logger, Graphs: e.graphsFor,
-			Archive: e.archiveIfObjects(), Ready: e.Ready,
+			Archive: e.archiveIfObjects(), Ready: e.Ready, AdapterStream: e.adapterStream,
 			CommandConn: cmdConn, Propagate: e.tracer != nil})
 		if err != nil {
 			return nil, err

@@ -84,6 +84,11 @@ type GatewayConfig struct {
 	// (api.ArchiveSubject, JSON): cairn archive without a signing key
 	// (Engine.Archive), bounded by ArchiveTimeout, not Timeout.
 	Archive func(ctx context.Context, graph string, before uint64) (api.ArchiveReply, error)
+	// AdapterStream, when set, is served on the "adapter-stream" endpoint
+	// (api.AdapterStreamSubject, JSON): an adapter user's request that the
+	// engine create its stream. It is given the request's reply subject,
+	// which names the asking user (api.IdentityOfReply).
+	AdapterStream func(ctx context.Context, reply string, req api.AdapterStreamRequest) api.AdapterStreamReply
 	// ArchiveTimeout bounds one archive request. Default 10 minutes.
 	ArchiveTimeout time.Duration
 	// Keys, when set, is served as JSON on the "keys" endpoint
@@ -223,6 +228,18 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 		if err != nil {
 			stop()
 			return nil, fmt.Errorf("start gateway: add archive endpoint: %w", err)
+		}
+	}
+	if cfg.AdapterStream != nil {
+		err = svc.AddEndpoint("adapter-stream", micro.HandlerFunc(func(req micro.Request) { g.handleAdapterStream(req, cfg.AdapterStream) }),
+			micro.WithEndpointSubject(api.AdapterStreamSubject),
+			micro.WithEndpointMetadata(map[string]string{
+				"request":  "api.AdapterStreamRequest (JSON)",
+				"response": "api.AdapterStreamReply (JSON)",
+			}))
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("start gateway: add adapter-stream endpoint: %w", err)
 		}
 	}
 	if cfg.Keys != nil {
@@ -384,6 +401,22 @@ func (g *Gateway) handleArchive(req micro.Request, archive func(context.Context,
 			}
 			answer(rep)
 		})
+}
+
+// handleAdapterStream answers an adapter's request for its stream
+// (api.AdapterStreamSubject).
+func (g *Gateway) handleAdapterStream(req micro.Request, create func(context.Context, string, api.AdapterStreamRequest) api.AdapterStreamReply) {
+	answer := func(rep api.AdapterStreamReply) {
+		data, err := json.Marshal(rep)
+		g.send(req, data, err)
+	}
+	var r api.AdapterStreamRequest
+	if err := json.Unmarshal(req.Data(), &r); err != nil || r.Stream == "" || len(r.Subjects) == 0 {
+		answer(api.AdapterStreamReply{Code: "INVALID_ARGUMENT", Error: fmt.Sprintf("request is not a JSON api.AdapterStreamRequest with a stream and subjects (%.200s)", req.Data())})
+		return
+	}
+	g.work(g.querySem, func() { answer(api.AdapterStreamReply{Code: "UNAVAILABLE", Error: "cairn is shutting down"}) },
+		func(ctx context.Context) { answer(create(ctx, req.Reply(), r)) })
 }
 
 // AdminCode names the wire code of an admin request's failure (repair,

@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/api"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -127,6 +129,11 @@ func (a *Adapter) Stats() Stats {
 // "ADAPTER_<KIND>" capturing cfg.From (file storage). Events published
 // before any stream captured the subject are not kept: create the stream
 // (run the adapter once) before the source publishes.
+//
+// With cfg.AskEngine a stream that does not exist is created by the engine
+// (api.AdapterStreamSubject), which checks the login may have it: a
+// refusal is a *StreamRefusedError. An engine without users answers that
+// the adapter creates it itself, as without AskEngine, through JetStream.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg Config) (string, error) {
 	name := cfg.Stream
 	if name == "" {
@@ -146,6 +153,12 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg Config) (stri
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return "", fmt.Errorf("look up stream %s: %w", name, err)
 	}
+	if cfg.AskEngine {
+		open, err := askEngine(ctx, js.Conn(), cfg, name)
+		if err != nil || !open {
+			return name, err
+		}
+	}
 	_, err = js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: name, Subjects: []string{cfg.From}, Storage: jetstream.FileStorage,
 		Description: "source events of the Cairn " + cfg.Kind + " adapter",
@@ -154,6 +167,43 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg Config) (stri
 		return "", fmt.Errorf("create stream %s capturing %s: %w", name, cfg.From, err)
 	}
 	return name, nil
+}
+
+// askEngine has the engine create stream name capturing cfg.From; open
+// when the engine has no users, so the adapter creates it itself.
+func askEngine(ctx context.Context, nc *nats.Conn, cfg Config, name string) (open bool, err error) {
+	note := func(format string, a ...any) {
+		if cfg.OnSetup != nil {
+			cfg.OnSetup(fmt.Sprintf(format, a...))
+		}
+	}
+	note("stream %s does not exist: asking the engine to create it capturing %s", name, cfg.From)
+	data, err := json.Marshal(api.AdapterStreamRequest{Stream: name, Subjects: []string{cfg.From}})
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.withDefaults().RequestTimeout)
+	defer cancel()
+	msg, err := nc.RequestWithContext(ctx, api.AdapterStreamSubject, data)
+	if err != nil {
+		return false, fmt.Errorf("ask the engine for stream %s capturing %s (%s): %w", name, cfg.From, api.AdapterStreamSubject, err)
+	}
+	var rep api.AdapterStreamReply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		return false, fmt.Errorf("ask the engine for stream %s: the answer is not a JSON api.AdapterStreamReply: %w", name, err)
+	}
+	switch {
+	case rep.Open:
+		note("the engine has no users: creating stream %s", name)
+		return true, nil
+	case rep.Code != "":
+		return false, &StreamRefusedError{Stream: name, Code: rep.Code, Message: rep.Error}
+	case rep.Created:
+		note("the engine created stream %s capturing %s", name, strings.Join(rep.Config.GetSubjects(), " "))
+	default:
+		note("stream %s exists, capturing %s", name, strings.Join(rep.Config.GetSubjects(), " "))
+	}
+	return false, nil
 }
 
 // Run reads events and writes them until ctx ends or the graph goes away.

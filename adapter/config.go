@@ -31,6 +31,11 @@ type Config struct {
 	// captures From; when none does, one named "ADAPTER_<KIND>" capturing
 	// From is created (see EnsureStream).
 	Stream string
+	// AskEngine has the engine create the stream when it does not exist
+	// (api.AdapterStreamSubject), as a login of role adapter on an engine
+	// with users must: no client login may create streams there. An
+	// engine without users answers that the adapter creates it itself.
+	AskEngine bool
 	// Durable is the durable consumer whose acks are the checkpoint.
 	// Default "adapter_<kind>_<graph>".
 	Durable string
@@ -67,6 +72,9 @@ type Config struct {
 	ProgressEvery time.Duration
 	// OnProgress, when set, gets the counts every ProgressEvery.
 	OnProgress func(Stats)
+	// OnSetup, when set, gets a line for each step of the set-up worth
+	// telling: the engine asked to create the stream, and its answer.
+	OnSetup func(string)
 	// Logger gets a line per dead letter and per redelivery. Default:
 	// discard.
 	Logger *slog.Logger

@@ -43,3 +43,14 @@ func (e *UnmappableError) Unwrap() error { return e.Err }
 func unmappable(reason, format string, a ...any) *UnmappableError {
 	return &UnmappableError{Reason: reason, Err: fmt.Errorf(format, a...)}
 }
+
+// StreamRefusedError is the engine's refusal to create the adapter's
+// stream (Config.AskEngine): its wire code ("PERMISSION_DENIED",
+// "INVALID_ARGUMENT", "FAILED_PRECONDITION", "UNAVAILABLE") and why.
+type StreamRefusedError struct {
+	Stream, Code, Message string
+}
+
+func (e *StreamRefusedError) Error() string {
+	return fmt.Sprintf("the engine refused to create stream %s: %s: %s", e.Stream, e.Code, e.Message)
+}

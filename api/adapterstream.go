@@ -44,3 +44,11 @@ type AdapterStreamReply struct {
 	Code  string `json:"code,omitempty"`
 	Error string `json:"error,omitempty"`
 }
+
+// GetSubjects returns c's subjects, nil for a nil c.
+func (c *AdapterStreamConfig) GetSubjects() []string {
+	if c == nil {
+		return nil
+	}
+	return c.Subjects
+}

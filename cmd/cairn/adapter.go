@@ -40,7 +40,8 @@ unacknowledged, prints a summary on stdout and exits 0.
 
 It reads through the stream that captures --from (default: the one that
 does; when none does it creates ADAPTER_<KIND>, file storage: events
-published before a stream captured the subject are not kept) and a durable
+published before a stream captured the subject are not kept; with a login,
+it asks the engine to create it, see below) and a durable
 consumer (--durable, default adapter_<kind>_<graph>) whose acks are the
 checkpoint: an event is acked once the engine acknowledged its command, so a
 restarted adapter resumes where it stopped, and a killed one (kill -9) gets
@@ -64,8 +65,11 @@ On an engine with users (cairn serve --auth), log in as a user of role
 adapter (cairn auth add-user ... --role adapter --graph G --source SUBJECT):
 it may write G, consume SUBJECT through its streams (default
 ADAPTER_<KIND>) with the durable adapter_<kind>_<G> and publish to
-SUBJECT.dead, and nothing else. Another login is stopped at its first
-refused request, with the right it lacks.
+SUBJECT.dead, and nothing else. It may not create a stream: adapter run
+asks the engine (cairn.admin.adapter-stream), which creates it only under
+one of the user's streams and capturing its sources, and says so on stderr.
+Another login is stopped at its first refused request, with the right it
+lacks.
 
 --create-graph creates G (type relationship) when it does not exist.
 Progress goes to stderr every --progress (default 5s):
@@ -174,6 +178,18 @@ func runAdapterRun(ctx context.Context, args []string, stdout, stderr io.Writer)
 			prefix, s.Graph, s.Read, s.Written, s.Duplicates, s.Skipped, s.Retried, s.DeadLettered, s.Lag, s.Seq, s.Elapsed.Seconds())
 	}
 	cfg.OnProgress = func(s adapter.Stats) { report(stderr, "progress", s) }
+	// With a login the engine may have users: then it creates the
+	// stream, after checking the login may have it.
+	cfg.AskEngine = c.auth.credentials()
+	cfg.OnSetup = func(line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if c.json {
+			_ = writeJSON(stderr, map[string]string{"kind": "setup", "adapter": cfg.Kind, "message": line})
+			return
+		}
+		fmt.Fprintf(stderr, "adapter %s: %s\n", cfg.Kind, line)
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, err := adapter.New(nc, cfg)
 	if err != nil {
@@ -183,6 +199,12 @@ func runAdapterRun(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var refused *refusedError
 	if errors.As(context.Cause(ctx), &refused) {
 		return adapterRefused(c, cfg, refused)
+	}
+	var streamRefused *adapter.StreamRefusedError
+	if errors.As(err, &streamRefused) {
+		return fmt.Errorf("adapter run: %w\n"+
+			"The engine creates an adapter's stream only under one of its user's streams and capturing its sources "+
+			"(cairn auth add-user ... --role adapter --source SUBJECT --stream NAME; docs/adapters.md, \"On a secured engine\")", err)
 	}
 	if errors.Is(err, adapter.ErrNoGraph) {
 		return fmt.Errorf("graph %s does not exist: create it with 'cairn graph create %s --type relationship', or pass --create-graph", cfg.Graph, cfg.Graph)
