@@ -564,3 +564,29 @@ func TestNoGraph(t *testing.T) {
 		t.Fatalf("Run: %v, want ErrNoGraph", err)
 	}
 }
+
+// TestAskEngineOpen: an engine without users answers an adapter that asks
+// it for its stream that it creates it itself, and the adapter does.
+func TestAskEngineOpen(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig("people", "hr.people", "org")
+	cfg.AskEngine = true
+	var lines []string
+	cfg.OnSetup = func(l string) { lines = append(lines, l) }
+	name, err := EnsureStream(context.Background(), e.js, cfg)
+	if err != nil || name != "ADAPTER_PEOPLE" {
+		t.Fatalf("EnsureStream: %s, %v", name, err)
+	}
+	st, err := e.js.Stream(context.Background(), name)
+	if err != nil || !strings.Contains(st.CachedInfo().Config.Description, "people adapter") {
+		t.Fatalf("stream %s: %v", name, err)
+	}
+	if len(lines) != 2 || !strings.Contains(lines[1], "the engine has no users: creating stream ADAPTER_PEOPLE") {
+		t.Errorf("set-up lines %q", lines)
+	}
+	// It exists now: nothing is asked.
+	lines = nil
+	if _, err := EnsureStream(context.Background(), e.js, cfg); err != nil || len(lines) != 0 {
+		t.Errorf("EnsureStream again: %v, %q", err, lines)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,9 +74,12 @@ func mustBeDenied(t *testing.T, refusals chan error, subject string, op func(ctx
 }
 
 // TestAdapterSecured runs the people adapter on an engine with users, as a
-// user of role adapter: events in, graph checked. The same user may not
-// write another graph, read or purge the event stream, create a stream
-// outside its allowance or consume another adapter's stream, and a plain
+// user of role adapter: the engine creates its stream, events in, graph
+// checked. The same user may not write another graph, read or purge the
+// event stream, create any stream itself, have the engine create one
+// capturing the engine's subjects, subjects outside its sources or under
+// a name outside its streams, or consume another adapter's stream; a
+// reader or writer may not ask the engine for a stream; and a plain
 // writer cannot run an adapter: it is stopped at once, told the right it
 // lacks and the role that has it.
 func TestAdapterSecured(t *testing.T) {
@@ -91,8 +95,10 @@ func TestAdapterSecured(t *testing.T) {
 		strings.Join(hrUser.DeadLetters, ",") != "hr.people.dead" || len(hrUser.Streams) != 3 {
 		t.Fatalf("add-user adapter: %s (%v)", out, err)
 	}
-	mustRun(t, "auth", "add-user", file, "crm", "--role", "adapter", "--graph", "crm", "--source", "crm.people", "--stream", "CRM_PEOPLE", "--new-nkey", crmSeed)
+	mustRun(t, "auth", "add-user", file, "crm", "--role", "adapter", "--graph", "crm", "--source", "crm.people", "--source", "crm.orgs", "--stream", "CRM_PEOPLE", "--new-nkey", crmSeed)
 	mustRun(t, "auth", "add-user", file, "app", "--role", "writer", "--graph", "org", "--new-nkey", appSeed)
+	readerSeed := filepath.Join(dir, "reader.nk")
+	mustRun(t, "auth", "add-user", file, "viewer", "--role", "reader", "--new-nkey", readerSeed)
 	if r := runCLI(t, "auth", "add-user", file, "x", "--role", "adapter", "--graph", "org", "--new-nkey", filepath.Join(dir, "x.nk")); r.code() != 1 || !strings.Contains(r.stderr, "names no sources") {
 		t.Errorf("adapter without sources: exit %d, %s", r.code(), r.stderr)
 	}
@@ -111,7 +117,8 @@ func TestAdapterSecured(t *testing.T) {
 	hr := []string{"--server", url, "--nkey", hrSeed}
 	mustRun(t, append([]string{"graph", "create", "other"}, ops...)...)
 
-	// The adapter, as hr: it creates graph org and ADAPTER_PEOPLE.
+	// The adapter, as hr: it creates graph org, and the engine
+	// ADAPTER_PEOPLE.
 	ctx := context.Background()
 	runCtx, stopAdapter := context.WithCancel(ctx)
 	defer stopAdapter()
@@ -143,6 +150,14 @@ func TestAdapterSecured(t *testing.T) {
 		}
 	}
 	waitConsumer(func(*jetstream.ConsumerInfo) bool { return true })
+	if got := aerr.String(); !strings.Contains(got, "stream ADAPTER_PEOPLE does not exist: asking the engine to create it capturing hr.people") ||
+		!strings.Contains(got, "the engine created stream ADAPTER_PEOPLE capturing hr.people") {
+		t.Errorf("adapter run did not say it asked the engine: %s", got)
+	}
+	if st, err := hrjs.Stream(ctx, "ADAPTER_PEOPLE"); err != nil || !strings.Contains(st.CachedInfo().Config.Description, "created by the engine") ||
+		strings.Join(st.CachedInfo().Config.Subjects, ",") != "hr.people" {
+		t.Errorf("ADAPTER_PEOPLE: %v", err)
+	}
 
 	// The source publishes with the adapter's login (it may publish to
 	// its sources).
@@ -194,6 +209,12 @@ func TestAdapterSecured(t *testing.T) {
 		_, err := hrc.RequestWithContext(ctx, "$JS.API.STREAM.PURGE.event-store", nil)
 		return err
 	})
+	// No stream of its own by itself either: its subjects are in the
+	// request's body, which NATS permissions do not see.
+	mustBeDenied(t, hrRefused, "$JS.API.STREAM.CREATE.ADAPTER_LOCATIONS", func(ctx context.Context) error {
+		_, err := hrjs.CreateStream(ctx, jetstream.StreamConfig{Name: "ADAPTER_LOCATIONS", Subjects: []string{"cairn.command.*"}})
+		return err
+	})
 	mustBeDenied(t, hrRefused, "$JS.API.STREAM.CREATE.ROGUE", func(ctx context.Context) error {
 		_, err := hrjs.CreateStream(ctx, jetstream.StreamConfig{Name: "ROGUE", Subjects: []string{"rogue.x"}})
 		return err
@@ -202,12 +223,66 @@ func TestAdapterSecured(t *testing.T) {
 		_, err := hrjs.CreateStream(ctx, jetstream.StreamConfig{Name: "event-store", Subjects: []string{"hr.people.x"}})
 		return err
 	})
-	// crm's stream, made by crm; hr may not read it, under its own
-	// durable's name or crm's.
+	// The engine creates what hr may have, and refuses the rest, saying
+	// why.
+	askStream := func(nc *nats.Conn, stream string, subjects ...string) api.AdapterStreamReply {
+		t.Helper()
+		data, _ := json.Marshal(api.AdapterStreamRequest{Stream: stream, Subjects: subjects})
+		msg, err := nc.Request(api.AdapterStreamSubject, data, 10*time.Second)
+		if err != nil {
+			t.Fatalf("ask for stream %s: %v", stream, err)
+		}
+		var rep api.AdapterStreamReply
+		if err := json.Unmarshal(msg.Data, &rep); err != nil {
+			t.Fatalf("ask for stream %s: %s: %v", stream, msg.Data, err)
+		}
+		return rep
+	}
+	for _, c := range []struct {
+		stream   string
+		subjects []string
+		code     string
+		why      string
+	}{
+		{"ADAPTER_LOCATIONS", []string{"cairn.command.*"}, "INVALID_ARGUMENT", `"cairn.command.*" is under cairn., the engine's subjects`},
+		{"ADAPTER_LOCATIONS", []string{"hr.people", "cairn.command.org"}, "INVALID_ARGUMENT", "the engine's subjects"},
+		{"ADAPTER_LOCATIONS", []string{"$JS.API.>"}, "INVALID_ARGUMENT", "JetStream or system subject"},
+		{"ADAPTER_LOCATIONS", []string{"crm.people"}, "PERMISSION_DENIED", `"crm.people" is not within adapter hr's sources (hr.people)`},
+		{"ADAPTER_LOCATIONS", []string{"hr.>"}, "PERMISSION_DENIED", "not within adapter hr's sources"},
+		{"CRM_PEOPLE", []string{"hr.people"}, "PERMISSION_DENIED", `stream "CRM_PEOPLE" is not one of adapter hr's streams`},
+		{"event-store", []string{"hr.people"}, "PERMISSION_DENIED", "not one of adapter hr's streams"},
+	} {
+		rep := askStream(hrc, c.stream, c.subjects...)
+		if rep.Code != c.code || !strings.Contains(rep.Error, c.why) || rep.Created || rep.Existing {
+			t.Errorf("hr asks for %s capturing %v: %+v, want %s naming %q", c.stream, c.subjects, rep, c.code, c.why)
+		}
+	}
+	if rep := askStream(hrc, "ADAPTER_PEOPLE", "hr.people"); !rep.Existing || rep.Code != "" || rep.Config.Name != "ADAPTER_PEOPLE" {
+		t.Errorf("hr asks for its stream again: %+v", rep)
+	}
+	if names := streamNames(t, ctx, hrjs); names != "ADAPTER_PEOPLE,KV_event-store-linker,KV_object-store-index,OBJ_object-store,event-store" {
+		t.Errorf("streams after the refusals: %s", names)
+	}
+	// A reader or a writer may not ask at all.
+	for _, seed := range []string{readerSeed, appSeed} {
+		nc, refused := nkeyConn(t, url, seed)
+		mustBeDenied(t, refused, api.AdapterStreamSubject, func(ctx context.Context) error {
+			_, err := nc.RequestWithContext(ctx, api.AdapterStreamSubject, []byte(`{"stream":"ADAPTER_LOCATIONS","subjects":["hr.people.x"]}`))
+			return err
+		})
+	}
+
+	// crm's stream, made by the engine at crm's request; hr may not read
+	// it, under its own durable's name or crm's.
 	crmc, _ := nkeyConn(t, url, crmSeed)
 	crmjs, _ := jetstream.New(crmc)
-	if _, err := crmjs.CreateStream(ctx, jetstream.StreamConfig{Name: "CRM_PEOPLE", Subjects: []string{"crm.people"}}); err != nil {
-		t.Fatalf("crm creates its stream: %v", err)
+	if rep := askStream(crmc, "CRM_PEOPLE", "crm.people"); !rep.Created || rep.Config.Storage != "file" {
+		t.Fatalf("crm asks for its stream: %+v", rep)
+	}
+	// Its own name and sources, but the stream exists capturing
+	// something else: the engine does not change it.
+	if rep := askStream(crmc, "CRM_PEOPLE", "crm.orgs"); rep.Code != "FAILED_PRECONDITION" || !strings.Contains(rep.Error, "exists capturing [crm.people], not [crm.orgs]") {
+		t.Errorf("crm asks for its stream with other subjects: %+v", rep)
 	}
 	if _, err := crmjs.CreateOrUpdateConsumer(ctx, "CRM_PEOPLE", jetstream.ConsumerConfig{Durable: "adapter_people_crm", FilterSubject: "crm.people", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatalf("crm creates its consumer: %v", err)
@@ -236,4 +311,19 @@ func TestAdapterSecured(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
+}
+
+// streamNames lists the streams, sorted, joined by commas.
+func streamNames(t *testing.T, ctx context.Context, js jetstream.JetStream) string {
+	t.Helper()
+	var names []string
+	l := js.StreamNames(ctx)
+	for n := range l.Name() {
+		names = append(names, n)
+	}
+	if err := l.Err(); err != nil {
+		t.Fatalf("stream names: %v", err)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ",")
 }
