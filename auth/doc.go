@@ -20,7 +20,8 @@
 // need). Adapter runs "cairn adapter run": a writer on its graphs (which it
 // must name) that also consumes its Sources through its own Streams
 // (default ADAPTER_<KIND>) and publishes its DeadLetters (default
-// "<source>.dead"), and no other JetStream right. Graphs, when given, limit a reader or writer to those graphs'
+// "<source>.dead"), and no other JetStream right: the engine creates its
+// streams for it (User.CheckAdapterStream). Graphs, when given, limit a reader or writer to those graphs'
 // per-graph subjects (api.CommandSubjectFor, api.QuerySubjectFor).
 //
 // No user may publish to the event subjects, change or purge a stream,

@@ -36,7 +36,8 @@ digits, '-' and '_'), a role, and a password, an nkey or both:
   adapter  'cairn adapter run': a writer on its --graph graphs (at least
            one) that consumes its --source subjects (at least one; its
            --from) through its --stream streams (default ADAPTER_PEOPLE,
-           ADAPTER_ORGANISATIONS, ADAPTER_LOCATIONS), with the durable
+           ADAPTER_ORGANISATIONS, ADAPTER_LOCATIONS; the engine creates
+           them at its request, capturing its sources only), with the durable
            consumers adapter_<kind>_<graph>, and publishes dead letters to
            its --dead-letter subjects (default SOURCE.dead); no other
            JetStream right (see docs/adapters.md, "On a secured engine")
@@ -132,7 +133,7 @@ func runAuthAddUser(args []string, stdin io.Reader, stdout io.Writer) error {
 	var graphs, sources, streams, deadLetters stringsFlag
 	fset.Var(&graphs, "graph", "limit the user to this `graph` (repeatable)")
 	fset.Var(&sources, "source", "an adapter's source `subject` (repeatable)")
-	fset.Var(&streams, "stream", "a stream `name` an adapter may create and read (repeatable; default ADAPTER_<KIND>)")
+	fset.Var(&streams, "stream", "a stream `name` an adapter may read, created by the engine at its request (repeatable; default ADAPTER_<KIND>)")
 	fset.Var(&deadLetters, "dead-letter", "an adapter's dead-letter `subject` (repeatable; default SOURCE.dead)")
 	pwStdin := fset.Bool("password-stdin", false, "read the password from stdin")
 	nkeyPub := fset.String("nkey-public", "", "public `key` of the user's nkey")
