@@ -40,8 +40,9 @@ import (
 // graphInfo is g's catalogue entry as of head.
 func graphInfo(g *readmodel.Graph, head persistence.Head) *cairnv1.GraphInfo {
 	nodes, edges := g.Size()
+	refs := g.RefNodes()
 	created, changed := g.Times()
-	info := &cairnv1.GraphInfo{GraphId: g.ID(), Type: g.Type(), Nodes: uint64(nodes), Edges: uint64(edges),
+	info := &cairnv1.GraphInfo{GraphId: g.ID(), Type: g.Type(), Nodes: uint64(nodes - refs), RefNodes: uint64(refs), Edges: uint64(edges),
 		HeadSeq: g.AsOf(), HeadCid: headCID(head), Position: head.N, CreatedUnixNano: created, ChangedUnixNano: changed, Deleted: g.Deleted()}
 	if md := g.Metadata(); len(md) > 0 {
 		info.Metadata = make(map[string]string, len(md))

@@ -182,6 +182,9 @@ func runGraphShow(ctx context.Context, args []string, stdout io.Writer) error {
 		row("meta "+k, g.GetMetadata()[k])
 	}
 	row("nodes", g.GetNodes())
+	if g.GetRefNodes() > 0 {
+		row("ref nodes", fmt.Sprintf("%d (nodes of other graphs that edges here point at; not in nodes)", g.GetRefNodes()))
+	}
 	row("edges", g.GetEdges())
 	row("head seq", g.GetHeadSeq())
 	row("head", fmt.Sprintf("%s (position %d)", orDash(g.GetHeadCid()), g.GetPosition()))
