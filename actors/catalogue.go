@@ -239,6 +239,7 @@ func GatherAcross(ctx context.Context, req *cairnv1.QueryRequest, sources []Acro
 	if err != nil {
 		return &cairnv1.QueryReply{Error: err}
 	}
+	partialFind(page, reps)
 	return &cairnv1.QueryReply{AsOfSeq: asOf, Result: &cairnv1.QueryReply_GraphNodes{GraphNodes: page}}
 }
 
@@ -258,11 +259,61 @@ func mergeList(reps []*cairnv1.QueryReply, limit int) *cairnv1.GraphPage {
 	}
 	slices.SortFunc(all, func(a, b *cairnv1.GraphInfo) int { return strings.Compare(a.GetGraphId(), b.GetGraphId()) })
 	page := &cairnv1.GraphPage{Graphs: all}
+	end := ""
 	if len(all) > limit {
 		page.Graphs = all[:limit]
 		page.NextCursor = encodeListCursor(all[limit-1].GetGraphId())
+		end = all[limit-1].GetGraphId()
 	}
+	var pending []string
+	for _, rep := range reps {
+		pending = append(pending, rep.GetGraphs().GetPending()...)
+	}
+	page.Pending = inPage(pending, func(id string) bool { return byID[id] != nil }, end)
 	return page
+}
+
+// inPage returns the graphs of ids (sorted, once each) that a page ending
+// at graph end ("" : the last page) could hold and that no source
+// answered: the graphs a page names as pending or skipped.
+func inPage(ids []string, answered func(string) bool, end string) []string {
+	var out []string
+	for _, id := range ids {
+		if !answered(id) && (end == "" || id <= end) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// partialFind puts in page the graphs reps name as pending or skipped
+// that its range holds (byID: the graphs some source found nodes in).
+func partialFind(page *cairnv1.GraphNodePage, reps []*cairnv1.QueryReply) {
+	end := ""
+	if c := page.GetNextCursor(); c != "" {
+		end, _, _ = decodeFindCursor("", c)
+	}
+	found := map[string]bool{}
+	for _, rep := range reps {
+		for _, g := range rep.GetGraphNodes().GetGraphs() {
+			found[g.GetGraphId()] = true
+		}
+	}
+	answered := func(id string) bool { return found[id] }
+	var pending, skipped []string
+	why := map[string]*cairnv1.SkippedGraph{}
+	for _, rep := range reps {
+		pending = append(pending, rep.GetGraphNodes().GetPending()...)
+		for _, s := range rep.GetGraphNodes().GetSkipped() {
+			skipped = append(skipped, s.GetGraphId())
+			why[s.GetGraphId()] = s
+		}
+	}
+	page.Pending = inPage(pending, answered, end)
+	for _, id := range inPage(skipped, answered, end) {
+		page.Skipped = append(page.Skipped, why[id])
+	}
 }
 
 // mergeFind merges sorted find pages into one of limit nodes. Where the
@@ -393,7 +444,11 @@ func (a *shardActor) across(m *acrossRequest) *cairnv1.QueryReply {
 		page := &cairnv1.GraphPage{}
 		for _, id := range ids {
 			e := a.graphs[id]
-			if e.adopt != nil || (e.g != nil && !e.g.Created()) {
+			if e.adopt != nil {
+				page.Pending = append(page.Pending, id)
+				continue
+			}
+			if e.g != nil && !e.g.Created() {
 				continue
 			}
 			info := entryInfo(id, e)
@@ -414,7 +469,16 @@ func (a *shardActor) across(m *acrossRequest) *cairnv1.QueryReply {
 	left := limit
 	for _, id := range ids {
 		e := a.graphs[id]
-		if e.g == nil || e.stopped != nil || e.adopt != nil || e.g.Deleted() || !e.g.Created() {
+		switch {
+		case e.adopt != nil:
+			page.Pending = append(page.Pending, id)
+			continue
+		case e.stopped != nil:
+			if e.g == nil || !e.g.Deleted() {
+				page.Skipped = append(page.Skipped, skippedGraph(id, e.stopped))
+			}
+			continue
+		case e.g == nil || e.g.Deleted() || !e.g.Created():
 			continue
 		}
 		cur := ""
@@ -442,6 +506,12 @@ func (a *shardActor) across(m *acrossRequest) *cairnv1.QueryReply {
 	}
 	out.Result = &cairnv1.QueryReply_GraphNodes{GraphNodes: page}
 	return out
+}
+
+// skippedGraph names a graph a find did not search because its
+// projection stopped.
+func skippedGraph(id string, s *ProjectionStoppedError) *cairnv1.SkippedGraph {
+	return &cairnv1.SkippedGraph{GraphId: id, Code: s.reply().Code, Reason: s.Error(), Seq: s.Seq}
 }
 
 // findNodes is the FindNodes that f asks of each graph.
