@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -423,8 +424,14 @@ func (a *shardActor) across(m *acrossRequest) *cairnv1.QueryReply {
 			after = inner == ""
 		}
 	}
+	// As of a seq, a graph whose first transaction came later had no
+	// history then: no view to build.
+	at := req.GetAsOf().GetSeq()
 	ids := make([]string, 0, len(a.graphs))
-	for id := range a.graphs {
+	for id, e := range a.graphs {
+		if m.ids && at > 0 && e.g != nil && e.g.FirstSeq() > at {
+			continue
+		}
 		if (only == nil || only[id]) && (id > from || id == from && !after) {
 			ids = append(ids, id)
 		}
@@ -700,11 +707,40 @@ func (p *Projections) acrossAt(ctx context.Context, req *cairnv1.QueryRequest) *
 		}
 		return nil, false, rep.GetError()
 	}
+	// Views are built ahead, window graphs at once (the time-travel build
+	// budget, ProjectionConfig.ViewBuilds): warm(i), at the start of each
+	// window, describes ids[i:i+window] concurrently, which builds (and
+	// caches) their views; the walk then reads them in id order and stops
+	// when the page is full, at most window-1 views past it (cached for
+	// the next page).
+	window := max(p.cfg.ViewBuilds, 1)
+	type described struct {
+		rep *cairnv1.QueryReply
+		ok  bool
+		err *cairnv1.Error
+	}
+	desc := make([]described, len(ids))
+	warm := func(i int) {
+		if i%window != 0 {
+			return
+		}
+		var wg sync.WaitGroup
+		for j := i; j < min(i+window, len(ids)); j++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d := &desc[j]
+				d.rep, d.ok, d.err = at(ids[j], &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_DescribeGraph{DescribeGraph: &cairnv1.DescribeGraph{}}})
+			}()
+		}
+		wg.Wait()
+	}
 	out := &cairnv1.QueryReply{AsOfSeq: seq}
 	if l := req.GetListGraphs(); l != nil {
 		page := &cairnv1.GraphPage{}
-		for _, id := range ids {
-			rep, ok, err := at(id, &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_DescribeGraph{DescribeGraph: &cairnv1.DescribeGraph{}}})
+		for i := range ids {
+			warm(i)
+			rep, ok, err := desc[i].rep, desc[i].ok, desc[i].err
 			if err != nil {
 				return &cairnv1.QueryReply{Error: err}
 			}
@@ -728,7 +764,11 @@ func (p *Projections) acrossAt(ctx context.Context, req *cairnv1.QueryRequest) *
 	}
 	page := &cairnv1.GraphNodePage{}
 	left := limit
-	for _, id := range ids {
+	for i, id := range ids {
+		warm(i)
+		if !desc[i].ok && desc[i].err == nil {
+			continue // no transaction of it up to seq
+		}
 		cur := ""
 		if id == from {
 			cur = inner
@@ -737,6 +777,12 @@ func (p *Projections) acrossAt(ctx context.Context, req *cairnv1.QueryRequest) *
 		for len(g.NodeIds) < left {
 			fn := findNodes(f, cur, uint32(min(left-len(g.NodeIds), readmodel.MaxLimit)))
 			rep, ok, err := at(id, &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_FindNodes{FindNodes: fn}})
+			if err.GetCode() == cairnv1.ErrorCode_ERROR_CODE_DATA_LOSS {
+				// Its stored history fails a check: not searched, named.
+				page.Skipped = append(page.Skipped, &cairnv1.SkippedGraph{GraphId: id, Code: err.GetCode(), Reason: err.GetMessage()})
+				g.NodeIds = nil
+				break
+			}
 			if err != nil {
 				if err.GetField() == "find_nodes.cursor" {
 					err.Field = "find_across.cursor"
