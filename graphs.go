@@ -154,7 +154,7 @@ func (e *Engine) gather(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1
 		return &cairnv1.QueryReply{Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE,
 			Message: "this member is not in its cluster now, so it cannot gather every member's graphs; ask another member"}).Proto()}
 	}
-	sources := []actors.AcrossSource{e.proj.Across}
+	sources := []actors.AcrossSource{e.share}
 	for _, id := range m.Lookup().Members() {
 		if id != m.ID() {
 			sources = append(sources, func(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1.QueryReply {
@@ -163,9 +163,53 @@ func (e *Engine) gather(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1
 		}
 	}
 	if len(sources) == 1 {
-		return e.proj.Across(ctx, req)
+		return e.share(ctx, req)
 	}
 	return actors.GatherAcross(ctx, req, sources)
+}
+
+// shareWait is the part of a request's time that a member's share waits
+// for adoptions in; the rest is left for the answer to reach the member
+// that gathers.
+const shareWait = 3 / 4.0
+
+// share answers req from this member's own graphs (its projections). A
+// graph the member is adopting (its read model is being loaded after a
+// membership change) is not in its read models yet: share waits for the
+// adoptions of the graphs the page could hold, for shareWait of the
+// request's time at most, and answers then with the ones still being
+// adopted named as pending (GraphPage.pending, GraphNodePage.pending).
+// While the member has not yet started to adopt the graphs of a
+// membership change (router.rebalancing), it cannot tell which graphs it
+// misses: after the same wait that is UNAVAILABLE.
+func (e *Engine) share(ctx context.Context, req *cairnv1.QueryRequest) *cairnv1.QueryReply {
+	ctx, cancel := actors.QueryContext(ctx, req, e.cfg.Projections.QueryTimeout)
+	defer cancel()
+	dl, _ := ctx.Deadline()
+	timer := time.NewTimer(time.Duration(float64(time.Until(dl)) * shareWait))
+	defer timer.Stop()
+	for {
+		changed := e.proj.AdoptionsChanged()
+		stale := e.route.rebalancing()
+		var rep *cairnv1.QueryReply
+		if !stale {
+			rep = e.proj.Across(ctx, req)
+			if rep.GetError() != nil || len(rep.GetGraphs().GetPending())+len(rep.GetGraphNodes().GetPending()) == 0 {
+				return rep
+			}
+		}
+		select {
+		case <-changed:
+			continue
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		if stale {
+			return &cairnv1.QueryReply{Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE,
+				Message: "this member has not yet started to adopt the graphs of the last membership change, so its share is not known; ask again"}).Proto()}
+		}
+		return rep
+	}
 }
 
 // forwardGraphs asks member id for its share of req.
@@ -211,7 +255,7 @@ func (e *Engine) answerGraphsRouted(msg *nats.Msg) {
 			rep = &cairnv1.QueryReply{Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT,
 				Message: fmt.Sprintf("routed graphs request is not a protobuf cairn.v1.QueryRequest: %v", err)}).Proto()}
 		} else {
-			rep = e.proj.Across(context.Background(), req)
+			rep = e.share(context.Background(), req)
 		}
 		data, err := actors.MarshalQueryReply(rep, e.nc.MaxPayload())
 		if err == nil {

@@ -16,7 +16,8 @@ import (
 
 // countAcross walks a list of every graph ("graphs") or a find of every
 // pkg node across graphs ("findpkg") at eng, in pages of 3, after minSeq:
-// the count, or the first error, or a duplicate.
+// the count, or the first error, or a duplicate, or "pending: ..." naming
+// the graphs pages said they may miss (with the count of what they held).
 func countAcross(ctx context.Context, eng *cairn.Engine, kind, minSeq string) (uint64, string) {
 	seq, _ := strconv.ParseUint(minSeq, 10, 64)
 	seen := map[string]bool{}

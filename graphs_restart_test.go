@@ -123,4 +123,24 @@ func TestGraphsStoppedGraph(t *testing.T) {
 	if gs := frep.GetGraphNodes().GetGraphs(); len(gs) != 1 || gs[0].GetGraphId() != "good" {
 		t.Errorf("find across: %v, want good's node only", gs)
 	}
+	// The find names the graph it skipped, with the code and reason.
+	sk := frep.GetGraphNodes().GetSkipped()
+	if len(sk) != 1 || sk[0].GetGraphId() != "bad" || sk[0].GetCode() != cairnv1.ErrorCode_ERROR_CODE_DATA_LOSS ||
+		sk[0].GetSeq() != ack.Sequence || sk[0].GetReason() != bad.GetStoppedReason() {
+		t.Errorf("find across skipped %v, want bad with DATA_LOSS at seq %d: %s", sk, ack.Sequence, bad.GetStoppedReason())
+	}
+	// A page whose range does not reach it does not name it; the one that
+	// does, does.
+	for _, c := range []struct {
+		graphs []string
+		want   int
+	}{{[]string{"good"}, 0}, {[]string{"bad"}, 1}, {[]string{"bad", "good"}, 1}} {
+		frep, err := eng.Graphs(ctx, &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_FindAcross{FindAcross: &cairnv1.FindAcross{GraphIds: c.graphs, By: &cairnv1.FindAcross_Category{Category: "pkg"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(frep.GetGraphNodes().GetSkipped()); got != c.want {
+			t.Errorf("find in %v: %d skipped, want %d", c.graphs, got, c.want)
+		}
+	}
 }

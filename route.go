@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -80,6 +81,30 @@ type router struct {
 	cancel context.CancelFunc
 	stop   <-chan struct{}
 	done   chan struct{}
+
+	// covered holds the membership view's change channel taken before the
+	// last Rebalance that succeeded: while it is nil (none yet, or a fresh
+	// member) or closed (the view changed since), the member may own
+	// graphs it has not started to adopt (rebalancing).
+	covered atomic.Pointer[viewMark]
+}
+
+// viewMark is a membership view's change channel (cluster.Lookup.Changed).
+type viewMark struct{ changed <-chan struct{} }
+
+// rebalancing reports whether the membership view changed since the last
+// Rebalance that succeeded (or none succeeded yet for this member).
+func (r *router) rebalancing() bool {
+	m := r.covered.Load()
+	if m == nil {
+		return true
+	}
+	select {
+	case <-m.changed:
+		return true
+	default:
+		return false
+	}
 }
 
 // routedQueriesInFlight bounds the routed requests (queries, repairs) a member runs at once;
@@ -121,6 +146,7 @@ func (e *Engine) followMembership() {
 			return // it did not start: commands are refused, queries answered here
 		}
 		if m != seen {
+			r.covered.Store(nil)
 			e.serveMember(m.ID())
 			seen, pending = m, true
 		}
@@ -135,6 +161,10 @@ func (e *Engine) followMembership() {
 			err := e.proj.Rebalance(ctx)
 			cancel()
 			pending = err != nil // tried again at the next tick
+			if err == nil {
+				r.covered.Store(&viewMark{changed: changed})
+				e.proj.NotifyAdoptions() // requests waiting in share look again
+			}
 			if err != nil && r.ctx.Err() == nil {
 				e.cfg.Logger.LogAttrs(context.Background(), slog.LevelWarn, "adopting this member's graphs failed; retrying",
 					slog.String("err", err.Error()))

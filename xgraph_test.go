@@ -485,3 +485,46 @@ func cmpX(a, b xnode) int {
 	}
 	return 0
 }
+
+// The catalogue counts a graph's reference nodes apart: nodes are its own,
+// ref_nodes the nodes of other graphs its links point at (a link made
+// from the other side leaves one too), in the list, in describe and as of
+// a seq.
+func TestCatalogueRefNodesApart(t *testing.T) {
+	eng := openEngineWith(t, t.TempDir(), func(*cairn.Config) {})
+	twoGraphs(t, eng)
+	mustExec(t, eng, env("a", "l1", cmdLink("e1", "a1", "b", "b1", "knows")))
+	mustExec(t, eng, env("a", "l2", cmdLink("e2", "a2", "b", "b2", "knows")))
+	last, _ := eng.Store().StreamLastSeq(context.Background())
+	wantLinks(t, eng, "b", last, "e1 b1<-a/a1", "e2 b2<-a/a2")
+	want := map[string][3]uint64{"a": {2, 2, 2}, "b": {2, 2, 2}} // nodes, ref nodes, edges
+	check := func(what string, infos []*cairnv1.GraphInfo) {
+		t.Helper()
+		if len(infos) != 2 {
+			t.Fatalf("%s: %v", what, infos)
+		}
+		for _, info := range infos {
+			w := want[info.GetGraphId()]
+			if got := [3]uint64{info.GetNodes(), info.GetRefNodes(), info.GetEdges()}; got != w {
+				t.Errorf("%s %s: nodes, ref nodes, edges = %v, want %v", what, info.GetGraphId(), got, w)
+			}
+		}
+	}
+	check("list", listAll(t, eng, &cairnv1.ListGraphs{}, last))
+	var described []*cairnv1.GraphInfo
+	for _, g := range []string{"a", "b"} {
+		rep, err := eng.Query(context.Background(), &cairnv1.QueryRequest{GraphId: g, MinSeq: last,
+			Query: &cairnv1.QueryRequest_DescribeGraph{DescribeGraph: &cairnv1.DescribeGraph{}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		described = append(described, rep.GetGraph())
+	}
+	check("describe", described)
+	rep, err := eng.Graphs(context.Background(), &cairnv1.QueryRequest{AsOf: &cairnv1.AsOf{Point: &cairnv1.AsOf_Seq{Seq: last}},
+		Query: &cairnv1.QueryRequest_ListGraphs{ListGraphs: &cairnv1.ListGraphs{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("as of", rep.GetGraphs().GetGraphs())
+}

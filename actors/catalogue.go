@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -40,8 +41,9 @@ import (
 // graphInfo is g's catalogue entry as of head.
 func graphInfo(g *readmodel.Graph, head persistence.Head) *cairnv1.GraphInfo {
 	nodes, edges := g.Size()
+	refs := g.RefNodes()
 	created, changed := g.Times()
-	info := &cairnv1.GraphInfo{GraphId: g.ID(), Type: g.Type(), Nodes: uint64(nodes), Edges: uint64(edges),
+	info := &cairnv1.GraphInfo{GraphId: g.ID(), Type: g.Type(), Nodes: uint64(nodes - refs), RefNodes: uint64(refs), Edges: uint64(edges),
 		HeadSeq: g.AsOf(), HeadCid: headCID(head), Position: head.N, CreatedUnixNano: created, ChangedUnixNano: changed, Deleted: g.Deleted()}
 	if md := g.Metadata(); len(md) > 0 {
 		info.Metadata = make(map[string]string, len(md))
@@ -238,6 +240,7 @@ func GatherAcross(ctx context.Context, req *cairnv1.QueryRequest, sources []Acro
 	if err != nil {
 		return &cairnv1.QueryReply{Error: err}
 	}
+	partialFind(page, reps)
 	return &cairnv1.QueryReply{AsOfSeq: asOf, Result: &cairnv1.QueryReply_GraphNodes{GraphNodes: page}}
 }
 
@@ -257,11 +260,61 @@ func mergeList(reps []*cairnv1.QueryReply, limit int) *cairnv1.GraphPage {
 	}
 	slices.SortFunc(all, func(a, b *cairnv1.GraphInfo) int { return strings.Compare(a.GetGraphId(), b.GetGraphId()) })
 	page := &cairnv1.GraphPage{Graphs: all}
+	end := ""
 	if len(all) > limit {
 		page.Graphs = all[:limit]
 		page.NextCursor = encodeListCursor(all[limit-1].GetGraphId())
+		end = all[limit-1].GetGraphId()
 	}
+	var pending []string
+	for _, rep := range reps {
+		pending = append(pending, rep.GetGraphs().GetPending()...)
+	}
+	page.Pending = inPage(pending, func(id string) bool { return byID[id] != nil }, end)
 	return page
+}
+
+// inPage returns the graphs of ids (sorted, once each) that a page ending
+// at graph end ("" : the last page) could hold and that no source
+// answered: the graphs a page names as pending or skipped.
+func inPage(ids []string, answered func(string) bool, end string) []string {
+	var out []string
+	for _, id := range ids {
+		if !answered(id) && (end == "" || id <= end) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// partialFind puts in page the graphs reps name as pending or skipped
+// that its range holds (byID: the graphs some source found nodes in).
+func partialFind(page *cairnv1.GraphNodePage, reps []*cairnv1.QueryReply) {
+	end := ""
+	if c := page.GetNextCursor(); c != "" {
+		end, _, _ = decodeFindCursor("", c)
+	}
+	found := map[string]bool{}
+	for _, rep := range reps {
+		for _, g := range rep.GetGraphNodes().GetGraphs() {
+			found[g.GetGraphId()] = true
+		}
+	}
+	answered := func(id string) bool { return found[id] }
+	var pending, skipped []string
+	why := map[string]*cairnv1.SkippedGraph{}
+	for _, rep := range reps {
+		pending = append(pending, rep.GetGraphNodes().GetPending()...)
+		for _, s := range rep.GetGraphNodes().GetSkipped() {
+			skipped = append(skipped, s.GetGraphId())
+			why[s.GetGraphId()] = s
+		}
+	}
+	page.Pending = inPage(pending, answered, end)
+	for _, id := range inPage(skipped, answered, end) {
+		page.Skipped = append(page.Skipped, why[id])
+	}
 }
 
 // mergeFind merges sorted find pages into one of limit nodes. Where the
@@ -371,8 +424,14 @@ func (a *shardActor) across(m *acrossRequest) *cairnv1.QueryReply {
 			after = inner == ""
 		}
 	}
+	// As of a seq, a graph whose first transaction came later had no
+	// history then: no view to build.
+	at := req.GetAsOf().GetSeq()
 	ids := make([]string, 0, len(a.graphs))
-	for id := range a.graphs {
+	for id, e := range a.graphs {
+		if m.ids && at > 0 && e.g != nil && e.g.FirstSeq() > at {
+			continue
+		}
 		if (only == nil || only[id]) && (id > from || id == from && !after) {
 			ids = append(ids, id)
 		}
@@ -392,7 +451,11 @@ func (a *shardActor) across(m *acrossRequest) *cairnv1.QueryReply {
 		page := &cairnv1.GraphPage{}
 		for _, id := range ids {
 			e := a.graphs[id]
-			if e.adopt != nil || (e.g != nil && !e.g.Created()) {
+			if e.adopt != nil {
+				page.Pending = append(page.Pending, id)
+				continue
+			}
+			if e.g != nil && !e.g.Created() {
 				continue
 			}
 			info := entryInfo(id, e)
@@ -413,7 +476,16 @@ func (a *shardActor) across(m *acrossRequest) *cairnv1.QueryReply {
 	left := limit
 	for _, id := range ids {
 		e := a.graphs[id]
-		if e.g == nil || e.stopped != nil || e.adopt != nil || e.g.Deleted() || !e.g.Created() {
+		switch {
+		case e.adopt != nil:
+			page.Pending = append(page.Pending, id)
+			continue
+		case e.stopped != nil:
+			if e.g == nil || !e.g.Deleted() {
+				page.Skipped = append(page.Skipped, skippedGraph(id, e.stopped))
+			}
+			continue
+		case e.g == nil || e.g.Deleted() || !e.g.Created():
 			continue
 		}
 		cur := ""
@@ -441,6 +513,12 @@ func (a *shardActor) across(m *acrossRequest) *cairnv1.QueryReply {
 	}
 	out.Result = &cairnv1.QueryReply_GraphNodes{GraphNodes: page}
 	return out
+}
+
+// skippedGraph names a graph a find did not search because its
+// projection stopped.
+func skippedGraph(id string, s *ProjectionStoppedError) *cairnv1.SkippedGraph {
+	return &cairnv1.SkippedGraph{GraphId: id, Code: s.reply().Code, Reason: s.Error(), Seq: s.Seq}
 }
 
 // findNodes is the FindNodes that f asks of each graph.
@@ -629,11 +707,40 @@ func (p *Projections) acrossAt(ctx context.Context, req *cairnv1.QueryRequest) *
 		}
 		return nil, false, rep.GetError()
 	}
+	// Views are built ahead, window graphs at once (the time-travel build
+	// budget, ProjectionConfig.ViewBuilds): warm(i), at the start of each
+	// window, describes ids[i:i+window] concurrently, which builds (and
+	// caches) their views; the walk then reads them in id order and stops
+	// when the page is full, at most window-1 views past it (cached for
+	// the next page).
+	window := max(p.cfg.ViewBuilds, 1)
+	type described struct {
+		rep *cairnv1.QueryReply
+		ok  bool
+		err *cairnv1.Error
+	}
+	desc := make([]described, len(ids))
+	warm := func(i int) {
+		if i%window != 0 {
+			return
+		}
+		var wg sync.WaitGroup
+		for j := i; j < min(i+window, len(ids)); j++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d := &desc[j]
+				d.rep, d.ok, d.err = at(ids[j], &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_DescribeGraph{DescribeGraph: &cairnv1.DescribeGraph{}}})
+			}()
+		}
+		wg.Wait()
+	}
 	out := &cairnv1.QueryReply{AsOfSeq: seq}
 	if l := req.GetListGraphs(); l != nil {
 		page := &cairnv1.GraphPage{}
-		for _, id := range ids {
-			rep, ok, err := at(id, &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_DescribeGraph{DescribeGraph: &cairnv1.DescribeGraph{}}})
+		for i := range ids {
+			warm(i)
+			rep, ok, err := desc[i].rep, desc[i].ok, desc[i].err
 			if err != nil {
 				return &cairnv1.QueryReply{Error: err}
 			}
@@ -657,7 +764,11 @@ func (p *Projections) acrossAt(ctx context.Context, req *cairnv1.QueryRequest) *
 	}
 	page := &cairnv1.GraphNodePage{}
 	left := limit
-	for _, id := range ids {
+	for i, id := range ids {
+		warm(i)
+		if !desc[i].ok && desc[i].err == nil {
+			continue // no transaction of it up to seq
+		}
 		cur := ""
 		if id == from {
 			cur = inner
@@ -666,6 +777,12 @@ func (p *Projections) acrossAt(ctx context.Context, req *cairnv1.QueryRequest) *
 		for len(g.NodeIds) < left {
 			fn := findNodes(f, cur, uint32(min(left-len(g.NodeIds), readmodel.MaxLimit)))
 			rep, ok, err := at(id, &cairnv1.QueryRequest{Query: &cairnv1.QueryRequest_FindNodes{FindNodes: fn}})
+			if err.GetCode() == cairnv1.ErrorCode_ERROR_CODE_DATA_LOSS {
+				// Its stored history fails a check: not searched, named.
+				page.Skipped = append(page.Skipped, &cairnv1.SkippedGraph{GraphId: id, Code: err.GetCode(), Reason: err.GetMessage()})
+				g.NodeIds = nil
+				break
+			}
 			if err != nil {
 				if err.GetField() == "find_nodes.cursor" {
 					err.Field = "find_across.cursor"

@@ -329,6 +329,10 @@ type Projections struct {
 	// part is set when the projections are partitioned
 	// (ProjectionConfig.Partition).
 	part *partState
+	// adoptMu guards adoptCh, closed (and replaced) when an adoption ends
+	// (AdoptionsChanged).
+	adoptMu sync.Mutex
+	adoptCh chan struct{}
 }
 
 // shard is what the reader and queries share with one shard actor.

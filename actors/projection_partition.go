@@ -206,6 +206,7 @@ func (a *shardActor) park(m *runQuery) bool {
 // adopted installs an adopted read model, applies the transactions that
 // came meanwhile and answers the queries that waited.
 func (a *shardActor) adopted(m *adopted) {
+	defer a.p.NotifyAdoptions()
 	e := a.graphs[m.graph]
 	if e != m.e || e.adopt == nil {
 		return // dropped meanwhile
@@ -239,6 +240,28 @@ func (a *shardActor) adopted(m *adopted) {
 	}
 	for _, q := range ad.waiters {
 		q.reply <- a.answer(q.req)
+	}
+}
+
+// AdoptionsChanged returns a channel closed when the next adoption ends
+// (its read model installed, or given up) or NotifyAdoptions is called: a
+// request that found graphs being adopted waits on it to look again.
+func (p *Projections) AdoptionsChanged() <-chan struct{} {
+	p.adoptMu.Lock()
+	defer p.adoptMu.Unlock()
+	if p.adoptCh == nil {
+		p.adoptCh = make(chan struct{})
+	}
+	return p.adoptCh
+}
+
+// NotifyAdoptions closes the channel AdoptionsChanged returned.
+func (p *Projections) NotifyAdoptions() {
+	p.adoptMu.Lock()
+	defer p.adoptMu.Unlock()
+	if p.adoptCh != nil {
+		close(p.adoptCh)
+		p.adoptCh = nil
 	}
 }
 

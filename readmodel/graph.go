@@ -33,6 +33,10 @@ type Graph struct {
 	typ                 string
 	metadata            map[string]string
 	createdAt, changeAt int64 // Unix nanoseconds, 0: unknown
+	// firstSeq is the stream sequence of the first transaction applied to
+	// this model from empty; 0 when unknown (restored from a snapshot,
+	// which does not carry it).
+	firstSeq uint64
 
 	// Nodes: dense index <-> external id, free slots reused.
 	nodes     *intern.Table
@@ -120,6 +124,11 @@ func (g *Graph) NoteTime(unixNano int64) {
 // when none was noted).
 func (g *Graph) Times() (created, changed int64) { return g.createdAt, g.changeAt }
 
+// FirstSeq returns the stream sequence of the graph's first transaction
+// when this model folded it (0: unknown, as after a restore from a
+// snapshot). The graph did not exist before it.
+func (g *Graph) FirstSeq() uint64 { return g.firstSeq }
+
 // Version counts the events applied so far; any write changes it.
 func (g *Graph) Version() uint64 { return g.version }
 
@@ -149,6 +158,9 @@ func (g *Graph) ApplyTx(seq uint64, events []*cairnv1.Event) error {
 func (g *Graph) applyAll(seq uint64, events []*cairnv1.Event) error {
 	if err := g.validate(seq, events); err != nil {
 		return err
+	}
+	if g.version == 0 {
+		g.firstSeq = seq
 	}
 	for _, ev := range events {
 		g.apply(ev)

@@ -43,6 +43,15 @@ func (g *Graph) isRef(u uint32) bool {
 	return ok && int(c) < len(g.catNodes) && g.catNodes[c] != nil && g.catNodes[c].Contains(u)
 }
 
+// RefNodes counts the graph's reference nodes (category RefCategory).
+func (g *Graph) RefNodes() int {
+	c, ok := g.categories.lookup(RefCategory)
+	if !ok || int(c) >= len(g.catNodes) || g.catNodes[c] == nil {
+		return 0
+	}
+	return int(g.catNodes[c].GetCardinality())
+}
+
 // splitRef splits a reference node id at its first '/' (graph ids hold none).
 func splitRef(id string) (graph, node string) {
 	graph, node, _ = strings.Cut(id, "/")

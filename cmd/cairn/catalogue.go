@@ -41,7 +41,7 @@ graphs the login may read.
 `
 
 // runGraphList is cairn graph list.
-func runGraphList(ctx context.Context, args []string, stdout io.Writer) error {
+func runGraphList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("graph list")
 	var c clientFlags
 	c.register(fs, "graph", 10*time.Second)
@@ -72,6 +72,7 @@ func runGraphList(ctx context.Context, args []string, stdout io.Writer) error {
 	next, err := c.walkGraphs(ctx, req, *all, func(next string) { l.Cursor = next }, func(rep *cairnv1.QueryReply) string {
 		page := rep.GetGraphs()
 		out.Graphs = append(out.Graphs, page.GetGraphs()...)
+		out.Pending = append(out.Pending, page.GetPending()...)
 		for _, g := range page.GetGraphs() {
 			if !c.json {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", g.GetGraphId(), orDash(g.GetType()), g.GetNodes(), g.GetEdges(), g.GetHeadSeq(), changed(g))
@@ -83,7 +84,20 @@ func runGraphList(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	out.NextCursor = next
+	notePartial(stderr, out.GetPending(), nil)
 	return c.endPages(stdout, tw, out, next)
+}
+
+// notePartial tells stderr what pages did not hold: the graphs a cluster
+// member was still adopting, and those a find skipped because their
+// projection stopped.
+func notePartial(stderr io.Writer, pending []string, skipped []*cairnv1.SkippedGraph) {
+	if len(pending) > 0 {
+		fmt.Fprintf(stderr, "cairn: note: %s being adopted by a cluster member (a membership change) and may be missing: ask again\n", strings.Join(pending, ", "))
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(stderr, "cairn: note: graph %s not searched: its projection stopped (%s at seq %d): %s\n", s.GetGraphId(), s.GetCode(), s.GetSeq(), s.GetReason())
+	}
 }
 
 // walkGraphs asks req on api.GraphsSubject, page by page while all (else
@@ -182,6 +196,9 @@ func runGraphShow(ctx context.Context, args []string, stdout io.Writer) error {
 		row("meta "+k, g.GetMetadata()[k])
 	}
 	row("nodes", g.GetNodes())
+	if g.GetRefNodes() > 0 {
+		row("ref nodes", fmt.Sprintf("%d (nodes of other graphs that edges here point at; not in nodes)", g.GetRefNodes()))
+	}
 	row("edges", g.GetEdges())
 	row("head seq", g.GetHeadSeq())
 	row("head", fmt.Sprintf("%s (position %d)", orDash(g.GetHeadCid()), g.GetPosition()))
@@ -226,8 +243,9 @@ Across graphs:
 
 find with --graphs or --all-graphs pages through the nodes of those graphs
 (or of every graph) that match, by graph id then in each graph's own find
-order, one "graph node" line each; deleted graphs and graphs whose
-projection stopped are left out. --limit counts nodes; --all walks every
+order, one "graph node" line each; deleted graphs are left out, and graphs
+whose projection stopped are not searched: a note on stderr names each
+(code, seq, reason), as does "skipped" in --json. --limit counts nodes; --all walks every
 page. --as-of-seq N answers as every graph was at stream sequence N
 (graphs created later are absent). With users, only the graphs the login
 may read are searched. --json prints the protobuf cairn.v1.GraphNodePage
@@ -235,7 +253,7 @@ may read are searched. --json prints the protobuf cairn.v1.GraphNodePage
 `
 
 // runFindAcross is cairn query find --graphs|--all-graphs.
-func runFindAcross(ctx context.Context, args []string, stdout io.Writer) error {
+func runFindAcross(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("query find")
 	var c clientFlags
 	c.register(fs, "query", 10*time.Second)
@@ -292,6 +310,8 @@ func runFindAcross(ctx context.Context, args []string, stdout io.Writer) error {
 	first := true
 	next, err := c.walkGraphs(ctx, req, *all, func(next string) { f.Cursor = next }, func(rep *cairnv1.QueryReply) string {
 		page := rep.GetGraphNodes()
+		out.Pending = append(out.Pending, page.GetPending()...)
+		out.Skipped = append(out.Skipped, page.GetSkipped()...)
 		for _, g := range page.GetGraphs() {
 			// A graph a page boundary split is one entry of the whole.
 			if n := len(out.Graphs); n > 0 && out.Graphs[n-1].GetGraphId() == g.GetGraphId() {
@@ -318,5 +338,6 @@ func runFindAcross(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	out.NextCursor = next
+	notePartial(stderr, out.GetPending(), out.GetSkipped())
 	return c.endPages(stdout, tw, out, next)
 }

@@ -36,7 +36,7 @@ func runGraph(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "types":
 		return runGraphTypes(args, stdout)
 	case "list": // the catalogue: catalogue.go
-		return runGraphList(ctx, args, stdout)
+		return runGraphList(ctx, args, stdout, stderr)
 	case "show":
 		return runGraphShow(ctx, args, stdout)
 	}

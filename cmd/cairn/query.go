@@ -86,7 +86,7 @@ Query flags:
                         event CID (not with --min-seq)
 `
 
-func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
+func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && (args[0] == "check" || args[0] == "expand") {
 		return runAuthzQuery(ctx, args, stdout)
 	}
@@ -95,7 +95,7 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		return err
 	}
 	if sub == "find" && isFindAcross(args) { // catalogue.go
-		return runFindAcross(ctx, args, stdout)
+		return runFindAcross(ctx, args, stdout, stderr)
 	}
 	fs := newFlagSet("query " + sub)
 	var c clientFlags

@@ -3310,8 +3310,9 @@ func (*DescribeGraph) Descriptor() ([]byte, []int) {
 
 // FindAcross pages through the nodes of several graphs that hold a
 // component type, a component or a category: by graph id, then in each
-// graph's own FindNodes order. Deleted graphs and graphs whose projection
-// stopped are left out.
+// graph's own FindNodes order. Deleted graphs are left out; graphs whose
+// projection stopped are not searched and are named in
+// GraphNodePage.skipped.
 type FindAcross struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// graph_ids names the graphs to search; all_graphs searches every one.
@@ -3472,6 +3473,10 @@ type GraphInfo struct {
 	StoppedReason string    `protobuf:"bytes,13,opt,name=stopped_reason,json=stoppedReason,proto3" json:"stopped_reason,omitempty"`
 	StoppedSeq    uint64    `protobuf:"varint,14,opt,name=stopped_seq,json=stoppedSeq,proto3" json:"stopped_seq,omitempty"`
 	StoppedCode   ErrorCode `protobuf:"varint,15,opt,name=stopped_code,json=stoppedCode,proto3,enum=cairn.v1.ErrorCode" json:"stopped_code,omitempty"`
+	// ref_nodes counts the graph's cross-graph reference nodes (category
+	// cairn.ref, one per node of another graph that an edge here points
+	// at); nodes does not count them.
+	RefNodes      uint64 `protobuf:"varint,16,opt,name=ref_nodes,json=refNodes,proto3" json:"ref_nodes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3611,12 +3616,24 @@ func (x *GraphInfo) GetStoppedCode() ErrorCode {
 	return ErrorCode_ERROR_CODE_UNSPECIFIED
 }
 
+func (x *GraphInfo) GetRefNodes() uint64 {
+	if x != nil {
+		return x.RefNodes
+	}
+	return 0
+}
+
 // GraphPage is one page of the catalogue.
 type GraphPage struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Graphs []*GraphInfo           `protobuf:"bytes,1,rep,name=graphs,proto3" json:"graphs,omitempty"`
 	// next_cursor fetches the next page; empty on the last one.
-	NextCursor    string `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	NextCursor string `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	// pending names the graphs this page may miss because a cluster member
+	// was still loading their read models (adopting them after a membership
+	// change) when the request's time ran out: ask again. Empty on a whole
+	// page.
+	Pending       []string `protobuf:"bytes,3,rep,name=pending,proto3" json:"pending,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3663,6 +3680,13 @@ func (x *GraphPage) GetNextCursor() string {
 		return x.NextCursor
 	}
 	return ""
+}
+
+func (x *GraphPage) GetPending() []string {
+	if x != nil {
+		return x.Pending
+	}
+	return nil
 }
 
 // GraphNodes is one graph's share of a FindAcross page.
@@ -3744,7 +3768,13 @@ type GraphNodePage struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Graphs []*GraphNodes          `protobuf:"bytes,1,rep,name=graphs,proto3" json:"graphs,omitempty"`
 	// next_cursor fetches the next page; empty on the last one.
-	NextCursor    string `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	NextCursor string `protobuf:"bytes,2,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	// pending: as GraphPage.pending.
+	Pending []string `protobuf:"bytes,3,rep,name=pending,proto3" json:"pending,omitempty"`
+	// skipped names the graphs the page's range holds that were not
+	// searched because their projection stopped (code DATA_LOSS when their
+	// stored history failed a check), with why.
+	Skipped       []*SkippedGraph `protobuf:"bytes,4,rep,name=skipped,proto3" json:"skipped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3791,6 +3821,90 @@ func (x *GraphNodePage) GetNextCursor() string {
 		return x.NextCursor
 	}
 	return ""
+}
+
+func (x *GraphNodePage) GetPending() []string {
+	if x != nil {
+		return x.Pending
+	}
+	return nil
+}
+
+func (x *GraphNodePage) GetSkipped() []*SkippedGraph {
+	if x != nil {
+		return x.Skipped
+	}
+	return nil
+}
+
+// SkippedGraph is a graph a FindAcross did not search.
+type SkippedGraph struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	GraphId string                 `protobuf:"bytes,1,opt,name=graph_id,json=graphId,proto3" json:"graph_id,omitempty"`
+	Code    ErrorCode              `protobuf:"varint,2,opt,name=code,proto3,enum=cairn.v1.ErrorCode" json:"code,omitempty"`
+	Reason  string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// seq is the stream sequence where its projection stopped.
+	Seq           uint64 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SkippedGraph) Reset() {
+	*x = SkippedGraph{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SkippedGraph) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SkippedGraph) ProtoMessage() {}
+
+func (x *SkippedGraph) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SkippedGraph.ProtoReflect.Descriptor instead.
+func (*SkippedGraph) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *SkippedGraph) GetGraphId() string {
+	if x != nil {
+		return x.GraphId
+	}
+	return ""
+}
+
+func (x *SkippedGraph) GetCode() ErrorCode {
+	if x != nil {
+		return x.Code
+	}
+	return ErrorCode_ERROR_CODE_UNSPECIFIED
+}
+
+func (x *SkippedGraph) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SkippedGraph) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
 }
 
 var File_cairn_v1_queries_proto protoreflect.FileDescriptor
@@ -4060,7 +4174,7 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\bcategory\x18\x05 \x01(\tH\x00R\bcategory\x12\x16\n" +
 	"\x06cursor\x18\x06 \x01(\tR\x06cursor\x12\x14\n" +
 	"\x05limit\x18\a \x01(\rR\x05limitB\x04\n" +
-	"\x02by\"\xc0\x04\n" +
+	"\x02by\"\xdd\x04\n" +
 	"\tGraphInfo\x12\x19\n" +
 	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12=\n" +
@@ -4078,25 +4192,34 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x0estopped_reason\x18\r \x01(\tR\rstoppedReason\x12\x1f\n" +
 	"\vstopped_seq\x18\x0e \x01(\x04R\n" +
 	"stoppedSeq\x126\n" +
-	"\fstopped_code\x18\x0f \x01(\x0e2\x13.cairn.v1.ErrorCodeR\vstoppedCode\x1a;\n" +
+	"\fstopped_code\x18\x0f \x01(\x0e2\x13.cairn.v1.ErrorCodeR\vstoppedCode\x12\x1b\n" +
+	"\tref_nodes\x18\x10 \x01(\x04R\brefNodes\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Y\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"s\n" +
 	"\tGraphPage\x12+\n" +
 	"\x06graphs\x18\x01 \x03(\v2\x13.cairn.v1.GraphInfoR\x06graphs\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
-	"nextCursor\"\x7f\n" +
+	"nextCursor\x12\x18\n" +
+	"\apending\x18\x03 \x03(\tR\apending\"\x7f\n" +
 	"\n" +
 	"GraphNodes\x12\x19\n" +
 	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x19\n" +
 	"\bnode_ids\x18\x02 \x03(\tR\anodeIds\x12\x1f\n" +
 	"\vnext_cursor\x18\x03 \x01(\tR\n" +
 	"nextCursor\x12\x1a\n" +
-	"\tas_of_seq\x18\x04 \x01(\x04R\aasOfSeq\"^\n" +
+	"\tas_of_seq\x18\x04 \x01(\x04R\aasOfSeq\"\xaa\x01\n" +
 	"\rGraphNodePage\x12,\n" +
 	"\x06graphs\x18\x01 \x03(\v2\x14.cairn.v1.GraphNodesR\x06graphs\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
-	"nextCursor*_\n" +
+	"nextCursor\x12\x18\n" +
+	"\apending\x18\x03 \x03(\tR\apending\x120\n" +
+	"\askipped\x18\x04 \x03(\v2\x16.cairn.v1.SkippedGraphR\askipped\"|\n" +
+	"\fSkippedGraph\x12\x19\n" +
+	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12'\n" +
+	"\x04code\x18\x02 \x01(\x0e2\x13.cairn.v1.ErrorCodeR\x04code\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x10\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq*_\n" +
 	"\tDirection\x12\x19\n" +
 	"\x15DIRECTION_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rDIRECTION_OUT\x10\x01\x12\x10\n" +
@@ -4122,7 +4245,7 @@ func file_cairn_v1_queries_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_queries_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_v1_queries_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_cairn_v1_queries_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_cairn_v1_queries_proto_goTypes = []any{
 	(Direction)(0),          // 0: cairn.v1.Direction
 	(DegreeKind)(0),         // 1: cairn.v1.DegreeKind
@@ -4168,15 +4291,16 @@ var file_cairn_v1_queries_proto_goTypes = []any{
 	(*GraphPage)(nil),       // 41: cairn.v1.GraphPage
 	(*GraphNodes)(nil),      // 42: cairn.v1.GraphNodes
 	(*GraphNodePage)(nil),   // 43: cairn.v1.GraphNodePage
-	nil,                     // 44: cairn.v1.GraphInfo.MetadataEntry
-	(*Check)(nil),           // 45: cairn.v1.Check
-	(*Expand)(nil),          // 46: cairn.v1.Expand
-	(*AsOf)(nil),            // 47: cairn.v1.AsOf
-	(*Component)(nil),       // 48: cairn.v1.Component
-	(*Error)(nil),           // 49: cairn.v1.Error
-	(*CheckResult)(nil),     // 50: cairn.v1.CheckResult
-	(*ExpandResult)(nil),    // 51: cairn.v1.ExpandResult
-	(ErrorCode)(0),          // 52: cairn.v1.ErrorCode
+	(*SkippedGraph)(nil),    // 44: cairn.v1.SkippedGraph
+	nil,                     // 45: cairn.v1.GraphInfo.MetadataEntry
+	(*Check)(nil),           // 46: cairn.v1.Check
+	(*Expand)(nil),          // 47: cairn.v1.Expand
+	(*AsOf)(nil),            // 48: cairn.v1.AsOf
+	(*Component)(nil),       // 49: cairn.v1.Component
+	(*Error)(nil),           // 50: cairn.v1.Error
+	(*CheckResult)(nil),     // 51: cairn.v1.CheckResult
+	(*ExpandResult)(nil),    // 52: cairn.v1.ExpandResult
+	(ErrorCode)(0),          // 53: cairn.v1.ErrorCode
 }
 var file_cairn_v1_queries_proto_depIdxs = []int32{
 	3,  // 0: cairn.v1.QueryRequest.get_node:type_name -> cairn.v1.GetNode
@@ -4191,20 +4315,20 @@ var file_cairn_v1_queries_proto_depIdxs = []int32{
 	28, // 9: cairn.v1.QueryRequest.list_links:type_name -> cairn.v1.ListLinks
 	31, // 10: cairn.v1.QueryRequest.expand_nodes:type_name -> cairn.v1.ExpandNodes
 	35, // 11: cairn.v1.QueryRequest.local_search:type_name -> cairn.v1.LocalSearch
-	45, // 12: cairn.v1.QueryRequest.check:type_name -> cairn.v1.Check
-	46, // 13: cairn.v1.QueryRequest.expand:type_name -> cairn.v1.Expand
+	46, // 12: cairn.v1.QueryRequest.check:type_name -> cairn.v1.Check
+	47, // 13: cairn.v1.QueryRequest.expand:type_name -> cairn.v1.Expand
 	37, // 14: cairn.v1.QueryRequest.list_graphs:type_name -> cairn.v1.ListGraphs
 	38, // 15: cairn.v1.QueryRequest.describe_graph:type_name -> cairn.v1.DescribeGraph
 	39, // 16: cairn.v1.QueryRequest.find_across:type_name -> cairn.v1.FindAcross
-	47, // 17: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
-	48, // 18: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
+	48, // 17: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
+	49, // 18: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
 	0,  // 19: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
 	0,  // 20: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
 	7,  // 21: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
 	0,  // 22: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
 	7,  // 23: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
 	1,  // 24: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
-	49, // 25: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
+	50, // 25: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
 	14, // 26: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
 	15, // 27: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
 	17, // 28: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
@@ -4217,12 +4341,12 @@ var file_cairn_v1_queries_proto_depIdxs = []int32{
 	30, // 35: cairn.v1.QueryReply.links:type_name -> cairn.v1.LinkPage
 	32, // 36: cairn.v1.QueryReply.expansion:type_name -> cairn.v1.Expansion
 	36, // 37: cairn.v1.QueryReply.local_reach:type_name -> cairn.v1.LocalReach
-	50, // 38: cairn.v1.QueryReply.check:type_name -> cairn.v1.CheckResult
-	51, // 39: cairn.v1.QueryReply.expand:type_name -> cairn.v1.ExpandResult
+	51, // 38: cairn.v1.QueryReply.check:type_name -> cairn.v1.CheckResult
+	52, // 39: cairn.v1.QueryReply.expand:type_name -> cairn.v1.ExpandResult
 	41, // 40: cairn.v1.QueryReply.graphs:type_name -> cairn.v1.GraphPage
 	40, // 41: cairn.v1.QueryReply.graph:type_name -> cairn.v1.GraphInfo
 	43, // 42: cairn.v1.QueryReply.graph_nodes:type_name -> cairn.v1.GraphNodePage
-	48, // 43: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
+	49, // 43: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
 	16, // 44: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
 	19, // 45: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
 	20, // 46: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
@@ -4236,16 +4360,18 @@ var file_cairn_v1_queries_proto_depIdxs = []int32{
 	34, // 54: cairn.v1.ExpandedNode.hops:type_name -> cairn.v1.Hop
 	0,  // 55: cairn.v1.LocalSearch.direction:type_name -> cairn.v1.Direction
 	7,  // 56: cairn.v1.LocalSearch.limits:type_name -> cairn.v1.TraverseLimits
-	48, // 57: cairn.v1.FindAcross.component:type_name -> cairn.v1.Component
-	44, // 58: cairn.v1.GraphInfo.metadata:type_name -> cairn.v1.GraphInfo.MetadataEntry
-	52, // 59: cairn.v1.GraphInfo.stopped_code:type_name -> cairn.v1.ErrorCode
+	49, // 57: cairn.v1.FindAcross.component:type_name -> cairn.v1.Component
+	45, // 58: cairn.v1.GraphInfo.metadata:type_name -> cairn.v1.GraphInfo.MetadataEntry
+	53, // 59: cairn.v1.GraphInfo.stopped_code:type_name -> cairn.v1.ErrorCode
 	40, // 60: cairn.v1.GraphPage.graphs:type_name -> cairn.v1.GraphInfo
 	42, // 61: cairn.v1.GraphNodePage.graphs:type_name -> cairn.v1.GraphNodes
-	62, // [62:62] is the sub-list for method output_type
-	62, // [62:62] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	44, // 62: cairn.v1.GraphNodePage.skipped:type_name -> cairn.v1.SkippedGraph
+	53, // 63: cairn.v1.SkippedGraph.code:type_name -> cairn.v1.ErrorCode
+	64, // [64:64] is the sub-list for method output_type
+	64, // [64:64] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_queries_proto_init() }
@@ -4311,7 +4437,7 @@ func file_cairn_v1_queries_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_queries_proto_rawDesc), len(file_cairn_v1_queries_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   43,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
