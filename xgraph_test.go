@@ -225,7 +225,11 @@ func waitLinks(t *testing.T, eng *cairn.Engine, graph string, want []string) {
 // (some leaving links dangling), against a BFS over the union graph.
 func TestCrossGraphPathDifferential(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3} {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) { runCrossGraphDifferential(t, seed) })
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { runCrossGraphDifferential(t, seed, 30, 40, 25) })
+	}
+	// Larger graphs: longer paths, more rounds of the bidirectional search.
+	for _, seed := range []uint64{4, 5} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { runCrossGraphDifferential(t, seed, 200, 300, 80) })
 	}
 }
 
@@ -235,12 +239,13 @@ type xedge struct {
 	from, to xnode
 }
 
-func runCrossGraphDifferential(t *testing.T, seed uint64) {
+// runCrossGraphDifferential: 4 graphs of nodes nodes and localEdges random
+// edges each, and up to links links between them.
+func runCrossGraphDifferential(t *testing.T, seed uint64, nodes, localEdges, links int) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
 	eng := openEngineWith(t, t.TempDir(), func(cfg *cairn.Config) { cfg.Projections.Shards = 3 })
 	graphs := []string{"g0", "g1", "g2", "g3"}
-	const nodes = 30
 	live := map[xnode]bool{}
 	edges := map[string]xedge{} // by graph-qualified id: local edges "g/e", links "e"
 	for _, g := range graphs {
@@ -249,7 +254,7 @@ func runCrossGraphDifferential(t *testing.T, seed uint64) {
 			cmds = append(cmds, cmdAdd(fmt.Sprintf("n%d", i), nil))
 			live[xnode{g, fmt.Sprintf("n%d", i)}] = true
 		}
-		for i := range 40 {
+		for i := range localEdges {
 			a, b := fmt.Sprintf("n%d", rng.IntN(nodes)), fmt.Sprintf("n%d", rng.IntN(nodes))
 			id := fmt.Sprintf("l%d", i)
 			cmds = append(cmds, cmdConnect(id, a, b, ""))
@@ -257,7 +262,7 @@ func runCrossGraphDifferential(t *testing.T, seed uint64) {
 		}
 		mustExec(t, eng, env(g, "init-"+g, cmds...))
 	}
-	for i := range 25 {
+	for i := range links {
 		ga, gb := graphs[rng.IntN(len(graphs))], graphs[rng.IntN(len(graphs))]
 		if ga == gb {
 			continue
@@ -294,7 +299,16 @@ func runCrossGraphDifferential(t *testing.T, seed uint64) {
 			adj[e.from] = append(adj[e.from], e.to)
 		}
 	}
-	bfs := func(from, to xnode) int { return bfsIn(adj, from, to) }
+	// The reference walked in, or both ways, for paths in those directions.
+	adjIn, adjBoth := map[xnode][]xnode{}, map[xnode][]xnode{}
+	for a, ms := range adj {
+		for _, b := range ms {
+			adjIn[b] = append(adjIn[b], a)
+			adjBoth[a] = append(adjBoth[a], b)
+			adjBoth[b] = append(adjBoth[b], a)
+		}
+	}
+	dirAdj := map[cairnv1.Direction]map[xnode][]xnode{cairnv1.Direction_DIRECTION_OUT: adj, cairnv1.Direction_DIRECTION_IN: adjIn, cairnv1.Direction_DIRECTION_BOTH: adjBoth}
 	hasEdge := func(id string, a, b xnode) bool {
 		e, ok := edges[id]
 		if a.g == b.g {
@@ -302,37 +316,64 @@ func runCrossGraphDifferential(t *testing.T, seed uint64) {
 		}
 		return ok && e.from == a && e.to == b && live[a] && live[b]
 	}
+	hasStep := func(dir cairnv1.Direction, id string, a, b xnode) bool {
+		switch dir {
+		case cairnv1.Direction_DIRECTION_IN:
+			return hasEdge(id, b, a)
+		case cairnv1.Direction_DIRECTION_BOTH:
+			return hasEdge(id, a, b) || hasEdge(id, b, a)
+		}
+		return hasEdge(id, a, b)
+	}
 	var liveNodes []xnode
 	for n := range live {
 		liveNodes = append(liveNodes, n)
 	}
 	slices.SortFunc(liveNodes, func(a, b xnode) int { return cmpX(a, b) })
 	found := 0
-	for range 60 {
+	for i := range 90 {
 		from, to := liveNodes[rng.IntN(len(liveNodes))], liveNodes[rng.IntN(len(liveNodes))]
-		want := bfs(from, to)
+		dir := []cairnv1.Direction{cairnv1.Direction_DIRECTION_OUT, cairnv1.Direction_DIRECTION_IN, cairnv1.Direction_DIRECTION_BOTH}[i%3]
+		want := bfsIn(dirAdj[dir], from, to)
 		rep, err := eng.Query(context.Background(), &cairnv1.QueryRequest{GraphId: from.g, MinSeq: last,
-			Query: &cairnv1.QueryRequest_ShortestPath{ShortestPath: &cairnv1.ShortestPath{FromNodeId: from.n, ToNodeId: to.n, ToGraphId: to.g, FollowLinks: true}}})
+			Query: &cairnv1.QueryRequest_ShortestPath{ShortestPath: &cairnv1.ShortestPath{FromNodeId: from.n, ToNodeId: to.n, ToGraphId: to.g, FollowLinks: true, Direction: dir}}})
 		if want < 0 {
 			if !errors.Is(err, aggregate.ErrNotFound) {
-				t.Fatalf("%v → %v: want no path, got %v %v", from, to, err, rep.GetPath())
+				t.Fatalf("%v → %v %v: want no path, got %v %v", from, to, dir, err, rep.GetPath())
 			}
 			continue
 		}
 		if err != nil {
-			t.Fatalf("%v → %v: %v (want length %d)", from, to, err, want)
+			t.Fatalf("%v → %v %v: %v (want length %d)", from, to, dir, err, want)
 		}
 		p := rep.GetPath()
-		if len(p.GetEdgeIds()) != want {
-			t.Fatalf("%v → %v: path %v %v %v has %d edges, want %d", from, to, p.GetGraphIds(), p.GetNodeIds(), p.GetEdgeIds(), len(p.GetEdgeIds()), want)
+		if len(p.GetEdgeIds()) != want || p.GetNodeIds()[0] != from.n || p.GetGraphIds()[0] != from.g || p.GetNodeIds()[want] != to.n || p.GetGraphIds()[want] != to.g {
+			t.Fatalf("%v → %v %v: path %v %v %v has %d edges, want %d", from, to, dir, p.GetGraphIds(), p.GetNodeIds(), p.GetEdgeIds(), len(p.GetEdgeIds()), want)
 		}
 		for i, id := range p.GetEdgeIds() {
 			a, b := xnode{p.GetGraphIds()[i], p.GetNodeIds()[i]}, xnode{p.GetGraphIds()[i+1], p.GetNodeIds()[i+1]}
-			if !hasEdge(id, a, b) {
-				t.Fatalf("%v → %v: step %d %v -%s-> %v is no live edge", from, to, i, a, id, b)
+			if !hasStep(dir, id, a, b) {
+				t.Fatalf("%v → %v %v: step %d %v -%s-> %v is no live edge", from, to, dir, i, a, id, b)
 			}
 		}
 		found++
+	}
+	// Removed endpoints: NOT_FOUND naming the field.
+	for _, n := range allNodes {
+		if live[n] {
+			continue
+		}
+		for _, c := range []struct {
+			from, to xnode
+			field    string
+		}{{n, liveNodes[0], "shortest_path.from_node_id"}, {liveNodes[0], n, "shortest_path.to_node_id"}} {
+			_, err := eng.Query(context.Background(), &cairnv1.QueryRequest{GraphId: c.from.g, MinSeq: last,
+				Query: &cairnv1.QueryRequest_ShortestPath{ShortestPath: &cairnv1.ShortestPath{FromNodeId: c.from.n, ToNodeId: c.to.n, ToGraphId: c.to.g, FollowLinks: true}}})
+			var ce *aggregate.CommandError
+			if !errors.Is(err, aggregate.ErrNotFound) || !errors.As(err, &ce) || ce.Field != c.field {
+				t.Fatalf("path %v → %v (%v removed): got %v, want NOT_FOUND on %s", c.from, c.to, n, err, c.field)
+			}
+		}
 	}
 	if found == 0 {
 		t.Fatalf("no query found a path: the test checks nothing")

@@ -14,13 +14,13 @@ import (
 	"github.com/cairn-graph/cairn/readmodel"
 )
 
-// Traversals across graphs (docs/cross-graph.md): ShortestPath with
-// follow_links runs here, in the engine, as a coordinator: a
-// level-synchronous bidirectional BFS over (graph, node) pairs that asks
-// each graph's projection shard, through the per-graph query routing
-// (ask: here or at the graph's owner), for one batched ExpandNodes per
-// graph per level. With as_of every graph is read as of that one stream
-// sequence.
+// Traversals across graphs (docs/cross-graph.md): ShortestPath and KHop
+// with follow_links run here, in the engine, as coordinators that ask each
+// graph's projection shard, through the per-graph query routing (ask: here
+// or at the graph's owner), for LocalSearch walks inside it and cross
+// between graphs only at links: KHop as rounds of forward walks (xsearch,
+// this file), ShortestPath as a bidirectional search (xmeet.go). With
+// as_of every graph is read as of that one stream sequence.
 
 // crossQuery answers req when it is a traversal that follows links.
 func (e *Engine) crossQuery(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, bool) {
@@ -154,17 +154,15 @@ func (e *Engine) crossPath(ctx context.Context, req *cairnv1.QueryRequest) *cair
 	}
 	x := newXSearch(ctx, e, req, sp.GetDirection(), sp.GetEdgeType(), maxFrontier, maxResults, f)
 	from, to := gnode{req.GetGraphId(), sp.GetFromNodeId()}, gnode{toGraph, sp.GetToNodeId()}
-	x.target, x.hasTarget = to, true
-	if rep := x.run(from); rep != nil {
+	x.origin, x.target, x.hasTarget = from, to, true
+	m := &xmeet{xsearch: x, from: from, to: to}
+	if rep := m.shortest(); rep != nil {
 		return rep
 	}
-	if x.best < 0 {
-		return qerr(cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND, "", "no path from graph %s node %q to graph %s node %q", from.graph, from.node, to.graph, to.node)
-	}
-	return x.path(from, to)
+	return m.path()
 }
 
-// xsearch is one traversal across graphs: a BFS over (graph, node) pairs
+// xsearch is one KHop across graphs: a BFS over (graph, node) pairs
 // run as rounds of LocalSearch requests, one per graph whose seeds changed
 // (the nodes links enter, at their distances). Each graph walks every level
 // it can inside its own shard and reports the reference nodes it reached;
@@ -181,19 +179,17 @@ type xsearch struct {
 	maxResults int
 	field      string // the query's field path, for errors
 
-	target    gnode
+	target    gnode // ShortestPath's target, for notFound
 	hasTarget bool
 	maxDist   int // KHop's depth; 0 for none
 	list      bool
 
 	origin  gnode
 	seeds   map[string]map[string]int // graph -> node -> distance
-	via     map[gnode]gnode           // seed -> (graph, reference node) it was entered from
 	known   map[string]map[string]int // graph -> entry node -> its distance in the graph's last answer
 	dead    map[gnode]bool            // entered through a link whose far end is gone
 	visited map[string]int
 	last    map[string]*cairnv1.LocalReach
-	best    int // the target's distance, -1 while unknown
 	asOfSeq uint64
 	readOK  map[string]bool
 }
@@ -201,8 +197,8 @@ type xsearch struct {
 func newXSearch(ctx context.Context, e *Engine, req *cairnv1.QueryRequest, dir cairnv1.Direction, edgeType string, maxFrontier, maxResults int, field string) *xsearch {
 	return &xsearch{e: e, ctx: ctx, req: req, dir: dir, edgeType: edgeType, maxResults: maxResults, field: field,
 		limits: &cairnv1.TraverseLimits{MaxFrontier: uint32(maxFrontier), MaxResults: uint32(maxResults)},
-		seeds:  map[string]map[string]int{}, via: map[gnode]gnode{}, known: map[string]map[string]int{},
-		dead: map[gnode]bool{}, visited: map[string]int{}, last: map[string]*cairnv1.LocalReach{}, best: -1, readOK: map[string]bool{}}
+		seeds:  map[string]map[string]int{}, known: map[string]map[string]int{},
+		dead: map[gnode]bool{}, visited: map[string]int{}, last: map[string]*cairnv1.LocalReach{}, readOK: map[string]bool{}}
 }
 
 // mayRead caches Engine.mayUse for the graphs links lead into.
@@ -218,10 +214,8 @@ func (x *xsearch) mayRead(graph string) bool {
 // seedList returns graph's seeds that may still matter, sorted by node.
 func (x *xsearch) seedList(graph string) ([]string, []uint32) {
 	ids := make([]string, 0, len(x.seeds[graph]))
-	for n, d := range x.seeds[graph] {
-		if x.best < 0 || d <= x.best {
-			ids = append(ids, n)
-		}
+	for n := range x.seeds[graph] {
+		ids = append(ids, n)
 	}
 	slices.Sort(ids)
 	dists := make([]uint32, len(ids))
@@ -232,7 +226,12 @@ func (x *xsearch) seedList(graph string) ([]string, []uint32) {
 }
 
 func (x *xsearch) local(graph string, ls *cairnv1.LocalSearch) *cairnv1.QueryReply {
-	ls.Direction, ls.EdgeType, ls.Limits = x.dir, x.edgeType, x.limits
+	return x.localDir(graph, x.dir, ls)
+}
+
+// localDir asks graph for ls, walking in direction dir.
+func (x *xsearch) localDir(graph string, dir cairnv1.Direction, ls *cairnv1.LocalSearch) *cairnv1.QueryReply {
+	ls.Direction, ls.EdgeType, ls.Limits = dir, x.edgeType, x.limits
 	return x.e.ask(x.ctx, &cairnv1.QueryRequest{GraphId: graph, MinSeq: x.req.GetMinSeq(), AsOf: x.req.GetAsOf(), TimeoutMs: x.req.GetTimeoutMs(),
 		Query: &cairnv1.QueryRequest_LocalSearch{LocalSearch: ls}})
 }
@@ -253,9 +252,6 @@ func (x *xsearch) run(origin gnode) *cairnv1.QueryReply {
 	x.origin = origin
 	x.seeds[origin.graph] = map[string]int{origin.node: 0}
 	dirty := map[string]bool{origin.graph: true}
-	if x.hasTarget {
-		dirty[x.target.graph] = true // it may have no seeds yet: it says whether the target exists
-	}
 	for len(dirty) > 0 {
 		graphs := slices.Sorted(maps.Keys(dirty))
 		clear(dirty)
@@ -269,12 +265,6 @@ func (x *xsearch) run(origin gnode) *cairnv1.QueryReply {
 			ids, dists := x.seedList(g)
 			answers[i].ids = ids
 			ls := &cairnv1.LocalSearch{SeedIds: ids, SeedDists: dists, ListReached: x.list, MaxDist: uint32(x.maxDist)}
-			if x.hasTarget && g == x.target.graph {
-				ls.TargetId = x.target.node
-			}
-			if x.best > 0 {
-				ls.MaxDist = uint32(x.best - 1)
-			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -298,9 +288,6 @@ func (x *xsearch) run(origin gnode) *cairnv1.QueryReply {
 				if g == x.origin.graph {
 					return x.notFound(x.origin)
 				}
-				if x.hasTarget && g == x.target.graph {
-					return x.notFound(x.target)
-				}
 				for _, n := range ids {
 					x.dead[gnode{g, n}] = true
 					delete(x.seeds[g], n)
@@ -316,12 +303,6 @@ func (x *xsearch) run(origin gnode) *cairnv1.QueryReply {
 				}
 				x.dead[n] = true
 				delete(x.seeds[g], n.node)
-			}
-			if lr.GetTargetMissing() {
-				return x.notFound(x.target)
-			}
-			if lr.GetTargetFound() && (x.best < 0 || int(lr.GetTargetDist()) < x.best) {
-				x.best = int(lr.GetTargetDist())
 			}
 			x.last[g] = lr
 			x.visited[g] = int(lr.GetVisited())
@@ -339,14 +320,14 @@ func (x *xsearch) run(origin gnode) *cairnv1.QueryReply {
 			x.known[g] = known
 		}
 		// The exits, once every answer of the round is in.
-		for i, g := range graphs {
+		for i := range graphs {
 			lr := answers[i].rep.GetLocalReach()
 			if lr == nil {
 				continue
 			}
 			for j, b := range lr.GetExitGraphs() {
 				m, d := gnode{b, lr.GetExitNodes()[j]}, int(lr.GetExitDists()[j])
-				if x.dead[m] || (x.best >= 0 && d >= x.best) || (x.maxDist > 0 && d > x.maxDist) {
+				if x.dead[m] || (x.maxDist > 0 && d > x.maxDist) {
 					continue
 				}
 				if kd, ok := x.known[b][m.node]; ok && kd <= d {
@@ -362,51 +343,9 @@ func (x *xsearch) run(origin gnode) *cairnv1.QueryReply {
 					x.seeds[b] = map[string]int{}
 				}
 				x.seeds[b][m.node] = d
-				x.via[m] = gnode{g, b + "/" + m.node}
 				dirty[b] = true
 			}
 		}
 	}
 	return nil
-}
-
-// path asks each graph on the way, from the target back to the origin,
-// for its piece of the path: from one of its seeds to where it was left.
-func (x *xsearch) path(from, to gnode) *cairnv1.QueryReply {
-	var nodes []gnode
-	var edges []string
-	nodes = append(nodes, to)
-	want := to
-	for range len(x.via) + 1 {
-		ids, dists := x.seedList(want.graph)
-		r := x.local(want.graph, &cairnv1.LocalSearch{SeedIds: ids, SeedDists: dists, PathTo: want.node})
-		if r.GetError() != nil {
-			return &cairnv1.QueryReply{AsOfSeq: r.GetAsOfSeq(), Error: r.GetError()}
-		}
-		pn, pe := r.GetLocalReach().GetPathNodes(), r.GetLocalReach().GetPathEdges()
-		if len(pn) == 0 {
-			break
-		}
-		for i := len(pn) - 2; i >= 0; i-- {
-			edges = append(edges, pe[i])
-			nodes = append(nodes, gnode{want.graph, pn[i]})
-		}
-		start := gnode{want.graph, pn[0]}
-		if start == from {
-			slices.Reverse(nodes)
-			slices.Reverse(edges)
-			p := &cairnv1.PathResult{EdgeIds: edges, Cost: float64(len(edges))}
-			for _, n := range nodes {
-				p.NodeIds = append(p.NodeIds, n.node)
-				p.GraphIds = append(p.GraphIds, n.graph)
-			}
-			return &cairnv1.QueryReply{AsOfSeq: x.asOfSeq, Result: &cairnv1.QueryReply_Path{Path: p}}
-		}
-		v, ok := x.via[start]
-		if !ok {
-			break
-		}
-		want = v
-	}
-	return qerr(cairnv1.ErrorCode_ERROR_CODE_UNAVAILABLE, "", "the path from graph %s node %q to graph %s node %q changed while it was read; retry", from.graph, from.node, to.graph, to.node)
 }

@@ -33,6 +33,9 @@ func validateLinkQuery(req *cairnv1.QueryRequest, checkCaps func(string, *cairnv
 		if len(x.GetSeedDists()) != len(x.GetSeedIds()) {
 			return invalid("local_search.seed_dists", "%d distances for %d seeds", len(x.GetSeedDists()), len(x.GetSeedIds()))
 		}
+		if len(x.GetBackSeedDists()) != len(x.GetBackSeedIds()) {
+			return invalid("local_search.back_seed_dists", "%d distances for %d seeds", len(x.GetBackSeedDists()), len(x.GetBackSeedIds()))
+		}
 		if _, ok := cairnv1.Direction_name[int32(x.GetDirection())]; !ok {
 			return invalid("local_search.direction", "unknown direction %d", x.GetDirection())
 		}
@@ -88,27 +91,67 @@ func runLinkQuery(g *readmodel.Graph, req *cairnv1.QueryRequest, rep *cairnv1.Qu
 		for i, d := range x.GetSeedDists() {
 			s.Dists[i] = int(d)
 		}
+		if x.GetMeet() {
+			out, err := meetReach(g, x, s)
+			if err != nil {
+				return err
+			}
+			rep.Result = &cairnv1.QueryReply_LocalReach{LocalReach: out}
+			return nil
+		}
 		r, err := g.Search(s)
 		if err != nil {
 			return err
 		}
 		out := &cairnv1.LocalReach{TargetMissing: r.TargetMissing, TargetFound: r.TargetFound, TargetDist: uint32(r.TargetDist),
 			Visited: uint32(r.Visited), PathNodes: r.PathNodes, PathEdges: r.PathEdges}
-		for _, i := range r.MissingSeeds {
-			out.MissingSeeds = append(out.MissingSeeds, uint32(i))
-		}
-		for _, e := range r.Exits {
-			out.ExitGraphs, out.ExitNodes, out.ExitDists = append(out.ExitGraphs, e.Graph), append(out.ExitNodes, e.Node), append(out.ExitDists, uint32(e.Dist))
-		}
-		for _, e := range r.Entries {
-			out.EntryNodes, out.EntryDists = append(out.EntryNodes, e.ID), append(out.EntryDists, uint32(e.Distance))
-		}
+		out.MissingSeeds, out.ExitGraphs, out.ExitNodes, out.ExitDists = wireReach(r)
+		out.EntryNodes, out.EntryDists = wireEntries(r)
 		for _, e := range r.Reached {
 			out.ReachedNodes, out.ReachedDists = append(out.ReachedNodes, e.ID), append(out.ReachedDists, uint32(e.Distance))
 		}
 		rep.Result = &cairnv1.QueryReply_LocalReach{LocalReach: out}
 	}
 	return nil
+}
+
+// wireReach returns a walk's missing seeds and exits as LocalReach's
+// parallel lists.
+func wireReach(r readmodel.LocalReach) (missing []uint32, graphs, nodes []string, dists []uint32) {
+	for _, i := range r.MissingSeeds {
+		missing = append(missing, uint32(i))
+	}
+	for _, e := range r.Exits {
+		graphs, nodes, dists = append(graphs, e.Graph), append(nodes, e.Node), append(dists, uint32(e.Dist))
+	}
+	return missing, graphs, nodes, dists
+}
+
+// wireEntries returns a walk's entries as LocalReach's parallel lists.
+func wireEntries(r readmodel.LocalReach) (nodes []string, dists []uint32) {
+	for _, e := range r.Entries {
+		nodes, dists = append(nodes, e.ID), append(dists, uint32(e.Distance))
+	}
+	return nodes, dists
+}
+
+// meetReach answers a LocalSearch with meet: fwd is its forward walk.
+func meetReach(g *readmodel.Graph, x *cairnv1.LocalSearch, fwd readmodel.LocalSearch) (*cairnv1.LocalReach, error) {
+	back := readmodel.LocalSearch{Seeds: x.GetBackSeedIds(), Dists: make([]int, len(x.GetBackSeedDists())), Dir: fwd.Dir.Reverse(),
+		EdgeType: fwd.EdgeType, MaxDist: int(x.GetBackMaxDist()), Limits: fwd.Limits}
+	for i, d := range x.GetBackSeedDists() {
+		back.Dists[i] = int(d)
+	}
+	m, err := g.Meet(fwd, back)
+	if err != nil {
+		return nil, err
+	}
+	out := &cairnv1.LocalReach{Visited: uint32(m.Fwd.Visited), BackVisited: uint32(m.Back.Visited), Met: m.Met, MeetNode: m.Node, MeetDist: uint32(m.Dist)}
+	out.MissingSeeds, out.ExitGraphs, out.ExitNodes, out.ExitDists = wireReach(m.Fwd)
+	out.BackMissingSeeds, out.BackExitGraphs, out.BackExitNodes, out.BackExitDists = wireReach(m.Back)
+	out.EntryNodes, out.EntryDists = wireEntries(m.Fwd)
+	out.BackEntryNodes, out.BackEntryDists = wireEntries(m.Back)
+	return out, nil
 }
 
 // followLinks rewrites neighbours that are reference nodes as the other

@@ -42,7 +42,9 @@ type LocalReach struct {
 	MissingSeeds []int // indices of seeds that are no node (or reference nodes)
 	Exits        []LocalExit
 	// Entries are the nodes reached that a link enters (walking from a
-	// reference node in the walk's direction), with their distances.
+	// reference node in the walk's direction; for Meet, in the reverse
+	// direction: where the other walk's seeds come in), with their
+	// distances.
 	Entries       []Reached
 	TargetMissing bool
 	TargetFound   bool
@@ -58,6 +60,14 @@ type LocalReach struct {
 // limits), ErrLimitExceeded (a level above Limits.MaxFrontier, more than
 // Limits.MaxResults nodes reached).
 func (g *Graph) Search(s LocalSearch) (LocalReach, error) {
+	return g.search(s, false, nil)
+}
+
+// search runs s. For Meet, meet makes s.MaxDist a bound even at 0 and
+// Entries the nodes reached that a link enters in the reverse direction
+// (where the other walk's seeds come in). keep, when not nil, receives the
+// nodes reached but reference nodes, with their distances.
+func (g *Graph) search(s LocalSearch, meet bool, keep *[]hitAt) (LocalReach, error) {
 	var r LocalReach
 	if err := g.live(); err != nil {
 		return r, err
@@ -164,7 +174,7 @@ func (g *Graph) Search(s LocalSearch) (LocalReach, error) {
 		if stop != noIndex && vis[stop].stamp[0] == ep {
 			break
 		}
-		if s.MaxDist > 0 && level >= s.MaxDist {
+		if (meet || s.MaxDist > 0) && level >= s.MaxDist {
 			break
 		}
 		if !typeOK { // no edge has the type: only the seeds are reached
@@ -201,6 +211,9 @@ func (g *Graph) Search(s LocalSearch) (LocalReach, error) {
 	}
 	for i, u := range hits {
 		if !isRef(u) {
+			if keep != nil {
+				*keep = append(*keep, hitAt{u, hitDist[i]})
+			}
 			if s.ListReached {
 				r.Reached = append(r.Reached, Reached{ID: g.nodes.String(u), Distance: int(hitDist[i])})
 			}
@@ -211,13 +224,17 @@ func (g *Graph) Search(s LocalSearch) (LocalReach, error) {
 	}
 	if refs != nil {
 		// The nodes links enter, in the walk's direction, that it reached.
+		dir := s.Dir
+		if meet {
+			dir = dir.Reverse()
+		}
 		it := refs.Iterator()
 		for it.HasNext() {
 			ref := it.Next()
 			if dangling(ref) {
 				continue
 			}
-			_, ends := g.row(ref, s.Dir, typ, anyType)
+			_, ends := g.row(ref, dir, typ, anyType)
 			for _, v := range ends {
 				if vis[v].stamp[0] == ep && !isRef(v) {
 					r.Entries = append(r.Entries, Reached{ID: g.nodes.String(v), Distance: int(vis[v].par[1])})
@@ -243,4 +260,62 @@ func (g *Graph) Search(s LocalSearch) (LocalReach, error) {
 		slices.Reverse(r.PathEdges)
 	}
 	return r, nil
+}
+
+// hitAt is a node a walk reached and its distance.
+type hitAt struct {
+	u uint32
+	d int32
+}
+
+// Meeting answers Meet.
+type Meeting struct {
+	// Fwd and Back answer the walks; their Entries are the nodes each
+	// reached where the other walk's seeds come in through links.
+	Fwd, Back LocalReach
+	// Met: a node both walks reached; Node is the one with the least Dist
+	// (forward plus backward distance), the least node index among equals.
+	Met  bool
+	Node string
+	Dist int
+}
+
+// Meet runs fwd and back, a walk in the reverse direction from the nodes a
+// backward search from a target entered this graph at (their distances to
+// the target), and finds the node both reach with the least sum of
+// distances: one graph's step of a bidirectional search across graphs.
+// MaxDist bounds each walk even at 0; Target, ListReached and PathTo are
+// not used.
+// Errors: those of Search.
+func (g *Graph) Meet(fwd, back LocalSearch) (Meeting, error) {
+	var m Meeting
+	fwd.Target, fwd.ListReached, fwd.PathTo = "", false, ""
+	back.Target, back.ListReached, back.PathTo = "", false, ""
+	t := &g.trav
+	kept := t.kept[:0]
+	defer func() { t.kept = kept[:0] }()
+	var err error
+	if m.Fwd, err = g.search(fwd, true, &kept); err != nil {
+		return Meeting{}, err
+	}
+	if m.Back, err = g.search(back, true, nil); err != nil {
+		return Meeting{}, err
+	}
+	// The backward walk's marks are still in place: a node it reached has
+	// stamp[0] == its epoch and its distance in par[1].
+	ep, vis := t.epoch, t.vis
+	best := hitAt{noIndex, -1}
+	for _, h := range kept {
+		if vis[h.u].stamp[0] != ep {
+			continue
+		}
+		d := h.d + int32(vis[h.u].par[1])
+		if best.d < 0 || d < best.d || (d == best.d && h.u < best.u) {
+			best = hitAt{h.u, d}
+		}
+	}
+	if best.d >= 0 {
+		m.Met, m.Node, m.Dist = true, g.nodes.String(best.u), int(best.d)
+	}
+	return m, nil
 }

@@ -45,6 +45,18 @@ const (
 	Both                  // Out, then In; a self-loop is listed once
 )
 
+// Reverse returns the direction that walks d's edges backwards: In for
+// Out, Out for In, Both for Both.
+func (d Direction) Reverse() Direction {
+	switch d {
+	case Out:
+		return In
+	case In:
+		return Out
+	}
+	return d
+}
+
 // Neighbor is one edge at a node.
 type Neighbor struct {
 	EdgeID   string

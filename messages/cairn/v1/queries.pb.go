@@ -2928,8 +2928,20 @@ type LocalSearch struct {
 	// list_reached reports every node reached (KHop).
 	ListReached bool `protobuf:"varint,7,opt,name=list_reached,json=listReached,proto3" json:"list_reached,omitempty"`
 	// path_to, when set, asks for the path from a seed to this node.
-	PathTo        string          `protobuf:"bytes,8,opt,name=path_to,json=pathTo,proto3" json:"path_to,omitempty"`
-	Limits        *TraverseLimits `protobuf:"bytes,9,opt,name=limits,proto3" json:"limits,omitempty"`
+	PathTo string          `protobuf:"bytes,8,opt,name=path_to,json=pathTo,proto3" json:"path_to,omitempty"`
+	Limits *TraverseLimits `protobuf:"bytes,9,opt,name=limits,proto3" json:"limits,omitempty"`
+	// meet asks for a second walk in the same request, in the reverse
+	// direction from back_seed_ids (the nodes of this graph a backward
+	// search from the target entered, at their distances to it) up to
+	// back_max_dist, and for the node both walks reached with the least sum
+	// of distances (a bidirectional search across graphs). With meet,
+	// max_dist and back_max_dist bound the walks even at 0; target_id,
+	// list_reached and path_to are not used.
+	Meet        bool     `protobuf:"varint,10,opt,name=meet,proto3" json:"meet,omitempty"`
+	BackSeedIds []string `protobuf:"bytes,11,rep,name=back_seed_ids,json=backSeedIds,proto3" json:"back_seed_ids,omitempty"`
+	// back_seed_dists is parallel to back_seed_ids.
+	BackSeedDists []uint32 `protobuf:"varint,12,rep,packed,name=back_seed_dists,json=backSeedDists,proto3" json:"back_seed_dists,omitempty"`
+	BackMaxDist   uint32   `protobuf:"varint,13,opt,name=back_max_dist,json=backMaxDist,proto3" json:"back_max_dist,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3027,6 +3039,34 @@ func (x *LocalSearch) GetLimits() *TraverseLimits {
 	return nil
 }
 
+func (x *LocalSearch) GetMeet() bool {
+	if x != nil {
+		return x.Meet
+	}
+	return false
+}
+
+func (x *LocalSearch) GetBackSeedIds() []string {
+	if x != nil {
+		return x.BackSeedIds
+	}
+	return nil
+}
+
+func (x *LocalSearch) GetBackSeedDists() []uint32 {
+	if x != nil {
+		return x.BackSeedDists
+	}
+	return nil
+}
+
+func (x *LocalSearch) GetBackMaxDist() uint32 {
+	if x != nil {
+		return x.BackMaxDist
+	}
+	return 0
+}
+
 // LocalReach answers LocalSearch.
 type LocalReach struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3038,7 +3078,8 @@ type LocalReach struct {
 	ExitGraphs []string `protobuf:"bytes,2,rep,name=exit_graphs,json=exitGraphs,proto3" json:"exit_graphs,omitempty"`
 	ExitNodes  []string `protobuf:"bytes,3,rep,name=exit_nodes,json=exitNodes,proto3" json:"exit_nodes,omitempty"`
 	ExitDists  []uint32 `protobuf:"varint,4,rep,packed,name=exit_dists,json=exitDists,proto3" json:"exit_dists,omitempty"`
-	// entries: nodes a link enters (in the walk's direction) that were
+	// entries: nodes a link enters (in the walk's direction; with meet, in
+	// the reverse one: where the backward walk's seeds come in) that were
 	// reached, and their distances; parallel lists.
 	EntryNodes    []string `protobuf:"bytes,5,rep,name=entry_nodes,json=entryNodes,proto3" json:"entry_nodes,omitempty"`
 	EntryDists    []uint32 `protobuf:"varint,6,rep,packed,name=entry_dists,json=entryDists,proto3" json:"entry_dists,omitempty"`
@@ -3054,8 +3095,24 @@ type LocalReach struct {
 	ReachedDists []uint32 `protobuf:"varint,12,rep,packed,name=reached_dists,json=reachedDists,proto3" json:"reached_dists,omitempty"`
 	// path (path_to): the nodes from a seed to path_to and the edges
 	// between them; empty when path_to was not reached.
-	PathNodes     []string `protobuf:"bytes,13,rep,name=path_nodes,json=pathNodes,proto3" json:"path_nodes,omitempty"`
-	PathEdges     []string `protobuf:"bytes,14,rep,name=path_edges,json=pathEdges,proto3" json:"path_edges,omitempty"`
+	PathNodes []string `protobuf:"bytes,13,rep,name=path_nodes,json=pathNodes,proto3" json:"path_nodes,omitempty"`
+	PathEdges []string `protobuf:"bytes,14,rep,name=path_edges,json=pathEdges,proto3" json:"path_edges,omitempty"`
+	// The backward walk (meet): as the fields above, for back_seed_ids.
+	BackMissingSeeds []uint32 `protobuf:"varint,15,rep,packed,name=back_missing_seeds,json=backMissingSeeds,proto3" json:"back_missing_seeds,omitempty"`
+	BackExitGraphs   []string `protobuf:"bytes,16,rep,name=back_exit_graphs,json=backExitGraphs,proto3" json:"back_exit_graphs,omitempty"`
+	BackExitNodes    []string `protobuf:"bytes,17,rep,name=back_exit_nodes,json=backExitNodes,proto3" json:"back_exit_nodes,omitempty"`
+	BackExitDists    []uint32 `protobuf:"varint,18,rep,packed,name=back_exit_dists,json=backExitDists,proto3" json:"back_exit_dists,omitempty"`
+	BackVisited      uint32   `protobuf:"varint,19,opt,name=back_visited,json=backVisited,proto3" json:"back_visited,omitempty"`
+	// back_entry_*: the nodes the backward walk reached where the forward
+	// walk's seeds come in through links, and their distances to the target.
+	BackEntryNodes []string `protobuf:"bytes,23,rep,name=back_entry_nodes,json=backEntryNodes,proto3" json:"back_entry_nodes,omitempty"`
+	BackEntryDists []uint32 `protobuf:"varint,24,rep,packed,name=back_entry_dists,json=backEntryDists,proto3" json:"back_entry_dists,omitempty"`
+	// met (meet): a node both walks reached; meet_node is the one with the
+	// least meet_dist (forward plus backward distance), the least node
+	// index of the graph among equals.
+	Met           bool   `protobuf:"varint,20,opt,name=met,proto3" json:"met,omitempty"`
+	MeetNode      string `protobuf:"bytes,21,opt,name=meet_node,json=meetNode,proto3" json:"meet_node,omitempty"`
+	MeetDist      uint32 `protobuf:"varint,22,opt,name=meet_dist,json=meetDist,proto3" json:"meet_dist,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3186,6 +3243,76 @@ func (x *LocalReach) GetPathEdges() []string {
 		return x.PathEdges
 	}
 	return nil
+}
+
+func (x *LocalReach) GetBackMissingSeeds() []uint32 {
+	if x != nil {
+		return x.BackMissingSeeds
+	}
+	return nil
+}
+
+func (x *LocalReach) GetBackExitGraphs() []string {
+	if x != nil {
+		return x.BackExitGraphs
+	}
+	return nil
+}
+
+func (x *LocalReach) GetBackExitNodes() []string {
+	if x != nil {
+		return x.BackExitNodes
+	}
+	return nil
+}
+
+func (x *LocalReach) GetBackExitDists() []uint32 {
+	if x != nil {
+		return x.BackExitDists
+	}
+	return nil
+}
+
+func (x *LocalReach) GetBackVisited() uint32 {
+	if x != nil {
+		return x.BackVisited
+	}
+	return 0
+}
+
+func (x *LocalReach) GetBackEntryNodes() []string {
+	if x != nil {
+		return x.BackEntryNodes
+	}
+	return nil
+}
+
+func (x *LocalReach) GetBackEntryDists() []uint32 {
+	if x != nil {
+		return x.BackEntryDists
+	}
+	return nil
+}
+
+func (x *LocalReach) GetMet() bool {
+	if x != nil {
+		return x.Met
+	}
+	return false
+}
+
+func (x *LocalReach) GetMeetNode() string {
+	if x != nil {
+		return x.MeetNode
+	}
+	return ""
+}
+
+func (x *LocalReach) GetMeetDist() uint32 {
+	if x != nil {
+		return x.MeetDist
+	}
+	return 0
 }
 
 // ListGraphs pages through the catalogue, by graph id.
@@ -4119,7 +4246,7 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x03Hop\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x19\n" +
 	"\bgraph_id\x18\x02 \x01(\tR\agraphId\x12\x17\n" +
-	"\anode_id\x18\x03 \x01(\tR\x06nodeId\"\xbd\x02\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\"\xc1\x03\n" +
 	"\vLocalSearch\x12\x19\n" +
 	"\bseed_ids\x18\x01 \x03(\tR\aseedIds\x12\x1d\n" +
 	"\n" +
@@ -4130,7 +4257,12 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\ttarget_id\x18\x06 \x01(\tR\btargetId\x12!\n" +
 	"\flist_reached\x18\a \x01(\bR\vlistReached\x12\x17\n" +
 	"\apath_to\x18\b \x01(\tR\x06pathTo\x120\n" +
-	"\x06limits\x18\t \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\"\xdf\x03\n" +
+	"\x06limits\x18\t \x01(\v2\x18.cairn.v1.TraverseLimitsR\x06limits\x12\x12\n" +
+	"\x04meet\x18\n" +
+	" \x01(\bR\x04meet\x12\"\n" +
+	"\rback_seed_ids\x18\v \x03(\tR\vbackSeedIds\x12&\n" +
+	"\x0fback_seed_dists\x18\f \x03(\rR\rbackSeedDists\x12\"\n" +
+	"\rback_max_dist\x18\r \x01(\rR\vbackMaxDist\"\xca\x06\n" +
 	"\n" +
 	"LocalReach\x12#\n" +
 	"\rmissing_seeds\x18\x01 \x03(\rR\fmissingSeeds\x12\x1f\n" +
@@ -4155,7 +4287,17 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\n" +
 	"path_nodes\x18\r \x03(\tR\tpathNodes\x12\x1d\n" +
 	"\n" +
-	"path_edges\x18\x0e \x03(\tR\tpathEdges\"\x94\x01\n" +
+	"path_edges\x18\x0e \x03(\tR\tpathEdges\x12,\n" +
+	"\x12back_missing_seeds\x18\x0f \x03(\rR\x10backMissingSeeds\x12(\n" +
+	"\x10back_exit_graphs\x18\x10 \x03(\tR\x0ebackExitGraphs\x12&\n" +
+	"\x0fback_exit_nodes\x18\x11 \x03(\tR\rbackExitNodes\x12&\n" +
+	"\x0fback_exit_dists\x18\x12 \x03(\rR\rbackExitDists\x12!\n" +
+	"\fback_visited\x18\x13 \x01(\rR\vbackVisited\x12(\n" +
+	"\x10back_entry_nodes\x18\x17 \x03(\tR\x0ebackEntryNodes\x12(\n" +
+	"\x10back_entry_dists\x18\x18 \x03(\rR\x0ebackEntryDists\x12\x10\n" +
+	"\x03met\x18\x14 \x01(\bR\x03met\x12\x1b\n" +
+	"\tmeet_node\x18\x15 \x01(\tR\bmeetNode\x12\x1b\n" +
+	"\tmeet_dist\x18\x16 \x01(\rR\bmeetDist\"\x94\x01\n" +
 	"\n" +
 	"ListGraphs\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
