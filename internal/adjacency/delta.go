@@ -23,12 +23,24 @@ type delta struct {
 type deltaPage struct {
 	m     map[uint32][]uint32
 	epoch uint64 // the delta's epoch when the page was made or copied
+	// has marks the page's nodes that m holds a list for: most rows of a
+	// traversal have none, and a bit test is cheaper than a map miss.
+	has [1 << deltaPageBits / 64]uint64
+}
+
+func (p *deltaPage) mark(u uint32) {
+	i := u & (1<<deltaPageBits - 1)
+	p.has[i>>6] |= 1 << (i & 63)
 }
 
 // get returns node u's list (nil when none).
 func (d *delta) get(u uint32) []uint32 {
 	if k := int(u >> deltaPageBits); k < len(d.pages) && d.pages[k] != nil {
-		return d.pages[k].m[u]
+		p, i := d.pages[k], u&(1<<deltaPageBits-1)
+		if p.has[i>>6]&(1<<(i&63)) == 0 {
+			return nil
+		}
+		return p.m[u]
 	}
 	return nil
 }
@@ -45,12 +57,13 @@ func (d *delta) insert(u, e uint32) {
 		p = &deltaPage{m: map[uint32][]uint32{}, epoch: d.epoch}
 		d.pages[k] = p
 	case p.epoch != d.epoch:
-		p = &deltaPage{m: maps.Clone(p.m), epoch: d.epoch}
+		p = &deltaPage{m: maps.Clone(p.m), epoch: d.epoch, has: p.has}
 		d.pages[k] = p
 	}
 	l, ok := p.m[u]
 	if !ok {
 		d.rows++
+		p.mark(u)
 	}
 	p.m[u] = insertSorted(l, e)
 }
@@ -66,6 +79,7 @@ func (d *delta) set(u uint32, l []uint32) {
 	}
 	if _, ok := d.pages[k].m[u]; !ok {
 		d.rows++
+		d.pages[k].mark(u)
 	}
 	d.pages[k].m[u] = l
 }
