@@ -569,3 +569,28 @@ func TestCatalogueRefNodesApart(t *testing.T) {
 	}
 	check("as of", rep.GetGraphs().GetGraphs())
 }
+
+// TestLocalSearchMeetOverWire: local_search with meet through the engine's
+// query path: both walks, the meeting, and the checks on its lists.
+func TestLocalSearchMeetOverWire(t *testing.T) {
+	eng := openEngineWith(t, t.TempDir(), func(*cairn.Config) {})
+	seq := mustExec(t, eng, env("m", "m1", cmdCreate(), cmdAdd("a", nil), cmdAdd("b", nil), cmdAdd("c", nil),
+		cmdConnect("e1", "a", "b", ""), cmdConnect("e2", "b", "c", "")))
+	q := func(ls *cairnv1.LocalSearch) (*cairnv1.QueryReply, error) {
+		return eng.Query(context.Background(), &cairnv1.QueryRequest{GraphId: "m", MinSeq: seq, Query: &cairnv1.QueryRequest_LocalSearch{LocalSearch: ls}})
+	}
+	r, err := q(&cairnv1.LocalSearch{Meet: true, SeedIds: []string{"a"}, SeedDists: []uint32{0}, MaxDist: 1,
+		BackSeedIds: []string{"c", "zz"}, BackSeedDists: []uint32{0, 0}, BackMaxDist: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr := r.GetLocalReach()
+	if !lr.GetMet() || lr.GetMeetNode() != "b" || lr.GetMeetDist() != 2 || lr.GetVisited() != 1 || lr.GetBackVisited() != 1 || !slices.Equal(lr.GetBackMissingSeeds(), []uint32{1}) {
+		t.Fatalf("meet: %v", lr)
+	}
+	_, err = q(&cairnv1.LocalSearch{Meet: true, BackSeedIds: []string{"c"}})
+	var ce *aggregate.CommandError
+	if !errors.Is(err, aggregate.ErrInvalidArgument) || !errors.As(err, &ce) || ce.Field != "local_search.back_seed_dists" {
+		t.Fatalf("back seeds without distances: %v", err)
+	}
+}
