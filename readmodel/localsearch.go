@@ -134,9 +134,9 @@ func (g *Graph) search(s LocalSearch, meet bool, keep *[]hitAt) (LocalReach, err
 	slices.SortFunc(seeds, func(a, b seed) int { return cmp.Compare(a.d, b.d) })
 	typ, anyType, typeOK := g.edgeFilter(s.EdgeType)
 
-	hits, hitDist := t.hits[:0], []int32(nil)
+	hits, hitDist := t.hits[:0], t.hitDist[:0]
 	front, next := t.front[0][:0], t.front[1][:0]
-	defer func() { t.hits, t.front[0], t.front[1] = hits[:0], front[:0], next[:0] }()
+	defer func() { t.hits, t.hitDist, t.front[0], t.front[1] = hits[:0], hitDist[:0], front[:0], next[:0] }()
 	reach := func(u, e uint32, d int) error {
 		vis[u].stamp[0], vis[u].par[0] = ep, e
 		hits, hitDist = append(hits, u), append(hitDist, int32(d))

@@ -96,8 +96,10 @@ type traversal struct {
 	// the query's epoch.
 	wStamp []uint32
 	wVal   []float64
-	// Meet: the forward walk's nodes and distances.
-	kept []hitAt
+	// LocalSearch: the distances of hits; Meet: the forward walk's nodes
+	// and distances.
+	hitDist []int32
+	kept    []hitAt
 
 	// Weakly connected components, valid while version == Graph.version.
 	ccValid   bool
@@ -125,7 +127,7 @@ func (t *traversal) release() {
 	t.vis, t.dist = nil, nil
 	t.front, t.next, t.hits, t.keys, t.queue = [2][]uint32{}, nil, nil, nil, [2]pqueue{}
 	t.rowE, t.rowV, t.heavy = nil, nil, nil
-	t.wStamp, t.wVal, t.kept = nil, nil, nil
+	t.wStamp, t.wVal, t.hitDist, t.kept = nil, nil, nil, nil
 }
 
 // begin starts a query on n node indices and returns its epoch.
