@@ -32,7 +32,7 @@ const (
 	HeaderErrorCode   = "Cairn-Error-Code"  // the engine's code (NOT_FOUND, FAILED_PRECONDITION ...), when it refused
 	HeaderSourceSubj  = "Cairn-Source-Subject"
 	HeaderSourceSeq   = "Cairn-Source-Seq" // the event's sequence in the stream
-	HeaderDeliveries  = "Cairn-Deliveries" // how many times it was delivered
+	HeaderDeliveries  = "Cairn-Deliveries" // how many times it was tried (deliveries, and the tries in place of a missing entity)
 	commandIDPrefix   = "adapter/"         // command ids: adapter/<kind>/<event id>[/set]
 	graphTypeRelation = "relationship"
 )
@@ -52,8 +52,8 @@ type Stats struct {
 	Duplicates int64 `json:"duplicates"`
 	// Skipped counts events of another adapter's domain.
 	Skipped int64 `json:"skipped"`
-	// Retried counts events redelivered later: a node they name is
-	// missing, or the engine did not answer.
+	// Retried counts the tries of an event again, in place, after a
+	// back-off: a node it names is missing, or the engine did not answer.
 	Retried int64 `json:"retried"`
 	// DeadLettered counts events published to the dead-letter subject.
 	DeadLettered int64 `json:"dead_lettered"`
@@ -237,7 +237,12 @@ func (a *Adapter) Run(ctx context.Context) error {
 		Durable: a.cfg.Durable, FilterSubject: a.cfg.From,
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: a.cfg.AckWait,
 		DeliverPolicy: jetstream.DeliverAllPolicy, MaxDeliver: -1,
-		MaxAckPending: max(1000, 4*a.cfg.Batch),
+		// One event at a time: an event waiting for an entity another
+		// adapter has not written holds the ones after it, and after a
+		// crash the events come back in their order (JetStream redelivers
+		// unacknowledged events after AckWait, behind newer ones, when
+		// more than one is out).
+		MaxAckPending: 1,
 		Description:   fmt.Sprintf("Cairn %s adapter into graph %s", a.cfg.Kind, a.cfg.Graph),
 	})
 	if err != nil {
@@ -344,7 +349,23 @@ func (a *Adapter) handle(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return err
 	}
+	// An event naming a node not written yet, or whose command had no
+	// answer, is tried again in place, after a back-off, before any later
+	// event: events about one entity keep their order (a relation's end
+	// never overtakes its start). The event stays ours meanwhile
+	// (InProgress); the rest of the batch may be delivered again after
+	// AckWait, and their commands' ids make those copies duplicates.
 	out, rerr := a.apply(ctx, act)
+	attempts := md.NumDelivered
+	for ; (out == missing && attempts < uint64(a.cfg.MaxAttempts)) || (out == unknown && ctx.Err() == nil); attempts++ {
+		if err := a.wait(ctx, msg, attempts, ev, rerr); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		out, rerr = a.apply(ctx, act)
+	}
 	if a.afterApply != nil && (out == applied || out == duplicate) {
 		a.afterApply()
 	}
@@ -356,10 +377,12 @@ func (a *Adapter) handle(ctx context.Context, msg jetstream.Msg) error {
 		a.dups.Add(1)
 		return a.ack(ctx, msg)
 	case missing:
-		if md.NumDelivered >= uint64(a.cfg.MaxAttempts) {
-			return a.deadLetter(ctx, msg, md, ev, ReasonMissingEntity, codeOf(rerr), fmt.Sprintf("%v (after %d deliveries)", rerr, md.NumDelivered))
+		if ctx.Err() != nil { // stopping: the next run takes it again
+			_ = msg.Nak()
+			return nil
 		}
-		return a.later(msg, md, ev, rerr)
+		md.NumDelivered = attempts // the header counts the attempts, in place ones too
+		return a.deadLetter(ctx, msg, md, ev, ReasonMissingEntity, codeOf(rerr), fmt.Sprintf("%v (after %d attempts)", rerr, attempts))
 	case refused:
 		var ce *aggregate.CommandError
 		if errors.As(rerr, &ce) && ce.Code == cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND && strings.HasPrefix(ce.Field, "graph_id") {
@@ -367,24 +390,29 @@ func (a *Adapter) handle(ctx context.Context, msg jetstream.Msg) error {
 			return fmt.Errorf("graph %s: %w", a.cfg.Graph, rerr)
 		}
 		return a.deadLetter(ctx, msg, md, ev, ReasonRefused, codeOf(rerr), rerr.Error())
-	default:
-		if ctx.Err() != nil { // stopping: the next run takes it again
-			_ = msg.Nak()
-			return nil
-		}
-		return a.later(msg, md, ev, rerr)
+	default: // unknown, and stopping: the next run takes it again
+		_ = msg.Nak()
+		return nil
 	}
 }
 
-// later hands msg back for a delivery after the back-off of its delivery
-// count.
-func (a *Adapter) later(msg jetstream.Msg, md *jetstream.MsgMetadata, ev *cairnv1.DomainEvent, cause error) error {
+// wait sleeps the back-off of an event's attempt-th attempt (RetryDelay
+// doubling, at most MaxRetryDelay), telling JetStream the event is in
+// progress so that it is not delivered again meanwhile. It returns early
+// when ctx ends.
+func (a *Adapter) wait(ctx context.Context, msg jetstream.Msg, attempt uint64, ev *cairnv1.DomainEvent, cause error) error {
 	a.retried.Add(1)
-	d := a.cfg.RetryDelay << min(md.NumDelivered-1, 10)
-	d = min(d, 30*time.Second)
-	a.log.Warn("event redelivered later", "event_id", ev.GetId(), "deliveries", md.NumDelivered, "delay", d, "cause", cause)
-	if err := msg.NakWithDelay(d); err != nil {
-		return fmt.Errorf("hand event %s back: %w", ev.GetId(), err)
+	d := min(a.cfg.RetryDelay<<min(max(attempt, 1)-1, 10), a.cfg.MaxRetryDelay)
+	a.log.Warn("event tried again later", "event_id", ev.GetId(), "attempts", attempt, "delay", d, "cause", cause)
+	tick := max(a.cfg.AckWait/3, time.Millisecond)
+	for left := d; left > 0 && ctx.Err() == nil; left -= tick {
+		if err := msg.InProgress(); err != nil {
+			return fmt.Errorf("keep event %s: %w", ev.GetId(), err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(left, tick)):
+		}
 	}
 	return nil
 }

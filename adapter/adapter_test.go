@@ -57,8 +57,13 @@ func mustJS(t *testing.T, nc *nats.Conn) jetstream.JetStream {
 func testConfig(kind, from, graph string) Config {
 	cfg := DefaultConfig(kind, from, graph)
 	cfg.CreateGraph = true
+	// An event naming an entity another adapter has not written yet is
+	// retried every 20 ms doubling to 200 ms, for up to a minute: on a
+	// loaded machine the other adapters may take seconds to catch up, and
+	// a back-off growing to its default 30 s would outlast drained's wait.
 	cfg.RetryDelay = 20 * time.Millisecond
-	cfg.MaxAttempts = 30
+	cfg.MaxRetryDelay = 200 * time.Millisecond
+	cfg.MaxAttempts = 300
 	cfg.AckWait = 500 * time.Millisecond
 	cfg.ProgressEvery = 100 * time.Millisecond
 	return cfg

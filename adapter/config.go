@@ -43,22 +43,27 @@ type Config struct {
 	// exist; otherwise Run fails with ErrNoGraph.
 	CreateGraph bool
 	// MaxAttempts bounds the deliveries of an event naming a node the
-	// graph lacks (its adapter has not caught up): it is redelivered after
-	// RetryDelay, doubling each time (at most 30 s), and dead-lettered at
-	// the MaxAttempts-th delivery. Default 5.
+	// graph lacks (its adapter has not caught up): it is tried again in
+	// place, holding the events after it, after RetryDelay, doubling each
+	// time (at most MaxRetryDelay), and dead-lettered at the
+	// MaxAttempts-th try. Default 5.
 	MaxAttempts int
 	// RetryDelay is the first redelivery delay. Default 1 s.
 	RetryDelay time.Duration
+	// MaxRetryDelay caps the doubling redelivery delay. Default 30 s.
+	MaxRetryDelay time.Duration
 	// AckWait is how long JetStream waits for an ack before redelivering
 	// (after a crash, the events in flight come back after it). Default 30 s.
 	AckWait time.Duration
-	// Batch is how many events are fetched at once. Default 32.
+	// Batch is how many events one fetch asks for; the consumer hands out
+	// one at a time (events are handled in their order). Default 32.
 	Batch int
 	// RequestTimeout bounds each request to the engine. Default 10 s.
 	RequestTimeout time.Duration
 	// Retry bounds the retries of a request whose outcome is unknown (no
 	// answer, UNAVAILABLE, DEADLINE_EXCEEDED), with the same command id;
-	// when they run out the event is redelivered later. Default
+	// when they run out the event is tried again in place, after the
+	// back-off, until the engine answers or the adapter stops. Default
 	// retry.DefaultPolicy() (6 tries within a minute).
 	Retry retry.Policy
 	// StopGrace is how long the event in flight may take to finish once
@@ -85,7 +90,7 @@ type Config struct {
 func DefaultConfig(kind, from, graph string) Config {
 	return Config{
 		Kind: kind, From: from, Graph: graph,
-		Format: FormatJSON, MaxAttempts: 5, RetryDelay: time.Second,
+		Format: FormatJSON, MaxAttempts: 5, RetryDelay: time.Second, MaxRetryDelay: 30 * time.Second,
 		AckWait: 30 * time.Second, Batch: 32, RequestTimeout: 10 * time.Second,
 		Retry: retry.DefaultPolicy(), StopGrace: 10 * time.Second, ProgressEvery: 5 * time.Second,
 	}
@@ -137,7 +142,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"retry delay", c.RetryDelay}, {"ack wait", c.AckWait}, {"request timeout", c.RequestTimeout}, {"stop grace", c.StopGrace}, {"progress interval", c.ProgressEvery}} {
+	}{{"retry delay", c.RetryDelay}, {"max retry delay", c.MaxRetryDelay}, {"ack wait", c.AckWait}, {"request timeout", c.RequestTimeout}, {"stop grace", c.StopGrace}, {"progress interval", c.ProgressEvery}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s %s: want a positive duration", d.name, d.v))
 		}

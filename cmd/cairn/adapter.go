@@ -23,7 +23,7 @@ const adapterUsage = `Usage:
   cairn adapter run people|organisations|locations --from SUBJECT --graph G
                     [--format json|protobuf] [--dead-letter SUBJECT]
                     [--stream NAME] [--durable NAME] [--create-graph]
-                    [--max-attempts N] [--retry-delay D] [--ack-wait D]
+                    [--max-attempts N] [--retry-delay D] [--max-retry-delay D] [--ack-wait D]
                     [--progress D] [--strict-domain] [--json] [client flags]
   cairn adapter list [--json]
   cairn adapter publish --to SUBJECT [FILE] [--format json|protobuf] [client flags]
@@ -50,9 +50,10 @@ the event ids (adapter/<kind>/<event id>), edge ids from the relation, and
 an upsert not newer than the node (by occurred_at) is skipped: a replay adds
 nothing and is counted as duplicates.
 
-An event naming a node the graph lacks (its adapter has not caught up) is
-redelivered after --retry-delay, doubling (at most 30 s), and dead-lettered
-at its --max-attempts-th delivery. Unmappable events (bad JSON or protobuf,
+Events are handled one at a time, in their order. An event naming a node
+the graph lacks (its adapter has not caught up) is tried again, holding
+the events after it, after --retry-delay, doubling up to --max-retry-delay
+(default 30 s), and dead-lettered at its --max-attempts-th try. Unmappable events (bad JSON or protobuf,
 no known type, a missing or malformed field) and events the engine refuses
 for good go at once to --dead-letter (default SUBJECT.dead; required when
 --from has a wildcard), with their original bytes and the headers
@@ -134,6 +135,7 @@ func runAdapterRun(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.BoolVar(&cfg.CreateGraph, "create-graph", false, "create the graph (type relationship) when it does not exist")
 	fs.IntVar(&cfg.MaxAttempts, "max-attempts", cfg.MaxAttempts, "deliveries of an event naming a missing node before it is dead-lettered")
 	fs.DurationVar(&cfg.RetryDelay, "retry-delay", cfg.RetryDelay, "first redelivery `delay` of such an event (doubling)")
+	fs.DurationVar(&cfg.MaxRetryDelay, "max-retry-delay", cfg.MaxRetryDelay, "the redelivery delay stops doubling at this `delay`")
 	fs.DurationVar(&cfg.AckWait, "ack-wait", cfg.AckWait, "how long JetStream waits for an ack before redelivering")
 	fs.DurationVar(&cfg.ProgressEvery, "progress", cfg.ProgressEvery, "progress `interval`")
 	fs.BoolVar(&cfg.StrictDomain, "strict-domain", false, "dead-letter events of another adapter's domain instead of skipping them")
