@@ -121,7 +121,8 @@
 // compaction was running, its frozen rows, which LoadSnapshot compacts
 // again in the background so that it is taken in at the same point; the
 // component store with its roaring bitmaps in their portable format;
-// categories. Integers are uvarints, runs of integers fixed-width. The
+// categories; the catalogue section (type, metadata, creation and change
+// times, and since format 4 FirstSeq). Integers are uvarints, runs of integers fixed-width. The
 // component key map, name maps, degree histogram and bloom filter (at its
 // old size) are rebuilt; the caches start empty. LoadSnapshot checks the
 // header, then every length against the bytes left and every index,

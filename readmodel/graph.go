@@ -34,8 +34,8 @@ type Graph struct {
 	metadata            map[string]string
 	createdAt, changeAt int64 // Unix nanoseconds, 0: unknown
 	// firstSeq is the stream sequence of the first transaction applied to
-	// this model from empty; 0 when unknown (restored from a snapshot,
-	// which does not carry it).
+	// this model from empty; 0 when unknown (restored from a snapshot of
+	// format 2 or 3, which does not carry it).
 	firstSeq uint64
 
 	// Nodes: dense index <-> external id, free slots reused.
@@ -125,8 +125,9 @@ func (g *Graph) NoteTime(unixNano int64) {
 func (g *Graph) Times() (created, changed int64) { return g.createdAt, g.changeAt }
 
 // FirstSeq returns the stream sequence of the graph's first transaction
-// when this model folded it (0: unknown, as after a restore from a
-// snapshot). The graph did not exist before it.
+// when this model folded it, or restored it from a snapshot of format 4
+// or later (0: unknown, as after a restore from an older snapshot). The
+// graph did not exist before it.
 func (g *Graph) FirstSeq() uint64 { return g.firstSeq }
 
 // Version counts the events applied so far; any write changes it.

@@ -19,8 +19,10 @@ import (
 // AppendSnapshot writes and LoadSnapshot reads. Version 2 added the
 // intern tables' migration state (old hash slots and progress); version 3
 // the catalogue section at the end (graph type, metadata, creation and
-// change times). LoadSnapshot reads versions 2 and 3.
-const SnapshotFormat = 3
+// change times); version 4 the stream sequence of the first transaction
+// the read model folded (FirstSeq) at the end of that section.
+// LoadSnapshot reads versions 2 to 4.
+const SnapshotFormat = 4
 
 // minSnapshotFormat is the oldest format LoadSnapshot reads.
 const minSnapshotFormat = 2
@@ -52,6 +54,7 @@ type Frozen struct {
 	metadata         map[string]string
 	createdAt        int64
 	changeAt         int64
+	firstSeq         uint64
 	asOf, version    uint64
 	nEdges           int
 
@@ -98,7 +101,7 @@ type Frozen struct {
 func (g *Graph) Freeze() *Frozen {
 	c := g.store
 	f := &Frozen{
-		id: g.id, created: g.created, deleted: g.deleted, typ: g.typ, metadata: g.metadata, createdAt: g.createdAt, changeAt: g.changeAt, asOf: g.asOf, version: g.version, nEdges: g.nEdges,
+		id: g.id, created: g.created, deleted: g.deleted, typ: g.typ, metadata: g.metadata, createdAt: g.createdAt, changeAt: g.changeAt, firstSeq: g.firstSeq, asOf: g.asOf, version: g.version, nEdges: g.nEdges,
 
 		nodes:     g.nodes.Freeze(),
 		freeNodes: slices.Clone(g.freeNodes),
@@ -210,6 +213,7 @@ func (f *Frozen) AppendSnapshot(dst []byte) []byte {
 	}
 	dst = wire.AppendUvarint(dst, uint64(f.createdAt))
 	dst = wire.AppendUvarint(dst, uint64(f.changeAt))
+	dst = wire.AppendUvarint(dst, f.firstSeq)
 
 	h := dst[start : start+headerLen]
 	body := dst[start+headerLen:]
@@ -370,6 +374,14 @@ func decodeBody(body []byte, format uint32, cfg Config) (*Graph, error) {
 			g.metadata[k] = r.String()
 		}
 		g.createdAt, g.changeAt = int64(r.Uvarint()), int64(r.Uvarint())
+	}
+	if format >= 4 {
+		// 0 (unknown) when the model was itself restored from an
+		// older snapshot; never past the last transaction folded.
+		g.firstSeq = r.Uvarint()
+		if r.Err() == nil && g.firstSeq > g.asOf {
+			r.Failf("first seq %d after as-of %d", g.firstSeq, g.asOf)
+		}
 	}
 	if r.Err() == nil && r.Len() != 0 {
 		r.Section("end")

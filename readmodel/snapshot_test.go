@@ -499,8 +499,9 @@ func reportTimes(b *testing.B, cpu0 time.Duration) {
 }
 
 // TestSnapshotCatalogue: a snapshot keeps the graph's type, metadata and
-// times (format 3), and a format-2 snapshot, which has no catalogue
-// section, still loads, without them.
+// times (format 3) and the seq of its first transaction (format 4); a
+// format-3 snapshot, which has no first seq, and a format-2 one, which has
+// no catalogue section, still load, without them.
 func TestSnapshotCatalogue(t *testing.T) {
 	g, err := New("cat", DefaultConfig())
 	if err != nil {
@@ -508,11 +509,11 @@ func TestSnapshotCatalogue(t *testing.T) {
 	}
 	created := &cairnv1.Event{Kind: &cairnv1.Event_GraphCreated{GraphCreated: &cairnv1.GraphCreated{
 		GraphId: "cat", GraphType: "workflow", Metadata: map[string]string{"owner": "ops", "b": ""}}}}
-	if err := g.ApplyTx(1, []*cairnv1.Event{created}); err != nil {
+	if err := g.ApplyTx(7, []*cairnv1.Event{created}); err != nil {
 		t.Fatal(err)
 	}
 	g.NoteTime(100)
-	if err := g.ApplyTx(2, []*cairnv1.Event{{Kind: &cairnv1.Event_NodeAdded{NodeAdded: &cairnv1.NodeAdded{NodeId: "a"}}}}); err != nil {
+	if err := g.ApplyTx(9, []*cairnv1.Event{{Kind: &cairnv1.Event_NodeAdded{NodeAdded: &cairnv1.NodeAdded{NodeId: "a"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	g.NoteTime(200)
@@ -525,6 +526,33 @@ func TestSnapshotCatalogue(t *testing.T) {
 	if r.Type() != "workflow" || r.Metadata()["owner"] != "ops" || len(r.Metadata()) != 2 || c != 100 || ch != 200 || !r.Created() || r.Deleted() {
 		t.Errorf("restored: type %q metadata %v times %d %d created %v deleted %v", r.Type(), r.Metadata(), c, ch, r.Created(), r.Deleted())
 	}
+	if r.FirstSeq() != 7 {
+		t.Errorf("restored: first seq %d, want 7", r.FirstSeq())
+	}
+	// A snapshot of the restored model keeps it too.
+	if r2, err := LoadSnapshot(r.AppendSnapshot(nil), DefaultConfig()); err != nil || r2.FirstSeq() != 7 {
+		t.Errorf("restored twice: first seq %d (%v), want 7", r2.FirstSeq(), err)
+	}
+
+	// The same graph as format 3 wrote it: no first seq.
+	first := wire.AppendUvarint(nil, 7)
+	if !bytes.HasSuffix(snap, first) {
+		t.Fatal("the snapshot does not end with the first seq")
+	}
+	v3 := len(snap) - len(first)
+	r, err = LoadSnapshot(relabel(snap[:v3], 3), DefaultConfig())
+	if err != nil {
+		t.Fatalf("format 3: %v", err)
+	}
+	if c, ch := r.Times(); r.Type() != "workflow" || len(r.Metadata()) != 2 || c != 100 || ch != 200 || r.FirstSeq() != 0 || r.AsOf() != 9 {
+		t.Errorf("format 3: type %q metadata %v times %d %d first seq %d as of %d, want the catalogue and first seq 0 (unknown)",
+			r.Type(), r.Metadata(), c, ch, r.FirstSeq(), r.AsOf())
+	}
+	// Format 4 refuses a first seq past the as-of.
+	bad := append(slices.Clone(snap[:v3]), wire.AppendUvarint(nil, 10)...)
+	if _, err := LoadSnapshot(relabel(bad, 4), DefaultConfig()); !errors.Is(err, ErrInvalidSnapshot) || !strings.Contains(err.Error(), "first seq 10 after as-of 9") {
+		t.Errorf("first seq past the as-of: %v", err)
+	}
 
 	// The same graph as format 2 wrote it: no catalogue section.
 	tail := wire.AppendString(nil, "workflow")
@@ -534,23 +562,35 @@ func TestSnapshotCatalogue(t *testing.T) {
 		tail = wire.AppendString(tail, kv[1])
 	}
 	tail = wire.AppendUvarint(wire.AppendUvarint(tail, 100), 200)
-	if !bytes.HasSuffix(snap, tail) {
+	if !bytes.HasSuffix(snap[:v3], tail) {
 		t.Fatal("the snapshot does not end with the catalogue section")
 	}
-	old := slices.Clone(snap[:len(snap)-len(tail)])
-	body := old[headerLen:]
-	binary.LittleEndian.PutUint32(old[8:], 2)
-	binary.LittleEndian.PutUint32(old[12:], wire.Checksum(body))
-	binary.LittleEndian.PutUint64(old[16:], uint64(len(body)))
+	old := relabel(snap[:v3-len(tail)], 2)
 	r, err = LoadSnapshot(old, DefaultConfig())
 	if err != nil {
 		t.Fatalf("format 2: %v", err)
 	}
-	if n, _ := r.Size(); r.Type() != "" || r.Metadata() != nil || n != 1 {
-		t.Errorf("format 2: type %q metadata %v nodes %d", r.Type(), r.Metadata(), n)
+	if n, _ := r.Size(); r.Type() != "" || r.Metadata() != nil || n != 1 || r.FirstSeq() != 0 {
+		t.Errorf("format 2: type %q metadata %v nodes %d first seq %d", r.Type(), r.Metadata(), n, r.FirstSeq())
 	}
-	binary.LittleEndian.PutUint32(old[8:], 4)
-	if _, err := LoadSnapshot(old, DefaultConfig()); err == nil || !strings.Contains(err.Error(), "unknown format version 4") {
-		t.Errorf("format 4: %v", err)
+	binary.LittleEndian.PutUint32(old[8:], 5)
+	if _, err := LoadSnapshot(old, DefaultConfig()); err == nil || !strings.Contains(err.Error(), "unknown format version 5") {
+		t.Errorf("format 5: %v", err)
 	}
+	for v := range uint32(7) {
+		if want := v >= 2 && v <= 4; ReadsFormat(v) != want {
+			t.Errorf("ReadsFormat(%d) = %v, want %v", v, !want, want)
+		}
+	}
+}
+
+// relabel returns a copy of snapshot bytes b (header included) with a
+// header for format v that fits its body.
+func relabel(b []byte, v uint32) []byte {
+	b = slices.Clone(b)
+	body := b[headerLen:]
+	binary.LittleEndian.PutUint32(b[8:], v)
+	binary.LittleEndian.PutUint32(b[12:], wire.Checksum(body))
+	binary.LittleEndian.PutUint64(b[16:], uint64(len(body)))
+	return b
 }
