@@ -25,6 +25,11 @@ import (
 //     new, and adds a → reference node "B/n";
 //  3. if A refuses, B's half is undone (DisconnectNodes, LinkIssuer).
 //
+// Before step 1 the engine reads A's read model (checkLinkSource) and
+// refuses what A would refuse (no such source, a reference node as source,
+// an edge id A holds), so that such a refusal writes nothing in B; the undo
+// is left for races (A changed between the read and step 2).
+//
 // A retry of the client's command replays each step from the graphs'
 // idempotency windows, so nothing is recorded twice. A DisconnectNodes of
 // a link's half, sent alone to either graph, removes the other half first,
@@ -104,7 +109,7 @@ func (e *Engine) connectLinked(ctx context.Context, disp *actors.Dispatcher, env
 				EdgeId: cn.GetEdgeId(), Source: cn.GetSource(), Target: cn.GetTarget(), EdgeType: cn.GetEdgeType(),
 				Components: cn.GetComponents(), SourceGraph: env.GetGraphId()}}}}}
 	}
-	if err := e.checkLinkSource(ctx, env.GetGraphId(), cn.GetSource()); err != nil {
+	if err := e.checkLinkSource(ctx, env.GetGraphId(), cn); err != nil {
 		return aggregate.ErrorReply(env, err)
 	}
 	r1 := disp.Execute(ctx, mirror("link"))
@@ -132,13 +137,18 @@ func (e *Engine) connectLinked(ctx context.Context, disp *actors.Dispatcher, env
 	return r2
 }
 
-// checkLinkSource refuses, before anything is written, a link whose source
-// graph's read model (at the graph's last transaction) has no such node or
-// has it as a reference node: A's Decide would refuse it after B's half
-// is written, and the undo would leave two events in B. A's Decide stays
-// the authority; this saves the round trip and the trace.
-func (e *Engine) checkLinkSource(ctx context.Context, graph, source string) *aggregate.CommandError {
-	const field = "commands[0].connect_nodes.source"
+// checkLinkSource refuses, before anything is written, a link that the
+// source graph's read model (at the graph's last transaction) shows its
+// Decide would refuse after B's half is written: no such source node, a
+// reference node as source, or an edge id the graph holds already. The
+// undo would net to no change but leave two events in B. An edge with that
+// id that is this very link's half (same source, target and type) is let
+// through: it is what a retry of the link finds, and the saga answers it
+// from the graphs' idempotency windows. A's Decide stays the authority
+// (and the undo stays for races); this saves the round trip and the trace.
+func (e *Engine) checkLinkSource(ctx context.Context, graph string, cn *cairnv1.ConnectNodes) *aggregate.CommandError {
+	const field = "commands[0].connect_nodes."
+	source := cn.GetSource()
 	last, err := e.store.LastSeq(ctx, graph)
 	if err != nil {
 		return nil
@@ -146,9 +156,13 @@ func (e *Engine) checkLinkSource(ctx context.Context, graph, source string) *agg
 	qr := e.ask(ctx, &cairnv1.QueryRequest{GraphId: graph, MinSeq: last, Query: &cairnv1.QueryRequest_GetNode{GetNode: &cairnv1.GetNode{NodeId: source}}})
 	switch {
 	case qr.GetError().GetCode() == cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND && qr.GetError().GetField() == "get_node.node_id":
-		return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND, field, "graph %s has no node %q", graph, source)
+		return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND, field+"source", "graph %s has no node %q", graph, source)
 	case slices.Contains(qr.GetNode().GetCategories(), aggregate.RefCategory):
-		return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, field, "node %q is a reference node (category %s): link the node itself", source, aggregate.RefCategory)
+		return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_FAILED_PRECONDITION, field+"source", "node %q is a reference node (category %s): link the node itself", source, aggregate.RefCategory)
+	}
+	qr = e.ask(ctx, &cairnv1.QueryRequest{GraphId: graph, MinSeq: last, Query: &cairnv1.QueryRequest_GetEdge{GetEdge: &cairnv1.GetEdge{EdgeId: cn.GetEdgeId()}}})
+	if ed := qr.GetEdge(); ed != nil && (ed.GetSource() != source || ed.GetTarget() != aggregate.RefNodeID(cn.GetTargetGraph(), cn.GetTarget()) || ed.GetEdgeType() != cn.GetEdgeType()) {
+		return aggregate.Errorf(cairnv1.ErrorCode_ERROR_CODE_ALREADY_EXISTS, field+"edge_id", "edge %q already exists in graph %s", cn.GetEdgeId(), graph)
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/cairn-graph/cairn"
 	"github.com/cairn-graph/cairn/aggregate"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
@@ -592,5 +594,34 @@ func TestLocalSearchMeetOverWire(t *testing.T) {
 	var ce *aggregate.CommandError
 	if !errors.Is(err, aggregate.ErrInvalidArgument) || !errors.As(err, &ce) || ce.Field != "local_search.back_seed_dists" {
 		t.Fatalf("back seeds without distances: %v", err)
+	}
+}
+
+// GetEdge answers an edge's ends and type, a link's half included (its far
+// end is the reference node); an unknown id is NOT_FOUND on
+// get_edge.edge_id, an empty one INVALID_ARGUMENT. The link saga reads it
+// to refuse an edge id the source graph holds before writing anything.
+func TestGetEdge(t *testing.T) {
+	eng := openEngineWith(t, t.TempDir(), func(*cairn.Config) {})
+	twoGraphs(t, eng)
+	mustExec(t, eng, env("a", "p", cmdConnect("p", "a1", "a2", "dep")))
+	seq := mustExec(t, eng, env("a", "l", cmdLink("l", "a2", "b", "b1", "knows")))
+	get := func(edge string) *cairnv1.QueryReply {
+		rep, _ := eng.Query(context.Background(), &cairnv1.QueryRequest{GraphId: "a", MinSeq: seq,
+			Query: &cairnv1.QueryRequest_GetEdge{GetEdge: &cairnv1.GetEdge{EdgeId: edge}}})
+		return rep
+	}
+	for edge, want := range map[string]*cairnv1.EdgeView{
+		"p": {EdgeId: "p", Source: "a1", Target: "a2", EdgeType: "dep"},
+		"l": {EdgeId: "l", Source: "a2", Target: "b/b1", EdgeType: "knows"},
+	} {
+		if got := get(edge).GetEdge(); !proto.Equal(got, want) {
+			t.Errorf("edge %s: %v, want %v", edge, got, want)
+		}
+	}
+	for edge, code := range map[string]cairnv1.ErrorCode{"zz": cairnv1.ErrorCode_ERROR_CODE_NOT_FOUND, "": cairnv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT} {
+		if e := get(edge).GetError(); e.GetCode() != code || e.GetField() != "get_edge.edge_id" {
+			t.Errorf("edge %q: %v, want %v on get_edge.edge_id", edge, e, code)
+		}
 	}
 }

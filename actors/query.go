@@ -121,6 +121,11 @@ func (p *Projections) validateQuery(req *cairnv1.QueryRequest) *aggregate.Comman
 	switch q := req.GetQuery().(type) {
 	case *cairnv1.QueryRequest_GetNode:
 		return checkNode("get_node.node_id", q.GetNode.GetNodeId())
+	case *cairnv1.QueryRequest_GetEdge:
+		if q.GetEdge.GetEdgeId() == "" {
+			return invalid("get_edge.edge_id", "edge id is empty")
+		}
+		return nil
 	case *cairnv1.QueryRequest_FindNodes:
 		f := q.FindNodes
 		if err := checkFindBy("find_nodes", f); err != nil {
@@ -351,6 +356,17 @@ func (p *Projections) run(g *readmodel.Graph, graph string, req *cairnv1.QueryRe
 		var v readmodel.NodeView
 		if v, err = g.Node(q.GetNode.GetNodeId()); err == nil {
 			rep.Result = &cairnv1.QueryReply_Node{Node: nodeProto(v)}
+		}
+	case *cairnv1.QueryRequest_GetEdge:
+		var (
+			e  readmodel.LiveEdge
+			ok bool
+		)
+		switch e, ok, err = g.Edge(q.GetEdge.GetEdgeId()); {
+		case err == nil && ok:
+			rep.Result = &cairnv1.QueryReply_Edge{Edge: &cairnv1.EdgeView{EdgeId: e.ID, Source: e.From, Target: e.To, EdgeType: e.Type}}
+		case err == nil:
+			rep.Error = notFound("get_edge.edge_id", "graph %s has no edge %q", graph, q.GetEdge.GetEdgeId()).Proto()
 		}
 	case *cairnv1.QueryRequest_FindNodes:
 		f := q.FindNodes

@@ -22,6 +22,20 @@ type LiveEdge struct {
 	Type         string
 }
 
+// Edge returns the edge with id id; ok is false when the graph holds none.
+// Errors: ErrNotFound (the graph was deleted).
+func (g *Graph) Edge(id string) (e LiveEdge, ok bool, err error) {
+	if err := g.live(); err != nil {
+		return LiveEdge{}, false, err
+	}
+	x, ok := g.edges.Lookup(id)
+	if !ok {
+		return LiveEdge{}, false, nil
+	}
+	i := int(x)
+	return LiveEdge{ID: id, From: g.nodes.String(g.src.Get(i)), To: g.nodes.String(g.dst.Get(i)), Type: g.types.name(g.etype.Get(i))}, true, nil
+}
+
 // LiveNodes returns an iterator over every node of the graph, in dense
 // index order: a deterministic order, a pure function of the events
 // applied (indices are freed and reused at points the history fixes, never

@@ -156,6 +156,7 @@ type QueryRequest struct {
 	//	*QueryRequest_ListLinks
 	//	*QueryRequest_ExpandNodes
 	//	*QueryRequest_LocalSearch
+	//	*QueryRequest_GetEdge
 	//	*QueryRequest_Check
 	//	*QueryRequest_Expand
 	//	*QueryRequest_ListGraphs
@@ -333,6 +334,15 @@ func (x *QueryRequest) GetLocalSearch() *LocalSearch {
 	return nil
 }
 
+func (x *QueryRequest) GetGetEdge() *GetEdge {
+	if x != nil {
+		if x, ok := x.Query.(*QueryRequest_GetEdge); ok {
+			return x.GetEdge
+		}
+	}
+	return nil
+}
+
 func (x *QueryRequest) GetCheck() *Check {
 	if x != nil {
 		if x, ok := x.Query.(*QueryRequest_Check); ok {
@@ -445,6 +455,10 @@ type QueryRequest_LocalSearch struct {
 	LocalSearch *LocalSearch `protobuf:"bytes,24,opt,name=local_search,json=localSearch,proto3,oneof"`
 }
 
+type QueryRequest_GetEdge struct {
+	GetEdge *GetEdge `protobuf:"bytes,25,opt,name=get_edge,json=getEdge,proto3,oneof"`
+}
+
 type QueryRequest_Check struct {
 	// Authorization graphs (authz.proto).
 	Check *Check `protobuf:"bytes,14,opt,name=check,proto3,oneof"`
@@ -492,6 +506,8 @@ func (*QueryRequest_ListLinks) isQueryRequest_Query() {}
 func (*QueryRequest_ExpandNodes) isQueryRequest_Query() {}
 
 func (*QueryRequest_LocalSearch) isQueryRequest_Query() {}
+
+func (*QueryRequest_GetEdge) isQueryRequest_Query() {}
 
 func (*QueryRequest_Check) isQueryRequest_Query() {}
 
@@ -548,6 +564,53 @@ func (x *GetNode) GetNodeId() string {
 	return ""
 }
 
+// GetEdge asks for one edge by id: its ends and type. An edge the graph
+// does not hold is NOT_FOUND on get_edge.edge_id. The engine's link saga
+// asks it of a link's source graph before writing anything (xgraph.go).
+type GetEdge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EdgeId        string                 `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEdge) Reset() {
+	*x = GetEdge{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEdge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEdge) ProtoMessage() {}
+
+func (x *GetEdge) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEdge.ProtoReflect.Descriptor instead.
+func (*GetEdge) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GetEdge) GetEdgeId() string {
+	if x != nil {
+		return x.EdgeId
+	}
+	return ""
+}
+
 // FindNodes pages through the nodes that hold a component type, a component
 // (type and value) or a category, in the read model's order.
 type FindNodes struct {
@@ -568,7 +631,7 @@ type FindNodes struct {
 
 func (x *FindNodes) Reset() {
 	*x = FindNodes{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[2]
+	mi := &file_cairn_v1_queries_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +643,7 @@ func (x *FindNodes) String() string {
 func (*FindNodes) ProtoMessage() {}
 
 func (x *FindNodes) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[2]
+	mi := &file_cairn_v1_queries_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +656,7 @@ func (x *FindNodes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindNodes.ProtoReflect.Descriptor instead.
 func (*FindNodes) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{2}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *FindNodes) GetBy() isFindNodes_By {
@@ -686,7 +749,7 @@ type ListNeighbors struct {
 
 func (x *ListNeighbors) Reset() {
 	*x = ListNeighbors{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[3]
+	mi := &file_cairn_v1_queries_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +761,7 @@ func (x *ListNeighbors) String() string {
 func (*ListNeighbors) ProtoMessage() {}
 
 func (x *ListNeighbors) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[3]
+	mi := &file_cairn_v1_queries_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,7 +774,7 @@ func (x *ListNeighbors) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNeighbors.ProtoReflect.Descriptor instead.
 func (*ListNeighbors) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{3}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListNeighbors) GetNodeId() string {
@@ -765,7 +828,7 @@ type GetStats struct {
 
 func (x *GetStats) Reset() {
 	*x = GetStats{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[4]
+	mi := &file_cairn_v1_queries_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +840,7 @@ func (x *GetStats) String() string {
 func (*GetStats) ProtoMessage() {}
 
 func (x *GetStats) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[4]
+	mi := &file_cairn_v1_queries_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +853,7 @@ func (x *GetStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStats.ProtoReflect.Descriptor instead.
 func (*GetStats) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{4}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{5}
 }
 
 // TraverseLimits caps one traversal's work; 0 takes the server's default,
@@ -809,7 +872,7 @@ type TraverseLimits struct {
 
 func (x *TraverseLimits) Reset() {
 	*x = TraverseLimits{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[5]
+	mi := &file_cairn_v1_queries_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +884,7 @@ func (x *TraverseLimits) String() string {
 func (*TraverseLimits) ProtoMessage() {}
 
 func (x *TraverseLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[5]
+	mi := &file_cairn_v1_queries_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +897,7 @@ func (x *TraverseLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraverseLimits.ProtoReflect.Descriptor instead.
 func (*TraverseLimits) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{5}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TraverseLimits) GetMaxFrontier() uint32 {
@@ -873,7 +936,7 @@ type KHop struct {
 
 func (x *KHop) Reset() {
 	*x = KHop{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[6]
+	mi := &file_cairn_v1_queries_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +948,7 @@ func (x *KHop) String() string {
 func (*KHop) ProtoMessage() {}
 
 func (x *KHop) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[6]
+	mi := &file_cairn_v1_queries_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +961,7 @@ func (x *KHop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KHop.ProtoReflect.Descriptor instead.
 func (*KHop) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{6}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *KHop) GetNodeId() string {
@@ -969,7 +1032,7 @@ type ShortestPath struct {
 
 func (x *ShortestPath) Reset() {
 	*x = ShortestPath{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[7]
+	mi := &file_cairn_v1_queries_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1044,7 @@ func (x *ShortestPath) String() string {
 func (*ShortestPath) ProtoMessage() {}
 
 func (x *ShortestPath) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[7]
+	mi := &file_cairn_v1_queries_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1057,7 @@ func (x *ShortestPath) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShortestPath.ProtoReflect.Descriptor instead.
 func (*ShortestPath) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{7}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ShortestPath) GetFromNodeId() string {
@@ -1067,7 +1130,7 @@ type GetComponent struct {
 
 func (x *GetComponent) Reset() {
 	*x = GetComponent{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[8]
+	mi := &file_cairn_v1_queries_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1079,7 +1142,7 @@ func (x *GetComponent) String() string {
 func (*GetComponent) ProtoMessage() {}
 
 func (x *GetComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[8]
+	mi := &file_cairn_v1_queries_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1092,7 +1155,7 @@ func (x *GetComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetComponent.ProtoReflect.Descriptor instead.
 func (*GetComponent) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{8}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetComponent) GetNodeId() string {
@@ -1126,7 +1189,7 @@ type CountComponents struct {
 
 func (x *CountComponents) Reset() {
 	*x = CountComponents{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[9]
+	mi := &file_cairn_v1_queries_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1138,7 +1201,7 @@ func (x *CountComponents) String() string {
 func (*CountComponents) ProtoMessage() {}
 
 func (x *CountComponents) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[9]
+	mi := &file_cairn_v1_queries_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1151,7 +1214,7 @@ func (x *CountComponents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountComponents.ProtoReflect.Descriptor instead.
 func (*CountComponents) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{9}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{10}
 }
 
 // TopDegree asks for the k nodes of highest degree (degree centrality),
@@ -1167,7 +1230,7 @@ type TopDegree struct {
 
 func (x *TopDegree) Reset() {
 	*x = TopDegree{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[10]
+	mi := &file_cairn_v1_queries_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1179,7 +1242,7 @@ func (x *TopDegree) String() string {
 func (*TopDegree) ProtoMessage() {}
 
 func (x *TopDegree) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[10]
+	mi := &file_cairn_v1_queries_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1192,7 +1255,7 @@ func (x *TopDegree) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopDegree.ProtoReflect.Descriptor instead.
 func (*TopDegree) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{10}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TopDegree) GetK() uint32 {
@@ -1231,6 +1294,7 @@ type QueryReply struct {
 	//	*QueryReply_Links
 	//	*QueryReply_Expansion
 	//	*QueryReply_LocalReach
+	//	*QueryReply_Edge
 	//	*QueryReply_Check
 	//	*QueryReply_Expand
 	//	*QueryReply_Graphs
@@ -1251,7 +1315,7 @@ type QueryReply struct {
 
 func (x *QueryReply) Reset() {
 	*x = QueryReply{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[11]
+	mi := &file_cairn_v1_queries_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1327,7 @@ func (x *QueryReply) String() string {
 func (*QueryReply) ProtoMessage() {}
 
 func (x *QueryReply) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[11]
+	mi := &file_cairn_v1_queries_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1340,7 @@ func (x *QueryReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryReply.ProtoReflect.Descriptor instead.
 func (*QueryReply) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{11}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *QueryReply) GetAsOfSeq() uint64 {
@@ -1408,6 +1472,15 @@ func (x *QueryReply) GetLocalReach() *LocalReach {
 	return nil
 }
 
+func (x *QueryReply) GetEdge() *EdgeView {
+	if x != nil {
+		if x, ok := x.Result.(*QueryReply_Edge); ok {
+			return x.Edge
+		}
+	}
+	return nil
+}
+
 func (x *QueryReply) GetCheck() *CheckResult {
 	if x != nil {
 		if x, ok := x.Result.(*QueryReply_Check); ok {
@@ -1527,6 +1600,10 @@ type QueryReply_LocalReach struct {
 	LocalReach *LocalReach `protobuf:"bytes,24,opt,name=local_reach,json=localReach,proto3,oneof"`
 }
 
+type QueryReply_Edge struct {
+	Edge *EdgeView `protobuf:"bytes,25,opt,name=edge,proto3,oneof"`
+}
+
 type QueryReply_Check struct {
 	// Authorization graphs (authz.proto).
 	Check *CheckResult `protobuf:"bytes,15,opt,name=check,proto3,oneof"`
@@ -1573,6 +1650,8 @@ func (*QueryReply_Expansion) isQueryReply_Result() {}
 
 func (*QueryReply_LocalReach) isQueryReply_Result() {}
 
+func (*QueryReply_Edge) isQueryReply_Result() {}
+
 func (*QueryReply_Check) isQueryReply_Result() {}
 
 func (*QueryReply_Expand) isQueryReply_Result() {}
@@ -1600,7 +1679,7 @@ type NodeView struct {
 
 func (x *NodeView) Reset() {
 	*x = NodeView{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[12]
+	mi := &file_cairn_v1_queries_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1691,7 @@ func (x *NodeView) String() string {
 func (*NodeView) ProtoMessage() {}
 
 func (x *NodeView) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[12]
+	mi := &file_cairn_v1_queries_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1704,7 @@ func (x *NodeView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeView.ProtoReflect.Descriptor instead.
 func (*NodeView) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{12}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NodeView) GetNodeId() string {
@@ -1663,6 +1742,75 @@ func (x *NodeView) GetInDegree() uint32 {
 	return 0
 }
 
+// EdgeView is one edge.
+type EdgeView struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EdgeId        string                 `protobuf:"bytes,1,opt,name=edge_id,json=edgeId,proto3" json:"edge_id,omitempty"`
+	Source        string                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	Target        string                 `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	EdgeType      string                 `protobuf:"bytes,4,opt,name=edge_type,json=edgeType,proto3" json:"edge_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EdgeView) Reset() {
+	*x = EdgeView{}
+	mi := &file_cairn_v1_queries_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EdgeView) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EdgeView) ProtoMessage() {}
+
+func (x *EdgeView) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_queries_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EdgeView.ProtoReflect.Descriptor instead.
+func (*EdgeView) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *EdgeView) GetEdgeId() string {
+	if x != nil {
+		return x.EdgeId
+	}
+	return ""
+}
+
+func (x *EdgeView) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *EdgeView) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *EdgeView) GetEdgeType() string {
+	if x != nil {
+		return x.EdgeType
+	}
+	return ""
+}
+
 // NodePage is one page of node ids.
 type NodePage struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1675,7 +1823,7 @@ type NodePage struct {
 
 func (x *NodePage) Reset() {
 	*x = NodePage{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[13]
+	mi := &file_cairn_v1_queries_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1687,7 +1835,7 @@ func (x *NodePage) String() string {
 func (*NodePage) ProtoMessage() {}
 
 func (x *NodePage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[13]
+	mi := &file_cairn_v1_queries_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1700,7 +1848,7 @@ func (x *NodePage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodePage.ProtoReflect.Descriptor instead.
 func (*NodePage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{13}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *NodePage) GetNodeIds() []string {
@@ -1732,7 +1880,7 @@ type Neighbor struct {
 
 func (x *Neighbor) Reset() {
 	*x = Neighbor{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[14]
+	mi := &file_cairn_v1_queries_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1744,7 +1892,7 @@ func (x *Neighbor) String() string {
 func (*Neighbor) ProtoMessage() {}
 
 func (x *Neighbor) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[14]
+	mi := &file_cairn_v1_queries_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1757,7 +1905,7 @@ func (x *Neighbor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Neighbor.ProtoReflect.Descriptor instead.
 func (*Neighbor) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{14}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Neighbor) GetEdgeId() string {
@@ -1799,7 +1947,7 @@ type NeighborPage struct {
 
 func (x *NeighborPage) Reset() {
 	*x = NeighborPage{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[15]
+	mi := &file_cairn_v1_queries_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1811,7 +1959,7 @@ func (x *NeighborPage) String() string {
 func (*NeighborPage) ProtoMessage() {}
 
 func (x *NeighborPage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[15]
+	mi := &file_cairn_v1_queries_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1824,7 +1972,7 @@ func (x *NeighborPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NeighborPage.ProtoReflect.Descriptor instead.
 func (*NeighborPage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{15}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *NeighborPage) GetNeighbors() []*Neighbor {
@@ -1862,7 +2010,7 @@ type GraphStats struct {
 
 func (x *GraphStats) Reset() {
 	*x = GraphStats{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[16]
+	mi := &file_cairn_v1_queries_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1874,7 +2022,7 @@ func (x *GraphStats) String() string {
 func (*GraphStats) ProtoMessage() {}
 
 func (x *GraphStats) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[16]
+	mi := &file_cairn_v1_queries_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1887,7 +2035,7 @@ func (x *GraphStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphStats.ProtoReflect.Descriptor instead.
 func (*GraphStats) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{16}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GraphStats) GetVersion() uint64 {
@@ -1950,7 +2098,7 @@ type DegreeCount struct {
 
 func (x *DegreeCount) Reset() {
 	*x = DegreeCount{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[17]
+	mi := &file_cairn_v1_queries_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1962,7 +2110,7 @@ func (x *DegreeCount) String() string {
 func (*DegreeCount) ProtoMessage() {}
 
 func (x *DegreeCount) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[17]
+	mi := &file_cairn_v1_queries_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1975,7 +2123,7 @@ func (x *DegreeCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DegreeCount.ProtoReflect.Descriptor instead.
 func (*DegreeCount) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{17}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DegreeCount) GetDegree() uint32 {
@@ -2003,7 +2151,7 @@ type NodeDegree struct {
 
 func (x *NodeDegree) Reset() {
 	*x = NodeDegree{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[18]
+	mi := &file_cairn_v1_queries_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2015,7 +2163,7 @@ func (x *NodeDegree) String() string {
 func (*NodeDegree) ProtoMessage() {}
 
 func (x *NodeDegree) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[18]
+	mi := &file_cairn_v1_queries_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2028,7 +2176,7 @@ func (x *NodeDegree) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeDegree.ProtoReflect.Descriptor instead.
 func (*NodeDegree) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{18}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *NodeDegree) GetNodeId() string {
@@ -2056,7 +2204,7 @@ type TypeCount struct {
 
 func (x *TypeCount) Reset() {
 	*x = TypeCount{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[19]
+	mi := &file_cairn_v1_queries_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2068,7 +2216,7 @@ func (x *TypeCount) String() string {
 func (*TypeCount) ProtoMessage() {}
 
 func (x *TypeCount) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[19]
+	mi := &file_cairn_v1_queries_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2081,7 +2229,7 @@ func (x *TypeCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypeCount.ProtoReflect.Descriptor instead.
 func (*TypeCount) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{19}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TypeCount) GetType() string {
@@ -2111,7 +2259,7 @@ type ReachedNode struct {
 
 func (x *ReachedNode) Reset() {
 	*x = ReachedNode{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[20]
+	mi := &file_cairn_v1_queries_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2123,7 +2271,7 @@ func (x *ReachedNode) String() string {
 func (*ReachedNode) ProtoMessage() {}
 
 func (x *ReachedNode) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[20]
+	mi := &file_cairn_v1_queries_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2136,7 +2284,7 @@ func (x *ReachedNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReachedNode.ProtoReflect.Descriptor instead.
 func (*ReachedNode) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{20}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReachedNode) GetNodeId() string {
@@ -2170,7 +2318,7 @@ type KHopResult struct {
 
 func (x *KHopResult) Reset() {
 	*x = KHopResult{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[21]
+	mi := &file_cairn_v1_queries_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2182,7 +2330,7 @@ func (x *KHopResult) String() string {
 func (*KHopResult) ProtoMessage() {}
 
 func (x *KHopResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[21]
+	mi := &file_cairn_v1_queries_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2195,7 +2343,7 @@ func (x *KHopResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KHopResult.ProtoReflect.Descriptor instead.
 func (*KHopResult) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{21}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KHopResult) GetNodes() []*ReachedNode {
@@ -2223,7 +2371,7 @@ type PathResult struct {
 
 func (x *PathResult) Reset() {
 	*x = PathResult{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[22]
+	mi := &file_cairn_v1_queries_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2235,7 +2383,7 @@ func (x *PathResult) String() string {
 func (*PathResult) ProtoMessage() {}
 
 func (x *PathResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[22]
+	mi := &file_cairn_v1_queries_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2248,7 +2396,7 @@ func (x *PathResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathResult.ProtoReflect.Descriptor instead.
 func (*PathResult) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{22}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PathResult) GetNodeIds() []string {
@@ -2292,7 +2440,7 @@ type ComponentPage struct {
 
 func (x *ComponentPage) Reset() {
 	*x = ComponentPage{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[23]
+	mi := &file_cairn_v1_queries_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2304,7 +2452,7 @@ func (x *ComponentPage) String() string {
 func (*ComponentPage) ProtoMessage() {}
 
 func (x *ComponentPage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[23]
+	mi := &file_cairn_v1_queries_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2317,7 +2465,7 @@ func (x *ComponentPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ComponentPage.ProtoReflect.Descriptor instead.
 func (*ComponentPage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{23}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ComponentPage) GetSize() uint64 {
@@ -2351,7 +2499,7 @@ type ComponentCount struct {
 
 func (x *ComponentCount) Reset() {
 	*x = ComponentCount{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[24]
+	mi := &file_cairn_v1_queries_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2363,7 +2511,7 @@ func (x *ComponentCount) String() string {
 func (*ComponentCount) ProtoMessage() {}
 
 func (x *ComponentCount) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[24]
+	mi := &file_cairn_v1_queries_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2376,7 +2524,7 @@ func (x *ComponentCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ComponentCount.ProtoReflect.Descriptor instead.
 func (*ComponentCount) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{24}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ComponentCount) GetComponents() uint64 {
@@ -2396,7 +2544,7 @@ type TopNodes struct {
 
 func (x *TopNodes) Reset() {
 	*x = TopNodes{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[25]
+	mi := &file_cairn_v1_queries_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2408,7 +2556,7 @@ func (x *TopNodes) String() string {
 func (*TopNodes) ProtoMessage() {}
 
 func (x *TopNodes) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[25]
+	mi := &file_cairn_v1_queries_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2421,7 +2569,7 @@ func (x *TopNodes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopNodes.ProtoReflect.Descriptor instead.
 func (*TopNodes) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{25}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TopNodes) GetNodes() []*NodeDegree {
@@ -2450,7 +2598,7 @@ type ListLinks struct {
 
 func (x *ListLinks) Reset() {
 	*x = ListLinks{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[26]
+	mi := &file_cairn_v1_queries_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2462,7 +2610,7 @@ func (x *ListLinks) String() string {
 func (*ListLinks) ProtoMessage() {}
 
 func (x *ListLinks) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[26]
+	mi := &file_cairn_v1_queries_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2475,7 +2623,7 @@ func (x *ListLinks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLinks.ProtoReflect.Descriptor instead.
 func (*ListLinks) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{26}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListLinks) GetNodeId() string {
@@ -2536,7 +2684,7 @@ type Link struct {
 
 func (x *Link) Reset() {
 	*x = Link{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[27]
+	mi := &file_cairn_v1_queries_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2548,7 +2696,7 @@ func (x *Link) String() string {
 func (*Link) ProtoMessage() {}
 
 func (x *Link) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[27]
+	mi := &file_cairn_v1_queries_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2561,7 +2709,7 @@ func (x *Link) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Link.ProtoReflect.Descriptor instead.
 func (*Link) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{27}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Link) GetEdgeId() string {
@@ -2631,7 +2779,7 @@ type LinkPage struct {
 
 func (x *LinkPage) Reset() {
 	*x = LinkPage{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[28]
+	mi := &file_cairn_v1_queries_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2643,7 +2791,7 @@ func (x *LinkPage) String() string {
 func (*LinkPage) ProtoMessage() {}
 
 func (x *LinkPage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[28]
+	mi := &file_cairn_v1_queries_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2656,7 +2804,7 @@ func (x *LinkPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkPage.ProtoReflect.Descriptor instead.
 func (*LinkPage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{28}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LinkPage) GetLinks() []*Link {
@@ -2688,7 +2836,7 @@ type ExpandNodes struct {
 
 func (x *ExpandNodes) Reset() {
 	*x = ExpandNodes{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[29]
+	mi := &file_cairn_v1_queries_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2700,7 +2848,7 @@ func (x *ExpandNodes) String() string {
 func (*ExpandNodes) ProtoMessage() {}
 
 func (x *ExpandNodes) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[29]
+	mi := &file_cairn_v1_queries_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2713,7 +2861,7 @@ func (x *ExpandNodes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpandNodes.ProtoReflect.Descriptor instead.
 func (*ExpandNodes) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{29}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ExpandNodes) GetNodeIds() []string {
@@ -2747,7 +2895,7 @@ type Expansion struct {
 
 func (x *Expansion) Reset() {
 	*x = Expansion{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[30]
+	mi := &file_cairn_v1_queries_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2759,7 +2907,7 @@ func (x *Expansion) String() string {
 func (*Expansion) ProtoMessage() {}
 
 func (x *Expansion) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[30]
+	mi := &file_cairn_v1_queries_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2772,7 +2920,7 @@ func (x *Expansion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expansion.ProtoReflect.Descriptor instead.
 func (*Expansion) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{30}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Expansion) GetNodes() []*ExpandedNode {
@@ -2796,7 +2944,7 @@ type ExpandedNode struct {
 
 func (x *ExpandedNode) Reset() {
 	*x = ExpandedNode{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[31]
+	mi := &file_cairn_v1_queries_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2808,7 +2956,7 @@ func (x *ExpandedNode) String() string {
 func (*ExpandedNode) ProtoMessage() {}
 
 func (x *ExpandedNode) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[31]
+	mi := &file_cairn_v1_queries_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2821,7 +2969,7 @@ func (x *ExpandedNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpandedNode.ProtoReflect.Descriptor instead.
 func (*ExpandedNode) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{31}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExpandedNode) GetNodeId() string {
@@ -2859,7 +3007,7 @@ type Hop struct {
 
 func (x *Hop) Reset() {
 	*x = Hop{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[32]
+	mi := &file_cairn_v1_queries_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2871,7 +3019,7 @@ func (x *Hop) String() string {
 func (*Hop) ProtoMessage() {}
 
 func (x *Hop) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[32]
+	mi := &file_cairn_v1_queries_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2884,7 +3032,7 @@ func (x *Hop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hop.ProtoReflect.Descriptor instead.
 func (*Hop) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{32}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Hop) GetEdgeId() string {
@@ -2948,7 +3096,7 @@ type LocalSearch struct {
 
 func (x *LocalSearch) Reset() {
 	*x = LocalSearch{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[33]
+	mi := &file_cairn_v1_queries_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2960,7 +3108,7 @@ func (x *LocalSearch) String() string {
 func (*LocalSearch) ProtoMessage() {}
 
 func (x *LocalSearch) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[33]
+	mi := &file_cairn_v1_queries_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2973,7 +3121,7 @@ func (x *LocalSearch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalSearch.ProtoReflect.Descriptor instead.
 func (*LocalSearch) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{33}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LocalSearch) GetSeedIds() []string {
@@ -3119,7 +3267,7 @@ type LocalReach struct {
 
 func (x *LocalReach) Reset() {
 	*x = LocalReach{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[34]
+	mi := &file_cairn_v1_queries_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3131,7 +3279,7 @@ func (x *LocalReach) String() string {
 func (*LocalReach) ProtoMessage() {}
 
 func (x *LocalReach) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[34]
+	mi := &file_cairn_v1_queries_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3144,7 +3292,7 @@ func (x *LocalReach) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalReach.ProtoReflect.Descriptor instead.
 func (*LocalReach) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{34}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LocalReach) GetMissingSeeds() []uint32 {
@@ -3335,7 +3483,7 @@ type ListGraphs struct {
 
 func (x *ListGraphs) Reset() {
 	*x = ListGraphs{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[35]
+	mi := &file_cairn_v1_queries_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3347,7 +3495,7 @@ func (x *ListGraphs) String() string {
 func (*ListGraphs) ProtoMessage() {}
 
 func (x *ListGraphs) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[35]
+	mi := &file_cairn_v1_queries_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3360,7 +3508,7 @@ func (x *ListGraphs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGraphs.ProtoReflect.Descriptor instead.
 func (*ListGraphs) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{35}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListGraphs) GetType() string {
@@ -3407,7 +3555,7 @@ type DescribeGraph struct {
 
 func (x *DescribeGraph) Reset() {
 	*x = DescribeGraph{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[36]
+	mi := &file_cairn_v1_queries_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3419,7 +3567,7 @@ func (x *DescribeGraph) String() string {
 func (*DescribeGraph) ProtoMessage() {}
 
 func (x *DescribeGraph) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[36]
+	mi := &file_cairn_v1_queries_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3432,7 +3580,7 @@ func (x *DescribeGraph) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGraph.ProtoReflect.Descriptor instead.
 func (*DescribeGraph) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{36}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{38}
 }
 
 // FindAcross pages through the nodes of several graphs that hold a
@@ -3462,7 +3610,7 @@ type FindAcross struct {
 
 func (x *FindAcross) Reset() {
 	*x = FindAcross{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[37]
+	mi := &file_cairn_v1_queries_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3474,7 +3622,7 @@ func (x *FindAcross) String() string {
 func (*FindAcross) ProtoMessage() {}
 
 func (x *FindAcross) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[37]
+	mi := &file_cairn_v1_queries_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3487,7 +3635,7 @@ func (x *FindAcross) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindAcross.ProtoReflect.Descriptor instead.
 func (*FindAcross) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{37}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *FindAcross) GetGraphIds() []string {
@@ -3610,7 +3758,7 @@ type GraphInfo struct {
 
 func (x *GraphInfo) Reset() {
 	*x = GraphInfo{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[38]
+	mi := &file_cairn_v1_queries_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3622,7 +3770,7 @@ func (x *GraphInfo) String() string {
 func (*GraphInfo) ProtoMessage() {}
 
 func (x *GraphInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[38]
+	mi := &file_cairn_v1_queries_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3635,7 +3783,7 @@ func (x *GraphInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphInfo.ProtoReflect.Descriptor instead.
 func (*GraphInfo) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{38}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GraphInfo) GetGraphId() string {
@@ -3767,7 +3915,7 @@ type GraphPage struct {
 
 func (x *GraphPage) Reset() {
 	*x = GraphPage{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[39]
+	mi := &file_cairn_v1_queries_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3779,7 +3927,7 @@ func (x *GraphPage) String() string {
 func (*GraphPage) ProtoMessage() {}
 
 func (x *GraphPage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[39]
+	mi := &file_cairn_v1_queries_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3792,7 +3940,7 @@ func (x *GraphPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphPage.ProtoReflect.Descriptor instead.
 func (*GraphPage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{39}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GraphPage) GetGraphs() []*GraphInfo {
@@ -3833,7 +3981,7 @@ type GraphNodes struct {
 
 func (x *GraphNodes) Reset() {
 	*x = GraphNodes{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[40]
+	mi := &file_cairn_v1_queries_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3845,7 +3993,7 @@ func (x *GraphNodes) String() string {
 func (*GraphNodes) ProtoMessage() {}
 
 func (x *GraphNodes) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[40]
+	mi := &file_cairn_v1_queries_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3858,7 +4006,7 @@ func (x *GraphNodes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphNodes.ProtoReflect.Descriptor instead.
 func (*GraphNodes) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{40}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GraphNodes) GetGraphId() string {
@@ -3908,7 +4056,7 @@ type GraphNodePage struct {
 
 func (x *GraphNodePage) Reset() {
 	*x = GraphNodePage{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[41]
+	mi := &file_cairn_v1_queries_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3920,7 +4068,7 @@ func (x *GraphNodePage) String() string {
 func (*GraphNodePage) ProtoMessage() {}
 
 func (x *GraphNodePage) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[41]
+	mi := &file_cairn_v1_queries_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3933,7 +4081,7 @@ func (x *GraphNodePage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GraphNodePage.ProtoReflect.Descriptor instead.
 func (*GraphNodePage) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{41}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GraphNodePage) GetGraphs() []*GraphNodes {
@@ -3978,7 +4126,7 @@ type SkippedGraph struct {
 
 func (x *SkippedGraph) Reset() {
 	*x = SkippedGraph{}
-	mi := &file_cairn_v1_queries_proto_msgTypes[42]
+	mi := &file_cairn_v1_queries_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3990,7 +4138,7 @@ func (x *SkippedGraph) String() string {
 func (*SkippedGraph) ProtoMessage() {}
 
 func (x *SkippedGraph) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_queries_proto_msgTypes[42]
+	mi := &file_cairn_v1_queries_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4003,7 +4151,7 @@ func (x *SkippedGraph) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkippedGraph.ProtoReflect.Descriptor instead.
 func (*SkippedGraph) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{42}
+	return file_cairn_v1_queries_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SkippedGraph) GetGraphId() string {
@@ -4038,7 +4186,7 @@ var File_cairn_v1_queries_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\n" +
-	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x14cairn/v1/authz.proto\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\x1a\x17cairn/v1/snapshot.proto\"\xc4\b\n" +
+	"\x16cairn/v1/queries.proto\x12\bcairn.v1\x1a\x14cairn/v1/authz.proto\x1a\x18cairn/v1/component.proto\x1a\x16cairn/v1/replies.proto\x1a\x17cairn/v1/snapshot.proto\"\xf4\b\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bgraph_id\x18\x01 \x01(\tR\agraphId\x12\x17\n" +
 	"\amin_seq\x18\x02 \x01(\x04R\x06minSeq\x12.\n" +
@@ -4057,7 +4205,8 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\n" +
 	"list_links\x18\x16 \x01(\v2\x13.cairn.v1.ListLinksH\x00R\tlistLinks\x12:\n" +
 	"\fexpand_nodes\x18\x17 \x01(\v2\x15.cairn.v1.ExpandNodesH\x00R\vexpandNodes\x12:\n" +
-	"\flocal_search\x18\x18 \x01(\v2\x15.cairn.v1.LocalSearchH\x00R\vlocalSearch\x12'\n" +
+	"\flocal_search\x18\x18 \x01(\v2\x15.cairn.v1.LocalSearchH\x00R\vlocalSearch\x12.\n" +
+	"\bget_edge\x18\x19 \x01(\v2\x11.cairn.v1.GetEdgeH\x00R\agetEdge\x12'\n" +
 	"\x05check\x18\x0e \x01(\v2\x0f.cairn.v1.CheckH\x00R\x05check\x12*\n" +
 	"\x06expand\x18\x0f \x01(\v2\x10.cairn.v1.ExpandH\x00R\x06expand\x127\n" +
 	"\vlist_graphs\x18\x10 \x01(\v2\x14.cairn.v1.ListGraphsH\x00R\n" +
@@ -4070,7 +4219,9 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x05as_of\x18\r \x01(\v2\x0e.cairn.v1.AsOfR\x04asOfB\a\n" +
 	"\x05query\"\"\n" +
 	"\aGetNode\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\xbb\x01\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\"\n" +
+	"\aGetEdge\x12\x17\n" +
+	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\"\xbb\x01\n" +
 	"\tFindNodes\x12'\n" +
 	"\x0ecomponent_type\x18\x01 \x01(\tH\x00R\rcomponentType\x123\n" +
 	"\tcomponent\x18\x02 \x01(\v2\x13.cairn.v1.ComponentH\x00R\tcomponent\x12\x1c\n" +
@@ -4116,7 +4267,7 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x0fCountComponents\"C\n" +
 	"\tTopDegree\x12\f\n" +
 	"\x01k\x18\x01 \x01(\rR\x01k\x12(\n" +
-	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xf6\a\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x14.cairn.v1.DegreeKindR\x04kind\"\xa0\b\n" +
 	"\n" +
 	"QueryReply\x12\x1a\n" +
 	"\tas_of_seq\x18\x01 \x01(\x04R\aasOfSeq\x12%\n" +
@@ -4134,7 +4285,8 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"\x05links\x18\x16 \x01(\v2\x12.cairn.v1.LinkPageH\x00R\x05links\x123\n" +
 	"\texpansion\x18\x17 \x01(\v2\x13.cairn.v1.ExpansionH\x00R\texpansion\x127\n" +
 	"\vlocal_reach\x18\x18 \x01(\v2\x14.cairn.v1.LocalReachH\x00R\n" +
-	"localReach\x12-\n" +
+	"localReach\x12(\n" +
+	"\x04edge\x18\x19 \x01(\v2\x12.cairn.v1.EdgeViewH\x00R\x04edge\x12-\n" +
 	"\x05check\x18\x0f \x01(\v2\x15.cairn.v1.CheckResultH\x00R\x05check\x120\n" +
 	"\x06expand\x18\x10 \x01(\v2\x16.cairn.v1.ExpandResultH\x00R\x06expand\x12-\n" +
 	"\x06graphs\x18\x11 \x01(\v2\x13.cairn.v1.GraphPageH\x00R\x06graphs\x12+\n" +
@@ -4155,7 +4307,12 @@ const file_cairn_v1_queries_proto_rawDesc = "" +
 	"categories\x12\x1d\n" +
 	"\n" +
 	"out_degree\x18\x04 \x01(\rR\toutDegree\x12\x1b\n" +
-	"\tin_degree\x18\x05 \x01(\rR\binDegree\"F\n" +
+	"\tin_degree\x18\x05 \x01(\rR\binDegree\"p\n" +
+	"\bEdgeView\x12\x17\n" +
+	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\x12\x1b\n" +
+	"\tedge_type\x18\x04 \x01(\tR\bedgeType\"F\n" +
 	"\bNodePage\x12\x19\n" +
 	"\bnode_ids\x18\x01 \x03(\tR\anodeIds\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
@@ -4387,133 +4544,137 @@ func file_cairn_v1_queries_proto_rawDescGZIP() []byte {
 }
 
 var file_cairn_v1_queries_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_cairn_v1_queries_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_cairn_v1_queries_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_cairn_v1_queries_proto_goTypes = []any{
 	(Direction)(0),          // 0: cairn.v1.Direction
 	(DegreeKind)(0),         // 1: cairn.v1.DegreeKind
 	(*QueryRequest)(nil),    // 2: cairn.v1.QueryRequest
 	(*GetNode)(nil),         // 3: cairn.v1.GetNode
-	(*FindNodes)(nil),       // 4: cairn.v1.FindNodes
-	(*ListNeighbors)(nil),   // 5: cairn.v1.ListNeighbors
-	(*GetStats)(nil),        // 6: cairn.v1.GetStats
-	(*TraverseLimits)(nil),  // 7: cairn.v1.TraverseLimits
-	(*KHop)(nil),            // 8: cairn.v1.KHop
-	(*ShortestPath)(nil),    // 9: cairn.v1.ShortestPath
-	(*GetComponent)(nil),    // 10: cairn.v1.GetComponent
-	(*CountComponents)(nil), // 11: cairn.v1.CountComponents
-	(*TopDegree)(nil),       // 12: cairn.v1.TopDegree
-	(*QueryReply)(nil),      // 13: cairn.v1.QueryReply
-	(*NodeView)(nil),        // 14: cairn.v1.NodeView
-	(*NodePage)(nil),        // 15: cairn.v1.NodePage
-	(*Neighbor)(nil),        // 16: cairn.v1.Neighbor
-	(*NeighborPage)(nil),    // 17: cairn.v1.NeighborPage
-	(*GraphStats)(nil),      // 18: cairn.v1.GraphStats
-	(*DegreeCount)(nil),     // 19: cairn.v1.DegreeCount
-	(*NodeDegree)(nil),      // 20: cairn.v1.NodeDegree
-	(*TypeCount)(nil),       // 21: cairn.v1.TypeCount
-	(*ReachedNode)(nil),     // 22: cairn.v1.ReachedNode
-	(*KHopResult)(nil),      // 23: cairn.v1.KHopResult
-	(*PathResult)(nil),      // 24: cairn.v1.PathResult
-	(*ComponentPage)(nil),   // 25: cairn.v1.ComponentPage
-	(*ComponentCount)(nil),  // 26: cairn.v1.ComponentCount
-	(*TopNodes)(nil),        // 27: cairn.v1.TopNodes
-	(*ListLinks)(nil),       // 28: cairn.v1.ListLinks
-	(*Link)(nil),            // 29: cairn.v1.Link
-	(*LinkPage)(nil),        // 30: cairn.v1.LinkPage
-	(*ExpandNodes)(nil),     // 31: cairn.v1.ExpandNodes
-	(*Expansion)(nil),       // 32: cairn.v1.Expansion
-	(*ExpandedNode)(nil),    // 33: cairn.v1.ExpandedNode
-	(*Hop)(nil),             // 34: cairn.v1.Hop
-	(*LocalSearch)(nil),     // 35: cairn.v1.LocalSearch
-	(*LocalReach)(nil),      // 36: cairn.v1.LocalReach
-	(*ListGraphs)(nil),      // 37: cairn.v1.ListGraphs
-	(*DescribeGraph)(nil),   // 38: cairn.v1.DescribeGraph
-	(*FindAcross)(nil),      // 39: cairn.v1.FindAcross
-	(*GraphInfo)(nil),       // 40: cairn.v1.GraphInfo
-	(*GraphPage)(nil),       // 41: cairn.v1.GraphPage
-	(*GraphNodes)(nil),      // 42: cairn.v1.GraphNodes
-	(*GraphNodePage)(nil),   // 43: cairn.v1.GraphNodePage
-	(*SkippedGraph)(nil),    // 44: cairn.v1.SkippedGraph
-	nil,                     // 45: cairn.v1.GraphInfo.MetadataEntry
-	(*Check)(nil),           // 46: cairn.v1.Check
-	(*Expand)(nil),          // 47: cairn.v1.Expand
-	(*AsOf)(nil),            // 48: cairn.v1.AsOf
-	(*Component)(nil),       // 49: cairn.v1.Component
-	(*Error)(nil),           // 50: cairn.v1.Error
-	(*CheckResult)(nil),     // 51: cairn.v1.CheckResult
-	(*ExpandResult)(nil),    // 52: cairn.v1.ExpandResult
-	(ErrorCode)(0),          // 53: cairn.v1.ErrorCode
+	(*GetEdge)(nil),         // 4: cairn.v1.GetEdge
+	(*FindNodes)(nil),       // 5: cairn.v1.FindNodes
+	(*ListNeighbors)(nil),   // 6: cairn.v1.ListNeighbors
+	(*GetStats)(nil),        // 7: cairn.v1.GetStats
+	(*TraverseLimits)(nil),  // 8: cairn.v1.TraverseLimits
+	(*KHop)(nil),            // 9: cairn.v1.KHop
+	(*ShortestPath)(nil),    // 10: cairn.v1.ShortestPath
+	(*GetComponent)(nil),    // 11: cairn.v1.GetComponent
+	(*CountComponents)(nil), // 12: cairn.v1.CountComponents
+	(*TopDegree)(nil),       // 13: cairn.v1.TopDegree
+	(*QueryReply)(nil),      // 14: cairn.v1.QueryReply
+	(*NodeView)(nil),        // 15: cairn.v1.NodeView
+	(*EdgeView)(nil),        // 16: cairn.v1.EdgeView
+	(*NodePage)(nil),        // 17: cairn.v1.NodePage
+	(*Neighbor)(nil),        // 18: cairn.v1.Neighbor
+	(*NeighborPage)(nil),    // 19: cairn.v1.NeighborPage
+	(*GraphStats)(nil),      // 20: cairn.v1.GraphStats
+	(*DegreeCount)(nil),     // 21: cairn.v1.DegreeCount
+	(*NodeDegree)(nil),      // 22: cairn.v1.NodeDegree
+	(*TypeCount)(nil),       // 23: cairn.v1.TypeCount
+	(*ReachedNode)(nil),     // 24: cairn.v1.ReachedNode
+	(*KHopResult)(nil),      // 25: cairn.v1.KHopResult
+	(*PathResult)(nil),      // 26: cairn.v1.PathResult
+	(*ComponentPage)(nil),   // 27: cairn.v1.ComponentPage
+	(*ComponentCount)(nil),  // 28: cairn.v1.ComponentCount
+	(*TopNodes)(nil),        // 29: cairn.v1.TopNodes
+	(*ListLinks)(nil),       // 30: cairn.v1.ListLinks
+	(*Link)(nil),            // 31: cairn.v1.Link
+	(*LinkPage)(nil),        // 32: cairn.v1.LinkPage
+	(*ExpandNodes)(nil),     // 33: cairn.v1.ExpandNodes
+	(*Expansion)(nil),       // 34: cairn.v1.Expansion
+	(*ExpandedNode)(nil),    // 35: cairn.v1.ExpandedNode
+	(*Hop)(nil),             // 36: cairn.v1.Hop
+	(*LocalSearch)(nil),     // 37: cairn.v1.LocalSearch
+	(*LocalReach)(nil),      // 38: cairn.v1.LocalReach
+	(*ListGraphs)(nil),      // 39: cairn.v1.ListGraphs
+	(*DescribeGraph)(nil),   // 40: cairn.v1.DescribeGraph
+	(*FindAcross)(nil),      // 41: cairn.v1.FindAcross
+	(*GraphInfo)(nil),       // 42: cairn.v1.GraphInfo
+	(*GraphPage)(nil),       // 43: cairn.v1.GraphPage
+	(*GraphNodes)(nil),      // 44: cairn.v1.GraphNodes
+	(*GraphNodePage)(nil),   // 45: cairn.v1.GraphNodePage
+	(*SkippedGraph)(nil),    // 46: cairn.v1.SkippedGraph
+	nil,                     // 47: cairn.v1.GraphInfo.MetadataEntry
+	(*Check)(nil),           // 48: cairn.v1.Check
+	(*Expand)(nil),          // 49: cairn.v1.Expand
+	(*AsOf)(nil),            // 50: cairn.v1.AsOf
+	(*Component)(nil),       // 51: cairn.v1.Component
+	(*Error)(nil),           // 52: cairn.v1.Error
+	(*CheckResult)(nil),     // 53: cairn.v1.CheckResult
+	(*ExpandResult)(nil),    // 54: cairn.v1.ExpandResult
+	(ErrorCode)(0),          // 55: cairn.v1.ErrorCode
 }
 var file_cairn_v1_queries_proto_depIdxs = []int32{
 	3,  // 0: cairn.v1.QueryRequest.get_node:type_name -> cairn.v1.GetNode
-	4,  // 1: cairn.v1.QueryRequest.find_nodes:type_name -> cairn.v1.FindNodes
-	5,  // 2: cairn.v1.QueryRequest.list_neighbors:type_name -> cairn.v1.ListNeighbors
-	6,  // 3: cairn.v1.QueryRequest.get_stats:type_name -> cairn.v1.GetStats
-	8,  // 4: cairn.v1.QueryRequest.k_hop:type_name -> cairn.v1.KHop
-	9,  // 5: cairn.v1.QueryRequest.shortest_path:type_name -> cairn.v1.ShortestPath
-	10, // 6: cairn.v1.QueryRequest.get_component:type_name -> cairn.v1.GetComponent
-	11, // 7: cairn.v1.QueryRequest.count_components:type_name -> cairn.v1.CountComponents
-	12, // 8: cairn.v1.QueryRequest.top_degree:type_name -> cairn.v1.TopDegree
-	28, // 9: cairn.v1.QueryRequest.list_links:type_name -> cairn.v1.ListLinks
-	31, // 10: cairn.v1.QueryRequest.expand_nodes:type_name -> cairn.v1.ExpandNodes
-	35, // 11: cairn.v1.QueryRequest.local_search:type_name -> cairn.v1.LocalSearch
-	46, // 12: cairn.v1.QueryRequest.check:type_name -> cairn.v1.Check
-	47, // 13: cairn.v1.QueryRequest.expand:type_name -> cairn.v1.Expand
-	37, // 14: cairn.v1.QueryRequest.list_graphs:type_name -> cairn.v1.ListGraphs
-	38, // 15: cairn.v1.QueryRequest.describe_graph:type_name -> cairn.v1.DescribeGraph
-	39, // 16: cairn.v1.QueryRequest.find_across:type_name -> cairn.v1.FindAcross
-	48, // 17: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
-	49, // 18: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
-	0,  // 19: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
-	0,  // 20: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
-	7,  // 21: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
-	0,  // 22: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
-	7,  // 23: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
-	1,  // 24: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
-	50, // 25: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
-	14, // 26: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
-	15, // 27: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
-	17, // 28: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
-	18, // 29: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
-	23, // 30: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
-	24, // 31: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
-	25, // 32: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
-	26, // 33: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
-	27, // 34: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
-	30, // 35: cairn.v1.QueryReply.links:type_name -> cairn.v1.LinkPage
-	32, // 36: cairn.v1.QueryReply.expansion:type_name -> cairn.v1.Expansion
-	36, // 37: cairn.v1.QueryReply.local_reach:type_name -> cairn.v1.LocalReach
-	51, // 38: cairn.v1.QueryReply.check:type_name -> cairn.v1.CheckResult
-	52, // 39: cairn.v1.QueryReply.expand:type_name -> cairn.v1.ExpandResult
-	41, // 40: cairn.v1.QueryReply.graphs:type_name -> cairn.v1.GraphPage
-	40, // 41: cairn.v1.QueryReply.graph:type_name -> cairn.v1.GraphInfo
-	43, // 42: cairn.v1.QueryReply.graph_nodes:type_name -> cairn.v1.GraphNodePage
-	49, // 43: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
-	16, // 44: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
-	19, // 45: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
-	20, // 46: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
-	21, // 47: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
-	22, // 48: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
-	20, // 49: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
-	0,  // 50: cairn.v1.Link.direction:type_name -> cairn.v1.Direction
-	29, // 51: cairn.v1.LinkPage.links:type_name -> cairn.v1.Link
-	0,  // 52: cairn.v1.ExpandNodes.direction:type_name -> cairn.v1.Direction
-	33, // 53: cairn.v1.Expansion.nodes:type_name -> cairn.v1.ExpandedNode
-	34, // 54: cairn.v1.ExpandedNode.hops:type_name -> cairn.v1.Hop
-	0,  // 55: cairn.v1.LocalSearch.direction:type_name -> cairn.v1.Direction
-	7,  // 56: cairn.v1.LocalSearch.limits:type_name -> cairn.v1.TraverseLimits
-	49, // 57: cairn.v1.FindAcross.component:type_name -> cairn.v1.Component
-	45, // 58: cairn.v1.GraphInfo.metadata:type_name -> cairn.v1.GraphInfo.MetadataEntry
-	53, // 59: cairn.v1.GraphInfo.stopped_code:type_name -> cairn.v1.ErrorCode
-	40, // 60: cairn.v1.GraphPage.graphs:type_name -> cairn.v1.GraphInfo
-	42, // 61: cairn.v1.GraphNodePage.graphs:type_name -> cairn.v1.GraphNodes
-	44, // 62: cairn.v1.GraphNodePage.skipped:type_name -> cairn.v1.SkippedGraph
-	53, // 63: cairn.v1.SkippedGraph.code:type_name -> cairn.v1.ErrorCode
-	64, // [64:64] is the sub-list for method output_type
-	64, // [64:64] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	5,  // 1: cairn.v1.QueryRequest.find_nodes:type_name -> cairn.v1.FindNodes
+	6,  // 2: cairn.v1.QueryRequest.list_neighbors:type_name -> cairn.v1.ListNeighbors
+	7,  // 3: cairn.v1.QueryRequest.get_stats:type_name -> cairn.v1.GetStats
+	9,  // 4: cairn.v1.QueryRequest.k_hop:type_name -> cairn.v1.KHop
+	10, // 5: cairn.v1.QueryRequest.shortest_path:type_name -> cairn.v1.ShortestPath
+	11, // 6: cairn.v1.QueryRequest.get_component:type_name -> cairn.v1.GetComponent
+	12, // 7: cairn.v1.QueryRequest.count_components:type_name -> cairn.v1.CountComponents
+	13, // 8: cairn.v1.QueryRequest.top_degree:type_name -> cairn.v1.TopDegree
+	30, // 9: cairn.v1.QueryRequest.list_links:type_name -> cairn.v1.ListLinks
+	33, // 10: cairn.v1.QueryRequest.expand_nodes:type_name -> cairn.v1.ExpandNodes
+	37, // 11: cairn.v1.QueryRequest.local_search:type_name -> cairn.v1.LocalSearch
+	4,  // 12: cairn.v1.QueryRequest.get_edge:type_name -> cairn.v1.GetEdge
+	48, // 13: cairn.v1.QueryRequest.check:type_name -> cairn.v1.Check
+	49, // 14: cairn.v1.QueryRequest.expand:type_name -> cairn.v1.Expand
+	39, // 15: cairn.v1.QueryRequest.list_graphs:type_name -> cairn.v1.ListGraphs
+	40, // 16: cairn.v1.QueryRequest.describe_graph:type_name -> cairn.v1.DescribeGraph
+	41, // 17: cairn.v1.QueryRequest.find_across:type_name -> cairn.v1.FindAcross
+	50, // 18: cairn.v1.QueryRequest.as_of:type_name -> cairn.v1.AsOf
+	51, // 19: cairn.v1.FindNodes.component:type_name -> cairn.v1.Component
+	0,  // 20: cairn.v1.ListNeighbors.direction:type_name -> cairn.v1.Direction
+	0,  // 21: cairn.v1.KHop.direction:type_name -> cairn.v1.Direction
+	8,  // 22: cairn.v1.KHop.limits:type_name -> cairn.v1.TraverseLimits
+	0,  // 23: cairn.v1.ShortestPath.direction:type_name -> cairn.v1.Direction
+	8,  // 24: cairn.v1.ShortestPath.limits:type_name -> cairn.v1.TraverseLimits
+	1,  // 25: cairn.v1.TopDegree.kind:type_name -> cairn.v1.DegreeKind
+	52, // 26: cairn.v1.QueryReply.error:type_name -> cairn.v1.Error
+	15, // 27: cairn.v1.QueryReply.node:type_name -> cairn.v1.NodeView
+	17, // 28: cairn.v1.QueryReply.nodes:type_name -> cairn.v1.NodePage
+	19, // 29: cairn.v1.QueryReply.neighbors:type_name -> cairn.v1.NeighborPage
+	20, // 30: cairn.v1.QueryReply.stats:type_name -> cairn.v1.GraphStats
+	25, // 31: cairn.v1.QueryReply.k_hop:type_name -> cairn.v1.KHopResult
+	26, // 32: cairn.v1.QueryReply.path:type_name -> cairn.v1.PathResult
+	27, // 33: cairn.v1.QueryReply.component:type_name -> cairn.v1.ComponentPage
+	28, // 34: cairn.v1.QueryReply.component_count:type_name -> cairn.v1.ComponentCount
+	29, // 35: cairn.v1.QueryReply.top:type_name -> cairn.v1.TopNodes
+	32, // 36: cairn.v1.QueryReply.links:type_name -> cairn.v1.LinkPage
+	34, // 37: cairn.v1.QueryReply.expansion:type_name -> cairn.v1.Expansion
+	38, // 38: cairn.v1.QueryReply.local_reach:type_name -> cairn.v1.LocalReach
+	16, // 39: cairn.v1.QueryReply.edge:type_name -> cairn.v1.EdgeView
+	53, // 40: cairn.v1.QueryReply.check:type_name -> cairn.v1.CheckResult
+	54, // 41: cairn.v1.QueryReply.expand:type_name -> cairn.v1.ExpandResult
+	43, // 42: cairn.v1.QueryReply.graphs:type_name -> cairn.v1.GraphPage
+	42, // 43: cairn.v1.QueryReply.graph:type_name -> cairn.v1.GraphInfo
+	45, // 44: cairn.v1.QueryReply.graph_nodes:type_name -> cairn.v1.GraphNodePage
+	51, // 45: cairn.v1.NodeView.components:type_name -> cairn.v1.Component
+	18, // 46: cairn.v1.NeighborPage.neighbors:type_name -> cairn.v1.Neighbor
+	21, // 47: cairn.v1.GraphStats.degrees:type_name -> cairn.v1.DegreeCount
+	22, // 48: cairn.v1.GraphStats.top:type_name -> cairn.v1.NodeDegree
+	23, // 49: cairn.v1.GraphStats.component_types:type_name -> cairn.v1.TypeCount
+	24, // 50: cairn.v1.KHopResult.nodes:type_name -> cairn.v1.ReachedNode
+	22, // 51: cairn.v1.TopNodes.nodes:type_name -> cairn.v1.NodeDegree
+	0,  // 52: cairn.v1.Link.direction:type_name -> cairn.v1.Direction
+	31, // 53: cairn.v1.LinkPage.links:type_name -> cairn.v1.Link
+	0,  // 54: cairn.v1.ExpandNodes.direction:type_name -> cairn.v1.Direction
+	35, // 55: cairn.v1.Expansion.nodes:type_name -> cairn.v1.ExpandedNode
+	36, // 56: cairn.v1.ExpandedNode.hops:type_name -> cairn.v1.Hop
+	0,  // 57: cairn.v1.LocalSearch.direction:type_name -> cairn.v1.Direction
+	8,  // 58: cairn.v1.LocalSearch.limits:type_name -> cairn.v1.TraverseLimits
+	51, // 59: cairn.v1.FindAcross.component:type_name -> cairn.v1.Component
+	47, // 60: cairn.v1.GraphInfo.metadata:type_name -> cairn.v1.GraphInfo.MetadataEntry
+	55, // 61: cairn.v1.GraphInfo.stopped_code:type_name -> cairn.v1.ErrorCode
+	42, // 62: cairn.v1.GraphPage.graphs:type_name -> cairn.v1.GraphInfo
+	44, // 63: cairn.v1.GraphNodePage.graphs:type_name -> cairn.v1.GraphNodes
+	46, // 64: cairn.v1.GraphNodePage.skipped:type_name -> cairn.v1.SkippedGraph
+	55, // 65: cairn.v1.SkippedGraph.code:type_name -> cairn.v1.ErrorCode
+	66, // [66:66] is the sub-list for method output_type
+	66, // [66:66] is the sub-list for method input_type
+	66, // [66:66] is the sub-list for extension type_name
+	66, // [66:66] is the sub-list for extension extendee
+	0,  // [0:66] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_queries_proto_init() }
@@ -4538,18 +4699,19 @@ func file_cairn_v1_queries_proto_init() {
 		(*QueryRequest_ListLinks)(nil),
 		(*QueryRequest_ExpandNodes)(nil),
 		(*QueryRequest_LocalSearch)(nil),
+		(*QueryRequest_GetEdge)(nil),
 		(*QueryRequest_Check)(nil),
 		(*QueryRequest_Expand)(nil),
 		(*QueryRequest_ListGraphs)(nil),
 		(*QueryRequest_DescribeGraph)(nil),
 		(*QueryRequest_FindAcross)(nil),
 	}
-	file_cairn_v1_queries_proto_msgTypes[2].OneofWrappers = []any{
+	file_cairn_v1_queries_proto_msgTypes[3].OneofWrappers = []any{
 		(*FindNodes_ComponentType)(nil),
 		(*FindNodes_Component)(nil),
 		(*FindNodes_Category)(nil),
 	}
-	file_cairn_v1_queries_proto_msgTypes[11].OneofWrappers = []any{
+	file_cairn_v1_queries_proto_msgTypes[12].OneofWrappers = []any{
 		(*QueryReply_Node)(nil),
 		(*QueryReply_Nodes)(nil),
 		(*QueryReply_Neighbors)(nil),
@@ -4562,13 +4724,14 @@ func file_cairn_v1_queries_proto_init() {
 		(*QueryReply_Links)(nil),
 		(*QueryReply_Expansion)(nil),
 		(*QueryReply_LocalReach)(nil),
+		(*QueryReply_Edge)(nil),
 		(*QueryReply_Check)(nil),
 		(*QueryReply_Expand)(nil),
 		(*QueryReply_Graphs)(nil),
 		(*QueryReply_Graph)(nil),
 		(*QueryReply_GraphNodes)(nil),
 	}
-	file_cairn_v1_queries_proto_msgTypes[37].OneofWrappers = []any{
+	file_cairn_v1_queries_proto_msgTypes[39].OneofWrappers = []any{
 		(*FindAcross_ComponentType)(nil),
 		(*FindAcross_Component)(nil),
 		(*FindAcross_Category)(nil),
@@ -4579,7 +4742,7 @@ func file_cairn_v1_queries_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_queries_proto_rawDesc), len(file_cairn_v1_queries_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   44,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
