@@ -18,6 +18,7 @@ import (
 
 const queryUsage = `Usage:
   cairn query node <graph> <node> [query flags]
+  cairn query edge <graph> <edge> [query flags]
   cairn query find <graph> (--component-type T | --component type=value | --category c)
                    [--cursor C] [--limit N] [query flags]
   cairn query neighbors <graph> <node> [--direction out|in|both] [--edge-type T]
@@ -35,7 +36,8 @@ const queryUsage = `Usage:
   cairn query expand <graph> <object>#<relation> [query flags]
 
 query asks the engine's read model (the projection shards) over NATS.
-node prints a node's degrees, components and categories; find pages through
+node prints a node's degrees, components and categories; edge an edge's
+source, target and type; find pages through
 the nodes holding a component type, a component or a category; neighbors
 pages through the edges at a node (default --direction out, any type).
 khop lists the nodes within --depth hops (1-6, default 2) by distance; path
@@ -90,7 +92,7 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 && (args[0] == "check" || args[0] == "expand") {
 		return runAuthzQuery(ctx, args, stdout)
 	}
-	sub, args, err := subcommand("query", args, "node", "find", "neighbors", "khop", "path", "components", "top", "stats", "links", "check", "expand")
+	sub, args, err := subcommand("query", args, "node", "edge", "find", "neighbors", "khop", "path", "components", "top", "stats", "links", "check", "expand")
 	if err != nil {
 		return err
 	}
@@ -147,6 +149,8 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch sub {
 	case "node", "neighbors", "khop":
 		names = append(names, "node")
+	case "edge":
+		names = append(names, "edge")
 	case "path":
 		names = append(names, "from", "to")
 	case "components":
@@ -188,6 +192,8 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch sub {
 	case "node":
 		req.Query = &cairnv1.QueryRequest_GetNode{GetNode: &cairnv1.GetNode{NodeId: pos[1]}}
+	case "edge":
+		req.Query = &cairnv1.QueryRequest_GetEdge{GetEdge: &cairnv1.GetEdge{EdgeId: pos[1]}}
 	case "find":
 		f := &cairnv1.FindNodes{Cursor: cursor, Limit: uint32(limit)}
 		given := 0
@@ -302,6 +308,9 @@ func printQueryReply(w io.Writer, rep *cairnv1.QueryReply) {
 		}
 	}
 	switch r := rep.GetResult().(type) {
+	case *cairnv1.QueryReply_Edge:
+		e := r.Edge
+		fmt.Fprintf(w, "%s edge %s %s -> %s type=%q\n", head, e.GetEdgeId(), e.GetSource(), e.GetTarget(), e.GetEdgeType())
 	case *cairnv1.QueryReply_Node:
 		n := r.Node
 		fmt.Fprintf(w, "%s node %s out=%d in=%d\n", head, n.GetNodeId(), n.GetOutDegree(), n.GetInDegree())
