@@ -99,6 +99,16 @@ func (g *Graph) authzIndex() (*authzIndex, error) {
 	return g.authz, nil
 }
 
+// BuildAuthzIndex builds the authorization index of a graph of type
+// "authorization" when it is missing (a read model loaded from a snapshot),
+// so that its first Check or Expand does not pay for it; Apply keeps it up
+// to date after that. It does nothing on other graphs.
+func (g *Graph) BuildAuthzIndex() {
+	if g.typ == authz.TypeName && !g.deleted {
+		_, _ = g.authzIndex() // a schema error is kept and answered by each query
+	}
+}
+
 // authzApply keeps a built index up to date with an edge event.
 func (g *Graph) authzApply(ev *cairnv1.Event) {
 	if g.authz == nil {
