@@ -1,6 +1,7 @@
 package readmodel
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -36,10 +37,12 @@ type CheckResult struct {
 // comment of internal/authz): per (object node, relation) the direct
 // subject nodes (a sorted slice, a roaring bitmap past smallMax) and the
 // usersets (subject node, relation) of its tuples, sorted. Nodes are the
-// read model's dense indices, relations small ids; tuples are parsed from
-// their edge ids, so the index is rebuilt from the edges when missing (a
-// read model loaded from a snapshot, a time-travel view) and kept up to
-// date by Apply once built.
+// read model's dense indices, relations small ids. A graph folded from its
+// start has it from GraphCreated on, kept up to date by Apply; a snapshot
+// does not hold it, so it is rebuilt from the edges (a tuple's edge gives
+// its object, subject and relation) by BuildAuthzIndex, which the
+// projections call when they load a snapshot, or else on the first Check
+// or Expand (a time-travel view).
 type authzIndex struct {
 	schema  *authz.Schema
 	err     error // the schema did not compile
@@ -86,17 +89,22 @@ func (g *Graph) authzIndex() (*authzIndex, error) {
 		return nil, fmt.Errorf("graph %s has type %q: %w", g.id, g.typ, ErrNotAuthorization)
 	}
 	if g.authz == nil {
-		g.authz = newAuthzIndex(g.metadata[authz.SchemaKey])
-		for e := range uint32(g.edges.Cap()) {
-			if g.edges.Has(e) {
-				g.authz.add(g.edges.String(e), g.src.Get(int(e)), g.dst.Get(int(e)))
-			}
-		}
+		g.authz = g.buildAuthzIndex()
 	}
 	if g.authz.err != nil {
 		return nil, fmt.Errorf("graph %s: %v: %w", g.id, g.authz.err, ErrInvalidArgument)
 	}
 	return g.authz, nil
+}
+
+// BuildAuthzIndex builds the authorization index of a graph of type
+// "authorization" when it is missing (a read model loaded from a snapshot),
+// so that its first Check or Expand does not pay for it; Apply keeps it up
+// to date after that. It does nothing on other graphs.
+func (g *Graph) BuildAuthzIndex() {
+	if g.typ == authz.TypeName && !g.deleted {
+		_, _ = g.authzIndex() // a schema error is kept and answered by each query
+	}
 }
 
 // authzApply keeps a built index up to date with an edge event.
@@ -118,6 +126,92 @@ func (g *Graph) authzApply(ev *cairnv1.Event) {
 			g.authz.remove(k.EdgeRemoved.GetEdgeId(), u, v)
 		}
 	}
+}
+
+// buildAuthzIndex builds g's index from its edges. A tuple's edge already
+// gives its relation (the edge type) and its object and subject (the
+// endpoints): only a userset's relation is read from the edge id, and each
+// node's namespace from its id once. The map is presized and the sets and
+// their first subjects come from slabs, so a build allocates little.
+func (g *Graph) buildAuthzIndex() *authzIndex {
+	ix := newAuthzIndex(g.metadata[authz.SchemaKey])
+	if ix.schema == nil {
+		return ix
+	}
+	relOf := make([]int32, g.types.len()) // edge type id -> relation id, -1: none
+	for t := range relOf {
+		relOf[t] = -1
+		if r, ok := ix.rels.lookup(g.types.name(uint32(t))); ok {
+			relOf[t] = int32(r)
+		}
+	}
+	ix.sets = make(map[uint64]*tupleSet, g.nEdges)
+	ix.nodeNS = make([]uint16, g.nodes.Cap())
+	var (
+		id, node []byte
+		sets     []tupleSet
+		firsts   []uint32
+	)
+	nodeNS := func(u uint32) {
+		if ix.nodeNS[u] != 0 {
+			return
+		}
+		node = g.nodes.AppendString(node[:0], u)
+		if i := bytes.IndexByte(node, ':'); i >= 0 {
+			if ns, ok := ix.nss.lookup(string(node[:i])); ok {
+				ix.nodeNS[u] = uint16(ns + 1)
+			}
+		}
+	}
+	for e := range uint32(g.edges.Cap()) {
+		if !g.edges.Has(e) {
+			continue
+		}
+		t := g.etype.Get(int(e))
+		if int(t) >= len(relOf) || relOf[t] < 0 {
+			continue
+		}
+		id = g.edges.AppendString(id[:0], e)
+		at := bytes.LastIndexByte(id, '@')
+		if at < 0 {
+			continue
+		}
+		var srel uint32
+		userset := false
+		if h := bytes.IndexByte(id[at+1:], '#'); h >= 0 {
+			r, ok := ix.rels.lookup(string(id[at+1+h+1:]))
+			if !ok {
+				continue
+			}
+			srel, userset = r, true
+		}
+		u, v := g.src.Get(int(e)), g.dst.Get(int(e))
+		if int(max(u, v)) >= len(ix.nodeNS) {
+			continue // not an edge of this graph's nodes
+		}
+		nodeNS(u)
+		nodeNS(v)
+		k := akey(u, uint32(relOf[t]))
+		s := ix.sets[k]
+		if s == nil {
+			if len(sets) == 0 {
+				sets = make([]tupleSet, 4096)
+			}
+			s, sets = &sets[0], sets[1:]
+			ix.sets[k] = s
+		}
+		if !userset && s.direct.small == nil && s.direct.big == nil {
+			if len(firsts) == 0 {
+				firsts = make([]uint32, 4096)
+			}
+			firsts[0] = v
+			s.direct.small, firsts = firsts[:1:1], firsts[1:]
+			ix.tuples++
+			continue
+		}
+		ix.insert(s, v, srel, userset)
+	}
+	return ix
 }
 
 func newAuthzIndex(schemaText string) *authzIndex {
@@ -228,7 +322,12 @@ func (ix *authzIndex) add(id string, u, v uint32) {
 		s = &tupleSet{}
 		ix.sets[k] = s
 	}
-	if t.SubjectRelation == "" {
+	ix.insert(s, v, srel, t.SubjectRelation != "")
+}
+
+// insert adds subject v (the userset v#srel when userset) to s.
+func (ix *authzIndex) insert(s *tupleSet, v, srel uint32, userset bool) {
+	if !userset {
 		s.direct.add(v)
 	} else {
 		us := akey(v, srel)

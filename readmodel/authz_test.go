@@ -3,6 +3,8 @@ package readmodel_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -395,5 +397,72 @@ func TestAuthzCheckCycleNotMemoisedFalse(t *testing.T) {
 	res, err := f.g.Check("doc:d", "viewer", "user:x")
 	if err != nil || !res.Allowed {
 		t.Fatalf("check doc:d#viewer@user:x = %+v, %v; want allowed (x is in c, in a, in b)", res, err)
+	}
+}
+
+// TestAuthzIndexBeforeFirstCheck: an authorization graph folded from its
+// start has its index from GraphCreated on, and one loaded from a snapshot
+// has it after BuildAuthzIndex (what the projections call when they
+// restore or adopt a graph): its first check allocates as little as any
+// check, rather than the index build's megabytes; a snapshot loaded
+// without it still answers, building the index on that check.
+func TestAuthzIndexBeforeFirstCheck(t *testing.T) {
+	text, err := os.ReadFile("../docs/examples/authorization-schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := &cairnv1.AuthorizationSchema{}
+	if err := protojson.Unmarshal(text, sp); err != nil {
+		t.Fatal(err)
+	}
+	f := newAuthzFixture(t, sp)
+	var cmds []*cairnv1.Command
+	for d := range 5000 {
+		for _, s := range []string{"doc:%d#parent@folder:%d", "doc:%d#viewer@user:%d", "doc:%d#owner@group:%d#member"} {
+			tp, err := authz.ParseTuple(fmt.Sprintf(s, d, d%97))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmds = append(cmds, tupleCmd(tp, true))
+		}
+		if len(cmds) >= 999 {
+			if err := f.do(cmds...); err != nil {
+				t.Fatal(err)
+			}
+			cmds = nil
+		}
+	}
+	if err := f.do(cmds...); err != nil {
+		t.Fatal(err)
+	}
+	allocated := func(g *readmodel.Graph) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		res, err := g.Check("doc:4999", "viewer", "user:4999")
+		runtime.ReadMemStats(&after)
+		if err != nil || res.Allowed {
+			t.Fatalf("check: %+v %v, want denied", res, err)
+		}
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	const warm = 64 << 10 // a check: a few KB; the build of 15,000 tuples: megabytes
+	if n := allocated(f.g); n > warm {
+		t.Errorf("first check on a graph folded from its start allocated %d bytes, want at most %d: no index since GraphCreated?", n, warm)
+	}
+	snap := f.g.AppendSnapshot(nil)
+	g, err := readmodel.LoadSnapshot(snap, readmodel.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.BuildAuthzIndex()
+	if n := allocated(g); n > warm {
+		t.Errorf("first check after BuildAuthzIndex allocated %d bytes, want at most %d", n, warm)
+	}
+	cold, err := readmodel.LoadSnapshot(snap, readmodel.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := allocated(cold); n <= warm {
+		t.Errorf("first check on a snapshot loaded without BuildAuthzIndex allocated %d bytes: the test no longer tells a build", n)
 	}
 }

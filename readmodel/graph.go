@@ -63,7 +63,7 @@ type Graph struct {
 	degHist map[uint32]int // total degree -> nodes
 	top     topCache
 	trav    traversal   // scratch and component cache of traverse.go
-	authz   *authzIndex // authorization graphs' tuple index (authz.go), built on first use
+	authz   *authzIndex // authorization graphs' tuple index (authz.go): from GraphCreated, or built after a snapshot load
 }
 
 // New returns an empty read model for graph id.
@@ -359,6 +359,7 @@ func (g *Graph) apply(ev *cairnv1.Event) {
 	case *cairnv1.Event_GraphCreated:
 		g.created = true
 		g.typ, g.metadata = k.GraphCreated.GetGraphType(), k.GraphCreated.GetMetadata()
+		g.BuildAuthzIndex() // empty yet: kept up to date edge by edge from here
 	case *cairnv1.Event_GraphDeleted:
 		g.reset()
 		g.deleted = true

@@ -299,6 +299,26 @@ func (t *Table) String(i uint32) string {
 	return t.decode(t.bytesAt(i, &e))
 }
 
+// AppendString appends the string at index i to dst (nothing when i is
+// free), without allocating when dst has room.
+func (t *Table) AppendString(dst []byte, i uint32) []byte {
+	if !t.Has(i) {
+		return dst
+	}
+	if c := t.offs.Get(int(i)); c&inline != 0 {
+		dst = append(dst, t.prefixOf[c>>inlineNumBits&(1<<inlinePrefixBits-1)]...)
+		return strconv.AppendUint(dst, uint64(c&(1<<inlineNumBits-1)), 10)
+	}
+	var e entryBuf
+	b := t.bytesAt(i, &e)
+	h, k := binary.Uvarint(b)
+	if h&1 == 0 {
+		return append(dst, b[k:k+int(h>>1)]...)
+	}
+	n, _ := binary.Uvarint(b[k:])
+	return strconv.AppendUint(append(dst, t.prefixOf[h>>1]...), n, 10)
+}
+
 // Equal reports whether index i holds s, without allocating for short s.
 func (t *Table) Equal(i uint32, s string) bool {
 	var buf [32]byte

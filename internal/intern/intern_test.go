@@ -59,8 +59,8 @@ func TestTableAgainstMap(t *testing.T) {
 				}
 			}
 			for i, s := range byIdx {
-				if tab.String(i) != s || !tab.Equal(i, s) {
-					t.Fatalf("step %d: String(%d) = %q want %q", step, i, tab.String(i), s)
+				if tab.String(i) != s || !tab.Equal(i, s) || string(tab.AppendString([]byte("x"), i)) != "x"+s {
+					t.Fatalf("step %d: String(%d) = %q, AppendString %q, want %q", step, i, tab.String(i), tab.AppendString(nil, i), s)
 				}
 			}
 		}
@@ -89,8 +89,8 @@ func TestTableEncodings(t *testing.T) {
 		if got, ok := tab.Lookup(s); !ok || got != uint32(i) {
 			t.Fatalf("Lookup(%q) = %d,%v want %d", s, got, ok, i)
 		}
-		if tab.String(uint32(i)) != s || !tab.Equal(uint32(i), s) {
-			t.Fatalf("String(%d) = %q want %q", i, tab.String(uint32(i)), s)
+		if tab.String(uint32(i)) != s || !tab.Equal(uint32(i), s) || string(tab.AppendString(nil, uint32(i))) != s {
+			t.Fatalf("String(%d) = %q, AppendString %q, want %q", i, tab.String(uint32(i)), tab.AppendString(nil, uint32(i)), s)
 		}
 	}
 	for _, s := range []string{"p100x7", "e001", "e2", "000", "n05", "p0x07"} {
