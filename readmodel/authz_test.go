@@ -445,7 +445,10 @@ func TestAuthzIndexBeforeFirstCheck(t *testing.T) {
 		}
 		return after.TotalAlloc - before.TotalAlloc
 	}
-	const warm = 64 << 10 // a check: a few KB; the build of 15,000 tuples: megabytes
+	// A check allocates a few KB; the build of 15,000 tuples about 1.7 MB.
+	// TotalAlloc counts the whole process: other tests and the runtime add
+	// up to about 130 KB on a loaded machine, hence the margin.
+	const warm = 512 << 10
 	if n := allocated(f.g); n > warm {
 		t.Errorf("first check on a graph folded from its start allocated %d bytes, want at most %d: no index since GraphCreated?", n, warm)
 	}
