@@ -458,15 +458,9 @@ func (a *shardActor) across(m *acrossRequest) *cairnv1.QueryReply {
 			if e.g != nil && !e.g.Created() {
 				continue
 			}
-			info := entryInfo(id, e)
-			if (info.Deleted && !l.GetIncludeDeleted()) || (l.GetType() != "" && info.Type != l.GetType()) {
-				continue
-			}
-			if len(page.Graphs) == limit {
-				page.NextCursor = encodeListCursor(page.Graphs[limit-1].GetGraphId())
+			if !listInto(page, l, entryInfo(id, e), limit) {
 				break
 			}
-			page.Graphs = append(page.Graphs, info)
 		}
 		out.Result = &cairnv1.QueryReply_Graphs{Graphs: page}
 		return out
@@ -640,20 +634,27 @@ func QueryContext(ctx context.Context, req *cairnv1.QueryRequest, def time.Durat
 	}
 }
 
+// listInto adds info to a page of l when l's filters (deleted, type) keep
+// it. It returns false when the page is full: then info is the first entry
+// of the next page, and the page's cursor is set.
+func listInto(page *cairnv1.GraphPage, l *cairnv1.ListGraphs, info *cairnv1.GraphInfo, limit int) bool {
+	if (info.GetDeleted() && !l.GetIncludeDeleted()) || (l.GetType() != "" && info.GetType() != l.GetType()) {
+		return true
+	}
+	if len(page.Graphs) == limit {
+		page.NextCursor = encodeListCursor(page.Graphs[limit-1].GetGraphId())
+		return false
+	}
+	page.Graphs = append(page.Graphs, info)
+	return true
+}
+
 // askShard sends m to shard i and waits for its answer.
 func (p *Projections) askShard(ctx context.Context, i int, m *acrossRequest) *cairnv1.QueryReply {
 	ch := make(chan *cairnv1.QueryReply, 1)
 	m.reply = ch
 	p.root.Send(p.shards[i].pid, m)
-	select {
-	case rep := <-ch:
-		return rep
-	case <-p.closing:
-		return &cairnv1.QueryReply{Error: unavailable("projections are closing").Proto()}
-	case <-ctx.Done():
-		return &cairnv1.QueryReply{Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,
-			Message: fmt.Sprintf("projection shard %d did not answer in time (%v)", i, context.Cause(ctx))}).Proto()}
-	}
+	return p.awaitShard(ctx, ch, fmt.Sprintf("projection shard %d", i))
 }
 
 // waitShard waits until shard i has applied every transaction up to
@@ -744,15 +745,9 @@ func (p *Projections) acrossAt(ctx context.Context, req *cairnv1.QueryRequest) *
 			if err != nil {
 				return &cairnv1.QueryReply{Error: err}
 			}
-			info := rep.GetGraph()
-			if !ok || (info.GetDeleted() && !l.GetIncludeDeleted()) || (l.GetType() != "" && info.GetType() != l.GetType()) {
-				continue
-			}
-			if len(page.Graphs) == limit {
-				page.NextCursor = encodeListCursor(page.Graphs[limit-1].GetGraphId())
+			if ok && !listInto(page, l, rep.GetGraph(), limit) {
 				break
 			}
-			page.Graphs = append(page.Graphs, info)
 		}
 		out.Result = &cairnv1.QueryReply_Graphs{Graphs: page}
 		return out

@@ -66,6 +66,12 @@ func (p *Projections) Query(ctx context.Context, req *cairnv1.QueryRequest) *cai
 		rq.parent = &sc
 	}
 	p.root.Send(p.shards[p.Shard(graph)].pid, rq)
+	return p.awaitShard(ctx, ch, "graph "+graph+": the projection shard")
+}
+
+// awaitShard waits for a shard's answer on ch; who names the shard in the
+// DEADLINE_EXCEEDED error of one that does not answer in time.
+func (p *Projections) awaitShard(ctx context.Context, ch <-chan *cairnv1.QueryReply, who string) *cairnv1.QueryReply {
 	select {
 	case rep := <-ch:
 		return rep
@@ -73,7 +79,7 @@ func (p *Projections) Query(ctx context.Context, req *cairnv1.QueryRequest) *cai
 		return &cairnv1.QueryReply{Error: unavailable("projections are closing").Proto()}
 	case <-ctx.Done():
 		return &cairnv1.QueryReply{Error: (&aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,
-			Message: fmt.Sprintf("graph %s: the projection shard did not answer in time (%v)", graph, context.Cause(ctx))}).Proto()}
+			Message: fmt.Sprintf("%s did not answer in time (%v)", who, context.Cause(ctx))}).Proto()}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -166,16 +167,9 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if limit < 0 || limit > 1000 {
 		return usage("--limit %d is not in 1..1000", limit)
 	}
-	var at *cairnv1.AsOf
-	if *asOf != "" {
-		p, err := parsePoint("--as-of", *asOf)
-		if err != nil {
-			return usage("%v", err)
-		}
-		if *minSeq != 0 {
-			return usage("--as-of and --min-seq do not go together: a view as of a point needs no wait")
-		}
-		at = p.asOf()
+	at, err := queryAsOf(*asOf, *minSeq)
+	if err != nil {
+		return usage("%v", err)
 	}
 	if maxFrontier < 0 || maxResults < 0 {
 		return usage("--max-frontier and --max-results must not be negative")
@@ -255,6 +249,22 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	return c.ask(ctx, stdout, req, printQueryReply)
+}
+
+// queryAsOf is a query's --as-of point (nil when not given); it refuses
+// one given with --min-seq.
+func queryAsOf(asOf string, minSeq uint64) (*cairnv1.AsOf, error) {
+	if asOf == "" {
+		return nil, nil
+	}
+	p, err := parsePoint("--as-of", asOf)
+	if err != nil {
+		return nil, err
+	}
+	if minSeq != 0 {
+		return nil, errors.New("--as-of and --min-seq do not go together: a view as of a point needs no wait")
+	}
+	return p.asOf(), nil
 }
 
 // ask makes the query req and writes its answer to stdout: the reply as

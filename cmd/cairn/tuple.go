@@ -103,17 +103,11 @@ func runAuthzQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := aggregate.ValidateGraphID("graph", pos[0]); err != nil {
 		return err
 	}
-	req := &cairnv1.QueryRequest{GraphId: pos[0], MinSeq: *minSeq, TimeoutMs: uint32(engineTimeout(c.timeout).Milliseconds())}
-	if *asOf != "" {
-		p, err := parsePoint("--as-of", *asOf)
-		if err != nil {
-			return usage("%v", err)
-		}
-		if *minSeq != 0 {
-			return usage("--as-of and --min-seq do not go together: a view as of a point needs no wait")
-		}
-		req.AsOf = p.asOf()
+	at, err := queryAsOf(*asOf, *minSeq)
+	if err != nil {
+		return usage("%v", err)
 	}
+	req := &cairnv1.QueryRequest{GraphId: pos[0], MinSeq: *minSeq, AsOf: at, TimeoutMs: uint32(engineTimeout(c.timeout).Milliseconds())}
 	if sub == "check" {
 		t, err := authz.ParseTuple(pos[1])
 		if err != nil {
