@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"time"
@@ -87,6 +88,19 @@ type Config struct {
 	// restart replays the stream, and `--as-of` queries replay from the
 	// graph's first event. Default false.
 	DisableSnapshots bool
+	// NoLocalSnapshots turns off the local copies of snapshots: by default,
+	// with snapshots on and a DataDir, the engine keeps a copy of the
+	// newest snapshot of each graph it stored, uncompressed, under
+	// DataDir/snapshots (persistence.LocalSnapshots), and a restart decodes
+	// them while its NATS server recovers (actors.Warm), so that it
+	// serves sooner. They cost their size on disk once more (about the
+	// read models' and aggregate states' memory). Default false.
+	NoLocalSnapshots bool
+	// WarmAggregateBytes bounds the aggregate states a restart decodes
+	// from local copies before any command asks for them, the most
+	// recently written first (actors.WarmConfig.AggregateBytes). SizeCaches
+	// sets it to an eighth of the memory limit. Default 256 MiB.
+	WarmAggregateBytes int64
 	// Gateway serves the "cairn" NATS micro service. Default true.
 	Gateway bool
 	// CommandTimeout bounds one command end to end. Default 10 seconds.
@@ -250,10 +264,14 @@ func (c Config) validateNATSCluster() error {
 // (0 or math.MaxInt64) keeps the defaults. The budgets are shares of the
 // limit, documented on actors.ProjectionConfig.SizeCaches: a 32nd for the
 // query caches of all shards, a 32nd for the snapshots time travel keeps,
-// an eighth for time-travel views; a 2 GiB limit on 2 CPUs gives the
+// an eighth for time-travel views, an eighth for the aggregate states a
+// restart decodes ahead (WarmAggregateBytes); a 2 GiB limit on 2 CPUs gives the
 // defaults. Set a budget explicitly after calling it to override it.
 func (c *Config) SizeCaches(limit int64) {
 	c.Projections.SizeCaches(limit)
+	if limit > 0 && limit != math.MaxInt64 {
+		c.WarmAggregateBytes = limit / 8
+	}
 }
 
 // authStreams names what the engine keeps in JetStream, for its users'

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,7 @@ type Engine struct {
 	conns  conns
 	store  *persistence.Store
 	snaps  *persistence.Snapshots // nil when snapshots are off
+	warm   *actors.Warm           // nil without local snapshot copies
 	// archiving holds the graphs an Archive runs for.
 	archiving sync.Map
 	// member and disp are set by the goroutine that starts the member,
@@ -90,6 +92,17 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if err := e.startTracing(ctx); err != nil {
 		return nil, err
 	}
+	// Before the NATS server recovers (after a kill -9 it rebuilds its
+	// stream state, about half a second a gigabyte), the local snapshot
+	// copies start decoding: the projections and grains take them once
+	// they have checked them against the stores.
+	var local *persistence.LocalSnapshots
+	if cfg.DataDir != "" && !cfg.DisableSnapshots && !cfg.NoLocalSnapshots {
+		if local, err = persistence.OpenLocalSnapshots(filepath.Join(cfg.DataDir, "snapshots")); err != nil {
+			return nil, err
+		}
+		e.warm = actors.StartWarm(local, actors.WarmConfig{AggregateBytes: cfg.WarmAggregateBytes, ReadModel: cfg.Projections.ReadModel, Logger: cfg.Logger})
+	}
 	if cfg.NATSURL == "" {
 		scfg := persistence.ServerConfig{
 			DataDir: cfg.DataDir, Listen: cfg.NATSListen, SyncAlways: cfg.SyncAlways, Logger: cfg.Logger, TLS: cfg.TLS,
@@ -139,7 +152,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		storeOpts = []persistence.StoreOption{persistence.WithSigning(cfg.Signer, trust)}
 		if !cfg.DisableSnapshots {
 			scfg := cfg.Snapshots
-			scfg.Signer, scfg.Trust = cfg.Signer, trust
+			scfg.Signer, scfg.Trust, scfg.Local = cfg.Signer, trust, local
 			if e.snaps, err = persistence.OpenSnapshots(ctx, startBound{js}, scfg); err != nil {
 				return err
 			}
@@ -158,7 +171,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	grainCfg.Signer, grainCfg.Trust = signer, trust
 	grainCfg.Tracer = e.tracer
 	if e.snaps != nil {
-		grainCfg.Snapshots = e.snaps
+		grainCfg.Snapshots, grainCfg.Warm = e.snaps, e.warm
 	}
 	// Grains activate once the member has started, after the projections
 	// below exist.
@@ -202,7 +215,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	projCfg.Trust = trust
 	projCfg.Tracer = e.tracer
 	if e.snaps != nil {
-		projCfg.Snapshots = e.snaps
+		projCfg.Snapshots, projCfg.Warm = e.snaps, e.warm
 	}
 	if cfg.Cluster.Membership == cairncluster.MembershipNATSKV {
 		// Each member holds the read models of the graphs it owns, and
@@ -524,6 +537,10 @@ func (e *Engine) join(cfg cairncluster.Config) (*cairncluster.Member, error) {
 	}
 }
 
+// Warm returns what the engine decoded at start from local snapshot
+// copies (nil without them; see Config.NoLocalSnapshots).
+func (e *Engine) Warm() *actors.Warm { return e.warm }
+
 // Grains returns the graph grains hosted by this member, for their
 // statistics (snapshots written and loaded, fallbacks).
 func (e *Engine) Grains() *actors.GraphGrains { return e.grains }
@@ -622,6 +639,7 @@ func (e *Engine) close(ctx context.Context) error {
 		e.projSystem.Shutdown()
 	}
 	e.cancel()
+	e.warm.Close()
 	errs = append(errs, e.drainConns(ctx)...)
 	if e.server != nil {
 		errs = append(errs, e.server.Shutdown(ctx))

@@ -66,6 +66,10 @@ type GrainConfig struct {
 	// default): no snapshots; every activation replays the graph's whole
 	// history.
 	Snapshots SnapshotStore
+	// Warm, when set, holds aggregate states decoded at start from local
+	// snapshot copies: an activation whose newest trusted snapshot has one
+	// takes it instead of fetching and decoding the snapshot. Default nil.
+	Warm *Warm
 	// SnapshotEvery is the fewest events a grain applies between two
 	// snapshots: the interval of any graph with fewer than
 	// SnapshotEvery × SnapshotSizeDivisor nodes and edges. Default 1,000.

@@ -60,6 +60,7 @@ type GraphGrains struct {
 	writes sync.WaitGroup
 	// slots holds a token per activation running (GrainConfig.MaxActivations).
 	slots chan struct{}
+	warm  *Warm
 }
 
 // GrainStats counts what the graph grains of a member did since it started:
@@ -175,7 +176,7 @@ func NewGraphKind(ctx context.Context, store EventStore, cfg GrainConfig) (*Grap
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("grain config: %w", err)
 	}
-	k := &GraphGrains{active: make(map[*actor.PID]struct{}), slots: make(chan struct{}, cfg.MaxActivations)}
+	k := &GraphGrains{active: make(map[*actor.PID]struct{}), slots: make(chan struct{}, cfg.MaxActivations), warm: cfg.Warm}
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &graphGrain{base: ctx, store: store, cfg: cfg, kind: k}
 	})
@@ -569,7 +570,7 @@ func (g *graphGrain) fromSnapshot(info persistence.SnapshotInfo) error {
 	restore := func() error {
 		ctx, cancel := context.WithTimeout(g.base, g.cfg.AppendTimeout)
 		defer cancel()
-		st, recent, err := restoreSnapshot(ctx, g.cfg.Snapshots, g.store, g.graph, info)
+		st, recent, err := restoreSnapshot(ctx, g.cfg.Snapshots, g.store, g.graph, info, warmAggregate(g.cfg.Warm, g.cfg.Trust))
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,7 @@ import "github.com/cairn-graph/cairn/api"
 // reports.
 func (k *GraphGrains) Health() api.GrainHealth {
 	s := k.Stats()
-	return api.GrainHealth{
+	h := api.GrainHealth{
 		Active: k.Active(), Activations: s.Activations,
 		SnapshotLoads: s.SnapshotLoads, SnapshotFallbacks: s.SnapshotFallbacks,
 		SnapshotsWritten: s.SnapshotsWritten, SnapshotWriteErrors: s.SnapshotWriteErrors, SnapshotBytes: s.SnapshotBytes,
@@ -16,4 +16,9 @@ func (k *GraphGrains) Health() api.GrainHealth {
 		ActivationWaits: s.ActivationWaits, ActivationsAtOnce: s.ActivationsAtOnce,
 		Quarantined: s.Quarantined,
 	}
+	if w := k.warm; w != nil {
+		wh := w.Health()
+		h.Warm = &wh
+	}
+	return h
 }

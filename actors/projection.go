@@ -59,6 +59,11 @@ type ProjectionConfig struct {
 	// Snapshots stores the read-model snapshots and manifests; nil turns
 	// snapshots off (every start rebuilds from the stream start).
 	Snapshots SnapshotStore
+	// Warm, when set, holds read models decoded at start from local
+	// snapshot copies: a restore (or adoption) whose manifest names a
+	// snapshot with one takes it instead of fetching and decoding the
+	// snapshot; its head is checked against Store the same. Default nil.
+	Warm *Warm
 	// Store is the event store read for time travel (QueryRequest.as_of),
 	// to verify a snapshot's head before trusting it and to fold a graph
 	// whose stream prefix was archived; *persistence.Store is one. nil

@@ -688,6 +688,12 @@ func (p *Projections) loadManifest(ctx context.Context, info persistence.Snapsho
 // confirms that the graph's transaction at info.Seq ends with info's head.
 // An authorization graph's index is built here (restore and adoption).
 func (p *Projections) loadReadModel(ctx context.Context, info persistence.SnapshotInfo) (*readmodel.Graph, error) {
+	if g, ok := p.cfg.Warm.TakeReadModel(ctx, info, p.cfg.Trust); ok {
+		if err := p.checkHead(ctx, info); err != nil {
+			return nil, err
+		}
+		return g, nil
+	}
 	data, err := p.fetchReadModel(ctx, info)
 	if err != nil {
 		return nil, err
@@ -712,21 +718,30 @@ func (p *Projections) fetchReadModel(ctx context.Context, info persistence.Snaps
 	}
 	var headErr error
 	var wg sync.WaitGroup
-	if st := p.cfg.Store; st != nil {
-		wg.Go(func() {
-			headErr = st.CheckHead(ctx, info.Graph, info.Seq, persistence.Head{N: info.Position, CID: info.Head})
-		})
-	}
+	wg.Go(func() { headErr = p.checkHead(ctx, info) })
 	data, err := p.cfg.Snapshots.Get(ctx, info)
 	wg.Wait()
 	if err != nil {
 		return nil, fmt.Errorf("read-model snapshot %s of graph %s: %w", info.Name, info.Graph, err)
 	}
 	if headErr != nil {
-		return nil, fmt.Errorf("read-model snapshot %s of graph %s: head (position %d) not confirmed by the event store: %w",
-			info.Name, info.Graph, info.Position, headErr)
+		return nil, headErr
 	}
 	return data, nil
+}
+
+// checkHead has the event store, if there is one, confirm that the
+// graph's transaction at info.Seq ends with info's head.
+func (p *Projections) checkHead(ctx context.Context, info persistence.SnapshotInfo) error {
+	st := p.cfg.Store
+	if st == nil {
+		return nil
+	}
+	if err := st.CheckHead(ctx, info.Graph, info.Seq, persistence.Head{N: info.Position, CID: info.Head}); err != nil {
+		return fmt.Errorf("read-model snapshot %s of graph %s: head (position %d) not confirmed by the event store: %w",
+			info.Name, info.Graph, info.Position, err)
+	}
+	return nil
 }
 
 // decodeReadModel decodes a read-model snapshot's payload and checks that

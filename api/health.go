@@ -30,6 +30,21 @@ type GrainHealth struct {
 	// Quarantined names each graph whose grain found its stored history
 	// failing a check (DATA_LOSS), with the reason.
 	Quarantined map[string]string `json:"quarantined_graphs,omitempty"`
+	// Warm reports the local snapshot copies decoded at start (nil
+	// without any).
+	Warm *WarmHealth `json:"warm_start,omitempty"`
+}
+
+// WarmHealth counts the local snapshot copies a restart decoded while its
+// NATS server recovered (actors.Warm): decoded and failed copies, how
+// long the decodes took from the start, and the activations and restores
+// that took one (hits) or found it not of the snapshot they load (misses).
+type WarmHealth struct {
+	Decoded  uint64  `json:"decoded"`
+	Failed   uint64  `json:"failed"`
+	Hits     uint64  `json:"hits"`
+	Misses   uint64  `json:"misses"`
+	DecodeMs float64 `json:"decode_ms"`
 }
 
 // CommandStats is the data of the gateway's command endpoint in the

@@ -88,6 +88,11 @@ type SnapshotConfig struct {
 	// (ErrSignature). Default nil: no signature checks. Get checks the
 	// payload's SHA-256 against the metadata either way.
 	Trust *Keyring
+	// Local, when set, gets a copy of every snapshot Put stores, and loses
+	// it when the snapshot is deleted: the newest of each kind and graph,
+	// on the engine's own disk, for a restart to read before NATS is back
+	// (see LocalSnapshots). Default nil: none.
+	Local *LocalSnapshots
 }
 
 // DefaultSnapshotConfig returns the defaults.
@@ -451,6 +456,11 @@ func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (Sn
 	info.Stored, info.Created = int64(oi.Size), oi.ModTime
 	if info.Stored != c.sent {
 		return info, fmt.Errorf("put snapshot %s: stored %d bytes of %d", name, info.Stored, c.sent)
+	}
+	if s.cfg.Local != nil {
+		// Best effort: the stored snapshot is the record, the copy only
+		// makes a restart faster (LocalSnapshots.Stats counts failures).
+		_ = s.cfg.Local.Save(info, data)
 	}
 	return info, nil
 }
@@ -1016,6 +1026,11 @@ func (s *Snapshots) deleteObject(ctx context.Context, name string) error {
 	// The Object Store deletes a deleted object again without a word.
 	if _, err := s.obj.GetInfo(ctx, name); err != nil {
 		return fmt.Errorf("delete snapshot %s: %w", name, objectErr(err))
+	}
+	if s.cfg.Local != nil {
+		if k, g, seq, ok := ParseSnapshotName(name); ok {
+			s.cfg.Local.Remove(SnapshotInfo{Kind: k, Graph: g, Seq: seq})
+		}
 	}
 	if err := s.obj.Delete(ctx, name); err != nil {
 		return fmt.Errorf("delete snapshot %s: %w", name, objectErr(err))

@@ -31,7 +31,7 @@ const serveUsage = `Usage:
   cairn serve [--data DIR] [--nats-listen ADDR|none] [--sync-always] [--sample]
               [--replicas N] [--max-bytes N] [--passivate-after D] [--shards N]
               [--snapshot-every N] [--snapshot-keep K] [--readmodel-snapshot-every N]
-              [--no-snapshots] [--memory-limit SIZE|off]
+              [--no-snapshots] [--no-local-snapshots] [--memory-limit SIZE|off]
               [--cluster NAME [--cluster-listen ADDR] [--cluster-advertise ADDR]
                [--cluster-ttl D]]
               [--signing-key FILE | --no-signing] [--trust-keys FILE]
@@ -167,6 +167,11 @@ Flags:
   --no-snapshots        take and load no snapshots: every graph activation
                         and every start replays the stream, and --as-of
                         queries replay from the graph's first event
+  --no-local-snapshots  keep no local copies of snapshots: by default the
+                        newest snapshot of each graph is also kept,
+                        uncompressed, in DATA/snapshots, and a restart
+                        decodes them while NATS recovers, so that it serves
+                        sooner (they cost their size on disk once more)
   --memory-limit SIZE   the memory the engine's process may use, for example
                         2GiB or 1500MB (B, KB, MB, GB, TB, KiB, MiB, GiB,
                         TiB; at least 64MiB), or off. It is the Go runtime's
@@ -272,6 +277,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	snapKeep := fs.Int("snapshot-keep", def.Grain.SnapshotKeep, "aggregate snapshots `kept` per graph")
 	rmSnapEvery := fs.Int("readmodel-snapshot-every", def.Projections.SnapshotEvery, "read-model snapshot every `N` events")
 	noSnaps := fs.Bool("no-snapshots", false, "take and load no snapshots")
+	noLocal := fs.Bool("no-local-snapshots", false, "keep no local copies of snapshots")
 	memLimit := fs.String("memory-limit", "", "the process's memory `limit` (2GiB, 1500MB, off)")
 	level := fs.String("log-level", "info", "log `level`")
 	logFormat := fs.String("log-format", "text", "log `format`: text or json")
@@ -357,7 +363,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg.Grain.SnapshotEvery, cfg.Grain.SnapshotKeep = *snapEvery, *snapKeep
 	cfg.Projections.SnapshotEvery = *rmSnapEvery
-	cfg.DisableSnapshots = *noSnaps
+	cfg.DisableSnapshots, cfg.NoLocalSnapshots = *noSnaps, *noLocal
 	if *rmSnapEvery < 1 {
 		return usage("--readmodel-snapshot-every must be at least 1, not %d", *rmSnapEvery)
 	}
