@@ -60,7 +60,8 @@ object:
              "snapshot_block_ms_total":..,"snapshot_block_ms_max":..,
              "replayed_transactions":..,"replayed_events":..,"append_conflicts":..,
              "activation_waits":..,"activations_at_once_max":..,
-             "quarantined_graphs":{"g":".."}},
+             "quarantined_graphs":{"g":".."},
+             "warm_start":{"decoded":..,"failed":..,"hits":..,"misses":..,"decode_ms":..}},
    "memory":{"rss_bytes":..,"heap_alloc_bytes":..,"heap_in_use_bytes":..,"go_bytes":..,
              "gc_cycles":..,"limit_bytes":..,"gogc":..}}
 (append conflicts: appends the event store refused because another
@@ -137,6 +138,10 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 			fmt.Fprintf(stdout, "grains: %d active, %d activations (%d from a snapshot, %d snapshot fallbacks), %d snapshots written (%d failed, %d bytes, blocked up to %.1f ms), replayed %d transactions, %d append conflicts, %d activations waited their turn (up to %d at once)\n",
 				g.Active, g.Activations, g.SnapshotLoads, g.SnapshotFallbacks, g.SnapshotsWritten, g.SnapshotWriteErrors, g.SnapshotBytes, g.SnapshotBlockMsMax, g.ReplayedTransactions, g.AppendConflicts,
 				g.ActivationWaits, g.ActivationsAtOnce)
+			if w := g.Warm; w != nil {
+				fmt.Fprintf(stdout, "warm start: %d local snapshot copies decoded in %.0f ms (%d failed), %d taken, %d not of the snapshot loaded\n",
+					w.Decoded, w.DecodeMs, w.Failed, w.Hits, w.Misses)
+			}
 		}
 		if m := mem; m != nil {
 			lim := "none"
