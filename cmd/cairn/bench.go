@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -139,6 +140,9 @@ Engine:
                         recovery's cairn serve, as for cairn serve (default:
                         GOMEMLIMIT, else 75% of the cgroup's or the
                         machine's memory; see cairn help serve)
+  --serve-flag FLAG     one more flag for the cairn serve processes bench
+                        starts (recovery, peer, chaos, failover, scale), for example
+                        --serve-flag=--no-local-snapshots; repeatable
   --server URL          NATS URL of the engine, for --driver remote
                         (default nats://127.0.0.1:4222); the client flags
                         --creds, --user, --password, --nkey, --tls-* apply
@@ -254,6 +258,7 @@ type benchFlags struct {
 	pgBin                string
 	noDurable            bool
 	memLimit             string
+	serveFlags           []string
 	members, natsNodes   int
 	killEvery, down      time.Duration
 	clusterTTL           time.Duration
@@ -269,6 +274,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.StringVar(&f.driver, "driver", "inprocess", "`inprocess` or remote")
 	fs.StringVar(&f.data, "data", "", "embedded engine data `dir`")
 	fs.StringVar(&f.memLimit, "memory-limit", "", "the engine's memory `limit` (2GiB, 1500MB, off)")
+	fs.Func("serve-flag", "one more `flag` for the cairn serve processes bench starts", func(v string) error {
+		f.serveFlags = append(f.serveFlags, v)
+		return nil
+	})
 	fs.StringVar(&f.server, "server", defaultServer, "NATS `URL` of the engine (--driver remote)")
 	f.auth.register(fs)
 	fs.BoolVar(&f.noBaseline, "no-baseline", false, "skip the raw JetStream baselines")
@@ -572,7 +581,7 @@ func (f *benchFlags) scenarios(scenario string, mix bench.QueryMix) []benchRun {
 				return nil, fmt.Errorf("peer: %w", err)
 			}
 			return bench.Peer(ctx, bench.PeerConfig{Binary: exe, Workload: w, Rounds: f.rounds, Batch: f.batch, InFlight: f.infl,
-				NoDurable: f.noDurable, PGBinDir: f.pgBin}, live)
+				NoDurable: f.noDurable, PGBinDir: f.pgBin, ServeArgs: f.serveArgs()}, live)
 		}}
 	}
 	replay := func(w bench.Workload) benchRun {
@@ -698,10 +707,11 @@ func openBenchEngine(ctx context.Context, dir string, memLimit int64, sign bool)
 
 // serveArgs are the flags recovery passes on to its cairn serve.
 func (f *benchFlags) serveArgs() []string {
-	if f.memLimit == "" {
-		return nil
+	args := slices.Clone(f.serveFlags)
+	if f.memLimit != "" {
+		args = append(args, "--memory-limit", f.memLimit)
 	}
-	return []string{"--memory-limit", f.memLimit}
+	return args
 }
 
 // printBenchSummary prints each scenario's figures and baselines.
