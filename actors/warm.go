@@ -137,7 +137,7 @@ func StartWarm(local *persistence.LocalSnapshots, cfg WarmConfig) *Warm {
 func (w *Warm) decode(local *persistence.LocalSnapshots, e *warmEntry) {
 	defer close(e.ready)
 	info := e.copy.Info
-	data, err := local.Load(e.copy)
+	data, err := local.Load(e.copy, false) // both formats carry a CRC-32C of their own
 	if err == nil {
 		switch info.Kind {
 		case persistence.KindReadModel:

@@ -39,7 +39,7 @@ func TestLocalSnapshotsRoundTrip(t *testing.T) {
 		t.Fatalf("%d copies, want 2 (the newest aggregate and the read model): %+v", len(copies), copies)
 	}
 	for _, c := range copies {
-		data, err := l.Load(c)
+		data, err := l.Load(c, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +104,7 @@ func TestLocalSnapshotsRefuseDamage(t *testing.T) {
 			if err := os.WriteFile(c.Path, tc.data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := l.Load(c)
+			_, err := l.Load(c, true)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Load: %v, want an error naming %q", err, tc.want)
 			}
@@ -121,7 +121,7 @@ func TestLocalSnapshotsRefuseDamage(t *testing.T) {
 	if got := l.Scan(); len(got) != 1 || got[0].Path != c.Path {
 		t.Fatalf("Scan lists %+v, want only the copy", got)
 	}
-	if _, err := l.Load(c); err != nil {
+	if _, err := l.Load(c, true); err != nil {
 		t.Fatalf("the restored copy: %v", err)
 	}
 }
@@ -153,7 +153,7 @@ func TestSnapshotsKeepLocalCopies(t *testing.T) {
 	if len(copies) != 1 || !copies[0].Matches(stored[2]) {
 		t.Fatalf("copies %+v, want seq 3's", copies)
 	}
-	if data, err := l.Load(copies[0]); err != nil || !bytes.Equal(data, bytes.Repeat([]byte{3}, 4096)) {
+	if data, err := l.Load(copies[0], true); err != nil || !bytes.Equal(data, bytes.Repeat([]byte{3}, 4096)) {
 		t.Fatalf("the copy: %v", err)
 	}
 	if n, err := ss.Prune(ctx, persistence.KindAggregate, "g", 1); err != nil || n != 2 {

@@ -192,16 +192,72 @@ func (a *Pages) Max() uint32 { return maxOf(a.pages, a.n) }
 
 func maxOf(pages []page, n int) uint32 {
 	m := uint32(0)
-	for pi := range pages {
-		p := &pages[pi]
-		for j := range min(PageLen, n-pi<<PageBits) {
-			m = max(m, p.get(j))
+	buf := make([]uint32, PageLen)
+	scanPages(pages, n, buf, func(_ int, vals []uint32) bool {
+		for _, v := range vals {
+			m = max(m, v)
 		}
-		if m == 1<<32-1 {
-			break
+		return m != 1<<32-1
+	})
+	return m
+}
+
+// Scan calls fn with the values of each page in order, unpacked into buf
+// (of at least PageLen values; it is reused from page to page): start is
+// the index of vals[0]. It stops when fn returns false. A whole-array read
+// this way costs a fraction of Get per value.
+func (a *Pages) Scan(buf []uint32, fn func(start int, vals []uint32) bool) {
+	scanPages(a.pages, a.n, buf, fn)
+}
+
+func scanPages(pages []page, n int, buf []uint32, fn func(int, []uint32) bool) {
+	for pi := range pages {
+		start := pi << PageBits
+		vals := buf[:min(PageLen, n-start)]
+		pages[pi].unpack(vals)
+		if !fn(start, vals) {
+			return
 		}
 	}
-	return m
+}
+
+// unpack stores the page's first len(dst) values in dst.
+func (p *page) unpack(dst []uint32) {
+	if len(dst) == 0 {
+		return
+	}
+	b := p.b
+	switch p.w {
+	case 8:
+		b = b[:len(dst)]
+		for j := range dst {
+			dst[j] = uint32(b[j])
+		}
+	case 16:
+		b = b[:2*len(dst)]
+		for j := range dst {
+			dst[j] = uint32(binary.LittleEndian.Uint16(b[2*j:]))
+		}
+	case 24:
+		b = b[:3*len(dst)]
+		for j := range dst {
+			o := 3 * j
+			dst[j] = uint32(b[o]) | uint32(b[o+1])<<8 | uint32(b[o+2])<<16
+		}
+	case 32:
+		b = b[:4*len(dst)]
+		for j := range dst {
+			dst[j] = binary.LittleEndian.Uint32(b[4*j:])
+		}
+	case 4:
+		for j := range dst {
+			dst[j] = uint32(b[j>>1]>>(4*(j&1))) & 15
+		}
+	default:
+		for j := range dst {
+			dst[j] = p.get(j)
+		}
+	}
 }
 
 // Clip drops spare capacity: the last page's, and the page list's.

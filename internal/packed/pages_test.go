@@ -272,3 +272,46 @@ func BenchmarkFreeze(b *testing.B) {
 		_ = v
 	}
 }
+
+// Scan and Max read what Get reads, at every width, across pages, with a
+// partial last page, and on arrays grown by Append and made by MakePages.
+func TestPagesScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	for _, top := range []uint32{1<<2 - 1, 1<<4 - 1, 1<<8 - 1, 1<<16 - 1, 1<<24 - 1, 1<<32 - 1} {
+		for _, n := range []int{0, 1, 7, PageLen - 1, PageLen, 3*PageLen + 123} {
+			var grown Pages
+			made := MakePages(n, top)
+			for i := range n {
+				v := rng.Uint32() & top
+				if i%5 == 0 {
+					v = rng.Uint32N(4) // narrow values too: mixed widths per page
+				}
+				grown.Append(v)
+				made.Set(i, v)
+			}
+			for _, a := range []*Pages{&grown, &made} {
+				buf := make([]uint32, PageLen)
+				next, m := 0, uint32(0)
+				a.Scan(buf, func(start int, vals []uint32) bool {
+					if start != next {
+						t.Fatalf("top %d n %d: page at %d, want %d", top, n, start, next)
+					}
+					for j, v := range vals {
+						if want := a.Get(start + j); v != want {
+							t.Fatalf("top %d n %d: value %d is %d, Get says %d", top, n, start+j, v, want)
+						}
+						m = max(m, v)
+					}
+					next += len(vals)
+					return true
+				})
+				if next != n {
+					t.Fatalf("top %d n %d: scanned %d values", top, n, next)
+				}
+				if got := a.Max(); got != m {
+					t.Fatalf("top %d n %d: Max %d, want %d", top, n, got, m)
+				}
+			}
+		}
+	}
+}
