@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"math"
 	"sync"
 	"time"
@@ -67,15 +68,20 @@ func (p *Pacer) Rate() float64 { return p.rate }
 
 // Wait blocks until the next op is due and returns the time it was due.
 // When the schedule is behind, it returns at once with a due time in the
-// past. It returns ctx.Err() when ctx is done before the op is due, and
-// context.DeadlineExceeded at once for an op due at or after ctx's
+// past. It returns ctx.Err() when ctx is cancelled before the op is due,
+// and context.DeadlineExceeded at once for an op due at or after ctx's
 // deadline (even when the deadline's timer has not fired yet, on a
-// starved machine), so that a phase bounded by a deadline is offered
-// exactly the ops due within it. The op's slot in the schedule is then
+// starved machine), while an op due before the deadline is returned even
+// when the deadline fired first (the caller was late for it), so that a
+// phase bounded by a deadline is offered exactly the ops due within it. The op's slot in the schedule is then
 // given up (the next Wait gets the op after it), so cancellation does not
 // shift the schedule.
 func (p *Pacer) Wait(ctx context.Context) (intended time.Time, err error) {
-	if err := ctx.Err(); err != nil {
+	dl, bounded := ctx.Deadline()
+	// A deadline that fired while this goroutine waited for a CPU ends
+	// the phase only for the ops due after it: those due before still
+	// go (checked against the deadline below).
+	if err := ctx.Err(); err != nil && !(bounded && errors.Is(err, context.DeadlineExceeded) && p.step != 0) {
 		return time.Time{}, err
 	}
 	p.mu.Lock()
@@ -93,7 +99,7 @@ func (p *Pacer) Wait(ctx context.Context) (intended time.Time, err error) {
 	p.mu.Unlock()
 
 	due := p.start.Add(time.Duration(float64(i) * p.step))
-	if dl, ok := ctx.Deadline(); ok && !due.Before(dl) {
+	if bounded && !due.Before(dl) {
 		return time.Time{}, context.DeadlineExceeded
 	}
 	wait := due.Sub(now)
@@ -106,6 +112,9 @@ func (p *Pacer) Wait(ctx context.Context) (intended time.Time, err error) {
 	case <-t.C:
 		return due, nil
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return due, nil // due before the deadline (above): the timers fired together
+		}
 		return time.Time{}, ctx.Err()
 	}
 }
