@@ -177,3 +177,34 @@ func TestPacerStopsAtDeadline(t *testing.T) {
 		t.Fatal("Wait waited for the deadline")
 	}
 }
+
+// A caller that comes back after the phase's deadline fired (a starved
+// goroutine) still gets every op that was due before it, then
+// DeadlineExceeded: the phase is offered exactly rate × duration ops.
+func TestPacerLateCallerGetsOpsDueBeforeDeadline(t *testing.T) {
+	p := NewPacer(100) // an op every 10 ms
+	start := time.Now()
+	p.StartAt(start)
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(100*time.Millisecond))
+	defer cancel()
+	<-ctx.Done() // the caller was off the CPU for the whole phase
+	n := 0
+	for {
+		if _, err := p.Wait(ctx); err != nil {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("after %d ops: %v, want DeadlineExceeded", n, err)
+			}
+			break
+		}
+		n++
+	}
+	if n != 10 {
+		t.Fatalf("%d ops offered in a 100 ms phase at 100/s, want 10", n)
+	}
+	// Cancelled, not timed out: nothing more.
+	cctx, ccancel := context.WithCancel(context.Background())
+	ccancel()
+	if _, err := NewPacer(100).Wait(cctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+}
