@@ -50,6 +50,7 @@ func (r *peerRun) comparisons(ops []OpSummary, loads [2]phaseCost, foot [2]footp
 		kind string
 		kindGoals
 	}{
+		{PeerPing, kindGoals{}},
 		{PeerDegree, kindGoals{goalP50, goalP99, goalCPU}},
 		{PeerNeighbors, kindGoals{goalP50, goalP99, nil}},
 		{PeerTwoHop, kindGoals{}},
@@ -63,6 +64,8 @@ func (r *peerRun) comparisons(ops []OpSummary, loads [2]phaseCost, foot [2]footp
 		}
 		note := fmt.Sprintf("%d each", c.Count)
 		switch k.kind {
+		case PeerPing:
+			note += "; the baseline under every query: a bare request/reply (Cairn: the micro service's PING, no engine code; PostgreSQL: SELECT 1)"
 		case PeerWrite:
 			note += "; Cairn acknowledged in the OS (JetStream default), PostgreSQL fsynced (its default)"
 		case PeerWriteDurable:
