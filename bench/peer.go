@@ -218,11 +218,14 @@ func Peer(ctx context.Context, cfg PeerConfig, live io.Writer) (_ *ScenarioResul
 	// Load, one side after the other.
 	var loads [2]phaseCost
 	say("loading %d nodes and %d edges into cairn serve (pid %d)", w.Nodes, w.EdgeCount(), cairn.pid)
+	var acked time.Duration // from the load's start to the last command's answer
 	loads[0], err = measure(cairn, func() error {
+		t0 := time.Now()
 		seqs, err := load(ctx, d, NewRecorder(), ic, graphs)
 		if err != nil {
 			return err
 		}
+		acked = time.Since(t0)
 		cairn.minSeq = seqs[0]
 		return checkGraphs(ctx, d, w, graphs, seqs)
 	})
@@ -235,6 +238,9 @@ func Peer(ctx context.Context, cfg PeerConfig, live io.Writer) (_ *ScenarioResul
 		return nil, fmt.Errorf("peer: load postgres: %w", err)
 	}
 	say("loaded: cairn %s, postgres %s", loads[0].wall.Round(time.Millisecond), loads[1].wall.Round(time.Millisecond))
+	res.Notes = append(res.Notes, fmt.Sprintf("Cairn's load: %d events (%d nodes, then %d edges, in envelopes of %d, %d in flight) all acknowledged after %s (%.0f events/s, as cairn bench ingest counts), the read model holding them all %s later",
+		w.Nodes+w.EdgeCount(), w.Nodes, w.EdgeCount(), ic.Batch, ic.InFlight, acked.Round(time.Millisecond),
+		float64(w.Nodes+w.EdgeCount())/acked.Seconds(), (loads[0].wall-acked).Round(time.Millisecond)))
 
 	// The rounds.
 	run := &peerRun{cfg: cfg, sides: [2]peerSide{cairn, pg}, pg: pg, cpu: map[string]time.Duration{}, count: map[string]int{},
