@@ -523,7 +523,12 @@ func (g *Gateway) Close(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("gateway drain: %w", ctx.Err()))
 	}
 	g.cancel()
-	return errors.Join(err, g.workers.Close(ctx))
+	// Past ctx, the drain error says it: the workers still running end
+	// with their cancelled requests.
+	if werr := g.workers.Close(ctx); ctx.Err() == nil {
+		err = errors.Join(err, werr)
+	}
+	return err
 }
 
 // engineID is a random name for one gateway's service instances.
