@@ -334,8 +334,11 @@ func measure(s peerSide, fn func() error) (phaseCost, error) {
 
 // footprint is a side's server memory and data on disk.
 type footprint struct {
-	mem  procMem
-	disk uint64
+	mem procMem
+	// goMem is the engine's own report (Cairn's side only): its Go heap
+	// and what the Go runtime holds from the OS.
+	goMem MemSample
+	disk  uint64
 	// db is PostgreSQL's own database size (tables and indexes, without
 	// the WAL and the catalogue of the cluster).
 	db uint64
@@ -345,6 +348,7 @@ func footprints(ctx context.Context, c *cairnSide, cairnDir string, pg *pgSide, 
 	var f [2]footprint
 	var errs [6]error
 	f[0].mem, errs[0] = processMem(c.pid, false)
+	f[0].goMem, errs[5] = c.d.Memory(ctx)
 	f[0].disk, errs[1] = dirSize(cairnDir)
 	f[1].mem, errs[2] = processMem(pg.pid, true)
 	f[1].disk, errs[3] = dirSize(pgDir)
