@@ -831,6 +831,18 @@ type shardActor struct {
 	// transaction applied to it, until a query on the graph is answered
 	// (nil until tracing sees one: see applyTraced).
 	firstRead map[string]trace.SpanContext
+	// lastHead and lastHeadCID memoize the string form of the head last
+	// answered with: a base32 encoding per reply otherwise.
+	lastHead    persistence.Head
+	lastHeadCID string
+}
+
+// headCID is headCID(h), memoized for the head last asked about.
+func (a *shardActor) headCID(h persistence.Head) string {
+	if h.N != a.lastHead.N || !h.CID.Equals(a.lastHead.CID) {
+		a.lastHead, a.lastHeadCID = h, headCID(h)
+	}
+	return a.lastHeadCID
 }
 
 func (a *shardActor) Receive(ctx actor.Context) {
