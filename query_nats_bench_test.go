@@ -3,6 +3,7 @@ package cairn_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -18,7 +19,8 @@ import (
 // engine's embedded NATS server sends it, one at a time over TCP, beside
 // the floor under it measured on the same engine: a bare request/reply
 // to the "cairn" micro service's PING endpoint, which the NATS client
-// library answers without the engine's code. cpu-µs/op is the whole
+// library answers without the engine's code; get_node_spread asks many
+// nodes in turn, as the peer scenario does. cpu-µs/op is the whole
 // process's CPU (client and engine) per round trip.
 func BenchmarkQueryOverNATS(b *testing.B) {
 	eng := enginetest.Open(b, "127.0.0.1:0")
@@ -65,6 +67,32 @@ func BenchmarkQueryOverNATS(b *testing.B) {
 		measure(b, func() {
 			if _, err := nc.Request(ping, nil, 10*time.Second); err != nil {
 				b.Fatal(err)
+			}
+		})
+	})
+	// Spread over spreadNodes nodes, as the peer scenario asks random
+	// nodes: the query cache misses more, and the lookups leave the CPU's
+	// caches.
+	const spreadNodes = 50_000
+	seq := rep.GetSeq()
+	for i := 0; i < spreadNodes; i += 1000 {
+		var cmds []*cairnv1.Command
+		for j := i; j < i+1000; j++ {
+			cmds = append(cmds, cmdAdd(fmt.Sprintf("s%d", j), nil))
+		}
+		r, err := eng.Execute(ctx, env("a", fmt.Sprintf("spread-%d", i), cmds...))
+		if err != nil || r.GetError() != nil {
+			b.Fatal(err, r.GetError())
+		}
+		seq = r.GetSeq()
+	}
+	b.Run("get_node_spread", func(b *testing.B) {
+		i := 0
+		measure(b, func() {
+			q := getNode("a", fmt.Sprintf("s%d", (i*7919)%spreadNodes), seq)
+			i++
+			if rep := c.query(b, api.QuerySubjectFor("a"), q); rep.GetError() != nil || rep.GetNode() == nil {
+				b.Fatal(rep.GetError())
 			}
 		})
 	})
