@@ -699,3 +699,32 @@ func queryOf(graph string, minSeq uint64, query proto.Message) *cairnv1.QueryReq
 	}
 	panic(fmt.Sprintf("no query of type %T", query))
 }
+
+// A reply names the head it reflects: after each write, a query on its
+// graph (two graphs on one shard, written in turn, with the same number of
+// transactions) carries that write's head CID and position.
+func TestQueryHeadFollowsWrites(t *testing.T) {
+	ctx := context.Background()
+	eng := openEngineAt(t, t.TempDir(), 1)
+	for i := range 3 {
+		for _, g := range []string{"ha", "hb"} {
+			cmds := []*cairnv1.Command{cmdAdd(fmt.Sprintf("n%d", i), nil)}
+			if i == 0 {
+				cmds = append([]*cairnv1.Command{cmdCreate()}, cmds...)
+			}
+			rep, err := eng.Execute(ctx, env(g, fmt.Sprintf("%s-%d", g, i), cmds...))
+			if err != nil || rep.GetError() != nil {
+				t.Fatal(err, rep.GetError())
+			}
+			for range 2 { // computed, then cached
+				q, err := eng.Query(ctx, getNode(g, fmt.Sprintf("n%d", i), rep.GetSeq()))
+				if err != nil || q.GetError() != nil {
+					t.Fatal(err, q.GetError())
+				}
+				if q.GetHeadCid() != rep.GetHeadCid() || q.GetPosition() != rep.GetPosition() {
+					t.Fatalf("%s after write %d: reply head %s at %d, want %s at %d", g, i, q.GetHeadCid(), q.GetPosition(), rep.GetHeadCid(), rep.GetPosition())
+				}
+			}
+		}
+	}
+}

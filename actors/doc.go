@@ -157,6 +157,11 @@
 // INVALID_ARGUMENT and the service keeps serving. The un-graphed
 // "cairn.command" and "cairn.query" are served too, deprecated.
 //
+// Requests run on long-lived workers (internal/workers: a worker waits a
+// second for the next request before it exits), and so do the projection
+// shards' mailboxes (protoactor starts a goroutine per mailbox run by
+// default): a fresh goroutine grew its stack, a copy, on every query.
+//
 //	data, _ := proto.Marshal(envelope)
 //	msg, err := nc.Request(api.CommandSubjectFor(envelope.GraphId), data, 5*time.Second)
 //	reply := &cairnv1.CommandReply{}

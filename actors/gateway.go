@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/internal/tracing"
+	"github.com/cairn-graph/cairn/internal/workers"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -46,8 +47,11 @@ type Gateway struct {
 	// that a flood of queries leaves commands their own room.
 	cmdSem, querySem chan struct{}
 	inflight         sync.WaitGroup
-	ctx              context.Context
-	cancel           context.CancelFunc
+	// workers run the commands and queries: long-lived goroutines, whose
+	// stacks stay grown (a goroutine per request grew its stack on each).
+	workers *workers.Pool
+	ctx     context.Context
+	cancel  context.CancelFunc
 
 	// mu orders taking a command (inflight.Add) against Close: once closing
 	// is set, no command is taken, so Close's wait covers every one.
@@ -123,7 +127,8 @@ func StartGateway(nc *nats.Conn, exec Executor, cfg GatewayConfig) (*Gateway, er
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{exec: exec, queries: cfg.Queries, log: cfg.Logger.With("component", "gateway"), propagate: cfg.Propagate, timeout: cfg.Timeout,
-		cmdSem: make(chan struct{}, cfg.MaxInFlight), querySem: make(chan struct{}, cfg.MaxInFlight), ctx: ctx, cancel: cancel, maxPayload: nc.MaxPayload()}
+		cmdSem: make(chan struct{}, cfg.MaxInFlight), querySem: make(chan struct{}, cfg.MaxInFlight), ctx: ctx, cancel: cancel, maxPayload: nc.MaxPayload(),
+		workers: workers.New(workerIdle)}
 	mcfg := micro.Config{
 		Name:        api.ServiceName,
 		Version:     api.ServiceVersion,
@@ -329,13 +334,17 @@ func (g *Gateway) workFor(sem chan struct{}, timeout time.Duration, refuse func(
 		refuse()
 		return
 	}
-	go func() {
+	g.workers.Go(func() {
 		defer func() { <-sem; g.inflight.Done() }()
 		ctx, cancel := context.WithTimeout(g.ctx, timeout)
 		defer cancel()
 		do(ctx)
-	}()
+	})
 }
+
+// workerIdle is how long a gateway worker waits for the next request
+// before it exits.
+const workerIdle = time.Second
 
 // handleQuery is handleCommand for queries: a query may wait for its
 // min_seq, so it runs on a worker too.
@@ -514,6 +523,11 @@ func (g *Gateway) Close(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("gateway drain: %w", ctx.Err()))
 	}
 	g.cancel()
+	// Past ctx, the drain error says it: the workers still running end
+	// with their cancelled requests.
+	if werr := g.workers.Close(ctx); ctx.Err() == nil {
+		err = errors.Join(err, werr)
+	}
 	return err
 }
 

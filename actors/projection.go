@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/api"
+	"github.com/cairn-graph/cairn/internal/workers"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel"
@@ -300,6 +301,8 @@ type Projections struct {
 	src    Follower
 	root   *actor.RootContext
 	shards []*shard
+	// workers run the shard actors' mailboxes (poolDispatcher).
+	workers *workers.Pool
 
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -386,7 +389,7 @@ func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfi
 	p := &Projections{
 		cfg: cfg, log: cfg.Logger.With("component", "projections"), src: src, root: system.Root,
 		done: make(chan struct{}), closing: make(chan struct{}), stopped: map[string]*ProjectionStoppedError{},
-		ready: make(chan struct{}), auditDone: make(chan struct{}),
+		ready: make(chan struct{}), auditDone: make(chan struct{}), workers: workers.New(workerIdle),
 	}
 	p.life, p.lifeStop = context.WithCancel(context.Background())
 	if cfg.Partition != nil {
@@ -414,7 +417,7 @@ func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfi
 				return nil, err
 			}
 		}
-		pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return a }),
+		pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithDispatcher(poolDispatcher{p.workers})),
 			fmt.Sprintf("projection-%d-%p", i, p))
 		if err != nil {
 			p.stopShards(context.Background())
@@ -725,9 +728,22 @@ func (p *Projections) Close(ctx context.Context) error {
 		}
 		p.lifeStop()
 		err = errors.Join(err, p.stopShards(ctx))
+		err = errors.Join(err, p.workers.Close(ctx))
 	})
 	return err
 }
+
+// poolDispatcher runs actor mailboxes on a worker pool instead of a new
+// goroutine each time a mailbox gets messages (protoactor's default): a
+// shard's query runs on a stack that has grown already, where a fresh
+// goroutine copied its stack to grow it on every query.
+type poolDispatcher struct{ pool *workers.Pool }
+
+func (d poolDispatcher) Schedule(fn func()) { d.pool.Go(fn) }
+
+// Throughput is protoactor's default: messages a mailbox handles before
+// it yields.
+func (poolDispatcher) Throughput() int { return 300 }
 
 func (p *Projections) stopShards(ctx context.Context) error {
 	var wg sync.WaitGroup
@@ -820,6 +836,18 @@ type shardActor struct {
 	// transaction applied to it, until a query on the graph is answered
 	// (nil until tracing sees one: see applyTraced).
 	firstRead map[string]trace.SpanContext
+	// lastHead and lastHeadCID memoize the string form of the head last
+	// answered with: a base32 encoding per reply otherwise.
+	lastHead    persistence.Head
+	lastHeadCID string
+}
+
+// headCID is headCID(h), memoized for the head last asked about.
+func (a *shardActor) headCID(h persistence.Head) string {
+	if h.N != a.lastHead.N || !h.CID.Equals(a.lastHead.CID) {
+		a.lastHead, a.lastHeadCID = h, headCID(h)
+	}
+	return a.lastHeadCID
 }
 
 func (a *shardActor) Receive(ctx actor.Context) {

@@ -266,15 +266,15 @@ func (a *shardActor) answer(req *cairnv1.QueryRequest) *cairnv1.QueryReply {
 		return &cairnv1.QueryReply{AsOfSeq: asOf, Error: e.stopped.reply().Proto()}
 	}
 	if a.cache == nil {
-		return a.p.answerCached(e.g, req, asOf, e.head, nil, nil)
+		return a.p.answerCached(e.g, req, asOf, e.head, a.headCID(e.head), nil, nil)
 	}
-	return a.p.answerCached(e.g, req, asOf, e.head, a.cache.Get, func(k cacheKey, r *cairnv1.QueryReply) { a.cache.Add(k, r) })
+	return a.p.answerCached(e.g, req, asOf, e.head, a.headCID(e.head), a.cache.Get, func(k cacheKey, r *cairnv1.QueryReply) { a.cache.Add(k, r) })
 }
 
-// answerCached runs req on g, as of stream sequence asOf with head,
-// through a cache (get and put; none when get is nil), and counts hits and
-// misses. Shards and time-travel views answer through it.
-func (p *Projections) answerCached(g *readmodel.Graph, req *cairnv1.QueryRequest, asOf uint64, head persistence.Head,
+// answerCached runs req on g, as of stream sequence asOf with head (cid:
+// headCID(head)), through a cache (get and put; none when get is nil), and
+// counts hits and misses. Shards and time-travel views answer through it.
+func (p *Projections) answerCached(g *readmodel.Graph, req *cairnv1.QueryRequest, asOf uint64, head persistence.Head, cid string,
 	get func(cacheKey) (*cairnv1.QueryReply, bool), put func(cacheKey, *cairnv1.QueryReply)) *cairnv1.QueryReply {
 	var key cacheKey
 	cacheable := false
@@ -284,7 +284,7 @@ func (p *Projections) answerCached(g *readmodel.Graph, req *cairnv1.QueryRequest
 				p.hits.Add(1)
 				// The result is shared, read-only; the graph has not changed
 				// since it was computed, so it holds as of now.
-				return &cairnv1.QueryReply{AsOfSeq: asOf, Cached: true, Result: hit.Result, HeadCid: headCID(head), Position: head.N}
+				return &cairnv1.QueryReply{AsOfSeq: asOf, Cached: true, Result: hit.Result, HeadCid: cid, Position: head.N}
 			}
 			p.misses.Add(1)
 		}
@@ -296,7 +296,7 @@ func (p *Projections) answerCached(g *readmodel.Graph, req *cairnv1.QueryRequest
 	}
 	out := &cairnv1.QueryReply{AsOfSeq: asOf, Error: rep.Error, Result: rep.Result}
 	if rep.Error == nil {
-		out.HeadCid, out.Position = headCID(head), head.N
+		out.HeadCid, out.Position = cid, head.N
 	}
 	return out
 }

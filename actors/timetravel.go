@@ -612,7 +612,7 @@ func (tt *timeTravel) answer(v *view, req *cairnv1.QueryRequest) *cairnv1.QueryR
 		}
 		v.answers[k] = r
 	}
-	return tt.p.answerCached(v.g, req, v.seq, v.head, get, put)
+	return tt.p.answerCached(v.g, req, v.seq, v.head, headCID(v.head), get, put)
 }
 
 // snapKey names a read-model snapshot.

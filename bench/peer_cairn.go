@@ -2,10 +2,15 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/api"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
 
@@ -16,15 +21,43 @@ import (
 // cairnSide asks the engine through the remote driver; every query waits
 // for the engine's last acknowledged write (min_seq): read-your-writes.
 type cairnSide struct {
-	d      Driver
-	graph  string
-	pid    int
-	minSeq uint64
+	d  Driver
+	nc *nats.Conn // the driver's connection, for ping
+	// pingSubject is one service instance's PING subject; empty until
+	// the first ping.
+	pingSubject string
+	graph       string
+	pid         int
+	minSeq      uint64
 }
 
 func (c *cairnSide) name() string { return "cairn" }
 
 func (c *cairnSide) cpu() (time.Duration, error) { return processCPU(c.pid, false) }
+
+// ping asks the "cairn" micro service's PING endpoint, which the NATS
+// client library answers in cairn serve: a request/reply through the
+// embedded server without the engine's own code.
+// The engine runs two instances of the service (queries and commands on
+// separate connections), so the first ping finds one's id and the others
+// ask that one alone.
+func (c *cairnSide) ping(ctx context.Context) error {
+	if c.pingSubject == "" {
+		msg, err := c.nc.RequestWithContext(ctx, "$SRV.PING."+api.ServiceName, nil)
+		if err != nil {
+			return err
+		}
+		var info struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(msg.Data, &info); err != nil || info.ID == "" {
+			return fmt.Errorf("ping: no service id in %q (%v)", msg.Data, err)
+		}
+		c.pingSubject = "$SRV.PING." + api.ServiceName + "." + info.ID
+	}
+	_, err := c.nc.RequestWithContext(ctx, c.pingSubject, nil)
+	return err
+}
 
 func (c *cairnSide) query(ctx context.Context, req *cairnv1.QueryRequest) (*cairnv1.QueryReply, error) {
 	req.GraphId, req.MinSeq = c.graph, c.minSeq

@@ -50,6 +50,7 @@ func (r *peerRun) comparisons(ops []OpSummary, loads [2]phaseCost, foot [2]footp
 		kind string
 		kindGoals
 	}{
+		{PeerPing, kindGoals{}},
 		{PeerDegree, kindGoals{goalP50, goalP99, goalCPU}},
 		{PeerNeighbors, kindGoals{goalP50, goalP99, nil}},
 		{PeerTwoHop, kindGoals{}},
@@ -63,6 +64,8 @@ func (r *peerRun) comparisons(ops []OpSummary, loads [2]phaseCost, foot [2]footp
 		}
 		note := fmt.Sprintf("%d each", c.Count)
 		switch k.kind {
+		case PeerPing:
+			note += "; the baseline under every query: a bare request/reply (Cairn: the micro service's PING, no engine code; PostgreSQL: SELECT 1)"
 		case PeerWrite:
 			note += "; Cairn acknowledged in the OS (JetStream default), PostgreSQL fsynced (its default)"
 		case PeerWriteDurable:
@@ -85,7 +88,8 @@ func (r *peerRun) comparisons(ops []OpSummary, loads [2]phaseCost, foot [2]footp
 	add("data on disk", "MiB", mib(foot[0].disk), mib(foot[1].disk), nil,
 		fmt.Sprintf("the data directories after the rounds; PostgreSQL's database alone (tables and indexes) %s", fmtMB(foot[1].db)))
 	add("server memory", "MiB", mib(foot[0].mem.RSS), mib(foot[1].mem.PSS), goalMemory,
-		fmt.Sprintf("after the rounds: Cairn's RSS; PostgreSQL's PSS over its processes (their RSS summed: %s)", fmtMB(foot[1].mem.RSS)))
+		fmt.Sprintf("after the rounds: Cairn's RSS (of which the Go runtime holds %s from the OS, %s of it heap in objects, garbage not yet collected included); PostgreSQL's PSS over its processes (their RSS summed: %s)",
+			fmtMB(foot[0].goMem.GoBytes), fmtMB(foot[0].goMem.HeapBytes), fmtMB(foot[1].mem.RSS)))
 	return out
 }
 

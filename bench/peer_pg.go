@@ -86,6 +86,11 @@ ORDER BY phase, id LIMIT $2`
   UNION
   SELECT e2.dst FROM edges e1 JOIN edges e2 ON e2.src = e1.dst WHERE e1.src = $1) r
 WHERE x <> $1`
+	// pgAllNeighbors is every edge at a node, for checking a page outside
+	// the timed questions: its id, source, other end and type; a self-loop
+	// comes twice (out and in).
+	pgAllNeighbors = `SELECT id, src, dst, type FROM edges WHERE src = $1
+  UNION ALL SELECT id, src, src, type FROM edges WHERE dst = $1`
 	pgPath    = `SELECT shortest_path_len($1, $2)`
 	pgConnect = `INSERT INTO edges (id, src, dst, type) VALUES ($1, $2, $3, $4)`
 )
@@ -117,6 +122,11 @@ func (p *pgSide) close(ctx context.Context) error { return p.conn.Close(ctx) }
 
 func (p *pgSide) cpu() (time.Duration, error) { return processCPU(p.pid, true) }
 
+func (p *pgSide) ping(ctx context.Context) error {
+	var one int
+	return p.conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+}
+
 func (p *pgSide) degree(ctx context.Context, node int) (degrees, error) {
 	var d degrees
 	err := p.conn.QueryRow(ctx, pgDegree, node).Scan(&d.Out, &d.In)
@@ -135,6 +145,25 @@ func (p *pgSide) neighbors(ctx context.Context, node, limit int) ([]peerEdge, er
 		return nil
 	})
 	return out, err
+}
+
+// allNeighbors returns every edge at node: its out-edges and in-edges.
+func (p *pgSide) allNeighbors(ctx context.Context, node int) (out, in []peerEdge, err error) {
+	rows, err := p.conn.Query(ctx, pgAllNeighbors, node)
+	if err != nil {
+		return nil, nil, err
+	}
+	var e peerEdge
+	var src int
+	_, err = pgx.ForEachRow(rows, []any{&e.ID, &src, &e.Node, &e.Type}, func() error {
+		if src == node {
+			out = append(out, e)
+		} else {
+			in = append(in, e)
+		}
+		return nil
+	})
+	return out, in, err
 }
 
 func (p *pgSide) twoHop(ctx context.Context, node int) (int, error) {

@@ -93,6 +93,36 @@ func TestEdgeSetIgnoresOrder(t *testing.T) {
 	}
 }
 
+// A node with more edges than a page has many right first pages: the
+// engine's is checked against all the node's edges, out-edges first.
+func TestValidPage(t *testing.T) {
+	// Node 0: out-edges e1→n1, e2→n2, e3→n3; in-edges e4←n4, e5←n5; a
+	// self-loop e6 (in both lists, listed once).
+	out := []peerEdge{{1, 1, 0}, {2, 2, 0}, {3, 3, 1}, {6, 0, 2}}
+	in := []peerEdge{{4, 4, 0}, {5, 5, -1}, {6, 0, 2}}
+	for _, tc := range []struct {
+		name  string
+		page  []peerEdge
+		limit int
+		ok    bool
+	}{
+		{"out-edges in another order", []peerEdge{{3, 3, 1}, {1, 1, 0}}, 2, true},
+		{"all out, then in", []peerEdge{{6, 0, 2}, {2, 2, 0}, {1, 1, 0}, {3, 3, 1}, {5, 5, -1}}, 5, true},
+		{"everything", []peerEdge{{1, 1, 0}, {2, 2, 0}, {3, 3, 1}, {6, 0, 2}, {4, 4, 0}, {5, 5, -1}}, 100, true},
+		{"short page", []peerEdge{{1, 1, 0}}, 2, false},
+		{"in-edge before the out-edges are done", []peerEdge{{4, 4, 0}, {1, 1, 0}}, 2, false},
+		{"an edge twice", []peerEdge{{1, 1, 0}, {1, 1, 0}}, 2, false},
+		{"not the node's edge", []peerEdge{{1, 1, 0}, {9, 9, 0}}, 2, false},
+		{"wrong other end", []peerEdge{{1, 2, 0}, {2, 2, 0}}, 2, false},
+		{"wrong type", []peerEdge{{1, 1, 3}, {2, 2, 0}}, 2, false},
+		{"the self-loop twice", []peerEdge{{1, 1, 0}, {2, 2, 0}, {3, 3, 1}, {6, 0, 2}, {6, 0, 2}}, 5, false},
+	} {
+		if got := validPage(tc.page, out, in, tc.limit); got != tc.ok {
+			t.Errorf("%s: validPage = %v, want %v", tc.name, got, tc.ok)
+		}
+	}
+}
+
 func TestNumericIDs(t *testing.T) {
 	for _, tc := range []struct {
 		id, prefix string
@@ -254,6 +284,10 @@ func TestPGSideAgainstReference(t *testing.T) {
 						t.Fatalf("neighbours of n%d, limit %d = %v, %v; want %v", n, limit, es, err, want)
 					}
 				}
+				out, in, err := pg.allNeighbors(ctx, n)
+				if all := ref.neighbors(n, w.Edges+1); err != nil || !validPage(all, out, in, w.Edges+1) {
+					t.Fatalf("all neighbours of n%d = %v, %v, %v; want %v", n, out, in, err, all)
+				}
 				h, err := pg.twoHop(ctx, n)
 				if err != nil || h != ref.twoHop(n) {
 					t.Fatalf("2-hop of n%d = %d, %v; want %d", n, h, err, ref.twoHop(n))
@@ -263,6 +297,9 @@ func TestPGSideAgainstReference(t *testing.T) {
 				if err != nil || l != ref.path(n, to) {
 					t.Fatalf("path n%d→n%d = %d, %v; want %d", n, to, l, err, ref.path(n, to))
 				}
+			}
+			if err := pg.ping(ctx); err != nil {
+				t.Fatal(err)
 			}
 			cpu, err := pg.cpu()
 			if err != nil || cpu <= 0 {

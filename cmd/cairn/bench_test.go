@@ -128,7 +128,7 @@ func TestBenchPeer(t *testing.T) {
 			t.Errorf("%s: %d ops, %d errors", o.Op, o.Count, o.Errors)
 		}
 	}
-	for _, kind := range []string{bench.PeerDegree, bench.PeerNeighbors, bench.PeerTwoHop, bench.PeerPath, bench.PeerWrite, bench.PeerWriteDurable} {
+	for _, kind := range []string{bench.PeerPing, bench.PeerDegree, bench.PeerNeighbors, bench.PeerTwoHop, bench.PeerPath, bench.PeerWrite, bench.PeerWriteDurable} {
 		for _, side := range []string{"cairn:", "pg:"} {
 			if !slices.Contains(ops, side+kind) {
 				t.Errorf("no op %s%s in %v", side, kind, ops)
@@ -142,7 +142,7 @@ func TestBenchPeer(t *testing.T) {
 	for _, c := range s.Comparisons {
 		names[c.Name] = c
 	}
-	for _, name := range []string{"degree p50", "degree server CPU per op", "path p99", "write-durable p50", "load rate", "data on disk", "server memory"} {
+	for _, name := range []string{"ping p50", "degree p50", "degree server CPU per op", "path p99", "write-durable p50", "load rate", "data on disk", "server memory"} {
 		c, ok := names[name]
 		if !ok || c.Engine <= 0 && !strings.Contains(name, "CPU") || c.Peer <= 0 && !strings.Contains(name, "CPU") {
 			t.Errorf("comparison %q = %+v", name, c)
