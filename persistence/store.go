@@ -45,6 +45,7 @@ type Store struct {
 	arc    archives // set up by WithObjects and WithArchiveSegments
 	signer *Signer  // signs archive objects; set by WithSigning
 	trust  *Keyring // checks signatures; set by WithSigning
+	pub    *publisher
 }
 
 // OpenStore creates or updates the event-store stream and returns a Store
@@ -93,7 +94,7 @@ func LookupStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, o
 }
 
 func newStore(js jetstream.JetStream, st jetstream.Stream, cfg StoreConfig, opts []StoreOption) *Store {
-	s := &Store{js: js, stream: st, cfg: cfg}
+	s := &Store{js: js, stream: st, cfg: cfg, pub: newPublisher(js.Conn())}
 	s.arc.segTx, s.arc.segBytes = DefaultArchiveSegmentTransactions, DefaultArchiveSegmentBytes
 	for _, o := range opts {
 		o(s)
@@ -354,16 +355,13 @@ func (s *Store) Append(ctx context.Context, graph string, expectedSeq uint64, tx
 	tracing.Inject(ctx, msg.Header)
 	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
-	fut, err := s.js.PublishMsgAsync(msg)
-	if err != nil {
-		return 0, fmt.Errorf("append %s: %w", graph, translate(err))
-	}
-	select {
-	case ack := <-fut.Ok():
-		if ack.Duplicate {
+	seq, dup, err := s.pub.publish(ctx, msg)
+	switch {
+	case err == nil:
+		if dup {
 			// The duplicate window is stream-wide: make sure the stored
 			// original is this graph's transaction.
-			m, err := s.getMsg(ctx, ack.Sequence, "")
+			m, err := s.getMsg(ctx, seq, "")
 			if err != nil {
 				return 0, fmt.Errorf("append %s: check duplicate: %w", graph, translate(err))
 			}
@@ -371,8 +369,10 @@ func (s *Store) Append(ctx context.Context, graph string, expectedSeq uint64, tx
 				return 0, fmt.Errorf("append %s: %w: transaction id %s was already used on %s", graph, ErrConflict, tx.GetTxId(), m.Subject)
 			}
 		}
-		return ack.Sequence, nil
-	case err := <-fut.Err():
+		return seq, nil
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return 0, fmt.Errorf("append %s: %w: %w", graph, ErrUnavailable, err)
+	default:
 		err = translate(err)
 		if errors.Is(err, ErrConflict) {
 			// nats-server checks the expected subject sequence before the
@@ -382,8 +382,6 @@ func (s *Store) Append(ctx context.Context, graph string, expectedSeq uint64, tx
 			}
 		}
 		return 0, fmt.Errorf("append %s: %w", graph, err)
-	case <-ctx.Done():
-		return 0, fmt.Errorf("append %s: %w: %w", graph, ErrUnavailable, ctx.Err())
 	}
 }
 
