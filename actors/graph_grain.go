@@ -1077,12 +1077,10 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 	}
 	go func() {
 		start := time.Now()
-		actx, cancel := context.WithTimeout(g.base, g.cfg.AppendTimeout)
-		defer cancel()
-		if sp != nil {
-			// The store sends the span's traceparent with the transaction.
-			actx = trace.ContextWithSpan(actx, sp)
-		}
+		// One context (and timer) per try, not one for the append and one
+		// for each try: most appends take one try.
+		deadline := start.Add(g.cfg.AppendTimeout)
+		perTry := max(time.Second, g.cfg.AppendTimeout/time.Duration(g.cfg.AppendRetries+1))
 		var seq uint64
 		var err error
 		pause := appendBackoff
@@ -1095,19 +1093,31 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 			// Each try gets its share of the time: a publish to a stream
 			// leader that died is never acknowledged, and the retry (same
 			// transaction id, de-duplicated) reaches the new leader.
-			tctx, tcancel := context.WithTimeout(actx, max(time.Second, g.cfg.AppendTimeout/time.Duration(g.cfg.AppendRetries+1)))
+			tryEnd := time.Now().Add(perTry)
+			if tryEnd.After(deadline) {
+				tryEnd = deadline
+			}
+			tctx, tcancel := context.WithDeadline(g.base, tryEnd)
+			if sp != nil {
+				// The store sends the span's traceparent with the transaction.
+				tctx = trace.ContextWithSpan(tctx, sp)
+			}
 			seq, err = g.store.Append(tctx, g.graph, expected, job.tx)
 			tcancel()
 			if err == nil || !errors.Is(err, persistence.ErrUnavailable) || attempt >= g.cfg.AppendRetries {
 				break
 			}
-			t := time.NewTimer(pause)
+			left := time.Until(deadline)
+			if left <= 0 {
+				break
+			}
+			t := time.NewTimer(min(pause, left))
 			select {
 			case <-t.C:
-			case <-actx.Done():
+			case <-g.base.Done():
 			}
 			t.Stop()
-			if actx.Err() != nil {
+			if g.base.Err() != nil || !time.Now().Before(deadline) {
 				break
 			}
 			pause = min(2*pause, maxAppendBackoff)
