@@ -30,8 +30,10 @@ const GraphKind = "graph"
 
 // EventStore is what a graph grain needs from the event store.
 type EventStore interface {
-	// Append stores tx if graph's last sequence is expectedSeq.
-	Append(ctx context.Context, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error)
+	// AppendWithin stores tx if graph's last sequence is expectedSeq,
+	// waiting at most about within (and until ctx ends) for the answer;
+	// running out of time is ErrUnavailable.
+	AppendWithin(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error)
 	// Read calls fn for graph's transactions from fromSeq on and returns the
 	// graph's last sequence.
 	Read(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error)
@@ -1077,8 +1079,13 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 	}
 	go func() {
 		start := time.Now()
-		// One context (and timer) per try, not one for the append and one
-		// for each try: most appends take one try.
+		// No context or timer per append: the store's time-outs are
+		// shared, coarse ones (AppendWithin).
+		actx := g.base
+		if sp != nil {
+			// The store sends the span's traceparent with the transaction.
+			actx = trace.ContextWithSpan(actx, sp)
+		}
 		deadline := start.Add(g.cfg.AppendTimeout)
 		perTry := max(time.Second, g.cfg.AppendTimeout/time.Duration(g.cfg.AppendRetries+1))
 		var seq uint64
@@ -1093,17 +1100,7 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 			// Each try gets its share of the time: a publish to a stream
 			// leader that died is never acknowledged, and the retry (same
 			// transaction id, de-duplicated) reaches the new leader.
-			tryEnd := time.Now().Add(perTry)
-			if tryEnd.After(deadline) {
-				tryEnd = deadline
-			}
-			tctx, tcancel := context.WithDeadline(g.base, tryEnd)
-			if sp != nil {
-				// The store sends the span's traceparent with the transaction.
-				tctx = trace.ContextWithSpan(tctx, sp)
-			}
-			seq, err = g.store.Append(tctx, g.graph, expected, job.tx)
-			tcancel()
+			seq, err = g.store.AppendWithin(actx, min(perTry, time.Until(deadline)), g.graph, expected, job.tx)
 			if err == nil || !errors.Is(err, persistence.ErrUnavailable) || attempt >= g.cfg.AppendRetries {
 				break
 			}

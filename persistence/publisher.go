@@ -37,6 +37,9 @@ type publisher struct {
 	pending map[uint64]*pendingAck
 
 	next atomic.Uint64
+	// acks holds pendingAck entries that no callback answers any more, for
+	// reuse.
+	acks sync.Pool
 }
 
 // pendingAck is one publish waiting for its acknowledgement; ch has room
@@ -51,10 +54,10 @@ type ackResult struct {
 	err error
 }
 
-var pendingAcks = sync.Pool{New: func() any { return &pendingAck{ch: make(chan ackResult, 1)} }}
-
 func newPublisher(nc *nats.Conn) *publisher {
-	return &publisher{nc: nc, pending: make(map[uint64]*pendingAck)}
+	p := &publisher{nc: nc, pending: make(map[uint64]*pendingAck)}
+	p.acks.New = func() any { return &pendingAck{ch: make(chan ackResult, 1)} }
+	return p
 }
 
 // subscribe makes the reply subscription once; it is kept for the
@@ -81,12 +84,13 @@ func (p *publisher) subscribe() (string, error) {
 }
 
 // publish sends msg with a reply subject of its own and waits for the
-// stream's acknowledgement or ctx. It sets msg.Reply. Errors (for
-// translate): the *jetstream.APIError the stream answered with;
+// stream's acknowledgement, ctx or expired (nil: no limit but ctx). It
+// sets msg.Reply. Errors (for translate): the *jetstream.APIError the
+// stream answered with; errAckTimeout when expired closed first;
 // nats.ErrNoResponders when no stream took the message; ErrInvalidAck for
 // an answer that is no PubAck; the nats.go error of a publish that could
 // not be sent; ctx's error when ctx ended first.
-func (p *publisher) publish(ctx context.Context, msg *nats.Msg) (seq uint64, dup bool, err error) {
+func (p *publisher) publish(ctx context.Context, expired <-chan struct{}, msg *nats.Msg) (seq uint64, dup bool, err error) {
 	p.mu.Lock()
 	prefix := p.prefix
 	p.mu.Unlock()
@@ -97,28 +101,34 @@ func (p *publisher) publish(ctx context.Context, msg *nats.Msg) (seq uint64, dup
 	}
 	id := p.next.Add(1)
 	msg.Reply = prefix + strconv.FormatUint(id, 10)
-	pa := pendingAcks.Get().(*pendingAck)
+	pa := p.acks.Get().(*pendingAck)
 	p.mu.Lock()
 	p.pending[id] = pa
 	p.mu.Unlock()
 	if err := p.nc.PublishMsg(msg); err != nil {
 		if p.forget(id) {
-			pendingAcks.Put(pa)
+			p.acks.Put(pa)
 		}
 		return 0, false, err
 	}
 	select {
 	case r := <-pa.ch:
-		pendingAcks.Put(pa)
+		p.acks.Put(pa)
 		return r.seq, r.dup, r.err
 	case <-ctx.Done():
-		if p.forget(id) {
-			// Nobody will answer on pa now: it can be used again.
-			pendingAcks.Put(pa)
-		}
-		return 0, false, ctx.Err()
+		err = ctx.Err()
+	case <-expired:
+		err = errAckTimeout
 	}
+	if p.forget(id) {
+		// Nobody will answer on pa now: it can be used again.
+		p.acks.Put(pa)
+	}
+	return 0, false, err
 }
+
+// errAckTimeout: a publish's wait (AppendWithin's within) ran out.
+var errAckTimeout = fmt.Errorf("no acknowledgement in time: %w", context.DeadlineExceeded)
 
 // forget removes publish id's entry; false when the callback took it
 // first (and answers, or answered, on its channel).
