@@ -62,6 +62,9 @@ type GraphGrains struct {
 	writes sync.WaitGroup
 	// slots holds a token per activation running (GrainConfig.MaxActivations).
 	slots chan struct{}
+	// appends runs the grains' appends (each waits for the store's
+	// acknowledgement) on goroutines that are used again.
+	appends *workers
 }
 
 // GrainStats counts what the graph grains of a member did since it started:
@@ -177,10 +180,10 @@ func NewGraphKind(ctx context.Context, store EventStore, cfg GrainConfig) (*Grap
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("grain config: %w", err)
 	}
-	k := &GraphGrains{active: make(map[*actor.PID]struct{}), slots: make(chan struct{}, cfg.MaxActivations)}
+	k := &GraphGrains{active: make(map[*actor.PID]struct{}), slots: make(chan struct{}, cfg.MaxActivations), appends: newWorkers(0, workerLinger)}
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &graphGrain{base: ctx, store: store, cfg: cfg, kind: k}
-	})
+	}, actor.WithDispatcher(newWorkers(mailboxThroughput, workerLinger)))
 	k.kind = cluster.NewKind(GraphKind, props)
 	return k, nil
 }
@@ -1077,7 +1080,7 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 	if g.cfg.Tracer != nil {
 		sp = g.appendSpan(job)
 	}
-	go func() {
+	g.kind.appends.Schedule(func() {
 		start := time.Now()
 		// No context or timer per append: the store's time-outs are
 		// shared, coarse ones (AppendWithin).
@@ -1129,7 +1132,7 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 		}
 		job.done <- appendDone{seq: seq, err: err}
 		sys.Root.Send(self, job)
-	}()
+	})
 }
 
 func (g *graphGrain) appended(ctx actor.Context, job *appendJob, d appendDone) {

@@ -399,6 +399,7 @@ func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfi
 		p.lifeStop()
 		return nil, err
 	}
+	mailboxes := newWorkers(mailboxThroughput, workerLinger)
 	for i := range cfg.Shards {
 		sh := &shard{space: make(chan struct{}, 1)}
 		a := &shardActor{p: p, shard: sh, index: i, graphs: map[string]*projected{}}
@@ -409,7 +410,7 @@ func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfi
 				return nil, err
 			}
 		}
-		pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return a }),
+		pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithDispatcher(mailboxes)),
 			fmt.Sprintf("projection-%d-%p", i, p))
 		if err != nil {
 			p.stopShards(context.Background())
