@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,7 +49,11 @@ type Store struct {
 	trust  *Keyring // checks signatures; set by WithSigning
 	pub    *publisher
 	wheel  *deadline.Wheel // AppendWithin's time-outs
+	bufs   sync.Pool       // *[]byte: marshal buffers of appends, up to maxPooledTx
 }
+
+// maxPooledTx is the largest marshal buffer an append keeps for the next.
+const maxPooledTx = 64 << 10
 
 // OpenStore creates or updates the event-store stream and returns a Store
 // over it. It returns an error wrapping ErrUnavailable when JetStream cannot
@@ -97,6 +102,7 @@ func LookupStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, o
 
 func newStore(js jetstream.JetStream, st jetstream.Stream, cfg StoreConfig, opts []StoreOption) *Store {
 	s := &Store{js: js, stream: st, cfg: cfg, pub: newPublisher(js.Conn()), wheel: deadline.New(appendTick)}
+	s.bufs.New = func() any { return new([]byte) }
 	s.arc.segTx, s.arc.segBytes = DefaultArchiveSegmentTransactions, DefaultArchiveSegmentBytes
 	for _, o := range opts {
 		o(s)
@@ -369,7 +375,16 @@ func (s *Store) appendTx(ctx context.Context, expired <-chan struct{}, within ti
 	if n := proto.Size(tx); n > limit {
 		return 0, &TooLargeError{Graph: graph, Size: n, Limit: limit}
 	}
-	data, err := proto.Marshal(tx)
+	// The marshalled bytes go into a pooled buffer: PublishMsg copies them
+	// into the connection's buffer before it returns.
+	buf := s.bufs.Get().(*[]byte)
+	data, err := proto.MarshalOptions{}.MarshalAppend((*buf)[:0], tx)
+	defer func() {
+		if cap(data) <= maxPooledTx {
+			*buf = data
+			s.bufs.Put(buf)
+		}
+	}()
 	if err != nil {
 		return 0, fmt.Errorf("append %s: marshal: %w", graph, err)
 	}
