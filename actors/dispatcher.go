@@ -3,7 +3,6 @@ package actors
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -27,9 +26,6 @@ type Dispatcher struct {
 	timeout time.Duration
 	tracer  trace.Tracer // nil: tracing off
 	wheel   *deadline.Wheel
-	// replies holds local commands' reply channels (capacity 1) that
-	// were answered and read, for reuse.
-	replies sync.Pool
 }
 
 // DispatcherOption configures a Dispatcher.
@@ -46,7 +42,6 @@ func TraceDispatch(t trace.Tracer) DispatcherOption {
 // the caller's ctx has no earlier deadline.
 func NewDispatcher(c *cluster.Cluster, timeout time.Duration, opts ...DispatcherOption) *Dispatcher {
 	d := &Dispatcher{cluster: c, timeout: timeout, wheel: deadline.New(dispatchTick)}
-	d.replies.New = func() any { return make(chan *cairnv1.CommandReply, 1) }
 	for _, o := range opts {
 		o(d)
 	}
@@ -182,7 +177,9 @@ func (d *Dispatcher) local(ctx context.Context, env *cairnv1.CommandEnvelope) *c
 	if r, ok := ctx.Value(routeKey{}).(*Route); ok {
 		r.Here, r.Owner = sys.ProcessRegistry.Address, pid.Address
 	}
-	ch := d.replies.Get().(chan *cairnv1.CommandReply)
+	// A fresh channel per command: a pooled one could carry a late
+	// answer to the next command.
+	ch := make(chan *cairnv1.CommandReply, 1)
 	cmd := &localCommand{env: env, reply: ch}
 	if d.tracer != nil {
 		sc := trace.SpanContextFromContext(ctx)
@@ -192,13 +189,11 @@ func (d *Dispatcher) local(ctx context.Context, env *cairnv1.CommandEnvelope) *c
 	why := "context deadline exceeded"
 	select {
 	case rep := <-ch:
-		d.replies.Put(ch)
 		return rep
 	case <-ctx.Done():
 		why = context.Cause(ctx).Error()
 	case <-expired:
 	}
-	// The grain may still answer on ch: it is not used again.
 	return aggregate.ErrorReply(env, unavailable("graph %s: no answer in time (%s); retry with the same command id", graph, why))
 }
 
