@@ -87,7 +87,7 @@ func (p *publisher) subscribe() (string, error) {
 // stream's acknowledgement, ctx or expired (nil: no limit but ctx). It
 // sets msg.Reply. Errors (for translate): the *jetstream.APIError the
 // stream answered with; errAckTimeout when expired closed first;
-// nats.ErrNoResponders when no stream took the message; ErrInvalidAck for
+// nats.ErrNoResponders when no stream took the message; errInvalidAck for
 // an answer that is no PubAck; the nats.go error of a publish that could
 // not be sent; ctx's error when ctx ended first.
 func (p *publisher) publish(ctx context.Context, expired <-chan struct{}, msg *nats.Msg) (seq uint64, dup bool, err error) {
@@ -157,19 +157,23 @@ func (p *publisher) handle(m *nats.Msg, prefixLen int) {
 		return // its publish gave up waiting
 	}
 	var r ackResult
-	if len(m.Data) == 0 && m.Header.Get("Status") != "" {
-		// 503: no stream took the message (or none of its servers is
-		// up); translate makes it ErrUnavailable.
-		r.err = fmt.Errorf("status %s %s: %w", m.Header.Get("Status"), m.Header.Get("Description"), nats.ErrNoResponders)
-	} else {
+	switch st := m.Header.Get("Status"); {
+	case len(m.Data) == 0 && st == "503":
+		// No stream took the message (or none of its servers is up);
+		// translate makes it ErrUnavailable.
+		r.err = fmt.Errorf("status 503 %s: %w", m.Header.Get("Description"), nats.ErrNoResponders)
+	case len(m.Data) == 0 && st != "":
+		r.err = fmt.Errorf("%w: status %s %s", errInvalidAck, st, m.Header.Get("Description"))
+	default:
 		r.seq, r.dup, r.err = parsePubAck(m.Data)
 	}
 	pa.ch <- r
 }
 
-// ErrInvalidAck: JetStream answered a publish with something that is not
-// a PubAck.
-var ErrInvalidAck = errors.New("invalid JetStream publish acknowledgement")
+// errInvalidAck: JetStream answered a publish with something that is not
+// a PubAck (translate makes it ErrUnavailable, as it did nats.go's
+// ErrInvalidJSAck).
+var errInvalidAck = errors.New("invalid JetStream publish acknowledgement")
 
 // parsePubAck reads JetStream's answer to a publish: the stream sequence and
 // whether the message was a duplicate, or the API error.
@@ -184,13 +188,13 @@ func parsePubAck(data []byte) (seq uint64, dup bool, err error) {
 		Duplicate bool                `json:"duplicate"`
 	}
 	if err := json.Unmarshal(data, &pa); err != nil {
-		return 0, false, fmt.Errorf("%w: %w", ErrInvalidAck, err)
+		return 0, false, fmt.Errorf("%w: %w", errInvalidAck, err)
 	}
 	if pa.Error != nil {
 		return 0, false, pa.Error
 	}
 	if pa.Stream == "" {
-		return 0, false, fmt.Errorf("%w: %.200q", ErrInvalidAck, data)
+		return 0, false, fmt.Errorf("%w: %.200q", errInvalidAck, data)
 	}
 	return pa.Seq, pa.Duplicate, nil
 }

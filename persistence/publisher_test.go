@@ -44,8 +44,8 @@ func TestParsePubAck(t *testing.T) {
 				t.Errorf("%s: error %v, want API error %d", c.in, err, c.code)
 			}
 		case c.invalid:
-			if !errors.Is(err, ErrInvalidAck) {
-				t.Errorf("%s: error %v, want ErrInvalidAck", c.in, err)
+			if !errors.Is(err, errInvalidAck) {
+				t.Errorf("%s: error %v, want errInvalidAck", c.in, err)
 			}
 		case err != nil || seq != c.seq || dup != c.dup:
 			t.Errorf("%s: got %d %v %v, want %d %v", c.in, seq, dup, err, c.seq, c.dup)
