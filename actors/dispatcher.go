@@ -14,6 +14,7 @@ import (
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 
 	"github.com/cairn-graph/cairn/aggregate"
+	"github.com/cairn-graph/cairn/internal/deadline"
 	"github.com/cairn-graph/cairn/internal/tracing"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
@@ -24,6 +25,7 @@ type Dispatcher struct {
 	cluster *cluster.Cluster
 	timeout time.Duration
 	tracer  trace.Tracer // nil: tracing off
+	wheel   *deadline.Wheel
 }
 
 // DispatcherOption configures a Dispatcher.
@@ -39,7 +41,7 @@ func TraceDispatch(t trace.Tracer) DispatcherOption {
 // NewDispatcher returns a dispatcher over c; timeout bounds a request when
 // the caller's ctx has no earlier deadline.
 func NewDispatcher(c *cluster.Cluster, timeout time.Duration, opts ...DispatcherOption) *Dispatcher {
-	d := &Dispatcher{cluster: c, timeout: timeout}
+	d := &Dispatcher{cluster: c, timeout: timeout, wheel: deadline.New(dispatchTick)}
 	for _, o := range opts {
 		o(d)
 	}
@@ -84,6 +86,9 @@ func (d *Dispatcher) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) 
 func (d *Dispatcher) execute(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
 	if err := aggregate.ValidateEnvelope(env); err != nil {
 		return aggregate.ErrorReply(env, aggregate.AsCommandError(err))
+	}
+	if rep := d.local(ctx, env); rep != nil {
+		return rep
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -143,6 +148,53 @@ func (d *Dispatcher) execute(ctx context.Context, env *cairnv1.CommandEnvelope) 
 		why = "no answer in time (" + context.Cause(ctx).Error() + ")"
 	}
 	return aggregate.ErrorReply(env, unavailable("graph %s: %s; retry with the same command id", graph, why))
+}
+
+// dispatchTick is how late a command's time-out may fire when the caller's
+// ctx has no deadline.
+const dispatchTick = 10 * time.Millisecond
+
+// local is Execute's common case: a grain on this member whose PID is
+// cached and alive is sent env and waited for until ctx ends or, when ctx
+// has no deadline, for the dispatcher's timeout: a coarse one that the
+// commands ending in the same tick share (deadline.Wheel), with no
+// context or timer per command. Nil when the grain is not known to be
+// here (Execute then looks it up), or ctx has ended already.
+func (d *Dispatcher) local(ctx context.Context, env *cairnv1.CommandEnvelope) *cairnv1.CommandReply {
+	graph := env.GetGraphId()
+	sys := d.cluster.ActorSystem
+	pid, _ := d.cluster.PidCache.Get(graph, GraphKind)
+	if pid == nil || pid.Address != sys.ProcessRegistry.Address || ctx.Err() != nil {
+		return nil
+	}
+	if _, alive := sys.ProcessRegistry.Get(pid); !alive {
+		return nil
+	}
+	var expired <-chan struct{}
+	if _, ok := ctx.Deadline(); !ok {
+		expired = d.wheel.After(d.timeout)
+	}
+	if r, ok := ctx.Value(routeKey{}).(*Route); ok {
+		r.Here, r.Owner = sys.ProcessRegistry.Address, pid.Address
+	}
+	// A fresh channel per command: a pooled one could carry a late
+	// answer to the next command.
+	ch := make(chan *cairnv1.CommandReply, 1)
+	cmd := &localCommand{env: env, reply: ch}
+	if d.tracer != nil {
+		sc := trace.SpanContextFromContext(ctx)
+		cmd.parent = &sc
+	}
+	sys.Root.Send(pid, cmd)
+	why := "context deadline exceeded"
+	select {
+	case rep := <-ch:
+		return rep
+	case <-ctx.Done():
+		why = context.Cause(ctx).Error()
+	case <-expired:
+	}
+	return aggregate.ErrorReply(env, unavailable("graph %s: no answer in time (%s); retry with the same command id", graph, why))
 }
 
 // lookup returns the PID of graph's grain, activating it where the

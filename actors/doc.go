@@ -23,8 +23,10 @@
 // batch (group commit: the envelopes that queued behind the previous
 // append, within GrainConfig.Aggregate's command and byte budgets), it seals
 // the batch into one CID-chained transaction, appends it with optimistic
-// concurrency (expected last subject sequence) off the actor, retries an
-// unanswered publish with a doubling back-off, and feeds the outcome back:
+// concurrency (expected last subject sequence) off the actor (on a reused
+// goroutine; persistence.Store.AppendWithin, whose time-out is a shared
+// coarse one, no timer per append), retries an unanswered publish with a
+// doubling back-off, and feeds the outcome back:
 // the core answers each command with the head CID and stream sequence, or,
 // on a conflict, the grain folds what the other writer stored and the core
 // decides once more, then answers CONFLICT. A transaction larger than the
@@ -40,8 +42,13 @@
 // Dispatcher.Execute finds the graph's grain through the cluster (the PID
 // cache, else the identity lookup that activates it). A grain on this member
 // gets the envelope with a reply channel, which costs no future, timer or
-// registry entry; a grain on another member gets the protobuf envelope as a
-// cluster request. A command that reaches a grain just as it passivates is
+// registry entry: when the caller's ctx has no deadline, the dispatcher's
+// timeout is a coarse one that the commands ending in the same 10 ms share
+// (internal/deadline). A grain on another member gets the protobuf
+// envelope as a cluster request. Grain and projection-shard mailboxes, and
+// the grains' appends, run on goroutines that are used again
+// (internal/workers; protoactor's default starts one per mailbox run, whose
+// stack then grows afresh). A command that reaches a grain just as it passivates is
 // lost with the grain's mailbox (as with protoactor futures): the caller gets
 // UNAVAILABLE at its deadline, and a retry with the same command id is safe.
 //

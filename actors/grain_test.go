@@ -422,16 +422,18 @@ func newFaultyStore(s *persistence.Store, delay time.Duration) *faultyStore {
 	return f
 }
 
-func (s *faultyStore) Append(ctx context.Context, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error) {
+func (s *faultyStore) AppendWithin(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error) {
 	select {
 	case <-time.After(time.Duration(s.delay.Load())):
+	case <-time.After(within):
+		return 0, context.DeadlineExceeded
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
 	if n := s.appends.Add(1); n == s.failNth.Load() {
 		return 0, fmt.Errorf("append %s: %w: injected", graph, persistence.ErrUnavailable)
 	}
-	return s.Store.Append(ctx, graph, expectedSeq, tx)
+	return s.Store.AppendWithin(ctx, within, graph, expectedSeq, tx)
 }
 
 func (s *faultyStore) Read(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error) {

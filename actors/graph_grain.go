@@ -20,6 +20,7 @@ import (
 
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/internal/tracing"
+	"github.com/cairn-graph/cairn/internal/workers"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
@@ -30,8 +31,10 @@ const GraphKind = "graph"
 
 // EventStore is what a graph grain needs from the event store.
 type EventStore interface {
-	// Append stores tx if graph's last sequence is expectedSeq.
-	Append(ctx context.Context, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error)
+	// AppendWithin stores tx if graph's last sequence is expectedSeq,
+	// waiting at most about within (and until ctx ends) for the answer;
+	// running out of time is ErrUnavailable.
+	AppendWithin(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error)
 	// Read calls fn for graph's transactions from fromSeq on and returns the
 	// graph's last sequence.
 	Read(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error)
@@ -61,6 +64,9 @@ type GraphGrains struct {
 	// slots holds a token per activation running (GrainConfig.MaxActivations).
 	slots chan struct{}
 	warm  *Warm
+	// appends runs the grains' appends (each waits for the store's
+	// acknowledgement) on goroutines that are used again.
+	appends *workers.Pool
 }
 
 // GrainStats counts what the graph grains of a member did since it started:
@@ -176,10 +182,11 @@ func NewGraphKind(ctx context.Context, store EventStore, cfg GrainConfig) (*Grap
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("grain config: %w", err)
 	}
-	k := &GraphGrains{active: make(map[*actor.PID]struct{}), slots: make(chan struct{}, cfg.MaxActivations), warm: cfg.Warm}
+	k := &GraphGrains{active: make(map[*actor.PID]struct{}), slots: make(chan struct{}, cfg.MaxActivations), warm: cfg.Warm,
+		appends: workers.New(workerIdle)}
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &graphGrain{base: ctx, store: store, cfg: cfg, kind: k}
-	})
+	}, actor.WithDispatcher(poolDispatcher{workers.New(workerIdle)}))
 	k.kind = cluster.NewKind(GraphKind, props)
 	return k, nil
 }
@@ -1076,14 +1083,17 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 	if g.cfg.Tracer != nil {
 		sp = g.appendSpan(job)
 	}
-	go func() {
+	g.kind.appends.Go(func() {
 		start := time.Now()
-		actx, cancel := context.WithTimeout(g.base, g.cfg.AppendTimeout)
-		defer cancel()
+		// No context or timer per append: the store's time-outs are
+		// shared, coarse ones (AppendWithin).
+		actx := g.base
 		if sp != nil {
 			// The store sends the span's traceparent with the transaction.
 			actx = trace.ContextWithSpan(actx, sp)
 		}
+		deadline := start.Add(g.cfg.AppendTimeout)
+		perTry := max(time.Second, g.cfg.AppendTimeout/time.Duration(g.cfg.AppendRetries+1))
 		var seq uint64
 		var err error
 		pause := appendBackoff
@@ -1096,19 +1106,21 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 			// Each try gets its share of the time: a publish to a stream
 			// leader that died is never acknowledged, and the retry (same
 			// transaction id, de-duplicated) reaches the new leader.
-			tctx, tcancel := context.WithTimeout(actx, max(time.Second, g.cfg.AppendTimeout/time.Duration(g.cfg.AppendRetries+1)))
-			seq, err = g.store.Append(tctx, g.graph, expected, job.tx)
-			tcancel()
+			seq, err = g.store.AppendWithin(actx, min(perTry, time.Until(deadline)), g.graph, expected, job.tx)
 			if err == nil || !errors.Is(err, persistence.ErrUnavailable) || attempt >= g.cfg.AppendRetries {
 				break
 			}
-			t := time.NewTimer(pause)
+			left := time.Until(deadline)
+			if left <= 0 {
+				break
+			}
+			t := time.NewTimer(min(pause, left))
 			select {
 			case <-t.C:
-			case <-actx.Done():
+			case <-g.base.Done():
 			}
 			t.Stop()
-			if actx.Err() != nil {
+			if g.base.Err() != nil || !time.Now().Before(deadline) {
 				break
 			}
 			pause = min(2*pause, maxAppendBackoff)
@@ -1123,7 +1135,7 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 		}
 		job.done <- appendDone{seq: seq, err: err}
 		sys.Root.Send(self, job)
-	}()
+	})
 }
 
 func (g *graphGrain) appended(ctx actor.Context, job *appendJob, d appendDone) {

@@ -34,3 +34,6 @@ func (s *State) Check() string {
 	}
 	return s.checkLists()
 }
+
+// CmdField is cmdField, the field path of an envelope's command i.
+func CmdField(i int) string { return cmdField(i) }

@@ -98,7 +98,19 @@ func ValidateEnvelope(env *cairnv1.CommandEnvelope) error {
 	return validateLinks(env)
 }
 
-func cmdField(i int) string { return "commands[" + strconv.Itoa(i) + "]" }
+// cmdField is the field path of an envelope's command i, for errors.
+func cmdField(i int) string {
+	if i >= 0 && i < len(cmdFields) {
+		return cmdFields[i] // most envelopes hold a few commands: no allocation
+	}
+	return "commands[" + strconv.Itoa(i) + "]"
+}
+
+// cmdFields holds the paths of the first commands; it is never written.
+var cmdFields = [...]string{
+	"commands[0]", "commands[1]", "commands[2]", "commands[3]", "commands[4]", "commands[5]", "commands[6]", "commands[7]",
+	"commands[8]", "commands[9]", "commands[10]", "commands[11]", "commands[12]", "commands[13]", "commands[14]", "commands[15]",
+}
 
 func validateCommand(graph string, c *cairnv1.Command) error {
 	switch k := c.GetKind().(type) {

@@ -227,3 +227,13 @@ func TestCommandErrorWireForm(t *testing.T) {
 		t.Errorf("AsCommandError did not unwrap to the *CommandError")
 	}
 }
+
+// TestCmdField: command paths, from the table of the first ones and past
+// it, are what the error paths spell.
+func TestCmdField(t *testing.T) {
+	for i := range 20 {
+		if got, want := aggregate.CmdField(i), fmt.Sprintf("commands[%d]", i); got != want {
+			t.Errorf("cmdField(%d) = %q, want %q", i, got, want)
+		}
+	}
+}

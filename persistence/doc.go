@@ -12,7 +12,15 @@
 // Append publishes with the headers Nats-Expected-Last-Subject-Sequence
 // (optimistic concurrency: a stale writer gets ErrConflict) and Nats-Msg-Id =
 // transaction id (a publish retry within the duplicate window is stored
-// once). Read replays one graph, ReadAll the whole stream, Get one message.
+// once). It publishes on core NATS with a reply subject of its own (one
+// wildcard reply subscription per Store, made on the first append) and reads
+// the server's PubAck by hand, falling back to encoding/json for anything
+// but the server's usual {"stream":…,"seq":N} forms (an API error among
+// them); it waits for the acknowledgement until ctx ends, else for
+// OpTimeout. AppendWithin bounds the wait by a duration instead, with a
+// coarse time-out that concurrent appends share (internal/deadline): no
+// context or timer per append. Read replays one graph, ReadAll the whole
+// stream, Get one message.
 // A graph's history can be moved into archive objects (see Archives below).
 //
 // # Limits

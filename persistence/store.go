@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairn-graph/cairn/internal/deadline"
 	"github.com/cairn-graph/cairn/internal/tracing"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 )
@@ -45,7 +47,13 @@ type Store struct {
 	arc    archives // set up by WithObjects and WithArchiveSegments
 	signer *Signer  // signs archive objects; set by WithSigning
 	trust  *Keyring // checks signatures; set by WithSigning
+	pub    *publisher
+	wheel  *deadline.Wheel // AppendWithin's time-outs
+	bufs   sync.Pool       // *[]byte: marshal buffers of appends, up to maxPooledTx
 }
+
+// maxPooledTx is the largest marshal buffer an append keeps for the next.
+const maxPooledTx = 64 << 10
 
 // OpenStore creates or updates the event-store stream and returns a Store
 // over it. It returns an error wrapping ErrUnavailable when JetStream cannot
@@ -93,7 +101,8 @@ func LookupStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, o
 }
 
 func newStore(js jetstream.JetStream, st jetstream.Stream, cfg StoreConfig, opts []StoreOption) *Store {
-	s := &Store{js: js, stream: st, cfg: cfg}
+	s := &Store{js: js, stream: st, cfg: cfg, pub: newPublisher(js.Conn()), wheel: deadline.New(appendTick)}
+	s.bufs.New = func() any { return new([]byte) }
 	s.arc.segTx, s.arc.segBytes = DefaultArchiveSegmentTransactions, DefaultArchiveSegmentBytes
 	for _, o := range opts {
 		o(s)
@@ -315,7 +324,9 @@ func (s *Store) MaxTransactionBytes() int {
 // Append stores tx as one message on graph's subject, provided the subject's
 // last sequence is still expectedSeq (0: the graph has no transaction yet).
 // A retry with the same tx id within the duplicate window returns the
-// original sequence instead of storing it twice.
+// original sequence instead of storing it twice. It waits for the stream's
+// acknowledgement until ctx ends, or for OpTimeout when ctx has no
+// deadline.
 //
 // A transaction larger than MaxTransactionBytes is refused before anything
 // is sent, with a *TooLargeError wrapping ErrTooLarge: one stream message
@@ -325,13 +336,37 @@ func (s *Store) MaxTransactionBytes() int {
 // the stream did not answer; ErrTooLarge; ErrInvalidGraph; ctx's error when
 // ctx ended first.
 func (s *Store) Append(ctx context.Context, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error) {
+	if _, ok := ctx.Deadline(); ok {
+		return s.appendTx(ctx, nil, s.cfg.OpTimeout, graph, expectedSeq, tx)
+	}
+	return s.AppendWithin(ctx, s.cfg.OpTimeout, graph, expectedSeq, tx)
+}
+
+// AppendWithin is Append waiting at most about within for the
+// acknowledgement (and at most until ctx ends): the time-out is a coarse
+// one (up to appendTick late) that appends ending in the same tick share,
+// with no timer or context of its own. The grains append through it.
+// Errors as Append's; a time-out is ErrUnavailable wrapping
+// context.DeadlineExceeded.
+func (s *Store) AppendWithin(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error) {
+	return s.appendTx(ctx, s.wheel.After(within), within, graph, expectedSeq, tx)
+}
+
+// appendTick is how late an AppendWithin time-out may fire.
+const appendTick = 10 * time.Millisecond
+
+// appendTx is Append; expired, when not nil, closes when the wait is over.
+// The rare follow-up reads (the duplicate and conflict checks) are bounded
+// by ctx, else by within.
+func (s *Store) appendTx(ctx context.Context, expired <-chan struct{}, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error) {
 	if err := checkGraph(graph); err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
 	if n := len(tx.GetTxId()); n > MaxTxIDBytes {
 		return 0, fmt.Errorf("append %s: transaction id of %d bytes, more than %d", graph, n, MaxTxIDBytes)
 	}
-	if n := len(s.Subject(graph)); n > MaxSubjectBytes {
+	subject := s.Subject(graph)
+	if n := len(subject); n > MaxSubjectBytes {
 		return 0, fmt.Errorf("append: %w: subject of %d bytes, more than %d", ErrInvalidGraph, n, MaxSubjectBytes)
 	}
 	// proto.Size walks the message without allocating: a transaction over
@@ -340,51 +375,57 @@ func (s *Store) Append(ctx context.Context, graph string, expectedSeq uint64, tx
 	if n := proto.Size(tx); n > limit {
 		return 0, &TooLargeError{Graph: graph, Size: n, Limit: limit}
 	}
-	data, err := proto.Marshal(tx)
+	// The marshalled bytes go into a pooled buffer: PublishMsg copies them
+	// into the connection's buffer before it returns.
+	buf := s.bufs.Get().(*[]byte)
+	data, err := proto.MarshalOptions{}.MarshalAppend((*buf)[:0], tx)
+	defer func() {
+		if cap(data) <= maxPooledTx {
+			*buf = data
+			s.bufs.Put(buf)
+		}
+	}()
 	if err != nil {
 		return 0, fmt.Errorf("append %s: marshal: %w", graph, err)
 	}
 	// Both header names are in canonical form already: skip Header.Set.
-	msg := &nats.Msg{Subject: s.Subject(graph), Data: data, Header: nats.Header{
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{
 		jetstream.ExpectedLastSubjSeqHeader: {strconv.FormatUint(expectedSeq, 10)},
 		jetstream.MsgIDHeader:               {tx.GetTxId()},
 	}}
 	// A traced append (a span in ctx) stores its trace context with the
 	// transaction, for the projections' apply span.
 	tracing.Inject(ctx, msg.Header)
-	ctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
+	seq, dup, err := s.pub.publish(ctx, expired, msg)
+	if err == nil && !dup {
+		return seq, nil
+	}
+	if errors.Is(err, errAckTimeout) || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return 0, fmt.Errorf("append %s: %w: %w", graph, ErrUnavailable, err)
+	}
+	ctx, cancel := withTimeout(ctx, within)
 	defer cancel()
-	fut, err := s.js.PublishMsgAsync(msg)
-	if err != nil {
-		return 0, fmt.Errorf("append %s: %w", graph, translate(err))
-	}
-	select {
-	case ack := <-fut.Ok():
-		if ack.Duplicate {
-			// The duplicate window is stream-wide: make sure the stored
-			// original is this graph's transaction.
-			m, err := s.getMsg(ctx, ack.Sequence, "")
-			if err != nil {
-				return 0, fmt.Errorf("append %s: check duplicate: %w", graph, translate(err))
-			}
-			if m.Subject != msg.Subject {
-				return 0, fmt.Errorf("append %s: %w: transaction id %s was already used on %s", graph, ErrConflict, tx.GetTxId(), m.Subject)
-			}
+	if err == nil {
+		// A duplicate. The duplicate window is stream-wide: make sure the
+		// stored original is this graph's transaction.
+		m, err := s.getMsg(ctx, seq, "")
+		if err != nil {
+			return 0, fmt.Errorf("append %s: check duplicate: %w", graph, translate(err))
 		}
-		return ack.Sequence, nil
-	case err := <-fut.Err():
-		err = translate(err)
-		if errors.Is(err, ErrConflict) {
-			// nats-server checks the expected subject sequence before the
-			// duplicate window, so a retry of a stored transaction conflicts.
-			if seq, ok := s.storedAfter(ctx, msg.Subject, expectedSeq, tx.GetTxId()); ok {
-				return seq, nil
-			}
+		if m.Subject != msg.Subject {
+			return 0, fmt.Errorf("append %s: %w: transaction id %s was already used on %s", graph, ErrConflict, tx.GetTxId(), m.Subject)
 		}
-		return 0, fmt.Errorf("append %s: %w", graph, err)
-	case <-ctx.Done():
-		return 0, fmt.Errorf("append %s: %w: %w", graph, ErrUnavailable, ctx.Err())
+		return seq, nil
 	}
+	err = translate(err)
+	if errors.Is(err, ErrConflict) {
+		// nats-server checks the expected subject sequence before the
+		// duplicate window, so a retry of a stored transaction conflicts.
+		if seq, ok := s.storedAfter(ctx, msg.Subject, expectedSeq, tx.GetTxId()); ok {
+			return seq, nil
+		}
+	}
+	return 0, fmt.Errorf("append %s: %w", graph, err)
 }
 
 // storedAfter returns the sequence of subject's first message after seq when

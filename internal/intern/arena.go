@@ -6,6 +6,9 @@ import "encoding/binary"
 const (
 	arenaPageBits = 16
 	arenaPage     = 1 << arenaPageBits
+	// minArenaAlloc is the smallest allocation of a page; a page's
+	// allocation doubles from it up to arenaPage as entries come.
+	minArenaAlloc = 256
 )
 
 // arena holds the encoded entries at offsets that never change, in pages
@@ -51,9 +54,15 @@ func (a *arena) append(b []byte) uint32 {
 		a.n += len(b)
 		return o
 	}
-	// A new allocation for the page, up to the page boundary after b
-	// ends, taking the page's start with it.
-	size := (len(cur) + len(b) + arenaPage - 1) &^ (arenaPage - 1)
+	// A new allocation for the page, taking the page's start with it: up
+	// to the page boundary after b ends when b crosses it, else twice the
+	// last (at least minArenaAlloc, at most the page), so that a small
+	// table (one of a graph of a few nodes) does not hold a whole page.
+	need := len(cur) + len(b)
+	size := (need + arenaPage - 1) &^ (arenaPage - 1)
+	if need <= arenaPage {
+		size = min(arenaPage, max(need, 2*cap(cur), minArenaAlloc))
+	}
 	nb := make([]byte, len(cur), size)
 	copy(nb, cur)
 	nb = append(nb, b...)

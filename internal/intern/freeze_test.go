@@ -3,6 +3,7 @@ package intern
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -205,5 +206,20 @@ func TestArenaPages(t *testing.T) {
 	}
 	if used := a.bytes(); used > len(ref)+arenaPage+24*cap(a.pages) {
 		t.Fatalf("arena of %d bytes holds %d", len(ref), used)
+	}
+}
+
+// TestArenaSmall: an arena of a few short entries (the tables of a graph
+// of a few nodes) holds about what they take, not a whole page, and its
+// allocation grows by doubling as entries come.
+func TestArenaSmall(t *testing.T) {
+	var a arena
+	for i := range 20 {
+		e := binary.AppendUvarint(nil, uint64(10)<<1)
+		e = append(e, fmt.Sprintf("entry-%04d", i)...)
+		a.append(e)
+		if used, limit := a.bytes()-24*cap(a.pages), max(minArenaAlloc, 2*a.len()); used > limit {
+			t.Fatalf("after %d entries (%d bytes) the arena holds %d, more than %d", i+1, a.len(), used, limit)
+		}
 	}
 }

@@ -1,0 +1,76 @@
+package persistence_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/cairn-graph/cairn/internal/natstest"
+	"github.com/cairn-graph/cairn/persistence"
+)
+
+// TestAppendWithinTimesOut: an append that nobody acknowledges (its
+// stream is gone and a plain subscriber takes the message) gives up after
+// about within with ErrUnavailable, never before; with no responder at all
+// it is ErrUnavailable at once; and a later append on a stream is
+// acknowledged as usual (the reply subscription survived both).
+func TestAppendWithinTimesOut(t *testing.T) {
+	ctx := testCtx(t)
+	srv := natstest.Start(t)
+	js, nc := srv.JetStream(), srv.Conn()
+	cfg := persistence.DefaultStoreConfig()
+	cfg.Stream, cfg.SubjectPrefix = "silent", "silent"
+	st, err := persistence.OpenStore(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txs, _ := mustBuildChain(t, "g")
+	mustAppend(t, ctx, st, "g", 0, txs[0])
+	if err := js.DeleteStream(ctx, cfg.Stream); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := nc.SubscribeSync(cfg.SubjectPrefix + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil { // the server knows the subscriber
+		t.Fatal(err)
+	}
+	const within = 100 * time.Millisecond
+	start := time.Now()
+	_, err = st.AppendWithin(ctx, within, "g", 1, txs[1])
+	took := time.Since(start)
+	if !errors.Is(err, persistence.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("unacknowledged append: %v, want ErrUnavailable and DeadlineExceeded", err)
+	}
+	if took < within {
+		t.Errorf("unacknowledged append gave up after %v, before its %v", took, within)
+	}
+	if m, err := sub.NextMsg(5 * time.Second); err != nil || m.Header.Get(nats.MsgIdHdr) != txs[1].GetTxId() {
+		t.Errorf("the subscriber got %v, %v; want the transaction with its message id", m, err)
+	}
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.AppendWithin(ctx, time.Minute, "g", 1, txs[1])
+	if !errors.Is(err, persistence.ErrUnavailable) || !errors.Is(err, nats.ErrNoResponders) {
+		t.Errorf("append with no stream: %v, want ErrUnavailable from no responders", err)
+	}
+
+	st2, err := persistence.OpenStore(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq := mustAppend(t, ctx, st2, "g", 0, txs[0]); seq != 1 {
+		t.Errorf("append on the new stream: seq %d, want 1", seq)
+	}
+	if seq, err := st.AppendWithin(ctx, time.Minute, "g", 1, txs[1]); err != nil || seq != 2 {
+		t.Errorf("append through the first store again: %d, %v; want 2", seq, err)
+	}
+}
