@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cairn-graph/cairn/internal/pace"
 	"github.com/cairn-graph/cairn/internal/wire"
 	"github.com/ipfs/go-cid"
 	"github.com/klauspost/compress/zstd"
@@ -88,6 +90,13 @@ type SnapshotConfig struct {
 	// (ErrSignature). Default nil: no signature checks. Get checks the
 	// payload's SHA-256 against the metadata either way.
 	Trust *Keyring
+	// Background paces the CPU work of snapshots: Put's compression here,
+	// and the encoding of read-model and aggregate snapshots by the actors
+	// (Snapshots.Pace), so that a snapshot of a big graph does not take
+	// the CPUs from commands and queries. Zero fields get
+	// pace.DefaultConfig's: one worker per two CPUs, each busy at most
+	// half the time.
+	Background pace.Config
 }
 
 // DefaultSnapshotConfig returns the defaults.
@@ -95,18 +104,26 @@ func DefaultSnapshotConfig() SnapshotConfig {
 	return SnapshotConfig{Bucket: DefaultObjectBucket, Replicas: 1, OpTimeout: 30 * time.Second}
 }
 
+// LevelRaw is the level of a kind stored without compression: each frame
+// is zstd raw blocks, which any zstd decoder reads (Get reads every level
+// alike). It costs a copy instead of a compression.
+const LevelRaw zstd.EncoderLevel = 0
+
 // DefaultSnapshotLevel returns the zstd level kind is compressed with when
-// SnapshotConfig.Levels does not say: zstd.SpeedFastest for KindReadModel
-// and KindAggregate, zstd.SpeedDefault for the others. Read models and
+// SnapshotConfig.Levels does not say: LevelRaw for KindReadModel and
+// KindAggregate, zstd.SpeedDefault for the others. Read models and
 // aggregate states (format 2) are packed arrays that zstd barely
 // compresses: 96 MB of a real read model compress 1.16× in 782 ms and
 // decompress in 215 ms at the default level, 1.28× in 343 ms and 73 ms at
 // the fastest with every block's literals entropy-coded (1.13×, 193 ms and
 // 42 ms without); a 1M-node aggregate state compresses 1.23× at the
-// default level in 629 ms of a Put.
+// default level in 629 ms of a Put. Under a write load that compression
+// was the largest background CPU cost (12 % of a mixed run's CPU at 1M
+// nodes and 3M edges, in bursts that held up queries), for a quarter of
+// the bytes: they are stored raw.
 func DefaultSnapshotLevel(kind SnapshotKind) zstd.EncoderLevel {
 	if kind == KindReadModel || kind == KindAggregate {
-		return zstd.SpeedFastest
+		return LevelRaw
 	}
 	return zstd.SpeedDefault
 }
@@ -117,6 +134,21 @@ func (c SnapshotConfig) level(kind SnapshotKind) zstd.EncoderLevel {
 		return l
 	}
 	return DefaultSnapshotLevel(kind)
+}
+
+// background returns c.Background with defaults for its zero fields.
+func (c SnapshotConfig) background() pace.Config {
+	b, d := c.Background, pace.DefaultConfig()
+	if b.Slots == 0 {
+		b.Slots = d.Slots
+	}
+	if b.Duty == 0 {
+		b.Duty = d.Duty
+	}
+	if b.Slice == 0 {
+		b.Slice = d.Slice
+	}
+	return b
 }
 
 // bucketName is what the Object Store accepts as a bucket name.
@@ -134,11 +166,14 @@ func (c SnapshotConfig) Validate() error {
 	if c.OpTimeout <= 0 {
 		errs = append(errs, errors.New("op timeout must be positive"))
 	}
+	if err := c.background().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("background: %w", err))
+	}
 	for _, kind := range slices.Sorted(maps.Keys(c.Levels)) {
 		if err := checkKind(kind); err != nil {
 			errs = append(errs, fmt.Errorf("levels: %w", err))
 		}
-		if l := c.Levels[kind]; l < zstd.SpeedFastest || l > zstd.SpeedBestCompression {
+		if l := c.Levels[kind]; l != LevelRaw && (l < zstd.SpeedFastest || l > zstd.SpeedBestCompression) {
 			errs = append(errs, fmt.Errorf("levels: %s: %d is not a zstd encoder level", kind, l))
 		}
 	}
@@ -168,6 +203,7 @@ type Snapshots struct {
 	// encs holds an encoder per level in use. EncodeAll only: safe for
 	// concurrent use.
 	encs map[zstd.EncoderLevel]*zstd.Encoder
+	pace *pace.Gate
 	dec  *zstd.Decoder // DecodeAll only: safe for concurrent use
 	// index finds one graph's snapshots without listing the bucket; nil
 	// for a reader that found no index bucket (see snapIndex).
@@ -321,8 +357,17 @@ func newSnapshots(ctx context.Context, js jetstream.JetStream, obj jetstream.Obj
 	if mp := js.Conn().MaxPayload(); mp > 0 && int64(chunk)+4096 > mp {
 		chunk = uint32(max(mp-4096, 64<<10))
 	}
-	return &Snapshots{obj: obj, nc: js.Conn(), cfg: cfg, stream: st, chunk: chunk, encs: encs, dec: dec}, nil
+	gate, err := pace.New(cfg.background())
+	if err != nil {
+		return nil, fmt.Errorf("snapshots: %w", err)
+	}
+	return &Snapshots{obj: obj, nc: js.Conn(), cfg: cfg, stream: st, chunk: chunk, encs: encs, dec: dec, pace: gate}, nil
 }
+
+// Pace returns the Gate that paces snapshot work (SnapshotConfig.Background):
+// Put's compression goes through it, and callers encode their snapshots
+// through it too, outside Put.
+func (s *Snapshots) Pace() *pace.Gate { return s.pace }
 
 // Objects returns the Object Store the snapshots live in (archives share it).
 func (s *Snapshots) Objects() jetstream.ObjectStore { return s.obj }
@@ -428,7 +473,7 @@ func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (Sn
 		}
 	}
 	// The frames are compressed in parallel while the first ones are sent.
-	c := s.compress(s.encs[s.cfg.level(info.Kind)], data)
+	c := s.compress(ctx, s.encs[s.cfg.level(info.Kind)], data) // nil at LevelRaw
 	defer c.stop()
 	chunk := s.chunk
 	switch len(c.frames) {
@@ -456,9 +501,10 @@ func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (Sn
 }
 
 // compressor compresses a payload into zstd frames of snapshotFrame raw
-// bytes on up to half the GOMAXPROCS goroutines (at least one), and reads
-// them out in order as soon as each is done. A snapshot is background
-// work: it leaves the other half of the CPUs to commands and queries.
+// bytes on up to half the GOMAXPROCS goroutines (at least one), paced by
+// the Snapshots' Gate, and reads them out in order as soon as each is
+// done. A snapshot is background work: it leaves the CPUs to commands and
+// queries.
 type compressor struct {
 	frames  [][]byte
 	done    []chan struct{} // closed when frames[i] is compressed
@@ -471,7 +517,7 @@ type compressor struct {
 
 // compress starts compressing data with enc. The caller reads the frames
 // and must call stop.
-func (s *Snapshots) compress(enc *zstd.Encoder, data []byte) *compressor {
+func (s *Snapshots) compress(ctx context.Context, enc *zstd.Encoder, data []byte) *compressor {
 	n := (len(data) + snapshotFrame - 1) / snapshotFrame
 	c := &compressor{frames: make([][]byte, n), done: make([]chan struct{}, n)}
 	for i := range c.done {
@@ -480,16 +526,50 @@ func (s *Snapshots) compress(enc *zstd.Encoder, data []byte) *compressor {
 	var job atomic.Int64
 	for range min(n, max(runtime.GOMAXPROCS(0)/2, 1)) {
 		c.wg.Go(func() {
+			// A frame that cannot wait for the gate (ctx ended) is left
+			// nil: Read then sends less than stored, and Put fails.
+			w, err := s.pace.Begin(ctx)
+			defer w.End()
 			for i := int(job.Add(1) - 1); i < n; i = int(job.Add(1) - 1) {
-				if !c.stopped.Load() {
+				if err == nil && !c.stopped.Load() {
 					raw := data[i*snapshotFrame : min((i+1)*snapshotFrame, len(data))]
-					c.frames[i] = enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
+					if enc == nil {
+						c.frames[i] = appendRawFrame(make([]byte, 0, rawFrameLen(len(raw))), raw)
+					} else {
+						c.frames[i] = enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
+					}
+					err = w.Step(ctx)
 				}
 				close(c.done[i])
 			}
 		})
 	}
 	return c
+}
+
+// rawFrameLen is the length of the raw frame of n > 0 bytes.
+func rawFrameLen(n int) int {
+	return 4 + 1 + 4 + n + 3*((n+zstdMaxBlock-1)/zstdMaxBlock)
+}
+
+// appendRawFrame appends raw (1 to 4 GiB - 1 bytes) as one zstd frame of
+// raw blocks: the magic number, a single-segment header with the 4-byte
+// content size, and blocks of up to zstdMaxBlock bytes, each behind its
+// 3-byte header (last-block bit, type 0 = raw, size).
+func appendRawFrame(dst, raw []byte) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, 0xFD2FB528)
+	dst = append(dst, 2<<6|1<<5) // content size in 4 bytes, single segment
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(raw)))
+	for len(raw) > 0 {
+		n := min(len(raw), zstdMaxBlock)
+		h := n << 3 // raw
+		if n == len(raw) {
+			h |= 1
+		}
+		dst = append(dst, byte(h), byte(h>>8), byte(h>>16))
+		dst, raw = append(dst, raw[:n]...), raw[n:]
+	}
+	return dst
 }
 
 // Read fills p with the next compressed bytes, waiting for their frame:
