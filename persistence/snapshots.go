@@ -367,7 +367,12 @@ func newSnapshots(ctx context.Context, js jetstream.JetStream, obj jetstream.Obj
 // Pace returns the Gate that paces snapshot work (SnapshotConfig.Background):
 // Put's compression goes through it, and callers encode their snapshots
 // through it too, outside Put.
-func (s *Snapshots) Pace() *pace.Gate { return s.pace }
+func (s *Snapshots) Pace() *pace.Gate {
+	if s == nil {
+		return nil
+	}
+	return s.pace
+}
 
 // Objects returns the Object Store the snapshots live in (archives share it).
 func (s *Snapshots) Objects() jetstream.ObjectStore { return s.obj }
