@@ -244,11 +244,13 @@ func Mixed(ctx context.Context, d Driver, cfg MixedConfig, live io.Writer) (*Sce
 	var point []float64
 	for _, o := range ops {
 		switch o.Op {
-		case QueryNode, QueryNeighbors:
-			res.Figures = append(res.Figures, goalFigure(o.Op+" query p99", o.P99MS, "ms", "< 1", o.P99MS < 1, ""))
+		// The goals of issue 11: point reads ≤ 2 ms, the rest ≤ 10 ms,
+		// under the write load.
+		case QueryNode, QueryNeighbors, QueryFind:
+			res.Figures = append(res.Figures, goalFigure(o.Op+" query p99", o.P99MS, "ms", "≤ 2", o.P99MS <= 2, ""))
 			point = append(point, o.P99MS)
-		case QueryKHop, QueryPath, QueryFind, QueryStats, QueryTop:
-			res.Figures = append(res.Figures, goalFigure(o.Op+" query p99", o.P99MS, "ms", "< 10", o.P99MS < 10, ""))
+		case QueryKHop, QueryPath, QueryStats, QueryTop:
+			res.Figures = append(res.Figures, goalFigure(o.Op+" query p99", o.P99MS, "ms", "≤ 10", o.P99MS <= 10, ""))
 		}
 	}
 	if !cfg.Baseline {
