@@ -477,19 +477,26 @@ func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (Sn
 			return info, fmt.Errorf("put snapshot %s: %w", name, err)
 		}
 	}
-	// The frames are compressed in parallel while the first ones are sent.
-	c := s.compress(ctx, s.encs[s.cfg.level(info.Kind)], data) // nil at LevelRaw
-	defer c.stop()
+	// The frames are compressed in parallel while the first ones are sent;
+	// at LevelRaw they are read out of data as they are.
+	var c *compressor
 	chunk := s.chunk
-	switch len(c.frames) {
-	case 0:
-		chunk = 1
-	case 1:
-		// The Object Store allocates a chunk before reading: no more than
-		// the one frame of a small snapshot.
-		<-c.done[0]
-		chunk = uint32(min(int(chunk), len(c.frames[0])))
+	if level := s.cfg.level(info.Kind); level == LevelRaw {
+		c = rawFrames(data)
+		chunk = uint32(max(min(int(chunk), c.size), 1))
+	} else {
+		c = s.compress(ctx, s.encs[level], data)
+		switch len(c.frames) {
+		case 0:
+			chunk = 1
+		case 1:
+			// The Object Store allocates a chunk before reading: no more
+			// than the one frame of a small snapshot.
+			<-c.done[0]
+			chunk = uint32(min(int(chunk), len(c.frames[0])))
+		}
 	}
+	defer c.stop()
 	oi, err := s.obj.Put(ctx, jetstream.ObjectMeta{
 		Name:     name,
 		Metadata: md,
@@ -515,6 +522,8 @@ type compressor struct {
 	done    []chan struct{} // closed when frames[i] is compressed
 	next    int             // the frame to read after cur
 	cur     []byte          // the unread rest of frame next-1
+	pieces  [][]byte        // raw frames: what to read after cur, not copied
+	size    int             // raw frames: their length in all
 	sent    int64           // bytes read out
 	stopped atomic.Bool
 	wg      sync.WaitGroup
@@ -538,11 +547,7 @@ func (s *Snapshots) compress(ctx context.Context, enc *zstd.Encoder, data []byte
 			for i := int(job.Add(1) - 1); i < n; i = int(job.Add(1) - 1) {
 				if err == nil && !c.stopped.Load() {
 					raw := data[i*snapshotFrame : min((i+1)*snapshotFrame, len(data))]
-					if enc == nil {
-						c.frames[i] = appendRawFrame(make([]byte, 0, rawFrameLen(len(raw))), raw)
-					} else {
-						c.frames[i] = enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
-					}
+					c.frames[i] = enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
 					err = w.Step(ctx)
 				}
 				close(c.done[i])
@@ -552,29 +557,36 @@ func (s *Snapshots) compress(ctx context.Context, enc *zstd.Encoder, data []byte
 	return c
 }
 
-// rawFrameLen is the length of the raw frame of n > 0 bytes.
-func rawFrameLen(n int) int {
-	return 4 + 1 + 4 + n + 3*((n+zstdMaxBlock-1)/zstdMaxBlock)
-}
-
-// appendRawFrame appends raw (1 to 4 GiB - 1 bytes) as one zstd frame of
-// raw blocks: the magic number, a single-segment header with the 4-byte
-// content size, and blocks of up to zstdMaxBlock bytes, each behind its
+// rawFrames returns a compressor that reads data out as zstd frames of
+// snapshotFrame bytes each made of raw blocks, without copying data: each
+// frame is the magic number, a single-segment header with the 4-byte
+// content size, then blocks of up to zstdMaxBlock bytes, each behind its
 // 3-byte header (last-block bit, type 0 = raw, size).
-func appendRawFrame(dst, raw []byte) []byte {
-	dst = binary.LittleEndian.AppendUint32(dst, 0xFD2FB528)
-	dst = append(dst, 2<<6|1<<5) // content size in 4 bytes, single segment
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(raw)))
-	for len(raw) > 0 {
-		n := min(len(raw), zstdMaxBlock)
-		h := n << 3 // raw
-		if n == len(raw) {
-			h |= 1
+func rawFrames(data []byte) *compressor {
+	frames := (len(data) + snapshotFrame - 1) / snapshotFrame
+	blocks := (len(data) + zstdMaxBlock - 1) / zstdMaxBlock
+	hdrs := make([]byte, 0, 9*frames+3*blocks)
+	c := &compressor{pieces: make([][]byte, 0, frames+2*blocks)}
+	for f := 0; f < len(data); f += snapshotFrame {
+		frame := data[f:min(f+snapshotFrame, len(data))]
+		at := len(hdrs)
+		hdrs = binary.LittleEndian.AppendUint32(hdrs, 0xFD2FB528)
+		hdrs = append(hdrs, 2<<6|1<<5) // content size in 4 bytes, single segment
+		hdrs = binary.LittleEndian.AppendUint32(hdrs, uint32(len(frame)))
+		c.pieces = append(c.pieces, hdrs[at:])
+		for b := 0; b < len(frame); b += zstdMaxBlock {
+			block := frame[b:min(b+zstdMaxBlock, len(frame))]
+			h := len(block) << 3 // raw
+			if b+len(block) == len(frame) {
+				h |= 1 // the last
+			}
+			at := len(hdrs)
+			hdrs = append(hdrs, byte(h), byte(h>>8), byte(h>>16))
+			c.pieces = append(c.pieces, hdrs[at:], block)
 		}
-		dst = append(dst, byte(h), byte(h>>8), byte(h>>16))
-		dst, raw = append(dst, raw[:n]...), raw[n:]
 	}
-	return dst
+	c.size = cap(hdrs) + len(data)
+	return c
 }
 
 // Read fills p with the next compressed bytes, waiting for their frame:
@@ -582,6 +594,10 @@ func appendRawFrame(dst, raw []byte) []byte {
 func (c *compressor) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
+		if len(c.cur) == 0 && len(c.pieces) > 0 {
+			c.cur, c.pieces = c.pieces[0], c.pieces[1:]
+			continue
+		}
 		if len(c.cur) == 0 {
 			if c.next == len(c.frames) {
 				break
