@@ -106,7 +106,8 @@ func DefaultSnapshotConfig() SnapshotConfig {
 
 // LevelRaw is the level of a kind stored without compression: each frame
 // is zstd raw blocks, which any zstd decoder reads (Get reads every level
-// alike). It costs a copy instead of a compression.
+// alike). Put sends the payload's own bytes between the frame and block
+// headers: no compression, no copy.
 const LevelRaw zstd.EncoderLevel = 0
 
 // DefaultSnapshotLevel returns the zstd level kind is compressed with when
@@ -117,10 +118,10 @@ const LevelRaw zstd.EncoderLevel = 0
 // decompress in 215 ms at the default level, 1.28× in 343 ms and 73 ms at
 // the fastest with every block's literals entropy-coded (1.13×, 193 ms and
 // 42 ms without); a 1M-node aggregate state compresses 1.23× at the
-// default level in 629 ms of a Put. Under a write load that compression
-// was the largest background CPU cost (12 % of a mixed run's CPU at 1M
-// nodes and 3M edges, in bursts that held up queries), for a quarter of
-// the bytes: they are stored raw.
+// default level in 629 ms of a Put. That compression was 12 % of the CPU
+// of a whole `cairn bench mixed` at 1M nodes and 3M edges (load and
+// measured phase), in bursts that held up queries, for a fifth of the
+// bytes: they are stored raw.
 func DefaultSnapshotLevel(kind SnapshotKind) zstd.EncoderLevel {
 	if kind == KindReadModel || kind == KindAggregate {
 		return LevelRaw
