@@ -69,6 +69,8 @@ type compaction struct {
 	dead          []uint64 // the removals it folds in
 	nAdded, nDead int      // the changes it folds in
 	out           [2]struct{ offs, ents packed.Uints }
+	// hurry ends the compaction's pacing: a caller waits for it.
+	hurry context.CancelFunc
 	// folded: Fold swapped its arrays in early; Finish then only does the
 	// bookkeeping (frees its dead edges, moves Delta on) at its own point.
 	folded bool
@@ -250,7 +252,7 @@ func (x *Index) Compact(nodes int) (freed []uint32) {
 // stays open: Finish frees its edges when the history says so.
 func (x *Index) Fold(nodes int) {
 	if j := x.job; j != nil && !j.folded {
-		<-j.done
+		j.wait()
 		for d := range x.dir {
 			r := &x.dir[d]
 			r.offs, r.ents, r.frozen = j.out[d].offs, j.out[d].ents, delta{}
@@ -301,17 +303,26 @@ func (x *Index) start(job *compaction, gate *pace.Gate) {
 	in := [2]rows{x.dir[0], x.dir[1]}
 	nodes := job.nodes
 	x.job = job
+	// Paced while nobody waits for it: once Finish or Fold does, ctx ends,
+	// and the compaction stops waiting for a slot or sleeping.
+	ctx, hurry := context.WithCancel(context.Background())
+	job.hurry = hurry
 	go func() {
 		defer close(job.done)
-		// Nothing cancels a compaction: Finish waits for it.
-		ctx := context.Background()
-		w, _ := gate.Begin(ctx)
+		defer hurry()
+		w, _ := gate.Begin(ctx) // nil (not paced) once hurried
 		defer w.End()
 		step := func() { _ = w.Step(ctx) }
 		for d := range in {
 			job.out[d].offs, job.out[d].ents = build(in[d], job.dead, nodes, step)
 		}
 	}()
+}
+
+// wait waits for the compaction, ending its pacing.
+func (j *compaction) wait() {
+	j.hurry()
+	<-j.done
 }
 
 // buildStride is how many rows build goes through between two steps.
@@ -387,7 +398,7 @@ func (x *Index) Finish() (freed []uint32) {
 		return nil
 	}
 	if !job.folded {
-		<-job.done
+		job.wait()
 		for d := range x.dir {
 			r := &x.dir[d]
 			r.offs, r.ents, r.frozen = job.out[d].offs, job.out[d].ents, delta{}
