@@ -484,6 +484,7 @@ func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (Sn
 	chunk := s.chunk
 	if level := s.cfg.level(info.Kind); level == LevelRaw {
 		c = rawFrames(data)
+		c.ctx, c.gate = ctx, s.pace
 		chunk = uint32(max(min(int(chunk), c.size), 1))
 	} else {
 		c = s.compress(ctx, s.encs[level], data)
@@ -519,13 +520,19 @@ func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (Sn
 // done. A snapshot is background work: it leaves the CPUs to commands and
 // queries.
 type compressor struct {
-	frames  [][]byte
-	done    []chan struct{} // closed when frames[i] is compressed
-	next    int             // the frame to read after cur
-	cur     []byte          // the unread rest of frame next-1
-	pieces  [][]byte        // raw frames: what to read after cur, not copied
-	size    int             // raw frames: their length in all
-	sent    int64           // bytes read out
+	frames [][]byte
+	done   []chan struct{} // closed when frames[i] is compressed
+	next   int             // the frame to read after cur
+	cur    []byte          // the unread rest of frame next-1
+	pieces [][]byte        // raw frames: what to read after cur, not copied
+	size   int             // raw frames: their length in all
+	// Raw frames: their reads (and so the Object Store's hashing and
+	// publishing of each chunk, and the server's storing of it) are paced
+	// by gate, from the first read until stop.
+	ctx     context.Context
+	gate    *pace.Gate
+	w       *pace.Worker
+	sent    int64 // bytes read out
 	stopped atomic.Bool
 	wg      sync.WaitGroup
 }
@@ -593,6 +600,17 @@ func rawFrames(data []byte) *compressor {
 // Read fills p with the next compressed bytes, waiting for their frame:
 // the Object Store makes a chunk of each read.
 func (c *compressor) Read(p []byte) (int, error) {
+	if c.gate != nil {
+		if c.w == nil {
+			w, err := c.gate.Begin(c.ctx)
+			if err != nil {
+				return 0, err
+			}
+			c.w = w
+		} else if err := c.w.Step(c.ctx); err != nil {
+			return 0, err
+		}
+	}
 	n := 0
 	for n < len(p) {
 		if len(c.cur) == 0 && len(c.pieces) > 0 {
@@ -622,6 +640,7 @@ func (c *compressor) Read(p []byte) (int, error) {
 func (c *compressor) stop() {
 	c.stopped.Store(true)
 	c.wg.Wait()
+	c.w.End()
 }
 
 // List returns the snapshots of kind for graph ("" for every graph), newest
