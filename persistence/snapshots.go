@@ -522,6 +522,7 @@ func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (Sn
 type compressor struct {
 	frames [][]byte
 	done   []chan struct{} // closed when frames[i] is compressed
+	errs   []error         // why frames[i] was not compressed (set before done[i] closes)
 	next   int             // the frame to read after cur
 	cur    []byte          // the unread rest of frame next-1
 	pieces [][]byte        // raw frames: what to read after cur, not copied
@@ -541,19 +542,22 @@ type compressor struct {
 // and must call stop.
 func (s *Snapshots) compress(ctx context.Context, enc *zstd.Encoder, data []byte) *compressor {
 	n := (len(data) + snapshotFrame - 1) / snapshotFrame
-	c := &compressor{frames: make([][]byte, n), done: make([]chan struct{}, n)}
+	c := &compressor{frames: make([][]byte, n), done: make([]chan struct{}, n), errs: make([]error, n)}
 	for i := range c.done {
 		c.done[i] = make(chan struct{})
 	}
 	var job atomic.Int64
 	for range min(n, max(runtime.GOMAXPROCS(0)/2, 1)) {
 		c.wg.Go(func() {
-			// A frame that cannot wait for the gate (ctx ended) is left
-			// nil: Read then sends less than stored, and Put fails.
+			// A frame that cannot wait for the gate (ctx ended) fails
+			// the read.
 			w, err := s.pace.Begin(ctx)
 			defer w.End()
 			for i := int(job.Add(1) - 1); i < n; i = int(job.Add(1) - 1) {
-				if err == nil && !c.stopped.Load() {
+				switch {
+				case err != nil:
+					c.errs[i] = err
+				case !c.stopped.Load():
 					raw := data[i*snapshotFrame : min((i+1)*snapshotFrame, len(data))]
 					c.frames[i] = enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
 					err = w.Step(ctx)
@@ -622,6 +626,9 @@ func (c *compressor) Read(p []byte) (int, error) {
 				break
 			}
 			<-c.done[c.next]
+			if err := c.errs[c.next]; err != nil {
+				return n, fmt.Errorf("compress frame %d: %w", c.next, err)
+			}
 			c.cur, c.frames[c.next] = c.frames[c.next], nil
 			c.next++
 			continue

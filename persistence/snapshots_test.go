@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cairn-graph/cairn/internal/natstest"
+	"github.com/cairn-graph/cairn/internal/pace"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
@@ -705,5 +706,40 @@ func TestSnapshotsListConcurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestSnapshotsPutIsPaced: Put sends a snapshot through the store's gate
+// (Pace): with its only slot held elsewhere, a Put of either level waits
+// for it, until its ctx ends; with the slot free it stores.
+func TestSnapshotsPutIsPaced(t *testing.T) {
+	ctx := testCtx(t)
+	srv := natstest.Start(t)
+	cfg := persistence.DefaultSnapshotConfig()
+	cfg.Background = pace.Config{Slots: 1, Duty: 0.5, Slice: time.Millisecond}
+	ss, err := persistence.OpenSnapshots(ctx, srv.JetStream(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := readModelLike(snapshotRand(t), 1<<20)
+	for _, kind := range []persistence.SnapshotKind{persistence.KindReadModel, persistence.KindManifest} { // raw, compressed
+		held, err := ss.Pace().Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		_, err = ss.Put(short, persistence.SnapshotInfo{Kind: kind, Graph: "g", Seq: 1}, data)
+		cancel()
+		held.End()
+		if err == nil {
+			t.Fatalf("%s: Put stored while the gate's only slot was held", kind)
+		}
+		info, err := ss.Put(ctx, persistence.SnapshotInfo{Kind: kind, Graph: "g", Seq: 2}, data)
+		if err != nil {
+			t.Fatalf("%s: Put with the slot free: %v", kind, err)
+		}
+		if got, err := ss.Get(ctx, info); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s: get: %v", kind, err)
+		}
 	}
 }
