@@ -697,7 +697,15 @@ func (g *graphGrain) snapshot() {
 	go func() {
 		defer g.kind.writes.Done()
 		defer close(w.done)
-		data, err := capture.Marshal(replies)
+		type encoded struct {
+			data []byte
+			err  error
+		}
+		e, err := encodePaced(g.base, g.cfg.Snapshots, func() encoded {
+			data, err := capture.Marshal(replies)
+			return encoded{data, err}
+		})
+		data, err := e.data, errors.Join(err, e.err)
 		if err != nil {
 			c.writeErrors.Add(1)
 			g.log.LogAttrs(context.Background(), slog.LevelWarn, "snapshot encoding failed", slog.Uint64("seq", info.Seq), slog.String("err", err.Error()))

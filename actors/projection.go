@@ -386,6 +386,10 @@ func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfi
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("projection config: %w", err)
 	}
+	if pc, ok := cfg.Snapshots.(Pacer); ok && cfg.ReadModel.Background == nil {
+		// The adjacency compactions are paced with the snapshots.
+		cfg.ReadModel.Background = pc.Pace()
+	}
 	p := &Projections{
 		cfg: cfg, log: cfg.Logger.With("component", "projections"), src: src, root: system.Root,
 		done: make(chan struct{}), closing: make(chan struct{}), stopped: map[string]*ProjectionStoppedError{},

@@ -16,6 +16,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/cairn-graph/cairn/api"
+	"github.com/cairn-graph/cairn/internal/pace"
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel"
 )
@@ -63,6 +64,33 @@ func spareBuffer(n int) []byte {
 		b[i] = 0
 	}
 	return b[:0]
+}
+
+// Pacer is a SnapshotStore that paces snapshot work
+// (persistence.Snapshots): what is encoded for it goes through its Gate.
+type Pacer interface {
+	Pace() *pace.Gate
+}
+
+// encodePaced runs encode (a snapshot's encoding) through the Gate of snaps
+// when it is a Pacer, then sleeps its share: so the encodings of big read
+// models and aggregates take one CPU at a time, and not all the time,
+// whatever else snapshots. It fails only when ctx ends before a slot is
+// free; a sleep that ctx cuts short leaves the encoding good.
+func encodePaced[T any](ctx context.Context, snaps SnapshotStore, encode func() T) (T, error) {
+	var gate *pace.Gate
+	if p, ok := snaps.(Pacer); ok {
+		gate = p.Pace()
+	}
+	w, err := gate.Begin(ctx)
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("wait to encode a snapshot: %w", err)
+	}
+	defer w.End()
+	v := encode()
+	_ = w.Step(ctx)
+	return v, nil
 }
 
 // prefixTimeout bounds a shard's read of a graph's archived prefix.
@@ -345,8 +373,12 @@ func (a *shardActor) snapshot(r *snapRound) {
 		var bufs map[string][]byte
 		for i := range todo {
 			t := &todo[i]
-			data := t.f.AppendSnapshot(t.buf)
+			data, err := encodePaced(r.ctx, snaps, func() []byte { return t.f.AppendSnapshot(t.buf) })
 			t.f = nil // let the capture's pages go before the next encodes
+			if err != nil {
+				part.err = errors.Join(part.err, fmt.Errorf("read-model snapshot of graph %s at seq %d: %w", t.info.Graph, t.info.Seq, err))
+				continue
+			}
 			info, err := snaps.Put(r.ctx, t.info, data)
 			// Put keeps no reference to the data once it returns.
 			if a.p.cfg.KeepSnapshotBuffers && cap(data) >= snapshotBufferMin {

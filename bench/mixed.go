@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime"
+	"runtime/trace"
 	"slices"
 	"sort"
 	"strconv"
@@ -116,6 +117,10 @@ type MixedConfig struct {
 	// Load is the loading phase's batch and in-flight (IngestConfig).
 	Batch, InFlight int
 	Prefix          string
+	// Trace, when set, receives a runtime execution trace of this
+	// process over the measured phase (runtime/trace): with the in-process
+	// driver it shows the engine's stalls (GC, snapshot work, scheduling).
+	Trace io.Writer
 }
 
 func (c *MixedConfig) setDefaults() {
@@ -207,6 +212,11 @@ func Mixed(ctx context.Context, d Driver, cfg MixedConfig, live io.Writer) (*Sce
 	runtime.GC() // the load's garbage is not the measured phase's
 	res.Started = time.Now()
 	res.MemorySource = memorySource(d)
+	if cfg.Trace != nil {
+		if err := trace.Start(cfg.Trace); err != nil {
+			return nil, fmt.Errorf("mixed: trace: %w", err)
+		}
+	}
 	m := StartMeter(live, "mixed", d.Memory)
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
@@ -216,6 +226,9 @@ func Mixed(ctx context.Context, d Driver, cfg MixedConfig, live io.Writer) (*Sce
 	wg.Go(func() { writeErr = mixedWrites(runCtx, d, m.Recorder, cfg, graphs, &written) })
 	wg.Go(func() { mixedQueries(runCtx, d, m.Recorder, cfg, graphs) })
 	wg.Wait()
+	if cfg.Trace != nil {
+		trace.Stop()
+	}
 	ops := res.measured(m)
 	if writeErr != nil {
 		return res, fmt.Errorf("mixed: %w", writeErr)
@@ -231,11 +244,13 @@ func Mixed(ctx context.Context, d Driver, cfg MixedConfig, live io.Writer) (*Sce
 	var point []float64
 	for _, o := range ops {
 		switch o.Op {
-		case QueryNode, QueryNeighbors:
-			res.Figures = append(res.Figures, goalFigure(o.Op+" query p99", o.P99MS, "ms", "< 1", o.P99MS < 1, ""))
+		// The goals of issue 11: point reads ≤ 2 ms, the rest ≤ 10 ms,
+		// under the write load.
+		case QueryNode, QueryNeighbors, QueryFind:
+			res.Figures = append(res.Figures, goalFigure(o.Op+" query p99", o.P99MS, "ms", "≤ 2", o.P99MS <= 2, ""))
 			point = append(point, o.P99MS)
-		case QueryKHop, QueryPath, QueryFind, QueryStats, QueryTop:
-			res.Figures = append(res.Figures, goalFigure(o.Op+" query p99", o.P99MS, "ms", "< 10", o.P99MS < 10, ""))
+		case QueryKHop, QueryPath, QueryStats, QueryTop:
+			res.Figures = append(res.Figures, goalFigure(o.Op+" query p99", o.P99MS, "ms", "≤ 10", o.P99MS <= 10, ""))
 		}
 	}
 	if !cfg.Baseline {

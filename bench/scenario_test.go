@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"runtime/debug"
+	"runtime/trace"
 	"strings"
 	"testing"
 	"time"
@@ -146,12 +147,17 @@ func TestMixed(t *testing.T) {
 		queryRate float64
 	}{{"open-loop queries", 400}, {"closed-loop queries", 0}} {
 		t.Run(tc.name, func(t *testing.T) {
+			var tr bytes.Buffer
 			res, err := bench.Mixed(context.Background(), bench.InProcess(eng), bench.MixedConfig{
 				Workload: w, WriteRate: 2000, WriteBatch: 5, QueryRate: tc.queryRate, QueryWorkers: 2,
-				Duration: time.Second, Baseline: true,
+				Duration: time.Second, Baseline: true, Trace: &tr,
 			}, nil)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The measured phase's execution trace, and no trace after it.
+			if !bytes.HasPrefix(tr.Bytes(), []byte("go 1.")) || tr.Len() < 1000 || trace.IsEnabled() {
+				t.Errorf("trace: %d bytes starting %q, tracing still on: %v", tr.Len(), tr.Bytes()[:min(tr.Len(), 16)], trace.IsEnabled())
 			}
 			kinds := map[string]bool{}
 			for _, o := range res.Ops {

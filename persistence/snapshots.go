@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cairn-graph/cairn/internal/pace"
 	"github.com/cairn-graph/cairn/internal/wire"
 	"github.com/ipfs/go-cid"
 	"github.com/klauspost/compress/zstd"
@@ -93,6 +95,13 @@ type SnapshotConfig struct {
 	// on the engine's own disk, for a restart to read before NATS is back
 	// (see LocalSnapshots). Default nil: none.
 	Local *LocalSnapshots
+	// Background paces the CPU work of snapshots: Put's compression here,
+	// and the encoding of read-model and aggregate snapshots by the actors
+	// (Snapshots.Pace), so that a snapshot of a big graph does not take
+	// the CPUs from commands and queries. Zero fields get
+	// pace.DefaultConfig's: one worker per two CPUs, each busy at most
+	// half the time.
+	Background pace.Config
 }
 
 // DefaultSnapshotConfig returns the defaults.
@@ -100,18 +109,27 @@ func DefaultSnapshotConfig() SnapshotConfig {
 	return SnapshotConfig{Bucket: DefaultObjectBucket, Replicas: 1, OpTimeout: 30 * time.Second}
 }
 
+// LevelRaw is the level of a kind stored without compression: each frame
+// is zstd raw blocks, which any zstd decoder reads (Get reads every level
+// alike). Put sends the payload's own bytes between the frame and block
+// headers: no compression, no copy.
+const LevelRaw zstd.EncoderLevel = 0
+
 // DefaultSnapshotLevel returns the zstd level kind is compressed with when
-// SnapshotConfig.Levels does not say: zstd.SpeedFastest for KindReadModel
-// and KindAggregate, zstd.SpeedDefault for the others. Read models and
+// SnapshotConfig.Levels does not say: LevelRaw for KindReadModel and
+// KindAggregate, zstd.SpeedDefault for the others. Read models and
 // aggregate states (format 2) are packed arrays that zstd barely
 // compresses: 96 MB of a real read model compress 1.16× in 782 ms and
 // decompress in 215 ms at the default level, 1.28× in 343 ms and 73 ms at
 // the fastest with every block's literals entropy-coded (1.13×, 193 ms and
 // 42 ms without); a 1M-node aggregate state compresses 1.23× at the
-// default level in 629 ms of a Put.
+// default level in 629 ms of a Put. That compression was 12 % of the CPU
+// of a whole `cairn bench mixed` at 1M nodes and 3M edges (load and
+// measured phase), in bursts that held up queries, for a fifth of the
+// bytes: they are stored raw.
 func DefaultSnapshotLevel(kind SnapshotKind) zstd.EncoderLevel {
 	if kind == KindReadModel || kind == KindAggregate {
-		return zstd.SpeedFastest
+		return LevelRaw
 	}
 	return zstd.SpeedDefault
 }
@@ -122,6 +140,21 @@ func (c SnapshotConfig) level(kind SnapshotKind) zstd.EncoderLevel {
 		return l
 	}
 	return DefaultSnapshotLevel(kind)
+}
+
+// background returns c.Background with defaults for its zero fields.
+func (c SnapshotConfig) background() pace.Config {
+	b, d := c.Background, pace.DefaultConfig()
+	if b.Slots == 0 {
+		b.Slots = d.Slots
+	}
+	if b.Duty == 0 {
+		b.Duty = d.Duty
+	}
+	if b.Slice == 0 {
+		b.Slice = d.Slice
+	}
+	return b
 }
 
 // bucketName is what the Object Store accepts as a bucket name.
@@ -139,11 +172,14 @@ func (c SnapshotConfig) Validate() error {
 	if c.OpTimeout <= 0 {
 		errs = append(errs, errors.New("op timeout must be positive"))
 	}
+	if err := c.background().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("background: %w", err))
+	}
 	for _, kind := range slices.Sorted(maps.Keys(c.Levels)) {
 		if err := checkKind(kind); err != nil {
 			errs = append(errs, fmt.Errorf("levels: %w", err))
 		}
-		if l := c.Levels[kind]; l < zstd.SpeedFastest || l > zstd.SpeedBestCompression {
+		if l := c.Levels[kind]; l != LevelRaw && (l < zstd.SpeedFastest || l > zstd.SpeedBestCompression) {
 			errs = append(errs, fmt.Errorf("levels: %s: %d is not a zstd encoder level", kind, l))
 		}
 	}
@@ -173,6 +209,7 @@ type Snapshots struct {
 	// encs holds an encoder per level in use. EncodeAll only: safe for
 	// concurrent use.
 	encs map[zstd.EncoderLevel]*zstd.Encoder
+	pace *pace.Gate
 	dec  *zstd.Decoder // DecodeAll only: safe for concurrent use
 	// index finds one graph's snapshots without listing the bucket; nil
 	// for a reader that found no index bucket (see snapIndex).
@@ -326,7 +363,21 @@ func newSnapshots(ctx context.Context, js jetstream.JetStream, obj jetstream.Obj
 	if mp := js.Conn().MaxPayload(); mp > 0 && int64(chunk)+4096 > mp {
 		chunk = uint32(max(mp-4096, 64<<10))
 	}
-	return &Snapshots{obj: obj, nc: js.Conn(), cfg: cfg, stream: st, chunk: chunk, encs: encs, dec: dec}, nil
+	gate, err := pace.New(cfg.background())
+	if err != nil {
+		return nil, fmt.Errorf("snapshots: %w", err)
+	}
+	return &Snapshots{obj: obj, nc: js.Conn(), cfg: cfg, stream: st, chunk: chunk, encs: encs, dec: dec, pace: gate}, nil
+}
+
+// Pace returns the Gate that paces snapshot work (SnapshotConfig.Background):
+// Put's compression goes through it, and callers encode their snapshots
+// through it too, outside Put.
+func (s *Snapshots) Pace() *pace.Gate {
+	if s == nil {
+		return nil
+	}
+	return s.pace
 }
 
 // Objects returns the Object Store the snapshots live in (archives share it).
@@ -432,19 +483,27 @@ func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (Sn
 			return info, fmt.Errorf("put snapshot %s: %w", name, err)
 		}
 	}
-	// The frames are compressed in parallel while the first ones are sent.
-	c := s.compress(s.encs[s.cfg.level(info.Kind)], data)
-	defer c.stop()
+	// The frames are compressed in parallel while the first ones are sent;
+	// at LevelRaw they are read out of data as they are.
+	var c *compressor
 	chunk := s.chunk
-	switch len(c.frames) {
-	case 0:
-		chunk = 1
-	case 1:
-		// The Object Store allocates a chunk before reading: no more than
-		// the one frame of a small snapshot.
-		<-c.done[0]
-		chunk = uint32(min(int(chunk), len(c.frames[0])))
+	if level := s.cfg.level(info.Kind); level == LevelRaw {
+		c = rawFrames(data)
+		c.ctx, c.gate = ctx, s.pace
+		chunk = uint32(max(min(int(chunk), c.size), 1))
+	} else {
+		c = s.compress(ctx, s.encs[level], data)
+		switch len(c.frames) {
+		case 0:
+			chunk = 1
+		case 1:
+			// The Object Store allocates a chunk before reading: no more
+			// than the one frame of a small snapshot.
+			<-c.done[0]
+			chunk = uint32(min(int(chunk), len(c.frames[0])))
+		}
 	}
+	defer c.stop()
 	oi, err := s.obj.Put(ctx, jetstream.ObjectMeta{
 		Name:     name,
 		Metadata: md,
@@ -466,34 +525,52 @@ func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (Sn
 }
 
 // compressor compresses a payload into zstd frames of snapshotFrame raw
-// bytes on up to half the GOMAXPROCS goroutines (at least one), and reads
-// them out in order as soon as each is done. A snapshot is background
-// work: it leaves the other half of the CPUs to commands and queries.
+// bytes on up to half the GOMAXPROCS goroutines (at least one), paced by
+// the Snapshots' Gate, and reads them out in order as soon as each is
+// done. A snapshot is background work: it leaves the CPUs to commands and
+// queries.
 type compressor struct {
-	frames  [][]byte
-	done    []chan struct{} // closed when frames[i] is compressed
-	next    int             // the frame to read after cur
-	cur     []byte          // the unread rest of frame next-1
-	sent    int64           // bytes read out
+	frames [][]byte
+	done   []chan struct{} // closed when frames[i] is compressed
+	errs   []error         // why frames[i] was not compressed (set before done[i] closes)
+	next   int             // the frame to read after cur
+	cur    []byte          // the unread rest of frame next-1
+	pieces [][]byte        // raw frames: what to read after cur, not copied
+	size   int             // raw frames: their length in all
+	// Raw frames: their reads (and so the Object Store's hashing and
+	// publishing of each chunk, and the server's storing of it) are paced
+	// by gate, from the first read until stop.
+	ctx     context.Context
+	gate    *pace.Gate
+	w       *pace.Worker
+	sent    int64 // bytes read out
 	stopped atomic.Bool
 	wg      sync.WaitGroup
 }
 
 // compress starts compressing data with enc. The caller reads the frames
 // and must call stop.
-func (s *Snapshots) compress(enc *zstd.Encoder, data []byte) *compressor {
+func (s *Snapshots) compress(ctx context.Context, enc *zstd.Encoder, data []byte) *compressor {
 	n := (len(data) + snapshotFrame - 1) / snapshotFrame
-	c := &compressor{frames: make([][]byte, n), done: make([]chan struct{}, n)}
+	c := &compressor{frames: make([][]byte, n), done: make([]chan struct{}, n), errs: make([]error, n)}
 	for i := range c.done {
 		c.done[i] = make(chan struct{})
 	}
 	var job atomic.Int64
 	for range min(n, max(runtime.GOMAXPROCS(0)/2, 1)) {
 		c.wg.Go(func() {
+			// A frame that cannot wait for the gate (ctx ended) fails
+			// the read.
+			w, err := s.pace.Begin(ctx)
+			defer w.End()
 			for i := int(job.Add(1) - 1); i < n; i = int(job.Add(1) - 1) {
-				if !c.stopped.Load() {
+				switch {
+				case err != nil:
+					c.errs[i] = err
+				case !c.stopped.Load():
 					raw := data[i*snapshotFrame : min((i+1)*snapshotFrame, len(data))]
 					c.frames[i] = enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
+					err = w.Step(ctx)
 				}
 				close(c.done[i])
 			}
@@ -502,16 +579,66 @@ func (s *Snapshots) compress(enc *zstd.Encoder, data []byte) *compressor {
 	return c
 }
 
+// rawFrames returns a compressor that reads data out as zstd frames of
+// snapshotFrame bytes each made of raw blocks, without copying data: each
+// frame is the magic number, a single-segment header with the 4-byte
+// content size, then blocks of up to zstdMaxBlock bytes, each behind its
+// 3-byte header (last-block bit, type 0 = raw, size).
+func rawFrames(data []byte) *compressor {
+	frames := (len(data) + snapshotFrame - 1) / snapshotFrame
+	blocks := (len(data) + zstdMaxBlock - 1) / zstdMaxBlock
+	hdrs := make([]byte, 0, 9*frames+3*blocks)
+	c := &compressor{pieces: make([][]byte, 0, frames+2*blocks)}
+	for f := 0; f < len(data); f += snapshotFrame {
+		frame := data[f:min(f+snapshotFrame, len(data))]
+		at := len(hdrs)
+		hdrs = binary.LittleEndian.AppendUint32(hdrs, 0xFD2FB528)
+		hdrs = append(hdrs, 2<<6|1<<5) // content size in 4 bytes, single segment
+		hdrs = binary.LittleEndian.AppendUint32(hdrs, uint32(len(frame)))
+		c.pieces = append(c.pieces, hdrs[at:])
+		for b := 0; b < len(frame); b += zstdMaxBlock {
+			block := frame[b:min(b+zstdMaxBlock, len(frame))]
+			h := len(block) << 3 // raw
+			if b+len(block) == len(frame) {
+				h |= 1 // the last
+			}
+			at := len(hdrs)
+			hdrs = append(hdrs, byte(h), byte(h>>8), byte(h>>16))
+			c.pieces = append(c.pieces, hdrs[at:], block)
+		}
+	}
+	c.size = cap(hdrs) + len(data)
+	return c
+}
+
 // Read fills p with the next compressed bytes, waiting for their frame:
 // the Object Store makes a chunk of each read.
 func (c *compressor) Read(p []byte) (int, error) {
+	if c.gate != nil {
+		if c.w == nil {
+			w, err := c.gate.Begin(c.ctx)
+			if err != nil {
+				return 0, err
+			}
+			c.w = w
+		} else if err := c.w.Step(c.ctx); err != nil {
+			return 0, err
+		}
+	}
 	n := 0
 	for n < len(p) {
+		if len(c.cur) == 0 && len(c.pieces) > 0 {
+			c.cur, c.pieces = c.pieces[0], c.pieces[1:]
+			continue
+		}
 		if len(c.cur) == 0 {
 			if c.next == len(c.frames) {
 				break
 			}
 			<-c.done[c.next]
+			if err := c.errs[c.next]; err != nil {
+				return n, fmt.Errorf("compress frame %d: %w", c.next, err)
+			}
 			c.cur, c.frames[c.next] = c.frames[c.next], nil
 			c.next++
 			continue
@@ -530,6 +657,7 @@ func (c *compressor) Read(p []byte) (int, error) {
 func (c *compressor) stop() {
 	c.stopped.Store(true)
 	c.wg.Wait()
+	c.w.End()
 }
 
 // List returns the snapshots of kind for graph ("" for every graph), newest

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cairn-graph/cairn/internal/natstest"
+	"github.com/cairn-graph/cairn/internal/pace"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
@@ -137,8 +138,8 @@ func TestSnapshotConfigValidate(t *testing.T) {
 		{"level of an archive", func(c *persistence.SnapshotConfig) {
 			c.Levels = map[persistence.SnapshotKind]zstd.EncoderLevel{"archive": zstd.SpeedFastest}
 		}},
-		{"level 0", func(c *persistence.SnapshotConfig) {
-			c.Levels = map[persistence.SnapshotKind]zstd.EncoderLevel{persistence.KindReadModel: 0}
+		{"level -1", func(c *persistence.SnapshotConfig) {
+			c.Levels = map[persistence.SnapshotKind]zstd.EncoderLevel{persistence.KindReadModel: -1}
 		}},
 		{"level 9", func(c *persistence.SnapshotConfig) {
 			c.Levels = map[persistence.SnapshotKind]zstd.EncoderLevel{persistence.KindAggregate: 9}
@@ -165,6 +166,7 @@ func TestSnapshotsRoundTrip(t *testing.T) {
 		[]byte("a small snapshot"),
 		readModelLike(r, 100_000),
 		readModelLike(r, 8<<20+12345), // three frames
+		readModelLike(r, 4<<20),       // one frame of whole blocks
 		// Few 4-byte repeats: the fastest level stored it raw until its
 		// literals were entropy-coded whatever the matches.
 		readModelLike(rand.New(rand.NewPCG(1796602190879989529, 1796602190879989529^0x9e3779b97f4a7c15)), 100_000),
@@ -182,8 +184,10 @@ func TestSnapshotsRoundTrip(t *testing.T) {
 		if info.Size != int64(len(data)) || info.Created.IsZero() || (len(data) > 0 && info.Stored == 0) {
 			t.Errorf("put info %+v", info)
 		}
-		if len(data) > 1000 && info.Stored >= info.Size {
-			t.Errorf("%d bytes stored as %d: not compressed", info.Size, info.Stored)
+		// Stored raw (LevelRaw): a 9-byte header per frame of 4 MiB and a
+		// 3-byte one per block of 128 KiB.
+		if frames, blocks := (len(data)+4<<20-1)/(4<<20), (len(data)+128<<10-1)/(128<<10); info.Stored != int64(len(data)+9*frames+3*blocks) {
+			t.Errorf("%d bytes stored as %d, want raw frames of %d", info.Size, info.Stored, len(data)+9*frames+3*blocks)
 		}
 		before := ss.Stats()
 		got, err := ss.Get(ctx, info)
@@ -234,8 +238,8 @@ func TestSnapshotsRoundTrip(t *testing.T) {
 	}
 }
 
-// TestSnapshotsLevels: read models and aggregates are compressed at
-// SpeedFastest unless the config says otherwise, and Get reads a snapshot
+// TestSnapshotsLevels: read models and aggregates are stored raw
+// (LevelRaw) unless the config says otherwise, and Get reads a snapshot
 // whatever level wrote it.
 func TestSnapshotsLevels(t *testing.T) {
 	ctx := testCtx(t)
@@ -253,8 +257,8 @@ func TestSnapshotsLevels(t *testing.T) {
 	best := open(map[persistence.SnapshotKind]zstd.EncoderLevel{
 		persistence.KindReadModel: zstd.SpeedBestCompression, persistence.KindAggregate: zstd.SpeedDefault,
 	})
-	if persistence.DefaultSnapshotLevel(persistence.KindReadModel) != zstd.SpeedFastest ||
-		persistence.DefaultSnapshotLevel(persistence.KindAggregate) != zstd.SpeedFastest {
+	if persistence.DefaultSnapshotLevel(persistence.KindReadModel) != persistence.LevelRaw ||
+		persistence.DefaultSnapshotLevel(persistence.KindAggregate) != persistence.LevelRaw {
 		t.Fatal("default levels changed")
 	}
 	data := readModelLike(snapshotRand(t), 1<<20)
@@ -276,11 +280,17 @@ func TestSnapshotsLevels(t *testing.T) {
 			}
 		}
 	}
-	// Each object is the one frame its configured level writes, literals
-	// entropy-coded (sizes on random data do not order the levels
-	// reliably; the bytes do).
+	// Stored raw: the data, a 9-byte frame header and a 3-byte header per
+	// block of 128 KiB.
+	for _, name := range []string{"default/readmodel", "default/aggregate"} {
+		if want := int64(len(data) + 9 + 3*((len(data)+128<<10-1)/(128<<10))); stored[name] != want {
+			t.Errorf("%s: stored %d bytes, raw blocks are %d", name, stored[name], want)
+		}
+	}
+	// Compressed: each object is the one frame its configured level
+	// writes, literals entropy-coded (sizes on random data do not order
+	// the levels reliably; the bytes do).
 	for name, level := range map[string]zstd.EncoderLevel{
-		"default/readmodel": zstd.SpeedFastest, "default/aggregate": zstd.SpeedFastest,
 		"best/readmodel": zstd.SpeedBestCompression, "best/aggregate": zstd.SpeedDefault,
 	} {
 		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithAllLitEntropyCompression(true))
@@ -696,5 +706,40 @@ func TestSnapshotsListConcurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestSnapshotsPutIsPaced: Put sends a snapshot through the store's gate
+// (Pace): with its only slot held elsewhere, a Put of either level waits
+// for it, until its ctx ends; with the slot free it stores.
+func TestSnapshotsPutIsPaced(t *testing.T) {
+	ctx := testCtx(t)
+	srv := natstest.Start(t)
+	cfg := persistence.DefaultSnapshotConfig()
+	cfg.Background = pace.Config{Slots: 1, Duty: 0.5, Slice: time.Millisecond}
+	ss, err := persistence.OpenSnapshots(ctx, srv.JetStream(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := readModelLike(snapshotRand(t), 1<<20)
+	for _, kind := range []persistence.SnapshotKind{persistence.KindReadModel, persistence.KindManifest} { // raw, compressed
+		held, err := ss.Pace().Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		_, err = ss.Put(short, persistence.SnapshotInfo{Kind: kind, Graph: "g", Seq: 1}, data)
+		cancel()
+		held.End()
+		if err == nil {
+			t.Fatalf("%s: Put stored while the gate's only slot was held", kind)
+		}
+		info, err := ss.Put(ctx, persistence.SnapshotInfo{Kind: kind, Graph: "g", Seq: 2}, data)
+		if err != nil {
+			t.Fatalf("%s: Put with the slot free: %v", kind, err)
+		}
+		if got, err := ss.Get(ctx, info); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s: get: %v", kind, err)
+		}
 	}
 }

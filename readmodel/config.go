@@ -3,6 +3,8 @@ package readmodel
 import (
 	"errors"
 	"fmt"
+
+	"github.com/cairn-graph/cairn/internal/pace"
 )
 
 // MaxLimit is the largest page a query may ask for.
@@ -22,6 +24,10 @@ type Config struct {
 	// BloomFalsePositive is the target false-positive rate of the bloom
 	// filter in front of component (type, value) lookups. Default 0.01.
 	BloomFalsePositive float64
+	// Background paces the adjacency compactions' background work (an
+	// O(nodes + edges) rebuild; see internal/pace). Default nil: not
+	// paced. The projections set it to their snapshot store's gate.
+	Background *pace.Gate
 }
 
 // DefaultConfig returns the defaults documented on Config.

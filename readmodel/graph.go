@@ -178,7 +178,7 @@ func (g *Graph) applyAll(seq uint64, events []*cairnv1.Event) error {
 	case g.adj.Compacting() && d >= threshold/4:
 		g.finishCompaction(g.adj.Finish())
 	case !g.adj.Compacting() && d > threshold:
-		g.adj.Begin(g.nodes.Cap())
+		g.adj.BeginPaced(g.nodes.Cap(), g.cfg.Background)
 	}
 	return nil
 }

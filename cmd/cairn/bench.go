@@ -232,6 +232,9 @@ Output:
   --cpuprofile FILE     write a CPU profile of the whole run (go tool pprof)
   --memprofile FILE     write a profile of what the whole run allocated
                         (go tool pprof -sample_index=alloc_space)
+  --trace FILE          mixed: write a runtime execution trace of the
+                        measured phase, of this process (go tool trace;
+                        -pprof=sched shows where goroutines waited for a CPU)
 `
 
 type benchFlags struct {
@@ -254,6 +257,7 @@ type benchFlags struct {
 	quiet, json, quick   bool
 	cpuProfile           string
 	memProfile           string
+	trace                string
 	binary               string
 	pgBin                string
 	noDurable            bool
@@ -309,6 +313,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.StringVar(&f.binary, "binary", "", "recovery: the cairn `executable` to start (default: this program)")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `file`")
 	fs.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile of the run to `file`")
+	fs.StringVar(&f.trace, "trace", "", "mixed: write an execution trace of the measured phase to `file`")
 	fs.StringVar(&f.pgBin, "pg-bin", "", "peer: PostgreSQL's binaries `dir`")
 	fs.BoolVar(&f.noDurable, "no-durable", false, "peer: skip the durable writes")
 	fs.BoolVar(&f.sign, "sign", false, "the in-process engine signs and checks signatures")
@@ -560,9 +565,18 @@ func (f *benchFlags) scenarios(scenario string, mix bench.QueryMix) []benchRun {
 		}}
 	}
 	mixed := func(w bench.Workload, dur time.Duration) benchRun {
-		return benchRun{"mixed", func(ctx context.Context, d bench.Driver, live io.Writer) (*bench.ScenarioResult, error) {
-			return bench.Mixed(ctx, d, bench.MixedConfig{Workload: w, Graphs: f.graphs, WriteRate: f.writeRate, WriteBatch: f.writeBatch,
-				QueryRate: f.queryRate, QueryWorkers: f.queryWorkers, Mix: mix, Duration: dur, Baseline: baseline, Batch: f.batch, InFlight: f.infl}, live)
+		return benchRun{"mixed", func(ctx context.Context, d bench.Driver, live io.Writer) (res *bench.ScenarioResult, err error) {
+			cfg := bench.MixedConfig{Workload: w, Graphs: f.graphs, WriteRate: f.writeRate, WriteBatch: f.writeBatch,
+				QueryRate: f.queryRate, QueryWorkers: f.queryWorkers, Mix: mix, Duration: dur, Baseline: baseline, Batch: f.batch, InFlight: f.infl}
+			if f.trace != "" {
+				tf, err := os.Create(f.trace)
+				if err != nil {
+					return nil, fmt.Errorf("mixed: --trace: %w", err)
+				}
+				defer func() { err = errors.Join(err, tf.Close()) }()
+				cfg.Trace = tf
+			}
+			return bench.Mixed(ctx, d, cfg, live)
 		}}
 	}
 	recovery := func(w bench.Workload) benchRun {

@@ -25,11 +25,13 @@
 package adjacency
 
 import (
+	"context"
 	"fmt"
 	"math/bits"
 	"slices"
 	"sort"
 
+	"github.com/cairn-graph/cairn/internal/pace"
 	"github.com/cairn-graph/cairn/internal/packed"
 	"github.com/cairn-graph/cairn/internal/wire"
 )
@@ -67,6 +69,8 @@ type compaction struct {
 	dead          []uint64 // the removals it folds in
 	nAdded, nDead int      // the changes it folds in
 	out           [2]struct{ offs, ents packed.Uints }
+	// hurry ends the compaction's pacing: a caller waits for it.
+	hurry context.CancelFunc
 	// folded: Fold swapped its arrays in early; Finish then only does the
 	// bookkeeping (frees its dead edges, moves Delta on) at its own point.
 	folded bool
@@ -248,7 +252,7 @@ func (x *Index) Compact(nodes int) (freed []uint32) {
 // stays open: Finish frees its edges when the history says so.
 func (x *Index) Fold(nodes int) {
 	if j := x.job; j != nil && !j.folded {
-		<-j.done
+		j.wait()
 		for d := range x.dir {
 			r := &x.dir[d]
 			r.offs, r.ents, r.frozen = j.out[d].offs, j.out[d].ents, delta{}
@@ -268,14 +272,19 @@ func (x *Index) Fold(nodes int) {
 			continue
 		}
 		r.frozen = r.added
-		r.offs, r.ents = build(*r, x.dead, nodes)
+		r.offs, r.ents = build(*r, x.dead, nodes, func() {})
 		r.frozen, r.added = delta{}, delta{}
 	}
 }
 
 // Begin starts a compaction of the delta so far for nodes [0, nodes) on
 // another goroutine; it does nothing when one runs already.
-func (x *Index) Begin(nodes int) {
+func (x *Index) Begin(nodes int) { x.BeginPaced(nodes, nil) }
+
+// BeginPaced is Begin with the compaction's work paced by gate (nil: not
+// paced): it is O(nodes + edges) of background CPU that would otherwise
+// take a CPU from queries for as long as it runs.
+func (x *Index) BeginPaced(nodes int, gate *pace.Gate) {
 	if x.job != nil {
 		return
 	}
@@ -284,30 +293,51 @@ func (x *Index) Begin(nodes int) {
 		r := &x.dir[d]
 		r.frozen, r.added = r.added, delta{}
 	}
-	x.start(job)
+	x.start(job, gate)
 }
 
 // start runs job on another goroutine over the arrays and frozen delta the
-// index holds now, which nobody changes until Finish.
-func (x *Index) start(job *compaction) {
+// index holds now, which nobody changes until Finish; paced by gate when
+// not nil.
+func (x *Index) start(job *compaction, gate *pace.Gate) {
 	in := [2]rows{x.dir[0], x.dir[1]}
 	nodes := job.nodes
 	x.job = job
+	// Paced while nobody waits for it: once Finish or Fold does, ctx ends,
+	// and the compaction stops waiting for a slot or sleeping.
+	ctx, hurry := context.WithCancel(context.Background())
+	job.hurry = hurry
 	go func() {
 		defer close(job.done)
+		defer hurry()
+		w, _ := gate.Begin(ctx) // nil (not paced) once hurried
+		defer w.End()
+		step := func() { _ = w.Step(ctx) }
 		for d := range in {
-			job.out[d].offs, job.out[d].ents = build(in[d], job.dead, nodes)
+			job.out[d].offs, job.out[d].ents = build(in[d], job.dead, nodes, step)
 		}
 	}()
 }
 
+// wait waits for the compaction, ending its pacing.
+func (j *compaction) wait() {
+	j.hurry()
+	<-j.done
+}
+
+// buildStride is how many rows build goes through between two steps.
+const buildStride = 1 << 14
+
 // build returns the CSR arrays of r's rows and frozen delta without the
-// edges in dead.
-func build(r rows, dead []uint64, nodes int) (packed.Uints, packed.Uints) {
+// edges in dead, calling step every buildStride rows of each pass.
+func build(r rows, dead []uint64, nodes int, step func()) (packed.Uints, packed.Uints) {
 	offs := make([]uint32, nodes+1)
 	old := r.offs.Len() - 1 // nodes the old arrays cover
 	maxEdge := uint32(0)
 	for u := 0; u < min(old, nodes); u++ {
+		if u%buildStride == buildStride-1 {
+			step()
+		}
 		n := uint32(0)
 		for k := r.offs.Get(u); k < r.offs.Get(u+1); k++ {
 			if e := r.ents.Get(int(k)); !isDead(dead, e) {
@@ -333,6 +363,9 @@ func build(r rows, dead []uint64, nodes int) (packed.Uints, packed.Uints) {
 	}
 	ents := packed.Make(int(offs[nodes]), maxEdge)
 	for u := 0; u < nodes; u++ {
+		if u%buildStride == buildStride-1 {
+			step()
+		}
 		if offs[u] == offs[u+1] {
 			continue
 		}
@@ -365,7 +398,7 @@ func (x *Index) Finish() (freed []uint32) {
 		return nil
 	}
 	if !job.folded {
-		<-job.done
+		job.wait()
 		for d := range x.dir {
 			r := &x.dir[d]
 			r.offs, r.ents, r.frozen = job.out[d].offs, job.out[d].ents, delta{}
@@ -509,7 +542,7 @@ func ReadSnapshot(r *wire.Reader, nodes, edges int) *Index {
 		return nil
 	}
 	if job != nil {
-		x.start(job)
+		x.start(job, nil)
 	}
 	return x
 }
