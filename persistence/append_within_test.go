@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cairn-graph/cairn/internal/natstest"
 	"github.com/cairn-graph/cairn/persistence"
@@ -72,5 +73,72 @@ func TestAppendWithinTimesOut(t *testing.T) {
 	}
 	if seq, err := st.AppendWithin(ctx, time.Minute, "g", 1, txs[1]); err != nil || seq != 2 {
 		t.Errorf("append through the first store again: %d, %v; want 2", seq, err)
+	}
+}
+
+// A publish whose connection starts reconnecting before the stream
+// acknowledged it fails at once as ErrUnavailable (its acknowledgement, if
+// any, went to the old connection), not after its whole wait; the store
+// appends again after the reconnect.
+func TestAppendFailsOnReconnect(t *testing.T) {
+	ctx := testCtx(t)
+	srv := natstest.Start(t)
+	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := persistence.DefaultStoreConfig()
+	cfg.Stream, cfg.SubjectPrefix = "silent", "silent"
+	st, err := persistence.OpenStore(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txs, _ := mustBuildChain(t, "g")
+	mustAppend(t, ctx, st, "g", 0, txs[0])
+	// The stream goes; a subscriber on another connection takes the
+	// publish and never answers.
+	if err := srv.JetStream().DeleteStream(ctx, cfg.Stream); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := srv.Conn().SubscribeSync(cfg.SubjectPrefix + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.AppendWithin(ctx, time.Minute, "g", 1, txs[1])
+		done <- err
+	}()
+	if _, err := sub.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("the publish did not arrive: %v", err)
+	}
+	start := time.Now()
+	if err := nc.ForceReconnect(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, persistence.ErrUnavailable) || !errors.Is(err, nats.ErrDisconnected) {
+			t.Fatalf("append across a reconnect: %v, want ErrUnavailable from the disconnect", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the append still waits %v after the reconnect began", time.Since(start))
+	}
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := persistence.OpenStore(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if seq := mustAppend(t, ctx, st, "g", 0, txs[0]); seq != 1 {
+		t.Fatalf("append after the reconnect: seq %d, want 1", seq)
 	}
 }

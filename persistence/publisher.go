@@ -80,7 +80,32 @@ func (p *publisher) subscribe() (string, error) {
 		return "", err
 	}
 	p.prefix, p.sub = prefix, sub
+	// An acknowledgement sent while the connection was down is lost: on
+	// every reconnect the publishes waiting then fail at once with
+	// nats.ErrDisconnected (ErrUnavailable; the caller retries with the
+	// same transaction id), as nats.go's own async publisher does, rather
+	// than each waiting out its whole time.
+	status := p.nc.StatusChanged(nats.RECONNECTING, nats.CLOSED)
+	go p.failOnReconnect(status)
 	return prefix, nil
+}
+
+// failOnReconnect answers every pending publish with nats.ErrDisconnected
+// each time the connection starts reconnecting, until it closes.
+func (p *publisher) failOnReconnect(status chan nats.Status) {
+	for st := range status {
+		p.mu.Lock()
+		pending := p.pending
+		p.pending = make(map[uint64]*pendingAck, len(pending))
+		p.mu.Unlock()
+		for _, pa := range pending {
+			pa.ch <- ackResult{err: nats.ErrDisconnected}
+		}
+		if st == nats.CLOSED {
+			p.nc.RemoveStatusListener(status)
+			return
+		}
+	}
 }
 
 // publish sends msg with a reply subject of its own and waits for the
