@@ -48,7 +48,7 @@ func TestWarmTakesOnlyTheSameTrustedSnapshot(t *testing.T) {
 	info := persistence.SnapshotInfo{Kind: persistence.KindAggregate, Graph: "g", Seq: 4, Position: 9, Head: head, Format: actors.AggregateSnapshotFormat,
 		Name: persistence.SnapshotName(persistence.KindAggregate, "g", 4), KeyID: signer.KeyID()}
 	take := func(want persistence.SnapshotInfo, trust *persistence.Keyring) bool {
-		if err := local.Save(info, data); err != nil {
+		if err := local.Save(context.Background(), info, data, nil); err != nil {
 			t.Fatal(err)
 		}
 		w := actors.StartWarm(local, actors.WarmConfig{})

@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +18,8 @@ import (
 	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/cairn-graph/cairn/internal/pace"
 )
 
 // LocalSnapshots keeps, in a directory of the engine's own disk, a copy of
@@ -90,8 +93,9 @@ func (l *LocalSnapshots) graphDir(kind SnapshotKind, graph string) string {
 
 // Save writes data as the local copy of the snapshot info names, then
 // removes that kind and graph's older copies. The file appears whole or not
-// at all (written aside, synced, renamed).
-func (l *LocalSnapshots) Save(info SnapshotInfo, data []byte) error {
+// at all (written aside, then renamed). The writes go through gate (nil:
+// unpaced) a MiB at a time, as background work; ctx ending stops them.
+func (l *LocalSnapshots) Save(ctx context.Context, info SnapshotInfo, data []byte, gate *pace.Gate) error {
 	if _, err := info.name(); err != nil {
 		return fmt.Errorf("local snapshot: %w", err)
 	}
@@ -108,7 +112,7 @@ func (l *LocalSnapshots) Save(info SnapshotInfo, data []byte) error {
 	name := filepath.Join(dir, fmt.Sprintf("%0*d%s", seqDigits, info.Seq, localSuffix))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	err = l.write(dir, name, hb, data)
+	err = l.write(ctx, dir, name, hb, data, gate)
 	if err != nil {
 		l.errors.Add(1)
 		return fmt.Errorf("local snapshot %s: %w", info.Name, err)
@@ -124,7 +128,11 @@ func (l *LocalSnapshots) Save(info SnapshotInfo, data []byte) error {
 	return nil
 }
 
-func (l *LocalSnapshots) write(dir, name string, header, data []byte) (err error) {
+// localChunk is how much of a copy is written between two steps of its
+// pacing.
+const localChunk = 1 << 20
+
+func (l *LocalSnapshots) write(ctx context.Context, dir, name string, header, data []byte, gate *pace.Gate) (err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -142,8 +150,21 @@ func (l *LocalSnapshots) write(dir, name string, header, data []byte) (err error
 	var pre [len(localMagic) + 4]byte
 	copy(pre[:], localMagic)
 	binary.BigEndian.PutUint32(pre[len(localMagic):], uint32(len(header)))
-	for _, b := range [][]byte{pre[:], header, data} {
+	for _, b := range [][]byte{pre[:], header} {
 		if _, err = f.Write(b); err != nil {
+			return err
+		}
+	}
+	w, err := gate.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer w.End()
+	for off := 0; off < len(data); off += localChunk {
+		if _, err = f.Write(data[off:min(off+localChunk, len(data))]); err != nil {
+			return err
+		}
+		if err = w.Step(ctx); err != nil {
 			return err
 		}
 	}

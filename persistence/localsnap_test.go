@@ -27,11 +27,11 @@ func TestLocalSnapshotsRoundTrip(t *testing.T) {
 	// A graph id is one path element, hex-encoded.
 	graph := "deps-v2_x"
 	for seq := uint64(1); seq <= 3; seq++ {
-		if err := l.Save(localInfo(t, persistence.KindAggregate, graph, seq), bytes.Repeat([]byte{byte(seq)}, 1000+int(seq))); err != nil {
+		if err := l.Save(context.Background(), localInfo(t, persistence.KindAggregate, graph, seq), bytes.Repeat([]byte{byte(seq)}, 1000+int(seq)), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := l.Save(localInfo(t, persistence.KindReadModel, graph, 2), []byte("read model")); err != nil {
+	if err := l.Save(context.Background(), localInfo(t, persistence.KindReadModel, graph, 2), []byte("read model"), nil); err != nil {
 		t.Fatal(err)
 	}
 	copies := l.Scan()
@@ -82,7 +82,7 @@ func TestLocalSnapshotsRefuseDamage(t *testing.T) {
 		t.Fatal(err)
 	}
 	payload := bytes.Repeat([]byte("state "), 500)
-	if err := l.Save(localInfo(t, persistence.KindAggregate, "g", 5), payload); err != nil {
+	if err := l.Save(context.Background(), localInfo(t, persistence.KindAggregate, "g", 5), payload, nil); err != nil {
 		t.Fatal(err)
 	}
 	c := l.Scan()[0]

@@ -450,6 +450,17 @@ func (info SnapshotInfo) name() (string, error) {
 // did not answer; ErrConflict when the index entry kept changing under it;
 // ctx's error.
 func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (SnapshotInfo, error) {
+	info, err := s.put(ctx, info, data)
+	if err == nil && s.cfg.Local != nil {
+		// Best effort, once the upload has let go of the pacing gate: the
+		// stored snapshot is the record, the copy only makes a restart
+		// faster (LocalSnapshots.Stats counts failures).
+		_ = s.cfg.Local.Save(ctx, info, data, s.pace)
+	}
+	return info, err
+}
+
+func (s *Snapshots) put(ctx context.Context, info SnapshotInfo, data []byte) (SnapshotInfo, error) {
 	name, err := info.name()
 	if err != nil {
 		return info, fmt.Errorf("put snapshot: %w", err)
@@ -515,11 +526,6 @@ func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (Sn
 	info.Stored, info.Created = int64(oi.Size), oi.ModTime
 	if info.Stored != c.sent {
 		return info, fmt.Errorf("put snapshot %s: stored %d bytes of %d", name, info.Stored, c.sent)
-	}
-	if s.cfg.Local != nil {
-		// Best effort: the stored snapshot is the record, the copy only
-		// makes a restart faster (LocalSnapshots.Stats counts failures).
-		_ = s.cfg.Local.Save(info, data)
 	}
 	return info, nil
 }
