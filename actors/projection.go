@@ -482,7 +482,9 @@ func (p *Projections) read(ctx context.Context) {
 	case p.cfg.Snapshots != nil:
 		p.restore(ctx)
 		close(p.ready)
+		start := time.Now()
 		p.fillIndex(ctx)
+		p.log.LogAttrs(ctx, slog.LevelDebug, "read-model snapshots listed", slog.Duration("took", time.Since(start)))
 	}
 	follow := p.src.Follow
 	if r, ok := p.src.(rawFollower); ok && p.part != nil {
@@ -490,7 +492,11 @@ func (p *Projections) read(ctx context.Context) {
 	}
 	next, sinceMark, caughtUp := p.snap.resumed+1, 0, false
 	for {
+		followStart := time.Now()
 		err := follow(ctx, next, func(f persistence.Followed) error {
+			if !caughtUp && f.Pending == 0 {
+				p.log.LogAttrs(ctx, slog.LevelDebug, "projections caught up", slog.Uint64("seq", f.Seq), slog.Duration("took", time.Since(followStart)))
+			}
 			if err := p.deliver(ctx, f); err != nil {
 				return err
 			}
@@ -809,6 +815,10 @@ type projected struct {
 	// audit to compare with what the store holds; -1 when not known (a
 	// read model restored from a snapshot that did not say).
 	held int64
+	// restored is set for a read model loaded from a snapshot: its arrays
+	// came exactly sized, so catching up does not compact it (a rebuild's
+	// spare capacity is what that gives back).
+	restored bool
 	// adopt is set while the graph is being adopted (a partitioned
 	// engine's graph that moved here, see projection_partition.go): g is
 	// nil until it is done.
@@ -874,9 +884,13 @@ func (a *shardActor) Receive(ctx actor.Context) {
 		a.mark(m.seq)
 		if m.caughtUp {
 			// Fold the adjacency deltas and give back the spare capacity
-			// the rebuild left (BenchmarkBigGraph: 142 MB -> 98 MB).
+			// the rebuild left (BenchmarkBigGraph: 142 MB -> 98 MB). Not
+			// for read models restored from snapshots: they hold no
+			// rebuild's spare capacity, and compacting a 1M-node one
+			// after the short tail of a restart held the shard's queries
+			// for about a second.
 			for _, e := range a.graphs {
-				if e.stopped == nil && e.g != nil {
+				if e.stopped == nil && e.g != nil && !e.restored {
 					e.g.Compact()
 				}
 			}

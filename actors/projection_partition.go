@@ -227,6 +227,7 @@ func (a *shardActor) adopted(m *adopted) {
 		a.markAbsent(m.graph)
 	default:
 		e.g, e.head, e.snap, e.held = m.g, m.head, m.snap, m.held
+		e.restored = m.snap.Name != ""
 		if e.g == nil {
 			e.g, _ = readmodel.New(m.graph, a.p.cfg.ReadModel)
 		}

@@ -794,7 +794,7 @@ func (p *Projections) decodeReadModel(info persistence.SnapshotInfo, data []byte
 // that the snapshot round left out.
 func (a *shardActor) restore(m *restoreGraphs) {
 	for _, rg := range m.graphs {
-		a.put(rg.info.Graph, &projected{g: rg.g, head: persistence.Head{N: rg.info.Position, CID: rg.info.Head}, snap: rg.info, held: rg.held})
+		a.put(rg.info.Graph, &projected{g: rg.g, head: persistence.Head{N: rg.info.Position, CID: rg.info.Head}, snap: rg.info, held: rg.held, restored: true})
 	}
 	for _, id := range m.rebuild {
 		g, _ := readmodel.New(id, a.p.cfg.ReadModel)

@@ -105,20 +105,21 @@ func StartWarm(local *persistence.LocalSnapshots, cfg WarmConfig) *Warm {
 	}
 	close(queue)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+	for range min(warmWorkers(), len(jobs)) {
 		wg.Go(func() {
 			for e := range queue {
 				w.decode(local, e)
 			}
 		})
 	}
+	rms := len(jobs) - len(aggs)
 	go func() {
 		wg.Wait()
 		w.took.Store(int64(time.Since(start)))
 		close(w.done)
 		if len(jobs) > 0 {
 			cfg.Logger.LogAttrs(context.Background(), slog.LevelInfo, "local snapshots decoded",
-				slog.Int("read_models", len(w.rms)), slog.Int("aggregates", len(aggs)),
+				slog.Int("read_models", rms), slog.Int("aggregates", len(aggs)),
 				slog.Uint64("failed", w.failed.Load()), slog.Duration("took", time.Since(start)))
 		}
 		t := time.NewTimer(cfg.Keep)
@@ -258,4 +259,13 @@ func (w *Warm) Health() api.WarmHealth {
 	}
 	return api.WarmHealth{Decoded: w.loaded.Load(), Failed: w.failed.Load(), Hits: w.hits.Load(), Misses: w.misses.Load(),
 		DecodeMs: float64(w.took.Load()) / float64(time.Millisecond)}
+}
+
+// warmWorkers is how many copies decode at once: one CPU fewer than the
+// process has (at least one), so that the NATS server's own recovery (it
+// checks a stream's blocks one after another) keeps a CPU. With both CPUs
+// decoding, a restart of the 1M-node graph answered its first query at
+// 0.85-0.96 s instead of 0.68-0.72 s (bench recovery, medians of 3 rounds).
+func warmWorkers() int {
+	return max(runtime.GOMAXPROCS(0)-1, 1)
 }
