@@ -265,4 +265,3 @@ func (w *Warm) Health() api.WarmHealth {
 	return api.WarmHealth{Decoded: w.loaded.Load(), Failed: w.failed.Load(), Hits: w.hits.Load(), Misses: w.misses.Load(),
 		DecodeMs: float64(w.took.Load()) / float64(time.Millisecond)}
 }
-
