@@ -131,13 +131,7 @@ func (d *Dispatcher) execute(ctx context.Context, env *cairnv1.CommandEnvelope) 
 			d.cluster.PidCache.Remove(graph, GraphKind)
 			continue
 		}
-		ch := make(chan *cairnv1.CommandReply, 1)
-		cmd := &localCommand{env: env, reply: ch}
-		if d.tracer != nil {
-			sc := trace.SpanContextFromContext(ctx)
-			cmd.parent = &sc
-		}
-		sys.Root.Send(pid, cmd)
+		ch := d.send(ctx, sys, pid, env)
 		select {
 		case rep := <-ch:
 			return rep
@@ -177,15 +171,7 @@ func (d *Dispatcher) local(ctx context.Context, env *cairnv1.CommandEnvelope) *c
 	if r, ok := ctx.Value(routeKey{}).(*Route); ok {
 		r.Here, r.Owner = sys.ProcessRegistry.Address, pid.Address
 	}
-	// A fresh channel per command: a pooled one could carry a late
-	// answer to the next command.
-	ch := make(chan *cairnv1.CommandReply, 1)
-	cmd := &localCommand{env: env, reply: ch}
-	if d.tracer != nil {
-		sc := trace.SpanContextFromContext(ctx)
-		cmd.parent = &sc
-	}
-	sys.Root.Send(pid, cmd)
+	ch := d.send(ctx, sys, pid, env)
 	why := "context deadline exceeded"
 	select {
 	case rep := <-ch:
@@ -242,4 +228,18 @@ func (d *Dispatcher) remote(ctx context.Context, pid *actor.PID, env *cairnv1.Co
 		return aggregate.ErrorReply(env, &aggregate.CommandError{Code: cairnv1.ErrorCode_ERROR_CODE_INTERNAL, Message: "grain answered with an unexpected message"}), false
 	}
 	return rep, false
+}
+
+// send hands env to the local grain pid, traced when the dispatcher
+// traces, and returns the channel its answer comes on: a fresh one per
+// command (a pooled one could carry a late answer to the next command).
+func (d *Dispatcher) send(ctx context.Context, sys *actor.ActorSystem, pid *actor.PID, env *cairnv1.CommandEnvelope) chan *cairnv1.CommandReply {
+	ch := make(chan *cairnv1.CommandReply, 1)
+	cmd := &localCommand{env: env, reply: ch}
+	if d.tracer != nil {
+		sc := trace.SpanContextFromContext(ctx)
+		cmd.parent = &sc
+	}
+	sys.Root.Send(pid, cmd)
+	return ch
 }
