@@ -40,8 +40,8 @@ func TestRestartTakesLocalSnapshotCopies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(copies.Scan()); n != 3 {
-		t.Fatalf("%d local copies after a clean stop, want 3 (aggregate, read model, manifest)", n)
+	if n := len(copies.Scan()); n != 2 {
+		t.Fatalf("%d local copies after a clean stop, want 2 (aggregate, read model)", n)
 	}
 
 	// Restart: both copies are taken.

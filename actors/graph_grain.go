@@ -577,7 +577,7 @@ func (g *graphGrain) fromSnapshot(info persistence.SnapshotInfo) error {
 	restore := func() error {
 		ctx, cancel := context.WithTimeout(g.base, g.cfg.AppendTimeout)
 		defer cancel()
-		st, recent, err := restoreSnapshot(ctx, g.cfg.Snapshots, g.store, g.graph, info, warmAggregate(g.cfg.Warm, g.cfg.Trust))
+		st, recent, err := restoreSnapshot(ctx, g.cfg.Snapshots, g.store, g.graph, info, g.cfg.Warm, g.cfg.Trust)
 		if err != nil {
 			return err
 		}

@@ -43,28 +43,14 @@ type headChecker interface {
 	CheckHead(ctx context.Context, graph string, seq uint64, head persistence.Head) error
 }
 
-// warmTaker takes a decoded aggregate state of a snapshot, if one was
-// decoded ahead (Warm.TakeAggregate); nil for none.
-type warmTaker func(context.Context, persistence.SnapshotInfo) (*aggregate.State, []*cairnv1.CommandReply, bool)
-
-// warmAggregate returns w's taker for a grain that trusts trust's keys.
-func warmAggregate(w *Warm, trust *persistence.Keyring) warmTaker {
-	if w == nil {
-		return nil
-	}
-	return func(ctx context.Context, info persistence.SnapshotInfo) (*aggregate.State, []*cairnv1.CommandReply, bool) {
-		return w.TakeAggregate(ctx, info, trust)
-	}
-}
-
 // restoreSnapshot loads one aggregate snapshot of graph and checks that it
 // can be trusted: a known format, a payload that decodes to a consistent
 // state of graph, and a head that is the chain's event at the snapshot's
-// sequence. It returns the state and the idempotency window. With warm, a
-// state decoded ahead from a local copy of the same snapshot is taken
-// instead of fetching and decoding the payload (the head is checked the
-// same).
-func restoreSnapshot(ctx context.Context, snaps SnapshotStore, hc headChecker, graph string, info persistence.SnapshotInfo, warm warmTaker) (*aggregate.State, []*cairnv1.CommandReply, error) {
+// sequence. It returns the state and the idempotency window. A state that
+// warm (nil: none) decoded ahead from a local copy of the same snapshot,
+// signed by a key trust holds, is taken instead of fetching and decoding
+// the payload (the head is checked the same).
+func restoreSnapshot(ctx context.Context, snaps SnapshotStore, hc headChecker, graph string, info persistence.SnapshotInfo, warm *Warm, trust *persistence.Keyring) (*aggregate.State, []*cairnv1.CommandReply, error) {
 	switch {
 	case info.Kind != persistence.KindAggregate:
 		return nil, nil, fmt.Errorf("%w: %s is a %s snapshot", ErrInvalidSnapshot, info.Name, info.Kind)
@@ -78,10 +64,8 @@ func restoreSnapshot(ctx context.Context, snaps SnapshotStore, hc headChecker, g
 	if err := hc.CheckHead(ctx, graph, info.Seq, persistence.Head{N: info.Position, CID: info.Head}); err != nil {
 		return nil, nil, fmt.Errorf("snapshot %s is not on the chain: %w", info.Name, err)
 	}
-	if warm != nil {
-		if s, recent, ok := warm(ctx, info); ok && s.Graph() == graph {
-			return s, recent, nil
-		}
+	if s, recent, ok := warm.TakeAggregate(ctx, info, trust); ok && s.Graph() == graph {
+		return s, recent, nil
 	}
 	data, err := snaps.Get(ctx, info)
 	if err != nil {
@@ -103,7 +87,7 @@ func restoreSnapshot(ctx context.Context, snaps SnapshotStore, hc headChecker, g
 // and the walk of every incidence list that activation leaves out
 // (aggregate.State.Verify).
 func CheckAggregateSnapshot(ctx context.Context, snaps SnapshotStore, store History, graph string, info persistence.SnapshotInfo) error {
-	s, _, err := restoreSnapshot(ctx, snaps, store, graph, info, nil)
+	s, _, err := restoreSnapshot(ctx, snaps, store, graph, info, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -135,7 +119,7 @@ func StateAt(ctx context.Context, store History, snaps SnapshotStore, graph stri
 			if seq != 0 && info.Seq > seq {
 				continue
 			}
-			st, _, err := restoreSnapshot(ctx, snaps, store, graph, info, nil)
+			st, _, err := restoreSnapshot(ctx, snaps, store, graph, info, nil, nil)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil, persistence.Head{}, 0, fmt.Errorf("state of %s at seq %d: %w", graph, seq, err)

@@ -27,12 +27,13 @@ import (
 //
 // A nil *Warm is valid and holds nothing. Safe for concurrent use.
 type Warm struct {
-	cfg  WarmConfig
-	mu   sync.Mutex
-	rms  map[string]*warmEntry // by graph
-	aggs map[string]*warmEntry // by graph
-	done chan struct{}         // closed when every decode ended
-	stop chan struct{}
+	cfg   WarmConfig
+	local *persistence.LocalSnapshots
+	mu    sync.Mutex
+	rms   map[string]*warmEntry // by graph
+	aggs  map[string]*warmEntry // by graph
+	done  chan struct{}         // closed when every decode ended
+	stop  chan struct{}
 
 	hits, misses, loaded, failed atomic.Uint64
 	took                         atomic.Int64 // ns from StartWarm until every decode ended
@@ -75,7 +76,7 @@ func StartWarm(local *persistence.LocalSnapshots, cfg WarmConfig) *Warm {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	w := &Warm{cfg: cfg, rms: map[string]*warmEntry{}, aggs: map[string]*warmEntry{}, done: make(chan struct{}), stop: make(chan struct{})}
+	w := &Warm{cfg: cfg, local: local, rms: map[string]*warmEntry{}, aggs: map[string]*warmEntry{}, done: make(chan struct{}), stop: make(chan struct{})}
 	start := time.Now()
 	var jobs []*warmEntry
 	budget := cfg.AggregateBytes
@@ -143,7 +144,7 @@ func StartWarm(local *persistence.LocalSnapshots, cfg WarmConfig) *Warm {
 func (w *Warm) decode(local *persistence.LocalSnapshots, e *warmEntry) {
 	defer close(e.ready)
 	info := e.copy.Info
-	data, err := local.Load(e.copy, false) // both formats carry a CRC-32C of their own
+	data, err := local.Load(e.copy) // the decoders check the formats' own CRC-32C
 	if err == nil {
 		switch info.Kind {
 		case persistence.KindReadModel:
@@ -262,6 +263,7 @@ func (w *Warm) Health() api.WarmHealth {
 	if w == nil {
 		return api.WarmHealth{}
 	}
+	st := w.local.Stats()
 	return api.WarmHealth{Decoded: w.loaded.Load(), Failed: w.failed.Load(), Hits: w.hits.Load(), Misses: w.misses.Load(),
-		DecodeMs: float64(w.took.Load()) / float64(time.Millisecond)}
+		DecodeMs: float64(w.took.Load()) / float64(time.Millisecond), Saved: st.Saves, SaveErrors: st.Errors}
 }

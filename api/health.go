@@ -37,14 +37,20 @@ type GrainHealth struct {
 
 // WarmHealth counts the local snapshot copies a restart decoded while its
 // NATS server recovered (actors.Warm): decoded and failed copies, how
-// long the decodes took from the start, and the activations and restores
-// that took one (hits) or found it not of the snapshot they load (misses).
+// long the decodes took from the start, the activations and restores
+// that took one (hits) or found it not of the snapshot they load (misses),
+// and the copies written since.
 type WarmHealth struct {
 	Decoded  uint64  `json:"decoded"`
 	Failed   uint64  `json:"failed"`
 	Hits     uint64  `json:"hits"`
 	Misses   uint64  `json:"misses"`
 	DecodeMs float64 `json:"decode_ms"`
+	// Saved and SaveErrors count the local copies this run wrote and the
+	// writes that failed (a full disk, say: restarts then fetch from the
+	// Object Store).
+	Saved      uint64 `json:"copies_saved"`
+	SaveErrors uint64 `json:"copy_save_errors"`
 }
 
 // CommandStats is the data of the gateway's command endpoint in the

@@ -2,18 +2,17 @@ package persistence
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -23,10 +22,10 @@ import (
 )
 
 // LocalSnapshots keeps, in a directory of the engine's own disk, a copy of
-// the newest snapshot of each kind and graph that this process stored in
-// the Object Store (SnapshotConfig.Local): the payload as it is,
-// uncompressed, after a header naming the snapshot and a CRC-32C of the
-// payload. A restarted engine reads them before its NATS server has
+// the newest aggregate and read-model snapshot of each graph that this
+// process stored in the Object Store (SnapshotConfig.Local; the kinds a
+// restart decodes ahead, see Keeps): the payload as it is, uncompressed,
+// after a header naming the snapshot. A restarted engine reads them before its NATS server has
 // recovered (JetStream rebuilds its stream state after a kill -9, half a
 // second for a gigabyte of history), so that decoding its read models and
 // aggregate states overlaps the recovery instead of following it (see
@@ -37,8 +36,10 @@ import (
 // position, head CID, format and size: the same state of the same chain),
 // and checks the head against the event store as for a fetched one. It is
 // as trusted as the data directory it lives in, which also holds the NATS
-// server's stream files; its CRC catches a torn or damaged file, which is
-// then passed over (and the snapshot fetched from the Object Store).
+// server's stream files. Both formats carry a CRC-32C of their own, which
+// their decoders check: a torn or damaged copy fails it (or Load's size
+// check) and is passed over, and the snapshot fetched from the Object
+// Store.
 //
 // It is safe for concurrent use.
 type LocalSnapshots struct {
@@ -59,8 +60,6 @@ const (
 	localSuffix = ".snap"
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // localHeader is a local copy's header (JSON).
 type localHeader struct {
 	Kind     SnapshotKind `json:"kind"`
@@ -71,7 +70,6 @@ type localHeader struct {
 	Format   uint32       `json:"format"`
 	Size     int64        `json:"size"`
 	KeyID    string       `json:"key_id,omitempty"`
-	CRC      uint32       `json:"crc32c"`
 }
 
 // OpenLocalSnapshots returns the local copies kept in dir, creating it.
@@ -82,8 +80,11 @@ func OpenLocalSnapshots(dir string) (*LocalSnapshots, error) {
 	return &LocalSnapshots{dir: dir}, nil
 }
 
-// Dir returns the directory the copies are kept in.
-func (l *LocalSnapshots) Dir() string { return l.dir }
+// Keeps reports whether Save keeps copies of kind's snapshots: aggregate
+// states and read models, whose formats carry their own checksum.
+func (l *LocalSnapshots) Keeps(kind SnapshotKind) bool {
+	return kind == KindAggregate || kind == KindReadModel
+}
 
 // graphDir is where kind's copies of graph live: the graph id hex-encoded,
 // so that any id is one path element.
@@ -99,8 +100,11 @@ func (l *LocalSnapshots) Save(ctx context.Context, info SnapshotInfo, data []byt
 	if _, err := info.name(); err != nil {
 		return fmt.Errorf("local snapshot: %w", err)
 	}
+	if !l.Keeps(info.Kind) {
+		return fmt.Errorf("local snapshot %s: no copies of %s snapshots are kept", info.Name, info.Kind)
+	}
 	h := localHeader{Kind: info.Kind, Graph: info.Graph, Seq: info.Seq, Position: info.Position, Format: info.Format,
-		Size: int64(len(data)), KeyID: info.KeyID, CRC: crc32.Checksum(data, castagnoli)}
+		Size: int64(len(data)), KeyID: info.KeyID}
 	if info.Head.Defined() {
 		h.Head = info.Head.String()
 	}
@@ -216,18 +220,8 @@ func (l *LocalSnapshots) Scan() []LocalCopy {
 		out = append(out, LocalCopy{Info: info, Path: path, ModTime: fi.ModTime().UnixNano()})
 		return nil
 	})
-	slices.SortFunc(out, func(a, b LocalCopy) int { return -cmpInt64(a.ModTime, b.ModTime) })
+	slices.SortFunc(out, func(a, b LocalCopy) int { return cmp.Compare(b.ModTime, a.ModTime) })
 	return out
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // readLocalHeader reads a copy's header.
@@ -288,10 +282,9 @@ func (h localHeader) info() (SnapshotInfo, error) {
 }
 
 // Load reads a copy found by Scan and returns its payload, refusing one
-// whose header changed since or whose payload fails its size or, with
-// checkCRC, its CRC. A caller whose format carries a checksum of its own
-// (aggregate and read-model snapshots do) need not have it checked twice.
-func (l *LocalSnapshots) Load(c LocalCopy, checkCRC bool) ([]byte, error) {
+// whose header changed since or whose payload is not its size. The
+// payload's own checksum is for its decoder to check.
+func (l *LocalSnapshots) Load(c LocalCopy) ([]byte, error) {
 	b, err := os.ReadFile(c.Path)
 	if err != nil {
 		return nil, fmt.Errorf("local snapshot %s: %w", c.Info.Name, err)
@@ -310,11 +303,6 @@ func (l *LocalSnapshots) Load(c LocalCopy, checkCRC bool) ([]byte, error) {
 	data := b[off:]
 	if int64(len(data)) != h.Size {
 		return nil, fmt.Errorf("local snapshot %s: %d payload bytes, the header says %d", c.Info.Name, len(data), h.Size)
-	}
-	if checkCRC {
-		if crc := crc32.Checksum(data, castagnoli); crc != h.CRC {
-			return nil, fmt.Errorf("local snapshot %s: CRC-32C %08x, the header says %08x", c.Info.Name, crc, h.CRC)
-		}
 	}
 	return data, nil
 }
@@ -345,6 +333,3 @@ type LocalStats struct {
 func (l *LocalSnapshots) Stats() LocalStats {
 	return LocalStats{Saves: l.saves.Load(), Errors: l.errors.Load()}
 }
-
-// String names the directory.
-func (l *LocalSnapshots) String() string { return "local snapshots in " + strconv.Quote(l.dir) }

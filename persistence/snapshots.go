@@ -90,10 +90,11 @@ type SnapshotConfig struct {
 	// (ErrSignature). Default nil: no signature checks. Get checks the
 	// payload's SHA-256 against the metadata either way.
 	Trust *Keyring
-	// Local, when set, gets a copy of every snapshot Put stores, and loses
-	// it when the snapshot is deleted: the newest of each kind and graph,
-	// on the engine's own disk, for a restart to read before NATS is back
-	// (see LocalSnapshots). Default nil: none.
+	// Local, when set, gets a copy of every aggregate and read-model
+	// snapshot Put stores, and loses it when the snapshot is deleted: the
+	// newest of each kind and graph, on the engine's own disk, for a
+	// restart to read before NATS is back (see LocalSnapshots). Default
+	// nil: none.
 	Local *LocalSnapshots
 	// Background paces the CPU work of snapshots: Put's compression here,
 	// and the encoding of read-model and aggregate snapshots by the actors
@@ -458,7 +459,7 @@ func (info SnapshotInfo) name() (string, error) {
 // ctx's error.
 func (s *Snapshots) Put(ctx context.Context, info SnapshotInfo, data []byte) (SnapshotInfo, error) {
 	info, err := s.put(ctx, info, data)
-	if err == nil && s.cfg.Local != nil {
+	if err == nil && s.cfg.Local != nil && s.cfg.Local.Keeps(info.Kind) {
 		// Best effort, once the upload has let go of the pacing gate: the
 		// stored snapshot is the record, the copy only makes a restart
 		// faster (LocalSnapshots.Stats counts failures).

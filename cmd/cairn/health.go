@@ -61,7 +61,8 @@ object:
              "replayed_transactions":..,"replayed_events":..,"append_conflicts":..,
              "activation_waits":..,"activations_at_once_max":..,
              "quarantined_graphs":{"g":".."},
-             "warm_start":{"decoded":..,"failed":..,"hits":..,"misses":..,"decode_ms":..}},
+             "warm_start":{"decoded":..,"failed":..,"hits":..,"misses":..,"decode_ms":..,
+                           "copies_saved":..,"copy_save_errors":..}},
    "memory":{"rss_bytes":..,"heap_alloc_bytes":..,"heap_in_use_bytes":..,"go_bytes":..,
              "gc_cycles":..,"limit_bytes":..,"gogc":..}}
 (append conflicts: appends the event store refused because another
@@ -139,8 +140,8 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 				g.Active, g.Activations, g.SnapshotLoads, g.SnapshotFallbacks, g.SnapshotsWritten, g.SnapshotWriteErrors, g.SnapshotBytes, g.SnapshotBlockMsMax, g.ReplayedTransactions, g.AppendConflicts,
 				g.ActivationWaits, g.ActivationsAtOnce)
 			if w := g.Warm; w != nil {
-				fmt.Fprintf(stdout, "warm start: %d local snapshot copies decoded in %.0f ms (%d failed), %d taken, %d not of the snapshot loaded\n",
-					w.Decoded, w.DecodeMs, w.Failed, w.Hits, w.Misses)
+				fmt.Fprintf(stdout, "warm start: %d local snapshot copies decoded in %.0f ms (%d failed), %d taken, %d not of the snapshot loaded; %d copies written since (%d failed)\n",
+					w.Decoded, w.DecodeMs, w.Failed, w.Hits, w.Misses, w.Saved, w.SaveErrors)
 			}
 		}
 		if m := mem; m != nil {
