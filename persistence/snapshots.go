@@ -143,21 +143,6 @@ func (c SnapshotConfig) level(kind SnapshotKind) zstd.EncoderLevel {
 	return DefaultSnapshotLevel(kind)
 }
 
-// background returns c.Background with defaults for its zero fields.
-func (c SnapshotConfig) background() pace.Config {
-	b, d := c.Background, pace.DefaultConfig()
-	if b.Slots == 0 {
-		b.Slots = d.Slots
-	}
-	if b.Duty == 0 {
-		b.Duty = d.Duty
-	}
-	if b.Slice == 0 {
-		b.Slice = d.Slice
-	}
-	return b
-}
-
 // bucketName is what the Object Store accepts as a bucket name.
 var bucketName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 
@@ -173,7 +158,7 @@ func (c SnapshotConfig) Validate() error {
 	if c.OpTimeout <= 0 {
 		errs = append(errs, errors.New("op timeout must be positive"))
 	}
-	if err := c.background().Validate(); err != nil {
+	if err := c.Background.Defaulted().Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("background: %w", err))
 	}
 	for _, kind := range slices.Sorted(maps.Keys(c.Levels)) {
@@ -371,7 +356,7 @@ func newSnapshots(ctx context.Context, js jetstream.JetStream, obj jetstream.Obj
 	if mp := js.Conn().MaxPayload(); mp > 0 && int64(chunk)+4096 > mp {
 		chunk = uint32(max(mp-4096, 64<<10))
 	}
-	gate, err := pace.New(cfg.background())
+	gate, err := pace.New(cfg.Background.Defaulted())
 	if err != nil {
 		return nil, fmt.Errorf("snapshots: %w", err)
 	}

@@ -56,6 +56,21 @@ func DefaultConfig() Config {
 	return Config{Slots: max(runtime.GOMAXPROCS(0)/2, 1), Duty: 0.5, Slice: 2 * time.Millisecond}
 }
 
+// Defaulted returns c with its zero fields set to DefaultConfig's.
+func (c Config) Defaulted() Config {
+	d := DefaultConfig()
+	if c.Slots == 0 {
+		c.Slots = d.Slots
+	}
+	if c.Duty == 0 {
+		c.Duty = d.Duty
+	}
+	if c.Slice == 0 {
+		c.Slice = d.Slice
+	}
+	return c
+}
+
 // Validate returns every problem with c, joined.
 func (c Config) Validate() error {
 	var errs []error
@@ -85,17 +100,6 @@ func New(cfg Config) (*Gate, error) {
 		return nil, err
 	}
 	return &Gate{slots: make(chan struct{}, cfg.Slots), cfg: cfg, sleep: sleep}, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }
 
 // Worker is one piece of background work holding a slot of its Gate.
@@ -148,4 +152,18 @@ func (w *Worker) End() {
 		return
 	}
 	<-w.g.slots
+}
+
+// sleep waits d or until ctx ends, and returns ctx's cause then (Step's
+// callers learn why their work was cut short; retry.Policy's sleep
+// returns ctx.Err()).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
