@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cairn-graph/cairn/internal/natstest"
+	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
 )
 
@@ -22,27 +23,10 @@ func TestAppendWithinTimesOut(t *testing.T) {
 	ctx := testCtx(t)
 	srv := natstest.Start(t)
 	js, nc := srv.JetStream(), srv.Conn()
-	cfg := persistence.DefaultStoreConfig()
-	cfg.Stream, cfg.SubjectPrefix = "silent", "silent"
-	st, err := persistence.OpenStore(ctx, js, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	txs, _ := mustBuildChain(t, "g")
-	mustAppend(t, ctx, st, "g", 0, txs[0])
-	if err := js.DeleteStream(ctx, cfg.Stream); err != nil {
-		t.Fatal(err)
-	}
-	sub, err := nc.SubscribeSync(cfg.SubjectPrefix + ".>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil { // the server knows the subscriber
-		t.Fatal(err)
-	}
+	st, cfg, txs, sub := silentStore(t, ctx, srv, js)
 	const within = 100 * time.Millisecond
 	start := time.Now()
-	_, err = st.AppendWithin(ctx, within, "g", 1, txs[1])
+	_, err := st.AppendWithin(ctx, within, "g", 1, txs[1])
 	took := time.Since(start)
 	if !errors.Is(err, persistence.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("unacknowledged append: %v, want ErrUnavailable and DeadlineExceeded", err)
@@ -92,26 +76,8 @@ func TestAppendFailsOnReconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := persistence.DefaultStoreConfig()
-	cfg.Stream, cfg.SubjectPrefix = "silent", "silent"
-	st, err := persistence.OpenStore(ctx, js, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	txs, _ := mustBuildChain(t, "g")
-	mustAppend(t, ctx, st, "g", 0, txs[0])
-	// The stream goes; a subscriber on another connection takes the
-	// publish and never answers.
-	if err := srv.JetStream().DeleteStream(ctx, cfg.Stream); err != nil {
-		t.Fatal(err)
-	}
-	sub, err := srv.Conn().SubscribeSync(cfg.SubjectPrefix + ".>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Conn().Flush(); err != nil {
-		t.Fatal(err)
-	}
+	// A subscriber on another connection takes the publish.
+	st, cfg, txs, sub := silentStore(t, ctx, srv, js)
 	done := make(chan error, 1)
 	go func() {
 		_, err := st.AppendWithin(ctx, time.Minute, "g", 1, txs[1])
@@ -141,4 +107,32 @@ func TestAppendFailsOnReconnect(t *testing.T) {
 	if seq := mustAppend(t, ctx, st, "g", 0, txs[0]); seq != 1 {
 		t.Fatalf("append after the reconnect: seq %d, want 1", seq)
 	}
+}
+
+// silentStore opens a store on js whose stream "silent" holds graph g's
+// first transaction, then deletes the stream and subscribes to its
+// subjects on srv's own connection, a subscriber that takes publishes and
+// never answers. It returns the store, its config, g's chain and the
+// subscription.
+func silentStore(t *testing.T, ctx context.Context, srv *natstest.Server, js jetstream.JetStream) (*persistence.Store, persistence.StoreConfig, []*cairnv1.Transaction, *nats.Subscription) {
+	t.Helper()
+	cfg := persistence.DefaultStoreConfig()
+	cfg.Stream, cfg.SubjectPrefix = "silent", "silent"
+	st, err := persistence.OpenStore(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txs, _ := mustBuildChain(t, "g")
+	mustAppend(t, ctx, st, "g", 0, txs[0])
+	if err := srv.JetStream().DeleteStream(ctx, cfg.Stream); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := srv.Conn().SubscribeSync(cfg.SubjectPrefix + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Conn().Flush(); err != nil { // the server knows the subscriber
+		t.Fatal(err)
+	}
+	return st, cfg, txs, sub
 }
