@@ -963,12 +963,13 @@ func (a *shardActor) apply(f persistence.Followed) {
 			return
 		}
 	}
+	if a.p.part != nil && e != nil && e.adopt != nil {
+		e.adopt.hold(f, a.p.part.HoldBytes)
+		return
+	}
 	f.Decode()
 	if a.p.part != nil {
 		switch {
-		case e != nil && e.adopt != nil:
-			e.adopt.pending = append(e.adopt.pending, f)
-			return
 		case e == nil && (f.Err != nil || firstPosition(f.Tx) != 1):
 			// A graph that moved here (or whose prefix is archived):
 			// adopt it as of the transaction before this one, which

@@ -43,6 +43,11 @@ import (
 // At most Partition.Adoptions adoptions run at once, so that a member
 // taking over a third of the graphs after a failover does not load them
 // all at once; the others wait their turn (Health counts the waits).
+// The transactions that reach a graph during its adoption are held as
+// stored, up to Partition.HoldBytes; past that they are let go, and when
+// the load ends the adoption folds them from the event store instead
+// (Health counts these refolds), so that a slow adoption under heavy
+// writes holds a bounded amount of memory.
 //
 // A graph held but owned by another member for Partition.DropAfter is
 // dropped, giving its memory back. Snapshot rounds write the held graphs
@@ -73,6 +78,11 @@ type Partition struct {
 	// Adoptions bounds the adoptions that run at once. Default
 	// 2 x GOMAXPROCS, at least 4.
 	Adoptions int
+	// HoldBytes bounds the transactions (as stored) held for one graph
+	// while it is being adopted. Default 16 MiB.
+	HoldBytes int
+
+	adoptGate func(graph string) // tests: called as an adoption starts its load
 }
 
 func (c *Partition) validate() error {
@@ -85,6 +95,9 @@ func (c *Partition) validate() error {
 	}
 	if c.Adoptions < 0 {
 		errs = append(errs, fmt.Errorf("partition: adoptions %d must not be negative", c.Adoptions))
+	}
+	if c.HoldBytes < 0 {
+		errs = append(errs, fmt.Errorf("partition: hold-bytes %d must not be negative", c.HoldBytes))
 	}
 	return errors.Join(errs...)
 }
@@ -104,8 +117,8 @@ type partState struct {
 	*Partition
 	sem chan struct{} // adoption slots
 
-	adoptions, fromSnapshot, failures, waits, dropped atomic.Uint64
-	maxNs, lastNs                                     atomic.Int64
+	adoptions, fromSnapshot, failures, waits, dropped, refolds atomic.Uint64
+	maxNs, lastNs                                              atomic.Int64
 }
 
 // newPartState applies c's defaults.
@@ -117,14 +130,41 @@ func newPartState(c *Partition) *partState {
 	if cp.Adoptions == 0 {
 		cp.Adoptions = max(2*runtime.GOMAXPROCS(0), 4)
 	}
+	if cp.HoldBytes == 0 {
+		cp.HoldBytes = 16 << 20
+	}
 	return &partState{Partition: &cp, sem: make(chan struct{}, cp.Adoptions)}
 }
 
 // adoption is a graph being adopted.
 type adoption struct {
 	upTo    uint64                 // the stream position it is folded up to
-	pending []persistence.Followed // its transactions after upTo, in order
-	waiters []*runQuery            // queries waiting for it
+	pending []persistence.Followed // its transactions after upTo, in order, as stored
+	bytes   int                    // pending's size as stored
+	// overflowed: pending passed HoldBytes and was let go; the
+	// transactions after upTo are folded from the event store when the
+	// load ends.
+	overflowed bool
+	waiters    []*runQuery // queries waiting for it
+}
+
+// heldOverhead is what a held transaction counts for against HoldBytes
+// besides the message as stored (its Followed).
+const heldOverhead = 160
+
+// hold holds f, which reached the graph during its adoption, undecoded
+// (it is decoded when applied), or lets it and every held one go once
+// they pass limit bytes.
+func (ad *adoption) hold(f persistence.Followed, limit int) {
+	if ad.overflowed {
+		return
+	}
+	ad.bytes += len(f.Data) + heldOverhead
+	if ad.bytes > limit {
+		ad.pending, ad.bytes, ad.overflowed = nil, 0, true
+		return
+	}
+	ad.pending = append(ad.pending, f)
 }
 
 // Messages of a shard actor for partitioned projections.
@@ -176,7 +216,7 @@ func (a *shardActor) drop(graph string) {
 func (a *shardActor) startAdopt(graph string, upTo uint64) *projected {
 	e := &projected{adopt: &adoption{upTo: upTo}}
 	a.put(graph, e)
-	go a.p.adopt(a, graph, e, upTo)
+	go a.p.adopt(a, graph, e, upTo, nil)
 	return e
 }
 
@@ -214,6 +254,14 @@ func (a *shardActor) adopted(m *adopted) {
 	ad := e.adopt
 	e.adopt = nil
 	switch {
+	case m.err == nil && ad.overflowed:
+		// More came meanwhile than it could hold: fold that from the
+		// event store, from where the load ended up to the shard's
+		// position, and come back here. The queries keep waiting.
+		e.adopt = &adoption{upTo: a.seq, waiters: ad.waiters}
+		a.p.part.refolds.Add(1)
+		go a.p.adopt(a, m.graph, e, a.seq, m)
+		return
 	case m.err != nil && m.failed == 0:
 		// The store could not be read: forget the graph, so that its next
 		// transaction, query or rebalance adopts it again.
@@ -236,6 +284,7 @@ func (a *shardActor) adopted(m *adopted) {
 			a.p.fail(e.stopped)
 		}
 		for _, f := range ad.pending {
+			f.Decode()
 			a.applyTo(e, f)
 		}
 	}
@@ -304,8 +353,10 @@ func (a *shardActor) sweep(now time.Time) {
 }
 
 // adopt loads graph's read model as of stream sequence upTo, in its turn
-// (partState.sem), and hands it to a.
-func (p *Projections) adopt(a *shardActor, graph string, e *projected, upTo uint64) {
+// (partState.sem), and hands it to a. With from set it folds the
+// transactions after from's read model instead of loading one (a refold:
+// see adoption.overflowed).
+func (p *Projections) adopt(a *shardActor, graph string, e *projected, upTo uint64, from *adopted) {
 	part := p.part
 	select {
 	case part.sem <- struct{}{}:
@@ -318,8 +369,11 @@ func (p *Projections) adopt(a *shardActor, graph string, e *projected, upTo uint
 		}
 	}
 	defer func() { <-part.sem }()
+	if part.adoptGate != nil {
+		part.adoptGate(graph)
+	}
 	start := time.Now()
-	m := p.loadAdopted(a, graph, upTo)
+	m := p.loadAdopted(a, graph, upTo, from)
 	m.e = e
 	took := time.Since(start)
 	part.adoptions.Add(1)
@@ -342,14 +396,17 @@ func (p *Projections) adopt(a *shardActor, graph string, e *projected, upTo uint
 }
 
 // loadAdopted builds graph's read model as of upTo: its newest read-model
-// snapshot at or before upTo that loads and that the event store confirms,
-// then its later transactions from the event store.
-func (p *Projections) loadAdopted(a *shardActor, graph string, upTo uint64) *adopted {
+// snapshot at or before upTo that loads and that the event store confirms
+// (or from's read model), then its later transactions from the event
+// store.
+func (p *Projections) loadAdopted(a *shardActor, graph string, upTo uint64, from *adopted) *adopted {
 	m := &adopted{graph: graph}
 	ctx, cancel := context.WithTimeout(p.life, prefixTimeout)
 	defer cancel()
 	tmp := &projected{}
-	if p.cfg.Snapshots != nil {
+	if from != nil {
+		tmp.g, tmp.head, tmp.held, m.snap = from.g, from.head, from.held, from.snap
+	} else if p.cfg.Snapshots != nil {
 		infos, err := inTries(ctx, func(ctx context.Context) ([]persistence.SnapshotInfo, error) {
 			return p.cfg.Snapshots.List(ctx, persistence.KindReadModel, graph)
 		})
@@ -387,9 +444,8 @@ func (p *Projections) loadAdopted(a *shardActor, graph string, upTo uint64) *ado
 		}
 		return m
 	}
-	from := m.g.AsOf() + 1
-	if from <= upTo {
-		m.failed, m.err = a.foldRange(st, tmp, from, upTo)
+	if next := m.g.AsOf() + 1; next <= upTo {
+		m.failed, m.err = a.foldRange(st, tmp, next, upTo)
 	}
 	m.head, m.held = tmp.head, tmp.held
 	m.absent = m.err == nil && tmp.head.N == 0
@@ -481,7 +537,7 @@ func (p *Projections) partHealth() *api.PartitionHealth {
 		return nil
 	}
 	h := &api.PartitionHealth{Adoptions: part.adoptions.Load(), FromSnapshot: part.fromSnapshot.Load(), Failures: part.failures.Load(),
-		Waits: part.waits.Load(), Dropped: part.dropped.Load(), LastAdoptMs: ms(time.Duration(part.lastNs.Load())),
+		Waits: part.waits.Load(), Dropped: part.dropped.Load(), Refolds: part.refolds.Load(), LastAdoptMs: ms(time.Duration(part.lastNs.Load())),
 		MaxAdoptMs: ms(time.Duration(part.maxNs.Load())), Series: part.Series()}
 	for _, sh := range p.shards {
 		h.Graphs += int(sh.held.Load())

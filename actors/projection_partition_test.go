@@ -286,3 +286,70 @@ func TestPartitionSkippedGraphsAdoptedLater(t *testing.T) {
 	}
 	sameAnswersOf(t, ids[:3], a, ref, "a after adopting graphs it skipped")
 }
+
+// TestAdoptionHoldBytes: the transactions that reach a graph while it is
+// being adopted are held up to Partition.HoldBytes; past that they are let
+// go and folded from the event store once the load ends. The adoption is
+// held back (SetAdoptGate) while the graph is written, so that its
+// transactions come during it: with a 1 KiB bound the adoption refolds,
+// with the default bound it holds them all and refolds nothing, and either
+// way the graph then answers as a projection holding every graph does.
+func TestAdoptionHoldBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		hold   int
+		refold bool
+	}{{"default", 0, false}, {"1KiB", 1 << 10, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			seed := testseed.Seed(t, 0)
+			r := rand.New(rand.NewPCG(seed, 4))
+			env := newSnapEnv(t)
+			h := newHistory(t, seed, env.store, 2, 40+r.IntN(40))
+			last := h.write(10+r.IntN(10), 30)
+			o := &owners{of: map[string]string{}, live: map[string]bool{"b": true}}
+			for _, hg := range h.graphs {
+				o.set(hg.id, "b")
+			}
+			g := h.graphs[0].id
+			started, release := make(chan struct{}, 1), make(chan struct{})
+			a := env.openTuned(t, 2, 40, last, func(c *actors.ProjectionConfig) {
+				c.Partition = o.partition("a")
+				c.Partition.HoldBytes = tc.hold
+				actors.SetAdoptGate(c.Partition, func(string) {
+					select {
+					case started <- struct{}{}:
+					default:
+					}
+					<-release
+				})
+			})
+			ref := env.open(t, 2, 0, last)
+			ctx := context.Background()
+			o.set(g, "a")
+			if err := a.Rebalance(ctx); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-started:
+			case <-time.After(30 * time.Second):
+				t.Fatal("no adoption of " + g + " started")
+			}
+			// Written while the adoption waits (about half of it to g).
+			last = h.write(60, 30)
+			waitApplied(t, a, last)
+			close(release)
+			rep := a.Query(ctx, &cairnv1.QueryRequest{GraphId: g, MinSeq: last, Query: &cairnv1.QueryRequest_GetStats{GetStats: &cairnv1.GetStats{}}})
+			if rep.GetError() != nil || rep.GetAsOfSeq() < last {
+				t.Fatalf("min_seq %d on %s at a: %v", last, g, rep)
+			}
+			if ph := a.Health().Partition; (ph.Refolds > 0) != tc.refold || ph.Failures != 0 {
+				t.Fatalf("partition health %+v: want a refold %v, no failure", *ph, tc.refold)
+			}
+			if s := a.Stopped(); len(s) != 0 {
+				t.Fatalf("graphs stopped at a: %v", s)
+			}
+			waitApplied(t, ref, last)
+			sameAnswersOf(t, []string{g}, a, ref, "a after adopting "+g)
+		})
+	}
+}

@@ -173,6 +173,10 @@ type PartitionHealth struct {
 	// Dropped counts read models given up because another member owned
 	// their graph for a while.
 	Dropped uint64 `json:"dropped"`
+	// Refolds counts adoptions during which more transactions came than
+	// they could hold (Partition.HoldBytes): those were folded from the
+	// event store when the load ended.
+	Refolds uint64 `json:"adoption_refolds"`
 	// Series is the manifest series this member's snapshot rounds write.
 	Series string `json:"manifest_series,omitempty"`
 }

@@ -35,7 +35,7 @@ endpoint's stats):
 (restored seq 0: the projections rebuilt from the stream start), for a
 member of a cluster the read models it holds (its graphs') and the
 adoptions that brought them there:
-  partition: 7 read models held, 9 adoptions (7 from a snapshot, 0 failed, 2 waited their turn), last 3.1 ms, longest 36.0 ms, 1 dropped, manifests projections/<member id>
+  partition: 7 read models held, 9 adoptions (7 from a snapshot, 0 failed, 2 waited their turn, 0 refolded), last 3.1 ms, longest 36.0 ms, 1 dropped, manifests projections/<member id>
 then one line on the audit of the event stream (rounds, the last one's duration, the
 graphs quarantined for data loss), then one line per graph whose projection
 stopped at a transaction it could not apply or check (DATA_LOSS: its stored
@@ -53,7 +53,7 @@ object:
    "time_travel":{"queries":..,"view_hits":..,"builds":..,"from_snapshot":..,"from_view":..,
                   "bad_snapshots":..,"cached_views":..,"last_build_ms":..,"base_ms":..,"replay_ms":..,..},
    "partition":{"graphs":..,"adoptions":..,"adopted_from_snapshot":..,"adoption_failures":..,
-                "adoption_waits":..,"last_adoption_ms":..,"max_adoption_ms":..,"dropped":..,
+                "adoption_waits":..,"last_adoption_ms":..,"max_adoption_ms":..,"dropped":..,"adoption_refolds":..,
                 "manifest_series":".."},  (cluster members only)
    "grains":{"active":..,"activations":..,"snapshot_loads":..,"snapshot_fallbacks":..,
              "snapshots_written":..,"snapshot_write_errors":..,"snapshot_bytes":..,
@@ -165,8 +165,8 @@ func runHealth(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		fmt.Fprintf(stdout, "time travel: %d queries, %d view hits, %d builds (%d from snapshot, %d from view), %d bad snapshots, %d cached views, last build %.1f ms, %d refused (no build room)\n",
 			tt.Queries, tt.ViewHits, tt.Builds, tt.FromSnapshot, tt.FromView, tt.BadSnapshots, tt.Cached, tt.LastBuildMs, tt.Refused)
 		if p := h.Partition; p != nil {
-			fmt.Fprintf(stdout, "partition: %d read models held, %d adoptions (%d from a snapshot, %d failed, %d waited their turn), last %.1f ms, longest %.1f ms, %d dropped, manifests %s\n",
-				p.Graphs, p.Adoptions, p.FromSnapshot, p.Failures, p.Waits, p.LastAdoptMs, p.MaxAdoptMs, p.Dropped, p.Series)
+			fmt.Fprintf(stdout, "partition: %d read models held, %d adoptions (%d from a snapshot, %d failed, %d waited their turn, %d refolded), last %.1f ms, longest %.1f ms, %d dropped, manifests %s\n",
+				p.Graphs, p.Adoptions, p.FromSnapshot, p.Failures, p.Waits, p.Refolds, p.LastAdoptMs, p.MaxAdoptMs, p.Dropped, p.Series)
 		}
 		fmt.Fprintf(stdout, "audit: %d rounds, last %.1f ms, %d graphs quarantined for data loss\n", h.Audits, h.LastAuditMs, h.DataLoss)
 		if h.StreamLost != "" {
