@@ -37,7 +37,7 @@ const serveUsage = `Usage:
               [--signing-key FILE | --no-signing] [--trust-keys FILE]
               [--trust-unsigned-through SEQ]
               [--log-level LEVEL] [--log-format text|json] [--drain-timeout D] [--json]
-              [--metrics-listen ADDR [--metrics-graphs N]]
+              [--metrics-listen ADDR [--metrics-graphs N] [--pprof]]
               [--otlp-endpoint URL [--trace-sample RATIO]]
               [--auth FILE] [--tls-cert F --tls-key F [--tls-ca F] [--tls-verify]]
               [--insecure]
@@ -241,6 +241,12 @@ Flags:
                         then names it). Default: off. The metrics name no
                         graph (unless --metrics-graphs); see
                         docs/operations.md for each one
+  --pprof               also serve the Go runtime's profiles on the metrics
+                        listener: http://ADDR/debug/pprof/ (CPU profile,
+                        heap, goroutines, execution trace; go tool pprof
+                        and go tool trace read them). Needs a loopback
+                        --metrics-listen: a profile shows memory contents
+                        and the command line
   --metrics-graphs N    add cairn_graph_commands_total{graph} for the first
                         N graphs that receive commands (at most 1000; the
                         others count as graph="_other"). Default 0
@@ -284,6 +290,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	drain := fs.Duration("drain-timeout", 30*time.Second, "drain `timeout`")
 	jsonOut := fs.Bool("json", false, "print the ready line as JSON")
 	metricsListen := fs.String("metrics-listen", "", "Prometheus metrics and probes listen `address`")
+	profiles := fs.Bool("pprof", false, "serve Go profiles on the metrics listener")
 	metricsGraphs := fs.Int("metrics-graphs", 0, "per-graph command counters for the first `N` graphs")
 	signingKeyFile := fs.String("signing-key", "", "signing key seed `file` (default DATA/signing.nk)")
 	noSigning := fs.Bool("no-signing", false, "sign nothing, check no signatures")
@@ -312,6 +319,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if given["metrics-graphs"] && *metricsListen == "" {
 		return usage("--metrics-graphs needs --metrics-listen")
 	}
+	if *profiles {
+		if *metricsListen == "" {
+			return usage("--pprof needs --metrics-listen")
+		}
+		if host, _, err := net.SplitHostPort(*metricsListen); err != nil || !isLoopback(host) {
+			return usage("--pprof serves profiles, which show memory contents, to whoever reaches --metrics-listen %s: give a loopback address (127.0.0.1:PORT)", *metricsListen)
+		}
+	}
 	var logger *slog.Logger
 	switch *logFormat {
 	case "text":
@@ -332,7 +347,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *metricsListen != "" {
 		cfg.Metrics = metrics.New(metrics.Options{Graphs: *metricsGraphs})
 		var err error
-		if probe, err = startProbes(*metricsListen, cfg.Metrics, logger); err != nil {
+		if probe, err = startProbes(*metricsListen, cfg.Metrics, *profiles, logger); err != nil {
 			return usage("%v", err)
 		}
 		defer func() {

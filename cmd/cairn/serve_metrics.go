@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -25,8 +26,9 @@ type probes struct {
 	done chan struct{}
 }
 
-// startProbes listens on addr and serves m and the probes.
-func startProbes(addr string, m *metrics.Metrics, log *slog.Logger) (*probes, error) {
+// startProbes listens on addr and serves m and the probes, and with
+// profiles the Go runtime's profiles under /debug/pprof/ (serve --pprof).
+func startProbes(addr string, m *metrics.Metrics, profiles bool, log *slog.Logger) (*probes, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-listen %s: %w", addr, err)
@@ -39,6 +41,13 @@ func startProbes(addr string, m *metrics.Metrics, log *slog.Logger) (*probes, er
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", p.ready)
+	if profiles {
+		mux.HandleFunc("/debug/pprof/", httppprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", httppprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	}
 	p.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go func() {
 		defer close(p.done)

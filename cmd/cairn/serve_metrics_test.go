@@ -15,7 +15,7 @@ import (
 func TestServeMetrics(t *testing.T) {
 	dir := t.TempDir()
 	line, stop := serveInProcess(t, "--data", dir, "--nats-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--metrics-graphs", "5",
-		"--json", "--log-level", "warn", "--log-format", "json")
+		"--pprof", "--json", "--log-level", "warn", "--log-format", "json")
 	var ready readyLine
 	if err := json.Unmarshal([]byte(line), &ready); err != nil || !strings.HasPrefix(ready.Metrics, "http://127.0.0.1:") {
 		t.Fatalf("ready line %q (%v), want a metrics URL on 127.0.0.1", line, err)
@@ -26,6 +26,12 @@ func TestServeMetrics(t *testing.T) {
 	}
 	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code, body := get("/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Errorf("/debug/pprof/: %d %.80q", code, body)
+	}
+	if code, body := get("/debug/pprof/heap?debug=1"); code != 200 || !strings.Contains(body, "heap profile") {
+		t.Errorf("/debug/pprof/heap: %d %.80q", code, body)
 	}
 	mustRun(t, "graph", "create", "m", "--server", ready.NATS)
 	for _, n := range []string{"a", "b", "c"} {
@@ -81,6 +87,8 @@ func TestServeMetricsFlags(t *testing.T) {
 		{[]string{"--metrics-listen", "127.0.0.1:0", "--metrics-graphs", "1001"}, "--metrics-graphs must be 0 to 1000"},
 		{[]string{"--log-format", "xml"}, `--log-format "xml": want text or json`},
 		{[]string{"--metrics-listen", "nohost"}, "--metrics-listen nohost"},
+		{[]string{"--pprof"}, "--pprof needs --metrics-listen"},
+		{[]string{"--metrics-listen", "0.0.0.0:0", "--pprof"}, "--pprof serves profiles"},
 	} {
 		res := runCLI(t, append([]string{"serve", "--data", t.TempDir(), "--nats-listen", "none"}, tc.args...)...)
 		if res.err == nil || !strings.Contains(res.err.Error(), tc.want) {
