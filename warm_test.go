@@ -78,18 +78,18 @@ func TestRestartTakesLocalSnapshotCopies(t *testing.T) {
 	closeEngine(t, eng)
 
 	// A damaged copy: the aggregate's last byte flipped.
-	var agg string
+	var agg persistence.LocalCopy
 	for _, c := range copies.Scan() {
 		if c.Info.Kind == persistence.KindAggregate {
-			agg = c.Path
+			agg = c
 		}
 	}
-	b, err := os.ReadFile(agg)
+	b, err := os.ReadFile(agg.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[len(b)-1] ^= 0x40
-	if err := os.WriteFile(agg, b, 0o600); err != nil {
+	b[agg.Offset+agg.Length-1] ^= 0x40
+	if err := os.WriteFile(agg.Path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	eng = open(true)
