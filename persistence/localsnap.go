@@ -153,7 +153,7 @@ func (l *LocalSnapshots) Save(ctx context.Context, info SnapshotInfo, data []byt
 	h := headerOf(info, len(data), false)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.append(ctx, h, data, gate); err != nil {
+	if err := l.append(ctx, h, bytes.NewReader(data), gate); err != nil {
 		l.errs.Add(1)
 		return fmt.Errorf("local snapshot %s: %w", info.Name, err)
 	}
@@ -175,7 +175,7 @@ func (l *LocalSnapshots) Remove(info SnapshotInfo) {
 		return
 	}
 	h := localHeader{Kind: info.Kind, Graph: info.Graph, Seq: info.Seq, Removed: true}
-	if err := l.append(context.Background(), h, nil, nil); err != nil {
+	if err := l.append(context.Background(), h, bytes.NewReader(nil), nil); err != nil {
 		l.errs.Add(1)
 		return
 	}
@@ -186,10 +186,11 @@ func (l *LocalSnapshots) Remove(info SnapshotInfo) {
 // pacing.
 const localChunk = 1 << 20
 
-// append writes one record at the end of the current pack (opening a new
-// one when there is none or it is full) and makes it its kind and graph's
-// newest. On failure it cuts the pack back to where the record began.
-func (l *LocalSnapshots) append(ctx context.Context, h localHeader, data []byte, gate *pace.Gate) (err error) {
+// append writes one record, of the payload h.Size bytes of src hold, at
+// the end of the current pack (opening a new one when there is none or it
+// is full) and makes it its kind and graph's newest. On failure it cuts
+// the pack back to where the record began.
+func (l *LocalSnapshots) append(ctx context.Context, h localHeader, src io.ReaderAt, gate *pace.Gate) (err error) {
 	hb, err := json.Marshal(h)
 	if err != nil {
 		return err
@@ -229,30 +230,38 @@ func (l *LocalSnapshots) append(ctx context.Context, h localHeader, data []byte,
 			}
 		}
 	}()
-	rec := make([]byte, 0, len(localMagic)+4+len(hb)+min(len(data), localChunk))
-	rec = append(rec, localMagic...)
-	rec = binary.BigEndian.AppendUint32(rec, uint32(len(hb)))
-	rec = append(rec, hb...)
+	size := int(h.Size)
+	pre := len(localMagic) + 4 + len(hb)
+	rec := make([]byte, pre+min(size, localChunk))
+	copy(rec, localMagic)
+	binary.BigEndian.PutUint32(rec[len(localMagic):], uint32(len(hb)))
+	copy(rec[len(localMagic)+4:], hb)
 	pos := off
-	if len(data) <= localChunk {
+	if size <= localChunk {
 		// Small copies (most of them) in one write, unpaced.
-		rec = append(rec, data...)
+		if err = readFull(src, rec[pre:], 0); err != nil {
+			return err
+		}
 		if _, err = l.cur.WriteAt(rec, pos); err != nil {
 			return err
 		}
 		pos += int64(len(rec))
 	} else {
-		if _, err = l.cur.WriteAt(rec, pos); err != nil {
+		if _, err = l.cur.WriteAt(rec[:pre], pos); err != nil {
 			return err
 		}
-		pos += int64(len(rec))
+		pos += int64(pre)
 		w, err := gate.Begin(ctx)
 		if err != nil {
 			return err
 		}
 		defer w.End()
-		for o := 0; o < len(data); o += localChunk {
-			chunk := data[o:min(o+localChunk, len(data))]
+		buf := rec[pre:]
+		for o := 0; o < size; o += localChunk {
+			chunk := buf[:min(localChunk, size-o)]
+			if err = readFull(src, chunk, int64(o)); err != nil {
+				return err
+			}
 			if _, err = l.cur.WriteAt(chunk, pos); err != nil {
 				return err
 			}
@@ -353,17 +362,7 @@ func (l *LocalSnapshots) evacuate(ctx context.Context, gen uint64, gate *pace.Ga
 			l.packs[gen].live -= r.len
 			continue
 		}
-		data, err := l.readPayload(r)
-		if errors.Is(err, fs.ErrNotExist) {
-			l.forget(gen)
-			return false
-		}
-		if err != nil {
-			return false
-		}
-		h := headerOf(r.info, len(data), r.removed)
-		if err := l.append(ctx, h, data, gate); err != nil {
-			l.errs.Add(1)
+		if !l.copyRecord(ctx, gen, r, gate) {
 			return false
 		}
 	}
@@ -380,25 +379,40 @@ func headerOf(info SnapshotInfo, size int, removed bool) localHeader {
 	return h
 }
 
-// readPayload reads a record's payload back.
-func (l *LocalSnapshots) readPayload(r localRecord) ([]byte, error) {
-	p := l.packs[r.gen]
-	if p == nil {
-		return nil, os.ErrNotExist
-	}
+// copyRecord appends record r of pack gen again, reading its payload from
+// the pack a chunk at a time; it reports whether it did.
+func (l *LocalSnapshots) copyRecord(ctx context.Context, gen uint64, r localRecord, gate *pace.Gate) bool {
+	p := l.packs[gen]
 	f, err := os.Open(p.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		l.forget(gen)
+		return false
+	}
 	if err != nil {
-		return nil, err
+		return false
 	}
 	defer f.Close()
-	h, data, err := readRecord(f, r.off, true)
-	if err != nil {
-		return nil, err
+	h, n, err := readHeader(f, r.off)
+	if err != nil || h.Graph != r.info.Graph || h.Kind != r.info.Kind || h.Seq != r.info.Seq || n+max(h.Size, 0) != r.len {
+		return false // the pack changed under us
 	}
-	if h.Graph != r.info.Graph || h.Kind != r.info.Kind || h.Seq != r.info.Seq {
-		return nil, errors.New("the pack changed")
+	if err := l.append(ctx, h, io.NewSectionReader(f, r.off+n, h.Size), gate); err != nil {
+		l.errs.Add(1)
+		return false
 	}
-	return data, nil
+	return true
+}
+
+// readFull fills b from src at off.
+func readFull(src io.ReaderAt, b []byte, off int64) error {
+	n, err := src.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = fmt.Errorf("%d of %d payload bytes", n, len(b))
+	}
+	return err
 }
 
 // LocalCopy is one local copy found by Scan.

@@ -415,3 +415,59 @@ func TestLocalSnapshotsLargeCopyThroughTheGate(t *testing.T) {
 		t.Fatalf("the big copy: %d bytes, %v", len(data), err)
 	}
 }
+
+// A large copy (over the 1 MiB chunk) in a mostly superseded pack is moved
+// to the current pack a chunk at a time and loads whole afterwards, also
+// after a reopen; the old pack is deleted.
+func TestLocalSnapshotsEvacuateLargeCopy(t *testing.T) {
+	dir := t.TempDir()
+	l, err := persistence.OpenLocalSnapshots(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetPackMax(4 << 20)
+	ctx := context.Background()
+	big := make([]byte, 2<<20+12345)
+	for i := range big {
+		big[i] = byte(i ^ i>>8 ^ i>>16) // unlike at any other offset in the chunk
+	}
+	fill := func(seq uint64) []byte { return bytes.Repeat([]byte{byte(seq)}, 3<<20) }
+	if err := l.Save(ctx, localInfo(t, persistence.KindReadModel, "big", 1), big, nil); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 2; seq++ { // the second supersedes the first in a new pack
+		if err := l.Save(ctx, localInfo(t, persistence.KindAggregate, "x", seq), fill(seq), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sizes, _ := l.Packs(); len(sizes) != 1 {
+		t.Fatalf("packs %v: want the first deleted once its big copy moved", sizes)
+	}
+	for _, l := range []*persistence.LocalSnapshots{l, reopen(t, dir)} {
+		copies := l.Scan()
+		if len(copies) != 2 {
+			t.Fatalf("%d copies, want 2", len(copies))
+		}
+		for _, c := range copies {
+			want := fill(2)
+			if c.Info.Graph == "big" {
+				want = big
+			}
+			if data, err := l.Load(c); err != nil || !bytes.Equal(data, want) {
+				t.Fatalf("copy %s: %d bytes, %v", c.Info.Name, len(data), err)
+			}
+		}
+	}
+	if st := l.Stats(); st.Errors != 0 || st.Saves != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func reopen(t *testing.T, dir string) *persistence.LocalSnapshots {
+	t.Helper()
+	l, err := persistence.OpenLocalSnapshots(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
