@@ -897,7 +897,7 @@ func foldable(graph string, chain *persistence.Chain, r persistence.Record) (che
 		if i > len(evs) {
 			return checkedTx{}, fmt.Errorf("replay %s seq %d: %w: commands record more events than the transaction holds", graph, r.Seq, errInconsistent)
 		}
-		heads = append(heads, aggregate.Head{N: evs[i-1].Envelope.N, CID: evs[i-1].CID.String()})
+		heads = append(heads, aggregate.Head{N: evs[i-1].Envelope.N, CID: persistence.CIDString(evs[i-1].CID)})
 	}
 	return checkedTx{
 		stored: aggregate.Stored{Seq: r.Seq, TxID: r.Tx.GetTxId(), Commands: r.Tx.GetCommands(), Events: events, Heads: heads},
@@ -1163,7 +1163,7 @@ func (g *graphGrain) appended(ctx actor.Context, job *appendJob, d appendDone) {
 		g.sinceSnap += len(job.tx.GetEvents())
 		res.Heads = make([]aggregate.Head, len(job.heads))
 		for i, h := range job.heads {
-			res.Heads[i] = aggregate.Head{N: h.N, CID: h.CID.String()}
+			res.Heads[i] = aggregate.Head{N: h.N, CID: persistence.CIDString(h.CID)}
 		}
 	}
 	rd := g.core.Appended(res)

@@ -109,6 +109,7 @@ func (c *Chain) Head() Head { return c.head }
 
 // DecodedEvent is one checked event.
 type DecodedEvent struct {
+	// Envelope's Body shares the bytes of the transaction's record.
 	Envelope Envelope
 	CID      cid.Cid
 	Event    *cairnv1.Event
@@ -139,11 +140,12 @@ func (c *Chain) Check(seq uint64, tx *cairnv1.Transaction) ([]DecodedEvent, erro
 	out := make([]DecodedEvent, 0, len(tx.GetEvents()))
 	for _, rec := range tx.GetEvents() {
 		pos := head.N + 1
-		sum := EventCID(rec.GetDagCbor())
+		var buf [CIDLen]byte
+		sum := appendEventCID(buf[:0], rec.GetDagCbor())
 		if !bytes.Equal(sum, rec.GetCid()) {
 			return nil, fail(pos, "stored CID does not match the envelope bytes", cidString(sum), cidString(rec.GetCid()), nil)
 		}
-		env, err := decodeEnvelope(rec.GetDagCbor(), c.graph)
+		env, err := decodeEnvelope(rec.GetDagCbor(), expected{graph: c.graph, tx: tx.GetTxId(), prev: head.CID, aliasBody: true})
 		if err != nil {
 			return nil, fail(pos, "envelope does not decode", "", "", err)
 		}

@@ -16,7 +16,7 @@ import (
 // holds with Head.Links.
 func CheckStretch(graph string, seq uint64, tx *cairnv1.Transaction, opts ...ChainOption) (events []DecodedEvent, prev, head Head, err error) {
 	if recs := tx.GetEvents(); len(recs) > 0 {
-		if env, err := decodeEnvelope(recs[0].GetDagCbor(), graph); err == nil && env.N > 0 {
+		if env, err := decodeEnvelope(recs[0].GetDagCbor(), expected{graph: graph, tx: tx.GetTxId(), aliasBody: true}); err == nil && env.N > 0 {
 			prev = Head{N: env.N - 1, CID: env.Prev}
 		}
 	}
