@@ -1053,7 +1053,7 @@ func (g *graphGrain) send(ctx actor.Context, rd aggregate.Ready[replyTo]) {
 func (g *graphGrain) seal(b *aggregate.Batch[replyTo]) (*appendJob, error) {
 	now := time.Now().UnixNano()
 	txID := nuid.Next()
-	recs, _, err := persistence.Seal(g.graph, txID, now, g.head, b.Events)
+	recs, last, err := persistence.Seal(g.graph, txID, now, g.head, b.Events)
 	if err != nil {
 		return nil, err
 	}
@@ -1063,9 +1063,15 @@ func (g *graphGrain) seal(b *aggregate.Batch[replyTo]) (*appendJob, error) {
 			return nil, err
 		}
 	}
+	job.heads = make([]persistence.Head, 0, len(b.Commands))
 	i := 0
-	for _, cr := range b.Commands {
+	for k, cr := range b.Commands {
 		i += int(cr.GetEventCount())
+		if k == len(b.Commands)-1 {
+			// Seal parsed the last one.
+			job.heads = append(job.heads, last)
+			break
+		}
 		_, id, err := cid.CidFromBytes(recs[i-1].GetCid())
 		if err != nil {
 			return nil, err
