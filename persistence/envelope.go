@@ -339,14 +339,6 @@ func (d *cborDecoder) text() (string, error) {
 	return string(p), err
 }
 
-func (d *cborDecoder) bytes() ([]byte, error) {
-	p, err := d.payload(2)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte{}, p...), nil
-}
-
 func (d *cborDecoder) uint() (uint64, error) {
 	m, v, err := d.head()
 	if err != nil {
