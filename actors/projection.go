@@ -1074,7 +1074,7 @@ func checkTx(trust *persistence.Keyring, graph string, head persistence.Head, se
 // (persistence.CheckStretch) and decodes it; where its first event links to
 // is left to linksTo, for a reader that does not know the head yet.
 func decodeChecked(trust *persistence.Keyring, graph string, seq uint64, tx *cairnv1.Transaction) (decodedTx, error) {
-	evs, prev, head, err := persistence.CheckStretch(graph, seq, tx, persistence.WithTrust(trust))
+	evs, prev, head, err := persistence.CheckStretchTrusting(trust, graph, seq, tx)
 	if err != nil {
 		return decodedTx{}, err
 	}
