@@ -291,8 +291,12 @@ type graphGrain struct {
 // appendJob is one sealed batch being appended.
 type appendJob struct {
 	batch *aggregate.Batch[replyTo]
-	tx    *cairnv1.Transaction
-	heads []persistence.Head // head after each command
+	tx    *cairnv1.Transaction // &stored
+	heads []persistence.Head   // head after each command
+	// stored and head1 back tx and a one-command batch's heads: one
+	// allocation for the job instead of three.
+	stored cairnv1.Transaction
+	head1  [1]persistence.Head
 	// done receives the append's outcome before the job is sent back to
 	// the grain as a message, so a stopping grain can wait for it.
 	done chan appendDone
@@ -897,7 +901,7 @@ func foldable(graph string, chain *persistence.Chain, r persistence.Record) (che
 		if i > len(evs) {
 			return checkedTx{}, fmt.Errorf("replay %s seq %d: %w: commands record more events than the transaction holds", graph, r.Seq, errInconsistent)
 		}
-		heads = append(heads, aggregate.Head{N: evs[i-1].Envelope.N, CID: evs[i-1].CID.String()})
+		heads = append(heads, aggregate.Head{N: evs[i-1].Envelope.N, CID: persistence.CIDString(evs[i-1].CID)})
 	}
 	return checkedTx{
 		stored: aggregate.Stored{Seq: r.Seq, TxID: r.Tx.GetTxId(), Commands: r.Tx.GetCommands(), Events: events, Heads: heads},
@@ -1053,19 +1057,27 @@ func (g *graphGrain) send(ctx actor.Context, rd aggregate.Ready[replyTo]) {
 func (g *graphGrain) seal(b *aggregate.Batch[replyTo]) (*appendJob, error) {
 	now := time.Now().UnixNano()
 	txID := nuid.Next()
-	recs, _, err := persistence.Seal(g.graph, txID, now, g.head, b.Events)
+	recs, last, err := persistence.Seal(g.graph, txID, now, g.head, b.Events)
 	if err != nil {
 		return nil, err
 	}
-	job := &appendJob{batch: b, tx: &cairnv1.Transaction{GraphId: g.graph, TxId: txID, TimestampUnixNano: now, Events: recs, Commands: b.Commands}}
+	job := &appendJob{batch: b}
+	job.tx = &job.stored
+	job.tx.GraphId, job.tx.TxId, job.tx.TimestampUnixNano, job.tx.Events, job.tx.Commands = g.graph, txID, now, recs, b.Commands
 	if g.cfg.Signer != nil {
 		if err := g.cfg.Signer.SignTransaction(job.tx); err != nil {
 			return nil, err
 		}
 	}
+	job.heads = job.head1[:0]
 	i := 0
-	for _, cr := range b.Commands {
+	for k, cr := range b.Commands {
 		i += int(cr.GetEventCount())
+		if k == len(b.Commands)-1 {
+			// Seal parsed the last one.
+			job.heads = append(job.heads, last)
+			break
+		}
 		_, id, err := cid.CidFromBytes(recs[i-1].GetCid())
 		if err != nil {
 			return nil, err
@@ -1163,7 +1175,7 @@ func (g *graphGrain) appended(ctx actor.Context, job *appendJob, d appendDone) {
 		g.sinceSnap += len(job.tx.GetEvents())
 		res.Heads = make([]aggregate.Head, len(job.heads))
 		for i, h := range job.heads {
-			res.Heads[i] = aggregate.Head{N: h.N, CID: h.CID.String()}
+			res.Heads[i] = aggregate.Head{N: h.N, CID: persistence.CIDString(h.CID)}
 		}
 	}
 	rd := g.core.Appended(res)

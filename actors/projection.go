@@ -1051,7 +1051,6 @@ func safeApply(g *readmodel.Graph, seq uint64, ts int64, events []*cairnv1.Event
 // decodedTx is a transaction's checked events.
 type decodedTx struct {
 	events []*cairnv1.Event
-	ns     []uint64         // each event's chain position
 	prev   persistence.Head // what its first event links to
 	head   persistence.Head // its last event
 }
@@ -1076,16 +1075,20 @@ func checkTx(trust *persistence.Keyring, graph string, head persistence.Head, se
 // (persistence.CheckStretch) and decodes it; where its first event links to
 // is left to linksTo, for a reader that does not know the head yet.
 func decodeChecked(trust *persistence.Keyring, graph string, seq uint64, tx *cairnv1.Transaction) (decodedTx, error) {
-	evs, prev, head, err := persistence.CheckStretch(graph, seq, tx, persistence.WithTrust(trust))
+	evs, prev, head, err := persistence.CheckStretchTrusting(trust, graph, seq, tx)
 	if err != nil {
 		return decodedTx{}, err
 	}
-	d := decodedTx{events: make([]*cairnv1.Event, len(evs)), ns: make([]uint64, len(evs)), prev: prev, head: head}
+	d := decodedTx{events: make([]*cairnv1.Event, len(evs)), prev: prev, head: head}
 	for i := range evs {
-		d.events[i], d.ns[i] = evs[i].Event, evs[i].Envelope.N
+		d.events[i] = evs[i].Event
 	}
 	return d, nil
 }
+
+// position is the chain position of d's event i: the check found them
+// contiguous after prev.
+func (d decodedTx) position(i int) uint64 { return d.prev.N + 1 + uint64(i) }
 
 // linksTo checks that d continues the chain that ends at head.
 func (d decodedTx) linksTo(graph string, seq uint64, head persistence.Head) error {

@@ -306,7 +306,7 @@ func headCID(h persistence.Head) string {
 	if h.N == 0 || !h.CID.Defined() {
 		return ""
 	}
-	return h.CID.String()
+	return persistence.CIDString(h.CID)
 }
 
 // waitReady waits until Start has put the restored read models in the

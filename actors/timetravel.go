@@ -558,7 +558,7 @@ func (tt *timeTravel) replay(v *view, key viewKey, fetch <-chan fetched) (n int,
 		}
 		// The target transaction: its events up to the target position.
 		for i, ev := range d.events {
-			if d.ns[i] > key.position {
+			if d.position(i) > key.position {
 				v.whole = false
 				break
 			}
@@ -569,7 +569,7 @@ func (tt *timeTravel) replay(v *view, key viewKey, fetch <-chan fetched) (n int,
 			if err != nil {
 				return n, fmt.Errorf("seq %d event %d: cid: %w: %v", rec.Seq, i, persistence.ErrMalformed, err)
 			}
-			v.seq, v.head = rec.Seq, persistence.Head{N: d.ns[i], CID: c}
+			v.seq, v.head = rec.Seq, persistence.Head{N: d.position(i), CID: c}
 		}
 		if ts := rec.Tx.GetTimestampUnixNano(); ts != 0 && v.seq == rec.Seq {
 			v.g.NoteTime(ts)

@@ -47,7 +47,7 @@ func (s *State) addNode(na *cairnv1.NodeAdded) error {
 		return fmt.Errorf("apply NodeAdded: node %q exists", id)
 	}
 	var hbuf, cbuf [16]uint32
-	var kbuf [64]byte
+	var kbuf [128]byte
 	hs := hbuf[:0]
 	for _, c := range na.GetComponents() {
 		hs = append(hs, s.acquireComponent(kbuf[:0], c))
@@ -70,7 +70,7 @@ func (s *State) changeNode(nc *cairnv1.NodeComponentsChanged) error {
 		return fmt.Errorf("apply NodeComponentsChanged: node %q does not exist", nc.GetNodeId())
 	}
 	var obuf, nbuf [32]uint32
-	var kbuf [64]byte
+	var kbuf [128]byte
 	old, cats := s.nodeAttrs(u, obuf[:0])
 	next := nbuf[:0]
 	for _, h := range old {
@@ -122,7 +122,7 @@ func (s *State) addEdge(ea *cairnv1.EdgeAdded) error {
 		return fmt.Errorf("apply EdgeAdded: edge %q has a missing endpoint", id)
 	}
 	var hbuf [16]uint32
-	var kbuf [64]byte
+	var kbuf [128]byte
 	hs := hbuf[:0]
 	for _, c := range ea.GetComponents() {
 		hs = append(hs, s.acquireComponent(kbuf[:0], c))

@@ -76,18 +76,20 @@ type Core[W any] struct {
 	inflight *Batch[W]
 	retry    []*request[W] // a conflicted batch's envelopes, until Reloaded
 	stopping bool
+	hash     hasher // computes the requests' ContentHash
 }
 
 type request[W any] struct {
 	env      *cairnv1.CommandEnvelope
 	hash     []byte // ContentHash(env), once needed
 	waiters  []W
-	attempts int // appends of this envelope that met a conflict
+	first    [1]W // waiters' first backing array
+	attempts int  // appends of this envelope that met a conflict
 }
 
-func (r *request[W]) contentHash() []byte {
+func (r *request[W]) contentHash(h *hasher) []byte {
 	if r.hash == nil {
-		r.hash = ContentHash(r.env)
+		r.hash = h.contentHash(r.env)
 	}
 	return r.hash
 }
@@ -203,7 +205,12 @@ func (c *Core[W]) Queued() int { return len(c.queue) }
 // content is the same, and the same refusal when it is not.
 func (c *Core[W]) Propose(env *cairnv1.CommandEnvelope, w W) Ready[W] {
 	var rd Ready[W]
-	to := []W{w}
+	// The request holds its first waiter, so an accepted envelope costs
+	// one allocation here, not two; the refusals below answer it alone.
+	r := &request[W]{env: env}
+	r.first[0] = w
+	r.waiters = r.first[:]
+	to := r.waiters
 	if err := ValidateEnvelope(env); err != nil {
 		rd.answer(to, ErrorReply(env, AsCommandError(err)))
 		return rd
@@ -221,7 +228,7 @@ func (c *Core[W]) Propose(env *cairnv1.CommandEnvelope, w W) Ready[W] {
 		return rd
 	}
 	if r, ok := c.pending[env.GetCommandId()]; ok {
-		if !bytes.Equal(r.contentHash(), ContentHash(env)) {
+		if !bytes.Equal(r.contentHash(&c.hash), ContentHash(env)) {
 			rd.answer(to, ErrorReply(env, reusedID(env.GetCommandId())))
 			return rd
 		}
@@ -236,7 +243,6 @@ func (c *Core[W]) Propose(env *cairnv1.CommandEnvelope, w W) Ready[W] {
 		rd.answer(to, ErrorReply(env, unavailable("graph %s has %d commands queued; retry later", c.state.graph, len(c.queue))))
 		return rd
 	}
-	r := &request[W]{env: env, waiters: to}
 	c.pending[env.GetCommandId()] = r
 	c.queue = append(c.queue, r)
 	c.flush(&rd)
@@ -313,7 +319,7 @@ func (c *Core[W]) flush(rd *Ready[W]) {
 			b.Commands = append(b.Commands, &cairnv1.CommandRecord{
 				CommandId: r.env.GetCommandId(), CorrelationId: r.env.GetCorrelationId(),
 				CausationId: r.env.GetCausationId(), Issuer: r.env.GetIssuer(), EventCount: uint32(len(evs)),
-				ContentHash: r.contentHash(),
+				ContentHash: r.contentHash(&c.hash),
 			})
 		}
 		c.queue = c.queue[taken:]
@@ -347,7 +353,7 @@ func (c *Core[W]) Appended(res AppendResult) Ready[W] {
 		for k, r := range b.reqs {
 			h := res.Heads[k]
 			rep := &cairnv1.CommandReply{CommandId: r.env.GetCommandId(), HeadCid: h.CID, Seq: res.Seq, Position: h.N, TxId: res.TxID}
-			c.recent.Put(&cairnv1.CommandReply{CommandId: rep.CommandId, HeadCid: h.CID, Seq: res.Seq, Position: h.N, TxId: res.TxID, ContentHash: r.contentHash()})
+			c.recent.Put(&cairnv1.CommandReply{CommandId: rep.CommandId, HeadCid: h.CID, Seq: res.Seq, Position: h.N, TxId: res.TxID, ContentHash: r.contentHash(&c.hash)})
 			c.finish(&rd, r, rep)
 		}
 		for _, h := range b.held {
@@ -466,7 +472,7 @@ func (c *Core[W]) Reloaded(err error) Ready[W] {
 	var again []*request[W]
 	for _, r := range reqs {
 		if prev, ok := c.recent.Get(r.env.GetCommandId()); ok {
-			if reused(prev, r.contentHash) {
+			if reused(prev, func() []byte { return r.contentHash(&c.hash) }) {
 				c.finish(&rd, r, ErrorReply(r.env, reusedID(r.env.GetCommandId())))
 			} else {
 				c.finish(&rd, r, duplicate(prev))

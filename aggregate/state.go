@@ -3,6 +3,7 @@ package aggregate
 import (
 	"encoding/binary"
 	"slices"
+	"unsafe"
 
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 
@@ -179,7 +180,9 @@ func componentKey(buf []byte, typ string, value []byte) []byte {
 
 // acquireComponent returns the handle of c, storing it if new.
 func (s *State) acquireComponent(buf []byte, c *cairnv1.Component) uint32 {
-	h := s.comps.acquire(string(componentKey(buf, c.GetType(), c.GetValue())))
+	// The table copies the key: it can be read off buf.
+	key := componentKey(buf, c.GetType(), c.GetValue())
+	h := s.comps.acquire(unsafe.String(unsafe.SliceData(key), len(key)))
 	for s.ctype.Len() <= int(h) {
 		s.ctype.Append(0)
 	}

@@ -78,9 +78,30 @@ const ContentHashSize = 16
 // it is kept under; the correlation id, causation id and issuer are left
 // out, since a retry may legitimately carry other tracing ids.
 func ContentHash(env *cairnv1.CommandEnvelope) []byte {
-	data, _ := proto.MarshalOptions{Deterministic: true}.Marshal(&cairnv1.CommandEnvelope{GraphId: env.GetGraphId(), Commands: env.GetCommands()}) // an envelope always marshals
+	var h hasher
+	return h.contentHash(env)
+}
+
+// hasher computes ContentHash with an envelope and a marshal buffer of its
+// own, used again by its next call: a Core keeps one, so a command's hash
+// costs one allocation (the result) instead of four.
+type hasher struct {
+	env cairnv1.CommandEnvelope
+	buf []byte
+}
+
+// maxHashBuffer is the largest marshal buffer a hasher keeps.
+const maxHashBuffer = 64 << 10
+
+func (h *hasher) contentHash(env *cairnv1.CommandEnvelope) []byte {
+	h.env.GraphId, h.env.Commands = env.GetGraphId(), env.GetCommands()
+	data, _ := proto.MarshalOptions{Deterministic: true}.MarshalAppend(h.buf[:0], &h.env) // an envelope always marshals
+	h.env.GraphId, h.env.Commands = "", nil
+	if cap(data) <= maxHashBuffer {
+		h.buf = data
+	}
 	sum := sha256.Sum256(data)
-	return sum[:ContentHashSize]
+	return append(make([]byte, 0, ContentHashSize), sum[:ContentHashSize]...)
 }
 
 // reused says whether an envelope whose content hash hash gives reuses the

@@ -47,6 +47,7 @@ func Seal(graph, txID string, ts int64, head Head, events []*cairnv1.Event) ([]*
 		return nil, start, fmt.Errorf("seal %s: a transaction needs at least one event", graph)
 	}
 	recs := make([]*cairnv1.EventRecord, len(events))
+	stored := make([]cairnv1.EventRecord, len(events)) // one allocation for the records
 	mo := proto.MarshalOptions{Deterministic: true}
 	var body []byte
 	for i, ev := range events {
@@ -61,10 +62,13 @@ func Seal(graph, txID string, ts int64, head Head, events []*cairnv1.Event) ([]*
 		}
 		env := Envelope{Version: EnvelopeVersion, Graph: graph, N: head.N + 1, Type: typ, Tx: txID, TS: ts, Body: body, Prev: head.CID}
 		// One allocation of about the right size (the fixed part of an
-		// envelope is under 100 bytes), and no copy.
-		enc := env.AppendEncode(make([]byte, 0, 96+len(body)+len(graph)+len(txID)+len(typ)+head.CID.ByteLen()))
-		c := EventCID(enc)
-		recs[i] = &cairnv1.EventRecord{Cid: c, DagCbor: enc}
+		// envelope is under 100 bytes) for the encoding and its CID after
+		// it, and no copy.
+		enc := env.AppendEncode(make([]byte, 0, 96+len(body)+len(graph)+len(txID)+len(typ)+head.CID.ByteLen()+CIDLen))
+		c := appendEventCID(enc[len(enc):], enc)
+		enc = enc[:len(enc):len(enc)]
+		recs[i] = &stored[i]
+		recs[i].Cid, recs[i].DagCbor = c, enc
 		_, parsed, err := cid.CidFromBytes(c)
 		if err != nil {
 			return nil, start, fmt.Errorf("seal %s: %w", graph, err)
@@ -109,6 +113,7 @@ func (c *Chain) Head() Head { return c.head }
 
 // DecodedEvent is one checked event.
 type DecodedEvent struct {
+	// Envelope's Body shares the bytes of the transaction's record.
 	Envelope Envelope
 	CID      cid.Cid
 	Event    *cairnv1.Event
@@ -137,13 +142,16 @@ func (c *Chain) Check(seq uint64, tx *cairnv1.Transaction) ([]DecodedEvent, erro
 	}
 	head := c.head
 	out := make([]DecodedEvent, 0, len(tx.GetEvents()))
-	for _, rec := range tx.GetEvents() {
+	decoded := make([]cairnv1.Event, len(tx.GetEvents())) // one allocation for the events
+	for i, rec := range tx.GetEvents() {
 		pos := head.N + 1
-		sum := EventCID(rec.GetDagCbor())
+		var buf [CIDLen]byte
+		sum := appendEventCID(buf[:0], rec.GetDagCbor())
 		if !bytes.Equal(sum, rec.GetCid()) {
-			return nil, fail(pos, "stored CID does not match the envelope bytes", cidString(sum), cidString(rec.GetCid()), nil)
+			// A copy, so that buf stays on the stack.
+			return nil, fail(pos, "stored CID does not match the envelope bytes", cidString(bytes.Clone(sum)), cidString(rec.GetCid()), nil)
 		}
-		env, err := decodeEnvelope(rec.GetDagCbor(), c.graph)
+		env, err := decodeEnvelope(rec.GetDagCbor(), expected{graph: c.graph, tx: tx.GetTxId(), prev: head.CID, aliasBody: true})
 		if err != nil {
 			return nil, fail(pos, "envelope does not decode", "", "", err)
 		}
@@ -161,7 +169,7 @@ func (c *Chain) Check(seq uint64, tx *cairnv1.Transaction) ([]DecodedEvent, erro
 		case !env.Prev.Equals(head.CID):
 			return nil, fail(pos, "prev link", linkString(head.CID), linkString(env.Prev), nil)
 		}
-		ev := &cairnv1.Event{}
+		ev := &decoded[i]
 		if err := proto.Unmarshal(env.Body, ev); err != nil {
 			return nil, fail(pos, "event body does not decode", "", "", fmt.Errorf("%w: %v", ErrMalformed, err))
 		}

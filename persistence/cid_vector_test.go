@@ -144,3 +144,22 @@ func cidOf(t testing.TB, b []byte) string {
 	}
 	return c.String()
 }
+
+// CIDString writes what go-cid's String writes: the pinned vectors, a CID
+// of other codecs (v1) and a CIDv0, which keeps go-cid's base58.
+func TestCIDString(t *testing.T) {
+	v0, err := cid.Decode("QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := cid.NewCidV1(cid.Raw, v0.Hash())
+	for _, c := range []cid.Cid{mustCID(t, vectorCID1), mustCID(t, vectorCID2), v0, raw} {
+		if got, want := persistence.CIDString(c), c.String(); got != want {
+			t.Errorf("CIDString = %q, want %q", got, want)
+		}
+	}
+	c := mustCID(t, vectorCID1)
+	if got := testing.AllocsPerRun(100, func() { _ = persistence.CIDString(c) }); got != 1 {
+		t.Errorf("CIDString: %v allocations, want 1", got)
+	}
+}

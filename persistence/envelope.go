@@ -2,9 +2,11 @@ package persistence
 
 import (
 	"crypto/sha256"
+	"encoding/base32"
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/ipfs/go-cid"
 )
@@ -50,11 +52,35 @@ type Envelope struct {
 
 // EventCID computes the CIDv1 (dag-cbor, sha2-256) of encoded envelope bytes.
 func EventCID(dagCBOR []byte) []byte {
-	sum := sha256.Sum256(dagCBOR)
-	out := make([]byte, 0, CIDLen)
-	out = append(out, cidPrefix[:]...)
-	return append(out, sum[:]...)
+	return appendEventCID(make([]byte, 0, CIDLen), dagCBOR)
 }
+
+// appendEventCID appends the event CID of dagCBOR to dst: a check that
+// only compares it passes a buffer on its stack.
+func appendEventCID(dst, dagCBOR []byte) []byte {
+	sum := sha256.Sum256(dagCBOR)
+	dst = append(dst, cidPrefix[:]...)
+	return append(dst, sum[:]...)
+}
+
+// CIDString is c.String() (multibase base32, "b…", for a CIDv1) in one
+// allocation, where go-cid takes three: command replies carry their head's
+// CID as text.
+func CIDString(c cid.Cid) string {
+	if c.Version() != 1 {
+		return c.String()
+	}
+	raw := c.KeyString()
+	n := cidBase32.EncodedLen(len(raw))
+	buf := make([]byte, 1+n)
+	buf[0] = 'b'
+	cidBase32.Encode(buf[1:], unsafe.Slice(unsafe.StringData(raw), len(raw)))
+	return unsafe.String(unsafe.SliceData(buf), len(buf))
+}
+
+// cidBase32 is multibase's "b" alphabet: RFC 4648 base32, lower case, no
+// padding.
+var cidBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // AppendEncode appends the canonical dag-cbor encoding of e to dst. It is
 // byte-identical to go-ipld-prime's dagcbor encoder (tests prove it) and about
@@ -126,14 +152,22 @@ func cborUint(dst []byte, major byte, v uint64) []byte {
 // so a decoded envelope always re-encodes to the same bytes and the same CID.
 // It returns an error wrapping ErrMalformed otherwise.
 func DecodeEnvelope(data []byte) (Envelope, error) {
-	return decodeEnvelope(data, "")
+	return decodeEnvelope(data, expected{})
 }
 
-// decodeEnvelope is DecodeEnvelope for a reader that expects graph: an
-// envelope of that graph shares the caller's string instead of a copy. The
+// expected is what a reader expects an envelope to hold: a decoded graph,
+// transaction id or prev link equal to one of these shares the caller's
+// value instead of a copy. aliasBody makes the body share data's bytes.
+type expected struct {
+	graph, tx string
+	prev      cid.Cid
+	aliasBody bool
+}
+
+// decodeEnvelope is DecodeEnvelope for a reader that expects want. The
 // keys and a known event type allocate nothing either (a chain check
 // decodes every envelope of every transaction it reads).
-func decodeEnvelope(data []byte, graph string) (Envelope, error) {
+func decodeEnvelope(data []byte, want expected) (Envelope, error) {
 	var e Envelope
 	d := cborDecoder{buf: data}
 	major, count, err := d.head()
@@ -169,15 +203,23 @@ func decodeEnvelope(data []byte, graph string) (Envelope, error) {
 				return e, err
 			}
 		case "tx":
-			if e.Tx, err = d.text(); err != nil {
+			p, err := d.payload(3)
+			if err != nil {
 				return e, err
+			}
+			if e.Tx = want.tx; string(p) != want.tx {
+				e.Tx = string(p)
 			}
 		case "body":
-			if e.Body, err = d.bytes(); err != nil {
+			p, err := d.payload(2)
+			if err != nil {
 				return e, err
 			}
+			if e.Body = p; !want.aliasBody {
+				e.Body = append([]byte{}, p...)
+			}
 		case "prev":
-			if e.Prev, err = d.link(); err != nil {
+			if e.Prev, err = d.link(want.prev); err != nil {
 				return e, err
 			}
 		case "type":
@@ -191,7 +233,7 @@ func decodeEnvelope(data []byte, graph string) (Envelope, error) {
 			if err != nil {
 				return e, err
 			}
-			if e.Graph = graph; string(p) != graph {
+			if e.Graph = want.graph; string(p) != want.graph {
 				e.Graph = string(p)
 			}
 		}
@@ -297,14 +339,6 @@ func (d *cborDecoder) text() (string, error) {
 	return string(p), err
 }
 
-func (d *cborDecoder) bytes() ([]byte, error) {
-	p, err := d.payload(2)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte{}, p...), nil
-}
-
 func (d *cborDecoder) uint() (uint64, error) {
 	m, v, err := d.head()
 	if err != nil {
@@ -330,7 +364,8 @@ func (d *cborDecoder) int() (int64, error) {
 	return 0, malformed("expected a 64-bit integer")
 }
 
-func (d *cborDecoder) link() (cid.Cid, error) {
+// link decodes a CID link; one equal to want shares it.
+func (d *cborDecoder) link(want cid.Cid) (cid.Cid, error) {
 	if len(d.buf)-d.off < 2 || d.buf[d.off] != 0xd8 || d.buf[d.off+1] != 42 {
 		return cid.Undef, malformed("prev is not a CID link (tag 42)")
 	}
@@ -341,6 +376,9 @@ func (d *cborDecoder) link() (cid.Cid, error) {
 	}
 	if len(p) < 2 || p[0] != 0x00 {
 		return cid.Undef, malformed("CID link without the identity multibase prefix")
+	}
+	if want.Defined() && string(p[1:]) == want.KeyString() {
+		return want, nil
 	}
 	n, c, err := cid.CidFromBytes(p[1:])
 	if err != nil {

@@ -108,14 +108,15 @@ func (p *publisher) failOnReconnect(status chan nats.Status) {
 	}
 }
 
-// publish sends msg with a reply subject of its own and waits for the
-// stream's acknowledgement, ctx or expired (nil: no limit but ctx). It
-// sets msg.Reply. Errors (for translate): the *jetstream.APIError the
+// publish sends out's message with a reply subject of its own and waits
+// for the stream's acknowledgement, ctx or expired (nil: no limit but
+// ctx). It sets the message's Reply. Errors (for translate): the *jetstream.APIError the
 // stream answered with; errAckTimeout when expired closed first;
 // nats.ErrNoResponders when no stream took the message; errInvalidAck for
 // an answer that is no PubAck; the nats.go error of a publish that could
 // not be sent; ctx's error when ctx ended first.
-func (p *publisher) publish(ctx context.Context, expired <-chan struct{}, msg *nats.Msg) (seq uint64, dup bool, err error) {
+func (p *publisher) publish(ctx context.Context, expired <-chan struct{}, out *outTx) (seq uint64, dup bool, err error) {
+	msg := &out.msg
 	p.mu.Lock()
 	prefix := p.prefix
 	p.mu.Unlock()
@@ -125,7 +126,7 @@ func (p *publisher) publish(ctx context.Context, expired <-chan struct{}, msg *n
 		}
 	}
 	id := p.next.Add(1)
-	msg.Reply = prefix + strconv.FormatUint(id, 10)
+	out.replyTo(prefix, id)
 	pa := p.acks.Get().(*pendingAck)
 	p.mu.Lock()
 	p.pending[id] = pa

@@ -550,3 +550,34 @@ func TestSignedSetVouches(t *testing.T) {
 		t.Fatalf("tampered signature: err = %v, want ErrSignature", err)
 	}
 }
+
+// CheckStretchTrusting answers as CheckStretch with WithTrust: the same
+// events and heads for a signed stretch and a trusted key, ErrSignature
+// for a key it does not trust, and no check at all with a nil keyring.
+func TestCheckStretchTrustingAsCheckStretch(t *testing.T) {
+	signer, other := newTestSigner(t), newTestSigner(t)
+	txs := signedChain(t, chainGraph, signer)
+	for _, trust := range []*persistence.Keyring{mustKeyring(t, signer.KeyID()), mustKeyring(t, other.KeyID()), nil} {
+		for i, tx := range txs {
+			evs, prev, head, err := persistence.CheckStretch(chainGraph, chainSeq(i), tx, persistence.WithTrust(trust))
+			evs2, prev2, head2, err2 := persistence.CheckStretchTrusting(trust, chainGraph, chainSeq(i), tx)
+			if (err == nil) != (err2 == nil) || errors.Is(err, persistence.ErrSignature) != errors.Is(err2, persistence.ErrSignature) {
+				t.Fatalf("tx %d: CheckStretch: %v, CheckStretchTrusting: %v", i, err, err2)
+			}
+			if trust != nil && trust.Trusts(other.KeyID()) && !errors.Is(err2, persistence.ErrSignature) {
+				t.Fatalf("tx %d: a key not trusted passed: %v", i, err2)
+			}
+			if err != nil {
+				continue
+			}
+			if len(evs) != len(evs2) || prev != prev2 || head != head2 {
+				t.Fatalf("tx %d: %d events %v→%v, want %d events %v→%v", i, len(evs2), prev2, head2, len(evs), prev, head)
+			}
+			for k := range evs {
+				if !proto.Equal(evs[k].Event, evs2[k].Event) || !evs[k].CID.Equals(evs2[k].CID) {
+					t.Fatalf("tx %d event %d differs", i, k)
+				}
+			}
+		}
+	}
+}

@@ -49,11 +49,8 @@ type Store struct {
 	trust  *Keyring // checks signatures; set by WithSigning
 	pub    *publisher
 	wheel  *deadline.Wheel // AppendWithin's time-outs
-	bufs   sync.Pool       // *[]byte: marshal buffers of appends, up to maxPooledTx
+	outs   sync.Pool       // *outTx: what an append sends, used again by the next
 }
-
-// maxPooledTx is the largest marshal buffer an append keeps for the next.
-const maxPooledTx = 64 << 10
 
 // OpenStore creates or updates the event-store stream and returns a Store
 // over it. It returns an error wrapping ErrUnavailable when JetStream cannot
@@ -102,7 +99,7 @@ func LookupStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, o
 
 func newStore(js jetstream.JetStream, st jetstream.Stream, cfg StoreConfig, opts []StoreOption) *Store {
 	s := &Store{js: js, stream: st, cfg: cfg, pub: newPublisher(js.Conn()), wheel: deadline.New(appendTick)}
-	s.bufs.New = func() any { return new([]byte) }
+	s.outs.New = func() any { return new(outTx) }
 	s.arc.segTx, s.arc.segBytes = DefaultArchiveSegmentTransactions, DefaultArchiveSegmentBytes
 	for _, o := range opts {
 		o(s)
@@ -365,7 +362,9 @@ func (s *Store) appendTx(ctx context.Context, expired <-chan struct{}, within ti
 	if n := len(tx.GetTxId()); n > MaxTxIDBytes {
 		return 0, fmt.Errorf("append %s: transaction id of %d bytes, more than %d", graph, n, MaxTxIDBytes)
 	}
-	subject := s.Subject(graph)
+	out := s.outs.Get().(*outTx)
+	defer out.release(&s.outs)
+	subject := out.subject(s.cfg.SubjectPrefix, graph)
 	if n := len(subject); n > MaxSubjectBytes {
 		return 0, fmt.Errorf("append: %w: subject of %d bytes, more than %d", ErrInvalidGraph, n, MaxSubjectBytes)
 	}
@@ -375,28 +374,16 @@ func (s *Store) appendTx(ctx context.Context, expired <-chan struct{}, within ti
 	if n := proto.Size(tx); n > limit {
 		return 0, &TooLargeError{Graph: graph, Size: n, Limit: limit}
 	}
-	// The marshalled bytes go into a pooled buffer: PublishMsg copies them
-	// into the connection's buffer before it returns.
-	buf := s.bufs.Get().(*[]byte)
-	data, err := proto.MarshalOptions{}.MarshalAppend((*buf)[:0], tx)
-	defer func() {
-		if cap(data) <= maxPooledTx {
-			*buf = data
-			s.bufs.Put(buf)
-		}
-	}()
+	data, err := proto.MarshalOptions{}.MarshalAppend(out.data[:0], tx)
+	out.data = data
 	if err != nil {
 		return 0, fmt.Errorf("append %s: marshal: %w", graph, err)
 	}
-	// Both header names are in canonical form already: skip Header.Set.
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{
-		jetstream.ExpectedLastSubjSeqHeader: {strconv.FormatUint(expectedSeq, 10)},
-		jetstream.MsgIDHeader:               {tx.GetTxId()},
-	}}
+	msg := out.message(subject, data, expectedSeq, tx.GetTxId())
 	// A traced append (a span in ctx) stores its trace context with the
 	// transaction, for the projections' apply span.
 	tracing.Inject(ctx, msg.Header)
-	seq, dup, err := s.pub.publish(ctx, expired, msg)
+	seq, dup, err := s.pub.publish(ctx, expired, out)
 	if err == nil && !dup {
 		return seq, nil
 	}

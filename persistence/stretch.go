@@ -15,17 +15,34 @@ import (
 // its own last event (head); the reader checks prev against the head it
 // holds with Head.Links.
 func CheckStretch(graph string, seq uint64, tx *cairnv1.Transaction, opts ...ChainOption) (events []DecodedEvent, prev, head Head, err error) {
+	c := Chain{graph: graph}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c.stretch(seq, tx)
+}
+
+// CheckStretchTrusting is CheckStretch(graph, seq, tx, WithTrust(trust))
+// without an allocation for the option and the chain: the projections
+// check every transaction they read so.
+func CheckStretchTrusting(trust *Keyring, graph string, seq uint64, tx *cairnv1.Transaction) (events []DecodedEvent, prev, head Head, err error) {
+	c := Chain{graph: graph, trust: trust}
+	return c.stretch(seq, tx)
+}
+
+// stretch is CheckStretch on a chain that holds its options.
+func (c *Chain) stretch(seq uint64, tx *cairnv1.Transaction) (events []DecodedEvent, prev, head Head, err error) {
 	if recs := tx.GetEvents(); len(recs) > 0 {
-		if env, err := decodeEnvelope(recs[0].GetDagCbor(), graph); err == nil && env.N > 0 {
+		if env, err := decodeEnvelope(recs[0].GetDagCbor(), expected{graph: c.graph, tx: tx.GetTxId(), aliasBody: true}); err == nil && env.N > 0 {
 			prev = Head{N: env.N - 1, CID: env.Prev}
 		}
 	}
-	chain := NewChainAt(graph, prev, opts...)
-	events, err = chain.Check(seq, tx)
+	c.head = prev
+	events, err = c.Check(seq, tx)
 	if err != nil {
 		return nil, Head{}, Head{}, err
 	}
-	return events, prev, chain.Head(), nil
+	return events, prev, c.Head(), nil
 }
 
 // Links returns nil when a transaction whose first event links to prev

@@ -41,11 +41,14 @@ func compKey(typ string, val []byte) string {
 // acquire returns the handle of (typ, val), storing it if new, and counts one
 // more reference.
 func (c *components) acquire(typ string, val []byte) uint32 {
-	key := compKey(typ, val)
-	if h, ok := c.byKey[key]; ok {
+	// A known key (most of them) is looked up off the stack.
+	var buf [128]byte
+	kb := append(append(append(buf[:0], typ...), 0), val...)
+	if h, ok := c.byKey[string(kb)]; ok {
 		c.refs[h]++
 		return h
 	}
+	key := string(kb)
 	t, added := c.types.intern(typ)
 	if added {
 		c.typeNodes = append(c.typeNodes, newBitmap())

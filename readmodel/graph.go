@@ -378,8 +378,13 @@ func (g *Graph) apply(ev *cairnv1.Event) {
 	}
 }
 
-// dedupe keeps the last component of each type, in order of first appearance.
+// dedupe keeps the last component of each type, in order of first
+// appearance. Without a repeated type (nearly always) it returns cs itself:
+// its callers only read it.
 func dedupe(cs []*cairnv1.Component) []*cairnv1.Component {
+	if !repeatsType(cs) {
+		return cs
+	}
 	out := make([]*cairnv1.Component, 0, len(cs))
 	for _, c := range cs {
 		if i := slices.IndexFunc(out, func(o *cairnv1.Component) bool { return o.GetType() == c.GetType() }); i >= 0 {
@@ -434,6 +439,18 @@ func (g *Graph) setComponents(u uint32, old []uint32, cs []*cairnv1.Component) {
 		g.store.typeNodes[g.store.typ[h]].Add(u)
 	}
 	g.setAttrs(u, hs, g.catsOf(u, nil))
+}
+
+// repeatsType says whether two of cs have the same type.
+func repeatsType(cs []*cairnv1.Component) bool {
+	for i := 1; i < len(cs); i++ {
+		for _, o := range cs[:i] {
+			if o.GetType() == cs[i].GetType() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (g *Graph) changeComponents(nc *cairnv1.NodeComponentsChanged) {

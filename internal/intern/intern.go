@@ -319,16 +319,21 @@ func (t *Table) AppendString(dst []byte, i uint32) []byte {
 	return strconv.AppendUint(append(dst, t.prefixOf[h>>1]...), n, 10)
 }
 
+// encodeBuf is the stack buffer an entry is encoded into: keys up to about
+// this long (ids, component keys of short values) encode without an
+// allocation.
+const encodeBuf = 128
+
 // Equal reports whether index i holds s, without allocating for short s.
 func (t *Table) Equal(i uint32, s string) bool {
-	var buf [32]byte
+	var buf [encodeBuf]byte
 	var e entryBuf
 	return t.Has(i) && bytes.Equal(t.bytesAt(i, &e), t.encode(buf[:0], s, false))
 }
 
 // Lookup returns the index that holds s.
 func (t *Table) Lookup(s string) (uint32, bool) {
-	var buf [32]byte
+	var buf [encodeBuf]byte
 	var e entryBuf
 	b := t.encode(buf[:0], s, false)
 	for p := t.home(b); ; p = t.next(p) {
@@ -362,7 +367,7 @@ func (t *Table) Set(i uint32, s string) {
 	for int(i) >= t.offs.Len() {
 		t.offs.Append(0)
 	}
-	var buf [32]byte
+	var buf [encodeBuf]byte
 	b := t.encode(buf[:0], s, true)
 	if c, ok := inlineCell(b); ok {
 		t.offs.Set(int(i), c)
