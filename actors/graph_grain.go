@@ -274,6 +274,9 @@ type graphGrain struct {
 	// no new snapshot starts before snapRetryAt.
 	snapBackoff time.Duration
 	snapRetryAt time.Time
+	// snapNotBefore is when the next snapshot may start: see
+	// GrainConfig.SnapshotSpacing.
+	snapNotBefore time.Time
 	// snapsStored is how many snapshots of the graph the store holds, as
 	// far as the grain knows (listed at activation, counted since): older
 	// ones are pruned only when a write takes it past SnapshotKeep, so that
@@ -629,7 +632,7 @@ func (g *graphGrain) maybeSnapshot() {
 			return
 		}
 	}
-	if g.snapBackoff > 0 && time.Now().Before(g.snapRetryAt) {
+	if now := time.Now(); (g.snapBackoff > 0 && now.Before(g.snapRetryAt)) || now.Before(g.snapNotBefore) {
 		return
 	}
 	g.snapshot()
@@ -640,6 +643,10 @@ type snapWrite struct {
 	done   chan struct{}
 	err    error
 	events int // events the snapshot covered since the one before
+	// started is when the grain froze the state; took, set before done
+	// is closed, how long freezing, encoding and writing took.
+	started time.Time
+	took    time.Duration
 }
 
 // wrote takes note of the finished write: when it failed, the events it
@@ -653,6 +660,7 @@ func (g *graphGrain) wrote() {
 		g.snapRetryAt = time.Now().Add(g.snapBackoff)
 	} else {
 		g.snapBackoff = 0
+		g.snapNotBefore = g.snapWrite.started.Add(time.Duration(g.cfg.SnapshotSpacing) * g.snapWrite.took)
 	}
 	g.snapWrite = nil
 }
@@ -682,7 +690,7 @@ func (g *graphGrain) snapshot() {
 	}
 	g.log.LogAttrs(context.Background(), slog.LevelDebug, "snapshot captured", slog.Uint64("seq", g.lastSeq), slog.Duration("blocked", took))
 	info := persistence.SnapshotInfo{Kind: persistence.KindAggregate, Graph: g.graph, Seq: g.lastSeq, Position: g.head.N, Head: g.head.CID, Format: AggregateSnapshotFormat}
-	w := &snapWrite{done: make(chan struct{}), events: g.sinceSnap}
+	w := &snapWrite{done: make(chan struct{}), events: g.sinceSnap, started: start}
 	g.sinceSnap = 0
 	g.snapWrite = w
 	g.snapsStored++
@@ -697,6 +705,7 @@ func (g *graphGrain) snapshot() {
 	go func() {
 		defer g.kind.writes.Done()
 		defer close(w.done)
+		defer func() { w.took = time.Since(start) }()
 		type encoded struct {
 			data []byte
 			err  error

@@ -273,7 +273,7 @@ func (env *snapEnv) openTuned(t *testing.T, shards, every int, seq uint64, tune 
 	cfg := actors.DefaultProjectionConfig()
 	cfg.Shards, cfg.Store, cfg.KeepSnapshotBuffers = shards, env.store, env.keepBuffers
 	if every > 0 {
-		cfg.Snapshots, cfg.SnapshotEvery, cfg.SnapshotKeep = env.snaps, every, 3
+		cfg.Snapshots, cfg.SnapshotEvery, cfg.SnapshotKeep, cfg.SnapshotSpacing = env.snaps, every, 3, 0
 	}
 	tune(&cfg)
 	p, err := actors.NewProjections(system, env.store, cfg)
