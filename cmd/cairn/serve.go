@@ -157,13 +157,17 @@ Flags:
   --snapshot-every N    a graph actor snapshots its state every N events, or
                         a sixteenth of its nodes and edges if more (and when
                         it stops), so that it restarts from the snapshot
-                        plus the events after it (default 1000)
+                        plus the events after it (default 1000); a snapshot
+                        that took T starts the next no sooner than 10 T
+                        after it (a bulk load writes a few, not one per
+                        sixteenth)
   --snapshot-keep K     aggregate snapshots kept per graph (default 3); cairn
                         archive moves only events older than the oldest one
   --readmodel-snapshot-every N
                         the projection shards snapshot their read models
                         every N events, or a thousandth of the bytes the
-                        last round wrote if more (default 100000)
+                        last round wrote if more (default 100000), and no
+                        sooner than 10 times the last round's time after it
   --no-snapshots        take and load no snapshots: every graph activation
                         and every start replays the stream, and --as-of
                         queries replay from the graph's first event
