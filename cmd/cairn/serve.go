@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairn-graph/cairn"
@@ -21,6 +22,7 @@ import (
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 	"github.com/cairn-graph/cairn/internal/logx"
 	"github.com/cairn-graph/cairn/internal/memlimit"
+	"github.com/cairn-graph/cairn/internal/memtrim"
 	"github.com/cairn-graph/cairn/internal/tracing/otlp"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/metrics"
@@ -492,6 +494,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.Join(fmt.Errorf("serve: print ready line: %w", err), closeEngine())
 	}
 	logger.Info("cairn ready", "nats", url, "data", dir)
+
+	// Hand the heap of a burst back once the engine has gone quiet after
+	// it (internal/memtrim).
+	tctx, stopTrim := context.WithCancel(ctx)
+	var trim sync.WaitGroup
+	trim.Go(func() { memtrim.Run(tctx, memtrim.Config{}, logger.With("component", "memtrim")) })
+	defer trim.Wait()
+	defer stopTrim()
 
 	<-ctx.Done()
 	logger.Info("draining; a second signal exits at once", "timeout", *drain)
