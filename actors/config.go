@@ -93,7 +93,8 @@ type GrainConfig struct {
 	// snapshot takes: without it a graph built from nothing to N items
 	// writes about SnapshotSizeDivisor × N items of snapshots (1M nodes
 	// and 3M edges: about 2 GB). The tail a crash then replays is at most
-	// what was written in that spacing. 0 turns it off. Default 10.
+	// what was written in that spacing, which is at most a minute. 0
+	// turns it off. Default 10.
 	SnapshotSpacing int
 	// SnapshotKeep is how many snapshots per graph are kept; older ones are
 	// deleted after each write, except a stopping grain's last one, which

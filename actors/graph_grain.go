@@ -638,6 +638,11 @@ func (g *graphGrain) maybeSnapshot() {
 	g.snapshot()
 }
 
+// maxSnapshotSpacing bounds GrainConfig.SnapshotSpacing's and
+// ProjectionConfig.SnapshotSpacing's wait: a write that was slow for once
+// (a store that answered late) does not put the next off for long.
+const maxSnapshotSpacing = time.Minute
+
 // snapWrite is one snapshot write; err is set before done is closed.
 type snapWrite struct {
 	done   chan struct{}
@@ -660,7 +665,7 @@ func (g *graphGrain) wrote() {
 		g.snapRetryAt = time.Now().Add(g.snapBackoff)
 	} else {
 		g.snapBackoff = 0
-		g.snapNotBefore = g.snapWrite.started.Add(time.Duration(g.cfg.SnapshotSpacing) * g.snapWrite.took)
+		g.snapNotBefore = g.snapWrite.started.Add(min(time.Duration(g.cfg.SnapshotSpacing)*g.snapWrite.took, maxSnapshotSpacing))
 	}
 	g.snapWrite = nil
 }

@@ -79,8 +79,8 @@ type ProjectionConfig struct {
 	// SnapshotSpacing spaces the rounds out in time when they are costly,
 	// as GrainConfig.SnapshotSpacing does a grain's snapshots: a round due
 	// by SnapshotEvery starts no sooner than SnapshotSpacing times the
-	// wall time the last one took after that one started. 0 turns it off.
-	// Default 10.
+	// wall time the last one took after that one started, at most a
+	// minute. 0 turns it off. Default 10.
 	SnapshotSpacing int
 	// SnapshotKeep is how many snapshot rounds (manifests) are kept; every
 	// read-model snapshot a kept manifest names is kept. Default 3.
