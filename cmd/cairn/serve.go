@@ -33,6 +33,7 @@ const serveUsage = `Usage:
   cairn serve [--data DIR] [--nats-listen ADDR|none] [--sync-always] [--sample]
               [--replicas N] [--max-bytes N] [--passivate-after D] [--shards N]
               [--snapshot-every N] [--snapshot-keep K] [--readmodel-snapshot-every N]
+              [--snapshot-spacing F]
               [--no-snapshots] [--no-local-snapshots] [--memory-limit SIZE|off]
               [--cluster NAME [--cluster-listen ADDR] [--cluster-advertise ADDR]
                [--cluster-ttl D]]
@@ -159,17 +160,20 @@ Flags:
   --snapshot-every N    a graph actor snapshots its state every N events, or
                         a sixteenth of its nodes and edges if more (and when
                         it stops), so that it restarts from the snapshot
-                        plus the events after it (default 1000); a snapshot
-                        that took T starts the next no sooner than 10 T
-                        after it (a bulk load writes a few, not one per
-                        sixteenth)
+                        plus the events after it (default 1000)
   --snapshot-keep K     aggregate snapshots kept per graph (default 3); cairn
                         archive moves only events older than the oldest one
   --readmodel-snapshot-every N
                         the projection shards snapshot their read models
                         every N events, or a thousandth of the bytes the
-                        last round wrote if more (default 100000), and no
-                        sooner than 10 times the last round's time after it
+                        last round wrote if more (default 100000)
+  --snapshot-spacing F  a snapshot (a graph actor's, or a read-model round)
+                        that took T starts the next no sooner than F T
+                        after it, at most a minute, however many events
+                        are due: snapshots take at most about 1/F of the
+                        time, and a bulk load writes a few rather than one
+                        per sixteenth of the graph (default 10; 0: by the
+                        event counts alone)
   --no-snapshots        take and load no snapshots: every graph activation
                         and every start replays the stream, and --as-of
                         queries replay from the graph's first event
@@ -282,6 +286,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	snapEvery := fs.Int("snapshot-every", def.Grain.SnapshotEvery, "aggregate snapshot every `N` events")
 	snapKeep := fs.Int("snapshot-keep", def.Grain.SnapshotKeep, "aggregate snapshots `kept` per graph")
 	rmSnapEvery := fs.Int("readmodel-snapshot-every", def.Projections.SnapshotEvery, "read-model snapshot every `N` events")
+	snapSpacing := fs.Int("snapshot-spacing", def.Grain.SnapshotSpacing, "snapshots no sooner than `F` times the last one's time after it")
 	noSnaps := fs.Bool("no-snapshots", false, "take and load no snapshots")
 	noLocal := fs.Bool("no-local-snapshots", false, "keep no local copies of snapshots")
 	memLimit := fs.String("memory-limit", "", "the process's memory `limit` (2GiB, 1500MB, off)")
@@ -369,6 +374,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg.Grain.SnapshotEvery, cfg.Grain.SnapshotKeep = *snapEvery, *snapKeep
 	cfg.Projections.SnapshotEvery = *rmSnapEvery
+	cfg.Grain.SnapshotSpacing, cfg.Projections.SnapshotSpacing = *snapSpacing, *snapSpacing
+	if *snapSpacing < 0 {
+		return usage("--snapshot-spacing must be 0 (off) or more, not %d", *snapSpacing)
+	}
 	cfg.DisableSnapshots, cfg.NoLocalSnapshots = *noSnaps, *noLocal
 	if *rmSnapEvery < 1 {
 		return usage("--readmodel-snapshot-every must be at least 1, not %d", *rmSnapEvery)

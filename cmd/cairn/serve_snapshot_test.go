@@ -103,7 +103,7 @@ func TestServeKillResumesFromSnapshots(t *testing.T) {
 	bin := testbin.Cairn(t)
 	phase("built")
 	dir := t.TempDir()
-	flags := []string{"--snapshot-every", "5", "--snapshot-keep", "2", "--readmodel-snapshot-every", "10",
+	flags := []string{"--snapshot-every", "5", "--snapshot-keep", "2", "--readmodel-snapshot-every", "10", "--snapshot-spacing", "0",
 		"--shards", "2", "--log-level", "debug"}
 	srv := startServe(t, bin, dir, flags...)
 
