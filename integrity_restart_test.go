@@ -25,6 +25,7 @@ func openOn(t *testing.T, srv *natstest.Server) *cairn.Engine {
 	return openAudited(t, "", func(cfg *cairn.Config) {
 		cfg.NATSURL = srv.ClientURL()
 		cfg.Projections.SnapshotEvery, cfg.Grain.SnapshotEvery = 2, 2
+		cfg.Projections.SnapshotSpacing, cfg.Grain.SnapshotSpacing = 0, 0
 	})
 }
 

@@ -96,6 +96,7 @@ func runLeaderFailover(t *testing.T, c *natstest.Cluster, down func(int)) time.D
 	// Snapshots are written all along, so that some are in flight when
 	// the leader goes.
 	cfg.Projections.SnapshotEvery, cfg.Grain.SnapshotEvery = 5, 5
+	cfg.Projections.SnapshotSpacing, cfg.Grain.SnapshotSpacing = 0, 0
 	// A snapshot write whose acknowledgements went down with the leader
 	// gives up after 5 s and is taken again.
 	cfg.Snapshots.OpTimeout = 5 * time.Second

@@ -21,7 +21,7 @@ func TestWorkflowGraphThroughEngine(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	open := func() *cairn.Engine {
-		return openEngineWith(t, dir, func(cfg *cairn.Config) { cfg.Grain.SnapshotEvery = 2 })
+		return openEngineWith(t, dir, func(cfg *cairn.Config) { cfg.Grain.SnapshotEvery, cfg.Grain.SnapshotSpacing = 2, 0 })
 	}
 	eng := open()
 	n := 0

@@ -274,6 +274,9 @@ type graphGrain struct {
 	// no new snapshot starts before snapRetryAt.
 	snapBackoff time.Duration
 	snapRetryAt time.Time
+	// snapNotBefore is when the next snapshot may start: see
+	// GrainConfig.SnapshotSpacing.
+	snapNotBefore time.Time
 	// snapsStored is how many snapshots of the graph the store holds, as
 	// far as the grain knows (listed at activation, counted since): older
 	// ones are pruned only when a write takes it past SnapshotKeep, so that
@@ -633,17 +636,26 @@ func (g *graphGrain) maybeSnapshot() {
 			return
 		}
 	}
-	if g.snapBackoff > 0 && time.Now().Before(g.snapRetryAt) {
+	if now := time.Now(); (g.snapBackoff > 0 && now.Before(g.snapRetryAt)) || now.Before(g.snapNotBefore) {
 		return
 	}
 	g.snapshot()
 }
+
+// maxSnapshotSpacing bounds GrainConfig.SnapshotSpacing's and
+// ProjectionConfig.SnapshotSpacing's wait: a write that was slow for once
+// (a store that answered late) does not put the next off for long.
+const maxSnapshotSpacing = time.Minute
 
 // snapWrite is one snapshot write; err is set before done is closed.
 type snapWrite struct {
 	done   chan struct{}
 	err    error
 	events int // events the snapshot covered since the one before
+	// started is when the grain froze the state; took, set before done
+	// is closed, how long freezing, encoding and writing took.
+	started time.Time
+	took    time.Duration
 }
 
 // wrote takes note of the finished write: when it failed, the events it
@@ -657,6 +669,7 @@ func (g *graphGrain) wrote() {
 		g.snapRetryAt = time.Now().Add(g.snapBackoff)
 	} else {
 		g.snapBackoff = 0
+		g.snapNotBefore = g.snapWrite.started.Add(min(time.Duration(g.cfg.SnapshotSpacing)*g.snapWrite.took, maxSnapshotSpacing))
 	}
 	g.snapWrite = nil
 }
@@ -686,7 +699,7 @@ func (g *graphGrain) snapshot() {
 	}
 	g.log.LogAttrs(context.Background(), slog.LevelDebug, "snapshot captured", slog.Uint64("seq", g.lastSeq), slog.Duration("blocked", took))
 	info := persistence.SnapshotInfo{Kind: persistence.KindAggregate, Graph: g.graph, Seq: g.lastSeq, Position: g.head.N, Head: g.head.CID, Format: AggregateSnapshotFormat}
-	w := &snapWrite{done: make(chan struct{}), events: g.sinceSnap}
+	w := &snapWrite{done: make(chan struct{}), events: g.sinceSnap, started: start}
 	g.sinceSnap = 0
 	g.snapWrite = w
 	g.snapsStored++
@@ -701,6 +714,7 @@ func (g *graphGrain) snapshot() {
 	go func() {
 		defer g.kind.writes.Done()
 		defer close(w.done)
+		defer func() { w.took = time.Since(start) }()
 		type encoded struct {
 			data []byte
 			err  error

@@ -76,6 +76,12 @@ type ProjectionConfig struct {
 	// when the reader first catches up with the stream after a rebuild or
 	// a tail of at least half that, and on Close. Default 100,000.
 	SnapshotEvery int
+	// SnapshotSpacing spaces the rounds out in time when they are costly,
+	// as GrainConfig.SnapshotSpacing does a grain's snapshots: a round due
+	// by SnapshotEvery starts no sooner than SnapshotSpacing times the
+	// wall time the last one took after that one started, at most a
+	// minute. 0 turns it off. Default 10.
+	SnapshotSpacing int
 	// SnapshotKeep is how many snapshot rounds (manifests) are kept; every
 	// read-model snapshot a kept manifest names is kept. Default 3.
 	SnapshotKeep int
@@ -144,6 +150,7 @@ func DefaultProjectionConfig() ProjectionConfig {
 		RetryAfter:         time.Second,
 		Logger:             slog.New(slog.DiscardHandler),
 		SnapshotEvery:      100_000,
+		SnapshotSpacing:    10,
 		SnapshotKeep:       3,
 		ViewCacheEntries:   8,
 		ViewSnapshotBytes:  64 << 20,
@@ -189,6 +196,9 @@ func (c ProjectionConfig) Validate() error {
 	}
 	if c.Snapshots != nil && c.SnapshotEvery < 1 {
 		errs = append(errs, fmt.Errorf("snapshot every %d events: must be at least 1", c.SnapshotEvery))
+	}
+	if c.SnapshotSpacing < 0 {
+		errs = append(errs, fmt.Errorf("snapshot spacing %d: must be 0 (off) or more", c.SnapshotSpacing))
 	}
 	if c.Snapshots != nil && c.SnapshotKeep < 1 {
 		errs = append(errs, fmt.Errorf("snapshot keep %d: must be at least 1", c.SnapshotKeep))

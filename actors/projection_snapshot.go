@@ -162,6 +162,9 @@ type snapState struct {
 	total   int    // events delivered since Start
 
 	lastBytes atomic.Int64 // what the last round that succeeded wrote
+	// notBefore is when a round due by its interval may start (unix ns):
+	// see ProjectionConfig.SnapshotSpacing.
+	notBefore atomic.Int64
 
 	inFlight  atomic.Pointer[snapRound]
 	fallbacks atomic.Uint64
@@ -287,7 +290,7 @@ func (p *Projections) delivered(f persistence.Followed, firstCaughtUp, caughtUp 
 	p.snap.since += n
 	p.snap.total += n
 	every := max(p.cfg.SnapshotEvery, int(p.snap.lastBytes.Load()/snapshotBytesPerEvent))
-	due := p.snap.since >= every && (caughtUp || p.snap.since >= p.snap.total/2)
+	due := p.snap.since >= every && (caughtUp || p.snap.since >= p.snap.total/2) && time.Now().UnixNano() >= p.snap.notBefore.Load()
 	// Restored from a manifest with a short tail, the stored snapshots
 	// are nearly current: a round now would rewrite every read model
 	// while the engine starts.
@@ -469,6 +472,7 @@ func (p *Projections) finishRound(r *snapRound) {
 	h.LastTime = time.Now().UTC()
 	p.snap.mu.Unlock()
 	p.snap.lastBytes.Store(bytes)
+	p.snap.notBefore.Store(r.started.Add(min(time.Duration(p.cfg.SnapshotSpacing)*took, maxSnapshotSpacing)).UnixNano())
 	for _, g := range m.Graphs {
 		if info, err := g.info(); err == nil {
 			p.snap.index.add(info)

@@ -273,7 +273,7 @@ func (env *snapEnv) openTuned(t *testing.T, shards, every int, seq uint64, tune 
 	cfg := actors.DefaultProjectionConfig()
 	cfg.Shards, cfg.Store, cfg.KeepSnapshotBuffers = shards, env.store, env.keepBuffers
 	if every > 0 {
-		cfg.Snapshots, cfg.SnapshotEvery, cfg.SnapshotKeep = env.snaps, every, 3
+		cfg.Snapshots, cfg.SnapshotEvery, cfg.SnapshotKeep, cfg.SnapshotSpacing = env.snaps, every, 3, 0
 	}
 	tune(&cfg)
 	p, err := actors.NewProjections(system, env.store, cfg)
@@ -643,5 +643,44 @@ func TestProjectionArchivedPrefix(t *testing.T) {
 	st := blind.Stopped()[graph]
 	if st == nil || !strings.Contains(st.Error(), "no event store") {
 		t.Fatalf("graph %s without a store: stopped %v, want the archived prefix named", graph, st)
+	}
+}
+
+// A round that took a while puts the next one due by its interval off for
+// SnapshotSpacing times that: writes after the first round are covered
+// only by the round Close takes. Without the spacing a round follows
+// them at once.
+func TestProjectionSnapshotSpacing(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	rounds := map[int]uint64{}
+	for _, spacing := range []int{10, 0} {
+		t.Run(fmt.Sprint("spacing=", spacing), func(t *testing.T) {
+			seed := testseed.Seed(t, 0)
+			env := newSnapEnv(t)
+			h := newHistory(t, seed, env.store, 1, 30)
+			last := h.write(3, 10)
+			start := time.Now()
+			p := env.openTuned(t, 1, 1, last, func(c *actors.ProjectionConfig) {
+				c.Snapshots, c.SnapshotSpacing = slowSnapshots{env.snaps, delay}, spacing
+			})
+			eventually(t, "the first round", 10*time.Second, func() bool { return p.Health().Snapshots.Rounds >= 1 })
+			last = h.write(3, 10)
+			waitApplied(t, p, last)
+			if took := time.Since(start); spacing > 0 && took >= time.Duration(spacing)*delay {
+				t.Skipf("the writes took %s, longer than the spacing: this machine is too slow for the test", took)
+			}
+			closeProjections(t, p)
+			hs := p.Health().Snapshots
+			if hs.LastSeq != last {
+				t.Fatalf("the last round at seq %d, want %d (Close's)", hs.LastSeq, last)
+			}
+			rounds[spacing] = hs.Rounds
+		})
+	}
+	if r, ok := rounds[10]; ok && r != 2 {
+		t.Errorf("spacing 10: %d rounds, want 2 (the first and Close's)", r)
+	}
+	if r := rounds[0]; r < 3 {
+		t.Errorf("spacing 0: %d rounds, want a round after the first write that followed the first round too", r)
 	}
 }

@@ -121,9 +121,11 @@ func reference(t *testing.T, ref *member, graph string) ([]byte, persistence.Hea
 
 func refGrains() actors.GrainConfig { return quickGrains() }
 
+// snapGrains snapshots every event counts alone: no SnapshotSpacing, which
+// TestGrainSnapshotSpacing covers.
 func snapGrains(snaps actors.SnapshotStore, every int) actors.GrainConfig {
 	cfg := refGrains()
-	cfg.Snapshots, cfg.SnapshotEvery = snaps, every
+	cfg.Snapshots, cfg.SnapshotEvery, cfg.SnapshotSpacing = snaps, every, 0
 	return cfg
 }
 
@@ -597,5 +599,60 @@ func TestGrainSnapshotCadence(t *testing.T) {
 	}
 	if n := m.grains.Stats().SnapshotsWritten; n != 2 {
 		t.Fatalf("%d snapshots written, want 2", n)
+	}
+}
+
+// slowSnapshots is the real snapshot store with writes that take at least
+// delay: a costly snapshot.
+type slowSnapshots struct {
+	*persistence.Snapshots
+	delay time.Duration
+}
+
+func (s slowSnapshots) Put(ctx context.Context, info persistence.SnapshotInfo, data []byte) (persistence.SnapshotInfo, error) {
+	time.Sleep(s.delay) // the cost of a big snapshot, not a wait for something
+	return s.Snapshots.Put(ctx, info, data)
+}
+
+// A grain whose snapshot took a while starts its next one no sooner than
+// SnapshotSpacing times that after it started, however many events are
+// due: the commands in between are not followed by snapshots, and the
+// grain's last snapshot as it stops covers them. Without the spacing the
+// first command after the write is.
+func TestGrainSnapshotSpacing(t *testing.T) {
+	const delay = 400 * time.Millisecond
+	for _, spacing := range []int{10, 0} {
+		t.Run(fmt.Sprint("spacing=", spacing), func(t *testing.T) {
+			w := newSnapWorld(t)
+			const graph = "spaced"
+			cfg := snapGrains(slowSnapshots{w.snaps, delay}, 1)
+			cfg.SnapshotSizeDivisor, cfg.SnapshotSpacing = 1, spacing
+			m := startMember(t, w.store, cfg)
+			start := time.Now()
+			m.mustExec(cmdtest.Envelope(graph, "c0", cmdtest.CreateGraph()))
+			eventually(t, "the first snapshot written", 10*time.Second, func() bool { return m.grains.Stats().SnapshotsWritten >= 1 })
+			for i := range 5 {
+				m.mustExec(cmdtest.Envelope(graph, fmt.Sprint("c", i+1), cmdtest.AddNode(fmt.Sprint("n", i))))
+			}
+			if took := time.Since(start); spacing > 0 && took >= time.Duration(spacing)*delay {
+				t.Skipf("the commands took %s, longer than the spacing: this machine is too slow for the test", took)
+			}
+			m.idle() // the last snapshot, at position 6
+			infos, err := w.snaps.List(context.Background(), persistence.KindAggregate, graph)
+			if err != nil {
+				t.Fatalf("list: %v", err)
+			}
+			var positions []uint64
+			for _, info := range infos {
+				positions = append(positions, info.Position)
+			}
+			slices.Sort(positions)
+			if spacing > 0 && !slices.Equal(positions, []uint64{1, 6}) {
+				t.Fatalf("snapshots at positions %v, want [1 6]: none between while the spacing runs", positions)
+			}
+			if spacing == 0 && (len(positions) < 3 || positions[1] >= 6) {
+				t.Fatalf("snapshots at positions %v, want one after the first command that followed the first write", positions)
+			}
+		})
 	}
 }

@@ -88,8 +88,8 @@ func (r *peerRun) comparisons(ops []OpSummary, loads [2]phaseCost, foot [2]footp
 	add("data on disk", "MiB", mib(foot[0].disk), mib(foot[1].disk), nil,
 		fmt.Sprintf("the data directories after the rounds; PostgreSQL's database alone (tables and indexes) %s", fmtMB(foot[1].db)))
 	add("server memory", "MiB", mib(foot[0].mem.RSS), mib(foot[1].mem.PSS), goalMemory,
-		fmt.Sprintf("after the rounds: Cairn's RSS (of which the Go runtime holds %s from the OS, %s of it heap in objects, garbage not yet collected included); PostgreSQL's PSS over its processes (their RSS summed: %s)",
-			fmtMB(foot[0].goMem.GoBytes), fmtMB(foot[0].goMem.HeapBytes), fmtMB(foot[1].mem.RSS)))
+		fmt.Sprintf("after the rounds: Cairn's RSS (of which the Go runtime holds %s from the OS, %s of it heap in objects, garbage not yet collected included; %s freed with MADV_FREE, which the kernel takes back when it needs memory, LazyFree); PostgreSQL's PSS over its processes (their RSS summed: %s)",
+			fmtMB(foot[0].goMem.GoBytes), fmtMB(foot[0].goMem.HeapBytes), fmtMB(foot[0].mem.LazyFree), fmtMB(foot[1].mem.RSS)))
 	return out
 }
 

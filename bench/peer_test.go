@@ -37,10 +37,10 @@ func TestParseProcStat(t *testing.T) {
 }
 
 func TestParseSmapsRollup(t *testing.T) {
-	b := []byte("00400000-7fff [rollup]\nRss:              10240 kB\nPss:               4096 kB\nPss_Anon:          1000 kB\n")
+	b := []byte("00400000-7fff [rollup]\nRss:              10240 kB\nPss:               4096 kB\nPss_Anon:          1000 kB\nLazyFree:          2048 kB\n")
 	m, err := parseSmapsRollup(b)
-	if err != nil || m.RSS != 10<<20 || m.PSS != 4<<20 {
-		t.Fatalf("got %+v, %v; want RSS 10 MiB, PSS 4 MiB", m, err)
+	if err != nil || m.RSS != 10<<20 || m.PSS != 4<<20 || m.LazyFree != 2<<20 {
+		t.Fatalf("got %+v, %v; want RSS 10 MiB, PSS 4 MiB, LazyFree 2 MiB", m, err)
 	}
 	if _, err := parseSmapsRollup([]byte("Rss: 1 kB\n")); err == nil {
 		t.Error("took a rollup without Pss")

@@ -117,16 +117,21 @@ type procMem struct {
 	// PSS adds up to what it holds (PostgreSQL's shared buffers counted
 	// once, not once per backend).
 	RSS, PSS uint64
+	// LazyFree is the part of RSS freed with MADV_FREE (the engine's Go
+	// runtime hands heap back so: internal/madvfree) that the kernel has
+	// not taken back yet; it does when it needs the memory, without I/O.
+	LazyFree uint64
 }
 
-// parseSmapsRollup reads the Rss and Pss lines of /proc/<pid>/smaps_rollup.
+// parseSmapsRollup reads the Rss, Pss and LazyFree (0 when absent) lines
+// of /proc/<pid>/smaps_rollup.
 func parseSmapsRollup(b []byte) (procMem, error) {
 	var m procMem
 	var seen int
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (k != "Rss" && k != "Pss") {
+		if !ok || (k != "Rss" && k != "Pss" && k != "LazyFree") {
 			continue
 		}
 		num, _, _ := strings.Cut(strings.TrimSpace(v), " ")
@@ -134,12 +139,16 @@ func parseSmapsRollup(b []byte) (procMem, error) {
 		if err != nil {
 			return procMem{}, fmt.Errorf("%s: %w", k, err)
 		}
-		if k == "Rss" {
+		switch k {
+		case "Rss":
 			m.RSS = kb * 1024
-		} else {
+			seen++
+		case "Pss":
 			m.PSS = kb * 1024
+			seen++
+		default:
+			m.LazyFree = kb * 1024
 		}
-		seen++
 	}
 	if seen < 2 {
 		return procMem{}, errors.New("no Rss and Pss lines")

@@ -200,7 +200,7 @@ func TestDashboardMetrics(t *testing.T) {
 	if len(used) < 40 {
 		t.Fatalf("the dashboard and rules name %d metrics; the parsing is broken", len(used))
 	}
-	e := startEngine(t, "--snapshot-every", "8", "--readmodel-snapshot-every", "8")
+	e := startEngine(t, "--snapshot-every", "8", "--readmodel-snapshot-every", "8", "--snapshot-spacing", "0")
 	e.workload(t, "dash", 20)
 	x := e.scrape(t)
 	var missing []string

@@ -729,7 +729,7 @@ func (s *Store) iterateWatched(ctx context.Context, subjects []string, fromSeq u
 	// within seconds and the ordered consumer is made again, where the
 	// default 30 s pulls left a follower stalled over a minute after a
 	// failover.
-	it, err := cons.Messages(jetstream.PullMaxBytes(pullBytes(s.js.Conn().MaxPayload())), jetstream.PullExpiry(readPullExpiry))
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(pullMessages, pullBytes(s.js.Conn().MaxPayload())), jetstream.PullExpiry(readPullExpiry))
 	if err != nil {
 		return fmt.Errorf("read from %d: %w", fromSeq, translate(err))
 	}
@@ -813,6 +813,14 @@ const readPullExpiry = 5 * time.Second
 func pullBytes(maxPayload int64) int {
 	return int(max(16<<20, maxPayload+64<<10))
 }
+
+// pullMessages bounds the messages of a reader's pull as well: nats.go
+// sizes the iterator's buffer by it, and with a byte limit alone it takes
+// 1,000,000 (an 8 MB channel buffer per reader, for as long as it
+// follows). 16,384 transactions of one small event are about 6 MB, so the
+// byte limit still bounds the pulls of anything but the smallest
+// transactions.
+const pullMessages = 16 << 10
 
 // Get returns the transaction stored at stream sequence seq. It reads the
 // stream only; GetGraph also finds a graph's archived transactions.

@@ -122,7 +122,7 @@ func TestServeAuth(t *testing.T) {
 		t.Fatalf("serve beyond loopback without --auth: exit %d, %s", r.code(), r.stderr)
 	}
 	line, stop := serveInProcess(t, "--data", filepath.Join(dir, "data"), "--nats-listen", "0.0.0.0:0", "--auth", file, "--json", "--log-level", "error",
-		"--snapshot-every", "1") // snapshots, so that archive gets as far as writing
+		"--snapshot-every", "1", "--snapshot-spacing", "0") // snapshots, so that archive gets as far as writing
 	var ready readyLine
 	if err := json.Unmarshal([]byte(line), &ready); err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ import (
 func TestBackupRestore(t *testing.T) {
 	start := time.Now()
 	phase := func(name string) { t.Logf("%s: %s", name, time.Since(start).Round(time.Millisecond)) }
-	flags := []string{"--snapshot-every", "5", "--snapshot-keep", "2", "--readmodel-snapshot-every", "10", "--shards", "2"}
+	flags := []string{"--snapshot-every", "5", "--snapshot-keep", "2", "--readmodel-snapshot-every", "10", "--snapshot-spacing", "0", "--shards", "2"}
 	oldData := t.TempDir()
 	url, stop := serveURL(t, oldData, flags...)
 	reps := scriptGraph(t, url, "g")

@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairn-graph/cairn"
@@ -21,6 +22,7 @@ import (
 	cairncluster "github.com/cairn-graph/cairn/cluster"
 	"github.com/cairn-graph/cairn/internal/logx"
 	"github.com/cairn-graph/cairn/internal/memlimit"
+	"github.com/cairn-graph/cairn/internal/memtrim"
 	"github.com/cairn-graph/cairn/internal/tracing/otlp"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/metrics"
@@ -31,6 +33,7 @@ const serveUsage = `Usage:
   cairn serve [--data DIR] [--nats-listen ADDR|none] [--sync-always] [--sample]
               [--replicas N] [--max-bytes N] [--passivate-after D] [--shards N]
               [--snapshot-every N] [--snapshot-keep K] [--readmodel-snapshot-every N]
+              [--snapshot-spacing F]
               [--no-snapshots] [--no-local-snapshots] [--memory-limit SIZE|off]
               [--cluster NAME [--cluster-listen ADDR] [--cluster-advertise ADDR]
                [--cluster-ttl D]]
@@ -164,6 +167,13 @@ Flags:
                         the projection shards snapshot their read models
                         every N events, or a thousandth of the bytes the
                         last round wrote if more (default 100000)
+  --snapshot-spacing F  a snapshot (a graph actor's, or a read-model round)
+                        that took T starts the next no sooner than F T
+                        after it, at most a minute, however many events
+                        are due: snapshots take at most about 1/F of the
+                        time, and a bulk load writes a few rather than one
+                        per sixteenth of the graph (default 10; 0: by the
+                        event counts alone)
   --no-snapshots        take and load no snapshots: every graph activation
                         and every start replays the stream, and --as-of
                         queries replay from the graph's first event
@@ -282,6 +292,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	snapEvery := fs.Int("snapshot-every", def.Grain.SnapshotEvery, "aggregate snapshot every `N` events")
 	snapKeep := fs.Int("snapshot-keep", def.Grain.SnapshotKeep, "aggregate snapshots `kept` per graph")
 	rmSnapEvery := fs.Int("readmodel-snapshot-every", def.Projections.SnapshotEvery, "read-model snapshot every `N` events")
+	snapSpacing := fs.Int("snapshot-spacing", def.Grain.SnapshotSpacing, "snapshots no sooner than `F` times the last one's time after it")
 	noSnaps := fs.Bool("no-snapshots", false, "take and load no snapshots")
 	noLocal := fs.Bool("no-local-snapshots", false, "keep no local copies of snapshots")
 	memLimit := fs.String("memory-limit", "", "the process's memory `limit` (2GiB, 1500MB, off)")
@@ -378,6 +389,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg.Grain.SnapshotEvery, cfg.Grain.SnapshotKeep = *snapEvery, *snapKeep
 	cfg.Projections.SnapshotEvery = *rmSnapEvery
+	cfg.Grain.SnapshotSpacing, cfg.Projections.SnapshotSpacing = *snapSpacing, *snapSpacing
+	if *snapSpacing < 0 {
+		return usage("--snapshot-spacing must be 0 (off) or more, not %d", *snapSpacing)
+	}
 	cfg.DisableSnapshots, cfg.NoLocalSnapshots = *noSnaps, *noLocal
 	if *rmSnapEvery < 1 {
 		return usage("--readmodel-snapshot-every must be at least 1, not %d", *rmSnapEvery)
@@ -503,6 +518,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.Join(fmt.Errorf("serve: print ready line: %w", err), closeEngine())
 	}
 	logger.Info("cairn ready", "nats", url, "data", dir)
+
+	// Hand the heap of a burst back once the engine has gone quiet after
+	// it (internal/memtrim).
+	tctx, stopTrim := context.WithCancel(ctx)
+	var trim sync.WaitGroup
+	trim.Go(func() { memtrim.Run(tctx, memtrim.Config{}, logger.With("component", "memtrim")) })
+	defer trim.Wait()
+	defer stopTrim()
 
 	<-ctx.Done()
 	logger.Info("draining; a second signal exits at once", "timeout", *drain)

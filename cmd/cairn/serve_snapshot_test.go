@@ -103,7 +103,7 @@ func TestServeKillResumesFromSnapshots(t *testing.T) {
 	bin := testbin.Cairn(t)
 	phase("built")
 	dir := t.TempDir()
-	flags := []string{"--snapshot-every", "5", "--snapshot-keep", "2", "--readmodel-snapshot-every", "10",
+	flags := []string{"--snapshot-every", "5", "--snapshot-keep", "2", "--readmodel-snapshot-every", "10", "--snapshot-spacing", "0",
 		"--shards", "2", "--log-level", "debug"}
 	srv := startServe(t, bin, dir, flags...)
 
@@ -215,5 +215,13 @@ func TestServeKillResumesFromSnapshots(t *testing.T) {
 	phase("rebuilt")
 	if ref := answers(t, srv.url, last, queries); !reflect.DeepEqual(got, ref) {
 		t.Errorf("after more writes, the restored engine answers\n%v\nand one rebuilt from the stream\n%v", got, ref)
+	}
+}
+
+// A negative --snapshot-spacing is a usage error (exit 2) naming the flag.
+func TestServeSnapshotSpacingUsage(t *testing.T) {
+	r := runCLI(t, "serve", "--data", t.TempDir(), "--nats-listen", "none", "--snapshot-spacing", "-1")
+	if r.code() != exitUsage || !strings.Contains(r.stderr, "--snapshot-spacing must be 0 (off) or more, not -1") {
+		t.Errorf("--snapshot-spacing -1: exit %d, stderr %q; want 2 and the flag named", r.code(), r.stderr)
 	}
 }

@@ -18,7 +18,7 @@ import (
 func TestTupleCheckEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	args := []string{"--data", dir, "--nats-listen", "127.0.0.1:0", "--json", "--log-level", "warn",
-		"--snapshot-every", "3", "--readmodel-snapshot-every", "3"}
+		"--snapshot-every", "3", "--readmodel-snapshot-every", "3", "--snapshot-spacing", "0"}
 	line, stop := serveInProcess(t, args...)
 	var ready readyLine
 	if err := json.Unmarshal([]byte(line), &ready); err != nil {

@@ -1,0 +1,66 @@
+package memtrim
+
+import (
+	"runtime"
+	"testing"
+	"time"
+)
+
+// sink keeps a big allocation live until the test drops it.
+var sink [][]byte
+
+// dropBig allocates about 256 MiB, keeps it through a collection, then
+// drops it and collects again: the runtime then holds it, free.
+func dropBig() {
+	for range 64 {
+		b := make([]byte, 4<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1 // touch every page: resident
+		}
+		sink = append(sink, b)
+	}
+	runtime.GC()
+	sink = nil
+	runtime.GC()
+}
+
+// After a drop, a Trimmer hands the free heap back once no collection ran
+// for Quiet, and not before; a collection in between restarts the quiet
+// time; after a trim the heap it holds is small again, and the next Step
+// does nothing.
+func TestTrimAfterQuietDrop(t *testing.T) {
+	dropBig()
+	t0 := time.Now()
+	tr := New(Config{Quiet: 10 * time.Second}, t0)
+	if r := tr.Step(t0.Add(9 * time.Second)); r.Trimmed {
+		t.Fatalf("trimmed before the quiet time: %+v", r)
+	}
+	runtime.GC() // a collection: quiet from the next look on
+	if r := tr.Step(t0.Add(11 * time.Second)); r.Trimmed {
+		t.Fatalf("trimmed right after a collection: %+v", r)
+	}
+	dropBig() // the runtime may have handed some back meanwhile
+	if r := tr.Step(t0.Add(11500 * time.Millisecond)); r.Trimmed {
+		t.Fatalf("trimmed right after a collection: %+v", r)
+	}
+	r := tr.Step(t0.Add(22 * time.Second))
+	if !r.Trimmed {
+		t.Fatalf("not trimmed after 11 quiet seconds with %d MiB held over %d MiB live", r.Held>>20, r.Live>>20)
+	}
+	if r.Held-r.HeldAfter < 128<<20 {
+		t.Fatalf("handed back %d MiB (held %d MiB, then %d MiB), want at least 128", (r.Held-r.HeldAfter)>>20, r.Held>>20, r.HeldAfter>>20)
+	}
+	if r := tr.Step(t0.Add(40 * time.Second)); r.Trimmed {
+		t.Fatalf("trimmed again with nothing left over: %+v", r)
+	}
+}
+
+// A heap held within Excess of the live heap is left alone however quiet.
+func TestNoTrimWithoutExcess(t *testing.T) {
+	runtime.GC()
+	t0 := time.Now()
+	tr := New(Config{Excess: 1 << 40}, t0)
+	if r := tr.Step(t0.Add(time.Hour)); r.Trimmed {
+		t.Fatalf("trimmed without a terabyte over the live heap: %+v", r)
+	}
+}
