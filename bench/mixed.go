@@ -415,19 +415,41 @@ func queryOf(kind string, r *rand.Rand, w Workload, graph string) *cairnv1.Query
 	return req
 }
 
-// writePayload is the size of graph's last stored transaction, a write
-// envelope's.
+// writePayload is the median size of graph's last stored transactions
+// (up to payloadSample of them, found among the stream's last
+// payloadScan messages), each a write of the measured phase. Not the last
+// alone: when the engine fell behind, group commit merged the writes that
+// had queued up into one transaction, hundreds of times a write (a run on
+// a loaded machine took a 442 KB one for its baseline, whose publishes at
+// the write rate then took 29 s at p99).
 func writePayload(ctx context.Context, d Driver, graph string) (int, error) {
 	st, err := persistenceStream(ctx, d.JetStream())
 	if err != nil {
 		return 0, err
 	}
-	msg, err := st.GetLastMsgForSubject(ctx, subjectOf(graph))
+	last, err := st.GetLastMsgForSubject(ctx, subjectOf(graph))
 	if err != nil {
 		return 0, fmt.Errorf("last transaction of %s: %w", graph, err)
 	}
-	return len(msg.Data), nil
+	sizes := []int{len(last.Data)}
+	for seq := last.Sequence - 1; seq > 0 && last.Sequence-seq <= payloadScan && len(sizes) < payloadSample; seq-- {
+		msg, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			continue // deleted or purged: pass it over
+		}
+		if msg.Subject == last.Subject {
+			sizes = append(sizes, len(msg.Data))
+		}
+	}
+	slices.Sort(sizes)
+	return sizes[len(sizes)/2], nil
 }
+
+// payloadSample and payloadScan bound writePayload's look back.
+const (
+	payloadSample = 21
+	payloadScan   = 200
+)
 
 // thousands formats v with thousands separators.
 func thousands(v float64) string {
