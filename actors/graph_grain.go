@@ -647,6 +647,13 @@ func (g *graphGrain) maybeSnapshot() {
 // (a store that answered late) does not put the next off for long.
 const maxSnapshotSpacing = time.Minute
 
+// spacedAfter returns when the snapshot after one started at started and
+// taking took may start under spacing (GrainConfig.SnapshotSpacing,
+// ProjectionConfig.SnapshotSpacing).
+func spacedAfter(started time.Time, took time.Duration, spacing int) time.Time {
+	return started.Add(min(time.Duration(spacing)*took, maxSnapshotSpacing))
+}
+
 // snapWrite is one snapshot write; err is set before done is closed.
 type snapWrite struct {
 	done   chan struct{}
@@ -669,7 +676,7 @@ func (g *graphGrain) wrote() {
 		g.snapRetryAt = time.Now().Add(g.snapBackoff)
 	} else {
 		g.snapBackoff = 0
-		g.snapNotBefore = g.snapWrite.started.Add(min(time.Duration(g.cfg.SnapshotSpacing)*g.snapWrite.took, maxSnapshotSpacing))
+		g.snapNotBefore = spacedAfter(g.snapWrite.started, g.snapWrite.took, g.cfg.SnapshotSpacing)
 	}
 	g.snapWrite = nil
 }

@@ -472,7 +472,7 @@ func (p *Projections) finishRound(r *snapRound) {
 	h.LastTime = time.Now().UTC()
 	p.snap.mu.Unlock()
 	p.snap.lastBytes.Store(bytes)
-	p.snap.notBefore.Store(r.started.Add(min(time.Duration(p.cfg.SnapshotSpacing)*took, maxSnapshotSpacing)).UnixNano())
+	p.snap.notBefore.Store(spacedAfter(r.started, took, p.cfg.SnapshotSpacing).UnixNano())
 	for _, g := range m.Graphs {
 		if info, err := g.info(); err == nil {
 			p.snap.index.add(info)
