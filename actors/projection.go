@@ -985,7 +985,7 @@ func (a *shardActor) apply(f persistence.Followed) {
 			// adopt it as of the transaction before this one, which
 			// then follows.
 			ad := a.startAdopt(f.Graph, f.Seq-1).adopt
-			ad.pending = append(ad.pending, f)
+			ad.hold(f, a.p.part.HoldBytes)
 			return
 		}
 	}
