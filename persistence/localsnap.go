@@ -530,9 +530,7 @@ func readRecord(r io.ReaderAt, off int64, payload bool) (localHeader, []byte, er
 }
 
 // parseLocal parses a copy's header from pre (the magic and length) and r.
-func parseLocal(pre []byte, r interface {
-	ReadAt([]byte, int64) (int, error)
-}) (localHeader, int64, error) {
+func parseLocal(pre []byte, r io.ReaderAt) (localHeader, int64, error) {
 	var h localHeader
 	if !bytes.Equal(pre[:len(localMagic)], []byte(localMagic)) {
 		return h, 0, errors.New("not a local snapshot copy")
