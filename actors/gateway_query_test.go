@@ -36,7 +36,12 @@ func (sizedQuerier) Health() api.ProjectionHealth {
 // health.
 func TestGatewayQueryReplyLimits(t *testing.T) {
 	srv, _ := newStore(t)
-	over := int(srv.Conn().MaxPayload())/100 + 100 // ids of 100 bytes
+	// One connection for the gateways and the requests: srv.Conn opens a
+	// new one each call, and a request on another connection could reach
+	// the server before the closed gateway's unsubscribe does, and be
+	// answered by it (UNAVAILABLE, as a closing gateway should).
+	nc := srv.Conn()
+	over := int(nc.MaxPayload())/100 + 100 // ids of 100 bytes
 	for _, tt := range []struct {
 		n    int
 		code cairnv1.ErrorCode
@@ -44,12 +49,12 @@ func TestGatewayQueryReplyLimits(t *testing.T) {
 		{10, cairnv1.ErrorCode_ERROR_CODE_UNSPECIFIED},
 		{over, cairnv1.ErrorCode_ERROR_CODE_RESOURCE_EXHAUSTED},
 	} {
-		gw, err := actors.StartGateway(srv.Conn(), nil, actors.GatewayConfig{Queries: sizedQuerier{tt.n}})
+		gw, err := actors.StartGateway(nc, nil, actors.GatewayConfig{Queries: sizedQuerier{tt.n}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		data, _ := proto.Marshal(&cairnv1.QueryRequest{GraphId: "g"})
-		msg, err := srv.Conn().Request(api.QuerySubject, data, 5*time.Second)
+		msg, err := nc.Request(api.QuerySubject, data, 5*time.Second)
 		if err != nil {
 			t.Fatalf("n=%d: request: %v", tt.n, err)
 		}
@@ -67,7 +72,7 @@ func TestGatewayQueryReplyLimits(t *testing.T) {
 			t.Errorf("n=%d: %d nodes came back", tt.n, len(rep.GetKHop().GetNodes()))
 		}
 
-		st, err := srv.Conn().Request("$SRV.STATS."+api.ServiceName, nil, 5*time.Second)
+		st, err := nc.Request("$SRV.STATS."+api.ServiceName, nil, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
