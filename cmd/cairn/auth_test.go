@@ -197,7 +197,7 @@ func TestServeAuth(t *testing.T) {
 	must(ops, "log", "a")
 	must(board, "health")
 	// Not even an admin may write the object store or purge the stream.
-	r := cli(ops, "archive", "a", "--before", "3", "--timeout", "20s", "--signing-key", filepath.Join(dir, "data", "signing.nk"))
+	r := cli(ops, "archive", "a", "--before", "3", "--timeout", "90s", "--signing-key", filepath.Join(dir, "data", "signing.nk"))
 	if r.code() != 1 || !strings.Contains(r.stderr, "refused") || !strings.Contains(r.stderr, "ermissions") {
 		t.Errorf("archive as admin: exit %d, %s", r.code(), r.stderr)
 	}
@@ -206,17 +206,17 @@ func TestServeAuth(t *testing.T) {
 	}
 	// Without --signing-key the engine archives, with its own rights and
 	// key: an admin may ask it, a writer may not.
-	if r := cli(app, "archive", "a", "--before", "3", "--timeout", "20s"); r.code() != 1 || !strings.Contains(r.stderr, "ermission") {
+	if r := cli(app, "archive", "a", "--before", "3", "--timeout", "90s"); r.code() != 1 || !strings.Contains(r.stderr, "ermission") {
 		t.Errorf("archive as writer: exit %d, %s", r.code(), r.stderr)
 	}
-	if out := must(ops, "archive", "a", "--before", "3", "--timeout", "20s"); !strings.Contains(out, "graph a: archived ") || !strings.Contains(out, "chain whole: 11 transactions") {
+	if out := must(ops, "archive", "a", "--before", "3", "--timeout", "90s"); !strings.Contains(out, "graph a: archived ") || !strings.Contains(out, "chain whole: 11 transactions") {
 		t.Errorf("archive as admin, by the engine: %s", out)
 	}
 	// An admin may back the streams up; a writer may not.
-	if r := cli(app, "backup", "--out", filepath.Join(dir, "backup-app"), "--timeout", "20s"); r.code() != 1 || !strings.Contains(r.stderr, "ermission") {
+	if r := cli(app, "backup", "--out", filepath.Join(dir, "backup-app"), "--timeout", "90s"); r.code() != 1 || !strings.Contains(r.stderr, "ermission") {
 		t.Errorf("backup as writer: exit %d, %s", r.code(), r.stderr)
 	}
-	if out := must(ops, "backup", "--out", filepath.Join(dir, "backup"), "--timeout", "20s"); !strings.Contains(out, "ok backup=") || !strings.Contains(out, " streams=3 ") {
+	if out := must(ops, "backup", "--out", filepath.Join(dir, "backup"), "--timeout", "90s"); !strings.Contains(out, "ok backup=") || !strings.Contains(out, " streams=3 ") {
 		t.Errorf("backup as admin: %s", out)
 	}
 	if err := stop(); err != nil {
