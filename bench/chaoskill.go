@@ -166,20 +166,36 @@ func (k *chaosKiller) run(ctx, loadCtx context.Context) error {
 		if loadCtx.Err() != nil {
 			continue // the top of the loop waits for the restarts
 		}
+		// With bare nodes the first three kills take the event stream's
+		// leader, a member and another node, so that a short run has
+		// each kind; then a member or a node at random, half of the
+		// node kills aiming at the stream's leader.
 		var victim *chaosMember
 		kind := killMember
-		switch {
-		case len(nodes) == 0 || (len(members) > 0 && rng.IntN(2) == 0):
+		takeMember := len(nodes) == 0 || (len(members) > 0 && rng.IntN(2) == 0)
+		aim := rng.IntN(2) == 0
+		if len(k.nodes) > 0 && n <= 3 {
+			takeMember, aim = n == 2 && len(members) > 0 || len(nodes) == 0, n == 1
+		}
+		if takeMember {
 			victim = members[rng.IntN(len(members))]
-		default:
-			// Half of the NATS kills aim at the event stream's leader.
+		} else {
 			leader := k.streamLeader(ctx)
-			aim := rng.IntN(2) == 0
-			victim = nodes[rng.IntN(len(nodes))]
-			for _, n := range nodes {
-				if aim && n.name == leader {
-					victim = n
+			var others []*chaosMember
+			for _, node := range nodes {
+				if node.name == leader && aim {
+					victim = node
 				}
+				if node.name != leader {
+					others = append(others, node)
+				}
+			}
+			switch {
+			case victim != nil:
+			case len(others) > 0:
+				victim = others[rng.IntN(len(others))]
+			default:
+				victim = nodes[rng.IntN(len(nodes))]
 			}
 			kind = killNATS
 			if victim.name == leader {
