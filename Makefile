@@ -100,7 +100,10 @@ check-proto:
 # engine beside a throwaway PostgreSQL on 100,000 nodes and 300,000 edges
 # (about 2 minutes, up to 1 GB) and writes its report to $(BENCH_OUT)/peer;
 # cairn bench chaos kills members of a 3-member cluster every 20 s on
-# average for 5 minutes and writes $(BENCH_OUT)/chaos; cairn bench
+# average for 5 minutes and writes $(BENCH_OUT)/chaos, then again with 3
+# separate NATS nodes (cairn nats-node) under the 3 members, killing
+# members, nodes and the event stream's leader every 10 s on average for
+# 5 minutes, and writes $(BENCH_OUT)/chaos-nats; cairn bench
 # failover runs the four faults of issue 13 (about 2 minutes) and writes
 # $(BENCH_OUT)/failover; cairn bench scale
 # runs 1 member (replicas 1), 3 members with replicas 1 and 3 members with
@@ -117,6 +120,7 @@ bench: deps build
 	./bin/cairn bench suite --out $(BENCH_OUT)
 	./bin/cairn bench peer --out $(BENCH_OUT)/peer
 	./bin/cairn bench chaos --members 3 --duration 5m --kill-every 20s --out $(BENCH_OUT)/chaos
+	./bin/cairn bench chaos --members 3 --nats 3 --duration 5m --kill-every 10s --out $(BENCH_OUT)/chaos-nats
 	./bin/cairn bench failover --out $(BENCH_OUT)/failover
 	./bin/cairn bench scale --members 1 --duration 20s --concurrency 32 --out $(BENCH_OUT)/scale-1
 	./bin/cairn bench scale --members 3 --replicas 1 --duration 20s --concurrency 32 --out $(BENCH_OUT)/scale-3r1

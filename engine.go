@@ -547,7 +547,11 @@ func (e *Engine) Grains() *actors.GraphGrains { return e.grains }
 
 // openHistory opens the event store the projections read history from
 // (time travel, snapshot head checks, archived prefixes) on its own
-// connection, connHistory: the same stream and archives as e.store.
+// connection, connHistory: the same stream and archives as e.store. Its
+// look-ups wait for JetStream as opening the store does: a NATS node of
+// the cluster killed, or a stream leader election, while the engine starts
+// made the start fail here, after the store had opened (bench chaos
+// --nats).
 func (e *Engine) openHistory(ctx context.Context) (*persistence.Store, error) {
 	nc, err := e.connect(connHistory)
 	if err != nil {
@@ -557,17 +561,25 @@ func (e *Engine) openHistory(ctx context.Context) (*persistence.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream on %s: %w", connHistory, err)
 	}
-	opts := []persistence.StoreOption{persistence.WithSigning(e.cfg.Signer, e.trust)}
-	if e.snaps != nil {
-		lctx, cancel := context.WithTimeout(ctx, e.cfg.Snapshots.OpTimeout)
-		obj, err := js.ObjectStore(lctx, e.cfg.Snapshots.Bucket)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("object store %s on %s: %w", e.cfg.Snapshots.Bucket, connHistory, err)
+	var st *persistence.Store
+	err = e.waitJetStream(ctx, js, func(ctx context.Context) error {
+		opts := []persistence.StoreOption{persistence.WithSigning(e.cfg.Signer, e.trust)}
+		if e.snaps != nil {
+			lctx, cancel := context.WithTimeout(ctx, min(e.cfg.Snapshots.OpTimeout, jetStreamRequest))
+			obj, err := js.ObjectStore(lctx, e.cfg.Snapshots.Bucket)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("object store %s on %s: %w", e.cfg.Snapshots.Bucket, connHistory, err)
+			}
+			opts = append(opts, persistence.WithObjects(obj))
 		}
-		opts = append(opts, persistence.WithObjects(obj))
-	}
-	return persistence.LookupStore(ctx, js, e.cfg.Store, opts...)
+		lctx, cancel := context.WithTimeout(ctx, jetStreamRequest)
+		defer cancel()
+		var err error
+		st, err = persistence.LookupStore(lctx, js, e.cfg.Store, opts...)
+		return err
+	})
+	return st, err
 }
 
 // Conn returns the engine's main NATS connection (see Connections for

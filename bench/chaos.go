@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,19 +32,27 @@ const (
 )
 
 // ChaosConfig shapes the chaos scenario: Members `cairn serve` processes,
-// each running a node of one NATS JetStream cluster (embedded, routes over
-// loopback) and a member of one Cairn cluster, are started on 127.0.0.1;
-// commands run against Graphs graphs through any member while members are
-// killed with SIGKILL and restarted.
+// members of one Cairn cluster, are started on 127.0.0.1, each running a
+// node of one NATS JetStream cluster (embedded, routes over loopback), or,
+// with NATS, all on an external cluster of NATS separate `cairn nats-node`
+// processes; commands run against Graphs graphs through any node while
+// members (and NATS nodes) are killed with SIGKILL and restarted.
 type ChaosConfig struct {
 	// Binary is the cairn executable that runs `serve`. Required.
 	Binary string
 	// DataDir holds the members' data (DataDir/m0, …); empty for a
 	// temporary directory removed afterwards.
 	DataDir string
-	// Members is how many processes run (each a Cairn member and a NATS
-	// node). Default 3.
+	// Members is how many `cairn serve` processes run (each a Cairn
+	// member and, without NATS, a NATS node). Default 3.
 	Members int
+	// NATS is how many separate `cairn nats-node` processes make the NATS
+	// cluster the members use (each member is given every node's URL);
+	// at least 3. 0 (the default): each member embeds a node instead.
+	NATS int
+	// NATSDown is how long a killed NATS node stays down before it is
+	// restarted. Default Down.
+	NATSDown time.Duration
 	// Duration of the load. Default 60 seconds.
 	Duration time.Duration
 	// KillEvery is the mean time between two kills (each drawn between
@@ -88,6 +95,9 @@ func (c *ChaosConfig) setDefaults() {
 	if c.Down == 0 {
 		c.Down = time.Second
 	}
+	if c.NATSDown == 0 {
+		c.NATSDown = c.Down
+	}
 	if c.Graphs == 0 {
 		c.Graphs = 100
 	}
@@ -112,12 +122,17 @@ func (c ChaosConfig) Validate() error {
 	if c.Binary == "" {
 		errs = append(errs, errors.New("chaos needs the cairn binary to run serve"))
 	}
-	if c.Members < 3 {
+	switch {
+	case c.NATS == 0 && c.Members < 3:
 		errs = append(errs, fmt.Errorf("members must be at least 3 (a replicated stream keeps a quorum through one kill), not %d", c.Members))
+	case c.NATS != 0 && c.NATS < 3:
+		errs = append(errs, fmt.Errorf("nats must be at least 3 (a replicated stream keeps a quorum through one kill), not %d", c.NATS))
+	case c.NATS != 0 && c.Members < 2:
+		errs = append(errs, fmt.Errorf("members must be at least 2 (one is always up while another is killed), not %d", c.Members))
 	}
-	if c.Duration < time.Second || c.KillEvery < 100*time.Millisecond || c.Down < 0 || c.Retry < time.Second || c.Timeout < time.Second {
-		errs = append(errs, fmt.Errorf("duration %s, kill-every %s, down %s, retry %s, timeout %s: too short (at least 1s, 100ms, 0, 1s, 1s)",
-			c.Duration, c.KillEvery, c.Down, c.Retry, c.Timeout))
+	if c.Duration < time.Second || c.KillEvery < 100*time.Millisecond || c.Down < 0 || c.NATSDown < 0 || c.Retry < time.Second || c.Timeout < time.Second {
+		errs = append(errs, fmt.Errorf("duration %s, kill-every %s, down %s, NATS down %s, retry %s, timeout %s: too short (at least 1s, 100ms, 0, 0, 1s, 1s)",
+			c.Duration, c.KillEvery, c.Down, c.NATSDown, c.Retry, c.Timeout))
 	}
 	if c.Graphs < 1 || c.Rate < 1 {
 		errs = append(errs, fmt.Errorf("graphs %d and rate %d must be positive", c.Graphs, c.Rate))
@@ -128,16 +143,38 @@ func (c ChaosConfig) Validate() error {
 // chaosCluster is the name of the Cairn cluster chaos and failover run.
 const chaosCluster = "cairn-chaos"
 
-// chaosMember is one member's fixed addresses and its current process.
+// chaosMember is one process's fixed addresses and its current process:
+// a member (embedding a NATS node or not) or a bare NATS node.
 type chaosMember struct {
 	// remote is the member's Proto.Actor remote address (fixed, so that a
-	// member's key in the membership bucket names which process it is).
+	// member's key in the membership bucket names which process it is);
+	// client and route its NATS node's ("" for a member on an external
+	// NATS, remote "" for a bare NATS node).
 	name, dir, client, route, remote string
-	args                             []string
+	// args are serve's flags after --data, --nats-listen and --json; argv,
+	// when set, the whole command line instead (nats-node, or serve on an
+	// external NATS).
+	args, argv []string
+	// nats: a bare NATS node, not a member.
+	nats bool
 	// log is where its stderr goes, kept after the run ("" for a
 	// temporary file): DataDir/<name>.log when a data directory is given.
 	log string
 	p   *serveProc // nil while it is down
+	// up: started and ready, and not killed since (the kill schedule's).
+	up bool
+}
+
+// start starts m's process (not waiting for it to be ready).
+func (m *chaosMember) start(binary string) (*serveProc, error) {
+	if m.argv == nil {
+		return startServeLogged(binary, m.args, m.dir, m.client, m.log)
+	}
+	url := ""
+	if m.client != "" {
+		url = "nats://" + m.client
+	}
+	return startLogged(binary, m.argv, url, m.log)
 }
 
 // chaosLog is the client's log: every acknowledged command and what it
@@ -146,6 +183,7 @@ type chaosLog struct {
 	mu      sync.Mutex
 	acked   map[string]map[string]bool // graph → nodes acknowledged
 	longest map[string]time.Duration   // graph → longest command (first try to ack)
+	lat     map[string][]time.Duration // graph → every command's, first try to ack or give-up
 	failed  int                        // commands given up (never acknowledged)
 	answers map[string]int             // refusals seen on the way, by code or error
 	// timeline, when not nil, gets every command sent (failover's
@@ -163,7 +201,7 @@ type sentCommand struct {
 }
 
 func newChaosLog() *chaosLog {
-	return &chaosLog{acked: map[string]map[string]bool{}, longest: map[string]time.Duration{}, answers: map[string]int{}}
+	return &chaosLog{acked: map[string]map[string]bool{}, longest: map[string]time.Duration{}, lat: map[string][]time.Duration{}, answers: map[string]int{}}
 }
 
 // steadyLoad offers rate commands/s over graphs until loadCtx ends: each
@@ -206,6 +244,7 @@ func steadyLoad(ctx, loadCtx context.Context, d Driver, graphs []string, rate in
 					log.failed++
 				}
 				log.longest[g] = max(log.longest[g], end.Sub(start))
+				log.lat[g] = append(log.lat[g], end.Sub(start))
 				if log.timeline != nil {
 					*log.timeline = append(*log.timeline, sentCommand{graph: g, start: start, end: end, tries: tries, acked: err == nil})
 				}
@@ -216,17 +255,22 @@ func steadyLoad(ctx, loadCtx context.Context, d Driver, graphs []string, rate in
 	load.Wait()
 }
 
-// Chaos runs the chaos scenario: it starts cfg.Members members, creates
-// cfg.Graphs graphs, offers cfg.Rate commands/s (each adds one node; a
-// client retries with the same command id until it is acknowledged or
-// cfg.Retry passed) and kills a random member with SIGKILL every
-// cfg.KillEvery on average, restarting it cfg.Down later, for
-// cfg.Duration. Then it restarts whatever is down, waits for the cluster,
-// and checks: every graph's chain verifies, every acknowledged node is
-// stored exactly once, and a query through each member's NATS node agrees
-// with the stream. It reports kills survived, commands acknowledged,
-// lost, applied twice, command latency and the longest unavailability per
-// graph. Lost or applied-twice commands fail the scenario.
+// Chaos runs the chaos scenario: it starts cfg.Members members (with
+// cfg.NATS, first cfg.NATS bare NATS nodes that the members use as an
+// external cluster), creates cfg.Graphs graphs, offers cfg.Rate
+// commands/s (each adds one node; a client retries with the same command
+// id until it is acknowledged or cfg.Retry passed) and kills a random
+// member or NATS node with SIGKILL every cfg.KillEvery on average,
+// restarting it cfg.Down (a NATS node cfg.NATSDown) later, for
+// cfg.Duration; never all members at once, never more NATS nodes than
+// (cfg.NATS-1)/2 (without cfg.NATS, one member at a time), and half of the
+// NATS node kills take the event stream's leader. Then it restarts
+// whatever is down, waits for the cluster, and checks: every graph's chain
+// verifies, every acknowledged node is stored exactly once, and a query
+// through each NATS node agrees with the stream. It reports kills per
+// kind, commands acknowledged, lost, applied twice, command latency, and
+// per graph the p99 and the longest unavailability. Lost or applied-twice
+// commands fail the scenario.
 func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioResult, err error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -239,15 +283,27 @@ func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioRes
 		}
 		defer os.RemoveAll(dir)
 	}
-	members, err := chaosMembers(cfg, dir)
+	var nodes, members []*chaosMember
+	if cfg.NATS > 0 {
+		nodes, members, err = chaosExternal(cfg, dir)
+	} else {
+		members, err = chaosMembers(cfg, dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
-	var membersMu sync.Mutex // guards members[i].p
+	all := append(slices.Clone(nodes), members...)
+	// via are the NATS nodes: the client's, and those the final queries
+	// go through.
+	via := members
+	if len(nodes) > 0 {
+		via = nodes
+	}
+	var membersMu sync.Mutex // guards all[i].p and all[i].up
 	defer func() {
 		membersMu.Lock()
 		defer membersMu.Unlock()
-		for _, m := range members {
+		for _, m := range all {
 			if m.p != nil {
 				m.p.kill()
 			}
@@ -256,22 +312,40 @@ func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioRes
 	res := &ScenarioResult{Scenario: "chaos", Driver: "remote (child cairn serve members)", Config: map[string]any{
 		"members": cfg.Members, "duration_s": cfg.Duration.Seconds(), "kill_every_s": cfg.KillEvery.Seconds(), "down_s": cfg.Down.Seconds(),
 		"graphs": cfg.Graphs, "rate": cfg.Rate, "retry_s": cfg.Retry.Seconds(), "seed": cfg.Seed, "sync_always": !cfg.NoSyncAlways,
-		"serve_args": fmt.Sprint(cfg.ServeArgs),
+		"serve_args": fmt.Sprint(cfg.ServeArgs), "nats_nodes": "embedded, one per member",
 	}}
-
-	nc, err := startChaosMembers(ctx, cfg.Binary, members, cfg.Timeout)
+	if len(nodes) > 0 {
+		res.Driver = "remote (child cairn serve members on child cairn nats-node nodes)"
+		res.Config["nats_nodes"], res.Config["nats_down_s"], res.Config["replicas"] = len(nodes), cfg.NATSDown.Seconds(), chaosReplicas(cfg)
+		// The NATS cluster first: a member's start waits for JetStream.
+		if err := startChaosProcs(ctx, cfg.Binary, nodes, cfg.Timeout); err != nil {
+			return nil, fmt.Errorf("chaos: %w", err)
+		}
+	}
+	if err := startChaosProcs(ctx, cfg.Binary, members, cfg.Timeout); err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
+	}
+	for _, m := range all {
+		m.up = true
+	}
+	nc, err := chaosConnect(via)
 	if err != nil {
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
 	defer nc.Close()
-	urls := memberURLs(members)
+	urls := memberURLs(via)
 	d, err := Remote(nc, 5*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
 	if live != nil {
-		fmt.Fprintf(live, "chaos: %d members up (%s); %d graphs, %d commands/s, a kill every %s for %s (seed %d)\n",
-			len(members), strings.Join(urls, " "), cfg.Graphs, cfg.Rate, cfg.KillEvery, cfg.Duration, cfg.Seed)
+		if len(nodes) > 0 {
+			fmt.Fprintf(live, "chaos: %d members up on %d NATS nodes (%s); %d graphs, %d commands/s, a kill every %s for %s (seed %d)\n",
+				len(members), len(nodes), strings.Join(urls, " "), cfg.Graphs, cfg.Rate, cfg.KillEvery, cfg.Duration, cfg.Seed)
+		} else {
+			fmt.Fprintf(live, "chaos: %d members up (%s); %d graphs, %d commands/s, a kill every %s for %s (seed %d)\n",
+				len(members), strings.Join(urls, " "), cfg.Graphs, cfg.Rate, cfg.KillEvery, cfg.Duration, cfg.Seed)
+		}
 	}
 	log := newChaosLog()
 	graphs, err := createChaosGraphs(ctx, d, "chaos", cfg.Graphs, cfg.Retry, log)
@@ -280,8 +354,11 @@ func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioRes
 	}
 
 	res.Started = time.Now()
-	mem := func(context.Context) (MemSample, error) { return chaosMemory(&membersMu, members) }
+	mem := func(context.Context) (MemSample, error) { return chaosMemory(&membersMu, all) }
 	res.MemorySource = "the sum of the members' RSS (/proc/<pid>/statm) of the members up at each sample"
+	if len(nodes) > 0 {
+		res.MemorySource = "the sum of the RSS (/proc/<pid>/statm) of the members and NATS nodes up at each sample"
+	}
 	m := StartMeter(live, "chaos", mem)
 	loadCtx, stopLoad := context.WithTimeout(ctx, cfg.Duration)
 	defer stopLoad()
@@ -293,71 +370,49 @@ func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioRes
 		steadyLoad(ctx, loadCtx, d, graphs, cfg.Rate, cfg.Retry, log, m, OpChaosCommand)
 	}()
 
-	// The chaos: kill a member, keep it down, restart it, wait for it.
-	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5eed))
-	var kills []string
-	killed := 0
-	chaosErr := func() error {
-		for {
-			wait := cfg.KillEvery/2 + time.Duration(rng.Int64N(int64(cfg.KillEvery)))
-			select {
-			case <-time.After(wait):
-			case <-loadCtx.Done():
-				return nil
-			}
-			i := rng.IntN(len(members))
-			mb := members[i]
-			membersMu.Lock()
-			pid := mb.p.cmd.Process.Pid
-			mb.p.kill()
-			mb.p = nil
-			membersMu.Unlock()
-			killed++
-			at := time.Since(res.Started)
-			select {
-			case <-time.After(cfg.Down):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			p, err := startServeLogged(cfg.Binary, mb.args, mb.dir, mb.client, mb.log)
-			if err != nil {
-				return fmt.Errorf("restart %s: %w", mb.name, err)
-			}
-			membersMu.Lock()
-			mb.p = p
-			membersMu.Unlock()
-			if err := p.waitReady(ctx, cfg.Timeout); err != nil {
-				return fmt.Errorf("restart %s after kill %d: %w", mb.name, killed, err)
-			}
-			ready := time.Since(p.started)
-			m.Record(OpChaosRestart, 1, ready, nil)
-			kills = append(kills, fmt.Sprintf("kill %d at %.1f s: %s (pid %d), down %s, ready %s after its restart",
-				killed, at.Seconds(), mb.name, pid, cfg.Down, ready.Round(time.Millisecond)))
-			if live != nil {
-				fmt.Fprintf(live, "chaos: %s\n", kills[len(kills)-1])
-			}
-		}
-	}()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
+	}
+	k := &chaosKiller{cfg: cfg, js: js, mu: &membersMu, nodes: nodes, members: members, meter: m, live: live, started: res.Started}
+	chaosErr := k.run(ctx, loadCtx)
 	stopLoad()
 	load.Wait()
 	ops := res.measured(m)
-	res.Notes = append(res.Notes, kills...)
+	res.Notes = append(res.Notes, k.notes...)
+	if k.deferred > 0 {
+		rule := "one member down at a time"
+		if len(nodes) > 0 {
+			rule = fmt.Sprintf("never all members down, never more than %d NATS nodes down", k.maxNATSDown())
+		}
+		res.Notes = append(res.Notes, fmt.Sprintf("%d kills waited for an earlier kill's restart, nothing else being killable (%s)", k.deferred, rule))
+	}
 	if chaosErr != nil {
 		return res, fmt.Errorf("chaos: %w", chaosErr)
 	}
 
 	// The checks, on the whole cluster up again.
-	lost, twice, extra, err := chaosCheck(ctx, cfg, d, nc, members, graphs, log)
+	lost, twice, extra, err := chaosCheck(ctx, cfg, d, nc, all, via, graphs, log)
 	if err != nil {
 		return res, fmt.Errorf("chaos: check: %w", err)
 	}
 	acked := 0
-	var longest []time.Duration
+	var longest, p99s []time.Duration
 	for _, g := range graphs {
 		acked += len(log.acked[g])
+		lat := log.lat[g]
+		slices.Sort(lat)
+		gf := GraphFigure{Graph: g, Commands: len(lat), LongestS: log.longest[g].Seconds()}
+		if len(lat) > 0 {
+			p99 := lat[min(len(lat)-1, len(lat)*99/100)]
+			gf.P99MS = float64(p99) / float64(time.Millisecond)
+			p99s = append(p99s, p99)
+		}
+		res.PerGraph = append(res.PerGraph, gf)
 		longest = append(longest, log.longest[g])
 	}
 	slices.Sort(longest)
+	slices.Sort(p99s)
 	cmd := find(ops, OpChaosCommand)
 	var refusals []string
 	for what, n := range log.answers {
@@ -367,15 +422,32 @@ func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioRes
 	if len(refusals) > 0 {
 		res.Notes = append(res.Notes, "answers retried on the way: "+strings.Join(refusals, ", "))
 	}
+	killNote := fmt.Sprintf("SIGKILL of a member (its Cairn member and NATS node), down %s", cfg.Down)
+	if len(nodes) > 0 {
+		killNote = fmt.Sprintf("%d of members (down %s), %d of NATS nodes (down %s; %d of them the event stream's leader)",
+			k.kills[killMember], cfg.Down, k.kills[killNATS]+k.kills[killLeader], cfg.NATSDown, k.kills[killLeader])
+	}
 	res.Figures = append(res.Figures,
-		Figure{Name: "kills survived", Value: float64(killed), Unit: "", Note: fmt.Sprintf("SIGKILL of a member (its Cairn member and NATS node), down %s", cfg.Down)},
+		Figure{Name: "kills survived", Value: float64(k.total()), Unit: "", Note: killNote},
+		Figure{Name: "member kills", Value: float64(k.kills[killMember])},
+	)
+	if len(nodes) > 0 {
+		res.Figures = append(res.Figures,
+			Figure{Name: "NATS node kills", Value: float64(k.kills[killNATS] + k.kills[killLeader]), Note: "a bare NATS node, its members reconnecting to another"},
+			Figure{Name: "NATS stream-leader kills", Value: float64(k.kills[killLeader]), Note: "the node that led the event stream when it was killed"},
+			Figure{Name: "most processes down at once", Value: float64(k.mostDown)},
+		)
+	}
+	res.Figures = append(res.Figures,
 		Figure{Name: "commands acknowledged", Value: float64(acked), Note: fmt.Sprintf("%d given up after %s of retries", log.failed, cfg.Retry)},
 		goalFigure("acknowledged commands lost", float64(lost), "", "0", lost == 0, "acknowledged, but not in the stream"),
 		goalFigure("commands applied twice", float64(twice), "", "0", twice == 0, "a node stored more than once"),
 		Figure{Name: "unacknowledged commands stored", Value: float64(extra), Note: "stored, but the client gave up on it (its replies were lost): allowed, counted"},
 		Figure{Name: "command p99 (retries included)", Value: cmd.P99MS, Unit: "ms"},
+		Figure{Name: "per-graph command p99, worst graph", Value: durMS(p99s[len(p99s)-1]), Unit: "ms",
+			Note: fmt.Sprintf("each graph's own p99 (retries included); median over graphs %.0f ms; every graph in report.json per_graph", durMS(p99s[len(p99s)/2]))},
 		Figure{Name: "longest unavailability of a graph", Value: longest[len(longest)-1].Seconds(), Unit: "s",
-			Note: fmt.Sprintf("one command's first try to its acknowledgement; median over graphs %.2f s", longest[len(longest)/2].Seconds())},
+			Note: fmt.Sprintf("one command's first try to its acknowledgement; per graph: %s", spread(longest))},
 	)
 	if lost > 0 || twice > 0 {
 		return res, fmt.Errorf("chaos: %d acknowledged commands lost, %d applied twice", lost, twice)
@@ -383,29 +455,45 @@ func Chaos(ctx context.Context, cfg ChaosConfig, live io.Writer) (_ *ScenarioRes
 	return res, nil
 }
 
+func durMS(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
 // startChaosMembers starts every member at once (a replicated stream
 // needs a quorum of nodes before any member can open the event store),
 // waits until each is ready and returns a connection to all of their NATS
 // nodes that reconnects for ever.
 func startChaosMembers(ctx context.Context, binary string, members []*chaosMember, timeout time.Duration) (*nats.Conn, error) {
+	if err := startChaosProcs(ctx, binary, members, timeout); err != nil {
+		return nil, err
+	}
+	return chaosConnect(members)
+}
+
+// startChaosProcs starts every process of procs at once and waits until
+// each is ready.
+func startChaosProcs(ctx context.Context, binary string, procs []*chaosMember, timeout time.Duration) error {
 	var wg sync.WaitGroup
-	startErrs := make([]error, len(members))
-	for i, m := range members {
+	startErrs := make([]error, len(procs))
+	for i, m := range procs {
 		var err error
-		if m.p, err = startServeLogged(binary, m.args, m.dir, m.client, m.log); err != nil {
-			return nil, fmt.Errorf("start %s: %w", m.name, err)
+		if m.p, err = m.start(binary); err != nil {
+			return fmt.Errorf("start %s: %w", m.name, err)
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			startErrs[i] = m.p.waitReady(ctx, timeout)
+			if err := m.p.waitReady(ctx, timeout); err != nil {
+				startErrs[i] = fmt.Errorf("%s: %w", m.name, err)
+			}
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(startErrs...); err != nil {
-		return nil, err
-	}
-	nc, err := nats.Connect(strings.Join(memberURLs(members), ","), nats.Name("cairn-bench-chaos"), nats.MaxReconnects(-1),
+	return errors.Join(startErrs...)
+}
+
+// chaosConnect returns a connection to every NATS node of via that
+// reconnects for ever.
+func chaosConnect(via []*chaosMember) (*nats.Conn, error) {
+	nc, err := nats.Connect(strings.Join(memberURLs(via), ","), nats.Name("cairn-bench-chaos"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(50*time.Millisecond), nats.Timeout(time.Second), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
@@ -425,17 +513,8 @@ func memberURLs(members []*chaosMember) []string {
 // chaosMembers lays out the members: data directories, fixed client and
 // route addresses, one shared signing key, and their serve flags.
 func chaosMembers(cfg ChaosConfig, dir string) ([]*chaosMember, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	seed, err := persistence.NewSigningKey()
+	key, err := chaosKey(dir)
 	if err != nil {
-		return nil, err
-	}
-	// One key for all: every member checks the chain every other member
-	// writes.
-	key := filepath.Join(dir, "signing.nk")
-	if err := os.WriteFile(key, seed, 0o600); err != nil {
 		return nil, err
 	}
 	members := make([]*chaosMember, cfg.Members)
@@ -465,6 +544,23 @@ func chaosMembers(cfg ChaosConfig, dir string) ([]*chaosMember, error) {
 		m.args = append(m.args, cfg.ServeArgs...)
 	}
 	return members, nil
+}
+
+// chaosKey makes dir and a signing key in it for all the members (each
+// checks the chain every other member writes) and returns its path.
+func chaosKey(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	seed, err := persistence.NewSigningKey()
+	if err != nil {
+		return "", err
+	}
+	key := filepath.Join(dir, "signing.nk")
+	if err := os.WriteFile(key, seed, 0o600); err != nil {
+		return "", err
+	}
+	return key, nil
 }
 
 // createChaosGraphs creates n graphs named prefix-0000, … and enters them in
@@ -518,20 +614,20 @@ func chaosCommand(ctx context.Context, d Driver, env *cairnv1.CommandEnvelope, r
 	}
 }
 
-// chaosCheck restarts the members that are down, then reads every graph's
-// chain from the stream and checks it against the client's log and every
-// member's read model.
-func chaosCheck(ctx context.Context, cfg ChaosConfig, d Driver, nc *nats.Conn, members []*chaosMember, graphs []string, log *chaosLog) (lost, twice, extra int, err error) {
-	for _, m := range members {
+// chaosCheck restarts the processes of procs that are down, then reads
+// every graph's chain from the stream and checks it against the client's
+// log and the members' read models, asked through each NATS node of via.
+func chaosCheck(ctx context.Context, cfg ChaosConfig, d Driver, nc *nats.Conn, procs, via []*chaosMember, graphs []string, log *chaosLog) (lost, twice, extra int, err error) {
+	for _, m := range procs {
 		if m.p == nil {
-			if m.p, err = startServeLogged(cfg.Binary, m.args, m.dir, m.client, m.log); err != nil {
+			if m.p, err = m.start(cfg.Binary); err != nil {
 				return 0, 0, 0, err
 			}
 		}
 	}
-	for _, m := range members {
+	for _, m := range procs {
 		if err := m.p.waitReady(ctx, cfg.Timeout); err != nil {
-			return 0, 0, 0, err
+			return 0, 0, 0, fmt.Errorf("%s: %w", m.name, err)
 		}
 	}
 	js, err := jetstream.New(nc)
@@ -577,8 +673,8 @@ func chaosCheck(ctx context.Context, cfg ChaosConfig, d Driver, nc *nats.Conn, m
 				extra++
 			}
 		}
-		// Every member's read model, each asked through its own node.
-		for _, m := range members {
+		// The members' read models, asked through every node.
+		for _, m := range via {
 			if err := chaosQuery(cctx, m, g, last, len(stored)); err != nil {
 				return 0, 0, 0, err
 			}

@@ -228,7 +228,7 @@ func Failover(ctx context.Context, cfg FailoverConfig, live io.Writer) (_ *Scena
 	if phaseErr != nil {
 		return r.res, fmt.Errorf("failover: %w", phaseErr)
 	}
-	lost, twice, extra, err := chaosCheck(ctx, ChaosConfig{Binary: cfg.Binary, Timeout: cfg.Timeout}, d, nc, members, r.graphs, r.log)
+	lost, twice, extra, err := chaosCheck(ctx, ChaosConfig{Binary: cfg.Binary, Timeout: cfg.Timeout}, d, nc, members, members, r.graphs, r.log)
 	if err != nil {
 		return r.res, fmt.Errorf("failover: check: %w", err)
 	}

@@ -2,11 +2,13 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -39,6 +41,12 @@ func writePlots(dir, base string, s *ScenarioResult) ([]plotFile, error) {
 		{"latency over time", "latency", latencyPlot},
 		{"latency distribution", "latency-dist", latencyDistPlot},
 		{"engine memory", "memory", memoryPlot},
+	}
+	if len(s.PerGraph) > 0 {
+		kinds = append(kinds, struct {
+			title, suffix string
+			build         func(*ScenarioResult) (*plot.Plot, string, error)
+		}{"per-graph unavailability", "per-graph", perGraphPlot})
 	}
 	var errs []error
 	out := make([]plotFile, 0, len(kinds))
@@ -301,6 +309,43 @@ func latencyDistPlot(s *ScenarioResult) (*plot.Plot, string, error) {
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = percentileTicks{maxX: maxX}
 	p.X.Min, p.X.Max = 1.6, maxX*1.25
+	logAxis(&p.Y, lo, hi)
+	return p, "", nil
+}
+
+// perGraphPlot draws each graph's longest unavailability and p99, the
+// graphs ranked by their longest unavailability, on a log scale.
+func perGraphPlot(s *ScenarioResult) (*plot.Plot, string, error) {
+	gs := slices.Clone(s.PerGraph)
+	slices.SortFunc(gs, func(a, b GraphFigure) int { return cmp.Compare(a.LongestS, b.LongestS) })
+	var longest, p99 plotter.XYs
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i, g := range gs {
+		for _, v := range []float64{g.LongestS, g.P99MS / 1000} {
+			if v > 0 {
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			}
+		}
+		if g.LongestS > 0 {
+			longest = append(longest, plotter.XY{X: float64(i + 1), Y: g.LongestS})
+		}
+		if g.P99MS > 0 {
+			p99 = append(p99, plotter.XY{X: float64(i + 1), Y: g.P99MS / 1000})
+		}
+	}
+	if len(longest) == 0 {
+		return nil, "no graph took a command", nil
+	}
+	p := newPlot(s.Scenario+": per graph, ranked by longest unavailability", "graph (rank)", "seconds")
+	if err := addLine(p, "longest unavailability", longest, 0, 0); err != nil {
+		return nil, "", err
+	}
+	if len(p99) > 0 {
+		if err := addLine(p, "command p99", p99, 1, 1); err != nil {
+			return nil, "", err
+		}
+	}
+	p.Legend.Left = true
 	logAxis(&p.Y, lo, hi)
 	return p, "", nil
 }

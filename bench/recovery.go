@@ -298,6 +298,16 @@ func startServeAt(binary string, serveArgs []string, dir, addr string) (*servePr
 // startServeLogged is startServeAt with the child's stderr appended to
 // logPath, which stays; "" for a temporary file removed when it stops.
 func startServeLogged(binary string, serveArgs []string, dir, addr, logPath string) (*serveProc, error) {
+	args := append([]string{"serve", "--data", dir, "--nats-listen", addr, "--json"}, serveArgs...)
+	return startLogged(binary, args, "nats://"+addr, logPath)
+}
+
+// startLogged starts binary with args (a cairn command that prints a JSON
+// ready line with a "nats" field: serve --json, nats-node --json), its
+// stderr appended to logPath, which stays; "" for a temporary file removed
+// when it stops. url is where its NATS clients connect ("" for a member on
+// an external NATS).
+func startLogged(binary string, args []string, url, logPath string) (*serveProc, error) {
 	var errf *os.File
 	var err error
 	if logPath == "" {
@@ -308,8 +318,13 @@ func startServeLogged(binary string, serveArgs []string, dir, addr, logPath stri
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"serve", "--data", dir, "--nats-listen", addr, "--json"}, serveArgs...)
-	p := &serveProc{cmd: exec.Command(binary, args...), url: "nats://" + addr, stderr: errf, keepLog: logPath != "", done: make(chan struct{}), ready: make(chan struct{})}
+	return startProc(binary, args, url, errf, logPath != "")
+}
+
+// startProc starts binary with args, its stderr going to errf (removed
+// when it stops unless keepLog).
+func startProc(binary string, args []string, url string, errf *os.File, keepLog bool) (*serveProc, error) {
+	p := &serveProc{cmd: exec.Command(binary, args...), url: url, stderr: errf, keepLog: keepLog, done: make(chan struct{}), ready: make(chan struct{})}
 	p.cmd.Stderr = errf
 	dieWithParent(p.cmd)
 	stdout, err := p.cmd.StdoutPipe()
@@ -319,7 +334,7 @@ func startServeLogged(binary string, serveArgs []string, dir, addr, logPath stri
 	p.started = time.Now()
 	if err := p.cmd.Start(); err != nil {
 		errf.Close()
-		return nil, fmt.Errorf("start %s serve: %w", binary, err)
+		return nil, fmt.Errorf("start %s %s: %w", binary, args[0], err)
 	}
 	go func() {
 		// The ready line and anything after it: read to EOF so that the

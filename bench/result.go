@@ -124,6 +124,18 @@ type ScenarioResult struct {
 	Peer        string       `json:"peer,omitempty"`
 	Comparisons []Comparison `json:"comparisons,omitempty"`
 	Notes       []string     `json:"notes,omitempty"`
+	// PerGraph gives figures of each graph (chaos).
+	PerGraph []GraphFigure `json:"per_graph,omitempty"`
+}
+
+// GraphFigure is one graph's figures under a scenario's load: how many
+// commands it took, their p99 (retries included) and its longest
+// unavailability (one command's first try to its acknowledgement).
+type GraphFigure struct {
+	Graph    string  `json:"graph"`
+	Commands int     `json:"commands"`
+	P99MS    float64 `json:"p99_ms"`
+	LongestS float64 `json:"longest_s"`
 }
 
 // measured stops m and takes what it measured into r; it returns the ops.

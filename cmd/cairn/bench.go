@@ -27,7 +27,7 @@ const benchUsage = `Usage:
   cairn bench ingest|mixed|recovery|replay [--out DIR] [flags]
   cairn bench suite [--out DIR] [--quick]
   cairn bench peer [--out DIR] [--nodes N --edges N] [--rounds N] [--no-durable]
-  cairn bench chaos [--out DIR] [--members 3] [--duration D] [--kill-every T]
+  cairn bench chaos [--out DIR] [--members 3] [--nats N] [--duration D] [--kill-every T]
   cairn bench failover [--out DIR] [--restarts 5] [--settle D] [--cluster-ttl D]
   cairn bench scale [--out DIR] [--members 3] [--replicas N] [--concurrency 32]
 
@@ -71,16 +71,25 @@ Scenarios:
             Cairn cluster member and a node of one NATS JetStream cluster
             (replicas 3, sync always, one shared signing key), sends
             --rate commands/s (default 500) to --graphs graphs (default
-            100) through any member, each retried with its command id
+            100) through any node, each retried with its command id
             until acknowledged, and kills a random member with SIGKILL
             every --kill-every on average (default 10s), restarting it
-            --down later (default 1s), for --duration. Then it checks every
-            graph's chain, that every acknowledged command is stored
-            exactly once (lost and applied twice must be 0) and that a
-            query through each member's node agrees with the stream. The
-            report gives kills survived, commands acknowledged, lost,
-            applied twice, command latency (retries included) and the
-            longest unavailability of a graph.
+            --down later (default 1s), for --duration; one member (and its
+            node) is down at a time. With --nats N it first starts N
+            'cairn nats-node' processes, a NATS JetStream cluster of their
+            own (replicas 3, 5 from 5 nodes on, sync always), and the
+            members run on it (cairn serve --nats with every node's URL):
+            each kill then takes a random member or NATS node, half of the
+            NATS kills the event stream's leader, a node staying down
+            --nats-down; kills overlap when restarts take longer than
+            --kill-every, but never all members are down, nor more than
+            (N-1)/2 nodes. Then it checks every graph's chain, that every
+            acknowledged command is stored exactly once (lost and applied
+            twice must be 0) and that a query through each NATS node
+            agrees with the stream. The report gives kills survived (per
+            kind), commands acknowledged, lost, applied twice, command
+            latency (retries included), and per graph its p99 and longest
+            unavailability (report.json per_graph, and a plot).
   failover  the four faults of a 3-member cluster, measured one after the
             other: 3 'cairn serve' members on 127.0.0.1, each a node of
             one NATS JetStream cluster (replicas 3, sync always), under
@@ -192,13 +201,16 @@ Recovery, replay and peer:
   --no-durable          peer: skip the durable-write phase
 
 Chaos:
-  --members N           cairn serve processes, each a member and a NATS
-                        node (default 3, at least 3)
-  --nats N              NATS nodes: must equal --members (each member runs
-                        its own; separate NATS processes are not supported
-                        yet)
+  --members N           cairn serve processes, each a member and, without
+                        --nats, a NATS node (default 3; at least 3 without
+                        --nats, 2 with it)
+  --nats N              separate NATS node processes (cairn nats-node), at
+                        least 3, that the members use as an external
+                        cluster (default: none, each member embeds a node)
   --kill-every T        mean time between two SIGKILLs (default 10s)
   --down T              how long a killed member stays down (default 1s)
+  --nats-down T         how long a killed NATS node stays down (default
+                        --down)
   --cluster-ttl D       the members' membership TTL (serve --cluster-ttl;
                         default serve's 3s)
   --graphs, --rate, --duration, --seed, --data, --binary, --memory-limit
@@ -265,6 +277,7 @@ type benchFlags struct {
 	serveFlags           []string
 	members, natsNodes   int
 	killEvery, down      time.Duration
+	natsDown             time.Duration
 	clusterTTL           time.Duration
 	restarts             int
 	settle               time.Duration
@@ -318,9 +331,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.BoolVar(&f.noDurable, "no-durable", false, "peer: skip the durable writes")
 	fs.BoolVar(&f.sign, "sign", false, "the in-process engine signs and checks signatures")
 	fs.IntVar(&f.members, "members", 3, "chaos: cluster members")
-	fs.IntVar(&f.natsNodes, "nats", 0, "chaos: NATS nodes (default and only: one per member)")
+	fs.IntVar(&f.natsNodes, "nats", 0, "chaos: separate NATS node processes (default: one embedded in each member)")
 	fs.DurationVar(&f.killEvery, "kill-every", 10*time.Second, "chaos: mean `time` between kills")
 	fs.DurationVar(&f.down, "down", time.Second, "chaos: how long a killed member stays down")
+	fs.DurationVar(&f.natsDown, "nats-down", 0, "chaos: how long a killed NATS node stays down (default --down)")
 	fs.DurationVar(&f.clusterTTL, "cluster-ttl", 0, "chaos, failover, scale: the members' membership `TTL` (default serve's)")
 	fs.IntVar(&f.restarts, "restarts", 5, "failover: restarts of one member in a row")
 	fs.DurationVar(&f.settle, "settle", 5*time.Second, "failover: load before and after each fault")
@@ -349,8 +363,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	if scenario != "chaos" && scenario != "failover" && scenario != "scale" && given["cluster-ttl"] {
 		return usage("--cluster-ttl is for chaos, failover and scale")
 	}
-	if scenario != "chaos" && (given["nats"] || given["kill-every"] || given["down"]) {
-		return usage("--nats, --kill-every and --down are for chaos")
+	if scenario != "chaos" && (given["nats"] || given["kill-every"] || given["down"] || given["nats-down"]) {
+		return usage("--nats, --kill-every, --down and --nats-down are for chaos")
 	}
 	if err := f.checkScale(scenario, given); err != nil {
 		return usage("%v", err)
@@ -373,8 +387,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		}
 	}
 	if scenario == "chaos" {
-		if given["nats"] && f.natsNodes != f.members {
-			return usage("--nats %d: each member runs its own NATS node, so --nats must equal --members (%d); separate NATS processes are not supported yet", f.natsNodes, f.members)
+		if given["nats"] && f.natsNodes < 3 {
+			return usage("--nats %d: a NATS cluster of at least 3 separate nodes (without --nats, each member embeds one)", f.natsNodes)
+		}
+		if given["nats-down"] && !given["nats"] {
+			return usage("--nats-down is for separate NATS nodes (--nats N)")
 		}
 		if !given["graphs"] {
 			f.graphs = 100
@@ -656,7 +673,7 @@ func (f *benchFlags) chaosConfig(exe string) bench.ChaosConfig {
 		args = append(args, "--cluster-ttl", f.clusterTTL.String())
 	}
 	return bench.ChaosConfig{Binary: exe, DataDir: f.data, Members: f.members, Duration: f.duration, KillEvery: f.killEvery,
-		Down: f.down, Graphs: f.graphs, Rate: int(f.rate), Seed: f.w.Seed, ServeArgs: args}
+		Down: f.down, NATS: f.natsNodes, NATSDown: f.natsDown, Graphs: f.graphs, Rate: int(f.rate), Seed: f.w.Seed, ServeArgs: args}
 }
 
 // failoverConfig is the failover scenario's config from the flags.

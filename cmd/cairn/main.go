@@ -82,6 +82,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
+	case "nats-node":
+		return runNATSNode(ctx, rest, stdout, stderr)
 	case "graph":
 		return runGraph(ctx, rest, stdout, stderr)
 	case "node":
@@ -156,6 +158,7 @@ a CID-chained transaction in NATS JetStream.
 
 Usage:
   cairn serve [--data DIR] [--nats-listen ADDR|none] [--nats URL] [--sample] ...
+  cairn nats-node [--data DIR] [--nats-listen ADDR] [--name N --nats-cluster-listen ADDR --nats-routes URLS] ...
   cairn graph create <graph> [--type T] [--meta key=value]...
   cairn graph delete <graph>
   cairn graph types [--json]
@@ -245,6 +248,8 @@ func printUsage(w io.Writer, topic string) bool {
 		text, flags = mainUsage, clientUsage+writeUsage
 	case "serve":
 		text = serveUsage
+	case "nats-node":
+		text = natsNodeUsage
 	case "graph":
 		text, flags = graphUsage+catalogueUsage, clientUsage+writeUsage
 	case "node":

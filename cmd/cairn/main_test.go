@@ -151,7 +151,7 @@ func TestHelp(t *testing.T) {
 		}
 		golden(t, "help.golden", r.stdout)
 	}
-	for _, topic := range []string{"serve", "graph", "node", "edge", "log", "verify", "query", "history", "diff", "archive", "view", "backup", "restore", "adapter"} {
+	for _, topic := range []string{"serve", "nats-node", "graph", "node", "edge", "log", "verify", "query", "history", "diff", "archive", "view", "backup", "restore", "adapter"} {
 		r := runCLI(t, "help", topic)
 		if r.err != nil || !strings.Contains(r.stdout, "cairn "+topic) {
 			t.Errorf("cairn help %s: err %v, stdout %q", topic, r.err, r.stdout)

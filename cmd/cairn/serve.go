@@ -106,7 +106,10 @@ Flags:
                         the NATS cluster's name, the same on every node
                         (default cairn)
   --nats URL            use an external NATS with JetStream instead (its
-                        users and TLS are its own: no --auth)
+                        users and TLS are its own: no --auth); a cluster's
+                        nodes comma-separated (nats://a:4222,nats://b:4222,
+                        ...; cairn nats-node runs one): the member
+                        reconnects to another when its node dies
   --creds, --user, --password, --nkey, --tls-cert, --tls-key, --tls-ca
                         credentials and TLS files to log in to --nats
   --replicas N          replicas of the event-store stream, of the
