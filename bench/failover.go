@@ -70,7 +70,15 @@ type FailoverConfig struct {
 	NoSyncAlways bool
 	// ServeArgs are more `cairn serve` flags for every member.
 	ServeArgs []string
+	// Faults names the faults to run, in their fixed order, from
+	// FailoverFaults. Default all four.
+	Faults []string
 }
+
+// FailoverFaults are the failover scenario's faults, in the order they
+// run: a member's SIGKILL, the event stream leader's SIGKILL, a member's
+// SIGSTOP, a member's restarts.
+var FailoverFaults = []string{"member", "stream-leader", "pause", "restart"}
 
 func (c *FailoverConfig) setDefaults() {
 	if c.Graphs == 0 {
@@ -91,12 +99,20 @@ func (c *FailoverConfig) setDefaults() {
 	if c.Timeout == 0 {
 		c.Timeout = 2 * time.Minute
 	}
+	if len(c.Faults) == 0 {
+		c.Faults = FailoverFaults
+	}
 }
 
 // Validate returns every problem with c, joined.
 func (c FailoverConfig) Validate() error {
 	c.setDefaults()
 	var errs []error
+	for _, f := range c.Faults {
+		if !slices.Contains(FailoverFaults, f) {
+			errs = append(errs, fmt.Errorf("fault %q: want one of %s", f, strings.Join(FailoverFaults, ", ")))
+		}
+	}
 	if c.Binary == "" {
 		errs = append(errs, errors.New("failover needs the cairn binary to run serve"))
 	}
@@ -183,7 +199,7 @@ func Failover(ctx context.Context, cfg FailoverConfig, live io.Writer) (_ *Scena
 	r.res = &ScenarioResult{Scenario: "failover", Driver: "remote (child cairn serve members)", Config: map[string]any{
 		"members": 3, "nats_nodes": 3, "replicas": 3, "graphs": cfg.Graphs, "rate": cfg.Rate, "settle_s": cfg.Settle.Seconds(),
 		"restarts": cfg.Restarts, "cluster_ttl_s": ttl.Seconds(), "client_request_timeout_s": failoverRequestTimeout.Seconds(), "retry_s": cfg.Retry.Seconds(), "sync_always": !cfg.NoSyncAlways,
-		"serve_args": fmt.Sprint(serveArgs),
+		"serve_args": fmt.Sprint(serveArgs), "faults": strings.Join(cfg.Faults, ","),
 	}}
 	nc, err := startChaosMembers(ctx, cfg.Binary, members, cfg.Timeout)
 	if err != nil {
@@ -261,7 +277,10 @@ func (r *failoverRun) phases(ctx context.Context) error {
 	if err := r.settle(ctx); err != nil {
 		return err
 	}
-	for _, phase := range []func(context.Context) error{r.killMember, r.killStreamLeader, r.pauseMember, r.restartMember} {
+	for i, phase := range []func(context.Context) error{r.killMember, r.killStreamLeader, r.pauseMember, r.restartMember} {
+		if !slices.Contains(r.cfg.Faults, FailoverFaults[i]) {
+			continue
+		}
 		if err := phase(ctx); err != nil {
 			return err
 		}
