@@ -230,6 +230,11 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	e.startLinker()
 	clusterCfg := cfg.Cluster
 	clusterCfg.Logger = cfg.Logger
+	if clusterCfg.KV.ApartFrom == nil {
+		// One node's death must not stop the event stream and the
+		// membership bucket at once (cluster.KVConfig.ApartFrom).
+		clusterCfg.KV.ApartFrom = []string{cfg.Store.Stream}
+	}
 	if clusterCfg.Membership == cairncluster.MembershipNATSKV && clusterCfg.KV.JetStream == nil {
 		mc, err := e.connect(connMembership)
 		if err != nil {

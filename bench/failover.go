@@ -716,12 +716,31 @@ func (r *failoverRun) killStreamLeader(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stream leader kill: %w", err)
 	}
+	// The survivors' logs from here on: when they dropped the victim.
+	offsets := r.logOffsets(victim)
 	at := r.kill(victim)
+	// Where the seconds go: NATS's elections of the two leaders (polled),
+	// the survivors' drop of the dead member (their logs), and what is
+	// left after the last of them is the engine's and the client's.
+	var elections sync.WaitGroup
+	var streamElected, kvElected time.Duration
+	elections.Add(2)
+	go func() {
+		defer elections.Done()
+		streamElected = r.elected(ctx, persistence.DefaultStoreConfig().Stream, victim.name, at)
+	}()
+	go func() {
+		defer elections.Done()
+		kvElected = r.elected(ctx, "KV_"+cluster.BucketName(chaosCluster), victim.name, at)
+	}()
 	if _, err := r.waitServed(ctx, at); err != nil {
 		return fmt.Errorf("stream leader kill: %w", err)
 	}
+	elections.Wait()
+	dropped := r.droppedAfter(offsets, at)
 	all := r.stall(at, func(string) bool { return true })
 	others := r.stall(at, func(g string) bool { return !owned[g] })
+	ownedStall := r.stall(at, func(g string) bool { return owned[g] })
 	newStream, _, err := r.leaders(ctx)
 	if err != nil {
 		return fmt.Errorf("stream leader kill: %w", err)
@@ -741,7 +760,95 @@ func (r *failoverRun) killStreamLeader(ctx context.Context) error {
 	}
 	r.note("fault 2, SIGKILL of member %s, whose NATS node led the event stream%s (it owned %d graphs): every graph answered again after %s; new stream leader %s; restarted, ready in %s",
 		victim.name, kvNote, len(owned), spread(all), newStream, ready.Round(time.Millisecond))
+	r.note("fault 2 timeline from the SIGKILL: event stream leader elected after %s, membership bucket leader %s, the dead member dropped by the survivors after %s; its graphs answered again after %s",
+		secs(streamElected), secs(kvElected), secs(dropped), spread(ownedStall))
+	r.res.Figures = append(r.res.Figures,
+		Figure{Name: "stream leader kill: stream leader elected after", Value: streamElected.Seconds(), Unit: "s", Note: "NATS's raft election (polled every 50 ms; 0: not seen)"},
+		Figure{Name: "stream leader kill: membership bucket leader after", Value: kvElected.Seconds(), Unit: "s", Note: "0 when its leader was not on the killed node"},
+		Figure{Name: "stream leader kill: dead member dropped after", Value: dropped.Seconds(), Unit: "s", Note: "the first survivor's log line that drops it"},
+	)
 	return nil
+}
+
+// secs formats d in seconds, "-" when it is 0 (not seen).
+func secs(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+// elected polls stream's leader until a node other than old leads it and
+// returns how long after at that was seen; 0 when old did not lead it
+// (no election needed) or none was seen within the run's timeout.
+func (r *failoverRun) elected(ctx context.Context, stream, old string, at time.Time) time.Duration {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	for first := true; ; first = false {
+		ictx, icancel := context.WithTimeout(ctx, time.Second)
+		s, err := r.js.Stream(ictx, stream)
+		icancel()
+		if err == nil {
+			if info := s.CachedInfo(); info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != old {
+				if first && time.Since(at) < 200*time.Millisecond {
+					return 0
+				}
+				return time.Since(at)
+			}
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return 0
+		}
+	}
+}
+
+// logOffsets returns the sizes of the logs of the members other than
+// victim, to read what they log from now on.
+func (r *failoverRun) logOffsets(victim *chaosMember) map[string]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int64{}
+	for _, m := range r.members {
+		if m == victim || m.p == nil {
+			continue
+		}
+		if fi, err := os.Stat(m.p.stderr.Name()); err == nil {
+			out[m.p.stderr.Name()] = fi.Size()
+		}
+	}
+	return out
+}
+
+// droppedAfter returns how long after at the first of the logs (from
+// their offsets on) said that a member left the topology; 0 when none did.
+func (r *failoverRun) droppedAfter(offsets map[string]int64, at time.Time) time.Duration {
+	var first time.Time
+	for path, off := range offsets {
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		if _, err := f.Seek(off, io.SeekStart); err == nil {
+			sc := bufio.NewScanner(f)
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			for sc.Scan() {
+				line := sc.Text()
+				if strings.Contains(line, "cluster topology") && !strings.Contains(line, "left=0") {
+					if t := logTime(line); !t.IsZero() && (first.IsZero() || t.Before(first)) {
+						first = t
+					}
+					break
+				}
+			}
+		}
+		f.Close()
+	}
+	if first.IsZero() {
+		return 0
+	}
+	return first.Sub(at)
 }
 
 // pauseMember is fault 3: SIGSTOP of a member that leads no stream for
