@@ -1108,6 +1108,13 @@ func (g *graphGrain) seal(b *aggregate.Batch[replyTo]) (*appendJob, error) {
 	return job, nil
 }
 
+// leaderWatcher is an EventStore that says when its stream elects a
+// leader (persistence.Store.LeaderElected): an append refused for want of
+// one is sent again then, not at the end of its back-off.
+type leaderWatcher interface {
+	LeaderElected() <-chan struct{}
+}
+
 // appendBackoff is the first pause before an append is published again.
 const appendBackoff = 50 * time.Millisecond
 
@@ -1138,7 +1145,11 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 		var seq uint64
 		var err error
 		pause := appendBackoff
-		for attempt := 0; ; attempt++ {
+		var elected <-chan struct{}
+		if w, ok := g.store.(leaderWatcher); ok {
+			elected = w.LeaderElected()
+		}
+		for attempt := 0; ; {
 			if g.cfg.Fence != nil {
 				if err = g.cfg.Fence(); err != nil {
 					break
@@ -1148,8 +1159,18 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 			// leader that died is never acknowledged, and the retry (same
 			// transaction id, de-duplicated) reaches the new leader.
 			seq, err = g.store.AppendWithin(actx, min(perTry, time.Until(deadline)), g.graph, expected, job.tx)
-			if err == nil || !errors.Is(err, persistence.ErrUnavailable) || attempt >= g.cfg.AppendRetries {
+			if err == nil || !errors.Is(err, persistence.ErrUnavailable) {
 				break
+			}
+			// A refusal for want of a leader (an election: seconds) is
+			// sent again until the deadline, at once when the stream
+			// elects one: answered UNAVAILABLE, the commands would come
+			// back only after their clients' back-off. Other failures
+			// count against AppendRetries.
+			if !errors.Is(err, persistence.ErrNoLeader) {
+				if attempt++; attempt > g.cfg.AppendRetries {
+					break
+				}
 			}
 			left := time.Until(deadline)
 			if left <= 0 {
@@ -1158,6 +1179,11 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 			t := time.NewTimer(min(pause, left))
 			select {
 			case <-t.C:
+			case <-elected:
+				if w, ok := g.store.(leaderWatcher); ok {
+					elected = w.LeaderElected()
+				}
+				pause = appendBackoff / 2 // doubled below
 			case <-g.base.Done():
 			}
 			t.Stop()

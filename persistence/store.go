@@ -98,7 +98,7 @@ func LookupStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, o
 }
 
 func newStore(js jetstream.JetStream, st jetstream.Stream, cfg StoreConfig, opts []StoreOption) *Store {
-	s := &Store{js: js, stream: st, cfg: cfg, pub: newPublisher(js.Conn()), wheel: deadline.New(appendTick)}
+	s := &Store{js: js, stream: st, cfg: cfg, pub: newPublisher(js.Conn(), cfg.Stream), wheel: deadline.New(appendTick)}
 	s.outs.New = func() any { return new(outTx) }
 	s.arc.segTx, s.arc.segBytes = DefaultArchiveSegmentTransactions, DefaultArchiveSegmentBytes
 	for _, o := range opts {
@@ -349,6 +349,13 @@ func (s *Store) AppendWithin(ctx context.Context, within time.Duration, graph st
 	return s.appendTx(ctx, s.wheel.After(within), within, graph, expectedSeq, tx)
 }
 
+// LeaderElected returns a channel closed when the event stream next
+// elects a leader, as its advisory says. An append refused with
+// ErrNoLeader can wait on it (and a back-off) before it is sent again.
+// It is seen from the store's first append on; before that, and without
+// permission for the advisory, the channel only closes if one is seen.
+func (s *Store) LeaderElected() <-chan struct{} { return s.pub.leaderChange() }
+
 // appendTick is how late an AppendWithin time-out may fire.
 const appendTick = 10 * time.Millisecond
 
@@ -386,6 +393,9 @@ func (s *Store) appendTx(ctx context.Context, expired <-chan struct{}, within ti
 	seq, dup, err := s.pub.publish(ctx, expired, out)
 	if err == nil && !dup {
 		return seq, nil
+	}
+	if errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, ErrNoLeader) {
+		err = fmt.Errorf("%w: %w", ErrNoLeader, err)
 	}
 	if errors.Is(err, errAckTimeout) || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return 0, fmt.Errorf("append %s: %w: %w", graph, ErrUnavailable, err)
