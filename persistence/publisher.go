@@ -86,15 +86,7 @@ func (p *publisher) subscribe() (string, error) {
 		return "", err
 	}
 	p.prefix, p.sub = prefix, sub
-	// A stream leader that died never answers the publishes it got: when
-	// a new one is elected, they fail at once (ErrNoLeader), and the
-	// callers waiting for a leader hear of it (leaderElected), so that
-	// every append goes to the new leader within a round trip of its
-	// advisory instead of at the end of a time-out or back-off. Without
-	// the advisory (no permission for it) appends fall back on those.
-	if esub, err := p.nc.Subscribe(leaderElectedSubject+p.stream, func(*nats.Msg) { p.leaderElected() }); err == nil {
-		p.electedSub = esub
-	}
+	p.watchLeaderLocked()
 	// An acknowledgement sent while the connection was down is lost: on
 	// every reconnect the publishes waiting then fail at once with
 	// nats.ErrDisconnected (ErrUnavailable; the caller retries with the
@@ -130,11 +122,35 @@ func (p *publisher) leaderElected() {
 	}
 }
 
+// watchLeaderLocked subscribes to the stream's leader-elected advisories
+// once (p.mu held). A stream leader that died never answers the
+// publishes it got: when a new one is elected, they fail at once
+// (ErrNoLeader), and the callers waiting for a leader hear of it
+// (leaderElected), so that every append goes to the new leader within a
+// round trip of its advisory instead of at the end of a time-out or
+// back-off. Without the advisory (no permission for it) appends fall
+// back on those.
+func (p *publisher) watchLeaderLocked() {
+	if p.electedSub != nil {
+		return
+	}
+	if esub, err := p.nc.Subscribe(leaderElectedSubject+p.stream, func(*nats.Msg) { p.leaderElected() }); err == nil {
+		p.electedSub = esub
+	}
+}
+
 // leaderChange returns a channel closed when the stream next elects a
-// leader (seen once the first publish subscribed to the advisories).
-func (p *publisher) leaderChange() <-chan struct{} {
+// leader. watch subscribes to the advisories first, if no publish did;
+// without it, the channel is nil (never ready) until one did.
+func (p *publisher) leaderChange(watch bool) <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if watch {
+		p.watchLeaderLocked()
+	}
+	if p.electedSub == nil {
+		return nil
+	}
 	return p.elected
 }
 
