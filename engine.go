@@ -82,6 +82,13 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("engine config: %w", err)
 	}
+	if cfg.Cluster.Membership == cairncluster.MembershipK8s {
+		// Out of a pod the member could never join: say so now, not
+		// after the NATS server and the stores are up.
+		if err := cairncluster.K8sInCluster(); err != nil {
+			return nil, fmt.Errorf("cluster membership: %w", err)
+		}
+	}
 	base, cancel := context.WithCancel(context.Background())
 	e := &Engine{cfg: cfg, cancel: cancel}
 	defer func() {
@@ -217,7 +224,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if e.snaps != nil {
 		projCfg.Snapshots, projCfg.Warm = e.snaps, e.warm
 	}
-	if cfg.Cluster.Membership == cairncluster.MembershipNATSKV {
+	if cfg.Cluster.Membership != cairncluster.MembershipLocal {
 		// Each member holds the read models of the graphs it owns, and
 		// writes their snapshots under a manifest series of its own
 		// (route.go).
@@ -245,7 +252,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		}
 	}
 	e.memberReady = make(chan struct{})
-	clustered := clusterCfg.Membership == cairncluster.MembershipNATSKV
+	clustered := clusterCfg.Membership != cairncluster.MembershipLocal
 	if clustered {
 		e.rejoinStop, e.rejoinDone = make(chan struct{}), make(chan struct{})
 	}

@@ -718,6 +718,11 @@ func (r *failoverRun) killStreamLeader(ctx context.Context) error {
 	}
 	// The survivors' logs from here on: when they dropped the victim.
 	offsets := r.logOffsets(victim)
+	// The elections' advisories, timed as they arrive.
+	streamAdv, stopStream := r.advisories(persistence.DefaultStoreConfig().Stream)
+	defer stopStream()
+	kvAdv, stopKV := r.advisories("KV_" + cluster.BucketName(chaosCluster))
+	defer stopKV()
 	at := r.kill(victim)
 	// Where the seconds go: NATS's elections of the two leaders (polled),
 	// the survivors' drop of the dead member (their logs), and what is
@@ -727,11 +732,13 @@ func (r *failoverRun) killStreamLeader(ctx context.Context) error {
 	elections.Add(2)
 	go func() {
 		defer elections.Done()
-		streamElected = r.elected(ctx, persistence.DefaultStoreConfig().Stream, victim.name, at)
+		streamElected = r.elected(ctx, streamAdv, persistence.DefaultStoreConfig().Stream, victim.name, at)
 	}()
 	go func() {
 		defer elections.Done()
-		kvElected = r.elected(ctx, "KV_"+cluster.BucketName(chaosCluster), victim.name, at)
+		if kv == stream {
+			kvElected = r.elected(ctx, kvAdv, "KV_"+cluster.BucketName(chaosCluster), victim.name, at)
+		}
 	}()
 	if _, err := r.waitServed(ctx, at); err != nil {
 		return fmt.Errorf("stream leader kill: %w", err)
@@ -778,25 +785,58 @@ func secs(d time.Duration) string {
 	return fmt.Sprintf("%.2f s", d.Seconds())
 }
 
-// elected polls stream's leader until a node other than old leads it and
-// returns how long after at that was seen; 0 when old did not lead it
-// (no election needed) or none was seen within the run's timeout.
-func (r *failoverRun) elected(ctx context.Context, stream, old string, at time.Time) time.Duration {
+// advisories returns a channel that gets the arrival time of each of
+// stream's leader-elected advisories, and a func that stops them.
+func (r *failoverRun) advisories(stream string) (<-chan time.Time, func()) {
+	ch := make(chan time.Time, 16)
+	sub, err := r.nc.Subscribe("$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED."+stream, func(*nats.Msg) {
+		select {
+		case ch <- time.Now():
+		default:
+		}
+	})
+	if err != nil {
+		return ch, func() {}
+	}
+	return ch, func() { _ = sub.Unsubscribe() }
+}
+
+// elected returns how long after at stream, which old led, elected
+// another leader: when its advisory came (adv), else when a poll of its
+// info first names another (a second late at most); 0 when neither was
+// seen within the run's timeout.
+func (r *failoverRun) elected(ctx context.Context, adv <-chan time.Time, stream, old string, at time.Time) time.Duration {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	for first := true; ; first = false {
-		ictx, icancel := context.WithTimeout(ctx, time.Second)
+	for {
+		select {
+		case t := <-adv:
+			if t.After(at) {
+				return t.Sub(at)
+			}
+			continue
+		default:
+		}
+		ictx, icancel := context.WithTimeout(ctx, 250*time.Millisecond)
 		s, err := r.js.Stream(ictx, stream)
 		icancel()
 		if err == nil {
 			if info := s.CachedInfo(); info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != old {
-				if first && time.Since(at) < 200*time.Millisecond {
-					return 0
+				select {
+				case t := <-adv:
+					if t.After(at) {
+						return t.Sub(at)
+					}
+				case <-time.After(200 * time.Millisecond):
 				}
 				return time.Since(at)
 			}
 		}
 		select {
+		case t := <-adv:
+			if t.After(at) {
+				return t.Sub(at)
+			}
 		case <-time.After(50 * time.Millisecond):
 		case <-ctx.Done():
 			return 0
