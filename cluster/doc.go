@@ -6,6 +6,7 @@
 //
 //   - MembershipLocal (the default): a cluster of one, on protoactor's
 //     in-memory provider. No I/O: the member starts in milliseconds.
+//
 //   - MembershipNATSKV (cairn serve --cluster NAME): each member writes a
 //     key of its own, with a TTL, into the JetStream KV bucket
 //     "cairn-members-NAME" and rewrites it every heartbeat; every member
