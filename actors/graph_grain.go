@@ -777,8 +777,16 @@ func (g *graphGrain) writeSnapshot(info persistence.SnapshotInfo, data []byte, p
 // snapshots until the first snapshot after its next activation prunes. A snapshot not written (the wait ran out, the store
 // failed) loses nothing acknowledged: the next activation replays the
 // events from the stream.
+//
+// A grain of a fenced member (Fence refuses) neither waits nor writes: it
+// writes nothing more, and the member must stop its grains at once to
+// join again (a paused member's snapshot writes hung for the whole
+// AppendTimeout, and its rejoin with them).
 func (g *graphGrain) finalSnapshot() {
 	if g.cfg.Snapshots == nil {
+		return
+	}
+	if g.cfg.Fence != nil && g.cfg.Fence() != nil {
 		return
 	}
 	timer := time.NewTimer(g.cfg.AppendTimeout)

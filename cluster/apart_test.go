@@ -25,7 +25,7 @@ func TestKVBucketLeaderKeptApart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "apart", Subjects: []string{"apart.>"}, Replicas: 3}); err != nil {
 		t.Fatal(err)
@@ -40,7 +40,9 @@ func TestKVBucketLeaderKeptApart(t *testing.T) {
 	defer m.Close(context.Background())
 	bucket := "KV_" + cluster.BucketName(cfg.Name)
 	leaderOf := func(stream string) string {
-		s, err := js.Stream(ctx, stream)
+		ictx, icancel := context.WithTimeout(ctx, 2*time.Second)
+		defer icancel()
+		s, err := js.Stream(ictx, stream)
 		if err != nil || s.CachedInfo().Cluster == nil {
 			return ""
 		}
@@ -73,14 +75,14 @@ func TestKVBucketLeaderKeptApart(t *testing.T) {
 		t.Fatal("could not put the bucket's leader on the stream's leader's node")
 	}
 	// The member moves it off again.
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		b, s := leaderOf(bucket), leaderOf("apart")
 		if b != "" && s != "" && b != s {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the bucket's leader %s still shares its node with the stream's %s after 20 s", b, s)
+			t.Fatalf("the bucket's leader %s still shares its node with the stream's %s after 30 s", b, s)
 		}
 		time.Sleep(50 * time.Millisecond) // polling, bounded by deadline
 	}
