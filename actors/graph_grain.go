@@ -214,10 +214,20 @@ func (k *GraphGrains) StopAll(ctx context.Context, root *actor.RootContext) erro
 	for i, pid := range pids {
 		futures[i] = root.StopFuture(pid)
 	}
-	for _, f := range futures {
-		if err := f.Wait(); err != nil && ctx.Err() != nil {
-			return fmt.Errorf("stop graph grains: %w", ctx.Err())
+	// Waited for within ctx: a grain may take AppendTimeout to stop (its
+	// append in flight, its last snapshot). The goroutine ends when the
+	// futures do (each is bounded by its own time-out).
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for _, f := range futures {
+			_ = f.Wait()
 		}
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		return fmt.Errorf("stop graph grains: %w", ctx.Err())
 	}
 	// A stopped grain may have left a snapshot write behind (it waits
 	// AppendTimeout at most): wait for it, within ctx.
