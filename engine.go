@@ -71,6 +71,12 @@ type Engine struct {
 	closing   atomic.Bool // Close was called: not ready
 	collector *collector  // on Config.Metrics's registry; nil without
 	linker    *linker     // marks dangling links (linker.go)
+
+	// metaApartDone is closed when keepStreamOffMeta, stopped by
+	// rejoinStop, returned; nil when it does not run. metaLeader, when
+	// set (tests), replaces the embedded node's own answer.
+	metaApartDone chan struct{}
+	metaLeader    atomic.Pointer[func() bool]
 }
 
 // Open starts an engine. On error everything it started is stopped again.
@@ -255,6 +261,10 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	clustered := clusterCfg.Membership != cairncluster.MembershipLocal
 	if clustered {
 		e.rejoinStop, e.rejoinDone = make(chan struct{}), make(chan struct{})
+		if e.server != nil && cfg.Store.Replicas > 1 {
+			e.metaApartDone = make(chan struct{})
+			go e.keepStreamOffMeta(e.rejoinStop, e.metaApartDone)
+		}
 	}
 	go func() {
 		defer close(e.memberReady)
@@ -629,6 +639,9 @@ func (e *Engine) close(ctx context.Context) error {
 		// No fresh member after this: the one there is now is closed below.
 		close(e.rejoinStop)
 		<-e.rejoinDone
+		if e.metaApartDone != nil {
+			<-e.metaApartDone
+		}
 	}
 	if e.memberReady != nil {
 		// Starting cannot be cancelled: wait, so that no member is left
