@@ -527,6 +527,9 @@ func (e *Engine) rejoin(cfg cairncluster.Config) {
 		if err != nil {
 			log.LogAttrs(context.Background(), slog.LevelWarn, "fenced member did not stop cleanly", slog.String("err", err.Error()))
 		}
+		if !e.waitStoreLeader(rejoinStoreWait) {
+			return // the engine closes
+		}
 		nm, err := e.join(cfg)
 		if err != nil {
 			return // the engine closes
@@ -536,6 +539,32 @@ func (e *Engine) rejoin(cfg cairncluster.Config) {
 		e.memberMu.Unlock()
 		e.rejoins.Add(1)
 		log.LogAttrs(context.Background(), slog.LevelInfo, "joined the cluster again", slog.String("member", nm.ID()))
+	}
+}
+
+// rejoinStoreWait bounds how long a fenced member waits for the event
+// stream's leader before it joins again all the same.
+const rejoinStoreWait = 30 * time.Second
+
+// waitStoreLeader waits, at most within, until this engine reaches the
+// event stream's leader (its info names one): a member that joins again
+// while its NATS node still catches up after a pause takes its graphs
+// back from the others only to stall them (for about 7 s, measured in
+// bench failover). It returns false when the engine closes meanwhile.
+func (e *Engine) waitStoreLeader(within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := e.store.Leader(ctx)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return true
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-e.rejoinStop:
+			return false
+		}
 	}
 }
 
