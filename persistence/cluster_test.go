@@ -244,6 +244,21 @@ func TestStoreLeaderElected(t *testing.T) {
 		t.Fatal("LeaderElected after the election is already closed, want the next election's channel")
 	default:
 	}
+	// Leader names the node that leads now.
+	names := map[string]bool{}
+	for _, n := range c.Nodes() {
+		names[n.Name] = true
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		l, err := st.Leader(ctx)
+		if err == nil && names[l] {
+			break
+		}
+		if err != nil && !errors.Is(err, persistence.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("Leader = %q, %v; want one of the nodes", l, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling, bounded by deadline
+	}
 }
 
 // An append that finds no stream leader answering its subject is
@@ -265,5 +280,8 @@ func TestStoreAppendNoLeader(t *testing.T) {
 	_, err = st.Append(ctx, "g", seq, txs[1])
 	if !errors.Is(err, persistence.ErrNoLeader) || !errors.Is(err, persistence.ErrUnavailable) {
 		t.Errorf("append with no stream to take it: %v, want ErrNoLeader and ErrUnavailable", err)
+	}
+	if l, err := st.Leader(ctx); !errors.Is(err, persistence.ErrTruncated) {
+		t.Errorf("Leader of a deleted stream: %q, %v; want ErrTruncated", l, err)
 	}
 }
