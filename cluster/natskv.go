@@ -175,6 +175,13 @@ func newKVProvider(cfg KVConfig, clusterName string, lookup *Lookup, log *slog.L
 		joined: make(chan struct{}), stop: make(chan struct{}), fenced: make(chan struct{})}
 }
 
+// startTimeout bounds StartMember's reads and writes of the bucket. A
+// start that fails is tried again (the engine's join, with a back-off
+// from 100 ms): a request that went to a node still catching up after a
+// pause hung for the whole bound (a paused member rejoined 10 s after it
+// resumed, where a second try took 0.2 s), so the bound is short.
+const startTimeout = 3 * time.Second
+
 // replicatedKeyTTL is KeyTTL's least default on a replicated bucket.
 const replicatedKeyTTL = 15 * time.Second
 
@@ -202,7 +209,7 @@ func (p *kvProvider) StartMember(c *cluster.Cluster) error {
 	if err != nil {
 		return fmt.Errorf("membership: member address: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	p.kv, err = p.cfg.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:         p.cfg.Bucket,
