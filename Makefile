@@ -6,7 +6,7 @@ BUF := $(GO) tool -modfile=tools/go.mod buf
 DATA ?= .cairn
 PKGS := ./...
 
-.PHONY: run test proto check-proto vet unit viewer-test bench deps sysdeps build clean
+.PHONY: run test proto check-proto vet unit viewer-test bench deps sysdeps build build-k8s clean
 
 # The viewer (cairn view) is the one cgo part: it is built with the tags
 # below and needs EGL, GL and GLFW's X headers. Every other package builds
@@ -16,6 +16,15 @@ VIEWER_PKGS := ./viewer/...
 
 build: sysdeps
 	CGO_ENABLED=1 $(GO) build -tags $(VIEWER_TAGS) -o bin/cairn ./cmd/cairn
+
+# build-k8s builds cairn with the Kubernetes membership provider (serve
+# --cluster-provider k8s), which links client-go; the default binary has
+# only the NATS KV provider. K8S_PKGS are the packages with k8s-tagged
+# files: vet and unit build and test them with the tag too, so that it
+# cannot rot.
+K8S_PKGS := ./cluster ./cmd/cairn
+build-k8s:
+	CGO_ENABLED=0 $(GO) build -tags k8s -o bin/cairn-k8s ./cmd/cairn
 
 run: build
 	./bin/cairn serve --data $(DATA) --sample
@@ -65,6 +74,7 @@ test: deps check-proto vet unit viewer-test
 
 unit:
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 12m $(PKGS)
+	CGO_ENABLED=0 $(GO) test -count=1 -tags k8s -run 'K8s' $(K8S_PKGS)
 
 # viewer-test runs the viewer's GL tests (headless EGL renders against golden
 # images, picking, a window under Xvfb) and cairn view's own tests, with cgo.
@@ -75,6 +85,7 @@ viewer-test:
 
 vet:
 	CGO_ENABLED=0 $(GO) vet $(PKGS)
+	CGO_ENABLED=0 $(GO) vet -tags k8s $(K8S_PKGS)
 	CGO_ENABLED=1 $(GO) vet -tags $(VIEWER_TAGS) $(VIEWER_PKGS) ./cmd/cairn
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 

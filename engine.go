@@ -71,6 +71,12 @@ type Engine struct {
 	closing   atomic.Bool // Close was called: not ready
 	collector *collector  // on Config.Metrics's registry; nil without
 	linker    *linker     // marks dangling links (linker.go)
+
+	// metaApartDone is closed when keepStreamOffMeta, stopped by
+	// rejoinStop, returned; nil when it does not run. metaLeader, when
+	// set (tests), replaces the embedded node's own answer.
+	metaApartDone chan struct{}
+	metaLeader    atomic.Pointer[func() bool]
 }
 
 // Open starts an engine. On error everything it started is stopped again.
@@ -81,6 +87,13 @@ type Engine struct {
 func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("engine config: %w", err)
+	}
+	if cfg.Cluster.Membership == cairncluster.MembershipK8s {
+		// Out of a pod the member could never join: say so now, not
+		// after the NATS server and the stores are up.
+		if err := cairncluster.K8sInCluster(); err != nil {
+			return nil, fmt.Errorf("cluster membership: %w", err)
+		}
 	}
 	base, cancel := context.WithCancel(context.Background())
 	e := &Engine{cfg: cfg, cancel: cancel}
@@ -217,7 +230,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	if e.snaps != nil {
 		projCfg.Snapshots, projCfg.Warm = e.snaps, e.warm
 	}
-	if cfg.Cluster.Membership == cairncluster.MembershipNATSKV {
+	if cfg.Cluster.Membership != cairncluster.MembershipLocal {
 		// Each member holds the read models of the graphs it owns, and
 		// writes their snapshots under a manifest series of its own
 		// (route.go).
@@ -230,6 +243,11 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 	e.startLinker()
 	clusterCfg := cfg.Cluster
 	clusterCfg.Logger = cfg.Logger
+	if clusterCfg.KV.ApartFrom == nil {
+		// One node's death must not stop the event stream and the
+		// membership bucket at once (cluster.KVConfig.ApartFrom).
+		clusterCfg.KV.ApartFrom = []string{cfg.Store.Stream}
+	}
 	if clusterCfg.Membership == cairncluster.MembershipNATSKV && clusterCfg.KV.JetStream == nil {
 		mc, err := e.connect(connMembership)
 		if err != nil {
@@ -240,9 +258,13 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 		}
 	}
 	e.memberReady = make(chan struct{})
-	clustered := clusterCfg.Membership == cairncluster.MembershipNATSKV
+	clustered := clusterCfg.Membership != cairncluster.MembershipLocal
 	if clustered {
 		e.rejoinStop, e.rejoinDone = make(chan struct{}), make(chan struct{})
+		if e.server != nil && cfg.Store.Replicas > 1 {
+			e.metaApartDone = make(chan struct{})
+			go e.keepStreamOffMeta(e.rejoinStop, e.metaApartDone)
+		}
 	}
 	go func() {
 		defer close(e.memberReady)
@@ -505,6 +527,9 @@ func (e *Engine) rejoin(cfg cairncluster.Config) {
 		if err != nil {
 			log.LogAttrs(context.Background(), slog.LevelWarn, "fenced member did not stop cleanly", slog.String("err", err.Error()))
 		}
+		if !e.waitStoreLeader(rejoinStoreWait) {
+			return // the engine closes
+		}
 		nm, err := e.join(cfg)
 		if err != nil {
 			return // the engine closes
@@ -514,6 +539,32 @@ func (e *Engine) rejoin(cfg cairncluster.Config) {
 		e.memberMu.Unlock()
 		e.rejoins.Add(1)
 		log.LogAttrs(context.Background(), slog.LevelInfo, "joined the cluster again", slog.String("member", nm.ID()))
+	}
+}
+
+// rejoinStoreWait bounds how long a fenced member waits for the event
+// stream's leader before it joins again all the same.
+const rejoinStoreWait = 30 * time.Second
+
+// waitStoreLeader waits, at most within, until this engine reaches the
+// event stream's leader (its info names one): a member that joins again
+// while its NATS node still catches up after a pause takes its graphs
+// back from the others only to stall them (for about 7 s, measured in
+// bench failover). It returns false when the engine closes meanwhile.
+func (e *Engine) waitStoreLeader(within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := e.store.Leader(ctx)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return true
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-e.rejoinStop:
+			return false
+		}
 	}
 }
 
@@ -629,6 +680,9 @@ func (e *Engine) close(ctx context.Context) error {
 		// No fresh member after this: the one there is now is closed below.
 		close(e.rejoinStop)
 		<-e.rejoinDone
+		if e.metaApartDone != nil {
+			<-e.metaApartDone
+		}
 	}
 	if e.memberReady != nil {
 		// Starting cannot be cancelled: wait, so that no member is left

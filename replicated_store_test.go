@@ -16,6 +16,7 @@ import (
 
 	"github.com/cairn-graph/cairn"
 	"github.com/cairn-graph/cairn/aggregate"
+	cairncluster "github.com/cairn-graph/cairn/cluster"
 	"github.com/cairn-graph/cairn/internal/enginetest"
 	"github.com/cairn-graph/cairn/internal/natstest"
 	"github.com/cairn-graph/cairn/internal/retry"
@@ -575,4 +576,70 @@ func appendResume(b *testing.B, mode string, opts []natstest.ClusterOption) time
 	resumed := appendOne(i).Sub(down)
 	b.StopTimer()
 	return resumed
+}
+
+// An engine whose embedded node leads the JetStream meta group (forced
+// here: a test cannot choose the meta leader) moves the event stream's
+// leader off its node: while the meta group elects, leader reads answer
+// 503 everywhere, so one node's death must not cost both elections.
+func TestStreamLeaderKeptOffMetaLeader(t *testing.T) {
+	c := natstest.StartCluster(t, 2, persistence.ServerConfig{})
+	var routes []string
+	for _, n := range c.Nodes() {
+		routes = append(routes, n.ClusterURL)
+	}
+	cfg := cairn.DefaultConfig(t.TempDir())
+	cfg.NATSListen = "127.0.0.1:0"
+	cfg.NATSName = "engine"
+	cfg.NATSCluster = persistence.ServerCluster{Listen: "127.0.0.1:0", Routes: routes}
+	cfg.Store.Replicas, cfg.Snapshots.Replicas = 3, 3
+	cfg.Cluster.Name, cfg.Cluster.Membership = "apart", cairncluster.MembershipNATSKV
+	cfg.Cluster.KV.Replicas = 3
+	cfg.Projections.Shards = 1
+	eng := enginetest.OpenConfig(t, cfg)
+	nc := c.Conn()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	leader := func() string {
+		ictx, icancel := context.WithTimeout(ctx, 2*time.Second)
+		defer icancel()
+		st, err := js.Stream(ictx, cfg.Store.Stream)
+		if err != nil || st.CachedInfo().Cluster == nil {
+			return ""
+		}
+		return st.CachedInfo().Cluster.Leader
+	}
+	// The stream's leader on the engine's node, before the engine is told
+	// it leads the meta group.
+	for deadline := time.Now().Add(60 * time.Second); leader() != "engine"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("could not put the event stream's leader on the engine's node (it is on %q)", leader())
+		}
+		req := []byte(`{"placement":{"preferred":"engine"}}`)
+		if _, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+cfg.Store.Stream, req); err != nil {
+			t.Logf("step down: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond) // the election (polling, bounded by deadline)
+	}
+	cairn.ForceMetaLeader(eng)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if l := leader(); l != "" && l != "engine" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the event stream's leader is still %q, the meta leader's node, after 30 s", leader())
+		}
+		time.Sleep(50 * time.Millisecond) // polling, bounded by deadline
+	}
+	// Writes go on.
+	for i, e := range []*cairnv1.CommandEnvelope{env("g", "c0", cmdCreate()), env("g", "c1", cmdAdd("a", nil))} {
+		if _, err := eng.Execute(ctx, e); err != nil {
+			t.Fatalf("command %d: %v", i, err)
+		}
+	}
 }

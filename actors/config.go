@@ -37,7 +37,11 @@ type GrainConfig struct {
 	// waits at most AppendTimeout / (AppendRetries + 1), at least a second,
 	// for its acknowledgement (a stream leader that died never sends one).
 	// Default 9: a try a second, so that an append reaches a newly elected
-	// stream leader within about a second of its election.
+	// stream leader within about a second of its election. An append
+	// refused because the stream has no leader (persistence.ErrNoLeader:
+	// an election) does not count: it is sent again until AppendTimeout,
+	// at once when the store says a leader was elected
+	// (persistence.Store.LeaderElected), else after the back-off.
 	AppendRetries int
 	// MaxActivations bounds the activations (loads of a graph's state from
 	// its snapshot and the store) that run at once on this member; more

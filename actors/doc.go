@@ -26,7 +26,9 @@
 // concurrency (expected last subject sequence) off the actor (on a reused
 // goroutine; persistence.Store.AppendWithin, whose time-out is a shared
 // coarse one, no timer per append), retries an unanswered publish with a
-// doubling back-off, and feeds the outcome back:
+// doubling back-off (one refused for want of a stream leader until
+// AppendTimeout, at once when the store says a leader was elected), and
+// feeds the outcome back:
 // the core answers each command with the head CID and stream sequence, or,
 // on a conflict, the grain folds what the other writer stored and the core
 // decides once more, then answers CONFLICT. A transaction larger than the

@@ -214,10 +214,20 @@ func (k *GraphGrains) StopAll(ctx context.Context, root *actor.RootContext) erro
 	for i, pid := range pids {
 		futures[i] = root.StopFuture(pid)
 	}
-	for _, f := range futures {
-		if err := f.Wait(); err != nil && ctx.Err() != nil {
-			return fmt.Errorf("stop graph grains: %w", ctx.Err())
+	// Waited for within ctx: a grain may take AppendTimeout to stop (its
+	// append in flight, its last snapshot). The goroutine ends when the
+	// futures do (each is bounded by its own time-out).
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for _, f := range futures {
+			_ = f.Wait()
 		}
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		return fmt.Errorf("stop graph grains: %w", ctx.Err())
 	}
 	// A stopped grain may have left a snapshot write behind (it waits
 	// AppendTimeout at most): wait for it, within ctx.
@@ -777,8 +787,16 @@ func (g *graphGrain) writeSnapshot(info persistence.SnapshotInfo, data []byte, p
 // snapshots until the first snapshot after its next activation prunes. A snapshot not written (the wait ran out, the store
 // failed) loses nothing acknowledged: the next activation replays the
 // events from the stream.
+//
+// A grain of a fenced member (Fence refuses) neither waits nor writes: it
+// writes nothing more, and the member must stop its grains at once to
+// join again (a paused member's snapshot writes hung for the whole
+// AppendTimeout, and its rejoin with them).
 func (g *graphGrain) finalSnapshot() {
 	if g.cfg.Snapshots == nil {
+		return
+	}
+	if g.cfg.Fence != nil && g.cfg.Fence() != nil {
 		return
 	}
 	timer := time.NewTimer(g.cfg.AppendTimeout)
@@ -1108,6 +1126,13 @@ func (g *graphGrain) seal(b *aggregate.Batch[replyTo]) (*appendJob, error) {
 	return job, nil
 }
 
+// leaderWatcher is an EventStore that says when its stream elects a
+// leader (persistence.Store.LeaderElected): an append refused for want of
+// one is sent again then, not at the end of its back-off.
+type leaderWatcher interface {
+	LeaderElected() <-chan struct{}
+}
+
 // appendBackoff is the first pause before an append is published again.
 const appendBackoff = 50 * time.Millisecond
 
@@ -1138,7 +1163,11 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 		var seq uint64
 		var err error
 		pause := appendBackoff
-		for attempt := 0; ; attempt++ {
+		var elected <-chan struct{}
+		if w, ok := g.store.(leaderWatcher); ok {
+			elected = w.LeaderElected()
+		}
+		for attempt := 0; ; {
 			if g.cfg.Fence != nil {
 				if err = g.cfg.Fence(); err != nil {
 					break
@@ -1148,8 +1177,18 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 			// leader that died is never acknowledged, and the retry (same
 			// transaction id, de-duplicated) reaches the new leader.
 			seq, err = g.store.AppendWithin(actx, min(perTry, time.Until(deadline)), g.graph, expected, job.tx)
-			if err == nil || !errors.Is(err, persistence.ErrUnavailable) || attempt >= g.cfg.AppendRetries {
+			if err == nil || !errors.Is(err, persistence.ErrUnavailable) {
 				break
+			}
+			// A refusal for want of a leader (an election: seconds) is
+			// sent again until the deadline, at once when the stream
+			// elects one: answered UNAVAILABLE, the commands would come
+			// back only after their clients' back-off. Other failures
+			// count against AppendRetries.
+			if !errors.Is(err, persistence.ErrNoLeader) {
+				if attempt++; attempt > g.cfg.AppendRetries {
+					break
+				}
 			}
 			left := time.Until(deadline)
 			if left <= 0 {
@@ -1158,6 +1197,11 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 			t := time.NewTimer(min(pause, left))
 			select {
 			case <-t.C:
+			case <-elected:
+				if w, ok := g.store.(leaderWatcher); ok {
+					elected = w.LeaderElected()
+				}
+				pause = appendBackoff / 2 // doubled below
 			case <-g.base.Done():
 			}
 			t.Stop()

@@ -70,7 +70,15 @@ type FailoverConfig struct {
 	NoSyncAlways bool
 	// ServeArgs are more `cairn serve` flags for every member.
 	ServeArgs []string
+	// Faults names the faults to run, in their fixed order, from
+	// FailoverFaults. Default all four.
+	Faults []string
 }
+
+// FailoverFaults are the failover scenario's faults, in the order they
+// run: a member's SIGKILL, the event stream leader's SIGKILL, a member's
+// SIGSTOP, a member's restarts.
+var FailoverFaults = []string{"member", "stream-leader", "pause", "restart"}
 
 func (c *FailoverConfig) setDefaults() {
 	if c.Graphs == 0 {
@@ -91,12 +99,20 @@ func (c *FailoverConfig) setDefaults() {
 	if c.Timeout == 0 {
 		c.Timeout = 2 * time.Minute
 	}
+	if len(c.Faults) == 0 {
+		c.Faults = FailoverFaults
+	}
 }
 
 // Validate returns every problem with c, joined.
 func (c FailoverConfig) Validate() error {
 	c.setDefaults()
 	var errs []error
+	for _, f := range c.Faults {
+		if !slices.Contains(FailoverFaults, f) {
+			errs = append(errs, fmt.Errorf("fault %q: want one of %s", f, strings.Join(FailoverFaults, ", ")))
+		}
+	}
 	if c.Binary == "" {
 		errs = append(errs, errors.New("failover needs the cairn binary to run serve"))
 	}
@@ -183,7 +199,7 @@ func Failover(ctx context.Context, cfg FailoverConfig, live io.Writer) (_ *Scena
 	r.res = &ScenarioResult{Scenario: "failover", Driver: "remote (child cairn serve members)", Config: map[string]any{
 		"members": 3, "nats_nodes": 3, "replicas": 3, "graphs": cfg.Graphs, "rate": cfg.Rate, "settle_s": cfg.Settle.Seconds(),
 		"restarts": cfg.Restarts, "cluster_ttl_s": ttl.Seconds(), "client_request_timeout_s": failoverRequestTimeout.Seconds(), "retry_s": cfg.Retry.Seconds(), "sync_always": !cfg.NoSyncAlways,
-		"serve_args": fmt.Sprint(serveArgs),
+		"serve_args": fmt.Sprint(serveArgs), "faults": strings.Join(cfg.Faults, ","),
 	}}
 	nc, err := startChaosMembers(ctx, cfg.Binary, members, cfg.Timeout)
 	if err != nil {
@@ -261,7 +277,10 @@ func (r *failoverRun) phases(ctx context.Context) error {
 	if err := r.settle(ctx); err != nil {
 		return err
 	}
-	for _, phase := range []func(context.Context) error{r.killMember, r.killStreamLeader, r.pauseMember, r.restartMember} {
+	for i, phase := range []func(context.Context) error{r.killMember, r.killStreamLeader, r.pauseMember, r.restartMember} {
+		if !slices.Contains(r.cfg.Faults, FailoverFaults[i]) {
+			continue
+		}
 		if err := phase(ctx); err != nil {
 			return err
 		}
@@ -697,12 +716,38 @@ func (r *failoverRun) killStreamLeader(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stream leader kill: %w", err)
 	}
+	// The survivors' logs from here on: when they dropped the victim.
+	offsets := r.logOffsets(victim)
+	// The elections' advisories, timed as they arrive.
+	streamAdv, stopStream := r.advisories(persistence.DefaultStoreConfig().Stream)
+	defer stopStream()
+	kvAdv, stopKV := r.advisories("KV_" + cluster.BucketName(chaosCluster))
+	defer stopKV()
 	at := r.kill(victim)
+	// Where the seconds go: NATS's elections of the two leaders (polled),
+	// the survivors' drop of the dead member (their logs), and what is
+	// left after the last of them is the engine's and the client's.
+	var elections sync.WaitGroup
+	var streamElected, kvElected time.Duration
+	elections.Add(2)
+	go func() {
+		defer elections.Done()
+		streamElected = r.elected(ctx, streamAdv, persistence.DefaultStoreConfig().Stream, victim.name, at)
+	}()
+	go func() {
+		defer elections.Done()
+		if kv == stream {
+			kvElected = r.elected(ctx, kvAdv, "KV_"+cluster.BucketName(chaosCluster), victim.name, at)
+		}
+	}()
 	if _, err := r.waitServed(ctx, at); err != nil {
 		return fmt.Errorf("stream leader kill: %w", err)
 	}
+	elections.Wait()
+	dropped := r.droppedAfter(offsets, at)
 	all := r.stall(at, func(string) bool { return true })
 	others := r.stall(at, func(g string) bool { return !owned[g] })
+	ownedStall := r.stall(at, func(g string) bool { return owned[g] })
 	newStream, _, err := r.leaders(ctx)
 	if err != nil {
 		return fmt.Errorf("stream leader kill: %w", err)
@@ -722,7 +767,128 @@ func (r *failoverRun) killStreamLeader(ctx context.Context) error {
 	}
 	r.note("fault 2, SIGKILL of member %s, whose NATS node led the event stream%s (it owned %d graphs): every graph answered again after %s; new stream leader %s; restarted, ready in %s",
 		victim.name, kvNote, len(owned), spread(all), newStream, ready.Round(time.Millisecond))
+	r.note("fault 2 timeline from the SIGKILL: event stream leader elected after %s, membership bucket leader %s, the dead member dropped by the survivors after %s; its graphs answered again after %s",
+		secs(streamElected), secs(kvElected), secs(dropped), spread(ownedStall))
+	r.res.Figures = append(r.res.Figures,
+		Figure{Name: "stream leader kill: stream leader elected after", Value: streamElected.Seconds(), Unit: "s", Note: "NATS's raft election (polled every 50 ms; 0: not seen)"},
+		Figure{Name: "stream leader kill: membership bucket leader after", Value: kvElected.Seconds(), Unit: "s", Note: "0 when its leader was not on the killed node"},
+		Figure{Name: "stream leader kill: dead member dropped after", Value: dropped.Seconds(), Unit: "s", Note: "the first survivor's log line that drops it"},
+	)
 	return nil
+}
+
+// secs formats d in seconds, "-" when it is 0 (not seen).
+func secs(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+// advisories returns a channel that gets the arrival time of each of
+// stream's leader-elected advisories, and a func that stops them.
+func (r *failoverRun) advisories(stream string) (<-chan time.Time, func()) {
+	ch := make(chan time.Time, 16)
+	sub, err := r.nc.Subscribe("$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED."+stream, func(*nats.Msg) {
+		select {
+		case ch <- time.Now():
+		default:
+		}
+	})
+	if err != nil {
+		return ch, func() {}
+	}
+	return ch, func() { _ = sub.Unsubscribe() }
+}
+
+// elected returns how long after at stream, which old led, elected
+// another leader: when its advisory came (adv), else when a poll of its
+// info first names another (a second late at most); 0 when neither was
+// seen within the run's timeout.
+func (r *failoverRun) elected(ctx context.Context, adv <-chan time.Time, stream, old string, at time.Time) time.Duration {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	for {
+		select {
+		case t := <-adv:
+			if t.After(at) {
+				return t.Sub(at)
+			}
+			continue
+		default:
+		}
+		ictx, icancel := context.WithTimeout(ctx, 250*time.Millisecond)
+		s, err := r.js.Stream(ictx, stream)
+		icancel()
+		if err == nil {
+			if info := s.CachedInfo(); info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != old {
+				select {
+				case t := <-adv:
+					if t.After(at) {
+						return t.Sub(at)
+					}
+				case <-time.After(200 * time.Millisecond):
+				}
+				return time.Since(at)
+			}
+		}
+		select {
+		case t := <-adv:
+			if t.After(at) {
+				return t.Sub(at)
+			}
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return 0
+		}
+	}
+}
+
+// logOffsets returns the sizes of the logs of the members other than
+// victim, to read what they log from now on.
+func (r *failoverRun) logOffsets(victim *chaosMember) map[string]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int64{}
+	for _, m := range r.members {
+		if m == victim || m.p == nil {
+			continue
+		}
+		if fi, err := os.Stat(m.p.stderr.Name()); err == nil {
+			out[m.p.stderr.Name()] = fi.Size()
+		}
+	}
+	return out
+}
+
+// droppedAfter returns how long after at the first of the logs (from
+// their offsets on) said that a member left the topology; 0 when none did.
+func (r *failoverRun) droppedAfter(offsets map[string]int64, at time.Time) time.Duration {
+	var first time.Time
+	for path, off := range offsets {
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		if _, err := f.Seek(off, io.SeekStart); err == nil {
+			sc := bufio.NewScanner(f)
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			for sc.Scan() {
+				line := sc.Text()
+				if strings.Contains(line, "cluster topology") && !strings.Contains(line, "left=0") {
+					if t := logTime(line); !t.IsZero() && (first.IsZero() || t.Before(first)) {
+						first = t
+					}
+					break
+				}
+			}
+		}
+		f.Close()
+	}
+	if first.IsZero() {
+		return 0
+	}
+	return first.Sub(at)
 }
 
 // pauseMember is fault 3: SIGSTOP of a member that leads no stream for

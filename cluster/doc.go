@@ -6,15 +6,25 @@
 //
 //   - MembershipLocal (the default): a cluster of one, on protoactor's
 //     in-memory provider. No I/O: the member starts in milliseconds.
+//
 //   - MembershipNATSKV (cairn serve --cluster NAME): each member writes a
 //     key of its own, with a TTL, into the JetStream KV bucket
 //     "cairn-members-NAME" and rewrites it every heartbeat; every member
 //     watches the bucket. A member whose key expires is dropped by the
 //     others; a member whose lease ends fences itself (KVConfig).
 //
-// protoactor's other providers (automanaged, consul, etcd, k8s, zk) are not
+//   - MembershipK8s (cairn serve --cluster NAME --cluster-provider k8s, in
+//     a binary built with -tags k8s): protoactor's Kubernetes provider,
+//     the ready pods labelled with the cluster's name. No lease and no
+//     self-fencing; out of a pod it fails with ErrNotInPod.
+//
+// protoactor's other providers (automanaged, consul, etcd, zk) are not
 // wired: each needs a service of its own beside NATS, which Cairn runs
 // anyway. See Membership.
+//
+// With replicas, the NATS KV members keep the bucket's leader off the node
+// that leads the streams of KVConfig.ApartFrom (the event stream), so that
+// one node's death does not stop the writes and the heartbeats at once.
 //
 // Identities are placed by Lookup, Cairn's identity lookup: rendezvous
 // hashing over the live members hosting the kind, look-ups bounded by the

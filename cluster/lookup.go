@@ -171,7 +171,7 @@ func (l *Lookup) onTopology(t *cluster.ClusterTopology) {
 		// owned by the others before it joined.
 		others := &cluster.ClusterTopology{}
 		for _, m := range t.Members {
-			if m.Id != l.cluster.ActorSystem.ID {
+			if m.Address() != l.self { // not m.Id: the Kubernetes provider's ids are its own
 				others.Members = append(others.Members, m)
 			}
 		}

@@ -43,8 +43,9 @@ type Config struct {
 	// deadline instead). Default 10 seconds.
 	RequestTimeout time.Duration
 	// Membership is how members find each other: MembershipLocal (the
-	// default, a single member) or MembershipNATSKV (a bucket of NATS
-	// JetStream, configured by KV).
+	// default, a single member), MembershipNATSKV (a bucket of NATS
+	// JetStream, configured by KV) or MembershipK8s (pod labels, in a
+	// binary built with the tag k8s).
 	Membership Membership
 	// KV configures MembershipNATSKV; its defaults are DefaultKVConfig's.
 	KV KVConfig
@@ -59,15 +60,19 @@ type Config struct {
 
 // Membership says how the members of a cluster find each other.
 //
-// Supported now: MembershipLocal, one member in one process (protoactor's
-// in-memory provider: no I/O, so a single member starts in milliseconds),
-// and MembershipNATSKV, any number of members over the NATS JetStream the
-// engine uses anyway (no outside service). protoactor's other providers
-// (automanaged, consul, etcd, k8s, zk) implement the same
-// cluster.ClusterProvider and would plug in here, but none is wired: each
-// needs an outside service, and on Kubernetes the NATS KV membership works
-// as it is (the pods reach NATS). The k8s provider is the one to wire
-// first if a deployment wants pod labels as the source of membership.
+// Supported: MembershipLocal, one member in one process (protoactor's
+// in-memory provider: no I/O, so a single member starts in milliseconds);
+// MembershipNATSKV, any number of members over the NATS JetStream the
+// engine uses anyway (no outside service; heartbeats, TTL and
+// self-fencing, see KVConfig), the default of a cluster; and
+// MembershipK8s, protoactor's Kubernetes provider (members are the ready
+// pods labelled with the cluster's name; no lease and no self-fencing:
+// the event store's per-graph expected sequence is the only fence), for
+// deployments that want the pods' state as the source of membership. It
+// links client-go, so only a binary built with the tag k8s has it
+// (K8sBuilt). protoactor's other providers (automanaged, consul, etcd,
+// zk) implement the same cluster.ClusterProvider but are not wired: each
+// needs an outside service of its own, and NATS KV needs none.
 type Membership int
 
 const (
@@ -75,6 +80,9 @@ const (
 	MembershipLocal Membership = iota
 	// MembershipNATSKV is membership over a NATS KV bucket (KVConfig).
 	MembershipNATSKV
+	// MembershipK8s is protoactor's Kubernetes provider (build tag k8s;
+	// in a pod only, K8sInCluster).
+	MembershipK8s
 )
 
 func (m Membership) String() string {
@@ -83,6 +91,8 @@ func (m Membership) String() string {
 		return "local"
 	case MembershipNATSKV:
 		return "nats-kv"
+	case MembershipK8s:
+		return "k8s"
 	}
 	return fmt.Sprintf("Membership(%d)", int(m))
 }
@@ -132,6 +142,10 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("cluster name %q names the membership bucket: only letters, digits, - and _", c.Name))
 		}
 		errs = append(errs, c.KV.validate())
+	case MembershipK8s:
+		if !K8sBuilt {
+			errs = append(errs, ErrK8sNotBuilt)
+		}
 	default:
 		errs = append(errs, fmt.Errorf("unknown membership %v", c.Membership))
 	}
@@ -160,8 +174,8 @@ type Member struct {
 	started chan struct{}
 }
 
-// joinProvider is protoactor's in-memory provider that reports when this
-// member has joined. Cluster.StartMember sets everything up (remote,
+// joinProvider is a provider (protoactor's in-memory one, or the
+// Kubernetes one) that reports when this member has joined. Cluster.StartMember sets everything up (remote,
 // identity lookup, gossip, pub-sub, topology consensus), calls the
 // provider's StartMember last and then sleeps a fixed second before it
 // returns. The in-memory provider registers the member and updates the
@@ -169,14 +183,17 @@ type Member struct {
 // returns, so once it has returned the member places and activates
 // grains: that, not the sleep, is the readiness signal. The NATS KV
 // provider does the same (its StartMember returns once the member's key
-// is written and the member list holds the members in the bucket).
+// is written and the member list holds the members in the bucket). The
+// Kubernetes provider's StartMember only starts its registration (its
+// pod's labels) and its watch of the pods: commands wait (UNAVAILABLE,
+// no member hosts the kind) until the pods' topology arrives.
 type joinProvider struct {
-	*test.Provider
+	cluster.ClusterProvider
 	joined chan struct{}
 }
 
 func (p *joinProvider) StartMember(c *cluster.Cluster) error {
-	if err := p.Provider.StartMember(c); err != nil {
+	if err := p.ClusterProvider.StartMember(c); err != nil {
 		return err
 	}
 	close(p.joined)
@@ -212,8 +229,15 @@ func Start(cfg Config, kinds ...*cluster.Kind) (*Member, error) {
 		m.kv = newKVProvider(cfg.KV, cfg.Name, lookup, logger)
 		lookup.leaseValid = m.kv.leaseValid
 		m.provider, joined = m.kv, m.kv.joined
+	case MembershipK8s:
+		k, err := newK8sProvider()
+		if err != nil {
+			return nil, err
+		}
+		p := &joinProvider{ClusterProvider: k, joined: make(chan struct{})}
+		m.provider, joined = p, p.joined
 	default:
-		p := &joinProvider{Provider: test.NewTestProvider(test.NewInMemAgent()), joined: make(chan struct{})}
+		p := &joinProvider{ClusterProvider: test.NewTestProvider(test.NewInMemAgent()), joined: make(chan struct{})}
 		m.provider, joined = p, p.joined
 	}
 	var remoteOpts []remote.ConfigOption

@@ -75,6 +75,16 @@ type KVConfig struct {
 	// LeaseMargin is taken off the TTL for the member's own lease, for
 	// clock rate differences and scheduling delays. Default 500 ms.
 	LeaseMargin time.Duration
+	// ApartFrom names JetStream streams whose leader's node should not
+	// also lead the bucket (the engine names its event stream). When one
+	// node leads both, one of the members (the one with the least id)
+	// asks the bucket's leader to step down in favour of a current
+	// replica that leads none of them, checking every apartEvery: the
+	// death of that node would otherwise stop the heartbeats and the
+	// writes at once, and the others could only drop the dead member
+	// (and take its graphs) after the bucket's own election, seconds
+	// after the stream's. Default none.
+	ApartFrom []string
 }
 
 // DefaultKVConfig returns the defaults (without a JetStream context).
@@ -138,6 +148,10 @@ type kvProvider struct {
 	stopOnce sync.Once
 	wg       sync.WaitGroup
 
+	// ids is the ids of the members last published, sorted (for apart,
+	// which runs on a goroutine of its own).
+	ids atomic.Pointer[[]string]
+
 	fenced    chan struct{}
 	fenceOnce sync.Once
 	fenceErr  atomic.Pointer[error]
@@ -160,6 +174,13 @@ func newKVProvider(cfg KVConfig, clusterName string, lookup *Lookup, log *slog.L
 	return &kvProvider{cfg: cfg, lookup: lookup, log: log.With("component", "membership", "bucket", cfg.Bucket),
 		joined: make(chan struct{}), stop: make(chan struct{}), fenced: make(chan struct{})}
 }
+
+// startTimeout bounds StartMember's reads and writes of the bucket. A
+// start that fails is tried again (the engine's join, with a back-off
+// from 100 ms): a request that went to a node still catching up after a
+// pause hung for the whole bound (a paused member rejoined 10 s after it
+// resumed, where a second try took 0.2 s), so the bound is short.
+const startTimeout = 3 * time.Second
 
 // replicatedKeyTTL is KeyTTL's least default on a replicated bucket.
 const replicatedKeyTTL = 15 * time.Second
@@ -188,7 +209,7 @@ func (p *kvProvider) StartMember(c *cluster.Cluster) error {
 	if err != nil {
 		return fmt.Errorf("membership: member address: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	p.kv, err = p.cfg.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:         p.cfg.Bucket,
@@ -228,6 +249,10 @@ func (p *kvProvider) StartMember(c *cluster.Cluster) error {
 	p.wg.Add(2)
 	go p.heartbeat()
 	go p.watch(watcher, members)
+	if len(p.cfg.ApartFrom) > 0 && p.cfg.Replicas > 1 {
+		p.wg.Add(1)
+		go p.apart()
+	}
 	close(p.joined)
 	return nil
 }
@@ -315,6 +340,11 @@ func (p *kvProvider) publish(members map[string]*cluster.Member) {
 		list = append(list, m)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].Id < list[j].Id })
+	ids := make([]string, len(list))
+	for i, m := range list {
+		ids[i] = m.Id
+	}
+	p.ids.Store(&ids)
 	t := &cluster.ClusterTopology{Members: list}
 	h := fnv.New64a()
 	for _, m := range list {

@@ -61,6 +61,25 @@ func (s *Store) StreamLastSeq(ctx context.Context) (uint64, error) {
 	return info.State.LastSeq, nil
 }
 
+// Leader returns the name of the NATS node that leads the stream, as the
+// node this store's connection reaches sees it ("" for a single server).
+//
+// Errors: ErrUnavailable (with ErrNoLeader when the stream has none);
+// ErrTruncated when the stream is gone; ctx's error.
+func (s *Store) Leader(ctx context.Context) (string, error) {
+	info, err := s.info(ctx, "stream leader")
+	if err != nil {
+		return "", err
+	}
+	if info.Cluster == nil {
+		return "", nil
+	}
+	if info.Cluster.Leader == "" {
+		return "", fmt.Errorf("stream leader: %w: %w", ErrUnavailable, ErrNoLeader)
+	}
+	return info.Cluster.Leader, nil
+}
+
 // info asks the server for the stream's info, within OpTimeout; what
 // begins its errors: ErrTruncated when the stream is gone (deleted),
 // ErrUnavailable, ctx's error.

@@ -210,3 +210,78 @@ func TestServerClusterRestart(t *testing.T) {
 		}
 	}
 }
+
+// Store.LeaderElected closes when the event stream elects a leader (here
+// its leader steps down), and gives a fresh channel for the next one.
+func TestStoreLeaderElected(t *testing.T) {
+	c := natstest.StartCluster(t, 3, persistence.ServerConfig{})
+	nc := c.Conn()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	cfg := persistence.DefaultStoreConfig()
+	cfg.Replicas = 3
+	st, err := persistence.OpenStore(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txs, _ := mustBuildChain(t, "g")
+	mustAppend(t, ctx, st, "g", 0, txs[0]) // the store listens from its first append on
+	elected := st.LeaderElected()
+	old := c.Nodes()[c.Leader(cfg.Stream)].Name
+	if _, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+cfg.Stream, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-elected:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no leader election seen within 30 s of %s stepping down", old)
+	}
+	select {
+	case <-st.LeaderElected():
+		t.Fatal("LeaderElected after the election is already closed, want the next election's channel")
+	default:
+	}
+	// Leader names the node that leads now.
+	names := map[string]bool{}
+	for _, n := range c.Nodes() {
+		names[n.Name] = true
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		l, err := st.Leader(ctx)
+		if err == nil && names[l] {
+			break
+		}
+		if err != nil && !errors.Is(err, persistence.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("Leader = %q, %v; want one of the nodes", l, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling, bounded by deadline
+	}
+}
+
+// An append that finds no stream leader answering its subject is
+// refused as ErrUnavailable and ErrNoLeader (a grain sends it again when
+// a leader is elected).
+func TestStoreAppendNoLeader(t *testing.T) {
+	ctx := testCtx(t)
+	srv := natstest.Start(t)
+	js := srv.JetStream()
+	st, err := persistence.OpenStore(ctx, js, persistence.DefaultStoreConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	txs, _ := mustBuildChain(t, "g")
+	seq := mustAppend(t, ctx, st, "g", 0, txs[0])
+	if err := js.DeleteStream(ctx, persistence.DefaultStoreConfig().Stream); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Append(ctx, "g", seq, txs[1])
+	if !errors.Is(err, persistence.ErrNoLeader) || !errors.Is(err, persistence.ErrUnavailable) {
+		t.Errorf("append with no stream to take it: %v, want ErrNoLeader and ErrUnavailable", err)
+	}
+	if l, err := st.Leader(ctx); !errors.Is(err, persistence.ErrTruncated) {
+		t.Errorf("Leader of a deleted stream: %q, %v; want ErrTruncated", l, err)
+	}
+}

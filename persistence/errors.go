@@ -37,6 +37,12 @@ var (
 	// replica from a NATS server that is not clustered. Retrying cannot
 	// help: run a NATS cluster, or ask for one replica.
 	ErrNotClustered = errors.New("replicas > 1 need a clustered NATS, and the server is a single node")
+	// ErrNoLeader: the stream has no leader to take an append (none
+	// answered its subject, or one was elected while the append waited
+	// for its acknowledgement). It comes with ErrUnavailable: nothing
+	// new is known to be stored, and the append may be sent again (same
+	// transaction id) at once when Store.LeaderElected fires.
+	ErrNoLeader = errors.New("the stream has no leader (one is being elected)")
 )
 
 // IsDataLoss reports whether err says that stored history fails its check:

@@ -30,11 +30,17 @@ import (
 // and the caller's retry (the grain's back-off) publishes again.
 type publisher struct {
 	nc *nats.Conn
+	// stream is the stream's name, for its leader-election advisories.
+	stream string
 
 	mu      sync.Mutex
 	prefix  string // reply subject prefix, "<inbox>."; "" until subscribed
 	sub     *nats.Subscription
 	pending map[uint64]*pendingAck
+	// elected is closed, and replaced, when the stream elects a leader
+	// (its advisory, on electedSub).
+	elected    chan struct{}
+	electedSub *nats.Subscription
 
 	next atomic.Uint64
 	// acks holds pendingAck entries that no callback answers any more, for
@@ -54,8 +60,8 @@ type ackResult struct {
 	err error
 }
 
-func newPublisher(nc *nats.Conn) *publisher {
-	p := &publisher{nc: nc, pending: make(map[uint64]*pendingAck)}
+func newPublisher(nc *nats.Conn, stream string) *publisher {
+	p := &publisher{nc: nc, stream: stream, pending: make(map[uint64]*pendingAck), elected: make(chan struct{})}
 	p.acks.New = func() any { return &pendingAck{ch: make(chan ackResult, 1)} }
 	return p
 }
@@ -80,6 +86,7 @@ func (p *publisher) subscribe() (string, error) {
 		return "", err
 	}
 	p.prefix, p.sub = prefix, sub
+	p.watchLeaderLocked()
 	// An acknowledgement sent while the connection was down is lost: on
 	// every reconnect the publishes waiting then fail at once with
 	// nats.ErrDisconnected (ErrUnavailable; the caller retries with the
@@ -88,6 +95,63 @@ func (p *publisher) subscribe() (string, error) {
 	status := p.nc.StatusChanged(nats.RECONNECTING, nats.CLOSED)
 	go p.failOnReconnect(status)
 	return prefix, nil
+}
+
+// leaderElectedSubject is the prefix of the subject of JetStream's
+// advisory that a stream (the subject's last token) elected a leader.
+const leaderElectedSubject = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED."
+
+// errLeaderElected answers the publishes pending when the stream elected
+// a leader.
+var errLeaderElected = fmt.Errorf("the stream elected a new leader while the append waited: %w", ErrNoLeader)
+
+// leaderElected fails the pending publishes with errLeaderElected and
+// wakes the callers waiting on the channel that leaderChange returned.
+// A publish that the new leader stored all the same is found by the
+// caller's retry (the same transaction id: de-duplicated, or its
+// expected sequence refused and the stored message found, storedAfter).
+func (p *publisher) leaderElected() {
+	p.mu.Lock()
+	pending := p.pending
+	p.pending = make(map[uint64]*pendingAck, len(pending))
+	close(p.elected)
+	p.elected = make(chan struct{})
+	p.mu.Unlock()
+	for _, pa := range pending {
+		pa.ch <- ackResult{err: errLeaderElected}
+	}
+}
+
+// watchLeaderLocked subscribes to the stream's leader-elected advisories
+// once (p.mu held). A stream leader that died never answers the
+// publishes it got: when a new one is elected, they fail at once
+// (ErrNoLeader), and the callers waiting for a leader hear of it
+// (leaderElected), so that every append goes to the new leader within a
+// round trip of its advisory instead of at the end of a time-out or
+// back-off. Without the advisory (no permission for it) appends fall
+// back on those.
+func (p *publisher) watchLeaderLocked() {
+	if p.electedSub != nil {
+		return
+	}
+	if esub, err := p.nc.Subscribe(leaderElectedSubject+p.stream, func(*nats.Msg) { p.leaderElected() }); err == nil {
+		p.electedSub = esub
+	}
+}
+
+// leaderChange returns a channel closed when the stream next elects a
+// leader. watch subscribes to the advisories first, if no publish did;
+// without it, the channel is nil (never ready) until one did.
+func (p *publisher) leaderChange(watch bool) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if watch {
+		p.watchLeaderLocked()
+	}
+	if p.electedSub == nil {
+		return nil
+	}
+	return p.elected
 }
 
 // failOnReconnect answers every pending publish with nats.ErrDisconnected

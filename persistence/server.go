@@ -226,6 +226,10 @@ func (s *Server) ClusterURL() string {
 // Name returns the server's name.
 func (s *Server) Name() string { return s.cfg.ServerName }
 
+// MetaLeader reports whether this node leads the JetStream meta group of
+// its NATS cluster (false for a single server).
+func (s *Server) MetaLeader() bool { return s.cfg.Cluster.Clustered() && s.ns.JetStreamIsLeader() }
+
 // DataDir returns the JetStream data directory.
 func (s *Server) DataDir() string { return s.cfg.DataDir }
 

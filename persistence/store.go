@@ -98,7 +98,7 @@ func LookupStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, o
 }
 
 func newStore(js jetstream.JetStream, st jetstream.Stream, cfg StoreConfig, opts []StoreOption) *Store {
-	s := &Store{js: js, stream: st, cfg: cfg, pub: newPublisher(js.Conn()), wheel: deadline.New(appendTick)}
+	s := &Store{js: js, stream: st, cfg: cfg, pub: newPublisher(js.Conn(), cfg.Stream), wheel: deadline.New(appendTick)}
 	s.outs.New = func() any { return new(outTx) }
 	s.arc.segTx, s.arc.segBytes = DefaultArchiveSegmentTransactions, DefaultArchiveSegmentBytes
 	for _, o := range opts {
@@ -184,9 +184,25 @@ func (s *Store) leaderMsg(ctx context.Context, req map[string]any) (*jetstream.R
 	try := leaderTry
 	for {
 		tctx, tcancel := context.WithTimeout(ctx, try)
+		// A try that waits for a leader being elected is asked again
+		// as soon as the stream says it has one (the store watches for
+		// that once it appended; readers that never append do not).
+		if elected := s.pub.leaderChange(false); elected != nil {
+			go func() {
+				select {
+				case <-elected:
+					tcancel()
+				case <-tctx.Done():
+				}
+			}()
+		}
 		var m *nats.Msg
 		m, err = s.js.Conn().RequestWithContext(tctx, "$JS.API.STREAM.MSG.GET."+s.cfg.Stream, data)
+		woken := err != nil && tctx.Err() == context.Canceled && ctx.Err() == nil
 		tcancel()
+		if woken {
+			continue // a leader was elected: ask it
+		}
 		if err == nil {
 			resp = leaderMsgResponse{}
 			if err = json.Unmarshal(m.Data, &resp); err != nil {
@@ -349,6 +365,15 @@ func (s *Store) AppendWithin(ctx context.Context, within time.Duration, graph st
 	return s.appendTx(ctx, s.wheel.After(within), within, graph, expectedSeq, tx)
 }
 
+// LeaderElected returns a channel closed when the event stream next
+// elects a leader, as its advisory ($JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED)
+// says; the store subscribes to the advisories on its first append or
+// call of LeaderElected. An append refused with ErrNoLeader can wait on
+// it (and a back-off) before it is sent again; reads that must ask the
+// leader try again at once when it closes. Without permission for the
+// advisory it never closes.
+func (s *Store) LeaderElected() <-chan struct{} { return s.pub.leaderChange(true) }
+
 // appendTick is how late an AppendWithin time-out may fire.
 const appendTick = 10 * time.Millisecond
 
@@ -386,6 +411,9 @@ func (s *Store) appendTx(ctx context.Context, expired <-chan struct{}, within ti
 	seq, dup, err := s.pub.publish(ctx, expired, out)
 	if err == nil && !dup {
 		return seq, nil
+	}
+	if errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, ErrNoLeader) {
+		err = fmt.Errorf("%w: %w", ErrNoLeader, err)
 	}
 	if errors.Is(err, errAckTimeout) || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return 0, fmt.Errorf("append %s: %w: %w", graph, ErrUnavailable, err)

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,7 +29,7 @@ const benchUsage = `Usage:
   cairn bench suite [--out DIR] [--quick]
   cairn bench peer [--out DIR] [--nodes N --edges N] [--rounds N] [--no-durable]
   cairn bench chaos [--out DIR] [--members 3] [--nats N] [--duration D] [--kill-every T]
-  cairn bench failover [--out DIR] [--restarts 5] [--settle D] [--cluster-ttl D]
+  cairn bench failover [--out DIR] [--faults LIST] [--restarts 5] [--settle D] [--cluster-ttl D]
   cairn bench scale [--out DIR] [--members 3] [--replicas N] [--concurrency 32]
 
 Runs a load test and writes its report to --out: report.md, report.json and
@@ -217,6 +218,8 @@ Chaos:
                         as above (defaults 100 graphs, 500 commands/s, 60s)
 
 Failover:
+  --faults LIST         the faults to run, comma-separated, in this order:
+                        member, stream-leader, pause, restart (default all)
   --restarts N          restarts of one member in a row (default 5)
   --settle D            load before and after each fault (default 5s)
   --cluster-ttl D       as for chaos
@@ -281,6 +284,7 @@ type benchFlags struct {
 	clusterTTL           time.Duration
 	restarts             int
 	settle               time.Duration
+	faults               string
 	scale                bench.ScaleConfig
 }
 
@@ -338,6 +342,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	fs.DurationVar(&f.clusterTTL, "cluster-ttl", 0, "chaos, failover, scale: the members' membership `TTL` (default serve's)")
 	fs.IntVar(&f.restarts, "restarts", 5, "failover: restarts of one member in a row")
 	fs.DurationVar(&f.settle, "settle", 5*time.Second, "failover: load before and after each fault")
+	fs.StringVar(&f.faults, "faults", "", "failover: the faults to run, comma-separated (member, stream-leader, pause, restart; default all)")
 	fs.IntVar(&f.scale.Replicas, "replicas", 0, "scale: replicas of the event stream (default members, at most 3)")
 	fs.IntVar(&f.scale.Concurrency, "concurrency", 32, "scale: callers")
 	fs.IntVar(&f.scale.Probe, "probe", 600, "scale: hop probe commands (-1 for none)")
@@ -369,8 +374,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	if err := f.checkScale(scenario, given); err != nil {
 		return usage("%v", err)
 	}
-	if scenario != "failover" && (given["restarts"] || given["settle"]) {
-		return usage("--restarts and --settle are for failover")
+	if scenario != "failover" && (given["restarts"] || given["settle"] || given["faults"]) {
+		return usage("--restarts, --settle and --faults are for failover")
 	}
 	if scenario == "failover" {
 		if f.restarts < 1 || f.settle <= 0 {
@@ -679,7 +684,7 @@ func (f *benchFlags) chaosConfig(exe string) bench.ChaosConfig {
 // failoverConfig is the failover scenario's config from the flags.
 func (f *benchFlags) failoverConfig(exe string) bench.FailoverConfig {
 	return bench.FailoverConfig{Binary: exe, DataDir: f.data, Graphs: f.graphs, Rate: int(f.rate), Settle: f.settle,
-		Restarts: f.restarts, ClusterTTL: f.clusterTTL, ServeArgs: f.serveArgs()}
+		Restarts: f.restarts, ClusterTTL: f.clusterTTL, ServeArgs: f.serveArgs(), Faults: faultList(f.faults)}
 }
 
 // executable is the cairn binary that recovery and peer start: --binary,
@@ -767,4 +772,12 @@ func printBenchSummary(w io.Writer, rep *bench.Report) {
 			fmt.Fprintf(w, "  %-32s cairn %10.3f  %s %10.3f %-7s ratio %5.2f%s\n", c.Name, c.Engine, s.Peer, c.Peer, c.Unit, c.Ratio, met)
 		}
 	}
+}
+
+// faultList splits --faults at commas; nil when it is empty (every fault).
+func faultList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }

@@ -306,7 +306,8 @@ func TestBenchFailoverShort(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"bench", "ingest", "--restarts", "2"}, "--restarts and --settle are for failover"},
+		{[]string{"bench", "ingest", "--restarts", "2"}, "--restarts, --settle and --faults are for failover"},
+		{[]string{"bench", "failover", "--faults", "member,leader"}, `fault "leader": want one of member, stream-leader, pause, restart`},
 		{[]string{"bench", "failover", "--restarts", "0"}, "--restarts 0"},
 		{[]string{"bench", "failover", "--settle", "0s"}, "--settle 0s"},
 		{[]string{"bench", "failover", "--graphs", "2"}, "graphs 2"},

@@ -36,7 +36,7 @@ const serveUsage = `Usage:
               [--snapshot-spacing F]
               [--no-snapshots] [--no-local-snapshots] [--memory-limit SIZE|off]
               [--cluster NAME [--cluster-listen ADDR] [--cluster-advertise ADDR]
-               [--cluster-ttl D]]
+               [--cluster-ttl D] [--cluster-provider nats-kv|k8s]]
               [--signing-key FILE | --no-signing] [--trust-keys FILE]
               [--trust-unsigned-through SEQ]
               [--log-level LEVEL] [--log-format text|json] [--drain-timeout D] [--json]
@@ -157,6 +157,18 @@ Flags:
                         least 15s with --replicas above 1, so that a NATS
                         leader election of the membership bucket (several
                         seconds) fences nobody
+  --cluster-provider P  how members find each other: nats-kv (default; the
+                        KV bucket above, no outside service) or k8s
+                        (protoactor's Kubernetes provider: the ready pods
+                        labelled with the cluster NAME, which each member
+                        puts on its own pod; in a pod only, with a service
+                        account that may get, list, watch and patch pods;
+                        no heartbeats or self-fencing, the event store's
+                        per-graph expected sequence is the only fence;
+                        --cluster-advertise must be the pod's IP and the
+                        --cluster-listen port). k8s links client-go, so it
+                        is only in a binary built with -tags k8s (make
+                        build-k8s)
   --passivate-after D   stop a graph's actor after D without commands; the
                         next command reloads it (default 5m)
   --shards N            projection shard actors (default: the number of CPUs)
@@ -289,6 +301,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	memberListen := fs.String("cluster-listen", "127.0.0.1:0", "the member's remote endpoint `address`")
 	memberAdvertise := fs.String("cluster-advertise", "", "`host:port` the other members dial")
 	memberTTL := fs.Duration("cluster-ttl", cairncluster.DefaultKVConfig().TTL, "membership key `TTL`")
+	provider := fs.String("cluster-provider", "nats-kv", "membership `provider`: nats-kv or k8s")
 	passivate := fs.Duration("passivate-after", 5*time.Minute, "idle `time` before a graph actor stops")
 	shards := fs.Int("shards", 0, "projection `shards` (default: the number of CPUs)")
 	def := cairn.DefaultConfig("")
@@ -378,6 +391,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.Grain.PassivateAfter = *passivate
 	if given["cluster"] {
 		cfg.Cluster.Name, cfg.Cluster.Membership = *clusterName, cairncluster.MembershipNATSKV
+		switch *provider {
+		case "nats-kv":
+		case "k8s":
+			if !cairncluster.K8sBuilt {
+				return usage("--cluster-provider k8s: %v", cairncluster.ErrK8sNotBuilt)
+			}
+			if given["cluster-ttl"] {
+				return usage("--cluster-ttl is for --cluster-provider nats-kv")
+			}
+			cfg.Cluster.Membership = cairncluster.MembershipK8s
+		default:
+			return usage("--cluster-provider %q: want nats-kv or k8s", *provider)
+		}
 		cfg.Cluster.KV.Replicas = *replicas
 		// The heartbeat a third of the TTL, at most a second.
 		cfg.Cluster.KV.TTL, cfg.Cluster.KV.Heartbeat = *memberTTL, min(time.Second, *memberTTL/3)
@@ -387,8 +413,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := cfg.Cluster.Validate(); err != nil {
 			return usage("--cluster: %v", err)
 		}
-	} else if given["cluster-listen"] || given["cluster-advertise"] || given["cluster-ttl"] {
-		return usage("--cluster-listen, --cluster-advertise and --cluster-ttl need --cluster NAME")
+	} else if given["cluster-listen"] || given["cluster-advertise"] || given["cluster-ttl"] || given["cluster-provider"] {
+		return usage("--cluster-listen, --cluster-advertise, --cluster-ttl and --cluster-provider need --cluster NAME")
 	}
 	cfg.Grain.SnapshotEvery, cfg.Grain.SnapshotKeep = *snapEvery, *snapKeep
 	cfg.Projections.SnapshotEvery = *rmSnapEvery

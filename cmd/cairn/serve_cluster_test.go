@@ -274,6 +274,8 @@ func TestServeMemberRemoteFlags(t *testing.T) {
 	}{
 		{[]string{"--cluster-listen", "127.0.0.1:0"}, "need --cluster"},
 		{[]string{"--cluster-ttl", "8s"}, "need --cluster"},
+		{[]string{"--cluster-provider", "nats-kv"}, "need --cluster"},
+		{[]string{"--cluster", "c", "--cluster-provider", "etcd"}, `--cluster-provider "etcd": want nats-kv or k8s`},
 		{[]string{"--cluster", "c", "--cluster-ttl", "1500ms"}, "whole seconds"},
 		{[]string{"--cluster", "c", "--cluster-listen", "0.0.0.0:7222", "--cluster-advertise", "m0.example:7222"}, "mutual TLS"},
 		{[]string{"--cluster", "c", "--cluster-listen", "10.1.2.3:7222"}, "mutual TLS"},
