@@ -44,6 +44,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"testing"
@@ -221,6 +222,7 @@ func writeBenchHeap(b *testing.B, name string) {
 		b.Fatal(err)
 	}
 	defer f.Close()
+	runtime.GC() // the profile holds what the last collection saw
 	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
 		b.Fatal(err)
 	}

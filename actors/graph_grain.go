@@ -300,9 +300,18 @@ type appendJob struct {
 	// allocation for the job instead of three.
 	stored cairnv1.Transaction
 	head1  [1]persistence.Head
-	// done receives the append's outcome before the job is sent back to
-	// the grain as a message, so a stopping grain can wait for it.
-	done chan appendDone
+	// done is released once result holds the append's outcome, before the
+	// job is sent back to the grain as a message, so a stopping grain can
+	// wait for it (a WaitGroup in the job rather than a channel: no
+	// allocation).
+	done   sync.WaitGroup
+	result appendDone
+}
+
+// outcome waits for the append's outcome.
+func (j *appendJob) outcome() appendDone {
+	j.done.Wait()
+	return j.result
 }
 
 type appendDone struct {
@@ -334,7 +343,7 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 		g.receive(ctx, m.env, to)
 	case *appendJob:
 		if m == g.inflight {
-			g.appended(ctx, m, <-m.done)
+			g.appended(ctx, m, m.outcome())
 		}
 	case *stateProbe:
 		g.probe(m)
@@ -354,7 +363,7 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 		if g.core != nil {
 			g.send(ctx, g.core.Stop())
 			if j := g.inflight; j != nil {
-				g.appended(ctx, j, <-j.done)
+				g.appended(ctx, j, j.outcome())
 			}
 		}
 		g.finalSnapshot()
@@ -1119,7 +1128,7 @@ const maxAppendBackoff = 250 * time.Millisecond
 func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 	self, sys := ctx.Self(), ctx.ActorSystem()
 	expected := g.lastSeq
-	job.done = make(chan appendDone, 1)
+	job.done.Add(1)
 	var sp trace.Span
 	if g.cfg.Tracer != nil {
 		sp = g.appendSpan(job)
@@ -1174,7 +1183,8 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 			sp.SetAttributes(attribute.Int64("cairn.seq", int64(seq)))
 			sp.End()
 		}
-		job.done <- appendDone{seq: seq, err: err}
+		job.result = appendDone{seq: seq, err: err}
+		job.done.Done()
 		sys.Root.Send(self, job)
 	})
 }

@@ -185,7 +185,14 @@ func DecideEnvelope(s *State, env *cairnv1.CommandEnvelope) ([]*cairnv1.Event, e
 			}
 			return nil, err
 		}
-		all = append(all, evs...)
+		if all == nil {
+			// The first command's events are the result's start: Decide
+			// returns a slice of its own. Capped, so that a later command's
+			// events are appended to a copy.
+			all = evs[:len(evs):len(evs)]
+		} else {
+			all = append(all, evs...)
+		}
 	}
 	if !outer {
 		s.Commit()
