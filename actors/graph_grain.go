@@ -300,6 +300,7 @@ type appendJob struct {
 	// allocation for the job instead of three.
 	stored cairnv1.Transaction
 	head1  [1]persistence.Head
+	res1   [1]aggregate.Head // the core's heads of a one-command batch
 	// done is released once result holds the append's outcome, before the
 	// job is sent back to the grain as a message, so a stopping grain can
 	// wait for it (a WaitGroup in the job rather than a channel: no
@@ -1204,7 +1205,10 @@ func (g *graphGrain) appended(ctx actor.Context, job *appendJob, d appendDone) {
 		g.lastSeq = d.seq
 		g.head = job.heads[len(job.heads)-1]
 		g.sinceSnap += len(job.tx.GetEvents())
-		res.Heads = make([]aggregate.Head, len(job.heads))
+		res.Heads = job.res1[:]
+		if len(job.heads) != len(job.res1) {
+			res.Heads = make([]aggregate.Head, len(job.heads))
+		}
 		for i, h := range job.heads {
 			res.Heads[i] = aggregate.Head{N: h.N, CID: persistence.CIDString(h.CID)}
 		}
