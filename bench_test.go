@@ -38,6 +38,16 @@ package cairn_test
 // -bench.raw=false skips the baselines, for profiling the engine alone:
 //
 //	go test -run '^$' -bench 1000GraphsConcurrent -cpuprofile cpu.out . -args -bench.raw=false
+//
+// -cpuprofile holds the whole process: the engine's start, the graphs'
+// creation and its close (with the grains' final snapshots) as well as the
+// timed part. -bench.cpuprofile FILE profiles the timed part alone, and
+// -bench.memprofile FILE writes the allocation profile before it (FILE.base)
+// and after it, to read with -diff_base. The engine runs unsigned, as
+// cairn.DefaultConfig does; -bench.sign signs every transaction with a
+// fresh key, as cairn serve does by default:
+//
+//	go test -run '^$' -bench 1000GraphsConcurrent/callers=1000$ . -args -bench.sign -bench.cpuprofile cpu.out
 
 import (
 	"context"
