@@ -337,7 +337,7 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 		}
 		g.receive(ctx, m, to)
 	case *localCommand:
-		to := replyTo{ch: m.reply}
+		to := replyTo{local: m}
 		if g.cfg.Tracer != nil && m.parent != nil && m.parent.IsValid() {
 			to.span = g.startSpan(m.env, *m.parent, trace.SpanKindInternal)
 		}
@@ -941,10 +941,10 @@ func foldable(graph string, chain *persistence.Chain, r persistence.Record) (che
 }
 
 // replyTo is where an answer goes: the sender's PID (a future, local or
-// remote) or, for a local caller, a channel with room for the answer.
+// remote) or, for a local caller, its command, answered on its channel.
 type replyTo struct {
-	pid *actor.PID
-	ch  chan<- *cairnv1.CommandReply
+	pid   *actor.PID
+	local *localCommand
 	// span, when the command is traced, is its grain span: it ends when
 	// the command is answered.
 	span trace.Span
@@ -955,8 +955,8 @@ func (t replyTo) send(ctx actor.Context, rep *cairnv1.CommandReply) {
 		tracing.End(t.span, rep.GetError())
 	}
 	switch {
-	case t.ch != nil:
-		t.ch <- rep
+	case t.local != nil:
+		t.local.answer(rep)
 	case t.pid != nil:
 		ctx.Send(t.pid, rep)
 	}
@@ -965,10 +965,19 @@ func (t replyTo) send(ctx actor.Context, rep *cairnv1.CommandReply) {
 // localCommand is an envelope from a caller on this member, answered on its
 // channel: no future, timer or registry entry per command.
 type localCommand struct {
-	env   *cairnv1.CommandEnvelope
-	reply chan *cairnv1.CommandReply // buffered, capacity 1
+	env *cairnv1.CommandEnvelope
+	// done gets a value once rep holds the answer (buffered, capacity 1):
+	// a channel of empty values is one allocation, one of pointers two.
+	done chan struct{}
+	rep  *cairnv1.CommandReply
 	// parent is the caller's span context when tracing is on (nil off).
 	parent *trace.SpanContext
+}
+
+// answer gives the command its reply; it is called once.
+func (c *localCommand) answer(rep *cairnv1.CommandReply) {
+	c.rep = rep
+	c.done <- struct{}{}
 }
 
 // startSpan starts the grain span of env, the child of its caller's span
