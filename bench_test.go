@@ -38,11 +38,24 @@ package cairn_test
 // -bench.raw=false skips the baselines, for profiling the engine alone:
 //
 //	go test -run '^$' -bench 1000GraphsConcurrent -cpuprofile cpu.out . -args -bench.raw=false
+//
+// -cpuprofile holds the whole process: the engine's start, the graphs'
+// creation and its close (with the grains' final snapshots) as well as the
+// timed part. -bench.cpuprofile FILE profiles the timed part alone, and
+// -bench.memprofile FILE writes the allocation profile before it (FILE.base)
+// and after it, to read with -diff_base. The engine runs unsigned, as
+// cairn.DefaultConfig does; -bench.sign signs every transaction with a
+// fresh key, as cairn serve does by default:
+//
+//	go test -run '^$' -bench 1000GraphsConcurrent/callers=1000$ . -args -bench.sign -bench.cpuprofile cpu.out
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -67,6 +80,21 @@ var benchRaw = flag.Bool("bench.raw", true, "measure the raw JetStream baseline 
 // -bench.trace measures with tracing on: every command traced (a root span
 // per command, sample 1), exported to an in-process OTLP receiver.
 var benchTrace = flag.Bool("bench.trace", false, "trace every command, exporting to an in-process OTLP receiver")
+
+// -bench.sign measures with signing on, as cairn serve runs by default:
+// every transaction signed with a fresh ed25519 key.
+var benchSign = flag.Bool("bench.sign", false, "sign every transaction, as cairn serve does by default")
+
+// -bench.cpuprofile writes a CPU profile of the timed part alone (the last
+// run's: each run overwrites it), without the engine's start, the graphs'
+// creation, the baseline and the close that -test.cpuprofile also holds.
+var benchCPUProfile = flag.String("bench.cpuprofile", "", "write a CPU profile of the timed part to `file`")
+
+// -bench.memprofile writes the allocation profile at the start of the
+// timed part to FILE.base and at its end to FILE, so that
+// `go tool pprof -sample_index=alloc_objects -diff_base FILE.base X.test FILE`
+// shows what the timed part allocated (-test.memprofilerate sets the rate).
+var benchMemProfile = flag.String("bench.memprofile", "", "write allocation profiles around the timed part to `file`.base and `file`")
 
 // BenchmarkCommandsOneGraphSequential: one caller, one graph, one AddNode
 // per command, each waiting for the previous reply.
@@ -106,9 +134,11 @@ func BenchmarkLatencyAt10kPerSecond(b *testing.B) {
 	const rate = 10_000
 	ctx := context.Background()
 	eng, graphs, lat := startBench(b, benchGraphs)
+	stop := startBenchProfile(b)
 	run, err := benchutil.OpenLoop(b.N, rate, lat, func(i int) error {
 		return benchExecute(ctx, eng, graphs[i%len(graphs)], i, 1)
 	})
+	stop()
 	reportEngine(b, run, err, b.N, lat)
 	if !*benchRaw {
 		return
@@ -130,9 +160,11 @@ func BenchmarkLatencyAt10kPerSecond(b *testing.B) {
 func benchClosedLoop(b *testing.B, graphs, callers, perEnvelope int) {
 	ctx := context.Background()
 	eng, ids, lat := startBench(b, graphs)
+	stop := startBenchProfile(b)
 	run, err := benchutil.ClosedLoop(b.N, callers, lat, func(w, i int) error {
 		return benchExecute(ctx, eng, ids[w%len(ids)], i, perEnvelope)
 	})
+	stop()
 	events := b.N * perEnvelope
 	reportEngine(b, run, err, events, lat)
 	if !*benchRaw {
@@ -180,13 +212,68 @@ func reportEngine(b *testing.B, run benchutil.Run, err error, events int, lat *b
 	lat.Report(b, "")
 }
 
-func openBenchEngine(b *testing.B) *cairn.Engine {
-	if *benchTrace {
-		cfg := cairn.DefaultConfig(b.TempDir())
-		cfg.NATSListen, cfg.Tracing.Endpoint = persistence.ListenNone, otlptest.Start(b).URL
-		return enginetest.OpenConfig(b, cfg)
+// startBenchProfile starts the -bench.cpuprofile profile, when asked for;
+// the function it returns stops it.
+func startBenchProfile(b *testing.B) func() {
+	if *benchMemProfile != "" {
+		writeBenchHeap(b, *benchMemProfile+".base")
+		stopCPU := startBenchCPUProfile(b)
+		return func() {
+			stopCPU()
+			writeBenchHeap(b, *benchMemProfile)
+		}
 	}
-	return enginetest.Open(b, persistence.ListenNone)
+	return startBenchCPUProfile(b)
+}
+
+func writeBenchHeap(b *testing.B, name string) {
+	f, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	runtime.GC() // the profile holds what the last collection saw
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func startBenchCPUProfile(b *testing.B) func() {
+	if *benchCPUProfile == "" {
+		return func() {}
+	}
+	f, err := os.Create(*benchCPUProfile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
+}
+
+func openBenchEngine(b *testing.B) *cairn.Engine {
+	cfg := cairn.DefaultConfig(b.TempDir())
+	cfg.NATSListen = persistence.ListenNone
+	if *benchTrace {
+		cfg.Tracing.Endpoint = otlptest.Start(b).URL
+	}
+	if *benchSign {
+		seed, err := persistence.NewSigningKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if cfg.Signer, err = persistence.NewSigner(seed); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return enginetest.OpenConfig(b, cfg)
 }
 
 // createBenchGraphs creates n graphs, which also activates their grains.

@@ -131,10 +131,10 @@ func (d *Dispatcher) execute(ctx context.Context, env *cairnv1.CommandEnvelope) 
 			d.cluster.PidCache.Remove(graph, GraphKind)
 			continue
 		}
-		ch := d.send(ctx, sys, pid, env)
+		cmd := d.send(ctx, sys, pid, env)
 		select {
-		case rep := <-ch:
-			return rep
+		case <-cmd.done:
+			return cmd.rep
 		case <-ctx.Done():
 		}
 	}
@@ -171,11 +171,11 @@ func (d *Dispatcher) local(ctx context.Context, env *cairnv1.CommandEnvelope) *c
 	if r, ok := ctx.Value(routeKey{}).(*Route); ok {
 		r.Here, r.Owner = sys.ProcessRegistry.Address, pid.Address
 	}
-	ch := d.send(ctx, sys, pid, env)
+	cmd := d.send(ctx, sys, pid, env)
 	why := "context deadline exceeded"
 	select {
-	case rep := <-ch:
-		return rep
+	case <-cmd.done:
+		return cmd.rep
 	case <-ctx.Done():
 		why = context.Cause(ctx).Error()
 	case <-expired:
@@ -231,15 +231,15 @@ func (d *Dispatcher) remote(ctx context.Context, pid *actor.PID, env *cairnv1.Co
 }
 
 // send hands env to the local grain pid, traced when the dispatcher
-// traces, and returns the channel its answer comes on: a fresh one per
-// command (a pooled one could carry a late answer to the next command).
-func (d *Dispatcher) send(ctx context.Context, sys *actor.ActorSystem, pid *actor.PID, env *cairnv1.CommandEnvelope) chan *cairnv1.CommandReply {
-	ch := make(chan *cairnv1.CommandReply, 1)
-	cmd := &localCommand{env: env, reply: ch}
+// traces, and returns the command, answered on its channel: a fresh one
+// per command (a pooled one could carry a late answer to the next
+// command).
+func (d *Dispatcher) send(ctx context.Context, sys *actor.ActorSystem, pid *actor.PID, env *cairnv1.CommandEnvelope) *localCommand {
+	cmd := &localCommand{env: env, done: make(chan struct{}, 1)}
 	if d.tracer != nil {
 		sc := trace.SpanContextFromContext(ctx)
 		cmd.parent = &sc
 	}
 	sys.Root.Send(pid, cmd)
-	return ch
+	return cmd
 }

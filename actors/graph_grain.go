@@ -310,9 +310,19 @@ type appendJob struct {
 	// allocation for the job instead of three.
 	stored cairnv1.Transaction
 	head1  [1]persistence.Head
-	// done receives the append's outcome before the job is sent back to
-	// the grain as a message, so a stopping grain can wait for it.
-	done chan appendDone
+	res1   [1]aggregate.Head // the core's heads of a one-command batch
+	// done is released once result holds the append's outcome, before the
+	// job is sent back to the grain as a message, so a stopping grain can
+	// wait for it (a WaitGroup in the job rather than a channel: no
+	// allocation).
+	done   sync.WaitGroup
+	result appendDone
+}
+
+// outcome waits for the append's outcome.
+func (j *appendJob) outcome() appendDone {
+	j.done.Wait()
+	return j.result
 }
 
 type appendDone struct {
@@ -337,14 +347,14 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 		}
 		g.receive(ctx, m, to)
 	case *localCommand:
-		to := replyTo{ch: m.reply}
+		to := replyTo{local: m}
 		if g.cfg.Tracer != nil && m.parent != nil && m.parent.IsValid() {
 			to.span = g.startSpan(m.env, *m.parent, trace.SpanKindInternal)
 		}
 		g.receive(ctx, m.env, to)
 	case *appendJob:
 		if m == g.inflight {
-			g.appended(ctx, m, <-m.done)
+			g.appended(ctx, m, m.outcome())
 		}
 	case *stateProbe:
 		g.probe(m)
@@ -364,7 +374,7 @@ func (g *graphGrain) Receive(ctx actor.Context) {
 		if g.core != nil {
 			g.send(ctx, g.core.Stop())
 			if j := g.inflight; j != nil {
-				g.appended(ctx, j, <-j.done)
+				g.appended(ctx, j, j.outcome())
 			}
 		}
 		g.finalSnapshot()
@@ -949,10 +959,10 @@ func foldable(graph string, chain *persistence.Chain, r persistence.Record) (che
 }
 
 // replyTo is where an answer goes: the sender's PID (a future, local or
-// remote) or, for a local caller, a channel with room for the answer.
+// remote) or, for a local caller, its command, answered on its channel.
 type replyTo struct {
-	pid *actor.PID
-	ch  chan<- *cairnv1.CommandReply
+	pid   *actor.PID
+	local *localCommand
 	// span, when the command is traced, is its grain span: it ends when
 	// the command is answered.
 	span trace.Span
@@ -963,8 +973,8 @@ func (t replyTo) send(ctx actor.Context, rep *cairnv1.CommandReply) {
 		tracing.End(t.span, rep.GetError())
 	}
 	switch {
-	case t.ch != nil:
-		t.ch <- rep
+	case t.local != nil:
+		t.local.answer(rep)
 	case t.pid != nil:
 		ctx.Send(t.pid, rep)
 	}
@@ -973,10 +983,19 @@ func (t replyTo) send(ctx actor.Context, rep *cairnv1.CommandReply) {
 // localCommand is an envelope from a caller on this member, answered on its
 // channel: no future, timer or registry entry per command.
 type localCommand struct {
-	env   *cairnv1.CommandEnvelope
-	reply chan *cairnv1.CommandReply // buffered, capacity 1
+	env *cairnv1.CommandEnvelope
+	// done gets a value once rep holds the answer (buffered, capacity 1):
+	// a channel of empty values is one allocation, one of pointers two.
+	done chan struct{}
+	rep  *cairnv1.CommandReply
 	// parent is the caller's span context when tracing is on (nil off).
 	parent *trace.SpanContext
+}
+
+// answer gives the command its reply; it is called once.
+func (c *localCommand) answer(rep *cairnv1.CommandReply) {
+	c.rep = rep
+	c.done <- struct{}{}
 }
 
 // startSpan starts the grain span of env, the child of its caller's span
@@ -1144,7 +1163,7 @@ const maxAppendBackoff = 250 * time.Millisecond
 func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 	self, sys := ctx.Self(), ctx.ActorSystem()
 	expected := g.lastSeq
-	job.done = make(chan appendDone, 1)
+	job.done.Add(1)
 	var sp trace.Span
 	if g.cfg.Tracer != nil {
 		sp = g.appendSpan(job)
@@ -1218,7 +1237,8 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 			sp.SetAttributes(attribute.Int64("cairn.seq", int64(seq)))
 			sp.End()
 		}
-		job.done <- appendDone{seq: seq, err: err}
+		job.result = appendDone{seq: seq, err: err}
+		job.done.Done()
 		sys.Root.Send(self, job)
 	})
 }
@@ -1238,7 +1258,10 @@ func (g *graphGrain) appended(ctx actor.Context, job *appendJob, d appendDone) {
 		g.lastSeq = d.seq
 		g.head = job.heads[len(job.heads)-1]
 		g.sinceSnap += len(job.tx.GetEvents())
-		res.Heads = make([]aggregate.Head, len(job.heads))
+		res.Heads = job.res1[:]
+		if len(job.heads) != len(job.res1) {
+			res.Heads = make([]aggregate.Head, len(job.heads))
+		}
 		for i, h := range job.heads {
 			res.Heads[i] = aggregate.Head{N: h.N, CID: persistence.CIDString(h.CID)}
 		}

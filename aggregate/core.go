@@ -72,6 +72,7 @@ type Core[W any] struct {
 	state    *State
 	recent   *Window
 	queue    []*request[W]
+	queue1   [4]*request[W]         // the queue's array while it is short
 	pending  map[string]*request[W] // queued, in flight or awaiting a reload, by command id
 	inflight *Batch[W]
 	retry    []*request[W] // a conflicted batch's envelopes, until Reloaded
@@ -103,6 +104,12 @@ type Batch[W any] struct {
 	Bytes int
 	reqs  []*request[W]
 	held  []held[W]
+	// The backing arrays of a batch of one single-event command (the
+	// common case under one caller per graph): one allocation for the
+	// batch instead of four.
+	reqs1   [1]*request[W]
+	events1 [1]*cairnv1.Event
+	cmds1   [1]*cairnv1.CommandRecord
 }
 
 // Waiters calls fn for each waiter of the batch's envelopes, in the order
@@ -281,6 +288,7 @@ func (c *Core[W]) estimate(env *cairnv1.CommandEnvelope, evs []*cairnv1.Event) i
 func (c *Core[W]) flush(rd *Ready[W]) {
 	for c.inflight == nil && c.retry == nil && len(c.queue) > 0 && !c.stopping {
 		b := &Batch[W]{Bytes: 128 + len(c.state.graph)}
+		b.reqs, b.Events, b.Commands = b.reqs1[:0], b.events1[:0], b.cmds1[:0]
 		c.state.Begin()
 		taken := 0
 		for _, r := range c.queue {
@@ -331,7 +339,10 @@ func (c *Core[W]) flush(rd *Ready[W]) {
 		rd.Append = b
 	}
 	if len(c.queue) == 0 {
-		c.queue = nil // let a burst's backing array go
+		// Let a burst's backing array go; the next envelopes queue in the
+		// core's own small array, without an allocation.
+		clear(c.queue1[:])
+		c.queue = c.queue1[:0]
 	}
 }
 
