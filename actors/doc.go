@@ -117,7 +117,7 @@
 //
 // With GrainConfig.Snapshots set, a grain snapshots its state
 // (aggregate.Marshal: the state's packed arrays and intern tables as they
-// are, the idempotency window and a CRC-32C; format 2) every SnapshotEvery
+// are, the idempotency window and a CRC-32C; format 3) every SnapshotEvery
 // events — more often would cost too much for a big state, so the interval
 // grows with it — and when it stops (pruning then only past one more than
 // it keeps); it keeps

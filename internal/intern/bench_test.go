@@ -4,7 +4,17 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/cairn-graph/cairn/internal/benchutil"
 )
+
+// cpuPerOp reports the process's CPU time per operation since cpu0
+// (cpu-ns/op): on a shared machine it moves far less than the wall time.
+func cpuPerOp(b *testing.B, cpu0 time.Duration) {
+	if cpu, ok := benchutil.CPUTime(); ok {
+		b.ReportMetric(float64(cpu-cpu0)/float64(b.N), "cpu-ns/op")
+	}
+}
 
 // BenchmarkWorstSet grows a table to 3.2M prefix+number ids, as the edge
 // table of a 1M-node, 3M-edge graph, and reports the slowest single Set
@@ -65,11 +75,44 @@ func BenchmarkLookup(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0, _ := benchutil.CPUTime()
 			for i := 0; b.Loop(); i++ {
 				if _, ok := tab.Lookup(keys[(i*7919)%len(keys)]); !ok {
 					b.Fatal("missing")
 				}
 			}
+			cpuPerOp(b, cpu0)
+		})
+	}
+}
+
+// BenchmarkLookupMiss looks up absent keys in a table of 3M, as a new
+// node's or edge's id is looked up before it is added: every probe of the
+// chain meets another entry.
+//
+//	go test ./internal/intern -run '^$' -bench 'LookupMiss' -count 5
+func BenchmarkLookupMiss(b *testing.B) {
+	for _, plain := range []bool{false, true} {
+		name := "inline"
+		if plain {
+			name = "arena"
+		}
+		b.Run(name, func(b *testing.B) {
+			keys := benchKeys(3_000_000, plain)
+			tab := New()
+			for i, k := range keys[:len(keys)/2] {
+				tab.Set(uint32(i), k)
+			}
+			absent := keys[len(keys)/2:]
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0, _ := benchutil.CPUTime()
+			for i := 0; b.Loop(); i++ {
+				if _, ok := tab.Lookup(absent[(i*7919)%len(absent)]); ok {
+					b.Fatal("found")
+				}
+			}
+			cpuPerOp(b, cpu0)
 		})
 	}
 }
