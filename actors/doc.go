@@ -59,15 +59,9 @@
 // consumer) and sends each transaction, in stream order, to shard
 // FNV-1a(graph id) mod ProjectionConfig.Shards (default: one per CPU). A
 // shard is a plain protoactor actor (not a cluster grain) that owns a
-// readmodel.Graph per graph: it checks the transaction as the next stretch
-// of its graph's chain (persistence.Chain), decodes its events and applies
-// them with ApplyTx, all or nothing; a redelivered sequence changes
-// nothing. The chain check and decoding, about half of a shard's time per
-// transaction, start on a worker when the reader hands the transaction
-// over (while the shard has at most 4,096 events queued), so that queries
-// queued behind transactions wait only for their application; the shard
-// runs the check itself when no worker has yet, and checks the link to its
-// graph's head itself.
+// readmodel.Graph per graph: it decodes the transaction's events (without
+// re-verifying CIDs) and applies them with ApplyTx, all or nothing; a
+// redelivered sequence changes nothing.
 //
 // Queries run inside the shard actor, as a message between two
 // transactions, so a query never sees half of one and the read models need
