@@ -577,12 +577,8 @@ func (p *Projections) deliver(ctx context.Context, f persistence.Followed) error
 			return ctx.Err()
 		}
 	}
-	var pre *precheck
-	if p.part == nil && sh.queued.Load() <= precheckQueued {
-		pre = newPrecheck(p.workers, p.cfg.Trust, f)
-	}
 	sh.queued.Add(n)
-	p.root.Send(sh.pid, &deliverTx{f: f, events: n, pre: pre})
+	p.root.Send(sh.pid, &deliverTx{f: f, events: n})
 	return nil
 }
 
@@ -789,8 +785,7 @@ func (p *Projections) stopShards(ctx context.Context) error {
 type (
 	deliverTx struct {
 		f      persistence.Followed
-		events int64     // counted in shard.queued
-		pre    *precheck // its chain check, started early; nil: none
+		events int64 // counted in shard.queued
 	}
 	watermark struct {
 		seq      uint64
@@ -883,9 +878,9 @@ func (a *shardActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *deliverTx:
 		if a.p.cfg.Tracer != nil && m.f.Header != nil {
-			a.applyTraced(m.f, m.pre)
+			a.applyTraced(m.f)
 		} else {
-			a.apply(m.f, m.pre)
+			a.apply(m.f)
 		}
 		a.mark(m.f.Seq)
 		a.shard.txs.Add(1)
@@ -964,8 +959,7 @@ func (a *shardActor) mark(seq uint64) {
 	}
 }
 
-// apply applies f, with pre its precheck (nil: none).
-func (a *shardActor) apply(f persistence.Followed, pre *precheck) {
+func (a *shardActor) apply(f persistence.Followed) {
 	e := a.graphs[f.Graph]
 	if a.p.part != nil && e == nil {
 		if a.absent != nil {
@@ -995,13 +989,12 @@ func (a *shardActor) apply(f persistence.Followed, pre *precheck) {
 			return
 		}
 	}
-	a.applyTo(e, f, pre)
+	a.applyTo(e, f)
 }
 
 // applyTo applies f to its graph's entry e, nil when the shard holds none
-// yet (a new graph), with pre f's precheck (nil: none; the check runs
-// here).
-func (a *shardActor) applyTo(e *projected, f persistence.Followed, pre *precheck) {
+// yet (a new graph).
+func (a *shardActor) applyTo(e *projected, f persistence.Followed) {
 	fresh := e == nil
 	if fresh {
 		// New fails only on an invalid config, which NewProjections
@@ -1026,13 +1019,7 @@ func (a *shardActor) applyTo(e *projected, f persistence.Followed, pre *precheck
 		err = a.foldPrefix(e, f.Seq-1)
 	}
 	var d decodedTx
-	switch {
-	case err != nil:
-	case pre != nil:
-		if d, err = pre.result(); err == nil {
-			err = d.linksTo(f.Graph, f.Seq, e.head)
-		}
-	default:
+	if err == nil {
 		d, err = checkTx(a.p.cfg.Trust, f.Graph, e.head, f.Seq, f.Tx)
 	}
 	if err == nil {

@@ -285,7 +285,7 @@ func (a *shardActor) adopted(m *adopted) {
 		}
 		for _, f := range ad.pending {
 			f.Decode()
-			a.applyTo(e, f, nil)
+			a.applyTo(e, f)
 		}
 	}
 	for _, q := range ad.waiters {

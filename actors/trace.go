@@ -18,15 +18,15 @@ import (
 // applyTraced applies f inside the span of its application when its
 // message carries a traceparent (the append span's), and keeps that span
 // for the first query answered on the graph after it.
-func (a *shardActor) applyTraced(f persistence.Followed, pre *precheck) {
+func (a *shardActor) applyTraced(f persistence.Followed) {
 	ctx := tracing.Extract(context.Background(), f.Header)
 	if !trace.SpanContextFromContext(ctx).IsValid() || a.foreign(f.Graph) {
-		a.apply(f, pre)
+		a.apply(f)
 		return
 	}
 	_, sp := a.p.cfg.Tracer.Start(ctx, tracing.SpanApply, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(tracing.GraphAttr(f.Graph), attribute.Int64("cairn.seq", int64(f.Seq)), attribute.Int("cairn.shard", a.index)))
-	a.apply(f, pre)
+	a.apply(f)
 	if e := a.graphs[f.Graph]; e != nil && e.stopped != nil && e.stopped.Seq == f.Seq {
 		sp.SetStatus(codes.Error, e.stopped.Error())
 	}
