@@ -59,9 +59,10 @@
 // consumer) and sends each transaction, in stream order, to shard
 // FNV-1a(graph id) mod ProjectionConfig.Shards (default: one per CPU). A
 // shard is a plain protoactor actor (not a cluster grain) that owns a
-// readmodel.Graph per graph: it decodes the transaction's events (without
-// re-verifying CIDs) and applies them with ApplyTx, all or nothing; a
-// redelivered sequence changes nothing.
+// readmodel.Graph per graph: it checks the transaction as the next stretch
+// of its graph's chain (persistence.Chain: CIDs, links, positions), decodes
+// its events and applies them with ApplyTx, all or nothing; a redelivered
+// sequence changes nothing.
 //
 // Queries run inside the shard actor, as a message between two
 // transactions, so a query never sees half of one and the read models need
