@@ -61,9 +61,10 @@
 // consumer) and sends each transaction, in stream order, to shard
 // FNV-1a(graph id) mod ProjectionConfig.Shards (default: one per CPU). A
 // shard is a plain protoactor actor (not a cluster grain) that owns a
-// readmodel.Graph per graph: it decodes the transaction's events (without
-// re-verifying CIDs) and applies them with ApplyTx, all or nothing; a
-// redelivered sequence changes nothing.
+// readmodel.Graph per graph: it checks the transaction as the next stretch
+// of its graph's chain (persistence.Chain: CIDs, links, positions), decodes
+// its events and applies them with ApplyTx, all or nothing; a redelivered
+// sequence changes nothing.
 //
 // Queries run inside the shard actor, as a message between two
 // transactions, so a query never sees half of one and the read models need
@@ -119,7 +120,7 @@
 //
 // With GrainConfig.Snapshots set, a grain snapshots its state
 // (aggregate.Marshal: the state's packed arrays and intern tables as they
-// are, the idempotency window and a CRC-32C; format 2) every SnapshotEvery
+// are, the idempotency window and a CRC-32C; format 3) every SnapshotEvery
 // events — more often would cost too much for a big state, so the interval
 // grows with it — and when it stops (pruning then only past one more than
 // it keeps); it keeps

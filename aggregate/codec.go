@@ -17,8 +17,12 @@ import (
 
 // SnapshotFormat is the version of the state encoding Marshal writes and
 // Unmarshal reads. Format 1 was a cairn.v1.GraphSnapshot message of nodes
-// and edges; format 2 is the state's own arrays and tables as they are.
-const SnapshotFormat = 2
+// and edges; format 2 is the state's own arrays and tables as they are;
+// format 3 adds the intern tables' hash tags (a byte of each slot's hash,
+// package intern). Unmarshal reads format 3 only: an older snapshot's tags
+// could only be rebuilt by hashing every id, so it is passed over and the
+// grain replays instead (docs/migrations.md).
+const SnapshotFormat = 3
 
 // ErrInvalidSnapshot: a state encoding does not hold together, is of
 // another format, or fails its checksum.

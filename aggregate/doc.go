@@ -96,7 +96,8 @@
 // arrays and intern tables are paged (internal/packed.Pages), and a page
 // shared with a capture is copied before it is next written, so a Frozen
 // state can be encoded on another goroutine while the state moves on.
-// Marshal writes the arrays and tables as they are (format 2) with
+// Marshal writes the arrays and tables as they are (format 3: format 2
+// and the intern tables' hash tags) with
 // the window and a CRC-32C; Unmarshal reads them back, checking the
 // checksum, every bound and every reference count in one pass over the
 // arrays, so that no method of a decoded state can panic or loop. Verify

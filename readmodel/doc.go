@@ -114,8 +114,9 @@
 // uint32, CRC-32C of the body uint32, body length uint64, little-endian),
 // then the body: graph id, flags, AsOf, Version; each id table (intern) as
 // its hash seed, arena, packed offset cells and packed hash slots, and
-// while the hash table grows, its old slots and how many are moved (the
-// seeded hash is stored, so nothing is rehashed); free lists; the node
+// while the hash table grows, its old slots and how many are moved, then
+// the slots' one-byte hash tags (since format 5; the seeded hash is
+// stored, so nothing is rehashed); free lists; the node
 // lists' packed offsets and bytes; degrees; edge ends and types as packed
 // arrays; the adjacency's CSR arrays, delta rows and dead bitset, and when a
 // compaction was running, its frozen rows, which LoadSnapshot compacts

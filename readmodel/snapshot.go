@@ -20,12 +20,16 @@ import (
 // intern tables' migration state (old hash slots and progress); version 3
 // the catalogue section at the end (graph type, metadata, creation and
 // change times); version 4 the stream sequence of the first transaction
-// the read model folded (FirstSeq) at the end of that section.
-// LoadSnapshot reads versions 2 to 4.
-const SnapshotFormat = 4
+// the read model folded (FirstSeq) at the end of that section; version 5
+// the intern tables' hash tags (a byte of each slot's hash, package
+// intern). LoadSnapshot reads version 5 only: the tags of an older
+// snapshot could only be rebuilt by hashing every id, which a restart
+// must not pay; such a snapshot is passed over and the graph folded from
+// the stream once (docs/migrations.md).
+const SnapshotFormat = 5
 
 // minSnapshotFormat is the oldest format LoadSnapshot reads.
-const minSnapshotFormat = 2
+const minSnapshotFormat = 5
 
 // ReadsFormat reports whether LoadSnapshot reads snapshots of format v.
 func ReadsFormat(v uint32) bool { return v >= minSnapshotFormat && v <= SnapshotFormat }
@@ -244,7 +248,7 @@ func LoadSnapshot(data []byte, cfg Config) (*Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := decodeBody(body, binary.LittleEndian.Uint32(data[8:]), cfg)
+	g, err := decodeBody(body, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidSnapshot, err)
 	}
@@ -275,7 +279,7 @@ func checkHeader(data []byte) ([]byte, error) {
 }
 
 // decodeBody reads the body that AppendSnapshot wrote after the header.
-func decodeBody(body []byte, format uint32, cfg Config) (*Graph, error) {
+func decodeBody(body []byte, cfg Config) (*Graph, error) {
 	r := wire.NewReader(body)
 	g := &Graph{cfg: cfg}
 	r.Section("graph")
@@ -359,29 +363,25 @@ func decodeBody(body []byte, format uint32, cfg Config) (*Graph, error) {
 	if r.Err() == nil && len(g.catNodes) != g.categories.len() {
 		r.Failf("%d bitmaps for %d categories", len(g.catNodes), g.categories.len())
 	}
-	if format >= 3 {
-		r.Section("catalogue")
-		g.typ = r.String()
-		n := r.Int(r.Len(), "metadata entries")
-		if n > 0 {
-			g.metadata = make(map[string]string, n)
-		}
-		for range n {
-			if r.Err() != nil {
-				break
-			}
-			k := r.String()
-			g.metadata[k] = r.String()
-		}
-		g.createdAt, g.changeAt = int64(r.Uvarint()), int64(r.Uvarint())
+	r.Section("catalogue")
+	g.typ = r.String()
+	n := r.Int(r.Len(), "metadata entries")
+	if n > 0 {
+		g.metadata = make(map[string]string, n)
 	}
-	if format >= 4 {
-		// 0 (unknown) when the model was itself restored from an
-		// older snapshot; never past the last transaction folded.
-		g.firstSeq = r.Uvarint()
-		if r.Err() == nil && g.firstSeq > g.asOf {
-			r.Failf("first seq %d after as-of %d", g.firstSeq, g.asOf)
+	for range n {
+		if r.Err() != nil {
+			break
 		}
+		k := r.String()
+		g.metadata[k] = r.String()
+	}
+	g.createdAt, g.changeAt = int64(r.Uvarint()), int64(r.Uvarint())
+	// 0 (unknown) when the model was itself restored from a format-3
+	// snapshot; never past the last transaction folded.
+	g.firstSeq = r.Uvarint()
+	if r.Err() == nil && g.firstSeq > g.asOf {
+		r.Failf("first seq %d after as-of %d", g.firstSeq, g.asOf)
 	}
 	if r.Err() == nil && r.Len() != 0 {
 		r.Section("end")

@@ -4,7 +4,17 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/cairn-graph/cairn/internal/benchutil"
 )
+
+// cpuPerOp reports the process's CPU time per operation since cpu0
+// (cpu-ns/op): on a shared machine it moves far less than the wall time.
+func cpuPerOp(b *testing.B, cpu0 time.Duration) {
+	if cpu, ok := benchutil.CPUTime(); ok {
+		b.ReportMetric(float64(cpu-cpu0)/float64(b.N), "cpu-ns/op")
+	}
+}
 
 // BenchmarkWorstSet grows a table to 3.2M prefix+number ids, as the edge
 // table of a 1M-node, 3M-edge graph, and reports the slowest single Set
@@ -51,7 +61,18 @@ func benchKeys(n int, plain bool) []string {
 // BenchmarkLookup looks up random present keys in a table of 3M.
 //
 //	go test ./internal/intern -run '^$' -bench 'Lookup|Set$' -count 5
-func BenchmarkLookup(b *testing.B) {
+func BenchmarkLookup(b *testing.B) { benchLookup(b, false) }
+
+// BenchmarkLookupMiss looks up absent keys in a table of 1.5M, as a new
+// node's or edge's id is looked up before it is added: every probe of the
+// chain meets another entry.
+//
+//	go test ./internal/intern -run '^$' -bench 'LookupMiss' -count 5
+func BenchmarkLookupMiss(b *testing.B) { benchLookup(b, true) }
+
+// benchLookup looks up keys of both kinds: with miss, the half of 3M keys
+// that the table does not hold, else the 3M it holds.
+func benchLookup(b *testing.B, miss bool) {
 	for _, plain := range []bool{false, true} {
 		name := "inline"
 		if plain {
@@ -59,17 +80,23 @@ func BenchmarkLookup(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			keys := benchKeys(3_000_000, plain)
+			held, asked := keys, keys
+			if miss {
+				held, asked = keys[:len(keys)/2], keys[len(keys)/2:]
+			}
 			tab := New()
-			for i, k := range keys {
+			for i, k := range held {
 				tab.Set(uint32(i), k)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0, _ := benchutil.CPUTime()
 			for i := 0; b.Loop(); i++ {
-				if _, ok := tab.Lookup(keys[(i*7919)%len(keys)]); !ok {
-					b.Fatal("missing")
+				if _, ok := tab.Lookup(asked[(i*7919)%len(asked)]); ok == miss {
+					b.Fatalf("Lookup(%q) found %v", asked[(i*7919)%len(asked)], ok)
 				}
 			}
+			cpuPerOp(b, cpu0)
 		})
 	}
 }

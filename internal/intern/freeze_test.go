@@ -28,6 +28,7 @@ func deepCopy(t *Table) *Table {
 	u := *t
 	u.arena = arenaOf(flat(&t.arena))
 	u.offs, u.slots, u.old = cp(&t.offs), cp(&t.slots), cp(&t.old)
+	u.tags, u.oldTags = cp(&t.tags), cp(&t.oldTags)
 	u.prefixOf = append([]string(nil), t.prefixOf...)
 	u.prefixes = map[string]uint8{}
 	for k, v := range t.prefixes {

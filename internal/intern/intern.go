@@ -6,6 +6,12 @@
 // slots are packed: a slot takes 3 bytes below 16M strings, a cell 3 bytes
 // below 16 MB of arena and 4 once any entry is inline (below).
 //
+// Beside each slot a one-byte tag holds 8 bits of the hash of the entry in
+// it (0 when the slot is empty), so that a probe reads the tags, one cache
+// line for 64 slots, and compares the entry's bytes (an offset cell and the
+// arena: two cache misses in a large table) only where the tag matches:
+// once in 255 probes past a slot of another entry.
+//
 // Ids of the common form prefix+number ("e123456", "node-42") are stored as a
 // small prefix number and the number as a uvarint: "e123456" takes 4 bytes of
 // arena instead of 8. The encoding is canonical (a string has exactly one), so
@@ -69,6 +75,7 @@ type Table struct {
 	arena   arena        // encoded entries (see encode), live or dead
 	offs    packed.Pages // index -> arena offset+1, or an inline entry; 0 when free
 	slots   packed.Pages // index+1, 0 when empty; any length, not only powers of two
+	tags    packed.Pages // per slot: the entry's tag (see tagOf), 0 when empty
 	n       int          // live entries
 	garbage int          // dead arena bytes
 
@@ -78,8 +85,9 @@ type Table struct {
 	// rest form a hash table of their own over the circle [moved,
 	// old.Len()), where a home below moved counts as moved (see oldHome).
 	// Each live index is in exactly one of slots and old.
-	old   packed.Pages
-	moved int
+	old     packed.Pages
+	oldTags packed.Pages // per old slot, as tags
+	moved   int
 
 	rehashed int // hash slots ever filled by insert, for tests
 
@@ -168,7 +176,7 @@ func entryLen(b []byte) int {
 
 // New returns an empty table.
 func New() *Table {
-	return &Table{seed: rand.Uint64(), slots: packed.MakePages(minSlots, 0)}
+	return &Table{seed: rand.Uint64(), slots: packed.MakePages(minSlots, 0), tags: makeTags(minSlots)}
 }
 
 // Len returns the number of live strings.
@@ -177,12 +185,19 @@ func (t *Table) Len() int { return t.n }
 // Cap returns one more than the highest index ever set.
 func (t *Table) Cap() int { return t.offs.Len() }
 
-// home returns the slot where the probe for encoded entry b starts: the
-// hash scaled to the table by a multiply and shift, so that the table can
-// have any size.
-func (t *Table) home(b []byte) uint32 {
-	return uint32(uint64(uint32(hash(t.seed, b))) * uint64(t.slots.Len()) >> 32)
+// home returns the slot where the probe for an entry of hash h starts: the
+// hash's low half scaled to the table by a multiply and shift, so that the
+// table can have any size.
+func (t *Table) home(h uint64) uint32 {
+	return uint32(uint64(uint32(h)) * uint64(t.slots.Len()) >> 32)
 }
+
+// tagOf returns the tag of an entry of hash h: its top 8 bits, 1 to 255 (0
+// marks an empty slot).
+func tagOf(h uint64) uint32 { return max(uint32(h>>56), 1) }
+
+// makeTags returns the tags of n empty slots.
+func makeTags(n int) packed.Pages { return packed.MakePages(n, 255) }
 
 // Constants of wyhash, whose scheme hash follows.
 const (
@@ -237,12 +252,12 @@ func (t *Table) dist(a, b uint32) uint32 {
 	return b + uint32(t.slots.Len()) - a
 }
 
-// oldHome returns the slot of old where the probe for encoded entry b
+// oldHome returns the slot of old where the probe for an entry of hash h
 // starts. Moving the slots below moved out of old took the start of every
 // probe chain that crossed them; the rest of each chain still holds, so a
 // probe that would start below moved starts at moved.
-func (t *Table) oldHome(b []byte) uint32 {
-	p := uint32(uint64(uint32(hash(t.seed, b))) * uint64(t.old.Len()) >> 32)
+func (t *Table) oldHome(h uint64) uint32 {
+	p := uint32(uint64(uint32(h)) * uint64(t.old.Len()) >> 32)
 	return max(p, uint32(t.moved))
 }
 
@@ -265,7 +280,7 @@ func (t *Table) oldDist(a, b uint32) uint32 {
 
 // Bytes returns the memory the table holds, in bytes.
 func (t *Table) Bytes() int {
-	return t.arena.bytes() + t.offs.Bytes() + t.slots.Bytes() + t.old.Bytes()
+	return t.arena.bytes() + t.offs.Bytes() + t.slots.Bytes() + t.old.Bytes() + t.tags.Bytes() + t.oldTags.Bytes()
 }
 
 // entryBuf holds an inline entry re-encoded.
@@ -336,26 +351,33 @@ func (t *Table) Lookup(s string) (uint32, bool) {
 	var buf [encodeBuf]byte
 	var e entryBuf
 	b := t.encode(buf[:0], s, false)
-	for p := t.home(b); ; p = t.next(p) {
-		v := t.slots.Get(int(p))
-		if v == 0 {
+	h := hash(t.seed, b)
+	tag := tagOf(h)
+	for p := t.home(h); ; p = t.next(p) {
+		g := t.tags.Get(int(p))
+		if g == 0 {
 			break
 		}
-		if bytes.Equal(t.bytesAt(v-1, &e), b) {
+		if g != tag {
+			continue
+		}
+		if v := t.slots.Get(int(p)); bytes.Equal(t.bytesAt(v-1, &e), b) {
 			return v - 1, true
 		}
 	}
 	if t.old.Len() == 0 {
 		return 0, false
 	}
-	p := t.oldHome(b)
+	p := t.oldHome(h)
 	for range t.old.Len() - t.moved {
-		v := t.old.Get(int(p))
-		if v == 0 {
+		g := t.oldTags.Get(int(p))
+		if g == 0 {
 			break
 		}
-		if bytes.Equal(t.bytesAt(v-1, &e), b) {
-			return v - 1, true
+		if g == tag {
+			if v := t.old.Get(int(p)); bytes.Equal(t.bytesAt(v-1, &e), b) {
+				return v - 1, true
+			}
 		}
 		p = t.oldNext(p)
 	}
@@ -380,8 +402,9 @@ func (t *Table) Set(i uint32, s string) {
 		// (see migrateStep); only a restored table of another shape can
 		// get here mid-migration.
 		t.migrate(t.old.Len())
-		t.old, t.moved = t.slots, 0
+		t.old, t.oldTags, t.moved = t.slots, t.tags, 0
 		t.slots = packed.MakePages(t.old.Len()*2, uint32(t.offs.Len()))
+		t.tags = makeTags(t.slots.Len())
 	}
 	t.insert(i)
 	t.migrate(migrateStep)
@@ -390,11 +413,13 @@ func (t *Table) Set(i uint32, s string) {
 // insert puts index i into slots.
 func (t *Table) insert(i uint32) {
 	var e entryBuf
-	p := t.home(t.bytesAt(i, &e))
-	for t.slots.Get(int(p)) != 0 {
+	h := hash(t.seed, t.bytesAt(i, &e))
+	p := t.home(h)
+	for t.tags.Get(int(p)) != 0 {
 		p = t.next(p)
 	}
 	t.slots.Set(int(p), i+1)
+	t.tags.Set(int(p), tagOf(h))
 	t.rehashed++
 }
 
@@ -404,16 +429,18 @@ func (t *Table) migrate(k int) {
 	for ; k > 0 && t.old.Len() > 0; k-- {
 		if v := t.old.Get(t.moved); v != 0 {
 			t.old.Set(t.moved, 0)
+			t.oldTags.Set(t.moved, 0)
 			t.insert(v - 1)
 		}
 		if t.moved++; t.moved == t.old.Len() {
-			t.old, t.moved = packed.Pages{}, 0
+			t.old, t.oldTags, t.moved = packed.Pages{}, packed.Pages{}, 0
 		}
 	}
 }
 
 func (t *Table) resize(n int) {
 	t.slots = packed.MakePages(n, uint32(t.offs.Len()))
+	t.tags = makeTags(n)
 	for i := range t.offs.Len() {
 		if t.offs.Get(i) != 0 {
 			t.insert(uint32(i))
@@ -428,10 +455,11 @@ func (t *Table) Delete(i uint32) {
 	}
 	var e entryBuf
 	b := t.bytesAt(i, &e)
-	if !t.deleteNew(i, b, true) && !t.deleteOld(i, b) {
+	h := hash(t.seed, b)
+	if !t.deleteNew(i, h, true) && !t.deleteOld(i, h) {
 		// Only in a restored table whose slots lie off their probe
 		// chains: ReadSnapshot checked that i is in one of them.
-		t.deleteNew(i, b, false)
+		t.deleteNew(i, h, false)
 	}
 	if t.offs.Get(int(i))&inline == 0 {
 		t.garbage += len(b)
@@ -443,11 +471,11 @@ func (t *Table) Delete(i uint32) {
 	}
 }
 
-// deleteNew removes index i, whose encoded entry is b, from slots, and
-// reports whether it was there; with chain, it looks only along b's probe
-// chain.
-func (t *Table) deleteNew(i uint32, b []byte, chain bool) bool {
-	p := t.home(b)
+// deleteNew removes index i, whose encoded entry has hash h, from slots,
+// and reports whether it was there; with chain, it looks only along h's
+// probe chain.
+func (t *Table) deleteNew(i uint32, h uint64, chain bool) bool {
+	p := t.home(h)
 	for k := 0; t.slots.Get(int(p)) != i+1; k++ {
 		if k == t.slots.Len() || chain && t.slots.Get(int(p)) == 0 {
 			return false
@@ -458,26 +486,28 @@ func (t *Table) deleteNew(i uint32, b []byte, chain bool) bool {
 	var f entryBuf
 	for q := t.next(p); t.slots.Get(int(q)) != 0; q = t.next(q) {
 		v := t.slots.Get(int(q))
-		home := t.home(t.bytesAt(v-1, &f))
+		home := t.home(hash(t.seed, t.bytesAt(v-1, &f)))
 		// Move q's entry to p when its home is not within (p, q].
 		if t.dist(home, q) >= t.dist(p, q) {
 			t.slots.Set(int(p), v)
+			t.tags.Set(int(p), t.tags.Get(int(q)))
 			p = q
 		}
 	}
 	t.slots.Set(int(p), 0)
+	t.tags.Set(int(p), 0)
 	return true
 }
 
-// deleteOld removes index i, whose encoded entry is b, from the part of
-// old not yet moved, and reports whether it was there. The part may have
-// no empty slot, so every loop stops after one round.
-func (t *Table) deleteOld(i uint32, b []byte) bool {
+// deleteOld removes index i, whose encoded entry has hash h, from the part
+// of old not yet moved, and reports whether it was there. The part may
+// have no empty slot, so every loop stops after one round.
+func (t *Table) deleteOld(i uint32, h uint64) bool {
 	size := t.old.Len() - t.moved
 	if size <= 0 {
 		return false
 	}
-	p := t.oldHome(b)
+	p := t.oldHome(h)
 	for k := 0; t.old.Get(int(p)) != i+1; k++ {
 		if k == size {
 			return false
@@ -491,13 +521,15 @@ func (t *Table) deleteOld(i uint32, b []byte) bool {
 			break
 		}
 		v := t.old.Get(int(q))
-		home := t.oldHome(t.bytesAt(v-1, &f))
+		home := t.oldHome(hash(t.seed, t.bytesAt(v-1, &f)))
 		if t.oldDist(home, q) >= t.oldDist(p, q) {
 			t.old.Set(int(p), v)
+			t.oldTags.Set(int(p), t.oldTags.Get(int(q)))
 			p = q
 		}
 	}
 	t.old.Set(int(p), 0)
+	t.oldTags.Set(int(p), 0)
 	return true
 }
 
@@ -527,8 +559,8 @@ func (t *Table) compact() {
 }
 
 // AppendSnapshot appends the table's contents to dst: its counters, the
-// prefixes, and the arena, offset cells, hash seed and hash slots as they
-// are, so that ReadSnapshot copies them rather than rehashing. A table that
+// prefixes, and the arena, offset cells, hash seed, hash slots and their
+// tags as they are, so that ReadSnapshot copies them rather than rehashing. A table that
 // is growing is written mid-migration, old slots and progress too, and
 // the restored one goes on from there. It is Freeze().AppendSnapshot: the
 // table's contents do not change, but the pages it has now are copied
@@ -548,6 +580,8 @@ type Frozen struct {
 	offs       packed.PagesView
 	slots      packed.PagesView
 	old        packed.PagesView
+	tags       packed.PagesView
+	oldTags    packed.PagesView
 	moved      int
 }
 
@@ -561,6 +595,7 @@ func (t *Table) Freeze() *Frozen {
 		prefixOf: t.prefixOf[:len(t.prefixOf):len(t.prefixOf)],
 		arena:    t.arena.frozen(),
 		offs:     t.offs.Freeze(), slots: t.slots.Freeze(), old: t.old.Freeze(),
+		tags: t.tags.Freeze(), oldTags: t.oldTags.Freeze(),
 		moved: t.moved,
 	}
 }
@@ -574,7 +609,7 @@ func (f *Frozen) Cap() int { return f.offs.Len() }
 // Bytes returns about the size of the snapshot the view writes.
 func (f *Frozen) Bytes() int {
 	n := f.arena.len() + 64
-	for _, v := range []*packed.PagesView{&f.offs, &f.slots, &f.old} {
+	for _, v := range []*packed.PagesView{&f.offs, &f.slots, &f.old, &f.tags, &f.oldTags} {
 		n += v.Len() * int(v.Width()) / 8
 	}
 	return n
@@ -594,6 +629,8 @@ func (f *Frozen) AppendSnapshot(dst []byte) []byte {
 	dst = wire.AppendPackedView(dst, &f.offs)
 	dst = wire.AppendPackedView(dst, &f.slots)
 	dst = wire.AppendPackedView(dst, &f.old)
+	dst = wire.AppendPackedView(dst, &f.tags)
+	dst = wire.AppendPackedView(dst, &f.oldTags)
 	return wire.AppendUvarint(dst, uint64(f.moved))
 }
 
@@ -634,6 +671,8 @@ func ReadSnapshot(r *wire.Reader) *Table {
 	t.offs = r.PackedPages("offset cells")
 	t.slots = r.PackedPages("hash slots")
 	t.old = r.PackedPages("old hash slots")
+	t.tags = r.PackedPages("hash tags")
+	t.oldTags = r.PackedPages("old hash tags")
 	t.moved = r.Int(1<<32, "old hash slots moved")
 	if r.Err() != nil {
 		return nil
@@ -678,11 +717,24 @@ func ReadSnapshot(r *wire.Reader) *Table {
 
 // checkSlots checks that the hash slots, with the old ones not yet moved
 // while the table grows, hold each live index once between them, that
-// slots leave one empty, so that every probe ends, and that old is half
-// as long as slots with the moved part empty; "" when they do.
+// slots leave one empty, so that every probe ends, that old is half as
+// long as slots with the moved part empty, and that each slot has a tag
+// (1 to 255) exactly when it is filled; "" when they do. It does not hash
+// the entries to check their tags (a restart would pay for that): a wrong
+// tag, like a slot off its probe chain, only hides its entry from Lookup,
+// and the snapshots that carry tables have checksums.
 func (t *Table) checkSlots() string {
 	if t.slots.Len() <= t.n || t.slots.Len() < minSlots {
 		return fmt.Sprintf("%d hash slots for %d entries", t.slots.Len(), t.n)
+	}
+	if t.tags.Len() != t.slots.Len() || t.oldTags.Len() != t.old.Len() {
+		return fmt.Sprintf("%d and %d hash tags for %d and %d hash slots", t.tags.Len(), t.oldTags.Len(), t.slots.Len(), t.old.Len())
+	}
+	if msg := checkTags(&t.slots, &t.tags); msg != "" {
+		return msg
+	}
+	if msg := checkTags(&t.old, &t.oldTags); msg != "" {
+		return "old " + msg
 	}
 	switch {
 	case t.old.Len() == 0 && t.moved != 0:
@@ -734,6 +786,25 @@ func (t *Table) checkSlots() string {
 		}
 		return true
 	})
+	return msg
+}
+
+// checkTags checks that tags, as long as slots, holds a tag of 1 to 255
+// exactly where slots holds an index; "" when it does.
+func checkTags(slots, tags *packed.Pages) string {
+	var msg string
+	sb, tb := make([]uint32, packed.PageLen), make([]uint32, packed.PageLen)
+	// Page by page, both arrays in step (their pages have the same length).
+	for k := 0; k<<packed.PageBits < slots.Len() && msg == ""; k++ {
+		start := k << packed.PageBits
+		sv, tv := slots.UnpackPage(k, sb), tags.UnpackPage(k, tb)
+		for j, v := range sv {
+			if g := tv[j]; g > 255 || (g == 0) != (v == 0) {
+				msg = fmt.Sprintf("hash slot %d holds %d with tag %d", start+j, v, g)
+				break
+			}
+		}
+	}
 	return msg
 }
 

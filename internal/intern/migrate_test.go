@@ -2,10 +2,12 @@ package intern
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"testing"
 
+	"github.com/cairn-graph/cairn/internal/packed"
 	"github.com/cairn-graph/cairn/internal/testseed"
 	"github.com/cairn-graph/cairn/internal/wire"
 )
@@ -131,8 +133,13 @@ func TestGrowingAgainstMap(t *testing.T) {
 					}
 				}
 			}
-			if msg := a.checkSlots(); msg != "" {
-				t.Fatalf("seed %d step %d: %s", seed, step, msg)
+			for _, tab := range []*Table{a, b} {
+				if msg := tab.checkSlots(); msg != "" {
+					t.Fatalf("seed %d step %d: %s", seed, step, msg)
+				}
+				if msg := tab.tagsMatch(); msg != "" {
+					t.Fatalf("seed %d step %d: %s", seed, step, msg)
+				}
 			}
 		}
 	}
@@ -211,6 +218,17 @@ func TestReadSnapshotMigrationChecks(t *testing.T) {
 			}
 		}},
 		{"index lost", func(u *Table) { u.old.Set(unmoved, 0) }},
+		{"index lost, tag left", func(u *Table) { u.old.Set(unmoved, 0); u.oldTags.Set(unmoved, 1) }},
+		{"tag of an empty slot", func(u *Table) {
+			for p := range u.slots.Len() {
+				if u.slots.Get(p) == 0 {
+					u.tags.Set(p, 7)
+					return
+				}
+			}
+		}},
+		{"filled slot without a tag", func(u *Table) { u.oldTags.Set(unmoved, 0) }},
+		{"tags cut short", func(u *Table) { u.tags = makeTags(u.slots.Len() - 1) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := roundTrip(t, base)
@@ -327,4 +345,22 @@ func (t *Table) fullOld() bool {
 		}
 	}
 	return true
+}
+
+// tagsMatch checks that each filled slot's tag is the tag of its entry's
+// hash; "" when they all are.
+func (t *Table) tagsMatch() string {
+	for _, a := range []struct{ slots, tags *packed.Pages }{{&t.slots, &t.tags}, {&t.old, &t.oldTags}} {
+		for p := range a.slots.Len() {
+			v := a.slots.Get(p)
+			if v == 0 {
+				continue
+			}
+			var e entryBuf
+			if want, got := tagOf(hash(t.seed, t.bytesAt(v-1, &e))), a.tags.Get(p); got != want {
+				return fmt.Sprintf("slot %d (index %d): tag %d, its hash's %d", p, v-1, got, want)
+			}
+		}
+	}
+	return ""
 }

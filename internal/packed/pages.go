@@ -210,6 +210,14 @@ func (a *Pages) Scan(buf []uint32, fn func(start int, vals []uint32) bool) {
 	scanPages(a.pages, a.n, buf, fn)
 }
 
+// UnpackPage unpacks the values of page k (those from k*PageLen on, at
+// most PageLen) into buf, of at least PageLen values, and returns them.
+func (a *Pages) UnpackPage(k int, buf []uint32) []uint32 {
+	vals := buf[:min(PageLen, a.n-k<<PageBits)]
+	a.pages[k].unpack(vals)
+	return vals
+}
+
 func scanPages(pages []page, n int, buf []uint32, fn func(int, []uint32) bool) {
 	for pi := range pages {
 		start := pi << PageBits
