@@ -598,6 +598,13 @@ func TestSnapshotsCorrupt(t *testing.T) {
 				t.Errorf("listed %s with unparsed metadata as %+v", info.Name, info)
 			}
 		}
+		if strings.HasPrefix(info.Graph, "flipped-") && err == nil && bytes.Equal(got, data) {
+			// A flip in bits the decoder never reads (a bitstream's
+			// padding) leaves the payload whole, and its digest holds:
+			// what matters is that no changed payload comes back.
+			t.Logf("get %s: the flip left the payload whole", info.Name)
+			continue
+		}
 		if !errors.Is(err, persistence.ErrMalformed) {
 			t.Errorf("get %s: %d bytes, %v; want ErrMalformed", info.Name, len(got), err)
 		}
