@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"time"
@@ -95,21 +94,12 @@ func runNATSNode(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	usage := func(format string, a ...any) error {
 		return &usageError{topic: "nats-node", err: fmt.Errorf("nats-node: "+format, a...)}
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
-		return usage("--log-level %q: want debug, info, warn or error", *level)
+	logger, err := newLogger(stderr, *level, *logFormat)
+	if err != nil {
+		return usage("%v", err)
 	}
 	if *drain <= 0 {
 		return usage("--drain-timeout must be positive, not %s", *drain)
-	}
-	var logger *slog.Logger
-	switch *logFormat {
-	case "text":
-		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-	case "json":
-		logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-	default:
-		return usage("--log-format %q: want text or json", *logFormat)
 	}
 	if af.credentials() {
 		return usage("--creds, --user, --password and --nkey log in to a NATS server; a node's users come from --auth FILE")

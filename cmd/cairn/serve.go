@@ -333,9 +333,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	usage := func(format string, a ...any) error {
 		return &usageError{topic: "serve", err: fmt.Errorf("serve: "+format, a...)}
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
-		return usage("--log-level %q: want debug, info, warn or error", *level)
+	logger, err := newLogger(stderr, *level, *logFormat)
+	if err != nil {
+		return usage("%v", err)
 	}
 	if *drain <= 0 {
 		return usage("--drain-timeout must be positive, not %s", *drain)
@@ -353,15 +353,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if host, _, err := net.SplitHostPort(*metricsListen); err != nil || !isLoopback(host) {
 			return usage("--pprof serves profiles, which show memory contents, to whoever reaches --metrics-listen %s: give a loopback address (127.0.0.1:PORT)", *metricsListen)
 		}
-	}
-	var logger *slog.Logger
-	switch *logFormat {
-	case "text":
-		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-	case "json":
-		logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-	default:
-		return usage("--log-format %q: want text or json", *logFormat)
 	}
 	// The gRPC under Proto.Actor's remote and OpenTelemetry's exporter
 	// log through it.
@@ -756,4 +747,21 @@ func createSample(ctx context.Context, eng *cairn.Engine) error {
 		}
 	}
 	return nil
+}
+
+// newLogger is the logger of --log-level and --log-format, on stderr; the
+// error names the flag that is wrong.
+func newLogger(stderr io.Writer, level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
