@@ -23,34 +23,13 @@ import (
 // nats-node refuses what serve refuses for its embedded server, each by
 // name, before it starts anything.
 func TestNATSNodeFlags(t *testing.T) {
-	pki := tlstest.New(t)
-	data := t.TempDir()
-	for _, tc := range []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"routes without a listen", []string{"--nats-routes", "nats-route://127.0.0.1:6223"}, "--nats-routes and --nats-cluster-name need --nats-cluster-listen"},
-		{"listen without a name", []string{"--nats-cluster-listen", "127.0.0.1:6222", "--nats-routes", "nats-route://127.0.0.1:6223"}, "--nats-cluster-listen needs --name"},
-		{"no routes", []string{"--name", "a", "--nats-cluster-listen", "127.0.0.1:6222"}, "needs routes to the other nodes"},
-		{"routes beyond loopback without TLS", []string{"--name", "a", "--nats-cluster-listen", "0.0.0.0:6222", "--nats-routes", "nats-route://10.0.0.2:6222"},
-			"routes there need mutual TLS"},
-		{"--insecure does not lift it", []string{"--name", "a", "--nats-cluster-listen", "127.0.0.1:6222", "--nats-routes", "nats-route://nats-2:6222", "--insecure"},
-			"give --tls-cert, --tls-key and --tls-ca"},
-		{"route TLS without a CA", []string{"--name", "a", "--nats-cluster-listen", "0.0.0.0:6222", "--nats-routes", "nats-route://10.0.0.2:6222",
-			"--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--insecure"}, "give --tls-ca"},
-		{"clients beyond loopback without --auth", []string{"--nats-listen", "0.0.0.0:0"}, "reaches beyond this machine, and without --auth"},
-		{"a client login", []string{"--user", "u", "--password", "p"}, "a node's users come from --auth FILE"},
-		{"no listener", []string{"--nats-listen", "none"}, "--nats-listen none"},
-		{"bad log level", []string{"--log-level", "loud"}, "--log-level"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := runCLI(t, append([]string{"nats-node", "--data", data}, tc.args...)...)
-			if r.code() != exitUsage || !strings.Contains(r.err.Error(), tc.want) {
-				t.Errorf("exit %d, err %v; want a usage error containing %q", r.code(), r.err, tc.want)
-			}
-		})
-	}
+	testFlagRefusals(t, "nats-node", []string{"--data", t.TempDir()}, append(nodeFlagRefusals(tlstest.New(t)),
+		flagRefusal{"clients beyond loopback without --auth", []string{"--nats-listen", "0.0.0.0:0"}, "reaches beyond this machine, and without --auth"},
+		flagRefusal{"a client login", []string{"--user", "u", "--password", "p"}, "a node's users come from --auth FILE"},
+		flagRefusal{"no listener", []string{"--nats-listen", "none"}, "--nats-listen none"},
+		flagRefusal{"bad log level", []string{"--log-level", "loud"}, "--log-level"},
+		flagRefusal{"bad log format", []string{"--log-format", "xml"}, "--log-format"},
+	))
 }
 
 // natsNodeProc is a child cairn nats-node or serve.

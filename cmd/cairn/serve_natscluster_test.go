@@ -19,16 +19,18 @@ import (
 	"github.com/cairn-graph/cairn/internal/tlstest"
 )
 
-// serve refuses NATS cluster flags that cannot work, each by name, before
-// it starts anything.
-func TestServeNATSClusterFlags(t *testing.T) {
-	pki := tlstest.New(t)
-	data := t.TempDir()
-	for _, tc := range []struct {
-		name string
-		args []string
-		want string
-	}{
+// flagRefusal is a set of flags a command must refuse with a usage error
+// containing want.
+type flagRefusal struct {
+	name string
+	args []string
+	want string
+}
+
+// nodeFlagRefusals are the refusals of the embedded NATS node's cluster
+// flags, which serve and nats-node check with the same code.
+func nodeFlagRefusals(pki tlstest.PKI) []flagRefusal {
+	return []flagRefusal{
 		{"routes without a listen", []string{"--nats-routes", "nats-route://127.0.0.1:6223"}, "--nats-routes and --nats-cluster-name need --nats-cluster-listen"},
 		{"listen without a name", []string{"--nats-cluster-listen", "127.0.0.1:6222", "--nats-routes", "nats-route://127.0.0.1:6223"}, "--nats-cluster-listen needs --name"},
 		{"bad route", []string{"--name", "a", "--nats-cluster-listen", "127.0.0.1:6222", "--nats-routes", "http://127.0.0.1:6223"}, `--nats-routes: route "http://127.0.0.1:6223": want nats-route://host:port`},
@@ -39,18 +41,31 @@ func TestServeNATSClusterFlags(t *testing.T) {
 			"give --tls-cert, --tls-key and --tls-ca"},
 		{"TLS without a CA", []string{"--name", "a", "--nats-cluster-listen", "0.0.0.0:6222", "--nats-routes", "nats-route://10.0.0.2:6222",
 			"--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--insecure"}, "give --tls-ca"},
-		{"replicas without a cluster", []string{"--replicas", "3"}, "--replicas 3 needs a NATS cluster, and the embedded server is a single node"},
-		{"more replicas than nodes", []string{"--replicas", "3", "--name", "a", "--nats-cluster-listen", "127.0.0.1:6222", "--nats-routes", "nats-route://127.0.0.1:6223"},
-			"3 replicas need 3 NATS nodes, and this node knows of 2"},
-		{"external NATS with cluster flags", []string{"--nats", "nats://127.0.0.1:4222", "--name", "a"}, "configure the embedded server"},
-	} {
+	}
+}
+
+// testFlagRefusals runs command with each refusal's flags after base.
+func testFlagRefusals(t *testing.T, command string, base []string, cases []flagRefusal) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := runCLI(t, append([]string{"serve", "--data", data}, tc.args...)...)
+			r := runCLI(t, append(append([]string{command}, base...), tc.args...)...)
 			if r.code() != exitUsage || !strings.Contains(r.err.Error(), tc.want) {
 				t.Errorf("exit %d, err %v; want a usage error containing %q", r.code(), r.err, tc.want)
 			}
 		})
 	}
+}
+
+// serve refuses NATS cluster flags that cannot work, each by name, before
+// it starts anything.
+func TestServeNATSClusterFlags(t *testing.T) {
+	testFlagRefusals(t, "serve", []string{"--data", t.TempDir()}, append(nodeFlagRefusals(tlstest.New(t)),
+		flagRefusal{"replicas without a cluster", []string{"--replicas", "3"}, "--replicas 3 needs a NATS cluster, and the embedded server is a single node"},
+		flagRefusal{"more replicas than nodes", []string{"--replicas", "3", "--name", "a", "--nats-cluster-listen", "127.0.0.1:6222", "--nats-routes", "nats-route://127.0.0.1:6223"},
+			"3 replicas need 3 NATS nodes, and this node knows of 2"},
+		flagRefusal{"external NATS with cluster flags", []string{"--nats", "nats://127.0.0.1:4222", "--name", "a"}, "configure the embedded server"},
+	))
 }
 
 // Three cairn serve processes with --name, --nats-cluster-listen,
