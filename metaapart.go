@@ -2,13 +2,12 @@ package cairn
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cairn-graph/cairn/internal/jsleader"
 )
 
 // metaApartEvery is how often an engine whose embedded NATS node leads
@@ -71,29 +70,5 @@ func (e *Engine) streamOffMeta(ctx context.Context) (string, error) {
 	if info == nil || info.Leader != e.server.Name() {
 		return "", nil
 	}
-	var to []string
-	for _, r := range info.Replicas {
-		if r.Current && !r.Offline {
-			to = append(to, r.Name)
-		}
-	}
-	if len(to) == 0 {
-		return "", nil
-	}
-	slices.Sort(to)
-	req, _ := json.Marshal(map[string]any{"placement": map[string]string{"preferred": to[0]}})
-	m, err := e.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+e.cfg.Store.Stream, req)
-	if err != nil {
-		return "", err
-	}
-	var resp struct {
-		Error *jetstream.APIError `json:"error"`
-	}
-	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return "", err
-	}
-	if resp.Error != nil {
-		return "", fmt.Errorf("step down: %w", resp.Error)
-	}
-	return to[0], nil
+	return jsleader.StepDown(ctx, e.nc, e.cfg.Store.Stream, info, nil)
 }

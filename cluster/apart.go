@@ -2,14 +2,13 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cairn-graph/cairn/internal/jsleader"
 )
 
 // apartEvery is how often the member with the least id checks that the
@@ -71,30 +70,9 @@ func (p *kvProvider) keepApart(ctx context.Context) (string, error) {
 	if !busy[info.Leader] {
 		return "", nil
 	}
-	var to []string
-	for _, r := range info.Replicas {
-		if r.Current && !r.Offline && !busy[r.Name] {
-			to = append(to, r.Name)
-		}
-	}
-	if len(to) == 0 {
-		return "", nil // no replica to move to (yet): next round
-	}
-	slices.Sort(to)
-	req, _ := json.Marshal(map[string]any{"placement": map[string]string{"preferred": to[0]}})
-	m, err := p.cfg.JetStream.Conn().RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+bucket, req)
-	if err != nil {
-		return "", fmt.Errorf("step down the leader of %s: %w", bucket, err)
-	}
-	var resp struct {
-		Success bool                `json:"success"`
-		Error   *jetstream.APIError `json:"error"`
-	}
-	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return "", fmt.Errorf("step down the leader of %s: %w", bucket, err)
-	}
-	if resp.Error != nil {
-		return "", fmt.Errorf("step down the leader of %s: %w", bucket, resp.Error)
+	to, err := jsleader.StepDown(ctx, p.cfg.JetStream.Conn(), bucket, info, func(name string) bool { return busy[name] })
+	if err != nil || to == "" {
+		return "", err // no replica to move to (yet): next round
 	}
 	return info.Leader, nil
 }
