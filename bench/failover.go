@@ -300,11 +300,17 @@ func (r *failoverRun) settle(ctx context.Context) error {
 	}
 }
 
+// leaderWait bounds how long leaders waits for a stream's leader: after
+// the previous fault killed the node that led the JetStream meta group,
+// stream info goes unanswered until the meta group has elected again,
+// which took over 10 s on a loaded 2-core CI machine.
+const leaderWait = 30 * time.Second
+
 // leaders returns the names of the NATS nodes that lead the event stream
 // and the membership bucket's stream.
 func (r *failoverRun) leaders(ctx context.Context) (stream, kv string, err error) {
 	lead := func(name string) (string, error) {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, leaderWait)
 		defer cancel()
 		for {
 			s, err := r.js.Stream(cctx, name)
