@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/cairn-graph/cairn/actors"
@@ -208,6 +209,11 @@ func (r *graphReader) checkSnapshots(ctx context.Context) ([]snapshotJSON, error
 				if ctx.Err() != nil {
 					return out, r.timedOut(ctx.Err())
 				}
+				if gone, lerr := r.snapshotGone(ctx, info); lerr == nil && gone {
+					// Pruned by the engine between the list and the
+					// read: not a bad snapshot, no snapshot at all.
+					continue
+				}
 				s.Error = err.Error()
 			} else {
 				s.OK = true
@@ -216,6 +222,17 @@ func (r *graphReader) checkSnapshots(ctx context.Context) ([]snapshotJSON, error
 		}
 	}
 	return out, nil
+}
+
+// snapshotGone reports whether info is no longer listed (the same name,
+// created at the same time): a running engine prunes old snapshots as it
+// writes new ones.
+func (r *graphReader) snapshotGone(ctx context.Context, info persistence.SnapshotInfo) (bool, error) {
+	infos, err := r.snaps.List(ctx, info.Kind, r.graph)
+	if err != nil {
+		return false, err
+	}
+	return !slices.ContainsFunc(infos, func(i persistence.SnapshotInfo) bool { return i.Name == info.Name && i.Created.Equal(info.Created) }), nil
 }
 
 // checkSnapshot says why one snapshot cannot be trusted, nil when it can.
