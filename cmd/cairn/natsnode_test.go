@@ -146,9 +146,17 @@ func TestNATSNodeCluster(t *testing.T) {
 		// The member joins the cluster (and makes the membership
 		// bucket) after its ready line, and a new stream elects its
 		// leader after it is made.
+		// Each look gets its own 3 s: a stream info request that
+		// reaches a stream still electing its leader may go
+		// unanswered, and one look must not spend the whole wait.
 		led := func(st jetstream.Stream) bool { c := st.CachedInfo().Cluster; return c != nil && c.Leader != "" }
-		st, err := js.Stream(ctx, stream)
-		for ; (err != nil || !led(st)) && ctx.Err() == nil; st, err = js.Stream(ctx, stream) {
+		look := func() (jetstream.Stream, error) {
+			lctx, lcancel := context.WithTimeout(ctx, 3*time.Second)
+			defer lcancel()
+			return js.Stream(lctx, stream)
+		}
+		st, err := look()
+		for ; (err != nil || !led(st)) && ctx.Err() == nil; st, err = look() {
 			time.Sleep(100 * time.Millisecond) // polling another process: nothing to wait on
 		}
 		if err != nil {
