@@ -64,3 +64,34 @@ func TestNoTrimWithoutExcess(t *testing.T) {
 		t.Fatalf("trimmed without a terabyte over the live heap: %+v", r)
 	}
 }
+
+// A process that allocates fast enough to fill the heap it holds beyond
+// the live heap within Horizon keeps it, however quiet the collector; a
+// slower one is trimmed; and a trim is not followed by another within
+// Horizon.
+func TestTrimHorizon(t *testing.T) {
+	dropBig()
+	t0 := time.Now()
+	busy := New(Config{Quiet: time.Second, Horizon: 1000 * time.Hour}, t0)
+	sink = append(sink, make([]byte, 64<<10)) // some allocation since the last collection
+	r := busy.Step(t0.Add(2 * time.Second))
+	if r.Trimmed {
+		t.Fatalf("trimmed while allocating %.0f bytes/s, with a horizon of 1000 h: %+v", r.Rate, r)
+	}
+	if r.Rate <= 0 {
+		t.Skipf("a collection ran in between (rate %v): nothing to check", r.Rate)
+	}
+
+	slow := New(Config{Quiet: time.Second, Horizon: time.Minute}, t0)
+	if r := slow.Step(t0.Add(2 * time.Minute)); !r.Trimmed {
+		t.Fatalf("not trimmed with %d MiB held over %d MiB live, allocating %.0f bytes/s: %+v", (r.Held-r.Live)>>20, r.Live>>20, r.Rate, r)
+	}
+	dropBig()
+	slow.Step(t0.Add(2*time.Minute + 10*time.Second)) // sees dropBig's collections
+	if r := slow.Step(t0.Add(2*time.Minute + 50*time.Second)); r.Trimmed {
+		t.Fatalf("trimmed again 50 s after a trim, with a horizon of a minute: %+v", r)
+	}
+	if r := slow.Step(t0.Add(3*time.Minute + 30*time.Second)); !r.Trimmed {
+		t.Fatalf("not trimmed a minute and a half after the last trim, with %d MiB held over %d MiB live: %+v", (r.Held-r.Live)>>20, r.Live>>20, r)
+	}
+}
