@@ -49,15 +49,17 @@ func DropLazyFree() (bool, error) {
 }
 
 // anonWritable returns the [start, end) address ranges of the private,
-// writable mappings without a file (nor a name such as [stack]) in a
-// /proc/PID/maps text.
+// writable mappings without a file in a /proc/PID/maps text: unnamed, or
+// named with PR_SET_VMA_ANON_NAME ("[anon:...]", as the Go runtime names
+// its heap where the kernel allows), not [heap] or [stack].
 func anonWritable(maps []byte) [][2]uintptr {
 	var out [][2]uintptr
 	sc := bufio.NewScanner(bytes.NewReader(maps))
 	for sc.Scan() {
 		// start-end perms offset dev inode [path]
 		f := strings.Fields(sc.Text())
-		if len(f) != 5 || !strings.HasPrefix(f[1], "rw") || f[1][3] != 'p' || f[4] != "0" {
+		if len(f) < 5 || len(f[1]) != 4 || !strings.HasPrefix(f[1], "rw") || f[1][3] != 'p' || f[4] != "0" ||
+			(len(f) > 5 && !strings.HasPrefix(f[5], "[anon:")) {
 			continue
 		}
 		start, end, ok := strings.Cut(f[0], "-")

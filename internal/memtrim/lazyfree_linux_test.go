@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -103,13 +104,14 @@ func TestAnonWritable(t *testing.T) {
 3d2ea000-3d30b000 rw-p 00000000 00:00 0                                  [heap]
 1feb00000000-1feb02400000 ---p 00000000 00:00 0 
 1feb02400000-1feb03c00000 rw-p 00000000 00:00 0 
+1feb04000000-1feb08000000 rw-p 00000000 00:00 0                          [anon: Go: heap]
 7ff7417fb000-7ff7417fc000 rw-s 00000000 00:05 77 /dev/zero (deleted)
 7ffd1000-7ffd2000 rw-p 00000000 00:00 0                                  [stack]
 7ff7417fc000-7ff741ffc000 rw-p 00001000 fd:01 124 /usr/lib/libc.so
 `)
 	got := anonWritable(maps)
-	want := [][2]uintptr{{0x0317d000, 0x051f1000}, {0x1feb02400000, 0x1feb03c00000}}
-	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+	want := [][2]uintptr{{0x0317d000, 0x051f1000}, {0x1feb02400000, 0x1feb03c00000}, {0x1feb04000000, 0x1feb08000000}}
+	if !slices.Equal(got, want) {
 		t.Fatalf("anonWritable = %x, want %x", got, want)
 	}
 }
