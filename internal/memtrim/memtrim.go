@@ -102,6 +102,10 @@ type Trimmer struct {
 	since   time.Time // since when that count has not changed
 	allocs  uint64    // bytes allocated so far, at since
 	trimmed time.Time // the last trim
+	// floor is what the last trim left held beyond the live heap: the
+	// runtime's own memory (stacks, span and collector metadata), which
+	// no trim hands back; it is not counted in the excess.
+	floor uint64
 }
 
 // New returns a Trimmer that counts quiet time from now.
@@ -161,7 +165,7 @@ func (t *Trimmer) Step(now time.Time) Result {
 		return r
 	}
 	r.Rate = float64(s.allocs-min(t.allocs, s.allocs)) / quiet.Seconds()
-	if !t.cfg.worth(s.live, s.held, r.Rate) {
+	if !t.cfg.worth(s.live, s.held-min(t.floor, s.held), r.Rate) {
 		return r
 	}
 	flushPools()
@@ -171,6 +175,7 @@ func (t *Trimmer) Step(now time.Time) Result {
 	after := t.read()
 	r.LiveAfter, r.HeldAfter = after.live, after.held
 	t.cycles, t.since, t.allocs, t.trimmed = after.cycles, now, after.allocs, now
+	t.floor = after.held - min(after.live, after.held)
 	return r
 }
 

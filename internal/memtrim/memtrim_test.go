@@ -125,3 +125,21 @@ func TestWorth(t *testing.T) {
 		}
 	}
 }
+
+// What a trim cannot hand back (the runtime's own memory beyond the live
+// heap) does not count toward the next: an idle process is trimmed once,
+// however small Excess is.
+func TestNoTrimOfTheFloor(t *testing.T) {
+	dropBig()
+	t0 := time.Now()
+	tr := New(Config{Quiet: time.Second, Excess: 1}, t0)
+	if r := tr.Step(t0.Add(time.Minute)); !r.Trimmed {
+		t.Fatalf("not trimmed after a drop: %+v", r)
+	}
+	for i := range 3 {
+		if r := tr.Step(t0.Add(time.Duration(2+i) * time.Minute)); r.Trimmed {
+			t.Fatalf("trimmed again, %d min after the trim, with nothing new held (%d KiB held over %d KiB live): %+v",
+				1+i, (r.Held-r.Live)>>10, r.Live>>10, r)
+		}
+	}
+}
