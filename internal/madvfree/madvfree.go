@@ -14,8 +14,10 @@
 // host backs guest memory lazily); with MADV_DONTNEED a 30 s mixed run on
 // the 1M/3M graph took 156,000 faults, in bursts that stalled the whole
 // process up to 590 ms, and 1,400 with MADV_FREE. The price is an RSS that
-// counts freed pages until the kernel takes them back. The runtime reads
-// the setting only at start, hence the exec.
+// counts freed pages until the kernel takes them back; after a burst,
+// cairn serve has the kernel take them at once (internal/memtrim's
+// DropLazyFree), and the heap regrows with faults that one time. The
+// runtime reads the setting only at start, hence the exec.
 package madvfree
 
 import (

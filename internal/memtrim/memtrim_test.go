@@ -64,3 +64,82 @@ func TestNoTrimWithoutExcess(t *testing.T) {
 		t.Fatalf("trimmed without a terabyte over the live heap: %+v", r)
 	}
 }
+
+// A process that allocates fast enough to fill the heap it holds beyond
+// the live heap within Horizon keeps it, however quiet the collector; a
+// slower one is trimmed; and a trim is not followed by another within
+// Gap.
+func TestTrimHorizon(t *testing.T) {
+	dropBig()
+	t0 := time.Now()
+	busy := New(Config{Quiet: time.Second, Horizon: 1000 * time.Hour}, t0)
+	sink = append(sink, make([]byte, 64<<10)) // some allocation since the last collection
+	r := busy.Step(t0.Add(2 * time.Second))
+	if r.Trimmed {
+		t.Fatalf("trimmed while allocating %.0f bytes/s, with a horizon of 1000 h: %+v", r.Rate, r)
+	}
+	if r.Rate <= 0 {
+		t.Skipf("a collection ran in between (rate %v): nothing to check", r.Rate)
+	}
+
+	slow := New(Config{Quiet: time.Second, Horizon: time.Minute, Gap: time.Minute}, t0)
+	if r := slow.Step(t0.Add(2 * time.Minute)); !r.Trimmed {
+		t.Fatalf("not trimmed with %d MiB held over %d MiB live, allocating %.0f bytes/s: %+v", (r.Held-r.Live)>>20, r.Live>>20, r.Rate, r)
+	}
+	dropBig()
+	slow.Step(t0.Add(2*time.Minute + 10*time.Second)) // sees dropBig's collections
+	if r := slow.Step(t0.Add(2*time.Minute + 50*time.Second)); r.Trimmed {
+		t.Fatalf("trimmed again 50 s after a trim, with a gap of a minute: %+v", r)
+	}
+	if r := slow.Step(t0.Add(3*time.Minute + 30*time.Second)); !r.Trimmed {
+		t.Fatalf("not trimmed a minute and a half after the last trim, with %d MiB held over %d MiB live: %+v", (r.Held-r.Live)>>20, r.Live>>20, r)
+	}
+}
+
+// worth's arithmetic: the excess must be at least Excess and a quarter of
+// the live heap, and outlast Horizon at the rate, scaled for a live heap
+// above HeapRef.
+func TestWorth(t *testing.T) {
+	const mib = 1 << 20
+	c := Config{}.defaulted() // Excess 64 MiB, Horizon 10 s, HeapRef 256 MiB
+	for _, tc := range []struct {
+		name       string
+		live, held uint64
+		rate       float64 // MiB/s
+		want       bool
+	}{
+		{"idle after a burst", 200 * mib, 400 * mib, 0, true},
+		{"held below live", 200 * mib, 100 * mib, 0, false},
+		{"excess under 64 MiB", 100 * mib, 160 * mib, 0, false},
+		{"excess under a quarter of live", 1000 * mib, 1200 * mib, 0, false},
+		{"slow: fills in 12.5 s", 200 * mib, 350 * mib, 12, true},
+		{"fast: fills in 7.5 s", 200 * mib, 350 * mib, 20, false},
+		// A 1M-node engine under a mixed load, about as measured: a
+		// 540 MiB excess at 50 MiB/s fills in 10.8 s, under the 21 s
+		// its 547 MiB live heap needs.
+		{"big heap, fills in 10.8 s", 547 * mib, 1087 * mib, 50, false},
+		{"big heap, idle", 547 * mib, 1087 * mib, 0.1, true},
+	} {
+		if got := c.worth(tc.live, tc.held, tc.rate*mib); got != tc.want {
+			t.Errorf("%s: worth(live %d MiB, held %d MiB, %.1f MiB/s) = %v, want %v", tc.name, tc.live/mib, tc.held/mib, tc.rate, got, tc.want)
+		}
+	}
+}
+
+// What a trim cannot hand back (the runtime's own memory beyond the live
+// heap) does not count toward the next: an idle process is trimmed once,
+// however small Excess is.
+func TestNoTrimOfTheFloor(t *testing.T) {
+	dropBig()
+	t0 := time.Now()
+	tr := New(Config{Quiet: time.Second, Excess: 1}, t0)
+	if r := tr.Step(t0.Add(time.Minute)); !r.Trimmed {
+		t.Fatalf("not trimmed after a drop: %+v", r)
+	}
+	for i := range 3 {
+		if r := tr.Step(t0.Add(time.Duration(2+i) * time.Minute)); r.Trimmed {
+			t.Fatalf("trimmed again, %d min after the trim, with nothing new held (%d KiB held over %d KiB live): %+v",
+				1+i, (r.Held-r.Live)>>10, r.Live>>10, r)
+		}
+	}
+}
