@@ -88,7 +88,11 @@
 // Nothing the reader delivers is trusted: each transaction is checked as
 // the continuation of its graph's chain (persistence.Chain: CIDs, the link
 // to the head before it, positions, and with ProjectionConfig.Trust its
-// signature) before it is applied. A transaction that fails, or whose
+// signature) before it is applied. A transaction this member's grains
+// appended through the same store comes back with the events they sealed
+// (persistence.Followed.Sealed) when the bytes read are the ones
+// published: it is not decoded again, but its graph, its link to the head
+// and its signature are checked all the same. A transaction that fails, or whose
 // events do not apply, quarantines its graph: it is logged, counted
 // (Failures), listed by Stopped, and every query on the graph answers
 // DATA_LOSS "projection of graph g stopped at seq N: ..." (INTERNAL for a

@@ -34,7 +34,9 @@ type EventStore interface {
 	// AppendWithin stores tx if graph's last sequence is expectedSeq,
 	// waiting at most about within (and until ctx ends) for the answer;
 	// running out of time is ErrUnavailable.
-	AppendWithin(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error)
+	// sealed, when not nil, is tx's events and heads, for this member's
+	// projections (persistence.Sealed).
+	AppendWithin(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction, sealed *persistence.Sealed) (uint64, error)
 	// Read calls fn for graph's transactions from fromSeq on and returns the
 	// graph's last sequence.
 	Read(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error)
@@ -311,6 +313,9 @@ type appendJob struct {
 	stored cairnv1.Transaction
 	head1  [1]persistence.Head
 	res1   [1]aggregate.Head // the core's heads of a one-command batch
+	// sealed is the batch's events and heads, handed with the append to
+	// this member's projections: they need not decode them again.
+	sealed persistence.Sealed
 	// done is released once result holds the append's outcome, before the
 	// job is sent back to the grain as a message, so a stopping grain can
 	// wait for it (a WaitGroup in the job rather than a channel: no
@@ -1127,6 +1132,7 @@ func (g *graphGrain) seal(b *aggregate.Batch[replyTo]) (*appendJob, error) {
 			return nil, err
 		}
 	}
+	job.sealed = persistence.Sealed{Events: b.Events, Prev: g.head, Head: last}
 	job.heads = job.head1[:0]
 	i := 0
 	for k, cr := range b.Commands {
@@ -1195,7 +1201,7 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 			// Each try gets its share of the time: a publish to a stream
 			// leader that died is never acknowledged, and the retry (same
 			// transaction id, de-duplicated) reaches the new leader.
-			seq, err = g.store.AppendWithin(actx, min(perTry, time.Until(deadline)), g.graph, expected, job.tx)
+			seq, err = g.store.AppendWithin(actx, min(perTry, time.Until(deadline)), g.graph, expected, job.tx, &job.sealed)
 			if err == nil || !errors.Is(err, persistence.ErrUnavailable) {
 				break
 			}

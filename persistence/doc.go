@@ -119,6 +119,12 @@
 // (Followed.Decode) and counts a message's events without decoding it
 // (Followed.Events).
 //
+// AppendWithin takes a Sealed, the transaction's events as the writer
+// sealed them: the same Store's followers then get the transaction
+// appended (Followed.Sealed) instead of decoding it, when the message they
+// read with its transaction id holds the bytes that were published (a
+// seeded hash and the length compared), and check it with CheckSealed.
+//
 // # Backup
 //
 // BackupStreams names the streams an engine keeps, in the order a backup

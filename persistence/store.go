@@ -50,6 +50,7 @@ type Store struct {
 	pub    *publisher
 	wheel  *deadline.Wheel // AppendWithin's time-outs
 	outs   sync.Pool       // *outTx: what an append sends, used again by the next
+	own    *ownAppends     // the latest appends given a Sealed, for Follow
 }
 
 // OpenStore creates or updates the event-store stream and returns a Store
@@ -98,7 +99,7 @@ func LookupStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, o
 }
 
 func newStore(js jetstream.JetStream, st jetstream.Stream, cfg StoreConfig, opts []StoreOption) *Store {
-	s := &Store{js: js, stream: st, cfg: cfg, pub: newPublisher(js.Conn(), cfg.Stream), wheel: deadline.New(appendTick)}
+	s := &Store{js: js, stream: st, cfg: cfg, pub: newPublisher(js.Conn(), cfg.Stream), wheel: deadline.New(appendTick), own: newOwnAppends()}
 	s.outs.New = func() any { return new(outTx) }
 	s.arc.segTx, s.arc.segBytes = DefaultArchiveSegmentTransactions, DefaultArchiveSegmentBytes
 	for _, o := range opts {
@@ -350,9 +351,9 @@ func (s *Store) MaxTransactionBytes() int {
 // ctx ended first.
 func (s *Store) Append(ctx context.Context, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error) {
 	if _, ok := ctx.Deadline(); ok {
-		return s.appendTx(ctx, nil, s.cfg.OpTimeout, graph, expectedSeq, tx)
+		return s.appendTx(ctx, nil, s.cfg.OpTimeout, graph, expectedSeq, tx, nil)
 	}
-	return s.AppendWithin(ctx, s.cfg.OpTimeout, graph, expectedSeq, tx)
+	return s.AppendWithin(ctx, s.cfg.OpTimeout, graph, expectedSeq, tx, nil)
 }
 
 // AppendWithin is Append waiting at most about within for the
@@ -361,8 +362,13 @@ func (s *Store) Append(ctx context.Context, graph string, expectedSeq uint64, tx
 // with no timer or context of its own. The grains append through it.
 // Errors as Append's; a time-out is ErrUnavailable wrapping
 // context.DeadlineExceeded.
-func (s *Store) AppendWithin(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error) {
-	return s.appendTx(ctx, s.wheel.After(within), within, graph, expectedSeq, tx)
+//
+// sealed, when not nil, is tx's events as Seal got them: the store's
+// followers then take the transaction stored at its sequence from it
+// rather than decoding it, when the bytes they read are those published
+// (Followed.Sealed). tx and sealed must not change after the call.
+func (s *Store) AppendWithin(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction, sealed *Sealed) (uint64, error) {
+	return s.appendTx(ctx, s.wheel.After(within), within, graph, expectedSeq, tx, sealed)
 }
 
 // LeaderElected returns a channel closed when the event stream next
@@ -380,7 +386,7 @@ const appendTick = 10 * time.Millisecond
 // appendTx is Append; expired, when not nil, closes when the wait is over.
 // The rare follow-up reads (the duplicate and conflict checks) are bounded
 // by ctx, else by within.
-func (s *Store) appendTx(ctx context.Context, expired <-chan struct{}, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error) {
+func (s *Store) appendTx(ctx context.Context, expired <-chan struct{}, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction, sealed *Sealed) (uint64, error) {
 	if err := checkGraph(graph); err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
@@ -405,12 +411,19 @@ func (s *Store) appendTx(ctx context.Context, expired <-chan struct{}, within ti
 		return 0, fmt.Errorf("append %s: marshal: %w", graph, err)
 	}
 	msg := out.message(subject, data, expectedSeq, tx.GetTxId())
+	s.own.put(tx.GetTxId(), data, tx, sealed)
 	// A traced append (a span in ctx) stores its trace context with the
 	// transaction, for the projections' apply span.
 	tracing.Inject(ctx, msg.Header)
 	seq, dup, err := s.pub.publish(ctx, expired, out)
 	if err == nil && !dup {
 		return seq, nil
+	}
+	if err != nil && !errors.Is(err, errAckTimeout) {
+		// Refused, or never sent: its followers will decode whatever
+		// an earlier try stored (a publish that timed out may yet be
+		// stored, and read back).
+		s.own.drop(sealed)
 	}
 	if errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, ErrNoLeader) {
 		err = fmt.Errorf("%w: %w", ErrNoLeader, err)
