@@ -436,6 +436,11 @@ func (s *faultyStore) AppendWithin(ctx context.Context, within time.Duration, gr
 	return s.Store.AppendWithin(ctx, within, graph, expectedSeq, tx, sealed)
 }
 
+// AppendAsync goes through AppendWithin's faults, on a goroutine.
+func (s *faultyStore) AppendAsync(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction, sealed *persistence.Sealed, done func(uint64, error)) {
+	go func() { done(s.AppendWithin(ctx, within, graph, expectedSeq, tx, sealed)) }()
+}
+
 func (s *faultyStore) Read(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error) {
 	last, err := s.Store.Read(ctx, graph, fromSeq, fn)
 	if err == nil && s.failReads.Load() {

@@ -37,6 +37,9 @@ type EventStore interface {
 	// sealed, when not nil, is tx's events and heads, for this member's
 	// projections (persistence.Sealed).
 	AppendWithin(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction, sealed *persistence.Sealed) (uint64, error)
+	// AppendAsync is AppendWithin without the wait: done gets its result,
+	// once, and must not block (persistence.Store.AppendAsync).
+	AppendAsync(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction, sealed *persistence.Sealed, done func(seq uint64, err error))
 	// Read calls fn for graph's transactions from fromSeq on and returns the
 	// graph's last sequence.
 	Read(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error)
@@ -1174,67 +1177,9 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 	if g.cfg.Tracer != nil {
 		sp = g.appendSpan(job)
 	}
-	g.kind.appends.Go(func() {
-		start := time.Now()
-		// No context or timer per append: the store's time-outs are
-		// shared, coarse ones (AppendWithin).
-		actx := g.base
-		if sp != nil {
-			// The store sends the span's traceparent with the transaction.
-			actx = trace.ContextWithSpan(actx, sp)
-		}
-		deadline := start.Add(g.cfg.AppendTimeout)
-		perTry := max(time.Second, g.cfg.AppendTimeout/time.Duration(g.cfg.AppendRetries+1))
-		var seq uint64
-		var err error
-		pause := appendBackoff
-		var elected <-chan struct{}
-		if w, ok := g.store.(leaderWatcher); ok {
-			elected = w.LeaderElected()
-		}
-		for attempt := 0; ; {
-			if g.cfg.Fence != nil {
-				if err = g.cfg.Fence(); err != nil {
-					break
-				}
-			}
-			// Each try gets its share of the time: a publish to a stream
-			// leader that died is never acknowledged, and the retry (same
-			// transaction id, de-duplicated) reaches the new leader.
-			seq, err = g.store.AppendWithin(actx, min(perTry, time.Until(deadline)), g.graph, expected, job.tx, &job.sealed)
-			if err == nil || !errors.Is(err, persistence.ErrUnavailable) {
-				break
-			}
-			// A refusal for want of a leader (an election: seconds) is
-			// sent again until the deadline, at once when the stream
-			// elects one: answered UNAVAILABLE, the commands would come
-			// back only after their clients' back-off. Other failures
-			// count against AppendRetries.
-			if !errors.Is(err, persistence.ErrNoLeader) {
-				if attempt++; attempt > g.cfg.AppendRetries {
-					break
-				}
-			}
-			left := time.Until(deadline)
-			if left <= 0 {
-				break
-			}
-			t := time.NewTimer(min(pause, left))
-			select {
-			case <-t.C:
-			case <-elected:
-				if w, ok := g.store.(leaderWatcher); ok {
-					elected = w.LeaderElected()
-				}
-				pause = appendBackoff / 2 // doubled below
-			case <-g.base.Done():
-			}
-			t.Stop()
-			if g.base.Err() != nil || !time.Now().Before(deadline) {
-				break
-			}
-			pause = min(2*pause, maxAppendBackoff)
-		}
+	start := time.Now()
+	deadline := start.Add(g.cfg.AppendTimeout)
+	finish := func(seq uint64, err error) {
 		g.cfg.Metrics.Append(time.Since(start), len(job.tx.GetCommands()), err != nil && !errors.Is(err, persistence.ErrConflict))
 		if sp != nil {
 			if err != nil {
@@ -1246,7 +1191,97 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 		job.result = appendDone{seq: seq, err: err}
 		job.done.Done()
 		sys.Root.Send(self, job)
+	}
+	if sp == nil {
+		// The first try goes out from here, and its acknowledgement comes
+		// back to the grain with no goroutine waiting for it; a try that
+		// is to be repeated goes on on the pool.
+		if g.cfg.Fence != nil {
+			if err := g.cfg.Fence(); err != nil {
+				finish(0, err)
+				return
+			}
+		}
+		g.store.AppendAsync(g.base, min(g.appendPerTry(), time.Until(deadline)), g.graph, expected, job.tx, &job.sealed, func(seq uint64, err error) {
+			if err == nil || !errors.Is(err, persistence.ErrUnavailable) {
+				finish(seq, err)
+				return
+			}
+			g.kind.appends.Go(func() {
+				finish(g.appendTries(g.base, job, expected, deadline, err))
+			})
+		})
+		return
+	}
+	g.kind.appends.Go(func() {
+		// The store sends the span's traceparent with the transaction.
+		finish(g.appendTries(trace.ContextWithSpan(g.base, sp), job, expected, deadline, nil))
 	})
+}
+
+// appendPerTry is the time each try of an append gets: a publish to a
+// stream leader that died is never acknowledged, and the retry (same
+// transaction id, de-duplicated) reaches the new leader.
+func (g *graphGrain) appendPerTry() time.Duration {
+	return max(time.Second, g.cfg.AppendTimeout/time.Duration(g.cfg.AppendRetries+1))
+}
+
+// appendTries appends job's transaction, trying again after an
+// ErrUnavailable until deadline; first, when not nil, is the
+// ErrUnavailable of a first try already made. No context or timer per
+// try: the store's time-outs are shared, coarse ones (AppendWithin).
+func (g *graphGrain) appendTries(actx context.Context, job *appendJob, expected uint64, deadline time.Time, first error) (uint64, error) {
+	var seq uint64
+	err := first
+	pause := appendBackoff
+	var elected <-chan struct{}
+	if w, ok := g.store.(leaderWatcher); ok {
+		elected = w.LeaderElected()
+	}
+	for attempt := 0; ; {
+		if err == nil {
+			if g.cfg.Fence != nil {
+				if err = g.cfg.Fence(); err != nil {
+					break
+				}
+			}
+			seq, err = g.store.AppendWithin(actx, min(g.appendPerTry(), time.Until(deadline)), g.graph, expected, job.tx, &job.sealed)
+			if err == nil || !errors.Is(err, persistence.ErrUnavailable) {
+				break
+			}
+		}
+		// A refusal for want of a leader (an election: seconds) is
+		// sent again until the deadline, at once when the stream
+		// elects one: answered UNAVAILABLE, the commands would come
+		// back only after their clients' back-off. Other failures
+		// count against AppendRetries.
+		if !errors.Is(err, persistence.ErrNoLeader) {
+			if attempt++; attempt > g.cfg.AppendRetries {
+				break
+			}
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		t := time.NewTimer(min(pause, left))
+		select {
+		case <-t.C:
+		case <-elected:
+			if w, ok := g.store.(leaderWatcher); ok {
+				elected = w.LeaderElected()
+			}
+			pause = appendBackoff / 2 // doubled below
+		case <-g.base.Done():
+		}
+		t.Stop()
+		if g.base.Err() != nil || !time.Now().Before(deadline) {
+			break
+		}
+		pause = min(2*pause, maxAppendBackoff)
+		err = nil
+	}
+	return seq, err
 }
 
 func (g *graphGrain) appended(ctx actor.Context, job *appendJob, d appendDone) {
