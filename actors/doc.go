@@ -48,9 +48,12 @@
 // timeout is a coarse one that the commands ending in the same 10 ms share
 // (internal/deadline). A grain on another member gets the protobuf
 // envelope as a cluster request. Grain and projection-shard mailboxes, and
-// the grains' appends, run on goroutines that are used again
-// (internal/workers; protoactor's default starts one per mailbox run, whose
-// stack then grows afresh). A command that reaches a grain just as it passivates is
+// the grains' append retries and traced appends, run on goroutines that are
+// used again (internal/workers; protoactor's default starts one per mailbox
+// run, whose stack then grows afresh). A grain sends the first try of an
+// append itself (persistence.Store.AppendAsync), and the stream's
+// acknowledgement comes back to its mailbox from the store's reply
+// subscription. A command that reaches a grain just as it passivates is
 // lost with the grain's mailbox (as with protoactor futures): the caller gets
 // UNAVAILABLE at its deadline, and a retry with the same command id is safe.
 //

@@ -19,7 +19,10 @@
 // them); it waits for the acknowledgement until ctx ends, else for
 // OpTimeout. AppendWithin bounds the wait by a duration instead, with a
 // coarse time-out that concurrent appends share (internal/deadline): no
-// context or timer per append. Read replays one graph, ReadAll the whole
+// context or timer per append. AppendAsync does not wait at all: its
+// callback gets the result, straight from the reply subscription for a
+// plain acknowledgement (a graph grain appends so, with no goroutine
+// parked per append). Read replays one graph, ReadAll the whole
 // stream, Get one message.
 // A graph's history can be moved into archive objects (see Archives below).
 //
