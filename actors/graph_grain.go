@@ -1179,6 +1179,11 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 	}
 	start := time.Now()
 	deadline := start.Add(g.cfg.AppendTimeout)
+	// Asked before the first try: an election during it wakes the retry.
+	var elected <-chan struct{}
+	if w, ok := g.store.(leaderWatcher); ok {
+		elected = w.LeaderElected()
+	}
 	finish := func(seq uint64, err error) {
 		g.cfg.Metrics.Append(time.Since(start), len(job.tx.GetCommands()), err != nil && !errors.Is(err, persistence.ErrConflict))
 		if sp != nil {
@@ -1208,14 +1213,14 @@ func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
 				return
 			}
 			g.kind.appends.Go(func() {
-				finish(g.appendTries(g.base, job, expected, deadline, err))
+				finish(g.appendTries(g.base, job, expected, deadline, elected, err))
 			})
 		})
 		return
 	}
 	g.kind.appends.Go(func() {
 		// The store sends the span's traceparent with the transaction.
-		finish(g.appendTries(trace.ContextWithSpan(g.base, sp), job, expected, deadline, nil))
+		finish(g.appendTries(trace.ContextWithSpan(g.base, sp), job, expected, deadline, elected, nil))
 	})
 }
 
@@ -1227,17 +1232,14 @@ func (g *graphGrain) appendPerTry() time.Duration {
 }
 
 // appendTries appends job's transaction, trying again after an
-// ErrUnavailable until deadline; first, when not nil, is the
-// ErrUnavailable of a first try already made. No context or timer per
-// try: the store's time-outs are shared, coarse ones (AppendWithin).
-func (g *graphGrain) appendTries(actx context.Context, job *appendJob, expected uint64, deadline time.Time, first error) (uint64, error) {
+// ErrUnavailable until deadline, at once when elected (the store's
+// LeaderElected, asked before the first try) closes; first, when not nil,
+// is the ErrUnavailable of a first try already made. No context or timer
+// per try: the store's time-outs are shared, coarse ones (AppendWithin).
+func (g *graphGrain) appendTries(actx context.Context, job *appendJob, expected uint64, deadline time.Time, elected <-chan struct{}, first error) (uint64, error) {
 	var seq uint64
 	err := first
 	pause := appendBackoff
-	var elected <-chan struct{}
-	if w, ok := g.store.(leaderWatcher); ok {
-		elected = w.LeaderElected()
-	}
 	for attempt := 0; ; {
 		if err == nil {
 			if g.cfg.Fence != nil {
