@@ -325,6 +325,21 @@ type appendJob struct {
 	// allocation).
 	done   sync.WaitGroup
 	result appendDone
+
+	// What the append needs off the grain's goroutine (startAppend):
+	// the grain (its store, config and graph do not change), where to send
+	// the job back, the expected sequence, when it started and must end,
+	// the stream's next leader election, its span (nil: not traced) and
+	// the error of a first try to repeat.
+	g        *graphGrain
+	self     *actor.PID
+	sys      *actor.ActorSystem
+	expected uint64
+	start    time.Time
+	deadline time.Time
+	elected  <-chan struct{}
+	sp       trace.Span
+	first    error
 }
 
 // outcome waits for the append's outcome.
@@ -1170,58 +1185,68 @@ const appendBackoff = 50 * time.Millisecond
 const maxAppendBackoff = 250 * time.Millisecond
 
 func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
-	self, sys := ctx.Self(), ctx.ActorSystem()
-	expected := g.lastSeq
 	job.done.Add(1)
-	var sp trace.Span
+	job.g, job.self, job.sys, job.expected = g, ctx.Self(), ctx.ActorSystem(), g.lastSeq
 	if g.cfg.Tracer != nil {
-		sp = g.appendSpan(job)
+		job.sp = g.appendSpan(job)
 	}
-	start := time.Now()
-	deadline := start.Add(g.cfg.AppendTimeout)
+	job.start = time.Now()
+	job.deadline = job.start.Add(g.cfg.AppendTimeout)
 	// Asked before the first try: an election during it wakes the retry.
-	var elected <-chan struct{}
 	if w, ok := g.store.(leaderWatcher); ok {
-		elected = w.LeaderElected()
+		job.elected = w.LeaderElected()
 	}
-	finish := func(seq uint64, err error) {
-		g.cfg.Metrics.Append(time.Since(start), len(job.tx.GetCommands()), err != nil && !errors.Is(err, persistence.ErrConflict))
-		if sp != nil {
-			if err != nil {
-				sp.SetStatus(codes.Error, err.Error())
-			}
-			sp.SetAttributes(attribute.Int64("cairn.seq", int64(seq)))
-			sp.End()
-		}
-		job.result = appendDone{seq: seq, err: err}
-		job.done.Done()
-		sys.Root.Send(self, job)
-	}
-	if sp == nil {
-		// The first try goes out from here, and its acknowledgement comes
-		// back to the grain with no goroutine waiting for it; a try that
-		// is to be repeated goes on on the pool.
-		if g.cfg.Fence != nil {
-			if err := g.cfg.Fence(); err != nil {
-				finish(0, err)
-				return
-			}
-		}
-		g.store.AppendAsync(g.base, min(g.appendPerTry(), time.Until(deadline)), g.graph, expected, job.tx, &job.sealed, func(seq uint64, err error) {
-			if err == nil || !errors.Is(err, persistence.ErrUnavailable) {
-				finish(seq, err)
-				return
-			}
-			g.kind.appends.Go(func() {
-				finish(g.appendTries(g.base, job, expected, deadline, elected, err))
-			})
-		})
+	if job.sp != nil {
+		g.kind.appends.Go(job.tries)
 		return
 	}
-	g.kind.appends.Go(func() {
+	// The first try goes out from here, and its acknowledgement comes
+	// back to the grain with no goroutine waiting for it; a try that is
+	// to be repeated goes on on the pool.
+	if g.cfg.Fence != nil {
+		if err := g.cfg.Fence(); err != nil {
+			job.finish(0, err)
+			return
+		}
+	}
+	g.store.AppendAsync(g.base, min(g.appendPerTry(), time.Until(job.deadline)), g.graph, job.expected, job.tx, &job.sealed, job.acked)
+}
+
+// acked takes the outcome of the first try of job's append: an
+// ErrUnavailable is tried again on the pool.
+func (j *appendJob) acked(seq uint64, err error) {
+	if err == nil || !errors.Is(err, persistence.ErrUnavailable) {
+		j.finish(seq, err)
+		return
+	}
+	j.first = err
+	j.g.kind.appends.Go(j.tries)
+}
+
+// tries runs job's tries (after the first, when j.first holds its
+// error) and finishes it.
+func (j *appendJob) tries() {
+	actx := j.g.base
+	if j.sp != nil {
 		// The store sends the span's traceparent with the transaction.
-		finish(g.appendTries(trace.ContextWithSpan(g.base, sp), job, expected, deadline, elected, nil))
-	})
+		actx = trace.ContextWithSpan(actx, j.sp)
+	}
+	j.finish(j.g.appendTries(actx, j, j.expected, j.deadline, j.elected, j.first))
+}
+
+// finish records the outcome of j's append and sends j back to its grain.
+func (j *appendJob) finish(seq uint64, err error) {
+	j.g.cfg.Metrics.Append(time.Since(j.start), len(j.tx.GetCommands()), err != nil && !errors.Is(err, persistence.ErrConflict))
+	if j.sp != nil {
+		if err != nil {
+			j.sp.SetStatus(codes.Error, err.Error())
+		}
+		j.sp.SetAttributes(attribute.Int64("cairn.seq", int64(seq)))
+		j.sp.End()
+	}
+	j.result = appendDone{seq: seq, err: err}
+	j.done.Done()
+	j.sys.Root.Send(j.self, j)
 }
 
 // appendPerTry is the time each try of an append gets: a publish to a
