@@ -85,18 +85,8 @@ func TestFollowSealed(t *testing.T) {
 	if _, _, _, err := persistence.CheckSealed(nil, "other", 1, txs[0], sealed[0]); !errors.As(err, &ce) {
 		t.Errorf("CheckSealed of another graph's transaction: %v, want a *ChainError", err)
 	}
-	seed, err := persistence.NewSigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := persistence.NewSigner(seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trust, err := persistence.NewKeyring(signer.KeyID())
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := newTestSigner(t)
+	trust := mustKeyring(t, signer.KeyID())
 	if _, _, _, err := persistence.CheckSealed(trust, graph, 1, txs[0], sealed[0]); !errors.Is(err, persistence.ErrSignature) {
 		t.Errorf("CheckSealed of an unsigned transaction under a keyring: %v, want ErrSignature", err)
 	}
