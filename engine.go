@@ -318,6 +318,11 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, err error) {
 // With Config.Tracing on, the command gets the trace a NATS client's
 // does: a cairn.command span, the child of the span ctx carries (the
 // caller's own), else a new trace's root.
+//
+// env belongs to the engine once passed: do not change it, or anything it
+// points to, after the call (a grain still deciding it when Execute gave
+// up waiting reads it, and the read models apply the events decided from
+// its commands, which share their fields).
 func (e *Engine) Execute(ctx context.Context, env *cairnv1.CommandEnvelope) (*cairnv1.CommandReply, error) {
 	rep := e.execute(ctx, env)
 	return rep, aggregate.ErrorFromProto(rep.GetError())

@@ -117,6 +117,8 @@ type GrainConfig struct {
 	// without writing it. The engine sets it to its cluster member's lease
 	// check (cluster.Member.Check), so that a member that fenced itself,
 	// or whose lease ran out during a pause, writes nothing more.
+	// It is called before each try of an append, the first on the grain's
+	// own goroutine: it should answer at once in the common case.
 	Fence func() error
 	// OnDataLoss, when not nil, hears of each graph whose replay found its
 	// stored history failing a check (err names the stream sequence seq),

@@ -48,9 +48,12 @@
 // timeout is a coarse one that the commands ending in the same 10 ms share
 // (internal/deadline). A grain on another member gets the protobuf
 // envelope as a cluster request. Grain and projection-shard mailboxes, and
-// the grains' appends, run on goroutines that are used again
-// (internal/workers; protoactor's default starts one per mailbox run, whose
-// stack then grows afresh). A command that reaches a grain just as it passivates is
+// the grains' append retries and traced appends, run on goroutines that are
+// used again (internal/workers; protoactor's default starts one per mailbox
+// run, whose stack then grows afresh). A grain sends the first try of an
+// append itself (persistence.Store.AppendAsync), and the stream's
+// acknowledgement comes back to its mailbox from the store's reply
+// subscription. A command that reaches a grain just as it passivates is
 // lost with the grain's mailbox (as with protoactor futures): the caller gets
 // UNAVAILABLE at its deadline, and a retry with the same command id is safe.
 //
@@ -88,7 +91,11 @@
 // Nothing the reader delivers is trusted: each transaction is checked as
 // the continuation of its graph's chain (persistence.Chain: CIDs, the link
 // to the head before it, positions, and with ProjectionConfig.Trust its
-// signature) before it is applied. A transaction that fails, or whose
+// signature) before it is applied. A transaction this member's grains
+// appended through the same store comes back with the events they sealed
+// (persistence.Followed.Sealed) when the bytes read are the ones
+// published: it is not decoded again, but its graph, its link to the head
+// and its signature are checked all the same. A transaction that fails, or whose
 // events do not apply, quarantines its graph: it is logged, counted
 // (Failures), listed by Stopped, and every query on the graph answers
 // DATA_LOSS "projection of graph g stopped at seq N: ..." (INTERNAL for a

@@ -422,7 +422,7 @@ func newFaultyStore(s *persistence.Store, delay time.Duration) *faultyStore {
 	return f
 }
 
-func (s *faultyStore) AppendWithin(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error) {
+func (s *faultyStore) AppendWithin(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction, sealed *persistence.Sealed) (uint64, error) {
 	select {
 	case <-time.After(time.Duration(s.delay.Load())):
 	case <-time.After(within):
@@ -433,7 +433,12 @@ func (s *faultyStore) AppendWithin(ctx context.Context, within time.Duration, gr
 	if n := s.appends.Add(1); n == s.failNth.Load() {
 		return 0, fmt.Errorf("append %s: %w: injected", graph, persistence.ErrUnavailable)
 	}
-	return s.Store.AppendWithin(ctx, within, graph, expectedSeq, tx)
+	return s.Store.AppendWithin(ctx, within, graph, expectedSeq, tx, sealed)
+}
+
+// AppendAsync goes through AppendWithin's faults, on a goroutine.
+func (s *faultyStore) AppendAsync(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction, sealed *persistence.Sealed, done func(uint64, error)) {
+	go func() { done(s.AppendWithin(ctx, within, graph, expectedSeq, tx, sealed)) }()
 }
 
 func (s *faultyStore) Read(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error) {

@@ -34,7 +34,12 @@ type EventStore interface {
 	// AppendWithin stores tx if graph's last sequence is expectedSeq,
 	// waiting at most about within (and until ctx ends) for the answer;
 	// running out of time is ErrUnavailable.
-	AppendWithin(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error)
+	// sealed, when not nil, is tx's events and heads, for this member's
+	// projections (persistence.Sealed).
+	AppendWithin(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction, sealed *persistence.Sealed) (uint64, error)
+	// AppendAsync is AppendWithin without the wait: done gets its result,
+	// once, and must not block (persistence.Store.AppendAsync).
+	AppendAsync(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction, sealed *persistence.Sealed, done func(seq uint64, err error))
 	// Read calls fn for graph's transactions from fromSeq on and returns the
 	// graph's last sequence.
 	Read(ctx context.Context, graph string, fromSeq uint64, fn func(persistence.Record) error) (uint64, error)
@@ -311,12 +316,30 @@ type appendJob struct {
 	stored cairnv1.Transaction
 	head1  [1]persistence.Head
 	res1   [1]aggregate.Head // the core's heads of a one-command batch
+	// sealed is the batch's events and heads, handed with the append to
+	// this member's projections: they need not decode them again.
+	sealed persistence.Sealed
 	// done is released once result holds the append's outcome, before the
 	// job is sent back to the grain as a message, so a stopping grain can
 	// wait for it (a WaitGroup in the job rather than a channel: no
 	// allocation).
 	done   sync.WaitGroup
 	result appendDone
+
+	// What the append needs off the grain's goroutine (startAppend):
+	// the grain (its store, config and graph do not change), where to send
+	// the job back, the expected sequence, when it started and must end,
+	// the stream's next leader election, its span (nil: not traced) and
+	// the error of a first try to repeat.
+	g        *graphGrain
+	self     *actor.PID
+	sys      *actor.ActorSystem
+	expected uint64
+	start    time.Time
+	deadline time.Time
+	elected  <-chan struct{}
+	sp       trace.Span
+	first    error
 }
 
 // outcome waits for the append's outcome.
@@ -1127,6 +1150,7 @@ func (g *graphGrain) seal(b *aggregate.Batch[replyTo]) (*appendJob, error) {
 			return nil, err
 		}
 	}
+	job.sealed = persistence.Sealed{Events: b.Events, Prev: g.head, Head: last}
 	job.heads = job.head1[:0]
 	i := 0
 	for k, cr := range b.Commands {
@@ -1161,86 +1185,130 @@ const appendBackoff = 50 * time.Millisecond
 const maxAppendBackoff = 250 * time.Millisecond
 
 func (g *graphGrain) startAppend(ctx actor.Context, job *appendJob) {
-	self, sys := ctx.Self(), ctx.ActorSystem()
-	expected := g.lastSeq
 	job.done.Add(1)
-	var sp trace.Span
+	job.g, job.self, job.sys, job.expected = g, ctx.Self(), ctx.ActorSystem(), g.lastSeq
 	if g.cfg.Tracer != nil {
-		sp = g.appendSpan(job)
+		job.sp = g.appendSpan(job)
 	}
-	g.kind.appends.Go(func() {
-		start := time.Now()
-		// No context or timer per append: the store's time-outs are
-		// shared, coarse ones (AppendWithin).
-		actx := g.base
-		if sp != nil {
-			// The store sends the span's traceparent with the transaction.
-			actx = trace.ContextWithSpan(actx, sp)
+	job.start = time.Now()
+	job.deadline = job.start.Add(g.cfg.AppendTimeout)
+	// Asked before the first try: an election during it wakes the retry.
+	if w, ok := g.store.(leaderWatcher); ok {
+		job.elected = w.LeaderElected()
+	}
+	if job.sp != nil {
+		g.kind.appends.Go(job.tries)
+		return
+	}
+	// The first try goes out from here, and its acknowledgement comes
+	// back to the grain with no goroutine waiting for it; a try that is
+	// to be repeated goes on on the pool.
+	if g.cfg.Fence != nil {
+		if err := g.cfg.Fence(); err != nil {
+			job.finish(0, err)
+			return
 		}
-		deadline := start.Add(g.cfg.AppendTimeout)
-		perTry := max(time.Second, g.cfg.AppendTimeout/time.Duration(g.cfg.AppendRetries+1))
-		var seq uint64
-		var err error
-		pause := appendBackoff
-		var elected <-chan struct{}
-		if w, ok := g.store.(leaderWatcher); ok {
-			elected = w.LeaderElected()
+	}
+	g.store.AppendAsync(g.base, min(g.appendPerTry(), time.Until(job.deadline)), g.graph, job.expected, job.tx, &job.sealed, job.acked)
+}
+
+// acked takes the outcome of the first try of job's append: an
+// ErrUnavailable is tried again on the pool.
+func (j *appendJob) acked(seq uint64, err error) {
+	if err == nil || !errors.Is(err, persistence.ErrUnavailable) {
+		j.finish(seq, err)
+		return
+	}
+	j.first = err
+	j.g.kind.appends.Go(j.tries)
+}
+
+// tries runs job's tries (after the first, when j.first holds its
+// error) and finishes it.
+func (j *appendJob) tries() {
+	actx := j.g.base
+	if j.sp != nil {
+		// The store sends the span's traceparent with the transaction.
+		actx = trace.ContextWithSpan(actx, j.sp)
+	}
+	j.finish(j.g.appendTries(actx, j, j.expected, j.deadline, j.elected, j.first))
+}
+
+// finish records the outcome of j's append and sends j back to its grain.
+func (j *appendJob) finish(seq uint64, err error) {
+	j.g.cfg.Metrics.Append(time.Since(j.start), len(j.tx.GetCommands()), err != nil && !errors.Is(err, persistence.ErrConflict))
+	if j.sp != nil {
+		if err != nil {
+			j.sp.SetStatus(codes.Error, err.Error())
 		}
-		for attempt := 0; ; {
+		j.sp.SetAttributes(attribute.Int64("cairn.seq", int64(seq)))
+		j.sp.End()
+	}
+	j.result = appendDone{seq: seq, err: err}
+	j.done.Done()
+	j.sys.Root.Send(j.self, j)
+}
+
+// appendPerTry is the time each try of an append gets: a publish to a
+// stream leader that died is never acknowledged, and the retry (same
+// transaction id, de-duplicated) reaches the new leader.
+func (g *graphGrain) appendPerTry() time.Duration {
+	return max(time.Second, g.cfg.AppendTimeout/time.Duration(g.cfg.AppendRetries+1))
+}
+
+// appendTries appends job's transaction, trying again after an
+// ErrUnavailable until deadline, at once when elected (the store's
+// LeaderElected, asked before the first try) closes; first, when not nil,
+// is the ErrUnavailable of a first try already made. No context or timer
+// per try: the store's time-outs are shared, coarse ones (AppendWithin).
+func (g *graphGrain) appendTries(actx context.Context, job *appendJob, expected uint64, deadline time.Time, elected <-chan struct{}, first error) (uint64, error) {
+	var seq uint64
+	err := first
+	pause := appendBackoff
+	for attempt := 0; ; {
+		if err == nil {
 			if g.cfg.Fence != nil {
 				if err = g.cfg.Fence(); err != nil {
 					break
 				}
 			}
-			// Each try gets its share of the time: a publish to a stream
-			// leader that died is never acknowledged, and the retry (same
-			// transaction id, de-duplicated) reaches the new leader.
-			seq, err = g.store.AppendWithin(actx, min(perTry, time.Until(deadline)), g.graph, expected, job.tx)
+			seq, err = g.store.AppendWithin(actx, min(g.appendPerTry(), time.Until(deadline)), g.graph, expected, job.tx, &job.sealed)
 			if err == nil || !errors.Is(err, persistence.ErrUnavailable) {
 				break
 			}
-			// A refusal for want of a leader (an election: seconds) is
-			// sent again until the deadline, at once when the stream
-			// elects one: answered UNAVAILABLE, the commands would come
-			// back only after their clients' back-off. Other failures
-			// count against AppendRetries.
-			if !errors.Is(err, persistence.ErrNoLeader) {
-				if attempt++; attempt > g.cfg.AppendRetries {
-					break
-				}
-			}
-			left := time.Until(deadline)
-			if left <= 0 {
+		}
+		// A refusal for want of a leader (an election: seconds) is
+		// sent again until the deadline, at once when the stream
+		// elects one: answered UNAVAILABLE, the commands would come
+		// back only after their clients' back-off. Other failures
+		// count against AppendRetries.
+		if !errors.Is(err, persistence.ErrNoLeader) {
+			if attempt++; attempt > g.cfg.AppendRetries {
 				break
 			}
-			t := time.NewTimer(min(pause, left))
-			select {
-			case <-t.C:
-			case <-elected:
-				if w, ok := g.store.(leaderWatcher); ok {
-					elected = w.LeaderElected()
-				}
-				pause = appendBackoff / 2 // doubled below
-			case <-g.base.Done():
-			}
-			t.Stop()
-			if g.base.Err() != nil || !time.Now().Before(deadline) {
-				break
-			}
-			pause = min(2*pause, maxAppendBackoff)
 		}
-		g.cfg.Metrics.Append(time.Since(start), len(job.tx.GetCommands()), err != nil && !errors.Is(err, persistence.ErrConflict))
-		if sp != nil {
-			if err != nil {
-				sp.SetStatus(codes.Error, err.Error())
-			}
-			sp.SetAttributes(attribute.Int64("cairn.seq", int64(seq)))
-			sp.End()
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
 		}
-		job.result = appendDone{seq: seq, err: err}
-		job.done.Done()
-		sys.Root.Send(self, job)
-	})
+		t := time.NewTimer(min(pause, left))
+		select {
+		case <-t.C:
+		case <-elected:
+			if w, ok := g.store.(leaderWatcher); ok {
+				elected = w.LeaderElected()
+			}
+			pause = appendBackoff / 2 // doubled below
+		case <-g.base.Done():
+		}
+		t.Stop()
+		if g.base.Err() != nil || !time.Now().Before(deadline) {
+			break
+		}
+		pause = min(2*pause, maxAppendBackoff)
+		err = nil
+	}
+	return seq, err
 }
 
 func (g *graphGrain) appended(ctx actor.Context, job *appendJob, d appendDone) {

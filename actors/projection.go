@@ -1020,7 +1020,7 @@ func (a *shardActor) applyTo(e *projected, f persistence.Followed) {
 	}
 	var d decodedTx
 	if err == nil {
-		d, err = checkTx(a.p.cfg.Trust, f.Graph, e.head, f.Seq, f.Tx)
+		d, err = checkFollowed(a.p.cfg.Trust, e.head, f)
 	}
 	if err == nil {
 		err = safeApply(e.g, f.Seq, f.Tx.GetTimestampUnixNano(), d.events)
@@ -1076,6 +1076,26 @@ func checkTx(trust *persistence.Keyring, graph string, head persistence.Head, se
 		return decodedTx{}, err
 	}
 	if err := d.linksTo(graph, seq, head); err != nil {
+		return decodedTx{}, err
+	}
+	return d, nil
+}
+
+// checkFollowed is checkTx for a transaction the reader delivered: one
+// that this member's store appended and read back byte for byte
+// (Followed.Sealed) is checked without decoding it again
+// (persistence.CheckSealed); it must still continue the chain after
+// head.
+func checkFollowed(trust *persistence.Keyring, head persistence.Head, f persistence.Followed) (decodedTx, error) {
+	if f.Sealed == nil {
+		return checkTx(trust, f.Graph, head, f.Seq, f.Tx)
+	}
+	evs, prev, last, err := persistence.CheckSealed(trust, f.Graph, f.Seq, f.Tx, f.Sealed)
+	if err != nil {
+		return decodedTx{}, err
+	}
+	d := decodedTx{events: evs, prev: prev, head: last}
+	if err := d.linksTo(f.Graph, f.Seq, head); err != nil {
 		return decodedTx{}, err
 	}
 	return d, nil

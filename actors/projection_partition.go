@@ -160,6 +160,9 @@ func (ad *adoption) hold(f persistence.Followed, limit int) {
 		return
 	}
 	ad.bytes += len(f.Data) + heldOverhead
+	if f.Sealed != nil {
+		ad.bytes += f.Sealed.Bytes()
+	}
 	if ad.bytes > limit {
 		ad.pending, ad.bytes, ad.overflowed = nil, 0, true
 		return

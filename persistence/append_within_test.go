@@ -26,7 +26,7 @@ func TestAppendWithinTimesOut(t *testing.T) {
 	st, cfg, txs, sub := silentStore(t, ctx, srv, js)
 	const within = 100 * time.Millisecond
 	start := time.Now()
-	_, err := st.AppendWithin(ctx, within, "g", 1, txs[1])
+	_, err := st.AppendWithin(ctx, within, "g", 1, txs[1], nil)
 	took := time.Since(start)
 	if !errors.Is(err, persistence.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("unacknowledged append: %v, want ErrUnavailable and DeadlineExceeded", err)
@@ -43,7 +43,7 @@ func TestAppendWithinTimesOut(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	_, err = st.AppendWithin(ctx, time.Minute, "g", 1, txs[1])
+	_, err = st.AppendWithin(ctx, time.Minute, "g", 1, txs[1], nil)
 	if !errors.Is(err, persistence.ErrUnavailable) || !errors.Is(err, nats.ErrNoResponders) {
 		t.Errorf("append with no stream: %v, want ErrUnavailable from no responders", err)
 	}
@@ -55,7 +55,7 @@ func TestAppendWithinTimesOut(t *testing.T) {
 	if seq := mustAppend(t, ctx, st2, "g", 0, txs[0]); seq != 1 {
 		t.Errorf("append on the new stream: seq %d, want 1", seq)
 	}
-	if seq, err := st.AppendWithin(ctx, time.Minute, "g", 1, txs[1]); err != nil || seq != 2 {
+	if seq, err := st.AppendWithin(ctx, time.Minute, "g", 1, txs[1], nil); err != nil || seq != 2 {
 		t.Errorf("append through the first store again: %d, %v; want 2", seq, err)
 	}
 }
@@ -80,7 +80,7 @@ func TestAppendFailsOnReconnect(t *testing.T) {
 	st, cfg, txs, sub := silentStore(t, ctx, srv, js)
 	done := make(chan error, 1)
 	go func() {
-		_, err := st.AppendWithin(ctx, time.Minute, "g", 1, txs[1])
+		_, err := st.AppendWithin(ctx, time.Minute, "g", 1, txs[1], nil)
 		done <- err
 	}()
 	if _, err := sub.NextMsg(5 * time.Second); err != nil {

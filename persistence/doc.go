@@ -19,7 +19,10 @@
 // them); it waits for the acknowledgement until ctx ends, else for
 // OpTimeout. AppendWithin bounds the wait by a duration instead, with a
 // coarse time-out that concurrent appends share (internal/deadline): no
-// context or timer per append. Read replays one graph, ReadAll the whole
+// context or timer per append. AppendAsync does not wait at all: its
+// callback gets the result, straight from the reply subscription for a
+// plain acknowledgement (a graph grain appends so, with no goroutine
+// parked per append). Read replays one graph, ReadAll the whole
 // stream, Get one message.
 // A graph's history can be moved into archive objects (see Archives below).
 //
@@ -118,6 +121,12 @@
 // stream (a cluster member's projections) decodes only what it keeps
 // (Followed.Decode) and counts a message's events without decoding it
 // (Followed.Events).
+//
+// AppendWithin takes a Sealed, the transaction's events as the writer
+// sealed them: the same Store's followers then get the transaction
+// appended (Followed.Sealed) instead of decoding it, when the message they
+// read with its transaction id holds the bytes that were published (a
+// seeded hash and the length compared), and check it with CheckSealed.
 //
 // # Backup
 //

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
@@ -21,8 +22,13 @@ type Followed struct {
 	// follower decides what that means for the graph.
 	Err error
 	// Data is the message as stored, set by FollowRaw until Decode decodes
-	// it (nil after Follow and after Decode).
+	// it (nil after Follow and after Decode, and with Sealed).
 	Data []byte
+	// Sealed, when not nil, says that this store appended the message
+	// with a Sealed (AppendWithin) and that the bytes read at Seq are the
+	// ones it published: Tx is the transaction appended, not decoded
+	// again, and Sealed holds its events as decided (CheckSealed).
+	Sealed *Sealed
 }
 
 // Decode decodes a message FollowRaw delivered, setting Tx or Err as
@@ -100,7 +106,9 @@ func (s *Store) FollowRaw(ctx context.Context, fromSeq uint64, fn func(Followed)
 	return s.iterateWatched(ctx, nil, fromSeq, followStall, func(m storedMsg) (bool, error) {
 		f := Followed{Graph: strings.TrimPrefix(m.Subject, prefix), Pending: m.Pending, Data: m.Data}
 		f.Seq, f.Time, f.Header = m.Seq, m.Time, m.Header
-		if f.Data == nil {
+		if sd := s.own.take(m.Header.Get(jetstream.MsgIDHeader), m.Data); sd != nil {
+			f.Tx, f.Sealed, f.Data = sd.tx, sd, nil
+		} else if f.Data == nil {
 			f.Data = []byte{} // an empty message decodes (to an empty transaction)
 		}
 		return false, fn(f)

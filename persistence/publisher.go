@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,6 +43,11 @@ type publisher struct {
 	elected    chan struct{}
 	electedSub *nats.Subscription
 
+	// async counts the pending entries of publishAsync (under mu); while
+	// there are any, sweeping is true and sweep times them out.
+	async    int
+	sweeping bool
+
 	next atomic.Uint64
 	// acks holds pendingAck entries that no callback answers any more, for
 	// reuse.
@@ -49,9 +55,22 @@ type publisher struct {
 }
 
 // pendingAck is one publish waiting for its acknowledgement; ch has room
-// for it, so the subscription's callback never blocks.
+// for it, so the subscription's callback never blocks. One of
+// publishAsync has cb instead, called with the answer, and its deadline
+// (Unix nanoseconds).
 type pendingAck struct {
-	ch chan ackResult
+	ch       chan ackResult
+	cb       func(ackResult)
+	deadline int64
+}
+
+// deliver answers pa's publish.
+func (pa *pendingAck) deliver(r ackResult) {
+	if pa.cb != nil {
+		pa.cb(r)
+		return
+	}
+	pa.ch <- r
 }
 
 type ackResult struct {
@@ -114,11 +133,12 @@ func (p *publisher) leaderElected() {
 	p.mu.Lock()
 	pending := p.pending
 	p.pending = make(map[uint64]*pendingAck, len(pending))
+	p.async = 0
 	close(p.elected)
 	p.elected = make(chan struct{})
 	p.mu.Unlock()
 	for _, pa := range pending {
-		pa.ch <- ackResult{err: errLeaderElected}
+		pa.deliver(ackResult{err: errLeaderElected})
 	}
 }
 
@@ -161,9 +181,10 @@ func (p *publisher) failOnReconnect(status chan nats.Status) {
 		p.mu.Lock()
 		pending := p.pending
 		p.pending = make(map[uint64]*pendingAck, len(pending))
+		p.async = 0
 		p.mu.Unlock()
 		for _, pa := range pending {
-			pa.ch <- ackResult{err: nats.ErrDisconnected}
+			pa.deliver(ackResult{err: nats.ErrDisconnected})
 		}
 		if st == nats.CLOSED {
 			p.nc.RemoveStatusListener(status)
@@ -217,6 +238,71 @@ func (p *publisher) publish(ctx context.Context, expired <-chan struct{}, out *o
 	return 0, false, err
 }
 
+// publishAsync is publish without the wait: cb gets the answer, once, on
+// the reply subscription's goroutine (it must not block), or errAckTimeout
+// from sweep once deadline passed, or the error of a publish that could
+// not be sent on the caller's goroutine. out may be used again once it
+// returns.
+func (p *publisher) publishAsync(deadline time.Time, out *outTx, cb func(ackResult)) {
+	p.mu.Lock()
+	prefix := p.prefix
+	p.mu.Unlock()
+	if prefix == "" {
+		var err error
+		if prefix, err = p.subscribe(); err != nil {
+			cb(ackResult{err: err})
+			return
+		}
+	}
+	id := p.next.Add(1)
+	out.replyTo(prefix, id)
+	pa := &pendingAck{cb: cb, deadline: deadline.UnixNano()}
+	p.mu.Lock()
+	p.pending[id] = pa
+	p.async++
+	if !p.sweeping {
+		p.sweeping = true
+		go p.sweep()
+	}
+	p.mu.Unlock()
+	if err := p.nc.PublishMsg(&out.msg); err != nil {
+		if p.forget(id) {
+			cb(ackResult{err: err})
+		}
+	}
+}
+
+// sweep answers publishAsync's entries whose deadline passed with
+// errAckTimeout, every appendTick, until none is pending.
+func (p *publisher) sweep() {
+	t := time.NewTicker(appendTick)
+	defer t.Stop()
+	var late []*pendingAck
+	for range t.C {
+		now := time.Now().UnixNano()
+		late = late[:0]
+		p.mu.Lock()
+		for id, pa := range p.pending {
+			if pa.cb != nil && pa.deadline <= now {
+				delete(p.pending, id)
+				p.async--
+				late = append(late, pa)
+			}
+		}
+		done := p.async == 0
+		if done {
+			p.sweeping = false
+		}
+		p.mu.Unlock()
+		for _, pa := range late {
+			pa.cb(ackResult{err: errAckTimeout})
+		}
+		if done {
+			return
+		}
+	}
+}
+
 // errAckTimeout: a publish's wait (AppendWithin's within) ran out.
 var errAckTimeout = fmt.Errorf("no acknowledgement in time: %w", context.DeadlineExceeded)
 
@@ -225,10 +311,14 @@ var errAckTimeout = fmt.Errorf("no acknowledgement in time: %w", context.Deadlin
 func (p *publisher) forget(id uint64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.pending[id]; !ok {
+	pa, ok := p.pending[id]
+	if !ok {
 		return false
 	}
 	delete(p.pending, id)
+	if pa.cb != nil {
+		p.async--
+	}
 	return true
 }
 
@@ -242,6 +332,9 @@ func (p *publisher) handle(m *nats.Msg, prefixLen int) {
 	p.mu.Lock()
 	pa := p.pending[id]
 	delete(p.pending, id)
+	if pa != nil && pa.cb != nil {
+		p.async--
+	}
 	p.mu.Unlock()
 	if pa == nil {
 		return // its publish gave up waiting
@@ -257,7 +350,7 @@ func (p *publisher) handle(m *nats.Msg, prefixLen int) {
 	default:
 		r.seq, r.dup, r.err = parsePubAck(m.Data)
 	}
-	pa.ch <- r
+	pa.deliver(r)
 }
 
 // errInvalidAck: JetStream answered a publish with something that is not

@@ -50,6 +50,7 @@ type Store struct {
 	pub    *publisher
 	wheel  *deadline.Wheel // AppendWithin's time-outs
 	outs   sync.Pool       // *outTx: what an append sends, used again by the next
+	own    *ownAppends     // the latest appends given a Sealed, for Follow
 }
 
 // OpenStore creates or updates the event-store stream and returns a Store
@@ -98,7 +99,7 @@ func LookupStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, o
 }
 
 func newStore(js jetstream.JetStream, st jetstream.Stream, cfg StoreConfig, opts []StoreOption) *Store {
-	s := &Store{js: js, stream: st, cfg: cfg, pub: newPublisher(js.Conn(), cfg.Stream), wheel: deadline.New(appendTick)}
+	s := &Store{js: js, stream: st, cfg: cfg, pub: newPublisher(js.Conn(), cfg.Stream), wheel: deadline.New(appendTick), own: newOwnAppends()}
 	s.outs.New = func() any { return new(outTx) }
 	s.arc.segTx, s.arc.segBytes = DefaultArchiveSegmentTransactions, DefaultArchiveSegmentBytes
 	for _, o := range opts {
@@ -350,9 +351,9 @@ func (s *Store) MaxTransactionBytes() int {
 // ctx ended first.
 func (s *Store) Append(ctx context.Context, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error) {
 	if _, ok := ctx.Deadline(); ok {
-		return s.appendTx(ctx, nil, s.cfg.OpTimeout, graph, expectedSeq, tx)
+		return s.appendTx(ctx, nil, s.cfg.OpTimeout, graph, expectedSeq, tx, nil)
 	}
-	return s.AppendWithin(ctx, s.cfg.OpTimeout, graph, expectedSeq, tx)
+	return s.AppendWithin(ctx, s.cfg.OpTimeout, graph, expectedSeq, tx, nil)
 }
 
 // AppendWithin is Append waiting at most about within for the
@@ -361,8 +362,13 @@ func (s *Store) Append(ctx context.Context, graph string, expectedSeq uint64, tx
 // with no timer or context of its own. The grains append through it.
 // Errors as Append's; a time-out is ErrUnavailable wrapping
 // context.DeadlineExceeded.
-func (s *Store) AppendWithin(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error) {
-	return s.appendTx(ctx, s.wheel.After(within), within, graph, expectedSeq, tx)
+//
+// sealed, when not nil, is tx's events as Seal got them: the store's
+// followers then take the transaction stored at its sequence from it
+// rather than decoding it, when the bytes they read are those published
+// (Followed.Sealed). tx and sealed must not change after the call.
+func (s *Store) AppendWithin(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction, sealed *Sealed) (uint64, error) {
+	return s.appendTx(ctx, s.wheel.After(within), within, graph, expectedSeq, tx, sealed)
 }
 
 // LeaderElected returns a channel closed when the event stream next
@@ -380,37 +386,87 @@ const appendTick = 10 * time.Millisecond
 // appendTx is Append; expired, when not nil, closes when the wait is over.
 // The rare follow-up reads (the duplicate and conflict checks) are bounded
 // by ctx, else by within.
-func (s *Store) appendTx(ctx context.Context, expired <-chan struct{}, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction) (uint64, error) {
-	if err := checkGraph(graph); err != nil {
-		return 0, fmt.Errorf("append: %w", err)
-	}
-	if n := len(tx.GetTxId()); n > MaxTxIDBytes {
-		return 0, fmt.Errorf("append %s: transaction id of %d bytes, more than %d", graph, n, MaxTxIDBytes)
-	}
+func (s *Store) appendTx(ctx context.Context, expired <-chan struct{}, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction, sealed *Sealed) (uint64, error) {
 	out := s.outs.Get().(*outTx)
 	defer out.release(&s.outs)
+	msg, err := s.prepare(ctx, out, graph, expectedSeq, tx, sealed)
+	if err != nil {
+		return 0, err
+	}
+	seq, dup, err := s.pub.publish(ctx, expired, out)
+	return s.settle(ctx, within, graph, msg.Subject, expectedSeq, tx, sealed, ackResult{seq: seq, dup: dup, err: err})
+}
+
+// AppendAsync is AppendWithin without the wait: done gets what
+// AppendWithin would have returned, once. It is called on the caller's
+// goroutine when tx is refused before it is sent, on the store's NATS
+// subscription for a plain acknowledgement (done must not block), and
+// else on a goroutine of its own (a duplicate or conflict to look into, a
+// refusal, a time-out: up to appendTick late, without a timer or context
+// per append). The caller's goroutine is not held while JetStream stores
+// tx: a grain appends through it with no goroutine waiting per append.
+func (s *Store) AppendAsync(ctx context.Context, within time.Duration, graph string, expectedSeq uint64, tx *cairnv1.Transaction, sealed *Sealed, done func(seq uint64, err error)) {
+	out := s.outs.Get().(*outTx)
+	defer out.release(&s.outs)
+	if _, err := s.prepare(ctx, out, graph, expectedSeq, tx, sealed); err != nil {
+		done(0, err)
+		return
+	}
+	s.pub.publishAsync(time.Now().Add(within), out, func(r ackResult) {
+		if r.err == nil && !r.dup {
+			done(r.seq, nil)
+			return
+		}
+		go func() {
+			done(s.settle(ctx, within, graph, s.Subject(graph), expectedSeq, tx, sealed, r))
+		}()
+	})
+}
+
+// prepare checks tx and makes out's message of it (on out's buffers),
+// remembering sealed for the followers.
+func (s *Store) prepare(ctx context.Context, out *outTx, graph string, expectedSeq uint64, tx *cairnv1.Transaction, sealed *Sealed) (*nats.Msg, error) {
+	if err := checkGraph(graph); err != nil {
+		return nil, fmt.Errorf("append: %w", err)
+	}
+	if n := len(tx.GetTxId()); n > MaxTxIDBytes {
+		return nil, fmt.Errorf("append %s: transaction id of %d bytes, more than %d", graph, n, MaxTxIDBytes)
+	}
 	subject := out.subject(s.cfg.SubjectPrefix, graph)
 	if n := len(subject); n > MaxSubjectBytes {
-		return 0, fmt.Errorf("append: %w: subject of %d bytes, more than %d", ErrInvalidGraph, n, MaxSubjectBytes)
+		return nil, fmt.Errorf("append: %w: subject of %d bytes, more than %d", ErrInvalidGraph, n, MaxSubjectBytes)
 	}
 	// proto.Size walks the message without allocating: a transaction over
 	// the limit is refused before it is marshalled.
 	limit := s.MaxTransactionBytes()
 	if n := proto.Size(tx); n > limit {
-		return 0, &TooLargeError{Graph: graph, Size: n, Limit: limit}
+		return nil, &TooLargeError{Graph: graph, Size: n, Limit: limit}
 	}
 	data, err := proto.MarshalOptions{}.MarshalAppend(out.data[:0], tx)
 	out.data = data
 	if err != nil {
-		return 0, fmt.Errorf("append %s: marshal: %w", graph, err)
+		return nil, fmt.Errorf("append %s: marshal: %w", graph, err)
 	}
 	msg := out.message(subject, data, expectedSeq, tx.GetTxId())
+	s.own.put(tx.GetTxId(), data, tx, sealed)
 	// A traced append (a span in ctx) stores its trace context with the
 	// transaction, for the projections' apply span.
 	tracing.Inject(ctx, msg.Header)
-	seq, dup, err := s.pub.publish(ctx, expired, out)
+	return msg, nil
+}
+
+// settle turns the answer r to the publish of tx to subject into
+// Append's result, looking into a duplicate or a conflict.
+func (s *Store) settle(ctx context.Context, within time.Duration, graph, subject string, expectedSeq uint64, tx *cairnv1.Transaction, sealed *Sealed, r ackResult) (uint64, error) {
+	seq, dup, err := r.seq, r.dup, r.err
 	if err == nil && !dup {
 		return seq, nil
+	}
+	if err != nil && !errors.Is(err, errAckTimeout) {
+		// Refused, or never sent: its followers will decode whatever
+		// an earlier try stored (a publish that timed out may yet be
+		// stored, and read back).
+		s.own.drop(sealed)
 	}
 	if errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, ErrNoLeader) {
 		err = fmt.Errorf("%w: %w", ErrNoLeader, err)
@@ -427,7 +483,7 @@ func (s *Store) appendTx(ctx context.Context, expired <-chan struct{}, within ti
 		if err != nil {
 			return 0, fmt.Errorf("append %s: check duplicate: %w", graph, translate(err))
 		}
-		if m.Subject != msg.Subject {
+		if m.Subject != subject {
 			return 0, fmt.Errorf("append %s: %w: transaction id %s was already used on %s", graph, ErrConflict, tx.GetTxId(), m.Subject)
 		}
 		return seq, nil
@@ -436,7 +492,7 @@ func (s *Store) appendTx(ctx context.Context, expired <-chan struct{}, within ti
 	if errors.Is(err, ErrConflict) {
 		// nats-server checks the expected subject sequence before the
 		// duplicate window, so a retry of a stored transaction conflicts.
-		if seq, ok := s.storedAfter(ctx, msg.Subject, expectedSeq, tx.GetTxId()); ok {
+		if seq, ok := s.storedAfter(ctx, subject, expectedSeq, tx.GetTxId()); ok {
 			return seq, nil
 		}
 	}
