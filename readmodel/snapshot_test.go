@@ -130,6 +130,14 @@ func restore(t *testing.T, g *Graph) *Graph {
 	if string(data[:6]) != "prefix" {
 		t.Fatal("AppendSnapshot overwrote dst")
 	}
+	// The paced encoding is the same bytes, with steps between its pieces.
+	steps := 0
+	if paced := g.Freeze().AppendSnapshotPaced([]byte("prefix"), func() { steps++ }); !bytes.Equal(paced, data) {
+		t.Fatalf("AppendSnapshotPaced wrote %d bytes that differ from AppendSnapshot's %d", len(paced), len(data))
+	}
+	if steps < 10 {
+		t.Fatalf("AppendSnapshotPaced took %d steps, want one per array at least", steps)
+	}
 	r, err := LoadSnapshot(data[6:], g.cfg)
 	if err != nil {
 		t.Fatalf("LoadSnapshot: %v", err)
@@ -391,6 +399,28 @@ func BenchmarkSnapshot(b *testing.B) {
 			data = f.AppendSnapshot(data[:0])
 		}
 		reportTimes(b, cpu)
+	})
+	// EncodePaced reports the longest stretch of the encoding between two
+	// steps (where a paced snapshot may sleep, see wire.Step), into a
+	// fresh buffer each time as a snapshot round does.
+	b.Run("EncodePaced", func(b *testing.B) {
+		f := g.Freeze()
+		b.ResetTimer()
+		cpu := cpuTime()
+		var longest time.Duration
+		steps := 0
+		for range b.N {
+			last := time.Now()
+			data = f.AppendSnapshotPaced(nil, func() {
+				now := time.Now()
+				longest = max(longest, now.Sub(last))
+				last, steps = now, steps+1
+			})
+			longest = max(longest, time.Since(last))
+		}
+		reportTimes(b, cpu)
+		b.ReportMetric(float64(longest.Microseconds())/1e3, "longest-step-ms")
+		b.ReportMetric(float64(steps)/float64(b.N), "steps/op")
 	})
 	b.Run("Append", func(b *testing.B) {
 		cpu := cpuTime()
