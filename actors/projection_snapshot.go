@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-graph/cairn/api"
 	"github.com/cairn-graph/cairn/internal/pace"
+	"github.com/cairn-graph/cairn/internal/wire"
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel"
 )
@@ -73,11 +74,14 @@ type Pacer interface {
 }
 
 // encodePaced runs encode (a snapshot's encoding) through the Gate of snaps
-// when it is a Pacer, then sleeps its share: so the encodings of big read
-// models and aggregates take one CPU at a time, and not all the time,
-// whatever else snapshots. It fails only when ctx ends before a slot is
-// free; a sleep that ctx cuts short leaves the encoding good.
-func encodePaced[T any](ctx context.Context, snaps SnapshotStore, encode func() T) (T, error) {
+// when it is a Pacer: encode calls step between bounded pieces of its work
+// (wire.Step), and step sleeps there once the work has had its share (so
+// the encodings of big read models and aggregates take one CPU at a time,
+// and not all the time, whatever else snapshots, and never hold a CPU for
+// longer than a piece and the Gate's Slice). It fails only when ctx ends
+// before a slot is free; a sleep that ctx cuts short leaves the encoding
+// good.
+func encodePaced[T any](ctx context.Context, snaps SnapshotStore, encode func(step wire.Step) T) (T, error) {
 	var gate *pace.Gate
 	if p, ok := snaps.(Pacer); ok {
 		gate = p.Pace()
@@ -88,7 +92,7 @@ func encodePaced[T any](ctx context.Context, snaps SnapshotStore, encode func() 
 		return zero, fmt.Errorf("wait to encode a snapshot: %w", err)
 	}
 	defer w.End()
-	v := encode()
+	v := encode(func() { _ = w.Step(ctx) })
 	_ = w.Step(ctx)
 	return v, nil
 }
@@ -376,7 +380,7 @@ func (a *shardActor) snapshot(r *snapRound) {
 		var bufs map[string][]byte
 		for i := range todo {
 			t := &todo[i]
-			data, err := encodePaced(r.ctx, snaps, func() []byte { return t.f.AppendSnapshot(t.buf) })
+			data, err := encodePaced(r.ctx, snaps, func(step wire.Step) []byte { return t.f.AppendSnapshotPaced(t.buf, step) })
 			t.f = nil // let the capture's pages go before the next encodes
 			if err != nil {
 				part.err = errors.Join(part.err, fmt.Errorf("read-model snapshot of graph %s at seq %d: %w", t.info.Graph, t.info.Seq, err))
