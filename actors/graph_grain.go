@@ -747,8 +747,12 @@ func (g *graphGrain) snapshot() {
 			data []byte
 			err  error
 		}
+		pool := buffersOf(g.cfg.Snapshots)
+		lent := pool.Get(capture.SizeHint())
+		// writeSnapshot keeps no reference to the data once it returns.
+		defer pool.Put(lent)
 		e, err := encodePaced(g.base, g.cfg.Snapshots, func(step wire.Step) encoded {
-			data, err := capture.MarshalPaced(replies, step)
+			data, err := capture.AppendMarshal(lent, replies, step)
 			return encoded{data, err}
 		})
 		data, err := e.data, errors.Join(err, e.err)

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cairn-graph/cairn/internal/offheap"
 	"github.com/cairn-graph/cairn/internal/pace"
 	"github.com/cairn-graph/cairn/internal/wire"
 	"github.com/ipfs/go-cid"
@@ -197,6 +198,7 @@ type Snapshots struct {
 	// concurrent use.
 	encs map[zstd.EncoderLevel]*zstd.Encoder
 	pace *pace.Gate
+	bufs *offheap.Pool // see Buffers
 	dec  *zstd.Decoder // DecodeAll only: safe for concurrent use
 	// index finds one graph's snapshots without listing the bucket; nil
 	// for a reader that found no index bucket (see snapIndex).
@@ -361,7 +363,23 @@ func newSnapshots(ctx context.Context, js jetstream.JetStream, obj jetstream.Obj
 	if err != nil {
 		return nil, fmt.Errorf("snapshots: %w", err)
 	}
-	return &Snapshots{obj: obj, nc: js.Conn(), cfg: cfg, stream: st, chunk: chunk, encs: encs, dec: dec, pace: gate}, nil
+	return &Snapshots{obj: obj, nc: js.Conn(), cfg: cfg, stream: st, chunk: chunk, encs: encs, dec: dec, pace: gate,
+		bufs: offheap.New(snapshotBuffersKept)}, nil
+}
+
+// snapshotBuffersKept is how many encode buffers Buffers keeps mapped
+// between rounds: a big graph's read model and aggregate.
+const snapshotBuffersKept = 2
+
+// Buffers returns the pool that lends the buffers big snapshots are encoded
+// into (outside the Go heap, mapped once and lent again: see
+// internal/offheap). A buffer lent for a snapshot goes back once Put
+// returned: Put keeps no reference to its data.
+func (s *Snapshots) Buffers() *offheap.Pool {
+	if s == nil {
+		return nil
+	}
+	return s.bufs
 }
 
 // Pace returns the Gate that paces snapshot work (SnapshotConfig.Background):
