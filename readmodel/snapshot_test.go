@@ -2,6 +2,7 @@ package readmodel
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/cairn-graph/cairn/internal/adjacency"
 	"github.com/cairn-graph/cairn/internal/graphgen"
+	"github.com/cairn-graph/cairn/internal/offheap"
+	"github.com/cairn-graph/cairn/internal/pace"
 	"github.com/cairn-graph/cairn/internal/wire"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/klauspost/compress/zstd"
@@ -422,6 +425,72 @@ func BenchmarkSnapshot(b *testing.B) {
 		b.ReportMetric(float64(longest.Microseconds())/1e3, "longest-step-ms")
 		b.ReportMetric(float64(steps)/float64(b.N), "steps/op")
 	})
+	// Beside encodes the graph's snapshot (b.N times) while an open loop
+	// of Node queries runs beside it, one every 500 µs, and reports the
+	// queries' p99 and worst latency from their scheduled start: "fresh"
+	// encodes into a fresh heap buffer in one piece (before pacing),
+	// "paced" through a pace.Gate that steps between pieces, and "lent"
+	// paced into a buffer an offheap.Pool lends, as snapshot rounds do.
+	for _, mode := range []string{"fresh", "paced", "lent"} {
+		b.Run("Beside/"+mode, func(b *testing.B) {
+			f := g.Freeze()
+			gate, err := pace.New(pace.DefaultConfig())
+			if err != nil {
+				b.Fatal(err)
+			}
+			pool := offheap.New(1)
+			defer func() { _, held := pool.Stats(); b.ReportMetric(float64(held)/1e6, "lent-MB") }()
+			ctx := context.Background()
+			var lat []time.Duration
+			done := make(chan struct{})
+			queried := make(chan struct{})
+			go func() {
+				defer close(queried)
+				const every = 500 * time.Microsecond
+				next := time.Now()
+				for i := 0; ; i++ {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					next = next.Add(every)
+					if d := time.Until(next); d > 0 {
+						time.Sleep(d)
+					}
+					if _, err := g.Node(graphgen.NodeID(i * 7919 % cfg.Nodes)); err != nil {
+						panic(err)
+					}
+					lat = append(lat, time.Since(next))
+				}
+			}()
+			b.ResetTimer()
+			for range b.N {
+				switch mode {
+				case "fresh":
+					data = f.AppendSnapshot(nil)
+				default:
+					w, _ := gate.Begin(ctx)
+					var buf []byte
+					if mode == "lent" {
+						buf = pool.Get(f.SizeHint())
+					}
+					data = f.AppendSnapshotPaced(buf, func() { _ = w.Step(ctx) })
+					w.End()
+					pool.Put(buf)
+				}
+				data = nil
+			}
+			b.StopTimer()
+			close(done)
+			<-queried
+			slices.Sort(lat)
+			if len(lat) > 0 {
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1e3, "query-p99-ms")
+				b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1e3, "query-max-ms")
+			}
+		})
+	}
 	b.Run("Append", func(b *testing.B) {
 		cpu := cpuTime()
 		for range b.N {
