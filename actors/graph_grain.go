@@ -20,6 +20,7 @@ import (
 
 	"github.com/cairn-graph/cairn/aggregate"
 	"github.com/cairn-graph/cairn/internal/tracing"
+	"github.com/cairn-graph/cairn/internal/wire"
 	"github.com/cairn-graph/cairn/internal/workers"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/cairn-graph/cairn/persistence"
@@ -769,8 +770,12 @@ func (g *graphGrain) snapshot() {
 			data []byte
 			err  error
 		}
-		e, err := encodePaced(g.base, g.cfg.Snapshots, func() encoded {
-			data, err := capture.Marshal(replies)
+		pool := buffersOf(g.cfg.Snapshots)
+		lent := pool.Get(capture.SizeHint())
+		// writeSnapshot keeps no reference to the data once it returns.
+		defer pool.Put(lent)
+		e, err := encodePaced(g.base, g.cfg.Snapshots, func(step wire.Step) encoded {
+			data, err := capture.AppendMarshal(lent, replies, step)
 			return encoded{data, err}
 		})
 		data, err := e.data, errors.Join(err, e.err)

@@ -16,7 +16,9 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/cairn-graph/cairn/api"
+	"github.com/cairn-graph/cairn/internal/offheap"
 	"github.com/cairn-graph/cairn/internal/pace"
+	"github.com/cairn-graph/cairn/internal/wire"
 	"github.com/cairn-graph/cairn/persistence"
 	"github.com/cairn-graph/cairn/readmodel"
 )
@@ -72,12 +74,32 @@ type Pacer interface {
 	Pace() *pace.Gate
 }
 
+// Lender is a SnapshotStore that lends the buffers big snapshots are
+// encoded into (persistence.Snapshots): outside the Go heap, mapped once,
+// so that a snapshot round neither starts a garbage collection nor faults
+// 100 MB in (see internal/offheap).
+type Lender interface {
+	Buffers() *offheap.Pool
+}
+
+// buffersOf returns the pool of snaps when it is a Lender, else nil (a nil
+// pool lends nothing: the encodings grow their own buffers).
+func buffersOf(snaps SnapshotStore) *offheap.Pool {
+	if l, ok := snaps.(Lender); ok {
+		return l.Buffers()
+	}
+	return nil
+}
+
 // encodePaced runs encode (a snapshot's encoding) through the Gate of snaps
-// when it is a Pacer, then sleeps its share: so the encodings of big read
-// models and aggregates take one CPU at a time, and not all the time,
-// whatever else snapshots. It fails only when ctx ends before a slot is
-// free; a sleep that ctx cuts short leaves the encoding good.
-func encodePaced[T any](ctx context.Context, snaps SnapshotStore, encode func() T) (T, error) {
+// when it is a Pacer: encode calls step between bounded pieces of its work
+// (wire.Step), and step sleeps there once the work has had its share (so
+// the encodings of big read models and aggregates take one CPU at a time,
+// and not all the time, whatever else snapshots, and never hold a CPU for
+// longer than a piece and the Gate's Slice). It fails only when ctx ends
+// before a slot is free; a sleep that ctx cuts short leaves the encoding
+// good.
+func encodePaced[T any](ctx context.Context, snaps SnapshotStore, encode func(step wire.Step) T) (T, error) {
 	var gate *pace.Gate
 	if p, ok := snaps.(Pacer); ok {
 		gate = p.Pace()
@@ -88,7 +110,7 @@ func encodePaced[T any](ctx context.Context, snaps SnapshotStore, encode func() 
 		return zero, fmt.Errorf("wait to encode a snapshot: %w", err)
 	}
 	defer w.End()
-	v := encode()
+	v := encode(func() { _ = w.Step(ctx) })
 	_ = w.Step(ctx)
 	return v, nil
 }
@@ -371,19 +393,34 @@ func (a *shardActor) snapshot(r *snapRound) {
 	}
 	part.block = time.Since(start)
 	snaps, pid := a.p.cfg.Snapshots, a.shard.pid
+	var pool *offheap.Pool
+	if !a.p.cfg.KeepSnapshotBuffers {
+		pool = buffersOf(snaps)
+	}
 	go func() {
 		var stored []persistence.SnapshotInfo
 		var bufs map[string][]byte
 		for i := range todo {
 			t := &todo[i]
-			data, err := encodePaced(r.ctx, snaps, func() []byte { return t.f.AppendSnapshot(t.buf) })
+			lent := pool.Get(t.f.SizeHint())
+			buf := t.buf
+			if lent != nil {
+				buf = lent
+			}
+			data, err := encodePaced(r.ctx, snaps, func(step wire.Step) []byte { return t.f.AppendSnapshotPaced(buf, step) })
 			t.f = nil // let the capture's pages go before the next encodes
 			if err != nil {
+				pool.Put(lent)
 				part.err = errors.Join(part.err, fmt.Errorf("read-model snapshot of graph %s at seq %d: %w", t.info.Graph, t.info.Seq, err))
 				continue
 			}
 			info, err := snaps.Put(r.ctx, t.info, data)
 			// Put keeps no reference to the data once it returns.
+			size := int64(len(data))
+			if lent != nil {
+				data = nil // lent's
+				pool.Put(lent)
+			}
 			if a.p.cfg.KeepSnapshotBuffers && cap(data) >= snapshotBufferMin {
 				if bufs == nil {
 					bufs = map[string][]byte{}
@@ -404,7 +441,7 @@ func (a *shardActor) snapshot(r *snapRound) {
 			stored = append(stored, info)
 			part.graphs = append(part.graphs, manifestGraph(info, t.held))
 			part.written++
-			part.bytes += int64(len(data))
+			part.bytes += size
 		}
 		if len(stored) > 0 || len(bufs) > 0 {
 			a.p.root.Send(pid, &snapshotsStored{infos: stored, bufs: bufs})

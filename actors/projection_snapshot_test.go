@@ -371,8 +371,20 @@ func TestProjectionSnapshotRestart(t *testing.T) {
 // large graph (its snapshot over a megabyte) into the buffer of its
 // previous round; what they store restores to what a rebuild holds.
 func TestProjectionSnapshotReusedBuffer(t *testing.T) {
+	testSnapshotBuffers(t, true)
+}
+
+// TestProjectionSnapshotLentBuffer: without KeepSnapshotBuffers, a large
+// graph is encoded into a buffer the snapshot store lends (outside the Go
+// heap, internal/offheap), given back after each round and lent again;
+// what the rounds store restores to what a rebuild holds.
+func TestProjectionSnapshotLentBuffer(t *testing.T) {
+	testSnapshotBuffers(t, false)
+}
+
+func testSnapshotBuffers(t *testing.T, keep bool) {
 	env := newSnapEnv(t)
-	env.keepBuffers = true
+	env.keepBuffers = keep
 	cfg := graphgen.Big().Scaled(12_000)
 	var events []*cairnv1.Event
 	if err := cfg.Generate(func(evs []*cairnv1.Event) error { events = append(events, evs...); return nil }); err != nil {
@@ -392,6 +404,12 @@ func TestProjectionSnapshotReusedBuffer(t *testing.T) {
 	closeProjections(t, p)
 	if hs := p.Health().Snapshots; hs.LastSeq != last || hs.LastBytes < 1<<20 {
 		t.Fatalf("after close: %+v, want the last round at seq %d and over a megabyte", hs, last)
+	}
+	switch lent, held := env.snaps.Buffers().Stats(); {
+	case keep && held != 0:
+		t.Fatalf("KeepSnapshotBuffers: the store mapped %d bytes of buffers, want none", held)
+	case !keep && (lent != 0 || held < 1<<20):
+		t.Fatalf("after the rounds the store holds %d bytes of buffers, %d of them lent; want one buffer, given back", held, lent)
 	}
 	restored := env.open(t, 1, 2000, last)
 	if hs := restored.Health().Snapshots; hs.RestoredSeq != last || hs.Fallbacks != 0 {

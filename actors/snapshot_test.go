@@ -656,3 +656,44 @@ func TestGrainSnapshotSpacing(t *testing.T) {
 		})
 	}
 }
+
+// TestGrainSnapshotLentBuffer: a graph whose aggregate encodes to over a
+// megabyte is encoded into a buffer the snapshot store lends (outside the
+// Go heap, internal/offheap), given back once written; the snapshot
+// decodes to the graph.
+func TestGrainSnapshotLentBuffer(t *testing.T) {
+	w := newSnapWorld(t)
+	const graph, nodes = "big", 80_000
+	m := startMember(t, w.store, snapGrains(w.snaps, nodes)) // one snapshot, after the last batch
+	m.mustExec(cmdtest.Envelope(graph, "create", cmdtest.CreateGraph()))
+	for b := range nodes / aggregate.MaxCommands {
+		cmds := make([]*cairnv1.Command, aggregate.MaxCommands)
+		for i := range cmds {
+			cmds[i] = cmdtest.AddNode(fmt.Sprintf("node-%06d", b*aggregate.MaxCommands+i), cmdtest.Comp("k", "v"))
+		}
+		m.mustExec(cmdtest.Envelope(graph, fmt.Sprint("b", b), cmds...))
+	}
+	eventually(t, "a snapshot written", 30*time.Second, func() bool { return m.grains.Stats().SnapshotsWritten >= 1 })
+	infos, err := w.snaps.List(context.Background(), persistence.KindAggregate, graph)
+	if err != nil || len(infos) == 0 {
+		t.Fatalf("list: %v, %d snapshots", err, len(infos))
+	}
+	if infos[0].Size < 1<<20 {
+		t.Fatalf("the snapshot is %d bytes, want over a megabyte (a lent buffer)", infos[0].Size)
+	}
+	eventually(t, "the buffer given back", 10*time.Second, func() bool {
+		lent, held := w.snaps.Buffers().Stats()
+		return lent == 0 && held >= infos[0].Size
+	})
+	data, err := w.snaps.Get(context.Background(), infos[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := aggregate.Unmarshal(data)
+	if err != nil {
+		t.Fatalf("the snapshot does not decode: %v", err)
+	}
+	if got := len(cmdtest.TakeSnapshot(s).Nodes); got != nodes {
+		t.Fatalf("the snapshot holds %d nodes, want %d", got, nodes)
+	}
+}

@@ -100,13 +100,36 @@ func Marshal(s *State, w *Window) ([]byte, error) {
 // Marshal encodes the frozen state with the window's replies, oldest
 // first (see the package's Marshal). It may run on any goroutine.
 func (f *Frozen) Marshal(replies []*cairnv1.CommandReply) ([]byte, error) {
+	return f.MarshalPaced(replies, nil)
+}
+
+// MarshalPaced is Marshal calling step (unless nil) between bounded pieces
+// of the work, a MiB or one array, so that the encoding can be paced (see
+// wire.Step). The bytes are Marshal's.
+func (f *Frozen) MarshalPaced(replies []*cairnv1.CommandReply, step wire.Step) ([]byte, error) {
+	return f.AppendMarshal(nil, replies, step)
+}
+
+// SizeHint returns about the size of the state's encoding without replies:
+// a buffer of that size takes AppendMarshal's output without growing,
+// unless the replies are many.
+func (f *Frozen) SizeHint() int {
 	size := f.nodes.Bytes() + f.edges.Bytes() + 1024
 	for _, r := range f.refs {
 		size += r.t.Bytes()
 	}
-	size += 4 * (f.nodeSet.Len() + f.first.Len() + len(f.edgeArrays)*f.edges.Cap())
-	dst := make([]byte, 0, size)
-	wire.Prefault(dst[:cap(dst)])
+	return size + 4*(f.nodeSet.Len()+f.first.Len()+len(f.edgeArrays)*f.edges.Cap())
+}
+
+// AppendMarshal is MarshalPaced writing into dst's spare room (dst is
+// emptied first; it grows when too small), for a caller that lends the
+// buffer (internal/offheap).
+func (f *Frozen) AppendMarshal(dst []byte, replies []*cairnv1.CommandReply, step wire.Step) ([]byte, error) {
+	if size := f.SizeHint(); cap(dst) < size {
+		dst = make([]byte, 0, size)
+	}
+	dst = dst[:0]
+	wire.PrefaultPaced(dst[:cap(dst)], step)
 	dst = append(dst, snapshotMagic...)
 	dst = wire.AppendUvarint(dst, SnapshotFormat)
 	dst = wire.AppendString(dst, f.graph)
@@ -124,24 +147,31 @@ func (f *Frozen) Marshal(replies []*cairnv1.CommandReply) ([]byte, error) {
 	}
 	dst = wire.AppendUvarint(dst, uint64(f.nNodes))
 	dst = wire.AppendUvarint(dst, uint64(f.nEdges))
-	dst = f.nodes.AppendSnapshot(dst)
+	dst = f.nodes.AppendSnapshotPaced(dst, step)
 	dst = wire.AppendU32s(dst, f.freeNodes)
+	step.Do()
 	dst = wire.AppendPages(dst, &f.nodeSet)
+	step.Do()
 	dst = wire.AppendPages(dst, &f.first)
-	dst = f.edges.AppendSnapshot(dst)
+	step.Do()
+	dst = f.edges.AppendSnapshotPaced(dst, step)
 	dst = wire.AppendU32s(dst, f.freeEdges)
+	step.Do()
 	for i := range f.edgeArrays {
 		dst = wire.AppendPages(dst, &f.edgeArrays[i])
+		step.Do()
 	}
 	for i := range f.refs {
 		r := &f.refs[i]
-		dst = r.t.AppendSnapshot(dst)
+		dst = r.t.AppendSnapshotPaced(dst, step)
 		dst = wire.AppendPages(dst, &r.refs)
+		step.Do()
 		dst = wire.AppendU32s(dst, r.free)
 	}
 	dst = wire.AppendPages(dst, &f.ctype)
+	step.Do()
 	for _, n := range f.names {
-		dst = n.AppendSnapshot(dst)
+		dst = n.AppendSnapshotPaced(dst, step)
 	}
 	dst = wire.AppendUvarint(dst, uint64(len(replies)))
 	mo := proto.MarshalOptions{Deterministic: true}
@@ -153,7 +183,7 @@ func (f *Frozen) Marshal(replies []*cairnv1.CommandReply) ([]byte, error) {
 			return nil, fmt.Errorf("marshal state of %s: reply %q: %w", f.graph, r.GetCommandId(), err)
 		}
 	}
-	return binary.LittleEndian.AppendUint32(dst, wire.Checksum(dst)), nil
+	return binary.LittleEndian.AppendUint32(dst, wire.ChecksumPaced(dst, step)), nil
 }
 
 // edgeArrays lists the per-edge packed arrays in encoding order.

@@ -233,5 +233,18 @@ func roundTrip(t testing.TB, s *aggregate.State) *aggregate.State {
 	if err != nil || !bytes.Equal(again, data) {
 		t.Fatalf("re-encoding the decoded state gives other bytes (err %v)", err)
 	}
+	// The paced encoding is the same bytes, with steps between its pieces.
+	f, err := s.Freeze()
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := 0
+	paced, err := f.MarshalPaced(nil, func() { steps++ })
+	if err != nil || !bytes.Equal(paced, data) {
+		t.Fatalf("MarshalPaced gives other bytes than Marshal (err %v)", err)
+	}
+	if steps < 10 {
+		t.Fatalf("MarshalPaced took %d steps, want one per array at least", steps)
+	}
 	return c
 }

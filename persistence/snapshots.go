@@ -3,6 +3,7 @@ package persistence
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -19,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cairn-graph/cairn/internal/offheap"
 	"github.com/cairn-graph/cairn/internal/pace"
 	"github.com/cairn-graph/cairn/internal/wire"
 	"github.com/ipfs/go-cid"
@@ -196,6 +198,7 @@ type Snapshots struct {
 	// concurrent use.
 	encs map[zstd.EncoderLevel]*zstd.Encoder
 	pace *pace.Gate
+	bufs *offheap.Pool // see Buffers
 	dec  *zstd.Decoder // DecodeAll only: safe for concurrent use
 	// index finds one graph's snapshots without listing the bucket; nil
 	// for a reader that found no index bucket (see snapIndex).
@@ -360,7 +363,23 @@ func newSnapshots(ctx context.Context, js jetstream.JetStream, obj jetstream.Obj
 	if err != nil {
 		return nil, fmt.Errorf("snapshots: %w", err)
 	}
-	return &Snapshots{obj: obj, nc: js.Conn(), cfg: cfg, stream: st, chunk: chunk, encs: encs, dec: dec, pace: gate}, nil
+	return &Snapshots{obj: obj, nc: js.Conn(), cfg: cfg, stream: st, chunk: chunk, encs: encs, dec: dec, pace: gate,
+		bufs: offheap.New(snapshotBuffersKept)}, nil
+}
+
+// snapshotBuffersKept is how many encode buffers Buffers keeps mapped
+// between rounds: a big graph's read model and aggregate.
+const snapshotBuffersKept = 2
+
+// Buffers returns the pool that lends the buffers big snapshots are encoded
+// into (outside the Go heap, mapped once and lent again: see
+// internal/offheap). A buffer lent for a snapshot goes back once Put
+// returned: Put keeps no reference to its data.
+func (s *Snapshots) Buffers() *offheap.Pool {
+	if s == nil {
+		return nil
+	}
+	return s.bufs
 }
 
 // Pace returns the Gate that paces snapshot work (SnapshotConfig.Background):
@@ -472,7 +491,9 @@ func (s *Snapshots) put(ctx context.Context, info SnapshotInfo, data []byte) (Sn
 		md[snapMetaHead] = info.Head.String()
 	}
 	o := info.sig()
-	o.Digest = wire.SHA256(data)
+	if o.Digest, err = s.digest(ctx, data); err != nil {
+		return info, fmt.Errorf("put snapshot %s: %w", name, err)
+	}
 	maps.Copy(md, objectMeta(s.cfg.Signer, o))
 	if s.cfg.Signer != nil {
 		info.KeyID = s.cfg.Signer.KeyID()
@@ -521,6 +542,23 @@ func (s *Snapshots) put(ctx context.Context, info SnapshotInfo, data []byte) (Sn
 		return info, fmt.Errorf("put snapshot %s: stored %d bytes of %d", name, info.Stored, c.sent)
 	}
 	return info, nil
+}
+
+// digest returns the SHA-256 of data, hashed through the Snapshots' Gate
+// (a MiB between steps) when it is larger than a MiB: over a 100 MB
+// snapshot the hash is about 60 ms of CPU, background work like the
+// encoding before it and the compression after it. It fails only when ctx
+// ends before a slot is free.
+func (s *Snapshots) digest(ctx context.Context, data []byte) ([sha256.Size]byte, error) {
+	if len(data) <= 1<<20 {
+		return wire.SHA256(data), nil
+	}
+	w, err := s.pace.Begin(ctx)
+	if err != nil {
+		return [sha256.Size]byte{}, fmt.Errorf("wait to hash: %w", err)
+	}
+	defer w.End()
+	return wire.SHA256Paced(data, func() { _ = w.Step(ctx) }), nil
 }
 
 // compressor compresses a payload into zstd frames of snapshotFrame raw

@@ -137,7 +137,11 @@
 // f := g.Freeze() captures g in O(pages) (about 0.25 ms at 1,000,000 nodes
 // and 3,000,000 edges; BenchmarkSnapshot/Freeze) and f.AppendSnapshot(buf),
 // which may run on another goroutine while g goes on changing, writes
-// exactly what g.AppendSnapshot would have written at the freeze. The
+// exactly what g.AppendSnapshot would have written at the freeze.
+// f.AppendSnapshotPaced(buf, step) writes the same bytes and calls step
+// after each array or MiB (a few milliseconds at most), where a caller that
+// runs it as background work may sleep; f.SizeHint() sizes a buffer it
+// fills without growing. The
 // large arrays are shared copy-on-write (packed.Pages, the intern tables'
 // paged arenas, the adjacency's CSR arrays and paged delta, the bitmaps in
 // roaring's copy-on-write mode); the node lists' bytes, the one-byte

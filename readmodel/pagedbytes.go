@@ -3,6 +3,8 @@ package readmodel
 import (
 	"encoding/binary"
 	"slices"
+
+	"github.com/cairn-graph/cairn/internal/wire"
 )
 
 // bytePageBits sets the page size of pagedBytes: 64 KiB.
@@ -120,10 +122,15 @@ func (a *pagedBytes) freeze() pagedBytes {
 }
 
 // appendTo appends the bytes to dst.
-func (a *pagedBytes) appendTo(dst []byte) []byte {
+func (a *pagedBytes) appendTo(dst []byte, step wire.Step) []byte {
 	dst = slices.Grow(dst, a.n)
+	done := 0
 	for _, p := range a.pages {
 		dst = append(dst, p...)
+		if done += len(p); done >= 1<<20 {
+			step.Do()
+			done = 0
+		}
 	}
 	return dst
 }

@@ -46,7 +46,7 @@ func TestPagedBytesAgainstSlice(t *testing.T) {
 			}
 		}
 		if step%997 == 0 {
-			if a.len() != len(ref) || !bytes.Equal(a.appendTo(nil), ref) {
+			if a.len() != len(ref) || !bytes.Equal(a.appendTo(nil, nil), ref) {
 				t.Fatalf("step %d: length %d want %d, or other bytes", step, a.len(), len(ref))
 			}
 			for range 200 {
@@ -64,11 +64,11 @@ func TestPagedBytesAgainstSlice(t *testing.T) {
 		}
 	}
 	for k, v := range views {
-		if !bytes.Equal(v.f.appendTo(nil), v.want) {
+		if !bytes.Equal(v.f.appendTo(nil, nil), v.want) {
 			t.Fatalf("view %d changed", k)
 		}
 	}
-	if b := pagedOf(ref); !bytes.Equal(b.appendTo(nil), ref) {
+	if b := pagedOf(ref); !bytes.Equal(b.appendTo(nil, nil), ref) {
 		t.Fatal("pagedOf differs")
 	}
 	if _, k := a.uvarint(a.len()); k != 0 {

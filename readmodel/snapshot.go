@@ -129,6 +129,10 @@ func (g *Graph) Freeze() *Frozen {
 	return f
 }
 
+// SizeHint returns a size of buffer that AppendSnapshot fills without
+// growing it (about the snapshot's size, and a little more).
+func (f *Frozen) SizeHint() int { return f.estimate() }
+
 // estimate returns about the snapshot's size, to size the buffer once.
 func (f *Frozen) estimate() int {
 	n := headerLen + 64 + f.listData.len() + f.outDeg.low.len() + f.inDeg.low.len()
@@ -161,9 +165,15 @@ func (f *Frozen) AsOf() uint64 { return f.asOf }
 // The body is the graph's storage as it lies in memory (packed arrays,
 // arenas, delta rows, free lists, roaring bitmaps in their portable
 // format), so that LoadSnapshot copies rather than rebuilds.
-func (f *Frozen) AppendSnapshot(dst []byte) []byte {
+func (f *Frozen) AppendSnapshot(dst []byte) []byte { return f.AppendSnapshotPaced(dst, nil) }
+
+// AppendSnapshotPaced is AppendSnapshot calling step (unless nil) between
+// bounded pieces of the work, a MiB or one array (the largest, the 1M-node
+// graph's arrays, take a few milliseconds each), so that the encoding can
+// be paced (see wire.Step): a snapshot is background work.
+func (f *Frozen) AppendSnapshotPaced(dst []byte, step wire.Step) []byte {
 	dst = slices.Grow(dst, f.estimate())
-	wire.Prefault(dst[len(dst):cap(dst)])
+	wire.PrefaultPaced(dst[len(dst):cap(dst)], step)
 	start := len(dst)
 	dst = append(dst, make([]byte, headerLen)...)
 
@@ -174,39 +184,49 @@ func (f *Frozen) AppendSnapshot(dst []byte) []byte {
 	dst = wire.AppendUvarint(dst, f.version)
 	dst = wire.AppendUvarint(dst, uint64(f.nEdges))
 
-	dst = f.nodes.AppendSnapshot(dst)
+	dst = f.nodes.AppendSnapshotPaced(dst, step)
 	dst = wire.AppendU32s(dst, f.freeNodes)
+	step.Do()
 	dst = wire.AppendPackedView(dst, &f.listOff)
+	step.Do()
 	dst = wire.AppendPackedView(dst, &f.listN)
+	step.Do()
 	dst = wire.AppendUvarint(dst, uint64(f.listData.len()))
-	dst = f.listData.appendTo(dst)
+	dst = f.listData.appendTo(dst, step)
 	dst = wire.AppendUvarint(dst, uint64(f.listGarbage))
-	dst = f.outDeg.appendSnapshot(dst)
-	dst = f.inDeg.appendSnapshot(dst)
+	dst = f.outDeg.appendSnapshot(dst, step)
+	dst = f.inDeg.appendSnapshot(dst, step)
 
-	dst = f.edges.AppendSnapshot(dst)
+	dst = f.edges.AppendSnapshotPaced(dst, step)
 	dst = wire.AppendU32s(dst, f.freeEdges)
+	step.Do()
 	dst = wire.AppendPackedView(dst, &f.src)
+	step.Do()
 	dst = wire.AppendPackedView(dst, &f.dst)
+	step.Do()
 	dst = wire.AppendPackedView(dst, &f.etype)
+	step.Do()
 	dst = appendNames(dst, f.types)
-	dst = f.adj.AppendSnapshot(dst)
+	dst = f.adj.AppendSnapshotPaced(dst, step)
 
 	dst = wire.AppendU32s(dst, f.compTyp)
+	step.Do()
 	for _, v := range f.compVal {
 		dst = wire.AppendString(dst, v)
 	}
+	step.Do()
 	dst = wire.AppendU32s(dst, f.compRefs)
 	dst = wire.AppendU32s(dst, f.compFree)
+	step.Do()
 	dst = wire.AppendUvarint(dst, uint64(f.compLive))
-	dst = appendBitmaps(dst, f.compNodes)
+	dst = appendBitmaps(dst, f.compNodes, step)
 	dst = appendNames(dst, f.compTypes)
-	dst = appendBitmaps(dst, f.typeNodes)
+	dst = appendBitmaps(dst, f.typeNodes, step)
 	dst = wire.AppendUvarint(dst, uint64(f.bloomCap))
 	dst = wire.AppendUvarint(dst, uint64(f.bloomAdded))
 
 	dst = appendNames(dst, f.categories)
-	dst = appendBitmaps(dst, f.catNodes)
+	dst = appendBitmaps(dst, f.catNodes, step)
 
 	dst = wire.AppendString(dst, f.typ)
 	keys := slices.Sorted(maps.Keys(f.metadata))
@@ -223,7 +243,7 @@ func (f *Frozen) AppendSnapshot(dst []byte) []byte {
 	body := dst[start+headerLen:]
 	copy(h, snapshotMagic)
 	binary.LittleEndian.PutUint32(h[8:], SnapshotFormat)
-	binary.LittleEndian.PutUint32(h[12:], wire.Checksum(body))
+	binary.LittleEndian.PutUint32(h[12:], wire.ChecksumPaced(body, step))
 	binary.LittleEndian.PutUint64(h[16:], uint64(len(body)))
 	return dst
 }
@@ -533,9 +553,9 @@ func readComponents(r *wire.Reader, fp float64, nodes int) *components {
 
 // appendSnapshot appends the counts of one byte each and the spilled ones
 // as sorted (node, count) pairs.
-func (d *degrees) appendSnapshot(dst []byte) []byte {
+func (d *degrees) appendSnapshot(dst []byte, step wire.Step) []byte {
 	dst = wire.AppendUvarint(dst, uint64(d.low.len()))
-	dst = d.low.appendTo(dst)
+	dst = d.low.appendTo(dst, step)
 	dst = wire.AppendUvarint(dst, uint64(len(d.high)))
 	for _, u := range slices.Sorted(maps.Keys(d.high)) {
 		dst = wire.AppendUvarint(dst, uint64(u))
@@ -603,17 +623,23 @@ func readNames(r *wire.Reader) names {
 
 // appendBitmaps appends a count, then per bitmap a presence byte and its
 // portable serialization.
-func appendBitmaps(dst []byte, bms []*roaring.Bitmap) []byte {
+func appendBitmaps(dst []byte, bms []*roaring.Bitmap, step wire.Step) []byte {
 	dst = wire.AppendUvarint(dst, uint64(len(bms)))
+	done := 0
 	for _, bm := range bms {
 		dst = wire.AppendBool(dst, bm != nil)
 		if bm == nil {
 			continue
 		}
-		dst = wire.AppendUvarint(dst, bm.GetSerializedSizeInBytes())
+		n := bm.GetSerializedSizeInBytes()
+		dst = wire.AppendUvarint(dst, n)
 		w := appender{dst}
 		_, _ = bm.WriteTo(&w) // fails only when the writer does, and it cannot
 		dst = w.b
+		if done += int(n); done >= 1<<20 {
+			step.Do()
+			done = 0
+		}
 	}
 	return dst
 }

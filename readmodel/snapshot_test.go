@@ -2,8 +2,10 @@ package readmodel
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/cairn-graph/cairn/internal/adjacency"
 	"github.com/cairn-graph/cairn/internal/graphgen"
+	"github.com/cairn-graph/cairn/internal/offheap"
+	"github.com/cairn-graph/cairn/internal/pace"
 	"github.com/cairn-graph/cairn/internal/wire"
 	cairnv1 "github.com/cairn-graph/cairn/messages/cairn/v1"
 	"github.com/klauspost/compress/zstd"
@@ -129,6 +133,14 @@ func restore(t *testing.T, g *Graph) *Graph {
 	data := g.AppendSnapshot([]byte("prefix"))
 	if string(data[:6]) != "prefix" {
 		t.Fatal("AppendSnapshot overwrote dst")
+	}
+	// The paced encoding is the same bytes, with steps between its pieces.
+	steps := 0
+	if paced := g.Freeze().AppendSnapshotPaced([]byte("prefix"), func() { steps++ }); !bytes.Equal(paced, data) {
+		t.Fatalf("AppendSnapshotPaced wrote %d bytes that differ from AppendSnapshot's %d", len(paced), len(data))
+	}
+	if steps < 10 {
+		t.Fatalf("AppendSnapshotPaced took %d steps, want one per array at least", steps)
 	}
 	r, err := LoadSnapshot(data[6:], g.cfg)
 	if err != nil {
@@ -392,6 +404,41 @@ func BenchmarkSnapshot(b *testing.B) {
 		}
 		reportTimes(b, cpu)
 	})
+	// EncodePaced reports the longest stretch of the encoding between two
+	// steps (where a paced snapshot may sleep, see wire.Step), into the
+	// same buffer each time as a snapshot round does (a lent one).
+	b.Run("EncodePaced", func(b *testing.B) {
+		f := g.Freeze()
+		b.ResetTimer()
+		cpu := cpuTime()
+		var longest time.Duration
+		steps := 0
+		for range b.N {
+			last := time.Now()
+			data = f.AppendSnapshotPaced(data[:0], func() {
+				now := time.Now()
+				longest = max(longest, now.Sub(last))
+				last, steps = now, steps+1
+			})
+			longest = max(longest, time.Since(last))
+		}
+		reportTimes(b, cpu)
+		b.ReportMetric(float64(longest.Microseconds())/1e3, "longest-step-ms")
+		b.ReportMetric(float64(steps)/float64(b.N), "steps/op")
+	})
+	// Beside encodes the graph's snapshot (b.N times) while an open loop
+	// of Node queries runs beside it, one every 500 µs, and reports the
+	// queries' p99 and worst latency from their scheduled start: "none"
+	// sleeps 50 ms instead (the floor), "fresh"
+	// encodes into a fresh heap buffer in one piece (before pacing),
+	// "paced" through a pace.Gate that steps between pieces, and "lent"
+	// paced into a buffer an offheap.Pool lends, as snapshot rounds do.
+	// -readmodel.beside N alternates the three N times.
+	for rep := range *besideRounds {
+		for _, mode := range []string{"none", "fresh", "paced", "lent"} {
+			besideRun(b, g, cfg, mode, rep)
+		}
+	}
 	b.Run("Append", func(b *testing.B) {
 		cpu := cpuTime()
 		for range b.N {
@@ -567,4 +614,71 @@ func relabel(b []byte, v uint32) []byte {
 	binary.LittleEndian.PutUint32(b[12:], wire.Checksum(body))
 	binary.LittleEndian.PutUint64(b[16:], uint64(len(body)))
 	return b
+}
+
+var besideRounds = flag.Int("readmodel.beside", 1, "how many times BenchmarkSnapshot/Beside alternates its three encodings")
+
+// besideRun is one BenchmarkSnapshot/Beside run (see there).
+func besideRun(b *testing.B, g *Graph, cfg graphgen.Config, mode string, rep int) {
+	b.Run(fmt.Sprintf("Beside/%s/%d", mode, rep), func(b *testing.B) {
+		f := g.Freeze()
+		size := 0
+		gate, err := pace.New(pace.DefaultConfig())
+		if err != nil {
+			b.Fatal(err)
+		}
+		pool := offheap.New(1)
+		defer func() { _, held := pool.Stats(); b.ReportMetric(float64(held)/1e6, "lent-MB") }()
+		ctx := context.Background()
+		var lat []time.Duration
+		done := make(chan struct{})
+		queried := make(chan struct{})
+		go func() {
+			defer close(queried)
+			const every = 500 * time.Microsecond
+			next := time.Now()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				next = next.Add(every)
+				if d := time.Until(next); d > 0 {
+					time.Sleep(d)
+				}
+				if _, err := g.Node(graphgen.NodeID(i * 7919 % cfg.Nodes)); err != nil {
+					panic(err)
+				}
+				lat = append(lat, time.Since(next))
+			}
+		}()
+		b.ResetTimer()
+		for range b.N {
+			switch mode {
+			case "none":
+				time.Sleep(50 * time.Millisecond)
+			case "fresh":
+				size = len(f.AppendSnapshot(nil))
+			default:
+				w, _ := gate.Begin(ctx)
+				var buf []byte
+				if mode == "lent" {
+					buf = pool.Get(f.SizeHint())
+				}
+				size = len(f.AppendSnapshotPaced(buf, func() { _ = w.Step(ctx) }))
+				w.End()
+				pool.Put(buf)
+			}
+		}
+		b.StopTimer()
+		close(done)
+		<-queried
+		b.ReportMetric(float64(size)/1e6, "MB")
+		slices.Sort(lat)
+		if len(lat) > 0 {
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1e3, "query-p99-ms")
+			b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1e3, "query-max-ms")
+		}
+	})
 }

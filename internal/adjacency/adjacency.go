@@ -465,7 +465,11 @@ func (f *Frozen) Bytes() int {
 
 // AppendSnapshot appends what the index's AppendSnapshot would have
 // appended when Freeze was called.
-func (f *Frozen) AppendSnapshot(dst []byte) []byte {
+func (f *Frozen) AppendSnapshot(dst []byte) []byte { return f.AppendSnapshotPaced(dst, nil) }
+
+// AppendSnapshotPaced is AppendSnapshot calling step (unless nil) after
+// each array and each delta.
+func (f *Frozen) AppendSnapshotPaced(dst []byte, step wire.Step) []byte {
 	dst = wire.AppendUvarint(dst, f.epoch)
 	dst = wire.AppendUvarint(dst, uint64(f.nAdded))
 	dst = wire.AppendUvarint(dst, uint64(f.nDead))
@@ -480,10 +484,14 @@ func (f *Frozen) AppendSnapshot(dst []byte) []byte {
 	for d := range f.dir {
 		r := &f.dir[d]
 		dst = wire.AppendPacked(dst, &r.offs)
+		step.Do()
 		dst = wire.AppendPacked(dst, &r.ents)
+		step.Do()
 		dst = appendRows(dst, &r.added)
+		step.Do()
 		if f.job != nil {
 			dst = appendRows(dst, &r.frozen)
+			step.Do()
 		}
 	}
 	return dst

@@ -1,6 +1,10 @@
 package intern
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/cairn-graph/cairn/internal/wire"
+)
 
 // arenaPageBits sets the arena's page size: 64 KiB.
 const (
@@ -95,13 +99,19 @@ func (a *arena) bytes() int {
 
 // appendTo appends the arena's length and bytes to dst, as
 // wire.AppendBytes of the contiguous arena would.
-func (a *arena) appendTo(dst []byte) []byte {
+func (a *arena) appendTo(dst []byte, step wire.Step) []byte {
 	dst = binary.AppendUvarint(dst, uint64(a.n))
 	for k, p := range a.pages {
 		dst = append(dst, p[:min(arenaPage, a.n-k*arenaPage)]...)
+		if (k+1)%arenaStepPages == 0 {
+			step.Do()
+		}
 	}
 	return dst
 }
+
+// arenaStepPages is how many pages appendTo copies between steps: a MiB.
+const arenaStepPages = 1 << 20 / arenaPage
 
 // arenaOf returns an arena holding a copy of b, which need not keep
 // entries within pages: each page runs to b's end.

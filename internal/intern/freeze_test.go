@@ -39,7 +39,7 @@ func deepCopy(t *Table) *Table {
 
 // flat returns the arena's bytes in one slice.
 func flat(a *arena) []byte {
-	r := wire.NewReader(a.appendTo(nil))
+	r := wire.NewReader(a.appendTo(nil, nil))
 	return bytes.Clone(r.Bytes())
 }
 

@@ -617,7 +617,11 @@ func (f *Frozen) Bytes() int {
 
 // AppendSnapshot appends what the table's AppendSnapshot would have
 // appended when Freeze was called.
-func (f *Frozen) AppendSnapshot(dst []byte) []byte {
+func (f *Frozen) AppendSnapshot(dst []byte) []byte { return f.AppendSnapshotPaced(dst, nil) }
+
+// AppendSnapshotPaced is AppendSnapshot calling step (unless nil) after
+// each MiB of the arena and after each packed array.
+func (f *Frozen) AppendSnapshotPaced(dst []byte, step wire.Step) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, f.seed)
 	dst = wire.AppendUvarint(dst, uint64(f.n))
 	dst = wire.AppendUvarint(dst, uint64(f.garbage))
@@ -625,12 +629,11 @@ func (f *Frozen) AppendSnapshot(dst []byte) []byte {
 	for _, p := range f.prefixOf {
 		dst = wire.AppendString(dst, p)
 	}
-	dst = f.arena.appendTo(dst)
-	dst = wire.AppendPackedView(dst, &f.offs)
-	dst = wire.AppendPackedView(dst, &f.slots)
-	dst = wire.AppendPackedView(dst, &f.old)
-	dst = wire.AppendPackedView(dst, &f.tags)
-	dst = wire.AppendPackedView(dst, &f.oldTags)
+	dst = f.arena.appendTo(dst, step)
+	for _, v := range []*packed.PagesView{&f.offs, &f.slots, &f.old, &f.tags, &f.oldTags} {
+		dst = wire.AppendPackedView(dst, v)
+		step.Do()
+	}
 	return wire.AppendUvarint(dst, uint64(f.moved))
 }
 

@@ -16,18 +16,26 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Checksum returns the CRC-32C (Castagnoli) of b, the checksum of the
 // snapshot encodings.
-func Checksum(b []byte) uint32 {
+func Checksum(b []byte) uint32 { return ChecksumPaced(b, nil) }
+
+// ChecksumPaced is Checksum calling step (unless nil) after each MiB, so
+// that a caller can pace the work (see Step).
+func ChecksumPaced(b []byte, step Step) uint32 {
 	var c uint32
 	for len(b) > 0 {
 		n := min(len(b), sumPiece)
 		c = crc32.Update(c, castagnoli, b[:n])
 		b = b[n:]
+		step.Do()
 	}
 	return c
 }
 
 // SHA256 returns the SHA-256 of b, as sha256.Sum256 does.
-func SHA256(b []byte) [sha256.Size]byte {
+func SHA256(b []byte) [sha256.Size]byte { return SHA256Paced(b, nil) }
+
+// SHA256Paced is SHA256 calling step (unless nil) after each MiB.
+func SHA256Paced(b []byte, step Step) [sha256.Size]byte {
 	if len(b) <= sumPiece {
 		return sha256.Sum256(b)
 	}
@@ -36,13 +44,29 @@ func SHA256(b []byte) [sha256.Size]byte {
 		n := min(len(b), sumPiece)
 		h.Write(b[:n])
 		b = b[n:]
+		step.Do()
 	}
 	var out [sha256.Size]byte
 	h.Sum(out[:0])
 	return out
 }
 
-// Prefault writes a zero into every 4 KiB page of b (which must be zero),
+// Step is called between bounded pieces of a long encoding or hash (a MiB
+// or one section of a snapshot), so that the caller can pace background
+// work: pace.Worker.Step sleeps there once the work has had its share of
+// a CPU. A nil Step does nothing. An encoding that takes a Step gives the
+// same bytes as without.
+type Step func()
+
+// Do calls s unless it is nil.
+func (s Step) Do() {
+	if s != nil {
+		s()
+	}
+}
+
+// Prefault writes a zero into every 4 KiB page of b (which must be zero,
+// or spare room whose bytes do not matter),
 // so that the kernel maps b's pages here, in a Go loop the scheduler can
 // preempt between page faults, rather than inside the first memmove or
 // memclr that reaches them. A fresh 100 MB buffer takes about 25,000
@@ -51,8 +75,17 @@ func SHA256(b []byte) [sha256.Size]byte {
 // goroutine unpreemptible for as long, and a garbage collection that
 // needs its stack spins on another CPU until it ends: the whole process
 // stalls.
-func Prefault(b []byte) {
-	for i := 0; i < len(b); i += 4 << 10 {
-		b[i] = 0
+func Prefault(b []byte) { PrefaultPaced(b, nil) }
+
+// PrefaultPaced is Prefault calling step (unless nil) after each MiB: the
+// faults of a fresh 100 MB buffer are CPU work that a snapshot paces.
+func PrefaultPaced(b []byte, step Step) {
+	for len(b) > 0 {
+		n := min(len(b), sumPiece)
+		for i := 0; i < n; i += 4 << 10 {
+			b[i] = 0
+		}
+		b = b[n:]
+		step.Do()
 	}
 }
