@@ -1236,7 +1236,7 @@ func (j *appendJob) tries() {
 		// The store sends the span's traceparent with the transaction.
 		actx = trace.ContextWithSpan(actx, j.sp)
 	}
-	j.finish(j.g.appendTries(actx, j, j.expected, j.deadline, j.elected, j.first))
+	j.finish(j.g.appendTries(actx, j))
 }
 
 // finish records the outcome of j's append and sends j back to its grain.
@@ -1262,13 +1262,15 @@ func (g *graphGrain) appendPerTry() time.Duration {
 }
 
 // appendTries appends job's transaction, trying again after an
-// ErrUnavailable until deadline, at once when elected (the store's
-// LeaderElected, asked before the first try) closes; first, when not nil,
-// is the ErrUnavailable of a first try already made. No context or timer
-// per try: the store's time-outs are shared, coarse ones (AppendWithin).
-func (g *graphGrain) appendTries(actx context.Context, job *appendJob, expected uint64, deadline time.Time, elected <-chan struct{}, first error) (uint64, error) {
+// ErrUnavailable until job.deadline, at once when job.elected (the store's
+// LeaderElected, asked before the first try) closes; job.first, when not
+// nil, is the ErrUnavailable of a first try already made. No context or
+// timer per try: the store's time-outs are shared, coarse ones
+// (AppendWithin).
+func (g *graphGrain) appendTries(actx context.Context, job *appendJob) (uint64, error) {
 	var seq uint64
-	err := first
+	err := job.first
+	deadline, elected := job.deadline, job.elected
 	pause := appendBackoff
 	for attempt := 0; ; {
 		if err == nil {
@@ -1277,7 +1279,7 @@ func (g *graphGrain) appendTries(actx context.Context, job *appendJob, expected 
 					break
 				}
 			}
-			seq, err = g.store.AppendWithin(actx, min(g.appendPerTry(), time.Until(deadline)), g.graph, expected, job.tx, &job.sealed)
+			seq, err = g.store.AppendWithin(actx, min(g.appendPerTry(), time.Until(deadline)), g.graph, job.expected, job.tx, &job.sealed)
 			if err == nil || !errors.Is(err, persistence.ErrUnavailable) {
 				break
 			}
