@@ -151,7 +151,10 @@
 // ProjectionConfig.SizeCaches sizes it and the time-travel caches from a
 // memory limit) under the graph, its version (events applied) and the
 // query's deterministic wire form, so a write makes every earlier answer
-// unreachable; errors are not cached. A cached reply says cached and
+// unreachable, and the shard removes them as soon as it caches an answer
+// of the newer version (they would otherwise stay live heap, marked by
+// every garbage collection, until the LRU or the TTL dropped them); errors
+// are not cached. A cached reply says cached and
 // carries the shard's current as_of_seq; CacheStats counts hits and
 // misses, and the gateway shows them in the query endpoint's stats (the
 // command endpoint's carry the grains' counters and the process's memory,

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/elastic/go-freelru"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
@@ -42,8 +41,9 @@ type ProjectionConfig struct {
 	// (an LRU, elastic/go-freelru); 0 turns the cache off. Default 4,096.
 	CacheEntries int
 	// CacheTTL is how long a cached answer is served. Answers are keyed by
-	// the graph's version, so a write makes them unreachable at once; the
-	// TTL only bounds how long an unused one holds memory. Default 1 minute.
+	// the graph's version, so a write makes them unreachable at once (and
+	// the next answer cached for the graph removes them); the TTL only
+	// bounds how long an unused one holds memory. Default 1 minute.
 	CacheTTL time.Duration
 	// CacheMaxReplyBytes: larger answers are not cached. Default 8 KiB, so
 	// that a shard's cache holds at most CacheEntries * 8 KiB (32 MiB).
@@ -329,7 +329,8 @@ type Projections struct {
 	hits   atomic.Uint64
 	misses atomic.Uint64
 	// evictions counts answers the query caches dropped (full, or past
-	// their lifetime); chainFailures the graphs stopped because their
+	// their lifetime; not the stale ones a newer version's answer drops);
+	// chainFailures the graphs stopped because their
 	// stored history failed a check.
 	evictions, chainFailures atomic.Uint64
 	mu                       sync.Mutex
@@ -855,7 +856,7 @@ type shardActor struct {
 	// absent holds graphs a partitioned shard found without transactions
 	// up to seq (see markAbsent); nil until one is.
 	absent map[string]struct{}
-	cache  *freelru.LRU[cacheKey, *cairnv1.QueryReply] // nil when off
+	cache  *queryCache // nil when off
 	// firstRead holds, per graph, the apply span of the last traced
 	// transaction applied to it, until a query on the graph is answered
 	// (nil until tracing sees one: see applyTraced).

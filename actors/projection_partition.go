@@ -212,6 +212,9 @@ func (a *shardActor) drop(graph string) {
 		a.shard.held.Add(-1)
 		delete(a.graphs, graph)
 	}
+	if a.cache != nil {
+		a.cache.Forget(graph)
+	}
 }
 
 // startAdopt enters graph as being adopted up to stream sequence upTo and

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"hash/maphash"
 	"strings"
-	"sync/atomic"
 	"time"
 
-	"github.com/elastic/go-freelru"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -220,17 +218,6 @@ type cacheKey struct {
 }
 
 var cacheSeed = maphash.MakeSeed()
-
-func newQueryCache(cfg ProjectionConfig, evictions *atomic.Uint64) (*freelru.LRU[cacheKey, *cairnv1.QueryReply], error) {
-	c, err := freelru.New[cacheKey, *cairnv1.QueryReply](uint32(cfg.CacheEntries),
-		func(k cacheKey) uint32 { return uint32(maphash.Comparable(cacheSeed, k)) })
-	if err != nil {
-		return nil, fmt.Errorf("query cache: %w", err)
-	}
-	c.SetLifetime(cfg.CacheTTL)
-	c.SetOnEvict(func(cacheKey, *cairnv1.QueryReply) { evictions.Add(1) })
-	return c, nil
-}
 
 // queryField returns req and the field of its "query" oneof that is set,
 // nil when none is.

@@ -468,7 +468,9 @@ func (f *Frozen) Bytes() int {
 func (f *Frozen) AppendSnapshot(dst []byte) []byte { return f.AppendSnapshotPaced(dst, nil) }
 
 // AppendSnapshotPaced is AppendSnapshot calling step (unless nil) after
-// each array and each delta.
+// each array and each page of a delta (a delta of a 1M-node graph under
+// writes is about 250 pages; sorting and writing all of them in one piece
+// held a CPU for up to 20 ms).
 func (f *Frozen) AppendSnapshotPaced(dst []byte, step wire.Step) []byte {
 	dst = wire.AppendUvarint(dst, f.epoch)
 	dst = wire.AppendUvarint(dst, uint64(f.nAdded))
@@ -487,22 +489,23 @@ func (f *Frozen) AppendSnapshotPaced(dst []byte, step wire.Step) []byte {
 		step.Do()
 		dst = wire.AppendPacked(dst, &r.ents)
 		step.Do()
-		dst = appendRows(dst, &r.added)
+		dst = appendRows(dst, &r.added, step)
 		step.Do()
 		if f.job != nil {
-			dst = appendRows(dst, &r.frozen)
+			dst = appendRows(dst, &r.frozen, step)
 			step.Do()
 		}
 	}
 	return dst
 }
 
-func appendRows(dst []byte, m *delta) []byte {
+// appendRows appends m's rows, by node, calling step after each page.
+func appendRows(dst []byte, m *delta, step wire.Step) []byte {
 	dst = wire.AppendUvarint(dst, uint64(m.rows))
 	m.sorted(func(u uint32, l []uint32) {
 		dst = wire.AppendUvarint(dst, uint64(u))
 		dst = wire.AppendU32s(dst, l)
-	})
+	}, step)
 	return dst
 }
 

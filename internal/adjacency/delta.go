@@ -102,12 +102,19 @@ func (d *delta) each(f func(u uint32, l []uint32)) {
 	}
 }
 
-// sorted calls f with every node's list, by node.
-func (d *delta) sorted(f func(u uint32, l []uint32)) {
+// sorted calls f with every node's list, by node, and page (unless nil)
+// after each page.
+func (d *delta) sorted(f func(u uint32, l []uint32), page func()) {
+	var us []uint32
 	for _, p := range d.pages {
 		if p != nil {
-			for _, u := range slices.Sorted(maps.Keys(p.m)) {
+			us = slices.AppendSeq(us[:0], maps.Keys(p.m))
+			slices.Sort(us)
+			for _, u := range us {
 				f(u, p.m[u])
+			}
+			if page != nil {
+				page()
 			}
 		}
 	}

@@ -88,3 +88,33 @@ func TestFinishHurriesAPacedCompaction(t *testing.T) {
 		t.Fatalf("node 3 has %d out-edges after the compaction, want 2", n)
 	}
 }
+
+// TestAppendSnapshotPacedStepsPerDeltaPage: the paced encoding of an index
+// whose deltas span many pages writes the same bytes as the unpaced one and
+// steps after each page of each delta, not once per delta.
+func TestAppendSnapshotPacedStepsPerDeltaPage(t *testing.T) {
+	const pages = 40
+	x := New()
+	r := rand.New(rand.NewPCG(13, 14))
+	for e := range uint32(8 * pages) {
+		// Sources and targets spread over every page.
+		x.Add(e, uint32(r.IntN(pages<<deltaPageBits)), uint32(r.IntN(pages<<deltaPageBits)))
+	}
+	f := x.Freeze()
+	steps := 0
+	paced := f.AppendSnapshotPaced(nil, func() { steps++ })
+	if plain := f.AppendSnapshot(nil); !slices.Equal(paced, plain) {
+		t.Fatalf("paced encoding of %d bytes differs from the unpaced one of %d", len(paced), len(plain))
+	}
+	used := 0
+	for d := range x.dir {
+		for _, p := range x.dir[d].added.pages {
+			if p != nil {
+				used++
+			}
+		}
+	}
+	if used < pages || steps < used {
+		t.Fatalf("%d steps for %d delta pages in use, want one per page at least", steps, used)
+	}
+}
