@@ -1,8 +1,11 @@
 package persistence_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -74,4 +77,77 @@ func FuzzFollowedEvents(f *testing.F) {
 			t.Fatalf("%x: %d events counted, %d decoded", data, n, len(m.Tx.GetEvents()))
 		}
 	})
+}
+
+// TestFollowConsumerLost: a follower whose consumer is deleted under it
+// makes a new one from the sequence after the last it delivered, so every
+// transaction still comes once and in order.
+func TestFollowConsumerLost(t *testing.T) {
+	ctx := testCtx(t)
+	srv := natstest.Start(t)
+	st := srv.Store()
+	stream, err := srv.JetStream().Stream(ctx, persistence.DefaultStoreConfig().Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	appendSome := func(k int) {
+		for range k {
+			n++
+			g := fmt.Sprint("lost", n)
+			mustAppend(t, ctx, st, g, 0, tx(g, fmt.Sprint("t", n), persistence.Head{}, 1))
+		}
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	seqs := make(chan uint64, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- st.FollowRaw(fctx, 1, func(f persistence.Followed) error {
+			seqs <- f.Seq
+			return nil
+		})
+	}()
+	next := uint64(1)
+	expect := func() {
+		t.Helper()
+		for next <= uint64(n) {
+			select {
+			case seq := <-seqs:
+				if seq != next {
+					t.Fatalf("delivered seq %d, want %d", seq, next)
+				}
+				next++
+			case err := <-done:
+				t.Fatalf("follow ended: %v", err)
+			case <-ctx.Done():
+				t.Fatalf("seq %d not delivered", next)
+			}
+		}
+	}
+	appendSome(3)
+	expect()
+	names := stream.ConsumerNames(ctx)
+	deleted := 0
+	for name := range names.Name() {
+		if err := stream.DeleteConsumer(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		deleted++
+	}
+	if deleted == 0 {
+		t.Fatal("no consumer to delete")
+	}
+	appendSome(3)
+	expect()
+	appendSome(2)
+	expect()
+	select {
+	case seq := <-seqs:
+		t.Fatalf("seq %d delivered again", seq)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("follow ended with %v, want context.Canceled", err)
+	}
 }

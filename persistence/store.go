@@ -798,28 +798,13 @@ func (s *Store) iterateWatched(ctx context.Context, subjects []string, fromSeq u
 	if fromSeq == 0 {
 		fromSeq = 1
 	}
-	cctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
-	cons, err := s.stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: subjects,
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    fromSeq,
-	})
-	cancel()
-	if err != nil {
-		return fmt.Errorf("read from %d: %w", fromSeq, translate(err))
+	r := s.newPullReader(subjects, fromSeq)
+	if err := r.start(ctx); err != nil {
+		return fmt.Errorf("read from %d: %w", fromSeq, err)
 	}
-	// Pulls of 5 s with a heartbeat every 2.5 s: a reader whose server went
-	// away (a stream leader killed, a node of the cluster gone) notices
-	// within seconds and the ordered consumer is made again, where the
-	// default 30 s pulls left a follower stalled over a minute after a
-	// failover.
-	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(pullMessages, pullBytes(s.js.Conn().MaxPayload())), jetstream.PullExpiry(readPullExpiry))
-	if err != nil {
-		return fmt.Errorf("read from %d: %w", fromSeq, translate(err))
-	}
-	defer it.Stop()
-	// The iterator does not watch ctx: stop it when ctx ends.
-	stop := context.AfterFunc(ctx, it.Stop)
+	defer r.close()
+	// Next does not watch ctx while it waits: stop it when ctx ends.
+	stop := context.AfterFunc(ctx, r.stop)
 	defer stop()
 	var lastAt atomic.Int64   // when the last message came (unix ns)
 	var lastSeq atomic.Uint64 // its stream sequence
@@ -829,10 +814,10 @@ func (s *Store) iterateWatched(ctx context.Context, subjects []string, fromSeq u
 	if stall > 0 {
 		wctx, wcancel := context.WithCancel(ctx)
 		defer wcancel()
-		go s.watchStall(wctx, stall, &lastAt, &lastSeq, func() { stalled.Store(true); it.Stop() })
+		go s.watchStall(wctx, stall, &lastAt, &lastSeq, func() { stalled.Store(true); r.stop() })
 	}
 	for {
-		m, err := it.Next()
+		m, err := r.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -840,18 +825,13 @@ func (s *Store) iterateWatched(ctx context.Context, subjects []string, fromSeq u
 			if stalled.Load() {
 				return fmt.Errorf("read from %d: %w: no message for %s past seq %d while the stream holds more", fromSeq, ErrUnavailable, stall, lastSeq.Load())
 			}
-			return fmt.Errorf("read from %d: %w", fromSeq, translate(err))
+			return fmt.Errorf("read from %d: %w", fromSeq, err)
 		}
-		md, err := m.Metadata()
-		if err != nil {
-			// Not a JetStream message: the consumer is broken, not a graph.
-			return fmt.Errorf("read from %d: %w: %v", fromSeq, ErrMalformed, err)
-		}
-		lastSeq.Store(md.Sequence.Stream)
+		lastSeq.Store(m.Seq)
 		// While fn runs (a projection waiting for a busy shard) the
 		// consumer is not stalled: the clock starts when fn returns.
 		lastAt.Store(math.MaxInt64)
-		done, err := fn(storedMsg{Subject: m.Subject(), Seq: md.Sequence.Stream, Time: md.Timestamp, Data: m.Data(), Header: m.Headers(), Pending: md.NumPending})
+		done, err := fn(m)
 		lastAt.Store(time.Now().UnixNano())
 		if done || err != nil {
 			return err
