@@ -92,7 +92,7 @@ func (r *pullReader) start(ctx context.Context) error {
 		r.mu.Unlock()
 		_ = sub.Unsubscribe()
 		r.drop(cfg.Name)
-		return ctx.Err()
+		return errPullStopped
 	}
 	r.sub = sub
 	r.mu.Unlock()
@@ -145,7 +145,7 @@ func (r *pullReader) reset(ctx context.Context, why error) error {
 		case <-time.After(time.Duration(1<<(r.resets-1)) * 100 * time.Millisecond):
 		}
 		err := r.start(ctx)
-		if err == nil || ctx.Err() != nil {
+		if err == nil || ctx.Err() != nil || errors.Is(err, errPullStopped) {
 			return err
 		}
 		why = err
@@ -179,10 +179,20 @@ var (
 // again or the connection closed.
 func (r *pullReader) Next(ctx context.Context) (storedMsg, error) {
 	for {
-		if r.name == "" {
+		r.mu.Lock()
+		sub, stopped := r.sub, r.stopped
+		r.mu.Unlock()
+		if stopped {
+			if ctx.Err() != nil {
+				return storedMsg{}, ctx.Err()
+			}
+			return storedMsg{}, errPullStopped
+		}
+		if sub == nil {
 			if err := r.reset(ctx, errPullHeartbeat); err != nil {
 				return storedMsg{}, err
 			}
+			continue
 		}
 		if err := r.pull(); err != nil {
 			if errors.Is(err, nats.ErrConnectionClosed) {
@@ -192,15 +202,6 @@ func (r *pullReader) Next(ctx context.Context) (storedMsg, error) {
 				return storedMsg{}, err
 			}
 			continue
-		}
-		r.mu.Lock()
-		sub, stopped := r.sub, r.stopped
-		r.mu.Unlock()
-		if stopped {
-			if ctx.Err() != nil {
-				return storedMsg{}, ctx.Err()
-			}
-			return storedMsg{}, errPullStopped
 		}
 		m, err := sub.NextMsg(2 * pullHeartbeat)
 		switch {
@@ -213,8 +214,8 @@ func (r *pullReader) Next(ctx context.Context) (storedMsg, error) {
 		case errors.Is(err, nats.ErrConnectionClosed):
 			return storedMsg{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		default:
-			// Unsubscribed: stopped (checked above on the next turn),
-			// or the subscription failed (a slow consumer).
+			// Unsubscribed: stopped (checked on the next turn), or the
+			// subscription failed (a slow consumer).
 			r.mu.Lock()
 			stopped = r.stopped
 			r.mu.Unlock()
