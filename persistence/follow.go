@@ -80,8 +80,10 @@ func countEvents(b []byte) int {
 
 // Follow calls fn for every message of the stream from fromSeq on, in stream
 // order, and keeps waiting for new ones until ctx ends or fn returns an
-// error. It uses an ordered consumer, which re-creates itself after a gap,
-// so fn sees each sequence at most once and in order. It follows the stream
+// error. It reads through a consumer that it makes again after a gap, a
+// lost consumer or missed heartbeats (pullReader), from the sequence
+// after the last delivered, so fn sees each sequence at most once and in
+// order. It follows the stream
 // only: transactions archived before fromSeq's turn came are not delivered
 // (a follower that finds a graph starting past chain position 1 reads the
 // archived prefix with Read, which reads across archive and stream).

@@ -668,8 +668,8 @@ type storedMsg struct {
 // sequence (upTo > 0) goes by batched direct gets, which any replica
 // answers with no consumer to create (so it needs no JetStream meta
 // leader: a grain activates while the NATS cluster elects one); whatever
-// that cannot read, an ordered consumer reads. Read, ReadAll, ReadScan
-// and Follow all go through it.
+// that cannot read, a consumer reads in order (pullReader). Read,
+// ReadAll, ReadScan and Follow all go through it.
 func (s *Store) iterate(ctx context.Context, subjects []string, fromSeq, upTo uint64, fn func(storedMsg) (done bool, err error)) error {
 	if len(subjects) == 1 && upTo > 0 && !noDirectReads {
 		next, done, err := s.iterateDirect(ctx, subjects[0], max(fromSeq, 1), upTo, fn)
@@ -792,8 +792,9 @@ func (s *Store) iterateDirect(ctx context.Context, subject string, fromSeq, upTo
 // message came for stall while the stream holds messages past the last one
 // delivered, the consumer is given up with an ErrUnavailable, so that the
 // caller follows again from where it was. After a stream leader was killed,
-// nats.go's ordered consumer sometimes never resumed (a projection stayed
-// behind for over a minute in 1 of 5 runs of TestReplicatedStoreLeaderKill).
+// nats.go's ordered consumer (which pullReader replaced) sometimes never
+// resumed (a projection stayed behind for over a minute in 1 of 5 runs of
+// TestReplicatedStoreLeaderKill).
 func (s *Store) iterateWatched(ctx context.Context, subjects []string, fromSeq uint64, stall time.Duration, fn func(storedMsg) (done bool, err error)) error {
 	if fromSeq == 0 {
 		fromSeq = 1
