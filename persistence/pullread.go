@@ -20,9 +20,11 @@ import (
 // sequence wanted, pull requests of half its buffer whenever less than
 // half of it is asked for, with an idle heartbeat, and the stream and
 // consumer sequences read off each message's reply subject. A gap in the
-// consumer sequence, a missed heartbeat (two in a row), or a status that
-// ends the consumer (deleted, leadership changed) makes a new consumer
-// from the sequence after the last one delivered, so every sequence is
+// consumer sequence, a missed heartbeat (two in a row), a status that
+// ends the consumer (deleted, leadership changed), or the connection's
+// reconnect (its pull requests and messages in flight are lost; the
+// consumer may have been on a node that died) makes a new consumer from
+// the sequence after the last one delivered, so every sequence is
 // delivered at most once and in order.
 //
 // It exists for the cost: nats.go's iterator made a timer, a closure and
@@ -41,9 +43,41 @@ type pullReader struct {
 	asked    int // messages asked for and not delivered or ended yet
 	resets   int // resets in a row without a message between them
 
-	mu      sync.Mutex
-	sub     *nats.Subscription
-	stopped bool
+	mu          sync.Mutex
+	sub         *nats.Subscription
+	stopped     bool
+	reconnected bool // the connection reconnected since the consumer was made
+}
+
+// pullKickHeader marks the message a reader sends itself to wake its Next
+// after a reconnect.
+const pullKickHeader = "Cairn-Reader-Kick"
+
+// watchReconnects makes a new consumer after each reconnect, at once
+// rather than after two missed heartbeats (nats.go's ordered consumer
+// does the same). It returns the function that stops watching.
+func (r *pullReader) watchReconnects() (stop func()) {
+	ch := r.nc.StatusChanged(nats.CONNECTED)
+	go func() {
+		for range ch {
+			r.kick()
+		}
+	}()
+	return func() { r.nc.RemoveStatusListener(ch) }
+}
+
+// kick marks the consumer as one to make again and wakes a Next waiting
+// for a message with one sent to the reader's own inbox.
+func (r *pullReader) kick() {
+	r.mu.Lock()
+	r.reconnected = true
+	inbox := r.inbox
+	r.mu.Unlock()
+	if inbox != "" {
+		m := nats.NewMsg(inbox)
+		m.Header.Set(pullKickHeader, "reconnected")
+		_ = r.nc.PublishMsg(m)
+	}
 }
 
 // pullHeartbeat is the idle heartbeat a pull request asks for: two missed
@@ -94,9 +128,9 @@ func (r *pullReader) start(ctx context.Context) error {
 		r.drop(cfg.Name)
 		return errPullStopped
 	}
-	r.sub = sub
+	r.sub, r.inbox, r.reconnected = sub, inbox, false
 	r.mu.Unlock()
-	r.name, r.inbox, r.dseq, r.asked = cfg.Name, inbox, 0, 0
+	r.name, r.dseq, r.asked = cfg.Name, 0, 0
 	return nil
 }
 
@@ -133,6 +167,9 @@ func (r *pullReader) stop() {
 
 // reset makes a new consumer from the sequence after the last delivered.
 func (r *pullReader) reset(ctx context.Context, why error) error {
+	if pullResetHook != nil {
+		pullResetHook(why)
+	}
 	r.close()
 	for {
 		r.resets++
@@ -169,9 +206,14 @@ func (r *pullReader) pull() error {
 
 // errPullGap, errPullHeartbeat: why a reader made a new consumer.
 var (
-	errPullGap       = errors.New("a gap in the consumer's sequence")
-	errPullHeartbeat = errors.New("no heartbeat")
+	errPullGap         = errors.New("a gap in the consumer's sequence")
+	errPullHeartbeat   = errors.New("no heartbeat")
+	errPullReconnected = errors.New("the connection reconnected")
 )
+
+// pullResetHook, when set (tests), is called with the reason of each
+// reset.
+var pullResetHook func(why error)
 
 // Next returns the next message in stream order. Errors: ctx's error once
 // ctx ended, errPullStopped after stop, ErrMalformed for a message that
@@ -180,8 +222,14 @@ var (
 func (r *pullReader) Next(ctx context.Context) (storedMsg, error) {
 	for {
 		r.mu.Lock()
-		sub, stopped := r.sub, r.stopped
+		sub, stopped, reconnected := r.sub, r.stopped, r.reconnected
 		r.mu.Unlock()
+		if !stopped && sub != nil && reconnected {
+			if err := r.reset(ctx, errPullReconnected); err != nil {
+				return storedMsg{}, err
+			}
+			continue
+		}
 		if stopped {
 			if ctx.Err() != nil {
 				return storedMsg{}, ctx.Err()
@@ -227,6 +275,9 @@ func (r *pullReader) Next(ctx context.Context) (storedMsg, error) {
 			continue
 		}
 		if len(m.Data) == 0 && m.Header != nil {
+			if m.Header.Get(pullKickHeader) != "" && m.Reply == "" {
+				continue // the reset is on the next turn
+			}
 			if st := m.Header.Get("Status"); st != "" {
 				if err := r.status(st, m.Header); err != nil {
 					if err := r.reset(ctx, err); err != nil {

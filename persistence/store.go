@@ -804,6 +804,7 @@ func (s *Store) iterateWatched(ctx context.Context, subjects []string, fromSeq u
 		return fmt.Errorf("read from %d: %w", fromSeq, err)
 	}
 	defer r.close()
+	defer r.watchReconnects()()
 	// Next does not watch ctx while it waits: stop it when ctx ends.
 	stop := context.AfterFunc(ctx, r.stop)
 	defer stop()
