@@ -124,7 +124,7 @@ func (l *linker) run(ctx context.Context) {
 		from := l.position(ctx) + 1
 		var done uint64
 		saved := time.Now()
-		err := l.e.store.FollowRaw(ctx, from, func(f persistence.Followed) error {
+		err := l.e.store.FollowStored(ctx, from, func(f persistence.Followed) error {
 			l.handle(ctx, f)
 			done = f.Seq
 			if f.Pending == 0 || time.Since(saved) > linkerSave {

@@ -46,36 +46,87 @@ func Seal(graph, txID string, ts int64, head Head, events []*cairnv1.Event) ([]*
 	if len(events) == 0 {
 		return nil, start, fmt.Errorf("seal %s: a transaction needs at least one event", graph)
 	}
-	recs := make([]*cairnv1.EventRecord, len(events))
-	stored := make([]cairnv1.EventRecord, len(events)) // one allocation for the records
-	mo := proto.MarshalOptions{Deterministic: true}
-	var body []byte
+	var recs []*cairnv1.EventRecord
+	if len(events) == 1 {
+		// One allocation for the record and the slice (a transaction
+		// of one event is the usual command's).
+		one := new(sealedOne)
+		one.ptrs[0] = &one.rec
+		recs = one.ptrs[:]
+	} else {
+		recs = make([]*cairnv1.EventRecord, len(events))
+		stored := make([]cairnv1.EventRecord, len(events)) // one allocation for the records
+		for i := range recs {
+			recs[i] = &stored[i]
+		}
+	}
+	// Each event is marshalled straight into its envelope's encoding,
+	// sized first (the marshal then reuses the size), and each envelope
+	// links the previous one's CID by its bytes: the only CID parsed is
+	// the new head's. One allocation holds every encoding, each followed
+	// by its CID, at a bound of its size (the fixed part of an envelope is
+	// under 100 bytes).
+	sizer := proto.MarshalOptions{Deterministic: true}
+	mo := proto.MarshalOptions{Deterministic: true, UseCachedSize: true}
+	var sizes [16]int
+	sz := sizes[:0]
+	if len(events) > len(sizes) {
+		sz = make([]int, 0, len(events))
+	}
+	total := 0
 	for i, ev := range events {
 		typ := EventType(ev)
 		if typ == "" {
 			return nil, start, fmt.Errorf("seal %s: event %d has no kind", graph, i)
 		}
-		var err error
-		body, err = mo.MarshalAppend(body[:0], ev)
+		sz = append(sz, sizer.Size(ev))
+		total += envelopeBound(sz[i], graph, txID, typ)
+	}
+	buf := make([]byte, total)
+	var prev []byte // the previous event's CID, once there is one in this transaction
+	for i, ev := range events {
+		typ := EventType(ev)
+		bound := envelopeBound(sz[i], graph, txID, typ)
+		enc := buf[:0:bound]
+		buf = buf[bound:]
+		enc = appendEnvelopeHead(enc, i > 0 || head.CID.Defined(), head.N+uint64(i)+1, EnvelopeVersion, ts, txID, sz[i])
+		at := len(enc)
+		enc, err := mo.MarshalAppend(enc, ev)
 		if err != nil {
 			return nil, start, fmt.Errorf("seal %s: marshal event %d: %w", graph, i, err)
 		}
-		env := Envelope{Version: EnvelopeVersion, Graph: graph, N: head.N + 1, Type: typ, Tx: txID, TS: ts, Body: body, Prev: head.CID}
-		// One allocation of about the right size (the fixed part of an
-		// envelope is under 100 bytes) for the encoding and its CID after
-		// it, and no copy.
-		enc := env.AppendEncode(make([]byte, 0, 96+len(body)+len(graph)+len(txID)+len(typ)+head.CID.ByteLen()+CIDLen))
+		if len(enc)-at != sz[i] {
+			return nil, start, fmt.Errorf("seal %s: marshal event %d: %d bytes, sized %d (changed meanwhile)", graph, i, len(enc)-at, sz[i])
+		}
+		if i == 0 {
+			enc = appendEnvelopeTail(enc, head.CID.KeyString(), typ, graph)
+		} else {
+			enc = appendEnvelopeTail(enc, prev, typ, graph)
+		}
 		c := appendEventCID(enc[len(enc):], enc)
 		enc = enc[:len(enc):len(enc)]
-		recs[i] = &stored[i]
 		recs[i].Cid, recs[i].DagCbor = c, enc
-		_, parsed, err := cid.CidFromBytes(c)
-		if err != nil {
-			return nil, start, fmt.Errorf("seal %s: %w", graph, err)
-		}
-		head = Head{N: env.N, CID: parsed}
+		prev = c
 	}
-	return recs, head, nil
+	_, parsed, err := cid.CidFromBytes(prev)
+	if err != nil {
+		return nil, start, fmt.Errorf("seal %s: %w", graph, err)
+	}
+	return recs, Head{N: head.N + uint64(len(events)), CID: parsed}, nil
+}
+
+// envelopeBound bounds the encoding of an envelope whose body is size
+// bytes, and its CID after it: the fixed part is under 100 bytes, a prev
+// link is a CID.
+func envelopeBound(size int, graph, txID, typ string) int {
+	return 96 + size + len(graph) + len(txID) + len(typ) + 2*CIDLen
+}
+
+// sealedOne is the record of a transaction of one event and the slice
+// that holds it, allocated together.
+type sealedOne struct {
+	rec  cairnv1.EventRecord
+	ptrs [1]*cairnv1.EventRecord
 }
 
 // Chain checks transactions of one graph in stream order: every CID, every

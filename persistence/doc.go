@@ -127,6 +127,15 @@
 // appended (Followed.Sealed) instead of decoding it, when the message they
 // read with its transaction id holds the bytes that were published (a
 // seeded hash and the length compared), and check it with CheckSealed.
+// Each append is handed to one follower only, the first to read it: a
+// follower with no use for it (the engine's linker) follows with
+// FollowStored, which always gets the bytes and takes none.
+//
+// Readers and followers read the stream through an ephemeral consumer
+// that they pull from themselves on a plain subscription, as nats.go's
+// ordered consumer would but without its per-message timer and metadata:
+// a gap in the consumer's sequence, two missed heartbeats or a consumer
+// that is lost make a new one from the sequence after the last delivered.
 //
 // # Backup
 //

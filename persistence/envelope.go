@@ -86,35 +86,48 @@ var cidBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPaddi
 // byte-identical to go-ipld-prime's dagcbor encoder (tests prove it) and about
 // five times faster.
 func (e *Envelope) AppendEncode(dst []byte) []byte {
-	n := 7
-	if e.Prev.Defined() {
-		n = 8
-	}
-	dst = append(dst, 0xa0|byte(n))
-	dst = cborText(dst, "n")
-	dst = cborUint(dst, 0, e.N)
-	dst = cborText(dst, "v")
-	dst = cborInt(dst, e.Version)
-	dst = cborText(dst, "ts")
-	dst = cborInt(dst, e.TS)
-	dst = cborText(dst, "tx")
-	dst = cborText(dst, e.Tx)
-	dst = cborText(dst, "body")
-	dst = cborUint(dst, 2, uint64(len(e.Body)))
+	dst = appendEnvelopeHead(dst, e.Prev.Defined(), e.N, e.Version, e.TS, e.Tx, len(e.Body))
 	dst = append(dst, e.Body...)
-	if e.Prev.Defined() {
+	return appendEnvelopeTail(dst, e.Prev.KeyString(), e.Type, e.Graph)
+}
+
+// appendEnvelopeHead appends an envelope's encoding up to its body: the
+// map's header (8 entries with prev, 7 without), n, v, ts, tx and the
+// body's length (bodyLen bytes, which the caller appends next, then
+// appendEnvelopeTail).
+func appendEnvelopeHead(dst []byte, hasPrev bool, n uint64, version, ts int64, tx string, bodyLen int) []byte {
+	entries := byte(7)
+	if hasPrev {
+		entries = 8
+	}
+	dst = append(dst, 0xa0|entries)
+	dst = cborText(dst, "n")
+	dst = cborUint(dst, 0, n)
+	dst = cborText(dst, "v")
+	dst = cborInt(dst, version)
+	dst = cborText(dst, "ts")
+	dst = cborInt(dst, ts)
+	dst = cborText(dst, "tx")
+	dst = cborText(dst, tx)
+	dst = cborText(dst, "body")
+	return cborUint(dst, 2, uint64(bodyLen))
+}
+
+// appendEnvelopeTail appends the rest of an envelope after its body: prev
+// (the previous event's CID bytes, "" for a graph's first event, as
+// appendEnvelopeHead was told), type and graph.
+func appendEnvelopeTail[P string | []byte](dst []byte, prev P, typ, graph string) []byte {
+	if len(prev) > 0 {
 		dst = cborText(dst, "prev")
-		b := e.Prev.Bytes()
 		dst = append(dst, 0xd8, 42) // tag 42: CID
-		dst = cborUint(dst, 2, uint64(len(b)+1))
+		dst = cborUint(dst, 2, uint64(len(prev)+1))
 		dst = append(dst, 0x00) // multibase identity prefix
-		dst = append(dst, b...)
+		dst = append(dst, prev...)
 	}
 	dst = cborText(dst, "type")
-	dst = cborText(dst, e.Type)
+	dst = cborText(dst, typ)
 	dst = cborText(dst, "graph")
-	dst = cborText(dst, e.Graph)
-	return dst
+	return cborText(dst, graph)
 }
 
 func cborText(dst []byte, s string) []byte {

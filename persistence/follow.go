@@ -80,8 +80,10 @@ func countEvents(b []byte) int {
 
 // Follow calls fn for every message of the stream from fromSeq on, in stream
 // order, and keeps waiting for new ones until ctx ends or fn returns an
-// error. It uses an ordered consumer, which re-creates itself after a gap,
-// so fn sees each sequence at most once and in order. It follows the stream
+// error. It reads through a consumer that it makes again after a gap, a
+// lost consumer or missed heartbeats (pullReader), from the sequence
+// after the last delivered, so fn sees each sequence at most once and in
+// order. It follows the stream
 // only: transactions archived before fromSeq's turn came are not delivered
 // (a follower that finds a graph starting past chain position 1 reads the
 // archived prefix with Read, which reads across archive and stream).
@@ -102,11 +104,32 @@ func (s *Store) Follow(ctx context.Context, fromSeq uint64, fn func(Followed) er
 //
 // Errors: as Follow's.
 func (s *Store) FollowRaw(ctx context.Context, fromSeq uint64, fn func(Followed) error) error {
+	return s.followRaw(ctx, fromSeq, true, fn)
+}
+
+// FollowStored is FollowRaw for a follower that has no use for Sealed:
+// every message comes with its bytes in Data, and this store's own
+// appends are left to the follower that reuses them. A store's appends are
+// handed out once (the first follower to read one takes it), so a second
+// follower on FollowRaw (the engine's linker beside its projections) would
+// take some of them, and the projections would decode and check those
+// again.
+//
+// Errors: as Follow's.
+func (s *Store) FollowStored(ctx context.Context, fromSeq uint64, fn func(Followed) error) error {
+	return s.followRaw(ctx, fromSeq, false, fn)
+}
+
+func (s *Store) followRaw(ctx context.Context, fromSeq uint64, sealed bool, fn func(Followed) error) error {
 	prefix := s.cfg.SubjectPrefix + "."
 	return s.iterateWatched(ctx, nil, fromSeq, followStall, func(m storedMsg) (bool, error) {
 		f := Followed{Graph: strings.TrimPrefix(m.Subject, prefix), Pending: m.Pending, Data: m.Data}
 		f.Seq, f.Time, f.Header = m.Seq, m.Time, m.Header
-		if sd := s.own.take(m.Header.Get(jetstream.MsgIDHeader), m.Data); sd != nil {
+		var sd *Sealed
+		if sealed {
+			sd = s.own.take(m.Header.Get(jetstream.MsgIDHeader), m.Data)
+		}
+		if sd != nil {
 			f.Tx, f.Sealed, f.Data = sd.tx, sd, nil
 		} else if f.Data == nil {
 			f.Data = []byte{} // an empty message decodes (to an empty transaction)

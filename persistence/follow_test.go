@@ -1,9 +1,14 @@
 package persistence_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-graph/cairn/internal/natstest"
@@ -74,4 +79,167 @@ func FuzzFollowedEvents(f *testing.F) {
 			t.Fatalf("%x: %d events counted, %d decoded", data, n, len(m.Tx.GetEvents()))
 		}
 	})
+}
+
+// TestFollowConsumerLost: a follower whose consumer is deleted under it
+// makes a new one from the sequence after the last it delivered, so every
+// transaction still comes once and in order.
+func TestFollowConsumerLost(t *testing.T) {
+	ctx := testCtx(t)
+	srv := natstest.Start(t)
+	st := srv.Store()
+	stream, err := srv.JetStream().Stream(ctx, persistence.DefaultStoreConfig().Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	appendSome := func(k int) {
+		for range k {
+			n++
+			g := fmt.Sprint("lost", n)
+			mustAppend(t, ctx, st, g, 0, tx(g, fmt.Sprint("t", n), persistence.Head{}, 1))
+		}
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	seqs := make(chan uint64, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- st.FollowRaw(fctx, 1, func(f persistence.Followed) error {
+			seqs <- f.Seq
+			return nil
+		})
+	}()
+	next := uint64(1)
+	expect := func() {
+		t.Helper()
+		for next <= uint64(n) {
+			select {
+			case seq := <-seqs:
+				if seq != next {
+					t.Fatalf("delivered seq %d, want %d", seq, next)
+				}
+				next++
+			case err := <-done:
+				t.Fatalf("follow ended: %v", err)
+			case <-ctx.Done():
+				t.Fatalf("seq %d not delivered", next)
+			}
+		}
+	}
+	appendSome(3)
+	expect()
+	names := stream.ConsumerNames(ctx)
+	deleted := 0
+	for name := range names.Name() {
+		if err := stream.DeleteConsumer(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		deleted++
+	}
+	if deleted == 0 {
+		t.Fatal("no consumer to delete")
+	}
+	appendSome(3)
+	expect()
+	appendSome(2)
+	expect()
+	select {
+	case seq := <-seqs:
+		t.Fatalf("seq %d delivered again", seq)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("follow ended with %v, want context.Canceled", err)
+	}
+}
+
+// TestFollowAcrossReconnect: when the connection reconnects, a follower
+// makes a new consumer at once (its pull requests and the messages in
+// flight are gone, and its consumer may have been on a node that died),
+// not after two missed heartbeats, and goes on delivering every sequence
+// once and in order.
+func TestFollowAcrossReconnect(t *testing.T) {
+	ctx := testCtx(t)
+	srv := natstest.Start(t)
+	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := persistence.OpenStore(ctx, js, persistence.DefaultStoreConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resets := make(chan error, 16)
+	defer persistence.SetPullResetHook(func(why error) {
+		select {
+		case resets <- why:
+		default:
+		}
+	})()
+	n := 0
+	appendSome := func(k int) {
+		for range k {
+			n++
+			g := fmt.Sprint("re", n)
+			mustAppend(t, ctx, st, g, 0, tx(g, fmt.Sprint("t", n), persistence.Head{}, 1))
+		}
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	seqs := make(chan uint64, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- st.FollowRaw(fctx, 1, func(f persistence.Followed) error {
+			seqs <- f.Seq
+			return nil
+		})
+	}()
+	next := uint64(1)
+	expect := func() {
+		t.Helper()
+		for next <= uint64(n) {
+			select {
+			case seq := <-seqs:
+				if seq != next {
+					t.Fatalf("delivered seq %d, want %d", seq, next)
+				}
+				next++
+			case err := <-done:
+				t.Fatalf("follow ended: %v", err)
+			case <-ctx.Done():
+				t.Fatalf("seq %d not delivered", next)
+			}
+		}
+	}
+	appendSome(3)
+	expect()
+	if err := nc.ForceReconnect(); err != nil {
+		t.Fatal(err)
+	}
+	// The first reset after the reconnect must be for it: a heartbeat's or
+	// a gap's would mean the reader waited for the server to tell it.
+	select {
+	case why := <-resets:
+		if !errors.Is(why, persistence.ErrPullReconnected) {
+			t.Fatalf("the reader's first reset after a reconnect was for %v, want %v", why, persistence.ErrPullReconnected)
+		}
+	case <-ctx.Done():
+		t.Fatal("the reader made no new consumer after the reconnect")
+	}
+	appendSome(3)
+	expect()
+	select {
+	case seq := <-seqs:
+		t.Fatalf("seq %d delivered again", seq)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("follow ended with %v, want context.Canceled", err)
+	}
 }

@@ -57,6 +57,12 @@ func TestFollowSealed(t *testing.T) {
 	if _, err := st.AppendWithin(ctx, time.Minute, graph, 2, txs[2], sealed[2]); !errors.Is(err, persistence.ErrConflict) {
 		t.Fatalf("append of a transaction id used on another graph: %v, want ErrConflict", err)
 	}
+	// A follower that has no use for Sealed gets the bytes, and takes
+	// nothing: Follow after it still gets the Sealed.
+	stored := followAll(t, func(fn func(persistence.Followed) error) error { return st.FollowStored(ctx, 1, fn) })
+	if len(stored) != 3 || stored[0].Sealed != nil || stored[0].Tx != nil || len(stored[0].Data) == 0 {
+		t.Fatalf("FollowStored of seq 1: %d messages, Sealed %p, Tx %v, %d bytes", len(stored), stored[0].Sealed, stored[0].Tx != nil, len(stored[0].Data))
+	}
 	got := followAll(t, func(fn func(persistence.Followed) error) error { return st.Follow(ctx, 1, fn) })
 	if len(got) != 3 {
 		t.Fatalf("followed %d messages, want 3", len(got))

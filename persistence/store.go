@@ -668,8 +668,8 @@ type storedMsg struct {
 // sequence (upTo > 0) goes by batched direct gets, which any replica
 // answers with no consumer to create (so it needs no JetStream meta
 // leader: a grain activates while the NATS cluster elects one); whatever
-// that cannot read, an ordered consumer reads. Read, ReadAll, ReadScan
-// and Follow all go through it.
+// that cannot read, a consumer reads in order (pullReader). Read,
+// ReadAll, ReadScan and Follow all go through it.
 func (s *Store) iterate(ctx context.Context, subjects []string, fromSeq, upTo uint64, fn func(storedMsg) (done bool, err error)) error {
 	if len(subjects) == 1 && upTo > 0 && !noDirectReads {
 		next, done, err := s.iterateDirect(ctx, subjects[0], max(fromSeq, 1), upTo, fn)
@@ -792,34 +792,21 @@ func (s *Store) iterateDirect(ctx context.Context, subject string, fromSeq, upTo
 // message came for stall while the stream holds messages past the last one
 // delivered, the consumer is given up with an ErrUnavailable, so that the
 // caller follows again from where it was. After a stream leader was killed,
-// nats.go's ordered consumer sometimes never resumed (a projection stayed
-// behind for over a minute in 1 of 5 runs of TestReplicatedStoreLeaderKill).
+// nats.go's ordered consumer (which pullReader replaced) sometimes never
+// resumed (a projection stayed behind for over a minute in 1 of 5 runs of
+// TestReplicatedStoreLeaderKill).
 func (s *Store) iterateWatched(ctx context.Context, subjects []string, fromSeq uint64, stall time.Duration, fn func(storedMsg) (done bool, err error)) error {
 	if fromSeq == 0 {
 		fromSeq = 1
 	}
-	cctx, cancel := withTimeout(ctx, s.cfg.OpTimeout)
-	cons, err := s.stream.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: subjects,
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    fromSeq,
-	})
-	cancel()
-	if err != nil {
-		return fmt.Errorf("read from %d: %w", fromSeq, translate(err))
+	r := s.newPullReader(subjects, fromSeq)
+	if err := r.start(ctx); err != nil {
+		return fmt.Errorf("read from %d: %w", fromSeq, err)
 	}
-	// Pulls of 5 s with a heartbeat every 2.5 s: a reader whose server went
-	// away (a stream leader killed, a node of the cluster gone) notices
-	// within seconds and the ordered consumer is made again, where the
-	// default 30 s pulls left a follower stalled over a minute after a
-	// failover.
-	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(pullMessages, pullBytes(s.js.Conn().MaxPayload())), jetstream.PullExpiry(readPullExpiry))
-	if err != nil {
-		return fmt.Errorf("read from %d: %w", fromSeq, translate(err))
-	}
-	defer it.Stop()
-	// The iterator does not watch ctx: stop it when ctx ends.
-	stop := context.AfterFunc(ctx, it.Stop)
+	defer r.close()
+	defer r.watchReconnects()()
+	// Next does not watch ctx while it waits: stop it when ctx ends.
+	stop := context.AfterFunc(ctx, r.stop)
 	defer stop()
 	var lastAt atomic.Int64   // when the last message came (unix ns)
 	var lastSeq atomic.Uint64 // its stream sequence
@@ -829,10 +816,10 @@ func (s *Store) iterateWatched(ctx context.Context, subjects []string, fromSeq u
 	if stall > 0 {
 		wctx, wcancel := context.WithCancel(ctx)
 		defer wcancel()
-		go s.watchStall(wctx, stall, &lastAt, &lastSeq, func() { stalled.Store(true); it.Stop() })
+		go s.watchStall(wctx, stall, &lastAt, &lastSeq, func() { stalled.Store(true); r.stop() })
 	}
 	for {
-		m, err := it.Next()
+		m, err := r.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -840,18 +827,13 @@ func (s *Store) iterateWatched(ctx context.Context, subjects []string, fromSeq u
 			if stalled.Load() {
 				return fmt.Errorf("read from %d: %w: no message for %s past seq %d while the stream holds more", fromSeq, ErrUnavailable, stall, lastSeq.Load())
 			}
-			return fmt.Errorf("read from %d: %w", fromSeq, translate(err))
+			return fmt.Errorf("read from %d: %w", fromSeq, err)
 		}
-		md, err := m.Metadata()
-		if err != nil {
-			// Not a JetStream message: the consumer is broken, not a graph.
-			return fmt.Errorf("read from %d: %w: %v", fromSeq, ErrMalformed, err)
-		}
-		lastSeq.Store(md.Sequence.Stream)
+		lastSeq.Store(m.Seq)
 		// While fn runs (a projection waiting for a busy shard) the
 		// consumer is not stalled: the clock starts when fn returns.
 		lastAt.Store(math.MaxInt64)
-		done, err := fn(storedMsg{Subject: m.Subject(), Seq: md.Sequence.Stream, Time: md.Timestamp, Data: m.Data(), Header: m.Headers(), Pending: md.NumPending})
+		done, err := fn(m)
 		lastAt.Store(time.Now().UnixNano())
 		if done || err != nil {
 			return err
