@@ -417,5 +417,31 @@ func (q engineQuerier) Query(ctx context.Context, req *cairnv1.QueryRequest) *ca
 	return q.e.query(ctx, req)
 }
 
+// QueryNow answers req on the caller's goroutine when that needs no wait
+// (actors.Projections.QueryNow) and this member answers it: not a
+// traversal across links, not another member's graph, not traced.
+func (q engineQuerier) QueryNow(req *cairnv1.QueryRequest) (*cairnv1.QueryReply, bool) {
+	e := q.e
+	if k := req.GetKHop(); k != nil && k.GetFollowLinks() {
+		return nil, false
+	}
+	if sp := req.GetShortestPath(); sp != nil && sp.GetFollowLinks() {
+		return nil, false
+	}
+	if e.ownerElsewhere(req.GetGraphId()) != "" {
+		return nil, false
+	}
+	m := e.cfg.Metrics
+	if m == nil {
+		return e.proj.QueryNow(req)
+	}
+	start := time.Now()
+	rep, ok := e.proj.QueryNow(req)
+	if ok {
+		m.Query(req, rep, time.Since(start))
+	}
+	return rep, ok
+}
+
 // Health is the projections' health (the gateway's query stats).
 func (q engineQuerier) Health() api.ProjectionHealth { return q.e.proj.Health() }

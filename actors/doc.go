@@ -181,6 +181,15 @@
 // second for the next request before it exits), and so do the projection
 // shards' mailboxes (protoactor starts a goroutine per mailbox run by
 // default): a fresh goroutine grew its stack, a copy, on every query.
+// A point query (get_node, get_edge, list_neighbors, find_nodes) that needs
+// no wait (the projections are ready, its shard has reached its min_seq, no
+// as_of, no traceparent to follow) is answered on the subscription's own
+// goroutine instead (NowQuerier, Projections.QueryNow): it reads the
+// shard's read model under the shard's state lock, which the shard actor
+// holds while it handles each message, and only when the lock is free
+// (TryLock), so a long apply never holds up the subscription: such a query
+// then takes the worker and the mailbox as any other. Projections.Query
+// reads the same way once its waits are over.
 //
 //	data, _ := proto.Marshal(envelope)
 //	msg, err := nc.Request(api.CommandSubjectFor(envelope.GraphId), data, 5*time.Second)

@@ -358,6 +358,18 @@ func (g *Gateway) handleQuery(req micro.Request) {
 		g.respond(req, &cairnv1.QueryReply{Error: err.Proto()})
 		return
 	}
+	if now, ok := g.queries.(NowQuerier); ok && !g.propagate && g.take() {
+		// A query that needs no wait is answered here, on the
+		// subscription's goroutine: no worker, no shard mailbox.
+		rep, ok := now.QueryNow(q)
+		if ok {
+			g.respondQuery(req, rep)
+		}
+		g.inflight.Done()
+		if ok {
+			return
+		}
+	}
 	g.work(g.querySem, func() { g.respond(req, &cairnv1.QueryReply{Error: unavailable("cairn is shutting down").Proto()}) },
 		func(ctx context.Context) {
 			if g.propagate {

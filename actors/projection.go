@@ -248,6 +248,17 @@ type Querier interface {
 
 var _ Querier = (*Projections)(nil)
 
+// NowQuerier is a Querier that can also answer a query that needs no
+// wait on the caller's goroutine (Projections.QueryNow): the gateway
+// answers such queries on the goroutine that received them, without a
+// worker. ok false: the query needs Query.
+type NowQuerier interface {
+	Querier
+	QueryNow(req *cairnv1.QueryRequest) (rep *cairnv1.QueryReply, ok bool)
+}
+
+var _ NowQuerier = (*Projections)(nil)
+
 // ErrProjectionStopped is wrapped by *ProjectionStoppedError.
 var ErrProjectionStopped = errors.New("projection stopped")
 
@@ -362,6 +373,14 @@ type shard struct {
 	txs    atomic.Uint64 // transactions the shard went through since Start (applied, or passed over as another member's)
 	space  chan struct{} // signalled when queued drops to maxQueued or below
 
+	// state guards the shard actor's state (actor): the actor holds it
+	// while it handles each message, and a query that needs no wait reads
+	// under it on the caller's goroutine (Projections.answerNow) instead of
+	// queueing in the mailbox. Readers only TryLock it: one that finds it
+	// held takes the mailbox path.
+	state sync.Mutex
+	actor *shardActor
+
 	mu      sync.Mutex
 	applied uint64 // every transaction of the shard up to here is applied
 	// changed is closed when applied advances; made by the first waiter
@@ -380,6 +399,13 @@ func (s *shard) advance(seq uint64) {
 			s.changed = nil
 		}
 	}
+}
+
+// appliedSeq is position's sequence, without making a channel to wait on.
+func (s *shard) appliedSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applied
 }
 
 func (s *shard) position() (uint64, <-chan struct{}) {
@@ -425,6 +451,7 @@ func NewProjections(system *actor.ActorSystem, src Follower, cfg ProjectionConfi
 	for i := range cfg.Shards {
 		sh := &shard{space: make(chan struct{}, 1)}
 		a := &shardActor{p: p, shard: sh, index: i, graphs: map[string]*projected{}}
+		sh.actor = a
 		if cfg.CacheEntries > 0 {
 			if a.cache, err = newQueryCache(cfg, &p.evictions); err != nil {
 				p.stopShards(context.Background())
@@ -876,6 +903,8 @@ func (a *shardActor) headCID(h persistence.Head) string {
 }
 
 func (a *shardActor) Receive(ctx actor.Context) {
+	a.shard.state.Lock()
+	defer a.shard.state.Unlock()
 	switch m := ctx.Message().(type) {
 	case *deliverTx:
 		if a.p.cfg.Tracer != nil && m.f.Header != nil {

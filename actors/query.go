@@ -57,6 +57,9 @@ func (p *Projections) Query(ctx context.Context, req *cairnv1.QueryRequest) *cai
 	if seq, err := p.WaitFor(ctx, graph, req.GetMinSeq()); err != nil {
 		return &cairnv1.QueryReply{AsOfSeq: seq, Error: aggregate.AsCommandError(err).Proto()}
 	}
+	if rep, ok := p.answerNow(req); ok {
+		return rep
+	}
 	ch := make(chan *cairnv1.QueryReply, 1)
 	rq := &runQuery{req: req, reply: ch}
 	if p.cfg.Tracer != nil {
@@ -65,6 +68,66 @@ func (p *Projections) Query(ctx context.Context, req *cairnv1.QueryRequest) *cai
 	}
 	p.root.Send(p.shards[p.Shard(graph)].pid, rq)
 	return p.awaitShard(ctx, ch, "graph "+graph+": the projection shard")
+}
+
+// QueryNow answers req as Query does when it is a point query (get_node,
+// get_edge, list_neighbors, find_nodes: one bounded page at most) that
+// needs no wait: the projections are ready, the graph's shard has reached the request's
+// min_seq, it asks for no as_of, and the shard is between two messages.
+// It reads on the caller's goroutine, without the shard's mailbox; ok is
+// false when it did not answer (the caller then calls Query).
+func (p *Projections) QueryNow(req *cairnv1.QueryRequest) (rep *cairnv1.QueryReply, ok bool) {
+	if err := p.validateQuery(req); err != nil {
+		return &cairnv1.QueryReply{Error: err.Proto()}, true
+	}
+	graph := req.GetGraphId()
+	if err := p.lost.Load(); err != nil {
+		return &cairnv1.QueryReply{Error: dataLoss(graph, *err).Proto()}, true
+	}
+	switch req.GetQuery().(type) {
+	case *cairnv1.QueryRequest_GetNode, *cairnv1.QueryRequest_GetEdge, *cairnv1.QueryRequest_ListNeighbors, *cairnv1.QueryRequest_FindNodes:
+	default:
+		return nil, false
+	}
+	if req.GetAsOf() != nil {
+		return nil, false
+	}
+	select {
+	case <-p.ready:
+	default:
+		return nil, false
+	}
+	if p.shards[p.Shard(graph)].appliedSeq() < req.GetMinSeq() {
+		return nil, false
+	}
+	return p.answerNow(req)
+}
+
+// answerNow answers req on the caller's goroutine under its shard's state
+// lock, when the shard is not handling a message (TryLock) and answering
+// needs nothing of the actor: no adoption to wait for, no first-read span.
+func (p *Projections) answerNow(req *cairnv1.QueryRequest) (*cairnv1.QueryReply, bool) {
+	sh := p.shards[p.Shard(req.GetGraphId())]
+	if sh.actor == nil || !sh.state.TryLock() {
+		return nil, false
+	}
+	defer sh.state.Unlock()
+	a := sh.actor
+	if a.firstRead != nil && p.cfg.Tracer != nil {
+		if _, ok := a.firstRead[req.GetGraphId()]; ok {
+			return nil, false
+		}
+	}
+	if p.part != nil {
+		if e := a.graphs[req.GetGraphId()]; e == nil {
+			if _, ok := a.absent[req.GetGraphId()]; !ok {
+				return nil, false // park would start an adoption
+			}
+		} else if e.adopt != nil {
+			return nil, false
+		}
+	}
+	return a.answer(req), true
 }
 
 // awaitShard waits for a shard's answer on ch; who names the shard in the
