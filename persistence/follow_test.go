@@ -92,42 +92,9 @@ func TestFollowConsumerLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	appendSome := func(k int) {
-		for range k {
-			n++
-			g := fmt.Sprint("lost", n)
-			mustAppend(t, ctx, st, g, 0, tx(g, fmt.Sprint("t", n), persistence.Head{}, 1))
-		}
-	}
-	fctx, cancel := context.WithCancel(ctx)
-	seqs := make(chan uint64, 100)
-	done := make(chan error, 1)
-	go func() {
-		done <- st.FollowRaw(fctx, 1, func(f persistence.Followed) error {
-			seqs <- f.Seq
-			return nil
-		})
-	}()
-	next := uint64(1)
-	expect := func() {
-		t.Helper()
-		for next <= uint64(n) {
-			select {
-			case seq := <-seqs:
-				if seq != next {
-					t.Fatalf("delivered seq %d, want %d", seq, next)
-				}
-				next++
-			case err := <-done:
-				t.Fatalf("follow ended: %v", err)
-			case <-ctx.Done():
-				t.Fatalf("seq %d not delivered", next)
-			}
-		}
-	}
-	appendSome(3)
-	expect()
+	f := followInOrder(t, ctx, st, "lost")
+	f.append(3)
+	f.expect()
 	names := stream.ConsumerNames(ctx)
 	deleted := 0
 	for name := range names.Name() {
@@ -139,18 +106,79 @@ func TestFollowConsumerLost(t *testing.T) {
 	if deleted == 0 {
 		t.Fatal("no consumer to delete")
 	}
-	appendSome(3)
-	expect()
-	appendSome(2)
-	expect()
+	f.append(3)
+	f.expect()
+	f.append(2)
+	f.expect()
+	f.end()
+}
+
+// ordered follows st's stream with FollowRaw from seq 1, for tests that
+// append transactions of fresh graphs and check that each arrives once,
+// in order.
+type ordered struct {
+	t      *testing.T
+	ctx    context.Context
+	st     *persistence.Store
+	prefix string
+	n      int
+	next   uint64
+	seqs   chan uint64
+	done   chan error
+	cancel context.CancelFunc
+}
+
+func followInOrder(t *testing.T, ctx context.Context, st *persistence.Store, prefix string) *ordered {
+	fctx, cancel := context.WithCancel(ctx)
+	f := &ordered{t: t, ctx: ctx, st: st, prefix: prefix, next: 1, seqs: make(chan uint64, 100), done: make(chan error, 1), cancel: cancel}
+	go func() {
+		f.done <- st.FollowRaw(fctx, 1, func(m persistence.Followed) error {
+			f.seqs <- m.Seq
+			return nil
+		})
+	}()
+	return f
+}
+
+// append appends the first transaction of k fresh graphs.
+func (f *ordered) append(k int) {
+	f.t.Helper()
+	for range k {
+		f.n++
+		g := fmt.Sprint(f.prefix, f.n)
+		mustAppend(f.t, f.ctx, f.st, g, 0, tx(g, fmt.Sprint("t", f.n), persistence.Head{}, 1))
+	}
+}
+
+// expect waits for every sequence appended, in order.
+func (f *ordered) expect() {
+	f.t.Helper()
+	for f.next <= uint64(f.n) {
+		select {
+		case seq := <-f.seqs:
+			if seq != f.next {
+				f.t.Fatalf("delivered seq %d, want %d", seq, f.next)
+			}
+			f.next++
+		case err := <-f.done:
+			f.t.Fatalf("follow ended: %v", err)
+		case <-f.ctx.Done():
+			f.t.Fatalf("seq %d not delivered", f.next)
+		}
+	}
+}
+
+// end checks that nothing is delivered again, then stops the follow.
+func (f *ordered) end() {
+	f.t.Helper()
 	select {
-	case seq := <-seqs:
-		t.Fatalf("seq %d delivered again", seq)
+	case seq := <-f.seqs:
+		f.t.Fatalf("seq %d delivered again", seq)
 	case <-time.After(200 * time.Millisecond):
 	}
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("follow ended with %v, want context.Canceled", err)
+	f.cancel()
+	if err := <-f.done; !errors.Is(err, context.Canceled) {
+		f.t.Fatalf("follow ended with %v, want context.Canceled", err)
 	}
 }
 
@@ -182,42 +210,9 @@ func TestFollowAcrossReconnect(t *testing.T) {
 		default:
 		}
 	})()
-	n := 0
-	appendSome := func(k int) {
-		for range k {
-			n++
-			g := fmt.Sprint("re", n)
-			mustAppend(t, ctx, st, g, 0, tx(g, fmt.Sprint("t", n), persistence.Head{}, 1))
-		}
-	}
-	fctx, cancel := context.WithCancel(ctx)
-	seqs := make(chan uint64, 100)
-	done := make(chan error, 1)
-	go func() {
-		done <- st.FollowRaw(fctx, 1, func(f persistence.Followed) error {
-			seqs <- f.Seq
-			return nil
-		})
-	}()
-	next := uint64(1)
-	expect := func() {
-		t.Helper()
-		for next <= uint64(n) {
-			select {
-			case seq := <-seqs:
-				if seq != next {
-					t.Fatalf("delivered seq %d, want %d", seq, next)
-				}
-				next++
-			case err := <-done:
-				t.Fatalf("follow ended: %v", err)
-			case <-ctx.Done():
-				t.Fatalf("seq %d not delivered", next)
-			}
-		}
-	}
-	appendSome(3)
-	expect()
+	f := followInOrder(t, ctx, st, "re")
+	f.append(3)
+	f.expect()
 	if err := nc.ForceReconnect(); err != nil {
 		t.Fatal(err)
 	}
@@ -231,15 +226,7 @@ func TestFollowAcrossReconnect(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the reader made no new consumer after the reconnect")
 	}
-	appendSome(3)
-	expect()
-	select {
-	case seq := <-seqs:
-		t.Fatalf("seq %d delivered again", seq)
-	case <-time.After(200 * time.Millisecond):
-	}
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("follow ended with %v, want context.Canceled", err)
-	}
+	f.append(3)
+	f.expect()
+	f.end()
 }
