@@ -3,6 +3,7 @@ package actors
 import (
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"sync/atomic"
 
 	"github.com/elastic/go-freelru"
@@ -25,6 +26,11 @@ type queryCache struct {
 	// current holds, per graph, the version of its newest answers put and
 	// their keys (some may since have left the LRU).
 	current map[string]*cachedVersion
+	// listed counts the keys in current, and capacity is the LRU's: once
+	// listed passes twice capacity, the keys the LRU let go of are
+	// forgotten (compact), so what current holds is bounded by the cache's
+	// size, not by the number of graphs read.
+	listed, capacity int
 	// dropping is set while stale answers are removed, so that they do not
 	// count as evictions.
 	dropping bool
@@ -41,7 +47,7 @@ func newQueryCache(cfg ProjectionConfig, evictions *atomic.Uint64) (*queryCache,
 	if err != nil {
 		return nil, fmt.Errorf("query cache: %w", err)
 	}
-	c := &queryCache{lru: lru, current: map[string]*cachedVersion{}}
+	c := &queryCache{lru: lru, current: map[string]*cachedVersion{}, capacity: cfg.CacheEntries}
 	lru.SetLifetime(cfg.CacheTTL)
 	lru.SetOnEvict(func(cacheKey, *cairnv1.QueryReply) {
 		if !c.dropping {
@@ -71,10 +77,30 @@ func (c *queryCache) Add(k cacheKey, r *cairnv1.QueryReply) {
 	}
 	c.lru.Add(k, r)
 	cv.keys = append(cv.keys, k)
+	c.listed++
 	// Keys the LRU let go of (full, or past their TTL) stay listed until
-	// the version moves on: forget them once the list outgrows the LRU.
-	if len(cv.keys) > 2*int(c.lru.Len())+64 {
-		cv.keys = cv.keys[:c.kept(cv.keys)]
+	// the version moves on: forget them once the lists outgrow the LRU.
+	if c.listed > 2*c.capacity+64 {
+		c.compact()
+	}
+}
+
+// compact forgets the listed keys the LRU no longer holds, and the graphs
+// left with none. It costs a look-up per listed key, once per capacity
+// answers put at most.
+func (c *queryCache) compact() {
+	c.listed = 0
+	for graph, cv := range c.current {
+		n := c.kept(cv.keys)
+		switch {
+		case n == 0:
+			delete(c.current, graph)
+		case cap(cv.keys) > 4*n+16:
+			cv.keys = slices.Clone(cv.keys[:n])
+		default:
+			cv.keys = cv.keys[:n]
+		}
+		c.listed += n
 	}
 }
 
@@ -85,6 +111,7 @@ func (c *queryCache) drop(cv *cachedVersion) {
 		c.lru.Remove(k)
 	}
 	c.dropping = false
+	c.listed -= len(cv.keys)
 	clear(cv.keys)
 	cv.keys = cv.keys[:0]
 }
