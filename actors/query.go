@@ -77,13 +77,8 @@ func (p *Projections) Query(ctx context.Context, req *cairnv1.QueryRequest) *cai
 // It reads on the caller's goroutine, without the shard's mailbox; ok is
 // false when it did not answer (the caller then calls Query).
 func (p *Projections) QueryNow(req *cairnv1.QueryRequest) (rep *cairnv1.QueryReply, ok bool) {
-	if err := p.validateQuery(req); err != nil {
-		return &cairnv1.QueryReply{Error: err.Proto()}, true
-	}
-	graph := req.GetGraphId()
-	if err := p.lost.Load(); err != nil {
-		return &cairnv1.QueryReply{Error: dataLoss(graph, *err).Proto()}, true
-	}
+	// Any other query is left to Query before it is validated, so that it
+	// is not validated twice.
 	switch req.GetQuery().(type) {
 	case *cairnv1.QueryRequest_GetNode, *cairnv1.QueryRequest_GetEdge, *cairnv1.QueryRequest_ListNeighbors, *cairnv1.QueryRequest_FindNodes:
 	default:
@@ -91,6 +86,13 @@ func (p *Projections) QueryNow(req *cairnv1.QueryRequest) (rep *cairnv1.QueryRep
 	}
 	if req.GetAsOf() != nil {
 		return nil, false
+	}
+	if err := p.validateQuery(req); err != nil {
+		return &cairnv1.QueryReply{Error: err.Proto()}, true
+	}
+	graph := req.GetGraphId()
+	if err := p.lost.Load(); err != nil {
+		return &cairnv1.QueryReply{Error: dataLoss(graph, *err).Proto()}, true
 	}
 	select {
 	case <-p.ready:
